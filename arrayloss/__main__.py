@@ -1,0 +1,5 @@
+"""``python -m arrayloss`` runs the command line."""
+
+from arrayloss.cli import main
+
+main()

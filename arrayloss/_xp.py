@@ -1,0 +1,144 @@
+"""Namespace, dtype and device helpers, and the stable log-sum-exp family.
+
+Everything here takes the namespace ``xp`` as a keyword argument and works on any
+array-API array.  Nothing here writes into an array it did not create.
+"""
+
+from __future__ import annotations
+
+import math
+
+from array_api_compat import (
+    array_namespace,
+    is_cupy_namespace,
+    is_lazy_array,
+    is_numpy_namespace,
+    is_torch_namespace,
+)
+from array_api_compat import device as xp_device
+
+from ._typing import Array, Namespace
+
+__all__ = [
+    "array_namespace",
+    "as_floating",
+    "default_float",
+    "exp_",
+    "finfo_eps",
+    "is_lazy_array",
+    "log_softmax",
+    "logsumexp",
+    "owns_writable_buffer",
+    "scatter_supported",
+    "sigmoid",
+    "softmax",
+    "softplus",
+    "take_along_axis",
+    "xp_device",
+]
+
+
+def default_float(xp: Namespace, device: object = None) -> object:
+    """The namespace's default real floating dtype on ``device``."""
+    info = getattr(xp, "__array_namespace_info__", None)
+    if info is None:  # pragma: no cover - every supported namespace has it
+        return xp.float64
+    return info().default_dtypes(device=device)["real floating"]
+
+
+def as_floating(x: Array, name: str, *, xp: Namespace) -> Array:
+    """Return ``x`` if it is real floating; promote integers to the default float.
+
+    Booleans and complex numbers are rejected with a `TypeError` naming ``name``.
+    """
+    if xp.isdtype(x.dtype, "real floating"):
+        return x
+    if xp.isdtype(x.dtype, "integral") and not xp.isdtype(x.dtype, "bool"):
+        return xp.astype(x, default_float(xp, xp_device(x)))
+    msg = f"`{name}` must have a real floating or integer dtype (got {x.dtype})"
+    raise TypeError(msg)
+
+
+def finfo_eps(dtype: object, *, xp: Namespace) -> float:
+    """Machine epsilon of a floating dtype, as a Python float."""
+    return float(xp.finfo(dtype).eps)
+
+
+def logsumexp(
+    x: Array, *, xp: Namespace, axis: int = -1, keepdims: bool = False
+) -> Array:
+    """log(sum(exp(x))) along ``axis`` with the max shift (exact for +-inf rows)."""
+    m = xp.max(x, axis=axis, keepdims=True)
+    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
+    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    return out if keepdims else xp.squeeze(out, axis=axis)
+
+
+def log_softmax(x: Array, *, xp: Namespace, axis: int = -1) -> Array:
+    """x - logsumexp(x): finite for finite ``x`` however large."""
+    return x - logsumexp(x, xp=xp, axis=axis, keepdims=True)
+
+
+def softmax(x: Array, *, xp: Namespace, axis: int = -1) -> Array:
+    """exp(x - max) / sum(exp(x - max))."""
+    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def sigmoid(x: Array, *, xp: Namespace) -> Array:
+    """1 / (1 + exp(-x)) without overflow warnings: exp of a non-positive number."""
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+def softplus(x: Array, *, xp: Namespace) -> Array:
+    """log(1 + exp(x)) = max(x, 0) + log1p(exp(-|x|))."""
+    return xp.maximum(x, xp.zeros_like(x)) + xp.log1p(xp.exp(-xp.abs(x)))
+
+
+def take_along_axis(
+    x: Array, indices: Array, *, xp: Namespace, axis: int = -1
+) -> Array:
+    """``xp.take_along_axis``, with a gather by one-hot masks where a namespace
+    lacks it (array-api-compat's Dask wrapper): exact, at O(size * k) cost."""
+    if hasattr(xp, "take_along_axis"):
+        return xp.take_along_axis(x, indices, axis=axis)
+    axis = axis % x.ndim
+    n = x.shape[axis]
+    classes = xp.arange(n, device=xp_device(x))
+    shape = [1] * (x.ndim + 1)
+    shape[axis + 1] = n
+    classes = xp.reshape(classes, tuple(shape))
+    hit = xp.expand_dims(indices, axis=axis + 1) == classes
+    picked = xp.where(
+        hit, xp.expand_dims(x, axis=axis), xp.zeros_like(xp.expand_dims(x, axis=axis))
+    )
+    return xp.sum(picked, axis=axis + 1)
+
+
+def exp_(x: Array, *, xp: Namespace) -> Array:
+    """``exp(x)``, written into ``x`` itself on NumPy and CuPy.
+
+    Only for arrays the caller created: on these machines a fresh large temporary
+    costs a page fault per 4 KiB, more than the exponential itself.
+    """
+    if is_numpy_namespace(xp) or is_cupy_namespace(xp):
+        return xp.exp(x, out=x)
+    return xp.exp(x)
+
+
+def owns_writable_buffer(x: Array, *, xp: Namespace) -> bool:
+    """True for a NumPy/CuPy array that owns its writable memory (not a view)."""
+    if is_numpy_namespace(xp):
+        return bool(x.flags.owndata and x.flags.writeable)
+    if is_cupy_namespace(xp):
+        return bool(x.flags.owndata)
+    return False
+
+
+def scatter_supported(xp: Namespace) -> bool:
+    """Whether in-place integer-array assignment works (NumPy, CuPy, PyTorch)."""
+    return is_numpy_namespace(xp) or is_cupy_namespace(xp) or is_torch_namespace(xp)
+
+
+LOG2 = math.log(2.0)

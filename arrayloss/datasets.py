@@ -1,0 +1,570 @@
+"""Small classification data sets, label noise and fixed splits, all offline.
+
+- `load_digits`: the UCI optical digits, 1 797 images of 8×8 pixels, 10 classes,
+  bundled in ``arrayloss/data/digits/``. Source: UCI Machine Learning Repository,
+  "Optical Recognition of Handwritten Digits", E. Alpaydin and C. Kaynak (1998),
+  licensed CC BY 4.0; the file is the copy scikit-learn ships.
+- `make_synthetic`: Gaussian classes in confusable groups (100 classes by default),
+  where top-5 accuracy means something.
+- `load_npz`, `load_idx`, `load_mnist`: user files (MNIST's IDX format, ``.npz``).
+  `load` picks one from a name or a path, as ``arrayloss train --data`` does.
+- `add_label_noise`: symmetric or pair-flip noise that flips exactly
+  ``round(rate * n)`` labels, each to a different class.
+- `split`: train/validation/test parts fixed by a seed.
+
+Everything here is NumPy on the host: features come back as float64 in [0, 1]
+(integer pixels are divided by the largest value), labels as int64. A file that
+cannot be read raises `DataError`, whose message names the file.
+"""
+
+from __future__ import annotations
+
+import gzip
+import math
+import os
+import zipfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+__all__ = [
+    "DataError",
+    "Dataset",
+    "Splits",
+    "add_label_noise",
+    "load",
+    "load_digits",
+    "load_idx",
+    "load_mnist",
+    "load_npz",
+    "make_synthetic",
+    "split",
+    "split_indices",
+]
+
+NOISE_KINDS = ("symmetric", "pairflip")
+
+# IDX type codes: https://yann.lecun.com/exdb/mnist/ (big-endian data).
+_IDX_DTYPES = {
+    0x08: ">u1",
+    0x09: ">i1",
+    0x0B: ">i2",
+    0x0C: ">i4",
+    0x0D: ">f4",
+    0x0E: ">f8",
+}
+
+
+class DataError(ValueError):
+    """A data file or data option that cannot be used; the message says why."""
+
+
+@dataclass(frozen=True, eq=False)
+class Dataset:
+    """Features and labels, with an optional predefined test part.
+
+    Attributes
+    ----------
+    x : ndarray of shape (n, d), float64
+        Features.
+    y : ndarray of shape (n,), int64
+        Class indices in ``[0, n_classes)``.
+    n_classes : int
+        Number of classes.
+    name : str
+        What the data is, for reports.
+    x_test, y_test : ndarray or None
+        A test part fixed by the source (MNIST's ``t10k`` files); `split` then
+        draws only the validation part from ``x``.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    n_classes: int
+    name: str
+    x_test: np.ndarray | None = None
+    y_test: np.ndarray | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Splits:
+    """Train, validation and test parts of a `Dataset`."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    n_classes: int
+    name: str
+
+
+def load_digits() -> Dataset:
+    """The UCI optical digits bundled with arrayloss: 1 797 images, 10 classes.
+
+    Returns
+    -------
+    Dataset
+        ``x`` of shape (1797, 64), pixels scaled from 0..16 to [0, 1]; ``y`` the
+        digit 0..9.
+
+    Notes
+    -----
+    UCI Machine Learning Repository, "Optical Recognition of Handwritten Digits"
+    (test set), E. Alpaydin and C. Kaynak, 1998; CC BY 4.0. See
+    ``arrayloss/data/digits/README.md``.
+
+    Examples
+    --------
+    >>> from arrayloss.datasets import load_digits
+    >>> d = load_digits()
+    >>> d.x.shape, d.n_classes
+    ((1797, 64), 10)
+    """
+    ref = resources.files("arrayloss").joinpath("data", "digits", "digits.csv.gz")
+    with ref.open("rb") as raw, gzip.open(raw, "rt") as f:
+        table = np.loadtxt(f, delimiter=",")
+    x = table[:, :-1] / 16.0
+    y = table[:, -1].astype(np.int64)
+    return Dataset(x, y, 10, "digits")
+
+
+def make_synthetic(
+    n_classes: int = 100,
+    *,
+    n_per_class: int = 30,
+    n_features: int = 32,
+    group_size: int = 5,
+    group_spread: float = 0.8,
+    class_spread: float = 0.4,
+    seed: int = 0,
+) -> Dataset:
+    """Gaussian classes in groups of look-alikes, for many-class experiments.
+
+    Group centres are drawn with standard deviation ``group_spread`` about the
+    origin, the class means of a group with ``class_spread`` about its centre, and
+    every sample is its class mean plus standard normal noise, squashed by
+    ``tanh(z / 2)`` so that the classes are not linearly separable. Classes
+    ``g*group_size ... (g+1)*group_size - 1`` form group ``g``. The classes of a
+    group are easily confused with each other and less often with other groups, so
+    top-1 accuracy stays well below top-``group_size`` accuracy (with the defaults
+    an MLP reaches about 0.6 top-1 and 0.95 top-5 accuracy).
+
+    Parameters
+    ----------
+    n_classes : int, default 100
+        Number of classes (at least 2).
+    n_per_class : int, default 30
+        Samples per class.
+    n_features : int, default 32
+        Dimension of ``x``.
+    group_size : int, default 5
+        Classes per group; the last group may be smaller.
+    group_spread, class_spread : float
+        Standard deviations of the group centres and of the class means about their
+        group centre, in units of the sample noise.
+    seed : int, default 0
+        Seed of the generator; the same arguments give the same data.
+
+    Returns
+    -------
+    Dataset
+        ``x`` of shape (n_classes * n_per_class, n_features) in (-1, 1), shuffled.
+
+    Examples
+    --------
+    >>> from arrayloss.datasets import make_synthetic
+    >>> d = make_synthetic(20, n_per_class=5, seed=1)
+    >>> d.x.shape, d.n_classes
+    ((100, 32), 20)
+    """
+    for name, value, low in (
+        ("n_classes", n_classes, 2),
+        ("n_per_class", n_per_class, 1),
+        ("n_features", n_features, 1),
+        ("group_size", group_size, 1),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            msg = f"`{name}` must be an integer >= {low} (got {name}={value!r})"
+            raise ValueError(msg)
+    rng = np.random.default_rng(seed)
+    n_groups = math.ceil(n_classes / group_size)
+    centres = rng.normal(scale=group_spread, size=(n_groups, n_features))
+    group = np.arange(n_classes) // group_size
+    means = centres[group] + rng.normal(
+        scale=class_spread, size=(n_classes, n_features)
+    )
+    y = np.repeat(np.arange(n_classes, dtype=np.int64), n_per_class)
+    x = np.tanh((means[y] + rng.normal(size=(y.size, n_features))) / 2)
+    order = rng.permutation(y.size)
+    return Dataset(x[order], y[order], n_classes, f"synthetic{n_classes}")
+
+
+def add_label_noise(
+    labels: np.ndarray,
+    rate: float,
+    *,
+    n_classes: int,
+    kind: str = "symmetric",
+    seed: int = 0,
+) -> np.ndarray:
+    """Flip exactly ``round(rate * n)`` labels, each to a different class.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n,)
+        Integer class indices in ``[0, n_classes)``; not modified.
+    rate : float
+        Fraction of labels to flip, in ``[0, 1)``.
+    n_classes : int
+        Number of classes (at least 2 when ``rate > 0``).
+    kind : {"symmetric", "pairflip"}
+        ``"symmetric"``: a flipped label becomes one of the other ``n_classes - 1``
+        classes, uniformly. ``"pairflip"``: class ``c`` becomes ``(c + 1) %
+        n_classes``, the structured noise of Han et al. (2018).
+    seed : int, default 0
+        Which labels flip, and to what, is fixed by the seed.
+
+    Returns
+    -------
+    ndarray of shape (n,), int64
+        The noisy labels; exactly ``round(rate * n)`` of them differ from ``labels``.
+
+    Raises
+    ------
+    ValueError
+        For a rate outside ``[0, 1)``, an unknown ``kind``, or labels out of range.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayloss.datasets import add_label_noise
+    >>> y = np.zeros(10, dtype=np.int64)
+    >>> int((add_label_noise(y, 0.3, n_classes=3, seed=0) != y).sum())
+    3
+    """
+    rate = float(rate)
+    if not 0 <= rate < 1:
+        msg = f"label noise `rate` must be in [0, 1) (got {rate:g})"
+        raise ValueError(msg)
+    if kind not in NOISE_KINDS:
+        msg = f"noise `kind` must be 'symmetric' or 'pairflip' (got {kind!r})"
+        raise ValueError(msg)
+    y = np.asarray(labels)
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        msg = f"`labels` must be a 1-d integer array (got shape {y.shape}, {y.dtype})"
+        raise ValueError(msg)
+    y = y.astype(np.int64)  # a copy: the caller's labels stay as they were
+    if y.size and (y.min() < 0 or y.max() >= n_classes):
+        msg = f"`labels` must lie in [0, {n_classes - 1}] (found {y.min()}..{y.max()})"
+        raise ValueError(msg)
+    n_flip = round(rate * y.size)
+    if n_flip == 0:
+        return y
+    if n_classes < 2:
+        msg = f"label noise needs at least 2 classes (got n_classes={n_classes})"
+        raise ValueError(msg)
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(y.size, size=n_flip, replace=False)
+    shift = 1 if kind == "pairflip" else rng.integers(1, n_classes, size=n_flip)
+    y[idx] = (y[idx] + shift) % n_classes
+    return y
+
+
+def split_indices(
+    n: int, *, val_fraction: float = 0.2, test_fraction: float = 0.2, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Disjoint train, validation and test indices covering ``range(n)``.
+
+    The validation and test parts have ``round(fraction * n)`` samples each; the
+    rest is the training part. The same ``n``, fractions and seed give the same
+    indices, each part sorted.
+    """
+    for name, frac in (
+        ("val_fraction", val_fraction),
+        ("test_fraction", test_fraction),
+    ):
+        if not 0 <= frac < 1:
+            msg = f"`{name}` must be in [0, 1) (got {frac:g})"
+            raise ValueError(msg)
+    n_val, n_test = round(val_fraction * n), round(test_fraction * n)
+    if n - n_val - n_test < 1:
+        msg = (
+            f"no training samples left: {n} samples, val_fraction={val_fraction:g}, "
+            f"test_fraction={test_fraction:g}"
+        )
+        raise ValueError(msg)
+    order = np.random.default_rng(seed).permutation(n)
+    val, test = order[:n_val], order[n_val : n_val + n_test]
+    train = order[n_val + n_test :]
+    return np.sort(train), np.sort(val), np.sort(test)
+
+
+def split(
+    data: Dataset,
+    *,
+    val_fraction: float = 0.2,
+    test_fraction: float = 0.2,
+    seed: int = 0,
+) -> Splits:
+    """Train/validation/test parts of ``data``, fixed by ``seed``.
+
+    When ``data`` has its own test part (MNIST), that part is the test set and
+    ``test_fraction`` is ignored; the validation part is drawn from ``data.x``.
+
+    Examples
+    --------
+    >>> from arrayloss.datasets import load_digits, split
+    >>> s = split(load_digits(), seed=0)
+    >>> len(s.y_train), len(s.y_val), len(s.y_test)
+    (1079, 359, 359)
+    """
+    if data.x_test is not None and data.y_test is not None:
+        tr, va, _ = split_indices(
+            data.y.size, val_fraction=val_fraction, test_fraction=0, seed=seed
+        )
+        x_test, y_test = data.x_test, data.y_test
+    else:
+        tr, va, te = split_indices(
+            data.y.size,
+            val_fraction=val_fraction,
+            test_fraction=test_fraction,
+            seed=seed,
+        )
+        x_test, y_test = data.x[te], data.y[te]
+    return Splits(
+        data.x[tr], data.y[tr], data.x[va], data.y[va], x_test, y_test,
+        data.n_classes, data.name,
+    )  # fmt: skip
+
+
+# -- user files --------------------------------------------------------------------
+
+
+def _features(x: np.ndarray, path: os.PathLike[str] | str) -> np.ndarray:
+    """(n, ...) numbers as float64 (n, d); integers divided by their largest value."""
+    if x.ndim < 2 or x.shape[0] == 0:
+        msg = f"{path}: features must have shape (n, ...) with n >= 1 (got {x.shape})"
+        raise DataError(msg)
+    if np.issubdtype(x.dtype, np.integer):
+        top = float(x.max()) if x.size else 0.0
+        out = x.astype(np.float64) / (top if top > 0 else 1.0)
+    elif np.issubdtype(x.dtype, np.floating):
+        out = x.astype(np.float64)
+    else:
+        msg = f"{path}: features must be numbers (got dtype {x.dtype})"
+        raise DataError(msg)
+    out = out.reshape(out.shape[0], -1)
+    if not np.all(np.isfinite(out)):
+        msg = f"{path}: features contain NaN or infinite values"
+        raise DataError(msg)
+    return out
+
+
+def _labels(y: np.ndarray, n: int, path: os.PathLike[str] | str) -> np.ndarray:
+    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+        msg = f"{path}: labels must be a 1-d integer array (got shape {y.shape}, dtype {y.dtype})"
+        raise DataError(msg)
+    if y.size != n:
+        msg = f"{path}: {y.size} labels for {n} samples"
+        raise DataError(msg)
+    if y.size and y.min() < 0:
+        msg = f"{path}: labels must be class indices >= 0 (found {y.min()})"
+        raise DataError(msg)
+    return y.astype(np.int64)
+
+
+def _n_classes(*labels: np.ndarray) -> int:
+    top = max((int(y.max()) for y in labels if y.size), default=0)
+    return max(top + 1, 2)
+
+
+def load_npz(path: os.PathLike[str] | str) -> Dataset:
+    """Features and labels from a NumPy ``.npz`` file.
+
+    The file holds ``x`` (or ``X`` or ``images``) of shape (n, ...) and ``y`` (or
+    ``labels``) of shape (n,) with integer classes; optionally ``x_test`` and
+    ``y_test``, and ``n_classes`` (otherwise the largest label + 1).
+
+    Raises
+    ------
+    DataError
+        When the file is missing, is not an ``.npz`` archive, or lacks the arrays.
+    """
+    try:
+        # np.load leaks its own file handle on a bad archive: open it here.
+        with open(path, "rb") as fh:
+            loaded = np.load(fh, allow_pickle=False)
+            if not isinstance(loaded, np.lib.npyio.NpzFile):
+                msg = f"{path}: not an .npz archive (a single array?)"
+                raise DataError(msg)
+            with loaded as f:
+                arrays = {k: f[k] for k in f.files}
+    except DataError:
+        raise
+    except FileNotFoundError:
+        msg = f"{path}: no such file"
+        raise DataError(msg) from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        msg = f"{path}: not a readable .npz file ({exc})"
+        raise DataError(msg) from None
+    xkey = next((k for k in ("x", "X", "images") if k in arrays), None)
+    ykey = next((k for k in ("y", "labels") if k in arrays), None)
+    if xkey is None or ykey is None:
+        msg = f"{path}: needs arrays 'x' and 'y' (found {', '.join(sorted(arrays)) or 'none'})"
+        raise DataError(msg)
+    x = _features(arrays[xkey], path)
+    y = _labels(arrays[ykey], x.shape[0], path)
+    x_test = y_test = None
+    if "x_test" in arrays and "y_test" in arrays:
+        x_test = _features(arrays["x_test"], path)
+        y_test = _labels(arrays["y_test"], x_test.shape[0], path)
+        if x_test.shape[1] != x.shape[1]:
+            msg = f"{path}: x_test has {x_test.shape[1]} features, x has {x.shape[1]}"
+            raise DataError(msg)
+    n_classes = (
+        int(arrays["n_classes"]) if "n_classes" in arrays
+        else _n_classes(y, *(() if y_test is None else (y_test,)))
+    )  # fmt: skip
+    for part in (y, y_test):
+        if part is not None and part.size and part.max() >= n_classes:
+            msg = f"{path}: label {part.max()} out of range for n_classes={n_classes}"
+            raise DataError(msg)
+    return Dataset(x, y, n_classes, Path(path).name, x_test, y_test)
+
+
+def load_idx(path: os.PathLike[str] | str) -> np.ndarray:
+    """One array from an IDX file (MNIST's format), gzipped or not.
+
+    Raises
+    ------
+    DataError
+        When the file is missing, has a bad magic number, or is truncated.
+    """
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+        if raw[:2] == b"\x1f\x8b":
+            raw = gzip.decompress(raw)
+    except FileNotFoundError:
+        msg = f"{path}: no such file"
+        raise DataError(msg) from None
+    except (OSError, EOFError) as exc:
+        msg = f"{path}: cannot read IDX file ({exc})"
+        raise DataError(msg) from None
+    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES or raw[3] == 0:
+        msg = f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})"
+        raise DataError(msg)
+    dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
+    header = 4 + 4 * ndim
+    if len(raw) < header:
+        msg = f"{path}: truncated IDX header"
+        raise DataError(msg)
+    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    size = math.prod(shape) * dtype.itemsize
+    if len(raw) - header != size:
+        msg = (
+            f"{path}: IDX header says shape {shape} ({size} bytes) "
+            f"but the file holds {len(raw) - header} bytes of data"
+        )
+        raise DataError(msg)
+    data = np.frombuffer(raw, dtype, offset=header).reshape(shape)
+    return data.astype(dtype.newbyteorder("="))
+
+
+_MNIST = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _find(directory: Path, stem: str) -> Path | None:
+    for name in (
+        stem,
+        stem + ".gz",
+        stem.replace("-idx", ".idx"),
+        stem.replace("-idx", ".idx") + ".gz",
+    ):
+        if (directory / name).is_file():
+            return directory / name
+    return None
+
+
+def load_mnist(path: os.PathLike[str] | str) -> Dataset:
+    """MNIST-style IDX files: a directory, or an images file and its labels file.
+
+    A directory must hold ``train-images-idx3-ubyte`` and
+    ``train-labels-idx1-ubyte`` (``.gz`` allowed) and may hold the ``t10k-`` pair,
+    which becomes the predefined test part. For a single images file, the labels
+    file is found by replacing ``images-idx3`` with ``labels-idx1`` in its name.
+
+    Raises
+    ------
+    DataError
+        When a file is missing or unreadable, or the two files disagree.
+    """
+    p = Path(path)
+    parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if p.is_dir():
+        for part, (images, labels) in _MNIST.items():
+            img, lab = _find(p, images), _find(p, labels)
+            if img is None or lab is None:
+                if part == "train":
+                    msg = f"{p}: no {images}[.gz] and {labels}[.gz] in this directory"
+                    raise DataError(msg)
+                continue
+            parts[part] = _idx_pair(img, lab)
+    else:
+        if "images-idx3" not in p.name:
+            msg = (
+                f"{p}: cannot find the labels file (expected a name with 'images-idx3')"
+            )
+            raise DataError(msg)
+        parts["train"] = _idx_pair(
+            p, p.with_name(p.name.replace("images-idx3", "labels-idx1"))
+        )
+    x, y = parts["train"]
+    x_test, y_test = parts.get("test", (None, None))
+    n_classes = _n_classes(y, *(() if y_test is None else (y_test,)))
+    return Dataset(x, y, n_classes, p.name, x_test, y_test)
+
+
+def _idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
+    x = load_idx(images)
+    # Pixels are scaled by the format's range, not the data's.
+    x = x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x
+    x = _features(x, images)
+    return x, _labels(load_idx(labels), x.shape[0], labels)
+
+
+def load(spec: str, *, seed: int = 0) -> Dataset:
+    """A data set by name (``"digits"``, ``"synthetic"``) or by path.
+
+    A path is read by its form: ``*.npz`` with `load_npz`; a directory or an
+    ``*images-idx3*`` file with `load_mnist`. ``seed`` only matters for
+    ``"synthetic"``.
+
+    Raises
+    ------
+    DataError
+        For an unknown name, a missing path, or a file that cannot be read.
+    """
+    if spec == "digits":
+        return load_digits()
+    if spec == "synthetic":
+        return make_synthetic(seed=seed)
+    p = Path(spec)
+    if not p.exists():
+        msg = (
+            f"unknown data set {spec!r}: not 'digits', 'synthetic' or an existing path"
+        )
+        raise DataError(msg)
+    if p.suffix == ".npz":
+        return load_npz(p)
+    if p.is_dir() or "idx" in p.name:
+        return load_mnist(p)
+    msg = f"{p}: unknown file type (expected .npz, an IDX images file or a directory)"
+    raise DataError(msg)

@@ -1,0 +1,928 @@
+r"""Elementary symmetric polynomials of ``exp(x)``, computed in a tilted linear space.
+
+The :math:`m`-th elementary symmetric polynomial of :math:`y_1..y_n` is
+
+.. math::
+
+    e_m(y) = \sum_{|S| = m} \prod_{j \in S} y_j ,
+    \qquad \prod_j (1 + y_j X) = \sum_m e_m(y) X^m .
+
+For ``y = exp(x)`` these numbers span hundreds of decades, so the engine never forms
+them.  It multiplies *tilted* factors instead (the Poisson-binomial view): with a
+per-row shift ``t``,
+
+.. math::
+
+    b_j = \sigma(x_j + t), \quad a_j = \sigma(-x_j - t), \qquad
+    \prod_j (a_j + b_j X) = \sum_m q_m X^m, \qquad
+    q_m = e^{m t} e_m(y) \prod_j a_j ,
+
+and every :math:`q_m` is a probability (that of ``m`` successes among independent
+Bernoulli(:math:`b_j`) trials).  All arithmetic is sums of products of non-negative
+numbers, so the direct (shift-multiply-add) product is forward stable componentwise;
+only underflow can hurt, and a per-row check catches it: a row whose target
+coefficients fall below ``sqrt(tiny)`` is recomputed with the *mean-matching* tilt,
+``sum_j sigma(x_j + t) = m - 1/2`` (safeguarded Newton), which puts the mode of the
+Poisson binomial at the degrees wanted.
+
+The product is a divide-and-conquer tree truncated at degree ``k`` (pairing node
+``i`` with node ``i + N/2`` so each operand is one contiguous block), ``O(n k)``
+work in ``O(k log n)`` array operations.  At operand degree >= 64 the products may
+use FFT convolution (``scipy.fft`` on NumPy, ``cupyx.scipy.signal.fftconvolve`` on
+CuPy, ``xp.fft`` elsewhere); FFT error is absolute (``u`` times the largest
+coefficient), so the FFT path always uses the mean-matching tilt and its rows must
+keep the target coefficients above ``1e-3`` or they are redone directly.
+
+Gradients come from the reverse ("down") sweep of the same tree: the complement
+products :math:`C_j = \prod_{i \ne j}(a_i + b_i X)`, kept only on the window of
+degrees that can still reach the target, give the inclusion probabilities
+:math:`\pi^{(m)}_j = \partial \log e_m / \partial x_j = b_j C_j[m-1] / q_m`.
+
+References
+----------
+.. [1] L. Berrada, A. Zisserman and M. P. Kumar, "Smooth Loss Functions for Deep
+   Top-k Classification", ICLR 2018, arXiv:1802.07595.
+.. [2] I. G. Macdonald, *Symmetric Functions and Hall Polynomials*, 2nd ed.,
+   Oxford University Press, 1995, ch. I.2.
+.. [3] Y. H. Wang, "On the number of successes in independent trials",
+   Statistica Sinica 3 (1993): the Poisson-binomial distribution and its mode.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import array_api_extra as xpx
+from array_api_compat import is_cupy_namespace, is_dask_namespace, is_numpy_namespace
+
+from . import _xp
+from ._typing import Array, Namespace
+from ._validation import check_choice, check_int
+
+__all__ = ["FFT_MIN_DEGREE", "log_elementary_symmetric"]
+
+FFT_MIN_DEGREE = 64
+"""Operand degree from which ``method="auto"`` multiplies polynomials by FFT."""
+
+_METHODS = ("auto", "direct", "fft")
+_FFT_ALL = 2  # method="fft": every product above the leaf level
+_FFT_FLOOR = 1e-3  # FFT path: target coefficients must stay above this
+_NEWTON_TOL = 0.25  # mean-matching: |sum sigma - target| within this is enough
+_NEWTON_EAGER = 60
+_NEWTON_LAZY = 4
+
+
+# --------------------------------------------------------------------------------------
+# Array plumbing: NumPy/CuPy get ufuncs with ``out=``; every other namespace is generic
+# (in place through ``xpx.at`` where the library allows it, functional on JAX).
+# --------------------------------------------------------------------------------------
+
+
+class _Engine:
+    """Namespace, dtype, limits and the few kernels the tree needs.
+
+    On NumPy every internal buffer of one call is carved from a single arena: one
+    large block per call is recycled by the C allocator (its dynamic mmap threshold
+    rises to the block's size), where dozens of fresh megabyte-sized temporaries
+    are returned to the OS and page-faulted in again on every call (topk.md §6).
+    """
+
+    def __init__(self, xp: Namespace, dtype: Any, device: Any) -> None:
+        self.xp = xp
+        self.dtype = dtype
+        self.device = device
+        self.mod: Any = None
+        self.kind = "generic"
+        if is_numpy_namespace(xp):
+            import numpy
+
+            self.mod, self.kind = numpy, "numpy"
+        elif is_cupy_namespace(xp):
+            import cupy
+
+            self.mod, self.kind = cupy, "cupy"
+        fi = xp.finfo(dtype)
+        self.tiny = float(fi.smallest_normal)
+        self.eps = float(fi.eps)
+        self.floor = math.sqrt(self.tiny)  # direct path: q_m >= sqrt(tiny)
+        # exp(bound) leaves headroom for 1 + y and keeps 1/(1 + y) a normal number.
+        self.bound = math.log(float(fi.max)) - 8.0
+        self._arena: Any = None
+        self._used = 0
+        self._scratch: Any = None
+
+    # -- memory -------------------------------------------------------------------------
+    def reserve(self, size: int, scratch: int) -> None:
+        """One block for the next ``size`` elements of `alloc` plus the scratch."""
+        if self.kind == "numpy":
+            self._arena = self.mod.empty(size + scratch, dtype=self.dtype)
+            self._used = 0
+            self._scratch = self._arena[size:]
+
+    def alloc(self, shape: tuple[int, ...]) -> Array:
+        """An uninitialised work array (zeros outside NumPy/CuPy)."""
+        if self.mod is None:
+            return self.xp.zeros(shape, dtype=self.dtype, device=self.device)
+        size = math.prod(shape)
+        arena = self._arena
+        if arena is not None and self._used + size <= arena.size - self._scratch.size:
+            view = arena[self._used : self._used + size].reshape(shape)
+            self._used += size
+            return view
+        return self.mod.empty(shape, dtype=self.dtype)
+
+    def zeros(self, shape: tuple[int, ...]) -> Array:
+        return self.xp.zeros(shape, dtype=self.dtype, device=self.device)
+
+    def scratch(self, shape: tuple[int, ...], offset: int = 0) -> Array:
+        """A reusable work array (NumPy/CuPy only): no fresh temporaries per product."""
+        size = math.prod(shape)
+        if self._scratch is None or self._scratch.size < offset + size:
+            self._scratch = self.mod.empty(max(offset + size, 1), dtype=self.dtype)
+        return self._scratch[offset : offset + size].reshape(shape)
+
+    # -- polynomial products ------------------------------------------------------------
+    def conv(
+        self, A: Array, a0: int, B: Array, c0: int, nc: int, fft: bool, out: Array | None = None
+    ) -> Array:
+        """Degrees ``c0 .. c0+nc-1`` of the product of two coefficient stacks.
+
+        ``A[i]`` is the coefficient of degree ``a0 + i`` and ``B[j]`` of degree ``j``
+        (axis 0); the other axes broadcast.  ``out`` (NumPy/CuPy) receives the result.
+        """
+        if fft:
+            return self._conv_fft(A, a0, B, c0, nc, out)
+        return self._conv_direct(A, a0, B, c0, nc, out)
+
+    def _conv_direct(
+        self, A: Array, a0: int, B: Array, c0: int, nc: int, out: Array | None
+    ) -> Array:
+        na, nb = A.shape[0], B.shape[0]
+        # Loop over the shorter stack; each step is one slab multiply(-add).
+        if na <= nb:
+            X, Y = A, B
+        else:
+            X, Y = B, A
+        top = c0 + nc - 1
+        covered = c0 >= a0 and top <= a0 + na + nb - 2
+        if self.mod is not None:
+            if out is None:
+                shape = (nc, *_broadcast(tuple(A.shape[1:]), tuple(B.shape[1:])))
+                out = self.alloc(shape)
+            if not covered:  # some output degrees get no term: start from zeros
+                out[...] = 0
+            _conv_ufunc(self.mod, X, a0, Y, c0, out, covered, self.scratch(tuple(out.shape)))
+            return out
+        shape = (nc, *_broadcast(tuple(A.shape[1:]), tuple(B.shape[1:])))
+        xp = self.xp
+        if _xp.scatter_supported(xp):  # PyTorch: add into slices of our own array
+            res = self.zeros(shape)
+            for i in range(X.shape[0]):
+                deg = a0 + i  # degree of X[i] * Y[0]
+                lo, hi = max(c0, deg), min(top, deg + Y.shape[0] - 1)
+                if lo <= hi:
+                    res[lo - c0 : hi - c0 + 1, ...] += X[i, ...] * Y[lo - deg : hi - deg + 1, ...]
+            return res
+        # Functional namespaces (JAX, Dask, ...): one gather of the Toeplitz matrix
+        # of the longer operand, one product, one sum; O(1) operations per product.
+        nx, ny = X.shape[0], Y.shape[0]
+        dev = self.device
+        r = xp.reshape(xp.arange(nc, device=dev), (nc, 1))
+        i = xp.reshape(xp.arange(nx, device=dev), (1, nx))
+        j = (c0 - a0) + r - i  # Y index of the term X[i] Y[j] at output degree c0 + r
+        j = xp.where((j >= 0) & (j < ny), j, ny)  # index ny: an appended zero
+        Yz = xp.concat([Y, self.zeros((1, *Y.shape[1:]))], axis=0)
+        T = xp.take(Yz, xp.reshape(j, (nc * nx,)), axis=0)
+        T = xp.reshape(T, (nc, nx, *Y.shape[1:]))
+        return xp.sum(X[None, ...] * T, axis=1)
+
+    def _conv_fft(
+        self, A: Array, a0: int, B: Array, c0: int, nc: int, out: Array | None
+    ) -> Array:
+        na, nb = A.shape[0], B.shape[0]
+        full = na + nb - 1
+        lo = c0 - a0  # index of degree c0 in the full product
+        xp = self.xp
+        if self.kind == "numpy":
+            import scipy.fft as sfft
+
+            n = sfft.next_fast_len(full, real=True)
+            prod = sfft.irfft(sfft.rfft(A, n=n, axis=0) * sfft.rfft(B, n=n, axis=0), n=n, axis=0)
+        elif self.kind == "cupy":
+            from cupyx.scipy.signal import fftconvolve
+
+            prod = _fftconvolve_axis0(fftconvolve, A, B)
+        else:
+            if is_dask_namespace(xp):  # dask transforms one chunk along the axis
+                A, B = A.rechunk({0: -1}), B.rechunk({0: -1})
+            n = _next_fast_len(full)
+            fa = xp.fft.rfft(A, n=n, axis=0)
+            fb = xp.fft.rfft(B, n=n, axis=0)
+            prod = xp.fft.irfft(fa * fb, n=n, axis=0)
+        hi = min(lo + nc, full)
+        if out is not None:
+            out[: hi - lo] = prod[lo:hi]
+            if hi - lo < nc:
+                out[hi - lo :] = 0
+            return out
+        res = xp.astype(prod[lo:hi, ...], self.dtype, copy=False)
+        if hi - lo < nc:  # degrees above the full product are zero
+            pad = self.zeros((nc - (hi - lo), *res.shape[1:]))
+            res = xp.concat([res, pad], axis=0)
+        return res
+
+    # -- layout helpers -----------------------------------------------------------------
+    def halves(self, P: Array) -> Array:
+        """``(d+1, N, B)`` as ``(d+1, 2, N/2, B)``: left and right children."""
+        d1, n, b = P.shape
+        if self.mod is not None:
+            return P.reshape(d1, 2, n // 2, b)
+        return self.xp.reshape(P, (d1, 2, n // 2, b))
+
+    def swapped_halves(self, P: Array) -> Array:
+        """Like `halves`, with the two halves exchanged (each node's sibling)."""
+        H = self.halves(P)
+        if self.mod is not None:
+            return H[:, ::-1]
+        return self.xp.flip(H, axis=1)
+
+    def append_identity(self, P: Array) -> Array:
+        """Add one node equal to the constant polynomial 1 (an odd level's partner)."""
+        xp = self.xp
+        d1, _, b = P.shape
+        one = xp.ones((1, 1, b), dtype=self.dtype, device=self.device)
+        node = xp.concat([one, self.zeros((d1 - 1, 1, b))], axis=0) if d1 > 1 else one
+        return xp.concat([P, node], axis=1)
+
+
+def _broadcast(s1: tuple[int, ...], s2: tuple[int, ...]) -> tuple[int, ...]:
+    return tuple(max(a, b) for a, b in zip(s1, s2, strict=True))
+
+
+def _conv_ufunc(
+    mod: Any, X: Array, a0: int, Y: Array, c0: int, out: Array, covered: bool, scr: Array
+) -> None:
+    """``out[m - c0] (+)= sum_i X[i] Y[m - a0 - i]`` with NumPy/CuPy ufuncs and ``out=``.
+
+    The first term of each output degree is written directly, the others are
+    accumulated through the scratch ``scr`` (of ``out``'s shape): no fresh
+    temporaries, three ufunc calls per step.
+    """
+    mul, add = mod.multiply, mod.add
+    ny = Y.shape[0]
+    top = c0 + out.shape[0] - 1
+    done = c0 - 1 if covered else top  # highest degree already holding a term
+    for i in range(X.shape[0]):
+        deg = a0 + i
+        lo = c0 if c0 > deg else deg
+        hi = deg + ny - 1
+        if hi > top:
+            hi = top
+        if lo > hi:
+            continue
+        xi = X[i]
+        if hi > done:
+            f = lo if lo > done else done + 1
+            mul(xi, Y[f - deg : hi - deg + 1], out=out[f - c0 : hi - c0 + 1])
+        acc = hi if hi < done else done
+        if acc >= lo:
+            tmp = scr[: acc - lo + 1]
+            mul(xi, Y[lo - deg : acc - deg + 1], out=tmp)
+            dst = out[lo - c0 : acc - c0 + 1]
+            add(dst, tmp, out=dst)
+        if hi > done:
+            done = hi
+
+
+def _next_fast_len(n: int) -> int:
+    """The smallest 2^a 3^b 5^c >= n."""
+    best = 1 << max(0, (n - 1).bit_length())
+    p5 = 1
+    while p5 < best:
+        p35 = p5
+        while p35 < best:
+            m = p35
+            while m < n:
+                m *= 2
+            best = min(best, m)
+            p35 *= 3
+        p5 *= 5
+    return best
+
+
+def _fftconvolve_axis0(fftconvolve: Callable[..., Array], A: Array, B: Array) -> Array:
+    """Full linear convolution along axis 0 with a SciPy-style ``fftconvolve``."""
+    return fftconvolve(A, B, mode="full", axes=0)
+
+
+# --------------------------------------------------------------------------------------
+# Tree layout, leaves, tilts and the two sweeps.
+# --------------------------------------------------------------------------------------
+
+
+def _n_leaves(n: int) -> int:
+    """``n`` padded (with identity leaves) to an even number, and for ``n >= 32`` to a
+    multiple of ``2**floor(log2(n/16))`` (at most 1/16 extra), so that the levels
+    that hold most of the data halve without a partner node."""
+    if n < 32:
+        return n + n % 2
+    step = 1 << int(math.floor(math.log2(n / 16)))
+    return -(-n // step) * step
+
+
+def _plan(n_leaves: int, k: int) -> list[tuple[int, int]]:
+    """``(coefficients, nodes)`` of the stack at each level, leaves first, root last.
+
+    Every level but the root has an even number of nodes: an odd level gets an
+    identity partner node.
+    """
+    plan = []
+    N, d = n_leaves, 1
+    while N > 1:
+        N += N % 2
+        plan.append((d + 1, N))
+        N, d = N // 2, min(2 * d, k)
+    plan.append((d + 1, 1))
+    return plan
+
+
+def _arena_size(plan: list[tuple[int, int]], nb: int, k: int, grad: bool) -> tuple[int, int]:
+    """Elements of the NumPy arena (leaves, levels, down-sweep buffers) and scratch."""
+    levels = sum(c * n for c, n in plan) * nb
+    biggest = max(c * n for c, n in plan[1:]) * nb
+    down = 0
+    if grad:
+        down = max(min(k, 1 << lvl) * n for lvl, (_, n) in enumerate(plan[:-1])) * nb
+        biggest = max(biggest, down)
+    return levels + 2 * down, max(biggest, plan[0][1] * nb)
+
+
+def _leaves_from(eng: _Engine, x: Array, t: Array | None, target: Array | float) -> tuple[Array, Array]:
+    """Leaf stack ``(2, N, B)`` (``a = 1/(1+y)``, ``b = y/(1+y)``) and the tilt ``t``.
+
+    ``y = exp(x + t)`` for each ``(B, n)`` row.  With ``t=None`` the tilt is the
+    "lse" tilt ``t = log(target) - logsumexp(x)``: then ``sum_j y_j = target``, so no
+    ``y`` overflows, and it costs one exp per entry.  A given ``t`` is applied with
+    ``x + t`` capped at ``bound`` (those factors are ``b = 1`` to working precision).
+    Padding leaves, and entries with ``x = -inf``, are the identity ``a = 1, b = 0``.
+    """
+    xp = eng.xp
+    nb, n = x.shape
+    N = _n_leaves(n)
+    if eng.mod is not None:
+        mod = eng.mod
+        P = eng.alloc((2, N, nb))
+        Y = P[1, :n]
+        if t is None:
+            m = mod.max(x, axis=1)
+            mod.subtract(x.T, m, out=Y)
+            mod.exp(Y, out=Y)
+            scale = target / mod.sum(Y, axis=0)
+            mod.multiply(Y, scale, out=Y)
+            t = mod.log(scale) - m
+        else:
+            mod.add(x.T, t, out=Y)
+            mod.minimum(Y, eng.bound, out=Y)
+            mod.exp(Y, out=Y)
+        P[1, n:] = 0
+        mod.add(P[1], 1, out=P[0])
+        mod.reciprocal(P[0], out=P[0])
+        mod.multiply(P[1], P[0], out=P[1])
+        return P, t
+    if t is None:
+        m = xp.max(x, axis=1)
+        y = xp.exp(x - m[:, None])
+        scale = target / xp.sum(y, axis=1)
+        y = y * scale[:, None]
+        t = xp.log(scale) - m
+    else:
+        y = xp.exp(xp.minimum(x + t[:, None], eng.bound))
+    yt = xp.permute_dims(y, (1, 0))
+    if N > n:
+        yt = xp.concat([yt, eng.zeros((N - n, nb))], axis=0)
+    a = 1 / (1 + yt)
+    return xp.stack([a, yt * a], axis=0), t
+
+
+def _mean_tilt(eng: _Engine, x: Array, target: Array, drop: int, lazy: bool) -> Array:
+    """Per-row ``t`` with ``sum_j sigmoid(x_j + t) ~= target`` (within 1/4).
+
+    ``x`` is ``(B, n)``, finite or ``-inf`` (an absent entry); ``target`` is ``(B,)``
+    and below the number of finite entries of its row.  The start is the "upper"
+    tilt ``log(drop + 1) - logsumexp`` of the entries left after removing the
+    ``drop`` largest (topk.md §2.1: it puts the mode of the Poisson binomial at or
+    above ``drop + 1``).  Then safeguarded Newton on ``log sum sigmoid``, keeping a
+    bracket ``[lo, hi]`` with ``f(lo) <= target <= f(hi)`` and bisecting whenever a
+    step leaves it; eager arrays iterate to the tolerance, lazy ones take a fixed
+    few steps (no data-dependent control flow).
+    """
+    xp = eng.xp
+    nb, n = x.shape
+    log_c = xp.log(target)
+    lse = _xp.logsumexp(x, xp=xp, axis=1)
+    lo = log_c - lse  # sum sigmoid(x + lo) <= sum exp(x + lo) = target
+    finite = xp.isfinite(x)
+    inf = xp.asarray(xp.inf, dtype=eng.dtype, device=eng.device)
+    xmin = xp.min(xp.where(finite, x, inf), axis=1)
+    count = xp.sum(xp.astype(finite, eng.dtype), axis=1)
+    hi = log_c - xp.log(count - target) - xmin  # every sigmoid >= target / count
+    if 0 < drop < n:
+        if lazy:
+            rest = xp.sort(x, axis=1)[:, : n - drop]
+        else:
+            rest = xpx.partition(x, n - drop, axis=1, xp=xp)[:, : n - drop]
+        start = math.log(drop + 1) - _xp.logsumexp(rest, xp=xp, axis=1)
+    else:
+        start = math.log(drop + 1) - lse
+    t = xp.where(xp.isfinite(start), xp.clip(start, lo, hi), lo)
+    tiny = eng.tiny
+    for _ in range(_NEWTON_LAZY if lazy else _NEWTON_EAGER):
+        y = xp.exp(xp.minimum(x + t[:, None], eng.bound))
+        a = 1 / (1 + y)
+        s = y * a
+        f = xp.sum(s, axis=1)
+        fp = xp.sum(s * a, axis=1)
+        below = f < target
+        lo = xp.where(below, t, lo)
+        hi = xp.where(below, hi, t)
+        done = xp.abs(f - target) <= _NEWTON_TOL
+        if not lazy and bool(xp.all(done)):
+            break
+        f_safe = xp.maximum(f, tiny)
+        step = (log_c - xp.log(f_safe)) * (f_safe / xp.maximum(fp, tiny))
+        t_new = t + step
+        inside = (t_new > lo) & (t_new < hi)  # false for NaN too
+        t_new = xp.where(inside, t_new, 0.5 * (lo + hi))
+        t = xp.where(done, t, t_new)
+    return t
+
+
+def _upsweep(
+    eng: _Engine, P: Array, k: int, fft_from: int, keep: bool
+) -> tuple[list[Array], Array]:
+    """Multiply the leaves pairwise up to the root, truncating at degree ``k``.
+
+    Returns the level stacks (each ``(d+1, N, B)`` with ``N`` even, kept only when
+    ``keep``) and the root coefficients ``(k'+1, B)``, ``k' = min(k, n)``.  Node
+    ``i`` is paired with node ``i + N/2``, so each operand is one contiguous block.
+    """
+    levels: list[Array] = []
+    xp = eng.xp
+    while P.shape[1] > 1:
+        if P.shape[1] % 2:
+            P = eng.append_identity(P)
+        if keep:
+            levels.append(P)
+        d = P.shape[0] - 1
+        H = eng.halves(P)
+        M = H.shape[2]
+        d_new = min(2 * d, k)
+        fft = d >= fft_from
+        if eng.mod is not None:
+            # Room for the identity partner of an odd next level, written in place.
+            out = eng.alloc((d_new + 1, M + (M % 2 if M > 1 else 0), P.shape[2]))
+            eng.conv(H[:, 0], 0, H[:, 1], 0, d_new + 1, fft=fft, out=out[:, :M])
+            if out.shape[1] > M:
+                out[:, M] = 0
+                out[0, M] = 1
+            P = out
+        else:
+            P = eng.conv(H[:, 0, ...], 0, H[:, 1, ...], 0, d_new + 1, fft=fft)
+    del xp
+    return levels, P[:, 0, :]
+
+
+def _downsweep(
+    eng: _Engine,
+    levels: list[Array],
+    w1: Array,
+    w2: Array,
+    k: int,
+    fft_from: int,
+    out_t: Array | None,
+) -> Array:
+    r"""Reverse sweep: ``U_j = b_j (w1 C_j[k-1] - w2 C_j[k-2])`` for every leaf.
+
+    Propagates :math:`\hat C_v = (w_1 - w_2 X) \prod_{i \notin v}(a_i + b_i X)` from
+    the root (where it is ``w1 - w2 X``) to the leaves, keeping at a node of ``s``
+    leaves only the degrees ``max(0, k-s) .. k-1`` that can still reach degree
+    ``k - 1``.  This is reverse-mode differentiation of the tree by hand; every
+    coefficient is a sum whose rounding error is bounded by ``u`` times the sum of
+    the magnitudes of its terms, the same bound as for the complement products
+    themselves, and the only cancellation is the final
+    :math:`\pi^{(k)} - \pi^{(k-1)} \ge 0`, whose relative gap is at least about
+    ``1/k`` (Newton's inequalities).
+
+    Returns ``U`` as ``(n, B)`` (the leaf rows of the real entries); on NumPy it is
+    written into ``out_t``.
+    """
+    xp = eng.xp
+    nb = w1.shape[0]
+    C = xp.stack([w1, -w2], axis=0)[:, None, :]  # root, degrees 0..1
+    c_lo = 0
+    bufs: list[Array] = []
+    if eng.mod is not None and len(levels) > 1:
+        size = max(min(k, 1 << lvl) * levels[lvl].shape[1] for lvl in range(1, len(levels)))
+        bufs = [eng.alloc((size * nb,)), eng.alloc((size * nb,))]
+    for lvl in range(len(levels) - 1, 0, -1):
+        P = levels[lvl]
+        d1, n, _ = P.shape
+        M = n // 2
+        C = C[:, :M, ...]  # drop the partner added to an odd parent level
+        lo = max(0, k - (1 << lvl))
+        nc = k - lo
+        sib = eng.swapped_halves(P)  # (d+1, 2, M, B)
+        fft = min(C.shape[0], d1) - 1 >= fft_from
+        out = None
+        if bufs:
+            out = bufs[lvl % 2][: nc * n * nb].reshape(nc, 2, M, nb)
+        Cc = eng.conv(C[:, None, ...], c_lo, sib, lo, nc, fft=fft, out=out)
+        C = xp.reshape(Cc, (nc, n, nb))
+        c_lo = lo
+    P = levels[0]
+    n_real = out_t.shape[0] if out_t is not None else None
+    M = P.shape[1] // 2
+    C = C[:, :M, ...]
+    c1 = C[k - 1 - c_lo, ...]
+    c2 = C[k - 2 - c_lo, ...] if k - 2 >= c_lo else None
+    aL, bL, aR, bR = P[0, :M, ...], P[1, :M, ...], P[0, M:, ...], P[1, M:, ...]
+    if eng.mod is not None and out_t is not None:
+        mod = eng.mod
+        t1, t2 = eng.scratch((M, nb)), eng.scratch((M, nb), offset=M * nb)
+        for b_self, a_sib, b_sib, rows in ((bL, aR, bR, slice(0, M)), (bR, aL, bL, slice(M, n_real))):
+            mod.multiply(a_sib, c1, out=t1)
+            if c2 is not None:
+                mod.multiply(b_sib, c2, out=t2)
+                mod.add(t1, t2, out=t1)
+            m = rows.stop - rows.start
+            mod.multiply(b_self[:m], t1[:m], out=out_t[rows])
+        return out_t
+    if c2 is None:
+        uL, uR = bL * (aR * c1), bR * (aL * c1)
+    else:
+        uL, uR = bL * (aR * c1 + bR * c2), bR * (aL * c1 + bL * c2)
+    return xp.concat([uL, uR], axis=0)
+
+
+# --------------------------------------------------------------------------------------
+# The pieces the smooth top-k loss needs: log(e_k/e_{k-1}) and c1 pi^(k) - c2 pi^(k-1).
+# --------------------------------------------------------------------------------------
+
+CoefFn = Callable[[Array, Any], tuple[Array, Array]]
+
+
+def _fft_from(method: str, k: int) -> int:
+    if method == "direct":
+        return k + 1  # never
+    if method == "fft":
+        return _FFT_ALL
+    return FFT_MIN_DEGREE
+
+
+def _ratio_rows(
+    eng: _Engine,
+    x: Array,
+    k: int,
+    *,
+    t: Array | None,
+    fft_from: int,
+    coef: CoefFn | None,
+    aux: Any,
+) -> tuple[Array, Array | None, Array]:
+    """One pass of the tree for ``(B, n)`` rows: ``(rho, G, q_min)``.
+
+    ``t=None`` uses the lse tilt; otherwise the given per-row tilt.  ``q_min`` is
+    ``min(q_k, q_{k-1})`` for the health check.
+    """
+    xp = eng.xp
+    nb, n = x.shape
+    grad = coef is not None
+    size, scratch = _arena_size(_plan(_n_leaves(n), k), nb, k, grad)
+    eng.reserve(size, scratch)
+    P0, t = _leaves_from(eng, x, t, float(k))
+    levels, q = _upsweep(eng, P0, k, fft_from, keep=grad)
+    qk, qk1 = q[k, ...], q[k - 1, ...]
+    q_min = xp.minimum(qk, qk1)
+    qk = xp.maximum(qk, eng.tiny)
+    qk1 = xp.maximum(qk1, eng.tiny)
+    rho = xp.log(qk / qk1) - t
+    if coef is None:
+        return rho, None, q_min
+    c1, c2 = coef(rho, aux)
+    if eng.mod is not None:
+        G = eng.mod.empty((nb, n), dtype=eng.dtype)  # returned: not from the arena
+        _downsweep(eng, levels, c1 / qk, c2 / qk1, k, fft_from, G.T)
+    else:
+        U = _downsweep(eng, levels, c1 / qk, c2 / qk1, k, fft_from, None)
+        G = xp.permute_dims(U[:n, ...], (1, 0))
+    return rho, G, q_min
+
+
+def _take_rows(xp: Namespace, a: Any, idx: Array) -> Any:
+    if a is None:
+        return None
+    return xp.take(a, idx, axis=0)
+
+
+def _merge_rows(
+    eng: _Engine, full: Array, part: Array, fail: Array, idx: Array
+) -> Array:
+    """``full`` with the rows ``idx`` (where ``fail``) replaced by ``part``."""
+    xp = eng.xp
+    if _xp.scatter_supported(xp):
+        full[idx, ...] = part  # our own array: write in place
+        return full
+    nb = full.shape[0]
+    pos = xp.cumulative_sum(xp.astype(fail, xp.int64)) - 1
+    rows = xp.arange(nb, device=eng.device)
+    index = xp.where(fail, nb + pos, rows)
+    return xp.take(xp.concat([full, part], axis=0), index, axis=0)
+
+
+def _log_ratio_and_grad(
+    x: Array,
+    k: int,
+    *,
+    xp: Namespace,
+    method: str = "auto",
+    coef: CoefFn | None = None,
+    aux: Any = None,
+) -> tuple[Array, Array | None]:
+    r"""``rho = log(e_k / e_{k-1})`` of ``y = exp(x)`` per row, and optionally a gradient.
+
+    ``x`` is ``(B, n)`` real (``-inf`` marks an absent entry; each row needs at least
+    ``k`` finite entries), ``2 <= k < n``.  With ``coef``, ``c1, c2 = coef(rho, aux)``
+    (``aux`` is any per-row array, subset along with the rows on a fallback) and the
+    second output is ``G = c1 pi^(k) - c2 pi^(k-1)``, ``(B, n)``, with
+    :math:`\pi^{(m)}_j = \partial \log e_m / \partial x_j` the inclusion
+    probabilities.  ``x`` is not modified.
+    """
+    nb, n = x.shape
+    eng = _Engine(xp, x.dtype, _xp.xp_device(x))
+    fft_from = _fft_from(method, k)
+    uses_fft = fft_from <= k
+    lazy = _xp.is_lazy_array(x)
+    target = k - 0.5
+    if lazy or uses_fft:
+        tgt = xp.full((nb,), target, dtype=eng.dtype, device=eng.device)
+        t = _mean_tilt(eng, x, tgt, k - 1, lazy)
+    else:
+        t = None
+    rho, G, q_min = _ratio_rows(eng, x, k, t=t, fft_from=fft_from, coef=coef, aux=aux)
+    if lazy:
+        return rho, G
+    fail = ~(q_min >= (_FFT_FLOOR if uses_fft else eng.floor))
+    if not bool(xp.any(fail)):
+        return rho, G
+    # Rows whose coefficients underflowed (or, on the FFT path, are too small for
+    # FFT's absolute error): redo them directly with the mean-matching tilt.
+    (idx,) = xp.nonzero(fail)
+    xs = xp.take(x, idx, axis=0)
+    tgt = xp.full((xs.shape[0],), target, dtype=eng.dtype, device=eng.device)
+    ts = _mean_tilt(eng, xs, tgt, k - 1, False)
+    rho_f, G_f, _ = _ratio_rows(
+        eng, xs, k, t=ts, fft_from=k + 1, coef=coef, aux=_take_rows(xp, aux, idx)
+    )
+    rho = _merge_rows(eng, rho, rho_f, fail, idx)
+    if G is not None:
+        G = _merge_rows(eng, G, G_f, fail, idx)
+    return rho, G
+
+
+# --------------------------------------------------------------------------------------
+# Public: log e_0 .. log e_k.
+# --------------------------------------------------------------------------------------
+
+
+def log_elementary_symmetric(
+    x: Array, k: int, /, *, axis: int = -1, method: str = "auto"
+) -> Array:
+    r"""Logarithms of the elementary symmetric polynomials of ``exp(x)``.
+
+    .. math::
+
+        \log e_m(e^{x}) = \log \sum_{S \subseteq \{1..n\},\ |S| = m}
+        \exp\Big(\sum_{j \in S} x_j\Big), \qquad m = 0, 1, \dots, k,
+
+    the coefficients of :math:`\prod_j (1 + e^{x_j} X)`.  ``e_0 = 1`` (log 0) and
+    ``e_m = 0`` (log ``-inf``) for ``m`` larger than the number of finite entries.
+
+    Computed in a tilted linear space (the coefficients of
+    :math:`\prod_j (\sigma(-x_j-t) + \sigma(x_j+t) X)` are Poisson-binomial
+    probabilities) by a divide-and-conquer product truncated at degree ``k``:
+    ``O(n k)`` work, no overflow, and componentwise forward-stable direct products.
+    Degrees whose tilted coefficient underflows are recomputed with a tilt that puts
+    the Poisson-binomial mode at them, so every degree is accurate to a few ulps of
+    its condition number (``u * sum_j |x_j| pi_j``), however wide the range of the
+    ``e_m``.  See the module docstring for the algorithm.
+
+    Parameters
+    ----------
+    x : array of shape (..., n)
+        Real values, finite or ``-inf`` (an absent entry, ``exp(x) = 0``); ``+inf``
+        or NaN make their row NaN.  Integers promote to the default float; float32
+        is computed in float32.
+    k : int
+        Highest degree wanted, ``k >= 0``.
+    axis : int
+        The axis of ``x`` holding the ``n`` variables; it is removed, and the ``k+1``
+        degrees form the new last axis.
+    method : {"auto", "direct", "fft"}
+        Polynomial products by direct shift-multiply-add, or by FFT convolution
+        (``"fft"``: every product above the leaves; ``"auto"``: products of operand
+        degree >= 64).  FFT products are accurate only near the Poisson-binomial mode
+        (their error is relative to the largest coefficient), so with FFT the other
+        degrees are obtained in extra passes with other tilts.
+
+    Returns
+    -------
+    array of shape (..., k+1)
+        ``log e_0 .. log e_k`` along the last axis, in ``x``'s floating dtype and
+        namespace.
+
+    References
+    ----------
+    .. [1] L. Berrada, A. Zisserman and M. P. Kumar, "Smooth Loss Functions for Deep
+       Top-k Classification", ICLR 2018, arXiv:1802.07595 (Section 4: the
+       divide-and-conquer product).
+    .. [2] I. G. Macdonald, *Symmetric Functions and Hall Polynomials*, 2nd ed., 1995.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayloss.esp import log_elementary_symmetric
+    >>> x = np.log(np.array([1.0, 2.0, 3.0]))
+    >>> np.exp(log_elementary_symmetric(x, 3)).round(10)  # 1, 1+2+3, 2+3+6, 6
+    array([ 1.,  6., 11.,  6.])
+    """
+    xp = _xp.array_namespace(x)
+    k = check_int("k", k, low=0)
+    method = check_choice("method", method, _METHODS)
+    x = _xp.as_floating(x, "x", xp=xp)
+    if x.ndim < 1:
+        msg = "`x` must have at least one dimension (the variables' axis); got a 0-d array"
+        raise ValueError(msg)
+    if (
+        isinstance(axis, bool)
+        or not isinstance(axis, int)
+        or not -x.ndim <= axis < x.ndim
+    ):
+        msg = f"`axis` must be an integer in [-{x.ndim}, {x.ndim - 1}] (got axis={axis!r})"
+        raise ValueError(msg)
+    dtype = x.dtype
+    work = dtype
+    if xp.finfo(dtype).bits < 32:
+        work = xp.float32
+    if axis % x.ndim != x.ndim - 1:
+        x = xp.moveaxis(x, axis, -1)
+    batch = tuple(x.shape[:-1])
+    n = int(x.shape[-1])
+    x2 = xp.reshape(xp.astype(x, work, copy=False), (math.prod(batch), n))
+    out = _log_esp_rows(x2, k, method, xp=xp)
+    return xp.astype(xp.reshape(out, (*batch, k + 1)), dtype, copy=False)
+
+
+def _log_esp_rows(x: Array, k: int, method: str, *, xp: Namespace) -> Array:
+    nb, n = x.shape
+    eng = _Engine(xp, x.dtype, _xp.xp_device(x))
+    kk = min(k, n)
+    degrees = xp.arange(k + 1, device=eng.device)
+    if nb == 0 or kk == 0:
+        zero = xp.zeros((nb, k + 1), dtype=eng.dtype, device=eng.device)
+        return xp.where(degrees == 0, zero, -xp.inf)
+    bad = xp.any(xp.isnan(x) | (x == xp.inf), axis=1)
+    x = xp.where(bad[:, None], xp.zeros_like(x), x)
+    count = xp.sum(xp.astype(xp.isfinite(x), xp.int64), axis=1)  # non-zero weights
+    lazy = _xp.is_lazy_array(x)
+    fft_from = _fft_from(method, kk)
+    if lazy:
+        res = _log_esp_lazy(eng, x, kk, count, fft_from)
+    else:
+        res = _log_esp_eager(eng, x, kk, count, fft_from)
+    if kk < k:
+        res = xp.concat(
+            [res, xp.full((nb, k - kk), -xp.inf, dtype=eng.dtype, device=eng.device)],
+            axis=1,
+        )
+    res = xp.where(degrees[None, :] <= count[:, None], res, -xp.inf)
+    res = xp.where(degrees[None, :] == 0, xp.zeros_like(res), res)
+    return xp.where(bad[:, None], xp.nan, res)
+
+
+def _log_esp_pass(
+    eng: _Engine, x: Array, K: int, t: Array | None, target: Array, fft_from: int
+) -> tuple[Array, Array]:
+    """One tree for rows ``x``: ``(log e_0..log e_K, q_0..q_K)``, both ``(B, K+1)``."""
+    xp = eng.xp
+    size, scratch = _arena_size(_plan(_n_leaves(x.shape[1]), K), x.shape[0], K, False)
+    eng.reserve(size, scratch)
+    P0, t = _leaves_from(eng, x, t, target)
+    _, q = _upsweep(eng, P0, K, fft_from, keep=False)
+    q = xp.permute_dims(q, (1, 0))  # (B, K+1)
+    # log e_m = log q_m - m t - sum_j log a_j, with -log a_j = softplus(x_j + t).
+    norm = xp.sum(_xp.softplus(x + t[:, None], xp=xp), axis=1)
+    m = xp.astype(xp.arange(K + 1, device=eng.device), eng.dtype)
+    qpos = xp.where(q > 0, q, xp.ones_like(q))
+    loge = xp.log(qpos) - m[None, :] * t[:, None] + norm[:, None]
+    loge = xp.where(q > 0, loge, -xp.inf)
+    return loge, q
+
+
+def _log_esp_eager(
+    eng: _Engine, x: Array, kk: int, count: Array, fft_from: int
+) -> Array:
+    """Adaptive: accept each degree from the first pass that keeps it healthy."""
+    xp = eng.xp
+    nb = x.shape[0]
+    deg = xp.arange(kk + 1, device=eng.device)
+    res = xp.full((nb, kk + 1), -xp.inf, dtype=eng.dtype, device=eng.device)
+    # Degree 0 and degrees above the number of finite entries are known.
+    accepted = (deg[None, :] == 0) | (deg[None, :] > count[:, None])
+    first = True
+    while True:
+        todo = ~accepted
+        rows_todo = xp.any(todo, axis=1)
+        if not bool(xp.any(rows_todo)):
+            return res
+        (idx,) = xp.nonzero(rows_todo)
+        xs = xp.take(x, idx, axis=0)
+        todo_s = xp.take(todo, idx, axis=0)
+        # Target: the highest degree still missing in each row.
+        top = xp.max(xp.where(todo_s, deg[None, :], 0), axis=1)
+        K = int(xp.max(top))
+        target = xp.astype(top, eng.dtype)
+        fft_here = fft_from if fft_from <= K else K + 1
+        uses_fft = fft_here <= K
+        if first and not uses_fft:
+            t = None
+        else:
+            t = _mean_tilt(eng, xs, target - 0.5, K - 1, False)
+        loge, q = _log_esp_pass(eng, xs, K, t, target, fft_here)
+        floor = _FFT_FLOOR if uses_fft else eng.floor
+        degs = deg[None, : K + 1]
+        ok = q >= floor
+        if not first:  # the degree a mean-matching tilt aims at is always taken
+            ok = ok | (degs == top[:, None])
+        new = todo_s[:, : K + 1] & ok & (degs <= top[:, None])
+        if K < kk:
+            pad = xp.zeros((xs.shape[0], kk - K), dtype=xp.bool, device=eng.device)
+            new = xp.concat([new, pad], axis=1)
+            loge = xp.concat(
+                [
+                    loge,
+                    xp.full(
+                        (xs.shape[0], kk - K),
+                        -xp.inf,
+                        dtype=eng.dtype,
+                        device=eng.device,
+                    ),
+                ],
+                axis=1,
+            )
+        old = xp.take(res, idx, axis=0)
+        acc_old = xp.take(accepted, idx, axis=0)
+        upd = xp.where(new, loge, old)
+        res = _merge_rows(eng, res, upd, rows_todo, idx)
+        accepted = _merge_rows(eng, accepted, acc_old | new, rows_todo, idx)
+        first = False
+
+
+def _log_esp_lazy(
+    eng: _Engine, x: Array, kk: int, count: Array, fft_from: int
+) -> Array:
+    """Fixed schedule for lazy arrays: tilts aimed at degrees kk, kk/2, kk/4, ..., 1.
+
+    Each degree takes its value from the pass whose tilted coefficient was largest.
+    """
+    xp = eng.xp
+    nb = x.shape[0]
+    best = xp.full((nb, kk + 1), -xp.inf, dtype=eng.dtype, device=eng.device)
+    score = xp.zeros((nb, kk + 1), dtype=eng.dtype, device=eng.device) - 1
+    cnt = xp.astype(count, eng.dtype)
+    K = kk
+    while True:
+        target = xp.clip(xp.minimum(cnt, float(K)), 1.0, None)
+        t = _mean_tilt(eng, x, target - 0.5, K - 1, True)
+        fft_here = fft_from if fft_from <= K else K + 1
+        loge, q = _log_esp_pass(eng, x, K, t, target, fft_here)
+        if K < kk:
+            fill = kk - K
+            loge = xp.concat(
+                [
+                    loge,
+                    xp.full((nb, fill), -xp.inf, dtype=eng.dtype, device=eng.device),
+                ],
+                axis=1,
+            )
+            q = xp.concat(
+                [q, xp.zeros((nb, fill), dtype=eng.dtype, device=eng.device) - 1],
+                axis=1,
+            )
+        better = q > score
+        best = xp.where(better, loge, best)
+        score = xp.where(better, q, score)
+        if K == 1:
+            return best
+        K = (K + 1) // 2

@@ -1,0 +1,855 @@
+"""Prediction files: chunked readers and atomic writers.
+
+Readers hand out rows in chunks so a file of any size is read in bounded memory:
+
+* ``.npy``: the header is parsed and rows are read with positioned reads into a
+  fresh buffer, chunk by chunk.  (A memory map would do the same work, but every
+  page it touches stays resident and counts towards the process' RSS, so a 1 GB file
+  would show as 1 GB.)  Fortran-ordered 2-D arrays, whose rows are not contiguous,
+  are read through a memory map instead.
+* ``.npz``: the member is streamed out of the zip archive the same way (compressed
+  or not); Fortran-ordered members are loaded whole.
+* ``.csv``, ``.tsv`` and ``.txt`` (anything else is read as comma-separated), or
+  ``-`` for CSV on standard input: parsed with the `csv` module, a chunk of rows at a
+  time, with or without a header row.
+
+Every problem with a file is a `DataError` whose message names the file and, where
+it can, the row or line.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import math
+import os
+import tempfile
+import zipfile
+import zlib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import IO, Any
+
+import numpy as np
+
+__all__ = [
+    "Chunk",
+    "DataError",
+    "NpyWriter",
+    "Source",
+    "TextWriter",
+    "atomic_output",
+    "classes_from",
+    "iter_aligned",
+    "label_indices",
+    "open_array",
+    "open_table",
+]
+
+_SCORE_KEYS = ("scores", "logits", "probs", "logprobs")
+_LABEL_KEYS = ("labels", "y", "targets")
+_WEIGHT_KEYS = ("weights", "sample_weight")
+
+
+class DataError(ValueError):
+    """A data file that cannot be used; the message names the file."""
+
+
+# --------------------------------------------------------------------------- #
+# Sources
+# --------------------------------------------------------------------------- #
+
+
+class Source:
+    """Rows of one array, read in order.
+
+    ``n_rows`` is known in advance for ``.npy``/``.npz`` and ``None`` for text;
+    ``n_cols`` is the row width of a 2-D source, ``None`` for a 1-D one.
+    ``read(n)`` returns the next ``min(n, rows left)`` rows; an empty array at the end.
+    """
+
+    label: str
+    n_rows: int | None
+    n_cols: int | None
+
+    def read(self, n: int) -> np.ndarray:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def progress(self) -> tuple[int, int] | None:
+        """(done, total) in some unit (rows or bytes), or None when unknown."""
+        return None
+
+    def close(self) -> None:
+        """Release the file."""
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _describe(kind: str, path: str) -> str:
+    return f"{kind} '{path}'" if path != "-" else f"{kind} (standard input)"
+
+
+def _suffix(path: str) -> str:
+    return os.path.splitext(path)[1].lower()
+
+
+def _open_binary(path: str, label: str) -> IO[bytes]:
+    try:
+        return open(path, "rb")
+    except OSError as exc:
+        msg = f"cannot read {label}: {exc.strerror or exc}"
+        raise DataError(msg) from None
+
+
+def _check_dtype(dtype: np.dtype[Any], label: str, kind: str) -> None:
+    if dtype.hasobject:
+        msg = f"{label} holds Python objects (a pickled array), which are not read"
+        raise DataError(msg)
+    if dtype.names is not None or dtype.subdtype is not None:
+        msg = f"{label} has a structured dtype {dtype}; a plain numeric array is needed"
+        raise DataError(msg)
+    allowed = "biuf" if kind != "labels" else "biufUS"
+    if dtype.kind not in allowed:
+        msg = f"{label} has dtype {dtype}, which cannot hold {kind}"
+        raise DataError(msg)
+
+
+def _check_shape(
+    shape: tuple[int, ...], label: str, kind: str
+) -> tuple[int, int | None]:
+    """(rows, row width or None) of an array that should hold ``kind``."""
+    if kind == "scores":
+        if len(shape) != 2:
+            msg = f"{label} must be a 2-D array (rows, classes); its shape is {shape}"
+            raise DataError(msg)
+        return shape[0], shape[1]
+    if len(shape) == 1 or (len(shape) == 2 and shape[1] == 1):
+        return shape[0], None
+    msg = f"{label} must be a 1-D array of {kind}; its shape is {shape}"
+    raise DataError(msg)
+
+
+class _NpyStream(Source):
+    """Rows of an ``.npy`` stream, read into fresh buffers (C order only)."""
+
+    def __init__(
+        self,
+        f: IO[bytes],
+        label: str,
+        kind: str,
+        *,
+        available: int | None,
+        owners: Sequence[Any] = (),
+    ) -> None:
+        self.label = label
+        self._f = f
+        self._owners = owners
+        self._pos = 0
+        try:
+            shape, fortran, dtype = _read_npy_header(f)
+        except Exception as exc:
+            self.close()
+            msg = f"{label} is not a valid .npy file ({_one_line(exc)})"
+            raise DataError(msg) from None
+        try:
+            _check_dtype(dtype, label, kind)
+            self.n_rows, self.n_cols = _check_shape(shape, label, kind)
+        except DataError:
+            self.close()
+            raise
+        self.fortran = fortran and len(shape) == 2 and shape[1] > 1
+        self.dtype = dtype
+        self._tail = () if self.n_cols is None else (self.n_cols,)
+        self._row_bytes = dtype.itemsize * math.prod(self._tail)
+        need = self._row_bytes * self.n_rows
+        if available is not None:
+            available -= f.tell()
+            if available < need:
+                self.close()
+                msg = (
+                    f"{label} is truncated: its header says shape {shape} "
+                    f"({need} bytes of data) but only {available} bytes follow"
+                )
+                raise DataError(msg)
+
+    def read(self, n: int) -> np.ndarray:
+        assert self.n_rows is not None
+        m = max(0, min(n, self.n_rows - self._pos))
+        out = np.empty((m, *self._tail), dtype=self.dtype)
+        want = m * self._row_bytes
+        if want:
+            buf = out.reshape(-1).view(np.uint8).data
+            f: Any = self._f
+            got = 0
+            while got < want:
+                k = f.readinto(buf[got:])
+                if not k:
+                    msg = (
+                        f"{self.label} is truncated: it ends in row {self._pos + got // self._row_bytes} "
+                        f"of {self.n_rows}"
+                    )
+                    raise DataError(msg)
+                got += k
+        self._pos += m
+        return out
+
+    def progress(self) -> tuple[int, int] | None:
+        return (self._pos, self.n_rows or 0)
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._f.close()
+        for owner in self._owners:
+            with contextlib.suppress(Exception):
+                owner.close()
+
+
+def _read_npy_header(f: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    fmt = np.lib.format
+    version = fmt.read_magic(f)
+    if version == (1, 0):
+        return fmt.read_array_header_1_0(f)
+    if version == (2, 0):
+        return fmt.read_array_header_2_0(f)
+    return fmt._read_array_header(f, version)  # type: ignore[attr-defined,no-any-return]
+
+
+class _ArraySource(Source):
+    """Rows of an array already in memory or memory-mapped."""
+
+    def __init__(self, arr: np.ndarray, label: str, kind: str) -> None:
+        self.label = label
+        _check_dtype(arr.dtype, label, kind)
+        self.n_rows, self.n_cols = _check_shape(tuple(arr.shape), label, kind)
+        self._arr = arr if self.n_cols is not None else arr.reshape(-1)
+        self._pos = 0
+
+    def read(self, n: int) -> np.ndarray:
+        out = np.array(self._arr[self._pos : self._pos + n], order="C")
+        self._pos += out.shape[0]
+        return out
+
+    def progress(self) -> tuple[int, int] | None:
+        return (self._pos, self.n_rows or 0)
+
+
+def _open_npy(path: str, label: str, kind: str) -> Source:
+    f = _open_binary(path, label)
+    size = os.fstat(f.fileno()).st_size
+    src = _NpyStream(f, label, kind, available=size)
+    if src.fortran:
+        src.close()
+        mm = np.load(path, mmap_mode="r", allow_pickle=False)
+        return _ArraySource(mm, label, kind)
+    return src
+
+
+def _open_npz(path: str, key: str | None, label: str, kind: str) -> Source:
+    f = _open_binary(path, label)
+    try:
+        zf = zipfile.ZipFile(f)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        f.close()
+        msg = f"{label} is not a valid .npz file ({_one_line(exc)})"
+        raise DataError(msg) from None
+    names = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
+    try:
+        member = _pick_key(names, key, kind, label)
+    except DataError:
+        zf.close()
+        f.close()
+        raise
+    info = zf.getinfo(member + ".npy")
+    label = f"{label}[{member!r}]"
+    try:
+        stream = zf.open(info)
+        src = _NpyStream(stream, label, kind, available=info.file_size, owners=(zf, f))
+    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+        zf.close()
+        f.close()
+        msg = f"{label} cannot be read ({_one_line(exc)})"
+        raise DataError(msg) from None
+    if src.fortran:
+        src.close()
+        with np.load(path, allow_pickle=False) as npz:
+            return _ArraySource(npz[member], label, kind)
+    return src
+
+
+def _pick_key(names: Sequence[str], key: str | None, kind: str, label: str) -> str:
+    if key is not None:
+        if key in names:
+            return key
+        msg = f"{label} has no array {key!r} (it has {_listing(names)})"
+        raise DataError(msg)
+    defaults = {"scores": _SCORE_KEYS, "labels": _LABEL_KEYS, "weights": _WEIGHT_KEYS}
+    for k in defaults[kind]:
+        if k in names:
+            return k
+    if len(names) == 1:
+        return names[0]
+    option = {"scores": "--scores-key", "labels": "--labels-key"}.get(kind, "a key")
+    msg = f"{label} has no array of {kind} by a usual name (it has {_listing(names)}); name one with {option}"
+    raise DataError(msg)
+
+
+def _listing(names: Sequence[str]) -> str:
+    return ", ".join(repr(n) for n in names) if names else "no arrays"
+
+
+def open_array(path: str, kind: str, *, key: str | None = None, **text: Any) -> Source:
+    """A `Source` for the ``kind`` (``"scores"``, ``"labels"``, ``"weights"``) in ``path``.
+
+    ``key`` picks the member of an ``.npz``; ``text`` goes to `open_table` for text
+    files (a 1-D ``kind`` takes one column: the only one, or ``label_column``).
+    """
+    label = _describe(kind.upper() if kind != "weights" else "--weights", path)
+    suffix = _suffix(path)
+    if path != "-" and suffix == ".npy":
+        return _open_npy(path, label, kind)
+    if path != "-" and suffix == ".npz":
+        return _open_npz(path, key, label, kind)
+    if kind == "scores":
+        text.pop("classes", None)
+        scores, _ = open_table(path, **text)
+        return scores
+    return _TextVector(path, label, kind, **text)
+
+
+# --------------------------------------------------------------------------- #
+# Text
+# --------------------------------------------------------------------------- #
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+class _TextRows:
+    """Rows of a delimited text file, checked to have one width."""
+
+    def __init__(self, path: str, label: str) -> None:
+        self.label = label
+        self.path = path
+        delimiter = "\t" if _suffix(path) in (".tsv", ".tab") else ","
+        if path == "-":
+            import click  # the CLI's stdin, which click.testing can replace
+
+            raw: IO[bytes] = click.get_binary_stream("stdin")
+            self._size = None
+        else:
+            raw = _open_binary(path, label)
+            self._size = os.fstat(raw.fileno()).st_size
+        self._raw = raw
+        self._text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        self._reader = csv.reader(self._text, delimiter=delimiter)
+        self.width: int | None = None
+        self._pending: list[str] | None = None
+        self._pending_line = 0
+        self.lines: list[int] = []  # file line of each row of the last take()
+
+    def _next(self) -> list[str] | None:
+        try:
+            for row in self._reader:
+                if row and any(field.strip() for field in row):
+                    return row
+        except (csv.Error, UnicodeDecodeError) as exc:
+            msg = f"{self.label} line {self._reader.line_num}: {_one_line(exc)}"
+            raise DataError(msg) from None
+        return None
+
+    def first(self) -> list[str] | None:
+        """The first non-blank row, which stays to be read again."""
+        if self._pending is None:
+            self._pending = self._next()
+            self._pending_line = self.line()
+            if self._pending is not None:
+                self.width = len(self._pending)
+        return self._pending
+
+    def take(self, n: int) -> list[list[str]]:
+        rows: list[list[str]] = []
+        self.lines = []
+        if self._pending is not None and n > 0:
+            rows.append(self._pending)
+            self.lines.append(self._pending_line)
+            self._pending = None
+        while len(rows) < n:
+            row = self._next()
+            if row is None:
+                break
+            self.lines.append(self.line())
+            if len(row) != self.width:
+                msg = (
+                    f"{self.label} line {self._reader.line_num}: expected {self.width} "
+                    f"fields, found {len(row)} (ragged rows)"
+                )
+                raise DataError(msg)
+            rows.append(row)
+        return rows
+
+    def line(self) -> int:
+        return int(self._reader.line_num)
+
+    def progress(self) -> tuple[int, int] | None:
+        if self._size is None:
+            return None
+        with contextlib.suppress(OSError, ValueError):
+            return (self._raw.tell(), self._size)
+        return None
+
+    def close(self) -> None:
+        if self.path != "-":
+            with contextlib.suppress(Exception):
+                self._text.close()
+        else:
+            with contextlib.suppress(Exception):
+                self._text.detach()
+
+
+def _column_index(name: str, header: list[str] | None, width: int, label: str) -> int:
+    if header is not None and name in header:
+        return header.index(name)
+    try:
+        i = int(name)
+    except ValueError:
+        where = (
+            f"(columns: {', '.join(header)})" if header else "(it has no header row)"
+        )
+        msg = f"{label} has no column named {name!r} {where}"
+        raise DataError(msg) from None
+    if not -width <= i < width:
+        msg = f"{label} has {width} columns; column {i} is out of range"
+        raise DataError(msg)
+    return i % width
+
+
+def _parse_floats(
+    cells: np.ndarray, label: str, lines: Sequence[int], names: Sequence[str] | None
+) -> np.ndarray:
+    try:
+        return cells.astype(np.float64)
+    except ValueError:
+        for r, row in enumerate(cells):
+            for c, cell in enumerate(row if row.ndim else [row]):
+                if not _is_number(str(cell)):
+                    col = f", column {names[c]!r}" if names else f", column {c}"
+                    where = col if cells.ndim == 2 else ""
+                    msg = (
+                        f"{label} line {lines[r]}{where}: {str(cell)!r} is not a number"
+                    )
+                    raise DataError(msg) from None
+        raise  # pragma: no cover
+
+
+class _TextScores(Source):
+    def __init__(
+        self, rows: _TextRows, header: list[str] | None, label_col: int | None
+    ) -> None:
+        self.label = rows.label
+        self._rows = rows
+        self.n_rows = None
+        assert rows.width is not None
+        width = rows.width
+        self._keep = [c for c in range(width) if c != label_col]
+        self._label_col = label_col
+        self.n_cols = len(self._keep)
+        self._names = None if header is None else [header[c] for c in self._keep]
+        self.labels: np.ndarray | None = None
+        if self.n_cols == 0:
+            msg = f"{self.label} has no score columns"
+            raise DataError(msg)
+
+    def read(self, n: int) -> np.ndarray:
+        rows = self._rows.take(n)
+        if not rows:
+            self.labels = np.empty(0, dtype=str)
+            return np.empty((0, len(self._keep)))
+        cells = np.array(rows, dtype=str)
+        if self._label_col is not None:
+            self.labels = np.char.strip(cells[:, self._label_col])
+            cells = cells[:, self._keep]
+        return _parse_floats(cells, self.label, self._rows.lines, self._names)
+
+    def progress(self) -> tuple[int, int] | None:
+        return self._rows.progress()
+
+    def close(self) -> None:
+        self._rows.close()
+
+
+class _LabelColumn(Source):
+    """The label column of a CSV whose other columns are the scores."""
+
+    def __init__(self, table: _TextScores) -> None:
+        self.label = table.label
+        self.n_rows = None
+        self.n_cols = None
+        self._table = table
+
+    def read(self, n: int) -> np.ndarray:
+        out = self._table.labels
+        if out is None:  # pragma: no cover - read() of the scores comes first
+            msg = "read the scores before their labels"
+            raise RuntimeError(msg)
+        self._table.labels = None
+        return out
+
+
+def _header_flag(
+    first: list[str], header: bool | None, skip: int | None, names: Sequence[str] = ()
+) -> bool:
+    if header is not None:
+        return header
+    return any(
+        not _is_number(v) and v not in names for c, v in enumerate(first) if c != skip
+    )
+
+
+def open_table(
+    path: str,
+    *,
+    label_column: str | None = None,
+    header: bool | None = None,
+) -> tuple[Source, Source | None]:
+    """The scores of a delimited text file, and its label column if named.
+
+    With ``header=None`` the first row is a header when one of its fields (other
+    than the label column, given as a 0-based number) is not a number.
+    ``label_column`` is a header name or a 0-based column number; the other
+    columns are the scores.
+    """
+    label = _describe("SCORES", path)
+    rows = _TextRows(path, label)
+    try:
+        first = rows.first()
+        if first is None:
+            msg = f"{label} is empty"
+            raise DataError(msg)
+        width = len(first)
+        skip = None
+        if label_column is not None and label_column.lstrip("-").isdigit():
+            skip = (
+                int(label_column) % width
+                if -width <= int(label_column) < width
+                else None
+            )
+        elif label_column is not None and header is None:
+            header = True  # a column name needs a header row
+        has_header = _header_flag(first, header, skip)
+        head = None
+        if has_header:
+            head = [h.strip() for h in first]
+            rows.take(1)
+        label_col = None
+        if label_column is not None:
+            label_col = _column_index(label_column, head, width, label)
+        scores = _TextScores(rows, head, label_col)
+    except BaseException:
+        rows.close()
+        raise
+    return scores, (_LabelColumn(scores) if label_col is not None else None)
+
+
+class _TextVector(Source):
+    """One column of a text file: labels (kept as text) or weights (numbers)."""
+
+    def __init__(
+        self,
+        path: str,
+        label: str,
+        kind: str,
+        *,
+        label_column: str | None = None,
+        header: bool | None = None,
+        classes: Sequence[str] = (),
+    ) -> None:
+        self.label = label
+        self.kind = kind
+        self.n_rows = None
+        self.n_cols = None
+        self._rows = _TextRows(path, label)
+        try:
+            first = self._rows.first()
+            if first is None:
+                msg = f"{label} is empty"
+                raise DataError(msg)
+            width = len(first)
+            column = label_column if kind == "labels" else None
+            if column is not None and column in first and header is None:
+                header = True
+            has_header = _header_flag(first, header, None, classes)
+            head = [h.strip() for h in first] if has_header else None
+            if has_header:
+                self._rows.take(1)
+            if column is not None and width > 1:
+                self._col = _column_index(column, head, width, label)
+            elif width == 1:
+                self._col = 0
+            else:
+                hint = " (say which with --label-column)" if kind == "labels" else ""
+                msg = (
+                    f"{label} has {width} columns; one column of {kind} is needed{hint}"
+                )
+                raise DataError(msg)
+        except BaseException:
+            self._rows.close()
+            raise
+
+    def read(self, n: int) -> np.ndarray:
+        rows = self._rows.take(n)
+        cells = np.array([r[self._col].strip() for r in rows], dtype=str)
+        if self.kind == "labels":
+            return cells
+        return _parse_floats(cells, self.label, self._rows.lines, None)
+
+    def progress(self) -> tuple[int, int] | None:
+        return self._rows.progress()
+
+    def close(self) -> None:
+        self._rows.close()
+
+
+# --------------------------------------------------------------------------- #
+# Labels
+# --------------------------------------------------------------------------- #
+
+
+def classes_from(value: str) -> tuple[str, ...]:
+    """Class names from ``a,b,c`` or from a file with one name a line."""
+    if os.path.isfile(value):
+        with open(value, encoding="utf-8-sig") as f:
+            names = [line.strip() for line in f]
+        return tuple(n for n in names if n)
+    return tuple(n.strip() for n in value.split(","))
+
+
+def label_indices(
+    raw: np.ndarray,
+    *,
+    n_classes: int,
+    classes: Sequence[str] | None,
+    start: int,
+    label: str,
+) -> np.ndarray:
+    """Integer class indices (int64) from integer, integral-float or name labels.
+
+    ``start`` is the row number of ``raw[0]`` in the file, for messages.
+    """
+    kind = raw.dtype.kind
+    if kind in "US":
+        values = raw.astype(str) if kind == "S" else raw
+        out = _names_to_indices(values, classes, start, label)
+    elif kind in "iu":
+        out = raw.astype(np.int64)
+    elif kind == "f":
+        bad = ~np.isfinite(raw) | (raw != np.round(raw))
+        if bad.any():
+            i = int(np.argmax(bad))
+            msg = f"{label} row {start + i}: {raw[i].item()!r} is not an integer class index"
+            raise DataError(msg)
+        out = raw.astype(np.int64)
+    else:
+        msg = f"{label} has dtype {raw.dtype}, which cannot hold class indices"
+        raise DataError(msg)
+    outside = (out < 0) | (out >= n_classes)
+    if outside.any():
+        i = int(np.argmax(outside))
+        msg = (
+            f"{label} row {start + i}: label {out[i]} is out of range for "
+            f"{n_classes} classes (0 to {n_classes - 1})"
+        )
+        raise DataError(msg)
+    return out
+
+
+def _names_to_indices(
+    values: np.ndarray, classes: Sequence[str] | None, start: int, label: str
+) -> np.ndarray:
+    uniq, inverse = np.unique(values, return_inverse=True)
+    lookup = {name: i for i, name in enumerate(classes or ())}
+    mapped = np.empty(len(uniq), dtype=np.int64)
+    unknown = []
+    for j, name in enumerate(uniq.tolist()):
+        if name in lookup:
+            mapped[j] = lookup[name]
+            continue
+        try:
+            value = float(name)
+            if not value.is_integer():
+                raise ValueError
+            mapped[j] = int(value)
+        except (ValueError, OverflowError):
+            unknown.append(name)
+    if unknown:
+        i = int(np.argmax(np.isin(values, unknown)))  # the first such row
+        name = str(values[i])
+        if classes:
+            msg = f"{label} row {start + i}: {name!r} is not one of the --classes"
+        else:
+            msg = (
+                f"{label} row {start + i}: {name!r} is not a class index; "
+                "for class names, give --classes"
+            )
+        raise DataError(msg)
+    return mapped[inverse.reshape(-1)]
+
+
+# --------------------------------------------------------------------------- #
+# Reading several files in step
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Rows ``start`` to ``start + len(scores)`` of every input."""
+
+    start: int
+    scores: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray | None
+
+
+def iter_aligned(
+    scores: Source, labels: Source, weights: Source | None, chunk_rows: int
+) -> Iterator[Chunk]:
+    """Read the sources in step, checking that they have the same number of rows."""
+    others = [s for s in (labels, weights) if s is not None]
+    for other in others:
+        known = scores.n_rows is not None and other.n_rows is not None
+        if known and scores.n_rows != other.n_rows:
+            msg = f"{scores.label} has {scores.n_rows} rows but {other.label} has {other.n_rows}"
+            raise DataError(msg)
+    start = 0
+    while True:
+        s = scores.read(chunk_rows)
+        m = int(s.shape[0])
+        parts = []
+        for other in others:
+            part = other.read(chunk_rows if m else 1)
+            if part.shape[0] != m:
+                if part.shape[0] < m:
+                    have, more = f"{start + part.shape[0]} rows", scores.label
+                    msg = f"{other.label} has {have} but {more} has more"
+                else:
+                    msg = (
+                        f"{other.label} has more rows than {scores.label} ({start + m})"
+                    )
+                raise DataError(msg)
+            parts.append(part)
+        if m == 0:
+            if start == 0:
+                msg = f"{scores.label} has no rows"
+                raise DataError(msg)
+            return
+        yield Chunk(start, s, parts[0], parts[1] if len(parts) > 1 else None)
+        start += m
+
+
+# --------------------------------------------------------------------------- #
+# Writers
+# --------------------------------------------------------------------------- #
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+@contextlib.contextmanager
+def atomic_output(path: str, label: str) -> Iterator[str]:
+    """A temporary path beside ``path``, renamed onto it if the block succeeds.
+
+    On any error the temporary file is removed and ``path`` is left as it was.
+    """
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(
+            dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part"
+        )
+    except OSError as exc:
+        msg = f"cannot write {label} '{path}': {exc.strerror or exc}"
+        raise DataError(msg) from None
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+class NpyWriter:
+    """Write a float64 ``(rows, len(columns))`` ``.npy`` file block by block.
+
+    The row count is unknown until the end, so the header is written with room to
+    spare and rewritten by `close`.
+    """
+
+    _HEADER = 128
+
+    def __init__(self, path: str, columns: Sequence[str]) -> None:
+        self._f = open(path, "w+b")  # noqa: SIM115 - closed by close()
+        self._width = len(columns)
+        self._rows = 0
+        self._f.write(self._header())
+
+    def _header(self) -> bytes:
+        d = f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({self._rows}, {self._width}), }}"
+        body = d.encode("latin1")
+        pad = self._HEADER - 10 - len(body) - 1
+        return (
+            b"\x93NUMPY\x01\x00"
+            + (self._HEADER - 10).to_bytes(2, "little")
+            + body
+            + b" " * pad
+            + b"\n"
+        )
+
+    def write(self, block: np.ndarray) -> None:
+        self._f.write(np.ascontiguousarray(block, dtype="<f8").tobytes())
+        self._rows += int(block.shape[0])
+
+    def close(self) -> None:
+        self._f.seek(0)
+        self._f.write(self._header())
+        self._f.close()
+
+
+class TextWriter:
+    """Write ``(rows, len(columns))`` numbers as CSV (or TSV) with a header row."""
+
+    def __init__(
+        self, path: str, columns: Sequence[str], *, delimiter: str = ","
+    ) -> None:
+        self._f = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115
+        self._delimiter = delimiter
+        csv.writer(self._f, delimiter=delimiter).writerow(columns)
+
+    def write(self, block: np.ndarray) -> None:
+        np.savetxt(
+            self._f,
+            np.asarray(block, dtype=np.float64),
+            fmt="%.17g",
+            delimiter=self._delimiter,
+        )
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())

@@ -1,0 +1,135 @@
+"""Softmax cross-entropy, with optional label smoothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import _xp
+from .._api import Kernel, Targets
+from .._typing import Array, Namespace
+from .._validation import check_real
+
+__all__ = ["cross_entropy", "cross_entropy_and_grad"]
+
+
+def _check(*, label_smoothing: float = 0.0) -> dict[str, Any]:
+    return {
+        "label_smoothing": check_real("label_smoothing", label_smoothing, low=0, high=1)
+    }
+
+
+def _rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, label_smoothing: float
+) -> tuple[Array, Array | None]:
+    # One fresh (n, C) temporary: shifted scores, then exp, then softmax - target,
+    # all in place where the namespace allows (see _xp.exp_).
+    work = z - xp.max(z, axis=1, keepdims=True)
+    if t.index is not None and label_smoothing == 0:
+        q = None
+        target_score = t.pick(work)
+    else:
+        q = t.probs
+        if label_smoothing:
+            q = (1 - label_smoothing) * q + label_smoothing / t.n_classes
+        target_score = xp.sum(q * work, axis=1)  # <q, shifted> with sum(q) = 1
+    work = _xp.exp_(work, xp=xp)
+    s = xp.sum(work, axis=1, keepdims=True)
+    loss = xp.log(s[:, 0]) - target_score
+    if not want_grad:
+        return loss, None
+    work /= s
+    if q is None:
+        if _xp.scatter_supported(xp):
+            rows = xp.arange(work.shape[0], device=_xp.xp_device(work))
+            work[rows, t.index] -= 1  # O(n), on our own array
+            return loss, work
+        q = t.probs
+    work -= q
+    return loss, work
+
+
+_KERNEL = Kernel("cross_entropy", _rows, min_classes=1, check_params=_check)
+
+
+def cross_entropy(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Softmax cross-entropy (log loss).
+
+    .. math::
+
+        \ell(s, q) = -\sum_j q_j \log \operatorname{softmax}(s)_j
+                   = \operatorname{lse}(s) - \langle q, s \rangle,
+        \qquad \frac{\partial \ell}{\partial s} = \operatorname{softmax}(s) - q
+
+    with ``q`` the one-hot (or soft) target, optionally smoothed to
+    ``(1 - ε) q + ε / C`` by ``label_smoothing = ε``.  Computed with the max shift,
+    so it is finite for any finite scores.  It is the special case ``k=1, tau=1,
+    alpha=0`` of the smooth top-k SVM (Berrada et al. 2018).
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores; the class axis is ``axis``.
+    labels : integer array of the batch shape, or float array of ``logits``' shape
+        Class indices, or soft labels whose rows sum to 1.
+    label_smoothing : float in [0, 1]
+        Mix the targets with the uniform distribution.
+    axis : int
+        The class axis of ``logits`` (and of soft ``labels``).
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    References
+    ----------
+    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
+       Networks in Classification", Schedae Informaticae 25, 2016.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.cross_entropy(s, np.array([2]))):.6f}")
+    3.985205
+    """
+    return _KERNEL.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        label_smoothing=label_smoothing,
+    )  # fmt: skip
+
+
+def cross_entropy_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    label_smoothing: float = 0.0,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`cross_entropy` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _KERNEL.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        label_smoothing=label_smoothing,
+    )  # fmt: skip

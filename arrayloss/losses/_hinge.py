@@ -1,0 +1,586 @@
+"""Hinge losses on raw scores: Janocha's one-vs-all hinge, squared and cubed hinge,
+and the multiclass SVMs of Weston–Watkins and Crammer–Singer.
+
+Subgradients at the kinks follow ``1[0 > 0] = 0``: a margin term that is exactly
+zero contributes nothing to the gradient.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import _xp
+from .._api import Kernel, Targets
+from .._typing import Array, Namespace
+from .._validation import check_real
+
+__all__ = [
+    "crammer_singer",
+    "crammer_singer_and_grad",
+    "cubed_hinge",
+    "cubed_hinge_and_grad",
+    "hinge",
+    "hinge_and_grad",
+    "multiclass_hinge",
+    "multiclass_hinge_and_grad",
+    "squared_hinge",
+    "squared_hinge_and_grad",
+]
+
+
+def _check(*, margin: float) -> dict[str, Any]:
+    return {"margin": check_real("margin", margin, low=0)}
+
+
+def _one_vs_all(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, margin: float, power: int
+) -> tuple[Array, Array | None]:
+    """sum_j max(0, m - yhat_j z_j)**power with yhat = 2t - 1."""
+    yhat = 2 * t.probs - 1
+    h = xp.maximum(margin - yhat * z, xp.zeros_like(z))
+    if power == 1:
+        loss = xp.sum(h, axis=1)
+        grad = xp.where(h > 0, -yhat, xp.zeros_like(z)) if want_grad else None
+    elif power == 2:
+        loss = xp.sum(h * h, axis=1)
+        grad = -2 * yhat * h if want_grad else None
+    else:
+        h2 = h * h
+        loss = xp.sum(h2 * h, axis=1)
+        grad = -3 * yhat * h2 if want_grad else None
+    return loss, grad
+
+
+def _hinge_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, margin: float
+) -> tuple[Array, Array | None]:
+    return _one_vs_all(z, t, xp=xp, want_grad=want_grad, margin=margin, power=1)
+
+
+def _squared_hinge_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, margin: float
+) -> tuple[Array, Array | None]:
+    return _one_vs_all(z, t, xp=xp, want_grad=want_grad, margin=margin, power=2)
+
+
+def _cubed_hinge_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, margin: float
+) -> tuple[Array, Array | None]:
+    return _one_vs_all(z, t, xp=xp, want_grad=want_grad, margin=margin, power=3)
+
+
+def _multiclass_hinge_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, margin: float
+) -> tuple[Array, Array | None]:
+    h = z - t.pick(z)[:, None] + margin
+    active = (h > 0) & ~t.mask
+    loss = xp.sum(xp.where(active, h, xp.zeros_like(h)), axis=1)
+    if not want_grad:
+        return loss, None
+    a = xp.astype(active, z.dtype)
+    count = xp.sum(a, axis=1, keepdims=True)
+    return loss, a - xp.astype(t.mask, z.dtype) * count
+
+
+def _crammer_singer_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, margin: float
+) -> tuple[Array, Array | None]:
+    others = xp.where(t.mask, xp.full_like(z, -xp.inf), z)
+    h = margin + xp.max(others, axis=1) - t.pick(z)
+    loss = xp.maximum(h, xp.zeros_like(h))
+    if not want_grad:
+        return loss, None
+    # +1 at the first arg-max among the other classes, -1 at the label, if active.
+    idx = xp.argmax(others, axis=1)
+    classes = xp.arange(z.shape[1], device=_xp.xp_device(z))
+    star = xp.astype(classes == idx[:, None], z.dtype)
+    active = xp.astype(h > 0, z.dtype)[:, None]
+    return loss, (star - xp.astype(t.mask, z.dtype)) * active
+
+
+_HINGE_KERNEL = Kernel("hinge", _hinge_rows, check_params=_check)
+_SQUARED_HINGE_KERNEL = Kernel(
+    "squared_hinge", _squared_hinge_rows, check_params=_check
+)
+_CUBED_HINGE_KERNEL = Kernel("cubed_hinge", _cubed_hinge_rows, check_params=_check)
+_MULTICLASS_HINGE_KERNEL = Kernel(
+    "multiclass_hinge", _multiclass_hinge_rows, soft_labels=False, check_params=_check
+)
+_CRAMMER_SINGER_KERNEL = Kernel(
+    "crammer_singer",
+    _crammer_singer_rows,
+    soft_labels=False,
+    min_classes=2,
+    check_params=_check,
+)
+
+
+# ----------------------------------------------------------------- one-vs-all (Janocha)
+
+
+def hinge(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    margin: float = 0.5,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""One-vs-all hinge loss on the raw logits (Janocha & Czarnecki).
+
+    .. math::
+
+        \ell(s, t) = \sum_j \max(0,\, m - \hat y_j s_j), \quad \hat y = 2t - 1,
+        \qquad \frac{\partial \ell}{\partial s_j}
+            = -\hat y_j\, \mathbb 1[m - \hat y_j s_j > 0]
+
+    Each class is a binary problem with target :math:`\hat y_j = +1` for the label
+    and :math:`-1` for the others.  The default margin ``m = 1/2`` follows [1]_.
+    Soft labels are accepted and used as :math:`\hat y = 2t - 1 \in [-1, 1]`
+    (convex and piecewise linear; a class with ``t_j = 1/2`` contributes the
+    constant ``m``); for one-hot ``t`` this is the usual one-vs-all hinge.  At a
+    kink the subgradient is 0 (``1[0 > 0] = 0``).
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores; the class axis is ``axis``.
+    labels : integer array of the batch shape, or float array of ``logits``' shape
+        Class indices, or soft labels whose rows sum to 1.
+    margin : float >= 0
+        The margin ``m``.
+    axis : int
+        The class axis of ``logits`` (and of soft ``labels``).
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    Raises
+    ------
+    ValueError
+        If ``margin`` is negative.
+
+    References
+    ----------
+    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
+       Networks in Classification", Schedae Informaticae 25, 2016;
+       arXiv:1702.05659.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.hinge(s, np.array([2]))):.6f}")
+    10.100000
+    >>> print(f"{float(al.hinge(s, np.array([2]), margin=1.0)):.6f}")
+    12.600000
+    """
+    return _HINGE_KERNEL.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        margin=margin,
+    )  # fmt: skip
+
+
+def hinge_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    margin: float = 0.5,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`hinge` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _HINGE_KERNEL.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        margin=margin,
+    )  # fmt: skip
+
+
+def squared_hinge(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    margin: float = 0.5,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""One-vs-all squared hinge loss on the raw logits; Tang's L2-SVM at ``margin=1``.
+
+    .. math::
+
+        \ell(s, t) = \sum_j \max(0,\, m - \hat y_j s_j)^2, \quad \hat y = 2t - 1,
+        \qquad \frac{\partial \ell}{\partial s_j}
+            = -2 \hat y_j \max(0,\, m - \hat y_j s_j)
+
+    The default margin ``m = 1/2`` follows Janocha & Czarnecki [1]_; with
+    ``margin=1.0`` it is the one-vs-rest L2-SVM of Tang [2]_ (without the weight
+    penalty).  The loss is continuously differentiable.  Soft labels are used as
+    :math:`\hat y = 2t - 1`, as in :func:`hinge`.  The value overflows to ``inf``
+    only where the true value exceeds the dtype's range.
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores; the class axis is ``axis``.
+    labels : integer array of the batch shape, or float array of ``logits``' shape
+        Class indices, or soft labels whose rows sum to 1.
+    margin : float >= 0
+        The margin ``m``.
+    axis : int
+        The class axis of ``logits`` (and of soft ``labels``).
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    Raises
+    ------
+    ValueError
+        If ``margin`` is negative.
+
+    References
+    ----------
+    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
+       Networks in Classification", Schedae Informaticae 25, 2016;
+       arXiv:1702.05659.
+    .. [2] Y. Tang, "Deep Learning using Linear Support Vector Machines", ICML 2013
+       Challenges in Representation Learning workshop; arXiv:1306.0239.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.squared_hinge(s, np.array([2]))):.6f}")
+    26.290000
+    >>> print(f"{float(al.squared_hinge(s, np.array([2]), margin=1.0)):.6f}")
+    37.640000
+    """
+    return _SQUARED_HINGE_KERNEL.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        margin=margin,
+    )  # fmt: skip
+
+
+def squared_hinge_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    margin: float = 0.5,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`squared_hinge` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _SQUARED_HINGE_KERNEL.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        margin=margin,
+    )  # fmt: skip
+
+
+def cubed_hinge(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    margin: float = 0.5,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""One-vs-all cubed hinge loss on the raw logits (Janocha & Czarnecki).
+
+    .. math::
+
+        \ell(s, t) = \sum_j \max(0,\, m - \hat y_j s_j)^3, \quad \hat y = 2t - 1,
+        \qquad \frac{\partial \ell}{\partial s_j}
+            = -3 \hat y_j \max(0,\, m - \hat y_j s_j)^2
+
+    The default margin ``m = 1/2`` follows [1]_.  Twice continuously
+    differentiable.  Soft labels are used as :math:`\hat y = 2t - 1`, as in
+    :func:`hinge`.  The value overflows to ``inf`` only where the true value
+    exceeds the dtype's range.
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores; the class axis is ``axis``.
+    labels : integer array of the batch shape, or float array of ``logits``' shape
+        Class indices, or soft labels whose rows sum to 1.
+    margin : float >= 0
+        The margin ``m``.
+    axis : int
+        The class axis of ``logits`` (and of soft ``labels``).
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    Raises
+    ------
+    ValueError
+        If ``margin`` is negative.
+
+    References
+    ----------
+    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
+       Networks in Classification", Schedae Informaticae 25, 2016;
+       arXiv:1702.05659.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.cubed_hinge(s, np.array([2]))):.6f}")
+    79.271000
+    """
+    return _CUBED_HINGE_KERNEL.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        margin=margin,
+    )  # fmt: skip
+
+
+def cubed_hinge_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    margin: float = 0.5,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`cubed_hinge` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _CUBED_HINGE_KERNEL.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        margin=margin,
+    )  # fmt: skip
+
+
+# ---------------------------------------------------------------- multiclass SVMs
+
+
+def multiclass_hinge(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    margin: float = 1.0,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Multiclass hinge loss of Weston and Watkins (the CS231n "SVM loss").
+
+    .. math::
+
+        \ell(s, y) = \sum_{j \ne y} \max(0,\, s_j - s_y + \Delta),
+        \qquad \frac{\partial \ell}{\partial s_j} = \mathbb 1[s_j - s_y + \Delta > 0]
+        \;(j \ne y), \quad
+        \frac{\partial \ell}{\partial s_y} = -\sum_{j \ne y}
+            \mathbb 1[s_j - s_y + \Delta > 0]
+
+    on the raw scores, with margin :math:`\Delta` = ``margin``.  Every class that
+    comes within the margin of the label is penalised (compare
+    :func:`crammer_singer`, which penalises only the worst).  Integer labels only.
+    At a kink the subgradient is 0 (``1[0 > 0] = 0``).
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores; the class axis is ``axis``.
+    labels : integer array of the batch shape
+        Class indices; soft labels raise `ValueError`.
+    margin : float >= 0
+        The margin :math:`\Delta`.
+    axis : int
+        The class axis of ``logits``.
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    Raises
+    ------
+    ValueError
+        If ``margin`` is negative or ``labels`` are soft labels.
+
+    References
+    ----------
+    .. [1] J. Weston and C. Watkins, "Support Vector Machines for Multi-Class
+       Pattern Recognition", ESANN 1999, pp. 219–224.
+    .. [2] CS231n, "Linear classification: Support Vector Machine and Softmax",
+       https://cs231n.github.io/linear-classify/.
+
+    Examples
+    --------
+    The CS231n example (cat, car, frog):
+
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[3.2, 5.1, -1.7], [1.3, 4.9, 2.0], [2.2, 2.5, -3.1]])
+    >>> print(al.multiclass_hinge(s, np.array([0, 1, 2]), reduction="none").round(6))
+    [ 2.9  0.  12.9]
+    """
+    return _MULTICLASS_HINGE_KERNEL.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        margin=margin,
+    )  # fmt: skip
+
+
+def multiclass_hinge_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    margin: float = 1.0,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`multiclass_hinge` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _MULTICLASS_HINGE_KERNEL.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        margin=margin,
+    )  # fmt: skip
+
+
+def crammer_singer(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    margin: float = 1.0,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Multiclass hinge loss of Crammer and Singer.
+
+    .. math::
+
+        \ell(s, y) = \max\bigl(0,\, \Delta + \max_{j \ne y} s_j - s_y\bigr),
+        \qquad \frac{\partial \ell}{\partial s} = (e_{j^*} - e_y)\,
+            \mathbb 1\bigl[\Delta + s_{j^*} - s_y > 0\bigr]
+
+    on the raw scores, with margin :math:`\Delta` = ``margin`` and :math:`j^*` the
+    highest-scoring class other than ``y``.  Only that most violating class is
+    penalised (compare :func:`multiclass_hinge`).  When several classes share the
+    maximum, :math:`j^*` is the one with the lowest index (a valid subgradient);
+    at the hinge kink the subgradient is 0 (``1[0 > 0] = 0``).  Integer labels
+    only; needs at least 2 classes.
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores; the class axis is ``axis``; ``C >= 2``.
+    labels : integer array of the batch shape
+        Class indices; soft labels raise `ValueError`.
+    margin : float >= 0
+        The margin :math:`\Delta`.
+    axis : int
+        The class axis of ``logits``.
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    Raises
+    ------
+    ValueError
+        If ``margin`` is negative, ``labels`` are soft labels, or ``C < 2``.
+
+    References
+    ----------
+    .. [1] K. Crammer and Y. Singer, "On the Algorithmic Implementation of
+       Multiclass Kernel-based Vector Machines", JMLR 2, pp. 265–292, 2001.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.crammer_singer(s, np.array([2]))):.6f}")
+    4.400000
+    """
+    return _CRAMMER_SINGER_KERNEL.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        margin=margin,
+    )  # fmt: skip
+
+
+def crammer_singer_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    margin: float = 1.0,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`crammer_singer` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _CRAMMER_SINGER_KERNEL.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        margin=margin,
+    )  # fmt: skip

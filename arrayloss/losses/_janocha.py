@@ -1,0 +1,852 @@
+"""Janocha & Czarnecki's losses: L1, L2, the expectation family, Chebyshev, squared
+log, Tanimoto and Cauchy–Schwarz.
+
+The softmax-based kernels share `_softmax_parts`, which also returns the complement
+``c = 1 - p`` computed without cancellation (for the largest probability as the sum of
+the others), so that ``p - t`` is exact to rounding even where ``p_j`` is close to 1.
+"""
+
+from __future__ import annotations
+
+from .. import _xp
+from .._api import Kernel, Targets
+from .._typing import Array, Namespace
+
+__all__ = [
+    "cauchy_schwarz",
+    "cauchy_schwarz_and_grad",
+    "chebyshev",
+    "chebyshev_and_grad",
+    "expectation",
+    "expectation_and_grad",
+    "l1",
+    "l1_and_grad",
+    "l2",
+    "l2_and_grad",
+    "regularised_expectation",
+    "regularised_expectation_and_grad",
+    "squared_log",
+    "squared_log_and_grad",
+    "tanimoto",
+    "tanimoto_and_grad",
+]
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _first_max(x: Array, *, xp: Namespace) -> Array:
+    """Boolean ``(n, C)`` mask of the first maximum of each row of ``x``."""
+    idx = xp.argmax(x, axis=1)
+    classes = xp.arange(x.shape[1], device=_xp.xp_device(x))
+    return classes == idx[:, None]
+
+
+def _softmax_parts(z: Array, *, xp: Namespace) -> tuple[Array, Array, Array, Array]:
+    """``p = softmax(z)``, ``c = 1 - p``, ``w = z - max z`` and ``log sum exp w``.
+
+    ``c`` is exact to rounding: at each row's largest entry ``1 - p`` would cancel, so
+    it is the sum of the other probabilities there; elsewhere ``p <= 1/2``.  For the
+    same reason ``log sum exp w = log1p(sum of the other exp w)`` (the largest is 1),
+    which keeps tiny log-losses of confident samples accurate.
+    """
+    w = z - xp.max(z, axis=1, keepdims=True)
+    e = xp.exp(w)
+    top = _first_max(z, xp=xp)
+    rest = xp.sum(xp.where(top, xp.zeros_like(e), e), axis=1, keepdims=True)
+    s = 1 + rest
+    p = e / s
+    c = xp.where(top, rest / s, 1 - p)
+    return p, c, w, xp.log1p(rest)
+
+
+def _logsumexp(x: Array, *, xp: Namespace) -> Array:
+    """``log sum exp x`` over rows (entries may be ``-inf``), as ``m + log1p(rest)``."""
+    top = _first_max(x, xp=xp)
+    m = xp.max(x, axis=1, keepdims=True)
+    e = xp.exp(x - m)
+    rest = xp.sum(xp.where(top, xp.zeros_like(e), e), axis=1)
+    return m[:, 0] + xp.log1p(rest)
+
+
+def _residual(p: Array, c: Array, q: Array) -> Array:
+    """``p - q`` written as ``p (1 - q) - q (1 - p)``: exact when ``q`` is one-hot."""
+    return p * (1 - q) - q * c
+
+
+def _through_softmax(p: Array, g: Array, *, xp: Namespace) -> Array:
+    """Chain rule ``p * (g - <g, p>)`` from d/dp to d/dlogits."""
+    return p * (g - xp.sum(g * p, axis=1, keepdims=True))
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+def _l1_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool
+) -> tuple[Array, Array | None]:
+    r = z - t.probs
+    return xp.sum(xp.abs(r), axis=1), (xp.sign(r) if want_grad else None)
+
+
+def _l2_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool
+) -> tuple[Array, Array | None]:
+    r = z - t.probs
+    return xp.sum(r * r, axis=1), (2 * r if want_grad else None)
+
+
+def _expectation_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool
+) -> tuple[Array, Array | None]:
+    p, c, _, _ = _softmax_parts(z, xp=xp)
+    d = _residual(p, c, t.probs)
+    loss = xp.sum(xp.abs(d), axis=1)
+    if not want_grad:
+        return loss, None
+    # g = sign(d); g_j - <g, p> = sum_k p_k (g_j - g_k), grouped by the sign of d_k so
+    # that every term is a sum of non-negative probabilities (no cancellation).
+    zero = xp.zeros_like(p)
+    pos = xp.sum(xp.where(d > 0, p, zero), axis=1, keepdims=True)
+    neg = xp.sum(xp.where(d < 0, p, zero), axis=1, keepdims=True)
+    flat = xp.sum(xp.where(d == 0, p, zero), axis=1, keepdims=True)
+    g = xp.where(d > 0, 2 * neg + flat, xp.where(d < 0, -(2 * pos + flat), neg - pos))
+    return loss, p * g
+
+
+def _regularised_expectation_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool
+) -> tuple[Array, Array | None]:
+    p, c, _, _ = _softmax_parts(z, xp=xp)
+    d = _residual(p, c, t.probs)
+    loss = xp.sum(d * d, axis=1)
+    return loss, (_through_softmax(p, 2 * d, xp=xp) if want_grad else None)
+
+
+def _chebyshev_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool
+) -> tuple[Array, Array | None]:
+    p, c, _, _ = _softmax_parts(z, xp=xp)
+    d = _residual(p, c, t.probs)
+    # One-hot: |d_y| = 1 - p_y = sum of the other p_j >= every other |d_j|, so the
+    # arg-max is the label; soft: the first arg-max of |d|.
+    star = t.mask if t.index is not None else _first_max(xp.abs(d), xp=xp)
+    zero = xp.zeros_like(p)
+    d_star = xp.sum(xp.where(star, d, zero), axis=1, keepdims=True)
+    loss = xp.abs(d_star)[:, 0]
+    if not want_grad:
+        return loss, None
+    # d|d_*|/dz_j = sign(d_*) p_* (delta_j* - p_j); at j* this is sign(d_*) p_* c_*.
+    p_star = xp.sum(xp.where(star, p, zero), axis=1, keepdims=True)
+    return loss, xp.sign(d_star) * xp.where(star, p * c, -p * p_star)
+
+
+def _squared_log_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool
+) -> tuple[Array, Array | None]:
+    p, c, w, log_s = _softmax_parts(z, xp=xp)
+    if t.index is not None:
+        ce = log_s[:, 0] - t.pick(w)
+    else:
+        ce = log_s[:, 0] - xp.sum(t.probs * w, axis=1)
+    loss = ce * ce
+    if not want_grad:
+        return loss, None
+    d = _residual(p, c, t.probs)
+    # where(): never inf * 0 if the loss itself overflowed.
+    return loss, xp.where(d == 0, xp.zeros_like(d), (2 * ce)[:, None] * d)
+
+
+def _tanimoto_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool
+) -> tuple[Array, Array | None]:
+    p = _xp.softmax(z, xp=xp, axis=1)
+    q = t.probs
+    num = xp.sum(p * q, axis=1, keepdims=True)
+    den = xp.sum(p * p, axis=1, keepdims=True) + xp.sum(q * q, axis=1, keepdims=True)
+    den = den - num  # >= (|p|^2 + |q|^2) / 2 > 0
+    loss = -(num / den)[:, 0]
+    if not want_grad:
+        return loss, None
+    g = (2 * num * p - (den + num) * q) / (den * den)
+    return loss, _through_softmax(p, g, xp=xp)
+
+
+def _cauchy_schwarz_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool
+) -> tuple[Array, Array | None]:
+    if t.index is not None:
+        # 1/2 CE(2z) = 1/2 lse(2z) - z_y; gradient softmax(2z) - e_y.  Shift before
+        # doubling so that 2z cannot overflow.
+        w = z - xp.max(z, axis=1, keepdims=True)
+        p2, c2, w2, log_s2 = _softmax_parts(2 * w, xp=xp)
+        loss = 0.5 * (log_s2[:, 0] - t.pick(w2))
+        return loss, (_residual(p2, c2, t.probs) if want_grad else None)
+    # -log<p,q> + 1/2 log|p|^2 + 1/2 log|q|^2 with <p,q> = exp(lse(w + log q) - lse(w))
+    # and |p|^2 = exp(lse(2w) - 2 lse(w)); the lse(w) terms cancel.
+    q = t.probs
+    w = z - xp.max(z, axis=1, keepdims=True)
+    has = q > 0
+    log_q = xp.log(xp.where(has, q, xp.ones_like(q)))
+    a = xp.where(has, w + log_q, xp.full_like(w, -xp.inf))
+    loss = (
+        0.5 * _logsumexp(2 * w, xp=xp)
+        - _logsumexp(a, xp=xp)
+        + 0.5 * xp.log(xp.sum(q * q, axis=1))
+    )
+    if not want_grad:
+        return loss, None
+    # d/dz: softmax(2w) - softmax(w + log q), two probability vectors.
+    return loss, _xp.softmax(2 * w, xp=xp, axis=1) - _xp.softmax(a, xp=xp, axis=1)
+
+
+_L1_KERNEL = Kernel("l1", _l1_rows)
+_L2_KERNEL = Kernel("l2", _l2_rows)
+_EXPECTATION_KERNEL = Kernel("expectation", _expectation_rows)
+_REGULARISED_EXPECTATION_KERNEL = Kernel(
+    "regularised_expectation", _regularised_expectation_rows
+)
+_CHEBYSHEV_KERNEL = Kernel("chebyshev", _chebyshev_rows)
+_SQUARED_LOG_KERNEL = Kernel("squared_log", _squared_log_rows)
+_TANIMOTO_KERNEL = Kernel("tanimoto", _tanimoto_rows)
+_CAUCHY_SCHWARZ_KERNEL = Kernel("cauchy_schwarz", _cauchy_schwarz_rows)
+
+# ----------------------------------------------------------------------------- L1, L2
+
+
+def l1(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""L1 loss between the raw logits and the one-hot (or soft) target.
+
+    .. math::
+
+        \ell(s, t) = \sum_j |s_j - t_j|,
+        \qquad \frac{\partial \ell}{\partial s_j} = \operatorname{sign}(s_j - t_j)
+
+    on the raw scores, not on probabilities (for that, see :func:`expectation`).
+    At a kink ``s_j = t_j`` the subgradient ``sign(0) = 0`` is returned.
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores; the class axis is ``axis``.
+    labels : integer array of the batch shape, or float array of ``logits``' shape
+        Class indices, or soft labels whose rows sum to 1.
+    axis : int
+        The class axis of ``logits`` (and of soft ``labels``).
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    References
+    ----------
+    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
+       Networks in Classification", Schedae Informaticae 25, 2016;
+       arXiv:1702.05659.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.l1(s, np.array([2]))):.6f}")
+    8.600000
+    """
+    return _L1_KERNEL.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def l1_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`l1` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _L1_KERNEL.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def l2(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""L2 (squared error) loss between the raw logits and the one-hot (or soft) target.
+
+    .. math::
+
+        \ell(s, t) = \sum_j (s_j - t_j)^2,
+        \qquad \frac{\partial \ell}{\partial s_j} = 2 (s_j - t_j)
+
+    on the raw scores, summed over classes (for probabilities, see
+    :func:`regularised_expectation`).
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores; the class axis is ``axis``.
+    labels : integer array of the batch shape, or float array of ``logits``' shape
+        Class indices, or soft labels whose rows sum to 1.
+    axis : int
+        The class axis of ``logits`` (and of soft ``labels``).
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    References
+    ----------
+    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
+       Networks in Classification", Schedae Informaticae 25, 2016;
+       arXiv:1702.05659.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.l2(s, np.array([2]))):.6f}")
+    19.040000
+    """
+    return _L2_KERNEL.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def l2_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`l2` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _L2_KERNEL.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+# ------------------------------------------------------------------------ on softmax
+
+
+def expectation(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Expectation loss: L1 distance between ``softmax(logits)`` and the target.
+
+    .. math::
+
+        \ell(s, t) = \sum_j |p_j - t_j|, \quad p = \operatorname{softmax}(s),
+        \qquad \frac{\partial \ell}{\partial s} = p \odot (g - \langle g, p \rangle),
+        \quad g = \operatorname{sign}(p - t)
+
+    For a one-hot target it is :math:`2 (1 - p_y)`, twice the probability that a
+    prediction drawn from ``p`` is wrong, with gradient :math:`2 p_y (p - e_y)`.
+    For soft targets it has kinks where some ``p_j = t_j``; there ``sign(0) = 0``.
+    :func:`chebyshev` equals half of it for one-hot targets only.
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores; the class axis is ``axis``.
+    labels : integer array of the batch shape, or float array of ``logits``' shape
+        Class indices, or soft labels whose rows sum to 1.
+    axis : int
+        The class axis of ``logits`` (and of soft ``labels``).
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    References
+    ----------
+    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
+       Networks in Classification", Schedae Informaticae 25, 2016;
+       arXiv:1702.05659.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.expectation(s, np.array([2]))):.6f}")
+    1.962823
+    """
+    return _EXPECTATION_KERNEL.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def expectation_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`expectation` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _EXPECTATION_KERNEL.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def regularised_expectation(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Regularised expectation loss: squared L2 distance of ``softmax(logits)``.
+
+    .. math::
+
+        \ell(s, t) = \sum_j (p_j - t_j)^2, \quad p = \operatorname{softmax}(s),
+        \qquad \frac{\partial \ell}{\partial s}
+            = 2\, p \odot \bigl((p - t) - \langle p - t, p \rangle\bigr)
+
+    For a one-hot target it is :math:`1 - 2 p_y + \lVert p \rVert^2`: twice the
+    expected misclassification minus the Gini impurity of ``p``.  It is the Brier
+    score of ``p``.
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores; the class axis is ``axis``.
+    labels : integer array of the batch shape, or float array of ``logits``' shape
+        Class indices, or soft labels whose rows sum to 1.
+    axis : int
+        The class axis of ``logits`` (and of soft ``labels``).
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    References
+    ----------
+    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
+       Networks in Classification", Schedae Informaticae 25, 2016;
+       arXiv:1702.05659.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.regularised_expectation(s, np.array([2]))):.6f}")
+    1.374056
+    """
+    return _REGULARISED_EXPECTATION_KERNEL.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def regularised_expectation_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`regularised_expectation` and its gradient w.r.t. ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _REGULARISED_EXPECTATION_KERNEL.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def chebyshev(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Chebyshev loss: L-infinity distance between ``softmax(logits)`` and the target.
+
+    .. math::
+
+        \ell(s, t) = \max_j |p_j - t_j| = |p_{j^*} - t_{j^*}|,
+        \qquad \frac{\partial \ell}{\partial s_k}
+            = \operatorname{sign}(p_{j^*} - t_{j^*})\, p_{j^*} (\delta_{k j^*} - p_k)
+
+    with :math:`p = \operatorname{softmax}(s)` and :math:`j^*` the first index of the
+    maximum (a subgradient at ties; ``sign(0) = 0``).
+
+    For a one-hot target the maximum is always at the label, so the loss collapses to
+    :math:`1 - p_y`, exactly **half the expectation loss** (:func:`expectation`),
+    with gradient :math:`p_y (p - e_y)`.  For soft targets the two losses differ,
+    which is why both exist.
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores; the class axis is ``axis``.
+    labels : integer array of the batch shape, or float array of ``logits``' shape
+        Class indices, or soft labels whose rows sum to 1.
+    axis : int
+        The class axis of ``logits`` (and of soft ``labels``).
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    References
+    ----------
+    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
+       Networks in Classification", Schedae Informaticae 25, 2016;
+       arXiv:1702.05659.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.chebyshev(s, np.array([2]))):.6f}")
+    0.981411
+    """
+    return _CHEBYSHEV_KERNEL.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def chebyshev_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`chebyshev` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _CHEBYSHEV_KERNEL.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def squared_log(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Squared log loss: the square of the cross-entropy.
+
+    .. math::
+
+        \ell(s, t) = \Bigl(\sum_j t_j \log p_j\Bigr)^2 \;(= (\log p_y)^2
+        \text{ for one-hot } t),
+        \qquad \frac{\partial \ell}{\partial s} = 2\, \mathrm{CE}(s, t)\, (p - t)
+
+    with :math:`p = \operatorname{softmax}(s)`, computed through log-softmax.  This
+    is the *positive* square: the table in [1]_ prints a minus sign, which would be
+    minimised by sending :math:`p_y \to 0`.  For soft targets the cross-entropy is
+    squared (rather than summing :math:`(t_j \log p_j)^2` over classes), so the
+    gradient is the cross-entropy gradient scaled by ``2 CE``, as for one-hot
+    targets.
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores; the class axis is ``axis``.
+    labels : integer array of the batch shape, or float array of ``logits``' shape
+        Class indices, or soft labels whose rows sum to 1.
+    axis : int
+        The class axis of ``logits`` (and of soft ``labels``).
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    References
+    ----------
+    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
+       Networks in Classification", Schedae Informaticae 25, 2016;
+       arXiv:1702.05659.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.squared_log(s, np.array([2]))):.6f}")
+    15.881860
+    """
+    return _SQUARED_LOG_KERNEL.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def squared_log_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`squared_log` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _SQUARED_LOG_KERNEL.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def tanimoto(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Tanimoto loss: minus the Tanimoto (extended Jaccard) similarity.
+
+    .. math::
+
+        \ell(s, t) = -\frac{N}{D}, \quad N = \langle p, t \rangle, \quad
+        D = \lVert p \rVert^2 + \lVert t \rVert^2 - N,
+        \qquad \frac{\partial \ell}{\partial s} = p \odot (g - \langle g, p \rangle),
+        \quad g = -\frac{(D + N)\, t - 2 N p}{D^2}
+
+    with :math:`p = \operatorname{softmax}(s)`; :math:`D \ge (\lVert p \rVert^2 +
+    \lVert t \rVert^2)/2 > 0`, so no division is unsafe.  For a one-hot target it is
+    :math:`-p_y / (1 + \lVert p \rVert^2 - p_y) \in (-1, 0)`.
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores; the class axis is ``axis``.
+    labels : integer array of the batch shape, or float array of ``logits``' shape
+        Class indices, or soft labels whose rows sum to 1.
+    axis : int
+        The class axis of ``logits`` (and of soft ``labels``).
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    References
+    ----------
+    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
+       Networks in Classification", Schedae Informaticae 25, 2016;
+       arXiv:1702.05659.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.tanimoto(s, np.array([2]))):.6f}")
+    -0.013348
+    """
+    return _TANIMOTO_KERNEL.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def tanimoto_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`tanimoto` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _TANIMOTO_KERNEL.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def cauchy_schwarz(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Cauchy–Schwarz divergence between ``softmax(logits)`` and the target.
+
+    .. math::
+
+        \ell(s, t) = -\log \frac{\langle p, t \rangle}{\lVert p \rVert\,
+        \lVert t \rVert}
+        = \tfrac12 \operatorname{lse}(2s) - \operatorname{lse}(s + \log t)
+          + \tfrac12 \log \lVert t \rVert^2,
+        \qquad \frac{\partial \ell}{\partial s}
+            = \operatorname{softmax}(2s) - \operatorname{softmax}(s + \log t)
+
+    with :math:`p = \operatorname{softmax}(s)` and :math:`\log 0 = -\infty`.  It is
+    computed entirely in log space, so it is finite for any finite scores.
+
+    For a one-hot target it collapses to :math:`-s_y + \tfrac12 \operatorname{lse}(2s)
+    = \tfrac12 \mathrm{CE}(2s)`, **half the cross-entropy at temperature 1/2**, with
+    gradient :math:`\operatorname{softmax}(2s) - e_y`.  For soft targets it differs
+    from that, which is why it is a separate loss.
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores; the class axis is ``axis``.
+    labels : integer array of the batch shape, or float array of ``logits``' shape
+        Class indices, or soft labels whose rows sum to 1.
+    axis : int
+        The class axis of ``logits`` (and of soft ``labels``).
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    References
+    ----------
+    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
+       Networks in Classification", Schedae Informaticae 25, 2016;
+       arXiv:1702.05659.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.cauchy_schwarz(s, np.array([2]))):.6f}")
+    3.540907
+    """
+    return _CAUCHY_SCHWARZ_KERNEL.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def cauchy_schwarz_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`cauchy_schwarz` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _CAUCHY_SCHWARZ_KERNEL.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )

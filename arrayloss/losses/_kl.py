@@ -1,0 +1,113 @@
+"""Kullback–Leibler divergence KL(target || softmax(logits)), exact."""
+
+from __future__ import annotations
+
+from .._api import Kernel, Targets
+from .._typing import Array, Namespace
+from ._janocha import _residual, _softmax_parts
+
+__all__ = ["kl_divergence", "kl_divergence_and_grad"]
+
+
+def _rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool
+) -> tuple[Array, Array | None]:
+    p, c, w, log_s = _softmax_parts(z, xp=xp)
+    if t.index is not None:
+        # sum t log t = 0 for one-hot t: exactly the cross-entropy lse(z) - z_y.
+        loss = log_s[:, 0] - t.pick(w)
+    else:
+        q = t.probs
+        has = q > 0
+        log_q = xp.log(xp.where(has, q, xp.ones_like(q)))
+        log_p = w - log_s
+        # term by term, so that nearly equal q and p do not cancel in a large sum;
+        # 0 log 0 = 0 by the where().
+        loss = xp.sum(xp.where(has, q * (log_q - log_p), xp.zeros_like(q)), axis=1)
+    return loss, (_residual(p, c, t.probs) if want_grad else None)
+
+
+_KERNEL = Kernel("kl_divergence", _rows)
+
+
+def kl_divergence(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Kullback–Leibler divergence ``KL(labels || softmax(logits))``, exact.
+
+    .. math::
+
+        \ell(s, t) = \sum_j t_j \log t_j - \sum_j t_j \log p_j,
+        \quad p = \operatorname{softmax}(s),
+        \qquad \frac{\partial \ell}{\partial s} = p - t
+
+    with :math:`0 \log 0 = 0`, computed term by term from the log-softmax, so it is
+    exact (no clipping) and finite for any finite scores.  It differs from
+    cross-entropy by the entropy of ``t``, a constant, so the gradients agree; for a
+    one-hot target (or integer labels) it **equals** :func:`cross_entropy`.  Unlike
+    Keras' ``kl_divergence`` it does not clip ``p`` at 1e-7, so confidently wrong
+    samples keep their gradient (see Dräger & Dunkelau [1]_ on why that matters).
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores; the class axis is ``axis``.
+    labels : integer array of the batch shape, or float array of ``logits``' shape
+        Class indices, or soft labels whose rows sum to 1.
+    axis : int
+        The class axis of ``logits`` (and of soft ``labels``).
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    References
+    ----------
+    .. [1] S. Dräger and J. Dunkelau, "Evaluating the Impact of Loss Function
+       Variation in Deep Learning for Classification", arXiv:2210.16003, 2022.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.kl_divergence(s, np.array([2]))):.6f}")
+    3.985205
+    >>> t = np.array([[0.0, 0.5, 0.0, 0.0, 0.5]])
+    >>> print(f"{float(al.kl_divergence(s, t)):.6f}")
+    0.192058
+    """
+    return _KERNEL.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def kl_divergence_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`kl_divergence` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _KERNEL.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )

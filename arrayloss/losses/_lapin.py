@@ -1,0 +1,638 @@
+"""Lapin, Hein & Schiele's top-k losses: two top-k hinges and two top-k entropies.
+
+Conventions follow ``mlapin/libsdca``: every sort runs over the competitors
+``j != y`` only, with ``a_j = margin + s_j - s_y`` and ``b_j = s_j - s_y`` sorted in
+decreasing order, ``a_[1] >= a_[2] >= ...``.
+
+Ties in the sort are broken by a stable descending sort, so among equal scores the
+lower class index ranks first.  This fixes the subgradient returned at a tie across
+rank ``k`` (the hinges) or rank ``k - 1`` (the truncated entropy); the top-k entropy
+itself is continuously differentiable and does not depend on tie-breaking.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from .. import _xp
+from .._api import Kernel, Targets
+from .._typing import Array, Namespace
+from .._validation import check_int, check_real
+
+__all__ = [
+    "topk_entropy",
+    "topk_entropy_and_grad",
+    "topk_hinge_alpha",
+    "topk_hinge_alpha_and_grad",
+    "topk_hinge_beta",
+    "topk_hinge_beta_and_grad",
+    "truncated_topk_entropy",
+    "truncated_topk_entropy_and_grad",
+]
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_k(*, k: int = 5) -> dict[str, Any]:
+    return {"k": check_int("k", k, low=1)}
+
+
+def _check_hinge(*, k: int = 5, margin: float = 1.0) -> dict[str, Any]:
+    return {**_check_k(k=k), "margin": check_real("margin", margin, low=0)}
+
+
+def _require_k(k: int, n_classes: int) -> None:
+    if k > n_classes - 1:
+        msg = (
+            "`k` must be an integer with 1 <= k <= n_classes - 1 "
+            f"(got k={k}, n_classes={n_classes})"
+        )
+        raise ValueError(msg)
+
+
+def _competitors(z: Array, t: Targets, *, xp: Namespace) -> Array:
+    """``z`` with the target score replaced by -inf, so it sorts last."""
+    return xp.where(t.mask, xp.full_like(z, -math.inf), z)
+
+
+def _ranked(z: Array, t: Targets, *, xp: Namespace) -> Array:
+    """The competitors' scores in decreasing order, ``(n, C - 1)``."""
+    zc = _competitors(z, t, xp=xp)
+    return xp.sort(zc, axis=1, descending=True)[:, : t.n_classes - 1]
+
+
+def _ranks(z: Array, t: Targets, *, xp: Namespace) -> Array:
+    """The rank (0 = largest) of every class among the competitors, ``(n, C)``;
+    the target ranks last.  The sort is stable, so equal scores rank by increasing
+    class index."""
+    # the inverse of the sorting permutation; sorting twice instead of gathering
+    # keeps to what every namespace has (Dask's lacks take_along_axis)
+    order = xp.argsort(_competitors(z, t, xp=xp), axis=1, descending=True, stable=True)
+    return xp.argsort(order, axis=1, stable=True)
+
+
+def _with_target(g: Array, t: Targets, *, xp: Namespace) -> Array:
+    """Competitor gradient ``g`` (zero at the label) plus ``-sum(g)`` at the label."""
+    return g - xp.astype(t.mask, g.dtype) * xp.sum(g, axis=1, keepdims=True)
+
+
+# ------------------------------------------------------------------- top-k hinge α
+
+
+def _hinge_alpha_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, k: int, margin: float
+) -> tuple[Array, Array | None]:
+    _require_k(k, t.n_classes)
+    sy = t.pick(z)
+    ranked = _ranked(z, t, xp=xp)
+    # (1/k) sum_{i<=k} a_[i] = margin + mean of the top-k competitor scores - s_y
+    h = margin + xp.mean(ranked[:, :k], axis=1) - sy
+    loss = xp.maximum(h, xp.zeros_like(h))
+    if not want_grad:
+        return loss, None
+    on = (_ranks(z, t, xp=xp) < k) & (h > 0)[:, None]
+    return loss, _with_target(xp.astype(on, z.dtype) / k, t, xp=xp)
+
+
+_KERNEL_ALPHA = Kernel(
+    "topk_hinge_alpha",
+    _hinge_alpha_rows,
+    soft_labels=False,
+    min_classes=2,
+    check_params=_check_hinge,
+)
+
+
+def topk_hinge_alpha(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    k: int = 5,
+    margin: float = 1.0,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Top-k hinge α ("hinge of top-k") of Lapin, Hein & Schiele (NIPS 2015).
+
+    .. math::
+
+        \ell(s, y) = \max\Bigl\{0,\ \frac1k \sum_{i=1}^{k} a_{[i]}\Bigr\},
+        \qquad a_j = \Delta + s_j - s_y \quad (j \ne y),
+
+    with :math:`a_{[1]} \ge a_{[2]} \ge \dots` the competitors sorted in decreasing
+    order and :math:`\Delta` = ``margin``.  A subgradient is
+
+    .. math::
+
+        \frac{\partial \ell}{\partial s_j} = \frac{[\ell > 0]}{k}\,[j \in K],
+        \qquad \frac{\partial \ell}{\partial s_y} = -[\ell > 0],
+
+    where :math:`K` holds the k highest-scoring competitors.  At the hinge
+    (:math:`\ell = 0` exactly) the gradient is zero; at a tie across rank k the
+    lower class index is taken into :math:`K` (stable sort).
+
+    With ``k=1`` it is the Crammer–Singer loss
+    :math:`\max\{0, \Delta + \max_{j \ne y} s_j - s_y\}`; it never exceeds
+    :func:`topk_hinge_beta` and does not increase with ``k``.
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores, ``C >= 2``; the class axis is ``axis``.
+    labels : integer array of the batch shape
+        Class indices in ``[0, C - 1]``.  Soft labels are rejected.
+    k : int
+        How many competitors are averaged, ``1 <= k <= C - 1``.
+    margin : float, non-negative
+        The margin :math:`\Delta` (the "1 +" of the paper).
+    axis : int
+        The class axis of ``logits``.
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not in ``[1, C - 1]``, ``margin`` is negative, or the labels
+        are soft or out of range.
+
+    References
+    ----------
+    .. [1] M. Lapin, M. Hein and B. Schiele, "Top-k Multiclass SVM", NIPS 2015.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayloss.losses._lapin import topk_hinge_alpha
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(topk_hinge_alpha(s, np.array([2]), k=2)):.6f}")
+    4.100000
+    """
+    return _KERNEL_ALPHA.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        k=k, margin=margin,
+    )  # fmt: skip
+
+
+def topk_hinge_alpha_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    k: int = 5,
+    margin: float = 1.0,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`topk_hinge_alpha` and a subgradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _KERNEL_ALPHA.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        k=k, margin=margin,
+    )  # fmt: skip
+
+
+# -------------------------------------------------------------------- top-k hinge β
+
+
+def _hinge_beta_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, k: int, margin: float
+) -> tuple[Array, Array | None]:
+    _require_k(k, t.n_classes)
+    sy = t.pick(z)
+    ranked = _ranked(z, t, xp=xp)
+    a = margin + ranked[:, :k] - sy[:, None]
+    loss = xp.sum(xp.maximum(a, xp.zeros_like(a)), axis=1) / k
+    if not want_grad:
+        return loss, None
+    # the same elementwise expression as `a`, so the signs agree exactly
+    on = (_ranks(z, t, xp=xp) < k) & (margin + z - sy[:, None] > 0)
+    return loss, _with_target(xp.astype(on, z.dtype) / k, t, xp=xp)
+
+
+_KERNEL_BETA = Kernel(
+    "topk_hinge_beta",
+    _hinge_beta_rows,
+    soft_labels=False,
+    min_classes=2,
+    check_params=_check_hinge,
+)
+
+
+def topk_hinge_beta(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    k: int = 5,
+    margin: float = 1.0,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Top-k hinge β ("top-k of hinge") of Lapin, Hein & Schiele (CVPR 2016).
+
+    .. math::
+
+        \ell(s, y) = \frac1k \sum_{i=1}^{k} \max\{0,\ a_{[i]}\},
+        \qquad a_j = \Delta + s_j - s_y \quad (j \ne y),
+
+    with :math:`a_{[1]} \ge a_{[2]} \ge \dots` the competitors sorted in decreasing
+    order and :math:`\Delta` = ``margin``.  A subgradient is
+
+    .. math::
+
+        \frac{\partial \ell}{\partial s_j} = \frac1k\,[j \in K]\,[a_j > 0],
+        \qquad \frac{\partial \ell}{\partial s_y}
+            = -\frac1k \sum_{j \in K} [a_j > 0],
+
+    where :math:`K` holds the k highest-scoring competitors.  A term exactly at its
+    hinge (:math:`a_j = 0`) contributes zero; at a tie across rank k the lower
+    class index is taken into :math:`K` (stable sort).
+
+    With ``k=1`` it is the Crammer–Singer loss; it is never below
+    :func:`topk_hinge_alpha` and does not increase with ``k``.
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores, ``C >= 2``; the class axis is ``axis``.
+    labels : integer array of the batch shape
+        Class indices in ``[0, C - 1]``.  Soft labels are rejected.
+    k : int
+        How many competitors are averaged, ``1 <= k <= C - 1``.
+    margin : float, non-negative
+        The margin :math:`\Delta` (the "1 +" of the paper).
+    axis : int
+        The class axis of ``logits``.
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not in ``[1, C - 1]``, ``margin`` is negative, or the labels
+        are soft or out of range.
+
+    References
+    ----------
+    .. [1] M. Lapin, M. Hein and B. Schiele, "Loss Functions for Top-k Error:
+       Analysis and Insights", CVPR 2016.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayloss.losses._lapin import topk_hinge_beta
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(topk_hinge_beta(s, np.array([2]), k=3)):.6f}")
+    3.500000
+    """
+    return _KERNEL_BETA.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        k=k, margin=margin,
+    )  # fmt: skip
+
+
+def topk_hinge_beta_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    k: int = 5,
+    margin: float = 1.0,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`topk_hinge_beta` and a subgradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _KERNEL_BETA.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        k=k, margin=margin,
+    )  # fmt: skip
+
+
+# ------------------------------------------------------------------- top-k entropy
+
+
+def _entropy_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, k: int
+) -> tuple[Array, Array | None]:
+    # The maximiser caps the m largest competitors at x_j = S/k and spreads the
+    # rest as x_j = S (1 - m/k) exp(b_j) / sum_{i>m} exp(b_[i]), S = sum(x).  For a
+    # given m the maximum over S is softplus(c_m) with
+    #   c_m = B_m/k + (m/k) log k + (1 - m/k) nu_m,
+    #   nu_m = lse_{i>m} b_[i] - log(1 - m/k),   B_m = b_[1] + ... + b_[m],
+    # and the right m is the smallest one with b_[m+1] <= lse_{i>m} b_[i] - log(k-m)
+    # (m = k - 1 always qualifies).  Then x_j = S min(1/k, exp(b_j - nu)).
+    _require_k(k, t.n_classes)
+    sy = t.pick(z)
+    ranked = _ranked(z, t, xp=xp)
+    b = ranked - sy[:, None]  # b_[1] >= ... >= b_[C-1]
+    prefix = xp.cumulative_sum(b[:, :k], axis=1)  # B_m = prefix[:, m - 1]
+
+    def candidate(m: int, suffix: Array) -> tuple[Array, Array]:
+        nu_m = suffix - math.log1p(-m / k)
+        c_m = (m / k) * math.log(k) + (1 - m / k) * nu_m
+        return (c_m + prefix[:, m - 1] / k if m else c_m), nu_m
+
+    # lse_{i>m} b_[i] for m = k-1, k-2, ..., 0, tail first (one pass, no overflow)
+    suffix = b[:, k - 1]
+    if b.shape[1] > k:
+        suffix = xp.logaddexp(suffix, _xp.logsumexp(b[:, k:], xp=xp, axis=1))
+    c, nu = candidate(k - 1, suffix)
+    for m in range(k - 2, -1, -1):
+        head = b[:, m]
+        suffix = xp.logaddexp(head, suffix)
+        ok = head <= suffix - math.log(k - m)
+        c_m, nu_m = candidate(m, suffix)
+        c, nu = xp.where(ok, c_m, c), xp.where(ok, nu_m, nu)
+    loss = _xp.softplus(c, xp=xp)
+    if not want_grad:
+        return loss, None
+    # x_j = S min(1/k, exp(b_j - nu)); the min inside exp keeps capped entries finite
+    e = xp.exp(xp.minimum(z - (sy + nu)[:, None], xp.full_like(z, -math.log(k))))
+    x = _xp.sigmoid(c, xp=xp)[:, None] * e
+    x = xp.where(t.mask, xp.zeros_like(x), x)
+    return loss, _with_target(x, t, xp=xp)
+
+
+_KERNEL_ENTROPY = Kernel(
+    "topk_entropy",
+    _entropy_rows,
+    soft_labels=False,
+    min_classes=2,
+    check_params=_check_k,
+)
+
+
+def topk_entropy(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    k: int = 5,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Top-k entropy loss of Lapin, Hein & Schiele (CVPR 2016), convex.
+
+    The conjugate of the top-k simplex: with :math:`b_j = s_j - s_y` for
+    :math:`j \ne y`,
+
+    .. math::
+
+        \ell(s, y) = \max_{x \in \Delta_k}\ \langle b, x \rangle
+            - (1 - \textstyle\sum x) \log(1 - \textstyle\sum x)
+            - \textstyle\sum_j x_j \log x_j,
+        \qquad \Delta_k = \{x \ge 0,\ \textstyle\sum x \le 1,\
+                            x_j \le \textstyle\sum x / k\}.
+
+    The maximiser :math:`x^*` is computed exactly: it caps the :math:`m < k`
+    largest competitors at :math:`x_j = S/k` (:math:`S = \sum x^*`) and spreads the
+    rest softmax-like, which gives
+
+    .. math::
+
+        \ell = \log\bigl(1 + e^{c}\bigr),\quad
+        c = \frac1k \sum_{i \le m} b_{[i]} + \frac mk \log k
+            + \Bigl(1 - \frac mk\Bigr)\Bigl(\operatorname{lse}_{i > m} b_{[i]}
+            - \log\bigl(1 - \tfrac mk\bigr)\Bigr),
+
+    with :math:`m` the smallest number for which the uncapped entries respect the
+    cap.  By Danskin's theorem the gradient is the maximiser itself:
+
+    .. math::
+
+        \frac{\partial \ell}{\partial s_j} = x^*_j
+            = \sigma(c) \min\bigl\{\tfrac1k,\ e^{b_j - \nu}\bigr\},
+        \qquad \frac{\partial \ell}{\partial s_y} = -\sum_{j \ne y} x^*_j,
+
+    where :math:`\nu = \operatorname{lse}_{i > m} b_{[i]} - \log(1 - m/k)`.  The
+    maximiser is unique, so the loss is continuously differentiable, ties
+    included.
+
+    At ``k=1`` it is softmax cross-entropy :math:`\log(1 + \sum_{j \ne y}
+    e^{b_j})`; it never exceeds cross-entropy and does not increase with ``k``; at
+    ``k = C - 1`` it is :math:`\log(1 + k \exp(\operatorname{mean}_{j \ne y}
+    b_j))`.
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores, ``C >= 2``; the class axis is ``axis``.
+    labels : integer array of the batch shape
+        Class indices in ``[0, C - 1]``.  Soft labels are rejected.
+    k : int
+        The ``k`` of the top-k simplex, ``1 <= k <= C - 1``.
+    axis : int
+        The class axis of ``logits``.
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not in ``[1, C - 1]`` or the labels are soft or out of range.
+
+    References
+    ----------
+    .. [1] M. Lapin, M. Hein and B. Schiele, "Loss Functions for Top-k Error:
+       Analysis and Insights", CVPR 2016.
+    .. [2] M. Lapin, M. Hein and B. Schiele, "Analysis and Optimization of Loss
+       Functions for Multiclass, Top-k, and Multilabel Classification", TPAMI
+       2018 (arXiv:1612.03663).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayloss.losses._lapin import topk_entropy
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(topk_entropy(s, np.array([2]), k=2)):.6f}")
+    3.976169
+    """
+    return _KERNEL_ENTROPY.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights, k=k
+    )
+
+
+def topk_entropy_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    k: int = 5,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`topk_entropy` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _KERNEL_ENTROPY.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights, k=k
+    )
+
+
+# --------------------------------------------------------- truncated top-k entropy
+
+
+def _truncated_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, k: int
+) -> tuple[Array, Array | None]:
+    _require_k(k, t.n_classes)
+    sy = t.pick(z)
+    ranked = _ranked(z, t, xp=xp)
+    tail = _xp.logsumexp(ranked[:, k - 1 :] - sy[:, None], xp=xp, axis=1)
+    loss = _xp.softplus(tail, xp=xp)
+    if not want_grad:
+        return loss, None
+    # exp(b_j) / (1 + sum_tail exp(b)) = sigmoid(tail) exp(b_j - tail) on the tail;
+    # b_j <= tail there, so the min only tames the dropped entries before masking
+    kept = (_ranks(z, t, xp=xp) >= k - 1) & ~t.mask
+    e = xp.exp(xp.minimum(z - (sy + tail)[:, None], xp.zeros_like(z)))
+    x = xp.where(kept, _xp.sigmoid(tail, xp=xp)[:, None] * e, xp.zeros_like(z))
+    return loss, _with_target(x, t, xp=xp)
+
+
+_KERNEL_TRUNCATED = Kernel(
+    "truncated_topk_entropy",
+    _truncated_rows,
+    soft_labels=False,
+    min_classes=2,
+    check_params=_check_k,
+)
+
+
+def truncated_topk_entropy(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    k: int = 5,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Truncated top-k entropy of Lapin, Hein & Schiele (CVPR 2016), non-convex.
+
+    Cross-entropy with the ``k - 1`` strongest competitors dropped: with
+    :math:`b_j = s_j - s_y` for :math:`j \ne y` sorted as
+    :math:`b_{[1]} \ge b_{[2]} \ge \dots`,
+
+    .. math::
+
+        \ell(s, y) = \log\Bigl(1 + \sum_{i \ge k} e^{b_{[i]}}\Bigr),
+        \qquad
+        \frac{\partial \ell}{\partial s_j}
+            = \frac{[j \in T]\, e^{b_j}}{1 + \sum_{i \in T} e^{b_i}},
+        \qquad \frac{\partial \ell}{\partial s_y}
+            = -\sum_{j \ne y} \frac{\partial \ell}{\partial s_j},
+
+    where :math:`T` holds the competitors ranked k-th or lower.  Computed as
+    ``softplus(lse)`` over the kept tail, so it is finite for any finite scores.
+    The loss is continuous but its gradient jumps where the (k-1)-th and k-th
+    competitors tie; there the lower class index counts as dropped (stable sort).
+
+    At ``k=1`` nothing is dropped and it is softmax cross-entropy.
+
+    Parameters
+    ----------
+    logits : array of shape (..., C)
+        Real scores, ``C >= 2``; the class axis is ``axis``.
+    labels : integer array of the batch shape
+        Class indices in ``[0, C - 1]``.  Soft labels are rejected.
+    k : int
+        ``k - 1`` competitors are dropped, ``1 <= k <= C - 1``.
+    axis : int
+        The class axis of ``logits``.
+    reduction : {"mean", "sum", "none"}
+        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; a zero weight removes a sample.
+
+    Returns
+    -------
+    array
+        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+        and on the device of ``logits``.
+
+    Raises
+    ------
+    ValueError
+        If ``k`` is not in ``[1, C - 1]`` or the labels are soft or out of range.
+
+    References
+    ----------
+    .. [1] M. Lapin, M. Hein and B. Schiele, "Loss Functions for Top-k Error:
+       Analysis and Insights", CVPR 2016.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayloss.losses._lapin import truncated_topk_entropy
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(truncated_topk_entropy(s, np.array([2]), k=2)):.6f}")
+    3.171039
+    """
+    return _KERNEL_TRUNCATED.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights, k=k
+    )
+
+
+def truncated_topk_entropy_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    k: int = 5,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    """Value of :func:`truncated_topk_entropy` and a gradient w.r.t. ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+    return _KERNEL_TRUNCATED.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights, k=k
+    )

@@ -1,0 +1,948 @@
+r"""Classification metrics for any array-API array, and exact streaming tallies.
+
+Two ways to compute each metric:
+
+* **In memory**: `accuracy`, `top_k_accuracy`, `nll`, `brier` and `ece` take
+  ``scores`` of shape ``(..., C)`` and integer ``labels`` of the batch shape from any
+  array-API library and return a 0-d array in the scores' namespace, device and
+  floating dtype, like the losses.
+* **Streaming**: `Accuracy`, `TopKAccuracy`, `NLL`, `Brier` and `ECE` are frozen
+  dataclasses holding exact sufficient statistics.  ``tally.update(scores, labels)``
+  returns a new tally with a batch added, ``a.merge(b)`` combines two tallies, and
+  ``tally.result()`` gives the metric as a Python float.  Sums over samples are taken
+  in float64 within a batch and kept as exact fractions across batches, so a chunked
+  pass gives the in-memory result (float64: to about 1e-15 relative) whatever the
+  chunk size, and merging is associative and commutative.
+
+``input`` says what the scores are: ``"logits"`` (default; the predicted distribution
+is ``softmax(scores)``), ``"probs"`` (rows of probabilities, used as given) or
+``"logprobs"`` (log-probabilities; ``-inf`` allowed for a zero probability).
+Probabilities are checked: finite, non-negative, each row summing to 1 within
+``max(1e-4, 4·C·eps)``.  Where a logarithm of a probability is needed, a zero
+probability is read as the smallest normal number of the dtype (``log`` of it is
+about -708 in float64, -87.3 in float32), so every value is finite.
+
+Conventions, chosen to agree with scikit-learn 1.9:
+
+* `accuracy`: the prediction is the arg-max, the *first* index on ties, as
+  ``accuracy_score(labels, scores.argmax(axis=1))``.
+* `top_k_accuracy`: a sample counts as correct when fewer than ``k`` classes rank
+  above its label, class ``j`` ranking above the label ``y`` when ``s_j > s_y``, or
+  when ``s_j == s_y`` and ``j > y`` (ties go to the *higher* class index).  This is
+  exactly ``top_k_accuracy_score(labels, scores, k=k, labels=range(C))``, which
+  takes the last ``k`` entries of a stable ``argsort``.  Because of the opposite tie
+  rules, ``top_k_accuracy(k=1)`` and `accuracy` differ on rows whose top score is
+  tied; both match their scikit-learn counterpart.
+* `nll`: ``-log p_y``, exact from logits (no clipping; scikit-learn's ``log_loss``
+  clips probabilities to ``[eps, 1 - eps]``, which matters only for ``p_y < 2.2e-16``).
+* `brier`: the multiclass Brier score ``sum_j (p_j - [j == y])**2``, in ``[0, 2]``,
+  never halved; ``brier_score_loss(..., scale_by_half=False)``.
+* `ece`: expected calibration error with the top-label confidence, see `ece`.
+
+All weighted means are ``sum(w * m) / sum(w)``; a zero weight removes a sample.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from functools import cached_property
+from typing import Any, TypeVar
+
+import numpy as np
+from array_api_compat import (
+    is_cupy_array,
+    is_cupy_namespace,
+    is_dask_array,
+    is_numpy_array,
+    is_numpy_namespace,
+    is_torch_array,
+)
+
+from . import _xp
+from ._api import Kernel, _normalize_axis, _targets, _to_rows, _weights
+from ._typing import Array, Namespace
+from ._validation import check_choice, check_int
+
+__all__ = [
+    "ECE",
+    "INPUTS",
+    "METRICS",
+    "NLL",
+    "STRATEGIES",
+    "Accuracy",
+    "Brier",
+    "TopKAccuracy",
+    "accuracy",
+    "brier",
+    "ece",
+    "nll",
+    "top_k_accuracy",
+]
+
+INPUTS = ("logits", "probs", "logprobs")
+"""What ``scores`` may hold."""
+
+STRATEGIES = ("uniform", "quantile")
+"""ECE binnings: equal-width and equal-mass."""
+
+_M = TypeVar("_M", bound="_MeanTally")
+
+
+# --------------------------------------------------------------------------- #
+# Checking and preparing a batch
+# --------------------------------------------------------------------------- #
+
+
+def prob_tolerance(n_classes: int, dtype: Any, *, xp: Namespace) -> float:
+    """How far a row of probabilities may sum from 1: ``max(1e-4, 4·C·eps)``."""
+    return max(1e-4, 4 * n_classes * _xp.finfo_eps(dtype, xp=xp))
+
+
+def first_bad_row(z: Array, input: str, *, xp: Namespace) -> tuple[int, str] | None:
+    """The first row of ``(n, C)`` scores that ``input`` does not allow, and why.
+
+    Returns ``None`` when every row is valid.  Eager arrays only (it reads values).
+    """
+    if z.shape[0] == 0:
+        return None
+    finite = bool(xp.all(xp.isfinite(z)))  # one pass; rows are located only on failure
+    if not finite:
+        nan = xp.any(xp.isnan(z), axis=1)
+        if input == "logprobs":  # log(0) = -inf is a valid log-probability
+            bad = nan | xp.any(z == xp.inf, axis=1)
+        else:
+            bad = nan | xp.any(xp.isinf(z), axis=1)
+        if bool(xp.any(bad)):
+            i = _first_true(bad, xp=xp)
+            what = "NaN" if bool(nan[i]) else "an infinite value"
+            return i, f"contains {what}"
+    if input == "logits":
+        return None
+    if input == "probs":
+        negative = xp.any(z < 0, axis=1)
+        if bool(xp.any(negative)):
+            i = _first_true(negative, xp=xp)
+            return i, f"has a negative probability ({float(xp.min(z[i, :])):.6g})"
+    p = z if input == "probs" else xp.exp(z)
+    tol = prob_tolerance(int(z.shape[1]), z.dtype, xp=xp)
+    total = xp.sum(p, axis=1)
+    off = xp.abs(total - 1) > tol
+    if bool(xp.any(off)):
+        i = _first_true(off, xp=xp)
+        what = "probabilities" if input == "probs" else "exp(log-probabilities)"
+        return i, f"{what} sum to {float(total[i]):.6g}, not 1 (tolerance {tol:.1g})"
+    return None
+
+
+def _in_place(xp: Namespace) -> bool:
+    """Whether ``out=`` works (NumPy, CuPy): it saves a fresh (n, C) temporary."""
+    return bool(is_numpy_namespace(xp) or is_cupy_namespace(xp))
+
+
+def _count_rows(mask: Array, *, xp: Namespace) -> Array:
+    """``count_nonzero(mask, axis=1)`` as the default integer dtype.
+
+    On NumPy, summing the bytes of the boolean array is 4x faster than
+    ``count_nonzero``, which casts each element to an integer first.
+    """
+    if is_numpy_namespace(xp) and mask.shape[1] < 2**16:
+        counts = np.add.reduce(mask.view(np.uint8), axis=1, dtype=np.uint16)
+        return counts.astype(np.int64)
+    return xp.count_nonzero(mask, axis=1)
+
+
+def _first_true(mask: Array, *, xp: Namespace) -> int:
+    return int(xp.argmax(xp.astype(mask, xp.int8)))
+
+
+def _no_kernel(*_: Any, **__: Any) -> Any:  # pragma: no cover - never called
+    raise AssertionError
+
+
+class _Rows:
+    """One validated ``(n, C)`` batch and the per-sample quantities metrics share.
+
+    Each quantity is computed once, on first use, in the scores' namespace and
+    dtype, so a pass that wants accuracy, top-k accuracy, NLL and ECE takes one
+    max, one exp and one rank count over the scores.
+    """
+
+    def __init__(
+        self,
+        z: Array,
+        index: Array,
+        w: Array | None,
+        *,
+        input: str,
+        xp: Namespace,
+        eager: bool,
+    ) -> None:
+        self.z = z
+        self.index = index
+        self.w = w
+        self.input = input
+        self.xp = xp
+        self.eager = eager
+        self.n = int(z.shape[0])
+        self.n_classes = int(z.shape[1])
+
+    @cached_property
+    def _cols(self) -> Array:
+        xp = self.xp
+        cols = xp.arange(self.n_classes, device=_xp.xp_device(self.z))
+        return xp.astype(cols, self.index.dtype)[None, :]
+
+    @cached_property
+    def _label_score(self) -> Array:
+        return _xp.take_along_axis(self.z, self.index[:, None], xp=self.xp, axis=1)
+
+    @cached_property
+    def _ranks(self) -> tuple[Array, Array]:
+        """(rank with ties to the higher index, arg-max-first hit)."""
+        xp, z, s_y = self.xp, self.z, self._label_score
+        above = _count_rows(z > s_y, xp=xp)
+        at_or_above = _count_rows(z >= s_y, xp=xp)
+        if self.eager and not bool(xp.any(at_or_above != above + 1)):
+            return above, above == 0  # no ties with the label's score
+        before = _count_rows((z == s_y) & (self._cols < self.index[:, None]), xp=xp)
+        after = at_or_above - above - 1 - before
+        return above + after, (above == 0) & (before == 0)
+
+    @property
+    def hit(self) -> Array:
+        """Whether the arg-max (first index on ties) is the label, shape ``(n,)``."""
+        return self._ranks[1]
+
+    def top_k_hit(self, k: int) -> Array:
+        """Whether fewer than ``k`` classes rank above the label (ties: higher index)."""
+        return self._ranks[0] < k
+
+    @cached_property
+    def _softmax_parts(self) -> tuple[Array, Array, Array]:
+        """For logits: the row max ``m``, ``e = exp(z - m)`` and ``s = sum(e)``."""
+        xp = self.xp
+        m = xp.max(self.z, axis=1, keepdims=True)
+        e = self.z - m  # a fresh array of our own: exp may overwrite it
+        e = xp.exp(e, out=e) if _in_place(xp) else xp.exp(e)
+        return m, e, xp.sum(e, axis=1)
+
+    @cached_property
+    def _tiny(self) -> float:
+        return float(self.xp.finfo(self.z.dtype).smallest_normal)
+
+    @cached_property
+    def nll(self) -> Array:
+        """``-log p_y``, shape ``(n,)``."""
+        xp = self.xp
+        s_y = self._label_score[:, 0]
+        if self.input == "logits":
+            m, _, s = self._softmax_parts
+            # the same operations as the cross-entropy kernel: log s - (s_y - m)
+            return xp.log(s) - (s_y - m[:, 0])
+        if self.input == "probs":
+            return -xp.log(xp.clip(s_y, min=self._tiny))
+        return -xp.clip(s_y, min=math.log(self._tiny))
+
+    @cached_property
+    def probs(self) -> Array:
+        """The predicted distribution, shape ``(n, C)``."""
+        xp = self.xp
+        if self.input == "logits":
+            _, e, s = self._softmax_parts
+            return e / s[:, None]
+        return self.z if self.input == "probs" else xp.exp(self.z)
+
+    @cached_property
+    def confidence(self) -> Array:
+        """The top-label probability ``max_j p_j``, shape ``(n,)``."""
+        xp = self.xp
+        if self.input == "logits":
+            return 1 / self._softmax_parts[2]  # exp(m - m) / s
+        top = xp.max(self.z, axis=1)
+        return top if self.input == "probs" else xp.exp(top)
+
+    @cached_property
+    def brier(self) -> Array:
+        """``sum_j (p_j - [j == y])**2``, shape ``(n,)``."""
+        xp = self.xp
+        p = self.probs
+        d = xp.where(self._cols == self.index[:, None], p - 1, p)
+        return xp.sum(d * d, axis=1)
+
+    @cached_property
+    def loss_logits(self) -> Array:
+        """Logits whose softmax is the predicted distribution (for the losses)."""
+        xp = self.xp
+        if self.input == "logits":
+            return self.z
+        if self.input == "probs":
+            return xp.log(xp.clip(self.z, min=self._tiny))
+        return xp.clip(self.z, min=math.log(self._tiny))
+
+    @cached_property
+    def host_weights(self) -> np.ndarray | None:
+        return None if self.w is None else to_numpy(self.w)
+
+
+def _namespace(scores: Array, labels: Array, weights: Array | None) -> Namespace:
+    for name, arr in (("scores", scores), ("labels", labels)):
+        if arr is None or isinstance(arr, (int, float, complex, bool, list, tuple)):
+            msg = f"`{name}` must be an array (got {type(arr).__name__})"
+            raise TypeError(msg)
+    try:
+        return _xp.array_namespace(scores, labels, weights)
+    except TypeError as exc:
+        msg = f"`scores`, `labels` and `weights` must be arrays of one array library ({exc})"
+        raise TypeError(msg) from None
+
+
+def _prepare(
+    name: str,
+    scores: Array,
+    labels: Array,
+    weights: Array | None,
+    *,
+    axis: int,
+    input: str,
+) -> _Rows:
+    """Validate a batch the way the losses do and flatten it to ``(n, C)`` rows."""
+    xp = _namespace(scores, labels, weights)
+    check_choice("input", input, INPUTS)
+    scores = _xp.as_floating(scores, "scores", xp=xp)
+    if scores.ndim < 1:
+        msg = "`scores` must have at least one dimension (the class axis); got a 0-d array"
+        raise ValueError(msg)
+    axis = _normalize_axis(axis, scores.ndim)
+    batch_shape = tuple(scores.shape[:axis] + scores.shape[axis + 1 :])
+    n_classes = int(scores.shape[axis])
+    n = math.prod(batch_shape)
+    eager = not _xp.is_lazy_array(scores)
+    z = _to_rows(scores, axis, n, n_classes, xp=xp)
+    if eager:
+        bad = first_bad_row(z, input, xp=xp)
+        if bad is not None:
+            msg = f"`scores` row {bad[0]} {bad[1]} (input={input!r})"
+            raise ValueError(msg)
+    kernel = Kernel(name, _no_kernel, soft_labels=False)
+    t = _targets(
+        kernel, labels, scores.shape, axis, n, n_classes, z.dtype, eager, xp=xp
+    )
+    w = _weights(weights, batch_shape, n, z.dtype, eager, xp=xp)
+    return _Rows(z, t.index, w, input=input, xp=xp, eager=eager)
+
+
+def _mean(terms: Array, rows: _Rows) -> Array:
+    """Weighted mean ``sum(w * t) / sum(w)`` over samples, as a 0-d array."""
+    xp = rows.xp
+    terms = xp.astype(terms, rows.z.dtype)
+    if rows.w is None:
+        total, count = xp.sum(terms), terms.shape[0]
+    else:
+        # a zero weight removes the sample
+        total = xp.sum(xp.where(rows.w == 0, xp.zeros_like(terms), rows.w * terms))
+        count = xp.sum(rows.w)
+    if rows.n == 0 or (rows.eager and float(count) == 0):
+        msg = f"a metric needs at least one sample with non-zero weight (got {rows.n} samples)"
+        raise ValueError(msg)
+    return xp.asarray(total / count)
+
+
+# --------------------------------------------------------------------------- #
+# In-memory metrics
+# --------------------------------------------------------------------------- #
+
+_COMMON_DOC = """
+    scores : array of shape (..., C)
+        Logits, probabilities or log-probabilities (see ``input``); the class axis
+        is ``axis``.
+    labels : integer array of the batch shape
+        Class indices in ``[0, C)``.
+    weights : array of the batch shape, optional
+        Non-negative sample weights; the result is ``sum(w * m) / sum(w)``.
+    axis : int
+        The class axis of ``scores``.
+    input : {"logits", "probs", "logprobs"}
+        What ``scores`` holds."""
+
+
+def accuracy(
+    scores: Array,
+    labels: Array,
+    /,
+    *,
+    weights: Array | None = None,
+    axis: int = -1,
+    input: str = "logits",
+) -> Array:
+    """Fraction of samples whose arg-max score is the label.
+
+    On ties the first (lowest) index is the prediction, as ``numpy.argmax``; the
+    result equals ``sklearn.metrics.accuracy_score(labels, scores.argmax(axis))``.
+
+    Parameters
+    ----------{common}
+
+    Returns
+    -------
+    array
+        0-d, in the floating dtype and on the device of ``scores``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayloss import metrics
+    >>> s = np.array([[2.0, 1.0, 0.1], [0.3, 0.2, 3.0], [1.0, 1.0, 0.0]])
+    >>> float(metrics.accuracy(s, np.array([0, 1, 1])))
+    0.3333333333333333
+    """
+    rows = _prepare("accuracy", scores, labels, weights, axis=axis, input=input)
+    return _mean(rows.hit, rows)
+
+
+def top_k_accuracy(
+    scores: Array,
+    labels: Array,
+    /,
+    *,
+    k: int = 5,
+    weights: Array | None = None,
+    axis: int = -1,
+    input: str = "logits",
+) -> Array:
+    """Fraction of samples whose label is among the ``k`` highest scores.
+
+    A sample counts when fewer than ``k`` classes rank above its label ``y``; class
+    ``j`` ranks above ``y`` if ``s_j > s_y``, or if ``s_j == s_y`` and ``j > y``.
+    This tie rule (ties go to the higher class index) is scikit-learn's, so the
+    result equals ``sklearn.metrics.top_k_accuracy_score(labels, scores, k=k,
+    labels=range(C))``.  ``k >= C`` gives 1.  Computed in O(n·C) by counting, without
+    sorting.
+
+    Parameters
+    ----------
+    k : int >= 1
+        How many top classes count as a hit.{common}
+
+    Returns
+    -------
+    array
+        0-d, in the floating dtype and on the device of ``scores``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayloss import metrics
+    >>> s = np.array([[2.0, 1.0, 0.1], [0.3, 0.2, 3.0], [1.0, 1.0, 0.0]])
+    >>> float(metrics.top_k_accuracy(s, np.array([0, 1, 0]), k=2))
+    0.6666666666666666
+    """
+    k = check_int("k", k, low=1)
+    rows = _prepare("top_k_accuracy", scores, labels, weights, axis=axis, input=input)
+    return _mean(rows.top_k_hit(k), rows)
+
+
+def nll(
+    scores: Array,
+    labels: Array,
+    /,
+    *,
+    weights: Array | None = None,
+    axis: int = -1,
+    input: str = "logits",
+) -> Array:
+    r"""Negative log-likelihood (log loss) of the labels.
+
+    .. math:: \operatorname{nll} = \frac{\sum_i w_i \left(-\log p_{i, y_i}\right)}{\sum_i w_i}
+
+    From logits this is ``logsumexp(s) - s_y``, exact and finite for any finite
+    scores (the cross-entropy loss with its default parameters).  From
+    probabilities, ``-log p_y`` with a zero probability read as the dtype's smallest
+    normal number.  Equal to ``sklearn.metrics.log_loss`` unless some ``p_y`` is
+    below ``eps`` (where scikit-learn clips).
+
+    Parameters
+    ----------{common}
+
+    Returns
+    -------
+    array
+        0-d, in the floating dtype and on the device of ``scores``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayloss import metrics
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(metrics.nll(s, np.array([2]))):.6f}")
+    3.985205
+    """
+    rows = _prepare("nll", scores, labels, weights, axis=axis, input=input)
+    return _mean(rows.nll, rows)
+
+
+def brier(
+    scores: Array,
+    labels: Array,
+    /,
+    *,
+    weights: Array | None = None,
+    axis: int = -1,
+    input: str = "logits",
+) -> Array:
+    r"""Multiclass Brier score.
+
+    .. math:: \operatorname{BS} = \frac{\sum_i w_i \sum_j (p_{ij} - [j = y_i])^2}{\sum_i w_i}
+
+    in ``[0, 2]`` and never halved, also for two classes.  This is
+    ``sklearn.metrics.brier_score_loss(labels, p, labels=range(C),
+    scale_by_half=False)``.
+
+    Parameters
+    ----------{common}
+
+    Returns
+    -------
+    array
+        0-d, in the floating dtype and on the device of ``scores``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayloss import metrics
+    >>> p = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.2, 0.2, 0.6]])
+    >>> print(f"{float(metrics.brier(p, np.array([0, 1, 2]), input='probs')):.4f}")
+    0.1467
+    """
+    rows = _prepare("brier", scores, labels, weights, axis=axis, input=input)
+    return _mean(rows.brier, rows)
+
+
+def ece(
+    scores: Array,
+    labels: Array,
+    /,
+    *,
+    n_bins: int = 15,
+    strategy: str = "uniform",
+    weights: Array | None = None,
+    axis: int = -1,
+    input: str = "logits",
+) -> Array:
+    r"""Expected calibration error of the top-label confidence.
+
+    With ``c_i = max_j p_ij`` the confidence, ``a_i = [argmax_j s_ij = y_i]`` the hit
+    (first index on ties, as `accuracy`) and samples grouped into bins ``B_b`` by
+    their confidence:
+
+    .. math::
+
+        \operatorname{ECE} = \sum_b \frac{W_b}{W}\,\left|\bar a_b - \bar c_b\right|
+        = \frac{1}{W} \sum_b \Bigl|\sum_{i \in B_b} w_i (a_i - c_i)\Bigr|
+
+    (Guo et al. 2017).  Bin ``b`` holds the confidences in ``(e_b, e_{b+1}]``; the
+    first bin also holds its lower edge.  In code: a sample's bin is the number of
+    interior edges strictly below its confidence, compared in the scores' dtype.
+
+    * ``strategy="uniform"``: equal width, ``e_b = b / n_bins``.
+    * ``strategy="quantile"``: equal mass.  The interior edge ``e_b`` is the
+      weighted ``b/n_bins`` quantile of the confidences by the inverted CDF, the
+      smallest confidence ``c`` with ``sum(w[conf <= c]) >= (b / n_bins) · sum(w)``
+      (``numpy.quantile(..., method="inverted_cdf", weights=w)``; unweighted, the
+      ``ceil(b·n / n_bins)``-th smallest confidence, computed in exact integers).
+      Ties never straddle an edge, so the result does not depend on the order of
+      the samples; with many tied confidences some bins are empty and others hold
+      more than ``n / n_bins`` samples.
+
+    Parameters
+    ----------
+    n_bins : int >= 1
+        Number of bins.
+    strategy : {"uniform", "quantile"}
+        Equal-width or equal-mass bins.{common}
+
+    Returns
+    -------
+    array
+        0-d, in the floating dtype and on the device of ``scores``.
+
+    References
+    ----------
+    .. [1] C. Guo, G. Pleiss, Y. Sun and K. Q. Weinberger, "On Calibration of
+       Modern Neural Networks", ICML 2017.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayloss import metrics
+    >>> p = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.8, 0.2]])
+    >>> y = np.array([0, 1, 1, 0])
+    >>> print(f"{float(metrics.ece(p, y, n_bins=5, input='probs')):.4f}")
+    0.3000
+    """
+    n_bins = check_int("n_bins", n_bins, low=1)
+    strategy = check_choice("strategy", strategy, STRATEGIES)
+    rows = _prepare("ece", scores, labels, weights, axis=axis, input=input)
+    if rows.n == 0:
+        _mean(rows.confidence, rows)  # raises the no-sample error
+    return _ece(rows.confidence, rows.hit, rows.w, n_bins, strategy, xp=rows.xp)
+
+
+for _f in (accuracy, top_k_accuracy, nll, brier, ece):
+    _f.__doc__ = (_f.__doc__ or "").replace("{common}", _COMMON_DOC)
+del _f
+
+
+def _ece(
+    conf: Array,
+    hit: Array,
+    w: Array | None,
+    n_bins: int,
+    strategy: str,
+    *,
+    xp: Namespace,
+    dtype: Any = None,
+) -> Array:
+    edges = _edges(conf, w, n_bins, strategy, xp=xp)
+    gaps, weight = _bin_sums(conf, hit, w, edges, n_bins, xp=xp, dtype=dtype)
+    total = xp.sum(weight)
+    if float(total) == 0:
+        msg = f"`ece` needs at least one sample with non-zero weight (got {conf.shape[0]})"
+        raise ValueError(msg)
+    return xp.asarray(xp.sum(xp.abs(gaps)) / total)
+
+
+def _uniform_edges(n_bins: int) -> list[float]:
+    return [b / n_bins for b in range(1, n_bins)]
+
+
+def _edges(
+    conf: Array, w: Array | None, n_bins: int, strategy: str, *, xp: Namespace
+) -> Array:
+    """The ``n_bins - 1`` interior bin edges, in the dtype of ``conf``."""
+    device = _xp.xp_device(conf)
+    if strategy == "uniform" or n_bins == 1:
+        return xp.asarray(_uniform_edges(n_bins), dtype=conf.dtype, device=device)
+    n = int(conf.shape[0])
+    if w is None:
+        # the ceil(b n / B)-th smallest, in exact integer arithmetic
+        idx = [(b * n + n_bins - 1) // n_bins - 1 for b in range(1, n_bins)]
+        ordered = xp.sort(conf)
+        return xp.take(ordered, xp.asarray(idx, device=device))
+    order = xp.argsort(conf)
+    ordered = xp.take(conf, order)
+    cum = xp.cumulative_sum(xp.take(w, order))
+    fractions = xp.asarray(
+        [b / n_bins for b in range(1, n_bins)], dtype=cum.dtype, device=device
+    )
+    targets = fractions * cum[-1]
+    idx = xp.searchsorted(cum, targets, side="left")
+    idx = xp.clip(idx, max=n - 1)
+    return xp.take(ordered, idx)
+
+
+def _bin_sums(
+    conf: Array,
+    hit: Array,
+    w: Array | None,
+    edges: Array,
+    n_bins: int,
+    *,
+    xp: Namespace,
+    dtype: Any = None,
+) -> tuple[Array, Array]:
+    """Per-bin ``sum(w * (hit - conf))`` and ``sum(w)``, each of shape ``(n_bins,)``.
+
+    Bins are assigned in the dtype of ``conf``; the sums are taken in ``dtype``
+    (default: that of ``conf``; the streaming tally asks for float64).
+    """
+    bins = xp.count_nonzero(conf[:, None] > edges[None, :], axis=1)
+    if dtype is not None:
+        conf = xp.astype(conf, dtype)
+        w = None if w is None else xp.astype(w, dtype)
+    d = xp.astype(hit, conf.dtype) - conf
+    ones = xp.ones_like(conf)
+    if w is not None:
+        d = xp.where(w == 0, xp.zeros_like(d), w * d)
+        ones = w
+    if n_bins * int(conf.shape[0]) <= 1 << 22:  # one (n_bins, n) pass: few calls
+        ids = xp.arange(n_bins, dtype=bins.dtype, device=_xp.xp_device(conf))
+        inside = ids[:, None] == bins[None, :]
+        zeros = xp.zeros_like(inside, dtype=d.dtype)
+        gaps = xp.sum(xp.where(inside, d[None, :], zeros), axis=1)
+        return gaps, xp.sum(xp.where(inside, ones[None, :], zeros), axis=1)
+    zero = xp.zeros_like(d)
+    gaps_list, weight_list = [], []
+    for b in range(n_bins):  # n_bins passes over n numbers; no (n_bins, n) temporary
+        inside_b = bins == b
+        gaps_list.append(xp.sum(xp.where(inside_b, d, zero)))
+        weight_list.append(xp.sum(xp.where(inside_b, ones, zero)))
+    return xp.stack(gaps_list), xp.stack(weight_list)
+
+
+# --------------------------------------------------------------------------- #
+# Streaming tallies
+# --------------------------------------------------------------------------- #
+
+
+def to_numpy(x: Array) -> np.ndarray:
+    """Any backend's array as a NumPy array on the host."""
+    if is_numpy_array(x):
+        return np.asarray(x)
+    if is_cupy_array(x):
+        return np.asarray(x.get())
+    if is_torch_array(x):
+        return np.asarray(x.detach().cpu().numpy())
+    if is_dask_array(x):
+        computed: Any = x.compute()  # type: ignore[no-untyped-call]
+        return np.asarray(computed)
+    try:
+        return np.from_dlpack(x)
+    except (TypeError, RuntimeError, BufferError, AttributeError):
+        return np.asarray(x)
+
+
+def _exact_sums(terms: np.ndarray, w: np.ndarray | None) -> tuple[Fraction, Fraction]:
+    """``sum(w * t)`` and ``sum(w)`` of one batch (float64 pairwise), as fractions."""
+    t = np.asarray(terms, dtype=np.float64)
+    if w is None:
+        return Fraction(float(np.sum(t))), Fraction(t.shape[0])
+    w64 = np.asarray(w, dtype=np.float64)
+    wt = np.where(w64 == 0, 0.0, w64 * t)
+    return Fraction(float(np.sum(wt))), Fraction(float(np.sum(w64)))
+
+
+def _check_same(a: object, b: object) -> None:
+    if type(a) is not type(b):
+        msg = f"cannot merge a {type(a).__name__} with a {type(b).__name__}"
+        raise TypeError(msg)
+
+
+@dataclass(frozen=True)
+class _MeanTally:
+    """Exact ``sum(w * m)``, ``sum(w)`` and sample count of a per-sample metric."""
+
+    total: Fraction = field(default=Fraction(0), kw_only=True)
+    weight: Fraction = field(default=Fraction(0), kw_only=True)
+    count: int = field(default=0, kw_only=True)
+
+    _name = "metric"
+
+    def _terms(self, rows: _Rows) -> Array:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def _config(self) -> tuple[Any, ...]:
+        return ()
+
+    def update(
+        self: _M,
+        scores: Array,
+        labels: Array,
+        /,
+        *,
+        weights: Array | None = None,
+        axis: int = -1,
+        input: str = "logits",
+    ) -> _M:
+        """A new tally with the batch added (arguments as the in-memory metric)."""
+        rows = _prepare(self._name, scores, labels, weights, axis=axis, input=input)
+        return self._add(rows)
+
+    def _add(self: _M, rows: _Rows) -> _M:
+        total, weight = _exact_sums(to_numpy(self._terms(rows)), rows.host_weights)
+        return replace(
+            self,
+            total=self.total + total,
+            weight=self.weight + weight,
+            count=self.count + rows.n,
+        )
+
+    def merge(self: _M, other: _M) -> _M:
+        """The tally of both batches together (exact; order does not matter)."""
+        _check_same(self, other)
+        if self._config() != other._config():
+            msg = f"cannot merge {self!r} with {other!r}: different settings"
+            raise ValueError(msg)
+        return replace(
+            self,
+            total=self.total + other.total,
+            weight=self.weight + other.weight,
+            count=self.count + other.count,
+        )
+
+    def result(self) -> float:
+        """The weighted mean, correctly rounded from the exact sums."""
+        if self.count == 0 or self.weight == 0:
+            msg = (
+                f"`{self._name}` needs at least one sample with non-zero weight "
+                f"(got {self.count} samples)"
+            )
+            raise ValueError(msg)
+        return float(self.total / self.weight)
+
+
+@dataclass(frozen=True)
+class Accuracy(_MeanTally):
+    """Streaming `accuracy`: ``Accuracy().update(s, y).update(s2, y2).result()``."""
+
+    _name = "accuracy"
+
+    def _terms(self, rows: _Rows) -> Array:
+        return rows.hit
+
+
+@dataclass(frozen=True)
+class TopKAccuracy(_MeanTally):
+    """Streaming `top_k_accuracy` for one ``k`` (same tie rule)."""
+
+    k: int = 5
+    _name = "top_k_accuracy"
+
+    def __post_init__(self) -> None:
+        check_int("k", self.k, low=1)
+
+    def _config(self) -> tuple[Any, ...]:
+        return (self.k,)
+
+    def _terms(self, rows: _Rows) -> Array:
+        return rows.top_k_hit(self.k)
+
+
+@dataclass(frozen=True)
+class NLL(_MeanTally):
+    """Streaming `nll`."""
+
+    _name = "nll"
+
+    def _terms(self, rows: _Rows) -> Array:
+        return rows.nll
+
+
+@dataclass(frozen=True)
+class Brier(_MeanTally):
+    """Streaming `brier`."""
+
+    _name = "brier"
+
+    def _terms(self, rows: _Rows) -> Array:
+        return rows.brier
+
+
+@dataclass(frozen=True)
+class ECE:
+    """Streaming `ece`.
+
+    ``strategy="uniform"`` keeps, per bin, the exact ``sum(w * (hit - conf))`` and
+    ``sum(w)``: O(n_bins) memory, however many samples.  ``strategy="quantile"``
+    needs the bin edges, which are quantiles of *all* confidences, so it keeps every
+    sample's confidence, hit and weight on the host (about 10 bytes a sample
+    unweighted, 18 weighted; far less than the scores) and bins them in `result`.
+    """
+
+    n_bins: int = 15
+    strategy: str = "uniform"
+    gaps: tuple[Fraction, ...] = field(default=(), kw_only=True)
+    weights: tuple[Fraction, ...] = field(default=(), kw_only=True)
+    count: int = field(default=0, kw_only=True)
+    samples: tuple[tuple[np.ndarray, np.ndarray, np.ndarray | None], ...] = field(
+        default=(), kw_only=True, compare=False, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        check_int("n_bins", self.n_bins, low=1)
+        check_choice("strategy", self.strategy, STRATEGIES)
+        if not self.gaps:
+            zero = (Fraction(0),) * self.n_bins
+            object.__setattr__(self, "gaps", zero)
+            object.__setattr__(self, "weights", zero)
+
+    def update(
+        self,
+        scores: Array,
+        labels: Array,
+        /,
+        *,
+        weights: Array | None = None,
+        axis: int = -1,
+        input: str = "logits",
+    ) -> ECE:
+        """A new tally with the batch added (arguments as `ece`)."""
+        return self._add(
+            _prepare("ece", scores, labels, weights, axis=axis, input=input)
+        )
+
+    def _add(self, rows: _Rows) -> ECE:
+        conf = to_numpy(rows.confidence)
+        hit = to_numpy(rows.hit)
+        w = rows.host_weights
+        if self.strategy == "quantile":
+            return replace(
+                self, samples=(*self.samples, (conf, hit, w)), count=self.count + rows.n
+            )
+        host = _xp.array_namespace(conf)
+        edges = _edges(conf, None, self.n_bins, "uniform", xp=host)
+        gaps, weight = _bin_sums(
+            conf, hit, w, edges, self.n_bins, xp=host, dtype=np.float64
+        )
+        return replace(
+            self,
+            gaps=_add_fractions(self.gaps, gaps),
+            weights=_add_fractions(self.weights, weight),
+            count=self.count + rows.n,
+        )
+
+    def merge(self, other: ECE) -> ECE:
+        """The tally of both batches together (exact; order does not matter)."""
+        _check_same(self, other)
+        if (self.n_bins, self.strategy) != (other.n_bins, other.strategy):
+            msg = f"cannot merge {self!r} with {other!r}: different settings"
+            raise ValueError(msg)
+        return replace(
+            self,
+            gaps=tuple(a + b for a, b in zip(self.gaps, other.gaps, strict=True)),
+            weights=tuple(
+                a + b for a, b in zip(self.weights, other.weights, strict=True)
+            ),
+            count=self.count + other.count,
+            samples=self.samples + other.samples,
+        )
+
+    def result(self) -> float:
+        """The ECE over every sample added."""
+        if self.strategy == "quantile":
+            if self.count == 0:
+                msg = "`ece` needs at least one sample with non-zero weight (got 0)"
+                raise ValueError(msg)
+            conf = np.concatenate([s[0] for s in self.samples])
+            hit = np.concatenate([s[1] for s in self.samples])
+            ws = [s[2] for s in self.samples if s[2] is not None]
+            w = np.concatenate(ws) if ws else None
+            host = _xp.array_namespace(conf)
+            value = _ece(
+                conf, hit, w, self.n_bins, "quantile", xp=host, dtype=np.float64
+            )
+            return float(value)
+        total = sum(self.weights, Fraction(0))
+        if self.count == 0 or total == 0:
+            msg = (
+                "`ece` needs at least one sample with non-zero weight "
+                f"(got {self.count} samples)"
+            )
+            raise ValueError(msg)
+        return float(sum((abs(g) for g in self.gaps), Fraction(0)) / total)
+
+
+def _add_fractions(acc: tuple[Fraction, ...], new: np.ndarray) -> tuple[Fraction, ...]:
+    return tuple(a + Fraction(float(v)) for a, v in zip(acc, new.tolist(), strict=True))
+
+
+METRICS: dict[str, Callable[..., Any]] = {
+    "accuracy": Accuracy,
+    "top_k_accuracy": TopKAccuracy,
+    "nll": NLL,
+    "brier": Brier,
+    "ece": ECE,
+}
+"""Metric name -> streaming tally class (its constructor takes the metric's options)."""

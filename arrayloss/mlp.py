@@ -1,0 +1,552 @@
+"""A minimal multilayer perceptron trained with any arrayloss loss.
+
+Pure functions over an immutable parameter structure, written against the array
+API standard (NumPy by default; CuPy, PyTorch or array_api_strict arrays work the
+same way):
+
+- `init` builds the parameters (`MLP`: a tuple of weight matrices and one of bias
+  vectors) from a seed;
+- `forward` gives the class scores; `loss_and_grad` gives the loss of any
+  registry loss on those scores and the gradient of every parameter, by manual
+  backpropagation from ``arrayloss.value_and_grad``;
+- `SGD` (momentum, optionally Nesterov) and `Adam` take one step: ``init(params)``
+  gives the optimizer state, ``step(params, grads, state)`` the new parameters and
+  state;
+- `fit` runs minibatch epochs; `evaluate` gives accuracy, top-k accuracy, NLL and
+  ECE; `save` and `load` use a ``.npz`` file.
+
+Nothing here writes into an array it was given, and the same seed gives the same
+weights bit for bit (on one machine, with one thread count).
+
+Examples
+--------
+>>> import numpy as np
+>>> from arrayloss import mlp
+>>> from arrayloss.datasets import load_digits, split
+>>> s = split(load_digits(), seed=0)
+>>> net = mlp.init([64, 32, 10], seed=0)
+>>> net = mlp.fit(net, s.x_train, s.y_train, optimizer=mlp.Adam(lr=1e-2), epochs=5)
+>>> mlp.evaluate(net, s.x_test, s.y_test)["accuracy"] > 0.9
+True
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import os
+import zipfile
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _xp
+from ._registry import get_loss, value_and_grad
+from ._typing import Array, Namespace
+
+__all__ = [
+    "MLP",
+    "SGD",
+    "Adam",
+    "evaluate",
+    "fit",
+    "forward",
+    "init",
+    "load",
+    "loss_and_grad",
+    "predict",
+    "save",
+    "score_metrics",
+    "to_numpy",
+]
+
+ACTIVATIONS = ("relu", "tanh")
+
+
+@dataclass(frozen=True, eq=False)
+class MLP:
+    """The parameters of a multilayer perceptron (also used for their gradients).
+
+    Layer ``l`` maps ``h`` to ``act(h @ weights[l] + biases[l])``; the last layer
+    has no activation and gives the class scores.
+
+    Attributes
+    ----------
+    weights : tuple of arrays of shape (d_in, d_out)
+        One matrix per layer.
+    biases : tuple of arrays of shape (d_out,)
+        One vector per layer.
+    activation : {"relu", "tanh"}
+        The hidden layers' nonlinearity.
+    """
+
+    weights: tuple[Array, ...]
+    biases: tuple[Array, ...]
+    activation: str = "relu"
+
+    @property
+    def sizes(self) -> tuple[int, ...]:
+        """Layer widths, input first: ``(d_in, hidden..., n_classes)``."""
+        return (int(self.weights[0].shape[0]), *(int(w.shape[1]) for w in self.weights))
+
+    def map(self, f: Callable[..., Array], *others: MLP) -> MLP:
+        """A new `MLP` with ``f`` applied leaf by leaf to ``self`` and ``others``."""
+        ws = tuple(
+            f(*leaves)
+            for leaves in zip(self.weights, *(o.weights for o in others), strict=True)
+        )
+        bs = tuple(
+            f(*leaves)
+            for leaves in zip(self.biases, *(o.biases for o in others), strict=True)
+        )
+        return MLP(ws, bs, self.activation)
+
+
+def _check_activation(activation: str) -> str:
+    if activation not in ACTIVATIONS:
+        msg = f"`activation` must be 'relu' or 'tanh' (got {activation!r})"
+        raise ValueError(msg)
+    return activation
+
+
+def init(
+    sizes: Sequence[int],
+    *,
+    activation: str = "relu",
+    seed: int = 0,
+    dtype: str = "float32",
+    xp: Namespace | None = None,
+    device: Any = None,
+) -> MLP:
+    """Random initial parameters: He-normal for ReLU, Glorot-uniform for tanh.
+
+    Parameters
+    ----------
+    sizes : sequence of int
+        Layer widths, input first and number of classes last, e.g. ``[64, 128, 10]``;
+        each at least 1, and at least two of them.
+    activation : {"relu", "tanh"}, default "relu"
+        Hidden nonlinearity.
+    seed : int, default 0
+        The same seed gives the same parameters.
+    dtype : {"float32", "float64"}, default "float32"
+        Floating dtype of the parameters.
+    xp : array namespace, optional
+        Where the parameters live (default NumPy); e.g. ``cupy``.
+    device : optional
+        Device for ``xp.asarray``.
+
+    Returns
+    -------
+    MLP
+        Weights drawn in float64 with NumPy and then cast, so they agree across
+        namespaces; biases zero.
+    """
+    sizes = [int(s) for s in sizes]
+    if len(sizes) < 2 or min(sizes) < 1:
+        msg = f"`sizes` must be at least two layer widths >= 1 (got {sizes})"
+        raise ValueError(msg)
+    _check_activation(activation)
+    xp = np if xp is None else xp
+    dt = getattr(xp, dtype)
+    rng = np.random.default_rng(seed)
+    weights, biases = [], []
+    for d_in, d_out in itertools.pairwise(sizes):
+        if activation == "relu":
+            w = rng.normal(scale=math.sqrt(2.0 / d_in), size=(d_in, d_out))
+        else:
+            bound = math.sqrt(6.0 / (d_in + d_out))
+            w = rng.uniform(-bound, bound, size=(d_in, d_out))
+        weights.append(xp.asarray(w, dtype=dt, device=device))
+        biases.append(xp.zeros((d_out,), dtype=dt, device=device))
+    return MLP(tuple(weights), tuple(biases), activation)
+
+
+def _namespace(params: MLP) -> Namespace:
+    return _xp.array_namespace(params.weights[0])
+
+
+def _hidden(params: MLP, x: Array, xp: Namespace) -> tuple[Array, list[Array]]:
+    """Scores and the input of every layer (``x`` first)."""
+    inputs = [x]
+    zero = xp.zeros((), dtype=params.weights[0].dtype, device=_xp.xp_device(x))
+    for w, b in zip(params.weights[:-1], params.biases[:-1], strict=True):
+        a = inputs[-1] @ w
+        a += b  # a fresh array: add the bias without another temporary
+        h = xp.maximum(a, zero) if params.activation == "relu" else xp.tanh(a)
+        inputs.append(h)
+    return inputs[-1] @ params.weights[-1] + params.biases[-1], inputs
+
+
+def forward(params: MLP, x: Array) -> Array:
+    """Class scores of shape (n, n_classes) for inputs ``x`` of shape (n, d_in)."""
+    xp = _namespace(params)
+    return _hidden(params, x, xp)[0]
+
+
+def loss_and_grad(
+    params: MLP,
+    x: Array,
+    labels: Array,
+    *,
+    loss: str = "cross_entropy",
+    loss_params: Mapping[str, Any] | None = None,
+    weight_decay: float = 0.0,
+) -> tuple[Array, MLP]:
+    r"""Mean loss over the batch and its gradient with respect to every parameter.
+
+    The objective is
+
+    .. math::
+
+        J = \frac{1}{n}\sum_i \ell(f(x_i), y_i)
+            + \frac{\lambda}{2} \sum_l \lVert W_l \rVert_F^2
+
+    with :math:`\ell` the registry loss ``loss`` on the scores :math:`f(x)` and
+    :math:`\lambda` = ``weight_decay`` (biases are not decayed). The gradient of the
+    loss with respect to the scores comes from ``arrayloss.value_and_grad``; the
+    rest is backpropagation: for a layer with input :math:`h` and output gradient
+    :math:`g`, :math:`\partial J/\partial W = h^\top g + \lambda W`,
+    :math:`\partial J/\partial b = \sum_i g_i`, and the input gradient
+    :math:`g W^\top` times the activation's derivative (:math:`1[h>0]` for ReLU,
+    :math:`1-h^2` for tanh).
+
+    Parameters
+    ----------
+    params : MLP
+    x : array of shape (n, d_in)
+        Inputs, in the parameters' namespace and dtype.
+    labels : integer array of shape (n,)
+        Class indices.
+    loss : str, default "cross_entropy"
+        A name in ``arrayloss.LOSSES``.
+    loss_params : mapping, optional
+        The loss's own parameters, e.g. ``{"k": 5, "tau": 1.0}``.
+    weight_decay : float, default 0
+        :math:`\lambda` above.
+
+    Returns
+    -------
+    value : 0-d array
+        :math:`J`.
+    grads : MLP
+        :math:`\partial J / \partial` each weight and bias, same shapes.
+    """
+    xp = _namespace(params)
+    scores, inputs = _hidden(params, x, xp)
+    value, g = value_and_grad(loss, scores, labels, **dict(loss_params or {}))
+    n_layers = len(params.weights)
+    dws: list[Array] = [None] * n_layers
+    dbs: list[Array] = [None] * n_layers
+    zero = xp.zeros((), dtype=scores.dtype, device=_xp.xp_device(scores))
+    for layer in range(n_layers - 1, -1, -1):
+        h = inputs[layer]
+        w = params.weights[layer]
+        dw = h.T @ g
+        dws[layer] = dw + weight_decay * w if weight_decay else dw
+        dbs[layer] = xp.sum(g, axis=0)
+        if layer:
+            dh = g @ w.T
+            g = (
+                xp.where(h > zero, dh, zero)
+                if params.activation == "relu"
+                else dh * (1 - h * h)
+            )
+    if weight_decay:
+        value = value + 0.5 * weight_decay * sum(xp.sum(w * w) for w in params.weights)
+    return value, MLP(tuple(dws), tuple(dbs), params.activation)
+
+
+@dataclass(frozen=True)
+class SGD:
+    """Stochastic gradient descent with (heavy-ball or Nesterov) momentum.
+
+    PyTorch's convention: ``v <- momentum * v + g`` then ``p <- p - lr * v``
+    (Nesterov: ``p <- p - lr * (g + momentum * v)``). The state is the velocity,
+    zero at the start.
+    """
+
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+
+    def init(self, params: MLP) -> MLP:
+        """Zero velocity shaped like ``params``."""
+        return params.map(_namespace(params).zeros_like)
+
+    def step(self, params: MLP, grads: MLP, state: MLP) -> tuple[MLP, MLP]:
+        """New parameters and velocity after one step; the inputs are unchanged."""
+        lr, mu = self.lr, self.momentum
+        if not mu:
+            return params.map(lambda p, g: _axpy(-lr, g, p), grads), state
+        v = state.map(lambda v, g: _axpy(mu, v, g), grads)
+        if self.nesterov:
+            return params.map(
+                lambda p, g, v: _axpy(-lr, _axpy(mu, v, g), p), grads, v
+            ), v
+        return params.map(lambda p, v: _axpy(-lr, v, p), v), v
+
+
+def _axpy(a: float, x: Array, y: Array) -> Array:
+    """``a * x + y`` as a new array, with one temporary instead of two."""
+    out = a * x
+    out += y  # ``out`` is ours; JAX rebinds instead of writing, which is also right
+    return out
+
+
+@dataclass(frozen=True)
+class Adam:
+    """Adam (Kingma & Ba, 2015) with bias correction.
+
+    The state is ``(t, m, v)``: the step count and the first and second moment
+    estimates. Weight decay, when `fit` is given one, enters through the gradient
+    (L2 regularisation), not decoupled as in AdamW.
+    """
+
+    lr: float = 1e-3
+    beta1: float = 0.9
+    beta2: float = 0.999
+    eps: float = 1e-8
+
+    def init(self, params: MLP) -> tuple[int, MLP, MLP]:
+        """Step 0 and zero moments."""
+        zeros = params.map(_namespace(params).zeros_like)
+        return 0, zeros, zeros
+
+    def step(
+        self, params: MLP, grads: MLP, state: tuple[int, MLP, MLP]
+    ) -> tuple[MLP, tuple[int, MLP, MLP]]:
+        """New parameters and state after one step; the inputs are unchanged."""
+        xp = _namespace(params)
+        t, m, v = state
+        t += 1
+        b1, b2 = self.beta1, self.beta2
+        m = m.map(lambda m, g: b1 * m + (1 - b1) * g, grads)
+        v = v.map(lambda v, g: b2 * v + (1 - b2) * (g * g), grads)
+        lr_t = self.lr * math.sqrt(1 - b2**t) / (1 - b1**t)
+        eps_t = self.eps * math.sqrt(1 - b2**t)  # eps added to sqrt(v_hat), as in Adam
+        new = params.map(lambda p, m, v: p - lr_t * m / (xp.sqrt(v) + eps_t), m, v)
+        return new, (t, m, v)
+
+
+Optimizer = SGD | Adam
+
+
+def fit(
+    params: MLP,
+    x: Any,
+    labels: Any,
+    *,
+    loss: str = "cross_entropy",
+    loss_params: Mapping[str, Any] | None = None,
+    optimizer: Optimizer | None = None,
+    epochs: int = 10,
+    batch_size: int = 64,
+    weight_decay: float = 0.0,
+    seed: int = 0,
+    on_batch: Callable[[int, int, Array], None] | None = None,
+    on_epoch: Callable[[int, MLP, float], None] | None = None,
+) -> MLP:
+    """Train ``params`` with minibatches for a number of epochs.
+
+    Parameters
+    ----------
+    params : MLP
+        Initial parameters (see `init`).
+    x : array of shape (n, d_in)
+        Inputs (any array; moved to the parameters' namespace and dtype once).
+    labels : integer array of shape (n,)
+        Class indices.
+    loss, loss_params, weight_decay
+        As in `loss_and_grad`.
+    optimizer : SGD or Adam, default ``SGD()``
+        The update rule.
+    epochs : int, default 10
+    batch_size : int, default 64
+        The last batch of an epoch may be smaller.
+    seed : int, default 0
+        Seeds the order of the samples in each epoch.
+    on_batch : callable, optional
+        ``on_batch(epoch, step, value)`` after every step, with the batch loss as a
+        0-d array (epochs count from 1, steps from 0 within the epoch).
+    on_epoch : callable, optional
+        ``on_epoch(epoch, params, mean_loss)`` after every epoch.
+
+    Returns
+    -------
+    MLP
+        The trained parameters.
+
+    Raises
+    ------
+    FloatingPointError
+        When training diverges (the scores or the loss stop being finite).
+    """
+    get_loss(loss)  # unknown names fail before any work
+    optimizer = SGD() if optimizer is None else optimizer
+    if epochs < 0 or batch_size < 1:
+        msg = f"need epochs >= 0 and batch_size >= 1 (got {epochs}, {batch_size})"
+        raise ValueError(msg)
+    xp = _namespace(params)
+    dev = _xp.xp_device(params.weights[0])
+    x = xp.asarray(x, dtype=params.weights[0].dtype, device=dev)
+    y = xp.asarray(labels, device=dev)
+    n = int(x.shape[0])
+    rng = np.random.default_rng(seed)
+    state: Any = optimizer.init(params)
+    # Divergence shows up as non-finite scores or loss, reported below as one error
+    # rather than a stream of overflow warnings.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for epoch in range(1, epochs + 1):
+            order = xp.asarray(rng.permutation(n), device=dev)
+            total = 0.0
+            for step, start in enumerate(range(0, n, batch_size)):
+                idx = order[start : min(start + batch_size, n)]
+                xb, yb = xp.take(x, idx, axis=0), xp.take(y, idx, axis=0)
+                try:
+                    value, grads = loss_and_grad(
+                        params, xb, yb, loss=loss, loss_params=loss_params,
+                        weight_decay=weight_decay,
+                    )  # fmt: skip
+                except ValueError:
+                    if bool(xp.all(xp.isfinite(forward(params, xb)))):
+                        raise
+                    _diverged(epoch, "the scores are no longer finite")
+                params, state = optimizer.step(params, grads, state)
+                total = total + value * int(idx.shape[0])
+                if on_batch is not None:
+                    on_batch(epoch, step, value)
+            mean = float(total) / max(n, 1)
+            if not math.isfinite(mean):
+                _diverged(epoch, f"mean loss {mean}")
+            if on_epoch is not None:
+                on_epoch(epoch, params, mean)
+    return params
+
+
+def _diverged(epoch: int, what: str) -> None:
+    msg = f"training diverged in epoch {epoch} ({what}); try a smaller learning rate"
+    raise FloatingPointError(msg)
+
+
+def predict(params: MLP, x: Any, *, batch_size: int = 4096) -> Array:
+    """Class scores for ``x`` (any array), computed ``batch_size`` rows at a time."""
+    xp = _namespace(params)
+    dev = _xp.xp_device(params.weights[0])
+    x = xp.asarray(x, dtype=params.weights[0].dtype, device=dev)
+    n = int(x.shape[0])
+    if n <= batch_size:
+        return forward(params, x)
+    parts = [
+        forward(params, x[i : min(i + batch_size, n), ...])
+        for i in range(0, n, batch_size)
+    ]
+    return xp.concat(parts, axis=0)
+
+
+def to_numpy(a: Any) -> np.ndarray:
+    """A NumPy copy (or view) of any backend's array, for reports and files."""
+    mod = type(a).__module__
+    if mod.startswith("cupy"):
+        return np.asarray(a.get())
+    if mod.startswith("torch"):
+        return np.asarray(a.detach().cpu().numpy())
+    if mod.startswith("array_api_strict"):
+        return np.from_dlpack(a)
+    return np.asarray(a)
+
+
+def evaluate(
+    params_or_scores: MLP | Any, x: Any = None, labels: Any = None, *, k: int = 5,
+    n_bins: int = 15,
+) -> dict[str, float]:  # fmt: skip
+    """Accuracy, top-k accuracy, NLL and ECE of a model on ``(x, labels)``.
+
+    Parameters
+    ----------
+    params_or_scores : MLP or array of shape (n, C)
+        A model (then ``x`` is required) or scores already computed.
+    x : array of shape (n, d_in), optional
+    labels : integer array of shape (n,)
+    k : int, default 5
+        For top-k accuracy; clipped to the number of classes.
+    n_bins : int, default 15
+        Equal-width confidence bins for the expected calibration error.
+
+    Returns
+    -------
+    dict
+        ``accuracy``, ``top_k_accuracy``, ``nll`` (mean negative log-likelihood of
+        softmax of the scores) and ``ece`` (expected calibration error of the
+        softmax's top probability, equal-width bins), as floats, computed by
+        `arrayloss.metrics`; also ``k``.
+    """
+    if isinstance(params_or_scores, MLP):
+        scores = predict(params_or_scores, x)
+        labels = _xp.array_namespace(scores).asarray(
+            labels, device=_xp.xp_device(scores)
+        )
+    else:
+        scores = params_or_scores
+    return score_metrics(scores, labels, k=k, n_bins=n_bins)
+
+
+def score_metrics(
+    scores: Any, labels: Any, *, k: int = 5, n_bins: int = 15
+) -> dict[str, float]:
+    """`evaluate` on scores already computed, through `arrayloss.metrics`."""
+    from . import metrics
+
+    k = min(k, int(scores.shape[-1]))
+    return {
+        "accuracy": float(metrics.accuracy(scores, labels)),
+        "top_k_accuracy": float(metrics.top_k_accuracy(scores, labels, k=k)),
+        "k": float(k),
+        "nll": float(metrics.nll(scores, labels)),
+        "ece": float(metrics.ece(scores, labels, n_bins=n_bins)),
+    }
+
+
+def save(params: MLP, path: str | os.PathLike[str], **metadata: Any) -> None:
+    """Write the parameters (as NumPy arrays) and JSON ``metadata`` to ``path``.
+
+    The ``.npz`` file holds ``W0, b0, W1, b1, ...``, ``activation`` and ``meta``
+    (a JSON string); `load` reads it back.
+    """
+    arrays: dict[str, Any] = {}
+    for i, (w, b) in enumerate(zip(params.weights, params.biases, strict=True)):
+        arrays[f"W{i}"], arrays[f"b{i}"] = to_numpy(w), to_numpy(b)
+    arrays["activation"] = np.asarray(params.activation)
+    arrays["meta"] = np.asarray(json.dumps(metadata, sort_keys=True))
+    with open(path, "wb") as f:
+        np.savez(f, **arrays)
+
+
+def load(
+    path: str | os.PathLike[str], *, xp: Namespace | None = None, device: Any = None
+) -> tuple[MLP, dict[str, Any]]:
+    """Parameters and metadata written by `save`, in namespace ``xp`` (default NumPy).
+
+    Raises
+    ------
+    ValueError
+        When the file is not a model written by `save`.
+    """
+    xp = np if xp is None else xp
+    try:
+        with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
+            n = sum(1 for key in f.files if key.startswith("W"))
+            ws = tuple(xp.asarray(f[f"W{i}"], device=device) for i in range(n))
+            bs = tuple(xp.asarray(f[f"b{i}"], device=device) for i in range(n))
+            activation = str(f["activation"])
+            meta = json.loads(str(f["meta"]))
+    except (OSError, KeyError, ValueError, AttributeError, zipfile.BadZipFile) as exc:
+        msg = f"{path}: not an arrayloss MLP file ({exc})"
+        raise ValueError(msg) from None
+    if n == 0:
+        msg = f"{path}: not an arrayloss MLP file (no weights)"
+        raise ValueError(msg)
+    return MLP(ws, bs, _check_activation(activation)), meta

@@ -1,0 +1,138 @@
+"""Backends and helpers shared by the test suite.
+
+The ``xp`` fixture runs a test once per array backend: ``numpy``,
+``numpy:readonly`` (every array handed out is read-only, so an in-place write on a
+caller's array fails), ``array_api_strict`` (the reference namespace, which rejects
+anything outside the standard), and ``torch``, ``jax``, ``dask`` and ``cupy`` where
+they are installed (CuPy also needs a CUDA device).  Absent backends are skipped
+with a reason; a backend that is present and fails is a bug.
+
+Tests build inputs in NumPy and move them with ``backend.asarray``; results come
+back with ``to_numpy`` for comparison.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import settings
+
+settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
+settings.register_profile("dev", max_examples=300, deadline=None)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+BACKENDS = (
+    "numpy",
+    "numpy:readonly",
+    "array_api_strict",
+    "torch",
+    "jax",
+    "dask",
+    "cupy",
+)
+
+
+@dataclass(frozen=True)
+class Backend:
+    """One array library as the tests see it."""
+
+    name: str
+    xp: Any
+    module: Any
+
+    def asarray(self, a: Any, dtype: Any = None) -> Any:
+        """A backend array holding the NumPy data ``a`` (optionally cast)."""
+        a = np.asarray(a)
+        if dtype is not None:
+            a = a.astype(dtype)
+        if self.name == "numpy:readonly":
+            a = a.copy()
+            a.flags.writeable = False
+            return a
+        if self.name == "numpy":
+            return a.copy()
+        if self.name == "array_api_strict":
+            return self.module.asarray(a)
+        if self.name == "torch":
+            return self.module.asarray(a.copy())
+        if self.name == "jax":
+            return self.module.numpy.asarray(a)
+        if self.name == "dask":
+            chunks = (max(1, a.shape[0] // 2), *a.shape[1:]) if a.ndim else ()
+            return self.module.array.from_array(a, chunks=chunks)
+        if self.name == "cupy":
+            return self.module.asarray(a)
+        raise AssertionError(self.name)
+
+
+def to_numpy(x: Any) -> np.ndarray:
+    """Any backend's array (or a Python number) as a NumPy array."""
+    mod = type(x).__module__
+    if mod.startswith("cupy"):
+        return x.get()
+    if mod.startswith("torch"):
+        return x.detach().cpu().numpy()
+    if mod.startswith("dask"):
+        return np.asarray(x.compute())
+    if mod.startswith("array_api_strict"):
+        return np.from_dlpack(x)
+    return np.asarray(x)
+
+
+def _load(name: str) -> Backend:
+    from array_api_compat import array_namespace
+
+    modname = {"numpy:readonly": "numpy", "dask": "dask"}.get(name, name)
+    module = pytest.importorskip(modname)
+    if name == "dask":
+        importlib.import_module("dask.array")
+    if name == "jax":
+        module.config.update("jax_enable_x64", True)
+        importlib.import_module("jax.numpy")
+    if name == "torch":
+        module.set_default_dtype(module.float64)
+    if name == "cupy":
+        try:
+            if module.cuda.runtime.getDeviceCount() < 1:
+                pytest.skip("cupy: no CUDA device")
+        except Exception as exc:
+            pytest.skip(f"cupy: no CUDA device ({exc})")
+    probe = Backend(name, None, module).asarray(np.zeros(1))
+    return Backend(name, array_namespace(probe), module)
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> Backend:
+    """Each array backend in turn (skipped where not installed)."""
+    return _load(request.param)
+
+
+@pytest.fixture
+def xp(backend: Backend) -> Any:
+    """The array namespace of ``backend``."""
+    return backend.xp
+
+
+@pytest.fixture
+def rng() -> np.random.Generator:
+    """A fixed-seed NumPy generator."""
+    return np.random.default_rng(20261125)
+
+
+def tolerance(dtype: Any) -> float:
+    """Relative tolerance for comparing a backend result with float64 NumPy."""
+    return 1e-12 if np.dtype(dtype) == np.float64 else 1e-5
+
+
+def assert_allclose(
+    actual: Any, desired: Any, *, rtol: float, atol: float = 0.0
+) -> None:
+    """Compare any backend's result with NumPy data."""
+    np.testing.assert_allclose(
+        to_numpy(actual), np.asarray(desired), rtol=rtol, atol=atol
+    )

@@ -1,0 +1,277 @@
+"""Bundled and synthetic data, user files, label noise and splits."""
+
+from __future__ import annotations
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+
+from arrayloss import datasets as ds
+from arrayloss.datasets import DataError
+
+
+def test_digits_bundled():
+    d = ds.load_digits()
+    assert d.x.shape == (1797, 64)
+    assert d.x.dtype == np.float64
+    assert d.y.dtype == np.int64
+    assert d.n_classes == 10
+    assert d.x.min() == 0.0
+    assert d.x.max() == 1.0
+    np.testing.assert_array_equal(
+        np.bincount(d.y), [178, 182, 177, 183, 181, 182, 181, 179, 174, 180]
+    )
+
+
+def test_synthetic_reproducible_and_grouped():
+    a = ds.make_synthetic(20, n_per_class=10, seed=3)
+    b = ds.make_synthetic(20, n_per_class=10, seed=3)
+    c = ds.make_synthetic(20, n_per_class=10, seed=4)
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.y, b.y)
+    assert not np.array_equal(a.x, c.x)
+    assert a.x.shape == (200, 32)
+    assert np.all(np.abs(a.x) < 1)
+    np.testing.assert_array_equal(np.bincount(a.y), np.full(20, 10))
+    # Class means of one group lie closer together than those of different groups.
+    big = ds.make_synthetic(100, n_per_class=200, seed=0)
+    means = np.stack([big.x[big.y == c].mean(axis=0) for c in range(100)])
+    dist = np.linalg.norm(means[:, None] - means[None], axis=-1)
+    group = np.arange(100) // 5
+    same = (group[:, None] == group[None]) & ~np.eye(100, dtype=bool)
+    assert dist[same].mean() < 0.6 * dist[group[:, None] != group[None]].mean()
+
+
+def test_synthetic_rejects_bad_sizes():
+    with pytest.raises(ValueError, match="n_classes"):
+        ds.make_synthetic(1)
+    with pytest.raises(ValueError, match="n_per_class"):
+        ds.make_synthetic(10, n_per_class=0)
+
+
+@pytest.mark.parametrize("kind", ["symmetric", "pairflip"])
+@pytest.mark.parametrize(
+    ("n", "rate"),
+    [(100, 0.0), (100, 0.2), (7, 0.5), (1000, 0.37), (10, 0.99), (1, 0.4)],
+)
+def test_label_noise_flips_exactly(n, rate, kind):
+    rng = np.random.default_rng(n)
+    y = rng.integers(0, 6, size=n)
+    before = y.copy()
+    noisy = ds.add_label_noise(y, rate, n_classes=6, kind=kind, seed=1)
+    np.testing.assert_array_equal(y, before)  # input untouched
+    changed = noisy != y
+    assert changed.sum() == round(rate * n)
+    assert noisy.min() >= 0
+    assert noisy.max() < 6
+    if kind == "pairflip":
+        np.testing.assert_array_equal(noisy[changed], (y[changed] + 1) % 6)
+    again = ds.add_label_noise(y, rate, n_classes=6, kind=kind, seed=1)
+    np.testing.assert_array_equal(noisy, again)
+
+
+def test_symmetric_noise_reaches_every_other_class():
+    y = np.zeros(3000, dtype=np.int64)
+    noisy = ds.add_label_noise(y, 0.5, n_classes=4, seed=0)
+    counts = np.bincount(noisy, minlength=4)
+    assert counts[0] == 1500
+    assert all(400 < c < 600 for c in counts[1:])
+
+
+@pytest.mark.parametrize("rate", [-0.1, 1.0, 1.5, float("nan")])
+def test_label_noise_rate_out_of_range(rate):
+    with pytest.raises(ValueError, match=r"rate.*\[0, 1\)"):
+        ds.add_label_noise(np.zeros(5, dtype=np.int64), rate, n_classes=3)
+
+
+def test_label_noise_bad_arguments():
+    y = np.array([0, 1, 2])
+    with pytest.raises(ValueError, match="kind"):
+        ds.add_label_noise(y, 0.5, n_classes=3, kind="uniform")
+    with pytest.raises(ValueError, match="lie in"):
+        ds.add_label_noise(y, 0.5, n_classes=2)
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        ds.add_label_noise(np.zeros(4, dtype=np.int64), 0.5, n_classes=1)
+    with pytest.raises(ValueError, match="1-d integer"):
+        ds.add_label_noise(np.zeros(4), 0.5, n_classes=3)
+
+
+def test_splits_disjoint_and_reproducible():
+    tr, va, te = ds.split_indices(101, val_fraction=0.2, test_fraction=0.3, seed=5)
+    assert (len(va), len(te), len(tr)) == (20, 30, 51)
+    everything = np.concatenate([tr, va, te])
+    np.testing.assert_array_equal(np.sort(everything), np.arange(101))
+    for a, b in zip(ds.split_indices(101, val_fraction=0.2, test_fraction=0.3, seed=5),
+                    (tr, va, te), strict=True):  # fmt: skip
+        np.testing.assert_array_equal(a, b)
+    other = ds.split_indices(101, val_fraction=0.2, test_fraction=0.3, seed=6)
+    assert not np.array_equal(other[2], te)
+    with pytest.raises(ValueError, match="no training samples"):
+        ds.split_indices(4, val_fraction=0.5, test_fraction=0.5)
+    with pytest.raises(ValueError, match="val_fraction"):
+        ds.split_indices(4, val_fraction=1.0)
+
+
+def test_split_of_dataset():
+    d = ds.load_digits()
+    s = ds.split(d, seed=0)
+    assert (s.y_train.size, s.y_val.size, s.y_test.size) == (1079, 359, 359)
+    _, va, te = ds.split_indices(d.y.size, seed=0)
+    np.testing.assert_array_equal(s.x_test, d.x[te])
+    np.testing.assert_array_equal(s.y_val, d.y[va])
+    # A predefined test part is kept; validation comes out of the training part.
+    pre = ds.Dataset(d.x[:100], d.y[:100], 10, "pre", d.x[100:130], d.y[100:130])
+    s2 = ds.split(pre, val_fraction=0.25, seed=0)
+    assert (s2.y_train.size, s2.y_val.size) == (75, 25)
+    np.testing.assert_array_equal(s2.x_test, d.x[100:130])
+
+
+# -- user files --------------------------------------------------------------------
+
+
+def _idx_bytes(a: np.ndarray) -> bytes:
+    code = {np.uint8: 0x08, np.int32: 0x0C, np.float32: 0x0D}[a.dtype.type]
+    header = bytes([0, 0, code, a.ndim]) + struct.pack(f">{a.ndim}I", *a.shape)
+    return header + a.astype(a.dtype.newbyteorder(">")).tobytes()
+
+
+@pytest.fixture
+def mnist_dir(tmp_path):
+    rng = np.random.default_rng(0)
+    for prefix, n, gz in (("train", 30, False), ("t10k", 10, True)):
+        images = rng.integers(0, 256, size=(n, 4, 4), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=n).astype(np.uint8)
+        for name, arr in ((f"{prefix}-images-idx3-ubyte", images),
+                          (f"{prefix}-labels-idx1-ubyte", labels)):  # fmt: skip
+            data = _idx_bytes(arr)
+            if gz:
+                (tmp_path / (name + ".gz")).write_bytes(gzip.compress(data))
+            else:
+                (tmp_path / name).write_bytes(data)
+    return tmp_path
+
+
+def test_load_idx_roundtrip(tmp_path):
+    a = np.arange(24, dtype=np.float32).reshape(2, 3, 4) - 5
+    p = tmp_path / "a.idx"
+    p.write_bytes(_idx_bytes(a))
+    np.testing.assert_array_equal(ds.load_idx(p), a)
+    (tmp_path / "b.idx").write_bytes(gzip.compress(_idx_bytes(a)))
+    np.testing.assert_array_equal(ds.load_idx(tmp_path / "b.idx"), a)
+
+
+def test_load_mnist_directory_and_file(mnist_dir):
+    d = ds.load_mnist(mnist_dir)
+    assert d.x.shape == (30, 16)
+    assert d.x_test.shape == (10, 16)
+    assert 0 <= d.x.min() <= d.x.max() <= 1
+    assert d.n_classes >= 2
+    via_load = ds.load(str(mnist_dir))
+    np.testing.assert_array_equal(via_load.x, d.x)
+    single = ds.load(str(mnist_dir / "train-images-idx3-ubyte"))
+    np.testing.assert_array_equal(single.y, d.y)
+    assert single.x_test is None
+
+
+@pytest.mark.parametrize(
+    ("content", "match"),
+    [
+        (b"", "bad magic number empty"),
+        (b"hello world", "bad magic number"),
+        (bytes([0, 0, 8, 1]) + struct.pack(">I", 10) + b"abc", r"holds 3 bytes"),
+        (bytes([0, 0, 8, 3]) + b"\0\0", "truncated IDX header"),
+        (b"\x1f\x8bnot really gzip", "cannot read IDX"),
+    ],
+)
+def test_load_idx_unreadable(tmp_path, content, match):
+    p = tmp_path / "bad-images-idx3-ubyte"
+    p.write_bytes(content)
+    with pytest.raises(DataError, match=match) as info:
+        ds.load_idx(p)
+    assert str(p) in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_load_mnist_problems(tmp_path, mnist_dir):
+    with pytest.raises(DataError, match="no such file"):
+        ds.load_idx(tmp_path / "missing")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataError, match="no train-images"):
+        ds.load_mnist(empty)
+    (mnist_dir / "train-labels-idx1-ubyte").write_bytes(
+        _idx_bytes(np.zeros(7, dtype=np.uint8))
+    )
+    with pytest.raises(DataError, match="7 labels for 30 samples"):
+        ds.load_mnist(mnist_dir)
+
+
+def test_load_npz(tmp_path):
+    rng = np.random.default_rng(0)
+    p = tmp_path / "d.npz"
+    np.savez(p, x=rng.integers(0, 17, size=(20, 8, 8)), y=np.arange(20) % 4)
+    d = ds.load_npz(p)
+    assert d.x.shape == (20, 64)
+    assert d.x.max() == 1.0
+    assert d.n_classes == 4
+    np.savez(p, X=rng.normal(size=(6, 3)), labels=np.arange(6) % 3,
+             x_test=rng.normal(size=(2, 3)), y_test=np.array([0, 5]))  # fmt: skip
+    d = ds.load(str(p))
+    assert d.n_classes == 6
+    assert d.x_test.shape == (2, 3)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "match"),
+    [
+        ({"a": np.zeros(3)}, "needs arrays 'x' and 'y'"),
+        ({"x": np.zeros((3, 2)), "y": np.zeros(3)}, "1-d integer"),
+        (
+            {"x": np.zeros((3, 2)), "y": np.zeros(2, dtype=int)},
+            "2 labels for 3 samples",
+        ),
+        ({"x": np.full((2, 2), np.nan), "y": np.zeros(2, dtype=int)}, "NaN"),
+        ({"x": np.zeros(3), "y": np.zeros(3, dtype=int)}, r"shape \(n, ...\)"),
+        ({"x": np.zeros((2, 1)), "y": np.array([-1, 0])}, ">= 0"),
+        (
+            {"x": np.zeros((2, 1)), "y": np.array([0, 3]), "n_classes": 2},
+            "out of range",
+        ),
+    ],
+)
+def test_load_npz_bad_content(tmp_path, arrays, match):
+    p = tmp_path / "bad.npz"
+    np.savez(p, **arrays)
+    with pytest.raises(DataError, match=match):
+        ds.load_npz(p)
+
+
+def test_load_npz_unreadable(tmp_path):
+    p = tmp_path / "junk.npz"
+    p.write_bytes(b"definitely not a zip file")
+    with pytest.raises(DataError, match=r"not a readable \.npz"):
+        ds.load_npz(p)
+    with pytest.raises(DataError, match="no such file"):
+        ds.load_npz(tmp_path / "missing.npz")
+    p = tmp_path / "single.npz"
+    with open(p, "wb") as f:
+        np.save(f, np.zeros(3))
+    with pytest.raises(DataError, match=r"not an \.npz archive"):
+        ds.load_npz(p)
+    p = tmp_path / "obj.npz"
+    np.savez(p, x=np.array([object()], dtype=object), y=np.zeros(1, dtype=int))
+    with pytest.raises(DataError, match=r"not a readable \.npz"):
+        ds.load_npz(p)
+
+
+def test_load_by_name_and_unknown(tmp_path):
+    assert ds.load("digits").n_classes == 10
+    assert ds.load("synthetic").n_classes == 100
+    with pytest.raises(DataError, match="unknown data set 'mnist'"):
+        ds.load("mnist")
+    p = tmp_path / "data.txt"
+    p.write_text("1,2,3")
+    with pytest.raises(DataError, match="unknown file type"):
+        ds.load(str(p))

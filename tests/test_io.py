@@ -1,0 +1,405 @@
+"""arrayloss.io: chunked readers give np.load's numbers for every format, every
+malformed file is a DataError naming it, and writers are atomic."""
+
+from __future__ import annotations
+
+import os
+import stat
+
+import numpy as np
+import pytest
+
+from arrayloss import io as alio
+
+
+def _read_all(src: alio.Source, chunk: int) -> np.ndarray:
+    parts = []
+    while True:
+        part = src.read(chunk)
+        if part.shape[0] == 0:
+            break
+        assert part.shape[0] <= chunk
+        parts.append(part)
+    src.close()
+    return np.concatenate(parts)
+
+
+@pytest.fixture
+def arr(rng):
+    return rng.normal(size=(53, 6))
+
+
+# --------------------------------------------------------------------------- #
+# .npy / .npz
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 53, 1000])
+@pytest.mark.parametrize(
+    "variant",
+    ["c", "fortran", "big-endian", "float32", "int16", "npz", "npz-compressed"],
+)
+def test_npy_and_npz_round_trip(tmp_path, arr, chunk, variant):
+    a = {
+        "c": arr,
+        "fortran": np.asfortranarray(arr),
+        "big-endian": arr.astype(">f8"),
+        "float32": arr.astype(np.float32),
+        "int16": (arr * 100).astype(np.int16),
+    }.get(variant, arr)
+    if variant.startswith("npz"):
+        path = str(tmp_path / "a.npz")
+        save = np.savez_compressed if variant == "npz-compressed" else np.savez
+        save(path, other=np.zeros(3), logits=a)
+    else:
+        path = str(tmp_path / "a.npy")
+        np.save(path, a)
+    src = alio.open_array(path, "scores")
+    assert (src.n_rows, src.n_cols) == a.shape
+    out = _read_all(src, chunk)
+    np.testing.assert_array_equal(out, a)
+    assert out.dtype.str[1:] == a.dtype.str[1:]  # concatenate makes it native-endian
+
+
+def test_npy_labels_shapes(tmp_path):
+    y = np.arange(10)
+    for shape in [(10,), (10, 1)]:
+        np.save(tmp_path / "y.npy", y.reshape(shape))
+        src = alio.open_array(str(tmp_path / "y.npy"), "labels")
+        np.testing.assert_array_equal(_read_all(src, 3), y)
+    np.save(tmp_path / "y.npy", np.array(["cat", "dog"]))
+    src = alio.open_array(str(tmp_path / "y.npy"), "labels")
+    assert _read_all(src, 1).tolist() == ["cat", "dog"]
+
+
+def test_npz_keys(tmp_path, arr):
+    path = str(tmp_path / "a.npz")
+    np.savez(path, first=arr, second=arr)
+    with pytest.raises(
+        alio.DataError, match=r"no array of scores by a usual name .*--scores-key"
+    ):
+        alio.open_array(path, "scores")
+    with pytest.raises(
+        alio.DataError, match=r"has no array 'third' \(it has 'first', 'second'\)"
+    ):
+        alio.open_array(path, "scores", key="third")
+    src = alio.open_array(path, "scores", key="second")
+    np.testing.assert_array_equal(_read_all(src, 10), arr)
+    np.savez(path, only=arr)
+    with alio.open_array(path, "scores") as src:
+        assert src.n_rows == 53
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        ("missing", r"cannot read SCORES '.*nope.npy': No such file or directory"),
+        (
+            "truncated",
+            r"is truncated: its header says shape \(53, 6\) \(2544 bytes of data\) but only 1000",
+        ),
+        ("garbage", r"is not a valid .npy file"),
+        ("empty", r"is not a valid .npy file"),
+        ("object", r"holds Python objects"),
+        ("3d", r"must be a 2-D array \(rows, classes\); its shape is \(2, 3, 4\)"),
+        ("complex", r"has dtype complex128, which cannot hold scores"),
+        ("npz-garbage", r"is not a valid .npz file"),
+    ],
+)
+def test_npy_errors(tmp_path, arr, make, message):
+    path = tmp_path / ("a.npz" if make.startswith("npz") else "a.npy")
+    if make == "missing":
+        path = tmp_path / "nope.npy"
+    elif make == "truncated":
+        np.save(path, arr)
+        data = path.read_bytes()
+        path.write_bytes(data[: 128 + 1000])
+    elif make in ("garbage", "npz-garbage"):
+        path.write_bytes(b"this is not numpy" * 10)
+    elif make == "empty":
+        path.write_bytes(b"")
+    elif make == "object":
+        np.save(path, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    elif make == "3d":
+        np.save(path, np.zeros((2, 3, 4)))
+    elif make == "complex":
+        np.save(path, arr.astype(complex))
+    with pytest.raises(alio.DataError, match=message):
+        alio.open_array(str(path), "scores")
+
+
+def test_truncated_zip_member_detected_while_reading(tmp_path, arr):
+    """A stream whose size is not known ahead still fails cleanly at the end."""
+    import io
+
+    buf = io.BytesIO()
+    np.save(buf, arr)
+    raw = io.BytesIO(buf.getvalue()[:-100])
+    src = alio._NpyStream(raw, "SCORES 'x'", "scores", available=None)
+    with pytest.raises(
+        alio.DataError, match=r"SCORES 'x' is truncated: it ends in row 50 of 53"
+    ):
+        _read_all(src, 10)
+
+
+# --------------------------------------------------------------------------- #
+# Text
+# --------------------------------------------------------------------------- #
+
+
+def _write_csv(path, arr, labels=None, header=True, delimiter=","):
+    lines = []
+    if header:
+        names = [f"c{j}" for j in range(arr.shape[1])] + (
+            ["label"] if labels is not None else []
+        )
+        lines.append(delimiter.join(names))
+    for i, row in enumerate(arr):
+        cells = [repr(float(v)) for v in row]
+        if labels is not None:
+            cells.append(str(labels[i]))
+        lines.append(delimiter.join(cells))
+    path.write_text("\n".join(lines) + "\n")
+
+
+@pytest.mark.parametrize("header", [True, False])
+@pytest.mark.parametrize("suffix", [".csv", ".tsv"])
+def test_text_scores(tmp_path, arr, header, suffix):
+    path = tmp_path / f"s{suffix}"
+    _write_csv(path, arr, header=header, delimiter="\t" if suffix == ".tsv" else ",")
+    scores, labels = alio.open_table(str(path))
+    assert labels is None
+    assert scores.n_cols == 6
+    np.testing.assert_array_equal(_read_all(scores, 7), arr)
+
+
+@pytest.mark.parametrize("column", ["label", "6", "-1"])
+def test_text_label_column(tmp_path, arr, column):
+    names = np.array(["cat", "dog", "emu"])[np.arange(53) % 3]
+    path = tmp_path / "s.csv"
+    _write_csv(path, arr, labels=names, header=column == "label")
+    scores, labels = alio.open_table(str(path), label_column=column)
+    got_s, got_l = [], []
+    with scores:
+        while True:
+            s = scores.read(10)
+            lab = labels.read(10)
+            assert len(s) == len(lab)
+            if not len(s):
+                break
+            got_s.append(s)
+            got_l.append(lab)
+    np.testing.assert_array_equal(np.concatenate(got_s), arr)
+    assert np.concatenate(got_l).tolist() == names.tolist()
+
+
+def test_text_blank_lines_bom_and_spaces(tmp_path):
+    path = tmp_path / "s.csv"
+    path.write_bytes("\ufeffa,b,label\n\n1.5, 2,cat\n\n3,4, dog\n\n".encode())
+    scores, labels = alio.open_table(str(path), label_column="label")
+    with scores:
+        np.testing.assert_array_equal(scores.read(10), [[1.5, 2], [3, 4]])
+        assert labels.read(10).tolist() == ["cat", "dog"]
+
+
+@pytest.mark.parametrize(
+    ("text", "kwargs", "message"),
+    [
+        ("a,b\n1,2\n3\n", {}, r"line 3: expected 2 fields, found 1 \(ragged rows\)"),
+        ("a,b\n1,2\n3,x\n", {}, r"line 3, column 'b': 'x' is not a number"),
+        ("1,2\n3,\n", {"header": False}, r"line 2, column 1: '' is not a number"),
+        ("", {}, r"SCORES '.*s.csv' is empty"),
+        (
+            "a,b\n1,2\n",
+            {"label_column": "y"},
+            r"has no column named 'y' \(columns: a, b\)",
+        ),
+        ("1,2\n", {"label_column": "5"}, r"has 2 columns; column 5 is out of range"),
+        ("label\ncat\n", {"label_column": "label"}, r"has no score columns"),
+    ],
+)
+def test_text_errors(tmp_path, text, kwargs, message):
+    path = tmp_path / "s.csv"
+    path.write_text(text)
+    with pytest.raises(alio.DataError, match=message):
+        _open_and_read(str(path), **kwargs)
+
+
+def _open_and_read(path, **kwargs):
+    scores, _ = alio.open_table(path, **kwargs)
+    with scores:
+        return _read_all(scores, 10)
+
+
+def test_text_vectors(tmp_path):
+    (tmp_path / "y.txt").write_text("label\n1\n2\n0\n")
+    src = alio.open_array(str(tmp_path / "y.txt"), "labels")
+    assert _read_all(src, 2).tolist() == ["1", "2", "0"]
+    (tmp_path / "y.csv").write_text("cat\ndog\n")  # a class name is data, not a header
+    src = alio.open_array(str(tmp_path / "y.csv"), "labels", classes=("cat", "dog"))
+    assert _read_all(src, 2).tolist() == ["cat", "dog"]
+    (tmp_path / "w.csv").write_text("weight\n0.5\n2\n")
+    src = alio.open_array(str(tmp_path / "w.csv"), "weights")
+    np.testing.assert_array_equal(_read_all(src, 5), [0.5, 2.0])
+    (tmp_path / "two.csv").write_text("id,label\n7,1\n8,0\n")
+    with pytest.raises(
+        alio.DataError,
+        match=r"has 2 columns; one column of labels is needed \(say which with --label-column\)",
+    ):
+        alio.open_array(str(tmp_path / "two.csv"), "labels")
+    src = alio.open_array(str(tmp_path / "two.csv"), "labels", label_column="label")
+    assert _read_all(src, 5).tolist() == ["1", "0"]
+
+
+# --------------------------------------------------------------------------- #
+# Labels
+# --------------------------------------------------------------------------- #
+
+
+def test_label_indices():
+    kw = {"n_classes": 3, "classes": None, "start": 10, "label": "LABELS 'y'"}
+    np.testing.assert_array_equal(
+        alio.label_indices(np.array([0, 2, 1], np.uint8), **kw), [0, 2, 1]
+    )
+    np.testing.assert_array_equal(
+        alio.label_indices(np.array([0.0, 2.0]), **kw), [0, 2]
+    )
+    np.testing.assert_array_equal(
+        alio.label_indices(np.array(["2", "0", "1.0"]), **kw), [2, 0, 1]
+    )
+    named = {**kw, "classes": ("a", "b", "c")}
+    np.testing.assert_array_equal(
+        alio.label_indices(np.array(["c", "a", "c"]), **named), [2, 0, 2]
+    )
+    np.testing.assert_array_equal(alio.label_indices(np.array([b"b"]), **named), [1])
+    with pytest.raises(
+        alio.DataError,
+        match=r"LABELS 'y' row 11: label 3 is out of range for 3 classes \(0 to 2\)",
+    ):
+        alio.label_indices(np.array([0, 3]), **kw)
+    with pytest.raises(alio.DataError, match=r"row 10: label -1 is out of range"):
+        alio.label_indices(np.array([-1]), **kw)
+    with pytest.raises(
+        alio.DataError, match=r"row 11: 1.5 is not an integer class index"
+    ):
+        alio.label_indices(np.array([1.0, 1.5]), **kw)
+    with pytest.raises(
+        alio.DataError, match=r"row 12: 'emu' is not one of the --classes"
+    ):
+        alio.label_indices(np.array(["a", "b", "emu"]), **named)
+    with pytest.raises(
+        alio.DataError,
+        match=r"row 10: 'cat' is not a class index; for class names, give --classes",
+    ):
+        alio.label_indices(np.array(["cat"]), **kw)
+
+
+def test_classes_from(tmp_path):
+    assert alio.classes_from("a, b,c") == ("a", "b", "c")
+    (tmp_path / "names.txt").write_text("cat\ndog\n\n")
+    assert alio.classes_from(str(tmp_path / "names.txt")) == ("cat", "dog")
+
+
+# --------------------------------------------------------------------------- #
+# Reading in step
+# --------------------------------------------------------------------------- #
+
+
+def test_iter_aligned(tmp_path, arr):
+    np.save(tmp_path / "s.npy", arr)
+    np.save(tmp_path / "y.npy", np.arange(53) % 6)
+    np.save(tmp_path / "w.npy", np.ones(53))
+    s = alio.open_array(str(tmp_path / "s.npy"), "scores")
+    y = alio.open_array(str(tmp_path / "y.npy"), "labels")
+    w = alio.open_array(str(tmp_path / "w.npy"), "weights")
+    with s, y, w:
+        chunks = list(alio.iter_aligned(s, y, w, 10))
+    assert [c.start for c in chunks] == [0, 10, 20, 30, 40, 50]
+    np.testing.assert_array_equal(np.concatenate([c.scores for c in chunks]), arr)
+    assert sum(len(c.weights) for c in chunks) == 53
+
+
+def test_iter_aligned_mismatch(tmp_path, arr):
+    np.save(tmp_path / "s.npy", arr)
+    np.save(tmp_path / "y.npy", np.zeros(50, int))
+    s = alio.open_array(str(tmp_path / "s.npy"), "scores")
+    y = alio.open_array(str(tmp_path / "y.npy"), "labels")
+    with (
+        s,
+        y,
+        pytest.raises(
+            alio.DataError,
+            match=r"SCORES '.*s.npy' has 53 rows but LABELS '.*y.npy' has 50",
+        ),
+    ):
+        list(alio.iter_aligned(s, y, None, 10))
+    # sizes found only while reading (text): fewer labels, then more labels
+    for n_labels, message in [
+        (50, r"LABELS '.*y.txt' has 50 rows but SCORES '.*s.npy' has more"),
+        (60, r"LABELS '.*y.txt' has more rows than SCORES '.*s.npy' \(53\)"),
+    ]:
+        (tmp_path / "y.txt").write_text("\n".join(["0"] * n_labels) + "\n")
+        s = alio.open_array(str(tmp_path / "s.npy"), "scores")
+        y = alio.open_array(str(tmp_path / "y.txt"), "labels")
+        with s, y, pytest.raises(alio.DataError, match=message):
+            list(alio.iter_aligned(s, y, None, 10))
+    np.save(tmp_path / "e.npy", np.zeros((0, 3)))
+    np.save(tmp_path / "y.npy", np.zeros(0, int))
+    s = alio.open_array(str(tmp_path / "e.npy"), "scores")
+    y = alio.open_array(str(tmp_path / "y.npy"), "labels")
+    with s, y, pytest.raises(alio.DataError, match=r"has no rows"):
+        list(alio.iter_aligned(s, y, None, 10))
+
+
+# --------------------------------------------------------------------------- #
+# Writers
+# --------------------------------------------------------------------------- #
+
+
+def test_atomic_output(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError, match="half written"):
+        _write_then_fail(str(target))
+    assert target.read_text() == "old"
+    assert os.listdir(tmp_path) == ["out.txt"]
+    with alio.atomic_output(str(target), "--output") as tmp:
+        with open(tmp, "w") as f:
+            f.write("new")
+        assert target.read_text() == "old"
+    assert target.read_text() == "new"
+    assert os.listdir(tmp_path) == ["out.txt"]
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~mask
+    with pytest.raises(
+        alio.DataError, match=r"cannot write --output '.*nodir/x': No such file"
+    ):
+        _write_then_fail(str(tmp_path / "nodir" / "x"))
+
+
+def _write_then_fail(path):
+    with alio.atomic_output(path, "--output") as tmp:
+        with open(tmp, "w") as f:
+            f.write("half")
+        raise RuntimeError("half written")
+
+
+@pytest.mark.parametrize("suffix", [".npy", ".csv", ".tsv"])
+def test_writers_round_trip(tmp_path, rng, suffix):
+    block = rng.normal(size=(25, 2)) * 1e3
+    path = str(tmp_path / f"p{suffix}")
+    if suffix == ".npy":
+        w = alio.NpyWriter(path, ["a", "b"])
+    else:
+        w = alio.TextWriter(
+            path, ["a", "b"], delimiter="\t" if suffix == ".tsv" else ","
+        )
+    for i in range(0, 25, 10):
+        w.write(block[i : i + 10])
+    w.close()
+    if suffix == ".npy":
+        got = np.load(path)
+    else:
+        got = np.loadtxt(path, delimiter="\t" if suffix == ".tsv" else ",", skiprows=1)
+    np.testing.assert_array_equal(got, block)  # %.17g round-trips float64 exactly

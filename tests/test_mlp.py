@@ -1,0 +1,235 @@
+"""The MLP: backpropagation against finite differences, optimizers, training on the
+bundled digits, determinism, backends and save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import to_numpy
+
+from arrayloss import LOSSES, mlp
+from arrayloss.datasets import load_digits, split
+
+# The losses of the default study, with parameters where the defaults need C > 6.
+GRAD_LOSSES = [
+    ("cross_entropy", {}),
+    ("cross_entropy", {"label_smoothing": 0.1}),
+    ("expectation", {}),
+    ("regularised_expectation", {}),
+    ("squared_hinge", {}),
+    ("tanimoto", {}),
+    ("cauchy_schwarz", {}),
+    ("keras.kl_divergence", {}),
+    ("smooth_topk_svm", {"k": 2, "tau": 0.5}),
+]
+
+
+def _problem(activation: str, n_classes: int = 6, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    net = mlp.init(
+        [5, 7, 4, n_classes], activation=activation, seed=seed, dtype="float64"
+    )
+    # Non-zero biases so that every parameter matters.
+    net = net.map(lambda p: p + 0.1 * rng.normal(size=p.shape))
+    x = rng.normal(size=(9, 5))
+    y = rng.integers(0, n_classes, size=9)
+    return net, x, y
+
+
+def _flat(net: mlp.MLP) -> list[np.ndarray]:
+    return [*net.weights, *net.biases]
+
+
+def _replace(net: mlp.MLP, i: int, arr: np.ndarray) -> mlp.MLP:
+    leaves = _flat(net)
+    leaves[i] = arr
+    n = len(net.weights)
+    return mlp.MLP(tuple(leaves[:n]), tuple(leaves[n:]), net.activation)
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh"])
+@pytest.mark.parametrize(("loss", "params"), GRAD_LOSSES, ids=lambda v: str(v))
+def test_gradients_match_finite_differences(loss, params, activation):
+    net, x, y = _problem(activation)
+    kw = {"loss": loss, "loss_params": params, "weight_decay": 0.03}
+    value, grads = mlp.loss_and_grad(net, x, y, **kw)
+    h = 1e-6
+    for i, (p, g) in enumerate(zip(_flat(net), _flat(grads), strict=True)):
+        assert g.shape == p.shape
+        fd = np.zeros_like(p)
+        for j in np.ndindex(p.shape):
+            up, down = p.copy(), p.copy()
+            up[j] += h
+            down[j] -= h
+            f_up = float(mlp.loss_and_grad(_replace(net, i, up), x, y, **kw)[0])
+            f_down = float(mlp.loss_and_grad(_replace(net, i, down), x, y, **kw)[0])
+            fd[j] = (f_up - f_down) / (2 * h)
+        np.testing.assert_allclose(g, fd, rtol=1e-5, atol=1e-8, err_msg=f"leaf {i}")
+    assert np.isfinite(float(value))
+
+
+def test_weight_decay_term():
+    net, x, y = _problem("relu")
+    v0, g0 = mlp.loss_and_grad(net, x, y)
+    v1, g1 = mlp.loss_and_grad(net, x, y, weight_decay=0.5)
+    penalty = 0.25 * sum(float(np.sum(w * w)) for w in net.weights)
+    assert float(v1) == pytest.approx(float(v0) + penalty, rel=1e-12)
+    for w, a, b in zip(net.weights, g0.weights, g1.weights, strict=True):
+        np.testing.assert_allclose(b, a + 0.5 * w, rtol=1e-12)
+    for a, b in zip(g0.biases, g1.biases, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_inputs_are_not_modified():
+    net, x, y = _problem("relu")
+    for a in (*_flat(net), x, y):
+        a.flags.writeable = False
+    _, grads = mlp.loss_and_grad(net, x, y)
+    state = mlp.Adam().init(net)
+    mlp.Adam().step(net, grads, state)
+    mlp.SGD(nesterov=True).step(net, grads, mlp.SGD().init(net))
+
+
+def test_sgd_and_adam_steps():
+    net, x, y = _problem("tanh")
+    _, g = mlp.loss_and_grad(net, x, y)
+    plain = mlp.SGD(lr=0.5, momentum=0.0)
+    new, _ = plain.step(net, g, plain.init(net))
+    for p, gp, q in zip(_flat(net), _flat(g), _flat(new), strict=True):
+        np.testing.assert_allclose(q, p - 0.5 * gp)
+    heavy = mlp.SGD(lr=0.5, momentum=0.9)
+    s = heavy.init(net)
+    p1, s = heavy.step(net, g, s)
+    p2, s = heavy.step(p1, g, s)
+    for p, gp, q in zip(_flat(net), _flat(g), _flat(p2), strict=True):
+        np.testing.assert_allclose(q, p - 0.5 * gp - 0.5 * (1.9 * gp), rtol=1e-12)
+    # Adam's first step moves every parameter by lr * g / (|g| + eps): about lr.
+    adam = mlp.Adam(lr=0.01)
+    new, (t, _, _) = adam.step(net, g, adam.init(net))
+    assert t == 1
+    for p, gp, q in zip(_flat(net), _flat(g), _flat(new), strict=True):
+        np.testing.assert_allclose(
+            q, p - 0.01 * gp / (np.abs(gp) + 1e-8), rtol=1e-9, atol=1e-15
+        )
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return split(load_digits(), seed=0)
+
+
+def _train(s, seed=0, optimizer=None, epochs=8):
+    net = mlp.init([64, 64, 10], seed=seed)
+    return mlp.fit(
+        net, s.x_train, s.y_train, optimizer=optimizer or mlp.SGD(lr=0.1),
+        epochs=epochs, batch_size=32, seed=seed,
+    )  # fmt: skip
+
+
+def test_digits_reaches_090_deterministically(digits):
+    a = _train(digits, seed=0)
+    b = _train(digits, seed=0)
+    for p, q in zip(_flat(a), _flat(b), strict=True):
+        np.testing.assert_array_equal(p, q)
+    assert a.weights[0].dtype == np.float32
+    m = mlp.evaluate(a, digits.x_test, digits.y_test)
+    assert m["accuracy"] >= 0.9
+    assert m["top_k_accuracy"] >= m["accuracy"]
+    assert 0 <= m["ece"] < 0.2
+    c = _train(digits, seed=1)
+    assert not np.array_equal(c.weights[0], a.weights[0])
+
+
+def test_adam_on_digits(digits):
+    net = _train(digits, optimizer=mlp.Adam(lr=3e-3), epochs=6)
+    assert mlp.evaluate(net, digits.x_test, digits.y_test)["accuracy"] >= 0.9
+
+
+def test_fit_callbacks_and_linear_model(digits):
+    seen = []
+    net = mlp.init([64, 10], seed=0)  # no hidden layer: multinomial regression
+    mlp.fit(
+        net, digits.x_train[:100], digits.y_train[:100], epochs=2, batch_size=30,
+        on_batch=lambda e, s, v: seen.append((e, s)),
+        on_epoch=lambda e, p, loss: seen.append(("epoch", e, loss)),
+    )  # fmt: skip
+    assert seen[:4] == [(1, 0), (1, 1), (1, 2), (1, 3)]
+    assert seen[4][:2] == ("epoch", 1)
+    assert len(seen) == 10
+
+
+def test_divergence_is_one_error(digits):
+    with pytest.raises(FloatingPointError, match="diverged in epoch 1"):
+        _train(digits, optimizer=mlp.SGD(lr=1e20), epochs=3)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="sizes"):
+        mlp.init([5])
+    with pytest.raises(ValueError, match="sizes"):
+        mlp.init([5, 0, 3])
+    with pytest.raises(ValueError, match="activation"):
+        mlp.init([5, 3], activation="sigmoid")
+    net = mlp.init([5, 3])
+    with pytest.raises(ValueError, match="unknown loss 'nope'"):
+        mlp.fit(net, np.zeros((4, 5)), np.zeros(4, dtype=int), loss="nope")
+
+
+def test_save_load_roundtrip(tmp_path, digits):
+    net = mlp.init([64, 16, 10], activation="tanh", seed=3)
+    path = tmp_path / "m.npz"
+    mlp.save(net, path, loss="cross_entropy", hidden=[16])
+    back, meta = mlp.load(path)
+    assert meta == {"loss": "cross_entropy", "hidden": [16]}
+    assert back.activation == "tanh"
+    assert back.sizes == (64, 16, 10)
+    np.testing.assert_array_equal(
+        mlp.predict(back, digits.x_test), mlp.predict(net, digits.x_test)
+    )
+    (tmp_path / "junk.npz").write_bytes(b"junk")
+    with pytest.raises(ValueError, match="not an arrayloss MLP file"):
+        mlp.load(tmp_path / "junk.npz")
+
+
+def test_predict_in_chunks(digits):
+    net = mlp.init([64, 16, 10], seed=0)
+    whole = mlp.predict(net, digits.x_test)
+    parts = mlp.predict(net, digits.x_test, batch_size=50)
+    np.testing.assert_allclose(parts, whole, rtol=1e-5, atol=1e-5)
+
+
+def test_backends_agree_with_numpy(backend):
+    """Scores and parameter gradients on every backend equal NumPy's (float64)."""
+    if backend.name in ("jax", "dask"):
+        pytest.skip(
+            "same code path as array_api_strict; eager JAX/Dask take seconds here"
+        )
+    xp = backend.xp
+    net, x, y = _problem("relu")
+    ref_value, ref = mlp.loss_and_grad(net, x, y, weight_decay=0.01)
+    other = net.map(lambda p: backend.asarray(p))
+    value, grads = mlp.loss_and_grad(
+        other, backend.asarray(x), backend.asarray(y), weight_decay=0.01
+    )
+    assert float(to_numpy(value)) == pytest.approx(float(ref_value), rel=1e-12)
+    for a, b in zip(_flat(grads), _flat(ref), strict=True):
+        np.testing.assert_allclose(to_numpy(a), b, rtol=1e-10, atol=1e-12)
+    # One short training run also works there and stays in the namespace.
+    start = mlp.init([5, 7, 6], seed=0, dtype="float64", xp=xp)
+    trained = mlp.fit(
+        start, backend.asarray(x), backend.asarray(y), epochs=2, batch_size=4
+    )
+    assert type(trained.weights[0]) is type(start.weights[0])
+    ref_net = mlp.fit(
+        mlp.init([5, 7, 6], seed=0, dtype="float64"), x, y, epochs=2, batch_size=4
+    )
+    np.testing.assert_allclose(
+        to_numpy(trained.weights[0]), ref_net.weights[0], rtol=1e-10
+    )
+
+
+def test_study_losses_are_registered():
+    from arrayloss.cli._study import DEFAULT_LOSSES
+
+    assert set(DEFAULT_LOSSES) <= set(LOSSES)
+    assert {name for name, _ in GRAD_LOSSES} == set(DEFAULT_LOSSES)

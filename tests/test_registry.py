@@ -1,0 +1,101 @@
+"""The registry against the public API contract (shared/spec/README.md)."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import pytest
+
+import arrayloss as al
+
+# The canonical names of the spec's table; tests and users' scripts call these.
+SPEC_NAMES = [
+    "cross_entropy", "l1", "l2", "expectation", "regularised_expectation",
+    "chebyshev", "hinge", "squared_hinge", "cubed_hinge", "squared_log", "tanimoto",
+    "cauchy_schwarz", "kl_divergence", "multiclass_hinge", "crammer_singer",
+    "smooth_topk_svm", "topk_svm",
+] + [
+    f"keras.{n}"
+    for n in (
+        "categorical_crossentropy", "kl_divergence", "poisson", "categorical_hinge",
+        "hinge", "squared_hinge", "mean_squared_error", "mean_absolute_error",
+        "mean_absolute_percentage_error", "mean_squared_logarithmic_error",
+        "log_cosh", "huber", "cosine_similarity",
+    )
+]  # fmt: skip
+
+SPEC_DEFAULTS = {
+    "cross_entropy": {"label_smoothing": 0.0},
+    "hinge": {"margin": 0.5},
+    "squared_hinge": {"margin": 0.5},
+    "cubed_hinge": {"margin": 0.5},
+    "multiclass_hinge": {"margin": 1.0},
+    "crammer_singer": {"margin": 1.0},
+    "smooth_topk_svm": {"k": 5, "tau": 1.0, "alpha": 1.0},
+    "topk_svm": {"k": 5, "alpha": 1.0},
+}
+
+
+@pytest.mark.parametrize("name", SPEC_NAMES)
+def test_spec_names_present(name):
+    assert name in al.LOSSES
+
+
+@pytest.mark.parametrize(("name", "defaults"), SPEC_DEFAULTS.items())
+def test_spec_defaults(name, defaults):
+    params = al.LOSSES[name].params
+    for key, value in defaults.items():
+        assert params[key] == value
+
+
+@pytest.mark.parametrize("name", sorted(al.LOSSES))
+def test_entry_is_consistent(name):
+    info = al.LOSSES[name]
+    assert info.name == name
+    assert info.targets in ("index", "index|soft")
+    assert info.summary
+    sig_v = inspect.signature(info.value)
+    sig_g = inspect.signature(info.value_and_grad)
+    assert sig_v.parameters.keys() == sig_g.parameters.keys()
+    for p in sig_v.parameters.values():
+        if p.name in ("logits", "labels"):
+            assert p.kind is p.POSITIONAL_ONLY
+        else:
+            assert p.kind is p.KEYWORD_ONLY
+            assert p.default == sig_g.parameters[p.name].default
+    assert list(sig_v.parameters)[-3:] == ["axis", "reduction", "weights"]
+    assert info.value.__doc__
+    assert ".. math::" in info.value.__doc__
+    assert info.value_and_grad.__name__ == info.value.__name__ + "_and_grad"
+
+
+def test_registry_is_read_only():
+    with pytest.raises(TypeError):
+        al.LOSSES["x"] = al.LOSSES["cross_entropy"]  # type: ignore[index]
+
+
+def test_value_and_grad_by_name(rng):
+    z = rng.normal(size=(3, 8))
+    y = np.array([0, 1, 2])
+    for name, info in al.LOSSES.items():
+        v, g = al.value_and_grad(name, z, y)
+        v2, g2 = info.value_and_grad(z, y)
+        np.testing.assert_array_equal(v, v2)
+        np.testing.assert_array_equal(g, g2)
+
+
+def test_unknown_name_suggests():
+    with pytest.raises(
+        ValueError, match=r"unknown loss 'cross_entropie'.*did you mean 'cross_entropy'"
+    ):
+        al.value_and_grad("cross_entropie", np.zeros((1, 2)), np.array([0]))
+
+
+def test_top_level_exports_every_loss():
+    for name, info in al.LOSSES.items():
+        if name.startswith("keras."):
+            assert getattr(al.keras, name.removeprefix("keras.")) is info.value
+        else:
+            assert getattr(al, name) is info.value
+            assert getattr(al, name + "_and_grad") is info.value_and_grad
