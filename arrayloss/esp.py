@@ -50,12 +50,18 @@ References
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
 
 import array_api_extra as xpx
-from array_api_compat import is_cupy_namespace, is_dask_namespace, is_numpy_namespace
+from array_api_compat import (
+    is_cupy_namespace,
+    is_dask_namespace,
+    is_jax_namespace,
+    is_numpy_namespace,
+)
 
 from . import _xp
 from ._typing import Array, Namespace
@@ -71,7 +77,8 @@ _FFT_ALL = 2  # method="fft": every product above the leaf level
 _FFT_FLOOR = 1e-3  # FFT path: target coefficients must stay above this
 _NEWTON_TOL = 0.25  # mean-matching: |sum sigma - target| within this is enough
 _NEWTON_EAGER = 60
-_NEWTON_LAZY = 4
+_NEWTON_LAZY = 8
+_MONIC_MAX_K = 32  # monic (1 + y X) leaves on the lse-tilt direct path up to this k
 
 
 # --------------------------------------------------------------------------------------
@@ -96,9 +103,9 @@ class _Engine:
         self.mod: Any = None
         self.kind = "generic"
         if is_numpy_namespace(xp):
-            import numpy
+            import numpy as np
 
-            self.mod, self.kind = numpy, "numpy"
+            self.mod, self.kind = np, "numpy"
         elif is_cupy_namespace(xp):
             import cupy
 
@@ -145,7 +152,14 @@ class _Engine:
 
     # -- polynomial products ------------------------------------------------------------
     def conv(
-        self, A: Array, a0: int, B: Array, c0: int, nc: int, fft: bool, out: Array | None = None
+        self,
+        A: Array,
+        a0: int,
+        B: Array,
+        c0: int,
+        nc: int,
+        fft: bool,
+        out: Array | None = None,
     ) -> Array:
         """Degrees ``c0 .. c0+nc-1`` of the product of two coefficient stacks.
 
@@ -171,9 +185,11 @@ class _Engine:
             if out is None:
                 shape = (nc, *_broadcast(tuple(A.shape[1:]), tuple(B.shape[1:])))
                 out = self.alloc(shape)
+            done = c0 - 1
             if not covered:  # some output degrees get no term: start from zeros
                 out[...] = 0
-            _conv_ufunc(self.mod, X, a0, Y, c0, out, covered, self.scratch(tuple(out.shape)))
+                done = top
+            _conv_ufunc(self.mod, X, a0, Y, c0, out, done, self.scratch(tuple(out.shape)))
             return out
         shape = (nc, *_broadcast(tuple(A.shape[1:]), tuple(B.shape[1:])))
         xp = self.xp
@@ -183,7 +199,9 @@ class _Engine:
                 deg = a0 + i  # degree of X[i] * Y[0]
                 lo, hi = max(c0, deg), min(top, deg + Y.shape[0] - 1)
                 if lo <= hi:
-                    res[lo - c0 : hi - c0 + 1, ...] += X[i, ...] * Y[lo - deg : hi - deg + 1, ...]
+                    res[lo - c0 : hi - c0 + 1, ...] += (
+                        X[i, ...] * Y[lo - deg : hi - deg + 1, ...]
+                    )
             return res
         # Functional namespaces (JAX, Dask, ...): one gather of the Toeplitz matrix
         # of the longer operand, one product, one sum; O(1) operations per product.
@@ -209,7 +227,9 @@ class _Engine:
             import scipy.fft as sfft
 
             n = sfft.next_fast_len(full, real=True)
-            prod = sfft.irfft(sfft.rfft(A, n=n, axis=0) * sfft.rfft(B, n=n, axis=0), n=n, axis=0)
+            prod = sfft.irfft(
+                sfft.rfft(A, n=n, axis=0) * sfft.rfft(B, n=n, axis=0), n=n, axis=0
+            )
         elif self.kind == "cupy":
             from cupyx.scipy.signal import fftconvolve
 
@@ -248,10 +268,12 @@ class _Engine:
             return H[:, ::-1]
         return self.xp.flip(H, axis=1)
 
-    def append_identity(self, P: Array) -> Array:
+    def append_identity(self, P: Array, monic: bool = False) -> Array:
         """Add one node equal to the constant polynomial 1 (an odd level's partner)."""
         xp = self.xp
         d1, _, b = P.shape
+        if monic:
+            return xp.concat([P, self.zeros((d1, 1, b))], axis=1)
         one = xp.ones((1, 1, b), dtype=self.dtype, device=self.device)
         node = xp.concat([one, self.zeros((d1 - 1, 1, b))], axis=0) if d1 > 1 else one
         return xp.concat([P, node], axis=1)
@@ -262,18 +284,25 @@ def _broadcast(s1: tuple[int, ...], s2: tuple[int, ...]) -> tuple[int, ...]:
 
 
 def _conv_ufunc(
-    mod: Any, X: Array, a0: int, Y: Array, c0: int, out: Array, covered: bool, scr: Array
+    mod: Any,
+    X: Array,
+    a0: int,
+    Y: Array,
+    c0: int,
+    out: Array,
+    done: int,
+    scr: Array,
 ) -> None:
     """``out[m - c0] (+)= sum_i X[i] Y[m - a0 - i]`` with NumPy/CuPy ufuncs and ``out=``.
 
-    The first term of each output degree is written directly, the others are
-    accumulated through the scratch ``scr`` (of ``out``'s shape): no fresh
-    temporaries, three ufunc calls per step.
+    Degrees up to ``done`` already hold a value and are accumulated into; the first
+    term of each higher degree is written directly.  Accumulation goes through the
+    scratch ``scr`` (of ``out``'s shape): no fresh temporaries, at most three ufunc
+    calls per step.
     """
     mul, add = mod.multiply, mod.add
     ny = Y.shape[0]
     top = c0 + out.shape[0] - 1
-    done = c0 - 1 if covered else top  # highest degree already holding a term
     for i in range(X.shape[0]):
         deg = a0 + i
         lo = c0 if c0 > deg else deg
@@ -328,7 +357,7 @@ def _n_leaves(n: int) -> int:
     that hold most of the data halve without a partner node."""
     if n < 32:
         return n + n % 2
-    step = 1 << int(math.floor(math.log2(n / 16)))
+    step = 1 << math.floor(math.log2(n / 16))
     return -(-n // step) * step
 
 
@@ -348,7 +377,9 @@ def _plan(n_leaves: int, k: int) -> list[tuple[int, int]]:
     return plan
 
 
-def _arena_size(plan: list[tuple[int, int]], nb: int, k: int, grad: bool) -> tuple[int, int]:
+def _arena_size(
+    plan: list[tuple[int, int]], nb: int, k: int, grad: bool
+) -> tuple[int, int]:
     """Elements of the NumPy arena (leaves, levels, down-sweep buffers) and scratch."""
     levels = sum(c * n for c, n in plan) * nb
     biggest = max(c * n for c, n in plan[1:]) * nb
@@ -359,8 +390,13 @@ def _arena_size(plan: list[tuple[int, int]], nb: int, k: int, grad: bool) -> tup
     return levels + 2 * down, max(biggest, plan[0][1] * nb)
 
 
-def _leaves_from(eng: _Engine, x: Array, t: Array | None, target: Array | float) -> tuple[Array, Array]:
+def _leaves_from(
+    eng: _Engine, x: Array, t: Array | None, target: Array | float, monic: bool = False
+) -> tuple[Array, Array]:
     """Leaf stack ``(2, N, B)`` (``a = 1/(1+y)``, ``b = y/(1+y)``) and the tilt ``t``.
+
+    With ``monic`` the factors are ``1 + y X`` instead, stored as ``(1, N, B)``
+    (only ``y``; the constant coefficient 1 is implicit at every node).
 
     ``y = exp(x + t)`` for each ``(B, n)`` row.  With ``t=None`` the tilt is the
     "lse" tilt ``t = log(target) - logsumexp(x)``: then ``sum_j y_j = target``, so no
@@ -373,8 +409,8 @@ def _leaves_from(eng: _Engine, x: Array, t: Array | None, target: Array | float)
     N = _n_leaves(n)
     if eng.mod is not None:
         mod = eng.mod
-        P = eng.alloc((2, N, nb))
-        Y = P[1, :n]
+        P = eng.alloc((1 if monic else 2, N, nb))
+        Y = P[-1, :n]
         if t is None:
             m = mod.max(x, axis=1)
             mod.subtract(x.T, m, out=Y)
@@ -386,9 +422,11 @@ def _leaves_from(eng: _Engine, x: Array, t: Array | None, target: Array | float)
             mod.add(x.T, t, out=Y)
             mod.minimum(Y, eng.bound, out=Y)
             mod.exp(Y, out=Y)
-        P[1, n:] = 0
+        P[-1, n:] = 0
+        if monic:
+            return P, t
         mod.add(P[1], 1, out=P[0])
-        mod.reciprocal(P[0], out=P[0])
+        mod.divide(1.0, P[0], out=P[0])
         mod.multiply(P[1], P[0], out=P[1])
         return P, t
     if t is None:
@@ -400,26 +438,28 @@ def _leaves_from(eng: _Engine, x: Array, t: Array | None, target: Array | float)
     else:
         y = xp.exp(xp.minimum(x + t[:, None], eng.bound))
     yt = xp.permute_dims(y, (1, 0))
-    if N > n:
+    if n < N:
         yt = xp.concat([yt, eng.zeros((N - n, nb))], axis=0)
+    if monic:
+        return yt[None, ...], t
     a = 1 / (1 + yt)
     return xp.stack([a, yt * a], axis=0), t
 
 
-def _mean_tilt(eng: _Engine, x: Array, target: Array, drop: int, lazy: bool) -> Array:
+def _mean_tilt(eng: _Engine, x: Array, target: Array, lazy: bool) -> Array:
     """Per-row ``t`` with ``sum_j sigmoid(x_j + t) ~= target`` (within 1/4).
 
     ``x`` is ``(B, n)``, finite or ``-inf`` (an absent entry); ``target`` is ``(B,)``
     and below the number of finite entries of its row.  The start is the "upper"
-    tilt ``log(drop + 1) - logsumexp`` of the entries left after removing the
-    ``drop`` largest (topk.md §2.1: it puts the mode of the Poisson binomial at or
-    above ``drop + 1``).  Then safeguarded Newton on ``log sum sigmoid``, keeping a
-    bracket ``[lo, hi]`` with ``f(lo) <= target <= f(hi)`` and bisecting whenever a
-    step leaves it; eager arrays iterate to the tolerance, lazy ones take a fixed
-    few steps (no data-dependent control flow).
+    tilt ``log m - logsumexp`` of the entries left after removing the ``m - 1``
+    largest, ``m = target + 1/2`` (topk.md §2.1: it puts the mode of the Poisson
+    binomial at or above ``m``).  Then safeguarded Newton on ``log sum sigmoid``,
+    keeping a bracket ``[lo, hi]`` with ``f(lo) <= target <= f(hi)`` and bisecting
+    whenever a step leaves it; eager arrays iterate to the tolerance, lazy ones take
+    a fixed number of steps (no data-dependent control flow).
     """
     xp = eng.xp
-    nb, n = x.shape
+    _nb, n = x.shape
     log_c = xp.log(target)
     lse = _xp.logsumexp(x, xp=xp, axis=1)
     lo = log_c - lse  # sum sigmoid(x + lo) <= sum exp(x + lo) = target
@@ -428,14 +468,21 @@ def _mean_tilt(eng: _Engine, x: Array, target: Array, drop: int, lazy: bool) -> 
     xmin = xp.min(xp.where(finite, x, inf), axis=1)
     count = xp.sum(xp.astype(finite, eng.dtype), axis=1)
     hi = log_c - xp.log(count - target) - xmin  # every sigmoid >= target / count
-    if 0 < drop < n:
-        if lazy:
-            rest = xp.sort(x, axis=1)[:, : n - drop]
-        else:
+    m = xp.round(target + 0.5)
+    if lazy:  # per-row: mask the m-1 largest of the sorted row
+        keep = (
+            xp.astype(xp.arange(n, device=eng.device), eng.dtype)[None, :]
+            < (n + 1 - m)[:, None]
+        )
+        rest = xp.where(keep, xp.sort(x, axis=1), -inf)
+        start = xp.log(m) - _xp.logsumexp(rest, xp=xp, axis=1)
+    else:  # one partition at the largest m (a start only: Newton does the rest)
+        drop = int(float(xp.max(m))) - 1
+        if 0 < drop < n:
             rest = xpx.partition(x, n - drop, axis=1, xp=xp)[:, : n - drop]
-        start = math.log(drop + 1) - _xp.logsumexp(rest, xp=xp, axis=1)
-    else:
-        start = math.log(drop + 1) - lse
+            start = xp.log(m) - _xp.logsumexp(rest, xp=xp, axis=1)
+        else:
+            start = xp.log(m) - lse
     t = xp.where(xp.isfinite(start), xp.clip(start, lo, hi), lo)
     tiny = eng.tiny
     for _ in range(_NEWTON_LAZY if lazy else _NEWTON_EAGER):
@@ -460,37 +507,55 @@ def _mean_tilt(eng: _Engine, x: Array, target: Array, drop: int, lazy: bool) -> 
 
 
 def _upsweep(
-    eng: _Engine, P: Array, k: int, fft_from: int, keep: bool
+    eng: _Engine, P: Array, k: int, fft_from: int, keep: bool, monic: bool = False
 ) -> tuple[list[Array], Array]:
     """Multiply the leaves pairwise up to the root, truncating at degree ``k``.
 
     Returns the level stacks (each ``(d+1, N, B)`` with ``N`` even, kept only when
     ``keep``) and the root coefficients ``(k'+1, B)``, ``k' = min(k, n)``.  Node
     ``i`` is paired with node ``i + N/2``, so each operand is one contiguous block.
+    With ``monic`` the stacks hold degrees ``1..d`` only (the constant term is 1):
+    a product is ``L + R + L*R``, which saves the multiplications by the constants.
     """
     levels: list[Array] = []
     xp = eng.xp
+    s = 1 if monic else 0  # lowest stored degree
     while P.shape[1] > 1:
         if P.shape[1] % 2:
-            P = eng.append_identity(P)
+            P = eng.append_identity(P, monic)
         if keep:
             levels.append(P)
-        d = P.shape[0] - 1
+        d = P.shape[0] - 1 + s
         H = eng.halves(P)
         M = H.shape[2]
         d_new = min(2 * d, k)
         fft = d >= fft_from
+        L, R = H[:, 0, ...], H[:, 1, ...]
         if eng.mod is not None:
             # Room for the identity partner of an odd next level, written in place.
-            out = eng.alloc((d_new + 1, M + (M % 2 if M > 1 else 0), P.shape[2]))
-            eng.conv(H[:, 0], 0, H[:, 1], 0, d_new + 1, fft=fft, out=out[:, :M])
+            out = eng.alloc((d_new + 1 - s, M + (M % 2 if M > 1 else 0), P.shape[2]))
+            o = out[:, :M]
+            if not monic:
+                eng.conv(L, 0, R, 0, d_new + 1, fft=fft, out=o)
+            else:
+                eng.mod.add(L, R, out=o[:d])
+                if d_new >= 2:
+                    _conv_ufunc(eng.mod, L, 2, R, 2, o[1:], d, eng.scratch(o[1:].shape))
             if out.shape[1] > M:
                 out[:, M] = 0
-                out[0, M] = 1
+                if not monic:
+                    out[0, M] = 1
             P = out
+        elif not monic:
+            P = eng.conv(L, 0, R, 0, d_new + 1, fft=fft)
         else:
-            P = eng.conv(H[:, 0, ...], 0, H[:, 1, ...], 0, d_new + 1, fft=fft)
-    del xp
+            P = L + R
+            if d_new >= 2:
+                prod = eng.conv(L, 2, R, 2, d_new - 1, fft=False)  # degrees 2..d_new
+                body = P[1:, ...]
+                if d_new > d:
+                    body = xp.concat([body, eng.zeros((d_new - d, *P.shape[1:]))], axis=0)
+                P = xp.concat([P[:1, ...], body + prod], axis=0)
     return levels, P[:, 0, :]
 
 
@@ -502,6 +567,7 @@ def _downsweep(
     k: int,
     fft_from: int,
     out_t: Array | None,
+    monic: bool = False,
 ) -> Array:
     r"""Reverse sweep: ``U_j = b_j (w1 C_j[k-1] - w2 C_j[k-2])`` for every leaf.
 
@@ -516,7 +582,9 @@ def _downsweep(
     ``1/k`` (Newton's inequalities).
 
     Returns ``U`` as ``(n, B)`` (the leaf rows of the real entries); on NumPy it is
-    written into ``out_t``.
+    written into ``out_t``.  With ``monic`` (leaves ``1 + y X``, stacks without the
+    constant term) the sibling's constant 1 contributes a copy of the parent's
+    window, and ``a = 1``, ``b = y`` at the leaves.
     """
     xp = eng.xp
     nb = w1.shape[0]
@@ -524,7 +592,9 @@ def _downsweep(
     c_lo = 0
     bufs: list[Array] = []
     if eng.mod is not None and len(levels) > 1:
-        size = max(min(k, 1 << lvl) * levels[lvl].shape[1] for lvl in range(1, len(levels)))
+        size = max(
+            min(k, 1 << lvl) * levels[lvl].shape[1] for lvl in range(1, len(levels))
+        )
         bufs = [eng.alloc((size * nb,)), eng.alloc((size * nb,))]
     for lvl in range(len(levels) - 1, 0, -1):
         P = levels[lvl]
@@ -538,7 +608,24 @@ def _downsweep(
         out = None
         if bufs:
             out = bufs[lvl % 2][: nc * n * nb].reshape(nc, 2, M, nb)
-        Cc = eng.conv(C[:, None, ...], c_lo, sib, lo, nc, fft=fft, out=out)
+        if not monic:
+            Cc = eng.conv(C[:, None, ...], c_lo, sib, lo, nc, fft=fft, out=out)
+        else:
+            # The sibling's constant term 1 passes the parent's degrees lo..k-1 on
+            # (the root's window stops at degree 1: the rest is zero).
+            keep = min(nc, c_lo + C.shape[0] - lo)
+            if out is not None:
+                out[:keep] = C[lo - c_lo : lo - c_lo + keep, None, ...]
+                out[keep:] = 0
+                X, Y = (sib, C[:, None, ...]) if d1 < C.shape[0] else (C[:, None, ...], sib)
+                _conv_ufunc(eng.mod, X, c_lo + 1, Y, lo, out, k - 1, eng.scratch(out.shape))
+                Cc = out
+            else:
+                Cc = eng.conv(C[:, None, ...], c_lo + 1, sib, lo, nc, fft=False)
+                head = C[lo - c_lo : lo - c_lo + keep, None, ...]
+                if keep < nc:
+                    head = xp.concat([head, eng.zeros((nc - keep, *head.shape[1:]))], axis=0)
+                Cc = Cc + head
         C = xp.reshape(Cc, (nc, n, nb))
         c_lo = lo
     P = levels[0]
@@ -547,11 +634,26 @@ def _downsweep(
     C = C[:, :M, ...]
     c1 = C[k - 1 - c_lo, ...]
     c2 = C[k - 2 - c_lo, ...] if k - 2 >= c_lo else None
+    if monic:  # k >= 2, so c2 exists
+        yL, yR = P[0, :M, ...], P[0, M:, ...]
+        if eng.mod is not None and out_t is not None:
+            mod = eng.mod
+            t1 = eng.scratch((M, nb))
+            for y_self, y_sib, rows in ((yL, yR, slice(0, M)), (yR, yL, slice(M, n_real))):
+                mod.multiply(y_sib, c2, out=t1)
+                mod.add(t1, c1, out=t1)
+                m = rows.stop - rows.start
+                mod.multiply(y_self[:m], t1[:m], out=out_t[rows])
+            return out_t
+        return xp.concat([yL * (c1 + yR * c2), yR * (c1 + yL * c2)], axis=0)
     aL, bL, aR, bR = P[0, :M, ...], P[1, :M, ...], P[0, M:, ...], P[1, M:, ...]
     if eng.mod is not None and out_t is not None:
         mod = eng.mod
         t1, t2 = eng.scratch((M, nb)), eng.scratch((M, nb), offset=M * nb)
-        for b_self, a_sib, b_sib, rows in ((bL, aR, bR, slice(0, M)), (bR, aL, bL, slice(M, n_real))):
+        for b_self, a_sib, b_sib, rows in (
+            (bL, aR, bR, slice(0, M)),
+            (bR, aL, bL, slice(M, n_real)),
+        ):
             mod.multiply(a_sib, c1, out=t1)
             if c2 is not None:
                 mod.multiply(b_sib, c2, out=t2)
@@ -601,9 +703,13 @@ def _ratio_rows(
     grad = coef is not None
     size, scratch = _arena_size(_plan(_n_leaves(n), k), nb, k, grad)
     eng.reserve(size, scratch)
-    P0, t = _leaves_from(eng, x, t, float(k))
-    levels, q = _upsweep(eng, P0, k, fft_from, keep=grad)
-    qk, qk1 = q[k, ...], q[k - 1, ...]
+    # Monic leaves on the default path: the lse tilt keeps every coefficient below
+    # e^k (sum_j y_j = k), and with k <= 32 the down-sweep stays below e^k/sqrt(tiny).
+    monic = t is None and k <= _MONIC_MAX_K and fft_from > k
+    P0, t = _leaves_from(eng, x, t, float(k), monic)
+    levels, q = _upsweep(eng, P0, k, fft_from, keep=grad, monic=monic)
+    s = 1 if monic else 0
+    qk, qk1 = q[k - s, ...], q[k - 1 - s, ...]
     q_min = xp.minimum(qk, qk1)
     qk = xp.maximum(qk, eng.tiny)
     qk1 = xp.maximum(qk1, eng.tiny)
@@ -613,9 +719,9 @@ def _ratio_rows(
     c1, c2 = coef(rho, aux)
     if eng.mod is not None:
         G = eng.mod.empty((nb, n), dtype=eng.dtype)  # returned: not from the arena
-        _downsweep(eng, levels, c1 / qk, c2 / qk1, k, fft_from, G.T)
+        _downsweep(eng, levels, c1 / qk, c2 / qk1, k, fft_from, G.T, monic)
     else:
-        U = _downsweep(eng, levels, c1 / qk, c2 / qk1, k, fft_from, None)
+        U = _downsweep(eng, levels, c1 / qk, c2 / qk1, k, fft_from, None, monic)
         G = xp.permute_dims(U[:n, ...], (1, 0))
     return rho, G, q_min
 
@@ -659,7 +765,7 @@ def _log_ratio_and_grad(
     :math:`\pi^{(m)}_j = \partial \log e_m / \partial x_j` the inclusion
     probabilities.  ``x`` is not modified.
     """
-    nb, n = x.shape
+    nb, _n = x.shape
     eng = _Engine(xp, x.dtype, _xp.xp_device(x))
     fft_from = _fft_from(method, k)
     uses_fft = fft_from <= k
@@ -667,7 +773,7 @@ def _log_ratio_and_grad(
     target = k - 0.5
     if lazy or uses_fft:
         tgt = xp.full((nb,), target, dtype=eng.dtype, device=eng.device)
-        t = _mean_tilt(eng, x, tgt, k - 1, lazy)
+        t = _mean_tilt(eng, x, tgt, lazy)
     else:
         t = None
     rho, G, q_min = _ratio_rows(eng, x, k, t=t, fft_from=fft_from, coef=coef, aux=aux)
@@ -681,7 +787,7 @@ def _log_ratio_and_grad(
     (idx,) = xp.nonzero(fail)
     xs = xp.take(x, idx, axis=0)
     tgt = xp.full((xs.shape[0],), target, dtype=eng.dtype, device=eng.device)
-    ts = _mean_tilt(eng, xs, tgt, k - 1, False)
+    ts = _mean_tilt(eng, xs, tgt, False)
     rho_f, G_f, _ = _ratio_rows(
         eng, xs, k, t=ts, fft_from=k + 1, coef=coef, aux=_take_rows(xp, aux, idx)
     )
@@ -780,8 +886,34 @@ def log_elementary_symmetric(
     batch = tuple(x.shape[:-1])
     n = int(x.shape[-1])
     x2 = xp.reshape(xp.astype(x, work, copy=False), (math.prod(batch), n))
-    out = _log_esp_rows(x2, k, method, xp=xp)
+    if is_dask_namespace(xp):  # rows are independent: run eagerly on each chunk
+        x2 = x2.rechunk({1: -1})
+        out = x2.map_blocks(
+            _log_esp_block, k, method, dtype=x2.dtype, chunks=(x2.chunks[0], (k + 1,)),
+            meta=x2._meta,
+        )  # fmt: skip
+    elif is_jax_namespace(xp) and not _is_jax_tracer(x2):
+        out = _jax_log_esp(k, method)(x2)  # one compiled program
+    else:
+        out = _log_esp_rows(x2, k, method, xp=xp)
     return xp.astype(xp.reshape(out, (*batch, k + 1)), dtype, copy=False)
+
+
+def _log_esp_block(x: Array, k: int, method: str) -> Array:
+    return _log_esp_rows(x, k, method, xp=_xp.array_namespace(x))
+
+
+def _is_jax_tracer(x: Array) -> bool:
+    import jax
+
+    return isinstance(x, jax.core.Tracer)
+
+
+@functools.lru_cache(maxsize=32)
+def _jax_log_esp(k: int, method: str) -> Any:
+    import jax
+
+    return jax.jit(lambda x: _log_esp_rows(x, k, method, xp=_xp.array_namespace(x)))
 
 
 def _log_esp_rows(x: Array, k: int, method: str, *, xp: Namespace) -> Array:
@@ -855,10 +987,7 @@ def _log_esp_eager(
         target = xp.astype(top, eng.dtype)
         fft_here = fft_from if fft_from <= K else K + 1
         uses_fft = fft_here <= K
-        if first and not uses_fft:
-            t = None
-        else:
-            t = _mean_tilt(eng, xs, target - 0.5, K - 1, False)
+        t = None if first and not uses_fft else _mean_tilt(eng, xs, target - 0.5, False)
         loge, q = _log_esp_pass(eng, xs, K, t, target, fft_here)
         floor = _FFT_FLOOR if uses_fft else eng.floor
         degs = deg[None, : K + 1]
@@ -866,7 +995,7 @@ def _log_esp_eager(
         if not first:  # the degree a mean-matching tilt aims at is always taken
             ok = ok | (degs == top[:, None])
         new = todo_s[:, : K + 1] & ok & (degs <= top[:, None])
-        if K < kk:
+        if kk > K:
             pad = xp.zeros((xs.shape[0], kk - K), dtype=xp.bool, device=eng.device)
             new = xp.concat([new, pad], axis=1)
             loge = xp.concat(
@@ -894,35 +1023,28 @@ def _log_esp_lazy(
 ) -> Array:
     """Fixed schedule for lazy arrays: tilts aimed at degrees kk, kk/2, kk/4, ..., 1.
 
-    Each degree takes its value from the pass whose tilted coefficient was largest.
+    The passes are stacked along the batch axis (one tree, no data-dependent control
+    flow), and each degree takes its value from the pass whose tilted coefficient
+    was largest.
     """
     xp = eng.xp
     nb = x.shape[0]
-    best = xp.full((nb, kk + 1), -xp.inf, dtype=eng.dtype, device=eng.device)
-    score = xp.zeros((nb, kk + 1), dtype=eng.dtype, device=eng.device) - 1
+    targets = [kk]
+    while targets[-1] > 1:
+        targets.append((targets[-1] + 1) // 2)
+    R = len(targets)
     cnt = xp.astype(count, eng.dtype)
-    K = kk
-    while True:
-        target = xp.clip(xp.minimum(cnt, float(K)), 1.0, None)
-        t = _mean_tilt(eng, x, target - 0.5, K - 1, True)
-        fft_here = fft_from if fft_from <= K else K + 1
-        loge, q = _log_esp_pass(eng, x, K, t, target, fft_here)
-        if K < kk:
-            fill = kk - K
-            loge = xp.concat(
-                [
-                    loge,
-                    xp.full((nb, fill), -xp.inf, dtype=eng.dtype, device=eng.device),
-                ],
-                axis=1,
-            )
-            q = xp.concat(
-                [q, xp.zeros((nb, fill), dtype=eng.dtype, device=eng.device) - 1],
-                axis=1,
-            )
-        better = q > score
-        best = xp.where(better, loge, best)
-        score = xp.where(better, q, score)
-        if K == 1:
-            return best
-        K = (K + 1) // 2
+    goal = xp.concat(
+        [xp.clip(xp.minimum(cnt, float(m)), 1.0, None) for m in targets], axis=0
+    )
+    xs = xp.concat([x] * R, axis=0)
+    t = _mean_tilt(eng, xs, goal - 0.5, True)
+    loge, q = _log_esp_pass(eng, xs, kk, t, goal, fft_from)
+    loge = xp.reshape(loge, (R, nb, kk + 1))
+    q = xp.reshape(q, (R, nb, kk + 1))
+    best, score = loge[0, ...], q[0, ...]
+    for r in range(1, R):
+        better = q[r, ...] > score
+        best = xp.where(better, loge[r, ...], best)
+        score = xp.where(better, q[r, ...], score)
+    return best

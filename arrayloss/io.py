@@ -15,15 +15,21 @@ Readers hand out rows in chunks so a file of any size is read in bounded memory:
 
 Every problem with a file is a `DataError` whose message names the file and, where
 it can, the row or line.
+
+Many files (shards) are named by a directory or a glob pattern: `expand_paths`
+lists them in natural order, and `read_rows` reads rows ``start:stop`` of one file,
+as a worker of a cluster does with its block.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import glob
 import io
 import math
 import os
+import re
 import tempfile
 import zipfile
 import zlib
@@ -34,6 +40,7 @@ from typing import IO, Any
 import numpy as np
 
 __all__ = [
+    "SHARD_SUFFIXES",
     "Chunk",
     "DataError",
     "NpyWriter",
@@ -41,10 +48,12 @@ __all__ = [
     "TextWriter",
     "atomic_output",
     "classes_from",
+    "expand_paths",
     "iter_aligned",
     "label_indices",
     "open_array",
     "open_table",
+    "read_rows",
 ]
 
 _SCORE_KEYS = ("scores", "logits", "probs", "logprobs")
@@ -79,6 +88,14 @@ class Source:
     def progress(self) -> tuple[int, int] | None:
         """(done, total) in some unit (rows or bytes), or None when unknown."""
         return None
+
+    def skip(self, n: int) -> None:
+        """Pass over the next ``n`` rows without keeping them."""
+        while n > 0:
+            got = int(self.read(min(n, 65536)).shape[0])
+            if got == 0:
+                return
+            n -= got
 
     def close(self) -> None:
         """Release the file."""
@@ -198,6 +215,16 @@ class _NpyStream(Source):
         self._pos += m
         return out
 
+    def skip(self, n: int) -> None:
+        assert self.n_rows is not None
+        m = max(0, min(n, self.n_rows - self._pos))
+        f: Any = self._f
+        if m and f.seekable():  # a plain file, or a zip member (read forward)
+            f.seek(m * self._row_bytes, os.SEEK_CUR)
+            self._pos += m
+        else:
+            super().skip(m)
+
     def progress(self) -> tuple[int, int] | None:
         return (self._pos, self.n_rows or 0)
 
@@ -226,6 +253,7 @@ class _ArraySource(Source):
         self.label = label
         _check_dtype(arr.dtype, label, kind)
         self.n_rows, self.n_cols = _check_shape(tuple(arr.shape), label, kind)
+        self.dtype = arr.dtype
         self._arr = arr if self.n_cols is not None else arr.reshape(-1)
         self._pos = 0
 
@@ -233,6 +261,10 @@ class _ArraySource(Source):
         out = np.array(self._arr[self._pos : self._pos + n], order="C")
         self._pos += out.shape[0]
         return out
+
+    def skip(self, n: int) -> None:
+        assert self.n_rows is not None
+        self._pos = min(self.n_rows, self._pos + max(0, n))
 
     def progress(self) -> tuple[int, int] | None:
         return (self._pos, self.n_rows or 0)
@@ -319,6 +351,77 @@ def open_array(path: str, kind: str, *, key: str | None = None, **text: Any) -> 
         scores, _ = open_table(path, **text)
         return scores
     return _TextVector(path, label, kind, **text)
+
+
+SHARD_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".tab", ".txt")
+"""The files a directory of shards contributes (others, and hidden files, are ignored)."""
+
+
+def _natural_key(path: str) -> tuple[Any, ...]:
+    """Sort key comparing runs of digits as numbers: part-2 before part-10."""
+    parts = re.split(r"(\d+)", path)
+    return (*(int(p) if i % 2 else p for i, p in enumerate(parts)), path)
+
+
+def expand_paths(spec: str, kind: str) -> list[str]:
+    """The files ``spec`` names, in natural order (``part-2`` before ``part-10``).
+
+    ``spec`` is one file (or ``-``), a directory (its files with a suffix in
+    `SHARD_SUFFIXES`, hidden files left out) or a glob pattern (``*``, ``?``,
+    ``[...]``; ``**`` crosses directories).  A path that exists is taken as it is,
+    even with glob characters in its name; one that does not exist and has none is
+    returned unchanged, for the reader to report.  Raises `DataError` when a
+    directory or pattern names no files.
+    """
+    label = kind.upper() if kind != "weights" else "--weights"
+    if spec == "-" or os.path.isfile(spec):
+        return [spec]
+    if os.path.isdir(spec):
+        try:
+            names = os.listdir(spec)
+        except OSError as exc:
+            msg = f"cannot list {label} directory '{spec}': {exc.strerror or exc}"
+            raise DataError(msg) from None
+        found = [
+            os.path.join(spec, n)
+            for n in names
+            if not n.startswith(".")
+            and _suffix(n) in SHARD_SUFFIXES
+            and os.path.isfile(os.path.join(spec, n))
+        ]
+        if not found:
+            kinds = ", ".join(SHARD_SUFFIXES)
+            msg = f"{label} directory '{spec}' holds no data files ({kinds})"
+            raise DataError(msg)
+        return sorted(found, key=_natural_key)
+    if not any(c in spec for c in "*?["):
+        return [spec]
+    found = [p for p in glob.glob(spec, recursive=True) if os.path.isfile(p)]
+    if not found:
+        msg = f"no files match the {label} pattern '{spec}'"
+        raise DataError(msg)
+    return sorted(found, key=_natural_key)
+
+
+def read_rows(
+    path: str, kind: str, start: int, stop: int, *, key: str | None = None
+) -> np.ndarray:
+    """Rows ``start:stop`` of the ``kind`` array in an ``.npy`` or ``.npz`` file.
+
+    An ``.npy`` file is read with one seek and positioned reads, so a worker that
+    reads one block of a large shard touches only that block; a compressed
+    ``.npz`` member is decompressed up to ``stop``.
+    """
+    src = open_array(path, kind, key=key)
+    try:
+        src.skip(start)
+        out = src.read(stop - start)
+    finally:
+        src.close()
+    if out.shape[0] != stop - start:
+        msg = f"{src.label} has {start + out.shape[0]} rows, fewer than {stop}"
+        raise DataError(msg)
+    return out
 
 
 # --------------------------------------------------------------------------- #

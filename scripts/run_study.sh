@@ -3,9 +3,9 @@
 #
 # 1. The default `arrayloss study` -> docs/study/{summary.md,runs.csv,accuracy_vs_noise.png}:
 #    synthetic 100-class data, the eight default losses, label noise 0/0.2/0.4/0.6,
-#    5 seeds, 2 worker processes (160 runs; about 8 minutes on 2 busy CPU cores).
+#    5 seeds, 2 worker processes (160 runs; 4 to 8 minutes on 2 shared CPU cores).
 # 2. The same study on the bundled digits (10 classes, as in Janocha & Czarnecki)
-#    -> docs/study/digits/ (about 5 more minutes).
+#    -> docs/study/digits/ (2 to 3 more minutes).
 #
 # docs/study/README.md, the reading of the results, is written by hand.
 # Needs matplotlib: pip install -e ".[plot]". Extra arguments go to both commands.

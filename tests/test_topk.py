@@ -67,6 +67,8 @@ REF_IDS = [f"k{r[0]}-tau{r[1]}-alpha{r[2]}" for r in REF]
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("row", REF, ids=REF_IDS)
 def test_reference_values(backend, row, dtype, method):
+    if method != "auto" and backend.name in ("jax", "dask"):
+        pytest.skip("methods other than auto: covered on the eager backends")
     k, tau, alpha, value, grad, _, _ = row
     z = backend.asarray(S[None, :], dtype)
     y = backend.asarray(np.array([Y]))
@@ -78,8 +80,9 @@ def test_reference_values(backend, row, dtype, method):
     rtol = 1e-9 if dtype == np.float64 else 1e-5
     assert_allclose(v, [value], rtol=rtol)
     assert_allclose(g, [grad], rtol=rtol, atol=rtol * np.max(np.abs(grad)))
-    v_only = smooth_topk_svm(z, y, k=k, tau=tau, alpha=alpha, method=method)
-    assert_allclose(v_only, value, rtol=rtol)
+    if backend.name != "jax":  # (saves a compilation)
+        v_only = smooth_topk_svm(z, y, k=k, tau=tau, alpha=alpha, method=method)
+        assert_allclose(v_only, value, rtol=rtol)
 
 
 @pytest.mark.parametrize("row", REF, ids=REF_IDS)
@@ -202,7 +205,9 @@ FAMILIES = [
 ]  # fmt: skip
 
 
-def family(name: str, n: int, k: int, rng: np.random.Generator) -> tuple[np.ndarray, int]:
+def family(
+    name: str, n: int, k: int, rng: np.random.Generator
+) -> tuple[np.ndarray, int]:
     """One score row and label of an input family of topk.md §5."""
     g = int(rng.integers(n))
     others = np.array([j for j in range(n) if j != g])
@@ -255,7 +260,9 @@ MEASURED: dict[tuple[str, str, str], list[float]] = {}
 def _check_case(name, dtype, n, k, tau, rng, methods=("direct", "fft")):
     s, g = family(name, n, k, rng)
     s = s.astype(dtype)  # the reference sees the rounded inputs
-    ref = (reference_subsets if math.comb(n, k) <= 5000 else reference_sequential)(
+    spread = 2 * float(np.max(np.abs(s))) / tau  # the subset oracle's extra digits
+    small = math.comb(n, k) <= 5000 and spread < 3000
+    ref = (reference_subsets if small else reference_sequential)(
         s.astype(np.float64), g, k, tau, 1.0
     )
     tol = tolerance(dtype, s, k, tau)
@@ -337,12 +344,14 @@ def test_gradient_structure(rng, k, dtype):
     rows = np.arange(16)
     u = np.finfo(dtype).eps
     gmax = np.max(np.abs(g), axis=1)
-    np.testing.assert_array_less(np.abs(g.sum(axis=1)), 10 * u * gmax * np.sqrt(40) + 1e-30)
+    np.testing.assert_array_less(
+        np.abs(g.sum(axis=1)), 10 * u * gmax * np.sqrt(40) + 1e-30
+    )
     off = np.ones_like(g, dtype=bool)
     off[rows, y] = False
     assert np.all(g[off] >= 0)
     # d/ds_y = -sigma(r)/k, and sigma(r) = 1 - exp(-L/tau) since L = tau softplus(r).
-    expect = -(-np.expm1(-v.astype(np.float64) / tau)) / k
+    expect = np.expm1(-v.astype(np.float64) / tau) / k
     np.testing.assert_allclose(g[rows, y], expect, rtol=50 * u)
 
 
@@ -422,7 +431,9 @@ def test_smooth_gradient_matches_finite_differences(rng):
     z = 2 * rng.standard_normal((4, 11))
     y = rng.integers(0, 11, 4)
     for k, tau, alpha in [(1, 0.5, 1.0), (3, 1.0, 0.3), (6, 0.2, 1.0)]:
-        _, g = smooth_topk_svm_and_grad(z, y, k=k, tau=tau, alpha=alpha, reduction="none")
+        _, g = smooth_topk_svm_and_grad(
+            z, y, k=k, tau=tau, alpha=alpha, reduction="none"
+        )
         h = 1e-6
         for j in range(11):
             dz = np.zeros_like(z)
@@ -445,7 +456,9 @@ def test_fallback_rows_merge_like_single_rows(backend, rng):
             backend.asarray(z), backend.asarray(y), k=k, reduction="none"
         )
         for i in range(6):
-            vi, gi = smooth_topk_svm_and_grad(z[i : i + 1], y[i : i + 1], k=k, reduction="none")
+            vi, gi = smooth_topk_svm_and_grad(
+                z[i : i + 1], y[i : i + 1], k=k, reduction="none"
+            )
             assert_allclose(to_numpy(v)[i : i + 1], vi, rtol=1e-12)
             assert_allclose(to_numpy(g)[i : i + 1], gi, rtol=0, atol=1e-14)
 
@@ -477,7 +490,9 @@ def test_batch_axis_and_reductions(rng):
 
 
 def test_empty_batch():
-    v, g = smooth_topk_svm_and_grad(np.zeros((0, 6)), np.zeros(0, dtype=int), k=2, reduction="none")
+    v, g = smooth_topk_svm_and_grad(
+        np.zeros((0, 6)), np.zeros(0, dtype=int), k=2, reduction="none"
+    )
     assert v.shape == (0,)
     assert g.shape == (0, 6)
 
@@ -492,7 +507,9 @@ def test_finite_for_any_finite_scores(data, dtype, n):
     bound = 1e4 if dtype == np.float32 else 1e150
     z = data.draw(
         hnp.arrays(
-            dtype, (3, n), elements=st.floats(-bound, bound, width=np.dtype(dtype).itemsize * 8)
+            dtype,
+            (3, n),
+            elements=st.floats(-bound, bound, width=np.dtype(dtype).itemsize * 8),
         )
     )
     y = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=3, max_size=3)))
@@ -516,7 +533,9 @@ def test_finite_for_any_finite_scores(data, dtype, n):
 @pytest.mark.parametrize("fn", [smooth_topk_svm, topk_svm])
 def test_k_must_be_below_n_classes(fn):
     z, y = np.zeros((2, 5)), np.array([0, 1])
-    with pytest.raises(ValueError, match=r"1 <= k < n_classes \(got k=7, n_classes=5\)"):
+    with pytest.raises(
+        ValueError, match=r"1 <= k < n_classes \(got k=7, n_classes=5\)"
+    ):
         fn(z, y, k=7)
     with pytest.raises(ValueError, match=r"got k=5, n_classes=5"):
         fn(z, y, k=5)
@@ -563,4 +582,4 @@ if __name__ == "__main__":  # the accuracy table of the report
                 _check_case(name, dt, n, k, 1.0, rng, methods=("auto", "direct", "fft"))
     print("family dtype method: loss rel / grad normwise rel")
     for key in sorted(MEASURED):
-        print(*key, "%.1e / %.1e" % tuple(MEASURED[key]))
+        print(*key, "{:.1e} / {:.1e}".format(*MEASURED[key]))

@@ -9,6 +9,14 @@ in-memory one whatever the chunk size, and memory stays bounded by the chunk,
 except for ``ece:strategy=quantile``, which keeps each sample's confidence, hit and
 weight (about 10 to 18 bytes a sample) because its bin edges are quantiles of all
 of them.
+
+SCORES (and LABELS, --weights) may name many files: a directory of shards or a
+quoted glob pattern.  The files are paired in natural order (``part-2`` before
+``part-10``), their row counts checked shard by shard before anything is computed,
+and streamed one after another, which gives the numbers of the concatenated file.
+With ``--dask`` the shards become Dask arrays evaluated on a cluster
+(`arrayloss.cli._dask_eval`): the same loss and metric code runs on each block and
+the same exact tallies are merged in a tree.
 """
 
 from __future__ import annotations
@@ -16,10 +24,12 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import itertools
 import json
 import os
+import re
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
@@ -40,9 +50,10 @@ __all__ = ["eval_command"]
 EXIT_CODES = (
     "Exit codes: 0 success; 1 bad data (a missing, unreadable or truncated file, a "
     "ragged CSV, files with different row counts, a label out of range, NaN or "
-    "infinite scores, rows that are not probabilities, an unwritable output); 2 bad "
-    "usage (an unknown option, loss, metric or parameter, a parameter out of range, "
-    "a backend that is not installed)."
+    "infinite scores, rows that are not probabilities, an unwritable output, a "
+    "pattern that matches no file, an unreachable Dask scheduler); 2 bad usage (an "
+    "unknown option, loss, metric or parameter, a parameter out of range, a backend "
+    "or Dask that is not installed)."
 )
 
 METRIC_PARAMS: dict[str, dict[str, Any]] = {
@@ -57,10 +68,38 @@ CHUNK_ELEMENTS = (
     1 << 19
 )  # default chunk: at most 65536 rows and ~512K scores (cache-sized)
 MAX_CHUNK_ROWS = 65536
+DASK_HINT = "pip install 'arrayloss[dask]'"
+
+# scheme://anything, host:port or [ipv6]:port: what --dask takes as an address
+_ADDRESS = re.compile(
+    r"[A-Za-z][A-Za-z0-9+.-]*://\S+|[\w.-]+:\d+|\[[0-9A-Fa-f:.]+\]:\d+"
+)
+
+
+def _is_address(value: str) -> bool:
+    """Whether ``value`` looks like a scheduler address rather than a file."""
+    return _ADDRESS.fullmatch(value) is not None
+
+
+class _EvalCommand(click.Command):
+    """``--dask`` takes an optional value: it takes the next word only if that word
+    looks like a scheduler address, so ``--dask shards/ labels/`` leaves both
+    paths to SCORES and LABELS (click alone would read ``shards/`` as the address).
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        args = list(args)
+        for i, arg in enumerate(args):
+            if arg == "--":
+                break
+            if arg == "--dask" and (i + 1 == len(args) or not _is_address(args[i + 1])):
+                args[i] = "--dask="
+        return super().parse_args(ctx, args)
 
 
 @click.command(
     "eval",
+    cls=_EvalCommand,
     epilog=EXIT_CODES,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
@@ -173,6 +212,34 @@ MAX_CHUNK_ROWS = 65536
     show_default=True,
     help="Array library for the computation (torch uses CUDA when available).",
 )
+@click.option(
+    "--dask",
+    "dask_address",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[ADDRESS]",
+    help="Evaluate the (.npy/.npz) files on a Dask cluster: the scheduler at "
+    "ADDRESS (tcp://host:port or host:port), or without one a local cluster of "
+    "--dask-workers processes, closed afterwards. Same numbers as without --dask. "
+    f"Needs {DASK_HINT}.",
+)
+@click.option(
+    "--dask-workers",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    metavar="N",
+    help="Worker processes (one thread each) of the local cluster of --dask.",
+)
+@click.option(
+    "--dask-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    metavar="SECONDS",
+    help="How long to try to reach the --dask scheduler.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def eval_command(ctx: click.Context, /, **opts: Any) -> None:
@@ -184,9 +251,16 @@ def eval_command(ctx: click.Context, /, **opts: Any) -> None:
     file; it may instead be a column of a CSV SCORES (--label-column) or an array
     of an .npz SCORES (--labels-key, default 'labels').
 
-    The file is read in chunks and reduced to exact sufficient statistics, so the
+    SCORES may also be a directory of shards or a quoted glob pattern
+    ('shards/part-*.npy'); LABELS (and --weights) then name as many files, paired
+    in natural order (part-2 before part-10), with the row counts checked shard by
+    shard.  The shards are read one after another, or on a Dask cluster with
+    --dask (.npy/.npz only; not with --per-sample).
+
+    The files are read in chunks and reduced to exact sufficient statistics, so the
     result equals the in-memory computation at any chunk size, in memory bounded
-    by the chunk (except ece:strategy=quantile, which keeps ~10-18 bytes a sample).
+    by the chunk (except ece:strategy=quantile, which keeps ~10-18 bytes a sample,
+    with --dask on this machine).
 
     \b
     Examples:
@@ -194,6 +268,8 @@ def eval_command(ctx: click.Context, /, **opts: Any) -> None:
       arrayloss eval logits.npy labels.npy --loss cross_entropy --loss hinge:margin=1
       arrayloss eval preds.csv --label-column label --input probs --format json
       arrayloss eval scores.npz --metric ece:strategy=quantile --top-k 1,5
+      arrayloss eval 'shards/logits-*.npy' 'shards/labels-*.npy' --dask
+      arrayloss eval logits/ labels/ --dask tcp://scheduler:8786
     """
     try:
         _run(ctx, **opts)
@@ -226,6 +302,33 @@ class _LossTally:
     weight: Fraction = field(default_factory=Fraction)
 
 
+@dataclass(frozen=True)
+class _Shard:
+    """The files of one shard: scores, and labels and weights where separate."""
+
+    scores: str
+    labels: str | None
+    weights: str | None
+
+
+@dataclass(frozen=True)
+class _ShardInfo:
+    """What the headers of one shard's files say (for the checks and for --dask)."""
+
+    shard: _Shard
+    scores_key: str | None
+    scores_label: str
+    labels_path: str
+    labels_key: str | None
+    labels_label: str
+    weights_label: str | None
+    n_rows: int | None
+    n_cols: int
+    dtype: Any
+    labels_dtype: Any
+    weights_dtype: Any
+
+
 def _run(
     ctx: click.Context,
     *,
@@ -248,6 +351,9 @@ def _run(
     per_sample: str | None,
     chunk_size: int | None,
     backend: str,
+    dask_address: str | None,
+    dask_workers: int,
+    dask_timeout: float,
     quiet: bool,
 ) -> None:
     from arrayloss import io as alio
@@ -264,6 +370,9 @@ def _run(
     if scores == "-" and labels == "-":
         msg = "only one of SCORES and LABELS can be standard input"
         raise click.UsageError(msg)
+    use_dask = dask_address is not None
+    if use_dask:
+        _check_dask_usage(scores, labels, weights_path, per_sample, backend)
     ks = parse_int_list(top_k, name="--top-k")
     ks_explicit = (
         ctx.get_parameter_source("top_k") is not click.core.ParameterSource.DEFAULT
@@ -275,24 +384,29 @@ def _run(
     for path, what in ((output, "--output"), (per_sample, "--per-sample")):
         if path not in (None, "-"):
             _check_writable(path, what)
+    shards = _shards(scores, labels, weights_path)
+    opener = _ShardOpener(
+        scores_key=scores_key, labels_key=labels_key, label_column=label_column,
+        header=header, classes=class_names or (),
+    )  # fmt: skip
+    infos = None
+    if use_dask or len(shards) > 1:  # headers only: every mismatch before any work
+        infos = [opener.inspect(shard, dask=use_dask) for shard in shards]
+        _check_shards(infos)
 
-    # -- open the inputs --------------------------------------------------------
+    # -- evaluate ---------------------------------------------------------------
     with contextlib.ExitStack() as stack:
-        scores_src, label_src = _open_inputs(
-            scores, labels, scores_key=scores_key, labels_key=labels_key,
-            label_column=label_column, header=header, classes=class_names or (),
-        )  # fmt: skip
-        stack.callback(scores_src.close)
-        stack.callback(label_src.close)
-        weights_src = None
-        if weights_path is not None:
-            weights_src = alio.open_array(weights_path, "weights")
-            stack.callback(weights_src.close)
-
-        n_classes = scores_src.n_cols
+        opened = opener.each(shards)
+        stack.callback(opened.close)
+        first = None
+        if infos is not None and use_dask:
+            n_classes, first_label = infos[0].n_cols, infos[0].scores_label
+        else:
+            first = next(opened)
+            n_classes, first_label = first[0].n_cols, first[0].label
         assert n_classes is not None
         if class_names is not None and len(class_names) != n_classes:
-            msg = f"--classes lists {len(class_names)} names but {scores_src.label} has {n_classes} columns"
+            msg = f"--classes lists {len(class_names)} names but {first_label} has {n_classes} columns"
             raise alio.DataError(msg)
         for name, params in loss_list:
             check_loss_params(name, params, n_classes)
@@ -301,25 +415,37 @@ def _run(
         for name, params in loss_list:
             spec = format_spec(name, params)
             loss_tallies.setdefault(spec, _LossTally(spec, name, params))
-        rows = chunk_size or max(1, min(MAX_CHUNK_ROWS, CHUNK_ELEMENTS // n_classes))
 
-        writer = None
-        if per_sample is not None:
-            tmp = stack.enter_context(alio.atomic_output(per_sample, "--per-sample"))
-            writer = _per_sample_writer(per_sample, tmp, list(loss_tallies))
-            stack.callback(writer.close)
+        if use_dask:
+            from ._dask_eval import cluster_client, evaluate_on_cluster
 
-        chunks = alio.iter_aligned(scores_src, label_src, weights_src, rows)
-        n_samples = 0
-        for chunk in _with_progress(chunks, scores_src, quiet):
-            block = _evaluate_chunk(
-                chunk, input_kind, n_classes, class_names, label_src.label,
-                weights_src.label if weights_src else "", to_backend,
-                tallies, loss_tallies, want_rows=writer is not None,
+            assert infos is not None
+            with cluster_client(
+                dask_address or None, n_workers=dask_workers, timeout=dask_timeout
+            ) as client:
+                n_samples = evaluate_on_cluster(
+                    client, infos, input_kind=input_kind, n_classes=n_classes,
+                    class_names=class_names, tallies=tallies,
+                    loss_tallies=loss_tallies, block_rows=chunk_size,
+                )  # fmt: skip
+        else:
+            assert first is not None
+            writer = None
+            if per_sample is not None:
+                tmp = stack.enter_context(
+                    alio.atomic_output(per_sample, "--per-sample")
+                )
+                writer = _per_sample_writer(per_sample, tmp, list(loss_tallies))
+                stack.callback(writer.close)
+            n_samples = _stream(
+                itertools.chain([first], opened), len(shards), input_kind=input_kind,
+                n_classes=n_classes, first_label=first_label, class_names=class_names,
+                chunk_rows=chunk_size or max(
+                    1, min(MAX_CHUNK_ROWS, CHUNK_ELEMENTS // n_classes)
+                ),
+                to_backend=to_backend, tallies=tallies, loss_tallies=loss_tallies,
+                writer=writer, quiet=quiet,
             )  # fmt: skip
-            if writer is not None:
-                writer.write(block)
-            n_samples += int(chunk.scores.shape[0])
 
         results = {
             "losses": {
@@ -328,7 +454,7 @@ def _run(
             },
             "metrics": {key: tally.result() for key, tally in tallies.items()},
         }
-        meta = {
+        meta: dict[str, Any] = {
             "scores": scores,
             "labels": labels,
             "weights": weights_path,
@@ -338,6 +464,11 @@ def _run(
             "n_samples": n_samples,
             "n_classes": n_classes,
         }
+        if len(shards) > 1:
+            meta["n_files"] = len(shards)
+        if use_dask:
+            workers = f"{dask_workers} worker{'s' * (dask_workers != 1)}"
+            meta["dask"] = dask_address or f"local cluster ({workers})"
         text = _render(fmt, meta, results)
         if output != "-":
             tmp = stack.enter_context(alio.atomic_output(output, "--output"))
@@ -345,6 +476,199 @@ def _run(
                 f.write(text)
     if output == "-":
         click.echo(text, nl=False)
+
+
+# --------------------------------------------------------------------------- #
+# Many files
+# --------------------------------------------------------------------------- #
+
+
+def _stream(
+    opened: Iterator[tuple[Any, Any, Any]],
+    n_shards: int,
+    *,
+    input_kind: str,
+    n_classes: int,
+    first_label: str,
+    class_names: Sequence[str] | None,
+    chunk_rows: int,
+    to_backend: Callable[[Any], Any],
+    tallies: dict[str, Any],
+    loss_tallies: dict[str, _LossTally],
+    writer: Any,
+    quiet: bool,
+) -> int:
+    """Stream each shard's sources chunk by chunk into the tallies; the row count."""
+    from arrayloss import io as alio
+
+    n_samples = 0
+    for i, (scores_src, label_src, weights_src) in enumerate(opened):
+        if scores_src.n_cols != n_classes:
+            msg = f"{scores_src.label} has {scores_src.n_cols} columns but {first_label} has {n_classes}"
+            raise alio.DataError(msg)
+        scores_label = "SCORES" if n_shards == 1 else scores_src.label
+        bar = "eval" if n_shards == 1 else f"eval {i + 1}/{n_shards}"
+        chunks = alio.iter_aligned(scores_src, label_src, weights_src, chunk_rows)
+        for chunk in _with_progress(chunks, scores_src, quiet, label=bar):
+            block = _evaluate_chunk(
+                chunk, input_kind, n_classes, class_names, scores_label,
+                label_src.label, weights_src.label if weights_src else "",
+                to_backend, tallies, loss_tallies, want_rows=writer is not None,
+            )  # fmt: skip
+            if writer is not None:
+                writer.write(block)
+            n_samples += int(chunk.scores.shape[0])
+    return n_samples
+
+
+def _check_dask_usage(
+    scores: str,
+    labels: str | None,
+    weights: str | None,
+    per_sample: str | None,
+    backend: str,
+) -> None:
+    """The usage errors of --dask, before any data or cluster is touched."""
+    if "-" in (scores, labels, weights):
+        msg = "--dask reads files, not standard input"
+        raise click.BadParameter(msg, param_hint=["--dask"])
+    if per_sample is not None:
+        msg = (
+            "--per-sample is not available with --dask (it would gather every row on "
+            "this machine); run without --dask"
+        )
+        raise click.BadParameter(msg, param_hint=["--dask"])
+    if backend != "numpy":
+        msg = f"--dask computes with NumPy on the workers; drop --backend {backend}"
+        raise click.BadParameter(msg, param_hint=["--dask"])
+    try:
+        import dask.array  # noqa: F401
+        import distributed  # noqa: F401
+    except ImportError as exc:
+        msg = f"Dask is not installed ({DASK_HINT}): {_one_line(exc)}"
+        raise click.BadParameter(msg, param_hint=["--dask"]) from None
+
+
+def _shards(scores: str, labels: str | None, weights: str | None) -> list[_Shard]:
+    """The files of SCORES, LABELS and --weights, paired shard by shard."""
+    from arrayloss.io import DataError, expand_paths
+
+    score_files = expand_paths(scores, "scores")
+    n = len(score_files)
+    paired: list[list[str | None]] = []
+    for spec, kind in ((labels, "labels"), (weights, "weights")):
+        if spec is None:
+            paired.append([None] * n)
+            continue
+        files = expand_paths(spec, kind)
+        if len(files) != n:
+            name = kind.upper() if kind != "weights" else "--weights"
+            msg = (
+                f"SCORES '{scores}' names {n} file{'s' * (n != 1)} but {name} "
+                f"'{spec}' names {len(files)}; each shard needs its own {kind} file"
+            )
+            raise DataError(msg)
+        paired.append(list(files))
+    return [_Shard(s, y, w) for s, y, w in zip(score_files, *paired, strict=True)]
+
+
+@dataclass
+class _ShardOpener:
+    """Opens the sources of a shard with the command's reading options."""
+
+    scores_key: str | None
+    labels_key: str | None
+    label_column: str | None
+    header: bool | None
+    classes: Sequence[str]
+
+    def open(self, shard: _Shard) -> tuple[Any, Any, Any]:
+        from arrayloss import io as alio
+
+        scores_src, label_src = _open_inputs(
+            shard.scores, shard.labels, scores_key=self.scores_key,
+            labels_key=self.labels_key, label_column=self.label_column,
+            header=self.header, classes=self.classes,
+        )  # fmt: skip
+        weights_src = None
+        if shard.weights is not None:
+            try:
+                weights_src = alio.open_array(shard.weights, "weights")
+            except BaseException:
+                scores_src.close()
+                label_src.close()
+                raise
+        return scores_src, label_src, weights_src
+
+    def each(
+        self, shards: Sequence[_Shard]
+    ) -> Generator[tuple[Any, Any, Any], None, None]:
+        """Each shard's sources in turn, each closed before the next is opened."""
+        for shard in shards:
+            sources = self.open(shard)
+            try:
+                yield sources
+            finally:
+                for src in sources:
+                    if src is not None:
+                        src.close()
+
+    def inspect(self, shard: _Shard, *, dask: bool) -> _ShardInfo:
+        """Open a shard's files, read their headers and close them."""
+        if dask:
+            for path, what in (
+                (shard.scores, "SCORES"),
+                (shard.labels, "LABELS"),
+                (shard.weights, "--weights"),
+            ):
+                suffix = os.path.splitext(path or "")[1].lower()
+                if path is not None and suffix not in (".npy", ".npz"):
+                    msg = (
+                        f"--dask reads .npy and .npz files; {what} '{path}' is not "
+                        "one (convert it, or run without --dask)"
+                    )
+                    raise click.BadParameter(msg, param_hint=["--dask"])
+        scores_src, label_src, weights_src = self.open(shard)
+        try:
+            n_rows = scores_src.n_rows
+            for other in (label_src, weights_src):
+                known = other is not None and None not in (n_rows, other.n_rows)
+                if known and n_rows != other.n_rows:
+                    msg = f"{scores_src.label} has {n_rows} rows but {other.label} has {other.n_rows}"
+                    raise _data_error(msg)
+            return _ShardInfo(
+                shard=shard,
+                scores_key=self.scores_key,
+                scores_label=scores_src.label,
+                labels_path=shard.labels or shard.scores,
+                labels_key=self.labels_key,
+                labels_label=label_src.label,
+                weights_label=None if weights_src is None else weights_src.label,
+                n_rows=n_rows,
+                n_cols=int(scores_src.n_cols),
+                dtype=getattr(scores_src, "dtype", None),
+                labels_dtype=getattr(label_src, "dtype", None),
+                weights_dtype=getattr(weights_src, "dtype", None),
+            )
+        finally:
+            for src in (scores_src, label_src, weights_src):
+                if src is not None:
+                    src.close()
+
+
+def _data_error(msg: str) -> Exception:
+    from arrayloss.io import DataError
+
+    return DataError(msg)
+
+
+def _check_shards(infos: Sequence[_ShardInfo]) -> None:
+    """Every shard has the class count of the first."""
+    first = infos[0]
+    for info in infos[1:]:
+        if info.n_cols != first.n_cols:
+            msg = f"{info.scores_label} has {info.n_cols} columns but {first.scores_label} has {first.n_cols}"
+            raise _data_error(msg)
 
 
 def _example_paths() -> tuple[str, str]:
@@ -511,12 +835,14 @@ def _open_inputs(
     return scores_src, label_src
 
 
-def _with_progress(chunks: Iterator[Any], source: Any, quiet: bool) -> Iterator[Any]:
+def _with_progress(
+    chunks: Iterator[Any], source: Any, quiet: bool, *, label: str = "eval"
+) -> Iterator[Any]:
     if quiet or not sys.stderr.isatty() or source.progress() is None:
         yield from chunks
         return
     total = source.progress()[1]
-    with click.progressbar(length=total, label="eval", file=sys.stderr) as bar:
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
         done = 0
         for chunk in chunks:
             yield chunk
@@ -525,11 +851,72 @@ def _with_progress(chunks: Iterator[Any], source: Any, quiet: bool) -> Iterator[
             done = now
 
 
+def _compute_dtype(stored: Any) -> Any:
+    """The dtype scores stored as ``stored`` are computed in.
+
+    float32 and float64 stay as they are (in native byte order); anything else
+    (float16, integers) becomes float64.
+    """
+    import numpy as np
+
+    dtype = np.dtype(stored)
+    if dtype.kind == "f" and dtype.itemsize >= 4:
+        return dtype.newbyteorder("=")
+    return np.dtype(np.float64)
+
+
+def _checked_scores(s: Any, input_kind: str, *, start: int, label: str) -> Any:
+    """Scores rows in their computation dtype, or a `DataError` naming the row.
+
+    ``start`` is the row number of ``s[0]`` in its file; ``label`` names the file.
+    """
+    from array_api_compat import array_namespace
+
+    from arrayloss import metrics as M
+    from arrayloss.io import DataError
+
+    s = s.astype(_compute_dtype(s.dtype), copy=False)
+    bad = M.first_bad_row(s, input_kind, xp=array_namespace(s))
+    if bad is not None:
+        msg = f"{label} row {start + bad[0]} {bad[1]} (--input {input_kind})"
+        raise DataError(msg)
+    return s
+
+
+def _checked_weights(w: Any, target: Any, *, start: int, label: str) -> Any:
+    """Weights as ``target``, or a `DataError` for a negative or non-finite one."""
+    import numpy as np
+
+    from arrayloss.io import DataError
+
+    w = w.astype(np.float64, copy=False)
+    bad_w = ~np.isfinite(w) | (w < 0)
+    if bad_w.any():
+        i = int(np.argmax(bad_w))
+        msg = f"{label} row {start + i}: weight {float(w[i])!r} is not finite and non-negative"
+        raise DataError(msg)
+    return w.astype(target)
+
+
+def _loss_rows(name: str, params: dict[str, Any], rows: Any, input_kind: str) -> Any:
+    """Per-sample values of loss ``name`` on a metrics batch ``rows`` (any backend)."""
+    from arrayloss._registry import get_loss
+
+    if name == "cross_entropy" and input_kind == "logits" and not any(params.values()):
+        # plain cross-entropy is the NLL of the softmax, which the metrics have
+        # already computed by the kernel's own operations: reuse it (one exp)
+        return rows.nll
+    return get_loss(name).value(
+        rows.loss_logits, rows.index, reduction="none", **params
+    )
+
+
 def _evaluate_chunk(
     chunk: Any,
     input_kind: str,
     n_classes: int,
     class_names: Sequence[str] | None,
+    scores_label: str,
     labels_label: str,
     weights_label: str,
     to_backend: Callable[[Any], Any],
@@ -542,31 +929,18 @@ def _evaluate_chunk(
     from array_api_compat import array_namespace
 
     from arrayloss import metrics as M
-    from arrayloss._registry import get_loss
-    from arrayloss.io import DataError, label_indices
+    from arrayloss.io import label_indices
 
-    s = chunk.scores
-    dtype = s.dtype if s.dtype.kind == "f" and s.dtype.itemsize >= 4 else None
-    target = np.dtype(np.float64) if dtype is None else dtype.newbyteorder("=")
-    s = s.astype(target, copy=False)
-    host = array_namespace(s)
-    bad = M.first_bad_row(s, input_kind, xp=host)
-    if bad is not None:
-        msg = f"SCORES row {chunk.start + bad[0]} {bad[1]} (--input {input_kind})"
-        raise DataError(msg)
+    s = _checked_scores(chunk.scores, input_kind, start=chunk.start, label=scores_label)
     y = label_indices(
         chunk.labels, n_classes=n_classes, classes=class_names, start=chunk.start,
         label=labels_label,
     )  # fmt: skip
     w = None
     if chunk.weights is not None:
-        w = chunk.weights.astype(np.float64, copy=False)
-        bad_w = ~np.isfinite(w) | (w < 0)
-        if bad_w.any():
-            i = int(np.argmax(bad_w))
-            msg = f"{weights_label} row {chunk.start + i}: weight {float(w[i])!r} is not finite and non-negative"
-            raise DataError(msg)
-        w = w.astype(target)
+        w = _checked_weights(
+            chunk.weights, s.dtype, start=chunk.start, label=weights_label
+        )
 
     z = to_backend(s)
     xp = array_namespace(z)
@@ -578,19 +952,7 @@ def _evaluate_chunk(
         tallies[key] = tally._add(rows)
     columns = []
     for t in loss_tallies.values():
-        if (
-            t.name == "cross_entropy"
-            and input_kind == "logits"
-            and not any(t.params.values())
-        ):
-            # plain cross-entropy is the NLL of the softmax, which the metrics have
-            # already computed by the kernel's own operations: reuse it (one exp)
-            per = rows.nll
-        else:
-            per = get_loss(t.name).value(
-                rows.loss_logits, rows.index, reduction="none", **t.params
-            )
-        per_host = M.to_numpy(per)
+        per_host = M.to_numpy(_loss_rows(t.name, t.params, rows, input_kind))
         total, weight = M._exact_sums(per_host, rows.host_weights)
         t.total += total
         t.weight += weight

@@ -340,7 +340,7 @@ def study(
     Each run splits the data 60/20/20 by its seed, flips that fraction of the
     training labels (validation and test labels stay clean) and trains the same
     MLP. The defaults (synthetic 100-class data, 8 losses × 4 noise rates × 5
-    seeds = 160 runs) take about six minutes on two busy cores.
+    seeds = 160 runs) take 4 to 8 minutes on two cores shared with other jobs.
 
     Exit codes: 0 success; 1 bad data; 2 bad usage.
     """

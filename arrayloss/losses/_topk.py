@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Callable
 from typing import Any
 
-from array_api_compat import is_jax_namespace
+from array_api_compat import is_dask_namespace, is_jax_namespace
 
 from .. import _xp
 from .._api import Kernel, Targets
@@ -53,6 +54,79 @@ def _set_labels(g: Array, values: Array, t: Targets, *, xp: Namespace) -> Array:
 
 
 # --------------------------------------------------------------------------------------
+# Lazy namespaces: Dask runs the eager kernel on each batch chunk; JAX compiles the
+# whole kernel once (per k, method, shapes), instead of once per operation.
+# --------------------------------------------------------------------------------------
+
+RowsFn = Callable[..., tuple[Array, "Array | None"]]
+
+
+def _lazy_rows(
+    fn: RowsFn,
+    z: Array,
+    t: Targets,
+    xp: Namespace,
+    want_grad: bool,
+    static: dict[str, Any],
+    traced: dict[str, float],
+) -> tuple[Array, Array | None] | None:
+    """``fn`` by Dask blocks or under ``jax.jit``; ``None`` for other namespaces."""
+    if is_dask_namespace(xp):
+        return _by_blocks(fn, z, t.index, want_grad, {**static, **traced})
+    if is_jax_namespace(xp):
+        import jax
+
+        if isinstance(z, jax.core.Tracer):  # already being traced: run as is
+            return None
+        run = _jitted(fn, want_grad, tuple(static.items()), tuple(traced))
+        values = [xp.asarray(v, dtype=z.dtype) for v in traced.values()]
+        return run(z, t.index, *values)  # type: ignore[no-any-return]
+    return None
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted(
+    fn: RowsFn,
+    want_grad: bool,
+    static: tuple[tuple[str, Any], ...],
+    traced: tuple[str, ...],
+) -> Any:
+    import jax
+
+    def run(z: Array, index: Array, *values: Array) -> tuple[Array, Array | None]:
+        xp = _xp.array_namespace(z)
+        t = Targets(index=index, soft=None, n_classes=z.shape[1], dtype=z.dtype, xp=xp)
+        params = dict(static) | dict(zip(traced, values, strict=True))
+        return fn(z, t, xp=xp, want_grad=want_grad, **params)
+
+    return jax.jit(run)
+
+
+def _by_blocks(
+    fn: RowsFn, z: Array, index: Array, want_grad: bool, params: dict[str, Any]
+) -> tuple[Array, Array | None]:
+    """Run ``fn`` eagerly on each chunk of rows of a Dask array (one task a chunk)."""
+    import dask.array as da
+
+    c = z.shape[1]
+    z = z.rechunk({1: -1})
+    idx = index.rechunk((z.chunks[0],))[:, None]
+    width = c + 1 if want_grad else 1
+
+    def block(zb: Array, ib: Array) -> Array:
+        bxp = _xp.array_namespace(zb)
+        tb = Targets(index=ib[:, 0], soft=None, n_classes=c, dtype=zb.dtype, xp=bxp)
+        loss, grad = fn(zb, tb, xp=bxp, want_grad=want_grad, **params)
+        cols = [loss[:, None]] if grad is None else [grad, loss[:, None]]
+        return bxp.concat(cols, axis=1)
+
+    out = da.map_blocks(  # type: ignore[no-untyped-call]
+        block, z, idx, dtype=z.dtype, chunks=(z.chunks[0], (width,)), meta=z._meta
+    )
+    return out[:, -1], (out[:, :-1] if want_grad else None)
+
+
+# --------------------------------------------------------------------------------------
 # Hard top-k SVM.
 # --------------------------------------------------------------------------------------
 
@@ -90,6 +164,9 @@ def _topk_svm_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool, k: int, alpha: float
 ) -> tuple[Array, Array | None]:
     _check_k(k, z.shape[1])
+    lazy = _lazy_rows(_topk_svm_rows, z, t, xp, want_grad, {"k": k}, {"alpha": alpha})
+    if lazy is not None:
+        return lazy
     return _hard_rows(z, t, xp=xp, want_grad=want_grad, k=k, alpha=alpha)
 
 
@@ -122,9 +199,8 @@ def _smooth_k1(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool, tau: float, alpha: float
 ) -> tuple[Array, Array | None]:
     """k = 1: tau * logsumexp((s + alpha [j != y] - s_y) / tau), no polynomials."""
-    a = alpha / tau
     w = (z + alpha) * (1 / tau)
-    w = _set_labels(w, t.pick(z) * (1 / tau), t, xp=xp) if a else w
+    w = _set_labels(w, t.pick(z) * (1 / tau), t, xp=xp)
     m = xp.max(w, axis=1, keepdims=True)
     e = xp.exp(w - m)
     s = xp.sum(e, axis=1)
@@ -153,10 +229,12 @@ def _smooth_rows(
 ) -> tuple[Array, Array | None]:
     n, c = z.shape
     _check_k(k, c)
-    if is_jax_namespace(xp) and not _is_tracer(z):
-        # One compiled program instead of hundreds of per-operation compilations.
-        run = _jax_smooth(k, tau, alpha, method, hard_threshold, want_grad)
-        return run(z, t.index)  # type: ignore[no-any-return]
+    static = {"k": k, "method": method, "hard_threshold": hard_threshold}
+    lazy = _lazy_rows(
+        _smooth_rows, z, t, xp, want_grad, static, {"tau": tau, "alpha": alpha}
+    )
+    if lazy is not None:
+        return lazy
     if n == 0:
         loss = xp.zeros((0,), dtype=z.dtype, device=_xp.xp_device(z))
         return loss, (
@@ -181,30 +259,6 @@ def _smooth_rows(
     if grad is not None:
         grad = xp.where(hard[:, None], h_grad, grad)
     return loss, grad
-
-
-def _is_tracer(z: Array) -> bool:
-    import jax
-
-    return isinstance(z, jax.core.Tracer)
-
-
-@functools.lru_cache(maxsize=32)
-def _jax_smooth(
-    k: int, tau: float, alpha: float, method: str, hard: float | None, want_grad: bool
-) -> Any:
-    """`_smooth_rows` under ``jax.jit`` for these parameters (built on first use)."""
-    import jax
-
-    def run(z: Array, index: Array) -> tuple[Array, Array | None]:
-        xp = _xp.array_namespace(z)
-        t = Targets(index=index, soft=None, n_classes=z.shape[1], dtype=z.dtype, xp=xp)
-        return _smooth_rows(
-            z, t, xp=xp, want_grad=want_grad, k=k, tau=tau, alpha=alpha,
-            method=method, hard_threshold=hard,
-        )  # fmt: skip
-
-    return jax.jit(run)
 
 
 def _smooth_k(

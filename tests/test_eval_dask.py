@@ -1,0 +1,309 @@
+"""``arrayloss eval`` on many files: a directory or glob of shards, streamed in one
+process or evaluated on a Dask cluster (``--dask``), against the single-process run
+on the concatenated file; and the errors of both, with their exit codes.
+
+The cluster tests share one module-scoped ``LocalCluster`` (2 worker processes) and
+are skipped when ``distributed`` is not installed; the others run everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from arrayloss.cli import main
+
+C = 10
+SIZES = (700, 900, 500, 1100, 800)  # 4000 rows in 5 shards
+NUMBERS = (0, 1, 2, 10, 11)  # natural order differs from the lexicographic one
+LOSSES = ("cross_entropy", "hinge", "smooth_topk_svm:k=3")
+METRICS = ("accuracy", "top_k_accuracy", "nll", "brier", "ece")
+
+
+def invoke(args, exit_code=0):
+    """Run ``arrayloss eval ARGS``; on an unexpected exit code, show everything."""
+    result = CliRunner().invoke(main, ["eval", *args])
+    if result.exit_code != exit_code:
+        raise AssertionError(
+            f"eval {args} exited {result.exit_code}, expected {exit_code}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\n"
+            f"exception: {result.exception!r}"
+        )
+    return result
+
+
+def run_json(args):
+    result = invoke([*args, "--format", "json", "--quiet"])
+    assert result.stderr == ""
+    return json.loads(result.stdout)
+
+
+def one_error_line(result):
+    """The single ``Error: ...`` line that makes up the whole of stderr."""
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("Error: ")
+    return result.stderr
+
+
+def assert_same_numbers(out, base):
+    assert out["n_samples"] == base["n_samples"]
+    for group in ("losses", "metrics"):
+        assert out[group].keys() == base[group].keys()
+        for key, value in base[group].items():
+            rel = abs(out[group][key] - value) / max(abs(value), 1e-300)
+            assert rel < 1e-12, (group, key, out[group][key], value)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """5 float64 shards (logits, labels, weights, and .npz with both) + the whole."""
+    root = tmp_path_factory.mktemp("shards")
+    rng = np.random.default_rng(20261125)
+    for sub in ("z", "y", "w", "zy", "z32"):
+        (root / sub).mkdir()
+    parts = []
+    for number, n in zip(NUMBERS, SIZES, strict=True):
+        z = rng.normal(0.0, 2.0, size=(n, C))
+        y = rng.integers(0, C, size=n)
+        z[np.arange(n), y] += 1.0
+        w = rng.random(n)
+        w[::17] = 0.0
+        np.save(root / "z" / f"part-{number}.npy", z)
+        np.save(root / "y" / f"part-{number}.npy", y)
+        np.save(root / "w" / f"part-{number}.npy", w)
+        np.save(root / "z32" / f"part-{number}.npy", z.astype(np.float32))
+        np.savez(root / "zy" / f"part-{number}.npz", logits=z, labels=y)
+        parts.append((z, y, w))
+    (root / "y" / "README.md").write_text("not a shard\n")  # ignored in a directory
+    whole = {
+        name: np.concatenate([p[i] for p in parts])
+        for i, name in enumerate(("z", "y", "w"))
+    }
+    for name, arr in whole.items():
+        np.save(root / f"{name}.npy", arr)
+    np.save(root / "z32.npy", whole["z"].astype(np.float32))
+    return root
+
+
+def common_args():
+    args = []
+    for loss in LOSSES:
+        args += ["--loss", loss]
+    for metric in METRICS:
+        args += ["--metric", metric]
+    return [*args, "--top-k", "1,5"]
+
+
+@pytest.fixture(scope="module")
+def base(data):
+    """The single-process run on the concatenated file."""
+    return run_json([str(data / "z.npy"), str(data / "y.npy"), *common_args()])
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """One local cluster of 2 worker processes for the whole module: its address."""
+    pytest.importorskip("dask.array")
+    pytest.importorskip("distributed")
+    from arrayloss.cli._dask_eval import local_cluster
+
+    with local_cluster(2) as local:
+        yield local.scheduler_address
+
+
+# --------------------------------------------------------------------------- #
+# Many files in one process
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("form", ["directory", "glob"])
+def test_shards_stream_like_the_concatenated_file(data, base, form):
+    if form == "directory":
+        scores, labels = str(data / "z"), str(data / "y")
+    else:
+        scores, labels = str(data / "z" / "part-*.npy"), str(data / "y" / "part-*")
+    out = run_json([scores, labels, *common_args(), "--chunk-size", "300"])
+    assert_same_numbers(out, base)
+    assert out["n_files"] == len(SIZES)
+    assert "dask" not in out
+
+
+def test_shards_are_paired_in_natural_order(data, tmp_path):
+    """part-2 comes before part-10: per-sample rows follow the concatenated file."""
+    whole, sharded = tmp_path / "whole.npy", tmp_path / "sharded.npy"
+    invoke([str(data / "z.npy"), str(data / "y.npy"), "--per-sample", str(whole)])
+    invoke([str(data / "z"), str(data / "y"), "--per-sample", str(sharded)])
+    np.testing.assert_array_equal(np.load(sharded), np.load(whole))
+
+
+def test_weights_and_npz_shards(data):
+    base = run_json(
+        [str(data / "z.npy"), str(data / "y.npy"), "--weights", str(data / "w.npy")]
+    )
+    out = run_json([str(data / "zy"), "--weights", str(data / "w")])
+    assert_same_numbers(out, base)
+
+
+# --------------------------------------------------------------------------- #
+# On a cluster
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("chunk", [None, "128"])
+def test_cluster_equals_single_process(data, base, cluster, chunk):
+    """5 shards, 2 workers; 128 rows a block gives 33 blocks and a 2-level tree."""
+    args = [str(data / "z" / "part-*.npy"), str(data / "y"), *common_args()]
+    if chunk is not None:
+        args += ["--chunk-size", chunk]
+    out = run_json([*args, "--dask", cluster])
+    assert_same_numbers(out, base)
+    assert out["dask"] == cluster
+    assert out["n_files"] == len(SIZES)
+
+
+def test_cluster_weights_float32_npz_and_quantile_ece(data, cluster):
+    metrics = ["--metric", "ece:strategy=quantile", "--metric", "brier"]
+    weights = ["--weights", str(data / "w.npy")]
+    for whole, shards in [
+        ([str(data / "z32.npy"), str(data / "y.npy")], [str(data / "z32"), str(data / "y")]),
+        ([str(data / "z.npy"), str(data / "y.npy")], [str(data / "zy" / "*.npz")]),
+    ]:  # fmt: skip
+        base = run_json([*whole, *metrics, *weights])
+        shard_weights = ["--weights", str(data / "w")]
+        out = run_json([*shards, *metrics, *shard_weights, "--dask", cluster])
+        assert_same_numbers(out, base)
+
+
+def test_cluster_single_file(data, base, cluster):
+    """One file is fine too: its blocks are spread over the workers."""
+    args = [str(data / "z.npy"), str(data / "y.npy"), *common_args()]
+    out = run_json([*args, "--chunk-size", "500", "--dask", cluster])
+    assert_same_numbers(out, base)
+
+
+def test_local_cluster_is_started_and_closed(data, base, cluster):
+    """``--dask`` alone starts its own cluster; paths after it stay paths."""
+    out = run_json(
+        ["--dask", str(data / "z"), str(data / "y"), *common_args(), "--dask-workers", "1"]
+    )  # fmt: skip
+    assert_same_numbers(out, base)
+    assert out["dask"] == "local cluster (1 worker)"
+
+
+def test_bad_row_in_a_shard_is_reported_from_the_worker(data, tmp_path, cluster):
+    z = np.load(data / "z" / "part-2.npy")
+    z[5, 3] = np.nan
+    (tmp_path / "z").mkdir()
+    for number in NUMBERS:
+        part = z if number == 2 else np.load(data / "z" / f"part-{number}.npy")
+        np.save(tmp_path / "z" / f"part-{number}.npy", part)
+    for extra in ([], ["--dask", cluster]):
+        result = invoke([str(tmp_path / "z"), str(data / "y"), *extra], exit_code=1)
+        assert one_error_line(result) == (
+            f"Error: SCORES '{tmp_path / 'z' / 'part-2.npy'}' row 5 contains NaN "
+            "(--input logits)\n"
+        )
+
+
+# --------------------------------------------------------------------------- #
+# Errors
+# --------------------------------------------------------------------------- #
+
+
+def test_no_file_matches(data):
+    result = invoke([str(data / "z" / "nope-*.npy"), str(data / "y")], exit_code=1)
+    assert one_error_line(result) == (
+        f"Error: no files match the SCORES pattern '{data / 'z' / 'nope-*.npy'}'\n"
+    )
+
+
+def test_file_counts_differ(data):
+    result = invoke(
+        [str(data / "z"), str(data / "y" / "part-1*.npy")], exit_code=1
+    )  # 3 label files: part-1, part-10, part-11
+    assert "names 5 files but LABELS" in one_error_line(result)
+    assert "names 3; each shard needs its own labels file" in result.stderr
+
+
+@pytest.mark.parametrize("dask", [False, True])
+def test_shard_row_counts_are_checked_before_any_work(data, tmp_path, dask):
+    (tmp_path / "y").mkdir()
+    for number in NUMBERS:
+        y = np.load(data / "y" / f"part-{number}.npy")
+        np.save(tmp_path / "y" / f"part-{number}.npy", y[:-1] if number == 10 else y)
+    extra = ["--dask", "tcp://127.0.0.1:1"] if dask else []  # never reached
+    if dask:
+        pytest.importorskip("distributed")
+    result = invoke([str(data / "z"), str(tmp_path / "y"), *extra], exit_code=1)
+    assert one_error_line(result) == (
+        f"Error: SCORES '{data / 'z' / 'part-10.npy'}' has 1100 rows but "
+        f"LABELS '{tmp_path / 'y' / 'part-10.npy'}' has 1099\n"
+    )
+
+
+def test_unreachable_scheduler_fails_fast(data):
+    pytest.importorskip("distributed")
+    t0 = time.perf_counter()
+    result = invoke(
+        [str(data / "z.npy"), str(data / "y.npy"), "--dask", "tcp://127.0.0.1:1",
+         "--dask-timeout", "1"],
+        exit_code=1,
+    )  # fmt: skip
+    assert time.perf_counter() - t0 < 15
+    assert one_error_line(result).startswith(
+        "Error: cannot reach the Dask scheduler at tcp://127.0.0.1:1 ("
+    )
+
+
+def test_dask_not_installed_is_a_usage_error(data, monkeypatch):
+    monkeypatch.setitem(sys.modules, "distributed", None)  # import fails
+    result = invoke([str(data / "z"), str(data / "y"), "--dask"], exit_code=2)
+    assert "Invalid value for '--dask': Dask is not installed" in result.stderr
+    assert "pip install 'arrayloss[dask]'" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--per-sample", "per.npy"], "--per-sample is not available with --dask"),
+        (["--backend", "torch"], "--dask computes with NumPy on the workers"),
+    ],
+)
+def test_dask_usage_errors(data, extra, message):
+    pytest.importorskip("distributed")
+    result = invoke([str(data / "z"), str(data / "y"), *extra, "--dask"], exit_code=2)
+    assert f"Invalid value for '--dask': {message}" in result.stderr
+
+
+def test_dask_reads_only_npy_and_npz(data, tmp_path):
+    pytest.importorskip("distributed")
+    (tmp_path / "y.txt").write_text("\n".join(map(str, np.load(data / "y.npy"))))
+    result = invoke([str(data / "z.npy"), str(tmp_path / "y.txt"), "--dask"], 2)
+    assert "--dask reads .npy and .npz files; LABELS" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("argv", "address", "scores", "labels"),
+    [
+        (["--dask", "a/", "b/"], "", "a/", "b/"),
+        (["a/", "--dask", "b/"], "", "a/", "b/"),
+        (["a/", "b/", "--dask"], "", "a/", "b/"),
+        (["--dask", "tcp://h:8786", "a/", "b/"], "tcp://h:8786", "a/", "b/"),
+        (["--dask", "h.example:8786", "a/", "b/"], "h.example:8786", "a/", "b/"),
+        (["--dask=shards", "a/", "b/"], "shards", "a/", "b/"),
+        (["a/", "b/"], None, "a/", "b/"),
+    ],
+)
+def test_dask_takes_only_an_address_as_its_value(argv, address, scores, labels):
+    from arrayloss.cli._eval import eval_command
+
+    ctx = eval_command.make_context("eval", argv)
+    assert ctx.params["dask_address"] == address
+    assert (ctx.params["scores"], ctx.params["labels"]) == (scores, labels)
