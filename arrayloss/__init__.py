@@ -58,8 +58,8 @@ from .losses import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "GradcheckResult",
     "LOSSES",
+    "GradcheckResult",
     "LossInfo",
     "__version__",
     "cauchy_schwarz",

@@ -189,7 +189,9 @@ class _Engine:
             if not covered:  # some output degrees get no term: start from zeros
                 out[...] = 0
                 done = top
-            _conv_ufunc(self.mod, X, a0, Y, c0, out, done, self.scratch(tuple(out.shape)))
+            _conv_ufunc(
+                self.mod, X, a0, Y, c0, out, done, self.scratch(tuple(out.shape))
+            )
             return out
         shape = (nc, *_broadcast(tuple(A.shape[1:]), tuple(B.shape[1:])))
         xp = self.xp
@@ -485,16 +487,26 @@ def _mean_tilt(eng: _Engine, x: Array, target: Array, lazy: bool) -> Array:
             start = xp.log(m) - lse
     t = xp.where(xp.isfinite(start), xp.clip(start, lo, hi), lo)
     tiny = eng.tiny
+    best_t, best_err = t, xp.full_like(t, xp.inf)
     for _ in range(_NEWTON_LAZY if lazy else _NEWTON_EAGER):
         y = xp.exp(xp.minimum(x + t[:, None], eng.bound))
         a = 1 / (1 + y)
         s = y * a
         f = xp.sum(s, axis=1)
         fp = xp.sum(s * a, axis=1)
+        err = xp.abs(f - target)
+        # Keep the best tilt seen: with |x| ~ 1e150 the grid of x + t is too coarse
+        # to reach the target, and the bracket's ends are then all there is.  An
+        # overshoot keeps mass at degree k (ties at sigmoid = 1/2), an undershoot may
+        # leave none: rank overshoots as a quarter of their distance.
+        score = xp.where(f < target, err, 0.25 * err)
+        better = score < best_err
+        best_t = xp.where(better, t, best_t)
+        best_err = xp.where(better, score, best_err)
         below = f < target
         lo = xp.where(below, t, lo)
         hi = xp.where(below, hi, t)
-        done = xp.abs(f - target) <= _NEWTON_TOL
+        done = err <= _NEWTON_TOL
         if not lazy and bool(xp.all(done)):
             break
         f_safe = xp.maximum(f, tiny)
@@ -503,7 +515,7 @@ def _mean_tilt(eng: _Engine, x: Array, target: Array, lazy: bool) -> Array:
         inside = (t_new > lo) & (t_new < hi)  # false for NaN too
         t_new = xp.where(inside, t_new, 0.5 * (lo + hi))
         t = xp.where(done, t, t_new)
-    return t
+    return best_t
 
 
 def _upsweep(
@@ -554,7 +566,9 @@ def _upsweep(
                 prod = eng.conv(L, 2, R, 2, d_new - 1, fft=False)  # degrees 2..d_new
                 body = P[1:, ...]
                 if d_new > d:
-                    body = xp.concat([body, eng.zeros((d_new - d, *P.shape[1:]))], axis=0)
+                    body = xp.concat(
+                        [body, eng.zeros((d_new - d, *P.shape[1:]))], axis=0
+                    )
                 P = xp.concat([P[:1, ...], body + prod], axis=0)
     return levels, P[:, 0, :]
 
@@ -613,18 +627,26 @@ def _downsweep(
         else:
             # The sibling's constant term 1 passes the parent's degrees lo..k-1 on
             # (the root's window stops at degree 1: the rest is zero).
-            keep = min(nc, c_lo + C.shape[0] - lo)
+            keep = max(0, min(nc, c_lo + C.shape[0] - lo))
             if out is not None:
                 out[:keep] = C[lo - c_lo : lo - c_lo + keep, None, ...]
                 out[keep:] = 0
-                X, Y = (sib, C[:, None, ...]) if d1 < C.shape[0] else (C[:, None, ...], sib)
-                _conv_ufunc(eng.mod, X, c_lo + 1, Y, lo, out, k - 1, eng.scratch(out.shape))
+                X, Y = (
+                    (sib, C[:, None, ...])
+                    if d1 < C.shape[0]
+                    else (C[:, None, ...], sib)
+                )
+                _conv_ufunc(
+                    eng.mod, X, c_lo + 1, Y, lo, out, k - 1, eng.scratch(out.shape)
+                )
                 Cc = out
             else:
                 Cc = eng.conv(C[:, None, ...], c_lo + 1, sib, lo, nc, fft=False)
                 head = C[lo - c_lo : lo - c_lo + keep, None, ...]
                 if keep < nc:
-                    head = xp.concat([head, eng.zeros((nc - keep, *head.shape[1:]))], axis=0)
+                    head = xp.concat(
+                        [head, eng.zeros((nc - keep, *head.shape[1:]))], axis=0
+                    )
                 Cc = Cc + head
         C = xp.reshape(Cc, (nc, n, nb))
         c_lo = lo
@@ -639,13 +661,20 @@ def _downsweep(
         if eng.mod is not None and out_t is not None:
             mod = eng.mod
             t1 = eng.scratch((M, nb))
-            for y_self, y_sib, rows in ((yL, yR, slice(0, M)), (yR, yL, slice(M, n_real))):
+            for y_self, y_sib, rows in (
+                (yL, yR, slice(0, M)),
+                (yR, yL, slice(M, n_real)),
+            ):
                 mod.multiply(y_sib, c2, out=t1)
                 mod.add(t1, c1, out=t1)
+                mod.maximum(t1, 0, out=t1)  # >= 0 exactly; rounding may dip below
                 m = rows.stop - rows.start
                 mod.multiply(y_self[:m], t1[:m], out=out_t[rows])
             return out_t
-        return xp.concat([yL * (c1 + yR * c2), yR * (c1 + yL * c2)], axis=0)
+        zero = xp.zeros_like(c1)
+        uL = yL * xp.maximum(c1 + yR * c2, zero)
+        uR = yR * xp.maximum(c1 + yL * c2, zero)
+        return xp.concat([uL, uR], axis=0)
     aL, bL, aR, bR = P[0, :M, ...], P[1, :M, ...], P[0, M:, ...], P[1, M:, ...]
     if eng.mod is not None and out_t is not None:
         mod = eng.mod
@@ -658,13 +687,16 @@ def _downsweep(
             if c2 is not None:
                 mod.multiply(b_sib, c2, out=t2)
                 mod.add(t1, t2, out=t1)
+            mod.maximum(t1, 0, out=t1)  # >= 0 exactly; rounding may dip below
             m = rows.stop - rows.start
             mod.multiply(b_self[:m], t1[:m], out=out_t[rows])
         return out_t
+    zero = xp.zeros_like(c1)
     if c2 is None:
-        uL, uR = bL * (aR * c1), bR * (aL * c1)
+        vL, vR = aR * c1, aL * c1
     else:
-        uL, uR = bL * (aR * c1 + bR * c2), bR * (aL * c1 + bL * c2)
+        vL, vR = aR * c1 + bR * c2, aL * c1 + bL * c2
+    uL, uR = bL * xp.maximum(vL, zero), bR * xp.maximum(vR, zero)
     return xp.concat([uL, uR], axis=0)
 
 
@@ -711,8 +743,10 @@ def _ratio_rows(
     s = 1 if monic else 0
     qk, qk1 = q[k - s, ...], q[k - 1 - s, ...]
     q_min = xp.minimum(qk, qk1)
-    qk = xp.maximum(qk, eng.tiny)
-    qk1 = xp.maximum(qk1, eng.tiny)
+    # Rows below the floor fail the health check and are redone; clamping them keeps
+    # their (discarded) down-sweep finite: |C^| <= e^k / (k sqrt(tiny)).
+    qk = xp.maximum(qk, eng.floor)
+    qk1 = xp.maximum(qk1, eng.floor)
     rho = xp.log(qk / qk1) - t
     if coef is None:
         return rho, None, q_min

@@ -44,7 +44,10 @@ def test_check_passes_for_every_loss(runner):
 
 
 def test_check_with_parameters(runner):
-    out = invoke(runner, ["check", "--loss", "cross_entropy:label_smoothing=0.2", "--samples", "4"]).stdout
+    out = invoke(
+        runner,
+        ["check", "--loss", "cross_entropy:label_smoothing=0.2", "--samples", "4"],
+    ).stdout
     assert "cross_entropy:label_smoothing=0.2" in out
     assert " ok" in out
 
@@ -56,10 +59,14 @@ def test_check_reports_failure_with_exit_1(runner, monkeypatch):
 
     def broken(*args, **kwargs):
         res = real(*args, **kwargs)
-        return gc.GradcheckResult(1.0, 1.0, False, res.checked, res.analytic, res.numeric, res.fd_error)
+        return gc.GradcheckResult(
+            1.0, 1.0, False, res.checked, res.analytic, res.numeric, res.fd_error
+        )
 
     monkeypatch.setattr(al, "gradcheck", broken)
-    result = invoke(runner, ["check", "--loss", "cross_entropy", "--samples", "3"], exit_code=1)
+    result = invoke(
+        runner, ["check", "--loss", "cross_entropy", "--samples", "3"], exit_code=1
+    )
     assert "FAIL" in result.stdout
     assert "disagree" in result.stderr
 
@@ -80,7 +87,9 @@ def test_check_usage_errors_exit_2(runner, args, message):
 
 
 def test_check_bad_parameter_value_exit_2(runner):
-    result = invoke(runner, ["check", "--loss", "cross_entropy:label_smoothing=2"], exit_code=2)
+    result = invoke(
+        runner, ["check", "--loss", "cross_entropy:label_smoothing=2"], exit_code=2
+    )
     assert "label_smoothing" in result.stderr
 
 

@@ -9,6 +9,7 @@ are skipped when ``distributed`` is not installed; the others run everywhere.
 from __future__ import annotations
 
 import json
+import subprocess
 import sys
 import time
 
@@ -188,11 +189,22 @@ def test_cluster_single_file(data, base, cluster):
     assert_same_numbers(out, base)
 
 
-def test_local_cluster_is_started_and_closed(data, base, cluster):
-    """``--dask`` alone starts its own cluster; paths after it stay paths."""
-    out = run_json(
-        ["--dask", str(data / "z"), str(data / "y"), *common_args(), "--dask-workers", "1"]
+def run_cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "arrayloss", "eval", *args],
+        capture_output=True, text=True, check=False,
     )  # fmt: skip
+
+
+def test_local_cluster_is_started_and_closed(data, base):
+    """``--dask`` alone starts its own cluster (in a subprocess, so that the
+    workers' own standard error is seen too); paths after it stay paths."""
+    pytest.importorskip("distributed")
+    args = ["--dask", str(data / "z"), str(data / "y"), *common_args()]
+    ok = run_cli(*args, "--dask-workers", "1", "--format", "json")
+    assert ok.returncode == 0, ok.stderr
+    assert ok.stderr == ""
+    out = json.loads(ok.stdout)
     assert_same_numbers(out, base)
     assert out["dask"] == "local cluster (1 worker)"
 
@@ -204,12 +216,16 @@ def test_bad_row_in_a_shard_is_reported_from_the_worker(data, tmp_path, cluster)
     for number in NUMBERS:
         part = z if number == 2 else np.load(data / "z" / f"part-{number}.npy")
         np.save(tmp_path / "z" / f"part-{number}.npy", part)
+    want = (
+        f"Error: SCORES '{tmp_path / 'z' / 'part-2.npy'}' row 5 contains NaN "
+        "(--input logits)\n"
+    )
     for extra in ([], ["--dask", cluster]):
         result = invoke([str(tmp_path / "z"), str(data / "y"), *extra], exit_code=1)
-        assert one_error_line(result) == (
-            f"Error: SCORES '{tmp_path / 'z' / 'part-2.npy'}' row 5 contains NaN "
-            "(--input logits)\n"
-        )
+        assert one_error_line(result) == want
+    # a local cluster's workers log nothing of it on standard error
+    bad = run_cli(str(tmp_path / "z"), str(data / "y"), "--dask", "--dask-workers", "1")
+    assert (bad.returncode, bad.stdout, bad.stderr) == (1, "", want)
 
 
 # --------------------------------------------------------------------------- #

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from arrayloss._kinks._svm import KINKS
 from conftest import assert_allclose, to_numpy
 
+from arrayloss._kinks._svm import KINKS
 from arrayloss.losses._cross_entropy import cross_entropy, cross_entropy_and_grad
 from arrayloss.losses._janocha import (
     cauchy_schwarz,

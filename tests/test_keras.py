@@ -9,12 +9,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from arrayloss._kinks._keras import KINKS, _level_distance
 from conftest import Backend, assert_allclose, to_numpy
 from scipy.differentiate import derivative
 from scipy.special import log_softmax, softmax
 
 import arrayloss.keras as K
+from arrayloss._kinks._keras import KINKS, _level_distance
 from arrayloss.losses import _keras
 
 EPS = 1e-7

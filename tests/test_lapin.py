@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from arrayloss._kinks._lapin import KINKS
 from conftest import assert_allclose, to_numpy
 from scipy.optimize import minimize
 
 import arrayloss as al
+from arrayloss._kinks._lapin import KINKS
 from arrayloss.losses import _lapin as L
 
 S = np.array([1.0, 2.5, -0.3, 0.7, 3.1])

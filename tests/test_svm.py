@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from arrayloss._kinks._svm import KINKS
 from conftest import assert_allclose, to_numpy
 
+from arrayloss._kinks._svm import KINKS
 from arrayloss.losses._hinge import (
     crammer_singer,
     crammer_singer_and_grad,

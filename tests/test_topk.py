@@ -20,12 +20,12 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import arrayloss
+from arrayloss._kinks import KINKS
 from arrayloss.losses._topk import (
     smooth_topk_svm,
     smooth_topk_svm_and_grad,
     topk_svm,
     topk_svm_and_grad,
-    topk_svm_kink_distance,
 )
 
 mp = pytest.importorskip("mpmath")
@@ -414,7 +414,7 @@ def test_hard_loss_gradient_matches_finite_differences(rng):
     z = rng.standard_normal((30, 9))
     y = rng.integers(0, 9, 30)
     params = {"k": 3, "alpha": 0.4}
-    keep = topk_svm_kink_distance(z, y, params) > 1e-3
+    keep = KINKS["topk_svm"](z, y, params) > 1e-3
     assert keep.mean() > 0.5
     z, y = z[keep], y[keep]
     _, g = topk_svm_and_grad(z, y, reduction="none", **params)
@@ -475,6 +475,21 @@ def test_tree_shapes(rng, n):
         ev, eg = rel_errors(np.float64, v, gr[0], *ref)
         assert ev < 1e-13
         assert eg < 1e-13
+
+
+def test_every_k_for_small_n(rng):
+    """Every 2 <= k < n: truncation, window and identity-partner edge cases."""
+    for n in range(3, 19):
+        for k in range(2, n):
+            s = 3 * rng.standard_normal(n)
+            g = int(rng.integers(n))
+            ref = reference_sequential(s, g, k, 1.0, 1.0)
+            for method in ("direct", "fft"):
+                v, gr = smooth_topk_svm_and_grad(
+                    s[None], np.array([g]), k=k, method=method
+                )
+                ev, eg = rel_errors(np.float64, v, gr[0], *ref)
+                assert max(ev, eg) < 1e-13, (n, k, method, ev, eg)
 
 
 def test_batch_axis_and_reductions(rng):
@@ -566,7 +581,7 @@ def test_smooth_parameter_errors():
 def test_kink_distance_is_small_on_ties():
     z = np.array([[0.0, 1.0, 1.0, 1.0, -3.0], [0.0, 3.0, 2.0, 1.0, -1.0]])
     y = np.array([0, 0])
-    d = topk_svm_kink_distance(z, y, {"k": 2, "alpha": 1.0})
+    d = KINKS["topk_svm"](z, y, {"k": 2, "alpha": 1.0})
     assert d[0] == 0.0
     assert d[1] > 0.4
 

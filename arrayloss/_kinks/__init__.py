@@ -19,9 +19,10 @@ from typing import Any
 from ._keras import KINKS as _KERAS
 from ._lapin import KINKS as _LAPIN
 from ._svm import KINKS as _SVM
+from ._topk import KINKS as _TOPK
 
 KinkDistance = Callable[[Any, Any, dict[str, Any]], Any]
 
-KINKS: dict[str, KinkDistance] = {**_SVM, **_KERAS, **_LAPIN}
+KINKS: dict[str, KinkDistance] = {**_SVM, **_KERAS, **_LAPIN, **_TOPK}
 
 __all__ = ["KINKS", "KinkDistance"]

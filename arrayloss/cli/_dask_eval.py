@@ -199,7 +199,7 @@ def _gather(client: Any, root: Any) -> _Bundle:
     future = client.compute(root)
     try:
         bundle: _Bundle = future.result()
-    except (ImportError, AttributeError) as exc:
+    except ImportError as exc:  # unpickling a task on a worker without arrayloss
         msg = (
             f"the Dask workers cannot run arrayloss ({_one_line(exc)}); install the "
             "same arrayloss on every worker"

@@ -203,7 +203,8 @@ class _EvalCommand(click.Command):
     type=click.IntRange(min=1),
     default=None,
     metavar="ROWS",
-    help="Rows per chunk. [default: 65536, fewer for many classes (~512K scores)]",
+    help="Rows per chunk, or with --dask per block (one task each). [default: "
+    "65536, fewer for many classes (~512K scores); with --dask ~4M scores]",
 )
 @click.option(
     "--backend",

@@ -4,6 +4,18 @@ from ._cross_entropy import (
     cross_entropy,
     cross_entropy_and_grad,
 )
+from ._hinge import (
+    crammer_singer,
+    crammer_singer_and_grad,
+    cubed_hinge,
+    cubed_hinge_and_grad,
+    hinge,
+    hinge_and_grad,
+    multiclass_hinge,
+    multiclass_hinge_and_grad,
+    squared_hinge,
+    squared_hinge_and_grad,
+)
 from ._janocha import (
     cauchy_schwarz,
     cauchy_schwarz_and_grad,
@@ -26,24 +38,6 @@ from ._kl import (
     kl_divergence,
     kl_divergence_and_grad,
 )
-from ._hinge import (
-    crammer_singer,
-    crammer_singer_and_grad,
-    cubed_hinge,
-    cubed_hinge_and_grad,
-    hinge,
-    hinge_and_grad,
-    multiclass_hinge,
-    multiclass_hinge_and_grad,
-    squared_hinge,
-    squared_hinge_and_grad,
-)
-from ._topk import (
-    smooth_topk_svm,
-    smooth_topk_svm_and_grad,
-    topk_svm,
-    topk_svm_and_grad,
-)
 from ._lapin import (
     topk_entropy,
     topk_entropy_and_grad,
@@ -53,6 +47,12 @@ from ._lapin import (
     topk_hinge_beta_and_grad,
     truncated_topk_entropy,
     truncated_topk_entropy_and_grad,
+)
+from ._topk import (
+    smooth_topk_svm,
+    smooth_topk_svm_and_grad,
+    topk_svm,
+    topk_svm_and_grad,
 )
 
 __all__ = [

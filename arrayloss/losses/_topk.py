@@ -543,32 +543,3 @@ def topk_svm_and_grad(
         k=k,
         alpha=alpha,
     )
-
-
-def topk_svm_kink_distance(logits: Any, labels: Any, params: dict[str, Any]) -> Any:
-    """Distance (max-norm, NumPy float64) from each row to a kink of :func:`topk_svm`.
-
-    The loss is non-differentiable where the hinge argument is zero and where the
-    k-th largest non-label score ties with its neighbours in the ranking.  For
-    ``arrayloss._kinks.KINKS["topk_svm"]`` (and for ``smooth_topk_svm`` with a
-    ``hard_threshold``).
-    """
-    import numpy as np
-
-    k = int(params.get("k", 5))
-    alpha = float(params.get("alpha", 1.0))
-    z = np.asarray(logits, dtype=np.float64)
-    y = np.asarray(labels)
-    rows = np.arange(z.shape[0])
-    others = z.copy()
-    others[rows, y] = -np.inf
-    srt = -np.sort(-others, axis=1)
-    kth = srt[:, k - 1]
-    hinge = np.abs(alpha + (kth - z[rows, y]) / k) / (2.0 / k)
-    gaps = [kth - srt[:, k]] if k < z.shape[1] - 1 else []
-    if k >= 2:
-        gaps.append(srt[:, k - 2] - kth)
-    dist = hinge
-    for g in gaps:
-        dist = np.minimum(dist, np.where(np.isfinite(g), g / 2.0, np.inf))
-    return dist
