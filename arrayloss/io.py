@@ -30,6 +30,7 @@ import io
 import math
 import os
 import re
+import sys
 import tempfile
 import zipfile
 import zlib
@@ -445,9 +446,8 @@ class _TextRows:
         self.path = path
         delimiter = "\t" if _suffix(path) in (".tsv", ".tab") else ","
         if path == "-":
-            import click  # the CLI's stdin, which click.testing can replace
-
-            raw: IO[bytes] = click.get_binary_stream("stdin")
+            # sys.stdin at call time, so click.testing's replacement is seen.
+            raw: IO[bytes] = sys.stdin.buffer
             self._size = None
         else:
             raw = _open_binary(path, label)
