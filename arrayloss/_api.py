@@ -81,6 +81,9 @@ class Kernel:
     soft_labels: bool = True
     min_classes: int = 1
     check_params: Callable[..., Mapping[str, Any]] | None = None
+    # True if ``rows`` takes ``grad_scale`` (a float or None) and multiplies its
+    # gradient by it itself, saving the wrapper a pass over (n, C) for "mean".
+    fused_scale: bool = False
 
     def value(
         self,
@@ -163,8 +166,18 @@ def evaluate(
     )
     w = _weights(weights, batch_shape, n, z.dtype, eager, xp=xp)
 
-    loss_rows, grad_rows = kernel.rows(z, targets, xp=xp, want_grad=want_grad, **params)
-    value, grad = _reduce(loss_rows, grad_rows, w, reduction, batch_shape, eager, xp=xp)
+    extra: dict[str, Any] = {}
+    fuse = (
+        kernel.fused_scale and want_grad and reduction == "mean" and w is None and n > 0
+    )
+    if kernel.fused_scale:
+        extra["grad_scale"] = 1.0 / n if fuse else None
+    loss_rows, grad_rows = kernel.rows(
+        z, targets, xp=xp, want_grad=want_grad, **params, **extra
+    )
+    value, grad = _reduce(
+        loss_rows, grad_rows, w, reduction, batch_shape, eager, xp=xp, scaled=fuse
+    )
     if grad is not None:
         grad = _from_rows(grad, batch_shape, n_classes, axis, logits.ndim, xp=xp)
     return value, grad
@@ -336,6 +349,7 @@ def _reduce(
     eager: bool,
     *,
     xp: Namespace,
+    scaled: bool = False,
 ) -> tuple[Array, Array | None]:
     if w is not None:
         # A zero weight removes the sample, even if its loss overflowed.
@@ -355,7 +369,7 @@ def _reduce(
         )
         raise ValueError(msg)
     value = xp.asarray(total / count)
-    if grad is not None:
+    if grad is not None and not scaled:
         if w is None and _xp.owns_writable_buffer(grad, xp=xp):
             grad *= 1 / count  # the kernel's own fresh array: no new temporary
         else:

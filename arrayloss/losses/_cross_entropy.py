@@ -19,7 +19,13 @@ def _check(*, label_smoothing: float = 0.0) -> dict[str, Any]:
 
 
 def _rows(
-    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, label_smoothing: float
+    z: Array,
+    t: Targets,
+    *,
+    xp: Namespace,
+    want_grad: bool,
+    label_smoothing: float,
+    grad_scale: float | None = None,
 ) -> tuple[Array, Array | None]:
     # One fresh (n, C) temporary: shifted scores, then exp, then softmax - target,
     # all in place where the namespace allows (see _xp.exp_).
@@ -37,18 +43,21 @@ def _rows(
     loss = xp.log(s[:, 0]) - target_score
     if not want_grad:
         return loss, None
-    work /= s
+    c = 1.0 if grad_scale is None else grad_scale  # the mean's 1/n, fused in
+    work *= c / s
     if q is None:
         if _xp.scatter_supported(xp):
             rows = xp.arange(work.shape[0], device=_xp.xp_device(work))
-            work[rows, t.index] -= 1  # O(n), on our own array
+            work[rows, t.index] -= c  # O(n), on our own array
             return loss, work
         q = t.probs
-    work -= q
+    work -= q if c == 1.0 else c * q
     return loss, work
 
 
-_KERNEL = Kernel("cross_entropy", _rows, min_classes=1, check_params=_check)
+_KERNEL = Kernel(
+    "cross_entropy", _rows, min_classes=1, check_params=_check, fused_scale=True
+)
 
 
 def cross_entropy(
