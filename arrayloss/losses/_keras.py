@@ -29,6 +29,7 @@ from .. import _xp
 from .._api import Kernel, Targets
 from .._typing import Array, Namespace
 from .._validation import check_real
+from . import _cross_entropy
 
 __all__ = [
     "categorical_crossentropy",
@@ -139,12 +140,6 @@ def _check_epsilon(*, epsilon: float = EPSILON) -> dict[str, Any]:
     }
 
 
-def _check_smoothing(*, label_smoothing: float = 0.0) -> dict[str, Any]:
-    return {
-        "label_smoothing": check_real("label_smoothing", label_smoothing, low=0, high=1)
-    }
-
-
 def _check_delta(*, delta: float = 1.0) -> dict[str, Any]:
     return {"delta": check_real("delta", delta, low=0, low_open=True)}
 
@@ -181,20 +176,6 @@ def _signed_targets(t: Targets, *, xp: Namespace) -> Array:
 # --------------------------------------------------------------------------------
 # Kernels
 # --------------------------------------------------------------------------------
-
-
-def _cce_rows(
-    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, label_smoothing: float
-) -> Rows:
-    tt = t.probs
-    if label_smoothing:
-        tt = (1 - label_smoothing) * tt + label_smoothing / t.n_classes
-    logp = _xp.log_softmax(z, xp=xp)
-    loss = -xp.sum(tt * logp, axis=1)
-    if not want_grad:
-        return loss, None
-    p = xp.exp(logp)
-    return loss, p * xp.sum(tt, axis=1, keepdims=True) - tt
 
 
 def _kl_rows(
@@ -376,8 +357,12 @@ def _cosine_rows(z: Array, t: Targets, *, xp: Namespace, want_grad: bool) -> Row
 # Public functions
 # --------------------------------------------------------------------------------
 
+# Keras' logits path is exactly softmax cross-entropy: share its kernel.
 _CCE = Kernel(
-    "keras.categorical_crossentropy", _cce_rows, check_params=_check_smoothing
+    "keras.categorical_crossentropy",
+    _cross_entropy._rows,
+    check_params=_cross_entropy._check,
+    fused_scale=True,
 )
 _KL = Kernel("keras.kl_divergence", _kl_rows, check_params=_check_epsilon)
 _POISSON = Kernel("keras.poisson", _poisson_rows, check_params=_check_epsilon)
