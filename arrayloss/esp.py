@@ -78,6 +78,7 @@ _FFT_FLOOR = 1e-3  # FFT path: target coefficients must stay above this
 _NEWTON_TOL = 0.25  # mean-matching: |sum sigma - target| within this is enough
 _NEWTON_EAGER = 60
 _NEWTON_LAZY = 8
+_ARGMAX_DROP_MAX = 32  # lazy mean tilt: drop the largest entries by argmax up to this
 _MONIC_MAX_K = 32  # monic (1 + y X) leaves on the lse-tilt direct path up to this k
 
 
@@ -205,18 +206,29 @@ class _Engine:
                         X[i, ...] * Y[lo - deg : hi - deg + 1, ...]
                     )
             return res
-        # Functional namespaces (JAX, Dask, ...): one gather of the Toeplitz matrix
-        # of the longer operand, one product, one sum; O(1) operations per product.
-        nx, ny = X.shape[0], Y.shape[0]
-        dev = self.device
-        r = xp.reshape(xp.arange(nc, device=dev), (nc, 1))
-        i = xp.reshape(xp.arange(nx, device=dev), (1, nx))
-        j = (c0 - a0) + r - i  # Y index of the term X[i] Y[j] at output degree c0 + r
-        j = xp.where((j >= 0) & (j < ny), j, ny)  # index ny: an appended zero
-        Yz = xp.concat([Y, self.zeros((1, *Y.shape[1:]))], axis=0)
-        T = xp.take(Yz, xp.reshape(j, (nc * nx,)), axis=0)
-        T = xp.reshape(T, (nc, nx, *Y.shape[1:]))
-        return xp.sum(X[None, ...] * T, axis=1)
+        # Functional namespaces (JAX, Dask, ...): one slab product per coefficient of
+        # the shorter stack, each a static slice of the longer one placed between
+        # zero blocks (XLA fuses these; a gather of the Toeplitz matrix ran ~10x
+        # slower on XLA's CPU backend).
+        ny = Y.shape[0]
+        rest = shape[1:]
+        res = None
+        for i in range(X.shape[0]):
+            deg = a0 + i
+            lo, hi = max(c0, deg), min(top, deg + ny - 1)
+            if lo > hi:
+                continue
+            term = X[i, ...] * Y[lo - deg : hi - deg + 1, ...]
+            if term.shape[1:] != rest:
+                term = xp.broadcast_to(term, (hi - lo + 1, *rest))
+            parts = [term]
+            if lo > c0:
+                parts.insert(0, self.zeros((lo - c0, *rest)))
+            if hi < top:
+                parts.append(self.zeros((top - hi, *rest)))
+            term = xp.concat(parts, axis=0) if len(parts) > 1 else term
+            res = term if res is None else res + term
+        return self.zeros(shape) if res is None else res
 
     def _conv_fft(
         self, A: Array, a0: int, B: Array, c0: int, nc: int, out: Array | None
@@ -268,7 +280,9 @@ class _Engine:
         H = self.halves(P)
         if self.mod is not None:
             return H[:, ::-1]
-        return self.xp.flip(H, axis=1)
+        # Two slices, not ``flip``: XLA's CPU backend fused a reverse of each tree
+        # level into the down-sweep ~20x slower than this.
+        return self.xp.concat([H[:, 1:, ...], H[:, :1, ...]], axis=1)
 
     def append_identity(self, P: Array, monic: bool = False) -> Array:
         """Add one node equal to the constant polynomial 1 (an odd level's partner)."""
@@ -448,7 +462,9 @@ def _leaves_from(
     return xp.stack([a, yt * a], axis=0), t
 
 
-def _mean_tilt(eng: _Engine, x: Array, target: Array, lazy: bool) -> Array:
+def _mean_tilt(
+    eng: _Engine, x: Array, target: Array, lazy: bool, m_max: int | None = None
+) -> Array:
     """Per-row ``t`` with ``sum_j sigmoid(x_j + t) ~= target`` (within 1/4).
 
     ``x`` is ``(B, n)``, finite or ``-inf`` (an absent entry); ``target`` is ``(B,)``
@@ -458,7 +474,8 @@ def _mean_tilt(eng: _Engine, x: Array, target: Array, lazy: bool) -> Array:
     binomial at or above ``m``).  Then safeguarded Newton on ``log sum sigmoid``,
     keeping a bracket ``[lo, hi]`` with ``f(lo) <= target <= f(hi)`` and bisecting
     whenever a step leaves it; eager arrays iterate to the tolerance, lazy ones take
-    a fixed number of steps (no data-dependent control flow).
+    a fixed number of steps (no data-dependent control flow); for them ``m_max``
+    bounds ``m`` (known from the caller's degrees).
     """
     xp = eng.xp
     _nb, n = x.shape
@@ -471,12 +488,8 @@ def _mean_tilt(eng: _Engine, x: Array, target: Array, lazy: bool) -> Array:
     count = xp.sum(xp.astype(finite, eng.dtype), axis=1)
     hi = log_c - xp.log(count - target) - xmin  # every sigmoid >= target / count
     m = xp.round(target + 0.5)
-    if lazy:  # per-row: mask the m-1 largest of the sorted row
-        keep = (
-            xp.astype(xp.arange(n, device=eng.device), eng.dtype)[None, :]
-            < (n + 1 - m)[:, None]
-        )
-        rest = xp.where(keep, xp.sort(x, axis=1), -inf)
+    if lazy:  # per-row: without the m-1 largest (m <= m_max, a static bound)
+        rest = _without_largest(eng, x, m - 1, max(0, (m_max or n) - 1))
         start = xp.log(m) - _xp.logsumexp(rest, xp=xp, axis=1)
     else:  # one partition at the largest m (a start only: Newton does the rest)
         drop = int(float(xp.max(m))) - 1
@@ -516,6 +529,23 @@ def _mean_tilt(eng: _Engine, x: Array, target: Array, lazy: bool) -> Array:
         t_new = xp.where(inside, t_new, 0.5 * (lo + hi))
         t = xp.where(done, t, t_new)
     return best_t
+
+
+def _without_largest(eng: _Engine, x: Array, count: Array, most: int) -> Array:
+    """``x`` with the ``count[i]`` largest entries of row ``i`` set to ``-inf``.
+
+    ``count <= most``; a static ``most`` up to `_ARGMAX_DROP_MAX` costs that many
+    argmax passes (a full sort was ~5x slower on XLA's CPU backend at k = 5).
+    """
+    xp = eng.xp
+    n = x.shape[1]
+    cols = xp.astype(xp.arange(n, device=eng.device), eng.dtype)[None, :]
+    if most > _ARGMAX_DROP_MAX:  # ascending sort: keep the n - count smallest
+        return xp.where(cols < (n - count)[:, None], xp.sort(x, axis=1), -xp.inf)
+    for j in range(min(most, n)):
+        top = xp.astype(xp.argmax(x, axis=1), eng.dtype)
+        x = xp.where((cols == top[:, None]) & (j < count)[:, None], -xp.inf, x)
+    return x
 
 
 def _upsweep(
@@ -807,7 +837,7 @@ def _log_ratio_and_grad(
     target = k - 0.5
     if lazy or uses_fft:
         tgt = xp.full((nb,), target, dtype=eng.dtype, device=eng.device)
-        t = _mean_tilt(eng, x, tgt, lazy)
+        t = _mean_tilt(eng, x, tgt, lazy, m_max=k)
     else:
         t = None
     rho, G, q_min = _ratio_rows(eng, x, k, t=t, fft_from=fft_from, coef=coef, aux=aux)
@@ -1072,7 +1102,7 @@ def _log_esp_lazy(
         [xp.clip(xp.minimum(cnt, float(m)), 1.0, None) for m in targets], axis=0
     )
     xs = xp.concat([x] * R, axis=0)
-    t = _mean_tilt(eng, xs, goal - 0.5, True)
+    t = _mean_tilt(eng, xs, goal - 0.5, True, m_max=kk)
     loge, q = _log_esp_pass(eng, xs, kk, t, goal, fft_from)
     loge = xp.reshape(loge, (R, nb, kk + 1))
     q = xp.reshape(q, (R, nb, kk + 1))

@@ -243,6 +243,17 @@ def test_generic_conv_matches_numpy(backend, rng):
     ref_lo = esp._Engine(_xp(), np.float64, None).conv(A, 0, B, 0, 3, fft=False)
     got_lo = eng.conv(backend.asarray(A), 0, backend.asarray(B), 0, 3, fft=False)
     assert_allclose(to_numpy(got_lo), ref_lo, rtol=1e-14)
+    # Degrees past the full product (8 here) are zero; none in range gives zeros.
+    ref_hi = esp._Engine(_xp(), np.float64, None).conv(A, 0, B, 5, 6, fft=False)
+    assert np.all(ref_hi[4:] == 0)
+    assert_allclose(
+        eng.conv(backend.asarray(A), 0, backend.asarray(B), 5, 6, fft=False),
+        ref_hi,
+        rtol=1e-14,
+    )
+    none = eng.conv(backend.asarray(A), 0, backend.asarray(B), 20, 2, fft=False)
+    assert tuple(none.shape) == (2, 2, 5)
+    assert_allclose(none, np.zeros((2, 2, 5)), rtol=0)
 
 
 def test_layout_helpers():
