@@ -94,8 +94,6 @@ def _load(name: str) -> Backend:
     if name == "jax":
         module.config.update("jax_enable_x64", True)
         importlib.import_module("jax.numpy")
-    if name == "torch":
-        module.set_default_dtype(module.float64)
     if name == "cupy":
         try:
             if module.cuda.runtime.getDeviceCount() < 1:

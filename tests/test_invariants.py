@@ -41,6 +41,44 @@ def test_backend_matches_numpy_and_keeps_dtype(backend, rng, name, dtype):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_torch_float32_kept_under_float64_default(rng, name):
+    """Arrays a loss creates must not lift float32 to torch's default dtype.
+
+    The backend fixture runs torch with its own default (float32), where a created
+    float32 array in a float64 computation would show as lost precision; this is
+    the other direction.
+    """
+    torch = pytest.importorskip("torch")
+    z, y = _data(rng)
+    ref_v, ref_g = al.LOSSES[name].value_and_grad(z, y, reduction="none")
+    old = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    try:
+        zt = torch.asarray(z.astype(np.float32))
+        v, g = al.LOSSES[name].value_and_grad(zt, torch.asarray(y), reduction="none")
+        m, gm = al.LOSSES[name].value_and_grad(zt, torch.asarray(y))
+    finally:
+        torch.set_default_dtype(old)
+    assert v.dtype == g.dtype == m.dtype == gm.dtype == torch.float32
+    assert_allclose(v, ref_v, rtol=2e-5, atol=2e-5 * np.max(np.abs(ref_v)))
+    assert_allclose(g, ref_g, rtol=2e-5, atol=2e-5 * np.max(np.abs(ref_g)))
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_under_jax_jit_matches_numpy(rng, name):
+    """Inside ``jax.jit`` (tracers: value checks skipped, no host round trips)."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    z, y = _data(rng)
+    info = al.LOSSES[name]
+    ref_v, ref_g = info.value_and_grad(z, y, reduction="none")
+    step = jax.jit(lambda s, t: info.value_and_grad(s, t, reduction="none"))
+    v, g = step(jax.numpy.asarray(z), jax.numpy.asarray(y))
+    assert_allclose(v, ref_v, rtol=1e-12, atol=1e-12 * np.max(np.abs(ref_v)))
+    assert_allclose(g, ref_g, rtol=1e-12, atol=1e-12 * np.max(np.abs(ref_g)))
+
+
+@pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 def test_reduction_shapes_and_consistency(rng, name, reduction):
     z = 2.0 * rng.normal(size=(2, 3, N_CLASSES))

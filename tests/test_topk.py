@@ -67,8 +67,6 @@ REF_IDS = [f"k{r[0]}-tau{r[1]}-alpha{r[2]}" for r in REF]
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("row", REF, ids=REF_IDS)
 def test_reference_values(backend, row, dtype, method):
-    if method != "auto" and backend.name in ("jax", "dask"):
-        pytest.skip("methods other than auto: covered on the eager backends")
     k, tau, alpha, value, grad, _, _ = row
     z = backend.asarray(S[None, :], dtype)
     y = backend.asarray(np.array([Y]))
