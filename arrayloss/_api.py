@@ -11,7 +11,9 @@ Kernels return fresh arrays and never write into ``z`` or the targets.
 (float32 stays float32, integers become the default float), class axis moved last,
 batch flattened, label and weight validation, reduction, and the way back to the
 caller's shape.  Value checks (label range, finiteness, rows summing to one) run
-only on eager arrays, so lazy backends such as Dask never compute here.
+on eager arrays at once.  A Dask batch runs the kernel on each block of rows (every
+loss is row-wise): one task per block, with the same value checks, which then run
+and raise when the graph is computed.  JAX tracers (inside ``jax.jit``) skip them.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
+
+from array_api_compat import is_dask_namespace
 
 from . import _xp
 from ._typing import Array, Namespace
@@ -172,9 +176,14 @@ def evaluate(
     )
     if kernel.fused_scale:
         extra["grad_scale"] = 1.0 / n if fuse else None
-    loss_rows, grad_rows = kernel.rows(
-        z, targets, xp=xp, want_grad=want_grad, **params, **extra
-    )
+    if is_dask_namespace(xp):
+        loss_rows, grad_rows = _dask_rows(
+            kernel, z, targets, w, want_grad, params | extra
+        )
+    else:
+        loss_rows, grad_rows = kernel.rows(
+            z, targets, xp=xp, want_grad=want_grad, **params, **extra
+        )
     value, grad = _reduce(
         loss_rows, grad_rows, w, reduction, batch_shape, eager, xp=xp, scaled=fuse
     )
@@ -261,15 +270,8 @@ def _targets(
             )
             raise ValueError(msg)
         index = xp.reshape(labels, (n,))
-        if eager and n > 0:
-            lo, hi = int(xp.min(index)), int(xp.max(index))
-            if lo < 0 or hi >= n_classes:
-                bad = lo if lo < 0 else hi
-                msg = (
-                    f"`labels` must be class indices in [0, {n_classes - 1}] "
-                    f"for {n_classes} classes (found {bad})"
-                )
-                raise ValueError(msg)
+        if eager:
+            _check_index(index, n_classes, xp=xp)
         return Targets(index=index, soft=None, n_classes=n_classes, dtype=dtype, xp=xp)
 
     if not xp.isdtype(labels.dtype, "real floating"):
@@ -291,12 +293,27 @@ def _targets(
         )
         raise ValueError(msg)
     soft = _to_rows(xp.astype(labels, dtype), axis, n, n_classes, xp=xp)
-    if eager and n > 0:
+    if eager:
         _check_distribution(soft, dtype, xp=xp)
     return Targets(index=None, soft=soft, n_classes=n_classes, dtype=dtype, xp=xp)
 
 
+def _check_index(index: Array, n_classes: int, *, xp: Namespace) -> None:
+    if index.shape[0] == 0:
+        return
+    lo, hi = int(xp.min(index)), int(xp.max(index))
+    if lo < 0 or hi >= n_classes:
+        bad = lo if lo < 0 else hi
+        msg = (
+            f"`labels` must be class indices in [0, {n_classes - 1}] "
+            f"for {n_classes} classes (found {bad})"
+        )
+        raise ValueError(msg)
+
+
 def _check_distribution(soft: Array, dtype: Any, *, xp: Namespace) -> None:
+    if soft.shape[0] == 0:
+        return
     if not bool(xp.all(xp.isfinite(soft))):
         msg = "soft `labels` contain NaN or infinite values"
         raise ValueError(msg)
@@ -330,14 +347,71 @@ def _weights(
         raise ValueError(msg)
     w = xp.reshape(_xp.as_floating(weights, "weights", xp=xp), (n,))
     w = xp.astype(w, dtype)
-    if eager and n > 0:
-        if not bool(xp.all(xp.isfinite(w))):
-            msg = "`weights` contain NaN or infinite values"
-            raise ValueError(msg)
-        if bool(xp.any(w < 0)):
-            msg = f"`weights` must be non-negative (found {float(xp.min(w)):g})"
-            raise ValueError(msg)
+    if eager:
+        _check_weights(w, xp=xp)
     return w
+
+
+def _check_weights(w: Array, *, xp: Namespace) -> None:
+    if w.shape[0] == 0:
+        return
+    if not bool(xp.all(xp.isfinite(w))):
+        msg = "`weights` contain NaN or infinite values"
+        raise ValueError(msg)
+    if bool(xp.any(w < 0)):
+        msg = f"`weights` must be non-negative (found {float(xp.min(w)):g})"
+        raise ValueError(msg)
+
+
+def _dask_rows(
+    kernel: Kernel,
+    z: Array,
+    targets: Targets,
+    w: Array | None,
+    want_grad: bool,
+    params: Mapping[str, Any],
+) -> tuple[Array, Array | None]:
+    """``kernel.rows`` on each block of rows of a Dask batch, checks included.
+
+    One task per block returns ``[grad | loss]`` as ``(rows, C + 1)`` (or the loss
+    alone); the weights, which the reduction applies, are checked by their blocks.
+    """
+    import dask.array as da
+
+    n_classes = targets.n_classes
+    z = z.rechunk({1: -1})
+    rows = z.chunks[0]
+    soft = targets.index is None
+    lab = targets.soft if soft else targets.index[:, None]
+    lab = lab.rechunk((rows, -1))
+    checks = [] if w is None else [w[:, None].rechunk((rows, 1))]
+
+    def block(zb: Array, lb: Array, *wb: Array) -> Array:
+        bxp = _xp.array_namespace(zb)
+        _check_finite(zb, xp=bxp)
+        if soft:
+            _check_distribution(lb, zb.dtype, xp=bxp)
+        else:
+            _check_index(lb[:, 0], n_classes, xp=bxp)
+        for x in wb:
+            _check_weights(x[:, 0], xp=bxp)
+        tb = Targets(
+            index=None if soft else lb[:, 0],
+            soft=lb if soft else None,
+            n_classes=n_classes,
+            dtype=zb.dtype,
+            xp=bxp,
+        )
+        loss, grad = kernel.rows(zb, tb, xp=bxp, want_grad=want_grad, **params)
+        if grad is None:
+            return loss[:, None]
+        return bxp.concat([grad, loss[:, None]], axis=1)
+
+    width = n_classes + 1 if want_grad else 1
+    out = da.map_blocks(  # type: ignore[no-untyped-call]
+        block, z, lab, *checks, dtype=z.dtype, chunks=(rows, (width,)), meta=z._meta
+    )
+    return out[:, -1], (out[:, :-1] if want_grad else None)
 
 
 def _reduce(

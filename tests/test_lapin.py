@@ -309,23 +309,36 @@ def test_backends_match_numpy(backend, rng, name):
 # ------------------------------------------------------ ties and extreme scores
 
 
-def test_tie_subgradients():
+def test_tie_subgradients(backend):
     # competitors 0 and 1 tie at rank k = 1: the lower class index is taken
-    z = np.array([[2.0, 2.0, 0.5, 1.0]])
-    y = np.array([2])
+    z = backend.asarray(np.array([[2.0, 2.0, 0.5, 1.0]]))
+    y = backend.asarray(np.array([2]))
     for f in (L.topk_hinge_alpha_and_grad, L.topk_hinge_beta_and_grad):
         v, g = f(z, y, k=1)
-        assert float(v) == pytest.approx(2.5)
-        np.testing.assert_array_equal(g, [[1.0, 0.0, -1.0, 0.0]])
+        assert float(to_numpy(v)) == pytest.approx(2.5)
+        np.testing.assert_array_equal(to_numpy(g), [[1.0, 0.0, -1.0, 0.0]])
     # truncated, k = 2: the lower index of the tie is dropped, the other kept
     v, g = L.truncated_topk_entropy_and_grad(z, y, k=2)
-    e = np.exp(z[0] - z[0, 2])
-    assert float(v) == pytest.approx(np.log1p(e[1] + e[3]))
+    e = np.exp(to_numpy(z)[0] - 0.5)
+    assert float(to_numpy(v)) == pytest.approx(np.log1p(e[1] + e[3]))
+    g = to_numpy(g)
     assert g[0, 0] == 0.0
     assert g[0, 1] > 0.0
     # top-k entropy does not depend on the tie-breaking: the two get equal mass
-    _, g = L.topk_entropy_and_grad(z, y, k=2)
+    g = to_numpy(L.topk_entropy_and_grad(z, y, k=2)[1])
     assert g[0, 0] == pytest.approx(g[0, 1], rel=1e-14)
+    # a three-way tie across rank k = 3 (label 0, one competitor above): classes
+    # 2 and 4 are in, 5 is out; with k = 2 only class 2 is
+    z3 = backend.asarray(np.array([[0.0, 3.0, 1.0, -1.0, 1.0, 1.0]]))
+    y3 = backend.asarray(np.array([0]))
+    for k, members in ((3, [1, 2, 4]), (2, [1, 2])):
+        want = np.zeros((1, 6))
+        want[0, members], want[0, 0] = 1 / k, -len(members) / k
+        for f in (L.topk_hinge_alpha_and_grad, L.topk_hinge_beta_and_grad):
+            np.testing.assert_allclose(to_numpy(f(z3, y3, k=k)[1]), want, rtol=1e-15)
+    # truncated, k = 3: the two largest (classes 1, 2) dropped, 3, 4, 5 kept
+    g = to_numpy(L.truncated_topk_entropy_and_grad(z3, y3, k=3)[1])
+    np.testing.assert_array_equal(g[0, 1:] > 0, [False, False, True, True, True])
     # exactly at the hinge the subgradient is zero
     z = np.array([[0.0, 1.0, 0.0]])
     for f in (L.topk_hinge_alpha_and_grad, L.topk_hinge_beta_and_grad):

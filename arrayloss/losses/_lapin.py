@@ -15,6 +15,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import array_api_extra as xpx
+
 from .. import _xp
 from .._api import Kernel, Targets
 from .._typing import Array, Namespace
@@ -57,20 +59,27 @@ def _competitors(z: Array, t: Targets, *, xp: Namespace) -> Array:
     return xp.where(t.mask, xp.full_like(z, -math.inf), z)
 
 
-def _ranked(z: Array, t: Targets, *, xp: Namespace) -> Array:
+def _sorted(z: Array, t: Targets, *, xp: Namespace) -> Array:
     """The competitors' scores in decreasing order, ``(n, C - 1)``."""
     zc = _competitors(z, t, xp=xp)
     return xp.sort(zc, axis=1, descending=True)[:, : t.n_classes - 1]
 
 
-def _ranks(z: Array, t: Targets, *, xp: Namespace) -> Array:
-    """The rank (0 = largest) of every class among the competitors, ``(n, C)``;
-    the target ranks last.  The sort is stable, so equal scores rank by increasing
-    class index."""
-    # the inverse of the sorting permutation; sorting twice instead of gathering
-    # keeps to what every namespace has (Dask's lacks take_along_axis)
-    order = xp.argsort(_competitors(z, t, xp=xp), axis=1, descending=True, stable=True)
-    return xp.argsort(order, axis=1, stable=True)
+def _top(z: Array, t: Targets, m: int, *, xp: Namespace) -> Array:
+    """Boolean ``(n, C)``: the ``m`` largest competitors of each row.
+
+    Among equal scores the lower class index is taken first, as the first ``m`` of
+    a stable descending sort would.  One partition and two passes, no sort.
+    """
+    zc = _competitors(z, t, xp=xp)
+    c = t.n_classes
+    if m == 0:
+        return xp.zeros(zc.shape, dtype=xp.bool, device=_xp.xp_device(zc))
+    vm = xpx.partition(zc, c - m, axis=1, xp=xp)[:, c - m : c - m + 1]  # m-th largest
+    above = zc > vm
+    tie = zc == vm
+    need = m - xp.sum(xp.astype(above, xp.int64), axis=1, keepdims=True)
+    return above | (tie & (xp.cumulative_sum(xp.astype(tie, xp.int64), axis=1) <= need))
 
 
 def _with_target(g: Array, t: Targets, *, xp: Namespace) -> Array:
@@ -86,13 +95,13 @@ def _hinge_alpha_rows(
 ) -> tuple[Array, Array | None]:
     _require_k(k, t.n_classes)
     sy = t.pick(z)
-    ranked = _ranked(z, t, xp=xp)
+    top = _top(z, t, k, xp=xp)
     # (1/k) sum_{i<=k} a_[i] = margin + mean of the top-k competitor scores - s_y
-    h = margin + xp.mean(ranked[:, :k], axis=1) - sy
+    h = margin + xp.sum(xp.where(top, z, xp.zeros_like(z)), axis=1) / k - sy
     loss = xp.maximum(h, xp.zeros_like(h))
     if not want_grad:
         return loss, None
-    on = (_ranks(z, t, xp=xp) < k) & (h > 0)[:, None]
+    on = top & (h > 0)[:, None]
     return loss, _with_target(xp.astype(on, z.dtype) / k, t, xp=xp)
 
 
@@ -216,13 +225,12 @@ def _hinge_beta_rows(
 ) -> tuple[Array, Array | None]:
     _require_k(k, t.n_classes)
     sy = t.pick(z)
-    ranked = _ranked(z, t, xp=xp)
-    a = margin + ranked[:, :k] - sy[:, None]
-    loss = xp.sum(xp.maximum(a, xp.zeros_like(a)), axis=1) / k
+    top = _top(z, t, k, xp=xp)
+    a = margin + z - sy[:, None]
+    on = top & (a > 0)
+    loss = xp.sum(xp.where(on, a, xp.zeros_like(a)), axis=1) / k
     if not want_grad:
         return loss, None
-    # the same elementwise expression as `a`, so the signs agree exactly
-    on = (_ranks(z, t, xp=xp) < k) & (margin + z - sy[:, None] > 0)
     return loss, _with_target(xp.astype(on, z.dtype) / k, t, xp=xp)
 
 
@@ -354,7 +362,7 @@ def _entropy_rows(
     # (m = k - 1 always qualifies).  Then x_j = S min(1/k, exp(b_j - nu)).
     _require_k(k, t.n_classes)
     sy = t.pick(z)
-    ranked = _ranked(z, t, xp=xp)
+    ranked = _sorted(z, t, xp=xp)
     b = ranked - sy[:, None]  # b_[1] >= ... >= b_[C-1]
     prefix = xp.cumulative_sum(b[:, :k], axis=1)  # B_m = prefix[:, m - 1]
 
@@ -520,14 +528,15 @@ def _truncated_rows(
 ) -> tuple[Array, Array | None]:
     _require_k(k, t.n_classes)
     sy = t.pick(z)
-    ranked = _ranked(z, t, xp=xp)
-    tail = _xp.logsumexp(ranked[:, k - 1 :] - sy[:, None], xp=xp, axis=1)
+    # the tail: every competitor but the k - 1 largest
+    kept = ~(_top(z, t, k - 1, xp=xp) | t.mask)
+    b = xp.where(kept, z - sy[:, None], xp.full_like(z, -math.inf))
+    tail = _xp.logsumexp(b, xp=xp, axis=1)
     loss = _xp.softplus(tail, xp=xp)
     if not want_grad:
         return loss, None
     # exp(b_j) / (1 + sum_tail exp(b)) = sigmoid(tail) exp(b_j - tail) on the tail;
     # b_j <= tail there, so the min only tames the dropped entries before masking
-    kept = (_ranks(z, t, xp=xp) >= k - 1) & ~t.mask
     e = xp.exp(xp.minimum(z - (sy + tail)[:, None], xp.zeros_like(z)))
     x = xp.where(kept, _xp.sigmoid(tail, xp=xp)[:, None] * e, xp.zeros_like(z))
     return loss, _with_target(x, t, xp=xp)

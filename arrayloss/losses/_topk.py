@@ -7,7 +7,7 @@ import math
 from collections.abc import Callable
 from typing import Any
 
-from array_api_compat import is_dask_namespace, is_jax_namespace
+from array_api_compat import is_jax_namespace
 
 from .. import _xp
 from .._api import Kernel, Targets
@@ -54,14 +54,14 @@ def _set_labels(g: Array, values: Array, t: Targets, *, xp: Namespace) -> Array:
 
 
 # --------------------------------------------------------------------------------------
-# Lazy namespaces: Dask runs the eager kernel on each batch chunk; JAX compiles the
-# whole kernel once (per k, method, shapes), instead of once per operation.
+# JAX: the whole kernel is compiled once (per k, method and shapes) instead of
+# dispatching every operation.  (Dask batches reach the kernels as NumPy blocks.)
 # --------------------------------------------------------------------------------------
 
 RowsFn = Callable[..., tuple[Array, "Array | None"]]
 
 
-def _lazy_rows(
+def _jax_rows(
     fn: RowsFn,
     z: Array,
     t: Targets,
@@ -70,18 +70,16 @@ def _lazy_rows(
     static: dict[str, Any],
     traced: dict[str, float],
 ) -> tuple[Array, Array | None] | None:
-    """``fn`` by Dask blocks or under ``jax.jit``; ``None`` for other namespaces."""
-    if is_dask_namespace(xp):
-        return _by_blocks(fn, z, t.index, want_grad, {**static, **traced})
-    if is_jax_namespace(xp):
-        import jax
+    """``fn`` as one compiled program for concrete JAX arrays; ``None`` otherwise."""
+    if not is_jax_namespace(xp):
+        return None
+    import jax
 
-        if isinstance(z, jax.core.Tracer):  # already being traced: run as is
-            return None
-        run = _jitted(fn, want_grad, tuple(static.items()), tuple(traced))
-        values = [xp.asarray(v, dtype=z.dtype) for v in traced.values()]
-        return run(z, t.index, *values)  # type: ignore[no-any-return]
-    return None
+    if isinstance(z, jax.core.Tracer):  # already being traced: run as is
+        return None
+    run = _jitted(fn, want_grad, tuple(static.items()), tuple(traced))
+    values = [xp.asarray(v, dtype=z.dtype) for v in traced.values()]
+    return run(z, t.index, *values)  # type: ignore[no-any-return]
 
 
 @functools.lru_cache(maxsize=64)
@@ -100,30 +98,6 @@ def _jitted(
         return fn(z, t, xp=xp, want_grad=want_grad, **params)
 
     return jax.jit(run)
-
-
-def _by_blocks(
-    fn: RowsFn, z: Array, index: Array, want_grad: bool, params: dict[str, Any]
-) -> tuple[Array, Array | None]:
-    """Run ``fn`` eagerly on each chunk of rows of a Dask array (one task a chunk)."""
-    import dask.array as da
-
-    c = z.shape[1]
-    z = z.rechunk({1: -1})
-    idx = index.rechunk((z.chunks[0],))[:, None]
-    width = c + 1 if want_grad else 1
-
-    def block(zb: Array, ib: Array) -> Array:
-        bxp = _xp.array_namespace(zb)
-        tb = Targets(index=ib[:, 0], soft=None, n_classes=c, dtype=zb.dtype, xp=bxp)
-        loss, grad = fn(zb, tb, xp=bxp, want_grad=want_grad, **params)
-        cols = [loss[:, None]] if grad is None else [grad, loss[:, None]]
-        return bxp.concat(cols, axis=1)
-
-    out = da.map_blocks(  # type: ignore[no-untyped-call]
-        block, z, idx, dtype=z.dtype, chunks=(z.chunks[0], (width,)), meta=z._meta
-    )
-    return out[:, -1], (out[:, :-1] if want_grad else None)
 
 
 # --------------------------------------------------------------------------------------
@@ -164,7 +138,7 @@ def _topk_svm_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool, k: int, alpha: float
 ) -> tuple[Array, Array | None]:
     _check_k(k, z.shape[1])
-    lazy = _lazy_rows(_topk_svm_rows, z, t, xp, want_grad, {"k": k}, {"alpha": alpha})
+    lazy = _jax_rows(_topk_svm_rows, z, t, xp, want_grad, {"k": k}, {"alpha": alpha})
     if lazy is not None:
         return lazy
     return _hard_rows(z, t, xp=xp, want_grad=want_grad, k=k, alpha=alpha)
@@ -230,7 +204,7 @@ def _smooth_rows(
     n, c = z.shape
     _check_k(k, c)
     static = {"k": k, "method": method, "hard_threshold": hard_threshold}
-    lazy = _lazy_rows(
+    lazy = _jax_rows(
         _smooth_rows, z, t, xp, want_grad, static, {"tau": tau, "alpha": alpha}
     )
     if lazy is not None:
