@@ -11,9 +11,11 @@ Kernels return fresh arrays and never write into ``z`` or the targets.
 (float32 stays float32, integers become the default float), class axis moved last,
 batch flattened, label and weight validation, reduction, and the way back to the
 caller's shape.  Value checks (label range, finiteness, rows summing to one) run
-on eager arrays at once.  A Dask batch runs the kernel on each block of rows (every
-loss is row-wise): one task per block, with the same value checks, which then run
-and raise when the graph is computed.  JAX tracers (inside ``jax.jit``) skip them.
+on eager arrays at once.  A Dask batch runs the kernel on each block of rows: one
+task per block, with the same value checks, which then run and raise when the
+graph is computed.  (The one loss that is not row-wise, Keras' hinge with soft
+labels, runs on the lazy batch without them.)  JAX tracers (inside ``jax.jit``)
+skip the value checks.
 """
 
 from __future__ import annotations
@@ -88,6 +90,9 @@ class Kernel:
     # True if ``rows`` takes ``grad_scale`` (a float or None) and multiplies its
     # gradient by it itself, saving the wrapper a pass over (n, C) for "mean".
     fused_scale: bool = False
+    # True if, with soft labels, a row's loss depends on the other rows (Keras'
+    # batch-wide label conversion): Dask then runs it on the whole lazy batch.
+    batch_wide_soft: bool = False
 
     def value(
         self,
@@ -176,7 +181,9 @@ def evaluate(
     )
     if kernel.fused_scale:
         extra["grad_scale"] = 1.0 / n if fuse else None
-    if is_dask_namespace(xp):
+    if is_dask_namespace(xp) and not (
+        kernel.batch_wide_soft and targets.soft is not None
+    ):
         loss_rows, grad_rows = _dask_rows(
             kernel, z, targets, w, want_grad, params | extra
         )

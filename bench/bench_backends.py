@@ -24,21 +24,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from collections.abc import Callable
 from typing import Any
 
+from _timing import best_medians
+
 BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "jax.jit", "dask", "cupy")
-
-
-def _median_ms(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
 
 
 def _set_threads(threads: int) -> None:
@@ -216,12 +207,7 @@ def main() -> None:
             native = _native_ce(name, z, y)
             if native is not None:
                 tasks[(name, "native CE")] = native
-        best = dict.fromkeys(tasks, float("inf"))
-        for fn in tasks.values():
-            fn()  # warm-up (and JIT compilation)
-        for _ in range(args.rounds):
-            for key, fn in tasks.items():
-                best[key] = min(best[key], _median_ms(fn, args.repeats))
+        best = best_medians(tasks, args.repeats, args.rounds)
         for (name, loss), ms in best.items():
             base = best.get(("numpy", "cross_entropy" if loss == "native CE" else loss))
             ratio = f"{ms / base:7.2f}x" if base else ""

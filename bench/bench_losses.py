@@ -15,18 +15,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 from collections.abc import Callable
 
-
-def _median_ms(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+from _timing import best_medians
 
 
 def main() -> None:
@@ -83,11 +74,7 @@ def main() -> None:
                 F.cross_entropy(tz, ty).backward()
 
             tasks["torch.nn.functional.cross_entropy"] = torch_ce
-        best = {k: float("inf") for k in tasks}
-        for _ in range(args.rounds):
-            for key, fn in tasks.items():
-                fn()  # warm-up
-                best[key] = min(best[key], _median_ms(fn, args.repeats))
+        best = best_medians(tasks, args.repeats, args.rounds)
         ref = best.get("torch.nn.functional.cross_entropy")
         for key, ms in best.items():
             ratio = f"{ms / ref:10.2f}x" if ref else ""

@@ -287,3 +287,36 @@ def test_empty_batch_sum_is_zero():
     )
     assert float(v) == 0.0
     assert g.shape == (0, 3)
+
+
+def test_dask_value_checks_run_at_compute():
+    """Dask builds the graph without computing; bad values raise on compute."""
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(0)
+    z, y, w = rng.normal(size=(10, 6)), rng.integers(0, 6, 10), rng.random(10)
+    soft = rng.dirichlet(np.ones(6), 10)
+
+    def lazy(a, rows=3):
+        return da.from_array(a, chunks=(rows, *a.shape[1:]))
+
+    bad_y, nan_z, neg_w, off_soft = y.copy(), z.copy(), w.copy(), soft.copy()
+    bad_y[7] = 6
+    nan_z[8, 2] = np.nan
+    neg_w[1] = -1.0
+    off_soft[4] *= 1.1
+    cases = [
+        ((lazy(z), lazy(bad_y)), {}, r"class indices in \[0, 5\].*found 6"),
+        ((lazy(nan_z), lazy(y)), {}, "contains NaN"),
+        ((lazy(z), lazy(y)), {"weights": lazy(neg_w)}, "non-negative"),
+        ((lazy(z), lazy(off_soft)), {}, "must sum to 1"),
+    ]
+    for args, kw, match in cases:
+        value, grad = al.cross_entropy_and_grad(*args, **kw)  # no error yet
+        with pytest.raises(ValueError, match=match):
+            value.compute()
+        with pytest.raises(ValueError, match=match):
+            grad.compute()
+    value = al.cross_entropy(lazy(z), lazy(y), weights=lazy(w))
+    np.testing.assert_allclose(
+        value.compute(), al.cross_entropy(z, y, weights=w), rtol=1e-12
+    )

@@ -367,8 +367,10 @@ _CCE = Kernel(
 _KL = Kernel("keras.kl_divergence", _kl_rows, check_params=_check_epsilon)
 _POISSON = Kernel("keras.poisson", _poisson_rows, check_params=_check_epsilon)
 _CATEGORICAL_HINGE = Kernel("keras.categorical_hinge", _categorical_hinge_rows)
-_HINGE = Kernel("keras.hinge", _hinge_rows)
-_SQUARED_HINGE = Kernel("keras.squared_hinge", _squared_hinge_rows)
+_HINGE = Kernel("keras.hinge", _hinge_rows, batch_wide_soft=True)
+_SQUARED_HINGE = Kernel(
+    "keras.squared_hinge", _squared_hinge_rows, batch_wide_soft=True
+)
 _MSE = Kernel("keras.mean_squared_error", _mse_rows)
 _MAE = Kernel("keras.mean_absolute_error", _mae_rows)
 _MAPE = Kernel(
