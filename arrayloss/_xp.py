@@ -23,6 +23,7 @@ __all__ = [
     "array_namespace",
     "as_floating",
     "default_float",
+    "default_int",
     "exp_",
     "finfo_eps",
     "is_lazy_array",
@@ -44,6 +45,14 @@ def default_float(xp: Namespace, device: object = None) -> object:
     if info is None:  # pragma: no cover - every supported namespace has it
         return xp.float64
     return info().default_dtypes(device=device)["real floating"]
+
+
+def default_int(xp: Namespace, device: object = None) -> object:
+    """The namespace's default integer dtype (int32 on JAX without x64)."""
+    info = getattr(xp, "__array_namespace_info__", None)
+    if info is None:  # pragma: no cover - every supported namespace has it
+        return xp.int64
+    return info().default_dtypes(device=device)["integral"]
 
 
 def as_floating(x: Array, name: str, *, xp: Namespace) -> Array:

@@ -805,7 +805,7 @@ def _merge_rows(
         full[idx, ...] = part  # our own array: write in place
         return full
     nb = full.shape[0]
-    pos = xp.cumulative_sum(xp.astype(fail, xp.int64)) - 1
+    pos = xp.cumulative_sum(xp.astype(fail, _xp.default_int(xp, eng.device))) - 1
     rows = xp.arange(nb, device=eng.device)
     index = xp.where(fail, nb + pos, rows)
     return xp.take(xp.concat([full, part], axis=0), index, axis=0)
@@ -990,7 +990,9 @@ def _log_esp_rows(x: Array, k: int, method: str, *, xp: Namespace) -> Array:
         return xp.where(degrees == 0, zero, -xp.inf)
     bad = xp.any(xp.isnan(x) | (x == xp.inf), axis=1)
     x = xp.where(bad[:, None], xp.zeros_like(x), x)
-    count = xp.sum(xp.astype(xp.isfinite(x), xp.int64), axis=1)  # non-zero weights
+    count = xp.sum(
+        xp.astype(xp.isfinite(x), _xp.default_int(xp, eng.device)), axis=1
+    )  # non-zero weights
     lazy = _xp.is_lazy_array(x)
     fft_from = _fft_from(method, kk)
     if lazy:

@@ -65,6 +65,31 @@ def test_torch_float32_kept_under_float64_default(rng, name):
 
 
 @pytest.mark.parametrize("name", NAMES)
+def test_jax_default_config_float32(rng, name):
+    """JAX as installed: without ``jax_enable_x64`` (int32 default integers, no
+    float64); no warning (the suite turns warnings into errors), float32 kept."""
+    jax = pytest.importorskip("jax")
+    z, y = _data(rng)
+    info = al.LOSSES[name]
+    ref_v, ref_g = info.value_and_grad(z, y, reduction="none")
+    jax.config.update("jax_enable_x64", False)
+    try:
+        zj = jax.numpy.asarray(z.astype(np.float32))
+        yj = jax.numpy.asarray(y.astype(np.int32))
+        v, g = info.value_and_grad(zj, yj, reduction="none")
+        vj, gj = jax.jit(lambda s, t: info.value_and_grad(s, t))(zj, yj)
+        v, g, vj, gj = (np.asarray(a) for a in (v, g, vj, gj))
+    finally:
+        jax.config.update("jax_enable_x64", True)
+    assert v.dtype == g.dtype == vj.dtype == gj.dtype == np.float32
+    tol = {"rtol": 2e-5, "atol": 2e-5 * np.max(np.abs(ref_g))}
+    np.testing.assert_allclose(v, ref_v, rtol=2e-5, atol=2e-5 * np.max(np.abs(ref_v)))
+    np.testing.assert_allclose(g, ref_g, **tol)
+    np.testing.assert_allclose(vj, np.mean(ref_v), rtol=2e-5)
+    np.testing.assert_allclose(gj, ref_g / len(y), rtol=2e-5, atol=tol["atol"] / len(y))
+
+
+@pytest.mark.parametrize("name", NAMES)
 def test_under_jax_jit_matches_numpy(rng, name):
     """Inside ``jax.jit`` (tracers: value checks skipped, no host round trips)."""
     jax = pytest.importorskip("jax")

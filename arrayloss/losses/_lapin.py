@@ -78,8 +78,9 @@ def _top(z: Array, t: Targets, m: int, *, xp: Namespace) -> Array:
     vm = xpx.partition(zc, c - m, axis=1, xp=xp)[:, c - m : c - m + 1]  # m-th largest
     above = zc > vm
     tie = zc == vm
-    need = m - xp.sum(xp.astype(above, xp.int64), axis=1, keepdims=True)
-    return above | (tie & (xp.cumulative_sum(xp.astype(tie, xp.int64), axis=1) <= need))
+    count = _xp.default_int(xp, _xp.xp_device(zc))
+    need = m - xp.sum(xp.astype(above, count), axis=1, keepdims=True)
+    return above | (tie & (xp.cumulative_sum(xp.astype(tie, count), axis=1) <= need))
 
 
 def _with_target(g: Array, t: Targets, *, xp: Namespace) -> Array:
