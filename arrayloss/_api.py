@@ -185,7 +185,7 @@ def evaluate(
         kernel.batch_wide_soft and targets.soft is not None
     ):
         loss_rows, grad_rows = _dask_rows(
-            kernel, z, targets, w, want_grad, params | extra
+            kernel, z, targets, w, want_grad, {**params, **extra}
         )
     else:
         loss_rows, grad_rows = kernel.rows(
@@ -389,7 +389,7 @@ def _dask_rows(
     z = z.rechunk({1: -1})
     rows = z.chunks[0]
     soft = targets.index is None
-    lab = targets.soft if soft else targets.index[:, None]
+    lab: Array = targets.soft if targets.index is None else targets.index[:, None]
     lab = lab.rechunk((rows, -1))
     checks = [] if w is None else [w[:, None].rechunk((rows, 1))]
 
