@@ -327,20 +327,16 @@ def test_text_formats(files, fmt):
         assert out.endswith("\n")
 
 
-def test_torch_backend(files):
-    pytest.importorskip("torch")
-    base = run_json([files["z.npy"], files["y.npy"], "--weights", files["w.npy"]])
-    out = run_json(
-        [
-            files["z.npy"],
-            files["y.npy"],
-            "--weights",
-            files["w.npy"],
-            "--backend",
-            "torch",
-        ]
-    )
+@pytest.mark.parametrize("backend", ["torch", "jax"])
+def test_other_backends_agree(files, backend):
+    pytest.importorskip(backend)
+    common = [files["z.npy"], files["y.npy"], "--weights", files["w.npy"]]
+    common += ["--loss", "cross_entropy", "--loss", "smooth_topk_svm:k=2"]
+    common += ["--chunk-size", "7"]
+    base = run_json(common)
+    out = run_json([*common, "--backend", backend])
     for group in ("losses", "metrics"):
+        assert out[group].keys() == base[group].keys()
         for key, value in base[group].items():
             assert _rel(out[group][key], value) < 1e-12, key
 

@@ -208,10 +208,11 @@ class _EvalCommand(click.Command):
 )
 @click.option(
     "--backend",
-    type=click.Choice(["numpy", "torch", "cupy"]),
+    type=click.Choice(["numpy", "torch", "jax", "cupy"]),
     default="numpy",
     show_default=True,
-    help="Array library for the computation (torch uses CUDA when available).",
+    help="Array library for the computation (torch uses CUDA when available; "
+    "jax runs with float64 enabled).",
 )
 @click.option(
     "--dask",
@@ -760,6 +761,14 @@ def _backend(name: str) -> Callable[[Any], Any]:
             raise click.BadParameter(msg, param_hint=["--backend"]) from None
         device = "cuda" if torch.cuda.is_available() else "cpu"
         return lambda a: torch.from_numpy(writable(a)).to(device)
+    if name == "jax":
+        try:
+            import jax
+        except ImportError:
+            msg = "JAX is not installed (pip install 'arrayloss[jax]')"
+            raise click.BadParameter(msg, param_hint=["--backend"]) from None
+        jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call]
+        return jax.numpy.asarray  # float64 files stay float64
     try:
         import cupy
     except ImportError:
