@@ -320,3 +320,22 @@ def test_dask_value_checks_run_at_compute():
     np.testing.assert_allclose(
         value.compute(), al.cross_entropy(z, y, weights=w), rtol=1e-12
     )
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "smooth_topk_svm", "keras.hinge"])
+def test_dask_any_chunking(name):
+    """Blocks that split the class axis, and labels/weights chunked unlike the
+    scores, give the in-memory result (soft labels for the soft-label losses)."""
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(1)
+    z, y, w = rng.normal(size=(11, 6)), rng.integers(0, 6, 11), rng.random(11)
+    info = al.LOSSES[name]
+    targets = [y] + ([rng.dirichlet(np.ones(6), 11)] if "soft" in info.targets else [])
+    for t in targets:
+        ref_v, ref_g = info.value_and_grad(z, t, weights=w)
+        lab = da.from_array(t, chunks=(5, 2)[: t.ndim])
+        v, g = info.value_and_grad(
+            da.from_array(z, chunks=(3, 4)), lab, weights=da.from_array(w, chunks=2)
+        )
+        np.testing.assert_allclose(v.compute(), ref_v, rtol=1e-12)
+        np.testing.assert_allclose(g.compute(), ref_g, rtol=1e-12, atol=1e-15)
