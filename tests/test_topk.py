@@ -293,6 +293,57 @@ def test_accuracy_against_mpmath(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_k1_tiny_loss_keeps_relative_accuracy(backend, dtype):
+    """k = 1 with the label far ahead: the loss ~ e^-8 (and e^-40) must not come
+    from log(1 + tiny) (it had a relative error of 7e-4 in float32)."""
+    s = np.array([-4.4, 8.25, -8.5, -12.5, -7.25, -0.625, 3.5, -30.0], dtype=dtype)
+    for lead, tau in ((0.0, 1.0), (32.0, 1.0), (0.0, 0.5)):
+        row = s.copy()
+        row[1] += lead
+        ref_v, ref_g = reference_subsets(row.astype(np.float64), 1, 1, tau, 1.0)
+        v, g = smooth_topk_svm_and_grad(
+            backend.asarray(row[None, :]), backend.asarray(np.array([1])),
+            k=1, tau=tau, reduction="none",
+        )  # fmt: skip
+        ev, eg = rel_errors(dtype, to_numpy(v)[0], to_numpy(g)[0], ref_v, ref_g)
+        tol = 1e-14 if dtype == np.float64 else 1e-6
+        assert ev <= tol, (lead, tau, ev)
+        assert eg <= tol, (lead, tau, eg)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_accuracy_of_the_compiled_jax_schedule(dtype):
+    """JAX runs a fixed schedule (no host-side health check and fallback): every
+    family at every fast case, one batch of rows per case, to the same targets."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    for n, k, tau in FAST_CASES:
+        rows, labels, refs, tols = [], [], [], []
+        for name in FAMILIES:
+            rng = np.random.default_rng([FAMILIES.index(name), 7, n, k])
+            s, g = family(name, n, k, rng)
+            s = s.astype(dtype)
+            spread = 2 * float(np.max(np.abs(s))) / tau
+            small = math.comb(n, k) <= 5000 and spread < 3000
+            oracle = reference_subsets if small else reference_sequential
+            refs.append(oracle(s.astype(np.float64), g, k, tau, 1.0))
+            rows.append(s)
+            labels.append(g)
+            tols.append(tolerance(dtype, s, k, tau))
+        v, gr = smooth_topk_svm_and_grad(
+            jnp.asarray(np.stack(rows)), jnp.asarray(np.array(labels)), k=k, tau=tau,
+            reduction="none",
+        )  # fmt: skip
+        v, gr = np.asarray(v), np.asarray(gr)
+        assert v.dtype == dtype
+        for i, name in enumerate(FAMILIES):
+            ev, eg = rel_errors(dtype, v[i], gr[i], *refs[i])
+            assert ev <= tols[i], (name, n, k, tau, "loss", ev, tols[i])
+            assert eg <= tols[i], (name, n, k, tau, "grad", eg, tols[i])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", ["randn1", "huge", "wide"])
 def test_accuracy_against_mpmath_n1000(name, dtype):
     _check_case(name, dtype, 1000, 5, 1.0, np.random.default_rng([11, len(name)]))
