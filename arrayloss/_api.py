@@ -20,13 +20,14 @@ skip the value checks.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from array_api_compat import is_dask_namespace
+from array_api_compat import is_dask_namespace, is_jax_namespace
 
 from . import _xp
 from ._typing import Array, Namespace
@@ -93,6 +94,11 @@ class Kernel:
     # True if, with soft labels, a row's loss depends on the other rows (Keras'
     # batch-wide label conversion): Dask then runs it on the whole lazy batch.
     batch_wide_soft: bool = False
+    # Concrete JAX arrays: compile ``rows`` once per shape with ``jax.jit`` instead
+    # of dispatching its (hundreds of) operations one by one.  Names the float
+    # parameters passed as traced arrays; the others are compile-time constants.
+    # ``None``: JAX runs ``rows`` as it is.
+    jax_compile: tuple[str, ...] | None = None
 
     def value(
         self,
@@ -164,7 +170,7 @@ def evaluate(
         )
         raise ValueError(msg)
     n = math.prod(batch_shape)
-    eager = not _xp.is_lazy_array(logits)
+    eager = not _xp.is_lazy(logits)
 
     z = _to_rows(logits, axis, n, n_classes, xp=xp)
     if eager:
@@ -187,6 +193,8 @@ def evaluate(
         loss_rows, grad_rows = _dask_rows(
             kernel, z, targets, w, want_grad, {**params, **extra}
         )
+    elif kernel.jax_compile is not None and eager and is_jax_namespace(xp):
+        loss_rows, grad_rows = _jax_rows(kernel, z, targets, want_grad, params)
     else:
         loss_rows, grad_rows = kernel.rows(
             z, targets, xp=xp, want_grad=want_grad, **params, **extra
@@ -419,6 +427,42 @@ def _dask_rows(
         block, z, lab, *checks, dtype=z.dtype, chunks=(rows, (width,)), meta=z._meta
     )
     return out[:, -1], (out[:, :-1] if want_grad else None)
+
+
+def _jax_rows(
+    kernel: Kernel,
+    z: Array,
+    targets: Targets,
+    want_grad: bool,
+    params: Mapping[str, Any],
+) -> tuple[Array, Array | None]:
+    """``kernel.rows`` as one compiled program (see `Kernel.jax_compile`)."""
+    traced = kernel.jax_compile or ()
+    static = tuple((k, v) for k, v in params.items() if k not in traced)
+    values = [targets.xp.asarray(params[k], dtype=z.dtype) for k in traced]
+    run = _jax_program(kernel, want_grad, static, traced)
+    return run(z, targets.index, targets.soft, *values)  # type: ignore[no-any-return]
+
+
+@functools.lru_cache(maxsize=64)
+def _jax_program(
+    kernel: Kernel,
+    want_grad: bool,
+    static: tuple[tuple[str, Any], ...],
+    traced: tuple[str, ...],
+) -> Any:
+    import jax
+
+    def run(
+        z: Array, index: Array | None, soft: Array | None, *values: Array
+    ) -> tuple[Array, Array | None]:
+        xp = _xp.array_namespace(z)
+        n_classes = z.shape[1]
+        t = Targets(index=index, soft=soft, n_classes=n_classes, dtype=z.dtype, xp=xp)
+        params = dict(static) | dict(zip(traced, values, strict=True))
+        return kernel.rows(z, t, xp=xp, want_grad=want_grad, **params)
+
+    return jax.jit(run)
 
 
 def _reduce(

@@ -11,6 +11,7 @@ import math
 from array_api_compat import (
     array_namespace,
     is_cupy_namespace,
+    is_jax_array,
     is_lazy_array,
     is_numpy_namespace,
     is_torch_namespace,
@@ -26,7 +27,8 @@ __all__ = [
     "default_int",
     "exp_",
     "finfo_eps",
-    "is_lazy_array",
+    "is_jax_tracer",
+    "is_lazy",
     "log_softmax",
     "logsumexp",
     "owns_writable_buffer",
@@ -37,6 +39,24 @@ __all__ = [
     "take_along_axis",
     "xp_device",
 ]
+
+
+def is_jax_tracer(x: Array) -> bool:
+    """True for a JAX array being traced (inside ``jax.jit``): it has no values."""
+    if not is_jax_array(x):
+        return False
+    import jax
+
+    return isinstance(x, jax.core.Tracer)
+
+
+def is_lazy(x: Array) -> bool:
+    """True when ``x``'s values cannot be read here: a Dask array (reading computes
+    it) or a JAX tracer.  Concrete JAX arrays are eager (``array_api_compat``'s
+    ``is_lazy_array`` counts every JAX array as lazy)."""
+    if is_jax_array(x):
+        return is_jax_tracer(x)
+    return bool(is_lazy_array(x))
 
 
 def default_float(xp: Namespace, device: object = None) -> object:

@@ -681,53 +681,58 @@ def _downsweep(
         C = xp.reshape(Cc, (nc, n, nb))
         c_lo = lo
     P = levels[0]
-    n_real = out_t.shape[0] if out_t is not None else None
     M = P.shape[1] // 2
     C = C[:, :M, ...]
     c1 = C[k - 1 - c_lo, ...]
     c2 = C[k - 2 - c_lo, ...] if k - 2 >= c_lo else None
-    if monic:  # k >= 2, so c2 exists
-        yL, yR = P[0, :M, ...], P[0, M:, ...]
-        if eng.mod is not None and out_t is not None:
-            mod = eng.mod
-            t1 = eng.scratch((M, nb))
-            for y_self, y_sib, rows in (
-                (yL, yR, slice(0, M)),
-                (yR, yL, slice(M, n_real)),
-            ):
-                mod.multiply(y_sib, c2, out=t1)
-                mod.add(t1, c1, out=t1)
-                mod.maximum(t1, 0, out=t1)  # >= 0 exactly; rounding may dip below
-                m = rows.stop - rows.start
-                mod.multiply(y_self[:m], t1[:m], out=out_t[rows])
-            return out_t
-        zero = xp.zeros_like(c1)
-        uL = yL * xp.maximum(c1 + yR * c2, zero)
-        uR = yR * xp.maximum(c1 + yL * c2, zero)
-        return xp.concat([uL, uR], axis=0)
-    aL, bL, aR, bR = P[0, :M, ...], P[1, :M, ...], P[0, M:, ...], P[1, M:, ...]
+    if monic:  # leaves 1 + y X: a = 1 (None below), b = y
+        left, right = (None, P[0, :M, ...]), (None, P[0, M:, ...])
+    else:
+        left, right = (P[0, :M, ...], P[1, :M, ...]), (P[0, M:, ...], P[1, M:, ...])
+    return _leaf_gradient(eng, left, right, c1, c2, out_t)
+
+
+Leaf = tuple["Array | None", Array]  # (a, b) of the leaves a + b X; a None means 1
+
+
+def _leaf_gradient(
+    eng: _Engine,
+    left: Leaf,
+    right: Leaf,
+    c1: Array,
+    c2: Array | None,
+    out_t: Array | None,
+) -> Array:
+    """``U_j = b_j max(a_s c1 + b_s c2, 0)`` for the leaves of both halves (``s``:
+    each leaf's sibling), as ``(n, B)``; on NumPy/CuPy written into ``out_t``."""
+    xp = eng.xp
+    pairs = ((left, right), (right, left))
     if eng.mod is not None and out_t is not None:
         mod = eng.mod
+        M, nb = c1.shape
         t1, t2 = eng.scratch((M, nb)), eng.scratch((M, nb), offset=M * nb)
-        for b_self, a_sib, b_sib, rows in (
-            (bL, aR, bR, slice(0, M)),
-            (bR, aL, bL, slice(M, n_real)),
-        ):
-            mod.multiply(a_sib, c1, out=t1)
-            if c2 is not None:
-                mod.multiply(b_sib, c2, out=t2)
-                mod.add(t1, t2, out=t1)
+        starts = (0, M)
+        for ((_, b_self), (a_sib, b_sib)), start in zip(pairs, starts, strict=True):
+            if a_sib is None:  # c1 + b_sib c2 (c2 exists: monic leaves need k >= 2)
+                mod.multiply(b_sib, c2, out=t1)
+                mod.add(t1, c1, out=t1)
+            else:
+                mod.multiply(a_sib, c1, out=t1)
+                if c2 is not None:
+                    mod.multiply(b_sib, c2, out=t2)
+                    mod.add(t1, t2, out=t1)
             mod.maximum(t1, 0, out=t1)  # >= 0 exactly; rounding may dip below
-            m = rows.stop - rows.start
-            mod.multiply(b_self[:m], t1[:m], out=out_t[rows])
+            m = min(M, out_t.shape[0] - start)
+            mod.multiply(b_self[:m], t1[:m], out=out_t[start : start + m])
         return out_t
     zero = xp.zeros_like(c1)
-    if c2 is None:
-        vL, vR = aR * c1, aL * c1
-    else:
-        vL, vR = aR * c1 + bR * c2, aL * c1 + bL * c2
-    uL, uR = bL * xp.maximum(vL, zero), bR * xp.maximum(vR, zero)
-    return xp.concat([uL, uR], axis=0)
+    parts = []
+    for (_, b_self), (a_sib, b_sib) in pairs:
+        v = c1 if a_sib is None else a_sib * c1
+        if c2 is not None:
+            v = v + b_sib * c2
+        parts.append(b_self * xp.maximum(v, zero))
+    return xp.concat(parts, axis=0)
 
 
 # --------------------------------------------------------------------------------------
@@ -833,7 +838,7 @@ def _log_ratio_and_grad(
     eng = _Engine(xp, x.dtype, _xp.xp_device(x))
     fft_from = _fft_from(method, k)
     uses_fft = fft_from <= k
-    lazy = _xp.is_lazy_array(x)
+    lazy = _xp.is_lazy(x)
     target = k - 0.5
     if lazy or uses_fft:
         tgt = xp.full((nb,), target, dtype=eng.dtype, device=eng.device)
@@ -956,7 +961,7 @@ def log_elementary_symmetric(
             _log_esp_block, k, method, dtype=x2.dtype, chunks=(x2.chunks[0], (k + 1,)),
             meta=x2._meta,
         )  # fmt: skip
-    elif is_jax_namespace(xp) and not _is_jax_tracer(x2):
+    elif is_jax_namespace(xp) and not _xp.is_jax_tracer(x2):
         out = _jax_log_esp(k, method)(x2)  # one compiled program
     else:
         out = _log_esp_rows(x2, k, method, xp=xp)
@@ -965,12 +970,6 @@ def log_elementary_symmetric(
 
 def _log_esp_block(x: Array, k: int, method: str) -> Array:
     return _log_esp_rows(x, k, method, xp=_xp.array_namespace(x))
-
-
-def _is_jax_tracer(x: Array) -> bool:
-    import jax
-
-    return isinstance(x, jax.core.Tracer)
 
 
 @functools.lru_cache(maxsize=32)
@@ -993,7 +992,7 @@ def _log_esp_rows(x: Array, k: int, method: str, *, xp: Namespace) -> Array:
     count = xp.sum(
         xp.astype(xp.isfinite(x), _xp.default_int(xp, eng.device)), axis=1
     )  # non-zero weights
-    lazy = _xp.is_lazy_array(x)
+    lazy = _xp.is_lazy(x)
     fft_from = _fft_from(method, kk)
     if lazy:
         res = _log_esp_lazy(eng, x, kk, count, fft_from)

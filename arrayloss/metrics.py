@@ -319,7 +319,7 @@ def _prepare(
     batch_shape = tuple(scores.shape[:axis] + scores.shape[axis + 1 :])
     n_classes = int(scores.shape[axis])
     n = math.prod(batch_shape)
-    eager = not _xp.is_lazy_array(scores)
+    eager = not _xp.is_lazy(scores)
     z = _to_rows(scores, axis, n, n_classes, xp=xp)
     if eager:
         bad = first_bad_row(z, input, xp=xp)

@@ -27,7 +27,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from _timing import best_medians
+from _common import best_medians
 
 BACKENDS = ("numpy", "array_api_strict", "torch", "jax", "jax.jit", "dask", "cupy")
 

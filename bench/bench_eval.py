@@ -24,10 +24,11 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
+
+from _common import run_child, write_predictions
 
 NUMPY = """
 import sys, numpy as np
@@ -44,51 +45,6 @@ print(float(al.cross_entropy(z, y)))
 """
 
 
-GENERATE = """
-import sys, numpy as np
-zpath, ypath, rows, classes = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-rng = np.random.default_rng(0)
-z = np.lib.format.open_memmap(zpath, mode="w+", dtype=np.float32, shape=(rows, classes))
-y = rng.integers(0, classes, size=rows)
-block = 10_000
-for i in range(0, rows, block):
-    part = rng.normal(0.0, 2.0, size=(min(block, rows - i), classes)).astype(np.float32)
-    part[np.arange(part.shape[0]), y[i : i + block]] += 3.0  # the label a bit ahead
-    z[i : i + block] = part
-z.flush()
-np.save(ypath, y)
-"""
-
-
-def write_data(folder: str, rows: int, classes: int) -> tuple[str, str]:
-    """Write the logits and labels in a child process.
-
-    The parent stays small on purpose: Linux charges a child's ``ru_maxrss`` with
-    the RSS of the process it was forked from until its ``exec``.
-    """
-    zpath, ypath = (
-        os.path.join(folder, "logits.npy"),
-        os.path.join(folder, "labels.npy"),
-    )
-    cmd = [sys.executable, "-c", GENERATE, zpath, ypath, str(rows), str(classes)]
-    subprocess.run(cmd, check=True)
-    return zpath, ypath
-
-
-def run(cmd: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of one child process."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    out = proc.stdout.read().decode() if proc.stdout else ""
-    err = proc.stderr.read().decode() if proc.stderr else ""
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{err}")
-    return wall, usage.ru_maxrss / 1024, out  # ru_maxrss is in KiB on Linux
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=250_000)
@@ -103,7 +59,9 @@ def main() -> None:
     folder = tempfile.mkdtemp(prefix="bench_eval_", dir=args.dir)
     try:
         t0 = time.perf_counter()
-        zpath, ypath = write_data(folder, args.rows, args.classes)
+        zpath = os.path.join(folder, "logits.npy")
+        ypath = os.path.join(folder, "labels.npy")
+        write_predictions(zpath, ypath, args.rows, args.classes)
         size = os.path.getsize(zpath) / 1e6
         print(
             f"data: {args.rows} x {args.classes} float32 = {size:.0f} MB "
@@ -124,7 +82,7 @@ def main() -> None:
         best: dict[str, tuple[float, float, str]] = {}
         for _ in range(args.repeat):
             for name, cmd in cases.items():
-                wall, rss, out = run(cmd)
+                wall, rss, out = run_child(cmd)
                 if name not in best or wall < best[name][0]:
                     best[name] = (wall, max(rss, best.get(name, (0, 0, ""))[1]), out)
         result = json.loads(best["eval"][2])

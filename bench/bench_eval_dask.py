@@ -25,45 +25,17 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
 
-GENERATE = """
-import sys, numpy as np
-zpath, ypath, seed, rows, classes = sys.argv[1:3] + [int(a) for a in sys.argv[3:]]
-rng = np.random.default_rng(seed)
-z = np.lib.format.open_memmap(zpath, mode="w+", dtype=np.float32, shape=(rows, classes))
-y = rng.integers(0, classes, size=rows)
-block = 10_000
-for i in range(0, rows, block):
-    part = rng.normal(0.0, 2.0, size=(min(block, rows - i), classes)).astype(np.float32)
-    part[np.arange(part.shape[0]), y[i : i + block]] += 3.0  # the label a bit ahead
-    z[i : i + block] = part
-z.flush()
-np.save(ypath, y)
-"""
+from _common import run_child, write_predictions
 
 
 def write_shard(folder: str, name: str, seed: int, rows: int, classes: int) -> None:
-    """Write ``folder/logits/name`` and ``folder/labels/name`` in a child process
-    (the parent stays small)."""
-    paths = [os.path.join(folder, sub, name) for sub in ("logits", "labels")]
-    for path in paths:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-    args = [str(seed), str(rows), str(classes)]
-    subprocess.run([sys.executable, "-c", GENERATE, *paths, *args], check=True)
-
-
-def run(cmd: list[str]) -> tuple[float, str]:
-    """(wall seconds, stdout) of one child process."""
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise SystemExit(f"{' '.join(cmd)} failed ({proc.returncode}):\n{proc.stderr}")
-    return wall, proc.stdout
+    """Write ``folder/logits/name`` and ``folder/labels/name``."""
+    zpath, ypath = (os.path.join(folder, sub, name) for sub in ("logits", "labels"))
+    write_predictions(zpath, ypath, rows, classes, seed)
 
 
 def main() -> None:
@@ -115,7 +87,7 @@ def main() -> None:
         best: dict[str, tuple[float, str]] = {}
         for _ in range(args.repeat):
             for name, cmd in cases.items():
-                wall, out = run(cmd)
+                wall, _, out = run_child(cmd)
                 if name not in best or wall < best[name][0]:
                     best[name] = (wall, out)
 
@@ -139,8 +111,11 @@ def main() -> None:
             line = f"{name:<10} {wall:>7.2f} {n_rows / wall:>10.0f} {gb / wall:>6.2f}"
             if name.startswith("dask"):
                 fixed = best[f"start {name.split()[1]}"][0]
-                net = max(wall - fixed, 1e-9)
-                line += f"   {fixed:>7.2f} {net:>6.2f} {n_rows / net:>10.0f} {gb / net:>8.2f}"
+                net = wall - fixed
+                if net > 0.05 * wall:
+                    line += f"   {fixed:>7.2f} {net:>6.2f} {n_rows / net:>10.0f} {gb / net:>8.2f}"
+                else:  # the data is too small to tell the work from the start-up
+                    line += f"   {fixed:>7.2f} {'-':>6} {'-':>10} {'-':>8}"
             print(line)
         if len(workers) > 1:
             a, b = workers[0], workers[-1]

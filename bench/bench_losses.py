@@ -17,7 +17,7 @@ import argparse
 import os
 from collections.abc import Callable
 
-from _timing import best_medians
+from _common import best_medians
 
 
 def main() -> None:

@@ -134,3 +134,20 @@ def assert_allclose(
     np.testing.assert_allclose(
         to_numpy(actual), np.asarray(desired), rtol=rtol, atol=atol
     )
+
+
+def invoke_eval(args: list[str], exit_code: int = 0, **kwargs: Any) -> Any:
+    """Run ``arrayloss eval ARGS`` in-process; on an unexpected exit code, raise
+    with its stdout, stderr and exception."""
+    from click.testing import CliRunner
+
+    from arrayloss.cli import main
+
+    result = CliRunner().invoke(main, ["eval", *args], **kwargs)
+    if result.exit_code != exit_code:
+        raise AssertionError(
+            f"eval {args} exited {result.exit_code}, expected {exit_code}\n"
+            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\n"
+            f"exception: {result.exception!r}"
+        )
+    return result

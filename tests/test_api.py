@@ -339,3 +339,19 @@ def test_dask_any_chunking(name):
         )
         np.testing.assert_allclose(v.compute(), ref_v, rtol=1e-12)
         np.testing.assert_allclose(g.compute(), ref_g, rtol=1e-12, atol=1e-15)
+
+
+def test_value_checks_on_every_backend(backend):
+    """Concrete arrays of every library are checked at the call (JAX included:
+    array-api-compat calls every JAX array lazy; only tracers are), Dask's when
+    computed."""
+    z = np.random.default_rng(0).normal(size=(4, 5))
+    nan_z = z.copy()
+    nan_z[2, 1] = np.nan
+    good, bad = np.array([0, 1, 2, 3]), np.array([0, 1, 9, 3])
+    for f in (al.cross_entropy, al.smooth_topk_svm):
+        kw = {"k": 2} if f is al.smooth_topk_svm else {}
+        with pytest.raises(ValueError, match=r"class indices in \[0, 4\].*found 9"):
+            to_numpy(f(backend.asarray(z), backend.asarray(bad), **kw))
+        with pytest.raises(ValueError, match="contains NaN"):
+            to_numpy(f(backend.asarray(nan_z), backend.asarray(good), **kw))

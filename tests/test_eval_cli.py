@@ -11,27 +11,14 @@ import sys
 import click
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from conftest import invoke_eval as invoke
 
 import arrayloss as al
 from arrayloss import metrics as M
-from arrayloss.cli import main
 from arrayloss.cli._options import check_loss_params, parse_loss_spec, parse_spec
 
 N, C = 400, 6
 NAMES = ("ant", "bee", "cat", "dog", "eel", "fox")
-
-
-def invoke(args, exit_code=0, **kwargs):
-    """Run ``arrayloss eval ARGS``; on an unexpected exit code, show everything."""
-    result = CliRunner().invoke(main, ["eval", *args], **kwargs)
-    if result.exit_code != exit_code:
-        raise AssertionError(
-            f"eval {args} exited {result.exit_code}, expected {exit_code}\n"
-            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\n"
-            f"exception: {result.exception!r}"
-        )
-    return result
 
 
 def run_json(args, **kwargs):

@@ -15,27 +15,13 @@ import time
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
-
-from arrayloss.cli import main
+from conftest import invoke_eval as invoke
 
 C = 10
 SIZES = (700, 900, 500, 1100, 800)  # 4000 rows in 5 shards
 NUMBERS = (0, 1, 2, 10, 11)  # natural order differs from the lexicographic one
 LOSSES = ("cross_entropy", "hinge", "smooth_topk_svm:k=3")
 METRICS = ("accuracy", "top_k_accuracy", "nll", "brier", "ece")
-
-
-def invoke(args, exit_code=0):
-    """Run ``arrayloss eval ARGS``; on an unexpected exit code, show everything."""
-    result = CliRunner().invoke(main, ["eval", *args])
-    if result.exit_code != exit_code:
-        raise AssertionError(
-            f"eval {args} exited {result.exit_code}, expected {exit_code}\n"
-            f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}\n"
-            f"exception: {result.exception!r}"
-        )
-    return result
 
 
 def run_json(args):

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import functools
 import math
-from collections.abc import Callable
 from typing import Any
-
-from array_api_compat import is_jax_namespace
 
 from .. import _xp
 from .._api import Kernel, Targets
@@ -57,53 +53,6 @@ def _set_labels(g: Array, values: Array, t: Targets, *, xp: Namespace) -> Array:
 
 
 # --------------------------------------------------------------------------------------
-# JAX: the whole kernel is compiled once (per k, method and shapes) instead of
-# dispatching every operation.  (Dask batches reach the kernels as NumPy blocks.)
-# --------------------------------------------------------------------------------------
-
-RowsFn = Callable[..., tuple[Array, "Array | None"]]
-
-
-def _jax_rows(
-    fn: RowsFn,
-    z: Array,
-    t: Targets,
-    xp: Namespace,
-    want_grad: bool,
-    static: dict[str, Any],
-    traced: dict[str, float],
-) -> tuple[Array, Array | None] | None:
-    """``fn`` as one compiled program for concrete JAX arrays; ``None`` otherwise."""
-    if not is_jax_namespace(xp):
-        return None
-    import jax
-
-    if isinstance(z, jax.core.Tracer):  # already being traced: run as is
-        return None
-    run = _jitted(fn, want_grad, tuple(static.items()), tuple(traced))
-    values = [xp.asarray(v, dtype=z.dtype) for v in traced.values()]
-    return run(z, t.index, *values)  # type: ignore[no-any-return]
-
-
-@functools.lru_cache(maxsize=64)
-def _jitted(
-    fn: RowsFn,
-    want_grad: bool,
-    static: tuple[tuple[str, Any], ...],
-    traced: tuple[str, ...],
-) -> Any:
-    import jax
-
-    def run(z: Array, index: Array, *values: Array) -> tuple[Array, Array | None]:
-        xp = _xp.array_namespace(z)
-        t = Targets(index=index, soft=None, n_classes=z.shape[1], dtype=z.dtype, xp=xp)
-        params = dict(static) | dict(zip(traced, values, strict=True))
-        return fn(z, t, xp=xp, want_grad=want_grad, **params)
-
-    return jax.jit(run)
-
-
-# --------------------------------------------------------------------------------------
 # Hard top-k SVM.
 # --------------------------------------------------------------------------------------
 
@@ -141,9 +90,6 @@ def _topk_svm_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool, k: int, alpha: float
 ) -> tuple[Array, Array | None]:
     _check_k(k, z.shape[1])
-    lazy = _jax_rows(_topk_svm_rows, z, t, xp, want_grad, {"k": k}, {"alpha": alpha})
-    if lazy is not None:
-        return lazy
     return _hard_rows(z, t, xp=xp, want_grad=want_grad, k=k, alpha=alpha)
 
 
@@ -210,12 +156,6 @@ def _smooth_rows(
 ) -> tuple[Array, Array | None]:
     n, c = z.shape
     _check_k(k, c)
-    static = {"k": k, "method": method, "hard_threshold": hard_threshold}
-    lazy = _jax_rows(
-        _smooth_rows, z, t, xp, want_grad, static, {"tau": tau, "alpha": alpha}
-    )
-    if lazy is not None:
-        return lazy
     if n == 0:
         loss = xp.zeros((0,), dtype=z.dtype, device=_xp.xp_device(z))
         return loss, (
@@ -284,6 +224,7 @@ _SMOOTH = Kernel(
     soft_labels=False,
     min_classes=2,
     check_params=_check_smooth,
+    jax_compile=("tau", "alpha"),
 )
 _HARD = Kernel(
     "topk_svm",
@@ -291,6 +232,7 @@ _HARD = Kernel(
     soft_labels=False,
     min_classes=2,
     check_params=_check_hard,
+    jax_compile=("alpha",),
 )
 
 

@@ -1,0 +1,82 @@
+"""Helpers shared by the benchmarks (run as ``python bench/<name>.py``): timing
+in-process, prediction files and child processes."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Hashable, Mapping
+from typing import TypeVar
+
+K = TypeVar("K", bound=Hashable)
+
+
+def median_ms(fn: Callable[[], object], repeats: int) -> float:
+    """Median wall time of ``repeats`` calls of ``fn``, in milliseconds."""
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def best_medians(
+    tasks: Mapping[K, Callable[[], object]], repeats: int, rounds: int
+) -> dict[K, float]:
+    """Each task's best median over ``rounds`` round-robin passes (after a warm-up
+    call each, which also triggers any JIT compilation)."""
+    for fn in tasks.values():
+        fn()
+    best = dict.fromkeys(tasks, float("inf"))
+    for _ in range(rounds):
+        for key, fn in tasks.items():
+            best[key] = min(best[key], median_ms(fn, repeats))
+    return best
+
+
+_GENERATE = """
+import sys, numpy as np
+zpath, ypath, seed, rows, classes = sys.argv[1:3] + [int(a) for a in sys.argv[3:]]
+rng = np.random.default_rng(seed)
+z = np.lib.format.open_memmap(zpath, mode="w+", dtype=np.float32, shape=(rows, classes))
+y = rng.integers(0, classes, size=rows)
+block = 10_000
+for i in range(0, rows, block):
+    part = rng.normal(0.0, 2.0, size=(min(block, rows - i), classes)).astype(np.float32)
+    part[np.arange(part.shape[0]), y[i : i + block]] += 3.0  # the label a bit ahead
+    z[i : i + block] = part
+z.flush()
+np.save(ypath, y)
+"""
+
+
+def write_predictions(
+    zpath: str, ypath: str, rows: int, classes: int, seed: int = 0
+) -> None:
+    """Write float32 logits (``.npy``, N(0, 2) with the label 3 ahead) and their
+    labels, in a child process: the parent stays small, because Linux charges a
+    child's ``ru_maxrss`` with the RSS of the process it was forked from until its
+    ``exec``."""
+    for path in (zpath, ypath):
+        os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    args = [zpath, ypath, str(seed), str(rows), str(classes)]
+    subprocess.run([sys.executable, "-c", _GENERATE, *args], check=True)
+
+
+def run_child(cmd: list[str]) -> tuple[float, float, str]:
+    """(wall seconds, peak RSS in MB, stdout) of one child process (its output must
+    fit the pipe: it is read after the exit); exits with its stderr if it fails."""
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - t0
+    out = proc.stdout.read().decode() if proc.stdout else ""
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    code = os.waitstatus_to_exitcode(status)
+    if code != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed ({code}):\n{err}")
+    return wall, usage.ru_maxrss / 1024, out  # ru_maxrss is in KiB on Linux
