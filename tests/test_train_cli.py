@@ -243,3 +243,19 @@ def test_study_usage_errors(tmp_path, args, message):
     r = invoke(["study", "--out", str(tmp_path / "s"), *args], exit_code=2)
     assert message in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_study_without_matplotlib_says_so_after_usage_checks(tmp_path, monkeypatch):
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name == "matplotlib" else real(name, *a),
+    )
+    out = ["study", "--out", str(tmp_path / "s")]
+    r = invoke([*out, "--data", "nowhere"], exit_code=2)  # usage first
+    assert "is not 'digits'" in r.stderr
+    r = invoke(out, exit_code=1)
+    assert "the plot needs matplotlib" in r.stderr
+    assert "--no-plot" in r.stderr
+    assert not (tmp_path / "s").exists()  # nothing ran

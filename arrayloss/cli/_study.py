@@ -346,15 +346,17 @@ def study(
     """
     import importlib.util
 
-    if not no_plot and importlib.util.find_spec("matplotlib") is None:
-        msg = "the plot needs matplotlib: pip install 'arrayloss[plot]' (or pass --no-plot)"
-        raise click.ClickException(msg)
     dataset = load_data(data)
     if not losses:
         msg = "no loss to study"
         raise click.UsageError(msg)
     for name, params in losses:
         check_loss(name, params, dataset.n_classes)
+    # After the usage checks (exit 2), before any run: a missing plotting library
+    # must not cost the whole study.
+    if not no_plot and importlib.util.find_spec("matplotlib") is None:
+        msg = "the plot needs matplotlib: pip install 'arrayloss[plot]' (or pass --no-plot)"
+        raise click.ClickException(msg)
     labels = list(dict.fromkeys(_label(n, p) for n, p in losses))
     tasks = [
         {
