@@ -29,6 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ._errors import DataError
+
 __all__ = [
     "DataError",
     "Dataset",
@@ -55,10 +57,6 @@ _IDX_DTYPES = {
     0x0D: ">f4",
     0x0E: ">f8",
 }
-
-
-class DataError(ValueError):
-    """A data file or data option that cannot be used; the message says why."""
 
 
 @dataclass(frozen=True, eq=False)

@@ -40,6 +40,9 @@ from typing import IO, Any
 
 import numpy as np
 
+from ._errors import DataError
+from ._errors import one_line as _one_line
+
 __all__ = [
     "SHARD_SUFFIXES",
     "Chunk",
@@ -60,10 +63,6 @@ __all__ = [
 _SCORE_KEYS = ("scores", "logits", "probs", "logprobs")
 _LABEL_KEYS = ("labels", "y", "targets")
 _WEIGHT_KEYS = ("weights", "sample_weight")
-
-
-class DataError(ValueError):
-    """A data file that cannot be used; the message names the file."""
 
 
 # --------------------------------------------------------------------------- #
@@ -951,8 +950,3 @@ class TextWriter:
 
     def close(self) -> None:
         self._f.close()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return " ".join(text.split())

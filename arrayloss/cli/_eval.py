@@ -36,6 +36,7 @@ from typing import Any
 
 import click
 
+from .._errors import one_line as _one_line
 from ._options import (
     LOSS,
     LOSS_HELP,
@@ -284,10 +285,6 @@ def eval_command(ctx: click.Context, /, **opts: Any) -> None:
             f"internal error ({type(exc).__name__}: {_one_line(exc)}); please report it"
         )
         raise click.ClickException(msg) from None
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join((str(exc) or type(exc).__name__).split())
 
 
 # --------------------------------------------------------------------------- #

@@ -1,0 +1,28 @@
+"""The error classes every part of arrayloss raises, and their one-line text.
+
+- `DataError` (a `ValueError`): a file, data set or array that cannot be used. The
+  command line maps it to exit status 1 with its message on one line.
+- `UsageError` (a `ValueError`): options that contradict each other or cannot be
+  carried out (two outputs naming one file, an output that is an input). The
+  command line maps it to exit status 2.
+
+`one_line` is the single place that turns an exception into the one line the
+command line prints.
+"""
+
+from __future__ import annotations
+
+__all__ = ["DataError", "UsageError", "one_line"]
+
+
+class DataError(ValueError):
+    """A data file, data set or array that cannot be used; the message says why."""
+
+
+class UsageError(ValueError):
+    """Options that cannot be carried out together; the message names them."""
+
+
+def one_line(exc: BaseException) -> str:
+    """The exception's message with its white space folded onto one line."""
+    return " ".join((str(exc) or type(exc).__name__).split())

@@ -1,0 +1,176 @@
+"""The one routine through which every command writes its output files.
+
+`Outputs` collects the files a command writes and commits them together:
+
+- a regular file (or a new path) is written to a hidden temporary file beside it and
+  renamed onto it only when the whole command succeeds, so an error, a full disk or
+  a signal leaves the old file as it was and no temporary file behind;
+- a symbolic link is written *through*: the file it points to is replaced, the link
+  stays;
+- a character device, FIFO or socket (``/dev/null``, a named pipe) is opened and
+  written directly, never renamed over;
+- ``-`` is standard output;
+- two outputs that name one file, or an output that is one of the command's
+  inputs, are a `UsageError` before anything is written.
+
+Use::
+
+    with Outputs(inputs=[scores_path]) as out:
+        path = out.add(args.output, "output file")   # where to write it now
+        ...write to path...
+    # renamed into place here; on an exception every temporary file is removed
+
+`install_signal_handlers` turns SIGTERM (and SIGHUP) into `SystemExit`, so that the
+``with`` block's clean-up runs when a command is killed politely.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import stat
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from types import FrameType, TracebackType
+
+from .._errors import DataError, UsageError
+
+__all__ = ["Outputs", "install_signal_handlers"]
+
+STDOUT = "-"
+
+
+@dataclass
+class _Target:
+    label: str
+    final: str  # the path the data end up at (links resolved)
+    write_to: str  # where the command writes now
+    temporary: bool  # write_to is a temporary file renamed onto final at commit
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _identity(path: str) -> tuple[int, int] | str:
+    """``(device, inode)`` of an existing file, else its absolute real path."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return (st.st_dev, st.st_ino)
+
+
+class Outputs:
+    """The output files of one command, committed together; see the module doc."""
+
+    def __init__(self, *, inputs: Iterable[str] = ()) -> None:
+        self._inputs = {
+            _identity(p): p for p in inputs if p != STDOUT and os.path.exists(p)
+        }
+        self._targets: list[_Target] = []
+        self._seen: dict[tuple[int, int] | str, str] = {}
+
+    def add(self, path: str, label: str) -> str:
+        """Register ``path`` as an output; return the path to write to now.
+
+        Raises `UsageError` if ``path`` names an input or another output, and
+        `DataError` if it cannot be written (a directory, a missing folder, no
+        permission).
+        """
+        if path == STDOUT:
+            return path
+        ident = _identity(path)
+        if ident in self._inputs:
+            msg = f"{label} '{path}' is also an input ({self._inputs[ident]}); choose another file"
+            raise UsageError(msg)
+        if ident in self._seen:
+            msg = f"{label} '{path}' and {self._seen[ident]} name the same file"
+            raise UsageError(msg)
+        self._seen[ident] = f"{label} '{path}'"
+        final = os.path.realpath(path)  # write through links
+        try:
+            mode = os.stat(final).st_mode
+        except FileNotFoundError:
+            mode = None
+        except OSError as exc:
+            msg = f"cannot write {label} '{path}': {exc.strerror or exc}"
+            raise DataError(msg) from None
+        if mode is not None and stat.S_ISDIR(mode):
+            msg = f"cannot write {label} '{path}': it is a directory"
+            raise DataError(msg)
+        if mode is not None and not stat.S_ISREG(mode):
+            # A device, FIFO or socket: write to it directly, never rename over it.
+            self._targets.append(_Target(label, final, final, temporary=False))
+            return final
+        directory = os.path.dirname(final)
+        try:
+            fd, tmp = tempfile.mkstemp(
+                dir=directory, prefix=f".{os.path.basename(final)}.", suffix=".part"
+            )
+        except OSError as exc:
+            msg = f"cannot write {label} '{path}': {exc.strerror or exc}"
+            raise DataError(msg) from None
+        os.close(fd)
+        self._targets.append(_Target(label, final, tmp, temporary=True))
+        return tmp
+
+    def commit(self) -> None:
+        """Rename every temporary file onto its destination."""
+        for target in self._targets:
+            if not target.temporary:
+                continue
+            try:
+                mode = os.stat(target.final).st_mode & 0o7777
+            except OSError:
+                mode = 0o666 & ~_umask()
+            try:
+                os.chmod(target.write_to, mode)
+                os.replace(target.write_to, target.final)
+            except OSError as exc:
+                self.discard()
+                msg = f"cannot write {target.label} '{target.final}': {exc.strerror or exc}"
+                raise DataError(msg) from None
+            target.temporary = False
+        self._targets.clear()
+
+    def discard(self) -> None:
+        """Remove every temporary file not yet committed."""
+        for target in self._targets:
+            if target.temporary:
+                with contextlib.suppress(OSError):
+                    os.unlink(target.write_to)
+        self._targets.clear()
+
+    def __enter__(self) -> Outputs:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.discard()
+
+
+def _raise_exit(signum: int, frame: FrameType | None) -> None:
+    raise SystemExit(128 + signum)
+
+
+def install_signal_handlers() -> None:
+    """Make SIGTERM and SIGHUP raise `SystemExit` so clean-up code runs."""
+    for name in ("SIGTERM", "SIGHUP"):
+        sig = getattr(signal, name, None)
+        if sig is None:
+            continue
+        with contextlib.suppress(ValueError, OSError):  # not the main thread
+            if signal.getsignal(sig) in (signal.SIG_DFL, None):
+                signal.signal(sig, _raise_exit)
