@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from arrayloss._errors import one_line as _one_line
 from arrayloss.io import Chunk, DataError, read_rows
 
 from ._eval import (
@@ -66,7 +67,6 @@ from ._eval import (
     _backend,
     _evaluate_chunk,
     _LossTally,
-    _one_line,
     _ShardInfo,
 )
 
