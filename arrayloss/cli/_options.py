@@ -18,6 +18,7 @@ __all__ = [
     "LOSS",
     "LOSS_HELP",
     "LossSpec",
+    "Real",
     "check_loss_params",
     "format_spec",
     "loss_option",
@@ -191,6 +192,25 @@ def parse_int_list(text: str, *, name: str, low: int = 1) -> tuple[int, ...]:
             raise click.BadParameter(msg, param_hint=[name])
         out.append(value)
     return tuple(dict.fromkeys(out))
+
+
+class Real(click.FloatRange):
+    """A finite number in a range: `click.FloatRange` without NaN or infinity.
+
+    The one validation type for every real-valued option (``--lr``, ``--rtol``,
+    ``--target``, ...): NaN and ``inf`` are bad usage (exit 2), checked by click
+    before any work starts.
+    """
+
+    name = "number"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
 
 
 LOSS_HELP = (
