@@ -7,7 +7,8 @@ without editing the docs:
   (`reference_entries`, written by `write_api_pages`);
 * one gallery script per registered loss, from `arrayloss.LOSSES`
   (`write_loss_scripts`), which sphinx-gallery runs like any other example;
-* the index of the design notes in ``docs/design/`` (`write_design_index`).
+* the index of the design notes in ``docs/design/`` (`write_design_index`);
+* the command-line page, every command's ``--help`` (`cli_page`).
 
 After the build, `check_reference` compares the objects Sphinx documented with
 every ``__all__`` and warns (an error under ``-W``) about any name left out.
@@ -28,7 +29,7 @@ GENERATED = DOCS / "generated"
 
 # Public-looking modules that are not API pages, and why.
 NOT_REFERENCE = {
-    "arrayloss.cli": "the command line; documented by its own page (cli)",
+    "arrayloss.cli": "the command line; its page is every command's --help (cli_page)",
     "arrayloss.losses": "its __all__ is re-exported by arrayloss and documented there",
 }
 
@@ -221,6 +222,26 @@ def loss_script(name: str) -> str:
     value, grad = public_path(info.value), public_path(info.value_and_grad)
     params = ", ".join(f"``{k}={v!r}``" for k, v in info.params.items()) or "none"
     targets = {"index": "class indices", "index|soft": "class indices or soft labels"}
+    rank_text = rank_code = ""
+    if "k" in info.params:
+        rank_text = (
+            "\nThe third panel places the true class at rank 1 to 10 among competitor\n"
+            "scores 8, 7, ..., 0; the dashed line is ``k``.\n"
+        )
+        rank_code = f"""
+# The true class at rank r = 1..C among competitor scores C-2, ..., 0.
+competitors = np.arange(C - 2, -1, -1.0)
+ranks = np.arange(1, C + 1)
+edges = np.concatenate([[competitors[0] + 1], competitors, [competitors[-1] - 1]])
+by_rank = np.tile(np.concatenate([[0.0], competitors]), (C, 1))
+by_rank[:, 0] = (edges[:-1] + edges[1:]) / 2
+rank_loss = al.value_and_grad("{name}", by_rank, labels[:C], reduction="none")[0]
+ax_rank.plot(ranks, rank_loss, "o-", ms=3, color="C2")
+ax_rank.axvline({info.params["k"]!r} + 0.5, color="0.6", ls="--", lw=0.8)
+ax_rank.set(xlabel="rank of the true class", ylabel="loss", xticks=ranks)
+"""
+    panels = 3 if rank_code else 2
+    axes = "ax_loss, ax_grad, ax_rank" if rank_code else "ax_loss, ax_grad"
     return rf'''r"""
 {_title(f"``{name}``")}
 {_rst_escape(info.summary)}.
@@ -234,7 +255,7 @@ The curves are the loss of one sample and the gradient with respect to the
 true-class score :math:`s_y`, against the true-class margin
 :math:`m = s_y - \max_{{j \ne y}} s_j` (10 classes, every other score 0). A flat
 loss where :math:`m \ll 0` saturates; a jump in the gradient is a kink.
-"""
+{rank_text}"""
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -249,13 +270,13 @@ labels = np.zeros(margin.size, dtype=np.int64)
 
 loss, grad = al.value_and_grad("{name}", logits, labels, reduction="none")
 
-fig, (ax_loss, ax_grad) = plt.subplots(1, 2, figsize=(8, 3), layout="constrained")
+fig, ({axes}) = plt.subplots(1, {panels}, figsize=({4 * panels}, 3), layout="constrained")
 ax_loss.plot(margin, loss)
 ax_loss.set(xlabel="true-class margin $m$", ylabel="loss", title="{name}")
 ax_grad.plot(margin, grad[:, 0], color="C1")
 ax_grad.axhline(0, color="0.8", lw=0.8)
 ax_grad.set(xlabel="true-class margin $m$", ylabel=r"$\partial \ell / \partial s_y$")
-plt.show()
+{rank_code}plt.show()
 '''
 
 
@@ -301,6 +322,36 @@ def write_design_index() -> None:
     _write(GENERATED / "design.rst", "\n".join(lines) + "\n")
 
 
+def cli_page() -> str:
+    """The reStructuredText of the command-line page: every command's ``--help``."""
+    import click
+
+    from arrayloss.cli import main
+
+    lines = [
+        ".. _cli:\n",
+        _title("Command line"),
+        "Every command's ``--help``, generated from the installed commands. Errors",
+        "are one line on standard error, never a traceback; exit codes are 0",
+        "success, 1 bad data or a failed check, 2 bad usage.\n",
+    ]
+    root = click.Context(main, info_name="arrayloss", **main.context_settings)
+    sections = [("arrayloss", main, root)]
+    for name in main.list_commands(root):
+        command = main.get_command(root, name)
+        if command is not None:
+            ctx = click.Context(
+                command, info_name=name, parent=root, **command.context_settings
+            )
+            sections.append((f"arrayloss {name}", command, ctx))
+    for title, command, ctx in sections:
+        text = command.get_help(ctx)
+        lines += [_title(f"``{title}``", "-"), ".. code-block:: text\n"]
+        lines += [f"   {line}".rstrip() for line in text.splitlines()]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
 def _write(path: Path, text: str) -> None:
     # Rewrite only on change, so Sphinx's incremental builds stay incremental.
     if not path.exists() or path.read_text(encoding="utf-8") != text:
@@ -324,6 +375,7 @@ def _generate(app: Any, config: Any) -> None:
     write_api_pages()
     write_loss_scripts()
     write_design_index()
+    _write(GENERATED / "cli.rst", cli_page())
 
 
 def _check_reference(app: Any, env: Any) -> None:
