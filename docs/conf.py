@@ -17,9 +17,9 @@ from pathlib import Path
 for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-import matplotlib  # noqa: E402
+import matplotlib as mpl  # noqa: E402
 
-matplotlib.use("Agg")
+mpl.use("Agg")
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "_ext"))
@@ -33,7 +33,7 @@ import arrayloss  # noqa: E402
 
 project = "arrayloss"
 author = "arrayloss developers"
-copyright = "arrayloss developers, MIT licence"  # noqa: A001
+copyright = "arrayloss developers, MIT licence"
 release = version = arrayloss.__version__
 
 extensions = [

@@ -76,7 +76,7 @@ for title, names in families().items():
         len(names), 2, figsize=(8, 1.35 * len(names) + 0.8), sharex=True,
         squeeze=False, layout="constrained",
     )  # fmt: skip
-    for (ax_loss, ax_grad), name in zip(axes, names):
+    for (ax_loss, ax_grad), name in zip(axes, names, strict=True):
         loss, grad = al.value_and_grad(name, logits, labels, reduction="none")
         ax_loss.plot(margin, loss)
         ax_loss.set_ylabel(name, rotation=0, ha="right", va="center", fontsize=8)

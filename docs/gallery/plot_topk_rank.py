@@ -38,7 +38,7 @@ fig, axes = plt.subplots(
     len(topk), 2, figsize=(8, 1.6 * len(topk) + 0.8), sharex=True, squeeze=False,
     layout="constrained",
 )  # fmt: skip
-for (ax_loss, ax_grad), name in zip(axes, topk):
+for (ax_loss, ax_grad), name in zip(axes, topk, strict=True):
     default_k = al.LOSSES[name].params["k"]
     for k, style in ((default_k, "o-"), (2, "s:")):
         loss, grad = al.value_and_grad(name, logits, labels, k=k, reduction="none")
