@@ -92,6 +92,9 @@ sphinx_gallery_conf = {
     "matplotlib_animations": False,
     "image_scrapers": ("matplotlib",),
     "min_reported_time": 1,
+    # Each API page of a function shows the examples that call it.
+    "doc_module": ("arrayloss",),
+    "backreferences_dir": "generated/backrefs",
 }
 
 # --- HTML ------------------------------------------------------------------------

@@ -214,6 +214,11 @@ def _rst_escape(text: str) -> str:
     return text
 
 
+def _call(path: str) -> str:
+    """``arrayloss.keras.huber`` as called in a script: ``al.keras.huber``."""
+    return "al" + path.removeprefix("arrayloss")
+
+
 def loss_script(name: str) -> str:
     """The sphinx-gallery script that draws one registered loss."""
     import arrayloss as al
@@ -235,7 +240,7 @@ ranks = np.arange(1, C + 1)
 edges = np.concatenate([[competitors[0] + 1], competitors, [competitors[-1] - 1]])
 by_rank = np.tile(np.concatenate([[0.0], competitors]), (C, 1))
 by_rank[:, 0] = (edges[:-1] + edges[1:]) / 2
-rank_loss = al.value_and_grad("{name}", by_rank, labels[:C], reduction="none")[0]
+rank_loss = {_call(value)}(by_rank, labels[:C], reduction="none")
 ax_rank.plot(ranks, rank_loss, "o-", ms=3, color="C2")
 ax_rank.axvline({info.params["k"]!r} + 0.5, color="0.6", ls="--", lw=0.8)
 ax_rank.set(xlabel="rank of the true class", ylabel="loss", xticks=ranks)
@@ -268,7 +273,8 @@ logits = np.zeros((margin.size, C))
 logits[:, 0] = margin  # the true class is 0; all competitors score 0
 labels = np.zeros(margin.size, dtype=np.int64)
 
-loss, grad = al.value_and_grad("{name}", logits, labels, reduction="none")
+loss = {_call(value)}(logits, labels, reduction="none")
+_, grad = {_call(grad)}(logits, labels, reduction="none")
 
 fig, ({axes}) = plt.subplots(1, {panels}, figsize=({4 * panels}, 3), layout="constrained")
 ax_loss.plot(margin, loss)
