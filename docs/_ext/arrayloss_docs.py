@@ -171,7 +171,15 @@ def write_api_pages() -> list[str]:
         _title("API reference"),
         "Generated from each module's ``__all__``. Every loss is a pair",
         "``name(logits, labels, /, *, <params>, axis=-1, reduction='mean',",
-        "weights=None)`` and ``name_and_grad(...)``; see :doc:`/guide/choosing`.\n",
+        "weights=None)`` and ``name_and_grad(...)``; see :doc:`/guide/choosing`.",
+        "Every loss and metric checks its input and raises a ``ValueError`` or",
+        "``TypeError`` whose message names the argument and the value (labels out",
+        "of range, NaN scores, soft labels that do not sum to 1, a parameter out",
+        "of its range); values are checked where they exist",
+        "(:doc:`/guide/backends`). The file readers of :mod:`arrayloss.io` and",
+        ":mod:`arrayloss.datasets` raise ``DataError``, naming the file and, where",
+        "they can, the row. A *Raises* section lists what a function raises beyond",
+        "that.\n",
         ".. toctree::\n   :maxdepth: 1\n",
     ]
     index += [f"   {m}" for m in modules]
