@@ -315,6 +315,9 @@ def write_loss_scripts() -> list[str]:
     for stale in out.glob("plot_*.py"):
         if stale.name not in wanted:
             stale.unlink()
+            # ... and its rendered page, which would be an orphan document.
+            for page in (DOCS / "auto_losses").glob(f"{stale.stem}.*"):
+                page.unlink()
     for fname, name in wanted.items():
         _write(out / fname, loss_script(name))
     return list(al.LOSSES)
