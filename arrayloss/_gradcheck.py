@@ -33,7 +33,7 @@ class GradcheckResult:
     Attributes
     ----------
     max_abs_error : float
-        max |analytic - numeric| over the entries of the checked rows.
+        ``max |analytic - numeric|`` over the entries of the checked rows.
     max_rel_error : float
         ``max_abs_error / max(max |numeric|, tiny)``: the normwise relative error.
     ok : bool

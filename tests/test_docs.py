@@ -1,0 +1,161 @@
+"""The documentation site's generated parts (``docs/_ext/arrayloss_docs.py``).
+
+The API reference is generated from each public module's ``__all__`` and the
+per-loss gallery pages from `arrayloss.LOSSES`, so names and losses added later
+appear without editing the docs. These tests check the generator without running
+Sphinx: every public module has a page (or a stated reason not to), every name of
+every ``__all__`` is on its module's page, the build-time coverage check reports a
+missing name, and every registered loss gets a runnable page linking to its API.
+If a site has been built (``docs/_build/html``), its object inventory is checked
+too; building it is the job of ``python -m sphinx -W -b html docs docs/_build/html``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import pkgutil
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+import arrayloss as al
+
+ROOT = Path(__file__).resolve().parent.parent
+EXT = ROOT / "docs" / "_ext" / "arrayloss_docs.py"
+_spec = importlib.util.spec_from_file_location("arrayloss_docs", EXT)
+assert _spec is not None
+assert _spec.loader is not None
+docs = importlib.util.module_from_spec(_spec)
+sys.modules["arrayloss_docs"] = docs
+_spec.loader.exec_module(docs)
+
+# Discovered here independently of the generator, without importing anything.
+PUBLIC = sorted(
+    ["arrayloss"]
+    + [
+        m.name
+        for m in pkgutil.iter_modules(al.__path__, prefix="arrayloss.")
+        if not m.name.rsplit(".", 1)[1].startswith("_")
+    ]
+)
+
+
+def _import(module: str):
+    """Import ``module``; skip if it needs an optional package that is absent."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and not exc.name.startswith("arrayloss"):
+            pytest.skip(f"{module} needs {exc.name}, which is not installed")
+        raise
+
+
+def test_every_public_module_has_a_page_or_a_reason():
+    assert docs.public_modules() == PUBLIC
+    assert set(docs.reference_modules()) == set(PUBLIC) - set(docs.NOT_REFERENCE)
+    for module in ("arrayloss", "arrayloss.keras", "arrayloss.metrics"):
+        assert module in docs.reference_modules()
+    # The exclusions name real modules, so the list cannot rot silently.
+    assert set(docs.NOT_REFERENCE) <= set(PUBLIC)
+
+
+def test_losses_module_is_documented_through_arrayloss():
+    # arrayloss.losses has no page of its own because arrayloss re-exports it.
+    losses = _import("arrayloss.losses")
+    assert set(losses.__all__) <= set(al.__all__)
+
+
+@pytest.mark.parametrize("module", [m for m in PUBLIC if m not in docs.NOT_REFERENCE])
+def test_every_name_of_all_is_on_its_page(module):
+    mod = _import(module)
+    page = docs.api_page(module)
+    assert mod.__all__, module
+    for name in mod.__all__:
+        listed = (
+            re.search(rf"^   {re.escape(name)}$", page, re.MULTILINE)  # autosummary
+            or f".. autodata:: {name}\n" in page
+            or f":mod:`{module}.{name}`" in page  # a submodule: its own page
+            or re.search(rf"^\.\. py:\w+:: {re.escape(name)}$", page, re.MULTILINE)
+        )
+        assert listed, f"{module}.{name} is in __all__ but not on its API page"
+
+
+def test_coverage_check_reports_a_missing_name():
+    everything = {
+        f"{m}.{n}" for m in docs.reference_modules() for n in docs.reference_entries(m)
+    }
+    assert docs.missing_from_inventory(everything) == []
+    assert docs.missing_from_inventory(everything - {"arrayloss.cross_entropy"}) == [
+        "arrayloss.cross_entropy"
+    ]
+
+
+def test_a_name_added_to_all_appears_on_the_page(monkeypatch):
+    def extra() -> None:
+        """A function added later."""
+
+    monkeypatch.setattr(al.metrics, "extra", extra, raising=False)
+    monkeypatch.setattr(al.metrics, "__all__", [*al.metrics.__all__, "extra"])
+    assert re.search(r"^   extra$", docs.api_page("arrayloss.metrics"), re.MULTILINE)
+
+
+def test_a_module_without_all_is_an_error(monkeypatch):
+    monkeypatch.delattr(al.esp, "__all__")
+    with pytest.raises(ValueError, match="has no __all__"):
+        docs.reference_entries("arrayloss.esp")
+
+
+def test_objects_exported_twice_are_documented_once():
+    # DataError is exported by arrayloss.datasets and arrayloss.io.
+    assert al.datasets.DataError is al.io.DataError
+    first, second = sorted(["arrayloss.datasets", "arrayloss.io"])
+    assert re.search(r"^   DataError$", docs.api_page(first), re.MULTILINE)
+    page = docs.api_page(second)
+    assert not re.search(r"^   DataError$", page, re.MULTILINE)
+    assert f":exc:`{first}.DataError`" in page
+
+
+@pytest.mark.parametrize("name", list(al.LOSSES))
+def test_every_loss_has_a_runnable_page_linking_its_api(name):
+    info = al.LOSSES[name]
+    script = docs.loss_script(name)
+    compile(script, f"plot_{docs.loss_slug(name)}.py", "exec")
+    for fn in (info.value, info.value_and_grad):
+        path = docs.public_path(fn)
+        assert f":func:`{path}`" in script
+        module, attr = path.rsplit(".", 1)
+        assert getattr(importlib.import_module(module), attr) is fn
+    assert ("rank of the true class" in script) == ("k" in info.params)
+
+
+def test_loss_page_names_are_unique():
+    slugs = [docs.loss_slug(n) for n in al.LOSSES]
+    assert len(set(slugs)) == len(slugs)
+
+
+def test_cli_page_has_every_command():
+    from arrayloss.cli import main
+
+    page = docs.cli_page()
+    commands = main.list_commands(None)
+    assert commands
+    for command in commands:
+        assert f"``arrayloss {command}``" in page
+
+
+def test_built_site_lists_every_name():
+    inventory = ROOT / "docs" / "_build" / "html" / "objects.inv"
+    if not inventory.exists():
+        pytest.skip(
+            "the site is not built (python -m sphinx -b html docs docs/_build/html)"
+        )
+    inv = pytest.importorskip("sphinx.util.inventory")
+    with inventory.open("rb") as f:
+        data = inv.InventoryFile.load(f, "", lambda *parts: "/".join(parts[1:]))
+    documented = {
+        name for kind, objs in data.items() if kind.startswith("py:") for name in objs
+    }
+    assert docs.missing_from_inventory(documented) == []
