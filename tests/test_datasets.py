@@ -233,7 +233,7 @@ def test_load_npz(tmp_path):
             "2 labels for 3 samples",
         ),
         ({"x": np.full((2, 2), np.nan), "y": np.zeros(2, dtype=int)}, "NaN"),
-        ({"x": np.zeros(3), "y": np.zeros(3, dtype=int)}, r"shape \(n, ...\)"),
+        ({"x": np.zeros(3), "y": np.zeros(3, dtype=int)}, r"shape \(n, d, ...\)"),
         ({"x": np.zeros((2, 1)), "y": np.array([-1, 0])}, ">= 0"),
         (
             {"x": np.zeros((2, 1)), "y": np.array([0, 3]), "n_classes": 2},
