@@ -490,7 +490,9 @@ def load_npz(path: os.PathLike[str] | str) -> Dataset:
     y = _labels(arrays[ykey], x.shape[0], path)
     x_test = y_test = None
     if ("x_test" in arrays) != ("y_test" in arrays):
-        have, lack = ("x_test", "y_test") if "x_test" in arrays else ("y_test", "x_test")
+        have, lack = (
+            ("x_test", "y_test") if "x_test" in arrays else ("y_test", "x_test")
+        )
         msg = f"{path}: has {have} but no {lack} (a test part needs both)"
         raise DataError(msg)
     if "x_test" in arrays:

@@ -630,9 +630,7 @@ def score_metrics(
     }
 
 
-def save(
-    params: MLP, path: str | os.PathLike[str] | BinaryIO, **metadata: Any
-) -> None:
+def save(params: MLP, path: str | os.PathLike[str] | BinaryIO, **metadata: Any) -> None:
     """Write the parameters (as NumPy arrays) and JSON ``metadata`` to ``path``.
 
     The ``.npz`` file holds ``W0, b0, W1, b1, ...``, ``activation`` and ``meta``
