@@ -367,14 +367,17 @@ def split(
 
 
 def _features(x: np.ndarray, path: os.PathLike[str] | str) -> np.ndarray:
-    """(n, ...) numbers as float64 (n, d); integers divided by their largest value."""
+    """(n, ...) numbers as float64 (n, d): booleans as 0/1, integers divided by their
+    largest value."""
     if x.ndim < 2 or x.shape[0] == 0 or math.prod(x.shape[1:]) == 0:
         msg = (
             f"{path}: features must have shape (n, d, ...) with n >= 1 and d >= 1 "
             f"(got {x.shape})"
         )
         raise DataError(msg)
-    if np.issubdtype(x.dtype, np.integer):
+    if x.dtype == np.bool_:
+        out = x.astype(np.float64)
+    elif np.issubdtype(x.dtype, np.integer):
         top = float(x.max())
         out = x.astype(np.float64) / (top if top > 0 else 1.0)
     elif np.issubdtype(x.dtype, np.floating):
@@ -634,6 +637,9 @@ def load(spec: str, *, seed: int = 0) -> Dataset:
     if spec == "synthetic":
         return make_synthetic(seed=seed)
     p = Path(spec)
+    if p.is_symlink() and not p.exists():
+        msg = f"{p}: a broken symbolic link (to {os.readlink(p)!r})"
+        raise DataError(msg)
     if not p.exists():
         msg = (
             f"unknown data set {spec!r}: not 'digits', 'synthetic' or an existing path"

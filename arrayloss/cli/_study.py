@@ -30,6 +30,7 @@ import click
 
 from ._options import Real
 from ._train import (
+    check_features,
     check_loss,
     check_outputs,
     cli_errors,
@@ -411,6 +412,7 @@ def _study(
     for name, params in losses:
         check_loss(name, params, dataset.n_classes)
     split(dataset, seed=0)  # too few samples: the part sizes do not depend on the seed
+    check_features(dataset, "float32")  # the dtype of every run
     files = [(out / f, f"--out file {f}") for f in OUT_FILES[: 2 if no_plot else 3]]
     check_outputs(files, inputs=data_inputs(data))
     # After the usage checks (exit 2), before any run: a missing plotting library

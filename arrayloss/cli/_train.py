@@ -26,6 +26,7 @@ from ._options import Real
 __all__ = [
     "PLOT_FORMATS",
     "RunResult",
+    "check_features",
     "check_outputs",
     "cli_errors",
     "parse_hidden",
@@ -107,6 +108,22 @@ def load_data(spec: str, param_hint: str = "'--data'") -> Any:
         msg = f"{spec!r} is not 'digits', 'synthetic' or an existing file or directory"
         raise click.BadParameter(msg, param_hint=param_hint)
     return load(spec)
+
+
+def check_features(dataset: Any, dtype: str) -> float:
+    """The largest absolute feature; `DataError` if it overflows ``dtype``."""
+    import numpy as np
+
+    top = max(
+        float(np.max(np.abs(a))) for a in (dataset.x, dataset.x_test) if a is not None
+    )
+    if top > float(np.finfo(dtype).max):
+        msg = (
+            f"{dataset.name}: features up to {top:.3g} overflow {dtype}; rescale them"
+            + (" or pass --dtype float64" if dtype != "float64" else "")
+        )
+        raise DataError(msg)
+    return top
 
 
 def data_inputs(spec: str) -> list[str]:
@@ -569,6 +586,7 @@ def _train(
     name, params = loss_spec
     check_loss(name, params, dataset.n_classes)
     splits = split(dataset, seed=seed)
+    feature_scale = check_features(dataset, dtype)
     outputs = _save_files(save_dir) + (
         [] if plot_path is None else [(plot_path, "--plot image")]
     )
@@ -600,6 +618,8 @@ def _train(
             f"training diverged in epoch {exc.epoch} ({exc.reason}); "
             f"try a smaller --lr than {lr_used:g}"
         )
+        if feature_scale > 1e3:
+            msg += f", or rescale the features (|x| up to {feature_scale:.3g})"
         raise click.ClickException(msg) from None
 
     sizes = "-".join(str(s) for s in result.params.sizes)
