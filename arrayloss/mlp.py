@@ -663,14 +663,32 @@ def load(
     try:
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             n = sum(1 for key in f.files if key.startswith("W"))
-            ws = tuple(xp.asarray(f[f"W{i}"], device=device) for i in range(n))
-            bs = tuple(xp.asarray(f[f"b{i}"], device=device) for i in range(n))
+            ws = [np.asarray(f[f"W{i}"]) for i in range(n)]
+            bs = [np.asarray(f[f"b{i}"]) for i in range(n)]
             activation = str(f["activation"])
             meta = json.loads(str(f["meta"]))
-    except (OSError, KeyError, ValueError, AttributeError, zipfile.BadZipFile) as exc:
+    except (
+        OSError, EOFError, KeyError, ValueError, AttributeError, zipfile.BadZipFile,
+    ) as exc:  # fmt: skip
         msg = f"{path}: not an arrayloss MLP file ({exc})"
         raise DataError(msg) from None
-    if n == 0:
-        msg = f"{path}: not an arrayloss MLP file (no weights)"
+    problem = "no weights" if n == 0 else ""
+    for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
+        if problem:
+            break
+        if w.ndim != 2 or b.shape != w.shape[1:] or w.dtype.kind != "f":
+            problem = f"layer {i} has weights {w.shape} and biases {b.shape}"
+        elif i and w.shape[0] != ws[i - 1].shape[1]:
+            problem = f"layer {i} takes {w.shape[0]} inputs, layer {i - 1} gives {ws[i - 1].shape[1]}"
+    if not problem and activation not in ACTIVATIONS:
+        problem = f"unknown activation {activation!r}"
+    if not problem and not isinstance(meta, dict):
+        problem = "its metadata is not a JSON object"
+    if problem:
+        msg = f"{path}: not an arrayloss MLP file ({problem})"
         raise DataError(msg)
-    return MLP(ws, bs, _check_activation(activation)), meta
+    return MLP(
+        tuple(xp.asarray(w, device=device) for w in ws),
+        tuple(xp.asarray(b, device=device) for b in bs),
+        activation,
+    ), meta
