@@ -350,6 +350,39 @@ def test_save_in_a_read_only_folder_fails_first(tmp_path, data, no_training):
         ro.chmod(stat.S_IRWXU)
 
 
+def test_save_where_writing_is_not_permitted_fails_first(
+    tmp_path, data, no_training, monkeypatch
+):
+    """The permission check itself (as root, `os.access` never says no: fake it)."""
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    r = invoke(["train", "--data", data, *TINY, "--save", tmp_path / "run"], 1)
+    assert "no permission to write in" in error_line(r)
+    r = invoke([*STUDY, "--data", data, "--out", tmp_path / "s"], 1)
+    assert "no permission to write in" in error_line(r)
+    assert sorted(os.listdir(tmp_path)) == ["data.npz"]
+
+
+def test_sigterm_during_training_leaves_nothing(tmp_path, data):
+    """A real SIGTERM while training: no folder, no hidden file (no files exist yet;
+    the writing phase's clean-up on SIGTERM is `test_signal_while_writing_cleans_up`)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "a" / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arrayloss", "train", "--data", str(data), "--epochs",
+         "10000000", "--hidden", "4", "-q", "--save", str(out)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == -signal.SIGTERM
+    assert os.listdir(tmp_path) == ["data.npz"]
+
+
 def test_save_dir_that_is_a_file_is_usage(tmp_path, data, no_training):
     before = data.read_bytes()
     invoke(["train", "--data", data, *TINY, "--save", data], exit_code=2)
@@ -703,6 +736,9 @@ BAD_TRAIN_OPTIONS = [
     (["--plot", "curves.png."], "no extension"),
     (["--plot", "curves.npz"], "'.npz'"),
     (["--data", ""], "is not 'digits'"),
+    (["--save", ""], "an empty path"),
+    (["--save", "  "], "an empty path"),
+    (["--plot", ""], "an empty path"),
     (["--data", "   "], "is not 'digits'"),
     (["--data", "Digits"], "is not 'digits'"),
     (["--loss", "cross_entropy:label_smoothing=nan"], "label_smoothing"),
@@ -744,6 +780,7 @@ BAD_STUDY_OPTIONS = [
     (["--loss", "cross_entropy"], "given twice"),  # STUDY already names it
     (["--loss", "nope"], "nope"),
     (["--data", "mnist"], "is not 'digits'"),
+    (["--out", ""], "an empty path"),
 ]
 
 

@@ -30,6 +30,7 @@ import click
 
 from ._options import Real
 from ._train import (
+    OutputPath,
     check_features,
     check_loss,
     check_outputs,
@@ -345,7 +346,7 @@ def _losses(
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True,
               help="Parallel worker processes (1: run in this process).")  # fmt: skip
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+@click.option("--out", type=OutputPath(file_okay=False, path_type=Path),
               default=Path("arrayloss-study"), show_default=True,
               help="Directory for runs.csv, summary.md and accuracy_vs_noise.png "
                    "(created if missing; written together when the study ends).")  # fmt: skip

@@ -25,6 +25,7 @@ from ._options import Real
 
 __all__ = [
     "PLOT_FORMATS",
+    "OutputPath",
     "RunResult",
     "check_features",
     "check_outputs",
@@ -52,6 +53,25 @@ PLOT_FORMATS = (
     "tiff",
     "webp",
 )
+
+
+class OutputPath(click.Path):
+    """`click.Path` for an output that refuses an empty name.
+
+    An empty ``--save "$DIR"`` would otherwise mean the current directory.
+    (Local to train and study for now; it belongs with the shared options.)
+    """
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail(
+                "an empty path is not an output (use '.' for this directory)",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
 
 
 def parse_hidden(
@@ -513,7 +533,7 @@ def _progress(total: int) -> Any:
 @click.option(
     "--save",
     "save_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=OutputPath(file_okay=False, path_type=Path),
     default=None,
     help="Write model.npz, test_logits.npy, test_labels.npy and "
     "metrics.json to this directory (created if missing; all four or none).",
@@ -521,7 +541,7 @@ def _progress(total: int) -> Any:
 @click.option(
     "--plot",
     "plot_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OutputPath(dir_okay=False, path_type=Path),
     default=None,
     help="Save training curves to this image: .png, .pdf, .svg, ... (needs matplotlib).",
 )
