@@ -1,7 +1,16 @@
 """``arrayloss train``: train a small MLP with any registry loss and report metrics.
 
-The helpers here (data loading, ``--hidden`` and ``--loss`` parsing, one training
-run) are shared with ``arrayloss study``.
+The helpers here are shared with ``arrayloss study``: data loading, ``--hidden`` and
+``--loss`` parsing, one training run (`run`), and the command-line safety layer:
+
+- `cli_errors`: expected errors as one line and exit 1 or 2, never a traceback;
+- `OutputPath`, `plot_format`, `check_outputs`: every output path checked before
+  any work (a usage error for an empty name, an unknown image type, two outputs
+  naming one file or an output that is an input; a data error for a path that
+  cannot be written);
+- `write_outputs`: all output files of a command through one
+  `arrayloss.cli._output.Outputs`, committed together at the end (a full disk or
+  any error leaves the old files, no temporary file and no new folder).
 """
 
 from __future__ import annotations
