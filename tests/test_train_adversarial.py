@@ -383,6 +383,16 @@ def test_sigterm_during_training_leaves_nothing(tmp_path, data):
     assert os.listdir(tmp_path) == ["data.npz"]
 
 
+def test_overlong_output_names_fail_first(tmp_path, data, no_training):
+    long = "n" * 300
+    r = invoke(["train", "--data", data, *TINY, "--save", tmp_path / long / "x"], 1)
+    assert "longer than" in error_line(r)
+    r = invoke(["train", "--data", data, *TINY, "--plot", tmp_path / f"{long}.png"], 1)
+    assert "longer than" in error_line(r)
+    r = invoke([*STUDY, "--data", data, "--out", tmp_path / long], 1)
+    assert "longer than" in error_line(r)
+
+
 def test_save_dir_that_is_a_file_is_usage(tmp_path, data, no_training):
     before = data.read_bytes()
     invoke(["train", "--data", data, *TINY, "--save", data], exit_code=2)
@@ -686,6 +696,26 @@ def test_failed_study_run_is_one_line(tmp_path, data, monkeypatch):
     monkeypatch.setattr(_study, "run_one", broken)
     r = invoke([*STUDY, "--data", data, "--out", tmp_path / "s"], exit_code=1)
     assert "the loss refused these labels" in error_line(r)
+    assert not (tmp_path / "s").exists()
+
+
+def _die(task: dict[str, Any]) -> dict[str, Any]:
+    """A worker killed mid-run (never the test process itself)."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is None:
+        raise AssertionError("the run was not in a worker process")
+    os._exit(9)
+
+
+def test_dead_study_worker_is_one_line(tmp_path, data, monkeypatch):
+    from arrayloss.cli import _study
+
+    monkeypatch.setattr(_study, "run_one", _die)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    args = [*STUDY, "--seeds", "2", "--data", data, "-j", "2", "--out", tmp_path / "s"]
+    r = invoke(args, exit_code=1)
+    assert "worker process died" in error_line(r)
     assert not (tmp_path / "s").exists()
 
 

@@ -168,6 +168,7 @@ def _run_all(
 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")
     workers = min(jobs, len(tasks), os.cpu_count() or 1)
@@ -176,9 +177,15 @@ def _run_all(
         try:
             for fut in as_completed(futures):
                 report(fut.result())
-        except BaseException:  # a failed run ends the study: do not wait for the rest
+        except BaseException as exc:  # a failed run ends the study: cancel the rest
             for fut in futures:
                 fut.cancel()
+            if isinstance(exc, BrokenProcessPool):
+                msg = (
+                    "a study worker process died (out of memory or killed?); "
+                    "try fewer --jobs"
+                )
+                raise click.ClickException(msg) from None
             raise
     return rows
 

@@ -239,6 +239,21 @@ def check_outputs(
             msg = f"cannot write {label} {str(path)!r}: it is a directory"
             raise DataError(msg)
         folder = _nearest_existing(Path(real).parent)
+        try:
+            name_max = os.pathconf(folder, "PC_NAME_MAX") if folder.is_dir() else 255
+        except (OSError, ValueError):  # pragma: no cover - no pathconf here
+            name_max = 255
+        long = [
+            c
+            for c in Path(real).relative_to(folder).parts
+            if len(os.fsencode(c)) > name_max
+        ]
+        if long:
+            msg = (
+                f"cannot write {label} {str(path)!r}: the name {long[0][:20] + '...'!r} "
+                f"is longer than {name_max} bytes"
+            )
+            raise DataError(msg)
         if not folder.is_dir():
             msg = f"cannot write {label} {str(path)!r}: {str(folder)!r} is not a directory"
             raise DataError(msg)
