@@ -250,8 +250,6 @@ def _plot(
     title: str,
 ) -> bytes:  # fmt: skip
     """Accuracy against noise rate as a PNG in memory."""
-    import io
-
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10, 4.2), layout="constrained")
@@ -352,7 +350,7 @@ def _losses(
               help="Validation accuracy that counts as reached, for epochs-to-target.")  # fmt: skip
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Parallel worker processes (1: run in this process).")  # fmt: skip
+              help="Parallel worker processes, at most one per CPU (1: run in this process).")  # fmt: skip
 @click.option("--out", type=OutputPath(file_okay=False, path_type=Path),
               default=Path("arrayloss-study"), show_default=True,
               help="Directory for runs.csv, summary.md and accuracy_vs_noise.png "
