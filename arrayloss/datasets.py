@@ -22,7 +22,9 @@ from __future__ import annotations
 import gzip
 import math
 import os
+import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -280,6 +282,12 @@ def split_indices(
     The validation and test parts have ``round(fraction * n)`` samples each; the
     rest is the training part. The same ``n``, fractions and seed give the same
     indices, each part sorted.
+
+    Raises
+    ------
+    ValueError
+        For a fraction outside [0, 1); `DataError` (a `ValueError`) when no
+        training samples are left.
     """
     for name, frac in (
         ("val_fraction", val_fraction),
@@ -291,10 +299,10 @@ def split_indices(
     n_val, n_test = round(val_fraction * n), round(test_fraction * n)
     if n - n_val - n_test < 1:
         msg = (
-            f"no training samples left: {n} samples, val_fraction={val_fraction:g}, "
-            f"test_fraction={test_fraction:g}"
+            f"too few samples to split: {n} samples leave no training samples "
+            f"(val_fraction={val_fraction:g}, test_fraction={test_fraction:g})"
         )
-        raise ValueError(msg)
+        raise DataError(msg)
     order = np.random.default_rng(seed).permutation(n)
     val, test = order[:n_val], order[n_val : n_val + n_test]
     train = order[n_val + n_test :]
@@ -312,6 +320,12 @@ def split(
 
     When ``data`` has its own test part (MNIST), that part is the test set and
     ``test_fraction`` is ignored; the validation part is drawn from ``data.x``.
+
+    Raises
+    ------
+    DataError
+        When a part with a non-zero fraction would be empty, or no training
+        samples are left (too few samples to split).
 
     Examples
     --------
@@ -333,6 +347,16 @@ def split(
             seed=seed,
         )
         x_test, y_test = data.x[te], data.y[te]
+    for part, size, fraction in (
+        ("validation", va.size, val_fraction),
+        ("test", y_test.size, test_fraction if data.x_test is None else 1.0),
+    ):
+        if fraction > 0 and size == 0:
+            msg = (
+                f"{data.name}: too few samples to split ({data.y.size}): the "
+                f"{part} part would be empty"
+            )
+            raise DataError(msg)
     return Splits(
         data.x[tr], data.y[tr], data.x[va], data.y[va], x_test, y_test,
         data.n_classes, data.name,
@@ -343,23 +367,33 @@ def split(
 
 
 def _features(x: np.ndarray, path: os.PathLike[str] | str) -> np.ndarray:
-    """(n, ...) numbers as float64 (n, d); integers divided by their largest value."""
-    if x.ndim < 2 or x.shape[0] == 0:
-        msg = f"{path}: features must have shape (n, ...) with n >= 1 (got {x.shape})"
+    """(n, ...) numbers as float64 (n, d): booleans as 0/1, integers divided by their
+    largest value."""
+    if x.ndim < 2 or x.shape[0] == 0 or math.prod(x.shape[1:]) == 0:
+        msg = (
+            f"{path}: features must have shape (n, d, ...) with n >= 1 and d >= 1 "
+            f"(got {x.shape})"
+        )
         raise DataError(msg)
-    if np.issubdtype(x.dtype, np.integer):
-        top = float(x.max()) if x.size else 0.0
+    if x.dtype == np.bool_:
+        out = x.astype(np.float64)
+    elif np.issubdtype(x.dtype, np.integer):
+        top = float(x.max())
         out = x.astype(np.float64) / (top if top > 0 else 1.0)
     elif np.issubdtype(x.dtype, np.floating):
         out = x.astype(np.float64)
     else:
-        msg = f"{path}: features must be numbers (got dtype {x.dtype})"
+        msg = f"{path}: features must be real numbers (got dtype {x.dtype})"
         raise DataError(msg)
     out = out.reshape(out.shape[0], -1)
     if not np.all(np.isfinite(out)):
         msg = f"{path}: features contain NaN or infinite values"
         raise DataError(msg)
     return out
+
+
+# The largest class count accepted: the scores of one sample must fit in memory.
+MAX_CLASSES = 1 << 24
 
 
 def _labels(y: np.ndarray, n: int, path: os.PathLike[str] | str) -> np.ndarray:
@@ -369,8 +403,13 @@ def _labels(y: np.ndarray, n: int, path: os.PathLike[str] | str) -> np.ndarray:
     if y.size != n:
         msg = f"{path}: {y.size} labels for {n} samples"
         raise DataError(msg)
-    if y.size and y.min() < 0:
-        msg = f"{path}: labels must be class indices >= 0 (found {y.min()})"
+    # Compare as Python integers: a uint64 label of 2**64 - 1 must not wrap to -1.
+    low, high = int(y.min()), int(y.max())
+    if low < 0:
+        msg = f"{path}: labels must be class indices >= 0 (found {low})"
+        raise DataError(msg)
+    if high >= MAX_CLASSES:
+        msg = f"{path}: label {high} is too large (at most {MAX_CLASSES} classes)"
         raise DataError(msg)
     return y.astype(np.int64)
 
@@ -378,6 +417,41 @@ def _labels(y: np.ndarray, n: int, path: os.PathLike[str] | str) -> np.ndarray:
 def _n_classes(*labels: np.ndarray) -> int:
     top = max((int(y.max()) for y in labels if y.size), default=0)
     return max(top + 1, 2)
+
+
+def _given_n_classes(value: np.ndarray, path: os.PathLike[str] | str) -> int:
+    """The ``n_classes`` entry of an ``.npz`` file: one integer in [2, MAX_CLASSES]."""
+    if value.ndim != 0 or not np.issubdtype(value.dtype, np.integer):
+        msg = (
+            f"{path}: n_classes must be one integer (got shape {value.shape}, "
+            f"dtype {value.dtype})"
+        )
+        raise DataError(msg)
+    n = int(value)
+    if not 2 <= n <= MAX_CLASSES:
+        msg = f"{path}: n_classes must be in [2, {MAX_CLASSES}] (got {n})"
+        raise DataError(msg)
+    return n
+
+
+def _check_regular(path: os.PathLike[str] | str) -> None:
+    """`DataError` unless ``path`` is a regular file (or a link to one).
+
+    Reading a FIFO or a device would block or never end, so they are refused
+    before they are opened.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        msg = f"{path}: no such file"
+        raise DataError(msg) from None
+    except OSError as exc:
+        msg = f"{path}: cannot read ({exc.strerror or exc})"
+        raise DataError(msg) from None
+    if not stat.S_ISREG(mode):
+        what = "a directory" if stat.S_ISDIR(mode) else "not a regular file"
+        msg = f"{path}: {what}"
+        raise DataError(msg)
 
 
 def load_npz(path: os.PathLike[str] | str) -> Dataset:
@@ -392,6 +466,7 @@ def load_npz(path: os.PathLike[str] | str) -> Dataset:
     DataError
         When the file is missing, is not an ``.npz`` archive, or lacks the arrays.
     """
+    _check_regular(path)
     try:
         # np.load leaks its own file handle on a bad archive: open it here.
         with open(path, "rb") as fh:
@@ -417,18 +492,24 @@ def load_npz(path: os.PathLike[str] | str) -> Dataset:
     x = _features(arrays[xkey], path)
     y = _labels(arrays[ykey], x.shape[0], path)
     x_test = y_test = None
-    if "x_test" in arrays and "y_test" in arrays:
+    if ("x_test" in arrays) != ("y_test" in arrays):
+        have, lack = (
+            ("x_test", "y_test") if "x_test" in arrays else ("y_test", "x_test")
+        )
+        msg = f"{path}: has {have} but no {lack} (a test part needs both)"
+        raise DataError(msg)
+    if "x_test" in arrays:
         x_test = _features(arrays["x_test"], path)
         y_test = _labels(arrays["y_test"], x_test.shape[0], path)
         if x_test.shape[1] != x.shape[1]:
             msg = f"{path}: x_test has {x_test.shape[1]} features, x has {x.shape[1]}"
             raise DataError(msg)
     n_classes = (
-        int(arrays["n_classes"]) if "n_classes" in arrays
+        _given_n_classes(arrays["n_classes"], path) if "n_classes" in arrays
         else _n_classes(y, *(() if y_test is None else (y_test,)))
     )  # fmt: skip
     for part in (y, y_test):
-        if part is not None and part.size and part.max() >= n_classes:
+        if part is not None and part.max() >= n_classes:
             msg = f"{path}: label {part.max()} out of range for n_classes={n_classes}"
             raise DataError(msg)
     return Dataset(x, y, n_classes, Path(path).name, x_test, y_test)
@@ -442,6 +523,7 @@ def load_idx(path: os.PathLike[str] | str) -> np.ndarray:
     DataError
         When the file is missing, has a bad magic number, or is truncated.
     """
+    _check_regular(path)
     try:
         with open(path, "rb") as f:
             raw = f.read()
@@ -450,7 +532,7 @@ def load_idx(path: os.PathLike[str] | str) -> np.ndarray:
     except FileNotFoundError:
         msg = f"{path}: no such file"
         raise DataError(msg) from None
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         msg = f"{path}: cannot read IDX file ({exc})"
         raise DataError(msg) from None
     if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES or raw[3] == 0:
@@ -555,14 +637,19 @@ def load(spec: str, *, seed: int = 0) -> Dataset:
     if spec == "synthetic":
         return make_synthetic(seed=seed)
     p = Path(spec)
+    if p.is_symlink() and not p.exists():
+        msg = f"{p}: a broken symbolic link (to {os.readlink(p)!r})"
+        raise DataError(msg)
     if not p.exists():
         msg = (
             f"unknown data set {spec!r}: not 'digits', 'synthetic' or an existing path"
         )
         raise DataError(msg)
+    if p.is_dir():
+        return load_mnist(p)
     if p.suffix == ".npz":
         return load_npz(p)
-    if p.is_dir() or "idx" in p.name:
+    if "idx" in p.name:
         return load_mnist(p)
     msg = f"{p}: unknown file type (expected .npz, an IDX images file or a directory)"
     raise DataError(msg)

@@ -39,11 +39,12 @@ import os
 import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
 from . import _xp
+from ._errors import DataError
 from ._registry import get_loss, value_and_grad
 from ._typing import Array, Namespace
 
@@ -51,6 +52,7 @@ __all__ = [
     "MLP",
     "SGD",
     "Adam",
+    "TrainingDiverged",
     "evaluate",
     "fit",
     "forward",
@@ -235,6 +237,22 @@ def loss_and_grad(
     grads : MLP
         :math:`\partial J / \partial` each weight and bias, same shapes.
     """
+    value, grads, _ = _loss_grad_scores(
+        params, x, labels, loss=loss, loss_params=loss_params, weight_decay=weight_decay
+    )
+    return value, grads
+
+
+def _loss_grad_scores(
+    params: MLP,
+    x: Array,
+    labels: Array,
+    *,
+    loss: str,
+    loss_params: Mapping[str, Any] | None,
+    weight_decay: float,
+) -> tuple[Array, MLP, Array]:
+    """`loss_and_grad`, and the scores it computed on the way."""
     xp = _namespace(params)
     scores, inputs = _hidden(params, x, xp)
     value, g = value_and_grad(loss, scores, labels, **dict(loss_params or {}))
@@ -257,7 +275,7 @@ def loss_and_grad(
             )
     if weight_decay:
         value = value + 0.5 * weight_decay * sum(xp.sum(w * w) for w in params.weights)
-    return value, MLP(tuple(dws), tuple(dbs), params.activation)
+    return value, MLP(tuple(dws), tuple(dbs), params.activation), scores
 
 
 @dataclass(frozen=True)
@@ -335,6 +353,24 @@ class Adam:
 Optimizer = SGD | Adam
 
 
+class TrainingDiverged(FloatingPointError):
+    """Training stopped because it diverged; ``epoch`` and ``reason`` say where and why.
+
+    A `FloatingPointError`, so ``except FloatingPointError`` catches it.
+    """
+
+    def __init__(self, epoch: int, reason: str) -> None:
+        self.epoch = epoch
+        self.reason = reason
+        super().__init__(
+            f"training diverged in epoch {epoch} ({reason}); "
+            "try a smaller learning rate"
+        )
+
+
+DIVERGENCE_FACTOR = 1e4
+
+
 def fit(
     params: MLP,
     x: Any,
@@ -347,17 +383,19 @@ def fit(
     batch_size: int = 64,
     weight_decay: float = 0.0,
     seed: int = 0,
+    divergence_factor: float = DIVERGENCE_FACTOR,
     on_batch: Callable[[int, int, Array], None] | None = None,
     on_epoch: Callable[[int, MLP, float], None] | None = None,
 ) -> MLP:
-    """Train ``params`` with minibatches for a number of epochs.
+    r"""Train ``params`` with minibatches for a number of epochs.
 
     Parameters
     ----------
     params : MLP
         Initial parameters (see `init`).
     x : array of shape (n, d_in)
-        Inputs (any array; moved to the parameters' namespace and dtype once).
+        Inputs (any array; moved to the parameters' namespace and dtype once);
+        finite.
     labels : integer array of shape (n,)
         Class indices.
     loss, loss_params, weight_decay
@@ -369,6 +407,9 @@ def fit(
         The last batch of an epoch may be smaller.
     seed : int, default 0
         Seeds the order of the samples in each epoch.
+    divergence_factor : float, default 1e4
+        Growth that counts as divergence, :math:`F` below (``math.inf``: only
+        non-finite values count).
     on_batch : callable, optional
         ``on_batch(epoch, step, value)`` after every step, with the batch loss as a
         0-d array (epochs count from 1, steps from 0 within the epoch).
@@ -382,24 +423,52 @@ def fit(
 
     Raises
     ------
-    FloatingPointError
-        When training diverges (the scores or the loss stop being finite).
+    TrainingDiverged
+        (a `FloatingPointError`) when training diverges, whatever the optimizer:
+        the loss, the scores or the parameters stop being finite, or in an
+        epoch some batch had
+
+        .. math::
+
+            |J| > F \max(|J_0|, 1) \quad\text{or}\quad
+            \max |f(x)| > F \max(S_0, 1),
+
+        with :math:`J_0` the loss and :math:`S_0` the largest absolute score of
+        the first batch at the initial parameters. The parameters after an
+        epoch's last step are checked on that batch. A loss that is bounded (``expectation``,
+        ``tanimoto``) cannot show divergence; the scores do. Training that
+        converges keeps its scores within a few hundred of their start, so a
+        factor of :math:`10^4` only stops runs whose predictions have lost their
+        meaning (Adam at ``lr=1e10`` reaches scores of about :math:`10^{21}`).
+    ValueError
+        For non-finite ``x`` (after the cast to the parameters' dtype) or an
+        unknown loss.
     """
     get_loss(loss)  # unknown names fail before any work
     optimizer = SGD() if optimizer is None else optimizer
     if epochs < 0 or batch_size < 1:
         msg = f"need epochs >= 0 and batch_size >= 1 (got {epochs}, {batch_size})"
         raise ValueError(msg)
+    if not divergence_factor > 1:
+        msg = f"`divergence_factor` must be > 1 (got {divergence_factor!r})"
+        raise ValueError(msg)
     xp = _namespace(params)
     dev = _xp.xp_device(params.weights[0])
-    x = xp.asarray(x, dtype=params.weights[0].dtype, device=dev)
+    dtype = params.weights[0].dtype
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = xp.asarray(x, dtype=dtype, device=dev)
+    if not bool(xp.all(xp.isfinite(x))):
+        msg = f"`x` has NaN or infinite values (as {dtype})"
+        raise ValueError(msg)
     y = xp.asarray(labels, device=dev)
     n = int(x.shape[0])
     rng = np.random.default_rng(seed)
     state: Any = optimizer.init(params)
-    # Divergence shows up as non-finite scores or loss, reported below as one error
-    # rather than a stream of overflow warnings.
+    watch = _Watch(divergence_factor, xp)
+    # Divergence shows up as non-finite or exploding scores or loss, reported as one
+    # error rather than a stream of overflow warnings.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        xb = yb = None
         for epoch in range(1, epochs + 1):
             order = xp.asarray(rng.permutation(n), device=dev)
             total = 0.0
@@ -407,29 +476,80 @@ def fit(
                 idx = order[start : min(start + batch_size, n)]
                 xb, yb = xp.take(x, idx, axis=0), xp.take(y, idx, axis=0)
                 try:
-                    value, grads = loss_and_grad(
+                    value, grads, scores = _loss_grad_scores(
                         params, xb, yb, loss=loss, loss_params=loss_params,
                         weight_decay=weight_decay,
                     )  # fmt: skip
                 except ValueError:
                     if bool(xp.all(xp.isfinite(forward(params, xb)))):
                         raise
-                    _diverged(epoch, "the scores are no longer finite")
+                    raise TrainingDiverged(
+                        epoch, "the scores are no longer finite"
+                    ) from None
+                watch.batch(epoch, value, scores)
                 params, state = optimizer.step(params, grads, state)
                 total = total + value * int(idx.shape[0])
                 if on_batch is not None:
                     on_batch(epoch, step, value)
             mean = float(total) / max(n, 1)
             if not math.isfinite(mean):
-                _diverged(epoch, f"mean loss {mean}")
+                raise TrainingDiverged(epoch, f"the mean loss is {mean}")
+            watch.epoch(epoch, params)
+            if xb is not None:  # the parameters after the epoch's last step
+                watch.scores(epoch, forward(params, xb), "after the last step")
             if on_epoch is not None:
                 on_epoch(epoch, params, mean)
     return params
 
 
-def _diverged(epoch: int, what: str) -> None:
-    msg = f"training diverged in epoch {epoch} ({what}); try a smaller learning rate"
-    raise FloatingPointError(msg)
+class _Watch:
+    """The divergence tests of `fit`, with few device synchronisations.
+
+    The largest batch loss and score of an epoch are kept as 0-d arrays and read
+    once at the end of the epoch.
+    """
+
+    def __init__(self, factor: float, xp: Namespace) -> None:
+        self.factor, self.xp = factor, xp
+        self.loss0 = self.score0 = math.nan
+        self.worst_loss: Any = None
+        self.worst_score: Any = None
+
+    def batch(self, epoch: int, value: Array, scores: Array) -> None:
+        xp = self.xp
+        loss, size = xp.abs(value), xp.max(xp.abs(scores))
+        if math.isnan(self.loss0):  # the first batch, at the initial parameters
+            self.loss0, self.score0 = float(loss), float(size)
+            if not math.isfinite(self.loss0):
+                raise TrainingDiverged(epoch, f"the loss is {self.loss0}")
+        if self.worst_loss is None:
+            self.worst_loss, self.worst_score = loss, size
+        else:
+            self.worst_loss = xp.maximum(self.worst_loss, loss)
+            self.worst_score = xp.maximum(self.worst_score, size)
+
+    def epoch(self, epoch: int, params: MLP) -> None:
+        xp = self.xp
+        if self.worst_loss is not None:
+            loss, size = float(self.worst_loss), float(self.worst_score)
+            self.worst_loss = self.worst_score = None
+            self._check(epoch, loss, self.loss0, "a batch loss")
+            self._check(epoch, size, self.score0, "the largest score")
+        leaves = (*params.weights, *params.biases)
+        if not all(bool(xp.all(xp.isfinite(p))) for p in leaves):
+            raise TrainingDiverged(epoch, "the parameters are no longer finite")
+
+    def scores(self, epoch: int, scores: Array, when: str) -> None:
+        size = float(self.xp.max(self.xp.abs(scores)))
+        self._check(epoch, size, self.score0, f"the largest score {when}")
+
+    def _check(self, epoch: int, value: float, start: float, what: str) -> None:
+        if not math.isfinite(value):
+            raise TrainingDiverged(epoch, f"{what} is {value}")
+        limit = self.factor * max(start, 1.0)
+        if value > limit:
+            reason = f"{what} reached {value:.3g}, from {start:.3g} at the start"
+            raise TrainingDiverged(epoch, reason)
 
 
 def predict(params: MLP, x: Any, *, batch_size: int = 4096) -> Array:
@@ -510,17 +630,21 @@ def score_metrics(
     }
 
 
-def save(params: MLP, path: str | os.PathLike[str], **metadata: Any) -> None:
+def save(params: MLP, path: str | os.PathLike[str] | BinaryIO, **metadata: Any) -> None:
     """Write the parameters (as NumPy arrays) and JSON ``metadata`` to ``path``.
 
     The ``.npz`` file holds ``W0, b0, W1, b1, ...``, ``activation`` and ``meta``
-    (a JSON string); `load` reads it back.
+    (a JSON string); `load` reads it back. ``path`` may also be a binary file
+    opened for writing.
     """
     arrays: dict[str, Any] = {}
     for i, (w, b) in enumerate(zip(params.weights, params.biases, strict=True)):
         arrays[f"W{i}"], arrays[f"b{i}"] = to_numpy(w), to_numpy(b)
     arrays["activation"] = np.asarray(params.activation)
     arrays["meta"] = np.asarray(json.dumps(metadata, sort_keys=True))
+    if hasattr(path, "write"):
+        np.savez(path, **arrays)
+        return
     with open(path, "wb") as f:
         np.savez(f, **arrays)
 
@@ -532,21 +656,39 @@ def load(
 
     Raises
     ------
-    ValueError
-        When the file is not a model written by `save`.
+    DataError
+        (a `ValueError`) when the file is not a model written by `save`.
     """
     xp = np if xp is None else xp
     try:
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
             n = sum(1 for key in f.files if key.startswith("W"))
-            ws = tuple(xp.asarray(f[f"W{i}"], device=device) for i in range(n))
-            bs = tuple(xp.asarray(f[f"b{i}"], device=device) for i in range(n))
+            ws = [np.asarray(f[f"W{i}"]) for i in range(n)]
+            bs = [np.asarray(f[f"b{i}"]) for i in range(n)]
             activation = str(f["activation"])
             meta = json.loads(str(f["meta"]))
-    except (OSError, KeyError, ValueError, AttributeError, zipfile.BadZipFile) as exc:
+    except (
+        OSError, EOFError, KeyError, ValueError, AttributeError, zipfile.BadZipFile,
+    ) as exc:  # fmt: skip
         msg = f"{path}: not an arrayloss MLP file ({exc})"
-        raise ValueError(msg) from None
-    if n == 0:
-        msg = f"{path}: not an arrayloss MLP file (no weights)"
-        raise ValueError(msg)
-    return MLP(ws, bs, _check_activation(activation)), meta
+        raise DataError(msg) from None
+    problem = "no weights" if n == 0 else ""
+    for i, (w, b) in enumerate(zip(ws, bs, strict=True)):
+        if problem:
+            break
+        if w.ndim != 2 or b.shape != w.shape[1:] or w.dtype.kind != "f":
+            problem = f"layer {i} has weights {w.shape} and biases {b.shape}"
+        elif i and w.shape[0] != ws[i - 1].shape[1]:
+            problem = f"layer {i} takes {w.shape[0]} inputs, layer {i - 1} gives {ws[i - 1].shape[1]}"
+    if not problem and activation not in ACTIVATIONS:
+        problem = f"unknown activation {activation!r}"
+    if not problem and not isinstance(meta, dict):
+        problem = "its metadata is not a JSON object"
+    if problem:
+        msg = f"{path}: not an arrayloss MLP file ({problem})"
+        raise DataError(msg)
+    return MLP(
+        tuple(xp.asarray(w, device=device) for w in ws),
+        tuple(xp.asarray(b, device=device) for b in bs),
+        activation,
+    ), meta

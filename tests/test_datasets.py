@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
+import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from arrayloss import datasets as ds
 from arrayloss.datasets import DataError
@@ -233,7 +237,7 @@ def test_load_npz(tmp_path):
             "2 labels for 3 samples",
         ),
         ({"x": np.full((2, 2), np.nan), "y": np.zeros(2, dtype=int)}, "NaN"),
-        ({"x": np.zeros(3), "y": np.zeros(3, dtype=int)}, r"shape \(n, ...\)"),
+        ({"x": np.zeros(3), "y": np.zeros(3, dtype=int)}, r"shape \(n, d, ...\)"),
         ({"x": np.zeros((2, 1)), "y": np.array([-1, 0])}, ">= 0"),
         (
             {"x": np.zeros((2, 1)), "y": np.array([0, 3]), "n_classes": 2},
@@ -275,3 +279,154 @@ def test_load_by_name_and_unknown(tmp_path):
     p.write_text("1,2,3")
     with pytest.raises(DataError, match="unknown file type"):
         ds.load(str(p))
+
+
+# -- adversarial files: every problem is a DataError naming the file -----------------
+
+
+def test_bool_features_are_zero_one(tmp_path):
+    p = tmp_path / "b.npz"
+    np.savez(p, x=np.eye(4, dtype=bool), y=np.arange(4) % 2)
+    d = ds.load_npz(p)
+    assert d.x.dtype == np.float64
+    np.testing.assert_array_equal(d.x, np.eye(4))
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        (np.float64(3.0), "one integer"),
+        (np.array([3]), "one integer"),
+        (np.array("3"), "one integer"),
+        (np.bool_(True), "one integer"),
+        (np.int64(1), r"in \[2, "),
+        (np.uint64(2**64 - 1), "18446744073709551615"),
+    ],
+)
+def test_npz_class_count_checked(tmp_path, value, match):
+    p = tmp_path / "c.npz"
+    np.savez(p, x=np.zeros((4, 2)), y=np.zeros(4, dtype=int), n_classes=value)
+    with pytest.raises(DataError, match=match):
+        ds.load_npz(p)
+
+
+def test_npz_class_count_accepted(tmp_path):
+    p = tmp_path / "c.npz"
+    np.savez(p, x=np.zeros((4, 2)), y=np.arange(4) % 2, n_classes=np.uint8(9))
+    assert ds.load_npz(p).n_classes == 9
+
+
+def test_uint64_labels_are_not_wrapped(tmp_path):
+    p = tmp_path / "u.npz"
+    np.savez(p, x=np.zeros((3, 2)), y=np.array([0, 1, 2**64 - 1], dtype=np.uint64))
+    with pytest.raises(DataError, match="label 18446744073709551615 is too large"):
+        ds.load_npz(p)
+    np.savez(p, x=np.zeros((3, 2)), y=np.array([0, 1, 2], dtype=np.uint64))
+    assert ds.load_npz(p).y.dtype == np.int64
+
+
+def test_fifo_and_broken_link_are_refused_without_blocking(tmp_path):
+    fifo = tmp_path / "f.npz"
+    os.mkfifo(fifo)
+    with pytest.raises(DataError, match="not a regular file"):
+        ds.load_npz(fifo)
+    with pytest.raises(DataError, match="not a regular file"):
+        ds.load(str(fifo))
+    idx = tmp_path / "train-images-idx3-ubyte"
+    os.mkfifo(idx)
+    with pytest.raises(DataError, match="not a regular file"):
+        ds.load_idx(idx)
+    link = tmp_path / "l.npz"
+    link.symlink_to(tmp_path / "missing.npz")
+    with pytest.raises(DataError, match="broken symbolic link"):
+        ds.load(str(link))
+    with pytest.raises(DataError, match="a directory"):
+        ds.load_npz(tmp_path)
+
+
+def test_corrupt_gzip_idx(tmp_path):
+    p = tmp_path / "x-idx.gz"
+    p.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\xff" * 20)
+    with pytest.raises(DataError, match="cannot read IDX file"):
+        ds.load_idx(p)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_too_few_samples_to_split(n):
+    d = ds.Dataset(np.zeros((n, 2)), np.zeros(n, dtype=np.int64), 2, "tiny")
+    with pytest.raises(DataError, match=r"tiny: too few samples to split"):
+        ds.split(d)
+    assert ds.split(ds.Dataset(np.zeros((3, 2)), np.zeros(3, np.int64), 2, "ok"))
+
+
+def test_no_training_samples_is_a_data_error():
+    with pytest.raises(DataError, match="too few samples to split"):
+        ds.split_indices(4, val_fraction=0.5, test_fraction=0.5)
+
+
+_DTYPES = ["int8", "uint8", "int64", "uint64", "float16", "float64", "bool",
+           "complex64", "U2"]  # fmt: skip
+
+
+@st.composite
+def _array(draw: st.DrawFn) -> np.ndarray:
+    shape = draw(st.lists(st.integers(0, 4), min_size=0, max_size=3))
+    dtype = np.dtype(draw(st.sampled_from(_DTYPES)))
+    size = int(np.prod(shape))
+    values = draw(
+        st.lists(
+            st.sampled_from([0, 1, 2, 3, -1, 255, 2**63 - 1, np.nan, np.inf, 1e300]),
+            min_size=size, max_size=size,
+        )
+    )  # fmt: skip
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return (
+            np.array(np.array(values, dtype=object).astype(float))
+            .astype(dtype)
+            .reshape(shape)
+        )
+
+
+@st.composite
+def _npz_arrays(draw: st.DrawFn) -> dict[str, np.ndarray]:
+    """A valid data file, then some of its arrays replaced by arbitrary ones."""
+    n, d = draw(st.integers(1, 5)), draw(st.integers(1, 3))
+    arrays = {"x": np.arange(n * d, dtype=float).reshape(n, d), "y": np.arange(n) % 3}
+    if draw(st.booleans()):
+        arrays["x_test"], arrays["y_test"] = arrays["x"][:2], arrays["y"][:2]
+    if draw(st.booleans()):
+        arrays["n_classes"] = np.array(draw(st.integers(-1, 5)))
+    for key in ("x", "y", "x_test", "y_test", "n_classes", "labels"):
+        if draw(st.integers(0, 3)) == 0:
+            arrays[key] = draw(_array())
+    return arrays
+
+
+@settings(max_examples=80, deadline=None)
+@given(arrays=_npz_arrays())
+def test_any_npz_loads_validly_or_raises_data_error(tmp_path_factory, arrays):
+    """Property: a valid `Dataset` or a `DataError` naming the file, nothing else."""
+    p = tmp_path_factory.mktemp("npz") / "h.npz"
+    np.savez(p, **arrays)
+    try:
+        d = ds.load_npz(p)
+    except DataError as exc:
+        message = str(exc)
+        d = None
+    if d is None:
+        assert str(p) in message
+        return
+    for x, y in ((d.x, d.y), (d.x_test, d.y_test)):
+        if x is None:
+            assert y is None
+            continue
+        assert x.dtype == np.float64
+        assert x.ndim == 2
+        assert x.shape[1] >= 1
+        assert np.all(np.isfinite(x))
+        assert y.dtype == np.int64
+        assert y.shape == (x.shape[0],)
+        assert y.min() >= 0
+        assert y.max() < d.n_classes
+    assert 2 <= d.n_classes <= ds.MAX_CLASSES

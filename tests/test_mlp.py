@@ -3,11 +3,17 @@ bundled digits, determinism, backends and save/load."""
 
 from __future__ import annotations
 
+import io
+import math
+
 import numpy as np
 import pytest
 from conftest import to_numpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from arrayloss import LOSSES, mlp
+from arrayloss._errors import DataError
 from arrayloss.datasets import load_digits, split
 
 # The losses of the default study, with parameters where the defaults need C > 6.
@@ -235,3 +241,144 @@ def test_study_losses_are_registered():
 
     assert set(DEFAULT_LOSSES) <= set(LOSSES)
     assert {name for name, _ in GRAD_LOSSES} == set(DEFAULT_LOSSES)
+
+
+# -- divergence: every optimizer, bounded and unbounded losses -------------------------
+
+
+def _tiny(n: int = 40, d: int = 3, c: int = 3, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)), np.arange(n) % c
+
+
+OPTIMIZERS = {
+    "adam": lambda lr: mlp.Adam(lr=lr),
+    "sgd": lambda lr: mlp.SGD(lr=lr, momentum=0.0),
+    "momentum": lambda lr: mlp.SGD(lr=lr, momentum=0.9),
+    "nesterov": lambda lr: mlp.SGD(lr=lr, momentum=0.9, nesterov=True),
+}
+
+
+@pytest.mark.parametrize("opt", list(OPTIMIZERS))
+@pytest.mark.parametrize("loss", ["cross_entropy", "expectation", "tanimoto", "hinge"])
+@pytest.mark.parametrize("lr", [1e10, 1e30])
+def test_divergence_detected_for_every_optimizer(opt, loss, lr):
+    x, y = _tiny()
+    net = mlp.init([3, 5, 3], seed=0, dtype="float64")
+    with pytest.raises(mlp.TrainingDiverged, match="diverged in epoch") as info:
+        mlp.fit(net, x, y, loss=loss, optimizer=OPTIMIZERS[opt](lr), epochs=3,
+                batch_size=8)  # fmt: skip
+    assert isinstance(info.value, FloatingPointError)
+    assert info.value.epoch == 1
+    assert info.value.reason in str(info.value)
+
+
+def test_divergence_factor_off_still_catches_non_finite():
+    x, y = _tiny()
+    net = mlp.init([3, 5, 3], seed=0, dtype="float64")
+    # Without the growth test, Adam at lr=1e10 "trains" to scores of ~1e10 or more:
+    # exactly the silent success the default forbids.
+    out = mlp.fit(net, x, y, optimizer=mlp.Adam(lr=1e10), epochs=1, batch_size=40,
+                  divergence_factor=math.inf)  # fmt: skip
+    assert float(np.max(np.abs(mlp.predict(out, x)))) > 1e6
+    with pytest.raises(mlp.TrainingDiverged, match="after the last step"):
+        mlp.fit(net, x, y, optimizer=mlp.Adam(lr=1e10), epochs=1, batch_size=40)
+    with pytest.raises(mlp.TrainingDiverged, match="epoch 1"):
+        mlp.fit(net, x, y, optimizer=mlp.SGD(lr=1e300), epochs=2,
+                divergence_factor=math.inf)  # fmt: skip
+
+
+@pytest.mark.parametrize("factor", [1.0, 0.5, -1.0, math.nan])
+def test_divergence_factor_must_exceed_one(factor):
+    x, y = _tiny()
+    with pytest.raises(ValueError, match="divergence_factor"):
+        mlp.fit(mlp.init([3, 3]), x, y, divergence_factor=factor)
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    log_lr=st.floats(-3, 14),
+    opt=st.sampled_from(list(OPTIMIZERS)),
+    loss=st.sampled_from(["cross_entropy", "expectation", "squared_hinge", "hinge"]),
+    epochs=st.integers(1, 3),
+    seed=st.integers(0, 3),
+)
+def test_training_never_silently_explodes(log_lr, opt, loss, epochs, seed):
+    """Whatever the learning rate: an error, or finite scores within the bound.
+
+    One batch holds every row, so the bound of `fit`'s docstring covers all the
+    scores of the returned model exactly.
+    """
+    x, y = _tiny(n=20, seed=seed)
+    net = mlp.init([3, 4, 3], seed=seed, dtype="float64")
+    start = float(np.max(np.abs(mlp.predict(net, x))))
+    try:
+        out = mlp.fit(net, x, y, loss=loss, optimizer=OPTIMIZERS[opt](10.0**log_lr),
+                      epochs=epochs, batch_size=20, seed=seed)  # fmt: skip
+    except mlp.TrainingDiverged:
+        return
+    scores = mlp.predict(out, x)
+    assert np.all(np.isfinite(scores))
+    assert float(np.max(np.abs(scores))) <= mlp.DIVERGENCE_FACTOR * max(start, 1.0)
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_fit_rejects_non_finite_inputs(bad):
+    x, y = _tiny()
+    x[3, 1] = bad
+    with pytest.raises(ValueError, match="NaN or infinite"):
+        mlp.fit(mlp.init([3, 3]), x, y)
+
+
+def test_fit_rejects_inputs_that_overflow_the_dtype():
+    x, y = _tiny()
+    with pytest.raises(ValueError, match="as float32"):
+        mlp.fit(mlp.init([3, 3], dtype="float32"), x * 1e300, y)
+
+
+def test_save_to_a_file_object_and_load_errors(tmp_path):
+    net = mlp.init([3, 4, 2], seed=0)
+    buf = io.BytesIO()
+    mlp.save(net, buf, note="x")
+    path = tmp_path / "m.npz"
+    path.write_bytes(buf.getvalue())
+    back, meta = mlp.load(path)
+    assert meta == {"note": "x"}
+    np.testing.assert_array_equal(back.weights[1], net.weights[1])
+    for content in (b"", b"PK\x03\x04junk"):
+        path.write_bytes(content)
+        with pytest.raises(DataError, match="not an arrayloss MLP file"):
+            mlp.load(path)
+    np.savez(path, a=np.zeros(2))
+    with pytest.raises(DataError, match="not an arrayloss MLP file"):
+        mlp.load(path)
+
+
+@pytest.mark.parametrize(
+    ("arrays", "problem"),
+    [
+        ({"W0": np.zeros(3), "b0": np.zeros(3)}, "layer 0 has weights"),
+        ({"W0": np.zeros((3, 2)), "b0": np.zeros(3)}, "layer 0 has weights"),
+        ({"W0": np.zeros((3, 2), int), "b0": np.zeros(2)}, "layer 0 has weights"),
+        (
+            {
+                "W0": np.zeros((3, 2)),
+                "b0": np.zeros(2),
+                "W1": np.zeros((4, 2)),
+                "b1": np.zeros(2),
+            },
+            "layer 1 takes 4 inputs",
+        ),
+        ({"W0": np.zeros((3, 2)), "b0": np.zeros(2), "act": 1}, "activation"),
+        ({"W0": np.zeros((3, 2))}, "b0"),
+    ],
+)
+def test_load_rejects_inconsistent_models(tmp_path, arrays, problem):
+    arrays = {"activation": np.asarray("relu"), "meta": np.asarray("{}"), **arrays}
+    if "act" in arrays:
+        arrays["activation"] = np.asarray("sigmoid")
+        del arrays["act"]
+    path = tmp_path / "m.npz"
+    np.savez(path, **arrays)
+    with pytest.raises(DataError, match=problem):
+        mlp.load(path)

@@ -128,6 +128,13 @@ def test_train_plot(tmp_path):
         (["--loss", "cross_entropy:label_smoothing=3"], 2, "label_smoothing"),
         (["--epochs", "0"], 2, "--epochs"),
         (["--optimizer", "lbfgs"], 2, "--optimizer"),
+        (["--lr", "nan"], 2, "'nan' is not a finite number"),
+        (["--weight-decay", "nan"], 2, "'nan' is not a finite number"),
+        (["--label-noise", "nan"], 2, "'nan' is not a finite number"),
+        (["--lr", "inf"], 2, "'inf' is not a finite number"),
+        (["--seed", "-1"], 2, "--seed"),
+        (["--plot", "curves.xyz"], 2, "cannot tell the image type"),
+        (["--plot", "curves"], 2, "no extension"),
     ],
 )
 def test_train_usage_errors(args, code, message):
@@ -180,6 +187,66 @@ def test_train_divergence_is_a_data_error():
     r = invoke(["train", *TINY, "--lr", "1e20", "--hidden", "8"], exit_code=1)
     assert "diverged" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_train_adam_huge_lr_does_not_succeed():
+    """Issue 11: Adam at --lr 1e10 used to "succeed" with a test NLL of 2.8e21."""
+    r = invoke(["train", *TINY, "--optimizer", "adam", "--lr", "1e10"], exit_code=1)
+    line = r.stderr.strip()
+    assert line.startswith("Error: training diverged in epoch 1 (")
+    assert line.endswith("try a smaller --lr than 1e+10")
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "nll" not in r.stdout
+
+
+@pytest.mark.parametrize(
+    ("arrays", "message"),
+    [
+        ({"n_classes": 2.5}, "n_classes must be one integer"),
+        ({"n_classes": np.array([3, 4])}, "n_classes must be one integer"),
+        ({"n": 2}, "too few samples to split"),
+    ],
+)
+@pytest.mark.parametrize("command", ["train", "study"])
+def test_malformed_npz_is_one_line(tmp_path, command, arrays, message):
+    arrays = dict(arrays)  # the parameters are shared between the commands
+    n = arrays.pop("n", 60)
+    p = tmp_path / "d.npz"
+    rng = np.random.default_rng(0)
+    np.savez(p, x=rng.normal(size=(n, 5)), y=np.arange(n) % 3, **arrays)
+    study = ["--loss", "cross_entropy", "--no-plot", "--out", str(tmp_path / "s")]
+    args = (
+        ["train", "--data", str(p), *TINY]
+        if command == "train"
+        else [*STUDY, "--data", str(p), *study]
+    )
+    r = invoke(args, exit_code=1)
+    assert message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    assert "Traceback" not in r.stderr
+
+
+def test_train_save_set_is_all_or_none(tmp_path, monkeypatch):
+    """A full disk while writing the third file leaves the old set whole."""
+    import errno
+
+    from arrayloss.cli import _train
+
+    out = tmp_path / "run"
+    invoke(["train", *TINY, "--save", str(out)])
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    opened = []
+
+    def full(path: str):
+        opened.append(path)
+        if len(opened) == 3:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return open(path, "wb")
+
+    monkeypatch.setattr(_train, "_open_output", full)
+    r = invoke(["train", *TINY, "--seed", "1", "--save", str(out)], exit_code=1)
+    assert "No space left on device" in r.stderr
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
 # -- study ---------------------------------------------------------------------------
@@ -237,6 +304,9 @@ def test_study_runs_match_train():
         (["--noise", "0,abc"], "comma-separated numbers"),
         (["--data", "nowhere"], "is not 'digits'"),
         (["--jobs", "0"], "--jobs"),
+        (["--target", "nan"], "'nan' is not a finite number"),
+        (["--lr", "nan"], "'nan' is not a finite number"),
+        (["--weight-decay", "nan"], "'nan' is not a finite number"),
     ],
 )
 def test_study_usage_errors(tmp_path, args, message):

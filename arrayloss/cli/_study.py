@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import importlib
+import io
 import json
 import math
 import os
@@ -22,11 +24,23 @@ import sys
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
-from ._train import check_loss, load_data, parse_hidden, parse_loss
+from ._options import Real
+from ._train import (
+    OutputPath,
+    check_features,
+    check_loss,
+    check_outputs,
+    cli_errors,
+    data_inputs,
+    load_data,
+    parse_hidden,
+    parse_loss,
+    write_outputs,
+)
 
 __all__ = ["DEFAULT_LOSSES", "study"]
 
@@ -47,6 +61,11 @@ CSV_FIELDS = (
     "final_val_accuracy", "best_val_accuracy", "epochs_to_target", "final_loss",
     "seconds", "error",
 )  # fmt: skip
+
+OUT_FILES = ("runs.csv", "summary.md", "accuracy_vs_noise.png")
+
+# More runs than this is a typing slip (--seeds 100000), not a study.
+MAX_RUNS = 100_000
 
 _DATA_CACHE: dict[str, Any] = {}
 
@@ -149,13 +168,25 @@ def _run_all(
 
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")
-    workers = min(jobs, len(tasks))
+    workers = min(jobs, len(tasks), os.cpu_count() or 1)
     with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
         futures = [pool.submit(run_one, t) for t in tasks]
-        for fut in as_completed(futures):
-            report(fut.result())
+        try:
+            for fut in as_completed(futures):
+                report(fut.result())
+        except BaseException as exc:  # a failed run ends the study: cancel the rest
+            for fut in futures:
+                fut.cancel()
+            if isinstance(exc, BrokenProcessPool):
+                msg = (
+                    "a study worker process died (out of memory or killed?); "
+                    "try fewer --jobs"
+                )
+                raise click.ClickException(msg) from None
+            raise
     return rows
 
 
@@ -216,8 +247,9 @@ def _tables(
 
 def _plot(
     rows: list[dict[str, Any]], labels: list[str], noises: list[float], k: int,
-    path: Path, title: str,
-) -> None:  # fmt: skip
+    title: str,
+) -> bytes:  # fmt: skip
+    """Accuracy against noise rate as a PNG in memory."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(10, 4.2), layout="constrained")
@@ -251,7 +283,9 @@ def _plot(
     for ax in axes:
         ax.grid(alpha=0.3)
     fig.suptitle(title)
-    fig.savefig(path, dpi=110)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110)
+    return buf.getvalue()
 
 
 def _floats(ctx: click.Context, param: click.Parameter, value: str) -> list[float]:
@@ -280,7 +314,15 @@ def _losses(
                 f"note: not registered, left out: {', '.join(missing)}", err=True
             )
         specs = [n for n in DEFAULT_LOSSES if n in LOSSES]
-    return [parse_loss(ctx, param, s) for s in specs]
+    losses = [parse_loss(ctx, param, s) for s in specs]
+    seen: set[str] = set()
+    for name, params in losses:
+        label = _label(name, params)
+        if label in seen:
+            msg = f"{label!r} is given twice"
+            raise click.BadParameter(msg, ctx, param)
+        seen.add(label)
+    return losses
 
 
 @click.command("study")
@@ -301,19 +343,18 @@ def _losses(
               metavar="W1,W2,...")  # fmt: skip
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam",
               show_default=True)  # fmt: skip
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=None,
+@click.option("--lr", type=Real(min=0, min_open=True), default=None,
               help="Learning rate  [default: 0.1 for sgd, 0.001 for adam]")  # fmt: skip
-@click.option(
-    "--weight-decay", type=click.FloatRange(min=0), default=0.0, show_default=True
-)
-@click.option("--target", type=click.FloatRange(0, 1), default=0.4, show_default=True,
+@click.option("--weight-decay", type=Real(min=0), default=0.0, show_default=True)
+@click.option("--target", type=Real(0, 1), default=0.4, show_default=True,
               help="Validation accuracy that counts as reached, for epochs-to-target.")  # fmt: skip
 @click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
 @click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Parallel worker processes (1: run in this process).")  # fmt: skip
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path),
+              help="Parallel worker processes, at most one per CPU (1: run in this process).")  # fmt: skip
+@click.option("--out", type=OutputPath(file_okay=False, path_type=Path),
               default=Path("arrayloss-study"), show_default=True,
-              help="Directory for runs.csv, summary.md and accuracy_vs_noise.png.")  # fmt: skip
+              help="Directory for runs.csv, summary.md and accuracy_vs_noise.png "
+                   "(created if missing; written together when the study ends).")  # fmt: skip
 @click.option("--no-plot", is_flag=True, help="Skip the PNG (no matplotlib needed).")
 @click.option("-q", "--quiet", is_flag=True, help="No line per finished run on stderr.")
 def study(
@@ -342,22 +383,51 @@ def study(
     MLP. The defaults (synthetic 100-class data, 8 losses × 4 noise rates × 5
     seeds = 160 runs) take 4 to 8 minutes on two cores shared with other jobs.
 
-    Exit codes: 0 success; 1 bad data; 2 bad usage.
+    Exit codes: 0 success (diverged runs are results, marked in runs.csv); 1 bad
+    data or an output that cannot be written; 2 bad usage. Every option is checked
+    before the first run, and the files are written together at the end.
     """
+    with cli_errors():
+        _study(
+            data, losses, noises, noise_kind, seeds, epochs, batch_size, hidden,
+            optimizer, lr, weight_decay, target, top_k, jobs, out, no_plot, quiet,
+        )  # fmt: skip
+
+
+def _study(
+    data: str, losses: list[tuple[str, dict[str, Any]]], noises: list[float],
+    noise_kind: str, seeds: int, epochs: int, batch_size: int,
+    hidden: tuple[int, ...], optimizer: str, lr: float | None, weight_decay: float,
+    target: float, top_k: int, jobs: int, out: Path, no_plot: bool, quiet: bool,
+) -> None:  # fmt: skip
     import importlib.util
 
+    from ..datasets import split
+
+    n_runs = len(losses) * len(noises) * seeds
+    if n_runs > MAX_RUNS:
+        msg = (
+            f"{len(losses)} losses x {len(noises)} noise rates x {seeds} seeds = "
+            f"{n_runs} runs, more than {MAX_RUNS}; lower --seeds"
+        )
+        raise click.UsageError(msg)
     dataset = load_data(data)
     if not losses:
         msg = "no loss to study"
         raise click.UsageError(msg)
     for name, params in losses:
         check_loss(name, params, dataset.n_classes)
+    split(dataset, seed=0)  # too few samples: the part sizes do not depend on the seed
+    check_features(dataset, "float32")  # the dtype of every run
+    files = [(out / f, f"--out file {f}") for f in OUT_FILES[: 2 if no_plot else 3]]
+    check_outputs(files, inputs=data_inputs(data))
     # After the usage checks (exit 2), before any run: a missing plotting library
     # must not cost the whole study.
     if not no_plot and importlib.util.find_spec("matplotlib") is None:
         msg = "the plot needs matplotlib: pip install 'arrayloss[plot]' (or pass --no-plot)"
         raise click.ClickException(msg)
-    labels = list(dict.fromkeys(_label(n, p) for n, p in losses))
+    _DATA_CACHE[data] = dataset  # runs in this process use the data checked here
+    labels = [_label(n, p) for n, p in losses]
     tasks = [
         {
             "data": data,
@@ -380,11 +450,7 @@ def study(
         for noise in noises
         for seed in range(seeds)
     ]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        msg = f"cannot create {out}: {exc}"
-        raise click.ClickException(msg) from None
+    jobs = min(jobs, len(tasks), os.cpu_count() or 1)
     start = time.perf_counter()
     rows = _run_all(tasks, jobs, quiet)
     elapsed = time.perf_counter() - start
@@ -409,11 +475,11 @@ def study(
             f"{len(failed)} run(s) diverged; see the error column of runs.csv", err=True
         )
 
-    with open(out / "runs.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({key: _fmt(r.get(key, "")) for key in CSV_FIELDS})
+    csv_text = io.StringIO(newline="")
+    writer = csv.DictWriter(csv_text, fieldnames=CSV_FIELDS)
+    writer.writeheader()
+    for r in rows:
+        writer.writerow({key: _fmt(r.get(key, "")) for key in CSV_FIELDS})
     command = (
         "arrayloss study " + " ".join(sys.argv[2:])
         if sys.argv[1:2] == ["study"]
@@ -424,20 +490,23 @@ def study(
         md += ["Command: `" + command.strip() + "`", ""]
     if not no_plot:
         md += ["![Test accuracy against label noise](accuracy_vs_noise.png)", ""]
-    (out / "summary.md").write_text("\n".join(md) + "\n" + tables)
+    contents = [csv_text.getvalue().encode(), ("\n".join(md) + "\n" + tables).encode()]
     if not no_plot:
-        _plot(
-            rows,
-            labels,
-            noises,
-            k,
-            out / "accuracy_vs_noise.png",
-            f"{dataset.name}: {noise_kind} label noise",
-        )
-    click.echo(
-        f"wrote {out}/runs.csv, summary.md"
-        + ("" if no_plot else ", accuracy_vs_noise.png")
+        title = f"{dataset.name}: {noise_kind} label noise"
+        contents.append(_plot(rows, labels, noises, k, title))
+    write_outputs(
+        [
+            (path, label, functools.partial(_write_blob, blob))
+            for (path, label), blob in zip(files, contents, strict=True)
+        ],
+        inputs=data_inputs(data),
+        directory=out,
     )
+    click.echo(f"wrote {out}/" + ", ".join(OUT_FILES[: len(files)]))
+
+
+def _write_blob(blob: bytes, f: BinaryIO) -> None:
+    f.write(blob)
 
 
 def _fmt(v: Any) -> Any:

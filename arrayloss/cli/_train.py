@@ -1,26 +1,86 @@
 """``arrayloss train``: train a small MLP with any registry loss and report metrics.
 
-The helpers here (data loading, ``--hidden`` and ``--loss`` parsing, one training
-run) are shared with ``arrayloss study``.
+The helpers here are shared with ``arrayloss study``: data loading, ``--hidden`` and
+``--loss`` parsing, one training run (`run`), and the command-line safety layer:
+
+- `cli_errors`: expected errors as one line and exit 1 or 2, never a traceback;
+- `OutputPath`, `plot_format`, `check_outputs`: every output path checked before
+  any work (a usage error for an empty name, an unknown image type, two outputs
+  naming one file or an output that is an input; a data error for a path that
+  cannot be written);
+- `write_outputs`: all output files of a command through one
+  `arrayloss.cli._output.Outputs`, committed together at the end (a full disk or
+  any error leaves the old files, no temporary file and no new folder).
 """
 
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import math
+import os
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import click
 
-__all__ = ["RunResult", "parse_hidden", "run", "train"]
+from .._errors import DataError, UsageError, one_line
+from ._options import Real
+
+__all__ = [
+    "PLOT_FORMATS",
+    "OutputPath",
+    "RunResult",
+    "check_features",
+    "check_outputs",
+    "cli_errors",
+    "parse_hidden",
+    "plot_format",
+    "run",
+    "train",
+    "write_outputs",
+]
 
 DATA_NAMES = ("digits", "synthetic")
+
+# Image types for --plot: matplotlib writes these without extra software.
+PLOT_FORMATS = (
+    "png",
+    "pdf",
+    "svg",
+    "svgz",
+    "eps",
+    "ps",
+    "jpg",
+    "jpeg",
+    "tif",
+    "tiff",
+    "webp",
+)
+
+
+class OutputPath(click.Path):
+    """`click.Path` for an output that refuses an empty name.
+
+    An empty ``--save "$DIR"`` would otherwise mean the current directory.
+    (Local to train and study for now; it belongs with the shared options.)
+    """
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail(
+                "an empty path is not an output (use '.' for this directory)",
+                param,
+                ctx,
+            )
+        return super().convert(value, param, ctx)
 
 
 def parse_hidden(
@@ -66,16 +126,203 @@ def check_loss(name: str, params: Mapping[str, Any], n_classes: int) -> None:
 
 
 def load_data(spec: str, param_hint: str = "'--data'") -> Any:
-    """A `Dataset` by name or path; unknown names are usage errors, bad files data errors."""
-    from ..datasets import DataError, load
+    """A `Dataset` by name or path.
 
-    if spec not in DATA_NAMES and not Path(spec).exists():
+    An unknown name is a `click.BadParameter` (exit 2); a file that cannot be used
+    raises `DataError` (exit 1).
+    """
+    from ..datasets import load
+
+    if spec not in DATA_NAMES and (not spec.strip() or not os.path.lexists(spec)):
         msg = f"{spec!r} is not 'digits', 'synthetic' or an existing file or directory"
         raise click.BadParameter(msg, param_hint=param_hint)
+    return load(spec)
+
+
+def check_features(dataset: Any, dtype: str) -> float:
+    """The largest absolute feature; `DataError` if it overflows ``dtype``."""
+    import numpy as np
+
+    top = max(
+        float(np.max(np.abs(a))) for a in (dataset.x, dataset.x_test) if a is not None
+    )
+    if top > float(np.finfo(dtype).max):
+        msg = (
+            f"{dataset.name}: features up to {top:.3g} overflow {dtype}; rescale them"
+            + (" or pass --dtype float64" if dtype != "float64" else "")
+        )
+        raise DataError(msg)
+    return top
+
+
+def data_inputs(spec: str) -> list[str]:
+    """The files behind ``--data``, which no output may replace."""
+    return [] if spec in DATA_NAMES else [spec]
+
+
+# -- errors and output files (shared with `arrayloss study`) -----------------------
+
+
+@contextlib.contextmanager
+def cli_errors() -> Iterator[None]:
+    """Expected errors as one line on stderr and an exit status, never a traceback.
+
+    `DataError`, `OSError`, `ValueError` and `MemoryError` exit with 1, the
+    arrayloss `UsageError` with 2; click's own exceptions pass through. Anything
+    else is a bug, reported in one line as such.
+    """
     try:
-        return load(spec)
-    except DataError as exc:
-        raise click.ClickException(str(exc)) from None
+        yield
+    except click.ClickException:
+        raise
+    except UsageError as exc:
+        raise click.UsageError(one_line(exc)) from None
+    except (ValueError, OSError) as exc:  # DataError is a ValueError
+        raise click.ClickException(one_line(exc)) from None
+    except MemoryError as exc:
+        msg = f"out of memory ({one_line(exc)}); try a smaller model or data set"
+        raise click.ClickException(msg) from None
+    except Exception as exc:  # never a traceback: say what happened
+        msg = (
+            f"internal error ({type(exc).__name__}: {one_line(exc)}); please report it"
+        )
+        raise click.ClickException(msg) from None
+
+
+def plot_format(path: Path | None, param_hint: str = "'--plot'") -> str:
+    """The image type named by ``path``'s extension; `click.BadParameter` if unsupported."""
+    if path is None:
+        return ""
+    ext = path.suffix.lower().lstrip(".")
+    if ext not in PLOT_FORMATS:
+        got = f"{path.suffix!r}" if path.suffix else "no extension"
+        msg = (
+            f"cannot tell the image type of {str(path)!r} ({got}); end the name in "
+            + ", ".join("." + f for f in PLOT_FORMATS)
+        )
+        raise click.BadParameter(msg, param_hint=param_hint)
+    return ext
+
+
+def _nearest_existing(path: Path) -> Path:
+    """``path`` or its closest ancestor that exists."""
+    p = Path(os.path.abspath(path))
+    while not os.path.lexists(p) and p != p.parent:
+        p = p.parent
+    return p
+
+
+def check_outputs(
+    files: Sequence[tuple[Path, str]], *, inputs: Iterable[str] = ()
+) -> None:
+    """Refuse outputs that cannot be written, before any work is done.
+
+    ``files`` are ``(path, label)`` pairs. Two outputs naming one file, or an
+    output that is an input, are a `UsageError`; an output that is a directory, or
+    whose folder is not a folder or cannot be written, is a `DataError`. Writing
+    itself goes through `write_outputs`.
+    """
+    seen: dict[str, str] = {}
+    for spec in inputs:
+        seen[os.path.realpath(spec)] = f"the input {spec!r}"
+    for path, label in files:
+        real = os.path.realpath(path)
+        if real in seen:
+            what = seen[real]
+            if what.startswith("the input"):
+                msg = f"{label} {str(path)!r} is {what}; choose another file"
+            else:
+                msg = f"{label} {str(path)!r} and {what} name the same file"
+            raise UsageError(msg)
+        seen[real] = f"{label} {str(path)!r}"
+        if os.path.isdir(real):
+            msg = f"cannot write {label} {str(path)!r}: it is a directory"
+            raise DataError(msg)
+        folder = _nearest_existing(Path(real).parent)
+        try:
+            name_max = os.pathconf(folder, "PC_NAME_MAX") if folder.is_dir() else 255
+        except (OSError, ValueError):  # pragma: no cover - no pathconf here
+            name_max = 255
+        long = [
+            c
+            for c in Path(real).relative_to(folder).parts
+            if len(os.fsencode(c)) > name_max
+        ]
+        if long:
+            msg = (
+                f"cannot write {label} {str(path)!r}: the name {long[0][:20] + '...'!r} "
+                f"is longer than {name_max} bytes"
+            )
+            raise DataError(msg)
+        if not folder.is_dir():
+            msg = f"cannot write {label} {str(path)!r}: {str(folder)!r} is not a directory"
+            raise DataError(msg)
+        if not os.access(folder, os.W_OK | os.X_OK):
+            msg = f"cannot write {label} {str(path)!r}: no permission to write in {str(folder)!r}"
+            raise DataError(msg)
+
+
+def _open_output(path: str) -> BinaryIO:
+    """Open one output for writing (the single place, so tests can fill the disk)."""
+    return open(path, "wb")
+
+
+def _make_dirs(directory: Path) -> list[Path]:
+    """Create ``directory`` and its missing parents; return those created, outermost first."""
+    missing: list[Path] = []
+    p = Path(os.path.abspath(directory))
+    while not os.path.lexists(p) and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    created: list[Path] = []
+    for d in reversed(missing):
+        try:
+            d.mkdir()
+        except OSError as exc:
+            _remove_dirs(created)
+            msg = f"cannot create directory {str(directory)!r}: {exc.strerror or exc}"
+            raise DataError(msg) from None
+        created.append(d)
+    return created
+
+
+def _remove_dirs(created: list[Path]) -> None:
+    for d in reversed(created):
+        with contextlib.suppress(OSError):
+            d.rmdir()
+
+
+def write_outputs(
+    files: Sequence[tuple[Path, str, Callable[[BinaryIO], Any]]],
+    *,
+    inputs: Iterable[str] = (),
+    directory: Path | None = None,
+) -> None:
+    """Write every file through one `Outputs`, committed together at the end.
+
+    ``files`` are ``(path, label, fill)``; ``fill(f)`` writes the content to the
+    binary file ``f``. ``directory`` (created when missing) holds some of them. On
+    any error (a full disk included) no destination is replaced, no temporary file
+    stays, and the folders created here are removed again; the error is a
+    `DataError` naming the file.
+    """
+    from ._output import Outputs, install_signal_handlers
+
+    install_signal_handlers()  # SIGTERM while writing: clean up, as on an error
+    created = [] if directory is None else _make_dirs(directory)
+    try:
+        with Outputs(inputs=list(inputs)) as out:
+            for path, label, fill in files:
+                target = out.add(str(path), label)
+                try:
+                    with _open_output(target) as f:
+                        fill(f)
+                except OSError as exc:
+                    msg = f"cannot write {label} {str(path)!r}: {exc.strerror or exc}"
+                    raise DataError(msg) from None
+    except BaseException:
+        _remove_dirs(created)
+        raise
 
 
 @dataclass
@@ -179,7 +426,10 @@ def _check_matplotlib() -> None:
         raise click.ClickException(msg) from None
 
 
-def _plot_curves(history: list[dict[str, float]], path: Path, title: str) -> None:
+def _plot_curves(
+    history: list[dict[str, float]], image_format: str, title: str
+) -> bytes:
+    """The training curves as an image in memory (written with the other outputs)."""
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(8, 3.2), layout="constrained")
@@ -193,7 +443,9 @@ def _plot_curves(history: list[dict[str, float]], path: Path, title: str) -> Non
         ax.xaxis.get_major_locator().set_params(integer=True)
         ax.grid(alpha=0.3)
     fig.suptitle(title)
-    fig.savefig(path, dpi=120)
+    buf = io.BytesIO()
+    fig.savefig(buf, format=image_format, dpi=120)
+    return buf.getvalue()
 
 
 def _progress(total: int) -> Any:
@@ -244,27 +496,27 @@ def _progress(total: int) -> Any:
 )
 @click.option(
     "--lr",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Real(min=0, min_open=True),
     default=None,
     help="Learning rate  [default: 0.1 for sgd, 0.001 for adam]",
 )
 @click.option(
     "--momentum",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=Real(0, 1, max_open=True),
     default=0.9,
     show_default=True,
     help="SGD momentum.",
 )
 @click.option(
     "--weight-decay",
-    type=click.FloatRange(min=0),
+    type=Real(min=0),
     default=0.0,
     show_default=True,
     help="L2 penalty on the weights.",
 )
 @click.option(
     "--label-noise",
-    type=click.FloatRange(0, 1, max_open=True),
+    type=Real(0, 1, max_open=True),
     default=0.0,
     show_default=True,
     metavar="RATE",
@@ -285,7 +537,7 @@ def _progress(total: int) -> Any:
 )
 @click.option(
     "--seed",
-    type=int,
+    type=click.IntRange(min=0),
     default=0,
     show_default=True,
     help="Seeds the split, the noise, the weights and the batch order.",
@@ -305,17 +557,17 @@ def _progress(total: int) -> Any:
 @click.option(
     "--save",
     "save_dir",
-    type=click.Path(file_okay=False, path_type=Path),
+    type=OutputPath(file_okay=False, path_type=Path),
     default=None,
     help="Write model.npz, test_logits.npy, test_labels.npy and "
-    "metrics.json to this directory.",
+    "metrics.json to this directory (created if missing; all four or none).",
 )
 @click.option(
     "--plot",
     "plot_path",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=OutputPath(dir_okay=False, path_type=Path),
     default=None,
-    help="Save training curves to this image (needs matplotlib).",
+    help="Save training curves to this image: .png, .pdf, .svg, ... (needs matplotlib).",
 )
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 def train(
@@ -346,19 +598,45 @@ def train(
     labels. NLL and ECE use the softmax of the network's scores whatever the loss.
     The progress bar goes to stderr, and only to a terminal.
 
-    Exit codes: 0 success; 1 bad data or training diverged; 2 bad usage.
+    Exit codes: 0 success; 1 bad data, training diverged or an output cannot be
+    written; 2 bad usage. Every option is checked before training starts, and the
+    output files are written together at the end: on an error none is replaced.
     """
+    with cli_errors():
+        _train(
+            data, loss_spec, hidden, activation, epochs, batch_size, optimizer, lr,
+            momentum, weight_decay, label_noise, noise_kind, top_k, seed, dtype,
+            backend, save_dir, plot_path, quiet,
+        )  # fmt: skip
+
+
+def _train(
+    data: str, loss_spec: tuple[str, dict[str, Any]], hidden: tuple[int, ...],
+    activation: str, epochs: int, batch_size: int, optimizer: str, lr: float | None,
+    momentum: float, weight_decay: float, label_noise: float, noise_kind: str,
+    top_k: int, seed: int, dtype: str, backend: str, save_dir: Path | None,
+    plot_path: Path | None, quiet: bool,
+) -> None:  # fmt: skip
+    from .. import mlp
     from ..datasets import split
     from ._options import format_spec
 
+    # Every check before any work: usage (exit 2) first, then the data (exit 1).
+    image_format = plot_format(plot_path)
+    xp = _namespace(backend)
     if plot_path is not None:
         _check_matplotlib()
-    xp = _namespace(backend)
     dataset = load_data(data)
     name, params = loss_spec
     check_loss(name, params, dataset.n_classes)
-
     splits = split(dataset, seed=seed)
+    feature_scale = check_features(dataset, dtype)
+    outputs = _save_files(save_dir) + (
+        [] if plot_path is None else [(plot_path, "--plot image")]
+    )
+    check_outputs(outputs, inputs=data_inputs(data))
+    lr_used = lr if lr is not None else (0.1 if optimizer == "sgd" else 1e-3)
+
     show = not quiet and sys.stderr.isatty()
     steps = epochs * math.ceil(splits.y_train.size / batch_size)
     bar: Any = _progress(steps) if show else contextlib.nullcontext()
@@ -379,10 +657,15 @@ def train(
                 noise_kind=noise_kind, seed=seed, top_k=top_k, dtype=dtype, xp=xp,
                 on_batch=on_batch if show else None,
             )  # fmt: skip
-    except FloatingPointError as exc:
-        raise click.ClickException(str(exc)) from None
+    except mlp.TrainingDiverged as exc:
+        msg = (
+            f"training diverged in epoch {exc.epoch} ({exc.reason}); "
+            f"try a smaller --lr than {lr_used:g}"
+        )
+        if feature_scale > 1e3:
+            msg += f", or rescale the features (|x| up to {feature_scale:.3g})"
+        raise click.ClickException(msg) from None
 
-    lr_used = lr if lr is not None else (0.1 if optimizer == "sgd" else 1e-3)
     sizes = "-".join(str(s) for s in result.params.sizes)
     k = int(result.metrics["test"]["k"])
     spec = format_spec(name, params)
@@ -413,32 +696,42 @@ def train(
         "weight_decay": weight_decay, "label_noise": label_noise,
         "noise_kind": noise_kind, "seed": seed, "dtype": dtype, "top_k": top_k,
     }  # fmt: skip
+    files = [] if save_dir is None else _save_contents(save_dir, result, config)
+    if plot_path is not None:
+        image = _plot_curves(result.history, image_format, f"{dataset.name}, {spec}")
+        files.append((plot_path, "--plot image", lambda f: f.write(image)))
+    write_outputs(files, inputs=data_inputs(data), directory=save_dir)
     if save_dir is not None:
-        _save(save_dir, result, config)
         click.echo(
             f"saved      {save_dir}/model.npz, test_logits.npy, test_labels.npy, metrics.json"
         )
     if plot_path is not None:
-        _plot_curves(result.history, plot_path, f"{dataset.name}, {spec}")
         click.echo(f"plot       {plot_path}")
 
 
-def _save(directory: Path, result: RunResult, config: dict[str, Any]) -> None:
+SAVE_FILES = ("model.npz", "test_logits.npy", "test_labels.npy", "metrics.json")
+
+
+def _save_files(directory: Path | None) -> list[tuple[Path, str]]:
+    if directory is None:
+        return []
+    return [(directory / name, f"--save file {name}") for name in SAVE_FILES]
+
+
+def _save_contents(
+    directory: Path, result: RunResult, config: dict[str, Any]
+) -> list[tuple[Path, str, Callable[[BinaryIO], Any]]]:
+    """What ``--save`` writes: `SAVE_FILES`, as ``(path, label, fill)``."""
     import numpy as np
 
     from .. import mlp
 
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        mlp.save(result.params, directory / "model.npz", **config)
-        np.save(directory / "test_logits.npy", result.test_scores)
-        np.save(directory / "test_labels.npy", result.test_labels)
-        summary = {
-            "config": config,
-            "metrics": result.metrics,
-            "history": result.history,
-        }
-        (directory / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")
-    except OSError as exc:
-        msg = f"cannot write to {directory}: {exc}"
-        raise click.ClickException(msg) from None
+    summary = {"config": config, "metrics": result.metrics, "history": result.history}
+    text = (json.dumps(summary, indent=2) + "\n").encode()
+    fills: dict[str, Callable[[BinaryIO], Any]] = {
+        "model.npz": lambda f: mlp.save(result.params, f, **config),
+        "test_logits.npy": lambda f: np.save(f, result.test_scores),
+        "test_labels.npy": lambda f: np.save(f, result.test_labels),
+        "metrics.json": lambda f: f.write(text),
+    }
+    return [(path, label, fills[path.name]) for path, label in _save_files(directory)]

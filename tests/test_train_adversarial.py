@@ -1,0 +1,834 @@
+"""Adversarial cases for ``arrayloss train`` and ``arrayloss study``.
+
+Think like an attacker, a careless user and a full disk: every bad input is one
+line on stderr with exit 1 (bad data) or 2 (bad usage), no traceback, checked
+before any training, and no output file replaced, truncated or left behind.
+The classes of issue 11 head each section. Tiny data and one epoch keep it fast.
+"""
+
+from __future__ import annotations
+
+import errno
+import gzip
+import json
+import os
+import pickle
+import stat
+import struct
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from arrayloss import mlp
+from arrayloss.cli import main
+
+TINY = ["--epochs", "1", "--hidden", "4", "--batch-size", "16", "-q"]
+STUDY = ["study", "--epochs", "1", "--hidden", "4", "--seeds", "1", "--noise", "0",
+         "--loss", "cross_entropy", "-j", "1", "-q", "--no-plot"]  # fmt: skip
+SAVED = ("model.npz", "test_logits.npy", "test_labels.npy", "metrics.json")
+IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
+
+
+def invoke(args: list[str], exit_code: int) -> Any:
+    """Run the CLI; the exit code must match and a failure must be one clean line."""
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
+    everything = result.stdout + result.stderr
+    assert result.exit_code == exit_code, (
+        f"arrayloss {' '.join(map(str, args))} exited {result.exit_code}, expected "
+        f"{exit_code}\n{everything}\n{result.exception!r}"
+    )
+    assert "Traceback" not in everything
+    if exit_code in (1, 2):
+        errors = [
+            line for line in result.stderr.splitlines() if line.startswith("Error")
+        ]
+        assert len(errors) == 1, result.stderr
+        assert "internal error" not in result.stderr, result.stderr
+    return result
+
+
+def error_line(result: Any) -> str:
+    return next(line for line in result.stderr.splitlines() if line.startswith("Error"))
+
+
+@pytest.fixture
+def data(tmp_path: Path) -> Path:
+    """30 samples, 4 features, 3 classes."""
+    rng = np.random.default_rng(0)
+    p = tmp_path / "data.npz"
+    np.savez(p, x=rng.normal(size=(30, 4)), y=np.arange(30) % 3)
+    return p
+
+
+@pytest.fixture
+def no_training(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Training fails loudly: a test using this proves its error came before any work."""
+
+    def fit(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("training started before the options were checked")
+
+    monkeypatch.setattr(mlp, "fit", fit)
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Hidden temporary files anywhere below ``folder``."""
+    return [
+        os.path.join(d, f)
+        for d, _, files in os.walk(folder)
+        for f in files
+        if f.endswith(".part") or f.startswith(".")
+    ]
+
+
+class FullDisk:
+    """A writer that accepts ``budget`` bytes in all, then raises ENOSPC.
+
+    Installed in place of the one function that opens output files, so every
+    output of train and study meets it.
+    """
+
+    def __init__(self, budget: int, fail_at_file: int = 0) -> None:
+        self.budget, self.fail_at_file, self.opened = budget, fail_at_file, 0
+
+    def __call__(self, path: str) -> Any:
+        index = self.opened
+        self.opened += 1
+        return _Writer(open(path, "wb"), self, armed=index >= self.fail_at_file)
+
+
+class _Writer:
+    def __init__(self, f: Any, disk: FullDisk, *, armed: bool) -> None:
+        self.f, self.disk, self.armed = f, disk, armed
+
+    def write(self, data: Any) -> int:
+        data = bytes(data)
+        if self.armed:
+            if len(data) > self.disk.budget:
+                self.f.write(data[: self.disk.budget])  # a partial write first
+                self.disk.budget = 0
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            self.disk.budget -= len(data)
+        return self.f.write(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.f, name)
+
+    def __enter__(self) -> _Writer:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.f.close()
+
+
+def fill_disk(
+    monkeypatch: pytest.MonkeyPatch, budget: int, fail_at_file: int = 0
+) -> FullDisk:
+    from arrayloss.cli import _train
+
+    disk = FullDisk(budget, fail_at_file)
+    monkeypatch.setattr(_train, "_open_output", disk)
+    return disk
+
+
+def old_outputs(folder: Path, names: tuple[str, ...]) -> dict[str, bytes]:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        (folder / name).write_bytes(b"old " + name.encode())
+    return {name: (folder / name).read_bytes() for name in names}
+
+
+# == Data replaced or lost ===========================================================
+
+
+@pytest.mark.parametrize("fail_at_file", [0, 1, 2, 3])
+@pytest.mark.parametrize("budget", [0, 100])
+def test_full_disk_during_save_keeps_the_old_set(
+    tmp_path, data, monkeypatch, fail_at_file, budget
+):
+    out = tmp_path / "run"
+    before = old_outputs(out, SAVED)
+    fill_disk(monkeypatch, budget, fail_at_file)
+    r = invoke(["train", "--data", data, *TINY, "--save", out], exit_code=1)
+    assert "No space left on device" in error_line(r)
+    assert {p: (out / p).read_bytes() for p in SAVED} == before
+    assert leftovers(tmp_path) == []
+    assert "saved" not in r.stdout
+
+
+def test_full_disk_new_save_folder_is_removed(tmp_path, data, monkeypatch):
+    out = tmp_path / "a" / "b" / "run"
+    fill_disk(monkeypatch, 0, fail_at_file=3)
+    invoke(["train", "--data", data, *TINY, "--save", out], exit_code=1)
+    assert not (tmp_path / "a").exists()
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("budget", [0, 1000])
+def test_full_disk_writing_the_plot_leaves_no_png(tmp_path, data, monkeypatch, budget):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "curves.png"
+    fill_disk(monkeypatch, budget)
+    invoke(["train", "--data", data, *TINY, "--plot", png], exit_code=1)
+    assert not png.exists()  # no 0-byte or truncated PNG
+    assert leftovers(tmp_path) == []
+
+
+def test_full_disk_at_the_plot_keeps_the_saved_set_old(tmp_path, data, monkeypatch):
+    """The plot is the fifth file of one set: when it fails, none of the set lands."""
+    pytest.importorskip("matplotlib")
+    out, png = tmp_path / "run", tmp_path / "curves.png"
+    before = old_outputs(out, SAVED)
+    png.write_bytes(b"old png")
+    fill_disk(monkeypatch, 0, fail_at_file=4)
+    invoke(["train", "--data", data, *TINY, "--save", out, "--plot", png], exit_code=1)
+    assert {p: (out / p).read_bytes() for p in SAVED} == before
+    assert png.read_bytes() == b"old png"
+    assert leftovers(tmp_path) == []
+
+
+def test_plot_failure_commits_nothing(tmp_path, data, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from arrayloss.cli import _train
+
+    def broken(*args: Any) -> bytes:
+        raise RuntimeError("renderer exploded")
+
+    monkeypatch.setattr(_train, "_plot_curves", broken)
+    out = tmp_path / "run"
+    r = CliRunner().invoke(
+        main, ["train", "--data", str(data), *TINY, "--save", str(out),
+               "--plot", str(tmp_path / "c.png")],
+    )  # fmt: skip
+    assert r.exit_code == 1
+    assert "Traceback" not in r.stderr
+    assert "renderer exploded" in r.stderr  # an internal error, said in one line
+    assert not out.exists()
+    assert leftovers(tmp_path) == []
+
+
+def test_signal_while_writing_cleans_up(tmp_path, data, monkeypatch):
+    """SIGTERM becomes SystemExit (install_signal_handlers): the same clean-up runs."""
+    from arrayloss.cli import _train
+
+    out = tmp_path / "run"
+    before = old_outputs(out, SAVED)
+    calls = []
+
+    def killed(path: str) -> Any:
+        calls.append(path)
+        if len(calls) == 3:
+            raise SystemExit(143)
+        return open(path, "wb")
+
+    monkeypatch.setattr(_train, "_open_output", killed)
+    r = CliRunner().invoke(
+        main, ["train", "--data", str(data), *TINY, "--save", str(out)]
+    )
+    assert r.exit_code == 143
+    assert {p: (out / p).read_bytes() for p in SAVED} == before
+    assert leftovers(tmp_path) == []
+
+
+def test_save_writes_through_a_symlink(tmp_path, data):
+    out = tmp_path / "run"
+    out.mkdir()
+    real = tmp_path / "elsewhere.npy"
+    real.write_bytes(b"old")
+    (out / "test_logits.npy").symlink_to(real)
+    invoke(["train", "--data", data, *TINY, "--save", out], exit_code=0)
+    assert (out / "test_logits.npy").is_symlink()
+    assert np.load(real).shape == (6, 3)
+
+
+def test_plot_writes_through_a_symlink(tmp_path, data):
+    pytest.importorskip("matplotlib")
+    real = tmp_path / "real.png"
+    real.write_bytes(b"old")
+    link = tmp_path / "link.png"
+    link.symlink_to(real)
+    invoke(["train", "--data", data, *TINY, "--plot", link], exit_code=0)
+    assert link.is_symlink()
+    assert real.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_plot_linked_to_a_saved_file_is_refused_first(tmp_path, data, no_training):
+    out = tmp_path / "run"
+    out.mkdir()
+    link = tmp_path / "c.png"
+    link.symlink_to(out / "model.npz")
+    r = invoke(["train", "--data", data, *TINY, "--save", out, "--plot", link], 2)
+    assert "name the same file" in error_line(r)
+    assert list(out.iterdir()) == []
+
+
+def test_save_over_the_input_data_is_refused_first(tmp_path, no_training):
+    rng = np.random.default_rng(0)
+    p = tmp_path / "model.npz"
+    np.savez(p, x=rng.normal(size=(30, 4)), y=np.arange(30) % 3)
+    before = p.read_bytes()
+    r = invoke(["train", "--data", p, *TINY, "--save", tmp_path], exit_code=2)
+    assert "is the input" in error_line(r)
+    assert p.read_bytes() == before
+
+
+def test_study_out_over_the_input_data_is_refused_first(tmp_path, no_training):
+    rng = np.random.default_rng(0)
+    real = tmp_path / "d.npz"
+    np.savez(real, x=rng.normal(size=(30, 4)), y=np.arange(30) % 3)
+    before = real.read_bytes()
+    (tmp_path / "summary.md").symlink_to(real)  # writing summary.md would replace it
+    r = invoke([*STUDY, "--data", real, "--out", tmp_path], exit_code=2)
+    assert "is the input" in error_line(r)
+    assert real.read_bytes() == before
+
+
+@pytest.mark.parametrize("fail_at_file", [0, 1, 2])
+def test_study_full_disk_keeps_the_old_set(tmp_path, data, monkeypatch, fail_at_file):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "s"
+    names = ("runs.csv", "summary.md", "accuracy_vs_noise.png")
+    before = old_outputs(out, names)
+    fill_disk(monkeypatch, 10, fail_at_file)
+    args = [a for a in STUDY if a != "--no-plot"]
+    r = invoke([*args, "--data", data, "--out", out], exit_code=1)
+    assert "No space left on device" in error_line(r)
+    assert {p: (out / p).read_bytes() for p in names} == before
+    assert leftovers(tmp_path) == []
+
+
+def test_study_full_disk_new_folder_is_removed(tmp_path, data, monkeypatch):
+    fill_disk(monkeypatch, 0, fail_at_file=1)
+    invoke([*STUDY, "--data", data, "--out", tmp_path / "x" / "s"], exit_code=1)
+    assert not (tmp_path / "x").exists()
+
+
+def test_divergence_writes_nothing(tmp_path, data):
+    pytest.importorskip("matplotlib")
+    out, png = tmp_path / "run", tmp_path / "c.png"
+    invoke(["train", "--data", data, *TINY, "--lr", "1e30", "--save", out,
+            "--plot", png], exit_code=1)  # fmt: skip
+    assert not out.exists()
+    assert not png.exists()
+
+
+def test_bad_data_creates_no_folder(tmp_path):
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"")
+    invoke(["train", "--data", bad, *TINY, "--save", tmp_path / "run"], exit_code=1)
+    invoke([*STUDY, "--data", bad, "--out", tmp_path / "s"], exit_code=1)
+    assert sorted(os.listdir(tmp_path)) == ["bad.npz"]
+
+
+@pytest.mark.parametrize("name", SAVED)
+def test_save_file_that_is_a_directory_fails_first(tmp_path, data, no_training, name):
+    out = tmp_path / "run"
+    (out / name).mkdir(parents=True)
+    r = invoke(["train", "--data", data, *TINY, "--save", out], exit_code=1)
+    assert "is a directory" in error_line(r)
+    assert os.listdir(out) == [name]
+
+
+def test_save_under_a_file_fails_first(tmp_path, data, no_training):
+    r = invoke(["train", "--data", data, *TINY, "--save", data / "sub"], exit_code=1)
+    assert "is not a directory" in error_line(r)
+    r = invoke([*STUDY, "--data", data, "--out", data / "sub"], exit_code=1)
+    assert "is not a directory" in error_line(r)
+
+
+@pytest.mark.skipif(IS_ROOT, reason="root may write anywhere")
+def test_save_in_a_read_only_folder_fails_first(tmp_path, data, no_training):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(stat.S_IRUSR | stat.S_IXUSR)
+    try:
+        r = invoke(["train", "--data", data, *TINY, "--save", ro / "run"], 1)
+        assert "no permission" in error_line(r)
+    finally:
+        ro.chmod(stat.S_IRWXU)
+
+
+def test_save_where_writing_is_not_permitted_fails_first(
+    tmp_path, data, no_training, monkeypatch
+):
+    """The permission check itself (as root, `os.access` never says no: fake it)."""
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    r = invoke(["train", "--data", data, *TINY, "--save", tmp_path / "run"], 1)
+    assert "no permission to write in" in error_line(r)
+    r = invoke([*STUDY, "--data", data, "--out", tmp_path / "s"], 1)
+    assert "no permission to write in" in error_line(r)
+    assert sorted(os.listdir(tmp_path)) == ["data.npz"]
+
+
+def test_sigterm_during_training_leaves_nothing(tmp_path, data):
+    """A real SIGTERM while training: no folder, no hidden file (no files exist yet;
+    the writing phase's clean-up on SIGTERM is `test_signal_while_writing_cleans_up`)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "a" / "run"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "arrayloss", "train", "--data", str(data), "--epochs",
+         "10000000", "--hidden", "4", "-q", "--save", str(out)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == -signal.SIGTERM
+    assert os.listdir(tmp_path) == ["data.npz"]
+
+
+def test_overlong_output_names_fail_first(tmp_path, data, no_training):
+    long = "n" * 300
+    r = invoke(["train", "--data", data, *TINY, "--save", tmp_path / long / "x"], 1)
+    assert "longer than" in error_line(r)
+    r = invoke(["train", "--data", data, *TINY, "--plot", tmp_path / f"{long}.png"], 1)
+    assert "longer than" in error_line(r)
+    r = invoke([*STUDY, "--data", data, "--out", tmp_path / long], 1)
+    assert "longer than" in error_line(r)
+
+
+def test_save_dir_that_is_a_file_is_usage(tmp_path, data, no_training):
+    before = data.read_bytes()
+    invoke(["train", "--data", data, *TINY, "--save", data], exit_code=2)
+    invoke([*STUDY, "--data", data, "--out", data], exit_code=2)
+    assert data.read_bytes() == before
+
+
+def test_plot_that_is_a_directory_is_usage(tmp_path, data, no_training):
+    d = tmp_path / "c.png"
+    d.mkdir()
+    invoke(["train", "--data", data, *TINY, "--plot", d], exit_code=2)
+
+
+def test_saved_set_is_complete_and_strict_json(tmp_path, data):
+    out = tmp_path / "run"
+    invoke(["train", "--data", data, *TINY, "--save", out], exit_code=0)
+    assert sorted(os.listdir(out)) == sorted(SAVED)
+
+    def no_constants(name: str) -> None:
+        raise AssertionError(f"metrics.json holds {name}")
+
+    json.loads((out / "metrics.json").read_text(), parse_constant=no_constants)
+    mlp.load(out / "model.npz")
+
+
+# == Wrong numbers ===================================================================
+
+
+def _npz(tmp_path: Path, **arrays: Any) -> Path:
+    p = tmp_path / "d.npz"
+    np.savez(p, **arrays)
+    return p
+
+
+def test_uint64_label_is_not_reported_as_minus_one(tmp_path, no_training):
+    x = np.zeros((30, 2))
+    y = np.full(30, 2**64 - 1, dtype=np.uint64)
+    r = invoke(["train", "--data", _npz(tmp_path, x=x, y=y), *TINY], exit_code=1)
+    message = error_line(r).split("d.npz: ", 1)[1]
+    assert "18446744073709551615" in message
+    assert "-1" not in message
+
+
+def test_fractional_class_count_is_not_truncated(tmp_path, no_training):
+    x, y = np.zeros((30, 2)), np.arange(30) % 2
+    r = invoke(["train", "--data", _npz(tmp_path, x=x, y=y, n_classes=2.5), *TINY], 1)
+    assert "n_classes must be one integer" in error_line(r)
+
+
+def test_class_count_larger_than_the_labels_is_used(tmp_path):
+    x, y = np.random.default_rng(0).normal(size=(30, 2)), np.arange(30) % 2
+    r = invoke(["train", "--data", _npz(tmp_path, x=x, y=y, n_classes=7), *TINY], 0)
+    assert ": 7 classes" in r.stdout
+    assert "model      2-4-7 relu" in r.stdout
+
+
+def test_features_overflowing_float32_are_an_error_not_inf(tmp_path, no_training):
+    x, y = np.full((30, 2), 1e300), np.arange(30) % 2
+    p = _npz(tmp_path, x=x, y=y)
+    r = invoke(["train", "--data", p, *TINY], exit_code=1)
+    assert "overflow float32" in error_line(r)
+    assert "--dtype float64" in error_line(r)
+    invoke([*STUDY, "--data", p, "--out", tmp_path / "s"], exit_code=1)
+
+
+def test_huge_features_in_float64_diverge_with_a_hint(tmp_path):
+    x = np.random.default_rng(0).normal(size=(30, 2)) * 1e200
+    p = _npz(tmp_path, x=x, y=np.arange(30) % 2)
+    r = invoke(["train", "--data", p, *TINY, "--dtype", "float64"], exit_code=1)
+    assert "diverged in epoch 1" in error_line(r)
+    assert "rescale the features" in error_line(r)
+
+
+@pytest.mark.parametrize(
+    ("optimizer", "lr", "loss"),
+    [
+        ("adam", "1e10", "cross_entropy"),  # issue 11: "succeeded" with NLL 2.8e21
+        ("adam", "1e10", "expectation"),  # a bounded loss: only the scores show it
+        ("adam", "1e10", "tanimoto"),
+        ("sgd", "1e20", "cross_entropy"),
+        ("sgd", "1e6", "squared_hinge"),
+    ],
+)
+def test_divergence_is_detected_for_every_optimizer(data, optimizer, lr, loss):
+    r = invoke(["train", "--data", data, *TINY, "--optimizer", optimizer, "--lr", lr,
+                "--loss", loss], exit_code=1)  # fmt: skip
+    line = error_line(r)
+    assert "training diverged in epoch" in line
+    assert f"try a smaller --lr than {float(lr):g}" in line
+    assert "nll" not in r.stdout  # no table of meaningless numbers
+
+
+def test_divergence_in_the_only_step_is_detected(data):
+    """One epoch of one batch: the parameters after the last step are checked too."""
+    args = ["--epochs", "1", "--hidden", "4", "--batch-size", "1000", "-q"]
+    r = invoke(
+        ["train", "--data", data, *args, "--optimizer", "adam", "--lr", "1e10"], 1
+    )
+    assert "after the last step" in error_line(r)
+
+
+def test_study_marks_diverged_runs_instead_of_averaging_them(tmp_path, data):
+    out = tmp_path / "s"
+    r = invoke([*STUDY, "--data", data, "--out", out, "--optimizer", "adam",
+                "--lr", "1e10"], exit_code=0)  # fmt: skip
+    assert "| cross_entropy | diverged |" in r.stdout
+    assert "1 run(s) diverged" in r.stderr
+    rows = (out / "runs.csv").read_text().splitlines()
+    assert "training diverged in epoch" in rows[1]
+
+
+def test_convergent_aggressive_training_is_not_flagged(data):
+    invoke(["train", "--data", data, *TINY, "--optimizer", "adam", "--lr", "0.5"], 0)
+    invoke(["train", "--data", data, *TINY, "--lr", "1", "--momentum", "0.9"], 0)
+
+
+# == Crashes and tracebacks: malformed data, for train and for study ===================
+
+
+def _idx(a: np.ndarray) -> bytes:
+    header = bytes([0, 0, 0x08, a.ndim]) + struct.pack(f">{a.ndim}I", *a.shape)
+    return header + a.astype(np.uint8).tobytes()
+
+
+X, Y = np.zeros((30, 3)), np.arange(30) % 3
+BAD_NPZ = {
+    "n_classes float": (
+        {"x": X, "y": Y, "n_classes": 3.0},
+        "n_classes must be one integer",
+    ),
+    "n_classes array": (
+        {"x": X, "y": Y, "n_classes": [3, 4]},
+        "n_classes must be one integer",
+    ),
+    "n_classes text": (
+        {"x": X, "y": Y, "n_classes": "three"},
+        "n_classes must be one integer",
+    ),
+    "n_classes bool": (
+        {"x": X, "y": Y, "n_classes": True},
+        "n_classes must be one integer",
+    ),
+    "n_classes 1": (
+        {"x": X, "y": np.zeros(30, int), "n_classes": 1},
+        "n_classes must be in",
+    ),
+    "n_classes negative": ({"x": X, "y": Y, "n_classes": -3}, "n_classes must be in"),
+    "n_classes huge": ({"x": X, "y": Y, "n_classes": 2**62}, "n_classes must be in"),
+    "n_classes too small": ({"x": X, "y": Y, "n_classes": 2}, "out of range"),
+    "1 sample": ({"x": X[:1], "y": Y[:1]}, "too few samples to split"),
+    "2 samples": ({"x": X[:2], "y": Y[:2]}, "too few samples to split"),
+    "0 samples": ({"x": X[:0], "y": Y[:0]}, "n >= 1"),
+    "x 1-d": ({"x": X[:, 0], "y": Y}, "shape (n, d, ...)"),
+    "x no features": ({"x": np.zeros((30, 0)), "y": Y}, "d >= 1"),
+    "x scalar": ({"x": np.float64(1), "y": Y}, "shape (n, d, ...)"),
+    "y 2-d": ({"x": X, "y": Y[:, None]}, "1-d integer"),
+    "y float": ({"x": X, "y": Y.astype(float)}, "1-d integer"),
+    "y bool": ({"x": X, "y": Y.astype(bool)}, "1-d integer"),
+    "y text": ({"x": X, "y": Y.astype(str)}, "1-d integer"),
+    "y short": ({"x": X, "y": Y[:29]}, "29 labels for 30 samples"),
+    "y negative": ({"x": X, "y": Y - 1}, ">= 0"),
+    "y huge": ({"x": X, "y": Y + 2**40}, "too large"),
+    "x nan": ({"x": np.where(X == 0, np.nan, X), "y": Y}, "NaN"),
+    "x inf": ({"x": np.full((30, 3), -np.inf), "y": Y}, "NaN or infinite"),
+    "x complex": ({"x": X + 1j, "y": Y}, "real numbers"),
+    "x text": ({"x": X.astype(str), "y": Y}, "real numbers"),
+    "no y": ({"x": X}, "needs arrays 'x' and 'y'"),
+    "nothing": ({}, "found none"),
+    "x_test alone": ({"x": X, "y": Y, "x_test": X}, "has x_test but no y_test"),
+    "y_test alone": ({"x": X, "y": Y, "y_test": Y}, "has y_test but no x_test"),
+    "x_test width": ({"x": X, "y": Y, "x_test": X[:, :2], "y_test": Y}, "x_test has 2"),
+    "y_test range": (
+        {"x": X, "y": Y, "x_test": X, "y_test": Y + 5, "n_classes": 3},
+        "out of range",
+    ),
+    "x_test nan": ({"x": X, "y": Y, "x_test": X * np.nan, "y_test": Y}, "NaN"),
+}
+
+
+@pytest.mark.parametrize("command", ["train", "study"])
+@pytest.mark.parametrize("case", list(BAD_NPZ))
+def test_malformed_npz(tmp_path, no_training, command, case):
+    arrays, message = BAD_NPZ[case]
+    p = _npz(tmp_path, **arrays)
+    args = ["train", "--data", p, *TINY] if command == "train" else [
+        *STUDY, "--data", p, "--out", tmp_path / "s"]  # fmt: skip
+    r = invoke(args, exit_code=1)
+    assert message in error_line(r)
+    assert "d.npz" in error_line(r)  # names the file
+    assert not (tmp_path / "s").exists()
+
+
+def _write(kind: str, tmp_path: Path) -> Path:
+    if kind == "empty":
+        p = tmp_path / "e.npz"
+        p.write_bytes(b"")
+    elif kind == "text":
+        p = tmp_path / "t.npz"
+        p.write_text("x,y\n1,2\n")
+    elif kind == "truncated":
+        good = _npz(tmp_path, x=X, y=Y)
+        p = tmp_path / "cut.npz"
+        p.write_bytes(good.read_bytes()[:200])
+    elif kind == "bad crc":
+        good = _npz(tmp_path, x=np.arange(90.0).reshape(30, 3), y=Y)
+        raw = bytearray(good.read_bytes())
+        at = raw.index(b"x.npy") + 200  # inside x's data
+        raw[at] ^= 0xFF
+        p = tmp_path / "crc.npz"
+        p.write_bytes(bytes(raw))
+    elif kind == "npy":
+        p = tmp_path / "one.npz"
+        with open(p, "wb") as f:
+            np.save(f, X)
+    elif kind == "pickle":
+        p = tmp_path / "p.npz"
+        p.write_bytes(pickle.dumps({"x": X, "y": Y}))
+    elif kind == "object":
+        p = tmp_path / "o.npz"
+        np.savez(p, x=np.array([object()] * 30, dtype=object), y=Y)
+    elif kind == "directory":
+        p = tmp_path / "dir.npz"
+        p.mkdir()
+    elif kind == "fifo":
+        p = tmp_path / "f.npz"
+        os.mkfifo(p)
+    elif kind == "dangling link":
+        p = tmp_path / "gone.npz"
+        p.symlink_to(tmp_path / "nowhere.npz")
+    elif kind == "idx magic":
+        p = tmp_path / "train-images-idx3-ubyte"
+        p.write_bytes(b"not idx at all")
+    elif kind == "idx gzip":
+        p = tmp_path / "train-images-idx3-ubyte.gz"
+        p.write_bytes(b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03" + b"\xff" * 20)
+    elif kind == "idx no labels":
+        p = tmp_path / "train-images-idx3-ubyte"
+        p.write_bytes(_idx(np.zeros((5, 2, 2))))
+    elif kind == "idx truncated":
+        p = tmp_path / "train-images-idx3-ubyte"
+        p.write_bytes(_idx(np.zeros((5, 2, 2)))[:-3])
+    elif kind == "idx 1-d images":
+        p = tmp_path / "train-images-idx3-ubyte"
+        p.write_bytes(_idx(np.zeros(5)))
+        (tmp_path / "train-labels-idx1-ubyte").write_bytes(_idx(np.zeros(5)))
+    elif kind == "idx labels 2-d":
+        p = tmp_path / "train-images-idx3-ubyte"
+        p.write_bytes(_idx(np.zeros((5, 2, 2))))
+        (tmp_path / "train-labels-idx1-ubyte").write_bytes(_idx(np.zeros((5, 1))))
+    elif kind == "gzip bomb-ish":
+        p = tmp_path / "train-images-idx3-ubyte.gz"
+        p.write_bytes(gzip.compress(b"\0\0\x08\x03" + b"\xff" * 12))  # 4 GB promised
+    else:  # pragma: no cover
+        raise AssertionError(kind)
+    return p
+
+
+UNREADABLE = {
+    "empty": "not a readable .npz",
+    "text": "not a readable .npz",
+    "truncated": "not a readable .npz",
+    "bad crc": "not a readable .npz",
+    "npy": "not an .npz archive",
+    "pickle": "not a readable .npz",
+    "object": "not a readable .npz",
+    "directory": "no train-images-idx3-ubyte",
+    "fifo": "not a regular file",  # reading it would block for ever
+    "dangling link": "broken symbolic link",
+    "idx magic": "not an IDX file",
+    "idx gzip": "cannot read IDX file",
+    "idx no labels": "no such file",
+    "idx truncated": "bytes of data",
+    "idx 1-d images": "shape (n, d, ...)",
+    "idx labels 2-d": "1-d integer",
+    "gzip bomb-ish": "bytes of data",
+}
+
+
+@pytest.mark.parametrize("command", ["train", "study"])
+@pytest.mark.parametrize("kind", list(UNREADABLE))
+def test_unreadable_data(tmp_path, no_training, command, kind):
+    p = _write(kind, tmp_path)
+    args = ["train", "--data", p, *TINY] if command == "train" else [
+        *STUDY, "--data", p, "--out", tmp_path / "s"]  # fmt: skip
+    r = invoke(args, exit_code=1)
+    assert UNREADABLE[kind] in error_line(r)
+
+
+def test_out_of_memory_is_one_line(data):
+    r = invoke(["train", "--data", data, *TINY, "--hidden", "100000000000"], 1)
+    assert "out of memory" in error_line(r)
+
+
+def test_failed_study_run_is_one_line(tmp_path, data, monkeypatch):
+    """A run that fails for a reason other than divergence ends the study cleanly."""
+    from arrayloss.cli import _study
+
+    def broken(task: dict[str, Any]) -> dict[str, Any]:
+        raise ValueError("the loss refused these labels")
+
+    monkeypatch.setattr(_study, "run_one", broken)
+    r = invoke([*STUDY, "--data", data, "--out", tmp_path / "s"], exit_code=1)
+    assert "the loss refused these labels" in error_line(r)
+    assert not (tmp_path / "s").exists()
+
+
+def _die(task: dict[str, Any]) -> dict[str, Any]:
+    """A worker killed mid-run (never the test process itself)."""
+    import multiprocessing
+
+    if multiprocessing.parent_process() is None:
+        raise AssertionError("the run was not in a worker process")
+    os._exit(9)
+
+
+def test_dead_study_worker_is_one_line(tmp_path, data, monkeypatch):
+    from arrayloss.cli import _study
+
+    monkeypatch.setattr(_study, "run_one", _die)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    args = [*STUDY, "--seeds", "2", "--data", data, "-j", "2", "--out", tmp_path / "s"]
+    r = invoke(args, exit_code=1)
+    assert "worker process died" in error_line(r)
+    assert not (tmp_path / "s").exists()
+
+
+# == Hangs ===========================================================================
+
+
+def test_study_with_absurd_run_count_stops_at_once(data, no_training):
+    r = invoke([*STUDY, "--data", data, "--seeds", "100000000"], exit_code=2)
+    assert "100000000 runs" in error_line(r)
+
+
+def test_study_jobs_capped_by_the_cpus(tmp_path, data, monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    args = [*STUDY, "--data", data, "--out", tmp_path / "s", "-j", "100000"]
+    r = invoke(args, exit_code=0)  # the last -j wins
+    assert "with 1 job" in r.stdout
+
+
+# == Messages and exit codes =========================================================
+
+
+BAD_TRAIN_OPTIONS = [
+    (["--lr", "nan"], "'nan' is not a finite number"),
+    (["--lr", "inf"], "'inf' is not a finite number"),
+    (["--lr", "-inf"], "'-inf' is not a finite number"),
+    (["--lr", "1e400"], "not a finite number"),
+    (["--lr", "0"], "--lr"),
+    (["--lr", "-1"], "--lr"),
+    (["--lr", "fast"], "--lr"),
+    (["--weight-decay", "nan"], "not a finite number"),
+    (["--weight-decay", "-1"], "--weight-decay"),
+    (["--weight-decay", "inf"], "not a finite number"),
+    (["--label-noise", "nan"], "not a finite number"),
+    (["--label-noise", "1"], "--label-noise"),
+    (["--momentum", "nan"], "not a finite number"),
+    (["--momentum", "1"], "--momentum"),
+    (["--momentum", "-0.5"], "--momentum"),
+    (["--seed", "-1"], "--seed"),
+    (["--seed", "1.5"], "--seed"),
+    (["--epochs", "-3"], "--epochs"),
+    (["--batch-size", "0"], "--batch-size"),
+    (["--top-k", "0"], "--top-k"),
+    (["--hidden", "4,,4"], "integers separated by commas"),
+    (["--hidden", "-4"], ">= 1"),
+    (["--hidden", "1e3"], "integers separated by commas"),
+    (["--plot", "curves.xyz"], "cannot tell the image type"),
+    (["--plot", "curves"], "no extension"),
+    (["--plot", "curves.png."], "no extension"),
+    (["--plot", "curves.npz"], "'.npz'"),
+    (["--data", ""], "is not 'digits'"),
+    (["--save", ""], "an empty path"),
+    (["--save", "  "], "an empty path"),
+    (["--plot", ""], "an empty path"),
+    (["--data", "   "], "is not 'digits'"),
+    (["--data", "Digits"], "is not 'digits'"),
+    (["--loss", "cross_entropy:label_smoothing=nan"], "label_smoothing"),
+    (["--loss", "smooth_topk_svm:k=3"], "'smooth_topk_svm:k=3' with 3 classes"),
+    (["--loss", "cross_entropy:"], "nothing after ':'"),
+    (["--dtype", "float16"], "--dtype"),
+    (["--noise-kind", "random"], "--noise-kind"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_TRAIN_OPTIONS)
+def test_train_bad_options_exit_2_before_work(
+    tmp_path, data, no_training, args, message
+):
+    r = invoke(["train", "--data", data, *TINY, *args], exit_code=2)
+    assert message in error_line(r)
+
+
+def test_empty_hidden_is_a_linear_model(data):
+    r = invoke(["train", "--data", data, *TINY, "--hidden", ""], exit_code=0)
+    assert "model      4-3 relu" in r.stdout
+
+
+BAD_STUDY_OPTIONS = [
+    (["--target", "nan"], "not a finite number"),
+    (["--target", "1.5"], "--target"),
+    (["--target", "-0.1"], "--target"),
+    (["--lr", "nan"], "not a finite number"),
+    (["--lr", "0"], "--lr"),
+    (["--weight-decay", "nan"], "not a finite number"),
+    (["--weight-decay", "-1e-9"], "--weight-decay"),
+    (["--noise", "nan"], "noise rates must lie in [0, 1)"),
+    (["--noise", "inf"], "noise rates must lie in [0, 1)"),
+    (["--noise", "1"], "noise rates must lie in [0, 1)"),
+    (["--noise", ","], "noise rates must lie in [0, 1)"),
+    (["--noise", "0;0.2"], "comma-separated numbers"),
+    (["--seeds", "0"], "--seeds"),
+    (["--jobs", "-1"], "--jobs"),
+    (["--loss", "cross_entropy"], "given twice"),  # STUDY already names it
+    (["--loss", "nope"], "nope"),
+    (["--data", "mnist"], "is not 'digits'"),
+    (["--out", ""], "an empty path"),
+]
+
+
+@pytest.mark.parametrize(("args", "message"), BAD_STUDY_OPTIONS)
+def test_study_bad_options_exit_2_before_work(
+    tmp_path, data, no_training, args, message
+):
+    r = invoke([*STUDY, "--data", data, "--out", tmp_path / "s", *args], exit_code=2)
+    assert message in error_line(r)
+    assert not (tmp_path / "s").exists()
+
+
+def test_library_divergence_is_a_floating_point_error():
+    """The library error keeps its documented type; the CLI words it for the user."""
+    rng = np.random.default_rng(0)
+    net = mlp.init([3, 4, 3], seed=0)
+    with pytest.raises(FloatingPointError) as info:
+        mlp.fit(net, rng.normal(size=(30, 3)), np.arange(30) % 3,
+                optimizer=mlp.Adam(lr=1e10), epochs=2)  # fmt: skip
+    assert isinstance(info.value, mlp.TrainingDiverged)
+    assert info.value.epoch == 1
