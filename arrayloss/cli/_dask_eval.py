@@ -58,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from arrayloss._errors import UsageError
 from arrayloss._errors import one_line as _one_line
 from arrayloss.io import Chunk, DataError, read_rows
 
@@ -136,6 +137,7 @@ def cluster_client(
         with cluster, distributed.Client(cluster, set_as_default=False) as client:
             yield client
         return
+    _probe(address, timeout)
     try:
         client = distributed.Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -143,6 +145,53 @@ def cluster_client(
         raise DataError(msg) from None
     with client:
         yield client
+
+
+def _probe(address: str, timeout: float) -> None:
+    """Check that ``address`` is a Dask scheduler, within ``timeout`` seconds.
+
+    An unknown scheme is a `UsageError` (exit 2); a service that does not answer
+    (nothing listening, or a server that accepts and says nothing, where
+    `distributed.Client` would wait past its timeout) or answers as something else
+    is a `DataError` (exit 1).  Only ``tcp://`` addresses are probed (others need
+    the cluster's security settings, which `distributed.Client` reads itself).
+    """
+    import asyncio
+
+    addressing = _module("distributed.comm.addressing")
+    registry = _module("distributed.comm.registry")
+    core = _module("distributed.core")
+    try:
+        scheme, _ = addressing.parse_address(address, strict=False)
+        registry.get_backend(scheme)
+    except ValueError as exc:
+        msg = f"--dask {address}: {_one_line(exc)}"
+        raise UsageError(msg) from None
+    if scheme != "tcp":
+        return
+
+    async def identity() -> Any:
+        remote = core.rpc(address)
+        try:
+            return await remote.identity()
+        finally:
+            await remote.close_rpc()
+
+    try:
+        info = asyncio.run(asyncio.wait_for(identity(), timeout))
+    except (TimeoutError, asyncio.TimeoutError):
+        msg = (
+            f"cannot reach the Dask scheduler at {address}: no answer within "
+            f"{timeout:g} s (is a scheduler listening there? see --dask-timeout)"
+        )
+        raise DataError(msg) from None
+    except Exception as exc:  # the peer spoke, but not distributed's protocol
+        msg = f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {_one_line(exc)})"
+        raise DataError(msg) from None
+    kind = info.get("type") if isinstance(info, dict) else None
+    if kind != "Scheduler":
+        msg = f"{address} is not a Dask scheduler (it answers as {kind or 'something else'})"
+        raise DataError(msg)
 
 
 def evaluate_on_cluster(
