@@ -200,7 +200,6 @@ class _NpyStream(Source):
         want = m * self._row_bytes
         if want:
             buf = out.reshape(-1).view(np.uint8).data
-            f: Any = self._f
             got = 0
             while got < want:
                 k = self._readinto(buf[got:])

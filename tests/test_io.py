@@ -1,10 +1,7 @@
 """arrayloss.io: chunked readers give np.load's numbers for every format, every
-malformed file is a DataError naming it, and writers are atomic."""
+malformed file is a DataError naming it, and the writers round-trip (the outputs' atomicity is `Outputs`', tested in test_output.py)."""
 
 from __future__ import annotations
-
-import os
-import stat
 
 import numpy as np
 import pytest
@@ -354,35 +351,6 @@ def test_iter_aligned_mismatch(tmp_path, arr):
 # --------------------------------------------------------------------------- #
 # Writers
 # --------------------------------------------------------------------------- #
-
-
-def test_atomic_output(tmp_path):
-    target = tmp_path / "out.txt"
-    target.write_text("old")
-    with pytest.raises(RuntimeError, match="half written"):
-        _write_then_fail(str(target))
-    assert target.read_text() == "old"
-    assert os.listdir(tmp_path) == ["out.txt"]
-    with alio.atomic_output(str(target), "--output") as tmp:
-        with open(tmp, "w") as f:
-            f.write("new")
-        assert target.read_text() == "old"
-    assert target.read_text() == "new"
-    assert os.listdir(tmp_path) == ["out.txt"]
-    mask = os.umask(0)
-    os.umask(mask)
-    assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~mask
-    with pytest.raises(
-        alio.DataError, match=r"cannot write --output '.*nodir/x': No such file"
-    ):
-        _write_then_fail(str(tmp_path / "nodir" / "x"))
-
-
-def _write_then_fail(path):
-    with alio.atomic_output(path, "--output") as tmp:
-        with open(tmp, "w") as f:
-            f.write("half")
-        raise RuntimeError("half written")
 
 
 @pytest.mark.parametrize("suffix", [".npy", ".csv", ".tsv"])

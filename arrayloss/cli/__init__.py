@@ -42,12 +42,16 @@ _COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class _Failure(click.ClickException):
-    """An expected error, as one line on standard error with its exit status."""
+class _DataFailure(click.ClickException):
+    """Bad data (exit 1), as one line on standard error."""
 
-    def __init__(self, message: str, exit_code: int) -> None:
-        super().__init__(message)
-        self.exit_code = exit_code
+    exit_code = 1
+
+
+class _UsageFailure(click.ClickException):
+    """Bad usage found after parsing (exit 2), as one line on standard error."""
+
+    exit_code = 2
 
 
 def _debug() -> bool:
@@ -80,14 +84,15 @@ class _LazyGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except UsageError as exc:
-            raise _Failure(one_line(exc), 2) from None
+            raise _UsageFailure(one_line(exc)) from None
         except DataError as exc:
-            raise _Failure(one_line(exc), 1) from None
+            raise _DataFailure(one_line(exc)) from None
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # click's own handling: the reader went away, exit quietly
             where = f" '{exc.filename}'" if exc.filename else ""
-            raise _Failure(f"cannot use{where}: {exc.strerror or one_line(exc)}", 1) from None
+            msg = f"cannot use{where}: {exc.strerror or one_line(exc)}"
+            raise _DataFailure(msg) from None
         except KeyboardInterrupt:
             click.echo("Error: interrupted", err=True)
             raise click.exceptions.Exit(130) from None
@@ -95,7 +100,7 @@ class _LazyGroup(click.Group):
             if _debug():
                 raise
             msg = f"internal error ({type(exc).__name__}: {one_line(exc)}); please report it"
-            raise _Failure(msg, 1) from None
+            raise _DataFailure(msg) from None
 
 
 @click.group(

@@ -202,9 +202,7 @@ def exact_sums(terms: np.ndarray, w: np.ndarray | None) -> tuple[Fraction, Fract
     with np.errstate(over="ignore", invalid="ignore"):
         t = np.asarray(terms, dtype=np.float64)
         w64 = None if w is None else np.asarray(w, dtype=np.float64)
-        fast = (
-            np.sum(t) if w64 is None else np.sum(np.where(w64 == 0, 0.0, w64 * t))
-        )
+        fast = np.sum(t) if w64 is None else np.sum(np.where(w64 == 0, 0.0, w64 * t))
         fast_w = t.shape[0] if w64 is None else np.sum(w64)
     if np.isfinite(fast) and np.isfinite(fast_w):
         return M._exact_sums(t, w64)

@@ -323,7 +323,9 @@ def _run(
         msg = "only one of SCORES and LABELS can be standard input"
         raise click.UsageError(msg)
     if per_sample == STDOUT:
-        msg = "--per-sample needs a file name (a pipe or /dev/stdout is written directly)"
+        msg = (
+            "--per-sample needs a file name (a pipe or /dev/stdout is written directly)"
+        )
         raise click.BadParameter(msg, param_hint=["--per-sample"])
     use_dask = dask_address is not None
     if use_dask:
@@ -602,7 +604,6 @@ def _make_tally(catalogue: Any, name: str, params: dict[str, Any]) -> Any:
     except (TypeError, ValueError) as exc:
         msg = f"{format_spec(name, params)!r}: {exc}"
         raise click.BadParameter(msg, param_hint=["--metric"]) from None
-
 
 
 # --------------------------------------------------------------------------- #

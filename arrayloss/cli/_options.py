@@ -236,7 +236,7 @@ class Real(click.FloatRange):
         return super().convert(number, param, ctx)
 
 
-class IntList(click.ParamType):
+class IntList(click.ParamType):  # type: ignore[type-arg]
     """``"1,5"`` -> ``(1, 5)``: comma-separated integers ``>= low``, repeats dropped."""
 
     name = "integers"
@@ -256,7 +256,7 @@ class IntList(click.ParamType):
             self.fail(exc.message, param, ctx)
 
 
-class HiddenWidths(click.ParamType):
+class HiddenWidths(click.ParamType):  # type: ignore[type-arg]
     """``"128,64"`` -> ``(128, 64)``; ``""`` or ``"none"`` -> ``()`` (a linear model)."""
 
     name = "widths"
