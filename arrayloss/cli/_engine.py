@@ -27,6 +27,7 @@ import click
 import numpy as np
 
 from .._errors import DataError
+from .._exact import exact_dot, exact_sum
 from .._errors import one_line as _one_line
 
 __all__ = [
@@ -191,29 +192,17 @@ def _loss_rows(name: str, params: dict[str, Any], rows: Any, input_kind: str) ->
 
 
 def exact_sums(terms: np.ndarray, w: np.ndarray | None) -> tuple[Fraction, Fraction]:
-    """``sum(w * t)`` and ``sum(w)`` of finite ``terms`` as exact fractions.
+    """``sum(w * t)`` and ``sum(w)`` of one chunk's finite terms, exactly.
 
-    The float64 pairwise sum is exact enough within a chunk and cheap; when it
-    overflows (terms or weights near the float64 limit) the sums are taken exactly,
-    term by term, so the mean of finite losses is right whenever it is finite.
+    Exact sums (`arrayloss._exact`) make the totals independent of how the rows
+    are cut into chunks (a float64 sum rounds differently for each grouping), and
+    the weighted sum is scale invariant: weights of 1e308 do not overflow and
+    subnormal weights keep their precision.
     """
-    from arrayloss import metrics as M
-
-    with np.errstate(over="ignore", invalid="ignore"):
-        t = np.asarray(terms, dtype=np.float64)
-        w64 = None if w is None else np.asarray(w, dtype=np.float64)
-        fast = np.sum(t) if w64 is None else np.sum(np.where(w64 == 0, 0.0, w64 * t))
-        fast_w = t.shape[0] if w64 is None else np.sum(w64)
-    if np.isfinite(fast) and np.isfinite(fast_w):
-        return M._exact_sums(t, w64)
-    if w64 is None:
-        return sum(map(Fraction, t.tolist()), Fraction(0)), Fraction(t.shape[0])
-    weights = [Fraction(v) for v in w64.tolist()]
-    total = sum(
-        (a * Fraction(v) for a, v in zip(weights, t.tolist(), strict=True) if a),
-        Fraction(0),
-    )
-    return total, sum(weights, Fraction(0))
+    if w is None:
+        return exact_sum(terms), Fraction(int(np.size(terms)))
+    w64 = np.asarray(w, dtype=np.float64)
+    return exact_dot(w64, terms), exact_sum(w64)
 
 
 def evaluate_chunk(
