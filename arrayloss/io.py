@@ -808,7 +808,7 @@ def label_indices(
     if outside.any():
         i = int(np.argmax(outside))
         value = checked[i].item()
-        if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**64:
             value = int(value)
         msg = (
             f"{label} row {start + i}: label {value} is out of range for "
@@ -896,6 +896,9 @@ def iter_aligned(
     while True:
         s = scores.read(chunk_rows)
         m = int(s.shape[0])
+        if m == 0 and start == 0:
+            msg = f"{scores.label} has no rows"
+            raise DataError(msg)
         parts = []
         for other in others:
             part = other.read(chunk_rows if m else 1)
