@@ -27,8 +27,8 @@ import click
 import numpy as np
 
 from .._errors import DataError
-from .._exact import exact_dot, exact_sum
 from .._errors import one_line as _one_line
+from .._exact import exact_dot, exact_sum
 
 __all__ = [
     "CHUNK_ELEMENTS",
