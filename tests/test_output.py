@@ -101,10 +101,15 @@ def test_signal_exit_removes_temporary_files(tmp_path):
     """SystemExit (what SIGTERM becomes) inside the block: nothing left, old kept."""
     target = tmp_path / "out.txt"
     target.write_text("old")
-    with pytest.raises(SystemExit), Outputs() as out:
-        with open(out.add(str(target), "output file"), "w") as f:
-            f.write("half")
-        raise SystemExit(143)
+
+    def killed() -> None:
+        with Outputs() as out:
+            with open(out.add(str(target), "output file"), "w") as f:
+                f.write("half")
+            raise SystemExit(143)
+
+    with pytest.raises(SystemExit):
+        killed()
     assert target.read_text() == "old"
     assert _leftovers(tmp_path) == []
 
