@@ -259,3 +259,66 @@ def test_loss_option_is_defined_once():
     allowed = {"_check", "_train", "_study"}  # switching, owned by other work
     assert set(spelled) <= allowed, spelled
     assert "_eval" not in spelled
+
+
+# --------------------------------------------------------------------------- #
+# Shared options
+# --------------------------------------------------------------------------- #
+
+
+def _toy():
+    from arrayloss.cli import _options as o
+
+    @click.command()
+    @o.loss_option("loss", multiple=False, default="cross_entropy")
+    @o.data_option()
+    @o.hidden_option()
+    @o.epochs_option(3)
+    @o.batch_size_option(8)
+    @o.optimizer_option("adam")
+    @o.lr_option()
+    @o.weight_decay_option()
+    @o.noise_kind_option()
+    @o.top_k_option()
+    @o.backend_option(["numpy", "cupy"])
+    def toy(**kwargs):
+        click.echo(repr(sorted(kwargs.items())))
+
+    return toy
+
+
+def test_shared_training_options_parse():
+    result = CliRunner().invoke(
+        _toy(), ["--loss", "smooth_topk_svm:k=2", "--hidden", "4,2", "--lr", "0.5"]
+    )
+    assert result.exit_code == 0, result.output
+    got = dict(eval(result.stdout))
+    assert got["loss"] == ("smooth_topk_svm", {"k": 2})
+    assert got["hidden"] == (4, 2)
+    assert (got["lr"], got["weight_decay"], got["optimizer"]) == (0.5, 0.0, "adam")
+    assert (got["epochs"], got["batch_size"], got["top_k"]) == (3, 8, 5)
+    default = dict(eval(CliRunner().invoke(_toy(), []).stdout))
+    assert default["loss"] == ("cross_entropy", {})
+    assert default["hidden"] == (128,)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--lr", "nan"],
+        ["--lr", "inf"],
+        ["--lr", "0"],
+        ["--weight-decay", "nan"],
+        ["--weight-decay", "-1"],
+        ["--hidden", "4,x"],
+        ["--hidden", "0"],
+        ["--top-k", "0"],
+        ["--loss", "nope"],
+        ["--backend", "torch"],
+        ["--epochs", "0"],
+    ],
+)
+def test_shared_training_options_refuse_bad_values(args):
+    result = CliRunner().invoke(_toy(), args)
+    assert result.exit_code == 2
+    assert f"Invalid value for '{args[0]}'" in result.stderr

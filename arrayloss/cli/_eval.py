@@ -171,7 +171,9 @@ class _EvalCommand(click.Command):
     "--header/--no-header",
     default=None,
     help="Whether a CSV SCORES file starts with a header row. [default: guessed: "
-    "a header if a field other than a numbered label column is not a number]",
+    "a header if every field but a numbered label column is a name (no number, "
+    "none empty) and the next row is not; a first row with one bad cell is data, "
+    "reported by line and column]",
 )
 @click.option(
     "--format",
