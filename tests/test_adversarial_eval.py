@@ -640,6 +640,18 @@ def test_object_array_is_not_unpickled(d):
     fails([p(d, "z.npy"), p(d, "obj.npy")], 1, r"holds Python objects")
 
 
+def test_metric_beyond_float64_without_a_loss_that_says_so_first(d):
+    z = np.zeros((3, 3))
+    z[1] = [1.7e308, -1.7e308, 0.0]
+    np.save(d / "zh.npy", z)
+    np.save(d / "yh.npy", np.array([0, 1, 2]))
+    fails(
+        [p(d, "zh.npy"), p(d, "yh.npy"), "--loss", "l1", "--metric", "nll"],
+        1,
+        r"metric 'nll' (overflows|is inf)",
+    )
+
+
 def test_nll_beyond_float64_is_a_clear_error(d):
     z = np.zeros((3, 3))
     z[1] = [1.7e308, -1.7e308, 0.0]
@@ -901,6 +913,7 @@ CLASSES = {
         "test_label_values_reported_as_themselves", "test_text_label_values",
         "test_garbage_scores", "test_object_array_is_not_unpickled",
         "test_nll_beyond_float64_is_a_clear_error",
+        "test_metric_beyond_float64_without_a_loss_that_says_so_first",
     ],
     "hangs": [
         "test_huge_ece_bin_count_is_refused_at_once",

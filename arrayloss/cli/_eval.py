@@ -22,6 +22,7 @@ import csv
 import io
 import itertools
 import json
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -491,12 +492,15 @@ def _evaluate(
 
 
 def _metric_value(key: str, tally: Any) -> float:
-    """A tally's result; `DataError` when it is beyond the float64 range."""
+    """A tally's finite result; `DataError` when it is beyond the float64 range."""
     try:
-        return float(tally.result())
+        value = float(tally.result())
     except OverflowError:
-        msg = f"metric {key!r} exceeds the float64 range"
-        raise DataError(msg) from None
+        value = math.inf
+    if not math.isfinite(value):
+        msg = f"metric {key!r} is {value!r}: it exceeds the float64 range for these scores"
+        raise DataError(msg)
+    return value
 
 
 # --------------------------------------------------------------------------- #
