@@ -728,6 +728,44 @@ def test_dask_address_of_a_silent_service_does_not_hang(d, silent_server):
     assert took < 60
 
 
+def test_dask_address_of_a_service_speaking_another_protocol(d):
+    """An HTTP-like server that answers garbage and hangs up: one line, exit 1."""
+    pytest.importorskip("distributed")
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    server.settimeout(0.2)
+    stop = threading.Event()
+
+    def serve():
+        while not stop.is_set():
+            try:
+                conn = server.accept()[0]
+            except OSError:
+                continue
+            with conn:
+                conn.sendall(b"HTTP/1.0 400 Bad Request\r\n\r\n" + b"\xff" * 64)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        proc, took = _subprocess_eval(
+            [p(d, "z.npy"), p(d, "y.npy"), "--dask",
+             f"127.0.0.1:{server.getsockname()[1]}", "--dask-timeout", "2"],
+            timeout=90,
+        )  # fmt: skip
+    finally:
+        stop.set()
+        thread.join(5)
+        server.close()
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith(
+        "Error: cannot reach the Dask scheduler at 127.0.0.1:"
+    )
+    assert proc.stderr.count("\n") == 1, proc.stderr
+    assert took < 60
+
+
 def test_dask_unknown_scheme_is_one_line(d):
     pytest.importorskip("distributed")
     proc, took = _subprocess_eval(
@@ -919,6 +957,7 @@ CLASSES = {
         "test_huge_ece_bin_count_is_refused_at_once",
         "test_dask_address_of_a_silent_service_does_not_hang",
         "test_dask_unknown_scheme_is_one_line", "test_fifo_as_scores_input",
+        "test_dask_address_of_a_service_speaking_another_protocol",
     ],
     "messages and exit codes": [
         "test_class_names_without_classes_are_diagnosed_as_such",
