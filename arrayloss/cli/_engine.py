@@ -3,10 +3,11 @@
 Each chunk is checked on the host (finite scores, probabilities that are
 probabilities, labels in range, weights finite and non-negative, each problem
 reported with its row), moved to the chosen backend, and reduced to exact
-sufficient statistics: `arrayloss.metrics` tallies and, per loss, the exact
-``sum(w * loss)`` and ``sum(w)`` as fractions (float64 sums within a chunk, exact
-across chunks).  The result therefore equals the in-memory one whatever the chunk
-size.  A per-sample loss that is not finite (a loss that overflows float64 for
+sufficient statistics: `arrayloss.metrics` tallies (float64 sums within a chunk,
+fractions across chunks) and, per loss, the exact ``sum(w * loss)`` and ``sum(w)``
+as fractions (`arrayloss._exact`: exact within a chunk too).  A loss whose
+per-row values do not depend on the batch is therefore identical at every chunk
+size, and the metrics agree with the in-memory ones to about 1e-16.  A per-sample loss that is not finite (a loss that overflows float64 for
 finite scores, such as ``l2`` of 1e200) is a `DataError` naming the loss and the
 row, never a NaN in the table.
 
