@@ -1,4 +1,4 @@
-"""Prediction files: chunked readers and atomic writers.
+"""Prediction files: chunked readers and streaming writers.
 
 Readers hand out rows in chunks so a file of any size is read in bounded memory:
 
@@ -50,7 +50,6 @@ __all__ = [
     "NpyWriter",
     "Source",
     "TextWriter",
-    "atomic_output",
     "classes_from",
     "expand_paths",
     "iter_aligned",
@@ -201,10 +200,9 @@ class _NpyStream(Source):
         want = m * self._row_bytes
         if want:
             buf = out.reshape(-1).view(np.uint8).data
-            f: Any = self._f
             got = 0
             while got < want:
-                k = f.readinto(buf[got:])
+                k = self._readinto(buf[got:])
                 if not k:
                     msg = (
                         f"{self.label} is truncated: it ends in row {self._pos + got // self._row_bytes} "
@@ -213,14 +211,29 @@ class _NpyStream(Source):
                     raise DataError(msg)
                 got += k
         self._pos += m
+        if self._owners and self._pos == self.n_rows and want:
+            # a zip member checks its CRC only once read to its end: read past the
+            # last row so corrupt data fail here instead of giving wrong numbers
+            self._readinto(bytearray(1))
         return out
+
+    def _readinto(self, buf: Any) -> int:
+        try:
+            return int(self._f.readinto(buf))  # type: ignore[attr-defined]
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            msg = f"{self.label} is corrupt or unreadable ({_one_line(exc)})"
+            raise DataError(msg) from None
 
     def skip(self, n: int) -> None:
         assert self.n_rows is not None
         m = max(0, min(n, self.n_rows - self._pos))
         f: Any = self._f
         if m and f.seekable():  # a plain file, or a zip member (read forward)
-            f.seek(m * self._row_bytes, os.SEEK_CUR)
+            try:
+                f.seek(m * self._row_bytes, os.SEEK_CUR)
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+                msg = f"{self.label} is corrupt or unreadable ({_one_line(exc)})"
+                raise DataError(msg) from None
             self._pos += m
         else:
             super().skip(m)
@@ -455,8 +468,7 @@ class _TextRows:
         self._text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         self._reader = csv.reader(self._text, delimiter=delimiter)
         self.width: int | None = None
-        self._pending: list[str] | None = None
-        self._pending_line = 0
+        self._pending: list[tuple[list[str], int]] = []  # peeked rows and lines
         self.lines: list[int] = []  # file line of each row of the last take()
 
     def _next(self) -> list[str] | None:
@@ -469,33 +481,40 @@ class _TextRows:
             raise DataError(msg) from None
         return None
 
+    def peek(self, n: int) -> list[list[str]]:
+        """The first ``n`` non-blank rows (fewer at the end), which stay to be read."""
+        while len(self._pending) < n:
+            row = self._next()
+            if row is None:
+                break
+            self._pending.append((row, self.line()))
+            if self.width is None:
+                self.width = len(row)
+        return [row for row, _ in self._pending[:n]]
+
     def first(self) -> list[str] | None:
         """The first non-blank row, which stays to be read again."""
-        if self._pending is None:
-            self._pending = self._next()
-            self._pending_line = self.line()
-            if self._pending is not None:
-                self.width = len(self._pending)
-        return self._pending
+        rows = self.peek(1)
+        return rows[0] if rows else None
 
     def take(self, n: int) -> list[list[str]]:
         rows: list[list[str]] = []
         self.lines = []
-        if self._pending is not None and n > 0:
-            rows.append(self._pending)
-            self.lines.append(self._pending_line)
-            self._pending = None
         while len(rows) < n:
-            row = self._next()
-            if row is None:
-                break
-            self.lines.append(self.line())
+            if self._pending:
+                row, line = self._pending.pop(0)
+            else:
+                got = self._next()
+                if got is None:
+                    break
+                row, line = got, self.line()
             if len(row) != self.width:
                 msg = (
-                    f"{self.label} line {self._reader.line_num}: expected {self.width} "
+                    f"{self.label} line {line}: expected {self.width} "
                     f"fields, found {len(row)} (ragged rows)"
                 )
                 raise DataError(msg)
+            self.lines.append(line)
             rows.append(row)
         return rows
 
@@ -608,13 +627,32 @@ class _LabelColumn(Source):
 
 
 def _header_flag(
-    first: list[str], header: bool | None, skip: int | None, names: Sequence[str] = ()
+    rows: Sequence[list[str]],
+    header: bool | None,
+    skip: int | None,
+    names: Sequence[str] = (),
 ) -> bool:
+    """Whether the first of ``rows`` (the first two of the file) is a header row.
+
+    A header is a row of names: every field (other than column ``skip``) is text,
+    neither a number, nor one of the class ``names``, nor empty, and the row after
+    it is not such a row too (two rows of text are data: class names without
+    ``--classes``).  A first row with some numbers and some text or empty fields
+    is data with a malformed cell, which the reader then reports by line and
+    column, rather than a header that silently drops a row.
+    """
     if header is not None:
         return header
-    return any(
-        not _is_number(v) and v not in names for c, v in enumerate(first) if c != skip
-    )
+
+    def texts(row: list[str]) -> bool:
+        cells = [v.strip() for c, v in enumerate(row) if c != skip]
+        return bool(cells) and all(
+            v and not _is_number(v) and v not in names for v in cells
+        )
+
+    if not rows or not texts(rows[0]):
+        return False
+    return len(rows) < 2 or not texts(rows[1])
 
 
 def open_table(
@@ -625,8 +663,10 @@ def open_table(
 ) -> tuple[Source, Source | None]:
     """The scores of a delimited text file, and its label column if named.
 
-    With ``header=None`` the first row is a header when one of its fields (other
-    than the label column, given as a 0-based number) is not a number.
+    With ``header=None`` the first row is a header when it is a row of names
+    (`_header_flag`): each of its fields (other than the label column, given as
+    a 0-based number) is text that is not a number, and the next row is not text
+    throughout too.
     ``label_column`` is a header name or a 0-based column number; the other
     columns are the scores.
     """
@@ -647,7 +687,7 @@ def open_table(
             )
         elif label_column is not None and header is None:
             header = True  # a column name needs a header row
-        has_header = _header_flag(first, header, skip)
+        has_header = _header_flag(rows.peek(2), header, skip)
         head = None
         if has_header:
             head = [h.strip() for h in first]
@@ -689,7 +729,7 @@ class _TextVector(Source):
             column = label_column if kind == "labels" else None
             if column is not None and column in first and header is None:
                 header = True
-            has_header = _header_flag(first, header, None, classes)
+            has_header = _header_flag(self._rows.peek(2), header, None, classes)
             head = [h.strip() for h in first] if has_header else None
             if has_header:
                 self._rows.take(1)
@@ -750,37 +790,46 @@ def label_indices(
     kind = raw.dtype.kind
     if kind in "US":
         values = raw.astype(str) if kind == "S" else raw
-        out = _names_to_indices(values, classes, start, label)
-    elif kind in "iu":
-        out = raw.astype(np.int64)
-    elif kind == "f":
-        bad = ~np.isfinite(raw) | (raw != np.round(raw))
-        if bad.any():
-            i = int(np.argmax(bad))
-            msg = f"{label} row {start + i}: {raw[i].item()!r} is not an integer class index"
-            raise DataError(msg)
-        out = raw.astype(np.int64)
+        checked = _names_to_indices(values, classes, start, label, n_classes)
+    elif kind in "iuf":
+        checked = raw
+        if kind == "f":
+            bad = ~np.isfinite(raw) | (raw != np.round(raw))
+            if bad.any():
+                i = int(np.argmax(bad))
+                msg = f"{label} row {start + i}: {raw[i].item()!r} is not an integer class index"
+                raise DataError(msg)
     else:
         msg = f"{label} has dtype {raw.dtype}, which cannot hold class indices"
         raise DataError(msg)
-    outside = (out < 0) | (out >= n_classes)
+    # Compared in the labels' own dtype, before any cast: 2**64 - 1 stays itself
+    # and 1e300 is not wrapped into int64.
+    outside = (checked < 0) | (checked >= n_classes)
     if outside.any():
         i = int(np.argmax(outside))
+        value = checked[i].item()
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**64:
+            value = int(value)
         msg = (
-            f"{label} row {start + i}: label {out[i]} is out of range for "
+            f"{label} row {start + i}: label {value} is out of range for "
             f"{n_classes} classes (0 to {n_classes - 1})"
         )
         raise DataError(msg)
-    return out
+    return checked.astype(np.int64)
 
 
 def _names_to_indices(
-    values: np.ndarray, classes: Sequence[str] | None, start: int, label: str
+    values: np.ndarray,
+    classes: Sequence[str] | None,
+    start: int,
+    label: str,
+    n_classes: int,
 ) -> np.ndarray:
     uniq, inverse = np.unique(values, return_inverse=True)
     lookup = {name: i for i, name in enumerate(classes or ())}
     mapped = np.empty(len(uniq), dtype=np.int64)
-    unknown = []
+    unknown: list[str] = []
+    big: list[str] = []
     for j, name in enumerate(uniq.tolist()):
         if name in lookup:
             mapped[j] = lookup[name]
@@ -789,9 +838,14 @@ def _names_to_indices(
             value = float(name)
             if not value.is_integer():
                 raise ValueError
-            mapped[j] = int(value)
+            index = int(value)
         except (ValueError, OverflowError):
             unknown.append(name)
+            continue
+        if not -(2**63) <= index < 2**63:  # out of range, reported below as itself
+            big.append(name)
+            continue
+        mapped[j] = index
     if unknown:
         i = int(np.argmax(np.isin(values, unknown)))  # the first such row
         name = str(values[i])
@@ -802,6 +856,13 @@ def _names_to_indices(
                 f"{label} row {start + i}: {name!r} is not a class index; "
                 "for class names, give --classes"
             )
+        raise DataError(msg)
+    if big:
+        i = int(np.argmax(np.isin(values, big)))
+        msg = (
+            f"{label} row {start + i}: label {values[i]} is out of range for "
+            f"{n_classes} classes (0 to {n_classes - 1})"
+        )
         raise DataError(msg)
     return mapped[inverse.reshape(-1)]
 
@@ -835,6 +896,9 @@ def iter_aligned(
     while True:
         s = scores.read(chunk_rows)
         m = int(s.shape[0])
+        if m == 0 and start == 0:
+            msg = f"{scores.label} has no rows"
+            raise DataError(msg)
         parts = []
         for other in others:
             part = other.read(chunk_rows if m else 1)
@@ -862,51 +926,26 @@ def iter_aligned(
 # --------------------------------------------------------------------------- #
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-@contextlib.contextmanager
-def atomic_output(path: str, label: str) -> Iterator[str]:
-    """A temporary path beside ``path``, renamed onto it if the block succeeds.
-
-    On any error the temporary file is removed and ``path`` is left as it was.
-    """
-    directory = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(
-            dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".part"
-        )
-    except OSError as exc:
-        msg = f"cannot write {label} '{path}': {exc.strerror or exc}"
-        raise DataError(msg) from None
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 class NpyWriter:
     """Write a float64 ``(rows, len(columns))`` ``.npy`` file block by block.
 
     The row count is unknown until the end, so the header is written with room to
-    spare and rewritten by `close`.
+    spare and rewritten by `close`.  A destination that cannot seek (a FIFO, a
+    pipe) gets the rows spooled to an anonymous temporary file and copied after
+    the final header at `close`.
     """
 
     _HEADER = 128
 
     def __init__(self, path: str, columns: Sequence[str]) -> None:
-        self._f = open(path, "w+b")  # noqa: SIM115 - closed by close()
+        self._f = open(path, "wb")  # noqa: SIM115 - closed by close()
         self._width = len(columns)
         self._rows = 0
-        self._f.write(self._header())
+        self._body: IO[bytes] = self._f
+        if self._f.seekable():
+            self._f.write(self._header())
+        else:
+            self._body = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
 
     def _header(self) -> bytes:
         d = f"{{'descr': '<f8', 'fortran_order': False, 'shape': ({self._rows}, {self._width}), }}"
@@ -921,13 +960,25 @@ class NpyWriter:
         )
 
     def write(self, block: np.ndarray) -> None:
-        self._f.write(np.ascontiguousarray(block, dtype="<f8").tobytes())
+        """Append the rows of ``block``."""
+        self._body.write(np.ascontiguousarray(block, dtype="<f8").tobytes())
         self._rows += int(block.shape[0])
 
     def close(self) -> None:
-        self._f.seek(0)
-        self._f.write(self._header())
-        self._f.close()
+        """Write the final header (and, for a pipe, the rows) and close."""
+        try:
+            if self._body is self._f:
+                self._f.seek(0)
+                self._f.write(self._header())
+            else:
+                self._f.write(self._header())
+                self._body.seek(0)
+                while block := self._body.read(1 << 20):
+                    self._f.write(block)
+        finally:
+            if self._body is not self._f:
+                self._body.close()
+            self._f.close()
 
 
 class TextWriter:

@@ -338,7 +338,7 @@ def test_progress_bar_only_on_a_terminal(monkeypatch, files):
     import io
 
     from arrayloss import io as alio
-    from arrayloss.cli import _eval
+    from arrayloss.cli import _engine
 
     class Tty(io.StringIO):
         def isatty(self):
@@ -352,7 +352,7 @@ def test_progress_bar_only_on_a_terminal(monkeypatch, files):
             alio.open_array(files["y.npy"], "labels") as y,
         ):
             chunks = list(
-                _eval._with_progress(alio.iter_aligned(s, y, None, 100), s, quiet)
+                _engine.with_progress(alio.iter_aligned(s, y, None, 100), s, quiet)
             )
         assert len(chunks) == 4
         assert ("eval" in err.getvalue()) is shown
@@ -587,7 +587,7 @@ ERRORS = [
         1,
         r"SCORES '.*zy.npz' has no array 'nope' \(it has 'logits', 'labels'\)",
     ),
-    ("output dir", 1, r"cannot write --output '.*out.json': no directory"),
+    ("output dir", 1, r"cannot write --output '.*out.json': No such file or directory"),
     (
         "unknown loss",
         2,

@@ -260,7 +260,7 @@ def test_unreachable_scheduler_fails_fast(data):
     )  # fmt: skip
     assert time.perf_counter() - t0 < 15
     assert one_error_line(result).startswith(
-        "Error: cannot reach the Dask scheduler at tcp://127.0.0.1:1 ("
+        "Error: cannot reach the Dask scheduler at tcp://127.0.0.1:1"
     )
 
 

@@ -1,13 +1,15 @@
 """arrayloss.io: chunked readers give np.load's numbers for every format, every
-malformed file is a DataError naming it, and writers are atomic."""
+malformed file is a DataError naming it, and the writers round-trip (the outputs' atomicity is `Outputs`', tested in test_output.py)."""
 
 from __future__ import annotations
 
-import os
-import stat
+import re
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
 from arrayloss import io as alio
 
@@ -356,35 +358,6 @@ def test_iter_aligned_mismatch(tmp_path, arr):
 # --------------------------------------------------------------------------- #
 
 
-def test_atomic_output(tmp_path):
-    target = tmp_path / "out.txt"
-    target.write_text("old")
-    with pytest.raises(RuntimeError, match="half written"):
-        _write_then_fail(str(target))
-    assert target.read_text() == "old"
-    assert os.listdir(tmp_path) == ["out.txt"]
-    with alio.atomic_output(str(target), "--output") as tmp:
-        with open(tmp, "w") as f:
-            f.write("new")
-        assert target.read_text() == "old"
-    assert target.read_text() == "new"
-    assert os.listdir(tmp_path) == ["out.txt"]
-    mask = os.umask(0)
-    os.umask(mask)
-    assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~mask
-    with pytest.raises(
-        alio.DataError, match=r"cannot write --output '.*nodir/x': No such file"
-    ):
-        _write_then_fail(str(tmp_path / "nodir" / "x"))
-
-
-def _write_then_fail(path):
-    with alio.atomic_output(path, "--output") as tmp:
-        with open(tmp, "w") as f:
-            f.write("half")
-        raise RuntimeError("half written")
-
-
 @pytest.mark.parametrize("suffix", [".npy", ".csv", ".tsv"])
 def test_writers_round_trip(tmp_path, rng, suffix):
     block = rng.normal(size=(25, 2)) * 1e3
@@ -403,3 +376,72 @@ def test_writers_round_trip(tmp_path, rng, suffix):
     else:
         got = np.loadtxt(path, delimiter="\t" if suffix == ".tsv" else ",", skiprows=1)
     np.testing.assert_array_equal(got, block)  # %.17g round-trips float64 exactly
+
+
+# --------------------------------------------------------------------------- #
+# Properties: the header decision and the reported label values
+# --------------------------------------------------------------------------- #
+
+_cells = st.floats(allow_nan=False, allow_infinity=False, width=64)
+_names = st.text(alphabet="abcdefghij_", min_size=1, max_size=6)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    hnp.arrays(
+        np.float64, st.tuples(st.integers(1, 6), st.integers(1, 4)), elements=_cells
+    ),
+    st.one_of(st.none(), st.lists(_names, min_size=4, max_size=4)),
+)
+def test_header_decision_never_drops_a_data_row(tmp_path, table, names):
+    """A numeric table is never read as header + data; a row of names is."""
+    rows = [",".join(repr(float(v)) for v in r) for r in table]
+    head = None if names is None else ",".join(names[: table.shape[1]])
+    path = tmp_path / "t.csv"
+    path.write_text("\n".join(([head] if head else []) + rows) + "\n")
+    scores, _ = alio.open_table(str(path))
+    np.testing.assert_array_equal(_read_all(scores, 4), table)
+
+
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(st.integers(0, 5), st.sampled_from(["1.2.3", "", " ", "--1", "1e", "x1"]))
+def test_a_malformed_first_row_is_reported_not_skipped(tmp_path, column, cell):
+    table = np.arange(12.0).reshape(2, 6)
+    first = [repr(float(v)) for v in table[0]]
+    first[column] = cell
+    path = tmp_path / "m.csv"
+    path.write_text(",".join(first) + "\n" + ",".join(map(repr, table[1])) + "\n")
+    scores, _ = alio.open_table(str(path))
+    with scores, pytest.raises(alio.DataError, match=rf"line 1, column {column}: "):
+        scores.read(4)
+
+
+@given(
+    st.sampled_from(["int8", "int16", "int32", "int64", "uint8", "uint32", "uint64"]),
+    st.data(),
+)
+def test_out_of_range_labels_are_reported_as_themselves(dtype, data):
+    info = np.iinfo(dtype)
+    bad = data.draw(
+        st.one_of(
+            st.integers(int(info.min), -1) if info.min < 0 else st.nothing(),
+            st.integers(3, int(info.max)),
+        )
+    )
+    raw = np.array([0, bad, 1], dtype=dtype)
+    with pytest.raises(alio.DataError, match=rf"row 1: label {bad} is out of range"):
+        alio.label_indices(raw, n_classes=3, classes=None, start=0, label="LABELS")
+
+
+@given(
+    st.floats(allow_nan=False, allow_infinity=False).filter(
+        lambda v: v.is_integer() and not 0 <= v < 3
+    )
+)
+def test_out_of_range_float_labels_are_reported_as_themselves(value):
+    raw = np.array([0.0, value])
+    shown = str(int(value)) if abs(value) < 2**64 else repr(value)
+    with pytest.raises(
+        alio.DataError, match=re.escape(f"label {shown} is out of range")
+    ):
+        alio.label_indices(raw, n_classes=3, classes=None, start=0, label="LABELS")

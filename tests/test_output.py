@@ -77,3 +77,54 @@ def test_unwritable_destinations(tmp_path):
         Outputs().add(str(tmp_path), "output file")
     with pytest.raises(DataError, match="cannot write"):
         Outputs().add(str(tmp_path / "missing" / "x.csv"), "output file")
+
+
+def test_new_file_mode_follows_umask_and_existing_mode_is_kept(tmp_path):
+    mask = os.umask(0o022)
+    try:
+        new = tmp_path / "new.txt"
+        with Outputs() as out, open(out.add(str(new), "output file"), "w") as f:
+            f.write("x")
+        assert stat.S_IMODE(os.stat(new).st_mode) == 0o644
+        old = tmp_path / "old.txt"
+        old.write_text("old")
+        os.chmod(old, 0o600)
+        with Outputs() as out, open(out.add(str(old), "output file"), "w") as f:
+            f.write("new")
+        assert stat.S_IMODE(os.stat(old).st_mode) == 0o600
+        assert old.read_text() == "new"
+    finally:
+        os.umask(mask)
+
+
+def test_signal_exit_removes_temporary_files(tmp_path):
+    """SystemExit (what SIGTERM becomes) inside the block: nothing left, old kept."""
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+
+    def killed() -> None:
+        with Outputs() as out:
+            with open(out.add(str(target), "output file"), "w") as f:
+                f.write("half")
+            raise SystemExit(143)
+
+    with pytest.raises(SystemExit):
+        killed()
+    assert target.read_text() == "old"
+    assert _leftovers(tmp_path) == []
+
+
+def test_install_signal_handlers_turns_sigterm_into_system_exit():
+    import signal
+
+    from arrayloss.cli._output import install_signal_handlers
+
+    old = signal.getsignal(signal.SIGTERM)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        install_signal_handlers()
+        with pytest.raises(SystemExit) as info:
+            signal.raise_signal(signal.SIGTERM)
+        assert info.value.code == 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, old)

@@ -3,17 +3,34 @@
 Subcommands live in their own modules and are imported only when used, so
 ``arrayloss --help`` does not import NumPy or SciPy.
 
-Exit codes: 0 success; 1 bad data or a failed check; 2 bad usage.
+Exit codes: 0 success; 1 bad data or a failed check; 2 bad usage; 130 interrupted.
+
+Every command runs under one handler (`_LazyGroup.invoke`), so that no command
+prints a traceback for an expected error:
+
+- `arrayloss._errors.DataError` and `OSError` (a file that cannot be read or
+  written, a full disk): one line on standard error, exit 1;
+- `arrayloss._errors.UsageError` (options that cannot be carried out together):
+  one line, exit 2;
+- ``KeyboardInterrupt`` (Ctrl-C): one line, exit 130; SIGTERM and SIGHUP become
+  `SystemExit` (`arrayloss.cli._output.install_signal_handlers`), so the output
+  files' clean-up runs and nothing half-written is left behind;
+- anything else is a bug: one line ``internal error (...); please report it``,
+  exit 1, and the traceback only with ``ARRAYLOSS_DEBUG=1`` in the environment.
 """
 
 from __future__ import annotations
 
+import errno
 import importlib
+import os
 from typing import Any
 
 import click
 
 __all__ = ["main"]
+
+DEBUG_ENV = "ARRAYLOSS_DEBUG"
 
 # name -> (module, attribute); imported on first use.
 _COMMANDS: dict[str, tuple[str, str]] = {
@@ -23,6 +40,22 @@ _COMMANDS: dict[str, tuple[str, str]] = {
     "study": ("arrayloss.cli._study", "study"),
     "train": ("arrayloss.cli._train", "train"),
 }
+
+
+class _DataFailure(click.ClickException):
+    """Bad data (exit 1), as one line on standard error."""
+
+    exit_code = 1
+
+
+class _UsageFailure(click.ClickException):
+    """Bad usage found after parsing (exit 2), as one line on standard error."""
+
+    exit_code = 2
+
+
+def _debug() -> bool:
+    return os.environ.get(DEBUG_ENV, "").strip() not in ("", "0")
 
 
 class _LazyGroup(click.Group):
@@ -37,11 +70,45 @@ class _LazyGroup(click.Group):
         command: click.Command = getattr(module, target[1])
         return command
 
+    def main(self, *args: Any, **kwargs: Any) -> Any:
+        from ._output import install_signal_handlers
+
+        install_signal_handlers()
+        return super().main(*args, **kwargs)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        from .._errors import DataError, UsageError, one_line
+
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except UsageError as exc:
+            raise _UsageFailure(one_line(exc)) from None
+        except DataError as exc:
+            raise _DataFailure(one_line(exc)) from None
+        except OSError as exc:
+            if exc.errno == errno.EPIPE:
+                raise  # click's own handling: the reader went away, exit quietly
+            where = f" '{exc.filename}'" if exc.filename else ""
+            msg = f"cannot use{where}: {exc.strerror or one_line(exc)}"
+            raise _DataFailure(msg) from None
+        except KeyboardInterrupt:
+            click.echo("Error: interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
+        except Exception as exc:
+            if _debug():
+                raise
+            msg = f"internal error ({type(exc).__name__}: {one_line(exc)}); please report it"
+            raise _DataFailure(msg) from None
+
 
 @click.group(
     cls=_LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Exit codes: 0 success; 1 bad data or a failed check; 2 bad usage.",
+    epilog="Exit codes: 0 success; 1 bad data or a failed check; 2 bad usage; "
+    "130 interrupted. Errors are one line on standard error (set "
+    f"{DEBUG_ENV}=1 for a traceback of an internal error).",
 )
 @click.version_option(package_name="arrayloss")
 def main(**_: Any) -> None:

@@ -13,7 +13,7 @@ The graph, built on this machine from the files' headers alone:
 2. **Exact tallies per block, by the streaming code itself.**  A third
    ``map_blocks`` turns each block of the three arrays into its tallies
    (`_block_tallies`): it hands the block, in cache-sized chunks, to the very
-   function the streaming path runs on a chunk (`_eval._evaluate_chunk`), with the
+   function the streaming path runs on a chunk (`_engine.evaluate_chunk`), with the
    same checks (finite scores, probabilities, labels in range, weights; each
    error one line naming the file and row, raised on the worker and re-raised
    here), the same array-API metric and loss code (`metrics._Rows`, the registry
@@ -58,17 +58,17 @@ from typing import Any
 
 import numpy as np
 
+from arrayloss._errors import UsageError
 from arrayloss._errors import one_line as _one_line
 from arrayloss.io import Chunk, DataError, read_rows
 
-from ._eval import (
-    CHUNK_ELEMENTS,
-    MAX_CHUNK_ROWS,
-    _backend,
-    _evaluate_chunk,
-    _LossTally,
-    _ShardInfo,
+from ._engine import (
+    LossTally,
+    backend_converter,
+    chunk_rows,
+    evaluate_chunk,
 )
+from ._shards import ShardInfo
 
 __all__ = ["cluster_client", "evaluate_on_cluster", "local_cluster"]
 
@@ -137,6 +137,7 @@ def cluster_client(
         with cluster, distributed.Client(cluster, set_as_default=False) as client:
             yield client
         return
+    _probe(address, timeout)
     try:
         client = distributed.Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
@@ -146,15 +147,62 @@ def cluster_client(
         yield client
 
 
+def _probe(address: str, timeout: float) -> None:
+    """Check that ``address`` is a Dask scheduler, within ``timeout`` seconds.
+
+    An unknown scheme is a `UsageError` (exit 2); a service that does not answer
+    (nothing listening, or a server that accepts and says nothing, where
+    `distributed.Client` would wait past its timeout) or answers as something else
+    is a `DataError` (exit 1).  Only ``tcp://`` addresses are probed (others need
+    the cluster's security settings, which `distributed.Client` reads itself).
+    """
+    import asyncio
+
+    addressing = _module("distributed.comm.addressing")
+    registry = _module("distributed.comm.registry")
+    core = _module("distributed.core")
+    try:
+        scheme, _ = addressing.parse_address(address, strict=False)
+        registry.get_backend(scheme)
+    except ValueError as exc:
+        msg = f"--dask {address}: {_one_line(exc)}"
+        raise UsageError(msg) from None
+    if scheme != "tcp":
+        return
+
+    async def identity() -> Any:
+        remote = core.rpc(address)
+        try:
+            return await remote.identity()
+        finally:
+            await remote.close_rpc()
+
+    try:
+        info = asyncio.run(asyncio.wait_for(identity(), timeout))
+    except (TimeoutError, asyncio.TimeoutError):
+        msg = (
+            f"cannot reach the Dask scheduler at {address}: no answer within "
+            f"{timeout:g} s (is a scheduler listening there? see --dask-timeout)"
+        )
+        raise DataError(msg) from None
+    except Exception as exc:  # the peer spoke, but not distributed's protocol
+        msg = f"cannot reach the Dask scheduler at {address} ({type(exc).__name__}: {_one_line(exc)})"
+        raise DataError(msg) from None
+    kind = info.get("type") if isinstance(info, dict) else None
+    if kind != "Scheduler":
+        msg = f"{address} is not a Dask scheduler (it answers as {kind or 'something else'})"
+        raise DataError(msg)
+
+
 def evaluate_on_cluster(
     client: Any,
-    infos: Sequence[_ShardInfo],
+    infos: Sequence[ShardInfo],
     *,
     input_kind: str,
     n_classes: int,
     class_names: Sequence[str] | None,
     tallies: dict[str, Any],
-    loss_tallies: dict[str, _LossTally],
+    loss_tallies: dict[str, LossTally],
     block_rows: int | None,
 ) -> int:
     """Add every shard to ``tallies`` and ``loss_tallies``; return the row count.
@@ -250,16 +298,16 @@ class _Setup:
 class _Blocks:
     """The blocks of a run of shards: block ``i`` is rows ``start:stop`` of a shard."""
 
-    def __init__(self, spans: list[tuple[_ShardInfo, int, int]]) -> None:
+    def __init__(self, spans: list[tuple[ShardInfo, int, int]]) -> None:
         self.spans = spans
 
     def __dask_tokenize__(self) -> Any:
         return ("arrayloss-blocks", *((repr(i), a, b) for i, a, b in self.spans))
 
 
-def _runs(infos: Sequence[_ShardInfo]) -> list[list[_ShardInfo]]:
+def _runs(infos: Sequence[ShardInfo]) -> list[list[ShardInfo]]:
     """Consecutive shards stored alike: each run is one set of Dask arrays."""
-    runs: list[list[_ShardInfo]] = []
+    runs: list[list[ShardInfo]] = []
     for info in infos:
         kind = (info.dtype, info.labels_dtype, info.weights_dtype)
         last = runs[-1][-1] if runs else None
@@ -272,7 +320,7 @@ def _runs(infos: Sequence[_ShardInfo]) -> list[list[_ShardInfo]]:
     return runs
 
 
-def _spans(info: _ShardInfo, rows: int) -> list[tuple[int, int]]:
+def _spans(info: ShardInfo, rows: int) -> list[tuple[int, int]]:
     """The (start, stop) rows of each block of a shard."""
     n = info.n_rows
     assert n is not None
@@ -344,14 +392,14 @@ def _block_tallies(
     info, start, _ = blocks.spans[block_id[0]]
     tallies = dict(setup.tallies)
     losses = {
-        spec: _LossTally(spec, name, params) for spec, name, params in setup.losses
+        spec: LossTally(spec, name, params) for spec, name, params in setup.losses
     }
-    to_numpy = _backend("numpy")
+    to_numpy = backend_converter("numpy")
     n = int(scores.shape[0])
-    step = max(1, min(MAX_CHUNK_ROWS, CHUNK_ELEMENTS // setup.n_classes))
+    step = chunk_rows(setup.n_classes)
     for a in range(0, n, step):  # cache-sized chunks, as the streaming path reads
         b = min(n, a + step)
-        _evaluate_chunk(
+        evaluate_chunk(
             Chunk(
                 start + a,
                 scores[a:b],

@@ -1,60 +1,67 @@
 """``arrayloss eval``: losses and metrics of a prediction file in one streaming pass.
 
-The file is read in chunks of rows.  Each chunk is checked on the host (finite
-scores, probabilities that are probabilities, labels in range, weights finite and
-non-negative, each problem reported with its row), moved to the chosen backend,
-and reduced to exact sufficient statistics (`arrayloss.metrics` tallies: float64
-sums per chunk, exact fractions across chunks).  The result therefore equals the
-in-memory one whatever the chunk size, and memory stays bounded by the chunk,
-except for ``ece:strategy=quantile``, which keeps each sample's confidence, hit and
-weight (about 10 to 18 bytes a sample) because its bin edges are quantiles of all
-of them.
+This module is the command: its options, the usage checks, the outputs and the
+rendering of the results.  The work is done by `arrayloss.cli._engine` (a chunk of
+rows to exact tallies: the result equals the in-memory one at any chunk size, in
+memory bounded by the chunk, except for ``ece:strategy=quantile``, which keeps
+each sample's confidence, hit and weight, about 10 to 18 bytes a sample) and
+`arrayloss.cli._shards` (directories and glob patterns of shards, paired in
+natural order and checked shard by shard before anything is computed); with
+``--dask`` the shards are evaluated on a cluster (`arrayloss.cli._dask_eval`) by
+the same engine.
 
-SCORES (and LABELS, --weights) may name many files: a directory of shards or a
-quoted glob pattern.  The files are paired in natural order (``part-2`` before
-``part-10``), their row counts checked shard by shard before anything is computed,
-and streamed one after another, which gives the numbers of the concatenated file.
-With ``--dask`` the shards become Dask arrays evaluated on a cluster
-(`arrayloss.cli._dask_eval`): the same loss and metric code runs on each block and
-the same exact tallies are merged in a tree.
+Every output file goes through `arrayloss.cli._output.Outputs`: a regular file is
+replaced only when the whole run succeeds, a link is written through, a FIFO or
+device is written directly, and an output that names an input or another output is
+bad usage (exit 2) before anything is read.
 """
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import io
 import itertools
 import json
+import math
 import os
 import re
-import sys
-from collections.abc import Callable, Generator, Iterator, Sequence
-from dataclasses import dataclass, field
-from fractions import Fraction
+from collections.abc import Sequence
 from typing import Any
 
 import click
 
+from .._errors import DataError, UsageError
 from .._errors import one_line as _one_line
+from ._engine import (
+    LossTally,
+    PerSampleWriter,
+    backend_converter,
+    chunk_rows,
+    loss_value,
+    stream,
+)
 from ._options import (
-    LOSS,
-    LOSS_HELP,
+    Real,
+    backend_option,
     check_loss_params,
     format_spec,
-    parse_int_list,
+    loss_option,
     parse_spec,
+    top_k_option,
 )
+from ._output import STDOUT, Outputs
+from ._shards import ShardOpener, check_shards, pair_shards, shard_paths
 
 __all__ = ["eval_command"]
 
 EXIT_CODES = (
-    "Exit codes: 0 success; 1 bad data (a missing, unreadable or truncated file, a "
-    "ragged CSV, files with different row counts, a label out of range, NaN or "
-    "infinite scores, rows that are not probabilities, an unwritable output, a "
-    "pattern that matches no file, an unreachable Dask scheduler); 2 bad usage (an "
-    "unknown option, loss, metric or parameter, a parameter out of range, a backend "
-    "or Dask that is not installed)."
+    "Exit codes: 0 success; 1 bad data (a missing, unreadable, corrupt or truncated "
+    "file, a ragged CSV, files with different row counts, a label out of range, NaN "
+    "or infinite scores, rows that are not probabilities, a loss that overflows, an "
+    "unwritable output or a full disk, a pattern that matches no file, an unreachable "
+    "Dask scheduler); 2 bad usage (an unknown option, loss, metric or parameter, a "
+    "parameter out of range, an output that is an input or another output, a "
+    "backend or Dask that is not installed)."
 )
 
 METRIC_PARAMS: dict[str, dict[str, Any]] = {
@@ -65,10 +72,10 @@ METRIC_PARAMS: dict[str, dict[str, Any]] = {
     "ece": {"n_bins": 15, "strategy": "uniform"},
 }
 DEFAULT_METRICS = ("accuracy", "top_k_accuracy", "nll", "brier", "ece")
-CHUNK_ELEMENTS = (
-    1 << 19
-)  # default chunk: at most 65536 rows and ~512K scores (cache-sized)
-MAX_CHUNK_ROWS = 65536
+MAX_ECE_BINS = 10_000
+"""The most ECE bins ``--metric ece:n_bins=N`` takes: the exact streaming tally
+keeps a fraction per bin and adds every bin per chunk, so its cost grows with the
+bin count; 10,000 bins keep that well under the cost of reading the scores."""
 DASK_HINT = "pip install 'arrayloss[dask]'"
 
 # scheme://anything, host:port or [ipv6]:port: what --dask takes as an address
@@ -120,28 +127,18 @@ class _EvalCommand(click.Command):
     help="What SCORES holds. Probabilities must be non-negative with rows summing "
     "to 1; losses see their logarithm (0 read as the smallest normal number).",
 )
-@click.option(
-    "--loss",
-    "losses",
-    type=LOSS,
-    multiple=True,
-    metavar="NAME[:K=V,...]",
-    help=LOSS_HELP + " [default: cross_entropy]",
-)
+@loss_option("losses", help="[default: cross_entropy]")
 @click.option(
     "--metric",
     "metric_specs",
     multiple=True,
     metavar="NAME[:K=V,...]",
     help="accuracy, top_k_accuracy, nll, brier, ece[:n_bins=15,strategy=uniform|"
-    "quantile]. Repeat for several. [default: all five]",
+    f"quantile] (n_bins at most {MAX_ECE_BINS}). Repeat for several. [default: all "
+    "five]",
 )
-@click.option(
-    "--top-k",
-    "top_k",
-    default="5",
-    show_default=True,
-    metavar="K[,K...]",
+@top_k_option(
+    many=True,
     help="The k of top_k_accuracy, e.g. 1,5 (default k >= the class count is skipped).",
 )
 @click.option(
@@ -175,7 +172,9 @@ class _EvalCommand(click.Command):
     "--header/--no-header",
     default=None,
     help="Whether a CSV SCORES file starts with a header row. [default: guessed: "
-    "a header if a field other than a numbered label column is not a number]",
+    "a header if every field but a numbered label column is a name (no number, "
+    "none empty) and the next row is not; a first row with one bad cell is data, "
+    "reported by line and column]",
 )
 @click.option(
     "--format",
@@ -191,7 +190,8 @@ class _EvalCommand(click.Command):
     default="-",
     show_default=True,
     metavar="FILE",
-    help="Write the results here (atomically) instead of standard output.",
+    help="Write the results here instead of standard output (a regular file is "
+    "replaced only when the run succeeds; a link is written through).",
 )
 @click.option(
     "--per-sample",
@@ -207,11 +207,7 @@ class _EvalCommand(click.Command):
     help="Rows per chunk, or with --dask per block (one task each). [default: "
     "65536, fewer for many classes (~512K scores); with --dask ~4M scores]",
 )
-@click.option(
-    "--backend",
-    type=click.Choice(["numpy", "torch", "jax", "cupy"]),
-    default="numpy",
-    show_default=True,
+@backend_option(
     help="Array library for the computation (torch uses CUDA when available; "
     "jax runs with float64 enabled).",
 )
@@ -237,7 +233,7 @@ class _EvalCommand(click.Command):
 )
 @click.option(
     "--dask-timeout",
-    type=click.FloatRange(min=0, min_open=True),
+    type=Real(min=0, min_open=True),
     default=10.0,
     show_default=True,
     metavar="SECONDS",
@@ -276,56 +272,18 @@ def eval_command(ctx: click.Context, /, **opts: Any) -> None:
     """
     try:
         _run(ctx, **opts)
-    except click.ClickException:
+    except (click.ClickException, DataError, UsageError):
         raise
-    except (ValueError, OSError, MemoryError) as exc:
-        raise click.ClickException(_one_line(exc)) from None
-    except Exception as exc:  # never a traceback: say what happened
-        msg = (
-            f"internal error ({type(exc).__name__}: {_one_line(exc)}); please report it"
-        )
-        raise click.ClickException(msg) from None
+    except ValueError as exc:  # the library's checks on the data
+        raise DataError(_one_line(exc)) from None
+    except MemoryError:
+        msg = "out of memory (try a smaller --chunk-size)"
+        raise DataError(msg) from None
 
 
 # --------------------------------------------------------------------------- #
 # The run
 # --------------------------------------------------------------------------- #
-
-
-@dataclass
-class _LossTally:
-    spec: str
-    name: str
-    params: dict[str, Any]
-    total: Fraction = field(default_factory=Fraction)
-    weight: Fraction = field(default_factory=Fraction)
-
-
-@dataclass(frozen=True)
-class _Shard:
-    """The files of one shard: scores, and labels and weights where separate."""
-
-    scores: str
-    labels: str | None
-    weights: str | None
-
-
-@dataclass(frozen=True)
-class _ShardInfo:
-    """What the headers of one shard's files say (for the checks and for --dask)."""
-
-    shard: _Shard
-    scores_key: str | None
-    scores_label: str
-    labels_path: str
-    labels_key: str | None
-    labels_label: str
-    weights_label: str | None
-    n_rows: int | None
-    n_cols: int
-    dtype: Any
-    labels_dtype: Any
-    weights_dtype: Any
 
 
 def _run(
@@ -337,7 +295,7 @@ def _run(
     input_kind: str,
     losses: Sequence[tuple[str, dict[str, Any]]],
     metric_specs: Sequence[str],
-    top_k: str,
+    top_k: tuple[int, ...],
     reduction: str,
     weights_path: str | None,
     scores_key: str | None,
@@ -355,8 +313,6 @@ def _run(
     dask_timeout: float,
     quiet: bool,
 ) -> None:
-    from arrayloss import io as alio
-
     # -- usage: everything that needs no data ---------------------------------
     if example:
         if scores is not None or labels is not None:
@@ -369,34 +325,96 @@ def _run(
     if scores == "-" and labels == "-":
         msg = "only one of SCORES and LABELS can be standard input"
         raise click.UsageError(msg)
+    if per_sample == STDOUT:
+        msg = (
+            "--per-sample needs a file name (a pipe or /dev/stdout is written directly)"
+        )
+        raise click.BadParameter(msg, param_hint=["--per-sample"])
     use_dask = dask_address is not None
     if use_dask:
         _check_dask_usage(scores, labels, weights_path, per_sample, backend)
-    ks = parse_int_list(top_k, name="--top-k")
     ks_explicit = (
         ctx.get_parameter_source("top_k") is not click.core.ParameterSource.DEFAULT
     )
     metric_list = _parse_metrics(metric_specs or DEFAULT_METRICS)
     loss_list = list(losses) or [("cross_entropy", {})]
-    to_backend = _backend(backend)
+    to_backend = backend_converter(backend)
     class_names = _parse_classes(classes) if classes is not None else None
-    for path, what in ((output, "--output"), (per_sample, "--per-sample")):
-        if path not in (None, "-"):
-            _check_writable(path, what)
-    shards = _shards(scores, labels, weights_path)
-    opener = _ShardOpener(
-        scores_key=scores_key, labels_key=labels_key, label_column=label_column,
-        header=header, classes=class_names or (),
-    )  # fmt: skip
+    shards = pair_shards(scores, labels, weights_path)
+    inputs = shard_paths(shards)
+    if classes is not None and os.path.isfile(classes):
+        inputs.append(classes)
+
+    with Outputs(inputs=inputs) as outputs:
+        # Both outputs are claimed before anything is read: an output that is an
+        # input, or two that name one file, are usage errors (exit 2).
+        write_output = outputs.add(output, "--output")
+        write_rows = None
+        if per_sample is not None:
+            write_rows = outputs.add(per_sample, "--per-sample")
+        text = _evaluate(
+            scores, labels, shards, use_dask=use_dask, input_kind=input_kind,
+            loss_list=loss_list, metric_list=metric_list, ks=top_k,
+            ks_explicit=ks_explicit, reduction=reduction, weights_path=weights_path,
+            opener=ShardOpener(
+                scores_key=scores_key, labels_key=labels_key,
+                label_column=label_column, header=header, classes=class_names or (),
+            ),
+            class_names=class_names, fmt=fmt, per_sample=per_sample,
+            write_rows=write_rows, chunk_size=chunk_size, backend=backend,
+            to_backend=to_backend, dask_address=dask_address,
+            dask_workers=dask_workers, dask_timeout=dask_timeout, quiet=quiet,
+        )  # fmt: skip
+        if output != STDOUT:
+            _write_text(write_output, output, text)
+    if output == STDOUT:
+        click.echo(text, nl=False)
+
+
+def _write_text(path: str, label: str, text: str) -> None:
+    """Write the results to ``path`` (a temporary file, a FIFO or a device)."""
+    try:
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(text)
+    except OSError as exc:
+        msg = f"cannot write --output '{label}': {exc.strerror or exc}"
+        raise DataError(msg) from None
+
+
+def _evaluate(
+    scores: str,
+    labels: str | None,
+    shards: Sequence[Any],
+    *,
+    use_dask: bool,
+    input_kind: str,
+    loss_list: Sequence[tuple[str, dict[str, Any]]],
+    metric_list: Sequence[tuple[str, dict[str, Any], bool]],
+    ks: Sequence[int],
+    ks_explicit: bool,
+    reduction: str,
+    weights_path: str | None,
+    opener: ShardOpener,
+    class_names: tuple[str, ...] | None,
+    fmt: str,
+    per_sample: str | None,
+    write_rows: str | None,
+    chunk_size: int | None,
+    backend: str,
+    to_backend: Any,
+    dask_address: str | None,
+    dask_workers: int,
+    dask_timeout: float,
+    quiet: bool,
+) -> str:
+    """Read, check and reduce every shard; the rendered results."""
     infos = None
     if use_dask or len(shards) > 1:  # headers only: every mismatch before any work
         infos = [opener.inspect(shard, dask=use_dask) for shard in shards]
-        _check_shards(infos)
+        check_shards(infos)
 
-    # -- evaluate ---------------------------------------------------------------
-    with contextlib.ExitStack() as stack:
-        opened = opener.each(shards)
-        stack.callback(opened.close)
+    opened = opener.each(shards)
+    try:
         first = None
         if infos is not None and use_dask:
             n_classes, first_label = infos[0].n_cols, infos[0].scores_label
@@ -406,14 +424,14 @@ def _run(
         assert n_classes is not None
         if class_names is not None and len(class_names) != n_classes:
             msg = f"--classes lists {len(class_names)} names but {first_label} has {n_classes} columns"
-            raise alio.DataError(msg)
+            raise DataError(msg)
         for name, params in loss_list:
             check_loss_params(name, params, n_classes)
         tallies = _metric_tallies(metric_list, ks, ks_explicit, n_classes)
-        loss_tallies: dict[str, _LossTally] = {}
+        loss_tallies: dict[str, LossTally] = {}
         for name, params in loss_list:
             spec = format_spec(name, params)
-            loss_tallies.setdefault(spec, _LossTally(spec, name, params))
+            loss_tallies.setdefault(spec, LossTally(spec, name, params))
 
         if use_dask:
             from ._dask_eval import cluster_client, evaluate_on_cluster
@@ -430,94 +448,64 @@ def _run(
         else:
             assert first is not None
             writer = None
-            if per_sample is not None:
-                tmp = stack.enter_context(
-                    alio.atomic_output(per_sample, "--per-sample")
-                )
-                writer = _per_sample_writer(per_sample, tmp, list(loss_tallies))
-                stack.callback(writer.close)
-            n_samples = _stream(
-                itertools.chain([first], opened), len(shards), input_kind=input_kind,
-                n_classes=n_classes, first_label=first_label, class_names=class_names,
-                chunk_rows=chunk_size or max(
-                    1, min(MAX_CHUNK_ROWS, CHUNK_ELEMENTS // n_classes)
-                ),
-                to_backend=to_backend, tallies=tallies, loss_tallies=loss_tallies,
-                writer=writer, quiet=quiet,
-            )  # fmt: skip
+            if write_rows is not None:
+                assert per_sample is not None
+                writer = PerSampleWriter(per_sample, write_rows, list(loss_tallies))
+            try:
+                n_samples = stream(
+                    itertools.chain([first], opened), len(shards),
+                    input_kind=input_kind, n_classes=n_classes,
+                    first_label=first_label, class_names=class_names,
+                    chunk_rows=chunk_size or chunk_rows(n_classes),
+                    to_backend=to_backend, tallies=tallies,
+                    loss_tallies=loss_tallies, writer=writer, quiet=quiet,
+                )  # fmt: skip
+            finally:
+                if writer is not None:
+                    writer.close()
+    finally:
+        opened.close()
 
-        results = {
-            "losses": {
-                spec: _loss_value(t, reduction, n_samples)
-                for spec, t in loss_tallies.items()
-            },
-            "metrics": {key: tally.result() for key, tally in tallies.items()},
-        }
-        meta: dict[str, Any] = {
-            "scores": scores,
-            "labels": labels,
-            "weights": weights_path,
-            "input": input_kind,
-            "reduction": reduction,
-            "backend": backend,
-            "n_samples": n_samples,
-            "n_classes": n_classes,
-        }
-        if len(shards) > 1:
-            meta["n_files"] = len(shards)
-        if use_dask:
-            workers = f"{dask_workers} worker{'s' * (dask_workers != 1)}"
-            meta["dask"] = dask_address or f"local cluster ({workers})"
-        text = _render(fmt, meta, results)
-        if output != "-":
-            tmp = stack.enter_context(alio.atomic_output(output, "--output"))
-            with open(tmp, "w", encoding="utf-8") as f:
-                f.write(text)
-    if output == "-":
-        click.echo(text, nl=False)
+    results = {
+        "losses": {
+            spec: loss_value(t, reduction, n_samples)
+            for spec, t in loss_tallies.items()
+        },
+        "metrics": {key: _metric_value(key, t) for key, t in tallies.items()},
+    }
+    meta: dict[str, Any] = {
+        "scores": scores,
+        "labels": labels,
+        "weights": weights_path,
+        "input": input_kind,
+        "reduction": reduction,
+        "backend": backend,
+        "n_samples": n_samples,
+        "n_classes": n_classes,
+    }
+    if len(shards) > 1:
+        meta["n_files"] = len(shards)
+    if use_dask:
+        workers = f"{dask_workers} worker{'s' * (dask_workers != 1)}"
+        meta["dask"] = dask_address or f"local cluster ({workers})"
+    return _render(fmt, meta, results)
+
+
+def _metric_value(key: str, tally: Any) -> float:
+    """A tally's finite result; `DataError` when it is beyond the float64 range."""
+    try:
+        value = float(tally.result())
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        msg = f"metric {key!r} is {value!r}: it exceeds the float64 range for these scores"
+        raise DataError(msg)
+    return value
 
 
 # --------------------------------------------------------------------------- #
-# Many files
+# Usage
 # --------------------------------------------------------------------------- #
-
-
-def _stream(
-    opened: Iterator[tuple[Any, Any, Any]],
-    n_shards: int,
-    *,
-    input_kind: str,
-    n_classes: int,
-    first_label: str,
-    class_names: Sequence[str] | None,
-    chunk_rows: int,
-    to_backend: Callable[[Any], Any],
-    tallies: dict[str, Any],
-    loss_tallies: dict[str, _LossTally],
-    writer: Any,
-    quiet: bool,
-) -> int:
-    """Stream each shard's sources chunk by chunk into the tallies; the row count."""
-    from arrayloss import io as alio
-
-    n_samples = 0
-    for i, (scores_src, label_src, weights_src) in enumerate(opened):
-        if scores_src.n_cols != n_classes:
-            msg = f"{scores_src.label} has {scores_src.n_cols} columns but {first_label} has {n_classes}"
-            raise alio.DataError(msg)
-        scores_label = "SCORES" if n_shards == 1 else scores_src.label
-        bar = "eval" if n_shards == 1 else f"eval {i + 1}/{n_shards}"
-        chunks = alio.iter_aligned(scores_src, label_src, weights_src, chunk_rows)
-        for chunk in _with_progress(chunks, scores_src, quiet, label=bar):
-            block = _evaluate_chunk(
-                chunk, input_kind, n_classes, class_names, scores_label,
-                label_src.label, weights_src.label if weights_src else "",
-                to_backend, tallies, loss_tallies, want_rows=writer is not None,
-            )  # fmt: skip
-            if writer is not None:
-                writer.write(block)
-            n_samples += int(chunk.scores.shape[0])
-    return n_samples
 
 
 def _check_dask_usage(
@@ -546,128 +534,6 @@ def _check_dask_usage(
     except ImportError as exc:
         msg = f"Dask is not installed ({DASK_HINT}): {_one_line(exc)}"
         raise click.BadParameter(msg, param_hint=["--dask"]) from None
-
-
-def _shards(scores: str, labels: str | None, weights: str | None) -> list[_Shard]:
-    """The files of SCORES, LABELS and --weights, paired shard by shard."""
-    from arrayloss.io import DataError, expand_paths
-
-    score_files = expand_paths(scores, "scores")
-    n = len(score_files)
-    paired: list[list[str | None]] = []
-    for spec, kind in ((labels, "labels"), (weights, "weights")):
-        if spec is None:
-            paired.append([None] * n)
-            continue
-        files = expand_paths(spec, kind)
-        if len(files) != n:
-            name = kind.upper() if kind != "weights" else "--weights"
-            msg = (
-                f"SCORES '{scores}' names {n} file{'s' * (n != 1)} but {name} "
-                f"'{spec}' names {len(files)}; each shard needs its own {kind} file"
-            )
-            raise DataError(msg)
-        paired.append(list(files))
-    return [_Shard(s, y, w) for s, y, w in zip(score_files, *paired, strict=True)]
-
-
-@dataclass
-class _ShardOpener:
-    """Opens the sources of a shard with the command's reading options."""
-
-    scores_key: str | None
-    labels_key: str | None
-    label_column: str | None
-    header: bool | None
-    classes: Sequence[str]
-
-    def open(self, shard: _Shard) -> tuple[Any, Any, Any]:
-        from arrayloss import io as alio
-
-        scores_src, label_src = _open_inputs(
-            shard.scores, shard.labels, scores_key=self.scores_key,
-            labels_key=self.labels_key, label_column=self.label_column,
-            header=self.header, classes=self.classes,
-        )  # fmt: skip
-        weights_src = None
-        if shard.weights is not None:
-            try:
-                weights_src = alio.open_array(shard.weights, "weights")
-            except BaseException:
-                scores_src.close()
-                label_src.close()
-                raise
-        return scores_src, label_src, weights_src
-
-    def each(
-        self, shards: Sequence[_Shard]
-    ) -> Generator[tuple[Any, Any, Any], None, None]:
-        """Each shard's sources in turn, each closed before the next is opened."""
-        for shard in shards:
-            sources = self.open(shard)
-            try:
-                yield sources
-            finally:
-                for src in sources:
-                    if src is not None:
-                        src.close()
-
-    def inspect(self, shard: _Shard, *, dask: bool) -> _ShardInfo:
-        """Open a shard's files, read their headers and close them."""
-        if dask:
-            for path, what in (
-                (shard.scores, "SCORES"),
-                (shard.labels, "LABELS"),
-                (shard.weights, "--weights"),
-            ):
-                suffix = os.path.splitext(path or "")[1].lower()
-                if path is not None and suffix not in (".npy", ".npz"):
-                    msg = (
-                        f"--dask reads .npy and .npz files; {what} '{path}' is not "
-                        "one (convert it, or run without --dask)"
-                    )
-                    raise click.BadParameter(msg, param_hint=["--dask"])
-        scores_src, label_src, weights_src = self.open(shard)
-        try:
-            n_rows = scores_src.n_rows
-            for other in (label_src, weights_src):
-                known = other is not None and None not in (n_rows, other.n_rows)
-                if known and n_rows != other.n_rows:
-                    msg = f"{scores_src.label} has {n_rows} rows but {other.label} has {other.n_rows}"
-                    raise _data_error(msg)
-            return _ShardInfo(
-                shard=shard,
-                scores_key=self.scores_key,
-                scores_label=scores_src.label,
-                labels_path=shard.labels or shard.scores,
-                labels_key=self.labels_key,
-                labels_label=label_src.label,
-                weights_label=None if weights_src is None else weights_src.label,
-                n_rows=n_rows,
-                n_cols=int(scores_src.n_cols),
-                dtype=getattr(scores_src, "dtype", None),
-                labels_dtype=getattr(label_src, "dtype", None),
-                weights_dtype=getattr(weights_src, "dtype", None),
-            )
-        finally:
-            for src in (scores_src, label_src, weights_src):
-                if src is not None:
-                    src.close()
-
-
-def _data_error(msg: str) -> Exception:
-    from arrayloss.io import DataError
-
-    return DataError(msg)
-
-
-def _check_shards(infos: Sequence[_ShardInfo]) -> None:
-    """Every shard has the class count of the first."""
-    first = infos[0]
-    for info in infos[1:]:
-        if info.n_cols != first.n_cols:
-            msg = f"{info.scores_label} has {info.n_cols} columns but {first.scores_label} has {first.n_cols}"
-            raise _data_error(msg)
 
 
 def _example_paths() -> tuple[str, str]:
@@ -706,6 +572,10 @@ def _parse_metrics(specs: Sequence[str]) -> list[tuple[str, dict[str, Any], bool
         except click.BadParameter as exc:
             exc.param_hint = ["--metric"]
             raise
+        n_bins = params.get("n_bins")
+        if isinstance(n_bins, int) and n_bins > MAX_ECE_BINS:
+            msg = f"{spec!r}: `n_bins` must be at most {MAX_ECE_BINS} (got {n_bins})"
+            raise click.BadParameter(msg, param_hint=["--metric"])
         out.append((name, params, "k" in params))
     return out
 
@@ -740,251 +610,6 @@ def _make_tally(catalogue: Any, name: str, params: dict[str, Any]) -> Any:
     except (TypeError, ValueError) as exc:
         msg = f"{format_spec(name, params)!r}: {exc}"
         raise click.BadParameter(msg, param_hint=["--metric"]) from None
-
-
-def _backend(name: str) -> Callable[[Any], Any]:
-    import numpy as np
-
-    def writable(a: Any) -> Any:
-        return a if a.flags.writeable else np.array(a)
-
-    if name == "numpy":
-        return writable
-    if name == "torch":
-        try:
-            import torch
-        except ImportError:
-            msg = "PyTorch is not installed (pip install 'arrayloss[torch]')"
-            raise click.BadParameter(msg, param_hint=["--backend"]) from None
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        return lambda a: torch.from_numpy(writable(a)).to(device)
-    if name == "jax":
-        try:
-            import jax
-        except ImportError:
-            msg = "JAX is not installed (pip install 'arrayloss[jax]')"
-            raise click.BadParameter(msg, param_hint=["--backend"]) from None
-        jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call]
-        return jax.numpy.asarray  # float64 files stay float64
-    try:
-        import cupy
-    except ImportError:
-        msg = "CuPy is not installed (pip install 'arrayloss[gpu]')"
-        raise click.BadParameter(msg, param_hint=["--backend"]) from None
-    try:
-        count = int(cupy.cuda.runtime.getDeviceCount())
-    except Exception as exc:  # any CUDA failure means no device
-        count, reason = 0, _one_line(exc)
-    else:
-        reason = "no CUDA device"
-    if count < 1:
-        msg = f"CuPy finds no usable CUDA device ({reason})"
-        raise click.BadParameter(msg, param_hint=["--backend"])
-    return cupy.asarray  # type: ignore[no-any-return]
-
-
-def _check_writable(path: str, what: str) -> None:
-    from arrayloss.io import DataError
-
-    directory = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(directory):
-        msg = f"cannot write {what} '{path}': no directory {directory!r}"
-        raise DataError(msg)
-    if os.path.isdir(path):
-        msg = f"cannot write {what} '{path}': it is a directory"
-        raise DataError(msg)
-
-
-def _open_inputs(
-    scores: str,
-    labels: str | None,
-    *,
-    scores_key: str | None,
-    labels_key: str | None,
-    label_column: str | None,
-    header: bool | None,
-    classes: Sequence[str],
-) -> tuple[Any, Any]:
-    from arrayloss import io as alio
-
-    suffix = os.path.splitext(scores)[1].lower() if scores != "-" else ""
-    is_npy = suffix in (".npy", ".npz")
-    if labels is None and not (suffix == ".npz" or (not is_npy and label_column)):
-        msg = (
-            "no labels: give a LABELS file, --label-column for a CSV SCORES, "
-            "or an .npz SCORES holding a labels array"
-        )
-        raise click.UsageError(msg)
-    if is_npy:
-        scores_src = alio.open_array(scores, "scores", key=scores_key)
-        column = None
-    else:
-        scores_src, column = alio.open_table(
-            scores, label_column=label_column if labels is None else None, header=header
-        )
-    try:
-        if labels is not None:
-            label_src = alio.open_array(
-                labels,
-                "labels",
-                key=labels_key,
-                label_column=label_column,
-                classes=classes,
-            )
-        elif column is not None:
-            label_src = column
-        else:
-            label_src = alio.open_array(scores, "labels", key=labels_key)
-            label_src.label = label_src.label.replace("LABELS", "SCORES", 1)
-    except BaseException:
-        scores_src.close()
-        raise
-    return scores_src, label_src
-
-
-def _with_progress(
-    chunks: Iterator[Any], source: Any, quiet: bool, *, label: str = "eval"
-) -> Iterator[Any]:
-    if quiet or not sys.stderr.isatty() or source.progress() is None:
-        yield from chunks
-        return
-    total = source.progress()[1]
-    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
-        done = 0
-        for chunk in chunks:
-            yield chunk
-            now = (source.progress() or (done, total))[0]
-            bar.update(now - done)
-            done = now
-
-
-def _compute_dtype(stored: Any) -> Any:
-    """The dtype scores stored as ``stored`` are computed in.
-
-    float32 and float64 stay as they are (in native byte order); anything else
-    (float16, integers) becomes float64.
-    """
-    import numpy as np
-
-    dtype = np.dtype(stored)
-    if dtype.kind == "f" and dtype.itemsize >= 4:
-        return dtype.newbyteorder("=")
-    return np.dtype(np.float64)
-
-
-def _checked_scores(s: Any, input_kind: str, *, start: int, label: str) -> Any:
-    """Scores rows in their computation dtype, or a `DataError` naming the row.
-
-    ``start`` is the row number of ``s[0]`` in its file; ``label`` names the file.
-    """
-    from array_api_compat import array_namespace
-
-    from arrayloss import metrics as M
-    from arrayloss.io import DataError
-
-    s = s.astype(_compute_dtype(s.dtype), copy=False)
-    bad = M.first_bad_row(s, input_kind, xp=array_namespace(s))
-    if bad is not None:
-        msg = f"{label} row {start + bad[0]} {bad[1]} (--input {input_kind})"
-        raise DataError(msg)
-    return s
-
-
-def _checked_weights(w: Any, target: Any, *, start: int, label: str) -> Any:
-    """Weights as ``target``, or a `DataError` for a negative or non-finite one."""
-    import numpy as np
-
-    from arrayloss.io import DataError
-
-    w = w.astype(np.float64, copy=False)
-    bad_w = ~np.isfinite(w) | (w < 0)
-    if bad_w.any():
-        i = int(np.argmax(bad_w))
-        msg = f"{label} row {start + i}: weight {float(w[i])!r} is not finite and non-negative"
-        raise DataError(msg)
-    return w.astype(target)
-
-
-def _loss_rows(name: str, params: dict[str, Any], rows: Any, input_kind: str) -> Any:
-    """Per-sample values of loss ``name`` on a metrics batch ``rows`` (any backend)."""
-    from arrayloss._registry import get_loss
-
-    if name == "cross_entropy" and input_kind == "logits" and not any(params.values()):
-        # plain cross-entropy is the NLL of the softmax, which the metrics have
-        # already computed by the kernel's own operations: reuse it (one exp)
-        return rows.nll
-    return get_loss(name).value(
-        rows.loss_logits, rows.index, reduction="none", **params
-    )
-
-
-def _evaluate_chunk(
-    chunk: Any,
-    input_kind: str,
-    n_classes: int,
-    class_names: Sequence[str] | None,
-    scores_label: str,
-    labels_label: str,
-    weights_label: str,
-    to_backend: Callable[[Any], Any],
-    tallies: dict[str, Any],
-    loss_tallies: dict[str, _LossTally],
-    *,
-    want_rows: bool,
-) -> Any:
-    import numpy as np
-    from array_api_compat import array_namespace
-
-    from arrayloss import metrics as M
-    from arrayloss.io import label_indices
-
-    s = _checked_scores(chunk.scores, input_kind, start=chunk.start, label=scores_label)
-    y = label_indices(
-        chunk.labels, n_classes=n_classes, classes=class_names, start=chunk.start,
-        label=labels_label,
-    )  # fmt: skip
-    w = None
-    if chunk.weights is not None:
-        w = _checked_weights(
-            chunk.weights, s.dtype, start=chunk.start, label=weights_label
-        )
-
-    z = to_backend(s)
-    xp = array_namespace(z)
-    rows = M._Rows(
-        z, to_backend(y), None if w is None else to_backend(w),
-        input=input_kind, xp=xp, eager=True,
-    )  # fmt: skip
-    for key, tally in tallies.items():
-        tallies[key] = tally._add(rows)
-    columns = []
-    for t in loss_tallies.values():
-        per_host = M.to_numpy(_loss_rows(t.name, t.params, rows, input_kind))
-        total, weight = M._exact_sums(per_host, rows.host_weights)
-        t.total += total
-        t.weight += weight
-        if want_rows:
-            columns.append(per_host.astype(np.float64))
-    return np.stack(columns, axis=1) if want_rows else None
-
-
-def _loss_value(t: _LossTally, reduction: str, n_samples: int) -> float:
-    if reduction == "sum":
-        return float(t.total)
-    if t.weight == 0:
-        msg = f"`reduction='mean'` needs at least one sample with non-zero weight (got {n_samples})"
-        raise ValueError(msg)
-    return float(t.total / t.weight)
-
-
-def _per_sample_writer(path: str, tmp: str, columns: list[str]) -> Any:
-    from arrayloss.io import NpyWriter, TextWriter
-
-    suffix = os.path.splitext(path)[1].lower()
-    if suffix == ".npy":
-        return NpyWriter(tmp, columns)
-    delimiter = "\t" if suffix in (".tsv", ".tab") else ","
-    return TextWriter(tmp, columns, delimiter=delimiter)
 
 
 # --------------------------------------------------------------------------- #

@@ -1,5 +1,13 @@
 """Options shared by the subcommands, defined once (pip-tools' ``options.py`` pattern).
 
+Each shared option is a decorator factory here (`loss_option`, `backend_option`,
+`top_k_option`, and the training options of ``train`` and ``study``:
+`data_option`, `hidden_option`, `epochs_option`, `batch_size_option`,
+`optimizer_option`, `lr_option`, `weight_decay_option`, `noise_kind_option`), so a
+flag has one spelling, one type and one help text in every command.  `Real` is the
+one type for real-valued options: finite, in range, checked by click before any
+work (exit 2).
+
 ``NAME[:key=value,...]`` specs name a loss (or a metric) and its parameters; each
 value is cast to the type of that parameter's default, so ``k=5`` is an int where
 the default is an int and a float where it is a float.  Every problem is a
@@ -9,23 +17,38 @@ the default is an int and a float where it is a float.  Every problem is a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, TypeVar
 
 import click
 
 __all__ = [
     "LOSS",
     "LOSS_HELP",
+    "HiddenWidths",
+    "IntList",
     "LossSpec",
     "Real",
+    "backend_option",
+    "batch_size_option",
     "check_loss_params",
+    "data_option",
+    "epochs_option",
     "format_spec",
+    "hidden_option",
     "loss_option",
+    "lr_option",
+    "noise_kind_option",
+    "optimizer_option",
     "parse_int_list",
     "parse_loss_spec",
     "parse_spec",
+    "top_k_option",
+    "weight_decay_option",
 ]
+
+F = TypeVar("F", bound=Callable[..., Any])
+Decorator = Callable[[F], F]
 
 _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
@@ -213,17 +236,204 @@ class Real(click.FloatRange):
         return super().convert(number, param, ctx)
 
 
+class IntList(click.ParamType):  # type: ignore[type-arg]
+    """``"1,5"`` -> ``(1, 5)``: comma-separated integers ``>= low``, repeats dropped."""
+
+    name = "integers"
+
+    def __init__(self, low: int = 1) -> None:
+        self.low = low
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        name = param.opts[0] if param is not None and param.opts else "value"
+        try:
+            return parse_int_list(str(value), name=name, low=self.low)
+        except click.BadParameter as exc:
+            self.fail(exc.message, param, ctx)
+
+
+class HiddenWidths(click.ParamType):  # type: ignore[type-arg]
+    """``"128,64"`` -> ``(128, 64)``; ``""`` or ``"none"`` -> ``()`` (a linear model)."""
+
+    name = "widths"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        text = str(value).strip().lower()
+        if text in ("", "none"):
+            return ()
+        widths = []
+        for part in text.split(","):
+            try:
+                w = int(part)
+            except ValueError:
+                msg = f"hidden layer widths must be integers separated by commas (got {value!r})"
+                self.fail(msg, param, ctx)
+            if w < 1:
+                self.fail(
+                    f"hidden layer widths must be >= 1 (got {w} in {value!r})",
+                    param,
+                    ctx,
+                )
+            widths.append(w)
+        return tuple(widths)
+
+
 LOSS_HELP = (
     "A loss by its registry name, with parameters after a colon, e.g. "
-    "smooth_topk_svm:k=5,tau=0.5 (`arrayloss list` shows the names). "
-    "Repeat for several."
+    "smooth_topk_svm:k=5,tau=0.5 (`arrayloss list` shows the names)."
 )
 
-loss_option = click.option(
-    "--loss",
-    "losses",
-    type=LOSS,
-    multiple=True,
-    metavar="NAME[:K=V,...]",
-    help=LOSS_HELP,
-)
+
+def loss_option(
+    dest: str = "losses",
+    *,
+    multiple: bool = True,
+    default: str | None = None,
+    help: str = "",
+    callback: Callable[..., Any] | None = None,
+) -> Decorator[Any]:
+    """``--loss NAME[:K=V,...]``, parsed to ``(name, params)`` by `LOSS`.
+
+    ``multiple``: repeatable (a tuple of pairs; empty when not given); otherwise
+    one pair, ``default`` when not given.  ``help`` is appended to `LOSS_HELP`.
+    """
+    text = LOSS_HELP + (" Repeat for several." if multiple else "")
+    return click.option(
+        "--loss",
+        dest,
+        type=LOSS,
+        multiple=multiple,
+        default=default if not multiple else None,
+        show_default=default is not None,
+        metavar="NAME[:K=V,...]",
+        callback=callback,
+        help=f"{text} {help}".strip(),
+    )
+
+
+BACKENDS = ("numpy", "torch", "jax", "cupy")
+
+
+def backend_option(
+    choices: Sequence[str] = BACKENDS, *, help: str | None = None
+) -> Decorator[Any]:
+    """``--backend``: the array library a command computes with (default NumPy)."""
+    return click.option(
+        "--backend",
+        type=click.Choice(list(choices)),
+        default="numpy",
+        show_default=True,
+        help=help or "Array library for the computation.",
+    )
+
+
+def top_k_option(
+    *, many: bool = False, default: int = 5, help: str | None = None
+) -> Decorator[Any]:
+    """``--top-k``: the k of the top-k accuracy; ``many`` takes ``K[,K...]``."""
+    if many:
+        return click.option(
+            "--top-k",
+            "top_k",
+            type=IntList(low=1),
+            default=str(default),
+            show_default=True,
+            metavar="K[,K...]",
+            help=help or "The k of top_k_accuracy, e.g. 1,5.",
+        )
+    return click.option(
+        "--top-k",
+        "top_k",
+        type=click.IntRange(min=1),
+        default=default,
+        show_default=True,
+        help=help or "k of the top-k accuracy.",
+    )
+
+
+def data_option(default: str = "digits", *, help: str | None = None) -> Decorator[Any]:
+    """``--data digits|synthetic|PATH``: the data set to train on."""
+    return click.option(
+        "--data",
+        default=default,
+        show_default=True,
+        metavar="digits|synthetic|PATH",
+        help=help
+        or "Bundled digits, the synthetic 100-class set, or a file: .npz with x "
+        "and y, or MNIST IDX files (a directory or an images file).",
+    )
+
+
+def hidden_option(default: str = "128") -> Decorator[Any]:
+    """``--hidden W1,W2,...``: hidden layer widths (`HiddenWidths`)."""
+    return click.option(
+        "--hidden",
+        type=HiddenWidths(),
+        default=default,
+        show_default=True,
+        metavar="W1,W2,...",
+        help="Hidden layer widths ('none' for a linear model).",
+    )
+
+
+def epochs_option(default: int) -> Decorator[Any]:
+    """``--epochs N``."""
+    return click.option(
+        "--epochs", type=click.IntRange(min=1), default=default, show_default=True
+    )
+
+
+def batch_size_option(default: int) -> Decorator[Any]:
+    """``--batch-size N``."""
+    return click.option(
+        "--batch-size", type=click.IntRange(min=1), default=default, show_default=True
+    )
+
+
+def optimizer_option(default: str = "sgd") -> Decorator[Any]:
+    """``--optimizer sgd|adam``."""
+    return click.option(
+        "--optimizer",
+        type=click.Choice(["sgd", "adam"]),
+        default=default,
+        show_default=True,
+    )
+
+
+def lr_option() -> Decorator[Any]:
+    """``--lr``: a finite learning rate > 0 (default: the optimizer's)."""
+    return click.option(
+        "--lr",
+        type=Real(min=0, min_open=True),
+        default=None,
+        help="Learning rate  [default: 0.1 for sgd, 0.001 for adam]",
+    )
+
+
+def weight_decay_option() -> Decorator[Any]:
+    """``--weight-decay``: a finite L2 penalty >= 0."""
+    return click.option(
+        "--weight-decay",
+        type=Real(min=0),
+        default=0.0,
+        show_default=True,
+        help="L2 penalty on the weights.",
+    )
+
+
+def noise_kind_option() -> Decorator[Any]:
+    """``--noise-kind symmetric|pairflip``: how training labels are flipped."""
+    return click.option(
+        "--noise-kind",
+        type=click.Choice(["symmetric", "pairflip"]),
+        default="symmetric",
+        show_default=True,
+    )

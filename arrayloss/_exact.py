@@ -1,0 +1,90 @@
+"""Exact sums of float64 arrays, as fractions, in vectorised NumPy.
+
+Streaming evaluation adds each chunk's sums to a running total; for the result to
+be the same at every chunk size, each chunk's sum must be exact (a float64 sum
+rounds differently for different groupings).  `exact_sum` is exact for any
+finite float64 array: each value is ``m * 2**e`` with an integer mantissa
+``|m| < 2**53``; the mantissas are split into 26-bit halves and summed per
+exponent with `numpy.bincount` (exact: the partial sums stay below ``2**53``),
+and the few per-exponent sums are combined as Python integers.  `exact_dot`
+makes each product exact first: each factor's mantissa (in ``[0.5, 1)``, its
+power of two kept aside) is the sum of two 26-bit halves (Veltkamp splitting,
+Dekker 1971), whose four products are exact in float64, so weights of 1e308 do
+not overflow and subnormal ones keep every bit.
+
+Reference: T. J. Dekker, "A floating-point technique for extending the
+available precision", Numerische Mathematik 18 (1971) 224-242.
+"""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import numpy as np
+
+__all__ = ["exact_dot", "exact_sum"]
+
+_BLOCK = 1 << 22  # values per bincount: 2**22 * 2**27 < 2**53, exact in float64
+_SPLIT = float(2**27 + 1)
+
+
+def _scaled(ints: int, exponent: int) -> Fraction:
+    if exponent >= 0:
+        return Fraction(ints << exponent)
+    return Fraction(ints, 1 << -exponent)
+
+
+def _sum_times_powers(values: np.ndarray, extra: np.ndarray | None) -> Fraction:
+    """``sum(values * 2**extra)`` exactly (finite float64 values, integer powers)."""
+    parts: list[tuple[int, int]] = []
+    for a in range(0, values.shape[0], _BLOCK):
+        mant, exp = np.frexp(values[a : a + _BLOCK])
+        exp = exp.astype(np.int64)
+        if extra is not None:
+            exp += extra[a : a + _BLOCK]
+        # value = m * 2**(exp - 53) with m = mant * 2**53 an integer, |m| < 2**53,
+        # and m = hi * 2**26 + lo with integers hi and 0 <= lo < 2**26 (all exact)
+        hi = np.floor(mant * 2.0**27)
+        lo = mant * 2.0**53 - hi * 2.0**26
+        low = int(exp.min()) if exp.size else 0
+        idx = exp - low
+        width = int(idx.max()) + 1 if idx.size else 0
+        hs = np.bincount(idx, weights=hi, minlength=width)
+        ls = np.bincount(idx, weights=lo, minlength=width)
+        for k in np.flatnonzero((hs != 0) | (ls != 0)).tolist():
+            parts.append(((int(hs[k]) << 26) + int(ls[k]), low + k - 53))
+    if not parts:
+        return Fraction(0)
+    base = min(e for _, e in parts)
+    total = 0
+    for ints, e in parts:
+        total += ints << (e - base)
+    return _scaled(total, base)
+
+
+def exact_sum(x: np.ndarray) -> Fraction:
+    """The exact sum of the finite float64 values ``x`` (any shape)."""
+    return _sum_times_powers(np.asarray(x, dtype=np.float64).reshape(-1), None)
+
+
+def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``a = hi + lo`` with at most 26 significant bits in each (|a| < 2**996)."""
+    c = a * _SPLIT
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def exact_dot(w: np.ndarray, t: np.ndarray) -> Fraction:
+    """``sum(w * t)`` of finite float64 vectors, exactly.
+
+    Each factor is written ``m * 2**e`` with ``0.5 <= |m| < 1``; the mantissas'
+    products are made exact by splitting (no overflow or underflow can occur in
+    ``[0.25, 1)``) and summed with their powers of two ``2**(e_w + e_t)``.
+    """
+    mw, ew = np.frexp(np.asarray(w, dtype=np.float64).reshape(-1))
+    mt, et = np.frexp(np.asarray(t, dtype=np.float64).reshape(-1))
+    wh, wl = _split(mw)
+    th, tl = _split(mt)
+    products = np.concatenate([wh * th, wh * tl, wl * th, wl * tl])
+    powers = np.tile(ew.astype(np.int64) + et, 4)
+    return _sum_times_powers(products, powers)

@@ -1,0 +1,374 @@
+"""The chunk engine of ``arrayloss eval``: one chunk of rows to exact tallies.
+
+Each chunk is checked on the host (finite scores, probabilities that are
+probabilities, labels in range, weights finite and non-negative, each problem
+reported with its row), moved to the chosen backend, and reduced to exact
+sufficient statistics: `arrayloss.metrics` tallies (float64 sums within a chunk,
+fractions across chunks) and, per loss, the exact ``sum(w * loss)`` and ``sum(w)``
+as fractions (`arrayloss._exact`: exact within a chunk too).  A loss whose
+per-row values do not depend on the batch is therefore identical at every chunk
+size, and the metrics agree with the in-memory ones to about 1e-16.  A per-sample loss that is not finite (a loss that overflows float64 for
+finite scores, such as ``l2`` of 1e200) is a `DataError` naming the loss and the
+row, never a NaN in the table.
+
+The same `evaluate_chunk` runs on the workers of ``--dask``
+(`arrayloss.cli._dask_eval`), so both paths give the same numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import click
+import numpy as np
+
+from .._errors import DataError
+from .._errors import one_line as _one_line
+from .._exact import exact_dot, exact_sum
+
+__all__ = [
+    "CHUNK_ELEMENTS",
+    "MAX_CHUNK_ROWS",
+    "LossTally",
+    "PerSampleWriter",
+    "backend_converter",
+    "chunk_rows",
+    "evaluate_chunk",
+    "exact_sums",
+    "loss_value",
+    "stream",
+    "with_progress",
+]
+
+CHUNK_ELEMENTS = 1 << 19
+"""Default chunk: at most `MAX_CHUNK_ROWS` rows and ~512K scores (cache-sized)."""
+
+MAX_CHUNK_ROWS = 65536
+
+
+def chunk_rows(n_classes: int) -> int:
+    """The default rows per chunk for ``n_classes`` scores a row."""
+    return max(1, min(MAX_CHUNK_ROWS, CHUNK_ELEMENTS // n_classes))
+
+
+@dataclass
+class LossTally:
+    """One ``--loss``: its spec and the exact weighted sum and weight so far."""
+
+    spec: str
+    name: str
+    params: dict[str, Any]
+    total: Fraction = field(default_factory=Fraction)
+    weight: Fraction = field(default_factory=Fraction)
+
+
+def backend_converter(name: str) -> Callable[[Any], Any]:
+    """The function that moves a NumPy chunk to backend ``name``.
+
+    Raises `click.BadParameter` (exit 2) for a backend that is not installed or,
+    for CuPy, has no CUDA device.
+    """
+
+    def writable(a: Any) -> Any:
+        return a if a.flags.writeable else np.array(a)
+
+    if name == "numpy":
+        return writable
+    if name == "torch":
+        try:
+            import torch
+        except ImportError:
+            msg = "PyTorch is not installed (pip install 'arrayloss[torch]')"
+            raise click.BadParameter(msg, param_hint=["--backend"]) from None
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+        return lambda a: torch.from_numpy(writable(a)).to(device)
+    if name == "jax":
+        try:
+            import jax
+        except ImportError:
+            msg = "JAX is not installed (pip install 'arrayloss[jax]')"
+            raise click.BadParameter(msg, param_hint=["--backend"]) from None
+        jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call]
+        return jax.numpy.asarray  # float64 files stay float64
+    try:
+        import cupy
+    except ImportError:
+        msg = "CuPy is not installed (pip install 'arrayloss[gpu]')"
+        raise click.BadParameter(msg, param_hint=["--backend"]) from None
+    try:
+        count = int(cupy.cuda.runtime.getDeviceCount())
+    except Exception as exc:  # any CUDA failure means no device
+        count, reason = 0, _one_line(exc)
+    else:
+        reason = "no CUDA device"
+    if count < 1:
+        msg = f"CuPy finds no usable CUDA device ({reason})"
+        raise click.BadParameter(msg, param_hint=["--backend"])
+    return cupy.asarray  # type: ignore[no-any-return]
+
+
+def with_progress(
+    chunks: Iterator[Any], source: Any, quiet: bool, *, label: str = "eval"
+) -> Iterator[Any]:
+    """``chunks``, with a progress bar on standard error when it is a terminal."""
+    if quiet or not sys.stderr.isatty() or source.progress() is None:
+        yield from chunks
+        return
+    total = source.progress()[1]
+    with click.progressbar(length=total, label=label, file=sys.stderr) as bar:
+        done = 0
+        for chunk in chunks:
+            yield chunk
+            now = (source.progress() or (done, total))[0]
+            bar.update(now - done)
+            done = now
+
+
+def _compute_dtype(stored: Any) -> Any:
+    """The dtype scores stored as ``stored`` are computed in.
+
+    float32 and float64 stay as they are (in native byte order); anything else
+    (float16, integers) becomes float64.
+    """
+    dtype = np.dtype(stored)
+    if dtype.kind == "f" and dtype.itemsize >= 4:
+        return dtype.newbyteorder("=")
+    return np.dtype(np.float64)
+
+
+def _checked_scores(s: Any, input_kind: str, *, start: int, label: str) -> Any:
+    """Scores rows in their computation dtype, or a `DataError` naming the row.
+
+    ``start`` is the row number of ``s[0]`` in its file; ``label`` names the file.
+    """
+    from array_api_compat import array_namespace
+
+    from arrayloss import metrics as M
+
+    s = s.astype(_compute_dtype(s.dtype), copy=False)
+    bad = M.first_bad_row(s, input_kind, xp=array_namespace(s))
+    if bad is not None:
+        msg = f"{label} row {start + bad[0]} {bad[1]} (--input {input_kind})"
+        raise DataError(msg)
+    return s
+
+
+def _checked_weights(w: Any, target: Any, *, start: int, label: str) -> Any:
+    """Weights as ``target``, or a `DataError` for a negative or non-finite one."""
+    w = w.astype(np.float64, copy=False)
+    bad_w = ~np.isfinite(w) | (w < 0)
+    if bad_w.any():
+        i = int(np.argmax(bad_w))
+        msg = f"{label} row {start + i}: weight {float(w[i])!r} is not finite and non-negative"
+        raise DataError(msg)
+    with np.errstate(over="ignore", under="ignore"):
+        out = w.astype(target)
+    lost = ~np.isfinite(out) | ((out == 0) & (w != 0))
+    if lost.any():  # a weight the scores' dtype cannot hold: refuse, never drop it
+        i = int(np.argmax(lost))
+        msg = (
+            f"{label} row {start + i}: weight {float(w[i])!r} is outside the range of "
+            f"the scores' {np.dtype(target)} (rescale the weights)"
+        )
+        raise DataError(msg)
+    return out
+
+
+def _loss_rows(name: str, params: dict[str, Any], rows: Any, input_kind: str) -> Any:
+    """Per-sample values of loss ``name`` on a metrics batch ``rows`` (any backend)."""
+    from arrayloss._registry import get_loss
+
+    if name == "cross_entropy" and input_kind == "logits" and not any(params.values()):
+        # plain cross-entropy is the NLL of the softmax, which the metrics have
+        # already computed by the kernel's own operations: reuse it (one exp)
+        return rows.nll
+    return get_loss(name).value(
+        rows.loss_logits, rows.index, reduction="none", **params
+    )
+
+
+def exact_sums(terms: np.ndarray, w: np.ndarray | None) -> tuple[Fraction, Fraction]:
+    """``sum(w * t)`` and ``sum(w)`` of one chunk's finite terms, exactly.
+
+    Exact sums (`arrayloss._exact`) make the totals independent of how the rows
+    are cut into chunks (a float64 sum rounds differently for each grouping), and
+    the weighted sum is scale invariant: weights of 1e308 do not overflow and
+    subnormal weights keep their precision.
+    """
+    if w is None:
+        return exact_sum(terms), Fraction(int(np.size(terms)))
+    w64 = np.asarray(w, dtype=np.float64)
+    return exact_dot(w64, terms), exact_sum(w64)
+
+
+def evaluate_chunk(
+    chunk: Any,
+    input_kind: str,
+    n_classes: int,
+    class_names: Sequence[str] | None,
+    scores_label: str,
+    labels_label: str,
+    weights_label: str,
+    to_backend: Callable[[Any], Any],
+    tallies: dict[str, Any],
+    loss_tallies: dict[str, LossTally],
+    *,
+    want_rows: bool,
+) -> Any:
+    """Add one `arrayloss.io.Chunk` to ``tallies`` and ``loss_tallies``.
+
+    Returns the ``(rows, losses)`` float64 per-sample losses when ``want_rows``.
+    Raises `DataError` naming the file and row for bad scores, labels or weights,
+    and for a loss or metric that is not finite on finite scores.
+    """
+    from array_api_compat import array_namespace
+
+    from arrayloss import metrics as M
+    from arrayloss.io import label_indices
+
+    s = _checked_scores(chunk.scores, input_kind, start=chunk.start, label=scores_label)
+    y = label_indices(
+        chunk.labels, n_classes=n_classes, classes=class_names, start=chunk.start,
+        label=labels_label,
+    )  # fmt: skip
+    w = None
+    if chunk.weights is not None:
+        w = _checked_weights(
+            chunk.weights, s.dtype, start=chunk.start, label=weights_label
+        )
+
+    z = to_backend(s)
+    xp = array_namespace(z)
+    columns = []
+    # Intermediate overflow that resolves to a finite result is no error; a result
+    # that is not finite is reported below, by name and row.
+    with np.errstate(all="ignore"):
+        rows = M._Rows(
+            z, to_backend(y), None if w is None else to_backend(w),
+            input=input_kind, xp=xp, eager=True,
+        )  # fmt: skip
+        for key, tally in tallies.items():
+            try:
+                tallies[key] = tally._add(rows)
+            except OverflowError:
+                last = chunk.start + int(s.shape[0]) - 1
+                msg = f"metric {key!r} overflows float64 on {scores_label} rows {chunk.start} to {last}"
+                raise DataError(msg) from None
+        for t in loss_tallies.values():
+            per_host = M.to_numpy(_loss_rows(t.name, t.params, rows, input_kind))
+            finite = np.isfinite(per_host)
+            if not finite.all():
+                i = int(np.argmax(~finite))
+                msg = (
+                    f"loss {t.spec!r} is {float(per_host[i])!r} at {scores_label} row "
+                    f"{chunk.start + i}: it overflows {per_host.dtype} for these scores"
+                )
+                raise DataError(msg)
+            total, weight = exact_sums(per_host, rows.host_weights)
+            t.total += total
+            t.weight += weight
+            if want_rows:
+                columns.append(per_host.astype(np.float64))
+    return np.stack(columns, axis=1) if want_rows else None
+
+
+def loss_value(t: LossTally, reduction: str, n_samples: int) -> float:
+    """The reduced loss; `DataError` without weight, or beyond the float64 range."""
+    if reduction != "sum" and t.weight == 0:
+        msg = f"`reduction='mean'` needs at least one sample with non-zero weight (got {n_samples})"
+        raise DataError(msg)
+    value = t.total if reduction == "sum" else t.total / t.weight
+    try:
+        return float(value)
+    except OverflowError:
+        what = "sum" if reduction == "sum" else "mean"
+        msg = f"the {what} of loss {t.spec!r} over {n_samples} samples exceeds the float64 range"
+        raise DataError(msg) from None
+
+
+class PerSampleWriter:
+    """``--per-sample``: each sample's losses to an ``.npy`` or CSV/TSV file.
+
+    Every failure to write (a full disk, a closed pipe) is a `DataError` naming the
+    file.
+    """
+
+    def __init__(self, path: str, write_to: str, columns: list[str]) -> None:
+        from arrayloss.io import NpyWriter, TextWriter
+
+        self.path = path
+        suffix = os.path.splitext(path)[1].lower()
+        try:
+            if suffix == ".npy":
+                self._writer: Any = NpyWriter(write_to, columns)
+            else:
+                delimiter = "\t" if suffix in (".tsv", ".tab") else ","
+                self._writer = TextWriter(write_to, columns, delimiter=delimiter)
+        except OSError as exc:
+            raise self._error(exc) from None
+        self._closed = False
+
+    def _error(self, exc: OSError) -> DataError:
+        return DataError(
+            f"cannot write --per-sample '{self.path}': {exc.strerror or exc}"
+        )
+
+    def write(self, block: np.ndarray) -> None:
+        """Append the rows of ``block``."""
+        try:
+            self._writer.write(block)
+        except OSError as exc:
+            raise self._error(exc) from None
+
+    def close(self) -> None:
+        """Finish the file (idempotent)."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._writer.close()
+        except OSError as exc:
+            raise self._error(exc) from None
+
+
+def stream(
+    opened: Iterator[tuple[Any, Any, Any]],
+    n_shards: int,
+    *,
+    input_kind: str,
+    n_classes: int,
+    first_label: str,
+    class_names: Sequence[str] | None,
+    chunk_rows: int,
+    to_backend: Callable[[Any], Any],
+    tallies: dict[str, Any],
+    loss_tallies: dict[str, LossTally],
+    writer: PerSampleWriter | None,
+    quiet: bool,
+) -> int:
+    """Stream each shard's sources chunk by chunk into the tallies; the row count."""
+    from arrayloss import io as alio
+
+    n_samples = 0
+    for i, (scores_src, label_src, weights_src) in enumerate(opened):
+        if scores_src.n_cols != n_classes:
+            msg = f"{scores_src.label} has {scores_src.n_cols} columns but {first_label} has {n_classes}"
+            raise DataError(msg)
+        scores_label = "SCORES" if n_shards == 1 else scores_src.label
+        bar = "eval" if n_shards == 1 else f"eval {i + 1}/{n_shards}"
+        chunks = alio.iter_aligned(scores_src, label_src, weights_src, chunk_rows)
+        for chunk in with_progress(chunks, scores_src, quiet, label=bar):
+            block = evaluate_chunk(
+                chunk, input_kind, n_classes, class_names, scores_label,
+                label_src.label, weights_src.label if weights_src else "",
+                to_backend, tallies, loss_tallies, want_rows=writer is not None,
+            )  # fmt: skip
+            if writer is not None:
+                writer.write(block)
+            n_samples += int(chunk.scores.shape[0])
+    return n_samples

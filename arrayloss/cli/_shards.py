@@ -1,0 +1,232 @@
+"""The input files of ``arrayloss eval``: shards, their pairing and their sources.
+
+SCORES (and LABELS, ``--weights``) may each name many files: a directory of shards
+or a quoted glob pattern.  `pair_shards` lists them in natural order (``part-2``
+before ``part-10``) and pairs them shard by shard; `ShardOpener` opens a shard's
+files as `arrayloss.io.Source` readers, or reads only their headers
+(`ShardOpener.inspect`), so that every row-count and class-count mismatch is found
+before anything is computed (`check_shards`).  Both the streaming engine
+(`arrayloss.cli._engine`) and ``--dask`` (`arrayloss.cli._dask_eval`) read shards
+through this module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+from .._errors import DataError, UsageError
+
+__all__ = [
+    "Shard",
+    "ShardInfo",
+    "ShardOpener",
+    "check_shards",
+    "open_inputs",
+    "pair_shards",
+    "shard_paths",
+]
+
+
+@dataclass(frozen=True)
+class Shard:
+    """The files of one shard: scores, and labels and weights where separate."""
+
+    scores: str
+    labels: str | None
+    weights: str | None
+
+
+@dataclass(frozen=True)
+class ShardInfo:
+    """What the headers of one shard's files say (for the checks and for --dask)."""
+
+    shard: Shard
+    scores_key: str | None
+    scores_label: str
+    labels_path: str
+    labels_key: str | None
+    labels_label: str
+    weights_label: str | None
+    n_rows: int | None
+    n_cols: int
+    dtype: Any
+    labels_dtype: Any
+    weights_dtype: Any
+
+
+def pair_shards(scores: str, labels: str | None, weights: str | None) -> list[Shard]:
+    """The files of SCORES, LABELS and --weights, paired shard by shard.
+
+    Raises `DataError` when a pattern matches nothing or the file counts differ.
+    """
+    from arrayloss.io import expand_paths
+
+    score_files = expand_paths(scores, "scores")
+    n = len(score_files)
+    paired: list[list[str | None]] = []
+    for spec, kind in ((labels, "labels"), (weights, "weights")):
+        if spec is None:
+            paired.append([None] * n)
+            continue
+        files = expand_paths(spec, kind)
+        if len(files) != n:
+            name = kind.upper() if kind != "weights" else "--weights"
+            msg = (
+                f"SCORES '{scores}' names {n} file{'s' * (n != 1)} but {name} "
+                f"'{spec}' names {len(files)}; each shard needs its own {kind} file"
+            )
+            raise DataError(msg)
+        paired.append(list(files))
+    return [Shard(s, y, w) for s, y, w in zip(score_files, *paired, strict=True)]
+
+
+def shard_paths(shards: Sequence[Shard]) -> list[str]:
+    """Every file the shards read (for `Outputs`' input-as-output check)."""
+    return [p for s in shards for p in (s.scores, s.labels, s.weights) if p]
+
+
+def open_inputs(
+    scores: str,
+    labels: str | None,
+    *,
+    scores_key: str | None,
+    labels_key: str | None,
+    label_column: str | None,
+    header: bool | None,
+    classes: Sequence[str],
+) -> tuple[Any, Any]:
+    """The scores and labels `Source` of one shard (both closed on an error)."""
+    from arrayloss import io as alio
+
+    suffix = os.path.splitext(scores)[1].lower() if scores != "-" else ""
+    is_npy = suffix in (".npy", ".npz")
+    if labels is None and not (suffix == ".npz" or (not is_npy and label_column)):
+        msg = (
+            "no labels: give a LABELS file, --label-column for a CSV SCORES, "
+            "or an .npz SCORES holding a labels array"
+        )
+        raise UsageError(msg)
+    if is_npy:
+        scores_src = alio.open_array(scores, "scores", key=scores_key)
+        column = None
+    else:
+        scores_src, column = alio.open_table(
+            scores, label_column=label_column if labels is None else None, header=header
+        )
+    try:
+        if labels is not None:
+            label_src = alio.open_array(
+                labels,
+                "labels",
+                key=labels_key,
+                label_column=label_column,
+                classes=classes,
+            )
+        elif column is not None:
+            label_src = column
+        else:
+            label_src = alio.open_array(scores, "labels", key=labels_key)
+            label_src.label = label_src.label.replace("LABELS", "SCORES", 1)
+    except BaseException:
+        scores_src.close()
+        raise
+    return scores_src, label_src
+
+
+@dataclass
+class ShardOpener:
+    """Opens the sources of a shard with the command's reading options."""
+
+    scores_key: str | None
+    labels_key: str | None
+    label_column: str | None
+    header: bool | None
+    classes: Sequence[str]
+
+    def open(self, shard: Shard) -> tuple[Any, Any, Any]:
+        """The (scores, labels, weights or None) sources of ``shard``."""
+        from arrayloss import io as alio
+
+        scores_src, label_src = open_inputs(
+            shard.scores, shard.labels, scores_key=self.scores_key,
+            labels_key=self.labels_key, label_column=self.label_column,
+            header=self.header, classes=self.classes,
+        )  # fmt: skip
+        weights_src = None
+        if shard.weights is not None:
+            try:
+                weights_src = alio.open_array(shard.weights, "weights")
+            except BaseException:
+                scores_src.close()
+                label_src.close()
+                raise
+        return scores_src, label_src, weights_src
+
+    def each(
+        self, shards: Sequence[Shard]
+    ) -> Generator[tuple[Any, Any, Any], None, None]:
+        """Each shard's sources in turn, each closed before the next is opened."""
+        for shard in shards:
+            sources = self.open(shard)
+            try:
+                yield sources
+            finally:
+                for src in sources:
+                    if src is not None:
+                        src.close()
+
+    def inspect(self, shard: Shard, *, dask: bool) -> ShardInfo:
+        """Open a shard's files, read their headers and close them."""
+        if dask:
+            for path, what in (
+                (shard.scores, "SCORES"),
+                (shard.labels, "LABELS"),
+                (shard.weights, "--weights"),
+            ):
+                suffix = os.path.splitext(path or "")[1].lower()
+                if path is not None and suffix not in (".npy", ".npz"):
+                    msg = (
+                        f"--dask reads .npy and .npz files; {what} '{path}' is not "
+                        "one (convert it, or run without --dask)"
+                    )
+                    raise click.BadParameter(msg, param_hint=["--dask"])
+        scores_src, label_src, weights_src = self.open(shard)
+        try:
+            n_rows = scores_src.n_rows
+            for other in (label_src, weights_src):
+                known = other is not None and None not in (n_rows, other.n_rows)
+                if known and n_rows != other.n_rows:
+                    msg = f"{scores_src.label} has {n_rows} rows but {other.label} has {other.n_rows}"
+                    raise DataError(msg)
+            return ShardInfo(
+                shard=shard,
+                scores_key=self.scores_key,
+                scores_label=scores_src.label,
+                labels_path=shard.labels or shard.scores,
+                labels_key=self.labels_key,
+                labels_label=label_src.label,
+                weights_label=None if weights_src is None else weights_src.label,
+                n_rows=n_rows,
+                n_cols=int(scores_src.n_cols),
+                dtype=getattr(scores_src, "dtype", None),
+                labels_dtype=getattr(label_src, "dtype", None),
+                weights_dtype=getattr(weights_src, "dtype", None),
+            )
+        finally:
+            for src in (scores_src, label_src, weights_src):
+                if src is not None:
+                    src.close()
+
+
+def check_shards(infos: Sequence[ShardInfo]) -> None:
+    """Every shard has the class count of the first (`DataError` otherwise)."""
+    first = infos[0]
+    for info in infos[1:]:
+        if info.n_cols != first.n_cols:
+            msg = f"{info.scores_label} has {info.n_cols} columns but {first.scores_label} has {first.n_cols}"
+            raise DataError(msg)
