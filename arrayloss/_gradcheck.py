@@ -255,7 +255,9 @@ def gradcheck(
 
     rtol = _tolerance("rtol", rtol)
     if rtol >= 1:
-        msg = f"`rtol` must be < 1: a larger one passes any gradient (got rtol={rtol!r})"
+        msg = (
+            f"`rtol` must be < 1: a larger one passes any gradient (got rtol={rtol!r})"
+        )
         raise ValueError(msg)
     if atol is not None:
         atol = _tolerance("atol", atol)
@@ -364,7 +366,9 @@ def gradcheck(
     )
 
 
-def _row_values(value_fn: Callable[[Any, Any], Any], z: Any, y: Any, *, what: str) -> Any:
+def _row_values(
+    value_fn: Callable[[Any, Any], Any], z: Any, y: Any, *, what: str
+) -> Any:
     """``value_fn(z, y)`` as float64 NumPy, required to have shape ``(len(z),)``."""
     import numpy as np
 
@@ -400,8 +404,8 @@ def _require_rowwise(
     if not np.all(np.where(both, same, np.isnan(values) == np.isnan(parts))):
         i = int(np.argmin(np.where(both, same, True)))
         msg = (
-            f"the loss is not row-wise: row {i}'s value is {values[i]!r} in the whole "
-            f"batch but {parts[i]!r} in half of it; gradcheck needs each row's loss "
+            f"the loss is not row-wise: row {i}'s value is {float(values[i])!r} in the "
+            f"whole batch but {float(parts[i])!r} in half of it; gradcheck needs each row's loss "
             "to depend on that row only (Keras' hinge losses with soft labels "
             "convert labels batch-wide: check them on batches that are all one-hot "
             "or all soft)"

@@ -103,7 +103,14 @@ def test_check_reports_failure_with_exit_1(runner, monkeypatch):
         (["check", "--loss", "hinge:margin=-1"], "margin"),
         (["check", "--loss", "keras.huber:delta=0"], "delta"),
         (["check", "--loss", "cross_entropy:"], "nothing after"),
-        (["check", "--loss", "cross_entropy:label_smoothing=0.1,label_smoothing=0.2"], "twice"),
+        (
+            [
+                "check",
+                "--loss",
+                "cross_entropy:label_smoothing=0.1,label_smoothing=0.2",
+            ],
+            "twice",
+        ),
         (["list", "--format", "yaml"], "--format"),
     ],
 )
@@ -148,7 +155,9 @@ def test_check_classes_3_adapts_top_k_and_says_so(runner):
 
 def test_check_classes_2_adapts_to_k_1(runner):
     doc = json.loads(
-        invoke(runner, ["check", "--classes", "2", "--samples", "3", "--format", "json"]).stdout
+        invoke(
+            runner, ["check", "--classes", "2", "--samples", "3", "--format", "json"]
+        ).stdout
     )
     by_name = {x["name"]: x for x in doc["losses"]}
     assert by_name["topk_svm"]["params"] == {"k": 1}
@@ -183,7 +192,9 @@ def test_check_all_rows_at_a_kink_is_not_a_pass(runner, monkeypatch):
     assert "nothing was compared for l1" in result.stderr
     doc = json.loads(
         invoke(
-            runner, ["check", "--loss", "l1", "--samples", "3", "--format", "json"], exit_code=1
+            runner,
+            ["check", "--loss", "l1", "--samples", "3", "--format", "json"],
+            exit_code=1,
         ).stdout
     )
     assert doc["status"] == "skipped"
@@ -214,7 +225,9 @@ def test_check_error_inside_a_loss_is_a_failure_not_a_traceback(runner, monkeypa
     assert "error: boom on two lines" in result.stdout
     assert "Traceback" not in result.stderr
     doc = json.loads(
-        invoke(runner, ["check", "--loss", "l2", "--format", "json"], exit_code=1).stdout
+        invoke(
+            runner, ["check", "--loss", "l2", "--format", "json"], exit_code=1
+        ).stdout
     )
     fam = doc["losses"][0]["families"]["random"]
     assert fam["status"] == "error"
@@ -224,7 +237,16 @@ def test_check_error_inside_a_loss_is_a_failure_not_a_traceback(runner, monkeypa
 # ----------------------------------------------------------------- --format json
 
 
-CHECK_KEYS = {"command", "classes", "samples", "seed", "rtol", "atol", "status", "losses"}
+CHECK_KEYS = {
+    "command",
+    "classes",
+    "samples",
+    "seed",
+    "rtol",
+    "atol",
+    "status",
+    "losses",
+}
 LOSS_KEYS = {"loss", "name", "params", "status", "note", "rows", "checked", "at_kink",
              "failed", "families"}  # fmt: skip
 FAMILY_KEYS = {"status", "rows", "checked", "at_kink", "failed", "max_abs_error",
@@ -279,7 +301,17 @@ def test_check_json_atol_is_reported(runner):
     doc = json.loads(
         invoke(
             runner,
-            ["check", "--loss", "l2", "--atol", "1e-9", "--samples", "2", "--format", "json"],
+            [
+                "check",
+                "--loss",
+                "l2",
+                "--atol",
+                "1e-9",
+                "--samples",
+                "2",
+                "--format",
+                "json",
+            ],
         ).stdout
     )
     assert doc["atol"] == 1e-9
@@ -305,5 +337,7 @@ def test_list_json_has_the_documented_keys(runner):
 
 
 def test_list_json_names_only(runner):
-    names = json.loads(invoke(runner, ["list", "--names-only", "--format", "json"]).stdout)
+    names = json.loads(
+        invoke(runner, ["list", "--names-only", "--format", "json"]).stdout
+    )
     assert names == list(al.LOSSES)

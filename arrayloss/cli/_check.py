@@ -170,17 +170,23 @@ raised an error, or a loss named with --loss had no row compared; 2 bad usage.
     "--classes",
     default=10,
     show_default=True,
-    type=click.IntRange(2),
-    help="Number of classes C.",
+    type=click.IntRange(2, 1000),
+    help="Number of classes C (2 to 1000).",
 )
 @click.option(
     "--samples",
     default=50,
     show_default=True,
-    type=click.IntRange(1),
-    help="Rows per input family.",
+    type=click.IntRange(1, 10000),
+    help="Rows per input family (1 to 10000).",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Random seed (>= 0).",
+)
 @click.option(
     "--rtol",
     default=1e-6,
@@ -237,7 +243,9 @@ def check(
     else:
         _print_report(losses, rtol, atol)
     if failed:
-        msg = f"analytic gradients disagree with finite differences: {', '.join(failed)}"
+        msg = (
+            f"analytic gradients disagree with finite differences: {', '.join(failed)}"
+        )
         raise click.ClickException(msg)
     if empty or overall == "skipped":
         names = ", ".join(empty) or "any loss"
@@ -284,7 +292,9 @@ def _run(
     for family, (logits, labels) in batches.items():
         n = len(labels)
         try:
-            res = gradcheck(loss.name, logits, labels, rtol=rtol, atol=atol, **loss.params)
+            res = gradcheck(
+                loss.name, logits, labels, rtol=rtol, atol=atol, **loss.params
+            )
         except (ValueError, TypeError, ArithmeticError) as exc:
             loss.families[family] = _Family("error", n, message=one_line(exc))
             continue
@@ -315,7 +325,9 @@ def _print_report(losses: Sequence[_Loss], rtol: float, atol: float | None) -> N
     notes = []
     for x in losses:
         cells = [_cell(x.families.get(k)) for k in FAMILIES]
-        status = "skipped" if x.skip_reason else {"passed": "ok"}.get(x.status, x.status)
+        status = (
+            "skipped" if x.skip_reason else {"passed": "ok"}.get(x.status, x.status)
+        )
         rows.append(
             (
                 x.spec,
