@@ -341,3 +341,118 @@ def test_list_json_names_only(runner):
         invoke(runner, ["list", "--names-only", "--format", "json"]).stdout
     )
     assert names == list(al.LOSSES)
+
+
+# ----------------------------------------------------------------- adversarial
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["check", "--seed", "-1"],
+        ["check", "--classes", "1001"],
+        ["check", "--samples", "10001"],
+        ["check", "--classes", "abc"],
+        ["check", "--samples", "2.5"],
+        ["check", "--rtol", ""],
+        ["check", "--atol", "inf"],
+        ["check", "--loss", ""],
+        ["check", "--loss", ":k=2"],
+        ["check", "--loss", "smooth_topk_svm:k"],
+        ["check", "--loss", "smooth_topk_svm:k=2,,tau=1"],
+        ["check", "--loss", "smooth_topk_svm:k=1e400"],
+        ["check", "--loss", "smooth_topk_svm:tau=1e400"],
+        ["check", "--loss", "smooth_topk_svm:alpha=-1"],
+        ["check", "--loss", "topk_entropy:k=10"],
+        ["check", "--loss", "cross_entropy:label_smoothing=1.5"],
+        ["check", "--bogus"],
+        ["list", "--bogus"],
+    ],
+)
+def test_check_adversarial_usage_exit_2_one_line(runner, args):
+    result = invoke(runner, args, exit_code=2)
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert len(errors) == 1
+
+
+def test_check_one_sample_every_loss(runner):
+    doc = json.loads(
+        invoke(runner, ["check", "--samples", "1", "--format", "json"]).stdout
+    )
+    assert doc["status"] == "passed"
+    for loss in doc["losses"]:
+        assert loss["rows"] == 4
+        assert loss["status"] in {"passed", "skipped"}
+
+
+def test_check_json_on_failure_still_parses(runner, monkeypatch):
+    import arrayloss._gradcheck as gc
+
+    real = gc.gradcheck
+
+    def broken(*args, **kwargs):
+        res = real(*args, **kwargs)
+        return gc.GradcheckResult(
+            0.5, 0.5, res.n_checked, res.n_at_kink, res.n_checked, res.checked,
+            res.checked, res.analytic, res.numeric, res.fd_error,
+        )  # fmt: skip
+
+    monkeypatch.setattr(al, "gradcheck", broken)
+    result = invoke(
+        runner,
+        ["check", "--loss", "l2", "--loss", "tanimoto", "--samples", "2", "--format", "json"],
+        exit_code=1,
+    )  # fmt: skip
+    doc = json.loads(result.stdout)
+    assert doc["status"] == "failed"
+    assert [x["status"] for x in doc["losses"]] == ["failed", "failed"]
+    assert doc["losses"][0]["families"]["random"]["failed"] == 2
+    assert "l2, tanimoto" in result.stderr
+
+
+def test_check_same_loss_twice_and_spaces(runner):
+    out = invoke(
+        runner,
+        ["check", "--loss", " l2 ", "--loss", "l2:", "--samples", "2"],
+        exit_code=2,
+    )
+    assert "nothing after" in out.stderr
+    out = invoke(runner, ["check", "--loss", " l2 ", "--loss", "l2", "--samples", "2"])
+    assert out.stdout.count("\nl2 ") == 2
+
+
+@pytest.mark.parametrize(
+    "spec", ["smooth_topk_svm:hard_threshold=abc", "smooth_topk_svm:hard_threshold=0"]
+)
+def test_check_bad_hard_threshold_as_a_process(spec):
+    """Before: a TypeError traceback for a non-numeric hard_threshold."""
+    out = subprocess.run(
+        [sys.executable, "-m", "arrayloss", "check", "--loss", spec],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert out.returncode == 2
+    assert "Traceback" not in out.stderr
+    assert "hard_threshold" in out.stderr
+    assert out.stdout == ""
+
+
+def test_check_hard_threshold_switch_is_checked_away_from_it(runner):
+    doc = json.loads(
+        invoke(
+            runner,
+            [
+                "check",
+                "--loss",
+                "smooth_topk_svm:k=2,hard_threshold=1e3",
+                "--samples",
+                "20",
+                "--format",
+                "json",
+            ],
+        ).stdout
+    )
+    loss = doc["losses"][0]
+    assert loss["status"] == "passed"
+    assert loss["checked"] > 0
