@@ -72,6 +72,11 @@ class GradcheckResult:
         SciPy's own error estimate for each numeric entry.
     tolerance : float
         The bound ``atol + rtol * max |numeric|`` each row's error was held to.
+    atol : float
+        The absolute part of ``tolerance`` (the default noise floor if not given).
+        Where ``atol > rtol * max |numeric|`` the gradient is below the
+        finite-difference noise floor and only absolute agreement was checked
+        (``max_rel_error`` may then exceed ``rtol`` in a pass).
 
     Notes
     -----
@@ -91,6 +96,12 @@ class GradcheckResult:
     numeric: Any = field(repr=False)
     fd_error: Any = field(repr=False)
     tolerance: float = field(default=math.nan, repr=False)
+    atol: float = field(default=math.nan, repr=False)
+
+    @property
+    def below_noise_floor(self) -> bool:
+        """True when the absolute tolerance dominated the relative one."""
+        return bool(self.atol > self.tolerance - self.atol)
 
     @property
     def status(self) -> Status:
@@ -363,6 +374,7 @@ def gradcheck(
         numeric=numeric,
         fd_error=fd_error,
         tolerance=tolerance,
+        atol=atol,
     )
 
 

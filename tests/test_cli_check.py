@@ -250,7 +250,7 @@ CHECK_KEYS = {
 LOSS_KEYS = {"loss", "name", "params", "status", "note", "rows", "checked", "at_kink",
              "failed", "families"}  # fmt: skip
 FAMILY_KEYS = {"status", "rows", "checked", "at_kink", "failed", "max_abs_error",
-               "max_rel_error", "message"}  # fmt: skip
+               "max_rel_error", "below_noise_floor", "message"}  # fmt: skip
 
 
 def test_check_json_has_the_documented_keys(runner):
@@ -456,3 +456,16 @@ def test_check_hard_threshold_switch_is_checked_away_from_it(runner):
     loss = doc["losses"][0]
     assert loss["status"] == "passed"
     assert loss["checked"] > 0
+
+
+def test_check_marks_families_below_the_noise_floor(runner):
+    """Saturated Keras KL rows have gradients below atol: the table marks the
+    meaningless relative error instead of printing 1e+00 next to 'ok' unexplained."""
+    args = ["check", "--loss", "keras.kl_divergence", "--samples", "5"]
+    doc = json.loads(invoke(runner, [*args, "--format", "json"]).stdout)
+    fams = doc["losses"][0]["families"]
+    assert fams["large"]["below_noise_floor"] is True
+    assert fams["random"]["below_noise_floor"] is False
+    out = invoke(runner, args).stdout
+    assert "*" in out.splitlines()[2]
+    assert "only absolute agreement" in out

@@ -62,6 +62,7 @@ class _Family:
     failed: int = 0
     max_abs_error: float = math.nan
     max_rel_error: float = math.nan
+    below_noise_floor: bool = False
     message: str | None = None
 
     def as_json(self) -> dict[str, Any]:
@@ -73,6 +74,7 @@ class _Family:
             "failed": self.failed,
             "max_abs_error": _finite_or_none(self.max_abs_error),
             "max_rel_error": _finite_or_none(self.max_rel_error),
+            "below_noise_floor": self.below_noise_floor,
             "message": self.message,
         }
 
@@ -149,8 +151,10 @@ reason.  A loss named with --loss is checked as given (bad parameters: exit 2).
   loss skipped, else null), rows, checked, at_kink, failed, and families: an
   object keyed by random, large, ties, near_one_hot, each with status
   ("passed", "failed", "skipped", "error"), rows, checked, at_kink, failed,
-  max_abs_error, max_rel_error (null when nothing was compared) and message
-  (the error's text for status "error", else null).
+  max_abs_error, max_rel_error (null when nothing was compared),
+  below_noise_floor (true when the gradient is below the absolute tolerance,
+  so only absolute agreement was checked) and message (the error's text for
+  status "error", else null).
 
 Exit codes: 0 every checked gradient agrees; 1 a gradient disagrees, a loss
 raised an error, or a loss named with --loss had no row compared; 2 bad usage.
@@ -306,6 +310,7 @@ def _run(
             failed=res.n_failed,
             max_abs_error=res.max_abs_error,
             max_rel_error=res.max_rel_error,
+            below_noise_floor=res.n_checked > 0 and res.below_noise_floor,
         )
 
 
@@ -316,7 +321,7 @@ def _cell(f: _Family | None) -> str:
         return "error"
     if f.status == "skipped":
         return "at kink"
-    text = f"{f.max_rel_error:.1e}"
+    text = f"{f.max_rel_error:.1e}" + ("*" if f.below_noise_floor else "")
     return f"{text} FAIL" if f.status == "failed" else text
 
 
@@ -349,8 +354,10 @@ def _print_report(losses: Sequence[_Loss], rtol: float, atol: float | None) -> N
         "\nmax |analytic - numeric| / max |numeric| per input family; a row passes when "
         f"the error is <= {rtol:g} x max |numeric| + {floor} (the default is the "
         "float64 finite-difference noise floor, which dominates where gradients are "
-        "tiny, e.g. saturated softmax rows). Rows within 1e-3 of a kink are not "
-        "compared ('at kink')."
+        "tiny, e.g. saturated softmax rows). *: every gradient entry of the family "
+        "is below that floor, so only absolute agreement was checked and the "
+        "relative error says nothing. Rows within 1e-3 of a kink are not compared "
+        "('at kink')."
     )
     for note in notes:
         click.echo(f"note: {note}")
