@@ -482,12 +482,12 @@ def test_every_kink_oracle_names_a_registry_loss():
 
 EXTREMES: dict[str, list] = {
     "k": ["one", "max"],
-    "tau": [1e-3, 1e2],
-    "alpha": [0.0, 10.0],
-    "margin": [0.0, 1e-3, 10.0],
-    "label_smoothing": [0.0, 0.99],
-    "delta": [1e-3, 10.0],
-    "epsilon": [1e-12, 1e-2],
+    "tau": [1e-4, 1e-3, 1e2, 1e4],
+    "alpha": [0.0, 10.0, 1e3],
+    "margin": [0.0, 1e-9, 1e-3, 10.0, 1e6],
+    "label_smoothing": [0.0, 0.99, 1.0],
+    "delta": [1e-6, 1e-3, 10.0],
+    "epsilon": [1e-12, 1e-2, 0.4],
     "hard_threshold": [1.0, 1e6],
 }
 C = 5
