@@ -187,7 +187,9 @@ def gradcheck(
         arrayloss (``arrayloss.tanimoto``) or a pair of your own functions.  Your
         ``value_fn(logits, labels, **params)`` must return per-sample losses of
         shape ``(n,)`` for ``(n, C)`` logits, row ``i`` depending on row ``i``
-        only, and ``grad_fn(logits, labels, **params)`` the ``(n, C)`` row
+        only (with soft labels, the label handling may look across the batch:
+        every evaluation of perturbed rows carries the whole batch along), and
+        ``grad_fn(logits, labels, **params)`` the ``(n, C)`` row
         gradients (row ``i`` = d loss_i / d logits_i).  Both receive float64
         NumPy arrays.
     logits : array of shape (n, C)
@@ -395,6 +397,26 @@ def _row_values(
     return values
 
 
+def _in_context(
+    value_fn: Callable[[Any, Any], Any], zz: Any, yy: Any, z: Any, y: Any
+) -> Any:
+    """Per-row values of the rows ``(zz, yy)``; with soft labels evaluated together
+    with the whole batch ``(z, y)`` appended, so that a loss whose label handling
+    looks across the batch (Keras' hinge conversion, which asks whether *every*
+    target is 0 or 1) treats the rows as it does in the batch."""
+    import numpy as np
+
+    if y.ndim != 2:
+        return _row_values(value_fn, zz, yy, what="value function")
+    both = _row_values(
+        value_fn,
+        np.concatenate([zz, z]),
+        np.concatenate([yy, y]),
+        what="value function",
+    )
+    return both[: zz.shape[0]]
+
+
 def _require_rowwise(
     value_fn: Callable[[Any, Any], Any], z: Any, y: Any, values: Any
 ) -> None:
@@ -407,20 +429,19 @@ def _require_rowwise(
     half = n // 2
     parts = np.concatenate(
         [
-            _row_values(value_fn, z[:half], y[:half], what="value function"),
-            _row_values(value_fn, z[half:], y[half:], what="value function"),
+            _in_context(value_fn, z[:half], y[:half], z, y),
+            _in_context(value_fn, z[half:], y[half:], z, y),
         ]
     )
     both = np.isfinite(values) & np.isfinite(parts)
     same = np.abs(parts - values) <= _ROWWISE_RTOL * np.maximum(1.0, np.abs(values))
     if not np.all(np.where(both, same, np.isnan(values) == np.isnan(parts))):
         i = int(np.argmin(np.where(both, same, True)))
+        where = "in half of it" if y.ndim == 1 else "in a larger batch"
         msg = (
             f"the loss is not row-wise: row {i}'s value is {float(values[i])!r} in the "
-            f"whole batch but {float(parts[i])!r} in half of it; gradcheck needs each row's loss "
-            "to depend on that row only (Keras' hinge losses with soft labels "
-            "convert labels batch-wide: check them on batches that are all one-hot "
-            "or all soft)"
+            f"whole batch but {float(parts[i])!r} {where}; gradcheck needs each "
+            "row's loss to depend on that row only"
         )
         raise ValueError(msg)
 
@@ -450,7 +471,7 @@ def _estimate(
             sl = slice(start, start + chunk)
             zz = z[flat_i[sl]].copy()
             zz[np.arange(zz.shape[0]), flat_j[sl]] = flat_x[sl]
-            out[sl] = _row_values(value_fn, zz, y[flat_i[sl]], what="value function")
+            out[sl] = _in_context(value_fn, zz, y[flat_i[sl]], z, y)
         return out.reshape(x.shape)
 
     with np.errstate(all="ignore"):
