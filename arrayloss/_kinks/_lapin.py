@@ -1,7 +1,8 @@
 """Where Lapin's non-smooth top-k losses have kinks, for finite-difference tests.
 
 ``KINKS[name](logits, labels, params)`` takes NumPy ``(n, C)`` float64 scores,
-``(n,)`` integer labels and the loss's parameters (defaults filled in when absent)
+``(n,)`` integer labels and the loss's parameters (missing ones take the
+registry's defaults)
 and returns, per sample, a lower bound on the max-norm distance from ``logits`` to
 the nearest point where the loss is not differentiable: changing every score by
 less than this crosses no kink.  Each kink surface is the zero set of an affine
@@ -22,9 +23,9 @@ tie.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
+
+from ._defaults import kink_table
 
 __all__ = ["KINKS"]
 
@@ -46,7 +47,7 @@ def _gap(b: np.ndarray, i: int) -> np.ndarray:
 
 
 def _hinge_alpha(logits: np.ndarray, labels: np.ndarray, params: dict) -> np.ndarray:
-    k, margin = int(params.get("k", 5)), float(params.get("margin", 1.0))
+    k, margin = int(params["k"]), float(params["margin"])
     b = _sorted_margins(logits, labels)
     h = margin + b[:, :k].mean(axis=1)
     # the hinge, and (only where the hinge is active) a tie across rank k
@@ -55,7 +56,7 @@ def _hinge_alpha(logits: np.ndarray, labels: np.ndarray, params: dict) -> np.nda
 
 
 def _hinge_beta(logits: np.ndarray, labels: np.ndarray, params: dict) -> np.ndarray:
-    k, margin = int(params.get("k", 5)), float(params.get("margin", 1.0))
+    k, margin = int(params["k"]), float(params["margin"])
     b = _sorted_margins(logits, labels)
     a = margin + b
     # each of the top-k terms at its hinge, and a tie across rank k while the
@@ -66,7 +67,7 @@ def _hinge_beta(logits: np.ndarray, labels: np.ndarray, params: dict) -> np.ndar
 
 
 def _topk_entropy(logits: np.ndarray, labels: np.ndarray, params: dict) -> np.ndarray:
-    k = int(params.get("k", 5))
+    k = int(params["k"])
     b = _sorted_margins(logits, labels)
     dist = np.full(logits.shape[0], np.inf)
     # g_{k-1} <= 0 always (lse >= max), so m = k - 1 is never a boundary.
@@ -78,15 +79,17 @@ def _topk_entropy(logits: np.ndarray, labels: np.ndarray, params: dict) -> np.nd
 
 
 def _truncated(logits: np.ndarray, labels: np.ndarray, params: dict) -> np.ndarray:
-    k = int(params.get("k", 5))
+    k = int(params["k"])
     if k == 1:
         return np.full(logits.shape[0], np.inf)
     return _gap(_sorted_margins(logits, labels), k - 1) / 2
 
 
-KINKS: dict[str, Callable[[np.ndarray, np.ndarray, dict], np.ndarray]] = {
-    "topk_hinge_alpha": _hinge_alpha,
-    "topk_hinge_beta": _hinge_beta,
-    "topk_entropy": _topk_entropy,
-    "truncated_topk_entropy": _truncated,
-}
+KINKS = kink_table(
+    {
+        "topk_hinge_alpha": _hinge_alpha,
+        "topk_hinge_beta": _hinge_beta,
+        "topk_entropy": _topk_entropy,
+        "truncated_topk_entropy": _truncated,
+    }
+)

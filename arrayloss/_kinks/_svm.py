@@ -6,8 +6,8 @@ and cubed hinge) differentiable, so that finite-difference gradient tests can dr
 samples that sit too close to one (say within ``1e-2``).
 
 - ``logits``: ``(n, C)`` float64; ``labels``: ``(n,)`` integer class indices, or
-  ``(n, C)`` soft labels; ``params``: the loss's keyword parameters (a missing
-  ``margin`` takes the loss's default).
+  ``(n, C)`` soft labels; ``params``: the loss's keyword parameters (missing ones
+  take the registry's defaults, see `._defaults.kink_table`).
 - The distance is the smallest max-norm change of the logits that reaches a kink, to
   first order: ``|h| / ||grad h||_1`` for each function ``h`` whose zero set is a
   kink.  It is exact for the piecewise-linear hinges and ``inf`` where the loss is
@@ -16,9 +16,9 @@ samples that sit too close to one (say within ``1e-2``).
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
+
+from ._defaults import kink_table
 
 __all__ = ["KINKS"]
 
@@ -44,18 +44,16 @@ def _l1(z: np.ndarray, y: np.ndarray, params: dict) -> np.ndarray:
     return np.abs(z - _targets(z, y)).min(axis=1)
 
 
-def _one_vs_all(default: float) -> Callable[[np.ndarray, np.ndarray, dict], np.ndarray]:
-    def distance(z: np.ndarray, y: np.ndarray, params: dict) -> np.ndarray:
-        yhat = 2 * _targets(z, y) - 1
-        h = params.get("margin", default) - yhat * z
-        return _ratio(h, np.abs(yhat)).min(axis=1)
-
-    return distance
+def _one_vs_all(z: np.ndarray, y: np.ndarray, params: dict) -> np.ndarray:
+    """``margin - ŷ_j z_j = 0`` with ``ŷ = 2t - 1`` (never, where ``ŷ_j = 0``)."""
+    yhat = 2 * _targets(z, y) - 1
+    h = float(params["margin"]) - yhat * z
+    return _ratio(h, np.abs(yhat)).min(axis=1)
 
 
 def _multiclass_hinge(z: np.ndarray, y: np.ndarray, params: dict) -> np.ndarray:
     rows = np.arange(z.shape[0])
-    h = z - z[rows, y][:, None] + params.get("margin", 1.0)
+    h = z - z[rows, y][:, None] + float(params["margin"])
     h[rows, y] = np.inf  # the label's own term is the constant 0
     return (np.abs(h) / 2).min(axis=1)
 
@@ -65,7 +63,7 @@ def _crammer_singer(z: np.ndarray, y: np.ndarray, params: dict) -> np.ndarray:
     others = z.copy()
     others[rows, y] = -np.inf
     top2 = -np.sort(-others, axis=1)[:, :2]
-    h = params.get("margin", 1.0) + top2[:, 0] - z[rows, y]
+    h = float(params["margin"]) + top2[:, 0] - z[rows, y]
     # A tie among the other classes matters only where the hinge is active.
     tie = np.where(h > 0, (top2[:, 0] - top2[:, 1]) / 2, np.inf)
     return np.minimum(np.abs(h) / 2, tie)
@@ -97,13 +95,15 @@ def _chebyshev(z: np.ndarray, y: np.ndarray, params: dict) -> np.ndarray:
     return np.minimum(tie, zero)
 
 
-KINKS: dict[str, Callable[[np.ndarray, np.ndarray, dict], np.ndarray]] = {
-    "l1": _l1,
-    "expectation": _expectation,
-    "chebyshev": _chebyshev,
-    "hinge": _one_vs_all(0.5),
-    "squared_hinge": _one_vs_all(0.5),
-    "cubed_hinge": _one_vs_all(0.5),
-    "multiclass_hinge": _multiclass_hinge,
-    "crammer_singer": _crammer_singer,
-}
+KINKS = kink_table(
+    {
+        "l1": _l1,
+        "expectation": _expectation,
+        "chebyshev": _chebyshev,
+        "hinge": _one_vs_all,
+        "squared_hinge": _one_vs_all,
+        "cubed_hinge": _one_vs_all,
+        "multiclass_hinge": _multiclass_hinge,
+        "crammer_singer": _crammer_singer,
+    }
+)

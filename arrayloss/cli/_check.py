@@ -2,21 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import click
 
+from .._errors import one_line
+from ._options import LOSS, Real, check_loss_params, format_spec
+
 __all__ = ["check", "input_families"]
 
 FAMILIES = ("random", "large", "ties", "near_one_hot")
+# Tie levels with pairwise gaps (1.58, 1.72, 3.30) that no default margin, alpha
+# or threshold of the registry matches, so tied rows sit on the ties' kinks only.
+_TIE_LEVELS = (-1.37, 0.21, 1.93)
 
 
 def input_families(n: int, c: int, seed: int) -> dict[str, tuple[Any, Any]]:
     """Random and adversarial ``(logits, labels)`` batches, float64 NumPy.
 
-    ``random``: N(0, 3^2) scores; ``large``: N(0, 1000^2); ``ties``: all scores
-    equal; ``near_one_hot``: one class (the label or not) 20 above N(0, 1) scores.
+    ``random``: N(0, 3^2) scores; ``large``: N(0, 1000^2); ``ties``: every row has
+    tied scores: the first fifth of the rows (at least one) all equal, the next
+    two fifths drawn from three levels, the rest N(0, 3^2) with one score copied
+    onto another (rows whose ties sit on a kink of a non-smooth loss are left out
+    by the check, the others compared); ``near_one_hot``: one class (the label or
+    not) 20 above N(0, 1) scores.
     """
     import numpy as np
 
@@ -25,19 +38,135 @@ def input_families(n: int, c: int, seed: int) -> dict[str, tuple[Any, Any]]:
     top = rng.integers(0, c, size=n)
     near = rng.normal(size=(n, c))
     near[np.arange(n), top] += 20.0
+    ties = 3.0 * rng.normal(size=(n, c))
+    src, dst = rng.integers(0, c, size=n), rng.integers(0, c - 1, size=n)
+    dst = np.where(dst >= src, dst + 1, dst) % c  # another class (itself if c = 1)
+    ties[np.arange(n), dst] = ties[np.arange(n), src]
+    leveled = slice(max(1, n // 5), max(1, n // 5) + 2 * n // 5)
+    ties[leveled] = rng.choice(np.asarray(_TIE_LEVELS), size=ties[leveled].shape)
+    ties[: max(1, n // 5)] = 0.0
     return {
         "random": (3.0 * rng.normal(size=(n, c)), labels),
         "large": (1000.0 * rng.normal(size=(n, c)), labels),
-        "ties": (np.zeros((n, c)), labels),
+        "ties": (ties, labels),
         "near_one_hot": (near, labels),
     }
 
 
-@click.command("check")
+@dataclass
+class _Family:
+    status: str  # passed | failed | skipped | error
+    rows: int
+    checked: int = 0
+    at_kink: int = 0
+    failed: int = 0
+    max_abs_error: float = math.nan
+    max_rel_error: float = math.nan
+    below_noise_floor: bool = False
+    message: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "rows": self.rows,
+            "checked": self.checked,
+            "at_kink": self.at_kink,
+            "failed": self.failed,
+            "max_abs_error": _finite_or_none(self.max_abs_error),
+            "max_rel_error": _finite_or_none(self.max_rel_error),
+            "below_noise_floor": self.below_noise_floor,
+            "message": self.message,
+        }
+
+
+@dataclass
+class _Loss:
+    name: str
+    params: dict[str, Any]
+    explicit: bool
+    note: str | None = None
+    skip_reason: str | None = None
+    families: dict[str, _Family] = field(default_factory=dict)
+
+    @property
+    def spec(self) -> str:
+        return format_spec(self.name, self.params)
+
+    @property
+    def status(self) -> str:
+        states = {f.status for f in self.families.values()}
+        if states & {"failed", "error"}:
+            return "failed"
+        return "passed" if "passed" in states else "skipped"
+
+    def total(self, key: str) -> int:
+        return sum(int(getattr(f, key)) for f in self.families.values())
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "loss": self.spec,
+            "name": self.name,
+            "params": {k: _jsonable(v) for k, v in self.params.items()},
+            "status": self.status,
+            "note": self.note or self.skip_reason,
+            "rows": self.total("rows"),
+            "checked": self.total("checked"),
+            "at_kink": self.total("at_kink"),
+            "failed": self.total("failed"),
+            "families": {k: f.as_json() for k, f in self.families.items()},
+        }
+
+
+def _finite_or_none(x: float) -> float | None:
+    return x if math.isfinite(x) else None
+
+
+def _jsonable(value: Any) -> Any:
+    """A parameter value as strict JSON: a non-finite float becomes its text."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+_HELP = """Check every loss's analytic gradient against SciPy finite differences.
+
+Runs `arrayloss.gradcheck` (scipy.differentiate, float64) on random and
+adversarial inputs (huge scores, ties, near one-hot) and prints, per loss and
+input family, the largest relative error.  Rows that sit on a kink of a
+non-smooth loss are not compared and are counted as "at kink"; a family whose
+rows all sit on kinks shows "at kink" instead of an error, and is neither a
+pass nor a failure.
+
+Without --loss every loss of the registry is checked.  A top-k loss whose
+default k does not fit --classes is checked with k = classes - 1 and a note
+says so; a loss that cannot run on --classes classes at all is skipped with its
+reason.  A loss named with --loss is checked as given (bad parameters: exit 2).
+
+\b
+--format json prints one object with the keys
+  command ("check"), classes, samples, seed, rtol, atol (null: the default
+  noise floor), status ("passed", "failed" or "skipped"), and losses: a list
+  of objects with loss (the spec, NAME[:k=v,...]), name, params, status
+  ("passed", "failed", "skipped"), note (why parameters were adapted or the
+  loss skipped, else null), rows, checked, at_kink, failed, and families: an
+  object keyed by random, large, ties, near_one_hot, each with status
+  ("passed", "failed", "skipped", "error"), rows, checked, at_kink, failed,
+  max_abs_error, max_rel_error (null when nothing was compared),
+  below_noise_floor (true when the gradient is below the absolute tolerance,
+  so only absolute agreement was checked) and message (the error's text for
+  status "error", else null).
+
+Exit codes: 0 every checked gradient agrees; 1 a gradient disagrees, a loss
+raised an error, or a loss named with --loss had no row compared; 2 bad usage.
+"""
+
+
+@click.command("check", help=_HELP)
 @click.option(
     "--loss",
     "loss_specs",
     multiple=True,
+    type=LOSS,
     metavar="NAME[:k=v,...]",
     help="Loss to check, with optional parameters; repeatable. Default: all.",
 )
@@ -45,73 +174,193 @@ def input_families(n: int, c: int, seed: int) -> dict[str, tuple[Any, Any]]:
     "--classes",
     default=10,
     show_default=True,
-    type=click.IntRange(2),
+    type=click.IntRange(2, 1000),
     help="Number of classes C.",
 )
 @click.option(
     "--samples",
     default=50,
     show_default=True,
-    type=click.IntRange(1),
+    type=click.IntRange(1, 10000),
     help="Rows per input family.",
 )
-@click.option("--seed", default=0, show_default=True, type=int, help="Random seed.")
+@click.option(
+    "--seed",
+    default=0,
+    show_default=True,
+    type=click.IntRange(0),
+    help="Random seed.",
+)
 @click.option(
     "--rtol",
     default=1e-6,
     show_default=True,
-    type=click.FloatRange(0, min_open=True),
-    help="Pass if max|error| <= rtol * max|gradient|.",
+    type=Real(0, 1, min_open=True, max_open=True),
+    help="Pass if max|error| <= atol + rtol * max|gradient|.",
+)
+@click.option(
+    "--atol",
+    default=None,
+    type=Real(0),
+    help="Absolute tolerance (>= 0). Default: 1e-10 x max(1, max|loss|), the "
+    "float64 finite-difference noise floor.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format (json: the keys listed above).",
 )
 def check(
-    loss_specs: tuple[str, ...], classes: int, samples: int, seed: int, rtol: float
+    loss_specs: tuple[tuple[str, dict[str, Any]], ...],
+    classes: int,
+    samples: int,
+    seed: int,
+    rtol: float,
+    atol: float | None,
+    fmt: str,
 ) -> None:
-    """Check every loss's analytic gradient against SciPy finite differences.
-
-    Runs `arrayloss.gradcheck` (scipy.differentiate, float64) on random and
-    adversarial inputs (huge scores, ties, near one-hot) and prints, per loss and
-    input family, the largest relative error.  Rows that sit on a kink of a non-smooth loss are
-    left out and counted.
-
-    Exit codes: 0 all gradients agree; 1 a gradient disagrees; 2 bad usage.
-    """
-    import numpy as np
-
-    from .. import LOSSES, gradcheck
-    from ._options import parse_loss_spec
-
-    specs = [parse_loss_spec(s) for s in loss_specs] or [(name, {}) for name in LOSSES]
+    losses = _plan(loss_specs, classes)
     batches = input_families(samples, classes, seed)
-    rows = []
-    failed = False
-    for name, params in specs:
-        cells, checked, total, ok = [], 0, 0, True
-        for logits, labels in batches.values():
-            try:
-                res = gradcheck(name, logits, labels, rtol=rtol, **params)
-            except ValueError as exc:
-                msg = f"{name}: {exc}"
-                raise click.UsageError(msg) from None
-            n_checked = int(np.sum(res.checked))
-            cells.append(f"{res.max_rel_error:.1e}" if n_checked else "-")
-            checked += n_checked
-            total += len(labels)
-            ok = ok and res.ok
-        failed = failed or not ok
-        label = name + (
-            ":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else ""
+    for loss in losses:
+        if loss.skip_reason is None:
+            _run(loss, batches, rtol, atol)
+    failed = [x.spec for x in losses if x.status == "failed"]
+    empty = [x.spec for x in losses if x.explicit and x.status == "skipped"]
+    overall = "failed" if failed else (
+        "passed" if any(x.status == "passed" for x in losses) else "skipped"
+    )  # fmt: skip
+    if fmt == "json":
+        doc = {
+            "command": "check",
+            "classes": classes,
+            "samples": samples,
+            "seed": seed,
+            "rtol": rtol,
+            "atol": atol,
+            "status": overall,
+            "losses": [x.as_json() for x in losses],
+        }
+        click.echo(json.dumps(doc, indent=2, allow_nan=False))
+    else:
+        _print_report(losses, rtol, atol)
+    if failed:
+        msg = (
+            f"analytic gradients disagree with finite differences: {', '.join(failed)}"
         )
-        rows.append((label, f"{checked}/{total}", *cells, "ok" if ok else "FAIL"))
-    _print_table(("loss", "rows checked", *FAMILIES, "status"), rows)
+        raise click.ClickException(msg)
+    if empty or overall == "skipped":
+        names = ", ".join(empty) or "any loss"
+        msg = f"nothing was compared for {names}: every row sits on a kink"
+        raise click.ClickException(msg)
+
+
+def _plan(
+    loss_specs: Sequence[tuple[str, dict[str, Any]]], classes: int
+) -> list[_Loss]:
+    """The losses to check, their parameters validated for ``classes`` first."""
+    from .. import LOSSES
+
+    if loss_specs:
+        for name, params in loss_specs:
+            check_loss_params(name, params, classes)
+        return [_Loss(name, dict(params), explicit=True) for name, params in loss_specs]
+    plan = []
+    for name, info in LOSSES.items():
+        loss = _Loss(name, {}, explicit=False)
+        default_k = info.params.get("k")
+        if isinstance(default_k, int) and default_k >= classes:
+            loss.params = {"k": classes - 1}
+            loss.note = (
+                f"default k={default_k} needs more than {classes} classes; "
+                f"checked with k={classes - 1}"
+            )
+        try:
+            check_loss_params(name, loss.params, classes)
+        except click.BadParameter as exc:
+            loss.skip_reason = f"skipped: {one_line(exc)}"
+        plan.append(loss)
+    return plan
+
+
+def _run(
+    loss: _Loss,
+    batches: dict[str, tuple[Any, Any]],
+    rtol: float,
+    atol: float | None,
+) -> None:
+    from .. import gradcheck
+
+    for family, (logits, labels) in batches.items():
+        n = len(labels)
+        try:
+            res = gradcheck(
+                loss.name, logits, labels, rtol=rtol, atol=atol, **loss.params
+            )
+        except (ValueError, TypeError, ArithmeticError) as exc:
+            loss.families[family] = _Family("error", n, message=one_line(exc))
+            continue
+        loss.families[family] = _Family(
+            res.status,
+            n,
+            checked=res.n_checked,
+            at_kink=res.n_at_kink,
+            failed=res.n_failed,
+            max_abs_error=res.max_abs_error,
+            max_rel_error=res.max_rel_error,
+            below_noise_floor=res.n_checked > 0 and res.below_noise_floor,
+        )
+
+
+def _cell(f: _Family | None) -> str:
+    if f is None:
+        return "-"
+    if f.status == "error":
+        return "error"
+    if f.status == "skipped":
+        return "at kink"
+    text = f"{f.max_rel_error:.1e}" + ("*" if f.below_noise_floor else "")
+    return f"{text} FAIL" if f.status == "failed" else text
+
+
+def _print_report(losses: Sequence[_Loss], rtol: float, atol: float | None) -> None:
+    rows = []
+    notes = []
+    for x in losses:
+        cells = [_cell(x.families.get(k)) for k in FAMILIES]
+        status = (
+            "skipped" if x.skip_reason else {"passed": "ok"}.get(x.status, x.status)
+        )
+        rows.append(
+            (
+                x.spec,
+                f"{x.total('checked')}/{x.total('rows')}",
+                str(x.total("at_kink")),
+                *cells,
+                "FAIL" if status == "failed" else status,
+            )
+        )
+        for text in (x.note, x.skip_reason):
+            if text:
+                notes.append(f"{x.spec}: {text}")
+        for k, f in x.families.items():
+            if f.message:
+                notes.append(f"{x.spec} [{k}]: error: {f.message}")
+    _print_table(("loss", "rows checked", "at kink", *FAMILIES, "status"), rows)
+    floor = f"{atol:g}" if atol is not None else "1e-10 x max(1, |loss|)"
     click.echo(
         "\nmax |analytic - numeric| / max |numeric| per input family; a row passes when "
-        f"the error is <= {rtol:g} x max |numeric| + 1e-10 x max(1, |loss|) (the "
+        f"the error is <= {rtol:g} x max |numeric| + {floor} (the default is the "
         "float64 finite-difference noise floor, which dominates where gradients are "
-        "tiny, e.g. saturated softmax rows)."
+        "tiny, e.g. saturated softmax rows). *: every gradient entry of the family "
+        "is below that floor, so only absolute agreement was checked and the "
+        "relative error says nothing. Rows within 1e-3 of a kink are not compared "
+        "('at kink')."
     )
-    if failed:
-        msg = "some analytic gradients disagree with finite differences"
-        raise click.ClickException(msg)
+    for note in notes:
+        click.echo(f"note: {note}")
 
 
 def _print_table(header: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> None:

@@ -2,21 +2,67 @@
 
 from __future__ import annotations
 
+import json
+import math
+from typing import Any
+
 import click
 
 __all__ = ["list_command"]
 
+_HELP = """List every loss with its parameters, defaults and accepted labels.
 
-@click.command("list")
+Pass a loss to other commands as NAME or NAME:param=value,... (for example
+smooth_topk_svm:k=5,tau=0.5).
+
+\b
+--format json prints one object with the key losses: a list, in registry
+order, of objects with
+  name     the registry name (str)
+  params   each parameter and its default (an object; null for None)
+  targets  the accepted labels, a list of "index" and "soft"
+  summary  one line saying what the loss is (str)
+With --names-only, --format json prints the list of names.
+"""
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+@click.command("list", help=_HELP)
 @click.option("--names-only", is_flag=True, help="Print only the names, one per line.")
-def list_command(names_only: bool) -> None:
-    """List every loss with its parameters, defaults and accepted labels.
-
-    Pass a loss to other commands as NAME or NAME:param=value,... (for example
-    smooth_topk_svm:k=5,tau=0.5).
-    """
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format (json: the keys listed above).",
+)
+def list_command(names_only: bool, fmt: str) -> None:
     from .. import LOSSES
 
+    if fmt == "json":
+        doc: Any
+        if names_only:
+            doc = list(LOSSES)
+        else:
+            doc = {
+                "losses": [
+                    {
+                        "name": name,
+                        "params": {k: _default(v) for k, v in info.params.items()},
+                        "targets": info.targets.split("|"),
+                        "summary": info.summary,
+                    }
+                    for name, info in LOSSES.items()
+                ]
+            }
+        click.echo(json.dumps(doc, indent=2, allow_nan=False))
+        return
     if names_only:
         for name in LOSSES:
             click.echo(name)
