@@ -94,7 +94,7 @@ class _Engine:
     On NumPy every internal buffer of one call is carved from a single arena: one
     large block per call is recycled by the C allocator (its dynamic mmap threshold
     rises to the block's size), where dozens of fresh megabyte-sized temporaries
-    are returned to the OS and page-faulted in again on every call (topk.md §6).
+    are returned to the OS and page-faulted in again on every call (docs/design/topk.md §6).
     """
 
     def __init__(self, xp: Namespace, dtype: Any, device: Any) -> None:
@@ -470,7 +470,7 @@ def _mean_tilt(
     ``x`` is ``(B, n)``, finite or ``-inf`` (an absent entry); ``target`` is ``(B,)``
     and below the number of finite entries of its row.  The start is the "upper"
     tilt ``log m - logsumexp`` of the entries left after removing the ``m - 1``
-    largest, ``m = target + 1/2`` (topk.md §2.1: it puts the mode of the Poisson
+    largest, ``m = target + 1/2`` (docs/design/topk.md §2.1: it puts the mode of the Poisson
     binomial at or above ``m``).  Then safeguarded Newton on ``log sum sigmoid``,
     keeping a bracket ``[lo, hi]`` with ``f(lo) <= target <= f(hi)`` and bisecting
     whenever a step leaves it; eager arrays iterate to the tolerance, lazy ones take
