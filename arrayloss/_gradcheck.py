@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._registry import get_loss
 from ._typing import Array
+from ._xp import to_numpy
 
 if TYPE_CHECKING:
     from ._kinks import KinkDistance
@@ -55,23 +56,6 @@ class GradcheckResult:
     numeric: Any = field(repr=False)
     fd_error: Any = field(repr=False)
 
-
-def to_numpy(x: Array) -> Any:
-    """Copy an array of any supported backend (or a nested list) to float64 NumPy."""
-    import numpy as np
-
-    mod = type(x).__module__
-    if mod.startswith("cupy"):
-        x = x.get()
-    elif mod.startswith("torch"):
-        x = x.detach().cpu().numpy()
-    elif mod.startswith("dask"):
-        x = x.compute()
-    elif mod.startswith("array_api_strict"):
-        x = np.from_dlpack(x)
-    elif mod.startswith("jax"):
-        x = np.asarray(x)
-    return np.asarray(x)
 
 
 def gradcheck(
