@@ -215,10 +215,15 @@ def to_numpy(x: Any) -> Any:
     if is_torch_array(x):
         return np.asarray(x.detach().cpu().numpy())
     if is_dask_array(x):
-        return np.asarray(x.compute())
+        return np.asarray(_compute(x))
     if hasattr(x, "__dlpack__"):
         try:
             return np.from_dlpack(x)
         except (TypeError, RuntimeError, BufferError, AttributeError, ValueError):
             pass
     return np.asarray(x)
+
+
+def _compute(x: Any) -> Any:
+    # ``x`` typed Any here, so the (untyped) call type-checks with and without Dask
+    return x.compute()

@@ -55,10 +55,10 @@ import numpy as np
 from array_api_compat import is_cupy_namespace, is_numpy_namespace
 
 from . import _xp
-from ._api import Batch, prepare, weighted_mean
+from ._api import Batch, Targets, prepare, weighted_mean
 from ._typing import Array, Namespace
 from ._validation import check_choice, check_int
-from ._xp import to_numpy
+from ._xp import to_numpy as to_numpy  # re-exported: the eval engine uses it
 
 __all__ = [
     "ECE",
@@ -160,15 +160,34 @@ class _Rows:
     max, one exp and one rank count over the scores.
     """
 
-    def __init__(self, batch: Batch, *, input: str) -> None:
-        self.batch = batch
-        self.z = batch.z
-        self.index = batch.targets.index
+    def __init__(
+        self,
+        z: Array,
+        index: Array,
+        w: Array | None,
+        *,
+        input: str,
+        xp: Namespace,
+        eager: bool,
+    ) -> None:
+        """Rows already validated: ``(n, C)`` scores, ``(n,)`` class indices and
+        weights (in any floating dtype); `_prepare` builds them from a caller's
+        batch."""
+        n, n_classes = int(z.shape[0]), int(z.shape[1])
+        targets = Targets(
+            index=index, soft=None, n_classes=n_classes, dtype=z.dtype, xp=xp
+        )
+        self.batch = Batch(
+            xp=xp, z=z, targets=targets, weights=w, batch_shape=(n,), axis=1, ndim=2,
+            eager=eager,
+        )  # fmt: skip
+        self.z = z
+        self.index: Array = index
         self.input = input
-        self.xp = batch.xp
-        self.eager = batch.eager
-        self.n = batch.n
-        self.n_classes = batch.n_classes
+        self.xp = xp
+        self.eager = eager
+        self.n = n
+        self.n_classes = n_classes
 
     @cached_property
     def _cols(self) -> Array:
@@ -306,7 +325,10 @@ def _prepare(
         scores, labels, weights, axis=axis, name=name, arg="scores",
         soft_labels=False, check_scores=check_scores,
     )  # fmt: skip
-    return _Rows(batch, input=input)
+    return _Rows(
+        batch.z, batch.targets.index, batch.weights,
+        input=input, xp=batch.xp, eager=batch.eager,
+    )  # fmt: skip
 
 
 def _mean(terms: Array, rows: _Rows) -> Array:
