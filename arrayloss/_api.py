@@ -551,7 +551,7 @@ def _nonzero_count(count: Array, message: str, *, xp: Namespace) -> Array:
             raise ValueError(message)
         return c
 
-    return da.map_blocks(check, count, dtype=count.dtype, meta=count._meta)  # type: ignore[no-untyped-call]
+    return da.map_blocks(check, count, dtype=count.dtype, meta=count._meta)  # type: ignore[no-untyped-call, unused-ignore]
 
 
 def _mean_count(b: Batch, subject: str) -> tuple[Array | None, Array | int]:
@@ -669,7 +669,7 @@ def _dask_rows(
         return bxp.concat([grad, loss[:, None]], axis=1)
 
     width = n_classes + 1 if want_grad else 1
-    out = da.map_blocks(  # type: ignore[no-untyped-call]
+    out = da.map_blocks(  # type: ignore[no-untyped-call, unused-ignore]
         block, z, lab, *checks, dtype=z.dtype, chunks=(rows, (width,)), meta=z._meta
     )
     return out[:, -1], (out[:, :-1] if want_grad else None)

@@ -764,8 +764,8 @@ def _backend(name: str) -> Callable[[Any], Any]:
         except ImportError:
             msg = "JAX is not installed (pip install 'arrayloss[jax]')"
             raise click.BadParameter(msg, param_hint=["--backend"]) from None
-        jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call]
-        return jax.numpy.asarray  # float64 files stay float64
+        jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call, unused-ignore]
+        return jax.numpy.asarray  # type: ignore[no-any-return, unused-ignore]  # float64 stays float64
     try:
         import cupy
     except ImportError:
