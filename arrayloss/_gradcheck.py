@@ -57,7 +57,6 @@ class GradcheckResult:
     fd_error: Any = field(repr=False)
 
 
-
 def gradcheck(
     loss: str | Callable[..., Any] | tuple[Callable[..., Any], Callable[..., Any]],
     logits: Array,

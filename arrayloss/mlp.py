@@ -448,7 +448,6 @@ def predict(params: MLP, x: Any, *, batch_size: int = 4096) -> Array:
     return xp.concat(parts, axis=0)
 
 
-
 def evaluate(
     params_or_scores: MLP | Any, x: Any = None, labels: Any = None, *, k: int = 5,
     n_bins: int = 15,
