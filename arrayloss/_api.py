@@ -481,12 +481,7 @@ def _check_index(index: Array, n_classes: int, *, xp: Namespace) -> None:
 def _check_distribution(soft: Array, dtype: Any, *, xp: Namespace) -> None:
     if soft.shape[0] == 0:
         return
-    if not bool(xp.all(xp.isfinite(soft))):
-        msg = "soft `labels` contain NaN or infinite values"
-        raise ValueError(msg)
-    if bool(xp.any(soft < 0)):
-        msg = f"soft `labels` must be non-negative (found {float(xp.min(soft)):g})"
-        raise ValueError(msg)
+    _check_nonnegative(soft, "soft `labels`", xp=xp)
     tol = math.sqrt(_xp.finfo_eps(dtype, xp=xp))
     deviation = xp.abs(xp.sum(soft, axis=1) - 1)
     worst = float(xp.max(deviation))
@@ -521,11 +516,16 @@ def _weights(
 def _check_weights(w: Array, *, xp: Namespace) -> None:
     if w.shape[0] == 0:
         return
-    if not bool(xp.all(xp.isfinite(w))):
-        msg = "`weights` contain NaN or infinite values"
+    _check_nonnegative(w, "`weights`", xp=xp)
+
+
+def _check_nonnegative(x: Array, what: str, *, xp: Namespace) -> None:
+    """Every entry of ``x`` finite and >= 0 (``what`` names it in the message)."""
+    if not bool(xp.all(xp.isfinite(x))):
+        msg = f"{what} contain NaN or infinite values"
         raise ValueError(msg)
-    if bool(xp.any(w < 0)):
-        msg = f"`weights` must be non-negative (found {float(xp.min(w)):g})"
+    if bool(xp.any(x < 0)):
+        msg = f"{what} must be non-negative (found {float(xp.min(x)):g})"
         raise ValueError(msg)
 
 
