@@ -1,4 +1,4 @@
-"""The shared wrapper every loss goes through.
+"""The front end every loss, metric and `esp` goes through, and the shared wrapper.
 
 A loss is written once as a *kernel* on ``(n, C)`` scores with classes last:
 
@@ -7,15 +7,26 @@ A loss is written once as a *kernel* on ``(n, C)`` scores with classes last:
 ``loss_rows`` has shape ``(n,)`` and ``grad_rows`` row ``i`` is d loss_i / d z_i.
 Kernels return fresh arrays and never write into ``z`` or the targets.
 
-`evaluate` does everything else once: namespace from the inputs, float promotion
-(float32 stays float32, integers become the default float), class axis moved last,
-batch flattened, label and weight validation, reduction, and the way back to the
-caller's shape.  Value checks (label range, finiteness, rows summing to one) run
-on eager arrays at once.  A Dask batch runs the kernel on each block of rows: one
-task per block, with the same value checks, which then run and raise when the
-graph is computed.  (The one loss that is not row-wise, Keras' hinge with soft
-labels, runs on the lazy batch without them.)  JAX tracers (inside ``jax.jit``)
-skip the value checks.
+`prepare` turns a caller's batch into a `Batch`, once, for losses and metrics
+alike: namespace from the inputs, float promotion (float32 stays float32, integers
+become the default float), class axis moved last, batch flattened, labels, weights,
+the parameter checks (which see the class count) and the value checks.  `as_rows`
+is its first half, for arrays without labels (`arrayloss.esp`).  `evaluate` runs a
+kernel on a prepared batch, reduces it and returns the gradient in the caller's
+shape.
+
+Value checks (label range, finiteness, rows summing to one, weights) run on eager
+arrays at once.  A Dask batch runs the kernel on each block of rows: one task per
+block, with the same value checks, which then run and raise when the graph is
+computed.  (The two losses whose soft-label conversion is batch-wide,
+``keras.hinge`` and ``keras.squared_hinge``, run on the lazy batch without them.)
+JAX tracers (inside ``jax.jit``) skip the value checks.  Shape, dtype and parameter
+checks run everywhere, at the call.
+
+Weighted means are scale invariant: the weights are divided by the largest one, in
+their own dtype, before they meet the scores' dtype, so weights of ``1e308`` do not
+overflow, subnormal weights are exact to rounding and tiny float64 weights do not
+vanish in float32.
 """
 
 from __future__ import annotations
@@ -32,11 +43,22 @@ from array_api_compat import is_dask_namespace, is_jax_namespace
 from . import _xp
 from ._typing import Array, Namespace
 
-__all__ = ["REDUCTIONS", "Kernel", "Targets", "evaluate"]
+__all__ = [
+    "REDUCTIONS",
+    "Batch",
+    "Kernel",
+    "Targets",
+    "as_rows",
+    "evaluate",
+    "normalize_axis",
+    "prepare",
+    "weighted_mean",
+]
 
 REDUCTIONS = ("mean", "sum", "none")
 
 KernelRows = Callable[..., tuple[Array, "Array | None"]]
+CheckParams = Callable[..., Mapping[str, Any]]
 
 
 @dataclass(frozen=True)
@@ -78,6 +100,23 @@ class Targets:
             raise TypeError(msg)
         return _xp.take_along_axis(z, self.index[:, None], xp=self.xp, axis=1)[:, 0]
 
+    def without_label(self, z: Array, *, overwrite: bool = False) -> Array:
+        """``z`` with ``-inf`` at each row's label: the scores of the other classes.
+
+        A fresh array, unless ``overwrite`` is true and ``z`` is the caller's own
+        array, which is then written in place where the namespace allows it.
+        """
+        xp = self.xp
+        if self.index is None:
+            msg = "soft labels have no label to remove"
+            raise TypeError(msg)
+        if _xp.scatter_supported(xp):
+            x = z if overwrite else xp.asarray(z, copy=True)
+            rows = xp.arange(z.shape[0], device=_xp.xp_device(z))
+            x[rows, self.index] = -xp.inf
+            return x
+        return xp.where(self.mask, xp.full_like(z, -xp.inf), z)
+
 
 @dataclass(frozen=True)
 class Kernel:
@@ -87,7 +126,9 @@ class Kernel:
     rows: KernelRows
     soft_labels: bool = True
     min_classes: int = 1
-    check_params: Callable[..., Mapping[str, Any]] | None = None
+    # Called as ``check_params(n_classes=C, **params)`` once the class count is
+    # known, before any value is read; returns the validated parameters.
+    check_params: CheckParams | None = None
     # True if ``rows`` takes ``grad_scale`` (a float or None) and multiplies its
     # gradient by it itself, saving the wrapper a pass over (n, C) for "mean".
     fused_scale: bool = False
@@ -135,6 +176,174 @@ class Kernel:
         return value, grad
 
 
+# --------------------------------------------------------------------------- #
+# The front end
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class Batch:
+    """A validated batch as ``(n, C)`` rows, and the way back to the caller's shape.
+
+    ``weights`` are the caller's, flattened to ``(n,)`` and promoted to floating in
+    their own dtype (float64 weights stay float64 next to float32 scores); `w`
+    casts them to the scores' dtype and `w_mean` is the scale-free version the
+    weighted means use.
+    """
+
+    xp: Namespace
+    z: Array
+    targets: Targets
+    weights: Array | None
+    batch_shape: tuple[int, ...]
+    axis: int
+    ndim: int
+    eager: bool
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def n(self) -> int:
+        """Number of samples (rows)."""
+        return int(self.z.shape[0])
+
+    @property
+    def n_classes(self) -> int:
+        """Number of classes (columns)."""
+        return int(self.z.shape[1])
+
+    @cached_property
+    def w(self) -> Array | None:
+        """The weights in the scores' dtype, or ``None``."""
+        if self.weights is None:
+            return None
+        return self.xp.astype(self.weights, self.z.dtype)
+
+    @cached_property
+    def w_top(self) -> Array:
+        """The largest weight, 0-d, in the weights' dtype (weighted batches only)."""
+        return self.xp.max(self.weights)
+
+    @cached_property
+    def w_mean(self) -> Array | None:
+        """The weights divided by the largest one (in their own dtype), in the
+        scores' dtype: the mean ``sum(w l) / sum(w)`` does not depend on the scale,
+        so this is where it is made safe."""
+        if self.weights is None:
+            return None
+        xp, top = self.xp, self.w_top
+        scaled = self.weights / xp.where(top > 0, top, xp.ones_like(top))
+        return xp.astype(scaled, self.z.dtype)
+
+    def to_caller(self, g: Array) -> Array:
+        """``(n, C)`` rows back to the caller's shape, classes on its axis."""
+        xp = self.xp
+        g = xp.reshape(g, (*self.batch_shape, self.n_classes))
+        if self.axis != self.ndim - 1:
+            g = xp.moveaxis(g, -1, self.axis)
+        return g
+
+
+def namespace(*named: tuple[str, Array | None]) -> Namespace:
+    """The one array namespace of the given ``(name, array)`` pairs.
+
+    ``None`` is allowed only for the last (optional) one; Python scalars and
+    sequences are a `TypeError` naming the argument.
+    """
+    for name, arr in named[:2]:
+        if arr is None or isinstance(arr, (int, float, complex, bool, list, tuple)):
+            msg = f"`{name}` must be an array (got {type(arr).__name__})"
+            raise TypeError(msg)
+    try:
+        return _xp.array_namespace(*(arr for _, arr in named))
+    except TypeError as exc:
+        names = [f"`{n}`" for n, _ in named]
+        listed = ", ".join(names[:-1]) + f" and {names[-1]}"
+        msg = f"{listed} must be arrays of one array library ({exc})"
+        raise TypeError(msg) from None
+
+
+def normalize_axis(axis: object, ndim: int, *, name: str = "logits") -> int:
+    """``axis`` as an index in ``[0, ndim)``.
+
+    A non-integer is a `TypeError`, an integer out of range a `ValueError`, for
+    every function that takes an axis.
+    """
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        msg = f"`axis` must be an integer (got axis={axis!r})"
+        raise TypeError(msg)
+    if not -ndim <= axis < ndim:
+        msg = f"`axis` {axis} is out of range for `{name}` with {ndim} dimensions"
+        raise ValueError(msg)
+    return axis % ndim
+
+
+def as_rows(
+    x: Array, *, name: str, axis: object, xp: Namespace, what: str = "the class axis"
+) -> tuple[Array, tuple[int, ...], int]:
+    """Float promotion, axis check and ``(n, C)`` rows of one array.
+
+    Returns the rows, the batch shape (``x``'s shape without ``axis``) and the
+    normalised axis.
+    """
+    x = _xp.as_floating(x, name, xp=xp)
+    if x.ndim < 1:
+        msg = f"`{name}` must have at least one dimension ({what}); got a 0-d array"
+        raise ValueError(msg)
+    ax = normalize_axis(axis, x.ndim, name=name)
+    batch_shape = tuple(x.shape[:ax] + x.shape[ax + 1 :])
+    n_classes = int(x.shape[ax])
+    return _to_rows(x, ax, math.prod(batch_shape), n_classes, xp=xp), batch_shape, ax
+
+
+def prepare(
+    scores: Array,
+    labels: Array,
+    weights: Array | None,
+    *,
+    axis: object,
+    name: str,
+    arg: str = "logits",
+    soft_labels: bool = True,
+    min_classes: int = 1,
+    check_params: CheckParams | None = None,
+    params: Mapping[str, Any] | None = None,
+    check_scores: Callable[[Array, Namespace], None] | None = None,
+) -> Batch:
+    """Validate a batch and flatten it to ``(n, C)`` rows: see the module docstring.
+
+    ``name`` is the loss or metric (for messages), ``arg`` what ``scores`` is called
+    there.  ``check_params`` receives ``n_classes`` and the ``params``.
+    ``check_scores(z, xp)`` replaces the finiteness check of eager scores.
+    """
+    xp = namespace((arg, scores), ("labels", labels), ("weights", weights))
+    z, batch_shape, ax = as_rows(scores, name=arg, axis=axis, xp=xp)
+    n_classes = int(z.shape[1])
+    if n_classes < min_classes:
+        msg = (
+            f"`{name}` needs at least {min_classes} classes; `{arg}` has "
+            f"{n_classes} along axis {ax} (shape {tuple(scores.shape)})"
+        )
+        raise ValueError(msg)
+    checked: Mapping[str, Any] = dict(params or {})
+    if check_params is not None:
+        checked = check_params(n_classes=n_classes, **checked)
+    eager = not _xp.is_lazy(z)
+    if eager:
+        (check_scores or _check_finite_scores)(z, xp)
+    targets = _targets(
+        name, soft_labels, labels, tuple(scores.shape), ax, batch_shape, z, eager, xp=xp
+    )
+    w = _weights(weights, batch_shape, eager, xp=xp)
+    return Batch(
+        xp=xp, z=z, targets=targets, weights=w, batch_shape=batch_shape, axis=ax,
+        ndim=len(scores.shape), eager=eager, params=checked,
+    )  # fmt: skip
+
+
+def _check_finite_scores(z: Array, xp: Namespace) -> None:
+    _check_finite(z, xp=xp)
+
+
 def evaluate(
     kernel: Kernel,
     logits: Array,
@@ -147,63 +356,40 @@ def evaluate(
     params: Mapping[str, Any],
 ) -> tuple[Array, Array | None]:
     """Validate, reshape, run ``kernel`` and reduce.  See the module docstring."""
-    xp = _namespace(logits, labels, weights)
     if reduction not in REDUCTIONS:
         msg = (
             f"`reduction` must be 'mean', 'sum' or 'none' (got reduction={reduction!r})"
         )
         raise ValueError(msg)
-    if kernel.check_params is not None:
-        params = kernel.check_params(**params)
-
-    logits = _xp.as_floating(logits, "logits", xp=xp)
-    if logits.ndim < 1:
-        msg = "`logits` must have at least one dimension (the class axis); got a 0-d array"
-        raise ValueError(msg)
-    axis = _normalize_axis(axis, logits.ndim)
-    batch_shape = tuple(logits.shape[:axis] + logits.shape[axis + 1 :])
-    n_classes = int(logits.shape[axis])
-    if n_classes < kernel.min_classes:
-        msg = (
-            f"`{kernel.name}` needs at least {kernel.min_classes} classes; "
-            f"`logits` has {n_classes} along axis {axis} (shape {tuple(logits.shape)})"
-        )
-        raise ValueError(msg)
-    n = math.prod(batch_shape)
-    eager = not _xp.is_lazy(logits)
-
-    z = _to_rows(logits, axis, n, n_classes, xp=xp)
-    if eager:
-        _check_finite(z, xp=xp)
-
-    targets = _targets(
-        kernel, labels, logits.shape, axis, n, n_classes, z.dtype, eager, xp=xp
-    )
-    w = _weights(weights, batch_shape, n, z.dtype, eager, xp=xp)
+    b = prepare(
+        logits, labels, weights, axis=axis, name=kernel.name,
+        soft_labels=kernel.soft_labels, min_classes=kernel.min_classes,
+        check_params=kernel.check_params, params=params,
+    )  # fmt: skip
+    xp, targets = b.xp, b.targets
+    if reduction == "mean" and b.n == 0:
+        raise ValueError(_no_weight_msg("`reduction='mean'`", 0))
 
     extra: dict[str, Any] = {}
-    fuse = (
-        kernel.fused_scale and want_grad and reduction == "mean" and w is None and n > 0
-    )
+    fuse = kernel.fused_scale and want_grad and reduction == "mean" and b.w is None
     if kernel.fused_scale:
-        extra["grad_scale"] = 1.0 / n if fuse else None
+        extra["grad_scale"] = 1.0 / b.n if fuse else None
+    run_params = {**b.params, **extra}
     if is_dask_namespace(xp) and not (
         kernel.batch_wide_soft and targets.soft is not None
     ):
         loss_rows, grad_rows = _dask_rows(
-            kernel, z, targets, w, want_grad, {**params, **extra}
+            kernel, b.z, targets, b.weights, want_grad, run_params
         )
-    elif kernel.jax_compile is not None and eager and is_jax_namespace(xp):
-        loss_rows, grad_rows = _jax_rows(kernel, z, targets, want_grad, params)
+    elif kernel.jax_compile is not None and b.eager and is_jax_namespace(xp):
+        loss_rows, grad_rows = _jax_rows(kernel, b.z, targets, want_grad, run_params)
     else:
         loss_rows, grad_rows = kernel.rows(
-            z, targets, xp=xp, want_grad=want_grad, **params, **extra
+            b.z, targets, xp=xp, want_grad=want_grad, **run_params
         )
-    value, grad = _reduce(
-        loss_rows, grad_rows, w, reduction, batch_shape, eager, xp=xp, scaled=fuse
-    )
+    value, grad = _reduce(loss_rows, grad_rows, b, reduction, scaled=fuse)
     if grad is not None:
-        grad = _from_rows(grad, batch_shape, n_classes, axis, logits.ndim, xp=xp)
+        grad = b.to_caller(grad)
     return value, grad
 
 
@@ -217,60 +403,26 @@ def _check_finite(z: Array, *, xp: Namespace) -> None:
     raise ValueError(msg)
 
 
-def _namespace(logits: Array, labels: Array, weights: Array | None) -> Namespace:
-    for name, arr in (("logits", logits), ("labels", labels)):
-        if arr is None or isinstance(arr, (int, float, complex, bool, list, tuple)):
-            msg = f"`{name}` must be an array (got {type(arr).__name__})"
-            raise TypeError(msg)
-    try:
-        return _xp.array_namespace(logits, labels, weights)
-    except TypeError as exc:
-        msg = (
-            "`logits`, `labels` and `weights` must be arrays of one array library "
-            f"({exc})"
-        )
-        raise TypeError(msg) from None
-
-
-def _normalize_axis(axis: object, ndim: int) -> int:
-    if isinstance(axis, bool) or not isinstance(axis, int):
-        msg = f"`axis` must be an integer (got axis={axis!r})"
-        raise TypeError(msg)
-    if not -ndim <= axis < ndim:
-        msg = f"`axis` {axis} is out of range for `logits` with {ndim} dimensions"
-        raise ValueError(msg)
-    return axis % ndim
-
-
 def _to_rows(x: Array, axis: int, n: int, n_classes: int, *, xp: Namespace) -> Array:
     if axis != x.ndim - 1:
         x = xp.moveaxis(x, axis, -1)
     return xp.reshape(x, (n, n_classes))
 
 
-def _from_rows(
-    g: Array, batch_shape: tuple[int, ...], n_classes: int, axis: int, ndim: int,
-    *, xp: Namespace,
-) -> Array:  # fmt: skip
-    g = xp.reshape(g, (*batch_shape, n_classes))
-    if axis != ndim - 1:
-        g = xp.moveaxis(g, -1, axis)
-    return g
-
-
 def _targets(
-    kernel: Kernel,
+    name: str,
+    soft_labels: bool,
     labels: Array,
     logits_shape: tuple[int, ...],
     axis: int,
-    n: int,
-    n_classes: int,
-    dtype: Any,
+    batch_shape: tuple[int, ...],
+    z: Array,
     eager: bool,
     *,
     xp: Namespace,
 ) -> Targets:
-    batch_shape = tuple(logits_shape[:axis] + logits_shape[axis + 1 :])
+    n, n_classes = int(z.shape[0]), int(z.shape[1])
+    dtype = z.dtype
     shape = tuple(labels.shape)
     if xp.isdtype(labels.dtype, "bool"):
         msg = (
@@ -301,9 +453,9 @@ def _targets(
             f"{tuple(logits_shape)} (got {shape}){hint}"
         )
         raise ValueError(msg)
-    if not kernel.soft_labels:
+    if not soft_labels:
         msg = (
-            f"`{kernel.name}` takes integer class indices only, not soft labels "
+            f"`{name}` takes integer class indices only, not soft labels "
             f"(got floating `labels` of shape {shape})"
         )
         raise ValueError(msg)
@@ -329,12 +481,7 @@ def _check_index(index: Array, n_classes: int, *, xp: Namespace) -> None:
 def _check_distribution(soft: Array, dtype: Any, *, xp: Namespace) -> None:
     if soft.shape[0] == 0:
         return
-    if not bool(xp.all(xp.isfinite(soft))):
-        msg = "soft `labels` contain NaN or infinite values"
-        raise ValueError(msg)
-    if bool(xp.any(soft < 0)):
-        msg = f"soft `labels` must be non-negative (found {float(xp.min(soft)):g})"
-        raise ValueError(msg)
+    _check_nonnegative(soft, "soft `labels`", xp=xp)
     tol = math.sqrt(_xp.finfo_eps(dtype, xp=xp))
     deviation = xp.abs(xp.sum(soft, axis=1) - 1)
     worst = float(xp.max(deviation))
@@ -349,19 +496,18 @@ def _check_distribution(soft: Array, dtype: Any, *, xp: Namespace) -> None:
 def _weights(
     weights: Array | None,
     batch_shape: tuple[int, ...],
-    n: int,
-    dtype: Any,
     eager: bool,
     *,
     xp: Namespace,
 ) -> Array | None:
+    """The weights as ``(n,)`` floating values in their own dtype, checked."""
     if weights is None:
         return None
     if tuple(weights.shape) != batch_shape:
         msg = f"`weights` must have the batch shape {batch_shape} (got {tuple(weights.shape)})"
         raise ValueError(msg)
+    n = math.prod(batch_shape)
     w = xp.reshape(_xp.as_floating(weights, "weights", xp=xp), (n,))
-    w = xp.astype(w, dtype)
     if eager:
         _check_weights(w, xp=xp)
     return w
@@ -370,12 +516,112 @@ def _weights(
 def _check_weights(w: Array, *, xp: Namespace) -> None:
     if w.shape[0] == 0:
         return
-    if not bool(xp.all(xp.isfinite(w))):
-        msg = "`weights` contain NaN or infinite values"
+    _check_nonnegative(w, "`weights`", xp=xp)
+
+
+def _check_nonnegative(x: Array, what: str, *, xp: Namespace) -> None:
+    """Every entry of ``x`` finite and >= 0 (``what`` names it in the message)."""
+    if not bool(xp.all(xp.isfinite(x))):
+        msg = f"{what} contain NaN or infinite values"
         raise ValueError(msg)
-    if bool(xp.any(w < 0)):
-        msg = f"`weights` must be non-negative (found {float(xp.min(w)):g})"
+    if bool(xp.any(x < 0)):
+        msg = f"{what} must be non-negative (found {float(xp.min(x)):g})"
         raise ValueError(msg)
+
+
+# --------------------------------------------------------------------------- #
+# Weighted means
+# --------------------------------------------------------------------------- #
+
+
+def _no_weight_msg(subject: str, n: int) -> str:
+    return f"{subject} needs at least one sample with non-zero weight (got {n} samples)"
+
+
+def _nonzero_count(count: Array, message: str, *, xp: Namespace) -> Array:
+    """``count`` (a lazy 0-d Dask array) that raises ``ValueError(message)`` when
+    computed as zero, instead of letting a mean become NaN."""
+    if not is_dask_namespace(xp):
+        return count  # a JAX tracer: inside jit, values cannot be checked
+
+    import dask.array as da
+
+    def check(c: Array) -> Array:
+        if not bool(c != 0):
+            raise ValueError(message)
+        return c
+
+    return da.map_blocks(check, count, dtype=count.dtype, meta=count._meta)  # type: ignore[no-untyped-call, unused-ignore]
+
+
+def _mean_count(b: Batch, subject: str) -> tuple[Array | None, Array | int]:
+    """The mean's weights (`Batch.w_mean`) and their sum, checked to be non-zero."""
+    if b.n == 0:
+        raise ValueError(_no_weight_msg(subject, 0))
+    if b.weights is None:
+        return None, b.n
+    if b.eager and float(b.w_top) == 0:
+        raise ValueError(_no_weight_msg(subject, b.n))
+    w = b.w_mean
+    count = b.xp.sum(w)
+    if not b.eager:
+        count = _nonzero_count(count, _no_weight_msg(subject, b.n), xp=b.xp)
+    return w, count
+
+
+def _weighted(x: Array, w: Array, *, xp: Namespace) -> Array:
+    """``w * x`` along rows, exactly zero where the weight is (even if ``x`` is inf)."""
+    if x.ndim == 2:
+        w = w[:, None]
+    return xp.where(w == 0, xp.zeros_like(x), w * x)
+
+
+def weighted_mean(terms: Array, b: Batch, *, subject: str = "a metric") -> Array:
+    """``sum(w * t) / sum(w)`` over the samples of ``b`` (all ones unweighted), as a
+    0-d array in the scores' dtype; scale invariant in the weights."""
+    xp = b.xp
+    terms = xp.astype(terms, b.z.dtype)
+    w, count = _mean_count(b, subject)
+    total = xp.sum(terms if w is None else _weighted(terms, w, xp=xp))
+    return xp.asarray(total / count)
+
+
+def _reduce(
+    loss: Array,
+    grad: Array | None,
+    b: Batch,
+    reduction: str,
+    *,
+    scaled: bool = False,
+) -> tuple[Array, Array | None]:
+    xp = b.xp
+    if reduction != "mean":
+        w = b.w
+        if w is not None:
+            # A zero weight removes the sample, even if its loss overflowed.
+            loss = _weighted(loss, w, xp=xp)
+            if grad is not None:
+                grad = _weighted(grad, w, xp=xp)
+        if reduction == "none":
+            return xp.reshape(loss, b.batch_shape), grad
+        return xp.asarray(xp.sum(loss)), grad  # a 0-d array, never a NumPy scalar
+    w, count = _mean_count(b, "`reduction='mean'`")
+    if w is not None:
+        loss = _weighted(loss, w, xp=xp)
+        if grad is not None:
+            grad = _weighted(grad, w, xp=xp)
+    value = xp.asarray(xp.sum(loss) / count)
+    if grad is not None and not scaled:
+        if w is None and _xp.owns_writable_buffer(grad, xp=xp):
+            grad *= 1 / count  # the kernel's own fresh array: no new temporary
+        else:
+            grad = grad / count
+    return value, grad
+
+
+# --------------------------------------------------------------------------- #
+# Backends that run the kernel their own way
+# --------------------------------------------------------------------------- #
 
 
 def _dask_rows(
@@ -423,7 +669,7 @@ def _dask_rows(
         return bxp.concat([grad, loss[:, None]], axis=1)
 
     width = n_classes + 1 if want_grad else 1
-    out = da.map_blocks(  # type: ignore[no-untyped-call]
+    out = da.map_blocks(  # type: ignore[no-untyped-call, unused-ignore]
         block, z, lab, *checks, dtype=z.dtype, chunks=(rows, (width,)), meta=z._meta
     )
     return out[:, -1], (out[:, :-1] if want_grad else None)
@@ -436,7 +682,11 @@ def _jax_rows(
     want_grad: bool,
     params: Mapping[str, Any],
 ) -> tuple[Array, Array | None]:
-    """``kernel.rows`` as one compiled program (see `Kernel.jax_compile`)."""
+    """``kernel.rows`` as one compiled program (see `Kernel.jax_compile`).
+
+    ``params`` are all the kernel's arguments, ``grad_scale`` included: the ones
+    not named in ``jax_compile`` are compile-time constants.
+    """
     traced = kernel.jax_compile or ()
     static = tuple((k, v) for k, v in params.items() if k not in traced)
     values = [targets.xp.asarray(params[k], dtype=z.dtype) for k in traced]
@@ -463,40 +713,3 @@ def _jax_program(
         return kernel.rows(z, t, xp=xp, want_grad=want_grad, **params)
 
     return jax.jit(run)
-
-
-def _reduce(
-    loss: Array,
-    grad: Array | None,
-    w: Array | None,
-    reduction: str,
-    batch_shape: tuple[int, ...],
-    eager: bool,
-    *,
-    xp: Namespace,
-    scaled: bool = False,
-) -> tuple[Array, Array | None]:
-    if w is not None:
-        # A zero weight removes the sample, even if its loss overflowed.
-        loss = xp.where(w == 0, xp.zeros_like(loss), w * loss)
-        if grad is not None:
-            grad = xp.where(w[:, None] == 0, xp.zeros_like(grad), w[:, None] * grad)
-    if reduction == "none":
-        return xp.reshape(loss, batch_shape), grad
-    total = xp.sum(loss)
-    if reduction == "sum":
-        return xp.asarray(total), grad  # a 0-d array, never a NumPy scalar
-    count = xp.sum(w) if w is not None else loss.shape[0]
-    if eager and float(count) == 0:
-        msg = (
-            "`reduction='mean'` needs at least one sample with non-zero weight "
-            f"(got {loss.shape[0]} samples)"
-        )
-        raise ValueError(msg)
-    value = xp.asarray(total / count)
-    if grad is not None and not scaled:
-        if w is None and _xp.owns_writable_buffer(grad, xp=xp):
-            grad *= 1 / count  # the kernel's own fresh array: no new temporary
-        else:
-            grad = grad / count
-    return value, grad

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ._registry import get_loss
 from ._typing import Array
+from ._xp import to_numpy
 
 if TYPE_CHECKING:
     from ._kinks import KinkDistance
@@ -131,24 +132,6 @@ class GradcheckResult:
                 f"{self.max_rel_error:.2e}){kink}"
             )
         return f"{self.n_checked} of {n} rows agree{kink}"
-
-
-def to_numpy(x: Array) -> Any:
-    """Copy an array of any supported backend (or a nested list) to NumPy."""
-    import numpy as np
-
-    mod = type(x).__module__
-    if mod.startswith("cupy"):
-        x = x.get()
-    elif mod.startswith("torch"):
-        x = x.detach().cpu().numpy()
-    elif mod.startswith("dask"):
-        x = x.compute()
-    elif mod.startswith("array_api_strict"):
-        x = np.from_dlpack(x)
-    elif mod.startswith("jax"):
-        x = np.asarray(x)
-    return np.asarray(x)
 
 
 def _tolerance(name: str, value: Any, *, positive: bool = False) -> float:

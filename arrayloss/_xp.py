@@ -1,19 +1,25 @@
-"""Namespace, dtype and device helpers, and the stable log-sum-exp family.
+"""Namespace, dtype and device helpers, the stable log-sum-exp family, and the
+one way to bring an array to the host.
 
 Everything here takes the namespace ``xp`` as a keyword argument and works on any
-array-API array.  Nothing here writes into an array it did not create.
+array-API array.  Nothing here writes into its arguments, except `exp_`, which
+exists to do so (for arrays the caller created itself).
 """
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
 from array_api_compat import (
     array_namespace,
+    is_cupy_array,
     is_cupy_namespace,
+    is_dask_array,
     is_jax_array,
     is_lazy_array,
+    is_numpy_array,
     is_numpy_namespace,
+    is_torch_array,
     is_torch_namespace,
 )
 from array_api_compat import device as xp_device
@@ -37,6 +43,8 @@ __all__ = [
     "softmax",
     "softplus",
     "take_along_axis",
+    "through_softmax",
+    "to_numpy",
     "xp_device",
 ]
 
@@ -96,10 +104,25 @@ def finfo_eps(dtype: object, *, xp: Namespace) -> float:
 def logsumexp(
     x: Array, *, xp: Namespace, axis: int = -1, keepdims: bool = False
 ) -> Array:
-    """log(sum(exp(x))) along ``axis`` with the max shift (exact for +-inf rows)."""
-    m = xp.max(x, axis=axis, keepdims=True)
-    m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    """``log(sum(exp(x)))`` along ``axis``, as ``m + log1p(sum_{j != j*} exp(x_j - m))``.
+
+    ``m = x_{j*}`` is the largest entry (the first, on ties), left out of the sum
+    and added exactly, so a row dominated by its maximum keeps full relative
+    accuracy in ``logsumexp - m`` (SciPy >= 1.15 uses the same form).  Rows of
+    ``-inf`` give ``-inf``, a ``+inf`` entry ``+inf`` and NaN propagates, without
+    floating-point warnings.
+    """
+    axis = axis % x.ndim
+    m0 = xp.max(x, axis=axis, keepdims=True)
+    finite = xp.isfinite(m0)
+    m = xp.where(finite, m0, xp.zeros_like(m0))
+    e = xp.exp(x - m)
+    shape = [1] * x.ndim
+    shape[axis] = x.shape[axis]
+    cols = xp.reshape(xp.arange(x.shape[axis], device=xp_device(x)), tuple(shape))
+    top = cols == xp.argmax(x, axis=axis, keepdims=True)
+    rest = xp.sum(xp.where(top, xp.zeros_like(e), e), axis=axis, keepdims=True)
+    out = xp.where(finite, m + xp.log1p(rest), m0)
     return out if keepdims else xp.squeeze(out, axis=axis)
 
 
@@ -112,6 +135,12 @@ def softmax(x: Array, *, xp: Namespace, axis: int = -1) -> Array:
     """exp(x - max) / sum(exp(x - max))."""
     e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
     return e / xp.sum(e, axis=axis, keepdims=True)
+
+
+def through_softmax(p: Array, pg: Array, *, xp: Namespace) -> Array:
+    """The chain rule through ``p = softmax(s)`` along rows: ``p ⊙ (g − ⟨g, p⟩)``,
+    from ``p`` and ``pg = p ⊙ g`` (``g = dL/dp``): ``dL/ds = pg − p Σ pg``."""
+    return pg - p * xp.sum(pg, axis=1, keepdims=True)
 
 
 def sigmoid(x: Array, *, xp: Namespace) -> Array:
@@ -170,4 +199,31 @@ def scatter_supported(xp: Namespace) -> bool:
     return is_numpy_namespace(xp) or is_cupy_namespace(xp) or is_torch_namespace(xp)
 
 
-LOG2 = math.log(2.0)
+def to_numpy(x: Any) -> Any:
+    """Any backend's array (or a Python number or list) as a NumPy array on the host.
+
+    NumPy arrays come back as they are (no copy); the others are copied: CuPy from
+    the device, PyTorch detached and from its device, Dask computed, JAX and
+    array_api_strict through DLPack or the buffer protocol.
+    """
+    import numpy as np
+
+    if is_numpy_array(x):
+        return np.asarray(x)
+    if is_cupy_array(x):
+        return np.asarray(x.get())
+    if is_torch_array(x):
+        return np.asarray(x.detach().cpu().numpy())
+    if is_dask_array(x):
+        return np.asarray(_compute(x))
+    if hasattr(x, "__dlpack__"):
+        try:
+            return np.from_dlpack(x)
+        except (TypeError, RuntimeError, BufferError, AttributeError, ValueError):
+            pass
+    return np.asarray(x)
+
+
+def _compute(x: Any) -> Any:
+    # ``x`` typed Any here, so the (untyped) call type-checks with and without Dask
+    return x.compute()

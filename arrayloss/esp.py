@@ -64,6 +64,7 @@ from array_api_compat import (
 )
 
 from . import _xp
+from ._api import as_rows
 from ._typing import Array, Namespace
 from ._validation import check_choice, check_int
 
@@ -94,7 +95,7 @@ class _Engine:
     On NumPy every internal buffer of one call is carved from a single arena: one
     large block per call is recycled by the C allocator (its dynamic mmap threshold
     rises to the block's size), where dozens of fresh megabyte-sized temporaries
-    are returned to the OS and page-faulted in again on every call (topk.md §6).
+    are returned to the OS and page-faulted in again on every call (docs/design/topk.md §6).
     """
 
     def __init__(self, xp: Namespace, dtype: Any, device: Any) -> None:
@@ -470,7 +471,7 @@ def _mean_tilt(
     ``x`` is ``(B, n)``, finite or ``-inf`` (an absent entry); ``target`` is ``(B,)``
     and below the number of finite entries of its row.  The start is the "upper"
     tilt ``log m - logsumexp`` of the entries left after removing the ``m - 1``
-    largest, ``m = target + 1/2`` (topk.md §2.1: it puts the mode of the Poisson
+    largest, ``m = target + 1/2`` (docs/design/topk.md §2.1: it puts the mode of the Poisson
     binomial at or above ``m``).  Then safeguarded Newton on ``log sum sigmoid``,
     keeping a bracket ``[lo, hi]`` with ``f(lo) <= target <= f(hi)`` and bisecting
     whenever a step leaves it; eager arrays iterate to the tolerance, lazy ones take
@@ -935,26 +936,13 @@ def log_elementary_symmetric(
     xp = _xp.array_namespace(x)
     k = check_int("k", k, low=0)
     method = check_choice("method", method, _METHODS)
-    x = _xp.as_floating(x, "x", xp=xp)
-    if x.ndim < 1:
-        msg = "`x` must have at least one dimension (the variables' axis); got a 0-d array"
-        raise ValueError(msg)
-    if (
-        isinstance(axis, bool)
-        or not isinstance(axis, int)
-        or not -x.ndim <= axis < x.ndim
-    ):
-        msg = f"`axis` must be an integer in [-{x.ndim}, {x.ndim - 1}] (got axis={axis!r})"
-        raise ValueError(msg)
-    dtype = x.dtype
+    # the losses' front end: float promotion, axis (TypeError if not an integer)
+    rows, batch, _ = as_rows(x, name="x", axis=axis, xp=xp, what="the variables' axis")
+    dtype = rows.dtype
     work = dtype
     if xp.finfo(dtype).bits < 32:
         work = xp.float32
-    if axis % x.ndim != x.ndim - 1:
-        x = xp.moveaxis(x, axis, -1)
-    batch = tuple(x.shape[:-1])
-    n = int(x.shape[-1])
-    x2 = xp.reshape(xp.astype(x, work, copy=False), (math.prod(batch), n))
+    x2 = xp.astype(rows, work, copy=False)
     if is_dask_namespace(xp):  # rows are independent: run eagerly on each chunk
         x2 = x2.rechunk({1: -1})
         out = x2.map_blocks(

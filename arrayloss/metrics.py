@@ -52,19 +52,13 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 import numpy as np
-from array_api_compat import (
-    is_cupy_array,
-    is_cupy_namespace,
-    is_dask_array,
-    is_numpy_array,
-    is_numpy_namespace,
-    is_torch_array,
-)
+from array_api_compat import is_cupy_namespace, is_numpy_namespace
 
 from . import _xp
-from ._api import Kernel, _normalize_axis, _targets, _to_rows, _weights
+from ._api import Batch, Targets, prepare, weighted_mean
 from ._typing import Array, Namespace
 from ._validation import check_choice, check_int
+from ._xp import to_numpy as to_numpy  # re-exported: the eval engine uses it
 
 __all__ = [
     "ECE",
@@ -158,10 +152,6 @@ def _first_true(mask: Array, *, xp: Namespace) -> int:
     return int(xp.argmax(xp.astype(mask, xp.int8)))
 
 
-def _no_kernel(*_: Any, **__: Any) -> Any:  # pragma: no cover - never called
-    raise AssertionError
-
-
 class _Rows:
     """One validated ``(n, C)`` batch and the per-sample quantities metrics share.
 
@@ -180,14 +170,24 @@ class _Rows:
         xp: Namespace,
         eager: bool,
     ) -> None:
+        """Rows already validated: ``(n, C)`` scores, ``(n,)`` class indices and
+        weights (in any floating dtype); `_prepare` builds them from a caller's
+        batch."""
+        n, n_classes = int(z.shape[0]), int(z.shape[1])
+        targets = Targets(
+            index=index, soft=None, n_classes=n_classes, dtype=z.dtype, xp=xp
+        )
+        self.batch = Batch(
+            xp=xp, z=z, targets=targets, weights=w, batch_shape=(n,), axis=1, ndim=2,
+            eager=eager,
+        )  # fmt: skip
         self.z = z
-        self.index = index
-        self.w = w
+        self.index: Array = index
         self.input = input
         self.xp = xp
         self.eager = eager
-        self.n = int(z.shape[0])
-        self.n_classes = int(z.shape[1])
+        self.n = n
+        self.n_classes = n_classes
 
     @cached_property
     def _cols(self) -> Array:
@@ -283,20 +283,23 @@ class _Rows:
         return xp.clip(self.z, min=math.log(self._tiny))
 
     @cached_property
-    def host_weights(self) -> np.ndarray | None:
-        return None if self.w is None else to_numpy(self.w)
+    def host_weights(self) -> tuple[np.ndarray | None, int]:
+        """The weights on the host in float64, scaled by a power of two ``2**-e``
+        (exactly) so that the largest lies in ``[0.5, 1)``, and ``e``.
 
-
-def _namespace(scores: Array, labels: Array, weights: Array | None) -> Namespace:
-    for name, arr in (("scores", scores), ("labels", labels)):
-        if arr is None or isinstance(arr, (int, float, complex, bool, list, tuple)):
-            msg = f"`{name}` must be an array (got {type(arr).__name__})"
-            raise TypeError(msg)
-    try:
-        return _xp.array_namespace(scores, labels, weights)
-    except TypeError as exc:
-        msg = f"`scores`, `labels` and `weights` must be arrays of one array library ({exc})"
-        raise TypeError(msg) from None
+        Products and sums of the scaled weights neither overflow (weights of 1e308)
+        nor lose bits to subnormals; ``e`` puts the scale back, exactly, in the
+        fractions of the streaming tallies.
+        """
+        w = self.batch.weights
+        if w is None:
+            return None, 0
+        host = np.asarray(to_numpy(w), dtype=np.float64)
+        top = float(np.max(host)) if host.size else 0.0
+        if top == 0:
+            return host, 0
+        e = math.frexp(top)[1]
+        return np.ldexp(host, -e), e
 
 
 def _prepare(
@@ -308,46 +311,29 @@ def _prepare(
     axis: int,
     input: str,
 ) -> _Rows:
-    """Validate a batch the way the losses do and flatten it to ``(n, C)`` rows."""
-    xp = _namespace(scores, labels, weights)
+    """Validate a batch the way the losses do (`arrayloss._api.prepare`) and check
+    the scores as ``input`` requires."""
     check_choice("input", input, INPUTS)
-    scores = _xp.as_floating(scores, "scores", xp=xp)
-    if scores.ndim < 1:
-        msg = "`scores` must have at least one dimension (the class axis); got a 0-d array"
-        raise ValueError(msg)
-    axis = _normalize_axis(axis, scores.ndim)
-    batch_shape = tuple(scores.shape[:axis] + scores.shape[axis + 1 :])
-    n_classes = int(scores.shape[axis])
-    n = math.prod(batch_shape)
-    eager = not _xp.is_lazy(scores)
-    z = _to_rows(scores, axis, n, n_classes, xp=xp)
-    if eager:
+
+    def check_scores(z: Array, xp: Namespace) -> None:
         bad = first_bad_row(z, input, xp=xp)
         if bad is not None:
             msg = f"`scores` row {bad[0]} {bad[1]} (input={input!r})"
             raise ValueError(msg)
-    kernel = Kernel(name, _no_kernel, soft_labels=False)
-    t = _targets(
-        kernel, labels, scores.shape, axis, n, n_classes, z.dtype, eager, xp=xp
-    )
-    w = _weights(weights, batch_shape, n, z.dtype, eager, xp=xp)
-    return _Rows(z, t.index, w, input=input, xp=xp, eager=eager)
+
+    batch = prepare(
+        scores, labels, weights, axis=axis, name=name, arg="scores",
+        soft_labels=False, check_scores=check_scores,
+    )  # fmt: skip
+    return _Rows(
+        batch.z, batch.targets.index, batch.weights,
+        input=input, xp=batch.xp, eager=batch.eager,
+    )  # fmt: skip
 
 
 def _mean(terms: Array, rows: _Rows) -> Array:
     """Weighted mean ``sum(w * t) / sum(w)`` over samples, as a 0-d array."""
-    xp = rows.xp
-    terms = xp.astype(terms, rows.z.dtype)
-    if rows.w is None:
-        total, count = xp.sum(terms), terms.shape[0]
-    else:
-        # a zero weight removes the sample
-        total = xp.sum(xp.where(rows.w == 0, xp.zeros_like(terms), rows.w * terms))
-        count = xp.sum(rows.w)
-    if rows.n == 0 or (rows.eager and float(count) == 0):
-        msg = f"a metric needs at least one sample with non-zero weight (got {rows.n} samples)"
-        raise ValueError(msg)
-    return xp.asarray(total / count)
+    return weighted_mean(terms, rows.batch, subject="a metric")
 
 
 # --------------------------------------------------------------------------- #
@@ -587,7 +573,8 @@ def ece(
     rows = _prepare("ece", scores, labels, weights, axis=axis, input=input)
     if rows.n == 0:
         _mean(rows.confidence, rows)  # raises the no-sample error
-    return _ece(rows.confidence, rows.hit, rows.w, n_bins, strategy, xp=rows.xp)
+    w = rows.batch.w_mean
+    return _ece(rows.confidence, rows.hit, w, n_bins, strategy, xp=rows.xp)
 
 
 for _f in (accuracy, top_k_accuracy, nll, brier, ece):
@@ -687,31 +674,20 @@ def _bin_sums(
 # --------------------------------------------------------------------------- #
 
 
-def to_numpy(x: Array) -> np.ndarray:
-    """Any backend's array as a NumPy array on the host."""
-    if is_numpy_array(x):
-        return np.asarray(x)
-    if is_cupy_array(x):
-        return np.asarray(x.get())
-    if is_torch_array(x):
-        return np.asarray(x.detach().cpu().numpy())
-    if is_dask_array(x):
-        computed: Any = x.compute()  # type: ignore[no-untyped-call]
-        return np.asarray(computed)
-    try:
-        return np.from_dlpack(x)
-    except (TypeError, RuntimeError, BufferError, AttributeError):
-        return np.asarray(x)
+def _exact_sums(
+    terms: np.ndarray, scaled: tuple[np.ndarray | None, int]
+) -> tuple[Fraction, Fraction]:
+    """``sum(w * t)`` and ``sum(w)`` of one batch (float64 pairwise), as fractions.
 
-
-def _exact_sums(terms: np.ndarray, w: np.ndarray | None) -> tuple[Fraction, Fraction]:
-    """``sum(w * t)`` and ``sum(w)`` of one batch (float64 pairwise), as fractions."""
+    ``scaled`` is `_Rows.host_weights`: the weights times ``2**-e``, and ``e``.
+    """
     t = np.asarray(terms, dtype=np.float64)
+    w, e = scaled
     if w is None:
         return Fraction(float(np.sum(t))), Fraction(t.shape[0])
-    w64 = np.asarray(w, dtype=np.float64)
-    wt = np.where(w64 == 0, 0.0, w64 * t)
-    return Fraction(float(np.sum(wt))), Fraction(float(np.sum(w64)))
+    wt = np.where(w == 0, 0.0, w * t)
+    scale = Fraction(2) ** e
+    return Fraction(float(np.sum(wt))) * scale, Fraction(float(np.sum(w))) * scale
 
 
 def _check_same(a: object, b: object) -> None:
@@ -876,10 +852,13 @@ class ECE:
     def _add(self, rows: _Rows) -> ECE:
         conf = to_numpy(rows.confidence)
         hit = to_numpy(rows.hit)
-        w = rows.host_weights
+        w, e = rows.host_weights
         if self.strategy == "quantile":
+            raw = None if w is None else np.ldexp(w, e)  # exact
             return replace(
-                self, samples=(*self.samples, (conf, hit, w)), count=self.count + rows.n
+                self,
+                samples=(*self.samples, (conf, hit, raw)),
+                count=self.count + rows.n,
             )
         host = _xp.array_namespace(conf)
         edges = _edges(conf, None, self.n_bins, "uniform", xp=host)
@@ -888,8 +867,8 @@ class ECE:
         )
         return replace(
             self,
-            gaps=_add_fractions(self.gaps, gaps),
-            weights=_add_fractions(self.weights, weight),
+            gaps=_add_fractions(self.gaps, gaps, e),
+            weights=_add_fractions(self.weights, weight, e),
             count=self.count + rows.n,
         )
 
@@ -917,8 +896,7 @@ class ECE:
                 raise ValueError(msg)
             conf = np.concatenate([s[0] for s in self.samples])
             hit = np.concatenate([s[1] for s in self.samples])
-            ws = [s[2] for s in self.samples if s[2] is not None]
-            w = np.concatenate(ws) if ws else None
+            w = _quantile_weights(self.samples)
             host = _xp.array_namespace(conf)
             value = _ece(
                 conf, hit, w, self.n_bins, "quantile", xp=host, dtype=np.float64
@@ -934,8 +912,29 @@ class ECE:
         return float(sum((abs(g) for g in self.gaps), Fraction(0)) / total)
 
 
-def _add_fractions(acc: tuple[Fraction, ...], new: np.ndarray) -> tuple[Fraction, ...]:
-    return tuple(a + Fraction(float(v)) for a, v in zip(acc, new.tolist(), strict=True))
+def _add_fractions(
+    acc: tuple[Fraction, ...], new: np.ndarray, e: int = 0
+) -> tuple[Fraction, ...]:
+    """``acc + new * 2**e``, exactly."""
+    scale = Fraction(2) ** e
+    return tuple(
+        a + Fraction(float(v)) * scale for a, v in zip(acc, new.tolist(), strict=True)
+    )
+
+
+def _quantile_weights(
+    samples: tuple[tuple[np.ndarray, np.ndarray, np.ndarray | None], ...],
+) -> np.ndarray | None:
+    """The weights of every stored sample, scaled to a largest of 1.
+
+    ``None`` when no batch was weighted; an unweighted batch among weighted ones
+    has weight 1 per sample, as in the in-memory `ece`.
+    """
+    if all(w is None for _, _, w in samples):
+        return None
+    w = np.concatenate([np.ones(len(c)) if w is None else w for c, _, w in samples])
+    top = float(np.max(w)) if w.size else 0.0
+    return w / top if top > 0 else w
 
 
 METRICS: dict[str, Callable[..., Any]] = {

@@ -47,6 +47,7 @@ from . import _xp
 from ._errors import DataError
 from ._registry import get_loss, value_and_grad
 from ._typing import Array, Namespace
+from ._xp import to_numpy
 
 __all__ = [
     "MLP",
@@ -565,18 +566,6 @@ def predict(params: MLP, x: Any, *, batch_size: int = 4096) -> Array:
         for i in range(0, n, batch_size)
     ]
     return xp.concat(parts, axis=0)
-
-
-def to_numpy(a: Any) -> np.ndarray:
-    """A NumPy copy (or view) of any backend's array, for reports and files."""
-    mod = type(a).__module__
-    if mod.startswith("cupy"):
-        return np.asarray(a.get())
-    if mod.startswith("torch"):
-        return np.asarray(a.detach().cpu().numpy())
-    if mod.startswith("array_api_strict"):
-        return np.from_dlpack(a)
-    return np.asarray(a)
 
 
 def evaluate(

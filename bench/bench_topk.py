@@ -11,9 +11,9 @@ round-robin order inside one process):
   ``torch.set_num_threads(1)``, when torch is installed;
 - ratios: ``auto/CE``, ``fwd/auto``, ``naive/fwd``, ``direct/auto`` (the FFT speed-up
   at k >= 64) and ``ref/auto`` against the oval-group/smooth-topk timings of
-  spec/topk.md Table 1 (same machine class, torch 2 threads).
+  docs/design/topk.md Table 1 (same machine class, torch 2 threads).
 
-Targets (topk.md §6): f32 (256, 1000, 5) <= 8x torch CE and <= 6 ms; k=50 <= 30x
+Targets (docs/design/topk.md §6): f32 (256, 1000, 5) <= 8x torch CE and <= 6 ms; k=50 <= 30x
 torch CE; at k=200 the FFT path >= 1.5x faster than direct.
 
 With ``--backend cupy`` the cases are (4096, 1000, 5) and (4096, 1000, 50) on the
@@ -47,7 +47,7 @@ CASES = [
 ]
 # On a GPU (--backend cupy): the sizes, against torch CUDA cross-entropy.
 GPU_CASES = [(4096, 1000, 5), (4096, 1000, 50)]
-# oval-group/smooth-topk forward+backward, ms (topk.md Table 1, default malloc).
+# oval-group/smooth-topk forward+backward, ms (docs/design/topk.md Table 1, default malloc).
 REFERENCE_MS = {
     ("float32", 256, 100, 5): 9.79,
     ("float32", 256, 1000, 5): 49.6,

@@ -7,9 +7,11 @@
 # 2. The same study on the bundled digits (10 classes, as in Janocha & Czarnecki)
 #    -> docs/study/digits/ (2 to 3 more minutes).
 #
-# docs/study/README.md, the reading of the results, is written by hand.
+# docs/study/README.md, the reading of the results, is written by hand, except its
+# "Results at a glance" block, which scripts/study_glance.py generates from the runs.
 # Needs matplotlib: pip install -e ".[plot]". Extra arguments go to both commands.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m arrayloss study --out docs/study "$@"
 python -m arrayloss study --data digits --target 0.9 --out docs/study/digits "$@"
+python scripts/study_glance.py

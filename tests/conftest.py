@@ -22,6 +22,8 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
+from arrayloss._xp import to_numpy
+
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
 settings.register_profile("dev", max_examples=300, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
@@ -68,20 +70,6 @@ class Backend:
         if self.name == "cupy":
             return self.module.asarray(a)
         raise AssertionError(self.name)
-
-
-def to_numpy(x: Any) -> np.ndarray:
-    """Any backend's array (or a Python number) as a NumPy array."""
-    mod = type(x).__module__
-    if mod.startswith("cupy"):
-        return x.get()
-    if mod.startswith("torch"):
-        return x.detach().cpu().numpy()
-    if mod.startswith("dask"):
-        return np.asarray(x.compute())
-    if mod.startswith("array_api_strict"):
-        return np.from_dlpack(x)
-    return np.asarray(x)
 
 
 def _load(name: str) -> Backend:

@@ -3,9 +3,12 @@ reductions, dtypes, label handling and every validation message."""
 
 from __future__ import annotations
 
+import hypothesis.extra.numpy as hnp
+import hypothesis.strategies as st
 import numpy as np
 import pytest
 from conftest import assert_allclose, to_numpy
+from hypothesis import example, given, settings
 
 import arrayloss as al
 
@@ -355,3 +358,229 @@ def test_value_checks_on_every_backend(backend):
             to_numpy(f(backend.asarray(z), backend.asarray(bad), **kw))
         with pytest.raises(ValueError, match="contains NaN"):
             to_numpy(f(backend.asarray(nan_z), backend.asarray(good), **kw))
+
+
+# --------------------------------------------------------------------------- #
+# Issue 12 defects and issue 11 numerics of the shared front end
+# --------------------------------------------------------------------------- #
+
+_K_LOSSES = (
+    "smooth_topk_svm",
+    "topk_svm",
+    "topk_hinge_alpha",
+    "topk_hinge_beta",
+    "topk_entropy",
+    "truncated_topk_entropy",
+)
+
+
+@pytest.mark.parametrize("name", _K_LOSSES)
+def test_k_against_class_count_is_checked_at_the_call_on_dask(name):
+    """Defect 1 (issue 12): on Dask, ``k >= n_classes`` was raised only at
+    ``.compute()``, inside the kernels; `Kernel.check_params` now receives the
+    class count and raises at the call, before any graph exists."""
+    da = pytest.importorskip("dask.array")
+    z = da.from_array(np.zeros((4, 3)), chunks=2)
+    y = da.from_array(np.array([0, 1, 2, 0]), chunks=2)
+    info = al.LOSSES[name]
+    with pytest.raises(ValueError, match=r"`k` must be an integer with 1 <= k"):
+        info.value(z, y, k=3)
+    with pytest.raises(ValueError, match=r"n_classes=3\)"):
+        info.value_and_grad(z, y, k=5)
+    v = info.value(z, y, k=2)  # an allowed k still builds a lazy graph
+    assert np.isfinite(float(v.compute()))
+
+
+@pytest.mark.parametrize("name", sorted(al.LOSSES))
+@pytest.mark.parametrize("axis", [1.0, "1", None, True, np.float64(1.0)])
+def test_non_integer_axis_is_a_type_error_everywhere(name, axis):
+    """Defect 5 (issue 12): a non-integer ``axis`` was a ValueError in
+    `esp.log_elementary_symmetric` and a TypeError in every loss; one front end
+    (`_api.normalize_axis`) now gives TypeError in losses, metrics and esp."""
+    z, y = np.zeros((2, 6)), np.array([0, 1])
+    with pytest.raises(TypeError, match=r"`axis` must be an integer"):
+        al.LOSSES[name].value(z, y, axis=axis)
+    with pytest.raises(TypeError, match=r"`axis` must be an integer"):
+        al.metrics.accuracy(z, y, axis=axis)
+    with pytest.raises(TypeError, match=r"`axis` must be an integer"):
+        al.esp.log_elementary_symmetric(z, 2, axis=axis)
+
+
+def test_integer_axis_out_of_range_stays_a_value_error():
+    """Defect 5: the other kind of mistake keeps its own type everywhere."""
+    z, y = np.zeros((2, 6)), np.array([0, 1])
+    for call in (
+        lambda: al.cross_entropy(z, y, axis=2),
+        lambda: al.metrics.nll(z, y, axis=-3),
+        lambda: al.esp.log_elementary_symmetric(z, 2, axis=2),
+    ):
+        with pytest.raises(ValueError, match=r"`axis` -?\d+ is out of range"):
+            call()
+
+
+def test_jax_compiled_kernel_applies_the_fused_mean_scale():
+    """Defect 11 (issue 12): the JAX-compile branch dropped ``grad_scale`` while
+    `_reduce` assumed the kernel had applied it, so a kernel both fused and
+    compiled returned an n times too large "mean" gradient."""
+    jnp = pytest.importorskip("jax.numpy")
+    from arrayloss._api import Kernel
+    from arrayloss.losses import _cross_entropy
+
+    kernel = Kernel(
+        "ce_compiled",
+        _cross_entropy._rows,
+        check_params=_cross_entropy._check,
+        fused_scale=True,
+        jax_compile=(),
+    )
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(7, 4)).astype(np.float32)
+    y = rng.integers(0, 4, 7)
+    v, g = kernel.value_and_grad(
+        jnp.asarray(z), jnp.asarray(y), axis=-1, reduction="mean", weights=None
+    )
+    v_ref, g_ref = al.cross_entropy_and_grad(z, y)
+    assert_allclose(v, v_ref, rtol=1e-6)
+    assert_allclose(g, g_ref, rtol=1e-5, atol=1e-7)
+
+
+def _rows_and_mean(z, y, w):
+    rows = _ce_rows(z, y)
+    return rows, float(np.sum(w / w.max() * rows) / np.sum(w / w.max()))
+
+
+def test_huge_weights_give_the_weighted_mean_not_nan():
+    """Issue 11: weights of 1e308 each gave NaN (inf / inf); the mean is scale
+    invariant, so it must equal the unweighted mean."""
+    rng = np.random.default_rng(0)
+    z, y = rng.normal(size=(6, 5)), rng.integers(0, 5, 6)
+    w = np.full(6, 1e308)
+    with np.errstate(all="raise"):
+        v, g = al.cross_entropy_and_grad(z, y, weights=w)
+    v_ref, g_ref = al.cross_entropy_and_grad(z, y)
+    np.testing.assert_allclose(v, v_ref, rtol=1e-15)
+    np.testing.assert_allclose(g, g_ref, rtol=1e-14, atol=1e-17)
+    assert float(al.metrics.nll(z, y, weights=w)) == pytest.approx(float(v_ref))
+
+
+def test_subnormal_weights_are_exact_to_rounding():
+    """Issue 11: subnormal weights gave a 4e-5 relative error (products of
+    subnormals lose bits); dividing by the largest weight first makes them exact
+    to rounding."""
+    rng = np.random.default_rng(1)
+    z, y = rng.normal(size=(3, 4)), rng.integers(0, 4, 3)
+    w = np.array([5e-324, 1e-323, 1.5e-323])  # 1, 2 and 3 times the smallest
+    rows = _ce_rows(z, y)
+    want = (rows[0] + 2 * rows[1] + 3 * rows[2]) / 6
+    for f in (al.cross_entropy, al.metrics.nll):
+        np.testing.assert_allclose(float(f(z, y, weights=w)), want, rtol=1e-15)
+
+
+def test_tiny_float64_weights_with_float32_logits():
+    """Issue 11: float32 logits with tiny float64 weights claimed "no non-zero
+    weight" (the weights were cast to float32, where they are 0, before use)."""
+    rng = np.random.default_rng(2)
+    z, y = rng.normal(size=(4, 3)).astype(np.float32), rng.integers(0, 3, 4)
+    w = np.array([1e-300, 2e-300, 0.0, 1e-300])
+    v = al.cross_entropy(z, y, weights=w)
+    assert v.dtype == np.float32
+    rows = _ce_rows(z.astype(np.float64), y)
+    want = (rows[0] + 2 * rows[1] + rows[3]) / 4
+    np.testing.assert_allclose(float(v), want, rtol=1e-6)
+    np.testing.assert_allclose(float(al.metrics.nll(z, y, weights=w)), want, rtol=1e-6)
+
+
+def test_all_zero_weights_still_raise():
+    z, y = np.zeros((3, 4)), np.array([0, 1, 2])
+    with pytest.raises(ValueError, match="non-zero weight"):
+        al.cross_entropy(z, y, weights=np.zeros(3))
+    with pytest.raises(ValueError, match="non-zero weight"):
+        al.metrics.accuracy(z, y, weights=np.zeros(3))
+    # "sum" and "none" do not divide: zero weights are fine there
+    assert float(al.cross_entropy(z, y, weights=np.zeros(3), reduction="sum")) == 0
+
+
+@pytest.mark.parametrize("what", ["value", "grad", "metric"])
+def test_dask_all_zero_weights_raise_like_numpy(what):
+    """Issue 11: Dask with all-zero weights returned NaN where NumPy raises; the
+    lazy mean now raises the same ValueError when computed."""
+    da = pytest.importorskip("dask.array")
+    z = da.from_array(np.zeros((4, 3)), chunks=2)
+    y = da.from_array(np.array([0, 1, 2, 0]), chunks=2)
+    w = da.from_array(np.zeros(4), chunks=2)
+    if what == "metric":
+        out = al.metrics.nll(z, y, weights=w)
+    else:
+        v, g = al.cross_entropy_and_grad(z, y, weights=w)
+        out = v if what == "value" else g
+    with pytest.raises(ValueError, match="non-zero weight"):
+        out.compute()
+
+
+def test_dask_zero_rows_raise_like_numpy():
+    """Issue 11: Dask with 0 rows returned NaN; the row count is known at the
+    call, so the mean raises there, as on NumPy."""
+    da = pytest.importorskip("dask.array")
+    z = da.from_array(np.zeros((0, 3)), chunks=1)
+    y = da.from_array(np.zeros(0, dtype=int), chunks=1)
+    for call in (
+        lambda: al.cross_entropy(np.zeros((0, 3)), np.zeros(0, dtype=int)),
+        lambda: al.cross_entropy(z, y),
+        lambda: al.smooth_topk_svm_and_grad(z, y, k=2),
+        lambda: al.metrics.brier(z, y),
+    ):
+        with pytest.raises(ValueError, match="non-zero weight"):
+            call()
+
+
+def test_dask_huge_weights_match_numpy():
+    """Issue 11: the scale-safe mean on a lazy batch (largest weight lazy too)."""
+    da = pytest.importorskip("dask.array")
+    rng = np.random.default_rng(5)
+    z, y = rng.normal(size=(6, 4)), rng.integers(0, 4, 6)
+    w = np.full(6, 1e308)
+    v, g = al.cross_entropy_and_grad(
+        da.from_array(z, chunks=3), da.from_array(y, chunks=3),
+        weights=da.from_array(w, chunks=3),
+    )  # fmt: skip
+    v_ref, g_ref = al.cross_entropy_and_grad(z, y)
+    np.testing.assert_allclose(v.compute(), v_ref, rtol=1e-14)
+    np.testing.assert_allclose(g.compute(), g_ref, rtol=1e-13, atol=1e-17)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    w=hnp.arrays(
+        np.float64,
+        st.integers(1, 8),
+        elements=st.floats(0, 1e6, allow_subnormal=False),
+    ).filter(lambda w: w.max() > 0),
+    exponent=st.integers(-1100, 1030),
+    factor=st.floats(1e-250, 1e250),
+)
+@example(w=np.array([3.0, 3.0, 3.0]), exponent=1022, factor=1.0)  # sum overflows
+@example(w=np.array([1.0, 2.0, 3.0]), exponent=-1074, factor=1.0)  # subnormal
+@example(w=np.array([1.0, 0.0, 5.0]), exponent=-1070, factor=1.0)
+def test_weighted_mean_is_scale_invariant(w, exponent, factor):
+    """Issue 11 (property): ``mean(w)`` equals ``mean(c w)`` for every scale ``c``:
+    exactly for a power of two ``c`` whose scaling of the weights is exact (the
+    sums of weights of 1e308 overflowed, subnormal weights lost bits), and to
+    rounding for any other factor that keeps the weights finite and normal."""
+    n = w.shape[0]
+    rng = np.random.default_rng(n)
+    z, y = rng.normal(size=(n, 4)), rng.integers(0, 4, n)
+    ref = float(al.cross_entropy(z, y, weights=w))
+    scaled = np.ldexp(w, exponent)
+    if np.isfinite(scaled).all() and (np.ldexp(scaled, -exponent) == w).all():
+        with np.errstate(all="raise"):
+            assert float(al.cross_entropy(z, y, weights=scaled)) == ref
+            got = float(al.metrics.nll(z, y, weights=scaled))
+        np.testing.assert_allclose(got, ref, rtol=1e-14)
+    with np.errstate(over="ignore", under="ignore"):
+        c_w = w * factor
+    if np.isfinite(c_w).all() and (c_w[w > 0] >= 2.0**-1022).all():
+        got = float(al.cross_entropy(z, y, weights=c_w))
+        np.testing.assert_allclose(got, ref, rtol=1e-13)
+        np.testing.assert_allclose(
+            float(al.metrics.nll(z, y, weights=c_w)), ref, rtol=1e-13
+        )

@@ -269,6 +269,36 @@ def test_layout_helpers():
         N = esp._n_leaves(n)
         assert N % 2 == 0
         assert n <= N <= n + max(1, n // 16)
-        plan = esp._plan(N, 5)
-        assert plan[-1] == (6 if N >= 5 else N + 1, 1) or plan[-1][1] == 1
-        assert all(nodes % 2 == 0 for _, nodes in plan[:-1])
+        for k in (1, 2, 5, 64):
+            _check_plan(esp._plan(N, k), N, k)
+
+
+def _check_plan(plan: list[tuple[int, int]], n_leaves: int, k: int) -> None:
+    """The tree `esp._plan` describes: level ``i`` holds polynomials of degree
+    ``min(2**i, k)`` (``+1`` coefficients), every level but the root an even number
+    of nodes, each level half the one below (rounded up), one root."""
+    assert plan[0] == (2, n_leaves + n_leaves % 2)
+    for i, (coefs, nodes) in enumerate(plan):
+        assert coefs == min(2**i, k) + 1, (i, plan)
+        if i < len(plan) - 1:
+            assert nodes % 2 == 0, (i, plan)
+            assert plan[i + 1][1] in (nodes // 2, nodes // 2 + 1), (i, plan)
+            assert plan[i + 1][1] == 1 or plan[i + 1][1] % 2 == 0, (i, plan)
+    assert plan[-1][1] == 1
+    assert len(plan) == 1 + math.ceil(math.log2(n_leaves)), plan
+
+
+def test_plan_check_can_fail():
+    """Defect 4 (issue 12): the old assertion ``plan[-1] == (...) or plan[-1][1] ==
+    1`` could not fail (`_plan` always ends with one node).  The check that
+    replaced it rejects a plan with a wrong root degree, an odd level, a level
+    that does not halve, or a missing level."""
+    good = esp._plan(esp._n_leaves(100), 5)
+    _check_plan(good, esp._n_leaves(100), 5)
+    wrong_root = [*good[:-1], (5, 1)]
+    odd_level = [good[0], (good[1][0], good[1][1] + 1), *good[2:]]
+    no_halving = [good[0], good[0], *good[2:]]
+    missing = good[:2] + good[3:]
+    for bad in (wrong_root, odd_level, no_halving, missing):
+        with pytest.raises(AssertionError):
+            _check_plan(bad, esp._n_leaves(100), 5)

@@ -1,7 +1,7 @@
 """Janocha & Czarnecki's losses (``_janocha.py``) and the exact KL divergence.
 
-Reference values are those of ``spec/refvalues.txt`` (s = [1, 2.5, -0.3, 0.7, 3.1],
-y = 2); identities are the one-hot collapses of spec/losses.md §1.3.
+Reference values are those of ``docs/design/refvalues.txt`` (s = [1, 2.5, -0.3, 0.7, 3.1],
+y = 2); identities are the one-hot collapses of docs/design/losses.md §1.3.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ BOUNDED = (
 S = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
 Y = np.array([2])
 
-# spec/refvalues.txt, "Janocha table"
+# docs/design/refvalues.txt, "Janocha table"
 REFERENCE = {
     "l1": (8.6, [1, 1, -1, 1, 1]),
     "l2": (19.04, [2, 5, -2.6, 1.4, 6.2]),

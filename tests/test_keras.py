@@ -37,7 +37,7 @@ NAMES = (
     "cosine_similarity",
 )
 
-# refvalues.txt, "Keras 2.10 formulas on p=softmax(s)": value, gradient (central
+# docs/design/refvalues.txt, "Keras 2.10 formulas on p=softmax(s)": value, gradient (central
 # differences with h = 1e-6, good to about 1e-9 absolute; about 0.05 for MAPE,
 # whose value is 2e8).
 REF: dict[str, tuple[float, list[float]]] = {
@@ -278,7 +278,7 @@ def test_hinge_label_conversion_is_batch_wide(
 
 
 # --------------------------------------------------------------------------------
-# One-hot identities (losses.md §2.2)
+# One-hot identities (docs/design/losses.md §2.2)
 # --------------------------------------------------------------------------------
 
 

@@ -27,13 +27,13 @@ PAIRS = {
 }
 NAMES = tuple(PAIRS)
 
-# refvalues.txt, "Lapin top-k losses": k -> (alpha, beta, entropy, truncated)
+# docs/design/refvalues.txt, "Lapin top-k losses": k -> (alpha, beta, entropy, truncated)
 REF = {
     1: (4.4, 4.4, 3.985205162, 3.985205162),
     2: (4.1, 4.1, 3.976169153, 3.171038668),
     3: (3.5, 3.5, 3.805887839, 1.999800008),
 }
-# refvalues.txt prints 10 significant digits; the hinges are exact decimals
+# docs/design/refvalues.txt prints 10 significant digits; the hinges are exact decimals
 REF_RTOL = {"topk_hinge_alpha": 1e-12, "topk_hinge_beta": 1e-12}
 
 

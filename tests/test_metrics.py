@@ -355,3 +355,83 @@ def test_validation_messages(data):
     lp[1, 0] = np.inf
     with pytest.raises(ValueError, match="row 1 contains an infinite value"):
         M.nll(lp, y, input="logprobs")
+
+
+# --------------------------------------------------------------------------- #
+# Issue 12 defect 2, issue 11 numerics, and the shared front end
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("order", ["weighted_first", "unweighted_first"])
+def test_ece_quantile_streams_weighted_and_unweighted_batches(data, order):
+    """Defect 2 (issue 12): `ECE(strategy="quantile")` streaming a mix of weighted
+    and unweighted batches raised IndexError (weights were concatenated only for
+    the weighted ones).  An unweighted batch weighs 1 per sample."""
+    z, y, w = data
+    half = N // 2
+    w_all = np.concatenate([w[:half], np.ones(N - half)])
+    parts = [(z[:half], y[:half], w[:half]), (z[half:], y[half:], None)]
+    if order == "unweighted_first":
+        parts = parts[::-1]
+        w_all = np.concatenate([np.ones(N - half), w[:half]])
+        z = np.concatenate([z[half:], z[:half]])
+        y = np.concatenate([y[half:], y[:half]])
+    tally = M.ECE(n_bins=10, strategy="quantile")
+    for zb, yb, wb in parts:
+        tally = tally.update(zb, yb, weights=wb)
+    want = float(M.ece(z, y, n_bins=10, strategy="quantile", weights=w_all))
+    assert _rel(tally.result(), want) < 1e-12
+
+
+@pytest.mark.parametrize(
+    "tally",
+    [
+        M.Accuracy(),
+        M.NLL(),
+        M.Brier(),
+        M.TopKAccuracy(k=2),
+        M.ECE(),
+        M.ECE(strategy="quantile"),
+    ],
+)
+@pytest.mark.parametrize("scale", [1e308, 5e-324])
+def test_streaming_tallies_are_scale_invariant(data, tally, scale):
+    """Issue 11: weights of 1e308 overflowed the exact tallies' float64 sums
+    (OverflowError from ``Fraction(inf)``) and subnormal weights lost bits; the
+    tallies now scale each batch by a power of two, exactly."""
+    z, y, _ = data
+    ones = np.ones(N)
+    ref = tally
+    big = tally
+    for sl in (slice(0, 100), slice(100, N)):
+        ref = ref.update(z[sl], y[sl], weights=ones[sl])
+        big = big.update(z[sl], y[sl], weights=ones[sl] * scale)
+    assert _rel(big.result(), ref.result()) < 1e-15
+
+
+def test_tiny_float64_weights_with_float32_scores_stream(data):
+    """Issue 11: float32 scores with tiny float64 weights claimed "no non-zero
+    weight" in the tallies too (weights went through float32)."""
+    z, y, w = data
+    z32 = z.astype(np.float32)
+    got = M.NLL().update(z32, y, weights=w * 1e-300).result()
+    want = M.NLL().update(z32, y, weights=w).result()
+    assert _rel(got, want) < 1e-12
+
+
+def test_metrics_share_the_losses_front_end(data):
+    """One front end (issue 12): a metric and a loss reject the same bad batch
+    with the same message, from the same code (`arrayloss._api.prepare`)."""
+    import arrayloss as al
+
+    z, y, _ = data
+    bad_y = y.copy()
+    bad_y[3] = C
+    msgs = []
+    for f in (al.cross_entropy, M.accuracy):
+        with pytest.raises(ValueError, match=r"`labels` must be class indices") as e:
+            f(z, bad_y)
+        msgs.append(str(e.value))
+    assert msgs[0] == msgs[1]
+    with pytest.raises(ValueError, match="`weights` must be non-negative"):
+        M.brier(z, y, weights=-np.ones(N))

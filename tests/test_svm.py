@@ -1,8 +1,8 @@
 """The hinge family (``_hinge.py``): Janocha's one-vs-all hinge, squared and cubed
 hinge, Weston–Watkins and Crammer–Singer.
 
-Reference values are those of ``spec/refvalues.txt`` and the CS231n examples of
-spec/losses.md §3.
+Reference values are those of ``docs/design/refvalues.txt`` and the CS231n examples of
+docs/design/losses.md §3.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ INDEX_ONLY = ("multiclass_hinge", "crammer_singer")
 S = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
 Y = np.array([2])
 
-# spec/refvalues.txt: Janocha table (m = 1/2 and m = 1) and the SVM family
+# docs/design/refvalues.txt: Janocha table (m = 1/2 and m = 1) and the SVM family
 REFERENCE = [
     ("hinge", 0.5, 10.1, [1, 1, -1, 1, 1]),
     ("squared_hinge", 0.5, 26.29, [3, 6, -1.6, 2.4, 7.2]),

@@ -1,10 +1,10 @@
 """The smooth top-k SVM (Berrada, Zisserman & Kumar 2018) and its hard limit.
 
-Oracles: the 50-digit reference values of spec/refvalues.txt, an mpmath reference
+Oracles: the 50-digit reference values of docs/design/refvalues.txt, an mpmath reference
 (subset enumeration for small ``n``, the sequential ESP recursion with prefix/suffix
 products for the gradient up to ``n = 1000``) on the adversarial input families of
-topk.md §5, computed on the inputs *after* rounding to the tested dtype, and the
-identities of losses.md §4 (cross-entropy at k=1, gradient structure, bounds).
+docs/design/topk.md §5, computed on the inputs *after* rounding to the tested dtype, and the
+identities of docs/design/losses.md §4 (cross-entropy at k=1, gradient structure, bounds).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from arrayloss.losses._topk import (
 mp = pytest.importorskip("mpmath")
 
 # --------------------------------------------------------------------------------------
-# Reference values (spec/refvalues.txt, "Smooth top-k"): s, y = 2 (0-based).
+# Reference values (docs/design/refvalues.txt, "Smooth top-k"): s, y = 2 (0-based).
 # --------------------------------------------------------------------------------------
 
 S = np.array([1.0, 2.5, -0.3, 0.7, 3.1])
@@ -168,7 +168,7 @@ def reference_sequential(s, g: int, k: int, tau: float, alpha: float):
 
 
 def reference_subsets(s, g: int, k: int, tau: float, alpha: float):
-    """Loss and gradient from the definition over k-subsets (losses.md §4.1, §4.4).
+    """Loss and gradient from the definition over k-subsets (docs/design/losses.md §4.1, §4.4).
 
     ``L = tau log(1 + Z_out / Z_in)`` with ``Z_in``/``Z_out`` the weights of the
     subsets with/without the label; the gradient ``(P_all(j) - P_y(j)) / k`` is a
@@ -206,7 +206,7 @@ FAMILIES = [
 def family(
     name: str, n: int, k: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, int]:
-    """One score row and label of an input family of topk.md §5."""
+    """One score row and label of an input family of docs/design/topk.md §5."""
     g = int(rng.integers(n))
     others = np.array([j for j in range(n) if j != g])
     if name.startswith("randn"):
@@ -235,7 +235,7 @@ def family(
 
 
 def tolerance(dtype, s: np.ndarray, k: int, tau: float) -> float:
-    """topk.md §5 accuracy targets for one row."""
+    """docs/design/topk.md §5 accuracy targets for one row."""
     u = float(np.finfo(dtype).eps) / 2
     scale = float(np.max(np.abs(s))) / (k * tau)
     if scale <= 100:
@@ -244,7 +244,7 @@ def tolerance(dtype, s: np.ndarray, k: int, tau: float) -> float:
 
 
 def rel_errors(dtype, v, g, ref_v, ref_g) -> tuple[float, float]:
-    """Loss relative error and gradient normwise relative error (topk.md §5)."""
+    """Loss relative error and gradient normwise relative error (docs/design/topk.md §5)."""
     tiny = float(np.finfo(dtype).tiny)
     ev = abs(float(v) - ref_v) / max(abs(ref_v), tiny)
     eg = float(np.max(np.abs(np.asarray(g, dtype=np.float64) - ref_g)))
@@ -428,7 +428,7 @@ def test_k1_alpha0_tau1_is_cross_entropy(backend, rng):
 @pytest.mark.parametrize("tau", [1e-2, 3e-3])
 @pytest.mark.parametrize("k", [1, 2, 4])
 def test_bounds_around_the_hard_loss(rng, k, tau):
-    """l_k - tau log C(n-1, k-1) <= L <= l_k + tau log C(n, k) (losses.md §4.2)."""
+    """l_k - tau log C(n-1, k-1) <= L <= l_k + tau log C(n, k) (docs/design/losses.md §4.2)."""
     n = 12
     z = rng.standard_normal((20, n))
     y = rng.integers(0, n, 20)

@@ -93,7 +93,7 @@ def backend_converter(name: str) -> Callable[[Any], Any]:
         except ImportError:
             msg = "JAX is not installed (pip install 'arrayloss[jax]')"
             raise click.BadParameter(msg, param_hint=["--backend"]) from None
-        jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call]
+        jax.config.update("jax_enable_x64", True)  # type: ignore[no-untyped-call, unused-ignore]
         return jax.numpy.asarray  # float64 files stay float64
     try:
         import cupy
@@ -269,9 +269,10 @@ def evaluate_chunk(
                     f"{chunk.start + i}: it overflows {per_host.dtype} for these scores"
                 )
                 raise DataError(msg)
-            total, weight = exact_sums(per_host, rows.host_weights)
-            t.total += total
-            t.weight += weight
+            w, e = rows.host_weights  # the weights times 2**-e, exactly
+            total, weight = exact_sums(per_host, w)
+            t.total += total * Fraction(2) ** e
+            t.weight += weight * Fraction(2) ** e
             if want_rows:
                 columns.append(per_host.astype(np.float64))
     return np.stack(columns, axis=1) if want_rows else None

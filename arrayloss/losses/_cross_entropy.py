@@ -12,7 +12,7 @@ from .._validation import check_real
 __all__ = ["cross_entropy", "cross_entropy_and_grad"]
 
 
-def _check(*, label_smoothing: float = 0.0) -> dict[str, Any]:
+def _check(*, n_classes: int, label_smoothing: float = 0.0) -> dict[str, Any]:
     return {
         "label_smoothing": check_real("label_smoothing", label_smoothing, low=0, high=1)
     }

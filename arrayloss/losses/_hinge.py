@@ -28,7 +28,7 @@ __all__ = [
 ]
 
 
-def _check(*, margin: float) -> dict[str, Any]:
+def _check(*, n_classes: int, margin: float) -> dict[str, Any]:
     return {"margin": check_real("margin", margin, low=0)}
 
 
@@ -85,7 +85,7 @@ def _multiclass_hinge_rows(
 def _crammer_singer_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool, margin: float
 ) -> tuple[Array, Array | None]:
-    others = xp.where(t.mask, xp.full_like(z, -xp.inf), z)
+    others = t.without_label(z)
     h = margin + xp.max(others, axis=1) - t.pick(z)
     loss = xp.maximum(h, xp.zeros_like(h))
     if not want_grad:

@@ -59,23 +59,9 @@ def _softmax_parts(z: Array, *, xp: Namespace) -> tuple[Array, Array, Array, Arr
     return p, c, w, xp.log1p(rest)
 
 
-def _logsumexp(x: Array, *, xp: Namespace) -> Array:
-    """``log sum exp x`` over rows (entries may be ``-inf``), as ``m + log1p(rest)``."""
-    top = _first_max(x, xp=xp)
-    m = xp.max(x, axis=1, keepdims=True)
-    e = xp.exp(x - m)
-    rest = xp.sum(xp.where(top, xp.zeros_like(e), e), axis=1)
-    return m[:, 0] + xp.log1p(rest)
-
-
 def _residual(p: Array, c: Array, q: Array) -> Array:
     """``p - q`` written as ``p (1 - q) - q (1 - p)``: exact when ``q`` is one-hot."""
     return p * (1 - q) - q * c
-
-
-def _through_softmax(p: Array, g: Array, *, xp: Namespace) -> Array:
-    """Chain rule ``p * (g - <g, p>)`` from d/dp to d/dlogits."""
-    return p * (g - xp.sum(g * p, axis=1, keepdims=True))
 
 
 # ----------------------------------------------------------------------------- kernels
@@ -119,7 +105,7 @@ def _regularised_expectation_rows(
     p, c, _, _ = _softmax_parts(z, xp=xp)
     d = _residual(p, c, t.probs)
     loss = xp.sum(d * d, axis=1)
-    return loss, (_through_softmax(p, 2 * d, xp=xp) if want_grad else None)
+    return loss, (_xp.through_softmax(p, p * (2 * d), xp=xp) if want_grad else None)
 
 
 def _chebyshev_rows(
@@ -168,7 +154,7 @@ def _tanimoto_rows(
     if not want_grad:
         return loss, None
     g = (2 * num * p - (den + num) * q) / (den * den)
-    return loss, _through_softmax(p, g, xp=xp)
+    return loss, _xp.through_softmax(p, p * g, xp=xp)
 
 
 def _cauchy_schwarz_rows(
@@ -189,8 +175,8 @@ def _cauchy_schwarz_rows(
     log_q = xp.log(xp.where(has, q, xp.ones_like(q)))
     a = xp.where(has, w + log_q, xp.full_like(w, -xp.inf))
     loss = (
-        0.5 * _logsumexp(2 * w, xp=xp)
-        - _logsumexp(a, xp=xp)
+        0.5 * _xp.logsumexp(2 * w, xp=xp, axis=1)
+        - _xp.logsumexp(a, xp=xp, axis=1)
         + 0.5 * xp.log(xp.sum(q * q, axis=1))
     )
     if not want_grad:

@@ -132,7 +132,7 @@ def _grad_doc(name: str) -> Callable[[F], F]:
 # --------------------------------------------------------------------------------
 
 
-def _check_epsilon(*, epsilon: float = EPSILON) -> dict[str, Any]:
+def _check_epsilon(*, n_classes: int, epsilon: float = EPSILON) -> dict[str, Any]:
     return {
         "epsilon": check_real(
             "epsilon", epsilon, low=0, high=1, low_open=True, high_open=True
@@ -140,7 +140,7 @@ def _check_epsilon(*, epsilon: float = EPSILON) -> dict[str, Any]:
     }
 
 
-def _check_delta(*, delta: float = 1.0) -> dict[str, Any]:
+def _check_delta(*, n_classes: int, delta: float = 1.0) -> dict[str, Any]:
     return {"delta": check_real("delta", delta, low=0, low_open=True)}
 
 
@@ -149,9 +149,7 @@ def _check_delta(*, delta: float = 1.0) -> dict[str, Any]:
 # --------------------------------------------------------------------------------
 
 
-def _through_softmax(p: Array, pg: Array, *, xp: Namespace) -> Array:
-    """``p ⊙ (g − ⟨g, p⟩)`` from ``p`` and ``pg = p ⊙ g``."""
-    return pg - p * xp.sum(pg, axis=1, keepdims=True)
+_through_softmax = _xp.through_softmax  # p ⊙ (g − ⟨g, p⟩) from p and pg = p ⊙ g
 
 
 def _as_float(mask: Array, like: Array, *, xp: Namespace) -> Array:

@@ -37,31 +37,28 @@ __all__ = [
 # --------------------------------------------------------------------------- helpers
 
 
-def _check_k(*, k: int = 5) -> dict[str, Any]:
-    return {"k": check_int("k", k, low=1)}
-
-
-def _check_hinge(*, k: int = 5, margin: float = 1.0) -> dict[str, Any]:
-    return {**_check_k(k=k), "margin": check_real("margin", margin, low=0)}
-
-
-def _require_k(k: int, n_classes: int) -> None:
+def _check_k(*, n_classes: int, k: int = 5) -> dict[str, Any]:
+    """``1 <= k <= n_classes - 1``, checked at the call (the wrapper knows ``n_classes``)."""
+    k = check_int("k", k, low=1)
     if k > n_classes - 1:
         msg = (
             "`k` must be an integer with 1 <= k <= n_classes - 1 "
             f"(got k={k}, n_classes={n_classes})"
         )
         raise ValueError(msg)
+    return {"k": k}
 
 
-def _competitors(z: Array, t: Targets, *, xp: Namespace) -> Array:
-    """``z`` with the target score replaced by -inf, so it sorts last."""
-    return xp.where(t.mask, xp.full_like(z, -math.inf), z)
+def _check_hinge(*, n_classes: int, k: int = 5, margin: float = 1.0) -> dict[str, Any]:
+    return {
+        **_check_k(n_classes=n_classes, k=k),
+        "margin": check_real("margin", margin, low=0),
+    }
 
 
 def _sorted(z: Array, t: Targets, *, xp: Namespace) -> Array:
     """The competitors' scores in decreasing order, ``(n, C - 1)``."""
-    zc = _competitors(z, t, xp=xp)
+    zc = t.without_label(z)
     return xp.sort(zc, axis=1, descending=True)[:, : t.n_classes - 1]
 
 
@@ -71,7 +68,7 @@ def _top(z: Array, t: Targets, m: int, *, xp: Namespace) -> Array:
     Among equal scores the lower class index is taken first, as the first ``m`` of
     a stable descending sort would.  One partition and two passes, no sort.
     """
-    zc = _competitors(z, t, xp=xp)
+    zc = t.without_label(z)
     c = t.n_classes
     if m == 0:
         return xp.zeros(zc.shape, dtype=xp.bool, device=_xp.xp_device(zc))
@@ -94,7 +91,6 @@ def _with_target(g: Array, t: Targets, *, xp: Namespace) -> Array:
 def _hinge_alpha_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool, k: int, margin: float
 ) -> tuple[Array, Array | None]:
-    _require_k(k, t.n_classes)
     sy = t.pick(z)
     top = _top(z, t, k, xp=xp)
     # (1/k) sum_{i<=k} a_[i] = margin + mean of the top-k competitor scores - s_y
@@ -224,7 +220,6 @@ def topk_hinge_alpha_and_grad(
 def _hinge_beta_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool, k: int, margin: float
 ) -> tuple[Array, Array | None]:
-    _require_k(k, t.n_classes)
     sy = t.pick(z)
     top = _top(z, t, k, xp=xp)
     a = margin + z - sy[:, None]
@@ -361,7 +356,6 @@ def _entropy_rows(
     #   nu_m = lse_{i>m} b_[i] - log(1 - m/k),   B_m = b_[1] + ... + b_[m],
     # and the right m is the smallest one with b_[m+1] <= lse_{i>m} b_[i] - log(k-m)
     # (m = k - 1 always qualifies).  Then x_j = S min(1/k, exp(b_j - nu)).
-    _require_k(k, t.n_classes)
     sy = t.pick(z)
     ranked = _sorted(z, t, xp=xp)
     b = ranked - sy[:, None]  # b_[1] >= ... >= b_[C-1]
@@ -527,7 +521,6 @@ def topk_entropy_and_grad(
 def _truncated_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool, k: int
 ) -> tuple[Array, Array | None]:
-    _require_k(k, t.n_classes)
     sy = t.pick(z)
     # the tail: every competitor but the k - 1 largest
     kept = ~(_top(z, t, k - 1, xp=xp) | t.mask)

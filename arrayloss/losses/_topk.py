@@ -21,26 +21,16 @@ __all__ = [
 _METHODS = ("auto", "direct", "fft")
 
 
-def _check_k(k: int, n_classes: int) -> None:
+def _check_k(k: object, n_classes: int) -> int:
+    """``1 <= k < n_classes``, checked at the call (the wrapper knows ``n_classes``)."""
+    k = check_int("k", k, low=1)
     if k >= n_classes:
         msg = (
             f"`k` must be an integer with 1 <= k < n_classes "
             f"(got k={k}, n_classes={n_classes})"
         )
         raise ValueError(msg)
-
-
-def _neg_inf_at_labels(
-    z: Array, t: Targets, *, xp: Namespace, copy: bool = True
-) -> Array:
-    """A fresh copy of ``z`` with ``-inf`` at each row's label (``copy=False``:
-    ``z`` is our own array, written in place where the namespace allows)."""
-    if _xp.scatter_supported(xp):
-        x = xp.asarray(z, copy=True) if copy else z
-        rows = xp.arange(z.shape[0], device=_xp.xp_device(z))
-        x[rows, t.index] = -xp.inf
-        return x
-    return xp.where(t.mask, -xp.inf, z)
+    return k
 
 
 def _set_labels(g: Array, values: Array, t: Targets, *, xp: Namespace) -> Array:
@@ -62,7 +52,7 @@ def _hard_rows(
 ) -> tuple[Array, Array | None]:
     """max(alpha + (s_[k] of s without y - s_y)/k, 0) and its subgradient."""
     n, c = z.shape
-    others = _neg_inf_at_labels(z, t, xp=xp)
+    others = t.without_label(z)
     # The k-th largest non-label score: a stable descending argsort, column k-1.
     order = xp.argsort(others, axis=1, descending=True, stable=True)
     jk = order[:, k - 1 : k]
@@ -79,9 +69,9 @@ def _hard_rows(
     return loss, grad
 
 
-def _check_hard(*, k: int = 5, alpha: float = 1.0) -> dict[str, Any]:
+def _check_hard(*, n_classes: int, k: int = 5, alpha: float = 1.0) -> dict[str, Any]:
     return {
-        "k": check_int("k", k, low=1),
+        "k": _check_k(k, n_classes),
         "alpha": check_real("alpha", alpha, low=0),
     }
 
@@ -89,7 +79,6 @@ def _check_hard(*, k: int = 5, alpha: float = 1.0) -> dict[str, Any]:
 def _topk_svm_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool, k: int, alpha: float
 ) -> tuple[Array, Array | None]:
-    _check_k(k, z.shape[1])
     return _hard_rows(z, t, xp=xp, want_grad=want_grad, k=k, alpha=alpha)
 
 
@@ -100,6 +89,7 @@ def _topk_svm_rows(
 
 def _check_smooth(
     *,
+    n_classes: int,
     k: int = 5,
     tau: float = 1.0,
     alpha: float = 1.0,
@@ -107,7 +97,7 @@ def _check_smooth(
     hard_threshold: float | None = None,
 ) -> dict[str, Any]:
     params: dict[str, Any] = {
-        "k": check_int("k", k, low=1),
+        "k": _check_k(k, n_classes),
         "tau": check_real("tau", tau, low=0, low_open=True),
         "alpha": check_real("alpha", alpha, low=0),
         "method": check_choice("method", method, _METHODS),
@@ -129,7 +119,7 @@ def _smooth_k1(
     ``sigmoid(r)`` times the softmax of the others, ``-sigmoid(r)`` at the label.
     """
     inv = 1 / tau
-    w = _neg_inf_at_labels((z + alpha) * inv, t, xp=xp, copy=False)  # others only
+    w = t.without_label((z + alpha) * inv, overwrite=True)  # others only
     m = xp.max(w, axis=1, keepdims=True)
     e = _xp.exp_(w - m, xp=xp)  # 0 at the label
     s = xp.sum(e, axis=1)
@@ -155,7 +145,6 @@ def _smooth_rows(
     hard_threshold: float | None,
 ) -> tuple[Array, Array | None]:
     n, c = z.shape
-    _check_k(k, c)
     if n == 0:
         loss = xp.zeros((0,), dtype=z.dtype, device=_xp.xp_device(z))
         return loss, (
@@ -196,12 +185,7 @@ def _smooth_k(
     inv = 1 / (k * tau)
     a = alpha / tau
     # x = s / (k tau) with the label as an absent entry (weight exp(-inf) = 0).
-    if _xp.scatter_supported(xp):
-        x = z * inv  # a fresh array: write the labels in place
-        rows = xp.arange(z.shape[0], device=_xp.xp_device(z))
-        x[rows, t.index] = -xp.inf
-    else:
-        x = xp.where(t.mask, -xp.inf, z * inv)
+    x = t.without_label(z * inv, overwrite=True)  # a fresh array of our own
     xg = t.pick(z) * inv
 
     def coef(rho: Array, xg_rows: Array) -> tuple[Array, Array]:
