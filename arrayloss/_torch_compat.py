@@ -4,7 +4,8 @@ A loss called on a tensor that requires grad (with grad mode on) returns a value
 whose ``grad_fn`` is a single node, `_AnalyticLoss`: its forward runs the loss's
 ``value_and_grad`` once on detached tensors (so no graph is built through the
 hundreds of array operations inside), and its backward returns the saved analytic
-gradient times the incoming gradient,
+gradient times the incoming gradient (first derivatives only: a backward with
+``create_graph=True`` raises rather than give a Hessian of zero),
 
 .. math::
 
@@ -109,7 +110,6 @@ def apply(
 def _function() -> Any:
     """The `torch.autograd.Function`, defined on first use (torch imported then)."""
     import torch
-    from torch.autograd.function import once_differentiable
 
     class _AnalyticLoss(torch.autograd.Function):
         """One autograd node: the core's analytic gradient times ``grad_output``."""
@@ -141,10 +141,15 @@ def _function() -> Any:
             return value, grad
 
         @staticmethod
-        @once_differentiable  # type: ignore[untyped-decorator, misc]
         def backward(
             ctx: Any, g_value: Any, g_grad: Any
         ) -> tuple[Any, None, Any, None, None, None, None]:
+            if torch.is_grad_enabled():  # create_graph=True: a silent zero Hessian
+                msg = (
+                    "arrayloss losses give first derivatives only: "
+                    "backward with create_graph=True is not supported"
+                )
+                raise RuntimeError(msg)
             grad, w, rows, value = ctx.saved_tensors
             g = g_value.unsqueeze(ctx.axis) if ctx.reduction == "none" else g_value
             dz = grad * g if ctx.needs_input_grad[0] else None

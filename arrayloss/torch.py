@@ -38,7 +38,6 @@ __all__ = ["Loss", "keras", "loss", *(n for n in LOSSES if "." not in n)]
 def _function(info: LossInfo) -> Callable[..., torch.Tensor]:
     """The differentiable ``info.value`` (same name, signature and defaults)."""
 
-    @torch.compiler.disable  # type: ignore[untyped-decorator, misc]
     def run(
         logits: torch.Tensor,
         labels: torch.Tensor,
@@ -60,6 +59,7 @@ def _function(info: LossInfo) -> Callable[..., torch.Tensor]:
         )
         return value  # type: ignore[no-any-return]
 
+    @torch.compiler.disable  # type: ignore[untyped-decorator, misc]
     def fn(logits: torch.Tensor, labels: torch.Tensor, /, **options: Any) -> Any:
         return run(logits, labels, **options)
 
