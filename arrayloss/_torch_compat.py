@@ -28,23 +28,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any
 
 from array_api_compat import is_torch_array
 
 from ._typing import Array
 
 __all__ = ["apply", "plain", "tracks_grad"]
-
-
-class _Loss(Protocol):
-    """What `apply` needs: `Kernel` and `LossInfo` both have these two methods."""
-
-    def value(self, logits: Array, labels: Array, /, **options: Any) -> Array: ...
-
-    def value_and_grad(
-        self, logits: Array, labels: Array, /, **options: Any
-    ) -> tuple[Array, Array]: ...
 
 
 def tracks_grad(logits: Array, weights: Array | None) -> bool:
@@ -79,7 +69,7 @@ def plain(
 
 
 def apply(
-    loss: _Loss,
+    loss: Any,
     logits: Array,
     labels: Array,
     weights: Array | None,
@@ -89,6 +79,10 @@ def apply(
     params: Mapping[str, Any],
 ) -> tuple[Array, Array]:
     """``(value, grad)`` of ``loss`` with ``value`` differentiable by autograd.
+
+    ``loss`` is a `Kernel` or a `LossInfo`: anything with ``value`` and
+    ``value_and_grad`` methods taking ``(logits, labels, *, axis, reduction,
+    weights, **params)``.
 
     ``grad`` (the analytic gradient with respect to ``logits``) is returned
     detached.  Soft labels that require grad are refused: no gradient with
@@ -120,7 +114,7 @@ def _function() -> Any:
             logits: Any,
             labels: Any,
             weights: Any,
-            loss: _Loss,
+            loss: Any,
             axis: int,
             reduction: str,
             params: dict[str, Any],

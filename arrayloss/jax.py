@@ -100,7 +100,7 @@ def _core(
     if not simple or labels.size == 0:
         opts = dict(params, axis=axis, reduction=reduction, weights=weights)
         if want_grad:
-            return info.value_and_grad(logits, labels, **opts)  # type: ignore[no-any-return]
+            return info.value_and_grad(logits, labels, **opts)
         return info.value(logits, labels, **opts), None
     return _blocked(
         info, logits, labels, weights, axis % logits.ndim, reduction, params, want_grad
@@ -199,7 +199,7 @@ def _differentiable(
         return gz, None, gw
 
     f.defvjp(fwd, bwd)
-    return f  # type: ignore[no-any-return]
+    return f
 
 
 def _function(info: LossInfo) -> Callable[..., Array]:
@@ -211,11 +211,13 @@ def _function(info: LossInfo) -> Callable[..., Array]:
         bound.apply_defaults()
         opts = dict(bound.arguments)
         del opts["logits"], opts["labels"]
-        axis, reduction, weights = (opts.pop(k) for k in ("axis", "reduction", "weights"))
+        axis, reduction, weights = (
+            opts.pop(k) for k in ("axis", "reduction", "weights")
+        )
         try:
             f = _differentiable(info.name, axis, reduction, tuple(sorted(opts.items())))
         except TypeError:  # an unhashable option: let the core name it
-            return info.value(logits, labels, **options)  # type: ignore[no-any-return]
+            return info.value(logits, labels, **options)
         return f(logits, labels, weights)
 
     short = info.name.rsplit(".", 1)[-1]

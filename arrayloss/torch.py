@@ -59,20 +59,21 @@ def _function(info: LossInfo) -> Callable[..., torch.Tensor]:
         )
         return value  # type: ignore[no-any-return]
 
-    @torch.compiler.disable  # type: ignore[untyped-decorator, misc]
+    @torch.compiler.disable  # type: ignore[untyped-decorator]
     def fn(logits: torch.Tensor, labels: torch.Tensor, /, **options: Any) -> Any:
         return run(logits, labels, **options)
 
     short = info.name.rsplit(".", 1)[-1]
     fn.__name__ = fn.__qualname__ = short
     fn.__module__ = __name__ if "." not in info.name else f"{__name__}.keras"
-    fn.__signature__ = inspect.signature(info.value)  # type: ignore[attr-defined]
+    fn.__signature__ = inspect.signature(info.value)
     fn.__doc__ = (
         f"`arrayloss.{info.name}` ({info.summary}) as a differentiable torch "
         "function: the result's backward uses the exact analytic gradient.\n\n"
         f"Same parameters as `arrayloss.{info.name}`."
     )
-    return fn
+    result: Callable[..., torch.Tensor] = fn
+    return result
 
 
 keras = types.ModuleType(f"{__name__}.keras", "The `arrayloss.keras` losses.")
@@ -114,7 +115,7 @@ class Loss(torch.nn.Module):
         weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The loss of ``logits`` against ``labels`` (optional per-sample weights)."""
-        return self._fn(logits, labels, weights=weights, **self.params)  # type: ignore[no-any-return]
+        return self._fn(logits, labels, weights=weights, **self.params)
 
     def extra_repr(self) -> str:
         opts = "".join(f", {k}={v!r}" for k, v in self.params.items())

@@ -36,7 +36,11 @@ def _inputs(seed=0, n=N, c=C, dtype=np.float64):
     z = (2 * rng.standard_normal((n, c))).astype(dtype)
     y = rng.integers(0, c, n)
     p = rng.random((n, c))
-    return jnp.asarray(z), jnp.asarray(y), jnp.asarray((p / p.sum(1, keepdims=True)).astype(dtype))
+    return (
+        jnp.asarray(z),
+        jnp.asarray(y),
+        jnp.asarray((p / p.sum(1, keepdims=True)).astype(dtype)),
+    )
 
 
 def _np(*arrays):
@@ -63,7 +67,9 @@ def test_every_loss_eagerly_matches_the_core(name):
         rows, vjp = jax.vjp(lambda s, t=labels: fn(s, t, reduction="none"), z)
         ct = jnp.linspace(0.5, 2.0, N)
         (g,) = vjp(ct)
-        ref_r, ref_gr = al.LOSSES[name].value_and_grad(*_np(z, labels), reduction="none")
+        ref_r, ref_gr = al.LOSSES[name].value_and_grad(
+            *_np(z, labels), reduction="none"
+        )
         _close(rows, ref_r)
         _close(g, ref_gr * np.asarray(ct)[:, None])
 
@@ -93,7 +99,9 @@ def test_vmap_of_per_sample_losses_and_gradients():
 
     values = jax.vmap(one)(z, y)
     grads = jax.vmap(jax.grad(one))(z, y)
-    ref_v, ref_g = al.cross_entropy_and_grad(z, y, label_smoothing=0.2, reduction="none")
+    ref_v, ref_g = al.cross_entropy_and_grad(
+        z, y, label_smoothing=0.2, reduction="none"
+    )
     _close(values, ref_v)
     _close(grads, ref_g)
 
@@ -159,7 +167,9 @@ def test_eager_top_k_compiles_once_for_any_batch_size():
                 _close(grad, ref_grads[:n] / n, rtol=1e-12, atol=1e-17)
     finally:
         logger.removeHandler(handler)
-    kernel = re.compile(r"Compiling .*float64\[(\d+),11\]\), ShapedArray\(int64\[\1\]\)")
+    kernel = re.compile(
+        r"Compiling .*float64\[(\d+),11\]\), ShapedArray\(int64\[\1\]\)"
+    )
     rows = [int(m.group(1)) for m in map(kernel.search, messages) if m]
     assert rows == [alj.BLOCK], rows
 
@@ -176,7 +186,9 @@ def test_eager_blocks_keep_axis_weights_and_checks():
         _close(value, ref, rtol=1e-13)
     with pytest.raises(ValueError, match=r"class indices in \[0, 4\]"):
         alj.topk_svm(z, y.at[0, 0].set(5), k=2, axis=1)
-    with pytest.raises(ValueError, match="needs at least one sample with non-zero weight"):
+    with pytest.raises(
+        ValueError, match="needs at least one sample with non-zero weight"
+    ):
         alj.topk_svm(z, y, k=2, axis=1, weights=jnp.zeros((3, 4)))
 
 
@@ -214,7 +226,7 @@ def test_check_inputs():
         alj.check_inputs("smooth_topk_svm", z, y, k=C)
     with pytest.raises(ValueError, match="non-negative"):
         alj.check_inputs("cross_entropy", z, y, weights=-jnp.ones(N))
-    with pytest.raises(TypeError, match="outside `jax.jit`"):
+    with pytest.raises(TypeError, match=r"outside `jax\.jit`"):
         jax.jit(lambda s: alj.check_inputs("cross_entropy", s, y))(z)
 
 

@@ -65,7 +65,8 @@ def test_every_loss_matches_the_core_value_and_gradient(name, reduction, device)
         ref_v, ref_g = al.LOSSES[name].value_and_grad(z0, labels, reduction=reduction)
         if reduction == "none":
             ref_g = ref_g * ct[:, None]
-        assert value.dtype == z0.dtype and value.device == z0.device
+        assert value.dtype == z0.dtype
+        assert value.device == z0.device
         torch.testing.assert_close(value.detach(), ref_v, rtol=1e-12, atol=0)
         torch.testing.assert_close(z.grad, ref_g, rtol=1e-12, atol=1e-300)
 
@@ -170,7 +171,8 @@ def test_float32_stays_float32_and_never_warns():
         warnings.simplefilter("error")
         value = alt.smooth_topk_svm(z, y, k=2)
         value.backward()
-    assert value.dtype == torch.float32 and z.grad.dtype == torch.float32
+    assert value.dtype == torch.float32
+    assert z.grad.dtype == torch.float32
 
 
 def test_the_core_on_a_tensor_that_requires_grad():
@@ -185,7 +187,8 @@ def test_the_core_on_a_tensor_that_requires_grad():
         v2, g2 = al.smooth_topk_svm_and_grad(z, y, k=2)
     _, ref = al.smooth_topk_svm_and_grad(z0, y, k=2)
     torch.testing.assert_close(z.grad, ref, rtol=0, atol=0)
-    assert v2.grad_fn is not None and not g2.requires_grad
+    assert v2.grad_fn is not None
+    assert not g2.requires_grad
     torch.testing.assert_close(g2, ref, rtol=0, atol=0)
     with torch.no_grad():
         assert al.cross_entropy(z, y).grad_fn is None
@@ -232,7 +235,9 @@ def test_module_and_function_errors():
     z, y, soft = _inputs()
     with pytest.raises(TypeError, match="takes torch tensors"):
         alt.cross_entropy(z.numpy(), y.numpy())
-    with pytest.raises(ValueError, match=r"`k` must be an integer with 1 <= k < n_classes"):
+    with pytest.raises(
+        ValueError, match=r"`k` must be an integer with 1 <= k < n_classes"
+    ):
         alt.smooth_topk_svm(z.requires_grad_(True), y, k=C)
     with pytest.raises(ValueError, match="no gradient with respect to soft `labels`"):
         alt.kl_divergence(z, soft.requires_grad_(True))
@@ -289,7 +294,9 @@ def test_backward_is_the_saved_gradient_times_grad_output(n, c, scale, reduction
     z, y, _ = _inputs(seed=seed, n=n, c=c)
     z = (scale * z).requires_grad_(True)
     value = alt.cross_entropy(z, y, reduction=reduction)
-    ct = torch.rand(value.shape, dtype=z.dtype, generator=torch.Generator().manual_seed(seed))
+    ct = torch.rand(
+        value.shape, dtype=z.dtype, generator=torch.Generator().manual_seed(seed)
+    )
     (g,) = torch.autograd.grad(value, z, ct)
     _, ref = al.cross_entropy_and_grad(z.detach(), y, reduction=reduction)
     expect = ref * (ct[:, None] if reduction == "none" else ct)
