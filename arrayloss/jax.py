@@ -274,8 +274,8 @@ def loss(name: str, **params: Any) -> Loss:
     Loss('smooth_topk_svm', k=2)
     >>> z = jnp.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
     >>> value, grad = jax.value_and_grad(crit)(z, jnp.array([2]))
-    >>> round(float(value), 5), round(float(grad.sum()), 5)
-    (2.58892, 0.0)
+    >>> round(float(value), 5), abs(float(grad.sum())) < 1e-6  # rows sum to 0
+    (2.58892, True)
     """
     info = get_loss(name)
     if "weights" in params:

@@ -138,7 +138,7 @@ def loss(name: str, **params: Any) -> Loss:
     >>> z = torch.tensor([[1.0, 2.5, -0.3, 0.7, 3.1]], requires_grad=True)
     >>> value = crit(z, torch.tensor([2]))
     >>> value.backward()
-    >>> round(float(value), 6), round(float(z.grad.sum()), 6)
-    (2.588917, 0.0)
+    >>> round(value.item(), 6), abs(z.grad.sum().item()) < 1e-6  # rows sum to 0
+    (2.588917, True)
     """
     return Loss(name, **params)
