@@ -11,18 +11,27 @@ forward code.  Labels get no gradient (a zero cotangent); weights get theirs,
 Forward-mode derivatives (`jax.jvp`, `jax.jacfwd`) are not defined for
 `jax.custom_vjp` functions.
 
-**Compilation.**  Called eagerly, the losses whose core kernel is compiled (the
-top-k family) run on blocks of `BLOCK` rows, the last one padded: one compiled
-program per class count, dtype and parameters, whatever the batch size.  Inside a
-traced function (`jax.jit`, `jax.vmap`) the loss is part of the caller's program,
-which JAX compiles once per input shape.
+**Compilation.**  The losses whose core kernel is compiled on JAX (the top-k
+family: `smooth_topk_svm`, `topk_svm`) run, for CPU arrays, as the NumPy kernels on
+the host (`HOST_KERNELS`; under tracing through `jax.pure_callback`): XLA has
+nothing of the kernel to compile (under a second for ``jit(grad(...))`` at
+(256, 1000), against seconds to tens of seconds for XLA's program) and the step is
+several times faster.  On other devices, called eagerly they run on blocks of
+`BLOCK` rows, the last one padded: one compiled program per class count, dtype and
+options, whatever the batch size.  Inside a traced function (`jax.jit`,
+`jax.vmap`) the other losses are part of the caller's program, which JAX compiles
+once per input shape.
 
 **Value checks.**  Eagerly the core checks values at the call: label range,
 NaN/infinite logits, soft labels non-negative and summing to one, weights finite
 and non-negative, a non-zero total weight for ``"mean"``.  Under tracing values are
-unknown and none of these run (shape, dtype and parameter checks still do): an
-out-of-range label gives a wrong number, not an error.  `check_inputs` runs them
-eagerly on a batch, e.g. once per dataset or in a debugging run.
+unknown and none of these run (shape, dtype and option checks still do, at trace
+time): an out-of-range label gives a wrong number, not an error.  The exception is
+the host path above, whose kernel sees the values: under `jax.jit` its check fails
+the call with JAX's wrapping of the error (a `ValueError` or
+`jax.errors.JaxRuntimeError`) carrying the core's message.
+`check_inputs` runs every check eagerly on a batch, e.g. once per dataset or in a
+debugging run.
 """
 
 from __future__ import annotations
@@ -37,6 +46,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from . import _xp
 from ._api import Kernel
@@ -55,6 +65,12 @@ __all__ = [
 
 BLOCK = 256
 """Rows per compiled block for eager calls of the compiled (top-k) kernels."""
+
+HOST_KERNELS = True
+"""Run the compiled (top-k) kernels of CPU arrays as the NumPy kernels on the host
+(under tracing through `jax.pure_callback`): no XLA compilation of the kernel, and
+faster steps than XLA's code for it.  ``False``: XLA (blocks of `BLOCK` rows
+eagerly), as on GPUs."""
 
 
 @functools.cache
@@ -82,11 +98,83 @@ def _core(
     params: Mapping[str, Any],
     want_grad: bool = True,
 ) -> tuple[Array, Array | None]:
-    """The core's ``value_and_grad`` (or ``value``, grad ``None``); eager compiled
-    kernels in blocks of rows."""
-    simple = (
-        _compiled_kernel(info.name)
-        and not _traced(logits, labels, weights)
+    """The core's ``value_and_grad`` (or ``value``, grad ``None``).
+
+    The compiled kernels run on the host's NumPy kernels for CPU arrays (see
+    `HOST_KERNELS`), else eagerly in blocks of rows; everything else as it is."""
+    if _compiled_kernel(info.name):
+        if HOST_KERNELS and _host_ok(logits, labels, weights):
+            return _host(
+                info, logits, labels, weights, axis, reduction, params, want_grad
+            )
+        if _blockable(logits, labels, weights, axis, reduction):
+            ax = axis % logits.ndim
+            return _blocked(
+                info, logits, labels, weights, ax, reduction, params, want_grad
+            )
+    opts = dict(params, axis=axis, reduction=reduction, weights=weights)
+    if want_grad:
+        return info.value_and_grad(logits, labels, **opts)
+    return info.value(logits, labels, **opts), None
+
+
+def _on_cpu(x: Array) -> bool:
+    if _xp.is_jax_tracer(x):
+        return bool(jax.default_backend() == "cpu")
+    return all(d.platform == "cpu" for d in x.devices())
+
+
+def _host_ok(logits: Array, labels: Array, weights: Array | None) -> bool:
+    """JAX arrays (or tracers) on the CPU with floating scores: the host path."""
+    arrays = [a for a in (logits, labels, weights) if a is not None]
+    return (
+        all(isinstance(a, jax.Array) for a in arrays)
+        and logits.dtype in (jnp.float32, jnp.float64)
+        and all(_on_cpu(a) for a in arrays)
+    )
+
+
+def _host(
+    info: LossInfo,
+    logits: Array,
+    labels: Array,
+    weights: Array | None,
+    axis: int,
+    reduction: str,
+    params: Mapping[str, Any],
+    want_grad: bool,
+) -> tuple[Array, Array | None]:
+    """The NumPy kernel on the host: directly for concrete arrays, through
+    `jax.pure_callback` under tracing (shapes from `jax.eval_shape` of the core,
+    which also runs its shape and option checks at trace time)."""
+    opts = dict(params, axis=axis, reduction=reduction)
+
+    def core(z: Array, y: Array, w: Array | None) -> tuple[Array, ...]:
+        if want_grad:
+            return tuple(info.value_and_grad(z, y, weights=w, **opts))
+        return (info.value(z, y, weights=w, **opts),)
+
+    def on_numpy(z: Array, y: Array, w: Array | None) -> tuple[Array, ...]:
+        w = None if w is None else np.asarray(w)
+        out = core(np.asarray(z), np.asarray(y), w)
+        return tuple(np.asarray(o, dtype=z.dtype) for o in out)
+
+    if not _traced(logits, labels, weights):
+        out = tuple(jnp.asarray(o) for o in on_numpy(logits, labels, weights))
+    else:
+        shapes = jax.eval_shape(core, logits, labels, weights)
+        out = jax.pure_callback(
+            on_numpy, shapes, logits, labels, weights, vmap_method="sequential"
+        )
+    return out[0], (out[1] if want_grad else None)
+
+
+def _blockable(
+    logits: Array, labels: Array, weights: Array | None, axis: int, reduction: str
+) -> bool:
+    """Concrete index-label batches the blocked path handles (others: the core)."""
+    return bool(
+        not _traced(logits, labels, weights)
         and isinstance(logits, jax.Array)
         and isinstance(labels, jax.Array)
         and logits.ndim >= 1
@@ -96,14 +184,7 @@ def _core(
         and jnp.issubdtype(labels.dtype, jnp.integer)
         and labels.shape == _batch_shape(logits.shape, axis % logits.ndim)
         and (weights is None or getattr(weights, "shape", None) == labels.shape)
-    )
-    if not simple or labels.size == 0:
-        opts = dict(params, axis=axis, reduction=reduction, weights=weights)
-        if want_grad:
-            return info.value_and_grad(logits, labels, **opts)
-        return info.value(logits, labels, **opts), None
-    return _blocked(
-        info, logits, labels, weights, axis % logits.ndim, reduction, params, want_grad
+        and labels.size > 0
     )
 
 

@@ -142,12 +142,13 @@ def test_cross_entropy_through_a_linear_layer_equals_autodiff_of_the_maths():
     _close(jax.grad(ours)(w0), jax.grad(maths)(w0), rtol=1e-12, atol=1e-15)
 
 
-def test_eager_top_k_compiles_once_for_any_batch_size():
-    """Batches of 3, 77, 256 and 300 rows share one compiled kernel (per C and k):
-    JAX's compile log shows one program taking ``(scores, labels)`` rows, at
-    `alj.BLOCK` rows."""
+def test_eager_top_k_compiles_once_for_any_batch_size(monkeypatch):
+    """XLA's path (GPUs): batches of 3, 77, 256 and 300 rows share one compiled
+    kernel (per C and k): JAX's compile log shows one program taking ``(scores,
+    labels)`` rows, at `alj.BLOCK` rows."""
     import logging
 
+    monkeypatch.setattr(alj, "HOST_KERNELS", False)
     messages: list[str] = []
 
     class Collect(logging.Handler):
@@ -174,7 +175,8 @@ def test_eager_top_k_compiles_once_for_any_batch_size():
     assert rows == [alj.BLOCK], rows
 
 
-def test_eager_blocks_keep_axis_weights_and_checks():
+def test_eager_blocks_keep_axis_weights_and_checks(monkeypatch):
+    monkeypatch.setattr(alj, "HOST_KERNELS", False)
     rng = np.random.default_rng(6)
     z = jnp.asarray(rng.standard_normal((3, 5, 4)))
     y = jnp.asarray(rng.integers(0, 5, (3, 4)))
@@ -190,6 +192,26 @@ def test_eager_blocks_keep_axis_weights_and_checks():
         ValueError, match="needs at least one sample with non-zero weight"
     ):
         alj.topk_svm(z, y, k=2, axis=1, weights=jnp.zeros((3, 4)))
+
+
+def test_cpu_top_k_runs_the_host_kernel_under_jit_and_vmap():
+    """On CPU the compiled kernels are the NumPy ones through `jax.pure_callback`:
+    nothing of the kernel for XLA to compile, and the value checks run even under
+    `jit` (JAX raises an error carrying the core's message)."""
+    z, y, _ = _inputs(seed=12, n=40, c=9)
+    fn = jax.jit(jax.value_and_grad(lambda s, t: alj.smooth_topk_svm(s, t, k=3)))
+    assert "pure_callback" in str(jax.make_jaxpr(fn)(z, y))
+    value, grad = fn(z, y)
+    ref_v, ref_g = al.smooth_topk_svm_and_grad(*_np(z, y), k=3)
+    _close(value, ref_v, rtol=0, atol=0)
+    _close(grad, ref_g, rtol=0, atol=0)
+    rows = jax.vmap(lambda s, t: alj.smooth_topk_svm(s, t, k=3))(z[:5], y[:5])
+    _close(rows, al.smooth_topk_svm(*_np(z[:5], y[:5]), k=3, reduction="none"))
+    errors = (ValueError, jax.errors.JaxRuntimeError)  # JAX wraps it, as either
+    with pytest.raises(errors, match=r"class indices in \[0, 8\]"):
+        fn(z, y.at[0].set(9))
+    with pytest.raises(ValueError, match="`k` must be an integer"):  # at trace time
+        jax.jit(lambda s: alj.smooth_topk_svm(s, y, k=9))(z)
 
 
 def test_loss_objects():
