@@ -1,6 +1,7 @@
 """Benchmark of the PyTorch and JAX adapters in a training step.
 
-**PyTorch** (``--device cpu|cuda``): one training step (zero_grad, forward,
+**PyTorch** (``--device cpu|cuda``; on CPU the adapter's forward runs the NumPy
+kernels on zero-copy views of the tensors): one training step (zero_grad, forward,
 backward) of a ``Linear(512, 1000)`` layer on a ``(256, 512)`` float32 batch, with
 
 - ``arrayloss.torch``: ``arrayloss.torch.smooth_topk_svm(k=5)`` (one autograd node,
@@ -15,10 +16,11 @@ Targets (issue 13): ours <= 2x the cross-entropy step on CPU, >= 10x faster than
 the log-space version.
 
 **JAX**: ``jax.jit(jax.value_and_grad(loss))`` on ``(256, 1000)`` float32 logits,
-k=5, with ``arrayloss.jax.smooth_topk_svm`` (custom_vjp: the analytic gradient)
-against ``jax.grad`` of the core ``arrayloss.smooth_topk_svm`` (JAX differentiates
-the forward code), plus the adapter's eager call (one compiled block program):
-first-call (compile) seconds and step milliseconds.  Targets: >= 2x faster per
+k=5, with ``arrayloss.jax.smooth_topk_svm`` (custom_vjp: the analytic gradient; on
+CPU the NumPy kernel through ``jax.pure_callback``), the same with the XLA kernel
+(``HOST_KERNELS = False``: the path GPUs take), ``jax.grad`` of the core
+``arrayloss.smooth_topk_svm`` (JAX differentiates the forward code), and the
+adapter's eager call: first-call (compile) seconds and step milliseconds.  Targets: >= 2x faster per
 step; first compile of the adapter under 5 s.
 
 All times are taken live in one run (median of repeats, best of round-robin
@@ -141,10 +143,19 @@ def jax_table(repeats: int, rounds: int) -> None:
     rng = np.random.default_rng(0)
     z = jnp.asarray(rng.standard_normal((B, C)).astype(np.float32))
     y = jnp.asarray(rng.integers(0, C, B))
+
+    def xla_kernel(s: jax.Array) -> jax.Array:
+        alj.HOST_KERNELS = False  # read at trace time: the GPU path, on this CPU
+        try:
+            return alj.smooth_topk_svm(s, y, k=K)
+        finally:
+            alj.HOST_KERNELS = True
+
     variants = {
         "alj, jit(value_and_grad)": jax.jit(
             jax.value_and_grad(lambda s: alj.smooth_topk_svm(s, y, k=K))
         ),
+        "alj XLA kernel, jit(v_and_g)": jax.jit(jax.value_and_grad(xla_kernel)),
         "core, jit(jax.value_and_grad)": jax.jit(
             jax.value_and_grad(lambda s: al.smooth_topk_svm(s, y, k=K))
         ),
