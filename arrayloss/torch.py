@@ -11,8 +11,9 @@ whose result autograd differentiates with the loss's exact analytic gradient:
   ``reduction="none"``); weights that require grad get theirs too.  Double
   backward (``create_graph=True``) raises: second derivatives are not provided.
 
-`loss` wraps one as a `torch.nn.Module`.  CPU and CUDA tensors take the same code
-path; results keep the logits' dtype and device.  Under `torch.compile` the loss is
+`loss` wraps one as a `torch.nn.Module`.  Results keep the logits' dtype and
+device; on CPU the forward runs the NumPy kernels on zero-copy views of the tensors
+(faster than the torch kernels), on CUDA the torch kernels.  Under `torch.compile` the loss is
 one opaque call (`torch.compiler.disable`): the layers around it compile, the
 loss runs as it does eagerly.
 
