@@ -40,7 +40,7 @@ from typing import Any
 
 from array_api_compat import is_dask_namespace, is_jax_namespace
 
-from . import _xp
+from . import _torch_compat, _xp
 from ._typing import Array, Namespace
 
 __all__ = [
@@ -152,6 +152,11 @@ class Kernel:
         **params: Any,
     ) -> Array:
         """The reduced (or per-sample) loss."""
+        if _torch_compat.tracks_grad(logits, weights):  # torch autograd hook
+            return _torch_compat.apply(
+                self, logits, labels, weights,
+                axis=axis, reduction=reduction, params=params,
+            )[0]  # fmt: skip
         value, _ = evaluate(
             self, logits, labels, weights,
             axis=axis, reduction=reduction, want_grad=False, params=params,
@@ -169,6 +174,11 @@ class Kernel:
         **params: Any,
     ) -> tuple[Array, Array]:
         """The loss and its gradient with respect to ``logits``."""
+        if _torch_compat.tracks_grad(logits, weights):  # torch autograd hook
+            return _torch_compat.apply(
+                self, logits, labels, weights,
+                axis=axis, reduction=reduction, params=params,
+            )  # fmt: skip
         value, grad = evaluate(
             self, logits, labels, weights,
             axis=axis, reduction=reduction, want_grad=True, params=params,
@@ -356,6 +366,7 @@ def evaluate(
     params: Mapping[str, Any],
 ) -> tuple[Array, Array | None]:
     """Validate, reshape, run ``kernel`` and reduce.  See the module docstring."""
+    logits, labels, weights = _torch_compat.plain(logits, labels, weights)  # torch hook
     if reduction not in REDUCTIONS:
         msg = (
             f"`reduction` must be 'mean', 'sum' or 'none' (got reduction={reduction!r})"

@@ -1,0 +1,195 @@
+"""PyTorch autograd for the core losses: one ``torch.autograd.Function``.
+
+A loss called on a tensor that requires grad (with grad mode on) returns a value
+whose ``grad_fn`` is a single node, `_AnalyticLoss`: its forward runs the loss's
+``value_and_grad`` once on detached tensors (so no graph is built through the
+hundreds of array operations inside), and its backward returns the saved analytic
+gradient times the incoming gradient (first derivatives only: a backward with
+``create_graph=True`` raises rather than give a Hessian of zero),
+
+.. math::
+
+    \\frac{\\partial L}{\\partial z} = g \\cdot \\nabla_z \\ell, \\qquad
+    g = \\texttt{grad\\_output}
+
+(``g`` broadcast along the class axis for ``reduction="none"``).  Sample weights
+that require grad get their exact gradient too: ``l_i`` for ``"sum"`` and
+``"none"``, ``(l_i - L) / sum(w)`` for the weighted mean ``L = sum(w l) / sum(w)``
+(``l_i`` the unweighted per-sample loss, computed only when asked for).
+
+`plain` is the other half of the hook in ``arrayloss/_api.py``: it detaches the
+tensors the kernels see and gives integer labels torch's index dtype (``int64``),
+which ``take_along_dim`` and advanced indexing require.
+
+On CPU the autograd forward runs the NumPy kernels on zero-copy NumPy views of the
+(detached) tensors and wraps the results back with ``torch.from_numpy``: same
+dtype, CPU, no copies, and 2-4x faster than the torch kernels for the top-k family
+(in-place updates and SciPy's FFT; ``bench/bench_adapters.py``).  CUDA tensors use
+the torch kernels.
+
+Nothing here imports torch unless a torch tensor is passed.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from array_api_compat import is_torch_array
+
+from ._typing import Array
+
+__all__ = ["apply", "plain", "tracks_grad"]
+
+
+def tracks_grad(logits: Array, weights: Array | None) -> bool:
+    """True if autograd must see this call: a torch tensor that requires grad,
+    with grad mode on."""
+    if not is_torch_array(logits):
+        return False
+    import torch
+
+    if not torch.is_grad_enabled():
+        return False
+    return bool(logits.requires_grad) or (
+        weights is not None and is_torch_array(weights) and bool(weights.requires_grad)
+    )
+
+
+def plain(
+    logits: Array, labels: Array, weights: Array | None
+) -> tuple[Array, Array, Array | None]:
+    """Detached tensors, and integer torch labels as ``int64`` (others unchanged)."""
+    if is_torch_array(logits):
+        logits = logits.detach()
+    if is_torch_array(weights):
+        weights = weights.detach()
+    if is_torch_array(labels):
+        import torch
+
+        labels = labels.detach()
+        if labels.dtype in (torch.uint8, torch.int8, torch.int16, torch.int32):
+            labels = labels.to(torch.int64)
+    return logits, labels, weights
+
+
+def apply(
+    loss: Any,
+    logits: Array,
+    labels: Array,
+    weights: Array | None,
+    *,
+    axis: int,
+    reduction: str,
+    params: Mapping[str, Any],
+) -> tuple[Array, Array]:
+    """``(value, grad)`` of ``loss`` with ``value`` differentiable by autograd.
+
+    ``loss`` is a `Kernel` or a `LossInfo`: anything with ``value`` and
+    ``value_and_grad`` methods taking ``(logits, labels, *, axis, reduction,
+    weights, **params)``.
+
+    ``grad`` (the analytic gradient with respect to ``logits``) is returned
+    detached.  Soft labels that require grad are refused: no gradient with
+    respect to the labels is provided, and a silent zero would be wrong.
+    """
+    if is_torch_array(labels) and labels.requires_grad:
+        msg = (
+            "no gradient with respect to soft `labels` is provided: pass "
+            "`labels.detach()` (teacher probabilities are constants)"
+        )
+        raise ValueError(msg)
+    value, grad = _function().apply(
+        logits, labels, weights, loss, axis, reduction, dict(params)
+    )
+    return value, grad
+
+
+def _as_numpy(
+    logits: Array, labels: Array, weights: Array | None
+) -> tuple[Array, Array, Array | None, bool]:
+    """Zero-copy NumPy views of float32/float64 CPU tensors (``True`` if made)."""
+    import torch
+
+    arrays = [a for a in (logits, labels, weights) if a is not None]
+    cpu = all(is_torch_array(a) and a.device.type == "cpu" for a in arrays)
+    if not cpu or logits.dtype not in (torch.float32, torch.float64):
+        return logits, labels, weights, False
+    if labels.dtype in (torch.bfloat16, torch.bool) or (
+        weights is not None and weights.dtype == torch.bfloat16
+    ):
+        return logits, labels, weights, False  # NumPy has no bfloat16
+    views = [None if a is None else a.resolve_neg().resolve_conj().numpy() for a in
+             (logits, labels, weights)]  # fmt: skip
+    return views[0], views[1], views[2], True
+
+
+def _from_numpy(a: Array) -> Any:
+    import torch
+
+    a = np.asarray(a)
+    return torch.from_numpy(a if a.flags.writeable else a.copy())
+
+
+@functools.cache
+def _function() -> Any:
+    """The `torch.autograd.Function`, defined on first use (torch imported then)."""
+    import torch
+
+    class _AnalyticLoss(torch.autograd.Function):
+        """One autograd node: the core's analytic gradient times ``grad_output``."""
+
+        @staticmethod
+        def forward(
+            ctx: Any,
+            logits: Any,
+            labels: Any,
+            weights: Any,
+            loss: Any,
+            axis: int,
+            reduction: str,
+            params: dict[str, Any],
+        ) -> tuple[Any, Any]:
+            z, t, w, on_numpy = _as_numpy(*plain(logits, labels, weights))
+            value, grad = loss.value_and_grad(
+                z, t, axis=axis, reduction=reduction, weights=w, **params
+            )
+            rows = None
+            if w is not None and ctx.needs_input_grad[2]:
+                rows = loss.value(
+                    z, t, axis=axis, reduction="none", weights=None, **params
+                )
+            if on_numpy:
+                value, grad = _from_numpy(value), _from_numpy(grad)
+                w = None if w is None else weights.detach()
+                rows = None if rows is None else _from_numpy(rows)
+            ctx.mark_non_differentiable(grad)
+            ctx.save_for_backward(grad, w, rows, value)
+            ctx.axis = axis % z.ndim
+            ctx.reduction = reduction
+            return value, grad
+
+        @staticmethod
+        def backward(
+            ctx: Any, g_value: Any, g_grad: Any
+        ) -> tuple[Any, None, Any, None, None, None, None]:
+            if torch.is_grad_enabled():  # create_graph=True: a silent zero Hessian
+                msg = (
+                    "arrayloss losses give first derivatives only: "
+                    "backward with create_graph=True is not supported"
+                )
+                raise RuntimeError(msg)
+            grad, w, rows, value = ctx.saved_tensors
+            g = g_value.unsqueeze(ctx.axis) if ctx.reduction == "none" else g_value
+            dz = grad * g if ctx.needs_input_grad[0] else None
+            dw = None
+            if rows is not None:
+                if ctx.reduction == "mean":
+                    dw = (rows - value) / w.sum() * g_value
+                else:
+                    dw = rows * g_value
+            return dz, None, dw, None, None, None, None
+
+    return _AnalyticLoss

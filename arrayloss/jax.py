@@ -1,0 +1,404 @@
+"""Every registry loss as a JAX function whose derivative is the analytic gradient.
+
+``import arrayloss.jax`` (the ``jax`` extra) gives, for each name in
+`arrayloss.LOSSES`, a function of the same name and signature as the core one
+(``arrayloss.jax.smooth_topk_svm``, ``arrayloss.jax.keras.kl_divergence``) defined
+with `jax.custom_vjp`: `jax.grad`, `jax.value_and_grad`, `jax.vjp` and `jax.jit`
+use the loss's exact gradient (one ``value_and_grad`` of the core in the forward
+pass, ``grad * cotangent`` in the backward pass) instead of differentiating the
+forward code.  Labels get no gradient (a zero cotangent); weights get theirs,
+``l_i`` for ``"sum"``/``"none"`` and ``(l_i - L) / sum(w)`` for the weighted mean.
+Forward-mode derivatives (`jax.jvp`, `jax.jacfwd`) are not defined for
+`jax.custom_vjp` functions.
+
+**Compilation.**  The losses whose core kernel is compiled on JAX (the top-k
+family: `smooth_topk_svm`, `topk_svm`) run, for CPU arrays, as the NumPy kernels on
+the host (`HOST_KERNELS`; under tracing through `jax.pure_callback`): XLA has
+nothing of the kernel to compile (under a second for ``jit(grad(...))`` at
+(256, 1000), against seconds to tens of seconds for XLA's program) and the step is
+several times faster.  On other devices, called eagerly they run on blocks of
+`BLOCK` rows, the last one padded: one compiled program per class count, dtype and
+options, whatever the batch size.  Inside a traced function (`jax.jit`,
+`jax.vmap`) the other losses are part of the caller's program, which JAX compiles
+once per input shape.
+
+**Value checks.**  Eagerly the core checks values at the call: label range,
+NaN/infinite logits, soft labels non-negative and summing to one, weights finite
+and non-negative, a non-zero total weight for ``"mean"``.  Under tracing values are
+unknown and none of these run (shape, dtype and option checks still do, at trace
+time): an out-of-range label gives a wrong number, not an error.  The exception is
+the host path above, whose kernel sees the values: under `jax.jit` its check fails
+the call with JAX's wrapping of the error (a `ValueError` or
+`jax.errors.JaxRuntimeError`) carrying the core's message.
+`check_inputs` runs every check eagerly on a batch, e.g. once per dataset or in a
+debugging run.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import sys
+import types
+from collections.abc import Callable, Hashable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from . import _xp
+from ._api import Kernel
+from ._registry import LOSSES, LossInfo, get_loss
+from ._typing import Array
+from .losses import l2 as _l2
+
+__all__ = [
+    "BLOCK",
+    "Loss",
+    "check_inputs",
+    "keras",
+    "loss",
+    *(n for n in LOSSES if "." not in n),
+]
+
+BLOCK = 256
+"""Rows per compiled block for eager calls of the compiled (top-k) kernels."""
+
+HOST_KERNELS = True
+"""Run the compiled (top-k) kernels of CPU arrays as the NumPy kernels on the host
+(under tracing through `jax.pure_callback`): no XLA compilation of the kernel, and
+faster steps than XLA's code for it.  ``False``: XLA (blocks of `BLOCK` rows
+eagerly), as on GPUs."""
+
+
+@functools.cache
+def _compiled_kernel(name: str) -> bool:
+    """True if ``name``'s core kernel is compiled per shape on concrete JAX arrays
+    (``Kernel.jax_compile``): those are the losses run in blocks."""
+    module = sys.modules[get_loss(name).value.__module__]
+    return any(
+        isinstance(k, Kernel) and k.name == name and k.jax_compile is not None
+        for k in vars(module).values()
+    )
+
+
+def _traced(*arrays: Array | None) -> bool:
+    return any(a is not None and _xp.is_jax_tracer(a) for a in arrays)
+
+
+def _core(
+    info: LossInfo,
+    logits: Array,
+    labels: Array,
+    weights: Array | None,
+    axis: int,
+    reduction: str,
+    params: Mapping[str, Any],
+    want_grad: bool = True,
+) -> tuple[Array, Array | None]:
+    """The core's ``value_and_grad`` (or ``value``, grad ``None``).
+
+    The compiled kernels run on the host's NumPy kernels for CPU arrays (see
+    `HOST_KERNELS`), else eagerly in blocks of rows; everything else as it is."""
+    if _compiled_kernel(info.name):
+        if HOST_KERNELS and _host_ok(logits, labels, weights):
+            return _host(
+                info, logits, labels, weights, axis, reduction, params, want_grad
+            )
+        if _blockable(logits, labels, weights, axis, reduction):
+            ax = axis % logits.ndim
+            return _blocked(
+                info, logits, labels, weights, ax, reduction, params, want_grad
+            )
+    opts = dict(params, axis=axis, reduction=reduction, weights=weights)
+    if want_grad:
+        return info.value_and_grad(logits, labels, **opts)
+    return info.value(logits, labels, **opts), None
+
+
+def _on_cpu(x: Array) -> bool:
+    if _xp.is_jax_tracer(x):
+        return bool(jax.default_backend() == "cpu")
+    return all(d.platform == "cpu" for d in x.devices())
+
+
+def _host_ok(logits: Array, labels: Array, weights: Array | None) -> bool:
+    """JAX arrays (or tracers) on the CPU with floating scores: the host path."""
+    arrays = [a for a in (logits, labels, weights) if a is not None]
+    return (
+        all(isinstance(a, jax.Array) for a in arrays)
+        and logits.dtype in (jnp.float32, jnp.float64)
+        and all(_on_cpu(a) for a in arrays)
+    )
+
+
+def _host(
+    info: LossInfo,
+    logits: Array,
+    labels: Array,
+    weights: Array | None,
+    axis: int,
+    reduction: str,
+    params: Mapping[str, Any],
+    want_grad: bool,
+) -> tuple[Array, Array | None]:
+    """The NumPy kernel on the host: directly for concrete arrays, through
+    `jax.pure_callback` under tracing (shapes from `jax.eval_shape` of the core,
+    which also runs its shape and option checks at trace time)."""
+    opts = dict(params, axis=axis, reduction=reduction)
+
+    def core(z: Array, y: Array, w: Array | None) -> tuple[Array, ...]:
+        if want_grad:
+            return tuple(info.value_and_grad(z, y, weights=w, **opts))
+        return (info.value(z, y, weights=w, **opts),)
+
+    def on_numpy(z: Array, y: Array, w: Array | None) -> tuple[Array, ...]:
+        w = None if w is None else np.asarray(w)
+        out = core(np.asarray(z), np.asarray(y), w)
+        return tuple(np.asarray(o, dtype=z.dtype) for o in out)
+
+    if not _traced(logits, labels, weights):
+        out = tuple(jnp.asarray(o) for o in on_numpy(logits, labels, weights))
+    else:
+        shapes = jax.eval_shape(core, logits, labels, weights)
+        out = jax.pure_callback(
+            on_numpy, shapes, logits, labels, weights, vmap_method="sequential"
+        )
+    return out[0], (out[1] if want_grad else None)
+
+
+def _blockable(
+    logits: Array, labels: Array, weights: Array | None, axis: int, reduction: str
+) -> bool:
+    """Concrete index-label batches the blocked path handles (others: the core)."""
+    return bool(
+        not _traced(logits, labels, weights)
+        and isinstance(logits, jax.Array)
+        and isinstance(labels, jax.Array)
+        and logits.ndim >= 1
+        and isinstance(axis, int)
+        and -logits.ndim <= axis < logits.ndim
+        and reduction in ("mean", "sum", "none")
+        and jnp.issubdtype(labels.dtype, jnp.integer)
+        and labels.shape == _batch_shape(logits.shape, axis % logits.ndim)
+        and (weights is None or getattr(weights, "shape", None) == labels.shape)
+        and labels.size > 0
+    )
+
+
+def _batch_shape(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
+    return tuple(shape[:axis] + shape[axis + 1 :])
+
+
+def _blocked(
+    info: LossInfo,
+    logits: Array,
+    labels: Array,
+    weights: Array | None,
+    axis: int,
+    reduction: str,
+    params: Mapping[str, Any],
+    want_grad: bool,
+) -> tuple[Array, Array | None]:
+    """Per-sample losses and gradients of ``(BLOCK, C)`` blocks, then the reduction
+    (the core's: ``sum(w l) / sum(w)`` for ``"mean"``)."""
+    batch = labels.shape
+    n, c = labels.size, logits.shape[axis]
+    z = jnp.reshape(jnp.moveaxis(logits, axis, -1), (n, c))
+    y = jnp.reshape(labels, (n,))
+    w = None if weights is None else jnp.reshape(weights, (n,))
+    pad = -n % BLOCK
+    if pad:
+        z = jnp.concatenate([z, jnp.zeros((pad, c), dtype=z.dtype)])
+        y = jnp.concatenate([y, jnp.zeros((pad,), dtype=y.dtype)])
+        if w is not None:
+            w = jnp.concatenate([w, jnp.zeros((pad,), dtype=w.dtype)])
+    run = info.value_and_grad if want_grad else info.value
+    parts = [
+        run(
+            z[i : i + BLOCK], y[i : i + BLOCK], reduction="none",
+            weights=None if w is None else w[i : i + BLOCK], **params,
+        )
+        for i in range(0, n + pad, BLOCK)
+    ]  # fmt: skip
+    if not want_grad:
+        parts = [(p, p) for p in parts]
+    rows = jnp.concatenate([p[0] for p in parts])[:n]
+    grad = jnp.concatenate([p[1] for p in parts])[:n] if want_grad else None
+    if reduction == "none":
+        value = jnp.reshape(rows, batch)
+    else:
+        value = jnp.sum(rows)
+        if reduction == "mean":
+            count = n if weights is None else jnp.sum(w)  # type: ignore[arg-type]
+            if float(count) == 0:
+                msg = (
+                    "`reduction='mean'` needs at least one sample with non-zero "
+                    f"weight (got {n} samples)"
+                )
+                raise ValueError(msg)
+            value = value / count
+            grad = None if grad is None else grad / count
+    if grad is not None:
+        grad = jnp.moveaxis(jnp.reshape(grad, (*batch, c)), -1, axis)
+    return value, grad
+
+
+@functools.lru_cache(maxsize=256)
+def _differentiable(
+    name: str, axis: int, reduction: str, params: tuple[tuple[str, Hashable], ...]
+) -> Callable[[Array, Array, Array | None], Array]:
+    """``LOSSES[name]`` at fixed options as a `jax.custom_vjp` function of
+    ``(logits, labels, weights)``."""
+    info = get_loss(name)
+    opts = dict(params)
+
+    @jax.custom_vjp
+    def f(logits: Array, labels: Array, weights: Array | None) -> Array:
+        return _core(info, logits, labels, weights, axis, reduction, opts, False)[0]
+
+    def fwd(
+        logits: Array, labels: Array, weights: Array | None
+    ) -> tuple[Array, tuple[Array, Array | None, Array | None, Array]]:
+        value, grad = _core(info, logits, labels, weights, axis, reduction, opts)
+        rows = None
+        if weights is not None:  # for the weights' cotangent (dead code if unused)
+            rows = info.value(logits, labels, axis=axis, reduction="none", **opts)
+        return value, (grad, weights, rows, value)
+
+    def bwd(
+        res: tuple[Array, Array | None, Array | None, Array], g: Array
+    ) -> tuple[Array, None, Array | None]:
+        grad, w, rows, value = res
+        gz = grad * (jnp.expand_dims(g, axis % grad.ndim) if reduction == "none" else g)
+        gw = None
+        if w is not None:
+            gw = (rows - value) / jnp.sum(w) * g if reduction == "mean" else rows * g
+            gw = gw.astype(w.dtype)
+        return gz, None, gw
+
+    f.defvjp(fwd, bwd)
+    return f
+
+
+def _function(info: LossInfo) -> Callable[..., Array]:
+    """The `jax.custom_vjp` version of ``info.value`` (same name and signature)."""
+    sig = inspect.signature(info.value)
+
+    def fn(logits: Array, labels: Array, /, **options: Any) -> Array:
+        bound = sig.bind(logits, labels, **options)
+        bound.apply_defaults()
+        opts = dict(bound.arguments)
+        del opts["logits"], opts["labels"]
+        axis, reduction, weights = (
+            opts.pop(k) for k in ("axis", "reduction", "weights")
+        )
+        try:
+            f = _differentiable(info.name, axis, reduction, tuple(sorted(opts.items())))
+        except TypeError:  # an unhashable option: let the core name it
+            return info.value(logits, labels, **options)
+        return f(logits, labels, weights)
+
+    short = info.name.rsplit(".", 1)[-1]
+    fn.__name__ = fn.__qualname__ = short
+    fn.__module__ = __name__ if "." not in info.name else f"{__name__}.keras"
+    fn.__signature__ = sig  # type: ignore[attr-defined]
+    fn.__doc__ = (
+        f"`arrayloss.{info.name}` ({info.summary}) with its analytic gradient as "
+        f"the JAX derivative (`jax.custom_vjp`).\n\nSame parameters as "
+        f"`arrayloss.{info.name}`."
+    )
+    return fn
+
+
+keras = types.ModuleType(f"{__name__}.keras", "The `arrayloss.keras` losses.")
+
+for _name, _info in LOSSES.items():
+    if _name.startswith("keras."):
+        setattr(keras, _name.split(".", 1)[1], _function(_info))
+    else:
+        globals()[_name] = _function(_info)
+
+
+@dataclass(frozen=True)
+class Loss:
+    """One registry loss at fixed options, callable as ``(logits, labels,
+    weights=None)`` (build it with `loss`); hashable, so usable as a static
+    argument of `jax.jit`."""
+
+    name: str
+    params: tuple[tuple[str, Any], ...] = field(default=())
+
+    def __call__(
+        self, logits: Array, labels: Array, weights: Array | None = None
+    ) -> Array:
+        """The loss, differentiable with its analytic gradient."""
+        fn = _function(get_loss(self.name))
+        return fn(logits, labels, weights=weights, **dict(self.params))
+
+    def __repr__(self) -> str:
+        opts = "".join(f", {k}={v!r}" for k, v in self.params)
+        return f"Loss({self.name!r}{opts})"
+
+
+def loss(name: str, **params: Any) -> Loss:
+    """``arrayloss.LOSSES[name]`` at fixed options as a callable `Loss`.
+
+    Examples
+    --------
+    >>> import jax, jax.numpy as jnp
+    >>> import arrayloss.jax as alj
+    >>> crit = alj.loss("smooth_topk_svm", k=2)
+    >>> crit
+    Loss('smooth_topk_svm', k=2)
+    >>> z = jnp.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> value, grad = jax.value_and_grad(crit)(z, jnp.array([2]))
+    >>> round(float(value), 5), abs(float(grad.sum())) < 1e-6  # rows sum to 0
+    (2.58892, True)
+    """
+    info = get_loss(name)
+    if "weights" in params:
+        msg = "pass `weights` at the call, not to `loss`"
+        raise TypeError(msg)
+    inspect.signature(info.value).bind_partial(None, None, **params)
+    return Loss(name, tuple(params.items()))
+
+
+def check_inputs(
+    name: str,
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+    **params: Any,
+) -> None:
+    """Run every check of an eager call of ``LOSSES[name]``, without the loss.
+
+    Shapes, dtypes and options are checked by tracing the loss abstractly
+    (`jax.eval_shape`); the value checks that tracing skips (label range, finite
+    logits, soft-label sums, weights, non-zero total weight for ``"mean"``) on the
+    concrete arrays.  Raises what the eager call would raise; returns ``None``.
+
+    Raises
+    ------
+    TypeError
+        If an array is a tracer (call it outside `jax.jit`), or as the loss would.
+    ValueError
+        As the eager loss would.
+    """
+    if _traced(logits, labels, weights):
+        msg = "`check_inputs` needs concrete arrays: call it outside `jax.jit`"
+        raise TypeError(msg)
+    info = get_loss(name)
+    opts = dict(params, axis=axis, reduction=reduction)
+    jax.eval_shape(
+        lambda z, y, w: info.value(z, y, weights=w, **opts), logits, labels, weights
+    )
+    # The value checks are the shared front end's, the same for every loss: run
+    # them through the cheapest loss that takes both label kinds.
+    _l2(logits, labels, axis=axis, reduction=reduction, weights=weights)

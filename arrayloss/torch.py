@@ -1,0 +1,145 @@
+"""Every registry loss as a differentiable PyTorch function, and as a module.
+
+``import arrayloss.torch`` (the ``torch`` extra) gives, for each name in
+`arrayloss.LOSSES`, a function of the same name and signature as the core one
+(``arrayloss.torch.smooth_topk_svm``, ``arrayloss.torch.keras.kl_divergence``)
+whose result autograd differentiates with the loss's exact analytic gradient:
+
+- the forward calls the core's ``value_and_grad`` once, on detached tensors, so no
+  graph is built through its operations: the result's ``grad_fn`` is one node;
+- the backward returns the saved gradient times ``grad_output`` (per sample for
+  ``reduction="none"``); weights that require grad get theirs too.  Double
+  backward (``create_graph=True``) raises: second derivatives are not provided.
+
+`loss` wraps one as a `torch.nn.Module`.  Results keep the logits' dtype and
+device; on CPU the forward runs the NumPy kernels on zero-copy views of the tensors
+(faster than the torch kernels), on CUDA the torch kernels.  Under `torch.compile` the loss is
+one opaque call (`torch.compiler.disable`): the layers around it compile, the
+loss runs as it does eagerly.
+
+The core functions do the same for tensors that require grad (this module adds the
+tensor check, the module wrapper and the `torch.compile` boundary).
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from collections.abc import Callable
+from typing import Any
+
+import torch
+
+from . import _torch_compat
+from ._registry import LOSSES, LossInfo, get_loss
+
+__all__ = ["Loss", "keras", "loss", *(n for n in LOSSES if "." not in n)]
+
+
+def _function(info: LossInfo) -> Callable[..., torch.Tensor]:
+    """The differentiable ``info.value`` (same name, signature and defaults)."""
+
+    def run(
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        /,
+        *,
+        axis: int = -1,
+        reduction: str = "mean",
+        weights: torch.Tensor | None = None,
+        **params: Any,
+    ) -> torch.Tensor:
+        if not isinstance(logits, torch.Tensor):
+            msg = (
+                f"`arrayloss.torch.{info.name}` takes torch tensors (got "
+                f"{type(logits).__name__}); `arrayloss.{info.name}` takes any array"
+            )
+            raise TypeError(msg)
+        value, _ = _torch_compat.apply(
+            info, logits, labels, weights, axis=axis, reduction=reduction, params=params
+        )
+        return value  # type: ignore[no-any-return]
+
+    @torch.compiler.disable  # type: ignore[untyped-decorator]
+    def fn(logits: torch.Tensor, labels: torch.Tensor, /, **options: Any) -> Any:
+        return run(logits, labels, **options)
+
+    short = info.name.rsplit(".", 1)[-1]
+    fn.__name__ = fn.__qualname__ = short
+    fn.__module__ = __name__ if "." not in info.name else f"{__name__}.keras"
+    fn.__signature__ = inspect.signature(info.value)
+    fn.__doc__ = (
+        f"`arrayloss.{info.name}` ({info.summary}) as a differentiable torch "
+        "function: the result's backward uses the exact analytic gradient.\n\n"
+        f"Same parameters as `arrayloss.{info.name}`."
+    )
+    result: Callable[..., torch.Tensor] = fn
+    return result
+
+
+keras = types.ModuleType(f"{__name__}.keras", "The `arrayloss.keras` losses.")
+
+for _name, _info in LOSSES.items():
+    if _name.startswith("keras."):
+        setattr(keras, _name.split(".", 1)[1], _function(_info))
+    else:
+        globals()[_name] = _function(_info)
+
+
+class Loss(torch.nn.Module):
+    """One registry loss as a `torch.nn.Module` (build it with `loss`).
+
+    Parameters
+    ----------
+    name : str
+        A key of `arrayloss.LOSSES`.
+    **params
+        The loss's options (``k``, ``tau``, ``reduction``, ``axis``, ...); checked
+        against its signature here, their values at the first call.
+    """
+
+    def __init__(self, name: str, **params: Any) -> None:
+        super().__init__()
+        info = get_loss(name)
+        if "weights" in params:
+            msg = "pass `weights` to `forward`, not to the loss's constructor"
+            raise TypeError(msg)
+        inspect.signature(info.value).bind_partial(None, None, **params)
+        self.name = name
+        self.params = dict(params)
+        self._fn = _function(info)
+
+    def forward(
+        self,
+        logits: torch.Tensor,
+        labels: torch.Tensor,
+        weights: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """The loss of ``logits`` against ``labels`` (optional per-sample weights)."""
+        return self._fn(logits, labels, weights=weights, **self.params)
+
+    def extra_repr(self) -> str:
+        opts = "".join(f", {k}={v!r}" for k, v in self.params.items())
+        return f"{self.name!r}{opts}"
+
+
+def loss(name: str, **params: Any) -> Loss:
+    """``arrayloss.LOSSES[name]`` as a `torch.nn.Module`.
+
+    ``forward(logits, labels, weights=None)`` returns the loss, differentiable with
+    its analytic gradient.
+
+    Examples
+    --------
+    >>> import torch
+    >>> import arrayloss.torch as alt
+    >>> crit = alt.loss("smooth_topk_svm", k=2)
+    >>> crit
+    Loss('smooth_topk_svm', k=2)
+    >>> z = torch.tensor([[1.0, 2.5, -0.3, 0.7, 3.1]], requires_grad=True)
+    >>> value = crit(z, torch.tensor([2]))
+    >>> value.backward()
+    >>> round(value.item(), 6), abs(z.grad.sum().item()) < 1e-6  # rows sum to 0
+    (2.588917, True)
+    """
+    return Loss(name, **params)

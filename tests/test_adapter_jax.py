@@ -1,0 +1,283 @@
+"""`arrayloss.jax`: every loss as a `jax.custom_vjp` function with the analytic
+gradient; eager blocks for the compiled kernels; `check_inputs`.
+
+Compilations are slow, so the whole registry runs eagerly (the top-k kernels at one
+shape, sharing their compiled programs) and a representative subset under `jit`.
+"""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import arrayloss as al
+
+jax = pytest.importorskip("jax")
+alj = pytest.importorskip("arrayloss.jax")
+jax.config.update("jax_enable_x64", True)  # as the suite's JAX backend does
+jnp = jax.numpy
+
+NAMES = list(al.LOSSES)
+N, C = 6, 7
+
+
+def _fn(name):
+    if name.startswith("keras."):
+        return getattr(alj.keras, name.split(".", 1)[1])
+    return getattr(alj, name)
+
+
+def _inputs(seed=0, n=N, c=C, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    z = (2 * rng.standard_normal((n, c))).astype(dtype)
+    y = rng.integers(0, c, n)
+    p = rng.random((n, c))
+    return (
+        jnp.asarray(z),
+        jnp.asarray(y),
+        jnp.asarray((p / p.sum(1, keepdims=True)).astype(dtype)),
+    )
+
+
+def _np(*arrays):
+    """NumPy copies: the core's NumPy path is the reference (no JAX compilation)."""
+    return [np.asarray(a) for a in arrays]
+
+
+def _close(a, b, rtol=1e-12, atol=1e-300):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_every_loss_eagerly_matches_the_core(name):
+    z, y, soft = _inputs()
+    cases = [y] + ([soft] if "soft" in al.LOSSES[name].targets else [])
+    fn = _fn(name)
+    for labels in cases:
+        value, grad = jax.value_and_grad(fn)(z, labels)
+        ref_v, ref_g = al.LOSSES[name].value_and_grad(*_np(z, labels))
+        _close(value, ref_v)
+        _close(grad, ref_g)
+        _close(fn(z, labels), ref_v)
+        # reduction="none": the cotangent multiplies each row.
+        rows, vjp = jax.vjp(lambda s, t=labels: fn(s, t, reduction="none"), z)
+        ct = jnp.linspace(0.5, 2.0, N)
+        (g,) = vjp(ct)
+        ref_r, ref_gr = al.LOSSES[name].value_and_grad(
+            *_np(z, labels), reduction="none"
+        )
+        _close(rows, ref_r)
+        _close(g, ref_gr * np.asarray(ct)[:, None])
+
+
+@pytest.mark.parametrize(
+    "name", ["cross_entropy", "smooth_topk_svm", "topk_svm", "keras.kl_divergence"]
+)
+def test_jit_grad_uses_the_analytic_gradient(name):
+    z, y, _ = _inputs(seed=1)
+    opts = {"k": 2} if "topk" in name else {}
+    fn = _fn(name)
+    step = jax.jit(jax.value_and_grad(lambda s: fn(s, y, **opts)))
+    value, grad = step(z)
+    ref_v, ref_g = al.LOSSES[name].value_and_grad(*_np(z, y), **opts)
+    _close(value, ref_v, rtol=1e-12)
+    _close(grad, ref_g, rtol=1e-10, atol=1e-15)
+    # The derivative is the custom rule: its jaxpr calls the custom_vjp primitive.
+    jaxpr = str(jax.make_jaxpr(lambda s: fn(s, y, **opts))(z))
+    assert "custom_vjp_call" in jaxpr
+
+
+def test_vmap_of_per_sample_losses_and_gradients():
+    z, y, _ = _inputs(seed=2)
+
+    def one(s, t):  # one sample: (C,) scores, a 0-d label
+        return alj.cross_entropy(s, t, label_smoothing=0.2)
+
+    values = jax.vmap(one)(z, y)
+    grads = jax.vmap(jax.grad(one))(z, y)
+    ref_v, ref_g = al.cross_entropy_and_grad(
+        z, y, label_smoothing=0.2, reduction="none"
+    )
+    _close(values, ref_v)
+    _close(grads, ref_g)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_weights_get_their_gradient(reduction):
+    z, y, _ = _inputs(seed=3)
+    w = jnp.linspace(0.1, 2.0, N)
+
+    def total(s, v):
+        return jnp.sum(alj.cross_entropy(s, y, weights=v, reduction=reduction))
+
+    gz, gw = jax.grad(total, argnums=(0, 1))(z, w)
+    rows = al.cross_entropy(z, y, reduction="none")
+    if reduction == "mean":
+        expect = (rows - jnp.sum(w * rows) / jnp.sum(w)) / jnp.sum(w)
+    else:
+        expect = rows
+    _close(gw, expect, rtol=1e-12)
+    _, ref_g = al.cross_entropy_and_grad(z, y, weights=w, reduction=reduction)
+    _close(gz, ref_g)
+
+
+def test_cross_entropy_through_a_linear_layer_equals_autodiff_of_the_maths():
+    rng = np.random.default_rng(4)
+    x = jnp.asarray(rng.standard_normal((32, 5)))
+    y = jnp.asarray(rng.integers(0, C, 32))
+    w0 = jnp.asarray(rng.standard_normal((5, C)))
+
+    def ours(w):
+        return alj.cross_entropy(x @ w, y, label_smoothing=0.1)
+
+    def maths(w):
+        logp = jax.nn.log_softmax(x @ w, axis=1)
+        target = 0.9 * jax.nn.one_hot(y, C) + 0.1 / C
+        return -jnp.mean(jnp.sum(target * logp, axis=1))
+
+    _close(jax.grad(ours)(w0), jax.grad(maths)(w0), rtol=1e-12, atol=1e-15)
+
+
+def test_eager_top_k_compiles_once_for_any_batch_size(monkeypatch):
+    """XLA's path (GPUs): batches of 3, 77, 256 and 300 rows share one compiled
+    kernel (per C and k): JAX's compile log shows one program taking ``(scores,
+    labels)`` rows, at `alj.BLOCK` rows."""
+    import logging
+
+    monkeypatch.setattr(alj, "HOST_KERNELS", False)
+    messages: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    z, y, _ = _inputs(seed=5, n=300, c=11)
+    ref_rows, ref_grads = al.smooth_topk_svm_and_grad(*_np(z, y), k=3, reduction="none")
+    handler = Collect()
+    logger = logging.getLogger("jax")
+    logger.addHandler(handler)
+    try:
+        with jax.log_compiles():
+            for n in (3, 77, 256, 300):
+                value, grad = jax.value_and_grad(alj.smooth_topk_svm)(z[:n], y[:n], k=3)
+                _close(value, np.mean(ref_rows[:n]), rtol=1e-13)
+                _close(grad, ref_grads[:n] / n, rtol=1e-12, atol=1e-17)
+    finally:
+        logger.removeHandler(handler)
+    kernel = re.compile(
+        r"Compiling .*float64\[(\d+),11\]\), ShapedArray\(int64\[\1\]\)"
+    )
+    rows = [int(m.group(1)) for m in map(kernel.search, messages) if m]
+    assert rows == [alj.BLOCK], rows
+
+
+def test_eager_blocks_keep_axis_weights_and_checks(monkeypatch):
+    monkeypatch.setattr(alj, "HOST_KERNELS", False)
+    rng = np.random.default_rng(6)
+    z = jnp.asarray(rng.standard_normal((3, 5, 4)))
+    y = jnp.asarray(rng.integers(0, 5, (3, 4)))
+    w = jnp.asarray(rng.random((3, 4)))
+    for reduction in ("mean", "sum", "none"):
+        fn = alj.topk_svm
+        value = fn(z, y, k=2, axis=1, weights=w, reduction=reduction)
+        ref = al.topk_svm(z, y, k=2, axis=1, weights=w, reduction=reduction)
+        _close(value, ref, rtol=1e-13)
+    with pytest.raises(ValueError, match=r"class indices in \[0, 4\]"):
+        alj.topk_svm(z, y.at[0, 0].set(5), k=2, axis=1)
+    with pytest.raises(
+        ValueError, match="needs at least one sample with non-zero weight"
+    ):
+        alj.topk_svm(z, y, k=2, axis=1, weights=jnp.zeros((3, 4)))
+
+
+def test_cpu_top_k_runs_the_host_kernel_under_jit_and_vmap():
+    """On CPU the compiled kernels are the NumPy ones through `jax.pure_callback`:
+    nothing of the kernel for XLA to compile, and the value checks run even under
+    `jit` (JAX raises an error carrying the core's message)."""
+    z, y, _ = _inputs(seed=12, n=40, c=9)
+    fn = jax.jit(jax.value_and_grad(lambda s, t: alj.smooth_topk_svm(s, t, k=3)))
+    assert "pure_callback" in str(jax.make_jaxpr(fn)(z, y))
+    value, grad = fn(z, y)
+    ref_v, ref_g = al.smooth_topk_svm_and_grad(*_np(z, y), k=3)
+    _close(value, ref_v, rtol=0, atol=0)
+    _close(grad, ref_g, rtol=0, atol=0)
+    rows = jax.vmap(lambda s, t: alj.smooth_topk_svm(s, t, k=3))(z[:5], y[:5])
+    _close(rows, al.smooth_topk_svm(*_np(z[:5], y[:5]), k=3, reduction="none"))
+    errors = (ValueError, jax.errors.JaxRuntimeError)  # JAX wraps it, as either
+    with pytest.raises(errors, match=r"class indices in \[0, 8\]"):
+        fn(z, y.at[0].set(9))
+    with pytest.raises(ValueError, match="`k` must be an integer"):  # at trace time
+        jax.jit(lambda s: alj.smooth_topk_svm(s, y, k=9))(z)
+
+
+def test_loss_objects():
+    crit = alj.loss("topk_svm", k=2, alpha=0.5)
+    assert repr(crit) == "Loss('topk_svm', k=2, alpha=0.5)"
+    assert hash(crit) == hash(alj.loss("topk_svm", k=2, alpha=0.5))
+    z, y, _ = _inputs(seed=7)
+    w = jnp.linspace(0.5, 1.5, N)
+    ref = al.topk_svm(*_np(z, y), k=2, alpha=0.5, weights=np.asarray(w))
+    _close(crit(z, y, w), ref)
+    step = jax.jit(lambda s, t, f: jax.grad(f)(s, t), static_argnums=2)
+    _close(step(z, y, crit), al.topk_svm_and_grad(*_np(z, y), k=2, alpha=0.5)[1])
+    with pytest.raises(ValueError, match="unknown loss"):
+        alj.loss("smoth_topk_svm")
+    with pytest.raises(TypeError, match="bogus"):
+        alj.loss("cross_entropy", bogus=1)
+    with pytest.raises(TypeError, match="pass `weights` at the call"):
+        alj.loss("cross_entropy", weights=w)
+
+
+def test_check_inputs():
+    z, y, soft = _inputs(seed=8)
+    alj.check_inputs("smooth_topk_svm", z, y, k=2)
+    alj.check_inputs("keras.kl_divergence", z, soft)
+    with pytest.raises(ValueError, match=r"class indices in \[0, 6\]"):
+        alj.check_inputs("cross_entropy", z, y.at[0].set(C))
+    with pytest.raises(ValueError, match="NaN"):
+        alj.check_inputs("cross_entropy", z.at[0, 0].set(jnp.nan), y)
+    with pytest.raises(ValueError, match="sum to 1"):
+        alj.check_inputs("cross_entropy", z, 2 * soft)
+    with pytest.raises(ValueError, match="integer class indices only"):
+        alj.check_inputs("smooth_topk_svm", z, soft)
+    with pytest.raises(ValueError, match="`k` must be an integer"):
+        alj.check_inputs("smooth_topk_svm", z, y, k=C)
+    with pytest.raises(ValueError, match="non-negative"):
+        alj.check_inputs("cross_entropy", z, y, weights=-jnp.ones(N))
+    with pytest.raises(TypeError, match=r"outside `jax\.jit`"):
+        jax.jit(lambda s: alj.check_inputs("cross_entropy", s, y))(z)
+
+
+def test_under_jit_values_are_not_checked():
+    """Documented: tracing skips the value checks (what `check_inputs` is for)."""
+    z, y, _ = _inputs(seed=9)
+    value = jax.jit(lambda s, t: alj.cross_entropy(s, t))(z, y.at[0].set(C + 3))
+    assert np.isfinite(float(value)) or np.isnan(float(value))  # no error raised
+    with pytest.raises(ValueError, match="class indices"):
+        alj.cross_entropy(z, y.at[0].set(C + 3))
+
+
+def test_names_and_signatures_follow_the_registry():
+    import inspect
+
+    for name, info in al.LOSSES.items():
+        fn = _fn(name)
+        assert fn.__name__ == name.rsplit(".", 1)[-1]
+        assert inspect.signature(fn) == inspect.signature(info.value)
+
+
+def test_readme_training_loop_runs():
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = [
+        b for b in re.findall(r"```python\n(.*?)```", text, flags=re.S)
+        if "import arrayloss.jax" in b
+    ]  # fmt: skip
+    assert len(blocks) == 1, blocks
+    namespace: dict[str, object] = {}
+    exec(compile(textwrap.dedent(blocks[0]), "README.md", "exec"), namespace)
+    history = np.asarray(namespace["history"])
+    assert history[-1] < history[0]

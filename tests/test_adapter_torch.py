@@ -1,0 +1,350 @@
+"""`arrayloss.torch`: every loss as one autograd node with the analytic gradient,
+and the core's own handling of tensors that require grad (issue 11's crashes)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import arrayloss as al
+
+torch = pytest.importorskip("torch")
+alt = pytest.importorskip("arrayloss.torch")
+F = torch.nn.functional
+
+NAMES = list(al.LOSSES)
+N, C = 6, 7
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+def _fn(name):
+    if name.startswith("keras."):
+        return getattr(alt.keras, name.split(".", 1)[1])
+    return getattr(alt, name)
+
+
+def _inputs(seed=0, dtype=torch.float64, device="cpu", n=N, c=C):
+    g = torch.Generator().manual_seed(seed)
+    z = (2 * torch.randn(n, c, generator=g, dtype=dtype)).to(device)
+    y = torch.randint(0, c, (n,), generator=g).to(device)
+    soft = torch.softmax(torch.randn(n, c, generator=g, dtype=dtype), dim=1)
+    return z, y, soft.to(device)
+
+
+def _core(name, z, labels, **options):
+    """The core's value and gradient as the adapter computes them: on NumPy views
+    for CPU tensors (see `arrayloss._torch_compat`), with torch on CUDA."""
+    info = al.LOSSES[name]
+    if z.device.type != "cpu":
+        return info.value_and_grad(z.detach(), labels, **options)
+    w = options.pop("weights", None)
+    v, g = info.value_and_grad(
+        z.detach().numpy(), labels.numpy(), weights=None if w is None else w.numpy(),
+        **options,
+    )  # fmt: skip
+    return torch.from_numpy(np.asarray(v)), torch.from_numpy(g)
+
+
+def _single_node(value, leaf):
+    """``value.grad_fn`` is one node whose inputs are the leaves (no graph inside)."""
+    fn = value.grad_fn
+    assert type(fn).__name__ == "_AnalyticLossBackward"
+    nexts = [f for f, _ in fn.next_functions if f is not None]
+    assert nexts, "the loss node has no input"
+    assert all(type(f).__name__ == "AccumulateGrad" for f in nexts)
+    assert any(f.variable is leaf for f in nexts)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("name", NAMES)
+def test_every_loss_matches_the_core_value_and_gradient(name, reduction, device):
+    z0, y, soft = _inputs(device=device)
+    cases = [y] + ([soft] if "soft" in al.LOSSES[name].targets else [])
+    for labels in cases:
+        z = z0.clone().requires_grad_(True)
+        value = _fn(name)(z, labels, reduction=reduction)
+        _single_node(value, z)
+        ct = torch.linspace(0.5, 2.0, N, dtype=z.dtype, device=device)
+        (value * ct).sum().backward() if reduction == "none" else value.backward()
+        ref_v, ref_g = _core(name, z0, labels, reduction=reduction)
+        if reduction == "none":
+            ref_g = ref_g * ct[:, None]
+        assert value.dtype == z0.dtype
+        assert value.device == z0.device
+        torch.testing.assert_close(value.detach(), ref_v, rtol=0, atol=0)
+        torch.testing.assert_close(z.grad, ref_g, rtol=0, atol=0)
+        # The torch kernels (the core on detached tensors) agree to rounding.
+        tv, tg = al.LOSSES[name].value_and_grad(z0, labels, reduction=reduction)
+        tg = tg * ct[:, None] if reduction == "none" else tg
+        torch.testing.assert_close(value.detach(), tv, rtol=1e-12, atol=1e-300)
+        torch.testing.assert_close(z.grad, tg, rtol=1e-10, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_gradcheck_in_float64(name):
+    # Scores in a kink-free region with overwhelming probability for the piecewise
+    # losses (finite differences of 1e-6 rarely straddle a kink).
+    z, y, _ = _inputs(seed=3)
+    z.requires_grad_(True)
+    fn = _fn(name)
+    assert torch.autograd.gradcheck(lambda s: fn(s, y, reduction="none"), (z,))
+    assert torch.autograd.gradcheck(lambda s: fn(s, y), (z,))
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", ["cross_entropy", "smooth_topk_svm"])
+def test_gradcheck_with_weights_that_require_grad(name, reduction):
+    z, y, _ = _inputs(seed=4)
+    z.requires_grad_(True)
+    w = torch.linspace(0.1, 2.0, N, dtype=torch.float64).requires_grad_(True)
+    fn = _fn(name)
+    assert torch.autograd.gradcheck(
+        lambda s, v: fn(s, y, weights=v, reduction=reduction, axis=1), (z, w)
+    )
+
+
+def test_class_axis_and_batch_dims():
+    g = torch.Generator().manual_seed(5)
+    z = torch.randn(3, C, 4, generator=g, dtype=torch.float64, requires_grad=True)
+    y = torch.randint(0, C, (3, 4), generator=g)
+    assert torch.autograd.gradcheck(
+        lambda s: alt.smooth_topk_svm(s, y, k=2, axis=1, reduction="none"), (z,)
+    )
+
+
+def test_cross_entropy_through_a_linear_layer_equals_torch():
+    g = torch.Generator().manual_seed(6)
+    x = torch.randn(32, 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, C, (32,), generator=g)
+    class_w = torch.rand(C, generator=g, dtype=torch.float64) + 0.1
+    for kw, ref_kw in (
+        ({}, {}),
+        ({"label_smoothing": 0.1}, {"label_smoothing": 0.1}),
+        ({"weights": class_w[y]}, {"weight": class_w}),  # PyTorch's `weight=`
+        ({"reduction": "sum"}, {"reduction": "sum"}),
+    ):
+        grads = []
+        for loss in (alt.cross_entropy, F.cross_entropy):
+            torch.manual_seed(0)
+            layer = torch.nn.Linear(5, C, dtype=torch.float64)
+            out = loss(layer(x), y, **(kw if loss is alt.cross_entropy else ref_kw))
+            out.backward()
+            grads.append((out.detach(), layer.weight.grad, layer.bias.grad))
+        for ours, ref in zip(*grads, strict=True):
+            torch.testing.assert_close(ours, ref, rtol=1e-12, atol=1e-15)
+
+
+def _smooth_topk_reference(s, y, k, tau=1.0, alpha=1.0):
+    """The smooth top-k SVM in plain torch ops (log-space ESP recursion), for autograd."""
+    n, c = s.shape
+    x = s / (k * tau)
+    # A huge finite "log 0" (exp underflows to exactly 0): -inf would make the
+    # gradients of logaddexp NaN.
+    log0 = -1e30
+    others = x.masked_fill(F.one_hot(y, c).bool(), log0)
+    # log e_j for j = 0..k over the classes seen so far, e_0 = 1.
+    log_e = [torch.zeros(n, dtype=s.dtype)] + [
+        torch.full((n,), log0, dtype=s.dtype) for _ in range(k)
+    ]
+    for i in range(c):
+        xi = others[:, i]
+        log_e = [log_e[0]] + [
+            torch.logaddexp(log_e[j], log_e[j - 1] + xi) for j in range(1, k + 1)
+        ]
+    r = alpha / tau + log_e[k] - log_e[k - 1] - x.gather(1, y[:, None])[:, 0]
+    return (tau * F.softplus(r)).mean()
+
+
+def test_smooth_topk_through_a_linear_layer_equals_autograd_of_the_maths():
+    g = torch.Generator().manual_seed(7)
+    x = torch.randn(16, 5, generator=g, dtype=torch.float64)
+    y = torch.randint(0, C, (16,), generator=g)
+    grads = []
+    for loss in (
+        lambda s: alt.smooth_topk_svm(s, y, k=3, tau=0.5),
+        lambda s: _smooth_topk_reference(s, y, k=3, tau=0.5),
+    ):
+        torch.manual_seed(0)
+        layer = torch.nn.Linear(5, C, dtype=torch.float64)
+        out = loss(layer(x))
+        out.backward()
+        grads.append((out.detach(), layer.weight.grad, layer.bias.grad))
+    for ours, ref in zip(*grads, strict=True):
+        torch.testing.assert_close(ours, ref, rtol=1e-10, atol=1e-14)
+
+
+def test_float32_stays_float32_and_never_warns():
+    z, y, _ = _inputs(dtype=torch.float32)
+    z.requires_grad_(True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = alt.smooth_topk_svm(z, y, k=2)
+        value.backward()
+    assert value.dtype == torch.float32
+    assert z.grad.dtype == torch.float32
+    zb = z.detach().to(torch.bfloat16).requires_grad_(True)  # torch kernels (no NumPy)
+    alt.cross_entropy(zb, y).backward()
+    assert zb.grad.dtype == torch.bfloat16
+
+
+def test_the_core_on_a_tensor_that_requires_grad():
+    """Issue 11: no UserWarning, no graph inside, and ``value.backward()`` works."""
+    z0, y, _ = _inputs(seed=8)
+    z = z0.clone().requires_grad_(True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        value = al.smooth_topk_svm(z, y, k=2)
+        _single_node(value, z)
+        value.backward()
+        v2, g2 = al.smooth_topk_svm_and_grad(z, y, k=2)
+    _, ref = _core("smooth_topk_svm", z0, y, k=2)
+    torch.testing.assert_close(z.grad, ref, rtol=0, atol=0)
+    assert v2.grad_fn is not None
+    assert not g2.requires_grad
+    torch.testing.assert_close(g2, ref, rtol=0, atol=0)
+    with torch.no_grad():
+        assert al.cross_entropy(z, y).grad_fn is None
+
+
+@pytest.mark.parametrize(
+    "dtype", ["int8", "int16", "int32", "uint8"], ids=lambda d: f"labels-{d}"
+)
+def test_every_integer_label_dtype_works(dtype):
+    """Issue 11: torch int32/int16/uint8 labels raised torch errors."""
+    z, y, _ = _inputs(seed=9)
+    for name, info in al.LOSSES.items():
+        ref_v, ref_g = info.value_and_grad(z, y)
+        v, g = info.value_and_grad(z, y.to(getattr(torch, dtype)))
+        torch.testing.assert_close(v, ref_v, rtol=0, atol=0, msg=name)
+        torch.testing.assert_close(g, ref_g, rtol=0, atol=0, msg=name)
+    zz = z.clone().requires_grad_(True)
+    alt.topk_svm(zz, y.to(getattr(torch, dtype)), k=2).backward()
+    assert torch.isfinite(zz.grad).all()
+
+
+def test_module():
+    crit = alt.loss("smooth_topk_svm", k=3, tau=0.5)
+    assert isinstance(crit, torch.nn.Module)
+    assert repr(crit) == "Loss('smooth_topk_svm', k=3, tau=0.5)"
+    z, y, _ = _inputs(seed=10)
+    z.requires_grad_(True)
+    w = torch.linspace(0.5, 1.5, N, dtype=torch.float64)
+    value = crit(z, y, w)
+    value.backward()
+    ref_v, ref_g = _core("smooth_topk_svm", z, y, k=3, tau=0.5, weights=w)
+    torch.testing.assert_close(value.detach(), ref_v)
+    torch.testing.assert_close(z.grad, ref_g)
+    assert alt.loss("keras.huber", delta=0.5)(z, y).grad_fn is not None
+
+
+def test_module_and_function_errors():
+    with pytest.raises(ValueError, match="unknown loss 'smooth_topk'"):
+        alt.loss("smooth_topk")
+    with pytest.raises(TypeError, match="bogus"):
+        alt.loss("cross_entropy", bogus=1)
+    with pytest.raises(TypeError, match="pass `weights` to `forward`"):
+        alt.loss("cross_entropy", weights=torch.ones(3))
+    z, y, soft = _inputs()
+    with pytest.raises(TypeError, match="takes torch tensors"):
+        alt.cross_entropy(z.numpy(), y.numpy())
+    with pytest.raises(
+        ValueError, match=r"`k` must be an integer with 1 <= k < n_classes"
+    ):
+        alt.smooth_topk_svm(z.requires_grad_(True), y, k=C)
+    with pytest.raises(ValueError, match="no gradient with respect to soft `labels`"):
+        alt.kl_divergence(z, soft.requires_grad_(True))
+
+
+def test_double_backward_is_refused():
+    z, y, _ = _inputs()
+    z.requires_grad_(True)
+    layer = torch.nn.Linear(C, C, dtype=torch.float64)  # a path around the loss
+    with pytest.raises(RuntimeError, match="create_graph=True is not supported"):
+        torch.autograd.grad(alt.cross_entropy(layer(z), y), z, create_graph=True)
+
+
+def test_names_and_signatures_follow_the_registry():
+    import inspect
+
+    for name, info in al.LOSSES.items():
+        fn = _fn(name)
+        assert fn.__name__ == name.rsplit(".", 1)[-1]
+        assert inspect.signature(fn) == inspect.signature(info.value)
+
+
+# PyTorch 2.13's own `torch.compile` start-up warns about its deprecated TorchScript.
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated")
+def test_torch_compile_around_the_loss():
+    """The loss is one opaque call: the layers around it compile (``aot_eager``:
+    dynamo and AOTAutograd without a C++ build; ``inductor`` works the same)."""
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(8, 5, generator=g)
+    y = torch.randint(0, C, (8,), generator=g)
+    layer = torch.nn.Linear(5, C)
+
+    def step(x, y):
+        return alt.smooth_topk_svm(torch.tanh(layer(x)), y, k=2)
+
+    grads = []
+    for fn in (step, torch.compile(step, backend="aot_eager")):
+        layer.zero_grad()
+        value = fn(x, y)
+        value.backward()
+        grads.append((value.detach(), layer.weight.grad.clone()))
+    torch.testing.assert_close(grads[0], grads[1])
+
+
+@given(
+    n=st.integers(1, 5),
+    c=st.integers(2, 6),
+    scale=st.floats(0.1, 10.0),
+    reduction=st.sampled_from(["mean", "sum", "none"]),
+    seed=st.integers(0, 2**16),
+)
+def test_backward_is_the_saved_gradient_times_grad_output(n, c, scale, reduction, seed):
+    """For any cotangent, backward = analytic gradient times it (chain rule)."""
+    z, y, _ = _inputs(seed=seed, n=n, c=c)
+    z = (scale * z).requires_grad_(True)
+    value = alt.cross_entropy(z, y, reduction=reduction)
+    ct = torch.rand(
+        value.shape, dtype=z.dtype, generator=torch.Generator().manual_seed(seed)
+    )
+    (g,) = torch.autograd.grad(value, z, ct)
+    _, ref = _core("cross_entropy", z, y, reduction=reduction)
+    expect = ref * (ct[:, None] if reduction == "none" else ct)
+    torch.testing.assert_close(g, expect, rtol=0, atol=0)
+
+
+def test_import_arrayloss_imports_neither_torch_nor_jax():
+    code = (
+        "import sys, arrayloss; "
+        "bad = [m for m in ('torch', 'jax') if m in sys.modules]; "
+        "assert not bad, bad"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _readme_block(marker: str) -> str:
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", text, flags=re.S)
+    found = [b for b in blocks if marker in b]
+    assert len(found) == 1, f"README has {len(found)} blocks with {marker!r}"
+    return textwrap.dedent(found[0])
+
+
+def test_readme_training_loop_runs():
+    code = _readme_block("import arrayloss.torch")
+    namespace: dict[str, object] = {}
+    exec(compile(code, "README.md", "exec"), namespace)
+    losses = np.asarray(namespace["history"])
+    assert losses[-1] < losses[0]
