@@ -18,11 +18,12 @@ from typing import Any
 
 from ._keras import KINKS as _KERAS
 from ._lapin import KINKS as _LAPIN
+from ._sparse import KINKS as _SPARSE
 from ._svm import KINKS as _SVM
 from ._topk import KINKS as _TOPK
 
 KinkDistance = Callable[[Any, Any, dict[str, Any]], Any]
 
-KINKS: dict[str, KinkDistance] = {**_SVM, **_KERAS, **_LAPIN, **_TOPK}
+KINKS: dict[str, KinkDistance] = {**_SVM, **_KERAS, **_LAPIN, **_TOPK, **_SPARSE}
 
 __all__ = ["KINKS", "KinkDistance"]
