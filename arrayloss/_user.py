@@ -134,8 +134,9 @@ def _public(
             P("weights", P.KEYWORD_ONLY, default=None),
         ]
     )
-    for f, suffix in ((value, ""), (value_and_grad, "_and_grad")):
-        f.__signature__ = sig  # type: ignore[attr-defined]
+    funcs: tuple[Any, ...] = (value, value_and_grad)
+    for f, suffix in zip(funcs, ("", "_and_grad"), strict=True):
+        f.__signature__ = sig
         f.__name__ = f.__qualname__ = name.replace(".", "_") + suffix
     value.__doc__ = doc or f"The user loss {name!r}."
     value_and_grad.__doc__ = (
