@@ -1,0 +1,219 @@
+"""50-digit mpmath references for the noise-robust and sparse losses, and the
+adversarial row families they are checked on (used by test_robust.py and
+test_sparse.py).
+
+Each reference takes one row of scores and one target distribution (lists of
+mpmath numbers) and evaluates the loss's defining formula directly, with none of
+the rewriting the array code does: the sparse mappings' thresholds come from a
+plain sort (sparsemax) or from bisection (entmax-1.5), and the Fenchel–Young losses
+from ``Omega*(z) + Omega(t) - <z, t>``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import mpmath as mp
+import numpy as np
+
+mp.mp.dps = 50
+
+Row = list[Any]
+
+
+def _mp(row: Any) -> Row:
+    return [mp.mpf(float(v)) for v in row]
+
+
+def softmax(z: Row) -> tuple[Row, Row]:
+    """Probabilities and log-probabilities."""
+    m = max(z)
+    e = [mp.exp(v - m) for v in z]
+    s = mp.fsum(e)
+    return [v / s for v in e], [v - m - mp.log(s) for v in z]
+
+
+def focal(z: Row, t: Row, gamma: float = 2.0) -> Any:
+    p, lp = softmax(z)
+    return -mp.fsum(tj * (1 - pj) ** gamma * lj for tj, pj, lj in zip(t, p, lp))
+
+
+def generalized_cross_entropy(z: Row, t: Row, q: float = 0.7) -> Any:
+    p, _ = softmax(z)
+    q = mp.mpf(q)
+    return mp.fsum(tj * (1 - pj**q) / q for tj, pj in zip(t, p))
+
+
+def poly1(z: Row, t: Row, epsilon: float = 1.0) -> Any:
+    p, lp = softmax(z)
+    ce = -mp.fsum(tj * lj for tj, lj in zip(t, lp))
+    return ce + epsilon * (1 - mp.fsum(tj * pj for tj, pj in zip(t, p)))
+
+
+def taylor_cross_entropy(z: Row, t: Row, order: int = 2) -> Any:
+    p, _ = softmax(z)
+    terms = [mp.fsum((1 - pj) ** i / i for i in range(1, order + 1)) for pj in p]
+    return mp.fsum(tj * s for tj, s in zip(t, terms))
+
+
+def _rce(p: Row, t: Row, A: float) -> Any:
+    return -mp.fsum(pj * (mp.log(tj) if tj > 0 else mp.mpf(A)) for pj, tj in zip(p, t))
+
+
+def symmetric_cross_entropy(
+    z: Row, t: Row, alpha: float = 0.1, beta: float = 1.0, A: float = -4.0
+) -> Any:
+    p, lp = softmax(z)
+    return alpha * -mp.fsum(tj * lj for tj, lj in zip(t, lp)) + beta * _rce(p, t, A)
+
+
+def normalized_cross_entropy(z: Row, t: Row) -> Any:
+    _, lp = softmax(z)
+    return mp.fsum(tj * lj for tj, lj in zip(t, lp)) / mp.fsum(lp)
+
+
+def nce_rce(
+    z: Row, t: Row, alpha: float = 1.0, beta: float = 1.0, A: float = -4.0
+) -> Any:
+    p, _ = softmax(z)
+    return alpha * normalized_cross_entropy(z, t) + beta * _rce(p, t, A)
+
+
+def nce_mae(z: Row, t: Row, alpha: float = 1.0, beta: float = 1.0) -> Any:
+    p, _ = softmax(z)
+    mae = mp.fsum(abs(pj - tj) for pj, tj in zip(p, t))
+    return alpha * normalized_cross_entropy(z, t) + beta * mae
+
+
+def cross_entropy(z: Row, t: Row) -> Any:
+    _, lp = softmax(z)
+    return -mp.fsum(tj * lj for tj, lj in zip(t, lp))
+
+
+def sparsemax(z: Row) -> Row:
+    srt = sorted(z, reverse=True)
+    total, k, best = mp.mpf(0), 0, mp.mpf(0)
+    for i, v in enumerate(srt, 1):
+        total += v
+        if 1 + i * v > total:
+            k, best = i, total
+    tau = (best - 1) / k
+    return [max(v - tau, mp.mpf(0)) for v in z]
+
+
+def entmax15(z: Row) -> Row:
+    """By bisection on ``tau``: ``sum (z/2 - tau)_+^2 = 1``, to 2^-300."""
+    x = [v / 2 for v in z]
+    lo, hi = max(x) - 1, max(x)
+    for _ in range(300):
+        mid = (lo + hi) / 2
+        if mp.fsum(max(v - mid, 0) ** 2 for v in x) > 1:
+            lo = mid
+        else:
+            hi = mid
+    tau = (lo + hi) / 2
+    return [max(v - tau, mp.mpf(0)) ** 2 for v in x]
+
+
+def sparsemax_loss(z: Row, t: Row) -> Any:
+    p = sparsemax(z)
+    inner = mp.fsum(zj * (pj - tj) for zj, pj, tj in zip(z, p, t))
+    return inner - mp.fsum(v * v for v in p) / 2 + mp.fsum(v * v for v in t) / 2
+
+
+def _tsallis15(p: Row) -> Any:
+    return (1 - mp.fsum(v * mp.sqrt(v) for v in p)) / mp.mpf(0.75)
+
+
+def entmax15_loss(z: Row, t: Row) -> Any:
+    p = entmax15(z)
+    inner = mp.fsum(zj * (pj - tj) for zj, pj, tj in zip(z, p, t))
+    return inner + _tsallis15(p) - _tsallis15(t)
+
+
+REFS: dict[str, Callable[..., Any]] = {
+    f.__name__: f
+    for f in (
+        focal, generalized_cross_entropy, poly1, taylor_cross_entropy,
+        symmetric_cross_entropy, normalized_cross_entropy, nce_rce, nce_mae,
+        sparsemax_loss, entmax15_loss,
+    )
+}  # fmt: skip
+
+
+def families(dtype: Any, c: int = 6, seed: int = 7) -> dict[str, tuple[Any, Any]]:
+    """``(logits, labels)`` row families of ``dtype``: random, huge spread
+    (float64 +-1e4, float32 +-80), ties, near one-hot (the label, or another
+    class, 30 above the rest)."""
+    rng = np.random.default_rng(seed)
+    n = 6
+    y = rng.integers(0, c, size=n)
+    spread = 1e4 if np.dtype(dtype) == np.float64 else 80.0
+    ties = np.zeros((n, c))
+    ties[1, :2] = 2.0  # two tied maxima
+    ties[2] = 5.0
+    ties[3, ::2] = -1.0
+    near = rng.normal(size=(n, c))
+    rows = np.arange(n)
+    dominant = np.where(rows % 2 == 0, y, (y + 1) % c)
+    near[rows, dominant] += 30.0
+    return {
+        "random": ((3.0 * rng.normal(size=(n, c))).astype(dtype), y),
+        "huge": (rng.uniform(-spread, spread, size=(n, c)).astype(dtype), y),
+        "ties": (ties.astype(dtype), y),
+        "near_one_hot": (near.astype(dtype), y),
+    }
+
+
+def soft_labels(n: int, c: int, seed: int = 8) -> Any:
+    """Dirichlet(0.5) rows, with some exact zeros (every other row keeps 3)."""
+    rng = np.random.default_rng(seed)
+    t = rng.dirichlet(np.full(c, 0.5), size=n)
+    t[1::2, 3:] = 0.0
+    return t / t.sum(axis=1, keepdims=True)
+
+
+def reference(name: str, z: Any, t: Any, **params: Any) -> list[Any]:
+    """The 50-digit loss of each row; ``t`` is ``(n,)`` labels or ``(n, C)``."""
+    f = REFS[name]
+    c = z.shape[1]
+    out = []
+    for i in range(z.shape[0]):
+        if t.ndim == 1:
+            ti = [mp.mpf(1) if j == t[i] else mp.mpf(0) for j in range(c)]
+        else:
+            ti = _mp(t[i])
+        out.append(f(_mp(z[i]), ti, **params))
+    return out
+
+
+def rel_errors(values: Any, refs: list[Any]) -> Any:
+    """Per-row relative error; a zero reference needs an exact zero (else inf)."""
+    out = []
+    for v, r in zip(np.asarray(values, dtype=np.float64), refs):
+        if r == 0:
+            out.append(0.0 if v == 0 else np.inf)
+        else:
+            out.append(float(abs((mp.mpf(float(v)) - r) / r)))
+    return np.array(out)
+
+
+def reference_grad(name: str, z: Any, t: Any, **params: Any) -> Any:
+    """d loss / d z of each row by mpmath's high-precision differentiation."""
+    f = REFS[name]
+    n, c = z.shape
+    g = np.empty((n, c))
+    for i in range(n):
+        zi = _mp(z[i])
+        if t.ndim == 1:
+            ti = [mp.mpf(1) if j == t[i] else mp.mpf(0) for j in range(c)]
+        else:
+            ti = _mp(t[i])
+        for j in range(c):
+
+            def along(x: Any, j: int = j, zi: Row = zi, ti: Row = ti) -> Any:
+                return f([x if k == j else v for k, v in enumerate(zi)], ti, **params)
+
+            g[i, j] = float(mp.diff(along, zi[j]))
+    return g
