@@ -149,7 +149,7 @@ def register_loss(
     name: str,
     value_and_grad: Callable[..., Any],
     *,
-    targets: str = "both",
+    targets: str = "soft",
     kinks: Callable[[Any, Any, dict[str, Any]], Any] | None = None,
     params: Mapping[str, Any] | None = None,
     summary: str | None = None,
@@ -169,11 +169,11 @@ def register_loss(
         ``values`` must have shape ``(n,)`` and ``gradients`` ``(n, C)`` with row
         ``i`` = d values_i / d logits_i.  Use only array-API calls on
         ``array_api_compat.array_namespace(logits)`` to run on every backend.
-    targets : {"both", "index", "soft"}
-        What ``labels`` the function receives: ``"index"`` the ``(n,)`` integer
-        class indices (soft labels are then rejected); ``"soft"`` the ``(n, C)``
-        target distribution (index labels arrive one-hot); ``"both"`` whichever
-        the caller gave.
+    targets : {"soft", "index", "both"}
+        What ``labels`` the function receives: ``"soft"`` the ``(n, C)`` target
+        distribution (index labels arrive one-hot); ``"index"`` the ``(n,)``
+        integer class indices (soft labels are then rejected); ``"both"``
+        whichever the caller gave.
     kinks : callable, optional
         ``kinks(logits, labels, params) -> (n,)`` distances to the nearest point
         where the loss is not differentiable (float64 NumPy in and out), for
@@ -268,7 +268,7 @@ def import_spec(spec: str) -> str:
 
     The module is imported (which may register losses itself); the function is
     the raw function or a public function of a user loss, else it is registered
-    as ``package.module.function`` (``targets="both"``, parameters from its
+    as ``package.module.function`` (``targets="soft"``, parameters from its
     signature).  Returns the spec with the registered name in front; other specs
     come back unchanged.  A `ValueError` says what failed.
     """

@@ -186,7 +186,9 @@ def test_optax_poly_loss_cross_entropy(rng):
     z = 2.0 * rng.normal(size=(8, 5))
     t = soft_labels(8, 5)
     ref = np.asarray(optax.losses.poly_loss_cross_entropy(z, t, epsilon=2.0))
-    np.testing.assert_allclose(al.poly1(z, t, epsilon=2.0, reduction="none"), ref, rtol=1e-5)
+    np.testing.assert_allclose(
+        al.poly1(z, t, epsilon=2.0, reduction="none"), ref, rtol=1e-5
+    )
 
 
 # ----------------------------------------------------------------------------- validation
@@ -195,10 +197,30 @@ def test_optax_poly_loss_cross_entropy(rng):
 @pytest.mark.parametrize(
     ("name", "params", "exc", "match"),
     [
-        ("focal", {"gamma": -1.0}, ValueError, r"`gamma` must be .* \(got gamma=-1.0\)"),
-        ("generalized_cross_entropy", {"q": 0.0}, ValueError, r"`q` must be .*got q=0.0"),
-        ("generalized_cross_entropy", {"q": 1.5}, ValueError, r"`q` must be .*got q=1.5"),
-        ("poly1", {"epsilon": -2.0}, ValueError, r"`epsilon` must be .*got epsilon=-2.0"),
+        (
+            "focal",
+            {"gamma": -1.0},
+            ValueError,
+            r"`gamma` must be .* \(got gamma=-1.0\)",
+        ),
+        (
+            "generalized_cross_entropy",
+            {"q": 0.0},
+            ValueError,
+            r"`q` must be .*got q=0.0",
+        ),
+        (
+            "generalized_cross_entropy",
+            {"q": 1.5},
+            ValueError,
+            r"`q` must be .*got q=1.5",
+        ),
+        (
+            "poly1",
+            {"epsilon": -2.0},
+            ValueError,
+            r"`epsilon` must be .*got epsilon=-2.0",
+        ),
         ("taylor_cross_entropy", {"t": 0}, ValueError, r"`t` must be an integer"),
         ("taylor_cross_entropy", {"t": 1.5}, TypeError, r"`t` must be an integer"),
         ("symmetric_cross_entropy", {"A": 1.0}, ValueError, r"`A` must be .*got A=1.0"),

@@ -107,9 +107,13 @@ def test_entmax_package():
     entmax = pytest.importorskip("entmax")
     z, y = families(np.float64)["random"]
     tz = torch.asarray(z)
-    np.testing.assert_allclose(al.entmax15(z), entmax.entmax15(tz, dim=-1).numpy(), atol=1e-14)
+    np.testing.assert_allclose(
+        al.entmax15(z), entmax.entmax15(tz, dim=-1).numpy(), atol=1e-14
+    )
     ref = entmax.Entmax15Loss(reduction="none")(tz, torch.asarray(y)).numpy()
-    np.testing.assert_allclose(al.entmax15_loss(z, y, reduction="none"), ref, rtol=1e-12)
+    np.testing.assert_allclose(
+        al.entmax15_loss(z, y, reduction="none"), ref, rtol=1e-12
+    )
 
 
 def test_optax_sparsemax():
@@ -120,7 +124,9 @@ def test_optax_sparsemax():
 
     z, y = families(np.float64)["random"]
     ref = np.asarray(optax.losses.multiclass_sparsemax_loss(z, y))
-    np.testing.assert_allclose(al.sparsemax_loss(z, y, reduction="none"), ref, rtol=1e-12)
+    np.testing.assert_allclose(
+        al.sparsemax_loss(z, y, reduction="none"), ref, rtol=1e-12
+    )
     proj = np.asarray(optax.projections.projection_simplex(z[0]))
     np.testing.assert_allclose(al.sparsemax(z[0]), proj, atol=1e-14)
 
@@ -138,7 +144,9 @@ def test_mappings_on_every_backend(backend, rng, name, dtype):
     assert out.dtype == backend.asarray(z, dtype).dtype
     assert_allclose(out, ref, rtol=0, atol=8 * np.finfo(dtype).eps)
     np.testing.assert_allclose(to_numpy(out).sum(axis=1), 1.0, rtol=1e-5)
-    np.testing.assert_array_equal(ref, np.moveaxis(f(np.moveaxis(z, 1, -1).astype(dtype)), -1, 1))
+    np.testing.assert_array_equal(
+        ref, np.moveaxis(f(np.moveaxis(z, 1, -1).astype(dtype)), -1, 1)
+    )
 
 
 def test_mapping_errors():
