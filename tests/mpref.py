@@ -36,41 +36,47 @@ def softmax(z: Row) -> tuple[Row, Row]:
 
 def focal(z: Row, t: Row, gamma: float = 2.0) -> Any:
     p, lp = softmax(z)
-    return -mp.fsum(tj * (1 - pj) ** gamma * lj for tj, pj, lj in zip(t, p, lp))
+    return -mp.fsum(
+        tj * (1 - pj) ** gamma * lj for tj, pj, lj in zip(t, p, lp, strict=True)
+    )
 
 
 def generalized_cross_entropy(z: Row, t: Row, q: float = 0.7) -> Any:
     p, _ = softmax(z)
     q = mp.mpf(q)
-    return mp.fsum(tj * (1 - pj**q) / q for tj, pj in zip(t, p))
+    return mp.fsum(tj * (1 - pj**q) / q for tj, pj in zip(t, p, strict=True))
 
 
 def poly1(z: Row, t: Row, epsilon: float = 1.0) -> Any:
     p, lp = softmax(z)
-    ce = -mp.fsum(tj * lj for tj, lj in zip(t, lp))
-    return ce + epsilon * (1 - mp.fsum(tj * pj for tj, pj in zip(t, p)))
+    ce = -mp.fsum(tj * lj for tj, lj in zip(t, lp, strict=True))
+    return ce + epsilon * (1 - mp.fsum(tj * pj for tj, pj in zip(t, p, strict=True)))
 
 
 def taylor_cross_entropy(z: Row, t: Row, order: int = 2) -> Any:
     p, _ = softmax(z)
     terms = [mp.fsum((1 - pj) ** i / i for i in range(1, order + 1)) for pj in p]
-    return mp.fsum(tj * s for tj, s in zip(t, terms))
+    return mp.fsum(tj * s for tj, s in zip(t, terms, strict=True))
 
 
 def _rce(p: Row, t: Row, A: float) -> Any:
-    return -mp.fsum(pj * (mp.log(tj) if tj > 0 else mp.mpf(A)) for pj, tj in zip(p, t))
+    return -mp.fsum(
+        pj * (mp.log(tj) if tj > 0 else mp.mpf(A)) for pj, tj in zip(p, t, strict=True)
+    )
 
 
 def symmetric_cross_entropy(
     z: Row, t: Row, alpha: float = 0.1, beta: float = 1.0, A: float = -4.0
 ) -> Any:
     p, lp = softmax(z)
-    return alpha * -mp.fsum(tj * lj for tj, lj in zip(t, lp)) + beta * _rce(p, t, A)
+    return alpha * -mp.fsum(
+        tj * lj for tj, lj in zip(t, lp, strict=True)
+    ) + beta * _rce(p, t, A)
 
 
 def normalized_cross_entropy(z: Row, t: Row) -> Any:
     _, lp = softmax(z)
-    return mp.fsum(tj * lj for tj, lj in zip(t, lp)) / mp.fsum(lp)
+    return mp.fsum(tj * lj for tj, lj in zip(t, lp, strict=True)) / mp.fsum(lp)
 
 
 def nce_rce(
@@ -82,13 +88,13 @@ def nce_rce(
 
 def nce_mae(z: Row, t: Row, alpha: float = 1.0, beta: float = 1.0) -> Any:
     p, _ = softmax(z)
-    mae = mp.fsum(abs(pj - tj) for pj, tj in zip(p, t))
+    mae = mp.fsum(abs(pj - tj) for pj, tj in zip(p, t, strict=True))
     return alpha * normalized_cross_entropy(z, t) + beta * mae
 
 
 def cross_entropy(z: Row, t: Row) -> Any:
     _, lp = softmax(z)
-    return -mp.fsum(tj * lj for tj, lj in zip(t, lp))
+    return -mp.fsum(tj * lj for tj, lj in zip(t, lp, strict=True))
 
 
 def sparsemax(z: Row) -> Row:
@@ -118,7 +124,7 @@ def entmax15(z: Row) -> Row:
 
 def sparsemax_loss(z: Row, t: Row) -> Any:
     p = sparsemax(z)
-    inner = mp.fsum(zj * (pj - tj) for zj, pj, tj in zip(z, p, t))
+    inner = mp.fsum(zj * (pj - tj) for zj, pj, tj in zip(z, p, t, strict=True))
     return inner - mp.fsum(v * v for v in p) / 2 + mp.fsum(v * v for v in t) / 2
 
 
@@ -128,7 +134,7 @@ def _tsallis15(p: Row) -> Any:
 
 def entmax15_loss(z: Row, t: Row) -> Any:
     p = entmax15(z)
-    inner = mp.fsum(zj * (pj - tj) for zj, pj, tj in zip(z, p, t))
+    inner = mp.fsum(zj * (pj - tj) for zj, pj, tj in zip(z, p, t, strict=True))
     return inner + _tsallis15(p) - _tsallis15(t)
 
 
@@ -191,7 +197,7 @@ def reference(name: str, z: Any, t: Any, **params: Any) -> list[Any]:
 def rel_errors(values: Any, refs: list[Any]) -> Any:
     """Per-row relative error; a zero reference needs an exact zero (else inf)."""
     out = []
-    for v, r in zip(np.asarray(values, dtype=np.float64), refs):
+    for v, r in zip(np.asarray(values, dtype=np.float64), refs, strict=True):
         if r == 0:
             out.append(0.0 if v == 0 else np.inf)
         else:
