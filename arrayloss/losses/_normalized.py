@@ -15,7 +15,14 @@ from .._api import Kernel, Targets
 from .._typing import Array, Namespace
 from .._validation import check_real
 from ._janocha import _expectation_rows, _residual, _softmax_parts
-from ._robust import _COMMON_DOC, _GRAD_DOC, _TAIL_DOC, label_parts, through_label
+from ._robust import (
+    _COMMON_DOC,
+    _GRAD_DOC,
+    _TAIL_DOC,
+    label_parts,
+    set_label,
+    through_label,
+)
 
 __all__ = [
     "nce_mae",
@@ -56,6 +63,33 @@ def _nce(
     return nce, (resid - nce[:, None] * (n_classes * p - 1)) / u
 
 
+def _nce_index(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool,
+    alpha: float, beta: float, kappa: float,
+) -> tuple[Array, Array | None]:  # fmt: skip
+    """``alpha NCE + beta kappa (1 - p_y)`` for index labels, with one ``(n, C)``
+    array: RCE is ``kappa = -A``, MAE ``kappa = 2``.
+
+    ``U = sum_j(-log p_j) = C log s - sum_j w_j`` (``w = z - max z <= 0``: two
+    terms of one sign), and the gradient is ``a p + b`` off the label with
+    ``a = alpha (1 - C NCE) / U + beta kappa p_y``, ``b = alpha NCE / U``.
+    """
+    p, p_y, c_y, log_p, s, w_sum = label_parts(
+        z, t, xp=xp, want_p=want_grad, want_wsum=True
+    )
+    n_classes = z.shape[1]
+    u = n_classes * xp.log(s) - w_sum
+    nce = -log_p / u
+    loss = alpha * nce + (beta * kappa) * c_y
+    if p is None:
+        return loss, None
+    a = alpha * (1 - n_classes * nce) / u + (beta * kappa) * p_y
+    p *= a[:, None]
+    p += (alpha * nce / u)[:, None]
+    g_y = alpha * (-c_y - nce * (n_classes * p_y - 1)) / u - (beta * kappa) * p_y * c_y
+    return loss, set_label(p, g_y, t, xp=xp)
+
+
 def _check_ab(alpha: float, beta: float) -> dict[str, float]:
     return {
         "alpha": check_real("alpha", alpha, low=0),
@@ -71,7 +105,7 @@ def _sce_rows(
     alpha: float, beta: float, A: float,
 ) -> tuple[Array, Array | None]:  # fmt: skip
     if t.index is not None:
-        p, p_y, c_y, log_p = label_parts(z, t, xp=xp, want_p=want_grad)
+        p, p_y, c_y, log_p, _, _ = label_parts(z, t, xp=xp, want_p=want_grad)
         loss = -alpha * log_p - beta * A * c_y
         if p is None:
             return loss, None
@@ -93,6 +127,10 @@ def _sce_check(
 def _nce_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool
 ) -> tuple[Array, Array | None]:
+    if t.index is not None:
+        return _nce_index(
+            z, t, xp=xp, want_grad=want_grad, alpha=1.0, beta=0.0, kappa=0.0
+        )
     p, c, w, log_s = _softmax_parts(z, xp=xp)
     nce, grad = _nce(p, c, w, log_s, _residual(p, c, t.probs), t, xp=xp)
     return nce, (grad if want_grad else None)
@@ -102,6 +140,10 @@ def _nce_rce_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool,
     alpha: float, beta: float, A: float,
 ) -> tuple[Array, Array | None]:  # fmt: skip
+    if t.index is not None:
+        return _nce_index(
+            z, t, xp=xp, want_grad=want_grad, alpha=alpha, beta=beta, kappa=-A
+        )
     p, c, w, log_s = _softmax_parts(z, xp=xp)
     resid = _residual(p, c, t.probs)
     nce, nce_grad = _nce(p, c, w, log_s, resid, t, xp=xp)
@@ -119,6 +161,10 @@ def _nce_rce_check(
 def _nce_mae_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool, alpha: float, beta: float
 ) -> tuple[Array, Array | None]:
+    if t.index is not None:
+        return _nce_index(
+            z, t, xp=xp, want_grad=want_grad, alpha=alpha, beta=beta, kappa=2.0
+        )
     p, c, w, log_s = _softmax_parts(z, xp=xp)
     nce, nce_grad = _nce(p, c, w, log_s, _residual(p, c, t.probs), t, xp=xp)
     mae, mae_grad = _expectation_rows(z, t, xp=xp, want_grad=want_grad)

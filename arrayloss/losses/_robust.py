@@ -45,16 +45,19 @@ Scalar = Callable[..., Array]
 
 
 def label_parts(
-    z: Array, t: Targets, *, xp: Namespace, want_p: bool
-) -> tuple[Array | None, Array, Array, Array]:
+    z: Array, t: Targets, *, xp: Namespace, want_p: bool, want_wsum: bool = False
+) -> tuple[Array | None, Array, Array, Array, Array, Array | None]:
     """For index labels: ``p = softmax(z)`` (fresh, or ``None`` unless ``want_p``),
-    ``p_y``, ``c_y = 1 - p_y`` and ``log p_y``, shape ``(n,)``, without cancellation.
+    ``p_y``, ``c_y = 1 - p_y``, ``log p_y``, ``s = sum_j exp(z_j - max z)`` and
+    (if ``want_wsum``) ``sum_j (z_j - max z)``, each ``(n,)``, without cancellation.
 
     ``c_y`` is the sum of the other classes' exponentials over the total; ``log p_y``
     is ``-log1p(rest / e_y)`` where the label dominates (``p_y > 1/2``, so it is the
-    maximum and ``e_y = 1``), else ``w_y - log s`` (two terms of one sign).
+    maximum and ``e_y = 1``), else ``w_y - log s`` (two terms of one sign).  One
+    ``(n, C)`` array is created, and written in place where the namespace allows.
     """
     e = z - xp.max(z, axis=1, keepdims=True)
+    w_sum = xp.sum(e, axis=1) if want_wsum else None
     w_y = t.pick(e)
     e_y = xp.exp(w_y)
     e = _xp.exp_(e, xp=xp)
@@ -73,7 +76,7 @@ def label_parts(
     if want_p:
         p = e
         p /= s[:, None]
-    return p, e_y / s, rest / s, log_p
+    return p, e_y / s, rest / s, log_p, s, w_sum
 
 
 def through_label(
@@ -81,7 +84,11 @@ def through_label(
 ) -> Array:
     """``g_y (e_y - p)``, row by row, written into ``p`` where the namespace allows."""
     p *= -g_y[:, None]
-    value = g_y * c_y
+    return set_label(p, g_y * c_y, t, xp=xp)
+
+
+def set_label(p: Array, value: Array, t: Targets, *, xp: Namespace) -> Array:
+    """``p`` with ``p[i, y_i] = value[i]``, in place where the namespace allows."""
     if _xp.scatter_supported(xp):
         rows = xp.arange(p.shape[0], device=_xp.xp_device(p))
         p[rows, t.index] = value
@@ -102,7 +109,7 @@ def _scalar_rows(f: Scalar, g: Scalar) -> Callable[..., tuple[Array, Array | Non
         z: Array, t: Targets, *, xp: Namespace, want_grad: bool, **params: Any
     ) -> tuple[Array, Array | None]:
         if t.index is not None:
-            p, p_y, c_y, log_p = label_parts(z, t, xp=xp, want_p=want_grad)
+            p, p_y, c_y, log_p, _, _ = label_parts(z, t, xp=xp, want_p=want_grad)
             loss = f(p_y, c_y, log_p, xp=xp, **params)
             if p is None:
                 return loss, None
