@@ -261,12 +261,12 @@ def _sparsemax_loss_rows(
         gap_y = xp.clip(-u_y, min=0.0)  # (tau - x_y)_+
         g, _ = _label_grad(p, t, xp=xp)
         # 1/2 ||p - e_y||^2 = 1/2 ||g||^2, with g_y = -(sum of the others) exact
-        loss = 0.5 * xp.vecdot(g, g, axis=1) + gap_y
+        loss = 0.5 * xp.vecdot(g, g, axis=-1) + gap_y
         return loss, (g if want_grad else None)
     q = t.probs
     d = p - q
     gap = xp.clip(tau - (z - m), min=0.0)
-    loss = 0.5 * xp.vecdot(d, d, axis=1) + xp.vecdot(q, gap, axis=1)
+    loss = 0.5 * xp.vecdot(d, d, axis=-1) + xp.vecdot(q, gap, axis=-1)
     return loss, (d if want_grad else None)
 
 
@@ -284,7 +284,7 @@ def _entmax15_loss_rows(
         gap_y = v_y - u_y
         g, rest = _label_grad(p, t, xp=xp)
         # sum_{j != y} v_j^3 = <g, v> + rest v_y  (g_y = -rest, g_j = p_j)
-        cube = xp.vecdot(g, v, axis=1) + rest * v_y
+        cube = xp.vecdot(g, v, axis=-1) + rest * v_y
         one_minus = rest / (1 + v_y)  # 1 - sqrt(p_y), exactly
         loss = (2 / 3) * (one_minus * one_minus * (2 + v_y) + cube) + 2 * gap_y
         return loss, (g if want_grad else None)
