@@ -43,50 +43,56 @@ __all__ = [
 # ----------------------------------------------------------------------------- maps
 
 
-def _support(srt: Array, ok: Array, *, xp: Namespace) -> Array:
-    """``(..., 1)`` index of the last sorted entry in the support (``ok`` is true
-    for the leading ranks ``1..k*``), as an integer array."""
-    dtype = _xp.default_int(xp, _xp.xp_device(srt))
-    return xp.sum(xp.astype(ok, dtype), axis=-1, keepdims=True) - 1
+def _support(ok: Array, *, xp: Namespace) -> Array:
+    """``(..., 1)`` integer index of the last sorted entry in the support (``ok``
+    is true for the leading ranks ``1..k*``)."""
+    k = xp.sum(xp.astype(ok, xp.float32), axis=-1, keepdims=True)  # exact: C < 2^24
+    return xp.astype(k, _xp.default_int(xp, _xp.xp_device(ok))) - 1
 
 
-def _sort_desc(x: Array, *, xp: Namespace) -> Array:
-    # only the values matter: an unstable sort is several times faster
-    return xp.sort(x, axis=-1, descending=True, stable=False)
+def _sort_neg(x: Array, *, xp: Namespace) -> Array:
+    """``-x`` sorted increasing along the last axis, i.e. ``-x_(k)`` with ``x_(k)``
+    the decreasing order statistics: a contiguous array (a descending sort is a
+    reversed view on some namespaces, and cumulative sums over it are slow).  Only
+    the values matter, so the sort need not be stable."""
+    return xp.sort(-x, axis=-1, stable=False)
 
 
 def sparsemax_threshold(x: Array, *, xp: Namespace) -> Array:
     """``tau`` with ``sum_j (x_j - tau)_+ = 1`` along the last axis, ``(..., 1)``;
     ``x`` is max-shifted (its maximum is 0) and clipped at -2."""
     n_classes = x.shape[-1]
-    srt = _sort_desc(x, xp=xp)
+    s = _sort_neg(x, xp=xp)
     rank = xp.arange(1, n_classes + 1, dtype=x.dtype, device=_xp.xp_device(x))
-    # tau_k = (sum_{j<=k} x_(j) - 1) / k, in the cumulative sum's own buffer; the
+    # -tau_k = (1 - sum_{j<=k} x_(j)) / k in the cumulative sum's own buffer; the
     # support is the ranks with x_(k) > tau_k, and tau = tau_{k*}
-    tau = xp.cumulative_sum(srt, axis=-1)
-    tau -= 1
-    tau /= rank
-    last = _support(srt, srt > tau, xp=xp)
-    return _xp.take_along_axis(tau, last, xp=xp, axis=-1)
+    neg_tau = xp.cumulative_sum(s, axis=-1)
+    neg_tau += 1
+    neg_tau /= rank
+    last = _support(s < neg_tau, xp=xp)
+    return -_xp.take_along_axis(neg_tau, last, xp=xp, axis=-1)
 
 
 def entmax15_threshold(x: Array, *, xp: Namespace) -> Array:
     """``tau`` with ``sum_j (x_j - tau)_+^2 = 1`` along the last axis, ``(..., 1)``;
     ``x`` (half the scores) is max-shifted and clipped at -2."""
     n_classes = x.shape[-1]
-    srt = _sort_desc(x, xp=xp)
+    s = _sort_neg(x, xp=xp)
     rank = xp.arange(1, n_classes + 1, dtype=x.dtype, device=_xp.xp_device(x))
-    csum = xp.cumulative_sum(srt, axis=-1)
-    mean = csum / rank
-    mean_sq = xp.cumulative_sum(srt * srt, axis=-1) / rank
-    delta = (1 - rank * (mean_sq - mean * mean)) / rank
-    tau = mean - xp.sqrt(xp.clip(delta, min=0.0))
-    last = _support(srt, tau <= srt, xp=xp)
+    neg_mean = xp.cumulative_sum(s, axis=-1)
+    neg_mean /= rank
+    delta = xp.cumulative_sum(s * s, axis=-1)
+    delta /= rank
+    delta -= neg_mean * neg_mean  # the variance of the top k ...
+    delta = 1 / rank - delta  # ... and delta_k = (1 - k var_k) / k
+    neg_mean += xp.sqrt(xp.clip(delta, min=0.0))  # -tau_k
+    last = _support(neg_mean >= s, xp=xp)
     # certified finish: the closed form on the support, with a two-pass variance
     k = xp.astype(last + 1, x.dtype)
-    m = _xp.take_along_axis(csum, last, xp=xp, axis=-1) / k
-    kth = _xp.take_along_axis(srt, last, xp=xp, axis=-1)
-    dev = xp.where(x >= kth, x - m, xp.zeros_like(x))
+    inside = x >= -_xp.take_along_axis(s, last, xp=xp, axis=-1)
+    zero = xp.zeros_like(x)
+    m = xp.sum(xp.where(inside, x, zero), axis=-1, keepdims=True) / k
+    dev = xp.where(inside, x - m, zero)
     d = (1 - xp.vecdot(dev, dev, axis=-1)[..., None]) / k
     return m - xp.sqrt(xp.clip(d, min=0.0))
 
