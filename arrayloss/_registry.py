@@ -149,6 +149,46 @@ LOSSES: Mapping[str, LossInfo] = MappingProxyType(
             "truncated_topk_entropy", L.truncated_topk_entropy, L.truncated_topk_entropy_and_grad, "index",
             "Lapin truncated top-k entropy, drops the k-1 strongest competitors",
         ),
+        "focal": _info(
+            "focal", L.focal, L.focal_and_grad, "index|soft",
+            "focal loss -(1 - p_y)^gamma log p_y (Lin et al. 2017); gamma=0 is CE",
+        ),
+        "generalized_cross_entropy": _info(
+            "generalized_cross_entropy", L.generalized_cross_entropy, L.generalized_cross_entropy_and_grad, "index|soft",
+            "generalized CE (1 - p_y^q)/q (Zhang & Sabuncu 2018); q->0 CE, q=1 expectation/2",
+        ),
+        "symmetric_cross_entropy": _info(
+            "symmetric_cross_entropy", L.symmetric_cross_entropy, L.symmetric_cross_entropy_and_grad, "index|soft",
+            "alpha CE + beta reverse CE, log 0 = A (Wang et al. 2019)",
+        ),
+        "normalized_cross_entropy": _info(
+            "normalized_cross_entropy", L.normalized_cross_entropy, L.normalized_cross_entropy_and_grad, "index|soft",
+            "CE / sum_j(-log p_j), in [0, 1] (Ma et al. 2020)",
+        ),
+        "nce_rce": _info(
+            "nce_rce", L.nce_rce, L.nce_rce_and_grad, "index|soft",
+            "active-passive alpha NCE + beta RCE (Ma et al. 2020)",
+        ),
+        "nce_mae": _info(
+            "nce_mae", L.nce_mae, L.nce_mae_and_grad, "index|soft",
+            "active-passive alpha NCE + beta MAE, MAE = expectation (Ma et al. 2020)",
+        ),
+        "poly1": _info(
+            "poly1", L.poly1, L.poly1_and_grad, "index|soft",
+            "Poly-1 CE + epsilon (1 - p_y) (Leng et al. 2022); epsilon=0 is CE",
+        ),
+        "taylor_cross_entropy": _info(
+            "taylor_cross_entropy", L.taylor_cross_entropy, L.taylor_cross_entropy_and_grad, "index|soft",
+            "Taylor CE sum_{i<=t} (1 - p_y)^i / i (Feng et al. 2020)",
+        ),
+        "sparsemax_loss": _info(
+            "sparsemax_loss", L.sparsemax_loss, L.sparsemax_loss_and_grad, "index|soft",
+            "sparsemax Fenchel-Young loss (Martins & Astudillo 2016); grad sparsemax(s) - t",
+        ),
+        "entmax15_loss": _info(
+            "entmax15_loss", L.entmax15_loss, L.entmax15_loss_and_grad, "index|soft",
+            "1.5-entmax Fenchel-Young loss (Peters et al. 2019); grad entmax15(s) - t",
+        ),
         "keras.categorical_crossentropy": _info(
             "keras.categorical_crossentropy", K.categorical_crossentropy, K.categorical_crossentropy_and_grad, "index|soft",
             "Keras CCE on a softmax output (its exact logits path); equals cross_entropy",
@@ -206,11 +246,18 @@ LOSSES: Mapping[str, LossInfo] = MappingProxyType(
 
 
 def get_loss(name: str) -> LossInfo:
-    """The registry entry for ``name``, or a `ValueError` suggesting close names."""
+    """The registry entry for ``name`` (built in, or added with
+    `arrayloss.register_loss`), or a `ValueError` suggesting close names."""
+    from ._user import USER_LOSSES
+
     try:
         return LOSSES[name]
     except (KeyError, TypeError):
-        close = difflib.get_close_matches(str(name), LOSSES, n=3)
+        pass
+    try:
+        return USER_LOSSES[name]
+    except (KeyError, TypeError):
+        close = difflib.get_close_matches(str(name), [*LOSSES, *USER_LOSSES], n=3)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         msg = f"unknown loss {name!r}{hint} (`arrayloss list` shows all {len(LOSSES)})"
         raise ValueError(msg) from None

@@ -28,6 +28,7 @@ _TABLES = (
     "._keras",
     "._lapin",
     "._topk",
+    "._sparse",
 )
 
 

@@ -137,8 +137,13 @@ def parse_loss_spec(spec: str) -> tuple[str, dict[str, Any]]:
     checked here: `check_loss_params` does that once the number of classes is known.
     """
     from arrayloss._registry import LOSSES
+    from arrayloss._user import USER_LOSSES, import_spec
 
-    catalogue = {name: info.params for name, info in LOSSES.items()}
+    try:
+        spec = import_spec(spec)  # package.module:function[:k=v,...]
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    catalogue = {n: i.params for n, i in {**LOSSES, **USER_LOSSES}.items()}
     return parse_spec(spec, catalogue, what="loss")
 
 

@@ -1,0 +1,463 @@
+"""Symmetric cross-entropy, normalized cross-entropy and the active-passive pairs
+NCE+RCE and NCE+MAE: the label-noise losses of Wang et al. (2019) and Ma et al.
+(2020).
+
+Shared parts: the reverse cross-entropy ``RCE = -sum_k p_k log t_k`` with
+``log 0 := A``, and the normalized cross-entropy ``NCE = CE / sum_j (-log p_j)``,
+both from the exact softmax parts of `_janocha._softmax_parts`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .._api import Kernel, Targets
+from .._typing import Array, Namespace
+from .._validation import check_real
+from ._janocha import _expectation_rows, _residual, _softmax_parts
+from ._robust import (
+    _COMMON_DOC,
+    _GRAD_DOC,
+    _TAIL_DOC,
+    label_parts,
+    set_label,
+    through_label,
+)
+
+__all__ = [
+    "nce_mae",
+    "nce_mae_and_grad",
+    "nce_rce",
+    "nce_rce_and_grad",
+    "normalized_cross_entropy",
+    "normalized_cross_entropy_and_grad",
+    "symmetric_cross_entropy",
+    "symmetric_cross_entropy_and_grad",
+]
+
+
+def _rce(
+    p: Array, c: Array, resid: Array, t: Targets, A: float, *, xp: Namespace
+) -> tuple[Array, Array]:
+    """RCE and its gradient from the softmax parts (``resid = p - t``)."""
+    if t.index is not None:
+        # -A sum_{k != y} p_k = -A (1 - p_y); gradient A p_y (e_y - p).
+        return -A * t.pick(c), (-A * t.pick(p))[:, None] * resid
+    q = t.probs
+    has = q > 0
+    log_q = xp.where(has, xp.log(xp.where(has, q, xp.ones_like(q))), xp.full_like(q, A))
+    mean = xp.sum(p * log_q, axis=1, keepdims=True)
+    return -mean[:, 0], -p * (log_q - mean)
+
+
+def _nce(
+    p: Array, c: Array, w: Array, log_s: Array, resid: Array, t: Targets,
+    *, xp: Namespace,
+) -> tuple[Array, Array]:  # fmt: skip
+    """NCE = CE / sum_j(-log p_j) and its gradient ``((p - t) - NCE (C p - 1)) / U``."""
+    nl = log_s - w  # -log p >= 0: the sum has no cancellation
+    u = xp.sum(nl, axis=1, keepdims=True)
+    ce = t.pick(nl) if t.index is not None else xp.sum(t.probs * nl, axis=1)
+    nce = ce / u[:, 0]
+    n_classes = p.shape[1]
+    return nce, (resid - nce[:, None] * (n_classes * p - 1)) / u
+
+
+def _nce_index(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool,
+    alpha: float, beta: float, kappa: float,
+) -> tuple[Array, Array | None]:  # fmt: skip
+    """``alpha NCE + beta kappa (1 - p_y)`` for index labels, with one ``(n, C)``
+    array: RCE is ``kappa = -A``, MAE ``kappa = 2``.
+
+    ``U = sum_j(-log p_j) = C log s - sum_j w_j`` (``w = z - max z <= 0``: two
+    terms of one sign), and the gradient is ``a p + b`` off the label with
+    ``a = alpha (1 - C NCE) / U + beta kappa p_y``, ``b = alpha NCE / U``.
+    """
+    p, p_y, c_y, log_p, s, w_sum = label_parts(
+        z, t, xp=xp, want_p=want_grad, want_wsum=True
+    )
+    n_classes = z.shape[1]
+    u = n_classes * xp.log(s) - w_sum
+    nce = -log_p / u
+    loss = alpha * nce + (beta * kappa) * c_y
+    if p is None:
+        return loss, None
+    a = alpha * (1 - n_classes * nce) / u + (beta * kappa) * p_y
+    p *= a[:, None]
+    p += (alpha * nce / u)[:, None]
+    g_y = alpha * (-c_y - nce * (n_classes * p_y - 1)) / u - (beta * kappa) * p_y * c_y
+    return loss, set_label(p, g_y, t, xp=xp)
+
+
+def _check_ab(alpha: float, beta: float) -> dict[str, float]:
+    return {
+        "alpha": check_real("alpha", alpha, low=0),
+        "beta": check_real("beta", beta, low=0),
+    }
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+def _sce_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool,
+    alpha: float, beta: float, A: float,
+) -> tuple[Array, Array | None]:  # fmt: skip
+    if t.index is not None:
+        p, p_y, c_y, log_p, _, _ = label_parts(z, t, xp=xp, want_p=want_grad)
+        loss = -alpha * log_p - beta * A * c_y
+        if p is None:
+            return loss, None
+        return loss, through_label(p, beta * A * p_y - alpha, c_y, t, xp=xp)
+    p, c, w, log_s = _softmax_parts(z, xp=xp)
+    resid = _residual(p, c, t.probs)
+    ce = log_s[:, 0] - xp.sum(t.probs * w, axis=1)
+    rce, rce_grad = _rce(p, c, resid, t, A, xp=xp)
+    loss = alpha * ce + beta * rce
+    return loss, (alpha * resid + beta * rce_grad if want_grad else None)
+
+
+def _sce_check(
+    *, alpha: float = 0.1, beta: float = 1.0, A: float = -4.0
+) -> dict[str, Any]:
+    return {**_check_ab(alpha, beta), "A": check_real("A", A, high=0)}
+
+
+def _nce_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool
+) -> tuple[Array, Array | None]:
+    if t.index is not None:
+        return _nce_index(
+            z, t, xp=xp, want_grad=want_grad, alpha=1.0, beta=0.0, kappa=0.0
+        )
+    p, c, w, log_s = _softmax_parts(z, xp=xp)
+    nce, grad = _nce(p, c, w, log_s, _residual(p, c, t.probs), t, xp=xp)
+    return nce, (grad if want_grad else None)
+
+
+def _nce_rce_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool,
+    alpha: float, beta: float, A: float,
+) -> tuple[Array, Array | None]:  # fmt: skip
+    if t.index is not None:
+        return _nce_index(
+            z, t, xp=xp, want_grad=want_grad, alpha=alpha, beta=beta, kappa=-A
+        )
+    p, c, w, log_s = _softmax_parts(z, xp=xp)
+    resid = _residual(p, c, t.probs)
+    nce, nce_grad = _nce(p, c, w, log_s, resid, t, xp=xp)
+    rce, rce_grad = _rce(p, c, resid, t, A, xp=xp)
+    loss = alpha * nce + beta * rce
+    return loss, (alpha * nce_grad + beta * rce_grad if want_grad else None)
+
+
+def _nce_rce_check(
+    *, alpha: float = 1.0, beta: float = 1.0, A: float = -4.0
+) -> dict[str, Any]:
+    return _sce_check(alpha=alpha, beta=beta, A=A)
+
+
+def _nce_mae_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, alpha: float, beta: float
+) -> tuple[Array, Array | None]:
+    if t.index is not None:
+        return _nce_index(
+            z, t, xp=xp, want_grad=want_grad, alpha=alpha, beta=beta, kappa=2.0
+        )
+    p, c, w, log_s = _softmax_parts(z, xp=xp)
+    nce, nce_grad = _nce(p, c, w, log_s, _residual(p, c, t.probs), t, xp=xp)
+    mae, mae_grad = _expectation_rows(z, t, xp=xp, want_grad=want_grad)
+    loss = alpha * nce + beta * mae
+    if mae_grad is None:
+        return loss, None
+    return loss, alpha * nce_grad + beta * mae_grad
+
+
+def _nce_mae_check(*, alpha: float = 1.0, beta: float = 1.0) -> dict[str, Any]:
+    return _check_ab(alpha, beta)
+
+
+_SCE = Kernel("symmetric_cross_entropy", _sce_rows, check_params=_sce_check)
+_NCE = Kernel("normalized_cross_entropy", _nce_rows, min_classes=2)
+_NCE_RCE = Kernel("nce_rce", _nce_rce_rows, min_classes=2, check_params=_nce_rce_check)
+_NCE_MAE = Kernel("nce_mae", _nce_mae_rows, min_classes=2, check_params=_nce_mae_check)
+
+_RCE_DOC = r"""
+    The reverse cross-entropy is
+
+    .. math::
+
+        \mathrm{RCE}(s, t) = -\sum_k p_k \log t_k \quad (\log 0 := A),
+        \qquad \frac{\partial\, \mathrm{RCE}}{\partial s}
+            = -p \odot (L - \langle p, L \rangle), \quad L_k = \log t_k,
+
+    for a one-hot target ``-A (1 - p_y)``, with gradient ``A p_y (e_y - p)``."""
+
+_NCE_DOC = r"""
+    The normalized cross-entropy divides CE by its sum over all labels:
+
+    .. math::
+
+        \mathrm{NCE}(s, t) = \frac{-\sum_k t_k \log p_k}{-\sum_j \log p_j} = \frac{N}{U},
+        \qquad \frac{\partial\, \mathrm{NCE}}{\partial s}
+            = \frac{(p - t) - \mathrm{NCE}\,(C p - 1)}{U},
+
+    in [0, 1]; both sums have terms of one sign (no cancellation)."""
+
+_MA_REF = """
+    .. [1] X. Ma, H. Huang, Y. Wang, S. Romano, S. Erfani and J. Bailey,
+       "Normalized Loss Functions for Deep Learning with Noisy Labels",
+       ICML 2020, arXiv:2006.13554."""
+
+
+def symmetric_cross_entropy(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    alpha: float = 0.1,
+    beta: float = 1.0,
+    A: float = -4.0,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Symmetric cross-entropy (Wang et al. 2019): ``alpha CE + beta RCE``.
+    {rce}
+
+    So for a one-hot target
+
+    .. math::
+
+        \ell(s, y) = -\alpha \log p_y - \beta A (1 - p_y),
+        \qquad \frac{\partial \ell}{\partial s} = (\beta A p_y - \alpha)(e_y - p).
+
+    ``beta = 0`` is ``alpha`` times :func:`cross_entropy`.  The defaults are the
+    paper's CIFAR-10 setting.  ``log p_y`` comes from the log-softmax and
+    ``1 - p_y`` is the exact complement.
+
+    Parameters
+    ----------{common}
+    alpha, beta : float >= 0
+        Weights of CE and RCE.
+    A : float <= 0
+        The value that stands for ``log 0`` in RCE.{tail}
+
+    References
+    ----------
+    .. [1] Y. Wang, X. Ma, Z. Chen, Y. Luo, J. Yi and J. Bailey, "Symmetric Cross
+       Entropy for Robust Learning with Noisy Labels", ICCV 2019,
+       arXiv:1908.06112.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.symmetric_cross_entropy(s, np.array([2]))):.6f}")
+    4.324166
+    """
+    return _SCE.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        alpha=alpha, beta=beta, A=A,
+    )  # fmt: skip
+
+
+def symmetric_cross_entropy_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    alpha: float = 0.1,
+    beta: float = 1.0,
+    A: float = -4.0,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    return _SCE.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        alpha=alpha, beta=beta, A=A,
+    )  # fmt: skip
+
+
+def normalized_cross_entropy(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Normalized cross-entropy (Ma et al. 2020), robust to symmetric label noise.
+    {nce}
+
+    It needs ``C >= 2`` classes (then ``U >= log 2``).
+
+    Parameters
+    ----------{common}{tail}
+
+    References
+    ----------{ma}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.normalized_cross_entropy(s, np.array([2]))):.6f}")
+    0.348783
+    """
+    return _NCE.value(logits, labels, axis=axis, reduction=reduction, weights=weights)
+
+
+def normalized_cross_entropy_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    return _NCE.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def nce_rce(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    A: float = -4.0,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""The active-passive loss NCE+RCE (Ma et al. 2020): ``alpha NCE + beta RCE``.
+    {nce}
+    {rce}
+
+    The defaults ``alpha = beta = 1`` are the paper's CIFAR-10 setting.
+
+    Parameters
+    ----------{common}
+    alpha, beta : float >= 0
+        Weights of NCE (active) and RCE (passive).
+    A : float <= 0
+        The value that stands for ``log 0`` in RCE.{tail}
+
+    References
+    ----------{ma}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.nce_rce(s, np.array([2]))):.6f}")
+    4.274429
+    """
+    return _NCE_RCE.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        alpha=alpha, beta=beta, A=A,
+    )  # fmt: skip
+
+
+def nce_rce_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    A: float = -4.0,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    return _NCE_RCE.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        alpha=alpha, beta=beta, A=A,
+    )  # fmt: skip
+
+
+def nce_mae(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""The active-passive loss NCE+MAE (Ma et al. 2020): ``alpha NCE + beta MAE``.
+    {nce}
+
+    MAE is the paper's ``sum_k |p_k - t_k|``, :func:`expectation` (``2 (1 - p_y)``
+    for a one-hot target, gradient ``-2 p_y (e_y - p)``; it has kinks where
+    ``p_k = t_k`` for soft targets).  The defaults ``alpha = beta = 1`` are the
+    paper's CIFAR-10 setting.
+
+    Parameters
+    ----------{common}
+    alpha, beta : float >= 0
+        Weights of NCE (active) and MAE (passive).{tail}
+
+    References
+    ----------{ma}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.nce_mae(s, np.array([2]))):.6f}")
+    2.311606
+    """
+    return _NCE_MAE.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        alpha=alpha, beta=beta,
+    )  # fmt: skip
+
+
+def nce_mae_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    alpha: float = 1.0,
+    beta: float = 1.0,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    return _NCE_MAE.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        alpha=alpha, beta=beta,
+    )  # fmt: skip
+
+
+_PARTS = {
+    "{common}": _COMMON_DOC, "{tail}": _TAIL_DOC, "{rce}": _RCE_DOC,
+    "{nce}": _NCE_DOC, "{ma}": _MA_REF,
+}  # fmt: skip
+for _f in (symmetric_cross_entropy, normalized_cross_entropy, nce_rce, nce_mae):
+    if _f.__doc__:  # None under python -OO
+        for _key, _text in _PARTS.items():
+            _f.__doc__ = _f.__doc__.replace(_key, _text)
+for _f in (
+    symmetric_cross_entropy_and_grad,
+    normalized_cross_entropy_and_grad,
+    nce_rce_and_grad,
+    nce_mae_and_grad,
+):
+    _f.__doc__ = _GRAD_DOC.replace("{name}", _f.__name__.removesuffix("_and_grad"))
+del _f

@@ -1,0 +1,445 @@
+"""Sparse probability mappings, sparsemax and 1.5-entmax, and their Fenchel–Young
+losses.
+
+Both mappings are ``p = [(alpha - 1) z - tau]_+^{1/(alpha - 1)}`` (``alpha = 2``:
+sparsemax, ``alpha = 1.5``: entmax-1.5) with the threshold ``tau`` that makes ``p``
+sum to one, found exactly by sorting (Martins & Astudillo 2016; Peters, Niculae &
+Martins 2019, Algorithm 2).  After the max shift every threshold lies in
+``[-1, 0]``, so scores below ``-2`` are clipped there before the cumulative sums:
+they never enter the support, and the sums stay of the size of the support.  The
+threshold is then recomputed from the support alone (for entmax-1.5 with a
+two-pass variance), so it does not carry the cumulative sums' rounding.
+
+The Fenchel–Young loss ``L(z, t) = Omega*(z) + Omega(t) - <z, t>`` has the gradient
+``mapping(z) - t``.  With ``u = (alpha - 1) z - tau`` and ``v = u_+`` it is a sum of
+non-negative terms (no cancellation, zero exactly when ``p = t``):
+
+- sparsemax: ``1/2 ||p - t||^2 + sum_j t_j (v_j - u_j)``;
+- entmax-1.5: ``sum_j 2/3 (sqrt(t_j) - v_j)^2 (2 sqrt(t_j) + v_j) + 2 t_j (v_j - u_j)``.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from array_api_compat import is_dask_namespace, is_jax_namespace
+
+from .. import _xp
+from .._api import Kernel, Targets
+from .._typing import Array, Namespace
+from ._robust import _COMMON_DOC, _GRAD_DOC, _TAIL_DOC
+
+__all__ = [
+    "entmax15",
+    "entmax15_loss",
+    "entmax15_loss_and_grad",
+    "sparsemax",
+    "sparsemax_loss",
+    "sparsemax_loss_and_grad",
+]
+
+# ----------------------------------------------------------------------------- maps
+
+
+def _support(ok: Array, *, xp: Namespace) -> Array:
+    """``(..., 1)`` integer index of the last sorted entry in the support (``ok``
+    is true for the leading ranks ``1..k*``)."""
+    k = xp.sum(xp.astype(ok, xp.float32), axis=-1, keepdims=True)  # exact: C < 2^24
+    return xp.astype(k, _xp.default_int(xp, _xp.xp_device(ok))) - 1
+
+
+def _sort_neg(x: Array, *, xp: Namespace) -> Array:
+    """``-x`` sorted increasing along the last axis, i.e. ``-x_(k)`` with ``x_(k)``
+    the decreasing order statistics: a contiguous array (a descending sort is a
+    reversed view on some namespaces, and cumulative sums over it are slow).  Only
+    the values matter, so the sort need not be stable."""
+    return xp.sort(-x, axis=-1, stable=False)
+
+
+def sparsemax_threshold(x: Array, *, xp: Namespace) -> Array:
+    """``tau`` with ``sum_j (x_j - tau)_+ = 1`` along the last axis, ``(..., 1)``;
+    ``x`` is max-shifted (its maximum is 0) and clipped at -2."""
+    n_classes = x.shape[-1]
+    s = _sort_neg(x, xp=xp)
+    rank = xp.arange(1, n_classes + 1, dtype=x.dtype, device=_xp.xp_device(x))
+    # -tau_k = (1 - sum_{j<=k} x_(j)) / k in the cumulative sum's own buffer; the
+    # support is the ranks with x_(k) > tau_k, and tau = tau_{k*}
+    neg_tau = xp.cumulative_sum(s, axis=-1)
+    neg_tau += 1
+    neg_tau /= rank
+    last = _support(s < neg_tau, xp=xp)
+    return -_xp.take_along_axis(neg_tau, last, xp=xp, axis=-1)
+
+
+def entmax15_threshold(x: Array, *, xp: Namespace) -> Array:
+    """``tau`` with ``sum_j (x_j - tau)_+^2 = 1`` along the last axis, ``(..., 1)``;
+    ``x`` (half the scores) is max-shifted and clipped at -2."""
+    n_classes = x.shape[-1]
+    s = _sort_neg(x, xp=xp)
+    rank = xp.arange(1, n_classes + 1, dtype=x.dtype, device=_xp.xp_device(x))
+    neg_mean = xp.cumulative_sum(s, axis=-1)
+    neg_mean /= rank
+    delta = xp.cumulative_sum(s * s, axis=-1)
+    delta /= rank
+    delta -= neg_mean * neg_mean  # the variance of the top k ...
+    delta = 1 / rank - delta  # ... and delta_k = (1 - k var_k) / k
+    neg_mean += xp.sqrt(xp.clip(delta, min=0.0))  # -tau_k
+    last = _support(neg_mean >= s, xp=xp)
+    # certified finish: the closed form on the support, with a two-pass variance
+    k = xp.astype(last + 1, x.dtype)
+    inside = x >= -_xp.take_along_axis(s, last, xp=xp, axis=-1)
+    zero = xp.zeros_like(x)
+    m = xp.sum(xp.where(inside, x, zero), axis=-1, keepdims=True) / k
+    dev = xp.where(inside, x - m, zero)
+    d = (1 - xp.vecdot(dev, dev, axis=-1)[..., None]) / k
+    return m - xp.sqrt(xp.clip(d, min=0.0))
+
+
+def _shifted(z: Array, scale: float, *, xp: Namespace) -> tuple[Array, Array]:
+    """``scale (z - max z)`` clipped at -2 along the last axis (one fresh array),
+    and ``max z``."""
+    m = xp.max(z, axis=-1, keepdims=True)
+    x = xp.clip(z, min=m - 2 / scale)
+    x -= m  # our own array (JAX and Dask rebind)
+    if scale != 1:
+        x *= scale
+    return x, m
+
+
+def _sparsemax_last(z: Array, *, xp: Namespace) -> Array:
+    xc, _ = _shifted(z, 1.0, xp=xp)
+    xc -= sparsemax_threshold(xc, xp=xp)
+    return xp.clip(xc, min=0.0)
+
+
+def _entmax15_last(z: Array, *, xp: Namespace) -> Array:
+    xc, _ = _shifted(z, 0.5, xp=xp)
+    xc -= entmax15_threshold(xc, xp=xp)
+    v = xp.clip(xc, min=0.0)
+    v *= v
+    return v
+
+
+def _mapping(z: Array, axis: int, fn: Callable[..., Array], name: str) -> Array:
+    xp = _xp.array_namespace(z)
+    z = _xp.as_floating(z, "z", xp=xp)
+    if z.ndim < 1:
+        msg = f"`{name}` needs at least one dimension (the class axis); got a 0-d array"
+        raise ValueError(msg)
+    if isinstance(axis, bool) or not isinstance(axis, int):
+        msg = f"`axis` must be an integer (got axis={axis!r})"
+        raise TypeError(msg)
+    if not -z.ndim <= axis < z.ndim:
+        msg = f"`axis` {axis} is out of range for `z` with {z.ndim} dimensions"
+        raise ValueError(msg)
+    axis %= z.ndim
+    last = axis == z.ndim - 1
+    x = z if last else xp.moveaxis(z, axis, -1)
+    if is_dask_namespace(xp):
+        x = x.rechunk({x.ndim - 1: -1})
+        out = x.map_blocks(lambda b: fn(b, xp=_xp.array_namespace(b)), dtype=x.dtype)
+    elif is_jax_namespace(xp) and not _xp.is_jax_tracer(x):
+        out = _jax_program(fn)(x)  # one compiled program, not ~30 dispatches
+    else:
+        out = fn(x, xp=xp)
+    return out if last else xp.moveaxis(out, -1, axis)
+
+
+@functools.lru_cache(maxsize=4)
+def _jax_program(fn: Callable[..., Array]) -> Any:
+    import jax
+
+    return jax.jit(lambda x: fn(x, xp=_xp.array_namespace(x)))
+
+
+def sparsemax(z: Array, /, axis: int = -1) -> Array:
+    r"""Sparsemax, the Euclidean projection onto the probability simplex.
+
+    .. math::
+
+        \operatorname{sparsemax}(z) = \operatorname*{argmin}_{p \in \Delta}
+            \lVert p - z \rVert^2 = [z - \tau(z)]_+,
+        \qquad \tau = \frac{\sum_{j \le k} z_{(j)} - 1}{k},
+
+    with ``k`` the largest rank such that ``1 + k z_(k) > sum_{j<=k} z_(j)``
+    (``z_(j)`` sorted decreasing).  Exact, by one sort along ``axis``; a score far
+    above the others gives an exactly one-hot row.  Its Jacobian is
+    ``diag(s) - s s^T / |S|`` on the support ``S`` (``s`` its indicator).
+
+    Parameters
+    ----------
+    z : array
+        Real scores; integer arrays are promoted to the default float.
+    axis : int
+        The class axis.
+
+    Returns
+    -------
+    array
+        Probabilities of ``z``'s shape, dtype and device, summing to 1 along
+        ``axis``, with zeros outside the support.
+
+    References
+    ----------
+    .. [1] A. F. T. Martins and R. F. Astudillo, "From Softmax to Sparsemax: A
+       Sparse Model of Attention and Multi-Label Classification", ICML 2016,
+       arXiv:1602.02068.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> print(al.sparsemax(np.array([1.0, 0.5, -1.0])))
+    [0.75 0.25 0.  ]
+    """
+    return _mapping(z, axis, _sparsemax_last, "sparsemax")
+
+
+def entmax15(z: Array, /, axis: int = -1) -> Array:
+    r"""1.5-entmax (Peters, Niculae & Martins 2019): between softmax and sparsemax.
+
+    .. math::
+
+        \operatorname{entmax}_{1.5}(z) = \operatorname*{argmax}_{p \in \Delta}
+            \langle p, z \rangle + \mathsf{H}^{\mathrm{T}}_{1.5}(p)
+            = \bigl[z/2 - \tau\bigr]_+^2,
+
+    with the Tsallis entropy ``H_1.5(p) = (1 - sum_j p_j^1.5) / 0.75`` and ``tau``
+    from the exact sort-based algorithm (Algorithm 2 of the paper), finished by the
+    closed form on the support.  Its Jacobian is ``diag(v) - v v^T / sum(v)`` with
+    ``v = sqrt(p)`` (times 1/2 for ``z``).
+
+    Parameters
+    ----------
+    z : array
+        Real scores; integer arrays are promoted to the default float.
+    axis : int
+        The class axis.
+
+    Returns
+    -------
+    array
+        Probabilities of ``z``'s shape, dtype and device, summing to 1 along
+        ``axis``, with zeros outside the support.
+
+    References
+    ----------
+    .. [1] B. Peters, V. Niculae and A. F. T. Martins, "Sparse Sequence-to-Sequence
+       Models", ACL 2019, arXiv:1905.05702.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> print(al.entmax15(np.array([1.0, 0.5, -3.0])))
+    [0.673... 0.326... 0.   ]
+    """
+    return _mapping(z, axis, _entmax15_last, "entmax15")
+
+
+# ----------------------------------------------------------------------------- losses
+
+
+def _label_grad(p: Array, t: Targets, *, xp: Namespace) -> tuple[Array, Array]:
+    """``p - e_y`` with ``p_y - 1`` written as minus the sum of the others, and
+    that sum, ``(n,)``; on our own ``p``, in place where the namespace allows."""
+    if _xp.scatter_supported(xp):
+        rows = xp.arange(p.shape[0], device=_xp.xp_device(p))
+        p[rows, t.index] = 0
+        rest = xp.sum(p, axis=1)
+        p[rows, t.index] = -rest
+        return p, rest
+    rest = xp.sum(xp.where(t.mask, xp.zeros_like(p), p), axis=1)
+    return xp.where(t.mask, -rest[:, None], p), rest
+
+
+def _sparsemax_loss_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool
+) -> tuple[Array, Array | None]:
+    xc, m = _shifted(z, 1.0, xp=xp)
+    tau = sparsemax_threshold(xc, xp=xp)
+    xc -= tau
+    p = xp.clip(xc, min=0.0)
+    if t.index is not None:
+        u_y = (t.pick(z) - m[:, 0]) - tau[:, 0]
+        gap_y = xp.clip(-u_y, min=0.0)  # (tau - x_y)_+
+        g, _ = _label_grad(p, t, xp=xp)
+        # 1/2 ||p - e_y||^2 = 1/2 ||g||^2, with g_y = -(sum of the others) exact
+        loss = 0.5 * xp.vecdot(g, g, axis=-1) + gap_y
+        return loss, (g if want_grad else None)
+    q = t.probs
+    d = p - q
+    gap = xp.clip(tau - (z - m), min=0.0)
+    loss = 0.5 * xp.vecdot(d, d, axis=-1) + xp.vecdot(q, gap, axis=-1)
+    return loss, (d if want_grad else None)
+
+
+def _entmax15_loss_rows(
+    z: Array, t: Targets, *, xp: Namespace, want_grad: bool
+) -> tuple[Array, Array | None]:
+    xc, m = _shifted(z, 0.5, xp=xp)
+    tau = entmax15_threshold(xc, xp=xp)
+    xc -= tau
+    v = xp.clip(xc, min=0.0)
+    p = v * v
+    if t.index is not None:
+        u_y = 0.5 * (t.pick(z) - m[:, 0]) - tau[:, 0]
+        v_y = xp.clip(u_y, min=0.0)
+        gap_y = v_y - u_y
+        g, rest = _label_grad(p, t, xp=xp)
+        # sum_{j != y} v_j^3 = <g, v> + rest v_y  (g_y = -rest, g_j = p_j)
+        cube = xp.vecdot(g, v, axis=-1) + rest * v_y
+        one_minus = rest / (1 + v_y)  # 1 - sqrt(p_y), exactly
+        loss = (2 / 3) * (one_minus * one_minus * (2 + v_y) + cube) + 2 * gap_y
+        return loss, (g if want_grad else None)
+    q = t.probs
+    s = xp.sqrt(q)
+    d = s - v
+    gap = v - (0.5 * (z - m) - tau)
+    terms = (2 / 3) * d * d * (2 * s + v) + 2 * q * gap
+    return xp.sum(terms, axis=1), (p - q if want_grad else None)
+
+
+# On JAX each kernel is one compiled program per shape (about 30 operations).
+_SPARSEMAX = Kernel("sparsemax_loss", _sparsemax_loss_rows, jax_compile=())
+_ENTMAX15 = Kernel("entmax15_loss", _entmax15_loss_rows, jax_compile=())
+
+
+def sparsemax_loss(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""Sparsemax loss (Martins & Astudillo 2016), the Fenchel–Young loss of
+    :func:`sparsemax`.
+
+    .. math::
+
+        \ell(z, t) = \tfrac12 \lVert p - t \rVert^2
+            + \sum_j t_j\, (\tau - z_j)_+,
+        \quad p = \operatorname{sparsemax}(z),
+        \qquad \frac{\partial \ell}{\partial z} = p - t;
+
+    for a one-hot target this is the paper's
+    ``-z_y + 1/2 sum_{j in S} (z_j^2 - tau^2) + 1/2``, written as a sum of
+    non-negative terms.  It is zero exactly when ``sparsemax(z) = t``, convex, and
+    its gradient is continuous but piecewise linear: it has kinks where the support
+    changes (``z_j = tau``), declared for `arrayloss.gradcheck`.  Optax's
+    ``sparsemax_loss`` / ``multiclass_sparsemax_loss`` compute the same values.
+
+    Parameters
+    ----------{common}{tail}
+
+    References
+    ----------
+    .. [1] A. F. T. Martins and R. F. Astudillo, "From Softmax to Sparsemax: A
+       Sparse Model of Attention and Multi-Label Classification", ICML 2016,
+       arXiv:1602.02068.
+    .. [2] M. Blondel, A. F. T. Martins and V. Niculae, "Learning with
+       Fenchel-Young Losses", JMLR 21(35), 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.sparsemax_loss(s, np.array([2]))):.6f}")
+    3.440000
+    """
+    return _SPARSEMAX.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def sparsemax_loss_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    return _SPARSEMAX.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def entmax15_loss(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> Array:
+    r"""1.5-entmax loss (Peters, Niculae & Martins 2019), the Fenchel–Young loss
+    of :func:`entmax15`.
+
+    .. math::
+
+        \ell(z, t) = \langle z, p - t \rangle + \mathsf{H}_{1.5}(p)
+            - \mathsf{H}_{1.5}(t),
+        \quad p = \operatorname{entmax}_{1.5}(z),
+        \quad \mathsf{H}_{1.5}(p) = \frac{1 - \sum_j p_j^{3/2}}{0.75},
+        \qquad \frac{\partial \ell}{\partial z} = p - t,
+
+    computed as the sum of non-negative terms
+    ``2/3 (sqrt(t_j) - v_j)^2 (2 sqrt(t_j) + v_j) + 2 t_j (v_j - u_j)`` with
+    ``u = z/2 - tau`` and ``v = sqrt(p) = u_+``: zero exactly when ``p = t``, and
+    accurate for confident rows.  For index labels it equals the ``entmax``
+    package's ``Entmax15Loss``.  Smooth (twice differentiable; the third derivative
+    jumps where the support changes, declared for `arrayloss.gradcheck`).
+
+    Parameters
+    ----------{common}{tail}
+
+    References
+    ----------
+    .. [1] B. Peters, V. Niculae and A. F. T. Martins, "Sparse Sequence-to-Sequence
+       Models", ACL 2019, arXiv:1905.05702.
+    .. [2] M. Blondel, A. F. T. Martins and V. Niculae, "Learning with
+       Fenchel-Young Losses", JMLR 21(35), 2020.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import arrayloss as al
+    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    >>> print(f"{float(al.entmax15_loss(s, np.array([2]))):.6f}")
+    3.553442
+    """
+    return _ENTMAX15.value(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+def entmax15_loss_and_grad(
+    logits: Array,
+    labels: Array,
+    /,
+    *,
+    axis: int = -1,
+    reduction: str = "mean",
+    weights: Array | None = None,
+) -> tuple[Array, Array]:
+    return _ENTMAX15.value_and_grad(
+        logits, labels, axis=axis, reduction=reduction, weights=weights
+    )
+
+
+for _f in (sparsemax_loss, entmax15_loss):
+    if _f.__doc__:  # None under python -OO
+        _f.__doc__ = _f.__doc__.replace("{common}", _COMMON_DOC).replace(
+            "{tail}", _TAIL_DOC
+        )
+for _f in (sparsemax_loss_and_grad, entmax15_loss_and_grad):
+    _f.__doc__ = _GRAD_DOC.replace("{name}", _f.__name__.removesuffix("_and_grad"))
+del _f

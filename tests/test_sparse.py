@@ -1,0 +1,178 @@
+"""Sparsemax, 1.5-entmax and their Fenchel–Young losses: 50-digit references
+(sort for sparsemax, bisection for entmax), exact one-hot rows, peers (``entmax``,
+Optax), the mappings on every backend, declared kinks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_allclose, to_numpy
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from mpref import (
+    _mp,
+    entmax15,
+    families,
+    reference,
+    reference_grad,
+    rel_errors,
+    soft_labels,
+    sparsemax,
+)
+
+import arrayloss as al
+
+LOSSES = ["sparsemax_loss", "entmax15_loss"]
+MAPS = {"sparsemax": (al.sparsemax, sparsemax), "entmax15": (al.entmax15, entmax15)}
+# measured: 2.3e-15 / 7.3e-7
+TOL = {np.float64: 2e-14, np.float32: 5e-6}
+
+
+@pytest.mark.parametrize("soft", [False, True], ids=["index", "soft"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", LOSSES)
+def test_losses_against_mpmath(name, dtype, soft):
+    for family, (z, y) in families(dtype).items():
+        labels = soft_labels(*z.shape).astype(dtype) if soft else y
+        v, g = al.LOSSES[name].value_and_grad(z, labels, reduction="none")
+        err = rel_errors(v, reference(name, z, labels))
+        assert err.max() <= TOL[dtype], (family, err)
+        # the gradient is mapping(z) - t
+        p = MAPS[name.removesuffix("_loss")][0](z)
+        t = labels if soft else np.eye(z.shape[1], dtype=dtype)[y]
+        np.testing.assert_allclose(g, p - t, rtol=0, atol=4 * np.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", sorted(MAPS))
+def test_mappings_against_mpmath(name, dtype):
+    ours, ref = MAPS[name]
+    for family, (z, _) in families(dtype).items():
+        p = ours(z)
+        assert p.dtype == dtype
+        exact = np.array([[float(v) for v in ref(_mp(row))] for row in z])
+        np.testing.assert_allclose(
+            p, exact, rtol=0, atol=8 * np.finfo(dtype).eps, err_msg=family
+        )
+        assert np.all((p == 0) == (exact == 0)), family  # the same support
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_gradient_of_hard_rows_against_mpmath(name):
+    z, y = families(np.float64)["near_one_hot"]
+    _, g = al.LOSSES[name].value_and_grad(z, y, reduction="none")
+    np.testing.assert_allclose(g, reference_grad(name, z, y), rtol=0, atol=1e-15)
+
+
+def test_dominant_score_gives_one_hot_and_zero_loss():
+    z = np.array([[3.0, 1.9, 0.0, -4.0], [0.0, 0.0, 2.5, 1.4]])
+    y = np.array([0, 2])
+    np.testing.assert_array_equal(al.sparsemax(z), np.eye(4)[y])
+    np.testing.assert_array_equal(al.sparsemax_loss(z, y, reduction="none"), 0.0)
+    assert np.all(al.sparsemax_loss(z, (y + 1) % 4, reduction="none") > 1)
+    z2 = 2 * z + 0.5  # entmax15 is one-hot when z/2 leads by >= 1
+    np.testing.assert_array_equal(al.entmax15(z2), np.eye(4)[y])
+    np.testing.assert_array_equal(al.entmax15_loss(z2, y, reduction="none"), 0.0)
+
+
+@pytest.mark.parametrize("name", sorted(MAPS))
+def test_fenchel_young_loss_is_zero_at_its_own_mapping(rng, name):
+    z = rng.normal(size=(20, 7))
+    p = MAPS[name][0](z)
+    v, g = al.LOSSES[name + "_loss"].value_and_grad(z, p, reduction="none")
+    np.testing.assert_allclose(v, 0.0, atol=1e-15)
+    np.testing.assert_allclose(g, 0.0, atol=1e-16)
+
+
+@given(
+    arrays(np.float64, (4, 6), elements=st.floats(-1e3, 1e3)),
+    st.floats(-1e3, 1e3),
+)
+def test_mappings_are_distributions_that_keep_the_order(z, shift):
+    for name, (f, _) in MAPS.items():
+        p = f(z)
+        assert np.all(p >= 0), name
+        np.testing.assert_allclose(p.sum(axis=1), 1.0, rtol=1e-12)
+        order = np.argsort(z, axis=1, kind="stable")
+        assert np.all(np.diff(np.take_along_axis(p, order, axis=1), axis=1) >= 0)
+        np.testing.assert_allclose(f(z + shift), p, atol=1e-9)
+
+
+# ----------------------------------------------------------------------------- peers
+
+
+def test_entmax_package():
+    torch = pytest.importorskip("torch")
+    entmax = pytest.importorskip("entmax")
+    z, y = families(np.float64)["random"]
+    tz = torch.asarray(z)
+    np.testing.assert_allclose(
+        al.entmax15(z), entmax.entmax15(tz, dim=-1).numpy(), atol=1e-14
+    )
+    ref = entmax.Entmax15Loss(reduction="none")(tz, torch.asarray(y)).numpy()
+    # theirs, H(p) + <p - e_y, z>, cancels to eps of the O(1) terms near zero
+    np.testing.assert_allclose(
+        al.entmax15_loss(z, y, reduction="none"), ref, rtol=1e-12, atol=1e-14
+    )
+
+
+def test_optax_sparsemax():
+    pytest.importorskip("optax")
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    import optax
+
+    z, y = families(np.float64)["random"]
+    ref = np.asarray(optax.losses.multiclass_sparsemax_loss(z, y))
+    np.testing.assert_allclose(
+        al.sparsemax_loss(z, y, reduction="none"), ref, rtol=1e-12
+    )
+    proj = np.asarray(optax.projections.projection_simplex(z[0]))
+    np.testing.assert_allclose(al.sparsemax(z[0]), proj, atol=1e-14)
+
+
+# ----------------------------------------------------------------------------- the mappings
+
+
+@pytest.mark.parametrize("name", sorted(MAPS))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_mappings_on_every_backend(backend, rng, name, dtype):
+    f = MAPS[name][0]
+    z = 2.0 * rng.normal(size=(3, 5, 4))
+    ref = f(z.astype(dtype), axis=1)
+    out = f(backend.asarray(z, dtype), axis=1)
+    assert out.dtype == backend.asarray(z, dtype).dtype
+    assert_allclose(out, ref, rtol=0, atol=8 * np.finfo(dtype).eps)
+    np.testing.assert_allclose(to_numpy(out).sum(axis=1), 1.0, rtol=1e-5)
+    np.testing.assert_array_equal(
+        ref, np.moveaxis(f(np.moveaxis(z, 1, -1).astype(dtype)), -1, 1)
+    )
+
+
+def test_mapping_errors():
+    with pytest.raises(ValueError, match="at least one dimension"):
+        al.sparsemax(np.float64(1.0))
+    with pytest.raises(ValueError, match="out of range"):
+        al.entmax15(np.zeros((2, 3)), axis=2)
+    with pytest.raises(TypeError, match="must be an integer"):
+        al.sparsemax(np.zeros((2, 3)), axis=1.0)
+    with pytest.raises(TypeError, match="real floating or integer"):
+        al.sparsemax(np.array([True, False]))
+    np.testing.assert_array_equal(al.sparsemax(np.array([3, 0])), [1.0, 0.0])
+
+
+# ----------------------------------------------------------------------------- kinks
+
+
+def test_gradcheck_leaves_out_rows_on_a_support_change():
+    # sparsemax([1, 0, -5]): tau = 0 = z_2, so the second class is on the edge
+    z = np.array([[1.0, 0.0, -5.0], [0.3, 0.0, -5.0], [1.0, 0.0, -5.0]])
+    z[2, 1] = 1e-6  # within 1e-3 of the kink
+    res = al.gradcheck("sparsemax_loss", z, np.array([0, 1, 0]), rtol=1e-8)
+    assert res.checked.tolist() == [False, True, False]
+    assert res.ok
+    # entmax15: tau = 0 at z/2 = [1, 0, ...]
+    res = al.gradcheck("entmax15_loss", 2 * z, np.array([0, 1, 0]), rtol=1e-8)
+    assert res.checked.tolist() == [False, True, False]
+    assert res.ok

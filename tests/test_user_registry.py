@@ -1,0 +1,236 @@
+"""Users' own losses through `register_loss`: the shared wrapper, every backend,
+`gradcheck` with declared kinks, `value_and_grad` and the CLI's
+``--loss package.module:function``."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import assert_allclose
+
+import arrayloss as al
+from arrayloss._kinks import KINKS
+from arrayloss.cli import main
+
+# The Brier score (regularised_expectation) written the way a user would.
+BRIER = '''
+from array_api_compat import array_namespace
+
+
+def brier(logits, labels, *, scale=1.0):
+    """Brier score of softmax(logits) against `labels` (rows of probabilities)."""
+    xp = array_namespace(logits)
+    e = xp.exp(logits - xp.max(logits, axis=1, keepdims=True))
+    p = e / xp.sum(e, axis=1, keepdims=True)
+    d = p - labels
+    g = 2 * d
+    grad = p * (g - xp.sum(g * p, axis=1, keepdims=True))
+    return scale * xp.sum(d * d, axis=1), scale * grad
+'''
+
+
+@pytest.fixture
+def user_module(tmp_path, monkeypatch):
+    (tmp_path / "my_losses.py").write_text(textwrap.dedent(BRIER))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    import importlib
+
+    mod = importlib.import_module("my_losses")
+    yield mod
+    monkeypatch.delitem(__import__("sys").modules, "my_losses", raising=False)
+
+
+@pytest.fixture
+def clean():
+    """Every test leaves the user registry as it found it."""
+    before = dict(al.USER_LOSSES)
+    yield
+    for name in list(al.USER_LOSSES):
+        if name not in before:
+            al.unregister_loss(name)
+
+
+@pytest.fixture
+def brier(user_module, clean):
+    return al.register_loss("brier", user_module.brier)
+
+
+def test_registered_loss_is_a_loss(brier, rng):
+    assert brier.params == {"scale": 1.0}
+    assert brier.targets == "index|soft"
+    assert "brier" not in al.LOSSES
+    assert al.USER_LOSSES["brier"] is brier
+    z, y = 2.0 * rng.normal(size=(7, 5)), rng.integers(0, 5, size=7)
+    w = rng.random(7)
+    for labels in (y, rng.dirichlet(np.ones(5), size=7)):
+        for kw in ({}, {"reduction": "sum"}, {"weights": w}, {"reduction": "none"}):
+            got = al.value_and_grad("brier", z, labels, scale=2.0, **kw)
+            want = al.regularised_expectation_and_grad(z, labels, **kw)
+            np.testing.assert_allclose(got[0], 2 * want[0], rtol=1e-13)
+            np.testing.assert_allclose(got[1], 2 * want[1], rtol=1e-13, atol=1e-16)
+    v = brier.value(z.T, y, axis=0, reduction="none")
+    np.testing.assert_allclose(v, al.regularised_expectation(z, y, reduction="none"))
+
+
+def test_registered_loss_on_every_backend(brier, backend, rng):
+    z, y = 2.0 * rng.normal(size=(6, 4)), rng.integers(0, 4, size=6)
+    ref = al.regularised_expectation_and_grad(z, y, reduction="none")
+    for dtype, tol in ((np.float64, 1e-12), (np.float32, 2e-5)):
+        v, g = brier.value_and_grad(
+            backend.asarray(z, dtype), backend.asarray(y), reduction="none"
+        )
+        assert v.dtype == g.dtype == backend.asarray(z, dtype).dtype
+        assert_allclose(v, ref[0], rtol=tol, atol=tol)
+        assert_allclose(g, ref[1], rtol=tol, atol=tol)
+
+
+def test_gradcheck_by_name(brier, rng):
+    res = al.gradcheck("brier", rng.normal(size=(20, 6)), rng.integers(0, 6, 20))
+    assert res.ok
+    assert res.max_rel_error < 1e-9
+    assert al.gradcheck("brier", rng.normal(size=(5, 3)), np.eye(3)[[0, 1, 2, 0, 1]]).ok
+
+
+def test_declared_kinks_reach_gradcheck(clean, rng):
+    def hinge(z, y, *, margin=1.0):
+        return al.multiclass_hinge_and_grad(z, y, margin=margin, reduction="none")
+
+    z = 3.0 * rng.normal(size=(30, 5))
+    y = rng.integers(1, 5, size=30)
+    z[:10, 0] = z[np.arange(10), y[:10]] - 1.0  # on a kink: s_0 = s_y - margin
+    al.register_loss("my_hinge", hinge, targets="index")
+    assert not al.gradcheck("my_hinge", z, y, rtol=1e-8).ok  # steps across the kinks
+    al.register_loss(
+        "my_hinge",
+        hinge,
+        targets="index",
+        kinks=KINKS["multiclass_hinge"],
+        replace=True,
+    )
+    res = al.gradcheck("my_hinge", z, y, rtol=1e-8)
+    assert res.ok
+    assert not res.checked[:10].any()
+    assert res.checked[10:].mean() > 0.5
+    al.unregister_loss("my_hinge")
+    assert "my_hinge" not in KINKS
+
+
+def test_targets_decide_what_the_function_sees(clean, rng):
+    seen = []
+
+    def spy(z, labels):
+        seen.append((labels.ndim, labels.dtype.kind))
+        return z[:, 0] * 0, z * 0
+
+    z, y = rng.normal(size=(3, 4)), np.array([0, 1, 3])
+    soft = np.eye(4)[y]
+    al.register_loss("spy_index", spy, targets="index")
+    al.register_loss("spy_soft", spy, targets="soft")
+    al.register_loss("spy_both", spy, targets="both")
+    al.value_and_grad("spy_index", z, y)
+    al.value_and_grad("spy_soft", z, y)
+    al.value_and_grad("spy_both", z, y)
+    al.value_and_grad("spy_both", z, soft)
+    assert seen == [(1, "i"), (2, "f"), (1, "i"), (2, "f")]
+    with pytest.raises(ValueError, match="integer class indices only"):
+        al.value_and_grad("spy_index", z, soft)
+
+
+def test_bad_user_functions_get_clear_errors(clean, rng):
+    z, y = rng.normal(size=(3, 4)), np.array([0, 1, 3])
+    al.register_loss("not_per_row", lambda z, y: (z, z), targets="index")
+    with pytest.raises(ValueError, match=r"one value per row, shape \(3,\)"):
+        al.value_and_grad("not_per_row", z, y)
+    al.register_loss("bad_grad", lambda z, y: (z[:, 0], z[:, :2]), targets="index")
+    with pytest.raises(ValueError, match=r"row gradients, shape \(3, 4\)"):
+        al.value_and_grad("bad_grad", z, y)
+    al.register_loss("no_pair", lambda z, y: z[:, 0], targets="index")
+    with pytest.raises(TypeError, match="must return a pair"):
+        al.value_and_grad("no_pair", z, y)
+
+
+def test_registration_errors(brier, user_module):
+    with pytest.raises(
+        ValueError, match="built-in loss; the built-in table is read-only"
+    ):
+        al.register_loss("cross_entropy", user_module.brier)
+    with pytest.raises(ValueError, match="already registered"):
+        al.register_loss("brier", user_module.brier)
+    with pytest.raises(ValueError, match="without ':'"):
+        al.register_loss("a:b", user_module.brier)
+    with pytest.raises(ValueError, match="`targets` must be one of"):
+        al.register_loss("x", user_module.brier, targets="hard")
+    with pytest.raises(TypeError, match="must be callable"):
+        al.register_loss("x", 3)
+    with pytest.raises(ValueError, match="not a valid loss parameter"):
+        al.register_loss("x", user_module.brier, params={"axis": 0})
+    with pytest.raises(TypeError, match="`brier` has no parameter 'k'"):
+        al.value_and_grad("brier", np.zeros((1, 2)), np.array([0]), k=3)
+    with pytest.raises(TypeError):
+        al.USER_LOSSES["x"] = al.USER_LOSSES["brier"]  # read-only view
+    al.unregister_loss("brier")
+    with pytest.raises(ValueError, match="unknown loss 'brier'"):
+        al.value_and_grad("brier", np.zeros((1, 2)), np.array([0]))
+    with pytest.raises(KeyError):
+        al.unregister_loss("brier")
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _eval(args, exit_code=0):
+    result = CliRunner().invoke(main, ["eval", "--example", *args])
+    assert result.exit_code == exit_code, (result.stdout, result.stderr)
+    return result
+
+
+def test_cli_loss_from_a_module(user_module, clean):
+    out = json.loads(
+        _eval(["--loss", "my_losses:brier", "--loss", "my_losses:brier:scale=2.0",
+               "--loss", "regularised_expectation", "--format", "json"]).stdout
+    )  # fmt: skip
+    losses = out["losses"]
+    assert set(losses) == {
+        "my_losses.brier",
+        "my_losses.brier:scale=2.0",
+        "regularised_expectation",
+    }
+    # float32 example scores: the two sum in different orders
+    assert losses["my_losses.brier"] == pytest.approx(
+        losses["regularised_expectation"], rel=1e-6
+    )
+    assert losses["my_losses.brier:scale=2.0"] == pytest.approx(
+        2 * losses["my_losses.brier"], rel=1e-12
+    )
+
+
+def test_cli_loss_registered_by_its_module(user_module, clean):
+    al.register_loss("brier_by_module", user_module.brier, targets="soft")
+    out = json.loads(_eval(["--loss", "my_losses:brier", "--format", "json"]).stdout)
+    assert list(out["losses"]) == ["brier_by_module"]
+
+
+def test_cli_check_on_a_user_loss(user_module, clean):
+    result = CliRunner().invoke(
+        main, ["check", "--loss", "my_losses:brier", "--samples", "5"]
+    )
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert "my_losses.brier" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ("no_such_module_xyz:f", "cannot import 'no_such_module_xyz'"),
+        ("my_losses:nothing", "has no function 'nothing'"),
+        ("my_losses:brier:k=1", "has no parameter 'k'"),
+    ],
+)
+def test_cli_bad_module_specs_are_usage_errors(user_module, clean, spec, match):
+    result = _eval(["--loss", spec], exit_code=2)
+    assert match in result.stderr
+    assert "Traceback" not in result.stderr
