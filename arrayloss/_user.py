@@ -67,7 +67,7 @@ def _rows(
 
 
 def _checker(name: str, defaults: Mapping[str, Any]) -> Callable[..., dict[str, Any]]:
-    def check(**params: Any) -> dict[str, Any]:
+    def check(*, n_classes: int, **params: Any) -> dict[str, Any]:
         unknown = sorted(set(params) - set(defaults))
         if unknown:
             have = ", ".join(defaults) or "none"

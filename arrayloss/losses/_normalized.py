@@ -119,7 +119,7 @@ def _sce_rows(
 
 
 def _sce_check(
-    *, alpha: float = 0.1, beta: float = 1.0, A: float = -4.0
+    *, n_classes: int, alpha: float = 0.1, beta: float = 1.0, A: float = -4.0
 ) -> dict[str, Any]:
     return {**_check_ab(alpha, beta), "A": check_real("A", A, high=0)}
 
@@ -153,9 +153,9 @@ def _nce_rce_rows(
 
 
 def _nce_rce_check(
-    *, alpha: float = 1.0, beta: float = 1.0, A: float = -4.0
+    *, n_classes: int, alpha: float = 1.0, beta: float = 1.0, A: float = -4.0
 ) -> dict[str, Any]:
-    return _sce_check(alpha=alpha, beta=beta, A=A)
+    return _sce_check(n_classes=n_classes, alpha=alpha, beta=beta, A=A)
 
 
 def _nce_mae_rows(
@@ -174,7 +174,9 @@ def _nce_mae_rows(
     return loss, alpha * nce_grad + beta * mae_grad
 
 
-def _nce_mae_check(*, alpha: float = 1.0, beta: float = 1.0) -> dict[str, Any]:
+def _nce_mae_check(
+    *, n_classes: int, alpha: float = 1.0, beta: float = 1.0
+) -> dict[str, Any]:
     return _check_ab(alpha, beta)
 
 

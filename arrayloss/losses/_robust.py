@@ -141,7 +141,7 @@ def _focal_g(p: Array, c: Array, log_p: Array, *, xp: Namespace, gamma: float) -
     return c**gamma * (gamma * p * ratio - 1)
 
 
-def _focal_check(*, gamma: float = 2.0) -> dict[str, Any]:
+def _focal_check(*, n_classes: int, gamma: float = 2.0) -> dict[str, Any]:
     return {"gamma": check_real("gamma", gamma, low=0)}
 
 
@@ -156,7 +156,7 @@ def _gce_g(p: Array, c: Array, log_p: Array, *, xp: Namespace, q: float) -> Arra
     return -xp.exp(q * log_p)  # -p^q
 
 
-def _gce_check(*, q: float = 0.7) -> dict[str, Any]:
+def _gce_check(*, n_classes: int, q: float = 0.7) -> dict[str, Any]:
     return {"q": check_real("q", q, low=0, high=1, low_open=True)}
 
 
@@ -175,7 +175,7 @@ def _poly1_g(
     return -1 - epsilon * p
 
 
-def _poly1_check(*, epsilon: float = 1.0) -> dict[str, Any]:
+def _poly1_check(*, n_classes: int, epsilon: float = 1.0) -> dict[str, Any]:
     return {"epsilon": check_real("epsilon", epsilon, low=-1)}
 
 
@@ -196,7 +196,7 @@ def _taylor_g(p: Array, c: Array, log_p: Array, *, xp: Namespace, order: int) ->
     return -p * acc
 
 
-def _taylor_check(*, order: int = 2) -> dict[str, Any]:
+def _taylor_check(*, n_classes: int, order: int = 2) -> dict[str, Any]:
     return {"order": check_int("t", order, low=1)}
 
 
