@@ -10,7 +10,9 @@ import math
 
 from array_api_compat import (
     array_namespace,
+    is_array_api_strict_namespace,
     is_cupy_namespace,
+    is_dask_namespace,
     is_jax_array,
     is_lazy_array,
     is_numpy_namespace,
@@ -30,12 +32,14 @@ __all__ = [
     "is_jax_tracer",
     "is_lazy",
     "log_softmax",
+    "logaddexp",
     "logsumexp",
     "owns_writable_buffer",
     "scatter_supported",
     "sigmoid",
     "softmax",
     "softplus",
+    "sub",
     "take_along_axis",
     "xp_device",
 ]
@@ -93,24 +97,92 @@ def finfo_eps(dtype: object, *, xp: Namespace) -> float:
     return float(xp.finfo(dtype).eps)
 
 
+def sub(a: Array, b: Array, *, xp: Namespace) -> Array:
+    """``a - b``, bit for bit, without NumPy's overflow warning.
+
+    A difference of finite numbers beyond the largest float is ``+-inf`` either
+    way (IEEE rounding); this only keeps NumPy from warning about it, so that a
+    loss whose result is finite (``exp(-inf) = 0``, ``max(-inf, 0) = 0``) stays
+    silent under ``-W error``.  Namespaces that never warn get ``a - b``.  Eager
+    arrays whose ranges cannot overflow (two max/min reductions, the usual case)
+    also get ``a - b``; otherwise the overflowing entries are found from the
+    halves, ``a/2 - b/2`` (exact, and it never overflows): ``fl(a - b)``
+    overflows exactly when ``|fl(a/2 - b/2)| > max/2``, since scaling by 2
+    commutes with rounding.  ``a`` and ``b`` are finite or ``-inf``/``+inf``
+    with the difference defined.
+    """
+    if not (
+        is_numpy_namespace(xp)
+        or is_array_api_strict_namespace(xp)
+        or is_dask_namespace(xp)
+    ):
+        return a - b
+    dtype = xp.result_type(a, b)
+    fmax = float(xp.finfo(dtype).max)
+    if not (is_lazy(a) or is_lazy(b)):
+        hi = float(xp.max(a)) - float(xp.min(b))  # Python floats: no warning
+        lo = float(xp.min(a)) - float(xp.max(b))
+        if hi <= fmax and lo >= -fmax:  # False for inf and NaN: the careful path
+            return a - b
+    half = a * 0.5 - b * 0.5
+    over = half > 0.5 * fmax
+    under = half < -0.5 * fmax
+    out = over | under
+    zero = xp.zeros_like(half)
+    d = xp.where(out, zero, a) - xp.where(out, zero, b)
+    inf = xp.full_like(d, xp.inf)
+    return xp.where(over, inf, xp.where(under, -inf, d))
+
+
+def logaddexp(a: Array, b: Array, *, xp: Namespace) -> Array:
+    """``xp.logaddexp(a, b)``, bit for bit, without NumPy's overflow warning.
+
+    NumPy forms ``a - b`` inside, and warns when it overflows (``logaddexp(-1e308,
+    1e308)``) although the result, ``max(a, b)``, is exact; those entries are taken
+    as ``max(a, b)`` and the others from ``xp.logaddexp``, as in `sub`.
+    """
+    if not (
+        is_numpy_namespace(xp)
+        or is_array_api_strict_namespace(xp)
+        or is_dask_namespace(xp)
+    ):
+        return xp.logaddexp(a, b)
+    dtype = xp.result_type(a, b)
+    fmax = float(xp.finfo(dtype).max)
+    if not (is_lazy(a) or is_lazy(b)):
+        hi = float(xp.max(a)) - float(xp.min(b))
+        lo = float(xp.min(a)) - float(xp.max(b))
+        if hi <= fmax and lo >= -fmax:
+            return xp.logaddexp(a, b)
+    a, b = xp.broadcast_arrays(a, b)
+    zero = xp.zeros_like(a)
+    same = a == b  # equal infinities: no inf - inf below
+    half = xp.where(same, zero, a) * 0.5 - xp.where(same, zero, b) * 0.5
+    far = xp.abs(half) > 0.5 * fmax  # a - b overflows (False for NaN)
+    near = xp.logaddexp(xp.where(far, zero, a), xp.where(far, zero, b))
+    return xp.where(far, xp.maximum(a, b) + zero, near)  # + 0: as NumPy, -0 -> 0
+
+
 def logsumexp(
     x: Array, *, xp: Namespace, axis: int = -1, keepdims: bool = False
 ) -> Array:
     """log(sum(exp(x))) along ``axis`` with the max shift (exact for +-inf rows)."""
     m = xp.max(x, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-    out = xp.log(xp.sum(xp.exp(x - m), axis=axis, keepdims=True)) + m
+    s = xp.sum(xp.exp(sub(x, m, xp=xp)), axis=axis, keepdims=True)
+    pos = s > 0  # s = 0 only for rows of -inf: log 0 = -inf without a warning
+    out = xp.where(pos, xp.log(xp.where(pos, s, xp.ones_like(s))), -xp.inf) + m
     return out if keepdims else xp.squeeze(out, axis=axis)
 
 
 def log_softmax(x: Array, *, xp: Namespace, axis: int = -1) -> Array:
     """x - logsumexp(x): finite for finite ``x`` however large."""
-    return x - logsumexp(x, xp=xp, axis=axis, keepdims=True)
+    return sub(x, logsumexp(x, xp=xp, axis=axis, keepdims=True), xp=xp)
 
 
 def softmax(x: Array, *, xp: Namespace, axis: int = -1) -> Array:
     """exp(x - max) / sum(exp(x - max))."""
-    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    e = xp.exp(sub(x, xp.max(x, axis=axis, keepdims=True), xp=xp))
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 
