@@ -120,6 +120,8 @@ def sub(a: Array, b: Array, *, xp: Namespace) -> Array:
     dtype = xp.result_type(a, b)
     fmax = float(xp.finfo(dtype).max)
     if not (is_lazy(a) or is_lazy(b)):
+        if a.size == 0 or b.size == 0:
+            return a - b
         hi = float(xp.max(a)) - float(xp.min(b))  # Python floats: no warning
         lo = float(xp.min(a)) - float(xp.max(b))
         if hi <= fmax and lo >= -fmax:  # False for inf and NaN: the careful path
@@ -150,6 +152,8 @@ def logaddexp(a: Array, b: Array, *, xp: Namespace) -> Array:
     dtype = xp.result_type(a, b)
     fmax = float(xp.finfo(dtype).max)
     if not (is_lazy(a) or is_lazy(b)):
+        if a.size == 0 or b.size == 0:
+            return xp.logaddexp(a, b)
         hi = float(xp.max(a)) - float(xp.min(b))
         lo = float(xp.min(a)) - float(xp.max(b))
         if hi <= fmax and lo >= -fmax:
