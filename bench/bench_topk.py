@@ -107,7 +107,8 @@ def load_previous(rev: str) -> Any:
     path = Path(tempfile.mkdtemp(prefix="bench_topk_")) / "esp_prev.py"
     path.write_text(src)
     spec = importlib.util.spec_from_file_location("arrayloss._esp_prev", path)
-    assert spec is not None and spec.loader is not None
+    assert spec is not None
+    assert spec.loader is not None
     mod = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = mod
     spec.loader.exec_module(mod)
@@ -140,7 +141,7 @@ def environment(torch_threads: int | None) -> list[str]:
         cfg: Any = np.show_config(mode="dicts")
         dep = cfg["Build Dependencies"]["blas"]
         blas = f"{dep.get('name', '?')} {dep.get('version', '')}".strip()
-    except Exception:  # noqa: BLE001 - older NumPy: no dict mode
+    except (TypeError, KeyError):  # older NumPy: no dict mode
         pass
     lines.append(f"numpy {np.__version__}, BLAS {blas}")
     try:
@@ -149,7 +150,10 @@ def environment(torch_threads: int | None) -> list[str]:
         pools = threadpoolctl.threadpool_info()
         lines.append(
             "thread pools: "
-            + (", ".join(f"{p['internal_api']} {p['num_threads']}" for p in pools) or "-")
+            + (
+                ", ".join(f"{p['internal_api']} {p['num_threads']}" for p in pools)
+                or "-"
+            )
         )
     except ImportError:
         pass
@@ -337,7 +341,9 @@ def run(backend: str, quick: bool, repeats: int, prev_rev: str | None) -> None:
 # --------------------------------------------------------------------------------------
 
 
-def _child(dtype: str, B: int, C: int, k: int, calls: int, prev_rev: str | None) -> None:
+def _child(
+    dtype: str, B: int, C: int, k: int, calls: int, prev_rev: str | None
+) -> None:
     """Set up, call once (warm-up, caches, arena), then ``calls`` more times."""
     rng = np.random.default_rng(0)
     z = rng.standard_normal((B, C)).astype(dtype)
