@@ -97,7 +97,7 @@ def finfo_eps(dtype: object, *, xp: Namespace) -> float:
     return float(xp.finfo(dtype).eps)
 
 
-def sub(a: Array, b: Array, *, xp: Namespace) -> Array:
+def sub(a: Array, b: Array, *, xp: Namespace, below: bool = False) -> Array:
     """``a - b``, bit for bit, without NumPy's overflow warning.
 
     A difference of finite numbers beyond the largest float is ``+-inf`` either
@@ -109,7 +109,8 @@ def sub(a: Array, b: Array, *, xp: Namespace) -> Array:
     halves, ``a/2 - b/2`` (exact, and it never overflows): ``fl(a - b)``
     overflows exactly when ``|fl(a/2 - b/2)| > max/2``, since scaling by 2
     commutes with rounding.  ``a`` and ``b`` are finite or ``-inf``/``+inf``
-    with the difference defined.
+    with the difference defined.  ``below=True`` promises ``a <= b`` (``b`` a
+    maximum of ``a``, the usual shift): only the negative overflow is looked for.
     """
     if not (
         is_numpy_namespace(xp)
@@ -122,7 +123,7 @@ def sub(a: Array, b: Array, *, xp: Namespace) -> Array:
     if not (is_lazy(a) or is_lazy(b)):
         if a.size == 0 or b.size == 0:
             return a - b
-        hi = float(xp.max(a)) - float(xp.min(b))  # Python floats: no warning
+        hi = 0.0 if below else float(xp.max(a)) - float(xp.min(b))  # Python floats
         lo = float(xp.min(a)) - float(xp.max(b))
         if hi <= fmax and lo >= -fmax:  # False for inf and NaN: the careful path
             return a - b
@@ -173,7 +174,7 @@ def logsumexp(
     """log(sum(exp(x))) along ``axis`` with the max shift (exact for +-inf rows)."""
     m = xp.max(x, axis=axis, keepdims=True)
     m = xp.where(xp.isfinite(m), m, xp.zeros_like(m))
-    s = xp.sum(xp.exp(sub(x, m, xp=xp)), axis=axis, keepdims=True)
+    s = xp.sum(xp.exp(sub(x, m, xp=xp, below=True)), axis=axis, keepdims=True)
     pos = s > 0  # s = 0 only for rows of -inf: log 0 = -inf without a warning
     out = xp.where(pos, xp.log(xp.where(pos, s, xp.ones_like(s))), -xp.inf) + m
     return out if keepdims else xp.squeeze(out, axis=axis)
@@ -181,12 +182,12 @@ def logsumexp(
 
 def log_softmax(x: Array, *, xp: Namespace, axis: int = -1) -> Array:
     """x - logsumexp(x): finite for finite ``x`` however large."""
-    return sub(x, logsumexp(x, xp=xp, axis=axis, keepdims=True), xp=xp)
+    return sub(x, logsumexp(x, xp=xp, axis=axis, keepdims=True), xp=xp, below=True)
 
 
 def softmax(x: Array, *, xp: Namespace, axis: int = -1) -> Array:
     """exp(x - max) / sum(exp(x - max))."""
-    e = xp.exp(sub(x, xp.max(x, axis=axis, keepdims=True), xp=xp))
+    e = xp.exp(sub(x, xp.max(x, axis=axis, keepdims=True), xp=xp, below=True))
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 

@@ -129,6 +129,13 @@ def test_sub_is_bitwise_a_minus_b_without_warnings(data, dtype):
         got = _xp.sub(a, b, xp=np)
     assert got.dtype == want.dtype
     assert np.array_equal(_bits(got), _bits(want))
+    top = np.max(a, axis=-1, keepdims=True)  # the shift: a <= top
+    with np.errstate(all="ignore"):
+        want = a - top
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _xp.sub(a, top, xp=np, below=True)
+    assert np.array_equal(_bits(got), _bits(want))
 
 
 @settings(max_examples=200, deadline=None)

@@ -49,7 +49,7 @@ def _softmax_parts(z: Array, *, xp: Namespace) -> tuple[Array, Array, Array, Arr
     same reason ``log sum exp w = log1p(sum of the other exp w)`` (the largest is 1),
     which keeps tiny log-losses of confident samples accurate.
     """
-    w = _xp.sub(z, xp.max(z, axis=1, keepdims=True), xp=xp)
+    w = _xp.sub(z, xp.max(z, axis=1, keepdims=True), xp=xp, below=True)
     e = xp.exp(w)
     top = _first_max(z, xp=xp)
     rest = xp.sum(xp.where(top, xp.zeros_like(e), e), axis=1, keepdims=True)
@@ -174,7 +174,7 @@ def _tanimoto_rows(
 def _twice(w: Array, *, xp: Namespace) -> Array:
     """``2 w`` for shifted scores ``w <= 0``: ``w - (-w)``, exact, and ``-inf`` without
     an overflow warning where ``2 w`` is below the largest float."""
-    return _xp.sub(w, -w, xp=xp)
+    return _xp.sub(w, -w, xp=xp, below=True)
 
 
 def _cauchy_schwarz_rows(
@@ -183,14 +183,14 @@ def _cauchy_schwarz_rows(
     if t.index is not None:
         # 1/2 CE(2z) = 1/2 lse(2z) - z_y; gradient softmax(2z) - e_y.  Shift before
         # doubling so that 2z cannot overflow.
-        w = _xp.sub(z, xp.max(z, axis=1, keepdims=True), xp=xp)
+        w = _xp.sub(z, xp.max(z, axis=1, keepdims=True), xp=xp, below=True)
         p2, c2, w2, log_s2 = _softmax_parts(_twice(w, xp=xp), xp=xp)
         loss = 0.5 * (log_s2[:, 0] - t.pick(w2))
         return loss, (_residual(p2, c2, t.probs) if want_grad else None)
     # -log<p,q> + 1/2 log|p|^2 + 1/2 log|q|^2 with <p,q> = exp(lse(w + log q) - lse(w))
     # and |p|^2 = exp(lse(2w) - 2 lse(w)); the lse(w) terms cancel.
     q = t.probs
-    w = _xp.sub(z, xp.max(z, axis=1, keepdims=True), xp=xp)
+    w = _xp.sub(z, xp.max(z, axis=1, keepdims=True), xp=xp, below=True)
     has = q > 0
     log_q = xp.log(xp.where(has, q, xp.ones_like(q)))
     a = xp.where(has, w + log_q, xp.full_like(w, -xp.inf))
