@@ -240,13 +240,18 @@ def _candidates(
 def measure(
     fns: dict[str, Callable[[], Any]], sync: Callable[[], None], repeats: int
 ) -> dict[str, float]:
-    """Minimum milliseconds of each function over ``repeats`` round-robin rounds."""
+    """Minimum milliseconds of each function over ``repeats`` round-robin rounds.
+
+    Each round starts one function later than the previous one, so that no
+    candidate always runs right after the same neighbour (cache state, torch's
+    thread pool)."""
     best = dict.fromkeys(fns, float("inf"))
     for f in fns.values():  # warm up
         f()
     sync()
-    for _ in range(repeats):
-        for name, f in fns.items():
+    order = list(fns.items())
+    for r in range(repeats):
+        for name, f in order[r % len(order) :] + order[: r % len(order)]:
             t0 = time.perf_counter()
             f()
             sync()
