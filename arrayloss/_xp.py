@@ -12,9 +12,11 @@ from typing import Any
 
 from array_api_compat import (
     array_namespace,
+    is_array_api_strict_namespace,
     is_cupy_array,
     is_cupy_namespace,
     is_dask_array,
+    is_dask_namespace,
     is_jax_array,
     is_lazy_array,
     is_numpy_array,
@@ -36,12 +38,14 @@ __all__ = [
     "is_jax_tracer",
     "is_lazy",
     "log_softmax",
+    "logaddexp",
     "logsumexp",
     "owns_writable_buffer",
     "scatter_supported",
     "sigmoid",
     "softmax",
     "softplus",
+    "sub",
     "take_along_axis",
     "through_softmax",
     "to_numpy",
@@ -101,6 +105,77 @@ def finfo_eps(dtype: object, *, xp: Namespace) -> float:
     return float(xp.finfo(dtype).eps)
 
 
+def sub(a: Array, b: Array, *, xp: Namespace, below: bool = False) -> Array:
+    """``a - b``, bit for bit, without NumPy's overflow warning.
+
+    A difference of finite numbers beyond the largest float is ``+-inf`` either
+    way (IEEE rounding); this only keeps NumPy from warning about it, so that a
+    loss whose result is finite (``exp(-inf) = 0``, ``max(-inf, 0) = 0``) stays
+    silent under ``-W error``.  Namespaces that never warn get ``a - b``.  Eager
+    arrays whose ranges cannot overflow (two max/min reductions, the usual case)
+    also get ``a - b``; otherwise the overflowing entries are found from the
+    halves, ``a/2 - b/2`` (exact, and it never overflows): ``fl(a - b)``
+    overflows exactly when ``|fl(a/2 - b/2)| > max/2``, since scaling by 2
+    commutes with rounding.  ``a`` and ``b`` are finite or ``-inf``/``+inf``
+    with the difference defined.  ``below=True`` promises ``a <= b`` (``b`` a
+    maximum of ``a``, the usual shift): only the negative overflow is looked for.
+    """
+    if not (
+        is_numpy_namespace(xp)
+        or is_array_api_strict_namespace(xp)
+        or is_dask_namespace(xp)
+    ):
+        return a - b
+    dtype = xp.result_type(a, b)
+    fmax = float(xp.finfo(dtype).max)
+    if not (is_lazy(a) or is_lazy(b)):
+        if a.size == 0 or b.size == 0:
+            return a - b
+        hi = 0.0 if below else float(xp.max(a)) - float(xp.min(b))  # Python floats
+        lo = float(xp.min(a)) - float(xp.max(b))
+        if hi <= fmax and lo >= -fmax:  # False for inf and NaN: the careful path
+            return a - b
+    half = a * 0.5 - b * 0.5
+    over = half > 0.5 * fmax
+    under = half < -0.5 * fmax
+    out = over | under
+    zero = xp.zeros_like(half)
+    d = xp.where(out, zero, a) - xp.where(out, zero, b)
+    inf = xp.full_like(d, xp.inf)
+    return xp.where(over, inf, xp.where(under, -inf, d))
+
+
+def logaddexp(a: Array, b: Array, *, xp: Namespace) -> Array:
+    """``xp.logaddexp(a, b)``, bit for bit, without NumPy's overflow warning.
+
+    NumPy forms ``a - b`` inside, and warns when it overflows (``logaddexp(-1e308,
+    1e308)``) although the result, ``max(a, b)``, is exact; those entries are taken
+    as ``max(a, b)`` and the others from ``xp.logaddexp``, as in `sub`.
+    """
+    if not (
+        is_numpy_namespace(xp)
+        or is_array_api_strict_namespace(xp)
+        or is_dask_namespace(xp)
+    ):
+        return xp.logaddexp(a, b)
+    dtype = xp.result_type(a, b)
+    fmax = float(xp.finfo(dtype).max)
+    if not (is_lazy(a) or is_lazy(b)):
+        if a.size == 0 or b.size == 0:
+            return xp.logaddexp(a, b)
+        hi = float(xp.max(a)) - float(xp.min(b))
+        lo = float(xp.min(a)) - float(xp.max(b))
+        if hi <= fmax and lo >= -fmax:
+            return xp.logaddexp(a, b)
+    a, b = xp.broadcast_arrays(a, b)
+    zero = xp.zeros_like(a)
+    same = a == b  # equal infinities: no inf - inf below
+    half = xp.where(same, zero, a) * 0.5 - xp.where(same, zero, b) * 0.5
+    far = xp.abs(half) > 0.5 * fmax  # a - b overflows (False for NaN)
+    near = xp.logaddexp(xp.where(far, zero, a), xp.where(far, zero, b))
+    return xp.where(far, xp.maximum(a, b) + zero, near)  # + 0: as NumPy, -0 -> 0
+
+
 def logsumexp(
     x: Array, *, xp: Namespace, axis: int = -1, keepdims: bool = False
 ) -> Array:
@@ -116,7 +191,7 @@ def logsumexp(
     m0 = xp.max(x, axis=axis, keepdims=True)
     finite = xp.isfinite(m0)
     m = xp.where(finite, m0, xp.zeros_like(m0))
-    e = xp.exp(x - m)
+    e = xp.exp(sub(x, m, xp=xp, below=True))
     shape = [1] * x.ndim
     shape[axis] = x.shape[axis]
     cols = xp.reshape(xp.arange(x.shape[axis], device=xp_device(x)), tuple(shape))
@@ -128,12 +203,12 @@ def logsumexp(
 
 def log_softmax(x: Array, *, xp: Namespace, axis: int = -1) -> Array:
     """x - logsumexp(x): finite for finite ``x`` however large."""
-    return x - logsumexp(x, xp=xp, axis=axis, keepdims=True)
+    return sub(x, logsumexp(x, xp=xp, axis=axis, keepdims=True), xp=xp, below=True)
 
 
 def softmax(x: Array, *, xp: Namespace, axis: int = -1) -> Array:
     """exp(x - max) / sum(exp(x - max))."""
-    e = xp.exp(x - xp.max(x, axis=axis, keepdims=True))
+    e = xp.exp(sub(x, xp.max(x, axis=axis, keepdims=True), xp=xp, below=True))
     return e / xp.sum(e, axis=axis, keepdims=True)
 
 

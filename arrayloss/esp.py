@@ -429,11 +429,15 @@ def _leaves_from(
         P = eng.alloc((1 if monic else 2, N, nb))
         Y = P[-1, :n]
         if t is None:
+            # In the rows' own layout: a sum along a contiguous row takes the same
+            # (pairwise) order for every batch, where a sum over the leaf axis of the
+            # transposed stack would be sequential for B >= 2 and pairwise for B = 1.
             m = mod.max(x, axis=1)
-            mod.subtract(x.T, m, out=Y)
-            mod.exp(Y, out=Y)
-            scale = target / mod.sum(Y, axis=0)
-            mod.multiply(Y, scale, out=Y)
+            E = eng.scratch((nb, n))  # free until the first product
+            mod.subtract(x, m[:, None], out=E)
+            mod.exp(E, out=E)
+            scale = target / mod.sum(E, axis=1)
+            mod.multiply(E.T, scale, out=Y)
             t = mod.log(scale) - m
         else:
             mod.add(x.T, t, out=Y)

@@ -1,43 +1,63 @@
-"""Benchmark of the smooth top-k SVM loss (forward, forward+backward).
+"""Benchmark of the smooth top-k SVM loss against comparators timed in the same run.
 
-Columns, for each (B, C, k) and dtype (milliseconds, median of repeats taken in
-round-robin order inside one process):
+Every number in the table is measured by this run; nothing is typed in.  For each
+(B, C, k) and dtype the candidates are called in round-robin order (one call of
+each per round, so that load from other processes hits them alike) and the table
+shows the **minimum** over the rounds in milliseconds, the least disturbed call on
+a shared machine; the ratios are ratios of those minima.  Columns:
 
-- ``auto``/``direct``/``fft``: ``arrayloss`` forward+backward (``smooth_topk_svm_and_grad``)
-  with that ``method``; ``fwd`` is the forward alone (``method="auto"``);
-- ``naive``: a log-space sequential ESP recursion (``logaddexp`` over the classes,
+- ``auto``/``direct``/``fft``: ``smooth_topk_svm_and_grad`` (forward+backward,
+  batch mean) with that ``method``; ``fwd``: the forward alone (``method="auto"``);
+- ``prev``: the same forward+backward with the algorithms (``arrayloss/esp.py``) of
+  the git revision ``--prev REV``, loaded from git into this process;
+- ``naive``: the sequential log-space ESP recursion (``logaddexp`` over the classes,
   vectorised over the batch, NumPy, forward only): the simple correct baseline;
-- ``torchCE``: ``torch.nn.functional.cross_entropy`` forward+backward with
-  ``torch.set_num_threads(1)``, when torch is installed;
-- ratios: ``auto/CE``, ``fwd/auto``, ``naive/fwd``, ``direct/auto`` (the FFT speed-up
-  at k >= 64) and ``ref/auto`` against the oval-group/smooth-topk timings of
-  docs/design/topk.md Table 1 (same machine class, torch 2 threads).
+- ``torchCE``: ``torch.nn.functional.cross_entropy`` forward+backward on one
+  thread (``torch.set_num_threads(1)``), when torch is installed;
+- ratios ``auto/CE`` (with the target of issue 19 where it has one: f32 (256,
+  1000, 5) <= 2.5x, f32 (256, 1000, 50) <= 8x, f64 (256, 1000, 5) <= 3x),
+  ``fwd/auto``, ``naive/fwd``, ``prev/auto`` and ``direct/auto`` (the FFT gain at
+  k >= 64).
 
-Targets (docs/design/topk.md §6): f32 (256, 1000, 5) <= 8x torch CE and <= 6 ms; k=50 <= 30x
-torch CE; at k=200 the FFT path >= 1.5x faster than direct.
+The reference implementation (oval-group/smooth-topk) is not a dependency and is
+not timed here.  The environment (versions, BLAS, threads, CPUs, load average
+before and after) is printed first.
 
-With ``--backend cupy`` the cases are (4096, 1000, 5) and (4096, 1000, 50) on the
-GPU, against ``torch.nn.functional.cross_entropy`` on the same device (target:
-<= 3x at k = 5), and the CPU-only ``naive`` column is left out.
+``--instructions`` instead counts the instructions of one forward+backward call
+with ``valgrind --tool=callgrind`` (a child process doing ``--calls`` calls minus
+one doing none, divided by ``--calls``), for this tree and for ``--prev``: a
+load-independent before/after measure of our own code (slow: about a minute per
+count).
 
 Usage::
 
     python bench/bench_topk.py [--backend numpy|cupy|torch] [--quick] [--repeats N]
+                               [--prev REV] [--instructions]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
-import statistics
+import importlib.util
+import os
+import platform
+import re
+import subprocess
+import sys
+import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from arrayloss.losses import _topk
 from arrayloss.losses._topk import smooth_topk_svm, smooth_topk_svm_and_grad
 
+ROOT = Path(__file__).resolve().parent.parent
 CASES = [
     (256, 100, 5),
     (256, 1000, 5),
@@ -45,19 +65,15 @@ CASES = [
     (256, 1000, 50),
     (64, 2000, 200),
 ]
-# On a GPU (--backend cupy): the issue's sizes, against torch CUDA cross-entropy.
+# On a GPU (--backend cupy): against torch CUDA cross-entropy.
 GPU_CASES = [(4096, 1000, 5), (4096, 1000, 50)]
-# oval-group/smooth-topk forward+backward, ms (docs/design/topk.md Table 1, default malloc).
-REFERENCE_MS = {
-    ("float32", 256, 100, 5): 9.79,
-    ("float32", 256, 1000, 5): 49.6,
-    ("float32", 64, 10000, 5): 108.9,
-    ("float32", 256, 1000, 50): 575.6,
-    ("float64", 256, 100, 5): 10.8,
-    ("float64", 256, 1000, 5): 60.6,
-    ("float64", 64, 10000, 5): 191.5,
-    ("float64", 256, 1000, 50): 615.5,
+# Issue 19: forward+backward at most this many times torch CE (1 thread).
+TARGETS = {
+    ("float32", 256, 1000, 5): 2.5,
+    ("float32", 256, 1000, 50): 8.0,
+    ("float64", 256, 1000, 5): 3.0,
 }
+INSTRUCTION_CASES = [("float32", 256, 1000, 5), ("float32", 256, 1000, 50)]
 
 
 def naive_log_space(
@@ -75,7 +91,102 @@ def naive_log_space(
     return tau * np.logaddexp(0, r)
 
 
-def _timer(backend: str) -> Callable[[], None]:
+# --------------------------------------------------------------------------------------
+# The previous algorithm, from git.
+# --------------------------------------------------------------------------------------
+
+
+def load_previous(rev: str) -> Any:
+    """``arrayloss/esp.py`` of git revision ``rev`` as a module of this package."""
+    src = subprocess.run(
+        ["git", "-C", str(ROOT), "show", f"{rev}:arrayloss/esp.py"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    path = Path(tempfile.mkdtemp(prefix="bench_topk_")) / "esp_prev.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("arrayloss._esp_prev", path)
+    assert spec is not None
+    assert spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod
+
+
+@contextlib.contextmanager
+def engine(mod: Any) -> Iterator[None]:
+    """Run the top-k kernel on the ESP engine of module ``mod``."""
+    saved = _topk._log_ratio_and_grad
+    _topk._log_ratio_and_grad = mod._log_ratio_and_grad
+    try:
+        yield
+    finally:
+        _topk._log_ratio_and_grad = saved
+
+
+# --------------------------------------------------------------------------------------
+# Environment.
+# --------------------------------------------------------------------------------------
+
+
+def environment(torch_threads: int | None) -> list[str]:
+    lines = [
+        f"python {platform.python_version()} on {platform.machine()}, "
+        f"{os.cpu_count()} CPUs ({len(os.sched_getaffinity(0))} usable)",
+    ]
+    blas = "?"
+    try:
+        cfg: Any = np.show_config(mode="dicts")
+        dep = cfg["Build Dependencies"]["blas"]
+        blas = f"{dep.get('name', '?')} {dep.get('version', '')}".strip()
+    except (TypeError, KeyError):  # older NumPy: no dict mode
+        pass
+    lines.append(f"numpy {np.__version__}, BLAS {blas}")
+    try:
+        import threadpoolctl
+
+        pools = threadpoolctl.threadpool_info()
+        lines.append(
+            "thread pools: "
+            + (
+                ", ".join(f"{p['internal_api']} {p['num_threads']}" for p in pools)
+                or "-"
+            )
+        )
+    except ImportError:
+        pass
+    env = {
+        v: os.environ[v]
+        for v in (
+            "OMP_NUM_THREADS",
+            "OPENBLAS_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "MALLOC_MMAP_THRESHOLD_",
+            "MALLOC_TRIM_THRESHOLD_",
+        )
+        if v in os.environ
+    }
+    lines.append(f"env: {env or 'no thread or malloc variables set'}")
+    if torch_threads is not None:
+        import torch
+
+        lines.append(f"torch {torch.__version__}, {torch_threads} thread(s)")
+    return lines
+
+
+def load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+# --------------------------------------------------------------------------------------
+# Timing.
+# --------------------------------------------------------------------------------------
+
+
+def _sync(backend: str) -> Callable[[], None]:
     if backend == "cupy":
         import cupy
 
@@ -91,6 +202,7 @@ def _candidates(
     k: int,
     naive: bool,
     ce_device: str | None,
+    prev: Any,
 ) -> dict[str, Callable[[], Any]]:
     fns: dict[str, Callable[[], Any]] = {
         "auto": lambda: smooth_topk_svm_and_grad(z, y, k=k),
@@ -99,6 +211,13 @@ def _candidates(
     }
     if k >= 16:
         fns["fft"] = lambda: smooth_topk_svm_and_grad(z, y, k=k, method="fft")
+    if prev is not None:
+
+        def previous() -> Any:
+            with engine(prev):
+                return smooth_topk_svm_and_grad(z, y, k=k)
+
+        fns["prev"] = previous
     if naive:
         fns["naive"] = lambda: naive_log_space(z_np, y_np, k, 1.0, 1.0)
     if ce_device is not None:
@@ -118,21 +237,26 @@ def _candidates(
     return fns
 
 
-def _measure(
+def measure(
     fns: dict[str, Callable[[], Any]], sync: Callable[[], None], repeats: int
 ) -> dict[str, float]:
-    """Median milliseconds of each function, called in round-robin order."""
-    times: dict[str, list[float]] = {name: [] for name in fns}
+    """Minimum milliseconds of each function over ``repeats`` round-robin rounds.
+
+    Each round starts one function later than the previous one, so that no
+    candidate always runs right after the same neighbour (cache state, torch's
+    thread pool)."""
+    best = dict.fromkeys(fns, float("inf"))
     for f in fns.values():  # warm up
         f()
     sync()
-    for _ in range(repeats):
-        for name, f in fns.items():
+    order = list(fns.items())
+    for r in range(repeats):
+        for name, f in order[r % len(order) :] + order[: r % len(order)]:
             t0 = time.perf_counter()
             f()
             sync()
-            times[name].append(1e3 * (time.perf_counter() - t0))
-    return {name: statistics.median(v) for name, v in times.items()}
+            best[name] = min(best[name], 1e3 * (time.perf_counter() - t0))
+    return best
 
 
 def _cell(med: dict[str, float], name: str, width: int = 8) -> str:
@@ -142,39 +266,47 @@ def _cell(med: dict[str, float], name: str, width: int = 8) -> str:
 def _ratio(a: float | None, b: float | None, width: int) -> str:
     if a is None or b is None:
         return " " * (width - 1) + "-"
-    return f"{a / b:.1f}x".rjust(width)
+    return f"{a / b:.2f}x".rjust(width)
 
 
-def run(backend: str, quick: bool, repeats: int) -> None:
+def run(backend: str, quick: bool, repeats: int, prev_rev: str | None) -> None:
     if backend == "cupy":
         import cupy as mod
     elif backend == "torch":
         import torch as mod
     else:
         mod = np
-    sync = _timer(backend)
+    sync = _sync(backend)
     ce_device: str | None = None
+    torch_threads = None
     try:
         import torch
 
         torch.set_num_threads(1)
+        torch_threads = torch.get_num_threads()
         if backend != "cupy":
             ce_device = "cpu"
         elif torch.cuda.is_available():  # never compare a GPU with a CPU baseline
             ce_device = "cuda"
     except ImportError:
         pass
-    if backend == "cupy":
-        cases = GPU_CASES
-    else:
-        cases = [CASES[0], CASES[1], CASES[3]] if quick else CASES
+    prev = load_previous(prev_rev) if prev_rev else None
+    cases = GPU_CASES if backend == "cupy" else CASES
+    if quick and backend != "cupy":
+        cases = [CASES[1], CASES[3]]
+    for line in environment(torch_threads):
+        print(line)
+    print(
+        f"backend={backend}, {repeats} round-robin rounds, minimum over rounds (ms), "
+        f"torch CE on {ce_device}; prev = {prev_rev or '-'}; {load()}"
+    )
     rng = np.random.default_rng(0)
     head = (
-        f"{'dtype':7} {'(B, C, k)':>16} | {'auto':>8} {'fwd':>7} {'direct':>8} {'fft':>8}"
-        f" {'naive':>8} {'torchCE':>8} | {'auto/CE':>7} {'fwd/auto':>8} {'naive/fwd':>9}"
-        f" {'direct/auto':>11} {'ref/auto':>8}"
+        f"{'dtype':7} {'(B, C, k)':>16} | {'auto':>7} {'fwd':>6} {'direct':>7}"
+        f" {'fft':>7} {'prev':>7} {'naive':>7} {'torchCE':>7} | {'auto/CE':>7}"
+        f" {'target':>6} {'fwd/auto':>8} {'naive/fwd':>9} {'prev/auto':>9}"
+        f" {'direct/auto':>11}"
     )
-    print(f"backend={backend}, repeats={repeats}, torch CE on {ce_device} (1 thread)")
     print(head)
     print("-" * len(head))
     for dtype in ("float32", "float64"):
@@ -186,34 +318,109 @@ def run(backend: str, quick: bool, repeats: int) -> None:
                 if backend == "numpy"
                 else (mod.asarray(z_np), mod.asarray(y_np))
             )
-            naive = backend != "cupy" and (not quick or C <= 1000)
-            med = _measure(
-                _candidates(z, y, z_np, y_np, k, naive, ce_device), sync, repeats
-            )
-            ref = REFERENCE_MS.get((dtype, B, C, k))
-            cell = functools.partial(_cell, med)
+            naive = backend != "cupy" and C <= 2000
+            fns = _candidates(z, y, z_np, y_np, k, naive, ce_device, prev)
+            t = measure(fns, sync, repeats)
+            cell = functools.partial(_cell, t)
+            goal = TARGETS.get((dtype, B, C, k))
+            verdict = "-"
+            if goal is not None and "torchCE" in t:
+                met = t["auto"] / t["torchCE"] <= goal
+                verdict = f"{goal:g}x{'' if met else '!'}"
             print(
-                f"{dtype:7} {(B, C, k)!s:>16} | {cell('auto')} {cell('fwd', 7)}"
-                f" {cell('direct')} {cell('fft')} {cell('naive')} {cell('torchCE')} |"
-                f" {_ratio(med['auto'], med.get('torchCE'), 7)}"
-                f" {_ratio(med['fwd'], med['auto'], 8)}"
-                f" {_ratio(med.get('naive'), med['fwd'], 9)}"
-                f" {_ratio(med['direct'], med['auto'], 11)}"
-                f" {_ratio(ref, med['auto'], 8)}",
+                f"{dtype:7} {(B, C, k)!s:>16} | {cell('auto', 7)} {cell('fwd', 6)}"
+                f" {cell('direct', 7)} {cell('fft', 7)} {cell('prev', 7)}"
+                f" {cell('naive', 7)} {cell('torchCE', 7)} |"
+                f" {_ratio(t['auto'], t.get('torchCE'), 7)} {verdict:>6}"
+                f" {_ratio(t['fwd'], t['auto'], 8)}"
+                f" {_ratio(t.get('naive'), t['fwd'], 9)}"
+                f" {_ratio(t.get('prev'), t['auto'], 9)}"
+                f" {_ratio(t['direct'], t['auto'], 11)}",
                 flush=True,
             )
+    print(f"{load()}; '!' after a target: missed")
+
+
+# --------------------------------------------------------------------------------------
+# Instruction counts (callgrind).
+# --------------------------------------------------------------------------------------
+
+
+def _child(
+    dtype: str, B: int, C: int, k: int, calls: int, prev_rev: str | None
+) -> None:
+    """Set up, call once (warm-up, caches, arena), then ``calls`` more times."""
+    rng = np.random.default_rng(0)
+    z = rng.standard_normal((B, C)).astype(dtype)
+    y = rng.integers(0, C, B)
+    ctx = engine(load_previous(prev_rev)) if prev_rev else contextlib.nullcontext()
+    with ctx:
+        for _ in range(calls + 1):
+            smooth_topk_svm_and_grad(z, y, k=k)
+
+
+def _count(case: tuple[str, int, int, int], calls: int, prev_rev: str | None) -> int:
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "callgrind.out"
+        cmd = [
+            "valgrind",
+            "--tool=callgrind",
+            f"--callgrind-out-file={out}",
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--child",
+            ",".join(map(str, case)),
+            "--calls",
+            str(calls),
+        ]
+        if prev_rev:
+            cmd += ["--prev", prev_rev]
+        env = dict(os.environ, PYTHONPATH=str(ROOT))
+        subprocess.run(cmd, check=True, capture_output=True, env=env)
+        m = re.search(r"^(?:summary|totals): (\d+)", out.read_text(), re.MULTILINE)
+        assert m is not None, "no instruction total in the callgrind output"
+        return int(m.group(1))
+
+
+def instructions(calls: int, prev_rev: str | None) -> None:
+    print(
+        f"callgrind instructions per forward+backward call "
+        f"({calls} calls minus none, one child process each); prev = {prev_rev or '-'}"
+    )
+    print(f"{'case':>30} | {'this tree':>14} {'prev':>14} {'prev/this':>9}")
+    for case in INSTRUCTION_CASES:
+        now = (_count(case, calls, None) - _count(case, 0, None)) / calls
+        cell_prev, ratio = " " * 13 + "-", " " * 8 + "-"
+        if prev_rev:
+            before = (_count(case, calls, prev_rev) - _count(case, 0, prev_rev)) / calls
+            cell_prev, ratio = f"{before:14.4g}", f"{before / now:8.2f}x"
+        print(f"{case!s:>30} | {now:14.4g} {cell_prev} {ratio}", flush=True)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument(
         "--backend", choices=["numpy", "cupy", "torch"], default="numpy"
     )
-    parser.add_argument("--quick", action="store_true", help="fewer cases and repeats")
+    parser.add_argument("--quick", action="store_true", help="two cases, 10 rounds")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument("--prev", default=None, help="git revision to compare with")
+    parser.add_argument(
+        "--instructions", action="store_true", help="count instructions (valgrind)"
+    )
+    parser.add_argument("--calls", type=int, default=3, help=argparse.SUPPRESS)
+    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    repeats = args.repeats or (5 if args.quick else 21)
-    run(args.backend, args.quick, repeats)
+    if args.child:
+        dtype, *dims = args.child.split(",")
+        B, C, k = map(int, dims)
+        _child(dtype, B, C, k, args.calls, args.prev)
+        return
+    if args.instructions:
+        instructions(args.calls, args.prev)
+        return
+    repeats = args.repeats or (10 if args.quick else 40)
+    run(args.backend, args.quick, repeats, args.prev)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ def _rows(
 ) -> tuple[Array, Array | None]:
     # One fresh (n, C) temporary: shifted scores, then exp, then softmax - target,
     # all in place where the namespace allows (see _xp.exp_).
-    work = z - xp.max(z, axis=1, keepdims=True)
+    work = _xp.sub(z, xp.max(z, axis=1, keepdims=True), xp=xp, below=True)  # quiet -inf
     if t.index is not None and label_smoothing == 0:
         q = None
         target_score = t.pick(work)

@@ -72,7 +72,7 @@ def _cubed_hinge_rows(
 def _multiclass_hinge_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool, margin: float
 ) -> tuple[Array, Array | None]:
-    h = z - t.pick(z)[:, None] + margin
+    h = _xp.sub(z, t.pick(z)[:, None], xp=xp) + margin  # quiet -inf
     active = (h > 0) & ~t.mask
     loss = xp.sum(xp.where(active, h, xp.zeros_like(h)), axis=1)
     if not want_grad:
@@ -86,7 +86,7 @@ def _crammer_singer_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool, margin: float
 ) -> tuple[Array, Array | None]:
     others = t.without_label(z)
-    h = margin + xp.max(others, axis=1) - t.pick(z)
+    h = _xp.sub(margin + xp.max(others, axis=1), t.pick(z), xp=xp)
     loss = xp.maximum(h, xp.zeros_like(h))
     if not want_grad:
         return loss, None

@@ -49,7 +49,7 @@ def _softmax_parts(z: Array, *, xp: Namespace) -> tuple[Array, Array, Array, Arr
     same reason ``log sum exp w = log1p(sum of the other exp w)`` (the largest is 1),
     which keeps tiny log-losses of confident samples accurate.
     """
-    w = z - xp.max(z, axis=1, keepdims=True)
+    w = _xp.sub(z, xp.max(z, axis=1, keepdims=True), xp=xp, below=True)
     e = xp.exp(w)
     top = _first_max(z, xp=xp)
     rest = xp.sum(xp.where(top, xp.zeros_like(e), e), axis=1, keepdims=True)
@@ -157,32 +157,39 @@ def _tanimoto_rows(
     return loss, _xp.through_softmax(p, p * g, xp=xp)
 
 
+def _twice(w: Array, *, xp: Namespace) -> Array:
+    """``2 w`` for shifted scores ``w <= 0``: ``w - (-w)``, exact, and ``-inf`` without
+    an overflow warning where ``2 w`` is below the largest float."""
+    return _xp.sub(w, -w, xp=xp, below=True)
+
+
 def _cauchy_schwarz_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool
 ) -> tuple[Array, Array | None]:
     if t.index is not None:
         # 1/2 CE(2z) = 1/2 lse(2z) - z_y; gradient softmax(2z) - e_y.  Shift before
         # doubling so that 2z cannot overflow.
-        w = z - xp.max(z, axis=1, keepdims=True)
-        p2, c2, w2, log_s2 = _softmax_parts(2 * w, xp=xp)
+        w = _xp.sub(z, xp.max(z, axis=1, keepdims=True), xp=xp, below=True)
+        p2, c2, w2, log_s2 = _softmax_parts(_twice(w, xp=xp), xp=xp)
         loss = 0.5 * (log_s2[:, 0] - t.pick(w2))
         return loss, (_residual(p2, c2, t.probs) if want_grad else None)
     # -log<p,q> + 1/2 log|p|^2 + 1/2 log|q|^2 with <p,q> = exp(lse(w + log q) - lse(w))
     # and |p|^2 = exp(lse(2w) - 2 lse(w)); the lse(w) terms cancel.
     q = t.probs
-    w = z - xp.max(z, axis=1, keepdims=True)
+    w = _xp.sub(z, xp.max(z, axis=1, keepdims=True), xp=xp, below=True)
     has = q > 0
     log_q = xp.log(xp.where(has, q, xp.ones_like(q)))
     a = xp.where(has, w + log_q, xp.full_like(w, -xp.inf))
+    w2 = _twice(w, xp=xp)
     loss = (
-        0.5 * _xp.logsumexp(2 * w, xp=xp, axis=1)
+        0.5 * _xp.logsumexp(w2, xp=xp, axis=1)
         - _xp.logsumexp(a, xp=xp, axis=1)
         + 0.5 * xp.log(xp.sum(q * q, axis=1))
     )
     if not want_grad:
         return loss, None
     # d/dz: softmax(2w) - softmax(w + log q), two probability vectors.
-    return loss, _xp.softmax(2 * w, xp=xp, axis=1) - _xp.softmax(a, xp=xp, axis=1)
+    return loss, _xp.softmax(w2, xp=xp, axis=1) - _xp.softmax(a, xp=xp, axis=1)
 
 
 _L1_KERNEL = Kernel("l1", _l1_rows)

@@ -37,6 +37,30 @@ __all__ = [
 # --------------------------------------------------------------------------- helpers
 
 
+def _halved(a: Array, k: int, *, xp: Namespace) -> bool:
+    """Whether sums of ``k`` entries of ``a`` are taken on halves: only where a plain
+    sum could overflow (a sum of halves, doubled, is the same bits for normal
+    numbers: scaling by 2 commutes with rounding)."""
+    if _xp.is_lazy(a) or a.size == 0:
+        return True
+    big = max(abs(float(xp.max(a))), abs(float(xp.min(a))))
+    return k * big > float(xp.finfo(a.dtype).max)
+
+
+def _sum_over_k(a: Array, k: int, *, xp: Namespace) -> Array:
+    """``sum(a, axis=1) / k`` without an overflowing intermediate sum."""
+    if _halved(a, k, xp=xp):
+        return xp.sum(a * 0.5, axis=1) / k * 2
+    return xp.sum(a, axis=1) / k
+
+
+def _prefix_over_k(a: Array, k: int, *, xp: Namespace) -> Array:
+    """``cumulative_sum(a, axis=1) / k`` without an overflowing intermediate sum."""
+    if _halved(a, k, xp=xp):
+        return xp.cumulative_sum(a * 0.5, axis=1) / k * 2
+    return xp.cumulative_sum(a, axis=1) / k
+
+
 def _check_k(*, n_classes: int, k: int = 5) -> dict[str, Any]:
     """``1 <= k <= n_classes - 1``, checked at the call (the wrapper knows ``n_classes``)."""
     k = check_int("k", k, low=1)
@@ -94,7 +118,8 @@ def _hinge_alpha_rows(
     sy = t.pick(z)
     top = _top(z, t, k, xp=xp)
     # (1/k) sum_{i<=k} a_[i] = margin + mean of the top-k competitor scores - s_y
-    h = margin + xp.sum(xp.where(top, z, xp.zeros_like(z)), axis=1) / k - sy
+    top_z = xp.where(top, z, xp.zeros_like(z))
+    h = _xp.sub(margin + _sum_over_k(top_z, k, xp=xp), sy, xp=xp)
     loss = xp.maximum(h, xp.zeros_like(h))
     if not want_grad:
         return loss, None
@@ -222,7 +247,7 @@ def _hinge_beta_rows(
 ) -> tuple[Array, Array | None]:
     sy = t.pick(z)
     top = _top(z, t, k, xp=xp)
-    a = margin + z - sy[:, None]
+    a = _xp.sub(margin + z, sy[:, None], xp=xp)
     on = top & (a > 0)
     loss = xp.sum(xp.where(on, a, xp.zeros_like(a)), axis=1) / k
     if not want_grad:
@@ -358,22 +383,22 @@ def _entropy_rows(
     # (m = k - 1 always qualifies).  Then x_j = S min(1/k, exp(b_j - nu)).
     sy = t.pick(z)
     ranked = _sorted(z, t, xp=xp)
-    b = ranked - sy[:, None]  # b_[1] >= ... >= b_[C-1]
-    prefix = xp.cumulative_sum(b[:, :k], axis=1)  # B_m = prefix[:, m - 1]
+    b = _xp.sub(ranked, sy[:, None], xp=xp)  # b_[1] >= ... >= b_[C-1]
+    prefix = _prefix_over_k(b[:, :k], k, xp=xp)  # B_m / k = prefix[:, m - 1]
 
     def candidate(m: int, suffix: Array) -> tuple[Array, Array]:
         nu_m = suffix - math.log1p(-m / k)
         c_m = (m / k) * math.log(k) + (1 - m / k) * nu_m
-        return (c_m + prefix[:, m - 1] / k if m else c_m), nu_m
+        return (c_m + prefix[:, m - 1] if m else c_m), nu_m
 
     # lse_{i>m} b_[i] for m = k-1, k-2, ..., 0, tail first (one pass, no overflow)
     suffix = b[:, k - 1]
     if b.shape[1] > k:
-        suffix = xp.logaddexp(suffix, _xp.logsumexp(b[:, k:], xp=xp, axis=1))
+        suffix = _xp.logaddexp(suffix, _xp.logsumexp(b[:, k:], xp=xp, axis=1), xp=xp)
     c, nu = candidate(k - 1, suffix)
     for m in range(k - 2, -1, -1):
         head = b[:, m]
-        suffix = xp.logaddexp(head, suffix)
+        suffix = _xp.logaddexp(head, suffix, xp=xp)
         ok = head <= suffix - math.log(k - m)
         c_m, nu_m = candidate(m, suffix)
         c, nu = xp.where(ok, c_m, c), xp.where(ok, nu_m, nu)
@@ -381,7 +406,9 @@ def _entropy_rows(
     if not want_grad:
         return loss, None
     # x_j = S min(1/k, exp(b_j - nu)); the min inside exp keeps capped entries finite
-    e = xp.exp(xp.minimum(z - (sy + nu)[:, None], xp.full_like(z, -math.log(k))))
+    e = xp.exp(
+        xp.minimum(_xp.sub(z, (sy + nu)[:, None], xp=xp), xp.full_like(z, -math.log(k)))
+    )
     x = _xp.sigmoid(c, xp=xp)[:, None] * e
     x = xp.where(t.mask, xp.zeros_like(x), x)
     return loss, _with_target(x, t, xp=xp)
@@ -524,14 +551,14 @@ def _truncated_rows(
     sy = t.pick(z)
     # the tail: every competitor but the k - 1 largest
     kept = ~(_top(z, t, k - 1, xp=xp) | t.mask)
-    b = xp.where(kept, z - sy[:, None], xp.full_like(z, -math.inf))
+    b = xp.where(kept, _xp.sub(z, sy[:, None], xp=xp), xp.full_like(z, -math.inf))
     tail = _xp.logsumexp(b, xp=xp, axis=1)
     loss = _xp.softplus(tail, xp=xp)
     if not want_grad:
         return loss, None
     # exp(b_j) / (1 + sum_tail exp(b)) = sigmoid(tail) exp(b_j - tail) on the tail;
     # b_j <= tail there, so the min only tames the dropped entries before masking
-    e = xp.exp(xp.minimum(z - (sy + tail)[:, None], xp.zeros_like(z)))
+    e = xp.exp(xp.minimum(_xp.sub(z, (sy + tail)[:, None], xp=xp), xp.zeros_like(z)))
     x = xp.where(kept, _xp.sigmoid(tail, xp=xp)[:, None] * e, xp.zeros_like(z))
     return loss, _with_target(x, t, xp=xp)
 

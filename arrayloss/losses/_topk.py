@@ -57,7 +57,7 @@ def _hard_rows(
     order = xp.argsort(others, axis=1, descending=True, stable=True)
     jk = order[:, k - 1 : k]
     kth = _xp.take_along_axis(z, jk, xp=xp, axis=1)[:, 0]
-    margin = alpha + (kth - t.pick(z)) / k
+    margin = alpha + _xp.sub(kth, t.pick(z), xp=xp) / k
     loss = xp.maximum(margin, xp.zeros_like(margin))
     if not want_grad:
         return loss, None

@@ -1,0 +1,172 @@
+"""Finite scores near the largest float: no spurious floating-point warnings.
+
+Every loss of the registry, on rows whose spreads reach ``+-max`` (``+-1.7e308`` in
+float64), must not warn (pytest runs with ``-W error``) whenever its value and
+gradient are finite: an overflowing ``s_j - max s`` is ``-inf`` and its ``exp`` is
+``0``, an overflowing hinge term is clipped to ``0``, so nothing went wrong.  The
+quiet helpers that make this so (`arrayloss._xp.sub`, `arrayloss._xp.logaddexp`)
+are checked bit for bit against the plain NumPy operations.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import to_numpy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from arrayloss import _xp
+from arrayloss._registry import LOSSES
+
+C = 4
+
+
+def _patterns(dtype: Any) -> list[list[float]]:
+    m = float(np.finfo(dtype).max)
+    big = 0.99 * m
+    return [
+        [m, -m, 0.0, 1.0],
+        [-m, m, 3.0, -2.0],
+        [m, m, -m, 0.0],
+        [big, 0.9 * m, 0.5 * m, -m],
+        [-big, -0.9 * m, -0.5 * m, -m],
+        [0.0, -m, -m, -m],
+        [m, -m, -m, -m],
+        [-m, m, m, m],
+        [0.6 * m, -0.6 * m, 0.0, 0.0],
+        [-m, 0.0, 0.0, 0.0],
+        [m, 0.0, 0.0, 0.0],
+        [1.0, -m, 2.0, -m],
+    ]
+
+
+def _targets(info: Any, label: int, dtype: Any) -> list[tuple[str, np.ndarray]]:
+    out = [("index", np.array([label]))]
+    if "soft" in info.targets:
+        soft = np.full((1, C), 0.1, dtype=dtype)
+        soft[0, label] = 0.7
+        out.append(("soft", soft))
+    return out
+
+
+def _options(info: Any) -> dict[str, Any]:
+    return {"k": 2} if "k" in info.params else {}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_no_overflow_warning_when_the_result_is_finite(name, dtype):
+    info = LOSSES[name]
+    finite = 0
+    for pattern in _patterns(dtype):
+        z = np.array([pattern], dtype=dtype)
+        for label in range(C):
+            for kind, y in _targets(info, label, dtype):
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    v, g = info.value_and_grad(z, y, reduction="none", **_options(info))
+                if not (np.all(np.isfinite(v)) and np.all(np.isfinite(g))):
+                    continue  # an overflowing result may warn
+                finite += 1
+                messages = [str(w.message) for w in caught]
+                assert not messages, (name, kind, pattern, label, messages)
+    if finite == 0:
+        pytest.skip(f"{name}: every extreme case overflows (nothing to compare)")
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_mean_reduction_is_quiet_too(name, dtype):
+    """The wrapper's checks (finiteness, weights) do not overflow on such scores."""
+    info = LOSSES[name]
+    m = float(np.finfo(dtype).max)
+    z = np.array([[m, -m, 0.0, 1.0], [1.0, 0.0, -m, 0.5]], dtype=dtype)
+    y = np.array([0, 0])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        v, g = info.value_and_grad(z, y, **_options(info))
+    if not (np.isfinite(v) and np.all(np.isfinite(g))):
+        pytest.skip(f"{name}: the mean overflows at these scores")
+    assert not [str(w.message) for w in caught]
+
+
+# --------------------------------------------------------------------------------------
+# The quiet helpers are the plain operations, bit for bit.
+# --------------------------------------------------------------------------------------
+
+
+def _bits(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    return a.view(np.uint32 if a.dtype == np.float32 else np.uint64)
+
+
+def _extreme_floats(dtype: Any) -> st.SearchStrategy[float]:
+    m = float(np.finfo(dtype).max)
+    width = np.dtype(dtype).itemsize * 8
+    return st.one_of(
+        st.floats(width=width, allow_nan=False, allow_infinity=False),
+        st.sampled_from([m, -m, 0.5 * m, -0.5 * m, 0.0, -0.0, 1.0]),
+        st.floats(0.5 * m, m, width=width) | st.floats(-m, -0.5 * m, width=width),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_sub_is_bitwise_a_minus_b_without_warnings(data, dtype):
+    shape = data.draw(st.sampled_from([(3, 4), (5,)]))
+    elems = _extreme_floats(dtype)
+    a = data.draw(hnp.arrays(dtype, shape, elements=elems))
+    b = data.draw(hnp.arrays(dtype, (*shape[:-1], 1), elements=elems))
+    with np.errstate(all="ignore"):
+        want = a - b
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _xp.sub(a, b, xp=np)
+    assert got.dtype == want.dtype
+    assert np.array_equal(_bits(got), _bits(want))
+    top = np.max(a, axis=-1, keepdims=True)  # the shift: a <= top
+    with np.errstate(all="ignore"):
+        want = a - top
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _xp.sub(a, top, xp=np, below=True)
+    assert np.array_equal(_bits(got), _bits(want))
+
+
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_logaddexp_is_bitwise_numpy_without_warnings(data, dtype):
+    elems = st.one_of(_extreme_floats(dtype), st.just(-np.inf))
+    a = data.draw(hnp.arrays(dtype, (6,), elements=elems))
+    b = data.draw(hnp.arrays(dtype, (6,), elements=elems))
+    with np.errstate(all="ignore"):
+        want = np.logaddexp(a, b)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _xp.logaddexp(a, b, xp=np)
+    assert np.array_equal(_bits(got), _bits(want))
+
+
+def test_sub_overflow_cases_are_signed_infinities():
+    m = np.finfo(np.float64).max
+    a = np.array([-m, m, m, -m, 1.0])
+    b = np.array([m, -m, m, -m, 2.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = _xp.sub(a, b, xp=np)
+    np.testing.assert_array_equal(got, [-np.inf, np.inf, 0.0, 0.0, -1.0])
+
+
+def test_sub_on_other_namespaces(backend):
+    """Every backend: the same values (where it cannot warn, plain ``a - b``)."""
+    m = 1e300
+    a = backend.asarray(np.array([[m, -m, 1.0]]), np.float64)
+    b = backend.asarray(np.array([[-m], [m]]), np.float64)
+    got = to_numpy(_xp.sub(a, b, xp=backend.xp))
+    want = np.array([[2 * m, 0.0, 1.0 + m], [0.0, -2 * m, 1.0 - m]])
+    np.testing.assert_array_equal(got, want)
