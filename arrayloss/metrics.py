@@ -56,6 +56,7 @@ from array_api_compat import is_cupy_namespace, is_numpy_namespace
 
 from . import _xp
 from ._api import Batch, Targets, prepare, weighted_mean
+from ._exact import exact_dot, exact_sum
 from ._typing import Array, Namespace
 from ._validation import check_choice, check_int
 from ._xp import to_numpy as to_numpy  # re-exported: the eval engine uses it
@@ -677,17 +678,28 @@ def _bin_sums(
 def _exact_sums(
     terms: np.ndarray, scaled: tuple[np.ndarray | None, int]
 ) -> tuple[Fraction, Fraction]:
-    """``sum(w * t)`` and ``sum(w)`` of one batch (float64 pairwise), as fractions.
+    """``sum(w * t)`` and ``sum(w)`` of one batch, exactly, as fractions.
 
     ``scaled`` is `_Rows.host_weights`: the weights times ``2**-e``, and ``e``.
+    Exact sums (`arrayloss._exact`) make a streamed total independent of how the
+    rows are cut into batches: a float64 sum rounds differently for each grouping.
+    A non-finite term raises `OverflowError` (infinity) or `ValueError` (NaN).
     """
     t = np.asarray(terms, dtype=np.float64)
     w, e = scaled
+    if not np.isfinite(t).all():
+        bad = t[~np.isfinite(t)] if w is None else t[~np.isfinite(t) & (w != 0)]
+        if bad.size:
+            if np.isnan(bad).any():
+                msg = "cannot sum NaN terms exactly"
+                raise ValueError(msg)
+            msg = "cannot sum infinite terms exactly"
+            raise OverflowError(msg)
+        t = np.where(np.isfinite(t), t, 0.0)  # only where the weight is zero
     if w is None:
-        return Fraction(float(np.sum(t))), Fraction(t.shape[0])
-    wt = np.where(w == 0, 0.0, w * t)
+        return exact_sum(t), Fraction(t.shape[0])
     scale = Fraction(2) ** e
-    return Fraction(float(np.sum(wt))) * scale, Fraction(float(np.sum(w))) * scale
+    return exact_dot(w, t) * scale, exact_sum(w) * scale
 
 
 def _check_same(a: object, b: object) -> None:
@@ -862,13 +874,14 @@ class ECE:
             )
         host = _xp.array_namespace(conf)
         edges = _edges(conf, None, self.n_bins, "uniform", xp=host)
-        gaps, weight = _bin_sums(
-            conf, hit, w, edges, self.n_bins, xp=host, dtype=np.float64
-        )
+        gaps, weight = _exact_bin_sums(conf, hit, w, edges, self.n_bins)
+        scale = Fraction(2) ** e
         return replace(
             self,
-            gaps=_add_fractions(self.gaps, gaps, e),
-            weights=_add_fractions(self.weights, weight, e),
+            gaps=tuple(a + b * scale for a, b in zip(self.gaps, gaps, strict=True)),
+            weights=tuple(
+                a + b * scale for a, b in zip(self.weights, weight, strict=True)
+            ),
             count=self.count + rows.n,
         )
 
@@ -912,14 +925,32 @@ class ECE:
         return float(sum((abs(g) for g in self.gaps), Fraction(0)) / total)
 
 
-def _add_fractions(
-    acc: tuple[Fraction, ...], new: np.ndarray, e: int = 0
-) -> tuple[Fraction, ...]:
-    """``acc + new * 2**e``, exactly."""
-    scale = Fraction(2) ** e
-    return tuple(
-        a + Fraction(float(v)) * scale for a, v in zip(acc, new.tolist(), strict=True)
-    )
+def _exact_bin_sums(
+    conf: np.ndarray,
+    hit: np.ndarray,
+    w: np.ndarray | None,
+    edges: np.ndarray,
+    n_bins: int,
+) -> tuple[list[Fraction], list[Fraction]]:
+    """Per-bin ``sum(w * (hit - conf))`` and ``sum(w)`` of one batch, exactly.
+
+    Exact sums make the streamed ECE identical at every batch size (float64 sums
+    round differently for each grouping); only occupied bins cost a pass.
+    """
+    bins = np.count_nonzero(conf[:, None] > edges[None, :], axis=1)
+    d = hit.astype(np.float64) - conf.astype(np.float64)  # per sample: batch-free
+    gaps = [Fraction(0)] * n_bins
+    weights = [Fraction(0)] * n_bins
+    for b in np.unique(bins).tolist():
+        inside = bins == b
+        if w is None:
+            gaps[b] = exact_sum(d[inside])
+            weights[b] = Fraction(int(np.count_nonzero(inside)))
+        else:
+            wb = w[inside]
+            gaps[b] = exact_dot(wb, np.where(wb == 0, 0.0, d[inside]))
+            weights[b] = exact_sum(wb)
+    return gaps, weights
 
 
 def _quantile_weights(

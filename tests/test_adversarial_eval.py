@@ -456,8 +456,8 @@ def test_every_loss_is_exactly_chunk_invariant(d, dtype, weighted):
 
 
 def test_float32_smooth_topk_chunk_invariance(d):
-    """The smooth top-k kernel's float32 rows depend on their batch (topk issue):
-    an expected failure until the kernel is fixed, then an exact check."""
+    """Issue 11: a float32 smooth top-k row no longer depends on its batch, so the
+    streamed loss is identical at every chunk size."""
     rng = np.random.default_rng(3)
     np.save(d / "zt.npy", rng.normal(0, 2, size=(300, 8)).astype(np.float32))
     np.save(d / "yt.npy", rng.integers(0, 8, 300))
@@ -467,9 +467,24 @@ def test_float32_smooth_topk_chunk_invariance(d):
         run_json([*args, "--chunk-size", c])["losses"]["smooth_topk_svm:k=3"]
         for c in ("1", "7", "300")
     }
-    if len(outs) > 1:
-        pytest.xfail(f"float32 smooth_topk_svm depends on the batch: {sorted(outs)}")
-    assert len(outs) == 1
+    assert len(outs) == 1, sorted(outs)
+
+
+def test_metrics_identical_at_every_chunk_size(d):
+    """Metric tallies are exact sums too (`arrayloss._exact`): every metric is
+    identical, not merely close, at chunk sizes 1, 7 and all, weighted or not."""
+    rng = np.random.default_rng(5)
+    np.save(d / "zm.npy", rng.normal(0, 3, size=(301, 6)))
+    np.save(d / "ym.npy", rng.integers(0, 6, 301))
+    np.save(d / "wm.npy", rng.uniform(0, 1e300, 301))
+    base = [p(d, "zm.npy"), p(d, "ym.npy")]
+    for extra in ([], ["--weights", p(d, "wm.npy")]):
+        outs = [
+            run_json([*base, *extra, "--chunk-size", c])["metrics"]
+            for c in ("1", "7", "301")
+        ]
+        assert outs[0], "no metric was compared"
+        assert outs[0] == outs[1] == outs[2], (extra, outs)
 
 
 def test_losses_near_the_float64_limit(d):
@@ -947,6 +962,7 @@ CLASSES = {
         "test_weights_that_float32_cannot_hold_are_refused_not_dropped",
         "test_every_loss_is_exactly_chunk_invariant",
         "test_float32_smooth_topk_chunk_invariance",
+        "test_metrics_identical_at_every_chunk_size",
         "test_losses_near_the_float64_limit",
         "test_corrupt_member_data_is_not_read_as_numbers",
         "test_ece_with_many_bins_is_right",

@@ -54,13 +54,17 @@ def _nce(
     p: Array, c: Array, w: Array, log_s: Array, resid: Array, t: Targets,
     *, xp: Namespace,
 ) -> tuple[Array, Array]:  # fmt: skip
-    """NCE = CE / sum_j(-log p_j) and its gradient ``((p - t) - NCE (C p - 1)) / U``."""
+    """NCE = CE / sum_j(-log p_j) and its gradient ``((p - t) - NCE (C p - 1)) / U``.
+
+    ``U / C`` is summed instead of ``U`` (a mean of ``-log p_j``), so that scores
+    spread near the largest float give a finite ``U / C`` without an overflow.
+    """
     nl = log_s - w  # -log p >= 0: the sum has no cancellation
-    u = xp.sum(nl, axis=1, keepdims=True)
-    ce = t.pick(nl) if t.index is not None else xp.sum(t.probs * nl, axis=1)
-    nce = ce / u[:, 0]
     n_classes = p.shape[1]
-    return nce, (resid - nce[:, None] * (n_classes * p - 1)) / u
+    u_c = xp.sum(nl / n_classes, axis=1, keepdims=True)  # U / C
+    ce = t.pick(nl) if t.index is not None else xp.sum(t.probs * nl, axis=1)
+    nce = ce / n_classes / u_c[:, 0]
+    return nce, (resid - nce[:, None] * (n_classes * p - 1)) / n_classes / u_c
 
 
 def _nce_index(
@@ -70,23 +74,26 @@ def _nce_index(
     """``alpha NCE + beta kappa (1 - p_y)`` for index labels, with one ``(n, C)``
     array: RCE is ``kappa = -A``, MAE ``kappa = 2``.
 
-    ``U = sum_j(-log p_j) = C log s - sum_j w_j`` (``w = z - max z <= 0``: two
-    terms of one sign), and the gradient is ``a p + b`` off the label with
+    ``U = sum_j(-log p_j) = C (log s - mean_j w_j)`` (``w = z - max z <= 0``: two
+    terms of one sign; ``U / C`` is what is computed, so it cannot overflow), and the gradient is ``a p + b`` off the label with
     ``a = alpha (1 - C NCE) / U + beta kappa p_y``, ``b = alpha NCE / U``.
     """
-    p, p_y, c_y, log_p, s, w_sum = label_parts(
+    p, p_y, c_y, log_p, s, w_mean = label_parts(
         z, t, xp=xp, want_p=want_grad, want_wsum=True
     )
     n_classes = z.shape[1]
-    u = n_classes * xp.log(s) - w_sum
-    nce = -log_p / u
+    u_c = xp.log(s) - w_mean  # U / C: cannot overflow where U would
+    nce = -log_p / n_classes / u_c
     loss = alpha * nce + (beta * kappa) * c_y
     if p is None:
         return loss, None
-    a = alpha * (1 - n_classes * nce) / u + (beta * kappa) * p_y
+    a = alpha * (1 - n_classes * nce) / n_classes / u_c + (beta * kappa) * p_y
     p *= a[:, None]
-    p += (alpha * nce / u)[:, None]
-    g_y = alpha * (-c_y - nce * (n_classes * p_y - 1)) / u - (beta * kappa) * p_y * c_y
+    p += (alpha * nce / n_classes / u_c)[:, None]
+    g_y = (
+        alpha * (-c_y - nce * (n_classes * p_y - 1)) / n_classes / u_c
+        - (beta * kappa) * p_y * c_y
+    )
     return loss, set_label(p, g_y, t, xp=xp)
 
 

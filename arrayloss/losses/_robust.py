@@ -49,15 +49,16 @@ def label_parts(
 ) -> tuple[Array | None, Array, Array, Array, Array, Array | None]:
     """For index labels: ``p = softmax(z)`` (fresh, or ``None`` unless ``want_p``),
     ``p_y``, ``c_y = 1 - p_y``, ``log p_y``, ``s = sum_j exp(z_j - max z)`` and
-    (if ``want_wsum``) ``sum_j (z_j - max z)``, each ``(n,)``, without cancellation.
+    (if ``want_wsum``) ``mean_j (z_j - max z)`` (a mean, so it cannot overflow), each
+    ``(n,)``, without cancellation.
 
     ``c_y`` is the sum of the other classes' exponentials over the total; ``log p_y``
     is ``-log1p(rest / e_y)`` where the label dominates (``p_y > 1/2``, so it is the
     maximum and ``e_y = 1``), else ``w_y - log s`` (two terms of one sign).  One
     ``(n, C)`` array is created, and written in place where the namespace allows.
     """
-    e = z - xp.max(z, axis=1, keepdims=True)
-    w_sum = xp.sum(e, axis=1) if want_wsum else None
+    e = _xp.sub(z, xp.max(z, axis=1, keepdims=True), xp=xp, below=True)
+    w_sum = xp.sum(e / e.shape[1], axis=1) if want_wsum else None
     w_y = t.pick(e)
     e_y = xp.exp(w_y)
     e = _xp.exp_(e, xp=xp)
