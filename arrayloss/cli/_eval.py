@@ -201,6 +201,22 @@ class _EvalCommand(click.Command):
     "reported by line and column]",
 )
 @click.option(
+    "--delimiter",
+    metavar="CHAR",
+    callback=lambda ctx, param, value: _parse_delimiter(value),
+    help="The field delimiter of CSV/TSV inputs: one character, or tab. [default: "
+    "sniffed from the first rows among , tab ; |]",
+)
+@click.option(
+    "--drop-column",
+    "drop_columns",
+    multiple=True,
+    metavar="NAME|N",
+    help="A column of a CSV SCORES that holds no scores (header name or 0-based "
+    "number); repeat for several. [default: a leading index column, as pandas' "
+    "df.to_csv() writes it (an unnamed first header field), is dropped]",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["table", "json", "csv"]),
@@ -329,6 +345,8 @@ def _run(
     label_column: str | None,
     classes: str | None,
     header: bool | None,
+    delimiter: str | None,
+    drop_columns: tuple[str, ...],
     fmt: str,
     output: str,
     per_sample: str | None,
@@ -393,6 +411,7 @@ def _run(
             opener=ShardOpener(
                 scores_key=scores_key, labels_key=labels_key,
                 label_column=label_column, header=header, classes=class_names or (),
+                delimiter=delimiter, drop_columns=drop_columns,
             ),
             class_names=class_names, fmt=fmt, per_sample=per_sample,
             write_rows=write_rows, chunk_size=chunk_size, backend=backend,
@@ -572,6 +591,18 @@ def _report_clipping(
             f"{clips.eps:.3g} moved {key} {change} to {clipped:.6g}",
             err=True,
         )
+
+
+def _parse_delimiter(value: str | None) -> str | None:
+    """``--delimiter``: one character (``tab`` or ``\\t`` for a tab); else bad usage."""
+    if value is None:
+        return None
+    if value.lower() in ("tab", "\\t"):
+        return "\t"
+    if len(value) != 1 or value in '\r\n"' or value.isalnum() or value in ".+-":
+        msg = f"{value!r} is not a delimiter (one character such as , ; | or tab)"
+        raise click.BadParameter(msg, param_hint=["--delimiter"])
+    return value
 
 
 def _parse_eps(value: str | float | None) -> float | None:
