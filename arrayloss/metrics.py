@@ -33,8 +33,11 @@ Conventions, chosen to agree with scikit-learn 1.9:
   takes the last ``k`` entries of a stable ``argsort``.  Because of the opposite tie
   rules, ``top_k_accuracy(k=1)`` and `accuracy` differ on rows whose top score is
   tied; both match their scikit-learn counterpart.
-* `nll`: ``-log p_y``, exact from logits (no clipping; scikit-learn's ``log_loss``
-  clips probabilities to ``[eps, 1 - eps]``, which matters only for ``p_y < 2.2e-16``).
+* `nll`: ``-log p_y``, exact from logits; from probabilities ``p_y`` is first
+  clipped to ``[eps, 1]`` with ``eps`` the dtype's machine epsilon by default, as
+  ``log_loss`` (which clips to ``[eps, 1 - eps]``).  The streaming `NLL` tally reads
+  a zero as the smallest normal number instead (the ``eps=`` of ``arrayloss eval``
+  is applied by its engine).
 * `brier`: the multiclass Brier score ``sum_j (p_j - [j == y])**2``, in ``[0, 2]``,
   never halved; ``brier_score_loss(..., scale_by_half=False)``.
 * `ece`: expected calibration error with the top-label confidence, see `ece`.

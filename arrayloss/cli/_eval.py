@@ -284,7 +284,8 @@ class _EvalCommand(click.Command):
 def eval_command(ctx: click.Context, /, **opts: Any) -> None:
     """Losses and metrics of predicted SCORES against true LABELS.
 
-    SCORES is an .npy, .npz (--scores-key), .csv/.tsv file, or - for CSV on
+    SCORES is an .npy, .npz (--scores-key), .csv/.tsv file (delimiter sniffed:
+    , tab ; or |; a leading pandas index column dropped), or - for CSV on
     standard input; it holds one row of class scores per sample.  LABELS holds the
     true classes, as integers or as names (--classes), in an .npy, .npz or text
     file; it may instead be a column of a CSV SCORES (--label-column) or an array
@@ -306,6 +307,7 @@ def eval_command(ctx: click.Context, /, **opts: Any) -> None:
       arrayloss eval --example
       arrayloss eval logits.npy labels.npy --loss cross_entropy --loss hinge:margin=1
       arrayloss eval preds.csv --label-column label --input probs --format json
+      arrayloss eval proba.csv labels.csv --input probs --eps 1e-15 --renormalize
       arrayloss eval scores.npz --metric ece:strategy=quantile --top-k 1,5
       arrayloss eval 'shards/logits-*.npy' 'shards/labels-*.npy' --dask
       arrayloss eval logits/ labels/ --dask tcp://scheduler:8786
