@@ -11,6 +11,8 @@ import os
 import numpy as np
 import pytest
 from conftest import invoke_eval as invoke
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from arrayloss import metrics as M
 
@@ -291,3 +293,46 @@ def test_dask_clips_and_counts_like_one_process(zeros):
     for key, value in base["metrics"].items():
         assert out["metrics"][key] == pytest.approx(value, rel=1e-15, abs=0)
     assert err == base_err
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    n=st.integers(1, 30),
+    c=st.integers(2, 6),
+    eps=st.sampled_from([None, 0.0, 1e-300, 1e-12, 1e-3, 0.25]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_nll_is_the_mean_of_clipped_logs(n, c, eps, seed):
+    """Property: nll(eps) = mean(-log(clip(p_y, eps, 1))) for any rows with zeros."""
+    rng = np.random.default_rng(seed)
+    p = _probs(rng, n=n, c=c)
+    y = rng.integers(0, c, size=n)
+    floor = np.finfo(np.float64).eps if eps is None else eps
+    p_y = np.clip(p[np.arange(n), y], floor, 1.0)
+    with np.errstate(divide="ignore"):
+        want = float(np.mean(-np.log(p_y)))
+    got = float(M.nll(p, y, input="probs", eps=eps))
+    assert got == pytest.approx(want, rel=1e-12) if math.isfinite(want) else got == want
+
+
+@pytest.mark.parametrize("backend", ["array_api_strict", "torch"])
+def test_nll_eps_any_namespace(backend):
+    xp = pytest.importorskip(backend)
+    p = np.array([[1.0, 0.0], [0.3, 0.7]])
+    y = np.array([1, 0])
+    for eps in (None, 0.0, 1e-3):
+        want = float(M.nll(p, y, input="probs", eps=eps))
+        got = M.nll(xp.asarray(p), xp.asarray(y), input="probs", eps=eps)
+        assert float(got) == want
+
+
+def test_eval_torch_backend_clips_the_same(zeros):
+    pytest.importorskip("torch")
+    d, *_ = zeros
+    args = [str(d / "p.npy"), str(d / "y.npy"), "--input", "probs"]
+    base, _ = _run(args)
+    out, _ = _run([*args, "--backend", "torch"])
+    assert out["n_clipped"] == base["n_clipped"]
+    for group in ("losses", "metrics"):
+        for key, value in base[group].items():
+            assert out[group][key] == pytest.approx(value, rel=1e-12)
