@@ -27,6 +27,7 @@ import contextlib
 import csv
 import glob
 import io
+import itertools
 import math
 import os
 import re
@@ -363,6 +364,7 @@ def open_array(path: str, kind: str, *, key: str | None = None, **text: Any) -> 
         text.pop("classes", None)
         scores, _ = open_table(path, **text)
         return scores
+    text.pop("drop_columns", None)
     return _TextVector(path, label, kind, **text)
 
 
@@ -450,13 +452,59 @@ def _is_number(s: str) -> bool:
     return True
 
 
-class _TextRows:
-    """Rows of a delimited text file, checked to have one width."""
+DELIMITERS = (",", "\t", ";", "|")
+"""The field delimiters a text file is sniffed for."""
 
-    def __init__(self, path: str, label: str) -> None:
+_SNIFF_CHARS = 1 << 16
+_SNIFF_ROWS = 50
+
+
+def sniff_delimiter(sample: str, default: str) -> str:
+    """The delimiter of the text ``sample`` (the start of a file), one of
+    `DELIMITERS`, or ``default`` when no candidate splits the first row.
+
+    Each candidate parses the first `_SNIFF_ROWS` non-blank rows (quotes
+    respected); the one whose rows all have the first row's width, and then the
+    one with the most fields, wins; ``default`` first on ties.
+    """
+    best: tuple[bool, int] = (False, 1)
+    chosen = default
+    for d in (default, *(c for c in DELIMITERS if c != default)):
+        try:
+            reader = csv.reader(io.StringIO(sample, newline=""), delimiter=d)
+            rows = [r for r in itertools.islice(reader, 2 * _SNIFF_ROWS) if r]
+        except csv.Error:
+            continue
+        rows = [r for r in rows if any(f.strip() for f in r)][:_SNIFF_ROWS]
+        if not rows or len(rows[0]) < 2:
+            continue
+        score = (all(len(r) == len(rows[0]) for r in rows), len(rows[0]))
+        if score > best:
+            best, chosen = score, d
+    return chosen
+
+
+def _is_index(first: Sequence[str], second: Sequence[str] | None) -> bool:
+    """Whether ``first`` is the header of a file with a leading index column, as
+    pandas' ``DataFrame.to_csv()`` writes it: an empty first field, every other
+    field named, and (when there is one) an integer first field in the next row."""
+    if len(first) < 2 or first[0].strip() or not all(f.strip() for f in first[1:]):
+        return False
+    return second is None or bool(re.fullmatch(r"\s*[+-]?\d+\s*", second[0]))
+
+
+class _TextRows:
+    """Rows of a delimited text file, checked to have one width.
+
+    ``delimiter=None`` sniffs it (`sniff_delimiter`) from the first 64 KB, with
+    the suffix's (tab for ``.tsv``/``.tab``, else comma) as the fallback.  A
+    byte-order mark, CRLF line ends and quoted fields are read as `csv` does.
+    """
+
+    def __init__(self, path: str, label: str, delimiter: str | None = None) -> None:
         self.label = label
         self.path = path
-        delimiter = "\t" if _suffix(path) in (".tsv", ".tab") else ","
+        default = "\t" if _suffix(path) in (".tsv", ".tab") else ","
         if path == "-":
             # sys.stdin at call time, so click.testing's replacement is seen.
             raw: IO[bytes] = sys.stdin.buffer
@@ -466,7 +514,26 @@ class _TextRows:
             self._size = os.fstat(raw.fileno()).st_size
         self._raw = raw
         self._text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        self._reader = csv.reader(self._text, delimiter=delimiter)
+        lines: Any = self._text
+        if delimiter is None:
+            head: list[str] = []
+            size = 0
+            try:
+                while len(head) < 2 * _SNIFF_ROWS and size < _SNIFF_CHARS:
+                    line = self._text.readline()
+                    if not line:
+                        break
+                    head.append(line)
+                    size += len(line)
+            except (UnicodeDecodeError, OSError) as exc:
+                self.close()
+                msg = f"{label} line {len(head) + 1}: {_one_line(exc)}"
+                raise DataError(msg) from None
+            sample = "".join(head)
+            delimiter = sniff_delimiter(sample, default)
+            lines = itertools.chain(head, self._text)
+        self.delimiter = delimiter
+        self._reader = csv.reader(lines, delimiter=delimiter)
         self.width: int | None = None
         self._pending: list[tuple[list[str], int]] = []  # peeked rows and lines
         self.lines: list[int] = []  # file line of each row of the last take()
@@ -574,14 +641,19 @@ def _parse_floats(
 
 class _TextScores(Source):
     def __init__(
-        self, rows: _TextRows, header: list[str] | None, label_col: int | None
+        self,
+        rows: _TextRows,
+        header: list[str] | None,
+        label_col: int | None,
+        drop: set[int] | None = None,
     ) -> None:
         self.label = rows.label
         self._rows = rows
         self.n_rows = None
         assert rows.width is not None
         width = rows.width
-        self._keep = [c for c in range(width) if c != label_col]
+        gone = drop or set()
+        self._keep = [c for c in range(width) if c != label_col and c not in gone]
         self._label_col = label_col
         self.n_cols = len(self._keep)
         self._names = None if header is None else [header[c] for c in self._keep]
@@ -598,6 +670,7 @@ class _TextScores(Source):
         cells = np.array(rows, dtype=str)
         if self._label_col is not None:
             self.labels = np.char.strip(cells[:, self._label_col])
+        if len(self._keep) != cells.shape[1]:
             cells = cells[:, self._keep]
         return _parse_floats(cells, self.label, self._rows.lines, self._names)
 
@@ -660,18 +733,24 @@ def open_table(
     *,
     label_column: str | None = None,
     header: bool | None = None,
+    delimiter: str | None = None,
+    drop_columns: Sequence[str] = (),
 ) -> tuple[Source, Source | None]:
     """The scores of a delimited text file, and its label column if named.
 
-    With ``header=None`` the first row is a header when it is a row of names
+    ``delimiter=None`` sniffs the delimiter (`sniff_delimiter`).  With
+    ``header=None`` the first row is a header when it is a row of names
     (`_header_flag`): each of its fields (other than the label column, given as
     a 0-based number) is text that is not a number, and the next row is not text
-    throughout too.
-    ``label_column`` is a header name or a 0-based column number; the other
-    columns are the scores.
+    throughout too.  A first row with an empty first field and every other field
+    named, above a row starting with an integer, is the header of a leading index
+    column (pandas' ``df.to_csv()``): that column is dropped.  ``drop_columns``
+    (header names or 0-based numbers) drops columns explicitly, and turns the
+    detection off.  ``label_column`` is a header name or a 0-based column
+    number; the other columns are the scores.
     """
     label = _describe("SCORES", path)
-    rows = _TextRows(path, label)
+    rows = _TextRows(path, label, delimiter)
     try:
         first = rows.first()
         if first is None:
@@ -687,7 +766,12 @@ def open_table(
             )
         elif label_column is not None and header is None:
             header = True  # a column name needs a header row
-        has_header = _header_flag(rows.peek(2), header, skip)
+        peeked = rows.peek(2)
+        indexed = header is not False and _is_index(
+            first, peeked[1] if len(peeked) > 1 else None
+        )
+        index = indexed and not drop_columns
+        has_header = indexed or _header_flag(peeked, header, skip)
         head = None
         if has_header:
             head = [h.strip() for h in first]
@@ -695,7 +779,13 @@ def open_table(
         label_col = None
         if label_column is not None:
             label_col = _column_index(label_column, head, width, label)
-        scores = _TextScores(rows, head, label_col)
+        drop = {0} if index else set()
+        for name in drop_columns:
+            drop.add(_column_index(name, head, width, label))
+        if label_col is not None and label_col in drop:
+            msg = f"{label}: the label column {label_column!r} is also dropped"
+            raise DataError(msg)
+        scores = _TextScores(rows, head, label_col, drop)
     except BaseException:
         rows.close()
         raise
@@ -714,12 +804,13 @@ class _TextVector(Source):
         label_column: str | None = None,
         header: bool | None = None,
         classes: Sequence[str] = (),
+        delimiter: str | None = None,
     ) -> None:
         self.label = label
         self.kind = kind
         self.n_rows = None
         self.n_cols = None
-        self._rows = _TextRows(path, label)
+        self._rows = _TextRows(path, label, delimiter)
         try:
             first = self._rows.first()
             if first is None:
@@ -729,12 +820,20 @@ class _TextVector(Source):
             column = label_column if kind == "labels" else None
             if column is not None and column in first and header is None:
                 header = True
-            has_header = _header_flag(self._rows.peek(2), header, None, classes)
+            peeked = self._rows.peek(2)
+            index = (
+                header is not False
+                and width == 2
+                and _is_index(first, peeked[1] if len(peeked) > 1 else None)
+            )
+            has_header = index or _header_flag(peeked, header, None, classes)
             head = [h.strip() for h in first] if has_header else None
             if has_header:
                 self._rows.take(1)
             if column is not None and width > 1:
                 self._col = _column_index(column, head, width, label)
+            elif index:  # pandas' Series.to_csv(): the index, then the values
+                self._col = 1
             elif width == 1:
                 self._col = 0
             else:

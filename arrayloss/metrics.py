@@ -33,8 +33,11 @@ Conventions, chosen to agree with scikit-learn 1.9:
   takes the last ``k`` entries of a stable ``argsort``.  Because of the opposite tie
   rules, ``top_k_accuracy(k=1)`` and `accuracy` differ on rows whose top score is
   tied; both match their scikit-learn counterpart.
-* `nll`: ``-log p_y``, exact from logits (no clipping; scikit-learn's ``log_loss``
-  clips probabilities to ``[eps, 1 - eps]``, which matters only for ``p_y < 2.2e-16``).
+* `nll`: ``-log p_y``, exact from logits; from probabilities ``p_y`` is first
+  clipped to ``[eps, 1]`` with ``eps`` the dtype's machine epsilon by default, as
+  ``log_loss`` (which clips to ``[eps, 1 - eps]``).  The streaming `NLL` tally reads
+  a zero as the smallest normal number instead (the ``eps=`` of ``arrayloss eval``
+  is applied by its engine).
 * `brier`: the multiclass Brier score ``sum_j (p_j - [j == y])**2``, in ``[0, 2]``,
   never halved; ``brier_score_loss(..., scale_by_half=False)``.
 * `ece`: expected calibration error with the top-label confidence, see `ece`.
@@ -72,6 +75,7 @@ __all__ = [
     "TopKAccuracy",
     "accuracy",
     "brier",
+    "check_eps",
     "ece",
     "nll",
     "top_k_accuracy",
@@ -439,19 +443,25 @@ def nll(
     weights: Array | None = None,
     axis: int = -1,
     input: str = "logits",
+    eps: float | None = None,
 ) -> Array:
     r"""Negative log-likelihood (log loss) of the labels.
 
     .. math:: \operatorname{nll} = \frac{\sum_i w_i \left(-\log p_{i, y_i}\right)}{\sum_i w_i}
 
     From logits this is ``logsumexp(s) - s_y``, exact and finite for any finite
-    scores (the cross-entropy loss with its default parameters).  From
-    probabilities, ``-log p_y`` with a zero probability read as the dtype's smallest
-    normal number.  Equal to ``sklearn.metrics.log_loss`` unless some ``p_y`` is
-    below ``eps`` (where scikit-learn clips).
+    scores (the cross-entropy loss with its default parameters; ``eps`` is not
+    used).  From probabilities (or log-probabilities), ``-log p_y`` with ``p_y``
+    clipped to ``[eps, 1]`` first, the convention of ``sklearn.metrics.log_loss``
+    (which clips to ``[eps, 1 - eps]``, the same to within ``eps`` a sample): at the
+    default ``eps`` the result equals ``log_loss`` to rounding.
 
     Parameters
     ----------{common}
+    eps : float in [0, 0.5), optional
+        The clipping floor of the probabilities.  ``None`` (default) is the machine
+        epsilon of the scores' dtype, ``finfo(dtype).eps``, as scikit-learn's
+        ``log_loss`` uses; ``0`` clips nothing, so a zero ``p_y`` gives ``inf``.
 
     Returns
     -------
@@ -466,8 +476,35 @@ def nll(
     >>> print(f"{float(metrics.nll(s, np.array([2]))):.6f}")
     3.985205
     """
+    eps = check_eps(eps)
     rows = _prepare("nll", scores, labels, weights, axis=axis, input=input)
-    return _mean(rows.nll, rows)
+    if input == "logits":
+        return _mean(rows.nll, rows)
+    xp = rows.xp
+    floor = _xp.finfo_eps(rows.z.dtype, xp=xp) if eps is None else eps
+    s_y = rows._label_score[:, 0]
+    if input == "logprobs":  # -log p_y = -s_y, exactly (-inf for a zero)
+        low = math.log(floor) if floor > 0 else -math.inf
+        return _mean(-xp.clip(s_y, min=low, max=0.0), rows)
+    if floor > 0:
+        return _mean(-xp.log(xp.clip(s_y, min=floor, max=1.0)), rows)
+    positive = s_y > 0
+    safe = xp.where(positive, xp.clip(s_y, max=1.0), xp.ones_like(s_y))
+    return _mean(xp.where(positive, -xp.log(safe), xp.inf), rows)
+
+
+def check_eps(eps: float | None) -> float | None:
+    """``eps`` as a float in ``[0, 0.5)`` (or ``None``), else `ValueError`."""
+    if eps is None:
+        return None
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)):
+        msg = f"`eps` must be a number in [0, 0.5) or None (got {eps!r})"
+        raise TypeError(msg)
+    eps = float(eps)
+    if not 0 <= eps < 0.5:
+        msg = f"`eps` must be in [0, 0.5) (got {eps!r})"
+        raise ValueError(msg)
+    return eps
 
 
 def brier(

@@ -100,14 +100,16 @@ def test_inputs_agree(data, input):
     assert b == float(M.top_k_accuracy(z, y, k=3))
 
 
-def test_zero_probability_is_finite():
+def test_zero_probability_is_clipped_to_eps():
+    """A zero probability is clipped to the dtype's machine epsilon (as
+    scikit-learn's log_loss), or with eps=0 gives inf."""
     p = np.array([[1.0, 0.0], [0.0, 1.0]])
     y = np.array([1, 1])
-    tiny = np.finfo(np.float64).smallest_normal
-    want = (-np.log(tiny) + 0.0) / 2
+    want = (-np.log(np.finfo(np.float64).eps) + 0.0) / 2
     assert float(M.nll(p, y, input="probs")) == pytest.approx(want)
     lp = np.array([[0.0, -np.inf], [-np.inf, 0.0]])
     assert float(M.nll(lp, y, input="logprobs")) == pytest.approx(want)
+    assert float(M.nll(p, y, input="probs", eps=0)) == np.inf
 
 
 # --------------------------------------------------------------------------- #

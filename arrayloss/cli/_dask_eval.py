@@ -63,7 +63,9 @@ from arrayloss._errors import one_line as _one_line
 from arrayloss.io import Chunk, DataError, read_rows
 
 from ._engine import (
+    ClipTally,
     LossTally,
+    ProbInput,
     backend_converter,
     chunk_rows,
     evaluate_chunk,
@@ -78,7 +80,7 @@ BLOCK_ELEMENTS = 1 << 22
 FAN_IN = 8
 """Block tallies merged by one task of the tree reduction."""
 
-_Bundle = tuple[int, dict[str, Any], dict[str, tuple[Fraction, Fraction]]]
+_Bundle = tuple[int, dict[str, Any], dict[str, tuple[Fraction, Fraction]], ClipTally]
 
 
 def _module(name: str) -> Any:
@@ -204,6 +206,8 @@ def evaluate_on_cluster(
     tallies: dict[str, Any],
     loss_tallies: dict[str, LossTally],
     block_rows: int | None,
+    prob: ProbInput | None = None,
+    clips: ClipTally | None = None,
 ) -> int:
     """Add every shard to ``tallies`` and ``loss_tallies``; return the row count.
 
@@ -220,6 +224,7 @@ def evaluate_on_cluster(
         tallies=dict(tallies),
         losses=tuple((t.spec, t.name, t.params) for t in loss_tallies.values()),
         sharded=len(infos) > 1,
+        prob=prob or ProbInput(),
     )
     bundles = []
     for run in _runs(infos):
@@ -233,8 +238,12 @@ def evaluate_on_cluster(
         ]
         if len(bundles) == 1:
             break
-    n, metric_totals, loss_totals = _gather(client, bundles[0])
+    n, metric_totals, loss_totals, clip_totals = _gather(client, bundles[0])
     tallies.update(metric_totals)
+    if clips is not None:
+        merged = clips.merge(clip_totals)
+        clips.count, clips.moved = merged.count, merged.moved
+        clips.infinite, clips.eps = merged.infinite, merged.eps
     for t in loss_tallies.values():
         total, weight = loss_totals[t.spec]
         t.total += total
@@ -280,6 +289,7 @@ class _Setup:
         tallies: dict[str, Any],
         losses: tuple[tuple[str, str, dict[str, Any]], ...],
         sharded: bool,
+        prob: ProbInput,
     ) -> None:
         self.input_kind = input_kind
         self.n_classes = n_classes
@@ -287,11 +297,12 @@ class _Setup:
         self.tallies = tallies
         self.losses = losses
         self.sharded = sharded
+        self.prob = prob
 
     def __dask_tokenize__(self) -> Any:
         return (
             "arrayloss-setup", self.input_kind, self.n_classes, self.class_names,
-            repr(self.tallies), repr(self.losses), self.sharded,
+            repr(self.tallies), repr(self.losses), self.sharded, repr(self.prob),
         )  # fmt: skip
 
 
@@ -395,6 +406,7 @@ def _block_tallies(
         spec: LossTally(spec, name, params) for spec, name, params in setup.losses
     }
     to_numpy = backend_converter("numpy")
+    clips = ClipTally()
     n = int(scores.shape[0])
     step = chunk_rows(setup.n_classes)
     for a in range(0, n, step):  # cache-sized chunks, as the streaming path reads
@@ -416,10 +428,12 @@ def _block_tallies(
             tallies,
             losses,
             want_rows=False,
+            prob=setup.prob,
+            clips=clips,
         )
     sums = {spec: (t.total, t.weight) for spec, t in losses.items()}
     out = np.empty((1, 1), dtype=object)
-    out[0, 0] = (n, tallies, sums)
+    out[0, 0] = (n, tallies, sums, clips)
     return out
 
 
@@ -438,4 +452,5 @@ def _merge(*parts: np.ndarray | _Bundle) -> _Bundle:
         )
         for spec in first[2]
     }
-    return sum(bundle[0] for bundle in bundles), metrics, losses
+    clips = reduce(lambda a, b: a.merge(b), [bundle[3] for bundle in bundles])
+    return sum(bundle[0] for bundle in bundles), metrics, losses, clips

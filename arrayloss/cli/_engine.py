@@ -17,11 +17,13 @@ The same `evaluate_chunk` runs on the workers of ``--dask``
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cache, cached_property
 from typing import Any
 
 import click
@@ -34,8 +36,11 @@ from .._exact import exact_dot, exact_sum
 __all__ = [
     "CHUNK_ELEMENTS",
     "MAX_CHUNK_ROWS",
+    "RENORMALIZE_TOLERANCE",
+    "ClipTally",
     "LossTally",
     "PerSampleWriter",
+    "ProbInput",
     "backend_converter",
     "chunk_rows",
     "evaluate_chunk",
@@ -65,6 +70,110 @@ class LossTally:
     params: dict[str, Any]
     total: Fraction = field(default_factory=Fraction)
     weight: Fraction = field(default_factory=Fraction)
+
+
+RENORMALIZE_TOLERANCE = 1e-3
+"""How far from 1 a row of probabilities may sum under ``--renormalize``."""
+
+
+@dataclass(frozen=True)
+class ProbInput:
+    """How probabilities (``--input probs`` or ``logprobs``) are read.
+
+    ``eps``: each probability is clipped to ``[eps, 1]`` before its logarithm is
+    taken (by ``nll`` and by the losses); ``None`` is the machine epsilon of the
+    scores' dtype, ``numpy.finfo(dtype).eps``, as ``sklearn.metrics.log_loss``
+    uses.  ``eps=0`` clips nothing: a zero true-class probability makes ``nll``
+    ``inf`` (the losses, which need finite logits, then read a zero as the dtype's
+    smallest normal number).  ``renormalize``: rows that sum to 1 within
+    `RENORMALIZE_TOLERANCE` are divided by their sum.
+    """
+
+    eps: float | None = None
+    renormalize: bool = False
+
+    def floor(self, dtype: Any) -> float:
+        """The clipping floor for scores computed in ``dtype`` (never below the
+        smallest normal number, so every logarithm is finite)."""
+        info = np.finfo(dtype)
+        eps = float(info.eps) if self.eps is None else self.eps
+        return max(eps, float(info.smallest_normal))
+
+    def eps_for(self, dtype: Any) -> float:
+        """The ``eps`` in effect for ``dtype`` (as reported)."""
+        return float(np.finfo(dtype).eps) if self.eps is None else self.eps
+
+
+@dataclass
+class ClipTally:
+    """The samples whose true-class probability was clipped, and their effect.
+
+    ``count``: how many (any weight); ``moved``: the exact ``sum(w * (log floor -
+    log p_y))`` over them, by how much clipping lowered the weighted NLL sum;
+    ``infinite``: whether some sample of non-zero weight had ``p_y = 0`` (the
+    unclipped NLL is then ``inf``).
+    """
+
+    count: int = 0
+    moved: Fraction = field(default_factory=Fraction)
+    infinite: bool = False
+    eps: float | None = None  # the eps in effect (the first chunk's dtype)
+
+    def merge(self, other: ClipTally) -> ClipTally:
+        """Both tallies together (exact; order does not matter)."""
+        return ClipTally(
+            self.count + other.count,
+            self.moved + other.moved,
+            self.infinite or other.infinite,
+            self.eps if self.eps is not None else other.eps,
+        )
+
+    def add(
+        self, p_y: np.ndarray, w: np.ndarray | None, *, log: bool, floor: float
+    ) -> None:
+        """Add one chunk's true-class probabilities (``log``: log-probabilities)
+        clipped at ``floor``."""
+        p_y = np.asarray(p_y, dtype=np.float64)
+        clipped = p_y < (math.log(floor) if log else floor)
+        if not clipped.any():
+            return
+        self.count += int(np.count_nonzero(clipped))
+        pc = p_y[clipped]
+        wc = np.ones_like(pc) if w is None else np.asarray(w, np.float64)[clipped]
+        with np.errstate(divide="ignore"):
+            lp = pc if log else np.log(pc)
+        zero = (lp == -math.inf) & (wc > 0)
+        if zero.any():
+            self.infinite = True
+        keep = (lp != -math.inf) & (wc > 0)
+        d = math.log(floor) - lp[keep]
+        self.moved += exact_dot(wc[keep], np.maximum(d, 0.0))
+
+
+@cache
+def _clipped_rows(rows_cls: Any) -> Any:
+    """A subclass of ``rows_cls`` (`arrayloss.metrics._Rows`) that clips
+    probabilities to ``[self.floor, 1]`` before taking their logarithm."""
+
+    class ClippedRows(rows_cls):  # type: ignore[misc]
+        floor: float
+
+        @cached_property
+        def nll(self) -> Any:
+            xp = self.xp
+            s_y = self._label_score[:, 0]
+            if self.input == "probs":
+                return -xp.log(xp.clip(s_y, min=self.floor, max=1.0))
+            return -xp.clip(s_y, min=math.log(self.floor), max=0.0)
+
+        @cached_property
+        def loss_logits(self) -> Any:
+            xp = self.xp
+            if self.input == "probs":
+                return xp.log(xp.clip(self.z, min=self.floor, max=1.0))
+            return xp.clip(self.z, min=math.log(self.floor), max=0.0)
+
+    return ClippedRows
 
 
 def backend_converter(name: str) -> Callable[[Any], Any]:
@@ -141,21 +250,47 @@ def _compute_dtype(stored: Any) -> Any:
     return np.dtype(np.float64)
 
 
-def _checked_scores(s: Any, input_kind: str, *, start: int, label: str) -> Any:
+def _checked_scores(
+    s: Any, input_kind: str, *, start: int, label: str, renormalize: bool = False
+) -> Any:
     """Scores rows in their computation dtype, or a `DataError` naming the row.
 
     ``start`` is the row number of ``s[0]`` in its file; ``label`` names the file.
+    With ``renormalize``, rows of probabilities (or log-probabilities) that sum to
+    1 within `RENORMALIZE_TOLERANCE` are rescaled to sum to 1 first.
     """
     from array_api_compat import array_namespace
 
     from arrayloss import metrics as M
 
     s = s.astype(_compute_dtype(s.dtype), copy=False)
+    if renormalize and input_kind != "logits" and s.shape[0]:
+        s = _renormalized(s, input_kind)
     bad = M.first_bad_row(s, input_kind, xp=array_namespace(s))
     if bad is not None:
-        msg = f"{label} row {start + bad[0]} {bad[1]} (--input {input_kind})"
+        hint = ""
+        if "sum to" in bad[1] and not renormalize:
+            hint = (
+                f"; for rows that sum to 1 only up to rounding (within "
+                f"{RENORMALIZE_TOLERANCE:g}), add --renormalize"
+            )
+        msg = f"{label} row {start + bad[0]} {bad[1]} (--input {input_kind}){hint}"
         raise DataError(msg)
     return s
+
+
+def _renormalized(s: np.ndarray, input_kind: str) -> np.ndarray:
+    """``s`` with each row that sums to 1 within the tolerance rescaled (a new
+    array; rows further off are left for the check to report)."""
+    with np.errstate(all="ignore"):
+        p = s if input_kind == "probs" else np.exp(s)
+        total = np.sum(p, axis=1, dtype=np.float64)
+        near = np.abs(total - 1) <= RENORMALIZE_TOLERANCE
+        if not near.any():
+            return s
+        scale = np.where(near, total, 1.0).astype(s.dtype)[:, None]
+        out: np.ndarray = s / scale if input_kind == "probs" else s - np.log(scale)
+    return out
 
 
 def _checked_weights(w: Any, target: Any, *, start: int, label: str) -> Any:
@@ -219,9 +354,13 @@ def evaluate_chunk(
     loss_tallies: dict[str, LossTally],
     *,
     want_rows: bool,
+    prob: ProbInput | None = None,
+    clips: ClipTally | None = None,
 ) -> Any:
     """Add one `arrayloss.io.Chunk` to ``tallies`` and ``loss_tallies``.
 
+    Probabilities are read as ``prob`` says (default `ProbInput()`), and the
+    samples whose true-class probability is clipped are added to ``clips``.
     Returns the ``(rows, losses)`` float64 per-sample losses when ``want_rows``.
     Raises `DataError` naming the file and row for bad scores, labels or weights,
     and for a loss or metric that is not finite on finite scores.
@@ -231,7 +370,11 @@ def evaluate_chunk(
     from arrayloss import metrics as M
     from arrayloss.io import label_indices
 
-    s = _checked_scores(chunk.scores, input_kind, start=chunk.start, label=scores_label)
+    prob = ProbInput() if prob is None else prob
+    s = _checked_scores(
+        chunk.scores, input_kind, start=chunk.start, label=scores_label,
+        renormalize=prob.renormalize,
+    )  # fmt: skip
     y = label_indices(
         chunk.labels, n_classes=n_classes, classes=class_names, start=chunk.start,
         label=labels_label,
@@ -248,10 +391,21 @@ def evaluate_chunk(
     # Intermediate overflow that resolves to a finite result is no error; a result
     # that is not finite is reported below, by name and row.
     with np.errstate(all="ignore"):
-        rows = M._Rows(
+        rows_cls = M._Rows if input_kind == "logits" else _clipped_rows(M._Rows)
+        rows: Any = rows_cls(
             z, to_backend(y), None if w is None else to_backend(w),
             input=input_kind, xp=xp, eager=True,
         )  # fmt: skip
+        if input_kind != "logits":
+            floor = prob.floor(s.dtype)
+            rows.floor = floor
+            if clips is not None:
+                if clips.eps is None:
+                    clips.eps = prob.eps_for(s.dtype)
+                clips.add(
+                    M.to_numpy(rows._label_score[:, 0]), w,
+                    log=input_kind == "logprobs", floor=floor,
+                )  # fmt: skip
         for key, tally in tallies.items():
             try:
                 tallies[key] = tally._add(rows)
@@ -351,6 +505,8 @@ def stream(
     loss_tallies: dict[str, LossTally],
     writer: PerSampleWriter | None,
     quiet: bool,
+    prob: ProbInput | None = None,
+    clips: ClipTally | None = None,
 ) -> int:
     """Stream each shard's sources chunk by chunk into the tallies; the row count."""
     from arrayloss import io as alio
@@ -368,6 +524,7 @@ def stream(
                 chunk, input_kind, n_classes, class_names, scores_label,
                 label_src.label, weights_src.label if weights_src else "",
                 to_backend, tallies, loss_tallies, want_rows=writer is not None,
+                prob=prob, clips=clips,
             )  # fmt: skip
             if writer is not None:
                 writer.write(block)

@@ -33,8 +33,11 @@ import click
 from .._errors import DataError, UsageError
 from .._errors import one_line as _one_line
 from ._engine import (
+    RENORMALIZE_TOLERANCE,
+    ClipTally,
     LossTally,
     PerSampleWriter,
+    ProbInput,
     backend_converter,
     chunk_rows,
     loss_value,
@@ -125,7 +128,28 @@ class _EvalCommand(click.Command):
     default="logits",
     show_default=True,
     help="What SCORES holds. Probabilities must be non-negative with rows summing "
-    "to 1; losses see their logarithm (0 read as the smallest normal number).",
+    "to 1 (see --renormalize); nll and the losses see the logarithm of each "
+    "probability clipped to [EPS, 1] (see --eps).",
+)
+@click.option(
+    "--eps",
+    "eps",
+    default="auto",
+    show_default=True,
+    metavar="EPS|auto",
+    callback=lambda ctx, param, value: _parse_eps(value),
+    help="With --input probs or logprobs: probabilities are clipped to [EPS, 1] "
+    "before the log, 0 <= EPS < 0.5. auto is the machine epsilon of the scores' "
+    "dtype (2.2e-16 for float64, 1.2e-7 for float32), as sklearn.metrics.log_loss "
+    "uses; 0 clips nothing, so a zero true-class probability makes nll inf. The "
+    "samples clipped are counted (n_clipped), with a warning when they move nll by "
+    "more than 1%.",
+)
+@click.option(
+    "--renormalize",
+    is_flag=True,
+    help="With --input probs or logprobs: accept rows that sum to 1 only up to "
+    f"rounding (within {RENORMALIZE_TOLERANCE:g}) and divide them by their sum.",
 )
 @loss_option("losses", help="[default: cross_entropy]")
 @click.option(
@@ -175,6 +199,22 @@ class _EvalCommand(click.Command):
     "a header if every field but a numbered label column is a name (no number, "
     "none empty) and the next row is not; a first row with one bad cell is data, "
     "reported by line and column]",
+)
+@click.option(
+    "--delimiter",
+    metavar="CHAR",
+    callback=lambda ctx, param, value: _parse_delimiter(value),
+    help="The field delimiter of CSV/TSV inputs: one character, or tab. [default: "
+    "sniffed from the first rows among , tab ; |]",
+)
+@click.option(
+    "--drop-column",
+    "drop_columns",
+    multiple=True,
+    metavar="NAME|N",
+    help="A column of a CSV SCORES that holds no scores (header name or 0-based "
+    "number); repeat for several. [default: a leading index column, as pandas' "
+    "df.to_csv() writes it (an unnamed first header field), is dropped]",
 )
 @click.option(
     "--format",
@@ -244,7 +284,8 @@ class _EvalCommand(click.Command):
 def eval_command(ctx: click.Context, /, **opts: Any) -> None:
     """Losses and metrics of predicted SCORES against true LABELS.
 
-    SCORES is an .npy, .npz (--scores-key), .csv/.tsv file, or - for CSV on
+    SCORES is an .npy, .npz (--scores-key), .csv/.tsv file (delimiter sniffed:
+    , tab ; or |; a leading pandas index column dropped), or - for CSV on
     standard input; it holds one row of class scores per sample.  LABELS holds the
     true classes, as integers or as names (--classes), in an .npy, .npz or text
     file; it may instead be a column of a CSV SCORES (--label-column) or an array
@@ -266,6 +307,7 @@ def eval_command(ctx: click.Context, /, **opts: Any) -> None:
       arrayloss eval --example
       arrayloss eval logits.npy labels.npy --loss cross_entropy --loss hinge:margin=1
       arrayloss eval preds.csv --label-column label --input probs --format json
+      arrayloss eval proba.csv labels.csv --input probs --eps 1e-15 --renormalize
       arrayloss eval scores.npz --metric ece:strategy=quantile --top-k 1,5
       arrayloss eval 'shards/logits-*.npy' 'shards/labels-*.npy' --dask
       arrayloss eval logits/ labels/ --dask tcp://scheduler:8786
@@ -293,6 +335,8 @@ def _run(
     labels: str | None,
     example: bool,
     input_kind: str,
+    eps: float | None,
+    renormalize: bool,
     losses: Sequence[tuple[str, dict[str, Any]]],
     metric_specs: Sequence[str],
     top_k: tuple[int, ...],
@@ -303,6 +347,8 @@ def _run(
     label_column: str | None,
     classes: str | None,
     header: bool | None,
+    delimiter: str | None,
+    drop_columns: tuple[str, ...],
     fmt: str,
     output: str,
     per_sample: str | None,
@@ -330,6 +376,14 @@ def _run(
             "--per-sample needs a file name (a pipe or /dev/stdout is written directly)"
         )
         raise click.BadParameter(msg, param_hint=["--per-sample"])
+    if input_kind == "logits":
+        for name, given in (("--eps", "eps"), ("--renormalize", "renormalize")):
+            if (
+                ctx.get_parameter_source(given)
+                is not click.core.ParameterSource.DEFAULT
+            ):
+                msg = f"{name} applies to --input probs or logprobs, not logits"
+                raise click.BadParameter(msg, param_hint=[name])
     use_dask = dask_address is not None
     if use_dask:
         _check_dask_usage(scores, labels, weights_path, per_sample, backend)
@@ -354,11 +408,12 @@ def _run(
             write_rows = outputs.add(per_sample, "--per-sample")
         text = _evaluate(
             scores, labels, shards, use_dask=use_dask, input_kind=input_kind,
-            loss_list=loss_list, metric_list=metric_list, ks=top_k,
+            prob=ProbInput(eps=eps, renormalize=renormalize), loss_list=loss_list, metric_list=metric_list, ks=top_k,
             ks_explicit=ks_explicit, reduction=reduction, weights_path=weights_path,
             opener=ShardOpener(
                 scores_key=scores_key, labels_key=labels_key,
                 label_column=label_column, header=header, classes=class_names or (),
+                delimiter=delimiter, drop_columns=drop_columns,
             ),
             class_names=class_names, fmt=fmt, per_sample=per_sample,
             write_rows=write_rows, chunk_size=chunk_size, backend=backend,
@@ -388,6 +443,7 @@ def _evaluate(
     *,
     use_dask: bool,
     input_kind: str,
+    prob: ProbInput,
     loss_list: Sequence[tuple[str, dict[str, Any]]],
     metric_list: Sequence[tuple[str, dict[str, Any], bool]],
     ks: Sequence[int],
@@ -432,6 +488,7 @@ def _evaluate(
         for name, params in loss_list:
             spec = format_spec(name, params)
             loss_tallies.setdefault(spec, LossTally(spec, name, params))
+        clips = ClipTally()
 
         if use_dask:
             from ._dask_eval import cluster_client, evaluate_on_cluster
@@ -443,7 +500,8 @@ def _evaluate(
                 n_samples = evaluate_on_cluster(
                     client, infos, input_kind=input_kind, n_classes=n_classes,
                     class_names=class_names, tallies=tallies,
-                    loss_tallies=loss_tallies, block_rows=chunk_size,
+                    loss_tallies=loss_tallies, block_rows=chunk_size, prob=prob,
+                    clips=clips,
                 )  # fmt: skip
         else:
             assert first is not None
@@ -459,6 +517,7 @@ def _evaluate(
                     chunk_rows=chunk_size or chunk_rows(n_classes),
                     to_backend=to_backend, tallies=tallies,
                     loss_tallies=loss_tallies, writer=writer, quiet=quiet,
+                    prob=prob, clips=clips,
                 )  # fmt: skip
             finally:
                 if writer is not None:
@@ -473,6 +532,8 @@ def _evaluate(
         },
         "metrics": {key: _metric_value(key, t) for key, t in tallies.items()},
     }
+    if input_kind != "logits":
+        _report_clipping(clips, prob, tallies, results["metrics"])
     meta: dict[str, Any] = {
         "scores": scores,
         "labels": labels,
@@ -483,12 +544,81 @@ def _evaluate(
         "n_samples": n_samples,
         "n_classes": n_classes,
     }
+    if input_kind != "logits":
+        meta["eps"] = clips.eps
+        meta["n_clipped"] = clips.count
+        meta["renormalize"] = prob.renormalize
     if len(shards) > 1:
         meta["n_files"] = len(shards)
     if use_dask:
         workers = f"{dask_workers} worker{'s' * (dask_workers != 1)}"
         meta["dask"] = dask_address or f"local cluster ({workers})"
     return _render(fmt, meta, results)
+
+
+def _report_clipping(
+    clips: ClipTally,
+    prob: ProbInput,
+    tallies: dict[str, Any],
+    values: dict[str, float],
+) -> None:
+    """Make an unclipped ``inf`` NLL visible (``--eps 0``), and warn on standard
+    error when clipping moved the NLL by more than 1 %."""
+    from arrayloss.metrics import NLL
+
+    if clips.count == 0:
+        return
+    for key, tally in tallies.items():
+        if not isinstance(tally, NLL) or tally.weight == 0:
+            continue
+        if prob.eps == 0:
+            if clips.infinite:
+                values[key] = math.inf
+                click.echo(
+                    f"warning: {clips.count} sample(s) have a true-class probability "
+                    f"of 0, so {key} is inf (--eps clips them)",
+                    err=True,
+                )
+            continue
+        clipped = values[key]
+        if clips.infinite:
+            change = "from inf"
+        else:
+            unclipped = float((tally.total + clips.moved) / tally.weight)
+            if clipped == 0 or abs(unclipped - clipped) <= 0.01 * abs(clipped):
+                continue
+            change = f"by {100 * (unclipped - clipped) / clipped:.3g}% (from {unclipped:.6g})"
+        click.echo(
+            f"warning: clipping {clips.count} true-class probabilities to eps="
+            f"{clips.eps:.3g} moved {key} {change} to {clipped:.6g}",
+            err=True,
+        )
+
+
+def _parse_delimiter(value: str | None) -> str | None:
+    """``--delimiter``: one character (``tab`` or ``\\t`` for a tab); else bad usage."""
+    if value is None:
+        return None
+    if value.lower() in ("tab", "\\t"):
+        return "\t"
+    if len(value) != 1 or value in '\r\n"' or value.isalnum() or value in ".+-":
+        msg = f"{value!r} is not a delimiter (one character such as , ; | or tab)"
+        raise click.BadParameter(msg, param_hint=["--delimiter"])
+    return value
+
+
+def _parse_eps(value: str | float | None) -> float | None:
+    """``--eps``: ``auto`` (None) or a number in [0, 0.5); else bad usage."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
+        return None
+    try:
+        eps = float(value)
+    except ValueError:
+        eps = math.nan
+    if not 0 <= eps < 0.5:
+        msg = f"{value!r} is not 'auto' or a number with 0 <= EPS < 0.5"
+        raise click.BadParameter(msg, param_hint=["--eps"])
+    return eps
 
 
 def _metric_value(key: str, tally: Any) -> float:
@@ -624,10 +754,17 @@ def _render(
         ("data", "n_samples", meta["n_samples"]),
         ("data", "n_classes", meta["n_classes"]),
     ]
+    if "n_clipped" in meta:
+        rows.append(("data", "n_clipped", meta["n_clipped"]))
     rows += [("loss", k, v) for k, v in results["losses"].items()]
     rows += [("metric", k, v) for k, v in results["metrics"].items()]
-    if fmt == "json":
-        return json.dumps({**meta, **results}, indent=2) + "\n"
+    if fmt == "json":  # strict JSON: an infinite nll (--eps 0) is the string "inf"
+        doc = {**meta, **results}
+        for group in ("losses", "metrics"):
+            doc[group] = {
+                k: v if math.isfinite(v) else repr(v) for k, v in doc[group].items()
+            }
+        return json.dumps(doc, indent=2, allow_nan=False) + "\n"
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")

@@ -99,6 +99,8 @@ def open_inputs(
     label_column: str | None,
     header: bool | None,
     classes: Sequence[str],
+    delimiter: str | None = None,
+    drop_columns: Sequence[str] = (),
 ) -> tuple[Any, Any]:
     """The scores and labels `Source` of one shard (both closed on an error)."""
     from arrayloss import io as alio
@@ -116,8 +118,9 @@ def open_inputs(
         column = None
     else:
         scores_src, column = alio.open_table(
-            scores, label_column=label_column if labels is None else None, header=header
-        )
+            scores, label_column=label_column if labels is None else None,
+            header=header, delimiter=delimiter, drop_columns=drop_columns,
+        )  # fmt: skip
     try:
         if labels is not None:
             label_src = alio.open_array(
@@ -126,6 +129,7 @@ def open_inputs(
                 key=labels_key,
                 label_column=label_column,
                 classes=classes,
+                delimiter=delimiter,
             )
         elif column is not None:
             label_src = column
@@ -147,6 +151,8 @@ class ShardOpener:
     label_column: str | None
     header: bool | None
     classes: Sequence[str]
+    delimiter: str | None = None
+    drop_columns: Sequence[str] = ()
 
     def open(self, shard: Shard) -> tuple[Any, Any, Any]:
         """The (scores, labels, weights or None) sources of ``shard``."""
@@ -155,7 +161,8 @@ class ShardOpener:
         scores_src, label_src = open_inputs(
             shard.scores, shard.labels, scores_key=self.scores_key,
             labels_key=self.labels_key, label_column=self.label_column,
-            header=self.header, classes=self.classes,
+            header=self.header, classes=self.classes, delimiter=self.delimiter,
+            drop_columns=self.drop_columns,
         )  # fmt: skip
         weights_src = None
         if shard.weights is not None:

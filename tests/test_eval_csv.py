@@ -1,0 +1,225 @@
+"""``arrayloss eval`` on CSV/TSV files as people have them: the delimiter sniffed
+(``, tab ; |``) or given, a byte-order mark, CRLF line ends, quoted fields, and
+pandas' leading index column (detected, or ``--drop-column``); files written by
+pandas when it is installed, and by hand."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+from conftest import invoke_eval as invoke
+
+from arrayloss import io as alio
+from arrayloss import metrics as M
+
+N, C = 60, 3
+
+
+@pytest.fixture
+def data(rng):
+    p = rng.dirichlet(np.ones(C), size=N)
+    y = rng.integers(0, C, size=N)
+    return p, y
+
+
+def _nll(args):
+    result = invoke([*args, "--input", "probs", "--metric", "nll", "--format", "json"])
+    out = json.loads(result.stdout)
+    assert out["n_samples"] == N
+    assert out["n_classes"] == C
+    return out["metrics"]["nll"]
+
+
+def _rows(p, y=None, sep=","):
+    lines = []
+    for i, row in enumerate(p):
+        cells = [repr(float(v)) for v in row]
+        if y is not None:
+            cells.append(str(y[i]))
+        lines.append(sep.join(cells))
+    return lines
+
+
+# --------------------------------------------------------------------------- #
+# Sniffing
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(
+    ("sample", "default", "want"),
+    [
+        ("a,b,c\n1,2,3\n", ",", ","),
+        ("a;b;c\n1;2;3\n", ",", ";"),
+        ("a\tb\n1\t2\n", ",", "\t"),
+        ("a|b|c\n1|2|3\n", ",", "|"),
+        ('"x;y",b\n1,2\n', ",", ","),  # a delimiter inside quotes does not count
+        ("1\n2\n3\n", "\t", "\t"),  # one column: the suffix's default
+        ("0.1;0.9\n0.5;0.5\n", "\t", ";"),
+        ("", ",", ","),
+    ],
+)
+def test_sniff_delimiter(sample, default, want):
+    assert alio.sniff_delimiter(sample, default) == want
+
+
+# --------------------------------------------------------------------------- #
+# Files written by pandas
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("default.csv", {}),
+        ("semicolon.csv", {"sep": ";"}),
+        ("tab.tsv", {"sep": "\t"}),
+        ("tab.csv", {"sep": "\t"}),  # sniffed, not taken from the suffix
+        ("pipe.txt", {"sep": "|"}),
+        ("crlf.csv", {"lineterminator": "\r\n"}),
+        ("bom.csv", {"encoding": "utf-8-sig"}),
+        ("quoted.csv", {"quoting": 1}),  # csv.QUOTE_ALL
+    ],
+)
+def test_pandas_files(tmp_path, data, name, kwargs):
+    pd = pytest.importorskip("pandas")
+    p, y = data
+    want = float(M.nll(p, y, input="probs"))
+    df = pd.DataFrame(p)  # integer column names 0, 1, 2: a header of numbers
+    df.to_csv(tmp_path / name, **kwargs)
+    sep = kwargs.get("sep", ",")
+    pd.Series(y).to_csv(tmp_path / "y.csv", sep=sep)  # index, then the labels
+    got = _nll([str(tmp_path / name), str(tmp_path / "y.csv")])
+    assert got == pytest.approx(want, rel=1e-15)
+    # with the labels as a named column of the same file
+    df["label"] = y
+    df.to_csv(tmp_path / name, **kwargs)
+    got = _nll([str(tmp_path / name), "--label-column", "label"])
+    assert got == pytest.approx(want, rel=1e-15)
+
+
+def test_pandas_named_columns_and_no_index(tmp_path, data):
+    pd = pytest.importorskip("pandas")
+    p, y = data
+    want = float(M.nll(p, y, input="probs"))
+    df = pd.DataFrame(p, columns=["cat", "dog", "eel"])
+    df.to_csv(tmp_path / "noindex.csv", index=False, sep=";")
+    np.save(tmp_path / "y.npy", y)
+    assert _nll(
+        [str(tmp_path / "noindex.csv"), str(tmp_path / "y.npy")]
+    ) == pytest.approx(want, rel=1e-15)
+    df.index = [f"id{i}" for i in range(N)]  # a text index: --drop-column
+    df.index.name = "id"
+    df.to_csv(tmp_path / "ids.csv")
+    args = [str(tmp_path / "ids.csv"), str(tmp_path / "y.npy")]
+    got = _nll([*args, "--drop-column", "id"])
+    assert got == pytest.approx(want, rel=1e-15)
+    result = invoke([*args, "--input", "probs"], exit_code=1)
+    assert "'id0' is not a number" in result.stderr
+    assert result.stderr.count("\n") == 1
+
+
+# --------------------------------------------------------------------------- #
+# Hand-written files
+# --------------------------------------------------------------------------- #
+
+
+def _write(path, text, *, bom=False, crlf=False):
+    if crlf:
+        text = text.replace("\n", "\r\n")
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode())
+    return str(path)
+
+
+@pytest.mark.parametrize("bom", [False, True])
+@pytest.mark.parametrize("crlf", [False, True])
+@pytest.mark.parametrize("sep", [",", ";", "\t", "|"])
+def test_hand_written(tmp_path, data, bom, crlf, sep):
+    p, y = data
+    want = float(M.nll(p, y, input="probs"))
+    head = sep.join(f'"p {j}"' for j in range(C)) + sep + "label"
+    body = "\n".join(_rows(p, y, sep))
+    f = _write(tmp_path / "h.csv", head + "\n" + body + "\n", bom=bom, crlf=crlf)
+    assert _nll([f, "--label-column", "label"]) == pytest.approx(want, rel=1e-15)
+    quoted = "\n".join(
+        sep.join(f'"{c}"' for c in line.split(sep)) for line in _rows(p, y, sep)
+    )
+    f = _write(tmp_path / "q.csv", quoted + "\n", bom=bom, crlf=crlf)
+    assert _nll([f, "--label-column", str(C)]) == pytest.approx(want, rel=1e-15)
+    index = "\n".join(f"{i}{sep}{line}" for i, line in enumerate(_rows(p, y, sep)))
+    head = sep + sep.join(str(j) for j in range(C)) + sep + "label"
+    f = _write(tmp_path / "i.csv", head + "\n" + index + "\n", bom=bom, crlf=crlf)
+    assert _nll([f, "--label-column", "label"]) == pytest.approx(want, rel=1e-15)
+
+
+def test_explicit_delimiter(tmp_path, data):
+    p, y = data
+    want = float(M.nll(p, y, input="probs"))
+    body = "\n".join(_rows(p, y, ";"))
+    f = _write(tmp_path / "s.csv", body + "\n")
+    assert _nll([f, "--label-column", str(C), "--delimiter", ";"]) == pytest.approx(
+        want, rel=1e-15
+    )
+    t = _write(tmp_path / "t.csv", body.replace(";", "\t") + "\n")
+    assert _nll([t, "--label-column", str(C), "--delimiter", "tab"]) == pytest.approx(
+        want, rel=1e-15
+    )
+    result = invoke([f, "--label-column", str(C), "--delimiter", ","], exit_code=1)
+    assert "has 1 columns" in result.stderr  # the comma does not split these rows
+
+
+@pytest.mark.parametrize("value", ["ab", "1", '"', "", "."])
+def test_bad_delimiter_is_usage_error(tmp_path, data, value):
+    p, y = data
+    f = _write(tmp_path / "s.csv", "\n".join(_rows(p, y)) + "\n")
+    out = tmp_path / "out.json"
+    result = invoke(
+        [f, "--label-column", str(C), "--delimiter", value, "-o", str(out)], exit_code=2
+    )
+    assert "--delimiter" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not out.exists()
+
+
+def test_chunk_sizes_identical(tmp_path, data):
+    pd = pytest.importorskip("pandas")
+    p, y = data
+    df = pd.DataFrame(p)
+    df["label"] = y
+    df.to_csv(tmp_path / "p.csv", sep=";")
+    args = [str(tmp_path / "p.csv"), "--label-column", "label", "--input", "probs"]
+    outs = [
+        invoke([*args, "--format", "json", "--chunk-size", k]).stdout
+        for k in ("1", "7", str(N))
+    ]
+    assert json.loads(outs[0])["losses"] == json.loads(outs[1])["losses"]
+    assert json.loads(outs[1])["losses"] == json.loads(outs[2])["losses"]
+
+
+@pytest.mark.parametrize("sep", [",", ";"])
+def test_ragged_csv_names_the_line(tmp_path, data, sep):
+    p, y = data
+    lines = _rows(p, y, sep)
+    lines[9] += sep + "0.5"  # file line 10
+    f = _write(tmp_path / "r.csv", "\n".join(lines) + "\n")
+    old = tmp_path / "out.json"
+    old.write_text("old")
+    result = invoke([f, "--label-column", str(C), "-o", str(old)], exit_code=1)
+    assert result.stderr.startswith("Error: ")
+    assert result.stderr.count("\n") == 1
+    assert "line 10" in result.stderr
+    assert "ragged" in result.stderr
+    assert old.read_text() == "old"
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".part")]
+
+
+def test_index_with_no_header_flag_is_data(tmp_path, data):
+    """--no-header turns the index detection off: the first row is data."""
+    p, y = data
+    head = "," + ",".join(str(j) for j in range(C)) + ",label"
+    index = "\n".join(f"{i},{line}" for i, line in enumerate(_rows(p, y)))
+    f = _write(tmp_path / "i.csv", head + "\n" + index + "\n")
+    result = invoke([f, "--label-column", str(C + 1), "--no-header"], exit_code=1)
+    assert "line 1" in result.stderr
