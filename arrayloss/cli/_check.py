@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from .._errors import one_line
-from ._options import LOSS, Real, check_loss_params, format_spec
+from ._options import Real, check_loss_params, format_spec, loss_option
 
 __all__ = ["check", "input_families"]
 
@@ -162,14 +162,7 @@ raised an error, or a loss named with --loss had no row compared; 2 bad usage.
 
 
 @click.command("check", help=_HELP)
-@click.option(
-    "--loss",
-    "loss_specs",
-    multiple=True,
-    type=LOSS,
-    metavar="NAME[:k=v,...]",
-    help="Loss to check, with optional parameters; repeatable. Default: all.",
-)
+@loss_option("loss_specs", help="Default: all.")
 @click.option(
     "--classes",
     default=10,

@@ -28,7 +28,19 @@ from typing import Any, BinaryIO
 
 import click
 
-from ._options import Real
+from ._options import (
+    Real,
+    batch_size_option,
+    data_option,
+    epochs_option,
+    hidden_option,
+    loss_option,
+    lr_option,
+    noise_kind_option,
+    optimizer_option,
+    top_k_option,
+    weight_decay_option,
+)
 from ._train import (
     OutputPath,
     check_features,
@@ -37,8 +49,6 @@ from ._train import (
     cli_errors,
     data_inputs,
     load_data,
-    parse_hidden,
-    parse_loss,
     write_outputs,
 )
 
@@ -302,19 +312,20 @@ def _floats(ctx: click.Context, param: click.Parameter, value: str) -> list[floa
 
 
 def _losses(
-    ctx: click.Context, param: click.Parameter, value: Iterable[str]
+    ctx: click.Context,
+    param: click.Parameter,
+    value: Iterable[tuple[str, dict[str, Any]]],
 ) -> list[tuple[str, dict[str, Any]]]:
     from .. import LOSSES
 
-    specs = list(value)
-    if not specs:  # the defaults that are registered
+    losses = [(name, dict(params)) for name, params in value]
+    if not losses:  # the defaults that are registered
         missing = [n for n in DEFAULT_LOSSES if n not in LOSSES]
         if missing:
             click.echo(
                 f"note: not registered, left out: {', '.join(missing)}", err=True
             )
-        specs = [n for n in DEFAULT_LOSSES if n in LOSSES]
-    losses = [parse_loss(ctx, param, s) for s in specs]
+        losses = [(n, {}) for n in DEFAULT_LOSSES if n in LOSSES]
     seen: set[str] = set()
     for name, params in losses:
         label = _label(name, params)
@@ -326,35 +337,58 @@ def _losses(
 
 
 @click.command("study")
-@click.option("--data", default="synthetic", show_default=True, metavar="digits|synthetic|PATH",
-              help="As for `arrayloss train`.")  # fmt: skip
-@click.option("--loss", "losses", multiple=True, callback=_losses, metavar="NAME[:k=v,...]",
-              help="A loss to compare; repeat the option for several  [default: "
-                   + ", ".join(DEFAULT_LOSSES) + " (those registered)]")  # fmt: skip
-@click.option("--noise", "noises", default="0,0.2,0.4,0.6", show_default=True,
-              callback=_floats, metavar="R1,R2,...", help="Label-noise rates, each in [0, 1).")  # fmt: skip
-@click.option("--noise-kind", type=click.Choice(["symmetric", "pairflip"]),
-              default="symmetric", show_default=True)  # fmt: skip
-@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Runs per (loss, noise), with seeds 0, 1, ...")  # fmt: skip
-@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--hidden", default="128", show_default=True, callback=parse_hidden,
-              metavar="W1,W2,...")  # fmt: skip
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam",
-              show_default=True)  # fmt: skip
-@click.option("--lr", type=Real(min=0, min_open=True), default=None,
-              help="Learning rate  [default: 0.1 for sgd, 0.001 for adam]")  # fmt: skip
-@click.option("--weight-decay", type=Real(min=0), default=0.0, show_default=True)
-@click.option("--target", type=Real(0, 1), default=0.4, show_default=True,
-              help="Validation accuracy that counts as reached, for epochs-to-target.")  # fmt: skip
-@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Parallel worker processes, at most one per CPU (1: run in this process).")  # fmt: skip
-@click.option("--out", type=OutputPath(file_okay=False, path_type=Path),
-              default=Path("arrayloss-study"), show_default=True,
-              help="Directory for runs.csv, summary.md and accuracy_vs_noise.png "
-                   "(created if missing; written together when the study ends).")  # fmt: skip
+@data_option("synthetic", help="As for `arrayloss train`.")
+@loss_option(
+    callback=_losses,
+    help="[default: " + ", ".join(DEFAULT_LOSSES) + " (those registered)]",
+)
+@click.option(
+    "--noise",
+    "noises",
+    default="0,0.2,0.4,0.6",
+    show_default=True,
+    callback=_floats,
+    metavar="R1,R2,...",
+    help="Label-noise rates, each in [0, 1).",
+)
+@noise_kind_option()
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Runs per (loss, noise), with seeds 0, 1, ...",
+)
+@epochs_option(30)
+@batch_size_option(32)
+@hidden_option()
+@optimizer_option("adam")
+@lr_option()
+@weight_decay_option()
+@click.option(
+    "--target",
+    type=Real(0, 1),
+    default=0.4,
+    show_default=True,
+    help="Validation accuracy that counts as reached, for epochs-to-target.",
+)
+@top_k_option()
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Parallel worker processes, at most one per CPU (1: run in this process).",
+)
+@click.option(
+    "--out",
+    type=OutputPath(file_okay=False, path_type=Path),
+    default=Path("arrayloss-study"),
+    show_default=True,
+    help="Directory for runs.csv, summary.md and accuracy_vs_noise.png "
+    "(created if missing; written together when the study ends).",
+)
 @click.option("--no-plot", is_flag=True, help="Skip the PNG (no matplotlib needed).")
 @click.option("-q", "--quiet", is_flag=True, help="No line per finished run on stderr.")
 def study(

@@ -30,7 +30,20 @@ from typing import Any, BinaryIO
 import click
 
 from .._errors import DataError, UsageError, one_line
-from ._options import Real
+from ._options import (
+    Real,
+    backend_option,
+    batch_size_option,
+    data_option,
+    epochs_option,
+    hidden_option,
+    loss_option,
+    lr_option,
+    noise_kind_option,
+    optimizer_option,
+    top_k_option,
+    weight_decay_option,
+)
 
 __all__ = [
     "PLOT_FORMATS",
@@ -39,7 +52,6 @@ __all__ = [
     "check_features",
     "check_outputs",
     "cli_errors",
-    "parse_hidden",
     "plot_format",
     "run",
     "train",
@@ -81,41 +93,6 @@ class OutputPath(click.Path):
                 ctx,
             )
         return super().convert(value, param, ctx)
-
-
-def parse_hidden(
-    ctx: click.Context | None, param: click.Parameter | None, value: str
-) -> tuple[int, ...]:
-    """``"128,64"`` -> ``(128, 64)``; ``""`` or ``"none"`` -> ``()`` (a linear model)."""
-    text = value.strip().lower()
-    if text in ("", "none"):
-        return ()
-    widths = []
-    for part in text.split(","):
-        try:
-            w = int(part)
-        except ValueError:
-            msg = f"hidden layer widths must be integers separated by commas (got {value!r})"
-            raise click.BadParameter(msg, ctx, param) from None
-        if w < 1:
-            msg = f"hidden layer widths must be >= 1 (got {w} in {value!r})"
-            raise click.BadParameter(msg, ctx, param)
-        widths.append(w)
-    return tuple(widths)
-
-
-def parse_loss(
-    ctx: click.Context | None, param: click.Parameter | None, value: str
-) -> tuple[str, dict[str, Any]]:
-    """``NAME[:k=v,...]`` -> ``(name, params)`` through the shared parser."""
-    from ._options import parse_loss_spec
-
-    try:
-        name, params = parse_loss_spec(value)
-    except click.BadParameter as exc:
-        exc.ctx, exc.param = exc.ctx or ctx, exc.param or param
-        raise
-    return name, dict(params)
 
 
 def check_loss(name: str, params: Mapping[str, Any], n_classes: int) -> None:
@@ -457,49 +434,19 @@ def _progress(total: int) -> Any:
 
 
 @click.command("train")
-@click.option(
-    "--data",
-    default="digits",
-    show_default=True,
-    metavar="digits|synthetic|PATH",
-    help="Bundled digits, the synthetic 100-class set, or a file: .npz with x "
-    "and y, or MNIST IDX files (a directory or an images file).",
-)
-@click.option(
-    "--loss",
-    "loss_spec",
-    default="cross_entropy",
-    show_default=True,
-    metavar="NAME[:k=v,...]",
-    callback=parse_loss,
-    help="A loss from `arrayloss list`, with parameters, e.g. "
-    "smooth_topk_svm:k=5,tau=0.5.",
-)
-@click.option(
-    "--hidden",
-    default="128",
-    show_default=True,
-    callback=parse_hidden,
-    metavar="W1,W2,...",
-    help="Hidden layer widths ('none' for a linear model).",
-)
+@data_option()
+@loss_option("loss_spec", multiple=False, default="cross_entropy")
+@hidden_option()
 @click.option(
     "--activation",
     type=click.Choice(["relu", "tanh"]),
     default="relu",
     show_default=True,
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option(
-    "--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True
-)
-@click.option(
-    "--lr",
-    type=Real(min=0, min_open=True),
-    default=None,
-    help="Learning rate  [default: 0.1 for sgd, 0.001 for adam]",
-)
+@epochs_option(20)
+@batch_size_option(64)
+@optimizer_option()
+@lr_option()
 @click.option(
     "--momentum",
     type=Real(0, 1, max_open=True),
@@ -507,13 +454,7 @@ def _progress(total: int) -> Any:
     show_default=True,
     help="SGD momentum.",
 )
-@click.option(
-    "--weight-decay",
-    type=Real(min=0),
-    default=0.0,
-    show_default=True,
-    help="L2 penalty on the weights.",
-)
+@weight_decay_option()
 @click.option(
     "--label-noise",
     type=Real(0, 1, max_open=True),
@@ -522,19 +463,8 @@ def _progress(total: int) -> Any:
     metavar="RATE",
     help="Fraction of training labels flipped, in [0, 1).",
 )
-@click.option(
-    "--noise-kind",
-    type=click.Choice(["symmetric", "pairflip"]),
-    default="symmetric",
-    show_default=True,
-)
-@click.option(
-    "--top-k",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="k of the top-k accuracy.",
-)
+@noise_kind_option()
+@top_k_option()
 @click.option(
     "--seed",
     type=click.IntRange(min=0),
@@ -548,12 +478,7 @@ def _progress(total: int) -> Any:
     default="float32",
     show_default=True,
 )
-@click.option(
-    "--backend",
-    type=click.Choice(["numpy", "cupy"]),
-    default="numpy",
-    show_default=True,
-)
+@backend_option(("numpy", "cupy"))
 @click.option(
     "--save",
     "save_dir",
