@@ -28,6 +28,7 @@ from typing import Any, BinaryIO
 
 import click
 
+from .._errors import DataError, one_line
 from ._options import (
     Real,
     batch_size_option,
@@ -46,7 +47,6 @@ from ._train import (
     check_features,
     check_loss,
     check_outputs,
-    cli_errors,
     data_inputs,
     load_data,
     write_outputs,
@@ -173,7 +173,10 @@ def _run_all(
         limit = _one_blas_thread()
         with limit:
             for task in tasks:
-                report(run_one(task))
+                try:
+                    report(run_one(task))
+                except ValueError as exc:  # the library's checks on the data
+                    raise DataError(one_line(exc)) from None
         return rows
 
     import multiprocessing
@@ -196,6 +199,8 @@ def _run_all(
                     "try fewer --jobs"
                 )
                 raise click.ClickException(msg) from None
+            if isinstance(exc, ValueError):  # the library's checks on the data
+                raise DataError(one_line(exc)) from None
             raise
     return rows
 
@@ -421,11 +426,25 @@ def study(
     data or an output that cannot be written; 2 bad usage. Every option is checked
     before the first run, and the files are written together at the end.
     """
-    with cli_errors():
-        _study(
-            data, losses, noises, noise_kind, seeds, epochs, batch_size, hidden,
-            optimizer, lr, weight_decay, target, top_k, jobs, out, no_plot, quiet,
-        )  # fmt: skip
+    _study(
+        data,
+        losses,
+        noises,
+        noise_kind,
+        seeds,
+        epochs,
+        batch_size,
+        hidden,
+        optimizer,
+        lr,
+        weight_decay,
+        target,
+        top_k,
+        jobs,
+        out,
+        no_plot,
+        quiet,
+    )
 
 
 def _study(

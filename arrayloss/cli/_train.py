@@ -1,9 +1,9 @@
 """``arrayloss train``: train a small MLP with any registry loss and report metrics.
 
-The helpers here are shared with ``arrayloss study``: data loading, ``--hidden`` and
-``--loss`` parsing, one training run (`run`), and the command-line safety layer:
+The helpers here are shared with ``arrayloss study``: data loading, one training
+run (`run`), and the command-line safety layer (expected errors become one line
+and an exit status in the top-level handler, `arrayloss.cli._LazyGroup.invoke`):
 
-- `cli_errors`: expected errors as one line and exit 1 or 2, never a traceback;
 - `OutputPath`, `plot_format`, `check_outputs`: every output path checked before
   any work (a usage error for an empty name, an unknown image type, two outputs
   naming one file or an output that is an input; a data error for a path that
@@ -22,7 +22,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -51,7 +51,6 @@ __all__ = [
     "RunResult",
     "check_features",
     "check_outputs",
-    "cli_errors",
     "plot_format",
     "run",
     "train",
@@ -138,32 +137,6 @@ def data_inputs(spec: str) -> list[str]:
 
 
 # -- errors and output files (shared with `arrayloss study`) -----------------------
-
-
-@contextlib.contextmanager
-def cli_errors() -> Iterator[None]:
-    """Expected errors as one line on stderr and an exit status, never a traceback.
-
-    `DataError`, `OSError`, `ValueError` and `MemoryError` exit with 1, the
-    arrayloss `UsageError` with 2; click's own exceptions pass through. Anything
-    else is a bug, reported in one line as such.
-    """
-    try:
-        yield
-    except click.ClickException:
-        raise
-    except UsageError as exc:
-        raise click.UsageError(one_line(exc)) from None
-    except (ValueError, OSError) as exc:  # DataError is a ValueError
-        raise click.ClickException(one_line(exc)) from None
-    except MemoryError as exc:
-        msg = f"out of memory ({one_line(exc)}); try a smaller model or data set"
-        raise click.ClickException(msg) from None
-    except Exception as exc:  # never a traceback: say what happened
-        msg = (
-            f"internal error ({type(exc).__name__}: {one_line(exc)}); please report it"
-        )
-        raise click.ClickException(msg) from None
 
 
 def plot_format(path: Path | None, param_hint: str = "'--plot'") -> str:
@@ -527,12 +500,27 @@ def train(
     written; 2 bad usage. Every option is checked before training starts, and the
     output files are written together at the end: on an error none is replaced.
     """
-    with cli_errors():
-        _train(
-            data, loss_spec, hidden, activation, epochs, batch_size, optimizer, lr,
-            momentum, weight_decay, label_noise, noise_kind, top_k, seed, dtype,
-            backend, save_dir, plot_path, quiet,
-        )  # fmt: skip
+    _train(
+        data,
+        loss_spec,
+        hidden,
+        activation,
+        epochs,
+        batch_size,
+        optimizer,
+        lr,
+        momentum,
+        weight_decay,
+        label_noise,
+        noise_kind,
+        top_k,
+        seed,
+        dtype,
+        backend,
+        save_dir,
+        plot_path,
+        quiet,
+    )
 
 
 def _train(
@@ -590,6 +578,8 @@ def _train(
         if feature_scale > 1e3:
             msg += f", or rescale the features (|x| up to {feature_scale:.3g})"
         raise click.ClickException(msg) from None
+    except ValueError as exc:  # the library's checks on the data
+        raise DataError(one_line(exc)) from None
 
     sizes = "-".join(str(s) for s in result.params.sizes)
     k = int(result.metrics["test"]["k"])
