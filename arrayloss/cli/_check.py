@@ -222,9 +222,11 @@ def check(
             _run(loss, batches, rtol, atol)
     failed = [x.spec for x in losses if x.status == "failed"]
     empty = [x.spec for x in losses if x.explicit and x.status == "skipped"]
-    overall = "failed" if failed else (
-        "passed" if any(x.status == "passed" for x in losses) else "skipped"
-    )  # fmt: skip
+    overall = (
+        "failed"
+        if failed
+        else ("passed" if any(x.status == "passed" for x in losses) else "skipped")
+    )
     if fmt == "json":
         doc = {
             "command": "check",

@@ -66,11 +66,23 @@ DEFAULT_LOSSES = (
 )
 
 CSV_FIELDS = (
-    "loss", "loss_params", "noise", "noise_kind", "seed", "test_accuracy",
-    "test_top_k_accuracy", "test_nll", "test_ece", "train_accuracy",
-    "final_val_accuracy", "best_val_accuracy", "epochs_to_target", "final_loss",
-    "seconds", "error",
-)  # fmt: skip
+    "loss",
+    "loss_params",
+    "noise",
+    "noise_kind",
+    "seed",
+    "test_accuracy",
+    "test_top_k_accuracy",
+    "test_nll",
+    "test_ece",
+    "train_accuracy",
+    "final_val_accuracy",
+    "best_val_accuracy",
+    "epochs_to_target",
+    "final_loss",
+    "seconds",
+    "error",
+)
 
 OUT_FILES = ("runs.csv", "summary.md", "accuracy_vs_noise.png")
 
@@ -127,12 +139,19 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     try:
         result = run(
             split(data, seed=task["seed"]),
-            loss=task["loss"], loss_params=task["loss_params"], hidden=task["hidden"],
-            epochs=task["epochs"], batch_size=task["batch_size"],
-            optimizer=task["optimizer"], lr=task["lr"], weight_decay=task["weight_decay"],
-            label_noise=task["noise"], noise_kind=task["noise_kind"], seed=task["seed"],
+            loss=task["loss"],
+            loss_params=task["loss_params"],
+            hidden=task["hidden"],
+            epochs=task["epochs"],
+            batch_size=task["batch_size"],
+            optimizer=task["optimizer"],
+            lr=task["lr"],
+            weight_decay=task["weight_decay"],
+            label_noise=task["noise"],
+            noise_kind=task["noise_kind"],
+            seed=task["seed"],
             top_k=task["top_k"],
-        )  # fmt: skip
+        )
     except FloatingPointError as exc:
         row.update({f: math.nan for f in CSV_FIELDS if f not in row})
         row.update(error=str(exc), seconds=time.perf_counter() - start)
@@ -142,12 +161,17 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     reached = next((i + 1 for i, a in enumerate(val) if a >= task["target"]), None)
     test, train = result.metrics["test"], result.metrics["train"]
     row.update(
-        test_accuracy=test["accuracy"], test_top_k_accuracy=test["top_k_accuracy"],
-        test_nll=test["nll"], test_ece=test["ece"], train_accuracy=train["accuracy"],
-        final_val_accuracy=val[-1], best_val_accuracy=max(val),
+        test_accuracy=test["accuracy"],
+        test_top_k_accuracy=test["top_k_accuracy"],
+        test_nll=test["nll"],
+        test_ece=test["ece"],
+        train_accuracy=train["accuracy"],
+        final_val_accuracy=val[-1],
+        best_val_accuracy=max(val),
         epochs_to_target="" if reached is None else reached,
-        final_loss=result.history[-1]["loss"], seconds=time.perf_counter() - start,
-    )  # fmt: skip
+        final_loss=result.history[-1]["loss"],
+        seconds=time.perf_counter() - start,
+    )
     return row
 
 
@@ -213,9 +237,13 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def _tables(
-    rows: list[dict[str, Any]], labels: list[str], noises: list[float], k: int,
-    n_seeds: int, target: float,
-) -> str:  # fmt: skip
+    rows: list[dict[str, Any]],
+    labels: list[str],
+    noises: list[float],
+    k: int,
+    n_seeds: int,
+    target: float,
+) -> str:
     """The three summary tables as markdown."""
 
     def cell(loss: str, noise: float, key: str) -> str:
@@ -261,9 +289,12 @@ def _tables(
 
 
 def _plot(
-    rows: list[dict[str, Any]], labels: list[str], noises: list[float], k: int,
+    rows: list[dict[str, Any]],
+    labels: list[str],
+    noises: list[float],
+    k: int,
     title: str,
-) -> bytes:  # fmt: skip
+) -> bytes:
     """Accuracy against noise rate as a PNG in memory."""
     from matplotlib.figure import Figure
 
@@ -283,9 +314,15 @@ def _plot(
                 means.append(m)
                 sds.append(s)
             ax.errorbar(
-                noises, means, yerr=sds, label=lab, marker=markers[i % len(markers)],
-                linestyle=("-", "--", "-.", ":")[i % 4], capsize=3, color=f"C{i % 10}",
-            )  # fmt: skip
+                noises,
+                means,
+                yerr=sds,
+                label=lab,
+                marker=markers[i % len(markers)],
+                linestyle=("-", "--", "-.", ":")[i % 4],
+                capsize=3,
+                color=f"C{i % 10}",
+            )
     axes[0].set(
         xlabel="label noise rate", ylabel="test accuracy", title="top-1 accuracy"
     )
@@ -448,11 +485,24 @@ def study(
 
 
 def _study(
-    data: str, losses: list[tuple[str, dict[str, Any]]], noises: list[float],
-    noise_kind: str, seeds: int, epochs: int, batch_size: int,
-    hidden: tuple[int, ...], optimizer: str, lr: float | None, weight_decay: float,
-    target: float, top_k: int, jobs: int, out: Path, no_plot: bool, quiet: bool,
-) -> None:  # fmt: skip
+    data: str,
+    losses: list[tuple[str, dict[str, Any]]],
+    noises: list[float],
+    noise_kind: str,
+    seeds: int,
+    epochs: int,
+    batch_size: int,
+    hidden: tuple[int, ...],
+    optimizer: str,
+    lr: float | None,
+    weight_decay: float,
+    target: float,
+    top_k: int,
+    jobs: int,
+    out: Path,
+    no_plot: bool,
+    quiet: bool,
+) -> None:
     import importlib.util
 
     from ..datasets import split

@@ -324,8 +324,11 @@ def run(
     )
     net = mlp.init(
         [s.x_train.shape[1], *hidden, s.n_classes],
-        activation=activation, seed=seed, dtype=dtype, xp=xp,
-    )  # fmt: skip
+        activation=activation,
+        seed=seed,
+        dtype=dtype,
+        xp=xp,
+    )
     opt: mlp.SGD | mlp.Adam = (
         mlp.SGD(lr=0.1 if lr is None else lr, momentum=momentum)
         if optimizer == "sgd"
@@ -341,10 +344,19 @@ def run(
 
     start = time.perf_counter()
     net = mlp.fit(
-        net, s.x_train, y_train, loss=loss, loss_params=loss_params, optimizer=opt,
-        epochs=epochs, batch_size=batch_size, weight_decay=weight_decay, seed=seed,
-        on_batch=on_batch, on_epoch=on_epoch,
-    )  # fmt: skip
+        net,
+        s.x_train,
+        y_train,
+        loss=loss,
+        loss_params=loss_params,
+        optimizer=opt,
+        epochs=epochs,
+        batch_size=batch_size,
+        weight_decay=weight_decay,
+        seed=seed,
+        on_batch=on_batch,
+        on_epoch=on_epoch,
+    )
     seconds = time.perf_counter() - start
     test_scores = mlp.to_numpy(mlp.predict(net, s.x_test))
     metrics = {
@@ -352,9 +364,14 @@ def run(
         "test": mlp.score_metrics(test_scores, s.y_test, k=top_k),
     }
     return RunResult(
-        net, metrics, history, test_scores, s.y_test,
-        int(np.sum(y_train != s.y_train)), seconds,
-    )  # fmt: skip
+        net,
+        metrics,
+        history,
+        test_scores,
+        s.y_test,
+        int(np.sum(y_train != s.y_train)),
+        seconds,
+    )
 
 
 def _namespace(backend: str) -> Any:
@@ -401,9 +418,13 @@ def _plot_curves(
 def _progress(total: int) -> Any:
     """A click progress bar on stderr that shows the running loss."""
     return click.progressbar(
-        length=total, label="training", file=sys.stderr, item_show_func=lambda s: s,
-        show_eta=True, width=24,
-    )  # fmt: skip
+        length=total,
+        label="training",
+        file=sys.stderr,
+        item_show_func=lambda s: s,
+        show_eta=True,
+        width=24,
+    )
 
 
 @click.command("train")
@@ -524,12 +545,26 @@ def train(
 
 
 def _train(
-    data: str, loss_spec: tuple[str, dict[str, Any]], hidden: tuple[int, ...],
-    activation: str, epochs: int, batch_size: int, optimizer: str, lr: float | None,
-    momentum: float, weight_decay: float, label_noise: float, noise_kind: str,
-    top_k: int, seed: int, dtype: str, backend: str, save_dir: Path | None,
-    plot_path: Path | None, quiet: bool,
-) -> None:  # fmt: skip
+    data: str,
+    loss_spec: tuple[str, dict[str, Any]],
+    hidden: tuple[int, ...],
+    activation: str,
+    epochs: int,
+    batch_size: int,
+    optimizer: str,
+    lr: float | None,
+    momentum: float,
+    weight_decay: float,
+    label_noise: float,
+    noise_kind: str,
+    top_k: int,
+    seed: int,
+    dtype: str,
+    backend: str,
+    save_dir: Path | None,
+    plot_path: Path | None,
+    quiet: bool,
+) -> None:
     from .. import mlp
     from ..datasets import split
     from ._options import format_spec
@@ -563,13 +598,25 @@ def _train(
     try:
         with bar:
             result = run(
-                splits, loss=name, loss_params=params, hidden=hidden,
-                activation=activation, epochs=epochs, batch_size=batch_size,
-                optimizer=optimizer, lr=lr, momentum=momentum,
-                weight_decay=weight_decay, label_noise=label_noise,
-                noise_kind=noise_kind, seed=seed, top_k=top_k, dtype=dtype, xp=xp,
+                splits,
+                loss=name,
+                loss_params=params,
+                hidden=hidden,
+                activation=activation,
+                epochs=epochs,
+                batch_size=batch_size,
+                optimizer=optimizer,
+                lr=lr,
+                momentum=momentum,
+                weight_decay=weight_decay,
+                label_noise=label_noise,
+                noise_kind=noise_kind,
+                seed=seed,
+                top_k=top_k,
+                dtype=dtype,
+                xp=xp,
                 on_batch=on_batch if show else None,
-            )  # fmt: skip
+            )
     except mlp.TrainingDiverged as exc:
         msg = (
             f"training diverged in epoch {exc.epoch} ({exc.reason}); "
@@ -584,15 +631,21 @@ def _train(
     sizes = "-".join(str(s) for s in result.params.sizes)
     k = int(result.metrics["test"]["k"])
     spec = format_spec(name, params)
-    click.echo(f"data       {dataset.name}: {dataset.n_classes} classes; "
-               f"{splits.y_train.size} train, {splits.y_val.size} validation, "
-               f"{splits.y_test.size} test samples")  # fmt: skip
+    click.echo(
+        f"data       {dataset.name}: {dataset.n_classes} classes; "
+        f"{splits.y_train.size} train, {splits.y_val.size} validation, "
+        f"{splits.y_test.size} test samples"
+    )
     if label_noise:
-        click.echo(f"noise      {noise_kind}, {result.n_flipped} training labels flipped "
-                   f"({label_noise:g}); train metrics use the noisy labels")  # fmt: skip
-    click.echo(f"model      {sizes} {activation}, loss {spec}, {optimizer} lr={lr_used:g}, "
-               f"{epochs} epochs of batch {batch_size}, seed {seed} "
-               f"({result.seconds:.1f} s)")  # fmt: skip
+        click.echo(
+            f"noise      {noise_kind}, {result.n_flipped} training labels flipped "
+            f"({label_noise:g}); train metrics use the noisy labels"
+        )
+    click.echo(
+        f"model      {sizes} {activation}, loss {spec}, {optimizer} lr={lr_used:g}, "
+        f"{epochs} epochs of batch {batch_size}, seed {seed} "
+        f"({result.seconds:.1f} s)"
+    )
     click.echo(f"{'':<12}{'train':>8}{'test':>8}")
     rows = (
         ("accuracy", "accuracy"),
@@ -605,12 +658,23 @@ def _train(
         click.echo(f"{label:<12}{tr:>8.4f}{te:>8.4f}")
 
     config = {
-        "data": data, "loss": name, "loss_params": params, "hidden": list(hidden),
-        "activation": activation, "epochs": epochs, "batch_size": batch_size,
-        "optimizer": optimizer, "lr": lr_used, "momentum": momentum,
-        "weight_decay": weight_decay, "label_noise": label_noise,
-        "noise_kind": noise_kind, "seed": seed, "dtype": dtype, "top_k": top_k,
-    }  # fmt: skip
+        "data": data,
+        "loss": name,
+        "loss_params": params,
+        "hidden": list(hidden),
+        "activation": activation,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "lr": lr_used,
+        "momentum": momentum,
+        "weight_decay": weight_decay,
+        "label_noise": label_noise,
+        "noise_kind": noise_kind,
+        "seed": seed,
+        "dtype": dtype,
+        "top_k": top_k,
+    }
     files = [] if save_dir is None else _save_contents(save_dir, result, config)
     if plot_path is not None:
         image = _plot_curves(result.history, image_format, f"{dataset.name}, {spec}")

@@ -51,9 +51,15 @@ def _rce(
 
 
 def _nce(
-    p: Array, c: Array, w: Array, log_s: Array, resid: Array, t: Targets,
-    *, xp: Namespace,
-) -> tuple[Array, Array]:  # fmt: skip
+    p: Array,
+    c: Array,
+    w: Array,
+    log_s: Array,
+    resid: Array,
+    t: Targets,
+    *,
+    xp: Namespace,
+) -> tuple[Array, Array]:
     """NCE = CE / sum_j(-log p_j) and its gradient ``((p - t) - NCE (C p - 1)) / U``."""
     nl = log_s - w  # -log p >= 0: the sum has no cancellation
     u = xp.sum(nl, axis=1, keepdims=True)
@@ -64,9 +70,15 @@ def _nce(
 
 
 def _nce_index(
-    z: Array, t: Targets, *, xp: Namespace, want_grad: bool,
-    alpha: float, beta: float, kappa: float,
-) -> tuple[Array, Array | None]:  # fmt: skip
+    z: Array,
+    t: Targets,
+    *,
+    xp: Namespace,
+    want_grad: bool,
+    alpha: float,
+    beta: float,
+    kappa: float,
+) -> tuple[Array, Array | None]:
     """``alpha NCE + beta kappa (1 - p_y)`` for index labels, with one ``(n, C)``
     array: RCE is ``kappa = -A``, MAE ``kappa = 2``.
 
@@ -101,9 +113,15 @@ def _check_ab(alpha: float, beta: float) -> dict[str, float]:
 
 
 def _sce_rows(
-    z: Array, t: Targets, *, xp: Namespace, want_grad: bool,
-    alpha: float, beta: float, A: float,
-) -> tuple[Array, Array | None]:  # fmt: skip
+    z: Array,
+    t: Targets,
+    *,
+    xp: Namespace,
+    want_grad: bool,
+    alpha: float,
+    beta: float,
+    A: float,
+) -> tuple[Array, Array | None]:
     if t.index is not None:
         p, p_y, c_y, log_p, _, _ = label_parts(z, t, xp=xp, want_p=want_grad)
         loss = -alpha * log_p - beta * A * c_y
@@ -137,9 +155,15 @@ def _nce_rows(
 
 
 def _nce_rce_rows(
-    z: Array, t: Targets, *, xp: Namespace, want_grad: bool,
-    alpha: float, beta: float, A: float,
-) -> tuple[Array, Array | None]:  # fmt: skip
+    z: Array,
+    t: Targets,
+    *,
+    xp: Namespace,
+    want_grad: bool,
+    alpha: float,
+    beta: float,
+    A: float,
+) -> tuple[Array, Array | None]:
     if t.index is not None:
         return _nce_index(
             z, t, xp=xp, want_grad=want_grad, alpha=alpha, beta=beta, kappa=-A
@@ -384,9 +408,12 @@ nce_mae_and_grad = grad_twin(_NCE_MAE, nce_mae)
 
 
 _PARTS = {
-    "{common}": _COMMON_DOC, "{tail}": _TAIL_DOC, "{rce}": _RCE_DOC,
-    "{nce}": _NCE_DOC, "{ma}": _MA_REF,
-}  # fmt: skip
+    "{common}": _COMMON_DOC,
+    "{tail}": _TAIL_DOC,
+    "{rce}": _RCE_DOC,
+    "{nce}": _NCE_DOC,
+    "{ma}": _MA_REF,
+}
 for _f in (symmetric_cross_entropy, normalized_cross_entropy, nce_rce, nce_mae):
     if _f.__doc__:  # None under python -OO
         for _key, _text in _PARTS.items():
