@@ -29,19 +29,7 @@ from typing import Any, BinaryIO
 import click
 
 from .._errors import DataError, one_line
-from ._options import (
-    Real,
-    batch_size_option,
-    data_option,
-    epochs_option,
-    hidden_option,
-    loss_option,
-    lr_option,
-    noise_kind_option,
-    optimizer_option,
-    top_k_option,
-    weight_decay_option,
-)
+from . import _options as opt
 from ._train import (
     OutputPath,
     check_features,
@@ -379,8 +367,8 @@ def _losses(
 
 
 @click.command("study")
-@data_option("synthetic", help="As for `arrayloss train`.")
-@loss_option(
+@opt.data_option("synthetic", help="As for `arrayloss train`.")
+@opt.loss_option(
     callback=_losses,
     help="[default: " + ", ".join(DEFAULT_LOSSES) + " (those registered)]",
 )
@@ -393,7 +381,7 @@ def _losses(
     metavar="R1,R2,...",
     help="Label-noise rates, each in [0, 1).",
 )
-@noise_kind_option()
+@opt.noise_kind_option()
 @click.option(
     "--seeds",
     type=click.IntRange(min=1),
@@ -401,20 +389,20 @@ def _losses(
     show_default=True,
     help="Runs per (loss, noise), with seeds 0, 1, ...",
 )
-@epochs_option(30)
-@batch_size_option(32)
-@hidden_option()
-@optimizer_option("adam")
-@lr_option()
-@weight_decay_option()
+@opt.epochs_option(30)
+@opt.batch_size_option(32)
+@opt.hidden_option()
+@opt.optimizer_option("adam")
+@opt.lr_option()
+@opt.weight_decay_option()
 @click.option(
     "--target",
-    type=Real(0, 1),
+    type=opt.Real(0, 1),
     default=0.4,
     show_default=True,
     help="Validation accuracy that counts as reached, for epochs-to-target.",
 )
-@top_k_option()
+@opt.top_k_option()
 @click.option(
     "-j",
     "--jobs",
@@ -463,46 +451,6 @@ def study(
     data or an output that cannot be written; 2 bad usage. Every option is checked
     before the first run, and the files are written together at the end.
     """
-    _study(
-        data,
-        losses,
-        noises,
-        noise_kind,
-        seeds,
-        epochs,
-        batch_size,
-        hidden,
-        optimizer,
-        lr,
-        weight_decay,
-        target,
-        top_k,
-        jobs,
-        out,
-        no_plot,
-        quiet,
-    )
-
-
-def _study(
-    data: str,
-    losses: list[tuple[str, dict[str, Any]]],
-    noises: list[float],
-    noise_kind: str,
-    seeds: int,
-    epochs: int,
-    batch_size: int,
-    hidden: tuple[int, ...],
-    optimizer: str,
-    lr: float | None,
-    weight_decay: float,
-    target: float,
-    top_k: int,
-    jobs: int,
-    out: Path,
-    no_plot: bool,
-    quiet: bool,
-) -> None:
     import importlib.util
 
     from ..datasets import split

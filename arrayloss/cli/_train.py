@@ -521,50 +521,6 @@ def train(
     written; 2 bad usage. Every option is checked before training starts, and the
     output files are written together at the end: on an error none is replaced.
     """
-    _train(
-        data,
-        loss_spec,
-        hidden,
-        activation,
-        epochs,
-        batch_size,
-        optimizer,
-        lr,
-        momentum,
-        weight_decay,
-        label_noise,
-        noise_kind,
-        top_k,
-        seed,
-        dtype,
-        backend,
-        save_dir,
-        plot_path,
-        quiet,
-    )
-
-
-def _train(
-    data: str,
-    loss_spec: tuple[str, dict[str, Any]],
-    hidden: tuple[int, ...],
-    activation: str,
-    epochs: int,
-    batch_size: int,
-    optimizer: str,
-    lr: float | None,
-    momentum: float,
-    weight_decay: float,
-    label_noise: float,
-    noise_kind: str,
-    top_k: int,
-    seed: int,
-    dtype: str,
-    backend: str,
-    save_dir: Path | None,
-    plot_path: Path | None,
-    quiet: bool,
-) -> None:
     from .. import mlp
     from ..datasets import split
     from ._options import format_spec
