@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from .._errors import one_line
-from ._options import Real, check_loss_params, format_spec, loss_option
+from ._options import Real, check_loss_params, format_option, format_spec, loss_option
 
 __all__ = ["check", "input_families"]
 
@@ -198,14 +198,7 @@ raised an error, or a loss named with --loss had no row compared; 2 bad usage.
     help="Absolute tolerance (>= 0). Default: 1e-10 x max(1, max|loss|), the "
     "float64 finite-difference noise floor.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format (json: the keys listed above).",
-)
+@format_option()
 def check(
     loss_specs: tuple[tuple[str, dict[str, Any]], ...],
     classes: int,

@@ -105,6 +105,22 @@ def _label(name: str, params: dict[str, Any]) -> str:
     return format_spec(name, params)
 
 
+# The task keys that `arrayloss.cli._train.run` takes under the same name.
+_RUN_KEYS = (
+    "loss",
+    "loss_params",
+    "hidden",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "noise_kind",
+    "seed",
+    "top_k",
+)
+
+
 def run_one(task: dict[str, Any]) -> dict[str, Any]:
     """One training run of the study, as a CSV row (a worker's unit of work)."""
     from ..datasets import split
@@ -127,18 +143,8 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     try:
         result = run(
             split(data, seed=task["seed"]),
-            loss=task["loss"],
-            loss_params=task["loss_params"],
-            hidden=task["hidden"],
-            epochs=task["epochs"],
-            batch_size=task["batch_size"],
-            optimizer=task["optimizer"],
-            lr=task["lr"],
-            weight_decay=task["weight_decay"],
             label_noise=task["noise"],
-            noise_kind=task["noise_kind"],
-            seed=task["seed"],
-            top_k=task["top_k"],
+            **{key: task[key] for key in _RUN_KEYS},
         )
     except FloatingPointError as exc:
         row.update({f: math.nan for f in CSV_FIELDS if f not in row})
