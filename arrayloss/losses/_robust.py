@@ -25,7 +25,7 @@ from .._api import Kernel, Targets
 from .._typing import Array, Namespace
 from .._validation import check_int, check_real
 from ._janocha import _softmax_parts
-from ._public import GRAD_DOC, call, grad_twin
+from ._public import call, grad_twin
 
 __all__ = [
     "focal",
@@ -233,8 +233,6 @@ _TAIL_DOC = """
     array
         0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
         and on the device of ``logits``."""
-
-_GRAD_DOC = GRAD_DOC  # also filled in by _sparse
 
 
 def focal(
