@@ -85,6 +85,11 @@ def run_boom(monkeypatch):
             1,
             "Error: internal error (ZeroDivisionError: ZeroDivisionError); please report it",
         ),
+        (
+            MemoryError("cannot allocate"),
+            1,
+            "Error: out of memory (cannot allocate); try a smaller model or data set",
+        ),
         (KeyboardInterrupt(), 130, "Error: interrupted"),
     ],
 )

@@ -10,6 +10,7 @@ prints a traceback for an expected error:
 
 - `arrayloss._errors.DataError` and `OSError` (a file that cannot be read or
   written, a full disk): one line on standard error, exit 1;
+- ``MemoryError``: one line suggesting a smaller model or data set, exit 1;
 - `arrayloss._errors.UsageError` (options that cannot be carried out together):
   one line, exit 2;
 - ``KeyboardInterrupt`` (Ctrl-C): one line, exit 130; SIGTERM and SIGHUP become
@@ -92,6 +93,9 @@ class _LazyGroup(click.Group):
                 raise  # click's own handling: the reader went away, exit quietly
             where = f" '{exc.filename}'" if exc.filename else ""
             msg = f"cannot use{where}: {exc.strerror or one_line(exc)}"
+            raise _DataFailure(msg) from None
+        except MemoryError as exc:
+            msg = f"out of memory ({one_line(exc)}); try a smaller model or data set"
             raise _DataFailure(msg) from None
         except KeyboardInterrupt:
             click.echo("Error: interrupted", err=True)

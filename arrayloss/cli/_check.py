@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from .._errors import one_line
-from ._options import LOSS, Real, check_loss_params, format_spec
+from ._options import Real, check_loss_params, format_option, format_spec, loss_option
 
 __all__ = ["check", "input_families"]
 
@@ -162,14 +162,7 @@ raised an error, or a loss named with --loss had no row compared; 2 bad usage.
 
 
 @click.command("check", help=_HELP)
-@click.option(
-    "--loss",
-    "loss_specs",
-    multiple=True,
-    type=LOSS,
-    metavar="NAME[:k=v,...]",
-    help="Loss to check, with optional parameters; repeatable. Default: all.",
-)
+@loss_option("loss_specs", help="Default: all.")
 @click.option(
     "--classes",
     default=10,
@@ -205,14 +198,7 @@ raised an error, or a loss named with --loss had no row compared; 2 bad usage.
     help="Absolute tolerance (>= 0). Default: 1e-10 x max(1, max|loss|), the "
     "float64 finite-difference noise floor.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format (json: the keys listed above).",
-)
+@format_option()
 def check(
     loss_specs: tuple[tuple[str, dict[str, Any]], ...],
     classes: int,
@@ -229,9 +215,11 @@ def check(
             _run(loss, batches, rtol, atol)
     failed = [x.spec for x in losses if x.status == "failed"]
     empty = [x.spec for x in losses if x.explicit and x.status == "skipped"]
-    overall = "failed" if failed else (
-        "passed" if any(x.status == "passed" for x in losses) else "skipped"
-    )  # fmt: skip
+    overall = (
+        "failed"
+        if failed
+        else ("passed" if any(x.status == "passed" for x in losses) else "skipped")
+    )
     if fmt == "json":
         doc = {
             "command": "check",

@@ -8,6 +8,8 @@ from typing import Any
 
 import click
 
+from ._options import format_option
+
 __all__ = ["list_command"]
 
 _HELP = """List every loss with its parameters, defaults and accepted labels.
@@ -34,14 +36,7 @@ def _default(value: Any) -> Any:
 
 @click.command("list", help=_HELP)
 @click.option("--names-only", is_flag=True, help="Print only the names, one per line.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json"]),
-    default="table",
-    show_default=True,
-    help="Output format (json: the keys listed above).",
-)
+@format_option()
 def list_command(names_only: bool, fmt: str) -> None:
     from .. import LOSSES
 

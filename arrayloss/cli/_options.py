@@ -34,6 +34,7 @@ __all__ = [
     "check_loss_params",
     "data_option",
     "epochs_option",
+    "format_option",
     "format_spec",
     "hidden_option",
     "loss_option",
@@ -441,4 +442,18 @@ def noise_kind_option() -> Decorator[Any]:
         type=click.Choice(["symmetric", "pairflip"]),
         default="symmetric",
         show_default=True,
+    )
+
+
+def format_option(
+    choices: Sequence[str] = ("table", "json"), *, help: str | None = None
+) -> Decorator[Any]:
+    """``--format``: how a command prints its result (the first choice by default)."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(list(choices)),
+        default=choices[0],
+        show_default=True,
+        help=help or "Output format (json: the keys listed above).",
     )

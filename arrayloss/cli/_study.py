@@ -28,17 +28,15 @@ from typing import Any, BinaryIO
 
 import click
 
-from ._options import Real
+from .._errors import DataError, one_line
+from . import _options as opt
 from ._train import (
     OutputPath,
     check_features,
     check_loss,
     check_outputs,
-    cli_errors,
     data_inputs,
     load_data,
-    parse_hidden,
-    parse_loss,
     write_outputs,
 )
 
@@ -56,11 +54,23 @@ DEFAULT_LOSSES = (
 )
 
 CSV_FIELDS = (
-    "loss", "loss_params", "noise", "noise_kind", "seed", "test_accuracy",
-    "test_top_k_accuracy", "test_nll", "test_ece", "train_accuracy",
-    "final_val_accuracy", "best_val_accuracy", "epochs_to_target", "final_loss",
-    "seconds", "error",
-)  # fmt: skip
+    "loss",
+    "loss_params",
+    "noise",
+    "noise_kind",
+    "seed",
+    "test_accuracy",
+    "test_top_k_accuracy",
+    "test_nll",
+    "test_ece",
+    "train_accuracy",
+    "final_val_accuracy",
+    "best_val_accuracy",
+    "epochs_to_target",
+    "final_loss",
+    "seconds",
+    "error",
+)
 
 OUT_FILES = ("runs.csv", "summary.md", "accuracy_vs_noise.png")
 
@@ -95,6 +105,22 @@ def _label(name: str, params: dict[str, Any]) -> str:
     return format_spec(name, params)
 
 
+# The task keys that `arrayloss.cli._train.run` takes under the same name.
+_RUN_KEYS = (
+    "loss",
+    "loss_params",
+    "hidden",
+    "epochs",
+    "batch_size",
+    "optimizer",
+    "lr",
+    "weight_decay",
+    "noise_kind",
+    "seed",
+    "top_k",
+)
+
+
 def run_one(task: dict[str, Any]) -> dict[str, Any]:
     """One training run of the study, as a CSV row (a worker's unit of work)."""
     from ..datasets import split
@@ -117,12 +143,9 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     try:
         result = run(
             split(data, seed=task["seed"]),
-            loss=task["loss"], loss_params=task["loss_params"], hidden=task["hidden"],
-            epochs=task["epochs"], batch_size=task["batch_size"],
-            optimizer=task["optimizer"], lr=task["lr"], weight_decay=task["weight_decay"],
-            label_noise=task["noise"], noise_kind=task["noise_kind"], seed=task["seed"],
-            top_k=task["top_k"],
-        )  # fmt: skip
+            label_noise=task["noise"],
+            **{key: task[key] for key in _RUN_KEYS},
+        )
     except FloatingPointError as exc:
         row.update({f: math.nan for f in CSV_FIELDS if f not in row})
         row.update(error=str(exc), seconds=time.perf_counter() - start)
@@ -132,12 +155,17 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     reached = next((i + 1 for i, a in enumerate(val) if a >= task["target"]), None)
     test, train = result.metrics["test"], result.metrics["train"]
     row.update(
-        test_accuracy=test["accuracy"], test_top_k_accuracy=test["top_k_accuracy"],
-        test_nll=test["nll"], test_ece=test["ece"], train_accuracy=train["accuracy"],
-        final_val_accuracy=val[-1], best_val_accuracy=max(val),
+        test_accuracy=test["accuracy"],
+        test_top_k_accuracy=test["top_k_accuracy"],
+        test_nll=test["nll"],
+        test_ece=test["ece"],
+        train_accuracy=train["accuracy"],
+        final_val_accuracy=val[-1],
+        best_val_accuracy=max(val),
         epochs_to_target="" if reached is None else reached,
-        final_loss=result.history[-1]["loss"], seconds=time.perf_counter() - start,
-    )  # fmt: skip
+        final_loss=result.history[-1]["loss"],
+        seconds=time.perf_counter() - start,
+    )
     return row
 
 
@@ -163,7 +191,10 @@ def _run_all(
         limit = _one_blas_thread()
         with limit:
             for task in tasks:
-                report(run_one(task))
+                try:
+                    report(run_one(task))
+                except ValueError as exc:  # the library's checks on the data
+                    raise DataError(one_line(exc)) from None
         return rows
 
     import multiprocessing
@@ -186,6 +217,8 @@ def _run_all(
                     "try fewer --jobs"
                 )
                 raise click.ClickException(msg) from None
+            if isinstance(exc, ValueError):  # the library's checks on the data
+                raise DataError(one_line(exc)) from None
             raise
     return rows
 
@@ -198,9 +231,13 @@ def _mean_std(values: Sequence[float]) -> tuple[float, float]:
 
 
 def _tables(
-    rows: list[dict[str, Any]], labels: list[str], noises: list[float], k: int,
-    n_seeds: int, target: float,
-) -> str:  # fmt: skip
+    rows: list[dict[str, Any]],
+    labels: list[str],
+    noises: list[float],
+    k: int,
+    n_seeds: int,
+    target: float,
+) -> str:
     """The three summary tables as markdown."""
 
     def cell(loss: str, noise: float, key: str) -> str:
@@ -246,9 +283,12 @@ def _tables(
 
 
 def _plot(
-    rows: list[dict[str, Any]], labels: list[str], noises: list[float], k: int,
+    rows: list[dict[str, Any]],
+    labels: list[str],
+    noises: list[float],
+    k: int,
     title: str,
-) -> bytes:  # fmt: skip
+) -> bytes:
     """Accuracy against noise rate as a PNG in memory."""
     from matplotlib.figure import Figure
 
@@ -268,9 +308,15 @@ def _plot(
                 means.append(m)
                 sds.append(s)
             ax.errorbar(
-                noises, means, yerr=sds, label=lab, marker=markers[i % len(markers)],
-                linestyle=("-", "--", "-.", ":")[i % 4], capsize=3, color=f"C{i % 10}",
-            )  # fmt: skip
+                noises,
+                means,
+                yerr=sds,
+                label=lab,
+                marker=markers[i % len(markers)],
+                linestyle=("-", "--", "-.", ":")[i % 4],
+                capsize=3,
+                color=f"C{i % 10}",
+            )
     axes[0].set(
         xlabel="label noise rate", ylabel="test accuracy", title="top-1 accuracy"
     )
@@ -302,19 +348,20 @@ def _floats(ctx: click.Context, param: click.Parameter, value: str) -> list[floa
 
 
 def _losses(
-    ctx: click.Context, param: click.Parameter, value: Iterable[str]
+    ctx: click.Context,
+    param: click.Parameter,
+    value: Iterable[tuple[str, dict[str, Any]]],
 ) -> list[tuple[str, dict[str, Any]]]:
     from .. import LOSSES
 
-    specs = list(value)
-    if not specs:  # the defaults that are registered
+    losses = [(name, dict(params)) for name, params in value]
+    if not losses:  # the defaults that are registered
         missing = [n for n in DEFAULT_LOSSES if n not in LOSSES]
         if missing:
             click.echo(
                 f"note: not registered, left out: {', '.join(missing)}", err=True
             )
-        specs = [n for n in DEFAULT_LOSSES if n in LOSSES]
-    losses = [parse_loss(ctx, param, s) for s in specs]
+        losses = [(n, {}) for n in DEFAULT_LOSSES if n in LOSSES]
     seen: set[str] = set()
     for name, params in losses:
         label = _label(name, params)
@@ -326,35 +373,58 @@ def _losses(
 
 
 @click.command("study")
-@click.option("--data", default="synthetic", show_default=True, metavar="digits|synthetic|PATH",
-              help="As for `arrayloss train`.")  # fmt: skip
-@click.option("--loss", "losses", multiple=True, callback=_losses, metavar="NAME[:k=v,...]",
-              help="A loss to compare; repeat the option for several  [default: "
-                   + ", ".join(DEFAULT_LOSSES) + " (those registered)]")  # fmt: skip
-@click.option("--noise", "noises", default="0,0.2,0.4,0.6", show_default=True,
-              callback=_floats, metavar="R1,R2,...", help="Label-noise rates, each in [0, 1).")  # fmt: skip
-@click.option("--noise-kind", type=click.Choice(["symmetric", "pairflip"]),
-              default="symmetric", show_default=True)  # fmt: skip
-@click.option("--seeds", type=click.IntRange(min=1), default=5, show_default=True,
-              help="Runs per (loss, noise), with seeds 0, 1, ...")  # fmt: skip
-@click.option("--epochs", type=click.IntRange(min=1), default=30, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=32, show_default=True)
-@click.option("--hidden", default="128", show_default=True, callback=parse_hidden,
-              metavar="W1,W2,...")  # fmt: skip
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam",
-              show_default=True)  # fmt: skip
-@click.option("--lr", type=Real(min=0, min_open=True), default=None,
-              help="Learning rate  [default: 0.1 for sgd, 0.001 for adam]")  # fmt: skip
-@click.option("--weight-decay", type=Real(min=0), default=0.0, show_default=True)
-@click.option("--target", type=Real(0, 1), default=0.4, show_default=True,
-              help="Validation accuracy that counts as reached, for epochs-to-target.")  # fmt: skip
-@click.option("--top-k", type=click.IntRange(min=1), default=5, show_default=True)
-@click.option("-j", "--jobs", type=click.IntRange(min=1), default=2, show_default=True,
-              help="Parallel worker processes, at most one per CPU (1: run in this process).")  # fmt: skip
-@click.option("--out", type=OutputPath(file_okay=False, path_type=Path),
-              default=Path("arrayloss-study"), show_default=True,
-              help="Directory for runs.csv, summary.md and accuracy_vs_noise.png "
-                   "(created if missing; written together when the study ends).")  # fmt: skip
+@opt.data_option("synthetic", help="As for `arrayloss train`.")
+@opt.loss_option(
+    callback=_losses,
+    help="[default: " + ", ".join(DEFAULT_LOSSES) + " (those registered)]",
+)
+@click.option(
+    "--noise",
+    "noises",
+    default="0,0.2,0.4,0.6",
+    show_default=True,
+    callback=_floats,
+    metavar="R1,R2,...",
+    help="Label-noise rates, each in [0, 1).",
+)
+@opt.noise_kind_option()
+@click.option(
+    "--seeds",
+    type=click.IntRange(min=1),
+    default=5,
+    show_default=True,
+    help="Runs per (loss, noise), with seeds 0, 1, ...",
+)
+@opt.epochs_option(30)
+@opt.batch_size_option(32)
+@opt.hidden_option()
+@opt.optimizer_option("adam")
+@opt.lr_option()
+@opt.weight_decay_option()
+@click.option(
+    "--target",
+    type=opt.Real(0, 1),
+    default=0.4,
+    show_default=True,
+    help="Validation accuracy that counts as reached, for epochs-to-target.",
+)
+@opt.top_k_option()
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Parallel worker processes, at most one per CPU (1: run in this process).",
+)
+@click.option(
+    "--out",
+    type=OutputPath(file_okay=False, path_type=Path),
+    default=Path("arrayloss-study"),
+    show_default=True,
+    help="Directory for runs.csv, summary.md and accuracy_vs_noise.png "
+    "(created if missing; written together when the study ends).",
+)
 @click.option("--no-plot", is_flag=True, help="Skip the PNG (no matplotlib needed).")
 @click.option("-q", "--quiet", is_flag=True, help="No line per finished run on stderr.")
 def study(
@@ -387,19 +457,6 @@ def study(
     data or an output that cannot be written; 2 bad usage. Every option is checked
     before the first run, and the files are written together at the end.
     """
-    with cli_errors():
-        _study(
-            data, losses, noises, noise_kind, seeds, epochs, batch_size, hidden,
-            optimizer, lr, weight_decay, target, top_k, jobs, out, no_plot, quiet,
-        )  # fmt: skip
-
-
-def _study(
-    data: str, losses: list[tuple[str, dict[str, Any]]], noises: list[float],
-    noise_kind: str, seeds: int, epochs: int, batch_size: int,
-    hidden: tuple[int, ...], optimizer: str, lr: float | None, weight_decay: float,
-    target: float, top_k: int, jobs: int, out: Path, no_plot: bool, quiet: bool,
-) -> None:  # fmt: skip
     import importlib.util
 
     from ..datasets import split

@@ -1,9 +1,9 @@
 """``arrayloss train``: train a small MLP with any registry loss and report metrics.
 
-The helpers here are shared with ``arrayloss study``: data loading, ``--hidden`` and
-``--loss`` parsing, one training run (`run`), and the command-line safety layer:
+The helpers here are shared with ``arrayloss study``: data loading, one training
+run (`run`), and the command-line safety layer (expected errors become one line
+and an exit status in the top-level handler, `arrayloss.cli._LazyGroup.invoke`):
 
-- `cli_errors`: expected errors as one line and exit 1 or 2, never a traceback;
 - `OutputPath`, `plot_format`, `check_outputs`: every output path checked before
   any work (a usage error for an empty name, an unknown image type, two outputs
   naming one file or an output that is an input; a data error for a path that
@@ -22,7 +22,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,7 +30,20 @@ from typing import Any, BinaryIO
 import click
 
 from .._errors import DataError, UsageError, one_line
-from ._options import Real
+from ._options import (
+    Real,
+    backend_option,
+    batch_size_option,
+    data_option,
+    epochs_option,
+    hidden_option,
+    loss_option,
+    lr_option,
+    noise_kind_option,
+    optimizer_option,
+    top_k_option,
+    weight_decay_option,
+)
 
 __all__ = [
     "PLOT_FORMATS",
@@ -38,8 +51,6 @@ __all__ = [
     "RunResult",
     "check_features",
     "check_outputs",
-    "cli_errors",
-    "parse_hidden",
     "plot_format",
     "run",
     "train",
@@ -81,41 +92,6 @@ class OutputPath(click.Path):
                 ctx,
             )
         return super().convert(value, param, ctx)
-
-
-def parse_hidden(
-    ctx: click.Context | None, param: click.Parameter | None, value: str
-) -> tuple[int, ...]:
-    """``"128,64"`` -> ``(128, 64)``; ``""`` or ``"none"`` -> ``()`` (a linear model)."""
-    text = value.strip().lower()
-    if text in ("", "none"):
-        return ()
-    widths = []
-    for part in text.split(","):
-        try:
-            w = int(part)
-        except ValueError:
-            msg = f"hidden layer widths must be integers separated by commas (got {value!r})"
-            raise click.BadParameter(msg, ctx, param) from None
-        if w < 1:
-            msg = f"hidden layer widths must be >= 1 (got {w} in {value!r})"
-            raise click.BadParameter(msg, ctx, param)
-        widths.append(w)
-    return tuple(widths)
-
-
-def parse_loss(
-    ctx: click.Context | None, param: click.Parameter | None, value: str
-) -> tuple[str, dict[str, Any]]:
-    """``NAME[:k=v,...]`` -> ``(name, params)`` through the shared parser."""
-    from ._options import parse_loss_spec
-
-    try:
-        name, params = parse_loss_spec(value)
-    except click.BadParameter as exc:
-        exc.ctx, exc.param = exc.ctx or ctx, exc.param or param
-        raise
-    return name, dict(params)
 
 
 def check_loss(name: str, params: Mapping[str, Any], n_classes: int) -> None:
@@ -161,32 +137,6 @@ def data_inputs(spec: str) -> list[str]:
 
 
 # -- errors and output files (shared with `arrayloss study`) -----------------------
-
-
-@contextlib.contextmanager
-def cli_errors() -> Iterator[None]:
-    """Expected errors as one line on stderr and an exit status, never a traceback.
-
-    `DataError`, `OSError`, `ValueError` and `MemoryError` exit with 1, the
-    arrayloss `UsageError` with 2; click's own exceptions pass through. Anything
-    else is a bug, reported in one line as such.
-    """
-    try:
-        yield
-    except click.ClickException:
-        raise
-    except UsageError as exc:
-        raise click.UsageError(one_line(exc)) from None
-    except (ValueError, OSError) as exc:  # DataError is a ValueError
-        raise click.ClickException(one_line(exc)) from None
-    except MemoryError as exc:
-        msg = f"out of memory ({one_line(exc)}); try a smaller model or data set"
-        raise click.ClickException(msg) from None
-    except Exception as exc:  # never a traceback: say what happened
-        msg = (
-            f"internal error ({type(exc).__name__}: {one_line(exc)}); please report it"
-        )
-        raise click.ClickException(msg) from None
 
 
 def plot_format(path: Path | None, param_hint: str = "'--plot'") -> str:
@@ -374,8 +324,11 @@ def run(
     )
     net = mlp.init(
         [s.x_train.shape[1], *hidden, s.n_classes],
-        activation=activation, seed=seed, dtype=dtype, xp=xp,
-    )  # fmt: skip
+        activation=activation,
+        seed=seed,
+        dtype=dtype,
+        xp=xp,
+    )
     opt: mlp.SGD | mlp.Adam = (
         mlp.SGD(lr=0.1 if lr is None else lr, momentum=momentum)
         if optimizer == "sgd"
@@ -391,10 +344,19 @@ def run(
 
     start = time.perf_counter()
     net = mlp.fit(
-        net, s.x_train, y_train, loss=loss, loss_params=loss_params, optimizer=opt,
-        epochs=epochs, batch_size=batch_size, weight_decay=weight_decay, seed=seed,
-        on_batch=on_batch, on_epoch=on_epoch,
-    )  # fmt: skip
+        net,
+        s.x_train,
+        y_train,
+        loss=loss,
+        loss_params=loss_params,
+        optimizer=opt,
+        epochs=epochs,
+        batch_size=batch_size,
+        weight_decay=weight_decay,
+        seed=seed,
+        on_batch=on_batch,
+        on_epoch=on_epoch,
+    )
     seconds = time.perf_counter() - start
     test_scores = mlp.to_numpy(mlp.predict(net, s.x_test))
     metrics = {
@@ -402,9 +364,14 @@ def run(
         "test": mlp.score_metrics(test_scores, s.y_test, k=top_k),
     }
     return RunResult(
-        net, metrics, history, test_scores, s.y_test,
-        int(np.sum(y_train != s.y_train)), seconds,
-    )  # fmt: skip
+        net,
+        metrics,
+        history,
+        test_scores,
+        s.y_test,
+        int(np.sum(y_train != s.y_train)),
+        seconds,
+    )
 
 
 def _namespace(backend: str) -> Any:
@@ -451,55 +418,29 @@ def _plot_curves(
 def _progress(total: int) -> Any:
     """A click progress bar on stderr that shows the running loss."""
     return click.progressbar(
-        length=total, label="training", file=sys.stderr, item_show_func=lambda s: s,
-        show_eta=True, width=24,
-    )  # fmt: skip
+        length=total,
+        label="training",
+        file=sys.stderr,
+        item_show_func=lambda s: s,
+        show_eta=True,
+        width=24,
+    )
 
 
 @click.command("train")
-@click.option(
-    "--data",
-    default="digits",
-    show_default=True,
-    metavar="digits|synthetic|PATH",
-    help="Bundled digits, the synthetic 100-class set, or a file: .npz with x "
-    "and y, or MNIST IDX files (a directory or an images file).",
-)
-@click.option(
-    "--loss",
-    "loss_spec",
-    default="cross_entropy",
-    show_default=True,
-    metavar="NAME[:k=v,...]",
-    callback=parse_loss,
-    help="A loss from `arrayloss list`, with parameters, e.g. "
-    "smooth_topk_svm:k=5,tau=0.5.",
-)
-@click.option(
-    "--hidden",
-    default="128",
-    show_default=True,
-    callback=parse_hidden,
-    metavar="W1,W2,...",
-    help="Hidden layer widths ('none' for a linear model).",
-)
+@data_option()
+@loss_option("loss_spec", multiple=False, default="cross_entropy")
+@hidden_option()
 @click.option(
     "--activation",
     type=click.Choice(["relu", "tanh"]),
     default="relu",
     show_default=True,
 )
-@click.option("--epochs", type=click.IntRange(min=1), default=20, show_default=True)
-@click.option("--batch-size", type=click.IntRange(min=1), default=64, show_default=True)
-@click.option(
-    "--optimizer", type=click.Choice(["sgd", "adam"]), default="sgd", show_default=True
-)
-@click.option(
-    "--lr",
-    type=Real(min=0, min_open=True),
-    default=None,
-    help="Learning rate  [default: 0.1 for sgd, 0.001 for adam]",
-)
+@epochs_option(20)
+@batch_size_option(64)
+@optimizer_option()
+@lr_option()
 @click.option(
     "--momentum",
     type=Real(0, 1, max_open=True),
@@ -507,13 +448,7 @@ def _progress(total: int) -> Any:
     show_default=True,
     help="SGD momentum.",
 )
-@click.option(
-    "--weight-decay",
-    type=Real(min=0),
-    default=0.0,
-    show_default=True,
-    help="L2 penalty on the weights.",
-)
+@weight_decay_option()
 @click.option(
     "--label-noise",
     type=Real(0, 1, max_open=True),
@@ -522,19 +457,8 @@ def _progress(total: int) -> Any:
     metavar="RATE",
     help="Fraction of training labels flipped, in [0, 1).",
 )
-@click.option(
-    "--noise-kind",
-    type=click.Choice(["symmetric", "pairflip"]),
-    default="symmetric",
-    show_default=True,
-)
-@click.option(
-    "--top-k",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="k of the top-k accuracy.",
-)
+@noise_kind_option()
+@top_k_option()
 @click.option(
     "--seed",
     type=click.IntRange(min=0),
@@ -548,12 +472,7 @@ def _progress(total: int) -> Any:
     default="float32",
     show_default=True,
 )
-@click.option(
-    "--backend",
-    type=click.Choice(["numpy", "cupy"]),
-    default="numpy",
-    show_default=True,
-)
+@backend_option(("numpy", "cupy"))
 @click.option(
     "--save",
     "save_dir",
@@ -602,21 +521,6 @@ def train(
     written; 2 bad usage. Every option is checked before training starts, and the
     output files are written together at the end: on an error none is replaced.
     """
-    with cli_errors():
-        _train(
-            data, loss_spec, hidden, activation, epochs, batch_size, optimizer, lr,
-            momentum, weight_decay, label_noise, noise_kind, top_k, seed, dtype,
-            backend, save_dir, plot_path, quiet,
-        )  # fmt: skip
-
-
-def _train(
-    data: str, loss_spec: tuple[str, dict[str, Any]], hidden: tuple[int, ...],
-    activation: str, epochs: int, batch_size: int, optimizer: str, lr: float | None,
-    momentum: float, weight_decay: float, label_noise: float, noise_kind: str,
-    top_k: int, seed: int, dtype: str, backend: str, save_dir: Path | None,
-    plot_path: Path | None, quiet: bool,
-) -> None:  # fmt: skip
     from .. import mlp
     from ..datasets import split
     from ._options import format_spec
@@ -650,13 +554,25 @@ def _train(
     try:
         with bar:
             result = run(
-                splits, loss=name, loss_params=params, hidden=hidden,
-                activation=activation, epochs=epochs, batch_size=batch_size,
-                optimizer=optimizer, lr=lr, momentum=momentum,
-                weight_decay=weight_decay, label_noise=label_noise,
-                noise_kind=noise_kind, seed=seed, top_k=top_k, dtype=dtype, xp=xp,
+                splits,
+                loss=name,
+                loss_params=params,
+                hidden=hidden,
+                activation=activation,
+                epochs=epochs,
+                batch_size=batch_size,
+                optimizer=optimizer,
+                lr=lr,
+                momentum=momentum,
+                weight_decay=weight_decay,
+                label_noise=label_noise,
+                noise_kind=noise_kind,
+                seed=seed,
+                top_k=top_k,
+                dtype=dtype,
+                xp=xp,
                 on_batch=on_batch if show else None,
-            )  # fmt: skip
+            )
     except mlp.TrainingDiverged as exc:
         msg = (
             f"training diverged in epoch {exc.epoch} ({exc.reason}); "
@@ -665,19 +581,27 @@ def _train(
         if feature_scale > 1e3:
             msg += f", or rescale the features (|x| up to {feature_scale:.3g})"
         raise click.ClickException(msg) from None
+    except ValueError as exc:  # the library's checks on the data
+        raise DataError(one_line(exc)) from None
 
     sizes = "-".join(str(s) for s in result.params.sizes)
     k = int(result.metrics["test"]["k"])
     spec = format_spec(name, params)
-    click.echo(f"data       {dataset.name}: {dataset.n_classes} classes; "
-               f"{splits.y_train.size} train, {splits.y_val.size} validation, "
-               f"{splits.y_test.size} test samples")  # fmt: skip
+    click.echo(
+        f"data       {dataset.name}: {dataset.n_classes} classes; "
+        f"{splits.y_train.size} train, {splits.y_val.size} validation, "
+        f"{splits.y_test.size} test samples"
+    )
     if label_noise:
-        click.echo(f"noise      {noise_kind}, {result.n_flipped} training labels flipped "
-                   f"({label_noise:g}); train metrics use the noisy labels")  # fmt: skip
-    click.echo(f"model      {sizes} {activation}, loss {spec}, {optimizer} lr={lr_used:g}, "
-               f"{epochs} epochs of batch {batch_size}, seed {seed} "
-               f"({result.seconds:.1f} s)")  # fmt: skip
+        click.echo(
+            f"noise      {noise_kind}, {result.n_flipped} training labels flipped "
+            f"({label_noise:g}); train metrics use the noisy labels"
+        )
+    click.echo(
+        f"model      {sizes} {activation}, loss {spec}, {optimizer} lr={lr_used:g}, "
+        f"{epochs} epochs of batch {batch_size}, seed {seed} "
+        f"({result.seconds:.1f} s)"
+    )
     click.echo(f"{'':<12}{'train':>8}{'test':>8}")
     rows = (
         ("accuracy", "accuracy"),
@@ -690,12 +614,23 @@ def _train(
         click.echo(f"{label:<12}{tr:>8.4f}{te:>8.4f}")
 
     config = {
-        "data": data, "loss": name, "loss_params": params, "hidden": list(hidden),
-        "activation": activation, "epochs": epochs, "batch_size": batch_size,
-        "optimizer": optimizer, "lr": lr_used, "momentum": momentum,
-        "weight_decay": weight_decay, "label_noise": label_noise,
-        "noise_kind": noise_kind, "seed": seed, "dtype": dtype, "top_k": top_k,
-    }  # fmt: skip
+        "data": data,
+        "loss": name,
+        "loss_params": params,
+        "hidden": list(hidden),
+        "activation": activation,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "lr": lr_used,
+        "momentum": momentum,
+        "weight_decay": weight_decay,
+        "label_noise": label_noise,
+        "noise_kind": noise_kind,
+        "seed": seed,
+        "dtype": dtype,
+        "top_k": top_k,
+    }
     files = [] if save_dir is None else _save_contents(save_dir, result, config)
     if plot_path is not None:
         image = _plot_curves(result.history, image_format, f"{dataset.name}, {spec}")

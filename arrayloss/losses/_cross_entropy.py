@@ -8,6 +8,7 @@ from .. import _xp
 from .._api import Kernel, Targets
 from .._typing import Array, Namespace
 from .._validation import check_real
+from ._public import call, grad_twin
 
 __all__ = ["cross_entropy", "cross_entropy_and_grad"]
 
@@ -117,28 +118,7 @@ def cross_entropy(
     >>> print(f"{float(al.cross_entropy(s, np.array([2]))):.6f}")
     3.985205
     """
-    return _KERNEL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        label_smoothing=label_smoothing,
-    )  # fmt: skip
+    return call(_KERNEL, locals())
 
 
-def cross_entropy_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    label_smoothing: float = 0.0,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`cross_entropy` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _KERNEL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        label_smoothing=label_smoothing,
-    )  # fmt: skip
+cross_entropy_and_grad = grad_twin(_KERNEL, cross_entropy)

@@ -13,6 +13,7 @@ from .. import _xp
 from .._api import Kernel, Targets
 from .._typing import Array, Namespace
 from .._validation import check_real
+from ._public import call, grad_twin
 
 __all__ = [
     "crammer_singer",
@@ -185,31 +186,10 @@ def hinge(
     >>> print(f"{float(al.hinge(s, np.array([2]), margin=1.0)):.6f}")
     12.600000
     """
-    return _HINGE_KERNEL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        margin=margin,
-    )  # fmt: skip
+    return call(_HINGE_KERNEL, locals())
 
 
-def hinge_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    margin: float = 0.5,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`hinge` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _HINGE_KERNEL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        margin=margin,
-    )  # fmt: skip
+hinge_and_grad = grad_twin(_HINGE_KERNEL, hinge)
 
 
 def squared_hinge(
@@ -280,31 +260,10 @@ def squared_hinge(
     >>> print(f"{float(al.squared_hinge(s, np.array([2]), margin=1.0)):.6f}")
     37.640000
     """
-    return _SQUARED_HINGE_KERNEL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        margin=margin,
-    )  # fmt: skip
+    return call(_SQUARED_HINGE_KERNEL, locals())
 
 
-def squared_hinge_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    margin: float = 0.5,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`squared_hinge` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _SQUARED_HINGE_KERNEL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        margin=margin,
-    )  # fmt: skip
+squared_hinge_and_grad = grad_twin(_SQUARED_HINGE_KERNEL, squared_hinge)
 
 
 def cubed_hinge(
@@ -370,31 +329,10 @@ def cubed_hinge(
     >>> print(f"{float(al.cubed_hinge(s, np.array([2]))):.6f}")
     79.271000
     """
-    return _CUBED_HINGE_KERNEL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        margin=margin,
-    )  # fmt: skip
+    return call(_CUBED_HINGE_KERNEL, locals())
 
 
-def cubed_hinge_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    margin: float = 0.5,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`cubed_hinge` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _CUBED_HINGE_KERNEL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        margin=margin,
-    )  # fmt: skip
+cubed_hinge_and_grad = grad_twin(_CUBED_HINGE_KERNEL, cubed_hinge)
 
 
 # ---------------------------------------------------------------- multiclass SVMs
@@ -468,31 +406,10 @@ def multiclass_hinge(
     >>> print(al.multiclass_hinge(s, np.array([0, 1, 2]), reduction="none").round(6))
     [ 2.9  0.  12.9]
     """
-    return _MULTICLASS_HINGE_KERNEL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        margin=margin,
-    )  # fmt: skip
+    return call(_MULTICLASS_HINGE_KERNEL, locals())
 
 
-def multiclass_hinge_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    margin: float = 1.0,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`multiclass_hinge` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _MULTICLASS_HINGE_KERNEL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        margin=margin,
-    )  # fmt: skip
+multiclass_hinge_and_grad = grad_twin(_MULTICLASS_HINGE_KERNEL, multiclass_hinge)
 
 
 def crammer_singer(
@@ -559,28 +476,7 @@ def crammer_singer(
     >>> print(f"{float(al.crammer_singer(s, np.array([2]))):.6f}")
     4.400000
     """
-    return _CRAMMER_SINGER_KERNEL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        margin=margin,
-    )  # fmt: skip
+    return call(_CRAMMER_SINGER_KERNEL, locals())
 
 
-def crammer_singer_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    margin: float = 1.0,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`crammer_singer` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _CRAMMER_SINGER_KERNEL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        margin=margin,
-    )  # fmt: skip
+crammer_singer_and_grad = grad_twin(_CRAMMER_SINGER_KERNEL, crammer_singer)

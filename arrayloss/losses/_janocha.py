@@ -11,6 +11,7 @@ from __future__ import annotations
 from .. import _xp
 from .._api import Kernel, Targets
 from .._typing import Array, Namespace
+from ._public import call, grad_twin
 
 __all__ = [
     "cauchy_schwarz",
@@ -258,28 +259,10 @@ def l1(
     >>> print(f"{float(al.l1(s, np.array([2]))):.6f}")
     8.600000
     """
-    return _L1_KERNEL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+    return call(_L1_KERNEL, locals())
 
 
-def l1_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`l1` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _L1_KERNEL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+l1_and_grad = grad_twin(_L1_KERNEL, l1)
 
 
 def l2(
@@ -334,28 +317,10 @@ def l2(
     >>> print(f"{float(al.l2(s, np.array([2]))):.6f}")
     19.040000
     """
-    return _L2_KERNEL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+    return call(_L2_KERNEL, locals())
 
 
-def l2_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`l2` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _L2_KERNEL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+l2_and_grad = grad_twin(_L2_KERNEL, l2)
 
 
 # ------------------------------------------------------------------------ on softmax
@@ -416,28 +381,10 @@ def expectation(
     >>> print(f"{float(al.expectation(s, np.array([2]))):.6f}")
     1.962823
     """
-    return _EXPECTATION_KERNEL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+    return call(_EXPECTATION_KERNEL, locals())
 
 
-def expectation_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`expectation` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _EXPECTATION_KERNEL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+expectation_and_grad = grad_twin(_EXPECTATION_KERNEL, expectation)
 
 
 def regularised_expectation(
@@ -494,28 +441,12 @@ def regularised_expectation(
     >>> print(f"{float(al.regularised_expectation(s, np.array([2]))):.6f}")
     1.374056
     """
-    return _REGULARISED_EXPECTATION_KERNEL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+    return call(_REGULARISED_EXPECTATION_KERNEL, locals())
 
 
-def regularised_expectation_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`regularised_expectation` and its gradient w.r.t. ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _REGULARISED_EXPECTATION_KERNEL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+regularised_expectation_and_grad = grad_twin(
+    _REGULARISED_EXPECTATION_KERNEL, regularised_expectation
+)
 
 
 def chebyshev(
@@ -576,28 +507,10 @@ def chebyshev(
     >>> print(f"{float(al.chebyshev(s, np.array([2]))):.6f}")
     0.981411
     """
-    return _CHEBYSHEV_KERNEL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+    return call(_CHEBYSHEV_KERNEL, locals())
 
 
-def chebyshev_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`chebyshev` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _CHEBYSHEV_KERNEL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+chebyshev_and_grad = grad_twin(_CHEBYSHEV_KERNEL, chebyshev)
 
 
 def squared_log(
@@ -657,28 +570,10 @@ def squared_log(
     >>> print(f"{float(al.squared_log(s, np.array([2]))):.6f}")
     15.881860
     """
-    return _SQUARED_LOG_KERNEL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+    return call(_SQUARED_LOG_KERNEL, locals())
 
 
-def squared_log_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`squared_log` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _SQUARED_LOG_KERNEL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+squared_log_and_grad = grad_twin(_SQUARED_LOG_KERNEL, squared_log)
 
 
 def tanimoto(
@@ -736,28 +631,10 @@ def tanimoto(
     >>> print(f"{float(al.tanimoto(s, np.array([2]))):.6f}")
     -0.013348
     """
-    return _TANIMOTO_KERNEL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+    return call(_TANIMOTO_KERNEL, locals())
 
 
-def tanimoto_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`tanimoto` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _TANIMOTO_KERNEL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+tanimoto_and_grad = grad_twin(_TANIMOTO_KERNEL, tanimoto)
 
 
 def cauchy_schwarz(
@@ -821,25 +698,7 @@ def cauchy_schwarz(
     >>> print(f"{float(al.cauchy_schwarz(s, np.array([2]))):.6f}")
     3.540907
     """
-    return _CAUCHY_SCHWARZ_KERNEL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+    return call(_CAUCHY_SCHWARZ_KERNEL, locals())
 
 
-def cauchy_schwarz_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`cauchy_schwarz` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _CAUCHY_SCHWARZ_KERNEL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+cauchy_schwarz_and_grad = grad_twin(_CAUCHY_SCHWARZ_KERNEL, cauchy_schwarz)

@@ -30,6 +30,7 @@ from .._api import Kernel, Targets
 from .._typing import Array, Namespace
 from .._validation import check_real
 from . import _cross_entropy
+from ._public import call, grad_twin
 
 __all__ = [
     "categorical_crossentropy",
@@ -101,12 +102,6 @@ _REFERENCES_DOC = """\
     .. [2] Keras 2.10.0, ``keras/losses.py``,
        https://github.com/keras-team/keras/blob/v2.10.0/keras/losses.py"""
 
-_AND_GRAD_DOC = """Value of :func:`{name}` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-
 
 def _doc(fn: F) -> F:
     """Fill the shared ``{arrays}``, ``{common}`` and ``{references}`` blocks."""
@@ -117,14 +112,6 @@ def _doc(fn: F) -> F:
             .replace("    {references}", _REFERENCES_DOC)
         )
     return fn
-
-
-def _grad_doc(name: str) -> Callable[[F], F]:
-    def deco(fn: F) -> F:
-        fn.__doc__ = _AND_GRAD_DOC.format(name=name)
-        return fn
-
-    return deco
 
 
 # --------------------------------------------------------------------------------
@@ -429,27 +416,10 @@ def categorical_crossentropy(
     >>> print(f"{float(K.categorical_crossentropy(s, np.array([2]))):.9f}")
     3.985205162
     """
-    return _CCE.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        label_smoothing=label_smoothing,
-    )  # fmt: skip
+    return call(_CCE, locals())
 
 
-@_grad_doc("categorical_crossentropy")
-def categorical_crossentropy_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    label_smoothing: float = 0.0,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _CCE.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        label_smoothing=label_smoothing,
-    )  # fmt: skip
+categorical_crossentropy_and_grad = grad_twin(_CCE, categorical_crossentropy)
 
 
 @_doc
@@ -509,27 +479,10 @@ def kl_divergence(
     >>> print(f"{float(v):.3f}", bool(np.abs(g).max() < 1e-5))
     16.118 True
     """
-    return _KL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        epsilon=epsilon,
-    )  # fmt: skip
+    return call(_KL, locals())
 
 
-@_grad_doc("kl_divergence")
-def kl_divergence_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    epsilon: float = EPSILON,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _KL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        epsilon=epsilon,
-    )  # fmt: skip
+kl_divergence_and_grad = grad_twin(_KL, kl_divergence)
 
 
 @_doc
@@ -577,27 +530,10 @@ def poisson(
     >>> print(f"{float(K.poisson(s, np.array([2]))):.10f}")
     0.9970399565
     """
-    return _POISSON.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        epsilon=epsilon,
-    )  # fmt: skip
+    return call(_POISSON, locals())
 
 
-@_grad_doc("poisson")
-def poisson_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    epsilon: float = EPSILON,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _POISSON.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        epsilon=epsilon,
-    )  # fmt: skip
+poisson_and_grad = grad_twin(_POISSON, poisson)
 
 
 @_doc
@@ -644,24 +580,10 @@ def categorical_hinge(
     >>> print(f"{float(K.categorical_hinge(s, np.array([2]))):.9f}")
     1.538402946
     """
-    return _CATEGORICAL_HINGE.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+    return call(_CATEGORICAL_HINGE, locals())
 
 
-@_grad_doc("categorical_hinge")
-def categorical_hinge_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _CATEGORICAL_HINGE.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+categorical_hinge_and_grad = grad_twin(_CATEGORICAL_HINGE, categorical_hinge)
 
 
 @_doc
@@ -709,22 +631,10 @@ def hinge(
     >>> print(f"{float(K.hinge(s, np.array([2]))):.9f}")
     1.192564548
     """
-    return _HINGE.value(logits, labels, axis=axis, reduction=reduction, weights=weights)
+    return call(_HINGE, locals())
 
 
-@_grad_doc("hinge")
-def hinge_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _HINGE.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+hinge_and_grad = grad_twin(_HINGE, hinge)
 
 
 @_doc
@@ -769,24 +679,10 @@ def squared_hinge(
     >>> print(f"{float(K.squared_hinge(s, np.array([2]))):.9f}")
     1.467375685
     """
-    return _SQUARED_HINGE.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+    return call(_SQUARED_HINGE, locals())
 
 
-@_grad_doc("squared_hinge")
-def squared_hinge_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _SQUARED_HINGE.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+squared_hinge_and_grad = grad_twin(_SQUARED_HINGE, squared_hinge)
 
 
 @_doc
@@ -829,22 +725,10 @@ def mean_squared_error(
     >>> print(f"{float(K.mean_squared_error(s, np.array([2]))):.10f}")
     0.2748111371
     """
-    return _MSE.value(logits, labels, axis=axis, reduction=reduction, weights=weights)
+    return call(_MSE, locals())
 
 
-@_grad_doc("mean_squared_error")
-def mean_squared_error_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _MSE.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+mean_squared_error_and_grad = grad_twin(_MSE, mean_squared_error)
 
 
 @_doc
@@ -888,22 +772,10 @@ def mean_absolute_error(
     >>> print(f"{float(K.mean_absolute_error(s, np.array([2]))):.10f}")
     0.3925645479
     """
-    return _MAE.value(logits, labels, axis=axis, reduction=reduction, weights=weights)
+    return call(_MAE, locals())
 
 
-@_grad_doc("mean_absolute_error")
-def mean_absolute_error_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _MAE.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+mean_absolute_error_and_grad = grad_twin(_MAE, mean_absolute_error)
 
 
 @_doc
@@ -954,27 +826,12 @@ def mean_absolute_percentage_error(
     >>> print(f"{float(K.mean_absolute_percentage_error(s, np.array([2]))):.1f}")
     196282293.6
     """
-    return _MAPE.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        epsilon=epsilon,
-    )  # fmt: skip
+    return call(_MAPE, locals())
 
 
-@_grad_doc("mean_absolute_percentage_error")
-def mean_absolute_percentage_error_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    epsilon: float = EPSILON,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _MAPE.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        epsilon=epsilon,
-    )  # fmt: skip
+mean_absolute_percentage_error_and_grad = grad_twin(
+    _MAPE, mean_absolute_percentage_error
+)
 
 
 @_doc
@@ -1025,27 +882,12 @@ def mean_squared_logarithmic_error(
     >>> print(f"{float(K.mean_squared_logarithmic_error(s, np.array([2]))):.10f}")
     0.1458436667
     """
-    return _MSLE.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        epsilon=epsilon,
-    )  # fmt: skip
+    return call(_MSLE, locals())
 
 
-@_grad_doc("mean_squared_logarithmic_error")
-def mean_squared_logarithmic_error_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    epsilon: float = EPSILON,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _MSLE.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        epsilon=epsilon,
-    )  # fmt: skip
+mean_squared_logarithmic_error_and_grad = grad_twin(
+    _MSLE, mean_squared_logarithmic_error
+)
 
 
 @_doc
@@ -1090,24 +932,10 @@ def log_cosh(
     >>> print(f"{float(K.log_cosh(s, np.array([2]))):.10f}")
     0.1234028981
     """
-    return _LOG_COSH.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+    return call(_LOG_COSH, locals())
 
 
-@_grad_doc("log_cosh")
-def log_cosh_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _LOG_COSH.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+log_cosh_and_grad = grad_twin(_LOG_COSH, log_cosh)
 
 
 @_doc
@@ -1157,25 +985,10 @@ def huber(
     >>> print(f"{float(K.huber(s, np.array([2]))):.10f}")
     0.1374055685
     """
-    return _HUBER.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights, delta=delta
-    )
+    return call(_HUBER, locals())
 
 
-@_grad_doc("huber")
-def huber_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    delta: float = 1.0,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _HUBER.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights, delta=delta
-    )
+huber_and_grad = grad_twin(_HUBER, huber)
 
 
 @_doc
@@ -1223,21 +1036,7 @@ def cosine_similarity(
     >>> print(f"{float(K.cosine_similarity(s, np.array([2]))):.11f}")
     -0.02898701121
     """
-    return _COSINE.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+    return call(_COSINE, locals())
 
 
-@_grad_doc("cosine_similarity")
-def cosine_similarity_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _COSINE.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+cosine_similarity_and_grad = grad_twin(_COSINE, cosine_similarity)

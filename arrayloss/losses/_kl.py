@@ -5,6 +5,7 @@ from __future__ import annotations
 from .._api import Kernel, Targets
 from .._typing import Array, Namespace
 from ._janocha import _residual, _softmax_parts
+from ._public import call, grad_twin
 
 __all__ = ["kl_divergence", "kl_divergence_and_grad"]
 
@@ -89,25 +90,7 @@ def kl_divergence(
     >>> print(f"{float(al.kl_divergence(s, t)):.6f}")
     0.192058
     """
-    return _KERNEL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+    return call(_KERNEL, locals())
 
 
-def kl_divergence_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`kl_divergence` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _KERNEL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+kl_divergence_and_grad = grad_twin(_KERNEL, kl_divergence)

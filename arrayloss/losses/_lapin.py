@@ -21,6 +21,7 @@ from .. import _xp
 from .._api import Kernel, Targets
 from .._typing import Array, Namespace
 from .._validation import check_int, check_real
+from ._public import call, grad_twin
 
 __all__ = [
     "topk_entropy",
@@ -211,32 +212,10 @@ def topk_hinge_alpha(
     >>> print(f"{float(topk_hinge_alpha(s, np.array([2]), k=2)):.6f}")
     4.100000
     """
-    return _KERNEL_ALPHA.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        k=k, margin=margin,
-    )  # fmt: skip
+    return call(_KERNEL_ALPHA, locals())
 
 
-def topk_hinge_alpha_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    k: int = 5,
-    margin: float = 1.0,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`topk_hinge_alpha` and a subgradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _KERNEL_ALPHA.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        k=k, margin=margin,
-    )  # fmt: skip
+topk_hinge_alpha_and_grad = grad_twin(_KERNEL_ALPHA, topk_hinge_alpha)
 
 
 # -------------------------------------------------------------------- top-k hinge β
@@ -340,32 +319,10 @@ def topk_hinge_beta(
     >>> print(f"{float(topk_hinge_beta(s, np.array([2]), k=3)):.6f}")
     3.500000
     """
-    return _KERNEL_BETA.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        k=k, margin=margin,
-    )  # fmt: skip
+    return call(_KERNEL_BETA, locals())
 
 
-def topk_hinge_beta_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    k: int = 5,
-    margin: float = 1.0,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`topk_hinge_beta` and a subgradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _KERNEL_BETA.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        k=k, margin=margin,
-    )  # fmt: skip
+topk_hinge_beta_and_grad = grad_twin(_KERNEL_BETA, topk_hinge_beta)
 
 
 # ------------------------------------------------------------------- top-k entropy
@@ -517,29 +474,10 @@ def topk_entropy(
     >>> print(f"{float(topk_entropy(s, np.array([2]), k=2)):.6f}")
     3.976169
     """
-    return _KERNEL_ENTROPY.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights, k=k
-    )
+    return call(_KERNEL_ENTROPY, locals())
 
 
-def topk_entropy_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    k: int = 5,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`topk_entropy` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _KERNEL_ENTROPY.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights, k=k
-    )
+topk_entropy_and_grad = grad_twin(_KERNEL_ENTROPY, topk_entropy)
 
 
 # --------------------------------------------------------- truncated top-k entropy
@@ -643,26 +581,7 @@ def truncated_topk_entropy(
     >>> print(f"{float(truncated_topk_entropy(s, np.array([2]), k=2)):.6f}")
     3.171039
     """
-    return _KERNEL_TRUNCATED.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights, k=k
-    )
+    return call(_KERNEL_TRUNCATED, locals())
 
 
-def truncated_topk_entropy_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    k: int = 5,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`truncated_topk_entropy` and a gradient w.r.t. ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _KERNEL_TRUNCATED.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights, k=k
-    )
+truncated_topk_entropy_and_grad = grad_twin(_KERNEL_TRUNCATED, truncated_topk_entropy)

@@ -15,9 +15,9 @@ from .._api import Kernel, Targets
 from .._typing import Array, Namespace
 from .._validation import check_real
 from ._janocha import _expectation_rows, _residual, _softmax_parts
+from ._public import call, grad_twin
 from ._robust import (
     _COMMON_DOC,
-    _GRAD_DOC,
     _TAIL_DOC,
     label_parts,
     set_label,
@@ -51,9 +51,15 @@ def _rce(
 
 
 def _nce(
-    p: Array, c: Array, w: Array, log_s: Array, resid: Array, t: Targets,
-    *, xp: Namespace,
-) -> tuple[Array, Array]:  # fmt: skip
+    p: Array,
+    c: Array,
+    w: Array,
+    log_s: Array,
+    resid: Array,
+    t: Targets,
+    *,
+    xp: Namespace,
+) -> tuple[Array, Array]:
     """NCE = CE / sum_j(-log p_j) and its gradient ``((p - t) - NCE (C p - 1)) / U``.
 
     ``U / C`` is summed instead of ``U`` (a mean of ``-log p_j``), so that scores
@@ -68,9 +74,15 @@ def _nce(
 
 
 def _nce_index(
-    z: Array, t: Targets, *, xp: Namespace, want_grad: bool,
-    alpha: float, beta: float, kappa: float,
-) -> tuple[Array, Array | None]:  # fmt: skip
+    z: Array,
+    t: Targets,
+    *,
+    xp: Namespace,
+    want_grad: bool,
+    alpha: float,
+    beta: float,
+    kappa: float,
+) -> tuple[Array, Array | None]:
     """``alpha NCE + beta kappa (1 - p_y)`` for index labels, with one ``(n, C)``
     array: RCE is ``kappa = -A``, MAE ``kappa = 2``.
 
@@ -108,9 +120,15 @@ def _check_ab(alpha: float, beta: float) -> dict[str, float]:
 
 
 def _sce_rows(
-    z: Array, t: Targets, *, xp: Namespace, want_grad: bool,
-    alpha: float, beta: float, A: float,
-) -> tuple[Array, Array | None]:  # fmt: skip
+    z: Array,
+    t: Targets,
+    *,
+    xp: Namespace,
+    want_grad: bool,
+    alpha: float,
+    beta: float,
+    A: float,
+) -> tuple[Array, Array | None]:
     if t.index is not None:
         p, p_y, c_y, log_p, _, _ = label_parts(z, t, xp=xp, want_p=want_grad)
         loss = -alpha * log_p - beta * A * c_y
@@ -144,9 +162,15 @@ def _nce_rows(
 
 
 def _nce_rce_rows(
-    z: Array, t: Targets, *, xp: Namespace, want_grad: bool,
-    alpha: float, beta: float, A: float,
-) -> tuple[Array, Array | None]:  # fmt: skip
+    z: Array,
+    t: Targets,
+    *,
+    xp: Namespace,
+    want_grad: bool,
+    alpha: float,
+    beta: float,
+    A: float,
+) -> tuple[Array, Array | None]:
     if t.index is not None:
         return _nce_index(
             z, t, xp=xp, want_grad=want_grad, alpha=alpha, beta=beta, kappa=-A
@@ -267,28 +291,10 @@ def symmetric_cross_entropy(
     >>> print(f"{float(al.symmetric_cross_entropy(s, np.array([2]))):.6f}")
     4.324166
     """
-    return _SCE.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        alpha=alpha, beta=beta, A=A,
-    )  # fmt: skip
+    return call(_SCE, locals())
 
 
-def symmetric_cross_entropy_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    alpha: float = 0.1,
-    beta: float = 1.0,
-    A: float = -4.0,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _SCE.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        alpha=alpha, beta=beta, A=A,
-    )  # fmt: skip
+symmetric_cross_entropy_and_grad = grad_twin(_SCE, symmetric_cross_entropy)
 
 
 def normalized_cross_entropy(
@@ -319,21 +325,10 @@ def normalized_cross_entropy(
     >>> print(f"{float(al.normalized_cross_entropy(s, np.array([2]))):.6f}")
     0.348783
     """
-    return _NCE.value(logits, labels, axis=axis, reduction=reduction, weights=weights)
+    return call(_NCE, locals())
 
 
-def normalized_cross_entropy_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _NCE.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+normalized_cross_entropy_and_grad = grad_twin(_NCE, normalized_cross_entropy)
 
 
 def nce_rce(
@@ -372,28 +367,10 @@ def nce_rce(
     >>> print(f"{float(al.nce_rce(s, np.array([2]))):.6f}")
     4.274429
     """
-    return _NCE_RCE.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        alpha=alpha, beta=beta, A=A,
-    )  # fmt: skip
+    return call(_NCE_RCE, locals())
 
 
-def nce_rce_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    alpha: float = 1.0,
-    beta: float = 1.0,
-    A: float = -4.0,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _NCE_RCE.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        alpha=alpha, beta=beta, A=A,
-    )  # fmt: skip
+nce_rce_and_grad = grad_twin(_NCE_RCE, nce_rce)
 
 
 def nce_mae(
@@ -431,42 +408,21 @@ def nce_mae(
     >>> print(f"{float(al.nce_mae(s, np.array([2]))):.6f}")
     2.311606
     """
-    return _NCE_MAE.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        alpha=alpha, beta=beta,
-    )  # fmt: skip
+    return call(_NCE_MAE, locals())
 
 
-def nce_mae_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    alpha: float = 1.0,
-    beta: float = 1.0,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _NCE_MAE.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        alpha=alpha, beta=beta,
-    )  # fmt: skip
+nce_mae_and_grad = grad_twin(_NCE_MAE, nce_mae)
 
 
 _PARTS = {
-    "{common}": _COMMON_DOC, "{tail}": _TAIL_DOC, "{rce}": _RCE_DOC,
-    "{nce}": _NCE_DOC, "{ma}": _MA_REF,
-}  # fmt: skip
+    "{common}": _COMMON_DOC,
+    "{tail}": _TAIL_DOC,
+    "{rce}": _RCE_DOC,
+    "{nce}": _NCE_DOC,
+    "{ma}": _MA_REF,
+}
 for _f in (symmetric_cross_entropy, normalized_cross_entropy, nce_rce, nce_mae):
     if _f.__doc__:  # None under python -OO
         for _key, _text in _PARTS.items():
             _f.__doc__ = _f.__doc__.replace(_key, _text)
-for _f in (
-    symmetric_cross_entropy_and_grad,
-    normalized_cross_entropy_and_grad,
-    nce_rce_and_grad,
-    nce_mae_and_grad,
-):
-    _f.__doc__ = _GRAD_DOC.replace("{name}", _f.__name__.removesuffix("_and_grad"))
 del _f

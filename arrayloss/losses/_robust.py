@@ -25,6 +25,7 @@ from .._api import Kernel, Targets
 from .._typing import Array, Namespace
 from .._validation import check_int, check_real
 from ._janocha import _softmax_parts
+from ._public import call, grad_twin
 
 __all__ = [
     "focal",
@@ -234,12 +235,6 @@ _TAIL_DOC = """
         0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
         and on the device of ``logits``."""
 
-_GRAD_DOC = """Value of :func:`{name}` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-
 
 def focal(
     logits: Array,
@@ -287,24 +282,10 @@ def focal(
     >>> print(f"{float(al.focal(s, np.array([4]))):.6f}")
     0.114850
     """
-    return _FOCAL.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights, gamma=gamma
-    )
+    return call(_FOCAL, locals())
 
 
-def focal_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    gamma: float = 2.0,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _FOCAL.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights, gamma=gamma
-    )
+focal_and_grad = grad_twin(_FOCAL, focal)
 
 
 def generalized_cross_entropy(
@@ -351,24 +332,10 @@ def generalized_cross_entropy(
     >>> print(f"{float(al.generalized_cross_entropy(s, np.array([2]))):.6f}")
     1.340796
     """
-    return _GCE.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights, q=q
-    )
+    return call(_GCE, locals())
 
 
-def generalized_cross_entropy_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    q: float = 0.7,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _GCE.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights, q=q
-    )
+generalized_cross_entropy_and_grad = grad_twin(_GCE, generalized_cross_entropy)
 
 
 def poly1(
@@ -413,26 +380,10 @@ def poly1(
     >>> print(f"{float(al.poly1(s, np.array([2]))):.6f}")
     4.966617
     """
-    return _POLY1.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        epsilon=epsilon,
-    )  # fmt: skip
+    return call(_POLY1, locals())
 
 
-def poly1_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    epsilon: float = 1.0,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _POLY1.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        epsilon=epsilon,
-    )  # fmt: skip
+poly1_and_grad = grad_twin(_POLY1, poly1)
 
 
 def taylor_cross_entropy(
@@ -492,6 +443,11 @@ def taylor_cross_entropy_and_grad(
     reduction: str = "mean",
     weights: Array | None = None,
 ) -> tuple[Array, Array]:
+    """Value of :func:`taylor_cross_entropy` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
     return _TAYLOR.value_and_grad(
         logits, labels, axis=axis, reduction=reduction, weights=weights, order=t
     )
@@ -502,11 +458,4 @@ for _f in (focal, generalized_cross_entropy, poly1, taylor_cross_entropy):
         _f.__doc__ = _f.__doc__.replace("{common}", _COMMON_DOC).replace(
             "{tail}", _TAIL_DOC
         )
-for _f in (
-    focal_and_grad,
-    generalized_cross_entropy_and_grad,
-    poly1_and_grad,
-    taylor_cross_entropy_and_grad,
-):
-    _f.__doc__ = _GRAD_DOC.replace("{name}", _f.__name__.removesuffix("_and_grad"))
 del _f

@@ -29,7 +29,8 @@ from array_api_compat import is_dask_namespace, is_jax_namespace
 from .. import _xp
 from .._api import Kernel, Targets
 from .._typing import Array, Namespace
-from ._robust import _COMMON_DOC, _GRAD_DOC, _TAIL_DOC
+from ._public import call, grad_twin
+from ._robust import _COMMON_DOC, _TAIL_DOC
 
 __all__ = [
     "entmax15",
@@ -352,23 +353,10 @@ def sparsemax_loss(
     >>> print(f"{float(al.sparsemax_loss(s, np.array([2]))):.6f}")
     3.440000
     """
-    return _SPARSEMAX.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+    return call(_SPARSEMAX, locals())
 
 
-def sparsemax_loss_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _SPARSEMAX.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+sparsemax_loss_and_grad = grad_twin(_SPARSEMAX, sparsemax_loss)
 
 
 def entmax15_loss(
@@ -416,23 +404,10 @@ def entmax15_loss(
     >>> print(f"{float(al.entmax15_loss(s, np.array([2]))):.6f}")
     3.553442
     """
-    return _ENTMAX15.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+    return call(_ENTMAX15, locals())
 
 
-def entmax15_loss_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    return _ENTMAX15.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights
-    )
+entmax15_loss_and_grad = grad_twin(_ENTMAX15, entmax15_loss)
 
 
 for _f in (sparsemax_loss, entmax15_loss):
@@ -440,6 +415,4 @@ for _f in (sparsemax_loss, entmax15_loss):
         _f.__doc__ = _f.__doc__.replace("{common}", _COMMON_DOC).replace(
             "{tail}", _TAIL_DOC
         )
-for _f in (sparsemax_loss_and_grad, entmax15_loss_and_grad):
-    _f.__doc__ = _GRAD_DOC.replace("{name}", _f.__name__.removesuffix("_and_grad"))
 del _f

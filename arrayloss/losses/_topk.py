@@ -10,6 +10,7 @@ from .._api import Kernel, Targets
 from .._typing import Array, Namespace
 from .._validation import check_choice, check_int, check_real
 from ..esp import _log_ratio_and_grad
+from ._public import call, grad_twin
 
 __all__ = [
     "smooth_topk_svm",
@@ -326,35 +327,10 @@ def smooth_topk_svm(
     >>> bool(np.isclose(al.smooth_topk_svm(s, y, k=1, alpha=0.0), ce))
     True
     """
-    return _SMOOTH.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        k=k, tau=tau, alpha=alpha, method=method, hard_threshold=hard_threshold,
-    )  # fmt: skip
+    return call(_SMOOTH, locals())
 
 
-def smooth_topk_svm_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    k: int = 5,
-    tau: float = 1.0,
-    alpha: float = 1.0,
-    method: str = "auto",
-    hard_threshold: float | None = None,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`smooth_topk_svm` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _SMOOTH.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        k=k, tau=tau, alpha=alpha, method=method, hard_threshold=hard_threshold,
-    )  # fmt: skip
+smooth_topk_svm_and_grad = grad_twin(_SMOOTH, smooth_topk_svm)
 
 
 def topk_svm(
@@ -414,39 +390,7 @@ def topk_svm(
     >>> print(f"{float(al.topk_svm(s, np.array([2]), k=2)):.6f}")
     2.400000
     """
-    return _HARD.value(
-        logits,
-        labels,
-        axis=axis,
-        reduction=reduction,
-        weights=weights,
-        k=k,
-        alpha=alpha,
-    )
+    return call(_HARD, locals())
 
 
-def topk_svm_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    k: int = 5,
-    alpha: float = 1.0,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`topk_svm` and a subgradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _HARD.value_and_grad(
-        logits,
-        labels,
-        axis=axis,
-        reduction=reduction,
-        weights=weights,
-        k=k,
-        alpha=alpha,
-    )
+topk_svm_and_grad = grad_twin(_HARD, topk_svm)

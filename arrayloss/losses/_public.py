@@ -1,0 +1,88 @@
+"""The public pair of a loss: a hand-written value function and its ``_and_grad`` twin.
+
+A loss module writes ``name(logits, labels, /, *, <params>, axis, reduction,
+weights)`` by hand (the signature and numpydoc docstring the registry and the
+documentation read), with the body ``return call(_KERNEL, locals())``, and gets the
+companion from it::
+
+    name_and_grad = grad_twin(_KERNEL, name)
+
+The twin has the value function's signature (return type ``tuple[Array, Array]``),
+the one ``_and_grad`` docstring, its name and module, and calls
+`arrayloss._api.Kernel.value_and_grad` with the same defaults.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from .._api import Kernel
+from .._typing import Array
+
+__all__ = ["GRAD_DOC", "GradFunction", "call", "grad_twin"]
+
+GradFunction = Callable[..., tuple[Array, Array]]
+
+GRAD_DOC = """Value of :func:`{name}` and its gradient with respect to ``logits``.
+
+    The gradient has ``logits``' shape: the gradient of the reduced scalar for
+    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
+    """
+
+_ARRAYS = ("logits", "labels")
+
+
+def call(kernel: Kernel, args: Mapping[str, Any]) -> Array:
+    """``kernel.value`` on the arguments of a value function (its ``locals()``)."""
+    kw = dict(args)
+    return kernel.value(kw.pop("logits"), kw.pop("labels"), **kw)
+
+
+def grad_twin(kernel: Kernel, value: Callable[..., Array]) -> GradFunction:
+    """The ``<name>_and_grad`` companion of the hand-written value function ``value``.
+
+    Parameters
+    ----------
+    kernel : Kernel
+        The loss's kernel; the twin calls its ``value_and_grad``.
+    value : callable
+        ``name(logits, labels, /, *, ...)``, whose keyword parameters and defaults
+        the twin takes.
+
+    Returns
+    -------
+    callable
+        ``name_and_grad(logits, labels, /, *, ...) -> (value, gradient)``, with
+        ``value``'s signature, `GRAD_DOC` as its docstring and ``value``'s module.
+
+    Raises
+    ------
+    TypeError
+        When called with a keyword that ``value`` does not take.
+    """
+    sig = inspect.signature(value)
+    defaults = {
+        p.name: p.default for p in sig.parameters.values() if p.name not in _ARRAYS
+    }
+    name = value.__name__ + "_and_grad"
+
+    def twin(logits: Array, labels: Array, /, **params: Any) -> tuple[Array, Array]:
+        unknown = params.keys() - defaults.keys()
+        if unknown:
+            msg = f"{name}() got an unexpected keyword argument {min(unknown)!r}"
+            raise TypeError(msg)
+        return kernel.value_and_grad(logits, labels, **{**defaults, **params})
+
+    annotations = dict(getattr(value, "__annotations__", {}))
+    annotations["return"] = "tuple[Array, Array]"
+    twin.__signature__ = sig.replace(  # type: ignore[attr-defined]
+        return_annotation="tuple[Array, Array]"
+    )
+    twin.__annotations__ = annotations
+    twin.__name__ = twin.__qualname__ = name
+    twin.__module__ = value.__module__
+    twin.__doc__ = GRAD_DOC.format(name=value.__name__)
+    twin.__wrapped__ = value  # type: ignore[attr-defined]
+    return twin
