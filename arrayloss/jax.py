@@ -306,11 +306,16 @@ def _function(info: LossInfo) -> Callable[..., Array]:
     fn.__module__ = __name__ if "." not in info.name else f"{__name__}.keras"
     fn.__signature__ = sig  # type: ignore[attr-defined]
     fn.__doc__ = (
-        f"`arrayloss.{info.name}` ({info.summary}) with its analytic gradient as "
+        f"`arrayloss.{info.name}` ({_rst(info.summary)}) with its analytic gradient as "
         f"the JAX derivative (`jax.custom_vjp`).\n\nSame parameters as "
         f"`arrayloss.{info.name}`."
     )
     return fn
+
+
+def _rst(text: str) -> str:
+    """``text`` with the characters reStructuredText would read as markup escaped."""
+    return text.replace("|", "\\|").replace("*", "\\*")
 
 
 keras = types.ModuleType(f"{__name__}.keras", "The `arrayloss.keras` losses.")
@@ -320,6 +325,8 @@ for _name, _info in LOSSES.items():
         setattr(keras, _name.split(".", 1)[1], _function(_info))
     else:
         globals()[_name] = _function(_info)
+keras.__all__ = sorted(n for n in vars(keras) if not n.startswith("_"))  # type: ignore[attr-defined]
+sys.modules[keras.__name__] = keras  # `import arrayloss.<adapter>.keras` works too
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ tensor check, the module wrapper and the `torch.compile` boundary).
 from __future__ import annotations
 
 import inspect
+import sys
 import types
 from collections.abc import Callable
 from typing import Any
@@ -69,12 +70,17 @@ def _function(info: LossInfo) -> Callable[..., torch.Tensor]:
     fn.__module__ = __name__ if "." not in info.name else f"{__name__}.keras"
     fn.__signature__ = inspect.signature(info.value)
     fn.__doc__ = (
-        f"`arrayloss.{info.name}` ({info.summary}) as a differentiable torch "
+        f"`arrayloss.{info.name}` ({_rst(info.summary)}) as a differentiable torch "
         "function: the result's backward uses the exact analytic gradient.\n\n"
         f"Same parameters as `arrayloss.{info.name}`."
     )
     result: Callable[..., torch.Tensor] = fn
     return result
+
+
+def _rst(text: str) -> str:
+    """``text`` with the characters reStructuredText would read as markup escaped."""
+    return text.replace("|", "\\|").replace("*", "\\*")
 
 
 keras = types.ModuleType(f"{__name__}.keras", "The `arrayloss.keras` losses.")
@@ -84,6 +90,8 @@ for _name, _info in LOSSES.items():
         setattr(keras, _name.split(".", 1)[1], _function(_info))
     else:
         globals()[_name] = _function(_info)
+keras.__all__ = sorted(n for n in vars(keras) if not n.startswith("_"))  # type: ignore[attr-defined]
+sys.modules[keras.__name__] = keras  # `import arrayloss.<adapter>.keras` works too
 
 
 class Loss(torch.nn.Module):

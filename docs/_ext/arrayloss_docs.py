@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import pkgutil
+import sys
 import types
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,19 @@ def public_modules() -> list[str]:
     for info in pkgutil.iter_modules(arrayloss.__path__, prefix="arrayloss."):
         if not info.name.rsplit(".", 1)[1].startswith("_"):
             names.append(info.name)
+    # Namespaces that a module builds at import time and exports in its __all__
+    # (``arrayloss.torch.keras``): importable by name, so they get a page too.
+    for name in list(names):
+        try:
+            mod = importlib.import_module(name)
+        except ImportError:  # an optional backend that is not installed
+            continue
+        for attr in getattr(mod, "__all__", ()):
+            obj = getattr(mod, attr, None)
+            full = f"{name}.{attr}"
+            if isinstance(obj, types.ModuleType) and obj.__name__ == full:
+                if full in sys.modules and full not in names:
+                    names.append(full)
     return sorted(names)
 
 
