@@ -38,6 +38,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 from array_api_compat import is_dask_namespace, is_jax_namespace
 
 from . import _torch_compat, _xp
@@ -149,17 +150,21 @@ class Kernel:
         axis: int,
         reduction: str,
         weights: Array | None,
+        ignore_index: int | None = None,
+        class_weights: Array | None = None,
         **params: Any,
     ) -> Array:
-        """The reduced (or per-sample) loss."""
+        """The reduced (or per-sample) loss (conventions: see `prepare`)."""
         if _torch_compat.tracks_grad(logits, weights):  # torch autograd hook
+            conv = _conventions(ignore_index, class_weights)
             return _torch_compat.apply(
                 self, logits, labels, weights,
-                axis=axis, reduction=reduction, params=params,
+                axis=axis, reduction=reduction, params={**params, **conv},
             )[0]  # fmt: skip
         value, _ = evaluate(
             self, logits, labels, weights,
             axis=axis, reduction=reduction, want_grad=False, params=params,
+            ignore_index=ignore_index, class_weights=class_weights,
         )  # fmt: skip
         return value
 
@@ -171,19 +176,35 @@ class Kernel:
         axis: int,
         reduction: str,
         weights: Array | None,
+        ignore_index: int | None = None,
+        class_weights: Array | None = None,
         **params: Any,
     ) -> tuple[Array, Array]:
         """The loss and its gradient with respect to ``logits``."""
         if _torch_compat.tracks_grad(logits, weights):  # torch autograd hook
+            conv = _conventions(ignore_index, class_weights)
             return _torch_compat.apply(
                 self, logits, labels, weights,
-                axis=axis, reduction=reduction, params=params,
+                axis=axis, reduction=reduction, params={**params, **conv},
             )  # fmt: skip
         value, grad = evaluate(
             self, logits, labels, weights,
             axis=axis, reduction=reduction, want_grad=True, params=params,
+            ignore_index=ignore_index, class_weights=class_weights,
         )  # fmt: skip
         return value, grad
+
+
+def _conventions(
+    ignore_index: int | None, class_weights: Array | None
+) -> dict[str, Any]:
+    """The PyTorch-convention keywords that were given, as keyword arguments."""
+    conv: dict[str, Any] = {}
+    if ignore_index is not None:
+        conv["ignore_index"] = ignore_index
+    if class_weights is not None:
+        conv["class_weights"] = class_weights
+    return conv
 
 
 # --------------------------------------------------------------------------- #
@@ -210,6 +231,9 @@ class Batch:
     ndim: int
     eager: bool
     params: Mapping[str, Any] = field(default_factory=dict)
+    # Boolean ``(n,)``: false where the label is ``ignore_index`` (``None`` if not
+    # given).  The weights are already zero there.
+    kept: Array | None = None
 
     @property
     def n(self) -> int:
@@ -318,13 +342,28 @@ def prepare(
     check_params: CheckParams | None = None,
     params: Mapping[str, Any] | None = None,
     check_scores: Callable[[Array, Namespace], None] | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Batch:
     """Validate a batch and flatten it to ``(n, C)`` rows: see the module docstring.
 
     ``name`` is the loss or metric (for messages), ``arg`` what ``scores`` is called
     there.  ``check_params`` receives ``n_classes`` and the ``params``.
     ``check_scores(z, xp)`` replaces the finiteness check of eager scores.
+
+    The conventions ported from PyTorch (index labels only):
+
+    - ``ignore_index``: samples with that label get weight zero (no loss, a zero
+      gradient row, left out of the mean); their label is replaced by class 0
+      before any kernel sees it.  See `evaluate` for an all-ignored batch.
+    - ``class_weights`` of shape ``(C,)``: sample ``i``'s weight is multiplied by
+      ``class_weights[labels[i]]`` (PyTorch's ``weight=``: the mean divides by the
+      sum of the kept samples' class weights).
+    - ``labels`` (and ``class_weights``) given as a NumPy array or a Python list
+      next to another library's scores are moved to the scores' namespace and
+      device; ``(n, 1)`` integer labels are taken for ``(n, C)`` scores.
     """
+    labels = _like_scores(scores, labels)
     xp = namespace((arg, scores), ("labels", labels), ("weights", weights))
     z, batch_shape, ax = as_rows(scores, name=arg, axis=axis, xp=xp)
     n_classes = int(z.shape[1])
@@ -340,14 +379,68 @@ def prepare(
     eager = not _xp.is_lazy(z)
     if eager:
         (check_scores or _check_finite_scores)(z, xp)
-    targets = _targets(
-        name, soft_labels, labels, tuple(scores.shape), ax, batch_shape, z, eager, xp=xp
-    )
+    targets, kept = _targets(
+        name, soft_labels, labels, tuple(scores.shape), ax, batch_shape, z, eager,
+        xp=xp, ignore_index=ignore_index,
+    )  # fmt: skip
     w = _weights(weights, batch_shape, eager, xp=xp)
+    if class_weights is not None:
+        w = _with_class_weights(w, targets, _like_scores(scores, class_weights), eager)
+    if kept is not None:
+        k = xp.astype(kept, z.dtype if w is None else w.dtype)
+        w = k if w is None else _weighted(w, k, xp=xp)
     return Batch(
         xp=xp, z=z, targets=targets, weights=w, batch_shape=batch_shape, axis=ax,
-        ndim=len(scores.shape), eager=eager, params=checked,
+        ndim=len(scores.shape), eager=eager, params=checked, kept=kept,
     )  # fmt: skip
+
+
+def _like_scores(scores: Array, x: Any) -> Any:
+    """``x`` in ``scores``' namespace and device if it is a Python list or tuple,
+    or a NumPy array next to another library's scores; else ``x`` unchanged."""
+    if isinstance(x, (list, tuple)):
+        pass
+    elif not isinstance(x, np.ndarray) or isinstance(scores, np.ndarray):
+        return x
+    try:
+        xp = _xp.array_namespace(scores)
+    except TypeError:
+        return x  # the scores are not an array: `namespace` says so
+    if is_dask_namespace(xp):
+        return x if isinstance(x, np.ndarray) else np.asarray(x)
+    return xp.asarray(x, device=_xp.xp_device(scores))
+
+
+def _with_class_weights(
+    w: Array | None, targets: Targets, class_weights: Array, eager: bool
+) -> Array:
+    """The sample weights times ``class_weights[labels]`` (PyTorch's ``weight=``)."""
+    xp = targets.xp
+    if targets.index is None:
+        msg = (
+            "`class_weights` applies to integer class indices, not soft labels; "
+            "weigh soft labels through `weights`"
+        )
+        raise ValueError(msg)
+    try:
+        _xp.array_namespace(targets.index, class_weights)
+    except TypeError:
+        msg = "`class_weights` must be an array of the scores' array library"
+        raise TypeError(msg) from None
+    if tuple(class_weights.shape) != (targets.n_classes,):
+        msg = (
+            f"`class_weights` must have shape ({targets.n_classes},), one weight per "
+            f"class (got {tuple(class_weights.shape)})"
+        )
+        raise ValueError(msg)
+    cw = _xp.as_floating(class_weights, "class_weights", xp=xp)
+    if eager:
+        _check_nonnegative(cw, "`class_weights`", xp=xp)
+    per_sample = xp.take(cw, targets.index, axis=0)
+    if w is None:
+        return per_sample
+    dtype = xp.result_type(w.dtype, per_sample.dtype)
+    return xp.astype(w, dtype) * xp.astype(per_sample, dtype)
 
 
 def _check_finite_scores(z: Array, xp: Namespace) -> None:
@@ -364,8 +457,16 @@ def evaluate(
     reduction: str,
     want_grad: bool,
     params: Mapping[str, Any],
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> tuple[Array, Array | None]:
-    """Validate, reshape, run ``kernel`` and reduce.  See the module docstring."""
+    """Validate, reshape, run ``kernel`` and reduce.  See the module docstring.
+
+    ``ignore_index`` and ``class_weights`` are PyTorch's conventions (see `prepare`).
+    With ``reduction="mean"`` a batch whose every label is ``ignore_index`` is a
+    `ValueError` (PyTorch returns NaN); ``"sum"`` gives 0 and ``"none"`` zeros.
+    """
+    labels = _like_scores(logits, labels)
     logits, labels, weights = _torch_compat.plain(logits, labels, weights)  # torch hook
     if reduction not in REDUCTIONS:
         msg = (
@@ -376,10 +477,18 @@ def evaluate(
         logits, labels, weights, axis=axis, name=kernel.name,
         soft_labels=kernel.soft_labels, min_classes=kernel.min_classes,
         check_params=kernel.check_params, params=params,
+        ignore_index=ignore_index, class_weights=class_weights,
     )  # fmt: skip
     xp, targets = b.xp, b.targets
     if reduction == "mean" and b.n == 0:
         raise ValueError(_no_weight_msg("`reduction='mean'`", 0))
+    if reduction == "mean" and b.kept is not None and b.eager:
+        if not bool(xp.any(b.kept)):
+            msg = (
+                f"every sample has the label ignore_index={ignore_index}: "
+                "`reduction='mean'` of no samples is undefined (PyTorch returns NaN)"
+            )
+            raise ValueError(msg)
 
     extra: dict[str, Any] = {}
     fuse = kernel.fused_scale and want_grad and reduction == "mean" and b.w is None
@@ -431,7 +540,9 @@ def _targets(
     eager: bool,
     *,
     xp: Namespace,
-) -> Targets:
+    ignore_index: int | None = None,
+) -> tuple[Targets, Array | None]:
+    """The `Targets`, and the kept mask (``None`` without ``ignore_index``)."""
     n, n_classes = int(z.shape[0]), int(z.shape[1])
     dtype = z.dtype
     shape = tuple(labels.shape)
@@ -440,7 +551,21 @@ def _targets(
             "`labels` must be integer class indices or floating soft labels (got bool)"
         )
         raise TypeError(msg)
+    if ignore_index is not None and (
+        isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
+    ):
+        msg = f"`ignore_index` must be an integer or None (got {ignore_index!r})"
+        raise TypeError(msg)
     if xp.isdtype(labels.dtype, "integral"):
+        if len(logits_shape) == 2 and axis == 1 and shape == (*batch_shape, 1):
+            shape = batch_shape  # (n, 1) labels, as a column
+        elif shape == tuple(logits_shape) and n_classes > 1:
+            msg = (
+                f"integer `labels` of the shape of `logits` {shape} look like one-hot "
+                "rows; pass class indices, or the one-hot rows as floats (soft "
+                "labels, e.g. `labels.astype(float)`)"
+            )
+            raise ValueError(msg)
         if shape != batch_shape:
             msg = (
                 f"integer `labels` must have the batch shape {batch_shape} of `logits` "
@@ -448,9 +573,16 @@ def _targets(
             )
             raise ValueError(msg)
         index = xp.reshape(labels, (n,))
+        kept = None
+        if ignore_index is not None:
+            kept = index != ignore_index
+            index = xp.where(kept, index, xp.zeros_like(index))
         if eager:
-            _check_index(index, n_classes, xp=xp)
-        return Targets(index=index, soft=None, n_classes=n_classes, dtype=dtype, xp=xp)
+            _check_index(index, n_classes, xp=xp, ignore_index=ignore_index)
+        targets = Targets(
+            index=index, soft=None, n_classes=n_classes, dtype=dtype, xp=xp
+        )
+        return targets, kept
 
     if not xp.isdtype(labels.dtype, "real floating"):
         msg = f"`labels` must be integer class indices or floating soft labels (got {labels.dtype})"
@@ -470,20 +602,30 @@ def _targets(
             f"(got floating `labels` of shape {shape})"
         )
         raise ValueError(msg)
+    if ignore_index is not None:
+        msg = (
+            "`ignore_index` applies to integer class indices, not soft labels; "
+            "give ignored samples weight 0 through `weights`"
+        )
+        raise ValueError(msg)
     soft = _to_rows(xp.astype(labels, dtype), axis, n, n_classes, xp=xp)
     if eager:
-        _check_distribution(soft, dtype, xp=xp)
-    return Targets(index=None, soft=soft, n_classes=n_classes, dtype=dtype, xp=xp)
+        _check_distribution(soft, labels.dtype, xp=xp)
+    targets = Targets(index=None, soft=soft, n_classes=n_classes, dtype=dtype, xp=xp)
+    return targets, None
 
 
-def _check_index(index: Array, n_classes: int, *, xp: Namespace) -> None:
+def _check_index(
+    index: Array, n_classes: int, *, xp: Namespace, ignore_index: int | None = None
+) -> None:
     if index.shape[0] == 0:
         return
     lo, hi = int(xp.min(index)), int(xp.max(index))
     if lo < 0 or hi >= n_classes:
         bad = lo if lo < 0 else hi
+        also = "" if ignore_index is None else f" or ignore_index={ignore_index}"
         msg = (
-            f"`labels` must be class indices in [0, {n_classes - 1}] "
+            f"`labels` must be class indices in [0, {n_classes - 1}]{also} "
             f"for {n_classes} classes (found {bad})"
         )
         raise ValueError(msg)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
+import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -11,11 +13,26 @@ from typing import Any
 
 from . import keras as K
 from . import losses as L
+from ._api import Kernel
 from ._typing import Array
 
-__all__ = ["LOSSES", "LossInfo", "get_loss", "value_and_grad"]
+__all__ = [
+    "CONVENTIONS",
+    "LOSSES",
+    "Forwarding",
+    "LossInfo",
+    "forwarding",
+    "get_loss",
+    "kernel_of",
+    "value_and_grad",
+]
 
 _COMMON = ("axis", "reduction", "weights")
+
+CONVENTIONS = ("ignore_index", "class_weights")
+"""The PyTorch-convention keywords every loss taking index labels accepts (see
+`arrayloss._api.prepare`), passed to its kernel when its public function does not
+name them."""
 
 
 @dataclass(frozen=True)
@@ -263,12 +280,92 @@ def get_loss(name: str) -> LossInfo:
         raise ValueError(msg) from None
 
 
+def kernel_of(info: LossInfo) -> Kernel | None:
+    """The `Kernel` named ``info.name`` in the module of ``info.value`` (every
+    built-in loss has one), or ``None``."""
+    return _kernel(info.name, info.value.__module__)
+
+
+@functools.cache
+def _kernel(name: str, module: str) -> Kernel | None:
+    found = [
+        k
+        for k in vars(sys.modules[module]).values()
+        if isinstance(k, Kernel) and k.name == name
+    ]
+    return found[0] if len(found) == 1 else None
+
+
+def call(
+    info: LossInfo, logits: Array, labels: Array, /, *, want_grad: bool, **options: Any
+) -> Any:
+    """``info.value_and_grad`` (or ``info.value``) with the `CONVENTIONS` keywords.
+
+    Without them, or when the public function names them, this is the public
+    function.  Otherwise the options are checked against its signature, its
+    defaults filled in, and the loss's kernel is called with the conventions.
+    """
+    conv = {k: options.pop(k) for k in CONVENTIONS if k in options}
+    conv = {k: v for k, v in conv.items() if v is not None}
+    public = info.value_and_grad if want_grad else info.value
+    sig = inspect.signature(info.value)
+    if not conv or all(k in sig.parameters for k in conv):
+        return public(logits, labels, **options, **conv)
+    kernel = kernel_of(info)
+    if kernel is None:
+        names = ", ".join(f"`{k}`" for k in conv)
+        msg = f"loss {info.name!r} does not take {names}"
+        raise TypeError(msg)
+    bound = sig.bind(logits, labels, **options)
+    bound.apply_defaults()
+    opts = {
+        p.name: bound.arguments[p.name]
+        for p in sig.parameters.values()
+        if p.kind is p.KEYWORD_ONLY
+    }
+    axis, reduction, weights = (opts.pop(k) for k in _COMMON)
+    run = kernel.value_and_grad if want_grad else kernel.value
+    return run(
+        logits, labels, axis=axis, reduction=reduction, weights=weights,
+        **opts, **conv,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Forwarding:
+    """``value`` and ``value_and_grad`` of one loss that also take the
+    `CONVENTIONS` keywords (what the adapters call)."""
+
+    info: LossInfo
+
+    def value(self, logits: Array, labels: Array, /, **options: Any) -> Array:
+        """The loss (see `call`)."""
+        result: Array = call(self.info, logits, labels, want_grad=False, **options)
+        return result
+
+    def value_and_grad(
+        self, logits: Array, labels: Array, /, **options: Any
+    ) -> tuple[Array, Array]:
+        """The loss and its gradient (see `call`)."""
+        result: tuple[Array, Array] = call(
+            self.info, logits, labels, want_grad=True, **options
+        )
+        return result
+
+
+def forwarding(info: LossInfo) -> Forwarding:
+    """`Forwarding` for ``info``."""
+    return Forwarding(info)
+
+
 def value_and_grad(
     name: str, logits: Array, labels: Array, /, **params: Any
 ) -> tuple[Array, Array]:
     """Loss ``name`` and its gradient with respect to ``logits``.
 
     ``params`` are the loss's own parameters plus ``axis``, ``reduction`` and
-    ``weights``; see ``LOSSES[name].params`` for the defaults.
+    ``weights``; see ``LOSSES[name].params`` for the defaults.  Every loss also
+    takes PyTorch's conventions ``ignore_index`` and ``class_weights`` (index
+    labels; see `arrayloss._api.prepare`).
     """
-    return get_loss(name).value_and_grad(logits, labels, **params)
+    return call(get_loss(name), logits, labels, want_grad=True, **params)  # type: ignore[no-any-return]
