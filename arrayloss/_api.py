@@ -395,6 +395,28 @@ def prepare(
     )  # fmt: skip
 
 
+def sample_factors(
+    scores: Array,
+    labels: Array,
+    *,
+    axis: int,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
+) -> Array | None:
+    """The factor the conventions multiply each sample's weight by, in the batch
+    shape: ``class_weights[labels]``, zero where the label is ``ignore_index``
+    (``None`` when neither is given).  The adapters use it for the weights'
+    gradient."""
+    if ignore_index is None and class_weights is None:
+        return None
+    b = prepare(
+        scores, labels, None, axis=axis, name="a loss",
+        ignore_index=ignore_index, class_weights=class_weights,
+    )  # fmt: skip
+    assert b.weights is not None  # noqa: S101
+    return b.xp.reshape(b.weights, b.batch_shape)
+
+
 def _like_scores(scores: Array, x: Any) -> Any:
     """``x`` in ``scores``' namespace and device if it is a Python list or tuple,
     or a NumPy array next to another library's scores; else ``x`` unchanged."""
