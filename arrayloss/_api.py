@@ -31,9 +31,11 @@ vanish in float32.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -50,6 +52,7 @@ __all__ = [
     "Kernel",
     "Targets",
     "as_rows",
+    "conventions",
     "evaluate",
     "normalize_axis",
     "prepare",
@@ -155,6 +158,7 @@ class Kernel:
         **params: Any,
     ) -> Array:
         """The reduced (or per-sample) loss (conventions: see `prepare`)."""
+        ignore_index, class_weights = _given(ignore_index, class_weights)
         if _torch_compat.tracks_grad(logits, weights):  # torch autograd hook
             conv = _conventions(ignore_index, class_weights)
             return _torch_compat.apply(
@@ -181,6 +185,7 @@ class Kernel:
         **params: Any,
     ) -> tuple[Array, Array]:
         """The loss and its gradient with respect to ``logits``."""
+        ignore_index, class_weights = _given(ignore_index, class_weights)
         if _torch_compat.tracks_grad(logits, weights):  # torch autograd hook
             conv = _conventions(ignore_index, class_weights)
             return _torch_compat.apply(
@@ -193,6 +198,51 @@ class Kernel:
             ignore_index=ignore_index, class_weights=class_weights,
         )  # fmt: skip
         return value, grad
+
+
+@dataclass
+class _Given:
+    conv: Mapping[str, Any]
+    used: bool = False
+
+
+_GIVEN: contextvars.ContextVar[_Given | None] = contextvars.ContextVar(
+    "arrayloss_conventions", default=None
+)
+
+
+@contextlib.contextmanager
+def conventions(
+    *, ignore_index: int | None = None, class_weights: Array | None = None
+) -> Iterator[_Given]:
+    """Give ``ignore_index`` / ``class_weights`` to the loss called inside.
+
+    How `arrayloss.value_and_grad` and the adapters pass the conventions through a
+    public loss function whose signature does not name them: the kernel's front
+    end (`evaluate`) takes them from here when not given explicitly, and marks
+    them ``used`` (a caller checks that a loss took them).
+    """
+    given = _Given(_conventions(ignore_index, class_weights))
+    token = _GIVEN.set(given)
+    try:
+        yield given
+    finally:
+        _GIVEN.reset(token)
+
+
+def _given(
+    ignore_index: int | None, class_weights: Array | None
+) -> tuple[int | None, Array | None]:
+    """The explicit conventions, else those of the enclosing `conventions`."""
+    given = _GIVEN.get()
+    if given is None:
+        return ignore_index, class_weights
+    given.used = True
+    if ignore_index is None:
+        ignore_index = given.conv.get("ignore_index")
+    if class_weights is None:
+        class_weights = given.conv.get("class_weights")
+    return ignore_index, class_weights
 
 
 def _conventions(
@@ -413,8 +463,8 @@ def sample_factors(
         scores, labels, None, axis=axis, name="a loss",
         ignore_index=ignore_index, class_weights=class_weights,
     )  # fmt: skip
-    assert b.weights is not None  # noqa: S101
-    return b.xp.reshape(b.weights, b.batch_shape)
+    w: Array = b.weights
+    return b.xp.reshape(w, b.batch_shape)
 
 
 def _like_scores(scores: Array, x: Any) -> Any:
@@ -488,6 +538,7 @@ def evaluate(
     With ``reduction="mean"`` a batch whose every label is ``ignore_index`` is a
     `ValueError` (PyTorch returns NaN); ``"sum"`` gives 0 and ``"none"`` zeros.
     """
+    ignore_index, class_weights = _given(ignore_index, class_weights)
     labels = _like_scores(logits, labels)
     logits, labels, weights = _torch_compat.plain(logits, labels, weights)  # torch hook
     if reduction not in REDUCTIONS:
@@ -504,13 +555,13 @@ def evaluate(
     xp, targets = b.xp, b.targets
     if reduction == "mean" and b.n == 0:
         raise ValueError(_no_weight_msg("`reduction='mean'`", 0))
-    if reduction == "mean" and b.kept is not None and b.eager:
-        if not bool(xp.any(b.kept)):
-            msg = (
-                f"every sample has the label ignore_index={ignore_index}: "
-                "`reduction='mean'` of no samples is undefined (PyTorch returns NaN)"
-            )
-            raise ValueError(msg)
+    all_ignored = b.kept is not None and b.eager and not bool(xp.any(b.kept))
+    if reduction == "mean" and all_ignored:
+        msg = (
+            f"every sample has the label ignore_index={ignore_index}: "
+            "`reduction='mean'` of no samples is undefined (PyTorch returns NaN)"
+        )
+        raise ValueError(msg)
 
     extra: dict[str, Any] = {}
     fuse = kernel.fused_scale and want_grad and reduction == "mean" and b.w is None

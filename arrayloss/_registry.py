@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import difflib
-import functools
 import inspect
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -13,7 +11,7 @@ from typing import Any
 
 from . import keras as K
 from . import losses as L
-from ._api import Kernel
+from ._api import conventions
 from ._typing import Array
 
 __all__ = [
@@ -21,9 +19,9 @@ __all__ = [
     "LOSSES",
     "Forwarding",
     "LossInfo",
+    "call",
     "forwarding",
     "get_loss",
-    "kernel_of",
     "value_and_grad",
 ]
 
@@ -31,8 +29,8 @@ _COMMON = ("axis", "reduction", "weights")
 
 CONVENTIONS = ("ignore_index", "class_weights")
 """The PyTorch-convention keywords every loss taking index labels accepts (see
-`arrayloss._api.prepare`), passed to its kernel when its public function does not
-name them."""
+`arrayloss._api.prepare`), passed through `arrayloss._api.conventions` to a
+public function whose signature does not name them."""
 
 
 @dataclass(frozen=True)
@@ -280,55 +278,29 @@ def get_loss(name: str) -> LossInfo:
         raise ValueError(msg) from None
 
 
-def kernel_of(info: LossInfo) -> Kernel | None:
-    """The `Kernel` named ``info.name`` in the module of ``info.value`` (every
-    built-in loss has one), or ``None``."""
-    return _kernel(info.name, info.value.__module__)
-
-
-@functools.cache
-def _kernel(name: str, module: str) -> Kernel | None:
-    found = [
-        k
-        for k in vars(sys.modules[module]).values()
-        if isinstance(k, Kernel) and k.name == name
-    ]
-    return found[0] if len(found) == 1 else None
-
-
 def call(
     info: LossInfo, logits: Array, labels: Array, /, *, want_grad: bool, **options: Any
 ) -> Any:
     """``info.value_and_grad`` (or ``info.value``) with the `CONVENTIONS` keywords.
 
-    Without them, or when the public function names them, this is the public
-    function.  Otherwise the options are checked against its signature, its
-    defaults filled in, and the loss's kernel is called with the conventions.
+    Keywords the public function names are passed to it; the others reach the
+    loss's front end through `arrayloss._api.conventions`.  A loss that did not
+    take them (one not built on a `Kernel`) is a `TypeError`.
     """
     conv = {k: options.pop(k) for k in CONVENTIONS if k in options}
+    sig = inspect.signature(info.value)
+    named = {k: conv.pop(k) for k in list(conv) if k in sig.parameters}
     conv = {k: v for k, v in conv.items() if v is not None}
     public = info.value_and_grad if want_grad else info.value
-    sig = inspect.signature(info.value)
-    if not conv or all(k in sig.parameters for k in conv):
-        return public(logits, labels, **options, **conv)
-    kernel = kernel_of(info)
-    if kernel is None:
+    if not conv:
+        return public(logits, labels, **options, **named)
+    with conventions(**conv) as given:
+        result = public(logits, labels, **options, **named)
+    if not given.used:
         names = ", ".join(f"`{k}`" for k in conv)
         msg = f"loss {info.name!r} does not take {names}"
         raise TypeError(msg)
-    bound = sig.bind(logits, labels, **options)
-    bound.apply_defaults()
-    opts = {
-        p.name: bound.arguments[p.name]
-        for p in sig.parameters.values()
-        if p.kind is p.KEYWORD_ONLY
-    }
-    axis, reduction, weights = (opts.pop(k) for k in _COMMON)
-    run = kernel.value_and_grad if want_grad else kernel.value
-    return run(
-        logits, labels, axis=axis, reduction=reduction, weights=weights,
-        **opts, **conv,
-    )  # fmt: skip
+    return result
 
 
 @dataclass(frozen=True)

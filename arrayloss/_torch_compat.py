@@ -207,8 +207,8 @@ def _function() -> Any:
             if rows is not None:
                 if ctx.reduction == "mean" and factors is None:
                     dw = (rows - value) / w.sum() * g_value
-                elif ctx.reduction == "mean":  # rows are c_i l_i, the mean's weights w c
-                    f = factors.to(rows.dtype)
+                elif ctx.reduction == "mean":
+                    f = factors.to(rows.dtype)  # rows: c_i l_i; the mean's weights w c
                     dw = (rows - f * value) / (w * f).sum() * g_value
                 else:
                     dw = rows * g_value

@@ -152,9 +152,7 @@ def _host(
     opts = dict(params, axis=axis, reduction=reduction)
     loss = forwarding(info)
 
-    def core(
-        z: Array, y: Array, w: Array | None, **extra: Any
-    ) -> tuple[Array, ...]:
+    def core(z: Array, y: Array, w: Array | None, **extra: Any) -> tuple[Array, ...]:
         kw = {**opts, **extra}
         if want_grad:
             return tuple(loss.value_and_grad(z, y, weights=w, **kw))
@@ -277,8 +275,10 @@ def _differentiable(
         rows = factors = None
         if weights is not None:  # for the weights' cotangent (dead code if unused)
             rows = loss.value(logits, labels, axis=axis, reduction="none", **opts)
+            ignore = opts.get("ignore_index")
             factors = sample_factors(
-                logits, labels, axis=axis, ignore_index=opts.get("ignore_index"),
+                logits, labels, axis=axis,
+                ignore_index=ignore if isinstance(ignore, int) else None,
                 class_weights=opts.get("class_weights"),
             )  # fmt: skip
         return value, (grad, weights, rows, value, factors)
@@ -290,6 +290,7 @@ def _differentiable(
         gz = grad * (jnp.expand_dims(g, axis % grad.ndim) if reduction == "none" else g)
         gw = None
         if w is not None and reduction == "mean" and factors is not None:
+            assert rows is not None  # computed with the weights
             f = factors.astype(rows.dtype)  # rows are c_i l_i; the mean's weights w c
             gw = ((rows - f * value) / jnp.sum(w * f) * g).astype(w.dtype)
         elif w is not None:
