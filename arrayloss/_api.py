@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import dataclasses
 import functools
 import math
 from collections.abc import Callable, Iterator, Mapping
@@ -60,6 +61,27 @@ __all__ = [
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
+
+# Losses of the softmax probabilities (and the target) only, which take ``-inf``
+# scores (a masked class has probability 0; see `_masked`), and of those the ones
+# whose value is infinite when the target has mass on a masked class.
+MASKABLE = frozenset(
+    {
+        "cross_entropy", "kl_divergence", "keras.categorical_crossentropy",
+        "keras.kl_divergence", "expectation", "regularised_expectation",
+        "chebyshev", "focal", "poly1", "generalized_cross_entropy",
+        "taylor_cross_entropy",
+    }
+)  # fmt: skip
+INFINITE_AT_MASKED_TARGET = frozenset(
+    {
+        "cross_entropy",
+        "kl_divergence",
+        "keras.categorical_crossentropy",
+        "focal",
+        "poly1",
+    }
+)
 
 KernelRows = Callable[..., tuple[Array, "Array | None"]]
 CheckParams = Callable[..., Mapping[str, Any]]
@@ -546,12 +568,17 @@ def evaluate(
             f"`reduction` must be 'mean', 'sum' or 'none' (got reduction={reduction!r})"
         )
         raise ValueError(msg)
+    maskable = kernel.name in MASKABLE
     b = prepare(
         logits, labels, weights, axis=axis, name=kernel.name,
         soft_labels=kernel.soft_labels, min_classes=kernel.min_classes,
         check_params=kernel.check_params, params=params,
         ignore_index=ignore_index, class_weights=class_weights,
+        check_scores=_check_masked_scores if maskable else None,
     )  # fmt: skip
+    masked = _masked(b) if maskable and b.eager else None
+    if masked is not None:
+        b, mask, hit = masked
     xp, targets = b.xp, b.targets
     if reduction == "mean" and b.n == 0:
         raise ValueError(_no_weight_msg("`reduction='mean'`", 0))
@@ -580,10 +607,76 @@ def evaluate(
         loss_rows, grad_rows = kernel.rows(
             b.z, targets, xp=xp, want_grad=want_grad, **run_params
         )
+    if masked is not None:
+        loss_rows, grad_rows = _unmask(kernel, loss_rows, grad_rows, mask, hit, xp=xp)
     value, grad = _reduce(loss_rows, grad_rows, b, reduction, scaled=fuse)
     if grad is not None:
         grad = b.to_caller(grad)
     return value, grad
+
+
+def _check_masked_scores(z: Array, xp: Namespace) -> None:
+    """NaN and ``+inf`` raise; ``-inf`` (a masked class) is allowed, but not a
+    row of nothing else."""
+    if bool(xp.all(xp.isfinite(z))):
+        return
+    if bool(xp.any(xp.isnan(z))):
+        msg = "`logits` contains NaN values; scores must be finite or -inf (masked)"
+        raise ValueError(msg)
+    if bool(xp.any(z == xp.inf)):
+        msg = "`logits` contains +inf values; scores must be finite or -inf (masked)"
+        raise ValueError(msg)
+    if z.shape[1] > 0 and bool(xp.any(xp.all(z == -xp.inf, axis=1))):
+        msg = "`logits` has a row whose every score is -inf (every class masked)"
+        raise ValueError(msg)
+
+
+def _masked(b: Batch) -> tuple[Batch, Array, Array] | None:
+    """The batch with its ``-inf`` scores (masked classes) replaced, or ``None``.
+
+    A masked score becomes the row's largest finite score minus ``4 log(max
+    float)``: ``exp`` of it relative to the row maximum is exactly 0, so a softmax
+    gives it probability exactly 0 and leaves the others exactly unchanged.
+    Returns the batch, the ``(n, C)`` mask and the ``(n,)`` rows whose target has
+    mass on a masked class (with label smoothing, every row with a mask).
+    """
+    xp, z = b.xp, b.z
+    mask = z == -xp.inf
+    if not bool(xp.any(mask)):
+        return None
+    big = xp.finfo(z.dtype).max
+    top = xp.max(xp.where(mask, xp.full_like(z, -big), z), axis=1, keepdims=True)
+    gap = 4 * math.log(float(big))
+    fill = xp.where(top < -big + gap, xp.full_like(top, -big), top - gap)
+    z = xp.where(mask, xp.broadcast_to(fill, z.shape), z)
+    t = b.targets
+    if float(b.params.get("label_smoothing", 0.0) or 0.0) > 0:
+        hit = xp.any(mask, axis=1)
+    elif t.index is not None:
+        hit = xp.any(mask & t.mask, axis=1)
+    else:
+        hit = xp.any(mask & (t.probs > 0), axis=1)
+    return dataclasses.replace(b, z=z), mask, hit
+
+
+def _unmask(
+    kernel: Kernel,
+    loss: Array,
+    grad: Array | None,
+    mask: Array,
+    hit: Array,
+    *,
+    xp: Namespace,
+) -> tuple[Array, Array | None]:
+    """Exact zero gradients at masked classes; an infinite loss (or an error)
+    where the target has mass on one."""
+    # Elsewhere the kernel's value at probability 0 is the loss's (finite) limit.
+    if kernel.name in INFINITE_AT_MASKED_TARGET and bool(xp.any(hit)):
+        loss = xp.where(hit, xp.full_like(loss, xp.inf), loss)
+    if grad is not None:
+        zero = mask & ~hit[:, None]
+        grad = xp.where(zero, xp.zeros_like(grad), grad)
+    return loss, grad
 
 
 def _check_finite(z: Array, *, xp: Namespace) -> None:
@@ -593,6 +686,11 @@ def _check_finite(z: Array, *, xp: Namespace) -> None:
         return
     bad = "NaN" if bool(xp.any(xp.isnan(z))) else "infinite"
     msg = f"`logits` contains {bad} values; scores must be finite"
+    if bad == "infinite" and not bool(xp.any(z == xp.inf)):
+        msg += (
+            " (-inf for a masked class is taken by the losses of the softmax only: "
+            f"{', '.join(sorted(MASKABLE))})"
+        )
     raise ValueError(msg)
 
 

@@ -288,3 +288,107 @@ def test_float32_soft_labels_with_float64_logits() -> None:
     assert np.isfinite(value)
     with pytest.raises(ValueError, match="must sum to 1"):
         al.cross_entropy(z, (p * 1.01).astype(np.float32))
+
+
+# --------------------------------------------------------------------------- #
+# -inf logits: masked classes
+# --------------------------------------------------------------------------- #
+
+MASKABLE = sorted(al._api.MASKABLE)
+
+
+def _masked_batch(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(5, 6)) * 2
+    y = np.array([1, 2, 3, 5, 0])
+    z[0, 2] = z[1, [0, 5]] = z[3, 4] = z[4, 1] = -np.inf
+    return z, y
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_masked_cross_entropy_matches_torch(reduction: str) -> None:
+    torch = pytest.importorskip("torch")
+    z, y = _masked_batch()
+    value, grad = value_and_grad(
+        "cross_entropy", z, y, reduction=reduction, ignore_index=IGNORE
+    )
+    zt = torch.tensor(z, requires_grad=True)
+    ref = torch.nn.functional.cross_entropy(zt, torch.tensor(y), reduction=reduction)
+    ref.sum().backward()
+    np.testing.assert_allclose(value, ref.detach().numpy(), rtol=1e-13)
+    np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-12, atol=1e-16)
+    assert np.all(grad[np.isinf(z)] == 0)
+    assert np.all(np.isfinite(value))
+
+
+def test_masked_kl_divergence_matches_torch() -> None:
+    torch = pytest.importorskip("torch")
+    z, _ = _masked_batch()
+    rng = np.random.default_rng(2)
+    t = rng.dirichlet(np.ones(6), size=5)
+    t[np.isinf(z)] = 0
+    t /= t.sum(axis=1, keepdims=True)
+    value, grad = value_and_grad("kl_divergence", z, t, reduction="sum")
+    zt = torch.tensor(z, requires_grad=True)
+    logp = torch.log_softmax(zt, dim=1)
+    tt = torch.tensor(t)
+    ref = torch.where(tt > 0, tt * (torch.log(tt) - logp), 0.0).sum()
+    ref.backward()
+    np.testing.assert_allclose(value, ref.item(), rtol=1e-13)
+    np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-12, atol=1e-16)
+    assert np.all(grad[np.isinf(z)] == 0)
+
+
+@pytest.mark.parametrize("name", MASKABLE)
+def test_masking_a_class_is_dropping_its_column(name: str) -> None:
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(4, 6)) * 2
+    y = np.array([0, 3, 5, 2])
+    masked = z.copy()
+    masked[:, 1] = -np.inf
+    kept = [0, 2, 3, 4, 5]
+    y_kept = np.searchsorted(kept, y)
+    value, grad = value_and_grad(name, masked, y, reduction="none")
+    ref, ref_grad = value_and_grad(name, z[:, kept], y_kept, reduction="none")
+    np.testing.assert_allclose(value, ref, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(grad[:, kept], ref_grad, rtol=1e-12, atol=1e-15)
+    assert np.all(grad[:, 1] == 0)
+
+
+def test_masked_true_class() -> None:
+    z = np.array([[0.0, -np.inf, 1.0]])
+    y = np.array([1])
+    for name in sorted(al._api.INFINITE_AT_MASKED_TARGET):
+        assert float(value_and_grad(name, z, y)[0]) == np.inf
+    np.testing.assert_allclose(al.expectation(z, y), 2.0)  # 2 (1 - p_y), p_y = 0
+    smoothed = value_and_grad("cross_entropy", z, np.array([2]), label_smoothing=0.1)
+    assert float(smoothed[0]) == np.inf  # the smoothing puts mass on class 1
+
+
+def test_masked_errors() -> None:
+    z = np.array([[0.0, -np.inf, 1.0]])
+    y = np.array([0])
+    with pytest.raises(ValueError, match=r"-inf for a masked class is taken by"):
+        al.multiclass_hinge(z, y)
+    with pytest.raises(ValueError, match="NaN"):
+        al.cross_entropy(np.array([[0.0, np.nan]]), y)
+    with pytest.raises(ValueError, match=r"\+inf"):
+        al.cross_entropy(np.array([[0.0, np.inf]]), y)
+    with pytest.raises(ValueError, match="every score is -inf"):
+        al.cross_entropy(np.full((1, 3), -np.inf), y)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**16), scale=st.sampled_from([1.0, 30.0, 1e4]))
+def test_property_masked_softmax_rows(seed: int, scale: float) -> None:
+    rng = np.random.default_rng(seed)
+    z = rng.normal(size=(6, 5)) * scale
+    y = rng.integers(0, 5, size=6)
+    mask = rng.random((6, 5)) < 0.4
+    mask[np.arange(6), y] = False
+    z32 = np.where(mask, -np.inf, z).astype(np.float32)
+    value, grad = al.losses.cross_entropy_and_grad(z32, y, reduction="none")
+    assert value.dtype == np.float32
+    assert np.all(np.isfinite(value))
+    assert np.all(grad[mask] == 0)
+    np.testing.assert_allclose(grad.sum(axis=1), 0, atol=1e-5)
