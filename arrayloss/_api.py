@@ -430,7 +430,9 @@ def prepare(
       before any kernel sees it.  See `evaluate` for an all-ignored batch.
     - ``class_weights`` of shape ``(C,)``: sample ``i``'s weight is multiplied by
       ``class_weights[labels[i]]`` (PyTorch's ``weight=``: the mean divides by the
-      sum of the kept samples' class weights).
+      sum of the kept samples' class weights).  With ``label_smoothing`` the
+      whole smoothed sample loss is scaled by ``class_weights[labels[i]]``
+      (PyTorch weighs each class's smoothing term by its own weight instead).
     - ``labels`` (and ``class_weights``) given as a NumPy array or a Python list
       next to another library's scores are moved to the scores' namespace and
       device; ``(n, 1)`` integer labels are taken for ``(n, C)`` scores.

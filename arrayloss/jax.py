@@ -32,6 +32,11 @@ the call with JAX's wrapping of the error (a `ValueError` or
 `jax.errors.JaxRuntimeError`) carrying the core's message.
 `check_inputs` runs every check eagerly on a batch, e.g. once per dataset or in a
 debugging run.
+
+**Conventions.**  ``ignore_index`` and ``class_weights`` (see `arrayloss._api.prepare`)
+are options like the others, under tracing too (``class_weights`` must be concrete:
+it is a constant of the compiled function).  ``-inf`` logits for masked classes are
+taken on concrete arrays only: a traced batch does not look at values.
 """
 
 from __future__ import annotations
