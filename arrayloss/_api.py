@@ -503,7 +503,7 @@ def _like_scores(scores: Array, x: Any) -> Any:
     except TypeError:
         return x  # the scores are not an array: `namespace` says so
     if is_dask_namespace(xp):
-        return x if isinstance(x, np.ndarray) else np.asarray(x)
+        return xp.asarray(x)  # one block; the front end rechunks it with the rows
     return xp.asarray(x, device=_xp.xp_device(scores))
 
 

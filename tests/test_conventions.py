@@ -392,3 +392,35 @@ def test_property_masked_softmax_rows(seed: int, scale: float) -> None:
     assert np.all(np.isfinite(value))
     assert np.all(grad[mask] == 0)
     np.testing.assert_allclose(grad.sum(axis=1), 0, atol=1e-5)
+
+
+def test_dask_batch_takes_the_conventions() -> None:
+    da = pytest.importorskip("dask.array")
+    z, y, cw = _batch(8, 5)
+    value, grad = value_and_grad(
+        "cross_entropy", z, y, ignore_index=IGNORE, class_weights=cw
+    )
+    for labels in (da.from_array(y, chunks=3), y):
+        lazy, lazy_grad = value_and_grad(
+            "cross_entropy", da.from_array(z, chunks=(3, 5)), labels,
+            ignore_index=IGNORE, class_weights=cw,
+        )  # fmt: skip
+        np.testing.assert_allclose(float(lazy), float(value), rtol=1e-14)
+        np.testing.assert_allclose(lazy_grad.compute(), grad, rtol=1e-14, atol=0)
+
+
+def test_torch_adapter_masked_and_ignored() -> None:
+    torch = pytest.importorskip("torch")
+    import arrayloss.torch as alt
+
+    z, y = _masked_batch()
+    y[2] = IGNORE
+    zt = torch.tensor(z, requires_grad=True)
+    value = alt.cross_entropy(zt, torch.tensor(y), ignore_index=IGNORE)
+    value.backward()
+    z2 = torch.tensor(z, requires_grad=True)
+    ref = torch.nn.functional.cross_entropy(z2, torch.tensor(y), ignore_index=IGNORE)
+    ref.backward()
+    torch.testing.assert_close(value, ref, rtol=1e-13, atol=0)
+    torch.testing.assert_close(zt.grad, z2.grad, rtol=1e-12, atol=1e-16)
+    assert torch.all(zt.grad[torch.isinf(zt.detach())] == 0)
