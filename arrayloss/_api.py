@@ -808,7 +808,10 @@ def _check_distribution(soft: Array, dtype: Any, *, xp: Namespace) -> None:
     if soft.shape[0] == 0:
         return
     _check_nonnegative(soft, "soft `labels`", xp=xp)
-    tol = math.sqrt(_xp.finfo_eps(dtype, xp=xp))
+    # The precision of the labels' own dtype, or of the scores' dtype they were
+    # cast to (``soft``'s), whichever is coarser.
+    eps = max(_xp.finfo_eps(dtype, xp=xp), _xp.finfo_eps(soft.dtype, xp=xp))
+    tol = math.sqrt(eps)
     deviation = xp.abs(xp.sum(soft, axis=1) - 1)
     worst = float(xp.max(deviation))
     if worst > tol:

@@ -63,7 +63,7 @@ class LossInfo:
             {
                 p.name: p.default
                 for p in sig.parameters.values()
-                if p.kind is p.KEYWORD_ONLY and p.name not in _COMMON
+                if p.kind is p.KEYWORD_ONLY and p.name not in (*_COMMON, *CONVENTIONS)
             }
         )
 
