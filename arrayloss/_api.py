@@ -31,13 +31,17 @@ vanish in float32.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import dataclasses
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
+import numpy as np
 from array_api_compat import is_dask_namespace, is_jax_namespace
 
 from . import _torch_compat, _xp
@@ -49,6 +53,7 @@ __all__ = [
     "Kernel",
     "Targets",
     "as_rows",
+    "conventions",
     "evaluate",
     "normalize_axis",
     "prepare",
@@ -56,6 +61,27 @@ __all__ = [
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
+
+# Losses of the softmax probabilities (and the target) only, which take ``-inf``
+# scores (a masked class has probability 0; see `_masked`), and of those the ones
+# whose value is infinite when the target has mass on a masked class.
+MASKABLE = frozenset(
+    {
+        "cross_entropy", "kl_divergence", "keras.categorical_crossentropy",
+        "keras.kl_divergence", "expectation", "regularised_expectation",
+        "chebyshev", "focal", "poly1", "generalized_cross_entropy",
+        "taylor_cross_entropy",
+    }
+)  # fmt: skip
+INFINITE_AT_MASKED_TARGET = frozenset(
+    {
+        "cross_entropy",
+        "kl_divergence",
+        "keras.categorical_crossentropy",
+        "focal",
+        "poly1",
+    }
+)
 
 KernelRows = Callable[..., tuple[Array, "Array | None"]]
 CheckParams = Callable[..., Mapping[str, Any]]
@@ -149,17 +175,22 @@ class Kernel:
         axis: int,
         reduction: str,
         weights: Array | None,
+        ignore_index: int | None = None,
+        class_weights: Array | None = None,
         **params: Any,
     ) -> Array:
-        """The reduced (or per-sample) loss."""
+        """The reduced (or per-sample) loss (conventions: see `prepare`)."""
+        ignore_index, class_weights = _given(ignore_index, class_weights)
         if _torch_compat.tracks_grad(logits, weights):  # torch autograd hook
+            conv = _conventions(ignore_index, class_weights)
             return _torch_compat.apply(
                 self, logits, labels, weights,
-                axis=axis, reduction=reduction, params=params,
+                axis=axis, reduction=reduction, params={**params, **conv},
             )[0]  # fmt: skip
         value, _ = evaluate(
             self, logits, labels, weights,
             axis=axis, reduction=reduction, want_grad=False, params=params,
+            ignore_index=ignore_index, class_weights=class_weights,
         )  # fmt: skip
         return value
 
@@ -171,19 +202,81 @@ class Kernel:
         axis: int,
         reduction: str,
         weights: Array | None,
+        ignore_index: int | None = None,
+        class_weights: Array | None = None,
         **params: Any,
     ) -> tuple[Array, Array]:
         """The loss and its gradient with respect to ``logits``."""
+        ignore_index, class_weights = _given(ignore_index, class_weights)
         if _torch_compat.tracks_grad(logits, weights):  # torch autograd hook
+            conv = _conventions(ignore_index, class_weights)
             return _torch_compat.apply(
                 self, logits, labels, weights,
-                axis=axis, reduction=reduction, params=params,
+                axis=axis, reduction=reduction, params={**params, **conv},
             )  # fmt: skip
         value, grad = evaluate(
             self, logits, labels, weights,
             axis=axis, reduction=reduction, want_grad=True, params=params,
+            ignore_index=ignore_index, class_weights=class_weights,
         )  # fmt: skip
         return value, grad
+
+
+@dataclass
+class _Given:
+    conv: Mapping[str, Any]
+    used: bool = False
+
+
+_GIVEN: contextvars.ContextVar[_Given | None] = contextvars.ContextVar(
+    "arrayloss_conventions", default=None
+)
+
+
+@contextlib.contextmanager
+def conventions(
+    *, ignore_index: int | None = None, class_weights: Array | None = None
+) -> Iterator[_Given]:
+    """Give ``ignore_index`` / ``class_weights`` to the loss called inside.
+
+    How `arrayloss.value_and_grad` and the adapters pass the conventions through a
+    public loss function whose signature does not name them: the kernel's front
+    end (`evaluate`) takes them from here when not given explicitly, and marks
+    them ``used`` (a caller checks that a loss took them).
+    """
+    given = _Given(_conventions(ignore_index, class_weights))
+    token = _GIVEN.set(given)
+    try:
+        yield given
+    finally:
+        _GIVEN.reset(token)
+
+
+def _given(
+    ignore_index: int | None, class_weights: Array | None
+) -> tuple[int | None, Array | None]:
+    """The explicit conventions, else those of the enclosing `conventions`."""
+    given = _GIVEN.get()
+    if given is None:
+        return ignore_index, class_weights
+    given.used = True
+    if ignore_index is None:
+        ignore_index = given.conv.get("ignore_index")
+    if class_weights is None:
+        class_weights = given.conv.get("class_weights")
+    return ignore_index, class_weights
+
+
+def _conventions(
+    ignore_index: int | None, class_weights: Array | None
+) -> dict[str, Any]:
+    """The PyTorch-convention keywords that were given, as keyword arguments."""
+    conv: dict[str, Any] = {}
+    if ignore_index is not None:
+        conv["ignore_index"] = ignore_index
+    if class_weights is not None:
+        conv["class_weights"] = class_weights
+    return conv
 
 
 # --------------------------------------------------------------------------- #
@@ -210,6 +303,9 @@ class Batch:
     ndim: int
     eager: bool
     params: Mapping[str, Any] = field(default_factory=dict)
+    # Boolean ``(n,)``: false where the label is ``ignore_index`` (``None`` if not
+    # given).  The weights are already zero there.
+    kept: Array | None = None
 
     @property
     def n(self) -> int:
@@ -318,13 +414,30 @@ def prepare(
     check_params: CheckParams | None = None,
     params: Mapping[str, Any] | None = None,
     check_scores: Callable[[Array, Namespace], None] | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Batch:
     """Validate a batch and flatten it to ``(n, C)`` rows: see the module docstring.
 
     ``name`` is the loss or metric (for messages), ``arg`` what ``scores`` is called
     there.  ``check_params`` receives ``n_classes`` and the ``params``.
     ``check_scores(z, xp)`` replaces the finiteness check of eager scores.
+
+    The conventions ported from PyTorch (index labels only):
+
+    - ``ignore_index``: samples with that label get weight zero (no loss, a zero
+      gradient row, left out of the mean); their label is replaced by class 0
+      before any kernel sees it.  See `evaluate` for an all-ignored batch.
+    - ``class_weights`` of shape ``(C,)``: sample ``i``'s weight is multiplied by
+      ``class_weights[labels[i]]`` (PyTorch's ``weight=``: the mean divides by the
+      sum of the kept samples' class weights).  With ``label_smoothing`` the
+      whole smoothed sample loss is scaled by ``class_weights[labels[i]]``
+      (PyTorch weighs each class's smoothing term by its own weight instead).
+    - ``labels`` (and ``class_weights``) given as a NumPy array or a Python list
+      next to another library's scores are moved to the scores' namespace and
+      device; ``(n, 1)`` integer labels are taken for ``(n, C)`` scores.
     """
+    labels = _like_scores(scores, labels)
     xp = namespace((arg, scores), ("labels", labels), ("weights", weights))
     z, batch_shape, ax = as_rows(scores, name=arg, axis=axis, xp=xp)
     n_classes = int(z.shape[1])
@@ -340,14 +453,90 @@ def prepare(
     eager = not _xp.is_lazy(z)
     if eager:
         (check_scores or _check_finite_scores)(z, xp)
-    targets = _targets(
-        name, soft_labels, labels, tuple(scores.shape), ax, batch_shape, z, eager, xp=xp
-    )
+    targets, kept = _targets(
+        name, soft_labels, labels, tuple(scores.shape), ax, batch_shape, z, eager,
+        xp=xp, ignore_index=ignore_index,
+    )  # fmt: skip
     w = _weights(weights, batch_shape, eager, xp=xp)
+    if class_weights is not None:
+        w = _with_class_weights(w, targets, _like_scores(scores, class_weights), eager)
+    if kept is not None:
+        k = xp.astype(kept, z.dtype if w is None else w.dtype)
+        w = k if w is None else _weighted(w, k, xp=xp)
     return Batch(
         xp=xp, z=z, targets=targets, weights=w, batch_shape=batch_shape, axis=ax,
-        ndim=len(scores.shape), eager=eager, params=checked,
+        ndim=len(scores.shape), eager=eager, params=checked, kept=kept,
     )  # fmt: skip
+
+
+def sample_factors(
+    scores: Array,
+    labels: Array,
+    *,
+    axis: int,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
+) -> Array | None:
+    """The factor the conventions multiply each sample's weight by, in the batch
+    shape: ``class_weights[labels]``, zero where the label is ``ignore_index``
+    (``None`` when neither is given).  The adapters use it for the weights'
+    gradient."""
+    if ignore_index is None and class_weights is None:
+        return None
+    b = prepare(
+        scores, labels, None, axis=axis, name="a loss",
+        ignore_index=ignore_index, class_weights=class_weights,
+    )  # fmt: skip
+    w: Array = b.weights
+    return b.xp.reshape(w, b.batch_shape)
+
+
+def _like_scores(scores: Array, x: Any) -> Any:
+    """``x`` in ``scores``' namespace and device if it is a Python list or tuple,
+    or a NumPy array next to another library's scores; else ``x`` unchanged."""
+    if isinstance(x, (list, tuple)):
+        pass
+    elif not isinstance(x, np.ndarray) or isinstance(scores, np.ndarray):
+        return x
+    try:
+        xp = _xp.array_namespace(scores)
+    except TypeError:
+        return x  # the scores are not an array: `namespace` says so
+    if is_dask_namespace(xp):
+        return xp.asarray(x)  # one block; the front end rechunks it with the rows
+    return xp.asarray(x, device=_xp.xp_device(scores))
+
+
+def _with_class_weights(
+    w: Array | None, targets: Targets, class_weights: Array, eager: bool
+) -> Array:
+    """The sample weights times ``class_weights[labels]`` (PyTorch's ``weight=``)."""
+    xp = targets.xp
+    if targets.index is None:
+        msg = (
+            "`class_weights` applies to integer class indices, not soft labels; "
+            "weigh soft labels through `weights`"
+        )
+        raise ValueError(msg)
+    try:
+        _xp.array_namespace(targets.index, class_weights)
+    except TypeError:
+        msg = "`class_weights` must be an array of the scores' array library"
+        raise TypeError(msg) from None
+    if tuple(class_weights.shape) != (targets.n_classes,):
+        msg = (
+            f"`class_weights` must have shape ({targets.n_classes},), one weight per "
+            f"class (got {tuple(class_weights.shape)})"
+        )
+        raise ValueError(msg)
+    cw = _xp.as_floating(class_weights, "class_weights", xp=xp)
+    if eager:
+        _check_nonnegative(cw, "`class_weights`", xp=xp)
+    per_sample = xp.take(cw, targets.index, axis=0)
+    if w is None:
+        return per_sample
+    dtype = xp.result_type(w.dtype, per_sample.dtype)
+    return xp.astype(w, dtype) * xp.astype(per_sample, dtype)
 
 
 def _check_finite_scores(z: Array, xp: Namespace) -> None:
@@ -364,22 +553,44 @@ def evaluate(
     reduction: str,
     want_grad: bool,
     params: Mapping[str, Any],
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> tuple[Array, Array | None]:
-    """Validate, reshape, run ``kernel`` and reduce.  See the module docstring."""
+    """Validate, reshape, run ``kernel`` and reduce.  See the module docstring.
+
+    ``ignore_index`` and ``class_weights`` are PyTorch's conventions (see `prepare`).
+    With ``reduction="mean"`` a batch whose every label is ``ignore_index`` is a
+    `ValueError` (PyTorch returns NaN); ``"sum"`` gives 0 and ``"none"`` zeros.
+    """
+    ignore_index, class_weights = _given(ignore_index, class_weights)
+    labels = _like_scores(logits, labels)
     logits, labels, weights = _torch_compat.plain(logits, labels, weights)  # torch hook
     if reduction not in REDUCTIONS:
         msg = (
             f"`reduction` must be 'mean', 'sum' or 'none' (got reduction={reduction!r})"
         )
         raise ValueError(msg)
+    maskable = kernel.name in MASKABLE
     b = prepare(
         logits, labels, weights, axis=axis, name=kernel.name,
         soft_labels=kernel.soft_labels, min_classes=kernel.min_classes,
         check_params=kernel.check_params, params=params,
+        ignore_index=ignore_index, class_weights=class_weights,
+        check_scores=_check_masked_scores if maskable else None,
     )  # fmt: skip
+    masked = _masked(b) if maskable and b.eager else None
+    if masked is not None:
+        b, mask, hit = masked
     xp, targets = b.xp, b.targets
     if reduction == "mean" and b.n == 0:
         raise ValueError(_no_weight_msg("`reduction='mean'`", 0))
+    all_ignored = b.kept is not None and b.eager and not bool(xp.any(b.kept))
+    if reduction == "mean" and all_ignored:
+        msg = (
+            f"every sample has the label ignore_index={ignore_index}: "
+            "`reduction='mean'` of no samples is undefined (PyTorch returns NaN)"
+        )
+        raise ValueError(msg)
 
     extra: dict[str, Any] = {}
     fuse = kernel.fused_scale and want_grad and reduction == "mean" and b.w is None
@@ -398,10 +609,76 @@ def evaluate(
         loss_rows, grad_rows = kernel.rows(
             b.z, targets, xp=xp, want_grad=want_grad, **run_params
         )
+    if masked is not None:
+        loss_rows, grad_rows = _unmask(kernel, loss_rows, grad_rows, mask, hit, xp=xp)
     value, grad = _reduce(loss_rows, grad_rows, b, reduction, scaled=fuse)
     if grad is not None:
         grad = b.to_caller(grad)
     return value, grad
+
+
+def _check_masked_scores(z: Array, xp: Namespace) -> None:
+    """NaN and ``+inf`` raise; ``-inf`` (a masked class) is allowed, but not a
+    row of nothing else."""
+    if bool(xp.all(xp.isfinite(z))):
+        return
+    if bool(xp.any(xp.isnan(z))):
+        msg = "`logits` contains NaN values; scores must be finite or -inf (masked)"
+        raise ValueError(msg)
+    if bool(xp.any(z == xp.inf)):
+        msg = "`logits` contains +inf values; scores must be finite or -inf (masked)"
+        raise ValueError(msg)
+    if z.shape[1] > 0 and bool(xp.any(xp.all(z == -xp.inf, axis=1))):
+        msg = "`logits` has a row whose every score is -inf (every class masked)"
+        raise ValueError(msg)
+
+
+def _masked(b: Batch) -> tuple[Batch, Array, Array] | None:
+    """The batch with its ``-inf`` scores (masked classes) replaced, or ``None``.
+
+    A masked score becomes the row's largest finite score minus ``4 log(max
+    float)``: ``exp`` of it relative to the row maximum is exactly 0, so a softmax
+    gives it probability exactly 0 and leaves the others exactly unchanged.
+    Returns the batch, the ``(n, C)`` mask and the ``(n,)`` rows whose target has
+    mass on a masked class (with label smoothing, every row with a mask).
+    """
+    xp, z = b.xp, b.z
+    mask = z == -xp.inf
+    if not bool(xp.any(mask)):
+        return None
+    big = xp.finfo(z.dtype).max
+    top = xp.max(xp.where(mask, xp.full_like(z, -big), z), axis=1, keepdims=True)
+    gap = 4 * math.log(float(big))
+    fill = xp.where(top < -big + gap, xp.full_like(top, -big), top - gap)
+    z = xp.where(mask, xp.broadcast_to(fill, z.shape), z)
+    t = b.targets
+    if float(b.params.get("label_smoothing", 0.0) or 0.0) > 0:
+        hit = xp.any(mask, axis=1)
+    elif t.index is not None:
+        hit = xp.any(mask & t.mask, axis=1)
+    else:
+        hit = xp.any(mask & (t.probs > 0), axis=1)
+    return dataclasses.replace(b, z=z), mask, hit
+
+
+def _unmask(
+    kernel: Kernel,
+    loss: Array,
+    grad: Array | None,
+    mask: Array,
+    hit: Array,
+    *,
+    xp: Namespace,
+) -> tuple[Array, Array | None]:
+    """Exact zero gradients at masked classes; an infinite loss (or an error)
+    where the target has mass on one."""
+    # Elsewhere the kernel's value at probability 0 is the loss's (finite) limit.
+    if kernel.name in INFINITE_AT_MASKED_TARGET and bool(xp.any(hit)):
+        loss = xp.where(hit, xp.full_like(loss, xp.inf), loss)
+    if grad is not None:
+        zero = mask & ~hit[:, None]
+        grad = xp.where(zero, xp.zeros_like(grad), grad)
+    return loss, grad
 
 
 def _check_finite(z: Array, *, xp: Namespace) -> None:
@@ -411,6 +688,11 @@ def _check_finite(z: Array, *, xp: Namespace) -> None:
         return
     bad = "NaN" if bool(xp.any(xp.isnan(z))) else "infinite"
     msg = f"`logits` contains {bad} values; scores must be finite"
+    if bad == "infinite" and not bool(xp.any(z == xp.inf)):
+        msg += (
+            " (-inf for a masked class is taken by the losses of the softmax only: "
+            f"{', '.join(sorted(MASKABLE))})"
+        )
     raise ValueError(msg)
 
 
@@ -431,7 +713,9 @@ def _targets(
     eager: bool,
     *,
     xp: Namespace,
-) -> Targets:
+    ignore_index: int | None = None,
+) -> tuple[Targets, Array | None]:
+    """The `Targets`, and the kept mask (``None`` without ``ignore_index``)."""
     n, n_classes = int(z.shape[0]), int(z.shape[1])
     dtype = z.dtype
     shape = tuple(labels.shape)
@@ -440,7 +724,21 @@ def _targets(
             "`labels` must be integer class indices or floating soft labels (got bool)"
         )
         raise TypeError(msg)
+    if ignore_index is not None and (
+        isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
+    ):
+        msg = f"`ignore_index` must be an integer or None (got {ignore_index!r})"
+        raise TypeError(msg)
     if xp.isdtype(labels.dtype, "integral"):
+        if len(logits_shape) == 2 and axis == 1 and shape == (*batch_shape, 1):
+            shape = batch_shape  # (n, 1) labels, as a column
+        elif shape == tuple(logits_shape) and n_classes > 1:
+            msg = (
+                f"integer `labels` of the shape of `logits` {shape} look like one-hot "
+                "rows; pass class indices, or the one-hot rows as floats (soft "
+                "labels, e.g. `labels.astype(float)`)"
+            )
+            raise ValueError(msg)
         if shape != batch_shape:
             msg = (
                 f"integer `labels` must have the batch shape {batch_shape} of `logits` "
@@ -448,9 +746,16 @@ def _targets(
             )
             raise ValueError(msg)
         index = xp.reshape(labels, (n,))
+        kept = None
+        if ignore_index is not None:
+            kept = index != ignore_index
+            index = xp.where(kept, index, xp.zeros_like(index))
         if eager:
-            _check_index(index, n_classes, xp=xp)
-        return Targets(index=index, soft=None, n_classes=n_classes, dtype=dtype, xp=xp)
+            _check_index(index, n_classes, xp=xp, ignore_index=ignore_index)
+        targets = Targets(
+            index=index, soft=None, n_classes=n_classes, dtype=dtype, xp=xp
+        )
+        return targets, kept
 
     if not xp.isdtype(labels.dtype, "real floating"):
         msg = f"`labels` must be integer class indices or floating soft labels (got {labels.dtype})"
@@ -470,20 +775,30 @@ def _targets(
             f"(got floating `labels` of shape {shape})"
         )
         raise ValueError(msg)
+    if ignore_index is not None:
+        msg = (
+            "`ignore_index` applies to integer class indices, not soft labels; "
+            "give ignored samples weight 0 through `weights`"
+        )
+        raise ValueError(msg)
     soft = _to_rows(xp.astype(labels, dtype), axis, n, n_classes, xp=xp)
     if eager:
-        _check_distribution(soft, dtype, xp=xp)
-    return Targets(index=None, soft=soft, n_classes=n_classes, dtype=dtype, xp=xp)
+        _check_distribution(soft, labels.dtype, xp=xp)
+    targets = Targets(index=None, soft=soft, n_classes=n_classes, dtype=dtype, xp=xp)
+    return targets, None
 
 
-def _check_index(index: Array, n_classes: int, *, xp: Namespace) -> None:
+def _check_index(
+    index: Array, n_classes: int, *, xp: Namespace, ignore_index: int | None = None
+) -> None:
     if index.shape[0] == 0:
         return
     lo, hi = int(xp.min(index)), int(xp.max(index))
     if lo < 0 or hi >= n_classes:
         bad = lo if lo < 0 else hi
+        also = "" if ignore_index is None else f" or ignore_index={ignore_index}"
         msg = (
-            f"`labels` must be class indices in [0, {n_classes - 1}] "
+            f"`labels` must be class indices in [0, {n_classes - 1}]{also} "
             f"for {n_classes} classes (found {bad})"
         )
         raise ValueError(msg)
@@ -493,7 +808,10 @@ def _check_distribution(soft: Array, dtype: Any, *, xp: Namespace) -> None:
     if soft.shape[0] == 0:
         return
     _check_nonnegative(soft, "soft `labels`", xp=xp)
-    tol = math.sqrt(_xp.finfo_eps(dtype, xp=xp))
+    # The precision of the labels' own dtype, or of the scores' dtype they were
+    # cast to (``soft``'s), whichever is coarser.
+    eps = max(_xp.finfo_eps(dtype, xp=xp), _xp.finfo_eps(soft.dtype, xp=xp))
+    tol = math.sqrt(eps)
     deviation = xp.abs(xp.sum(soft, axis=1) - 1)
     worst = float(xp.max(deviation))
     if worst > tol:

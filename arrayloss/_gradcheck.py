@@ -506,8 +506,11 @@ def _resolve(
             f"(value_fn, grad_fn) pair (got {type(loss).__name__})"
         )
         raise TypeError(msg)
+    from ._registry import forwarding  # the conventions (ignore_index, ...) too
+
+    fwd = forwarding(info)
     return (
-        lambda z, y: info.value(z, y, reduction="none", **params),
-        lambda z, y: info.value_and_grad(z, y, reduction="none", **params)[1],
+        lambda z, y: fwd.value(z, y, reduction="none", **params),
+        lambda z, y: fwd.value_and_grad(z, y, reduction="none", **params)[1],
         KINKS.get(info.name),
     )

@@ -126,6 +126,17 @@ def _as_numpy(
     return views[0], views[1], views[2], True
 
 
+def _like(v: Any, on_numpy: bool) -> Any:
+    """A tensor option (``class_weights``) detached, as a NumPy view on the NumPy
+    path (CPU tensors); anything else unchanged."""
+    if not is_torch_array(v):
+        return v
+    v = v.detach()
+    if on_numpy and v.device.type == "cpu" and v.dtype.is_floating_point:
+        return v.resolve_neg().resolve_conj().numpy()
+    return v
+
+
 def _from_numpy(a: Array) -> Any:
     import torch
 
@@ -153,20 +164,28 @@ def _function() -> Any:
             params: dict[str, Any],
         ) -> tuple[Any, Any]:
             z, t, w, on_numpy = _as_numpy(*plain(logits, labels, weights))
+            params = {k: _like(v, on_numpy) for k, v in params.items()}
             value, grad = loss.value_and_grad(
                 z, t, axis=axis, reduction=reduction, weights=w, **params
             )
-            rows = None
+            rows = factors = None
             if w is not None and ctx.needs_input_grad[2]:
                 rows = loss.value(
                     z, t, axis=axis, reduction="none", weights=None, **params
                 )
+                from ._api import sample_factors  # _api imports this module
+
+                factors = sample_factors(
+                    z, t, axis=axis, ignore_index=params.get("ignore_index"),
+                    class_weights=params.get("class_weights"),
+                )  # fmt: skip
             if on_numpy:
                 value, grad = _from_numpy(value), _from_numpy(grad)
                 w = None if w is None else weights.detach()
                 rows = None if rows is None else _from_numpy(rows)
+                factors = None if factors is None else _from_numpy(factors)
             ctx.mark_non_differentiable(grad)
-            ctx.save_for_backward(grad, w, rows, value)
+            ctx.save_for_backward(grad, w, rows, value, factors)
             ctx.axis = axis % z.ndim
             ctx.reduction = reduction
             return value, grad
@@ -181,13 +200,16 @@ def _function() -> Any:
                     "backward with create_graph=True is not supported"
                 )
                 raise RuntimeError(msg)
-            grad, w, rows, value = ctx.saved_tensors
+            grad, w, rows, value, factors = ctx.saved_tensors
             g = g_value.unsqueeze(ctx.axis) if ctx.reduction == "none" else g_value
             dz = grad * g if ctx.needs_input_grad[0] else None
             dw = None
             if rows is not None:
-                if ctx.reduction == "mean":
+                if ctx.reduction == "mean" and factors is None:
                     dw = (rows - value) / w.sum() * g_value
+                elif ctx.reduction == "mean":
+                    f = factors.to(rows.dtype)  # rows: c_i l_i; the mean's weights w c
+                    dw = (rows - f * value) / (w * f).sum() * g_value
                 else:
                     dw = rows * g_value
             return dz, None, dw, None, None, None, None

@@ -32,6 +32,11 @@ the call with JAX's wrapping of the error (a `ValueError` or
 `jax.errors.JaxRuntimeError`) carrying the core's message.
 `check_inputs` runs every check eagerly on a batch, e.g. once per dataset or in a
 debugging run.
+
+**Conventions.**  ``ignore_index`` and ``class_weights`` (see `arrayloss._api.prepare`)
+are options like the others, under tracing too (``class_weights`` must be concrete:
+it is a constant of the compiled function).  ``-inf`` logits for masked classes are
+taken on concrete arrays only: a traced batch does not look at values.
 """
 
 from __future__ import annotations
@@ -49,8 +54,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _xp
-from ._api import Kernel
-from ._registry import LOSSES, LossInfo, get_loss
+from ._api import Kernel, sample_factors
+from ._registry import CONVENTIONS, LOSSES, LossInfo, forwarding, get_loss
 from ._typing import Array
 from .losses import l2 as _l2
 
@@ -107,15 +112,17 @@ def _core(
             return _host(
                 info, logits, labels, weights, axis, reduction, params, want_grad
             )
-        if _blockable(logits, labels, weights, axis, reduction):
+        conv = any(params.get(k) is not None for k in CONVENTIONS)
+        if not conv and _blockable(logits, labels, weights, axis, reduction):
             ax = axis % logits.ndim
             return _blocked(
                 info, logits, labels, weights, ax, reduction, params, want_grad
             )
     opts = dict(params, axis=axis, reduction=reduction, weights=weights)
+    loss = forwarding(info)
     if want_grad:
-        return info.value_and_grad(logits, labels, **opts)
-    return info.value(logits, labels, **opts), None
+        return loss.value_and_grad(logits, labels, **opts)
+    return loss.value(logits, labels, **opts), None
 
 
 def _on_cpu(x: Array) -> bool:
@@ -148,15 +155,19 @@ def _host(
     `jax.pure_callback` under tracing (shapes from `jax.eval_shape` of the core,
     which also runs its shape and option checks at trace time)."""
     opts = dict(params, axis=axis, reduction=reduction)
+    loss = forwarding(info)
 
-    def core(z: Array, y: Array, w: Array | None) -> tuple[Array, ...]:
+    def core(z: Array, y: Array, w: Array | None, **extra: Any) -> tuple[Array, ...]:
+        kw = {**opts, **extra}
         if want_grad:
-            return tuple(info.value_and_grad(z, y, weights=w, **opts))
-        return (info.value(z, y, weights=w, **opts),)
+            return tuple(loss.value_and_grad(z, y, weights=w, **kw))
+        return (loss.value(z, y, weights=w, **kw),)
 
     def on_numpy(z: Array, y: Array, w: Array | None) -> tuple[Array, ...]:
         w = None if w is None else np.asarray(w)
-        out = core(np.asarray(z), np.asarray(y), w)
+        cw = opts.get("class_weights")
+        extra = {} if cw is None else {"class_weights": np.asarray(cw)}
+        out = core(np.asarray(z), np.asarray(y), w, **extra)
         return tuple(np.asarray(o, dtype=z.dtype) for o in out)
 
     if not _traced(logits, labels, weights):
@@ -253,7 +264,10 @@ def _differentiable(
     """``LOSSES[name]`` at fixed options as a `jax.custom_vjp` function of
     ``(logits, labels, weights)``."""
     info = get_loss(name)
+    loss = forwarding(info)
     opts = dict(params)
+    if opts.get("class_weights") is not None:  # hashed as a tuple of floats
+        opts["class_weights"] = jnp.asarray(opts["class_weights"])
 
     @jax.custom_vjp
     def f(logits: Array, labels: Array, weights: Array | None) -> Array:
@@ -261,20 +275,30 @@ def _differentiable(
 
     def fwd(
         logits: Array, labels: Array, weights: Array | None
-    ) -> tuple[Array, tuple[Array, Array | None, Array | None, Array]]:
+    ) -> tuple[Array, tuple[Array, Array | None, Array | None, Array, Array | None]]:
         value, grad = _core(info, logits, labels, weights, axis, reduction, opts)
-        rows = None
+        rows = factors = None
         if weights is not None:  # for the weights' cotangent (dead code if unused)
-            rows = info.value(logits, labels, axis=axis, reduction="none", **opts)
-        return value, (grad, weights, rows, value)
+            rows = loss.value(logits, labels, axis=axis, reduction="none", **opts)
+            ignore = opts.get("ignore_index")
+            factors = sample_factors(
+                logits, labels, axis=axis,
+                ignore_index=ignore if isinstance(ignore, int) else None,
+                class_weights=opts.get("class_weights"),
+            )  # fmt: skip
+        return value, (grad, weights, rows, value, factors)
 
     def bwd(
-        res: tuple[Array, Array | None, Array | None, Array], g: Array
+        res: tuple[Array, Array | None, Array | None, Array, Array | None], g: Array
     ) -> tuple[Array, None, Array | None]:
-        grad, w, rows, value = res
+        grad, w, rows, value, factors = res
         gz = grad * (jnp.expand_dims(g, axis % grad.ndim) if reduction == "none" else g)
         gw = None
-        if w is not None:
+        if w is not None and reduction == "mean" and factors is not None:
+            assert rows is not None  # computed with the weights
+            f = factors.astype(rows.dtype)  # rows are c_i l_i; the mean's weights w c
+            gw = ((rows - f * value) / jnp.sum(w * f) * g).astype(w.dtype)
+        elif w is not None:
             gw = (rows - value) / jnp.sum(w) * g if reduction == "mean" else rows * g
             gw = gw.astype(w.dtype)
         return gz, None, gw
@@ -283,11 +307,22 @@ def _differentiable(
     return f
 
 
+def _hashable(conv: Mapping[str, Any]) -> dict[str, Any]:
+    """The `CONVENTIONS` keywords as options `_differentiable` can cache on:
+    concrete ``class_weights`` as a tuple of floats (they are constants)."""
+    out = {k: v for k, v in conv.items() if v is not None}
+    cw = out.get("class_weights")
+    if cw is not None and not _traced(cw):
+        out["class_weights"] = tuple(float(x) for x in np.asarray(cw).reshape(-1))
+    return out
+
+
 def _function(info: LossInfo) -> Callable[..., Array]:
     """The `jax.custom_vjp` version of ``info.value`` (same name and signature)."""
     sig = inspect.signature(info.value)
 
     def fn(logits: Array, labels: Array, /, **options: Any) -> Array:
+        conv = {k: options.pop(k) for k in CONVENTIONS if k in options}
         bound = sig.bind(logits, labels, **options)
         bound.apply_defaults()
         opts = dict(bound.arguments)
@@ -295,10 +330,11 @@ def _function(info: LossInfo) -> Callable[..., Array]:
         axis, reduction, weights = (
             opts.pop(k) for k in ("axis", "reduction", "weights")
         )
+        opts.update(_hashable(conv))
         try:
             f = _differentiable(info.name, axis, reduction, tuple(sorted(opts.items())))
         except TypeError:  # an unhashable option: let the core name it
-            return info.value(logits, labels, **options)
+            return forwarding(info).value(logits, labels, **options, **conv)
         return f(logits, labels, weights)
 
     short = info.name.rsplit(".", 1)[-1]
@@ -369,7 +405,8 @@ def loss(name: str, **params: Any) -> Loss:
     if "weights" in params:
         msg = "pass `weights` at the call, not to `loss`"
         raise TypeError(msg)
-    inspect.signature(info.value).bind_partial(None, None, **params)
+    own = {k: v for k, v in params.items() if k not in CONVENTIONS}
+    inspect.signature(info.value).bind_partial(None, None, **own)
     return Loss(name, tuple(params.items()))
 
 

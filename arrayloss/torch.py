@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from . import _torch_compat
-from ._registry import LOSSES, LossInfo, get_loss
+from ._registry import CONVENTIONS, LOSSES, LossInfo, forwarding, get_loss
 
 __all__ = ["Loss", "keras", "loss", *(n for n in LOSSES if "." not in n)]
 
@@ -57,8 +57,9 @@ def _function(info: LossInfo) -> Callable[..., torch.Tensor]:
             )
             raise TypeError(msg)
         value, _ = _torch_compat.apply(
-            info, logits, labels, weights, axis=axis, reduction=reduction, params=params
-        )
+            forwarding(info), logits, labels, weights,
+            axis=axis, reduction=reduction, params=params,
+        )  # fmt: skip
         return value  # type: ignore[no-any-return]
 
     @torch.compiler.disable  # type: ignore[untyped-decorator]
@@ -102,8 +103,9 @@ class Loss(torch.nn.Module):
     name : str
         A key of `arrayloss.LOSSES`.
     **params
-        The loss's options (``k``, ``tau``, ``reduction``, ``axis``, ...); checked
-        against its signature here, their values at the first call.
+        The loss's options (``k``, ``tau``, ``reduction``, ``axis``, ...,
+        ``ignore_index``, ``class_weights``); checked against its signature here,
+        their values at the first call.
     """
 
     def __init__(self, name: str, **params: Any) -> None:
@@ -112,7 +114,8 @@ class Loss(torch.nn.Module):
         if "weights" in params:
             msg = "pass `weights` to `forward`, not to the loss's constructor"
             raise TypeError(msg)
-        inspect.signature(info.value).bind_partial(None, None, **params)
+        own = {k: v for k, v in params.items() if k not in CONVENTIONS}
+        inspect.signature(info.value).bind_partial(None, None, **own)
         self.name = name
         self.params = dict(params)
         self._fn = _function(info)

@@ -281,7 +281,9 @@ def test_non_arrays_and_mixed_namespaces():
         al.cross_entropy([[0.0, 1.0]], np.array([0]))
     torch = pytest.importorskip("torch")
     with pytest.raises(TypeError, match="one array library"):
-        al.cross_entropy(torch.zeros((1, 2)), np.array([0]))
+        al.cross_entropy(torch.zeros((1, 2)), torch.tensor([0]), weights=np.ones(1))
+    # NumPy labels next to torch logits are moved to torch (issue 13).
+    assert float(al.cross_entropy(torch.zeros((1, 2)), np.array([0]))) > 0
 
 
 def test_empty_batch_sum_is_zero():
