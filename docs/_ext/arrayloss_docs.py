@@ -57,9 +57,13 @@ def public_modules() -> list[str]:
         for attr in getattr(mod, "__all__", ()):
             obj = getattr(mod, attr, None)
             full = f"{name}.{attr}"
-            if isinstance(obj, types.ModuleType) and obj.__name__ == full:
-                if full in sys.modules and full not in names:
-                    names.append(full)
+            if (
+                isinstance(obj, types.ModuleType)
+                and obj.__name__ == full
+                and full in sys.modules
+                and full not in names
+            ):
+                names.append(full)
     return sorted(names)
 
 
