@@ -83,7 +83,7 @@ def _candidates(x: Array, lower: float | Array, *, xp: Namespace) -> Array:
     keep = x > lower
     count = xp.sum(xp.astype(keep, xp.int32), axis=-1, keepdims=True)
     width = int(xp.max(count))
-    if 2 * width > n_classes:
+    if width == 0 or 2 * width > n_classes:  # (0: NaN rows only)
         return x
     out = xp.full((*x.shape[:-1], width), -2.0, dtype=x.dtype, device=_xp.xp_device(x))
     # boolean indexing is row-major on both sides: row i's kept entries land in
@@ -111,19 +111,18 @@ def sparsemax_threshold(x: Array, *, xp: Namespace) -> Array:
     return -_xp.take_along_axis(neg_tau, last, xp=xp, axis=-1)
 
 
-def _entmax15_lower(x: Array, steps: int, *, xp: Namespace) -> Array:
+def _entmax15_lower(x: Array, tau: Array, steps: int, *, xp: Namespace) -> Array:
     """A lower bound of the entmax-1.5 threshold of each row, ``(..., 1)``:
     damped Newton steps on the convex, decreasing ``f(tau) = sum_j (x_j -
-    tau)_+^2 - 1`` from ``tau0 = -1`` (where ``f >= 0``).  Newton from the left of
-    the root stays left of it; each step is shortened by a tenth and by a margin
-    far above the rounding of ``f`` (``2^-8 + 4 C eps``), so that rounding cannot
-    carry it past the root."""
+    tau)_+^2 - 1`` from a lower bound ``tau`` (``-1`` or an earlier result).
+    Newton from the left of the root stays left of it; each step is shortened by
+    a tenth and by a margin far above the rounding of ``f`` (``2^-8 + 4 C eps``),
+    so that rounding cannot carry it past the root."""
     margin = 2.0**-8 + 4 * x.shape[-1] * _xp.finfo_eps(x.dtype, xp=xp)
-    tau = xp.full((*x.shape[:-1], 1), -1.0, dtype=x.dtype, device=_xp.xp_device(x))
     for _ in range(steps):
         w = xp.clip(x - tau, min=0.0)
         f = xp.vecdot(w, w, axis=-1)[..., None] - 1
-        slope = 2 * xp.sum(w, axis=-1, keepdims=True)  # >= 2: the maximum's w >= 1
+        slope = 2 * xp.sum(w, axis=-1, keepdims=True)  # > 0: the maximum's w = -tau
         tau = xp.maximum(tau, tau + (0.9 * (f / slope) - margin))
     return tau
 
@@ -135,7 +134,12 @@ def entmax15_threshold(x: Array, *, xp: Namespace) -> Array:
         # tau >= -1 (the maximum alone); then a few Newton steps on those
         # candidates tighten the bound and fewer are sorted
         x = _candidates(x, -1.0, xp=xp)
-        x = _candidates(x, _entmax15_lower(x, 4, xp=xp), xp=xp)
+        lower = xp.full(
+            (*x.shape[:-1], 1), -1.0, dtype=x.dtype, device=_xp.xp_device(x)
+        )
+        for _ in range(2):  # two steps, then fewer candidates for the next two
+            lower = _entmax15_lower(x, lower, 2, xp=xp)
+            x = _candidates(x, lower, xp=xp)
     n_classes = x.shape[-1]
     s = _sort_neg(x, xp=xp)
     rank = xp.arange(1, n_classes + 1, dtype=x.dtype, device=_xp.xp_device(x))
