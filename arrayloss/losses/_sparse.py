@@ -10,6 +10,12 @@ they never enter the support, and the sums stay of the size of the support.  The
 threshold is then recomputed from the support alone (for entmax-1.5 with a
 two-pass variance), so it does not carry the cumulative sums' rounding.
 
+Only a few entries a row can be in the support, so on NumPy, CuPy and PyTorch the
+sort runs on the candidates alone: the entries above a lower bound of ``tau``
+(``-1``; for entmax-1.5 tightened by damped Newton steps from the left), packed
+into a narrow array.  Lowering the others to -2 changes neither the support nor
+``tau``, so the result is that of the sort over all classes, to rounding.
+
 The Fenchel–Young loss ``L(z, t) = Omega*(z) + Omega(t) - <z, t>`` has the gradient
 ``mapping(z) - t``.  With ``u = (alpha - 1) z - tau`` and ``v = u_+`` it is a sum of
 non-negative terms (no cancellation, zero exactly when ``p = t``):
@@ -230,8 +236,9 @@ def sparsemax(z: Array, /, axis: int = -1) -> Array:
         \qquad \tau = \frac{\sum_{j \le k} z_{(j)} - 1}{k},
 
     with ``k`` the largest rank such that ``1 + k z_(k) > sum_{j<=k} z_(j)``
-    (``z_(j)`` sorted decreasing).  Exact, by one sort along ``axis``; a score far
-    above the others gives an exactly one-hot row.  Its Jacobian is
+    (``z_(j)`` sorted decreasing).  Exact, by one sort along ``axis`` (of the
+    entries within 1 of the maximum, the only ones that can be in the support);
+    a score far above the others gives an exactly one-hot row.  Its Jacobian is
     ``diag(s) - s s^T / |S|`` on the support ``S`` (``s`` its indicator).
 
     Parameters
@@ -273,8 +280,9 @@ def entmax15(z: Array, /, axis: int = -1) -> Array:
             = \bigl[z/2 - \tau\bigr]_+^2,
 
     with the Tsallis entropy ``H_1.5(p) = (1 - sum_j p_j^1.5) / 0.75`` and ``tau``
-    from the exact sort-based algorithm (Algorithm 2 of the paper), finished by the
-    closed form on the support.  Its Jacobian is ``diag(v) - v v^T / sum(v)`` with
+    from the exact sort-based algorithm (Algorithm 2 of the paper; on the entries
+    above a certified lower bound of ``tau`` only), finished by the closed form on
+    the support.  Its Jacobian is ``diag(v) - v v^T / sum(v)`` with
     ``v = sqrt(p)`` (times 1/2 for ``z``).
 
     Parameters
