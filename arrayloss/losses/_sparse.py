@@ -70,6 +70,14 @@ def _sort_neg(x: Array, *, xp: Namespace) -> Array:
     return xp.sort(-x, axis=-1, stable=False)
 
 
+def _positive_part_(x: Array, *, xp: Namespace) -> Array:
+    """``x_+``, written into ``x`` itself on NumPy and CuPy (only for arrays this
+    module created: a fresh ``(n, C)`` temporary costs a page fault per 4 KiB)."""
+    if is_numpy_namespace(xp) or is_cupy_namespace(xp):
+        return xp.maximum(x, 0, out=x)
+    return xp.clip(x, min=0.0)
+
+
 def _can_pack(x: Array, *, xp: Namespace) -> bool:
     """Whether :func:`_candidates` may pack ``x`` (a scattering namespace, enough
     classes to gain from it, no empty axis)."""
@@ -136,7 +144,7 @@ def _entmax15_lower(x: Array, tau: Array, steps: int, *, xp: Namespace) -> Array
     so that rounding cannot carry it past the root."""
     margin = 2.0**-8 + 4 * x.shape[-1] * _xp.finfo_eps(x.dtype, xp=xp)
     for _ in range(steps):
-        w = xp.clip(x - tau, min=0.0)
+        w = _positive_part_(x - tau, xp=xp)
         f = xp.vecdot(w, w, axis=-1)[..., None] - 1
         slope = 2 * xp.sum(w, axis=-1, keepdims=True)  # > 0: the maximum's w = -tau
         tau = xp.maximum(tau, tau + (0.9 * (f / slope) - margin))
@@ -183,14 +191,6 @@ def _shifted(z: Array, scale: float, *, xp: Namespace) -> tuple[Array, Array]:
     if scale != 1:
         x *= scale
     return x, m
-
-
-def _positive_part_(x: Array, *, xp: Namespace) -> Array:
-    """``x_+``, written into ``x`` itself on NumPy and CuPy (only for arrays this
-    module created: a fresh ``(n, C)`` temporary costs a page fault per 4 KiB)."""
-    if is_numpy_namespace(xp) or is_cupy_namespace(xp):
-        return xp.maximum(x, 0, out=x)
-    return xp.clip(x, min=0.0)
 
 
 def _sparsemax_last(z: Array, *, xp: Namespace) -> Array:
