@@ -22,6 +22,7 @@ from mpref import (
 )
 
 import arrayloss as al
+from arrayloss.losses import _sparse
 
 LOSSES = ["sparsemax_loss", "entmax15_loss"]
 MAPS = {"sparsemax": (al.sparsemax, sparsemax), "entmax15": (al.entmax15, entmax15)}
@@ -29,11 +30,12 @@ MAPS = {"sparsemax": (al.sparsemax, sparsemax), "entmax15": (al.entmax15, entmax
 TOL = {np.float64: 2e-14, np.float32: 5e-6}
 
 
+@pytest.mark.parametrize("c", [6, 40])  # 40: the candidates are packed (C >= 16)
 @pytest.mark.parametrize("soft", [False, True], ids=["index", "soft"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", LOSSES)
-def test_losses_against_mpmath(name, dtype, soft):
-    for family, (z, y) in families(dtype).items():
+def test_losses_against_mpmath(name, dtype, soft, c):
+    for family, (z, y) in families(dtype, c).items():
         labels = soft_labels(*z.shape).astype(dtype) if soft else y
         v, g = al.LOSSES[name].value_and_grad(z, labels, reduction="none")
         err = rel_errors(v, reference(name, z, labels))
@@ -44,11 +46,12 @@ def test_losses_against_mpmath(name, dtype, soft):
         np.testing.assert_allclose(g, p - t, rtol=0, atol=4 * np.finfo(dtype).eps)
 
 
+@pytest.mark.parametrize("c", [6, 40])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", sorted(MAPS))
-def test_mappings_against_mpmath(name, dtype):
+def test_mappings_against_mpmath(name, dtype, c):
     ours, ref = MAPS[name]
-    for family, (z, _) in families(dtype).items():
+    for family, (z, _) in families(dtype, c).items():
         p = ours(z)
         assert p.dtype == dtype
         exact = np.array([[float(v) for v in ref(_mp(row))] for row in z])
@@ -135,11 +138,12 @@ def test_optax_sparsemax():
 # ----------------------------------------------------------------------------- the mappings
 
 
+@pytest.mark.parametrize("c", [5, 40])  # 40: packed where the namespace scatters
 @pytest.mark.parametrize("name", sorted(MAPS))
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_mappings_on_every_backend(backend, rng, name, dtype):
+def test_mappings_on_every_backend(backend, rng, name, dtype, c):
     f = MAPS[name][0]
-    z = 2.0 * rng.normal(size=(3, 5, 4))
+    z = 2.0 * rng.normal(size=(3, c, 4))
     ref = f(z.astype(dtype), axis=1)
     out = f(backend.asarray(z, dtype), axis=1)
     assert out.dtype == backend.asarray(z, dtype).dtype
@@ -148,6 +152,19 @@ def test_mappings_on_every_backend(backend, rng, name, dtype):
     np.testing.assert_array_equal(
         ref, np.moveaxis(f(np.moveaxis(z, 1, -1).astype(dtype)), -1, 1)
     )
+
+
+@pytest.mark.parametrize("name", LOSSES)
+def test_losses_on_every_backend_with_many_classes(backend, rng, name):
+    z = 2.0 * rng.normal(size=(6, 40))
+    y = rng.integers(0, 40, size=6)
+    info = al.LOSSES[name]
+    v, g = info.value_and_grad(z, y, reduction="none")
+    bv, bg = info.value_and_grad(
+        backend.asarray(z, np.float64), backend.asarray(y), reduction="none"
+    )
+    assert_allclose(bv, v, rtol=1e-13, atol=1e-15)
+    assert_allclose(bg, g, rtol=0, atol=1e-15)
 
 
 def test_mapping_errors():
@@ -176,3 +193,85 @@ def test_gradcheck_leaves_out_rows_on_a_support_change():
     res = al.gradcheck("entmax15_loss", 2 * z, np.array([0, 1, 0]), rtol=1e-8)
     assert res.checked.tolist() == [False, True, False]
     assert res.ok
+
+
+# ----------------------------------------------------------------------------- packing
+
+
+def _hard_rows(dtype):
+    """Rows of 64 whose scores crowd the candidate bounds: entries at and just
+    around ``max - 1`` (sparsemax) and ``max - 2`` (entmax-1.5's -1 on half the
+    scores), many near-ties at the top, one dominant score, a 2-level row."""
+    rng = np.random.default_rng(3)
+    c = 64
+    eps = np.finfo(dtype).eps
+    rows = [
+        rng.normal(size=c),
+        np.concatenate([[0.0], -1.0 + eps * rng.integers(-4, 5, size=c - 1)]),
+        np.concatenate([[0.0], -2.0 + 2 * eps * rng.integers(-4, 5, size=c - 1)]),
+        1e-3 * rng.normal(size=c),
+        np.concatenate([[5.0], rng.normal(size=c - 1)]),
+        np.where(np.arange(c) < 17, 0.0, -0.5),
+        np.linspace(0.0, -3.0, c),
+        4.0 * rng.normal(size=c),
+    ]
+    return np.asarray(rows).astype(dtype)
+
+
+def _unpacked(monkeypatch, f, z):
+    with monkeypatch.context() as m:
+        m.setattr(_sparse, "_can_pack", lambda x, *, xp: False)
+        return f(z)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", sorted(MAPS))
+def test_packed_candidates_give_the_sort_based_mapping(monkeypatch, name, dtype):
+    f, ref = MAPS[name]
+    z = _hard_rows(dtype)
+    p, q = f(z), _unpacked(monkeypatch, f, z)
+    assert np.all((p == 0) == (q == 0))  # the same support
+    np.testing.assert_allclose(p, q, rtol=0, atol=4 * np.finfo(dtype).eps)
+    exact = np.array([[float(v) for v in ref(_mp(row))] for row in z])
+    np.testing.assert_allclose(p, exact, rtol=0, atol=8 * np.finfo(dtype).eps)
+
+
+def test_packing_happens_and_shrinks(rng):
+    import array_api_compat.numpy as xp
+
+    x = rng.normal(size=(8, 500))
+    x = np.clip(x - x.max(axis=1, keepdims=True), -2.0, None)
+    packed = _sparse._candidates(x, -1.0, xp=xp)
+    assert 0 < packed.shape[1] < x.shape[1] // 2
+    for row, out in zip(x, packed, strict=True):  # its entries above -1, in order
+        k = int(np.sum(row > -1))
+        np.testing.assert_array_equal(out[:k], row[row > -1])
+        np.testing.assert_array_equal(out[k:], -2.0)  # then padding
+    assert not _sparse._can_pack(x[:, :8], xp=xp)  # too few classes to gain
+
+
+def test_packed_path_keeps_nan_rows_nan():
+    z = np.zeros((2, 32))
+    z[0, 3] = np.nan
+    for name, (f, _) in MAPS.items():
+        with np.errstate(
+            invalid="ignore", divide="ignore"
+        ):  # entmax15 warns (ever has)
+            p = f(z)
+        assert np.isnan(p[0]).all(), name
+        np.testing.assert_allclose(p[1], 1 / 32, err_msg=name)
+
+
+@given(
+    arrays(np.float64, (3, 24), elements=st.floats(-4, 4)),
+    st.sampled_from([np.float64, np.float32]),
+)
+def test_packed_equals_unpacked(z, dtype):
+    z = z.astype(dtype)
+    for name, (f, _) in MAPS.items():
+        with pytest.MonkeyPatch.context() as m:
+            m.setattr(_sparse, "_can_pack", lambda x, *, xp: False)
+            q = f(z)
+        p = f(z)
+        assert np.all((p == 0) == (q == 0)), name
+        np.testing.assert_allclose(p, q, rtol=0, atol=4 * np.finfo(dtype).eps)

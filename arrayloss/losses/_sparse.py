@@ -10,6 +10,12 @@ they never enter the support, and the sums stay of the size of the support.  The
 threshold is then recomputed from the support alone (for entmax-1.5 with a
 two-pass variance), so it does not carry the cumulative sums' rounding.
 
+Only a few entries a row can be in the support, so on NumPy, CuPy and PyTorch the
+sort runs on the candidates alone: the entries above a lower bound of ``tau``
+(``-1``; for entmax-1.5 tightened by damped Newton steps from the left), packed
+into a narrow array.  Lowering the others to -2 changes neither the support nor
+``tau``, so the result is that of the sort over all classes, to rounding.
+
 The Fenchel–Young loss ``L(z, t) = Omega*(z) + Omega(t) - <z, t>`` has the gradient
 ``mapping(z) - t``.  With ``u = (alpha - 1) z - tau`` and ``v = u_+`` it is a sum of
 non-negative terms (no cancellation, zero exactly when ``p = t``):
@@ -21,10 +27,16 @@ non-negative terms (no cancellation, zero exactly when ``p = t``):
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from typing import Any
 
-from array_api_compat import is_dask_namespace, is_jax_namespace
+from array_api_compat import (
+    is_cupy_namespace,
+    is_dask_namespace,
+    is_jax_namespace,
+    is_numpy_namespace,
+)
 
 from .. import _xp
 from .._api import Kernel, Targets
@@ -59,9 +71,59 @@ def _sort_neg(x: Array, *, xp: Namespace) -> Array:
     return xp.sort(-x, axis=-1, stable=False)
 
 
+def _positive_part_(x: Array, *, xp: Namespace) -> Array:
+    """``x_+``, written into ``x`` itself on NumPy and CuPy (only for arrays this
+    module created: a fresh ``(n, C)`` temporary costs a page fault per 4 KiB)."""
+    if is_numpy_namespace(xp) or is_cupy_namespace(xp):
+        return xp.maximum(x, 0, out=x)
+    return xp.clip(x, min=0.0)
+
+
+def _can_pack(x: Array, *, xp: Namespace) -> bool:
+    """Whether :func:`_candidates` may pack ``x`` (a scattering namespace, enough
+    classes to gain from it, no empty axis)."""
+    return _xp.scatter_supported(xp) and x.shape[-1] >= 16 and math.prod(x.shape) > 0
+
+
+def _candidates(x: Array, lower: float | Array, *, xp: Namespace) -> Array:
+    """The entries of each row of ``x`` (max-shifted, clipped at -2) above
+    ``lower``, a lower bound of the row's threshold in ``[-1, 0]``, packed to the
+    front in their order and padded with -2 to the longest row's count; ``x``
+    itself where that saves nothing or the namespace cannot scatter.
+
+    An entry at or below a lower bound of ``tau`` never enters the support, and
+    lowering it to -2 changes neither the support nor ``tau``: the sort-based
+    threshold of the candidates is exactly that of ``x`` (the same sorted prefix,
+    the same cumulative sums), at the cost of sorting a few entries a row
+    instead of all ``C``.
+    """
+    n_classes = x.shape[-1]
+    if not _can_pack(x, xp=xp):
+        return x
+    device = _xp.xp_device(x)
+    # the flat positions of the kept entries (and a take below: NumPy's boolean
+    # getitem is ~4x slower), increasing; each row's count is where its block
+    # of positions starts and ends (cheaper than a boolean sum along the rows)
+    where = xp.nonzero(xp.reshape(x > lower, (-1,)))[0]
+    n_rows = math.prod(x.shape[:-1])
+    edges = xp.arange(n_rows + 1, dtype=where.dtype, device=device) * n_classes
+    ends = xp.searchsorted(where, edges)
+    count = xp.reshape(ends[1:] - ends[:-1], (*x.shape[:-1], 1))
+    width = int(xp.max(count))
+    if width == 0 or 2 * width > n_classes:  # (0: NaN rows only)
+        return x
+    out = xp.full((*x.shape[:-1], width), -2.0, dtype=x.dtype, device=device)
+    # boolean indexing is row-major: row i's kept entries land in its first
+    # count_i slots, in their order
+    slots = xp.arange(width, dtype=count.dtype, device=device) < count
+    out[slots] = xp.take(xp.reshape(x, (-1,)), where)
+    return out
+
+
 def sparsemax_threshold(x: Array, *, xp: Namespace) -> Array:
     """``tau`` with ``sum_j (x_j - tau)_+ = 1`` along the last axis, ``(..., 1)``;
     ``x`` is max-shifted (its maximum is 0) and clipped at -2."""
+    x = _candidates(x, -1.0, xp=xp)  # tau >= -1: the maximum alone gives -1
     n_classes = x.shape[-1]
     s = _sort_neg(x, xp=xp)
     rank = xp.arange(1, n_classes + 1, dtype=x.dtype, device=_xp.xp_device(x))
@@ -74,9 +136,32 @@ def sparsemax_threshold(x: Array, *, xp: Namespace) -> Array:
     return -_xp.take_along_axis(neg_tau, last, xp=xp, axis=-1)
 
 
+def _entmax15_lower(x: Array, tau: Array, steps: int, *, xp: Namespace) -> Array:
+    """A lower bound of the entmax-1.5 threshold of each row, ``(..., 1)``:
+    damped Newton steps on the convex, decreasing ``f(tau) = sum_j (x_j -
+    tau)_+^2 - 1`` from a lower bound ``tau`` (``-1`` or an earlier result).
+    Newton from the left of the root stays left of it; each step is shortened by
+    a tenth and by a margin far above the rounding of ``f`` (``2^-8 + 4 C eps``),
+    so that rounding cannot carry it past the root."""
+    margin = 2.0**-8 + 4 * x.shape[-1] * _xp.finfo_eps(x.dtype, xp=xp)
+    for _ in range(steps):
+        w = _positive_part_(x - tau, xp=xp)
+        f = xp.vecdot(w, w, axis=-1)[..., None] - 1
+        slope = 2 * xp.sum(w, axis=-1, keepdims=True)  # > 0: the maximum's w = -tau
+        tau = xp.maximum(tau, tau + (0.9 * (f / slope) - margin))
+    return tau
+
+
 def entmax15_threshold(x: Array, *, xp: Namespace) -> Array:
     """``tau`` with ``sum_j (x_j - tau)_+^2 = 1`` along the last axis, ``(..., 1)``;
     ``x`` (half the scores) is max-shifted and clipped at -2."""
+    if _can_pack(x, xp=xp):
+        # tau >= -1 (the maximum alone); three Newton steps on those candidates
+        # tighten the bound, and fewer are sorted
+        x = _candidates(x, -1.0, xp=xp)
+        device = _xp.xp_device(x)
+        lower = xp.full((*x.shape[:-1], 1), -1.0, dtype=x.dtype, device=device)
+        x = _candidates(x, _entmax15_lower(x, lower, 3, xp=xp), xp=xp)
     n_classes = x.shape[-1]
     s = _sort_neg(x, xp=xp)
     rank = xp.arange(1, n_classes + 1, dtype=x.dtype, device=_xp.xp_device(x))
@@ -112,13 +197,13 @@ def _shifted(z: Array, scale: float, *, xp: Namespace) -> tuple[Array, Array]:
 def _sparsemax_last(z: Array, *, xp: Namespace) -> Array:
     xc, _ = _shifted(z, 1.0, xp=xp)
     xc -= sparsemax_threshold(xc, xp=xp)
-    return xp.clip(xc, min=0.0)
+    return _positive_part_(xc, xp=xp)
 
 
 def _entmax15_last(z: Array, *, xp: Namespace) -> Array:
     xc, _ = _shifted(z, 0.5, xp=xp)
     xc -= entmax15_threshold(xc, xp=xp)
-    v = xp.clip(xc, min=0.0)
+    v = _positive_part_(xc, xp=xp)
     v *= v
     return v
 
@@ -165,8 +250,9 @@ def sparsemax(z: Array, /, axis: int = -1) -> Array:
         \qquad \tau = \frac{\sum_{j \le k} z_{(j)} - 1}{k},
 
     with ``k`` the largest rank such that ``1 + k z_(k) > sum_{j<=k} z_(j)``
-    (``z_(j)`` sorted decreasing).  Exact, by one sort along ``axis``; a score far
-    above the others gives an exactly one-hot row.  Its Jacobian is
+    (``z_(j)`` sorted decreasing).  Exact, by one sort along ``axis`` (of the
+    entries within 1 of the maximum, the only ones that can be in the support);
+    a score far above the others gives an exactly one-hot row.  Its Jacobian is
     ``diag(s) - s s^T / |S|`` on the support ``S`` (``s`` its indicator).
 
     Parameters
@@ -208,8 +294,9 @@ def entmax15(z: Array, /, axis: int = -1) -> Array:
             = \bigl[z/2 - \tau\bigr]_+^2,
 
     with the Tsallis entropy ``H_1.5(p) = (1 - sum_j p_j^1.5) / 0.75`` and ``tau``
-    from the exact sort-based algorithm (Algorithm 2 of the paper), finished by the
-    closed form on the support.  Its Jacobian is ``diag(v) - v v^T / sum(v)`` with
+    from the exact sort-based algorithm (Algorithm 2 of the paper; on the entries
+    above a certified lower bound of ``tau`` only), finished by the closed form on
+    the support.  Its Jacobian is ``diag(v) - v v^T / sum(v)`` with
     ``v = sqrt(p)`` (times 1/2 for ``z``).
 
     Parameters
@@ -262,7 +349,7 @@ def _sparsemax_loss_rows(
     xc, m = _shifted(z, 1.0, xp=xp)
     tau = sparsemax_threshold(xc, xp=xp)
     xc -= tau
-    p = xp.clip(xc, min=0.0)
+    p = _positive_part_(xc, xp=xp)
     if t.index is not None:
         u_y = (t.pick(z) - m[:, 0]) - tau[:, 0]
         gap_y = xp.clip(-u_y, min=0.0)  # (tau - x_y)_+
@@ -283,7 +370,7 @@ def _entmax15_loss_rows(
     xc, m = _shifted(z, 0.5, xp=xp)
     tau = entmax15_threshold(xc, xp=xp)
     xc -= tau
-    v = xp.clip(xc, min=0.0)
+    v = _positive_part_(xc, xp=xp)
     p = v * v
     if t.index is not None:
         u_y = 0.5 * (t.pick(z) - m[:, 0]) - tau[:, 0]
