@@ -204,7 +204,13 @@ def _ce(z, y, **kw):
             ValueError,
             r"`logits` contains NaN",
         ),
-        (np.array([[0.0, np.inf, 1.0]]), np.array([0]), {}, ValueError, r"\+inf values"),
+        (
+            np.array([[0.0, np.inf, 1.0]]),
+            np.array([0]),
+            {},
+            ValueError,
+            r"\+inf values",
+        ),
         (
             np.zeros(()),
             np.zeros((), dtype=int),
