@@ -255,6 +255,7 @@ def test_plot_writes_through_a_symlink(tmp_path, data):
 
 
 def test_plot_linked_to_a_saved_file_is_refused_first(tmp_path, data, no_training):
+    pytest.importorskip("matplotlib")  # the --plot check needs it first
     out = tmp_path / "run"
     out.mkdir()
     link = tmp_path / "c.png"
@@ -385,6 +386,7 @@ def test_sigterm_during_training_leaves_nothing(tmp_path, data):
 
 
 def test_overlong_output_names_fail_first(tmp_path, data, no_training):
+    pytest.importorskip("matplotlib")  # the --plot check needs it first
     long = "n" * 300
     r = invoke(["train", "--data", data, *TINY, "--save", tmp_path / long / "x"], 1)
     assert "longer than" in error_line(r)

@@ -68,8 +68,20 @@ def public_modules() -> list[str]:
 
 
 def reference_modules() -> list[str]:
-    """The modules that get an API page: `public_modules` less `NOT_REFERENCE`."""
-    return [m for m in public_modules() if m not in NOT_REFERENCE]
+    """The modules that get an API page: `public_modules` less `NOT_REFERENCE`, and
+    less an adapter whose backend is not installed (the ``docs`` extra installs
+    every one, so the site itself always has them)."""
+    return [m for m in public_modules() if m not in NOT_REFERENCE and _importable(m)]
+
+
+def _importable(module: str) -> bool:
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if exc.name and exc.name.startswith("arrayloss"):
+            raise
+        return False
+    return True
 
 
 def _kind(obj: Any) -> str:
@@ -104,7 +116,12 @@ def _earlier_homes() -> dict[int, str]:
     """``{id(obj): "module.name"}`` of each object at its first reference module."""
     homes: dict[int, str] = {}
     for module in reference_modules():
-        mod = importlib.import_module(module)
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as exc:  # an adapter whose backend is absent
+            if exc.name and exc.name.startswith("arrayloss"):
+                raise
+            continue
         for name, kind in reference_entries(module).items():
             if kind in ("class", "function"):
                 homes.setdefault(id(getattr(mod, name)), f"{module}.{name}")
