@@ -140,14 +140,15 @@ def _check_shape(
     shape: tuple[int, ...], label: str, kind: str
 ) -> tuple[int, int | None]:
     """(rows, row width or None) of an array that should hold ``kind``."""
-    if kind == "scores":
+    if kind in ("scores", "soft"):
         if len(shape) != 2:
             msg = f"{label} must be a 2-D array (rows, classes); its shape is {shape}"
             raise DataError(msg)
         return shape[0], shape[1]
     if len(shape) == 1 or (len(shape) == 2 and shape[1] == 1):
         return shape[0], None
-    msg = f"{label} must be a 1-D array of {kind}; its shape is {shape}"
+    hint = " (for soft labels, add --soft-labels)" if kind == "labels" else ""
+    msg = f"{label} must be a 1-D array of {kind}; its shape is {shape}{hint}"
     raise DataError(msg)
 
 
@@ -333,13 +334,20 @@ def _pick_key(names: Sequence[str], key: str | None, kind: str, label: str) -> s
             return key
         msg = f"{label} has no array {key!r} (it has {_listing(names)})"
         raise DataError(msg)
-    defaults = {"scores": _SCORE_KEYS, "labels": _LABEL_KEYS, "weights": _WEIGHT_KEYS}
+    defaults = {
+        "scores": _SCORE_KEYS,
+        "labels": _LABEL_KEYS,
+        "soft": _LABEL_KEYS,
+        "weights": _WEIGHT_KEYS,
+    }
     for k in defaults[kind]:
         if k in names:
             return k
     if len(names) == 1:
         return names[0]
-    option = {"scores": "--scores-key", "labels": "--labels-key"}.get(kind, "a key")
+    option = {"scores": "--scores-key", "labels": "--labels-key"}.get(
+        kind, "--labels-key" if kind == "soft" else "a key"
+    )
     msg = f"{label} has no array of {kind} by a usual name (it has {_listing(names)}); name one with {option}"
     raise DataError(msg)
 
@@ -349,26 +357,63 @@ def _listing(names: Sequence[str]) -> str:
 
 
 def open_array(path: str, kind: str, *, key: str | None = None, **text: Any) -> Source:
-    """A `Source` for the ``kind`` (``"scores"``, ``"labels"``, ``"weights"``) in ``path``.
+    """A `Source` for the ``kind`` in ``path``: ``"scores"``, ``"labels"`` (class
+    indices or names), ``"soft"`` (soft labels: rows of class probabilities) or
+    ``"weights"``.
 
     ``key`` picks the member of an ``.npz``; ``text`` goes to `open_table` for text
-    files (a 1-D ``kind`` takes one column: the only one, or ``label_column``).
+    files and to `arrayloss._arrow.open_arrow` for Parquet and Feather files (a
+    1-D ``kind`` takes one column: the only one, or ``label_column``; soft labels
+    take every column, or those ``label_column`` selects).  A suffix that is none
+    of `INPUT_SUFFIXES` is a `DataError` (a file without a suffix is read as CSV).
     """
-    label = _describe(kind.upper() if kind != "weights" else "--weights", path)
-    suffix = _suffix(path)
-    if path != "-" and suffix == ".npy":
+    what = {"weights": "--weights", "soft": "LABELS"}.get(kind, kind.upper())
+    label = _describe(what, path)
+    suffix = check_suffix(path, label)
+    if suffix == ".npy":
         return _open_npy(path, label, kind)
-    if path != "-" and suffix == ".npz":
+    if suffix == ".npz":
         return _open_npz(path, key, label, kind)
-    if kind == "scores":
+    if suffix in ARROW_SUFFIXES:
+        from ._arrow import open_arrow
+
+        return open_arrow(path, label, kind, **text)
+    if kind in ("scores", "soft"):
         text.pop("classes", None)
+        if kind == "soft":
+            text["score_columns"] = text.pop("label_column", None)
         scores, _ = open_table(path, **text)
+        scores.label = label
         return scores
-    text.pop("drop_columns", None)
+    for option in ("drop_columns", "score_columns", "soft"):
+        text.pop(option, None)
     return _TextVector(path, label, kind, **text)
 
 
-SHARD_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".tab", ".txt")
+TEXT_SUFFIXES = (".csv", ".tsv", ".tab", ".txt", ".dat")
+"""The suffixes of delimited text (a file without a suffix is read as text too)."""
+
+ARROW_SUFFIXES = (".parquet", ".pq", ".feather", ".arrow", ".ipc")
+"""Parquet and Feather/Arrow IPC files, read through pyarrow (the ``io`` extra)."""
+
+INPUT_SUFFIXES = (".npy", ".npz", *TEXT_SUFFIXES, *ARROW_SUFFIXES)
+"""Every suffix `open_array` reads."""
+
+
+def check_suffix(path: str, label: str) -> str:
+    """The lower-case suffix of ``path`` (``""`` for standard input or none), or a
+    `DataError` naming it when `open_array` does not read it."""
+    suffix = "" if path == "-" else _suffix(path)
+    if suffix and suffix not in INPUT_SUFFIXES:
+        msg = (
+            f"{label} has the unsupported suffix {suffix!r} (eval reads "
+            f"{', '.join(INPUT_SUFFIXES)}, or CSV on standard input)"
+        )
+        raise DataError(msg)
+    return suffix
+
+
+SHARD_SUFFIXES = (".npy", ".npz", ".csv", ".tsv", ".tab", ".txt", *ARROW_SUFFIXES)
 """The files a directory of shards contributes (others, and hidden files, are ignored)."""
 
 
@@ -610,15 +655,122 @@ def _column_index(name: str, header: list[str] | None, width: int, label: str) -
     try:
         i = int(name)
     except ValueError:
-        where = (
-            f"(columns: {', '.join(header)})" if header else "(it has no header row)"
-        )
-        msg = f"{label} has no column named {name!r} {where}"
+        msg = f"{label} has no column named {name!r} {_where(header)}"
         raise DataError(msg) from None
     if not -width <= i < width:
         msg = f"{label} has {width} columns; column {i} is out of range"
         raise DataError(msg)
     return i % width
+
+
+def _where(header: Sequence[str] | None, most: int = 12) -> str:
+    """``(columns: a, b, ...)``, at most ``most`` of them, for a message."""
+    if not header:
+        return "(it has no header row)"
+    names = list(header[:most])
+    more = f", ... ({len(header)} in all)" if len(header) > most else ""
+    return f"(columns: {', '.join(names)}{more})"
+
+
+def _is_int(s: str) -> bool:
+    return bool(re.fullmatch(r"[+-]?\d+", s.strip()))
+
+
+def column_spec_needs_names(spec: str) -> bool:
+    """Whether a column spec (`select_columns`) names columns rather than
+    numbering them, so that the file needs a header row."""
+    for item in spec.split(","):
+        parts = item.split(":") if ":" in item and not _is_glob(item) else [item]
+        if any(p.strip() and not _is_int(p) for p in parts):
+            return True
+    return False
+
+
+def _is_glob(item: str) -> bool:
+    return any(c in item for c in "*?[")
+
+
+def check_column_spec(spec: str) -> str | None:
+    """Why ``spec`` is not a column spec (`select_columns`), or ``None``."""
+    items = spec.split(",")
+    for item in items:
+        if not item.strip():
+            return f"{spec!r} has an empty column name"
+        if not _is_glob(item) and item.count(":") > 1:
+            return f"{item!r} is not a range (give it as FIRST:LAST or I:J)"
+    return None
+
+
+def select_columns(
+    spec: str,
+    header: Sequence[str] | None,
+    width: int,
+    label: str,
+    *,
+    option: str = "--score-columns",
+) -> list[int]:
+    """The 0-based column numbers a column spec selects, in the order it lists them.
+
+    ``spec`` is a comma-separated list of items, each one of
+
+    * ``NAME``: the column of that header name, or ``N`` a 0-based number (a name
+      takes precedence, as for ``--label-column``);
+    * ``FIRST:LAST``: the columns from name ``FIRST`` to name ``LAST``, both
+      included (as pandas' ``.loc``);
+    * ``I:J``: the columns numbered ``I`` to ``J - 1`` (as pandas' ``.iloc`` and a
+      Python slice; either end may be left out or negative);
+    * a glob pattern (``prob_*``, ``p?``, ``[ab]*``): the named columns it
+      matches, in the file's order.
+
+    A column that is not there, a range whose ends are the wrong way round, a
+    pattern that matches nothing or a column selected twice is a `DataError`
+    naming it and ``option``.
+    """
+    import fnmatch
+
+    names = list(header) if header is not None else None
+    out: list[int] = []
+    for raw in spec.split(","):
+        item = raw.strip()
+        if _is_glob(item):
+            if names is None:
+                msg = f"{label}: {option} pattern {item!r} needs a header row"
+                raise DataError(msg)
+            got = [i for i, n in enumerate(names) if fnmatch.fnmatchcase(n, item)]
+            if not got:
+                msg = f"{label}: no column matches the {option} pattern {item!r} {_where(names)}"
+                raise DataError(msg)
+        elif ":" in item:
+            lo, hi = (p.strip() for p in item.split(":"))
+            if names is not None and lo in names and hi in names:
+                a, b = names.index(lo), names.index(hi)
+                if a > b:
+                    msg = f"{label}: the {option} range {item!r} runs backwards ({lo!r} comes after {hi!r})"
+                    raise DataError(msg)
+                got = list(range(a, b + 1))
+            elif all(not p or _is_int(p) for p in (lo, hi)):
+                got = list(range(width))[
+                    slice(int(lo) if lo else None, int(hi) if hi else None)
+                ]
+                if not got:
+                    msg = f"{label} has {width} columns; the {option} range {item!r} selects none"
+                    raise DataError(msg)
+            else:
+                bad = lo if names is None or lo not in names else hi
+                msg = f"{label} has no column named {bad!r} (in the {option} range {item!r}) {_where(names)}"
+                raise DataError(msg)
+        else:
+            try:
+                got = [_column_index(item, names, width, label)]
+            except DataError as exc:
+                raise DataError(f"{exc} (in {option})") from None
+        for i in got:
+            if i in out:
+                name = names[i] if names is not None else str(i)
+                msg = f"{label}: column {name!r} is selected twice by {option}"
+                raise DataError(msg)
+            out.append(i)
+    return out
 
 
 def _parse_floats(
@@ -640,23 +792,33 @@ def _parse_floats(
 
 
 class _TextScores(Source):
+    """The score columns ``keep`` of a text table, in that order, and its label
+    columns ``label_cols``: one column of labels kept as text, or with ``soft``
+    the columns of soft labels, parsed as numbers (each `read` leaves them in
+    ``labels`` for `_LabelColumn`)."""
+
     def __init__(
         self,
         rows: _TextRows,
         header: list[str] | None,
-        label_col: int | None,
-        drop: set[int] | None = None,
+        keep: list[int],
+        label_cols: list[int] | None = None,
+        *,
+        soft: bool = False,
     ) -> None:
         self.label = rows.label
         self._rows = rows
         self.n_rows = None
-        assert rows.width is not None
-        width = rows.width
-        gone = drop or set()
-        self._keep = [c for c in range(width) if c != label_col and c not in gone]
-        self._label_col = label_col
-        self.n_cols = len(self._keep)
-        self._names = None if header is None else [header[c] for c in self._keep]
+        self._keep = keep
+        self._label_cols = label_cols
+        self._soft = soft
+        self.n_cols = len(keep)
+        self._names = None if header is None else [header[c] for c in keep]
+        self._label_names = (
+            None
+            if header is None or label_cols is None
+            else [header[c] for c in label_cols]
+        )
         self.labels: np.ndarray | None = None
         if self.n_cols == 0:
             msg = f"{self.label} has no score columns"
@@ -665,12 +827,24 @@ class _TextScores(Source):
     def read(self, n: int) -> np.ndarray:
         rows = self._rows.take(n)
         if not rows:
-            self.labels = np.empty(0, dtype=str)
+            self.labels = (
+                np.empty((0, len(self._label_cols or ())))
+                if self._soft
+                else np.empty(0, dtype=str)
+            )
             return np.empty((0, len(self._keep)))
         cells = np.array(rows, dtype=str)
-        if self._label_col is not None:
-            self.labels = np.char.strip(cells[:, self._label_col])
-        if len(self._keep) != cells.shape[1]:
+        if self._label_cols is not None:
+            if self._soft:
+                self.labels = _parse_floats(
+                    cells[:, self._label_cols],
+                    self.label,
+                    self._rows.lines,
+                    self._label_names,
+                )
+            else:
+                self.labels = np.char.strip(cells[:, self._label_cols[0]])
+        if self._keep != list(range(cells.shape[1])):
             cells = cells[:, self._keep]
         return _parse_floats(cells, self.label, self._rows.lines, self._names)
 
@@ -682,12 +856,14 @@ class _TextScores(Source):
 
 
 class _LabelColumn(Source):
-    """The label column of a CSV whose other columns are the scores."""
+    """The label column (or soft-label columns) of a table whose other columns are
+    the scores: ``table`` is the scores' `Source`, whose `read` sets its
+    ``labels``."""
 
-    def __init__(self, table: _TextScores) -> None:
+    def __init__(self, table: Any, n_cols: int | None = None) -> None:
         self.label = table.label
-        self.n_rows = None
-        self.n_cols = None
+        self.n_rows = table.n_rows
+        self.n_cols = n_cols
         self._table = table
 
     def read(self, n: int) -> np.ndarray:
@@ -735,6 +911,8 @@ def open_table(
     header: bool | None = None,
     delimiter: str | None = None,
     drop_columns: Sequence[str] = (),
+    score_columns: str | None = None,
+    soft: bool = False,
 ) -> tuple[Source, Source | None]:
     """The scores of a delimited text file, and its label column if named.
 
@@ -747,7 +925,9 @@ def open_table(
     column (pandas' ``df.to_csv()``): that column is dropped.  ``drop_columns``
     (header names or 0-based numbers) drops columns explicitly, and turns the
     detection off.  ``label_column`` is a header name or a 0-based column
-    number; the other columns are the scores.
+    number (with ``soft``, a column spec of `select_columns` for the soft-label
+    columns); ``score_columns``, a column spec, picks the score columns (by
+    default every other column).  A spec that names columns implies a header row.
     """
     label = _describe("SCORES", path)
     rows = _TextRows(path, label, delimiter)
@@ -758,38 +938,61 @@ def open_table(
             raise DataError(msg)
         width = len(first)
         skip = None
-        if label_column is not None and label_column.lstrip("-").isdigit():
+        if label_column is not None and not soft and _is_int(label_column):
             skip = (
                 int(label_column) % width
                 if -width <= int(label_column) < width
                 else None
             )
         elif label_column is not None and header is None:
-            header = True  # a column name needs a header row
+            if not soft or column_spec_needs_names(label_column):
+                header = True  # a column name needs a header row
+        if score_columns is not None and header is None:
+            if column_spec_needs_names(score_columns):
+                header = True
         peeked = rows.peek(2)
         indexed = header is not False and _is_index(
             first, peeked[1] if len(peeked) > 1 else None
         )
-        index = indexed and not drop_columns
+        index = indexed and not drop_columns and score_columns is None
         has_header = indexed or _header_flag(peeked, header, skip)
         head = None
         if has_header:
             head = [h.strip() for h in first]
             rows.take(1)
-        label_col = None
+        label_cols = None
         if label_column is not None:
-            label_col = _column_index(label_column, head, width, label)
+            if soft:
+                label_cols = select_columns(
+                    label_column, head, width, label, option="--label-column"
+                )
+            else:
+                label_cols = [_column_index(label_column, head, width, label)]
         drop = {0} if index else set()
         for name in drop_columns:
             drop.add(_column_index(name, head, width, label))
-        if label_col is not None and label_col in drop:
+        if label_cols is not None and drop.intersection(label_cols):
             msg = f"{label}: the label column {label_column!r} is also dropped"
             raise DataError(msg)
-        scores = _TextScores(rows, head, label_col, drop)
+        if score_columns is not None:
+            keep = select_columns(score_columns, head, width, label)
+            clash = set(keep).intersection(label_cols or ())
+            if clash:
+                c = min(clash)
+                name = head[c] if head is not None else str(c)
+                msg = f"{label}: column {name!r} is both a score and a label column"
+                raise DataError(msg)
+        else:
+            keep = [
+                c for c in range(width) if c not in drop and c not in (label_cols or ())
+            ]
+        scores = _TextScores(rows, head, keep, label_cols, soft=soft)
     except BaseException:
         rows.close()
         raise
-    return scores, (_LabelColumn(scores) if label_col is not None else None)
+    if label_cols is None:
+        return scores, None
+    return scores, _LabelColumn(scores, len(label_cols) if soft else None)
 
 
 class _TextVector(Source):
