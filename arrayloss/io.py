@@ -58,6 +58,8 @@ __all__ = [
     "open_array",
     "open_table",
     "read_rows",
+    "select_columns",
+    "soft_label_rows",
 ]
 
 _SCORE_KEYS = ("scores", "logits", "probs", "logprobs")
@@ -377,7 +379,8 @@ def open_array(path: str, kind: str, *, key: str | None = None, **text: Any) -> 
     if suffix in ARROW_SUFFIXES:
         from ._arrow import open_arrow
 
-        return open_arrow(path, label, kind, **text)
+        src: Source = open_arrow(path, label, kind, **text)
+        return src
     if kind in ("scores", "soft"):
         text.pop("classes", None)
         if kind == "soft":
@@ -763,7 +766,8 @@ def select_columns(
             try:
                 got = [_column_index(item, names, width, label)]
             except DataError as exc:
-                raise DataError(f"{exc} (in {option})") from None
+                msg = f"{exc} (in {option})"
+                raise DataError(msg) from None
         for i in got:
             if i in out:
                 name = names[i] if names is not None else str(i)
@@ -867,7 +871,7 @@ class _LabelColumn(Source):
         self._table = table
 
     def read(self, n: int) -> np.ndarray:
-        out = self._table.labels
+        out: np.ndarray | None = self._table.labels
         if out is None:  # pragma: no cover - read() of the scores comes first
             msg = "read the scores before their labels"
             raise RuntimeError(msg)
@@ -944,12 +948,18 @@ def open_table(
                 if -width <= int(label_column) < width
                 else None
             )
-        elif label_column is not None and header is None:
-            if not soft or column_spec_needs_names(label_column):
-                header = True  # a column name needs a header row
-        if score_columns is not None and header is None:
-            if column_spec_needs_names(score_columns):
-                header = True
+        elif (
+            label_column is not None
+            and header is None
+            and (not soft or column_spec_needs_names(label_column))
+        ):
+            header = True  # a column name needs a header row
+        if (
+            score_columns is not None
+            and header is None
+            and column_spec_needs_names(score_columns)
+        ):
+            header = True
         peeked = rows.peek(2)
         indexed = header is not False and _is_index(
             first, peeked[1] if len(peeked) > 1 else None
@@ -1118,6 +1128,46 @@ def label_indices(
         )
         raise DataError(msg)
     return checked.astype(np.int64)
+
+
+def soft_label_rows(
+    raw: np.ndarray, *, n_classes: int, dtype: Any, start: int, label: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Soft labels (rows of class probabilities) in ``dtype``, and the arg-max
+    class of each row (int64; the first on ties), or a `DataError` naming the row.
+
+    A row must be finite, non-negative and sum to 1 within ``sqrt(eps)`` of the
+    coarser of its dtype and ``dtype`` (the tolerance the losses apply).
+    ``start`` is the row number of ``raw[0]`` in the file, for messages.
+    """
+    if raw.ndim != 2 or raw.shape[1] != n_classes:
+        width = raw.shape[1] if raw.ndim == 2 else 1
+        msg = f"{label} has {width} soft-label columns but the scores have {n_classes} classes"
+        raise DataError(msg)
+    if raw.dtype.kind not in "biuf":
+        msg = f"{label} has dtype {raw.dtype}, which cannot hold soft labels"
+        raise DataError(msg)
+    soft = raw.astype(dtype)
+    if not soft.shape[0]:
+        return soft, np.empty(0, dtype=np.int64)
+    eps = max(
+        float(np.finfo(dtype).eps),
+        float(np.finfo(np.result_type(raw.dtype, np.float16)).eps),
+    )
+    tol = math.sqrt(eps)
+    with np.errstate(all="ignore"):
+        bad_value = ~np.isfinite(soft).all(axis=1) | (soft < 0).any(axis=1)
+        total = np.asarray(np.sum(soft, axis=1, dtype=np.float64))
+    if bad_value.any():
+        i = int(np.argmax(bad_value))
+        msg = f"{label} row {start + i}: soft labels must be finite and non-negative (found {soft[i].min().item()!r})"
+        raise DataError(msg)
+    off = np.abs(total - 1) > tol
+    if off.any():
+        i = int(np.argmax(off))
+        msg = f"{label} row {start + i}: soft labels sum to {total[i]:.6g}, not 1 (tolerance {tol:.1g})"
+        raise DataError(msg)
+    return soft, np.argmax(soft, axis=1).astype(np.int64)
 
 
 def _names_to_indices(

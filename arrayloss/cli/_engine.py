@@ -314,10 +314,15 @@ def _checked_weights(w: Any, target: Any, *, start: int, label: str) -> Any:
     return out
 
 
-def _loss_rows(name: str, params: dict[str, Any], rows: Any, input_kind: str) -> Any:
-    """Per-sample values of loss ``name`` on a metrics batch ``rows`` (any backend)."""
+def _loss_rows(
+    name: str, params: dict[str, Any], rows: Any, input_kind: str, soft: Any = None
+) -> Any:
+    """Per-sample values of loss ``name`` on a metrics batch ``rows`` (any
+    backend), against ``soft`` labels when given, else the class indices."""
     from arrayloss._registry import get_loss
 
+    if soft is not None:
+        return get_loss(name).value(rows.loss_logits, soft, reduction="none", **params)
     if name == "cross_entropy" and input_kind == "logits" and not any(params.values()):
         # plain cross-entropy is the NLL of the softmax, which the metrics have
         # already computed by the kernel's own operations: reuse it (one exp)
@@ -368,17 +373,25 @@ def evaluate_chunk(
     from array_api_compat import array_namespace
 
     from arrayloss import metrics as M
-    from arrayloss.io import label_indices
+    from arrayloss.io import label_indices, soft_label_rows
 
     prob = ProbInput() if prob is None else prob
     s = _checked_scores(
         chunk.scores, input_kind, start=chunk.start, label=scores_label,
         renormalize=prob.renormalize,
     )  # fmt: skip
-    y = label_indices(
-        chunk.labels, n_classes=n_classes, classes=class_names, start=chunk.start,
-        label=labels_label,
-    )  # fmt: skip
+    soft = None
+    if chunk.labels.ndim == 2:  # soft labels: the metrics see their arg-max class
+        soft, y = soft_label_rows(
+            chunk.labels, n_classes=n_classes, dtype=s.dtype, start=chunk.start,
+            label=labels_label,
+        )  # fmt: skip
+        soft = to_backend(soft)
+    else:
+        y = label_indices(
+            chunk.labels, n_classes=n_classes, classes=class_names,
+            start=chunk.start, label=labels_label,
+        )  # fmt: skip
     w = None
     if chunk.weights is not None:
         w = _checked_weights(
@@ -414,7 +427,7 @@ def evaluate_chunk(
                 msg = f"metric {key!r} overflows float64 on {scores_label} rows {chunk.start} to {last}"
                 raise DataError(msg) from None
         for t in loss_tallies.values():
-            per_host = M.to_numpy(_loss_rows(t.name, t.params, rows, input_kind))
+            per_host = M.to_numpy(_loss_rows(t.name, t.params, rows, input_kind, soft))
             finite = np.isfinite(per_host)
             if not finite.all():
                 i = int(np.argmax(~finite))

@@ -217,6 +217,22 @@ class _EvalCommand(click.Command):
     "df.to_csv() writes it (an unnamed first header field), is dropped]",
 )
 @click.option(
+    "--score-columns",
+    metavar="SPEC",
+    callback=lambda ctx, param, value: _parse_columns(value),
+    help="The score columns of a CSV/TSV, Parquet or Feather SCORES, in this order: "
+    "a comma list of names or 0-based numbers, name ranges FIRST:LAST (both "
+    "included, as pandas' .loc), number ranges I:J (J excluded, as .iloc) and glob "
+    "patterns (prob_*). [default: every column but the label and index columns]",
+)
+@click.option(
+    "--soft-labels",
+    is_flag=True,
+    help="LABELS (or the --label-column SPEC columns of SCORES) holds soft labels: "
+    "one row of class probabilities per sample, summing to 1. Every loss that "
+    "accepts soft labels uses them; the metrics use their arg-max class.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["table", "json", "csv"]),
@@ -349,6 +365,8 @@ def _run(
     header: bool | None,
     delimiter: str | None,
     drop_columns: tuple[str, ...],
+    score_columns: str | None,
+    soft_labels: bool,
     fmt: str,
     output: str,
     per_sample: str | None,
@@ -387,11 +405,16 @@ def _run(
     use_dask = dask_address is not None
     if use_dask:
         _check_dask_usage(scores, labels, weights_path, per_sample, backend)
+        if soft_labels:
+            msg = "--soft-labels is not available with --dask; run without --dask"
+            raise click.BadParameter(msg, param_hint=["--dask"])
     ks_explicit = (
         ctx.get_parameter_source("top_k") is not click.core.ParameterSource.DEFAULT
     )
     metric_list = _parse_metrics(metric_specs or DEFAULT_METRICS)
     loss_list = list(losses) or [("cross_entropy", {})]
+    if soft_labels:
+        _check_soft_losses(loss_list)
     to_backend = backend_converter(backend)
     class_names = _parse_classes(classes) if classes is not None else None
     shards = pair_shards(scores, labels, weights_path)
@@ -414,6 +437,7 @@ def _run(
                 scores_key=scores_key, labels_key=labels_key,
                 label_column=label_column, header=header, classes=class_names or (),
                 delimiter=delimiter, drop_columns=drop_columns,
+                score_columns=score_columns, soft_labels=soft_labels,
             ),
             class_names=class_names, fmt=fmt, per_sample=per_sample,
             write_rows=write_rows, chunk_size=chunk_size, backend=backend,
@@ -605,6 +629,55 @@ def _parse_delimiter(value: str | None) -> str | None:
         msg = f"{value!r} is not a delimiter (one character such as , ; | or tab)"
         raise click.BadParameter(msg, param_hint=["--delimiter"])
     return value
+
+
+def _parse_columns(value: str | None) -> str | None:
+    """``--score-columns``: a column spec (`arrayloss.io.select_columns`)."""
+    from arrayloss.io import check_column_spec
+
+    if value is None:
+        return None
+    why = check_column_spec(value)
+    if why is not None:
+        raise click.BadParameter(why, param_hint=["--score-columns"])
+    return value
+
+
+def _batch_wide_soft() -> set[str]:
+    """The losses whose soft-label conversion looks at the whole batch
+    (``Kernel.batch_wide_soft``): streamed, their value would depend on the chunk."""
+    import sys
+
+    from arrayloss._api import Kernel
+
+    return {
+        v.name
+        for mod in list(sys.modules.values())
+        if getattr(mod, "__name__", "").startswith("arrayloss.losses.")
+        for v in vars(mod).values()
+        if isinstance(v, Kernel) and v.batch_wide_soft
+    }
+
+
+def _check_soft_losses(loss_list: Sequence[tuple[str, dict[str, Any]]]) -> None:
+    """Bad usage for a loss that takes class indices only, or whose soft-label
+    conversion looks at the whole batch (its result would depend on the chunk)."""
+    from arrayloss._registry import get_loss
+
+    batch_wide = _batch_wide_soft()
+    for name, _ in loss_list:
+        if name in batch_wide:
+            msg = (
+                f"loss {name!r} converts soft labels batch-wide, so its value would "
+                "depend on --chunk-size; it is not available with --soft-labels"
+            )
+            raise click.BadParameter(msg, param_hint=["--soft-labels"])
+        if "soft" not in get_loss(name).targets.split("|"):
+            msg = (
+                f"loss {name!r} takes class indices, not soft labels "
+                "(`arrayloss list` shows each loss's targets)"
+            )
+            raise click.BadParameter(msg, param_hint=["--soft-labels"])
 
 
 def _parse_eps(value: str | float | None) -> float | None:

@@ -101,31 +101,52 @@ def open_inputs(
     classes: Sequence[str],
     delimiter: str | None = None,
     drop_columns: Sequence[str] = (),
+    score_columns: str | None = None,
+    soft_labels: bool = False,
 ) -> tuple[Any, Any]:
-    """The scores and labels `Source` of one shard (both closed on an error)."""
+    """The scores and labels `Source` of one shard (both closed on an error).
+
+    With ``soft_labels`` the labels are rows of class probabilities: a 2-D
+    array, or the columns ``label_column`` selects (a column spec) of a table.
+    """
     from arrayloss import io as alio
 
-    suffix = os.path.splitext(scores)[1].lower() if scores != "-" else ""
+    suffix = alio.check_suffix(scores, alio._describe("SCORES", scores))
     is_npy = suffix in (".npy", ".npz")
+    is_arrow = suffix in alio.ARROW_SUFFIXES
+    if score_columns is not None and is_npy:
+        msg = "--score-columns picks columns of a table (CSV, Parquet, Feather), not of an .npy/.npz SCORES"
+        raise UsageError(msg)
     if labels is None and not (suffix == ".npz" or (not is_npy and label_column)):
         msg = (
             "no labels: give a LABELS file, --label-column for a CSV SCORES, "
             "or an .npz SCORES holding a labels array"
         )
         raise UsageError(msg)
+    own_column = label_column if labels is None else None
     if is_npy:
         scores_src = alio.open_array(scores, "scores", key=scores_key)
         column = None
+    elif is_arrow:
+        from arrayloss._arrow import open_arrow
+
+        scores_src, column = open_arrow(
+            scores, alio._describe("SCORES", scores), "scores",
+            label_column=own_column, score_columns=score_columns,
+            drop_columns=drop_columns, soft=soft_labels, with_labels=True,
+        )  # fmt: skip
     else:
         scores_src, column = alio.open_table(
-            scores, label_column=label_column if labels is None else None,
-            header=header, delimiter=delimiter, drop_columns=drop_columns,
+            scores, label_column=own_column, header=header, delimiter=delimiter,
+            drop_columns=drop_columns, score_columns=score_columns,
+            soft=soft_labels,
         )  # fmt: skip
+    kind = "soft" if soft_labels else "labels"
     try:
         if labels is not None:
             label_src = alio.open_array(
                 labels,
-                "labels",
+                kind,
                 key=labels_key,
                 label_column=label_column,
                 classes=classes,
@@ -134,7 +155,7 @@ def open_inputs(
         elif column is not None:
             label_src = column
         else:
-            label_src = alio.open_array(scores, "labels", key=labels_key)
+            label_src = alio.open_array(scores, kind, key=labels_key)
             label_src.label = label_src.label.replace("LABELS", "SCORES", 1)
     except BaseException:
         scores_src.close()
@@ -153,6 +174,8 @@ class ShardOpener:
     classes: Sequence[str]
     delimiter: str | None = None
     drop_columns: Sequence[str] = ()
+    score_columns: str | None = None
+    soft_labels: bool = False
 
     def open(self, shard: Shard) -> tuple[Any, Any, Any]:
         """The (scores, labels, weights or None) sources of ``shard``."""
@@ -162,7 +185,8 @@ class ShardOpener:
             shard.scores, shard.labels, scores_key=self.scores_key,
             labels_key=self.labels_key, label_column=self.label_column,
             header=self.header, classes=self.classes, delimiter=self.delimiter,
-            drop_columns=self.drop_columns,
+            drop_columns=self.drop_columns, score_columns=self.score_columns,
+            soft_labels=self.soft_labels,
         )  # fmt: skip
         weights_src = None
         if shard.weights is not None:
@@ -199,7 +223,8 @@ class ShardOpener:
                 if path is not None and suffix not in (".npy", ".npz"):
                     msg = (
                         f"--dask reads .npy and .npz files; {what} '{path}' is not "
-                        "one (convert it, or run without --dask)"
+                        "one (convert it, or run without --dask: Parquet, Feather "
+                        "and CSV files are streamed in bounded memory)"
                     )
                     raise click.BadParameter(msg, param_hint=["--dask"])
         scores_src, label_src, weights_src = self.open(shard)

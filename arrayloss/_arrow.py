@@ -1,0 +1,468 @@
+"""Parquet and Feather/Arrow IPC prediction files, read through pyarrow.
+
+pyarrow is the optional extra ``io`` (``pip install "arrayloss[io]"``) and is
+imported only when such a file is opened; without it, opening one is a
+`UsageError` naming the extra.
+
+A file is read in record batches, so memory stays bounded by a batch (for
+Parquet, by the row group being decoded) whatever the file's size, and rows are
+handed out in exactly the chunks asked for: the numbers are the same at every
+chunk size, and the same as for the data saved as ``.npy``.
+
+* Parquet (``.parquet``, ``.pq``): `pyarrow.parquet.ParquetFile.iter_batches`,
+  reading only the columns used.
+* Feather v2 / Arrow IPC (``.feather``, ``.arrow``, ``.ipc``): the IPC file
+  format batch by batch (compressed buffers included), or the IPC stream format.
+
+Scores are one numeric column per class (integer or floating; their common NumPy
+dtype is kept, so float32 stays float32), or a single fixed-size-list (or list)
+column of the class scores.  The columns of a table are, by default, every column
+except the label column and the index columns pandas stored (``df.to_parquet()``);
+`arrayloss.io.select_columns` picks them by name, range or pattern.  Labels are an
+integer, integral float, string or dictionary (pandas categorical) column; soft
+labels are numeric columns like the scores.  A missing value (null) is a
+`DataError` naming the row and column.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+
+from ._errors import DataError, UsageError
+from ._errors import one_line as _one_line
+from .io import Source, _LabelColumn, select_columns
+
+__all__ = ["BATCH_ROWS", "IO_HINT", "open_arrow"]
+
+IO_HINT = 'pip install "arrayloss[io]"'
+"""How to install pyarrow, named by the error when it is missing."""
+
+BATCH_ROWS = 65536
+"""Rows per record batch read from a Parquet file."""
+
+_PARQUET = (".parquet", ".pq")
+
+
+def _pyarrow(label: str) -> Any:
+    """The ``pyarrow`` module (with ``ipc`` and ``parquet`` loaded), or a
+    `UsageError` naming the extra."""
+    try:
+        import pyarrow as pa
+        import pyarrow.compute
+        import pyarrow.ipc
+        import pyarrow.parquet
+    except ImportError:
+        msg = f"reading {label} needs pyarrow, which is not installed ({IO_HINT})"
+        raise UsageError(msg) from None
+    return pa
+
+
+class _ArrowFile:
+    """The schema of a Parquet or Arrow IPC file and its record batches, handed
+    out ``n`` rows at a time."""
+
+    def __init__(self, path: str, label: str) -> None:
+        import os
+
+        pa = _pyarrow(label)
+        self.pa = pa
+        self.label = label
+        self.n_rows: int | None = None
+        self._batches: Iterator[Any] | None = None
+        self._pending: list[Any] = []
+        self._have = 0
+        self._done = 0
+        self._n_batches: int | None = None
+        self._read_batches = 0
+        self._file: Any = None
+        self._ipc: Any = None
+        self.parquet = os.path.splitext(path)[1].lower() in _PARQUET
+        errors = (pa.ArrowException, OSError, ValueError)
+        try:
+            if self.parquet:
+                self._pf = pa.parquet.ParquetFile(path)
+                self.schema = self._pf.schema_arrow
+                self.n_rows = int(self._pf.metadata.num_rows)
+            else:
+                self._file = pa.OSFile(path, "rb")
+                try:
+                    self._ipc = pa.ipc.open_file(self._file)
+                    self._n_batches = int(self._ipc.num_record_batches)
+                except pa.ArrowInvalid:
+                    self._file.seek(0)
+                    self._ipc = pa.ipc.open_stream(self._file)
+                self.schema = self._ipc.schema
+        except FileNotFoundError:
+            self.close()
+            msg = f"cannot read {label}: No such file or directory"
+            raise DataError(msg) from None
+        except errors as exc:
+            self.close()
+            kind = "Parquet" if self.parquet else "Feather (v2) / Arrow IPC"
+            msg = f"{label} is not a valid {kind} file ({_one_line(exc)})"
+            raise DataError(msg) from None
+        self.names: list[str] = list(self.schema.names)
+
+    def index_columns(self) -> set[int]:
+        """The columns that hold the index pandas stored with the frame."""
+        meta = self.schema.metadata or {}
+        try:
+            stored = json.loads(meta[b"pandas"])["index_columns"]
+        except (KeyError, ValueError, TypeError):
+            return set()
+        return {self.names.index(c) for c in stored if c in self.names}
+
+    def start(self, columns: Sequence[int]) -> None:
+        """Read only ``columns`` (numbers, in this order) from now on."""
+        names = [self.names[c] for c in columns]
+        if len(set(names)) != len(names):
+            msg = f"{self.label} has two columns named alike among {names}"
+            raise DataError(msg)
+        if self.parquet:
+            self._batches = self._pf.iter_batches(batch_size=BATCH_ROWS, columns=names)
+        elif self._n_batches is not None:
+            ipc = self._ipc
+            self._batches = (
+                ipc.get_batch(i).select(list(columns)) for i in range(self._n_batches)
+            )
+        else:
+            self._batches = (b.select(list(columns)) for b in self._ipc)
+
+    def _next(self) -> Any:
+        assert self._batches is not None
+        try:
+            batch = next(self._batches, None)
+        except (self.pa.ArrowException, OSError, ValueError) as exc:
+            msg = f"{self.label} is corrupt or unreadable ({_one_line(exc)})"
+            raise DataError(msg) from None
+        if batch is not None:
+            self._read_batches += 1
+        return batch
+
+    def peek(self) -> Any:
+        """The first batch with rows (which stays to be read), or None."""
+        while self._have == 0:
+            batch = self._next()
+            if batch is None:
+                return None
+            if batch.num_rows:
+                self._pending.append(batch)
+                self._have += batch.num_rows
+        return self._pending[0]
+
+    def take(self, n: int) -> Any:
+        """The next ``min(n, rows left)`` rows as a `pyarrow.Table`, or ``None``
+        when none are left."""
+        while self._have < n:
+            batch = self._next()
+            if batch is None:
+                break
+            if batch.num_rows:
+                self._pending.append(batch)
+                self._have += batch.num_rows
+        want = min(n, self._have)
+        if want == 0:
+            return None
+        out: list[Any] = []
+        got = 0
+        while got < want:
+            batch = self._pending[0]
+            k = min(want - got, batch.num_rows)
+            out.append(batch.slice(0, k))
+            if k == batch.num_rows:
+                self._pending.pop(0)
+            else:
+                self._pending[0] = batch.slice(k)
+            got += k
+        self._have -= want
+        self._done += want
+        return self.pa.Table.from_batches(out)
+
+    def progress(self) -> tuple[int, int] | None:
+        if self.n_rows is not None:
+            return (self._done, self.n_rows)
+        if self._n_batches is not None:
+            return (self._read_batches, self._n_batches)
+        return None
+
+    def close(self) -> None:
+        self._batches = None
+        self._pending = []
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _first_null(col: Any) -> int:
+    import pyarrow.compute as pc
+
+    return int(np.argmax(pc.is_null(col).to_numpy(zero_copy_only=False)))
+
+
+class _Reader:
+    """How one role (scores, soft labels, labels, weights) turns table columns
+    into a NumPy array."""
+
+    def __init__(self, f: _ArrowFile, columns: list[int], kind: str) -> None:
+        self.f = f
+        self.columns = columns
+        self.kind = kind
+        self.names = [f.names[c] for c in columns]
+        pa = f.pa
+        types = [f.schema.field(c).type for c in columns]
+        self.list_width: int | None = None
+        self.is_list = False
+        what = {"weights": "--weights"}.get(kind, "")
+        for name, t in zip(self.names, types, strict=True):
+            if kind in ("scores", "soft", "weights"):
+                if (
+                    pa.types.is_list(t)
+                    or pa.types.is_large_list(t)
+                    or (pa.types.is_fixed_size_list(t))
+                ):
+                    if kind == "weights" or len(columns) != 1:
+                        msg = (
+                            f"{f.label} column {name!r} holds lists; a list column of "
+                            "scores must be the only one (select it with "
+                            "--score-columns)"
+                        )
+                        raise DataError(msg)
+                    self.is_list = True
+                    value = t.value_type
+                    if not _numeric(pa, value):
+                        msg = f"{f.label} column {name!r} holds lists of {value}, not numbers"
+                        raise DataError(msg)
+                    if pa.types.is_fixed_size_list(t):
+                        self.list_width = int(t.list_size)
+                elif not _numeric(pa, t):
+                    hint = (
+                        " (leave it out with --drop-column or pick the score columns "
+                        "with --score-columns)"
+                        if kind == "scores"
+                        else ""
+                    )
+                    msg = f"{f.label}{what and ' '}{what} column {name!r} has type {t}, not numbers{hint}"
+                    raise DataError(msg)
+            elif not (
+                pa.types.is_integer(t)
+                or pa.types.is_floating(t)
+                or pa.types.is_string(t)
+                or pa.types.is_large_string(t)
+                or pa.types.is_dictionary(t)
+            ):
+                msg = f"{f.label} column {name!r} has type {t}, which cannot hold class labels"
+                raise DataError(msg)
+        if self.is_list:
+            self.n_cols: int | None = self.list_width
+        elif kind in ("scores", "soft"):
+            self.n_cols = len(columns)
+        else:
+            self.n_cols = None
+        self.dtype = (
+            np.result_type(*(t.to_pandas_dtype() for t in types))
+            if kind in ("scores", "soft", "weights") and not self.is_list
+            else None
+        )
+
+    def empty(self) -> np.ndarray:
+        """No rows, in this role's shape."""
+        if self.kind in ("scores", "soft"):
+            return np.empty((0, self.n_cols or 0), dtype=self.dtype or np.float64)
+        return np.empty(0, dtype=self.dtype or np.float64)
+
+    def convert(self, table: Any, start: int) -> np.ndarray:
+        """The NumPy rows of this role's columns of ``table`` (``None``: no rows;
+        ``start``: the row number of its first, for messages)."""
+        if table is None:
+            return self.empty()
+        m = table.num_rows
+        cols = [table.column(name) for name in self.names]
+        for name, col in zip(self.names, cols, strict=True):
+            if col.null_count:
+                i = _first_null(col)
+                msg = f"{self.f.label} row {start + i}, column {name!r}: a missing value (null)"
+                raise DataError(msg)
+        if self.is_list:
+            return self._list_rows(cols[0], m, start)
+        if self.kind == "labels":
+            return _labels(self.f.pa, cols[0])
+        if self.kind == "weights":
+            return np.asarray(cols[0].to_numpy(), dtype=self.dtype)
+        assert self.dtype is not None
+        out = np.empty((m, len(cols)), dtype=self.dtype)
+        for k, col in enumerate(cols):
+            out[:, k] = col.to_numpy()
+        return out
+
+    def _list_rows(self, col: Any, m: int, start: int) -> np.ndarray:
+        import pyarrow.compute as pc
+
+        arr = col.combine_chunks()
+        lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+        if self.n_cols is None:
+            self.n_cols = int(lengths[0]) if m else None
+        if m and (lengths != self.n_cols).any():
+            i = int(np.argmax(lengths != self.n_cols))
+            msg = (
+                f"{self.f.label} row {start + i}: {int(lengths[i])} scores in column "
+                f"{self.names[0]!r}, not {self.n_cols} as in its first row"
+            )
+            raise DataError(msg)
+        flat = arr.flatten()
+        if flat.null_count:
+            i = _first_null(flat) // max(1, self.n_cols or 1)
+            msg = f"{self.f.label} row {start + i}, column {self.names[0]!r}: a missing value (null)"
+            raise DataError(msg)
+        values = flat.to_numpy(zero_copy_only=False)
+        self.dtype = values.dtype
+        return np.asarray(values).reshape(m, self.n_cols or 0)
+
+
+def _numeric(pa: Any, t: Any) -> bool:
+    return bool(pa.types.is_integer(t) or pa.types.is_floating(t))
+
+
+def _labels(pa: Any, col: Any) -> np.ndarray:
+    """Class labels of a column: numbers as they are, text as ``str``."""
+    t = col.type
+    if pa.types.is_dictionary(t):
+        col = col.cast(t.value_type)
+        t = t.value_type
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return np.asarray(col.to_numpy(zero_copy_only=False), dtype=str)
+    return np.asarray(col.to_numpy())
+
+
+class _ArrowSource(Source):
+    """The rows of one role of an Arrow table, and optionally (``labels_reader``)
+    the label or soft-label columns of the same rows, left in ``labels``."""
+
+    def __init__(
+        self, f: _ArrowFile, reader: _Reader, labels_reader: _Reader | None = None
+    ) -> None:
+        self.label = f.label
+        self._f = f
+        self._reader = reader
+        self._labels_reader = labels_reader
+        self.n_rows = f.n_rows
+        self.labels: np.ndarray | None = None
+        self._pos = 0
+        order = list(reader.columns)
+        if labels_reader is not None:
+            order += labels_reader.columns
+        f.start(order)
+        if reader.is_list and reader.n_cols is None:
+            first = f.peek()
+            if first is None:
+                msg = f"{f.label} has no rows"
+                raise DataError(msg)
+            reader.convert(f.pa.Table.from_batches([first.slice(0, 1)]), 0)
+        self.n_cols = reader.n_cols
+        self.dtype = reader.dtype
+
+    def read(self, n: int) -> np.ndarray:
+        table = self._f.take(n)
+        out = self._reader.convert(table, self._pos)
+        if self._labels_reader is not None:
+            self.labels = self._labels_reader.convert(table, self._pos)
+        self._pos += 0 if table is None else table.num_rows
+        return out
+
+    def progress(self) -> tuple[int, int] | None:
+        return self._f.progress()
+
+    def close(self) -> None:
+        self._f.close()
+
+
+def open_arrow(
+    path: str,
+    label: str,
+    kind: str,
+    *,
+    label_column: str | None = None,
+    score_columns: str | None = None,
+    drop_columns: Sequence[str] = (),
+    soft: bool = False,
+    with_labels: bool = False,
+    **ignored: Any,
+) -> Any:
+    """The `Source` of the ``kind`` (``"scores"``, ``"soft"``, ``"labels"``,
+    ``"weights"``) in a Parquet or Feather file.
+
+    For ``"scores"`` with ``with_labels``, the pair ``(scores, labels)``:
+    ``label_column`` names the label column of the same table (with ``soft``, a
+    column spec of the soft-label columns), and ``labels`` is ``None`` without
+    one.  ``score_columns`` (a column spec, `arrayloss.io.select_columns`) picks
+    the score columns, ``drop_columns`` leaves columns out; the index columns
+    pandas stored are left out by default.  For a 1-D ``kind``, the only column
+    other than the index, or ``label_column``.
+    """
+    f = _ArrowFile(path, label)
+    try:
+        width = len(f.names)
+        index = f.index_columns()
+        drop = set(index)
+        for name in drop_columns:
+            drop.update(
+                select_columns(name, f.names, width, label, option="--drop-column")
+            )
+        if kind in ("labels", "weights"):
+            if label_column is not None and kind == "labels":
+                cols = select_columns(
+                    label_column, f.names, width, label, option="--label-column"
+                )[:1]
+            else:
+                cols = [c for c in range(width) if c not in drop]
+                if len(cols) != 1:
+                    hint = (
+                        " (say which with --label-column)" if kind == "labels" else ""
+                    )
+                    msg = f"{label} has {len(cols)} columns; one column of {kind} is needed{hint}"
+                    raise DataError(msg)
+            src: Any = _ArrowSource(f, _Reader(f, cols, kind))
+            return src
+        label_cols = None
+        if with_labels and label_column is not None:
+            if soft:
+                label_cols = select_columns(
+                    label_column, f.names, width, label, option="--label-column"
+                )
+            else:
+                label_cols = select_columns(
+                    label_column, f.names, width, label, option="--label-column"
+                )[:1]
+                if "," in label_column or ":" in label_column:
+                    msg = f"{label}: --label-column {label_column!r} names more than one column (for soft labels, add --soft-labels)"
+                    raise DataError(msg)
+        spec = score_columns if kind == "scores" else label_column
+        if spec is not None:
+            keep = select_columns(spec, f.names, width, label)
+        else:
+            keep = [
+                c for c in range(width) if c not in drop and c not in (label_cols or ())
+            ]
+        clash = set(keep).intersection(label_cols or ())
+        if clash:
+            name = f.names[min(clash)]
+            msg = f"{label}: column {name!r} is both a score and a label column"
+            raise DataError(msg)
+        if not keep:
+            msg = f"{label} has no score columns"
+            raise DataError(msg)
+        labels_reader = None
+        if label_cols is not None:
+            labels_reader = _Reader(f, label_cols, "soft" if soft else "labels")
+        src = _ArrowSource(f, _Reader(f, keep, kind), labels_reader)
+    except BaseException:
+        f.close()
+        raise
+    if not with_labels:
+        return src
+    if labels_reader is None:
+        return src, None
+    return src, _LabelColumn(src, labels_reader.n_cols)
