@@ -1,0 +1,548 @@
+"""``arrayloss eval`` on Parquet and Feather/Arrow IPC files (pyarrow, the ``io``
+extra), ``--score-columns`` on tables, soft labels (``--soft-labels``), and the bad
+inputs of those formats: one error line, exit 1 or 2, no output file left."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import invoke_eval as invoke
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import arrayloss as al
+from arrayloss import io as alio
+from arrayloss.io import DataError
+
+N, C = 50, 4
+pa = pytest.importorskip("pyarrow", reason="pyarrow (the io extra) is not installed")
+pq = pytest.importorskip("pyarrow.parquet")
+feather = pytest.importorskip("pyarrow.feather")
+
+NAMES = [f"p{i}" for i in range(C)]
+
+
+@pytest.fixture
+def data(rng):
+    z = rng.standard_normal((N, C))
+    y = rng.integers(0, C, size=N)
+    w = rng.uniform(0.1, 2.0, size=N)
+    return z, y, w
+
+
+def _json(args):
+    result = invoke([*args, "--format", "json"])
+    return json.loads(result.stdout)
+
+
+def _numbers(out):
+    return out["losses"], out["metrics"]
+
+
+LOSSES = ["--loss", "cross_entropy", "--loss", "smooth_topk_svm:k=2", "--loss", "l2"]
+
+
+def _table(z, y=None, *, dtype=np.float64, names=NAMES):
+    cols = {n: z[:, i].astype(dtype) for i, n in enumerate(names)}
+    if y is not None:
+        cols["label"] = y
+    return pa.table(cols)
+
+
+def _write(table, path, fmt):
+    if fmt == "parquet":
+        pq.write_table(table, path, row_group_size=13)  # row groups cut chunks
+    elif fmt == "feather":
+        feather.write_feather(table, path, chunksize=11)  # lz4-compressed batches
+    else:  # the Arrow IPC stream format
+        with (
+            pa.OSFile(str(path), "wb") as sink,
+            pa.ipc.new_stream(sink, table.schema) as writer,
+        ):
+            for batch in table.to_batches(max_chunksize=9):
+                writer.write_batch(batch)
+
+
+FORMATS = [("parquet", "p.parquet"), ("feather", "p.feather"), ("stream", "p.arrow")]
+
+
+# --------------------------------------------------------------------------- #
+# The same numbers as .npy, at every chunk size
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(("fmt", "name"), FORMATS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_arrow_equals_npy_at_every_chunk_size(tmp_path, data, fmt, name, dtype):
+    z, y, w = data
+    np.save(tmp_path / "z.npy", z.astype(dtype))
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "w.npy", w)
+    pq.write_table(pa.table({"w": w}), tmp_path / "w.parquet")
+    _write(_table(z, y, dtype=dtype), tmp_path / name, fmt)
+    npy = [str(tmp_path / "z.npy"), str(tmp_path / "y.npy"), *LOSSES]
+    ref = _numbers(_json([*npy, "--weights", str(tmp_path / "w.npy")]))
+    for k in (1, 7, N):
+        out = _json(
+            [str(tmp_path / name), "--label-column", "label", *LOSSES,
+             "--weights", str(tmp_path / "w.parquet"), "--chunk-size", str(k)]
+        )  # fmt: skip
+        assert out["n_samples"] == N
+        assert out["n_classes"] == C
+        assert _numbers(out) == ref  # identical, not close
+
+
+@pytest.mark.parametrize("layout", ["fixed_size_list", "list"])
+def test_list_column_of_scores(tmp_path, data, layout):
+    z, y, _ = data
+    flat = pa.array(z.ravel())
+    if layout == "fixed_size_list":
+        col = pa.FixedSizeListArray.from_arrays(flat, C)
+    else:
+        col = pa.array(list(z))
+    pq.write_table(pa.table({"scores": col, "y": y}), tmp_path / "s.parquet")
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    ref = _numbers(_json([str(tmp_path / "z.npy"), str(tmp_path / "y.npy")]))
+    for k in (3, N):
+        out = _json(
+            [str(tmp_path / "s.parquet"), "--label-column", "y", "--chunk-size", str(k)]
+        )
+        assert _numbers(out) == ref
+
+
+def test_ragged_list_column_is_data_error(tmp_path):
+    col = pa.array([[0.1, 0.9], [0.2, 0.3, 0.5]])
+    pq.write_table(pa.table({"s": col, "y": [0, 1]}), tmp_path / "s.parquet")
+    line = _fails([str(tmp_path / "s.parquet"), "--label-column", "y"], 1)
+    assert "row 1: 3 scores in column 's', not 2" in line
+
+
+def test_pandas_frames(tmp_path, data):
+    """What pandas writes: its index (stored as a column when it is not a
+    RangeIndex) is left out, class-name labels and categoricals are read."""
+    pd = pytest.importorskip("pandas")
+    z, y, _ = data
+    classes = ["cat", "dog", "eel", "fox"]
+    frame = pd.DataFrame(z, columns=classes, index=np.arange(N) * 3 + 100)
+    frame["label"] = pd.Categorical([classes[i] for i in y])
+    frame.to_parquet(tmp_path / "f.parquet")
+    frame.reset_index(drop=True).to_feather(tmp_path / "f.feather")
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    ref = _numbers(_json([str(tmp_path / "z.npy"), str(tmp_path / "y.npy")]))
+    for name in ("f.parquet", "f.feather"):
+        out = _json(
+            [str(tmp_path / name), "--label-column", "label", "--classes",
+             ",".join(classes)]
+        )  # fmt: skip
+        assert out["n_classes"] == C
+        assert _numbers(out) == ref
+    # labels in their own file, a Series saved by pandas
+    pd.DataFrame({"label": y}).to_parquet(tmp_path / "y.parquet")
+    frame.drop(columns="label").to_parquet(tmp_path / "s.parquet")
+    out = _json([str(tmp_path / "s.parquet"), str(tmp_path / "y.parquet")])
+    assert _numbers(out) == ref
+
+
+def test_directory_of_parquet_shards(tmp_path, data):
+    z, y, _ = data
+    (tmp_path / "s").mkdir()
+    for i, part in enumerate(np.array_split(np.arange(N), 3)):
+        _write(
+            _table(z[part], y[part]), tmp_path / "s" / f"part-{i}.parquet", "parquet"
+        )
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    ref = _numbers(_json([str(tmp_path / "z.npy"), str(tmp_path / "y.npy")]))
+    out = _json([str(tmp_path / "s"), "--label-column", "label", "--chunk-size", "4"])
+    assert out["n_files"] == 3
+    assert _numbers(out) == ref
+
+
+# --------------------------------------------------------------------------- #
+# --score-columns
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(
+    ("spec", "want"),
+    [
+        ("b,a", [1, 0]),
+        ("a:c", [0, 1, 2]),
+        ("1:3", [1, 2]),
+        ("-2:", [3, 4]),
+        ("p_*", [3, 4]),
+        ("p_?,a", [3, 4, 0]),
+        ("2", [2]),
+        ("c,0:2", [2, 0, 1]),
+    ],
+)
+def test_select_columns(spec, want):
+    header = ["a", "b", "c", "p_1", "p_2"]
+    assert alio.select_columns(spec, header, 5, "T") == want
+
+
+@pytest.mark.parametrize(
+    ("spec", "header", "pattern"),
+    [
+        (
+            "zz",
+            ["a", "b"],
+            r"no column named 'zz' \(columns: a, b\) \(in --score-columns\)",
+        ),
+        ("q*", ["a", "b"], r"no column matches the --score-columns pattern 'q\*'"),
+        ("b:a", ["a", "b"], r"range 'b:a' runs backwards"),
+        ("a:zz", ["a", "b"], r"no column named 'zz' \(in the --score-columns range"),
+        ("a,a", ["a", "b"], r"column 'a' is selected twice"),
+        ("5:9", ["a", "b"], r"the --score-columns range '5:9' selects none"),
+        ("a", None, r"no column named 'a' \(it has no header row\)"),
+        ("p*", None, r"needs a header row"),
+        ("7", ["a", "b"], r"column 7 is out of range"),
+    ],
+)
+def test_select_columns_errors(spec, header, pattern):
+    with pytest.raises(DataError, match=pattern):
+        alio.select_columns(spec, header, 2, "T")
+
+
+@settings(max_examples=40)
+@given(
+    width=st.integers(1, 12),
+    lo=st.one_of(st.none(), st.integers(-14, 14)),
+    hi=st.one_of(st.none(), st.integers(-14, 14)),
+)
+def test_positional_range_is_a_python_slice(width, lo, hi):
+    want = list(range(width))[lo:hi]
+    spec = f"{'' if lo is None else lo}:{'' if hi is None else hi}"
+    if not want:
+        with pytest.raises(DataError, match="selects none"):
+            alio.select_columns(spec, None, width, "T")
+    else:
+        assert alio.select_columns(spec, None, width, "T") == want
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_score_columns_pick_and_order(tmp_path, data, fmt):
+    """The classes stored out of order, among other columns, are picked back in
+    class order by name list, name range, glob and positional range."""
+    z, y, _ = data
+    order = [2, 0, 3, 1]
+    cols = {"id": np.arange(N), "y": y, "junk": np.ones(N)}
+    cols.update({f"c{i}": z[:, i] for i in order})
+    path = tmp_path / f"t.{fmt}"
+    if fmt == "csv":
+        names = list(cols)
+        rows = np.column_stack([cols[n] for n in names])
+        lines = [",".join(names)] + [
+            ",".join(repr(float(v)) if j >= 2 else str(int(v)) for j, v in enumerate(r))
+            for r in rows
+        ]
+        path.write_text("\n".join(lines) + "\n")
+    else:
+        pq.write_table(pa.table(cols), path)
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    ref = _numbers(_json([str(tmp_path / "z.npy"), str(tmp_path / "y.npy")]))
+    for spec in ("c0,c1,c2,c3", "c0:c0,c1,c2:c2,c3", "4,6,3,5"):
+        out = _json([str(path), "--label-column", "y", "--score-columns", spec])
+        assert _numbers(out) == ref
+    # a glob, a name range and a positional range keep the file's order
+    np.save(tmp_path / "zs.npy", z[:, order])
+    moved = _numbers(_json([str(tmp_path / "zs.npy"), str(tmp_path / "y.npy")]))
+    assert moved != ref
+    for spec in ("c*", "c2:c1", "3:7", "-4:"):
+        out = _json([str(path), "--label-column", "y", "--score-columns", spec])
+        assert _numbers(out) == moved
+
+
+def test_score_columns_usage(tmp_path, data):
+    z, y, _ = data
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    _fails(
+        [str(tmp_path / "z.npy"), str(tmp_path / "y.npy"), "--score-columns", "0:2"], 2
+    )
+    line = _fails(
+        [str(tmp_path / "z.npy"), str(tmp_path / "y.npy"), "--score-columns", "a,,b"], 2
+    )
+    assert "empty column name" in line
+    pq.write_table(_table(z, y), tmp_path / "t.parquet")
+    line = _fails(
+        [str(tmp_path / "t.parquet"), "--label-column", "label", "--score-columns",
+         "p*,label"], 1,
+    )  # fmt: skip
+    assert "column 'label' is both a score and a label column" in line
+
+
+# --------------------------------------------------------------------------- #
+# Soft labels
+# --------------------------------------------------------------------------- #
+
+SOFT_LOSSES = ["cross_entropy", "kl_divergence", "l2", "focal", "sparsemax_loss"]
+
+
+@pytest.fixture
+def soft(rng):
+    z = rng.standard_normal((N, C))
+    t = rng.dirichlet(np.ones(C), size=N)
+    return z, t
+
+
+def test_soft_labels_equal_the_library(tmp_path, soft):
+    """Every soft-label loss equals the library's mean on the whole arrays, in
+    .npy, in CSV columns and in Parquet columns, at every chunk size; the
+    metrics are those of the arg-max class."""
+    z, t = soft
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "t.npy", t)
+    np.save(tmp_path / "y.npy", np.argmax(t, axis=1))
+    tnames = [f"t{i}" for i in range(C)]
+    cols = {
+        **{n: z[:, i] for i, n in enumerate(NAMES)},
+        **{n: t[:, i] for i, n in enumerate(tnames)},
+    }
+    pq.write_table(pa.table(cols), tmp_path / "s.parquet")
+    header = ",".join(["", *cols])
+    body = [
+        ",".join([str(i), *(repr(float(cols[n][i])) for n in cols)]) for i in range(N)
+    ]
+    (tmp_path / "s.csv").write_text("\n".join([header, *body]) + "\n")  # pandas-like
+    args = [a for name in SOFT_LOSSES for a in ("--loss", name)]
+    want = {name: float(al.value_and_grad(name, z, t)[0]) for name in SOFT_LOSSES}
+    hard = _json([str(tmp_path / "z.npy"), str(tmp_path / "y.npy")])["metrics"]
+    runs = [
+        [str(tmp_path / "z.npy"), str(tmp_path / "t.npy")],
+        [str(tmp_path / "s.csv"), "--label-column", "t*"],
+        [str(tmp_path / "s.parquet"), "--label-column", "t0:t3"],
+        [str(tmp_path / "s.parquet"), "--label-column", "4:", "--score-columns", ":4"],
+    ]
+    outs = []
+    for run in runs:
+        for k in (1, 7, N):
+            out = _json([*run, "--soft-labels", *args, "--chunk-size", str(k)])
+            outs.append(_numbers(out))
+            for name in SOFT_LOSSES:
+                assert out["losses"][name] == pytest.approx(want[name], rel=1e-12)
+            assert out["metrics"] == hard
+    assert all(o == outs[0] for o in outs)  # identical across files and chunks
+
+
+def test_soft_labels_bad_rows(tmp_path, soft):
+    z, t = soft
+    np.save(tmp_path / "z.npy", z)
+    t = t.copy()
+    t[17] *= 1.01
+    np.save(tmp_path / "t.npy", t)
+    line = _fails(
+        [str(tmp_path / "z.npy"), str(tmp_path / "t.npy"), "--soft-labels"], 1
+    )
+    assert re.search(r"LABELS '.*t\.npy' row 17: soft labels sum to 1.01, not 1", line)
+    t[17] /= 1.01
+    t[3, 0] = -0.1
+    np.save(tmp_path / "t.npy", t)
+    line = _fails(
+        [str(tmp_path / "z.npy"), str(tmp_path / "t.npy"), "--soft-labels"], 1
+    )
+    assert "row 3: soft labels must be finite and non-negative" in line
+    np.save(tmp_path / "t3.npy", t[:, :3])
+    line = _fails(
+        [str(tmp_path / "z.npy"), str(tmp_path / "t3.npy"), "--soft-labels"], 1
+    )
+    assert "3 soft-label columns but the scores have 4 classes" in line
+    # without the flag, a 2-D labels file says how to read it
+    line = _fails([str(tmp_path / "z.npy"), str(tmp_path / "t.npy")], 1)
+    assert "add --soft-labels" in line
+
+
+@pytest.mark.parametrize(
+    ("loss", "pattern"),
+    [
+        ("smooth_topk_svm:k=2", r"takes class indices, not soft labels"),
+        ("crammer_singer", r"takes class indices, not soft labels"),
+        ("keras.hinge", r"batch-wide"),
+    ],
+)
+def test_soft_labels_refuse_index_losses(tmp_path, soft, loss, pattern):
+    z, t = soft
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "t.npy", t)
+    line = _fails(
+        [
+            str(tmp_path / "z.npy"),
+            str(tmp_path / "t.npy"),
+            "--soft-labels",
+            "--loss",
+            loss,
+        ],
+        2,
+    )
+    assert re.search(pattern, line), line
+    assert "--soft-labels" in line
+
+
+# --------------------------------------------------------------------------- #
+# Bad inputs: one line, exit 1 or 2, no output file
+# --------------------------------------------------------------------------- #
+
+
+def _fails(args, code, **kwargs):
+    result = invoke(args, exit_code=code, **kwargs)
+    err = result.stderr
+    assert "Traceback" not in err, err
+    lines = [ln for ln in err.splitlines() if ln.startswith("Error: ")]
+    assert len(lines) == 1, err
+    if code == 1:
+        assert err == lines[0] + "\n", err
+    assert result.stdout == ""
+    return lines[0]
+
+
+def _bad_inputs(d, z, y):
+    np.save(d / "z.npy", z)
+    np.save(d / "y.npy", y)
+    (d / "z.xlsx").write_bytes(b"PK\x03\x04 not a table")
+    (d / "ragged.csv").write_text("0.1,0.9,0\n0.2,0.8\n")
+    (d / "broken.parquet").write_bytes(b"PAR1 this is not parquet")
+    (d / "broken.feather").write_bytes(b"ARROW1\x00\x00 nor this")
+    pq.write_table(_table(z, y), d / "t.parquet")
+    nulls = _table(z, y).set_column(1, "p1", pa.array([None, *z[1:, 1]]))
+    pq.write_table(nulls, d / "null.parquet")
+    pq.write_table(pa.table({"a": z[:, 0], "s": ["x"] * N}), d / "text.parquet")
+    return {
+        "suffix": ([d / "z.xlsx", d / "y.npy"], 1, r"unsupported suffix '\.xlsx'"),
+        "suffix labels": (
+            [d / "z.npy", d / "z.xlsx"],
+            1,
+            r"LABELS .* unsupported suffix",
+        ),
+        "ragged": (
+            [d / "ragged.csv", "--label-column", "2"],
+            1,
+            r"line 2: expected 3 fields, found 2",
+        ),
+        "unknown label column": (
+            [d / "t.parquet", "--label-column", "lbl"],
+            1,
+            r"no column named 'lbl'",
+        ),
+        "unknown score column": (
+            [d / "t.parquet", "--label-column", "label", "--score-columns", "p0,p9"],
+            1,
+            r"no column named 'p9'",
+        ),
+        "unknown csv column": (
+            [d / "ragged.csv", d / "y.npy", "--score-columns", "x"],
+            1,
+            r"no column named 'x'",
+        ),
+        "corrupt parquet": (
+            [d / "broken.parquet", d / "y.npy"],
+            1,
+            r"is not a valid Parquet file",
+        ),
+        "corrupt feather": (
+            [d / "broken.feather", d / "y.npy"],
+            1,
+            r"is not a valid Feather",
+        ),
+        "null": (
+            [d / "null.parquet", "--label-column", "label", "--chunk-size", "7"],
+            1,
+            r"row 0, column 'p1': a missing value",
+        ),
+        "text column": (
+            [d / "text.parquet", d / "y.npy"],
+            1,
+            r"column 's' has type .*string, not numbers",
+        ),
+        "missing file": ([d / "nope.parquet", d / "y.npy"], 1, r"cannot read SCORES"),
+        "dask": (
+            [d / "t.parquet", d / "y.npy", "--dask"],
+            2,
+            r"--dask reads \.npy and \.npz",
+        ),
+        "eps": (
+            [d / "z.npy", d / "y.npy", "--input", "probs", "--eps", "0.5"],
+            2,
+            r"--eps",
+        ),
+    }
+
+
+CASES = [
+    "suffix", "suffix labels", "ragged", "unknown label column", "unknown score column",
+    "unknown csv column", "corrupt parquet", "corrupt feather", "null", "text column",
+    "missing file", "dask", "eps",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", CASES)
+@pytest.mark.parametrize("old", [False, True])
+def test_bad_input_leaves_no_output(tmp_path, data, case, old):
+    z, y, _ = data
+    if case == "dask":
+        pytest.importorskip("distributed")
+    args, code, pattern = _bad_inputs(tmp_path, z, y)[case]
+    out = tmp_path / "out.json"
+    if old:
+        out.write_text("old results")
+    line = _fails([*map(str, args), "-o", str(out)], code)
+    assert re.search(pattern, line), line
+    if old:
+        assert out.read_text() == "old results"
+    else:
+        assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.startswith(".") or "tmp" in p]
+
+
+def test_missing_pyarrow_names_the_extra(tmp_path, data):
+    """Without pyarrow (hidden from the import system) a Parquet SCORES is bad
+    usage naming the extra; .npy files still work."""
+    z, y, _ = data
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    pq.write_table(_table(z, y), tmp_path / "t.parquet")
+    out = tmp_path / "out.json"
+    code = (
+        "import sys; sys.modules['pyarrow'] = None; "
+        "from arrayloss.cli import main; main(sys.argv[1:])"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run(
+        [sys.executable, "-c", code, "eval", str(tmp_path / "t.parquet"),
+         "--label-column", "label", "-o", str(out)],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    assert run.stderr == (
+        "Error: reading SCORES 't.parquet' needs pyarrow, which is not installed "
+        '(pip install "arrayloss[io]")\n'
+    ).replace("'t.parquet'", f"'{tmp_path / 't.parquet'}'")
+    assert not out.exists()
+    run = subprocess.run(
+        [sys.executable, "-c", code, "eval", str(tmp_path / "z.npy"),
+         str(tmp_path / "y.npy"), "-q"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert "cross_entropy" in run.stdout
+
+
+def test_import_arrayloss_does_not_import_pyarrow():
+    code = "import sys, arrayloss, arrayloss.io, arrayloss.cli; print('pyarrow' in sys.modules)"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    assert run.stdout.strip() == "False"
