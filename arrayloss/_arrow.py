@@ -5,12 +5,13 @@ imported only when such a file is opened; without it, opening one is a
 `UsageError` naming the extra.
 
 A file is read in record batches, so memory stays bounded by a batch (for
-Parquet, by the row group being decoded) whatever the file's size, and rows are
-handed out in exactly the chunks asked for: the numbers are the same at every
-chunk size, and the same as for the data saved as ``.npy``.
+Parquet, by the row group being decoded: its columns decoded, plus their stored
+size) whatever the file's size, and rows are handed out in exactly the chunks
+asked for: the numbers are the same at every chunk size, and the same as for the
+data saved as ``.npy``.
 
-* Parquet (``.parquet``, ``.pq``): `pyarrow.parquet.ParquetFile.iter_batches`,
-  reading only the columns used.
+* Parquet (``.parquet``, ``.pq``): one row group at a time
+  (`pyarrow.parquet.ParquetFile.read_row_group`), only the columns used.
 * Feather v2 / Arrow IPC (``.feather``, ``.arrow``, ``.ipc``): the IPC file
   format batch by batch (compressed buffers included), or the IPC stream format.
 
@@ -84,7 +85,7 @@ class _ArrowFile:
         errors = (pa.ArrowException, OSError, ValueError)
         try:
             if self.parquet:
-                self._pf = pa.parquet.ParquetFile(path)
+                self._pf = pa.parquet.ParquetFile(path, pre_buffer=False)
                 self.schema = self._pf.schema_arrow
                 self.n_rows = int(self._pf.metadata.num_rows)
             else:
@@ -123,7 +124,7 @@ class _ArrowFile:
             msg = f"{self.label} has two columns named alike among {names}"
             raise DataError(msg)
         if self.parquet:
-            self._batches = self._pf.iter_batches(batch_size=BATCH_ROWS, columns=names)
+            self._batches = self._row_groups(names)
         elif self._n_batches is not None:
             ipc = self._ipc
             self._batches = (
@@ -131,6 +132,14 @@ class _ArrowFile:
             )
         else:
             self._batches = (b.select(list(columns)) for b in self._ipc)
+
+    def _row_groups(self, names: list[str]) -> Iterator[Any]:
+        """The batches of each row group in turn: a row group is decoded whole
+        (``ParquetFile.iter_batches`` holds several at once, twice the memory)."""
+        for i in range(self._pf.num_row_groups):
+            table = self._pf.read_row_group(i, columns=names)
+            yield from table.to_batches(max_chunksize=BATCH_ROWS)
+            del table
 
     def _next(self) -> Any:
         assert self._batches is not None

@@ -1,0 +1,125 @@
+"""Benchmark ``arrayloss eval`` on the same predictions as ``.npy``, Parquet and
+Feather.
+
+Writes float32 logits (default 1 000 000 x 100, 400 MB) and their labels as
+``.npy`` to a temporary folder, converts them (in a child process, 65 536 rows at
+a time) to a Parquet file (snappy, one row group per 65 536 rows, as pyarrow
+writes by default) and a Feather v2 file (lz4, as ``pyarrow.feather`` writes by
+default), each with one float32 column per class and a ``label`` column, then
+times ``arrayloss eval`` on each, as whole child processes (start-up included),
+``--repeat`` times in turn.  The best wall time and the peak RSS of each child
+(``wait4``) are printed with the time as a multiple of the ``.npy`` run's, and
+the results are checked to be identical.  Target: Parquet within 1.5x of
+``.npy``.  Needs pyarrow (``pip install "arrayloss[io]"``).
+
+    python bench/bench_eval_formats.py                    # 400 MB
+    python bench/bench_eval_formats.py --rows 50000 --classes 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+
+from _common import run_child, write_predictions
+
+CONVERT = """
+import sys, numpy as np, pyarrow as pa, pyarrow.ipc, pyarrow.parquet as pq
+zpath, ypath, ppath, fpath = sys.argv[1:5]
+z = np.load(zpath, mmap_mode="r"); y = np.load(ypath)
+names = [f"p{i}" for i in range(z.shape[1])]
+schema = pa.schema([*(pa.field(n, pa.float32()) for n in names), ("label", pa.int64())])
+options = pa.ipc.IpcWriteOptions(compression="lz4")
+with pq.ParquetWriter(ppath, schema) as pw, pa.OSFile(fpath, "wb") as sink, \\
+        pa.ipc.new_file(sink, schema, options=options) as fw:
+    for i in range(0, z.shape[0], 65536):
+        block = np.ascontiguousarray(z[i : i + 65536])
+        cols = [pa.array(block[:, j]) for j in range(block.shape[1])]
+        table = pa.Table.from_arrays([*cols, pa.array(y[i : i + 65536])], schema=schema)
+        pw.write_table(table)
+        fw.write_table(table)
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--classes", type=int, default=100)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--dir", default=None, help="where to write the data (default: a temp dir)"
+    )
+    args = parser.parse_args()
+    try:
+        import pyarrow as pa
+    except ImportError:
+        raise SystemExit(
+            'this benchmark needs pyarrow: pip install "arrayloss[io]"'
+        ) from None
+    print(f"pyarrow {pa.__version__}")
+
+    folder = tempfile.mkdtemp(prefix="bench_eval_formats_", dir=args.dir)
+    try:
+        t0 = time.perf_counter()
+        paths = {
+            k: os.path.join(folder, f)
+            for k, f in (
+                ("npy", "logits.npy"),
+                ("labels", "labels.npy"),
+                ("parquet", "preds.parquet"),
+                ("feather", "preds.feather"),
+            )
+        }
+        write_predictions(paths["npy"], paths["labels"], args.rows, args.classes)
+        convert = [paths["npy"], paths["labels"], paths["parquet"], paths["feather"]]
+        run_child([sys.executable, "-c", CONVERT, *convert])
+        sizes = ", ".join(
+            f"{k} {os.path.getsize(paths[k]) / 1e6:.0f} MB"
+            for k in ("npy", "parquet", "feather")
+        )
+        print(
+            f"data: {args.rows} x {args.classes} float32 ({sizes}; written in "
+            f"{time.perf_counter() - t0:.1f} s) in {folder}"
+        )
+        common = [
+            "--quiet", "--loss", "cross_entropy", "--metric", "accuracy",
+            "--metric", "nll", "--metric", "ece", "--format", "json",
+        ]  # fmt: skip
+        base = [sys.executable, "-m", "arrayloss", "eval"]
+        cases = {
+            ".npy": [*base, paths["npy"], paths["labels"], *common],
+            "parquet": [*base, paths["parquet"], "--label-column", "label", *common],
+            "feather": [*base, paths["feather"], "--label-column", "label", *common],
+        }
+        best: dict[str, tuple[float, float, str]] = {}
+        for _ in range(args.repeat):
+            for name, cmd in cases.items():
+                wall, rss, out = run_child(cmd)
+                old = best.get(name)
+                peak = max(rss, old[1]) if old else rss
+                best[name] = (min(wall, old[0]) if old else wall, peak, out)
+        results = {name: json.loads(out) for name, (_, _, out) in best.items()}
+        ref = results[".npy"]
+        same = all(
+            r["losses"] == ref["losses"] and r["metrics"] == ref["metrics"]
+            for r in results.values()
+        )
+        print(f"results identical across formats: {same}")
+        t_npy = best[".npy"][0]
+        print(f"{'input':<8} {'best wall s':>11} {'x .npy':>7} {'peak RSS MB':>12}")
+        for name, (wall, rss, _) in best.items():
+            print(f"{name:<8} {wall:>11.2f} {wall / t_npy:>7.2f} {rss:>12.0f}")
+        print(f"parquet / .npy = {best['parquet'][0] / t_npy:.2f}x  (target <= 1.5x)")
+        if not same:
+            raise SystemExit("the formats gave different results")
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
