@@ -3,8 +3,10 @@ Feather.
 
 Writes float32 logits (default 1 000 000 x 100, 400 MB) and their labels as
 ``.npy`` to a temporary folder, converts them (in a child process, 65 536 rows at
-a time) to a Parquet file (snappy, one row group per 65 536 rows, as pyarrow
-writes by default) and a Feather v2 file (lz4, as ``pyarrow.feather`` writes by
+a time) to a Parquet file (snappy and dictionary pages, as pyarrow and pandas
+write by default; one row group per 65 536 rows), a plain Parquet file (no
+dictionary, no compression: ``plain``) and a Feather v2 file (lz4, as
+``pyarrow.feather`` writes by
 default), each with one float32 column per class and a ``label`` column, then
 times ``arrayloss eval`` on each, as whole child processes (start-up included),
 ``--repeat`` times in turn.  The best wall time and the peak RSS of each child
@@ -30,19 +32,21 @@ from _common import run_child, write_predictions
 
 CONVERT = """
 import sys, numpy as np, pyarrow as pa, pyarrow.ipc, pyarrow.parquet as pq
-zpath, ypath, ppath, fpath = sys.argv[1:5]
+zpath, ypath, ppath, fpath, plain = sys.argv[1:6]
 z = np.load(zpath, mmap_mode="r"); y = np.load(ypath)
 names = [f"p{i}" for i in range(z.shape[1])]
 schema = pa.schema([*(pa.field(n, pa.float32()) for n in names), ("label", pa.int64())])
 options = pa.ipc.IpcWriteOptions(compression="lz4")
 with pq.ParquetWriter(ppath, schema) as pw, pa.OSFile(fpath, "wb") as sink, \\
-        pa.ipc.new_file(sink, schema, options=options) as fw:
+        pa.ipc.new_file(sink, schema, options=options) as fw, \\
+        pq.ParquetWriter(plain, schema, use_dictionary=False, compression="none") as uw:
     for i in range(0, z.shape[0], 65536):
         block = np.ascontiguousarray(z[i : i + 65536])
         cols = [pa.array(block[:, j]) for j in range(block.shape[1])]
         table = pa.Table.from_arrays([*cols, pa.array(y[i : i + 65536])], schema=schema)
         pw.write_table(table)
         fw.write_table(table)
+        uw.write_table(table)
 """
 
 
@@ -73,14 +77,15 @@ def main() -> None:
                 ("labels", "labels.npy"),
                 ("parquet", "preds.parquet"),
                 ("feather", "preds.feather"),
+                ("plain", "plain.parquet"),
             )
         }
         write_predictions(paths["npy"], paths["labels"], args.rows, args.classes)
-        convert = [paths["npy"], paths["labels"], paths["parquet"], paths["feather"]]
+        convert = [paths[k] for k in ("npy", "labels", "parquet", "feather", "plain")]
         run_child([sys.executable, "-c", CONVERT, *convert])
         sizes = ", ".join(
             f"{k} {os.path.getsize(paths[k]) / 1e6:.0f} MB"
-            for k in ("npy", "parquet", "feather")
+            for k in ("npy", "parquet", "plain", "feather")
         )
         print(
             f"data: {args.rows} x {args.classes} float32 ({sizes}; written in "
@@ -94,6 +99,7 @@ def main() -> None:
         cases = {
             ".npy": [*base, paths["npy"], paths["labels"], *common],
             "parquet": [*base, paths["parquet"], "--label-column", "label", *common],
+            "plain": [*base, paths["plain"], "--label-column", "label", *common],
             "feather": [*base, paths["feather"], "--label-column", "label", *common],
         }
         best: dict[str, tuple[float, float, str]] = {}

@@ -98,6 +98,24 @@ def test_arrow_equals_npy_at_every_chunk_size(tmp_path, data, fmt, name, dtype):
         assert _numbers(out) == ref  # identical, not close
 
 
+def test_mixed_column_types(tmp_path, data):
+    """float32, float64 and integer columns meet in float64, as NumPy would."""
+    z, y, _ = data
+    z = z.copy()
+    z[:, 0] = z[:, 0].astype(np.float32)
+    z[:, 3] = np.round(3 * z[:, 3])
+    cols = {"a": z[:, 0].astype(np.float32), "b": z[:, 1], "c": z[:, 2]}
+    cols.update({"d": z[:, 3].astype(np.int16), "y": y})
+    pq.write_table(pa.table(cols), tmp_path / "m.parquet")
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    ref = _numbers(_json([str(tmp_path / "z.npy"), str(tmp_path / "y.npy")]))
+    out = _json(
+        [str(tmp_path / "m.parquet"), "--label-column", "y", "--chunk-size", "9"]
+    )
+    assert _numbers(out) == ref
+
+
 @pytest.mark.parametrize("layout", ["fixed_size_list", "list"])
 def test_list_column_of_scores(tmp_path, data, layout):
     z, y, _ = data
