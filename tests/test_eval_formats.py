@@ -564,3 +564,50 @@ def test_import_arrayloss_does_not_import_pyarrow():
         check=True,
     )
     assert run.stdout.strip() == "False"
+
+
+# --------------------------------------------------------------------------- #
+# README's example, run as written
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.slow  # scikit-learn and pandas: ~9 s on a loaded machine
+def test_readme_sklearn_example(tmp_path, monkeypatch):
+    """README's scikit-learn example: its Python block saves the CSV, its shell
+    line evaluates it, and the nll it shows is scikit-learn's ``log_loss``; the
+    Parquet file of the same frame, read as README says, gives the same numbers."""
+    pytest.importorskip("pandas")
+    pytest.importorskip("sklearn")
+    import shlex
+    from pathlib import Path
+
+    from sklearn.metrics import log_loss
+
+    text = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    start = text.index("A scikit-learn model's `predict_proba` saved by pandas:")
+    code = re.search(r"```python\n(.*?)```", text[start:], re.S)
+    shown = re.search(r"```\n\$ (arrayloss eval .*?)\n(.*?)```", text[start:], re.S)
+    assert code is not None
+    assert shown is not None
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(code.group(1), "README.md", "exec"), namespace)
+    command = shlex.split(shown.group(1))
+    result = invoke([*command[2:], "--format", "json"])
+    out = json.loads(result.stdout)
+    proba, y_test = namespace["proba"], namespace["y_test"]
+    sk = log_loss(y_test, proba.drop(columns="label").to_numpy())
+    assert out["metrics"]["nll"] == pytest.approx(sk, rel=1e-12, abs=0)
+    table = shown.group(2)
+    assert re.search(rf"n_samples +{len(y_test)}\n", table)
+    assert f"{out['metrics']['nll']:.8g}" in table  # the figure README shows
+    assert f"log_loss: {sk!r}" in table
+    # README's Parquet variant
+    proba.to_parquet("proba.parquet")
+    same = json.loads(
+        invoke(
+            ["proba.parquet", "--label-column", "label", "--input", "probs",
+             "--score-columns", "digit_*", "--metric", "nll", "--format", "json"]
+        ).stdout
+    )  # fmt: skip
+    assert _numbers(same) == _numbers(out)
