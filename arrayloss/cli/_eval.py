@@ -59,12 +59,13 @@ __all__ = ["eval_command"]
 
 EXIT_CODES = (
     "Exit codes: 0 success; 1 bad data (a missing, unreadable, corrupt or truncated "
-    "file, a ragged CSV, files with different row counts, a label out of range, NaN "
+    "file, an unsupported file suffix, a ragged CSV, an unknown column, a missing "
+    "value, files with different row counts, a label out of range, NaN "
     "or infinite scores, rows that are not probabilities, a loss that overflows, an "
     "unwritable output or a full disk, a pattern that matches no file, an unreachable "
     "Dask scheduler); 2 bad usage (an unknown option, loss, metric or parameter, a "
     "parameter out of range, an output that is an input or another output, a "
-    "backend or Dask that is not installed)."
+    "backend, Dask or pyarrow that is not installed)."
 )
 
 METRIC_PARAMS: dict[str, dict[str, Any]] = {
@@ -301,11 +302,14 @@ def eval_command(ctx: click.Context, /, **opts: Any) -> None:
     """Losses and metrics of predicted SCORES against true LABELS.
 
     SCORES is an .npy, .npz (--scores-key), .csv/.tsv file (delimiter sniffed:
-    , tab ; or |; a leading pandas index column dropped), or - for CSV on
-    standard input; it holds one row of class scores per sample.  LABELS holds the
-    true classes, as integers or as names (--classes), in an .npy, .npz or text
-    file; it may instead be a column of a CSV SCORES (--label-column) or an array
-    of an .npz SCORES (--labels-key, default 'labels').
+    , tab ; or |; a leading pandas index column dropped), a .parquet or
+    .feather/.arrow file (needs pip install "arrayloss[io]"), or - for CSV on
+    standard input; it holds one row of class scores per sample (in a table, the
+    columns --score-columns picks).  LABELS holds the true classes, as integers or
+    as names (--classes), in an .npy, .npz, text, Parquet or Feather file; it may
+    instead be a column of a table SCORES (--label-column) or an array of an .npz
+    SCORES (--labels-key, default 'labels').  With --soft-labels, LABELS (or the
+    --label-column columns) holds one row of class probabilities per sample.
 
     SCORES may also be a directory of shards or a quoted glob pattern
     ('shards/part-*.npy'); LABELS (and --weights) then name as many files, paired
@@ -324,6 +328,8 @@ def eval_command(ctx: click.Context, /, **opts: Any) -> None:
       arrayloss eval logits.npy labels.npy --loss cross_entropy --loss hinge:margin=1
       arrayloss eval preds.csv --label-column label --input probs --format json
       arrayloss eval proba.csv labels.csv --input probs --eps 1e-15 --renormalize
+      arrayloss eval preds.parquet --label-column y --score-columns 'prob_*'
+      arrayloss eval student.npy teacher.npy --soft-labels --loss kl_divergence
       arrayloss eval scores.npz --metric ece:strategy=quantile --top-k 1,5
       arrayloss eval 'shards/logits-*.npy' 'shards/labels-*.npy' --dask
       arrayloss eval logits/ labels/ --dask tcp://scheduler:8786
