@@ -398,6 +398,18 @@ class _ArrowSource(Source):
         self._f.close()
 
 
+def _one_column(spec: str, names: list[str], label: str) -> list[int]:
+    """The one column ``--label-column`` names (a name or a number)."""
+    cols = select_columns(spec, names, len(names), label, option="--label-column")
+    if len(cols) != 1:
+        msg = (
+            f"{label}: --label-column {spec!r} selects {len(cols)} columns; "
+            "one is needed (for soft labels, add --soft-labels)"
+        )
+        raise DataError(msg)
+    return cols
+
+
 def open_arrow(
     path: str,
     label: str,
@@ -432,9 +444,7 @@ def open_arrow(
             )
         if kind in ("labels", "weights"):
             if label_column is not None and kind == "labels":
-                cols = select_columns(
-                    label_column, f.names, width, label, option="--label-column"
-                )[:1]
+                cols = _one_column(label_column, f.names, label)
             else:
                 cols = [c for c in range(width) if c not in drop]
                 if len(cols) != 1:
@@ -452,12 +462,7 @@ def open_arrow(
                     label_column, f.names, width, label, option="--label-column"
                 )
             else:
-                label_cols = select_columns(
-                    label_column, f.names, width, label, option="--label-column"
-                )[:1]
-                if "," in label_column or ":" in label_column:
-                    msg = f"{label}: --label-column {label_column!r} names more than one column (for soft labels, add --soft-labels)"
-                    raise DataError(msg)
+                label_cols = _one_column(label_column, f.names, label)
         spec = score_columns if kind == "scores" else label_column
         if spec is not None:
             keep = select_columns(spec, f.names, width, label)

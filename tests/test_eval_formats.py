@@ -450,6 +450,11 @@ def _bad_inputs(d, z, y):
             1,
             r"no column named 'lbl'",
         ),
+        "two label columns": (
+            [d / "t.parquet", "--label-column", "p*"],
+            1,
+            r"--label-column 'p\*' selects 4 columns; one is needed \(for soft labels, add --soft-labels\)",
+        ),
         "unknown score column": (
             [d / "t.parquet", "--label-column", "label", "--score-columns", "p0,p9"],
             1,
@@ -495,7 +500,8 @@ def _bad_inputs(d, z, y):
 
 
 CASES = [
-    "suffix", "suffix labels", "ragged", "unknown label column", "unknown score column",
+    "suffix", "suffix labels", "ragged", "unknown label column", "two label columns",
+    "unknown score column",
     "unknown csv column", "corrupt parquet", "corrupt feather", "null", "text column",
     "missing file", "dask", "eps",
 ]  # fmt: skip
