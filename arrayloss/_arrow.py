@@ -27,6 +27,7 @@ labels are numeric columns like the scores.  A missing value (null) is a
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -97,9 +98,9 @@ class _ArrowFile:
                     self._file.seek(0)
                     self._ipc = pa.ipc.open_stream(self._file)
                 self.schema = self._ipc.schema
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError, PermissionError) as exc:
             self.close()
-            msg = f"cannot read {label}: No such file or directory"
+            msg = f"cannot read {label}: {exc.strerror or _one_line(exc)}"
             raise DataError(msg) from None
         except errors as exc:
             self.close()
@@ -201,6 +202,10 @@ class _ArrowFile:
     def close(self) -> None:
         self._batches = None
         self._pending = []
+        pf = getattr(self, "_pf", None)
+        if pf is not None:
+            with contextlib.suppress(Exception):
+                pf.close()
         if self._file is not None:
             self._file.close()
             self._file = None
