@@ -6,13 +6,14 @@ Writes float32 logits (default 1 000 000 x 100, 400 MB) and their labels as
 a time) to a Parquet file (snappy and dictionary pages, as pyarrow and pandas
 write by default; one row group per 65 536 rows), a plain Parquet file (no
 dictionary, no compression: ``plain``) and a Feather v2 file (lz4, as
-``pyarrow.feather`` writes by
-default), each with one float32 column per class and a ``label`` column, then
-times ``arrayloss eval`` on each, as whole child processes (start-up included),
-``--repeat`` times in turn.  The best wall time and the peak RSS of each child
-(``wait4``) are printed with the time as a multiple of the ``.npy`` run's, and
-the results are checked to be identical.  Target: Parquet within 1.5x of
-``.npy``.  Needs pyarrow (``pip install "arrayloss[io]"``).
+``pyarrow.feather`` writes by default), each with one float32 column per class
+and a ``label`` column, then times ``arrayloss eval`` on each, as whole child
+processes (start-up included), ``--repeat`` times in turn.  The best wall time,
+the best CPU time (user + system: the steadier figure on a loaded machine;
+pyarrow's reader threads count) and the peak RSS of each child (``wait4``) are
+printed, with the times as multiples of the ``.npy`` run's, and the results are
+checked to be identical.  Target: Parquet within 1.5x of ``.npy``.  Needs pyarrow
+(``pip install "arrayloss[io]"``).
 
     python bench/bench_eval_formats.py                    # 400 MB
     python bench/bench_eval_formats.py --rows 50000 --classes 1000
@@ -28,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from _common import run_child, write_predictions
+from _common import run_child, run_child_usage, write_predictions
 
 CONVERT = """
 import sys, numpy as np, pyarrow as pa, pyarrow.ipc, pyarrow.parquet as pq
@@ -102,25 +103,39 @@ def main() -> None:
             "plain": [*base, paths["plain"], "--label-column", "label", *common],
             "feather": [*base, paths["feather"], "--label-column", "label", *common],
         }
-        best: dict[str, tuple[float, float, str]] = {}
+        best: dict[str, tuple[float, float, float, str]] = {}
         for _ in range(args.repeat):
             for name, cmd in cases.items():
-                wall, rss, out = run_child(cmd)
+                wall, cpu, rss, out = run_child_usage(cmd)
                 old = best.get(name)
-                peak = max(rss, old[1]) if old else rss
-                best[name] = (min(wall, old[0]) if old else wall, peak, out)
-        results = {name: json.loads(out) for name, (_, _, out) in best.items()}
+                if old is not None:
+                    wall, cpu, rss = (
+                        min(wall, old[0]),
+                        min(cpu, old[1]),
+                        max(rss, old[2]),
+                    )
+                best[name] = (wall, cpu, rss, out)
+        results = {name: json.loads(out) for name, (*_, out) in best.items()}
         ref = results[".npy"]
         same = all(
             r["losses"] == ref["losses"] and r["metrics"] == ref["metrics"]
             for r in results.values()
         )
         print(f"results identical across formats: {same}")
-        t_npy = best[".npy"][0]
-        print(f"{'input':<8} {'best wall s':>11} {'x .npy':>7} {'peak RSS MB':>12}")
-        for name, (wall, rss, _) in best.items():
-            print(f"{name:<8} {wall:>11.2f} {wall / t_npy:>7.2f} {rss:>12.0f}")
-        print(f"parquet / .npy = {best['parquet'][0] / t_npy:.2f}x  (target <= 1.5x)")
+        t_npy, c_npy = best[".npy"][0], best[".npy"][1]
+        print(
+            f"{'input':<8} {'best wall s':>11} {'x .npy':>7} {'best CPU s':>10} "
+            f"{'x .npy':>7} {'peak RSS MB':>12}"
+        )
+        for name, (wall, cpu, rss, _) in best.items():
+            print(
+                f"{name:<8} {wall:>11.2f} {wall / t_npy:>7.2f} {cpu:>10.2f} "
+                f"{cpu / c_npy:>7.2f} {rss:>12.0f}"
+            )
+        print(
+            f"parquet / .npy = {best['parquet'][0] / t_npy:.2f}x wall, "
+            f"{best['parquet'][1] / c_npy:.2f}x CPU  (target <= 1.5x)"
+        )
         if not same:
             raise SystemExit("the formats gave different results")
     finally:

@@ -55,17 +55,17 @@ def _table(z, y=None, *, dtype=np.float64, names=NAMES):
     return pa.table(cols)
 
 
-def _write(table, path, fmt):
+def _write(table, path, fmt, size=None):
+    """``table`` as Parquet (row groups of 13 rows: they cut the chunks),
+    Feather (lz4-compressed batches of 11) or an Arrow IPC stream (batches of 9)."""
     if fmt == "parquet":
-        pq.write_table(table, path, row_group_size=13)  # row groups cut chunks
+        pq.write_table(table, path, row_group_size=size or 13)
     elif fmt == "feather":
-        feather.write_feather(table, path, chunksize=11)  # lz4-compressed batches
-    else:  # the Arrow IPC stream format
-        with (
-            pa.OSFile(str(path), "wb") as sink,
-            pa.ipc.new_stream(sink, table.schema) as writer,
-        ):
-            for batch in table.to_batches(max_chunksize=9):
+        feather.write_feather(table, path, chunksize=size or 11)
+    else:
+        sink = pa.OSFile(str(path), "wb")
+        with sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            for batch in table.to_batches(max_chunksize=size or 9):
                 writer.write_batch(batch)
 
 
@@ -114,6 +114,41 @@ def test_mixed_column_types(tmp_path, data):
         [str(tmp_path / "m.parquet"), "--label-column", "y", "--chunk-size", "9"]
     )
     assert _numbers(out) == ref
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    rows=st.integers(1, 40),
+    group=st.integers(1, 16),
+    reads=st.lists(st.integers(1, 12), min_size=1, max_size=6),
+    fmt=st.sampled_from(["parquet", "feather", "stream"]),
+)
+def test_reads_cut_batches_anywhere(tmp_path_factory, rows, group, reads, fmt):
+    """Whatever the row groups or record batches and the sizes asked for, the
+    rows come back in order, each exactly once, with their labels."""
+    from arrayloss._arrow import open_arrow
+
+    d = tmp_path_factory.mktemp("cut")
+    z = np.arange(rows * 3, dtype=np.float64).reshape(rows, 3)
+    y = np.arange(rows) % 3
+    table = _table(z, y, names=["a", "b", "c"])
+    path = d / ("t.parquet" if fmt == "parquet" else "t.arrow")
+    _write(table, path, fmt, group)
+    src, labels = open_arrow(
+        str(path), "T", "scores", label_column="label", with_labels=True
+    )
+    got, got_y = [], []
+    with src:
+        i = 0
+        while True:
+            part = src.read(reads[i % len(reads)])
+            got_y.append(labels.read(0))
+            i += 1
+            if not len(part):
+                break
+            got.append(part)
+    np.testing.assert_array_equal(np.concatenate(got), z)
+    np.testing.assert_array_equal(np.concatenate(got_y), y)
 
 
 @pytest.mark.parametrize("layout", ["fixed_size_list", "list"])
