@@ -374,7 +374,9 @@ class _ArrowSource(Source):
         self._labels_reader = labels_reader
         self.n_rows = f.n_rows
         self.labels: np.ndarray | None = None
-        self._pos = 0
+        self._pos = 0  # the row number of the next row to convert
+        self._pending: list[tuple[np.ndarray, np.ndarray | None]] = []
+        self._have = 0  # rows converted and not yet read
         order = list(reader.columns)
         if labels_reader is not None:
             order += labels_reader.columns
@@ -388,19 +390,53 @@ class _ArrowSource(Source):
         self.n_cols = reader.n_cols
         self.dtype = reader.dtype
 
+    def _fill(self, n: int) -> None:
+        """Convert whole batches of `BATCH_ROWS` rows until ``n`` rows wait (one
+        conversion per batch, however small the chunks asked for)."""
+        while self._have < n:
+            table = self._f.take(max(n - self._have, BATCH_ROWS))
+            if table is None:
+                return
+            main = self._reader.convert(table, self._pos)
+            extra = None
+            if self._labels_reader is not None:
+                extra = self._labels_reader.convert(table, self._pos)
+            self._pos += table.num_rows
+            self._pending.append((main, extra))
+            self._have += table.num_rows
+
     def read(self, n: int) -> np.ndarray:
-        table = self._f.take(n)
-        out = self._reader.convert(table, self._pos)
+        self._fill(n)
+        parts: list[tuple[np.ndarray, np.ndarray | None]] = []
+        got = 0
+        while got < n and self._pending:
+            main, extra = self._pending[0]
+            k = min(n - got, main.shape[0])
+            parts.append((main[:k], None if extra is None else extra[:k]))
+            if k == main.shape[0]:
+                self._pending.pop(0)
+            else:
+                self._pending[0] = (main[k:], None if extra is None else extra[k:])
+            got += k
+        self._have -= got
         if self._labels_reader is not None:
-            self.labels = self._labels_reader.convert(table, self._pos)
-        self._pos += 0 if table is None else table.num_rows
-        return out
+            self.labels = _joined([e for _, e in parts], self._labels_reader)
+        return _joined([m for m, _ in parts], self._reader)
 
     def progress(self) -> tuple[int, int] | None:
         return self._f.progress()
 
     def close(self) -> None:
         self._f.close()
+
+
+def _joined(parts: list[Any], reader: _Reader) -> np.ndarray:
+    """The rows of ``parts`` in one array (a view when there is one part)."""
+    if not parts:
+        return reader.empty()
+    if len(parts) == 1:
+        return np.asarray(parts[0])
+    return np.concatenate(parts)
 
 
 def _one_column(spec: str, names: list[str], label: str) -> list[int]:
