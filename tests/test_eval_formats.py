@@ -543,9 +543,11 @@ CASES = [
 
 
 @pytest.mark.parametrize("case", CASES)
-@pytest.mark.parametrize("old", [False, True])
-def test_bad_input_leaves_no_output(tmp_path, data, case, old):
+def test_bad_input_leaves_no_output(tmp_path, data, case):
+    """Every other case has an old output file, which stays as it was; in the
+    others no output file appears."""
     z, y, _ = data
+    old = CASES.index(case) % 2 == 1
     if case == "dask":
         pytest.importorskip("distributed")
     args, code, pattern = _bad_inputs(tmp_path, z, y)[case]
@@ -563,7 +565,8 @@ def test_bad_input_leaves_no_output(tmp_path, data, case, old):
 
 def test_missing_pyarrow_names_the_extra(tmp_path, data):
     """Without pyarrow (hidden from the import system) a Parquet SCORES is bad
-    usage naming the extra; .npy files still work."""
+    usage naming the extra (that .npy files need no pyarrow is
+    `test_import_arrayloss_does_not_import_pyarrow`)."""
     z, y, _ = data
     np.save(tmp_path / "z.npy", z)
     np.save(tmp_path / "y.npy", y)
@@ -585,13 +588,6 @@ def test_missing_pyarrow_names_the_extra(tmp_path, data):
         '(pip install "arrayloss[io]")\n'
     ).replace("'t.parquet'", f"'{tmp_path / 't.parquet'}'")
     assert not out.exists()
-    run = subprocess.run(
-        [sys.executable, "-c", code, "eval", str(tmp_path / "z.npy"),
-         str(tmp_path / "y.npy"), "-q"],
-        capture_output=True, text=True, env=env, check=False,
-    )  # fmt: skip
-    assert run.returncode == 0, run.stderr
-    assert "cross_entropy" in run.stdout
 
 
 def test_import_arrayloss_does_not_import_pyarrow():
