@@ -773,7 +773,7 @@ def _upsweep_loop(
     d1, n, nb = P.shape
     steps = (n - 1).bit_length()
     W = 1 << steps
-    if W > n:
+    if n < W:
         P = xp.concat([P, _identity_nodes(eng, d1, W - n, nb)], axis=1)
     ident = _identity_nodes(eng, d1, W // 2, nb)
     fft = k >= fft_from
