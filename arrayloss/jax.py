@@ -14,13 +14,15 @@ Forward-mode derivatives (`jax.jvp`, `jax.jacfwd`) are not defined for
 **Compilation.**  The losses whose core kernel is compiled on JAX (the top-k
 family: `smooth_topk_svm`, `topk_svm`) run, for CPU arrays, as the NumPy kernels on
 the host (`HOST_KERNELS`; under tracing through `jax.pure_callback`): XLA has
-nothing of the kernel to compile (under a second for ``jit(grad(...))`` at
-(256, 1000), against seconds to tens of seconds for XLA's program) and the step is
-several times faster.  On other devices, called eagerly they run on blocks of
-`BLOCK` rows, the last one padded: one compiled program per class count, dtype and
-options, whatever the batch size.  Inside a traced function (`jax.jit`,
-`jax.vmap`) the other losses are part of the caller's program, which JAX compiles
-once per input shape.
+nothing of the kernel to compile and the step is faster.  On other devices they
+are XLA programs, kept small to compile: the tree's levels of degree ``k``, the
+tilt's Newton steps and its argmax drops run as loops (`jax.lax.scan`,
+`jax.lax.fori_loop`) instead of being unrolled (`arrayloss.esp`;
+``bench/bench_adapters.py`` times both compiles).  Called eagerly they run on
+blocks of `BLOCK` rows, the last one padded: one compiled program per class count,
+``k``, dtype and options, whatever the batch size.  Inside a traced function
+(`jax.jit`, `jax.vmap`) the losses are part of the caller's program, which JAX
+compiles once per input shape.
 
 **Value checks.**  Eagerly the core checks values at the call: label range,
 NaN/infinite logits, soft labels non-negative and summing to one, weights finite

@@ -142,39 +142,6 @@ def test_cross_entropy_through_a_linear_layer_equals_autodiff_of_the_maths():
     _close(jax.grad(ours)(w0), jax.grad(maths)(w0), rtol=1e-12, atol=1e-15)
 
 
-def test_eager_top_k_compiles_once_for_any_batch_size(monkeypatch):
-    """XLA's path (GPUs): batches of 3, 77, 256 and 300 rows share one compiled
-    kernel (per C and k): JAX's compile log shows one program taking ``(scores,
-    labels)`` rows, at `alj.BLOCK` rows."""
-    import logging
-
-    monkeypatch.setattr(alj, "HOST_KERNELS", False)
-    messages: list[str] = []
-
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            messages.append(record.getMessage())
-
-    z, y, _ = _inputs(seed=5, n=300, c=11)
-    ref_rows, ref_grads = al.smooth_topk_svm_and_grad(*_np(z, y), k=3, reduction="none")
-    handler = Collect()
-    logger = logging.getLogger("jax")
-    logger.addHandler(handler)
-    try:
-        with jax.log_compiles():
-            for n in (3, 77, 256, 300):
-                value, grad = jax.value_and_grad(alj.smooth_topk_svm)(z[:n], y[:n], k=3)
-                _close(value, np.mean(ref_rows[:n]), rtol=1e-13)
-                _close(grad, ref_grads[:n] / n, rtol=1e-12, atol=1e-17)
-    finally:
-        logger.removeHandler(handler)
-    kernel = re.compile(
-        r"Compiling .*float64\[(\d+),11\]\), ShapedArray\(int64\[\1\]\)"
-    )
-    rows = [int(m.group(1)) for m in map(kernel.search, messages) if m]
-    assert rows == [alj.BLOCK], rows
-
-
 def test_xla_top_k_traces_its_kernel_once_per_class_count_and_k(monkeypatch):
     """XLA's path: the kernel program is traced (so compiled) once per class count,
     k and gradient flag, whatever the batch size (blocks of `alj.BLOCK` rows, here
