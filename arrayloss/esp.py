@@ -27,13 +27,15 @@ Poisson binomial at the degrees wanted.
 
 The product is a divide-and-conquer tree truncated at degree ``k`` (pairing node
 ``i`` with node ``i + N/2`` so each operand is one contiguous block), ``O(n k)``
-work in ``O(k log n)`` array operations (on JAX the levels from degree ``k`` up, and
-the tilt's Newton steps, are compiled loops: a small program to compile).
-At operand degree >= 64 the products may use FFT convolution (``scipy.fft`` on
-NumPy, ``cupyx.scipy.signal.fftconvolve`` on CuPy, ``xp.fft`` elsewhere); FFT error
-is absolute (``u`` times the largest coefficient), so the FFT path always uses the
-mean-matching tilt and its rows must keep the target coefficients above ``1e-3`` or
-they are redone directly.
+work in ``O(k log n)`` array operations.  At operand degree >= 64 the products may
+use FFT convolution (``scipy.fft`` on NumPy, ``cupyx.scipy.signal.fftconvolve`` on
+CuPy, ``xp.fft`` elsewhere); FFT error is absolute (``u`` times the largest
+coefficient), so the FFT path always uses the mean-matching tilt and its rows must
+keep the target coefficients above ``1e-3`` or they are redone directly.
+
+On JAX the levels from degree ``k`` up, the tilt's Newton steps and its argmax
+drops run as compiled loops (`_upsweep_loop`, `_downsweep_loop`): a small program
+for XLA to compile.
 
 Gradients come from the reverse ("down") sweep of the same tree: the complement
 products :math:`C_j = \prod_{i \ne j}(a_i + b_i X)`, kept only on the window of
