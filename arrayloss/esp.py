@@ -33,6 +33,10 @@ CuPy, ``xp.fft`` elsewhere); FFT error is absolute (``u`` times the largest
 coefficient), so the FFT path always uses the mean-matching tilt and its rows must
 keep the target coefficients above ``1e-3`` or they are redone directly.
 
+On JAX the levels from degree ``k`` up, the tilt's Newton steps and its argmax
+drops run as compiled loops (`_upsweep_loop`, `_downsweep_loop`): a small program
+for XLA to compile.
+
 Gradients come from the reverse ("down") sweep of the same tree: the complement
 products :math:`C_j = \prod_{i \ne j}(a_i + b_i X)`, kept only on the window of
 degrees that can still reach the target, give the inclusion probabilities
@@ -504,36 +508,57 @@ def _mean_tilt(
         else:
             start = xp.log(m) - lse
     t = xp.where(xp.isfinite(start), xp.clip(start, lo, hi), lo)
-    tiny = eng.tiny
-    best_t, best_err = t, xp.full_like(t, xp.inf)
+    state = (t, lo, hi, t, xp.full_like(t, xp.inf))
+    if lazy and _loops(eng):  # one compiled step, run a fixed number of times
+        import jax
+
+        def body(_: Any, st: _Tilt) -> _Tilt:
+            return _newton_step(eng, x, target, log_c, st)[0]
+
+        return jax.lax.fori_loop(0, _NEWTON_LAZY, body, state)[3]
     for _ in range(_NEWTON_LAZY if lazy else _NEWTON_EAGER):
-        y = xp.exp(xp.minimum(x + t[:, None], eng.bound))
-        a = 1 / (1 + y)
-        s = y * a
-        f = xp.sum(s, axis=1)
-        fp = xp.sum(s * a, axis=1)
-        err = xp.abs(f - target)
-        # Keep the best tilt seen: with |x| ~ 1e150 the grid of x + t is too coarse
-        # to reach the target, and the bracket's ends are then all there is.  An
-        # overshoot keeps mass at degree k (ties at sigmoid = 1/2), an undershoot may
-        # leave none: rank overshoots as a quarter of their distance.
-        score = xp.where(f < target, err, 0.25 * err)
-        better = score < best_err
-        best_t = xp.where(better, t, best_t)
-        best_err = xp.where(better, score, best_err)
-        below = f < target
-        lo = xp.where(below, t, lo)
-        hi = xp.where(below, hi, t)
-        done = err <= _NEWTON_TOL
+        state, done = _newton_step(eng, x, target, log_c, state)
         if not lazy and bool(xp.all(done)):
             break
-        f_safe = xp.maximum(f, tiny)
-        step = (log_c - xp.log(f_safe)) * (f_safe / xp.maximum(fp, tiny))
-        t_new = t + step
-        inside = (t_new > lo) & (t_new < hi)  # false for NaN too
-        t_new = xp.where(inside, t_new, 0.5 * (lo + hi))
-        t = xp.where(done, t, t_new)
-    return best_t
+    return state[3]
+
+
+_Tilt = tuple[Array, Array, Array, Array, Array]  # t, lo, hi, best t, its score
+
+
+def _newton_step(
+    eng: _Engine, x: Array, target: Array, log_c: Array, state: _Tilt
+) -> tuple[_Tilt, Array]:
+    """One safeguarded Newton step of `_mean_tilt` and the rows already within
+    tolerance (whose ``t`` it leaves unchanged)."""
+    xp = eng.xp
+    t, lo, hi, best_t, best_err = state
+    tiny = eng.tiny
+    y = xp.exp(xp.minimum(x + t[:, None], eng.bound))
+    a = 1 / (1 + y)
+    s = y * a
+    f = xp.sum(s, axis=1)
+    fp = xp.sum(s * a, axis=1)
+    err = xp.abs(f - target)
+    # Keep the best tilt seen: with |x| ~ 1e150 the grid of x + t is too coarse
+    # to reach the target, and the bracket's ends are then all there is.  An
+    # overshoot keeps mass at degree k (ties at sigmoid = 1/2), an undershoot may
+    # leave none: rank overshoots as a quarter of their distance.
+    score = xp.where(f < target, err, 0.25 * err)
+    better = score < best_err
+    best_t = xp.where(better, t, best_t)
+    best_err = xp.where(better, score, best_err)
+    below = f < target
+    lo = xp.where(below, t, lo)
+    hi = xp.where(below, hi, t)
+    done = err <= _NEWTON_TOL
+    f_safe = xp.maximum(f, tiny)
+    step = (log_c - xp.log(f_safe)) * (f_safe / xp.maximum(fp, tiny))
+    t_new = t + step
+    inside = (t_new > lo) & (t_new < hi)  # false for NaN too
+    t_new = xp.where(inside, t_new, 0.5 * (lo + hi))
+    t = xp.where(done, t, t_new)
+    return (t, lo, hi, best_t, best_err), done
 
 
 def _without_largest(eng: _Engine, x: Array, count: Array, most: int) -> Array:
@@ -547,9 +572,17 @@ def _without_largest(eng: _Engine, x: Array, count: Array, most: int) -> Array:
     cols = xp.astype(xp.arange(n, device=eng.device), eng.dtype)[None, :]
     if most > _ARGMAX_DROP_MAX:  # ascending sort: keep the n - count smallest
         return xp.where(cols < (n - count)[:, None], xp.sort(x, axis=1), -xp.inf)
-    for j in range(min(most, n)):
+
+    def drop(j: Any, x: Array) -> Array:
         top = xp.astype(xp.argmax(x, axis=1), eng.dtype)
-        x = xp.where((cols == top[:, None]) & (j < count)[:, None], -xp.inf, x)
+        return xp.where((cols == top[:, None]) & (j < count)[:, None], -xp.inf, x)
+
+    if _loops(eng):
+        import jax
+
+        return jax.lax.fori_loop(0, min(most, n), drop, x)
+    for j in range(min(most, n)):
+        x = drop(j, x)
     return x
 
 
@@ -568,6 +601,8 @@ def _upsweep(
     xp = eng.xp
     s = 1 if monic else 0  # lowest stored degree
     while P.shape[1] > 1:
+        if _loops(eng) and not monic and P.shape[0] > k and (levels or not keep):
+            return _upsweep_loop(eng, P, k, fft_from, keep, levels)
         if P.shape[1] % 2:
             P = eng.append_identity(P, monic)
         if keep:
@@ -639,6 +674,9 @@ def _downsweep(
     nb = w1.shape[0]
     C = xp.stack([w1, -w2], axis=0)[:, None, :]  # root, degrees 0..1
     c_lo = 0
+    if levels and isinstance(levels[-1], _LoopLevels):  # JAX: the top levels' loop
+        C = _downsweep_loop(eng, levels[-1], C[:, 0, :], k, fft_from)
+        levels = levels[:-1]
     bufs: list[Array] = []
     if eng.mod is not None and len(levels) > 1:
         size = max(
@@ -695,6 +733,91 @@ def _downsweep(
     else:
         left, right = (P[0, :M, ...], P[1, :M, ...]), (P[0, M:, ...], P[1, M:, ...])
     return _leaf_gradient(eng, left, right, c1, c2, out_t)
+
+
+# JAX: the levels of degree k as one compiled loop.  XLA compiles every operation of
+# an unrolled tree, and ten levels of products made a program that took seconds to
+# compile; from the level where the degree reaches k every level is the same
+# product, so they run as one `jax.lax.scan` (`jax.lax.fori_loop`) body over a
+# fixed-width stack: the 2^s nodes padded with identity nodes, node ``2i`` paired
+# with ``2i + 1`` and the W/2 products followed by W/2 identities.  That is
+# log2(W) W/2 products instead of W - 1 (for n = 1000, k = 5 about the work of the
+# unrolled levels again), yet the step measured no slower on XLA's CPU backend
+# (fewer, larger kernels; bench/bench_adapters.py times it).
+
+
+def _loops(eng: _Engine) -> bool:
+    """True where the tree's repeated steps run as compiled loops (JAX)."""
+    return bool(is_jax_namespace(eng.xp))
+
+
+class _LoopLevels:
+    """The stacks of the looped levels, ``(steps, k+1, W, B)``, and the number
+    ``n`` of real nodes of the first (the rest of its ``W`` are identities)."""
+
+    def __init__(self, stack: Array, n: int) -> None:
+        self.stack = stack
+        self.n = n
+
+
+def _identity_nodes(eng: _Engine, d1: int, count: int, nb: int) -> Array:
+    """``count`` nodes equal to the polynomial 1, as a ``(d1, count, nb)`` stack."""
+    xp = eng.xp
+    one = xp.ones((1, count, nb), dtype=eng.dtype, device=eng.device)
+    return xp.concat([one, eng.zeros((d1 - 1, count, nb))], axis=0)
+
+
+def _upsweep_loop(
+    eng: _Engine, P: Array, k: int, fft_from: int, keep: bool, levels: list[Array]
+) -> tuple[list[Array], Array]:
+    """`_upsweep` from a stack ``P`` of degree ``k`` (``(k+1, n, B)``, ``n >= 2``) to
+    the root, as one loop; with ``keep``, ``levels`` gets a `_LoopLevels`."""
+    import jax
+
+    xp = eng.xp
+    d1, n, nb = P.shape
+    steps = (n - 1).bit_length()
+    W = 1 << steps
+    if n < W:
+        P = xp.concat([P, _identity_nodes(eng, d1, W - n, nb)], axis=1)
+    ident = _identity_nodes(eng, d1, W // 2, nb)
+    fft = k >= fft_from
+
+    def step(P: Array) -> Array:
+        Q = xp.reshape(P, (d1, W // 2, 2, nb))
+        prod = eng.conv(Q[:, :, 0, :], 0, Q[:, :, 1, :], 0, d1, fft=fft)
+        return xp.concat([prod, ident], axis=1)
+
+    if keep:
+        root, stack = jax.lax.scan(lambda P, _: (step(P), P), P, None, length=steps)
+        levels.append(_LoopLevels(stack, n))
+    else:
+        root = jax.lax.fori_loop(0, steps, lambda _, P: step(P), P)
+    return levels, root[:, 0, :]
+
+
+def _downsweep_loop(
+    eng: _Engine, lv: _LoopLevels, root: Array, k: int, fft_from: int
+) -> Array:
+    """`_downsweep` through the looped levels: from the root's ``(2, B)``
+    complement ``w1 - w2 X`` to the degrees ``0..k-1`` of the complements of the
+    first looped level's ``n`` nodes, ``(k, n, B)``."""
+    import jax
+
+    xp = eng.xp
+    _steps, d1, W, nb = lv.stack.shape
+    head = xp.concat([root, eng.zeros((k - 2, nb))], axis=0)[:, None, :]
+    C = xp.concat([head, eng.zeros((k, W - 1, nb))], axis=1)
+    fft = min(k, d1) - 1 >= fft_from
+
+    def step(C: Array, P: Array) -> tuple[Array, None]:
+        Q = xp.reshape(P, (d1, W // 2, 2, nb))
+        sib = xp.concat([Q[:, :, 1:, :], Q[:, :, :1, :]], axis=2)
+        Cc = eng.conv(C[:, : W // 2, None, :], 0, sib, 0, k, fft=fft)
+        return xp.reshape(Cc, (k, W, nb)), None
+
+    C, _ = jax.lax.scan(step, C, lv.stack, reverse=True)
+    return C[:, : lv.n, :]
 
 
 Leaf = tuple["Array | None", Array]  # (a, b) of the leaves a + b X; a None means 1

@@ -14,13 +14,15 @@ Forward-mode derivatives (`jax.jvp`, `jax.jacfwd`) are not defined for
 **Compilation.**  The losses whose core kernel is compiled on JAX (the top-k
 family: `smooth_topk_svm`, `topk_svm`) run, for CPU arrays, as the NumPy kernels on
 the host (`HOST_KERNELS`; under tracing through `jax.pure_callback`): XLA has
-nothing of the kernel to compile (under a second for ``jit(grad(...))`` at
-(256, 1000), against seconds to tens of seconds for XLA's program) and the step is
-several times faster.  On other devices, called eagerly they run on blocks of
-`BLOCK` rows, the last one padded: one compiled program per class count, dtype and
-options, whatever the batch size.  Inside a traced function (`jax.jit`,
-`jax.vmap`) the other losses are part of the caller's program, which JAX compiles
-once per input shape.
+nothing of the kernel to compile and the step is faster.  On other devices they
+are XLA programs, kept small to compile: the tree's levels of degree ``k``, the
+tilt's Newton steps and its argmax drops run as loops (`jax.lax.scan`,
+`jax.lax.fori_loop`) instead of being unrolled (`arrayloss.esp`;
+``bench/bench_adapters.py`` times both compiles).  Called eagerly they run on
+blocks of `BLOCK` rows, the last one padded: one compiled program per class count,
+``k``, dtype and options, whatever the batch size.  Inside a traced function
+(`jax.jit`, `jax.vmap`) the losses are part of the caller's program, which JAX
+compiles once per input shape.
 
 **Value checks.**  Eagerly the core checks values at the call: label range,
 NaN/infinite logits, soft labels non-negative and summing to one, weights finite
@@ -44,7 +46,6 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-import types
 from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,8 +55,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from . import _xp
+from ._adapter import check_options, export, present
 from ._api import Kernel, sample_factors
-from ._registry import CONVENTIONS, LOSSES, LossInfo, forwarding, get_loss
+from ._registry import (
+    CONVENTIONS,
+    LOSSES,
+    Forwarding,
+    LossInfo,
+    forwarding,
+    get_loss,
+)
 from ._typing import Array
 from .losses import l2 as _l2
 
@@ -93,36 +102,48 @@ def _traced(*arrays: Array | None) -> bool:
     return any(a is not None and _xp.is_jax_tracer(a) for a in arrays)
 
 
-def _core(
-    info: LossInfo,
-    logits: Array,
-    labels: Array,
-    weights: Array | None,
-    axis: int,
-    reduction: str,
-    params: Mapping[str, Any],
-    want_grad: bool = True,
-) -> tuple[Array, Array | None]:
+@dataclass(frozen=True)
+class _Call:
+    """One call of a registry loss: its arrays and options."""
+
+    info: LossInfo
+    logits: Array
+    labels: Array
+    weights: Array | None
+    axis: int
+    reduction: str
+    params: Mapping[str, Any]
+
+    @property
+    def loss(self) -> Forwarding:
+        """The registry entry that runs the call (`forwarding`)."""
+        return forwarding(self.info)
+
+    def options(self, **changes: Any) -> dict[str, Any]:
+        """The keywords of the core call (less ``weights``), with ``changes``."""
+        return {
+            **self.params,
+            "axis": self.axis,
+            "reduction": self.reduction,
+            **changes,
+        }
+
+
+def _core(call: _Call, want_grad: bool = True) -> tuple[Array, Array | None]:
     """The core's ``value_and_grad`` (or ``value``, grad ``None``).
 
     The compiled kernels run on the host's NumPy kernels for CPU arrays (see
     `HOST_KERNELS`), else eagerly in blocks of rows; everything else as it is."""
-    if _compiled_kernel(info.name):
-        if HOST_KERNELS and _host_ok(logits, labels, weights):
-            return _host(
-                info, logits, labels, weights, axis, reduction, params, want_grad
-            )
-        conv = any(params.get(k) is not None for k in CONVENTIONS)
-        if not conv and _blockable(logits, labels, weights, axis, reduction):
-            ax = axis % logits.ndim
-            return _blocked(
-                info, logits, labels, weights, ax, reduction, params, want_grad
-            )
-    opts = dict(params, axis=axis, reduction=reduction, weights=weights)
-    loss = forwarding(info)
+    z, y, w = call.logits, call.labels, call.weights
+    if _compiled_kernel(call.info.name):
+        if HOST_KERNELS and _host_ok(z, y, w):
+            return _host(call, want_grad)
+        conv = any(call.params.get(k) is not None for k in CONVENTIONS)
+        if not conv and _blockable(z, y, w, call.axis, call.reduction):
+            return _blocked(call, want_grad)
     if want_grad:
-        return loss.value_and_grad(logits, labels, **opts)
-    return loss.value(logits, labels, **opts), None
+        return call.loss.value_and_grad(z, y, weights=w, **call.options())
+    return call.loss.value(z, y, weights=w, **call.options()), None
 
 
 def _on_cpu(x: Array) -> bool:
@@ -141,21 +162,12 @@ def _host_ok(logits: Array, labels: Array, weights: Array | None) -> bool:
     )
 
 
-def _host(
-    info: LossInfo,
-    logits: Array,
-    labels: Array,
-    weights: Array | None,
-    axis: int,
-    reduction: str,
-    params: Mapping[str, Any],
-    want_grad: bool,
-) -> tuple[Array, Array | None]:
+def _host(call: _Call, want_grad: bool) -> tuple[Array, Array | None]:
     """The NumPy kernel on the host: directly for concrete arrays, through
     `jax.pure_callback` under tracing (shapes from `jax.eval_shape` of the core,
     which also runs its shape and option checks at trace time)."""
-    opts = dict(params, axis=axis, reduction=reduction)
-    loss = forwarding(info)
+    opts, loss = call.options(), call.loss
+    logits, labels, weights = call.logits, call.labels, call.weights
 
     def core(z: Array, y: Array, w: Array | None, **extra: Any) -> tuple[Array, ...]:
         kw = {**opts, **extra}
@@ -203,18 +215,11 @@ def _batch_shape(shape: tuple[int, ...], axis: int) -> tuple[int, ...]:
     return tuple(shape[:axis] + shape[axis + 1 :])
 
 
-def _blocked(
-    info: LossInfo,
-    logits: Array,
-    labels: Array,
-    weights: Array | None,
-    axis: int,
-    reduction: str,
-    params: Mapping[str, Any],
-    want_grad: bool,
-) -> tuple[Array, Array | None]:
+def _blocked(call: _Call, want_grad: bool) -> tuple[Array, Array | None]:
     """Per-sample losses and gradients of ``(BLOCK, C)`` blocks, then the reduction
     (the core's: ``sum(w l) / sum(w)`` for ``"mean"``)."""
+    info, logits, labels, weights = call.info, call.logits, call.labels, call.weights
+    axis, reduction, params = call.axis % logits.ndim, call.reduction, call.params
     batch = labels.shape
     n, c = labels.size, logits.shape[axis]
     z = jnp.reshape(jnp.moveaxis(logits, axis, -1), (n, c))
@@ -269,14 +274,17 @@ def _differentiable(
     if opts.get("class_weights") is not None:  # hashed as a tuple of floats
         opts["class_weights"] = jnp.asarray(opts["class_weights"])
 
+    def call(logits: Array, labels: Array, weights: Array | None) -> _Call:
+        return _Call(info, logits, labels, weights, axis, reduction, opts)
+
     @jax.custom_vjp
     def f(logits: Array, labels: Array, weights: Array | None) -> Array:
-        return _core(info, logits, labels, weights, axis, reduction, opts, False)[0]
+        return _core(call(logits, labels, weights), False)[0]
 
     def fwd(
         logits: Array, labels: Array, weights: Array | None
     ) -> tuple[Array, tuple[Array, Array | None, Array | None, Array, Array | None]]:
-        value, grad = _core(info, logits, labels, weights, axis, reduction, opts)
+        value, grad = _core(call(logits, labels, weights))
         rows = factors = None
         if weights is not None:  # for the weights' cotangent (dead code if unused)
             rows = loss.value(logits, labels, axis=axis, reduction="none", **opts)
@@ -337,32 +345,12 @@ def _function(info: LossInfo) -> Callable[..., Array]:
             return forwarding(info).value(logits, labels, **options, **conv)
         return f(logits, labels, weights)
 
-    short = info.name.rsplit(".", 1)[-1]
-    fn.__name__ = fn.__qualname__ = short
-    fn.__module__ = __name__ if "." not in info.name else f"{__name__}.keras"
-    fn.__signature__ = sig  # type: ignore[attr-defined]
-    fn.__doc__ = (
-        f"`arrayloss.{info.name}` ({_rst(info.summary)}) with its analytic gradient as "
-        f"the JAX derivative (`jax.custom_vjp`).\n\nSame parameters as "
-        f"`arrayloss.{info.name}`."
-    )
+    present(fn, info, __name__, "with its analytic gradient as the JAX derivative "
+            "(`jax.custom_vjp`)")  # fmt: skip
     return fn
 
 
-def _rst(text: str) -> str:
-    """``text`` with the characters reStructuredText would read as markup escaped."""
-    return text.replace("|", "\\|").replace("*", "\\*")
-
-
-keras = types.ModuleType(f"{__name__}.keras", "The `arrayloss.keras` losses.")
-
-for _name, _info in LOSSES.items():
-    if _name.startswith("keras."):
-        setattr(keras, _name.split(".", 1)[1], _function(_info))
-    else:
-        globals()[_name] = _function(_info)
-keras.__all__ = sorted(n for n in vars(keras) if not n.startswith("_"))  # type: ignore[attr-defined]
-sys.modules[keras.__name__] = keras  # `import arrayloss.<adapter>.keras` works too
+keras = export(globals(), __name__, _function)
 
 
 @dataclass(frozen=True)
@@ -401,12 +389,7 @@ def loss(name: str, **params: Any) -> Loss:
     >>> round(float(value), 5), abs(float(grad.sum())) < 1e-6  # rows sum to 0
     (2.58892, True)
     """
-    info = get_loss(name)
-    if "weights" in params:
-        msg = "pass `weights` at the call, not to `loss`"
-        raise TypeError(msg)
-    own = {k: v for k, v in params.items() if k not in CONVENTIONS}
-    inspect.signature(info.value).bind_partial(None, None, **own)
+    check_options(name, params, "at the call, not to `loss`")
     return Loss(name, tuple(params.items()))
 
 

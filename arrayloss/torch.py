@@ -23,16 +23,14 @@ tensor check, the module wrapper and the `torch.compile` boundary).
 
 from __future__ import annotations
 
-import inspect
-import sys
-import types
 from collections.abc import Callable
 from typing import Any
 
 import torch
 
 from . import _torch_compat
-from ._registry import CONVENTIONS, LOSSES, LossInfo, forwarding, get_loss
+from ._adapter import check_options, export, present
+from ._registry import LOSSES, LossInfo, forwarding
 
 __all__ = ["Loss", "keras", "loss", *(n for n in LOSSES if "." not in n)]
 
@@ -66,33 +64,16 @@ def _function(info: LossInfo) -> Callable[..., torch.Tensor]:
     def fn(logits: torch.Tensor, labels: torch.Tensor, /, **options: Any) -> Any:
         return run(logits, labels, **options)
 
-    short = info.name.rsplit(".", 1)[-1]
-    fn.__name__ = fn.__qualname__ = short
-    fn.__module__ = __name__ if "." not in info.name else f"{__name__}.keras"
-    fn.__signature__ = inspect.signature(info.value)
-    fn.__doc__ = (
-        f"`arrayloss.{info.name}` ({_rst(info.summary)}) as a differentiable torch "
-        "function: the result's backward uses the exact analytic gradient.\n\n"
-        f"Same parameters as `arrayloss.{info.name}`."
+    how = (
+        "as a differentiable torch function: the result's backward uses the exact "
+        "analytic gradient"
     )
+    present(fn, info, __name__, how)
     result: Callable[..., torch.Tensor] = fn
     return result
 
 
-def _rst(text: str) -> str:
-    """``text`` with the characters reStructuredText would read as markup escaped."""
-    return text.replace("|", "\\|").replace("*", "\\*")
-
-
-keras = types.ModuleType(f"{__name__}.keras", "The `arrayloss.keras` losses.")
-
-for _name, _info in LOSSES.items():
-    if _name.startswith("keras."):
-        setattr(keras, _name.split(".", 1)[1], _function(_info))
-    else:
-        globals()[_name] = _function(_info)
-keras.__all__ = sorted(n for n in vars(keras) if not n.startswith("_"))  # type: ignore[attr-defined]
-sys.modules[keras.__name__] = keras  # `import arrayloss.<adapter>.keras` works too
+keras = export(globals(), __name__, _function)
 
 
 class Loss(torch.nn.Module):
@@ -110,12 +91,9 @@ class Loss(torch.nn.Module):
 
     def __init__(self, name: str, **params: Any) -> None:
         super().__init__()
-        info = get_loss(name)
-        if "weights" in params:
-            msg = "pass `weights` to `forward`, not to the loss's constructor"
-            raise TypeError(msg)
-        own = {k: v for k, v in params.items() if k not in CONVENTIONS}
-        inspect.signature(info.value).bind_partial(None, None, **own)
+        info = check_options(
+            name, params, "to `forward`, not to the loss's constructor"
+        )
         self.name = name
         self.params = dict(params)
         self._fn = _function(info)

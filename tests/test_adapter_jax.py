@@ -142,37 +142,57 @@ def test_cross_entropy_through_a_linear_layer_equals_autodiff_of_the_maths():
     _close(jax.grad(ours)(w0), jax.grad(maths)(w0), rtol=1e-12, atol=1e-15)
 
 
-def test_eager_top_k_compiles_once_for_any_batch_size(monkeypatch):
-    """XLA's path (GPUs): batches of 3, 77, 256 and 300 rows share one compiled
-    kernel (per C and k): JAX's compile log shows one program taking ``(scores,
-    labels)`` rows, at `alj.BLOCK` rows."""
-    import logging
+def test_xla_top_k_traces_its_kernel_once_per_class_count_and_k(monkeypatch):
+    """XLA's path: the kernel program is traced (so compiled) once per class count
+    and k, whatever the batch size (blocks of `alj.BLOCK` rows, here
+    16): counted at the tree's entry point, which runs only while a program is
+    traced.  The values are the host kernel's."""
+    from arrayloss import _api
+    from arrayloss.losses import _topk
 
+    z, y, _ = _inputs(seed=13, n=40, c=13)
+    ref_rows, ref_grads = al.smooth_topk_svm_and_grad(*_np(z, y), k=4, reduction="none")
     monkeypatch.setattr(alj, "HOST_KERNELS", False)
-    messages: list[str] = []
+    monkeypatch.setattr(alj, "BLOCK", 16)
+    _api._jax_program.cache_clear()  # fresh compiled programs for this test
+    traces: list[tuple[tuple[int, ...], bool]] = []
+    inner = _topk._log_ratio_and_grad
 
-    class Collect(logging.Handler):
-        def emit(self, record: logging.LogRecord) -> None:
-            messages.append(record.getMessage())
+    def counted(x, k, **kw):
+        assert isinstance(x, jax.core.Tracer), "the kernel ran outside its program"
+        traces.append((tuple(x.shape), kw.get("coef") is not None))
+        return inner(x, k, **kw)
 
-    z, y, _ = _inputs(seed=5, n=300, c=11)
-    ref_rows, ref_grads = al.smooth_topk_svm_and_grad(*_np(z, y), k=3, reduction="none")
-    handler = Collect()
-    logger = logging.getLogger("jax")
-    logger.addHandler(handler)
-    try:
-        with jax.log_compiles():
-            for n in (3, 77, 256, 300):
-                value, grad = jax.value_and_grad(alj.smooth_topk_svm)(z[:n], y[:n], k=3)
-                _close(value, np.mean(ref_rows[:n]), rtol=1e-13)
-                _close(grad, ref_grads[:n] / n, rtol=1e-12, atol=1e-17)
-    finally:
-        logger.removeHandler(handler)
-    kernel = re.compile(
-        r"Compiling .*float64\[(\d+),11\]\), ShapedArray\(int64\[\1\]\)"
-    )
-    rows = [int(m.group(1)) for m in map(kernel.search, messages) if m]
-    assert rows == [alj.BLOCK], rows
+    monkeypatch.setattr(_topk, "_log_ratio_and_grad", counted)
+    for n in (1, 5, 40):  # one padded block, one, three
+        value, grad = jax.value_and_grad(alj.smooth_topk_svm)(z[:n], y[:n], k=4)
+        _close(value, np.mean(ref_rows[:n]), rtol=1e-13)
+        _close(grad, ref_grads[:n] / n, rtol=1e-12, atol=1e-17)
+    assert traces == [((16, 13), True)], traces
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_xla_path_equals_the_host_path(monkeypatch, dtype):
+    """The same losses and gradients from XLA's program (GPUs) and the host's NumPy
+    kernel under `jit`, to rounding, for class counts below and above the looped
+    levels of the tree (there with identity padding: 40 leaves, 5 nodes of degree
+    k padded to 8)."""
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    for c, k, n in ((9, 2, 4), (40, 5, 3)):
+        z, y, _ = _inputs(seed=c, n=n, c=c, dtype=dtype)
+
+        def step(s, t, k=k):
+            smooth = jax.value_and_grad(alj.smooth_topk_svm)(s, t, k=k, tau=0.5)
+            return (*smooth, jax.grad(alj.topk_svm)(s, t, k=k, reduction="sum"))
+
+        results = []
+        for host in (True, False):
+            monkeypatch.setattr(alj, "HOST_KERNELS", host)
+            results.append(jax.jit(step)(z, y))
+        for host_out, xla_out in zip(*results, strict=True):
+            assert xla_out.dtype == host_out.dtype == dtype
+            scale = float(np.max(np.abs(np.asarray(host_out))))
+            _close(xla_out, host_out, rtol=tol, atol=tol * scale)
 
 
 def test_eager_blocks_keep_axis_weights_and_checks(monkeypatch):
