@@ -30,6 +30,7 @@ __all__ = [
     "Paired",
     "claims",
     "describe",
+    "figures",
     "glance",
     "paired",
     "plot_accuracy",
@@ -531,7 +532,7 @@ class Claim:
     """A paper's claim as a test on the verdicts.
 
     ``losses`` are compared with cross-entropy on ``metric`` at the noise rates
-    ``noise`` picks (``"noisy"``: every rate above 0; ``"clean"``: 0). ``want`` is
+    ``noise`` picks (``"noisy"``: every rate above 0; ``"clean"``: 0; ``"all"``). ``want`` is
     ``"better"`` (supported where every such verdict is better) or ``"not worse"``
     (supported where none is worse).
     """
@@ -573,7 +574,11 @@ def claims(
     out: list[str] = []
     for c in claim_list:
         losses = [loss for loss in c.losses if loss in runs.losses]
-        noises = [n for n in runs.noises if (n > 0 if c.noise == "noisy" else n == 0)]
+        noises = [
+            n
+            for n in runs.noises
+            if {"noisy": n > 0, "clean": n == 0, "all": True}[c.noise]
+        ]
         what = (
             "top-" + str(k) + " accuracy"
             if c.metric == "top_k_accuracy"
@@ -776,3 +781,24 @@ def plot_curves(
     fig.legend(handles, labels, loc="outside right upper", fontsize="small")
     fig.suptitle(title)
     return _png(fig)
+
+
+def figures(
+    rows: Sequence[Mapping[str, Any]],
+    curves: Sequence[Mapping[str, Any]],
+    meta: Mapping[str, Any],
+) -> list[tuple[str, bytes]]:
+    """The three figures of a study as ``(file name, PNG)``."""
+    title = f"{meta['noise_kind']} label noise"
+    return [
+        ("accuracy_vs_noise.png", plot_accuracy(rows, title)),
+        ("paired_differences.png", plot_differences(rows, title)),
+        (
+            "curves.png",
+            plot_curves(
+                curves,
+                meta["losses"],
+                f"test accuracy by epoch at {title} {meta['curve_noise']:g}",
+            ),
+        ),
+    ]
