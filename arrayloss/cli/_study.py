@@ -706,6 +706,7 @@ def study(
     ]
     plan = _Plan(cells, lr_grid, seeds, tune_seed)
     jobs = min(jobs, plan.total, os.cpu_count() or 1)
+    commit = _git_commit()  # now: the code the runs use, whatever changes later
     cpu0, start = _cpu_seconds(), time.perf_counter()
     estimate = _estimate(datasets, plan, hidden, batch_size, jobs)
     click.echo(
@@ -737,7 +738,7 @@ def study(
     )
     meta: dict[str, Any] = {
         "arrayloss": __version__,
-        "commit": _git_commit(),
+        "commit": commit,
         "command": command.strip(),
         "grid": grid,
         "data_sets": {d.name: _about(d) for d in datasets.values()},
