@@ -185,15 +185,15 @@ def load_mnist1d(*, n_samples: int = 5000, seed: int = 42) -> Dataset:
     import importlib
     import random
 
+    for name, value, low in (("n_samples", n_samples, 20), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            msg = f"`{name}` must be an integer >= {low} (got {name}={value!r})"
+            raise ValueError(msg)
     try:
         generator = importlib.import_module("mnist1d.data")
     except ModuleNotFoundError as exc:
         msg = f"MNIST-1D needs the mnist1d package: {MNIST1D_HINT} ({exc})"
         raise ModuleNotFoundError(msg, name="mnist1d") from None
-    for name, value, low in (("n_samples", n_samples, 20), ("seed", seed, 0)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            msg = f"`{name}` must be an integer >= {low} (got {name}={value!r})"
-            raise ValueError(msg)
     args = generator.get_dataset_args()
     args.num_samples, args.seed = n_samples, seed
     np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002

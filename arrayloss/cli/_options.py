@@ -462,14 +462,19 @@ def format_option(
 
 
 def count_option(
-    *decls: str, default: int, help: str, low: int = 1, metavar: str | None = None
+    *decls: str,
+    default: int | None,
+    help: str,
+    low: int = 1,
+    metavar: str | None = None,
 ) -> Decorator[Any]:
-    """An integer option ``>= low`` with its default shown (``--seeds``, ``--jobs``)."""
+    """An integer option ``>= low`` with its default shown (``--seeds``, ``--jobs``);
+    ``default=None``: the command fills it in (and says how in ``help``)."""
     return click.option(
         *decls,
         type=click.IntRange(min=low),
         default=default,
-        show_default=True,
+        show_default=default is not None,
         metavar=metavar,
         help=help,
     )

@@ -571,11 +571,12 @@ def _about(dataset: Any) -> dict[str, Any]:
 )
 @opt.noise_kind_option()
 @opt.count_option(
-    "--seeds", default=0, low=0, help="Reported runs per cell, seeds 0, 1, ... "
-    "(0: the --grid preset)."
-)  # fmt: skip
+    "--seeds",
+    default=None,
+    help="Reported runs per cell, seeds 0, 1, ...  [default: the --grid preset]",
+)
 @opt.count_option(
-    "--epochs", default=0, low=0, help="Epochs of every run (0: the --grid preset)."
+    "--epochs", default=None, help="Epochs of every run.  [default: the --grid preset]"
 )
 @click.option(
     "--lr-grid",
@@ -619,8 +620,8 @@ def study(
     grid: str,
     noises: list[float] | None,
     noise_kind: str,
-    seeds: int,
-    epochs: int,
+    seeds: int | None,
+    epochs: int | None,
     lr_grid: list[float],
     tune_seed: int,
     batch_size: int,
@@ -641,9 +642,9 @@ def study(
     data set, loss and noise rate on the noisy validation part of a separate
     tuning seed. Reported: test accuracy at the final epoch and early-stopped on
     the noisy validation part, and each loss against cross-entropy paired by seed
-    (mean difference, 95 % t interval, wins, verdict). The default grid takes
-    about 5 minutes of CPU time (two jobs on two cores); the estimate is printed
-    first.
+    (mean difference, 95 % t interval, wins, verdict). The default grid is
+    sized for at most 10 minutes of CPU time; every study prints its estimate
+    first, and a progress bar on a terminal.
 
     Exit codes: 0 success (diverged runs are results, marked in runs.csv); 1 bad
     data or an output that cannot be written; 2 bad usage. Every option is checked
@@ -656,8 +657,8 @@ def study(
 
     preset = GRIDS[grid]
     noises = list(preset["noises"]) if noises is None else noises
-    seeds = seeds or preset["seeds"]
-    epochs = epochs or preset["epochs"]
+    seeds = preset["seeds"] if seeds is None else seeds
+    epochs = preset["epochs"] if epochs is None else epochs
     if not losses:
         msg = "no loss to study"
         raise click.UsageError(msg)
