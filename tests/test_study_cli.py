@@ -239,6 +239,12 @@ def test_study_data_given_twice_is_usage(tmp_path):
     assert "'digits' is given twice" in r.stderr
 
 
+def test_tuning_seed_must_be_separate(tmp_path):
+    r = invoke(["study", "--data", "digits", "--seeds", "3", "--tune-seed", "2",
+                "--out", tmp_path / "s"], exit_code=2)  # fmt: skip
+    assert "--tune-seed 2 is one of the reported seeds 0..2" in r.stderr
+
+
 def test_data_errors_is_the_one_conversion():
     with pytest.raises(DataError, match="bad labels"), data_errors():
         raise ValueError("bad\nlabels")

@@ -553,7 +553,7 @@ def _about(dataset: Any) -> dict[str, Any]:
     type=click.Choice(sorted(GRIDS)),
     default="default",
     show_default=True,
-    help="Preset of --noise, --seeds and --epochs: default "
+    help="Preset of --noise, --seeds and --epochs; "
     + "; ".join(
         f"{name}: noise {','.join(f'{n:g}' for n in g['noises'])}, {g['seeds']} "
         f"seeds, {g['epochs']} epochs"
@@ -661,6 +661,12 @@ def study(
     epochs = preset["epochs"] if epochs is None else epochs
     if not losses:
         msg = "no loss to study"
+        raise click.UsageError(msg)
+    if len(lr_grid) > 1 and tune_seed < seeds:
+        msg = (
+            f"--tune-seed {tune_seed} is one of the reported seeds 0..{seeds - 1}; "
+            "the rate must be chosen on a separate seed"
+        )
         raise click.UsageError(msg)
     n_cells = len(losses) * len(noises) * max(len(data_specs), 1)
     n_runs = n_cells * (seeds + (len(lr_grid) if len(lr_grid) > 1 else 0))
