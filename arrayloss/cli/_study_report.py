@@ -515,7 +515,11 @@ def accuracy_table(rows: Sequence[Mapping[str, Any]], sel: str = "es") -> str:
                 if not r["error"]
             ]
             means[(loss, d, n)] = statistics.fmean(ok) if ok else math.nan
-    best = {c: max(means[(loss, *c)] for loss in runs.losses) for c in cols}
+    best = {
+        c: max((m for loss in runs.losses if not math.isnan(m := means[(loss, *c)])),
+               default=math.nan)
+        for c in cols
+    }  # fmt: skip
     lines = [
         "| loss | " + " | ".join(f"{d} {n:g}" for d, n in cols) + " |",
         "|---" * (len(cols) + 1) + "|",
@@ -537,7 +541,7 @@ class Claim:
     ``losses`` are compared with cross-entropy on ``metric`` at the noise rates
     ``noise`` picks (``"noisy"``: every rate above 0; ``"clean"``: 0; ``"all"``). ``want`` is
     ``"better"`` (supported where every such verdict is better) or ``"not worse"``
-    (supported where none is worse).
+    (not contradicted where none is worse).
     """
 
     source: str
@@ -561,9 +565,9 @@ def _status(verdicts: Sequence[str], want: str) -> str:
             return "contradicted" if not good else "mixed"
         return "partly supported" if good else "not supported"
     bad = sum(v == WORSE for v in verdicts)
-    if not bad:
-        return "supported"
-    return "contradicted" if bad == len(verdicts) else "partly supported"
+    if not bad:  # "no clear difference" shows no harm; it does not prove parity
+        return "not contradicted"
+    return "contradicted" if bad == len(verdicts) else "partly contradicted"
 
 
 def claims(
