@@ -6,6 +6,9 @@
   licensed CC BY 4.0; the file is the copy scikit-learn ships.
 - `make_synthetic`: Gaussian classes in confusable groups (100 classes by default),
   where top-5 accuracy means something.
+- `load_mnist1d`: MNIST-1D (Greydanus 2020), 5 000 one-dimensional signals of 40
+  points, 10 classes, generated offline by the ``mnist1d`` package (the optional
+  extra ``data``: ``pip install 'arrayloss[data]'``).
 - `load_npz`, `load_idx`, `load_mnist`: user files (MNIST's IDX format, ``.npz``).
   `load` picks one from a name or a path, as ``arrayloss train --data`` does.
 - `add_label_noise`: symmetric or pair-flip noise that flips exactly
@@ -13,7 +16,8 @@
 - `split`: train/validation/test parts fixed by a seed.
 
 Everything here is NumPy on the host: features come back as float64 in [0, 1]
-(integer pixels are divided by the largest value), labels as int64. A file that
+(integer pixels are divided by the largest value; MNIST-1D keeps its generator's
+standardised signals), labels as int64. A file that
 cannot be read raises `DataError`, whose message names the file.
 """
 
@@ -42,6 +46,7 @@ __all__ = [
     "load_digits",
     "load_idx",
     "load_mnist",
+    "load_mnist1d",
     "load_npz",
     "make_synthetic",
     "split",
@@ -130,6 +135,76 @@ def load_digits() -> Dataset:
     x = table[:, :-1] / 16.0
     y = table[:, -1].astype(np.int64)
     return Dataset(x, y, 10, "digits")
+
+
+MNIST1D_HINT = "pip install 'arrayloss[data]'"
+
+
+def load_mnist1d(*, n_samples: int = 5000, seed: int = 42) -> Dataset:
+    """MNIST-1D: one-dimensional digit templates, shifted, sheared and noised.
+
+    Generated on the fly (offline, about 2 s) by the ``mnist1d`` package with its
+    default arguments: 10 templates padded, scaled, translated by up to 48 of 72
+    points, with correlated and i.i.d. noise and a shear, resampled to 40 points;
+    the whole set is standardised to mean 0 and standard deviation 1. The first
+    80 % of the samples are the training part, the rest the predefined test part
+    (as the package splits it). It is much harder than digits for an MLP, whose
+    accuracy then leaves room to separate losses.
+
+    Parameters
+    ----------
+    n_samples : int, default 5000
+        Samples in all, split 80/20 into training and test parts.
+    seed : int, default 42
+        The package's seed (its default gives the published set's settings).
+
+    Returns
+    -------
+    Dataset
+        ``x`` of shape (0.8 n, 40), ``x_test`` of shape (0.2 n, 40), float64;
+        labels 0..9, int64.
+
+    Raises
+    ------
+    ModuleNotFoundError
+        When ``mnist1d`` is not installed; the message names the extra.
+
+    Notes
+    -----
+    S. Greydanus and D. Kobak, "Scaling down deep learning with MNIST-1D",
+    ICML 2024 (arXiv:2011.14439). The package seeds NumPy's and Python's global
+    generators; their states are restored afterwards.
+
+    Examples
+    --------
+    >>> from arrayloss.datasets import load_mnist1d
+    >>> d = load_mnist1d()  # doctest: +SKIP
+    >>> d.x.shape, d.x_test.shape, d.n_classes  # doctest: +SKIP
+    ((4000, 40), (1000, 40), 10)
+    """
+    import importlib
+    import random
+
+    for name, value, low in (("n_samples", n_samples, 20), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            msg = f"`{name}` must be an integer >= {low} (got {name}={value!r})"
+            raise ValueError(msg)
+    try:
+        generator = importlib.import_module("mnist1d.data")
+    except ModuleNotFoundError as exc:
+        msg = f"MNIST-1D needs the mnist1d package: {MNIST1D_HINT} ({exc})"
+        raise ModuleNotFoundError(msg, name="mnist1d") from None
+    args = generator.get_dataset_args()
+    args.num_samples, args.seed = n_samples, seed
+    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
+    try:
+        raw = generator.make_dataset(args)
+    finally:
+        np.random.set_state(np_state)  # noqa: NPY002
+        random.setstate(py_state)
+    x, x_test = (np.asarray(raw[k], dtype=np.float64) for k in ("x", "x_test"))
+    y, y_test = (np.asarray(raw[k], dtype=np.int64) for k in ("y", "y_test"))
+    return Dataset(x, y, 10, "mnist1d", x_test, y_test)
 
 
 def make_synthetic(
@@ -621,7 +696,7 @@ def _idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load(spec: str, *, seed: int = 0) -> Dataset:
-    """A data set by name (``"digits"``, ``"synthetic"``) or by path.
+    """A data set by name (``"digits"``, ``"synthetic"``, ``"mnist1d"``) or by path.
 
     A path is read by its form: ``*.npz`` with `load_npz`; a directory or an
     ``*images-idx3*`` file with `load_mnist`. ``seed`` only matters for
@@ -631,9 +706,13 @@ def load(spec: str, *, seed: int = 0) -> Dataset:
     ------
     DataError
         For an unknown name, a missing path, or a file that cannot be read.
+    ModuleNotFoundError
+        For ``"mnist1d"`` without the ``mnist1d`` package (see `load_mnist1d`).
     """
     if spec == "digits":
         return load_digits()
+    if spec == "mnist1d":
+        return load_mnist1d()
     if spec == "synthetic":
         return make_synthetic(seed=seed)
     p = Path(spec)
@@ -642,7 +721,8 @@ def load(spec: str, *, seed: int = 0) -> Dataset:
         raise DataError(msg)
     if not p.exists():
         msg = (
-            f"unknown data set {spec!r}: not 'digits', 'synthetic' or an existing path"
+            f"unknown data set {spec!r}: not 'digits', 'synthetic', 'mnist1d' or an "
+            "existing path"
         )
         raise DataError(msg)
     if p.is_dir():

@@ -1,17 +1,21 @@
 #!/usr/bin/env bash
-# Regenerate docs/study/ with one command.
+# Regenerate all of docs/study/ with one command, from a clean checkout.
 #
-# 1. The default `arrayloss study` -> docs/study/{summary.md,runs.csv,accuracy_vs_noise.png}:
-#    synthetic 100-class data, the eight default losses, label noise 0/0.2/0.4/0.6,
-#    5 seeds, 2 worker processes (160 runs; 4 to 8 minutes on 2 shared CPU cores).
-# 2. The same study on the bundled digits (10 classes, as in Janocha & Czarnecki)
-#    -> docs/study/digits/ (2 to 3 more minutes).
+# 1. `arrayloss study --grid full` on synthetic100, digits and MNIST-1D, the 14
+#    default losses, label noise 0/0.3/0.6, 3 seeds at the learning rate each loss
+#    chose from 1e-3/3e-3/1e-2 on a separate tuning seed, 20 epochs of batch 64
+#    (756 runs): -> docs/study/{runs.csv,curves.csv,study.json,summary.md,*.png}.
+#    It prints its estimate of the CPU time first.
+# 2. scripts/study_glance.py renders summary.md, the figures and README.md (from
+#    scripts/study_README.template.md) again from those files: every number,
+#    table and verdict on the pages is generated.
 #
-# docs/study/README.md, the reading of the results, is written by hand, except its
-# "Results at a glance" block, which scripts/study_glance.py generates from the runs.
-# Needs matplotlib: pip install -e ".[plot]". Extra arguments go to both commands.
+# Needs matplotlib and mnist1d: pip install -e ".[plot,data]". Commit the code
+# first: the pages are stamped with the commit the runs came from. Extra
+# arguments go to the study (e.g. --jobs 1).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python -m arrayloss study --out docs/study "$@"
-python -m arrayloss study --data digits --target 0.9 --out docs/study/digits "$@"
+export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"  # this checkout's arrayloss
+python -m arrayloss study --grid full --data synthetic --data digits --data mnist1d \
+    --out docs/study "$@"
 python scripts/study_glance.py

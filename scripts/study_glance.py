@@ -1,154 +1,221 @@
-"""The "Results at a glance" block of docs/study/README.md, from the committed runs.
+"""docs/study/README.md, summary.md and the figures, from the committed runs.
 
-Reads ``docs/study/runs.csv`` (synthetic100) and ``docs/study/digits/runs.csv``
-and writes the table of mean test accuracies (and the top-5 line) between the
-``<!-- glance:begin -->`` and ``<!-- glance:end -->`` markers of the README, so
-the numbers a reader sees are the runs' and not copied by hand.
+Fills ``scripts/study_README.template.md`` with what ``docs/study/runs.csv`` and
+``docs/study/study.json`` give: the setup, the version and commit stamp, the
+glance table of verdicts, the accuracy tables, each paper's claim checked by the
+written rule (`CLAIMS`), and the cost; renders ``summary.md`` and the three
+figures (with ``curves.csv``) again from the same files, as the study does.
 ``scripts/run_study.sh`` calls it after the runs; ``tests/test_study_docs.py``
-fails when the committed block no longer matches what the CSV files give.
+fails when a committed page no longer matches what the committed runs give.
 
 Usage::
 
-    python scripts/study_glance.py            # rewrite the block in place
-    python scripts/study_glance.py --check    # exit 1 if the block is stale
-    python scripts/study_glance.py --print    # print the block
+    python scripts/study_glance.py            # rewrite the pages and figures
+    python scripts/study_glance.py --check    # exit 1 if README.md or summary.md is stale
+    python scripts/study_glance.py --print    # print README.md
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import json
 import os
-import statistics
+import re
 import sys
-from collections import defaultdict
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = ROOT / "docs" / "study"
-README = STUDY / "README.md"
-BEGIN, END = "<!-- glance:begin -->", "<!-- glance:end -->"
+TEMPLATE = ROOT / "scripts" / "study_README.template.md"
 
-# Losses and their labels in the table, in order; the noise columns per data set.
-LABELS = {
-    "cross_entropy": "cross_entropy",
-    "expectation": "expectation (L1∘σ)",
-    "regularised_expectation": "regularised_expectation (L2∘σ)",
-    "squared_hinge": "squared_hinge",
-    "tanimoto": "tanimoto",
-    "cauchy_schwarz": "cauchy_schwarz",
-    "keras.kl_divergence": "keras.kl_divergence",
-    "smooth_topk_svm": "smooth_topk_svm (k=5)",
-}
-SYNTHETIC_NOISE = ("0", "0.2", "0.4", "0.6")
-DIGITS_NOISE = ("0", "0.6")
+sys.path.insert(0, str(ROOT))
+from arrayloss.cli import _study_report as report  # noqa: E402
+from arrayloss.cli._study_report import Claim  # noqa: E402
+
+# The papers' claims, as tests on the verdicts (the rule is in the template).
+CLAIMS = (
+    Claim(
+        "Janocha & Czarnecki (2017)",
+        "the expectation losses L1∘σ and L2∘σ are the most robust to label noise",
+        ("expectation", "regularised_expectation"),
+        "noisy",
+        "better",
+    ),
+    Claim(
+        "Janocha & Czarnecki (2017)",
+        "Tanimoto and Cauchy–Schwarz are viable classification losses",
+        ("tanimoto", "cauchy_schwarz"),
+        "clean",
+        "not worse",
+    ),
+    Claim(
+        "Dräger & Dunkelau (2022)",
+        "Keras' KL divergence can beat cross-entropy",
+        ("keras.kl_divergence",),
+        "all",
+        "better",
+    ),
+    Claim(
+        "Berrada, Zisserman & Kumar (2018)",
+        "the smooth top-5 SVM beats cross-entropy on top-5 accuracy under label noise",
+        ("smooth_topk_svm",),
+        "noisy",
+        "better",
+        metric="top_k_accuracy",
+    ),
+    Claim(
+        "Berrada, Zisserman & Kumar (2018)",
+        "... and on top-1 accuracy under label noise",
+        ("smooth_topk_svm",),
+        "noisy",
+        "better",
+    ),
+    Claim(
+        "Zhang & Sabuncu (2018)",
+        "generalized cross-entropy is more robust to label noise than cross-entropy",
+        ("generalized_cross_entropy",),
+        "noisy",
+        "better",
+    ),
+    Claim(
+        "Wang et al. (2019)",
+        "symmetric cross-entropy is more robust to label noise than cross-entropy",
+        ("symmetric_cross_entropy",),
+        "noisy",
+        "better",
+    ),
+    Claim(
+        "Ma et al. (2020)",
+        "the active-passive pair NCE+RCE is more robust to label noise than "
+        "cross-entropy",
+        ("nce_rce",),
+        "noisy",
+        "better",
+    ),
+    Claim(
+        "Leng et al. (2022)",
+        "Poly-1 improves on cross-entropy on clean labels",
+        ("poly1",),
+        "clean",
+        "better",
+    ),
+    Claim(
+        "Martins & Astudillo (2016)",
+        "the sparsemax loss classifies about as well as cross-entropy",
+        ("sparsemax_loss",),
+        "clean",
+        "not worse",
+    ),
+)
 
 
-def means(path: Path, column: str) -> dict[tuple[str, str], float]:
-    """Mean of ``column`` over the seeds of each ``(loss, noise)`` of a runs.csv
-    (failed runs, which have an ``error``, left out)."""
-    values: dict[tuple[str, str], list[float]] = defaultdict(list)
-    with path.open(newline="", encoding="utf-8") as fh:
-        for row in csv.DictReader(fh):
-            if row.get("error"):
-                continue
-            noise = f"{float(row['noise']):g}"
-            values[(row["loss"], noise)].append(float(row[column]))
-    return {key: statistics.fmean(v) for key, v in values.items()}
+def load(study: Path = STUDY) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The runs and the settings of a study folder."""
+    rows = report.read_runs((study / "runs.csv").read_text(encoding="utf-8"))
+    meta = json.loads((study / "study.json").read_text(encoding="utf-8"))
+    return rows, meta
 
 
-def block(study: Path = STUDY) -> str:
-    """The generated Markdown between the markers (without them)."""
-    synth = means(study / "runs.csv", "test_accuracy")
-    digits = means(study / "digits" / "runs.csv", "test_accuracy")
-    top5 = means(study / "runs.csv", "test_top_k_accuracy")
-    columns = [(synth, n) for n in SYNTHETIC_NOISE] + [
-        (digits, n) for n in DIGITS_NOISE
-    ]
-    cells = {
-        loss: [f"{table[(loss, n)]:.3f}" for table, n in columns] for loss in LABELS
-    }
-    best = [max(float(cells[loss][j]) for loss in LABELS) for j in range(len(columns))]
-    head = " | ".join(
-        [
-            f"synthetic100, noise {SYNTHETIC_NOISE[0]}",
-            *SYNTHETIC_NOISE[1:],
-            f"digits, noise {DIGITS_NOISE[0]}",
-            *DIGITS_NOISE[1:],
-        ]
+def _cost(meta: dict[str, Any]) -> str:
+    return (
+        f"{meta['runs']} runs (tuning included) took {meta['wall_seconds']:g} s of "
+        f"wall-clock time and {meta['cpu_seconds']:g} s of CPU time with "
+        f"{meta['jobs']} worker processes; the study had estimated "
+        f"{meta['estimated_cpu_seconds']:g} s of CPU time before it started. The "
+        "machine's two cores were shared with other jobs, so the wall time says "
+        "little. Every run is seeded and each worker uses one BLAS thread, so the "
+        "numbers do not depend on the load or on --jobs. A run's own time is in "
+        "`runs.csv`."
     )
-    lines = [
-        "Test accuracy, mean of 5 seeds (generated from `runs.csv` and "
-        "`digits/runs.csv` by `python scripts/study_glance.py`; full tables with "
-        "standard deviations in the summaries):",
-        "",
-        f"| loss | {head} |",
-        "|---" * (len(columns) + 1) + "|",
-    ]
-    for loss, label in LABELS.items():
-        shown = [
-            f"**{c}**" if float(c) == best[j] else c for j, c in enumerate(cells[loss])
-        ]
-        lines.append(f"| {label} | " + " | ".join(shown) + " |")
-
-    def series(loss: str) -> str:
-        return " / ".join(f"{top5[(loss, n)]:.3f}" for n in SYNTHETIC_NOISE)
-
-    lines += [
-        "",
-        f"Top-5 accuracy on synthetic100: cross-entropy {series('cross_entropy')} at "
-        f"noise {' / '.join(SYNTHETIC_NOISE)}; smooth top-5 SVM "
-        f"{series('smooth_topk_svm')}.",
-    ]
-    return "\n".join(lines)
 
 
-def committed(readme: Path = README) -> str:
-    """The block as it stands in the README (between the markers)."""
-    text = readme.read_text(encoding="utf-8")
-    try:
-        start = text.index(BEGIN) + len(BEGIN)
-        stop = text.index(END, start)
-    except ValueError:
-        msg = f"{readme}: no {BEGIN} ... {END} block"
-        raise SystemExit(msg) from None
-    return text[start:stop].strip("\n")
+def readme(study: Path = STUDY, template: Path = TEMPLATE) -> str:
+    """README.md as the runs of ``study`` give it."""
+    rows, meta = load(study)
+    fields = {
+        "stamp": report.stamp(meta),
+        "docs_command": meta.get("command", "") or "arrayloss study ...",
+        "curve_noise": f"{meta['curve_noise']:g}",
+        "setup": report.describe(meta),
+        "glance": report.glance(rows),
+        "accuracy_es": report.accuracy_table(rows, "es"),
+        "accuracy_final": report.accuracy_table(rows, "final"),
+        "claims": report.claims(rows, CLAIMS, k=int(meta.get("top_k", 5))),
+        "cost": _cost(meta),
+    }
+    text = template.read_text(encoding="utf-8")
+    missing = sorted(set(re.findall(r"\{\{(\w+)\}\}", text)) - fields.keys())
+    if missing:
+        msg = f"{template}: unknown placeholders {missing}"
+        raise SystemExit(msg)
+    for key, value in fields.items():
+        text = text.replace("{{" + key + "}}", value)
+    return text
 
 
-def update(readme: Path = README) -> bool:
-    """Rewrite the block in place (atomically); True if it changed."""
-    text = readme.read_text(encoding="utf-8")
-    old = committed(readme)
-    new = block()
-    if old == new:
+def summary(study: Path = STUDY) -> str:
+    """summary.md as the runs of ``study`` give it."""
+    rows, meta = load(study)
+    plots = (study / "accuracy_vs_noise.png").exists()
+    return report.summary_page(rows, meta, plots=plots)
+
+
+def figures(study: Path = STUDY) -> None:
+    """Draw the three figures of ``study`` again (matplotlib needed)."""
+    rows, meta = load(study)
+    curves = report.read_curves((study / "curves.csv").read_text(encoding="utf-8"))
+    for name, blob in report.figures(rows, curves, meta):
+        tmp = study / f".{name}.tmp{os.getpid()}"
+        tmp.write_bytes(blob)
+        tmp.replace(study / name)
+
+
+def stale(study: Path = STUDY) -> list[str]:
+    """The generated pages of ``study`` that differ from what its runs give."""
+    out = []
+    if (study / "README.md").read_text(encoding="utf-8") != readme(study):
+        out.append("README.md")
+    if (study / "summary.md").read_text(encoding="utf-8") != summary(study):
+        out.append("summary.md")
+    return out
+
+
+def _write(path: Path, text: str) -> bool:
+    if path.exists() and path.read_text(encoding="utf-8") == text:
         return False
-    start = text.index(BEGIN) + len(BEGIN)
-    stop = text.index(END, start)
-    text = text[:start] + "\n" + new + "\n" + text[stop:]
-    tmp = readme.with_name(f".{readme.name}.tmp{os.getpid()}")
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     tmp.write_text(text, encoding="utf-8")
-    tmp.replace(readme)
+    tmp.replace(path)
     return True
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--study", type=Path, default=STUDY, help="the study folder")
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--check", action="store_true", help="exit 1 if stale")
-    group.add_argument("--print", action="store_true", help="print the block")
+    group.add_argument("--print", action="store_true", help="print README.md")
     args = parser.parse_args()
     if args.print:
-        print(block())
+        print(readme(args.study), end="")
         return 0
     if args.check:
-        if committed() != block():
+        bad = stale(args.study)
+        for name in bad:
             print(
-                f"{README}: the glance table is stale; run {sys.argv[0]}",
+                f"{args.study / name}: stale; run scripts/run_study.sh or "
+                f"{sys.argv[0]}",
                 file=sys.stderr,
             )
-            return 1
-        return 0
-    print(f"{README}: {'updated' if update() else 'already up to date'}")
+        return 1 if bad else 0
+    for name, text in (
+        ("summary.md", summary(args.study)),
+        ("README.md", readme(args.study)),
+    ):
+        changed = _write(args.study / name, text)
+        print(f"{args.study / name}: {'updated' if changed else 'already up to date'}")
+    figures(args.study)
     return 0
 
 

@@ -27,6 +27,12 @@ GRAD_LOSSES = [
     ("cauchy_schwarz", {}),
     ("keras.kl_divergence", {}),
     ("smooth_topk_svm", {"k": 2, "tau": 0.5}),
+    ("focal", {}),
+    ("generalized_cross_entropy", {}),
+    ("symmetric_cross_entropy", {}),
+    ("nce_rce", {}),
+    ("poly1", {}),
+    ("sparsemax_loss", {}),
 ]
 
 

@@ -1,17 +1,19 @@
-"""Numbers a reader sees are generated (issue 12, defect 9): the glance table of
-docs/study/README.md against the committed runs.csv files, and the backend page
-that README links to."""
+"""Numbers a reader sees are generated (issues 12 and 17): docs/study/README.md and
+summary.md against the committed runs.csv and study.json, the verdicts against the
+written rule, and the backend page the README links to."""
 
 from __future__ import annotations
 
 import csv
 import importlib.util
+import re
 import shutil
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+STUDY = ROOT / "docs" / "study"
 
 
 def _load(path: Path, name: str):
@@ -28,33 +30,89 @@ def glance():
     return _load(ROOT / "scripts" / "study_glance.py", "study_glance")
 
 
-def test_glance_table_matches_the_committed_runs(glance):
-    """Defect 9 (issue 12): the glance table was copied by hand.  It is now
-    generated from docs/study/runs.csv and docs/study/digits/runs.csv; this fails
-    when the committed block no longer matches them (run
-    ``python scripts/study_glance.py``)."""
-    got = glance.committed()
-    assert got.count("\n| ") == 9  # the header and the eight losses: it compared rows
-    assert got == glance.block()
+def test_committed_pages_match_the_committed_runs(glance):
+    """README.md and summary.md are what runs.csv and study.json give (run
+    ``python scripts/study_glance.py`` after a change of the template or the
+    report code, ``scripts/run_study.sh`` after a change of the runs)."""
+    rows, _ = glance.load()
+    losses = {r["loss"] for r in rows if r["phase"] == "report"}
+    readme = (STUDY / "README.md").read_text(encoding="utf-8")
+    assert "{{" not in readme
+    # The glance table has a row per loss but cross-entropy: it compared rows.
+    assert len(re.findall(r"^\| \S+ \| [+−·=?] / ", readme, re.MULTILINE)) == len(
+        losses - {"cross_entropy"}
+    )
+    assert glance.stale() == []
 
 
-def test_glance_check_fails_on_a_changed_run(glance, tmp_path):
+def test_pages_are_stamped_with_the_runs_commit():
+    """The stamp names the commit the runs came from (`` +changes`` when the
+    package's code differed from it while the study started)."""
+    meta_text = (STUDY / "study.json").read_text(encoding="utf-8")
+    commit = re.search(r'"commit": "([^"]*)"', meta_text)
+    assert commit is not None
+    assert re.fullmatch(r"[0-9a-f]{12}( \+changes)?", commit[1]), commit[1]
+    for page in ("README.md", "summary.md"):
+        text = (STUDY / page).read_text(encoding="utf-8")
+        assert f"at commit `{commit[1]}`" in text
+
+
+def test_a_changed_run_makes_the_pages_stale(glance, tmp_path):
     """The comparison above can fail: one changed accuracy in a copy of the runs
-    changes the generated block."""
+    changes both generated pages."""
     study = tmp_path / "study"
-    shutil.copytree(ROOT / "docs" / "study", study)
+    shutil.copytree(STUDY, study)
     runs = study / "runs.csv"
     with runs.open(newline="", encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    for row in rows:
-        if row["loss"] == "tanimoto" and float(row["noise"]) == 0.4:
-            row["test_accuracy"] = "0.9"
+    target = next(r for r in rows if r["phase"] == "report" and r["loss"] == "focal")
+    target["test_accuracy_es"] = "0.001"
     with runs.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]), lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-    assert glance.block(study) != glance.committed()
-    assert "| tanimoto | 0.554 | 0.501 | **0.900** |" in glance.block(study)
+    assert glance.stale(study) == ["README.md", "summary.md"]
+
+
+_PAIR = re.compile(
+    r"^\| (?P<loss>\S+) \| (?P<noise>[\d.]+) \| "
+    r"(?P<cells>.*) \|$",
+    re.MULTILINE,
+)
+_CELL = re.compile(r"([+−]\d\.\d{3}) \[([+−]\d\.\d{3}), ([+−]\d\.\d{3})\]")
+
+
+def _num(text: str) -> float:
+    return float(text.replace("−", "-"))
+
+
+def test_every_verdict_follows_from_its_printed_interval():
+    """Read the paired tables of summary.md as a reader would and apply the rule
+    of README.md to the printed numbers: every verdict agrees."""
+    page = (STUDY / "summary.md").read_text(encoding="utf-8")
+    checked = 0
+    for m in _PAIR.finditer(page):
+        cells = [c.strip().strip("*") for c in m["cells"].split(" | ")]
+        for diff, record, verdict in zip(
+            cells[0::3], cells[1::3], cells[2::3], strict=True
+        ):
+            wins, ties, losses = (int(x) for x in record.split("/"))
+            interval = _CELL.fullmatch(diff)
+            if ties == wins + ties + losses:
+                assert verdict == "identical"
+            elif interval is None:
+                assert verdict in ("too few seeds", "n/a"), (m[0], diff)
+            else:
+                low, high = _num(interval[2]), _num(interval[3])
+                # Rounded to 3 decimals: a printed end of ±0.000 decides nothing.
+                if low > 0:
+                    assert verdict == "better", m[0]
+                elif high < 0:
+                    assert verdict == "worse", m[0]
+                elif low < 0 < high:
+                    assert verdict == "no clear difference", m[0]
+            checked += 1
+    assert checked > 50
 
 
 def test_readme_links_to_the_generated_backend_page():

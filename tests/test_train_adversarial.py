@@ -27,7 +27,8 @@ from arrayloss.cli import main
 
 TINY = ["--epochs", "1", "--hidden", "4", "--batch-size", "16", "-q"]
 STUDY = ["study", "--epochs", "1", "--hidden", "4", "--seeds", "1", "--noise", "0",
-         "--loss", "cross_entropy", "-j", "1", "-q", "--no-plot"]  # fmt: skip
+         "--lr-grid", "0.001", "--loss", "cross_entropy", "-j", "1", "-q",
+         "--no-plot"]  # fmt: skip
 SAVED = ("model.npz", "test_logits.npy", "test_labels.npy", "metrics.json")
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
@@ -286,11 +287,12 @@ def test_study_out_over_the_input_data_is_refused_first(tmp_path, no_training):
     assert real.read_bytes() == before
 
 
-@pytest.mark.parametrize("fail_at_file", [0, 1, 2])
+@pytest.mark.parametrize("fail_at_file", [0, 3, 6])
 def test_study_full_disk_keeps_the_old_set(tmp_path, data, monkeypatch, fail_at_file):
     pytest.importorskip("matplotlib")
     out = tmp_path / "s"
-    names = ("runs.csv", "summary.md", "accuracy_vs_noise.png")
+    names = ("runs.csv", "curves.csv", "study.json", "summary.md",
+             "accuracy_vs_noise.png", "paired_differences.png", "curves.png")  # fmt: skip
     before = old_outputs(out, names)
     fill_disk(monkeypatch, 10, fail_at_file)
     args = [a for a in STUDY if a != "--no-plot"]
@@ -500,8 +502,8 @@ def test_divergence_in_the_only_step_is_detected(data):
 def test_study_marks_diverged_runs_instead_of_averaging_them(tmp_path, data):
     out = tmp_path / "s"
     r = invoke([*STUDY, "--data", data, "--out", out, "--optimizer", "adam",
-                "--lr", "1e10"], exit_code=0)  # fmt: skip
-    assert "| cross_entropy | diverged |" in r.stdout
+                "--lr-grid", "1e10"], exit_code=0)  # fmt: skip
+    assert "| cross_entropy | diverged |" in (out / "summary.md").read_text()
     assert "1 run(s) diverged" in r.stderr
     rows = (out / "runs.csv").read_text().splitlines()
     assert "training diverged in epoch" in rows[1]
@@ -796,11 +798,10 @@ def test_empty_hidden_is_a_linear_model(data):
 
 
 BAD_STUDY_OPTIONS = [
-    (["--target", "nan"], "not a finite number"),
-    (["--target", "1.5"], "--target"),
-    (["--target", "-0.1"], "--target"),
-    (["--lr", "nan"], "not a finite number"),
-    (["--lr", "0"], "--lr"),
+    (["--lr-grid", "nan"], "learning rates must be finite and > 0"),
+    (["--lr-grid", "0"], "learning rates must be finite and > 0"),
+    (["--lr-grid", "inf,0.1"], "learning rates must be finite and > 0"),
+    (["--tune-seed", "-1"], "--tune-seed"),
     (["--weight-decay", "nan"], "not a finite number"),
     (["--weight-decay", "-1e-9"], "--weight-decay"),
     (["--noise", "nan"], "noise rates must lie in [0, 1)"),

@@ -119,7 +119,7 @@ def test_train_plot(tmp_path):
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["--data", "mnist"], 2, "'mnist' is not 'digits', 'synthetic' or an existing"),
+        (["--data", "mnist"], 2, "'mnist' is not 'digits', 'synthetic', 'mnist1d' or"),
         (["--label-noise", "1.0"], 2, "0<=x<1"),
         (["--label-noise", "-0.1"], 2, "0<=x<1"),
         (["--hidden", "0"], 2, "hidden layer widths must be >= 1"),
@@ -171,7 +171,7 @@ def test_train_plot_without_matplotlib(monkeypatch, tmp_path):
     )
     r = invoke(["train", *TINY, "--plot", str(tmp_path / "c.png")], exit_code=1)
     assert "pip install 'arrayloss[plot]'" in r.stderr
-    r = invoke(["study", "--out", str(tmp_path / "s")], exit_code=1)
+    r = invoke(["study", "--data", "digits", "--out", str(tmp_path / "s")], exit_code=1)
     assert "--no-plot" in r.stderr
 
 
@@ -249,11 +249,11 @@ def test_train_save_set_is_all_or_none(tmp_path, monkeypatch):
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
 
 
-# -- study ---------------------------------------------------------------------------
+# -- study (more in test_study_cli.py) ------------------------------------------------
 
 
 STUDY = ["study", "--data", "digits", "--epochs", "2", "--hidden", "16",
-         "--noise", "0,0.5", "--seeds", "2", "--target", "0.5"]  # fmt: skip
+         "--noise", "0,0.5", "--seeds", "2", "--lr-grid", "0.001,0.01"]  # fmt: skip
 
 
 @pytest.mark.parametrize("jobs", ["1", "2"])
@@ -262,36 +262,50 @@ def test_study_tiny(tmp_path, jobs):
     extra = [] if HAS_MPL else ["--no-plot"]
     r = invoke([*STUDY, "--loss", "cross_entropy", "--loss", "cross_entropy:label_smoothing=0.2",
                 "--jobs", jobs, "--out", str(out), *extra])  # fmt: skip
-    assert "8 runs" in r.stdout
+    assert "16 runs (tuning included)" in r.stdout  # 2 losses x 2 rates x (2 + 2)
     assert "| cross_entropy:label_smoothing=0.2 |" in r.stdout
-    assert "Test accuracy (mean ± std over 2 seeds)" in r.stdout
+    assert "16 runs (8 tuning, 8 reported); estimated" in r.stderr
     with open(out / "runs.csv", newline="") as f:
         rows = list(csv.DictReader(f))
-    assert len(rows) == 8
-    assert {(r["loss"], r["noise"], r["seed"]) for r in rows} == {
+    assert len(rows) == 16
+    report = [r for r in rows if r["phase"] == "report"]
+    assert {(r["loss"], r["noise"], r["seed"]) for r in report} == {
         (loss, noise, seed)
         for loss in ("cross_entropy", "cross_entropy:label_smoothing=0.2")
         for noise in ("0", "0.5")
         for seed in ("0", "1")
     }
-    assert all(0 <= float(r["test_accuracy"]) <= 1 for r in rows)
-    assert (out / "summary.md").read_text().startswith("# Loss study")
+    assert {r["seed"] for r in rows if r["phase"] == "tune"} == {"1000"}
+    for r in rows:
+        for key in ("test_accuracy_final", "test_accuracy_es", "val_accuracy_best"):
+            assert 0 <= float(r[key]) <= 1
+        assert float(r["val_accuracy_best"]) >= float(r["val_accuracy_final"])
+        assert 1 <= int(r["best_epoch"]) <= 2
+    page = (out / "summary.md").read_text()
+    assert page.startswith("# Loss study")
+    assert "**Paired difference to cross-entropy, test accuracy**" in page
+    meta = json.loads((out / "study.json").read_text())
+    assert meta["runs"] == 16
+    assert meta["lr_grid"] == [0.001, 0.01]
+    assert meta["data_sets"]["digits"]["classes"] == 10
     if HAS_MPL:
-        assert (out / "accuracy_vs_noise.png").read_bytes()[:4] == b"\x89PNG"
+        for name in ("accuracy_vs_noise.png", "paired_differences.png", "curves.png"):
+            assert (out / name).read_bytes()[:4] == b"\x89PNG"
 
 
 def test_study_runs_match_train():
-    """A study run and `train` with the same settings give the same test accuracy."""
+    """A study run and `train` with the same settings give the same test accuracy
+    (the study's noisy validation part changes what is selected, not the training)."""
     from arrayloss.cli._study import run_one
 
     row = run_one(
         {"data": "digits", "loss": "cross_entropy", "loss_params": {}, "label": "ce",
-         "noise": 0.2, "noise_kind": "symmetric", "seed": 1, "hidden": (16,),
-         "epochs": 2, "batch_size": 32, "optimizer": "sgd", "lr": None,
-         "weight_decay": 0.0, "target": 0.5, "top_k": 5}
+         "noise": 0.2, "noise_kind": "symmetric", "phase": "report", "seed": 1,
+         "hidden": (16,), "epochs": 2, "batch_size": 32, "optimizer": "sgd",
+         "lr": None, "weight_decay": 0.0, "top_k": 5}
     )  # fmt: skip
     r = invoke(["train", *TINY, "--label-noise", "0.2", "--seed", "1"])
-    assert row["test_accuracy"] == pytest.approx(
+    assert row["test_accuracy_final"] == pytest.approx(
         _metric(r.stdout, "accuracy")[1], abs=5e-5
     )
 
@@ -304,8 +318,9 @@ def test_study_runs_match_train():
         (["--noise", "0,abc"], "comma-separated numbers"),
         (["--data", "nowhere"], "is not 'digits'"),
         (["--jobs", "0"], "--jobs"),
-        (["--target", "nan"], "'nan' is not a finite number"),
-        (["--lr", "nan"], "'nan' is not a finite number"),
+        (["--lr-grid", "nan"], "learning rates must be finite and > 0"),
+        (["--lr-grid", "0.1,0"], "learning rates must be finite and > 0"),
+        (["--grid", "huge"], "--grid"),
         (["--weight-decay", "nan"], "'nan' is not a finite number"),
     ],
 )
@@ -325,7 +340,7 @@ def test_study_without_matplotlib_says_so_after_usage_checks(tmp_path, monkeypat
     out = ["study", "--out", str(tmp_path / "s")]
     r = invoke([*out, "--data", "nowhere"], exit_code=2)  # usage first
     assert "is not 'digits'" in r.stderr
-    r = invoke(out, exit_code=1)
+    r = invoke([*out, "--data", "digits"], exit_code=1)
     assert "the plot needs matplotlib" in r.stderr
     assert "--no-plot" in r.stderr
     assert not (tmp_path / "s").exists()  # nothing ran

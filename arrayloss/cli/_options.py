@@ -32,10 +32,12 @@ __all__ = [
     "backend_option",
     "batch_size_option",
     "check_loss_params",
+    "count_option",
     "data_option",
     "epochs_option",
     "format_option",
     "format_spec",
+    "fraction_option",
     "hidden_option",
     "loss_option",
     "lr_option",
@@ -456,4 +458,37 @@ def format_option(
         default=choices[0],
         show_default=True,
         help=help or "Output format (json: the keys listed above).",
+    )
+
+
+def count_option(
+    *decls: str,
+    default: int | None,
+    help: str,
+    low: int = 1,
+    metavar: str | None = None,
+) -> Decorator[Any]:
+    """An integer option ``>= low`` with its default shown (``--seeds``, ``--jobs``);
+    ``default=None``: the command fills it in (and says how in ``help``)."""
+    return click.option(
+        *decls,
+        type=click.IntRange(min=low),
+        default=default,
+        show_default=default is not None,
+        metavar=metavar,
+        help=help,
+    )
+
+
+def fraction_option(
+    *decls: str, default: float, help: str, metavar: str | None = None
+) -> Decorator[Any]:
+    """A finite number in ``[0, 1)`` with its default shown (``--label-noise``)."""
+    return click.option(
+        *decls,
+        type=Real(0, 1, max_open=True),
+        default=default,
+        show_default=True,
+        metavar=metavar,
+        help=help,
     )

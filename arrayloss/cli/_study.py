@@ -1,46 +1,55 @@
-"""``arrayloss study``: losses × label-noise rates × seeds, in parallel processes.
+"""``arrayloss study``: losses × data sets × label-noise rates × seeds, in parallel.
 
-Every run trains the same MLP (`arrayloss.cli._train.run`) on one split of the data
-with noisy training labels and clean validation and test labels. The command prints
-mean ± standard deviation over seeds of the test accuracy, the top-k accuracy, the
-number of epochs until the validation accuracy first reaches ``--target`` and the
-best validation accuracy over the epochs (what early stopping would keep), and
-writes ``runs.csv`` (every run), ``summary.md`` (the tables) and
-``accuracy_vs_noise.png`` (one line per loss) to ``--out``.
+Every run trains the same MLP (`arrayloss.cli._train.run`) on one split of a data
+set whose training *and validation* labels are flipped at the noise rate; the test
+labels stay clean. A run records its test metrics at the final epoch and at the
+epoch of its best noisy-validation accuracy (early stopping as a practitioner with
+only noisy labels would do it), and the accuracy of every epoch.
+
+The learning rate is chosen per data set, loss and noise rate: one run per rate of
+``--lr-grid`` with the separate seed ``--tune-seed`` (its own split, noise, weights
+and batch order), the rate of the best noisy-validation accuracy wins (ties: the
+smaller rate), and the seeds 0, 1, ... are run at that rate. Tuning runs are in
+``runs.csv`` (phase ``tune``) and in no table.
+
+The tables, the paired statistics against cross-entropy and the figures come from
+`arrayloss.cli._study_report`, applied to the CSV text the study writes, so that a
+committed ``runs.csv`` regenerates the committed tables exactly.
 """
 
 from __future__ import annotations
 
 import contextlib
-import csv
 import functools
 import importlib
-import io
 import json
 import math
 import os
-import statistics
+import resource
+import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import click
 
-from .._errors import DataError, one_line
 from . import _options as opt
+from . import _study_report as report
 from ._train import (
     OutputPath,
     check_features,
     check_loss,
     check_outputs,
+    data_errors,
     data_inputs,
     load_data,
     write_outputs,
 )
 
-__all__ = ["DEFAULT_LOSSES", "study"]
+__all__ = ["DEFAULT_DATA", "DEFAULT_LOSSES", "GRIDS", "study"]
 
 DEFAULT_LOSSES = (
     "cross_entropy",
@@ -51,28 +60,26 @@ DEFAULT_LOSSES = (
     "cauchy_schwarz",
     "keras.kl_divergence",
     "smooth_topk_svm",
+    "focal",
+    "generalized_cross_entropy",
+    "symmetric_cross_entropy",
+    "nce_rce",
+    "poly1",
+    "sparsemax_loss",
 )
 
-CSV_FIELDS = (
-    "loss",
-    "loss_params",
-    "noise",
-    "noise_kind",
-    "seed",
-    "test_accuracy",
-    "test_top_k_accuracy",
-    "test_nll",
-    "test_ece",
-    "train_accuracy",
-    "final_val_accuracy",
-    "best_val_accuracy",
-    "epochs_to_target",
-    "final_loss",
-    "seconds",
-    "error",
-)
+DEFAULT_DATA = ("synthetic", "digits", "mnist1d")
 
-OUT_FILES = ("runs.csv", "summary.md", "accuracy_vs_noise.png")
+# The presets of --grid; an option given explicitly overrides its preset value.
+GRIDS: dict[str, dict[str, Any]] = {
+    "default": {"noises": (0.0, 0.4), "seeds": 3, "epochs": 30},
+    "full": {"noises": (0.0, 0.3, 0.6), "seeds": 3, "epochs": 20},
+}
+LR_GRID = (1e-3, 3e-3, 1e-2)
+TUNE_SEED = 1000
+
+TABLE_FILES = ("runs.csv", "curves.csv", "study.json", "summary.md")
+PLOT_FILES = ("accuracy_vs_noise.png", "paired_differences.png", "curves.png")
 
 # More runs than this is a typing slip (--seeds 100000), not a study.
 MAX_RUNS = 100_000
@@ -92,17 +99,17 @@ def _one_blas_thread() -> Any:
     return tpc.threadpool_limits(1)
 
 
-def _init_worker() -> None:
-    """One BLAS thread per worker process: the parallelism is across runs."""
+def _init_worker(datasets: dict[str, Any]) -> None:
+    """One BLAS thread per worker process (the parallelism is across runs), and the
+    data sets the parent checked, so that no worker loads them again."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # takes effect if NumPy is not loaded yet
     _one_blas_thread()
+    _DATA_CACHE.update(datasets)
 
 
 def _label(name: str, params: dict[str, Any]) -> str:
-    from ._options import format_spec
-
-    return format_spec(name, params)
+    return opt.format_spec(name, params)
 
 
 # The task keys that `arrayloss.cli._train.run` takes under the same name.
@@ -122,7 +129,8 @@ _RUN_KEYS = (
 
 
 def run_one(task: dict[str, Any]) -> dict[str, Any]:
-    """One training run of the study, as a CSV row (a worker's unit of work)."""
+    """One training run of the study, as a row of ``runs.csv`` (a worker's unit of
+    work); ``curve`` holds ``(noisy val accuracy, test accuracy)`` per epoch."""
     from ..datasets import split
     from ._train import run
 
@@ -132,84 +140,191 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
 
         data = _DATA_CACHE[task["data"]] = load(task["data"])
     row: dict[str, Any] = {
+        "data": data.name,
         "loss": task["label"],
         "loss_params": json.dumps(task["loss_params"], sort_keys=True),
         "noise": task["noise"],
         "noise_kind": task["noise_kind"],
+        "phase": task["phase"],
         "seed": task["seed"],
+        "lr": task["lr"],
+        "epochs": task["epochs"],
         "error": "",
+        "curve": [],
     }
     start = time.perf_counter()
     try:
         result = run(
             split(data, seed=task["seed"]),
             label_noise=task["noise"],
+            noisy_validation=True,
+            track_test=True,
             **{key: task[key] for key in _RUN_KEYS},
         )
     except FloatingPointError as exc:
-        row.update({f: math.nan for f in CSV_FIELDS if f not in row})
+        row.update({f: math.nan for f in report.CSV_FIELDS if f not in row})
         row.update(error=str(exc), seconds=time.perf_counter() - start)
-        row["epochs_to_target"] = ""
+        row["best_epoch"] = ""
         return row
-    val = [h["val_accuracy"] for h in result.history]
-    reached = next((i + 1 for i, a in enumerate(val) if a >= task["target"]), None)
+    hist = result.history
+    val = [h["val_accuracy"] for h in hist]
+    best = val.index(max(val))  # the first epoch of the best noisy-validation score
     test, train = result.metrics["test"], result.metrics["train"]
     row.update(
-        test_accuracy=test["accuracy"],
-        test_top_k_accuracy=test["top_k_accuracy"],
-        test_nll=test["nll"],
-        test_ece=test["ece"],
-        train_accuracy=train["accuracy"],
-        final_val_accuracy=val[-1],
-        best_val_accuracy=max(val),
-        epochs_to_target="" if reached is None else reached,
-        final_loss=result.history[-1]["loss"],
+        test_accuracy_final=test["accuracy"],
+        test_accuracy_es=hist[best]["test_accuracy"],
+        top_k_accuracy_final=test["top_k_accuracy"],
+        top_k_accuracy_es=hist[best]["test_top_k_accuracy"],
+        test_nll_final=test["nll"],
+        test_ece_final=test["ece"],
+        train_accuracy_final=train["accuracy"],
+        val_accuracy_final=val[-1],
+        val_accuracy_best=val[best],
+        best_epoch=best + 1,
+        final_loss=hist[-1]["loss"],
         seconds=time.perf_counter() - start,
+        curve=[(h["val_accuracy"], h["test_accuracy"]) for h in hist],
     )
     return row
 
 
-def _run_all(
-    tasks: list[dict[str, Any]], jobs: int, quiet: bool
-) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
+class _Plan:
+    """The runs of a study: tuning runs first; a cell's seeds once its rate is chosen.
 
-    def report(row: dict[str, Any]) -> None:
-        rows.append(row)
-        if quiet:
-            return
+    A cell is one (data set, loss, noise rate). `start` gives the tasks that can run
+    at once; `done` takes a finished row and gives the tasks it unlocks.
+    """
+
+    def __init__(
+        self, cells: list[dict[str, Any]], lr_grid: Sequence[float], seeds: int,
+        tune_seed: int,
+    ) -> None:  # fmt: skip
+        self.cells, self.lr_grid, self.seeds, self.tune_seed = (
+            cells, list(lr_grid), seeds, tune_seed,
+        )  # fmt: skip
+        self.tuned: dict[int, list[dict[str, Any]]] = {i: [] for i in range(len(cells))}
+        self.chosen: dict[int, float] = {}
+        tune_each = len(self.lr_grid) if len(self.lr_grid) > 1 else 0
+        self.total = len(cells) * (tune_each + seeds)
+
+    def _task(self, i: int, phase: str, seed: int, lr: float) -> dict[str, Any]:
+        return {**self.cells[i], "cell": i, "phase": phase, "seed": seed, "lr": lr}
+
+    def _report(self, i: int) -> list[dict[str, Any]]:
+        return [self._task(i, "report", s, self.chosen[i]) for s in range(self.seeds)]
+
+    def start(self) -> list[dict[str, Any]]:
+        tasks: list[dict[str, Any]] = []
+        for i in range(len(self.cells)):
+            if len(self.lr_grid) > 1:
+                tasks += [
+                    self._task(i, "tune", self.tune_seed, lr) for lr in self.lr_grid
+                ]
+            else:
+                self.chosen[i] = self.lr_grid[0]
+                tasks += self._report(i)
+        return tasks
+
+    def done(self, task: dict[str, Any], row: dict[str, Any]) -> list[dict[str, Any]]:
+        if task["phase"] != "tune":
+            return []
+        i = task["cell"]
+        self.tuned[i].append(row)
+        if len(self.tuned[i]) < len(self.lr_grid):
+            return []
+
+        def score(r: dict[str, Any]) -> tuple[float, float]:
+            v = -math.inf if r["error"] else float(r["val_accuracy_best"])
+            return (v, -float(r["lr"]))  # ties: the smaller rate
+
+        self.chosen[i] = float(max(self.tuned[i], key=score)["lr"])
+        return self._report(i)
+
+
+class _Progress:
+    """A progress bar on a terminal; otherwise one line per finished run (none with
+    ``quiet``)."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total, self.quiet, self.count = total, quiet, 0
+        self.bar: Any = None
+        if not quiet and sys.stderr.isatty():
+            self.bar = click.progressbar(
+                length=total, label="study", file=sys.stderr, show_eta=True,
+                item_show_func=lambda s: s, width=24,
+            )  # fmt: skip
+
+    def __enter__(self) -> _Progress:
+        if self.bar is not None:
+            self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
+
+    def __call__(self, row: dict[str, Any]) -> None:
+        self.count += 1
         what = row["error"] or (
-            f"acc {row['test_accuracy']:.3f} top-k {row['test_top_k_accuracy']:.3f}"
+            f"acc {row['test_accuracy_final']:.3f} / {row['test_accuracy_es']:.3f} "
+            f"(final / early-stopped)"
         )
-        click.echo(
-            f"[{len(rows)}/{len(tasks)}] {row['loss']} noise={row['noise']:g} "
-            f"seed={row['seed']}: {what} ({row['seconds']:.1f} s)",
-            err=True,
+        text = (
+            f"{row['data']} {row['loss']} noise={row['noise']:g} {row['phase']} "
+            f"seed={row['seed']} lr={row['lr']:g}"
         )
+        if self.bar is not None:
+            self.bar.update(1, text)
+        elif not self.quiet:
+            click.echo(
+                f"[{self.count}/{self.total}] {text}: {what} ({row['seconds']:.1f} s)",
+                err=True,
+            )
 
+
+def _execute(
+    plan: _Plan, jobs: int, datasets: dict[str, Any], progress: _Progress
+) -> list[dict[str, Any]]:
+    """Every run of ``plan``, in this process (``jobs == 1``) or in a pool."""
+    rows: list[dict[str, Any]] = []
     if jobs == 1:
-        limit = _one_blas_thread()
-        with limit:
-            for task in tasks:
-                try:
-                    report(run_one(task))
-                except ValueError as exc:  # the library's checks on the data
-                    raise DataError(one_line(exc)) from None
+        _DATA_CACHE.update(datasets)
+        queue = deque(plan.start())
+        with _one_blas_thread():
+            while queue:
+                task = queue.popleft()
+                row = run_one(task)
+                rows.append(row)
+                progress(row)
+                queue.extend(plan.done(task, row))
         return rows
 
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     ctx = multiprocessing.get_context("spawn")
-    workers = min(jobs, len(tasks), os.cpu_count() or 1)
-    with ProcessPoolExecutor(workers, mp_context=ctx, initializer=_init_worker) as pool:
-        futures = [pool.submit(run_one, t) for t in tasks]
+    with ProcessPoolExecutor(
+        jobs, mp_context=ctx, initializer=_init_worker, initargs=(datasets,)
+    ) as pool:
+        running: dict[Future[dict[str, Any]], dict[str, Any]] = {}
+
+        def submit(tasks: Iterable[dict[str, Any]]) -> None:
+            for t in tasks:
+                running[pool.submit(run_one, t)] = t
+
         try:
-            for fut in as_completed(futures):
-                report(fut.result())
+            submit(plan.start())
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    task = running.pop(fut)
+                    row = fut.result()
+                    rows.append(row)
+                    progress(row)
+                    submit(plan.done(task, row))
         except BaseException as exc:  # a failed run ends the study: cancel the rest
-            for fut in futures:
+            for fut in running:
                 fut.cancel()
             if isinstance(exc, BrokenProcessPool):
                 msg = (
@@ -217,134 +332,133 @@ def _run_all(
                     "try fewer --jobs"
                 )
                 raise click.ClickException(msg) from None
-            if isinstance(exc, ValueError):  # the library's checks on the data
-                raise DataError(one_line(exc)) from None
             raise
     return rows
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    if not values:
-        return math.nan, math.nan
-    sd = statistics.stdev(values) if len(values) > 1 else 0.0
-    return statistics.fmean(values), sd
+# CPU seconds a worker process takes to start (Python, NumPy, arrayloss, the data).
+WORKER_START_SECONDS = 1.5
 
 
-def _tables(
-    rows: list[dict[str, Any]],
-    labels: list[str],
-    noises: list[float],
-    k: int,
-    n_seeds: int,
-    target: float,
-) -> str:
-    """The three summary tables as markdown."""
+def _estimate(
+    datasets: dict[str, Any],
+    plan: _Plan,
+    hidden: tuple[int, ...],
+    batch_size: int,
+    jobs: int,
+) -> float:
+    """CPU seconds the plan should take: a few batches of each loss and data set
+    timed now, scaled to the plan's epochs."""
+    import numpy as np
 
-    def cell(loss: str, noise: float, key: str) -> str:
-        sel = [r for r in rows if r["loss"] == loss and r["noise"] == noise]
-        if key == "epochs_to_target":
-            hit = [float(r[key]) for r in sel if r[key] != ""]
-            if not hit:
-                return "—"
-            m, s = _mean_std(hit)
-            return f"{m:.1f} ± {s:.1f}" + (
-                "" if len(hit) == len(sel) else f" ({len(hit)}/{len(sel)})"
-            )
-        ok = [float(r[key]) for r in sel if not r["error"]]
-        if not ok:
-            return "diverged"
-        m, s = _mean_std(ok)
-        return f"{m:.3f} ± {s:.3f}" + (
-            "" if len(ok) == len(sel) else f" ({len(ok)}/{len(sel)})"
+    from .. import mlp
+    from ..datasets import split
+
+    def seconds_per_sample(spec: str, loss: str, params: dict[str, Any]) -> float:
+        s = split(datasets[spec], seed=0)
+        n = min(s.y_train.size, 10 * batch_size)
+        net = mlp.init([s.x_train.shape[1], *hidden, datasets[spec].n_classes])
+        x, y = s.x_train[:n], np.asarray(s.y_train[:n])
+        start = time.process_time()
+        mlp.fit(net, x, y, loss=loss, loss_params=params, optimizer=mlp.Adam(),
+                epochs=1, batch_size=batch_size)  # fmt: skip
+        return (time.process_time() - start) / n
+
+    specs = list(dict.fromkeys(c["data"] for c in plan.cells))
+    losses = {c["label"]: (c["loss"], c["loss_params"]) for c in plan.cells}
+    with _one_blas_thread():
+        seconds_per_sample(specs[0], "cross_entropy", {})  # warm up
+        base = {d: seconds_per_sample(d, "cross_entropy", {}) for d in specs}
+        ratio = {
+            label: seconds_per_sample(specs[0], name, params) / base[specs[0]]
+            for label, (name, params) in losses.items()
+        }
+    per_run: dict[int, float] = {}
+    for c in plan.cells:
+        s = split(datasets[c["data"]], seed=0)
+        # Training, plus the validation and test scores of every epoch.
+        samples = (
+            s.y_train.size * ratio[c["label"]] + (s.y_val.size + s.y_test.size) / 3
         )
-
-    head = "| loss | " + " | ".join(f"noise {n:g}" for n in noises) + " |"
-    rule = "|---|" + "---|" * len(noises)
-    out = []
-    for title, key in (
-        (f"Test accuracy (mean ± std over {n_seeds} seeds)", "test_accuracy"),
-        (f"Test top-{k} accuracy", "test_top_k_accuracy"),
-        (
-            f"Epochs until validation accuracy ≥ {target:g} (runs that got there)",
-            "epochs_to_target",
-        ),
-        (
-            "Best validation accuracy over the epochs (what early stopping would keep)",
-            "best_val_accuracy",
-        ),
-    ):
-        out += [f"**{title}**", "", head, rule]
-        out += [
-            "| " + " | ".join([lab, *(cell(lab, n, key) for n in noises)]) + " |"
-            for lab in labels
-        ]
-        out.append("")
-    return "\n".join(out)
+        per_run[id(c)] = c["epochs"] * samples * base[c["data"]]
+    tune_each = len(plan.lr_grid) if len(plan.lr_grid) > 1 else 0
+    runs = sum(per_run[id(c)] * (tune_each + plan.seeds) for c in plan.cells)
+    return float(runs + jobs * WORKER_START_SECONDS)
 
 
-def _plot(
-    rows: list[dict[str, Any]],
-    labels: list[str],
-    noises: list[float],
-    k: int,
-    title: str,
-) -> bytes:
-    """Accuracy against noise rate as a PNG in memory."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(10, 4.2), layout="constrained")
-    axes = fig.subplots(1, 2, sharex=True)
-    markers = "osD^vP*Xh<>"
-    for i, lab in enumerate(labels):
-        for ax, key in zip(axes, ("test_accuracy", "test_top_k_accuracy"), strict=True):
-            means, sds = [], []
-            for n in noises:
-                vals = [
-                    float(r[key])
-                    for r in rows
-                    if r["loss"] == lab and r["noise"] == n and not r["error"]
-                ]
-                m, s = _mean_std(vals)
-                means.append(m)
-                sds.append(s)
-            ax.errorbar(
-                noises,
-                means,
-                yerr=sds,
-                label=lab,
-                marker=markers[i % len(markers)],
-                linestyle=("-", "--", "-.", ":")[i % 4],
-                capsize=3,
-                color=f"C{i % 10}",
-            )
-    axes[0].set(
-        xlabel="label noise rate", ylabel="test accuracy", title="top-1 accuracy"
-    )
-    axes[1].set(
-        xlabel="label noise rate",
-        ylabel=f"test top-{k} accuracy",
-        title=f"top-{k} accuracy",
-    )
-    axes[1].legend(fontsize="small", loc="lower left")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=110)
-    return buf.getvalue()
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children so far."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def _floats(ctx: click.Context, param: click.Parameter, value: str) -> list[float]:
+def _git_commit() -> str:
+    """The commit of the checkout arrayloss runs from (``+changes`` when its code
+    differs from it), or ``"unknown"`` outside a git checkout."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return "unknown"
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True,
+            timeout=30, check=False,
+        )  # fmt: skip
+        return done.stdout.strip() if done.returncode == 0 else ""
+
     try:
-        rates = [float(v) for v in value.split(",") if v.strip()]
+        commit = git("rev-parse", "--short=12", "HEAD")
+        dirty = git("status", "--porcelain", "--untracked-files=no", "--", "arrayloss")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (commit or "unknown") + (" +changes" if commit and dirty else "")
+
+
+def _curves(rows: list[dict[str, Any]], noise: float) -> list[dict[str, Any]]:
+    """Mean noisy-validation and test accuracy per epoch over the reported seeds of
+    each (data set, loss) at ``noise`` (diverged runs left out)."""
+    groups: dict[tuple[str, str], list[list[tuple[float, float]]]] = {}
+    for r in rows:
+        if r["phase"] == "report" and r["noise"] == noise and r["curve"]:
+            groups.setdefault((r["data"], r["loss"]), []).append(r["curve"])
+    out = []
+    for (data, loss), curves in groups.items():
+        for e in range(min(len(c) for c in curves)):
+            out.append(
+                {
+                    "data": data,
+                    "loss": loss,
+                    "noise": noise,
+                    "epoch": e + 1,
+                    "runs": len(curves),
+                    "val_accuracy": sum(c[e][0] for c in curves) / len(curves),
+                    "test_accuracy": sum(c[e][1] for c in curves) / len(curves),
+                }
+            )
+    return out
+
+
+def _floats(
+    ctx: click.Context, param: click.Parameter, value: str | None
+) -> list[float] | None:
+    if value is None:
+        return None
+    try:
+        values = [float(v) for v in value.split(",") if v.strip()]
     except ValueError:
         msg = f"expected comma-separated numbers (got {value!r})"
         raise click.BadParameter(msg, ctx, param) from None
-    bad = [r for r in rates if not 0 <= r < 1]
-    if not rates or bad:
-        msg = f"noise rates must lie in [0, 1) (got {value!r})"
+    if param.name == "lr_grid":
+        bad = [r for r in values if not (math.isfinite(r) and r > 0)]
+        what = "learning rates must be finite and > 0"
+    else:
+        bad = [r for r in values if not 0 <= r < 1]
+        what = "noise rates must lie in [0, 1)"
+    if not values or bad:
+        msg = f"{what} (got {value!r})"
         raise click.BadParameter(msg, ctx, param)
-    return sorted(set(rates))
+    return sorted(set(values))
 
 
 def _losses(
@@ -372,49 +486,122 @@ def _losses(
     return losses
 
 
+def _data_sets(specs: Sequence[str]) -> dict[str, Any]:
+    """The data sets by spec, loaded and checked; without ``--data``, the defaults
+    (MNIST-1D left out, with a note, when its package is missing)."""
+    import importlib.util
+
+    from ..datasets import MNIST1D_HINT
+
+    if not specs:
+        specs = list(DEFAULT_DATA)
+        if importlib.util.find_spec("mnist1d") is None:
+            click.echo(f"note: mnist1d left out; it needs {MNIST1D_HINT}", err=True)
+            specs.remove("mnist1d")
+    out: dict[str, Any] = {}
+    names: dict[str, str] = {}
+    for spec in specs:
+        if spec in out:
+            msg = f"{spec!r} is given twice"
+            raise click.BadParameter(msg, param_hint="'--data'")
+        dataset = load_data(spec)
+        if dataset.name in names:
+            msg = (
+                f"{spec!r} and {names[dataset.name]!r} are both named {dataset.name!r}"
+            )
+            raise click.BadParameter(msg, param_hint="'--data'")
+        names[dataset.name] = spec
+        out[spec] = dataset
+    return out
+
+
+def _about(dataset: Any) -> dict[str, Any]:
+    from ..datasets import split
+
+    s = split(dataset, seed=0)
+    n = dataset.y.size + (0 if dataset.y_test is None else dataset.y_test.size)
+    return {
+        "samples": int(n),
+        "classes": int(dataset.n_classes),
+        "features": int(dataset.x.shape[1]),
+        "train": int(s.y_train.size),
+        "val": int(s.y_val.size),
+        "test": int(s.y_test.size),
+        "about": (
+            f"{n} samples, {dataset.n_classes} classes, {dataset.x.shape[1]} "
+            f"features; {s.y_train.size} training, {s.y_val.size} validation and "
+            f"{s.y_test.size} test samples per run."
+        ),
+    }
+
+
 @click.command("study")
-@opt.data_option("synthetic", help="As for `arrayloss train`.")
+@click.option(
+    "--data",
+    "data_specs",
+    multiple=True,
+    metavar="digits|synthetic|mnist1d|PATH",
+    help="A data set, as for `arrayloss train`; repeat for several. "
+    "[default: synthetic, digits and mnist1d (with the 'data' extra)]",
+)
 @opt.loss_option(
     callback=_losses,
     help="[default: " + ", ".join(DEFAULT_LOSSES) + " (those registered)]",
 )
 @click.option(
+    "--grid",
+    type=click.Choice(sorted(GRIDS)),
+    default="default",
+    show_default=True,
+    help="Preset of --noise, --seeds and --epochs; "
+    + "; ".join(
+        f"{name}: noise {','.join(f'{n:g}' for n in g['noises'])}, {g['seeds']} "
+        f"seeds, {g['epochs']} epochs"
+        for name, g in GRIDS.items()
+    )
+    + ". The options below override it.",
+)
+@click.option(
     "--noise",
     "noises",
-    default="0,0.2,0.4,0.6",
+    default=None,
+    callback=_floats,
+    metavar="R1,R2,...",
+    help="Label-noise rates of the training and validation labels, each in [0, 1).",
+)
+@opt.noise_kind_option()
+@opt.count_option(
+    "--seeds",
+    default=None,
+    help="Reported runs per cell, seeds 0, 1, ...  [default: the --grid preset]",
+)
+@opt.count_option(
+    "--epochs", default=None, help="Epochs of every run.  [default: the --grid preset]"
+)
+@click.option(
+    "--lr-grid",
+    default=",".join(f"{r:g}" for r in LR_GRID),
     show_default=True,
     callback=_floats,
     metavar="R1,R2,...",
-    help="Label-noise rates, each in [0, 1).",
+    help="Learning rates tried per data set, loss and noise rate, on the noisy "
+    "validation part of the --tune-seed run; one rate: no tuning.",
 )
-@opt.noise_kind_option()
-@click.option(
-    "--seeds",
-    type=click.IntRange(min=1),
-    default=5,
-    show_default=True,
-    help="Runs per (loss, noise), with seeds 0, 1, ...",
+@opt.count_option(
+    "--tune-seed",
+    default=TUNE_SEED,
+    low=0,
+    help="Seed of the tuning runs (the reported runs use seeds 0, 1, ...).",
 )
-@opt.epochs_option(30)
-@opt.batch_size_option(32)
+@opt.batch_size_option(64)
 @opt.hidden_option()
 @opt.optimizer_option("adam")
-@opt.lr_option()
 @opt.weight_decay_option()
-@click.option(
-    "--target",
-    type=opt.Real(0, 1),
-    default=0.4,
-    show_default=True,
-    help="Validation accuracy that counts as reached, for epochs-to-target.",
-)
 @opt.top_k_option()
-@click.option(
+@opt.count_option(
     "-j",
     "--jobs",
-    type=click.IntRange(min=1),
     default=2,
-    show_default=True,
     help="Parallel worker processes, at most one per CPU (1: run in this process).",
 )
 @click.option(
@@ -422,36 +609,42 @@ def _losses(
     type=OutputPath(file_okay=False, path_type=Path),
     default=Path("arrayloss-study"),
     show_default=True,
-    help="Directory for runs.csv, summary.md and accuracy_vs_noise.png "
-    "(created if missing; written together when the study ends).",
+    help="Directory for " + ", ".join(TABLE_FILES + PLOT_FILES) + " (created if "
+    "missing; written together when the study ends).",
 )
-@click.option("--no-plot", is_flag=True, help="Skip the PNG (no matplotlib needed).")
-@click.option("-q", "--quiet", is_flag=True, help="No line per finished run on stderr.")
+@click.option("--no-plot", is_flag=True, help="Skip the PNGs (no matplotlib needed).")
+@click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def study(
-    data: str,
+    data_specs: tuple[str, ...],
     losses: list[tuple[str, dict[str, Any]]],
-    noises: list[float],
+    grid: str,
+    noises: list[float] | None,
     noise_kind: str,
-    seeds: int,
-    epochs: int,
+    seeds: int | None,
+    epochs: int | None,
+    lr_grid: list[float],
+    tune_seed: int,
     batch_size: int,
     hidden: tuple[int, ...],
     optimizer: str,
-    lr: float | None,
     weight_decay: float,
-    target: float,
     top_k: int,
     jobs: int,
     out: Path,
     no_plot: bool,
     quiet: bool,
 ) -> None:
-    """Compare losses under label noise: every loss × noise rate × seed.
+    """Compare losses under label noise: every data set × loss × noise rate × seed.
 
-    Each run splits the data 60/20/20 by its seed, flips that fraction of the
-    training labels (validation and test labels stay clean) and trains the same
-    MLP. The defaults (synthetic 100-class data, 8 losses × 4 noise rates × 5
-    seeds = 160 runs) take 4 to 8 minutes on two cores shared with other jobs.
+    Each run splits the data 60/20/20 by its seed (MNIST-1D keeps its own test
+    part), flips that fraction of the training and validation labels (the test
+    labels stay clean) and trains the same MLP; its learning rate is chosen per
+    data set, loss and noise rate on the noisy validation part of a separate
+    tuning seed. Reported: test accuracy at the final epoch and early-stopped on
+    the noisy validation part, and each loss against cross-entropy paired by seed
+    (mean difference, 95 % t interval, wins, verdict). The default grid is
+    sized for at most 10 minutes of CPU time; every study prints its estimate
+    first, and a progress bar on a terminal.
 
     Exit codes: 0 success (diverged runs are results, marked in runs.csv); 1 bad
     data or an output that cannot be written; 2 bad usage. Every option is checked
@@ -459,112 +652,152 @@ def study(
     """
     import importlib.util
 
+    from .. import __version__
     from ..datasets import split
 
-    n_runs = len(losses) * len(noises) * seeds
-    if n_runs > MAX_RUNS:
-        msg = (
-            f"{len(losses)} losses x {len(noises)} noise rates x {seeds} seeds = "
-            f"{n_runs} runs, more than {MAX_RUNS}; lower --seeds"
-        )
-        raise click.UsageError(msg)
-    dataset = load_data(data)
+    preset = GRIDS[grid]
+    noises = list(preset["noises"]) if noises is None else noises
+    seeds = preset["seeds"] if seeds is None else seeds
+    epochs = preset["epochs"] if epochs is None else epochs
     if not losses:
         msg = "no loss to study"
         raise click.UsageError(msg)
-    for name, params in losses:
-        check_loss(name, params, dataset.n_classes)
-    split(dataset, seed=0)  # too few samples: the part sizes do not depend on the seed
-    check_features(dataset, "float32")  # the dtype of every run
-    files = [(out / f, f"--out file {f}") for f in OUT_FILES[: 2 if no_plot else 3]]
-    check_outputs(files, inputs=data_inputs(data))
+    if len(lr_grid) > 1 and tune_seed < seeds:
+        msg = (
+            f"--tune-seed {tune_seed} is one of the reported seeds 0..{seeds - 1}; "
+            "the rate must be chosen on a separate seed"
+        )
+        raise click.UsageError(msg)
+    n_cells = len(losses) * len(noises) * max(len(data_specs), 1)
+    n_runs = n_cells * (seeds + (len(lr_grid) if len(lr_grid) > 1 else 0))
+    if n_runs > MAX_RUNS:
+        msg = (
+            f"{n_cells} cells x ({seeds} seeds + tuning) = {n_runs} runs, more than "
+            f"{MAX_RUNS}; lower --seeds"
+        )
+        raise click.UsageError(msg)
+    datasets = _data_sets(data_specs)
+    for dataset in datasets.values():
+        for name, params in losses:
+            check_loss(name, params, dataset.n_classes)
+        split(dataset, seed=0)  # too few samples: the part sizes do not depend on it
+        check_features(dataset, "float32")  # the dtype of every run
+    names = TABLE_FILES + (() if no_plot else PLOT_FILES)
+    files = [(out / f, f"--out file {f}") for f in names]
+    inputs = [p for spec in datasets for p in data_inputs(spec)]
+    check_outputs(files, inputs=inputs)
     # After the usage checks (exit 2), before any run: a missing plotting library
     # must not cost the whole study.
     if not no_plot and importlib.util.find_spec("matplotlib") is None:
         msg = "the plot needs matplotlib: pip install 'arrayloss[plot]' (or pass --no-plot)"
         raise click.ClickException(msg)
-    _DATA_CACHE[data] = dataset  # runs in this process use the data checked here
-    labels = [_label(n, p) for n, p in losses]
-    tasks = [
+    curve_noise = min(noises, key=lambda n: (abs(n - 0.4), n))  # the curves' rate
+    cells: list[dict[str, Any]] = [
         {
-            "data": data,
+            "data": spec,
             "loss": name,
             "loss_params": params,
             "label": _label(name, params),
             "noise": noise,
             "noise_kind": noise_kind,
-            "seed": seed,
             "hidden": hidden,
             "epochs": epochs,
             "batch_size": batch_size,
             "optimizer": optimizer,
-            "lr": lr,
             "weight_decay": weight_decay,
-            "target": target,
             "top_k": top_k,
         }
+        for spec in datasets
         for name, params in losses
         for noise in noises
-        for seed in range(seeds)
     ]
-    jobs = min(jobs, len(tasks), os.cpu_count() or 1)
-    start = time.perf_counter()
-    rows = _run_all(tasks, jobs, quiet)
-    elapsed = time.perf_counter() - start
-    order = {(t["label"], t["noise"], t["seed"]): i for i, t in enumerate(tasks)}
-    rows.sort(key=lambda r: order[(r["loss"], r["noise"], r["seed"])])
-
-    k = min(top_k, dataset.n_classes)
-    lr_used = lr if lr is not None else (0.1 if optimizer == "sgd" else 1e-3)
-    sizes = "-".join(str(s) for s in (dataset.x.shape[1], *hidden, dataset.n_classes))
-    setup = (
-        f"{dataset.name} ({dataset.y.size} samples, {dataset.n_classes} classes), MLP "
-        f"{sizes}, {optimizer} lr={lr_used:g}, {epochs} epochs of batch {batch_size}, "
-        f"{noise_kind} label noise on the training part; {len(tasks)} runs in "
-        f"{elapsed:.0f} s with {jobs} job{'s' * (jobs > 1)}"
+    plan = _Plan(cells, lr_grid, seeds, tune_seed)
+    jobs = min(jobs, plan.total, os.cpu_count() or 1)
+    commit = _git_commit()  # now: the code the runs use, whatever changes later
+    cpu0, start = _cpu_seconds(), time.perf_counter()
+    estimate = _estimate(datasets, plan, hidden, batch_size, jobs)
+    click.echo(
+        f"{plan.total} runs ({plan.total - len(cells) * seeds} tuning, "
+        f"{len(cells) * seeds} reported); estimated {estimate / 60:.1f} CPU "
+        f"minutes, about {estimate / 60 / jobs:.1f} minutes with {jobs} "
+        f"job{'s' * (jobs > 1)} on idle cores",
+        err=True,
     )
-    tables = _tables(rows, labels, noises, k, seeds, target)
-    click.echo(setup + "\n")
-    click.echo(tables)
-    failed = [r for r in rows if r["error"]]
-    if failed:
-        click.echo(
-            f"{len(failed)} run(s) diverged; see the error column of runs.csv", err=True
+    with data_errors(), _Progress(plan.total, quiet) as progress:
+        rows = _execute(plan, jobs, datasets, progress)
+    elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu0
+    by_name = {spec: d.name for spec, d in datasets.items()}
+    rank = {
+        (by_name[c["data"]], c["label"], c["noise"]): i for i, c in enumerate(cells)
+    }
+    rows.sort(
+        key=lambda r: (
+            r["phase"] != "tune",
+            rank[(r["data"], r["loss"], r["noise"])],
+            r["seed"],
+            r["lr"],
         )
-
-    csv_text = io.StringIO(newline="")
-    writer = csv.DictWriter(csv_text, fieldnames=CSV_FIELDS)
-    writer.writeheader()
-    for r in rows:
-        writer.writerow({key: _fmt(r.get(key, "")) for key in CSV_FIELDS})
+    )
     command = (
         "arrayloss study " + " ".join(sys.argv[2:])
         if sys.argv[1:2] == ["study"]
         else ""
     )
-    md = ["# Loss study", "", setup + ".", ""]
-    if command:
-        md += ["Command: `" + command.strip() + "`", ""]
+    meta: dict[str, Any] = {
+        "arrayloss": __version__,
+        "commit": commit,
+        "command": command.strip(),
+        "grid": grid,
+        "data_sets": {d.name: _about(d) for d in datasets.values()},
+        "losses": [_label(n, p) for n, p in losses],
+        "noises": noises,
+        "noise_kind": noise_kind,
+        "seeds": seeds,
+        "tune_seed": tune_seed,
+        "lr_grid": lr_grid,
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "hidden": list(hidden),
+        "optimizer": optimizer,
+        "weight_decay": weight_decay,
+        "top_k": top_k,
+        "curve_noise": curve_noise,
+        "jobs": jobs,
+        "runs": len(rows),
+        "wall_seconds": round(elapsed, 1),
+        "cpu_seconds": round(cpu, 1),
+        "estimated_cpu_seconds": round(estimate, 1),
+    }
+    csv_text = report.write_runs(rows)
+    parsed = report.read_runs(csv_text)  # the tables come from the text written
+    curves_text = report.write_curves(_curves(rows, curve_noise))
+    page = report.summary_page(parsed, meta, plots=not no_plot)
+    click.echo(report.describe(meta) + "\n")
+    click.echo(report.glance(parsed))
+    failed = [r for r in rows if r["error"]]
+    if failed:
+        click.echo(
+            f"{len(failed)} run(s) diverged; see the error column of runs.csv", err=True
+        )
+    contents: list[bytes] = [
+        csv_text.encode(),
+        curves_text.encode(),
+        (json.dumps(meta, indent=2) + "\n").encode(),
+        page.encode(),
+    ]
     if not no_plot:
-        md += ["![Test accuracy against label noise](accuracy_vs_noise.png)", ""]
-    contents = [csv_text.getvalue().encode(), ("\n".join(md) + "\n" + tables).encode()]
-    if not no_plot:
-        title = f"{dataset.name}: {noise_kind} label noise"
-        contents.append(_plot(rows, labels, noises, k, title))
+        drawn = report.figures(parsed, report.read_curves(curves_text), meta)
+        contents += [blob for _, blob in drawn]
     write_outputs(
         [
             (path, label, functools.partial(_write_blob, blob))
             for (path, label), blob in zip(files, contents, strict=True)
         ],
-        inputs=data_inputs(data),
+        inputs=inputs,
         directory=out,
     )
-    click.echo(f"wrote {out}/" + ", ".join(OUT_FILES[: len(files)]))
+    click.echo(f"wrote {out}/" + ", ".join(names))
 
 
 def _write_blob(blob: bytes, f: BinaryIO) -> None:
     f.write(blob)
-
-
-def _fmt(v: Any) -> Any:
-    return f"{v:.6g}" if isinstance(v, float) else v

@@ -22,7 +22,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -31,11 +31,12 @@ import click
 
 from .._errors import DataError, UsageError, one_line
 from ._options import (
-    Real,
     backend_option,
     batch_size_option,
+    count_option,
     data_option,
     epochs_option,
+    fraction_option,
     hidden_option,
     loss_option,
     lr_option,
@@ -51,13 +52,14 @@ __all__ = [
     "RunResult",
     "check_features",
     "check_outputs",
+    "data_errors",
     "plot_format",
     "run",
     "train",
     "write_outputs",
 ]
 
-DATA_NAMES = ("digits", "synthetic")
+DATA_NAMES = ("digits", "synthetic", "mnist1d")
 
 # Image types for --plot: matplotlib writes these without extra software.
 PLOT_FORMATS = (
@@ -105,14 +107,21 @@ def load_data(spec: str, param_hint: str = "'--data'") -> Any:
     """A `Dataset` by name or path.
 
     An unknown name is a `click.BadParameter` (exit 2); a file that cannot be used
-    raises `DataError` (exit 1).
+    raises `DataError`, and ``mnist1d`` without its package a `click.ClickException`
+    naming the extra (exit 1).
     """
     from ..datasets import load
 
     if spec not in DATA_NAMES and (not spec.strip() or not os.path.lexists(spec)):
-        msg = f"{spec!r} is not 'digits', 'synthetic' or an existing file or directory"
+        msg = (
+            f"{spec!r} is not 'digits', 'synthetic', 'mnist1d' or an existing file "
+            "or directory"
+        )
         raise click.BadParameter(msg, param_hint=param_hint)
-    return load(spec)
+    try:
+        return load(spec)
+    except ModuleNotFoundError as exc:
+        raise click.ClickException(one_line(exc)) from None
 
 
 def check_features(dataset: Any, dtype: str) -> float:
@@ -137,6 +146,24 @@ def data_inputs(spec: str) -> list[str]:
 
 
 # -- errors and output files (shared with `arrayloss study`) -----------------------
+
+
+@contextlib.contextmanager
+def data_errors() -> Iterator[None]:
+    """Training runs inside: a `ValueError` from the library becomes a `DataError`.
+
+    The library checks the data it is given (labels, features, loss inputs) with
+    `ValueError`; from a run of ``train`` or ``study`` that is bad data (exit 1,
+    one line), not a bug. The one place both commands convert it.
+    """
+    try:
+        yield
+    except DataError:
+        raise
+    except UsageError:
+        raise
+    except ValueError as exc:
+        raise DataError(one_line(exc)) from None
 
 
 def plot_format(path: Path | None, param_hint: str = "'--plot'") -> str:
@@ -275,6 +302,11 @@ def write_outputs(
         raise
 
 
+# Offset of the seed that flips validation labels in `run` (``noisy_validation``),
+# so that they are drawn independently of the training labels.
+VAL_NOISE_SEED = 1_000_003
+
+
 @dataclass
 class RunResult:
     """What one training run produced."""
@@ -308,11 +340,17 @@ def run(
     dtype: str = "float32",
     xp: Any = None,
     on_batch: Callable[[int, int, Any], None] | None = None,
+    noisy_validation: bool = False,
+    track_test: bool = False,
 ) -> RunResult:
     """Add label noise to the training part of splits ``s``, train, evaluate.
 
-    Validation and test labels stay clean. ``history`` holds, per epoch, the mean
-    training loss and the validation accuracy.
+    Test labels stay clean. Validation labels stay clean too, unless
+    ``noisy_validation``: then they are flipped like the training labels (same
+    rate and kind, their own draw, `VAL_NOISE_SEED` + ``seed``), as a practitioner's
+    held-out part of noisy data would be. ``history`` holds, per epoch, the mean
+    training loss and the validation accuracy, and with ``track_test`` the test
+    accuracy and top-k accuracy of that epoch's parameters.
     """
     import numpy as np
 
@@ -321,6 +359,17 @@ def run(
 
     y_train = add_label_noise(
         s.y_train, label_noise, n_classes=s.n_classes, kind=noise_kind, seed=seed
+    )
+    y_val = (
+        add_label_noise(
+            s.y_val,
+            label_noise,
+            n_classes=s.n_classes,
+            kind=noise_kind,
+            seed=VAL_NOISE_SEED + seed,
+        )
+        if noisy_validation
+        else s.y_val
     )
     net = mlp.init(
         [s.x_train.shape[1], *hidden, s.n_classes],
@@ -337,10 +386,13 @@ def run(
     history: list[dict[str, float]] = []
 
     def on_epoch(epoch: int, params: mlp.MLP, mean_loss: float) -> None:
-        val = mlp.evaluate(params, s.x_val, s.y_val, k=top_k)
-        history.append(
-            {"epoch": epoch, "loss": mean_loss, "val_accuracy": val["accuracy"]}
-        )
+        val = mlp.evaluate(params, s.x_val, y_val, k=top_k)
+        entry = {"epoch": epoch, "loss": mean_loss, "val_accuracy": val["accuracy"]}
+        if track_test:
+            test = mlp.evaluate(params, s.x_test, s.y_test, k=top_k)
+            entry["test_accuracy"] = test["accuracy"]
+            entry["test_top_k_accuracy"] = test["top_k_accuracy"]
+        history.append(entry)
 
     start = time.perf_counter()
     net = mlp.fit(
@@ -441,29 +493,20 @@ def _progress(total: int) -> Any:
 @batch_size_option(64)
 @optimizer_option()
 @lr_option()
-@click.option(
-    "--momentum",
-    type=Real(0, 1, max_open=True),
-    default=0.9,
-    show_default=True,
-    help="SGD momentum.",
-)
+@fraction_option("--momentum", default=0.9, help="SGD momentum.")
 @weight_decay_option()
-@click.option(
+@fraction_option(
     "--label-noise",
-    type=Real(0, 1, max_open=True),
     default=0.0,
-    show_default=True,
     metavar="RATE",
     help="Fraction of training labels flipped, in [0, 1).",
 )
 @noise_kind_option()
 @top_k_option()
-@click.option(
+@count_option(
     "--seed",
-    type=click.IntRange(min=0),
     default=0,
-    show_default=True,
+    low=0,
     help="Seeds the split, the noise, the weights and the batch order.",
 )
 @click.option(
@@ -552,7 +595,7 @@ def train(
         bar.update(1, f"epoch {epoch}/{epochs} loss {running[-1]:.4f}")
 
     try:
-        with bar:
+        with bar, data_errors():
             result = run(
                 splits,
                 loss=name,
@@ -581,8 +624,6 @@ def train(
         if feature_scale > 1e3:
             msg += f", or rescale the features (|x| up to {feature_scale:.3g})"
         raise click.ClickException(msg) from None
-    except ValueError as exc:  # the library's checks on the data
-        raise DataError(one_line(exc)) from None
 
     sizes = "-".join(str(s) for s in result.params.sizes)
     k = int(result.metrics["test"]["k"])

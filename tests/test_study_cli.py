@@ -1,0 +1,328 @@
+"""``arrayloss study``, second edition (issue 17): selection on a noisy validation
+part, the learning-rate grid, paired statistics and their verdicts, MNIST-1D.
+
+Tiny grids only (digits, a few hidden units, one or two epochs)."""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import math
+import random
+import socket
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from arrayloss import datasets as ds
+from arrayloss import mlp
+from arrayloss._errors import DataError, UsageError
+from arrayloss.cli import _study, main
+from arrayloss.cli import _study_report as report
+from arrayloss.cli._train import VAL_NOISE_SEED, data_errors, run
+
+HAS_MNIST1D = importlib.util.find_spec("mnist1d") is not None
+needs_mnist1d = pytest.mark.skipif(not HAS_MNIST1D, reason="mnist1d not installed")
+
+
+def invoke(args: list[str], exit_code: int = 0):
+    result = CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=True)
+    assert result.exit_code == exit_code, (
+        f"exit {result.exit_code}\n{result.stdout}\n{result.stderr}\n"
+        f"{result.exception!r}"
+    )
+    assert "Traceback" not in result.stdout + result.stderr
+    return result
+
+
+@pytest.fixture(scope="module")
+def digits_split():
+    return ds.split(ds.load_digits(), seed=2)
+
+
+# -- one run ---------------------------------------------------------------------------
+
+
+def _run(s, **kw):
+    args = {"loss": "cross_entropy", "loss_params": {}, "hidden": (8,), "epochs": 2,
+            "batch_size": 64, "optimizer": "adam", "lr": 1e-2, "label_noise": 0.4,
+            "seed": 2}  # fmt: skip
+    return run(s, **{**args, **kw})
+
+
+def test_noisy_validation_flips_the_validation_labels(digits_split):
+    s = digits_split
+    res = _run(s, noisy_validation=True, track_test=True)
+    noisy = ds.add_label_noise(s.y_val, 0.4, n_classes=10, seed=VAL_NOISE_SEED + 2)
+    assert int(np.sum(noisy != s.y_val)) == round(0.4 * s.y_val.size)
+    last = res.history[-1]
+    assert last["val_accuracy"] == mlp.evaluate(res.params, s.x_val, noisy)["accuracy"]
+    clean = mlp.evaluate(res.params, s.x_val, s.y_val)["accuracy"]
+    assert last["val_accuracy"] != clean  # 40 % of the labels moved
+    # track_test: the last epoch's test numbers are the final test metrics.
+    assert last["test_accuracy"] == res.metrics["test"]["accuracy"]
+    assert last["test_top_k_accuracy"] == res.metrics["test"]["top_k_accuracy"]
+
+
+def test_validation_stays_clean_by_default(digits_split):
+    s = digits_split
+    res = _run(s)
+    last = res.history[-1]
+    assert (
+        last["val_accuracy"] == mlp.evaluate(res.params, s.x_val, s.y_val)["accuracy"]
+    )
+    assert "test_accuracy" not in last
+
+
+def test_early_stopping_reads_the_first_best_noisy_epoch():
+    task = {"data": "digits", "loss": "cross_entropy", "loss_params": {},
+            "label": "cross_entropy", "noise": 0.5, "noise_kind": "symmetric",
+            "phase": "report", "seed": 0, "hidden": (4,), "epochs": 4,
+            "batch_size": 64, "optimizer": "adam", "lr": 0.05, "weight_decay": 0.0,
+            "top_k": 5}  # fmt: skip
+    row = _study.run_one(task)
+    val = [v for v, _ in row["curve"]]
+    assert len(val) == 4
+    assert row["best_epoch"] == val.index(max(val)) + 1
+    assert row["val_accuracy_best"] == max(val)
+    assert row["test_accuracy_es"] == row["curve"][row["best_epoch"] - 1][1]
+    assert row["test_accuracy_final"] == row["curve"][-1][1]
+
+
+# -- the learning-rate grid --------------------------------------------------------------
+
+
+def _row(lr: float, score: float, error: str = "") -> dict:
+    return {"lr": lr, "val_accuracy_best": score, "error": error}
+
+
+def test_plan_runs_the_seeds_at_the_best_tuning_rate():
+    plan = _study._Plan([{"data": "d", "label": "ce"}], [1e-3, 1e-2, 1e-1], 2, 77)
+    tasks = plan.start()
+    assert [(t["phase"], t["seed"], t["lr"]) for t in tasks] == [
+        ("tune", 77, 1e-3), ("tune", 77, 1e-2), ("tune", 77, 1e-1)
+    ]  # fmt: skip
+    assert plan.total == 5
+    assert plan.done(tasks[0], _row(1e-3, 0.5)) == []
+    assert plan.done(tasks[2], _row(1e-1, 0.9, error="diverged")) == []  # never chosen
+    report_tasks = plan.done(tasks[1], _row(1e-2, 0.6))
+    assert [(t["phase"], t["seed"], t["lr"]) for t in report_tasks] == [
+        ("report", 0, 1e-2), ("report", 1, 1e-2)
+    ]  # fmt: skip
+
+
+def test_plan_ties_go_to_the_smaller_rate_and_one_rate_skips_tuning():
+    plan = _study._Plan([{"data": "d", "label": "ce"}], [1e-3, 1e-2], 1, 0)
+    t = plan.start()
+    plan.done(t[1], _row(1e-2, 0.7))
+    assert plan.done(t[0], _row(1e-3, 0.7))[0]["lr"] == 1e-3
+    single = _study._Plan([{"data": "d", "label": "ce"}], [3e-3], 2, 0)
+    assert [(t["phase"], t["lr"]) for t in single.start()] == [("report", 3e-3)] * 2
+    assert single.total == 2
+
+
+# -- paired statistics and the verdict rule ------------------------------------------------
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 1), st.floats(0, 1)), min_size=2, max_size=8
+    ).filter(lambda pairs: len({round(a - b, 9) for a, b in pairs}) > 1)
+)
+def test_paired_interval_is_scipys_paired_t_interval(pairs):
+    from scipy import stats
+
+    a = {i: x for i, (x, _) in enumerate(pairs)}
+    b = {i: y for i, (_, y) in enumerate(pairs)}
+    p = report.paired(a, b)
+    ci = stats.ttest_rel([x for x, _ in pairs], [y for _, y in pairs])
+    low, high = ci.confidence_interval(0.95)
+    assert p.n == len(pairs)
+    assert p.low == pytest.approx(low, abs=1e-12)
+    assert p.high == pytest.approx(high, abs=1e-12)
+    assert p.wins + p.ties + p.losses == p.n
+    assert p.wins == sum(x > y for x, y in pairs)
+
+
+def test_paired_drops_diverged_pairs():
+    p = report.paired({0: 0.5, 1: math.nan, 2: 0.7}, {0: 0.4, 1: 0.4, 2: 0.5})
+    assert p.n == 2
+    assert p.mean == pytest.approx(0.15)
+    assert (p.wins, p.ties, p.losses) == (2, 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ((5, 0.02, 0.01, 0.03, 5, 0, 0), "better"),
+        ((5, -0.02, -0.03, -0.001, 0, 0, 5), "worse"),
+        ((5, 0.02, -0.01, 0.05, 4, 0, 1), "no clear difference"),
+        ((5, 0.0, 0.0, 0.0, 0, 5, 0), "identical"),
+        ((1, 0.02, math.nan, math.nan, 1, 0, 0), "too few seeds"),
+        ((5, 0.001, 0.0, 0.002, 4, 1, 0), "no clear difference"),  # 0 is inside
+    ],
+)
+def test_verdict_rule(args, expected):
+    assert report.Paired(*args).verdict == expected
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "want", "status"),
+    [
+        (["better", "better"], "better", "supported"),
+        (["better", "no clear difference"], "better", "partly supported"),
+        (["no clear difference", "identical"], "better", "not supported"),
+        (["better", "worse"], "better", "mixed"),
+        (["worse", "no clear difference"], "better", "contradicted"),
+        (["no clear difference", "better"], "not worse", "not contradicted"),
+        (["worse", "better"], "not worse", "partly contradicted"),
+        (["worse", "worse"], "not worse", "contradicted"),
+        ([], "better", "not tested"),
+    ],
+)
+def test_claim_status_rule(verdicts, want, status):
+    assert report._status(verdicts, want) == status
+
+
+def test_tables_come_from_the_csv_text():
+    rows = [
+        {"data": "d", "loss": loss, "loss_params": "{}", "noise": 0.2,
+         "noise_kind": "symmetric", "phase": "report", "seed": s, "lr": 1e-3,
+         "epochs": 3, "test_accuracy_final": acc + 0.01 * s, "test_accuracy_es": acc,
+         "top_k_accuracy_final": 1.0, "top_k_accuracy_es": 1.0, "test_nll_final": 1.0,
+         "test_ece_final": 0.1, "train_accuracy_final": 0.5, "val_accuracy_final": 0.4,
+         "val_accuracy_best": 0.45, "best_epoch": 2, "final_loss": 1.0,
+         "seconds": 0.1, "error": ""}
+        for loss, acc in (("cross_entropy", 0.5), ("focal", 0.6))
+        for s in range(3)
+    ]  # fmt: skip
+    parsed = report.read_runs(report.write_runs(rows))
+    assert parsed == rows
+    table = report.glance(parsed)
+    # focal is 0.1 above cross-entropy on every seed: better, with zero spread.
+    assert "| focal | + / + |" in table
+
+
+# -- the command --------------------------------------------------------------------------
+
+
+def test_study_progress_estimate_and_curves(tmp_path):
+    out = tmp_path / "s"
+    r = invoke(["study", "--data", "digits", "--loss", "cross_entropy", "--loss",
+                "focal", "--noise", "0,0.3", "--seeds", "2", "--epochs", "2",
+                "--hidden", "4", "--lr-grid", "0.01", "--jobs", "1", "--no-plot",
+                "--out", out])  # fmt: skip
+    lines = r.stderr.splitlines()
+    assert lines[0].startswith("8 runs (0 tuning, 8 reported); estimated ")
+    assert lines[-1].startswith("[8/8] digits ")  # a line per run off a terminal
+    with open(out / "curves.csv", newline="") as f:
+        curves = list(csv.DictReader(f))
+    # The curves' noise rate is the one nearest 0.4; 2 losses x 2 epochs.
+    assert {(c["loss"], c["noise"], c["epoch"], c["runs"]) for c in curves} == {
+        (loss, "0.3", e, "2") for loss in ("cross_entropy", "focal") for e in "12"
+    }
+    meta = json.loads((out / "study.json").read_text())
+    assert meta["curve_noise"] == 0.3
+    assert meta["commit"]
+    assert not (out / "curves.png").exists()
+
+
+def test_study_data_given_twice_is_usage(tmp_path):
+    r = invoke(["study", "--data", "digits", "--data", "digits", "--out", tmp_path / "s"],
+               exit_code=2)  # fmt: skip
+    assert "'digits' is given twice" in r.stderr
+
+
+def test_tuning_seed_must_be_separate(tmp_path):
+    r = invoke(["study", "--data", "digits", "--seeds", "3", "--tune-seed", "2",
+                "--out", tmp_path / "s"], exit_code=2)  # fmt: skip
+    assert "--tune-seed 2 is one of the reported seeds 0..2" in r.stderr
+
+
+def test_data_errors_is_the_one_conversion():
+    with pytest.raises(DataError, match="bad labels"), data_errors():
+        raise ValueError("bad\nlabels")
+    with pytest.raises(UsageError), data_errors():
+        raise UsageError("kept")
+    with pytest.raises(TypeError), data_errors():
+        raise TypeError("a bug stays a bug")
+
+
+# -- MNIST-1D --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def no_mnist1d(monkeypatch):
+    """Imports of mnist1d fail, as without the extra."""
+    monkeypatch.setitem(sys.modules, "mnist1d", None)
+    monkeypatch.setitem(sys.modules, "mnist1d.data", None)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util,
+        "find_spec",
+        lambda name, *a: None if name.startswith("mnist1d") else real(name, *a),
+    )
+
+
+def test_mnist1d_without_the_extra_names_it(no_mnist1d, tmp_path):
+    with pytest.raises(ModuleNotFoundError, match=r"pip install 'arrayloss\[data\]'"):
+        ds.load_mnist1d()
+    r = invoke(["train", "--data", "mnist1d", "-q"], exit_code=1)
+    assert "arrayloss[data]" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+    # The default study leaves it out with a note (the bad --loss stops it there).
+    r = invoke(["study", "--loss", "smooth_topk_svm:k=50", "--out", tmp_path / "s"],
+               exit_code=2)  # fmt: skip
+    assert "note: mnist1d left out; it needs pip install 'arrayloss[data]'" in r.stderr
+
+
+@needs_mnist1d
+def test_mnist1d_generates_offline_reproducibly(monkeypatch, tmp_path):
+    def no_network(*args, **kwargs):
+        raise AssertionError("mnist1d tried to use the network")
+
+    importlib.import_module("mnist1d.data")  # its imports (requests, ssl) first
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.chdir(tmp_path)
+    np_state, py_state = np.random.get_state(), random.getstate()  # noqa: NPY002
+    a = ds.load_mnist1d(n_samples=200)
+    b = ds.load_mnist1d(n_samples=200)
+    assert a.x.shape == (160, 40)
+    assert a.x_test.shape == (40, 40)
+    assert a.x.dtype == np.float64
+    assert a.y.dtype == np.int64
+    assert set(np.unique(a.y)) <= set(range(10))
+    assert a.n_classes == 10
+    np.testing.assert_array_equal(a.x, b.x)
+    np.testing.assert_array_equal(a.y_test, b.y_test)
+    assert not np.array_equal(a.x, ds.load_mnist1d(n_samples=200, seed=1).x)
+    # The package seeds the global generators; they are given back unchanged.
+    assert random.getstate() == py_state
+    after = np.random.get_state()  # noqa: NPY002
+    np.testing.assert_array_equal(after[1], np_state[1])
+    assert list(tmp_path.iterdir()) == []  # no cache file written
+
+
+def test_mnist1d_bad_arguments():
+    with pytest.raises(ValueError, match="n_samples"):
+        ds.load_mnist1d(n_samples=5)
+    with pytest.raises(ValueError, match="seed"):
+        ds.load_mnist1d(seed=-1)
+
+
+@needs_mnist1d
+@pytest.mark.slow
+def test_mnist1d_by_name_has_the_published_sizes():
+    d = ds.load("mnist1d")
+    assert (d.x.shape, d.x_test.shape) == ((4000, 40), (1000, 40))
+    s = ds.split(d, seed=0)
+    assert (s.y_train.size, s.y_val.size, s.y_test.size) == (3200, 800, 1000)
+    np.testing.assert_array_equal(np.bincount(np.concatenate([d.y, d.y_test])),
+                                  np.full(10, 500))  # fmt: skip
