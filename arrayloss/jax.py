@@ -55,7 +55,7 @@ import numpy as np
 
 from . import _xp
 from ._api import Kernel, sample_factors
-from ._registry import CONVENTIONS, LOSSES, LossInfo, forwarding, get_loss
+from ._registry import CONVENTIONS, LOSSES, LossInfo, get_loss
 from ._typing import Array
 from .losses import l2 as _l2
 
@@ -119,7 +119,7 @@ def _core(
                 info, logits, labels, weights, ax, reduction, params, want_grad
             )
     opts = dict(params, axis=axis, reduction=reduction, weights=weights)
-    loss = forwarding(info)
+    loss = info
     if want_grad:
         return loss.value_and_grad(logits, labels, **opts)
     return loss.value(logits, labels, **opts), None
@@ -155,7 +155,7 @@ def _host(
     `jax.pure_callback` under tracing (shapes from `jax.eval_shape` of the core,
     which also runs its shape and option checks at trace time)."""
     opts = dict(params, axis=axis, reduction=reduction)
-    loss = forwarding(info)
+    loss = info
 
     def core(z: Array, y: Array, w: Array | None, **extra: Any) -> tuple[Array, ...]:
         kw = {**opts, **extra}
@@ -264,7 +264,7 @@ def _differentiable(
     """``LOSSES[name]`` at fixed options as a `jax.custom_vjp` function of
     ``(logits, labels, weights)``."""
     info = get_loss(name)
-    loss = forwarding(info)
+    loss = info
     opts = dict(params)
     if opts.get("class_weights") is not None:  # hashed as a tuple of floats
         opts["class_weights"] = jnp.asarray(opts["class_weights"])
@@ -334,7 +334,7 @@ def _function(info: LossInfo) -> Callable[..., Array]:
         try:
             f = _differentiable(info.name, axis, reduction, tuple(sorted(opts.items())))
         except TypeError:  # an unhashable option: let the core name it
-            return forwarding(info).value(logits, labels, **options, **conv)
+            return info.value(logits, labels, **options, **conv)
         return f(logits, labels, weights)
 
     short = info.name.rsplit(".", 1)[-1]

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from . import _torch_compat
-from ._registry import CONVENTIONS, LOSSES, LossInfo, forwarding, get_loss
+from ._registry import CONVENTIONS, LOSSES, LossInfo, get_loss
 
 __all__ = ["Loss", "keras", "loss", *(n for n in LOSSES if "." not in n)]
 
@@ -57,7 +57,7 @@ def _function(info: LossInfo) -> Callable[..., torch.Tensor]:
             )
             raise TypeError(msg)
         value, _ = _torch_compat.apply(
-            forwarding(info), logits, labels, weights,
+            info, logits, labels, weights,
             axis=axis, reduction=reduction, params=params,
         )  # fmt: skip
         return value  # type: ignore[no-any-return]

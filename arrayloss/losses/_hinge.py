@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import _xp
 from .._api import Kernel, Targets
+from .._doc import fill_doc
 from .._typing import Array, Namespace
 from .._validation import check_real
 from ._public import call, grad_twin
@@ -119,6 +120,7 @@ _CRAMMER_SINGER_KERNEL = Kernel(
 # ----------------------------------------------------------------- one-vs-all (Janocha)
 
 
+@fill_doc
 def hinge(
     logits: Array,
     labels: Array,
@@ -128,6 +130,8 @@ def hinge(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""One-vs-all hinge loss on the raw logits (Janocha & Czarnecki).
 
@@ -146,24 +150,13 @@ def hinge(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
+    %(logits)s
+    %(labels)s
     margin : float >= 0
         The margin ``m``.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     Raises
     ------
@@ -192,6 +185,7 @@ def hinge(
 hinge_and_grad = grad_twin(_HINGE_KERNEL, hinge)
 
 
+@fill_doc
 def squared_hinge(
     logits: Array,
     labels: Array,
@@ -201,6 +195,8 @@ def squared_hinge(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""One-vs-all squared hinge loss on the raw logits; Tang's L2-SVM at ``margin=1``.
 
@@ -218,24 +214,13 @@ def squared_hinge(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
+    %(logits)s
+    %(labels)s
     margin : float >= 0
         The margin ``m``.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     Raises
     ------
@@ -266,6 +251,7 @@ def squared_hinge(
 squared_hinge_and_grad = grad_twin(_SQUARED_HINGE_KERNEL, squared_hinge)
 
 
+@fill_doc
 def cubed_hinge(
     logits: Array,
     labels: Array,
@@ -275,6 +261,8 @@ def cubed_hinge(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""One-vs-all cubed hinge loss on the raw logits (Janocha & Czarnecki).
 
@@ -291,24 +279,13 @@ def cubed_hinge(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
+    %(logits)s
+    %(labels)s
     margin : float >= 0
         The margin ``m``.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     Raises
     ------
@@ -338,6 +315,7 @@ cubed_hinge_and_grad = grad_twin(_CUBED_HINGE_KERNEL, cubed_hinge)
 # ---------------------------------------------------------------- multiclass SVMs
 
 
+@fill_doc
 def multiclass_hinge(
     logits: Array,
     labels: Array,
@@ -347,6 +325,8 @@ def multiclass_hinge(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Multiclass hinge loss of Weston and Watkins (the CS231n "SVM loss").
 
@@ -365,24 +345,13 @@ def multiclass_hinge(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape
-        Class indices; soft labels raise `ValueError`.
+    %(logits)s
+    %(labels_index)s
     margin : float >= 0
         The margin :math:`\Delta`.
-    axis : int
-        The class axis of ``logits``.
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     Raises
     ------
@@ -412,6 +381,7 @@ def multiclass_hinge(
 multiclass_hinge_and_grad = grad_twin(_MULTICLASS_HINGE_KERNEL, multiclass_hinge)
 
 
+@fill_doc
 def crammer_singer(
     logits: Array,
     labels: Array,
@@ -421,6 +391,8 @@ def crammer_singer(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Multiclass hinge loss of Crammer and Singer.
 
@@ -439,24 +411,13 @@ def crammer_singer(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``; ``C >= 2``.
-    labels : integer array of the batch shape
-        Class indices; soft labels raise `ValueError`.
+    %(logits_c2)s
+    %(labels_index)s
     margin : float >= 0
         The margin :math:`\Delta`.
-    axis : int
-        The class axis of ``logits``.
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     Raises
     ------

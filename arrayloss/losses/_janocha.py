@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .. import _xp
 from .._api import Kernel, Targets
+from .._doc import fill_doc
 from .._typing import Array, Namespace
 from ._public import call, grad_twin
 
@@ -207,6 +208,7 @@ _CAUCHY_SCHWARZ_KERNEL = Kernel("cauchy_schwarz", _cauchy_schwarz_rows)
 # ----------------------------------------------------------------------------- L1, L2
 
 
+@fill_doc
 def l1(
     logits: Array,
     labels: Array,
@@ -215,6 +217,8 @@ def l1(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""L1 loss between the raw logits and the one-hot (or soft) target.
 
@@ -228,22 +232,11 @@ def l1(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(logits)s
+    %(labels)s
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     References
     ----------
@@ -265,6 +258,7 @@ def l1(
 l1_and_grad = grad_twin(_L1_KERNEL, l1)
 
 
+@fill_doc
 def l2(
     logits: Array,
     labels: Array,
@@ -273,6 +267,8 @@ def l2(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""L2 (squared error) loss between the raw logits and the one-hot (or soft) target.
 
@@ -286,22 +282,11 @@ def l2(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(logits)s
+    %(labels)s
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     References
     ----------
@@ -326,6 +311,7 @@ l2_and_grad = grad_twin(_L2_KERNEL, l2)
 # ------------------------------------------------------------------------ on softmax
 
 
+@fill_doc
 def expectation(
     logits: Array,
     labels: Array,
@@ -334,6 +320,8 @@ def expectation(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Expectation loss: L1 distance between ``softmax(logits)`` and the target.
 
@@ -350,22 +338,11 @@ def expectation(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(logits)s
+    %(labels)s
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     References
     ----------
@@ -387,6 +364,7 @@ def expectation(
 expectation_and_grad = grad_twin(_EXPECTATION_KERNEL, expectation)
 
 
+@fill_doc
 def regularised_expectation(
     logits: Array,
     labels: Array,
@@ -395,6 +373,8 @@ def regularised_expectation(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Regularised expectation loss: squared L2 distance of ``softmax(logits)``.
 
@@ -410,22 +390,11 @@ def regularised_expectation(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(logits)s
+    %(labels)s
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     References
     ----------
@@ -449,6 +418,7 @@ regularised_expectation_and_grad = grad_twin(
 )
 
 
+@fill_doc
 def chebyshev(
     logits: Array,
     labels: Array,
@@ -457,6 +427,8 @@ def chebyshev(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Chebyshev loss: L-infinity distance between ``softmax(logits)`` and the target.
 
@@ -476,22 +448,11 @@ def chebyshev(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(logits)s
+    %(labels)s
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     References
     ----------
@@ -513,6 +474,7 @@ def chebyshev(
 chebyshev_and_grad = grad_twin(_CHEBYSHEV_KERNEL, chebyshev)
 
 
+@fill_doc
 def squared_log(
     logits: Array,
     labels: Array,
@@ -521,6 +483,8 @@ def squared_log(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Squared log loss: the square of the cross-entropy.
 
@@ -539,22 +503,11 @@ def squared_log(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(logits)s
+    %(labels)s
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     References
     ----------
@@ -576,6 +529,7 @@ def squared_log(
 squared_log_and_grad = grad_twin(_SQUARED_LOG_KERNEL, squared_log)
 
 
+@fill_doc
 def tanimoto(
     logits: Array,
     labels: Array,
@@ -584,6 +538,8 @@ def tanimoto(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Tanimoto loss: minus the Tanimoto (extended Jaccard) similarity.
 
@@ -600,22 +556,11 @@ def tanimoto(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(logits)s
+    %(labels)s
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     References
     ----------
@@ -637,6 +582,7 @@ def tanimoto(
 tanimoto_and_grad = grad_twin(_TANIMOTO_KERNEL, tanimoto)
 
 
+@fill_doc
 def cauchy_schwarz(
     logits: Array,
     labels: Array,
@@ -645,6 +591,8 @@ def cauchy_schwarz(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Cauchy–Schwarz divergence between ``softmax(logits)`` and the target.
 
@@ -667,22 +615,11 @@ def cauchy_schwarz(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(logits)s
+    %(labels)s
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     References
     ----------

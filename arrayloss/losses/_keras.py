@@ -22,11 +22,11 @@ their docstrings say which.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from .. import _xp
 from .._api import Kernel, Targets
+from .._doc import filler
 from .._typing import Array, Namespace
 from .._validation import check_real
 from . import _cross_entropy
@@ -68,50 +68,22 @@ _L2_NORMALIZE_EPS = 1e-12
 """The floor on the squared norm in ``tf.math.l2_normalize`` (fixed in Keras)."""
 
 Rows = tuple[Array, "Array | None"]
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 # --------------------------------------------------------------------------------
 # Docstring blocks shared by every public function
 # --------------------------------------------------------------------------------
 
-_ARRAYS_DOC = """\
-    logits : array of shape (..., C)
-        Real scores; the loss sees ``q = softmax(logits)`` along ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices (one-hot targets), or soft labels whose rows sum to 1."""
-
-_COMMON_DOC = """\
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        How per-sample losses combine; ``"mean"`` is ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
-
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.  The gradient of the ``_and_grad``
-        companion is with respect to ``logits`` and has their shape."""
-
-_REFERENCES_DOC = """\
-    .. [1] S. Dräger and J. Dunkelau, "Evaluating the Impact of Loss Function
-       Variation in Deep Learning for Classification", arXiv:2210.16003, 2022.
-    .. [2] Keras 2.10.0, ``keras/losses.py``,
-       https://github.com/keras-team/keras/blob/v2.10.0/keras/losses.py"""
-
-
-def _doc(fn: F) -> F:
-    """Fill the shared ``{arrays}``, ``{common}`` and ``{references}`` blocks."""
-    if fn.__doc__:
-        fn.__doc__ = (
-            fn.__doc__.replace("    {arrays}", _ARRAYS_DOC)
-            .replace("    {common}", _COMMON_DOC)
-            .replace("    {references}", _REFERENCES_DOC)
-        )
-    return fn
+_fill = filler(
+    {
+        "references": """\
+.. [1] S. Dräger and J. Dunkelau, "Evaluating the Impact of Loss Function
+   Variation in Deep Learning for Classification", arXiv:2210.16003, 2022.
+.. [2] Keras 2.10.0, ``keras/losses.py``,
+   https://github.com/keras-team/keras/blob/v2.10.0/keras/losses.py"""
+    }
+)
+"""`arrayloss._doc.fill_doc` with the references every Keras loss cites."""
 
 
 # --------------------------------------------------------------------------------
@@ -369,7 +341,7 @@ _HUBER = Kernel("keras.huber", _huber_rows, check_params=_check_delta)
 _COSINE = Kernel("keras.cosine_similarity", _cosine_rows)
 
 
-@_doc
+@_fill
 def categorical_crossentropy(
     logits: Array,
     labels: Array,
@@ -379,6 +351,8 @@ def categorical_crossentropy(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``categorical_crossentropy`` of a softmax output (its logits path).
 
@@ -399,14 +373,17 @@ def categorical_crossentropy(
 
     Parameters
     ----------
-    {arrays}
+    %(logits)s
+    %(labels)s
     label_smoothing : float in [0, 1]
         Mix the targets with the uniform distribution, as Keras does.
-    {common}
+    %(common)s
+
+    %(returns)s
 
     References
     ----------
-    {references}
+    %(references)s
 
     Examples
     --------
@@ -422,7 +399,7 @@ def categorical_crossentropy(
 categorical_crossentropy_and_grad = grad_twin(_CCE, categorical_crossentropy)
 
 
-@_doc
+@_fill
 def kl_divergence(
     logits: Array,
     labels: Array,
@@ -432,6 +409,8 @@ def kl_divergence(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``kl_divergence`` of ``q = softmax(logits)``, clipped at ε.
 
@@ -459,14 +438,17 @@ def kl_divergence(
 
     Parameters
     ----------
-    {arrays}
+    %(logits)s
+    %(labels)s
     epsilon : float in (0, 1)
         Keras' ``backend.epsilon()``: the clip floor for ``t`` and ``q``.
-    {common}
+    %(common)s
+
+    %(returns)s
 
     References
     ----------
-    {references}
+    %(references)s
 
     Examples
     --------
@@ -485,7 +467,7 @@ def kl_divergence(
 kl_divergence_and_grad = grad_twin(_KL, kl_divergence)
 
 
-@_doc
+@_fill
 def poisson(
     logits: Array,
     labels: Array,
@@ -495,6 +477,8 @@ def poisson(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``poisson`` of ``q = softmax(logits)``.
 
@@ -513,14 +497,17 @@ def poisson(
 
     Parameters
     ----------
-    {arrays}
+    %(logits)s
+    %(labels)s
     epsilon : float in (0, 1)
         Keras' ``backend.epsilon()``, added to ``q`` inside the logarithm.
-    {common}
+    %(common)s
+
+    %(returns)s
 
     References
     ----------
-    {references}
+    %(references)s
 
     Examples
     --------
@@ -536,7 +523,7 @@ def poisson(
 poisson_and_grad = grad_twin(_POISSON, poisson)
 
 
-@_doc
+@_fill
 def categorical_hinge(
     logits: Array,
     labels: Array,
@@ -545,6 +532,8 @@ def categorical_hinge(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``categorical_hinge`` of ``q = softmax(logits)``.
 
@@ -565,12 +554,15 @@ def categorical_hinge(
 
     Parameters
     ----------
-    {arrays}
-    {common}
+    %(logits)s
+    %(labels)s
+    %(common)s
+
+    %(returns)s
 
     References
     ----------
-    {references}
+    %(references)s
 
     Examples
     --------
@@ -586,7 +578,7 @@ def categorical_hinge(
 categorical_hinge_and_grad = grad_twin(_CATEGORICAL_HINGE, categorical_hinge)
 
 
-@_doc
+@_fill
 def hinge(
     logits: Array,
     labels: Array,
@@ -595,6 +587,8 @@ def hinge(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``hinge`` of ``q = softmax(logits)``.
 
@@ -616,12 +610,15 @@ def hinge(
 
     Parameters
     ----------
-    {arrays}
-    {common}
+    %(logits)s
+    %(labels)s
+    %(common)s
+
+    %(returns)s
 
     References
     ----------
-    {references}
+    %(references)s
 
     Examples
     --------
@@ -637,7 +634,7 @@ def hinge(
 hinge_and_grad = grad_twin(_HINGE, hinge)
 
 
-@_doc
+@_fill
 def squared_hinge(
     logits: Array,
     labels: Array,
@@ -646,6 +643,8 @@ def squared_hinge(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``squared_hinge`` of ``q = softmax(logits)``.
 
@@ -664,12 +663,15 @@ def squared_hinge(
 
     Parameters
     ----------
-    {arrays}
-    {common}
+    %(logits)s
+    %(labels)s
+    %(common)s
+
+    %(returns)s
 
     References
     ----------
-    {references}
+    %(references)s
 
     Examples
     --------
@@ -685,7 +687,7 @@ def squared_hinge(
 squared_hinge_and_grad = grad_twin(_SQUARED_HINGE, squared_hinge)
 
 
-@_doc
+@_fill
 def mean_squared_error(
     logits: Array,
     labels: Array,
@@ -694,6 +696,8 @@ def mean_squared_error(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``mean_squared_error`` of ``q = softmax(logits)``.
 
@@ -710,12 +714,15 @@ def mean_squared_error(
 
     Parameters
     ----------
-    {arrays}
-    {common}
+    %(logits)s
+    %(labels)s
+    %(common)s
+
+    %(returns)s
 
     References
     ----------
-    {references}
+    %(references)s
 
     Examples
     --------
@@ -731,7 +738,7 @@ def mean_squared_error(
 mean_squared_error_and_grad = grad_twin(_MSE, mean_squared_error)
 
 
-@_doc
+@_fill
 def mean_absolute_error(
     logits: Array,
     labels: Array,
@@ -740,6 +747,8 @@ def mean_absolute_error(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``mean_absolute_error`` of ``q = softmax(logits)``.
 
@@ -757,12 +766,15 @@ def mean_absolute_error(
 
     Parameters
     ----------
-    {arrays}
-    {common}
+    %(logits)s
+    %(labels)s
+    %(common)s
+
+    %(returns)s
 
     References
     ----------
-    {references}
+    %(references)s
 
     Examples
     --------
@@ -778,7 +790,7 @@ def mean_absolute_error(
 mean_absolute_error_and_grad = grad_twin(_MAE, mean_absolute_error)
 
 
-@_doc
+@_fill
 def mean_absolute_percentage_error(
     logits: Array,
     labels: Array,
@@ -788,6 +800,8 @@ def mean_absolute_percentage_error(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``mean_absolute_percentage_error`` of ``q = softmax(logits)``.
 
@@ -809,14 +823,17 @@ def mean_absolute_percentage_error(
 
     Parameters
     ----------
-    {arrays}
+    %(logits)s
+    %(labels)s
     epsilon : float in (0, 1)
         Keras' ``backend.epsilon()``, the floor of ``|t|`` in the denominator.
-    {common}
+    %(common)s
+
+    %(returns)s
 
     References
     ----------
-    {references}
+    %(references)s
 
     Examples
     --------
@@ -834,7 +851,7 @@ mean_absolute_percentage_error_and_grad = grad_twin(
 )
 
 
-@_doc
+@_fill
 def mean_squared_logarithmic_error(
     logits: Array,
     labels: Array,
@@ -844,6 +861,8 @@ def mean_squared_logarithmic_error(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``mean_squared_logarithmic_error`` of ``q = softmax(logits)``.
 
@@ -865,14 +884,17 @@ def mean_squared_logarithmic_error(
 
     Parameters
     ----------
-    {arrays}
+    %(logits)s
+    %(labels)s
     epsilon : float in (0, 1)
         Keras' ``backend.epsilon()``: the floor of ``q`` and ``t``.
-    {common}
+    %(common)s
+
+    %(returns)s
 
     References
     ----------
-    {references}
+    %(references)s
 
     Examples
     --------
@@ -890,7 +912,7 @@ mean_squared_logarithmic_error_and_grad = grad_twin(
 )
 
 
-@_doc
+@_fill
 def log_cosh(
     logits: Array,
     labels: Array,
@@ -899,6 +921,8 @@ def log_cosh(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``log_cosh`` of ``q = softmax(logits)``.
 
@@ -917,12 +941,15 @@ def log_cosh(
 
     Parameters
     ----------
-    {arrays}
-    {common}
+    %(logits)s
+    %(labels)s
+    %(common)s
+
+    %(returns)s
 
     References
     ----------
-    {references}
+    %(references)s
 
     Examples
     --------
@@ -938,7 +965,7 @@ def log_cosh(
 log_cosh_and_grad = grad_twin(_LOG_COSH, log_cosh)
 
 
-@_doc
+@_fill
 def huber(
     logits: Array,
     labels: Array,
@@ -948,6 +975,8 @@ def huber(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``huber`` of ``q = softmax(logits)``.
 
@@ -968,14 +997,17 @@ def huber(
 
     Parameters
     ----------
-    {arrays}
+    %(logits)s
+    %(labels)s
     delta : float > 0
         Where the quadratic part turns linear.
-    {common}
+    %(common)s
+
+    %(returns)s
 
     References
     ----------
-    {references}
+    %(references)s
 
     Examples
     --------
@@ -991,7 +1023,7 @@ def huber(
 huber_and_grad = grad_twin(_HUBER, huber)
 
 
-@_doc
+@_fill
 def cosine_similarity(
     logits: Array,
     labels: Array,
@@ -1000,6 +1032,8 @@ def cosine_similarity(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``cosine_similarity`` of ``q = softmax(logits)`` (negated, in [−1, 0]).
 
@@ -1021,12 +1055,15 @@ def cosine_similarity(
 
     Parameters
     ----------
-    {arrays}
-    {common}
+    %(logits)s
+    %(labels)s
+    %(common)s
+
+    %(returns)s
 
     References
     ----------
-    {references}
+    %(references)s
 
     Examples
     --------

@@ -19,6 +19,7 @@ import array_api_extra as xpx
 
 from .. import _xp
 from .._api import Kernel, Targets
+from .._doc import fill_doc
 from .._typing import Array, Namespace
 from .._validation import check_int, check_real
 from ._public import call, grad_twin
@@ -137,6 +138,7 @@ _KERNEL_ALPHA = Kernel(
 )
 
 
+@fill_doc
 def topk_hinge_alpha(
     logits: Array,
     labels: Array,
@@ -147,6 +149,8 @@ def topk_hinge_alpha(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Top-k hinge α ("hinge of top-k") of Lapin, Hein & Schiele (NIPS 2015).
 
@@ -173,26 +177,15 @@ def topk_hinge_alpha(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores, ``C >= 2``; the class axis is ``axis``.
-    labels : integer array of the batch shape
-        Class indices in ``[0, C - 1]``.  Soft labels are rejected.
+    %(logits_c2)s
+    %(labels_index)s
     k : int
         How many competitors are averaged, ``1 <= k <= C - 1``.
     margin : float, non-negative
         The margin :math:`\Delta` (the "1 +" of the paper).
-    axis : int
-        The class axis of ``logits``.
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     Raises
     ------
@@ -243,6 +236,7 @@ _KERNEL_BETA = Kernel(
 )
 
 
+@fill_doc
 def topk_hinge_beta(
     logits: Array,
     labels: Array,
@@ -253,6 +247,8 @@ def topk_hinge_beta(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Top-k hinge β ("top-k of hinge") of Lapin, Hein & Schiele (CVPR 2016).
 
@@ -279,26 +275,15 @@ def topk_hinge_beta(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores, ``C >= 2``; the class axis is ``axis``.
-    labels : integer array of the batch shape
-        Class indices in ``[0, C - 1]``.  Soft labels are rejected.
+    %(logits_c2)s
+    %(labels_index)s
     k : int
         How many competitors are averaged, ``1 <= k <= C - 1``.
     margin : float, non-negative
         The margin :math:`\Delta` (the "1 +" of the paper).
-    axis : int
-        The class axis of ``logits``.
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     Raises
     ------
@@ -380,6 +365,7 @@ _KERNEL_ENTROPY = Kernel(
 )
 
 
+@fill_doc
 def topk_entropy(
     logits: Array,
     labels: Array,
@@ -389,6 +375,8 @@ def topk_entropy(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Top-k entropy loss of Lapin, Hein & Schiele (CVPR 2016), convex.
 
@@ -434,24 +422,13 @@ def topk_entropy(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores, ``C >= 2``; the class axis is ``axis``.
-    labels : integer array of the batch shape
-        Class indices in ``[0, C - 1]``.  Soft labels are rejected.
+    %(logits_c2)s
+    %(labels_index)s
     k : int
         The ``k`` of the top-k simplex, ``1 <= k <= C - 1``.
-    axis : int
-        The class axis of ``logits``.
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     Raises
     ------
@@ -510,6 +487,7 @@ _KERNEL_TRUNCATED = Kernel(
 )
 
 
+@fill_doc
 def truncated_topk_entropy(
     logits: Array,
     labels: Array,
@@ -519,6 +497,8 @@ def truncated_topk_entropy(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Truncated top-k entropy of Lapin, Hein & Schiele (CVPR 2016), non-convex.
 
@@ -544,24 +524,13 @@ def truncated_topk_entropy(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores, ``C >= 2``; the class axis is ``axis``.
-    labels : integer array of the batch shape
-        Class indices in ``[0, C - 1]``.  Soft labels are rejected.
+    %(logits_c2)s
+    %(labels_index)s
     k : int
         ``k - 1`` competitors are dropped, ``1 <= k <= C - 1``.
-    axis : int
-        The class axis of ``logits``.
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     Raises
     ------

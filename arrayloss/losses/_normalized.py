@@ -12,17 +12,12 @@ from __future__ import annotations
 from typing import Any
 
 from .._api import Kernel, Targets
+from .._doc import filler
 from .._typing import Array, Namespace
 from .._validation import check_real
 from ._janocha import _expectation_rows, _residual, _softmax_parts
 from ._public import call, grad_twin
-from ._robust import (
-    _COMMON_DOC,
-    _TAIL_DOC,
-    label_parts,
-    set_label,
-    through_label,
-)
+from ._robust import label_parts, set_label, through_label
 
 __all__ = [
     "nce_mae",
@@ -216,34 +211,35 @@ _NCE = Kernel("normalized_cross_entropy", _nce_rows, min_classes=2)
 _NCE_RCE = Kernel("nce_rce", _nce_rce_rows, min_classes=2, check_params=_nce_rce_check)
 _NCE_MAE = Kernel("nce_mae", _nce_mae_rows, min_classes=2, check_params=_nce_mae_check)
 
-_RCE_DOC = r"""
-    The reverse cross-entropy is
+_fill = filler(
+    {
+        "rce": r"""The reverse cross-entropy is
 
-    .. math::
+.. math::
 
-        \mathrm{RCE}(s, t) = -\sum_k p_k \log t_k \quad (\log 0 := A),
-        \qquad \frac{\partial\, \mathrm{RCE}}{\partial s}
-            = -p \odot (L - \langle p, L \rangle), \quad L_k = \log t_k,
+    \mathrm{RCE}(s, t) = -\sum_k p_k \log t_k \quad (\log 0 := A),
+    \qquad \frac{\partial\, \mathrm{RCE}}{\partial s}
+        = -p \odot (L - \langle p, L \rangle), \quad L_k = \log t_k,
 
-    for a one-hot target ``-A (1 - p_y)``, with gradient ``A p_y (e_y - p)``."""
+for a one-hot target ``-A (1 - p_y)``, with gradient ``A p_y (e_y - p)``.""",
+        "nce": r"""The normalized cross-entropy divides CE by its sum over all labels:
 
-_NCE_DOC = r"""
-    The normalized cross-entropy divides CE by its sum over all labels:
+.. math::
 
-    .. math::
+    \mathrm{NCE}(s, t) = \frac{-\sum_k t_k \log p_k}{-\sum_j \log p_j} = \frac{N}{U},
+    \qquad \frac{\partial\, \mathrm{NCE}}{\partial s}
+        = \frac{(p - t) - \mathrm{NCE}\,(C p - 1)}{U},
 
-        \mathrm{NCE}(s, t) = \frac{-\sum_k t_k \log p_k}{-\sum_j \log p_j} = \frac{N}{U},
-        \qquad \frac{\partial\, \mathrm{NCE}}{\partial s}
-            = \frac{(p - t) - \mathrm{NCE}\,(C p - 1)}{U},
-
-    in [0, 1]; both sums have terms of one sign (no cancellation)."""
-
-_MA_REF = """
-    .. [1] X. Ma, H. Huang, Y. Wang, S. Romano, S. Erfani and J. Bailey,
-       "Normalized Loss Functions for Deep Learning with Noisy Labels",
-       ICML 2020, arXiv:2006.13554."""
+in [0, 1]; both sums have terms of one sign (no cancellation).""",
+        "ma": """.. [1] X. Ma, H. Huang, Y. Wang, S. Romano, S. Erfani and J. Bailey,
+   "Normalized Loss Functions for Deep Learning with Noisy Labels",
+   ICML 2020, arXiv:2006.13554.""",
+    }
+)
+"""`arrayloss._doc.fill_doc` with the RCE and NCE paragraphs and Ma et al.'s paper."""
 
 
+@_fill
 def symmetric_cross_entropy(
     logits: Array,
     labels: Array,
@@ -255,9 +251,12 @@ def symmetric_cross_entropy(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Symmetric cross-entropy (Wang et al. 2019): ``alpha CE + beta RCE``.
-    {rce}
+
+    %(rce)s
 
     So for a one-hot target
 
@@ -271,11 +270,16 @@ def symmetric_cross_entropy(
     ``1 - p_y`` is the exact complement.
 
     Parameters
-    ----------{common}
+    ----------
+    %(logits)s
+    %(labels)s
     alpha, beta : float >= 0
         Weights of CE and RCE.
     A : float <= 0
-        The value that stands for ``log 0`` in RCE.{tail}
+        The value that stands for ``log 0`` in RCE.
+    %(common)s
+
+    %(returns)s
 
     References
     ----------
@@ -297,6 +301,7 @@ def symmetric_cross_entropy(
 symmetric_cross_entropy_and_grad = grad_twin(_SCE, symmetric_cross_entropy)
 
 
+@_fill
 def normalized_cross_entropy(
     logits: Array,
     labels: Array,
@@ -305,17 +310,26 @@ def normalized_cross_entropy(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Normalized cross-entropy (Ma et al. 2020), robust to symmetric label noise.
-    {nce}
+
+    %(nce)s
 
     It needs ``C >= 2`` classes (then ``U >= log 2``).
 
     Parameters
-    ----------{common}{tail}
+    ----------
+    %(logits)s
+    %(labels)s
+    %(common)s
+
+    %(returns)s
 
     References
-    ----------{ma}
+    ----------
+    %(ma)s
 
     Examples
     --------
@@ -331,6 +345,7 @@ def normalized_cross_entropy(
 normalized_cross_entropy_and_grad = grad_twin(_NCE, normalized_cross_entropy)
 
 
+@_fill
 def nce_rce(
     logits: Array,
     labels: Array,
@@ -342,22 +357,32 @@ def nce_rce(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""The active-passive loss NCE+RCE (Ma et al. 2020): ``alpha NCE + beta RCE``.
-    {nce}
-    {rce}
+
+    %(nce)s
+
+    %(rce)s
 
     The defaults ``alpha = beta = 1`` are the paper's CIFAR-10 setting.
 
     Parameters
-    ----------{common}
+    ----------
+    %(logits)s
+    %(labels)s
     alpha, beta : float >= 0
         Weights of NCE (active) and RCE (passive).
     A : float <= 0
-        The value that stands for ``log 0`` in RCE.{tail}
+        The value that stands for ``log 0`` in RCE.
+    %(common)s
+
+    %(returns)s
 
     References
-    ----------{ma}
+    ----------
+    %(ma)s
 
     Examples
     --------
@@ -373,6 +398,7 @@ def nce_rce(
 nce_rce_and_grad = grad_twin(_NCE_RCE, nce_rce)
 
 
+@_fill
 def nce_mae(
     logits: Array,
     labels: Array,
@@ -383,9 +409,12 @@ def nce_mae(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""The active-passive loss NCE+MAE (Ma et al. 2020): ``alpha NCE + beta MAE``.
-    {nce}
+
+    %(nce)s
 
     MAE is the paper's ``sum_k |p_k - t_k|``, :func:`expectation` (``2 (1 - p_y)``
     for a one-hot target, gradient ``-2 p_y (e_y - p)``; it has kinks where
@@ -393,12 +422,18 @@ def nce_mae(
     paper's CIFAR-10 setting.
 
     Parameters
-    ----------{common}
+    ----------
+    %(logits)s
+    %(labels)s
     alpha, beta : float >= 0
-        Weights of NCE (active) and MAE (passive).{tail}
+        Weights of NCE (active) and MAE (passive).
+    %(common)s
+
+    %(returns)s
 
     References
-    ----------{ma}
+    ----------
+    %(ma)s
 
     Examples
     --------
@@ -412,17 +447,3 @@ def nce_mae(
 
 
 nce_mae_and_grad = grad_twin(_NCE_MAE, nce_mae)
-
-
-_PARTS = {
-    "{common}": _COMMON_DOC,
-    "{tail}": _TAIL_DOC,
-    "{rce}": _RCE_DOC,
-    "{nce}": _NCE_DOC,
-    "{ma}": _MA_REF,
-}
-for _f in (symmetric_cross_entropy, normalized_cross_entropy, nce_rce, nce_mae):
-    if _f.__doc__:  # None under python -OO
-        for _key, _text in _PARTS.items():
-            _f.__doc__ = _f.__doc__.replace(_key, _text)
-del _f

@@ -40,9 +40,9 @@ from array_api_compat import (
 
 from .. import _xp
 from .._api import Kernel, Targets
+from .._doc import fill_doc
 from .._typing import Array, Namespace
 from ._public import call, grad_twin
-from ._robust import _COMMON_DOC, _TAIL_DOC
 
 __all__ = [
     "entmax15",
@@ -395,6 +395,7 @@ _SPARSEMAX = Kernel("sparsemax_loss", _sparsemax_loss_rows, jax_compile=())
 _ENTMAX15 = Kernel("entmax15_loss", _entmax15_loss_rows, jax_compile=())
 
 
+@fill_doc
 def sparsemax_loss(
     logits: Array,
     labels: Array,
@@ -403,6 +404,8 @@ def sparsemax_loss(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Sparsemax loss (Martins & Astudillo 2016), the Fenchel–Young loss of
     :func:`sparsemax`.
@@ -422,7 +425,12 @@ def sparsemax_loss(
     ``sparsemax_loss`` / ``multiclass_sparsemax_loss`` compute the same values.
 
     Parameters
-    ----------{common}{tail}
+    ----------
+    %(logits)s
+    %(labels)s
+    %(common)s
+
+    %(returns)s
 
     References
     ----------
@@ -446,6 +454,7 @@ def sparsemax_loss(
 sparsemax_loss_and_grad = grad_twin(_SPARSEMAX, sparsemax_loss)
 
 
+@fill_doc
 def entmax15_loss(
     logits: Array,
     labels: Array,
@@ -454,6 +463,8 @@ def entmax15_loss(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""1.5-entmax loss (Peters, Niculae & Martins 2019), the Fenchel–Young loss
     of :func:`entmax15`.
@@ -474,7 +485,12 @@ def entmax15_loss(
     jumps where the support changes, declared for `arrayloss.gradcheck`).
 
     Parameters
-    ----------{common}{tail}
+    ----------
+    %(logits)s
+    %(labels)s
+    %(common)s
+
+    %(returns)s
 
     References
     ----------
@@ -495,11 +511,3 @@ def entmax15_loss(
 
 
 entmax15_loss_and_grad = grad_twin(_ENTMAX15, entmax15_loss)
-
-
-for _f in (sparsemax_loss, entmax15_loss):
-    if _f.__doc__:  # None under python -OO
-        _f.__doc__ = _f.__doc__.replace("{common}", _COMMON_DOC).replace(
-            "{tail}", _TAIL_DOC
-        )
-del _f

@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import _xp
 from .._api import Kernel, Targets
+from .._doc import fill_doc
 from .._typing import Array, Namespace
 from .._validation import check_choice, check_int, check_real
 from ..esp import _log_ratio_and_grad
@@ -221,6 +222,7 @@ _HARD = Kernel(
 )
 
 
+@fill_doc
 def smooth_topk_svm(
     logits: Array,
     labels: Array,
@@ -234,6 +236,8 @@ def smooth_topk_svm(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Smooth top-k SVM loss :math:`L_{k,\tau}` of Berrada, Zisserman & Kumar.
 
@@ -271,10 +275,8 @@ def smooth_topk_svm(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape
-        Class indices (soft labels are rejected).
+    %(logits)s
+    %(labels_index)s
     k : int
         ``1 <= k < C``.
     tau : float
@@ -291,18 +293,9 @@ def smooth_topk_svm(
         ``k * tau * log(hard_threshold)`` takes the hard loss :func:`topk_svm` and
         its subgradient.  This changes the loss (by up to ~3e-3) and makes the
         gradient jump, so it is off by default.
-    axis : int
-        The class axis of ``logits``.
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(returns)s
 
     Raises
     ------
@@ -333,6 +326,7 @@ def smooth_topk_svm(
 smooth_topk_svm_and_grad = grad_twin(_SMOOTH, smooth_topk_svm)
 
 
+@fill_doc
 def topk_svm(
     logits: Array,
     labels: Array,
@@ -343,6 +337,8 @@ def topk_svm(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Hard top-k SVM loss of Berrada, Zisserman & Kumar (the code's normalisation).
 
@@ -361,21 +357,15 @@ def topk_svm(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape
-        Class indices (soft labels are rejected).
+    %(logits)s
+    %(labels_index)s
     k : int
         ``1 <= k < C``.
     alpha : float
         Margin, ``alpha >= 0``.
-    axis, reduction, weights
-        As for :func:`smooth_topk_svm`.
+    %(common)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``.
+    %(returns)s
 
     References
     ----------
