@@ -52,3 +52,13 @@ def test_every_loss_docstring_is_filled_and_documents_its_signature(name):
     params = set(inspect.signature(fn).parameters)
     assert params <= documented, (name, params - documented)
     assert {"ignore_index", "class_weights"} <= documented
+
+
+def test_the_conventions_page_examples_run():
+    import doctest
+    from pathlib import Path
+
+    page = Path(__file__).resolve().parent.parent / "docs" / "guide" / "conventions.md"
+    result = doctest.testfile(str(page), module_relative=False, verbose=False)
+    assert result.attempted >= 6
+    assert result.failed == 0
