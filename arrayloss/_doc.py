@@ -8,9 +8,15 @@ as written), and a name that is not a block is a `KeyError` at import time.
 The blocks (`DOCS`) are the parameters every loss shares, one home for their
 wording: ``logits``, ``logits_c2`` (at least two classes), ``labels``,
 ``labels_index`` (class indices only), ``axis``, ``reduction``, ``weights``,
-``ignore_index``, ``class_weights``, ``common`` (the last five in signature
-order), ``returns`` (the ``Returns`` section) and ``grad`` (the ``_and_grad``
-twin's docstring, with ``%(name)s`` naming the value function).  A module adds its
+``ignore_index``, ``class_weights``, ``returns`` (the ``Returns`` section),
+``examples`` (the ``Examples`` header and the doctests' common first lines),
+``references_janocha`` (the paper several modules cite, as a section) and ``grad`` (the
+``_and_grad`` twin's docstring, with ``%(name)s`` naming the value function);
+and compounds of them in the order a docstring lists them: ``arrays``
+(``logits`` and ``labels``), ``arrays_index``, ``common`` (``axis`` to
+``class_weights``), ``common_returns``, ``parameters`` (the section's header,
+``logits`` and ``labels``), ``parameters_index`` and ``parameters_returns``
+(both sections of a loss without parameters of its own).  A module adds its
 own blocks with `filler`.
 """
 
@@ -24,7 +30,6 @@ __all__ = ["DOCS", "fill", "fill_doc", "filler"]
 
 F = TypeVar("F", bound=Callable[..., object])
 
-_LOGITS = "Real scores; the class axis is ``axis``."
 _AXIS = """\
 axis : int
     The class axis of ``logits`` (and of soft ``labels``)."""
@@ -45,28 +50,57 @@ class_weights : array of shape (C,), optional
     its ``weights``, and the mean divides by the sum of those weights.  Class
     indices only."""
 
-DOCS: Mapping[str, str] = {
-    "logits": f"logits : array of shape (..., C)\n    {_LOGITS}",
-    "logits_c2": "logits : array of shape (..., C)\n    Real scores, ``C >= 2``; "
-    "the class axis is ``axis``.",
-    "labels": """\
+_COMMON = "\n".join((_AXIS, _REDUCTION, _WEIGHTS, _IGNORE_INDEX, _CLASS_WEIGHTS))
+_RETURNS = """\
+Returns
+-------
+array
+    0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
+    and on the device of ``logits``."""
+_LOGITS = (
+    "logits : array of shape (..., C)\n    Real scores; the class axis is ``axis``."
+)
+_LOGITS_C2 = """\
+logits : array of shape (..., C)
+    Real scores, ``C >= 2``; the class axis is ``axis``."""
+_LABELS = """\
 labels : integer array of the batch shape, or float array of ``logits``' shape
-    Class indices, or soft labels whose rows sum to 1.""",
-    "labels_index": """\
+    Class indices, or soft labels whose rows sum to 1."""
+_LABELS_INDEX = """\
 labels : integer array of the batch shape
-    Class indices in ``[0, C - 1]``; soft labels are a `ValueError`.""",
+    Class indices in ``[0, C - 1]``; soft labels are a `ValueError`."""
+
+DOCS: Mapping[str, str] = {
+    "logits": _LOGITS,
+    "logits_c2": _LOGITS_C2,
+    "labels": _LABELS,
+    "labels_index": _LABELS_INDEX,
+    "arrays": f"{_LOGITS}\n{_LABELS}",
+    "arrays_index": f"{_LOGITS}\n{_LABELS_INDEX}",
     "axis": _AXIS,
     "reduction": _REDUCTION,
     "weights": _WEIGHTS,
     "ignore_index": _IGNORE_INDEX,
     "class_weights": _CLASS_WEIGHTS,
-    "common": "\n".join((_AXIS, _REDUCTION, _WEIGHTS, _IGNORE_INDEX, _CLASS_WEIGHTS)),
-    "returns": """\
-Returns
--------
-array
-    0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-    and on the device of ``logits``.""",
+    "common": _COMMON,
+    "returns": _RETURNS,
+    "common_returns": f"{_COMMON}\n\n{_RETURNS}",
+    "parameters": f"Parameters\n----------\n{_LOGITS}\n{_LABELS}",
+    "parameters_index": f"Parameters\n----------\n{_LOGITS}\n{_LABELS_INDEX}",
+    "parameters_returns": f"Parameters\n----------\n{_LOGITS}\n{_LABELS}\n"
+    f"{_COMMON}\n\n{_RETURNS}",
+    "examples": """\
+Examples
+--------
+>>> import numpy as np
+>>> import arrayloss as al
+>>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])""",
+    "references_janocha": """\
+References
+----------
+.. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
+   Networks in Classification", Schedae Informaticae 25, 2016;
+   arXiv:1702.05659.""",
     "grad": """\
 Value of :func:`%(name)s` and its gradient with respect to ``logits``.
 

@@ -88,26 +88,14 @@ def cross_entropy(
     so it is finite for any finite scores.  It is the special case ``k=1, tau=1,
     alpha=0`` of the smooth top-k SVM (Berrada et al. 2018).
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     label_smoothing : float in [0, 1]
         Mix the targets with the uniform distribution.
-    %(common)s
+    %(common_returns)s
 
-    %(returns)s
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.cross_entropy(s, np.array([2]))):.6f}")
     3.985205
     """

@@ -148,32 +148,19 @@ def hinge(
     constant ``m``); for one-hot ``t`` this is the usual one-vs-all hinge.  At a
     kink the subgradient is 0 (``1[0 > 0] = 0``).
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     margin : float >= 0
         The margin ``m``.
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     Raises
     ------
     ValueError
         If ``margin`` is negative.
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
+    %(references_janocha)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.hinge(s, np.array([2]))):.6f}")
     10.100000
     >>> print(f"{float(al.hinge(s, np.array([2]), margin=1.0)):.6f}")
@@ -212,34 +199,21 @@ def squared_hinge(
     :math:`\hat y = 2t - 1`, as in :func:`hinge`.  The value overflows to ``inf``
     only where the true value exceeds the dtype's range.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     margin : float >= 0
         The margin ``m``.
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     Raises
     ------
     ValueError
         If ``margin`` is negative.
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
+    %(references_janocha)s
     .. [2] Y. Tang, "Deep Learning using Linear Support Vector Machines", ICML 2013
        Challenges in Representation Learning workshop; arXiv:1306.0239.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.squared_hinge(s, np.array([2]))):.6f}")
     26.290000
     >>> print(f"{float(al.squared_hinge(s, np.array([2]), margin=1.0)):.6f}")
@@ -277,32 +251,19 @@ def cubed_hinge(
     :func:`hinge`.  The value overflows to ``inf`` only where the true value
     exceeds the dtype's range.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     margin : float >= 0
         The margin ``m``.
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     Raises
     ------
     ValueError
         If ``margin`` is negative.
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
+    %(references_janocha)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.cubed_hinge(s, np.array([2]))):.6f}")
     79.271000
     """
@@ -343,15 +304,10 @@ def multiclass_hinge(
     :func:`crammer_singer`, which penalises only the worst).  Integer labels only.
     At a kink the subgradient is 0 (``1[0 > 0] = 0``).
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels_index)s
+    %(parameters_index)s
     margin : float >= 0
         The margin :math:`\Delta`.
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     Raises
     ------
@@ -415,9 +371,7 @@ def crammer_singer(
     %(labels_index)s
     margin : float >= 0
         The margin :math:`\Delta`.
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     Raises
     ------
@@ -429,11 +383,7 @@ def crammer_singer(
     .. [1] K. Crammer and Y. Singer, "On the Algorithmic Implementation of
        Multiclass Kernel-based Vector Machines", JMLR 2, pp. 265–292, 2001.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.crammer_singer(s, np.array([2]))):.6f}")
     4.400000
     """

@@ -230,25 +230,11 @@ def l1(
     on the raw scores, not on probabilities (for that, see :func:`expectation`).
     At a kink ``s_j = t_j`` the subgradient ``sign(0) = 0`` is returned.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
+    %(parameters_returns)s
 
-    %(returns)s
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.l1(s, np.array([2]))):.6f}")
     8.600000
     """
@@ -280,25 +266,11 @@ def l2(
     on the raw scores, summed over classes (for probabilities, see
     :func:`regularised_expectation`).
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
+    %(parameters_returns)s
 
-    %(returns)s
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.l2(s, np.array([2]))):.6f}")
     19.040000
     """
@@ -336,25 +308,11 @@ def expectation(
     For soft targets it has kinks where some ``p_j = t_j``; there ``sign(0) = 0``.
     :func:`chebyshev` equals half of it for one-hot targets only.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
+    %(parameters_returns)s
 
-    %(returns)s
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.expectation(s, np.array([2]))):.6f}")
     1.962823
     """
@@ -388,25 +346,11 @@ def regularised_expectation(
     expected misclassification minus the Gini impurity of ``p``.  It is the Brier
     score of ``p``.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
+    %(parameters_returns)s
 
-    %(returns)s
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.regularised_expectation(s, np.array([2]))):.6f}")
     1.374056
     """
@@ -446,25 +390,11 @@ def chebyshev(
     with gradient :math:`p_y (p - e_y)`.  For soft targets the two losses differ,
     which is why both exist.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
+    %(parameters_returns)s
 
-    %(returns)s
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.chebyshev(s, np.array([2]))):.6f}")
     0.981411
     """
@@ -501,25 +431,11 @@ def squared_log(
     gradient is the cross-entropy gradient scaled by ``2 CE``, as for one-hot
     targets.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
+    %(parameters_returns)s
 
-    %(returns)s
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.squared_log(s, np.array([2]))):.6f}")
     15.881860
     """
@@ -554,25 +470,11 @@ def tanimoto(
     \lVert t \rVert^2)/2 > 0`, so no division is unsafe.  For a one-hot target it is
     :math:`-p_y / (1 + \lVert p \rVert^2 - p_y) \in (-1, 0)`.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
+    %(parameters_returns)s
 
-    %(returns)s
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.tanimoto(s, np.array([2]))):.6f}")
     -0.013348
     """
@@ -613,25 +515,11 @@ def cauchy_schwarz(
     gradient :math:`\operatorname{softmax}(2s) - e_y`.  For soft targets it differs
     from that, which is why it is a separate loss.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
+    %(parameters_returns)s
 
-    %(returns)s
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.cauchy_schwarz(s, np.array([2]))):.6f}")
     3.540907
     """

@@ -77,13 +77,22 @@ Rows = tuple[Array, "Array | None"]
 _fill = filler(
     {
         "references": """\
+References
+----------
 .. [1] S. Dräger and J. Dunkelau, "Evaluating the Impact of Loss Function
    Variation in Deep Learning for Classification", arXiv:2210.16003, 2022.
 .. [2] Keras 2.10.0, ``keras/losses.py``,
-   https://github.com/keras-team/keras/blob/v2.10.0/keras/losses.py"""
+   https://github.com/keras-team/keras/blob/v2.10.0/keras/losses.py""",
+        "examples": """\
+Examples
+--------
+>>> import numpy as np
+>>> import arrayloss.keras as K
+>>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])""",
     }
 )
-"""`arrayloss._doc.fill_doc` with the references every Keras loss cites."""
+"""`arrayloss._doc.fill_doc` with the references every Keras loss cites and
+examples that import `arrayloss.keras`."""
 
 
 # --------------------------------------------------------------------------------
@@ -371,25 +380,14 @@ def categorical_crossentropy(
     that carry no logits (``q`` normalised, clipped to ``[ε, 1 − ε]``, no gradient
     where clipped), is not offered; :func:`kl_divergence` shows the same clipping.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     label_smoothing : float in [0, 1]
         Mix the targets with the uniform distribution, as Keras does.
-    %(common)s
+    %(common_returns)s
 
-    %(returns)s
-
-    References
-    ----------
     %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.categorical_crossentropy(s, np.array([2]))):.9f}")
     3.985205162
     """
@@ -436,25 +434,14 @@ def kl_divergence(
     ``C ε log(1/ε)``.  For soft targets it is the (clipped) KL divergence, which
     differs from cross-entropy by the targets' entropy.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     epsilon : float in (0, 1)
         Keras' ``backend.epsilon()``: the clip floor for ``t`` and ``q``.
-    %(common)s
+    %(common_returns)s
 
-    %(returns)s
-
-    References
-    ----------
     %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.kl_divergence(s, np.array([2]))):.9f}")
     3.985199459
     >>> v, g = K.kl_divergence_and_grad(np.array([[0.0, 0, -21, 0, 0]]), np.array([2]))
@@ -495,25 +482,14 @@ def poisson(
     sum to 1): a rescaled cross-entropy, up to the ``ε``.  For soft targets it is
     ``(1 − Σ_j t_j log(q_j + ε)) / C``, likewise a rescaled soft cross-entropy.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     epsilon : float in (0, 1)
         Keras' ``backend.epsilon()``, added to ``q`` inside the logarithm.
-    %(common)s
+    %(common_returns)s
 
-    %(returns)s
-
-    References
-    ----------
     %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.poisson(s, np.array([2]))):.10f}")
     0.9970399565
     """
@@ -552,23 +528,11 @@ def categorical_hinge(
     probabilities, in ``(0, 2)`` and always active; it is non-differentiable where
     the two largest non-target scores tie.  Soft targets give a different loss.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
+    %(parameters_returns)s
 
-    %(returns)s
-
-    References
-    ----------
     %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.categorical_hinge(s, np.array([2]))):.9f}")
     1.538402946
     """
@@ -608,23 +572,11 @@ def hinge(
     :func:`mean_absolute_error`.  For soft (non-binary) targets the labels are not
     converted and the loss differs.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
+    %(parameters_returns)s
 
-    %(returns)s
-
-    References
-    ----------
     %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.hinge(s, np.array([2]))):.9f}")
     1.192564548
     """
@@ -661,23 +613,11 @@ def squared_hinge(
     **One-hot targets.**  ``((1 − p_y)^2 + Σ_{j≠y} (1 + p_j)^2) / C``; soft
     (non-binary) targets are not converted and give a different loss.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
+    %(parameters_returns)s
 
-    %(returns)s
-
-    References
-    ----------
     %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.squared_hinge(s, np.array([2]))):.9f}")
     1.467375685
     """
@@ -712,23 +652,11 @@ def mean_squared_error(
     **One-hot targets.**  The same as for soft targets: Janocha's regularised
     expectation loss (L2∘σ) divided by ``C``; it is :func:`huber` times 2.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
+    %(parameters_returns)s
 
-    %(returns)s
-
-    References
-    ----------
     %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.mean_squared_error(s, np.array([2]))):.10f}")
     0.2748111371
     """
@@ -764,23 +692,11 @@ def mean_absolute_error(
     divided by ``C``, smooth for finite logits.  Soft targets give a different loss,
     with kinks where ``q_j = t_j``.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
+    %(parameters_returns)s
 
-    %(returns)s
-
-    References
-    ----------
     %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.mean_absolute_error(s, np.array([2]))):.10f}")
     0.3925645479
     """
@@ -821,25 +737,14 @@ def mean_absolute_percentage_error(
     huge by design (finite, about 1e9, even in float32).  Soft targets give a
     different loss.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     epsilon : float in (0, 1)
         Keras' ``backend.epsilon()``, the floor of ``|t|`` in the denominator.
-    %(common)s
+    %(common_returns)s
 
-    %(returns)s
-
-    References
-    ----------
     %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.mean_absolute_percentage_error(s, np.array([2]))):.1f}")
     196282293.6
     """
@@ -882,25 +787,14 @@ def mean_squared_logarithmic_error(
     ``(log(1 + p_y) − log 2)²`` and every other class ``(log(1 + max(p_j, ε)) −
     log(1 + ε))²``, all over ``C``.  Soft targets give a different loss.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     epsilon : float in (0, 1)
         Keras' ``backend.epsilon()``: the floor of ``q`` and ``t``.
-    %(common)s
+    %(common_returns)s
 
-    %(returns)s
-
-    References
-    ----------
     %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.mean_squared_logarithmic_error(s, np.array([2]))):.10f}")
     0.1458436667
     """
@@ -939,23 +833,11 @@ def log_cosh(
     **One-hot targets.**  No simpler form; ``≈ MSE/2`` while the errors are small.
     Soft targets give a different loss.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
+    %(parameters_returns)s
 
-    %(returns)s
-
-    References
-    ----------
     %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.log_cosh(s, np.array([2]))):.10f}")
     0.1234028981
     """
@@ -995,25 +877,14 @@ def huber(
     default ``δ = 1``) this is :func:`mean_squared_error` / 2 = L2∘σ / (2C), for
     soft targets too.  With ``δ < 1`` it has kinks where ``|q_j − t_j| = δ``.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     delta : float > 0
         Where the quadratic part turns linear.
-    %(common)s
+    %(common_returns)s
 
-    %(returns)s
-
-    References
-    ----------
     %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.huber(s, np.array([2]))):.10f}")
     0.1374055685
     """
@@ -1053,23 +924,11 @@ def cosine_similarity(
     **One-hot targets.**  ``−p_y/‖p‖ = −exp(−D_CS)``, a monotone transform of the
     Cauchy–Schwarz divergence.  Soft targets give a different loss.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
+    %(parameters_returns)s
 
-    %(returns)s
-
-    References
-    ----------
     %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.cosine_similarity(s, np.array([2]))):.11f}")
     -0.02898701121
     """

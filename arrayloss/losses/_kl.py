@@ -59,24 +59,14 @@ def kl_divergence(
     Keras' ``kl_divergence`` it does not clip ``p`` at 1e-7, so confidently wrong
     samples keep their gradient (see Dräger & Dunkelau [1]_ on why that matters).
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
-
-    %(returns)s
+    %(parameters_returns)s
 
     References
     ----------
     .. [1] S. Dräger and J. Dunkelau, "Evaluating the Impact of Loss Function
        Variation in Deep Learning for Classification", arXiv:2210.16003, 2022.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.kl_divergence(s, np.array([2]))):.6f}")
     3.985205
     >>> t = np.array([[0.0, 0.5, 0.0, 0.0, 0.5]])

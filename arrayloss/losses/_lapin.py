@@ -183,9 +183,7 @@ def topk_hinge_alpha(
         How many competitors are averaged, ``1 <= k <= C - 1``.
     margin : float, non-negative
         The margin :math:`\Delta` (the "1 +" of the paper).
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     Raises
     ------
@@ -281,9 +279,7 @@ def topk_hinge_beta(
         How many competitors are averaged, ``1 <= k <= C - 1``.
     margin : float, non-negative
         The margin :math:`\Delta` (the "1 +" of the paper).
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     Raises
     ------
@@ -426,9 +422,7 @@ def topk_entropy(
     %(labels_index)s
     k : int
         The ``k`` of the top-k simplex, ``1 <= k <= C - 1``.
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     Raises
     ------
@@ -528,9 +522,7 @@ def truncated_topk_entropy(
     %(labels_index)s
     k : int
         ``k - 1`` competitors are dropped, ``1 <= k <= C - 1``.
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     Raises
     ------

@@ -269,17 +269,12 @@ def symmetric_cross_entropy(
     paper's CIFAR-10 setting.  ``log p_y`` comes from the log-softmax and
     ``1 - p_y`` is the exact complement.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     alpha, beta : float >= 0
         Weights of CE and RCE.
     A : float <= 0
         The value that stands for ``log 0`` in RCE.
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     References
     ----------
@@ -287,11 +282,7 @@ def symmetric_cross_entropy(
        Entropy for Robust Learning with Noisy Labels", ICCV 2019,
        arXiv:1908.06112.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.symmetric_cross_entropy(s, np.array([2]))):.6f}")
     4.324166
     """
@@ -319,23 +310,13 @@ def normalized_cross_entropy(
 
     It needs ``C >= 2`` classes (then ``U >= log 2``).
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
-
-    %(returns)s
+    %(parameters_returns)s
 
     References
     ----------
     %(ma)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.normalized_cross_entropy(s, np.array([2]))):.6f}")
     0.348783
     """
@@ -368,27 +349,18 @@ def nce_rce(
 
     The defaults ``alpha = beta = 1`` are the paper's CIFAR-10 setting.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     alpha, beta : float >= 0
         Weights of NCE (active) and RCE (passive).
     A : float <= 0
         The value that stands for ``log 0`` in RCE.
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     References
     ----------
     %(ma)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.nce_rce(s, np.array([2]))):.6f}")
     4.274429
     """
@@ -421,25 +393,16 @@ def nce_mae(
     ``p_k = t_k`` for soft targets).  The defaults ``alpha = beta = 1`` are the
     paper's CIFAR-10 setting.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     alpha, beta : float >= 0
         Weights of NCE (active) and MAE (passive).
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     References
     ----------
     %(ma)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.nce_mae(s, np.array([2]))):.6f}")
     2.311606
     """

@@ -248,26 +248,17 @@ def focal(
     ``CategoricalFocalCrossentropy(alpha=a)`` on softmax outputs is ``a`` times
     this loss (with its 1e-7 clipping).
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     gamma : float >= 0
         The focusing parameter.
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     References
     ----------
     .. [1] T.-Y. Lin, P. Goyal, R. Girshick, K. He and P. Dollár, "Focal Loss for
        Dense Object Detection", ICCV 2017, arXiv:1708.02002.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.focal(s, np.array([4]))):.6f}")
     0.114850
     """
@@ -305,15 +296,10 @@ def generalized_cross_entropy(
     it is accurate for ``p_y`` near 1 and exact to ``1/q`` when ``p_y``
     underflows.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     q : float in (0, 1]
         The Box–Cox exponent.
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     References
     ----------
@@ -321,11 +307,7 @@ def generalized_cross_entropy(
        Training Deep Neural Networks with Noisy Labels", NeurIPS 2018,
        arXiv:1805.07836.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.generalized_cross_entropy(s, np.array([2]))):.6f}")
     1.340796
     """
@@ -361,15 +343,10 @@ def poly1(
     the soft-label form is Optax's ``poly_loss_cross_entropy``.  ``1 - p_y`` is
     the exact complement, so a confident sample keeps its small loss.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     epsilon : float >= -1
         Weight of the first polynomial term (``-1`` keeps the loss non-negative).
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     References
     ----------
@@ -377,11 +354,7 @@ def poly1(
        "PolyLoss: A Polynomial Expansion Perspective of Classification Loss
        Functions", ICLR 2022, arXiv:2204.12511.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.poly1(s, np.array([2]))):.6f}")
     4.966617
     """
@@ -418,26 +391,17 @@ def taylor_cross_entropy(
     (half the :func:`expectation` loss); as ``t -> inf`` it tends to
     :func:`cross_entropy`.  Horner's scheme on the exact complement ``1 - p_y``.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
+    %(parameters)s
     t : int >= 1
         The order of the series.
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     References
     ----------
     .. [1] L. Feng, S. Shu, Z. Lin, F. Lv, L. Li and B. An, "Can Cross Entropy
        Loss Be Robust to Label Noise?", IJCAI 2020, pp. 2206–2212.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.taylor_cross_entropy(s, np.array([2]))):.6f}")
     1.462996
     """

@@ -424,13 +424,7 @@ def sparsemax_loss(
     changes (``z_j = tau``), declared for `arrayloss.gradcheck`.  Optax's
     ``sparsemax_loss`` / ``multiclass_sparsemax_loss`` compute the same values.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
-
-    %(returns)s
+    %(parameters_returns)s
 
     References
     ----------
@@ -440,11 +434,7 @@ def sparsemax_loss(
     .. [2] M. Blondel, A. F. T. Martins and V. Niculae, "Learning with
        Fenchel-Young Losses", JMLR 21(35), 2020.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.sparsemax_loss(s, np.array([2]))):.6f}")
     3.440000
     """
@@ -484,13 +474,7 @@ def entmax15_loss(
     package's ``Entmax15Loss``.  Smooth (twice differentiable; the third derivative
     jumps where the support changes, declared for `arrayloss.gradcheck`).
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels)s
-    %(common)s
-
-    %(returns)s
+    %(parameters_returns)s
 
     References
     ----------
@@ -499,11 +483,7 @@ def entmax15_loss(
     .. [2] M. Blondel, A. F. T. Martins and V. Niculae, "Learning with
        Fenchel-Young Losses", JMLR 21(35), 2020.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.entmax15_loss(s, np.array([2]))):.6f}")
     3.553442
     """

@@ -273,10 +273,7 @@ def smooth_topk_svm(
     s_y)/\tau)` (the code's smooth top-1 SVM); ``k=1, tau=1, alpha=0`` is
     :func:`~arrayloss.cross_entropy`; as ``tau -> 0`` it tends to :func:`topk_svm`.
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels_index)s
+    %(parameters_index)s
     k : int
         ``1 <= k < C``.
     tau : float
@@ -293,9 +290,7 @@ def smooth_topk_svm(
         ``k * tau * log(hard_threshold)`` takes the hard loss :func:`topk_svm` and
         its subgradient.  This changes the loss (by up to ~3e-3) and makes the
         gradient jump, so it is off by default.
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     Raises
     ------
@@ -308,11 +303,7 @@ def smooth_topk_svm(
     .. [1] L. Berrada, A. Zisserman and M. P. Kumar, "Smooth Loss Functions for
        Deep Top-k Classification", ICLR 2018, arXiv:1802.07595.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> y = np.array([2])
     >>> print(f"{float(al.smooth_topk_svm(s, y, k=2)):.10f}")
     2.5889173872
@@ -355,28 +346,19 @@ def topk_svm(
     k-th best other class and ``-1/k`` at the label where the loss is positive, 0
     elsewhere (ties go to the lower class index).
 
-    Parameters
-    ----------
-    %(logits)s
-    %(labels_index)s
+    %(parameters_index)s
     k : int
         ``1 <= k < C``.
     alpha : float
         Margin, ``alpha >= 0``.
-    %(common)s
-
-    %(returns)s
+    %(common_returns)s
 
     References
     ----------
     .. [1] L. Berrada, A. Zisserman and M. P. Kumar, "Smooth Loss Functions for
        Deep Top-k Classification", ICLR 2018, arXiv:1802.07595.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.topk_svm(s, np.array([2]), k=2)):.6f}")
     2.400000
     """
