@@ -15,7 +15,7 @@ wording: ``logits``, ``logits_c2`` (at least two classes), ``labels``,
 and compounds of them in the order a docstring lists them: ``arrays``
 (``logits`` and ``labels``), ``arrays_index``, ``common`` (``axis`` to
 ``class_weights``), ``common_returns``, ``parameters`` (the section's header,
-``logits`` and ``labels``), ``parameters_index`` and ``parameters_returns``
+``logits`` and ``labels``), ``parameters_index``, ``parameters_c2_index`` and ``parameters_returns``
 (both sections of a loss without parameters of its own).  A module adds its
 own blocks with `filler`.
 """
@@ -87,6 +87,7 @@ DOCS: Mapping[str, str] = {
     "common_returns": f"{_COMMON}\n\n{_RETURNS}",
     "parameters": f"Parameters\n----------\n{_LOGITS}\n{_LABELS}",
     "parameters_index": f"Parameters\n----------\n{_LOGITS}\n{_LABELS_INDEX}",
+    "parameters_c2_index": f"Parameters\n----------\n{_LOGITS_C2}\n{_LABELS_INDEX}",
     "parameters_returns": f"Parameters\n----------\n{_LOGITS}\n{_LABELS}\n"
     f"{_COMMON}\n\n{_RETURNS}",
     "examples": """\
@@ -110,11 +111,13 @@ The gradient has ``logits``' shape: the gradient of the reduced scalar for
 
 _PLACEHOLDER = re.compile(r"^(?P<indent>[ \t]*)%\((?P<name>\w+)\)s[ \t]*$", re.M)
 _INLINE = re.compile(r"%\((?P<name>\w+)\)s")
+_DEPTH = 4
 
 
 def fill(doc: str, blocks: Mapping[str, str] = DOCS) -> str:
     """``doc`` with each line ``%(name)s`` replaced by ``blocks[name]``, indented
-    like the placeholder, and each other ``%(name)s`` by the (one-line) block.
+    like the placeholder, and each other ``%(name)s`` by the (one-line) block;
+    placeholders in a block are filled in turn.
 
     Raises
     ------
@@ -127,7 +130,10 @@ def fill(doc: str, blocks: Mapping[str, str] = DOCS) -> str:
         text = blocks[match["name"]]
         return "\n".join(indent + line if line else "" for line in text.splitlines())
 
-    doc = _PLACEHOLDER.sub(block, doc)
+    for _ in range(_DEPTH):  # a block may name other blocks
+        doc, n = _PLACEHOLDER.subn(block, doc)
+        if not n:
+            break
     return _INLINE.sub(lambda m: blocks[m["name"]], doc)
 
 

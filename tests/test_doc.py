@@ -62,3 +62,9 @@ def test_the_conventions_page_examples_run():
     result = doctest.testfile(str(page), module_relative=False, verbose=False)
     assert result.attempted >= 6
     assert result.failed == 0
+
+
+def test_a_block_may_name_other_blocks():
+    blocks = {"outer": "A\n%(inner)s\nB", "inner": "x : int\n    An x."}
+    out = _doc.fill("    %(outer)s\n", blocks)
+    assert out == "    A\n    x : int\n        An x.\n    B\n"
