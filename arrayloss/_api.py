@@ -178,56 +178,46 @@ class Kernel:
     # ``None``: JAX runs ``rows`` as it is.
     jax_compile: tuple[str, ...] | None = None
 
-    def value(
-        self,
-        logits: Array,
-        labels: Array,
-        *,
-        axis: int,
-        reduction: str,
-        weights: Array | None,
-        **params: Any,
-    ) -> Array:
-        """The reduced (or per-sample) loss (``ignore_index``, ``class_weights``:
-        see `prepare`)."""
-        return self._run(logits, labels, weights, axis, reduction, False, params)[0]
+    def value(self, logits: Array, labels: Array, **options: Any) -> Array:
+        """The reduced (or per-sample) loss.
+
+        ``options`` are ``axis``, ``reduction`` and ``weights`` (required), the
+        conventions ``ignore_index`` and ``class_weights`` (see `prepare`) and
+        the loss's own parameters.
+        """
+        return self._run(logits, labels, want_grad=False, **options)[0]
 
     def value_and_grad(
-        self,
-        logits: Array,
-        labels: Array,
-        *,
-        axis: int,
-        reduction: str,
-        weights: Array | None,
-        **params: Any,
+        self, logits: Array, labels: Array, **options: Any
     ) -> tuple[Array, Array]:
-        """The loss and its gradient with respect to ``logits``."""
-        value, grad = self._run(logits, labels, weights, axis, reduction, True, params)
-        assert grad is not None
+        """The loss and its gradient with respect to ``logits`` (see `value`)."""
+        value, grad = self._run(logits, labels, want_grad=True, **options)
+        assert grad is not None  # want_grad
         return value, grad
 
     def _run(
         self,
         logits: Array,
         labels: Array,
-        weights: Array | None,
+        *,
+        want_grad: bool,
         axis: int,
         reduction: str,
-        want_grad: bool,
-        params: Mapping[str, Any],
+        weights: Array | None,
+        ignore_index: int | None = None,
+        class_weights: Array | None = None,
+        **params: Any,
     ) -> tuple[Array, Array | None]:
         if _torch_compat.tracks_grad(logits, weights):  # torch autograd hook
-            value, grad = _torch_compat.apply(
+            conv = {"ignore_index": ignore_index, "class_weights": class_weights}
+            return _torch_compat.apply(
                 self, logits, labels, weights,
-                axis=axis, reduction=reduction, params=params,
+                axis=axis, reduction=reduction, params={**params, **conv},
             )  # fmt: skip
-            return value, grad
-        kw = dict(params)
-        conv = {k: kw.pop(k, None) for k in CONVENTIONS}
         return evaluate(
             self, logits, labels, weights, axis=axis, reduction=reduction,
-            want_grad=want_grad, params=kw, **conv,
+            want_grad=want_grad, params=params,
+            ignore_index=ignore_index, class_weights=class_weights,
         )  # fmt: skip
 
 
