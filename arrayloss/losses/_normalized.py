@@ -9,6 +9,7 @@ both from the exact softmax parts of `_janocha._softmax_parts`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .._api import Kernel, Targets
@@ -18,6 +19,8 @@ from .._validation import check_real
 from ._janocha import _expectation_rows, _residual, _softmax_parts
 from ._public import call, grad_twin
 from ._robust import label_parts, set_label, through_label
+
+Rows = tuple[Array, Array | None]
 
 __all__ = [
     "nce_mae",
@@ -114,28 +117,53 @@ def _check_ab(alpha: float, beta: float) -> dict[str, float]:
 # ----------------------------------------------------------------------------- kernels
 
 
-def _sce_rows(
-    z: Array,
-    t: Targets,
-    *,
-    xp: Namespace,
-    want_grad: bool,
-    alpha: float,
-    beta: float,
-    A: float,
-) -> tuple[Array, Array | None]:
-    if t.index is not None:
-        p, p_y, c_y, log_p, _, _ = label_parts(z, t, xp=xp, want_p=want_grad)
-        loss = -alpha * log_p - beta * A * c_y
-        if p is None:
+def _rows(active: str, passive: str | None) -> Callable[..., Rows]:
+    """The kernel of ``alpha * active + beta * passive``: ``active`` is ``"ce"``
+    or ``"nce"``, ``passive`` is ``"rce"`` (with ``log 0 := A``), ``"mae"`` (the
+    expectation loss) or ``None``."""
+
+    def rows(
+        z: Array,
+        t: Targets,
+        *,
+        xp: Namespace,
+        want_grad: bool,
+        alpha: float = 1.0,
+        beta: float = 0.0,
+        A: float = 0.0,
+    ) -> Rows:
+        if t.index is not None and active == "ce":
+            p, p_y, c_y, log_p, _, _ = label_parts(z, t, xp=xp, want_p=want_grad)
+            loss = -alpha * log_p - beta * A * c_y
+            if p is None:
+                return loss, None
+            return loss, through_label(p, beta * A * p_y - alpha, c_y, t, xp=xp)
+        if t.index is not None:
+            kappa = 2.0 if passive == "mae" else -A
+            return _nce_index(
+                z, t, xp=xp, want_grad=want_grad, alpha=alpha, beta=beta, kappa=kappa
+            )
+        p, c, w, log_s = _softmax_parts(z, xp=xp)
+        resid = _residual(p, c, t.probs)
+        if active == "ce":
+            first: tuple[Array, Array] = (
+                log_s[:, 0] - xp.sum(t.probs * w, axis=1),
+                resid,
+            )
+        else:
+            first = _nce(p, c, w, log_s, resid, t, xp=xp)
+        if passive is None:
+            return first[0], (first[1] if want_grad else None)
+        if passive == "rce":
+            second: Rows = _rce(p, c, resid, t, A, xp=xp)
+        else:
+            second = _expectation_rows(z, t, xp=xp, want_grad=want_grad)
+        loss = alpha * first[0] + beta * second[0]
+        if not want_grad or second[1] is None:
             return loss, None
-        return loss, through_label(p, beta * A * p_y - alpha, c_y, t, xp=xp)
-    p, c, w, log_s = _softmax_parts(z, xp=xp)
-    resid = _residual(p, c, t.probs)
-    ce = log_s[:, 0] - xp.sum(t.probs * w, axis=1)
-    rce, rce_grad = _rce(p, c, resid, t, A, xp=xp)
-    loss = alpha * ce + beta * rce
-    return loss, (alpha * resid + beta * rce_grad if want_grad else None)
+        return loss, alpha * first[1] + beta * second[1]
+
+    return rows
 
 
 def _sce_check(
@@ -144,60 +172,10 @@ def _sce_check(
     return {**_check_ab(alpha, beta), "A": check_real("A", A, high=0)}
 
 
-def _nce_rows(
-    z: Array, t: Targets, *, xp: Namespace, want_grad: bool
-) -> tuple[Array, Array | None]:
-    if t.index is not None:
-        return _nce_index(
-            z, t, xp=xp, want_grad=want_grad, alpha=1.0, beta=0.0, kappa=0.0
-        )
-    p, c, w, log_s = _softmax_parts(z, xp=xp)
-    nce, grad = _nce(p, c, w, log_s, _residual(p, c, t.probs), t, xp=xp)
-    return nce, (grad if want_grad else None)
-
-
-def _nce_rce_rows(
-    z: Array,
-    t: Targets,
-    *,
-    xp: Namespace,
-    want_grad: bool,
-    alpha: float,
-    beta: float,
-    A: float,
-) -> tuple[Array, Array | None]:
-    if t.index is not None:
-        return _nce_index(
-            z, t, xp=xp, want_grad=want_grad, alpha=alpha, beta=beta, kappa=-A
-        )
-    p, c, w, log_s = _softmax_parts(z, xp=xp)
-    resid = _residual(p, c, t.probs)
-    nce, nce_grad = _nce(p, c, w, log_s, resid, t, xp=xp)
-    rce, rce_grad = _rce(p, c, resid, t, A, xp=xp)
-    loss = alpha * nce + beta * rce
-    return loss, (alpha * nce_grad + beta * rce_grad if want_grad else None)
-
-
 def _nce_rce_check(
     *, n_classes: int, alpha: float = 1.0, beta: float = 1.0, A: float = -4.0
 ) -> dict[str, Any]:
     return _sce_check(n_classes=n_classes, alpha=alpha, beta=beta, A=A)
-
-
-def _nce_mae_rows(
-    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, alpha: float, beta: float
-) -> tuple[Array, Array | None]:
-    if t.index is not None:
-        return _nce_index(
-            z, t, xp=xp, want_grad=want_grad, alpha=alpha, beta=beta, kappa=2.0
-        )
-    p, c, w, log_s = _softmax_parts(z, xp=xp)
-    nce, nce_grad = _nce(p, c, w, log_s, _residual(p, c, t.probs), t, xp=xp)
-    mae, mae_grad = _expectation_rows(z, t, xp=xp, want_grad=want_grad)
-    loss = alpha * nce + beta * mae
-    if mae_grad is None:
-        return loss, None
-    return loss, alpha * nce_grad + beta * mae_grad
 
 
 def _nce_mae_check(
@@ -206,10 +184,14 @@ def _nce_mae_check(
     return _check_ab(alpha, beta)
 
 
-_SCE = Kernel("symmetric_cross_entropy", _sce_rows, check_params=_sce_check)
-_NCE = Kernel("normalized_cross_entropy", _nce_rows, min_classes=2)
-_NCE_RCE = Kernel("nce_rce", _nce_rce_rows, min_classes=2, check_params=_nce_rce_check)
-_NCE_MAE = Kernel("nce_mae", _nce_mae_rows, min_classes=2, check_params=_nce_mae_check)
+_SCE = Kernel("symmetric_cross_entropy", _rows("ce", "rce"), check_params=_sce_check)
+_NCE = Kernel("normalized_cross_entropy", _rows("nce", None), min_classes=2)
+_NCE_RCE = Kernel(
+    "nce_rce", _rows("nce", "rce"), min_classes=2, check_params=_nce_rce_check
+)
+_NCE_MAE = Kernel(
+    "nce_mae", _rows("nce", "mae"), min_classes=2, check_params=_nce_mae_check
+)
 
 _fill = filler(
     {
@@ -231,12 +213,16 @@ for a one-hot target ``-A (1 - p_y)``, with gradient ``A p_y (e_y - p)``.""",
         = \frac{(p - t) - \mathrm{NCE}\,(C p - 1)}{U},
 
 in [0, 1]; both sums have terms of one sign (no cancellation).""",
-        "ma": """.. [1] X. Ma, H. Huang, Y. Wang, S. Romano, S. Erfani and J. Bailey,
+        "A": "A : float <= 0\n    The value that stands for ``log 0`` in RCE.",
+        "references_ma": """References
+----------
+.. [1] X. Ma, H. Huang, Y. Wang, S. Romano, S. Erfani and J. Bailey,
    "Normalized Loss Functions for Deep Learning with Noisy Labels",
    ICML 2020, arXiv:2006.13554.""",
     }
 )
-"""`arrayloss._doc.fill_doc` with the RCE and NCE paragraphs and Ma et al.'s paper."""
+"""`arrayloss._doc.fill_doc` with the RCE and NCE paragraphs, the parameter ``A``
+and Ma et al.'s paper."""
 
 
 @_fill
@@ -272,8 +258,7 @@ def symmetric_cross_entropy(
     %(parameters)s
     alpha, beta : float >= 0
         Weights of CE and RCE.
-    A : float <= 0
-        The value that stands for ``log 0`` in RCE.
+    %(A)s
     %(common_returns)s
 
     References
@@ -312,9 +297,7 @@ def normalized_cross_entropy(
 
     %(parameters_returns)s
 
-    References
-    ----------
-    %(ma)s
+    %(references_ma)s
 
     %(examples)s
     >>> print(f"{float(al.normalized_cross_entropy(s, np.array([2]))):.6f}")
@@ -352,13 +335,10 @@ def nce_rce(
     %(parameters)s
     alpha, beta : float >= 0
         Weights of NCE (active) and RCE (passive).
-    A : float <= 0
-        The value that stands for ``log 0`` in RCE.
+    %(A)s
     %(common_returns)s
 
-    References
-    ----------
-    %(ma)s
+    %(references_ma)s
 
     %(examples)s
     >>> print(f"{float(al.nce_rce(s, np.array([2]))):.6f}")
@@ -398,9 +378,7 @@ def nce_mae(
         Weights of NCE (active) and MAE (passive).
     %(common_returns)s
 
-    References
-    ----------
-    %(ma)s
+    %(references_ma)s
 
     %(examples)s
     >>> print(f"{float(al.nce_mae(s, np.array([2]))):.6f}")
