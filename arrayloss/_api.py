@@ -137,6 +137,16 @@ class Targets:
             raise TypeError(msg)
         return _xp.take_along_axis(z, self.index[:, None], xp=self.xp, axis=1)[:, 0]
 
+    def set_label(self, g: Array, values: Array) -> Array:
+        """``g`` with ``g[i, labels[i]] = values[i]`` (index labels only): in place
+        where the namespace allows, so ``g`` must be the caller's own array."""
+        xp = self.xp
+        if _xp.scatter_supported(xp):
+            rows = xp.arange(g.shape[0], device=_xp.xp_device(g))
+            g[rows, self.index] = values
+            return g
+        return xp.where(self.mask, values[:, None], g)
+
     def without_label(self, z: Array, *, overwrite: bool = False) -> Array:
         """``z`` with ``-inf`` at each row's label: the scores of the other classes.
 

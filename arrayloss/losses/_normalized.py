@@ -18,7 +18,7 @@ from .._typing import Array, Namespace
 from .._validation import check_real
 from ._janocha import _expectation_rows, _residual, _softmax_parts
 from ._public import call, grad_twin
-from ._robust import label_parts, set_label, through_label
+from ._robust import label_parts, through_label
 
 Rows = tuple[Array, Array | None]
 
@@ -104,7 +104,7 @@ def _nce_index(
         alpha * (-c_y - nce * (n_classes * p_y - 1)) / n_classes / u_c
         - (beta * kappa) * p_y * c_y
     )
-    return loss, set_label(p, g_y, t, xp=xp)
+    return loss, t.set_label(p, g_y)
 
 
 def _check_ab(alpha: float, beta: float) -> dict[str, float]:

@@ -87,16 +87,7 @@ def through_label(
 ) -> Array:
     """``g_y (e_y - p)``, row by row, written into ``p`` where the namespace allows."""
     p *= -g_y[:, None]
-    return set_label(p, g_y * c_y, t, xp=xp)
-
-
-def set_label(p: Array, value: Array, t: Targets, *, xp: Namespace) -> Array:
-    """``p`` with ``p[i, y_i] = value[i]``, in place where the namespace allows."""
-    if _xp.scatter_supported(xp):
-        rows = xp.arange(p.shape[0], device=_xp.xp_device(p))
-        p[rows, t.index] = value
-        return p
-    return xp.where(t.mask, value[:, None], p)
+    return t.set_label(p, g_y * c_y)
 
 
 def through_softmax(p: Array, c: Array, big_g: Array, *, xp: Namespace) -> Array:

@@ -35,20 +35,6 @@ def _check_k(k: object, n_classes: int) -> int:
     return k
 
 
-def _set_labels(g: Array, values: Array, t: Targets, *, xp: Namespace) -> Array:
-    """``g`` (our own array) with ``g[i, labels[i]] = values[i]``."""
-    if _xp.scatter_supported(xp):
-        rows = xp.arange(g.shape[0], device=_xp.xp_device(g))
-        g[rows, t.index] = values
-        return g
-    return xp.where(t.mask, values[:, None], g)
-
-
-# --------------------------------------------------------------------------------------
-# Hard top-k SVM.
-# --------------------------------------------------------------------------------------
-
-
 def _hard_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool, k: int, alpha: float
 ) -> tuple[Array, Array | None]:
@@ -131,7 +117,7 @@ def _smooth_k1(
         return loss, None
     sig = _xp.sigmoid(r, xp=xp)
     e *= (sig / s)[:, None]  # our own array
-    return loss, _set_labels(e, -sig, t, xp=xp)
+    return loss, t.set_label(e, -sig)
 
 
 def _smooth_rows(
@@ -201,7 +187,7 @@ def _smooth_k(
     loss = tau * _xp.softplus(r, xp=xp)
     if not want_grad:
         return loss, None
-    return loss, _set_labels(g, -_xp.sigmoid(r, xp=xp) / k, t, xp=xp)
+    return loss, t.set_label(g, -_xp.sigmoid(r, xp=xp) / k)
 
 
 _SMOOTH = Kernel(
