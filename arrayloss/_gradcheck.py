@@ -197,7 +197,10 @@ def gradcheck(
         Rows closer than this (``>= 0``) to a kink are not compared (see
         ``checked`` and ``n_at_kink``); a row exactly on a kink never is.
     **params
-        The loss's own parameters (``k=5``, ``margin=1.0``, ...).
+        The loss's own parameters (``k=5``, ``margin=1.0``, ...) and, for a
+        registry loss, the conventions ``ignore_index`` and ``class_weights``
+        (ignored rows have the constant loss 0 and are compared as smooth).
+        A pair of your own functions receives them all as given.
 
     Returns
     -------
