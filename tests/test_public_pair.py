@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import arrayloss as al
-from arrayloss.losses import _hinge
 from arrayloss._doc import DOCS, fill
+from arrayloss.losses import _hinge
 
 
 def test_twin_takes_the_value_functions_signature():
@@ -36,7 +36,9 @@ def test_twin_uses_the_defaults_and_the_given_keywords():
 
 def test_twin_refuses_an_unknown_keyword():
     # The kernel's own message, as for a user loss (`arrayloss._api.unknown_parameter`).
-    with pytest.raises(TypeError, match=r"`hinge` has no parameter 'marginn' \(parameters: margin\)"):
+    with pytest.raises(
+        TypeError, match=r"`hinge` has no parameter 'marginn' \(parameters: margin\)"
+    ):
         al.hinge_and_grad(np.zeros((1, 3)), np.array([0]), marginn=1.0)
     with pytest.raises(TypeError):
         al.hinge_and_grad(np.zeros((1, 3)), np.array([0]), 1.0)
@@ -71,9 +73,10 @@ def test_user_pair_is_built_by_grad_twin():
         assert twin.__name__ == "pair_brier_and_grad"
         assert inspect.unwrap(twin) is info.value
         assert twin.__doc__ == fill(DOCS["grad"], {"name": "pair_brier"})
-        assert inspect.signature(twin).parameters == inspect.signature(
-            info.value
-        ).parameters
+        assert (
+            inspect.signature(twin).parameters
+            == inspect.signature(info.value).parameters
+        )
         z, y = np.zeros((3, 2)), np.array([0, -100, 1])
         v, g = twin(z, y, ignore_index=-100, reduction="sum")
         np.testing.assert_allclose(v, 1.0)  # two kept rows of 0.5, one ignored
