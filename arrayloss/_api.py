@@ -31,12 +31,10 @@ vanish in float32.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import dataclasses
 import functools
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -48,19 +46,24 @@ from . import _torch_compat, _xp
 from ._typing import Array, Namespace
 
 __all__ = [
+    "CONVENTIONS",
     "REDUCTIONS",
     "Batch",
     "Kernel",
     "Targets",
     "as_rows",
-    "conventions",
     "evaluate",
     "normalize_axis",
     "prepare",
+    "unknown_parameter",
     "weighted_mean",
 ]
 
 REDUCTIONS = ("mean", "sum", "none")
+
+CONVENTIONS = ("ignore_index", "class_weights")
+"""PyTorch's conventions, keyword parameters of every loss that takes class
+indices (see `prepare`); not among a loss's own parameters in listings."""
 
 # Losses of the softmax probabilities (and the target) only, which take ``-inf``
 # scores (a masked class has probability 0; see `_masked`), and of those the ones
@@ -82,6 +85,14 @@ INFINITE_AT_MASKED_TARGET = frozenset(
         "poly1",
     }
 )
+
+
+def unknown_parameter(loss: str, key: str, known: Iterable[str]) -> TypeError:
+    """The error for a keyword ``key`` that loss ``loss`` (with its own parameters
+    ``known``) does not take: one message for built-in and user losses."""
+    have = ", ".join(known) or "none"
+    return TypeError(f"`{loss}` has no parameter {key!r} (parameters: {have})")
+
 
 KernelRows = Callable[..., tuple[Array, "Array | None"]]
 CheckParams = Callable[..., Mapping[str, Any]]
@@ -126,6 +137,16 @@ class Targets:
             raise TypeError(msg)
         return _xp.take_along_axis(z, self.index[:, None], xp=self.xp, axis=1)[:, 0]
 
+    def set_label(self, g: Array, values: Array) -> Array:
+        """``g`` with ``g[i, labels[i]] = values[i]`` (index labels only): in place
+        where the namespace allows, so ``g`` must be the caller's own array."""
+        xp = self.xp
+        if _xp.scatter_supported(xp):
+            rows = xp.arange(g.shape[0], device=_xp.xp_device(g))
+            g[rows, self.index] = values
+            return g
+        return xp.where(self.mask, values[:, None], g)
+
     def without_label(self, z: Array, *, overwrite: bool = False) -> Array:
         """``z`` with ``-inf`` at each row's label: the scores of the other classes.
 
@@ -167,116 +188,47 @@ class Kernel:
     # ``None``: JAX runs ``rows`` as it is.
     jax_compile: tuple[str, ...] | None = None
 
-    def value(
-        self,
-        logits: Array,
-        labels: Array,
-        *,
-        axis: int,
-        reduction: str,
-        weights: Array | None,
-        ignore_index: int | None = None,
-        class_weights: Array | None = None,
-        **params: Any,
-    ) -> Array:
-        """The reduced (or per-sample) loss (conventions: see `prepare`)."""
-        ignore_index, class_weights = _given(ignore_index, class_weights)
-        if _torch_compat.tracks_grad(logits, weights):  # torch autograd hook
-            conv = _conventions(ignore_index, class_weights)
-            return _torch_compat.apply(
-                self, logits, labels, weights,
-                axis=axis, reduction=reduction, params={**params, **conv},
-            )[0]  # fmt: skip
-        value, _ = evaluate(
-            self, logits, labels, weights,
-            axis=axis, reduction=reduction, want_grad=False, params=params,
-            ignore_index=ignore_index, class_weights=class_weights,
-        )  # fmt: skip
-        return value
+    def value(self, logits: Array, labels: Array, **options: Any) -> Array:
+        """The reduced (or per-sample) loss.
+
+        ``options`` are ``axis``, ``reduction`` and ``weights`` (required), the
+        conventions ``ignore_index`` and ``class_weights`` (see `prepare`) and
+        the loss's own parameters.
+        """
+        return self._run(logits, labels, want_grad=False, **options)[0]
 
     def value_and_grad(
+        self, logits: Array, labels: Array, **options: Any
+    ) -> tuple[Array, Array]:
+        """The loss and its gradient with respect to ``logits`` (see `value`)."""
+        value, grad = self._run(logits, labels, want_grad=True, **options)
+        assert grad is not None  # want_grad
+        return value, grad
+
+    def _run(
         self,
         logits: Array,
         labels: Array,
         *,
+        want_grad: bool,
         axis: int,
         reduction: str,
         weights: Array | None,
         ignore_index: int | None = None,
         class_weights: Array | None = None,
         **params: Any,
-    ) -> tuple[Array, Array]:
-        """The loss and its gradient with respect to ``logits``."""
-        ignore_index, class_weights = _given(ignore_index, class_weights)
+    ) -> tuple[Array, Array | None]:
         if _torch_compat.tracks_grad(logits, weights):  # torch autograd hook
-            conv = _conventions(ignore_index, class_weights)
+            conv = {"ignore_index": ignore_index, "class_weights": class_weights}
             return _torch_compat.apply(
                 self, logits, labels, weights,
                 axis=axis, reduction=reduction, params={**params, **conv},
             )  # fmt: skip
-        value, grad = evaluate(
-            self, logits, labels, weights,
-            axis=axis, reduction=reduction, want_grad=True, params=params,
+        return evaluate(
+            self, logits, labels, weights, axis=axis, reduction=reduction,
+            want_grad=want_grad, params=params,
             ignore_index=ignore_index, class_weights=class_weights,
         )  # fmt: skip
-        return value, grad
-
-
-@dataclass
-class _Given:
-    conv: Mapping[str, Any]
-    used: bool = False
-
-
-_GIVEN: contextvars.ContextVar[_Given | None] = contextvars.ContextVar(
-    "arrayloss_conventions", default=None
-)
-
-
-@contextlib.contextmanager
-def conventions(
-    *, ignore_index: int | None = None, class_weights: Array | None = None
-) -> Iterator[_Given]:
-    """Give ``ignore_index`` / ``class_weights`` to the loss called inside.
-
-    How `arrayloss.value_and_grad` and the adapters pass the conventions through a
-    public loss function whose signature does not name them: the kernel's front
-    end (`evaluate`) takes them from here when not given explicitly, and marks
-    them ``used`` (a caller checks that a loss took them).
-    """
-    given = _Given(_conventions(ignore_index, class_weights))
-    token = _GIVEN.set(given)
-    try:
-        yield given
-    finally:
-        _GIVEN.reset(token)
-
-
-def _given(
-    ignore_index: int | None, class_weights: Array | None
-) -> tuple[int | None, Array | None]:
-    """The explicit conventions, else those of the enclosing `conventions`."""
-    given = _GIVEN.get()
-    if given is None:
-        return ignore_index, class_weights
-    given.used = True
-    if ignore_index is None:
-        ignore_index = given.conv.get("ignore_index")
-    if class_weights is None:
-        class_weights = given.conv.get("class_weights")
-    return ignore_index, class_weights
-
-
-def _conventions(
-    ignore_index: int | None, class_weights: Array | None
-) -> dict[str, Any]:
-    """The PyTorch-convention keywords that were given, as keyword arguments."""
-    conv: dict[str, Any] = {}
-    if ignore_index is not None:
-        conv["ignore_index"] = ignore_index
-    if class_weights is not None:
-        conv["class_weights"] = class_weights
-    return conv
 
 
 # --------------------------------------------------------------------------- #
@@ -562,7 +514,6 @@ def evaluate(
     With ``reduction="mean"`` a batch whose every label is ``ignore_index`` is a
     `ValueError` (PyTorch returns NaN); ``"sum"`` gives 0 and ``"none"`` zeros.
     """
-    ignore_index, class_weights = _given(ignore_index, class_weights)
     labels = _like_scores(logits, labels)
     logits, labels, weights = _torch_compat.plain(logits, labels, weights)  # torch hook
     if reduction not in REDUCTIONS:

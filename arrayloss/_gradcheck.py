@@ -21,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._api import CONVENTIONS
 from ._registry import get_loss
 from ._typing import Array
 from ._xp import to_numpy
@@ -196,7 +197,10 @@ def gradcheck(
         Rows closer than this (``>= 0``) to a kink are not compared (see
         ``checked`` and ``n_at_kink``); a row exactly on a kink never is.
     **params
-        The loss's own parameters (``k=5``, ``margin=1.0``, ...).
+        The loss's own parameters (``k=5``, ``margin=1.0``, ...) and, for a
+        registry loss, the conventions ``ignore_index`` and ``class_weights``
+        (ignored rows have the constant loss 0 and are compared as smooth).
+        A pair of your own functions receives them all as given.
 
     Returns
     -------
@@ -300,8 +304,7 @@ def gradcheck(
     step = np.full(n, initial_step)
     checked = np.ones(n, dtype=bool)
     if kinks is not None:
-        distance = np.asarray(kinks(z, y, params), dtype=np.float64)
-        distance = np.where(np.isnan(distance), 0.0, distance)
+        distance = _kink_distance(kinks, z, y, params)
         step = np.minimum(step, distance / 2)
         # A row on a kink (distance 0) is never compared, whatever the option.
         checked = (distance >= min_kink_distance) & (distance > 0)
@@ -361,6 +364,27 @@ def gradcheck(
         tolerance=tolerance,
         atol=atol,
     )
+
+
+def _kink_distance(kinks: KinkDistance, z: Any, y: Any, params: dict[str, Any]) -> Any:
+    """The oracle's ``(n,)`` distances to a kink (NaN read as on a kink).
+
+    The oracles know the loss's own parameters only: a row whose label is
+    ``ignore_index`` has the constant loss 0 (no kink, infinite distance) and is
+    given to the oracle as class 0; ``class_weights`` scale a row's loss and move
+    no kink.
+    """
+    import numpy as np
+
+    own = {k: v for k, v in params.items() if k not in CONVENTIONS}
+    ignore = params.get("ignore_index")
+    ignored = np.zeros(z.shape[0], dtype=bool)
+    if ignore is not None and y.ndim == 1:
+        ignored = y == ignore
+        y = np.where(ignored, 0, y)
+    distance = np.asarray(kinks(z, y, own), dtype=np.float64)
+    distance = np.where(np.isnan(distance), 0.0, distance)
+    return np.where(ignored, np.inf, distance)
 
 
 def _row_values(
@@ -506,11 +530,8 @@ def _resolve(
             f"(value_fn, grad_fn) pair (got {type(loss).__name__})"
         )
         raise TypeError(msg)
-    from ._registry import forwarding  # the conventions (ignore_index, ...) too
-
-    fwd = forwarding(info)
     return (
-        lambda z, y: fwd.value(z, y, reduction="none", **params),
-        lambda z, y: fwd.value_and_grad(z, y, reduction="none", **params)[1],
+        lambda z, y: info.value(z, y, reduction="none", **params),
+        lambda z, y: info.value_and_grad(z, y, reduction="none", **params)[1],
         KINKS.get(info.name),
     )

@@ -11,26 +11,18 @@ from typing import Any
 
 from . import keras as K
 from . import losses as L
-from ._api import conventions
+from ._api import CONVENTIONS
 from ._typing import Array
 
 __all__ = [
     "CONVENTIONS",
     "LOSSES",
-    "Forwarding",
     "LossInfo",
-    "call",
-    "forwarding",
     "get_loss",
     "value_and_grad",
 ]
 
 _COMMON = ("axis", "reduction", "weights")
-
-CONVENTIONS = ("ignore_index", "class_weights")
-"""The PyTorch-convention keywords every loss taking index labels accepts (see
-`arrayloss._api.prepare`), passed through `arrayloss._api.conventions` to a
-public function whose signature does not name them."""
 
 
 @dataclass(frozen=True)
@@ -278,58 +270,6 @@ def get_loss(name: str) -> LossInfo:
         raise ValueError(msg) from None
 
 
-def call(
-    info: LossInfo, logits: Array, labels: Array, /, *, want_grad: bool, **options: Any
-) -> Any:
-    """``info.value_and_grad`` (or ``info.value``) with the `CONVENTIONS` keywords.
-
-    Keywords the public function names are passed to it; the others reach the
-    loss's front end through `arrayloss._api.conventions`.  A loss that did not
-    take them (one not built on a `Kernel`) is a `TypeError`.
-    """
-    conv = {k: options.pop(k) for k in CONVENTIONS if k in options}
-    sig = inspect.signature(info.value)
-    named = {k: conv.pop(k) for k in list(conv) if k in sig.parameters}
-    conv = {k: v for k, v in conv.items() if v is not None}
-    public = info.value_and_grad if want_grad else info.value
-    if not conv:
-        return public(logits, labels, **options, **named)
-    with conventions(**conv) as given:
-        result = public(logits, labels, **options, **named)
-    if not given.used:
-        names = ", ".join(f"`{k}`" for k in conv)
-        msg = f"loss {info.name!r} does not take {names}"
-        raise TypeError(msg)
-    return result
-
-
-@dataclass(frozen=True)
-class Forwarding:
-    """``value`` and ``value_and_grad`` of one loss that also take the
-    `CONVENTIONS` keywords (what the adapters call)."""
-
-    info: LossInfo
-
-    def value(self, logits: Array, labels: Array, /, **options: Any) -> Array:
-        """The loss (see `call`)."""
-        result: Array = call(self.info, logits, labels, want_grad=False, **options)
-        return result
-
-    def value_and_grad(
-        self, logits: Array, labels: Array, /, **options: Any
-    ) -> tuple[Array, Array]:
-        """The loss and its gradient (see `call`)."""
-        result: tuple[Array, Array] = call(
-            self.info, logits, labels, want_grad=True, **options
-        )
-        return result
-
-
-def forwarding(info: LossInfo) -> Forwarding:
-    """`Forwarding` for ``info``."""
-    return Forwarding(info)
-
-
 def value_and_grad(
     name: str, logits: Array, labels: Array, /, **params: Any
 ) -> tuple[Array, Array]:
@@ -338,6 +278,9 @@ def value_and_grad(
     ``params`` are the loss's own parameters plus ``axis``, ``reduction`` and
     ``weights``; see ``LOSSES[name].params`` for the defaults.  Every loss also
     takes PyTorch's conventions ``ignore_index`` and ``class_weights`` (index
-    labels; see `arrayloss._api.prepare`).
+    labels; see :doc:`/guide/conventions`).
     """
-    return call(get_loss(name), logits, labels, want_grad=True, **params)  # type: ignore[no-any-return]
+    result: tuple[Array, Array] = get_loss(name).value_and_grad(
+        logits, labels, **params
+    )
+    return result

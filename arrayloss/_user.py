@@ -16,9 +16,10 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any
 
-from ._api import Kernel, Targets
+from ._api import CONVENTIONS, Kernel, Targets, unknown_parameter
 from ._registry import LOSSES, LossInfo
 from ._typing import Array, Namespace
+from .losses._public import grad_twin
 
 __all__ = ["USER_LOSSES", "import_spec", "register_loss", "unregister_loss"]
 
@@ -70,9 +71,7 @@ def _checker(name: str, defaults: Mapping[str, Any]) -> Callable[..., dict[str, 
     def check(*, n_classes: int, **params: Any) -> dict[str, Any]:
         unknown = sorted(set(params) - set(defaults))
         if unknown:
-            have = ", ".join(defaults) or "none"
-            msg = f"`{name}` has no parameter {unknown[0]!r} (parameters: {have})"
-            raise TypeError(msg)
+            raise unknown_parameter(name, unknown[0], defaults)
         return {**defaults, **params}
 
     return check
@@ -95,54 +94,26 @@ def _defaults(fn: Callable[..., Any]) -> dict[str, Any]:
 def _public(
     name: str, kernel: Kernel, defaults: Mapping[str, Any], doc: str | None
 ) -> tuple[Callable[..., Array], Callable[..., tuple[Array, Array]]]:
-    def value(
-        logits: Array,
-        labels: Array,
-        /,
-        *,
-        axis: int = -1,
-        reduction: str = "mean",
-        weights: Array | None = None,
-        **params: Any,
-    ) -> Array:
-        return kernel.value(
-            logits, labels, axis=axis, reduction=reduction, weights=weights, **params
-        )
+    """The pair of a user loss: a value function with the signature of a built-in
+    one (its own parameters, then the common ones) and its `grad_twin`."""
+    common = {"axis": -1, "reduction": "mean", "weights": None}
+    common |= dict.fromkeys(CONVENTIONS)
 
-    def value_and_grad(
-        logits: Array,
-        labels: Array,
-        /,
-        *,
-        axis: int = -1,
-        reduction: str = "mean",
-        weights: Array | None = None,
-        **params: Any,
-    ) -> tuple[Array, Array]:
-        return kernel.value_and_grad(
-            logits, labels, axis=axis, reduction=reduction, weights=weights, **params
-        )
+    def value(logits: Array, labels: Array, /, **params: Any) -> Array:
+        return kernel.value(logits, labels, **{**common, **params})
 
     P = inspect.Parameter
-    sig = inspect.Signature(
+    own = {**defaults, **common}
+    value.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
         [
             P("logits", P.POSITIONAL_ONLY),
             P("labels", P.POSITIONAL_ONLY),
-            *(P(k, P.KEYWORD_ONLY, default=v) for k, v in defaults.items()),
-            P("axis", P.KEYWORD_ONLY, default=-1),
-            P("reduction", P.KEYWORD_ONLY, default="mean"),
-            P("weights", P.KEYWORD_ONLY, default=None),
+            *(P(k, P.KEYWORD_ONLY, default=v) for k, v in own.items()),
         ]
     )
-    funcs: tuple[Any, ...] = (value, value_and_grad)
-    for f, suffix in zip(funcs, ("", "_and_grad"), strict=True):
-        f.__signature__ = sig
-        f.__name__ = f.__qualname__ = name.replace(".", "_") + suffix
+    value.__name__ = value.__qualname__ = name.replace(".", "_")
     value.__doc__ = doc or f"The user loss {name!r}."
-    value_and_grad.__doc__ = (
-        f"Value of the user loss {name!r} and its gradient with respect to ``logits``."
-    )
-    return value, value_and_grad
+    return value, grad_twin(kernel, value)
 
 
 def register_loss(
@@ -229,7 +200,11 @@ def register_loss(
         raise TypeError(msg)
     defaults = dict(_defaults(value_and_grad) if params is None else params)
     for key in defaults:
-        if not key.isidentifier() or keyword.iskeyword(key) or key in _COMMON:
+        if (
+            not key.isidentifier()
+            or keyword.iskeyword(key)
+            or key in (*_COMMON, *CONVENTIONS)
+        ):
             msg = f"`params` key {key!r} is not a valid loss parameter name"
             raise ValueError(msg)
     kernel = Kernel(

@@ -57,14 +57,7 @@ import numpy as np
 from . import _xp
 from ._adapter import check_options, export, present
 from ._api import Kernel, sample_factors
-from ._registry import (
-    CONVENTIONS,
-    LOSSES,
-    Forwarding,
-    LossInfo,
-    forwarding,
-    get_loss,
-)
+from ._registry import CONVENTIONS, LOSSES, LossInfo, get_loss
 from ._typing import Array
 from .losses import l2 as _l2
 
@@ -114,11 +107,6 @@ class _Call:
     reduction: str
     params: Mapping[str, Any]
 
-    @property
-    def loss(self) -> Forwarding:
-        """The registry entry that runs the call (`forwarding`)."""
-        return forwarding(self.info)
-
     def options(self, **changes: Any) -> dict[str, Any]:
         """The keywords of the core call (less ``weights``), with ``changes``."""
         return {
@@ -142,8 +130,8 @@ def _core(call: _Call, want_grad: bool = True) -> tuple[Array, Array | None]:
         if not conv and _blockable(z, y, w, call.axis, call.reduction):
             return _blocked(call, want_grad)
     if want_grad:
-        return call.loss.value_and_grad(z, y, weights=w, **call.options())
-    return call.loss.value(z, y, weights=w, **call.options()), None
+        return call.info.value_and_grad(z, y, weights=w, **call.options())
+    return call.info.value(z, y, weights=w, **call.options()), None
 
 
 def _on_cpu(x: Array) -> bool:
@@ -166,7 +154,7 @@ def _host(call: _Call, want_grad: bool) -> tuple[Array, Array | None]:
     """The NumPy kernel on the host: directly for concrete arrays, through
     `jax.pure_callback` under tracing (shapes from `jax.eval_shape` of the core,
     which also runs its shape and option checks at trace time)."""
-    opts, loss = call.options(), call.loss
+    opts, loss = call.options(), call.info
     logits, labels, weights = call.logits, call.labels, call.weights
 
     def core(z: Array, y: Array, w: Array | None, **extra: Any) -> tuple[Array, ...]:
@@ -269,7 +257,7 @@ def _differentiable(
     """``LOSSES[name]`` at fixed options as a `jax.custom_vjp` function of
     ``(logits, labels, weights)``."""
     info = get_loss(name)
-    loss = forwarding(info)
+    loss = info
     opts = dict(params)
     if opts.get("class_weights") is not None:  # hashed as a tuple of floats
         opts["class_weights"] = jnp.asarray(opts["class_weights"])
@@ -342,7 +330,7 @@ def _function(info: LossInfo) -> Callable[..., Array]:
         try:
             f = _differentiable(info.name, axis, reduction, tuple(sorted(opts.items())))
         except TypeError:  # an unhashable option: let the core name it
-            return forwarding(info).value(logits, labels, **options, **conv)
+            return info.value(logits, labels, **options, **conv)
         return f(logits, labels, weights)
 
     present(fn, info, __name__, "with its analytic gradient as the JAX derivative "

@@ -30,7 +30,7 @@ import torch
 
 from . import _torch_compat
 from ._adapter import check_options, export, present
-from ._registry import LOSSES, LossInfo, forwarding
+from ._registry import LOSSES, LossInfo
 
 __all__ = ["Loss", "keras", "loss", *(n for n in LOSSES if "." not in n)]
 
@@ -55,7 +55,7 @@ def _function(info: LossInfo) -> Callable[..., torch.Tensor]:
             )
             raise TypeError(msg)
         value, _ = _torch_compat.apply(
-            forwarding(info), logits, labels, weights,
+            info, logits, labels, weights,
             axis=axis, reduction=reduction, params=params,
         )  # fmt: skip
         return value  # type: ignore[no-any-return]

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import arrayloss as al
+from arrayloss._kinks import KINKS
 from arrayloss._registry import LOSSES, value_and_grad
 
 IGNORE = -100
@@ -424,3 +425,51 @@ def test_torch_adapter_masked_and_ignored() -> None:
     torch.testing.assert_close(value, ref, rtol=1e-13, atol=0)
     torch.testing.assert_close(zt.grad, z2.grad, rtol=1e-12, atol=1e-16)
     assert torch.all(zt.grad[torch.isinf(zt.detach())] == 0)
+
+
+# --------------------------------------------------------------------------- #
+# The conventions are ordinary keywords of the public functions
+# --------------------------------------------------------------------------- #
+
+
+def test_no_context_variable_carries_the_conventions() -> None:
+    import arrayloss._api as api
+    import arrayloss._registry as registry
+
+    assert not hasattr(api, "conventions")
+    assert not hasattr(registry, "forwarding")
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "keras.huber", "topk_svm"])
+def test_public_function_takes_the_conventions_directly(name: str) -> None:
+    z, y, cw = _batch(6, 8, seed=2)
+    info = LOSSES[name]
+    kept = y != IGNORE
+    value = info.value(z, y, ignore_index=IGNORE, class_weights=cw)
+    ref = info.value(z[kept], y[kept], weights=cw[y[kept]])
+    np.testing.assert_allclose(value, ref, rtol=1e-12)
+    v2, g2 = info.value_and_grad(z, y, ignore_index=IGNORE, class_weights=cw)
+    np.testing.assert_allclose(v2, ref, rtol=1e-12)
+    assert np.all(g2[~kept] == 0)
+
+
+def test_conventions_with_soft_labels_are_a_clear_error() -> None:
+    z = np.zeros((2, 3))
+    soft = np.full((2, 3), 1 / 3)
+    with pytest.raises(ValueError, match="`ignore_index` applies to integer"):
+        al.cross_entropy(z, soft, ignore_index=IGNORE)
+    with pytest.raises(ValueError, match="`class_weights` applies to integer"):
+        al.cross_entropy(z, soft, class_weights=np.ones(3))
+
+
+KINKED = sorted(n for n in LOSSES if n in KINKS)
+
+
+@pytest.mark.parametrize("name", KINKED)
+def test_gradcheck_takes_ignore_index_on_kinked_losses(name: str) -> None:
+    # Before: the kink oracle indexed the scores with the label -100 (IndexError).
+    z, y, cw = _batch(6, 8, seed=5)
+    result = al.gradcheck(name, z, y, ignore_index=IGNORE, class_weights=cw)
+    assert result.n_failed == 0, result.reason
+    assert result.n_checked >= 2  # the two ignored rows are smooth (loss 0)
+    assert result.checked[y == IGNORE].all()

@@ -530,7 +530,9 @@ def test_public_api() -> None:
         params = list(sf.parameters.values())
         assert [p.kind for p in params[:2]] == [inspect.Parameter.POSITIONAL_ONLY] * 2
         assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params[2:])
-        assert [p.name for p in params[-3:]] == ["axis", "reduction", "weights"]
+        assert [p.name for p in params[-5:]] == [
+            "axis", "reduction", "weights", "ignore_index", "class_weights"
+        ]  # fmt: skip
         assert f.__doc__
         assert ".. math::" in f.__doc__
         assert "Examples" in f.__doc__

@@ -66,7 +66,9 @@ def test_entry_is_consistent(name):
         else:
             assert p.kind is p.KEYWORD_ONLY
             assert p.default == sig_g.parameters[p.name].default
-    assert list(sig_v.parameters)[-3:] == ["axis", "reduction", "weights"]
+    assert list(sig_v.parameters)[-5:] == [
+        "axis", "reduction", "weights", "ignore_index", "class_weights"
+    ]  # fmt: skip
     assert info.value.__doc__
     assert ".. math::" in info.value.__doc__
     assert info.value_and_grad.__name__ == info.value.__name__ + "_and_grad"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import click
 
@@ -14,6 +14,8 @@ from .._errors import one_line
 from ._options import Real, check_loss_params, format_option, format_spec, loss_option
 
 __all__ = ["check", "input_families"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 FAMILIES = ("random", "large", "ties", "near_one_hot")
 # Tie levels with pairwise gaps (1.58, 1.72, 3.30) that no default margin, alpha
@@ -161,29 +163,25 @@ raised an error, or a loss named with --loss had no row compared; 2 bad usage.
 """
 
 
+def _integer(
+    name: str, default: int, low: int, high: int | None, help: str
+) -> Callable[[F], F]:
+    """An integer option in ``[low, high]`` with its default shown."""
+    option: Callable[[F], F] = click.option(
+        name,
+        default=default,
+        show_default=True,
+        type=click.IntRange(low, high),
+        help=help,
+    )
+    return option
+
+
 @click.command("check", help=_HELP)
 @loss_option("loss_specs", help="Default: all.")
-@click.option(
-    "--classes",
-    default=10,
-    show_default=True,
-    type=click.IntRange(2, 1000),
-    help="Number of classes C.",
-)
-@click.option(
-    "--samples",
-    default=50,
-    show_default=True,
-    type=click.IntRange(1, 10000),
-    help="Rows per input family.",
-)
-@click.option(
-    "--seed",
-    default=0,
-    show_default=True,
-    type=click.IntRange(0),
-    help="Random seed.",
-)
+@_integer("--classes", 10, 2, 1000, "Number of classes C.")
+@_integer("--samples", 50, 1, 10000, "Rows per input family.")
+@_integer("--seed", 0, 0, None, "Random seed.")
 @click.option(
     "--rtol",
     default=1e-6,

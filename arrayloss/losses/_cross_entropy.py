@@ -6,6 +6,7 @@ from typing import Any
 
 from .. import _xp
 from .._api import Kernel, Targets
+from .._doc import fill_doc
 from .._typing import Array, Namespace
 from .._validation import check_real
 from ._public import call, grad_twin
@@ -61,6 +62,7 @@ _KERNEL = Kernel(
 )
 
 
+@fill_doc
 def cross_entropy(
     logits: Array,
     labels: Array,
@@ -70,6 +72,8 @@ def cross_entropy(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Softmax cross-entropy (log loss).
 
@@ -84,37 +88,14 @@ def cross_entropy(
     so it is finite for any finite scores.  It is the special case ``k=1, tau=1,
     alpha=0`` of the smooth top-k SVM (Berrada et al. 2018).
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
+    %(parameters)s
     label_smoothing : float in [0, 1]
         Mix the targets with the uniform distribution.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(common_returns)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.cross_entropy(s, np.array([2]))):.6f}")
     3.985205
     """

@@ -11,6 +11,7 @@ from typing import Any
 
 from .. import _xp
 from .._api import Kernel, Targets
+from .._doc import fill_doc
 from .._typing import Array, Namespace
 from .._validation import check_real
 from ._public import call, grad_twin
@@ -119,6 +120,7 @@ _CRAMMER_SINGER_KERNEL = Kernel(
 # ----------------------------------------------------------------- one-vs-all (Janocha)
 
 
+@fill_doc
 def hinge(
     logits: Array,
     labels: Array,
@@ -128,6 +130,8 @@ def hinge(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""One-vs-all hinge loss on the raw logits (Janocha & Czarnecki).
 
@@ -144,43 +148,19 @@ def hinge(
     constant ``m``); for one-hot ``t`` this is the usual one-vs-all hinge.  At a
     kink the subgradient is 0 (``1[0 > 0] = 0``).
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
+    %(parameters)s
     margin : float >= 0
         The margin ``m``.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
-
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(common_returns)s
 
     Raises
     ------
     ValueError
         If ``margin`` is negative.
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
+    %(references_janocha)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.hinge(s, np.array([2]))):.6f}")
     10.100000
     >>> print(f"{float(al.hinge(s, np.array([2]), margin=1.0)):.6f}")
@@ -192,6 +172,7 @@ def hinge(
 hinge_and_grad = grad_twin(_HINGE_KERNEL, hinge)
 
 
+@fill_doc
 def squared_hinge(
     logits: Array,
     labels: Array,
@@ -201,6 +182,8 @@ def squared_hinge(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""One-vs-all squared hinge loss on the raw logits; Tang's L2-SVM at ``margin=1``.
 
@@ -216,45 +199,21 @@ def squared_hinge(
     :math:`\hat y = 2t - 1`, as in :func:`hinge`.  The value overflows to ``inf``
     only where the true value exceeds the dtype's range.
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
+    %(parameters)s
     margin : float >= 0
         The margin ``m``.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
-
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(common_returns)s
 
     Raises
     ------
     ValueError
         If ``margin`` is negative.
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
+    %(references_janocha)s
     .. [2] Y. Tang, "Deep Learning using Linear Support Vector Machines", ICML 2013
        Challenges in Representation Learning workshop; arXiv:1306.0239.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.squared_hinge(s, np.array([2]))):.6f}")
     26.290000
     >>> print(f"{float(al.squared_hinge(s, np.array([2]), margin=1.0)):.6f}")
@@ -266,6 +225,7 @@ def squared_hinge(
 squared_hinge_and_grad = grad_twin(_SQUARED_HINGE_KERNEL, squared_hinge)
 
 
+@fill_doc
 def cubed_hinge(
     logits: Array,
     labels: Array,
@@ -275,6 +235,8 @@ def cubed_hinge(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""One-vs-all cubed hinge loss on the raw logits (Janocha & Czarnecki).
 
@@ -289,43 +251,19 @@ def cubed_hinge(
     :func:`hinge`.  The value overflows to ``inf`` only where the true value
     exceeds the dtype's range.
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
+    %(parameters)s
     margin : float >= 0
         The margin ``m``.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
-
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(common_returns)s
 
     Raises
     ------
     ValueError
         If ``margin`` is negative.
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
+    %(references_janocha)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.cubed_hinge(s, np.array([2]))):.6f}")
     79.271000
     """
@@ -338,6 +276,7 @@ cubed_hinge_and_grad = grad_twin(_CUBED_HINGE_KERNEL, cubed_hinge)
 # ---------------------------------------------------------------- multiclass SVMs
 
 
+@fill_doc
 def multiclass_hinge(
     logits: Array,
     labels: Array,
@@ -347,6 +286,8 @@ def multiclass_hinge(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Multiclass hinge loss of Weston and Watkins (the CS231n "SVM loss").
 
@@ -363,26 +304,10 @@ def multiclass_hinge(
     :func:`crammer_singer`, which penalises only the worst).  Integer labels only.
     At a kink the subgradient is 0 (``1[0 > 0] = 0``).
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape
-        Class indices; soft labels raise `ValueError`.
+    %(parameters_index)s
     margin : float >= 0
         The margin :math:`\Delta`.
-    axis : int
-        The class axis of ``logits``.
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
-
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(common_returns)s
 
     Raises
     ------
@@ -412,6 +337,7 @@ def multiclass_hinge(
 multiclass_hinge_and_grad = grad_twin(_MULTICLASS_HINGE_KERNEL, multiclass_hinge)
 
 
+@fill_doc
 def crammer_singer(
     logits: Array,
     labels: Array,
@@ -421,6 +347,8 @@ def crammer_singer(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Multiclass hinge loss of Crammer and Singer.
 
@@ -439,24 +367,11 @@ def crammer_singer(
 
     Parameters
     ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``; ``C >= 2``.
-    labels : integer array of the batch shape
-        Class indices; soft labels raise `ValueError`.
+    %(logits_c2)s
+    %(labels_index)s
     margin : float >= 0
         The margin :math:`\Delta`.
-    axis : int
-        The class axis of ``logits``.
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
-
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(common_returns)s
 
     Raises
     ------
@@ -468,11 +383,7 @@ def crammer_singer(
     .. [1] K. Crammer and Y. Singer, "On the Algorithmic Implementation of
        Multiclass Kernel-based Vector Machines", JMLR 2, pp. 265–292, 2001.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.crammer_singer(s, np.array([2]))):.6f}")
     4.400000
     """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from .. import _xp
 from .._api import Kernel, Targets
+from .._doc import fill_doc
 from .._typing import Array, Namespace
 from ._public import call, grad_twin
 
@@ -207,6 +208,7 @@ _CAUCHY_SCHWARZ_KERNEL = Kernel("cauchy_schwarz", _cauchy_schwarz_rows)
 # ----------------------------------------------------------------------------- L1, L2
 
 
+@fill_doc
 def l1(
     logits: Array,
     labels: Array,
@@ -215,6 +217,8 @@ def l1(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""L1 loss between the raw logits and the one-hot (or soft) target.
 
@@ -226,36 +230,11 @@ def l1(
     on the raw scores, not on probabilities (for that, see :func:`expectation`).
     At a kink ``s_j = t_j`` the subgradient ``sign(0) = 0`` is returned.
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(parameters_returns)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.l1(s, np.array([2]))):.6f}")
     8.600000
     """
@@ -265,6 +244,7 @@ def l1(
 l1_and_grad = grad_twin(_L1_KERNEL, l1)
 
 
+@fill_doc
 def l2(
     logits: Array,
     labels: Array,
@@ -273,6 +253,8 @@ def l2(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""L2 (squared error) loss between the raw logits and the one-hot (or soft) target.
 
@@ -284,36 +266,11 @@ def l2(
     on the raw scores, summed over classes (for probabilities, see
     :func:`regularised_expectation`).
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(parameters_returns)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.l2(s, np.array([2]))):.6f}")
     19.040000
     """
@@ -326,6 +283,7 @@ l2_and_grad = grad_twin(_L2_KERNEL, l2)
 # ------------------------------------------------------------------------ on softmax
 
 
+@fill_doc
 def expectation(
     logits: Array,
     labels: Array,
@@ -334,6 +292,8 @@ def expectation(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Expectation loss: L1 distance between ``softmax(logits)`` and the target.
 
@@ -348,36 +308,11 @@ def expectation(
     For soft targets it has kinks where some ``p_j = t_j``; there ``sign(0) = 0``.
     :func:`chebyshev` equals half of it for one-hot targets only.
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(parameters_returns)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.expectation(s, np.array([2]))):.6f}")
     1.962823
     """
@@ -387,6 +322,7 @@ def expectation(
 expectation_and_grad = grad_twin(_EXPECTATION_KERNEL, expectation)
 
 
+@fill_doc
 def regularised_expectation(
     logits: Array,
     labels: Array,
@@ -395,6 +331,8 @@ def regularised_expectation(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Regularised expectation loss: squared L2 distance of ``softmax(logits)``.
 
@@ -408,36 +346,11 @@ def regularised_expectation(
     expected misclassification minus the Gini impurity of ``p``.  It is the Brier
     score of ``p``.
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(parameters_returns)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.regularised_expectation(s, np.array([2]))):.6f}")
     1.374056
     """
@@ -449,6 +362,7 @@ regularised_expectation_and_grad = grad_twin(
 )
 
 
+@fill_doc
 def chebyshev(
     logits: Array,
     labels: Array,
@@ -457,6 +371,8 @@ def chebyshev(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Chebyshev loss: L-infinity distance between ``softmax(logits)`` and the target.
 
@@ -474,36 +390,11 @@ def chebyshev(
     with gradient :math:`p_y (p - e_y)`.  For soft targets the two losses differ,
     which is why both exist.
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(parameters_returns)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.chebyshev(s, np.array([2]))):.6f}")
     0.981411
     """
@@ -513,6 +404,7 @@ def chebyshev(
 chebyshev_and_grad = grad_twin(_CHEBYSHEV_KERNEL, chebyshev)
 
 
+@fill_doc
 def squared_log(
     logits: Array,
     labels: Array,
@@ -521,6 +413,8 @@ def squared_log(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Squared log loss: the square of the cross-entropy.
 
@@ -537,36 +431,11 @@ def squared_log(
     gradient is the cross-entropy gradient scaled by ``2 CE``, as for one-hot
     targets.
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(parameters_returns)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.squared_log(s, np.array([2]))):.6f}")
     15.881860
     """
@@ -576,6 +445,7 @@ def squared_log(
 squared_log_and_grad = grad_twin(_SQUARED_LOG_KERNEL, squared_log)
 
 
+@fill_doc
 def tanimoto(
     logits: Array,
     labels: Array,
@@ -584,6 +454,8 @@ def tanimoto(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Tanimoto loss: minus the Tanimoto (extended Jaccard) similarity.
 
@@ -598,36 +470,11 @@ def tanimoto(
     \lVert t \rVert^2)/2 > 0`, so no division is unsafe.  For a one-hot target it is
     :math:`-p_y / (1 + \lVert p \rVert^2 - p_y) \in (-1, 0)`.
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(parameters_returns)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.tanimoto(s, np.array([2]))):.6f}")
     -0.013348
     """
@@ -637,6 +484,7 @@ def tanimoto(
 tanimoto_and_grad = grad_twin(_TANIMOTO_KERNEL, tanimoto)
 
 
+@fill_doc
 def cauchy_schwarz(
     logits: Array,
     labels: Array,
@@ -645,6 +493,8 @@ def cauchy_schwarz(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Cauchy–Schwarz divergence between ``softmax(logits)`` and the target.
 
@@ -665,36 +515,11 @@ def cauchy_schwarz(
     gradient :math:`\operatorname{softmax}(2s) - e_y`.  For soft targets it differs
     from that, which is why it is a separate loss.
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(parameters_returns)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(references_janocha)s
 
-    References
-    ----------
-    .. [1] K. Janocha and W. M. Czarnecki, "On Loss Functions for Deep Neural
-       Networks in Classification", Schedae Informaticae 25, 2016;
-       arXiv:1702.05659.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.cauchy_schwarz(s, np.array([2]))):.6f}")
     3.540907
     """

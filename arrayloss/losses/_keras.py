@@ -22,11 +22,11 @@ their docstrings say which.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from .. import _xp
 from .._api import Kernel, Targets
+from .._doc import filler
 from .._typing import Array, Namespace
 from .._validation import check_real
 from . import _cross_entropy
@@ -68,50 +68,31 @@ _L2_NORMALIZE_EPS = 1e-12
 """The floor on the squared norm in ``tf.math.l2_normalize`` (fixed in Keras)."""
 
 Rows = tuple[Array, "Array | None"]
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 # --------------------------------------------------------------------------------
 # Docstring blocks shared by every public function
 # --------------------------------------------------------------------------------
 
-_ARRAYS_DOC = """\
-    logits : array of shape (..., C)
-        Real scores; the loss sees ``q = softmax(logits)`` along ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices (one-hot targets), or soft labels whose rows sum to 1."""
-
-_COMMON_DOC = """\
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        How per-sample losses combine; ``"mean"`` is ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
-
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.  The gradient of the ``_and_grad``
-        companion is with respect to ``logits`` and has their shape."""
-
-_REFERENCES_DOC = """\
-    .. [1] S. Dräger and J. Dunkelau, "Evaluating the Impact of Loss Function
-       Variation in Deep Learning for Classification", arXiv:2210.16003, 2022.
-    .. [2] Keras 2.10.0, ``keras/losses.py``,
-       https://github.com/keras-team/keras/blob/v2.10.0/keras/losses.py"""
-
-
-def _doc(fn: F) -> F:
-    """Fill the shared ``{arrays}``, ``{common}`` and ``{references}`` blocks."""
-    if fn.__doc__:
-        fn.__doc__ = (
-            fn.__doc__.replace("    {arrays}", _ARRAYS_DOC)
-            .replace("    {common}", _COMMON_DOC)
-            .replace("    {references}", _REFERENCES_DOC)
-        )
-    return fn
+_fill = filler(
+    {
+        "references": """\
+References
+----------
+.. [1] S. Dräger and J. Dunkelau, "Evaluating the Impact of Loss Function
+   Variation in Deep Learning for Classification", arXiv:2210.16003, 2022.
+.. [2] Keras 2.10.0, ``keras/losses.py``,
+   https://github.com/keras-team/keras/blob/v2.10.0/keras/losses.py""",
+        "examples": """\
+Examples
+--------
+>>> import numpy as np
+>>> import arrayloss.keras as K
+>>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])""",
+    }
+)
+"""`arrayloss._doc.fill_doc` with the references every Keras loss cites and
+examples that import `arrayloss.keras`."""
 
 
 # --------------------------------------------------------------------------------
@@ -369,7 +350,7 @@ _HUBER = Kernel("keras.huber", _huber_rows, check_params=_check_delta)
 _COSINE = Kernel("keras.cosine_similarity", _cosine_rows)
 
 
-@_doc
+@_fill
 def categorical_crossentropy(
     logits: Array,
     labels: Array,
@@ -379,6 +360,8 @@ def categorical_crossentropy(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``categorical_crossentropy`` of a softmax output (its logits path).
 
@@ -397,22 +380,14 @@ def categorical_crossentropy(
     that carry no logits (``q`` normalised, clipped to ``[ε, 1 − ε]``, no gradient
     where clipped), is not offered; :func:`kl_divergence` shows the same clipping.
 
-    Parameters
-    ----------
-    {arrays}
+    %(parameters)s
     label_smoothing : float in [0, 1]
         Mix the targets with the uniform distribution, as Keras does.
-    {common}
+    %(common_returns)s
 
-    References
-    ----------
-    {references}
+    %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.categorical_crossentropy(s, np.array([2]))):.9f}")
     3.985205162
     """
@@ -422,7 +397,7 @@ def categorical_crossentropy(
 categorical_crossentropy_and_grad = grad_twin(_CCE, categorical_crossentropy)
 
 
-@_doc
+@_fill
 def kl_divergence(
     logits: Array,
     labels: Array,
@@ -432,6 +407,8 @@ def kl_divergence(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``kl_divergence`` of ``q = softmax(logits)``, clipped at ε.
 
@@ -457,22 +434,14 @@ def kl_divergence(
     ``C ε log(1/ε)``.  For soft targets it is the (clipped) KL divergence, which
     differs from cross-entropy by the targets' entropy.
 
-    Parameters
-    ----------
-    {arrays}
+    %(parameters)s
     epsilon : float in (0, 1)
         Keras' ``backend.epsilon()``: the clip floor for ``t`` and ``q``.
-    {common}
+    %(common_returns)s
 
-    References
-    ----------
-    {references}
+    %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.kl_divergence(s, np.array([2]))):.9f}")
     3.985199459
     >>> v, g = K.kl_divergence_and_grad(np.array([[0.0, 0, -21, 0, 0]]), np.array([2]))
@@ -485,7 +454,7 @@ def kl_divergence(
 kl_divergence_and_grad = grad_twin(_KL, kl_divergence)
 
 
-@_doc
+@_fill
 def poisson(
     logits: Array,
     labels: Array,
@@ -495,6 +464,8 @@ def poisson(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``poisson`` of ``q = softmax(logits)``.
 
@@ -511,22 +482,14 @@ def poisson(
     sum to 1): a rescaled cross-entropy, up to the ``ε``.  For soft targets it is
     ``(1 − Σ_j t_j log(q_j + ε)) / C``, likewise a rescaled soft cross-entropy.
 
-    Parameters
-    ----------
-    {arrays}
+    %(parameters)s
     epsilon : float in (0, 1)
         Keras' ``backend.epsilon()``, added to ``q`` inside the logarithm.
-    {common}
+    %(common_returns)s
 
-    References
-    ----------
-    {references}
+    %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.poisson(s, np.array([2]))):.10f}")
     0.9970399565
     """
@@ -536,7 +499,7 @@ def poisson(
 poisson_and_grad = grad_twin(_POISSON, poisson)
 
 
-@_doc
+@_fill
 def categorical_hinge(
     logits: Array,
     labels: Array,
@@ -545,6 +508,8 @@ def categorical_hinge(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``categorical_hinge`` of ``q = softmax(logits)``.
 
@@ -563,20 +528,11 @@ def categorical_hinge(
     probabilities, in ``(0, 2)`` and always active; it is non-differentiable where
     the two largest non-target scores tie.  Soft targets give a different loss.
 
-    Parameters
-    ----------
-    {arrays}
-    {common}
+    %(parameters_returns)s
 
-    References
-    ----------
-    {references}
+    %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.categorical_hinge(s, np.array([2]))):.9f}")
     1.538402946
     """
@@ -586,7 +542,7 @@ def categorical_hinge(
 categorical_hinge_and_grad = grad_twin(_CATEGORICAL_HINGE, categorical_hinge)
 
 
-@_doc
+@_fill
 def hinge(
     logits: Array,
     labels: Array,
@@ -595,6 +551,8 @@ def hinge(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``hinge`` of ``q = softmax(logits)``.
 
@@ -614,20 +572,11 @@ def hinge(
     :func:`mean_absolute_error`.  For soft (non-binary) targets the labels are not
     converted and the loss differs.
 
-    Parameters
-    ----------
-    {arrays}
-    {common}
+    %(parameters_returns)s
 
-    References
-    ----------
-    {references}
+    %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.hinge(s, np.array([2]))):.9f}")
     1.192564548
     """
@@ -637,7 +586,7 @@ def hinge(
 hinge_and_grad = grad_twin(_HINGE, hinge)
 
 
-@_doc
+@_fill
 def squared_hinge(
     logits: Array,
     labels: Array,
@@ -646,6 +595,8 @@ def squared_hinge(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``squared_hinge`` of ``q = softmax(logits)``.
 
@@ -662,20 +613,11 @@ def squared_hinge(
     **One-hot targets.**  ``((1 − p_y)^2 + Σ_{j≠y} (1 + p_j)^2) / C``; soft
     (non-binary) targets are not converted and give a different loss.
 
-    Parameters
-    ----------
-    {arrays}
-    {common}
+    %(parameters_returns)s
 
-    References
-    ----------
-    {references}
+    %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.squared_hinge(s, np.array([2]))):.9f}")
     1.467375685
     """
@@ -685,7 +627,7 @@ def squared_hinge(
 squared_hinge_and_grad = grad_twin(_SQUARED_HINGE, squared_hinge)
 
 
-@_doc
+@_fill
 def mean_squared_error(
     logits: Array,
     labels: Array,
@@ -694,6 +636,8 @@ def mean_squared_error(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``mean_squared_error`` of ``q = softmax(logits)``.
 
@@ -708,20 +652,11 @@ def mean_squared_error(
     **One-hot targets.**  The same as for soft targets: Janocha's regularised
     expectation loss (L2∘σ) divided by ``C``; it is :func:`huber` times 2.
 
-    Parameters
-    ----------
-    {arrays}
-    {common}
+    %(parameters_returns)s
 
-    References
-    ----------
-    {references}
+    %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.mean_squared_error(s, np.array([2]))):.10f}")
     0.2748111371
     """
@@ -731,7 +666,7 @@ def mean_squared_error(
 mean_squared_error_and_grad = grad_twin(_MSE, mean_squared_error)
 
 
-@_doc
+@_fill
 def mean_absolute_error(
     logits: Array,
     labels: Array,
@@ -740,6 +675,8 @@ def mean_absolute_error(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``mean_absolute_error`` of ``q = softmax(logits)``.
 
@@ -755,20 +692,11 @@ def mean_absolute_error(
     divided by ``C``, smooth for finite logits.  Soft targets give a different loss,
     with kinks where ``q_j = t_j``.
 
-    Parameters
-    ----------
-    {arrays}
-    {common}
+    %(parameters_returns)s
 
-    References
-    ----------
-    {references}
+    %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.mean_absolute_error(s, np.array([2]))):.10f}")
     0.3925645479
     """
@@ -778,7 +706,7 @@ def mean_absolute_error(
 mean_absolute_error_and_grad = grad_twin(_MAE, mean_absolute_error)
 
 
-@_doc
+@_fill
 def mean_absolute_percentage_error(
     logits: Array,
     labels: Array,
@@ -788,6 +716,8 @@ def mean_absolute_percentage_error(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``mean_absolute_percentage_error`` of ``q = softmax(logits)``.
 
@@ -807,22 +737,14 @@ def mean_absolute_percentage_error(
     huge by design (finite, about 1e9, even in float32).  Soft targets give a
     different loss.
 
-    Parameters
-    ----------
-    {arrays}
+    %(parameters)s
     epsilon : float in (0, 1)
         Keras' ``backend.epsilon()``, the floor of ``|t|`` in the denominator.
-    {common}
+    %(common_returns)s
 
-    References
-    ----------
-    {references}
+    %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.mean_absolute_percentage_error(s, np.array([2]))):.1f}")
     196282293.6
     """
@@ -834,7 +756,7 @@ mean_absolute_percentage_error_and_grad = grad_twin(
 )
 
 
-@_doc
+@_fill
 def mean_squared_logarithmic_error(
     logits: Array,
     labels: Array,
@@ -844,6 +766,8 @@ def mean_squared_logarithmic_error(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``mean_squared_logarithmic_error`` of ``q = softmax(logits)``.
 
@@ -863,22 +787,14 @@ def mean_squared_logarithmic_error(
     ``(log(1 + p_y) − log 2)²`` and every other class ``(log(1 + max(p_j, ε)) −
     log(1 + ε))²``, all over ``C``.  Soft targets give a different loss.
 
-    Parameters
-    ----------
-    {arrays}
+    %(parameters)s
     epsilon : float in (0, 1)
         Keras' ``backend.epsilon()``: the floor of ``q`` and ``t``.
-    {common}
+    %(common_returns)s
 
-    References
-    ----------
-    {references}
+    %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.mean_squared_logarithmic_error(s, np.array([2]))):.10f}")
     0.1458436667
     """
@@ -890,7 +806,7 @@ mean_squared_logarithmic_error_and_grad = grad_twin(
 )
 
 
-@_doc
+@_fill
 def log_cosh(
     logits: Array,
     labels: Array,
@@ -899,6 +815,8 @@ def log_cosh(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``log_cosh`` of ``q = softmax(logits)``.
 
@@ -915,20 +833,11 @@ def log_cosh(
     **One-hot targets.**  No simpler form; ``≈ MSE/2`` while the errors are small.
     Soft targets give a different loss.
 
-    Parameters
-    ----------
-    {arrays}
-    {common}
+    %(parameters_returns)s
 
-    References
-    ----------
-    {references}
+    %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.log_cosh(s, np.array([2]))):.10f}")
     0.1234028981
     """
@@ -938,7 +847,7 @@ def log_cosh(
 log_cosh_and_grad = grad_twin(_LOG_COSH, log_cosh)
 
 
-@_doc
+@_fill
 def huber(
     logits: Array,
     labels: Array,
@@ -948,6 +857,8 @@ def huber(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``huber`` of ``q = softmax(logits)``.
 
@@ -966,22 +877,14 @@ def huber(
     default ``δ = 1``) this is :func:`mean_squared_error` / 2 = L2∘σ / (2C), for
     soft targets too.  With ``δ < 1`` it has kinks where ``|q_j − t_j| = δ``.
 
-    Parameters
-    ----------
-    {arrays}
+    %(parameters)s
     delta : float > 0
         Where the quadratic part turns linear.
-    {common}
+    %(common_returns)s
 
-    References
-    ----------
-    {references}
+    %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.huber(s, np.array([2]))):.10f}")
     0.1374055685
     """
@@ -991,7 +894,7 @@ def huber(
 huber_and_grad = grad_twin(_HUBER, huber)
 
 
-@_doc
+@_fill
 def cosine_similarity(
     logits: Array,
     labels: Array,
@@ -1000,6 +903,8 @@ def cosine_similarity(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Keras ``cosine_similarity`` of ``q = softmax(logits)`` (negated, in [−1, 0]).
 
@@ -1019,20 +924,11 @@ def cosine_similarity(
     **One-hot targets.**  ``−p_y/‖p‖ = −exp(−D_CS)``, a monotone transform of the
     Cauchy–Schwarz divergence.  Soft targets give a different loss.
 
-    Parameters
-    ----------
-    {arrays}
-    {common}
+    %(parameters_returns)s
 
-    References
-    ----------
-    {references}
+    %(references)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss.keras as K
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(K.cosine_similarity(s, np.array([2]))):.11f}")
     -0.02898701121
     """

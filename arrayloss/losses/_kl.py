@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .._api import Kernel, Targets
+from .._doc import fill_doc
 from .._typing import Array, Namespace
 from ._janocha import _residual, _softmax_parts
 from ._public import call, grad_twin
@@ -31,6 +32,7 @@ def _rows(
 _KERNEL = Kernel("kl_divergence", _rows)
 
 
+@fill_doc
 def kl_divergence(
     logits: Array,
     labels: Array,
@@ -39,6 +41,8 @@ def kl_divergence(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Kullback–Leibler divergence ``KL(labels || softmax(logits))``, exact.
 
@@ -55,35 +59,14 @@ def kl_divergence(
     Keras' ``kl_divergence`` it does not clip ``p`` at 1e-7, so confidently wrong
     samples keep their gradient (see Dräger & Dunkelau [1]_ on why that matters).
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1.
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
-
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(parameters_returns)s
 
     References
     ----------
     .. [1] S. Dräger and J. Dunkelau, "Evaluating the Impact of Loss Function
        Variation in Deep Learning for Classification", arXiv:2210.16003, 2022.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.kl_divergence(s, np.array([2]))):.6f}")
     3.985205
     >>> t = np.array([[0.0, 0.5, 0.0, 0.0, 0.5]])

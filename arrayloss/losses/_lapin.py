@@ -19,6 +19,7 @@ import array_api_extra as xpx
 
 from .. import _xp
 from .._api import Kernel, Targets
+from .._doc import filler
 from .._typing import Array, Namespace
 from .._validation import check_int, check_real
 from ._public import call, grad_twin
@@ -137,6 +138,34 @@ _KERNEL_ALPHA = Kernel(
 )
 
 
+_fill = filler(
+    {
+        "hinge_parameters": r"""%(parameters_c2_index)s
+k : int
+    How many competitors are averaged, ``1 <= k <= C - 1``.
+margin : float, non-negative
+    The margin :math:`\Delta` (the "1 +" of the paper).
+%(common_returns)s
+
+Raises
+------
+ValueError
+    If ``k`` is not in ``[1, C - 1]``, ``margin`` is negative, or the labels
+    are soft or out of range.""",
+        "raises_k": """Raises
+------
+ValueError
+    If ``k`` is not in ``[1, C - 1]`` or the labels are soft or out of range.""",
+        "references_cvpr": """References
+----------
+.. [1] M. Lapin, M. Hein and B. Schiele, "Loss Functions for Top-k Error:
+   Analysis and Insights", CVPR 2016.""",
+    }
+)
+"""`arrayloss._doc.fill_doc` with the blocks the four top-k losses share."""
+
+
+@_fill
 def topk_hinge_alpha(
     logits: Array,
     labels: Array,
@@ -147,6 +176,8 @@ def topk_hinge_alpha(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Top-k hinge α ("hinge of top-k") of Lapin, Hein & Schiele (NIPS 2015).
 
@@ -171,45 +202,14 @@ def topk_hinge_alpha(
     :math:`\max\{0, \Delta + \max_{j \ne y} s_j - s_y\}`; it never exceeds
     :func:`topk_hinge_beta` and does not increase with ``k``.
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores, ``C >= 2``; the class axis is ``axis``.
-    labels : integer array of the batch shape
-        Class indices in ``[0, C - 1]``.  Soft labels are rejected.
-    k : int
-        How many competitors are averaged, ``1 <= k <= C - 1``.
-    margin : float, non-negative
-        The margin :math:`\Delta` (the "1 +" of the paper).
-    axis : int
-        The class axis of ``logits``.
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
-
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
-
-    Raises
-    ------
-    ValueError
-        If ``k`` is not in ``[1, C - 1]``, ``margin`` is negative, or the labels
-        are soft or out of range.
+    %(hinge_parameters)s
 
     References
     ----------
     .. [1] M. Lapin, M. Hein and B. Schiele, "Top-k Multiclass SVM", NIPS 2015.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from arrayloss.losses._lapin import topk_hinge_alpha
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
-    >>> print(f"{float(topk_hinge_alpha(s, np.array([2]), k=2)):.6f}")
+    %(examples)s
+    >>> print(f"{float(al.topk_hinge_alpha(s, np.array([2]), k=2)):.6f}")
     4.100000
     """
     return call(_KERNEL_ALPHA, locals())
@@ -243,6 +243,7 @@ _KERNEL_BETA = Kernel(
 )
 
 
+@_fill
 def topk_hinge_beta(
     logits: Array,
     labels: Array,
@@ -253,6 +254,8 @@ def topk_hinge_beta(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Top-k hinge β ("top-k of hinge") of Lapin, Hein & Schiele (CVPR 2016).
 
@@ -277,46 +280,12 @@ def topk_hinge_beta(
     With ``k=1`` it is the Crammer–Singer loss; it is never below
     :func:`topk_hinge_alpha` and does not increase with ``k``.
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores, ``C >= 2``; the class axis is ``axis``.
-    labels : integer array of the batch shape
-        Class indices in ``[0, C - 1]``.  Soft labels are rejected.
-    k : int
-        How many competitors are averaged, ``1 <= k <= C - 1``.
-    margin : float, non-negative
-        The margin :math:`\Delta` (the "1 +" of the paper).
-    axis : int
-        The class axis of ``logits``.
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(hinge_parameters)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(references_cvpr)s
 
-    Raises
-    ------
-    ValueError
-        If ``k`` is not in ``[1, C - 1]``, ``margin`` is negative, or the labels
-        are soft or out of range.
-
-    References
-    ----------
-    .. [1] M. Lapin, M. Hein and B. Schiele, "Loss Functions for Top-k Error:
-       Analysis and Insights", CVPR 2016.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from arrayloss.losses._lapin import topk_hinge_beta
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
-    >>> print(f"{float(topk_hinge_beta(s, np.array([2]), k=3)):.6f}")
+    %(examples)s
+    >>> print(f"{float(al.topk_hinge_beta(s, np.array([2]), k=3)):.6f}")
     3.500000
     """
     return call(_KERNEL_BETA, locals())
@@ -380,6 +349,7 @@ _KERNEL_ENTROPY = Kernel(
 )
 
 
+@_fill
 def topk_entropy(
     logits: Array,
     labels: Array,
@@ -389,6 +359,8 @@ def topk_entropy(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Top-k entropy loss of Lapin, Hein & Schiele (CVPR 2016), convex.
 
@@ -432,46 +404,20 @@ def topk_entropy(
     ``k = C - 1`` it is :math:`\log(1 + k \exp(\operatorname{mean}_{j \ne y}
     b_j))`.
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores, ``C >= 2``; the class axis is ``axis``.
-    labels : integer array of the batch shape
-        Class indices in ``[0, C - 1]``.  Soft labels are rejected.
+    %(parameters_c2_index)s
     k : int
         The ``k`` of the top-k simplex, ``1 <= k <= C - 1``.
-    axis : int
-        The class axis of ``logits``.
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(common_returns)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(raises_k)s
 
-    Raises
-    ------
-    ValueError
-        If ``k`` is not in ``[1, C - 1]`` or the labels are soft or out of range.
-
-    References
-    ----------
-    .. [1] M. Lapin, M. Hein and B. Schiele, "Loss Functions for Top-k Error:
-       Analysis and Insights", CVPR 2016.
+    %(references_cvpr)s
     .. [2] M. Lapin, M. Hein and B. Schiele, "Analysis and Optimization of Loss
        Functions for Multiclass, Top-k, and Multilabel Classification", TPAMI
        2018 (arXiv:1612.03663).
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from arrayloss.losses._lapin import topk_entropy
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
-    >>> print(f"{float(topk_entropy(s, np.array([2]), k=2)):.6f}")
+    %(examples)s
+    >>> print(f"{float(al.topk_entropy(s, np.array([2]), k=2)):.6f}")
     3.976169
     """
     return call(_KERNEL_ENTROPY, locals())
@@ -510,6 +456,7 @@ _KERNEL_TRUNCATED = Kernel(
 )
 
 
+@_fill
 def truncated_topk_entropy(
     logits: Array,
     labels: Array,
@@ -519,6 +466,8 @@ def truncated_topk_entropy(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Truncated top-k entropy of Lapin, Hein & Schiele (CVPR 2016), non-convex.
 
@@ -542,43 +491,17 @@ def truncated_topk_entropy(
 
     At ``k=1`` nothing is dropped and it is softmax cross-entropy.
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores, ``C >= 2``; the class axis is ``axis``.
-    labels : integer array of the batch shape
-        Class indices in ``[0, C - 1]``.  Soft labels are rejected.
+    %(parameters_c2_index)s
     k : int
         ``k - 1`` competitors are dropped, ``1 <= k <= C - 1``.
-    axis : int
-        The class axis of ``logits``.
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
+    %(common_returns)s
 
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(raises_k)s
 
-    Raises
-    ------
-    ValueError
-        If ``k`` is not in ``[1, C - 1]`` or the labels are soft or out of range.
+    %(references_cvpr)s
 
-    References
-    ----------
-    .. [1] M. Lapin, M. Hein and B. Schiele, "Loss Functions for Top-k Error:
-       Analysis and Insights", CVPR 2016.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from arrayloss.losses._lapin import truncated_topk_entropy
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
-    >>> print(f"{float(truncated_topk_entropy(s, np.array([2]), k=2)):.6f}")
+    %(examples)s
+    >>> print(f"{float(al.truncated_topk_entropy(s, np.array([2]), k=2)):.6f}")
     3.171039
     """
     return call(_KERNEL_TRUNCATED, locals())

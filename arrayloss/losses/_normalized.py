@@ -9,20 +9,18 @@ both from the exact softmax parts of `_janocha._softmax_parts`.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .._api import Kernel, Targets
+from .._doc import filler
 from .._typing import Array, Namespace
 from .._validation import check_real
 from ._janocha import _expectation_rows, _residual, _softmax_parts
 from ._public import call, grad_twin
-from ._robust import (
-    _COMMON_DOC,
-    _TAIL_DOC,
-    label_parts,
-    set_label,
-    through_label,
-)
+from ._robust import label_parts, through_label
+
+Rows = tuple[Array, Array | None]
 
 __all__ = [
     "nce_mae",
@@ -106,7 +104,7 @@ def _nce_index(
         alpha * (-c_y - nce * (n_classes * p_y - 1)) / n_classes / u_c
         - (beta * kappa) * p_y * c_y
     )
-    return loss, set_label(p, g_y, t, xp=xp)
+    return loss, t.set_label(p, g_y)
 
 
 def _check_ab(alpha: float, beta: float) -> dict[str, float]:
@@ -119,28 +117,53 @@ def _check_ab(alpha: float, beta: float) -> dict[str, float]:
 # ----------------------------------------------------------------------------- kernels
 
 
-def _sce_rows(
-    z: Array,
-    t: Targets,
-    *,
-    xp: Namespace,
-    want_grad: bool,
-    alpha: float,
-    beta: float,
-    A: float,
-) -> tuple[Array, Array | None]:
-    if t.index is not None:
-        p, p_y, c_y, log_p, _, _ = label_parts(z, t, xp=xp, want_p=want_grad)
-        loss = -alpha * log_p - beta * A * c_y
-        if p is None:
+def _rows(active: str, passive: str | None) -> Callable[..., Rows]:
+    """The kernel of ``alpha * active + beta * passive``: ``active`` is ``"ce"``
+    or ``"nce"``, ``passive`` is ``"rce"`` (with ``log 0 := A``), ``"mae"`` (the
+    expectation loss) or ``None``."""
+
+    def rows(
+        z: Array,
+        t: Targets,
+        *,
+        xp: Namespace,
+        want_grad: bool,
+        alpha: float = 1.0,
+        beta: float = 0.0,
+        A: float = 0.0,
+    ) -> Rows:
+        if t.index is not None and active == "ce":
+            p, p_y, c_y, log_p, _, _ = label_parts(z, t, xp=xp, want_p=want_grad)
+            loss = -alpha * log_p - beta * A * c_y
+            if p is None:
+                return loss, None
+            return loss, through_label(p, beta * A * p_y - alpha, c_y, t, xp=xp)
+        if t.index is not None:
+            kappa = 2.0 if passive == "mae" else -A
+            return _nce_index(
+                z, t, xp=xp, want_grad=want_grad, alpha=alpha, beta=beta, kappa=kappa
+            )
+        p, c, w, log_s = _softmax_parts(z, xp=xp)
+        resid = _residual(p, c, t.probs)
+        if active == "ce":
+            first: tuple[Array, Array] = (
+                log_s[:, 0] - xp.sum(t.probs * w, axis=1),
+                resid,
+            )
+        else:
+            first = _nce(p, c, w, log_s, resid, t, xp=xp)
+        if passive is None:
+            return first[0], (first[1] if want_grad else None)
+        if passive == "rce":
+            second: Rows = _rce(p, c, resid, t, A, xp=xp)
+        else:
+            second = _expectation_rows(z, t, xp=xp, want_grad=want_grad)
+        loss = alpha * first[0] + beta * second[0]
+        if not want_grad or second[1] is None:
             return loss, None
-        return loss, through_label(p, beta * A * p_y - alpha, c_y, t, xp=xp)
-    p, c, w, log_s = _softmax_parts(z, xp=xp)
-    resid = _residual(p, c, t.probs)
-    ce = log_s[:, 0] - xp.sum(t.probs * w, axis=1)
-    rce, rce_grad = _rce(p, c, resid, t, A, xp=xp)
-    loss = alpha * ce + beta * rce
-    return loss, (alpha * resid + beta * rce_grad if want_grad else None)
+        return loss, alpha * first[1] + beta * second[1]
+
+    return rows
 
 
 def _sce_check(
@@ -149,60 +172,10 @@ def _sce_check(
     return {**_check_ab(alpha, beta), "A": check_real("A", A, high=0)}
 
 
-def _nce_rows(
-    z: Array, t: Targets, *, xp: Namespace, want_grad: bool
-) -> tuple[Array, Array | None]:
-    if t.index is not None:
-        return _nce_index(
-            z, t, xp=xp, want_grad=want_grad, alpha=1.0, beta=0.0, kappa=0.0
-        )
-    p, c, w, log_s = _softmax_parts(z, xp=xp)
-    nce, grad = _nce(p, c, w, log_s, _residual(p, c, t.probs), t, xp=xp)
-    return nce, (grad if want_grad else None)
-
-
-def _nce_rce_rows(
-    z: Array,
-    t: Targets,
-    *,
-    xp: Namespace,
-    want_grad: bool,
-    alpha: float,
-    beta: float,
-    A: float,
-) -> tuple[Array, Array | None]:
-    if t.index is not None:
-        return _nce_index(
-            z, t, xp=xp, want_grad=want_grad, alpha=alpha, beta=beta, kappa=-A
-        )
-    p, c, w, log_s = _softmax_parts(z, xp=xp)
-    resid = _residual(p, c, t.probs)
-    nce, nce_grad = _nce(p, c, w, log_s, resid, t, xp=xp)
-    rce, rce_grad = _rce(p, c, resid, t, A, xp=xp)
-    loss = alpha * nce + beta * rce
-    return loss, (alpha * nce_grad + beta * rce_grad if want_grad else None)
-
-
 def _nce_rce_check(
     *, n_classes: int, alpha: float = 1.0, beta: float = 1.0, A: float = -4.0
 ) -> dict[str, Any]:
     return _sce_check(n_classes=n_classes, alpha=alpha, beta=beta, A=A)
-
-
-def _nce_mae_rows(
-    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, alpha: float, beta: float
-) -> tuple[Array, Array | None]:
-    if t.index is not None:
-        return _nce_index(
-            z, t, xp=xp, want_grad=want_grad, alpha=alpha, beta=beta, kappa=2.0
-        )
-    p, c, w, log_s = _softmax_parts(z, xp=xp)
-    nce, nce_grad = _nce(p, c, w, log_s, _residual(p, c, t.probs), t, xp=xp)
-    mae, mae_grad = _expectation_rows(z, t, xp=xp, want_grad=want_grad)
-    loss = alpha * nce + beta * mae
-    if mae_grad is None:
-        return loss, None
-    return loss, alpha * nce_grad + beta * mae_grad
 
 
 def _nce_mae_check(
@@ -211,39 +184,48 @@ def _nce_mae_check(
     return _check_ab(alpha, beta)
 
 
-_SCE = Kernel("symmetric_cross_entropy", _sce_rows, check_params=_sce_check)
-_NCE = Kernel("normalized_cross_entropy", _nce_rows, min_classes=2)
-_NCE_RCE = Kernel("nce_rce", _nce_rce_rows, min_classes=2, check_params=_nce_rce_check)
-_NCE_MAE = Kernel("nce_mae", _nce_mae_rows, min_classes=2, check_params=_nce_mae_check)
+_SCE = Kernel("symmetric_cross_entropy", _rows("ce", "rce"), check_params=_sce_check)
+_NCE = Kernel("normalized_cross_entropy", _rows("nce", None), min_classes=2)
+_NCE_RCE = Kernel(
+    "nce_rce", _rows("nce", "rce"), min_classes=2, check_params=_nce_rce_check
+)
+_NCE_MAE = Kernel(
+    "nce_mae", _rows("nce", "mae"), min_classes=2, check_params=_nce_mae_check
+)
 
-_RCE_DOC = r"""
-    The reverse cross-entropy is
+_fill = filler(
+    {
+        "rce": r"""The reverse cross-entropy is
 
-    .. math::
+.. math::
 
-        \mathrm{RCE}(s, t) = -\sum_k p_k \log t_k \quad (\log 0 := A),
-        \qquad \frac{\partial\, \mathrm{RCE}}{\partial s}
-            = -p \odot (L - \langle p, L \rangle), \quad L_k = \log t_k,
+    \mathrm{RCE}(s, t) = -\sum_k p_k \log t_k \quad (\log 0 := A),
+    \qquad \frac{\partial\, \mathrm{RCE}}{\partial s}
+        = -p \odot (L - \langle p, L \rangle), \quad L_k = \log t_k,
 
-    for a one-hot target ``-A (1 - p_y)``, with gradient ``A p_y (e_y - p)``."""
+for a one-hot target ``-A (1 - p_y)``, with gradient ``A p_y (e_y - p)``.""",
+        "nce": r"""The normalized cross-entropy divides CE by its sum over all labels:
 
-_NCE_DOC = r"""
-    The normalized cross-entropy divides CE by its sum over all labels:
+.. math::
 
-    .. math::
+    \mathrm{NCE}(s, t) = \frac{-\sum_k t_k \log p_k}{-\sum_j \log p_j} = \frac{N}{U},
+    \qquad \frac{\partial\, \mathrm{NCE}}{\partial s}
+        = \frac{(p - t) - \mathrm{NCE}\,(C p - 1)}{U},
 
-        \mathrm{NCE}(s, t) = \frac{-\sum_k t_k \log p_k}{-\sum_j \log p_j} = \frac{N}{U},
-        \qquad \frac{\partial\, \mathrm{NCE}}{\partial s}
-            = \frac{(p - t) - \mathrm{NCE}\,(C p - 1)}{U},
+in [0, 1]; both sums have terms of one sign (no cancellation).""",
+        "A": "A : float <= 0\n    The value that stands for ``log 0`` in RCE.",
+        "references_ma": """References
+----------
+.. [1] X. Ma, H. Huang, Y. Wang, S. Romano, S. Erfani and J. Bailey,
+   "Normalized Loss Functions for Deep Learning with Noisy Labels",
+   ICML 2020, arXiv:2006.13554.""",
+    }
+)
+"""`arrayloss._doc.fill_doc` with the RCE and NCE paragraphs, the parameter ``A``
+and Ma et al.'s paper."""
 
-    in [0, 1]; both sums have terms of one sign (no cancellation)."""
 
-_MA_REF = """
-    .. [1] X. Ma, H. Huang, Y. Wang, S. Romano, S. Erfani and J. Bailey,
-       "Normalized Loss Functions for Deep Learning with Noisy Labels",
-       ICML 2020, arXiv:2006.13554."""
-
-
+@_fill
 def symmetric_cross_entropy(
     logits: Array,
     labels: Array,
@@ -255,9 +237,12 @@ def symmetric_cross_entropy(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Symmetric cross-entropy (Wang et al. 2019): ``alpha CE + beta RCE``.
-    {rce}
+
+    %(rce)s
 
     So for a one-hot target
 
@@ -270,12 +255,11 @@ def symmetric_cross_entropy(
     paper's CIFAR-10 setting.  ``log p_y`` comes from the log-softmax and
     ``1 - p_y`` is the exact complement.
 
-    Parameters
-    ----------{common}
+    %(parameters)s
     alpha, beta : float >= 0
         Weights of CE and RCE.
-    A : float <= 0
-        The value that stands for ``log 0`` in RCE.{tail}
+    %(A)s
+    %(common_returns)s
 
     References
     ----------
@@ -283,11 +267,7 @@ def symmetric_cross_entropy(
        Entropy for Robust Learning with Noisy Labels", ICCV 2019,
        arXiv:1908.06112.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.symmetric_cross_entropy(s, np.array([2]))):.6f}")
     4.324166
     """
@@ -297,6 +277,7 @@ def symmetric_cross_entropy(
 symmetric_cross_entropy_and_grad = grad_twin(_SCE, symmetric_cross_entropy)
 
 
+@_fill
 def normalized_cross_entropy(
     logits: Array,
     labels: Array,
@@ -305,23 +286,20 @@ def normalized_cross_entropy(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Normalized cross-entropy (Ma et al. 2020), robust to symmetric label noise.
-    {nce}
+
+    %(nce)s
 
     It needs ``C >= 2`` classes (then ``U >= log 2``).
 
-    Parameters
-    ----------{common}{tail}
+    %(parameters_returns)s
 
-    References
-    ----------{ma}
+    %(references_ma)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.normalized_cross_entropy(s, np.array([2]))):.6f}")
     0.348783
     """
@@ -331,6 +309,7 @@ def normalized_cross_entropy(
 normalized_cross_entropy_and_grad = grad_twin(_NCE, normalized_cross_entropy)
 
 
+@_fill
 def nce_rce(
     logits: Array,
     labels: Array,
@@ -342,28 +321,26 @@ def nce_rce(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""The active-passive loss NCE+RCE (Ma et al. 2020): ``alpha NCE + beta RCE``.
-    {nce}
-    {rce}
+
+    %(nce)s
+
+    %(rce)s
 
     The defaults ``alpha = beta = 1`` are the paper's CIFAR-10 setting.
 
-    Parameters
-    ----------{common}
+    %(parameters)s
     alpha, beta : float >= 0
         Weights of NCE (active) and RCE (passive).
-    A : float <= 0
-        The value that stands for ``log 0`` in RCE.{tail}
+    %(A)s
+    %(common_returns)s
 
-    References
-    ----------{ma}
+    %(references_ma)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.nce_rce(s, np.array([2]))):.6f}")
     4.274429
     """
@@ -373,6 +350,7 @@ def nce_rce(
 nce_rce_and_grad = grad_twin(_NCE_RCE, nce_rce)
 
 
+@_fill
 def nce_mae(
     logits: Array,
     labels: Array,
@@ -383,28 +361,26 @@ def nce_mae(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""The active-passive loss NCE+MAE (Ma et al. 2020): ``alpha NCE + beta MAE``.
-    {nce}
+
+    %(nce)s
 
     MAE is the paper's ``sum_k |p_k - t_k|``, :func:`expectation` (``2 (1 - p_y)``
     for a one-hot target, gradient ``-2 p_y (e_y - p)``; it has kinks where
     ``p_k = t_k`` for soft targets).  The defaults ``alpha = beta = 1`` are the
     paper's CIFAR-10 setting.
 
-    Parameters
-    ----------{common}
+    %(parameters)s
     alpha, beta : float >= 0
-        Weights of NCE (active) and MAE (passive).{tail}
+        Weights of NCE (active) and MAE (passive).
+    %(common_returns)s
 
-    References
-    ----------{ma}
+    %(references_ma)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.nce_mae(s, np.array([2]))):.6f}")
     2.311606
     """
@@ -412,17 +388,3 @@ def nce_mae(
 
 
 nce_mae_and_grad = grad_twin(_NCE_MAE, nce_mae)
-
-
-_PARTS = {
-    "{common}": _COMMON_DOC,
-    "{tail}": _TAIL_DOC,
-    "{rce}": _RCE_DOC,
-    "{nce}": _NCE_DOC,
-    "{ma}": _MA_REF,
-}
-for _f in (symmetric_cross_entropy, normalized_cross_entropy, nce_rce, nce_mae):
-    if _f.__doc__:  # None under python -OO
-        for _key, _text in _PARTS.items():
-            _f.__doc__ = _f.__doc__.replace(_key, _text)
-del _f

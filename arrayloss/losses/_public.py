@@ -18,20 +18,16 @@ import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from .._api import Kernel
+from .._api import CONVENTIONS, Kernel, unknown_parameter
+from .._doc import DOCS, fill
 from .._typing import Array
 
-__all__ = ["GRAD_DOC", "GradFunction", "call", "grad_twin"]
+__all__ = ["GradFunction", "call", "grad_twin"]
 
 GradFunction = Callable[..., tuple[Array, Array]]
 
-GRAD_DOC = """Value of :func:`{name}` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-
 _ARRAYS = ("logits", "labels")
+_COMMON = ("axis", "reduction", "weights", *CONVENTIONS)
 
 
 def call(kernel: Kernel, args: Mapping[str, Any]) -> Array:
@@ -55,24 +51,26 @@ def grad_twin(kernel: Kernel, value: Callable[..., Array]) -> GradFunction:
     -------
     callable
         ``name_and_grad(logits, labels, /, *, ...) -> (value, gradient)``, with
-        ``value``'s signature, `GRAD_DOC` as its docstring and ``value``'s module.
+        ``value``'s signature, the ``grad`` block of `arrayloss._doc.DOCS` as its
+        docstring and ``value``'s module.
 
     Raises
     ------
     TypeError
-        When called with a keyword that ``value`` does not take.
+        When called with a keyword that ``value`` does not take, with the
+        message of `arrayloss._api.unknown_parameter`.
     """
     sig = inspect.signature(value)
     defaults = {
         p.name: p.default for p in sig.parameters.values() if p.name not in _ARRAYS
     }
     name = value.__name__ + "_and_grad"
+    own = [k for k in defaults if k not in _COMMON]
 
     def twin(logits: Array, labels: Array, /, **params: Any) -> tuple[Array, Array]:
         unknown = params.keys() - defaults.keys()
         if unknown:
-            msg = f"{name}() got an unexpected keyword argument {min(unknown)!r}"
-            raise TypeError(msg)
+            raise unknown_parameter(kernel.name, min(unknown), own)
         return kernel.value_and_grad(logits, labels, **{**defaults, **params})
 
     annotations = dict(getattr(value, "__annotations__", {}))
@@ -83,6 +81,6 @@ def grad_twin(kernel: Kernel, value: Callable[..., Array]) -> GradFunction:
     twin.__annotations__ = annotations
     twin.__name__ = twin.__qualname__ = name
     twin.__module__ = value.__module__
-    twin.__doc__ = GRAD_DOC.format(name=value.__name__)
+    twin.__doc__ = fill(DOCS["grad"], {"name": value.__name__})
     twin.__wrapped__ = value  # type: ignore[attr-defined]
     return twin

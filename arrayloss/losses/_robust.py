@@ -22,6 +22,7 @@ from typing import Any
 
 from .. import _xp
 from .._api import Kernel, Targets
+from .._doc import fill_doc
 from .._typing import Array, Namespace
 from .._validation import check_int, check_real
 from ._janocha import _softmax_parts
@@ -86,16 +87,7 @@ def through_label(
 ) -> Array:
     """``g_y (e_y - p)``, row by row, written into ``p`` where the namespace allows."""
     p *= -g_y[:, None]
-    return set_label(p, g_y * c_y, t, xp=xp)
-
-
-def set_label(p: Array, value: Array, t: Targets, *, xp: Namespace) -> Array:
-    """``p`` with ``p[i, y_i] = value[i]``, in place where the namespace allows."""
-    if _xp.scatter_supported(xp):
-        rows = xp.arange(p.shape[0], device=_xp.xp_device(p))
-        p[rows, t.index] = value
-        return p
-    return xp.where(t.mask, value[:, None], p)
+    return t.set_label(p, g_y * c_y)
 
 
 def through_softmax(p: Array, c: Array, big_g: Array, *, xp: Namespace) -> Array:
@@ -198,8 +190,8 @@ def _taylor_g(p: Array, c: Array, log_p: Array, *, xp: Namespace, order: int) ->
     return -p * acc
 
 
-def _taylor_check(*, n_classes: int, order: int = 2) -> dict[str, Any]:
-    return {"order": check_int("t", order, low=1)}
+def _taylor_check(*, n_classes: int, t: int = 2) -> dict[str, Any]:
+    return {"order": check_int("t", t, low=1)}  # the kernel's name for the order
 
 
 _FOCAL = Kernel(
@@ -215,27 +207,8 @@ _TAYLOR = Kernel(
     check_params=_taylor_check,
 )
 
-_COMMON_DOC = """
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape, or float array of ``logits``' shape
-        Class indices, or soft labels whose rows sum to 1."""
 
-_TAIL_DOC = """
-    axis : int
-        The class axis of ``logits`` (and of soft ``labels``).
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
-
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``."""
-
-
+@fill_doc
 def focal(
     logits: Array,
     labels: Array,
@@ -245,6 +218,8 @@ def focal(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Focal loss (Lin et al. 2017), on logits.
 
@@ -259,26 +234,22 @@ def focal(
     ``G_j = t_j g(p_j)``).  ``gamma = 0`` is :func:`cross_entropy`.  It is computed
     from the log-softmax and the exact complement ``1 - p_y``, so it is accurate
     when ``p_y`` is near 1 (the loss is then about ``(1 - p_y)^(1 + gamma)``) and
-    finite when ``p_y`` underflows.  Class balancing (the paper's ``alpha_t``) is a
-    sample weight: ``weights=class_weights[labels]``.  Keras'
+    finite when ``p_y`` underflows.  Class balancing (the paper's ``alpha_t``) is
+    ``class_weights=alpha``.  Keras'
     ``CategoricalFocalCrossentropy(alpha=a)`` on softmax outputs is ``a`` times
     this loss (with its 1e-7 clipping).
 
-    Parameters
-    ----------{common}
+    %(parameters)s
     gamma : float >= 0
-        The focusing parameter.{tail}
+        The focusing parameter.
+    %(common_returns)s
 
     References
     ----------
     .. [1] T.-Y. Lin, P. Goyal, R. Girshick, K. He and P. Dollár, "Focal Loss for
        Dense Object Detection", ICCV 2017, arXiv:1708.02002.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.focal(s, np.array([4]))):.6f}")
     0.114850
     """
@@ -288,6 +259,7 @@ def focal(
 focal_and_grad = grad_twin(_FOCAL, focal)
 
 
+@fill_doc
 def generalized_cross_entropy(
     logits: Array,
     labels: Array,
@@ -297,6 +269,8 @@ def generalized_cross_entropy(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Generalized cross-entropy :math:`L_q` (Zhang & Sabuncu 2018).
 
@@ -313,10 +287,10 @@ def generalized_cross_entropy(
     it is accurate for ``p_y`` near 1 and exact to ``1/q`` when ``p_y``
     underflows.
 
-    Parameters
-    ----------{common}
+    %(parameters)s
     q : float in (0, 1]
-        The Box–Cox exponent.{tail}
+        The Box–Cox exponent.
+    %(common_returns)s
 
     References
     ----------
@@ -324,11 +298,7 @@ def generalized_cross_entropy(
        Training Deep Neural Networks with Noisy Labels", NeurIPS 2018,
        arXiv:1805.07836.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.generalized_cross_entropy(s, np.array([2]))):.6f}")
     1.340796
     """
@@ -338,6 +308,7 @@ def generalized_cross_entropy(
 generalized_cross_entropy_and_grad = grad_twin(_GCE, generalized_cross_entropy)
 
 
+@fill_doc
 def poly1(
     logits: Array,
     labels: Array,
@@ -347,6 +318,8 @@ def poly1(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Poly-1 cross-entropy (Leng et al. 2022).
 
@@ -361,10 +334,10 @@ def poly1(
     the soft-label form is Optax's ``poly_loss_cross_entropy``.  ``1 - p_y`` is
     the exact complement, so a confident sample keeps its small loss.
 
-    Parameters
-    ----------{common}
+    %(parameters)s
     epsilon : float >= -1
-        Weight of the first polynomial term (``-1`` keeps the loss non-negative).{tail}
+        Weight of the first polynomial term (``-1`` keeps the loss non-negative).
+    %(common_returns)s
 
     References
     ----------
@@ -372,11 +345,7 @@ def poly1(
        "PolyLoss: A Polynomial Expansion Perspective of Classification Loss
        Functions", ICLR 2022, arXiv:2204.12511.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.poly1(s, np.array([2]))):.6f}")
     4.966617
     """
@@ -386,6 +355,7 @@ def poly1(
 poly1_and_grad = grad_twin(_POLY1, poly1)
 
 
+@fill_doc
 def taylor_cross_entropy(
     logits: Array,
     labels: Array,
@@ -395,6 +365,8 @@ def taylor_cross_entropy(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Taylor cross-entropy (Feng et al. 2020): the order-``t`` Taylor series of
     ``-log p_y`` around ``p_y = 1``.
@@ -410,52 +382,21 @@ def taylor_cross_entropy(
     (half the :func:`expectation` loss); as ``t -> inf`` it tends to
     :func:`cross_entropy`.  Horner's scheme on the exact complement ``1 - p_y``.
 
-    Parameters
-    ----------{common}
+    %(parameters)s
     t : int >= 1
-        The order of the series.{tail}
+        The order of the series.
+    %(common_returns)s
 
     References
     ----------
     .. [1] L. Feng, S. Shu, Z. Lin, F. Lv, L. Li and B. An, "Can Cross Entropy
        Loss Be Robust to Label Noise?", IJCAI 2020, pp. 2206–2212.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.taylor_cross_entropy(s, np.array([2]))):.6f}")
     1.462996
     """
-    return _TAYLOR.value(
-        logits, labels, axis=axis, reduction=reduction, weights=weights, order=t
-    )
+    return call(_TAYLOR, locals())
 
 
-def taylor_cross_entropy_and_grad(
-    logits: Array,
-    labels: Array,
-    /,
-    *,
-    t: int = 2,
-    axis: int = -1,
-    reduction: str = "mean",
-    weights: Array | None = None,
-) -> tuple[Array, Array]:
-    """Value of :func:`taylor_cross_entropy` and its gradient with respect to ``logits``.
-
-    The gradient has ``logits``' shape: the gradient of the reduced scalar for
-    ``"mean"``/``"sum"``; for ``"none"``, row ``i`` holds d loss_i / d logits_i.
-    """
-    return _TAYLOR.value_and_grad(
-        logits, labels, axis=axis, reduction=reduction, weights=weights, order=t
-    )
-
-
-for _f in (focal, generalized_cross_entropy, poly1, taylor_cross_entropy):
-    if _f.__doc__:  # None under python -OO
-        _f.__doc__ = _f.__doc__.replace("{common}", _COMMON_DOC).replace(
-            "{tail}", _TAIL_DOC
-        )
-del _f
+taylor_cross_entropy_and_grad = grad_twin(_TAYLOR, taylor_cross_entropy)

@@ -39,10 +39,10 @@ from array_api_compat import (
 )
 
 from .. import _xp
-from .._api import Kernel, Targets
+from .._api import Kernel, Targets, normalize_axis
+from .._doc import filler
 from .._typing import Array, Namespace
 from ._public import call, grad_twin
-from ._robust import _COMMON_DOC, _TAIL_DOC
 
 __all__ = [
     "entmax15",
@@ -214,13 +214,7 @@ def _mapping(z: Array, axis: int, fn: Callable[..., Array], name: str) -> Array:
     if z.ndim < 1:
         msg = f"`{name}` needs at least one dimension (the class axis); got a 0-d array"
         raise ValueError(msg)
-    if isinstance(axis, bool) or not isinstance(axis, int):
-        msg = f"`axis` must be an integer (got axis={axis!r})"
-        raise TypeError(msg)
-    if not -z.ndim <= axis < z.ndim:
-        msg = f"`axis` {axis} is out of range for `z` with {z.ndim} dimensions"
-        raise ValueError(msg)
-    axis %= z.ndim
+    axis = normalize_axis(axis, z.ndim, name="z")
     last = axis == z.ndim - 1
     x = z if last else xp.moveaxis(z, axis, -1)
     if is_dask_namespace(xp):
@@ -240,6 +234,34 @@ def _jax_program(fn: Callable[..., Array]) -> Any:
     return jax.jit(lambda x: fn(x, xp=_xp.array_namespace(x)))
 
 
+_fill = filler(
+    {
+        "mapping": """Parameters
+----------
+z : array
+    Real scores; integer arrays are promoted to the default float.
+axis : int
+    The class axis.
+
+Returns
+-------
+array
+    Probabilities of ``z``'s shape, dtype and device, summing to 1 along
+    ``axis``, with zeros outside the support.""",
+        "martins": """.. [1] A. F. T. Martins and R. F. Astudillo, "From Softmax to Sparsemax: A
+   Sparse Model of Attention and Multi-Label Classification", ICML 2016,
+   arXiv:1602.02068.""",
+        "peters": """.. [1] B. Peters, V. Niculae and A. F. T. Martins, "Sparse Sequence-to-Sequence
+   Models", ACL 2019, arXiv:1905.05702.""",
+        "blondel": """.. [2] M. Blondel, A. F. T. Martins and V. Niculae, "Learning with
+   Fenchel-Young Losses", JMLR 21(35), 2020.""",
+    }
+)
+"""`arrayloss._doc.fill_doc` with the mappings' sections and the papers cited
+twice here."""
+
+
+@_fill
 def sparsemax(z: Array, /, axis: int = -1) -> Array:
     r"""Sparsemax, the Euclidean projection onto the probability simplex.
 
@@ -255,24 +277,11 @@ def sparsemax(z: Array, /, axis: int = -1) -> Array:
     a score far above the others gives an exactly one-hot row.  Its Jacobian is
     ``diag(s) - s s^T / |S|`` on the support ``S`` (``s`` its indicator).
 
-    Parameters
-    ----------
-    z : array
-        Real scores; integer arrays are promoted to the default float.
-    axis : int
-        The class axis.
-
-    Returns
-    -------
-    array
-        Probabilities of ``z``'s shape, dtype and device, summing to 1 along
-        ``axis``, with zeros outside the support.
+    %(mapping)s
 
     References
     ----------
-    .. [1] A. F. T. Martins and R. F. Astudillo, "From Softmax to Sparsemax: A
-       Sparse Model of Attention and Multi-Label Classification", ICML 2016,
-       arXiv:1602.02068.
+    %(martins)s
 
     Examples
     --------
@@ -284,6 +293,7 @@ def sparsemax(z: Array, /, axis: int = -1) -> Array:
     return _mapping(z, axis, _sparsemax_last, "sparsemax")
 
 
+@_fill
 def entmax15(z: Array, /, axis: int = -1) -> Array:
     r"""1.5-entmax (Peters, Niculae & Martins 2019): between softmax and sparsemax.
 
@@ -299,23 +309,11 @@ def entmax15(z: Array, /, axis: int = -1) -> Array:
     the support.  Its Jacobian is ``diag(v) - v v^T / sum(v)`` with
     ``v = sqrt(p)`` (times 1/2 for ``z``).
 
-    Parameters
-    ----------
-    z : array
-        Real scores; integer arrays are promoted to the default float.
-    axis : int
-        The class axis.
-
-    Returns
-    -------
-    array
-        Probabilities of ``z``'s shape, dtype and device, summing to 1 along
-        ``axis``, with zeros outside the support.
+    %(mapping)s
 
     References
     ----------
-    .. [1] B. Peters, V. Niculae and A. F. T. Martins, "Sparse Sequence-to-Sequence
-       Models", ACL 2019, arXiv:1905.05702.
+    %(peters)s
 
     Examples
     --------
@@ -395,6 +393,7 @@ _SPARSEMAX = Kernel("sparsemax_loss", _sparsemax_loss_rows, jax_compile=())
 _ENTMAX15 = Kernel("entmax15_loss", _entmax15_loss_rows, jax_compile=())
 
 
+@_fill
 def sparsemax_loss(
     logits: Array,
     labels: Array,
@@ -403,6 +402,8 @@ def sparsemax_loss(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Sparsemax loss (Martins & Astudillo 2016), the Fenchel–Young loss of
     :func:`sparsemax`.
@@ -421,22 +422,14 @@ def sparsemax_loss(
     changes (``z_j = tau``), declared for `arrayloss.gradcheck`.  Optax's
     ``sparsemax_loss`` / ``multiclass_sparsemax_loss`` compute the same values.
 
-    Parameters
-    ----------{common}{tail}
+    %(parameters_returns)s
 
     References
     ----------
-    .. [1] A. F. T. Martins and R. F. Astudillo, "From Softmax to Sparsemax: A
-       Sparse Model of Attention and Multi-Label Classification", ICML 2016,
-       arXiv:1602.02068.
-    .. [2] M. Blondel, A. F. T. Martins and V. Niculae, "Learning with
-       Fenchel-Young Losses", JMLR 21(35), 2020.
+    %(martins)s
+    %(blondel)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.sparsemax_loss(s, np.array([2]))):.6f}")
     3.440000
     """
@@ -446,6 +439,7 @@ def sparsemax_loss(
 sparsemax_loss_and_grad = grad_twin(_SPARSEMAX, sparsemax_loss)
 
 
+@_fill
 def entmax15_loss(
     logits: Array,
     labels: Array,
@@ -454,6 +448,8 @@ def entmax15_loss(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""1.5-entmax loss (Peters, Niculae & Martins 2019), the Fenchel–Young loss
     of :func:`entmax15`.
@@ -473,21 +469,14 @@ def entmax15_loss(
     package's ``Entmax15Loss``.  Smooth (twice differentiable; the third derivative
     jumps where the support changes, declared for `arrayloss.gradcheck`).
 
-    Parameters
-    ----------{common}{tail}
+    %(parameters_returns)s
 
     References
     ----------
-    .. [1] B. Peters, V. Niculae and A. F. T. Martins, "Sparse Sequence-to-Sequence
-       Models", ACL 2019, arXiv:1905.05702.
-    .. [2] M. Blondel, A. F. T. Martins and V. Niculae, "Learning with
-       Fenchel-Young Losses", JMLR 21(35), 2020.
+    %(peters)s
+    %(blondel)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.entmax15_loss(s, np.array([2]))):.6f}")
     3.553442
     """
@@ -495,11 +484,3 @@ def entmax15_loss(
 
 
 entmax15_loss_and_grad = grad_twin(_ENTMAX15, entmax15_loss)
-
-
-for _f in (sparsemax_loss, entmax15_loss):
-    if _f.__doc__:  # None under python -OO
-        _f.__doc__ = _f.__doc__.replace("{common}", _COMMON_DOC).replace(
-            "{tail}", _TAIL_DOC
-        )
-del _f

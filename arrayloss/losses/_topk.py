@@ -7,6 +7,7 @@ from typing import Any
 
 from .. import _xp
 from .._api import Kernel, Targets
+from .._doc import fill_doc
 from .._typing import Array, Namespace
 from .._validation import check_choice, check_int, check_real
 from ..esp import _log_ratio_and_grad
@@ -32,20 +33,6 @@ def _check_k(k: object, n_classes: int) -> int:
         )
         raise ValueError(msg)
     return k
-
-
-def _set_labels(g: Array, values: Array, t: Targets, *, xp: Namespace) -> Array:
-    """``g`` (our own array) with ``g[i, labels[i]] = values[i]``."""
-    if _xp.scatter_supported(xp):
-        rows = xp.arange(g.shape[0], device=_xp.xp_device(g))
-        g[rows, t.index] = values
-        return g
-    return xp.where(t.mask, values[:, None], g)
-
-
-# --------------------------------------------------------------------------------------
-# Hard top-k SVM.
-# --------------------------------------------------------------------------------------
 
 
 def _hard_rows(
@@ -130,7 +117,7 @@ def _smooth_k1(
         return loss, None
     sig = _xp.sigmoid(r, xp=xp)
     e *= (sig / s)[:, None]  # our own array
-    return loss, _set_labels(e, -sig, t, xp=xp)
+    return loss, t.set_label(e, -sig)
 
 
 def _smooth_rows(
@@ -200,7 +187,7 @@ def _smooth_k(
     loss = tau * _xp.softplus(r, xp=xp)
     if not want_grad:
         return loss, None
-    return loss, _set_labels(g, -_xp.sigmoid(r, xp=xp) / k, t, xp=xp)
+    return loss, t.set_label(g, -_xp.sigmoid(r, xp=xp) / k)
 
 
 _SMOOTH = Kernel(
@@ -221,6 +208,7 @@ _HARD = Kernel(
 )
 
 
+@fill_doc
 def smooth_topk_svm(
     logits: Array,
     labels: Array,
@@ -234,6 +222,8 @@ def smooth_topk_svm(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Smooth top-k SVM loss :math:`L_{k,\tau}` of Berrada, Zisserman & Kumar.
 
@@ -269,12 +259,7 @@ def smooth_topk_svm(
     s_y)/\tau)` (the code's smooth top-1 SVM); ``k=1, tau=1, alpha=0`` is
     :func:`~arrayloss.cross_entropy`; as ``tau -> 0`` it tends to :func:`topk_svm`.
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape
-        Class indices (soft labels are rejected).
+    %(parameters_index)s
     k : int
         ``1 <= k < C``.
     tau : float
@@ -291,18 +276,7 @@ def smooth_topk_svm(
         ``k * tau * log(hard_threshold)`` takes the hard loss :func:`topk_svm` and
         its subgradient.  This changes the loss (by up to ~3e-3) and makes the
         gradient jump, so it is off by default.
-    axis : int
-        The class axis of ``logits``.
-    reduction : {"mean", "sum", "none"}
-        ``"mean"`` is the (weighted) mean over samples, ``sum(w*l)/sum(w)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; a zero weight removes a sample.
-
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``; in the dtype
-        and on the device of ``logits``.
+    %(common_returns)s
 
     Raises
     ------
@@ -315,11 +289,7 @@ def smooth_topk_svm(
     .. [1] L. Berrada, A. Zisserman and M. P. Kumar, "Smooth Loss Functions for
        Deep Top-k Classification", ICLR 2018, arXiv:1802.07595.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> y = np.array([2])
     >>> print(f"{float(al.smooth_topk_svm(s, y, k=2)):.10f}")
     2.5889173872
@@ -333,6 +303,7 @@ def smooth_topk_svm(
 smooth_topk_svm_and_grad = grad_twin(_SMOOTH, smooth_topk_svm)
 
 
+@fill_doc
 def topk_svm(
     logits: Array,
     labels: Array,
@@ -343,6 +314,8 @@ def topk_svm(
     axis: int = -1,
     reduction: str = "mean",
     weights: Array | None = None,
+    ignore_index: int | None = None,
+    class_weights: Array | None = None,
 ) -> Array:
     r"""Hard top-k SVM loss of Berrada, Zisserman & Kumar (the code's normalisation).
 
@@ -359,34 +332,19 @@ def topk_svm(
     k-th best other class and ``-1/k`` at the label where the loss is positive, 0
     elsewhere (ties go to the lower class index).
 
-    Parameters
-    ----------
-    logits : array of shape (..., C)
-        Real scores; the class axis is ``axis``.
-    labels : integer array of the batch shape
-        Class indices (soft labels are rejected).
+    %(parameters_index)s
     k : int
         ``1 <= k < C``.
     alpha : float
         Margin, ``alpha >= 0``.
-    axis, reduction, weights
-        As for :func:`smooth_topk_svm`.
-
-    Returns
-    -------
-    array
-        0-d for ``"mean"``/``"sum"``, the batch shape for ``"none"``.
+    %(common_returns)s
 
     References
     ----------
     .. [1] L. Berrada, A. Zisserman and M. P. Kumar, "Smooth Loss Functions for
        Deep Top-k Classification", ICLR 2018, arXiv:1802.07595.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
+    %(examples)s
     >>> print(f"{float(al.topk_svm(s, np.array([2]), k=2)):.6f}")
     2.400000
     """
