@@ -1,0 +1,85 @@
+"""Dispatch of the smooth top-k SVM to the compiled per-row kernel (optional numba).
+
+The NumPy path of `arrayloss.losses._topk` calls `smooth_topk_rows` here when
+`applies` says so: NumPy float32/float64 scores, ``method`` ``"auto"`` or
+``"direct"`` (``"fft"`` asks for the array tree's FFT products), numba importable
+(the ``fast`` extra: ``pip install "arrayloss[fast]"``), and the environment
+variable ``ARRAYLOSS_NUMBA`` not set to ``0``.  Every other case runs the array-API
+tree of `arrayloss.esp`, which remains the reference and the fallback.
+
+numba is imported on the first such call, never by ``import arrayloss``.  The
+kernels are compiled on first use (a few seconds per dtype) and cached on disk
+(``cache=True``: next to the module, or in numba's user-wide cache directory when
+the installation is read-only; ``NUMBA_CACHE_DIR`` overrides).  The algorithm is
+described in `arrayloss._esp_numba`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from typing import Any
+
+from array_api_compat import is_numpy_namespace
+
+from ._typing import Array, Namespace
+
+__all__ = ["ENV_VAR", "applies", "available", "smooth_topk_rows"]
+
+ENV_VAR = "ARRAYLOSS_NUMBA"
+"""Set to ``0`` to run the array path on NumPy too (for comparison)."""
+
+_METHODS = ("auto", "direct")
+
+
+@functools.cache
+def available() -> bool:
+    """Whether numba can be imported (looked up once, without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def applies(xp: Namespace, z: Array, method: str) -> bool:
+    """Whether the compiled kernel computes this smooth top-k call."""
+    if not is_numpy_namespace(xp) or method not in _METHODS:
+        return False
+    if os.environ.get(ENV_VAR, "1").strip() == "0" or not available():
+        return False
+    import numpy as np
+
+    return z.dtype in (np.float32, np.float64)  # type: ignore[no-any-return]
+
+
+def _lanes(k: int) -> int:
+    """Rows per block of the compiled kernel: its table holds ``(C+1) k L`` float64."""
+    return 32 if k <= 8 else 16
+
+
+def smooth_topk_rows(
+    z: Array, labels: Array, *, k: int, tau: float, alpha: float, want_grad: bool
+) -> tuple[Array, Array | None]:
+    """Loss rows ``(n,)`` and gradient rows ``(n, C)`` (or ``None``) in ``z``'s dtype.
+
+    ``z`` is ``(n, C)`` finite NumPy float32/float64, ``labels`` ``(n,)`` integer
+    class indices, ``2 <= k < C``.  Neither is written into.
+    """
+    import numpy as np
+
+    from . import _esp_numba
+
+    zc: Any = np.ascontiguousarray(z)
+    lab = np.ascontiguousarray(labels, dtype=np.intp)
+    n, c = zc.shape
+    loss = np.empty(n, dtype=zc.dtype)
+    grad = np.empty((n, c) if want_grad else (0, c), dtype=zc.dtype)
+    # The leaves' exponentials by NumPy's vectorised exp, in float64.
+    x = np.multiply(zc, 1.0 / (k * tau), dtype=np.float64)
+    x[np.arange(n), lab] = -np.inf
+    top = np.max(x, axis=1)
+    np.subtract(x, top[:, None], out=x)
+    np.exp(x, out=x)  # 0 at the label
+    _esp_numba.smooth_topk_rows(
+        zc, lab, x, top, int(k), float(tau), float(alpha), bool(want_grad),
+        loss, grad, _lanes(k),
+    )  # fmt: skip
+    return loss, (grad if want_grad else None)
