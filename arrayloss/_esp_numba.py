@@ -317,6 +317,7 @@ def smooth_topk_rows(
     w1 = np.empty(L)
     w2 = np.empty(L)
     cs = np.empty(L)
+    alone = np.zeros(L, dtype=np.bool_)
     G = np.empty((n, L))
     for i0 in range(0, nb, L):
         nl = min(L, nb - i0)
@@ -356,7 +357,8 @@ def smooth_topk_rows(
             t = math.log(s[l]) - mx[i]
             w1[l] = 0.0
             w2[l] = 0.0
-            if not (min(q1, q0) >= _FLOOR):  # underflow: this row alone, tilted
+            alone[l] = not (min(q1, q0) >= _FLOOR)
+            if alone[l]:  # underflow: this row alone, tilted
                 _row_mean_tilt(z, i, labels[i], k, tau, alpha, want_grad, loss, grad)
                 continue
             rr = shift + (math.log(q1 / q0) - t) - z[i, labels[i]] * inv
@@ -390,7 +392,7 @@ def smooth_topk_rows(
                 for l in range(L):
                     r[m, l] += b[j, l] * r[m + 1, l]
         for l in range(nl):
-            if w1[l] != 0.0:
+            if not alone[l]:
                 i = i0 + l
                 for j in range(n):
                     grad[i, j] = G[j, l]
