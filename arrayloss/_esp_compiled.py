@@ -8,9 +8,11 @@ variable ``ARRAYLOSS_NUMBA`` not set to ``0``.  Every other case runs the array-
 tree of `arrayloss.esp`, which remains the reference and the fallback.
 
 numba is imported on the first such call, never by ``import arrayloss``.  The
-kernels are compiled on first use (a few seconds per dtype) and cached on disk
-(``cache=True``: next to the module, or in numba's user-wide cache directory when
-the installation is read-only; ``NUMBA_CACHE_DIR`` overrides).  The algorithm is
+kernel has one signature (float64 work arrays for either input dtype), compiled on
+first use (about 10 s on one core) and cached on disk (``cache=True``: next to the
+module, or in numba's user-wide cache directory ``~/.cache/numba`` when the
+installation is read-only; ``NUMBA_CACHE_DIR`` overrides); a later process loads
+it in well under a second.  The algorithm is
 described in `arrayloss._esp_numba`.
 """
 
@@ -47,7 +49,7 @@ def applies(xp: Namespace, z: Array, method: str) -> bool:
         return False
     import numpy as np
 
-    return z.dtype in (np.float32, np.float64)  # type: ignore[no-any-return]
+    return z.dtype in (np.float32, np.float64)
 
 
 def _lanes(k: int) -> int:
@@ -67,19 +69,25 @@ def smooth_topk_rows(
 
     from . import _esp_numba
 
-    zc: Any = np.ascontiguousarray(z)
-    lab = np.ascontiguousarray(labels, dtype=np.intp)
+    zc: Any = z
+    lab = np.asarray(labels, dtype=np.intp)
     n, c = zc.shape
-    loss = np.empty(n, dtype=zc.dtype)
-    grad = np.empty((n, c) if want_grad else (0, c), dtype=zc.dtype)
-    # The leaves' exponentials by NumPy's vectorised exp, in float64.
-    x = np.multiply(zc, 1.0 / (k * tau), dtype=np.float64)
-    x[np.arange(n), lab] = -np.inf
-    top = np.max(x, axis=1)
-    np.subtract(x, top[:, None], out=x)
-    np.exp(x, out=x)  # 0 at the label
+    rows = np.arange(n)
+    # float64 throughout (one compiled signature); the leaves' exponentials by
+    # NumPy's vectorised exp.
+    X = np.multiply(zc, 1.0 / (k * tau), dtype=np.float64)
+    xg = X[rows, lab]
+    X[rows, lab] = -np.inf
+    top = np.max(X, axis=1)
+    E = np.subtract(X, top[:, None])
+    np.exp(E, out=E)  # 0 at the label
+    loss = np.empty(n)
+    grad = np.empty((n, c) if want_grad else (0, c))
     _esp_numba.smooth_topk_rows(
-        zc, lab, x, top, int(k), float(tau), float(alpha), bool(want_grad),
+        X, xg, lab, E, top, int(k), float(tau), float(alpha), bool(want_grad),
         loss, grad, _lanes(k),
     )  # fmt: skip
+    if zc.dtype != np.float64:
+        loss = loss.astype(zc.dtype)
+        grad = grad.astype(zc.dtype)
     return loss, (grad if want_grad else None)

@@ -63,21 +63,21 @@ _BOUND = math.log(float(np.finfo(np.float64).max)) - 8.0
 _NEWTON_TOL = 0.25
 _NEWTON_STEPS = 60
 
-_OPTS = {"cache": True, "nogil": True, "error_model": "numpy"}
+_jit = njit(cache=True, nogil=True, error_model="numpy")
 
 
-@njit(**_OPTS)  # type: ignore[untyped-decorator]
+@_jit
 def _softplus(r: float) -> float:
     return max(r, 0.0) + math.log1p(math.exp(-abs(r)))
 
 
-@njit(**_OPTS)  # type: ignore[untyped-decorator]
+@_jit
 def _sigmoid(r: float) -> float:
     e = math.exp(-abs(r))
     return 1.0 / (1.0 + e) if r >= 0 else e / (1.0 + e)
 
 
-@njit(**_OPTS)  # type: ignore[untyped-decorator]
+@_jit
 def _mean_tilt(x: np.ndarray, g: int, k: int, work: np.ndarray) -> float:
     """Per-row ``t`` with ``sum_{j != g} sigmoid(x_j + t) ~= k - 1/2`` (within 1/4).
 
@@ -143,7 +143,7 @@ def _mean_tilt(x: np.ndarray, g: int, k: int, work: np.ndarray) -> float:
     return best_t
 
 
-@njit(**_OPTS)  # type: ignore[untyped-decorator]
+@_jit
 def _sigmoid_factors(
     x: np.ndarray, g: int, t: float, a: np.ndarray, b: np.ndarray
 ) -> None:
@@ -158,7 +158,7 @@ def _sigmoid_factors(
     b[g] = 0.0
 
 
-@njit(**_OPTS)  # type: ignore[untyped-decorator]
+@_jit
 def _forward(
     a: np.ndarray, b: np.ndarray, monic: bool, k: int, F: np.ndarray
 ) -> tuple[float, float]:
@@ -187,7 +187,7 @@ def _forward(
     return qk, F[n, k - 1]
 
 
-@njit(**_OPTS)  # type: ignore[untyped-decorator]
+@_jit
 def _backward(
     a: np.ndarray,
     b: np.ndarray,
@@ -231,9 +231,10 @@ def _backward(
             r[k - 1] *= aj
 
 
-@njit(**_OPTS)  # type: ignore[untyped-decorator]
+@_jit
 def _row_mean_tilt(
-    z: np.ndarray,
+    X: np.ndarray,
+    xg: float,
     i: int,
     g: int,
     k: int,
@@ -244,11 +245,8 @@ def _row_mean_tilt(
     grad: np.ndarray,
 ) -> None:
     """Row ``i`` alone with the Poisson-binomial factors at the mean-matching tilt."""
-    n = z.shape[1]
-    inv = 1.0 / (k * tau)
-    x = np.empty(n)
-    for j in range(n):
-        x[j] = z[i, j] * inv
+    n = X.shape[1]
+    x = X[i]
     a = np.empty(n)
     b = np.empty(n)
     F = np.empty((n + 1, k))
@@ -259,7 +257,7 @@ def _row_mean_tilt(
     # clamping keeps the row finite.
     qk = max(qk, _FLOOR)
     qk1 = max(qk1, _FLOOR)
-    rr = alpha / tau + (math.log(qk / qk1) - t) - x[g]
+    rr = alpha / tau + (math.log(qk / qk1) - t) - xg
     loss[i] = tau * _softplus(rr)
     if want_grad:
         c = _sigmoid(rr) / k
@@ -270,9 +268,10 @@ def _row_mean_tilt(
         grad[i, g] = -c
 
 
-@njit(**_OPTS)  # type: ignore[untyped-decorator]
+@_jit
 def smooth_topk_rows(
-    z: np.ndarray,
+    X: np.ndarray,
+    xg: np.ndarray,
     labels: np.ndarray,
     E: np.ndarray,
     mx: np.ndarray,
@@ -289,8 +288,9 @@ def smooth_topk_rows(
     ``loss[i] = tau softplus(r_i)``, ``r = alpha/tau + log(e_k/e_{k-1}) - x_y`` with
     ``x = z / (k tau)`` over the classes other than ``labels[i]``; with
     ``want_grad``, ``grad[i, j] = sigma(r)/k (pi^(k)_j - pi^(k-1)_j)`` off the label
-    and ``-sigma(r)/k`` at it.  ``E = exp(x - mx)`` in float64 (0 at the label),
-    ``mx`` the row maximum of ``x`` without the label.  ``2 <= k < C``; ``z`` finite.
+    and ``-sigma(r)/k`` at it.  Everything is float64 (one compiled signature):
+    ``X = x`` with ``-inf`` at the label, ``xg`` the label's ``x``, ``mx`` the row
+    maximum of ``X`` and ``E = exp(X - mx)``; ``2 <= k < C``; ``z`` finite.
 
     Rows go in blocks of ``L``, one per lane of every loop over the block (a
     partial last block is padded): each row sees the same operations wherever it
@@ -300,12 +300,11 @@ def smooth_topk_rows(
     health check (or any row for ``k > MONIC_MAX_K``) is computed alone by
     `_row_mean_tilt`.
     """
-    nb, n = z.shape
-    inv = 1.0 / (k * tau)
+    nb, n = X.shape
     shift = alpha / tau
     if k > MONIC_MAX_K:
         for i in range(nb):
-            _row_mean_tilt(z, i, labels[i], k, tau, alpha, want_grad, loss, grad)
+            _row_mean_tilt(X, xg[i], i, labels[i], k, tau, alpha, want_grad, loss, grad)
         return
     b = np.empty((n, L))
     F = np.empty((n + 1, k, L))
@@ -321,79 +320,81 @@ def smooth_topk_rows(
     G = np.empty((n, L))
     for i0 in range(0, nb, L):
         nl = min(L, nb - i0)
-        # Leaves: b[j, l] = k E / sum E (sequential sum per lane).
+        # Leaves: b[j, p] = k E / sum E (sequential sum per lane).
         for j in range(n):
-            for l in range(nl):
-                b[j, l] = E[i0 + l, j]
-            for l in range(nl, L):
-                b[j, l] = 1.0
-        for l in range(L):
-            s[l] = 0.0
+            for p in range(nl):
+                b[j, p] = E[i0 + p, j]
+            for p in range(nl, L):
+                b[j, p] = 1.0
+        for p in range(L):
+            s[p] = 0.0
         for j in range(n):
-            for l in range(L):
-                s[l] += b[j, l]
-        for l in range(L):
-            s[l] = k / s[l]
+            for p in range(L):
+                s[p] += b[j, p]
+        for p in range(L):
+            s[p] = k / s[p]
         for j in range(n):
-            for l in range(L):
-                b[j, l] *= s[l]
+            for p in range(L):
+                b[j, p] *= s[p]
         # Forward: F[j] = prod_{i < j}(1 + b_i X), degrees 0..k-1; qk = degree k.
         for m in range(k):
-            for l in range(L):
-                F[0, m, l] = 0.0
-        for l in range(L):
-            F[0, 0, l] = 1.0
-            qk[l] = 0.0
+            for p in range(L):
+                F[0, m, p] = 0.0
+        for p in range(L):
+            F[0, 0, p] = 1.0
+            qk[p] = 0.0
         for j in range(n):
-            for l in range(L):
-                qk[l] += b[j, l] * F[j, k - 1, l]
-                F[j + 1, 0, l] = 1.0
+            for p in range(L):
+                qk[p] += b[j, p] * F[j, k - 1, p]
+                F[j + 1, 0, p] = 1.0
             for m in range(1, k):
-                for l in range(L):
-                    F[j + 1, m, l] = F[j, m, l] + b[j, l] * F[j, m - 1, l]
-        for l in range(nl):
-            i = i0 + l
-            q1, q0 = qk[l], F[n, k - 1, l]
-            t = math.log(s[l]) - mx[i]
-            w1[l] = 0.0
-            w2[l] = 0.0
-            alone[l] = not (min(q1, q0) >= _FLOOR)
-            if alone[l]:  # underflow: this row alone, tilted
-                _row_mean_tilt(z, i, labels[i], k, tau, alpha, want_grad, loss, grad)
+                for p in range(L):
+                    F[j + 1, m, p] = F[j, m, p] + b[j, p] * F[j, m - 1, p]
+        for p in range(nl):
+            i = i0 + p
+            q1, q0 = qk[p], F[n, k - 1, p]
+            t = math.log(s[p]) - mx[i]
+            w1[p] = 0.0
+            w2[p] = 0.0
+            alone[p] = not (min(q1, q0) >= _FLOOR)
+            if alone[p]:  # underflow: this row alone, tilted
+                _row_mean_tilt(
+                    X, xg[i], i, labels[i], k, tau, alpha, want_grad, loss, grad
+                )
                 continue
-            rr = shift + (math.log(q1 / q0) - t) - z[i, labels[i]] * inv
+            rr = shift + (math.log(q1 / q0) - t) - xg[i]
             loss[i] = tau * _softplus(rr)
             c = _sigmoid(rr) / k
-            w1[l] = c / q1
-            w2[l] = c / q0
-            cs[l] = c
+            w1[p] = c / q1
+            w2[p] = c / q0
+            cs[p] = c
         if not want_grad:
             continue
         # Backward: r[m] = S[k-1-m], S the product of the factors after j; one
         # pass over the degrees reads F[j] and r for both leave-one-out sums and
         # moves r past factor j (r[m] is read before it is updated).
         for m in range(k):
-            for l in range(L):
-                r[m, l] = 0.0
-        for l in range(L):
-            r[k - 1, l] = 1.0
+            for p in range(L):
+                r[m, p] = 0.0
+        for p in range(L):
+            r[k - 1, p] = 1.0
         for j in range(n - 1, -1, -1):
-            for l in range(L):
-                A[l] = F[j, k - 1, l] * r[k - 1, l]
-                B[l] = 0.0
+            for p in range(L):
+                A[p] = F[j, k - 1, p] * r[k - 1, p]
+                B[p] = 0.0
             for m in range(k - 1):
-                for l in range(L):
-                    A[l] += F[j, m, l] * r[m, l]
-                    B[l] += F[j, m, l] * r[m + 1, l]
-            for l in range(L):
-                v = w1[l] * A[l] - w2[l] * B[l]
-                G[j, l] = b[j, l] * v if v > 0.0 else 0.0
+                for p in range(L):
+                    A[p] += F[j, m, p] * r[m, p]
+                    B[p] += F[j, m, p] * r[m + 1, p]
+            for p in range(L):
+                v = w1[p] * A[p] - w2[p] * B[p]
+                G[j, p] = b[j, p] * v if v > 0.0 else 0.0
             for m in range(k - 1):
-                for l in range(L):
-                    r[m, l] += b[j, l] * r[m + 1, l]
-        for l in range(nl):
-            if not alone[l]:
-                i = i0 + l
+                for p in range(L):
+                    r[m, p] += b[j, p] * r[m + 1, p]
+        for p in range(nl):
+            if not alone[p]:
+                i = i0 + p
                 for j in range(n):
-                    grad[i, j] = G[j, l]
-                grad[i, labels[i]] = -cs[l]
+                    grad[i, j] = G[j, p]
+                grad[i, labels[i]] = -cs[p]
