@@ -244,9 +244,24 @@ def _row_mean_tilt(
     loss: np.ndarray,
     grad: np.ndarray,
 ) -> None:
-    """Row ``i`` alone with the Poisson-binomial factors at the mean-matching tilt."""
+    """Row ``i`` alone with the Poisson-binomial factors at the mean-matching tilt.
+
+    The row is first shifted by its k-th largest entry ``c`` (``rho`` moves by
+    ``c``, the gradient not at all): with scores of 1e30 the tilt ``t ~ -c`` would
+    sit on a grid of spacing ``u |c|``, too coarse to reach the target when the
+    entries that matter are tied (the array path's limitation there).
+    """
     n = X.shape[1]
-    x = X[i]
+    x = np.empty(n)
+    cnt = 0
+    for j in range(n):
+        if j != g:
+            x[cnt] = X[i, j]
+            cnt += 1
+    c = np.sort(x[:cnt])[cnt - k]
+    for j in range(n):
+        x[j] = X[i, j] - c  # -inf at the label stays
+    xg = xg - c
     a = np.empty(n)
     b = np.empty(n)
     F = np.empty((n + 1, k))
