@@ -70,7 +70,9 @@ def smooth_topk_rows(
     from . import _esp_numba
 
     zc: Any = z
-    lab = np.asarray(labels, dtype=np.intp)
+    # A copy: a read-only array (the caller's labels) is another numba type, and
+    # would compile the kernel a second time.
+    lab = np.array(labels, dtype=np.intp)
     n, c = zc.shape
     rows = np.arange(n)
     # float64 throughout (one compiled signature); the leaves' exponentials by
