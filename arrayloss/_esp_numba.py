@@ -1,4 +1,4 @@
-r"""Numba kernels of the smooth top-k SVM, one row at a time (imported lazily).
+r"""Numba kernels of the smooth top-k SVM, row by row (imported lazily).
 
 Only `arrayloss._esp_compiled` imports this module, and only when a NumPy float32 or
 float64 smooth top-k loss is computed with numba installed; ``import arrayloss``
@@ -37,7 +37,13 @@ coefficient stays below ``e^k``), for ``k <= MONIC_MAX_K``; a row whose
 ``k``, is computed with the Poisson-binomial factors ``a_j = sigma(-x_j - t)``,
 ``b_j = sigma(x_j + t)`` at the mean-matching tilt ``sum_j b_j = k - 1/2``
 (safeguarded Newton, the same iteration as `arrayloss.esp._mean_tilt`), where every
-coefficient is a probability.
+coefficient is a probability; such a row is first shifted by its k-th largest entry,
+so that the tilt is not on the coarse grid of ``|x| ~ 1e30``.
+
+The lse-tilt rows go in blocks of ``L``, one row per lane of each loop over the
+block (`smooth_topk_rows`), which LLVM vectorises; the mean-tilt rows go alone
+(`_row_mean_tilt`, `_forward`, `_backward`).  The exponentials of the leaves come
+from NumPy's vectorised ``exp`` (`arrayloss._esp_compiled`).
 
 References
 ----------
@@ -160,7 +166,7 @@ def _sigmoid_factors(
 
 @_jit
 def _forward(
-    a: np.ndarray, b: np.ndarray, monic: bool, k: int, F: np.ndarray
+    a: np.ndarray, b: np.ndarray, k: int, F: np.ndarray
 ) -> tuple[float, float]:
     """Prefix table ``F[i, :] = prod_{j < i}(a_j + b_j X)`` (degrees ``0..k-1``);
     returns ``(q_k, q_{k-1})`` of the whole product."""
@@ -170,20 +176,13 @@ def _forward(
     F[0, 0] = 1.0
     qk = 0.0
     for i in range(n):
-        bi = b[i]
+        ai, bi = a[i], b[i]
         prev = F[i]
         cur = F[i + 1]
-        if monic:
-            qk += bi * prev[k - 1]
-            cur[0] = 1.0
-            for m in range(1, k):
-                cur[m] = prev[m] + bi * prev[m - 1]
-        else:
-            ai = a[i]
-            qk = ai * qk + bi * prev[k - 1]
-            cur[0] = ai * prev[0]
-            for m in range(1, k):
-                cur[m] = ai * prev[m] + bi * prev[m - 1]
+        qk = ai * qk + bi * prev[k - 1]
+        cur[0] = ai * prev[0]
+        for m in range(1, k):
+            cur[m] = ai * prev[m] + bi * prev[m - 1]
     return qk, F[n, k - 1]
 
 
@@ -191,7 +190,6 @@ def _forward(
 def _backward(
     a: np.ndarray,
     b: np.ndarray,
-    monic: bool,
     k: int,
     F: np.ndarray,
     w1: float,
@@ -221,14 +219,10 @@ def _backward(
         bj = b[j]
         v = w1 * A - w2 * B
         out[j] = bj * v if v > 0.0 else 0.0
-        if monic:
-            for m in range(k - 1):
-                r[m] += bj * r[m + 1]
-        else:
-            aj = a[j]
-            for m in range(k - 1):
-                r[m] = aj * r[m] + bj * r[m + 1]
-            r[k - 1] *= aj
+        aj = a[j]
+        for m in range(k - 1):
+            r[m] = aj * r[m] + bj * r[m + 1]
+        r[k - 1] *= aj
 
 
 @_jit
@@ -267,7 +261,7 @@ def _row_mean_tilt(
     F = np.empty((n + 1, k))
     t = _mean_tilt(x, g, k, np.empty(n))
     _sigmoid_factors(x, g, t, a, b)
-    qk, qk1 = _forward(a, b, False, k, F)
+    qk, qk1 = _forward(a, b, k, F)
     # Below the floor only if the tilt could not reach the target (|x| ~ 1e150):
     # clamping keeps the row finite.
     qk = max(qk, _FLOOR)
@@ -277,7 +271,7 @@ def _row_mean_tilt(
     if want_grad:
         c = _sigmoid(rr) / k
         gr = np.empty(n)
-        _backward(a, b, False, k, F, c / qk, c / qk1, np.empty(k), gr)
+        _backward(a, b, k, F, c / qk, c / qk1, np.empty(k), gr)
         for j in range(n):
             grad[i, j] = gr[j]
         grad[i, g] = -c
