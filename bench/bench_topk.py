@@ -7,14 +7,18 @@ shows the **minimum** over the rounds in milliseconds, the least disturbed call 
 a shared machine; the ratios are ratios of those minima.  Columns:
 
 - ``auto``/``direct``/``fft``: ``smooth_topk_svm_and_grad`` (forward+backward,
-  batch mean) with that ``method``; ``fwd``: the forward alone (``method="auto"``);
+  batch mean) with that ``method``; ``fwd``: the forward alone (``method="auto"``).
+  On NumPy with numba installed, ``auto`` and ``direct`` run the compiled kernel
+  (``arrayloss/_esp_numba.py``, one thread: it has no parallel loops);
+- ``array``: ``auto`` on the array-API tree (``ARRAYLOSS_NUMBA=0``), the path every
+  other backend runs and NumPy's without numba;
 - ``prev``: the same forward+backward with the algorithms (``arrayloss/esp.py``) of
   the git revision ``--prev REV``, loaded from git into this process;
 - ``naive``: the sequential log-space ESP recursion (``logaddexp`` over the classes,
   vectorised over the batch, NumPy, forward only): the simple correct baseline;
 - ``torchCE``: ``torch.nn.functional.cross_entropy`` forward+backward on one
   thread (``torch.set_num_threads(1)``), when torch is installed;
-- ratios ``auto/CE`` (with the target of issue 19 where it has one: f32 (256,
+- ratios ``array/CE``, ``array/auto`` (the compiled kernel's gain), ``auto/CE`` (with the target of issue 19 where it has one: f32 (256,
   1000, 5) <= 2.5x, f32 (256, 1000, 50) <= 8x, f64 (256, 1000, 5) <= 3x),
   ``fwd/auto``, ``naive/fwd``, ``prev/auto`` and ``direct/auto`` (the FFT gain at
   k >= 64).
@@ -54,6 +58,7 @@ from typing import Any
 
 import numpy as np
 
+from arrayloss import _esp_compiled
 from arrayloss.losses import _topk
 from arrayloss.losses._topk import smooth_topk_svm, smooth_topk_svm_and_grad
 
@@ -116,6 +121,20 @@ def load_previous(rev: str) -> Any:
 
 
 @contextlib.contextmanager
+def array_path() -> Iterator[None]:
+    """Run NumPy smooth top-k on the array-API tree (the compiled kernel off)."""
+    saved = os.environ.get(_esp_compiled.ENV_VAR)
+    os.environ[_esp_compiled.ENV_VAR] = "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[_esp_compiled.ENV_VAR]
+        else:
+            os.environ[_esp_compiled.ENV_VAR] = saved
+
+
+@contextlib.contextmanager
 def engine(mod: Any) -> Iterator[None]:
     """Run the top-k kernel on the ESP engine of module ``mod``."""
     saved = _topk._log_ratio_and_grad
@@ -169,6 +188,15 @@ def environment(torch_threads: int | None) -> list[str]:
         if v in os.environ
     }
     lines.append(f"env: {env or 'no thread or malloc variables set'}")
+    if _esp_compiled.available():
+        import numba
+
+        lines.append(
+            f"numba {numba.__version__} (compiled top-k kernel, serial: 1 thread; "
+            f"NUMBA_NUM_THREADS={numba.config.NUMBA_NUM_THREADS} unused)"
+        )
+    else:
+        lines.append("numba not installed: auto = array (the array-API tree)")
     if torch_threads is not None:
         import torch
 
@@ -209,12 +237,19 @@ def _candidates(
         "fwd": lambda: smooth_topk_svm(z, y, k=k),
         "direct": lambda: smooth_topk_svm_and_grad(z, y, k=k, method="direct"),
     }
+    if _esp_compiled.available():
+
+        def array() -> Any:
+            with array_path():
+                return smooth_topk_svm_and_grad(z, y, k=k)
+
+        fns["array"] = array
     if k >= 16:
         fns["fft"] = lambda: smooth_topk_svm_and_grad(z, y, k=k, method="fft")
     if prev is not None:
 
         def previous() -> Any:
-            with engine(prev):
+            with engine(prev), array_path():
                 return smooth_topk_svm_and_grad(z, y, k=k)
 
         fns["prev"] = previous
@@ -302,8 +337,9 @@ def run(backend: str, quick: bool, repeats: int, prev_rev: str | None) -> None:
     )
     rng = np.random.default_rng(0)
     head = (
-        f"{'dtype':7} {'(B, C, k)':>16} | {'auto':>7} {'fwd':>6} {'direct':>7}"
-        f" {'fft':>7} {'prev':>7} {'naive':>7} {'torchCE':>7} | {'auto/CE':>7}"
+        f"{'dtype':7} {'(B, C, k)':>16} | {'auto':>7} {'array':>7} {'fwd':>6}"
+        f" {'direct':>7} {'fft':>7} {'prev':>7} {'naive':>7} {'torchCE':>7} |"
+        f" {'array/CE':>8} {'array/auto':>10} {'auto/CE':>7}"
         f" {'target':>6} {'fwd/auto':>8} {'naive/fwd':>9} {'prev/auto':>9}"
         f" {'direct/auto':>11}"
     )
@@ -328,9 +364,11 @@ def run(backend: str, quick: bool, repeats: int, prev_rev: str | None) -> None:
                 met = t["auto"] / t["torchCE"] <= goal
                 verdict = f"{goal:g}x{'' if met else '!'}"
             print(
-                f"{dtype:7} {(B, C, k)!s:>16} | {cell('auto', 7)} {cell('fwd', 6)}"
-                f" {cell('direct', 7)} {cell('fft', 7)} {cell('prev', 7)}"
-                f" {cell('naive', 7)} {cell('torchCE', 7)} |"
+                f"{dtype:7} {(B, C, k)!s:>16} | {cell('auto', 7)} {cell('array', 7)}"
+                f" {cell('fwd', 6)} {cell('direct', 7)} {cell('fft', 7)}"
+                f" {cell('prev', 7)} {cell('naive', 7)} {cell('torchCE', 7)} |"
+                f" {_ratio(t.get('array'), t.get('torchCE'), 8)}"
+                f" {_ratio(t.get('array'), t['auto'], 10)}"
                 f" {_ratio(t['auto'], t.get('torchCE'), 7)} {verdict:>6}"
                 f" {_ratio(t['fwd'], t['auto'], 8)}"
                 f" {_ratio(t.get('naive'), t['fwd'], 9)}"

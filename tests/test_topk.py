@@ -9,8 +9,12 @@ identities of docs/design/losses.md §4 (cross-entropy at k=1, gradient structur
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -20,6 +24,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import arrayloss
+from arrayloss import _esp_compiled
 from arrayloss._kinks import KINKS
 from arrayloss.losses._topk import (
     smooth_topk_svm,
@@ -251,6 +256,28 @@ def rel_errors(dtype, v, g, ref_v, ref_g) -> tuple[float, float]:
     return ev, eg / max(float(np.max(np.abs(ref_g))), tiny)
 
 
+# The NumPy paths: the array-API tree, and the compiled kernel where numba is
+# installed (``method`` "auto"/"direct"; arrayloss/_esp_compiled.py).
+HAVE_NUMBA = _esp_compiled.available()
+PATHS = ("array", "numba") if HAVE_NUMBA else ("array",)
+COMPILED = ("auto", "direct")
+needs_numba = pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
+
+
+@contextlib.contextmanager
+def numpy_path(path: str):
+    """Run NumPy smooth top-k on the compiled kernel or on the array path."""
+    saved = os.environ.get(_esp_compiled.ENV_VAR)
+    os.environ[_esp_compiled.ENV_VAR] = "1" if path == "numba" else "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[_esp_compiled.ENV_VAR]
+        else:
+            os.environ[_esp_compiled.ENV_VAR] = saved
+
+
 # Measured errors, gathered for the report by ``python tests/test_topk.py``.
 MEASURED: dict[tuple[str, str, str], list[float]] = {}
 
@@ -264,15 +291,18 @@ def _check_case(name, dtype, n, k, tau, rng, methods=("direct", "fft")):
         s.astype(np.float64), g, k, tau, 1.0
     )
     tol = tolerance(dtype, s, k, tau)
-    for method in methods:
-        v, gr = smooth_topk_svm_and_grad(
-            s[None, :], np.array([g]), k=k, tau=tau, method=method, reduction="none"
-        )
+    runs = [(m, p) for m in methods for p in PATHS if p == "array" or m in COMPILED]
+    for method, path in runs:
+        with numpy_path(path):
+            v, gr = smooth_topk_svm_and_grad(
+                s[None, :], np.array([g]), k=k, tau=tau, method=method,
+                reduction="none",
+            )  # fmt: skip
         assert v.dtype == dtype
         assert np.all(np.isfinite(v))
         assert np.all(np.isfinite(gr))
         ev, eg = rel_errors(dtype, v[0], gr[0], *ref)
-        key = (name, np.dtype(dtype).name, method)
+        key = (name, np.dtype(dtype).name, method if path == "array" else "numba")
         worst = MEASURED.setdefault(key, [0.0, 0.0])
         worst[0], worst[1] = max(worst[0], ev), max(worst[1], eg)
         assert ev <= tol, (name, n, k, tau, method, "loss", ev, tol)
@@ -706,6 +736,158 @@ def test_kink_distance_is_small_on_ties():
     d = KINKS["topk_svm"](z, y, {"k": 2, "alpha": 1.0})
     assert d[0] == 0.0
     assert d[1] > 0.4
+
+
+# --------------------------------------------------------------------------------------
+# The compiled kernel (numba) against the array path.
+# --------------------------------------------------------------------------------------
+
+
+def _both_paths(z, y, **params):
+    out = {}
+    for path in ("numba", "array"):
+        with numpy_path(path):
+            out[path] = smooth_topk_svm_and_grad(z, y, reduction="none", **params)
+    return out["numba"], out["array"]
+
+
+def _assert_paths_agree(z, y, k, tau, **params):
+    (v, g), (v0, g0) = _both_paths(z, y, k=k, tau=tau, **params)
+    assert v.dtype == v0.dtype == z.dtype
+    assert g.dtype == g0.dtype == z.dtype
+    for i in range(z.shape[0]):
+        tol = 2 * tolerance(z.dtype.type, z[i], k, tau)
+        ev, eg = rel_errors(z.dtype.type, v[i], g[i], float(v0[i]), g0[i])
+        assert ev <= tol, (i, "loss", ev, tol)
+        assert eg <= tol, (i, "grad", eg, tol)
+
+
+def test_import_arrayloss_does_not_import_numba():
+    code = (
+        "import sys, numpy as np, arrayloss as al; assert 'numba' not in sys.modules; "
+        "z, y = np.zeros((2, 5)), np.array([0, 1]); "
+        "al.smooth_topk_svm(z, y, k=1); al.smooth_topk_svm(z, y, k=2, method='fft'); "
+        "assert 'numba' not in sys.modules; al.smooth_topk_svm(z, y, k=2); "
+        "print('numba' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == str(HAVE_NUMBA)
+
+
+@needs_numba
+def test_compiled_dispatch():
+    import array_api_strict
+
+    z = np.zeros((2, 5))
+    with numpy_path("numba"):
+        assert _esp_compiled.applies(np, z, "auto")
+        assert _esp_compiled.applies(np, z.astype(np.float32), "direct")
+        assert not _esp_compiled.applies(np, z, "fft")
+        assert not _esp_compiled.applies(np, z.astype(np.float16), "auto")
+        zs = array_api_strict.asarray(z)
+        assert not _esp_compiled.applies(array_api_strict, zs, "auto")
+    with numpy_path("array"):
+        assert not _esp_compiled.applies(np, z, "auto")
+
+
+@needs_numba
+@settings(max_examples=25, deadline=None)
+@given(
+    data=st.data(),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    n=st.integers(3, 40),
+    batch=st.integers(1, 40),
+)
+def test_compiled_matches_array_path(data, dtype, n, batch):
+    """Property: the compiled kernel and the array tree agree to the accuracy
+    targets, over shapes that cross the kernel's blocks of rows, any k, tau,
+    alpha, and rows that need the mean-matching fallback."""
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    scale = data.draw(st.sampled_from([0.1, 1.0, 10.0, 100.0]))
+    z = scale * rng.standard_normal((batch, n))
+    for i in range(batch):
+        if data.draw(st.booleans()):  # a huge score (fallback rows)
+            z[i, int(rng.integers(n))] = data.draw(st.sampled_from([1e3, 1e4, -1e4]))
+    z = z.astype(dtype)
+    y = rng.integers(0, n, batch)
+    k = data.draw(st.integers(2, n - 1))
+    tau = data.draw(st.sampled_from([0.05, 0.3, 1.0, 7.0]))
+    alpha = data.draw(st.sampled_from([0.0, 1.0, 3.0]))
+    method = data.draw(st.sampled_from(["auto", "direct"]))
+    _assert_paths_agree(z, y, k, tau, alpha=alpha, method=method)
+
+
+@needs_numba
+@settings(max_examples=25, deadline=None)
+@given(
+    data=st.data(),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    n=st.integers(3, 30),
+)
+def test_compiled_finite_for_extreme_scores(data, dtype, n):
+    """Scores of +-1e30 (and a mix with ordinary ones): finite, non-negative loss,
+    a gradient >= 0 off the label that sums to zero."""
+    values = st.sampled_from([-1e30, 1e30, -1e20, 1e20, 0.0, 1.0, -2.5])
+    z = np.array(
+        data.draw(st.lists(values, min_size=4 * n, max_size=4 * n)), dtype=dtype
+    ).reshape(4, n)
+    y = np.array(data.draw(st.lists(st.integers(0, n - 1), min_size=4, max_size=4)))
+    k = data.draw(st.integers(2, n - 1))
+    tau = data.draw(st.sampled_from([0.1, 1.0, 30.0]))
+    with numpy_path("numba"):
+        v, g = smooth_topk_svm_and_grad(z, y, k=k, tau=tau, reduction="none")
+    assert np.all(np.isfinite(v)), (z, y, k)
+    assert np.all(np.isfinite(g)), (z, y, k)
+    assert np.all(v >= 0)
+    off = np.ones(g.shape, dtype=bool)
+    off[np.arange(4), y] = False
+    assert np.all(g[off] >= 0)
+    sums = np.abs(g.astype(np.float64).sum(axis=1))
+    assert np.all(sums <= 1e-5 * np.max(np.abs(g), axis=1) + 1e-30)
+
+
+@needs_numba
+@pytest.mark.parametrize("k", [3, 20])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_rows_alone_across_blocks(rng, dtype, k):
+    """Rows in every lane of the kernel's blocks (16 or 32 rows), a partial last
+    block, and fallback rows: each bit-identical to the row alone."""
+    B, n = 70, 60
+    z = (3 * rng.standard_normal((B, n))).astype(dtype)
+    y = rng.integers(0, n, B)
+    for i in (1, 31, 32, 69):
+        z[i, (y[i] + 1) % n] = 1e4  # the lse tilt underflows
+    with numpy_path("numba"):
+        _assert_rows_alone(z, y, k=k)
+
+
+@needs_numba
+def test_compiled_large_k_uses_the_mean_tilt():
+    """k above the monic bound (256): every row takes the Poisson-binomial factors."""
+    rng = np.random.default_rng(2)
+    z = 2 * rng.standard_normal((2, 300))
+    y = np.array([4, 250])
+    _assert_paths_agree(z, y, 260, 1.0, method="direct")
+
+
+@needs_numba
+def test_compiled_axis_weights_and_reductions(rng):
+    z = rng.standard_normal((12, 3, 2)).astype(np.float32)  # classes on axis 0
+    y = rng.integers(0, 12, (3, 2))
+    w = rng.uniform(0, 2, (3, 2))
+    res = {}
+    for path in ("numba", "array"):
+        with numpy_path(path):
+            res[path] = smooth_topk_svm_and_grad(
+                z, y, k=4, axis=0, weights=w, reduction="sum"
+            )
+    (v, g), (v0, g0) = res["numba"], res["array"]
+    assert g.shape == z.shape
+    assert g.dtype == np.float32
+    np.testing.assert_allclose(v, v0, rtol=1e-5)
+    np.testing.assert_allclose(g, g0, rtol=0, atol=1e-6 * np.max(np.abs(g0)))
 
 
 if __name__ == "__main__":  # the accuracy table of the report

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .. import _xp
+from .. import _esp_compiled, _xp
 from .._api import Kernel, Targets
 from .._doc import fill_doc
 from .._typing import Array, Namespace
@@ -170,6 +170,10 @@ def _smooth_k(
     alpha: float,
     method: str,
 ) -> tuple[Array, Array | None]:
+    if _esp_compiled.applies(xp, z, method):  # NumPy with numba: one compiled pass
+        return _esp_compiled.smooth_topk_rows(
+            z, t.index, k=k, tau=tau, alpha=alpha, want_grad=want_grad
+        )
     inv = 1 / (k * tau)
     a = alpha / tau
     # x = s / (k tau) with the label as an absent entry (weight exp(-inf) = 0).

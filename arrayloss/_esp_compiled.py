@@ -1,0 +1,95 @@
+"""Dispatch of the smooth top-k SVM to the compiled per-row kernel (optional numba).
+
+The NumPy path of `arrayloss.losses._topk` calls `smooth_topk_rows` here when
+`applies` says so: NumPy float32/float64 scores, ``method`` ``"auto"`` or
+``"direct"`` (``"fft"`` asks for the array tree's FFT products), numba importable
+(the ``fast`` extra: ``pip install "arrayloss[fast]"``), and the environment
+variable ``ARRAYLOSS_NUMBA`` not set to ``0``.  Every other case runs the array-API
+tree of `arrayloss.esp`, which remains the reference and the fallback.
+
+numba is imported on the first such call, never by ``import arrayloss``.  The
+kernel has one signature (float64 work arrays for either input dtype), compiled on
+first use (about 10 s on one core) and cached on disk (``cache=True``: next to the
+module, or in numba's user-wide cache directory ``~/.cache/numba`` when the
+installation is read-only; ``NUMBA_CACHE_DIR`` overrides); a later process loads
+it in well under a second.  The algorithm is
+described in `arrayloss._esp_numba`.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from typing import Any
+
+from array_api_compat import is_numpy_namespace
+
+from ._typing import Array, Namespace
+
+__all__ = ["ENV_VAR", "applies", "available", "smooth_topk_rows"]
+
+ENV_VAR = "ARRAYLOSS_NUMBA"
+"""Set to ``0`` to run the array path on NumPy too (for comparison)."""
+
+_METHODS = ("auto", "direct")
+
+
+@functools.cache
+def available() -> bool:
+    """Whether numba can be imported (looked up once, without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def applies(xp: Namespace, z: Array, method: str) -> bool:
+    """Whether the compiled kernel computes this smooth top-k call."""
+    if not is_numpy_namespace(xp) or method not in _METHODS:
+        return False
+    if os.environ.get(ENV_VAR, "1").strip() == "0" or not available():
+        return False
+    import numpy as np
+
+    return z.dtype in (np.float32, np.float64)
+
+
+def _lanes(k: int) -> int:
+    """Rows per block of the compiled kernel: its table holds ``(C+1) k L`` float64."""
+    return 32 if k <= 8 else 16
+
+
+def smooth_topk_rows(
+    z: Array, labels: Array, *, k: int, tau: float, alpha: float, want_grad: bool
+) -> tuple[Array, Array | None]:
+    """Loss rows ``(n,)`` and gradient rows ``(n, C)`` (or ``None``) in ``z``'s dtype.
+
+    ``z`` is ``(n, C)`` finite NumPy float32/float64, ``labels`` ``(n,)`` integer
+    class indices, ``2 <= k < C``.  Neither is written into.
+    """
+    import numpy as np
+
+    from . import _esp_numba
+
+    zc: Any = z
+    # A copy: a read-only array (the caller's labels) is another numba type, and
+    # would compile the kernel a second time.
+    lab = np.array(labels, dtype=np.intp)
+    n, c = zc.shape
+    rows = np.arange(n)
+    # float64 throughout (one compiled signature); the leaves' exponentials by
+    # NumPy's vectorised exp.
+    X = np.multiply(zc, 1.0 / (k * tau), dtype=np.float64)
+    xg = X[rows, lab]
+    X[rows, lab] = -np.inf
+    top = np.max(X, axis=1)
+    E = np.subtract(X, top[:, None])
+    np.exp(E, out=E)  # 0 at the label
+    loss = np.empty(n)
+    grad = np.empty((n, c) if want_grad else (0, c))
+    _esp_numba.smooth_topk_rows(
+        X, xg, lab, E, top, int(k), float(tau), float(alpha), bool(want_grad),
+        loss, grad, _lanes(k),
+    )  # fmt: skip
+    if zc.dtype != np.float64:
+        loss = loss.astype(zc.dtype)
+        grad = grad.astype(zc.dtype)
+    return loss, (grad if want_grad else None)
