@@ -17,8 +17,8 @@ interpolation); replicates with no weight at all are left out.
 **Counter-based draws.**  ``K_{ib}`` is a function of ``(seed, b, i)`` alone, ``i``
 being the row's number in the whole input (across shards): a 64-bit splitmix64
 hash (Steele, Lea and Flood 2014) of the row's counter mixed with a key of
-``(seed, b)``, turned into ``Poisson(1)`` by inverting its CDF at 64 bits
-(`poisson_weights`).  No generator state travels between chunks, so every chunk,
+``(seed, b // 2)``, whose two 32-bit halves serve replicates ``b`` and ``b + 1``,
+turned into ``Poisson(1)`` by inverting its CDF at 32 bits (`poisson_weights`).  No generator state travels between chunks, so every chunk,
 Dask block or thread draws its own rows' weights and the intervals are the same at
 every ``--chunk-size``, with ``--dask``, in any order.
 
@@ -48,6 +48,7 @@ C. H. Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 from collections.abc import Sequence
@@ -87,12 +88,15 @@ _CDF_BITS = 12  # the Poisson lookup table has 2**12 buckets
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finaliser on a uint64 array (a bijection; wraps modulo 2**64)."""
-    x = x ^ (x >> np.uint64(30))
-    x *= np.uint64(0xBF58476D1CE4E5B9)
-    x ^= x >> np.uint64(27)
-    x *= np.uint64(0x94D049BB133111EB)
-    x ^= x >> np.uint64(31)
+    """splitmix64's finaliser of a uint64 array, in place (a bijection; wraps
+    modulo 2**64); returns ``x``."""
+    tmp = np.empty_like(x)
+    for shift, mult in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        np.right_shift(x, np.uint64(shift), out=tmp)
+        x ^= tmp
+        x *= np.uint64(mult)
+    np.right_shift(x, np.uint64(31), out=tmp)
+    x ^= tmp
     return x
 
 
@@ -108,10 +112,11 @@ def _mix_int(x: int) -> int:
 
 @cache
 def _cdf_thresholds() -> np.ndarray:
-    """``T_k = round(2**64 P(K <= k))`` for ``K ~ Poisson(1)``, while below 2**64.
+    """``T_k = round(2**32 P(K <= k))`` for ``K ~ Poisson(1)``, while below 2**32.
 
-    A uniform 64-bit ``u`` gives ``K = #{k : u >= T_k}``, the inverse CDF; the CDF
-    is computed with 40 significant digits.
+    A uniform 32-bit ``u`` gives ``K = #{k : u >= T_k}``, the inverse CDF (each
+    probability within ``2**-32`` of Poisson(1)'s); the CDF is computed with 40
+    significant digits.
     """
     with localcontext() as ctx:
         ctx.prec = 40
@@ -119,17 +124,17 @@ def _cdf_thresholds() -> np.ndarray:
         cdf, k, out = Decimal(0), 0, []
         while True:
             cdf += term
-            t = int((cdf * (1 << 64)).to_integral_value())
-            if t >= 1 << 64:
+            t = int((cdf * (1 << 32)).to_integral_value())
+            if t >= 1 << 32:
                 break
             out.append(t)
             k += 1
             term /= k
-    return np.array(out, dtype=np.uint64)
+    return np.array(out, dtype=np.uint32)
 
 
 @cache
-def _cdf_table() -> tuple[np.ndarray, np.ndarray, np.uint64, np.ndarray]:
+def _cdf_table() -> tuple[np.ndarray, np.ndarray, np.uint32, np.ndarray]:
     """A lookup table of the inverse CDF on the top `_CDF_BITS` bits of ``u``.
 
     ``base[top]`` is the draw at the start of the bucket and ``first[top]`` the
@@ -138,13 +143,13 @@ def _cdf_table() -> tuple[np.ndarray, np.ndarray, np.uint64, np.ndarray]:
     ``tail`` on are looked up in the whole table.
     """
     thresholds = _cdf_thresholds()
-    shift = 64 - _CDF_BITS
+    shift = 32 - _CDF_BITS
     n = 1 << _CDF_BITS
-    starts = np.array([b << shift for b in range(n)], dtype=np.uint64)
+    starts = (np.arange(n, dtype=np.uint32) << np.uint32(shift)).astype(np.uint32)
     base = np.searchsorted(thresholds, starts, side="right").astype(np.uint8)
-    first = np.full(n, np.iinfo(np.uint64).max, dtype=np.uint64)
+    first = np.full(n, np.iinfo(np.uint32).max, dtype=np.uint32)
     tail = n
-    bucket = (thresholds >> np.uint64(shift)).astype(np.int64)
+    bucket = (thresholds >> np.uint32(shift)).astype(np.int64)
     for b in np.unique(bucket).tolist():
         inside = thresholds[bucket == b]
         inside = inside[inside > starts[b]]
@@ -152,13 +157,13 @@ def _cdf_table() -> tuple[np.ndarray, np.ndarray, np.uint64, np.ndarray]:
             first[b] = inside[0]
         if inside.size > 1:
             tail = min(tail, b)
-    return base, first, np.uint64(tail << shift), thresholds
+    return base, first, np.uint32(tail << shift), thresholds
 
 
 def _poisson_from_uniform(u: np.ndarray) -> np.ndarray:
-    """Poisson(1) draws (uint8) from uniform uint64 ``u``, by the inverse CDF."""
+    """Poisson(1) draws (uint8) from uniform uint32 ``u``, by the inverse CDF."""
     base, first, tail, thresholds = _cdf_table()
-    top = (u >> np.uint64(64 - _CDF_BITS)).astype(np.intp)
+    top = (u >> np.uint32(32 - _CDF_BITS)).astype(np.intp)
     k = base[top]
     k += u >= first[top]
     far = u >= tail
@@ -167,18 +172,31 @@ def _poisson_from_uniform(u: np.ndarray) -> np.ndarray:
     return k
 
 
+def _halves(u: np.ndarray, count: int) -> np.ndarray:
+    """The 32-bit halves of uint64 ``u`` (``(n, m)``), low then high for each
+    column, as ``(n, count)`` uint32 (``count <= 2 m``)."""
+    out = np.empty((u.shape[0], 2 * u.shape[1]), dtype=np.uint32)
+    out[:, 0::2] = u  # the low half (a cast modulo 2**32)
+    out[:, 1::2] = u >> np.uint64(32)
+    return out[:, :count]
+
+
+@cache
 def _replicate_keys(seed: int, replicates: int) -> np.ndarray:
     """The uint64 key of each replicate ``b``: a hash of ``(seed, b)``."""
     s = _mix_int(seed + _GOLDEN)
-    return np.array(
+    keys = np.array(
         [_mix_int(s ^ _mix_int((b + 1) * _GOLDEN)) for b in range(replicates)],
         dtype=np.uint64,
     )
+    keys.flags.writeable = False  # cached: shared by every call
+    return keys
 
 
 def _row_hashes(rows: np.ndarray) -> np.ndarray:
     """A uint64 hash of each row counter."""
-    counter = rows.astype(np.uint64) + np.uint64(1)
+    counter = rows.astype(np.uint64)  # a copy: mixed in place
+    counter += np.uint64(1)
     counter *= np.uint64(_ROW_MULT)
     return _mix(counter)
 
@@ -198,17 +216,18 @@ def poisson_weights(seed: int, replicates: int, rows: np.ndarray) -> np.ndarray:
     Returns
     -------
     numpy.ndarray of shape (n, replicates), uint8
-        ``K[i, b] = F^{-1}(mix(h(rows[i]) ^ key(seed, b)) / 2**64)`` with ``F`` the
-        Poisson(1) CDF, ``h`` and ``key`` splitmix64 hashes: a function of
-        ``(seed, b, rows[i])`` alone, so any subset of rows, in any grouping, gets
-        the same draws.
+        ``K[i, b] = F^{-1}(u_{i,b} / 2**32)`` with ``F`` the Poisson(1) CDF and
+        ``u_{i,2j}``, ``u_{i,2j+1}`` the low and high halves of the splitmix64
+        hash ``mix(h(rows[i]) ^ key(seed, j))``: a function of ``(seed, b,
+        rows[i])`` alone, so any subset of rows, in any grouping, gets the same
+        draws.
     """
-    keys = _replicate_keys(seed, replicates)
+    keys = _replicate_keys(seed, (replicates + 1) // 2)
     hashed = _row_hashes(np.asarray(rows, dtype=np.int64))
     out = np.empty((hashed.shape[0], replicates), dtype=np.uint8)
     for a in range(0, hashed.shape[0], _HASH_ROWS):
         u = _mix(hashed[a : a + _HASH_ROWS, None] ^ keys[None, :])
-        out[a : a + _HASH_ROWS] = _poisson_from_uniform(u)
+        out[a : a + _HASH_ROWS] = _poisson_from_uniform(_halves(u, replicates))
     return out
 
 
@@ -311,6 +330,29 @@ class _Digits:
         for j in range(self.cols.shape[0] - 1, -1, -1):
             total = total * (1 << _DIGIT) + self.cols[j].astype(object)
         return total, _DIGIT * self.low
+
+
+@cache
+def _blas_controller() -> Any:
+    """threadpoolctl's controller, if installed (else ``None``)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
+def _one_blas_thread() -> Any:
+    """A context with BLAS limited to one thread, when threadpoolctl is installed.
+
+    The products are small ((replicates, 1024) by (1024, ~100)): several BLAS
+    threads gain little on them and, on a busy machine, wait for one another
+    (20x slower measured with two threads on two loaded cores).
+    """
+    controller = _blas_controller()
+    if controller is None:
+        return contextlib.nullcontext()
+    return controller.limit(limits=1, user_api="blas")
 
 
 def _block_sums(
@@ -494,7 +536,9 @@ class BootstrapTally:
                 self.spec.replicates,
                 np.arange(first_row + a, first_row + b, dtype=np.int64),
             )
-            for low, block, targets in _block_sums(draws, contributions):
+            with _one_blas_thread():
+                sums = _block_sums(draws, contributions)
+            for low, block, targets in sums:
                 with self._lock:
                     self.sums.add(low, block, targets)
 
@@ -587,9 +631,11 @@ class BootstrapTally:
 
 def _one_replicate(seed: int, b: int, rows: np.ndarray) -> np.ndarray:
     """Column ``b`` of `poisson_weights` for ``rows``, without the other columns."""
-    key = np.array([_replicate_keys(seed, b + 1)[b]], dtype=np.uint64)
+    j = b // 2
+    key = _replicate_keys(seed, j + 1)[j : j + 1]
     u = _mix(_row_hashes(rows) ^ key)
-    return _poisson_from_uniform(u)
+    half = u >> np.uint64(32) if b % 2 else u
+    return _poisson_from_uniform(half.astype(np.uint32))
 
 
 def _scaled(v: int, power: int) -> Fraction:
