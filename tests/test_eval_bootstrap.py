@@ -72,7 +72,8 @@ def paths(data, *, sharded=False):
     return [str(data / "z.npy"), str(data / "y.npy")]
 
 
-BOOT = ["--bootstrap", "40", "--seed", "7", "--loss", "cross_entropy", "--loss", "hinge"]
+BOOT = ["--bootstrap", "40", "--seed", "7", "--loss", "cross_entropy"]
+BOOT += ["--loss", "hinge"]
 
 
 # --------------------------------------------------------------------------- #
@@ -175,9 +176,7 @@ def test_replicate_sums_are_exact_for_any_cut(values, weights_seed, cut):
             for low, block, rows in B._block_sums(draws[a:b], [c]):
                 acc.add(low, block, rows)
         ints, power = acc.integers()
-        got = [
-            Fraction(int(v)) * (Fraction(2) ** power) for v in ints[:, 0].tolist()
-        ]
+        got = [Fraction(int(v)) * (Fraction(2) ** power) for v in ints[:, 0].tolist()]
         assert got == expected
 
 
@@ -267,9 +266,7 @@ def test_replicates_equal_a_direct_computation(data, monkeypatch):
 
 
 def test_reduction_sum_and_confidence(data):
-    out = run_json(
-        [*paths(data), *BOOT, "--reduction", "sum", "--confidence", "0.5"]
-    )
+    out = run_json([*paths(data), *BOOT, "--reduction", "sum", "--confidence", "0.5"])
     lo, hi = out["intervals"]["losses"]["cross_entropy"]
     wide = run_json([*paths(data), *BOOT, "--reduction", "sum"])
     wlo, whi = wide["intervals"]["losses"]["cross_entropy"]
@@ -291,7 +288,8 @@ def test_table_and_csv_show_the_interval(data):
     head, *lines = table.splitlines()
     assert head.split()[-2:] == ["95%", "interval"]
     acc = next(line for line in lines if " accuracy " in line)
-    assert acc.rstrip().endswith("]") and "[" in acc
+    assert acc.rstrip().endswith("]")
+    assert "[" in acc
     csv_out = invoke([*paths(data), *BOOT, "--format", "csv"]).stdout.splitlines()
     assert csv_out[0] == "kind,name,value,low,high"
     assert csv_out[1].startswith("data,n_samples,120,,")
@@ -408,12 +406,21 @@ def test_ignore_label_in_a_csv_and_with_probabilities(tmp_path):
     y[0] = 0
     y[[0, 4]] = -1
     lines = ["a,b,c,label"] + [
-        ",".join(repr(float(v)) for v in row) + f",{lab}" for row, lab in zip(p, y, strict=True)
+        ",".join(repr(float(v)) for v in row) + f",{lab}"
+        for row, lab in zip(p, y, strict=True)
     ]
     path = tmp_path / "p.csv"
     path.write_text("\n".join(lines) + "\n")
     out = run_json(
-        [str(path), "--label-column", "label", "--input", "probs", "--ignore-label", "-1"]
+        [
+            str(path),
+            "--label-column",
+            "label",
+            "--input",
+            "probs",
+            "--ignore-label",
+            "-1",
+        ]
     )
     assert out["n_ignored"] == 2
     assert out["n_clipped"] == 0  # the ignored row is not counted as clipped
@@ -424,7 +431,13 @@ def test_ignore_label_in_a_csv_and_with_probabilities(tmp_path):
 
 def test_ignore_label_with_bootstrap_is_chunk_invariant(data, ignored):
     root, _ = ignored
-    args = [str(data / "z.npy"), str(root / "y_ign.npy"), *BOOT, "--ignore-label", "-100"]
+    args = [
+        str(data / "z.npy"),
+        str(root / "y_ign.npy"),
+        *BOOT,
+        "--ignore-label",
+        "-100",
+    ]
     a = run_json([*args, "--chunk-size", "7"])
     b = run_json([*args, "--chunk-size", "64"])
     assert a["intervals"] == b["intervals"]

@@ -336,7 +336,9 @@ class _Digits:
 def _blas_controller() -> Any:
     """threadpoolctl's controller, if installed (else ``None``)."""
     try:
-        from threadpoolctl import ThreadpoolController
+        from threadpoolctl import (  # type: ignore[import-untyped, unused-ignore]
+            ThreadpoolController,
+        )
     except ImportError:
         return None
     return ThreadpoolController()
@@ -571,6 +573,7 @@ class BootstrapTally:
     def _quantile_replicates(self, key: str, n_bins: int) -> np.ndarray:
         """Each replicate's quantile-binned ECE, from the stored samples (in row
         order, so the result does not depend on how they were chunked)."""
+        from arrayloss import _xp
         from arrayloss import metrics as M
 
         parts = self.samples[key]
@@ -578,7 +581,7 @@ class BootstrapTally:
         order = np.argsort(index, kind="stable")
         conf, hit, w = (np.concatenate([p[j] for p in parts])[order] for j in (1, 2, 3))
         index = index[order]
-        host = M._xp.array_namespace(conf)
+        host = _xp.array_namespace(conf)
         out = np.full(self.spec.replicates, math.nan)
         for b in range(self.spec.replicates):
             k = np.empty(index.shape[0], dtype=np.float64)

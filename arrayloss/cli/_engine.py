@@ -191,7 +191,9 @@ def _drop_ignored(
         return raw, None
     ignored.count += int(np.count_nonzero(mask))
     raw = raw.copy()
-    raw[mask] = (class_names[0] if class_names else "0") if raw.dtype.kind in "US" else 0
+    raw[mask] = (
+        (class_names[0] if class_names else "0") if raw.dtype.kind in "US" else 0
+    )
     return raw, mask
 
 

@@ -638,7 +638,9 @@ def _bootstrap_spec(
         msg = f"--bootstrap takes a number of replicates >= 1 (got {replicates})"
         raise UsageError(msg)
     if replicates > MAX_REPLICATES:
-        msg = f"--bootstrap takes at most {MAX_REPLICATES} replicates (got {replicates})"
+        msg = (
+            f"--bootstrap takes at most {MAX_REPLICATES} replicates (got {replicates})"
+        )
         raise UsageError(msg)
     seed = 0 if seed is None else seed
     if not 0 <= seed <= MAX_SEED:
@@ -874,14 +876,18 @@ def _render(
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        head = ("kind", "name", "value") + (("low", "high") if spans else ())
-        writer.writerow(head)
-        for (kind, name, value), span in zip(rows, spans or [None] * len(rows)):
-            extra = () if spans is None else ("", "") if span is None else tuple(map(repr, span))
+        writer.writerow(("kind", "name", "value", *(("low", "high") if spans else ())))
+        for i, (kind, name, value) in enumerate(rows):
+            extra: tuple[str, ...] = ()
+            if spans is not None:
+                span = spans[i]
+                extra = ("", "") if span is None else (repr(span[0]), repr(span[1]))
             writer.writerow((kind, name, repr(value), *extra))
         return buf.getvalue()
-    head = ("kind", "name", "value")
-    cells = [(kind, name, _short(value)) for kind, name, value in rows]
+    head: tuple[str, ...] = ("kind", "name", "value")
+    cells: list[tuple[str, ...]] = [
+        (kind, name, _short(value)) for kind, name, value in rows
+    ]
     if spans is not None:
         level = f"{100 * meta['bootstrap']['confidence']:g}% interval"
         head += (level,)
@@ -908,7 +914,9 @@ def _interval_cells(
     if intervals is None:
         return None
     groups = {"loss": intervals["losses"], "metric": intervals["metrics"]}
-    return [groups[kind].get(name) if kind in groups else None for kind, name, _ in rows]
+    return [
+        groups[kind].get(name) if kind in groups else None for kind, name, _ in rows
+    ]
 
 
 def _short(value: Any) -> str:
