@@ -389,6 +389,17 @@ def test_ignored_labels_are_not_range_checked(data, ignored):
     assert any(line.split()[:2] == ["data", "n_ignored"] for line in table.splitlines())
 
 
+def test_per_sample_losses_of_ignored_rows_are_nan(data, ignored, tmp_path):
+    root, _ = ignored
+    out = tmp_path / "rows.npy"
+    args = [str(data / "z.npy"), str(root / "y_ign.npy"), "--ignore-label", "-100"]
+    invoke([*args, "--per-sample", str(out)])
+    rows = np.load(out)[:, 0]
+    drop = np.load(root / "y_ign.npy") == -100
+    assert np.isnan(rows[drop]).all()
+    assert np.isfinite(rows[~drop]).all()
+
+
 def test_all_ignored_is_one_line_exit_1(data, ignored):
     root, _ = ignored
     result = invoke(

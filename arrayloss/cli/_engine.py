@@ -499,6 +499,8 @@ def evaluate_chunk(
             t.weight += weight * Fraction(2) ** e
             if want_rows:
                 columns.append(per_host.astype(np.float64))
+                if ignore is not None:  # no loss for an ignored sample
+                    columns[-1][ignore] = np.nan
             if boot is not None:
                 per_loss[t.spec] = per_host
         if boot is not None:

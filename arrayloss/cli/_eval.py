@@ -290,7 +290,7 @@ class _EvalCommand(click.Command):
     metavar="N",
     help="Samples whose label is N (e.g. -100, PyTorch's ignore_index) count for "
     "nothing in any loss or metric and are not range-checked; the report gives "
-    "n_ignored.",
+    "n_ignored, and --per-sample writes NaN for them.",
 )
 @click.option(
     "--bootstrap",
