@@ -329,6 +329,8 @@ def test_coverage_of_a_known_accuracy():
         (["--bootstrap", "10", "--seed", str(2**64)], "--seed"),
         (["--bootstrap", "10", "--confidence", "1"], "--confidence"),
         (["--bootstrap", "10", "--confidence", "0"], "--confidence"),
+        (["--bootstrap", "10001"], "at most 10000"),
+        (["--bootstrap", "200", "--metric", "ece:n_bins=10000"], "fewer replicates"),
     ],
 )
 def test_bad_usage_is_one_line_exit_2(data, args, needle):

@@ -60,16 +60,28 @@ from typing import Any
 
 import numpy as np
 
+from arrayloss._errors import UsageError
+
 __all__ = [
+    "BLOCK_DRAWS",
     "BLOCK_ROWS",
     "MAX_SEED",
+    "MAX_SUMS",
     "BootstrapSpec",
     "BootstrapTally",
+    "block_rows",
     "poisson_weights",
 ]
 
 BLOCK_ROWS = 1024
-"""Rows per block of draws: ``BLOCK_ROWS x replicates`` float64 at a time."""
+"""The most rows per block of draws (fewer for many replicates: `block_rows`)."""
+
+BLOCK_DRAWS = 1 << 18
+"""Draws per block at most: 2 MB of float64 (a block of 1024 rows x 256)."""
+
+MAX_SUMS = 1_000_000
+"""The most exact sums (replicates x accumulated scalars and ECE bins) a run
+keeps, about 8 bytes each per digit: ~80 MB at ten digits."""
 
 MAX_SEED = 2**64 - 1
 
@@ -461,6 +473,13 @@ class BootstrapTally:
             elif kind == "ece-quantile":
                 self.metric_rows[key] = (kind, 0, tally.n_bins)
         self.width = width
+        if spec.replicates * width > MAX_SUMS:
+            msg = (
+                f"--bootstrap {spec.replicates} with {width - 1} scalars and ECE bins "
+                f"keeps {spec.replicates * width:,} exact sums, more than "
+                f"{MAX_SUMS:,}: use fewer replicates or ECE bins"
+            )
+            raise UsageError(msg)
         self.sums = _Digits(spec.replicates, width)
         # ece-quantile: (rows, confidence, hit, weight) of every sample, per chunk
         self.samples: dict[str, list[tuple[np.ndarray, ...]]] = {
@@ -528,8 +547,9 @@ class BootstrapTally:
             if w is not None:
                 gap = np.where(w == 0, 0.0, gap)
             terms.append((row + bins, gap))
-        for a in range(0, n, BLOCK_ROWS):
-            b = min(n, a + BLOCK_ROWS)
+        step = block_rows(self.spec.replicates)
+        for a in range(0, n, step):
+            b = min(n, a + step)
             contributions = [
                 _contribution(target, t, w, e, a, b) for target, t in terms
             ]
@@ -643,6 +663,12 @@ def _one_replicate(seed: int, b: int, rows: np.ndarray) -> np.ndarray:
 
 def _scaled(v: int, power: int) -> Fraction:
     return Fraction(v << power) if power >= 0 else Fraction(v, 1 << -power)
+
+
+def block_rows(replicates: int) -> int:
+    """Rows per block of draws: `BLOCK_ROWS`, or fewer so that a block holds at
+    most `BLOCK_DRAWS` draws (never under 16 rows)."""
+    return max(16, min(BLOCK_ROWS, BLOCK_DRAWS // replicates))
 
 
 def _contribution(

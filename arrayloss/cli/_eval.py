@@ -82,7 +82,7 @@ MAX_ECE_BINS = 10_000
 keeps a fraction per bin and adds every bin per chunk, so its cost grows with the
 bin count; 10,000 bins keep that well under the cost of reading the scores."""
 DASK_HINT = "pip install 'arrayloss[dask]'"
-MAX_REPLICATES = 100_000
+MAX_REPLICATES = 10_000
 """The most ``--bootstrap`` replicates (each costs ~8 bytes per scalar and digit)."""
 
 # scheme://anything, host:port or [ipv6]:port: what --dask takes as an address
