@@ -36,7 +36,6 @@ from ._bootstrap import MAX_SEED, BootstrapSpec, BootstrapTally
 from ._engine import (
     RENORMALIZE_TOLERANCE,
     ClipTally,
-    IgnoreTally,
     LossTally,
     PerSampleWriter,
     ProbInput,
@@ -45,6 +44,7 @@ from ._engine import (
     loss_value,
     stream,
 )
+from ._ignore import IgnoreTally
 from ._options import (
     Real,
     backend_option,
