@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 from fractions import Fraction
@@ -195,6 +196,53 @@ def test_accumulator_merge_is_exact():
     ints, power = parts[1].integers()
     got = [Fraction(int(v)) * Fraction(2) ** power for v in ints[:, 0].tolist()]
     assert got == exact_replicate_sums(draws, t, np.ones(500))
+
+
+def tally_run(z, y, w, pieces, seed):
+    """The bootstrap tally of ``pieces`` (row ranges, in the order given) fed to
+    the chunk engine, each its own chunk."""
+    from arrayloss import metrics as M
+    from arrayloss.cli._engine import LossTally, backend_converter, evaluate_chunk
+    from arrayloss.io import Chunk
+
+    tallies = {"accuracy": M.Accuracy(), "nll": M.NLL(), "ece": M.ECE(n_bins=4)}
+    tallies["ece:q"] = M.ECE(n_bins=3, strategy="quantile")
+    losses = {"hinge": LossTally("hinge", "hinge", {})}
+    boot = B.BootstrapTally(B.BootstrapSpec(8, seed), tallies, list(losses))
+    for a, b in pieces:
+        chunk = Chunk(a, z[a:b], y[a:b], w[a:b])
+        evaluate_chunk(
+            chunk, "logits", z.shape[1], None, "S", "L", "W",
+            backend_converter("numpy"), tallies, losses, want_rows=False,
+            boot=boot, first_row=a,
+        )  # fmt: skip
+    return boot
+
+
+@settings(max_examples=8, deadline=None)
+@given(
+    seed=st.integers(0, 2**64 - 1),
+    cuts=st.lists(st.integers(1, 39), max_size=5, unique=True),
+    backwards=st.booleans(),
+)
+def test_tallies_are_the_same_for_any_cut_and_order(seed, cuts, backwards):
+    """The replicate sums and intervals of the chunk engine do not depend on how
+    the rows are cut into chunks or in which order the chunks come."""
+    rng = np.random.default_rng(seed % 2**32)
+    z = rng.normal(0, 3, size=(40, 4))
+    y = rng.integers(0, 4, size=40)
+    w = np.where(
+        rng.random(40) < 0.2, 0.0, rng.random(40) * 10.0 ** rng.integers(-5, 5)
+    )
+    edges = [0, *sorted(cuts), 40]
+    pieces = list(itertools.pairwise(edges))
+    if backwards:
+        pieces.reverse()
+    whole = tally_run(z, y, w, [(0, 40)], seed)
+    cut = tally_run(z, y, w, pieces, seed)
+    np.testing.assert_array_equal(cut.sums.integers()[0], whole.sums.integers()[0])
+    assert cut.sums.integers()[1] == whole.sums.integers()[1]
+    assert cut.intervals("mean") == whole.intervals("mean")
 
 
 # --------------------------------------------------------------------------- #

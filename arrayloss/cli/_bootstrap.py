@@ -17,8 +17,9 @@ interpolation); replicates with no weight at all are left out.
 **Counter-based draws.**  ``K_{ib}`` is a function of ``(seed, b, i)`` alone, ``i``
 being the row's number in the whole input (across shards): a 64-bit splitmix64
 hash (Steele, Lea and Flood 2014) of the row's counter mixed with a key of
-``(seed, b // 2)``, whose two 32-bit halves serve replicates ``b`` and ``b + 1``,
-turned into ``Poisson(1)`` by inverting its CDF at 32 bits (`poisson_weights`).  No generator state travels between chunks, so every chunk,
+``(seed, b // 2)``, whose two 32-bit halves serve replicates ``2 (b // 2)`` and
+``2 (b // 2) + 1``, turned into ``Poisson(1)`` by inverting its CDF at 32 bits
+(`poisson_weights`).  No generator state travels between chunks, so every chunk,
 Dask block or thread draws its own rows' weights and the intervals are the same at
 every ``--chunk-size``, with ``--dask``, in any order.
 
@@ -29,9 +30,9 @@ block of at most `BLOCK_ROWS` rows multiplies the ``(replicates, rows)`` matrix 
 draws by the ``(rows, digits)`` matrix in float64, which is exact because every
 partial sum is an integer below ``2**53``.  The block sums are added to int64
 digit accumulators with carries, so the replicate sums are exact integers and
-independent of how the rows were grouped.  Memory: the draws of one block,
-``BLOCK_ROWS x N`` (1.6 MB at ``N = 200``), and the accumulators, about ``8 N``
-bytes per scalar and digit.
+independent of how the rows were grouped.  Memory: the draws of one block, at
+most `BLOCK_DRAWS` (1024 rows x 200 replicates: 1.6 MB as float64), and the
+accumulators, about ``8 N`` bytes per scalar and digit.
 
 ECE with ``strategy="uniform"`` is the sum over bins of ``|sum_i K w (hit - conf)|``
 over ``sum_i K w``: each bin is one more accumulated sum.  ``strategy="quantile"``
