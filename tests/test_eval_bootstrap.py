@@ -273,44 +273,62 @@ def test_intervals_are_identical_at_every_chunk_size(data, weighted):
             assert lo - 0.2 < first[group][key] < hi + 0.2  # near the estimate
 
 
-def test_replicates_equal_a_direct_computation(data, monkeypatch):
-    """Each replicate of each scalar, as NumPy computes it from the same draws."""
+def direct_replicates(z, y, w, seed, replicates, n_bins):
+    """Replicates of cross-entropy, hinge, accuracy, nll and ECE computed with
+    NumPy from the draws (float64, no exact sums)."""
     from arrayloss import losses
 
-    z, y, w = (np.load(data / f"{k}.npy") for k in "zyw")
-    seen = {}
-    original = np.quantile
-
-    def spy(values, levels, *args, **kwargs):
-        seen.setdefault("values", []).append(np.array(values))
-        return original(values, levels, *args, **kwargs)
-
-    monkeypatch.setattr(B.np, "quantile", spy)
-    args = [*paths(data), *BOOT, "--weights", str(data / "w.npy")]
-    args += ["--metric", "accuracy", "--metric", "nll", "--metric", "ece:n_bins=5"]
-    out = run_json([*args, "--chunk-size", "7"])
-    k = B.poisson_weights(7, 40, np.arange(N)).astype(np.float64)
-    kw = k * w[:, None]
+    n = z.shape[0]
+    kw = B.poisson_weights(seed, replicates, np.arange(n)).astype(float) * w[:, None]
     p = np.exp(z - z.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
-    nll = -np.log(p[np.arange(N), y])
+    nll = -np.log(p[np.arange(n), y])
     hinge = np.asarray(losses.hinge(z, y, reduction="none"))
     hit = (z.argmax(axis=1) == y).astype(float)
     conf = p.max(axis=1)
-    bins = np.clip(np.ceil(conf * 5).astype(int) - 1, 0, 4)
-    gaps = np.stack([((bins == j) * (hit - conf)) @ kw for j in range(5)])
-    expected = [
-        nll @ kw / kw.sum(0),  # cross_entropy
-        hinge @ kw / kw.sum(0),
-        hit @ kw / kw.sum(0),
-        nll @ kw / kw.sum(0),
-        np.abs(gaps).sum(0) / kw.sum(0),
-    ]
-    assert len(seen["values"]) == len(expected)
-    for got, want in zip(seen["values"], expected, strict=True):
-        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15)
-    lo, hi = np.quantile(expected[2], [0.025, 0.975])
-    assert out["intervals"]["metrics"]["accuracy"] == pytest.approx([lo, hi], 1e-12)
+    bins = np.clip(np.ceil(conf * n_bins).astype(int) - 1, 0, n_bins - 1)
+    gaps = np.stack([((bins == j) * (hit - conf)) @ kw for j in range(n_bins)])
+    total = kw.sum(axis=0)
+    return {
+        "cross_entropy": nll @ kw / total,
+        "hinge": hinge @ kw / total,
+        "accuracy": hit @ kw / total,
+        "nll": nll @ kw / total,
+        "ece:n_bins=5": np.abs(gaps).sum(axis=0) / total,
+    }
+
+
+def test_replicates_equal_a_direct_computation(data):
+    """Each replicate of each scalar, from the chunk engine and from the command,
+    as NumPy computes it from the same draws."""
+    from arrayloss import metrics as M
+    from arrayloss.cli._engine import LossTally, backend_converter, evaluate_chunk
+    from arrayloss.io import Chunk
+
+    z, y, w = (np.load(data / f"{k}.npy") for k in "zyw")
+    expected = direct_replicates(z, y, w, 7, 40, 5)
+    tallies = {"accuracy": M.Accuracy(), "nll": M.NLL(), "ece:n_bins=5": M.ECE(5)}
+    losses = {s: LossTally(s, s, {}) for s in ("cross_entropy", "hinge")}
+    boot = B.BootstrapTally(B.BootstrapSpec(40, 7), tallies, list(losses))
+    for a in range(0, N, 7):
+        evaluate_chunk(
+            Chunk(a, z[a : a + 7], y[a : a + 7], w[a : a + 7]), "logits", C, None,
+            "S", "L", "W", backend_converter("numpy"), tallies, losses,
+            want_rows=False, boot=boot,
+        )  # fmt: skip
+    got = boot.replicates("mean")
+    got = {**got["losses"], **got["metrics"]}
+    assert got.keys() == expected.keys()
+    for key, want in expected.items():
+        np.testing.assert_allclose(got[key], want, rtol=1e-12, atol=1e-15, err_msg=key)
+
+    args = [*paths(data), *BOOT, "--weights", str(data / "w.npy")]
+    args += ["--metric", "accuracy", "--metric", "nll", "--metric", "ece:n_bins=5"]
+    out = run_json([*args, "--chunk-size", "7"])
+    for group in ("losses", "metrics"):
+        for key, (lo, hi) in out["intervals"][group].items():
+            want = np.quantile(expected[key], [0.025, 0.975])
+            assert [lo, hi] == pytest.approx(want, rel=1e-12), key
 
 
 def test_reduction_sum_and_confidence(data):

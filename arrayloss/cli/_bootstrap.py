@@ -619,12 +619,32 @@ class BootstrapTally:
             out[b] = float(value)
         return out
 
+    def replicates(self, reduction: str) -> dict[str, dict[str, np.ndarray]]:
+        """Each replicate's value of every loss and metric (float64 arrays of
+        length ``replicates``; NaN for a replicate with no weight)."""
+        total, scale = self.sums.integers()
+        losses: dict[str, np.ndarray] = {}
+        for s, row in self.loss_rows.items():
+            if reduction == "sum":
+                losses[s] = np.array(
+                    [float(_scaled(v, scale)) for v in total[:, row]], dtype=float
+                )
+            else:
+                losses[s] = self._replicates("mean", row, 1, total, s)
+        metrics: dict[str, np.ndarray] = {}
+        for key, (kind, row, n_bins) in self.metric_rows.items():
+            if kind == "ece-quantile":
+                metrics[key] = self._quantile_replicates(key, n_bins)
+            else:
+                metrics[key] = self._replicates(kind, row, n_bins, total, key)
+        return {"losses": losses, "metrics": metrics}
+
     def intervals(
         self, reduction: str
     ) -> dict[str, dict[str, tuple[float, float] | None]]:
         """The percentile interval of every loss and metric (``None``: no
-        interval for that metric, or no replicate with weight)."""
-        total, scale = self.sums.integers()
+        replicate with weight).  A metric tally of a kind this module does not
+        know has no entry."""
         alpha = 1 - self.spec.confidence
         levels = [alpha / 2, 1 - alpha / 2]
 
@@ -635,22 +655,10 @@ class BootstrapTally:
             lo, hi = np.quantile(values, levels)
             return float(lo), float(hi)
 
-        losses: dict[str, tuple[float, float] | None] = {}
-        for s, row in self.loss_rows.items():
-            if reduction == "sum":
-                values = np.array(
-                    [float(_scaled(v, scale)) for v in total[:, row]], dtype=float
-                )
-            else:
-                values = self._replicates("mean", row, 1, total, s)
-            losses[s] = interval(values)
-        metrics: dict[str, tuple[float, float] | None] = {}
-        for key, (kind, row, n_bins) in self.metric_rows.items():
-            if kind == "ece-quantile":
-                metrics[key] = interval(self._quantile_replicates(key, n_bins))
-            else:
-                metrics[key] = interval(self._replicates(kind, row, n_bins, total, key))
-        return {"losses": losses, "metrics": metrics}
+        return {
+            group: {key: interval(values) for key, values in per.items()}
+            for group, per in self.replicates(reduction).items()
+        }
 
 
 def _one_replicate(seed: int, b: int, rows: np.ndarray) -> np.ndarray:
