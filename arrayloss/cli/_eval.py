@@ -872,47 +872,64 @@ def _render(
                 for group, ivs in intervals.items()
             }
         return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    if intervals is not None:
+        return _render_with_intervals(fmt, rows, intervals, meta)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(("kind", "name", "value"))
+        writer.writerows((kind, name, repr(value)) for kind, name, value in rows)
+        return buf.getvalue()
+    cells = [(kind, name, _short(value)) for kind, name, value in rows]
+    widths = [
+        max(len(c[i]) for c in [("kind", "name", "value"), *cells]) for i in range(3)
+    ]
+    out = []
+    for kind, name, value in [("kind", "name", "value"), *cells]:
+        out.append(
+            f"{kind:<{widths[0]}}  {name:<{widths[1]}}  {value:>{widths[2]}}".rstrip()
+        )
+    return "\n".join(out) + "\n"
+
+
+def _render_with_intervals(
+    fmt: str,
+    rows: Sequence[tuple[str, str, Any]],
+    intervals: dict[str, dict[str, tuple[float, float] | None]],
+    meta: dict[str, Any],
+) -> str:
+    """The table or CSV of ``--bootstrap``: each value with its interval (CSV
+    columns ``low`` and ``high``; the table's fourth column)."""
     spans = _interval_cells(rows, intervals)
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(("kind", "name", "value", *(("low", "high") if spans else ())))
-        for i, (kind, name, value) in enumerate(rows):
-            extra: tuple[str, ...] = ()
-            if spans is not None:
-                span = spans[i]
-                extra = ("", "") if span is None else (repr(span[0]), repr(span[1]))
+        writer.writerow(("kind", "name", "value", "low", "high"))
+        for (kind, name, value), span in zip(rows, spans, strict=True):
+            extra = ("", "") if span is None else (repr(span[0]), repr(span[1]))
             writer.writerow((kind, name, repr(value), *extra))
         return buf.getvalue()
-    head: tuple[str, ...] = ("kind", "name", "value")
-    cells: list[tuple[str, ...]] = [
-        (kind, name, _short(value)) for kind, name, value in rows
-    ]
-    if spans is not None:
-        level = f"{100 * meta['bootstrap']['confidence']:g}% interval"
-        head += (level,)
-        cells = [
-            (*c, "" if span is None else f"[{_short(span[0])}, {_short(span[1])}]")
-            for c, span in zip(cells, spans, strict=True)
-        ]
-    widths = [max(len(c[i]) for c in [head, *cells]) for i in range(len(head))]
+    level = f"{100 * meta['bootstrap']['confidence']:g}% interval"
+    head = ("kind", "name", "value", level)
+    cells = [
+        (kind, name, _short(value), "" if span is None else
+         f"[{_short(span[0])}, {_short(span[1])}]")
+        for (kind, name, value), span in zip(rows, spans, strict=True)
+    ]  # fmt: skip
+    widths = [max(len(c[i]) for c in [head, *cells]) for i in range(4)]
     out = []
-    for cell in [head, *cells]:
-        line = f"{cell[0]:<{widths[0]}}  {cell[1]:<{widths[1]}}  {cell[2]:>{widths[2]}}"
-        if len(cell) > 3:
-            line += f"  {cell[3]:<{widths[3]}}"
+    for a, b, c, d in [head, *cells]:
+        line = f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d}"
         out.append(line.rstrip())
     return "\n".join(out) + "\n"
 
 
 def _interval_cells(
     rows: Sequence[tuple[str, str, Any]],
-    intervals: dict[str, dict[str, tuple[float, float] | None]] | None,
-) -> list[tuple[float, float] | None] | None:
-    """Each row's bootstrap interval (``None`` for counts), or ``None`` without
-    ``--bootstrap``."""
-    if intervals is None:
-        return None
+    intervals: dict[str, dict[str, tuple[float, float] | None]],
+) -> list[tuple[float, float] | None]:
+    """Each row's bootstrap interval (``None`` for counts and values without
+    one)."""
     groups = {"loss": intervals["losses"], "metric": intervals["metrics"]}
     return [
         groups[kind].get(name) if kind in groups else None for kind, name, _ in rows
