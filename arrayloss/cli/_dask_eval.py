@@ -64,13 +64,13 @@ from arrayloss.io import Chunk, DataError, read_rows
 
 from ._engine import (
     ClipTally,
+    IgnoreTally,
     LossTally,
     ProbInput,
     backend_converter,
     chunk_rows,
     evaluate_chunk,
 )
-from ._ignore import IgnoreTally
 from ._shards import ShardInfo
 
 __all__ = ["cluster_client", "evaluate_on_cluster", "local_cluster"]

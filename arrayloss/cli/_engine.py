@@ -32,13 +32,13 @@ import numpy as np
 from .._errors import DataError
 from .._errors import one_line as _one_line
 from .._exact import exact_dot, exact_sum
-from ._ignore import IgnoreTally, drop_ignored, zero_ignored
 
 __all__ = [
     "CHUNK_ELEMENTS",
     "MAX_CHUNK_ROWS",
     "RENORMALIZE_TOLERANCE",
     "ClipTally",
+    "IgnoreTally",
     "LossTally",
     "PerSampleWriter",
     "ProbInput",
@@ -149,6 +149,66 @@ class ClipTally:
         keep = (lp != -math.inf) & (wc > 0)
         d = math.log(floor) - lp[keep]
         self.moved += exact_dot(wc[keep], np.maximum(d, 0.0))
+
+
+@dataclass
+class IgnoreTally:
+    """``--ignore-label``: the label whose samples count for nothing, and how many
+    samples had it.
+
+    As PyTorch's ``ignore_index``: such a sample gets weight 0 in every loss and
+    metric (each mean is over the kept samples) and a valid stand-in label before
+    the range check (`_drop_ignored`, `_zero_ignored`).
+    """
+
+    label: int
+    count: int = 0
+
+    def merge(self, other: IgnoreTally) -> IgnoreTally:
+        """Both tallies together."""
+        return IgnoreTally(self.label, self.count + other.count)
+
+
+def _ignored_mask(raw: np.ndarray, label: int) -> np.ndarray | None:
+    """Which raw labels equal ``label`` (``None`` when none can): integers are
+    compared in their own dtype, names as the decimal text of ``label``."""
+    if raw.ndim != 1:  # not class indices (soft labels): nothing to ignore
+        return None
+    kind = raw.dtype.kind
+    if kind in "iu":
+        info = np.iinfo(raw.dtype)
+        if not info.min <= label <= info.max:
+            return None
+        return np.asarray(raw == label)
+    if kind == "f":
+        return np.asarray(raw == label)
+    if kind in "US":
+        values = raw.astype(str) if kind == "S" else raw
+        return np.asarray(np.char.strip(values) == str(label))
+    return None
+
+
+def _drop_ignored(
+    raw: np.ndarray, ignored: IgnoreTally, class_names: Sequence[str] | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The labels with each ignored one replaced by a valid stand-in (so it is not
+    range-checked), and the mask of the ignored samples (``None``: none)."""
+    mask = _ignored_mask(raw, ignored.label)
+    if mask is None or not mask.any():
+        return raw, None
+    ignored.count += int(np.count_nonzero(mask))
+    raw = raw.copy()
+    raw[mask] = (
+        (class_names[0] if class_names else "0") if raw.dtype.kind in "US" else 0
+    )
+    return raw, mask
+
+
+def _zero_ignored(w: np.ndarray | None, mask: np.ndarray, dtype: Any) -> np.ndarray:
+    """The weights with the ignored samples' set to 0 (a new array)."""
+    out = np.ones(mask.shape[0], dtype=dtype) if w is None else np.array(w)
+    out[mask] = 0
+    return out
 
 
 @cache
@@ -385,7 +445,7 @@ def evaluate_chunk(
     )  # fmt: skip
     raw_labels, ignore = chunk.labels, None
     if ignored is not None:
-        raw_labels, ignore = drop_ignored(raw_labels, ignored, class_names)
+        raw_labels, ignore = _drop_ignored(raw_labels, ignored, class_names)
     y = label_indices(
         raw_labels, n_classes=n_classes, classes=class_names, start=chunk.start,
         label=labels_label,
@@ -396,7 +456,7 @@ def evaluate_chunk(
             chunk.weights, s.dtype, start=chunk.start, label=weights_label
         )
     if ignore is not None:
-        w = zero_ignored(w, ignore, s.dtype)
+        w = _zero_ignored(w, ignore, s.dtype)
 
     z = to_backend(s)
     xp = array_namespace(z)

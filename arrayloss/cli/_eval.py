@@ -36,6 +36,7 @@ from ._bootstrap import MAX_SEED, BootstrapSpec, BootstrapTally
 from ._engine import (
     RENORMALIZE_TOLERANCE,
     ClipTally,
+    IgnoreTally,
     LossTally,
     PerSampleWriter,
     ProbInput,
@@ -44,7 +45,6 @@ from ._engine import (
     loss_value,
     stream,
 )
-from ._ignore import IgnoreTally
 from ._options import (
     Real,
     backend_option,
