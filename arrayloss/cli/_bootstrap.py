@@ -349,9 +349,7 @@ class _Digits:
 def _blas_controller() -> Any:
     """threadpoolctl's controller, if installed (else ``None``)."""
     try:
-        from threadpoolctl import (  # type: ignore[import-untyped, unused-ignore]
-            ThreadpoolController,
-        )
+        from threadpoolctl import ThreadpoolController
     except ImportError:
         return None
     return ThreadpoolController()
