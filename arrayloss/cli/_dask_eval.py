@@ -64,6 +64,7 @@ from arrayloss.io import Chunk, DataError, read_rows
 
 from ._engine import (
     ClipTally,
+    IgnoreTally,
     LossTally,
     ProbInput,
     backend_converter,
@@ -80,7 +81,11 @@ BLOCK_ELEMENTS = 1 << 22
 FAN_IN = 8
 """Block tallies merged by one task of the tree reduction."""
 
-_Bundle = tuple[int, dict[str, Any], dict[str, tuple[Fraction, Fraction]], ClipTally]
+_Bundle = tuple[
+    int, dict[str, Any], dict[str, tuple[Fraction, Fraction]], ClipTally, dict[str, Any]
+]
+"""Rows, metric tallies, loss sums, clipping, and the extras (``ignored``: an
+`IgnoreTally`, ``boot``: a `BootstrapTally`; each merged with ``merge``)."""
 
 
 def _module(name: str) -> Any:
@@ -208,8 +213,14 @@ def evaluate_on_cluster(
     block_rows: int | None,
     prob: ProbInput | None = None,
     clips: ClipTally | None = None,
+    ignored: IgnoreTally | None = None,
+    boot: Any = None,
 ) -> int:
     """Add every shard to ``tallies`` and ``loss_tallies``; return the row count.
+
+    ``ignored`` (``--ignore-label``) and ``boot`` (``--bootstrap``, an empty
+    `arrayloss.cli._bootstrap.BootstrapTally`) get the totals too; rows are
+    numbered across the shards in order, as the streaming path numbers them.
 
     ``tallies`` must be empty metric tallies; they are replaced by the totals, and
     the loss tallies' exact sums are added to, as the streaming path does chunk by
@@ -225,6 +236,9 @@ def evaluate_on_cluster(
         losses=tuple((t.spec, t.name, t.params) for t in loss_tallies.values()),
         sharded=len(infos) > 1,
         prob=prob or ProbInput(),
+        ignore_label=None if ignored is None else ignored.label,
+        boot=None if boot is None else boot.empty(),
+        offsets=_offsets(infos),
     )
     bundles = []
     for run in _runs(infos):
@@ -238,8 +252,12 @@ def evaluate_on_cluster(
         ]
         if len(bundles) == 1:
             break
-    n, metric_totals, loss_totals, clip_totals = _gather(client, bundles[0])
+    n, metric_totals, loss_totals, clip_totals, extras = _gather(client, bundles[0])
     tallies.update(metric_totals)
+    if ignored is not None:
+        ignored.count += extras["ignored"].count
+    if boot is not None:
+        boot.merge(extras["boot"])
     if clips is not None:
         merged = clips.merge(clip_totals)
         clips.count, clips.moved = merged.count, merged.moved
@@ -290,6 +308,9 @@ class _Setup:
         losses: tuple[tuple[str, str, dict[str, Any]], ...],
         sharded: bool,
         prob: ProbInput,
+        ignore_label: int | None = None,
+        boot: Any = None,
+        offsets: dict[str, int] | None = None,
     ) -> None:
         self.input_kind = input_kind
         self.n_classes = n_classes
@@ -298,11 +319,16 @@ class _Setup:
         self.losses = losses
         self.sharded = sharded
         self.prob = prob
+        self.ignore_label = ignore_label
+        self.boot = boot
+        self.offsets = offsets or {}
 
     def __dask_tokenize__(self) -> Any:
+        boot = None if self.boot is None else repr(self.boot.spec)
         return (
             "arrayloss-setup", self.input_kind, self.n_classes, self.class_names,
             repr(self.tallies), repr(self.losses), self.sharded, repr(self.prob),
+            self.ignore_label, boot, sorted(self.offsets.items()),
         )  # fmt: skip
 
 
@@ -329,6 +355,15 @@ def _runs(infos: Sequence[ShardInfo]) -> list[list[ShardInfo]]:
         else:
             runs.append([info])
     return runs
+
+
+def _offsets(infos: Sequence[ShardInfo]) -> dict[str, int]:
+    """The number, in the whole input, of each shard's first row (by scores path)."""
+    out, start = {}, 0
+    for info in infos:
+        out[info.shard.scores] = start
+        start += info.n_rows or 0
+    return out
 
 
 def _spans(info: ShardInfo, rows: int) -> list[tuple[int, int]]:
@@ -407,6 +442,9 @@ def _block_tallies(
     }
     to_numpy = backend_converter("numpy")
     clips = ClipTally()
+    ignored = None if setup.ignore_label is None else IgnoreTally(setup.ignore_label)
+    boot = None if setup.boot is None else setup.boot.empty()
+    offset = setup.offsets.get(info.shard.scores, 0)
     n = int(scores.shape[0])
     step = chunk_rows(setup.n_classes)
     for a in range(0, n, step):  # cache-sized chunks, as the streaming path reads
@@ -430,10 +468,18 @@ def _block_tallies(
             want_rows=False,
             prob=setup.prob,
             clips=clips,
+            ignored=ignored,
+            boot=boot,
+            first_row=offset + start + a,
         )
     sums = {spec: (t.total, t.weight) for spec, t in losses.items()}
+    extras: dict[str, Any] = {}
+    if ignored is not None:
+        extras["ignored"] = ignored
+    if boot is not None:
+        extras["boot"] = boot
     out = np.empty((1, 1), dtype=object)
-    out[0, 0] = (n, tallies, sums, clips)
+    out[0, 0] = (n, tallies, sums, clips, extras)
     return out
 
 
@@ -453,4 +499,8 @@ def _merge(*parts: np.ndarray | _Bundle) -> _Bundle:
         for spec in first[2]
     }
     clips = reduce(lambda a, b: a.merge(b), [bundle[3] for bundle in bundles])
-    return sum(bundle[0] for bundle in bundles), metrics, losses, clips
+    extras = {
+        key: reduce(lambda a, b: a.merge(b), [bundle[4][key] for bundle in bundles])
+        for key in first[4]
+    }
+    return sum(bundle[0] for bundle in bundles), metrics, losses, clips, extras

@@ -38,6 +38,7 @@ __all__ = [
     "MAX_CHUNK_ROWS",
     "RENORMALIZE_TOLERANCE",
     "ClipTally",
+    "IgnoreTally",
     "LossTally",
     "PerSampleWriter",
     "ProbInput",
@@ -148,6 +149,66 @@ class ClipTally:
         keep = (lp != -math.inf) & (wc > 0)
         d = math.log(floor) - lp[keep]
         self.moved += exact_dot(wc[keep], np.maximum(d, 0.0))
+
+
+@dataclass
+class IgnoreTally:
+    """``--ignore-label``: the label whose samples count for nothing, and how many
+    samples had it.
+
+    As PyTorch's ``ignore_index``: such a sample gets weight 0 in every loss and
+    metric (each mean is over the kept samples) and a valid stand-in label before
+    the range check (`_drop_ignored`, `_zero_ignored`).
+    """
+
+    label: int
+    count: int = 0
+
+    def merge(self, other: IgnoreTally) -> IgnoreTally:
+        """Both tallies together."""
+        return IgnoreTally(self.label, self.count + other.count)
+
+
+def _ignored_mask(raw: np.ndarray, label: int) -> np.ndarray | None:
+    """Which raw labels equal ``label`` (``None`` when none can): integers are
+    compared in their own dtype, names as the decimal text of ``label``."""
+    if raw.ndim != 1:  # not class indices (soft labels): nothing to ignore
+        return None
+    kind = raw.dtype.kind
+    if kind in "iu":
+        info = np.iinfo(raw.dtype)
+        if not info.min <= label <= info.max:
+            return None
+        return np.asarray(raw == label)
+    if kind == "f":
+        return np.asarray(raw == label)
+    if kind in "US":
+        values = raw.astype(str) if kind == "S" else raw
+        return np.asarray(np.char.strip(values) == str(label))
+    return None
+
+
+def _drop_ignored(
+    raw: np.ndarray, ignored: IgnoreTally, class_names: Sequence[str] | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The labels with each ignored one replaced by a valid stand-in (so it is not
+    range-checked), and the mask of the ignored samples (``None``: none)."""
+    mask = _ignored_mask(raw, ignored.label)
+    if mask is None or not mask.any():
+        return raw, None
+    ignored.count += int(np.count_nonzero(mask))
+    raw = raw.copy()
+    raw[mask] = (
+        (class_names[0] if class_names else "0") if raw.dtype.kind in "US" else 0
+    )
+    return raw, mask
+
+
+def _zero_ignored(w: np.ndarray | None, mask: np.ndarray, dtype: Any) -> np.ndarray:
+    """The weights with the ignored samples' set to 0 (a new array)."""
+    out = np.ones(mask.shape[0], dtype=dtype) if w is None else np.array(w)
+    out[mask] = 0
+    return out
 
 
 @cache
@@ -361,11 +422,18 @@ def evaluate_chunk(
     want_rows: bool,
     prob: ProbInput | None = None,
     clips: ClipTally | None = None,
+    ignored: IgnoreTally | None = None,
+    boot: Any = None,
+    first_row: int | None = None,
 ) -> Any:
     """Add one `arrayloss.io.Chunk` to ``tallies`` and ``loss_tallies``.
 
     Probabilities are read as ``prob`` says (default `ProbInput()`), and the
     samples whose true-class probability is clipped are added to ``clips``.
+    Samples whose label is ``ignored.label`` get weight 0 (and are counted there);
+    ``boot`` (a `arrayloss.cli._bootstrap.BootstrapTally`) gets the chunk's
+    per-sample terms, its rows numbered from ``first_row`` (default
+    ``chunk.start``) in the whole input.
     Returns the ``(rows, losses)`` float64 per-sample losses when ``want_rows``.
     Raises `DataError` naming the file and row for bad scores, labels or weights,
     and for a loss or metric that is not finite on finite scores.
@@ -380,7 +448,7 @@ def evaluate_chunk(
         chunk.scores, input_kind, start=chunk.start, label=scores_label,
         renormalize=prob.renormalize,
     )  # fmt: skip
-    soft = None
+    soft, ignore = None, None
     if chunk.labels.ndim == 2:  # soft labels: the metrics see their arg-max class
         soft, y = soft_label_rows(
             chunk.labels, n_classes=n_classes, dtype=s.dtype, start=chunk.start,
@@ -388,8 +456,11 @@ def evaluate_chunk(
         )  # fmt: skip
         soft = to_backend(soft)
     else:
+        raw_labels = chunk.labels
+        if ignored is not None:
+            raw_labels, ignore = _drop_ignored(raw_labels, ignored, class_names)
         y = label_indices(
-            chunk.labels, n_classes=n_classes, classes=class_names,
+            raw_labels, n_classes=n_classes, classes=class_names,
             start=chunk.start, label=labels_label,
         )  # fmt: skip
     w = None
@@ -397,6 +468,8 @@ def evaluate_chunk(
         w = _checked_weights(
             chunk.weights, s.dtype, start=chunk.start, label=weights_label
         )
+    if ignore is not None:
+        w = _zero_ignored(w, ignore, s.dtype)
 
     z = to_backend(s)
     xp = array_namespace(z)
@@ -415,9 +488,12 @@ def evaluate_chunk(
             if clips is not None:
                 if clips.eps is None:
                     clips.eps = prob.eps_for(s.dtype)
+                p_y = M.to_numpy(rows._label_score[:, 0])
+                w_c = w
+                if ignore is not None:  # ignored samples are never counted
+                    p_y, w_c = p_y[~ignore], None if w is None else w[~ignore]
                 clips.add(
-                    M.to_numpy(rows._label_score[:, 0]), w,
-                    log=input_kind == "logprobs", floor=floor,
+                    p_y, w_c, log=input_kind == "logprobs", floor=floor,
                 )  # fmt: skip
         for key, tally in tallies.items():
             try:
@@ -426,6 +502,7 @@ def evaluate_chunk(
                 last = chunk.start + int(s.shape[0]) - 1
                 msg = f"metric {key!r} overflows float64 on {scores_label} rows {chunk.start} to {last}"
                 raise DataError(msg) from None
+        per_loss: dict[str, np.ndarray] = {}
         for t in loss_tallies.values():
             per_host = M.to_numpy(_loss_rows(t.name, t.params, rows, input_kind, soft))
             finite = np.isfinite(per_host)
@@ -442,6 +519,13 @@ def evaluate_chunk(
             t.weight += weight * Fraction(2) ** e
             if want_rows:
                 columns.append(per_host.astype(np.float64))
+                if ignore is not None:  # no loss for an ignored sample
+                    columns[-1][ignore] = np.nan
+            if boot is not None:
+                per_loss[t.spec] = per_host
+        if boot is not None:
+            start = chunk.start if first_row is None else first_row
+            boot.add(rows, tallies, per_loss, start)
     return np.stack(columns, axis=1) if want_rows else None
 
 
@@ -520,8 +604,12 @@ def stream(
     quiet: bool,
     prob: ProbInput | None = None,
     clips: ClipTally | None = None,
+    ignored: IgnoreTally | None = None,
+    boot: Any = None,
 ) -> int:
-    """Stream each shard's sources chunk by chunk into the tallies; the row count."""
+    """Stream each shard's sources chunk by chunk into the tallies; the row count.
+
+    Rows are numbered across shards (for ``boot``'s draws)."""
     from arrayloss import io as alio
 
     n_samples = 0
@@ -532,12 +620,14 @@ def stream(
         scores_label = "SCORES" if n_shards == 1 else scores_src.label
         bar = "eval" if n_shards == 1 else f"eval {i + 1}/{n_shards}"
         chunks = alio.iter_aligned(scores_src, label_src, weights_src, chunk_rows)
+        shard_start = n_samples
         for chunk in with_progress(chunks, scores_src, quiet, label=bar):
             block = evaluate_chunk(
                 chunk, input_kind, n_classes, class_names, scores_label,
                 label_src.label, weights_src.label if weights_src else "",
                 to_backend, tallies, loss_tallies, want_rows=writer is not None,
-                prob=prob, clips=clips,
+                prob=prob, clips=clips, ignored=ignored, boot=boot,
+                first_row=shard_start + chunk.start,
             )  # fmt: skip
             if writer is not None:
                 writer.write(block)

@@ -32,9 +32,11 @@ import click
 
 from .._errors import DataError, UsageError
 from .._errors import one_line as _one_line
+from ._bootstrap import MAX_SEED, BootstrapSpec, BootstrapTally
 from ._engine import (
     RENORMALIZE_TOLERANCE,
     ClipTally,
+    IgnoreTally,
     LossTally,
     PerSampleWriter,
     ProbInput,
@@ -81,6 +83,8 @@ MAX_ECE_BINS = 10_000
 keeps a fraction per bin and adds every bin per chunk, so its cost grows with the
 bin count; 10,000 bins keep that well under the cost of reading the scores."""
 DASK_HINT = "pip install 'arrayloss[dask]'"
+MAX_REPLICATES = 10_000
+"""The most ``--bootstrap`` replicates (each costs ~8 bytes per scalar and digit)."""
 
 # scheme://anything, host:port or [ipv6]:port: what --dask takes as an address
 _ADDRESS = re.compile(
@@ -296,6 +300,39 @@ class _EvalCommand(click.Command):
     metavar="SECONDS",
     help="How long to try to reach the --dask scheduler.",
 )
+@click.option(
+    "--ignore-label",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Samples whose label is N (e.g. -100, PyTorch's ignore_index) count for "
+    "nothing in any loss or metric and are not range-checked; the report gives "
+    "n_ignored, and --per-sample writes NaN for them.",
+)
+@click.option(
+    "--bootstrap",
+    "replicates",
+    type=int,
+    default=None,
+    metavar="N",
+    help="Percentile confidence intervals of every loss and metric from N Poisson "
+    "bootstrap replicates, in the same pass (same at any --chunk-size and with "
+    "--dask).",
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=None,
+    metavar="S",
+    help="The seed of --bootstrap's draws, 0 <= S < 2**64. [default: 0]",
+)
+@click.option(
+    "--confidence",
+    type=float,
+    default=None,
+    metavar="LEVEL",
+    help="The level of --bootstrap's intervals, 0 < LEVEL < 1. [default: 0.95]",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
 @click.pass_context
 def eval_command(ctx: click.Context, /, **opts: Any) -> None:
@@ -381,9 +418,14 @@ def _run(
     dask_address: str | None,
     dask_workers: int,
     dask_timeout: float,
+    ignore_label: int | None,
+    replicates: int | None,
+    seed: int | None,
+    confidence: float | None,
     quiet: bool,
 ) -> None:
     # -- usage: everything that needs no data ---------------------------------
+    boot_spec = _bootstrap_spec(replicates, seed, confidence)
     if example:
         if scores is not None or labels is not None:
             msg = "--example takes no SCORES or LABELS"
@@ -449,6 +491,7 @@ def _run(
             write_rows=write_rows, chunk_size=chunk_size, backend=backend,
             to_backend=to_backend, dask_address=dask_address,
             dask_workers=dask_workers, dask_timeout=dask_timeout, quiet=quiet,
+            ignore_label=ignore_label, boot_spec=boot_spec,
         )  # fmt: skip
         if output != STDOUT:
             _write_text(write_output, output, text)
@@ -492,6 +535,8 @@ def _evaluate(
     dask_workers: int,
     dask_timeout: float,
     quiet: bool,
+    ignore_label: int | None = None,
+    boot_spec: BootstrapSpec | None = None,
 ) -> str:
     """Read, check and reduce every shard; the rendered results."""
     infos = None
@@ -519,6 +564,10 @@ def _evaluate(
             spec = format_spec(name, params)
             loss_tallies.setdefault(spec, LossTally(spec, name, params))
         clips = ClipTally()
+        ignored = None if ignore_label is None else IgnoreTally(ignore_label)
+        boot = None
+        if boot_spec is not None:
+            boot = BootstrapTally(boot_spec, tallies, list(loss_tallies))
 
         if use_dask:
             from ._dask_eval import cluster_client, evaluate_on_cluster
@@ -531,7 +580,7 @@ def _evaluate(
                     client, infos, input_kind=input_kind, n_classes=n_classes,
                     class_names=class_names, tallies=tallies,
                     loss_tallies=loss_tallies, block_rows=chunk_size, prob=prob,
-                    clips=clips,
+                    clips=clips, ignored=ignored, boot=boot,
                 )  # fmt: skip
         else:
             assert first is not None
@@ -547,7 +596,7 @@ def _evaluate(
                     chunk_rows=chunk_size or chunk_rows(n_classes),
                     to_backend=to_backend, tallies=tallies,
                     loss_tallies=loss_tallies, writer=writer, quiet=quiet,
-                    prob=prob, clips=clips,
+                    prob=prob, clips=clips, ignored=ignored, boot=boot,
                 )  # fmt: skip
             finally:
                 if writer is not None:
@@ -555,6 +604,9 @@ def _evaluate(
     finally:
         opened.close()
 
+    if ignored is not None and n_samples and ignored.count == n_samples:
+        msg = f"all {n_samples} samples have the ignored label {ignored.label} (--ignore-label)"
+        raise DataError(msg)
     results = {
         "losses": {
             spec: loss_value(t, reduction, n_samples)
@@ -578,12 +630,57 @@ def _evaluate(
         meta["eps"] = clips.eps
         meta["n_clipped"] = clips.count
         meta["renormalize"] = prob.renormalize
+    if ignored is not None:
+        meta["ignore_label"] = ignored.label
+        meta["n_ignored"] = ignored.count
+    intervals = None
+    if boot is not None:
+        intervals = boot.intervals(reduction)
+        for group, values in results.items():  # no interval for an inf (--eps 0)
+            for key, value in values.items():
+                if not math.isfinite(value):
+                    intervals[group][key] = None
+        meta["bootstrap"] = {
+            "replicates": boot.spec.replicates,
+            "seed": boot.spec.seed,
+            "confidence": boot.spec.confidence,
+        }
     if len(shards) > 1:
         meta["n_files"] = len(shards)
     if use_dask:
         workers = f"{dask_workers} worker{'s' * (dask_workers != 1)}"
         meta["dask"] = dask_address or f"local cluster ({workers})"
-    return _render(fmt, meta, results)
+    return _render(fmt, meta, results, intervals)
+
+
+def _bootstrap_spec(
+    replicates: int | None, seed: int | None, confidence: float | None
+) -> BootstrapSpec | None:
+    """``--bootstrap``, ``--seed`` and ``--confidence``, checked (bad usage is a
+    `UsageError`, one line, exit 2)."""
+    if replicates is None:
+        for name, value in (("--seed", seed), ("--confidence", confidence)):
+            if value is not None:
+                msg = f"{name} applies to --bootstrap N, which is not given"
+                raise UsageError(msg)
+        return None
+    if replicates < 1:
+        msg = f"--bootstrap takes a number of replicates >= 1 (got {replicates})"
+        raise UsageError(msg)
+    if replicates > MAX_REPLICATES:
+        msg = (
+            f"--bootstrap takes at most {MAX_REPLICATES} replicates (got {replicates})"
+        )
+        raise UsageError(msg)
+    seed = 0 if seed is None else seed
+    if not 0 <= seed <= MAX_SEED:
+        msg = f"--seed must be in [0, 2**64) (got {seed})"
+        raise UsageError(msg)
+    confidence = 0.95 if confidence is None else confidence
+    if not 0 < confidence < 1:
+        msg = f"--confidence must be strictly between 0 and 1 (got {confidence!r})"
+        raise UsageError(msg)
+    return BootstrapSpec(replicates, seed, confidence)
 
 
 def _report_clipping(
@@ -827,7 +924,10 @@ def _make_tally(catalogue: Any, name: str, params: dict[str, Any]) -> Any:
 
 
 def _render(
-    fmt: str, meta: dict[str, Any], results: dict[str, dict[str, float]]
+    fmt: str,
+    meta: dict[str, Any],
+    results: dict[str, dict[str, float]],
+    intervals: dict[str, dict[str, tuple[float, float] | None]] | None = None,
 ) -> str:
     rows: list[tuple[str, str, Any]] = [
         ("data", "n_samples", meta["n_samples"]),
@@ -835,6 +935,8 @@ def _render(
     ]
     if "n_clipped" in meta:
         rows.append(("data", "n_clipped", meta["n_clipped"]))
+    if "n_ignored" in meta:
+        rows.append(("data", "n_ignored", meta["n_ignored"]))
     rows += [("loss", k, v) for k, v in results["losses"].items()]
     rows += [("metric", k, v) for k, v in results["metrics"].items()]
     if fmt == "json":  # strict JSON: an infinite nll (--eps 0) is the string "inf"
@@ -843,7 +945,14 @@ def _render(
             doc[group] = {
                 k: v if math.isfinite(v) else repr(v) for k, v in doc[group].items()
             }
+        if intervals is not None:
+            doc["intervals"] = {
+                group: {k: None if v is None else list(v) for k, v in ivs.items()}
+                for group, ivs in intervals.items()
+            }
         return json.dumps(doc, indent=2, allow_nan=False) + "\n"
+    if intervals is not None:
+        return _render_with_intervals(fmt, rows, intervals, meta)
     if fmt == "csv":
         buf = io.StringIO()
         writer = csv.writer(buf, lineterminator="\n")
@@ -860,6 +969,50 @@ def _render(
             f"{kind:<{widths[0]}}  {name:<{widths[1]}}  {value:>{widths[2]}}".rstrip()
         )
     return "\n".join(out) + "\n"
+
+
+def _render_with_intervals(
+    fmt: str,
+    rows: Sequence[tuple[str, str, Any]],
+    intervals: dict[str, dict[str, tuple[float, float] | None]],
+    meta: dict[str, Any],
+) -> str:
+    """The table or CSV of ``--bootstrap``: each value with its interval (CSV
+    columns ``low`` and ``high``; the table's fourth column)."""
+    spans = _interval_cells(rows, intervals)
+    if fmt == "csv":
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(("kind", "name", "value", "low", "high"))
+        for (kind, name, value), span in zip(rows, spans, strict=True):
+            extra = ("", "") if span is None else (repr(span[0]), repr(span[1]))
+            writer.writerow((kind, name, repr(value), *extra))
+        return buf.getvalue()
+    level = f"{100 * meta['bootstrap']['confidence']:g}% interval"
+    head = ("kind", "name", "value", level)
+    cells = [
+        (kind, name, _short(value), "" if span is None else
+         f"[{_short(span[0])}, {_short(span[1])}]")
+        for (kind, name, value), span in zip(rows, spans, strict=True)
+    ]  # fmt: skip
+    widths = [max(len(c[i]) for c in [head, *cells]) for i in range(4)]
+    out = []
+    for a, b, c, d in [head, *cells]:
+        line = f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d}"
+        out.append(line.rstrip())
+    return "\n".join(out) + "\n"
+
+
+def _interval_cells(
+    rows: Sequence[tuple[str, str, Any]],
+    intervals: dict[str, dict[str, tuple[float, float] | None]],
+) -> list[tuple[float, float] | None]:
+    """Each row's bootstrap interval (``None`` for counts and values without
+    one)."""
+    groups = {"loss": intervals["losses"], "metric": intervals["metrics"]}
+    return [
+        groups[kind].get(name) if kind in groups else None for kind, name, _ in rows
+    ]
 
 
 def _short(value: Any) -> str:

@@ -1,0 +1,707 @@
+r"""``arrayloss eval --bootstrap N``: percentile intervals in the same streaming pass.
+
+**The Poisson bootstrap** (Oza and Russell 2001; Hanley and MacGibbon 2006;
+Chamandy et al. 2012).  The ordinary bootstrap resamples ``n`` rows with
+replacement, so row ``i`` appears ``K_i ~ Binomial(n, 1/n)`` times; for large ``n``
+that is ``Poisson(1)``, drawn independently for each row.  Replicate ``b`` of a
+weighted mean ``sum(w m) / sum(w)`` is then
+
+.. math:: \hat\theta_b = \frac{\sum_i K_{ib}\, w_i\, m_i}{\sum_i K_{ib}\, w_i},
+   \qquad K_{ib} \sim \operatorname{Poisson}(1),
+
+a sum over rows that a single pass adds up chunk by chunk, like the point estimate.
+The percentile interval at confidence ``1 - alpha`` is the ``alpha/2`` and ``1 -
+alpha/2`` quantiles of the replicates (``numpy.quantile``, its default linear
+interpolation); replicates with no weight at all are left out.
+
+**Counter-based draws.**  ``K_{ib}`` is a function of ``(seed, b, i)`` alone, ``i``
+being the row's number in the whole input (across shards): a 64-bit splitmix64
+hash (Steele, Lea and Flood 2014) of the row's counter mixed with a key of
+``(seed, b // 2)``, whose two 32-bit halves serve replicates ``2 (b // 2)`` and
+``2 (b // 2) + 1``, turned into ``Poisson(1)`` by inverting its CDF at 32 bits
+(`poisson_weights`).  No generator state travels between chunks, so every chunk,
+Dask block or thread draws its own rows' weights and the intervals are the same at
+every ``--chunk-size``, with ``--dask``, in any order.
+
+**Exact replicate sums.**  Each term ``w_i m_i`` (an exact sum of four float64
+products when weighted, as `arrayloss._exact.exact_dot` splits them) is cut into
+26-bit integer digits on a grid of powers ``2**(26 k)`` shared by all values; a
+block of at most `BLOCK_ROWS` rows multiplies the ``(replicates, rows)`` matrix of
+draws by the ``(rows, digits)`` matrix in float64, which is exact because every
+partial sum is an integer below ``2**53``.  The block sums are added to int64
+digit accumulators with carries, so the replicate sums are exact integers and
+independent of how the rows were grouped.  Memory: the draws of one block, at
+most `BLOCK_DRAWS` (1024 rows x 200 replicates: 1.6 MB as float64), and the
+accumulators, about ``8 N`` bytes per scalar and digit.
+
+ECE with ``strategy="uniform"`` is the sum over bins of ``|sum_i K w (hit - conf)|``
+over ``sum_i K w``: each bin is one more accumulated sum.  ``strategy="quantile"``
+keeps each sample's row number, confidence, hit and weight (as its point estimate
+does) and recomputes the edges for each replicate at the end.
+
+References: N. C. Oza and S. Russell, "Online bagging and boosting", AISTATS 2001;
+J. A. Hanley and B. MacGibbon, "Creating non-parametric bootstrap samples using
+Poisson frequencies", Computer Methods and Programs in Biomedicine 83 (2006)
+57-62; N. Chamandy, O. Muralidharan, A. Najmi and S. Naidu, "Estimating uncertainty
+for massive data streams", Google technical report (2012); G. L. Steele, D. Lea and
+C. H. Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+from fractions import Fraction
+from functools import cache
+from typing import Any
+
+import numpy as np
+
+from arrayloss._errors import UsageError
+
+__all__ = [
+    "BLOCK_DRAWS",
+    "BLOCK_ROWS",
+    "MAX_SEED",
+    "MAX_SUMS",
+    "BootstrapSpec",
+    "BootstrapTally",
+    "block_rows",
+    "poisson_weights",
+]
+
+BLOCK_ROWS = 1024
+"""The most rows per block of draws (fewer for many replicates: `block_rows`)."""
+
+BLOCK_DRAWS = 1 << 18
+"""Draws per block at most: 2 MB of float64 (a block of 1024 rows x 256)."""
+
+MAX_SUMS = 1_000_000
+"""The most exact sums (replicates x accumulated scalars and ECE bins) a run
+keeps, about 8 bytes each per digit: ~80 MB at ten digits."""
+
+MAX_SEED = 2**64 - 1
+
+_MASK64 = (1 << 64) - 1
+_GOLDEN = 0x9E3779B97F4A7C15  # 2**64 / golden ratio, odd (splitmix64's increment)
+_ROW_MULT = 0xD6E8FEB86659FD93  # an odd multiplier for the row counter
+_DIGIT = 26  # bits per digit of the exact replicate sums
+_DIGIT_MASK = (1 << _DIGIT) - 1
+_HASH_ROWS = 512  # rows hashed at a time (the uint64 temporaries stay in cache)
+_CDF_BITS = 12  # the Poisson lookup table has 2**12 buckets
+
+
+# --------------------------------------------------------------------------- #
+# Counter-based Poisson(1) draws
+# --------------------------------------------------------------------------- #
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser of a uint64 array, in place (a bijection; wraps
+    modulo 2**64); returns ``x``."""
+    tmp = np.empty_like(x)
+    for shift, mult in ((30, 0xBF58476D1CE4E5B9), (27, 0x94D049BB133111EB)):
+        np.right_shift(x, np.uint64(shift), out=tmp)
+        x ^= tmp
+        x *= np.uint64(mult)
+    np.right_shift(x, np.uint64(31), out=tmp)
+    x ^= tmp
+    return x
+
+
+def _mix_int(x: int) -> int:
+    """`_mix` of one Python integer (no NumPy scalar overflow warnings)."""
+    x &= _MASK64
+    x ^= x >> 30
+    x = (x * 0xBF58476D1CE4E5B9) & _MASK64
+    x ^= x >> 27
+    x = (x * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+@cache
+def _cdf_thresholds() -> np.ndarray:
+    """``T_k = round(2**32 P(K <= k))`` for ``K ~ Poisson(1)``, while below 2**32.
+
+    A uniform 32-bit ``u`` gives ``K = #{k : u >= T_k}``, the inverse CDF (each
+    probability within ``2**-32`` of Poisson(1)'s); the CDF is computed with 40
+    significant digits.
+    """
+    with localcontext() as ctx:
+        ctx.prec = 40
+        term = Decimal(-1).exp()
+        cdf, k, out = Decimal(0), 0, []
+        while True:
+            cdf += term
+            t = int((cdf * (1 << 32)).to_integral_value())
+            if t >= 1 << 32:
+                break
+            out.append(t)
+            k += 1
+            term /= k
+    return np.array(out, dtype=np.uint32)
+
+
+@cache
+def _cdf_table() -> tuple[np.ndarray, np.ndarray, np.uint32, np.ndarray]:
+    """A lookup table of the inverse CDF on the top `_CDF_BITS` bits of ``u``.
+
+    ``base[top]`` is the draw at the start of the bucket and ``first[top]`` the
+    first threshold inside it (or none), so ``K = base + (u >= first)`` except in
+    the buckets holding several thresholds, all at the very top; values from
+    ``tail`` on are looked up in the whole table.
+    """
+    thresholds = _cdf_thresholds()
+    shift = 32 - _CDF_BITS
+    n = 1 << _CDF_BITS
+    starts = (np.arange(n, dtype=np.uint32) << np.uint32(shift)).astype(np.uint32)
+    base = np.searchsorted(thresholds, starts, side="right").astype(np.uint8)
+    first = np.full(n, np.iinfo(np.uint32).max, dtype=np.uint32)
+    tail = n
+    bucket = (thresholds >> np.uint32(shift)).astype(np.int64)
+    for b in np.unique(bucket).tolist():
+        inside = thresholds[bucket == b]
+        inside = inside[inside > starts[b]]
+        if inside.size:
+            first[b] = inside[0]
+        if inside.size > 1:
+            tail = min(tail, b)
+    return base, first, np.uint32(tail << shift), thresholds
+
+
+def _poisson_from_uniform(u: np.ndarray) -> np.ndarray:
+    """Poisson(1) draws (uint8) from uniform uint32 ``u``, by the inverse CDF."""
+    base, first, tail, thresholds = _cdf_table()
+    top = (u >> np.uint32(32 - _CDF_BITS)).astype(np.intp)
+    k = base[top]
+    k += u >= first[top]
+    far = u >= tail
+    if far.any():
+        k[far] = np.searchsorted(thresholds, u[far], side="right")
+    return k
+
+
+def _halves(u: np.ndarray, count: int) -> np.ndarray:
+    """The 32-bit halves of uint64 ``u`` (``(n, m)``), low then high for each
+    column, as ``(n, count)`` uint32 (``count <= 2 m``)."""
+    out = np.empty((u.shape[0], 2 * u.shape[1]), dtype=np.uint32)
+    out[:, 0::2] = u  # the low half (a cast modulo 2**32)
+    out[:, 1::2] = u >> np.uint64(32)
+    return out[:, :count]
+
+
+@cache
+def _replicate_keys(seed: int, replicates: int) -> np.ndarray:
+    """The uint64 key of each replicate ``b``: a hash of ``(seed, b)``."""
+    s = _mix_int(seed + _GOLDEN)
+    keys = np.array(
+        [_mix_int(s ^ _mix_int((b + 1) * _GOLDEN)) for b in range(replicates)],
+        dtype=np.uint64,
+    )
+    keys.flags.writeable = False  # cached: shared by every call
+    return keys
+
+
+def _row_hashes(rows: np.ndarray) -> np.ndarray:
+    """A uint64 hash of each row counter."""
+    counter = rows.astype(np.uint64)  # a copy: mixed in place
+    counter += np.uint64(1)
+    counter *= np.uint64(_ROW_MULT)
+    return _mix(counter)
+
+
+def poisson_weights(seed: int, replicates: int, rows: np.ndarray) -> np.ndarray:
+    """The Poisson(1) bootstrap weight of each row for each replicate.
+
+    Parameters
+    ----------
+    seed : int in [0, 2**64)
+        The master seed.
+    replicates : int >= 1
+        How many replicates ``b = 0, ..., replicates - 1``.
+    rows : integer array of shape (n,)
+        The rows' counters (their numbers in the whole input), >= 0.
+
+    Returns
+    -------
+    numpy.ndarray of shape (n, replicates), uint8
+        ``K[i, b] = F^{-1}(u_{i,b} / 2**32)`` with ``F`` the Poisson(1) CDF and
+        ``u_{i,2j}``, ``u_{i,2j+1}`` the low and high halves of the splitmix64
+        hash ``mix(h(rows[i]) ^ key(seed, j))``: a function of ``(seed, b,
+        rows[i])`` alone, so any subset of rows, in any grouping, gets the same
+        draws.
+    """
+    keys = _replicate_keys(seed, (replicates + 1) // 2)
+    hashed = _row_hashes(np.asarray(rows, dtype=np.int64))
+    out = np.empty((hashed.shape[0], replicates), dtype=np.uint8)
+    for a in range(0, hashed.shape[0], _HASH_ROWS):
+        u = _mix(hashed[a : a + _HASH_ROWS, None] ^ keys[None, :])
+        out[a : a + _HASH_ROWS] = _poisson_from_uniform(_halves(u, replicates))
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# Exact digits
+# --------------------------------------------------------------------------- #
+
+
+def _digits(
+    x: np.ndarray, power: np.ndarray | int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x * 2**power`` (finite float64) as signed 26-bit digits on the global grid.
+
+    Returns ``(k, d, nonzero)``: value ``= sum_j d[:, j] * 2**(26 (k + j))`` for
+    ``j = 0, 1, 2``, with ``|d| < 2**27``, exactly.
+    """
+    mant, exp = np.frexp(x)
+    m = (mant * 2.0**53).astype(np.int64)  # |m| < 2**53, exact
+    q = exp.astype(np.int64) + power - 53  # value = m * 2**q
+    k = q // _DIGIT
+    r = q - k * _DIGIT
+    mag = np.abs(m)
+    lo = (mag & _DIGIT_MASK) << r  # < 2**52
+    hi = (mag >> _DIGIT) << r  # < 2**53
+    d = np.empty((x.shape[0], 3), dtype=np.int64)
+    d[:, 0] = lo & _DIGIT_MASK
+    d[:, 1] = (lo >> _DIGIT) + (hi & _DIGIT_MASK)
+    d[:, 2] = hi >> _DIGIT
+    d *= np.sign(m)[:, None]
+    return k, d, m != 0
+
+
+@dataclass
+class _Contribution:
+    """Digits of one accumulated quantity: sample ``i`` adds to accumulator row
+    ``target[i]``."""
+
+    target: np.ndarray  # (n,) accumulator row of each sample
+    parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (k, d, nonzero)
+
+
+class _Digits:
+    """Exact integer sums per (replicate, quantity) as int64 base-2**26 digits.
+
+    ``cols[j, b, q]`` is digit ``j`` (worth ``2**(26 (low + j))``) of quantity
+    ``q`` of replicate ``b``; after every addition each digit but the top one is
+    in ``[0, 2**26)`` (carries moved up), so no digit can overflow.
+    """
+
+    def __init__(self, replicates: int, width: int) -> None:
+        self.low = 0
+        self.cols = np.zeros((0, replicates, width), dtype=np.int64)
+
+    def _cover(self, low: int, high: int) -> None:
+        """Make room for digits ``low .. high`` (and two above, for carries)."""
+        high += 2
+        if self.cols.shape[0] == 0:
+            self.low = low
+            self.cols = np.zeros((high - low + 1, *self.cols.shape[1:]), np.int64)
+            return
+        below = max(0, self.low - low)
+        above = max(0, high - (self.low + self.cols.shape[0] - 1))
+        if below or above:
+            self.cols = np.pad(self.cols, ((below, above), (0, 0), (0, 0)))
+            self.low -= below
+
+    def add(self, low: int, block: np.ndarray, rows: np.ndarray) -> None:
+        """Add ``block[j, b, g]`` (int64 digits from ``2**(26 low)``) to rows
+        ``rows[g]`` (distinct), then carry."""
+        self._cover(low, low + block.shape[0] - 1)
+        start = low - self.low
+        self.cols[start : start + block.shape[0], :, rows] += block
+        self._carry(start)
+
+    def merge(self, other: _Digits) -> None:
+        """Add another accumulator of the same shape."""
+        if other.cols.shape[0] == 0:
+            return
+        self._cover(other.low, other.low + other.cols.shape[0] - 1)
+        start = other.low - self.low
+        self.cols[start : start + other.cols.shape[0]] += other.cols
+        self._carry(start)
+
+    def _carry(self, start: int) -> None:
+        cols = self.cols
+        for j in range(start, cols.shape[0] - 1):
+            carry = cols[j] >> _DIGIT
+            if not carry.any():
+                continue
+            cols[j] &= _DIGIT_MASK
+            cols[j + 1] += carry
+        if np.abs(cols[-1]).max(initial=0) >= 1 << 40:  # keep the top digit small
+            self.cols = np.pad(cols, ((0, 1), (0, 0), (0, 0)))
+            self._carry(self.cols.shape[0] - 2)
+
+    def integers(self) -> tuple[np.ndarray, int]:
+        """The sums as Python integers, ``(replicates, width)`` of objects, and the
+        power of two ``26 * low`` they are in units of."""
+        total = np.zeros(self.cols.shape[1:], dtype=object)
+        for j in range(self.cols.shape[0] - 1, -1, -1):
+            total = total * (1 << _DIGIT) + self.cols[j].astype(object)
+        return total, _DIGIT * self.low
+
+
+@cache
+def _blas_controller() -> Any:
+    """threadpoolctl's controller, if installed (else ``None``)."""
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
+def _one_blas_thread() -> Any:
+    """A context with BLAS limited to one thread, when threadpoolctl is installed.
+
+    The products are small ((replicates, 1024) by (1024, ~100)): several BLAS
+    threads gain little on them and, on a busy machine, wait for one another
+    (20x slower measured with two threads on two loaded cores).
+    """
+    controller = _blas_controller()
+    if controller is None:
+        return contextlib.nullcontext()
+    return controller.limit(limits=1, user_api="blas")
+
+
+def _block_sums(
+    draws: np.ndarray, contributions: Sequence[_Contribution]
+) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    """For each contribution, ``(low, sums[j, b, g], rows[g])``: the exact
+    ``sum_i draws[i, b] * digit_j(i)`` per accumulator row ``rows[g]``.
+
+    All digit columns go through one float64 matrix product, exact: the digits of
+    a sample in one column add to less than ``2**29``, the draws are below 2**5
+    and a block has at most `BLOCK_ROWS` (2**10) rows, so every partial sum is an
+    integer below ``2**53``.
+    """
+    n = draws.shape[0]
+    layouts = []
+    n_cols = 0
+    for c in contributions:
+        nonzero = np.zeros(n, dtype=bool)
+        for _, _, nz in c.parts:
+            nonzero |= nz
+        ks = [k[nz] for k, _, nz in c.parts if nz.any()]
+        if not ks:
+            continue
+        low = min(int(k.min()) for k in ks)
+        span = max(int(k.max()) for k in ks) - low + 3
+        rows, group = np.unique(c.target[nonzero], return_inverse=True)
+        full = np.zeros(n, dtype=np.int64)
+        full[nonzero] = group
+        layouts.append((c, low, span, rows, full, nonzero, n_cols))
+        n_cols += rows.shape[0] * span
+    if not layouts:
+        return []
+    dig = np.zeros((n, n_cols), dtype=np.float64)
+    index = np.arange(n)
+    for c, low, span, _, group, _, offset in layouts:
+        for k, d, nz in c.parts:
+            if not nz.any():
+                continue
+            at = offset + group[nz] * span + (k[nz] - low)
+            for j in range(3):
+                dig[index[nz], at + j] += d[nz, j]
+    sums = draws.T.astype(np.float64) @ dig  # (replicates, n_cols), exact integers
+    out = []
+    for _, low, span, rows, _, _, offset in layouts:
+        part = sums[:, offset : offset + rows.shape[0] * span]
+        part = part.reshape(draws.shape[1], rows.shape[0], span).transpose(2, 0, 1)
+        out.append((low, part.astype(np.int64), rows))
+    return out
+
+
+# --------------------------------------------------------------------------- #
+# The tally
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class BootstrapSpec:
+    """``--bootstrap N --seed S --confidence C``."""
+
+    replicates: int
+    seed: int = 0
+    confidence: float = 0.95
+
+
+def _kind(tally: Any) -> str | None:
+    """How a metric tally is bootstrapped: ``mean``, ``ece``, ``ece-quantile`` or
+    ``None`` (a tally this module does not know: no interval)."""
+    from arrayloss import metrics as M
+
+    if isinstance(tally, M._MeanTally):
+        return "mean"
+    if isinstance(tally, M.ECE):
+        return "ece" if tally.strategy == "uniform" else "ece-quantile"
+    return None
+
+
+class BootstrapTally:
+    """The exact replicate sums of every scalar of an ``eval`` report.
+
+    Accumulator rows: 0 is ``sum K w`` (the weight, shared by every scalar); then
+    one row ``sum K w t`` per loss and per mean metric, and ``n_bins`` rows per
+    uniform ECE (``sum K w (hit - conf)`` of each bin).  `add` takes a chunk,
+    `merge` another tally (exact and order free); `intervals` gives the result.
+    """
+
+    def __init__(
+        self,
+        spec: BootstrapSpec,
+        metric_tallies: dict[str, Any],
+        loss_specs: Sequence[str],
+    ) -> None:
+        self.spec = spec
+        self.loss_rows = {s: 1 + i for i, s in enumerate(loss_specs)}
+        self.metric_rows: dict[str, tuple[str, int, int]] = {}
+        width = 1 + len(loss_specs)
+        for key, tally in metric_tallies.items():
+            kind = _kind(tally)
+            if kind == "mean":
+                self.metric_rows[key] = (kind, width, 1)
+                width += 1
+            elif kind == "ece":
+                self.metric_rows[key] = (kind, width, tally.n_bins)
+                width += tally.n_bins
+            elif kind == "ece-quantile":
+                self.metric_rows[key] = (kind, 0, tally.n_bins)
+        self.width = width
+        if spec.replicates * width > MAX_SUMS:
+            msg = (
+                f"--bootstrap {spec.replicates} with {width - 1} scalars and ECE bins "
+                f"keeps {spec.replicates * width:,} exact sums, more than "
+                f"{MAX_SUMS:,}: use fewer replicates or ECE bins"
+            )
+            raise UsageError(msg)
+        self.sums = _Digits(spec.replicates, width)
+        # ece-quantile: (rows, confidence, hit, weight) of every sample, per chunk
+        self.samples: dict[str, list[tuple[np.ndarray, ...]]] = {
+            key: [] for key, (kind, _, _) in self.metric_rows.items()
+            if kind == "ece-quantile"
+        }  # fmt: skip
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def empty(self) -> BootstrapTally:
+        """A tally of the same layout with nothing added."""
+        out = BootstrapTally.__new__(BootstrapTally)
+        out.__dict__.update(self.__dict__)
+        out.sums = _Digits(self.spec.replicates, self.width)
+        out.samples = {key: [] for key in self.samples}
+        out._lock = threading.Lock()
+        return out
+
+    def add(
+        self,
+        rows: Any,
+        metric_tallies: dict[str, Any],
+        losses: dict[str, np.ndarray],
+        first_row: int,
+    ) -> None:
+        """Add one chunk: ``rows`` (`arrayloss.metrics._Rows`), the metric tallies
+        (their terms are taken from ``rows``), the per-sample ``losses`` (float64,
+        by spec) and ``first_row``, the number of the chunk's first row in the
+        whole input (the draws' counter)."""
+        from arrayloss import metrics as M
+
+        n = int(rows.n)
+        if n == 0:
+            return
+        w, e = rows.host_weights  # the weights times 2**-e, exactly
+        terms: list[tuple[int | np.ndarray, np.ndarray]] = [(0, np.ones(n))]
+        terms += [(self.loss_rows[s], v) for s, v in losses.items()]
+        for key, (kind, row, n_bins) in self.metric_rows.items():
+            tally = metric_tallies[key]
+            if kind == "mean":
+                values = np.asarray(M.to_numpy(tally._terms(rows)), dtype=np.float64)
+                if w is not None:  # a zero weight removes any term (as the tally)
+                    values = np.where(w == 0, 0.0, values)
+                terms.append((row, values))
+                continue
+            conf = np.asarray(M.to_numpy(rows.confidence))
+            hit = np.asarray(M.to_numpy(rows.hit))
+            if kind == "ece-quantile":
+                raw = np.ones(n) if w is None else np.ldexp(w, e)
+                index = np.arange(first_row, first_row + n, dtype=np.int64)
+                with self._lock:
+                    self.samples[key].append((index, conf, hit, raw))
+                continue
+            edges = np.array([b / n_bins for b in range(1, n_bins)], conf.dtype)
+            bins = np.count_nonzero(conf[:, None] > edges[None, :], axis=1)
+            gap = hit.astype(np.float64) - conf.astype(np.float64)
+            if w is not None:
+                gap = np.where(w == 0, 0.0, gap)
+            terms.append((row + bins, gap))
+        step = block_rows(self.spec.replicates)
+        for a in range(0, n, step):
+            b = min(n, a + step)
+            contributions = [
+                _contribution(target, t, w, e, a, b) for target, t in terms
+            ]
+            draws = poisson_weights(
+                self.spec.seed,
+                self.spec.replicates,
+                np.arange(first_row + a, first_row + b, dtype=np.int64),
+            )
+            with _one_blas_thread():
+                sums = _block_sums(draws, contributions)
+            for low, block, targets in sums:
+                with self._lock:
+                    self.sums.add(low, block, targets)
+
+    def merge(self, other: BootstrapTally) -> BootstrapTally:
+        """Add ``other`` (same layout) into this tally; returns ``self``."""
+        with self._lock:
+            self.sums.merge(other.sums)
+            for key, parts in other.samples.items():
+                self.samples[key].extend(parts)
+        return self
+
+    # -- results ---------------------------------------------------------------
+
+    def _replicates(
+        self, kind: str, row: int, n_bins: int, total: np.ndarray, key: str
+    ) -> np.ndarray:
+        """Each replicate's value of one scalar; NaN where it has no weight."""
+        weight = total[:, 0]
+        out = np.full(weight.shape[0], math.nan)
+        for b in range(weight.shape[0]):
+            if weight[b] == 0:
+                continue
+            if kind == "ece":
+                gaps = sum((abs(g) for g in total[b, row : row + n_bins]), 0)
+                out[b] = float(Fraction(gaps, weight[b]))
+            else:
+                out[b] = float(Fraction(total[b, row], weight[b]))
+        return out
+
+    def _quantile_replicates(self, key: str, n_bins: int) -> np.ndarray:
+        """Each replicate's quantile-binned ECE, from the stored samples (in row
+        order, so the result does not depend on how they were chunked)."""
+        from arrayloss import _xp
+        from arrayloss import metrics as M
+
+        parts = self.samples[key]
+        index = np.concatenate([p[0] for p in parts])
+        order = np.argsort(index, kind="stable")
+        conf, hit, w = (np.concatenate([p[j] for p in parts])[order] for j in (1, 2, 3))
+        index = index[order]
+        host = _xp.array_namespace(conf)
+        out = np.full(self.spec.replicates, math.nan)
+        for b in range(self.spec.replicates):
+            k = np.empty(index.shape[0], dtype=np.float64)
+            for a in range(0, index.shape[0], 1 << 16):
+                rows = index[a : a + (1 << 16)]
+                k[a : a + rows.shape[0]] = _one_replicate(self.spec.seed, b, rows)
+            wb = w * k
+            if not (wb > 0).any():
+                continue
+            top = float(wb.max())
+            value = M._ece(
+                conf, hit, wb / top, n_bins, "quantile", xp=host, dtype=np.float64
+            )
+            out[b] = float(value)
+        return out
+
+    def replicates(self, reduction: str) -> dict[str, dict[str, np.ndarray]]:
+        """Each replicate's value of every loss and metric (float64 arrays of
+        length ``replicates``; NaN for a replicate with no weight)."""
+        total, scale = self.sums.integers()
+        losses: dict[str, np.ndarray] = {}
+        for s, row in self.loss_rows.items():
+            if reduction == "sum":
+                losses[s] = np.array(
+                    [float(_scaled(v, scale)) for v in total[:, row]], dtype=float
+                )
+            else:
+                losses[s] = self._replicates("mean", row, 1, total, s)
+        metrics: dict[str, np.ndarray] = {}
+        for key, (kind, row, n_bins) in self.metric_rows.items():
+            if kind == "ece-quantile":
+                metrics[key] = self._quantile_replicates(key, n_bins)
+            else:
+                metrics[key] = self._replicates(kind, row, n_bins, total, key)
+        return {"losses": losses, "metrics": metrics}
+
+    def intervals(
+        self, reduction: str
+    ) -> dict[str, dict[str, tuple[float, float] | None]]:
+        """The percentile interval of every loss and metric (``None``: no
+        replicate with weight).  A metric tally of a kind this module does not
+        know has no entry."""
+        alpha = 1 - self.spec.confidence
+        levels = [alpha / 2, 1 - alpha / 2]
+
+        def interval(values: np.ndarray) -> tuple[float, float] | None:
+            values = values[np.isfinite(values)]
+            if values.size == 0:
+                return None
+            lo, hi = np.quantile(values, levels)
+            return float(lo), float(hi)
+
+        return {
+            group: {key: interval(values) for key, values in per.items()}
+            for group, per in self.replicates(reduction).items()
+        }
+
+
+def _one_replicate(seed: int, b: int, rows: np.ndarray) -> np.ndarray:
+    """Column ``b`` of `poisson_weights` for ``rows``, without the other columns."""
+    j = b // 2
+    key = _replicate_keys(seed, j + 1)[j : j + 1]
+    u = _mix(_row_hashes(rows) ^ key)
+    half = u >> np.uint64(32) if b % 2 else u
+    return _poisson_from_uniform(half.astype(np.uint32))
+
+
+def _scaled(v: int, power: int) -> Fraction:
+    return Fraction(v << power) if power >= 0 else Fraction(v, 1 << -power)
+
+
+def block_rows(replicates: int) -> int:
+    """Rows per block of draws: `BLOCK_ROWS`, or fewer so that a block holds at
+    most `BLOCK_DRAWS` draws (never under 16 rows)."""
+    return max(16, min(BLOCK_ROWS, BLOCK_DRAWS // replicates))
+
+
+def _contribution(
+    target: int | np.ndarray,
+    t: np.ndarray,
+    w: np.ndarray | None,
+    e: int,
+    a: int,
+    b: int,
+) -> _Contribution:
+    """The digits of rows ``a:b`` of ``w * t * 2**e`` for accumulator rows
+    ``target``; weighted products are split into four exact ones (Dekker)."""
+    from arrayloss._exact import _split
+
+    t = np.asarray(t[a:b], dtype=np.float64)
+    if isinstance(target, np.ndarray):
+        rows = target[a:b]
+    else:
+        rows = np.full(t.shape, target, dtype=np.int64)
+    if w is None:
+        return _Contribution(rows, [_digits(t, 0)])
+    mw, ew = np.frexp(w[a:b])
+    mt, et = np.frexp(t)
+    power = ew.astype(np.int64) + et + e
+    wh, wl = _split(mw)
+    th, tl = _split(mt)
+    return _Contribution(
+        rows, [_digits(p, power) for p in (wh * th, wh * tl, wl * th, wl * tl)]
+    )
