@@ -74,6 +74,8 @@ __all__ = [
     "STRATEGIES",
     "Accuracy",
     "Brier",
+    "ClassReport",
+    "Reliability",
     "TopKAccuracy",
     "accuracy",
     "brier",
@@ -691,9 +693,7 @@ def rmsce(
     >>> print(f"{float(metrics.rmsce(p, y, n_bins=5, input='probs')):.4f}")
     0.3518
     """
-    return _calibration(
-        "rmsce", scores, labels, n_bins, strategy, weights, axis, input
-    )
+    return _calibration("rmsce", scores, labels, n_bins, strategy, weights, axis, input)
 
 
 def _calibration(
@@ -713,9 +713,7 @@ def _calibration(
     if rows.n == 0:
         _mean(rows.confidence, rows)  # raises the no-sample error
     w = rows.batch.w_mean
-    return _ece(
-        rows.confidence, rows.hit, w, n_bins, strategy, xp=rows.xp, kind=kind
-    )
+    return _ece(rows.confidence, rows.hit, w, n_bins, strategy, xp=rows.xp, kind=kind)
 
 
 def _reduce_bins(
@@ -1176,3 +1174,8 @@ METRICS: dict[str, Callable[..., Any]] = {
     "rmsce": RMSCE,
 }
 """Metric name -> streaming tally class (its constructor takes the metric's options)."""
+
+
+# The per-class report, the confusion matrix and the reliability diagram live in
+# their own module; they are part of this one's interface.
+from ._classwise import ClassReport, Reliability  # noqa: E402

@@ -31,7 +31,7 @@ import numpy as np
 
 from .._errors import DataError
 from .._errors import one_line as _one_line
-from .._exact import exact_dot, exact_sum
+from .._exact import exact_dot
 
 __all__ = [
     "CHUNK_ELEMENTS",
@@ -333,12 +333,13 @@ def exact_sums(terms: np.ndarray, w: np.ndarray | None) -> tuple[Fraction, Fract
     Exact sums (`arrayloss._exact`) make the totals independent of how the rows
     are cut into chunks (a float64 sum rounds differently for each grouping), and
     the weighted sum is scale invariant: weights of 1e308 do not overflow and
-    subnormal weights keep their precision.
+    subnormal weights keep their precision.  The one routine is
+    `arrayloss.metrics._exact_sums`, which the metric tallies use too.
     """
-    if w is None:
-        return exact_sum(terms), Fraction(int(np.size(terms)))
-    w64 = np.asarray(w, dtype=np.float64)
-    return exact_dot(w64, terms), exact_sum(w64)
+    from arrayloss.metrics import _exact_sums
+
+    w64 = None if w is None else np.asarray(w, dtype=np.float64)
+    return _exact_sums(np.asarray(terms).reshape(-1), (w64, 0))
 
 
 def evaluate_chunk(
@@ -423,10 +424,9 @@ def evaluate_chunk(
                     f"{chunk.start + i}: it overflows {per_host.dtype} for these scores"
                 )
                 raise DataError(msg)
-            w, e = rows.host_weights  # the weights times 2**-e, exactly
-            total, weight = exact_sums(per_host, w)
-            t.total += total * Fraction(2) ** e
-            t.weight += weight * Fraction(2) ** e
+            total, weight = M._exact_sums(per_host, rows.host_weights)
+            t.total += total
+            t.weight += weight
             if want_rows:
                 columns.append(per_host.astype(np.float64))
     return np.stack(columns, axis=1) if want_rows else None
