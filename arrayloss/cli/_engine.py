@@ -37,6 +37,7 @@ __all__ = [
     "CHUNK_ELEMENTS",
     "MAX_CHUNK_ROWS",
     "RENORMALIZE_TOLERANCE",
+    "SAMPLE_COLUMNS",
     "ClipTally",
     "LossTally",
     "PerSampleWriter",
@@ -46,6 +47,7 @@ __all__ = [
     "evaluate_chunk",
     "exact_sums",
     "loss_value",
+    "sample_columns",
     "stream",
     "with_progress",
 ]
@@ -362,7 +364,9 @@ def evaluate_chunk(
 
     Probabilities are read as ``prob`` says (default `ProbInput()`), and the
     samples whose true-class probability is clipped are added to ``clips``.
-    Returns the ``(rows, losses)`` float64 per-sample losses when ``want_rows``.
+    Returns, when ``want_rows``, the float64 ``(rows, 3 + losses)`` per-sample
+    block: predicted class, confidence, true-class probability (`sample_columns`)
+    and the losses.
     Raises `DataError` naming the file and row for bad scores, labels or weights,
     and for a loss or metric that is not finite on finite scores.
     """
@@ -414,6 +418,8 @@ def evaluate_chunk(
                 last = chunk.start + int(s.shape[0]) - 1
                 msg = f"metric {key!r} overflows float64 on {scores_label} rows {chunk.start} to {last}"
                 raise DataError(msg) from None
+        if want_rows:
+            columns += sample_columns(rows)
         for t in loss_tallies.values():
             per_host = M.to_numpy(_loss_rows(t.name, t.params, rows, input_kind))
             finite = np.isfinite(per_host)
@@ -432,6 +438,26 @@ def evaluate_chunk(
     return np.stack(columns, axis=1) if want_rows else None
 
 
+SAMPLE_COLUMNS = ("id", "predicted", "confidence", "p_true")
+"""The first columns of ``--per-sample``, before one column per loss."""
+
+
+def sample_columns(rows: Any) -> list[np.ndarray]:
+    """Per sample of a metrics batch: the predicted class (arg-max, first index on
+    ties, as ``accuracy``), the confidence (top-label probability) and the
+    true-class probability, as float64 on the host."""
+    from arrayloss import metrics as M
+    from arrayloss._xp import take_along_axis
+
+    xp = rows.xp
+    pred = M.to_numpy(xp.argmax(rows.z, axis=1))
+    p_true = take_along_axis(rows.probs, rows.index[:, None], xp=xp, axis=1)[:, 0]
+    return [
+        np.asarray(a, dtype=np.float64)
+        for a in (pred, M.to_numpy(rows.confidence), M.to_numpy(p_true))
+    ]
+
+
 def loss_value(t: LossTally, reduction: str, n_samples: int) -> float:
     """The reduced loss; `DataError` without weight, or beyond the float64 range."""
     if reduction != "sum" and t.weight == 0:
@@ -447,7 +473,9 @@ def loss_value(t: LossTally, reduction: str, n_samples: int) -> float:
 
 
 class PerSampleWriter:
-    """``--per-sample``: each sample's losses to an ``.npy`` or CSV/TSV file.
+    """``--per-sample``: each sample's id (its row in the whole input, from 0),
+    predicted class, confidence, true-class probability and losses (the
+    ``columns``) to an ``.npy`` (float64) or CSV/TSV file.
 
     Every failure to write (a full disk, a closed pipe) is a `DataError` naming the
     file.
@@ -456,6 +484,8 @@ class PerSampleWriter:
     def __init__(self, path: str, write_to: str, columns: list[str]) -> None:
         from arrayloss.io import NpyWriter, TextWriter
 
+        columns = [*SAMPLE_COLUMNS, *columns]
+        self._next_id = 0
         self.path = path
         suffix = os.path.splitext(path)[1].lower()
         try:
@@ -474,7 +504,11 @@ class PerSampleWriter:
         )
 
     def write(self, block: np.ndarray) -> None:
-        """Append the rows of ``block``."""
+        """Append the rows of ``block`` (`evaluate_chunk`'s), after their ids."""
+        n = int(block.shape[0])
+        ids = np.arange(self._next_id, self._next_id + n, dtype=np.float64)
+        self._next_id += n
+        block = np.concatenate([ids[:, None], block], axis=1)
         try:
             self._writer.write(block)
         except OSError as exc:

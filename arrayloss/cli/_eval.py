@@ -53,6 +53,8 @@ from ._options import (
     top_k_option,
 )
 from ._output import STDOUT, Outputs
+from ._report import MAX_TABLE_CLASSES, REPORT_TALLIES, Report
+from ._report import report_usage as _report_usage
 from ._shards import ShardOpener, check_shards, pair_shards, shard_paths
 
 __all__ = ["eval_command"]
@@ -73,6 +75,8 @@ METRIC_PARAMS: dict[str, dict[str, Any]] = {
     "nll": {},
     "brier": {},
     "ece": {"n_bins": 15, "strategy": "uniform"},
+    "mce": {"n_bins": 15, "strategy": "uniform"},
+    "rmsce": {"n_bins": 15, "strategy": "uniform"},
 }
 DEFAULT_METRICS = ("accuracy", "top_k_accuracy", "nll", "brier", "ece")
 MAX_ECE_BINS = 10_000
@@ -92,10 +96,17 @@ def _is_address(value: str) -> bool:
     return _ADDRESS.fullmatch(value) is not None
 
 
+def _is_table_name(value: str) -> bool:
+    """Whether ``value`` names a per-class CSV/TSV file (``--per-class FILE``)."""
+    return value.lower().endswith((".csv", ".tsv"))
+
+
 class _EvalCommand(click.Command):
     """``--dask`` takes an optional value: it takes the next word only if that word
     looks like a scheduler address, so ``--dask shards/ labels/`` leaves both
     paths to SCORES and LABELS (click alone would read ``shards/`` as the address).
+    ``--per-class`` likewise takes the next word only if it ends in ``.csv`` or
+    ``.tsv`` (``--per-class=FILE`` takes any name).
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -105,6 +116,10 @@ class _EvalCommand(click.Command):
                 break
             if arg == "--dask" and (i + 1 == len(args) or not _is_address(args[i + 1])):
                 args[i] = "--dask="
+            if arg == "--per-class" and (
+                i + 1 == len(args) or not _is_table_name(args[i + 1])
+            ):
+                args[i] = "--per-class="
         return super().parse_args(ctx, args)
 
 
@@ -158,8 +173,9 @@ class _EvalCommand(click.Command):
     multiple=True,
     metavar="NAME[:K=V,...]",
     help="accuracy, top_k_accuracy, nll, brier, ece[:n_bins=15,strategy=uniform|"
-    f"quantile] (n_bins at most {MAX_ECE_BINS}). Repeat for several. [default: all "
-    "five]",
+    f"quantile] (n_bins at most {MAX_ECE_BINS}), and mce, rmsce (maximum and "
+    "RMS calibration error; the options of ece). Repeat for several. [default: "
+    "accuracy, top_k_accuracy, nll, brier, ece]",
 )
 @top_k_option(
     many=True,
@@ -240,6 +256,35 @@ class _EvalCommand(click.Command):
     ".npy (float64) or CSV/TSV with a header.",
 )
 @click.option(
+    "--per-class",
+    "per_class",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[FILE]",
+    help="Add the per-class report: precision, recall, F1 and support (as "
+    "sklearn.metrics.classification_report), per-class NLL and classwise ECE, with "
+    "macro and weighted averages and classwise_ece (their mean) among the metrics. "
+    f"Shown as a table up to {MAX_TABLE_CLASSES} classes; with FILE (.csv or .tsv; "
+    "--per-class=FILE for another name) written there as a table.",
+)
+@click.option(
+    "--confusion",
+    is_flag=True,
+    help="Add the confusion matrix (rows: true class, columns: predicted; weight "
+    "sums with --weights; names from --classes): in JSON output, as a table up to "
+    f"{MAX_TABLE_CLASSES} classes.",
+)
+@click.option(
+    "--plot",
+    "plot",
+    metavar="FILE.png",
+    help="Draw a reliability diagram (accuracy per confidence bin against the "
+    "diagonal, the confidence histogram beneath, ECE on the figure) and, with "
+    "--confusion, the row-normalised confusion matrix as a second panel, to a PNG "
+    "file. Needs matplotlib (pip install 'arrayloss[plot]').",
+)
+@click.option(
     "--chunk-size",
     type=click.IntRange(min=1),
     default=None,
@@ -297,6 +342,9 @@ def eval_command(ctx: click.Context, /, **opts: Any) -> None:
     shard.  The shards are read one after another, or on a Dask cluster with
     --dask (.npy/.npz only; not with --per-sample).
 
+    --per-class, --confusion and --plot add the per-class report, the confusion
+    matrix and a reliability diagram, from exact tallies too.
+
     The files are read in chunks and reduced to exact sufficient statistics, so the
     result equals the in-memory computation at any chunk size, in memory bounded
     by the chunk (except ece:strategy=quantile, which keeps ~10-18 bytes a sample,
@@ -309,6 +357,8 @@ def eval_command(ctx: click.Context, /, **opts: Any) -> None:
       arrayloss eval preds.csv --label-column label --input probs --format json
       arrayloss eval proba.csv labels.csv --input probs --eps 1e-15 --renormalize
       arrayloss eval scores.npz --metric ece:strategy=quantile --top-k 1,5
+      arrayloss eval logits.npy labels.npy --per-class report.csv --confusion
+      arrayloss eval proba.csv labels.csv --input probs --plot reliability.png
       arrayloss eval 'shards/logits-*.npy' 'shards/labels-*.npy' --dask
       arrayloss eval logits/ labels/ --dask tcp://scheduler:8786
     """
@@ -352,6 +402,9 @@ def _run(
     fmt: str,
     output: str,
     per_sample: str | None,
+    per_class: str | None,
+    confusion: bool,
+    plot: str | None,
     chunk_size: int | None,
     backend: str,
     dask_address: str | None,
@@ -384,6 +437,7 @@ def _run(
             ):
                 msg = f"{name} applies to --input probs or logprobs, not logits"
                 raise click.BadParameter(msg, param_hint=[name])
+    report = _report_usage(per_class, confusion, plot)
     use_dask = dask_address is not None
     if use_dask:
         _check_dask_usage(scores, labels, weights_path, per_sample, backend)
@@ -406,6 +460,7 @@ def _run(
         write_rows = None
         if per_sample is not None:
             write_rows = outputs.add(per_sample, "--per-sample")
+        report.claim(outputs)
         text = _evaluate(
             scores, labels, shards, use_dask=use_dask, input_kind=input_kind,
             prob=ProbInput(eps=eps, renormalize=renormalize), loss_list=loss_list, metric_list=metric_list, ks=top_k,
@@ -416,7 +471,7 @@ def _run(
                 delimiter=delimiter, drop_columns=drop_columns,
             ),
             class_names=class_names, fmt=fmt, per_sample=per_sample,
-            write_rows=write_rows, chunk_size=chunk_size, backend=backend,
+            write_rows=write_rows, report=report, chunk_size=chunk_size, backend=backend,
             to_backend=to_backend, dask_address=dask_address,
             dask_workers=dask_workers, dask_timeout=dask_timeout, quiet=quiet,
         )  # fmt: skip
@@ -455,6 +510,7 @@ def _evaluate(
     fmt: str,
     per_sample: str | None,
     write_rows: str | None,
+    report: Report,
     chunk_size: int | None,
     backend: str,
     to_backend: Any,
@@ -484,6 +540,7 @@ def _evaluate(
         for name, params in loss_list:
             check_loss_params(name, params, n_classes)
         tallies = _metric_tallies(metric_list, ks, ks_explicit, n_classes)
+        tallies.update(report.tallies(n_classes, metric_list))
         loss_tallies: dict[str, LossTally] = {}
         for name, params in loss_list:
             spec = format_spec(name, params)
@@ -530,7 +587,11 @@ def _evaluate(
             spec: loss_value(t, reduction, n_samples)
             for spec, t in loss_tallies.items()
         },
-        "metrics": {key: _metric_value(key, t) for key, t in tallies.items()},
+        "metrics": {
+            key: _metric_value(key, t)
+            for key, t in tallies.items()
+            if key not in REPORT_TALLIES
+        },
     }
     if input_kind != "logits":
         _report_clipping(clips, prob, tallies, results["metrics"])
@@ -553,7 +614,9 @@ def _evaluate(
     if use_dask:
         workers = f"{dask_workers} worker{'s' * (dask_workers != 1)}"
         meta["dask"] = dask_address or f"local cluster ({workers})"
-    return _render(fmt, meta, results)
+    names = list(class_names) if class_names else [str(i) for i in range(n_classes)]
+    extra = report.results(tallies, names, results["metrics"])
+    return _render(fmt, meta, results, extra) + report.render(fmt, extra)
 
 
 def _report_clipping(
@@ -748,7 +811,10 @@ def _make_tally(catalogue: Any, name: str, params: dict[str, Any]) -> Any:
 
 
 def _render(
-    fmt: str, meta: dict[str, Any], results: dict[str, dict[str, float]]
+    fmt: str,
+    meta: dict[str, Any],
+    results: dict[str, dict[str, float]],
+    extra: dict[str, Any] | None = None,
 ) -> str:
     rows: list[tuple[str, str, Any]] = [
         ("data", "n_samples", meta["n_samples"]),
@@ -759,7 +825,7 @@ def _render(
     rows += [("loss", k, v) for k, v in results["losses"].items()]
     rows += [("metric", k, v) for k, v in results["metrics"].items()]
     if fmt == "json":  # strict JSON: an infinite nll (--eps 0) is the string "inf"
-        doc = {**meta, **results}
+        doc = {**meta, **results, **(extra or {})}
         for group in ("losses", "metrics"):
             doc[group] = {
                 k: v if math.isfinite(v) else repr(v) for k, v in doc[group].items()
