@@ -228,36 +228,37 @@ class ClassReport:
                 for i in range(c)
             ]
             ece = _classwise_ece(state, c, self.n_bins, total)
+        scores = {
+            "precision": [_ratio(tp[i], predicted[i]) for i in range(c)],
+            "recall": [_ratio(tp[i], support[i]) for i in range(c)],
+            "f1-score": [
+                _ratio(2 * tp[i], support[i] + predicted[i]) for i in range(c)
+            ],
+        }
         out: dict[str, Any] = {}
-        rows = []
         for i, name in enumerate(names):
-            row = {
-                "precision": _ratio(tp[i], predicted[i]),
-                "recall": _ratio(tp[i], support[i]),
-                "f1-score": _ratio(2 * tp[i], support[i] + predicted[i]),
-                "support": _number(support[i], state.weighted),
-            }
+            row: dict[str, Any] = {k: v[i] for k, v in scores.items()}
+            row["support"] = _number(support[i], state.weighted)
             if nll is not None and ece is not None:
                 row["nll"] = nll[i]
                 row["ece"] = ece[i]
             out[name] = row
-            rows.append(row)
         out["accuracy"] = float(sum(tp, Fraction(0)) / total)
-        keys = ("precision", "recall", "f1-score")
-        out["macro avg"] = {
-            **{k: float(sum(Fraction(r[k]) for r in rows) / c) for k in keys},
-            "support": _number(total, state.weighted),
+        macro = {
+            k: float(sum(map(Fraction, v), Fraction(0)) / c) for k, v in scores.items()
         }
-        out["weighted avg"] = {
-            **{
-                k: float(
-                    sum(Fraction(r[k]) * s for r, s in zip(rows, support, strict=True))
-                    / total
+        weighted = {
+            k: float(
+                sum(
+                    (Fraction(x) * s for x, s in zip(v, support, strict=True)),
+                    Fraction(0),
                 )
-                for k in keys
-            },
-            "support": _number(total, state.weighted),
+                / total
+            )
+            for k, v in scores.items()
         }
+        out["macro avg"] = {**macro, "support": _number(total, state.weighted)}
+        out["weighted avg"] = {**weighted, "support": _number(total, state.weighted)}
         if ece is not None:
             out["classwise_ece"] = float(sum(Fraction(e) for e in ece) / c)
         return out

@@ -284,8 +284,7 @@ def test_per_sample_and_output_file(files, suffix):
     else:
         with open(per) as fh:
             assert (
-                fh.readline().strip()
-                == "id,predicted,confidence,p_true,"
+                fh.readline().strip() == "id,predicted,confidence,p_true,"
                 "cross_entropy,cross_entropy:label_smoothing=0.1"
             )
         got = np.loadtxt(per, delimiter=",", skiprows=1)

@@ -20,10 +20,9 @@ from __future__ import annotations
 
 from typing import Any
 
-import click
 import numpy as np
 
-from .._errors import DataError
+from .._errors import DataError, UsageError
 
 __all__ = ["require_matplotlib", "write_plot"]
 
@@ -32,12 +31,12 @@ MAX_TICK_CLASSES = 30
 
 
 def require_matplotlib() -> None:
-    """Bad usage (exit 2, one line naming the extra) when matplotlib is absent."""
+    """A `UsageError` (exit 2, one line naming the extra) when matplotlib is absent."""
     try:
         import matplotlib as mpl  # noqa: F401
     except ImportError:
         msg = f"--plot needs matplotlib, which is not installed ({PLOT_HINT})"
-        raise click.BadParameter(msg, param_hint=["--plot"]) from None
+        raise UsageError(msg) from None
 
 
 def write_plot(

@@ -18,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import click
+import numpy as np
 
 from .._errors import DataError
 from ._output import STDOUT, Outputs
@@ -97,7 +98,7 @@ class Report:
         """The report's JSON fields (adding ``classwise_ece`` to ``metrics``), and
         its files written."""
         extra: dict[str, Any] = {}
-        matrix = None
+        matrix: np.ndarray | None = None
         if self.classes:
             tally = tallies[REPORT_TALLIES[0]]
             matrix = tally.confusion()
@@ -114,7 +115,9 @@ class Report:
             from ._plot import write_plot
 
             assert self._write_plot is not None
-            heat = (matrix, names) if self.confusion else None
+            heat = None
+            if self.confusion and matrix is not None:
+                heat = (matrix, names)
             write_plot(self._write_plot, self.plot, diagram, heat)
         if self._write_table is not None:
             assert self.per_class
