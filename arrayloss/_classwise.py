@@ -368,6 +368,22 @@ class Reliability:
     def __post_init__(self) -> None:
         check_int("n_bins", self.n_bins, low=1)
 
+    def update(
+        self,
+        scores: Any,
+        labels: Any,
+        /,
+        *,
+        weights: Any = None,
+        axis: int = -1,
+        input: str = "logits",
+    ) -> Reliability:
+        """A new tally with the batch added (arguments as `arrayloss.metrics.ece`)."""
+        from .metrics import _prepare
+
+        rows = _prepare("reliability", scores, labels, weights, axis=axis, input=input)
+        return self._add(rows)
+
     def _add(self, rows: Any) -> Reliability:
         conf = to_numpy(rows.confidence)
         hit = np.asarray(to_numpy(rows.hit), dtype=np.float64)
