@@ -14,7 +14,9 @@ samples are cut into batches (or Dask blocks):
   bins, equal width): ``sum(w_i [y_i = c])`` and ``sum(w_i q(p_{ic}))``, where
   ``q`` rounds a probability to the nearest multiple of ``2**-60`` (an error below
   ``1e-18`` a term, the same whatever the batch, so that the sum of ``n * C``
-  probabilities stays exact and fast).
+  probabilities stays exact and fast; with weights each product ``w_i q(p_{ic})``
+  is rounded once to float64, also the same whatever the batch, and the products
+  are summed exactly).
 
 From them, for each class (the conventions of
 ``sklearn.metrics.classification_report(labels=range(C), output_dict=True)``,
@@ -56,6 +58,9 @@ from ._validation import check_int
 from ._xp import to_numpy
 
 __all__ = ["ClassReport", "Reliability"]
+
+_WEIGHTED_BLOCK = 1 << 16
+"""Probabilities per `group_sums` call of a weighted batch (bounds its temporaries)."""
 
 _QUANTUM = 60
 """Probabilities are rounded to multiples of ``2**-_QUANTUM`` in the calibration sums."""
@@ -323,11 +328,13 @@ def _add_batch(state: _State, rows: Any, c: int, n_bins: int) -> None:
     q = np.rint(np.ldexp(np.asarray(p, dtype=np.float64), _QUANTUM))
     if w64 is None:
         _add_quantized(state.psum, bin_keys.reshape(-1), q.reshape(-1), c * n_bins)
-    else:
-        ids, ints, base = group_sums(
-            bin_keys.reshape(-1), q.reshape(-1), np.repeat(w64, c)
-        )
-        state.psum.add_ints(ids, ints, base - _QUANTUM)
+    else:  # fl(w * q(p)) summed exactly, in blocks of rows (bounded temporaries)
+        step = max(1, _WEIGHTED_BLOCK // c)
+        for a in range(0, y.size, step):
+            rows_ab = slice(a, a + step)
+            terms = w64[rows_ab, None] * q[rows_ab]  # each rounded once, alike
+            ids, ints, base = group_sums(bin_keys[rows_ab], terms)
+            state.psum.add_ints(ids, ints, base - _QUANTUM)
 
 
 def _add_quantized(

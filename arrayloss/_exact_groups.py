@@ -167,13 +167,16 @@ class ExactVector:
 
     def floats(self) -> np.ndarray:
         """Every sum as the nearest float64 (``inf`` beyond the range)."""
+        out = np.zeros(self.ints.size, dtype=np.float64)
+        nonzero = np.flatnonzero(self.ints != 0)
+        ints = self.ints[nonzero].tolist()
         if self.base >= 0:
-            scale = 1 << self.base
-            values = [_to_float(int(i) * scale, 1) for i in self.ints.tolist()]
+            values = [_to_float(int(i) << self.base, 1) for i in ints]
         else:
             div = 1 << -self.base
-            values = [_to_float(int(i), div) for i in self.ints.tolist()]
-        return np.array(values, dtype=np.float64)
+            values = [_to_float(int(i), div) for i in ints]
+        out[nonzero] = values
+        return out
 
 
 def _to_float(num: int, den: int) -> float:
