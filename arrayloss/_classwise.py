@@ -49,7 +49,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -64,6 +64,34 @@ _WEIGHTED_BLOCK = 1 << 16
 
 _QUANTUM = 60
 """Probabilities are rounded to multiples of ``2**-_QUANTUM`` in the calibration sums."""
+
+
+_T = TypeVar("_T", bound="_Batches")
+
+
+class _Batches:
+    """``update``: a batch from any array library, validated as the metrics do."""
+
+    _name = "tally"
+
+    def _add(self: _T, rows: Any) -> _T:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def update(
+        self: _T,
+        scores: Any,
+        labels: Any,
+        /,
+        *,
+        weights: Any = None,
+        axis: int = -1,
+        input: str = "logits",
+    ) -> _T:
+        """A new tally with the batch added (arguments as `arrayloss.metrics.ece`)."""
+        from .metrics import _prepare
+
+        rows = _prepare(self._name, scores, labels, weights, axis=axis, input=input)
+        return self._add(rows)
 
 
 class _State:
@@ -89,7 +117,7 @@ class _State:
 
 
 @dataclass(frozen=True, eq=False)
-class ClassReport:
+class ClassReport(_Batches):
     """Streaming per-class report and confusion matrix; see the module doc.
 
     ``tally._add(rows)`` (the eval engine) and ``tally.update(scores, labels,
@@ -118,24 +146,7 @@ class ClassReport:
         check_int("n_classes", self.n_classes, low=1)
         check_int("n_bins", self.n_bins, low=1)
 
-    # -- adding -------------------------------------------------------------
-    def update(
-        self,
-        scores: Any,
-        labels: Any,
-        /,
-        *,
-        weights: Any = None,
-        axis: int = -1,
-        input: str = "logits",
-    ) -> ClassReport:
-        """A new tally with the batch added (arguments as `arrayloss.metrics.ece`)."""
-        from .metrics import _prepare
-
-        rows = _prepare(
-            "per-class report", scores, labels, weights, axis=axis, input=input
-        )
-        return self._add(rows)
+    _name = "per-class report"
 
     def _owned(self) -> _State | None:
         state = self._state
@@ -357,7 +368,7 @@ def _add_quantized(
 
 
 @dataclass(frozen=True, eq=False)
-class Reliability:
+class Reliability(_Batches):
     """Streaming reliability diagram of the top-label confidence: per equal-width
     bin (the bins of `arrayloss.metrics.ece`), the exact ``sum(w)``,
     ``sum(w * hit)`` and ``sum(w * confidence)``.
@@ -375,21 +386,7 @@ class Reliability:
     def __post_init__(self) -> None:
         check_int("n_bins", self.n_bins, low=1)
 
-    def update(
-        self,
-        scores: Any,
-        labels: Any,
-        /,
-        *,
-        weights: Any = None,
-        axis: int = -1,
-        input: str = "logits",
-    ) -> Reliability:
-        """A new tally with the batch added (arguments as `arrayloss.metrics.ece`)."""
-        from .metrics import _prepare
-
-        rows = _prepare("reliability", scores, labels, weights, axis=axis, input=input)
-        return self._add(rows)
+    _name = "reliability diagram"
 
     def _add(self, rows: Any) -> Reliability:
         conf = to_numpy(rows.confidence)

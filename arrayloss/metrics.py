@@ -364,6 +364,12 @@ _COMMON_DOC = """
     input : {"logits", "probs", "logprobs"}
         What ``scores`` holds."""
 
+_BINS_DOC = """
+    n_bins : int >= 1
+        Number of bins.
+    strategy : {"uniform", "quantile"}
+        Equal-width or equal-mass bins."""
+
 _RETURNS_DOC = """Returns
     -------
     array
@@ -573,11 +579,7 @@ def ece(
       more than ``n / n_bins`` samples.
 
     Parameters
-    ----------
-    n_bins : int >= 1
-        Number of bins.
-    strategy : {"uniform", "quantile"}
-        Equal-width or equal-mass bins.{common}
+    ----------{bins}{common}
 
     {returns}
 
@@ -592,13 +594,7 @@ def ece(
     >>> print(f"{float(metrics.ece(p, y, n_bins=5, input='probs')):.4f}")
     0.3000
     """
-    n_bins = check_int("n_bins", n_bins, low=1)
-    strategy = check_choice("strategy", strategy, STRATEGIES)
-    rows = _prepare("ece", scores, labels, weights, axis=axis, input=input)
-    if rows.n == 0:
-        _mean(rows.confidence, rows)  # raises the no-sample error
-    w = rows.batch.w_mean
-    return _ece(rows.confidence, rows.hit, w, n_bins, strategy, xp=rows.xp)
+    return _calibration("ece", scores, labels, n_bins, strategy, weights, axis, input)
 
 
 def mce(
@@ -625,11 +621,7 @@ def mce(
     (Naeini, Cooper and Hauskrecht 2015).  ``MCE >= RMSCE >= ECE``.
 
     Parameters
-    ----------
-    n_bins : int >= 1
-        Number of bins.
-    strategy : {"uniform", "quantile"}
-        Equal-width or equal-mass bins, as `ece`.{common}
+    ----------{bins}{common}
 
     {returns}
 
@@ -672,11 +664,7 @@ def rmsce(
     2019; Nixon et al. 2019), between `ece` (their mean) and `mce` (their maximum).
 
     Parameters
-    ----------
-    n_bins : int >= 1
-        Number of bins.
-    strategy : {"uniform", "quantile"}
-        Equal-width or equal-mass bins, as `ece`.{common}
+    ----------{bins}{common}
 
     {returns}
 
@@ -746,6 +734,7 @@ def _fill_doc(doc: str | None) -> str:
     """A metric's docstring with its shared blocks filled in."""
     return (
         (doc or "")
+        .replace("{bins}", _BINS_DOC)
         .replace("{common}", _COMMON_DOC)
         .replace("{returns}", _RETURNS_DOC)
         .replace("{examples}", _EXAMPLES_DOC)
