@@ -47,6 +47,7 @@ probabilities with Dirichlet calibration", NeurIPS 2019.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, TypeVar
@@ -100,6 +101,8 @@ class _State:
     def __init__(self, n_classes: int, n_bins: int, calibration: bool) -> None:
         self.confusion = ExactVector(n_classes * n_classes)
         self.nll = ExactVector(n_classes) if calibration else None
+        self.nll_inf = np.zeros(n_classes, dtype=bool)  # a weighted NLL term of inf
+        self.zero_p = np.zeros(n_classes, dtype=bool)  # a weighted p_y of exactly 0
         self.hits = ExactVector(n_classes * n_bins) if calibration else None
         self.psum = ExactVector(n_classes * n_bins) if calibration else None
         self.weighted = False
@@ -109,6 +112,8 @@ class _State:
         out = _State.__new__(_State)
         out.confusion = self.confusion.copy()
         out.nll = None if self.nll is None else self.nll.copy()
+        out.nll_inf = self.nll_inf.copy()
+        out.zero_p = self.zero_p.copy()
         out.hits = None if self.hits is None else self.hits.copy()
         out.psum = None if self.psum is None else self.psum.copy()
         out.weighted = self.weighted
@@ -192,6 +197,8 @@ class ClassReport(_Batches):
                 x, y = getattr(a, name), getattr(b, name)
                 if x is not None:
                     setattr(state, name, x.merged(y))
+            state.nll_inf = a.nll_inf | b.nll_inf
+            state.zero_p = a.zero_p | b.zero_p
             state.weighted = a.weighted or b.weighted
         out = ClassReport(
             self.n_classes, self.n_bins, self.calibration,
@@ -213,14 +220,19 @@ class ClassReport(_Batches):
             return state.confusion.floats().reshape(c, c)
         return np.array(state.confusion.ints.tolist(), dtype=np.int64).reshape(c, c)
 
-    def result(self, names: list[str] | None = None) -> dict[str, Any]:
+    def result(
+        self, names: list[str] | None = None, *, zero_is_inf: bool = False
+    ) -> dict[str, Any]:
         """The per-class report, keyed like ``classification_report(...,
         output_dict=True)``.
 
         ``{name: {"precision", "recall", "f1-score", "support", "nll", "ece"},
         "accuracy", "macro avg", "weighted avg", "classwise_ece"}`` (``nll``,
         ``ece`` and ``classwise_ece`` only with ``calibration``); ``names`` are the
-        class names (default ``"0"``, ``"1"``, ...).
+        class names (default ``"0"``, ``"1"``, ...).  With ``zero_is_inf`` a class
+        with a true-class probability of exactly 0 has an NLL of ``inf`` (``eval
+        --eps 0``); else the NLL is that of the batches' ``nll`` (a zero read as
+        the dtype's smallest normal number, or clipped to ``eps`` by ``eval``).
         """
         c = self.n_classes
         names = [str(i) for i in range(c)] if names is None else list(names)
@@ -240,7 +252,11 @@ class ClassReport(_Batches):
         nll = ece = None
         if state.nll is not None:
             nll = [
-                None if support[i] == 0 else float(state.nll.fraction(i) / support[i])
+                None
+                if support[i] == 0
+                else math.inf
+                if state.nll_inf[i] or (zero_is_inf and state.zero_p[i])
+                else float(state.nll.fraction(i) / support[i])
                 for i in range(c)
             ]
             ece = _classwise_ece(state, c, self.n_bins, total)
@@ -325,7 +341,18 @@ def _add_batch(state: _State, rows: Any, c: int, n_bins: int) -> None:
     assert state.hits is not None
     assert state.psum is not None
     nll = np.asarray(to_numpy(rows.nll), dtype=np.float64)
+    infinite = ~np.isfinite(nll)
+    if infinite.any():  # -log 0 (``--eps 0``): that class's NLL is inf
+        hit = infinite if w64 is None else infinite & (w64 > 0)
+        state.nll_inf[y[hit]] = True
+        nll = np.where(infinite, 0.0, nll)
     state.nll.add(y, nll, w64)
+    if rows.input != "logits":
+        s_y = np.asarray(to_numpy(rows._label_score[:, 0]), dtype=np.float64)
+        zero = s_y <= 0 if rows.input == "probs" else s_y == -math.inf
+        if w64 is not None:
+            zero &= w64 > 0
+        state.zero_p[y[zero]] = True
     p = to_numpy(rows.probs)
     edges = np.asarray([b / n_bins for b in range(1, n_bins)], dtype=p.dtype)
     bins = np.searchsorted(edges, p, side="left")  # edges strictly below p

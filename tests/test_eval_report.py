@@ -408,3 +408,28 @@ def test_report_file_that_is_an_input_is_bad_usage(files):
         exit_code=2,
     )
     assert "also an input" in one_error_line(result)
+
+
+def test_per_class_nll_of_probabilities_follows_eps(tmp_path):
+    """Default eps: each class's NLL is log_loss of its samples; --eps 0 makes the
+    class with a zero true-class probability inf, as it makes nll."""
+    from sklearn.metrics import log_loss
+
+    p = np.array(
+        [[1.0, 0, 0], [0.2, 0.3, 0.5], [0, 1, 0], [0.5, 0.5, 0], [0, 0.4, 0.6]]
+    )
+    y = np.array([1, 2, 1, 0, 1])
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "y.npy", y)
+    args = [str(tmp_path / "p.npy"), str(tmp_path / "y.npy"), "--input", "probs"]
+    clipped = invoke([*args, "--per-class", "--format", "json"])
+    assert "clipping 1 true-class probabilities" in clipped.stderr
+    out = json.loads(clipped.stdout)
+    for c in range(3):
+        ref = log_loss(y[y == c], p[y == c], labels=range(3))
+        assert out["per_class"][str(c)]["nll"] == pytest.approx(ref, rel=1e-12)
+    zero = invoke([*args, "--per-class", "--eps", "0", "--format", "json"])
+    doc = json.loads(zero.stdout)
+    assert doc["per_class"]["1"]["nll"] == "inf"
+    assert doc["per_class"]["2"]["nll"] == pytest.approx(-np.log(0.5))
+    assert doc["metrics"]["nll"] == "inf"

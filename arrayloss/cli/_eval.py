@@ -615,7 +615,9 @@ def _evaluate(
         workers = f"{dask_workers} worker{'s' * (dask_workers != 1)}"
         meta["dask"] = dask_address or f"local cluster ({workers})"
     names = list(class_names) if class_names else [str(i) for i in range(n_classes)]
-    extra = report.results(tallies, names, results["metrics"])
+    extra = report.results(
+        tallies, names, results["metrics"], zero_is_inf=prob.eps == 0
+    )
     return _render(fmt, meta, results, extra) + report.render(fmt, extra)
 
 

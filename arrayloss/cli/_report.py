@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -93,19 +94,28 @@ class Report:
         return out
 
     def results(
-        self, tallies: dict[str, Any], names: list[str], metrics: dict[str, float]
+        self,
+        tallies: dict[str, Any],
+        names: list[str],
+        metrics: dict[str, float],
+        *,
+        zero_is_inf: bool = False,
     ) -> dict[str, Any]:
         """The report's JSON fields (adding ``classwise_ece`` to ``metrics``), and
-        its files written."""
+        its files written.  ``zero_is_inf``: ``--eps 0``, a zero true-class
+        probability makes its class's NLL ``inf``, as it makes ``nll``."""
         extra: dict[str, Any] = {}
         matrix: np.ndarray | None = None
         if self.classes:
             tally = tallies[REPORT_TALLIES[0]]
             matrix = tally.confusion()
             if self.per_class is not None:
-                per_class = tally.result(names)
+                per_class = tally.result(names, zero_is_inf=zero_is_inf)
                 metrics["classwise_ece"] = per_class.pop("classwise_ece")
                 per_class.pop("accuracy")
+                for row in per_class.values():  # strict JSON: an inf NLL is "inf"
+                    if row.get("nll") == math.inf:
+                        row["nll"] = "inf"
                 extra["per_class"] = per_class
             if self.confusion:
                 extra["confusion"] = {"classes": names, "matrix": matrix.tolist()}
@@ -181,7 +191,7 @@ def _cell(value: Any, *, digits: bool) -> str:
     """A report value as text: every digit (``repr``) or 6 significant ones."""
     if value is None:
         return ""
-    if isinstance(value, int):
+    if isinstance(value, (int, str)):
         return str(value)
     return repr(value) if digits else f"{value:.6g}"
 
