@@ -433,3 +433,29 @@ def test_per_class_nll_of_probabilities_follows_eps(tmp_path):
     assert doc["per_class"]["1"]["nll"] == "inf"
     assert doc["per_class"]["2"]["nll"] == pytest.approx(-np.log(0.5))
     assert doc["metrics"]["nll"] == "inf"
+
+
+@settings(max_examples=15)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(2, 80),
+    cut=st.floats(0.0, 1.0),
+    weighted=st.booleans(),
+    input=st.sampled_from(["logits", "probs"]),
+)
+def test_class_report_does_not_depend_on_the_cut(seed, n, cut, weighted, input):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0.0, 2.0, size=(n, 4))
+    if input == "probs":
+        z = softmax(z)
+    y = rng.integers(0, 4, size=n)
+    w = rng.random(n) if weighted else None
+    k = int(cut * n)
+    whole = M.ClassReport(4, 6).update(z, y, weights=w, input=input)
+    parts = M.ClassReport(4, 6)
+    for part in (slice(0, k), slice(k, n)):
+        parts = parts.update(
+            z[part], y[part], weights=None if w is None else w[part], input=input
+        )
+    assert json.dumps(parts.result()) == json.dumps(whole.result())
+    np.testing.assert_array_equal(parts.confusion(), whole.confusion())

@@ -252,8 +252,10 @@ class _EvalCommand(click.Command):
 @click.option(
     "--per-sample",
     metavar="FILE",
-    help="Also write each sample's (unweighted) losses, one column per --loss: "
-    ".npy (float64) or CSV/TSV with a header.",
+    help="Also write, per sample, its id (row in the whole input), predicted class "
+    "(arg-max), confidence (top-label probability), p_true (true-class "
+    "probability) and (unweighted) losses, one column per --loss: .npy (float64) "
+    "or CSV/TSV with a header.",
 )
 @click.option(
     "--per-class",
