@@ -66,8 +66,10 @@ def direct_calibration(p, y, w, n_bins, strategy):
     if strategy == "uniform":
         edges = np.arange(1, n_bins) / n_bins
     else:
-        q = np.arange(1, n_bins) / n_bins
-        edges = np.quantile(conf, q, method="inverted_cdf", weights=w)
+        # the weighted inverted-CDF quantile, by brute force: the smallest
+        # confidence c with sum(w[conf <= c]) >= q * sum(w)
+        below = np.array([w[conf <= c].sum() for c in conf])
+        edges = [conf[below >= b / n_bins * w.sum()].min() for b in range(1, n_bins)]
     bins = np.searchsorted(edges, conf, side="left")
     W = np.bincount(bins, weights=w, minlength=n_bins)
     gap = np.bincount(bins, weights=w * (hit - conf), minlength=n_bins)
