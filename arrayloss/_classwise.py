@@ -363,7 +363,8 @@ def _add_batch(state: _State, rows: Any, c: int, n_bins: int) -> None:
     else:
         state.hits.add(hit_keys, w64)
     # q(p): p rounded to a multiple of 2**-60, an exact integer in float64
-    q = np.rint(np.ldexp(np.asarray(p, dtype=np.float64), _QUANTUM))
+    q = np.multiply(p, 2.0**_QUANTUM, dtype=np.float64)  # exact: a power of two
+    np.rint(q, out=q)
     if w64 is None:
         _add_quantized(state.psum, bin_keys.reshape(-1), q.reshape(-1), c * n_bins)
     else:  # fl(w * q(p)) summed exactly, in blocks of rows (bounded temporaries)
@@ -380,8 +381,10 @@ def _add_quantized(
 ) -> None:
     """Add the integers ``q < 2**61`` (as float64) by group, exactly: each is split
     into 30-bit halves, summed by `numpy.bincount` below ``2**53``."""
-    hi = np.floor(np.ldexp(q, -30))
-    lo = q - np.ldexp(hi, 30)
+    hi = q * 2.0**-30  # exact scalings by powers of two
+    np.floor(hi, out=hi)
+    lo = hi * 2.0**30
+    np.subtract(q, lo, out=lo)
     block = 1 << 22  # 2**22 values of at most 2**31: partial sums below 2**53
     hs = np.zeros(size, dtype=np.int64)  # at most 2**31 per sample: no overflow
     ls = np.zeros(size, dtype=np.int64)
