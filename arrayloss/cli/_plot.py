@@ -81,8 +81,8 @@ def _reliability(ax: Any, hist: Any, diagram: dict[str, Any]) -> None:
     )  # fmt: skip
     ax.bar(
         left[filled], (conf - acc)[filled], bottom=acc[filled], width=width[filled],
-        align="edge", color="#dd8452", alpha=0.35, edgecolor="#c44e52",
-        hatch="//", linewidth=0.6, label="gap to mean confidence",
+        align="edge", facecolor="none", edgecolor="#c44e52", hatch="///",
+        linewidth=0.8, label="gap to mean confidence",
     )  # fmt: skip
     ax.plot([0, 1], [0, 1], linestyle="--", color="gray", label="perfect calibration")
     ax.text(
