@@ -2,14 +2,17 @@ r"""Classification metrics for any array-API array, and exact streaming tallies.
 
 Two ways to compute each metric:
 
-* **In memory**: `accuracy`, `top_k_accuracy`, `nll`, `brier` and `ece` take
-  ``scores`` of shape ``(..., C)`` and integer ``labels`` of the batch shape from any
-  array-API library and return a 0-d array in the scores' namespace, device and
-  floating dtype, like the losses.
-* **Streaming**: `Accuracy`, `TopKAccuracy`, `NLL`, `Brier` and `ECE` are frozen
-  dataclasses holding exact sufficient statistics.  ``tally.update(scores, labels)``
-  returns a new tally with a batch added, ``a.merge(b)`` combines two tallies, and
-  ``tally.result()`` gives the metric as a Python float.  Sums over samples are taken
+* **In memory**: `accuracy`, `top_k_accuracy`, `nll`, `brier`, `ece`, `mce` and
+  `rmsce` take ``scores`` of shape ``(..., C)`` and integer ``labels`` of the batch
+  shape from any array-API library and return a 0-d array in the scores'
+  namespace, device and floating dtype, like the losses.
+* **Streaming**: `Accuracy`, `TopKAccuracy`, `NLL`, `Brier`, `ECE`, `MCE` and
+  `RMSCE` are frozen dataclasses holding exact sufficient statistics (as are
+  `ClassReport`, the per-class report and confusion matrix, and `Reliability`,
+  the reliability diagram, of ``arrayloss eval``'s report).
+  ``tally.update(scores, labels)`` returns a new tally with a batch added,
+  ``a.merge(b)`` combines two tallies, and ``tally.result()`` gives the metric as
+  a Python float.  Sums over samples are taken
   in float64 within a batch and kept as exact fractions across batches, so a chunked
   pass gives the in-memory result (float64: to about 1e-15 relative) whatever the
   chunk size, and merging is associative and commutative.
@@ -40,7 +43,8 @@ Conventions, chosen to agree with scikit-learn 1.9:
   is applied by its engine).
 * `brier`: the multiclass Brier score ``sum_j (p_j - [j == y])**2``, in ``[0, 2]``,
   never halved; ``brier_score_loss(..., scale_by_half=False)``.
-* `ece`: expected calibration error with the top-label confidence, see `ece`.
+* `ece`: expected calibration error with the top-label confidence, see `ece`;
+  `mce` and `rmsce`: the maximum and root-mean-square of the same bins' gaps.
 
 All weighted means are ``sum(w * m) / sum(w)``; a zero weight removes a sample.
 """
