@@ -2,14 +2,17 @@ r"""Classification metrics for any array-API array, and exact streaming tallies.
 
 Two ways to compute each metric:
 
-* **In memory**: `accuracy`, `top_k_accuracy`, `nll`, `brier` and `ece` take
-  ``scores`` of shape ``(..., C)`` and integer ``labels`` of the batch shape from any
-  array-API library and return a 0-d array in the scores' namespace, device and
-  floating dtype, like the losses.
-* **Streaming**: `Accuracy`, `TopKAccuracy`, `NLL`, `Brier` and `ECE` are frozen
-  dataclasses holding exact sufficient statistics.  ``tally.update(scores, labels)``
-  returns a new tally with a batch added, ``a.merge(b)`` combines two tallies, and
-  ``tally.result()`` gives the metric as a Python float.  Sums over samples are taken
+* **In memory**: `accuracy`, `top_k_accuracy`, `nll`, `brier`, `ece`, `mce` and
+  `rmsce` take ``scores`` of shape ``(..., C)`` and integer ``labels`` of the batch
+  shape from any array-API library and return a 0-d array in the scores'
+  namespace, device and floating dtype, like the losses.
+* **Streaming**: `Accuracy`, `TopKAccuracy`, `NLL`, `Brier`, `ECE`, `MCE` and
+  `RMSCE` are frozen dataclasses holding exact sufficient statistics (as are
+  `ClassReport`, the per-class report and confusion matrix, and `Reliability`,
+  the reliability diagram, of ``arrayloss eval``'s report).
+  ``tally.update(scores, labels)`` returns a new tally with a batch added,
+  ``a.merge(b)`` combines two tallies, and ``tally.result()`` gives the metric as
+  a Python float.  Sums over samples are taken
   in float64 within a batch and kept as exact fractions across batches, so a chunked
   pass gives the in-memory result (float64: to about 1e-15 relative) whatever the
   chunk size, and merging is associative and commutative.
@@ -40,7 +43,8 @@ Conventions, chosen to agree with scikit-learn 1.9:
   is applied by its engine).
 * `brier`: the multiclass Brier score ``sum_j (p_j - [j == y])**2``, in ``[0, 2]``,
   never halved; ``brier_score_loss(..., scale_by_half=False)``.
-* `ece`: expected calibration error with the top-label confidence, see `ece`.
+* `ece`: expected calibration error with the top-label confidence, see `ece`;
+  `mce` and `rmsce`: the maximum and root-mean-square of the same bins' gaps.
 
 All weighted means are ``sum(w * m) / sum(w)``; a zero weight removes a sample.
 """
@@ -67,17 +71,23 @@ from ._xp import to_numpy as to_numpy  # re-exported: the eval engine uses it
 __all__ = [
     "ECE",
     "INPUTS",
+    "MCE",
     "METRICS",
     "NLL",
+    "RMSCE",
     "STRATEGIES",
     "Accuracy",
     "Brier",
+    "ClassReport",
+    "Reliability",
     "TopKAccuracy",
     "accuracy",
     "brier",
     "check_eps",
     "ece",
+    "mce",
     "nll",
+    "rmsce",
     "top_k_accuracy",
 ]
 
@@ -358,6 +368,22 @@ _COMMON_DOC = """
     input : {"logits", "probs", "logprobs"}
         What ``scores`` holds."""
 
+_BINS_DOC = """
+    n_bins : int >= 1
+        Number of bins.
+    strategy : {"uniform", "quantile"}
+        Equal-width or equal-mass bins."""
+
+_RETURNS_DOC = """Returns
+    -------
+    array
+        0-d, in the floating dtype and on the device of ``scores``."""
+
+_EXAMPLES_DOC = """Examples
+    --------
+    >>> import numpy as np
+    >>> from arrayloss import metrics"""
+
 
 def accuracy(
     scores: Array,
@@ -376,15 +402,9 @@ def accuracy(
     Parameters
     ----------{common}
 
-    Returns
-    -------
-    array
-        0-d, in the floating dtype and on the device of ``scores``.
+    {returns}
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from arrayloss import metrics
+    {examples}
     >>> s = np.array([[2.0, 1.0, 0.1], [0.3, 0.2, 3.0], [1.0, 1.0, 0.0]])
     >>> float(metrics.accuracy(s, np.array([0, 1, 1])))
     0.3333333333333333
@@ -417,15 +437,9 @@ def top_k_accuracy(
     k : int >= 1
         How many top classes count as a hit.{common}
 
-    Returns
-    -------
-    array
-        0-d, in the floating dtype and on the device of ``scores``.
+    {returns}
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from arrayloss import metrics
+    {examples}
     >>> s = np.array([[2.0, 1.0, 0.1], [0.3, 0.2, 3.0], [1.0, 1.0, 0.0]])
     >>> float(metrics.top_k_accuracy(s, np.array([0, 1, 0]), k=2))
     0.6666666666666666
@@ -463,15 +477,9 @@ def nll(
         epsilon of the scores' dtype, ``finfo(dtype).eps``, as scikit-learn's
         ``log_loss`` uses; ``0`` clips nothing, so a zero ``p_y`` gives ``inf``.
 
-    Returns
-    -------
-    array
-        0-d, in the floating dtype and on the device of ``scores``.
+    {returns}
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from arrayloss import metrics
+    {examples}
     >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
     >>> print(f"{float(metrics.nll(s, np.array([2]))):.6f}")
     3.985205
@@ -527,15 +535,9 @@ def brier(
     Parameters
     ----------{common}
 
-    Returns
-    -------
-    array
-        0-d, in the floating dtype and on the device of ``scores``.
+    {returns}
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from arrayloss import metrics
+    {examples}
     >>> p = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.2, 0.2, 0.6]])
     >>> print(f"{float(metrics.brier(p, np.array([0, 1, 2]), input='probs')):.4f}")
     0.1467
@@ -581,42 +583,170 @@ def ece(
       more than ``n / n_bins`` samples.
 
     Parameters
-    ----------
-    n_bins : int >= 1
-        Number of bins.
-    strategy : {"uniform", "quantile"}
-        Equal-width or equal-mass bins.{common}
+    ----------{bins}{common}
 
-    Returns
-    -------
-    array
-        0-d, in the floating dtype and on the device of ``scores``.
+    {returns}
 
     References
     ----------
     .. [1] C. Guo, G. Pleiss, Y. Sun and K. Q. Weinberger, "On Calibration of
        Modern Neural Networks", ICML 2017.
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> from arrayloss import metrics
+    {examples}
     >>> p = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.8, 0.2]])
     >>> y = np.array([0, 1, 1, 0])
     >>> print(f"{float(metrics.ece(p, y, n_bins=5, input='probs')):.4f}")
     0.3000
     """
+    return _calibration("ece", scores, labels, n_bins, strategy, weights, axis, input)
+
+
+def mce(
+    scores: Array,
+    labels: Array,
+    /,
+    *,
+    n_bins: int = 15,
+    strategy: str = "uniform",
+    weights: Array | None = None,
+    axis: int = -1,
+    input: str = "logits",
+) -> Array:
+    r"""Maximum calibration error of the top-label confidence.
+
+    With the confidences, hits and bins of `ece`, ``W_b = sum_{i in B_b} w_i``:
+
+    .. math::
+
+        \operatorname{MCE} = \max_{b:\,W_b > 0} \left|\bar a_b - \bar c_b\right|,
+        \qquad \bar a_b - \bar c_b = \frac{1}{W_b}\sum_{i \in B_b} w_i (a_i - c_i)
+
+    the worst gap between accuracy and confidence over the non-empty bins
+    (Naeini, Cooper and Hauskrecht 2015).  ``MCE >= RMSCE >= ECE``.
+
+    Parameters
+    ----------{bins}{common}
+
+    {returns}
+
+    References
+    ----------
+    .. [1] M. P. Naeini, G. F. Cooper and M. Hauskrecht, "Obtaining Well Calibrated
+       Probabilities Using Bayesian Binning", AAAI 2015.
+
+    {examples}
+    >>> p = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.8, 0.2]])
+    >>> y = np.array([0, 1, 1, 0])
+    >>> print(f"{float(metrics.mce(p, y, n_bins=5, input='probs')):.4f}")
+    0.6000
+    """
+    return _calibration("mce", scores, labels, n_bins, strategy, weights, axis, input)
+
+
+def rmsce(
+    scores: Array,
+    labels: Array,
+    /,
+    *,
+    n_bins: int = 15,
+    strategy: str = "uniform",
+    weights: Array | None = None,
+    axis: int = -1,
+    input: str = "logits",
+) -> Array:
+    r"""Root-mean-square calibration error of the top-label confidence.
+
+    With the bins of `ece` and the notation of `mce`:
+
+    .. math::
+
+        \operatorname{RMSCE} = \sqrt{\sum_b \frac{W_b}{W}\,(\bar a_b - \bar c_b)^2}
+        = \sqrt{\frac{1}{W}\sum_{b:\,W_b > 0}
+          \frac{\bigl(\sum_{i \in B_b} w_i (a_i - c_i)\bigr)^2}{W_b}}
+
+    the bin-weighted quadratic mean of the gaps (Hendrycks, Mazeika and Dietterich
+    2019; Nixon et al. 2019), between `ece` (their mean) and `mce` (their maximum).
+
+    Parameters
+    ----------{bins}{common}
+
+    {returns}
+
+    References
+    ----------
+    .. [1] D. Hendrycks, M. Mazeika and T. Dietterich, "Deep Anomaly Detection with
+       Outlier Exposure", ICLR 2019.
+    .. [2] J. Nixon, M. Dusenberry, L. Zhang, G. Jerfel and D. Tran, "Measuring
+       Calibration in Deep Learning", CVPR Workshops 2019.
+
+    {examples}
+    >>> p = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.8, 0.2]])
+    >>> y = np.array([0, 1, 1, 0])
+    >>> print(f"{float(metrics.rmsce(p, y, n_bins=5, input='probs')):.4f}")
+    0.3518
+    """
+    return _calibration("rmsce", scores, labels, n_bins, strategy, weights, axis, input)
+
+
+def _calibration(
+    kind: str,
+    scores: Array,
+    labels: Array,
+    n_bins: int,
+    strategy: str,
+    weights: Array | None,
+    axis: int,
+    input: str,
+) -> Array:
+    """The in-memory binned calibration error ``kind`` (see `ece`, `mce`, `rmsce`)."""
     n_bins = check_int("n_bins", n_bins, low=1)
     strategy = check_choice("strategy", strategy, STRATEGIES)
-    rows = _prepare("ece", scores, labels, weights, axis=axis, input=input)
+    rows = _prepare(kind, scores, labels, weights, axis=axis, input=input)
     if rows.n == 0:
         _mean(rows.confidence, rows)  # raises the no-sample error
     w = rows.batch.w_mean
-    return _ece(rows.confidence, rows.hit, w, n_bins, strategy, xp=rows.xp)
+    return _ece(rows.confidence, rows.hit, w, n_bins, strategy, xp=rows.xp, kind=kind)
 
 
-for _f in (accuracy, top_k_accuracy, nll, brier, ece):
-    _f.__doc__ = (_f.__doc__ or "").replace("{common}", _COMMON_DOC)
+def _reduce_bins(
+    gaps: Array, weight: Array, total: Array, kind: str, *, xp: Namespace
+) -> Array:
+    """MCE or RMSCE from per-bin ``sum(w (a - c))``, ``sum(w)`` and their total."""
+    nonempty = weight > 0
+    safe = xp.where(nonempty, weight, xp.ones_like(weight))
+    mean_gap = xp.where(nonempty, gaps / safe, xp.zeros_like(gaps))
+    if kind == "mce":
+        return xp.max(xp.abs(mean_gap))
+    return xp.sqrt(xp.sum(mean_gap * gaps) / total)
+
+
+def _reduce_fraction_bins(
+    gaps: tuple[Fraction, ...],
+    weights: tuple[Fraction, ...],
+    total: Fraction,
+    kind: str,
+) -> float:
+    """`_reduce_bins` on exact per-bin sums: exact up to one final rounding (and
+    the square root's)."""
+    pairs = [(g, w) for g, w in zip(gaps, weights, strict=True) if w > 0]
+    if kind == "mce":
+        return float(max(abs(g) / w for g, w in pairs))
+    return math.sqrt(float(sum((g * g / w for g, w in pairs), Fraction(0)) / total))
+
+
+def _fill_doc(doc: str | None) -> str:
+    """A metric's docstring with its shared blocks filled in."""
+    return (
+        (doc or "")
+        .replace("{bins}", _BINS_DOC)
+        .replace("{common}", _COMMON_DOC)
+        .replace("{returns}", _RETURNS_DOC)
+        .replace("{examples}", _EXAMPLES_DOC)
+    )
+
+
+for _f in (accuracy, top_k_accuracy, nll, brier, ece, mce, rmsce):
+    _f.__doc__ = _fill_doc(_f.__doc__)
 del _f
 
 
@@ -629,14 +759,17 @@ def _ece(
     *,
     xp: Namespace,
     dtype: Any = None,
+    kind: str = "ece",
 ) -> Array:
     edges = _edges(conf, w, n_bins, strategy, xp=xp)
     gaps, weight = _bin_sums(conf, hit, w, edges, n_bins, xp=xp, dtype=dtype)
     total = xp.sum(weight)
     if float(total) == 0:
-        msg = f"`ece` needs at least one sample with non-zero weight (got {conf.shape[0]})"
+        msg = f"`{kind}` needs at least one sample with non-zero weight (got {conf.shape[0]})"
         raise ValueError(msg)
-    return xp.asarray(xp.sum(xp.abs(gaps)) / total)
+    if kind == "ece":
+        return xp.asarray(xp.sum(xp.abs(gaps)) / total)
+    return xp.asarray(_reduce_bins(gaps, weight, total, kind, xp=xp))
 
 
 def _uniform_edges(n_bins: int) -> list[float]:
@@ -874,6 +1007,7 @@ class ECE:
     samples: tuple[tuple[np.ndarray, np.ndarray, np.ndarray | None], ...] = field(
         default=(), kw_only=True, compare=False, repr=False
     )
+    _kind = "ece"
 
     def __post_init__(self) -> None:
         check_int("n_bins", self.n_bins, low=1)
@@ -895,7 +1029,7 @@ class ECE:
     ) -> ECE:
         """A new tally with the batch added (arguments as `ece`)."""
         return self._add(
-            _prepare("ece", scores, labels, weights, axis=axis, input=input)
+            _prepare(self._kind, scores, labels, weights, axis=axis, input=input)
         )
 
     def _add(self, rows: _Rows) -> ECE:
@@ -942,24 +1076,42 @@ class ECE:
         """The ECE over every sample added."""
         if self.strategy == "quantile":
             if self.count == 0:
-                msg = "`ece` needs at least one sample with non-zero weight (got 0)"
+                msg = f"`{self._kind}` needs at least one sample with non-zero weight (got 0)"
                 raise ValueError(msg)
             conf = np.concatenate([s[0] for s in self.samples])
             hit = np.concatenate([s[1] for s in self.samples])
             w = _quantile_weights(self.samples)
             host = _xp.array_namespace(conf)
             value = _ece(
-                conf, hit, w, self.n_bins, "quantile", xp=host, dtype=np.float64
-            )
+                conf, hit, w, self.n_bins, "quantile", xp=host, dtype=np.float64,
+                kind=self._kind,
+            )  # fmt: skip
             return float(value)
         total = sum(self.weights, Fraction(0))
         if self.count == 0 or total == 0:
             msg = (
-                "`ece` needs at least one sample with non-zero weight "
+                f"`{self._kind}` needs at least one sample with non-zero weight "
                 f"(got {self.count} samples)"
             )
             raise ValueError(msg)
+        if self._kind != "ece":
+            return _reduce_fraction_bins(self.gaps, self.weights, total, self._kind)
         return float(sum((abs(g) for g in self.gaps), Fraction(0)) / total)
+
+
+@dataclass(frozen=True)
+class MCE(ECE):
+    """Streaming `mce`: the per-bin tallies of `ECE`, reduced to their maximum gap."""
+
+    _kind = "mce"
+
+
+@dataclass(frozen=True)
+class RMSCE(ECE):
+    """Streaming `rmsce`: the per-bin tallies of `ECE`, reduced to their
+    bin-weighted root-mean-square gap."""
+
+    _kind = "rmsce"
 
 
 def _exact_bin_sums(
@@ -1011,5 +1163,12 @@ METRICS: dict[str, Callable[..., Any]] = {
     "nll": NLL,
     "brier": Brier,
     "ece": ECE,
+    "mce": MCE,
+    "rmsce": RMSCE,
 }
 """Metric name -> streaming tally class (its constructor takes the metric's options)."""
+
+
+# The per-class report, the confusion matrix and the reliability diagram live in
+# their own module; they are part of this one's interface.
+from ._classwise import ClassReport, Reliability  # noqa: E402

@@ -99,7 +99,7 @@ def test_per_sample_through_a_symlink_chain(d):
     invoke([p(d, "z.npy"), p(d, "y.npy"), "--per-sample", p(d, "b.npy")])
     assert (d / "b.npy").is_symlink()
     assert (d / "a.npy").is_symlink()
-    assert np.load(d / "old.npy").shape == (N, 1)
+    assert np.load(d / "old.npy").shape == (N, 5)
 
 
 def test_output_through_a_dangling_symlink(d):

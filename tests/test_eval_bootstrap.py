@@ -462,7 +462,7 @@ def test_per_sample_losses_of_ignored_rows_are_nan(data, ignored, tmp_path):
     out = tmp_path / "rows.npy"
     args = [str(data / "z.npy"), str(root / "y_ign.npy"), "--ignore-label", "-100"]
     invoke([*args, "--per-sample", str(out)])
-    rows = np.load(out)[:, 0]
+    rows = np.load(out)[:, -1]  # id, predicted, confidence, p_true, the loss
     drop = np.load(root / "y_ign.npy") == -100
     assert np.isnan(rows[drop]).all()
     assert np.isfinite(rows[~drop]).all()

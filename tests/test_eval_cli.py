@@ -284,11 +284,18 @@ def test_per_sample_and_output_file(files, suffix):
     else:
         with open(per) as fh:
             assert (
-                fh.readline().strip()
-                == "cross_entropy,cross_entropy:label_smoothing=0.1"
+                fh.readline().strip() == "id,predicted,confidence,p_true,"
+                "cross_entropy,cross_entropy:label_smoothing=0.1"
             )
         got = np.loadtxt(per, delimiter=",", skiprows=1)
-    assert got.shape == (N, 2)
+    assert got.shape == (N, 6)
+    np.testing.assert_array_equal(got[:, 0], np.arange(N))
+    np.testing.assert_array_equal(got[:, 1], z.argmax(axis=1))
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(got[:, 2], p.max(axis=1), rtol=1e-13)
+    np.testing.assert_allclose(got[:, 3], p[np.arange(N), y], rtol=1e-13)
+    got = got[:, 4:]
     np.testing.assert_allclose(
         got[:, 0], al.cross_entropy(z, y, reduction="none"), rtol=1e-13
     )
@@ -607,7 +614,7 @@ ERRORS = [
     (
         "unknown metric",
         2,
-        r"Invalid value for '--metric': unknown metric 'f1' \(known: accuracy, brier, ece, nll, top_k_accuracy\)",
+        r"Invalid value for '--metric': unknown metric 'f1' \(known: accuracy, brier, ece, mce, nll, rmsce, top_k_accuracy\)",
     ),
     (
         "bad metric option",

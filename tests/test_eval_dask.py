@@ -309,3 +309,16 @@ def test_dask_takes_only_an_address_as_its_value(argv, address, scores, labels):
     ctx = eval_command.make_context("eval", argv)
     assert ctx.params["dask_address"] == address
     assert (ctx.params["scores"], ctx.params["labels"]) == (scores, labels)
+
+
+def test_cluster_report_is_identical_to_single_process(data, cluster, tmp_path):
+    """--per-class, --confusion and MCE/RMSCE from block tallies merged on the
+    cluster: equal, not close, to the streamed run."""
+    report = ["--per-class", "--confusion", "--metric", "mce", "--metric", "rmsce"]
+    weights = ["--weights", str(data / "w")]
+    base = run_json([str(data / "z"), str(data / "y"), *report, *weights])
+    args = [str(data / "z" / "part-*.npy"), str(data / "y"), *report, *weights]
+    out = run_json([*args, "--chunk-size", "700", "--dask", cluster])
+    for key in ("per_class", "confusion", "metrics"):
+        assert out[key] == base[key], key
+    assert sum(map(sum, out["confusion"]["matrix"])) > 0

@@ -31,12 +31,13 @@ import numpy as np
 
 from .._errors import DataError
 from .._errors import one_line as _one_line
-from .._exact import exact_dot, exact_sum
+from .._exact import exact_dot
 
 __all__ = [
     "CHUNK_ELEMENTS",
     "MAX_CHUNK_ROWS",
     "RENORMALIZE_TOLERANCE",
+    "SAMPLE_COLUMNS",
     "ClipTally",
     "IgnoreTally",
     "LossTally",
@@ -47,6 +48,7 @@ __all__ = [
     "evaluate_chunk",
     "exact_sums",
     "loss_value",
+    "sample_columns",
     "stream",
     "with_progress",
 ]
@@ -399,12 +401,13 @@ def exact_sums(terms: np.ndarray, w: np.ndarray | None) -> tuple[Fraction, Fract
     Exact sums (`arrayloss._exact`) make the totals independent of how the rows
     are cut into chunks (a float64 sum rounds differently for each grouping), and
     the weighted sum is scale invariant: weights of 1e308 do not overflow and
-    subnormal weights keep their precision.
+    subnormal weights keep their precision.  The one routine is
+    `arrayloss.metrics._exact_sums`, which the metric tallies use too.
     """
-    if w is None:
-        return exact_sum(terms), Fraction(int(np.size(terms)))
-    w64 = np.asarray(w, dtype=np.float64)
-    return exact_dot(w64, terms), exact_sum(w64)
+    from arrayloss.metrics import _exact_sums
+
+    w64 = None if w is None else np.asarray(w, dtype=np.float64)
+    return _exact_sums(np.asarray(terms).reshape(-1), (w64, 0))
 
 
 def evaluate_chunk(
@@ -434,7 +437,9 @@ def evaluate_chunk(
     ``boot`` (a `arrayloss.cli._bootstrap.BootstrapTally`) gets the chunk's
     per-sample terms, its rows numbered from ``first_row`` (default
     ``chunk.start``) in the whole input.
-    Returns the ``(rows, losses)`` float64 per-sample losses when ``want_rows``.
+    Returns, when ``want_rows``, the float64 ``(rows, 3 + losses)`` per-sample
+    block: predicted class, confidence, true-class probability (`sample_columns`)
+    and the losses.
     Raises `DataError` naming the file and row for bad scores, labels or weights,
     and for a loss or metric that is not finite on finite scores.
     """
@@ -503,6 +508,8 @@ def evaluate_chunk(
                 msg = f"metric {key!r} overflows float64 on {scores_label} rows {chunk.start} to {last}"
                 raise DataError(msg) from None
         per_loss: dict[str, np.ndarray] = {}
+        if want_rows:
+            columns += sample_columns(rows)
         for t in loss_tallies.values():
             per_host = M.to_numpy(_loss_rows(t.name, t.params, rows, input_kind, soft))
             finite = np.isfinite(per_host)
@@ -513,10 +520,9 @@ def evaluate_chunk(
                     f"{chunk.start + i}: it overflows {per_host.dtype} for these scores"
                 )
                 raise DataError(msg)
-            w, e = rows.host_weights  # the weights times 2**-e, exactly
-            total, weight = exact_sums(per_host, w)
-            t.total += total * Fraction(2) ** e
-            t.weight += weight * Fraction(2) ** e
+            total, weight = M._exact_sums(per_host, rows.host_weights)
+            t.total += total
+            t.weight += weight
             if want_rows:
                 columns.append(per_host.astype(np.float64))
                 if ignore is not None:  # no loss for an ignored sample
@@ -527,6 +533,26 @@ def evaluate_chunk(
             start = chunk.start if first_row is None else first_row
             boot.add(rows, tallies, per_loss, start)
     return np.stack(columns, axis=1) if want_rows else None
+
+
+SAMPLE_COLUMNS = ("id", "predicted", "confidence", "p_true")
+"""The first columns of ``--per-sample``, before one column per loss."""
+
+
+def sample_columns(rows: Any) -> list[np.ndarray]:
+    """Per sample of a metrics batch: the predicted class (arg-max, first index on
+    ties, as ``accuracy``), the confidence (top-label probability) and the
+    true-class probability, as float64 on the host."""
+    from arrayloss import metrics as M
+    from arrayloss._xp import take_along_axis
+
+    xp = rows.xp
+    pred = M.to_numpy(xp.argmax(rows.z, axis=1))
+    p_true = take_along_axis(rows.probs, rows.index[:, None], xp=xp, axis=1)[:, 0]
+    return [
+        np.asarray(a, dtype=np.float64)
+        for a in (pred, M.to_numpy(rows.confidence), M.to_numpy(p_true))
+    ]
 
 
 def loss_value(t: LossTally, reduction: str, n_samples: int) -> float:
@@ -544,7 +570,9 @@ def loss_value(t: LossTally, reduction: str, n_samples: int) -> float:
 
 
 class PerSampleWriter:
-    """``--per-sample``: each sample's losses to an ``.npy`` or CSV/TSV file.
+    """``--per-sample``: each sample's id (its row in the whole input, from 0),
+    predicted class, confidence, true-class probability and losses (the
+    ``columns``) to an ``.npy`` (float64) or CSV/TSV file.
 
     Every failure to write (a full disk, a closed pipe) is a `DataError` naming the
     file.
@@ -553,6 +581,8 @@ class PerSampleWriter:
     def __init__(self, path: str, write_to: str, columns: list[str]) -> None:
         from arrayloss.io import NpyWriter, TextWriter
 
+        columns = [*SAMPLE_COLUMNS, *columns]
+        self._next_id = 0
         self.path = path
         suffix = os.path.splitext(path)[1].lower()
         try:
@@ -571,7 +601,11 @@ class PerSampleWriter:
         )
 
     def write(self, block: np.ndarray) -> None:
-        """Append the rows of ``block``."""
+        """Append the rows of ``block`` (`evaluate_chunk`'s), after their ids."""
+        n = int(block.shape[0])
+        ids = np.arange(self._next_id, self._next_id + n, dtype=np.float64)
+        self._next_id += n
+        block = np.concatenate([ids[:, None], block], axis=1)
         try:
             self._writer.write(block)
         except OSError as exc:

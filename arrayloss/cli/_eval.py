@@ -55,6 +55,8 @@ from ._options import (
     top_k_option,
 )
 from ._output import STDOUT, Outputs
+from ._report import MAX_TABLE_CLASSES, REPORT_TALLIES, Report
+from ._report import report_usage as _report_usage
 from ._shards import ShardOpener, check_shards, pair_shards, shard_paths
 
 __all__ = ["eval_command"]
@@ -76,6 +78,8 @@ METRIC_PARAMS: dict[str, dict[str, Any]] = {
     "nll": {},
     "brier": {},
     "ece": {"n_bins": 15, "strategy": "uniform"},
+    "mce": {"n_bins": 15, "strategy": "uniform"},
+    "rmsce": {"n_bins": 15, "strategy": "uniform"},
 }
 DEFAULT_METRICS = ("accuracy", "top_k_accuracy", "nll", "brier", "ece")
 MAX_ECE_BINS = 10_000
@@ -97,10 +101,17 @@ def _is_address(value: str) -> bool:
     return _ADDRESS.fullmatch(value) is not None
 
 
+def _is_table_name(value: str) -> bool:
+    """Whether ``value`` names a per-class CSV/TSV file (``--per-class FILE``)."""
+    return value.lower().endswith((".csv", ".tsv"))
+
+
 class _EvalCommand(click.Command):
     """``--dask`` takes an optional value: it takes the next word only if that word
     looks like a scheduler address, so ``--dask shards/ labels/`` leaves both
     paths to SCORES and LABELS (click alone would read ``shards/`` as the address).
+    ``--per-class`` likewise takes the next word only if it ends in ``.csv`` or
+    ``.tsv`` (``--per-class=FILE`` takes any name).
     """
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
@@ -110,6 +121,10 @@ class _EvalCommand(click.Command):
                 break
             if arg == "--dask" and (i + 1 == len(args) or not _is_address(args[i + 1])):
                 args[i] = "--dask="
+            if arg == "--per-class" and (
+                i + 1 == len(args) or not _is_table_name(args[i + 1])
+            ):
+                args[i] = "--per-class="
         return super().parse_args(ctx, args)
 
 
@@ -163,8 +178,9 @@ class _EvalCommand(click.Command):
     multiple=True,
     metavar="NAME[:K=V,...]",
     help="accuracy, top_k_accuracy, nll, brier, ece[:n_bins=15,strategy=uniform|"
-    f"quantile] (n_bins at most {MAX_ECE_BINS}). Repeat for several. [default: all "
-    "five]",
+    f"quantile] (n_bins at most {MAX_ECE_BINS}), and mce, rmsce (maximum and "
+    "RMS calibration error; the options of ece). Repeat for several. [default: "
+    "accuracy, top_k_accuracy, nll, brier, ece]",
 )
 @top_k_option(
     many=True,
@@ -257,8 +273,39 @@ class _EvalCommand(click.Command):
 @click.option(
     "--per-sample",
     metavar="FILE",
-    help="Also write each sample's (unweighted) losses, one column per --loss: "
-    ".npy (float64) or CSV/TSV with a header.",
+    help="Also write, per sample, its id (row in the whole input), predicted class "
+    "(arg-max), confidence (top-label probability), p_true (true-class "
+    "probability) and (unweighted) losses, one column per --loss: .npy (float64) "
+    "or CSV/TSV with a header.",
+)
+@click.option(
+    "--per-class",
+    "per_class",
+    is_flag=False,
+    flag_value="",
+    default=None,
+    metavar="[FILE]",
+    help="Add the per-class report: precision, recall, F1 and support (as "
+    "sklearn.metrics.classification_report), per-class NLL and classwise ECE, with "
+    "macro and weighted averages and classwise_ece (their mean) among the metrics. "
+    f"Shown as a table up to {MAX_TABLE_CLASSES} classes; with FILE (.csv or .tsv; "
+    "--per-class=FILE for another name) written there as a table.",
+)
+@click.option(
+    "--confusion",
+    is_flag=True,
+    help="Add the confusion matrix (rows: true class, columns: predicted; weight "
+    "sums with --weights; names from --classes): in JSON output, as a table up to "
+    f"{MAX_TABLE_CLASSES} classes.",
+)
+@click.option(
+    "--plot",
+    "plot",
+    metavar="FILE.png",
+    help="Draw a reliability diagram (accuracy per confidence bin against the "
+    "diagonal, the confidence histogram beneath, ECE on the figure) and, with "
+    "--confusion, the row-normalised confusion matrix as a second panel, to a PNG "
+    "file. Needs matplotlib (pip install 'arrayloss[plot]').",
 )
 @click.option(
     "--chunk-size",
@@ -354,6 +401,9 @@ def eval_command(ctx: click.Context, /, **opts: Any) -> None:
     shard.  The shards are read one after another, or on a Dask cluster with
     --dask (.npy/.npz only; not with --per-sample).
 
+    --per-class, --confusion and --plot add the per-class report, the confusion
+    matrix and a reliability diagram, from exact tallies too.
+
     The files are read in chunks and reduced to exact sufficient statistics, so the
     result equals the in-memory computation at any chunk size, in memory bounded
     by the chunk (except ece:strategy=quantile, which keeps ~10-18 bytes a sample,
@@ -368,6 +418,8 @@ def eval_command(ctx: click.Context, /, **opts: Any) -> None:
       arrayloss eval preds.parquet --label-column y --score-columns 'prob_*'
       arrayloss eval student.npy teacher.npy --soft-labels --loss kl_divergence
       arrayloss eval scores.npz --metric ece:strategy=quantile --top-k 1,5
+      arrayloss eval logits.npy labels.npy --per-class report.csv --confusion
+      arrayloss eval proba.csv labels.csv --input probs --plot reliability.png
       arrayloss eval 'shards/logits-*.npy' 'shards/labels-*.npy' --dask
       arrayloss eval logits/ labels/ --dask tcp://scheduler:8786
     """
@@ -413,6 +465,9 @@ def _run(
     fmt: str,
     output: str,
     per_sample: str | None,
+    per_class: str | None,
+    confusion: bool,
+    plot: str | None,
     chunk_size: int | None,
     backend: str,
     dask_address: str | None,
@@ -450,6 +505,7 @@ def _run(
             ):
                 msg = f"{name} applies to --input probs or logprobs, not logits"
                 raise click.BadParameter(msg, param_hint=[name])
+    report = _report_usage(per_class, confusion, plot)
     use_dask = dask_address is not None
     if use_dask:
         _check_dask_usage(scores, labels, weights_path, per_sample, backend)
@@ -477,6 +533,7 @@ def _run(
         write_rows = None
         if per_sample is not None:
             write_rows = outputs.add(per_sample, "--per-sample")
+        report.claim(outputs)
         text = _evaluate(
             scores, labels, shards, use_dask=use_dask, input_kind=input_kind,
             prob=ProbInput(eps=eps, renormalize=renormalize), loss_list=loss_list, metric_list=metric_list, ks=top_k,
@@ -488,7 +545,7 @@ def _run(
                 score_columns=score_columns, soft_labels=soft_labels,
             ),
             class_names=class_names, fmt=fmt, per_sample=per_sample,
-            write_rows=write_rows, chunk_size=chunk_size, backend=backend,
+            write_rows=write_rows, report=report, chunk_size=chunk_size, backend=backend,
             to_backend=to_backend, dask_address=dask_address,
             dask_workers=dask_workers, dask_timeout=dask_timeout, quiet=quiet,
             ignore_label=ignore_label, boot_spec=boot_spec,
@@ -528,6 +585,7 @@ def _evaluate(
     fmt: str,
     per_sample: str | None,
     write_rows: str | None,
+    report: Report,
     chunk_size: int | None,
     backend: str,
     to_backend: Any,
@@ -559,6 +617,7 @@ def _evaluate(
         for name, params in loss_list:
             check_loss_params(name, params, n_classes)
         tallies = _metric_tallies(metric_list, ks, ks_explicit, n_classes)
+        tallies.update(report.tallies(n_classes, metric_list))
         loss_tallies: dict[str, LossTally] = {}
         for name, params in loss_list:
             spec = format_spec(name, params)
@@ -612,7 +671,11 @@ def _evaluate(
             spec: loss_value(t, reduction, n_samples)
             for spec, t in loss_tallies.items()
         },
-        "metrics": {key: _metric_value(key, t) for key, t in tallies.items()},
+        "metrics": {
+            key: _metric_value(key, t)
+            for key, t in tallies.items()
+            if key not in REPORT_TALLIES
+        },
     }
     if input_kind != "logits":
         _report_clipping(clips, prob, tallies, results["metrics"])
@@ -650,7 +713,11 @@ def _evaluate(
     if use_dask:
         workers = f"{dask_workers} worker{'s' * (dask_workers != 1)}"
         meta["dask"] = dask_address or f"local cluster ({workers})"
-    return _render(fmt, meta, results, intervals)
+    names = list(class_names) if class_names else [str(i) for i in range(n_classes)]
+    extra = report.results(
+        tallies, names, results["metrics"], zero_is_inf=prob.eps == 0
+    )
+    return _render(fmt, meta, results, extra, intervals) + report.render(fmt, extra)
 
 
 def _bootstrap_spec(
@@ -927,6 +994,7 @@ def _render(
     fmt: str,
     meta: dict[str, Any],
     results: dict[str, dict[str, float]],
+    extra: dict[str, Any] | None = None,
     intervals: dict[str, dict[str, tuple[float, float] | None]] | None = None,
 ) -> str:
     rows: list[tuple[str, str, Any]] = [
@@ -940,7 +1008,7 @@ def _render(
     rows += [("loss", k, v) for k, v in results["losses"].items()]
     rows += [("metric", k, v) for k, v in results["metrics"].items()]
     if fmt == "json":  # strict JSON: an infinite nll (--eps 0) is the string "inf"
-        doc = {**meta, **results}
+        doc = {**meta, **results, **(extra or {})}
         for group in ("losses", "metrics"):
             doc[group] = {
                 k: v if math.isfinite(v) else repr(v) for k, v in doc[group].items()

@@ -1,0 +1,471 @@
+r"""The per-class report and the confusion matrix, as exact streaming tallies.
+
+`ClassReport` keeps, for ``C`` classes, the exact sums (`arrayloss._exact_groups`)
+that the per-class report is made of, so its result does not depend on how the
+samples are cut into batches (or Dask blocks):
+
+* the ``C x C`` confusion matrix ``M[t, p] = sum(w_i : y_i = t, pred_i = p)`` (a
+  count per cell without weights), the prediction being the arg-max, first index
+  on ties, as `arrayloss.metrics.accuracy`;
+* per class ``c``: the sum of ``w_i * (-log p_{i, y_i})`` over the samples of class
+  ``c`` (the per-class NLL, with the `arrayloss.metrics.nll` of the batch: the
+  ``eps`` clipping of ``arrayloss eval`` included);
+* per class and confidence bin ``b`` of ``p_{ic}`` (the `arrayloss.metrics.ece`
+  bins, equal width): ``sum(w_i [y_i = c])`` and ``sum(w_i q(p_{ic}))``, where
+  ``q`` rounds a probability to the nearest multiple of ``2**-60`` (an error below
+  ``1e-18`` a term, the same whatever the batch, so that the sum of ``n * C``
+  probabilities stays exact and fast; with weights each product ``w_i q(p_{ic})``
+  is rounded once to float64, also the same whatever the batch, and the products
+  are summed exactly).
+
+From them, for each class (the conventions of
+``sklearn.metrics.classification_report(labels=range(C), output_dict=True)``,
+``zero_division="warn"``, which reports 0; no warning here):
+
+.. math::
+
+    \text{precision}_c = \frac{M_{cc}}{\sum_t M_{tc}}, \quad
+    \text{recall}_c = \frac{M_{cc}}{\sum_p M_{cp}}, \quad
+    F_{1,c} = \frac{2 M_{cc}}{\sum_t M_{tc} + \sum_p M_{cp}},
+
+0 where a denominator is 0; the support ``sum_p M_{cp}`` (an integer count, or
+the weight sum when weighted); the per-class NLL (``None`` without support);
+and the classwise ECE of class ``c`` (Kull et al. 2019), the calibration of
+``p_c`` against ``[y = c]``:
+
+.. math::
+
+    \operatorname{ECE}_c = \frac{1}{W} \sum_b
+        \Bigl|\sum_{i:\, p_{ic} \in B_b} w_i \bigl([y_i = c] - p_{ic}\bigr)\Bigr|,
+
+whose mean over the classes is the classwise ECE.
+
+Reference: M. Kull, M. Perello-Nieto, M. Kängsepp, T. Silva Filho, H. Song and
+P. Flach, "Beyond temperature scaling: Obtaining well-calibrated multiclass
+probabilities with Dirichlet calibration", NeurIPS 2019.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any, TypeVar
+
+import numpy as np
+
+from ._exact_groups import ExactVector, group_sums
+from ._validation import check_int
+from ._xp import to_numpy
+
+__all__ = ["ClassReport", "Reliability"]
+
+_WEIGHTED_BLOCK = 1 << 16
+"""Probabilities per `group_sums` call of a weighted batch (bounds its temporaries)."""
+
+_QUANTUM = 60
+"""Probabilities are rounded to multiples of ``2**-_QUANTUM`` in the calibration sums."""
+
+
+_T = TypeVar("_T", bound="_Batches")
+
+
+class _Batches:
+    """``update``: a batch from any array library, validated as the metrics do."""
+
+    _name = "tally"
+
+    def _add(self: _T, rows: Any) -> _T:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def update(
+        self: _T,
+        scores: Any,
+        labels: Any,
+        /,
+        *,
+        weights: Any = None,
+        axis: int = -1,
+        input: str = "logits",
+    ) -> _T:
+        """A new tally with the batch added (arguments as `arrayloss.metrics.ece`)."""
+        from .metrics import _prepare
+
+        rows = _prepare(self._name, scores, labels, weights, axis=axis, input=input)
+        return self._add(rows)
+
+
+class _State:
+    """The exact sums of a `ClassReport`, owned by one tally at a time."""
+
+    def __init__(self, n_classes: int, n_bins: int, calibration: bool) -> None:
+        self.confusion = ExactVector(n_classes * n_classes)
+        self.nll = ExactVector(n_classes) if calibration else None
+        self.nll_inf = np.zeros(n_classes, dtype=bool)  # a weighted NLL term of inf
+        self.zero_p = np.zeros(n_classes, dtype=bool)  # a weighted p_y of exactly 0
+        self.hits = ExactVector(n_classes * n_bins) if calibration else None
+        self.psum = ExactVector(n_classes * n_bins) if calibration else None
+        self.weighted = False
+
+    def copy(self) -> _State:
+        out = _State.__new__(_State)
+        out.confusion = self.confusion.copy()
+        out.nll = None if self.nll is None else self.nll.copy()
+        out.nll_inf = self.nll_inf.copy()
+        out.zero_p = self.zero_p.copy()
+        out.hits = None if self.hits is None else self.hits.copy()
+        out.psum = None if self.psum is None else self.psum.copy()
+        out.weighted = self.weighted
+        return out
+
+
+@dataclass(frozen=True, eq=False)
+class ClassReport(_Batches):
+    """Streaming per-class report and confusion matrix; see the module doc.
+
+    ``tally._add(rows)`` (the eval engine), ``tally.update(scores, labels, ...)``
+    and ``a.merge(b)`` return a new tally and leave their inputs as they were
+    (the sums are copied, then added to: a ``C x C`` object array of ``C**2``
+    pointers, 8 MB at ``C = 1000``).  ``calibration=False`` keeps the confusion
+    matrix only (no per-class NLL or ECE).
+
+    Parameters
+    ----------
+    n_classes : int >= 1
+        The class count ``C``.
+    n_bins : int >= 1
+        Equal-width bins of the classwise ECE.
+    calibration : bool
+        Whether to keep the per-class NLL and classwise ECE sums.
+    """
+
+    n_classes: int
+    n_bins: int = 15
+    calibration: bool = True
+    count: int = field(default=0, kw_only=True)
+    _state: _State | None = field(default=None, kw_only=True, repr=False)
+
+    def __post_init__(self) -> None:
+        check_int("n_classes", self.n_classes, low=1)
+        check_int("n_bins", self.n_bins, low=1)
+
+    _name = "per-class report"
+
+    def _add(self, rows: Any) -> ClassReport:
+        if rows.n_classes != self.n_classes:
+            msg = f"a batch of {rows.n_classes} classes in a ClassReport of {self.n_classes}"
+            raise ValueError(msg)
+        if not rows.n:
+            return self
+        if self._state is None:
+            state = _State(self.n_classes, self.n_bins, self.calibration)
+        else:
+            state = self._state.copy()
+        _add_batch(state, rows, self.n_classes, self.n_bins)
+        return ClassReport(
+            self.n_classes, self.n_bins, self.calibration,
+            count=self.count + rows.n, _state=state,
+        )  # fmt: skip
+
+    def merge(self, other: ClassReport) -> ClassReport:
+        """The tally of both together (exact; order does not matter)."""
+        if type(other) is not type(self):
+            msg = f"cannot merge a ClassReport with a {type(other).__name__}"
+            raise TypeError(msg)
+        if (self.n_classes, self.n_bins, self.calibration) != (
+            other.n_classes, other.n_bins, other.calibration
+        ):  # fmt: skip
+            msg = f"cannot merge {self!r} with {other!r}: different settings"
+            raise ValueError(msg)
+        a, b = self._state, other._state
+        if a is None or b is None:
+            state = a if b is None else b  # never changed in place: shared
+        else:
+            state = a.copy()
+            state.confusion = a.confusion.merged(b.confusion)
+            for name in ("nll", "hits", "psum"):
+                x, y = getattr(a, name), getattr(b, name)
+                if x is not None:
+                    setattr(state, name, x.merged(y))
+            state.nll_inf = a.nll_inf | b.nll_inf
+            state.zero_p = a.zero_p | b.zero_p
+            state.weighted = a.weighted or b.weighted
+        return ClassReport(
+            self.n_classes, self.n_bins, self.calibration,
+            count=self.count + other.count, _state=state,
+        )  # fmt: skip
+
+    # -- results ------------------------------------------------------------
+    def confusion(self) -> np.ndarray:
+        """The ``C x C`` matrix (rows: true class, columns: predicted): int64
+        counts, or float64 weight sums when a batch had weights."""
+        c = self.n_classes
+        state = self._state
+        if state is None:
+            return np.zeros((c, c), dtype=np.int64)
+        if state.weighted:
+            return state.confusion.floats().reshape(c, c)
+        return np.array(state.confusion.ints.tolist(), dtype=np.int64).reshape(c, c)
+
+    def result(
+        self, names: list[str] | None = None, *, zero_is_inf: bool = False
+    ) -> dict[str, Any]:
+        """The per-class report, keyed like ``classification_report(...,
+        output_dict=True)``.
+
+        ``{name: {"precision", "recall", "f1-score", "support", "nll", "ece"},
+        "accuracy", "macro avg", "weighted avg", "classwise_ece"}`` (``nll``,
+        ``ece`` and ``classwise_ece`` only with ``calibration``); ``names`` are the
+        class names (default ``"0"``, ``"1"``, ...).  With ``zero_is_inf`` a class
+        with a true-class probability of exactly 0 has an NLL of ``inf`` (``eval
+        --eps 0``); else the NLL is that of the batches' ``nll`` (a zero read as
+        the dtype's smallest normal number, or clipped to ``eps`` by ``eval``).
+        """
+        c = self.n_classes
+        names = [str(i) for i in range(c)] if names is None else list(names)
+        state = self._state
+        if state is None or self.count == 0:
+            msg = "the per-class report needs at least one sample (got 0)"
+            raise ValueError(msg)
+        cells = state.confusion.ints.reshape(c, c)
+        scale = _scale(state.confusion.base)
+        support = [Fraction(int(v)) * scale for v in cells.sum(axis=1).tolist()]
+        predicted = [Fraction(int(v)) * scale for v in cells.sum(axis=0).tolist()]
+        tp = [Fraction(int(cells[i, i])) * scale for i in range(c)]
+        total = sum(support, Fraction(0))
+        if total == 0:
+            msg = "the per-class report needs at least one sample with non-zero weight"
+            raise ValueError(msg)
+        nll = ece = None
+        if state.nll is not None:
+            nll = [
+                None
+                if support[i] == 0
+                else math.inf
+                if state.nll_inf[i] or (zero_is_inf and state.zero_p[i])
+                else float(state.nll.fraction(i) / support[i])
+                for i in range(c)
+            ]
+            ece = _classwise_ece(state, c, self.n_bins, total)
+        scores = {
+            "precision": [_ratio(tp[i], predicted[i]) for i in range(c)],
+            "recall": [_ratio(tp[i], support[i]) for i in range(c)],
+            "f1-score": [
+                _ratio(2 * tp[i], support[i] + predicted[i]) for i in range(c)
+            ],
+        }
+        out: dict[str, Any] = {}
+        for i, name in enumerate(names):
+            row: dict[str, Any] = {k: v[i] for k, v in scores.items()}
+            row["support"] = _number(support[i], state.weighted)
+            if nll is not None and ece is not None:
+                row["nll"] = nll[i]
+                row["ece"] = ece[i]
+            out[name] = row
+        out["accuracy"] = float(sum(tp, Fraction(0)) / total)
+        macro = {
+            k: float(sum(map(Fraction, v), Fraction(0)) / c) for k, v in scores.items()
+        }
+        weighted = {
+            k: float(
+                sum(
+                    (Fraction(x) * s for x, s in zip(v, support, strict=True)),
+                    Fraction(0),
+                )
+                / total
+            )
+            for k, v in scores.items()
+        }
+        out["macro avg"] = {**macro, "support": _number(total, state.weighted)}
+        out["weighted avg"] = {**weighted, "support": _number(total, state.weighted)}
+        if ece is not None:
+            out["classwise_ece"] = float(sum(Fraction(e) for e in ece) / c)
+        return out
+
+
+def _scale(base: int) -> Fraction:
+    return Fraction(2) ** base
+
+
+def _ratio(num: Fraction, den: Fraction) -> float:
+    """``num / den``, correctly rounded; 0 when ``den`` is 0 (scikit-learn's
+    ``zero_division`` default)."""
+    return 0.0 if den == 0 else float(num / den)
+
+
+def _number(value: Fraction, weighted: bool) -> int | float:
+    return float(value) if weighted else int(value)
+
+
+def _classwise_ece(state: _State, c: int, n_bins: int, total: Fraction) -> list[float]:
+    """``ECE_c`` of every class from the exact per-bin sums."""
+    assert state.hits is not None
+    assert state.psum is not None
+    base = min(state.hits.base, state.psum.base)
+    hits = np.left_shift(state.hits.ints, state.hits.base - base)
+    psum = np.left_shift(state.psum.ints, state.psum.base - base)
+    gaps = np.abs(hits - psum).reshape(c, n_bins).sum(axis=1)
+    scale = _scale(base)
+    return [float(Fraction(int(g)) * scale / total) for g in gaps.tolist()]
+
+
+def _add_batch(state: _State, rows: Any, c: int, n_bins: int) -> None:
+    """Add the rows of one validated batch (`arrayloss.metrics._Rows`) to ``state``."""
+    xp = rows.xp
+    y = np.asarray(to_numpy(rows.index), dtype=np.int64)
+    pred = np.asarray(to_numpy(xp.argmax(rows.z, axis=1)), dtype=np.int64)
+    w = rows.batch.weights
+    w64 = None if w is None else np.asarray(to_numpy(w), dtype=np.float64)
+    if w64 is not None:
+        state.weighted = True
+    cells = y * c + pred
+    if w64 is None:
+        state.confusion.add_counts(cells)
+    else:
+        state.confusion.add(cells, w64)
+    if state.nll is None:
+        return
+    assert state.hits is not None
+    assert state.psum is not None
+    nll = np.asarray(to_numpy(rows.nll), dtype=np.float64)
+    infinite = ~np.isfinite(nll)
+    if infinite.any():  # -log 0 (``--eps 0``): that class's NLL is inf
+        hit = infinite if w64 is None else infinite & (w64 > 0)
+        state.nll_inf[y[hit]] = True
+        nll = np.where(infinite, 0.0, nll)
+    state.nll.add(y, nll, w64)
+    if rows.input != "logits":
+        s_y = np.asarray(to_numpy(rows._label_score[:, 0]), dtype=np.float64)
+        zero = s_y <= 0 if rows.input == "probs" else s_y == -math.inf
+        if w64 is not None:
+            zero &= w64 > 0
+        state.zero_p[y[zero]] = True
+    p = to_numpy(rows.probs)
+    edges = np.asarray([b / n_bins for b in range(1, n_bins)], dtype=p.dtype)
+    bins = np.searchsorted(edges, p, side="left")  # edges strictly below p
+    bin_keys = np.arange(c, dtype=np.int64)[None, :] * n_bins + bins
+    hit_keys = bin_keys[np.arange(y.size), y]
+    if w64 is None:
+        state.hits.add_counts(hit_keys)
+    else:
+        state.hits.add(hit_keys, w64)
+    # q(p): p rounded to a multiple of 2**-60, an exact integer in float64
+    q = np.multiply(p, 2.0**_QUANTUM, dtype=np.float64)  # exact: a power of two
+    np.rint(q, out=q)
+    if w64 is None:
+        _add_quantized(state.psum, bin_keys.reshape(-1), q.reshape(-1), c * n_bins)
+    else:  # fl(w * q(p)) summed exactly, in blocks of rows (bounded temporaries)
+        step = max(1, _WEIGHTED_BLOCK // c)
+        for a in range(0, y.size, step):
+            rows_ab = slice(a, a + step)
+            terms = w64[rows_ab, None] * q[rows_ab]  # each rounded once, alike
+            ids, ints, base = group_sums(bin_keys[rows_ab], terms)
+            state.psum.add_ints(ids, ints, base - _QUANTUM)
+
+
+def _add_quantized(
+    acc: ExactVector, keys: np.ndarray, q: np.ndarray, size: int
+) -> None:
+    """Add the integers ``q < 2**61`` (as float64) by group, exactly: each is split
+    into 30-bit halves, summed by `numpy.bincount` below ``2**53``."""
+    hi = q * 2.0**-30  # exact scalings by powers of two
+    np.floor(hi, out=hi)
+    lo = hi * 2.0**30
+    np.subtract(q, lo, out=lo)
+    block = 1 << 22  # 2**22 values of at most 2**31: partial sums below 2**53
+    hs = np.zeros(size, dtype=np.int64)  # at most 2**31 per sample: no overflow
+    ls = np.zeros(size, dtype=np.int64)
+    for a in range(0, keys.size, block):
+        part = slice(a, a + block)
+        hs += np.bincount(keys[part], weights=hi[part], minlength=size).astype(np.int64)
+        ls += np.bincount(keys[part], weights=lo[part], minlength=size).astype(np.int64)
+    ints = (hs.astype(object) << 30) + ls.astype(object)
+    ids = np.flatnonzero((hs != 0) | (ls != 0))
+    acc.add_ints(ids, ints[ids], -_QUANTUM)
+
+
+@dataclass(frozen=True, eq=False)
+class Reliability(_Batches):
+    """Streaming reliability diagram of the top-label confidence: per equal-width
+    bin (the bins of `arrayloss.metrics.ece`), the exact ``sum(w)``,
+    ``sum(w * hit)`` and ``sum(w * confidence)``.
+
+    `result` gives the bins' weight, accuracy and mean confidence, and the ECE
+    (equal to ``ECE(n_bins)``'s, from the same exact sums).
+    """
+
+    n_bins: int = 15
+    count: int = field(default=0, kw_only=True)
+    _sums: tuple[ExactVector, ExactVector, ExactVector] | None = field(
+        default=None, kw_only=True, repr=False
+    )
+
+    def __post_init__(self) -> None:
+        check_int("n_bins", self.n_bins, low=1)
+
+    _name = "reliability diagram"
+
+    def _add(self, rows: Any) -> Reliability:
+        conf = to_numpy(rows.confidence)
+        hit = np.asarray(to_numpy(rows.hit), dtype=np.float64)
+        w = rows.batch.weights
+        w64 = None if w is None else np.asarray(to_numpy(w), dtype=np.float64)
+        edges = np.asarray(
+            [b / self.n_bins for b in range(1, self.n_bins)], dtype=conf.dtype
+        )
+        bins = np.searchsorted(edges, conf, side="left")
+        sums = self._sums or tuple(ExactVector(self.n_bins) for _ in range(3))
+        weight, hits, confs = (v.copy() for v in sums)
+        if w64 is None:
+            weight.add_counts(bins)
+        else:
+            weight.add(bins, w64)
+        hits.add(bins, hit, w64)
+        confs.add(bins, np.asarray(conf, dtype=np.float64), w64)
+        return Reliability(
+            self.n_bins, count=self.count + rows.n, _sums=(weight, hits, confs)
+        )
+
+    def merge(self, other: Reliability) -> Reliability:
+        """Both tallies together (exact; order does not matter)."""
+        if type(other) is not type(self) or other.n_bins != self.n_bins:
+            msg = f"cannot merge {self!r} with {other!r}"
+            raise ValueError(msg)
+        if self._sums is None or other._sums is None:
+            return self if other._sums is None else other
+        sums = tuple(a.merged(b) for a, b in zip(self._sums, other._sums, strict=True))
+        return Reliability(
+            self.n_bins,
+            count=self.count + other.count,
+            _sums=(sums[0], sums[1], sums[2]),
+        )
+
+    def result(self) -> dict[str, Any]:
+        """``{"edges", "weight", "accuracy", "confidence", "ece"}``: the ``n_bins + 1``
+        bin edges, each bin's share of the weight, and its accuracy and mean
+        confidence (``None`` for an empty bin)."""
+        if self._sums is None:
+            msg = "the reliability diagram needs at least one sample (got 0)"
+            raise ValueError(msg)
+        weight, hits, confs = self._sums
+        w = [weight.fraction(b) for b in range(self.n_bins)]
+        a = [hits.fraction(b) for b in range(self.n_bins)]
+        c = [confs.fraction(b) for b in range(self.n_bins)]
+        total = sum(w, Fraction(0))
+        if total == 0:
+            msg = "the reliability diagram needs a sample with non-zero weight"
+            raise ValueError(msg)
+        return {
+            "edges": [b / self.n_bins for b in range(self.n_bins + 1)],
+            "weight": [float(x / total) for x in w],
+            "accuracy": [
+                None if x == 0 else float(y / x) for x, y in zip(w, a, strict=True)
+            ],
+            "confidence": [
+                None if x == 0 else float(y / x) for x, y in zip(w, c, strict=True)
+            ],
+            "ece": float(
+                sum((abs(y - z) for y, z in zip(a, c, strict=True)), Fraction(0))
+                / total
+            ),
+        }

@@ -1,0 +1,254 @@
+"""The report options of ``arrayloss eval``: ``--per-class``, ``--confusion``, ``--plot``.
+
+Each adds an exact tally (`arrayloss.metrics.ClassReport`,
+`arrayloss.metrics.Reliability`) to the scalar metrics' tallies, so the chunk
+engine and ``--dask`` compute them by the same code and the results do not depend
+on ``--chunk-size`` or on the cluster.  This module turns the finished tallies
+into the report: JSON fields, the terminal tables (only up to `MAX_TABLE_CLASSES`
+classes, else a line that says where the numbers are), the ``--per-class FILE``
+table and the ``--plot`` figure, both written through
+`arrayloss.cli._output.Outputs` (atomic: replaced only when the run succeeds).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import click
+import numpy as np
+
+from .._errors import DataError
+from ._output import STDOUT, Outputs
+
+__all__ = ["MAX_TABLE_CLASSES", "REPORT_TALLIES", "Report", "report_usage"]
+
+MAX_TABLE_CLASSES = 20
+"""The most classes whose per-class report and confusion matrix the table shows."""
+
+REPORT_TALLIES = ("per-class report", "reliability diagram")
+"""The keys of the report's tallies among the metric tallies (not scalars)."""
+
+PER_CLASS_COLUMNS = ("precision", "recall", "f1-score", "support", "nll", "ece")
+AVERAGES = ("macro avg", "weighted avg")
+DEFAULT_BINS = 15
+
+
+def report_usage(per_class: str | None, confusion: bool, plot: str | None) -> Report:
+    """The report asked for, after the usage checks that need no data."""
+    if per_class == STDOUT:
+        msg = (
+            "--per-class needs a file name (a pipe or /dev/stdout is written directly)"
+        )
+        raise click.BadParameter(msg, param_hint=["--per-class"])
+    if plot is not None:
+        if plot == STDOUT:
+            msg = "--plot needs a file name"
+            raise click.BadParameter(msg, param_hint=["--plot"])
+        from ._plot import require_matplotlib
+
+        require_matplotlib()
+    return Report(per_class=per_class, confusion=confusion, plot=plot)
+
+
+class Report:
+    """What ``--per-class``, ``--confusion`` and ``--plot`` ask for, and their files."""
+
+    def __init__(self, *, per_class: str | None, confusion: bool, plot: str | None):
+        self.per_class = per_class  # None: off; "": on, no file; else the file
+        self.confusion = confusion
+        self.plot = plot
+        self._write_table: str | None = None
+        self._write_plot: str | None = None
+
+    @property
+    def classes(self) -> bool:
+        """Whether the per-class tally is needed."""
+        return self.per_class is not None or self.confusion
+
+    def claim(self, outputs: Outputs) -> None:
+        """Register the report's files with the command's outputs (before any
+        reading: an output that is an input is a usage error)."""
+        if self.per_class:
+            self._write_table = outputs.add(self.per_class, "--per-class")
+        if self.plot is not None:
+            self._write_plot = outputs.add(self.plot, "--plot")
+
+    def tallies(
+        self, n_classes: int, metric_list: Sequence[tuple[str, dict[str, Any], bool]]
+    ) -> dict[str, Any]:
+        """The empty tallies to stream, keyed by `REPORT_TALLIES`."""
+        from arrayloss.metrics import ClassReport, Reliability
+
+        n_bins = _bins(metric_list)
+        out: dict[str, Any] = {}
+        if self.classes:
+            out[REPORT_TALLIES[0]] = ClassReport(
+                n_classes, n_bins, calibration=self.per_class is not None
+            )
+        if self.plot is not None:
+            out[REPORT_TALLIES[1]] = Reliability(n_bins)
+        return out
+
+    def results(
+        self,
+        tallies: dict[str, Any],
+        names: list[str],
+        metrics: dict[str, float],
+        *,
+        zero_is_inf: bool = False,
+    ) -> dict[str, Any]:
+        """The report's JSON fields (adding ``classwise_ece`` to ``metrics``), and
+        its files written.  ``zero_is_inf``: ``--eps 0``, a zero true-class
+        probability makes its class's NLL ``inf``, as it makes ``nll``."""
+        extra: dict[str, Any] = {}
+        matrix: np.ndarray | None = None
+        if self.classes:
+            tally = tallies[REPORT_TALLIES[0]]
+            matrix = tally.confusion()
+            if self.per_class is not None:
+                per_class = tally.result(names, zero_is_inf=zero_is_inf)
+                metrics["classwise_ece"] = per_class.pop("classwise_ece")
+                per_class.pop("accuracy")
+                for row in per_class.values():  # strict JSON: an inf NLL is "inf"
+                    if row.get("nll") == math.inf:
+                        row["nll"] = "inf"
+                extra["per_class"] = per_class
+            if self.confusion:
+                extra["confusion"] = {"classes": names, "matrix": matrix.tolist()}
+        if self.plot is not None:
+            diagram = tallies[REPORT_TALLIES[1]].result()
+            extra["reliability"] = diagram
+            from ._plot import write_plot
+
+            assert self._write_plot is not None
+            heat = None
+            if self.confusion and matrix is not None:
+                heat = (matrix, names)
+            write_plot(self._write_plot, self.plot, diagram, heat)
+        if self._write_table is not None:
+            assert self.per_class
+            delimiter = "\t" if self.per_class.lower().endswith(".tsv") else ","
+            text = _per_class_csv(extra["per_class"], delimiter=delimiter)
+            _write(self._write_table, self.per_class, text)
+        return extra
+
+    def render(self, fmt: str, extra: dict[str, Any]) -> str:
+        """The report's part of a table or CSV output (JSON carries ``extra``)."""
+        if fmt == "json" or not extra:
+            return ""
+        if fmt == "csv":
+            return _csv_rows(extra)
+        out = []
+        per_class = extra.get("per_class")
+        if per_class is not None:
+            n = len(per_class) - len(AVERAGES)
+            if self.per_class:
+                out.append(f"per-class report ({n} classes): {self.per_class}")
+            elif n <= MAX_TABLE_CLASSES:
+                out.append(_per_class_table(per_class))
+            else:
+                out.append(
+                    f"per-class report ({n} classes): too wide for the table; use "
+                    "--per-class FILE.csv or --format json"
+                )
+        confusion = extra.get("confusion")
+        if confusion is not None:
+            n = len(confusion["classes"])
+            if n <= MAX_TABLE_CLASSES:
+                out.append(_confusion_table(confusion["classes"], confusion["matrix"]))
+            else:
+                out.append(
+                    f"confusion matrix ({n} x {n}): too wide for the table; use "
+                    "--format json"
+                )
+        if self.plot is not None:
+            out.append(f"reliability diagram: {self.plot}")
+        return "".join("\n" + block.rstrip("\n") + "\n" for block in out)
+
+
+def _bins(metric_list: Sequence[tuple[str, dict[str, Any], bool]]) -> int:
+    """The bins of the first equal-width ``ece`` asked for (else 15)."""
+    for name, params, _ in metric_list:
+        if name == "ece" and params.get("strategy", "uniform") == "uniform":
+            return int(params.get("n_bins", DEFAULT_BINS))
+    return DEFAULT_BINS
+
+
+def _write(path: str, label: str, text: str) -> None:
+    try:
+        with open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    except OSError as exc:
+        msg = f"cannot write --per-class '{label}': {exc.strerror or exc}"
+        raise DataError(msg) from None
+
+
+def _cell(value: Any, *, digits: bool) -> str:
+    """A report value as text: every digit (``repr``) or 6 significant ones."""
+    if value is None:
+        return ""
+    if isinstance(value, (int, str)):
+        return str(value)
+    return repr(value) if digits else f"{value:.6g}"
+
+
+def _per_class_csv(per_class: dict[str, dict[str, Any]], *, delimiter: str) -> str:
+    buf = io.StringIO()
+    writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
+    writer.writerow(("class", *PER_CLASS_COLUMNS))
+    for name, row in per_class.items():
+        writer.writerow(
+            (name, *(_cell(row.get(k), digits=True) for k in PER_CLASS_COLUMNS))
+        )
+    return buf.getvalue()
+
+
+def _csv_rows(extra: dict[str, Any]) -> str:
+    """``kind,name,value`` rows: ``per_class:FIELD,CLASS,value`` and the non-zero
+    cells of the confusion matrix as ``confusion:TRUE,PREDICTED,value``."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    for name, row in extra.get("per_class", {}).items():
+        for k in PER_CLASS_COLUMNS:
+            if row.get(k) is not None:
+                writer.writerow((f"per_class:{k}", name, _cell(row[k], digits=True)))
+    confusion = extra.get("confusion")
+    if confusion is not None:
+        names = confusion["classes"]
+        for t, cells in zip(names, confusion["matrix"], strict=True):
+            for p, value in zip(names, cells, strict=True):
+                if value:
+                    writer.writerow((f"confusion:{t}", p, _cell(value, digits=True)))
+    return buf.getvalue()
+
+
+def _aligned(rows: list[list[str]], right_from: int = 1) -> str:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    lines = []
+    for r in rows:
+        cells = [
+            c.ljust(w) if i < right_from else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, widths, strict=True))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _per_class_table(per_class: dict[str, dict[str, Any]]) -> str:
+    rows = [["class", *PER_CLASS_COLUMNS]]
+    for name, row in per_class.items():
+        rows.append(
+            [name, *(_cell(row.get(k), digits=False) or "-" for k in PER_CLASS_COLUMNS)]
+        )
+    return _aligned(rows)
+
+
+def _confusion_table(names: list[str], matrix: list[list[Any]]) -> str:
+    rows = [["true \\ predicted", *names]]
+    for name, cells in zip(names, matrix, strict=True):
+        rows.append([name, *(_cell(v, digits=False) for v in cells)])
+    return _aligned(rows)
