@@ -59,7 +59,7 @@ from array_api_compat import is_cupy_namespace, is_numpy_namespace
 
 from . import _xp
 from ._api import Batch, Targets, prepare, weighted_mean
-from ._exact import exact_dot, exact_sum
+from ._exact import exact_dot, exact_dots_by_group, exact_sum, exact_sums_by_group
 from ._typing import Array, Namespace
 from ._validation import check_choice, check_int
 from ._xp import to_numpy as to_numpy  # re-exported: the eval engine uses it
@@ -736,8 +736,14 @@ def _exact_sums(
     rows are cut into batches: a float64 sum rounds differently for each grouping.
     A non-finite term raises `OverflowError` (infinity) or `ValueError` (NaN).
     """
-    t = np.asarray(terms, dtype=np.float64)
     w, e = scaled
+    if getattr(terms, "dtype", None) == np.bool_:  # an indicator: count or select
+        hit = np.asarray(terms)
+        if w is None:
+            return Fraction(int(np.count_nonzero(hit))), Fraction(hit.shape[0])
+        scale = Fraction(2) ** e
+        return exact_sum(w[hit]) * scale, exact_sum(w) * scale
+    t = np.asarray(terms, dtype=np.float64)
     if not np.isfinite(t).all():
         bad = t[~np.isfinite(t)] if w is None else t[~np.isfinite(t) & (w != 0)]
         if bad.size:
@@ -986,22 +992,15 @@ def _exact_bin_sums(
     """Per-bin ``sum(w * (hit - conf))`` and ``sum(w)`` of one batch, exactly.
 
     Exact sums make the streamed ECE identical at every batch size (float64 sums
-    round differently for each grouping); only occupied bins cost a pass.
+    round differently for each grouping); every bin is summed in one pass.
     """
     bins = np.count_nonzero(conf[:, None] > edges[None, :], axis=1)
     d = hit.astype(np.float64) - conf.astype(np.float64)  # per sample: batch-free
-    gaps = [Fraction(0)] * n_bins
-    weights = [Fraction(0)] * n_bins
-    for b in np.unique(bins).tolist():
-        inside = bins == b
-        if w is None:
-            gaps[b] = exact_sum(d[inside])
-            weights[b] = Fraction(int(np.count_nonzero(inside)))
-        else:
-            wb = w[inside]
-            gaps[b] = exact_dot(wb, np.where(wb == 0, 0.0, d[inside]))
-            weights[b] = exact_sum(wb)
-    return gaps, weights
+    if w is None:
+        counts = np.bincount(bins, minlength=n_bins).tolist()
+        return exact_sums_by_group(d, bins, n_bins), [Fraction(c) for c in counts]
+    gaps = exact_dots_by_group(w, np.where(w == 0, 0.0, d), bins, n_bins)
+    return gaps, exact_sums_by_group(w, bins, n_bins)
 
 
 def _quantile_weights(

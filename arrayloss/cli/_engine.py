@@ -176,6 +176,14 @@ def _clipped_rows(rows_cls: Any) -> Any:
     return ClippedRows
 
 
+def _writable(a: Any) -> Any:
+    """``a``, or a writable copy of it."""
+    return a if a.flags.writeable else np.array(a)
+
+
+_NUMPY_CONVERTER = _writable
+
+
 def backend_converter(name: str) -> Callable[[Any], Any]:
     """The function that moves a NumPy chunk to backend ``name``.
 
@@ -183,11 +191,8 @@ def backend_converter(name: str) -> Callable[[Any], Any]:
     for CuPy, has no CUDA device.
     """
 
-    def writable(a: Any) -> Any:
-        return a if a.flags.writeable else np.array(a)
-
     if name == "numpy":
-        return writable
+        return _NUMPY_CONVERTER
     if name == "torch":
         try:
             import torch
@@ -195,7 +200,7 @@ def backend_converter(name: str) -> Callable[[Any], Any]:
             msg = "PyTorch is not installed (pip install 'arrayloss[torch]')"
             raise click.BadParameter(msg, param_hint=["--backend"]) from None
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        return lambda a: torch.from_numpy(writable(a)).to(device)
+        return lambda a: torch.from_numpy(_writable(a)).to(device)
     if name == "jax":
         try:
             import jax
@@ -491,6 +496,83 @@ class PerSampleWriter:
             raise self._error(exc) from None
 
 
+THREADS_ENV = "ARRAYLOSS_EVAL_THREADS"
+"""The environment variable that sets the worker threads of `stream` (``1``: the
+one-core path; unset or ``0``: `default_threads`)."""
+
+MAX_THREADS = 4
+
+
+def default_threads() -> int:
+    """The usable CPUs, at most `MAX_THREADS` (one thread more reads the file)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_THREADS, cpus))
+
+
+def eval_threads() -> int:
+    """The worker threads `stream` uses: `THREADS_ENV`, else `default_threads`.
+
+    A value that is not a non-negative integer is bad usage (`click.UsageError`).
+    """
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return default_threads()
+    try:
+        n = int(raw)
+    except ValueError:
+        n = -1
+    if n < 0:
+        msg = f"{THREADS_ENV} must be a non-negative integer (got {raw!r})"
+        raise click.UsageError(msg)
+    return n or default_threads()
+
+
+_KEEP_BELOW = 32 << 20
+"""Allocations below 32 MiB come from the heap, not from fresh ``mmap`` pages."""
+
+
+@cache
+def keep_freed_memory() -> bool:
+    """Ask glibc's ``malloc`` to keep freed memory for reuse; whether it could.
+
+    A chunk's temporaries are a few MiB each.  By default glibc serves such a
+    block with a fresh ``mmap`` and returns it to the kernel when freed (or trims
+    the heap), so the next chunk pays a page fault for every 4 KiB it writes: on
+    a virtual machine that costs more than the arithmetic (an exponential, a
+    comparison) on the same memory.  Raising ``M_MMAP_THRESHOLD`` and
+    ``M_TRIM_THRESHOLD`` (`mallopt(3)`) keeps the pages mapped, so later chunks
+    reuse them.  Peak memory is unchanged (the pages were in use); the process
+    only keeps them until it exits.  Does nothing off Linux or without glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+        gnu = ctypes.CDLL(None).gnu_get_libc_version  # glibc only
+    except (OSError, AttributeError):
+        return False
+    del gnu
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok = mallopt(m_mmap_threshold, _KEEP_BELOW) == 1
+    return bool(mallopt(m_trim_threshold, 4 * _KEEP_BELOW) == 1 and ok)
+
+
+@dataclass
+class _Part:
+    """One chunk's tallies, computed from empty ones on a worker thread."""
+
+    rows: int
+    tallies: dict[str, Any]
+    losses: dict[str, LossTally]
+    clips: ClipTally | None
+    block: Any
+
+
 def stream(
     opened: Iterator[tuple[Any, Any, Any]],
     n_shards: int,
@@ -507,26 +589,120 @@ def stream(
     quiet: bool,
     prob: ProbInput | None = None,
     clips: ClipTally | None = None,
+    threads: int | None = None,
 ) -> int:
-    """Stream each shard's sources chunk by chunk into the tallies; the row count."""
+    """Stream each shard's sources chunk by chunk into the tallies; the row count.
+
+    With ``threads > 1`` (default `eval_threads`; NumPy backend only), chunks are
+    read here and evaluated on a pool of ``threads`` threads (NumPy releases the
+    GIL), at most ``threads`` chunks ahead of the one being added, so memory stays
+    bounded by a few chunks.  Each worker evaluates its chunk into empty tallies
+    and this thread merges them in file order (``merge``: exact), so the results,
+    the ``--per-sample`` rows and the error reported (the first bad row in file
+    order) are those of the one-thread path, bit for bit.  ``tallies`` must then be
+    empty tallies, as for ``--dask``; the loss tallies and ``clips`` are added to.
+    """
     from arrayloss import io as alio
 
+    def chunks() -> Iterator[tuple[str, str, str, Any]]:
+        for i, (scores_src, label_src, weights_src) in enumerate(opened):
+            if scores_src.n_cols != n_classes:
+                msg = f"{scores_src.label} has {scores_src.n_cols} columns but {first_label} has {n_classes}"
+                raise DataError(msg)
+            scores_label = "SCORES" if n_shards == 1 else scores_src.label
+            labels_label = label_src.label
+            weights_label = weights_src.label if weights_src else ""
+            bar = "eval" if n_shards == 1 else f"eval {i + 1}/{n_shards}"
+            aligned = alio.iter_aligned(scores_src, label_src, weights_src, chunk_rows)
+            for chunk in with_progress(aligned, scores_src, quiet, label=bar):
+                yield scores_label, labels_label, weights_label, chunk
+
+    def evaluate(
+        item: tuple[str, str, str, Any],
+        tallies: dict[str, Any],
+        losses: dict[str, LossTally],
+        clips: ClipTally | None,
+    ) -> Any:
+        scores_label, labels_label, weights_label, chunk = item
+        return evaluate_chunk(
+            chunk, input_kind, n_classes, class_names, scores_label, labels_label,
+            weights_label, to_backend, tallies, losses, want_rows=writer is not None,
+            prob=prob, clips=clips,
+        )  # fmt: skip
+
+    if threads is None:
+        threads = eval_threads()
+    keep_freed_memory()
     n_samples = 0
-    for i, (scores_src, label_src, weights_src) in enumerate(opened):
-        if scores_src.n_cols != n_classes:
-            msg = f"{scores_src.label} has {scores_src.n_cols} columns but {first_label} has {n_classes}"
-            raise DataError(msg)
-        scores_label = "SCORES" if n_shards == 1 else scores_src.label
-        bar = "eval" if n_shards == 1 else f"eval {i + 1}/{n_shards}"
-        chunks = alio.iter_aligned(scores_src, label_src, weights_src, chunk_rows)
-        for chunk in with_progress(chunks, scores_src, quiet, label=bar):
-            block = evaluate_chunk(
-                chunk, input_kind, n_classes, class_names, scores_label,
-                label_src.label, weights_src.label if weights_src else "",
-                to_backend, tallies, loss_tallies, want_rows=writer is not None,
-                prob=prob, clips=clips,
-            )  # fmt: skip
+    if threads <= 1 or to_backend is not _NUMPY_CONVERTER:
+        for item in chunks():
+            block = evaluate(item, tallies, loss_tallies, clips)
             if writer is not None:
                 writer.write(block)
-            n_samples += int(chunk.scores.shape[0])
+            n_samples += int(item[3].scores.shape[0])
+        return n_samples
+
+    empty = dict(tallies)
+
+    def work(item: tuple[str, str, str, Any]) -> _Part:
+        part = dict(empty)
+        losses = {
+            k: LossTally(t.spec, t.name, t.params) for k, t in loss_tallies.items()
+        }
+        part_clips = None if clips is None else ClipTally()
+        block = evaluate(item, part, losses, part_clips)
+        return _Part(int(item[3].scores.shape[0]), part, losses, part_clips, block)
+
+    def add(part: _Part) -> None:
+        nonlocal n_samples
+        for key, tally in part.tallies.items():
+            tallies[key] = tallies[key].merge(tally)
+        for key, t in part.losses.items():
+            loss_tallies[key].total += t.total
+            loss_tallies[key].weight += t.weight
+        if clips is not None and part.clips is not None:
+            merged = clips.merge(part.clips)
+            clips.count, clips.moved = merged.count, merged.moved
+            clips.infinite, clips.eps = merged.infinite, merged.eps
+        if writer is not None:
+            writer.write(part.block)
+        n_samples += part.rows
+
+    _pipeline(chunks(), work, add, threads)
     return n_samples
+
+
+def _pipeline(
+    items: Iterator[Any],
+    work: Callable[[Any], Any],
+    add: Callable[[Any], None],
+    threads: int,
+) -> None:
+    """``add(work(item))`` for each item in order, ``work`` on a thread pool.
+
+    At most ``threads`` items are in flight.  An error reading the next item is
+    raised only after the items before it are added (so an earlier item's error
+    comes first, as in a plain loop).
+    """
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    pending: deque[Future[Any]] = deque()
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="arrayloss-eval")
+    try:
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                break
+            except BaseException:
+                while pending:
+                    add(pending.popleft().result())
+                raise
+            pending.append(pool.submit(work, item))
+            if len(pending) >= threads:
+                add(pending.popleft().result())
+        while pending:
+            add(pending.popleft().result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
