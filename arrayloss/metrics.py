@@ -929,7 +929,7 @@ class ECE:
                 samples=(*self.samples, (conf, hit, raw)),
                 count=self.count + rows.n,
             )
-        host = _xp.array_namespace(conf)
+        host = rows.xp if rows.xp is np else _xp.array_namespace(conf)
         edges = _edges(conf, None, self.n_bins, "uniform", xp=host)
         gaps, weight = _exact_bin_sums(conf, hit, w, edges, self.n_bins)
         scale = Fraction(2) ** e
