@@ -264,3 +264,18 @@ def test_indicator_sums_are_counts_and_selected_weights(rng):
     total, weight = M._exact_sums(hit, (w, 3))
     assert total == _exact.exact_dot(w, hit.astype(np.float64)) * 8
     assert weight == _exact.exact_sum(w) * 8
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.integers(0, 20),
+    st.sampled_from([8, 16, 1000, 2040, 7, 2048]),
+    st.floats(0.0, 1.0),
+    st.integers(0, 2**32 - 1),
+)
+def test_packed_row_counts_are_count_nonzero(n, c, density, seed):
+    mask = np.random.default_rng(seed).random((n, c)) < density
+    mask[: n // 3] = True  # full rows: the largest count a byte lane holds
+    counts = M._count_rows(mask, xp=np)
+    np.testing.assert_array_equal(counts, np.count_nonzero(mask, axis=1))
+    assert counts.dtype == np.int64
