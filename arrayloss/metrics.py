@@ -308,6 +308,18 @@ class _Rows:
             return xp.log(xp.clip(self.z, min=self._tiny))
         return xp.clip(self.z, min=math.log(self._tiny))
 
+    def exact_sums(self, terms: Array) -> tuple[Fraction, Fraction]:
+        """`_exact_sums` of per-sample ``terms`` with these weights, computed once
+        per array (``nll`` is also the sum of plain cross-entropy)."""
+        memo: dict[int, Any] = self.__dict__.setdefault("_exact_memo", {})
+        hit = memo.get(id(terms))
+        if hit is None or hit[0] is not terms:
+            hit = memo[id(terms)] = (
+                terms,
+                _exact_sums(to_numpy(terms), self.host_weights),
+            )
+        return hit[1]
+
     @cached_property
     def host_weights(self) -> tuple[np.ndarray | None, int]:
         """The weights on the host in float64, scaled by a power of two ``2**-e``
@@ -803,7 +815,7 @@ class _MeanTally:
         return self._add(rows)
 
     def _add(self: _M, rows: _Rows) -> _M:
-        total, weight = _exact_sums(to_numpy(self._terms(rows)), rows.host_weights)
+        total, weight = rows.exact_sums(self._terms(rows))
         return replace(
             self,
             total=self.total + total,

@@ -437,7 +437,8 @@ def evaluate_chunk(
                 msg = f"metric {key!r} overflows float64 on {scores_label} rows {chunk.start} to {last}"
                 raise DataError(msg) from None
         for t in loss_tallies.values():
-            per_host = M.to_numpy(_loss_rows(t.name, t.params, rows, input_kind))
+            per_row = _loss_rows(t.name, t.params, rows, input_kind)
+            per_host = M.to_numpy(per_row)
             finite = np.isfinite(per_host)
             if not finite.all():
                 i = int(np.argmax(~finite))
@@ -446,10 +447,14 @@ def evaluate_chunk(
                     f"{chunk.start + i}: it overflows {per_host.dtype} for these scores"
                 )
                 raise DataError(msg)
-            w, e = rows.host_weights  # the weights times 2**-e, exactly
-            total, weight = exact_sums(per_host, w)
-            t.total += total * Fraction(2) ** e
-            t.weight += weight * Fraction(2) ** e
+            if per_row is rows.__dict__.get("nll"):  # plain CE: the NLL tally's sums
+                total, weight = rows.exact_sums(per_row)
+            else:
+                w, e = rows.host_weights  # the weights times 2**-e, exactly
+                total, weight = exact_sums(per_host, w)
+                total, weight = total * Fraction(2) ** e, weight * Fraction(2) ** e
+            t.total += total
+            t.weight += weight
             if want_rows:
                 columns.append(per_host.astype(np.float64))
     return np.stack(columns, axis=1) if want_rows else None
