@@ -8,6 +8,8 @@ after it is written):
 * ``plain``: ``bench/stream_ce_numpy.py``, a streaming pass that does only what any
   cross-entropy needs: read a chunk (eval's default rows per chunk), one max, one
   exp, one log;
+* ``plain, reused buffers``: the same pass writing its temporaries into buffers
+  allocated once, so that no chunk pays page faults for fresh memory;
 * ``eval``: ``arrayloss eval`` with its default metrics (accuracy, top-1 and top-5
   accuracy, NLL, Brier, ECE) and loss (cross-entropy), on its default threads;
 * ``eval 1 thread``: the same with ``ARRAYLOSS_EVAL_THREADS=1``, the one-core path,
@@ -118,6 +120,10 @@ def main() -> None:
         one = {"ARRAYLOSS_EVAL_THREADS": "1"}
         cases: dict[str, tuple[list[str], dict[str, str]]] = {
             "plain": ([sys.executable, PLAIN, zpath, ypath, str(rows)], {}),
+            "plain, reused buffers": (
+                [sys.executable, PLAIN, zpath, ypath, str(rows), "--reuse"],
+                {},
+            ),
             "eval": (eval_cmd, {}),
             "eval 1 thread": (eval_cmd, one),
         }
@@ -161,8 +167,10 @@ def main() -> None:
                 f"{name:<22} {best:>7.3f} {median:>9.3f} {peak[name]:>12.0f} "
                 f"{best / base:>7.2f}x"
             )
+        reused = min(walls["plain, reused buffers"])
         print(
             f"eval / plain = {min(walls['eval']) / base:.2f}x (target <= 2.0x), "
+            f"eval / plain with reused buffers = {min(walls['eval']) / reused:.2f}x, "
             f"eval peak RSS = {peak['eval']:.0f} MB (target < 100 MB)"
         )
     finally:
