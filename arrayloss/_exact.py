@@ -64,9 +64,13 @@ def _grouped_sums(
             idx += groups[a : a + _BLOCK].astype(np.int64) * width
         hs = np.bincount(idx, weights=hi, minlength=width * n)
         ls = np.bincount(idx, weights=lo, minlength=width * n)
-        for k in np.flatnonzero((hs != 0) | (ls != 0)).tolist():
+        nz = np.flatnonzero((hs != 0) | (ls != 0))
+        # integers below 2**49 (2**22 values of |hi| < 2**27): exact in int64
+        his = hs[nz].astype(np.int64).tolist()
+        los = ls[nz].astype(np.int64).tolist()
+        for k, h, lo_sum in zip(nz.tolist(), his, los, strict=True):
             g, j = divmod(k, width)
-            parts[g].append(((int(hs[k]) << 26) + int(ls[k]), low + j - 53))
+            parts[g].append(((h << 26) + lo_sum, low + j - 53))
     return [_combine(p) for p in parts]
 
 
