@@ -12,7 +12,9 @@ finite scores, such as ``l2`` of 1e200) is a `DataError` naming the loss and the
 row, never a NaN in the table.
 
 The same `evaluate_chunk` runs on the workers of ``--dask``
-(`arrayloss.cli._dask_eval`), so both paths give the same numbers.
+(`arrayloss.cli._dask_eval`), so both paths give the same numbers.  `stream`
+evaluates chunks on a pool of threads, each into empty tallies merged in file
+order, so its results are those of one thread, bit for bit.
 """
 
 from __future__ import annotations
@@ -36,15 +38,20 @@ from .._exact import exact_dot, exact_sum
 __all__ = [
     "CHUNK_ELEMENTS",
     "MAX_CHUNK_ROWS",
+    "MAX_THREADS",
     "RENORMALIZE_TOLERANCE",
+    "THREADS_ENV",
     "ClipTally",
     "LossTally",
     "PerSampleWriter",
     "ProbInput",
     "backend_converter",
     "chunk_rows",
+    "default_threads",
+    "eval_threads",
     "evaluate_chunk",
     "exact_sums",
+    "keep_freed_memory",
     "loss_value",
     "stream",
     "with_progress",
