@@ -279,3 +279,23 @@ def test_packed_row_counts_are_count_nonzero(n, c, density, seed):
     counts = M._count_rows(mask, xp=np)
     np.testing.assert_array_equal(counts, np.count_nonzero(mask, axis=1))
     assert counts.dtype == np.int64
+
+
+def test_default_eval_skips_the_compat_numpy_namespace(files):
+    """Startup: a default eval of a NumPy file never imports array-api-compat's
+    NumPy namespace (whose first import loads every lazy NumPy submodule)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from click.testing import CliRunner\n"
+        "from arrayloss.cli import main\n"
+        f"r = CliRunner().invoke(main, ['eval', {files['z']!r}, {files['y']!r}])\n"
+        "assert r.exit_code == 0, r.output\n"
+        "print('array_api_compat.numpy' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "False"
