@@ -284,7 +284,7 @@ class _Rows:
             # the same values as below, in one fresh array: `where` and its (n, C)
             # mask and temporaries cost ten times the division
             d = self._fresh_probs()
-            d[xp.arange(self.n), self.index] -= 1
+            d[xp.arange(self.n, device=_xp.xp_device(d)), self.index] -= 1
             d *= d
             return xp.sum(d, axis=1)
         p = self.probs
