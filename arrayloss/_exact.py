@@ -22,7 +22,7 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["exact_dot", "exact_sum"]
+__all__ = ["exact_dot", "exact_dots_by_group", "exact_sum", "exact_sums_by_group"]
 
 _BLOCK = 1 << 22  # values per bincount: 2**22 * 2**27 < 2**53, exact in float64
 _SPLIT = float(2**27 + 1)
@@ -36,7 +36,18 @@ def _scaled(ints: int, exponent: int) -> Fraction:
 
 def _sum_times_powers(values: np.ndarray, extra: np.ndarray | None) -> Fraction:
     """``sum(values * 2**extra)`` exactly (finite float64 values, integer powers)."""
-    parts: list[tuple[int, int]] = []
+    return _grouped_sums(values, extra, None, 1)[0]
+
+
+def _grouped_sums(
+    values: np.ndarray, extra: np.ndarray | None, groups: np.ndarray | None, n: int
+) -> list[Fraction]:
+    """``sum(values[groups == g] * 2**extra[groups == g])`` for ``g < n``, exactly.
+
+    One pass for every group: the mantissa halves are summed per (group, exponent)
+    by a single `numpy.bincount`.
+    """
+    parts: list[list[tuple[int, int]]] = [[] for _ in range(n)]
     for a in range(0, values.shape[0], _BLOCK):
         mant, exp = np.frexp(values[a : a + _BLOCK])
         exp = exp.astype(np.int64)
@@ -49,10 +60,22 @@ def _sum_times_powers(values: np.ndarray, extra: np.ndarray | None) -> Fraction:
         low = int(exp.min()) if exp.size else 0
         idx = exp - low
         width = int(idx.max()) + 1 if idx.size else 0
-        hs = np.bincount(idx, weights=hi, minlength=width)
-        ls = np.bincount(idx, weights=lo, minlength=width)
-        for k in np.flatnonzero((hs != 0) | (ls != 0)).tolist():
-            parts.append(((int(hs[k]) << 26) + int(ls[k]), low + k - 53))
+        if groups is not None:
+            idx += groups[a : a + _BLOCK].astype(np.int64) * width
+        hs = np.bincount(idx, weights=hi, minlength=width * n)
+        ls = np.bincount(idx, weights=lo, minlength=width * n)
+        nz = np.flatnonzero((hs != 0) | (ls != 0))
+        # integers below 2**49 (2**22 values of |hi| < 2**27): exact in int64
+        his = hs[nz].astype(np.int64).tolist()
+        los = ls[nz].astype(np.int64).tolist()
+        for k, h, lo_sum in zip(nz.tolist(), his, los, strict=True):
+            g, j = divmod(k, width)
+            parts[g].append(((h << 26) + lo_sum, low + j - 53))
+    return [_combine(p) for p in parts]
+
+
+def _combine(parts: list[tuple[int, int]]) -> Fraction:
+    """``sum(ints * 2**e)`` over ``(ints, e)`` pairs, as a fraction."""
     if not parts:
         return Fraction(0)
     base = min(e for _, e in parts)
@@ -81,10 +104,28 @@ def exact_dot(w: np.ndarray, t: np.ndarray) -> Fraction:
     products are made exact by splitting (no overflow or underflow can occur in
     ``[0.25, 1)``) and summed with their powers of two ``2**(e_w + e_t)``.
     """
+    return exact_dots_by_group(w, t, None, 1)[0]
+
+
+def exact_sums_by_group(
+    x: np.ndarray, groups: np.ndarray, n_groups: int
+) -> list[Fraction]:
+    """The exact sum of the finite float64 values ``x[groups == g]`` for each
+    ``g`` in ``range(n_groups)`` (``groups``: integers in that range), in one pass."""
+    values = np.asarray(x, dtype=np.float64).reshape(-1)
+    return _grouped_sums(values, None, np.asarray(groups).reshape(-1), n_groups)
+
+
+def exact_dots_by_group(
+    w: np.ndarray, t: np.ndarray, groups: np.ndarray | None, n_groups: int
+) -> list[Fraction]:
+    """`exact_dot` of ``w[groups == g]`` and ``t[groups == g]`` for each ``g`` in
+    ``range(n_groups)``, in one pass (``groups=None``: one group of everything)."""
     mw, ew = np.frexp(np.asarray(w, dtype=np.float64).reshape(-1))
     mt, et = np.frexp(np.asarray(t, dtype=np.float64).reshape(-1))
     wh, wl = _split(mw)
     th, tl = _split(mt)
     products = np.concatenate([wh * th, wh * tl, wl * th, wl * tl])
     powers = np.tile(ew.astype(np.int64) + et, 4)
-    return _sum_times_powers(products, powers)
+    g = None if groups is None else np.tile(np.asarray(groups).reshape(-1), 4)
+    return _grouped_sums(products, powers, g, n_groups)

@@ -63,7 +63,7 @@ from array_api_compat import is_cupy_namespace, is_numpy_namespace
 
 from . import _xp
 from ._api import Batch, Targets, prepare, weighted_mean
-from ._exact import exact_dot, exact_sum
+from ._exact import exact_dot, exact_dots_by_group, exact_sum, exact_sums_by_group
 from ._typing import Array, Namespace
 from ._validation import check_choice, check_int
 from ._xp import to_numpy as to_numpy  # re-exported: the eval engine uses it
@@ -158,6 +158,13 @@ def _count_rows(mask: Array, *, xp: Namespace) -> Array:
     ``count_nonzero``, which casts each element to an integer first.
     """
     if is_numpy_namespace(xp) and mask.shape[1] < 2**16:
+        c = int(mask.shape[1])
+        if c % 8 == 0 and c < 2048 and mask.flags.c_contiguous:
+            # eight flags a word: each byte of a row's word sum counts at most
+            # c / 8 < 256 flags, and the eight bytes of the sum add up to the count
+            words = np.add.reduce(mask.view(np.uint64), axis=1)
+            lanes = words.view(np.uint8).reshape(-1, 8)
+            return np.add.reduce(lanes, axis=1, dtype=np.int64)
         counts = np.add.reduce(mask.view(np.uint8), axis=1, dtype=np.uint16)
         return counts.astype(np.int64)
     return xp.count_nonzero(mask, axis=1)
@@ -283,9 +290,23 @@ class _Rows:
     def brier(self) -> Array:
         """``sum_j (p_j - [j == y])**2``, shape ``(n,)``."""
         xp = self.xp
+        if _in_place(xp) and self.eager:
+            # the same values as below, in one fresh array: `where` and its (n, C)
+            # mask and temporaries cost ten times the division
+            d = self._fresh_probs()
+            d[xp.arange(self.n, device=_xp.xp_device(d)), self.index] -= 1
+            d *= d
+            return xp.sum(d, axis=1)
         p = self.probs
         d = xp.where(self._cols == self.index[:, None], p - 1, p)
         return xp.sum(d * d, axis=1)
+
+    def _fresh_probs(self) -> Array:
+        """`probs` (the same values) in a new array of our own."""
+        if self.input == "logits":
+            _, e, s = self._softmax_parts
+            return e / s[:, None]
+        return self.probs * 1  # exact: a copy, never the caller's scores
 
     @cached_property
     def loss_logits(self) -> Array:
@@ -296,6 +317,18 @@ class _Rows:
         if self.input == "probs":
             return xp.log(xp.clip(self.z, min=self._tiny))
         return xp.clip(self.z, min=math.log(self._tiny))
+
+    def exact_sums(self, terms: Array) -> tuple[Fraction, Fraction]:
+        """`_exact_sums` of per-sample ``terms`` with these weights, computed once
+        per array (``nll`` is also the sum of plain cross-entropy)."""
+        memo: dict[int, Any] = self.__dict__.setdefault("_exact_memo", {})
+        hit = memo.get(id(terms))
+        if hit is None or hit[0] is not terms:
+            hit = memo[id(terms)] = (
+                terms,
+                _exact_sums(to_numpy(terms), self.host_weights),
+            )
+        return hit[1]
 
     @cached_property
     def host_weights(self) -> tuple[np.ndarray | None, int]:
@@ -855,8 +888,14 @@ def _exact_sums(
     rows are cut into batches: a float64 sum rounds differently for each grouping.
     A non-finite term raises `OverflowError` (infinity) or `ValueError` (NaN).
     """
-    t = np.asarray(terms, dtype=np.float64)
     w, e = scaled
+    if getattr(terms, "dtype", None) == np.bool_:  # an indicator: count or select
+        hit = np.asarray(terms)
+        if w is None:
+            return Fraction(int(np.count_nonzero(hit))), Fraction(hit.shape[0])
+        scale = Fraction(2) ** e
+        return exact_sum(w[hit]) * scale, exact_sum(w) * scale
+    t = np.asarray(terms, dtype=np.float64)
     if not np.isfinite(t).all():
         bad = t[~np.isfinite(t)] if w is None else t[~np.isfinite(t) & (w != 0)]
         if bad.size:
@@ -909,7 +948,7 @@ class _MeanTally:
         return self._add(rows)
 
     def _add(self: _M, rows: _Rows) -> _M:
-        total, weight = _exact_sums(to_numpy(self._terms(rows)), rows.host_weights)
+        total, weight = rows.exact_sums(self._terms(rows))
         return replace(
             self,
             total=self.total + total,
@@ -1043,16 +1082,14 @@ class ECE:
                 samples=(*self.samples, (conf, hit, raw)),
                 count=self.count + rows.n,
             )
-        host = _xp.array_namespace(conf)
+        host = rows.xp if rows.xp is np else _xp.array_namespace(conf)
         edges = _edges(conf, None, self.n_bins, "uniform", xp=host)
         gaps, weight = _exact_bin_sums(conf, hit, w, edges, self.n_bins)
         scale = Fraction(2) ** e
         return replace(
             self,
-            gaps=tuple(a + b * scale for a, b in zip(self.gaps, gaps, strict=True)),
-            weights=tuple(
-                a + b * scale for a, b in zip(self.weights, weight, strict=True)
-            ),
+            gaps=_add_scaled(self.gaps, gaps, scale),
+            weights=_add_scaled(self.weights, weight, scale),
             count=self.count + rows.n,
         )
 
@@ -1114,6 +1151,16 @@ class RMSCE(ECE):
     _kind = "rmsce"
 
 
+def _add_scaled(
+    old: tuple[Fraction, ...], new: list[Fraction], scale: Fraction
+) -> tuple[Fraction, ...]:
+    """``old + new * scale`` per bin (exact; empty bins and unit scales cost
+    nothing)."""
+    if scale == 1:
+        return tuple(a + b if b else a for a, b in zip(old, new, strict=True))
+    return tuple(a + b * scale if b else a for a, b in zip(old, new, strict=True))
+
+
 def _exact_bin_sums(
     conf: np.ndarray,
     hit: np.ndarray,
@@ -1124,22 +1171,16 @@ def _exact_bin_sums(
     """Per-bin ``sum(w * (hit - conf))`` and ``sum(w)`` of one batch, exactly.
 
     Exact sums make the streamed ECE identical at every batch size (float64 sums
-    round differently for each grouping); only occupied bins cost a pass.
+    round differently for each grouping); every bin is summed in one pass.
     """
-    bins = np.count_nonzero(conf[:, None] > edges[None, :], axis=1)
+    # the number of edges below each confidence: count_nonzero(conf > edges)
+    bins = np.searchsorted(edges, conf, side="left")
     d = hit.astype(np.float64) - conf.astype(np.float64)  # per sample: batch-free
-    gaps = [Fraction(0)] * n_bins
-    weights = [Fraction(0)] * n_bins
-    for b in np.unique(bins).tolist():
-        inside = bins == b
-        if w is None:
-            gaps[b] = exact_sum(d[inside])
-            weights[b] = Fraction(int(np.count_nonzero(inside)))
-        else:
-            wb = w[inside]
-            gaps[b] = exact_dot(wb, np.where(wb == 0, 0.0, d[inside]))
-            weights[b] = exact_sum(wb)
-    return gaps, weights
+    if w is None:
+        counts = np.bincount(bins, minlength=n_bins).tolist()
+        return exact_sums_by_group(d, bins, n_bins), [Fraction(c) for c in counts]
+    gaps = exact_dots_by_group(w, np.where(w == 0, 0.0, d), bins, n_bins)
+    return gaps, exact_sums_by_group(w, bins, n_bins)
 
 
 def _quantile_weights(

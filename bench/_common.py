@@ -67,19 +67,26 @@ def write_predictions(
     subprocess.run([sys.executable, "-c", _GENERATE, *args], check=True)
 
 
-def run_child(cmd: list[str]) -> tuple[float, float, str]:
+def run_child(
+    cmd: list[str], env: Mapping[str, str] | None = None
+) -> tuple[float, float, str]:
     """(wall seconds, peak RSS in MB, stdout) of one child process (its output must
-    fit the pipe: it is read after the exit); exits with its stderr if it fails."""
-    wall, _, rss, out = run_child_usage(cmd)
+    fit the pipe: it is read after the exit), in environment ``env`` (default:
+    this one's); exits with its stderr if it fails."""
+    wall, _, rss, out = run_child_usage(cmd, env)
     return wall, rss, out
 
 
-def run_child_usage(cmd: list[str]) -> tuple[float, float, float, str]:
+def run_child_usage(
+    cmd: list[str], env: Mapping[str, str] | None = None
+) -> tuple[float, float, float, str]:
     """(wall seconds, CPU seconds (user + system), peak RSS in MB, stdout) of one
     child process, as `run_child`; the CPU time is the steadier figure on a
     loaded machine."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t0
     out = proc.stdout.read().decode() if proc.stdout else ""

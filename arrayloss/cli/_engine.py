@@ -12,7 +12,9 @@ finite scores, such as ``l2`` of 1e200) is a `DataError` naming the loss and the
 row, never a NaN in the table.
 
 The same `evaluate_chunk` runs on the workers of ``--dask``
-(`arrayloss.cli._dask_eval`), so both paths give the same numbers.
+(`arrayloss.cli._dask_eval`), so both paths give the same numbers.  `stream`
+evaluates chunks on a pool of threads, each into empty tallies merged in file
+order, so its results are those of one thread, bit for bit.
 """
 
 from __future__ import annotations
@@ -36,8 +38,10 @@ from .._exact import exact_dot
 __all__ = [
     "CHUNK_ELEMENTS",
     "MAX_CHUNK_ROWS",
+    "MAX_THREADS",
     "RENORMALIZE_TOLERANCE",
     "SAMPLE_COLUMNS",
+    "THREADS_ENV",
     "ClipTally",
     "IgnoreTally",
     "LossTally",
@@ -45,8 +49,10 @@ __all__ = [
     "ProbInput",
     "backend_converter",
     "chunk_rows",
+    "default_threads",
+    "eval_threads",
     "evaluate_chunk",
-    "exact_sums",
+    "keep_freed_memory",
     "loss_value",
     "sample_columns",
     "stream",
@@ -239,6 +245,14 @@ def _clipped_rows(rows_cls: Any) -> Any:
     return ClippedRows
 
 
+def _writable(a: Any) -> Any:
+    """``a``, or a writable copy of it."""
+    return a if a.flags.writeable else np.array(a)
+
+
+_NUMPY_CONVERTER = _writable
+
+
 def backend_converter(name: str) -> Callable[[Any], Any]:
     """The function that moves a NumPy chunk to backend ``name``.
 
@@ -246,11 +260,8 @@ def backend_converter(name: str) -> Callable[[Any], Any]:
     for CuPy, has no CUDA device.
     """
 
-    def writable(a: Any) -> Any:
-        return a if a.flags.writeable else np.array(a)
-
     if name == "numpy":
-        return writable
+        return _NUMPY_CONVERTER
     if name == "torch":
         try:
             import torch
@@ -258,7 +269,7 @@ def backend_converter(name: str) -> Callable[[Any], Any]:
             msg = "PyTorch is not installed (pip install 'arrayloss[torch]')"
             raise click.BadParameter(msg, param_hint=["--backend"]) from None
         device = "cuda" if torch.cuda.is_available() else "cpu"
-        return lambda a: torch.from_numpy(writable(a)).to(device)
+        return lambda a: torch.from_numpy(_writable(a)).to(device)
     if name == "jax":
         try:
             import jax
@@ -301,6 +312,28 @@ def with_progress(
             done = now
 
 
+@cache
+def _numpy_is_array_api() -> bool:
+    """Whether NumPy's own namespace has every array-API function the engine and
+    the metrics call (NumPy 2.1: ``astype``, ``clip(min=, max=)``, ...)."""
+    return bool(np.lib.NumpyVersion(np.__version__) >= "2.1.0")
+
+
+def _namespace(x: Any) -> Any:
+    """The array namespace of ``x``: NumPy itself for a NumPy array (2.1+).
+
+    array-api-compat's NumPy namespace is a copy of NumPy's whose first import
+    loads every lazy NumPy submodule (``f2py``, ``testing``, ...): about 0.1 s,
+    a third of the startup of ``arrayloss eval``.  Both give the same numbers:
+    for NumPy arrays its functions are NumPy's.
+    """
+    if type(x) is np.ndarray and _numpy_is_array_api():
+        return np
+    from array_api_compat import array_namespace
+
+    return array_namespace(x)
+
+
 def _compute_dtype(stored: Any) -> Any:
     """The dtype scores stored as ``stored`` are computed in.
 
@@ -322,14 +355,12 @@ def _checked_scores(
     With ``renormalize``, rows of probabilities (or log-probabilities) that sum to
     1 within `RENORMALIZE_TOLERANCE` are rescaled to sum to 1 first.
     """
-    from array_api_compat import array_namespace
-
     from arrayloss import metrics as M
 
     s = s.astype(_compute_dtype(s.dtype), copy=False)
     if renormalize and input_kind != "logits" and s.shape[0]:
         s = _renormalized(s, input_kind)
-    bad = M.first_bad_row(s, input_kind, xp=array_namespace(s))
+    bad = M.first_bad_row(s, input_kind, xp=_namespace(s))
     if bad is not None:
         hint = ""
         if "sum to" in bad[1] and not renormalize:
@@ -395,21 +426,6 @@ def _loss_rows(
     )
 
 
-def exact_sums(terms: np.ndarray, w: np.ndarray | None) -> tuple[Fraction, Fraction]:
-    """``sum(w * t)`` and ``sum(w)`` of one chunk's finite terms, exactly.
-
-    Exact sums (`arrayloss._exact`) make the totals independent of how the rows
-    are cut into chunks (a float64 sum rounds differently for each grouping), and
-    the weighted sum is scale invariant: weights of 1e308 do not overflow and
-    subnormal weights keep their precision.  The one routine is
-    `arrayloss.metrics._exact_sums`, which the metric tallies use too.
-    """
-    from arrayloss.metrics import _exact_sums
-
-    w64 = None if w is None else np.asarray(w, dtype=np.float64)
-    return _exact_sums(np.asarray(terms).reshape(-1), (w64, 0))
-
-
 def evaluate_chunk(
     chunk: Any,
     input_kind: str,
@@ -443,8 +459,6 @@ def evaluate_chunk(
     Raises `DataError` naming the file and row for bad scores, labels or weights,
     and for a loss or metric that is not finite on finite scores.
     """
-    from array_api_compat import array_namespace
-
     from arrayloss import metrics as M
     from arrayloss.io import label_indices, soft_label_rows
 
@@ -477,7 +491,7 @@ def evaluate_chunk(
         w = _zero_ignored(w, ignore, s.dtype)
 
     z = to_backend(s)
-    xp = array_namespace(z)
+    xp = _namespace(z)
     columns = []
     # Intermediate overflow that resolves to a finite result is no error; a result
     # that is not finite is reported below, by name and row.
@@ -511,7 +525,8 @@ def evaluate_chunk(
         if want_rows:
             columns += sample_columns(rows)
         for t in loss_tallies.values():
-            per_host = M.to_numpy(_loss_rows(t.name, t.params, rows, input_kind, soft))
+            per_row = _loss_rows(t.name, t.params, rows, input_kind, soft)
+            per_host = M.to_numpy(per_row)
             finite = np.isfinite(per_host)
             if not finite.all():
                 i = int(np.argmax(~finite))
@@ -520,7 +535,10 @@ def evaluate_chunk(
                     f"{chunk.start + i}: it overflows {per_host.dtype} for these scores"
                 )
                 raise DataError(msg)
-            total, weight = M._exact_sums(per_host, rows.host_weights)
+            if per_row is rows.__dict__.get("nll"):  # plain CE: the NLL tally's sums
+                total, weight = rows.exact_sums(per_row)
+            else:
+                total, weight = M._exact_sums(per_host, rows.host_weights)
             t.total += total
             t.weight += weight
             if want_rows:
@@ -622,6 +640,84 @@ class PerSampleWriter:
             raise self._error(exc) from None
 
 
+THREADS_ENV = "ARRAYLOSS_EVAL_THREADS"
+"""The environment variable that sets the worker threads of `stream` (``1``: the
+one-core path; unset or ``0``: `default_threads`)."""
+
+MAX_THREADS = 4
+
+
+def default_threads() -> int:
+    """The usable CPUs, at most `MAX_THREADS` (one thread more reads the file)."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(MAX_THREADS, cpus))
+
+
+def eval_threads() -> int:
+    """The worker threads `stream` uses: `THREADS_ENV`, else `default_threads`.
+
+    A value that is not a non-negative integer is bad usage (`click.UsageError`).
+    """
+    raw = os.environ.get(THREADS_ENV, "").strip()
+    if not raw:
+        return default_threads()
+    try:
+        n = int(raw)
+    except ValueError:
+        n = -1
+    if n < 0:
+        msg = f"{THREADS_ENV} must be a non-negative integer (got {raw!r})"
+        raise click.UsageError(msg)
+    return n or default_threads()
+
+
+_KEEP_BELOW = 32 << 20
+"""Allocations below 32 MiB come from the heap, not from fresh ``mmap`` pages."""
+
+
+@cache
+def keep_freed_memory() -> bool:
+    """Ask glibc's ``malloc`` to keep freed memory for reuse; whether it could.
+
+    A chunk's temporaries are a few MiB each.  By default glibc serves such a
+    block with a fresh ``mmap`` and returns it to the kernel when freed (or trims
+    the heap), so the next chunk pays a page fault for every 4 KiB it writes: on
+    a virtual machine that costs more than the arithmetic (an exponential, a
+    comparison) on the same memory.  Raising ``M_MMAP_THRESHOLD`` and
+    ``M_TRIM_THRESHOLD`` (`mallopt(3)`) keeps the pages mapped, so later chunks
+    reuse them.  Peak memory is unchanged (the pages were in use); the process
+    only keeps them until it exits.  Does nothing off Linux or without glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    import ctypes
+
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+        gnu = ctypes.CDLL(None).gnu_get_libc_version  # glibc only
+    except (OSError, AttributeError):
+        return False
+    del gnu
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    ok = mallopt(m_mmap_threshold, _KEEP_BELOW) == 1
+    return bool(mallopt(m_trim_threshold, 4 * _KEEP_BELOW) == 1 and ok)
+
+
+@dataclass
+class _Part:
+    """One chunk's tallies, computed from empty ones on a worker thread."""
+
+    rows: int
+    tallies: dict[str, Any]
+    losses: dict[str, LossTally]
+    clips: ClipTally | None
+    ignored: IgnoreTally | None
+    block: Any
+
+
 def stream(
     opened: Iterator[tuple[Any, Any, Any]],
     n_shards: int,
@@ -640,30 +736,134 @@ def stream(
     clips: ClipTally | None = None,
     ignored: IgnoreTally | None = None,
     boot: Any = None,
+    threads: int | None = None,
 ) -> int:
     """Stream each shard's sources chunk by chunk into the tallies; the row count.
 
-    Rows are numbered across shards (for ``boot``'s draws)."""
+    Rows are numbered across shards (for ``boot``'s draws; ``boot.add`` is
+    thread-safe and its sums do not depend on the order of chunks).
+
+    With ``threads > 1`` (default `eval_threads`; NumPy backend only), chunks are
+    read here and evaluated on a pool of ``threads`` threads (NumPy releases the
+    GIL), at most ``threads`` chunks ahead of the one being added, so memory stays
+    bounded by a few chunks.  Each worker evaluates its chunk into empty tallies
+    and this thread merges them in file order (``merge``: exact), so the results,
+    the ``--per-sample`` rows and the error reported (the first bad row in file
+    order) are those of the one-thread path, bit for bit.  ``tallies`` must then be
+    empty tallies, as for ``--dask``; the loss tallies, ``clips`` and ``ignored``
+    are added to.
+    """
     from arrayloss import io as alio
 
+    def chunks() -> Iterator[tuple[str, str, str, Any, int]]:
+        shard_start = 0
+        for i, (scores_src, label_src, weights_src) in enumerate(opened):
+            if scores_src.n_cols != n_classes:
+                msg = f"{scores_src.label} has {scores_src.n_cols} columns but {first_label} has {n_classes}"
+                raise DataError(msg)
+            scores_label = "SCORES" if n_shards == 1 else scores_src.label
+            labels_label = label_src.label
+            weights_label = weights_src.label if weights_src else ""
+            bar = "eval" if n_shards == 1 else f"eval {i + 1}/{n_shards}"
+            aligned = alio.iter_aligned(scores_src, label_src, weights_src, chunk_rows)
+            rows = 0
+            for chunk in with_progress(aligned, scores_src, quiet, label=bar):
+                yield scores_label, labels_label, weights_label, chunk, shard_start
+                rows = chunk.start + int(chunk.scores.shape[0])
+            shard_start += rows
+
+    def evaluate(
+        item: tuple[str, str, str, Any, int],
+        tallies: dict[str, Any],
+        losses: dict[str, LossTally],
+        clips: ClipTally | None,
+        ignored: IgnoreTally | None,
+    ) -> Any:
+        scores_label, labels_label, weights_label, chunk, shard_start = item
+        return evaluate_chunk(
+            chunk, input_kind, n_classes, class_names, scores_label, labels_label,
+            weights_label, to_backend, tallies, losses, want_rows=writer is not None,
+            prob=prob, clips=clips, ignored=ignored, boot=boot,
+            first_row=shard_start + chunk.start,
+        )  # fmt: skip
+
+    if threads is None:
+        threads = eval_threads()
+    keep_freed_memory()
     n_samples = 0
-    for i, (scores_src, label_src, weights_src) in enumerate(opened):
-        if scores_src.n_cols != n_classes:
-            msg = f"{scores_src.label} has {scores_src.n_cols} columns but {first_label} has {n_classes}"
-            raise DataError(msg)
-        scores_label = "SCORES" if n_shards == 1 else scores_src.label
-        bar = "eval" if n_shards == 1 else f"eval {i + 1}/{n_shards}"
-        chunks = alio.iter_aligned(scores_src, label_src, weights_src, chunk_rows)
-        shard_start = n_samples
-        for chunk in with_progress(chunks, scores_src, quiet, label=bar):
-            block = evaluate_chunk(
-                chunk, input_kind, n_classes, class_names, scores_label,
-                label_src.label, weights_src.label if weights_src else "",
-                to_backend, tallies, loss_tallies, want_rows=writer is not None,
-                prob=prob, clips=clips, ignored=ignored, boot=boot,
-                first_row=shard_start + chunk.start,
-            )  # fmt: skip
+    if threads <= 1 or to_backend is not _NUMPY_CONVERTER:
+        for item in chunks():
+            block = evaluate(item, tallies, loss_tallies, clips, ignored)
             if writer is not None:
                 writer.write(block)
-            n_samples += int(chunk.scores.shape[0])
+            n_samples += int(item[3].scores.shape[0])
+        return n_samples
+
+    empty = dict(tallies)
+
+    def work(item: tuple[str, str, str, Any, int]) -> _Part:
+        part = dict(empty)
+        losses = {
+            k: LossTally(t.spec, t.name, t.params) for k, t in loss_tallies.items()
+        }
+        part_clips = None if clips is None else ClipTally()
+        part_ignored = None if ignored is None else IgnoreTally(ignored.label)
+        block = evaluate(item, part, losses, part_clips, part_ignored)
+        rows = int(item[3].scores.shape[0])
+        return _Part(rows, part, losses, part_clips, part_ignored, block)
+
+    def add(part: _Part) -> None:
+        nonlocal n_samples
+        for key, tally in part.tallies.items():
+            tallies[key] = tallies[key].merge(tally)
+        for key, t in part.losses.items():
+            loss_tallies[key].total += t.total
+            loss_tallies[key].weight += t.weight
+        if clips is not None and part.clips is not None:
+            merged = clips.merge(part.clips)
+            clips.count, clips.moved = merged.count, merged.moved
+            clips.infinite, clips.eps = merged.infinite, merged.eps
+        if ignored is not None and part.ignored is not None:
+            ignored.count += part.ignored.count
+        if writer is not None:
+            writer.write(part.block)
+        n_samples += part.rows
+
+    _pipeline(chunks(), work, add, threads)
     return n_samples
+
+
+def _pipeline(
+    items: Iterator[Any],
+    work: Callable[[Any], Any],
+    add: Callable[[Any], None],
+    threads: int,
+) -> None:
+    """``add(work(item))`` for each item in order, ``work`` on a thread pool.
+
+    At most ``threads`` items are in flight.  An error reading the next item is
+    raised only after the items before it are added (so an earlier item's error
+    comes first, as in a plain loop).
+    """
+    from collections import deque
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    pending: deque[Future[Any]] = deque()
+    pool = ThreadPoolExecutor(threads, thread_name_prefix="arrayloss-eval")
+    try:
+        while True:
+            try:
+                item = next(items)
+            except StopIteration:
+                break
+            except BaseException:
+                while pending:
+                    add(pending.popleft().result())
+                raise
+            pending.append(pool.submit(work, item))
+            if len(pending) >= threads:
+                add(pending.popleft().result())
+        while pending:
+            add(pending.popleft().result())
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
