@@ -63,6 +63,7 @@ from array_api_compat import is_cupy_namespace, is_numpy_namespace
 
 from . import _xp
 from ._api import Batch, Targets, prepare, weighted_mean
+from ._doc import filler
 from ._exact import exact_dot, exact_dots_by_group, exact_sum, exact_sums_by_group
 from ._typing import Array, Namespace
 from ._validation import check_choice, check_int
@@ -388,36 +389,53 @@ def _mean(terms: Array, rows: _Rows) -> Array:
 # In-memory metrics
 # --------------------------------------------------------------------------- #
 
-_COMMON_DOC = """
-    scores : array of shape (..., C)
-        Logits, probabilities or log-probabilities (see ``input``); the class axis
-        is ``axis``.
-    labels : integer array of the batch shape
-        Class indices in ``[0, C)``.
-    weights : array of the batch shape, optional
-        Non-negative sample weights; the result is ``sum(w * m) / sum(w)``.
-    axis : int
-        The class axis of ``scores``.
-    input : {"logits", "probs", "logprobs"}
-        What ``scores`` holds."""
+_fill_doc = filler(
+    {
+        "metric_arrays": """\
+scores : array of shape (..., C)
+    Logits, probabilities or log-probabilities (see ``input``); the class axis
+    is ``axis``.
+labels : integer array of the batch shape
+    Class indices in ``[0, C)``.
+weights : array of the batch shape, optional
+    Non-negative sample weights; the result is ``sum(w * m) / sum(w)``.
+axis : int
+    The class axis of ``scores``.
+input : {"logits", "probs", "logprobs"}
+    What ``scores`` holds.""",
+        "metric_returns": """\
+Returns
+-------
+array
+    0-d, in the floating dtype and on the device of ``scores``.""",
+        "metric_examples": """\
+Examples
+--------
+>>> import numpy as np
+>>> from arrayloss import metrics""",
+        "calibration_parameters": """\
+Parameters
+----------
+n_bins : int >= 1
+    Number of bins.
+strategy : {"uniform", "quantile"}
+    Equal-width or equal-mass bins.
+%(metric_arrays)s
 
-_BINS_DOC = """
-    n_bins : int >= 1
-        Number of bins.
-    strategy : {"uniform", "quantile"}
-        Equal-width or equal-mass bins."""
-
-_RETURNS_DOC = """Returns
-    -------
-    array
-        0-d, in the floating dtype and on the device of ``scores``."""
-
-_EXAMPLES_DOC = """Examples
-    --------
-    >>> import numpy as np
-    >>> from arrayloss import metrics"""
+%(metric_returns)s""",
+        "calibration_examples": """\
+%(metric_examples)s
+>>> p = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.8, 0.2]])
+>>> y = np.array([0, 1, 1, 0])""",
+    }
+)
+"""Fill a metric's docstring from `arrayloss._doc.DOCS` and the metrics' blocks:
+``metric_arrays`` (``scores`` to ``input``), ``metric_returns``,
+``metric_examples``, and the calibration errors' ``calibration_parameters`` (both
+sections) and ``calibration_examples``."""
 
 
+@_fill_doc
 def accuracy(
     scores: Array,
     labels: Array,
@@ -433,11 +451,12 @@ def accuracy(
     result equals ``sklearn.metrics.accuracy_score(labels, scores.argmax(axis))``.
 
     Parameters
-    ----------{common}
+    ----------
+    %(metric_arrays)s
 
-    {returns}
+    %(metric_returns)s
 
-    {examples}
+    %(metric_examples)s
     >>> s = np.array([[2.0, 1.0, 0.1], [0.3, 0.2, 3.0], [1.0, 1.0, 0.0]])
     >>> float(metrics.accuracy(s, np.array([0, 1, 1])))
     0.3333333333333333
@@ -446,6 +465,7 @@ def accuracy(
     return _mean(rows.hit, rows)
 
 
+@_fill_doc
 def top_k_accuracy(
     scores: Array,
     labels: Array,
@@ -468,11 +488,12 @@ def top_k_accuracy(
     Parameters
     ----------
     k : int >= 1
-        How many top classes count as a hit.{common}
+        How many top classes count as a hit.
+    %(metric_arrays)s
 
-    {returns}
+    %(metric_returns)s
 
-    {examples}
+    %(metric_examples)s
     >>> s = np.array([[2.0, 1.0, 0.1], [0.3, 0.2, 3.0], [1.0, 1.0, 0.0]])
     >>> float(metrics.top_k_accuracy(s, np.array([0, 1, 0]), k=2))
     0.6666666666666666
@@ -482,6 +503,7 @@ def top_k_accuracy(
     return _mean(rows.top_k_hit(k), rows)
 
 
+@_fill_doc
 def nll(
     scores: Array,
     labels: Array,
@@ -504,15 +526,16 @@ def nll(
     default ``eps`` the result equals ``log_loss`` to rounding.
 
     Parameters
-    ----------{common}
+    ----------
+    %(metric_arrays)s
     eps : float in [0, 0.5), optional
         The clipping floor of the probabilities.  ``None`` (default) is the machine
         epsilon of the scores' dtype, ``finfo(dtype).eps``, as scikit-learn's
         ``log_loss`` uses; ``0`` clips nothing, so a zero ``p_y`` gives ``inf``.
 
-    {returns}
+    %(metric_returns)s
 
-    {examples}
+    %(metric_examples)s
     >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
     >>> print(f"{float(metrics.nll(s, np.array([2]))):.6f}")
     3.985205
@@ -548,6 +571,7 @@ def check_eps(eps: float | None) -> float | None:
     return eps
 
 
+@_fill_doc
 def brier(
     scores: Array,
     labels: Array,
@@ -566,11 +590,12 @@ def brier(
     scale_by_half=False)``.
 
     Parameters
-    ----------{common}
+    ----------
+    %(metric_arrays)s
 
-    {returns}
+    %(metric_returns)s
 
-    {examples}
+    %(metric_examples)s
     >>> p = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.2, 0.2, 0.6]])
     >>> print(f"{float(metrics.brier(p, np.array([0, 1, 2]), input='probs')):.4f}")
     0.1467
@@ -579,6 +604,7 @@ def brier(
     return _mean(rows.brier, rows)
 
 
+@_fill_doc
 def ece(
     scores: Array,
     labels: Array,
@@ -615,25 +641,21 @@ def ece(
       the samples; with many tied confidences some bins are empty and others hold
       more than ``n / n_bins`` samples.
 
-    Parameters
-    ----------{bins}{common}
-
-    {returns}
+    %(calibration_parameters)s
 
     References
     ----------
     .. [1] C. Guo, G. Pleiss, Y. Sun and K. Q. Weinberger, "On Calibration of
        Modern Neural Networks", ICML 2017.
 
-    {examples}
-    >>> p = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.8, 0.2]])
-    >>> y = np.array([0, 1, 1, 0])
+    %(calibration_examples)s
     >>> print(f"{float(metrics.ece(p, y, n_bins=5, input='probs')):.4f}")
     0.3000
     """
     return _calibration("ece", scores, labels, n_bins, strategy, weights, axis, input)
 
 
+@_fill_doc
 def mce(
     scores: Array,
     labels: Array,
@@ -657,25 +679,21 @@ def mce(
     the worst gap between accuracy and confidence over the non-empty bins
     (Naeini, Cooper and Hauskrecht 2015).  ``MCE >= RMSCE >= ECE``.
 
-    Parameters
-    ----------{bins}{common}
-
-    {returns}
+    %(calibration_parameters)s
 
     References
     ----------
     .. [1] M. P. Naeini, G. F. Cooper and M. Hauskrecht, "Obtaining Well Calibrated
        Probabilities Using Bayesian Binning", AAAI 2015.
 
-    {examples}
-    >>> p = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.8, 0.2]])
-    >>> y = np.array([0, 1, 1, 0])
+    %(calibration_examples)s
     >>> print(f"{float(metrics.mce(p, y, n_bins=5, input='probs')):.4f}")
     0.6000
     """
     return _calibration("mce", scores, labels, n_bins, strategy, weights, axis, input)
 
 
+@_fill_doc
 def rmsce(
     scores: Array,
     labels: Array,
@@ -700,10 +718,7 @@ def rmsce(
     the bin-weighted quadratic mean of the gaps (Hendrycks, Mazeika and Dietterich
     2019; Nixon et al. 2019), between `ece` (their mean) and `mce` (their maximum).
 
-    Parameters
-    ----------{bins}{common}
-
-    {returns}
+    %(calibration_parameters)s
 
     References
     ----------
@@ -712,9 +727,7 @@ def rmsce(
     .. [2] J. Nixon, M. Dusenberry, L. Zhang, G. Jerfel and D. Tran, "Measuring
        Calibration in Deep Learning", CVPR Workshops 2019.
 
-    {examples}
-    >>> p = np.array([[0.9, 0.1], [0.6, 0.4], [0.3, 0.7], [0.8, 0.2]])
-    >>> y = np.array([0, 1, 1, 0])
+    %(calibration_examples)s
     >>> print(f"{float(metrics.rmsce(p, y, n_bins=5, input='probs')):.4f}")
     0.3518
     """
@@ -765,22 +778,6 @@ def _reduce_fraction_bins(
     if kind == "mce":
         return float(max(abs(g) / w for g, w in pairs))
     return math.sqrt(float(sum((g * g / w for g, w in pairs), Fraction(0)) / total))
-
-
-def _fill_doc(doc: str | None) -> str:
-    """A metric's docstring with its shared blocks filled in."""
-    return (
-        (doc or "")
-        .replace("{bins}", _BINS_DOC)
-        .replace("{common}", _COMMON_DOC)
-        .replace("{returns}", _RETURNS_DOC)
-        .replace("{examples}", _EXAMPLES_DOC)
-    )
-
-
-for _f in (accuracy, top_k_accuracy, nll, brier, ece, mce, rmsce):
-    _f.__doc__ = _fill_doc(_f.__doc__)
-del _f
 
 
 def _ece(

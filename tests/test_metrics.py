@@ -437,3 +437,16 @@ def test_metrics_share_the_losses_front_end(data):
     assert msgs[0] == msgs[1]
     with pytest.raises(ValueError, match="`weights` must be non-negative"):
         M.brier(z, y, weights=-np.ones(N))
+
+
+@pytest.mark.parametrize(
+    "name", ["accuracy", "top_k_accuracy", "nll", "brier", "ece", "mce", "rmsce"]
+)
+def test_metric_docstrings_are_filled(name):
+    doc = getattr(M, name).__doc__
+    assert "%(" not in doc
+    assert "\n    scores : array of shape (..., C)\n" in doc
+    assert "\n    Returns\n    -------\n" in doc
+    assert "\n    >>> from arrayloss import metrics\n" in doc
+    if name in ("ece", "mce", "rmsce"):
+        assert "\n    n_bins : int >= 1\n" in doc

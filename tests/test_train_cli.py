@@ -344,3 +344,26 @@ def test_study_without_matplotlib_says_so_after_usage_checks(tmp_path, monkeypat
     assert "the plot needs matplotlib" in r.stderr
     assert "--no-plot" in r.stderr
     assert not (tmp_path / "s").exists()  # nothing ran
+
+
+def test_choice_options_default_to_their_first_choice_and_refuse_others():
+    import click
+
+    from arrayloss.cli._options import choice_option
+
+    @click.command()
+    @choice_option("--dtype", choices=("float32", "float64"))
+    @choice_option("--mode", choices=("a", "b"), default="b", help="A mode.")
+    def cmd(dtype: str, mode: str) -> None:
+        click.echo(f"{dtype} {mode}")
+
+    runner = CliRunner()
+    assert runner.invoke(cmd, []).output == "float32 b\n"
+    assert runner.invoke(cmd, ["--dtype", "float64"]).output == "float64 b\n"
+    bad = runner.invoke(cmd, ["--dtype", "float16"])
+    assert bad.exit_code == 2
+    assert "float16" in bad.output
+    shown = runner.invoke(cmd, ["--help"]).output
+    assert "[default: float32]" in shown
+    assert "A mode." in shown
+    assert "[default: b]" in shown

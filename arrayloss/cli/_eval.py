@@ -49,6 +49,8 @@ from ._options import (
     Real,
     backend_option,
     check_loss_params,
+    choice_option,
+    format_option,
     format_spec,
     loss_option,
     parse_spec,
@@ -141,12 +143,10 @@ class _EvalCommand(click.Command):
     is_flag=True,
     help="Evaluate the bundled example (2000 samples, 10 classes) instead of SCORES.",
 )
-@click.option(
+@choice_option(
     "--input",
     "input_kind",
-    type=click.Choice(["logits", "probs", "logprobs"]),
-    default="logits",
-    show_default=True,
+    choices=("logits", "probs", "logprobs"),
     help="What SCORES holds. Probabilities must be non-negative with rows summing "
     "to 1 (see --renormalize); nll and the losses see the logarithm of each "
     "probability clipped to [EPS, 1] (see --eps).",
@@ -186,11 +186,9 @@ class _EvalCommand(click.Command):
     many=True,
     help="The k of top_k_accuracy, e.g. 1,5 (default k >= the class count is skipped).",
 )
-@click.option(
+@choice_option(
     "--reduction",
-    type=click.Choice(["mean", "sum"]),
-    default="mean",
-    show_default=True,
+    choices=("mean", "sum"),
     help="How losses are reduced over samples (metrics are always means).",
 )
 @click.option(
@@ -253,13 +251,8 @@ class _EvalCommand(click.Command):
     "one row of class probabilities per sample, summing to 1. Every loss that "
     "accepts soft labels uses them; the metrics use their arg-max class.",
 )
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["table", "json", "csv"]),
-    default="table",
-    show_default=True,
-    help="Output format (json and csv carry every digit).",
+@format_option(
+    ("table", "json", "csv"), help="Output format (json and csv carry every digit)."
 )
 @click.option(
     "-o",

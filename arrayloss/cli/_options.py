@@ -32,6 +32,7 @@ __all__ = [
     "backend_option",
     "batch_size_option",
     "check_loss_params",
+    "choice_option",
     "count_option",
     "data_option",
     "epochs_option",
@@ -331,6 +332,22 @@ def loss_option(
     )
 
 
+def choice_option(
+    *decls: str,
+    choices: Sequence[str],
+    default: str | None = None,
+    help: str | None = None,
+) -> Decorator[Any]:
+    """An option taking one of ``choices``, the first by default, shown in ``--help``."""
+    return click.option(
+        *decls,
+        type=click.Choice(list(choices)),
+        default=choices[0] if default is None else default,
+        show_default=True,
+        help=help,
+    )
+
+
 BACKENDS = ("numpy", "torch", "jax", "cupy")
 
 
@@ -338,11 +355,10 @@ def backend_option(
     choices: Sequence[str] = BACKENDS, *, help: str | None = None
 ) -> Decorator[Any]:
     """``--backend``: the array library a command computes with (default NumPy)."""
-    return click.option(
+    return choice_option(
         "--backend",
-        type=click.Choice(list(choices)),
+        choices=choices,
         default="numpy",
-        show_default=True,
         help=help or "Array library for the computation.",
     )
 
@@ -412,12 +428,7 @@ def batch_size_option(default: int) -> Decorator[Any]:
 
 def optimizer_option(default: str = "sgd") -> Decorator[Any]:
     """``--optimizer sgd|adam``."""
-    return click.option(
-        "--optimizer",
-        type=click.Choice(["sgd", "adam"]),
-        default=default,
-        show_default=True,
-    )
+    return choice_option("--optimizer", choices=("sgd", "adam"), default=default)
 
 
 def lr_option() -> Decorator[Any]:
@@ -443,24 +454,17 @@ def weight_decay_option() -> Decorator[Any]:
 
 def noise_kind_option() -> Decorator[Any]:
     """``--noise-kind symmetric|pairflip``: how training labels are flipped."""
-    return click.option(
-        "--noise-kind",
-        type=click.Choice(["symmetric", "pairflip"]),
-        default="symmetric",
-        show_default=True,
-    )
+    return choice_option("--noise-kind", choices=("symmetric", "pairflip"))
 
 
 def format_option(
     choices: Sequence[str] = ("table", "json"), *, help: str | None = None
 ) -> Decorator[Any]:
     """``--format``: how a command prints its result (the first choice by default)."""
-    return click.option(
+    return choice_option(
         "--format",
         "fmt",
-        type=click.Choice(list(choices)),
-        default=choices[0],
-        show_default=True,
+        choices=choices,
         help=help or "Output format (json: the keys listed above).",
     )
 

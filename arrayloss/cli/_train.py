@@ -33,6 +33,7 @@ from .._errors import DataError, UsageError, one_line
 from ._options import (
     backend_option,
     batch_size_option,
+    choice_option,
     count_option,
     data_option,
     epochs_option,
@@ -483,12 +484,7 @@ def _progress(total: int) -> Any:
 @data_option()
 @loss_option("loss_spec", multiple=False, default="cross_entropy")
 @hidden_option()
-@click.option(
-    "--activation",
-    type=click.Choice(["relu", "tanh"]),
-    default="relu",
-    show_default=True,
-)
+@choice_option("--activation", choices=("relu", "tanh"))
 @epochs_option(20)
 @batch_size_option(64)
 @optimizer_option()
@@ -509,12 +505,7 @@ def _progress(total: int) -> Any:
     low=0,
     help="Seeds the split, the noise, the weights and the batch order.",
 )
-@click.option(
-    "--dtype",
-    type=click.Choice(["float32", "float64"]),
-    default="float32",
-    show_default=True,
-)
+@choice_option("--dtype", choices=("float32", "float64"))
 @backend_option(("numpy", "cupy"))
 @click.option(
     "--save",
