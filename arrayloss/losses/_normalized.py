@@ -219,10 +219,15 @@ in [0, 1]; both sums have terms of one sign (no cancellation).""",
 .. [1] X. Ma, H. Huang, Y. Wang, S. Romano, S. Erfani and J. Bailey,
    "Normalized Loss Functions for Deep Learning with Noisy Labels",
    ICML 2020, arXiv:2006.13554.""",
+        "references_wang": """References
+----------
+.. [1] Y. Wang, X. Ma, Z. Chen, Y. Luo, J. Yi and J. Bailey, "Symmetric Cross
+   Entropy for Robust Learning with Noisy Labels", ICCV 2019,
+   arXiv:1908.06112.""",
     }
 )
 """`arrayloss._doc.fill_doc` with the RCE and NCE paragraphs, the parameter ``A``
-and Ma et al.'s paper."""
+and the papers of Ma et al. and Wang et al."""
 
 
 @_fill
@@ -261,11 +266,7 @@ def symmetric_cross_entropy(
     %(A)s
     %(common_returns)s
 
-    References
-    ----------
-    .. [1] Y. Wang, X. Ma, Z. Chen, Y. Luo, J. Yi and J. Bailey, "Symmetric Cross
-       Entropy for Robust Learning with Noisy Labels", ICCV 2019,
-       arXiv:1908.06112.
+    %(references_wang)s
 
     %(examples)s
     >>> print(f"{float(al.symmetric_cross_entropy(s, np.array([2]))):.6f}")
