@@ -197,9 +197,7 @@ def _cauchy_schwarz_rows(
 _L1_KERNEL = Kernel("l1", _l1_rows)
 _L2_KERNEL = Kernel("l2", _l2_rows)
 _EXPECTATION_KERNEL = Kernel("expectation", _expectation_rows)
-_REGULARISED_EXPECTATION_KERNEL = Kernel(
-    "regularised_expectation", _regularised_expectation_rows
-)
+_BRIER_KERNEL = Kernel("regularised_expectation", _regularised_expectation_rows)
 _CHEBYSHEV_KERNEL = Kernel("chebyshev", _chebyshev_rows)
 _SQUARED_LOG_KERNEL = Kernel("squared_log", _squared_log_rows)
 _TANIMOTO_KERNEL = Kernel("tanimoto", _tanimoto_rows)
@@ -354,12 +352,10 @@ def regularised_expectation(
     >>> print(f"{float(al.regularised_expectation(s, np.array([2]))):.6f}")
     1.374056
     """
-    return call(_REGULARISED_EXPECTATION_KERNEL, locals())
+    return call(_BRIER_KERNEL, locals())
 
 
-regularised_expectation_and_grad = grad_twin(
-    _REGULARISED_EXPECTATION_KERNEL, regularised_expectation
-)
+regularised_expectation_and_grad = grad_twin(_BRIER_KERNEL, regularised_expectation)
 
 
 @fill_doc
@@ -476,6 +472,12 @@ def tanimoto(
 
     %(examples)s
     >>> print(f"{float(al.tanimoto(s, np.array([2]))):.6f}")
+    -0.013348
+
+    The one-hot closed form above gives the same value:
+
+    >>> p = np.exp(s[0]) / np.exp(s[0]).sum()
+    >>> print(f"{float(-p[2] / (1 + p @ p - p[2])):.6f}")
     -0.013348
     """
     return call(_TANIMOTO_KERNEL, locals())
