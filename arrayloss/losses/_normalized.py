@@ -16,7 +16,7 @@ from .._api import Kernel, Targets
 from .._doc import filler
 from .._typing import Array, Namespace
 from .._validation import check_real
-from ._janocha import _expectation_rows, _residual, _softmax_parts
+from ._janocha import _expectation_rows, _log_loss, _residual, _softmax_parts
 from ._public import call, grad_twin
 from ._robust import label_parts, through_label
 
@@ -146,10 +146,7 @@ def _rows(active: str, passive: str | None) -> Callable[..., Rows]:
         p, c, w, log_s = _softmax_parts(z, xp=xp)
         resid = _residual(p, c, t.probs)
         if active == "ce":
-            first: tuple[Array, Array] = (
-                log_s[:, 0] - xp.sum(t.probs * w, axis=1),
-                resid,
-            )
+            first: tuple[Array, Array] = (_log_loss(w, log_s, t, xp=xp), resid)
         else:
             first = _nce(p, c, w, log_s, resid, t, xp=xp)
         if passive is None:
