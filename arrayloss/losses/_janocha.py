@@ -9,7 +9,7 @@ the others), so that ``p - t`` is exact to rounding even where ``p_j`` is close 
 from __future__ import annotations
 
 from .. import _xp
-from .._api import Kernel, Targets
+from .._api import Kernel, KernelRows, Targets
 from .._doc import fill_doc
 from .._typing import Array, Namespace
 from ._public import call, grad_twin
@@ -199,14 +199,19 @@ def _cauchy_schwarz_rows(
     return loss, _xp.softmax(w2, xp=xp, axis=1) - _xp.softmax(a, xp=xp, axis=1)
 
 
-_L1_KERNEL = Kernel("l1", _l1_rows)
-_L2_KERNEL = Kernel("l2", _l2_rows)
-_EXPECTATION_KERNEL = Kernel("expectation", _expectation_rows)
-_BRIER_KERNEL = Kernel("regularised_expectation", _regularised_expectation_rows)
-_CHEBYSHEV_KERNEL = Kernel("chebyshev", _chebyshev_rows)
-_SQUARED_LOG_KERNEL = Kernel("squared_log", _squared_log_rows)
-_TANIMOTO_KERNEL = Kernel("tanimoto", _tanimoto_rows)
-_CAUCHY_SCHWARZ_KERNEL = Kernel("cauchy_schwarz", _cauchy_schwarz_rows)
+def _kernel(rows: KernelRows) -> Kernel:
+    """The kernel of the loss ``name`` whose rows function is ``_<name>_rows``."""
+    return Kernel(rows.__name__.removeprefix("_").removesuffix("_rows"), rows)
+
+
+_L1_KERNEL = _kernel(_l1_rows)
+_L2_KERNEL = _kernel(_l2_rows)
+_EXPECTATION_KERNEL = _kernel(_expectation_rows)
+_BRIER_KERNEL = _kernel(_regularised_expectation_rows)
+_CHEBYSHEV_KERNEL = _kernel(_chebyshev_rows)
+_SQUARED_LOG_KERNEL = _kernel(_squared_log_rows)
+_TANIMOTO_KERNEL = _kernel(_tanimoto_rows)
+_CAUCHY_SCHWARZ_KERNEL = _kernel(_cauchy_schwarz_rows)
 
 # ----------------------------------------------------------------------------- L1, L2
 
