@@ -9,7 +9,7 @@ the others), so that ``p - t`` is exact to rounding even where ``p_j`` is close 
 from __future__ import annotations
 
 from .. import _xp
-from .._api import Kernel, Targets
+from .._api import Kernel, KernelRows, Targets
 from .._doc import fill_doc
 from .._typing import Array, Namespace
 from ._public import call, grad_twin
@@ -59,6 +59,14 @@ def _softmax_parts(z: Array, *, xp: Namespace) -> tuple[Array, Array, Array, Arr
     p = e / s
     c = xp.where(top, rest / s, 1 - p)
     return p, c, w, xp.log1p(rest)
+
+
+def _log_loss(w: Array, log_s: Array, t: Targets, *, xp: Namespace) -> Array:
+    """The cross-entropy ``lse(w) - <t, w>`` from `_softmax_parts`' ``w`` and
+    ``log_s`` (``lse(w) - w_y`` for class indices)."""
+    if t.index is not None:
+        return log_s[:, 0] - t.pick(w)
+    return log_s[:, 0] - xp.sum(t.probs * w, axis=1)
 
 
 def _residual(p: Array, c: Array, q: Array) -> Array:
@@ -132,10 +140,7 @@ def _squared_log_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool
 ) -> tuple[Array, Array | None]:
     p, c, w, log_s = _softmax_parts(z, xp=xp)
-    if t.index is not None:
-        ce = log_s[:, 0] - t.pick(w)
-    else:
-        ce = log_s[:, 0] - xp.sum(t.probs * w, axis=1)
+    ce = _log_loss(w, log_s, t, xp=xp)
     loss = ce * ce
     if not want_grad:
         return loss, None
@@ -194,16 +199,19 @@ def _cauchy_schwarz_rows(
     return loss, _xp.softmax(w2, xp=xp, axis=1) - _xp.softmax(a, xp=xp, axis=1)
 
 
-_L1_KERNEL = Kernel("l1", _l1_rows)
-_L2_KERNEL = Kernel("l2", _l2_rows)
-_EXPECTATION_KERNEL = Kernel("expectation", _expectation_rows)
-_REGULARISED_EXPECTATION_KERNEL = Kernel(
-    "regularised_expectation", _regularised_expectation_rows
-)
-_CHEBYSHEV_KERNEL = Kernel("chebyshev", _chebyshev_rows)
-_SQUARED_LOG_KERNEL = Kernel("squared_log", _squared_log_rows)
-_TANIMOTO_KERNEL = Kernel("tanimoto", _tanimoto_rows)
-_CAUCHY_SCHWARZ_KERNEL = Kernel("cauchy_schwarz", _cauchy_schwarz_rows)
+def _kernel(rows: KernelRows) -> Kernel:
+    """The kernel of the loss ``name`` whose rows function is ``_<name>_rows``."""
+    return Kernel(rows.__name__.removeprefix("_").removesuffix("_rows"), rows)
+
+
+_L1_KERNEL = _kernel(_l1_rows)
+_L2_KERNEL = _kernel(_l2_rows)
+_EXPECTATION_KERNEL = _kernel(_expectation_rows)
+_BRIER_KERNEL = _kernel(_regularised_expectation_rows)
+_CHEBYSHEV_KERNEL = _kernel(_chebyshev_rows)
+_SQUARED_LOG_KERNEL = _kernel(_squared_log_rows)
+_TANIMOTO_KERNEL = _kernel(_tanimoto_rows)
+_CAUCHY_SCHWARZ_KERNEL = _kernel(_cauchy_schwarz_rows)
 
 # ----------------------------------------------------------------------------- L1, L2
 
@@ -354,12 +362,10 @@ def regularised_expectation(
     >>> print(f"{float(al.regularised_expectation(s, np.array([2]))):.6f}")
     1.374056
     """
-    return call(_REGULARISED_EXPECTATION_KERNEL, locals())
+    return call(_BRIER_KERNEL, locals())
 
 
-regularised_expectation_and_grad = grad_twin(
-    _REGULARISED_EXPECTATION_KERNEL, regularised_expectation
-)
+regularised_expectation_and_grad = grad_twin(_BRIER_KERNEL, regularised_expectation)
 
 
 @fill_doc
@@ -476,6 +482,12 @@ def tanimoto(
 
     %(examples)s
     >>> print(f"{float(al.tanimoto(s, np.array([2]))):.6f}")
+    -0.013348
+
+    The one-hot closed form above gives the same value:
+
+    >>> p = np.exp(s[0]) / np.exp(s[0]).sum()
+    >>> print(f"{float(-p[2] / (1 + p @ p - p[2])):.6f}")
     -0.013348
     """
     return call(_TANIMOTO_KERNEL, locals())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .._api import Kernel, Targets
 from .._doc import fill_doc
 from .._typing import Array, Namespace
-from ._janocha import _residual, _softmax_parts
+from ._janocha import _log_loss, _residual, _softmax_parts
 from ._public import call, grad_twin
 
 __all__ = ["kl_divergence", "kl_divergence_and_grad"]
@@ -17,7 +17,7 @@ def _rows(
     p, c, w, log_s = _softmax_parts(z, xp=xp)
     if t.index is not None:
         # sum t log t = 0 for one-hot t: exactly the cross-entropy lse(z) - z_y.
-        loss = log_s[:, 0] - t.pick(w)
+        loss = _log_loss(w, log_s, t, xp=xp)
     else:
         q = t.probs
         has = q > 0

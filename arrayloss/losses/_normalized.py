@@ -16,7 +16,7 @@ from .._api import Kernel, Targets
 from .._doc import filler
 from .._typing import Array, Namespace
 from .._validation import check_real
-from ._janocha import _expectation_rows, _residual, _softmax_parts
+from ._janocha import _expectation_rows, _log_loss, _residual, _softmax_parts
 from ._public import call, grad_twin
 from ._robust import label_parts, through_label
 
@@ -146,10 +146,7 @@ def _rows(active: str, passive: str | None) -> Callable[..., Rows]:
         p, c, w, log_s = _softmax_parts(z, xp=xp)
         resid = _residual(p, c, t.probs)
         if active == "ce":
-            first: tuple[Array, Array] = (
-                log_s[:, 0] - xp.sum(t.probs * w, axis=1),
-                resid,
-            )
+            first: tuple[Array, Array] = (_log_loss(w, log_s, t, xp=xp), resid)
         else:
             first = _nce(p, c, w, log_s, resid, t, xp=xp)
         if passive is None:
@@ -219,10 +216,15 @@ in [0, 1]; both sums have terms of one sign (no cancellation).""",
 .. [1] X. Ma, H. Huang, Y. Wang, S. Romano, S. Erfani and J. Bailey,
    "Normalized Loss Functions for Deep Learning with Noisy Labels",
    ICML 2020, arXiv:2006.13554.""",
+        "references_wang": """References
+----------
+.. [1] Y. Wang, X. Ma, Z. Chen, Y. Luo, J. Yi and J. Bailey, "Symmetric Cross
+   Entropy for Robust Learning with Noisy Labels", ICCV 2019,
+   arXiv:1908.06112.""",
     }
 )
 """`arrayloss._doc.fill_doc` with the RCE and NCE paragraphs, the parameter ``A``
-and Ma et al.'s paper."""
+and the papers of Ma et al. and Wang et al."""
 
 
 @_fill
@@ -261,11 +263,7 @@ def symmetric_cross_entropy(
     %(A)s
     %(common_returns)s
 
-    References
-    ----------
-    .. [1] Y. Wang, X. Ma, Z. Chen, Y. Luo, J. Yi and J. Bailey, "Symmetric Cross
-       Entropy for Robust Learning with Noisy Labels", ICCV 2019,
-       arXiv:1908.06112.
+    %(references_wang)s
 
     %(examples)s
     >>> print(f"{float(al.symmetric_cross_entropy(s, np.array([2]))):.6f}")

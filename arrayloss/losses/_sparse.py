@@ -194,16 +194,23 @@ def _shifted(z: Array, scale: float, *, xp: Namespace) -> tuple[Array, Array]:
     return x, m
 
 
+def _projected(
+    z: Array, scale: float, threshold: Callable[..., Array], *, xp: Namespace
+) -> tuple[Array, Array, Array]:
+    """``(x - tau)_+`` for ``x, m = _shifted(z, scale)`` and ``tau = threshold(x)``
+    (in ``x``, one fresh array), with ``m = max z`` and ``tau``."""
+    x, m = _shifted(z, scale, xp=xp)
+    tau = threshold(x, xp=xp)
+    x -= tau
+    return _positive_part_(x, xp=xp), m, tau
+
+
 def _sparsemax_last(z: Array, *, xp: Namespace) -> Array:
-    xc, _ = _shifted(z, 1.0, xp=xp)
-    xc -= sparsemax_threshold(xc, xp=xp)
-    return _positive_part_(xc, xp=xp)
+    return _projected(z, 1.0, sparsemax_threshold, xp=xp)[0]
 
 
 def _entmax15_last(z: Array, *, xp: Namespace) -> Array:
-    xc, _ = _shifted(z, 0.5, xp=xp)
-    xc -= entmax15_threshold(xc, xp=xp)
-    v = _positive_part_(xc, xp=xp)
+    v = _projected(z, 0.5, entmax15_threshold, xp=xp)[0]
     v *= v
     return v
 
@@ -255,10 +262,12 @@ array
    Models", ACL 2019, arXiv:1905.05702.""",
         "blondel": """.. [2] M. Blondel, A. F. T. Martins and V. Niculae, "Learning with
    Fenchel-Young Losses", JMLR 21(35), 2020.""",
+        "references_sparsemax": "References\n----------\n%(martins)s\n%(blondel)s",
+        "references_entmax15": "References\n----------\n%(peters)s\n%(blondel)s",
     }
 )
-"""`arrayloss._doc.fill_doc` with the mappings' sections and the papers cited
-twice here."""
+"""`arrayloss._doc.fill_doc` with the mappings' sections and the References
+sections of the sparsemax and the 1.5-entmax pairs (mapping and loss)."""
 
 
 @_fill
@@ -279,16 +288,16 @@ def sparsemax(z: Array, /, axis: int = -1) -> Array:
 
     %(mapping)s
 
-    References
-    ----------
-    %(martins)s
+    %(references_sparsemax)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> print(al.sparsemax(np.array([1.0, 0.5, -1.0])))
-    [0.75 0.25 0.  ]
+    %(examples)s
+    >>> print(al.sparsemax(s))
+    [[0.  0.2 0.  0.  0.8]]
+
+    A score at least 1 above all others gives an exactly one-hot row:
+
+    >>> print(al.sparsemax(np.array([3.0, 0.5, -1.0])))
+    [1. 0. 0.]
     """
     return _mapping(z, axis, _sparsemax_last, "sparsemax")
 
@@ -311,16 +320,11 @@ def entmax15(z: Array, /, axis: int = -1) -> Array:
 
     %(mapping)s
 
-    References
-    ----------
-    %(peters)s
+    %(references_entmax15)s
 
-    Examples
-    --------
-    >>> import numpy as np
-    >>> import arrayloss as al
-    >>> print(al.entmax15(np.array([1.0, 0.5, -3.0])))
-    [0.673... 0.326... 0.   ]
+    %(examples)s
+    >>> print(al.entmax15(s))
+    [[0.  0.2926... 0.  0.  0.7073...]]
     """
     return _mapping(z, axis, _entmax15_last, "entmax15")
 
@@ -344,10 +348,7 @@ def _label_grad(p: Array, t: Targets, *, xp: Namespace) -> tuple[Array, Array]:
 def _sparsemax_loss_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool
 ) -> tuple[Array, Array | None]:
-    xc, m = _shifted(z, 1.0, xp=xp)
-    tau = sparsemax_threshold(xc, xp=xp)
-    xc -= tau
-    p = _positive_part_(xc, xp=xp)
+    p, m, tau = _projected(z, 1.0, sparsemax_threshold, xp=xp)
     if t.index is not None:
         u_y = (t.pick(z) - m[:, 0]) - tau[:, 0]
         gap_y = xp.clip(-u_y, min=0.0)  # (tau - x_y)_+
@@ -365,10 +366,7 @@ def _sparsemax_loss_rows(
 def _entmax15_loss_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool
 ) -> tuple[Array, Array | None]:
-    xc, m = _shifted(z, 0.5, xp=xp)
-    tau = entmax15_threshold(xc, xp=xp)
-    xc -= tau
-    v = _positive_part_(xc, xp=xp)
+    v, m, tau = _projected(z, 0.5, entmax15_threshold, xp=xp)
     p = v * v
     if t.index is not None:
         u_y = 0.5 * (t.pick(z) - m[:, 0]) - tau[:, 0]
@@ -424,10 +422,7 @@ def sparsemax_loss(
 
     %(parameters_returns)s
 
-    References
-    ----------
-    %(martins)s
-    %(blondel)s
+    %(references_sparsemax)s
 
     %(examples)s
     >>> print(f"{float(al.sparsemax_loss(s, np.array([2]))):.6f}")
@@ -471,10 +466,7 @@ def entmax15_loss(
 
     %(parameters_returns)s
 
-    References
-    ----------
-    %(peters)s
-    %(blondel)s
+    %(references_entmax15)s
 
     %(examples)s
     >>> print(f"{float(al.entmax15_loss(s, np.array([2]))):.6f}")
