@@ -357,7 +357,10 @@ def _checked_scores(
     """
     from arrayloss import metrics as M
 
-    s = s.astype(_compute_dtype(s.dtype), copy=False)
+    # C order: a row's reductions then sum in one order whatever the reader gave
+    # (a strided view of a CSV's columns or an Arrow batch), so each format gives
+    # the same bits
+    s = np.ascontiguousarray(s, dtype=_compute_dtype(s.dtype))
     if renormalize and input_kind != "logits" and s.shape[0]:
         s = _renormalized(s, input_kind)
     bad = M.first_bad_row(s, input_kind, xp=_namespace(s))
