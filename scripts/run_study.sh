@@ -2,9 +2,9 @@
 # Regenerate all of docs/study/ with one command, from a clean checkout.
 #
 # 1. `arrayloss study --grid full` on synthetic100, digits and MNIST-1D, the 14
-#    default losses, label noise 0/0.3/0.6, 3 seeds at the learning rate each loss
-#    chose from 1e-3/3e-3/1e-2 on a separate tuning seed, 20 epochs of batch 64
-#    (756 runs): -> docs/study/{runs.csv,curves.csv,study.json,summary.md,*.png}.
+#    default losses, label noise 0/0.3/0.6, 5 seeds at the learning rate each loss
+#    chose from 1e-3/3e-3/1e-2 on a separate tuning seed, 40 epochs of batch 64
+#    (1008 runs): -> docs/study/{runs.csv,curves.csv,study.json,summary.md,*.png}.
 #    It prints its estimate of the CPU time first.
 # 2. scripts/study_glance.py renders summary.md, the figures and README.md (from
 #    scripts/study_README.template.md) again from those files: every number,

@@ -73,7 +73,7 @@ DEFAULT_DATA = ("synthetic", "digits", "mnist1d")
 # The presets of --grid; an option given explicitly overrides its preset value.
 GRIDS: dict[str, dict[str, Any]] = {
     "default": {"noises": (0.0, 0.4), "seeds": 3, "epochs": 30},
-    "full": {"noises": (0.0, 0.3, 0.6), "seeds": 3, "epochs": 20},
+    "full": {"noises": (0.0, 0.3, 0.6), "seeds": 5, "epochs": 40},
 }
 LR_GRID = (1e-3, 3e-3, 1e-2)
 TUNE_SEED = 1000
