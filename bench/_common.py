@@ -7,6 +7,7 @@ import os
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Hashable, Mapping
 from typing import TypeVar
@@ -70,8 +71,7 @@ def write_predictions(
 def run_child(
     cmd: list[str], env: Mapping[str, str] | None = None
 ) -> tuple[float, float, str]:
-    """(wall seconds, peak RSS in MB, stdout) of one child process (its output must
-    fit the pipe: it is read after the exit), in environment ``env`` (default:
+    """(wall seconds, peak RSS in MB, stdout) of one child process, in environment ``env`` (default:
     this one's); exits with its stderr if it fails."""
     wall, _, rss, out = run_child_usage(cmd, env)
     return wall, rss, out
@@ -87,10 +87,22 @@ def run_child_usage(
     proc = subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
     )
+    # Drain both pipes while the child runs (a report larger than the pipe's
+    # buffer would otherwise block it forever), then reap it with its usage.
+    streams: dict[str, bytes] = {}
+    readers = [
+        threading.Thread(target=lambda k=k, f=f: streams.__setitem__(k, f.read()))
+        for k, f in (("out", proc.stdout), ("err", proc.stderr))
+        if f is not None
+    ]
+    for reader in readers:
+        reader.start()
     _, status, usage = os.wait4(proc.pid, 0)
+    for reader in readers:
+        reader.join()
     wall = time.perf_counter() - t0
-    out = proc.stdout.read().decode() if proc.stdout else ""
-    err = proc.stderr.read().decode() if proc.stderr else ""
+    out = streams.get("out", b"").decode()
+    err = streams.get("err", b"").decode()
     code = os.waitstatus_to_exitcode(status)
     if code != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({code}):\n{err}")
