@@ -660,13 +660,17 @@ def default_threads() -> int:
 
 
 def eval_threads() -> int:
-    """The worker threads `stream` uses: `THREADS_ENV`, else `default_threads`.
+    """The worker threads `stream` uses: `THREADS_ENV` (``0``: `default_threads`),
+    else 1.
 
-    A value that is not a non-negative integer is bad usage (`click.UsageError`).
+    One thread is the default because it was the faster on a 2-core machine, idle
+    or busy (``python bench/bench_eval.py``); the pool is there for machines where
+    it pays, and gives the same bytes.  A value that is not a non-negative
+    integer is bad usage (`click.UsageError`).
     """
     raw = os.environ.get(THREADS_ENV, "").strip()
     if not raw:
-        return default_threads()
+        return 1
     try:
         n = int(raw)
     except ValueError:
