@@ -14,6 +14,7 @@ back with ``to_numpy`` for comparison.
 from __future__ import annotations
 
 import importlib
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -139,3 +140,21 @@ def invoke_eval(args: list[str], exit_code: int = 0, **kwargs: Any) -> Any:
             f"exception: {result.exception!r}"
         )
     return result
+
+
+def eval_json(args: list[str], *, quiet: bool = False, **kwargs: Any) -> Any:
+    """The JSON report of ``arrayloss eval ARGS --format json`` (``--quiet`` too
+    when ``quiet``), which must write nothing on stderr."""
+    extra = ["--format", "json", *(["--quiet"] if quiet else [])]
+    result = invoke_eval([*args, *extra], **kwargs)
+    assert result.stderr == ""
+    return json.loads(result.stdout)
+
+
+def one_error_line(result: Any) -> str:
+    """The single ``Error: ...`` line that makes up the whole of stderr."""
+    assert result.stdout == ""
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("Error: ")
+    return str(result.stderr)

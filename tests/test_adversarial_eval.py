@@ -23,6 +23,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from conftest import eval_json
 from conftest import invoke_eval as invoke
 
 import arrayloss as al
@@ -68,10 +69,7 @@ def fails(args, code, pattern, **kwargs):
     return lines[0]
 
 
-def run_json(args, **kwargs):
-    result = invoke([*args, "--format", "json"], **kwargs)
-    assert result.stderr == ""
-    return json.loads(result.stdout)
+run_json = eval_json
 
 
 def old_outputs_intact(folder):

@@ -15,12 +15,13 @@
 from __future__ import annotations
 
 import itertools
-import json
 import math
 from fractions import Fraction
+from functools import partial
 
 import numpy as np
 import pytest
+from conftest import eval_json, one_error_line
 from conftest import invoke_eval as invoke
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -31,18 +32,7 @@ C = 6
 N = 120
 
 
-def run_json(args):
-    result = invoke([*args, "--format", "json", "--quiet"])
-    assert result.stderr == ""
-    return json.loads(result.stdout)
-
-
-def one_error_line(result):
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith("Error: ")
-    return result.stderr
+run_json = partial(eval_json, quiet=True)
 
 
 @pytest.fixture(scope="module")

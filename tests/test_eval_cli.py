@@ -11,6 +11,7 @@ import sys
 import click
 import numpy as np
 import pytest
+from conftest import eval_json
 from conftest import invoke_eval as invoke
 
 import arrayloss as al
@@ -21,10 +22,7 @@ N, C = 400, 6
 NAMES = ("ant", "bee", "cat", "dog", "eel", "fox")
 
 
-def run_json(args, **kwargs):
-    result = invoke([*args, "--format", "json"], **kwargs)
-    assert result.stderr == ""
-    return json.loads(result.stdout)
+run_json = eval_json
 
 
 @pytest.fixture

@@ -12,9 +12,11 @@ import json
 import subprocess
 import sys
 import time
+from functools import partial
 
 import numpy as np
 import pytest
+from conftest import eval_json, one_error_line
 from conftest import invoke_eval as invoke
 
 C = 10
@@ -24,19 +26,7 @@ LOSSES = ("cross_entropy", "hinge", "smooth_topk_svm:k=3")
 METRICS = ("accuracy", "top_k_accuracy", "nll", "brier", "ece")
 
 
-def run_json(args):
-    result = invoke([*args, "--format", "json", "--quiet"])
-    assert result.stderr == ""
-    return json.loads(result.stdout)
-
-
-def one_error_line(result):
-    """The single ``Error: ...`` line that makes up the whole of stderr."""
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1, result.stderr
-    assert result.stderr.startswith("Error: ")
-    return result.stderr
+run_json = partial(eval_json, quiet=True)
 
 
 def assert_same_numbers(out, base):

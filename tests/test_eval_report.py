@@ -13,9 +13,11 @@ import json
 import os
 import sys
 from fractions import Fraction
+from functools import partial
 
 import numpy as np
 import pytest
+from conftest import eval_json, one_error_line
 from conftest import invoke_eval as invoke
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -259,10 +261,7 @@ def test_group_sums_are_exact(seed, n, groups, weighted):
 # --------------------------------------------------------------------------- #
 
 
-def run_json(args):
-    result = invoke([*args, "--format", "json", "--quiet"])
-    assert result.stderr == ""
-    return json.loads(result.stdout)
+run_json = partial(eval_json, quiet=True)
 
 
 REPORT = [
@@ -369,13 +368,6 @@ def test_reliability_tally_is_exact_under_streaming(data):
         merged = part.merge(merged)
     assert merged.result() == whole.result()
     assert whole.result()["ece"] == M.ECE(10).update(z, y, weights=w).result()
-
-
-def one_error_line(result):
-    assert result.stdout == ""
-    assert "Traceback" not in result.stderr
-    assert result.stderr.count("\n") == 1, result.stderr
-    return result.stderr
 
 
 def test_plot_without_matplotlib(files, tmp_path, monkeypatch):
