@@ -55,6 +55,21 @@ np.save(ypath, y)
 """
 
 
+def prediction_files(folder: str, rows: int, classes: int) -> tuple[str, str, str]:
+    """``logits.npy`` and ``labels.npy`` written into ``folder`` by
+    `write_predictions`, and a line describing them (size, time to write)."""
+    t0 = time.perf_counter()
+    zpath = os.path.join(folder, "logits.npy")
+    ypath = os.path.join(folder, "labels.npy")
+    write_predictions(zpath, ypath, rows, classes)
+    size = os.path.getsize(zpath) / 1e6
+    line = (
+        f"data: {rows} x {classes} float32 = {size:.0f} MB "
+        f"(written in {time.perf_counter() - t0:.1f} s)"
+    )
+    return zpath, ypath, line
+
+
 def write_predictions(
     zpath: str, ypath: str, rows: int, classes: int, seed: int = 0
 ) -> None:

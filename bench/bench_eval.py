@@ -39,9 +39,8 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
-from _common import run_child, write_predictions
+from _common import prediction_files, run_child
 
 PLAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stream_ce_numpy.py")
 THREAD_VARS = (
@@ -101,15 +100,8 @@ def main() -> None:
     rows = args.chunk_size or chunk_rows(args.classes)
     folder = tempfile.mkdtemp(prefix="bench_eval_", dir=args.dir)
     try:
-        t0 = time.perf_counter()
-        zpath = os.path.join(folder, "logits.npy")
-        ypath = os.path.join(folder, "labels.npy")
-        write_predictions(zpath, ypath, args.rows, args.classes)
-        size = os.path.getsize(zpath) / 1e6
-        print(
-            f"data: {args.rows} x {args.classes} float32 = {size:.0f} MB "
-            f"(written in {time.perf_counter() - t0:.1f} s), {rows} rows a chunk"
-        )
+        zpath, ypath, line = prediction_files(folder, args.rows, args.classes)
+        print(f"{line}, {rows} rows a chunk")
         for key, value in environment().items():
             print(f"  {key}: {value}")
         print(f"  load average at start: {load()}")

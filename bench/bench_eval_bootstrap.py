@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import tempfile
-import time
 
-from _common import run_child, write_predictions
+from _common import prediction_files, run_child
 
 
 def main() -> None:
@@ -45,15 +43,8 @@ def main() -> None:
 
     folder = tempfile.mkdtemp(prefix="bench_boot_", dir=args.dir)
     try:
-        t0 = time.perf_counter()
-        zpath = os.path.join(folder, "logits.npy")
-        ypath = os.path.join(folder, "labels.npy")
-        write_predictions(zpath, ypath, args.rows, args.classes)
-        size = os.path.getsize(zpath) / 1e6
-        print(
-            f"data: {args.rows} x {args.classes} float32 = {size:.0f} MB "
-            f"(written in {time.perf_counter() - t0:.1f} s) in {folder}"
-        )
+        zpath, ypath, line = prediction_files(folder, args.rows, args.classes)
+        print(f"{line} in {folder}")
         plain = [
             sys.executable, "-m", "arrayloss", "eval", zpath, ypath, "--quiet",
             "--format", "json",
