@@ -7,11 +7,12 @@ zero contributes nothing to the gradient.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from .. import _xp
 from .._api import Kernel, Targets
-from .._doc import fill_doc
+from .._doc import filler
 from .._typing import Array, Namespace
 from .._validation import check_real
 from ._public import call, grad_twin
@@ -34,41 +35,28 @@ def _check(*, n_classes: int, margin: float) -> dict[str, Any]:
     return {"margin": check_real("margin", margin, low=0)}
 
 
-def _one_vs_all(
-    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, margin: float, power: int
-) -> tuple[Array, Array | None]:
-    """sum_j max(0, m - yhat_j z_j)**power with yhat = 2t - 1."""
-    yhat = 2 * t.probs - 1
-    h = xp.maximum(margin - yhat * z, xp.zeros_like(z))
-    if power == 1:
-        loss = xp.sum(h, axis=1)
-        grad = xp.where(h > 0, -yhat, xp.zeros_like(z)) if want_grad else None
-    elif power == 2:
-        loss = xp.sum(h * h, axis=1)
-        grad = -2 * yhat * h if want_grad else None
-    else:
-        h2 = h * h
-        loss = xp.sum(h2 * h, axis=1)
-        grad = -3 * yhat * h2 if want_grad else None
-    return loss, grad
+def _one_vs_all(power: int) -> Callable[..., tuple[Array, Array | None]]:
+    """The kernel of ``sum_j max(0, m - yhat_j z_j)**power`` with ``yhat = 2t - 1``
+    (``power`` 1, 2 or 3: the hinge, squared and cubed hinge)."""
 
+    def rows(
+        z: Array, t: Targets, *, xp: Namespace, want_grad: bool, margin: float
+    ) -> tuple[Array, Array | None]:
+        yhat = 2 * t.probs - 1
+        h = xp.maximum(margin - yhat * z, xp.zeros_like(z))
+        if power == 1:
+            loss = xp.sum(h, axis=1)
+            grad = xp.where(h > 0, -yhat, xp.zeros_like(z)) if want_grad else None
+        elif power == 2:
+            loss = xp.sum(h * h, axis=1)
+            grad = -2 * yhat * h if want_grad else None
+        else:
+            h2 = h * h
+            loss = xp.sum(h2 * h, axis=1)
+            grad = -3 * yhat * h2 if want_grad else None
+        return loss, grad
 
-def _hinge_rows(
-    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, margin: float
-) -> tuple[Array, Array | None]:
-    return _one_vs_all(z, t, xp=xp, want_grad=want_grad, margin=margin, power=1)
-
-
-def _squared_hinge_rows(
-    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, margin: float
-) -> tuple[Array, Array | None]:
-    return _one_vs_all(z, t, xp=xp, want_grad=want_grad, margin=margin, power=2)
-
-
-def _cubed_hinge_rows(
-    z: Array, t: Targets, *, xp: Namespace, want_grad: bool, margin: float
-) -> tuple[Array, Array | None]:
-    return _one_vs_all(z, t, xp=xp, want_grad=want_grad, margin=margin, power=3)
+    return rows
 
 
 def _multiclass_hinge_rows(
@@ -100,11 +88,9 @@ def _crammer_singer_rows(
     return loss, (star - xp.astype(t.mask, z.dtype)) * active
 
 
-_HINGE_KERNEL = Kernel("hinge", _hinge_rows, check_params=_check)
-_SQUARED_HINGE_KERNEL = Kernel(
-    "squared_hinge", _squared_hinge_rows, check_params=_check
-)
-_CUBED_HINGE_KERNEL = Kernel("cubed_hinge", _cubed_hinge_rows, check_params=_check)
+_HINGE_KERNEL = Kernel("hinge", _one_vs_all(1), check_params=_check)
+_SQUARED_HINGE_KERNEL = Kernel("squared_hinge", _one_vs_all(2), check_params=_check)
+_CUBED_HINGE_KERNEL = Kernel("cubed_hinge", _one_vs_all(3), check_params=_check)
 _MULTICLASS_HINGE_KERNEL = Kernel(
     "multiclass_hinge", _multiclass_hinge_rows, soft_labels=False, check_params=_check
 )
@@ -120,7 +106,27 @@ _CRAMMER_SINGER_KERNEL = Kernel(
 # ----------------------------------------------------------------- one-vs-all (Janocha)
 
 
-@fill_doc
+_fill = filler(
+    {
+        "one_vs_all_sections": """\
+%(parameters)s
+margin : float >= 0
+    The margin ``m``.
+%(common_returns)s
+
+Raises
+------
+ValueError
+    If ``margin`` is negative.
+
+%(references_janocha)s""",
+    }
+)
+"""`arrayloss._doc.fill_doc` with the sections the three one-vs-all hinges share
+(parameters to references)."""
+
+
+@_fill
 def hinge(
     logits: Array,
     labels: Array,
@@ -148,17 +154,7 @@ def hinge(
     constant ``m``); for one-hot ``t`` this is the usual one-vs-all hinge.  At a
     kink the subgradient is 0 (``1[0 > 0] = 0``).
 
-    %(parameters)s
-    margin : float >= 0
-        The margin ``m``.
-    %(common_returns)s
-
-    Raises
-    ------
-    ValueError
-        If ``margin`` is negative.
-
-    %(references_janocha)s
+    %(one_vs_all_sections)s
 
     %(examples)s
     >>> print(f"{float(al.hinge(s, np.array([2]))):.6f}")
@@ -172,7 +168,7 @@ def hinge(
 hinge_and_grad = grad_twin(_HINGE_KERNEL, hinge)
 
 
-@fill_doc
+@_fill
 def squared_hinge(
     logits: Array,
     labels: Array,
@@ -199,17 +195,7 @@ def squared_hinge(
     :math:`\hat y = 2t - 1`, as in :func:`hinge`.  The value overflows to ``inf``
     only where the true value exceeds the dtype's range.
 
-    %(parameters)s
-    margin : float >= 0
-        The margin ``m``.
-    %(common_returns)s
-
-    Raises
-    ------
-    ValueError
-        If ``margin`` is negative.
-
-    %(references_janocha)s
+    %(one_vs_all_sections)s
     .. [2] Y. Tang, "Deep Learning using Linear Support Vector Machines", ICML 2013
        Challenges in Representation Learning workshop; arXiv:1306.0239.
 
@@ -225,7 +211,7 @@ def squared_hinge(
 squared_hinge_and_grad = grad_twin(_SQUARED_HINGE_KERNEL, squared_hinge)
 
 
-@fill_doc
+@_fill
 def cubed_hinge(
     logits: Array,
     labels: Array,
@@ -251,17 +237,7 @@ def cubed_hinge(
     :func:`hinge`.  The value overflows to ``inf`` only where the true value
     exceeds the dtype's range.
 
-    %(parameters)s
-    margin : float >= 0
-        The margin ``m``.
-    %(common_returns)s
-
-    Raises
-    ------
-    ValueError
-        If ``margin`` is negative.
-
-    %(references_janocha)s
+    %(one_vs_all_sections)s
 
     %(examples)s
     >>> print(f"{float(al.cubed_hinge(s, np.array([2]))):.6f}")
@@ -276,7 +252,7 @@ cubed_hinge_and_grad = grad_twin(_CUBED_HINGE_KERNEL, cubed_hinge)
 # ---------------------------------------------------------------- multiclass SVMs
 
 
-@fill_doc
+@_fill
 def multiclass_hinge(
     logits: Array,
     labels: Array,
@@ -337,7 +313,7 @@ def multiclass_hinge(
 multiclass_hinge_and_grad = grad_twin(_MULTICLASS_HINGE_KERNEL, multiclass_hinge)
 
 
-@fill_doc
+@_fill
 def crammer_singer(
     logits: Array,
     labels: Array,
