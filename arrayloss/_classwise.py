@@ -50,11 +50,12 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 
 from ._exact_groups import ExactVector, group_sums
+from ._metric_rows import _Batches
 from ._validation import check_int
 from ._xp import to_numpy
 
@@ -65,34 +66,6 @@ _WEIGHTED_BLOCK = 1 << 16
 
 _QUANTUM = 60
 """Probabilities are rounded to multiples of ``2**-_QUANTUM`` in the calibration sums."""
-
-
-_T = TypeVar("_T", bound="_Batches")
-
-
-class _Batches:
-    """``update``: a batch from any array library, validated as the metrics do."""
-
-    _name = "tally"
-
-    def _add(self: _T, rows: Any) -> _T:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def update(
-        self: _T,
-        scores: Any,
-        labels: Any,
-        /,
-        *,
-        weights: Any = None,
-        axis: int = -1,
-        input: str = "logits",
-    ) -> _T:
-        """A new tally with the batch added (arguments as `arrayloss.metrics.ece`)."""
-        from .metrics import _prepare
-
-        rows = _prepare(self._name, scores, labels, weights, axis=axis, input=input)
-        return self._add(rows)
 
 
 class _State:
