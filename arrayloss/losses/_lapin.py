@@ -18,7 +18,7 @@ from typing import Any
 import array_api_extra as xpx
 
 from .. import _xp
-from .._api import Kernel, Targets
+from .._api import CheckParams, Kernel, KernelRows, Targets
 from .._doc import filler
 from .._typing import Array, Namespace
 from .._validation import check_int, check_real
@@ -111,6 +111,12 @@ def _with_target(g: Array, t: Targets, *, xp: Namespace) -> Array:
     return g - xp.astype(t.mask, g.dtype) * xp.sum(g, axis=1, keepdims=True)
 
 
+def _kernel(name: str, rows: KernelRows, check: CheckParams) -> Kernel:
+    """A Lapin loss's kernel: class indices only, at least two classes (a label and
+    a competitor), ``k`` checked against the class count at the call."""
+    return Kernel(name, rows, soft_labels=False, min_classes=2, check_params=check)
+
+
 # ------------------------------------------------------------------- top-k hinge α
 
 
@@ -129,13 +135,7 @@ def _hinge_alpha_rows(
     return loss, _with_target(xp.astype(on, z.dtype) / k, t, xp=xp)
 
 
-_KERNEL_ALPHA = Kernel(
-    "topk_hinge_alpha",
-    _hinge_alpha_rows,
-    soft_labels=False,
-    min_classes=2,
-    check_params=_check_hinge,
-)
+_KERNEL_ALPHA = _kernel("topk_hinge_alpha", _hinge_alpha_rows, _check_hinge)
 
 
 _fill = filler(
@@ -152,17 +152,23 @@ Raises
 ValueError
     If ``k`` is not in ``[1, C - 1]``, ``margin`` is negative, or the labels
     are soft or out of range.""",
-        "raises_k": """Raises
+        "entropy_sections": """%(common_returns)s
+
+Raises
 ------
 ValueError
-    If ``k`` is not in ``[1, C - 1]`` or the labels are soft or out of range.""",
+    If ``k`` is not in ``[1, C - 1]`` or the labels are soft or out of range.
+
+%(references_cvpr)s""",
         "references_cvpr": """References
 ----------
 .. [1] M. Lapin, M. Hein and B. Schiele, "Loss Functions for Top-k Error:
    Analysis and Insights", CVPR 2016.""",
     }
 )
-"""`arrayloss._doc.fill_doc` with the blocks the four top-k losses share."""
+"""`arrayloss._doc.fill_doc` with the blocks the four top-k losses share: the
+hinges' sections from parameters to raises, the entropies' from returns to
+references, and the CVPR paper."""
 
 
 @_fill
@@ -234,13 +240,7 @@ def _hinge_beta_rows(
     return loss, _with_target(xp.astype(on, z.dtype) / k, t, xp=xp)
 
 
-_KERNEL_BETA = Kernel(
-    "topk_hinge_beta",
-    _hinge_beta_rows,
-    soft_labels=False,
-    min_classes=2,
-    check_params=_check_hinge,
-)
+_KERNEL_BETA = _kernel("topk_hinge_beta", _hinge_beta_rows, _check_hinge)
 
 
 @_fill
@@ -340,13 +340,7 @@ def _entropy_rows(
     return loss, _with_target(x, t, xp=xp)
 
 
-_KERNEL_ENTROPY = Kernel(
-    "topk_entropy",
-    _entropy_rows,
-    soft_labels=False,
-    min_classes=2,
-    check_params=_check_k,
-)
+_KERNEL_ENTROPY = _kernel("topk_entropy", _entropy_rows, _check_k)
 
 
 @_fill
@@ -407,11 +401,7 @@ def topk_entropy(
     %(parameters_c2_index)s
     k : int
         The ``k`` of the top-k simplex, ``1 <= k <= C - 1``.
-    %(common_returns)s
-
-    %(raises_k)s
-
-    %(references_cvpr)s
+    %(entropy_sections)s
     .. [2] M. Lapin, M. Hein and B. Schiele, "Analysis and Optimization of Loss
        Functions for Multiclass, Top-k, and Multilabel Classification", TPAMI
        2018 (arXiv:1612.03663).
@@ -447,13 +437,7 @@ def _truncated_rows(
     return loss, _with_target(x, t, xp=xp)
 
 
-_KERNEL_TRUNCATED = Kernel(
-    "truncated_topk_entropy",
-    _truncated_rows,
-    soft_labels=False,
-    min_classes=2,
-    check_params=_check_k,
-)
+_KERNEL_TRUNCATED = _kernel("truncated_topk_entropy", _truncated_rows, _check_k)
 
 
 @_fill
@@ -494,11 +478,7 @@ def truncated_topk_entropy(
     %(parameters_c2_index)s
     k : int
         ``k - 1`` competitors are dropped, ``1 <= k <= C - 1``.
-    %(common_returns)s
-
-    %(raises_k)s
-
-    %(references_cvpr)s
+    %(entropy_sections)s
 
     %(examples)s
     >>> print(f"{float(al.truncated_topk_entropy(s, np.array([2]), k=2)):.6f}")

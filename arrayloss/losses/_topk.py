@@ -7,7 +7,7 @@ from typing import Any
 
 from .. import _esp_compiled, _xp
 from .._api import Kernel, Targets
-from .._doc import fill_doc
+from .._doc import filler
 from .._typing import Array, Namespace
 from .._validation import check_choice, check_int, check_real
 from ..esp import _log_ratio_and_grad
@@ -212,7 +212,19 @@ _HARD = Kernel(
 )
 
 
-@fill_doc
+_fill = filler(
+    {
+        "references_berrada": """\
+References
+----------
+.. [1] L. Berrada, A. Zisserman and M. P. Kumar, "Smooth Loss Functions for
+   Deep Top-k Classification", ICLR 2018, arXiv:1802.07595.""",
+    }
+)
+"""`arrayloss._doc.fill_doc` with the paper both top-k SVMs cite."""
+
+
+@_fill
 def smooth_topk_svm(
     logits: Array,
     labels: Array,
@@ -288,10 +300,7 @@ def smooth_topk_svm(
         For ``k`` outside ``1 <= k < C``, ``tau <= 0``, ``alpha < 0``, a
         ``hard_threshold`` below 1, or soft labels.
 
-    References
-    ----------
-    .. [1] L. Berrada, A. Zisserman and M. P. Kumar, "Smooth Loss Functions for
-       Deep Top-k Classification", ICLR 2018, arXiv:1802.07595.
+    %(references_berrada)s
 
     %(examples)s
     >>> y = np.array([2])
@@ -307,7 +316,7 @@ def smooth_topk_svm(
 smooth_topk_svm_and_grad = grad_twin(_SMOOTH, smooth_topk_svm)
 
 
-@fill_doc
+@_fill
 def topk_svm(
     logits: Array,
     labels: Array,
@@ -343,10 +352,7 @@ def topk_svm(
         Margin, ``alpha >= 0``.
     %(common_returns)s
 
-    References
-    ----------
-    .. [1] L. Berrada, A. Zisserman and M. P. Kumar, "Smooth Loss Functions for
-       Deep Top-k Classification", ICLR 2018, arXiv:1802.07595.
+    %(references_berrada)s
 
     %(examples)s
     >>> print(f"{float(al.topk_svm(s, np.array([2]), k=2)):.6f}")
