@@ -19,7 +19,7 @@ from conftest import invoke_eval as invoke
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from arrayloss import _exact
+from arrayloss import _exact, _metric_rows
 from arrayloss import metrics as M
 from arrayloss.cli import _engine
 
@@ -276,7 +276,7 @@ def test_indicator_sums_are_counts_and_selected_weights(rng):
 def test_packed_row_counts_are_count_nonzero(n, c, density, seed):
     mask = np.random.default_rng(seed).random((n, c)) < density
     mask[: n // 3] = True  # full rows: the largest count a byte lane holds
-    counts = M._count_rows(mask, xp=np)
+    counts = _metric_rows._count_rows(mask, xp=np)
     np.testing.assert_array_equal(counts, np.count_nonzero(mask, axis=1))
     assert counts.dtype == np.int64
 
