@@ -44,7 +44,15 @@ IO_HINT = 'pip install "arrayloss[io]"'
 """How to install pyarrow, named by the error when it is missing."""
 
 BATCH_ROWS = 65536
-"""Rows per record batch read from a Parquet file."""
+"""The most rows per record batch read from a Parquet file."""
+
+BATCH_VALUES = 1 << 21
+"""The most values per record batch read from a Parquet file (``BATCH_ROWS``
+rows of up to 32 columns; fewer rows of more)."""
+
+PARQUET_BUFFER = 1 << 16
+"""Bytes of a column chunk read at a time: a Parquet file is read page by page,
+not a column chunk (a row group's worth of a column) at once."""
 
 _PARQUET = (".parquet", ".pq")
 
@@ -80,13 +88,16 @@ class _ArrowFile:
         self._done = 0
         self._n_batches: int | None = None
         self._read_batches = 0
+        self.batch_rows = BATCH_ROWS
         self._file: Any = None
         self._ipc: Any = None
         self.parquet = os.path.splitext(path)[1].lower() in _PARQUET
         errors = (pa.ArrowException, OSError, ValueError)
         try:
             if self.parquet:
-                self._pf = pa.parquet.ParquetFile(path, pre_buffer=False)
+                self._pf = pa.parquet.ParquetFile(
+                    path, pre_buffer=False, buffer_size=PARQUET_BUFFER
+                )
                 self.schema = self._pf.schema_arrow
                 self.n_rows = int(self._pf.metadata.num_rows)
             else:
@@ -124,8 +135,11 @@ class _ArrowFile:
         if len(set(names)) != len(names):
             msg = f"{self.label} has two columns named alike among {names}"
             raise DataError(msg)
+        self.batch_rows = max(1, min(BATCH_ROWS, BATCH_VALUES // max(1, len(names))))
         if self.parquet:
-            self._batches = self._row_groups(names)
+            self._batches = self._pf.iter_batches(
+                batch_size=self.batch_rows, columns=names, use_threads=False
+            )
         elif self._n_batches is not None:
             ipc = self._ipc
             self._batches = (
@@ -133,14 +147,6 @@ class _ArrowFile:
             )
         else:
             self._batches = (b.select(list(columns)) for b in self._ipc)
-
-    def _row_groups(self, names: list[str]) -> Iterator[Any]:
-        """The batches of each row group in turn: a row group is decoded whole
-        (``ParquetFile.iter_batches`` holds several at once, twice the memory)."""
-        for i in range(self._pf.num_row_groups):
-            table = self._pf.read_row_group(i, columns=names)
-            yield from table.to_batches(max_chunksize=BATCH_ROWS)
-            del table
 
     def _next(self) -> Any:
         assert self._batches is not None
@@ -164,9 +170,9 @@ class _ArrowFile:
                 self._have += batch.num_rows
         return self._pending[0]
 
-    def take(self, n: int) -> Any:
-        """The next ``min(n, rows left)`` rows as a `pyarrow.Table`, or ``None``
-        when none are left."""
+    def take(self, n: int) -> list[Any]:
+        """The next ``min(n, rows left)`` rows as record batches (slices of those
+        read, never copied), none when no rows are left."""
         while self._have < n:
             batch = self._next()
             if batch is None:
@@ -175,14 +181,12 @@ class _ArrowFile:
                 self._pending.append(batch)
                 self._have += batch.num_rows
         want = min(n, self._have)
-        if want == 0:
-            return None
         out: list[Any] = []
         got = 0
         while got < want:
             batch = self._pending[0]
             k = min(want - got, batch.num_rows)
-            out.append(batch.slice(0, k))
+            out.append(batch if k == batch.num_rows else batch.slice(0, k))
             if k == batch.num_rows:
                 self._pending.pop(0)
             else:
@@ -190,7 +194,7 @@ class _ArrowFile:
             got += k
         self._have -= want
         self._done += want
-        return self.pa.Table.from_batches(out)
+        return out
 
     def progress(self) -> tuple[int, int] | None:
         if self.n_rows is not None:
@@ -276,7 +280,6 @@ class _Reader:
             self.n_cols = len(columns)
         else:
             self.n_cols = None
-        self._one_type = len(set(types)) == 1 and hasattr(pa.RecordBatch, "to_tensor")
         self.dtype = (
             np.result_type(*(t.to_pandas_dtype() for t in types))
             if kind in ("scores", "soft", "weights") and not self.is_list
@@ -289,13 +292,17 @@ class _Reader:
             return np.empty((0, self.n_cols or 0), dtype=self.dtype or np.float64)
         return np.empty(0, dtype=self.dtype or np.float64)
 
-    def convert(self, table: Any, start: int) -> np.ndarray:
-        """The NumPy rows of this role's columns of ``table`` (``None``: no rows;
-        ``start``: the row number of its first, for messages)."""
-        if table is None:
+    def convert(self, batches: list[Any], start: int) -> np.ndarray:
+        """The NumPy rows of this role's columns of ``batches`` (record batches
+        of the same columns; none: no rows; ``start``: the row number of the
+        first, for messages)."""
+        if not batches:
             return self.empty()
-        m = table.num_rows
-        cols = [table.column(name) for name in self.names]
+        m = sum(b.num_rows for b in batches)
+        if self.kind in ("scores", "soft") and not self.is_list:
+            return self._columns(batches, m, start)
+        cols = [self.f.pa.chunked_array([b.column(name) for b in batches])
+                for name in self.names]  # fmt: skip
         for name, col in zip(self.names, cols, strict=True):
             if col.null_count:
                 i = _first_null(col)
@@ -305,21 +312,27 @@ class _Reader:
             return self._list_rows(cols[0], m, start)
         if self.kind == "labels":
             return _labels(self.f.pa, cols[0])
-        if self.kind == "weights":
-            return np.asarray(cols[0].to_numpy(), dtype=self.dtype)
+        return np.asarray(cols[0].to_numpy(), dtype=self.dtype)
+
+    def _columns(self, batches: list[Any], m: int, start: int) -> np.ndarray:
+        """The ``(m, C)`` rows of one numeric column per class, in C order: each
+        column's values (a zero-copy view of the batch) written straight into
+        its column of the rows, one copy in all."""
         assert self.dtype is not None
-        out = np.empty((m, len(cols)), dtype=self.dtype)
-        if self._one_type and len(cols) > 1:
-            # one C++ call per batch writes the rows (twice as fast as a column
-            # at a time); the types are one, so no value is converted
-            row = 0
-            for batch in table.select(self.names).to_batches():
-                k = batch.num_rows
-                out[row : row + k] = batch.to_tensor(row_major=True).to_numpy()
-                row += k
-            return out
-        for k, col in enumerate(cols):
-            out[:, k] = col.to_numpy()
+        out = np.empty((m, len(self.names)), dtype=self.dtype)
+        row = 0
+        for batch in batches:
+            k = batch.num_rows
+            schema = batch.schema
+            rows = out[row : row + k]
+            for j, name in enumerate(self.names):
+                col = batch.column(schema.get_field_index(name))
+                if col.null_count:
+                    i = _first_null(col)
+                    msg = f"{self.f.label} row {start + row + i}, column {name!r}: a missing value (null)"
+                    raise DataError(msg)
+                rows[:, j] = col.to_numpy(zero_copy_only=False)
+            row += k
         return out
 
     def _list_rows(self, col: Any, m: int, start: int) -> np.ndarray:
@@ -386,24 +399,27 @@ class _ArrowSource(Source):
             if first is None:
                 msg = f"{f.label} has no rows"
                 raise DataError(msg)
-            reader.convert(f.pa.Table.from_batches([first.slice(0, 1)]), 0)
+            reader.convert([first.slice(0, 1)], 0)
         self.n_cols = reader.n_cols
         self.dtype = reader.dtype
 
     def _fill(self, n: int) -> None:
-        """Convert whole batches of `BATCH_ROWS` rows until ``n`` rows wait (one
-        conversion per batch, however small the chunks asked for)."""
+        """Convert rows until ``n`` wait: about `_ArrowFile.batch_rows` at a
+        time, a whole number of reads of ``n`` (one conversion per batch however
+        small the chunks asked for, and each chunk a view of one)."""
         while self._have < n:
-            table = self._f.take(max(n - self._have, BATCH_ROWS))
-            if table is None:
+            step = n * max(1, self._f.batch_rows // n)
+            batches = self._f.take(max(n, step) - self._have)
+            if not batches:
                 return
-            main = self._reader.convert(table, self._pos)
+            m = sum(b.num_rows for b in batches)
+            main = self._reader.convert(batches, self._pos)
             extra = None
             if self._labels_reader is not None:
-                extra = self._labels_reader.convert(table, self._pos)
-            self._pos += table.num_rows
+                extra = self._labels_reader.convert(batches, self._pos)
+            self._pos += m
             self._pending.append((main, extra))
-            self._have += table.num_rows
+            self._have += m
 
     def read(self, n: int) -> np.ndarray:
         self._fill(n)
