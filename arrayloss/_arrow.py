@@ -4,14 +4,15 @@ pyarrow is the optional extra ``io`` (``pip install "arrayloss[io]"``) and is
 imported only when such a file is opened; without it, opening one is a
 `UsageError` naming the extra.
 
-A file is read in record batches, so memory stays bounded by a batch (for
-Parquet, by the row group being decoded: its columns decoded, plus their stored
-size) whatever the file's size, and rows are handed out in exactly the chunks
-asked for: the numbers are the same at every chunk size, and the same as for the
-data saved as ``.npy``.
+A file is read in record batches, so memory stays bounded whatever the file's
+size, and rows are handed out in exactly the chunks asked for: the numbers are
+the same at every chunk size, and the same as for the data saved as ``.npy``.
 
-* Parquet (``.parquet``, ``.pq``): one row group at a time
-  (`pyarrow.parquet.ParquetFile.read_row_group`), only the columns used.
+* Parquet (``.parquet``, ``.pq``): batches of at most `BATCH_VALUES` values
+  (`pyarrow.parquet.ParquetFile.iter_batches`, columns decoded in parallel), only
+  the columns used, page by page (`PARQUET_BUFFER`): memory is a batch plus, for
+  each column, the page being decoded and its dictionary (about 3 MB a column as
+  pyarrow and pandas write by default), whatever the size of the row groups.
 * Feather v2 / Arrow IPC (``.feather``, ``.arrow``, ``.ipc``): the IPC file
   format batch by batch (compressed buffers included), or the IPC stream format.
 
@@ -51,8 +52,9 @@ BATCH_VALUES = 1 << 21
 rows of up to 32 columns; fewer rows of more)."""
 
 PARQUET_BUFFER = 1 << 16
-"""Bytes of a column chunk read at a time: a Parquet file is read page by page,
-not a column chunk (a row group's worth of a column) at once."""
+"""Bytes of a column read at a time: a Parquet file is read page by page, not a
+column chunk (a row group's worth of a column, ~400 MB for 100 float32 columns
+of a million rows as ``df.to_parquet()`` writes them) at once."""
 
 _PARQUET = (".parquet", ".pq")
 
@@ -96,7 +98,9 @@ class _ArrowFile:
         try:
             if self.parquet:
                 self._pf = pa.parquet.ParquetFile(
-                    path, pre_buffer=False, buffer_size=PARQUET_BUFFER
+                    path,
+                    pre_buffer=False,
+                    buffer_size=PARQUET_BUFFER,
                 )
                 self.schema = self._pf.schema_arrow
                 self.n_rows = int(self._pf.metadata.num_rows)
@@ -138,7 +142,9 @@ class _ArrowFile:
         self.batch_rows = max(1, min(BATCH_ROWS, BATCH_VALUES // max(1, len(names))))
         if self.parquet:
             self._batches = self._pf.iter_batches(
-                batch_size=self.batch_rows, columns=names, use_threads=False
+                batch_size=self.batch_rows,
+                columns=names,
+                use_threads=True,
             )
         elif self._n_batches is not None:
             ipc = self._ipc
@@ -298,27 +304,37 @@ class _Reader:
         first, for messages)."""
         if not batches:
             return self.empty()
-        m = sum(b.num_rows for b in batches)
         if self.kind in ("scores", "soft") and not self.is_list:
-            return self._columns(batches, m, start)
-        cols = [self.f.pa.chunked_array([b.column(name) for b in batches])
-                for name in self.names]  # fmt: skip
-        for name, col in zip(self.names, cols, strict=True):
-            if col.null_count:
-                i = _first_null(col)
-                msg = f"{self.f.label} row {start + i}, column {name!r}: a missing value (null)"
-                raise DataError(msg)
+            return self._columns(batches, start)
+        name = self.names[0]
+        chunks = [b.column(name) for b in batches]
+        row = start
+        for chunk in chunks:
+            self._no_nulls(chunk, name, row)
+            row += len(chunk)
+        pa = self.f.pa
         if self.is_list:
-            return self._list_rows(cols[0], m, start)
-        if self.kind == "labels":
-            return _labels(self.f.pa, cols[0])
-        return np.asarray(cols[0].to_numpy(), dtype=self.dtype)
+            return self._list_rows(pa.chunked_array(chunks), row - start, start)
+        if self.kind == "labels" and not _numeric(pa, chunks[0].type):
+            return _labels(pa, pa.chunked_array(chunks))
+        values = _joined([_numpy(c) for c in chunks], self)
+        return (
+            values if self.kind == "labels" else values.astype(self.dtype, copy=False)
+        )
 
-    def _columns(self, batches: list[Any], m: int, start: int) -> np.ndarray:
+    def _no_nulls(self, col: Any, name: str, start: int) -> None:
+        """A `DataError` naming the row of the first null of ``col``, if any."""
+        if col.null_count:
+            i = _first_null(col)
+            msg = f"{self.f.label} row {start + i}, column {name!r}: a missing value (null)"
+            raise DataError(msg)
+
+    def _columns(self, batches: list[Any], start: int) -> np.ndarray:
         """The ``(m, C)`` rows of one numeric column per class, in C order: each
-        column's values (a zero-copy view of the batch) written straight into
-        its column of the rows, one copy in all."""
+        column's values (a view of the batch's buffer) are written straight
+        into its column of the rows, one copy in all."""
         assert self.dtype is not None
+        m = sum(b.num_rows for b in batches)
         out = np.empty((m, len(self.names)), dtype=self.dtype)
         row = 0
         for batch in batches:
@@ -327,11 +343,8 @@ class _Reader:
             rows = out[row : row + k]
             for j, name in enumerate(self.names):
                 col = batch.column(schema.get_field_index(name))
-                if col.null_count:
-                    i = _first_null(col)
-                    msg = f"{self.f.label} row {start + row + i}, column {name!r}: a missing value (null)"
-                    raise DataError(msg)
-                rows[:, j] = col.to_numpy(zero_copy_only=False)
+                self._no_nulls(col, name, start + row)
+                rows[:, j] = _numpy(col)
             row += k
         return out
 
@@ -339,7 +352,7 @@ class _Reader:
         import pyarrow.compute as pc
 
         arr = col.combine_chunks()
-        lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+        lengths = _numpy(pc.list_value_length(arr))
         if self.n_cols is None:
             self.n_cols = int(lengths[0]) if m else None
         if m and (lengths != self.n_cols).any():
@@ -354,9 +367,24 @@ class _Reader:
             i = _first_null(flat) // max(1, self.n_cols or 1)
             msg = f"{self.f.label} row {start + i}, column {self.names[0]!r}: a missing value (null)"
             raise DataError(msg)
-        values = flat.to_numpy(zero_copy_only=False)
+        values = _numpy(flat)
         self.dtype = values.dtype
-        return np.asarray(values).reshape(m, self.n_cols or 0)
+        return values.reshape(m, self.n_cols or 0)
+
+
+def _numpy(col: Any) -> np.ndarray:
+    """A read-only NumPy view of the values of ``col``, an Arrow array of
+    integers or floats without nulls: its data buffer as it is.  (pyarrow's own
+    ``to_numpy`` imports pandas on its first call, ~0.3 s of a run.)"""
+    dtype = np.dtype(col.type.to_pandas_dtype())
+    if not len(col):
+        return np.empty(0, dtype=dtype)
+    return np.frombuffer(
+        col.buffers()[1],
+        dtype=dtype,
+        count=len(col),
+        offset=col.offset * dtype.itemsize,
+    )
 
 
 def _numeric(pa: Any, t: Any) -> bool:
