@@ -59,14 +59,17 @@ of a million rows as ``df.to_parquet()`` writes them) at once."""
 _PARQUET = (".parquet", ".pq")
 
 
-def _pyarrow(label: str) -> Any:
-    """The ``pyarrow`` module (with ``ipc`` and ``parquet`` loaded), or a
-    `UsageError` naming the extra."""
+def _pyarrow(label: str, *, parquet: bool = True) -> Any:
+    """The ``pyarrow`` module with ``parquet`` (else ``ipc``) loaded, or a
+    `UsageError` naming the extra (``pyarrow.compute`` is imported where it is
+    used: only ragged lists and nulls need it)."""
     try:
         import pyarrow as pa
-        import pyarrow.compute
-        import pyarrow.ipc
-        import pyarrow.parquet
+
+        if parquet:
+            import pyarrow.parquet
+        else:
+            import pyarrow.ipc
     except ImportError:
         msg = f"reading {label} needs pyarrow, which is not installed ({IO_HINT})"
         raise UsageError(msg) from None
@@ -105,7 +108,8 @@ class _ArrowFile:
     def __init__(self, path: str, label: str) -> None:
         import os
 
-        pa = _pyarrow(label)
+        parquet = os.path.splitext(path)[1].lower() in _PARQUET
+        pa = _pyarrow(label, parquet=parquet)
         self.pa = pa
         self.label = label
         self.n_rows: int | None = None
@@ -118,7 +122,7 @@ class _ArrowFile:
         self.batch_rows = BATCH_ROWS
         self._file: Any = None
         self._ipc: Any = None
-        self.parquet = os.path.splitext(path)[1].lower() in _PARQUET
+        self.parquet = parquet
         errors = (pa.ArrowException, OSError, ValueError)
         try:
             if self.parquet:
