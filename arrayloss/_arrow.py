@@ -4,14 +4,15 @@ pyarrow is the optional extra ``io`` (``pip install "arrayloss[io]"``) and is
 imported only when such a file is opened; without it, opening one is a
 `UsageError` naming the extra.
 
-A file is read in record batches, so memory stays bounded by a batch (for
-Parquet, by the row group being decoded: its columns decoded, plus their stored
-size) whatever the file's size, and rows are handed out in exactly the chunks
-asked for: the numbers are the same at every chunk size, and the same as for the
-data saved as ``.npy``.
+A file is read in record batches, so memory stays bounded whatever the file's
+size, and rows are handed out in exactly the chunks asked for: the numbers are
+the same at every chunk size, and the same as for the data saved as ``.npy``.
 
-* Parquet (``.parquet``, ``.pq``): one row group at a time
-  (`pyarrow.parquet.ParquetFile.read_row_group`), only the columns used.
+* Parquet (``.parquet``, ``.pq``): batches of at most `BATCH_VALUES` values
+  (`pyarrow.parquet.ParquetFile.iter_batches`, columns decoded in parallel), only
+  the columns used, page by page (`PARQUET_BUFFER`): memory is a batch plus, for
+  each column, the page being decoded and its dictionary (about 3 MB a column as
+  pyarrow and pandas write by default), whatever the size of the row groups.
 * Feather v2 / Arrow IPC (``.feather``, ``.arrow``, ``.ipc``): the IPC file
   format batch by batch (compressed buffers included), or the IPC stream format.
 
@@ -44,23 +45,60 @@ IO_HINT = 'pip install "arrayloss[io]"'
 """How to install pyarrow, named by the error when it is missing."""
 
 BATCH_ROWS = 65536
-"""Rows per record batch read from a Parquet file."""
+"""The most rows per record batch read from a Parquet file."""
+
+BATCH_VALUES = 1 << 21
+"""The most values per record batch read from a Parquet file (``BATCH_ROWS``
+rows of up to 32 columns; fewer rows of more)."""
+
+PARQUET_BUFFER = 1 << 16
+"""Bytes of a column read at a time: a Parquet file is read page by page, not a
+column chunk (a row group's worth of a column, ~400 MB for 100 float32 columns
+of a million rows as ``df.to_parquet()`` writes them) at once."""
 
 _PARQUET = (".parquet", ".pq")
 
 
-def _pyarrow(label: str) -> Any:
-    """The ``pyarrow`` module (with ``ipc`` and ``parquet`` loaded), or a
-    `UsageError` naming the extra."""
+def _pyarrow(label: str, *, parquet: bool = True) -> Any:
+    """The ``pyarrow`` module with ``parquet`` (else ``ipc``) loaded, or a
+    `UsageError` naming the extra (``pyarrow.compute`` is imported where it is
+    used: only ragged lists and nulls need it)."""
     try:
         import pyarrow as pa
-        import pyarrow.compute
-        import pyarrow.ipc
-        import pyarrow.parquet
+
+        if parquet:
+            import pyarrow.parquet
+        else:
+            import pyarrow.ipc
     except ImportError:
         msg = f"reading {label} needs pyarrow, which is not installed ({IO_HINT})"
         raise UsageError(msg) from None
+    _steady_pool(pa)
     return pa
+
+
+def _steady_pool(pa: Any) -> None:
+    """Make jemalloc (else the system allocator) pyarrow's memory pool when it
+    is mimalloc and ``ARROW_DEFAULT_MEMORY_POOL`` does not say otherwise.
+
+    Decoding a Parquet file allocates and frees a page buffer per column page;
+    mimalloc hands the memory back to the system and takes it again, each time
+    as huge pages the kernel zeroes: 2-3 s of system time for 100 float32
+    columns of a million rows on a loaded machine (``perf``: ``clear_page_erms``
+    under ``folio_zero_user``) against 0.5 s with jemalloc or the system
+    allocator, whose peak RSS is lower too.
+    """
+    import os
+
+    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+        return
+    if pa.default_memory_pool().backend_name != "mimalloc":
+        return
+    try:
+        pool = pa.jemalloc_memory_pool()
+    except NotImplementedError:  # a pyarrow built without jemalloc
+        pool = pa.system_memory_pool()
+    pa.set_memory_pool(pool)
 
 
 class _ArrowFile:
@@ -70,7 +108,8 @@ class _ArrowFile:
     def __init__(self, path: str, label: str) -> None:
         import os
 
-        pa = _pyarrow(label)
+        parquet = os.path.splitext(path)[1].lower() in _PARQUET
+        pa = _pyarrow(label, parquet=parquet)
         self.pa = pa
         self.label = label
         self.n_rows: int | None = None
@@ -80,13 +119,18 @@ class _ArrowFile:
         self._done = 0
         self._n_batches: int | None = None
         self._read_batches = 0
+        self.batch_rows = BATCH_ROWS
         self._file: Any = None
         self._ipc: Any = None
-        self.parquet = os.path.splitext(path)[1].lower() in _PARQUET
+        self.parquet = parquet
         errors = (pa.ArrowException, OSError, ValueError)
         try:
             if self.parquet:
-                self._pf = pa.parquet.ParquetFile(path, pre_buffer=False)
+                self._pf = pa.parquet.ParquetFile(
+                    path,
+                    pre_buffer=False,
+                    buffer_size=PARQUET_BUFFER,
+                )
                 self.schema = self._pf.schema_arrow
                 self.n_rows = int(self._pf.metadata.num_rows)
             else:
@@ -124,8 +168,13 @@ class _ArrowFile:
         if len(set(names)) != len(names):
             msg = f"{self.label} has two columns named alike among {names}"
             raise DataError(msg)
+        self.batch_rows = max(1, min(BATCH_ROWS, BATCH_VALUES // max(1, len(names))))
         if self.parquet:
-            self._batches = self._row_groups(names)
+            self._batches = self._pf.iter_batches(
+                batch_size=self.batch_rows,
+                columns=names,
+                use_threads=True,
+            )
         elif self._n_batches is not None:
             ipc = self._ipc
             self._batches = (
@@ -133,14 +182,6 @@ class _ArrowFile:
             )
         else:
             self._batches = (b.select(list(columns)) for b in self._ipc)
-
-    def _row_groups(self, names: list[str]) -> Iterator[Any]:
-        """The batches of each row group in turn: a row group is decoded whole
-        (``ParquetFile.iter_batches`` holds several at once, twice the memory)."""
-        for i in range(self._pf.num_row_groups):
-            table = self._pf.read_row_group(i, columns=names)
-            yield from table.to_batches(max_chunksize=BATCH_ROWS)
-            del table
 
     def _next(self) -> Any:
         assert self._batches is not None
@@ -164,9 +205,9 @@ class _ArrowFile:
                 self._have += batch.num_rows
         return self._pending[0]
 
-    def take(self, n: int) -> Any:
-        """The next ``min(n, rows left)`` rows as a `pyarrow.Table`, or ``None``
-        when none are left."""
+    def take(self, n: int) -> list[Any]:
+        """The next ``min(n, rows left)`` rows as record batches (slices of those
+        read, never copied), none when no rows are left."""
         while self._have < n:
             batch = self._next()
             if batch is None:
@@ -175,14 +216,12 @@ class _ArrowFile:
                 self._pending.append(batch)
                 self._have += batch.num_rows
         want = min(n, self._have)
-        if want == 0:
-            return None
         out: list[Any] = []
         got = 0
         while got < want:
             batch = self._pending[0]
             k = min(want - got, batch.num_rows)
-            out.append(batch.slice(0, k))
+            out.append(batch if k == batch.num_rows else batch.slice(0, k))
             if k == batch.num_rows:
                 self._pending.pop(0)
             else:
@@ -190,7 +229,7 @@ class _ArrowFile:
             got += k
         self._have -= want
         self._done += want
-        return self.pa.Table.from_batches(out)
+        return out
 
     def progress(self) -> tuple[int, int] | None:
         if self.n_rows is not None:
@@ -276,7 +315,6 @@ class _Reader:
             self.n_cols = len(columns)
         else:
             self.n_cols = None
-        self._one_type = len(set(types)) == 1 and hasattr(pa.RecordBatch, "to_tensor")
         self.dtype = (
             np.result_type(*(t.to_pandas_dtype() for t in types))
             if kind in ("scores", "soft", "weights") and not self.is_list
@@ -289,44 +327,61 @@ class _Reader:
             return np.empty((0, self.n_cols or 0), dtype=self.dtype or np.float64)
         return np.empty(0, dtype=self.dtype or np.float64)
 
-    def convert(self, table: Any, start: int) -> np.ndarray:
-        """The NumPy rows of this role's columns of ``table`` (``None``: no rows;
-        ``start``: the row number of its first, for messages)."""
-        if table is None:
+    def convert(self, batches: list[Any], start: int) -> np.ndarray:
+        """The NumPy rows of this role's columns of ``batches`` (record batches
+        of the same columns; none: no rows; ``start``: the row number of the
+        first, for messages)."""
+        if not batches:
             return self.empty()
-        m = table.num_rows
-        cols = [table.column(name) for name in self.names]
-        for name, col in zip(self.names, cols, strict=True):
-            if col.null_count:
-                i = _first_null(col)
-                msg = f"{self.f.label} row {start + i}, column {name!r}: a missing value (null)"
-                raise DataError(msg)
+        if self.kind in ("scores", "soft") and not self.is_list:
+            return self._columns(batches, start)
+        name = self.names[0]
+        chunks = [b.column(name) for b in batches]
+        row = start
+        for chunk in chunks:
+            self._no_nulls(chunk, name, row)
+            row += len(chunk)
+        pa = self.f.pa
         if self.is_list:
-            return self._list_rows(cols[0], m, start)
-        if self.kind == "labels":
-            return _labels(self.f.pa, cols[0])
-        if self.kind == "weights":
-            return np.asarray(cols[0].to_numpy(), dtype=self.dtype)
+            return self._list_rows(pa.chunked_array(chunks), row - start, start)
+        if self.kind == "labels" and not _numeric(pa, chunks[0].type):
+            return _labels(pa, pa.chunked_array(chunks))
+        values = _joined([_numpy(c) for c in chunks], self)
+        return (
+            values if self.kind == "labels" else values.astype(self.dtype, copy=False)
+        )
+
+    def _no_nulls(self, col: Any, name: str, start: int) -> None:
+        """A `DataError` naming the row of the first null of ``col``, if any."""
+        if col.null_count:
+            i = _first_null(col)
+            msg = f"{self.f.label} row {start + i}, column {name!r}: a missing value (null)"
+            raise DataError(msg)
+
+    def _columns(self, batches: list[Any], start: int) -> np.ndarray:
+        """The ``(m, C)`` rows of one numeric column per class, in C order: each
+        column's values (a view of the batch's buffer) are written straight
+        into its column of the rows, one copy in all."""
         assert self.dtype is not None
-        out = np.empty((m, len(cols)), dtype=self.dtype)
-        if self._one_type and len(cols) > 1:
-            # one C++ call per batch writes the rows (twice as fast as a column
-            # at a time); the types are one, so no value is converted
-            row = 0
-            for batch in table.select(self.names).to_batches():
-                k = batch.num_rows
-                out[row : row + k] = batch.to_tensor(row_major=True).to_numpy()
-                row += k
-            return out
-        for k, col in enumerate(cols):
-            out[:, k] = col.to_numpy()
+        m = sum(b.num_rows for b in batches)
+        out = np.empty((m, len(self.names)), dtype=self.dtype)
+        row = 0
+        for batch in batches:
+            k = batch.num_rows
+            schema = batch.schema
+            rows = out[row : row + k]
+            for j, name in enumerate(self.names):
+                col = batch.column(schema.get_field_index(name))
+                self._no_nulls(col, name, start + row)
+                rows[:, j] = _numpy(col)
+            row += k
         return out
 
     def _list_rows(self, col: Any, m: int, start: int) -> np.ndarray:
         import pyarrow.compute as pc
 
         arr = col.combine_chunks()
-        lengths = pc.list_value_length(arr).to_numpy(zero_copy_only=False)
+        lengths = _numpy(pc.list_value_length(arr))
         if self.n_cols is None:
             self.n_cols = int(lengths[0]) if m else None
         if m and (lengths != self.n_cols).any():
@@ -341,9 +396,24 @@ class _Reader:
             i = _first_null(flat) // max(1, self.n_cols or 1)
             msg = f"{self.f.label} row {start + i}, column {self.names[0]!r}: a missing value (null)"
             raise DataError(msg)
-        values = flat.to_numpy(zero_copy_only=False)
+        values = _numpy(flat)
         self.dtype = values.dtype
-        return np.asarray(values).reshape(m, self.n_cols or 0)
+        return values.reshape(m, self.n_cols or 0)
+
+
+def _numpy(col: Any) -> np.ndarray:
+    """A read-only NumPy view of the values of ``col``, an Arrow array of
+    integers or floats without nulls: its data buffer as it is.  (pyarrow's own
+    ``to_numpy`` imports pandas on its first call, ~0.3 s of a run.)"""
+    dtype = np.dtype(col.type.to_pandas_dtype())
+    if not len(col):
+        return np.empty(0, dtype=dtype)
+    return np.frombuffer(
+        col.buffers()[1],
+        dtype=dtype,
+        count=len(col),
+        offset=col.offset * dtype.itemsize,
+    )
 
 
 def _numeric(pa: Any, t: Any) -> bool:
@@ -386,24 +456,27 @@ class _ArrowSource(Source):
             if first is None:
                 msg = f"{f.label} has no rows"
                 raise DataError(msg)
-            reader.convert(f.pa.Table.from_batches([first.slice(0, 1)]), 0)
+            reader.convert([first.slice(0, 1)], 0)
         self.n_cols = reader.n_cols
         self.dtype = reader.dtype
 
     def _fill(self, n: int) -> None:
-        """Convert whole batches of `BATCH_ROWS` rows until ``n`` rows wait (one
-        conversion per batch, however small the chunks asked for)."""
+        """Convert rows until ``n`` wait: about `_ArrowFile.batch_rows` at a
+        time, a whole number of reads of ``n`` (one conversion per batch however
+        small the chunks asked for, and each chunk a view of one)."""
         while self._have < n:
-            table = self._f.take(max(n - self._have, BATCH_ROWS))
-            if table is None:
+            step = n * max(1, self._f.batch_rows // n)
+            batches = self._f.take(max(n, step) - self._have)
+            if not batches:
                 return
-            main = self._reader.convert(table, self._pos)
+            m = sum(b.num_rows for b in batches)
+            main = self._reader.convert(batches, self._pos)
             extra = None
             if self._labels_reader is not None:
-                extra = self._labels_reader.convert(table, self._pos)
-            self._pos += table.num_rows
+                extra = self._labels_reader.convert(batches, self._pos)
+            self._pos += m
             self._pending.append((main, extra))
-            self._have += table.num_rows
+            self._have += m
 
     def read(self, n: int) -> np.ndarray:
         self._fill(n)

@@ -120,12 +120,17 @@ def test_mixed_column_types(tmp_path, data):
 @given(
     rows=st.integers(1, 40),
     group=st.integers(1, 16),
+    batch=st.integers(1, 10),
     reads=st.lists(st.integers(1, 12), min_size=1, max_size=6),
     fmt=st.sampled_from(["parquet", "feather", "stream"]),
 )
-def test_reads_cut_batches_anywhere(tmp_path_factory, rows, group, reads, fmt):
-    """Whatever the row groups or record batches and the sizes asked for, the
-    rows come back in order, each exactly once, with their labels."""
+def test_reads_cut_batches_anywhere(tmp_path_factory, rows, group, batch, reads, fmt):
+    """Whatever the row groups or record batches, the batches a Parquet row
+    group is read in (``batch`` rows) and the sizes asked for, the rows come back
+    in order, each exactly once, with their labels, each read C-contiguous."""
+    from unittest import mock
+
+    from arrayloss import _arrow
     from arrayloss._arrow import open_arrow
 
     d = tmp_path_factory.mktemp("cut")
@@ -134,21 +139,124 @@ def test_reads_cut_batches_anywhere(tmp_path_factory, rows, group, reads, fmt):
     table = _table(z, y, names=["a", "b", "c"])
     path = d / ("t.parquet" if fmt == "parquet" else "t.arrow")
     _write(table, path, fmt, group)
-    src, labels = open_arrow(
-        str(path), "T", "scores", label_column="label", with_labels=True
-    )
-    got, got_y = [], []
-    with src:
-        i = 0
-        while True:
-            part = src.read(reads[i % len(reads)])
-            got_y.append(labels.read(0))
-            i += 1
-            if not len(part):
-                break
-            got.append(part)
+    with mock.patch.object(_arrow, "BATCH_ROWS", batch):
+        src, labels = open_arrow(
+            str(path), "T", "scores", label_column="label", with_labels=True
+        )
+        got, got_y = [], []
+        with src:
+            i = 0
+            while True:
+                part = src.read(reads[i % len(reads)])
+                got_y.append(labels.read(0))
+                i += 1
+                if not len(part):
+                    break
+                assert part.flags.c_contiguous
+                got.append(part)
     np.testing.assert_array_equal(np.concatenate(got), z)
     np.testing.assert_array_equal(np.concatenate(got_y), y)
+
+
+def test_parquet_row_group_read_in_batches(tmp_path, data, monkeypatch):
+    """A row group larger than a batch (``df.to_parquet()`` writes row groups of
+    a million rows) is read batch by batch, not decoded whole, and gives the
+    numbers of ``.npy`` at every chunk size."""
+    from arrayloss import _arrow
+
+    z, y, _ = data
+    pq.write_table(_table(z, y, dtype=np.float32), tmp_path / "g.parquet")
+    assert pq.ParquetFile(tmp_path / "g.parquet").metadata.num_row_groups == 1
+    np.save(tmp_path / "z.npy", z.astype(np.float32))
+    np.save(tmp_path / "y.npy", y)
+    ref = _numbers(_json([str(tmp_path / "z.npy"), str(tmp_path / "y.npy")]))
+    monkeypatch.setattr(_arrow, "BATCH_VALUES", 8 * (C + 1))  # 8 rows a batch
+    src, _ = _arrow.open_arrow(
+        str(tmp_path / "g.parquet"), "T", "scores", label_column="label",
+        with_labels=True,
+    )  # fmt: skip
+    with src:
+        assert src.read(3).shape == (3, C)
+        assert src._f._read_batches == 1  # 8 of the 50 rows decoded, not 50
+        src.read(N)
+        assert src._f._read_batches == -(-N // 8)
+    for k in (1, 7, N):
+        out = _json(
+            [str(tmp_path / "g.parquet"), "--label-column", "label",
+             "--chunk-size", str(k)]
+        )  # fmt: skip
+        assert _numbers(out) == ref
+
+
+@pytest.mark.parametrize(
+    "dtype",
+    ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64",
+     "float16", "float32", "float64"],
+)  # fmt: skip
+def test_numpy_view_of_arrow_values(dtype):
+    """The view of an Arrow array's buffer is its values, sliced arrays included
+    (an offset into the buffer), as pyarrow's own conversion gives them."""
+    from arrayloss._arrow import _numpy
+
+    values = (np.arange(23) % 7).astype(dtype)
+    arr = pa.array(values)
+    for part in (arr, arr.slice(5), arr.slice(3, 9), arr.slice(23)):
+        got = _numpy(part)
+        want = part.to_numpy(zero_copy_only=False)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
+        assert len(got) == len(part)
+
+
+def test_reading_parquet_does_not_import_pandas(tmp_path, data):
+    """pyarrow's ``to_numpy`` imports pandas (~0.3 s of a run): the reader does
+    without it."""
+    pytest.importorskip("pandas", reason="pandas is not installed: nothing to check")
+    z, y, _ = data
+    pq.write_table(_table(z, y), tmp_path / "t.parquet")
+    code = (
+        "import sys; from arrayloss.cli import main\n"
+        "try:\n    main(sys.argv[1:])\n"
+        "except SystemExit as exc:\n    assert not exc.code, exc.code\n"
+        "print('pandas' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run(
+        [sys.executable, "-c", code, "eval", str(tmp_path / "t.parquet"),
+         "--label-column", "label", "--quiet", "--format", "json"],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout[: run.stdout.rindex("}") + 1])["n_samples"] == N
+    assert run.stdout.strip().splitlines()[-1] == "False"
+
+
+@pytest.mark.parametrize("env", ["", "mimalloc"])
+def test_parquet_memory_pool(env):
+    """Opening a Parquet file makes jemalloc (or the system allocator) pyarrow's
+    pool instead of mimalloc (whose huge pages cost seconds of system time), and
+    leaves alone a pool chosen with ``ARROW_DEFAULT_MEMORY_POOL``."""
+    code = (
+        "import pyarrow as pa; print(pa.default_memory_pool().backend_name); "
+        "from arrayloss._arrow import _pyarrow; _pyarrow('T'); "
+        "print(pa.default_memory_pool().backend_name)"
+    )
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    environ.pop("ARROW_DEFAULT_MEMORY_POOL", None)
+    if env:
+        environ["ARROW_DEFAULT_MEMORY_POOL"] = env
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environ,
+        check=False,
+    )  # fmt: skip
+    if run.returncode and "mimalloc" in run.stderr:
+        pytest.skip("this pyarrow has no mimalloc pool")
+    assert run.returncode == 0, run.stderr
+    before, after = run.stdout.split()
+    if before != "mimalloc":
+        pytest.skip(f"pyarrow's default pool is {before}: nothing to replace")
+    assert after == ("mimalloc" if env else after)
+    assert env or after in ("jemalloc", "system")
 
 
 @pytest.mark.parametrize("layout", ["fixed_size_list", "list"])
