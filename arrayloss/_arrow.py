@@ -39,7 +39,7 @@ from ._errors import DataError, UsageError
 from ._errors import one_line as _one_line
 from .io import Source, _LabelColumn, select_columns
 
-__all__ = ["BATCH_ROWS", "IO_HINT", "open_arrow"]
+__all__ = ["BATCH_ROWS", "IO_HINT", "open_arrow", "own_memory_pool"]
 
 IO_HINT = 'pip install "arrayloss[io]"'
 """How to install pyarrow, named by the error when it is missing."""
@@ -73,13 +73,27 @@ def _pyarrow(label: str, *, parquet: bool = True) -> Any:
     except ImportError:
         msg = f"reading {label} needs pyarrow, which is not installed ({IO_HINT})"
         raise UsageError(msg) from None
-    _steady_pool(pa)
+    if _PROCESS_OWNED:
+        _steady_pool(pa)
     return pa
+
+
+_PROCESS_OWNED = False
+"""Whether this process is the command line's, whose pyarrow pool it may set."""
+
+
+def own_memory_pool() -> None:
+    """Let this process choose pyarrow's memory pool (`_steady_pool`) when it
+    opens a file: the command line calls it; a library caller's pool is left as
+    it is, since `pyarrow.set_memory_pool` is process-wide."""
+    global _PROCESS_OWNED
+    _PROCESS_OWNED = True
 
 
 def _steady_pool(pa: Any) -> None:
     """Make jemalloc (else the system allocator) pyarrow's memory pool when it
-    is mimalloc and ``ARROW_DEFAULT_MEMORY_POOL`` does not say otherwise.
+    is mimalloc and ``ARROW_DEFAULT_MEMORY_POOL`` does not say otherwise (only in
+    the command line's process: `own_memory_pool`).
 
     Decoding a Parquet file allocates and frees a page buffer per column page;
     mimalloc hands the memory back to the system and takes it again, each time

@@ -231,14 +231,22 @@ def test_reading_parquet_does_not_import_pandas(tmp_path, data):
     assert run.stdout.strip().splitlines()[-1] == "False"
 
 
-@pytest.mark.parametrize("env", ["", "mimalloc"])
-def test_parquet_memory_pool(env):
-    """Opening a Parquet file makes jemalloc (or the system allocator) pyarrow's
-    pool instead of mimalloc (whose huge pages cost seconds of system time), and
-    leaves alone a pool chosen with ``ARROW_DEFAULT_MEMORY_POOL``."""
+@pytest.mark.parametrize(
+    ("env", "owned"), [("", True), ("mimalloc", True), ("", False)]
+)
+def test_parquet_memory_pool(env, owned):
+    """In the command line's process, opening a Parquet file makes jemalloc (or
+    the system allocator) pyarrow's pool instead of mimalloc (whose huge pages
+    cost seconds of system time); a pool chosen with ``ARROW_DEFAULT_MEMORY_POOL``,
+    and a library caller's pool, are left alone."""
+    own = (
+        "from arrayloss._arrow import own_memory_pool; own_memory_pool(); "
+        if owned
+        else ""
+    )
     code = (
         "import pyarrow as pa; print(pa.default_memory_pool().backend_name); "
-        "from arrayloss._arrow import _pyarrow; _pyarrow('T'); "
+        f"{own}from arrayloss._arrow import _pyarrow; _pyarrow('T'); "
         "print(pa.default_memory_pool().backend_name)"
     )
     environ = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -255,8 +263,10 @@ def test_parquet_memory_pool(env):
     before, after = run.stdout.split()
     if before != "mimalloc":
         pytest.skip(f"pyarrow's default pool is {before}: nothing to replace")
-    assert after == ("mimalloc" if env else after)
-    assert env or after in ("jemalloc", "system")
+    if env or not owned:
+        assert after == "mimalloc"
+    else:
+        assert after in ("jemalloc", "system")
 
 
 @pytest.mark.parametrize("layout", ["fixed_size_list", "list"])

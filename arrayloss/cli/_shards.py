@@ -110,7 +110,9 @@ def open_inputs(
     array, or the columns ``label_column`` selects (a column spec) of a table.
     """
     from arrayloss import io as alio
+    from arrayloss._arrow import own_memory_pool
 
+    own_memory_pool()  # the command line's process: it may set pyarrow's pool
     suffix = alio.check_suffix(scores, alio._describe("SCORES", scores))
     is_npy = suffix in (".npy", ".npz")
     is_arrow = suffix in alio.ARROW_SUFFIXES
