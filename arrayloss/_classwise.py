@@ -96,7 +96,13 @@ class _Batches:
 
 
 class _State:
-    """The exact sums of a `ClassReport`, owned by one tally at a time."""
+    """The exact sums of a `ClassReport`, owned by one tally at a time.
+
+    Unweighted batches add to int64 counters first (``pending``: the confusion
+    counts, the hit counts and the 30-bit halves of the quantized probability sums
+    per class and bin), a few vector additions a batch; `settle` moves them into
+    the exact vectors (they cannot overflow before `_SETTLE_ROWS` rows).
+    """
 
     def __init__(self, n_classes: int, n_bins: int, calibration: bool) -> None:
         self.confusion = ExactVector(n_classes * n_classes)
@@ -106,8 +112,34 @@ class _State:
         self.hits = ExactVector(n_classes * n_bins) if calibration else None
         self.psum = ExactVector(n_classes * n_bins) if calibration else None
         self.weighted = False
+        self.pending: dict[str, np.ndarray] = {}
+        self.pending_rows = 0
+
+    def counter(self, name: str, size: int) -> np.ndarray:
+        """The int64 counter ``name`` (created at zero)."""
+        out = self.pending.get(name)
+        if out is None:
+            out = self.pending[name] = np.zeros(size, dtype=np.int64)
+        return out
+
+    def settle(self) -> None:
+        """Move the int64 counters into the exact sums (the value is unchanged)."""
+        if not self.pending:
+            return
+        pending, self.pending, self.pending_rows = self.pending, {}, 0
+        for name, target in (("confusion", self.confusion), ("hits", self.hits)):
+            counts = pending.get(name)
+            if counts is not None and target is not None:
+                ids = np.flatnonzero(counts)
+                target.add_ints(ids, counts[ids].astype(object), 0)
+        hi, lo = pending.get("psum_hi"), pending.get("psum_lo")
+        if hi is not None and lo is not None and self.psum is not None:
+            ids = np.flatnonzero((hi != 0) | (lo != 0))
+            ints = (hi[ids].astype(object) << 30) + lo[ids].astype(object)
+            self.psum.add_ints(ids, ints, -_QUANTUM)
 
     def copy(self) -> _State:
+        self.settle()
         out = _State.__new__(_State)
         out.confusion = self.confusion.copy()
         out.nll = None if self.nll is None else self.nll.copy()
@@ -116,7 +148,13 @@ class _State:
         out.hits = None if self.hits is None else self.hits.copy()
         out.psum = None if self.psum is None else self.psum.copy()
         out.weighted = self.weighted
+        out.pending, out.pending_rows = {}, 0
         return out
+
+
+_SETTLE_ROWS = 1 << 30
+"""Unweighted rows the int64 counters of a `_State` take before `_State.settle`
+(a row adds less than ``2**31`` to each)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -151,7 +189,13 @@ class ClassReport(_Batches):
 
     _name = "per-class report"
 
-    def _add(self, rows: Any) -> ClassReport:
+    def _add(self, rows: Any, *, owned: bool = False) -> ClassReport:
+        """The tally with the batch ``rows`` added.
+
+        ``owned``: this tally's sums may be added to in place (no copy), for a
+        caller that drops this tally for the one returned (the eval engine,
+        chunk after chunk); both then share the sums.
+        """
         if rows.n_classes != self.n_classes:
             msg = f"a batch of {rows.n_classes} classes in a ClassReport of {self.n_classes}"
             raise ValueError(msg)
@@ -159,6 +203,8 @@ class ClassReport(_Batches):
             return self
         if self._state is None:
             state = _State(self.n_classes, self.n_bins, self.calibration)
+        elif owned:
+            state = self._state
         else:
             state = self._state.copy()
         _add_batch(state, rows, self.n_classes, self.n_bins)
@@ -167,8 +213,11 @@ class ClassReport(_Batches):
             count=self.count + rows.n, _state=state,
         )  # fmt: skip
 
-    def merge(self, other: ClassReport) -> ClassReport:
-        """The tally of both together (exact; order does not matter)."""
+    def merge(self, other: ClassReport, *, owned: bool = False) -> ClassReport:
+        """The tally of both together (exact; order does not matter).
+
+        ``owned``: this tally's sums may be added to in place (as in `_add`).
+        """
         if type(other) is not type(self):
             msg = f"cannot merge a ClassReport with a {type(other).__name__}"
             raise TypeError(msg)
@@ -179,9 +228,16 @@ class ClassReport(_Batches):
             raise ValueError(msg)
         a, b = self._state, other._state
         if a is None or b is None:
-            state = a if b is None else b  # never changed in place: shared
+            state = a if b is None else b  # shared: copied before any change
+            if owned and state is b and b is not None:
+                state = b.copy()  # ``other``'s sums are not ours to change
         else:
-            state = a.copy()
+            b.settle()
+            if owned:
+                a.settle()
+                state = a
+            else:
+                state = a.copy()
             state.confusion = a.confusion.merged(b.confusion)
             for name in ("nll", "hits", "psum"):
                 x, y = getattr(a, name), getattr(b, name)
@@ -203,6 +259,7 @@ class ClassReport(_Batches):
         state = self._state
         if state is None:
             return np.zeros((c, c), dtype=np.int64)
+        state.settle()
         if state.weighted:
             return state.confusion.floats().reshape(c, c)
         return np.array(state.confusion.ints.tolist(), dtype=np.int64).reshape(c, c)
@@ -227,6 +284,7 @@ class ClassReport(_Batches):
         if state is None or self.count == 0:
             msg = "the per-class report needs at least one sample (got 0)"
             raise ValueError(msg)
+        state.settle()
         cells = state.confusion.ints.reshape(c, c)
         scale = _scale(state.confusion.base)
         support = [Fraction(int(v)) * scale for v in cells.sum(axis=1).tolist()]
@@ -311,16 +369,19 @@ def _classwise_ece(state: _State, c: int, n_bins: int, total: Fraction) -> list[
 
 def _add_batch(state: _State, rows: Any, c: int, n_bins: int) -> None:
     """Add the rows of one validated batch (`arrayloss.metrics._Rows`) to ``state``."""
-    xp = rows.xp
     y = np.asarray(to_numpy(rows.index), dtype=np.int64)
-    pred = np.asarray(to_numpy(xp.argmax(rows.z, axis=1)), dtype=np.int64)
+    pred = np.asarray(to_numpy(rows.predicted), dtype=np.int64)
     w = rows.batch.weights
     w64 = None if w is None else np.asarray(to_numpy(w), dtype=np.float64)
     if w64 is not None:
         state.weighted = True
+    elif state.pending_rows + y.size > _SETTLE_ROWS:
+        state.settle()
     cells = y * c + pred
     if w64 is None:
-        state.confusion.add_counts(cells)
+        state.pending_rows += y.size
+        ids, counts = np.unique(cells, return_counts=True)
+        state.counter("confusion", c * c)[ids] += counts
     else:
         state.confusion.add(cells, w64)
     if state.nll is None:
@@ -342,46 +403,90 @@ def _add_batch(state: _State, rows: Any, c: int, n_bins: int) -> None:
         state.zero_p[y[zero]] = True
     p = to_numpy(rows.probs)
     edges = np.asarray([b / n_bins for b in range(1, n_bins)], dtype=p.dtype)
+    if w64 is None:
+        _add_unweighted_bins(state, p, y, edges, c, n_bins)
+        return
     bins = np.searchsorted(edges, p, side="left")  # edges strictly below p
     bin_keys = np.arange(c, dtype=np.int64)[None, :] * n_bins + bins
     hit_keys = bin_keys[np.arange(y.size), y]
-    if w64 is None:
-        state.hits.add_counts(hit_keys)
-    else:
-        state.hits.add(hit_keys, w64)
+    state.hits.add(hit_keys, w64)
     # q(p): p rounded to a multiple of 2**-60, an exact integer in float64
     q = np.multiply(p, 2.0**_QUANTUM, dtype=np.float64)  # exact: a power of two
     np.rint(q, out=q)
-    if w64 is None:
-        _add_quantized(state.psum, bin_keys.reshape(-1), q.reshape(-1), c * n_bins)
-    else:  # fl(w * q(p)) summed exactly, in blocks of rows (bounded temporaries)
-        step = max(1, _WEIGHTED_BLOCK // c)
-        for a in range(0, y.size, step):
-            rows_ab = slice(a, a + step)
-            terms = w64[rows_ab, None] * q[rows_ab]  # each rounded once, alike
-            ids, ints, base = group_sums(bin_keys[rows_ab], terms)
-            state.psum.add_ints(ids, ints, base - _QUANTUM)
+    # fl(w * q(p)) summed exactly, in blocks of rows (bounded temporaries)
+    step = max(1, _WEIGHTED_BLOCK // c)
+    for a in range(0, y.size, step):
+        rows_ab = slice(a, a + step)
+        terms = w64[rows_ab, None] * q[rows_ab]  # each rounded once, alike
+        ids, ints, base = group_sums(bin_keys[rows_ab], terms)
+        state.psum.add_ints(ids, ints, base - _QUANTUM)
 
 
-def _add_quantized(
-    acc: ExactVector, keys: np.ndarray, q: np.ndarray, size: int
+_DENSE_ROWS = 1 << 22
+"""Rows per column sum of `_add_unweighted_bins`: ``2**22`` halves below ``2**31``
+keep the float64 sums exact."""
+
+
+def _add_unweighted_bins(
+    state: _State, p: np.ndarray, y: np.ndarray, edges: np.ndarray, c: int, n_bins: int
 ) -> None:
-    """Add the integers ``q < 2**61`` (as float64) by group, exactly: each is split
-    into 30-bit halves, summed by `numpy.bincount` below ``2**53``."""
-    hi = q * 2.0**-30  # exact scalings by powers of two
+    """The calibration sums of an unweighted batch of probabilities ``p`` (n, C):
+    per class and bin, the hits and the sum of ``q(p)``, into the int64 counters.
+
+    ``q(p) = rint(p 2**60)`` is an integer, exact in ``p``'s dtype (a scaling by a
+    power of two, then a rounding to an integer that the dtype holds), split into
+    30-bit halves whose column sums are exact in float64.  The per-class sums over
+    every bin come from these column sums; the few probabilities above the first
+    edge (fewer than ``n_bins`` a row, as a row sums to 1) are binned one by one,
+    and bin 0 gets the rest: the same sums as binning every probability.
+    """
+    if p.dtype != np.float32:  # float64 (float16 would overflow at 2**60)
+        p = p.astype(np.float64, copy=False)
+    n = y.size
+    p_y = p[np.arange(n), y]
+    hit_keys = y * n_bins + np.searchsorted(edges, p_y, side="left")
+    state.counter("hits", c * n_bins)[:] += np.bincount(hit_keys, minlength=c * n_bins)
+    for a in range(0, n, _DENSE_ROWS):
+        _add_quantized_sums(state, p[a : a + _DENSE_ROWS], edges, c, n_bins)
+
+
+def _add_quantized_sums(
+    state: _State, p: np.ndarray, edges: np.ndarray, c: int, n_bins: int
+) -> None:
+    """`_add_unweighted_bins`' sums of ``q(p)`` for at most `_DENSE_ROWS` rows."""
+    hi_acc = state.counter("psum_hi", c * n_bins)
+    lo_acc = state.counter("psum_lo", c * n_bins)
+    one = p.dtype.type(2.0**_QUANTUM)
+    half = p.dtype.type(2.0**-30)
+    q = p * one
+    np.rint(q, out=q)
+    hi = q * half
     np.floor(hi, out=hi)
-    lo = hi * 2.0**30
-    np.subtract(q, lo, out=lo)
-    block = 1 << 22  # 2**22 values of at most 2**31: partial sums below 2**53
-    hs = np.zeros(size, dtype=np.int64)  # at most 2**31 per sample: no overflow
-    ls = np.zeros(size, dtype=np.int64)
-    for a in range(0, keys.size, block):
-        part = slice(a, a + block)
-        hs += np.bincount(keys[part], weights=hi[part], minlength=size).astype(np.int64)
-        ls += np.bincount(keys[part], weights=lo[part], minlength=size).astype(np.int64)
-    ints = (hs.astype(object) << 30) + ls.astype(object)
-    ids = np.flatnonzero((hs != 0) | (ls != 0))
-    acc.add_ints(ids, ints[ids], -_QUANTUM)
+    first = np.arange(c, dtype=np.int64) * n_bins  # bin 0 of each class
+    hi_acc[first] += np.sum(hi, axis=0, dtype=np.float64).astype(np.int64)
+    hi *= one * half  # 2**30, exact
+    q -= hi  # the low half, exact
+    lo_acc[first] += np.sum(q, axis=0, dtype=np.float64).astype(np.int64)
+    if edges.size == 0:
+        return
+    flat = p.reshape(-1)
+    at = np.flatnonzero(flat > edges[0])
+    if at.size == 0:
+        return
+    values = flat[at]
+    cls = at % c
+    keys = cls * n_bins + np.searchsorted(edges, values, side="left")
+    q64 = np.rint(values.astype(np.float64) * 2.0**_QUANTUM)
+    hi64 = np.floor(q64 * 2.0**-30)
+    lo64 = q64 - hi64 * 2.0**30
+    size = c * n_bins
+    his = np.bincount(keys, weights=hi64, minlength=size).astype(np.int64)
+    los = np.bincount(keys, weights=lo64, minlength=size).astype(np.int64)
+    hi_acc += his
+    lo_acc += los
+    # the sums above the first edge are no longer bin 0's
+    hi_acc[first] -= np.bincount(cls, weights=hi64, minlength=c).astype(np.int64)
+    lo_acc[first] -= np.bincount(cls, weights=lo64, minlength=c).astype(np.int64)
 
 
 @dataclass(frozen=True, eq=False)

@@ -91,8 +91,9 @@ _GOLDEN = 0x9E3779B97F4A7C15  # 2**64 / golden ratio, odd (splitmix64's incremen
 _ROW_MULT = 0xD6E8FEB86659FD93  # an odd multiplier for the row counter
 _DIGIT = 26  # bits per digit of the exact replicate sums
 _DIGIT_MASK = (1 << _DIGIT) - 1
+_CARRIED = 1 << 41  # |digit| after a carry: below 2**26, the top one below 2**41
+_CARRY_AT = 1 << 61  # carry before any digit can reach 2**62
 _HASH_ROWS = 512  # rows hashed at a time (the uint64 temporaries stay in cache)
-_CDF_BITS = 12  # the Poisson lookup table has 2**12 buckets
 
 
 # --------------------------------------------------------------------------- #
@@ -146,40 +147,21 @@ def _cdf_thresholds() -> np.ndarray:
     return np.array(out, dtype=np.uint32)
 
 
-@cache
-def _cdf_table() -> tuple[np.ndarray, np.ndarray, np.uint32, np.ndarray]:
-    """A lookup table of the inverse CDF on the top `_CDF_BITS` bits of ``u``.
-
-    ``base[top]`` is the draw at the start of the bucket and ``first[top]`` the
-    first threshold inside it (or none), so ``K = base + (u >= first)`` except in
-    the buckets holding several thresholds, all at the very top; values from
-    ``tail`` on are looked up in the whole table.
-    """
-    thresholds = _cdf_thresholds()
-    shift = 32 - _CDF_BITS
-    n = 1 << _CDF_BITS
-    starts = (np.arange(n, dtype=np.uint32) << np.uint32(shift)).astype(np.uint32)
-    base = np.searchsorted(thresholds, starts, side="right").astype(np.uint8)
-    first = np.full(n, np.iinfo(np.uint32).max, dtype=np.uint32)
-    tail = n
-    bucket = (thresholds >> np.uint32(shift)).astype(np.int64)
-    for b in np.unique(bucket).tolist():
-        inside = thresholds[bucket == b]
-        inside = inside[inside > starts[b]]
-        if inside.size:
-            first[b] = inside[0]
-        if inside.size > 1:
-            tail = min(tail, b)
-    return base, first, np.uint32(tail << shift), thresholds
+_COMPARED = 5
+"""Thresholds `_poisson_from_uniform` compares every draw with (``P(K >= 5)`` is
+0.4 %: the rest are looked up)."""
 
 
 def _poisson_from_uniform(u: np.ndarray) -> np.ndarray:
-    """Poisson(1) draws (uint8) from uniform uint32 ``u``, by the inverse CDF."""
-    base, first, tail, thresholds = _cdf_table()
-    top = (u >> np.uint32(32 - _CDF_BITS)).astype(np.intp)
-    k = base[top]
-    k += u >= first[top]
-    far = u >= tail
+    """Poisson(1) draws (uint8) from uniform uint32 ``u``, by the inverse CDF:
+    ``K = #{k : u >= T_k}``, counted for the first `_COMPARED` thresholds (a few
+    vector comparisons, faster than a table lookup) and searched for the rare
+    draws beyond them."""
+    thresholds = _cdf_thresholds()
+    k = np.greater_equal(u, thresholds[0]).view(np.uint8)
+    for t in thresholds[1:_COMPARED]:
+        k += u >= t
+    far = u >= thresholds[_COMPARED - 1]
     if far.any():
         k[far] = np.searchsorted(thresholds, u[far], side="right")
     return k
@@ -188,6 +170,8 @@ def _poisson_from_uniform(u: np.ndarray) -> np.ndarray:
 def _halves(u: np.ndarray, count: int) -> np.ndarray:
     """The 32-bit halves of uint64 ``u`` (``(n, m)``), low then high for each
     column, as ``(n, count)`` uint32 (``count <= 2 m``)."""
+    if np.little_endian and u.flags.c_contiguous:  # the halves in memory order
+        return u.view(np.uint32)[:, :count]
     out = np.empty((u.shape[0], 2 * u.shape[1]), dtype=np.uint32)
     out[:, 0::2] = u  # the low half (a cast modulo 2**32)
     out[:, 1::2] = u >> np.uint64(32)
@@ -280,6 +264,7 @@ class _Contribution:
 
     target: np.ndarray  # (n,) accumulator row of each sample
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (k, d, nonzero)
+    row: int | None = None  # the accumulator row of every sample, if one
 
 
 class _Digits:
@@ -293,6 +278,13 @@ class _Digits:
     def __init__(self, replicates: int, width: int) -> None:
         self.low = 0
         self.cols = np.zeros((0, replicates, width), dtype=np.int64)
+        self.load = 0  # a bound on |digit| since the last carry
+
+    def _settle(self) -> None:
+        """Carry every digit (the value is unchanged)."""
+        if self.load > _CARRIED:
+            self._carry(0)
+            self.load = _CARRIED
 
     def _cover(self, low: int, high: int) -> None:
         """Make room for digits ``low .. high`` (and two above, for carries)."""
@@ -312,13 +304,21 @@ class _Digits:
         ``rows[g]`` (distinct), then carry."""
         self._cover(low, low + block.shape[0] - 1)
         start = low - self.low
-        self.cols[start : start + block.shape[0], :, rows] += block
-        self._carry(start)
+        if rows.shape[0] == self.cols.shape[2] and bool(np.all(np.diff(rows) == 1)):
+            self.cols[start : start + block.shape[0]] += block  # every row, in order
+        else:
+            self.cols[start : start + block.shape[0], :, rows] += block
+        # carries wait until the digits could near the int64 range
+        self.load += int(np.abs(block).max(initial=0))
+        if self.load >= _CARRY_AT:
+            self._settle()
 
     def merge(self, other: _Digits) -> None:
         """Add another accumulator of the same shape."""
         if other.cols.shape[0] == 0:
             return
+        other._settle()
+        self._settle()
         self._cover(other.low, other.low + other.cols.shape[0] - 1)
         start = other.low - self.low
         self.cols[start : start + other.cols.shape[0]] += other.cols
@@ -339,6 +339,7 @@ class _Digits:
     def integers(self) -> tuple[np.ndarray, int]:
         """The sums as Python integers, ``(replicates, width)`` of objects, and the
         power of two ``26 * low`` they are in units of."""
+        self._settle()
         total = np.zeros(self.cols.shape[1:], dtype=object)
         for j in range(self.cols.shape[0] - 1, -1, -1):
             total = total * (1 << _DIGIT) + self.cols[j].astype(object)
@@ -368,52 +369,98 @@ def _one_blas_thread() -> Any:
     return controller.limit(limits=1, user_api="blas")
 
 
+_LOOPED_GROUPS = 64
+"""Up to this many accumulator rows a contribution's block sums are one small
+product per row (the rows' draws by their digits); beyond, one gather and
+`numpy.add.reduceat` over the rows sorted by accumulator row."""
+
+
+def _layout(c: _Contribution, n: int) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """``(low, digits, nonzero)`` of one contribution: ``digits[i, s]`` (float64,
+    ``(n, span)``) is sample ``i``'s digit worth ``2**(26 (low + s))``."""
+    nonzero = np.zeros(n, dtype=bool)
+    for _, _, nz in c.parts:
+        nonzero |= nz
+    ks = [k[nz] for k, _, nz in c.parts if nz.any()]
+    if not ks:
+        return None
+    low = min(int(k.min()) for k in ks)
+    span = max(int(k.max()) for k in ks) - low + 3
+    dig = np.zeros((n, span), dtype=np.float64)
+    index = np.arange(n)
+    for k, d, nz in c.parts:
+        if not nz.any():
+            continue
+        at = k[nz] - low
+        for j in range(3):
+            dig[index[nz], at + j] += d[nz, j]
+    return low, dig, nonzero
+
+
 def _block_sums(
     draws: np.ndarray, contributions: Sequence[_Contribution]
 ) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """For each contribution, ``(low, sums[j, b, g], rows[g])``: the exact
     ``sum_i draws[i, b] * digit_j(i)`` per accumulator row ``rows[g]``.
 
-    All digit columns go through one float64 matrix product, exact: the digits of
-    a sample in one column add to less than ``2**29``, the draws are below 2**5
-    and a block has at most `BLOCK_ROWS` (2**10) rows, so every partial sum is an
-    integer below ``2**53``.
+    The contributions of one accumulator row each go through one float64 matrix
+    product (the draws by all their digit columns); those spread over several
+    rows (ECE bins) are summed row by row (`_grouped_sums`).  Every product is
+    exact: the digits of a sample in one column add to less than ``2**29``, the
+    draws are below 2**5 and a block has at most `BLOCK_ROWS` (2**10) rows, so
+    every partial sum is an integer below ``2**53``, in any order.
     """
     n = draws.shape[0]
-    layouts = []
+    dense: list[tuple[int, int, int, int]] = []  # (index, low, span, offset)
+    columns: list[np.ndarray] = []
+    out: list[tuple[int, np.ndarray, np.ndarray] | None] = [None] * len(contributions)
+    kw = draws.T.astype(np.float64)  # (replicates, n)
     n_cols = 0
-    for c in contributions:
-        nonzero = np.zeros(n, dtype=bool)
-        for _, _, nz in c.parts:
-            nonzero |= nz
-        ks = [k[nz] for k, _, nz in c.parts if nz.any()]
-        if not ks:
+    for i, c in enumerate(contributions):
+        layout = _layout(c, n)
+        if layout is None:
             continue
-        low = min(int(k.min()) for k in ks)
-        span = max(int(k.max()) for k in ks) - low + 3
-        rows, group = np.unique(c.target[nonzero], return_inverse=True)
-        full = np.zeros(n, dtype=np.int64)
-        full[nonzero] = group
-        layouts.append((c, low, span, rows, full, nonzero, n_cols))
-        n_cols += rows.shape[0] * span
-    if not layouts:
-        return []
-    dig = np.zeros((n, n_cols), dtype=np.float64)
-    index = np.arange(n)
-    for c, low, span, _, group, _, offset in layouts:
-        for k, d, nz in c.parts:
-            if not nz.any():
-                continue
-            at = offset + group[nz] * span + (k[nz] - low)
-            for j in range(3):
-                dig[index[nz], at + j] += d[nz, j]
-    sums = draws.T.astype(np.float64) @ dig  # (replicates, n_cols), exact integers
-    out = []
-    for _, low, span, rows, _, _, offset in layouts:
-        part = sums[:, offset : offset + rows.shape[0] * span]
-        part = part.reshape(draws.shape[1], rows.shape[0], span).transpose(2, 0, 1)
-        out.append((low, part.astype(np.int64), rows))
-    return out
+        low, dig, nonzero = layout
+        if c.row is not None:
+            dense.append((i, low, dig.shape[1], n_cols))
+            columns.append(dig)
+            n_cols += dig.shape[1]
+            continue
+        rows, sums = _grouped_sums(kw, dig, c.target, nonzero)
+        out[i] = (low, sums, rows)
+    if dense:
+        sums = kw @ np.concatenate(columns, axis=1)  # exact integers
+        for i, low, span, offset in dense:
+            row = contributions[i].row
+            assert row is not None
+            part = sums[:, offset : offset + span].T[:, :, None]
+            out[i] = (low, part.astype(np.int64), np.array([row], dtype=np.int64))
+    return [x for x in out if x is not None]
+
+
+def _grouped_sums(
+    kw: np.ndarray, dig: np.ndarray, target: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, sums[s, b, g])``: per accumulator row ``rows[g]`` (ascending), the
+    exact ``sum_{i: target_i = rows[g]} kw[b, i] * dig[i, s]`` over the samples
+    kept (float64 products of integers below ``2**53``: exact in any order)."""
+    at = np.flatnonzero(keep)
+    order = at[np.argsort(target[at], kind="stable")]
+    keys = target[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    rows = keys[starts]
+    if rows.shape[0] <= _LOOPED_GROUPS:
+        ends = np.r_[starts[1:], keys.shape[0]]
+        sums = np.stack(
+            [
+                kw[:, order[a:b]] @ dig[order[a:b]]
+                for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+            ]
+        )  # (groups, replicates, span)
+    else:
+        terms = kw[:, order].T[:, :, None] * dig[order][:, None, :]
+        sums = np.add.reduceat(terms, starts, axis=0)
+    return rows.astype(np.int64), sums.transpose(2, 1, 0).astype(np.int64)
 
 
 # --------------------------------------------------------------------------- #
@@ -691,17 +738,18 @@ def _contribution(
     from arrayloss._exact import _split
 
     t = np.asarray(t[a:b], dtype=np.float64)
+    row = None
     if isinstance(target, np.ndarray):
         rows = target[a:b]
     else:
-        rows = np.full(t.shape, target, dtype=np.int64)
+        rows, row = np.full(t.shape, target, dtype=np.int64), int(target)
     if w is None:
-        return _Contribution(rows, [_digits(t, 0)])
+        return _Contribution(rows, [_digits(t, 0)], row)
     mw, ew = np.frexp(w[a:b])
     mt, et = np.frexp(t)
     power = ew.astype(np.int64) + et + e
     wh, wl = _split(mw)
     th, tl = _split(mt)
     return _Contribution(
-        rows, [_digits(p, power) for p in (wh * th, wh * tl, wl * th, wl * tl)]
+        rows, [_digits(p, power) for p in (wh * th, wh * tl, wl * th, wl * tl)], row
     )
