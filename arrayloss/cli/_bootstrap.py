@@ -26,18 +26,29 @@ every ``--chunk-size``, with ``--dask``, in any order.
 **Exact replicate sums.**  Each term ``w_i m_i`` (an exact sum of four float64
 products when weighted, as `arrayloss._exact.exact_dot` splits them) is cut into
 26-bit integer digits on a grid of powers ``2**(26 k)`` shared by all values; a
-block of at most `BLOCK_ROWS` rows multiplies the ``(replicates, rows)`` matrix of
-draws by the ``(rows, digits)`` matrix in float64, which is exact because every
-partial sum is an integer below ``2**53``.  The block sums are added to int64
-digit accumulators with carries, so the replicate sums are exact integers and
-independent of how the rows were grouped.  Memory: the draws of one block, at
-most `BLOCK_DRAWS` (1024 rows x 200 replicates: 1.6 MB as float64), and the
-accumulators, about ``8 N`` bytes per scalar and digit.
+block of at most `BLOCK_ROWS` rows (the chunks' rows, buffered until a block is
+full) multiplies the ``(replicates, rows)`` matrix of draws by the ``(rows,
+digits)`` matrix of every scalar's digits at once, one small float64 product,
+which is exact because every partial sum is an integer below ``2**53``; the terms
+that go to one of several sums (an ECE bin, a class) are multiplied sum by sum.
+The block sums are added to int64 digit accumulators, carried before any could
+overflow, so the replicate sums are exact integers and independent of how the
+rows were grouped.  Memory: the draws of one block, at most `BLOCK_DRAWS` (4096
+rows x 200 replicates: 0.8 MB as uint8, 6.6 MB as float64), and the
+accumulators, about ``8 N`` bytes per scalar and digit; nothing grows with the
+rows.
 
 ECE with ``strategy="uniform"`` is the sum over bins of ``|sum_i K w (hit - conf)|``
-over ``sum_i K w``: each bin is one more accumulated sum.  ``strategy="quantile"``
-keeps each sample's row number, confidence, hit and weight (as its point estimate
-does) and recomputes the edges for each replicate at the end.
+over ``sum_i K w``: each bin is one more accumulated sum; MCE and RMSCE also keep
+each bin's ``sum_i K w``.  ``strategy="quantile"`` keeps each sample's row
+number, confidence, hit and weight (as its point estimate does) and recomputes
+the edges for each replicate at the end.
+
+**Per-class intervals** (``--per-class``): per class ``c`` the replicate sums of
+``K w [y = c]``, ``K w [pred = c]`` and ``K w [y = pred = c]`` (int64 counts
+while the weights are 0 or 1: one gather of the draws and one sum per class), from
+which each replicate's precision, recall and F1 are the correctly rounded ratios
+that `arrayloss.metrics.ClassReport` reports.
 
 References: N. C. Oza and S. Russell, "Online bagging and boosting", AISTATS 2001;
 J. A. Hanley and B. MacGibbon, "Creating non-parametric bootstrap samples using
@@ -74,11 +85,12 @@ __all__ = [
     "poisson_weights",
 ]
 
-BLOCK_ROWS = 1024
+BLOCK_ROWS = 4096
 """The most rows per block of draws (fewer for many replicates: `block_rows`)."""
 
-BLOCK_DRAWS = 1 << 18
-"""Draws per block at most: 2 MB of float64 (a block of 1024 rows x 256)."""
+BLOCK_DRAWS = 1 << 20
+"""Draws per block at most: 1 MB as uint8 and 8 MB as float64 (a block of 4096
+rows x 256 replicates)."""
 
 MAX_SUMS = 1_000_000
 """The most exact sums (replicates x accumulated scalars and ECE bins) a run
@@ -359,7 +371,7 @@ def _blas_controller() -> Any:
 def _one_blas_thread() -> Any:
     """A context with BLAS limited to one thread, when threadpoolctl is installed.
 
-    The products are small ((replicates, 1024) by (1024, ~100)): several BLAS
+    The products are small ((replicates, 4096) by (4096, ~50)): several BLAS
     threads gain little on them and, on a busy machine, wait for one another
     (20x slower measured with two threads on two loaded cores).
     """
@@ -368,6 +380,9 @@ def _one_blas_thread() -> Any:
         return contextlib.nullcontext()
     return controller.limit(limits=1, user_api="blas")
 
+
+_TERMS = 1 << 18
+"""Products per piece of `_grouped_sums` (2 MB of float64)."""
 
 _LOOPED_GROUPS = 64
 """Up to this many accumulator rows a contribution's block sums are one small
@@ -407,7 +422,7 @@ def _block_sums(
     product (the draws by all their digit columns); those spread over several
     rows (ECE bins) are summed row by row (`_grouped_sums`).  Every product is
     exact: the digits of a sample in one column add to less than ``2**29``, the
-    draws are below 2**5 and a block has at most `BLOCK_ROWS` (2**10) rows, so
+    draws are below 2**5 and a block has at most `BLOCK_ROWS` (2**12) rows, so
     every partial sum is an integer below ``2**53``, in any order.
     """
     n = draws.shape[0]
@@ -457,9 +472,17 @@ def _grouped_sums(
                 for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
             ]
         )  # (groups, replicates, span)
-    else:
-        terms = kw[:, order].T[:, :, None] * dig[order][:, None, :]
-        sums = np.add.reduceat(terms, starts, axis=0)
+    else:  # pieces of at most _TERMS products (bounded temporaries)
+        r, span = kw.shape[0], dig.shape[1]
+        sums = np.zeros((rows.shape[0], r, span), dtype=np.float64)
+        step = max(1, _TERMS // (r * span))
+        for a in range(0, order.shape[0], step):
+            piece = order[a : a + step]
+            k = keys[a : a + step]
+            first = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+            terms = kw[:, piece].T[:, :, None] * dig[piece][:, None, :]
+            group = np.searchsorted(rows, k[first])
+            sums[group] += np.add.reduceat(terms, first, axis=0)
     return rows.astype(np.int64), sums.transpose(2, 1, 0).astype(np.int64)
 
 
@@ -478,24 +501,91 @@ class BootstrapSpec:
 
 
 def _kind(tally: Any) -> str | None:
-    """How a metric tally is bootstrapped: ``mean``, ``ece``, ``ece-quantile`` or
-    ``None`` (a tally this module does not know: no interval)."""
+    """How a metric tally is bootstrapped: ``mean``; ``ece``, ``mce`` or ``rmsce``
+    (equal-width bins), the same with ``-quantile`` (quantile bins); ``None``: a
+    tally this module does not know (no interval)."""
     from arrayloss import metrics as M
 
     if isinstance(tally, M._MeanTally):
         return "mean"
     if isinstance(tally, M.ECE):
-        return "ece" if tally.strategy == "uniform" else "ece-quantile"
+        kind = str(tally._kind)
+        return kind if tally.strategy == "uniform" else f"{kind}-quantile"
     return None
+
+
+def _per_class_report(metric_tallies: dict[str, Any]) -> int | None:
+    """The class count of the per-class report among the tallies (``None``: none,
+    or the confusion matrix alone)."""
+    from arrayloss._classwise import ClassReport
+
+    for tally in metric_tallies.values():
+        if isinstance(tally, ClassReport) and tally.calibration:
+            return int(tally.n_classes)
+    return None
+
+
+CLASS_METRICS = ("precision", "recall", "f1-score")
+"""The per-class metrics that get intervals (``--per-class``)."""
+
+MAX_CLASS_SUMS = 3_000_000
+"""The most replicate sums of the per-class report (replicates x 3 x classes):
+24 MB of int64 counts."""
+
+
+@dataclass
+class _Pending:
+    """Chunks waiting for a block of draws: the rows' counters, weights (scaled
+    by ``2**-e``, ``e`` per row), the terms ``(target, values)`` and the class
+    indices ``(true, predicted)`` of the per-class report."""
+
+    rows: np.ndarray
+    w: np.ndarray | None
+    e: np.ndarray | None
+    terms: list[tuple[int | np.ndarray, np.ndarray]]
+    classes: tuple[np.ndarray, np.ndarray] | None
+
+    @staticmethod
+    def join(parts: list[_Pending]) -> _Pending:
+        """The parts as one (same layout; all weighted or none)."""
+        if len(parts) == 1:
+            return parts[0]
+
+        def cat(arrays: list[Any]) -> Any:
+            return None if arrays[0] is None else np.concatenate(arrays)
+
+        terms = []
+        for j, (target, _) in enumerate(parts[0].terms):
+            values = np.concatenate([p.terms[j][1] for p in parts])
+            if isinstance(target, np.ndarray):
+                terms.append((np.concatenate([p.terms[j][0] for p in parts]), values))
+            else:
+                terms.append((target, values))
+        classes = None
+        if parts[0].classes is not None:
+            classes = (
+                np.concatenate([p.classes[0] for p in parts if p.classes is not None]),
+                np.concatenate([p.classes[1] for p in parts if p.classes is not None]),
+            )
+        return _Pending(
+            cat([p.rows for p in parts]), cat([p.w for p in parts]),
+            cat([p.e for p in parts]), terms, classes,
+        )  # fmt: skip
 
 
 class BootstrapTally:
     """The exact replicate sums of every scalar of an ``eval`` report.
 
     Accumulator rows: 0 is ``sum K w`` (the weight, shared by every scalar); then
-    one row ``sum K w t`` per loss and per mean metric, and ``n_bins`` rows per
-    uniform ECE (``sum K w (hit - conf)`` of each bin).  `add` takes a chunk,
-    `merge` another tally (exact and order free); `intervals` gives the result.
+    one row ``sum K w t`` per loss and per mean metric, ``n_bins`` rows per uniform
+    ECE (``sum K w (hit - conf)`` of each bin) and ``2 n_bins`` per uniform MCE or
+    RMSCE (those and ``sum K w`` of each bin).  With the per-class report, per
+    replicate and class ``c``: ``sum K w [y = c]`` (support), ``sum K w [pred =
+    c]`` and ``sum K w [y = pred = c]`` (true positives), as int64 counts while the
+    weights are 0 or 1, else as exact digits.  `add` takes a chunk (buffered
+    until a block of `block_rows` rows, so that short chunks share their draws'
+    products), `merge` another tally (exact and order free); `intervals` gives
+    the result.
     """
 
     def __init__(
@@ -513,10 +603,10 @@ class BootstrapTally:
             if kind == "mean":
                 self.metric_rows[key] = (kind, width, 1)
                 width += 1
-            elif kind == "ece":
+            elif kind in ("ece", "mce", "rmsce"):
                 self.metric_rows[key] = (kind, width, tally.n_bins)
-                width += tally.n_bins
-            elif kind == "ece-quantile":
+                width += tally.n_bins * (1 if kind == "ece" else 2)
+            elif kind is not None:
                 self.metric_rows[key] = (kind, 0, tally.n_bins)
         self.width = width
         if spec.replicates * width > MAX_SUMS:
@@ -526,15 +616,36 @@ class BootstrapTally:
                 f"{MAX_SUMS:,}: use fewer replicates or ECE bins"
             )
             raise UsageError(msg)
-        self.sums = _Digits(spec.replicates, width)
+        self.n_classes = _per_class_report(metric_tallies)
+        if self.n_classes is not None:
+            n_sums = 3 * self.n_classes * spec.replicates
+            if n_sums > MAX_CLASS_SUMS:
+                msg = (
+                    f"--bootstrap {spec.replicates} with --per-class of "
+                    f"{self.n_classes} classes keeps {n_sums:,} exact sums, more "
+                    f"than {MAX_CLASS_SUMS:,}: use fewer replicates"
+                )
+                raise UsageError(msg)
+        self._reset()
+        self._lock = threading.Lock()
+
+    def _reset(self) -> None:
+        """Nothing added yet."""
+        replicates = self.spec.replicates
+        self.sums = _Digits(replicates, self.width)
         # ece-quantile: (rows, confidence, hit, weight) of every sample, per chunk
         self.samples: dict[str, list[tuple[np.ndarray, ...]]] = {
             key: [] for key, (kind, _, _) in self.metric_rows.items()
-            if kind == "ece-quantile"
+            if kind.endswith("-quantile")
         }  # fmt: skip
-        self._lock = threading.Lock()
+        width = 3 * (self.n_classes or 0)
+        self.class_counts = np.zeros((width, replicates), dtype=np.int64)
+        self.class_sums = _Digits(replicates, width)
+        self.pending: list[_Pending] = []
+        self.n_pending = 0
 
     def __getstate__(self) -> dict[str, Any]:
+        self.flush()
         state = dict(self.__dict__)
         del state["_lock"]
         return state
@@ -547,8 +658,7 @@ class BootstrapTally:
         """A tally of the same layout with nothing added."""
         out = BootstrapTally.__new__(BootstrapTally)
         out.__dict__.update(self.__dict__)
-        out.sums = _Digits(self.spec.replicates, self.width)
-        out.samples = {key: [] for key in self.samples}
+        out._reset()
         out._lock = threading.Lock()
         return out
 
@@ -581,41 +691,119 @@ class BootstrapTally:
                 continue
             conf = np.asarray(M.to_numpy(rows.confidence))
             hit = np.asarray(M.to_numpy(rows.hit))
-            if kind == "ece-quantile":
+            if kind.endswith("-quantile"):
                 raw = np.ones(n) if w is None else np.ldexp(w, e)
                 index = np.arange(first_row, first_row + n, dtype=np.int64)
                 with self._lock:
                     self.samples[key].append((index, conf, hit, raw))
                 continue
             edges = np.array([b / n_bins for b in range(1, n_bins)], conf.dtype)
-            bins = np.count_nonzero(conf[:, None] > edges[None, :], axis=1)
+            bins = np.searchsorted(edges, conf, side="left")
             gap = hit.astype(np.float64) - conf.astype(np.float64)
             if w is not None:
                 gap = np.where(w == 0, 0.0, gap)
             terms.append((row + bins, gap))
+            if kind != "ece":  # the bins' weights
+                terms.append((row + n_bins + bins, np.ones(n)))
+        classes = None
+        if self.n_classes is not None:
+            classes = (
+                np.asarray(M.to_numpy(rows.index), dtype=np.int64),
+                np.asarray(M.to_numpy(rows.predicted), dtype=np.int64),
+            )
+        part = _Pending(
+            np.arange(first_row, first_row + n, dtype=np.int64), w,
+            None if w is None else np.full(n, e, dtype=np.int64), terms, classes,
+        )  # fmt: skip
+        with self._lock:
+            ready = []
+            if self.pending and (self.pending[0].w is None) != (w is None):
+                ready.append(self._take())
+            self.pending.append(part)
+            self.n_pending += n
+            if self.n_pending >= block_rows(self.spec.replicates):
+                ready.append(self._take())
+        for chunk in ready:
+            self._add_pending(chunk)
+
+    def _take(self) -> _Pending:
+        """The pending chunks as one, removed (under the lock)."""
+        out = _Pending.join(self.pending)
+        self.pending, self.n_pending = [], 0
+        return out
+
+    def flush(self) -> None:
+        """Add the chunks still waiting for a full block."""
+        with self._lock:
+            chunk = self._take() if self.pending else None
+        if chunk is not None:
+            self._add_pending(chunk)
+
+    def _add_pending(self, part: _Pending) -> None:
+        """Add buffered chunks, block by block of draws."""
+        n = part.rows.shape[0]
         step = block_rows(self.spec.replicates)
         for a in range(0, n, step):
             b = min(n, a + step)
-            contributions = [
-                _contribution(target, t, w, e, a, b) for target, t in terms
-            ]
             draws = poisson_weights(
-                self.spec.seed,
-                self.spec.replicates,
-                np.arange(first_row + a, first_row + b, dtype=np.int64),
+                self.spec.seed, self.spec.replicates, part.rows[a:b]
             )
+            e = 0 if part.e is None else part.e[a:b]
+            contributions = [
+                _contribution(target, t, part.w, e, a, b) for target, t in part.terms
+            ]
             with _one_blas_thread():
                 sums = _block_sums(draws, contributions)
-            for low, block, targets in sums:
-                with self._lock:
+                if part.classes is not None:
+                    self._add_classes(draws, part, a, b)
+            with self._lock:
+                for low, block, targets in sums:
                     self.sums.add(low, block, targets)
+
+    def _add_classes(self, draws: np.ndarray, part: _Pending, a: int, b: int) -> None:
+        """Add the per-class sums of rows ``a:b`` (their ``draws``)."""
+        assert part.classes is not None and self.n_classes is not None
+        c = self.n_classes
+        y, pred = part.classes[0][a:b], part.classes[1][a:b]
+        unit = part.w is None
+        if part.w is not None and part.e is not None:
+            raw = np.ldexp(part.w[a:b], part.e[a:b])
+            unit = bool(np.all((raw == 0) | (raw == 1)))
+            keep = np.flatnonzero(raw != 0)
+        else:
+            keep = np.arange(b - a)
+        hit = keep[y[keep] == pred[keep]]
+        src = np.concatenate([keep, keep, hit])
+        keys = np.concatenate([y[keep], c + pred[keep], 2 * c + y[hit]])
+        if src.size == 0:
+            return
+        if unit:  # counts: one gather and one sum per class
+            order = np.argsort(keys, kind="stable")
+            k = keys[order]
+            starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
+            counts = np.add.reduceat(draws[src[order]], starts, axis=0, dtype=np.int64)
+            with self._lock:
+                self.class_counts[k[starts]] += counts
+            return
+        assert part.w is not None and part.e is not None
+        w, e = part.w[a:b][src], part.e[a:b][src]
+        c_sums = _block_sums(
+            draws[src], [_contribution(keys, np.ones(src.size), w, e, 0, src.size)]
+        )
+        with self._lock:
+            for low, block, targets in c_sums:
+                self.class_sums.add(low, block, targets)
 
     def merge(self, other: BootstrapTally) -> BootstrapTally:
         """Add ``other`` (same layout) into this tally; returns ``self``."""
+        other.flush()
+        self.flush()
         with self._lock:
             self.sums.merge(other.sums)
             for key, parts in other.samples.items():
                 self.samples[key].extend(parts)
+            self.class_counts += other.class_counts
+            self.class_sums.merge(other.class_sums)
         return self
 
     # -- results ---------------------------------------------------------------
@@ -624,6 +812,8 @@ class BootstrapTally:
         self, kind: str, row: int, n_bins: int, total: np.ndarray, key: str
     ) -> np.ndarray:
         """Each replicate's value of one scalar; NaN where it has no weight."""
+        from arrayloss import metrics as M
+
         weight = total[:, 0]
         out = np.full(weight.shape[0], math.nan)
         for b in range(weight.shape[0]):
@@ -632,13 +822,22 @@ class BootstrapTally:
             if kind == "ece":
                 gaps = sum((abs(g) for g in total[b, row : row + n_bins]), 0)
                 out[b] = float(Fraction(gaps, weight[b]))
+            elif kind in ("mce", "rmsce"):
+                gaps = tuple(Fraction(g) for g in total[b, row : row + n_bins])
+                weights = tuple(
+                    Fraction(v) for v in total[b, row + n_bins : row + 2 * n_bins]
+                )
+                out[b] = M._reduce_fraction_bins(
+                    gaps, weights, Fraction(weight[b]), kind
+                )
             else:
                 out[b] = float(Fraction(total[b, row], weight[b]))
         return out
 
-    def _quantile_replicates(self, key: str, n_bins: int) -> np.ndarray:
-        """Each replicate's quantile-binned ECE, from the stored samples (in row
-        order, so the result does not depend on how they were chunked)."""
+    def _quantile_replicates(self, key: str, kind: str, n_bins: int) -> np.ndarray:
+        """Each replicate's quantile-binned ECE (MCE, RMSCE), from the stored
+        samples (in row order, so the result does not depend on how they were
+        chunked)."""
         from arrayloss import _xp
         from arrayloss import metrics as M
 
@@ -659,14 +858,48 @@ class BootstrapTally:
                 continue
             top = float(wb.max())
             value = M._ece(
-                conf, hit, wb / top, n_bins, "quantile", xp=host, dtype=np.float64
-            )
+                conf, hit, wb / top, n_bins, "quantile", xp=host, dtype=np.float64,
+                kind=kind.removesuffix("-quantile"),
+            )  # fmt: skip
             out[b] = float(value)
+        return out
+
+    def class_replicates(self) -> dict[str, np.ndarray] | None:
+        """Each replicate's precision, recall and F1 of every class, ``(replicates,
+        classes)`` float64 arrays, as `arrayloss.metrics.ClassReport.result`
+        computes them (correctly rounded ratios, 0 for a zero denominator); NaN
+        rows for replicates without weight.  ``None`` without the per-class
+        report."""
+        self.flush()
+        c = self.n_classes
+        if c is None:
+            return None
+        counts = self.class_counts
+        if self.class_sums.cols.shape[0] == 0:
+            sup, prd, tp = (
+                counts[j * c : (j + 1) * c].T.astype(np.float64) for j in range(3)
+            )
+            ratio = _float_ratio
+        else:  # weighted: exact integers on one grid
+            ints, power = self.class_sums.integers()
+            low = min(power, 0)
+            exact = (ints << (power - low)) + (counts.T.astype(object) << -low)
+            sup, prd, tp = (exact[:, j * c : (j + 1) * c] for j in range(3))
+            ratio = _int_ratio
+        out = {
+            "precision": ratio(tp, prd),
+            "recall": ratio(tp, sup),
+            "f1-score": ratio(2 * tp, sup + prd),
+        }
+        empty = np.asarray((sup != 0).sum(axis=1) == 0)
+        for values in out.values():
+            values[empty] = math.nan
         return out
 
     def replicates(self, reduction: str) -> dict[str, dict[str, np.ndarray]]:
         """Each replicate's value of every loss and metric (float64 arrays of
         length ``replicates``; NaN for a replicate with no weight)."""
+        self.flush()
         total, scale = self.sums.integers()
         losses: dict[str, np.ndarray] = {}
         for s, row in self.loss_rows.items():
@@ -678,11 +911,15 @@ class BootstrapTally:
                 losses[s] = self._replicates("mean", row, 1, total, s)
         metrics: dict[str, np.ndarray] = {}
         for key, (kind, row, n_bins) in self.metric_rows.items():
-            if kind == "ece-quantile":
-                metrics[key] = self._quantile_replicates(key, n_bins)
+            if kind.endswith("-quantile"):
+                metrics[key] = self._quantile_replicates(key, kind, n_bins)
             else:
                 metrics[key] = self._replicates(kind, row, n_bins, total, key)
         return {"losses": losses, "metrics": metrics}
+
+    def _levels(self) -> list[float]:
+        alpha = 1 - self.spec.confidence
+        return [alpha / 2, 1 - alpha / 2]
 
     def intervals(
         self, reduction: str
@@ -690,8 +927,7 @@ class BootstrapTally:
         """The percentile interval of every loss and metric (``None``: no
         replicate with weight).  A metric tally of a kind this module does not
         know has no entry."""
-        alpha = 1 - self.spec.confidence
-        levels = [alpha / 2, 1 - alpha / 2]
+        levels = self._levels()
 
         def interval(values: np.ndarray) -> tuple[float, float] | None:
             values = values[np.isfinite(values)]
@@ -704,6 +940,36 @@ class BootstrapTally:
             group: {key: interval(values) for key, values in per.items()}
             for group, per in self.replicates(reduction).items()
         }
+
+    def class_intervals(self) -> dict[str, list[tuple[float, float] | None]] | None:
+        """Per class metric (`CLASS_METRICS`), each class's percentile interval
+        (``None`` without the per-class report)."""
+        per = self.class_replicates()
+        if per is None:
+            return None
+        out: dict[str, list[tuple[float, float] | None]] = {}
+        for name, values in per.items():
+            ok = values[np.isfinite(values[:, 0])] if values.shape[1] else values
+            if ok.shape[0] == 0:
+                out[name] = [None] * values.shape[1]
+                continue
+            lo, hi = np.quantile(ok, self._levels(), axis=0)
+            out[name] = [(float(a), float(b)) for a, b in zip(lo, hi, strict=True)]
+        return out
+
+
+def _float_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` of exact float64 integers (correctly rounded), 0 where
+    ``den`` is 0."""
+    out = np.zeros(num.shape, dtype=np.float64)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def _int_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """`_float_ratio` of object arrays of Python integers."""
+    ratio = np.frompyfunc(lambda a, b: a / b if b else 0.0, 2, 1)
+    return np.asarray(ratio(num, den), dtype=np.float64)
 
 
 def _one_replicate(seed: int, b: int, rows: np.ndarray) -> np.ndarray:
