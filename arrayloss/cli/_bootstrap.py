@@ -170,7 +170,7 @@ def _poisson_from_uniform(u: np.ndarray) -> np.ndarray:
     vector comparisons, faster than a table lookup) and searched for the rare
     draws beyond them."""
     thresholds = _cdf_thresholds()
-    k = np.greater_equal(u, thresholds[0]).view(np.uint8)
+    k: np.ndarray = np.greater_equal(u, thresholds[0]).view(np.uint8)
     for t in thresholds[1:_COMPARED]:
         k += u >= t
     far = u >= thresholds[_COMPARED - 1]
@@ -554,7 +554,7 @@ class _Pending:
         def cat(arrays: list[Any]) -> Any:
             return None if arrays[0] is None else np.concatenate(arrays)
 
-        terms = []
+        terms: list[tuple[int | np.ndarray, np.ndarray]] = []
         for j, (target, _) in enumerate(parts[0].terms):
             values = np.concatenate([p.terms[j][1] for p in parts])
             if isinstance(target, np.ndarray):
@@ -762,7 +762,8 @@ class BootstrapTally:
 
     def _add_classes(self, draws: np.ndarray, part: _Pending, a: int, b: int) -> None:
         """Add the per-class sums of rows ``a:b`` (their ``draws``)."""
-        assert part.classes is not None and self.n_classes is not None
+        assert part.classes is not None
+        assert self.n_classes is not None
         c = self.n_classes
         y, pred = part.classes[0][a:b], part.classes[1][a:b]
         unit = part.w is None
@@ -785,7 +786,8 @@ class BootstrapTally:
             with self._lock:
                 self.class_counts[k[starts]] += counts
             return
-        assert part.w is not None and part.e is not None
+        assert part.w is not None
+        assert part.e is not None
         w, e = part.w[a:b][src], part.e[a:b][src]
         c_sums = _block_sums(
             draws[src], [_contribution(keys, np.ones(src.size), w, e, 0, src.size)]
@@ -995,12 +997,13 @@ def _contribution(
     target: int | np.ndarray,
     t: np.ndarray,
     w: np.ndarray | None,
-    e: int,
+    e: int | np.ndarray,
     a: int,
     b: int,
 ) -> _Contribution:
     """The digits of rows ``a:b`` of ``w * t * 2**e`` for accumulator rows
-    ``target``; weighted products are split into four exact ones (Dekker)."""
+    ``target``; weighted products are split into four exact ones (Dekker).
+    ``e`` is one power for all rows, or one per row of ``a:b``."""
     from arrayloss._exact import _split
 
     t = np.asarray(t[a:b], dtype=np.float64)
