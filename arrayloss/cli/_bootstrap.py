@@ -381,13 +381,20 @@ def _one_blas_thread() -> Any:
     return controller.limit(limits=1, user_api="blas")
 
 
-_TERMS = 1 << 18
-"""Products per piece of `_grouped_sums` (2 MB of float64)."""
-
 _LOOPED_GROUPS = 64
 """Up to this many accumulator rows a contribution's block sums are one small
-product per row (the rows' draws by their digits); beyond, one gather and
-`numpy.add.reduceat` over the rows sorted by accumulator row."""
+product per row (the rows' draws by their digits); beyond, one sparse product of
+the one-hot matrix of the rows' accumulator rows by the terms (`_onehot`)."""
+
+
+def _onehot(group: np.ndarray, sample: np.ndarray, n_groups: int, n: int) -> Any:
+    """The ``(n_groups, n)`` SciPy sparse matrix with a 1 at ``(group[k],
+    sample[k])``: its product with per-sample terms is the sum by group (exact
+    for integers whose sums stay below ``2**53``, in float64)."""
+    from scipy import sparse
+
+    data = np.ones(group.shape[0], dtype=np.float64)
+    return sparse.csr_array((data, (group, sample)), shape=(n_groups, n))
 
 
 def _layout(c: _Contribution, n: int) -> tuple[int, np.ndarray, np.ndarray] | None:
@@ -472,17 +479,13 @@ def _grouped_sums(
                 for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
             ]
         )  # (groups, replicates, span)
-    else:  # pieces of at most _TERMS products (bounded temporaries)
-        r, span = kw.shape[0], dig.shape[1]
-        sums = np.zeros((rows.shape[0], r, span), dtype=np.float64)
-        step = max(1, _TERMS // (r * span))
-        for a in range(0, order.shape[0], step):
-            piece = order[a : a + step]
-            k = keys[a : a + step]
-            first = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-            terms = kw[:, piece].T[:, :, None] * dig[piece][:, None, :]
-            group = np.searchsorted(rows, k[first])
-            sums[group] += np.add.reduceat(terms, first, axis=0)
+    else:  # one sparse product per digit column: the one-hot rows by the terms
+        group = np.searchsorted(rows, keys)
+        onehot = _onehot(group, order, rows.shape[0], kw.shape[1])
+        sums = np.stack(
+            [onehot @ (kw.T * dig[:, s : s + 1]) for s in range(dig.shape[1])],
+            axis=2,
+        )
     return rows.astype(np.int64), sums.transpose(2, 1, 0).astype(np.int64)
 
 
@@ -778,13 +781,11 @@ class BootstrapTally:
         keys = np.concatenate([y[keep], c + pred[keep], 2 * c + y[hit]])
         if src.size == 0:
             return
-        if unit:  # counts: one gather and one sum per class
-            order = np.argsort(keys, kind="stable")
-            k = keys[order]
-            starts = np.flatnonzero(np.r_[True, k[1:] != k[:-1]])
-            counts = np.add.reduceat(draws[src[order]], starts, axis=0, dtype=np.int64)
+        if unit:  # counts: one sparse product (exact: integers below 2**53)
+            onehot = _onehot(keys, src, 3 * c, b - a)
+            counts = (onehot @ draws.astype(np.float64)).astype(np.int64)
             with self._lock:
-                self.class_counts[k[starts]] += counts
+                self.class_counts += counts
             return
         assert part.w is not None
         assert part.e is not None
