@@ -383,18 +383,8 @@ def _one_blas_thread() -> Any:
 
 _LOOPED_GROUPS = 64
 """Up to this many accumulator rows a contribution's block sums are one small
-product per row (the rows' draws by their digits); beyond, one sparse product of
-the one-hot matrix of the rows' accumulator rows by the terms (`_onehot`)."""
-
-
-def _onehot(group: np.ndarray, sample: np.ndarray, n_groups: int, n: int) -> Any:
-    """The ``(n_groups, n)`` SciPy sparse matrix with a 1 at ``(group[k],
-    sample[k])``: its product with per-sample terms is the sum by group (exact
-    for integers whose sums stay below ``2**53``, in float64)."""
-    from scipy import sparse
-
-    data = np.ones(group.shape[0], dtype=np.float64)
-    return sparse.csr_array((data, (group, sample)), shape=(n_groups, n))
+product per row (the rows' draws by their digits); beyond, one `numpy.bincount` per
+replicate and digit column."""
 
 
 def _layout(c: _Contribution, n: int) -> tuple[int, np.ndarray, np.ndarray] | None:
@@ -479,13 +469,17 @@ def _grouped_sums(
                 for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
             ]
         )  # (groups, replicates, span)
-    else:  # one sparse product per digit column: the one-hot rows by the terms
+    else:  # one bincount per replicate and digit column
         group = np.searchsorted(rows, keys)
-        onehot = _onehot(group, order, rows.shape[0], kw.shape[1])
-        sums = np.stack(
-            [onehot @ (kw.T * dig[:, s : s + 1]) for s in range(dig.shape[1])],
-            axis=2,
-        )
+        sums = np.empty((rows.shape[0], kw.shape[0], dig.shape[1]), dtype=np.float64)
+        picked_kw, picked_dig = kw[:, order], dig[order]
+        for s in range(dig.shape[1]):
+            for r in range(kw.shape[0]):
+                sums[:, r, s] = np.bincount(
+                    group,
+                    weights=picked_kw[r] * picked_dig[:, s],
+                    minlength=rows.shape[0],
+                )
     return rows.astype(np.int64), sums.transpose(2, 1, 0).astype(np.int64)
 
 
@@ -781,11 +775,13 @@ class BootstrapTally:
         keys = np.concatenate([y[keep], c + pred[keep], 2 * c + y[hit]])
         if src.size == 0:
             return
-        if unit:  # counts: one sparse product (exact: integers below 2**53)
-            onehot = _onehot(keys, src, 3 * c, b - a)
-            counts = (onehot @ draws.astype(np.float64)).astype(np.int64)
+        if unit:  # counts: one bincount per replicate (exact below 2**53)
+            size, picked = 3 * c, draws.T[:, src]
+            counts = np.empty((draws.shape[1], size), dtype=np.int64)
+            for r in range(draws.shape[1]):
+                counts[r] = np.bincount(keys, weights=picked[r], minlength=size)
             with self._lock:
-                self.class_counts += counts
+                self.class_counts += counts.T
             return
         assert part.w is not None
         assert part.e is not None
