@@ -46,7 +46,7 @@ the edges for each replicate at the end.
 
 **Per-class intervals** (``--per-class``): per class ``c`` the replicate sums of
 ``K w [y = c]``, ``K w [pred = c]`` and ``K w [y = pred = c]`` (int64 counts
-while the weights are 0 or 1: one gather of the draws and one sum per class), from
+while the weights are 0 or 1: one `numpy.bincount` per replicate), from
 which each replicate's precision, recall and F1 are the correctly rounded ratios
 that `arrayloss.metrics.ClassReport` reports.
 
@@ -577,8 +577,9 @@ class BootstrapTally:
     one row ``sum K w t`` per loss and per mean metric, ``n_bins`` rows per uniform
     ECE (``sum K w (hit - conf)`` of each bin) and ``2 n_bins`` per uniform MCE or
     RMSCE (those and ``sum K w`` of each bin).  With the per-class report, per
-    replicate and class ``c``: ``sum K w [y = c]`` (support), ``sum K w [pred =
-    c]`` and ``sum K w [y = pred = c]`` (true positives), as int64 counts while the
+    replicate and class ``c``: ``sum K w [y = c != pred]``, ``sum K w [pred = c !=
+    y]`` and ``sum K w [y = pred = c]`` (the true positives, which added to the
+    first two make the support and the predictions), as int64 counts while the
     weights are 0 or 1, else as exact digits.  `add` takes a chunk (buffered
     until a block of `block_rows` rows, so that short chunks share their draws'
     products), `merge` another tally (exact and order free); `intervals` gives
@@ -770,9 +771,12 @@ class BootstrapTally:
             keep = np.flatnonzero(raw != 0)
         else:
             keep = np.arange(b - a)
-        hit = keep[y[keep] == pred[keep]]
-        src = np.concatenate([keep, keep, hit])
-        keys = np.concatenate([y[keep], c + pred[keep], 2 * c + y[hit]])
+        right = y[keep] == pred[keep]
+        hit, miss = keep[right], keep[~right]
+        # a hit adds to its class's true positives, a miss to the support of its
+        # class and to the predictions of the predicted one (fewer terms)
+        src = np.concatenate([miss, miss, hit])
+        keys = np.concatenate([y[miss], c + pred[miss], 2 * c + y[hit]])
         if src.size == 0:
             return
         if unit:  # counts: one bincount per replicate (exact below 2**53)
@@ -875,16 +879,16 @@ class BootstrapTally:
             return None
         counts = self.class_counts
         if self.class_sums.cols.shape[0] == 0:
-            sup, prd, tp = (
-                counts[j * c : (j + 1) * c].T.astype(np.float64) for j in range(3)
-            )
+            sums = [counts[j * c : (j + 1) * c].T.astype(np.float64) for j in range(3)]
             ratio = _float_ratio
         else:  # weighted: exact integers on one grid
             ints, power = self.class_sums.integers()
             low = min(power, 0)
             exact = (ints << (power - low)) + (counts.T.astype(object) << -low)
-            sup, prd, tp = (exact[:, j * c : (j + 1) * c] for j in range(3))
+            sums = [exact[:, j * c : (j + 1) * c] for j in range(3)]
             ratio = _int_ratio
+        missed, wrong, tp = sums  # the support and predictions less the hits
+        sup, prd = missed + tp, wrong + tp
         out = {
             "precision": ratio(tp, prd),
             "recall": ratio(tp, sup),
