@@ -40,6 +40,14 @@ and the classwise ECE of class ``c`` (Kull et al. 2019), the calibration of
 
 whose mean over the classes is the classwise ECE.
 
+Without weights a batch adds to int64 counters (`_State.pending`), in place when
+the caller hands over its tally (``_add(rows, owned=True)``, as the eval engine
+does chunk after chunk): the confusion counts, the hits per class and bin, and
+the sums of ``q(p)`` as the column sums of their 30-bit halves, with only the
+probabilities above the first bin edge (fewer than ``n_bins`` a row) binned one
+by one; bin 0 of each class gets the rest.  The sums are the same as binning
+every probability, at the cost of a few vector passes over the batch.
+
 Reference: M. Kull, M. Perello-Nieto, M. Kängsepp, T. Silva Filho, H. Song and
 P. Flach, "Beyond temperature scaling: Obtaining well-calibrated multiclass
 probabilities with Dirichlet calibration", NeurIPS 2019.

@@ -355,7 +355,8 @@ class _EvalCommand(click.Command):
     type=int,
     default=None,
     metavar="N",
-    help="Percentile confidence intervals of every loss and metric from N Poisson "
+    help="Percentile confidence intervals of every loss and metric (with "
+    "--per-class, of each class's precision, recall and F1 too) from N Poisson "
     "bootstrap replicates, in the same pass (same at any --chunk-size and with "
     "--dask).",
 )

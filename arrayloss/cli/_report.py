@@ -6,7 +6,8 @@ engine and ``--dask`` compute them by the same code and the results do not depen
 on ``--chunk-size`` or on the cluster.  This module turns the finished tallies
 into the report: JSON fields, the terminal tables (only up to `MAX_TABLE_CLASSES`
 classes, else a line that says where the numbers are), the ``--per-class FILE``
-table and the ``--plot`` figure, both written through
+table (with ``--bootstrap``, each class's intervals as ``METRIC_low`` and
+``METRIC_high`` columns) and the ``--plot`` figure, both written through
 `arrayloss.cli._output.Outputs` (atomic: replaced only when the run succeeds).
 """
 
