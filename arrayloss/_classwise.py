@@ -146,8 +146,23 @@ class _State:
             ints = (hi[ids].astype(object) << 30) + lo[ids].astype(object)
             self.psum.add_ints(ids, ints, -_QUANTUM)
 
+    def merge_into(self, other: _State) -> None:
+        """Add ``other``'s sums to these, in place (``other`` is left as it was)."""
+        if self.pending_rows + other.pending_rows > _SETTLE_ROWS:
+            self.settle()
+        for name, counts in other.pending.items():
+            self.counter(name, counts.size)[:] += counts
+        self.pending_rows += other.pending_rows
+        self.confusion.add_vector(other.confusion)
+        for name in ("nll", "hits", "psum"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is not None:
+                mine.add_vector(theirs)
+        self.nll_inf |= other.nll_inf
+        self.zero_p |= other.zero_p
+        self.weighted = self.weighted or other.weighted
+
     def copy(self) -> _State:
-        self.settle()
         out = _State.__new__(_State)
         out.confusion = self.confusion.copy()
         out.nll = None if self.nll is None else self.nll.copy()
@@ -156,7 +171,8 @@ class _State:
         out.hits = None if self.hits is None else self.hits.copy()
         out.psum = None if self.psum is None else self.psum.copy()
         out.weighted = self.weighted
-        out.pending, out.pending_rows = {}, 0
+        out.pending = {name: counts.copy() for name, counts in self.pending.items()}
+        out.pending_rows = self.pending_rows
         return out
 
 
@@ -240,20 +256,8 @@ class ClassReport(_Batches):
             if owned and state is b and b is not None:
                 state = b.copy()  # ``other``'s sums are not ours to change
         else:
-            b.settle()
-            if owned:
-                a.settle()
-                state = a
-            else:
-                state = a.copy()
-            state.confusion = a.confusion.merged(b.confusion)
-            for name in ("nll", "hits", "psum"):
-                x, y = getattr(a, name), getattr(b, name)
-                if x is not None:
-                    setattr(state, name, x.merged(y))
-            state.nll_inf = a.nll_inf | b.nll_inf
-            state.zero_p = a.zero_p | b.zero_p
-            state.weighted = a.weighted or b.weighted
+            state = a if owned else a.copy()
+            state.merge_into(b)
         return ClassReport(
             self.n_classes, self.n_bins, self.calibration,
             count=self.count + other.count, _state=state,
