@@ -122,6 +122,8 @@ class _State:
         self.weighted = False
         self.pending: dict[str, np.ndarray] = {}
         self.pending_rows = 0
+        self.cells: list[tuple[np.ndarray, np.ndarray]] = []  # sparse counts
+        self.n_cells = 0
 
     def counter(self, name: str, size: int) -> np.ndarray:
         """The int64 counter ``name`` (created at zero)."""
@@ -130,8 +132,25 @@ class _State:
             out = self.pending[name] = np.zeros(size, dtype=np.int64)
         return out
 
+    def add_cells(self, ids: np.ndarray, counts: np.ndarray, size: int) -> None:
+        """Add confusion counts: kept sparse (a batch fills few of the ``C x C``
+        cells, and a tally of one chunk on the thread pool stays small) until
+        `_SPARSE_CELLS` of them wait, then added to the dense counter."""
+        self.cells.append((ids, counts))
+        self.n_cells += ids.size
+        if self.n_cells > _SPARSE_CELLS or self.n_cells > size // 4:
+            self._fold_cells(size)
+
+    def _fold_cells(self, size: int) -> None:
+        if self.cells:
+            dense = self.counter("confusion", size)
+            for ids, counts in self.cells:
+                dense[ids] += counts
+        self.cells, self.n_cells = [], 0
+
     def settle(self) -> None:
         """Move the int64 counters into the exact sums (the value is unchanged)."""
+        self._fold_cells(self.confusion.n)
         if not self.pending:
             return
         pending, self.pending, self.pending_rows = self.pending, {}, 0
@@ -152,6 +171,8 @@ class _State:
             self.settle()
         for name, counts in other.pending.items():
             self.counter(name, counts.size)[:] += counts
+        for ids, cells in list(other.cells):  # a snapshot: other may be self
+            self.add_cells(ids, cells, self.confusion.n)
         self.pending_rows += other.pending_rows
         self.confusion.add_vector(other.confusion)
         for name in ("nll", "hits", "psum"):
@@ -173,8 +194,12 @@ class _State:
         out.weighted = self.weighted
         out.pending = {name: counts.copy() for name, counts in self.pending.items()}
         out.pending_rows = self.pending_rows
+        out.cells, out.n_cells = list(self.cells), self.n_cells  # never changed
         return out
 
+
+_SPARSE_CELLS = 1 << 16
+"""Confusion counts a `_State` keeps sparse before adding them to its counter."""
 
 _SETTLE_ROWS = 1 << 30
 """Unweighted rows the int64 counters of a `_State` take before `_State.settle`
@@ -393,7 +418,7 @@ def _add_batch(state: _State, rows: Any, c: int, n_bins: int) -> None:
     if w64 is None:
         state.pending_rows += y.size
         ids, counts = np.unique(cells, return_counts=True)
-        state.counter("confusion", c * c)[ids] += counts
+        state.add_cells(ids, counts, c * c)
     else:
         state.confusion.add(cells, w64)
     if state.nll is None:
