@@ -40,6 +40,14 @@ and the classwise ECE of class ``c`` (Kull et al. 2019), the calibration of
 
 whose mean over the classes is the classwise ECE.
 
+Without weights a batch adds to int64 counters (`_State.pending`), in place when
+the caller hands over its tally (``_add(rows, owned=True)``, as the eval engine
+does chunk after chunk): the confusion counts, the hits per class and bin, and
+the sums of ``q(p)`` as the column sums of their 30-bit halves, with only the
+probabilities above the first bin edge (fewer than ``n_bins`` a row) binned one
+by one; bin 0 of each class gets the rest.  The sums are the same as binning
+every probability, at the cost of a few vector passes over the batch.
+
 Reference: M. Kull, M. Perello-Nieto, M. Kängsepp, T. Silva Filho, H. Song and
 P. Flach, "Beyond temperature scaling: Obtaining well-calibrated multiclass
 probabilities with Dirichlet calibration", NeurIPS 2019.
@@ -69,7 +77,13 @@ _QUANTUM = 60
 
 
 class _State:
-    """The exact sums of a `ClassReport`, owned by one tally at a time."""
+    """The exact sums of a `ClassReport`, owned by one tally at a time.
+
+    Unweighted batches add to int64 counters first (``pending``: the confusion
+    counts, the hit counts and the 30-bit halves of the quantized probability sums
+    per class and bin), a few vector additions a batch; `settle` moves them into
+    the exact vectors (they cannot overflow before `_SETTLE_ROWS` rows).
+    """
 
     def __init__(self, n_classes: int, n_bins: int, calibration: bool) -> None:
         self.confusion = ExactVector(n_classes * n_classes)
@@ -79,6 +93,68 @@ class _State:
         self.hits = ExactVector(n_classes * n_bins) if calibration else None
         self.psum = ExactVector(n_classes * n_bins) if calibration else None
         self.weighted = False
+        self.pending: dict[str, np.ndarray] = {}
+        self.pending_rows = 0
+        self.cells: list[tuple[np.ndarray, np.ndarray]] = []  # sparse counts
+        self.n_cells = 0
+
+    def counter(self, name: str, size: int) -> np.ndarray:
+        """The int64 counter ``name`` (created at zero)."""
+        out = self.pending.get(name)
+        if out is None:
+            out = self.pending[name] = np.zeros(size, dtype=np.int64)
+        return out
+
+    def add_cells(self, ids: np.ndarray, counts: np.ndarray, size: int) -> None:
+        """Add confusion counts: kept sparse (a batch fills few of the ``C x C``
+        cells, and a tally of one chunk on the thread pool stays small) until
+        `_SPARSE_CELLS` of them wait, then added to the dense counter."""
+        self.cells.append((ids, counts))
+        self.n_cells += ids.size
+        if self.n_cells > _SPARSE_CELLS or self.n_cells > size // 4:
+            self._fold_cells(size)
+
+    def _fold_cells(self, size: int) -> None:
+        if self.cells:
+            dense = self.counter("confusion", size)
+            for ids, counts in self.cells:
+                dense[ids] += counts
+        self.cells, self.n_cells = [], 0
+
+    def settle(self) -> None:
+        """Move the int64 counters into the exact sums (the value is unchanged)."""
+        self._fold_cells(self.confusion.n)
+        if not self.pending:
+            return
+        pending, self.pending, self.pending_rows = self.pending, {}, 0
+        for name, target in (("confusion", self.confusion), ("hits", self.hits)):
+            counts = pending.get(name)
+            if counts is not None and target is not None:
+                ids = np.flatnonzero(counts)
+                target.add_ints(ids, counts[ids].astype(object), 0)
+        hi, lo = pending.get("psum_hi"), pending.get("psum_lo")
+        if hi is not None and lo is not None and self.psum is not None:
+            ids = np.flatnonzero((hi != 0) | (lo != 0))
+            ints = (hi[ids].astype(object) << 30) + lo[ids].astype(object)
+            self.psum.add_ints(ids, ints, -_QUANTUM)
+
+    def merge_into(self, other: _State) -> None:
+        """Add ``other``'s sums to these, in place (``other`` is left as it was)."""
+        if self.pending_rows + other.pending_rows > _SETTLE_ROWS:
+            self.settle()
+        for name, counts in other.pending.items():
+            self.counter(name, counts.size)[:] += counts
+        for ids, cells in list(other.cells):  # a snapshot: other may be self
+            self.add_cells(ids, cells, self.confusion.n)
+        self.pending_rows += other.pending_rows
+        self.confusion.add_vector(other.confusion)
+        for name in ("nll", "hits", "psum"):
+            mine, theirs = getattr(self, name), getattr(other, name)
+            if mine is not None:
+                mine.add_vector(theirs)
+        self.nll_inf |= other.nll_inf
+        self.zero_p |= other.zero_p
+        self.weighted = self.weighted or other.weighted
 
     def copy(self) -> _State:
         out = _State.__new__(_State)
@@ -89,7 +165,18 @@ class _State:
         out.hits = None if self.hits is None else self.hits.copy()
         out.psum = None if self.psum is None else self.psum.copy()
         out.weighted = self.weighted
+        out.pending = {name: counts.copy() for name, counts in self.pending.items()}
+        out.pending_rows = self.pending_rows
+        out.cells, out.n_cells = list(self.cells), self.n_cells  # never changed
         return out
+
+
+_SPARSE_CELLS = 1 << 16
+"""Confusion counts a `_State` keeps sparse before adding them to its counter."""
+
+_SETTLE_ROWS = 1 << 30
+"""Unweighted rows the int64 counters of a `_State` take before `_State.settle`
+(a row adds less than ``2**31`` to each)."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -124,7 +211,13 @@ class ClassReport(_Batches):
 
     _name = "per-class report"
 
-    def _add(self, rows: Any) -> ClassReport:
+    def _add(self, rows: Any, *, owned: bool = False) -> ClassReport:
+        """The tally with the batch ``rows`` added.
+
+        ``owned``: this tally's sums may be added to in place (no copy), for a
+        caller that drops this tally for the one returned (the eval engine,
+        chunk after chunk); both then share the sums.
+        """
         if rows.n_classes != self.n_classes:
             msg = f"a batch of {rows.n_classes} classes in a ClassReport of {self.n_classes}"
             raise ValueError(msg)
@@ -132,6 +225,8 @@ class ClassReport(_Batches):
             return self
         if self._state is None:
             state = _State(self.n_classes, self.n_bins, self.calibration)
+        elif owned:
+            state = self._state
         else:
             state = self._state.copy()
         _add_batch(state, rows, self.n_classes, self.n_bins)
@@ -140,8 +235,11 @@ class ClassReport(_Batches):
             count=self.count + rows.n, _state=state,
         )  # fmt: skip
 
-    def merge(self, other: ClassReport) -> ClassReport:
-        """The tally of both together (exact; order does not matter)."""
+    def merge(self, other: ClassReport, *, owned: bool = False) -> ClassReport:
+        """The tally of both together (exact; order does not matter).
+
+        ``owned``: this tally's sums may be added to in place (as in `_add`).
+        """
         if type(other) is not type(self):
             msg = f"cannot merge a ClassReport with a {type(other).__name__}"
             raise TypeError(msg)
@@ -152,17 +250,12 @@ class ClassReport(_Batches):
             raise ValueError(msg)
         a, b = self._state, other._state
         if a is None or b is None:
-            state = a if b is None else b  # never changed in place: shared
+            state = a if b is None else b  # shared: copied before any change
+            if owned and state is b and b is not None:
+                state = b.copy()  # ``other``'s sums are not ours to change
         else:
-            state = a.copy()
-            state.confusion = a.confusion.merged(b.confusion)
-            for name in ("nll", "hits", "psum"):
-                x, y = getattr(a, name), getattr(b, name)
-                if x is not None:
-                    setattr(state, name, x.merged(y))
-            state.nll_inf = a.nll_inf | b.nll_inf
-            state.zero_p = a.zero_p | b.zero_p
-            state.weighted = a.weighted or b.weighted
+            state = a if owned else a.copy()
+            state.merge_into(b)
         return ClassReport(
             self.n_classes, self.n_bins, self.calibration,
             count=self.count + other.count, _state=state,
@@ -176,6 +269,7 @@ class ClassReport(_Batches):
         state = self._state
         if state is None:
             return np.zeros((c, c), dtype=np.int64)
+        state.settle()
         if state.weighted:
             return state.confusion.floats().reshape(c, c)
         return np.array(state.confusion.ints.tolist(), dtype=np.int64).reshape(c, c)
@@ -200,6 +294,7 @@ class ClassReport(_Batches):
         if state is None or self.count == 0:
             msg = "the per-class report needs at least one sample (got 0)"
             raise ValueError(msg)
+        state.settle()
         cells = state.confusion.ints.reshape(c, c)
         scale = _scale(state.confusion.base)
         support = [Fraction(int(v)) * scale for v in cells.sum(axis=1).tolist()]
@@ -283,17 +378,20 @@ def _classwise_ece(state: _State, c: int, n_bins: int, total: Fraction) -> list[
 
 
 def _add_batch(state: _State, rows: Any, c: int, n_bins: int) -> None:
-    """Add the rows of one validated batch (`arrayloss.metrics._Rows`) to ``state``."""
-    xp = rows.xp
+    """Add the rows of one validated batch (`arrayloss._metric_rows._Rows`) to ``state``."""
     y = np.asarray(to_numpy(rows.index), dtype=np.int64)
-    pred = np.asarray(to_numpy(xp.argmax(rows.z, axis=1)), dtype=np.int64)
+    pred = np.asarray(to_numpy(rows.predicted), dtype=np.int64)
     w = rows.batch.weights
     w64 = None if w is None else np.asarray(to_numpy(w), dtype=np.float64)
     if w64 is not None:
         state.weighted = True
+    elif state.pending_rows + y.size > _SETTLE_ROWS:
+        state.settle()
     cells = y * c + pred
     if w64 is None:
-        state.confusion.add_counts(cells)
+        state.pending_rows += y.size
+        ids, counts = np.unique(cells, return_counts=True)
+        state.add_cells(ids, counts, c * c)
     else:
         state.confusion.add(cells, w64)
     if state.nll is None:
@@ -315,46 +413,90 @@ def _add_batch(state: _State, rows: Any, c: int, n_bins: int) -> None:
         state.zero_p[y[zero]] = True
     p = to_numpy(rows.probs)
     edges = np.asarray([b / n_bins for b in range(1, n_bins)], dtype=p.dtype)
+    if w64 is None:
+        _add_unweighted_bins(state, p, y, edges, c, n_bins)
+        return
     bins = np.searchsorted(edges, p, side="left")  # edges strictly below p
     bin_keys = np.arange(c, dtype=np.int64)[None, :] * n_bins + bins
     hit_keys = bin_keys[np.arange(y.size), y]
-    if w64 is None:
-        state.hits.add_counts(hit_keys)
-    else:
-        state.hits.add(hit_keys, w64)
+    state.hits.add(hit_keys, w64)
     # q(p): p rounded to a multiple of 2**-60, an exact integer in float64
     q = np.multiply(p, 2.0**_QUANTUM, dtype=np.float64)  # exact: a power of two
     np.rint(q, out=q)
-    if w64 is None:
-        _add_quantized(state.psum, bin_keys.reshape(-1), q.reshape(-1), c * n_bins)
-    else:  # fl(w * q(p)) summed exactly, in blocks of rows (bounded temporaries)
-        step = max(1, _WEIGHTED_BLOCK // c)
-        for a in range(0, y.size, step):
-            rows_ab = slice(a, a + step)
-            terms = w64[rows_ab, None] * q[rows_ab]  # each rounded once, alike
-            ids, ints, base = group_sums(bin_keys[rows_ab], terms)
-            state.psum.add_ints(ids, ints, base - _QUANTUM)
+    # fl(w * q(p)) summed exactly, in blocks of rows (bounded temporaries)
+    step = max(1, _WEIGHTED_BLOCK // c)
+    for a in range(0, y.size, step):
+        rows_ab = slice(a, a + step)
+        terms = w64[rows_ab, None] * q[rows_ab]  # each rounded once, alike
+        ids, ints, base = group_sums(bin_keys[rows_ab], terms)
+        state.psum.add_ints(ids, ints, base - _QUANTUM)
 
 
-def _add_quantized(
-    acc: ExactVector, keys: np.ndarray, q: np.ndarray, size: int
+_DENSE_ROWS = 1 << 22
+"""Rows per column sum of `_add_unweighted_bins`: ``2**22`` halves below ``2**31``
+keep the float64 sums exact."""
+
+
+def _add_unweighted_bins(
+    state: _State, p: np.ndarray, y: np.ndarray, edges: np.ndarray, c: int, n_bins: int
 ) -> None:
-    """Add the integers ``q < 2**61`` (as float64) by group, exactly: each is split
-    into 30-bit halves, summed by `numpy.bincount` below ``2**53``."""
-    hi = q * 2.0**-30  # exact scalings by powers of two
+    """The calibration sums of an unweighted batch of probabilities ``p`` (n, C):
+    per class and bin, the hits and the sum of ``q(p)``, into the int64 counters.
+
+    ``q(p) = rint(p 2**60)`` is an integer, exact in ``p``'s dtype (a scaling by a
+    power of two, then a rounding to an integer that the dtype holds), split into
+    30-bit halves whose column sums are exact in float64.  The per-class sums over
+    every bin come from these column sums; the few probabilities above the first
+    edge (fewer than ``n_bins`` a row, as a row sums to 1) are binned one by one,
+    and bin 0 gets the rest: the same sums as binning every probability.
+    """
+    if p.dtype != np.float32:  # float64 (float16 would overflow at 2**60)
+        p = p.astype(np.float64, copy=False)
+    n = y.size
+    p_y = p[np.arange(n), y]
+    hit_keys = y * n_bins + np.searchsorted(edges, p_y, side="left")
+    state.counter("hits", c * n_bins)[:] += np.bincount(hit_keys, minlength=c * n_bins)
+    for a in range(0, n, _DENSE_ROWS):
+        _add_quantized_sums(state, p[a : a + _DENSE_ROWS], edges, c, n_bins)
+
+
+def _add_quantized_sums(
+    state: _State, p: np.ndarray, edges: np.ndarray, c: int, n_bins: int
+) -> None:
+    """`_add_unweighted_bins`' sums of ``q(p)`` for at most `_DENSE_ROWS` rows."""
+    hi_acc = state.counter("psum_hi", c * n_bins)
+    lo_acc = state.counter("psum_lo", c * n_bins)
+    one = p.dtype.type(2.0**_QUANTUM)
+    half = p.dtype.type(2.0**-30)
+    q = p * one
+    np.rint(q, out=q)
+    hi = q * half
     np.floor(hi, out=hi)
-    lo = hi * 2.0**30
-    np.subtract(q, lo, out=lo)
-    block = 1 << 22  # 2**22 values of at most 2**31: partial sums below 2**53
-    hs = np.zeros(size, dtype=np.int64)  # at most 2**31 per sample: no overflow
-    ls = np.zeros(size, dtype=np.int64)
-    for a in range(0, keys.size, block):
-        part = slice(a, a + block)
-        hs += np.bincount(keys[part], weights=hi[part], minlength=size).astype(np.int64)
-        ls += np.bincount(keys[part], weights=lo[part], minlength=size).astype(np.int64)
-    ints = (hs.astype(object) << 30) + ls.astype(object)
-    ids = np.flatnonzero((hs != 0) | (ls != 0))
-    acc.add_ints(ids, ints[ids], -_QUANTUM)
+    first = np.arange(c, dtype=np.int64) * n_bins  # bin 0 of each class
+    hi_acc[first] += np.sum(hi, axis=0, dtype=np.float64).astype(np.int64)
+    hi *= one * half  # 2**30, exact
+    q -= hi  # the low half, exact
+    lo_acc[first] += np.sum(q, axis=0, dtype=np.float64).astype(np.int64)
+    if edges.size == 0:
+        return
+    flat = p.reshape(-1)
+    at = np.flatnonzero(flat > edges[0])
+    if at.size == 0:
+        return
+    values = flat[at]
+    cls = at % c
+    keys = cls * n_bins + np.searchsorted(edges, values, side="left")
+    q64 = np.rint(values.astype(np.float64) * 2.0**_QUANTUM)
+    hi64 = np.floor(q64 * 2.0**-30)
+    lo64 = q64 - hi64 * 2.0**30
+    size = c * n_bins
+    his = np.bincount(keys, weights=hi64, minlength=size).astype(np.int64)
+    los = np.bincount(keys, weights=lo64, minlength=size).astype(np.int64)
+    hi_acc += his
+    lo_acc += los
+    # the sums above the first edge are no longer bin 0's
+    hi_acc[first] -= np.bincount(cls, weights=hi64, minlength=c).astype(np.int64)
+    lo_acc[first] -= np.bincount(cls, weights=lo64, minlength=c).astype(np.int64)
 
 
 @dataclass(frozen=True, eq=False)

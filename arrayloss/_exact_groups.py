@@ -122,13 +122,27 @@ class ExactVector:
     """
 
     def __init__(self, n: int) -> None:
-        self.ints: np.ndarray = np.zeros(n, dtype=object)
+        self.n = n
+        self._ints: np.ndarray | None = None  # allocated on the first addition
         self.base = 0
+
+    @property
+    def ints(self) -> np.ndarray:
+        """The ``n`` sums' integers (Python ``int`` objects), in units of
+        ``2**base``."""
+        if self._ints is None:
+            self._ints = np.zeros(self.n, dtype=object)
+        return self._ints
+
+    @ints.setter
+    def ints(self, value: np.ndarray) -> None:
+        self._ints = value
 
     def copy(self) -> ExactVector:
         """An independent copy."""
-        out = ExactVector(0)
-        out.ints, out.base = self.ints.copy(), self.base
+        out = ExactVector(self.n)
+        out._ints = None if self._ints is None else self._ints.copy()
+        out.base = self.base
         return out
 
     def add_ints(self, ids: np.ndarray, ints: np.ndarray, base: int) -> None:
@@ -136,11 +150,18 @@ class ExactVector:
         if ids.size == 0:
             return
         if base < self.base:  # rare: a smaller power of two than ever before
-            self.ints = np.left_shift(self.ints, self.base - base)
+            if self._ints is not None:
+                self._ints = np.left_shift(self._ints, self.base - base)
             self.base = base
         elif base > self.base:
             ints = np.left_shift(ints, base - self.base)
         self.ints[ids] += ints
+
+    def add_vector(self, other: ExactVector) -> None:
+        """Add another vector's sums, in place (nothing to do for one never
+        added to)."""
+        if other._ints is not None:
+            self.add_ints(np.arange(other.n), other._ints, other.base)
 
     def add(
         self, groups: np.ndarray, values: np.ndarray, weights: np.ndarray | None = None
@@ -156,7 +177,7 @@ class ExactVector:
     def merged(self, other: ExactVector) -> ExactVector:
         """A new vector holding both sums."""
         out = self.copy()
-        out.add_ints(np.arange(other.ints.size), other.ints, other.base)
+        out.add_vector(other)
         return out
 
     def fraction(self, g: int) -> Fraction:
@@ -167,7 +188,7 @@ class ExactVector:
 
     def floats(self) -> np.ndarray:
         """Every sum as the nearest float64 (``inf`` beyond the range)."""
-        out = np.zeros(self.ints.size, dtype=np.float64)
+        out = np.zeros(self.n, dtype=np.float64)
         nonzero = np.flatnonzero(self.ints != 0)
         ints = self.ints[nonzero].tolist()
         if self.base >= 0:

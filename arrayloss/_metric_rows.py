@@ -167,6 +167,11 @@ class _Rows:
         """Whether the arg-max (first index on ties) is the label, shape ``(n,)``."""
         return self._ranks[1]
 
+    @cached_property
+    def predicted(self) -> Array:
+        """The arg-max class (first index on ties), shape ``(n,)``."""
+        return self.xp.argmax(self.z, axis=1)
+
     def top_k_hit(self, k: int) -> Array:
         """Whether fewer than ``k`` classes rank above the label (ties: higher index)."""
         return self._ranks[0] < k

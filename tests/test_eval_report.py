@@ -229,6 +229,30 @@ def test_update_and_merge_leave_their_inputs_unchanged(data):
         M.ClassReport(C).merge(M.ClassReport(C, 3))
 
 
+def test_owned_adds_and_merges_equal_the_copying_ones(data):
+    """The engine's in-place path (``owned=True``) gives the sums of the copying
+    one, and never changes the tally merged in."""
+    from arrayloss.metrics import _prepare
+
+    z, y, w = data
+    for weights in (None, w):
+        copied = owned = M.ClassReport(C, 6)
+        for a in range(0, N, 13):
+            wa = None if weights is None else weights[a : a + 13]
+            rows = _prepare(
+                "t", z[a : a + 13], y[a : a + 13], wa, axis=-1, input="logits"
+            )
+            copied = copied._add(rows)
+            owned = owned._add(rows, owned=True)
+        assert json.dumps(owned.result()) == json.dumps(copied.result())
+        other = M.ClassReport(C, 6).update(z[:40], y[:40])
+        before = json.dumps(other.result())
+        total = M.ClassReport(C, 6).merge(other, owned=True)
+        total = total.merge(other, owned=True)
+        assert json.dumps(other.result()) == before
+        assert total.confusion().tolist() == (2 * other.confusion()).tolist()
+
+
 @settings(max_examples=30)
 @given(
     seed=st.integers(0, 2**32 - 1),

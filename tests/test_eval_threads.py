@@ -77,6 +77,19 @@ def test_logits_weighted_identical(files, chunk):
     assert '"top_5_accuracy"' in both(args)
 
 
+@pytest.mark.parametrize("weighted", [False, True])
+def test_report_and_bootstrap_identical(files, weighted):
+    """The per-class tally (added to in place, merged in place on the pool) and
+    the buffered bootstrap give the same bytes on one thread and on three."""
+    args = [files["z"], files["y"], "--per-class", "--confusion", "--metric", "mce"]
+    args += ["--bootstrap", "15", "--chunk-size", "17", "--format", "json"]
+    if weighted:
+        args += ["--weights", files["w"]]
+    out = both(args)
+    assert '"per_class"' in out
+    assert '"confusion"' in out
+
+
 def test_probs_with_clipping_identical(files):
     args = [files["p"], files["y"], "--input", "probs", *ALL, "--chunk-size", "9"]
     out = both(args)

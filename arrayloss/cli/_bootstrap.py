@@ -26,18 +26,29 @@ every ``--chunk-size``, with ``--dask``, in any order.
 **Exact replicate sums.**  Each term ``w_i m_i`` (an exact sum of four float64
 products when weighted, as `arrayloss._exact.exact_dot` splits them) is cut into
 26-bit integer digits on a grid of powers ``2**(26 k)`` shared by all values; a
-block of at most `BLOCK_ROWS` rows multiplies the ``(replicates, rows)`` matrix of
-draws by the ``(rows, digits)`` matrix in float64, which is exact because every
-partial sum is an integer below ``2**53``.  The block sums are added to int64
-digit accumulators with carries, so the replicate sums are exact integers and
-independent of how the rows were grouped.  Memory: the draws of one block, at
-most `BLOCK_DRAWS` (1024 rows x 200 replicates: 1.6 MB as float64), and the
-accumulators, about ``8 N`` bytes per scalar and digit.
+block of at most `BLOCK_ROWS` rows (the chunks' rows, buffered until a block is
+full) multiplies the ``(replicates, rows)`` matrix of draws by the ``(rows,
+digits)`` matrix of every scalar's digits at once, one small float64 product,
+which is exact because every partial sum is an integer below ``2**53``; the terms
+that go to one of several sums (an ECE bin, a class) are multiplied sum by sum.
+The block sums are added to int64 digit accumulators, carried before any could
+overflow, so the replicate sums are exact integers and independent of how the
+rows were grouped.  Memory: the draws of one block, at most `BLOCK_DRAWS` (4096
+rows x 200 replicates: 0.8 MB as uint8, 6.6 MB as float64), and the
+accumulators, about ``8 N`` bytes per scalar and digit; nothing grows with the
+rows.
 
 ECE with ``strategy="uniform"`` is the sum over bins of ``|sum_i K w (hit - conf)|``
-over ``sum_i K w``: each bin is one more accumulated sum.  ``strategy="quantile"``
-keeps each sample's row number, confidence, hit and weight (as its point estimate
-does) and recomputes the edges for each replicate at the end.
+over ``sum_i K w``: each bin is one more accumulated sum; MCE and RMSCE also keep
+each bin's ``sum_i K w``.  ``strategy="quantile"`` keeps each sample's row
+number, confidence, hit and weight (as its point estimate does) and recomputes
+the edges for each replicate at the end.
+
+**Per-class intervals** (``--per-class``): per class ``c`` the replicate sums of
+``K w [y = c]``, ``K w [pred = c]`` and ``K w [y = pred = c]`` (int64 counts
+while the weights are 0 or 1: one `numpy.bincount` per replicate), from
+which each replicate's precision, recall and F1 are the correctly rounded ratios
+that `arrayloss.metrics.ClassReport` reports.
 
 References: N. C. Oza and S. Russell, "Online bagging and boosting", AISTATS 2001;
 J. A. Hanley and B. MacGibbon, "Creating non-parametric bootstrap samples using
@@ -74,11 +85,12 @@ __all__ = [
     "poisson_weights",
 ]
 
-BLOCK_ROWS = 1024
+BLOCK_ROWS = 4096
 """The most rows per block of draws (fewer for many replicates: `block_rows`)."""
 
-BLOCK_DRAWS = 1 << 18
-"""Draws per block at most: 2 MB of float64 (a block of 1024 rows x 256)."""
+BLOCK_DRAWS = 1 << 20
+"""Draws per block at most: 1 MB as uint8 and 8 MB as float64 (a block of 4096
+rows x 256 replicates)."""
 
 MAX_SUMS = 1_000_000
 """The most exact sums (replicates x accumulated scalars and ECE bins) a run
@@ -91,8 +103,9 @@ _GOLDEN = 0x9E3779B97F4A7C15  # 2**64 / golden ratio, odd (splitmix64's incremen
 _ROW_MULT = 0xD6E8FEB86659FD93  # an odd multiplier for the row counter
 _DIGIT = 26  # bits per digit of the exact replicate sums
 _DIGIT_MASK = (1 << _DIGIT) - 1
+_CARRIED = 1 << 41  # |digit| after a carry: below 2**26, the top one below 2**41
+_CARRY_AT = 1 << 61  # carry before any digit can reach 2**62
 _HASH_ROWS = 512  # rows hashed at a time (the uint64 temporaries stay in cache)
-_CDF_BITS = 12  # the Poisson lookup table has 2**12 buckets
 
 
 # --------------------------------------------------------------------------- #
@@ -146,40 +159,21 @@ def _cdf_thresholds() -> np.ndarray:
     return np.array(out, dtype=np.uint32)
 
 
-@cache
-def _cdf_table() -> tuple[np.ndarray, np.ndarray, np.uint32, np.ndarray]:
-    """A lookup table of the inverse CDF on the top `_CDF_BITS` bits of ``u``.
-
-    ``base[top]`` is the draw at the start of the bucket and ``first[top]`` the
-    first threshold inside it (or none), so ``K = base + (u >= first)`` except in
-    the buckets holding several thresholds, all at the very top; values from
-    ``tail`` on are looked up in the whole table.
-    """
-    thresholds = _cdf_thresholds()
-    shift = 32 - _CDF_BITS
-    n = 1 << _CDF_BITS
-    starts = (np.arange(n, dtype=np.uint32) << np.uint32(shift)).astype(np.uint32)
-    base = np.searchsorted(thresholds, starts, side="right").astype(np.uint8)
-    first = np.full(n, np.iinfo(np.uint32).max, dtype=np.uint32)
-    tail = n
-    bucket = (thresholds >> np.uint32(shift)).astype(np.int64)
-    for b in np.unique(bucket).tolist():
-        inside = thresholds[bucket == b]
-        inside = inside[inside > starts[b]]
-        if inside.size:
-            first[b] = inside[0]
-        if inside.size > 1:
-            tail = min(tail, b)
-    return base, first, np.uint32(tail << shift), thresholds
+_COMPARED = 5
+"""Thresholds `_poisson_from_uniform` compares every draw with (``P(K >= 5)`` is
+0.4 %: the rest are looked up)."""
 
 
 def _poisson_from_uniform(u: np.ndarray) -> np.ndarray:
-    """Poisson(1) draws (uint8) from uniform uint32 ``u``, by the inverse CDF."""
-    base, first, tail, thresholds = _cdf_table()
-    top = (u >> np.uint32(32 - _CDF_BITS)).astype(np.intp)
-    k = base[top]
-    k += u >= first[top]
-    far = u >= tail
+    """Poisson(1) draws (uint8) from uniform uint32 ``u``, by the inverse CDF:
+    ``K = #{k : u >= T_k}``, counted for the first `_COMPARED` thresholds (a few
+    vector comparisons, faster than a table lookup) and searched for the rare
+    draws beyond them."""
+    thresholds = _cdf_thresholds()
+    k: np.ndarray = np.greater_equal(u, thresholds[0]).view(np.uint8)
+    for t in thresholds[1:_COMPARED]:
+        k += u >= t
+    far = u >= thresholds[_COMPARED - 1]
     if far.any():
         k[far] = np.searchsorted(thresholds, u[far], side="right")
     return k
@@ -188,6 +182,8 @@ def _poisson_from_uniform(u: np.ndarray) -> np.ndarray:
 def _halves(u: np.ndarray, count: int) -> np.ndarray:
     """The 32-bit halves of uint64 ``u`` (``(n, m)``), low then high for each
     column, as ``(n, count)`` uint32 (``count <= 2 m``)."""
+    if np.little_endian and u.flags.c_contiguous:  # the halves in memory order
+        return u.view(np.uint32)[:, :count]
     out = np.empty((u.shape[0], 2 * u.shape[1]), dtype=np.uint32)
     out[:, 0::2] = u  # the low half (a cast modulo 2**32)
     out[:, 1::2] = u >> np.uint64(32)
@@ -280,6 +276,7 @@ class _Contribution:
 
     target: np.ndarray  # (n,) accumulator row of each sample
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (k, d, nonzero)
+    row: int | None = None  # the accumulator row of every sample, if one
 
 
 class _Digits:
@@ -293,6 +290,13 @@ class _Digits:
     def __init__(self, replicates: int, width: int) -> None:
         self.low = 0
         self.cols = np.zeros((0, replicates, width), dtype=np.int64)
+        self.load = 0  # a bound on |digit| since the last carry
+
+    def _settle(self) -> None:
+        """Carry every digit (the value is unchanged)."""
+        if self.load > _CARRIED:
+            self._carry(0)
+            self.load = _CARRIED
 
     def _cover(self, low: int, high: int) -> None:
         """Make room for digits ``low .. high`` (and two above, for carries)."""
@@ -312,13 +316,21 @@ class _Digits:
         ``rows[g]`` (distinct), then carry."""
         self._cover(low, low + block.shape[0] - 1)
         start = low - self.low
-        self.cols[start : start + block.shape[0], :, rows] += block
-        self._carry(start)
+        if rows.shape[0] == self.cols.shape[2] and bool(np.all(np.diff(rows) == 1)):
+            self.cols[start : start + block.shape[0]] += block  # every row, in order
+        else:
+            self.cols[start : start + block.shape[0], :, rows] += block
+        # carries wait until the digits could near the int64 range
+        self.load += int(np.abs(block).max(initial=0))
+        if self.load >= _CARRY_AT:
+            self._settle()
 
     def merge(self, other: _Digits) -> None:
         """Add another accumulator of the same shape."""
         if other.cols.shape[0] == 0:
             return
+        other._settle()
+        self._settle()
         self._cover(other.low, other.low + other.cols.shape[0] - 1)
         start = other.low - self.low
         self.cols[start : start + other.cols.shape[0]] += other.cols
@@ -339,6 +351,7 @@ class _Digits:
     def integers(self) -> tuple[np.ndarray, int]:
         """The sums as Python integers, ``(replicates, width)`` of objects, and the
         power of two ``26 * low`` they are in units of."""
+        self._settle()
         total = np.zeros(self.cols.shape[1:], dtype=object)
         for j in range(self.cols.shape[0] - 1, -1, -1):
             total = total * (1 << _DIGIT) + self.cols[j].astype(object)
@@ -358,7 +371,7 @@ def _blas_controller() -> Any:
 def _one_blas_thread() -> Any:
     """A context with BLAS limited to one thread, when threadpoolctl is installed.
 
-    The products are small ((replicates, 1024) by (1024, ~100)): several BLAS
+    The products are small ((replicates, 4096) by (4096, ~50)): several BLAS
     threads gain little on them and, on a busy machine, wait for one another
     (20x slower measured with two threads on two loaded cores).
     """
@@ -368,52 +381,106 @@ def _one_blas_thread() -> Any:
     return controller.limit(limits=1, user_api="blas")
 
 
+_LOOPED_GROUPS = 64
+"""Up to this many accumulator rows a contribution's block sums are one small
+product per row (the rows' draws by their digits); beyond, one `numpy.bincount` per
+replicate and digit column."""
+
+
+def _layout(c: _Contribution, n: int) -> tuple[int, np.ndarray, np.ndarray] | None:
+    """``(low, digits, nonzero)`` of one contribution: ``digits[i, s]`` (float64,
+    ``(n, span)``) is sample ``i``'s digit worth ``2**(26 (low + s))``."""
+    nonzero = np.zeros(n, dtype=bool)
+    for _, _, nz in c.parts:
+        nonzero |= nz
+    ks = [k[nz] for k, _, nz in c.parts if nz.any()]
+    if not ks:
+        return None
+    low = min(int(k.min()) for k in ks)
+    span = max(int(k.max()) for k in ks) - low + 3
+    dig = np.zeros((n, span), dtype=np.float64)
+    index = np.arange(n)
+    for k, d, nz in c.parts:
+        if not nz.any():
+            continue
+        at = k[nz] - low
+        for j in range(3):
+            dig[index[nz], at + j] += d[nz, j]
+    return low, dig, nonzero
+
+
 def _block_sums(
     draws: np.ndarray, contributions: Sequence[_Contribution]
 ) -> list[tuple[int, np.ndarray, np.ndarray]]:
     """For each contribution, ``(low, sums[j, b, g], rows[g])``: the exact
     ``sum_i draws[i, b] * digit_j(i)`` per accumulator row ``rows[g]``.
 
-    All digit columns go through one float64 matrix product, exact: the digits of
-    a sample in one column add to less than ``2**29``, the draws are below 2**5
-    and a block has at most `BLOCK_ROWS` (2**10) rows, so every partial sum is an
-    integer below ``2**53``.
+    The contributions of one accumulator row each go through one float64 matrix
+    product (the draws by all their digit columns); those spread over several
+    rows (ECE bins) are summed row by row (`_grouped_sums`).  Every product is
+    exact: the digits of a sample in one column add to less than ``2**29``, the
+    draws are below 2**5 and a block has at most `BLOCK_ROWS` (2**12) rows, so
+    every partial sum is an integer below ``2**53``, in any order.
     """
     n = draws.shape[0]
-    layouts = []
+    dense: list[tuple[int, int, int, int]] = []  # (index, low, span, offset)
+    columns: list[np.ndarray] = []
+    out: list[tuple[int, np.ndarray, np.ndarray] | None] = [None] * len(contributions)
+    kw = draws.T.astype(np.float64)  # (replicates, n)
     n_cols = 0
-    for c in contributions:
-        nonzero = np.zeros(n, dtype=bool)
-        for _, _, nz in c.parts:
-            nonzero |= nz
-        ks = [k[nz] for k, _, nz in c.parts if nz.any()]
-        if not ks:
+    for i, c in enumerate(contributions):
+        layout = _layout(c, n)
+        if layout is None:
             continue
-        low = min(int(k.min()) for k in ks)
-        span = max(int(k.max()) for k in ks) - low + 3
-        rows, group = np.unique(c.target[nonzero], return_inverse=True)
-        full = np.zeros(n, dtype=np.int64)
-        full[nonzero] = group
-        layouts.append((c, low, span, rows, full, nonzero, n_cols))
-        n_cols += rows.shape[0] * span
-    if not layouts:
-        return []
-    dig = np.zeros((n, n_cols), dtype=np.float64)
-    index = np.arange(n)
-    for c, low, span, _, group, _, offset in layouts:
-        for k, d, nz in c.parts:
-            if not nz.any():
-                continue
-            at = offset + group[nz] * span + (k[nz] - low)
-            for j in range(3):
-                dig[index[nz], at + j] += d[nz, j]
-    sums = draws.T.astype(np.float64) @ dig  # (replicates, n_cols), exact integers
-    out = []
-    for _, low, span, rows, _, _, offset in layouts:
-        part = sums[:, offset : offset + rows.shape[0] * span]
-        part = part.reshape(draws.shape[1], rows.shape[0], span).transpose(2, 0, 1)
-        out.append((low, part.astype(np.int64), rows))
-    return out
+        low, dig, nonzero = layout
+        if c.row is not None:
+            dense.append((i, low, dig.shape[1], n_cols))
+            columns.append(dig)
+            n_cols += dig.shape[1]
+            continue
+        rows, sums = _grouped_sums(kw, dig, c.target, nonzero)
+        out[i] = (low, sums, rows)
+    if dense:
+        sums = kw @ np.concatenate(columns, axis=1)  # exact integers
+        for i, low, span, offset in dense:
+            row = contributions[i].row
+            assert row is not None
+            part = sums[:, offset : offset + span].T[:, :, None]
+            out[i] = (low, part.astype(np.int64), np.array([row], dtype=np.int64))
+    return [x for x in out if x is not None]
+
+
+def _grouped_sums(
+    kw: np.ndarray, dig: np.ndarray, target: np.ndarray, keep: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(rows, sums[s, b, g])``: per accumulator row ``rows[g]`` (ascending), the
+    exact ``sum_{i: target_i = rows[g]} kw[b, i] * dig[i, s]`` over the samples
+    kept (float64 products of integers below ``2**53``: exact in any order)."""
+    at = np.flatnonzero(keep)
+    order = at[np.argsort(target[at], kind="stable")]
+    keys = target[order]
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    rows = keys[starts]
+    if rows.shape[0] <= _LOOPED_GROUPS:
+        ends = np.r_[starts[1:], keys.shape[0]]
+        sums = np.stack(
+            [
+                kw[:, order[a:b]] @ dig[order[a:b]]
+                for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+            ]
+        )  # (groups, replicates, span)
+    else:  # one bincount per replicate and digit column
+        group = np.searchsorted(rows, keys)
+        sums = np.empty((rows.shape[0], kw.shape[0], dig.shape[1]), dtype=np.float64)
+        picked_kw, picked_dig = kw[:, order], dig[order]
+        for s in range(dig.shape[1]):
+            for r in range(kw.shape[0]):
+                sums[:, r, s] = np.bincount(
+                    group,
+                    weights=picked_kw[r] * picked_dig[:, s],
+                    minlength=rows.shape[0],
+                )
+    return rows.astype(np.int64), sums.transpose(2, 1, 0).astype(np.int64)
 
 
 # --------------------------------------------------------------------------- #
@@ -431,24 +498,92 @@ class BootstrapSpec:
 
 
 def _kind(tally: Any) -> str | None:
-    """How a metric tally is bootstrapped: ``mean``, ``ece``, ``ece-quantile`` or
-    ``None`` (a tally this module does not know: no interval)."""
+    """How a metric tally is bootstrapped: ``mean``; ``ece``, ``mce`` or ``rmsce``
+    (equal-width bins), the same with ``-quantile`` (quantile bins); ``None``: a
+    tally this module does not know (no interval)."""
     from arrayloss import metrics as M
 
     if isinstance(tally, M._MeanTally):
         return "mean"
     if isinstance(tally, M.ECE):
-        return "ece" if tally.strategy == "uniform" else "ece-quantile"
+        kind = str(tally._name)
+        return kind if tally.strategy == "uniform" else f"{kind}-quantile"
     return None
+
+
+def _per_class_report(metric_tallies: dict[str, Any]) -> int | None:
+    """The class count of the per-class report among the tallies (``None``: none,
+    or the confusion matrix alone)."""
+    from arrayloss._classwise import ClassReport
+
+    for tally in metric_tallies.values():
+        if isinstance(tally, ClassReport) and tally.calibration:
+            return int(tally.n_classes)
+    return None
+
+
+CLASS_METRICS = ("precision", "recall", "f1-score")
+"""The per-class metrics that get intervals (``--per-class``)."""
+
+MAX_CLASS_SUMS = 3_000_000
+"""The most replicate sums of the per-class report (replicates x 3 x classes):
+24 MB of int64 counts."""
+
+
+@dataclass
+class _Pending:
+    """Chunks waiting for a block of draws: the rows' counters, weights (scaled
+    by ``2**-e``, ``e`` per row), the terms ``(target, values)`` and the class
+    indices ``(true, predicted)`` of the per-class report."""
+
+    rows: np.ndarray
+    w: np.ndarray | None
+    e: np.ndarray | None
+    terms: list[tuple[int | np.ndarray, np.ndarray]]
+    classes: tuple[np.ndarray, np.ndarray] | None
+
+    @staticmethod
+    def join(parts: list[_Pending]) -> _Pending:
+        """The parts as one (same layout; all weighted or none)."""
+        if len(parts) == 1:
+            return parts[0]
+
+        def cat(arrays: list[Any]) -> Any:
+            return None if arrays[0] is None else np.concatenate(arrays)
+
+        terms: list[tuple[int | np.ndarray, np.ndarray]] = []
+        for j, (target, _) in enumerate(parts[0].terms):
+            values = np.concatenate([p.terms[j][1] for p in parts])
+            if isinstance(target, np.ndarray):
+                terms.append((np.concatenate([p.terms[j][0] for p in parts]), values))
+            else:
+                terms.append((target, values))
+        classes = None
+        if parts[0].classes is not None:
+            classes = (
+                np.concatenate([p.classes[0] for p in parts if p.classes is not None]),
+                np.concatenate([p.classes[1] for p in parts if p.classes is not None]),
+            )
+        return _Pending(
+            cat([p.rows for p in parts]), cat([p.w for p in parts]),
+            cat([p.e for p in parts]), terms, classes,
+        )  # fmt: skip
 
 
 class BootstrapTally:
     """The exact replicate sums of every scalar of an ``eval`` report.
 
     Accumulator rows: 0 is ``sum K w`` (the weight, shared by every scalar); then
-    one row ``sum K w t`` per loss and per mean metric, and ``n_bins`` rows per
-    uniform ECE (``sum K w (hit - conf)`` of each bin).  `add` takes a chunk,
-    `merge` another tally (exact and order free); `intervals` gives the result.
+    one row ``sum K w t`` per loss and per mean metric, ``n_bins`` rows per uniform
+    ECE (``sum K w (hit - conf)`` of each bin) and ``2 n_bins`` per uniform MCE or
+    RMSCE (those and ``sum K w`` of each bin).  With the per-class report, per
+    replicate and class ``c``: ``sum K w [y = c != pred]``, ``sum K w [pred = c !=
+    y]`` and ``sum K w [y = pred = c]`` (the true positives, which added to the
+    first two make the support and the predictions), as int64 counts while the
+    weights are 0 or 1, else as exact digits.  `add` takes a chunk (buffered
+    until a block of `block_rows` rows, so that short chunks share their draws'
+    products), `merge` another tally (exact and order free); `intervals` gives
+    the result.
     """
 
     def __init__(
@@ -466,10 +601,10 @@ class BootstrapTally:
             if kind == "mean":
                 self.metric_rows[key] = (kind, width, 1)
                 width += 1
-            elif kind == "ece":
+            elif kind in ("ece", "mce", "rmsce"):
                 self.metric_rows[key] = (kind, width, tally.n_bins)
-                width += tally.n_bins
-            elif kind == "ece-quantile":
+                width += tally.n_bins * (1 if kind == "ece" else 2)
+            elif kind is not None:
                 self.metric_rows[key] = (kind, 0, tally.n_bins)
         self.width = width
         if spec.replicates * width > MAX_SUMS:
@@ -479,15 +614,36 @@ class BootstrapTally:
                 f"{MAX_SUMS:,}: use fewer replicates or ECE bins"
             )
             raise UsageError(msg)
-        self.sums = _Digits(spec.replicates, width)
+        self.n_classes = _per_class_report(metric_tallies)
+        if self.n_classes is not None:
+            n_sums = 3 * self.n_classes * spec.replicates
+            if n_sums > MAX_CLASS_SUMS:
+                msg = (
+                    f"--bootstrap {spec.replicates} with --per-class of "
+                    f"{self.n_classes} classes keeps {n_sums:,} exact sums, more "
+                    f"than {MAX_CLASS_SUMS:,}: use fewer replicates"
+                )
+                raise UsageError(msg)
+        self._reset()
+        self._lock = threading.Lock()
+
+    def _reset(self) -> None:
+        """Nothing added yet."""
+        replicates = self.spec.replicates
+        self.sums = _Digits(replicates, self.width)
         # ece-quantile: (rows, confidence, hit, weight) of every sample, per chunk
         self.samples: dict[str, list[tuple[np.ndarray, ...]]] = {
             key: [] for key, (kind, _, _) in self.metric_rows.items()
-            if kind == "ece-quantile"
+            if kind.endswith("-quantile")
         }  # fmt: skip
-        self._lock = threading.Lock()
+        width = 3 * (self.n_classes or 0)
+        self.class_counts = np.zeros((width, replicates), dtype=np.int64)
+        self.class_sums = _Digits(replicates, width)
+        self.pending: list[_Pending] = []
+        self.n_pending = 0
 
     def __getstate__(self) -> dict[str, Any]:
+        self.flush()
         state = dict(self.__dict__)
         del state["_lock"]
         return state
@@ -500,8 +656,7 @@ class BootstrapTally:
         """A tally of the same layout with nothing added."""
         out = BootstrapTally.__new__(BootstrapTally)
         out.__dict__.update(self.__dict__)
-        out.sums = _Digits(self.spec.replicates, self.width)
-        out.samples = {key: [] for key in self.samples}
+        out._reset()
         out._lock = threading.Lock()
         return out
 
@@ -512,7 +667,7 @@ class BootstrapTally:
         losses: dict[str, np.ndarray],
         first_row: int,
     ) -> None:
-        """Add one chunk: ``rows`` (`arrayloss.metrics._Rows`), the metric tallies
+        """Add one chunk: ``rows`` (`arrayloss._metric_rows._Rows`), the metric tallies
         (their terms are taken from ``rows``), the per-sample ``losses`` (float64,
         by spec) and ``first_row``, the number of the chunk's first row in the
         whole input (the draws' counter)."""
@@ -534,41 +689,124 @@ class BootstrapTally:
                 continue
             conf = np.asarray(M.to_numpy(rows.confidence))
             hit = np.asarray(M.to_numpy(rows.hit))
-            if kind == "ece-quantile":
+            if kind.endswith("-quantile"):
                 raw = np.ones(n) if w is None else np.ldexp(w, e)
                 index = np.arange(first_row, first_row + n, dtype=np.int64)
                 with self._lock:
                     self.samples[key].append((index, conf, hit, raw))
                 continue
             edges = np.array([b / n_bins for b in range(1, n_bins)], conf.dtype)
-            bins = np.count_nonzero(conf[:, None] > edges[None, :], axis=1)
+            bins = np.searchsorted(edges, conf, side="left")
             gap = hit.astype(np.float64) - conf.astype(np.float64)
             if w is not None:
                 gap = np.where(w == 0, 0.0, gap)
             terms.append((row + bins, gap))
+            if kind != "ece":  # the bins' weights
+                terms.append((row + n_bins + bins, np.ones(n)))
+        classes = None
+        if self.n_classes is not None:
+            classes = (
+                np.asarray(M.to_numpy(rows.index), dtype=np.int64),
+                np.asarray(M.to_numpy(rows.predicted), dtype=np.int64),
+            )
+        part = _Pending(
+            np.arange(first_row, first_row + n, dtype=np.int64), w,
+            None if w is None else np.full(n, e, dtype=np.int64), terms, classes,
+        )  # fmt: skip
+        with self._lock:
+            ready = []
+            if self.pending and (self.pending[0].w is None) != (w is None):
+                ready.append(self._take())
+            self.pending.append(part)
+            self.n_pending += n
+            if self.n_pending >= block_rows(self.spec.replicates):
+                ready.append(self._take())
+        for chunk in ready:
+            self._add_pending(chunk)
+
+    def _take(self) -> _Pending:
+        """The pending chunks as one, removed (under the lock)."""
+        out = _Pending.join(self.pending)
+        self.pending, self.n_pending = [], 0
+        return out
+
+    def flush(self) -> None:
+        """Add the chunks still waiting for a full block."""
+        with self._lock:
+            chunk = self._take() if self.pending else None
+        if chunk is not None:
+            self._add_pending(chunk)
+
+    def _add_pending(self, part: _Pending) -> None:
+        """Add buffered chunks, block by block of draws."""
+        n = part.rows.shape[0]
         step = block_rows(self.spec.replicates)
         for a in range(0, n, step):
             b = min(n, a + step)
-            contributions = [
-                _contribution(target, t, w, e, a, b) for target, t in terms
-            ]
             draws = poisson_weights(
-                self.spec.seed,
-                self.spec.replicates,
-                np.arange(first_row + a, first_row + b, dtype=np.int64),
+                self.spec.seed, self.spec.replicates, part.rows[a:b]
             )
+            e = 0 if part.e is None else part.e[a:b]
+            contributions = [
+                _contribution(target, t, part.w, e, a, b) for target, t in part.terms
+            ]
             with _one_blas_thread():
                 sums = _block_sums(draws, contributions)
-            for low, block, targets in sums:
-                with self._lock:
+                if part.classes is not None:
+                    self._add_classes(draws, part, a, b)
+            with self._lock:
+                for low, block, targets in sums:
                     self.sums.add(low, block, targets)
+
+    def _add_classes(self, draws: np.ndarray, part: _Pending, a: int, b: int) -> None:
+        """Add the per-class sums of rows ``a:b`` (their ``draws``)."""
+        assert part.classes is not None
+        assert self.n_classes is not None
+        c = self.n_classes
+        y, pred = part.classes[0][a:b], part.classes[1][a:b]
+        unit = part.w is None
+        if part.w is not None and part.e is not None:
+            raw = np.ldexp(part.w[a:b], part.e[a:b])
+            unit = bool(np.all((raw == 0) | (raw == 1)))
+            keep = np.flatnonzero(raw != 0)
+        else:
+            keep = np.arange(b - a)
+        right = y[keep] == pred[keep]
+        hit, miss = keep[right], keep[~right]
+        # a hit adds to its class's true positives, a miss to the support of its
+        # class and to the predictions of the predicted one (fewer terms)
+        src = np.concatenate([miss, miss, hit])
+        keys = np.concatenate([y[miss], c + pred[miss], 2 * c + y[hit]])
+        if src.size == 0:
+            return
+        if unit:  # counts: one bincount per replicate (exact below 2**53)
+            size, picked = 3 * c, draws.T[:, src]
+            counts = np.empty((draws.shape[1], size), dtype=np.int64)
+            for r in range(draws.shape[1]):
+                counts[r] = np.bincount(keys, weights=picked[r], minlength=size)
+            with self._lock:
+                self.class_counts += counts.T
+            return
+        assert part.w is not None
+        assert part.e is not None
+        w, e = part.w[a:b][src], part.e[a:b][src]
+        c_sums = _block_sums(
+            draws[src], [_contribution(keys, np.ones(src.size), w, e, 0, src.size)]
+        )
+        with self._lock:
+            for low, block, targets in c_sums:
+                self.class_sums.add(low, block, targets)
 
     def merge(self, other: BootstrapTally) -> BootstrapTally:
         """Add ``other`` (same layout) into this tally; returns ``self``."""
+        other.flush()
+        self.flush()
         with self._lock:
             self.sums.merge(other.sums)
             for key, parts in other.samples.items():
                 self.samples[key].extend(parts)
+            self.class_counts += other.class_counts
+            self.class_sums.merge(other.class_sums)
         return self
 
     # -- results ---------------------------------------------------------------
@@ -577,6 +815,8 @@ class BootstrapTally:
         self, kind: str, row: int, n_bins: int, total: np.ndarray, key: str
     ) -> np.ndarray:
         """Each replicate's value of one scalar; NaN where it has no weight."""
+        from arrayloss import metrics as M
+
         weight = total[:, 0]
         out = np.full(weight.shape[0], math.nan)
         for b in range(weight.shape[0]):
@@ -585,13 +825,22 @@ class BootstrapTally:
             if kind == "ece":
                 gaps = sum((abs(g) for g in total[b, row : row + n_bins]), 0)
                 out[b] = float(Fraction(gaps, weight[b]))
+            elif kind in ("mce", "rmsce"):
+                gaps = tuple(Fraction(g) for g in total[b, row : row + n_bins])
+                weights = tuple(
+                    Fraction(v) for v in total[b, row + n_bins : row + 2 * n_bins]
+                )
+                out[b] = M._reduce_fraction_bins(
+                    gaps, weights, Fraction(weight[b]), kind
+                )
             else:
                 out[b] = float(Fraction(total[b, row], weight[b]))
         return out
 
-    def _quantile_replicates(self, key: str, n_bins: int) -> np.ndarray:
-        """Each replicate's quantile-binned ECE, from the stored samples (in row
-        order, so the result does not depend on how they were chunked)."""
+    def _quantile_replicates(self, key: str, kind: str, n_bins: int) -> np.ndarray:
+        """Each replicate's quantile-binned ECE (MCE, RMSCE), from the stored
+        samples (in row order, so the result does not depend on how they were
+        chunked)."""
         from arrayloss import _xp
         from arrayloss import metrics as M
 
@@ -612,14 +861,48 @@ class BootstrapTally:
                 continue
             top = float(wb.max())
             value = M._ece(
-                conf, hit, wb / top, n_bins, "quantile", xp=host, dtype=np.float64
-            )
+                conf, hit, wb / top, n_bins, "quantile", xp=host, dtype=np.float64,
+                kind=kind.removesuffix("-quantile"),
+            )  # fmt: skip
             out[b] = float(value)
+        return out
+
+    def class_replicates(self) -> dict[str, np.ndarray] | None:
+        """Each replicate's precision, recall and F1 of every class, ``(replicates,
+        classes)`` float64 arrays, as `arrayloss.metrics.ClassReport.result`
+        computes them (correctly rounded ratios, 0 for a zero denominator); NaN
+        rows for replicates without weight.  ``None`` without the per-class
+        report."""
+        self.flush()
+        c = self.n_classes
+        if c is None:
+            return None
+        counts = self.class_counts
+        if self.class_sums.cols.shape[0] == 0:
+            sums = [counts[j * c : (j + 1) * c].T.astype(np.float64) for j in range(3)]
+            ratio = _float_ratio
+        else:  # weighted: exact integers on one grid
+            ints, power = self.class_sums.integers()
+            low = min(power, 0)
+            exact = (ints << (power - low)) + (counts.T.astype(object) << -low)
+            sums = [exact[:, j * c : (j + 1) * c] for j in range(3)]
+            ratio = _int_ratio
+        missed, wrong, tp = sums  # the support and predictions less the hits
+        sup, prd = missed + tp, wrong + tp
+        out = {
+            "precision": ratio(tp, prd),
+            "recall": ratio(tp, sup),
+            "f1-score": ratio(2 * tp, sup + prd),
+        }
+        empty = np.asarray((sup != 0).sum(axis=1) == 0)
+        for values in out.values():
+            values[empty] = math.nan
         return out
 
     def replicates(self, reduction: str) -> dict[str, dict[str, np.ndarray]]:
         """Each replicate's value of every loss and metric (float64 arrays of
         length ``replicates``; NaN for a replicate with no weight)."""
+        self.flush()
         total, scale = self.sums.integers()
         losses: dict[str, np.ndarray] = {}
         for s, row in self.loss_rows.items():
@@ -631,11 +914,15 @@ class BootstrapTally:
                 losses[s] = self._replicates("mean", row, 1, total, s)
         metrics: dict[str, np.ndarray] = {}
         for key, (kind, row, n_bins) in self.metric_rows.items():
-            if kind == "ece-quantile":
-                metrics[key] = self._quantile_replicates(key, n_bins)
+            if kind.endswith("-quantile"):
+                metrics[key] = self._quantile_replicates(key, kind, n_bins)
             else:
                 metrics[key] = self._replicates(kind, row, n_bins, total, key)
         return {"losses": losses, "metrics": metrics}
+
+    def _levels(self) -> list[float]:
+        alpha = 1 - self.spec.confidence
+        return [alpha / 2, 1 - alpha / 2]
 
     def intervals(
         self, reduction: str
@@ -643,8 +930,7 @@ class BootstrapTally:
         """The percentile interval of every loss and metric (``None``: no
         replicate with weight).  A metric tally of a kind this module does not
         know has no entry."""
-        alpha = 1 - self.spec.confidence
-        levels = [alpha / 2, 1 - alpha / 2]
+        levels = self._levels()
 
         def interval(values: np.ndarray) -> tuple[float, float] | None:
             values = values[np.isfinite(values)]
@@ -657,6 +943,36 @@ class BootstrapTally:
             group: {key: interval(values) for key, values in per.items()}
             for group, per in self.replicates(reduction).items()
         }
+
+    def class_intervals(self) -> dict[str, list[tuple[float, float] | None]] | None:
+        """Per class metric (`CLASS_METRICS`), each class's percentile interval
+        (``None`` without the per-class report)."""
+        per = self.class_replicates()
+        if per is None:
+            return None
+        out: dict[str, list[tuple[float, float] | None]] = {}
+        for name, values in per.items():
+            ok = values[np.isfinite(values[:, 0])] if values.shape[1] else values
+            if ok.shape[0] == 0:
+                out[name] = [None] * values.shape[1]
+                continue
+            lo, hi = np.quantile(ok, self._levels(), axis=0)
+            out[name] = [(float(a), float(b)) for a, b in zip(lo, hi, strict=True)]
+        return out
+
+
+def _float_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """``num / den`` of exact float64 integers (correctly rounded), 0 where
+    ``den`` is 0."""
+    out = np.zeros(num.shape, dtype=np.float64)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
+
+
+def _int_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    """`_float_ratio` of object arrays of Python integers."""
+    ratio = np.frompyfunc(lambda a, b: a / b if b else 0.0, 2, 1)
+    return np.asarray(ratio(num, den), dtype=np.float64)
 
 
 def _one_replicate(seed: int, b: int, rows: np.ndarray) -> np.ndarray:
@@ -682,26 +998,28 @@ def _contribution(
     target: int | np.ndarray,
     t: np.ndarray,
     w: np.ndarray | None,
-    e: int,
+    e: int | np.ndarray,
     a: int,
     b: int,
 ) -> _Contribution:
     """The digits of rows ``a:b`` of ``w * t * 2**e`` for accumulator rows
-    ``target``; weighted products are split into four exact ones (Dekker)."""
+    ``target``; weighted products are split into four exact ones (Dekker).
+    ``e`` is one power for all rows, or one per row of ``a:b``."""
     from arrayloss._exact import _split
 
     t = np.asarray(t[a:b], dtype=np.float64)
+    row = None
     if isinstance(target, np.ndarray):
         rows = target[a:b]
     else:
-        rows = np.full(t.shape, target, dtype=np.int64)
+        rows, row = np.full(t.shape, target, dtype=np.int64), int(target)
     if w is None:
-        return _Contribution(rows, [_digits(t, 0)])
+        return _Contribution(rows, [_digits(t, 0)], row)
     mw, ew = np.frexp(w[a:b])
     mt, et = np.frexp(t)
     power = ew.astype(np.int64) + et + e
     wh, wl = _split(mw)
     th, tl = _split(mt)
     return _Contribution(
-        rows, [_digits(p, power) for p in (wh * th, wh * tl, wl * th, wl * tl)]
+        rows, [_digits(p, power) for p in (wh * th, wh * tl, wl * th, wl * tl)], row
     )

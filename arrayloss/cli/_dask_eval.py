@@ -16,7 +16,7 @@ The graph, built on this machine from the files' headers alone:
    function the streaming path runs on a chunk (`_engine.evaluate_chunk`), with the
    same checks (finite scores, probabilities, labels in range, weights; each
    error one line naming the file and row, raised on the worker and re-raised
-   here), the same array-API metric and loss code (`metrics._Rows`, the registry
+   here), the same array-API metric and loss code (`_metric_rows._Rows`, the registry
    losses with ``reduction="none"``) and the same exact sums (float64 within a
    chunk, fractions across chunks), starting from empty tallies.  All three maps
    are blockwise, so Dask fuses reading and evaluating a block into one task,

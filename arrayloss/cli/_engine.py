@@ -221,7 +221,7 @@ def _zero_ignored(w: np.ndarray | None, mask: np.ndarray, dtype: Any) -> np.ndar
 
 @cache
 def _clipped_rows(rows_cls: Any) -> Any:
-    """A subclass of ``rows_cls`` (`arrayloss.metrics._Rows`) that clips
+    """A subclass of ``rows_cls`` (`arrayloss._metric_rows._Rows`) that clips
     probabilities to ``[self.floor, 1]`` before taking their logarithm."""
 
     class ClippedRows(rows_cls):  # type: ignore[misc]
@@ -519,7 +519,7 @@ def evaluate_chunk(
                 )  # fmt: skip
         for key, tally in tallies.items():
             try:
-                tallies[key] = tally._add(rows)
+                tallies[key] = _added(tally, rows)
             except OverflowError:
                 last = chunk.start + int(s.shape[0]) - 1
                 msg = f"metric {key!r} overflows float64 on {scores_label} rows {chunk.start} to {last}"
@@ -556,6 +556,25 @@ def evaluate_chunk(
     return np.stack(columns, axis=1) if want_rows else None
 
 
+def _added(tally: Any, rows: Any) -> Any:
+    """``tally`` with the chunk ``rows`` added; the tallies of the per-class report
+    are added to in place (the engine drops the old one, so nothing is copied)."""
+    from arrayloss._classwise import ClassReport
+
+    if isinstance(tally, ClassReport):
+        return tally._add(rows, owned=True)
+    return tally._add(rows)
+
+
+def _merged(total: Any, part: Any) -> Any:
+    """``total.merge(part)``, in place for the per-class report (as `_added`)."""
+    from arrayloss._classwise import ClassReport
+
+    if isinstance(total, ClassReport):
+        return total.merge(part, owned=True)
+    return total.merge(part)
+
+
 SAMPLE_COLUMNS = ("id", "predicted", "confidence", "p_true")
 """The first columns of ``--per-sample``, before one column per loss."""
 
@@ -568,7 +587,7 @@ def sample_columns(rows: Any) -> list[np.ndarray]:
     from arrayloss._xp import take_along_axis
 
     xp = rows.xp
-    pred = M.to_numpy(xp.argmax(rows.z, axis=1))
+    pred = M.to_numpy(rows.predicted)
     p_true = take_along_axis(rows.probs, rows.index[:, None], xp=xp, axis=1)[:, 0]
     return [
         np.asarray(a, dtype=np.float64)
@@ -822,7 +841,7 @@ def stream(
     def add(part: _Part) -> None:
         nonlocal n_samples
         for key, tally in part.tallies.items():
-            tallies[key] = tallies[key].merge(tally)
+            tallies[key] = _merged(tallies[key], tally)
         for key, t in part.losses.items():
             loss_tallies[key].total += t.total
             loss_tallies[key].weight += t.weight

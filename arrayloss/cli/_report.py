@@ -6,7 +6,8 @@ engine and ``--dask`` compute them by the same code and the results do not depen
 on ``--chunk-size`` or on the cluster.  This module turns the finished tallies
 into the report: JSON fields, the terminal tables (only up to `MAX_TABLE_CLASSES`
 classes, else a line that says where the numbers are), the ``--per-class FILE``
-table and the ``--plot`` figure, both written through
+table (with ``--bootstrap``, each class's intervals as ``METRIC_low`` and
+``METRIC_high`` columns) and the ``--plot`` figure, both written through
 `arrayloss.cli._output.Outputs` (atomic: replaced only when the run succeeds).
 """
 
@@ -100,10 +101,15 @@ class Report:
         metrics: dict[str, float],
         *,
         zero_is_inf: bool = False,
+        class_intervals: dict[str, list[tuple[float, float] | None]] | None = None,
     ) -> dict[str, Any]:
         """The report's JSON fields (adding ``classwise_ece`` to ``metrics``), and
         its files written.  ``zero_is_inf``: ``--eps 0``, a zero true-class
-        probability makes its class's NLL ``inf``, as it makes ``nll``."""
+        probability makes its class's NLL ``inf``, as it makes ``nll``.
+        ``class_intervals`` (``--bootstrap``): per metric of
+        `arrayloss.cli._bootstrap.CLASS_METRICS`, each class's interval, written
+        as ``METRIC_low`` and ``METRIC_high`` columns of the ``--per-class``
+        table."""
         extra: dict[str, Any] = {}
         matrix: np.ndarray | None = None
         if self.classes:
@@ -132,7 +138,9 @@ class Report:
         if self._write_table is not None:
             assert self.per_class
             delimiter = "\t" if self.per_class.lower().endswith(".tsv") else ","
-            text = _per_class_csv(extra["per_class"], delimiter=delimiter)
+            text = _per_class_csv(
+                extra["per_class"], delimiter=delimiter, intervals=class_intervals
+            )
             _write(self._write_table, self.per_class, text)
         return extra
 
@@ -196,14 +204,30 @@ def _cell(value: Any, *, digits: bool) -> str:
     return repr(value) if digits else f"{value:.6g}"
 
 
-def _per_class_csv(per_class: dict[str, dict[str, Any]], *, delimiter: str) -> str:
+def _per_class_csv(
+    per_class: dict[str, dict[str, Any]],
+    *,
+    delimiter: str,
+    intervals: dict[str, list[tuple[float, float] | None]] | None = None,
+) -> str:
     buf = io.StringIO()
     writer = csv.writer(buf, delimiter=delimiter, lineterminator="\n")
-    writer.writerow(("class", *PER_CLASS_COLUMNS))
-    for name, row in per_class.items():
-        writer.writerow(
-            (name, *(_cell(row.get(k), digits=True) for k in PER_CLASS_COLUMNS))
+    spans = list(intervals or {})
+    writer.writerow(
+        (
+            "class",
+            *PER_CLASS_COLUMNS,
+            *(f"{m}_{end}" for m in spans for end in ("low", "high")),
         )
+    )
+    for i, (name, row) in enumerate(per_class.items()):
+        cells = [_cell(row.get(k), digits=True) for k in PER_CLASS_COLUMNS]
+        for m in spans:
+            assert intervals is not None
+            at = intervals[m]
+            span = at[i] if i < len(at) else None  # the averages have none
+            cells += ["", ""] if span is None else [repr(span[0]), repr(span[1])]
+        writer.writerow((name, *cells))
     return buf.getvalue()
 
 
