@@ -41,8 +41,12 @@ coefficient is a probability; such a row is first shifted by its k-th largest en
 so that the tilt is not on the coarse grid of ``|x| ~ 1e30``.
 
 The lse-tilt rows go in blocks of ``L``, one row per lane of each loop over the
-block (`smooth_topk_rows`), which LLVM vectorises; the mean-tilt rows go alone
-(`_row_mean_tilt`, `_forward`, `_backward`).  The exponentials of the leaves come
+block (`smooth_topk_rows`), which LLVM vectorises; there the prefix table is not
+stored whole: the forward pass keeps a checkpoint every ``S`` classes
+(`_prefix_run`), and the backward sweep rebuilds one segment's ``S`` prefixes at a
+time from its checkpoint (`_prefix_table`, the same operations, hence the same
+bits) while it walks the segment down with the suffix (`_leave_one_out`).  The
+mean-tilt rows go alone (`_row_mean_tilt`, `_forward`, `_backward`).  The exponentials of the leaves come
 from NumPy's vectorised ``exp`` (`arrayloss._esp_compiled`).
 
 References
