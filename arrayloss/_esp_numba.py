@@ -283,16 +283,16 @@ def _leaves(
     """``b[j, p] = k E[i0 + p, j] / sum_j E[i0 + p, j]`` (a sequential sum per lane)
     and ``s[p]`` the scale ``k / sum``; the lanes past ``nl`` are padded with ones."""
     n, L = b.shape
-    for j in range(n):
-        for p in range(nl):
-            b[j, p] = E[i0 + p, j]
-        for p in range(nl, L):
-            b[j, p] = 1.0
     for p in range(L):
         s[p] = 0.0
     for j in range(n):
-        for p in range(L):
-            s[p] += b[j, p]
+        for p in range(nl):
+            e = E[i0 + p, j]
+            b[j, p] = e
+            s[p] += e
+        for p in range(nl, L):
+            b[j, p] = 1.0
+            s[p] += 1.0
     for p in range(L):
         s[p] = k / s[p]
     for j in range(n):
