@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
+import threading
 from typing import Any
 
 from array_api_compat import is_numpy_namespace
@@ -52,9 +53,13 @@ def applies(xp: Namespace, z: Array, method: str) -> bool:
     return z.dtype in (np.float32, np.float64)
 
 
-def _lanes(k: int) -> int:
-    """Rows per block of the compiled kernel: its table holds ``(C+1) k L`` float64."""
-    return 32 if k <= 8 else 16
+def _blocks(k: int, n: int) -> tuple[int, int]:
+    """Rows per block ``L`` and classes per backward segment ``S`` of the compiled
+    kernel for ``n`` rows: its tables hold ``(S + 1) k L`` and ``(C / S) k L``
+    float64.  Long blocks amortise each lane loop's set-up (its overlap checks),
+    but a partial block is padded: 16 lanes for a handful of rows.  The lanes are
+    independent, so ``L`` changes no result."""
+    return (64 if n > 32 else 16), 32
 
 
 def smooth_topk_rows(
@@ -77,19 +82,46 @@ def smooth_topk_rows(
     rows = np.arange(n)
     # float64 throughout (one compiled signature); the leaves' exponentials by
     # NumPy's vectorised exp.
-    X = np.multiply(zc, 1.0 / (k * tau), dtype=np.float64)
+    # NumPy's vectorised exp, into work buffers of this thread (no fresh pages).
+    X = np.multiply(zc, 1.0 / (k * tau), out=_work("X", (n, c)), dtype=np.float64)
     xg = X[rows, lab]
     X[rows, lab] = -np.inf
     top = np.max(X, axis=1)
-    E = np.subtract(X, top[:, None])
+    E = np.subtract(X, top[:, None], out=_work("E", (n, c)))
     np.exp(E, out=E)  # 0 at the label
     loss = np.empty(n)
-    grad = np.empty((n, c) if want_grad else (0, c))
-    _esp_numba.smooth_topk_rows(
-        X, xg, lab, E, top, int(k), float(tau), float(alpha), bool(want_grad),
-        loss, grad, _lanes(k),
-    )  # fmt: skip
-    if zc.dtype != np.float64:
+    f64 = zc.dtype == np.float64
+    if not want_grad:
+        grad = np.empty((0, c))
+    else:  # float64: returned, so fresh; float32: converted below
+        grad = np.empty((n, c)) if f64 else _work("G", (n, c))
+    params = np.array([k, tau, alpha], dtype=np.float64)
+    L, S = _blocks(k, n)
+    _esp_numba.smooth_topk_rows(X, xg, lab, E, top, params, loss, grad, L, S)
+    if not f64:
         loss = loss.astype(zc.dtype)
         grad = grad.astype(zc.dtype)
     return loss, (grad if want_grad else None)
+
+
+_WORK = threading.local()
+_WORK_MAX = 1 << 22
+"""Largest work buffer kept between calls, in float64 elements (32 MB)."""
+
+
+def _work(name: str, shape: tuple[int, int]) -> Any:
+    """A float64 work array of ``shape``, reused by the next call of this thread.
+
+    Fresh multi-megabyte arrays are new pages on every call (the page faults and
+    zeroing cost a third of a (256, 1000) forward+backward); buffers above
+    `_WORK_MAX` elements are not kept.
+    """
+    import numpy as np
+
+    size = shape[0] * shape[1]
+    buf = getattr(_WORK, name, None)
+    if buf is None or buf.size < size:
+        buf = np.empty(size)
+        if size <= _WORK_MAX:
+            setattr(_WORK, name, buf)
+    return buf[:size].reshape(shape)

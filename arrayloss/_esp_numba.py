@@ -41,8 +41,12 @@ coefficient is a probability; such a row is first shifted by its k-th largest en
 so that the tilt is not on the coarse grid of ``|x| ~ 1e30``.
 
 The lse-tilt rows go in blocks of ``L``, one row per lane of each loop over the
-block (`smooth_topk_rows`), which LLVM vectorises; the mean-tilt rows go alone
-(`_row_mean_tilt`, `_forward`, `_backward`).  The exponentials of the leaves come
+block (`smooth_topk_rows`), which LLVM vectorises; there the prefix table is not
+stored whole: the forward pass keeps a checkpoint every ``S`` classes
+(`_prefix_run`), and the backward sweep rebuilds one segment's ``S`` prefixes at a
+time from its checkpoint (`_prefix_table`, the same operations, hence the same
+bits) while it walks the segment down with the suffix (`_leave_one_out`).  The
+mean-tilt rows go alone (`_row_mean_tilt`, `_forward`, `_backward`).  The exponentials of the leaves come
 from NumPy's vectorised ``exp`` (`arrayloss._esp_compiled`).
 
 References
@@ -227,34 +231,32 @@ def _backward(
 
 @_jit
 def _row_mean_tilt(
-    X: np.ndarray,
+    row: np.ndarray,
     xg: float,
-    i: int,
     g: int,
     k: int,
     tau: float,
     alpha: float,
-    want_grad: bool,
-    loss: np.ndarray,
-    grad: np.ndarray,
-) -> None:
-    """Row ``i`` alone with the Poisson-binomial factors at the mean-matching tilt.
+    out: np.ndarray,
+) -> float:
+    """One row alone with the Poisson-binomial factors at the mean-matching tilt:
+    returns the loss and writes the gradient row into ``out`` (if not empty).
 
     The row is first shifted by its k-th largest entry ``c`` (``rho`` moves by
     ``c``, the gradient not at all): with scores of 1e30 the tilt ``t ~ -c`` would
     sit on a grid of spacing ``u |c|``, too coarse to reach the target when the
-    entries that matter are tied (the array path's limitation there).
+    entries that matter are tied.
     """
-    n = X.shape[1]
+    n = row.shape[0]
     x = np.empty(n)
     cnt = 0
     for j in range(n):
         if j != g:
-            x[cnt] = X[i, j]
+            x[cnt] = row[j]
             cnt += 1
     c = np.sort(x[:cnt])[cnt - k]
     for j in range(n):
-        x[j] = X[i, j] - c  # -inf at the label stays
+        x[j] = row[j] - c  # -inf at the label stays
     xg = xg - c
     a = np.empty(n)
     b = np.empty(n)
@@ -267,14 +269,127 @@ def _row_mean_tilt(
     qk = max(qk, _FLOOR)
     qk1 = max(qk1, _FLOOR)
     rr = alpha / tau + (math.log(qk / qk1) - t) - xg
-    loss[i] = tau * _softplus(rr)
-    if want_grad:
-        c = _sigmoid(rr) / k
-        gr = np.empty(n)
-        _backward(a, b, k, F, c / qk, c / qk1, np.empty(k), gr)
-        for j in range(n):
-            grad[i, j] = gr[j]
-        grad[i, g] = -c
+    if out.shape[0] > 0:
+        w = _sigmoid(rr) / k
+        _backward(a, b, k, F, w / qk, w / qk1, np.empty(k), out)
+        out[g] = -w
+    return tau * _softplus(rr)
+
+
+@_jit
+def _leaves(
+    E: np.ndarray, i0: int, nl: int, k: int, b: np.ndarray, s: np.ndarray
+) -> None:
+    """``b[j, p] = k E[i0 + p, j] / sum_j E[i0 + p, j]`` (a sequential sum per lane)
+    and ``s[p]`` the scale ``k / sum``; the lanes past ``nl`` are padded with ones."""
+    n, L = b.shape
+    for p in range(L):
+        s[p] = 0.0
+    for j in range(n):
+        for p in range(nl):
+            e = E[i0 + p, j]
+            b[j, p] = e
+            s[p] += e
+        for p in range(nl, L):
+            b[j, p] = 1.0
+            s[p] += 1.0
+    for p in range(L):
+        s[p] = k / s[p]
+    for j in range(n):
+        for p in range(L):
+            b[j, p] *= s[p]
+
+
+@_jit
+def _prefix_run(b: np.ndarray, j0: int, j1: int, F: np.ndarray, qk: np.ndarray) -> None:
+    """Multiply the running prefix ``F = prod_{i < j0}(1 + b_i X)`` (degrees
+    ``0..k-1``, ``(k, L)``, in place) by the factors ``j0 .. j1-1``; ``qk``
+    accumulates the degree ``k``."""
+    k, L = F.shape
+    for j in range(j0, j1):
+        for p in range(L):
+            qk[p] += b[j, p] * F[k - 1, p]
+        # From the top degree down: F[m - 1] is read before it is replaced (one
+        # array expression for the read and the write of F[m], so that LLVM
+        # vectorises the lanes without an overlap check that in-place fails).
+        for m in range(k - 1, 0, -1):
+            for p in range(L):
+                F[m, p] += b[j, p] * F[m - 1, p]
+
+
+@_jit
+def _prefix_table(b: np.ndarray, j0: int, j1: int, F: np.ndarray) -> None:
+    """``F[j - j0 + 1] = F[j - j0] (1 + b_j X)`` (degrees ``0..k-1``) for the
+    factors ``j0 .. j1-1``: the backward sweep's segment table from its first
+    prefix ``F[0]``; the same operations as `_prefix_run`, so the same bits."""
+    k, L = F.shape[1], F.shape[2]
+    for j in range(j0, j1):
+        src = F[j - j0]
+        dst = F[j - j0 + 1]
+        for m in range(k - 1, 0, -1):
+            for p in range(L):
+                dst[m, p] = src[m, p] + b[j, p] * src[m - 1, p]
+        for p in range(L):
+            dst[0, p] = 1.0
+
+
+@_jit
+def _leave_one_out(
+    f: np.ndarray,
+    r: np.ndarray,
+    b: np.ndarray,
+    j: int,
+    k: int,
+    A: np.ndarray,
+    B: np.ndarray,
+) -> None:
+    """``A += sum_{m < k-1} f[m] r[m]``, ``B += sum_m f[m] r[m+1]`` (in order of
+    ``m``) and ``r[m] += b_j r[m+1]`` (``r`` moved past factor ``j``), per lane.
+
+    Four degrees per pass over the lanes: ``A``, ``B``, ``b_j`` and the shared
+    ``r[m+1]`` stay in registers (2 loads and a store per degree and lane, where
+    one degree per pass took 5 loads and 3 stores); the sums are the same, in the
+    same order.
+    """
+    L = r.shape[1]
+    m = 0
+    while m + 4 <= k - 1:
+        for p in range(L):
+            bj = b[j, p]
+            a_ = A[p]
+            b_ = B[p]
+            r0 = r[m, p]
+            r1 = r[m + 1, p]
+            f0 = f[m, p]
+            a_ += f0 * r0
+            b_ += f0 * r1
+            r[m, p] = r0 + bj * r1
+            r2 = r[m + 2, p]
+            f1 = f[m + 1, p]
+            a_ += f1 * r1
+            b_ += f1 * r2
+            r[m + 1, p] = r1 + bj * r2
+            r3 = r[m + 3, p]
+            f2 = f[m + 2, p]
+            a_ += f2 * r2
+            b_ += f2 * r3
+            r[m + 2, p] = r2 + bj * r3
+            r4 = r[m + 4, p]
+            f3 = f[m + 3, p]
+            a_ += f3 * r3
+            b_ += f3 * r4
+            r[m + 3, p] = r3 + bj * r4
+            A[p] = a_
+            B[p] = b_
+        m += 4
+    while m < k - 1:
+        for p in range(L):
+            fm = f[m, p]
+            rn = r[m + 1, p]
+            A[p] += fm * r[m, p]
+            B[p] += fm * rn
+            r[m, p] += b[j, p] * rn
+        m += 1
 
 
 @_jit
@@ -284,20 +399,19 @@ def smooth_topk_rows(
     labels: np.ndarray,
     E: np.ndarray,
     mx: np.ndarray,
-    k: int,
-    tau: float,
-    alpha: float,
-    want_grad: bool,
+    params: np.ndarray,
     loss: np.ndarray,
     grad: np.ndarray,
     L: int,
+    S: int,
 ) -> None:
     r"""Smooth top-k SVM loss rows (and gradient rows) of ``(B, C)`` scores ``z``.
 
     ``loss[i] = tau softplus(r_i)``, ``r = alpha/tau + log(e_k/e_{k-1}) - x_y`` with
-    ``x = z / (k tau)`` over the classes other than ``labels[i]``; with
-    ``want_grad``, ``grad[i, j] = sigma(r)/k (pi^(k)_j - pi^(k-1)_j)`` off the label
-    and ``-sigma(r)/k`` at it.  Everything is float64 (one compiled signature):
+    ``x = z / (k tau)`` over the classes other than ``labels[i]``; with a ``grad``
+    of ``X``'s shape (an empty one: the loss alone), ``grad[i, j] = sigma(r)/k
+    (pi^(k)_j - pi^(k-1)_j)`` off the label and ``-sigma(r)/k`` at it.
+    ``params = (k, tau, alpha)``.  Everything is float64 (one compiled signature):
     ``X = x`` with ``-inf`` at the label, ``xg`` the label's ``x``, ``mx`` the row
     maximum of ``X`` and ``E = exp(X - mx)``; ``2 <= k < C``; ``z`` finite.
 
@@ -305,18 +419,34 @@ def smooth_topk_rows(
     partial last block is padded): each row sees the same operations wherever it
     sits, so it is bit-identical alone or in any batch.  ``L`` is a run-time
     value on purpose: LLVM then vectorises the loops over the lanes (with run-time
-    overlap checks) instead of unrolling them into scalar code.  A row that fails the
-    health check (or any row for ``k > MONIC_MAX_K``) is computed alone by
-    `_row_mean_tilt`.
+    overlap checks) instead of unrolling them into scalar code.
+
+    The forward pass keeps only the running prefix and a checkpoint of it every
+    ``S`` classes; the backward sweep recomputes each segment's ``S`` prefixes from
+    its checkpoint (the same operations, so the same bits) and walks it down with
+    the suffix.  Its work stays in a ``(S + 1) k L`` table that fits in the cache,
+    where the whole ``(C + 1) k L`` prefix table (6 MB at ``C = 1000``, ``k = 50``)
+    was written and read back from memory.
+
+    A row that fails the health check (or any row for ``k > MONIC_MAX_K``) is
+    computed alone by `_row_mean_tilt`.
     """
     nb, n = X.shape
+    k = int(params[0])
+    tau, alpha = params[1], params[2]
+    want_grad = grad.shape[0] > 0
     shift = alpha / tau
+    gr = np.empty(n if want_grad else 0)
     if k > MONIC_MAX_K:
         for i in range(nb):
-            _row_mean_tilt(X, xg[i], i, labels[i], k, tau, alpha, want_grad, loss, grad)
+            loss[i] = _row_mean_tilt(X[i], xg[i], labels[i], k, tau, alpha, gr)
+            if want_grad:
+                grad[i] = gr
         return
+    nseg = (n + S - 1) // S
     b = np.empty((n, L))
-    F = np.empty((n + 1, k, L))
+    Fc = np.empty((nseg, k, L))  # the prefix at the start of each segment
+    Fs = np.empty((S + 1, k, L))
     r = np.empty((k, L))
     s = np.empty(L)
     qk = np.empty(L)
@@ -329,47 +459,28 @@ def smooth_topk_rows(
     G = np.empty((n, L))
     for i0 in range(0, nb, L):
         nl = min(L, nb - i0)
-        # Leaves: b[j, p] = k E / sum E (sequential sum per lane).
-        for j in range(n):
-            for p in range(nl):
-                b[j, p] = E[i0 + p, j]
-            for p in range(nl, L):
-                b[j, p] = 1.0
-        for p in range(L):
-            s[p] = 0.0
-        for j in range(n):
-            for p in range(L):
-                s[p] += b[j, p]
-        for p in range(L):
-            s[p] = k / s[p]
-        for j in range(n):
-            for p in range(L):
-                b[j, p] *= s[p]
-        # Forward: F[j] = prod_{i < j}(1 + b_i X), degrees 0..k-1; qk = degree k.
+        _leaves(E, i0, nl, k, b, s)
+        # Forward: Fs[0] = prod_{i < j}(1 + b_i X), degrees 0..k-1; qk = degree k.
         for m in range(k):
             for p in range(L):
-                F[0, m, p] = 0.0
+                Fs[0, m, p] = 0.0
         for p in range(L):
-            F[0, 0, p] = 1.0
+            Fs[0, 0, p] = 1.0
             qk[p] = 0.0
-        for j in range(n):
-            for p in range(L):
-                qk[p] += b[j, p] * F[j, k - 1, p]
-                F[j + 1, 0, p] = 1.0
-            for m in range(1, k):
-                for p in range(L):
-                    F[j + 1, m, p] = F[j, m, p] + b[j, p] * F[j, m - 1, p]
+        for g in range(nseg):
+            Fc[g] = Fs[0]
+            _prefix_run(b, g * S, min(n, g * S + S), Fs[0], qk)
         for p in range(nl):
             i = i0 + p
-            q1, q0 = qk[p], F[n, k - 1, p]
+            q1, q0 = qk[p], Fs[0, k - 1, p]
             t = math.log(s[p]) - mx[i]
             w1[p] = 0.0
             w2[p] = 0.0
             alone[p] = not (min(q1, q0) >= _FLOOR)
             if alone[p]:  # underflow: this row alone, tilted
-                _row_mean_tilt(
-                    X, xg[i], i, labels[i], k, tau, alpha, want_grad, loss, grad
-                )
+                loss[i] = _row_mean_tilt(X[i], xg[i], labels[i], k, tau, alpha, gr)
+                if want_grad:
+                    grad[i] = gr
                 continue
             rr = shift + (math.log(q1 / q0) - t) - xg[i]
             loss[i] = tau * _softplus(rr)
@@ -379,28 +490,27 @@ def smooth_topk_rows(
             cs[p] = c
         if not want_grad:
             continue
-        # Backward: r[m] = S[k-1-m], S the product of the factors after j; one
-        # pass over the degrees reads F[j] and r for both leave-one-out sums and
-        # moves r past factor j (r[m] is read before it is updated).
+        # Backward: r[m] = S[k-1-m], S the product of the factors after j.  One
+        # pass over the degrees reads F_j and r for both leave-one-out sums and
+        # moves r past factor j (r[m + 1] is read before it is updated).
         for m in range(k):
             for p in range(L):
                 r[m, p] = 0.0
         for p in range(L):
             r[k - 1, p] = 1.0
-        for j in range(n - 1, -1, -1):
-            for p in range(L):
-                A[p] = F[j, k - 1, p] * r[k - 1, p]
-                B[p] = 0.0
-            for m in range(k - 1):
+        for g in range(nseg - 1, -1, -1):
+            j0, j1 = g * S, min(n, g * S + S)
+            Fs[0] = Fc[g]
+            _prefix_table(b, j0, j1 - 1, Fs)
+            for j in range(j1 - 1, j0 - 1, -1):
+                f = Fs[j - j0]
                 for p in range(L):
-                    A[p] += F[j, m, p] * r[m, p]
-                    B[p] += F[j, m, p] * r[m + 1, p]
-            for p in range(L):
-                v = w1[p] * A[p] - w2[p] * B[p]
-                G[j, p] = b[j, p] * v if v > 0.0 else 0.0
-            for m in range(k - 1):
+                    A[p] = f[k - 1, p] * r[k - 1, p]
+                    B[p] = 0.0
+                _leave_one_out(f, r, b, j, k, A, B)
                 for p in range(L):
-                    r[m, p] += b[j, p] * r[m + 1, p]
+                    v = w1[p] * A[p] - w2[p] * B[p]
+                    G[j, p] = b[j, p] * v if v > 0.0 else 0.0
         for p in range(nl):
             if not alone[p]:
                 i = i0 + p

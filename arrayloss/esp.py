@@ -472,7 +472,12 @@ def _leaves_from(
 
 
 def _mean_tilt(
-    eng: _Engine, x: Array, target: Array, lazy: bool, m_max: int | None = None
+    eng: _Engine,
+    x: Array,
+    target: Array,
+    lazy: bool,
+    m_max: int | None = None,
+    rest: Array | None = None,
 ) -> Array:
     """Per-row ``t`` with ``sum_j sigmoid(x_j + t) ~= target`` (within 1/4).
 
@@ -484,7 +489,8 @@ def _mean_tilt(
     keeping a bracket ``[lo, hi]`` with ``f(lo) <= target <= f(hi)`` and bisecting
     whenever a step leaves it; eager arrays iterate to the tolerance, lazy ones take
     a fixed number of steps (no data-dependent control flow); for them ``m_max``
-    bounds ``m`` (known from the caller's degrees).
+    bounds ``m`` (known from the caller's degrees).  ``rest``, if given, is ``x``
+    without the ``m - 1`` largest entries of each row (from `_kth_largest`).
     """
     xp = eng.xp
     _nb, n = x.shape
@@ -497,7 +503,9 @@ def _mean_tilt(
     count = xp.sum(xp.astype(finite, eng.dtype), axis=1)
     hi = log_c - xp.log(count - target) - xmin  # every sigmoid >= target / count
     m = xp.round(target + 0.5)
-    if lazy:  # per-row: without the m-1 largest (m <= m_max, a static bound)
+    if rest is not None:
+        start = xp.log(m) - _xp.logsumexp(rest, xp=xp, axis=1)
+    elif lazy:  # per-row: without the m-1 largest (m <= m_max, a static bound)
         rest = _without_largest(eng, x, m - 1, max(0, (m_max or n) - 1))
         start = xp.log(m) - _xp.logsumexp(rest, xp=xp, axis=1)
     else:  # one partition at the largest m (a start only: Newton does the rest)
@@ -887,11 +895,13 @@ def _ratio_rows(
     fft_from: int,
     coef: CoefFn | None,
     aux: Any,
+    off: Array,
 ) -> tuple[Array, Array | None, Array]:
-    """One pass of the tree for ``(B, n)`` rows: ``(rho, G, q_min)``.
+    """One pass of the tree for ``(B, n)`` rows: ``(rho + off, G, q_min)``.
 
     ``t=None`` uses the lse tilt; otherwise the given per-row tilt.  ``q_min`` is
-    ``min(q_k, q_{k-1})`` for the health check.
+    ``min(q_k, q_{k-1})`` for the health check; ``off`` is added to ``rho``
+    before ``coef`` sees it.
     """
     xp = eng.xp
     nb, n = x.shape
@@ -910,7 +920,7 @@ def _ratio_rows(
     # their (discarded) down-sweep finite: |C^| <= e^k / (k sqrt(tiny)).
     qk = xp.maximum(qk, eng.floor)
     qk1 = xp.maximum(qk1, eng.floor)
-    rho = xp.log(qk / qk1) - t
+    rho = (xp.log(qk / qk1) - t) + off
     if coef is None:
         return rho, None, q_min
     c1, c2 = coef(rho, aux)
@@ -944,6 +954,40 @@ def _merge_rows(
     return xp.take(xp.concat([full, part], axis=0), index, axis=0)
 
 
+def _kth_largest(eng: _Engine, x: Array, k: int, lazy: bool) -> tuple[Array, Array]:
+    """The ``k``-th largest entry of each row of ``x`` (``(B,)``), and ``x`` without
+    its ``k - 1`` largest entries (a partition; ``k - 1`` argmax drops when lazy)."""
+    xp = eng.xp
+    nb, n = x.shape
+    if lazy:
+        drop = xp.full((nb,), float(k - 1), dtype=eng.dtype, device=eng.device)
+        rest = _without_largest(eng, x, drop, k - 1)
+    else:
+        rest = xpx.partition(x, n - k + 1, axis=1, xp=xp)[:, : n - k + 1]
+    return xp.max(rest, axis=1), rest
+
+
+def _tilted_kth(
+    eng: _Engine, x: Array, k: int, lazy: bool, ref: Array | None
+) -> tuple[Array, Array, Array]:
+    """Rows shifted by their ``k``-th largest entry ``c`` for the mean-matching
+    tilt: ``(x - c, t, c - ref)``.
+
+    With entries of ``1e30`` the tilt ``t ~ -c`` of the unshifted rows would sit on
+    a grid of spacing ``u |c|``, too coarse to reach the target when the entries
+    that matter are tied; after the shift the target degrees sit at ``x ~ 0``.
+    """
+    xp = eng.xp
+    nb = x.shape[0]
+    c, rest = _kth_largest(eng, x, k, lazy)
+    xs = _xp.sub(x, c[:, None], xp=xp)
+    rest = _xp.sub(rest, c[:, None], xp=xp)
+    tgt = xp.full((nb,), k - 0.5, dtype=eng.dtype, device=eng.device)
+    t = _mean_tilt(eng, xs, tgt, lazy, m_max=k, rest=rest)
+    off = c if ref is None else _xp.sub(c, ref, xp=xp)
+    return xs, t, off
+
+
 def _log_ratio_and_grad(
     x: Array,
     k: int,
@@ -952,28 +996,39 @@ def _log_ratio_and_grad(
     method: str = "auto",
     coef: CoefFn | None = None,
     aux: Any = None,
+    ref: Array | None = None,
 ) -> tuple[Array, Array | None]:
-    r"""``rho = log(e_k / e_{k-1})`` of ``y = exp(x)`` per row, and optionally a gradient.
+    r"""``rho = log(e_k / e_{k-1}) - ref`` of ``y = exp(x)`` per row, and optionally a
+    gradient.
 
     ``x`` is ``(B, n)`` real (``-inf`` marks an absent entry; each row needs at least
-    ``k`` finite entries), ``2 <= k < n``.  With ``coef``, ``c1, c2 = coef(rho, aux)``
-    (``aux`` is any per-row array, subset along with the rows on a fallback) and the
-    second output is ``G = c1 pi^(k) - c2 pi^(k-1)``, ``(B, n)``, with
+    ``k`` finite entries), ``2 <= k < n``; ``ref`` is an optional ``(B,)`` array
+    (zero if ``None``).  With ``coef``, ``c1, c2 = coef(rho, aux)`` (``aux`` is any
+    per-row array, subset along with the rows on a fallback) and the second output
+    is ``G = c1 pi^(k) - c2 pi^(k-1)``, ``(B, n)``, with
     :math:`\pi^{(m)}_j = \partial \log e_m / \partial x_j` the inclusion
     probabilities.  ``x`` is not modified.
+
+    Every row is computed shifted, ``x - c`` (the row maximum on the lse path, the
+    ``k``-th largest entry for the mean-matching tilt), and ``rho`` is formed as
+    ``log(e_k(x - c) / e_{k-1}(x - c)) + (c - ref)``: with scores of ``1e30`` and a
+    ``ref`` of the same size (the loss's label score) the difference keeps the
+    digits that ``log(e_k/e_{k-1}) - ref`` would lose.
     """
-    nb, _n = x.shape
+    _nb, _n = x.shape
     eng = _Engine(xp, x.dtype, _xp.xp_device(x))
     fft_from = _fft_from(method, k)
     uses_fft = fft_from <= k
     lazy = _xp.is_lazy(x)
-    target = k - 0.5
     if lazy or uses_fft:
-        tgt = xp.full((nb,), target, dtype=eng.dtype, device=eng.device)
-        t = _mean_tilt(eng, x, tgt, lazy, m_max=k)
+        xs, t, off = _tilted_kth(eng, x, k, lazy, ref)
     else:
-        t = None
-    rho, G, q_min = _ratio_rows(eng, x, k, t=t, fft_from=fft_from, coef=coef, aux=aux)
+        c = xp.max(x, axis=1)
+        xs, t = x - c[:, None], None  # the subtraction the lse tilt makes anyway
+        off = c if ref is None else _xp.sub(c, ref, xp=xp)
+    rho, G, q_min = _ratio_rows(
+        eng, xs, k, t=t, fft_from=fft_from, coef=coef, aux=aux, off=off
+    )
     if lazy:
         return rho, G
     fail = ~(q_min >= (_FFT_FLOOR if uses_fft else eng.floor))
@@ -982,12 +1037,12 @@ def _log_ratio_and_grad(
     # Rows whose coefficients underflowed (or, on the FFT path, are too small for
     # FFT's absolute error): redo them directly with the mean-matching tilt.
     (idx,) = xp.nonzero(fail)
-    xs = xp.take(x, idx, axis=0)
-    tgt = xp.full((xs.shape[0],), target, dtype=eng.dtype, device=eng.device)
-    ts = _mean_tilt(eng, xs, tgt, False)
+    ref_f = _take_rows(xp, ref, idx)
+    xs, ts, off_f = _tilted_kth(eng, xp.take(x, idx, axis=0), k, False, ref_f)
     rho_f, G_f, _ = _ratio_rows(
-        eng, xs, k, t=ts, fft_from=k + 1, coef=coef, aux=_take_rows(xp, aux, idx)
-    )
+        eng, xs, k, t=ts, fft_from=k + 1, coef=coef, aux=_take_rows(xp, aux, idx),
+        off=off_f,
+    )  # fmt: skip
     rho = _merge_rows(eng, rho, rho_f, fail, idx)
     if G is not None:
         G = _merge_rows(eng, G, G_f, fail, idx)

@@ -45,6 +45,7 @@ import argparse
 import contextlib
 import functools
 import importlib.util
+import inspect
 import os
 import platform
 import re
@@ -134,11 +135,30 @@ def array_path() -> Iterator[None]:
             os.environ[_esp_compiled.ENV_VAR] = saved
 
 
+def _with_ref(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """An engine of before the ``ref`` argument (it returned ``log(e_k/e_{k-1})``
+    and handed that to ``coef``) behind today's interface, which returns and
+    hands on ``log(e_k/e_{k-1}) - ref``; ``ref`` travels as ``aux`` so that it is
+    subset with the fallback rows."""
+    if "ref" in inspect.signature(fn).parameters:
+        return fn
+
+    def adapted(x: Any, k: int, *, coef: Any = None, ref: Any = None, **kw: Any) -> Any:
+        if ref is None:
+            return fn(x, k, coef=coef, **kw)
+        kw.pop("aux", None)
+        inner = None if coef is None else (lambda r, a: coef(r - a, None))
+        rho, g = fn(x, k, coef=inner, aux=ref, **kw)
+        return rho - ref, g
+
+    return adapted
+
+
 @contextlib.contextmanager
 def engine(mod: Any) -> Iterator[None]:
     """Run the top-k kernel on the ESP engine of module ``mod``."""
     saved = _topk._log_ratio_and_grad
-    _topk._log_ratio_and_grad = mod._log_ratio_and_grad
+    _topk._log_ratio_and_grad = _with_ref(mod._log_ratio_and_grad)
     try:
         yield
     finally:

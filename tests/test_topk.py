@@ -852,8 +852,9 @@ def test_compiled_finite_for_extreme_scores(data, dtype, n):
 @pytest.mark.parametrize("k", [3, 20])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_rows_alone_across_blocks(rng, dtype, k):
-    """Rows in every lane of the kernel's blocks (16 or 32 rows), a partial last
-    block, and fallback rows: each bit-identical to the row alone."""
+    """Rows in every lane of the kernel's blocks (64 rows; 16 for a row alone), a
+    partial last block, two backward segments (32 classes and a partial one), and
+    fallback rows: each bit-identical to the row alone."""
     B, n = 70, 60
     z = (3 * rng.standard_normal((B, n))).astype(dtype)
     y = rng.integers(0, n, B)
@@ -861,6 +862,37 @@ def test_compiled_rows_alone_across_blocks(rng, dtype, k):
         z[i, (y[i] + 1) % n] = 1e4  # the lse tilt underflows
     with numpy_path("numba"):
         _assert_rows_alone(z, y, k=k)
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_work_buffers_are_not_returned_or_shared(rng, dtype):
+    """The kernel's work buffers are per thread and reused: a result survives the
+    next call, and threads running at once get what each gets alone."""
+    import threading
+
+    zs = [(2 * rng.standard_normal((40, 50))).astype(dtype) for _ in range(4)]
+    ys = [rng.integers(0, 50, 40) for _ in range(4)]
+    with numpy_path("numba"):
+        alone = [smooth_topk_svm_and_grad(z, y, k=3, reduction="none")
+                 for z, y in zip(zs, ys, strict=True)]  # fmt: skip
+        kept = [(v.copy(), g.copy()) for v, g in alone]
+        got: list = [None] * 4
+
+        def work(i: int) -> None:
+            for _ in range(5):
+                got[i] = smooth_topk_svm_and_grad(zs[i], ys[i], k=3, reduction="none")
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    for (v, g), (v0, g0), res in zip(alone, kept, got, strict=True):
+        np.testing.assert_array_equal(v, v0)  # not overwritten by later calls
+        np.testing.assert_array_equal(g, g0)
+        np.testing.assert_array_equal(res[0], v0)
+        np.testing.assert_array_equal(res[1], g0)
 
 
 @needs_numba

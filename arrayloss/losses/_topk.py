@@ -107,11 +107,15 @@ def _smooth_k1(
     ``sigmoid(r)`` times the softmax of the others, ``-sigmoid(r)`` at the label.
     """
     inv = 1 / tau
-    w = t.without_label((z + alpha) * inv, overwrite=True)  # others only
+    # alpha / tau apart, and m - s_y / tau first: with scores of 1e30 (s + alpha)
+    # would lose alpha, and log(s) + m - s_y / tau the log.
+    zs = z * inv
+    wg = t.pick(zs)
+    w = t.without_label(zs, overwrite=True)  # others only
     m = xp.max(w, axis=1, keepdims=True)
     e = _xp.exp_(w - m, xp=xp)  # 0 at the label
     s = xp.sum(e, axis=1)
-    r = xp.log(s) + m[:, 0] - t.pick(z) * inv
+    r = (alpha * inv + xp.log(s)) + _xp.sub(m[:, 0], wg, xp=xp)
     loss = tau * _xp.softplus(r, xp=xp)
     if not want_grad:
         return loss, None
@@ -176,18 +180,22 @@ def _smooth_k(
         )
     inv = 1 / (k * tau)
     a = alpha / tau
-    # x = s / (k tau) with the label as an absent entry (weight exp(-inf) = 0).
-    x = t.without_label(z * inv, overwrite=True)  # a fresh array of our own
-    xg = t.pick(z) * inv
+    # x = s / (k tau) with the label as an absent entry (weight exp(-inf) = 0);
+    # x_y from the same product (XLA rounded a separate z_y * inv differently).
+    zs = z * inv
+    xg = t.pick(zs)
+    x = t.without_label(zs, overwrite=True)  # a fresh array of our own
 
-    def coef(rho: Array, xg_rows: Array) -> tuple[Array, Array]:
-        c1 = _xp.sigmoid(a + rho - xg_rows, xp=xp) / k
+    def coef(rho: Array, _: Any) -> tuple[Array, Array]:
+        c1 = _xp.sigmoid(a + rho, xp=xp) / k
         return c1, c1
 
+    # rho = log(e_k/e_{k-1}) - x_y, formed from rows shifted near their k-th
+    # largest entry (scores of 1e30 keep the digits of the difference).
     rho, g = _log_ratio_and_grad(
-        x, k, xp=xp, method=method, coef=coef if want_grad else None, aux=xg
+        x, k, xp=xp, method=method, coef=coef if want_grad else None, ref=xg
     )
-    r = a + rho - xg
+    r = a + rho
     loss = tau * _xp.softplus(r, xp=xp)
     if not want_grad:
         return loss, None
