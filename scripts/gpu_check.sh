@@ -160,7 +160,7 @@ if names=$(wheel_names); then
     dry_flag=()
     [[ $dry -eq 1 ]] && dry_flag=(--dry-run)
     # shellcheck disable=SC2086
-    step install 120 "$python" -m pip install "${dry_flag[@]}" --no-index --no-deps \
+    step install 60 "$python" -m pip install "${dry_flag[@]}" --no-index --no-deps \
         --find-links .wheels --target "$site" $names
     export PYTHONPATH=$PYTHONPATH:$site
 else
@@ -188,9 +188,9 @@ if [[ $dry -eq 1 ]]; then
         --batch 8 --classes 40 --repeats 2 --rounds 1
 else
     step pytest 240 "$python" -m pytest -x -q -p no:cacheprovider -k "cupy or cuda"
-    step bench_topk 180 "$python" "${topk[@]}"
-    step bench_backends 90 "$python" "${backends[@]}"
-    step bench_adapters 90 "$python" "${adapters[@]}"
+    step bench_topk 150 "$python" "${topk[@]}"
+    step bench_backends 60 "$python" "${backends[@]}"
+    step bench_adapters 60 "$python" "${adapters[@]}"
 fi
 
 echo "== summary ($out/summary.txt)"
