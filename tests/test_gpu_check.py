@@ -68,7 +68,9 @@ def test_dry_run(tmp_path: Path) -> None:
     for line in summary.splitlines():
         assert re.search(r"rc=(0|skip) ", line), line
     # The selection is not empty: the device run would check something.
-    assert re.search(r"^\d+/\d+ tests collected", (out / "pytest.txt").read_text(), re.M)
+    assert re.search(
+        r"^\d+/\d+ tests collected", (out / "pytest.txt").read_text(), re.M
+    )
     # The device run's options, parsed by the benchmarks themselves.
     topk = (out / "options_topk.txt").read_text()
     assert "'backend': 'cupy'" in topk
