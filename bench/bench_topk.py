@@ -36,7 +36,10 @@ count).
 Usage::
 
     python bench/bench_topk.py [--backend numpy|cupy|torch] [--quick] [--repeats N]
-                               [--prev REV] [--instructions]
+                               [--case B,C,k ...] [--prev REV] [--instructions]
+
+``--case B,C,k`` (repeatable) times those cases instead of the default list
+(``scripts/gpu_check.sh`` passes the GPU cases and k = 200 for the FFT path).
 """
 
 from __future__ import annotations
@@ -324,7 +327,13 @@ def _ratio(a: float | None, b: float | None, width: int) -> str:
     return f"{a / b:.2f}x".rjust(width)
 
 
-def run(backend: str, quick: bool, repeats: int, prev_rev: str | None) -> None:
+def run(
+    backend: str,
+    quick: bool,
+    repeats: int,
+    prev_rev: str | None,
+    cases: list[tuple[int, int, int]] | None = None,
+) -> None:
     if backend == "cupy":
         import cupy as mod
     elif backend == "torch":
@@ -346,9 +355,10 @@ def run(backend: str, quick: bool, repeats: int, prev_rev: str | None) -> None:
     except ImportError:
         pass
     prev = load_previous(prev_rev) if prev_rev else None
-    cases = GPU_CASES if backend == "cupy" else CASES
-    if quick and backend != "cupy":
-        cases = [CASES[1], CASES[3]]
+    if cases is None:
+        cases = GPU_CASES if backend == "cupy" else CASES
+        if quick and backend != "cupy":
+            cases = [CASES[1], CASES[3]]
     for line in environment(torch_threads):
         print(line)
     print(
@@ -455,6 +465,19 @@ def instructions(calls: int, prev_rev: str | None) -> None:
         print(f"{case!s:>30} | {now:14.4g} {cell_prev} {ratio}", flush=True)
 
 
+def _case(text: str) -> tuple[int, int, int]:
+    """``B,C,k`` as three integers with 1 <= k < C (argparse's type)."""
+    try:
+        B, C, k = (int(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected B,C,k (three integers), got {text!r}"
+        ) from None
+    if B < 1 or not 1 <= k < C:
+        raise argparse.ArgumentTypeError(f"need B >= 1 and 1 <= k < C, got {text!r}")
+    return B, C, k
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument(
@@ -462,6 +485,14 @@ def main() -> None:
     )
     parser.add_argument("--quick", action="store_true", help="two cases, 10 rounds")
     parser.add_argument("--repeats", type=int, default=None)
+    parser.add_argument(
+        "--case",
+        action="append",
+        type=_case,
+        default=None,
+        metavar="B,C,k",
+        help="time this (B, C, k) instead of the default cases (repeatable)",
+    )
     parser.add_argument("--prev", default=None, help="git revision to compare with")
     parser.add_argument(
         "--instructions", action="store_true", help="count instructions (valgrind)"
@@ -478,7 +509,7 @@ def main() -> None:
         instructions(args.calls, args.prev)
         return
     repeats = args.repeats or (10 if args.quick else 40)
-    run(args.backend, args.quick, repeats, args.prev)
+    run(args.backend, args.quick, repeats, args.prev, args.case)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,31 @@ BACKENDS = (
 )
 
 
+# Where a call costs far more than on the others: JAX compiles every operation
+# anew for each new shape (about 80 % of the loss tests' time was JAX's).
+COSTLY_BACKENDS = ("jax",)
+
+
+def covering(names: Any, *, every: int = 3) -> list[Any]:
+    """``(backend, name)`` cases for a property checked per loss and per backend
+    where the backend matters little: every name on each backend, except that a
+    costly backend (`COSTLY_BACKENDS`) takes every ``every``-th name only (at
+    least one).  Every loss and every backend stays covered; the full
+    loss x backend product stays in ``test_invariants.py``'s
+    ``test_backend_matches_numpy_and_keeps_dtype``.
+
+    Use as ``@pytest.mark.parametrize(("backend", "name"), covering(NAMES),
+    indirect=["backend"])``.
+    """
+    names = list(names)
+    return [
+        pytest.param(b, n, id=f"{b}-{n}")
+        for b in BACKENDS
+        for i, n in enumerate(names)
+        if b not in COSTLY_BACKENDS or i % every == 0
+    ]
+
+
 @dataclass(frozen=True)
 class Backend:
     """One array library as the tests see it."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import Backend, assert_allclose, to_numpy
+from conftest import Backend, assert_allclose, covering, to_numpy
 from scipy.differentiate import derivative
 from scipy.special import log_softmax, softmax
 
@@ -432,7 +432,7 @@ def test_gradient_matches_finite_differences(name: str, soft: bool) -> None:
 # --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(("backend", "name"), covering(NAMES), indirect=["backend"])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_finite_at_extreme_logits(backend: Backend, name: str, dtype: Any) -> None:
     _, fg = _fns(name)
@@ -450,7 +450,7 @@ def test_finite_at_extreme_logits(backend: Backend, name: str, dtype: Any) -> No
         assert np.all(np.isfinite(g))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(("backend", "name"), covering(NAMES), indirect=["backend"])
 def test_inputs_unchanged_and_shapes(
     backend: Backend, rng: np.random.Generator, name: str
 ) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import assert_allclose, to_numpy
+from conftest import assert_allclose, covering, to_numpy
 from scipy.optimize import minimize
 
 import arrayloss as al
@@ -347,7 +347,7 @@ def test_tie_subgradients(backend):
         np.testing.assert_array_equal(g, np.zeros((1, 3)))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(("backend", "name"), covering(NAMES), indirect=["backend"])
 def test_finite_at_extreme_scores_float32(backend, name):
     z = np.array(
         [

@@ -341,7 +341,10 @@ def test_k1_tiny_loss_keeps_relative_accuracy(backend, dtype):
         assert eg <= tol, (lead, tau, eg)
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+# float64 in the slow step (CI runs it): about 10 s of JAX compiles and mpmath each
+@pytest.mark.parametrize(
+    "dtype", [pytest.param(np.float64, marks=pytest.mark.slow), np.float32]
+)
 def test_accuracy_of_the_compiled_jax_schedule(dtype):
     """JAX runs a fixed schedule (no host-side health check and fallback): every
     family at every fast case, one batch of rows per case, to the same targets."""
