@@ -390,8 +390,9 @@ def _estimate(
         samples = (
             s.y_train.size * ratio[c["label"]] + (s.y_val.size + s.y_test.size) / 3
         )
-        # The rule's minimum, plus half the patience: most runs stop soon after.
-        epochs = min(c["epochs"] + c["patience"] / 2, c["max_epochs"])
+        # The rule's minimum and most of the patience: the default grid's runs
+        # averaged 38 epochs at a minimum of 30 and a patience of 10.
+        epochs = min(c["epochs"] + 0.8 * c["patience"], c["max_epochs"])
         per_run[id(c)] = epochs * samples * base[c["data"]]
     tune_each = len(plan.lr_grid) if len(plan.lr_grid) > 1 else 0
     runs = sum(per_run[id(c)] * (tune_each + plan.seeds) for c in plan.cells)
