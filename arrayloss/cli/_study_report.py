@@ -296,11 +296,12 @@ class Runs:
 def plateau_rule(meta: Mapping[str, Any]) -> str:
     """The rule that ends every run of a study, in words (``study.json``'s
     ``epochs``, ``patience`` and ``max_epochs``)."""
-    p = meta["patience"]
+    p, low = int(meta["patience"]), int(meta["epochs"])
     return (
-        f"every run trains at least {meta['epochs']} epochs and stops after the "
-        f"first epoch e at which its noisy-validation accuracy has not improved for "
-        f"{p} epochs, i.e. e − b ≥ {p} with b the first epoch of its highest "
+        f"every run trains at least {low} epoch{'s' * (low != 1)} and stops after "
+        f"the first epoch e at which its noisy-validation accuracy has not improved "
+        f"for {p} epoch{'s' * (p != 1)}, i.e. e − b ≥ {p} with b the first epoch of "
+        "its highest "
         f"noisy-validation accuracy so far (a plateau); it is cut at "
         f"{meta['max_epochs']} epochs if that never happens"
     )
