@@ -131,9 +131,9 @@ _RUN_KEYS = (
     "noise_kind",
     "seed",
     "top_k",
-    "patience",
-    "max_epochs",
 )
+# Those of the plateau rule; a task without them trains its fixed "epochs".
+_PLATEAU_KEYS = ("patience", "max_epochs")
 
 
 def run_one(task: dict[str, Any]) -> dict[str, Any]:
@@ -168,6 +168,7 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
             noisy_validation=True,
             track_test=True,
             **{key: task[key] for key in _RUN_KEYS},
+            **{key: task.get(key) for key in _PLATEAU_KEYS},
         )
     except FloatingPointError as exc:
         row.update({f: math.nan for f in report.CSV_FIELDS if f not in row})
