@@ -1,7 +1,8 @@
 """docs/study/README.md, summary.md and the figures, from the committed runs.
 
 Fills ``scripts/study_README.template.md`` with what ``docs/study/runs.csv`` and
-``docs/study/study.json`` give: the setup, the version and commit stamp, the
+``docs/study/study.json`` give: the setup, the plateau rule and whether every run
+reached it, the version and commit stamp, the
 glance table of verdicts, the accuracy tables, each paper's claim checked by the
 written rule (`CLAIMS`), and the cost; renders ``summary.md`` and the three
 figures (with ``curves.csv``) again from the same files, as the study does.
@@ -138,6 +139,10 @@ def readme(study: Path = STUDY, template: Path = TEMPLATE) -> str:
         "docs_command": meta.get("command", "") or "arrayloss study ...",
         "curve_noise": f"{meta['curve_noise']:g}",
         "setup": report.describe(meta),
+        "plateau_rule": report.plateau_rule(meta),
+        "plateau_check": report.plateau_check(rows, meta),
+        "min_epochs": str(meta["epochs"]),
+        "patience": str(meta["patience"]),
         "glance": report.glance(rows),
         "accuracy_es": report.accuracy_table(rows, "es"),
         "accuracy_final": report.accuracy_table(rows, "final"),

@@ -83,15 +83,53 @@ def test_early_stopping_reads_the_first_best_noisy_epoch():
     task = {"data": "digits", "loss": "cross_entropy", "loss_params": {},
             "label": "cross_entropy", "noise": 0.5, "noise_kind": "symmetric",
             "phase": "report", "seed": 0, "hidden": (4,), "epochs": 4,
-            "batch_size": 64, "optimizer": "adam", "lr": 0.05, "weight_decay": 0.0,
+            "patience": None, "max_epochs": None, "batch_size": 64,
+            "optimizer": "adam", "lr": 0.05, "weight_decay": 0.0,
             "top_k": 5}  # fmt: skip
     row = _study.run_one(task)
     val = [v for v, _ in row["curve"]]
     assert len(val) == 4
+    assert row["epochs"] == 4
     assert row["best_epoch"] == val.index(max(val)) + 1
     assert row["val_accuracy_best"] == max(val)
     assert row["test_accuracy_es"] == row["curve"][row["best_epoch"] - 1][1]
     assert row["test_accuracy_final"] == row["curve"][-1][1]
+
+
+def _first_best(history) -> int:
+    val = [h["val_accuracy"] for h in history]
+    return val.index(max(val)) + 1
+
+
+_CAP = 12
+
+
+@pytest.fixture(scope="module")
+def fixed_run(digits_split):
+    return _run(digits_split, epochs=_CAP, noisy_validation=True, track_test=True)
+
+
+@pytest.mark.parametrize(("minimum", "patience"), [(3, 2), (1, 1), (6, 30)])
+def test_patience_stops_at_the_first_plateau(
+    digits_split, fixed_run, minimum, patience
+):
+    """Training ends at the first epoch e >= the minimum with e - b >= patience (b
+    the first best epoch), or at the cap; its epochs are those of a fixed run."""
+    cap, fixed = _CAP, fixed_run
+    res = _run(digits_split, epochs=minimum, patience=patience, max_epochs=cap,
+               noisy_validation=True, track_test=True)  # fmt: skip
+    val = [h["val_accuracy"] for h in fixed.history]
+    stop = next(
+        (e for e in range(minimum, cap + 1)
+         if e - (val[:e].index(max(val[:e])) + 1) >= patience),
+        cap,
+    )  # fmt: skip
+    assert len(res.history) == stop
+    assert res.history == fixed.history[:stop]
+    if stop < cap:
+        assert stop == max(minimum, _first_best(res.history) + patience)
+    # The model kept is the one of the last epoch trained.
+    assert res.metrics["test"]["accuracy"] == res.history[-1]["test_accuracy"]
 
 
 # -- the learning-rate grid --------------------------------------------------------------
@@ -216,8 +254,8 @@ def test_study_progress_estimate_and_curves(tmp_path):
     out = tmp_path / "s"
     r = invoke(["study", "--data", "digits", "--loss", "cross_entropy", "--loss",
                 "focal", "--noise", "0,0.3", "--seeds", "2", "--epochs", "2",
-                "--hidden", "4", "--lr-grid", "0.01", "--jobs", "1", "--no-plot",
-                "--out", out])  # fmt: skip
+                "--max-epochs", "2", "--hidden", "4", "--lr-grid", "0.01",
+                "--jobs", "1", "--no-plot", "--out", out])  # fmt: skip
     lines = r.stderr.splitlines()
     assert lines[0].startswith("8 runs (0 tuning, 8 reported); estimated ")
     assert lines[-1].startswith("[8/8] digits ")  # a line per run off a terminal
@@ -230,7 +268,56 @@ def test_study_progress_estimate_and_curves(tmp_path):
     meta = json.loads((out / "study.json").read_text())
     assert meta["curve_noise"] == 0.3
     assert meta["commit"]
+    assert (meta["epochs"], meta["patience"], meta["max_epochs"]) == (2, 10, 2)
     assert not (out / "curves.png").exists()
+    # Capped at the minimum: every run is cut before the plateau, and says so.
+    summary = (out / "summary.md").read_text()
+    assert "**8 of 8 finished runs were cut at 2 epochs before the plateau" in summary
+    assert "0.01; " in summary
+    assert "2 cut**" in summary
+
+
+def test_max_epochs_below_epochs_is_usage(tmp_path):
+    r = invoke(["study", "--data", "digits", "--epochs", "5", "--max-epochs", "4",
+                "--out", tmp_path / "s"], exit_code=2)  # fmt: skip
+    assert "--max-epochs 4 is below --epochs 5" in r.stderr
+    assert not (tmp_path / "s").exists()
+
+
+def _curve_row(seed: int, curve: list[tuple[float, float]]) -> dict:
+    return {"phase": "report", "noise": 0.3, "data": "d", "loss": "ce",
+            "seed": seed, "curve": curve}  # fmt: skip
+
+
+def test_curves_keep_a_stopped_run_at_its_last_model():
+    rows = [_curve_row(0, [(0.1, 0.2), (0.3, 0.4)]),
+            _curve_row(1, [(0.5, 0.6), (0.7, 0.8), (0.9, 1.0)])]  # fmt: skip
+    curves = _study._curves(rows, 0.3)
+    assert [c["epoch"] for c in curves] == [1, 2, 3]
+    assert [c["runs"] for c in curves] == [2, 2, 1]
+    assert curves[2]["test_accuracy"] == pytest.approx((0.4 + 1.0) / 2)
+    assert curves[2]["val_accuracy"] == pytest.approx((0.3 + 0.9) / 2)
+
+
+def _ran(best: int, epochs: int, error: str = "") -> dict:
+    return {"data": "d", "loss": "ce", "noise": 0.0, "phase": "report", "seed": 0,
+            "lr": 1e-3, "best_epoch": best, "epochs": epochs, "error": error}  # fmt: skip
+
+
+def test_cut_runs_are_those_short_of_the_plateau_rule():
+    meta = {"epochs": 10, "patience": 5, "max_epochs": 30}
+    ok = [_ran(3, 10), _ran(7, 12), _ran(25, 30)]
+    cut = [_ran(26, 30), _ran(30, 30), _ran(2, 8)]
+    diverged = _ran(-1, 4, error="training diverged in epoch 4")
+    assert report.cut_runs([*ok, *cut, diverged], meta) == cut
+    assert report.plateau_check(ok, meta).startswith(
+        "All 3 finished runs (tuning included) reached the plateau rule: best "
+        "noisy-validation epochs 3–25 (median 7), runs of 10–30 epochs"
+    )
+    text = report.plateau_check([*ok, *cut], meta)
+    assert text.startswith("**3 of 6 finished runs were cut at 30 epochs")
+    assert "(best epoch 26 of 30)" in text
+    assert "e − b ≥ 5" in report.plateau_rule(meta)
 
 
 def test_study_data_given_twice_is_usage(tmp_path):

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import csv
 import importlib.util
+import json
 import re
 import shutil
 from pathlib import Path
 
 import pytest
+
+from arrayloss.cli import _study
+from arrayloss.cli import _study_report as report
 
 ROOT = Path(__file__).resolve().parent.parent
 STUDY = ROOT / "docs" / "study"
@@ -113,6 +117,98 @@ def test_every_verdict_follows_from_its_printed_interval():
                     assert verdict == "no clear difference", m[0]
             checked += 1
     assert checked > 50
+
+
+def _committed():
+    meta = json.loads((STUDY / "study.json").read_text(encoding="utf-8"))
+    rows = report.read_runs((STUDY / "runs.csv").read_text(encoding="utf-8"))
+    return rows, meta
+
+
+def test_every_committed_run_reached_its_plateau():
+    """No committed run (tuning ones included) was cut before the plateau rule of
+    study.json held: each finished run ended exactly at max(minimum, best epoch +
+    patience), within the cap; the pages say so."""
+    rows, meta = _committed()
+    low, patience, cap = meta["epochs"], meta["patience"], meta["max_epochs"]
+    done = [r for r in rows if not r["error"]]
+    assert len(done) > 500
+    late = [
+        (r["data"], r["loss"], r["noise"], r["phase"], r["seed"], r["best_epoch"],
+         r["epochs"])
+        for r in done
+        if r["epochs"] != max(low, r["best_epoch"] + patience) or r["epochs"] > cap
+    ]  # fmt: skip
+    assert late == []
+    assert report.cut_runs(rows, meta) == []
+    sentence = f"All {len(done)} finished runs (tuning included) reached the plateau"
+    for page in ("README.md", "summary.md"):
+        assert sentence in (STUDY / page).read_text(encoding="utf-8"), page
+
+
+def _task(row, meta):
+    """The study's task that made ``row`` of the committed runs."""
+    spec = {"synthetic100": "synthetic"}.get(row["data"], row["data"])
+    keys = ("epochs", "patience", "max_epochs", "batch_size", "optimizer",
+            "weight_decay", "top_k")  # fmt: skip
+    return {
+        **{key: meta[key] for key in keys},
+        "data": spec,
+        "loss": row["loss"].split(":")[0],
+        "loss_params": json.loads(row["loss_params"]),
+        "label": row["loss"],
+        "hidden": tuple(meta["hidden"]),
+        **{key: row[key] for key in ("noise", "noise_kind", "phase", "seed", "lr")},
+    }
+
+
+# Accuracies, epochs and text fields must match runs.csv exactly; the continuous
+# numbers (NLL, ECE, mean training loss) to 2e-5 relative, a few units in the
+# sixth significant digit that runs.csv keeps. The refactorings expected to
+# leave the study's numbers unchanged give bit-identical runs, well inside this.
+_EXACT = ("test_accuracy_final", "test_accuracy_es", "top_k_accuracy_final",
+          "top_k_accuracy_es", "train_accuracy_final", "val_accuracy_final",
+          "val_accuracy_best", "best_epoch", "epochs", "error")  # fmt: skip
+_CLOSE = ("test_nll_final", "test_ece_final", "final_loss")
+
+
+def _rerun(data: str, picks):
+    rows, meta = _committed()
+    checked = 0
+    for loss, noise, phase in picks:
+        row = next(
+            r for r in rows
+            if (r["data"], r["loss"], r["noise"], r["phase"]) == (data, loss, noise, phase)
+        )  # fmt: skip
+        new = report.read_runs(report.write_runs([_study.run_one(_task(row, meta))]))
+        assert {k: new[0][k] for k in _EXACT} == {k: row[k] for k in _EXACT}, row
+        for key in _CLOSE:
+            assert new[0][key] == pytest.approx(row[key], rel=2e-5, abs=1e-12), key
+        checked += 1
+    assert checked == len(picks)
+
+
+def test_committed_digits_runs_rerun_to_the_same_numbers():
+    """Drift is caught: committed runs of cross-entropy and of the smooth top-k SVM
+    (the top-k kernel), run again from runs.csv and study.json, give runs.csv's
+    numbers."""
+    _rerun(
+        "digits",
+        [("cross_entropy", 0.3, "report"), ("smooth_topk_svm", 0.6, "report")],
+    )
+
+
+@pytest.mark.slow
+def test_more_committed_runs_rerun_to_the_same_numbers():
+    """As above for generalized cross-entropy (a run 10 epochs past the minimum:
+    its plateau rule), the sparsemax loss, and a run on synthetic100 and on
+    MNIST-1D."""
+    _rerun("digits", [("generalized_cross_entropy", 0.3, "report"),
+                      ("sparsemax_loss", 0.6, "report")])  # fmt: skip
+    _rerun("synthetic100", [("regularised_expectation", 0.3, "report")])
+    if importlib.util.find_spec("mnist1d") is None:
+        pytest.skip("mnist1d not installed: the MNIST-1D run is not rerun")
+    _rerun("mnist1d", [("generalized_cross_entropy", 0.3, "report")])
 
 
 def test_readme_links_to_the_generated_backend_page():

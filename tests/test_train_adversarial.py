@@ -26,7 +26,7 @@ from arrayloss import mlp
 from arrayloss.cli import main
 
 TINY = ["--epochs", "1", "--hidden", "4", "--batch-size", "16", "-q"]
-STUDY = ["study", "--epochs", "1", "--hidden", "4", "--seeds", "1", "--noise", "0",
+STUDY = ["study", "--epochs", "1", "--max-epochs", "1", "--hidden", "4", "--seeds", "1", "--noise", "0",
          "--lr-grid", "0.001", "--loss", "cross_entropy", "-j", "1", "-q",
          "--no-plot"]  # fmt: skip
 SAVED = ("model.npz", "test_logits.npy", "test_labels.npy", "metrics.json")

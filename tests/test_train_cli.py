@@ -252,7 +252,7 @@ def test_train_save_set_is_all_or_none(tmp_path, monkeypatch):
 # -- study (more in test_study_cli.py) ------------------------------------------------
 
 
-STUDY = ["study", "--data", "digits", "--epochs", "2", "--hidden", "16",
+STUDY = ["study", "--data", "digits", "--epochs", "2", "--max-epochs", "2", "--hidden", "16",
          "--noise", "0,0.5", "--seeds", "2", "--lr-grid", "0.001,0.01"]  # fmt: skip
 
 

@@ -4,6 +4,8 @@
 - `paired`, `verdict`: each loss against cross-entropy, paired by seed: the mean
   difference with its 95 % t interval, wins, ties and losses, and the verdict that
   the rule `verdict` derives from them (never typed by hand);
+- `plateau_rule`, `cut_runs`, `plateau_check`: the rule that ends a run, the
+  runs cut at the epoch cap before it held, and the sentence that says so;
 - `summary`: the Markdown tables of ``summary.md``; `glance` and `claims`: the
   generated parts of ``docs/study/README.md`` (``scripts/study_glance.py``);
 - `plot_accuracy`, `plot_differences`, `plot_curves`: the three figures.
@@ -30,10 +32,13 @@ __all__ = [
     "CURVE_FIELDS",
     "Paired",
     "claims",
+    "cut_runs",
     "describe",
     "figures",
     "glance",
     "paired",
+    "plateau_check",
+    "plateau_rule",
     "plot_accuracy",
     "plot_curves",
     "plot_differences",
@@ -285,6 +290,71 @@ class Runs:
         return BASELINE in self.losses
 
 
+# -- the plateau rule -----------------------------------------------------------------
+
+
+def plateau_rule(meta: Mapping[str, Any]) -> str:
+    """The rule that ends every run of a study, in words (``study.json``'s
+    ``epochs``, ``patience`` and ``max_epochs``)."""
+    p, low = int(meta["patience"]), int(meta["epochs"])
+    return (
+        f"every run trains at least {low} epoch{'s' * (low != 1)} and stops after "
+        f"the first epoch e at which its noisy-validation accuracy has not improved "
+        f"for {p} epoch{'s' * (p != 1)}, i.e. e − b ≥ {p} with b the first epoch of "
+        "its highest "
+        f"noisy-validation accuracy so far (a plateau); it is cut at "
+        f"{meta['max_epochs']} epochs if that never happens"
+    )
+
+
+def cut_runs(
+    rows: Iterable[Mapping[str, Any]], meta: Mapping[str, Any]
+) -> list[Mapping[str, Any]]:
+    """The finished runs (tuning ones too) that ended before the plateau rule held:
+    fewer than ``patience`` epochs past their best epoch, or fewer than the minimum
+    ``epochs``. Empty for a study whose every run reached its plateau."""
+    p, low = int(meta["patience"]), int(meta["epochs"])
+    return [
+        r
+        for r in rows
+        if not r["error"]
+        and (int(r["epochs"]) - int(r["best_epoch"]) < p or int(r["epochs"]) < low)
+    ]
+
+
+def plateau_check(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
+    """One sentence: whether every finished run reached the plateau rule, and the
+    spread of the epochs of the best noisy-validation accuracy and of the runs."""
+    done = [r for r in rows if not r["error"]]
+    if not done:
+        return "No run finished."
+    best = [int(r["best_epoch"]) for r in done]
+    ran = [int(r["epochs"]) for r in done]
+    spread = (
+        f"best noisy-validation epochs {min(best)}–{max(best)} (median "
+        f"{statistics.median(best):g}), runs of {min(ran)}–{max(ran)} epochs "
+        f"(median {statistics.median(ran):g})"
+    )
+    cut = cut_runs(done, meta)
+    if not cut:
+        return (
+            f"All {len(done)} finished runs (tuning included) reached the plateau "
+            f"rule: {spread}."
+        )
+    where = "; ".join(
+        f"{r['data']} {r['loss']} noise {float(r['noise']):g} {r['phase']} seed "
+        f"{r['seed']} lr {float(r['lr']):g} (best epoch {r['best_epoch']} of "
+        f"{r['epochs']})"
+        for r in cut[:10]
+    )
+    more = f" and {len(cut) - 10} more" if len(cut) > 10 else ""
+    return (
+        f"**{len(cut)} of {len(done)} finished runs were cut at "
+        f"{meta['max_epochs']} epochs before the plateau rule held** (their "
+        f"numbers may still be rising): {where}{more}. Otherwise: {spread}."
+    )
+
+
 # -- Markdown -------------------------------------------------------------------------
 
 
@@ -310,8 +380,8 @@ def describe(meta: Mapping[str, Any]) -> str:
     wd = f", weight decay {meta['weight_decay']:g}" if meta["weight_decay"] else ""
     return (
         f"Data: {sets}. Model: MLP with hidden layers {hidden} (ReLU), "
-        f"{meta['optimizer']}, {lr}, {meta['epochs']} epochs of batch "
-        f"{meta['batch_size']}{wd}, float32. Noise: {meta['noise_kind']}, at rates "
+        f"{meta['optimizer']}, {lr}, batch {meta['batch_size']}{wd}, float32; "
+        f"{plateau_rule(meta)}. Noise: {meta['noise_kind']}, at rates "
         f"{_rates(meta['noises'])} on the training and validation labels; test labels "
         f"clean. {meta['seeds']} seeds per (data set, loss, noise rate) at the chosen "
         f"rate. {meta['runs']} runs (tuning included) in {meta['wall_seconds']:g} s "
@@ -383,7 +453,12 @@ def _paired_table(runs: Runs, data: str, metric: str) -> list[str]:
     return lines
 
 
-def _lr_table(runs: Runs, data: str, epochs: int) -> list[str]:
+def _span(values: Sequence[int]) -> str:
+    low, high = min(values), max(values)
+    return f"{low}" if low == high else f"{low}–{high}"
+
+
+def _lr_table(runs: Runs, data: str, meta: Mapping[str, Any]) -> list[str]:
     lines = [
         "| loss | " + " | ".join(f"noise {n:g}" for n in runs.noises) + " |",
         "|---|" + "---|" * len(runs.noises),
@@ -396,9 +471,13 @@ def _lr_table(runs: Runs, data: str, epochs: int) -> list[str]:
                 cells.append("diverged")
                 continue
             best = [int(r["best_epoch"]) for r in sel]
-            late = sum(b > 0.9 * epochs for b in best)
-            mark = f" ({late} late)" if late else ""
-            cells.append(f"{float(sel[0]['lr']):g}; {statistics.median(best):g}{mark}")
+            ran = [int(r["epochs"]) for r in sel]
+            cut = len(cut_runs(sel, meta))
+            mark = f" **{cut} cut**" if cut else ""
+            cells.append(
+                f"{float(sel[0]['lr']):g}; {statistics.median(best):g} "
+                f"({_span(best)}); {_span(ran)}{mark}"
+            )
         lines.append(f"| {loss} | " + " | ".join(cells) + " |")
     return lines
 
@@ -407,7 +486,6 @@ def summary(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
     """The tables of ``summary.md`` (without its heading)."""
     runs = Runs(rows)
     k = meta.get("top_k", 5)
-    epochs = int(meta.get("epochs", 0))
     out: list[str] = []
     for data in runs.data:
         info = meta.get("data_sets", {}).get(data, {})
@@ -445,11 +523,12 @@ def summary(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
                     "",
                 ]
         out += [
-            "**Learning rate chosen on the noisy validation part, and the median "
-            f"epoch of the best noisy-validation accuracy** (of {epochs}; 'late': "
-            f"runs whose best epoch is past {0.9 * epochs:g})",
+            "**Learning rate chosen on the noisy validation part; epoch of the best "
+            "noisy-validation accuracy, median (range) over the seeds; epochs "
+            f"trained** (the plateau rule: {plateau_rule(meta)}; 'cut': runs that "
+            "ended at the cap before it held)",
             "",
-            *_lr_table(runs, data, epochs),
+            *_lr_table(runs, data, meta),
             "",
         ]
     if not runs.has_baseline:
@@ -461,7 +540,8 @@ def summary_page(
     rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any], *, plots: bool = True
 ) -> str:
     """The whole ``summary.md``: heading, setup, stamp, command, figures, tables."""
-    lines = ["# Loss study", "", describe(meta), "", stamp(meta), ""]
+    lines = ["# Loss study", "", describe(meta), "", plateau_check(rows, meta), "",
+             stamp(meta), ""]  # fmt: skip
     if meta.get("command"):
         lines += [f"Command: `{meta['command']}`", ""]
     if plots:
@@ -808,7 +888,8 @@ def figures(
             plot_curves(
                 curves,
                 meta["losses"],
-                f"test accuracy by epoch at {title} {meta['curve_noise']:g}",
+                f"test accuracy by epoch at {title} {meta['curve_noise']:g} (a run "
+                "that has stopped counts with the model it ended with)",
             ),
         ),
     ]

@@ -321,6 +321,14 @@ class RunResult:
     seconds: float = 0.0
 
 
+class _Plateau(Exception):
+    """Ends `run`'s training from its epoch callback, with the parameters then."""
+
+    def __init__(self, params: Any) -> None:
+        super().__init__("plateau")
+        self.params = params
+
+
 def run(
     s: Any,
     *,
@@ -343,8 +351,10 @@ def run(
     on_batch: Callable[[int, int, Any], None] | None = None,
     noisy_validation: bool = False,
     track_test: bool = False,
+    patience: int | None = None,
+    max_epochs: int | None = None,
 ) -> RunResult:
-    """Add label noise to the training part of splits ``s``, train, evaluate.
+    r"""Add label noise to the training part of splits ``s``, train, evaluate.
 
     Test labels stay clean. Validation labels stay clean too, unless
     ``noisy_validation``: then they are flipped like the training labels (same
@@ -352,6 +362,13 @@ def run(
     held-out part of noisy data would be. ``history`` holds, per epoch, the mean
     training loss and the validation accuracy, and with ``track_test`` the test
     accuracy and top-k accuracy of that epoch's parameters.
+
+    Without ``patience`` training runs ``epochs`` epochs. With it, ``epochs`` is a
+    minimum: training ends after the first epoch :math:`e \ge` ``epochs`` with
+    :math:`e - b_e \ge` ``patience``, :math:`b_e` the first epoch of the highest
+    validation accuracy up to :math:`e` (a plateau), or after ``max_epochs``
+    (default ``epochs``), whichever comes first. The epochs before the end are
+    those of a run without ``patience`` (same batches, same steps).
     """
     import numpy as np
 
@@ -385,6 +402,7 @@ def run(
         else mlp.Adam(lr=1e-3 if lr is None else lr)
     )
     history: list[dict[str, float]] = []
+    best = {"epoch": 0, "accuracy": -math.inf}  # the first epoch of the best so far
 
     def on_epoch(epoch: int, params: mlp.MLP, mean_loss: float) -> None:
         val = mlp.evaluate(params, s.x_val, y_val, k=top_k)
@@ -394,22 +412,33 @@ def run(
             entry["test_accuracy"] = test["accuracy"]
             entry["test_top_k_accuracy"] = test["top_k_accuracy"]
         history.append(entry)
+        if val["accuracy"] > best["accuracy"]:
+            best.update(epoch=epoch, accuracy=val["accuracy"])
+        if (
+            patience is not None
+            and epoch >= epochs
+            and epoch - best["epoch"] >= patience
+        ):
+            raise _Plateau(params)
 
     start = time.perf_counter()
-    net = mlp.fit(
-        net,
-        s.x_train,
-        y_train,
-        loss=loss,
-        loss_params=loss_params,
-        optimizer=opt,
-        epochs=epochs,
-        batch_size=batch_size,
-        weight_decay=weight_decay,
-        seed=seed,
-        on_batch=on_batch,
-        on_epoch=on_epoch,
-    )
+    try:
+        net = mlp.fit(
+            net,
+            s.x_train,
+            y_train,
+            loss=loss,
+            loss_params=loss_params,
+            optimizer=opt,
+            epochs=epochs if patience is None else max(max_epochs or epochs, epochs),
+            batch_size=batch_size,
+            weight_decay=weight_decay,
+            seed=seed,
+            on_batch=on_batch,
+            on_epoch=on_epoch,
+        )
+    except _Plateau as stop:
+        net = stop.params
     seconds = time.perf_counter() - start
     test_scores = mlp.to_numpy(mlp.predict(net, s.x_test))
     metrics = {
