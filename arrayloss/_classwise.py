@@ -295,86 +295,101 @@ class ClassReport(_Batches):
             msg = "the per-class report needs at least one sample (got 0)"
             raise ValueError(msg)
         state.settle()
+        # the confusion sums are integers times 2**base: every ratio of two of
+        # them is a ratio of integers, correctly rounded by Python's int division
         cells = state.confusion.ints.reshape(c, c)
-        scale = _scale(state.confusion.base)
-        support = [Fraction(int(v)) * scale for v in cells.sum(axis=1).tolist()]
-        predicted = [Fraction(int(v)) * scale for v in cells.sum(axis=0).tolist()]
-        tp = [Fraction(int(cells[i, i])) * scale for i in range(c)]
-        total = sum(support, Fraction(0))
-        if total == 0:
+        base = state.confusion.base
+        sup = [int(v) for v in cells.sum(axis=1).tolist()]
+        pred = [int(v) for v in cells.sum(axis=0).tolist()]
+        tp = [int(cells[i, i]) for i in range(c)]
+        total_int = sum(sup)
+        if total_int == 0:
             msg = "the per-class report needs at least one sample with non-zero weight"
             raise ValueError(msg)
+        scale = _scale(base)
         nll = ece = None
         if state.nll is not None:
             nll = [
                 None
-                if support[i] == 0
+                if sup[i] == 0
                 else math.inf
                 if state.nll_inf[i] or (zero_is_inf and state.zero_p[i])
-                else float(state.nll.fraction(i) / support[i])
+                else float(state.nll.fraction(i) / (sup[i] * scale))
                 for i in range(c)
             ]
-            ece = _classwise_ece(state, c, self.n_bins, total)
+            ece = _classwise_ece(state, c, self.n_bins, total_int, base)
         scores = {
-            "precision": [_ratio(tp[i], predicted[i]) for i in range(c)],
-            "recall": [_ratio(tp[i], support[i]) for i in range(c)],
-            "f1-score": [
-                _ratio(2 * tp[i], support[i] + predicted[i]) for i in range(c)
-            ],
+            "precision": [_ratio(tp[i], pred[i]) for i in range(c)],
+            "recall": [_ratio(tp[i], sup[i]) for i in range(c)],
+            "f1-score": [_ratio(2 * tp[i], sup[i] + pred[i]) for i in range(c)],
         }
         out: dict[str, Any] = {}
         for i, name in enumerate(names):
             row: dict[str, Any] = {k: v[i] for k, v in scores.items()}
-            row["support"] = _number(support[i], state.weighted)
+            row["support"] = _number(sup[i] * scale, state.weighted)
             if nll is not None and ece is not None:
                 row["nll"] = nll[i]
                 row["ece"] = ece[i]
             out[name] = row
-        out["accuracy"] = float(sum(tp, Fraction(0)) / total)
-        macro = {
-            k: float(sum(map(Fraction, v), Fraction(0)) / c) for k, v in scores.items()
-        }
+        out["accuracy"] = sum(tp) / total_int
+        macro = {k: _float_sum(v) / (c << _FLOAT_BITS) for k, v in scores.items()}
         weighted = {
-            k: float(
-                sum(
-                    (Fraction(x) * s for x, s in zip(v, support, strict=True)),
-                    Fraction(0),
-                )
-                / total
-            )
+            k: _float_sum(v, sup) / (total_int << _FLOAT_BITS)
             for k, v in scores.items()
         }
-        out["macro avg"] = {**macro, "support": _number(total, state.weighted)}
-        out["weighted avg"] = {**weighted, "support": _number(total, state.weighted)}
+        total = _number(total_int * scale, state.weighted)
+        out["macro avg"] = {**macro, "support": total}
+        out["weighted avg"] = {**weighted, "support": total}
         if ece is not None:
-            out["classwise_ece"] = float(sum(Fraction(e) for e in ece) / c)
+            out["classwise_ece"] = _float_sum(ece) / (c << _FLOAT_BITS)
         return out
+
+
+_FLOAT_BITS = 1074
+"""Every finite float64 is an integer multiple of ``2**-1074``."""
+
+
+def _float_sum(values: list[float], factors: list[int] | None = None) -> int:
+    """``2**1074 sum(values[i] * factors[i])`` (factors 1 by default), exactly,
+    as an integer: each float64 is ``m 2**-k`` with ``k <= 1074``."""
+    acc = 0
+    for i, x in enumerate(values):
+        num, den = x.as_integer_ratio()
+        term = num << (_FLOAT_BITS + 1 - den.bit_length())
+        acc += term if factors is None else term * factors[i]
+    return acc
 
 
 def _scale(base: int) -> Fraction:
     return Fraction(2) ** base
 
 
-def _ratio(num: Fraction, den: Fraction) -> float:
-    """``num / den``, correctly rounded; 0 when ``den`` is 0 (scikit-learn's
-    ``zero_division`` default)."""
-    return 0.0 if den == 0 else float(num / den)
+def _ratio(num: int, den: int) -> float:
+    """``num / den``, correctly rounded (Python's int division); 0 when ``den`` is
+    0 (scikit-learn's ``zero_division`` default)."""
+    return 0.0 if den == 0 else num / den
 
 
 def _number(value: Fraction, weighted: bool) -> int | float:
     return float(value) if weighted else int(value)
 
 
-def _classwise_ece(state: _State, c: int, n_bins: int, total: Fraction) -> list[float]:
-    """``ECE_c`` of every class from the exact per-bin sums."""
+def _classwise_ece(
+    state: _State, c: int, n_bins: int, total: int, total_base: int
+) -> list[float]:
+    """``ECE_c`` of every class from the exact per-bin sums, the weight sum being
+    ``total 2**total_base``."""
     assert state.hits is not None
     assert state.psum is not None
     base = min(state.hits.base, state.psum.base)
     hits = np.left_shift(state.hits.ints, state.hits.base - base)
     psum = np.left_shift(state.psum.ints, state.psum.base - base)
     gaps = np.abs(hits - psum).reshape(c, n_bins).sum(axis=1)
-    scale = _scale(base)
-    return [float(Fraction(int(g)) * scale / total) for g in gaps.tolist()]
+    shift = base - total_base
+    if shift >= 0:
+        return [(int(g) << shift) / total for g in gaps.tolist()]
+    den = total << -shift
+    return [int(g) / den for g in gaps.tolist()]
 
 
 def _add_batch(state: _State, rows: Any, c: int, n_bins: int) -> None:
