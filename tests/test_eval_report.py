@@ -501,7 +501,9 @@ def test_float_sum_is_exact(values: list[float], factor: int) -> None:
     scale = Fraction(2) ** _FLOAT_BITS
     assert _float_sum(values) == sum(map(Fraction, values), Fraction(0)) * scale
     factors = [factor + i for i in range(len(values))]
-    weighted = sum((Fraction(v) * f for v, f in zip(values, factors)), Fraction(0))
+    weighted = sum(
+        (Fraction(v) * f for v, f in zip(values, factors, strict=True)), Fraction(0)
+    )
     assert _float_sum(values, factors) == weighted * scale
 
 
