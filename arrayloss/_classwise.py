@@ -295,86 +295,101 @@ class ClassReport(_Batches):
             msg = "the per-class report needs at least one sample (got 0)"
             raise ValueError(msg)
         state.settle()
+        # the confusion sums are integers times 2**base: every ratio of two of
+        # them is a ratio of integers, correctly rounded by Python's int division
         cells = state.confusion.ints.reshape(c, c)
-        scale = _scale(state.confusion.base)
-        support = [Fraction(int(v)) * scale for v in cells.sum(axis=1).tolist()]
-        predicted = [Fraction(int(v)) * scale for v in cells.sum(axis=0).tolist()]
-        tp = [Fraction(int(cells[i, i])) * scale for i in range(c)]
-        total = sum(support, Fraction(0))
-        if total == 0:
+        base = state.confusion.base
+        sup = [int(v) for v in cells.sum(axis=1).tolist()]
+        pred = [int(v) for v in cells.sum(axis=0).tolist()]
+        tp = [int(cells[i, i]) for i in range(c)]
+        total_int = sum(sup)
+        if total_int == 0:
             msg = "the per-class report needs at least one sample with non-zero weight"
             raise ValueError(msg)
+        scale = _scale(base)
         nll = ece = None
         if state.nll is not None:
             nll = [
                 None
-                if support[i] == 0
+                if sup[i] == 0
                 else math.inf
                 if state.nll_inf[i] or (zero_is_inf and state.zero_p[i])
-                else float(state.nll.fraction(i) / support[i])
+                else float(state.nll.fraction(i) / (sup[i] * scale))
                 for i in range(c)
             ]
-            ece = _classwise_ece(state, c, self.n_bins, total)
+            ece = _classwise_ece(state, c, self.n_bins, total_int, base)
         scores = {
-            "precision": [_ratio(tp[i], predicted[i]) for i in range(c)],
-            "recall": [_ratio(tp[i], support[i]) for i in range(c)],
-            "f1-score": [
-                _ratio(2 * tp[i], support[i] + predicted[i]) for i in range(c)
-            ],
+            "precision": [_ratio(tp[i], pred[i]) for i in range(c)],
+            "recall": [_ratio(tp[i], sup[i]) for i in range(c)],
+            "f1-score": [_ratio(2 * tp[i], sup[i] + pred[i]) for i in range(c)],
         }
         out: dict[str, Any] = {}
         for i, name in enumerate(names):
             row: dict[str, Any] = {k: v[i] for k, v in scores.items()}
-            row["support"] = _number(support[i], state.weighted)
+            row["support"] = _number(sup[i] * scale, state.weighted)
             if nll is not None and ece is not None:
                 row["nll"] = nll[i]
                 row["ece"] = ece[i]
             out[name] = row
-        out["accuracy"] = float(sum(tp, Fraction(0)) / total)
-        macro = {
-            k: float(sum(map(Fraction, v), Fraction(0)) / c) for k, v in scores.items()
-        }
+        out["accuracy"] = sum(tp) / total_int
+        macro = {k: _float_sum(v) / (c << _FLOAT_BITS) for k, v in scores.items()}
         weighted = {
-            k: float(
-                sum(
-                    (Fraction(x) * s for x, s in zip(v, support, strict=True)),
-                    Fraction(0),
-                )
-                / total
-            )
+            k: _float_sum(v, sup) / (total_int << _FLOAT_BITS)
             for k, v in scores.items()
         }
-        out["macro avg"] = {**macro, "support": _number(total, state.weighted)}
-        out["weighted avg"] = {**weighted, "support": _number(total, state.weighted)}
+        total = _number(total_int * scale, state.weighted)
+        out["macro avg"] = {**macro, "support": total}
+        out["weighted avg"] = {**weighted, "support": total}
         if ece is not None:
-            out["classwise_ece"] = float(sum(Fraction(e) for e in ece) / c)
+            out["classwise_ece"] = _float_sum(ece) / (c << _FLOAT_BITS)
         return out
+
+
+_FLOAT_BITS = 1074
+"""Every finite float64 is an integer multiple of ``2**-1074``."""
+
+
+def _float_sum(values: list[float], factors: list[int] | None = None) -> int:
+    """``2**1074 sum(values[i] * factors[i])`` (factors 1 by default), exactly,
+    as an integer: each float64 is ``m 2**-k`` with ``k <= 1074``."""
+    acc = 0
+    for i, x in enumerate(values):
+        num, den = x.as_integer_ratio()
+        term = num << (_FLOAT_BITS + 1 - den.bit_length())
+        acc += term if factors is None else term * factors[i]
+    return acc
 
 
 def _scale(base: int) -> Fraction:
     return Fraction(2) ** base
 
 
-def _ratio(num: Fraction, den: Fraction) -> float:
-    """``num / den``, correctly rounded; 0 when ``den`` is 0 (scikit-learn's
-    ``zero_division`` default)."""
-    return 0.0 if den == 0 else float(num / den)
+def _ratio(num: int, den: int) -> float:
+    """``num / den``, correctly rounded (Python's int division); 0 when ``den`` is
+    0 (scikit-learn's ``zero_division`` default)."""
+    return 0.0 if den == 0 else num / den
 
 
 def _number(value: Fraction, weighted: bool) -> int | float:
     return float(value) if weighted else int(value)
 
 
-def _classwise_ece(state: _State, c: int, n_bins: int, total: Fraction) -> list[float]:
-    """``ECE_c`` of every class from the exact per-bin sums."""
+def _classwise_ece(
+    state: _State, c: int, n_bins: int, total: int, total_base: int
+) -> list[float]:
+    """``ECE_c`` of every class from the exact per-bin sums, the weight sum being
+    ``total 2**total_base``."""
     assert state.hits is not None
     assert state.psum is not None
     base = min(state.hits.base, state.psum.base)
     hits = np.left_shift(state.hits.ints, state.hits.base - base)
     psum = np.left_shift(state.psum.ints, state.psum.base - base)
     gaps = np.abs(hits - psum).reshape(c, n_bins).sum(axis=1)
-    scale = _scale(base)
-    return [float(Fraction(int(g)) * scale / total) for g in gaps.tolist()]
+    shift = base - total_base
+    if shift >= 0:
+        return [(int(g) << shift) / total for g in gaps.tolist()]
+    den = total << -shift
+    return [int(g) / den for g in gaps.tolist()]
 
 
 def _add_batch(state: _State, rows: Any, c: int, n_bins: int) -> None:
@@ -411,11 +426,14 @@ def _add_batch(state: _State, rows: Any, c: int, n_bins: int) -> None:
         if w64 is not None:
             zero &= w64 > 0
         state.zero_p[y[zero]] = True
+    if w64 is None:
+        q, dtype = _scaled_probs(rows)
+        edges = np.asarray([b / n_bins for b in range(1, n_bins)], dtype=dtype)
+        scaled = edges.astype(q.dtype) * 2.0**_QUANTUM  # exact
+        _add_unweighted_bins(state, q, y, scaled, c, n_bins)
+        return
     p = to_numpy(rows.probs)
     edges = np.asarray([b / n_bins for b in range(1, n_bins)], dtype=p.dtype)
-    if w64 is None:
-        _add_unweighted_bins(state, p, y, edges, c, n_bins)
-        return
     bins = np.searchsorted(edges, p, side="left")  # edges strictly below p
     bin_keys = np.arange(c, dtype=np.int64)[None, :] * n_bins + bins
     hit_keys = bin_keys[np.arange(y.size), y]
@@ -437,11 +455,40 @@ _DENSE_ROWS = 1 << 22
 keep the float64 sums exact."""
 
 
+def _scaled_probs(rows: Any) -> tuple[np.ndarray, np.dtype[Any]]:
+    """``(p * 2**60, dtype)``: the batch's `probs` scaled by a power of two,
+    exactly, in a fresh NumPy array of our own (float32, or float64 for any other
+    dtype), and the dtype of `probs` (that of the bin edges).
+
+    For NumPy float32 or float64 logits the scaling is folded into the softmax's
+    division, ``e / (s 2**-60)``, which is ``(e / s) 2**60`` bit for bit (both
+    correctly rounded quotients of the same real number scaled by a power of two;
+    where ``e / s`` would be subnormal both round to 0 under `_QUANTUM`'s
+    rounding, below ``2**-66``): one pass over the batch instead of two, and the
+    probabilities are not kept.  Else `probs`, then the scaling.
+    """
+    z = rows.z
+    if (
+        rows.input == "logits"
+        and isinstance(z, np.ndarray)
+        and z.dtype in (np.float32, np.float64)
+    ):
+        _, e, s = rows._softmax_parts
+        return np.divide(e, (s * s.dtype.type(2.0**-_QUANTUM))[:, None]), z.dtype
+    p = to_numpy(rows.probs)
+    dtype = p.dtype
+    if p.dtype != np.float32:  # float64 (float16 would overflow at 2**60)
+        p = p.astype(np.float64, copy=False)
+    return p * p.dtype.type(2.0**_QUANTUM), dtype  # exact: a power of two
+
+
 def _add_unweighted_bins(
-    state: _State, p: np.ndarray, y: np.ndarray, edges: np.ndarray, c: int, n_bins: int
+    state: _State, q: np.ndarray, y: np.ndarray, edges: np.ndarray, c: int, n_bins: int
 ) -> None:
-    """The calibration sums of an unweighted batch of probabilities ``p`` (n, C):
-    per class and bin, the hits and the sum of ``q(p)``, into the int64 counters.
+    """The calibration sums of an unweighted batch of scaled probabilities ``q =
+    p 2**60`` (n, C; `_scaled_probs`, overwritten here) binned at the scaled bin
+    ``edges`` (``e_b 2**60``, exact: the same bins as ``p`` at ``e_b``): per class
+    and bin, the hits and the sum of ``q(p)``, into the int64 counters.
 
     ``q(p) = rint(p 2**60)`` is an integer, exact in ``p``'s dtype (a scaling by a
     power of two, then a rounding to an integer that the dtype holds), split into
@@ -450,43 +497,41 @@ def _add_unweighted_bins(
     edge (fewer than ``n_bins`` a row, as a row sums to 1) are binned one by one,
     and bin 0 gets the rest: the same sums as binning every probability.
     """
-    if p.dtype != np.float32:  # float64 (float16 would overflow at 2**60)
-        p = p.astype(np.float64, copy=False)
     n = y.size
-    p_y = p[np.arange(n), y]
-    hit_keys = y * n_bins + np.searchsorted(edges, p_y, side="left")
+    q_y = q[np.arange(n), y]
+    hit_keys = y * n_bins + np.searchsorted(edges, q_y, side="left")
     state.counter("hits", c * n_bins)[:] += np.bincount(hit_keys, minlength=c * n_bins)
     for a in range(0, n, _DENSE_ROWS):
-        _add_quantized_sums(state, p[a : a + _DENSE_ROWS], edges, c, n_bins)
+        _add_quantized_sums(state, q[a : a + _DENSE_ROWS], edges, c, n_bins)
 
 
 def _add_quantized_sums(
-    state: _State, p: np.ndarray, edges: np.ndarray, c: int, n_bins: int
+    state: _State, q: np.ndarray, edges: np.ndarray, c: int, n_bins: int
 ) -> None:
-    """`_add_unweighted_bins`' sums of ``q(p)`` for at most `_DENSE_ROWS` rows."""
+    """`_add_unweighted_bins`' sums of ``q(p)`` for at most `_DENSE_ROWS` rows of
+    scaled probabilities ``q`` (overwritten)."""
     hi_acc = state.counter("psum_hi", c * n_bins)
     lo_acc = state.counter("psum_lo", c * n_bins)
-    one = p.dtype.type(2.0**_QUANTUM)
-    half = p.dtype.type(2.0**-30)
-    q = p * one
+    # the probabilities above the first edge, before ``q`` is rounded
+    at = None
+    if edges.size:
+        flat = q.reshape(-1)
+        at = np.flatnonzero(flat > edges[0])
+        values = flat[at]
+    half = q.dtype.type(2.0**-30)
     np.rint(q, out=q)
     hi = q * half
     np.floor(hi, out=hi)
     first = np.arange(c, dtype=np.int64) * n_bins  # bin 0 of each class
     hi_acc[first] += np.sum(hi, axis=0, dtype=np.float64).astype(np.int64)
-    hi *= one * half  # 2**30, exact
+    hi *= q.dtype.type(2.0**30)  # exact
     q -= hi  # the low half, exact
     lo_acc[first] += np.sum(q, axis=0, dtype=np.float64).astype(np.int64)
-    if edges.size == 0:
+    if at is None or at.size == 0:
         return
-    flat = p.reshape(-1)
-    at = np.flatnonzero(flat > edges[0])
-    if at.size == 0:
-        return
-    values = flat[at]
     cls = at % c
     keys = cls * n_bins + np.searchsorted(edges, values, side="left")
-    q64 = np.rint(values.astype(np.float64) * 2.0**_QUANTUM)
+    q64 = np.rint(values.astype(np.float64))
     hi64 = np.floor(q64 * 2.0**-30)
     lo64 = q64 - hi64 * 2.0**30
     size = c * n_bins

@@ -482,3 +482,48 @@ def test_class_report_does_not_depend_on_the_cut(seed, n, cut, weighted, input):
         )
     assert json.dumps(parts.result()) == json.dumps(whole.result())
     np.testing.assert_array_equal(parts.confusion(), whole.confusion())
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    st.lists(
+        st.floats(min_value=0.0, max_value=1e300, allow_subnormal=True),
+        min_size=0,
+        max_size=20,
+    ),
+    st.integers(0, 2**70),
+)
+def test_float_sum_is_exact(values: list[float], factor: int) -> None:
+    """The report's exact float sums (macro and weighted averages) are the
+    exact sums of the floats, as integers over ``2**-1074``."""
+    from arrayloss._classwise import _FLOAT_BITS, _float_sum
+
+    scale = Fraction(2) ** _FLOAT_BITS
+    assert _float_sum(values) == sum(map(Fraction, values), Fraction(0)) * scale
+    factors = [factor + i for i in range(len(values))]
+    weighted = sum(
+        (Fraction(v) * f for v, f in zip(values, factors, strict=True)), Fraction(0)
+    )
+    assert _float_sum(values, factors) == weighted * scale
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("spread", [1.0, 30.0, 400.0])
+def test_scaled_softmax_matches_probabilities(dtype: type, spread: float) -> None:
+    """Logits take a shortcut (the softmax's division by ``s 2**-60``): the
+    report is that of the same probabilities handed over as ``probs``, bit for
+    bit, tiny and subnormal probabilities included (a wide spread of logits)."""
+    from arrayloss._classwise import ClassReport
+
+    rng = np.random.default_rng(7)
+    z = (rng.normal(0.0, spread, (300, 11))).astype(dtype)
+    y = rng.integers(0, 11, 300)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1)[:, None]  # as the batch's `probs`
+    assert spread == 1.0 or (p < 2.0**-36).any()  # q(p) rounds some
+    for n_bins in (1, 15, 300):
+        got = ClassReport(11, n_bins).update(z, y).result()
+        want = ClassReport(11, n_bins).update(p, y, input="probs").result()
+        for name in map(str, range(11)):
+            assert got[name]["ece"] == want[name]["ece"], (n_bins, name)
+        assert got["classwise_ece"] == want["classwise_ece"]
