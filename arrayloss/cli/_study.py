@@ -160,6 +160,8 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
         "error": "",
         "curve": [],
     }
+    # a task written before the plateau rule has no such keys: fixed epochs
+    plateau: dict[str, Any] = {key: task.get(key) for key in _PLATEAU_KEYS}
     start = time.perf_counter()
     try:
         result = run(
@@ -168,7 +170,7 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
             noisy_validation=True,
             track_test=True,
             **{key: task[key] for key in _RUN_KEYS},
-            **{key: task.get(key) for key in _PLATEAU_KEYS},
+            **plateau,
         )
     except FloatingPointError as exc:
         row.update({f: math.nan for f in report.CSV_FIELDS if f not in row})
