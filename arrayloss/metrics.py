@@ -68,16 +68,11 @@ from ._metric_rows import (
     _Batches,
     _check_same,
     _prepare,
+    _Rows,
 )
-
-# the eval engine (arrayloss.cli._engine) uses these through this module
-from ._metric_rows import _exact_sums as _exact_sums
-from ._metric_rows import _Rows as _Rows
-from ._metric_rows import first_bad_row as first_bad_row
-from ._metric_rows import prob_tolerance as prob_tolerance
 from ._typing import Array, Namespace
 from ._validation import check_choice, check_int
-from ._xp import to_numpy as to_numpy  # re-exported: the eval engine uses it
+from ._xp import to_numpy
 
 __all__ = [
     "ECE",

@@ -13,6 +13,7 @@ back with ``to_numpy`` for comparison.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import json
 import os
@@ -23,6 +24,7 @@ import numpy as np
 import pytest
 from hypothesis import settings
 
+from arrayloss import _esp_compiled
 from arrayloss._xp import to_numpy
 
 settings.register_profile("ci", max_examples=60, deadline=None, derandomize=True)
@@ -183,3 +185,17 @@ def one_error_line(result: Any) -> str:
     assert result.stderr.count("\n") == 1, result.stderr
     assert result.stderr.startswith("Error: ")
     return str(result.stderr)
+
+
+@contextlib.contextmanager
+def numpy_path(path: str):
+    """Run NumPy smooth top-k on the compiled kernel or on the array path."""
+    saved = os.environ.get(_esp_compiled.ENV_VAR)
+    os.environ[_esp_compiled.ENV_VAR] = "1" if path == "numba" else "0"
+    try:
+        yield
+    finally:
+        if saved is None:
+            del os.environ[_esp_compiled.ENV_VAR]
+        else:
+            os.environ[_esp_compiled.ENV_VAR] = saved

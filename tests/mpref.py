@@ -235,3 +235,49 @@ def reference_grad(name: str, z: Any, t: Any, **params: Any) -> Any:
 
             g[i, j] = float(mp.diff(along, zi[j]))
     return g
+
+
+# Smooth top-k SVM (Berrada et al. 2018; used by test_topk.py and test_extremes.py).
+
+
+def _esp_prefixes(ys: list, k: int) -> list[list]:
+    """ESPs (degrees 0..k) of ``ys[:j]`` for j = 0..len(ys), in mpmath."""
+    e = [mp.mpf(1)] + [mp.mpf(0)] * k
+    out = [e[:]]
+    for y in ys:
+        for m in range(k, 0, -1):
+            e[m] += y * e[m - 1]
+        out.append(e[:])
+    return out
+
+
+def _softplus(r):
+    return r + mp.log1p(mp.exp(-r)) if r > 0 else mp.log1p(mp.exp(r))
+
+
+def reference_sequential(s, g: int, k: int, tau: float, alpha: float):
+    """Loss and gradient, 50 digits: sequential ESP recursion (prefix/suffix)."""
+    with mp.workdps(50):
+        n = len(s)
+        kt = mp.mpf(k) * mp.mpf(tau)
+        x = [mp.mpf(float(v)) / kt for v in s]
+        idx = [j for j in range(n) if j != g]
+        ys = [mp.exp(x[j]) for j in idx]
+        pre = _esp_prefixes(ys, k)
+        suf = _esp_prefixes(ys[::-1], k)[::-1]
+        e = pre[-1]
+        r = mp.mpf(alpha) / mp.mpf(tau) + mp.log(e[k]) - mp.log(e[k - 1]) - x[g]
+        loss = mp.mpf(tau) * _softplus(r)
+        sig = 1 / (1 + mp.exp(-r))
+        grad = [mp.mpf(0)] * n
+        for p, j in enumerate(idx):
+            a, b = pre[p], suf[p + 1]
+            c1 = mp.mpf(0)  # e_{k-1}(y without j)
+            for i in range(k):
+                c1 += a[i] * b[k - 1 - i]
+            c2 = mp.mpf(0)  # e_{k-2}(y without j)
+            for i in range(k - 1):
+                c2 += a[i] * b[k - 2 - i]
+            grad[j] = sig / k * ys[p] * (c1 / e[k] - c2 / e[k - 1])
+        grad[g] = -sig / k
+        return float(loss), np.array([float(v) for v in grad])

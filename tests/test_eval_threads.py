@@ -264,8 +264,8 @@ def test_brier_fast_path_is_the_generic_one_bit_for_bit(n, c, dtype, seed, logit
         z = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
     y = rng.integers(0, c, size=n)
     xp = M._xp.array_namespace(z)
-    fast = M._Rows(z, y, None, input=kind, xp=xp, eager=True)
-    generic = M._Rows(z, y, None, input=kind, xp=xp, eager=False)
+    fast = _metric_rows._Rows(z, y, None, input=kind, xp=xp, eager=True)
+    generic = _metric_rows._Rows(z, y, None, input=kind, xp=xp, eager=False)
     np.testing.assert_array_equal(fast.brier, generic.brier)
     assert fast.brier.dtype == z.dtype
 
@@ -273,8 +273,11 @@ def test_brier_fast_path_is_the_generic_one_bit_for_bit(n, c, dtype, seed, logit
 def test_indicator_sums_are_counts_and_selected_weights(rng):
     hit = rng.random(50) < 0.4
     w = rng.random(50)
-    assert M._exact_sums(hit, (None, 0)) == (Fraction(int(hit.sum())), Fraction(50))
-    total, weight = M._exact_sums(hit, (w, 3))
+    assert _metric_rows._exact_sums(hit, (None, 0)) == (
+        Fraction(int(hit.sum())),
+        Fraction(50),
+    )
+    total, weight = _metric_rows._exact_sums(hit, (w, 3))
     assert total == _exact.exact_dot(w, hit.astype(np.float64)) * 8
     assert weight == _exact.exact_sum(w) * 8
 

@@ -194,7 +194,8 @@ def test_smooth_topk_at_1e30_against_mpmath(backend, case, dtype):
     ``+-1e30`` agree with the 50-digit sequential recursion to the accuracy table
     (the array tree gave 5e29 for the first row, whose loss is 1.18)."""
     pytest.importorskip("mpmath")
-    from test_topk import numpy_path, reference_sequential
+    from conftest import numpy_path
+    from mpref import reference_sequential
 
     from arrayloss import _esp_compiled
     from arrayloss.losses._topk import smooth_topk_svm_and_grad

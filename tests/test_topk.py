@@ -9,19 +9,18 @@ identities of docs/design/losses.md §4 (cross-entropy at k=1, gradient structur
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
-import os
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import assert_allclose, to_numpy
+from conftest import assert_allclose, numpy_path, to_numpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from mpref import reference_sequential
 
 import arrayloss
 from arrayloss import _esp_compiled
@@ -129,49 +128,6 @@ def test_hard_topk_svm_reference(backend, row):
 # --------------------------------------------------------------------------------------
 
 
-def _esp_prefixes(ys: list, k: int) -> list[list]:
-    """ESPs (degrees 0..k) of ``ys[:j]`` for j = 0..len(ys), in mpmath."""
-    e = [mp.mpf(1)] + [mp.mpf(0)] * k
-    out = [e[:]]
-    for y in ys:
-        for m in range(k, 0, -1):
-            e[m] += y * e[m - 1]
-        out.append(e[:])
-    return out
-
-
-def _softplus(r):
-    return r + mp.log1p(mp.exp(-r)) if r > 0 else mp.log1p(mp.exp(r))
-
-
-def reference_sequential(s, g: int, k: int, tau: float, alpha: float):
-    """Loss and gradient, 50 digits: sequential ESP recursion (prefix/suffix)."""
-    with mp.workdps(50):
-        n = len(s)
-        kt = mp.mpf(k) * mp.mpf(tau)
-        x = [mp.mpf(float(v)) / kt for v in s]
-        idx = [j for j in range(n) if j != g]
-        ys = [mp.exp(x[j]) for j in idx]
-        pre = _esp_prefixes(ys, k)
-        suf = _esp_prefixes(ys[::-1], k)[::-1]
-        e = pre[-1]
-        r = mp.mpf(alpha) / mp.mpf(tau) + mp.log(e[k]) - mp.log(e[k - 1]) - x[g]
-        loss = mp.mpf(tau) * _softplus(r)
-        sig = 1 / (1 + mp.exp(-r))
-        grad = [mp.mpf(0)] * n
-        for p, j in enumerate(idx):
-            a, b = pre[p], suf[p + 1]
-            c1 = mp.mpf(0)  # e_{k-1}(y without j)
-            for i in range(k):
-                c1 += a[i] * b[k - 1 - i]
-            c2 = mp.mpf(0)  # e_{k-2}(y without j)
-            for i in range(k - 1):
-                c2 += a[i] * b[k - 2 - i]
-            grad[j] = sig / k * ys[p] * (c1 / e[k] - c2 / e[k - 1])
-        grad[g] = -sig / k
-        return float(loss), np.array([float(v) for v in grad])
-
-
 def reference_subsets(s, g: int, k: int, tau: float, alpha: float):
     """Loss and gradient from the definition over k-subsets (docs/design/losses.md §4.1, §4.4).
 
@@ -262,20 +218,6 @@ HAVE_NUMBA = _esp_compiled.available()
 PATHS = ("array", "numba") if HAVE_NUMBA else ("array",)
 COMPILED = ("auto", "direct")
 needs_numba = pytest.mark.skipif(not HAVE_NUMBA, reason="numba is not installed")
-
-
-@contextlib.contextmanager
-def numpy_path(path: str):
-    """Run NumPy smooth top-k on the compiled kernel or on the array path."""
-    saved = os.environ.get(_esp_compiled.ENV_VAR)
-    os.environ[_esp_compiled.ENV_VAR] = "1" if path == "numba" else "0"
-    try:
-        yield
-    finally:
-        if saved is None:
-            del os.environ[_esp_compiled.ENV_VAR]
-        else:
-            os.environ[_esp_compiled.ENV_VAR] = saved
 
 
 # Measured errors, gathered for the report by ``python tests/test_topk.py``.

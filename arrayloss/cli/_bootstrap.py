@@ -671,7 +671,7 @@ class BootstrapTally:
         (their terms are taken from ``rows``), the per-sample ``losses`` (float64,
         by spec) and ``first_row``, the number of the chunk's first row in the
         whole input (the draws' counter)."""
-        from arrayloss import metrics as M
+        from arrayloss._xp import to_numpy
 
         n = int(rows.n)
         if n == 0:
@@ -682,13 +682,13 @@ class BootstrapTally:
         for key, (kind, row, n_bins) in self.metric_rows.items():
             tally = metric_tallies[key]
             if kind == "mean":
-                values = np.asarray(M.to_numpy(tally._terms(rows)), dtype=np.float64)
+                values = np.asarray(to_numpy(tally._terms(rows)), dtype=np.float64)
                 if w is not None:  # a zero weight removes any term (as the tally)
                     values = np.where(w == 0, 0.0, values)
                 terms.append((row, values))
                 continue
-            conf = np.asarray(M.to_numpy(rows.confidence))
-            hit = np.asarray(M.to_numpy(rows.hit))
+            conf = np.asarray(to_numpy(rows.confidence))
+            hit = np.asarray(to_numpy(rows.hit))
             if kind.endswith("-quantile"):
                 raw = np.ones(n) if w is None else np.ldexp(w, e)
                 index = np.arange(first_row, first_row + n, dtype=np.int64)
@@ -706,8 +706,8 @@ class BootstrapTally:
         classes = None
         if self.n_classes is not None:
             classes = (
-                np.asarray(M.to_numpy(rows.index), dtype=np.int64),
-                np.asarray(M.to_numpy(rows.predicted), dtype=np.int64),
+                np.asarray(to_numpy(rows.index), dtype=np.int64),
+                np.asarray(to_numpy(rows.predicted), dtype=np.int64),
             )
         part = _Pending(
             np.arange(first_row, first_row + n, dtype=np.int64), w,

@@ -355,7 +355,7 @@ def _checked_scores(
     With ``renormalize``, rows of probabilities (or log-probabilities) that sum to
     1 within `RENORMALIZE_TOLERANCE` are rescaled to sum to 1 first.
     """
-    from arrayloss import metrics as M
+    from arrayloss._metric_rows import first_bad_row
 
     # C order: a row's reductions then sum in one order whatever the reader gave
     # (a strided view of a CSV's columns or an Arrow batch), so each format gives
@@ -363,7 +363,7 @@ def _checked_scores(
     s = np.ascontiguousarray(s, dtype=_compute_dtype(s.dtype))
     if renormalize and input_kind != "logits" and s.shape[0]:
         s = _renormalized(s, input_kind)
-    bad = M.first_bad_row(s, input_kind, xp=_namespace(s))
+    bad = first_bad_row(s, input_kind, xp=_namespace(s))
     if bad is not None:
         hint = ""
         if "sum to" in bad[1] and not renormalize:
@@ -462,7 +462,8 @@ def evaluate_chunk(
     Raises `DataError` naming the file and row for bad scores, labels or weights,
     and for a loss or metric that is not finite on finite scores.
     """
-    from arrayloss import metrics as M
+    from arrayloss._metric_rows import _exact_sums, _Rows
+    from arrayloss._xp import to_numpy
     from arrayloss.io import label_indices, soft_label_rows
 
     prob = ProbInput() if prob is None else prob
@@ -499,7 +500,7 @@ def evaluate_chunk(
     # Intermediate overflow that resolves to a finite result is no error; a result
     # that is not finite is reported below, by name and row.
     with np.errstate(all="ignore"):
-        rows_cls = M._Rows if input_kind == "logits" else _clipped_rows(M._Rows)
+        rows_cls = _Rows if input_kind == "logits" else _clipped_rows(_Rows)
         rows: Any = rows_cls(
             z, to_backend(y), None if w is None else to_backend(w),
             input=input_kind, xp=xp, eager=True,
@@ -510,7 +511,7 @@ def evaluate_chunk(
             if clips is not None:
                 if clips.eps is None:
                     clips.eps = prob.eps_for(s.dtype)
-                p_y = M.to_numpy(rows._label_score[:, 0])
+                p_y = to_numpy(rows._label_score[:, 0])
                 w_c = w
                 if ignore is not None:  # ignored samples are never counted
                     p_y, w_c = p_y[~ignore], None if w is None else w[~ignore]
@@ -529,7 +530,7 @@ def evaluate_chunk(
             columns += sample_columns(rows)
         for t in loss_tallies.values():
             per_row = _loss_rows(t.name, t.params, rows, input_kind, soft)
-            per_host = M.to_numpy(per_row)
+            per_host = to_numpy(per_row)
             finite = np.isfinite(per_host)
             if not finite.all():
                 i = int(np.argmax(~finite))
@@ -541,7 +542,7 @@ def evaluate_chunk(
             if per_row is rows.__dict__.get("nll"):  # plain CE: the NLL tally's sums
                 total, weight = rows.exact_sums(per_row)
             else:
-                total, weight = M._exact_sums(per_host, rows.host_weights)
+                total, weight = _exact_sums(per_host, rows.host_weights)
             t.total += total
             t.weight += weight
             if want_rows:
@@ -583,15 +584,14 @@ def sample_columns(rows: Any) -> list[np.ndarray]:
     """Per sample of a metrics batch: the predicted class (arg-max, first index on
     ties, as ``accuracy``), the confidence (top-label probability) and the
     true-class probability, as float64 on the host."""
-    from arrayloss import metrics as M
-    from arrayloss._xp import take_along_axis
+    from arrayloss._xp import take_along_axis, to_numpy
 
     xp = rows.xp
-    pred = M.to_numpy(rows.predicted)
+    pred = to_numpy(rows.predicted)
     p_true = take_along_axis(rows.probs, rows.index[:, None], xp=xp, axis=1)[:, 0]
     return [
         np.asarray(a, dtype=np.float64)
-        for a in (pred, M.to_numpy(rows.confidence), M.to_numpy(p_true))
+        for a in (pred, to_numpy(rows.confidence), to_numpy(p_true))
     ]
 
 
