@@ -386,7 +386,7 @@ def fit(
     seed: int = 0,
     divergence_factor: float = DIVERGENCE_FACTOR,
     on_batch: Callable[[int, int, Array], None] | None = None,
-    on_epoch: Callable[[int, MLP, float], None] | None = None,
+    on_epoch: Callable[[int, MLP, float], bool | None] | None = None,
 ) -> MLP:
     r"""Train ``params`` with minibatches for a number of epochs.
 
@@ -415,7 +415,8 @@ def fit(
         ``on_batch(epoch, step, value)`` after every step, with the batch loss as a
         0-d array (epochs count from 1, steps from 0 within the epoch).
     on_epoch : callable, optional
-        ``on_epoch(epoch, params, mean_loss)`` after every epoch.
+        ``on_epoch(epoch, params, mean_loss)`` after every epoch; returning
+        ``True`` ends training there (early stopping: ``params`` are returned).
 
     Returns
     -------
@@ -498,8 +499,8 @@ def fit(
             watch.epoch(epoch, params)
             if xb is not None:  # the parameters after the epoch's last step
                 watch.scores(epoch, forward(params, xb), "after the last step")
-            if on_epoch is not None:
-                on_epoch(epoch, params, mean)
+            if on_epoch is not None and on_epoch(epoch, params, mean) is True:
+                break
     return params
 
 

@@ -170,6 +170,24 @@ def test_fit_callbacks_and_linear_model(digits):
     assert len(seen) == 10
 
 
+def test_on_epoch_returning_true_stops_training(digits):
+    """Early stopping: training ends after the epoch whose callback returns True,
+    with that epoch's parameters; any other return value goes on."""
+    x, y = digits.x_train[:90], digits.y_train[:90]
+    seen = []
+
+    def stop_after_two(e, p, loss):
+        seen.append(e)
+        return e == 2 or "not True"
+
+    stopped = mlp.fit(mlp.init([64, 10], seed=0), x, y, epochs=5, batch_size=30,
+                      on_epoch=stop_after_two)  # fmt: skip
+    assert seen == [1, 2]
+    two = mlp.fit(mlp.init([64, 10], seed=0), x, y, epochs=2, batch_size=30)
+    for a, b in zip(stopped.weights, two.weights, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_divergence_is_one_error(digits):
     with pytest.raises(FloatingPointError, match="diverged in epoch 1"):
         _train(digits, optimizer=mlp.SGD(lr=1e20), epochs=3)

@@ -321,14 +321,6 @@ class RunResult:
     seconds: float = 0.0
 
 
-class _Plateau(Exception):
-    """Ends `run`'s training from its epoch callback, with the parameters then."""
-
-    def __init__(self, params: Any) -> None:
-        super().__init__("plateau")
-        self.params = params
-
-
 def run(
     s: Any,
     *,
@@ -404,7 +396,7 @@ def run(
     history: list[dict[str, float]] = []
     best = {"epoch": 0, "accuracy": -math.inf}  # the first epoch of the best so far
 
-    def on_epoch(epoch: int, params: mlp.MLP, mean_loss: float) -> None:
+    def on_epoch(epoch: int, params: mlp.MLP, mean_loss: float) -> bool:
         val = mlp.evaluate(params, s.x_val, y_val, k=top_k)
         entry = {"epoch": epoch, "loss": mean_loss, "val_accuracy": val["accuracy"]}
         if track_test:
@@ -414,31 +406,27 @@ def run(
         history.append(entry)
         if val["accuracy"] > best["accuracy"]:
             best.update(epoch=epoch, accuracy=val["accuracy"])
-        if (
+        return (  # a plateau: `fit` stops here
             patience is not None
             and epoch >= epochs
             and epoch - best["epoch"] >= patience
-        ):
-            raise _Plateau(params)
+        )
 
     start = time.perf_counter()
-    try:
-        net = mlp.fit(
-            net,
-            s.x_train,
-            y_train,
-            loss=loss,
-            loss_params=loss_params,
-            optimizer=opt,
-            epochs=epochs if patience is None else max(max_epochs or epochs, epochs),
-            batch_size=batch_size,
-            weight_decay=weight_decay,
-            seed=seed,
-            on_batch=on_batch,
-            on_epoch=on_epoch,
-        )
-    except _Plateau as stop:
-        net = stop.params
+    net = mlp.fit(
+        net,
+        s.x_train,
+        y_train,
+        loss=loss,
+        loss_params=loss_params,
+        optimizer=opt,
+        epochs=epochs if patience is None else max(max_epochs or epochs, epochs),
+        batch_size=batch_size,
+        weight_decay=weight_decay,
+        seed=seed,
+        on_batch=on_batch,
+        on_epoch=on_epoch,
+    )
     seconds = time.perf_counter() - start
     test_scores = mlp.to_numpy(mlp.predict(net, s.x_test))
     metrics = {
