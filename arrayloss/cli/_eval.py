@@ -18,10 +18,7 @@ bad usage (exit 2) before anything is read.
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
-import json
 import math
 import os
 import re
@@ -46,6 +43,9 @@ from ._engine import (
     stream,
 )
 from ._options import (
+    ColumnSpec,
+    Delimiter,
+    Eps,
     Real,
     backend_option,
     check_loss_params,
@@ -57,6 +57,7 @@ from ._options import (
     top_k_option,
 )
 from ._output import STDOUT, Outputs
+from ._render import render
 from ._report import MAX_TABLE_CLASSES, REPORT_TALLIES, Report
 from ._report import report_usage as _report_usage
 from ._shards import ShardOpener, check_shards, pair_shards, shard_paths
@@ -157,7 +158,7 @@ class _EvalCommand(click.Command):
     default="auto",
     show_default=True,
     metavar="EPS|auto",
-    callback=lambda ctx, param, value: _parse_eps(value),
+    type=Eps(),
     help="With --input probs or logprobs: probabilities are clipped to [EPS, 1] "
     "before the log, 0 <= EPS < 0.5. auto is the machine epsilon of the scores' "
     "dtype (2.2e-16 for float64, 1.2e-7 for float32), as sklearn.metrics.log_loss "
@@ -222,7 +223,7 @@ class _EvalCommand(click.Command):
 @click.option(
     "--delimiter",
     metavar="CHAR",
-    callback=lambda ctx, param, value: _parse_delimiter(value),
+    type=Delimiter(),
     help="The field delimiter of CSV/TSV inputs: one character, or tab. [default: "
     "sniffed from the first rows among , tab ; |]",
 )
@@ -238,7 +239,7 @@ class _EvalCommand(click.Command):
 @click.option(
     "--score-columns",
     metavar="SPEC",
-    callback=lambda ctx, param, value: _parse_columns(value),
+    type=ColumnSpec(),
     help="The score columns of a CSV/TSV, Parquet or Feather SCORES, in this order: "
     "a comma list of names or 0-based numbers, name ranges FIRST:LAST (both "
     "included, as pandas' .loc), number ranges I:J (J excluded, as .iloc) and glob "
@@ -719,7 +720,7 @@ def _evaluate(
             name: {m: spans[i] for m, spans in class_intervals.items()}
             for i, name in enumerate(names)
         }
-    return _render(fmt, meta, results, extra, intervals) + report.render(fmt, extra)
+    return render(fmt, meta, results, extra, intervals) + report.render(fmt, extra)
 
 
 def _bootstrap_spec(
@@ -791,30 +792,6 @@ def _report_clipping(
         )
 
 
-def _parse_delimiter(value: str | None) -> str | None:
-    """``--delimiter``: one character (``tab`` or ``\\t`` for a tab); else bad usage."""
-    if value is None:
-        return None
-    if value.lower() in ("tab", "\\t"):
-        return "\t"
-    if len(value) != 1 or value in '\r\n"' or value.isalnum() or value in ".+-":
-        msg = f"{value!r} is not a delimiter (one character such as , ; | or tab)"
-        raise click.BadParameter(msg, param_hint=["--delimiter"])
-    return value
-
-
-def _parse_columns(value: str | None) -> str | None:
-    """``--score-columns``: a column spec (`arrayloss.io.select_columns`)."""
-    from arrayloss.io import check_column_spec
-
-    if value is None:
-        return None
-    why = check_column_spec(value)
-    if why is not None:
-        raise click.BadParameter(why, param_hint=["--score-columns"])
-    return value
-
-
 def _batch_wide_soft() -> set[str]:
     """The losses whose soft-label conversion looks at the whole batch
     (``Kernel.batch_wide_soft``): streamed, their value would depend on the chunk."""
@@ -850,20 +827,6 @@ def _check_soft_losses(loss_list: Sequence[tuple[str, dict[str, Any]]]) -> None:
                 "(`arrayloss list` shows each loss's targets)"
             )
             raise click.BadParameter(msg, param_hint=["--soft-labels"])
-
-
-def _parse_eps(value: str | float | None) -> float | None:
-    """``--eps``: ``auto`` (None) or a number in [0, 0.5); else bad usage."""
-    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
-        return None
-    try:
-        eps = float(value)
-    except ValueError:
-        eps = math.nan
-    if not 0 <= eps < 0.5:
-        msg = f"{value!r} is not 'auto' or a number with 0 <= EPS < 0.5"
-        raise click.BadParameter(msg, param_hint=["--eps"])
-    return eps
 
 
 def _metric_value(key: str, tally: Any) -> float:
@@ -985,143 +948,3 @@ def _make_tally(catalogue: Any, name: str, params: dict[str, Any]) -> Any:
     except (TypeError, ValueError) as exc:
         msg = f"{format_spec(name, params)!r}: {exc}"
         raise click.BadParameter(msg, param_hint=["--metric"]) from None
-
-
-# --------------------------------------------------------------------------- #
-# Output
-# --------------------------------------------------------------------------- #
-
-
-def _render(
-    fmt: str,
-    meta: dict[str, Any],
-    results: dict[str, dict[str, float]],
-    extra: dict[str, Any] | None = None,
-    intervals: dict[str, Any] | None = None,
-) -> str:
-    rows: list[tuple[str, str, Any]] = [
-        ("data", "n_samples", meta["n_samples"]),
-        ("data", "n_classes", meta["n_classes"]),
-    ]
-    if "n_clipped" in meta:
-        rows.append(("data", "n_clipped", meta["n_clipped"]))
-    if "n_ignored" in meta:
-        rows.append(("data", "n_ignored", meta["n_ignored"]))
-    rows += [("loss", k, v) for k, v in results["losses"].items()]
-    rows += [("metric", k, v) for k, v in results["metrics"].items()]
-    if fmt == "json":  # strict JSON: an infinite nll (--eps 0) is the string "inf"
-        doc = {**meta, **results, **(extra or {})}
-        for group in ("losses", "metrics"):
-            doc[group] = {
-                k: v if math.isfinite(v) else repr(v) for k, v in doc[group].items()
-            }
-        if intervals is not None:
-            doc["intervals"] = _json_intervals(intervals)
-        return _json_text(doc) + "\n"
-    if intervals is not None:
-        return _render_with_intervals(fmt, rows, intervals, meta)
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(("kind", "name", "value"))
-        writer.writerows((kind, name, repr(value)) for kind, name, value in rows)
-        return buf.getvalue()
-    cells = [(kind, name, _short(value)) for kind, name, value in rows]
-    widths = [
-        max(len(c[i]) for c in [("kind", "name", "value"), *cells]) for i in range(3)
-    ]
-    out = []
-    for kind, name, value in [("kind", "name", "value"), *cells]:
-        out.append(
-            f"{kind:<{widths[0]}}  {name:<{widths[1]}}  {value:>{widths[2]}}".rstrip()
-        )
-    return "\n".join(out) + "\n"
-
-
-def _json_intervals(intervals: dict[str, Any]) -> dict[str, Any]:
-    """The intervals as JSON: ``[low, high]`` or ``null``, per loss and metric,
-    and per class and per-class metric under ``per_class``."""
-
-    def span(v: Any) -> list[float] | None:
-        return None if v is None else [float(v[0]), float(v[1])]
-
-    out: dict[str, Any] = {}
-    for group, ivs in intervals.items():
-        if group == "per_class":
-            out[group] = {
-                name: {m: span(v) for m, v in per.items()} for name, per in ivs.items()
-            }
-        else:
-            out[group] = {k: span(v) for k, v in ivs.items()}
-    return out
-
-
-def _json_text(doc: dict[str, Any]) -> str:
-    """``doc`` as indented JSON, each row of the confusion matrix on one line.
-
-    json's indented encoder is pure Python, ~1 s for the million cells at
-    ``C = 1000``, and puts each cell on a line of its own; the rows are encoded
-    apart, compact (its C encoder), and put in place of a placeholder string.
-    """
-    confusion = doc.get("confusion")
-    if not isinstance(confusion, dict) or not confusion.get("matrix"):
-        return json.dumps(doc, indent=2, allow_nan=False)
-    rows = confusion["matrix"]
-    rest = {**doc, "confusion": {**confusion, "matrix": []}}
-    token = "@row-"
-    while token in json.dumps(rest, allow_nan=False):
-        token += "@"
-    rest["confusion"]["matrix"] = [f"{token}{i}" for i in range(len(rows))]
-    text = json.dumps(rest, indent=2, allow_nan=False)
-    lines = [json.dumps(row, allow_nan=False) for row in rows]
-    return re.sub(f'"{re.escape(token)}(\\d+)"', lambda m: lines[int(m[1])], text)
-
-
-def _render_with_intervals(
-    fmt: str,
-    rows: Sequence[tuple[str, str, Any]],
-    intervals: dict[str, dict[str, tuple[float, float] | None]],
-    meta: dict[str, Any],
-) -> str:
-    """The table or CSV of ``--bootstrap``: each value with its interval (CSV
-    columns ``low`` and ``high``; the table's fourth column)."""
-    spans = _interval_cells(rows, intervals)
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(("kind", "name", "value", "low", "high"))
-        for (kind, name, value), span in zip(rows, spans, strict=True):
-            extra = ("", "") if span is None else (repr(span[0]), repr(span[1]))
-            writer.writerow((kind, name, repr(value), *extra))
-        return buf.getvalue()
-    level = f"{100 * meta['bootstrap']['confidence']:g}% interval"
-    head = ("kind", "name", "value", level)
-    cells = [
-        (kind, name, _short(value), "" if span is None else
-         f"[{_short(span[0])}, {_short(span[1])}]")
-        for (kind, name, value), span in zip(rows, spans, strict=True)
-    ]  # fmt: skip
-    widths = [max(len(c[i]) for c in [head, *cells]) for i in range(4)]
-    out = []
-    for a, b, c, d in [head, *cells]:
-        line = f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d}"
-        out.append(line.rstrip())
-    return "\n".join(out) + "\n"
-
-
-def _interval_cells(
-    rows: Sequence[tuple[str, str, Any]],
-    intervals: dict[str, dict[str, tuple[float, float] | None]],
-) -> list[tuple[float, float] | None]:
-    """Each row's bootstrap interval (``None`` for counts and values without
-    one)."""
-    groups = {"loss": intervals["losses"], "metric": intervals["metrics"]}
-    return [
-        groups[kind].get(name) if kind in groups else None for kind, name, _ in rows
-    ]
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.8g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.6e}"
