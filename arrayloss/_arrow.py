@@ -37,7 +37,8 @@ import numpy as np
 
 from ._errors import DataError, UsageError
 from ._errors import one_line as _one_line
-from .io import Source, _LabelColumn, select_columns
+from .io._columns import select_columns
+from .io._source import Source, _LabelColumn
 
 __all__ = ["BATCH_ROWS", "IO_HINT", "open_arrow", "own_memory_pool"]
 

@@ -134,10 +134,12 @@ def test_truncated_zip_member_detected_while_reading(tmp_path, arr):
     """A stream whose size is not known ahead still fails cleanly at the end."""
     import io
 
+    from arrayloss.io._npy import _NpyStream
+
     buf = io.BytesIO()
     np.save(buf, arr)
     raw = io.BytesIO(buf.getvalue()[:-100])
-    src = alio._NpyStream(raw, "SCORES 'x'", "scores", available=None)
+    src = _NpyStream(raw, "SCORES 'x'", "scores", available=None)
     with pytest.raises(
         alio.DataError, match=r"SCORES 'x' is truncated: it ends in row 50 of 53"
     ):

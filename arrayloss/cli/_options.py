@@ -145,8 +145,8 @@ def parse_loss_spec(spec: str) -> tuple[str, dict[str, Any]]:
     default for that parameter (``LOSSES[name].params``).  Values are not range
     checked here: `check_loss_params` does that once the number of classes is known.
     """
-    from arrayloss._registry import LOSSES
-    from arrayloss._user import USER_LOSSES, import_spec
+    from arrayloss._registry import LOSSES, USER_LOSSES
+    from arrayloss._user import import_spec
 
     try:
         spec = import_spec(spec)  # package.module:function[:k=v,...]

@@ -111,9 +111,10 @@ def open_inputs(
     """
     from arrayloss import io as alio
     from arrayloss._arrow import own_memory_pool
+    from arrayloss.io._source import _describe
 
     own_memory_pool()  # the command line's process: it may set pyarrow's pool
-    suffix = alio.check_suffix(scores, alio._describe("SCORES", scores))
+    suffix = alio.check_suffix(scores, _describe("SCORES", scores))
     is_npy = suffix in (".npy", ".npz")
     is_arrow = suffix in alio.ARROW_SUFFIXES
     if score_columns is not None and is_npy:
@@ -133,7 +134,7 @@ def open_inputs(
         from arrayloss._arrow import open_arrow
 
         scores_src, column = open_arrow(
-            scores, alio._describe("SCORES", scores), "scores",
+            scores, _describe("SCORES", scores), "scores",
             label_column=own_column, score_columns=score_columns,
             drop_columns=drop_columns, soft=soft_labels, with_labels=True,
         )  # fmt: skip
