@@ -46,7 +46,6 @@ from ._text import open_table
 from ._text import sniff_delimiter as sniff_delimiter
 from ._writers import NpyWriter, TextWriter
 
-
 __all__ = [
     "SHARD_SUFFIXES",
     "Chunk",

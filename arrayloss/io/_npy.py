@@ -17,7 +17,6 @@ from .._errors import DataError
 from .._errors import one_line as _one_line
 from ._source import Source, _open_binary
 
-
 _SCORE_KEYS = ("scores", "logits", "probs", "logprobs")
 _LABEL_KEYS = ("labels", "y", "targets")
 _WEIGHT_KEYS = ("weights", "sample_weight")
