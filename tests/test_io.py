@@ -182,7 +182,7 @@ def test_text_label_column(tmp_path, arr, column):
     names = np.array(["cat", "dog", "emu"])[np.arange(53) % 3]
     path = tmp_path / "s.csv"
     _write_csv(path, arr, labels=names, header=column == "label")
-    scores, labels = alio.open_table(str(path), label_column=column)
+    scores, labels = alio.open_table(str(path), alio.TableSpec(label_column=column))
     got_s, got_l = [], []
     with scores:
         while True:
@@ -200,7 +200,7 @@ def test_text_label_column(tmp_path, arr, column):
 def test_text_blank_lines_bom_and_spaces(tmp_path):
     path = tmp_path / "s.csv"
     path.write_bytes("\ufeffa,b,label\n\n1.5, 2,cat\n\n3,4, dog\n\n".encode())
-    scores, labels = alio.open_table(str(path), label_column="label")
+    scores, labels = alio.open_table(str(path), alio.TableSpec(label_column="label"))
     with scores:
         np.testing.assert_array_equal(scores.read(10), [[1.5, 2], [3, 4]])
         assert labels.read(10).tolist() == ["cat", "dog"]
@@ -230,7 +230,7 @@ def test_text_errors(tmp_path, text, kwargs, message):
 
 
 def _open_and_read(path, **kwargs):
-    scores, _ = alio.open_table(path, **kwargs)
+    scores, _ = alio.open_table(path, alio.TableSpec(**kwargs))
     with scores:
         return _read_all(scores, 10)
 
@@ -240,7 +240,9 @@ def test_text_vectors(tmp_path):
     src = alio.open_array(str(tmp_path / "y.txt"), "labels")
     assert _read_all(src, 2).tolist() == ["1", "2", "0"]
     (tmp_path / "y.csv").write_text("cat\ndog\n")  # a class name is data, not a header
-    src = alio.open_array(str(tmp_path / "y.csv"), "labels", classes=("cat", "dog"))
+    src = alio.open_array(
+        str(tmp_path / "y.csv"), "labels", spec=alio.TableSpec(classes=("cat", "dog"))
+    )
     assert _read_all(src, 2).tolist() == ["cat", "dog"]
     (tmp_path / "w.csv").write_text("weight\n0.5\n2\n")
     src = alio.open_array(str(tmp_path / "w.csv"), "weights")
@@ -251,7 +253,9 @@ def test_text_vectors(tmp_path):
         match=r"has 2 columns; one column of labels is needed \(say which with --label-column\)",
     ):
         alio.open_array(str(tmp_path / "two.csv"), "labels")
-    src = alio.open_array(str(tmp_path / "two.csv"), "labels", label_column="label")
+    src = alio.open_array(
+        str(tmp_path / "two.csv"), "labels", spec=alio.TableSpec(label_column="label")
+    )
     assert _read_all(src, 5).tolist() == ["1", "0"]
 
 

@@ -22,7 +22,7 @@ as a worker of a cluster does with its block.
 
 Each job has its module: the `Source` interface (``_source``), the formats
 (``_formats``), ``.npy``/``.npz`` (``_npy``), delimited text (``_text``),
-column specs (``_columns``), opening by suffix (``_open``), shard paths
+column specs (``_columns``), how to read a table (``_spec``), opening by suffix (``_open``), shard paths
 (``_paths``), labels (``_labels``), reading in step (``_aligned``) and the
 writers (``_writers``); this package re-exports their public names.
 """
@@ -41,6 +41,7 @@ from ._labels import classes_from, label_indices, soft_label_rows
 from ._open import open_array, read_rows
 from ._paths import expand_paths
 from ._source import Source
+from ._spec import TableSpec
 from ._text import DELIMITERS as DELIMITERS
 from ._text import open_table
 from ._text import sniff_delimiter as sniff_delimiter
@@ -52,6 +53,7 @@ __all__ = [
     "DataError",
     "NpyWriter",
     "Source",
+    "TableSpec",
     "TextWriter",
     "classes_from",
     "expand_paths",

@@ -3,29 +3,32 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .._errors import DataError
 from ._formats import ARROW_SUFFIXES, check_suffix
 from ._npy import _open_npy, _open_npz
 from ._source import Source, _describe
+from ._spec import TableSpec
 from ._text import _TextVector, open_table
 
 __all__ = ["open_array", "read_rows"]
 
+_NO_SPEC = TableSpec()
 
-def open_array(path: str, kind: str, *, key: str | None = None, **text: Any) -> Source:
+
+def open_array(
+    path: str, kind: str, *, key: str | None = None, spec: TableSpec = _NO_SPEC
+) -> Source:
     """A `Source` for the ``kind`` in ``path``: ``"scores"``, ``"labels"`` (class
     indices or names), ``"soft"`` (soft labels: rows of class probabilities) or
     ``"weights"``.
 
-    ``key`` picks the member of an ``.npz``; ``text`` goes to `open_table` for text
-    files and to `arrayloss._arrow.open_arrow` for Parquet and Feather files (a
-    1-D ``kind`` takes one column: the only one, or ``label_column``; soft labels
-    take every column, or those ``label_column`` selects).  A suffix that is none
-    of `INPUT_SUFFIXES` is a `DataError` (a file without a suffix is read as CSV).
+    ``key`` picks the member of an ``.npz``; ``spec`` (a `TableSpec`) says how to
+    read a text, Parquet or Feather file (a 1-D ``kind`` takes one column: the
+    only one, or ``label_column``; soft labels take every column, or those
+    ``label_column`` selects).  A suffix that is none of `INPUT_SUFFIXES` is a
+    `DataError` (a file without a suffix is read as CSV).
     """
     what = {"weights": "--weights", "soft": "LABELS"}.get(kind, kind.upper())
     label = _describe(what, path)
@@ -37,18 +40,15 @@ def open_array(path: str, kind: str, *, key: str | None = None, **text: Any) -> 
     if suffix in ARROW_SUFFIXES:
         from .._arrow import open_arrow
 
-        src: Source = open_arrow(path, label, kind, **text)
+        src: Source = open_arrow(path, label, kind, spec)
         return src
+    if kind == "soft":  # the soft-label columns are read as a table's scores
+        spec = spec.replace(score_columns=spec.label_column, label_column=None)
     if kind in ("scores", "soft"):
-        text.pop("classes", None)
-        if kind == "soft":
-            text["score_columns"] = text.pop("label_column", None)
-        scores, _ = open_table(path, **text)
+        scores, _ = open_table(path, spec)
         scores.label = label
         return scores
-    for option in ("drop_columns", "score_columns", "soft"):
-        text.pop(option, None)
-    return _TextVector(path, label, kind, **text)
+    return _TextVector(path, label, kind, spec)
 
 
 def read_rows(

@@ -20,8 +20,11 @@ from .._errors import one_line as _one_line
 from ._columns import _column_index, _is_int, column_spec_needs_names, select_columns
 from ._formats import _suffix
 from ._source import Source, _describe, _LabelColumn, _open_binary
+from ._spec import TableSpec
 
 __all__ = ["DELIMITERS", "open_table", "sniff_delimiter"]
+
+_NO_SPEC = TableSpec()
 
 
 def _is_number(s: str) -> bool:
@@ -295,17 +298,9 @@ def _header_flag(
     return len(rows) < 2 or not texts(rows[1])
 
 
-def open_table(
-    path: str,
-    *,
-    label_column: str | None = None,
-    header: bool | None = None,
-    delimiter: str | None = None,
-    drop_columns: Sequence[str] = (),
-    score_columns: str | None = None,
-    soft: bool = False,
-) -> tuple[Source, Source | None]:
-    """The scores of a delimited text file, and its label column if named.
+def open_table(path: str, spec: TableSpec = _NO_SPEC) -> tuple[Source, Source | None]:
+    """The scores of a delimited text file, and its label column if ``spec`` names
+    one (a `TableSpec`; its ``classes`` are not used here).
 
     ``delimiter=None`` sniffs the delimiter (`sniff_delimiter`).  With
     ``header=None`` the first row is a header when it is a row of names
@@ -320,6 +315,9 @@ def open_table(
     columns); ``score_columns``, a column spec, picks the score columns (by
     default every other column).  A spec that names columns implies a header row.
     """
+    label_column, score_columns = spec.label_column, spec.score_columns
+    header, delimiter = spec.header, spec.delimiter
+    drop_columns, soft = spec.drop_columns, spec.soft
     label = _describe("SCORES", path)
     rows = _TextRows(path, label, delimiter)
     try:
@@ -400,12 +398,10 @@ class _TextVector(Source):
         path: str,
         label: str,
         kind: str,
-        *,
-        label_column: str | None = None,
-        header: bool | None = None,
-        classes: Sequence[str] = (),
-        delimiter: str | None = None,
+        spec: TableSpec,
     ) -> None:
+        label_column, header = spec.label_column, spec.header
+        classes, delimiter = spec.classes, spec.delimiter
         self.label = label
         self.kind = kind
         self.n_rows = None
