@@ -1,7 +1,10 @@
 """``arrayloss eval``: losses and metrics of a prediction file in one streaming pass.
 
-This module is the command: its options, the usage checks, the outputs and the
-rendering of the results.  The work is done by `arrayloss.cli._engine` (a chunk of
+This module is the command and its driver: its options, the usage checks, the
+outputs, and the run (`_evaluate`: the files' tallies, then the results, which
+`arrayloss.cli._render` lays out as a table, CSV or JSON).  The options that take
+more than a plain value are parsed by the types of `arrayloss.cli._options`.  The
+work is done by `arrayloss.cli._engine` (a chunk of
 rows to exact tallies: the result equals the in-memory one at any chunk size, in
 memory bounded by the chunk, except for ``ece:strategy=quantile``, which keeps
 each sample's confidence, hit and weight, about 10 to 18 bytes a sample) and
