@@ -451,3 +451,17 @@ def test_out_of_range_float_labels_are_reported_as_themselves(value):
         alio.DataError, match=re.escape(f"label {shown} is out of range")
     ):
         alio.label_indices(raw, n_classes=3, classes=None, start=0, label="LABELS")
+
+
+def test_table_spec_of_a_labels_file_keeps_what_applies_to_it():
+    """A separate LABELS file shares the label column, delimiter and class names
+    with SCORES; the header, score and dropped columns and soft flag are SCORES'."""
+    spec = alio.TableSpec(
+        label_column="y", score_columns="p*", drop_columns=("id",), soft=True,
+        header=True, delimiter=";", classes=("a", "b"),
+    )  # fmt: skip
+    assert spec.of_labels_file() == alio.TableSpec(
+        label_column="y", delimiter=";", classes=("a", "b")
+    )
+    assert spec.replace(label_column=None).label_column is None
+    assert spec.label_column == "y"  # frozen: replace makes a copy

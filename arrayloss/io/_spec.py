@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 __all__ = ["TableSpec"]
 
@@ -58,6 +59,6 @@ class TableSpec:
             classes=self.classes,
         )
 
-    def replace(self, **changes: object) -> TableSpec:
+    def replace(self, **changes: Any) -> TableSpec:
         """A copy with ``changes`` (`dataclasses.replace`)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        return dataclasses.replace(self, **changes)
