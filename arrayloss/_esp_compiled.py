@@ -53,13 +53,11 @@ def applies(xp: Namespace, z: Array, method: str) -> bool:
     return z.dtype in (np.float32, np.float64)
 
 
-def _blocks(k: int, n: int) -> tuple[int, int]:
-    """Rows per block ``L`` and classes per backward segment ``S`` of the compiled
-    kernel for ``n`` rows: its tables hold ``(S + 1) k L`` and ``(C / S) k L``
-    float64.  Long blocks amortise each lane loop's set-up (its overlap checks),
-    but a partial block is padded: 16 lanes for a handful of rows.  The lanes are
-    independent, so ``L`` changes no result."""
-    return (64 if n > 32 else 16), 32
+def _segment(k: int) -> int:
+    """Classes per backward segment of the compiled kernel: its tables hold ``S d
+    W`` and ``(C / S) d W`` float64 (``d = max(k, 8)`` degrees, ``W = 16`` rows),
+    the first in the level-1 cache."""
+    return 16 if k <= 8 else 8
 
 
 def smooth_topk_rows(
@@ -80,24 +78,20 @@ def smooth_topk_rows(
     lab = np.array(labels, dtype=np.intp)
     n, c = zc.shape
     rows = np.arange(n)
-    # float64 throughout (one compiled signature); the leaves' exponentials by
-    # NumPy's vectorised exp.
-    # NumPy's vectorised exp, into work buffers of this thread (no fresh pages).
+    # float64 throughout (one compiled signature), into a work buffer of this
+    # thread (no fresh pages).
     X = np.multiply(zc, 1.0 / (k * tau), out=_work("X", (n, c)), dtype=np.float64)
     xg = X[rows, lab]
     X[rows, lab] = -np.inf
     top = np.max(X, axis=1)
-    E = np.subtract(X, top[:, None], out=_work("E", (n, c)))
-    np.exp(E, out=E)  # 0 at the label
     loss = np.empty(n)
     f64 = zc.dtype == np.float64
     if not want_grad:
         grad = np.empty((0, c))
     else:  # float64: returned, so fresh; float32: converted below
         grad = np.empty((n, c)) if f64 else _work("G", (n, c))
-    params = np.array([k, tau, alpha], dtype=np.float64)
-    L, S = _blocks(k, n)
-    _esp_numba.smooth_topk_rows(X, xg, lab, E, top, params, loss, grad, L, S)
+    params = np.array([k, tau, alpha, 1.0], dtype=np.float64)
+    _esp_numba.smooth_topk_rows(X, xg, lab, top, params, loss, grad, _segment(k))
     if not f64:
         loss = loss.astype(zc.dtype)
         grad = grad.astype(zc.dtype)

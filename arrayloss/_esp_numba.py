@@ -60,9 +60,13 @@ References
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
-from numba import njit
+from llvmlite import ir
+from numba import njit, types
+from numba.core import cgutils
+from numba.extending import intrinsic, models, register_model
 
 MONIC_MAX_K = 256
 """Largest ``k`` on the lse-tilt monic path (``e^k`` stays far below float64's max)."""
@@ -276,120 +280,416 @@ def _row_mean_tilt(
     return tau * _softplus(rr)
 
 
+# ---------------------------------------------------------------------------------
+# Vectors of W float64 lanes (one row of the block per lane).
+# ---------------------------------------------------------------------------------
+
+W = 16
+"""Lanes (rows) per vector: LLVM splits ``<16 x double>`` into the machine's
+registers (two AVX-512, four AVX2), so each operation runs as independent chains."""
+
+_VT = ir.VectorType(ir.DoubleType(), W)
+_IT = ir.VectorType(ir.IntType(64), W)
+
+
+class _VecType(types.Type):  # type: ignore[misc]
+    def __init__(self) -> None:
+        super().__init__(name=f"float64x{W}")
+
+
+vec = _VecType()
+
+
+@register_model(_VecType)
+class _VecModel(models.PrimitiveModel):  # type: ignore[misc]
+    def __init__(self, dmm: Any, fe_type: Any) -> None:
+        super().__init__(dmm, fe_type, _VT)
+
+
+def _vptr(context: Any, builder: Any, aty: Any, arr: Any, idx: Any) -> Any:
+    data = context.make_array(aty)(context, builder, arr).data
+    return builder.bitcast(builder.gep(data, [idx]), _VT.as_pointer())
+
+
+def _vfn(builder: Any, name: str, n: int) -> Any:
+    fnty = ir.FunctionType(_VT, [_VT] * n)
+    return cgutils.get_or_insert_function(builder.module, fnty, f"{name}.v{W}f64")
+
+
+def _splat(builder: Any, x: Any) -> Any:
+    v = builder.insert_element(
+        ir.Constant(_VT, ir.Undefined), x, ir.Constant(ir.IntType(32), 0)
+    )
+    zeros = ir.Constant(ir.VectorType(ir.IntType(32), W), [0] * W)
+    return builder.shuffle_vector(v, ir.Constant(_VT, ir.Undefined), zeros)
+
+
+def _const(x: float) -> Any:
+    return ir.Constant(_VT, [x] * W)
+
+
+@intrinsic
+def vload(typingctx: Any, arr: Any, idx: Any) -> Any:
+    """``arr[idx : idx + W]`` (a contiguous 1-D float64 array) as a vector."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.load(_vptr(context, builder, sig.args[0], *args), align=8)
+
+    return vec(arr, idx), codegen
+
+
+@intrinsic
+def vstore(typingctx: Any, arr: Any, idx: Any, v: Any) -> Any:
+    """``arr[idx : idx + W] = v``."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        ptr = _vptr(context, builder, sig.args[0], args[0], args[1])
+        builder.store(args[2], ptr, align=8)
+        return context.get_dummy_value()
+
+    return types.none(arr, idx, v), codegen
+
+
+@intrinsic
+def vsplat(typingctx: Any, x: Any) -> Any:
+    """The vector of ``W`` copies of the float ``x``."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return _splat(builder, context.cast(builder, args[0], sig.args[0], types.float64))
+
+    return vec(x), codegen
+
+
+@intrinsic
+def vfma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
+    """``a b + c`` lane by lane, with one rounding (``llvm.fma``)."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.call(_vfn(builder, "llvm.fma", 3), args)
+
+    return vec(vec, vec, vec), codegen
+
+
+def _binary(op: str) -> Any:
+    def typer(typingctx: Any, a: Any, b: Any) -> Any:
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+            return getattr(builder, op)(*args)
+
+        return vec(vec, vec), codegen
+
+    return typer
+
+
+vadd = intrinsic(_binary("fadd"))
+vsub = intrinsic(_binary("fsub"))
+vmul = intrinsic(_binary("fmul"))
+vdiv = intrinsic(_binary("fdiv"))
+
+
+@intrinsic
+def vpos(typingctx: Any, a: Any) -> Any:
+    """``max(a, 0)`` lane by lane (``0`` where ``a`` is NaN)."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        zero = _const(0.0)
+        return builder.select(builder.fcmp_ordered(">", args[0], zero), args[0], zero)
+
+    return vec(vec), codegen
+
+
+@intrinsic
+def vmax(typingctx: Any, a: Any, b: Any) -> Any:
+    """``a if a > b else b`` lane by lane."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.select(builder.fcmp_ordered(">", args[0], args[1]), *args)
+
+    return vec(vec, vec), codegen
+
+
+# exp on [-745.2, 0]: x = n ln2 + r, |r| <= ln2/2, exp(r) by its Taylor polynomial
+# of degree 13 (truncation below 2e-17 relative), 2^n as two normal powers of two
+# so that the subnormal results are rounded once.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.6931471805599453  # ln 2 rounded; _LN2_LO its remainder
+_LN2_LO = 2.3190468138462996e-17
+_EXP_DEGREE = 13
+
+
+@intrinsic
+def vexp(typingctx: Any, a: Any) -> Any:
+    """``exp(a)`` lane by lane for ``a <= 0`` (``-inf`` included: 0), within two
+    units in the last place of the correctly rounded value."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        fma = _vfn(builder, "llvm.fma", 3)
+        x = builder.select(
+            builder.fcmp_ordered(">", args[0], _const(-746.0)), args[0], _const(-746.0)
+        )
+        n = builder.call(_vfn(builder, "llvm.rint", 1), [builder.fmul(x, _const(_LOG2E))])
+        r = builder.call(fma, [builder.fneg(n), _const(_LN2_HI), x])
+        r = builder.call(fma, [builder.fneg(n), _const(_LN2_LO), r])
+        p = _const(1.0 / math.factorial(_EXP_DEGREE))
+        for m in range(_EXP_DEGREE - 1, -1, -1):
+            p = builder.call(fma, [p, r, _const(1.0 / math.factorial(m))])
+        ni = builder.fptosi(n, _IT)
+        n1 = builder.ashr(ni, ir.Constant(_IT, [1] * W))
+        n2 = builder.sub(ni, n1)
+        bias = ir.Constant(_IT, [1023] * W)
+        shift = ir.Constant(_IT, [52] * W)
+        s1 = builder.bitcast(builder.shl(builder.add(n1, bias), shift), _VT)
+        s2 = builder.bitcast(builder.shl(builder.add(n2, bias), shift), _VT)
+        return builder.fmul(builder.fmul(p, s1), s2)
+
+    return vec(vec), codegen
+
+
+@intrinsic
+def vlane(typingctx: Any, v: Any, i: Any) -> Any:
+    """Lane ``i`` of ``v`` (a float)."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.extract_element(args[0], args[1])
+
+    return types.float64(vec, i), codegen
+
+
+# ---------------------------------------------------------------------------------
+# The lse-tilt rows, W at a time.
+# ---------------------------------------------------------------------------------
+
+R = 8
+"""Largest ``k`` whose coefficients stay in registers (`_forward_reg`,
+`_backward_reg`); a larger ``k`` keeps them in a small array (`_forward_mem`,
+`_backward_mem`)."""
+
+
 @_jit
-def _leaves(
-    E: np.ndarray, i0: int, nl: int, k: int, b: np.ndarray, s: np.ndarray
-) -> None:
-    """``b[j, p] = k E[i0 + p, j] / sum_j E[i0 + p, j]`` (a sequential sum per lane)
-    and ``s[p]`` the scale ``k / sum``; the lanes past ``nl`` are padded with ones."""
-    n, L = b.shape
-    for p in range(L):
-        s[p] = 0.0
+def _aligned(n: int) -> np.ndarray:
+    """A float64 work array of ``n`` elements on a ``8 W``-byte boundary."""
+    buf = np.empty(n + W)
+    off = (-(buf.ctypes.data // 8)) % W
+    return buf[off : off + n]
+
+
+@_jit
+def _leaves(X: np.ndarray, mx: np.ndarray, i0: int, nl: int, Y: np.ndarray) -> Any:
+    """``Y[j] = exp(X[i0 + p, j] - mx[i0 + p])`` in lane ``p`` (``1`` in the lanes
+    past ``nl``); returns the vector of the lanes' sums (in order of ``j``)."""
+    n = X.shape[1]
+    for p in range(nl):
+        row = X[i0 + p]
+        m = mx[i0 + p]
+        for j in range(n):
+            Y[j * W + p] = row[j] - m
+    for p in range(nl, W):
+        for j in range(n):
+            Y[j * W + p] = 0.0
+    s = vsplat(0.0)
     for j in range(n):
-        for p in range(nl):
-            e = E[i0 + p, j]
-            b[j, p] = e
-            s[p] += e
-        for p in range(nl, L):
-            b[j, p] = 1.0
-            s[p] += 1.0
-    for p in range(L):
-        s[p] = k / s[p]
-    for j in range(n):
-        for p in range(L):
-            b[j, p] *= s[p]
+        e = vexp(vload(Y, j * W))
+        vstore(Y, j * W, e)
+        s = vadd(s, e)
+    return s
 
 
 @_jit
-def _prefix_run(b: np.ndarray, j0: int, j1: int, F: np.ndarray, qk: np.ndarray) -> None:
-    """Multiply the running prefix ``F = prod_{i < j0}(1 + b_i X)`` (degrees
-    ``0..k-1``, ``(k, L)``, in place) by the factors ``j0 .. j1-1``; ``qk``
-    accumulates the degree ``k``."""
-    k, L = F.shape
-    for j in range(j0, j1):
-        for p in range(L):
-            qk[p] += b[j, p] * F[k - 1, p]
-        # From the top degree down: F[m - 1] is read before it is replaced (one
-        # array expression for the read and the write of F[m], so that LLVM
-        # vectorises the lanes without an overlap check that in-place fails).
-        for m in range(k - 1, 0, -1):
-            for p in range(L):
-                F[m, p] += b[j, p] * F[m - 1, p]
+def _forward_reg(Y: np.ndarray, c: Any, k: int, S: int, CK: np.ndarray) -> Any:
+    """Scale the leaves, ``Y[j] *= c``, and multiply the factors ``1 + Y[j] X``.
 
-
-@_jit
-def _prefix_table(b: np.ndarray, j0: int, j1: int, F: np.ndarray) -> None:
-    """``F[j - j0 + 1] = F[j - j0] (1 + b_j X)`` (degrees ``0..k-1``) for the
-    factors ``j0 .. j1-1``: the backward sweep's segment table from its first
-    prefix ``F[0]``; the same operations as `_prefix_run`, so the same bits."""
-    k, L = F.shape[1], F.shape[2]
-    for j in range(j0, j1):
-        src = F[j - j0]
-        dst = F[j - j0 + 1]
-        for m in range(k - 1, 0, -1):
-            for p in range(L):
-                dst[m, p] = src[m, p] + b[j, p] * src[m - 1, p]
-        for p in range(L):
-            dst[0, p] = 1.0
-
-
-@_jit
-def _leave_one_out(
-    f: np.ndarray,
-    r: np.ndarray,
-    b: np.ndarray,
-    j: int,
-    k: int,
-    A: np.ndarray,
-    B: np.ndarray,
-) -> None:
-    """``A += sum_{m < k-1} f[m] r[m]``, ``B += sum_m f[m] r[m+1]`` (in order of
-    ``m``) and ``r[m] += b_j r[m+1]`` (``r`` moved past factor ``j``), per lane.
-
-    Four degrees per pass over the lanes: ``A``, ``B``, ``b_j`` and the shared
-    ``r[m+1]`` stay in registers (2 loads and a store per degree and lane, where
-    one degree per pass took 5 loads and 3 stores); the sums are the same, in the
-    same order.
+    The state ``g_d = F[k-1-d]`` (``d < R``; zero for ``d >= k``) of the prefix ``F
+    = prod_{i < j}(1 + y_i X)`` lives in registers; ``g`` before the first factor
+    of each segment of ``S`` goes to the checkpoints ``CK``.  Returns ``(q_k,
+    q_{k-1})``.
     """
-    L = r.shape[1]
-    m = 0
-    while m + 4 <= k - 1:
-        for p in range(L):
-            bj = b[j, p]
-            a_ = A[p]
-            b_ = B[p]
-            r0 = r[m, p]
-            r1 = r[m + 1, p]
-            f0 = f[m, p]
-            a_ += f0 * r0
-            b_ += f0 * r1
-            r[m, p] = r0 + bj * r1
-            r2 = r[m + 2, p]
-            f1 = f[m + 1, p]
-            a_ += f1 * r1
-            b_ += f1 * r2
-            r[m + 1, p] = r1 + bj * r2
-            r3 = r[m + 3, p]
-            f2 = f[m + 2, p]
-            a_ += f2 * r2
-            b_ += f2 * r3
-            r[m + 2, p] = r2 + bj * r3
-            r4 = r[m + 4, p]
-            f3 = f[m + 3, p]
-            a_ += f3 * r3
-            b_ += f3 * r4
-            r[m + 3, p] = r3 + bj * r4
-            A[p] = a_
-            B[p] = b_
-        m += 4
-    while m < k - 1:
-        for p in range(L):
-            fm = f[m, p]
-            rn = r[m + 1, p]
-            A[p] += fm * r[m, p]
-            B[p] += fm * rn
-            r[m, p] += b[j, p] * rn
-        m += 1
+    n = Y.shape[0] // W
+    z = vsplat(0.0)
+    q = z
+    g0 = z
+    g1 = vsplat(1.0 if k == 2 else 0.0)
+    g2 = vsplat(1.0 if k == 3 else 0.0)
+    g3 = vsplat(1.0 if k == 4 else 0.0)
+    g4 = vsplat(1.0 if k == 5 else 0.0)
+    g5 = vsplat(1.0 if k == 6 else 0.0)
+    g6 = vsplat(1.0 if k == 7 else 0.0)
+    g7 = vsplat(1.0 if k == 8 else 0.0)
+    for seg in range((n + S - 1) // S):
+        o = seg * R * W
+        vstore(CK, o, g0)
+        vstore(CK, o + W, g1)
+        vstore(CK, o + 2 * W, g2)
+        vstore(CK, o + 3 * W, g3)
+        vstore(CK, o + 4 * W, g4)
+        vstore(CK, o + 5 * W, g5)
+        vstore(CK, o + 6 * W, g6)
+        vstore(CK, o + 7 * W, g7)
+        for j in range(seg * S, min(n, seg * S + S)):
+            y = vmul(vload(Y, j * W), c)
+            vstore(Y, j * W, y)
+            q = vfma(y, g0, q)
+            g0 = vfma(y, g1, g0)
+            g1 = vfma(y, g2, g1)
+            g2 = vfma(y, g3, g2)
+            g3 = vfma(y, g4, g3)
+            g4 = vfma(y, g5, g4)
+            g5 = vfma(y, g6, g5)
+            g6 = vfma(y, g7, g6)
+    return q, g0
+
+
+@_jit
+def _backward_reg(
+    Y: np.ndarray, S: int, CK: np.ndarray, TB: np.ndarray, w1: Any, w2: Any
+) -> None:
+    """``Y[j] = y_j max(w1 A_j - w2 B_j, 0)`` for every ``j``, segment by segment
+    from the last: the segment's prefixes ``g`` go from its checkpoint into the
+    table ``TB`` (the operations of `_forward_reg`, so the same bits), then the
+    segment is walked down with the suffix ``s_d = S[d]`` (``s_0 = 1``) in
+    registers, ``A = sum_d g_d s_d``, ``B = sum_{d >= 1} g_d s_{d-1}``."""
+    n = Y.shape[0] // W
+    z = vsplat(0.0)
+    s1 = z
+    s2 = z
+    s3 = z
+    s4 = z
+    s5 = z
+    s6 = z
+    s7 = z
+    for seg in range((n + S - 1) // S - 1, -1, -1):
+        j0, j1 = seg * S, min(n, seg * S + S)
+        o = seg * R * W
+        g0 = vload(CK, o)
+        g1 = vload(CK, o + W)
+        g2 = vload(CK, o + 2 * W)
+        g3 = vload(CK, o + 3 * W)
+        g4 = vload(CK, o + 4 * W)
+        g5 = vload(CK, o + 5 * W)
+        g6 = vload(CK, o + 6 * W)
+        g7 = vload(CK, o + 7 * W)
+        for j in range(j0, j1):
+            t = (j - j0) * R * W
+            vstore(TB, t, g0)
+            vstore(TB, t + W, g1)
+            vstore(TB, t + 2 * W, g2)
+            vstore(TB, t + 3 * W, g3)
+            vstore(TB, t + 4 * W, g4)
+            vstore(TB, t + 5 * W, g5)
+            vstore(TB, t + 6 * W, g6)
+            vstore(TB, t + 7 * W, g7)
+            y = vload(Y, j * W)
+            g0 = vfma(y, g1, g0)
+            g1 = vfma(y, g2, g1)
+            g2 = vfma(y, g3, g2)
+            g3 = vfma(y, g4, g3)
+            g4 = vfma(y, g5, g4)
+            g5 = vfma(y, g6, g5)
+            g6 = vfma(y, g7, g6)
+        for j in range(j1 - 1, j0 - 1, -1):
+            t = (j - j0) * R * W
+            h0 = vload(TB, t)
+            h1 = vload(TB, t + W)
+            h2 = vload(TB, t + 2 * W)
+            h3 = vload(TB, t + 3 * W)
+            h4 = vload(TB, t + 4 * W)
+            h5 = vload(TB, t + 5 * W)
+            h6 = vload(TB, t + 6 * W)
+            h7 = vload(TB, t + 7 * W)
+            y = vload(Y, j * W)
+            a = vfma(h1, s1, h0)
+            a = vfma(h2, s2, a)
+            a = vfma(h3, s3, a)
+            a = vfma(h4, s4, a)
+            a = vfma(h5, s5, a)
+            a = vfma(h6, s6, a)
+            a = vfma(h7, s7, a)
+            b = vfma(h2, s1, h1)
+            b = vfma(h3, s2, b)
+            b = vfma(h4, s3, b)
+            b = vfma(h5, s4, b)
+            b = vfma(h6, s5, b)
+            b = vfma(h7, s6, b)
+            vstore(Y, j * W, vmul(y, vpos(vsub(vmul(w1, a), vmul(w2, b)))))
+            s7 = vfma(y, s6, s7)
+            s6 = vfma(y, s5, s6)
+            s5 = vfma(y, s4, s5)
+            s4 = vfma(y, s3, s4)
+            s3 = vfma(y, s2, s3)
+            s2 = vfma(y, s1, s2)
+            s1 = vadd(s1, y)
+
+
+@_jit
+def _forward_mem(
+    Y: np.ndarray, c: Any, k: int, S: int, CK: np.ndarray, G: np.ndarray
+) -> Any:
+    """`_forward_reg` for any ``k``, the state ``G[d W:(d + 1) W] = g_d`` (``d <
+    k``) in an array."""
+    n = Y.shape[0] // W
+    for i in range(k * W):
+        G[i] = 0.0
+    vstore(G, (k - 1) * W, vsplat(1.0))
+    q = vsplat(0.0)
+    for seg in range((n + S - 1) // S):
+        o = seg * k * W
+        for i in range(k * W):
+            CK[o + i] = G[i]
+        for j in range(seg * S, min(n, seg * S + S)):
+            y = vmul(vload(Y, j * W), c)
+            vstore(Y, j * W, y)
+            cur = vload(G, 0)
+            q = vfma(y, cur, q)
+            for d in range(k - 1):
+                nxt = vload(G, (d + 1) * W)
+                vstore(G, d * W, vfma(y, nxt, cur))
+                cur = nxt
+    return q, vload(G, 0)
+
+
+@_jit
+def _backward_mem(
+    Y: np.ndarray,
+    k: int,
+    S: int,
+    CK: np.ndarray,
+    TB: np.ndarray,
+    SS: np.ndarray,
+    w1: Any,
+    w2: Any,
+) -> None:
+    """`_backward_reg` for any ``k``: the table rows ``TB[(j - j0) k W + d W]`` and
+    the suffix ``SS[d W:(d + 1) W] = s_d`` in arrays."""
+    n = Y.shape[0] // W
+    kw = k * W
+    for i in range(kw):
+        SS[i] = 0.0
+    one = vsplat(1.0)
+    for seg in range((n + S - 1) // S - 1, -1, -1):
+        j0, j1 = seg * S, min(n, seg * S + S)
+        for i in range(kw):
+            TB[i] = CK[seg * kw + i]
+        for j in range(j0, j1 - 1):
+            src = (j - j0) * kw
+            y = vload(Y, j * W)
+            cur = vload(TB, src)
+            for d in range(k - 1):
+                nxt = vload(TB, src + (d + 1) * W)
+                vstore(TB, src + kw + d * W, vfma(y, nxt, cur))
+                cur = nxt
+            vstore(TB, src + kw + (k - 1) * W, cur)
+        for j in range(j1 - 1, j0 - 1, -1):
+            t = (j - j0) * kw
+            y = vload(Y, j * W)
+            a = vload(TB, t)
+            b = vsplat(0.0)
+            prev = one
+            for d in range(1, k):
+                h = vload(TB, t + d * W)
+                sd = vload(SS, d * W)
+                a = vfma(h, sd, a)
+                b = vfma(h, prev, b)
+                vstore(SS, d * W, vfma(y, prev, sd))
+                prev = sd
+            vstore(Y, j * W, vmul(y, vpos(vsub(vmul(w1, a), vmul(w2, b)))))
 
 
 @_jit
@@ -397,43 +697,35 @@ def smooth_topk_rows(
     X: np.ndarray,
     xg: np.ndarray,
     labels: np.ndarray,
-    E: np.ndarray,
     mx: np.ndarray,
     params: np.ndarray,
     loss: np.ndarray,
     grad: np.ndarray,
-    L: int,
     S: int,
 ) -> None:
     r"""Smooth top-k SVM loss rows (and gradient rows) of ``(B, C)`` scores ``z``.
 
     ``loss[i] = tau softplus(r_i)``, ``r = alpha/tau + log(e_k/e_{k-1}) - x_y`` with
     ``x = z / (k tau)`` over the classes other than ``labels[i]``; with a ``grad``
-    of ``X``'s shape (an empty one: the loss alone), ``grad[i, j] = sigma(r)/k
-    (pi^(k)_j - pi^(k-1)_j)`` off the label and ``-sigma(r)/k`` at it.
-    ``params = (k, tau, alpha)``.  Everything is float64 (one compiled signature):
-    ``X = x`` with ``-inf`` at the label, ``xg`` the label's ``x``, ``mx`` the row
-    maximum of ``X`` and ``E = exp(X - mx)``; ``2 <= k < C``; ``z`` finite.
+    of ``X``'s shape (an empty one: the loss alone), ``grad[i, j] = c sigma(r)/k
+    (pi^(k)_j - pi^(k-1)_j)`` off the label and ``-c sigma(r)/k`` at it.
+    ``params = (k, tau, alpha, c)``.  Everything is float64 (one compiled
+    signature): ``X = x`` with ``-inf`` at the label, ``xg`` the label's ``x``,
+    ``mx`` the row maximum of ``X``; ``2 <= k < C``; ``z`` finite.
 
-    Rows go in blocks of ``L``, one per lane of every loop over the block (a
-    partial last block is padded): each row sees the same operations wherever it
-    sits, so it is bit-identical alone or in any batch.  ``L`` is a run-time
-    value on purpose: LLVM then vectorises the loops over the lanes (with run-time
-    overlap checks) instead of unrolling them into scalar code.
-
-    The forward pass keeps only the running prefix and a checkpoint of it every
-    ``S`` classes; the backward sweep recomputes each segment's ``S`` prefixes from
-    its checkpoint (the same operations, so the same bits) and walks it down with
-    the suffix.  Its work stays in a ``(S + 1) k L`` table that fits in the cache,
-    where the whole ``(C + 1) k L`` prefix table (6 MB at ``C = 1000``, ``k = 50``)
-    was written and read back from memory.
+    Rows go in blocks of ``W``, one per lane of the vectors (a partial last block is
+    padded): each row sees the same operations wherever it sits, so it is
+    bit-identical alone or in any batch.  The forward pass keeps a checkpoint of the
+    prefix every ``S`` classes; the backward sweep recomputes each segment's
+    prefixes from its checkpoint (the same operations, so the same bits) and walks
+    it down with the suffix.
 
     A row that fails the health check (or any row for ``k > MONIC_MAX_K``) is
     computed alone by `_row_mean_tilt`.
     """
     nb, n = X.shape
     k = int(params[0])
-    tau, alpha = params[1], params[2]
+    tau, alpha, gscale = params[1], params[2], params[3]
     want_grad = grad.shape[0] > 0
     shift = alpha / tau
     gr = np.empty(n if want_grad else 0)
@@ -441,79 +733,57 @@ def smooth_topk_rows(
         for i in range(nb):
             loss[i] = _row_mean_tilt(X[i], xg[i], labels[i], k, tau, alpha, gr)
             if want_grad:
-                grad[i] = gr
+                for j in range(n):
+                    grad[i, j] = gscale * gr[j]
         return
     nseg = (n + S - 1) // S
-    b = np.empty((n, L))
-    Fc = np.empty((nseg, k, L))  # the prefix at the start of each segment
-    Fs = np.empty((S + 1, k, L))
-    r = np.empty((k, L))
-    s = np.empty(L)
-    qk = np.empty(L)
-    A = np.empty(L)
-    B = np.empty(L)
-    w1 = np.empty(L)
-    w2 = np.empty(L)
-    cs = np.empty(L)
-    alone = np.zeros(L, dtype=np.bool_)
-    G = np.empty((n, L))
-    for i0 in range(0, nb, L):
-        nl = min(L, nb - i0)
-        _leaves(E, i0, nl, k, b, s)
-        # Forward: Fs[0] = prod_{i < j}(1 + b_i X), degrees 0..k-1; qk = degree k.
-        for m in range(k):
-            for p in range(L):
-                Fs[0, m, p] = 0.0
-        for p in range(L):
-            Fs[0, 0, p] = 1.0
-            qk[p] = 0.0
-        for g in range(nseg):
-            Fc[g] = Fs[0]
-            _prefix_run(b, g * S, min(n, g * S + S), Fs[0], qk)
+    reg = k <= R
+    depth = R if reg else k
+    Y = _aligned(n * W)
+    CK = _aligned(nseg * depth * W)
+    TB = _aligned(S * depth * W)
+    G = _aligned(0 if reg else k * W)
+    lane = _aligned(2 * W)
+    cs = np.empty(W)
+    alone = np.zeros(W, dtype=np.bool_)
+    for i0 in range(0, nb, W):
+        nl = min(W, nb - i0)
+        c = vdiv(vsplat(float(k)), _leaves(X, mx, i0, nl, Y))
+        if reg:
+            q1v, q0v = _forward_reg(Y, c, k, S, CK)
+        else:
+            q1v, q0v = _forward_mem(Y, c, k, S, CK, G)
+        for p in range(W):
+            lane[p] = 0.0
+            lane[W + p] = 0.0
+            alone[p] = False
         for p in range(nl):
             i = i0 + p
-            q1, q0 = qk[p], Fs[0, k - 1, p]
-            t = math.log(s[p]) - mx[i]
-            w1[p] = 0.0
-            w2[p] = 0.0
+            q1, q0 = vlane(q1v, p), vlane(q0v, p)
+            t = math.log(vlane(c, p)) - mx[i]
             alone[p] = not (min(q1, q0) >= _FLOOR)
             if alone[p]:  # underflow: this row alone, tilted
                 loss[i] = _row_mean_tilt(X[i], xg[i], labels[i], k, tau, alpha, gr)
                 if want_grad:
-                    grad[i] = gr
+                    for j in range(n):
+                        grad[i, j] = gscale * gr[j]
                 continue
             rr = shift + (math.log(q1 / q0) - t) - xg[i]
             loss[i] = tau * _softplus(rr)
-            c = _sigmoid(rr) / k
-            w1[p] = c / q1
-            w2[p] = c / q0
-            cs[p] = c
+            cp = gscale * (_sigmoid(rr) / k)
+            lane[p] = cp / q1
+            lane[W + p] = cp / q0
+            cs[p] = cp
         if not want_grad:
             continue
-        # Backward: r[m] = S[k-1-m], S the product of the factors after j.  One
-        # pass over the degrees reads F_j and r for both leave-one-out sums and
-        # moves r past factor j (r[m + 1] is read before it is updated).
-        for m in range(k):
-            for p in range(L):
-                r[m, p] = 0.0
-        for p in range(L):
-            r[k - 1, p] = 1.0
-        for g in range(nseg - 1, -1, -1):
-            j0, j1 = g * S, min(n, g * S + S)
-            Fs[0] = Fc[g]
-            _prefix_table(b, j0, j1 - 1, Fs)
-            for j in range(j1 - 1, j0 - 1, -1):
-                f = Fs[j - j0]
-                for p in range(L):
-                    A[p] = f[k - 1, p] * r[k - 1, p]
-                    B[p] = 0.0
-                _leave_one_out(f, r, b, j, k, A, B)
-                for p in range(L):
-                    v = w1[p] * A[p] - w2[p] * B[p]
-                    G[j, p] = b[j, p] * v if v > 0.0 else 0.0
+        w1, w2 = vload(lane, 0), vload(lane, W)
+        if reg:
+            _backward_reg(Y, S, CK, TB, w1, w2)
+        else:
+            _backward_mem(Y, k, S, CK, TB, G, w1, w2)
         for p in range(nl):
             if not alone[p]:
                 i = i0 + p
                 for j in range(n):
-                    grad[i, j] = G[j, p]
+                    grad[i, j] = Y[j * W + p]
                 grad[i, labels[i]] = -cs[p]
