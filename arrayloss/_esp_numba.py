@@ -445,6 +445,44 @@ def vexp(typingctx: Any, a: Any) -> Any:
 
 
 @intrinsic
+def vtile(
+    typingctx: Any, src: Any, soff: Any, sstride: Any, dst: Any, doff: Any, dstride: Any
+) -> Any:
+    """Transpose a ``W x W`` tile: ``dst[doff + q dstride + p] = src[soff + p sstride
+    + q]`` for ``p, q < W`` (flat contiguous float64 arrays), by ``log2 W`` rounds
+    of shuffles that swap the off-diagonal blocks of each diagonal block."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        sty, _, _, dty, _, _ = sig.args
+        v = [
+            builder.load(
+                _vptr(context, builder, sty, args[0],
+                      builder.add(args[1], builder.mul(args[2], ir.Constant(args[2].type, p)))),
+                align=8,
+            )
+            for p in range(W)
+        ]  # fmt: skip
+        b = W // 2
+        while b:
+            lo = [q if q & b == 0 else W + q - b for q in range(W)]
+            hi = [q + b if q & b == 0 else W + q for q in range(W)]
+            mlo = ir.Constant(ir.VectorType(ir.IntType(32), W), lo)
+            mhi = ir.Constant(ir.VectorType(ir.IntType(32), W), hi)
+            for i in range(W):
+                if i & b == 0:
+                    a, c = v[i], v[i + b]
+                    v[i] = builder.shuffle_vector(a, c, mlo)
+                    v[i + b] = builder.shuffle_vector(a, c, mhi)
+            b //= 2
+        for q in range(W):
+            off = builder.add(args[4], builder.mul(args[5], ir.Constant(args[5].type, q)))
+            builder.store(v[q], _vptr(context, builder, dty, args[3], off), align=8)
+        return context.get_dummy_value()
+
+    return types.none(src, soff, sstride, dst, doff, dstride), codegen
+
+
+@intrinsic
 def vlane(typingctx: Any, v: Any, i: Any) -> Any:
     """Lane ``i`` of ``v`` (a float)."""
 
@@ -475,19 +513,31 @@ def _aligned(n: int) -> np.ndarray:
 @_jit
 def _leaves(X: np.ndarray, mx: np.ndarray, i0: int, nl: int, Y: np.ndarray) -> Any:
     """``Y[j] = exp(X[i0 + p, j] - mx[i0 + p])`` in lane ``p`` (``1`` in the lanes
-    past ``nl``); returns the vector of the lanes' sums (in order of ``j``)."""
+    past ``nl``); returns the vector of the lanes' sums (in order of ``j``).
+
+    A full block is transposed into ``Y`` by ``W x W`` tiles (`vtile`), the rest
+    of the classes and a partial block element by element."""
     n = X.shape[1]
+    j0 = 0
+    if nl == W:
+        Xf = X.reshape(X.shape[0] * n)
+        while j0 + W <= n:
+            vtile(Xf, i0 * n + j0, n, Y, j0 * W, W)
+            j0 += W
     for p in range(nl):
         row = X[i0 + p]
-        m = mx[i0 + p]
-        for j in range(n):
-            Y[j * W + p] = row[j] - m
+        for j in range(j0, n):
+            Y[j * W + p] = row[j]
     for p in range(nl, W):
         for j in range(n):
             Y[j * W + p] = 0.0
+    mv = np.zeros(W)
+    for p in range(nl):
+        mv[p] = mx[i0 + p]
+    m = vload(mv, 0)
     s = vsplat(0.0)
     for j in range(n):
-        e = vexp(vload(Y, j * W))
+        e = vexp(vsub(vload(Y, j * W), m))
         vstore(Y, j * W, e)
         s = vadd(s, e)
     return s
@@ -503,6 +553,7 @@ def _forward_reg(Y: np.ndarray, c: Any, k: int, S: int, CK: np.ndarray) -> Any:
     q_{k-1})``.
     """
     n = Y.shape[0] // W
+    big = k > 5  # else g_5, g_6, g_7 stay 0: their operations are skipped
     z = vsplat(0.0)
     q = z
     g0 = z
@@ -531,15 +582,16 @@ def _forward_reg(Y: np.ndarray, c: Any, k: int, S: int, CK: np.ndarray) -> Any:
             g1 = vfma(y, g2, g1)
             g2 = vfma(y, g3, g2)
             g3 = vfma(y, g4, g3)
-            g4 = vfma(y, g5, g4)
-            g5 = vfma(y, g6, g5)
-            g6 = vfma(y, g7, g6)
+            if big:
+                g4 = vfma(y, g5, g4)
+                g5 = vfma(y, g6, g5)
+                g6 = vfma(y, g7, g6)
     return q, g0
 
 
 @_jit
 def _backward_reg(
-    Y: np.ndarray, S: int, CK: np.ndarray, TB: np.ndarray, w1: Any, w2: Any
+    Y: np.ndarray, k: int, S: int, CK: np.ndarray, TB: np.ndarray, w1: Any, w2: Any
 ) -> None:
     """``Y[j] = y_j max(w1 A_j - w2 B_j, 0)`` for every ``j``, segment by segment
     from the last: the segment's prefixes ``g`` go from its checkpoint into the
@@ -547,6 +599,7 @@ def _backward_reg(
     segment is walked down with the suffix ``s_d = S[d]`` (``s_0 = 1``) in
     registers, ``A = sum_d g_d s_d``, ``B = sum_{d >= 1} g_d s_{d-1}``."""
     n = Y.shape[0] // W
+    big = k > 5  # as in `_forward_reg`
     z = vsplat(0.0)
     s1 = z
     s2 = z
@@ -573,17 +626,19 @@ def _backward_reg(
             vstore(TB, t + 2 * W, g2)
             vstore(TB, t + 3 * W, g3)
             vstore(TB, t + 4 * W, g4)
-            vstore(TB, t + 5 * W, g5)
-            vstore(TB, t + 6 * W, g6)
-            vstore(TB, t + 7 * W, g7)
+            if big:
+                vstore(TB, t + 5 * W, g5)
+                vstore(TB, t + 6 * W, g6)
+                vstore(TB, t + 7 * W, g7)
             y = vload(Y, j * W)
             g0 = vfma(y, g1, g0)
             g1 = vfma(y, g2, g1)
             g2 = vfma(y, g3, g2)
             g3 = vfma(y, g4, g3)
-            g4 = vfma(y, g5, g4)
-            g5 = vfma(y, g6, g5)
-            g6 = vfma(y, g7, g6)
+            if big:
+                g4 = vfma(y, g5, g4)
+                g5 = vfma(y, g6, g5)
+                g6 = vfma(y, g7, g6)
         for j in range(j1 - 1, j0 - 1, -1):
             t = (j - j0) * R * W
             h0 = vload(TB, t)
@@ -591,27 +646,28 @@ def _backward_reg(
             h2 = vload(TB, t + 2 * W)
             h3 = vload(TB, t + 3 * W)
             h4 = vload(TB, t + 4 * W)
-            h5 = vload(TB, t + 5 * W)
-            h6 = vload(TB, t + 6 * W)
-            h7 = vload(TB, t + 7 * W)
             y = vload(Y, j * W)
             a = vfma(h1, s1, h0)
             a = vfma(h2, s2, a)
             a = vfma(h3, s3, a)
             a = vfma(h4, s4, a)
-            a = vfma(h5, s5, a)
-            a = vfma(h6, s6, a)
-            a = vfma(h7, s7, a)
             b = vfma(h2, s1, h1)
             b = vfma(h3, s2, b)
             b = vfma(h4, s3, b)
-            b = vfma(h5, s4, b)
-            b = vfma(h6, s5, b)
-            b = vfma(h7, s6, b)
+            if big:
+                h5 = vload(TB, t + 5 * W)
+                h6 = vload(TB, t + 6 * W)
+                h7 = vload(TB, t + 7 * W)
+                a = vfma(h5, s5, a)
+                a = vfma(h6, s6, a)
+                a = vfma(h7, s7, a)
+                b = vfma(h5, s4, b)
+                b = vfma(h6, s5, b)
+                b = vfma(h7, s6, b)
+                s7 = vfma(y, s6, s7)
+                s6 = vfma(y, s5, s6)
+                s5 = vfma(y, s4, s5)
             vstore(Y, j * W, vmul(y, vpos(vsub(vmul(w1, a), vmul(w2, b)))))
-            s7 = vfma(y, s6, s7)
-            s6 = vfma(y, s5, s6)
-            s5 = vfma(y, s4, s5)
             s4 = vfma(y, s3, s4)
             s3 = vfma(y, s2, s3)
             s2 = vfma(y, s1, s2)
@@ -745,6 +801,8 @@ def smooth_topk_rows(
     G = _aligned(0 if reg else k * W)
     lane = _aligned(2 * W)
     cs = np.empty(W)
+    empty = np.empty(0)
+    gf = grad.reshape(grad.shape[0] * grad.shape[1])
     alone = np.zeros(W, dtype=np.bool_)
     for i0 in range(0, nb, W):
         nl = min(W, nb - i0)
@@ -762,11 +820,8 @@ def smooth_topk_rows(
             q1, q0 = vlane(q1v, p), vlane(q0v, p)
             t = math.log(vlane(c, p)) - mx[i]
             alone[p] = not (min(q1, q0) >= _FLOOR)
-            if alone[p]:  # underflow: this row alone, tilted
-                loss[i] = _row_mean_tilt(X[i], xg[i], labels[i], k, tau, alpha, gr)
-                if want_grad:
-                    for j in range(n):
-                        grad[i, j] = gscale * gr[j]
+            if alone[p]:  # underflow: this row alone, tilted (its gradient below)
+                loss[i] = _row_mean_tilt(X[i], xg[i], labels[i], k, tau, alpha, empty)
                 continue
             rr = shift + (math.log(q1 / q0) - t) - xg[i]
             loss[i] = tau * _softplus(rr)
@@ -778,12 +833,21 @@ def smooth_topk_rows(
             continue
         w1, w2 = vload(lane, 0), vload(lane, W)
         if reg:
-            _backward_reg(Y, S, CK, TB, w1, w2)
+            _backward_reg(Y, k, S, CK, TB, w1, w2)
         else:
             _backward_mem(Y, k, S, CK, TB, G, w1, w2)
+        j0 = 0
+        if nl == W:
+            while j0 + W <= n:
+                vtile(Y, j0 * W, W, gf, i0 * n + j0, n)
+                j0 += W
         for p in range(nl):
-            if not alone[p]:
-                i = i0 + p
+            i = i0 + p
+            if alone[p]:
+                _row_mean_tilt(X[i], xg[i], labels[i], k, tau, alpha, gr)
                 for j in range(n):
+                    grad[i, j] = gscale * gr[j]
+            else:
+                for j in range(j0, n):
                     grad[i, j] = Y[j * W + p]
                 grad[i, labels[i]] = -cs[p]
