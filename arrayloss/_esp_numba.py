@@ -678,8 +678,11 @@ def _backward_reg(
 def _forward_mem(
     Y: np.ndarray, c: Any, k: int, S: int, CK: np.ndarray, G: np.ndarray
 ) -> Any:
-    """`_forward_reg` for any ``k``, the state ``G[d W:(d + 1) W] = g_d`` (``d <
-    k``) in an array."""
+    """`_forward_reg` for any ``k > 2``, the state ``G[d W:(d + 1) W] = g_d`` (``d
+    < k``) in an array.
+
+    Two factors per pass over the degrees (`_two_factors`): one load and one store
+    of the state per degree and pair, the operations of one factor at a time."""
     n = Y.shape[0] // W
     for i in range(k * W):
         G[i] = 0.0
@@ -689,16 +692,64 @@ def _forward_mem(
         o = seg * k * W
         for i in range(k * W):
             CK[o + i] = G[i]
-        for j in range(seg * S, min(n, seg * S + S)):
-            y = vmul(vload(Y, j * W), c)
-            vstore(Y, j * W, y)
-            cur = vload(G, 0)
-            q = vfma(y, cur, q)
-            for d in range(k - 1):
-                nxt = vload(G, (d + 1) * W)
-                vstore(G, d * W, vfma(y, nxt, cur))
-                cur = nxt
+        j, j1 = seg * S, min(n, seg * S + S)
+        while j < j1:
+            ya = vmul(vload(Y, j * W), c)
+            vstore(Y, j * W, ya)
+            if j + 1 < j1:
+                yb = vmul(vload(Y, (j + 1) * W), c)
+                vstore(Y, (j + 1) * W, yb)
+                q = vfma(ya, vload(G, 0), q)
+                q = vfma(yb, vfma(ya, vload(G, W), vload(G, 0)), q)
+                _two_factors(G, 0, G, 0, G, 0, k, ya, yb, False)
+                j += 2
+            else:
+                cur = vload(G, 0)
+                q = vfma(ya, cur, q)
+                for d in range(k - 1):
+                    nxt = vload(G, (d + 1) * W)
+                    vstore(G, d * W, vfma(ya, nxt, cur))
+                    cur = nxt
+                j += 1
     return q, vload(G, 0)
+
+
+@_jit
+def _two_factors(
+    src: np.ndarray,
+    so: int,
+    mid: np.ndarray,
+    mo: int,
+    dst: np.ndarray,
+    do: int,
+    k: int,
+    ya: Any,
+    yb: Any,
+    keep_mid: bool,
+) -> None:
+    """``g'_d = g_d + y_a g_{d+1}``, ``g''_d = g'_d + y_b g'_{d+1}`` (``g_k = 0``) in
+    one pass up the degrees: ``g`` from ``src[so:]``, ``g''`` into ``dst[do:]``
+    (which may be ``src``: ``g_d`` is not read after ``g''_d`` is written) and, with
+    ``keep_mid``, ``g'`` into ``mid[mo:]``."""
+    g0c = vload(src, so)
+    g0n = vload(src, so + W)
+    g1c = vfma(ya, g0n, g0c)
+    if keep_mid:
+        vstore(mid, mo, g1c)
+    g0c = g0n
+    for d in range(k - 2):
+        g0n = vload(src, so + (d + 2) * W)
+        g1n = vfma(ya, g0n, g0c)
+        if keep_mid:
+            vstore(mid, mo + (d + 1) * W, g1n)
+        vstore(dst, do + d * W, vfma(yb, g1n, g1c))
+        g0c = g0n
+        g1c = g1n
+    # g'_{k-1} = g_{k-1} (times y_a g_k = 0, exactly)
+    if keep_mid:
+        vstore(mid, mo + (k - 1) * W, g0c)
+    vstore(dst, do + (k - 2) * W, vfma(yb, g0c, g1c))
+    vstore(dst, do + (k - 1) * W, g0c)
 
 
 @_jit
@@ -712,40 +763,78 @@ def _backward_mem(
     w1: Any,
     w2: Any,
 ) -> None:
-    """`_backward_reg` for any ``k``: the table rows ``TB[(j - j0) k W + d W]`` and
-    the suffix ``SS[d W:(d + 1) W] = s_d`` in arrays."""
+    """`_backward_reg` for any ``k > 2``, two classes per pass over the degrees.
+
+    The table holds the prefixes of every other class of the segment, ``TB[i k W +
+    d W] = g_d`` before class ``j0 + 2 i`` (`_two_factors` from the checkpoint); the
+    walk down takes the classes ``j = j0 + 2 i + 1`` and ``j - 1`` together: the
+    prefix of ``j`` from the table's by one factor (one degree ahead), the sums of
+    both and the suffix ``SS[d W:(d + 1) W] = s_d`` moved past both, with the
+    operations, in the order, of one class at a time (the same bits)."""
     n = Y.shape[0] // W
     kw = k * W
     for i in range(kw):
         SS[i] = 0.0
     one = vsplat(1.0)
+    zero = vsplat(0.0)
     for seg in range((n + S - 1) // S - 1, -1, -1):
         j0, j1 = seg * S, min(n, seg * S + S)
-        for i in range(kw):
-            TB[i] = CK[seg * kw + i]
-        for j in range(j0, j1 - 1):
-            src = (j - j0) * kw
-            y = vload(Y, j * W)
-            cur = vload(TB, src)
-            for d in range(k - 1):
-                nxt = vload(TB, src + (d + 1) * W)
-                vstore(TB, src + kw + d * W, vfma(y, nxt, cur))
-                cur = nxt
-            vstore(TB, src + kw + (k - 1) * W, cur)
-        for j in range(j1 - 1, j0 - 1, -1):
-            t = (j - j0) * kw
+        for i in range(0, kw, W):
+            vstore(TB, i, vload(CK, seg * kw + i))
+        r = 0
+        while r + 2 < j1 - j0:
+            ya = vload(Y, (j0 + r) * W)
+            yb = vload(Y, (j0 + r + 1) * W)
+            src = (r // 2) * kw
+            _two_factors(TB, src, TB, src, TB, src + kw, k, ya, yb, False)
+            r += 2
+        j = j1 - 1
+        if (j - j0) % 2 == 0:  # a table row alone at the top (an odd segment)
+            t = ((j - j0) // 2) * kw
             y = vload(Y, j * W)
             a = vload(TB, t)
-            b = vsplat(0.0)
-            prev = one
+            b = zero
+            sa = one
             for d in range(1, k):
                 h = vload(TB, t + d * W)
                 sd = vload(SS, d * W)
                 a = vfma(h, sd, a)
-                b = vfma(h, prev, b)
-                vstore(SS, d * W, vfma(y, prev, sd))
-                prev = sd
+                b = vfma(h, sa, b)
+                vstore(SS, d * W, vfma(y, sa, sd))
+                sa = sd
             vstore(Y, j * W, vmul(y, vpos(vsub(vmul(w1, a), vmul(w2, b)))))
+            j -= 1
+        while j > j0:  # classes j (a) and j - 1 (b, a table row)
+            tb = ((j - 1 - j0) // 2) * kw
+            ya = vload(Y, j * W)
+            yb = vload(Y, (j - 1) * W)
+            hb = vload(TB, tb)
+            hbn = vload(TB, tb + W)
+            aa = vfma(yb, hbn, hb)
+            ab = hb
+            ba = zero
+            bb = zero
+            sa = one  # s_{d-1} before class j
+            sb = one  # s_{d-1} after class j
+            for d in range(1, k):
+                hb = hbn
+                if d + 1 < k:
+                    hbn = vload(TB, tb + (d + 1) * W)
+                    ha = vfma(yb, hbn, hb)
+                else:
+                    ha = hb
+                sd = vload(SS, d * W)
+                aa = vfma(ha, sd, aa)
+                ba = vfma(ha, sa, ba)
+                s1 = vfma(ya, sa, sd)
+                ab = vfma(hb, s1, ab)
+                bb = vfma(hb, sb, bb)
+                vstore(SS, d * W, vfma(yb, sb, s1))
+                sa = sd
+                sb = s1
+            vstore(Y, j * W, vmul(ya, vpos(vsub(vmul(w1, aa), vmul(w2, ba)))))
+            vstore(Y, (j - 1) * W, vmul(yb, vpos(vsub(vmul(w1, ab), vmul(w2, bb)))))
+            j -= 2
 
 
 @_jit
