@@ -63,9 +63,8 @@ import math
 from typing import Any
 
 import numpy as np
-from llvmlite import ir
+from llvmlite import ir  # type: ignore[import-untyped]
 from numba import njit, types
-from numba.core import cgutils
 from numba.extending import intrinsic, models, register_model
 
 MONIC_MAX_K = 256
@@ -292,7 +291,7 @@ _VT = ir.VectorType(ir.DoubleType(), W)
 _IT = ir.VectorType(ir.IntType(64), W)
 
 
-class _VecType(types.Type):  # type: ignore[misc]
+class _VecType(types.Type):
     def __init__(self) -> None:
         super().__init__(name=f"float64x{W}")
 
@@ -301,9 +300,15 @@ vec = _VecType()
 
 
 @register_model(_VecType)
-class _VecModel(models.PrimitiveModel):  # type: ignore[misc]
+class _VecModel(models.PrimitiveModel):
     def __init__(self, dmm: Any, fe_type: Any) -> None:
-        super().__init__(dmm, fe_type, _VT)
+        super().__init__(dmm, fe_type, _VT)  # type: ignore[no-untyped-call]
+
+
+def _intrinsic(fn: Any) -> Any:
+    """numba's ``intrinsic`` (typed ``Any``: the decorated functions are called in
+    compiled code only)."""
+    return intrinsic(fn)
 
 
 def _vptr(context: Any, builder: Any, aty: Any, arr: Any, idx: Any) -> Any:
@@ -312,8 +317,9 @@ def _vptr(context: Any, builder: Any, aty: Any, arr: Any, idx: Any) -> Any:
 
 
 def _vfn(builder: Any, name: str, n: int) -> Any:
-    fnty = ir.FunctionType(_VT, [_VT] * n)
-    return cgutils.get_or_insert_function(builder.module, fnty, f"{name}.v{W}f64")
+    full = f"{name}.v{W}f64"
+    fn = builder.module.globals.get(full)
+    return fn or ir.Function(builder.module, ir.FunctionType(_VT, [_VT] * n), full)
 
 
 def _splat(builder: Any, x: Any) -> Any:
@@ -328,7 +334,7 @@ def _const(x: float) -> Any:
     return ir.Constant(_VT, [x] * W)
 
 
-@intrinsic
+@_intrinsic
 def vload(typingctx: Any, arr: Any, idx: Any) -> Any:
     """``arr[idx : idx + W]`` (a contiguous 1-D float64 array) as a vector."""
 
@@ -338,7 +344,7 @@ def vload(typingctx: Any, arr: Any, idx: Any) -> Any:
     return vec(arr, idx), codegen
 
 
-@intrinsic
+@_intrinsic
 def vstore(typingctx: Any, arr: Any, idx: Any, v: Any) -> Any:
     """``arr[idx : idx + W] = v``."""
 
@@ -350,17 +356,19 @@ def vstore(typingctx: Any, arr: Any, idx: Any, v: Any) -> Any:
     return types.none(arr, idx, v), codegen
 
 
-@intrinsic
+@_intrinsic
 def vsplat(typingctx: Any, x: Any) -> Any:
     """The vector of ``W`` copies of the float ``x``."""
 
     def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-        return _splat(builder, context.cast(builder, args[0], sig.args[0], types.float64))
+        return _splat(
+            builder, context.cast(builder, args[0], sig.args[0], types.float64)
+        )
 
     return vec(x), codegen
 
 
-@intrinsic
+@_intrinsic
 def vfma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
     """``a b + c`` lane by lane, with one rounding (``llvm.fma``)."""
 
@@ -380,13 +388,13 @@ def _binary(op: str) -> Any:
     return typer
 
 
-vadd = intrinsic(_binary("fadd"))
-vsub = intrinsic(_binary("fsub"))
-vmul = intrinsic(_binary("fmul"))
-vdiv = intrinsic(_binary("fdiv"))
+vadd = _intrinsic(_binary("fadd"))
+vsub = _intrinsic(_binary("fsub"))
+vmul = _intrinsic(_binary("fmul"))
+vdiv = _intrinsic(_binary("fdiv"))
 
 
-@intrinsic
+@_intrinsic
 def vpos(typingctx: Any, a: Any) -> Any:
     """``max(a, 0)`` lane by lane (``0`` where ``a`` is NaN)."""
 
@@ -397,7 +405,7 @@ def vpos(typingctx: Any, a: Any) -> Any:
     return vec(vec), codegen
 
 
-@intrinsic
+@_intrinsic
 def vmax(typingctx: Any, a: Any, b: Any) -> Any:
     """``a if a > b else b`` lane by lane."""
 
@@ -416,7 +424,7 @@ _LN2_LO = 2.3190468138462996e-17
 _EXP_DEGREE = 13
 
 
-@intrinsic
+@_intrinsic
 def vexp(typingctx: Any, a: Any) -> Any:
     """``exp(a)`` lane by lane for ``a <= 0`` (``-inf`` included: 0), within two
     units in the last place of the correctly rounded value."""
@@ -426,7 +434,9 @@ def vexp(typingctx: Any, a: Any) -> Any:
         x = builder.select(
             builder.fcmp_ordered(">", args[0], _const(-746.0)), args[0], _const(-746.0)
         )
-        n = builder.call(_vfn(builder, "llvm.rint", 1), [builder.fmul(x, _const(_LOG2E))])
+        n = builder.call(
+            _vfn(builder, "llvm.rint", 1), [builder.fmul(x, _const(_LOG2E))]
+        )
         r = builder.call(fma, [builder.fneg(n), _const(_LN2_HI), x])
         r = builder.call(fma, [builder.fneg(n), _const(_LN2_LO), r])
         p = _const(1.0 / math.factorial(_EXP_DEGREE))
@@ -444,7 +454,7 @@ def vexp(typingctx: Any, a: Any) -> Any:
     return vec(vec), codegen
 
 
-@intrinsic
+@_intrinsic
 def vtile(
     typingctx: Any, src: Any, soff: Any, sstride: Any, dst: Any, doff: Any, dstride: Any
 ) -> Any:
@@ -475,14 +485,16 @@ def vtile(
                     v[i + b] = builder.shuffle_vector(a, c, mhi)
             b //= 2
         for q in range(W):
-            off = builder.add(args[4], builder.mul(args[5], ir.Constant(args[5].type, q)))
+            off = builder.add(
+                args[4], builder.mul(args[5], ir.Constant(args[5].type, q))
+            )
             builder.store(v[q], _vptr(context, builder, dty, args[3], off), align=8)
         return context.get_dummy_value()
 
     return types.none(src, soff, sstride, dst, doff, dstride), codegen
 
 
-@intrinsic
+@_intrinsic
 def vlane(typingctx: Any, v: Any, i: Any) -> Any:
     """Lane ``i`` of ``v`` (a float)."""
 
