@@ -9,8 +9,8 @@ is a sequential product of the linear factors :math:`a_j + b_j X` truncated at
 degree ``k``, in float64 whatever the input dtype:
 
 - *prefix* (forward) table :math:`F_i = \prod_{j < i}(a_j + b_j X)`, degrees
-  ``0..k-1`` stored for every ``i`` (``(C+1) k`` numbers), plus the running degree
-  ``k``: the root coefficients :math:`q_k, q_{k-1}`;
+  ``0..k-1`` for every ``i`` (checkpointed and rebuilt, below), plus the running
+  degree ``k``: the root coefficients :math:`q_k, q_{k-1}`;
 - *suffix* (backward) sweep :math:`S_i = \prod_{j > i}(a_j + b_j X)`, degrees
   ``0..k-1``, kept in one vector, and for every ``j`` the leave-one-out
   coefficients
@@ -28,7 +28,7 @@ out" by division or subtraction from the full product, which is unstable), so ea
 is accurate to ``O(C k u)`` relative; the only subtraction is the final
 :math:`\pi^{(k)}_j - \pi^{(k-1)}_j \ge 0`, whose relative gap is at least ``1/k``
 (Newton's inequalities).  ``O(C k)`` work per row: ``k`` multiply-adds per entry
-forward, ``3k`` backward.
+forward, ``4k`` backward (``k`` of them rebuilding the prefixes).
 
 Tilts (as in `arrayloss.esp`): the default is the lse tilt with monic factors
 ``1 + y_j X``, ``y_j = k exp(x_j) / sum exp(x)`` (so ``sum y = k`` and every
@@ -40,14 +40,32 @@ coefficient stays below ``e^k``), for ``k <= MONIC_MAX_K``; a row whose
 coefficient is a probability; such a row is first shifted by its k-th largest entry,
 so that the tilt is not on the coarse grid of ``|x| ~ 1e30``.
 
-The lse-tilt rows go in blocks of ``L``, one row per lane of each loop over the
-block (`smooth_topk_rows`), which LLVM vectorises; there the prefix table is not
-stored whole: the forward pass keeps a checkpoint every ``S`` classes
-(`_prefix_run`), and the backward sweep rebuilds one segment's ``S`` prefixes at a
-time from its checkpoint (`_prefix_table`, the same operations, hence the same
-bits) while it walks the segment down with the suffix (`_leave_one_out`).  The
-mean-tilt rows go alone (`_row_mean_tilt`, `_forward`, `_backward`).  The exponentials of the leaves come
-from NumPy's vectorised ``exp`` (`arrayloss._esp_compiled`).
+The lse-tilt rows go in blocks of ``W = 16``, one row per lane of explicit
+``<16 x double>`` vectors (`vec`: a numba type over an LLVM vector, with
+intrinsics for loads, stores, ``fma`` and the rest; LLVM splits each operation
+over the machine's registers, two AVX-512 or four AVX2, as independent chains).
+Explicit vectors keep a row's state in registers across classes, which loops over
+the lanes of arrays could not: there each degree's lane loop paid its run-time
+overlap checks and prologue for 16-64 elements.  Per block (`smooth_topk_rows`):
+
+- the leaves: the block's rows are transposed into lanes by ``W x W`` tiles of
+  shuffles (`vtile`), ``exp(x_j - max x)`` by a vector exponential (`vexp`:
+  Cody-Waite reduction, degree-13 Taylor polynomial, within 2 ulp of the correctly
+  rounded value) and ``y_j = k exp / sum`` (the sum in order of ``j``);
+- the forward pass in the coordinates ``g_d = F[k-1-d]`` (so that ``A_j = sum_d
+  g_d s_d``, ``B_j = sum_{d>=1} g_d s_{d-1}`` with ``s_d = S_{j,d}`` pair the same
+  index whatever ``k``), keeping a checkpoint of ``g`` every ``S`` classes; the
+  backward sweep rebuilds one segment's prefixes at a time from its checkpoint
+  (the same operations, hence the same bits) and walks the segment down with the
+  suffix.  For ``k <= R = 8`` the coefficients live in registers (`_forward_reg`,
+  `_backward_reg`; the degrees 5-7 skipped for ``k <= 5``); above, in small arrays,
+  two classes per pass over the degrees (`_forward_mem`, `_two_factors`,
+  `_backward_mem`), one load and store per degree and pair, with the operations of
+  one class at a time;
+- the gradient rows go back by the same tiles.
+
+The mean-tilt rows go alone, in scalar code (`_row_mean_tilt`, `_forward`,
+`_backward`).
 
 References
 ----------

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import subprocess
 import sys
 
@@ -715,9 +716,12 @@ def test_import_arrayloss_does_not_import_numba():
         "assert 'numba' not in sys.modules; al.smooth_topk_svm(z, y, k=2); "
         "print('numba' in sys.modules)"
     )
+    # Without ARRAYLOSS_NUMBA=0 from the caller's environment (it keeps numba out).
+    env = {k: v for k, v in os.environ.items() if k != _esp_compiled.ENV_VAR}
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env=env,
+    ).stdout  # fmt: skip
     assert out.strip() == str(HAVE_NUMBA)
 
 
