@@ -472,24 +472,33 @@ def vexp(typingctx: Any, a: Any) -> Any:
     return vec(vec), codegen
 
 
+def _tile_ptr(context: Any, builder: Any, aty: Any, arr: Any, idx: Any) -> Any:
+    """Pointer to ``W`` elements of ``arr`` (float32 or float64) from ``idx``, and
+    their vector type."""
+    vty = ir.VectorType(context.get_value_type(aty.dtype), W)
+    data = context.make_array(aty)(context, builder, arr).data
+    return builder.bitcast(builder.gep(data, [idx]), vty.as_pointer()), vty
+
+
 @_intrinsic
 def vtile(
     typingctx: Any, src: Any, soff: Any, sstride: Any, dst: Any, doff: Any, dstride: Any
 ) -> Any:
     """Transpose a ``W x W`` tile: ``dst[doff + q dstride + p] = src[soff + p sstride
-    + q]`` for ``p, q < W`` (flat contiguous float64 arrays), by ``log2 W`` rounds
-    of shuffles that swap the off-diagonal blocks of each diagonal block."""
+    + q]`` for ``p, q < W`` (flat contiguous float32 or float64 arrays, converted
+    exactly to float64 and rounded to nearest back to float32), by ``log2 W``
+    rounds of shuffles that swap the off-diagonal blocks of each diagonal block."""
 
     def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
         sty, _, _, dty, _, _ = sig.args
-        v = [
-            builder.load(
-                _vptr(context, builder, sty, args[0],
-                      builder.add(args[1], builder.mul(args[2], ir.Constant(args[2].type, p)))),
-                align=8,
+        v = []
+        for p in range(W):
+            off = builder.add(
+                args[1], builder.mul(args[2], ir.Constant(args[2].type, p))
             )
-            for p in range(W)
-        ]  # fmt: skip
+            ptr, vty = _tile_ptr(context, builder, sty, args[0], off)
+            x = builder.load(ptr, align=4)
+            v.append(x if vty == _VT else builder.fpext(x, _VT))
         b = W // 2
         while b:
             lo = [q if q & b == 0 else W + q - b for q in range(W)]
@@ -506,7 +515,9 @@ def vtile(
             off = builder.add(
                 args[4], builder.mul(args[5], ir.Constant(args[5].type, q))
             )
-            builder.store(v[q], _vptr(context, builder, dty, args[3], off), align=8)
+            ptr, vty = _tile_ptr(context, builder, dty, args[3], off)
+            x = v[q] if vty == _VT else builder.fptrunc(v[q], vty)
+            builder.store(x, ptr, align=4)
         return context.get_dummy_value()
 
     return types.none(src, soff, sstride, dst, doff, dstride), codegen
@@ -541,33 +552,47 @@ def _aligned(n: int) -> np.ndarray:
 
 
 @_jit
-def _leaves(X: np.ndarray, mx: np.ndarray, i0: int, nl: int, Y: np.ndarray) -> Any:
-    """``Y[j] = exp(X[i0 + p, j] - mx[i0 + p])`` in lane ``p`` (``1`` in the lanes
-    past ``nl``); returns the vector of the lanes' sums (in order of ``j``).
+def _leaves(
+    Z: np.ndarray,
+    inv: float,
+    labels: np.ndarray,
+    i0: int,
+    nl: int,
+    Y: np.ndarray,
+    mx: np.ndarray,
+) -> Any:
+    """``Y[j] = exp(x_j - max x)`` in lane ``p``, ``x_j = Z[i0 + p, j] inv`` (in
+    float64) and ``-inf`` at the label; ``1`` in the lanes past ``nl``.  Writes
+    ``max x`` into ``mx`` (``W`` lanes) and returns the vector of the lanes' sums
+    (in order of ``j``).
 
     A full block is transposed into ``Y`` by ``W x W`` tiles (`vtile`), the rest
-    of the classes and a partial block element by element."""
-    n = X.shape[1]
+    of the classes and a partial block element by element.  ``max x`` is ``inv``
+    times the largest score (rounding is monotone)."""
+    n = Z.shape[1]
     j0 = 0
     if nl == W:
-        Xf = X.reshape(X.shape[0] * n)
+        Zf = Z.reshape(Z.shape[0] * n)
         while j0 + W <= n:
-            vtile(Xf, i0 * n + j0, n, Y, j0 * W, W)
+            vtile(Zf, i0 * n + j0, n, Y, j0 * W, W)
             j0 += W
     for p in range(nl):
-        row = X[i0 + p]
+        row = Z[i0 + p]
         for j in range(j0, n):
             Y[j * W + p] = row[j]
+        Y[labels[i0 + p] * W + p] = -np.inf
     for p in range(nl, W):
         for j in range(n):
             Y[j * W + p] = 0.0
-    mv = np.zeros(W)
-    for p in range(nl):
-        mv[p] = mx[i0 + p]
-    m = vload(mv, 0)
+    top = vsplat(-np.inf)
+    for j in range(n):
+        top = vmax(top, vload(Y, j * W))
+    iv = vsplat(inv)
+    m = vmul(top, iv)
+    vstore(mx, 0, m)
     s = vsplat(0.0)
     for j in range(n):
-        e = vexp(vsub(vload(Y, j * W), m))
+        e = vexp(vsub(vmul(vload(Y, j * W), iv), m))
         vstore(Y, j * W, e)
         s = vadd(s, e)
     return s
@@ -868,45 +893,37 @@ def _backward_mem(
 
 
 @_jit
-def smooth_topk_rows(
-    X: np.ndarray,
-    xg: np.ndarray,
+def _x_row(Z: np.ndarray, i: int, g: int, inv: float, x: np.ndarray) -> float:
+    """``x = Z[i] inv`` in float64 with ``-inf`` at the label ``g``; returns
+    ``x_g``."""
+    for j in range(Z.shape[1]):
+        x[j] = Z[i, j] * inv
+    xg = float(x[g])
+    x[g] = -np.inf
+    return xg
+
+
+@_jit
+def _rows(
+    Z: np.ndarray,
     labels: np.ndarray,
-    mx: np.ndarray,
     params: np.ndarray,
     loss: np.ndarray,
     grad: np.ndarray,
     S: int,
 ) -> None:
-    r"""Smooth top-k SVM loss rows (and gradient rows) of ``(B, C)`` scores ``z``.
-
-    ``loss[i] = tau softplus(r_i)``, ``r = alpha/tau + log(e_k/e_{k-1}) - x_y`` with
-    ``x = z / (k tau)`` over the classes other than ``labels[i]``; with a ``grad``
-    of ``X``'s shape (an empty one: the loss alone), ``grad[i, j] = c sigma(r)/k
-    (pi^(k)_j - pi^(k-1)_j)`` off the label and ``-c sigma(r)/k`` at it.
-    ``params = (k, tau, alpha, c)``.  Everything is float64 (one compiled
-    signature): ``X = x`` with ``-inf`` at the label, ``xg`` the label's ``x``,
-    ``mx`` the row maximum of ``X``; ``2 <= k < C``; ``z`` finite.
-
-    Rows go in blocks of ``W``, one per lane of the vectors (a partial last block is
-    padded): each row sees the same operations wherever it sits, so it is
-    bit-identical alone or in any batch.  The forward pass keeps a checkpoint of the
-    prefix every ``S`` classes; the backward sweep recomputes each segment's
-    prefixes from its checkpoint (the same operations, so the same bits) and walks
-    it down with the suffix.
-
-    A row that fails the health check (or any row for ``k > MONIC_MAX_K``) is
-    computed alone by `_row_mean_tilt`.
-    """
-    nb, n = X.shape
+    """`smooth_topk_rows` for scores ``Z`` and gradient ``grad`` of one dtype."""
+    nb, n = Z.shape
     k = int(params[0])
-    tau, alpha, gscale = params[1], params[2], params[3]
+    tau, alpha, inv, gscale = params[1], params[2], params[3], params[4]
     want_grad = grad.shape[0] > 0
     shift = alpha / tau
     gr = np.empty(n if want_grad else 0)
+    xr = np.empty(n)
     if k > MONIC_MAX_K:
         for i in range(nb):
-            loss[i] = _row_mean_tilt(X[i], xg[i], labels[i], k, tau, alpha, gr)
+            xg = _x_row(Z, i, labels[i], inv, xr)
+            loss[i] = _row_mean_tilt(xr, xg, labels[i], k, tau, alpha, gr)
             if want_grad:
                 for j in range(n):
                     grad[i, j] = gscale * gr[j]
@@ -918,14 +935,15 @@ def smooth_topk_rows(
     CK = _aligned(nseg * depth * W)
     TB = _aligned(S * depth * W)
     G = _aligned(0 if reg else k * W)
-    lane = _aligned(2 * W)
+    lane = _aligned(3 * W)
     cs = np.empty(W)
     empty = np.empty(0)
     gf = grad.reshape(grad.shape[0] * grad.shape[1])
     alone = np.zeros(W, dtype=np.bool_)
     for i0 in range(0, nb, W):
         nl = min(W, nb - i0)
-        c = vdiv(vsplat(float(k)), _leaves(X, mx, i0, nl, Y))
+        s = _leaves(Z, inv, labels, i0, nl, Y, lane[2 * W :])
+        c = vdiv(vsplat(float(k)), s)
         if reg:
             q1v, q0v = _forward_reg(Y, c, k, S, CK)
         else:
@@ -936,13 +954,16 @@ def smooth_topk_rows(
             alone[p] = False
         for p in range(nl):
             i = i0 + p
+            g = labels[i]
             q1, q0 = vlane(q1v, p), vlane(q0v, p)
-            t = math.log(vlane(c, p)) - mx[i]
+            t = math.log(vlane(c, p)) - lane[2 * W + p]
+            xg = Z[i, g] * inv
             alone[p] = not (min(q1, q0) >= _FLOOR)
             if alone[p]:  # underflow: this row alone, tilted (its gradient below)
-                loss[i] = _row_mean_tilt(X[i], xg[i], labels[i], k, tau, alpha, empty)
+                _x_row(Z, i, g, inv, xr)
+                loss[i] = _row_mean_tilt(xr, xg, g, k, tau, alpha, empty)
                 continue
-            rr = shift + (math.log(q1 / q0) - t) - xg[i]
+            rr = shift + (math.log(q1 / q0) - t) - xg
             loss[i] = tau * _softplus(rr)
             cp = gscale * (_sigmoid(rr) / k)
             lane[p] = cp / q1
@@ -963,13 +984,52 @@ def smooth_topk_rows(
         for p in range(nl):
             i = i0 + p
             if alone[p]:
-                _row_mean_tilt(X[i], xg[i], labels[i], k, tau, alpha, gr)
+                xg = _x_row(Z, i, labels[i], inv, xr)
+                _row_mean_tilt(xr, xg, labels[i], k, tau, alpha, gr)
                 for j in range(n):
                     grad[i, j] = gscale * gr[j]
             else:
                 for j in range(j0, n):
                     grad[i, j] = Y[j * W + p]
                 grad[i, labels[i]] = -cs[p]
+
+
+@_jit
+def smooth_topk_rows(
+    z64: np.ndarray,
+    z32: np.ndarray,
+    labels: np.ndarray,
+    params: np.ndarray,
+    loss: np.ndarray,
+    g64: np.ndarray,
+    g32: np.ndarray,
+    S: int,
+) -> None:
+    r"""Smooth top-k SVM loss rows (and gradient rows) of ``(B, C)`` scores ``z``.
+
+    ``loss[i] = tau softplus(r_i)``, ``r = alpha/tau + log(e_k/e_{k-1}) - x_y`` with
+    ``x = z / (k tau)`` over the classes other than ``labels[i]``; ``grad[i, j] = c
+    sigma(r)/k (pi^(k)_j - pi^(k-1)_j)`` off the label and ``-c sigma(r)/k`` at it.
+    ``params = (k, tau, alpha, 1 / (k tau), c)``; ``2 <= k < C``; ``z`` finite and
+    C-contiguous.  The scores come as ``z64`` (float64) or ``z32`` (float32, then
+    ``z64`` is empty), the gradient goes into ``g64`` or ``g32`` of the same dtype
+    (both empty: the loss alone), so that the kernel has one compiled signature.
+    The arithmetic is float64 for either dtype; ``loss`` is float64.
+
+    Rows go in blocks of ``W``, one per lane of the vectors (a partial last block is
+    padded): each row sees the same operations wherever it sits, so it is
+    bit-identical alone or in any batch.  The forward pass keeps a checkpoint of the
+    prefix every ``S`` classes; the backward sweep recomputes each segment's
+    prefixes from its checkpoint (the same operations, so the same bits) and walks
+    it down with the suffix.
+
+    A row that fails the health check (or any row for ``k > MONIC_MAX_K``) is
+    computed alone by `_row_mean_tilt`.
+    """
+    if z32.shape[0] > 0:
+        _rows(z32, labels, params, loss, g32, S)
+    else:
+        _rows(z64, labels, params, loss, g64, S)
 
 
 @_jit

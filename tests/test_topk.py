@@ -856,8 +856,9 @@ def test_compiled_exp_is_accurate():
 @needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_work_buffers_are_not_returned_or_shared(rng, dtype):
-    """The kernel's work buffers are per thread and reused: a result survives the
-    next call, and threads running at once get what each gets alone."""
+    """Results are the caller's own (the kernel's work arrays are its own, per
+    call): a result survives the next call, and threads running at once get what
+    each gets alone."""
     import threading
 
     zs = [(2 * rng.standard_normal((40, 50))).astype(dtype) for _ in range(4)]
