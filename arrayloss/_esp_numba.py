@@ -733,25 +733,35 @@ def _backward_reg(
 def _forward_mem(
     Y: np.ndarray, c: Any, k: int, S: int, CK: np.ndarray, G: np.ndarray
 ) -> Any:
-    """`_forward_reg` for any ``k > 2``, the state ``G[d W:(d + 1) W] = g_d`` (``d
-    < k``) in an array.
+    """`_forward_reg` for any ``k > 8``, the state ``G[d W:(d + 1) W] = g_d`` (``d
+    < k``; ``k + 4`` slots, the last four zero) in an array.
 
-    Two factors per pass over the degrees (`_two_factors`): one load and one store
-    of the state per degree and pair, the operations of one factor at a time."""
+    Four factors per pass over the degrees (`_four_factors`), then two
+    (`_two_factors`) and one: one load and one store of the state per degree and
+    pass, the operations of one factor at a time."""
     n = Y.shape[0] // W
-    for i in range(k * W):
+    for i in range((k + 4) * W):
         G[i] = 0.0
     vstore(G, (k - 1) * W, vsplat(1.0))
     q = vsplat(0.0)
     for seg in range((n + S - 1) // S):
         o = seg * k * W
-        for i in range(k * W):
-            CK[o + i] = G[i]
+        for i in range(0, k * W, W):
+            vstore(CK, o + i, vload(G, i))
         j, j1 = seg * S, min(n, seg * S + S)
         while j < j1:
             ya = vmul(vload(Y, j * W), c)
             vstore(Y, j * W, ya)
-            if j + 1 < j1:
+            if j + 3 < j1:
+                yb = vmul(vload(Y, (j + 1) * W), c)
+                vstore(Y, (j + 1) * W, yb)
+                yc = vmul(vload(Y, (j + 2) * W), c)
+                vstore(Y, (j + 2) * W, yc)
+                yd = vmul(vload(Y, (j + 3) * W), c)
+                vstore(Y, (j + 3) * W, yd)
+                q = _four_factors(G, k, ya, yb, yc, yd, q)
+                j += 4
+            elif j + 1 < j1:
                 yb = vmul(vload(Y, (j + 1) * W), c)
                 vstore(Y, (j + 1) * W, yb)
                 q = vfma(ya, vload(G, 0), q)
@@ -767,6 +777,40 @@ def _forward_mem(
                     cur = nxt
                 j += 1
     return q, vload(G, 0)
+
+
+@_jit
+def _four_factors(
+    G: np.ndarray, k: int, y0: Any, y1: Any, y2: Any, y3: Any, q: Any
+) -> Any:
+    """The factors ``1 + y_t X``, ``t = 0..3``, on ``g`` in place in one pass up the
+    degrees, each stage one factor behind the previous by one degree (``g^t`` the
+    state after ``t`` factors, ``g^t_d = g^{t-1}_d + y_{t-1} g^{t-1}_{d+1}``; the
+    four slots past ``k - 1`` read as ``0``, so that ``g_{k-1}`` stays, exactly);
+    returns ``q`` moved past the four factors."""
+    a0 = vload(G, 0)
+    a1 = vload(G, W)
+    a2 = vload(G, 2 * W)
+    a3 = vload(G, 3 * W)
+    b0 = vfma(y0, a1, a0)
+    b1 = vfma(y0, a2, a1)
+    b2 = vfma(y0, a3, a2)
+    c0 = vfma(y1, b1, b0)
+    c1 = vfma(y1, b2, b1)
+    e0 = vfma(y2, c1, c0)
+    q = vfma(y0, a0, q)
+    q = vfma(y1, b0, q)
+    q = vfma(y2, c0, q)
+    q = vfma(y3, e0, q)
+    g0, g1, g2, g3 = a3, b2, c1, e0  # g^0_{d+3}, g^1_{d+2}, g^2_{d+1}, g^3_d
+    for d in range(k):
+        n0 = vload(G, (d + 4) * W)
+        n1 = vfma(y0, n0, g0)
+        n2 = vfma(y1, n1, g1)
+        n3 = vfma(y2, n2, g2)
+        vstore(G, d * W, vfma(y3, n3, g3))
+        g0, g1, g2, g3 = n0, n1, n2, n3
+    return q
 
 
 @_jit
@@ -934,7 +978,7 @@ def _rows(
     Y = _aligned(n * W)
     CK = _aligned(nseg * depth * W)
     TB = _aligned(S * depth * W)
-    G = _aligned(0 if reg else k * W)
+    G = _aligned(0 if reg else (k + 4) * W)
     lane = _aligned(3 * W)
     cs = np.empty(W)
     empty = np.empty(0)
