@@ -59,9 +59,10 @@ overlap checks and prologue for 16-64 elements.  Per block (`smooth_topk_rows`):
   (the same operations, hence the same bits) and walks the segment down with the
   suffix.  For ``k <= R = 8`` the coefficients live in registers (`_forward_reg`,
   `_backward_reg`; the degrees 5-7 skipped for ``k <= 5``); above, in small arrays,
-  two classes per pass over the degrees (`_forward_mem`, `_two_factors`,
-  `_backward_mem`), one load and store per degree and pair, with the operations of
-  one class at a time;
+  several classes per pass over the degrees (four forward, `_forward_mem`,
+  `_four_factors`; two in the rebuild and the walk down, `_two_factors`,
+  `_backward_mem`), one load and store per degree and pass, with the operations
+  of one class at a time;
 - the gradient rows go back by the same tiles.
 
 The mean-tilt rows go alone, in scalar code (`_row_mean_tilt`, `_forward`,
