@@ -82,7 +82,7 @@ import math
 from typing import Any
 
 import numpy as np
-from llvmlite import ir  # type: ignore[import-untyped]
+from llvmlite import ir  # type: ignore[import-untyped, import-not-found, unused-ignore]
 from numba import njit, types
 from numba.extending import intrinsic, models, register_model
 
