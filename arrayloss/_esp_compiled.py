@@ -8,8 +8,9 @@ variable ``ARRAYLOSS_NUMBA`` not set to ``0``.  Every other case runs the array-
 tree of `arrayloss.esp`, which remains the reference and the fallback.
 
 numba is imported on the first such call, never by ``import arrayloss``.  The
-kernel has one signature (float64 work arrays for either input dtype), compiled on
-first use (about 10 s on one core) and cached on disk (``cache=True``: next to the
+kernel has one signature (a float64 and a float32 slot for the scores and for the
+gradient, the unused one empty; float64 arithmetic for both), compiled on
+first use (about 12 s on one core) and cached on disk (``cache=True``: next to the
 module, or in numba's user-wide cache directory ``~/.cache/numba`` when the
 installation is read-only; ``NUMBA_CACHE_DIR`` overrides); a later process loads
 it in well under a second.  The algorithm is
@@ -21,7 +22,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import os
-import threading
 from typing import Any
 
 from array_api_compat import is_numpy_namespace
@@ -53,13 +53,13 @@ def applies(xp: Namespace, z: Array, method: str) -> bool:
     return z.dtype in (np.float32, np.float64)
 
 
-def _blocks(k: int, n: int) -> tuple[int, int]:
-    """Rows per block ``L`` and classes per backward segment ``S`` of the compiled
-    kernel for ``n`` rows: its tables hold ``(S + 1) k L`` and ``(C / S) k L``
-    float64.  Long blocks amortise each lane loop's set-up (its overlap checks),
-    but a partial block is padded: 16 lanes for a handful of rows.  The lanes are
-    independent, so ``L`` changes no result."""
-    return (64 if n > 32 else 16), 32
+def _segment(k: int) -> int:
+    """Classes per backward segment of the compiled kernel (even).
+
+    Its checkpoints hold ``(C / S) d W`` float64 and its segment table ``S d W``
+    (``d = 8`` degrees for ``k <= 8``, in registers otherwise) or ``S k W / 2``
+    (``k > 8``), ``W = 16`` rows: few checkpoints, a table of at most 256 kB."""
+    return 16 if k <= 8 else max(4, min(64, 4096 // k)) // 2 * 2
 
 
 def smooth_topk_rows(
@@ -75,53 +75,33 @@ def smooth_topk_rows(
     from . import _esp_numba
 
     zc: Any = z
-    # A copy: a read-only array (the caller's labels) is another numba type, and
-    # would compile the kernel a second time.
+    # Copies: a read-only or non-contiguous array is another numba type, and would
+    # compile the kernel a second time.
     lab = np.array(labels, dtype=np.intp)
+    if not (zc.flags.c_contiguous and zc.flags.writeable):
+        zc = np.array(zc, order="C")
     n, c = zc.shape
-    rows = np.arange(n)
-    # float64 throughout (one compiled signature); the leaves' exponentials by
-    # NumPy's vectorised exp.
-    # NumPy's vectorised exp, into work buffers of this thread (no fresh pages).
-    X = np.multiply(zc, 1.0 / (k * tau), out=_work("X", (n, c)), dtype=np.float64)
-    xg = X[rows, lab]
-    X[rows, lab] = -np.inf
-    top = np.max(X, axis=1)
-    E = np.subtract(X, top[:, None], out=_work("E", (n, c)))
-    np.exp(E, out=E)  # 0 at the label
-    loss = np.empty(n)
     f64 = zc.dtype == np.float64
-    if not want_grad:
-        grad = np.empty((0, c))
-    else:  # float64: returned, so fresh; float32: converted below
-        grad = np.empty((n, c)) if f64 else _work("G", (n, c))
-    params = np.array([k, tau, alpha], dtype=np.float64)
-    L, S = _blocks(k, n)
-    _esp_numba.smooth_topk_rows(X, xg, lab, E, top, params, loss, grad, L, S)
+    loss = np.empty(n)
+    grad = np.empty((n, c) if want_grad else (0, 0), dtype=zc.dtype)  # returned
+    params = np.array([k, tau, alpha, 1.0 / (k * tau), 1.0], dtype=np.float64)
+    _esp_numba.smooth_topk_rows(
+        zc if f64 else _empty("float64"),
+        _empty("float32") if f64 else zc,
+        lab,
+        params,
+        loss,
+        grad if f64 else _empty("float64"),
+        _empty("float32") if f64 else grad,
+        _segment(k),
+    )
     if not f64:
         loss = loss.astype(zc.dtype)
-        grad = grad.astype(zc.dtype)
     return loss, (grad if want_grad else None)
 
 
-_WORK = threading.local()
-_WORK_MAX = 1 << 22
-"""Largest work buffer kept between calls, in float64 elements (32 MB)."""
-
-
-def _work(name: str, shape: tuple[int, int]) -> Any:
-    """A float64 work array of ``shape``, reused by the next call of this thread.
-
-    Fresh multi-megabyte arrays are new pages on every call (the page faults and
-    zeroing cost a third of a (256, 1000) forward+backward); buffers above
-    `_WORK_MAX` elements are not kept.
-    """
+def _empty(dtype: str) -> Any:
+    """A ``(0, 0)`` array: the kernel's argument of the dtype not in use."""
     import numpy as np
 
-    size = shape[0] * shape[1]
-    buf = getattr(_WORK, name, None)
-    if buf is None or buf.size < size:
-        buf = np.empty(size)
-        if size <= _WORK_MAX:
-            setattr(_WORK, name, buf)
-    return buf[:size].reshape(shape)
+    return np.empty((0, 0), dtype=dtype)

@@ -9,8 +9,8 @@ is a sequential product of the linear factors :math:`a_j + b_j X` truncated at
 degree ``k``, in float64 whatever the input dtype:
 
 - *prefix* (forward) table :math:`F_i = \prod_{j < i}(a_j + b_j X)`, degrees
-  ``0..k-1`` stored for every ``i`` (``(C+1) k`` numbers), plus the running degree
-  ``k``: the root coefficients :math:`q_k, q_{k-1}`;
+  ``0..k-1`` for every ``i`` (checkpointed and rebuilt, below), plus the running
+  degree ``k``: the root coefficients :math:`q_k, q_{k-1}`;
 - *suffix* (backward) sweep :math:`S_i = \prod_{j > i}(a_j + b_j X)`, degrees
   ``0..k-1``, kept in one vector, and for every ``j`` the leave-one-out
   coefficients
@@ -28,7 +28,7 @@ out" by division or subtraction from the full product, which is unstable), so ea
 is accurate to ``O(C k u)`` relative; the only subtraction is the final
 :math:`\pi^{(k)}_j - \pi^{(k-1)}_j \ge 0`, whose relative gap is at least ``1/k``
 (Newton's inequalities).  ``O(C k)`` work per row: ``k`` multiply-adds per entry
-forward, ``3k`` backward.
+forward, ``4k`` backward (``k`` of them rebuilding the prefixes).
 
 Tilts (as in `arrayloss.esp`): the default is the lse tilt with monic factors
 ``1 + y_j X``, ``y_j = k exp(x_j) / sum exp(x)`` (so ``sum y = k`` and every
@@ -40,14 +40,33 @@ coefficient stays below ``e^k``), for ``k <= MONIC_MAX_K``; a row whose
 coefficient is a probability; such a row is first shifted by its k-th largest entry,
 so that the tilt is not on the coarse grid of ``|x| ~ 1e30``.
 
-The lse-tilt rows go in blocks of ``L``, one row per lane of each loop over the
-block (`smooth_topk_rows`), which LLVM vectorises; there the prefix table is not
-stored whole: the forward pass keeps a checkpoint every ``S`` classes
-(`_prefix_run`), and the backward sweep rebuilds one segment's ``S`` prefixes at a
-time from its checkpoint (`_prefix_table`, the same operations, hence the same
-bits) while it walks the segment down with the suffix (`_leave_one_out`).  The
-mean-tilt rows go alone (`_row_mean_tilt`, `_forward`, `_backward`).  The exponentials of the leaves come
-from NumPy's vectorised ``exp`` (`arrayloss._esp_compiled`).
+The lse-tilt rows go in blocks of ``W = 16``, one row per lane of explicit
+``<16 x double>`` vectors (`vec`: a numba type over an LLVM vector, with
+intrinsics for loads, stores, ``fma`` and the rest; LLVM splits each operation
+over the machine's registers, two AVX-512 or four AVX2, as independent chains).
+Explicit vectors keep a row's state in registers across classes, which loops over
+the lanes of arrays could not: there each degree's lane loop paid its run-time
+overlap checks and prologue for 16-64 elements.  Per block (`smooth_topk_rows`):
+
+- the leaves: the block's rows are transposed into lanes by ``W x W`` tiles of
+  shuffles (`vtile`), ``exp(x_j - max x)`` by a vector exponential (`vexp`:
+  Cody-Waite reduction, degree-13 Taylor polynomial, within 2 ulp of the correctly
+  rounded value) and ``y_j = k exp / sum`` (the sum in order of ``j``);
+- the forward pass in the coordinates ``g_d = F[k-1-d]`` (so that ``A_j = sum_d
+  g_d s_d``, ``B_j = sum_{d>=1} g_d s_{d-1}`` with ``s_d = S_{j,d}`` pair the same
+  index whatever ``k``), keeping a checkpoint of ``g`` every ``S`` classes; the
+  backward sweep rebuilds one segment's prefixes at a time from its checkpoint
+  (the same operations, hence the same bits) and walks the segment down with the
+  suffix.  For ``k <= R = 8`` the coefficients live in registers (`_forward_reg`,
+  `_backward_reg`; the degrees 5-7 skipped for ``k <= 5``); above, in small arrays,
+  several classes per pass over the degrees (four forward, `_forward_mem`,
+  `_four_factors`; two in the rebuild and the walk down, `_two_factors`,
+  `_backward_mem`), one load and store per degree and pass, with the operations
+  of one class at a time;
+- the gradient rows go back by the same tiles.
+
+The mean-tilt rows go alone, in scalar code (`_row_mean_tilt`, `_forward`,
+`_backward`).
 
 References
 ----------
@@ -60,9 +79,12 @@ References
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
-from numba import njit
+from llvmlite import ir  # type: ignore[import-untyped, import-not-found, unused-ignore]
+from numba import njit, types
+from numba.extending import intrinsic, models, register_model
 
 MONIC_MAX_K = 256
 """Largest ``k`` on the lse-tilt monic path (``e^k`` stays far below float64's max)."""
@@ -276,244 +298,788 @@ def _row_mean_tilt(
     return tau * _softplus(rr)
 
 
+# ---------------------------------------------------------------------------------
+# Vectors of W float64 lanes (one row of the block per lane).
+# ---------------------------------------------------------------------------------
+
+W = 16
+"""Lanes (rows) per vector: LLVM splits ``<16 x double>`` into the machine's
+registers (two AVX-512, four AVX2), so each operation runs as independent chains."""
+
+_VT = ir.VectorType(ir.DoubleType(), W)
+_IT = ir.VectorType(ir.IntType(64), W)
+
+
+class _VecType(types.Type):
+    def __init__(self) -> None:
+        super().__init__(name=f"float64x{W}")
+
+
+vec = _VecType()
+
+
+@register_model(_VecType)
+class _VecModel(models.PrimitiveModel):
+    def __init__(self, dmm: Any, fe_type: Any) -> None:
+        super().__init__(dmm, fe_type, _VT)  # type: ignore[no-untyped-call]
+
+
+def _intrinsic(fn: Any) -> Any:
+    """numba's ``intrinsic`` (typed ``Any``: the decorated functions are called in
+    compiled code only)."""
+    return intrinsic(fn)
+
+
+def _vptr(context: Any, builder: Any, aty: Any, arr: Any, idx: Any) -> Any:
+    data = context.make_array(aty)(context, builder, arr).data
+    return builder.bitcast(builder.gep(data, [idx]), _VT.as_pointer())
+
+
+def _vfn(builder: Any, name: str, n: int) -> Any:
+    full = f"{name}.v{W}f64"
+    fn = builder.module.globals.get(full)
+    return fn or ir.Function(builder.module, ir.FunctionType(_VT, [_VT] * n), full)
+
+
+def _splat(builder: Any, x: Any) -> Any:
+    v = builder.insert_element(
+        ir.Constant(_VT, ir.Undefined), x, ir.Constant(ir.IntType(32), 0)
+    )
+    zeros = ir.Constant(ir.VectorType(ir.IntType(32), W), [0] * W)
+    return builder.shuffle_vector(v, ir.Constant(_VT, ir.Undefined), zeros)
+
+
+def _const(x: float) -> Any:
+    return ir.Constant(_VT, [x] * W)
+
+
+@_intrinsic
+def vload(typingctx: Any, arr: Any, idx: Any) -> Any:
+    """``arr[idx : idx + W]`` (a contiguous 1-D float64 array) as a vector."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.load(_vptr(context, builder, sig.args[0], *args), align=8)
+
+    return vec(arr, idx), codegen
+
+
+@_intrinsic
+def vstore(typingctx: Any, arr: Any, idx: Any, v: Any) -> Any:
+    """``arr[idx : idx + W] = v``."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        ptr = _vptr(context, builder, sig.args[0], args[0], args[1])
+        builder.store(args[2], ptr, align=8)
+        return context.get_dummy_value()
+
+    return types.none(arr, idx, v), codegen
+
+
+@_intrinsic
+def vsplat(typingctx: Any, x: Any) -> Any:
+    """The vector of ``W`` copies of the float ``x``."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return _splat(
+            builder, context.cast(builder, args[0], sig.args[0], types.float64)
+        )
+
+    return vec(x), codegen
+
+
+@_intrinsic
+def vfma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
+    """``a b + c`` lane by lane, with one rounding (``llvm.fma``)."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.call(_vfn(builder, "llvm.fma", 3), args)
+
+    return vec(vec, vec, vec), codegen
+
+
+def _binary(op: str) -> Any:
+    def typer(typingctx: Any, a: Any, b: Any) -> Any:
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+            return getattr(builder, op)(*args)
+
+        return vec(vec, vec), codegen
+
+    return typer
+
+
+vadd = _intrinsic(_binary("fadd"))
+vsub = _intrinsic(_binary("fsub"))
+vmul = _intrinsic(_binary("fmul"))
+vdiv = _intrinsic(_binary("fdiv"))
+
+
+@_intrinsic
+def vpos(typingctx: Any, a: Any) -> Any:
+    """``max(a, 0)`` lane by lane (``0`` where ``a`` is NaN)."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        zero = _const(0.0)
+        return builder.select(builder.fcmp_ordered(">", args[0], zero), args[0], zero)
+
+    return vec(vec), codegen
+
+
+@_intrinsic
+def vmax(typingctx: Any, a: Any, b: Any) -> Any:
+    """``a if a > b else b`` lane by lane."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.select(builder.fcmp_ordered(">", args[0], args[1]), *args)
+
+    return vec(vec, vec), codegen
+
+
+# exp on [-745.2, 0]: x = n ln2 + r, |r| <= ln2/2, exp(r) by its Taylor polynomial
+# of degree 13 (truncation below 2e-17 relative), 2^n as two normal powers of two
+# so that the subnormal results are rounded once.
+_LOG2E = 1.4426950408889634
+_LN2_HI = 0.6931471805599453  # ln 2 rounded; _LN2_LO its remainder
+_LN2_LO = 2.3190468138462996e-17
+_EXP_DEGREE = 13
+
+
+@_intrinsic
+def vexp(typingctx: Any, a: Any) -> Any:
+    """``exp(a)`` lane by lane for ``a <= 0`` (``-inf`` included: 0), within two
+    units in the last place of the correctly rounded value."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        fma = _vfn(builder, "llvm.fma", 3)
+        x = builder.select(
+            builder.fcmp_ordered(">", args[0], _const(-746.0)), args[0], _const(-746.0)
+        )
+        n = builder.call(
+            _vfn(builder, "llvm.rint", 1), [builder.fmul(x, _const(_LOG2E))]
+        )
+        r = builder.call(fma, [builder.fneg(n), _const(_LN2_HI), x])
+        r = builder.call(fma, [builder.fneg(n), _const(_LN2_LO), r])
+        p = _const(1.0 / math.factorial(_EXP_DEGREE))
+        for m in range(_EXP_DEGREE - 1, -1, -1):
+            p = builder.call(fma, [p, r, _const(1.0 / math.factorial(m))])
+        ni = builder.fptosi(n, _IT)
+        n1 = builder.ashr(ni, ir.Constant(_IT, [1] * W))
+        n2 = builder.sub(ni, n1)
+        bias = ir.Constant(_IT, [1023] * W)
+        shift = ir.Constant(_IT, [52] * W)
+        s1 = builder.bitcast(builder.shl(builder.add(n1, bias), shift), _VT)
+        s2 = builder.bitcast(builder.shl(builder.add(n2, bias), shift), _VT)
+        return builder.fmul(builder.fmul(p, s1), s2)
+
+    return vec(vec), codegen
+
+
+def _tile_ptr(context: Any, builder: Any, aty: Any, arr: Any, idx: Any) -> Any:
+    """Pointer to ``W`` elements of ``arr`` (float32 or float64) from ``idx``, and
+    their vector type."""
+    vty = ir.VectorType(context.get_value_type(aty.dtype), W)
+    data = context.make_array(aty)(context, builder, arr).data
+    return builder.bitcast(builder.gep(data, [idx]), vty.as_pointer()), vty
+
+
+@_intrinsic
+def vtile(
+    typingctx: Any, src: Any, soff: Any, sstride: Any, dst: Any, doff: Any, dstride: Any
+) -> Any:
+    """Transpose a ``W x W`` tile: ``dst[doff + q dstride + p] = src[soff + p sstride
+    + q]`` for ``p, q < W`` (flat contiguous float32 or float64 arrays, converted
+    exactly to float64 and rounded to nearest back to float32), by ``log2 W``
+    rounds of shuffles that swap the off-diagonal blocks of each diagonal block."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        sty, _, _, dty, _, _ = sig.args
+        v = []
+        for p in range(W):
+            off = builder.add(
+                args[1], builder.mul(args[2], ir.Constant(args[2].type, p))
+            )
+            ptr, vty = _tile_ptr(context, builder, sty, args[0], off)
+            x = builder.load(ptr, align=4)
+            v.append(x if vty == _VT else builder.fpext(x, _VT))
+        b = W // 2
+        while b:
+            lo = [q if q & b == 0 else W + q - b for q in range(W)]
+            hi = [q + b if q & b == 0 else W + q for q in range(W)]
+            mlo = ir.Constant(ir.VectorType(ir.IntType(32), W), lo)
+            mhi = ir.Constant(ir.VectorType(ir.IntType(32), W), hi)
+            for i in range(W):
+                if i & b == 0:
+                    a, c = v[i], v[i + b]
+                    v[i] = builder.shuffle_vector(a, c, mlo)
+                    v[i + b] = builder.shuffle_vector(a, c, mhi)
+            b //= 2
+        for q in range(W):
+            off = builder.add(
+                args[4], builder.mul(args[5], ir.Constant(args[5].type, q))
+            )
+            ptr, vty = _tile_ptr(context, builder, dty, args[3], off)
+            x = v[q] if vty == _VT else builder.fptrunc(v[q], vty)
+            builder.store(x, ptr, align=4)
+        return context.get_dummy_value()
+
+    return types.none(src, soff, sstride, dst, doff, dstride), codegen
+
+
+@_intrinsic
+def vlane(typingctx: Any, v: Any, i: Any) -> Any:
+    """Lane ``i`` of ``v`` (a float)."""
+
+    def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+        return builder.extract_element(args[0], args[1])
+
+    return types.float64(vec, i), codegen
+
+
+# ---------------------------------------------------------------------------------
+# The lse-tilt rows, W at a time.
+# ---------------------------------------------------------------------------------
+
+R = 8
+"""Largest ``k`` whose coefficients stay in registers (`_forward_reg`,
+`_backward_reg`); a larger ``k`` keeps them in a small array (`_forward_mem`,
+`_backward_mem`)."""
+
+
+@_jit
+def _aligned(n: int) -> np.ndarray:
+    """A float64 work array of ``n`` elements on a ``8 W``-byte boundary."""
+    buf = np.empty(n + W)
+    off = (-(buf.ctypes.data // 8)) % W
+    return buf[off : off + n]
+
+
 @_jit
 def _leaves(
-    E: np.ndarray, i0: int, nl: int, k: int, b: np.ndarray, s: np.ndarray
-) -> None:
-    """``b[j, p] = k E[i0 + p, j] / sum_j E[i0 + p, j]`` (a sequential sum per lane)
-    and ``s[p]`` the scale ``k / sum``; the lanes past ``nl`` are padded with ones."""
-    n, L = b.shape
-    for p in range(L):
-        s[p] = 0.0
+    Z: np.ndarray,
+    inv: float,
+    labels: np.ndarray,
+    i0: int,
+    nl: int,
+    Y: np.ndarray,
+    mx: np.ndarray,
+) -> Any:
+    """``Y[j] = exp(x_j - max x)`` in lane ``p``, ``x_j = Z[i0 + p, j] inv`` (in
+    float64) and ``-inf`` at the label; ``1`` in the lanes past ``nl``.  Writes
+    ``max x`` into ``mx`` (``W`` lanes) and returns the vector of the lanes' sums
+    (in order of ``j``).
+
+    A full block is transposed into ``Y`` by ``W x W`` tiles (`vtile`), the rest
+    of the classes and a partial block element by element.  ``max x`` is ``inv``
+    times the largest score (rounding is monotone)."""
+    n = Z.shape[1]
+    j0 = 0
+    if nl == W:
+        Zf = Z.reshape(Z.shape[0] * n)
+        while j0 + W <= n:
+            vtile(Zf, i0 * n + j0, n, Y, j0 * W, W)
+            j0 += W
+    for p in range(nl):
+        row = Z[i0 + p]
+        for j in range(j0, n):
+            Y[j * W + p] = row[j]
+        Y[labels[i0 + p] * W + p] = -np.inf
+    for p in range(nl, W):
+        for j in range(n):
+            Y[j * W + p] = 0.0
+    top = vsplat(-np.inf)
     for j in range(n):
-        for p in range(nl):
-            e = E[i0 + p, j]
-            b[j, p] = e
-            s[p] += e
-        for p in range(nl, L):
-            b[j, p] = 1.0
-            s[p] += 1.0
-    for p in range(L):
-        s[p] = k / s[p]
+        top = vmax(top, vload(Y, j * W))
+    iv = vsplat(inv)
+    m = vmul(top, iv)
+    vstore(mx, 0, m)
+    s = vsplat(0.0)
     for j in range(n):
-        for p in range(L):
-            b[j, p] *= s[p]
+        e = vexp(vsub(vmul(vload(Y, j * W), iv), m))
+        vstore(Y, j * W, e)
+        s = vadd(s, e)
+    return s
 
 
 @_jit
-def _prefix_run(b: np.ndarray, j0: int, j1: int, F: np.ndarray, qk: np.ndarray) -> None:
-    """Multiply the running prefix ``F = prod_{i < j0}(1 + b_i X)`` (degrees
-    ``0..k-1``, ``(k, L)``, in place) by the factors ``j0 .. j1-1``; ``qk``
-    accumulates the degree ``k``."""
-    k, L = F.shape
-    for j in range(j0, j1):
-        for p in range(L):
-            qk[p] += b[j, p] * F[k - 1, p]
-        # From the top degree down: F[m - 1] is read before it is replaced (one
-        # array expression for the read and the write of F[m], so that LLVM
-        # vectorises the lanes without an overlap check that in-place fails).
-        for m in range(k - 1, 0, -1):
-            for p in range(L):
-                F[m, p] += b[j, p] * F[m - 1, p]
+def _forward_reg(Y: np.ndarray, c: Any, k: int, S: int, CK: np.ndarray) -> Any:
+    """Scale the leaves, ``Y[j] *= c``, and multiply the factors ``1 + Y[j] X``.
 
-
-@_jit
-def _prefix_table(b: np.ndarray, j0: int, j1: int, F: np.ndarray) -> None:
-    """``F[j - j0 + 1] = F[j - j0] (1 + b_j X)`` (degrees ``0..k-1``) for the
-    factors ``j0 .. j1-1``: the backward sweep's segment table from its first
-    prefix ``F[0]``; the same operations as `_prefix_run`, so the same bits."""
-    k, L = F.shape[1], F.shape[2]
-    for j in range(j0, j1):
-        src = F[j - j0]
-        dst = F[j - j0 + 1]
-        for m in range(k - 1, 0, -1):
-            for p in range(L):
-                dst[m, p] = src[m, p] + b[j, p] * src[m - 1, p]
-        for p in range(L):
-            dst[0, p] = 1.0
-
-
-@_jit
-def _leave_one_out(
-    f: np.ndarray,
-    r: np.ndarray,
-    b: np.ndarray,
-    j: int,
-    k: int,
-    A: np.ndarray,
-    B: np.ndarray,
-) -> None:
-    """``A += sum_{m < k-1} f[m] r[m]``, ``B += sum_m f[m] r[m+1]`` (in order of
-    ``m``) and ``r[m] += b_j r[m+1]`` (``r`` moved past factor ``j``), per lane.
-
-    Four degrees per pass over the lanes: ``A``, ``B``, ``b_j`` and the shared
-    ``r[m+1]`` stay in registers (2 loads and a store per degree and lane, where
-    one degree per pass took 5 loads and 3 stores); the sums are the same, in the
-    same order.
+    The state ``g_d = F[k-1-d]`` (``d < R``; zero for ``d >= k``) of the prefix ``F
+    = prod_{i < j}(1 + y_i X)`` lives in registers; ``g`` before the first factor
+    of each segment of ``S`` goes to the checkpoints ``CK``.  Returns ``(q_k,
+    q_{k-1})``.
     """
-    L = r.shape[1]
-    m = 0
-    while m + 4 <= k - 1:
-        for p in range(L):
-            bj = b[j, p]
-            a_ = A[p]
-            b_ = B[p]
-            r0 = r[m, p]
-            r1 = r[m + 1, p]
-            f0 = f[m, p]
-            a_ += f0 * r0
-            b_ += f0 * r1
-            r[m, p] = r0 + bj * r1
-            r2 = r[m + 2, p]
-            f1 = f[m + 1, p]
-            a_ += f1 * r1
-            b_ += f1 * r2
-            r[m + 1, p] = r1 + bj * r2
-            r3 = r[m + 3, p]
-            f2 = f[m + 2, p]
-            a_ += f2 * r2
-            b_ += f2 * r3
-            r[m + 2, p] = r2 + bj * r3
-            r4 = r[m + 4, p]
-            f3 = f[m + 3, p]
-            a_ += f3 * r3
-            b_ += f3 * r4
-            r[m + 3, p] = r3 + bj * r4
-            A[p] = a_
-            B[p] = b_
-        m += 4
-    while m < k - 1:
-        for p in range(L):
-            fm = f[m, p]
-            rn = r[m + 1, p]
-            A[p] += fm * r[m, p]
-            B[p] += fm * rn
-            r[m, p] += b[j, p] * rn
-        m += 1
+    n = Y.shape[0] // W
+    big = k > 5  # else g_5, g_6, g_7 stay 0: their operations are skipped
+    z = vsplat(0.0)
+    q = z
+    g0 = z
+    g1 = vsplat(1.0 if k == 2 else 0.0)
+    g2 = vsplat(1.0 if k == 3 else 0.0)
+    g3 = vsplat(1.0 if k == 4 else 0.0)
+    g4 = vsplat(1.0 if k == 5 else 0.0)
+    g5 = vsplat(1.0 if k == 6 else 0.0)
+    g6 = vsplat(1.0 if k == 7 else 0.0)
+    g7 = vsplat(1.0 if k == 8 else 0.0)
+    for seg in range((n + S - 1) // S):
+        o = seg * R * W
+        vstore(CK, o, g0)
+        vstore(CK, o + W, g1)
+        vstore(CK, o + 2 * W, g2)
+        vstore(CK, o + 3 * W, g3)
+        vstore(CK, o + 4 * W, g4)
+        vstore(CK, o + 5 * W, g5)
+        vstore(CK, o + 6 * W, g6)
+        vstore(CK, o + 7 * W, g7)
+        for j in range(seg * S, min(n, seg * S + S)):
+            y = vmul(vload(Y, j * W), c)
+            vstore(Y, j * W, y)
+            q = vfma(y, g0, q)
+            g0 = vfma(y, g1, g0)
+            g1 = vfma(y, g2, g1)
+            g2 = vfma(y, g3, g2)
+            g3 = vfma(y, g4, g3)
+            if big:
+                g4 = vfma(y, g5, g4)
+                g5 = vfma(y, g6, g5)
+                g6 = vfma(y, g7, g6)
+    return q, g0
+
+
+@_jit
+def _backward_reg(
+    Y: np.ndarray, k: int, S: int, CK: np.ndarray, TB: np.ndarray, w1: Any, w2: Any
+) -> None:
+    """``Y[j] = y_j max(w1 A_j - w2 B_j, 0)`` for every ``j``, segment by segment
+    from the last: the segment's prefixes ``g`` go from its checkpoint into the
+    table ``TB`` (the operations of `_forward_reg`, so the same bits), then the
+    segment is walked down with the suffix ``s_d = S[d]`` (``s_0 = 1``) in
+    registers, ``A = sum_d g_d s_d``, ``B = sum_{d >= 1} g_d s_{d-1}``."""
+    n = Y.shape[0] // W
+    big = k > 5  # as in `_forward_reg`
+    z = vsplat(0.0)
+    s1 = z
+    s2 = z
+    s3 = z
+    s4 = z
+    s5 = z
+    s6 = z
+    s7 = z
+    for seg in range((n + S - 1) // S - 1, -1, -1):
+        j0, j1 = seg * S, min(n, seg * S + S)
+        o = seg * R * W
+        g0 = vload(CK, o)
+        g1 = vload(CK, o + W)
+        g2 = vload(CK, o + 2 * W)
+        g3 = vload(CK, o + 3 * W)
+        g4 = vload(CK, o + 4 * W)
+        g5 = vload(CK, o + 5 * W)
+        g6 = vload(CK, o + 6 * W)
+        g7 = vload(CK, o + 7 * W)
+        for j in range(j0, j1):
+            t = (j - j0) * R * W
+            vstore(TB, t, g0)
+            vstore(TB, t + W, g1)
+            vstore(TB, t + 2 * W, g2)
+            vstore(TB, t + 3 * W, g3)
+            vstore(TB, t + 4 * W, g4)
+            if big:
+                vstore(TB, t + 5 * W, g5)
+                vstore(TB, t + 6 * W, g6)
+                vstore(TB, t + 7 * W, g7)
+            y = vload(Y, j * W)
+            g0 = vfma(y, g1, g0)
+            g1 = vfma(y, g2, g1)
+            g2 = vfma(y, g3, g2)
+            g3 = vfma(y, g4, g3)
+            if big:
+                g4 = vfma(y, g5, g4)
+                g5 = vfma(y, g6, g5)
+                g6 = vfma(y, g7, g6)
+        for j in range(j1 - 1, j0 - 1, -1):
+            t = (j - j0) * R * W
+            h0 = vload(TB, t)
+            h1 = vload(TB, t + W)
+            h2 = vload(TB, t + 2 * W)
+            h3 = vload(TB, t + 3 * W)
+            h4 = vload(TB, t + 4 * W)
+            y = vload(Y, j * W)
+            a = vfma(h1, s1, h0)
+            a = vfma(h2, s2, a)
+            a = vfma(h3, s3, a)
+            a = vfma(h4, s4, a)
+            b = vfma(h2, s1, h1)
+            b = vfma(h3, s2, b)
+            b = vfma(h4, s3, b)
+            if big:
+                h5 = vload(TB, t + 5 * W)
+                h6 = vload(TB, t + 6 * W)
+                h7 = vload(TB, t + 7 * W)
+                a = vfma(h5, s5, a)
+                a = vfma(h6, s6, a)
+                a = vfma(h7, s7, a)
+                b = vfma(h5, s4, b)
+                b = vfma(h6, s5, b)
+                b = vfma(h7, s6, b)
+                s7 = vfma(y, s6, s7)
+                s6 = vfma(y, s5, s6)
+                s5 = vfma(y, s4, s5)
+            vstore(Y, j * W, vmul(y, vpos(vsub(vmul(w1, a), vmul(w2, b)))))
+            s4 = vfma(y, s3, s4)
+            s3 = vfma(y, s2, s3)
+            s2 = vfma(y, s1, s2)
+            s1 = vadd(s1, y)
+
+
+@_jit
+def _forward_mem(
+    Y: np.ndarray, c: Any, k: int, S: int, CK: np.ndarray, G: np.ndarray
+) -> Any:
+    """`_forward_reg` for any ``k > 8``, the state ``G[d W:(d + 1) W] = g_d`` (``d
+    < k``; ``k + 4`` slots, the last four zero) in an array.
+
+    Four factors per pass over the degrees (`_four_factors`), then two
+    (`_two_factors`) and one: one load and one store of the state per degree and
+    pass, the operations of one factor at a time."""
+    n = Y.shape[0] // W
+    for i in range((k + 4) * W):
+        G[i] = 0.0
+    vstore(G, (k - 1) * W, vsplat(1.0))
+    q = vsplat(0.0)
+    for seg in range((n + S - 1) // S):
+        o = seg * k * W
+        for i in range(0, k * W, W):
+            vstore(CK, o + i, vload(G, i))
+        j, j1 = seg * S, min(n, seg * S + S)
+        while j < j1:
+            ya = vmul(vload(Y, j * W), c)
+            vstore(Y, j * W, ya)
+            if j + 3 < j1:
+                yb = vmul(vload(Y, (j + 1) * W), c)
+                vstore(Y, (j + 1) * W, yb)
+                yc = vmul(vload(Y, (j + 2) * W), c)
+                vstore(Y, (j + 2) * W, yc)
+                yd = vmul(vload(Y, (j + 3) * W), c)
+                vstore(Y, (j + 3) * W, yd)
+                q = _four_factors(G, k, ya, yb, yc, yd, q)
+                j += 4
+            elif j + 1 < j1:
+                yb = vmul(vload(Y, (j + 1) * W), c)
+                vstore(Y, (j + 1) * W, yb)
+                q = vfma(ya, vload(G, 0), q)
+                q = vfma(yb, vfma(ya, vload(G, W), vload(G, 0)), q)
+                _two_factors(G, 0, G, 0, G, 0, k, ya, yb, False)
+                j += 2
+            else:
+                cur = vload(G, 0)
+                q = vfma(ya, cur, q)
+                for d in range(k - 1):
+                    nxt = vload(G, (d + 1) * W)
+                    vstore(G, d * W, vfma(ya, nxt, cur))
+                    cur = nxt
+                j += 1
+    return q, vload(G, 0)
+
+
+@_jit
+def _four_factors(
+    G: np.ndarray, k: int, y0: Any, y1: Any, y2: Any, y3: Any, q: Any
+) -> Any:
+    """The factors ``1 + y_t X``, ``t = 0..3``, on ``g`` in place in one pass up the
+    degrees, each stage one factor behind the previous by one degree (``g^t`` the
+    state after ``t`` factors, ``g^t_d = g^{t-1}_d + y_{t-1} g^{t-1}_{d+1}``; the
+    four slots past ``k - 1`` read as ``0``, so that ``g_{k-1}`` stays, exactly);
+    returns ``q`` moved past the four factors."""
+    a0 = vload(G, 0)
+    a1 = vload(G, W)
+    a2 = vload(G, 2 * W)
+    a3 = vload(G, 3 * W)
+    b0 = vfma(y0, a1, a0)
+    b1 = vfma(y0, a2, a1)
+    b2 = vfma(y0, a3, a2)
+    c0 = vfma(y1, b1, b0)
+    c1 = vfma(y1, b2, b1)
+    e0 = vfma(y2, c1, c0)
+    q = vfma(y0, a0, q)
+    q = vfma(y1, b0, q)
+    q = vfma(y2, c0, q)
+    q = vfma(y3, e0, q)
+    g0, g1, g2, g3 = a3, b2, c1, e0  # g^0_{d+3}, g^1_{d+2}, g^2_{d+1}, g^3_d
+    for d in range(k):
+        n0 = vload(G, (d + 4) * W)
+        n1 = vfma(y0, n0, g0)
+        n2 = vfma(y1, n1, g1)
+        n3 = vfma(y2, n2, g2)
+        vstore(G, d * W, vfma(y3, n3, g3))
+        g0, g1, g2, g3 = n0, n1, n2, n3
+    return q
+
+
+@_jit
+def _two_factors(
+    src: np.ndarray,
+    so: int,
+    mid: np.ndarray,
+    mo: int,
+    dst: np.ndarray,
+    do: int,
+    k: int,
+    ya: Any,
+    yb: Any,
+    keep_mid: bool,
+) -> None:
+    """``g'_d = g_d + y_a g_{d+1}``, ``g''_d = g'_d + y_b g'_{d+1}`` (``g_k = 0``) in
+    one pass up the degrees: ``g`` from ``src[so:]``, ``g''`` into ``dst[do:]``
+    (which may be ``src``: ``g_d`` is not read after ``g''_d`` is written) and, with
+    ``keep_mid``, ``g'`` into ``mid[mo:]``."""
+    g0c = vload(src, so)
+    g0n = vload(src, so + W)
+    g1c = vfma(ya, g0n, g0c)
+    if keep_mid:
+        vstore(mid, mo, g1c)
+    g0c = g0n
+    for d in range(k - 2):
+        g0n = vload(src, so + (d + 2) * W)
+        g1n = vfma(ya, g0n, g0c)
+        if keep_mid:
+            vstore(mid, mo + (d + 1) * W, g1n)
+        vstore(dst, do + d * W, vfma(yb, g1n, g1c))
+        g0c = g0n
+        g1c = g1n
+    # g'_{k-1} = g_{k-1} (times y_a g_k = 0, exactly)
+    if keep_mid:
+        vstore(mid, mo + (k - 1) * W, g0c)
+    vstore(dst, do + (k - 2) * W, vfma(yb, g0c, g1c))
+    vstore(dst, do + (k - 1) * W, g0c)
+
+
+@_jit
+def _backward_mem(
+    Y: np.ndarray,
+    k: int,
+    S: int,
+    CK: np.ndarray,
+    TB: np.ndarray,
+    SS: np.ndarray,
+    w1: Any,
+    w2: Any,
+) -> None:
+    """`_backward_reg` for any ``k > 2``, two classes per pass over the degrees.
+
+    The table holds the prefixes of every other class of the segment, ``TB[i k W +
+    d W] = g_d`` before class ``j0 + 2 i`` (`_two_factors` from the checkpoint); the
+    walk down takes the classes ``j = j0 + 2 i + 1`` and ``j - 1`` together: the
+    prefix of ``j`` from the table's by one factor (one degree ahead), the sums of
+    both and the suffix ``SS[d W:(d + 1) W] = s_d`` moved past both, with the
+    operations, in the order, of one class at a time (the same bits)."""
+    n = Y.shape[0] // W
+    kw = k * W
+    for i in range(kw):
+        SS[i] = 0.0
+    one = vsplat(1.0)
+    zero = vsplat(0.0)
+    for seg in range((n + S - 1) // S - 1, -1, -1):
+        j0, j1 = seg * S, min(n, seg * S + S)
+        for i in range(0, kw, W):
+            vstore(TB, i, vload(CK, seg * kw + i))
+        r = 0
+        while r + 2 < j1 - j0:
+            ya = vload(Y, (j0 + r) * W)
+            yb = vload(Y, (j0 + r + 1) * W)
+            src = (r // 2) * kw
+            _two_factors(TB, src, TB, src, TB, src + kw, k, ya, yb, False)
+            r += 2
+        j = j1 - 1
+        if (j - j0) % 2 == 0:  # a table row alone at the top (an odd segment)
+            t = ((j - j0) // 2) * kw
+            y = vload(Y, j * W)
+            a = vload(TB, t)
+            b = zero
+            sa = one
+            for d in range(1, k):
+                h = vload(TB, t + d * W)
+                sd = vload(SS, d * W)
+                a = vfma(h, sd, a)
+                b = vfma(h, sa, b)
+                vstore(SS, d * W, vfma(y, sa, sd))
+                sa = sd
+            vstore(Y, j * W, vmul(y, vpos(vsub(vmul(w1, a), vmul(w2, b)))))
+            j -= 1
+        while j > j0:  # classes j (a) and j - 1 (b, a table row)
+            tb = ((j - 1 - j0) // 2) * kw
+            ya = vload(Y, j * W)
+            yb = vload(Y, (j - 1) * W)
+            hb = vload(TB, tb)
+            hbn = vload(TB, tb + W)
+            aa = vfma(yb, hbn, hb)
+            ab = hb
+            ba = zero
+            bb = zero
+            sa = one  # s_{d-1} before class j
+            sb = one  # s_{d-1} after class j
+            for d in range(1, k):
+                hb = hbn
+                if d + 1 < k:
+                    hbn = vload(TB, tb + (d + 1) * W)
+                    ha = vfma(yb, hbn, hb)
+                else:
+                    ha = hb
+                sd = vload(SS, d * W)
+                aa = vfma(ha, sd, aa)
+                ba = vfma(ha, sa, ba)
+                s1 = vfma(ya, sa, sd)
+                ab = vfma(hb, s1, ab)
+                bb = vfma(hb, sb, bb)
+                vstore(SS, d * W, vfma(yb, sb, s1))
+                sa = sd
+                sb = s1
+            vstore(Y, j * W, vmul(ya, vpos(vsub(vmul(w1, aa), vmul(w2, ba)))))
+            vstore(Y, (j - 1) * W, vmul(yb, vpos(vsub(vmul(w1, ab), vmul(w2, bb)))))
+            j -= 2
+
+
+@_jit
+def _x_row(Z: np.ndarray, i: int, g: int, inv: float, x: np.ndarray) -> float:
+    """``x = Z[i] inv`` in float64 with ``-inf`` at the label ``g``; returns
+    ``x_g``."""
+    for j in range(Z.shape[1]):
+        x[j] = Z[i, j] * inv
+    xg = float(x[g])
+    x[g] = -np.inf
+    return xg
+
+
+@_jit
+def _rows(
+    Z: np.ndarray,
+    labels: np.ndarray,
+    params: np.ndarray,
+    loss: np.ndarray,
+    grad: np.ndarray,
+    S: int,
+) -> None:
+    """`smooth_topk_rows` for scores ``Z`` and gradient ``grad`` of one dtype."""
+    nb, n = Z.shape
+    k = int(params[0])
+    tau, alpha, inv, gscale = params[1], params[2], params[3], params[4]
+    want_grad = grad.shape[0] > 0
+    shift = alpha / tau
+    gr = np.empty(n if want_grad else 0)
+    xr = np.empty(n)
+    if k > MONIC_MAX_K:
+        for i in range(nb):
+            xg = _x_row(Z, i, labels[i], inv, xr)
+            loss[i] = _row_mean_tilt(xr, xg, labels[i], k, tau, alpha, gr)
+            if want_grad:
+                for j in range(n):
+                    grad[i, j] = gscale * gr[j]
+        return
+    nseg = (n + S - 1) // S
+    reg = k <= R
+    depth = R if reg else k
+    Y = _aligned(n * W)
+    CK = _aligned(nseg * depth * W)
+    TB = _aligned(S * depth * W)
+    G = _aligned(0 if reg else (k + 4) * W)
+    lane = _aligned(3 * W)
+    cs = np.empty(W)
+    empty = np.empty(0)
+    gf = grad.reshape(grad.shape[0] * grad.shape[1])
+    alone = np.zeros(W, dtype=np.bool_)
+    for i0 in range(0, nb, W):
+        nl = min(W, nb - i0)
+        s = _leaves(Z, inv, labels, i0, nl, Y, lane[2 * W :])
+        c = vdiv(vsplat(float(k)), s)
+        if reg:
+            q1v, q0v = _forward_reg(Y, c, k, S, CK)
+        else:
+            q1v, q0v = _forward_mem(Y, c, k, S, CK, G)
+        for p in range(W):
+            lane[p] = 0.0
+            lane[W + p] = 0.0
+            alone[p] = False
+        for p in range(nl):
+            i = i0 + p
+            g = labels[i]
+            q1, q0 = vlane(q1v, p), vlane(q0v, p)
+            t = math.log(vlane(c, p)) - lane[2 * W + p]
+            xg = Z[i, g] * inv
+            alone[p] = not (min(q1, q0) >= _FLOOR)
+            if alone[p]:  # underflow: this row alone, tilted (its gradient below)
+                _x_row(Z, i, g, inv, xr)
+                loss[i] = _row_mean_tilt(xr, xg, g, k, tau, alpha, empty)
+                continue
+            rr = shift + (math.log(q1 / q0) - t) - xg
+            loss[i] = tau * _softplus(rr)
+            cp = gscale * (_sigmoid(rr) / k)
+            lane[p] = cp / q1
+            lane[W + p] = cp / q0
+            cs[p] = cp
+        if not want_grad:
+            continue
+        w1, w2 = vload(lane, 0), vload(lane, W)
+        if reg:
+            _backward_reg(Y, k, S, CK, TB, w1, w2)
+        else:
+            _backward_mem(Y, k, S, CK, TB, G, w1, w2)
+        j0 = 0
+        if nl == W:
+            while j0 + W <= n:
+                vtile(Y, j0 * W, W, gf, i0 * n + j0, n)
+                j0 += W
+        for p in range(nl):
+            i = i0 + p
+            if alone[p]:
+                xg = _x_row(Z, i, labels[i], inv, xr)
+                _row_mean_tilt(xr, xg, labels[i], k, tau, alpha, gr)
+                for j in range(n):
+                    grad[i, j] = gscale * gr[j]
+            else:
+                for j in range(j0, n):
+                    grad[i, j] = Y[j * W + p]
+                grad[i, labels[i]] = -cs[p]
 
 
 @_jit
 def smooth_topk_rows(
-    X: np.ndarray,
-    xg: np.ndarray,
+    z64: np.ndarray,
+    z32: np.ndarray,
     labels: np.ndarray,
-    E: np.ndarray,
-    mx: np.ndarray,
     params: np.ndarray,
     loss: np.ndarray,
-    grad: np.ndarray,
-    L: int,
+    g64: np.ndarray,
+    g32: np.ndarray,
     S: int,
 ) -> None:
     r"""Smooth top-k SVM loss rows (and gradient rows) of ``(B, C)`` scores ``z``.
 
     ``loss[i] = tau softplus(r_i)``, ``r = alpha/tau + log(e_k/e_{k-1}) - x_y`` with
-    ``x = z / (k tau)`` over the classes other than ``labels[i]``; with a ``grad``
-    of ``X``'s shape (an empty one: the loss alone), ``grad[i, j] = sigma(r)/k
-    (pi^(k)_j - pi^(k-1)_j)`` off the label and ``-sigma(r)/k`` at it.
-    ``params = (k, tau, alpha)``.  Everything is float64 (one compiled signature):
-    ``X = x`` with ``-inf`` at the label, ``xg`` the label's ``x``, ``mx`` the row
-    maximum of ``X`` and ``E = exp(X - mx)``; ``2 <= k < C``; ``z`` finite.
+    ``x = z / (k tau)`` over the classes other than ``labels[i]``; ``grad[i, j] = c
+    sigma(r)/k (pi^(k)_j - pi^(k-1)_j)`` off the label and ``-c sigma(r)/k`` at it.
+    ``params = (k, tau, alpha, 1 / (k tau), c)``; ``2 <= k < C``; ``z`` finite and
+    C-contiguous.  The scores come as ``z64`` (float64) or ``z32`` (float32, then
+    ``z64`` is empty), the gradient goes into ``g64`` or ``g32`` of the same dtype
+    (both empty: the loss alone), so that the kernel has one compiled signature.
+    The arithmetic is float64 for either dtype; ``loss`` is float64.
 
-    Rows go in blocks of ``L``, one per lane of every loop over the block (a
-    partial last block is padded): each row sees the same operations wherever it
-    sits, so it is bit-identical alone or in any batch.  ``L`` is a run-time
-    value on purpose: LLVM then vectorises the loops over the lanes (with run-time
-    overlap checks) instead of unrolling them into scalar code.
-
-    The forward pass keeps only the running prefix and a checkpoint of it every
-    ``S`` classes; the backward sweep recomputes each segment's ``S`` prefixes from
-    its checkpoint (the same operations, so the same bits) and walks it down with
-    the suffix.  Its work stays in a ``(S + 1) k L`` table that fits in the cache,
-    where the whole ``(C + 1) k L`` prefix table (6 MB at ``C = 1000``, ``k = 50``)
-    was written and read back from memory.
+    Rows go in blocks of ``W``, one per lane of the vectors (a partial last block is
+    padded): each row sees the same operations wherever it sits, so it is
+    bit-identical alone or in any batch.  The forward pass keeps a checkpoint of the
+    prefix every ``S`` classes; the backward sweep recomputes each segment's
+    prefixes from its checkpoint (the same operations, so the same bits) and walks
+    it down with the suffix.
 
     A row that fails the health check (or any row for ``k > MONIC_MAX_K``) is
     computed alone by `_row_mean_tilt`.
     """
-    nb, n = X.shape
-    k = int(params[0])
-    tau, alpha = params[1], params[2]
-    want_grad = grad.shape[0] > 0
-    shift = alpha / tau
-    gr = np.empty(n if want_grad else 0)
-    if k > MONIC_MAX_K:
-        for i in range(nb):
-            loss[i] = _row_mean_tilt(X[i], xg[i], labels[i], k, tau, alpha, gr)
-            if want_grad:
-                grad[i] = gr
-        return
-    nseg = (n + S - 1) // S
-    b = np.empty((n, L))
-    Fc = np.empty((nseg, k, L))  # the prefix at the start of each segment
-    Fs = np.empty((S + 1, k, L))
-    r = np.empty((k, L))
-    s = np.empty(L)
-    qk = np.empty(L)
-    A = np.empty(L)
-    B = np.empty(L)
-    w1 = np.empty(L)
-    w2 = np.empty(L)
-    cs = np.empty(L)
-    alone = np.zeros(L, dtype=np.bool_)
-    G = np.empty((n, L))
-    for i0 in range(0, nb, L):
-        nl = min(L, nb - i0)
-        _leaves(E, i0, nl, k, b, s)
-        # Forward: Fs[0] = prod_{i < j}(1 + b_i X), degrees 0..k-1; qk = degree k.
-        for m in range(k):
-            for p in range(L):
-                Fs[0, m, p] = 0.0
-        for p in range(L):
-            Fs[0, 0, p] = 1.0
-            qk[p] = 0.0
-        for g in range(nseg):
-            Fc[g] = Fs[0]
-            _prefix_run(b, g * S, min(n, g * S + S), Fs[0], qk)
-        for p in range(nl):
-            i = i0 + p
-            q1, q0 = qk[p], Fs[0, k - 1, p]
-            t = math.log(s[p]) - mx[i]
-            w1[p] = 0.0
-            w2[p] = 0.0
-            alone[p] = not (min(q1, q0) >= _FLOOR)
-            if alone[p]:  # underflow: this row alone, tilted
-                loss[i] = _row_mean_tilt(X[i], xg[i], labels[i], k, tau, alpha, gr)
-                if want_grad:
-                    grad[i] = gr
-                continue
-            rr = shift + (math.log(q1 / q0) - t) - xg[i]
-            loss[i] = tau * _softplus(rr)
-            c = _sigmoid(rr) / k
-            w1[p] = c / q1
-            w2[p] = c / q0
-            cs[p] = c
-        if not want_grad:
-            continue
-        # Backward: r[m] = S[k-1-m], S the product of the factors after j.  One
-        # pass over the degrees reads F_j and r for both leave-one-out sums and
-        # moves r past factor j (r[m + 1] is read before it is updated).
-        for m in range(k):
-            for p in range(L):
-                r[m, p] = 0.0
-        for p in range(L):
-            r[k - 1, p] = 1.0
-        for g in range(nseg - 1, -1, -1):
-            j0, j1 = g * S, min(n, g * S + S)
-            Fs[0] = Fc[g]
-            _prefix_table(b, j0, j1 - 1, Fs)
-            for j in range(j1 - 1, j0 - 1, -1):
-                f = Fs[j - j0]
-                for p in range(L):
-                    A[p] = f[k - 1, p] * r[k - 1, p]
-                    B[p] = 0.0
-                _leave_one_out(f, r, b, j, k, A, B)
-                for p in range(L):
-                    v = w1[p] * A[p] - w2[p] * B[p]
-                    G[j, p] = b[j, p] * v if v > 0.0 else 0.0
-        for p in range(nl):
-            if not alone[p]:
-                i = i0 + p
-                for j in range(n):
-                    grad[i, j] = G[j, p]
-                grad[i, labels[i]] = -cs[p]
+    if z32.shape[0] > 0:
+        _rows(z32, labels, params, loss, g32, S)
+    else:
+        _rows(z64, labels, params, loss, g64, S)
+
+
+@_jit
+def exp_lanes(x: np.ndarray, out: np.ndarray) -> None:
+    """``out = exp(x)`` by `vexp`, ``W`` entries at a time (``x <= 0`` contiguous,
+    its length a multiple of ``W``): the kernel's exponential, for the tests."""
+    for i in range(0, x.shape[0], W):
+        vstore(out, i, vexp(vload(x, i)))

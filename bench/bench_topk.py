@@ -1,8 +1,9 @@
 """Benchmark of the smooth top-k SVM loss against comparators timed in the same run.
 
 Every number in the table is measured by this run; nothing is typed in.  For each
-(B, C, k) and dtype the candidates are called in round-robin order (one call of
-each per round, so that load from other processes hits them alike) and the table
+(B, C, k) and dtype the candidates are called in rounds (one call of each per
+round, in a fresh random order, so that load from other processes and the state
+left by the previous call hit them alike) and the table
 shows the **minimum** over the rounds in milliseconds, the least disturbed call on
 a shared machine; the ratios are ratios of those minima.  Columns:
 
@@ -300,16 +301,19 @@ def measure(
 ) -> dict[str, float]:
     """Minimum milliseconds of each function over ``repeats`` round-robin rounds.
 
-    Each round starts one function later than the previous one, so that no
+    Each round calls the functions in a fresh random order (seeded), so that no
     candidate always runs right after the same neighbour (cache state, torch's
-    thread pool)."""
+    thread pool): rotations of one order kept the neighbours, and ``auto``, run
+    after torch CE, read slower than the same kernel as ``direct``."""
     best = dict.fromkeys(fns, float("inf"))
     for f in fns.values():  # warm up
         f()
     sync()
     order = list(fns.items())
-    for r in range(repeats):
-        for name, f in order[r % len(order) :] + order[: r % len(order)]:
+    shuffle = np.random.default_rng(1)
+    for _ in range(repeats):
+        for i in shuffle.permutation(len(order)):
+            name, f = order[i]
             t0 = time.perf_counter()
             f()
             sync()

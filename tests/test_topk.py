@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import subprocess
 import sys
 
@@ -715,9 +716,12 @@ def test_import_arrayloss_does_not_import_numba():
         "assert 'numba' not in sys.modules; al.smooth_topk_svm(z, y, k=2); "
         "print('numba' in sys.modules)"
     )
+    # Without ARRAYLOSS_NUMBA=0 from the caller's environment (it keeps numba out).
+    env = {k: v for k, v in os.environ.items() if k != _esp_compiled.ENV_VAR}
     out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True,
+        env=env,
+    ).stdout  # fmt: skip
     assert out.strip() == str(HAVE_NUMBA)
 
 
@@ -794,13 +798,16 @@ def test_compiled_finite_for_extreme_scores(data, dtype, n):
 
 
 @needs_numba
-@pytest.mark.parametrize("k", [3, 20])
+@pytest.mark.parametrize(("k", "n"), [(3, 61), (7, 61), (20, 61), (20, 150)])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_compiled_rows_alone_across_blocks(rng, dtype, k):
-    """Rows in every lane of the kernel's blocks (64 rows; 16 for a row alone), a
-    partial last block, two backward segments (32 classes and a partial one), and
-    fallback rows: each bit-identical to the row alone."""
-    B, n = 70, 60
+def test_compiled_rows_alone_across_blocks(rng, dtype, k, n):
+    """Rows in every lane of the kernel's vectors (16 rows), a partial last block,
+    the W x W transposes and a partial tile of classes, segments of odd length (k
+    <= 8: 16 classes; k > 8: 64, four classes per forward pass and two per
+    backward pass, with the remainders of one, two and three), the three forms of
+    the kernel (k <= 5, k <= 8, k > 8), and fallback rows: each bit-identical to
+    the row alone."""
+    B = 70
     z = (3 * rng.standard_normal((B, n))).astype(dtype)
     y = rng.integers(0, n, B)
     for i in (1, 31, 32, 69):
@@ -810,10 +817,49 @@ def test_compiled_rows_alone_across_blocks(rng, dtype, k):
 
 
 @needs_numba
+@pytest.mark.parametrize("k", [2, 5, 6, 8, 9, 33])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_compiled_forms_match_array_path(rng, dtype, k):
+    """Each form of the kernel (degrees in registers for k <= 5 and k <= 8, in an
+    array above) against the array tree, on a batch with a partial block, an odd
+    number of classes (a partial tile, an odd last segment) and fallback rows."""
+    z = (2 * rng.standard_normal((37, 141))).astype(dtype)
+    y = rng.integers(0, 141, 37)
+    z[3, (y[3] + 2) % 141] = 1e4
+    z[36, (y[36] + 2) % 141] = -1e4
+    _assert_paths_agree(z, y, k, 1.0, alpha=1.0)
+
+
+@needs_numba
+def test_compiled_exp_is_accurate():
+    """The kernel's vector exp (Cody-Waite reduction, degree-13 Taylor polynomial,
+    two powers of two) against NumPy's: within 2 ulp where normal, within one
+    subnormal step below, 0 exactly where NumPy's is 0 (``-inf`` included)."""
+    from arrayloss import _esp_numba
+
+    rng = np.random.default_rng(4)
+    x = np.concatenate([
+        -rng.uniform(0, 760, 4000), -rng.uniform(0, 1, 4000),
+        -rng.exponential(1e-9, 100), -np.logspace(-320, 2.8, 200),
+        [0.0, -0.0, -np.inf, -1e300, -745.13, -745.14, -708.39, -708.4, -5e-324],
+    ])  # fmt: skip
+    x = np.concatenate([x, np.zeros(-len(x) % _esp_numba.W)])
+    got = np.empty_like(x)
+    _esp_numba.exp_lanes(x, got)
+    ref = np.exp(x)
+    normal = ref >= np.finfo(np.float64).smallest_normal
+    assert np.all(np.abs(got - ref)[normal] <= 2 * np.spacing(ref[normal]))
+    assert np.all(np.abs(got - ref)[~normal] <= 5e-324)
+    assert np.array_equal(got == 0, ref == 0)
+    assert np.any(~normal & (ref > 0))  # the subnormal range was tried
+
+
+@needs_numba
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_compiled_work_buffers_are_not_returned_or_shared(rng, dtype):
-    """The kernel's work buffers are per thread and reused: a result survives the
-    next call, and threads running at once get what each gets alone."""
+    """Results are the caller's own (the kernel's work arrays are its own, per
+    call): a result survives the next call, and threads running at once get what
+    each gets alone."""
     import threading
 
     zs = [(2 * rng.standard_normal((40, 50))).astype(dtype) for _ in range(4)]
