@@ -177,7 +177,10 @@ def test_parquet_row_group_read_in_batches(tmp_path, data, monkeypatch):
     )  # fmt: skip
     with src:
         assert src.read(3).shape == (3, C)
-        assert src._f._read_batches == 1  # 8 of the 50 rows decoded, not 50
+        # blocks of 6 rows (two reads of 3): the one read, PREFETCH waiting and
+        # the one being made; 8 rows a batch, not the 50 rows decoded at once
+        ahead = -(-(_arrow.PREFETCH + 2) * 6 // 8)
+        assert 1 <= src._f._read_batches <= ahead < -(-N // 8)
         src.read(N)
         assert src._f._read_batches == -(-N // 8)
     for k in (1, 7, N):
@@ -186,6 +189,94 @@ def test_parquet_row_group_read_in_batches(tmp_path, data, monkeypatch):
              "--chunk-size", str(k)]
         )  # fmt: skip
         assert _numbers(out) == ref
+
+
+def _reader_threads():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "arrayloss-arrow-reader"]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "feather"])
+def test_error_ahead_comes_after_the_rows_before_it(tmp_path, data, fmt, monkeypatch):
+    """The rows are converted ahead in a thread: a missing value found there is
+    raised by the read that reaches its row, after every row before it."""
+    from arrayloss import _arrow
+
+    z, y, _ = data
+    table = _table(z, y).set_column(2, "p2", pa.array([*z[:37, 2], None, *z[38:, 2]]))
+    path = tmp_path / f"t.{fmt}"
+    _write(table, path, fmt, 8)
+    monkeypatch.setattr(_arrow, "BATCH_VALUES", 8 * (C + 1))  # 8 rows a batch
+    src, labels = _arrow.open_arrow(
+        str(path), "T", "scores", label_column="label", with_labels=True
+    )
+    got = []
+    with src:
+        for _ in range(7):  # rows 0-34
+            got.append(src.read(5))
+            np.testing.assert_array_equal(labels.read(5), y[5 * len(got) - 5 :][:5])
+        with pytest.raises(DataError, match=r"T row 37, column 'p2': a missing value"):
+            src.read(5)
+    np.testing.assert_array_equal(np.concatenate(got), z[:35])
+    assert not _reader_threads()
+
+
+def test_closing_stops_the_reading_thread(tmp_path, data, monkeypatch):
+    """Closing a source half read ends its reading thread (blocked on blocks
+    not taken); a source dropped unclosed ends it too; the rows read before are
+    the file's."""
+    import gc
+    import time
+
+    from arrayloss import _arrow
+
+    z, y, _ = data
+    pq.write_table(_table(z, y), tmp_path / "t.parquet", row_group_size=N)
+    monkeypatch.setattr(_arrow, "BATCH_VALUES", 2 * (C + 1))  # 2 rows a batch
+    for close in (True, False):
+        src, labels = _arrow.open_arrow(
+            str(tmp_path / "t.parquet"), "T", "scores", label_column="label",
+            with_labels=True,
+        )  # fmt: skip
+        np.testing.assert_array_equal(src.read(3), z[:3])
+        assert len(_reader_threads()) == 1
+        if close:
+            src.close()
+        else:
+            del src, labels
+            gc.collect()
+            deadline = time.monotonic() + 10
+            while _reader_threads() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert not _reader_threads()
+
+
+@pytest.mark.parametrize("env", ["", "jemalloc", "mimalloc"])
+def test_arrow_default_pool_chosen_before_import(env):
+    """The command line's process imports pyarrow with the system allocator as
+    Arrow's own default pool (the one the Parquet and IPC readers' page buffers
+    come from, which `pyarrow.set_memory_pool` does not change), unless
+    ``ARROW_DEFAULT_MEMORY_POOL`` names one; the environment is left as it was."""
+    code = (
+        "import os, sys; from arrayloss._arrow import own_memory_pool, _pyarrow; "
+        "own_memory_pool(); assert 'pyarrow' not in sys.modules; pa = _pyarrow('T'); "
+        "print(pa.default_memory_pool().backend_name, "
+        "os.environ.get('ARROW_DEFAULT_MEMORY_POOL', '-'))"
+    )
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    environ.pop("ARROW_DEFAULT_MEMORY_POOL", None)
+    if env:
+        environ["ARROW_DEFAULT_MEMORY_POOL"] = env
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environ,
+        check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    backend, left = run.stdout.split()
+    if env and env not in run.stdout and "Unsupported backend" in run.stderr:
+        pytest.skip(f"this pyarrow has no {env} pool")
+    assert (backend, left) == ((env, env) if env else ("system", "-"))
 
 
 @pytest.mark.parametrize(
