@@ -16,6 +16,11 @@ the same at every chunk size, and the same as for the data saved as ``.npy``.
 * Feather v2 / Arrow IPC (``.feather``, ``.arrow``, ``.ipc``): the IPC file
   format batch by batch (compressed buffers included), or the IPC stream format.
 
+The rows are read, decoded and copied into C-order rows in a thread, `PREFETCH`
+blocks (of about a batch each) ahead of those asked for (`_Prefetch`): pyarrow
+and NumPy's copies let go of the GIL, so the file is read while the rows read
+before are evaluated, and memory grows by those blocks only.
+
 Scores are one numeric column per class (integer or floating; their common NumPy
 dtype is kept, so float32 stays float32), or a single fixed-size-list (or list)
 column of the class scores.  The columns of a table are, by default, every column
@@ -61,6 +66,13 @@ column chunk (a row group's worth of a column, ~400 MB for 100 float32 columns
 of a million rows as ``df.to_parquet()`` writes them) at once."""
 
 PREFETCH = 2
+"""Blocks of rows (about `BATCH_ROWS` rows or `BATCH_VALUES` values each) read
+and converted ahead, in a thread, of those asked for; `PREFETCH_ENV` sets it."""
+
+PREFETCH_ENV = "ARRAYLOSS_ARROW_PREFETCH"
+"""The environment variable that sets `PREFETCH` (``0``: no thread, each block
+read on the thread that asks for it)."""
+
 _PARQUET = (".parquet", ".pq")
 
 
@@ -505,14 +517,48 @@ class _Blocks:
         return m, main, extra
 
 
+def _prefetch_depth() -> int:
+    """`PREFETCH`, or the number `PREFETCH_ENV` gives."""
+    raw = os.environ.get(PREFETCH_ENV, "").strip()
+    if not raw:
+        return PREFETCH
+    try:
+        depth = int(raw)
+    except ValueError:
+        depth = -1
+    if depth < 0:
+        msg = f"{PREFETCH_ENV} must be a non-negative integer (got {raw!r})"
+        raise UsageError(msg)
+    return depth
+
+
+class _Inline:
+    """The blocks of ``produce`` made when asked for (`PREFETCH_ENV` ``0``)."""
+
+    def __init__(self, produce: Callable[[], Block | None]) -> None:
+        self._produce: Callable[[], Block | None] | None = produce
+
+    def get(self) -> Block | None:
+        """The next block, None after the last."""
+        if self._produce is None:
+            return None
+        block = self._produce()
+        if block is None:
+            self._produce = None
+        return block
+
+    def close(self) -> None:
+        self._produce = None
+
+
 class _Prefetch:
-    """The blocks of ``produce`` made in a thread, at most `PREFETCH` ahead of
+    """The blocks of ``produce`` made in a thread, at most ``depth`` ahead of
     `get`: reading and decoding the file (pyarrow, and the copy into rows, let
     go of the GIL) overlap with the computing on the rows already read.  An
     error is raised by `get` where it occurred, after the blocks before it."""
 
-    def __init__(self, produce: Callable[[], Block | None]) -> None:
-        self._queue: queue.Queue[Block | BaseException | None] = queue.Queue(PREFETCH)
+    def __init__(self, produce: Callable[[], Block | None], depth: int) -> None:
+        self._queue: queue.Queue[Block | BaseException | None] = queue.Queue(depth)
         self._stop = threading.Event()
         self._over = False
         self._thread = threading.Thread(
@@ -585,7 +631,7 @@ class _ArrowSource(Source):
         self._pending: list[tuple[np.ndarray, np.ndarray | None]] = []
         self._have = 0  # rows converted and not yet read
         self._done = 0  # rows read
-        self._ahead: _Prefetch | None = None
+        self._ahead: _Prefetch | _Inline | None = None
         order = list(reader.columns)
         if labels_reader is not None:
             order += labels_reader.columns
@@ -608,7 +654,10 @@ class _ArrowSource(Source):
         if self._ahead is None:
             step = n * max(1, self._f.batch_rows // n)
             blocks = _Blocks(self._f, self._reader, self._labels_reader, step)
-            self._ahead = _Prefetch(blocks.next)
+            depth = _prefetch_depth()
+            self._ahead = (
+                _Prefetch(blocks.next, depth) if depth else _Inline(blocks.next)
+            )
         while self._have < n:
             got = self._ahead.get()
             if got is None:

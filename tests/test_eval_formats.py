@@ -79,7 +79,12 @@ FORMATS = [("parquet", "p.parquet"), ("feather", "p.feather"), ("stream", "p.arr
 
 @pytest.mark.parametrize(("fmt", "name"), FORMATS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_arrow_equals_npy_at_every_chunk_size(tmp_path, data, fmt, name, dtype):
+def test_arrow_equals_npy_at_every_chunk_size(
+    tmp_path, data, fmt, name, dtype, monkeypatch
+):
+    from arrayloss import _arrow
+
+    monkeypatch.setenv(_arrow.PREFETCH_ENV, "")  # restored after the test
     z, y, w = data
     np.save(tmp_path / "z.npy", z.astype(dtype))
     np.save(tmp_path / "y.npy", y)
@@ -88,7 +93,8 @@ def test_arrow_equals_npy_at_every_chunk_size(tmp_path, data, fmt, name, dtype):
     _write(_table(z, y, dtype=dtype), tmp_path / name, fmt)
     npy = [str(tmp_path / "z.npy"), str(tmp_path / "y.npy"), *LOSSES]
     ref = _numbers(_json([*npy, "--weights", str(tmp_path / "w.npy")]))
-    for k in (1, 7, N):
+    for k, ahead in ((1, "2"), (7, "2"), (7, "0"), (N, "1")):
+        os.environ[_arrow.PREFETCH_ENV] = ahead  # 0: read on the calling thread
         out = _json(
             [str(tmp_path / name), "--label-column", "label", *LOSSES,
              "--weights", str(tmp_path / "w.parquet"), "--chunk-size", str(k)]
@@ -123,11 +129,15 @@ def test_mixed_column_types(tmp_path, data):
     batch=st.integers(1, 10),
     reads=st.lists(st.integers(1, 12), min_size=1, max_size=6),
     fmt=st.sampled_from(["parquet", "feather", "stream"]),
+    ahead=st.sampled_from(["0", "1", "2"]),
 )
-def test_reads_cut_batches_anywhere(tmp_path_factory, rows, group, batch, reads, fmt):
+def test_reads_cut_batches_anywhere(
+    tmp_path_factory, rows, group, batch, reads, fmt, ahead
+):
     """Whatever the row groups or record batches, the batches a Parquet row
-    group is read in (``batch`` rows) and the sizes asked for, the rows come back
-    in order, each exactly once, with their labels, each read C-contiguous."""
+    group is read in (``batch`` rows), the sizes asked for and the blocks read
+    ahead (``ahead``; 0: none, no thread), the rows come back in order, each
+    exactly once, with their labels, each read C-contiguous."""
     from unittest import mock
 
     from arrayloss import _arrow
@@ -139,7 +149,10 @@ def test_reads_cut_batches_anywhere(tmp_path_factory, rows, group, batch, reads,
     table = _table(z, y, names=["a", "b", "c"])
     path = d / ("t.parquet" if fmt == "parquet" else "t.arrow")
     _write(table, path, fmt, group)
-    with mock.patch.object(_arrow, "BATCH_ROWS", batch):
+    with (
+        mock.patch.object(_arrow, "BATCH_ROWS", batch),
+        mock.patch.dict(os.environ, {_arrow.PREFETCH_ENV: ahead}),
+    ):
         src, labels = open_arrow(
             str(path), "T", "scores", label_column="label", with_labels=True
         )
@@ -197,11 +210,17 @@ def _reader_threads():
     return [t for t in threading.enumerate() if t.name == "arrayloss-arrow-reader"]
 
 
+@pytest.mark.parametrize("ahead", ["0", "2"])
 @pytest.mark.parametrize("fmt", ["parquet", "feather"])
-def test_error_ahead_comes_after_the_rows_before_it(tmp_path, data, fmt, monkeypatch):
+def test_error_ahead_comes_after_the_rows_before_it(
+    tmp_path, data, fmt, ahead, monkeypatch
+):
     """The rows are converted ahead in a thread: a missing value found there is
-    raised by the read that reaches its row, after every row before it."""
+    raised by the read that reaches its row, after every row before it (as when
+    each block is read on the calling thread, ``ahead`` 0)."""
     from arrayloss import _arrow
+
+    monkeypatch.setenv(_arrow.PREFETCH_ENV, ahead)
 
     z, y, _ = data
     table = _table(z, y).set_column(2, "p2", pa.array([*z[:37, 2], None, *z[38:, 2]]))
@@ -250,6 +269,19 @@ def test_closing_stops_the_reading_thread(tmp_path, data, monkeypatch):
             while _reader_threads() and time.monotonic() < deadline:
                 time.sleep(0.01)
         assert not _reader_threads()
+
+
+@pytest.mark.parametrize("value", ["x", "-1", "1.5"])
+def test_bad_prefetch_variable_is_usage_error(tmp_path, data, value):
+    from arrayloss._arrow import PREFETCH_ENV
+
+    z, y, _ = data
+    pq.write_table(_table(z, y), tmp_path / "t.parquet")
+    line = _fails(
+        [str(tmp_path / "t.parquet"), "--label-column", "label"], 2,
+        env={PREFETCH_ENV: value},
+    )  # fmt: skip
+    assert f"{PREFETCH_ENV} must be a non-negative integer (got {value!r})" in line
 
 
 @pytest.mark.parametrize("env", ["", "jemalloc", "mimalloc"])
