@@ -220,8 +220,9 @@ class _ArrowFile:
             return set()
         return {self.names.index(c) for c in stored if c in self.names}
 
-    def start(self, columns: Sequence[int]) -> None:
-        """Read only ``columns`` (numbers, in this order) from now on."""
+    def start(self, columns: Sequence[int], *, threads: bool = True) -> None:
+        """Read only ``columns`` (numbers, in this order) from now on; with
+        ``threads``, a Parquet file's columns are decoded on pyarrow's threads."""
         names = [self.names[c] for c in columns]
         if len(set(names)) != len(names):
             msg = f"{self.label} has two columns named alike among {names}"
@@ -231,7 +232,7 @@ class _ArrowFile:
             self._batches = self._pf.iter_batches(
                 batch_size=self.batch_rows,
                 columns=names,
-                use_threads=True,
+                use_threads=threads,
             )
         elif self._n_batches is not None:
             ipc = self._ipc
@@ -532,6 +533,21 @@ def _prefetch_depth() -> int:
     return depth
 
 
+def _decode_threads(depth: int) -> bool:
+    """Whether pyarrow decodes a Parquet file's columns on its threads: when the
+    rows are read on the thread that evaluates them (``depth`` 0), or beside it
+    with more than two CPUs usable.  On two, the reading thread and the
+    evaluating one take both: pyarrow's threads would only share them (and cost
+    CPU time to hand the columns over)."""
+    if not depth:
+        return True
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return cpus > 2
+
+
 class _Inline:
     """The blocks of ``produce`` made when asked for (`PREFETCH_ENV` ``0``)."""
 
@@ -635,7 +651,8 @@ class _ArrowSource(Source):
         order = list(reader.columns)
         if labels_reader is not None:
             order += labels_reader.columns
-        f.start(order)
+        self._depth = _prefetch_depth()
+        f.start(order, threads=_decode_threads(self._depth))
         if reader.is_list and reader.n_cols is None:
             first = f.peek()
             if first is None:
@@ -654,7 +671,7 @@ class _ArrowSource(Source):
         if self._ahead is None:
             step = n * max(1, self._f.batch_rows // n)
             blocks = _Blocks(self._f, self._reader, self._labels_reader, step)
-            depth = _prefetch_depth()
+            depth = self._depth
             self._ahead = (
                 _Prefetch(blocks.next, depth) if depth else _Inline(blocks.next)
             )

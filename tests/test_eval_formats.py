@@ -271,6 +271,21 @@ def test_closing_stops_the_reading_thread(tmp_path, data, monkeypatch):
         assert not _reader_threads()
 
 
+@pytest.mark.parametrize(
+    ("depth", "cpus", "threads"),
+    [(0, 2, True), (0, 1, True), (2, 2, False), (2, 1, False), (2, 3, True), (1, 8, True)],
+)  # fmt: skip
+def test_decode_threads(monkeypatch, depth, cpus, threads):
+    """pyarrow's decoding threads are used where they add CPUs: reading on the
+    evaluating thread, or beside it with more than two CPUs."""
+    from arrayloss import _arrow
+
+    monkeypatch.setattr(
+        os, "sched_getaffinity", lambda _: set(range(cpus)), raising=False
+    )
+    assert _arrow._decode_threads(depth) is threads
+
+
 @pytest.mark.parametrize("value", ["x", "-1", "1.5"])
 def test_bad_prefetch_variable_is_usage_error(tmp_path, data, value):
     from arrayloss._arrow import PREFETCH_ENV
