@@ -33,6 +33,7 @@ labels are numeric columns like the scores.  A missing value (null) is a
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
 import os
@@ -583,6 +584,7 @@ class _Prefetch:
             name="arrayloss-arrow-reader",
             daemon=True,
         )
+        _watch(self._thread, self._stop)
         self._thread.start()
 
     def get(self) -> Block | None:
@@ -610,6 +612,27 @@ class _Prefetch:
         self._stop.set()  # a source never closed: its thread ends on its own
 
 
+_LIVE: dict[threading.Thread, threading.Event] = {}
+"""The reading threads running, and what stops each (`_stop_at_exit`)."""
+
+
+def _watch(thread: threading.Thread, stop: threading.Event) -> None:
+    """Count ``thread`` among `_LIVE` (`_stop_at_exit` registered once)."""
+    atexit.unregister(_stop_at_exit)
+    atexit.register(_stop_at_exit)
+    _LIVE[thread] = stop
+
+
+def _stop_at_exit() -> None:
+    """Stop the reading threads of sources never closed, and wait for them,
+    before the interpreter ends: a daemon thread still running in pyarrow's C++
+    when it does would be cut off there (`threading` stops daemon threads
+    where they stand)."""
+    for thread, stop in list(_LIVE.items()):
+        stop.set()
+        thread.join(timeout=10)
+
+
 def _produce(
     produce: Callable[[], Block | None],
     out: queue.Queue[Block | BaseException | None],
@@ -617,6 +640,17 @@ def _produce(
 ) -> None:
     """`_Prefetch`'s thread: put each block of ``produce``, then None (or the
     error), until ``stop``."""
+    try:
+        _put_blocks(produce, out, stop)
+    finally:
+        _LIVE.pop(threading.current_thread(), None)
+
+
+def _put_blocks(
+    produce: Callable[[], Block | None],
+    out: queue.Queue[Block | BaseException | None],
+    stop: threading.Event,
+) -> None:
     item: Block | BaseException | None
     while not stop.is_set():
         try:

@@ -269,6 +269,28 @@ def test_closing_stops_the_reading_thread(tmp_path, data, monkeypatch):
             while _reader_threads() and time.monotonic() < deadline:
                 time.sleep(0.01)
         assert not _reader_threads()
+        assert not _arrow._LIVE
+
+
+def test_exit_with_a_source_half_read(tmp_path, data):
+    """A program that ends with a source half read and never closed exits
+    cleanly: its reading thread is stopped before the interpreter ends."""
+    z, y, _ = data
+    pq.write_table(_table(z, y), tmp_path / "t.parquet", row_group_size=N)
+    code = (
+        "import sys; from arrayloss import _arrow; _arrow.BATCH_VALUES = 2 * 5; "
+        f"src, _ = _arrow.open_arrow({str(tmp_path / 't.parquet')!r}, 'T', 'scores', "
+        "label_column='label', with_labels=True); print(src.read(3).shape); "
+        "print(len(_arrow._LIVE))"
+    )
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environ,
+        check=False, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["(3,", f"{C})", "1"]
+    assert run.stderr == ""
 
 
 @pytest.mark.parametrize(
