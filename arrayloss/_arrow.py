@@ -221,9 +221,11 @@ class _ArrowFile:
             return set()
         return {self.names.index(c) for c in stored if c in self.names}
 
-    def start(self, columns: Sequence[int], *, threads: bool = True) -> None:
-        """Read only ``columns`` (numbers, in this order) from now on; with
-        ``threads``, a Parquet file's columns are decoded on pyarrow's threads."""
+    def start(self, columns: Sequence[int]) -> None:
+        """Read only ``columns`` (numbers, in this order) from now on (a Parquet
+        file's columns decoded on pyarrow's threads: the reading thread is the
+        longer chain, and they share its work with the cores the evaluation
+        leaves)."""
         names = [self.names[c] for c in columns]
         if len(set(names)) != len(names):
             msg = f"{self.label} has two columns named alike among {names}"
@@ -233,7 +235,7 @@ class _ArrowFile:
             self._batches = self._pf.iter_batches(
                 batch_size=self.batch_rows,
                 columns=names,
-                use_threads=threads,
+                use_threads=True,
             )
         elif self._n_batches is not None:
             ipc = self._ipc
@@ -534,21 +536,6 @@ def _prefetch_depth() -> int:
     return depth
 
 
-def _decode_threads(depth: int) -> bool:
-    """Whether pyarrow decodes a Parquet file's columns on its threads: when the
-    rows are read on the thread that evaluates them (``depth`` 0), or beside it
-    with more than two CPUs usable.  On two, the reading thread and the
-    evaluating one take both: pyarrow's threads would only share them (and cost
-    CPU time to hand the columns over)."""
-    if not depth:
-        return True
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return cpus > 2
-
-
 class _Inline:
     """The blocks of ``produce`` made when asked for (`PREFETCH_ENV` ``0``)."""
 
@@ -686,7 +673,7 @@ class _ArrowSource(Source):
         if labels_reader is not None:
             order += labels_reader.columns
         self._depth = _prefetch_depth()
-        f.start(order, threads=_decode_threads(self._depth))
+        f.start(order)
         if reader.is_list and reader.n_cols is None:
             first = f.peek()
             if first is None:

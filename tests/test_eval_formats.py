@@ -293,21 +293,6 @@ def test_exit_with_a_source_half_read(tmp_path, data):
     assert run.stderr == ""
 
 
-@pytest.mark.parametrize(
-    ("depth", "cpus", "threads"),
-    [(0, 2, True), (0, 1, True), (2, 2, False), (2, 1, False), (2, 3, True), (1, 8, True)],
-)  # fmt: skip
-def test_decode_threads(monkeypatch, depth, cpus, threads):
-    """pyarrow's decoding threads are used where they add CPUs: reading on the
-    evaluating thread, or beside it with more than two CPUs."""
-    from arrayloss import _arrow
-
-    monkeypatch.setattr(
-        os, "sched_getaffinity", lambda _: set(range(cpus)), raising=False
-    )
-    assert _arrow._decode_threads(depth) is threads
-
-
 @pytest.mark.parametrize("value", ["x", "-1", "1.5"])
 def test_bad_prefetch_variable_is_usage_error(tmp_path, data, value):
     from arrayloss._arrow import PREFETCH_ENV
