@@ -184,6 +184,7 @@ def test_parquet_row_group_read_in_batches(tmp_path, data, monkeypatch):
     np.save(tmp_path / "y.npy", y)
     ref = _numbers(_json([str(tmp_path / "z.npy"), str(tmp_path / "y.npy")]))
     monkeypatch.setattr(_arrow, "BATCH_VALUES", 8 * (C + 1))  # 8 rows a batch
+    monkeypatch.delenv(_arrow.PREFETCH_ENV, raising=False)
     src, _ = _arrow.open_arrow(
         str(tmp_path / "g.parquet"), "T", "scores", label_column="label",
         with_labels=True,
@@ -253,6 +254,7 @@ def test_closing_stops_the_reading_thread(tmp_path, data, monkeypatch):
     z, y, _ = data
     pq.write_table(_table(z, y), tmp_path / "t.parquet", row_group_size=N)
     monkeypatch.setattr(_arrow, "BATCH_VALUES", 2 * (C + 1))  # 2 rows a batch
+    monkeypatch.delenv(_arrow.PREFETCH_ENV, raising=False)
     for close in (True, False):
         src, labels = _arrow.open_arrow(
             str(tmp_path / "t.parquet"), "T", "scores", label_column="label",
@@ -284,6 +286,7 @@ def test_exit_with_a_source_half_read(tmp_path, data):
         "print(len(_arrow._LIVE))"
     )
     environ = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    environ.pop("ARRAYLOSS_ARROW_PREFETCH", None)
     run = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=environ,
         check=False, timeout=60,
