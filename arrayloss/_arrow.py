@@ -16,6 +16,11 @@ the same at every chunk size, and the same as for the data saved as ``.npy``.
 * Feather v2 / Arrow IPC (``.feather``, ``.arrow``, ``.ipc``): the IPC file
   format batch by batch (compressed buffers included), or the IPC stream format.
 
+The rows are read, decoded and copied into C-order rows in a thread, `PREFETCH`
+blocks (of about a batch each) ahead of those asked for (`_Prefetch`): pyarrow
+and NumPy's copies let go of the GIL, so the file is read while the rows read
+before are evaluated, and memory grows by those blocks only.
+
 Scores are one numeric column per class (integer or floating; their common NumPy
 dtype is kept, so float32 stays float32), or a single fixed-size-list (or list)
 column of the class scores.  The columns of a table are, by default, every column
@@ -28,9 +33,14 @@ labels are numeric columns like the scores.  A missing value (null) is a
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import json
-from collections.abc import Iterator, Sequence
+import os
+import queue
+import sys
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -58,6 +68,14 @@ PARQUET_BUFFER = 1 << 16
 column chunk (a row group's worth of a column, ~400 MB for 100 float32 columns
 of a million rows as ``df.to_parquet()`` writes them) at once."""
 
+PREFETCH = 2
+"""Blocks of rows (about `BATCH_ROWS` rows or `BATCH_VALUES` values each) read
+and converted ahead, in a thread, of those asked for; `PREFETCH_ENV` sets it."""
+
+PREFETCH_ENV = "ARRAYLOSS_ARROW_PREFETCH"
+"""The environment variable that sets `PREFETCH` (``0``: no thread, each block
+read on the thread that asks for it)."""
+
 _PARQUET = (".parquet", ".pq")
 
 
@@ -66,6 +84,8 @@ def _pyarrow(label: str, *, parquet: bool = True) -> Any:
     `UsageError` naming the extra (``pyarrow.compute`` is imported where it is
     used: only ragged lists and nulls need it)."""
     try:
+        if _PROCESS_OWNED and "pyarrow" not in sys.modules:
+            _import_with_steady_pool()
         import pyarrow as pa
 
         if parquet:
@@ -83,19 +103,48 @@ def _pyarrow(label: str, *, parquet: bool = True) -> Any:
 _PROCESS_OWNED = False
 """Whether this process is the command line's, whose pyarrow pool it may set."""
 
+POOL_VARIABLE = "ARROW_DEFAULT_MEMORY_POOL"
+"""The environment variable that names Arrow's default memory pool (read once,
+when pyarrow first asks for the pool)."""
+
 
 def own_memory_pool() -> None:
-    """Let this process choose pyarrow's memory pool (`_steady_pool`) when it
-    opens a file: the command line calls it; a library caller's pool is left as
-    it is, since `pyarrow.set_memory_pool` is process-wide."""
+    """Let this process choose pyarrow's memory pools (`_import_with_steady_pool`,
+    `_steady_pool`) when it opens a file: the command line calls it; a library
+    caller's pools are left as they are, since they are process-wide."""
     global _PROCESS_OWNED
     _PROCESS_OWNED = True
 
 
+def _import_with_steady_pool() -> None:
+    """Import pyarrow with the system allocator as Arrow's default pool unless
+    `POOL_VARIABLE` names one (the environment is restored afterwards).
+
+    `pyarrow.set_memory_pool` (`_steady_pool`) sets the pool of pyarrow's Python
+    layer only: the Parquet reader's page buffers (read, decompressed) and the
+    IPC reader's decompressed buffers come from Arrow's own default pool, which
+    only the variable chooses, and which is mimalloc in the wheels: its huge
+    pages, zeroed by the kernel at each first touch, were 14 % of the time of
+    reading a 1 M x 100 float32 file (``perf``: ``clear_page_erms`` under
+    ``mi_page_free_list_extend`` and the decompression's ``memcpy``), 3 % with
+    the system allocator or jemalloc.  The system allocator is the one every
+    build has (an unknown name is a warning on stderr)."""
+    if os.environ.get(POOL_VARIABLE):
+        return
+    os.environ[POOL_VARIABLE] = "system"
+    try:
+        import pyarrow as pa
+
+        pa.default_memory_pool()  # the variable is read here, once
+    finally:
+        os.environ.pop(POOL_VARIABLE, None)
+
+
 def _steady_pool(pa: Any) -> None:
     """Make jemalloc (else the system allocator) pyarrow's memory pool when it
-    is mimalloc and ``ARROW_DEFAULT_MEMORY_POOL`` does not say otherwise (only in
-    the command line's process: `own_memory_pool`).
+    is mimalloc and `POOL_VARIABLE` does not say otherwise (only in the command
+    line's process: `own_memory_pool`; pyarrow imported before, else
+    `_import_with_steady_pool` chose already).
 
     Decoding a Parquet file allocates and frees a page buffer per column page;
     mimalloc hands the memory back to the system and takes it again, each time
@@ -104,9 +153,7 @@ def _steady_pool(pa: Any) -> None:
     under ``folio_zero_user``) against 0.5 s with jemalloc or the system
     allocator, whose peak RSS is lower too.
     """
-    import os
-
-    if os.environ.get("ARROW_DEFAULT_MEMORY_POOL"):
+    if os.environ.get(POOL_VARIABLE):
         return
     if pa.default_memory_pool().backend_name != "mimalloc":
         return
@@ -122,8 +169,6 @@ class _ArrowFile:
     out ``n`` rows at a time."""
 
     def __init__(self, path: str, label: str) -> None:
-        import os
-
         parquet = os.path.splitext(path)[1].lower() in _PARQUET
         pa = _pyarrow(label, parquet=parquet)
         self.pa = pa
@@ -179,7 +224,10 @@ class _ArrowFile:
         return {self.names.index(c) for c in stored if c in self.names}
 
     def start(self, columns: Sequence[int]) -> None:
-        """Read only ``columns`` (numbers, in this order) from now on."""
+        """Read only ``columns`` (numbers, in this order) from now on (a Parquet
+        file's columns decoded on pyarrow's threads: the reading thread is the
+        longer chain, and they share its work with the cores the evaluation
+        leaves)."""
         names = [self.names[c] for c in columns]
         if len(set(names)) != len(names):
             msg = f"{self.label} has two columns named alike among {names}"
@@ -447,6 +495,165 @@ def _labels(pa: Any, col: Any) -> np.ndarray:
     return np.asarray(col.to_numpy())
 
 
+Block = tuple[int, np.ndarray, np.ndarray | None]
+"""Rows converted: their count, those of the role, those of the labels."""
+
+
+class _Blocks:
+    """The rows of a file converted ``rows`` at a time (in the reading thread)."""
+
+    def __init__(
+        self, f: _ArrowFile, reader: _Reader, labels: _Reader | None, rows: int
+    ) -> None:
+        self.f = f
+        self.reader = reader
+        self.labels = labels
+        self.rows = rows
+        self.pos = 0  # the row number of the next row
+
+    def next(self) -> Block | None:
+        """The next ``rows`` rows (fewer at the end), None when none are left."""
+        batches = self.f.take(self.rows)
+        if not batches:
+            return None
+        m = sum(b.num_rows for b in batches)
+        main = self.reader.convert(batches, self.pos)
+        extra = None if self.labels is None else self.labels.convert(batches, self.pos)
+        self.pos += m
+        return m, main, extra
+
+
+def _prefetch_depth() -> int:
+    """`PREFETCH`, or the number `PREFETCH_ENV` gives."""
+    raw = os.environ.get(PREFETCH_ENV, "").strip()
+    if not raw:
+        return PREFETCH
+    try:
+        depth = int(raw)
+    except ValueError:
+        depth = -1
+    if depth < 0:
+        msg = f"{PREFETCH_ENV} must be a non-negative integer (got {raw!r})"
+        raise UsageError(msg)
+    return depth
+
+
+class _Inline:
+    """The blocks of ``produce`` made when asked for (`PREFETCH_ENV` ``0``)."""
+
+    def __init__(self, produce: Callable[[], Block | None]) -> None:
+        self._produce: Callable[[], Block | None] | None = produce
+
+    def get(self) -> Block | None:
+        """The next block, None after the last."""
+        if self._produce is None:
+            return None
+        block = self._produce()
+        if block is None:
+            self._produce = None
+        return block
+
+    def close(self) -> None:
+        self._produce = None
+
+
+class _Prefetch:
+    """The blocks of ``produce`` made in a thread, at most ``depth`` ahead of
+    `get`: reading and decoding the file (pyarrow, and the copy into rows, let
+    go of the GIL) overlap with the computing on the rows already read.  An
+    error is raised by `get` where it occurred, after the blocks before it."""
+
+    def __init__(self, produce: Callable[[], Block | None], depth: int) -> None:
+        self._queue: queue.Queue[Block | BaseException | None] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._over = False
+        self._thread = threading.Thread(
+            target=_produce,
+            args=(produce, self._queue, self._stop),
+            name="arrayloss-arrow-reader",
+            daemon=True,
+        )
+        _watch(self._thread, self._stop)
+        self._thread.start()
+
+    def get(self) -> Block | None:
+        """The next block, None after the last."""
+        if self._over:
+            return None
+        item = self._queue.get()
+        if item is None or isinstance(item, BaseException):
+            self._over = True
+            self._thread.join()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        """Stop the thread and wait for it (at most the block it is making)."""
+        self._stop.set()
+        self._over = True
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.01)
+        self._thread.join()
+
+    def __del__(self) -> None:
+        self._stop.set()  # a source never closed: its thread ends on its own
+
+
+_LIVE: dict[threading.Thread, threading.Event] = {}
+"""The reading threads running, and what stops each (`_stop_at_exit`)."""
+
+
+def _watch(thread: threading.Thread, stop: threading.Event) -> None:
+    """Count ``thread`` among `_LIVE` (`_stop_at_exit` registered once)."""
+    atexit.unregister(_stop_at_exit)
+    atexit.register(_stop_at_exit)
+    _LIVE[thread] = stop
+
+
+def _stop_at_exit() -> None:
+    """Stop the reading threads of sources never closed, and wait for them,
+    before the interpreter ends: a daemon thread still running in pyarrow's C++
+    when it does would be cut off there (`threading` stops daemon threads
+    where they stand)."""
+    for thread, stop in list(_LIVE.items()):
+        stop.set()
+        thread.join(timeout=10)
+
+
+def _produce(
+    produce: Callable[[], Block | None],
+    out: queue.Queue[Block | BaseException | None],
+    stop: threading.Event,
+) -> None:
+    """`_Prefetch`'s thread: put each block of ``produce``, then None (or the
+    error), until ``stop``."""
+    try:
+        _put_blocks(produce, out, stop)
+    finally:
+        _LIVE.pop(threading.current_thread(), None)
+
+
+def _put_blocks(
+    produce: Callable[[], Block | None],
+    out: queue.Queue[Block | BaseException | None],
+    stop: threading.Event,
+) -> None:
+    item: Block | BaseException | None
+    while not stop.is_set():
+        try:
+            item = produce()
+        except BaseException as exc:  # handed to the reader, raised there
+            item = exc
+        while not stop.is_set():
+            with contextlib.suppress(queue.Full):
+                out.put(item, timeout=0.1)
+                break
+        if item is None or isinstance(item, BaseException):
+            return
+
+
 class _ArrowSource(Source):
     """The rows of one role of an Arrow table, and optionally (``labels_reader``)
     the label or soft-label columns of the same rows, left in ``labels``."""
@@ -460,12 +667,14 @@ class _ArrowSource(Source):
         self._labels_reader = labels_reader
         self.n_rows = f.n_rows
         self.labels: np.ndarray | None = None
-        self._pos = 0  # the row number of the next row to convert
         self._pending: list[tuple[np.ndarray, np.ndarray | None]] = []
         self._have = 0  # rows converted and not yet read
+        self._done = 0  # rows read
+        self._ahead: _Prefetch | _Inline | None = None
         order = list(reader.columns)
         if labels_reader is not None:
             order += labels_reader.columns
+        self._depth = _prefetch_depth()
         f.start(order)
         if reader.is_list and reader.n_cols is None:
             first = f.peek()
@@ -477,20 +686,23 @@ class _ArrowSource(Source):
         self.dtype = reader.dtype
 
     def _fill(self, n: int) -> None:
-        """Convert rows until ``n`` wait: about `_ArrowFile.batch_rows` at a
-        time, a whole number of reads of ``n`` (one conversion per batch however
-        small the chunks asked for, and each chunk a view of one)."""
-        while self._have < n:
+        """Take converted rows until ``n`` wait, or none are left.  They are
+        converted ahead in a thread (`_Prefetch`) about `_ArrowFile.batch_rows`
+        at a time, a whole number of reads of the first ``n`` asked for (one
+        conversion per batch however small the chunks, and each chunk a view of
+        one)."""
+        if self._ahead is None:
             step = n * max(1, self._f.batch_rows // n)
-            batches = self._f.take(max(n, step) - self._have)
-            if not batches:
+            blocks = _Blocks(self._f, self._reader, self._labels_reader, step)
+            depth = self._depth
+            self._ahead = (
+                _Prefetch(blocks.next, depth) if depth else _Inline(blocks.next)
+            )
+        while self._have < n:
+            got = self._ahead.get()
+            if got is None:
                 return
-            m = sum(b.num_rows for b in batches)
-            main = self._reader.convert(batches, self._pos)
-            extra = None
-            if self._labels_reader is not None:
-                extra = self._labels_reader.convert(batches, self._pos)
-            self._pos += m
+            m, main, extra = got
             self._pending.append((main, extra))
             self._have += m
 
@@ -508,14 +720,20 @@ class _ArrowSource(Source):
                 self._pending[0] = (main[k:], None if extra is None else extra[k:])
             got += k
         self._have -= got
+        self._done += got
         if self._labels_reader is not None:
             self.labels = _joined([e for _, e in parts], self._labels_reader)
         return _joined([m for m, _ in parts], self._reader)
 
     def progress(self) -> tuple[int, int] | None:
+        if self.n_rows is not None:
+            return (self._done, self.n_rows)
         return self._f.progress()
 
     def close(self) -> None:
+        if self._ahead is not None:
+            self._ahead.close()
+            self._ahead = None
         self._f.close()
 
 

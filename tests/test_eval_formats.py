@@ -79,7 +79,12 @@ FORMATS = [("parquet", "p.parquet"), ("feather", "p.feather"), ("stream", "p.arr
 
 @pytest.mark.parametrize(("fmt", "name"), FORMATS)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_arrow_equals_npy_at_every_chunk_size(tmp_path, data, fmt, name, dtype):
+def test_arrow_equals_npy_at_every_chunk_size(
+    tmp_path, data, fmt, name, dtype, monkeypatch
+):
+    from arrayloss import _arrow
+
+    monkeypatch.setenv(_arrow.PREFETCH_ENV, "")  # restored after the test
     z, y, w = data
     np.save(tmp_path / "z.npy", z.astype(dtype))
     np.save(tmp_path / "y.npy", y)
@@ -88,7 +93,8 @@ def test_arrow_equals_npy_at_every_chunk_size(tmp_path, data, fmt, name, dtype):
     _write(_table(z, y, dtype=dtype), tmp_path / name, fmt)
     npy = [str(tmp_path / "z.npy"), str(tmp_path / "y.npy"), *LOSSES]
     ref = _numbers(_json([*npy, "--weights", str(tmp_path / "w.npy")]))
-    for k in (1, 7, N):
+    for k, ahead in ((1, "2"), (7, "2"), (7, "0"), (N, "1")):
+        os.environ[_arrow.PREFETCH_ENV] = ahead  # 0: read on the calling thread
         out = _json(
             [str(tmp_path / name), "--label-column", "label", *LOSSES,
              "--weights", str(tmp_path / "w.parquet"), "--chunk-size", str(k)]
@@ -123,11 +129,15 @@ def test_mixed_column_types(tmp_path, data):
     batch=st.integers(1, 10),
     reads=st.lists(st.integers(1, 12), min_size=1, max_size=6),
     fmt=st.sampled_from(["parquet", "feather", "stream"]),
+    ahead=st.sampled_from(["0", "1", "2"]),
 )
-def test_reads_cut_batches_anywhere(tmp_path_factory, rows, group, batch, reads, fmt):
+def test_reads_cut_batches_anywhere(
+    tmp_path_factory, rows, group, batch, reads, fmt, ahead
+):
     """Whatever the row groups or record batches, the batches a Parquet row
-    group is read in (``batch`` rows) and the sizes asked for, the rows come back
-    in order, each exactly once, with their labels, each read C-contiguous."""
+    group is read in (``batch`` rows), the sizes asked for and the blocks read
+    ahead (``ahead``; 0: none, no thread), the rows come back in order, each
+    exactly once, with their labels, each read C-contiguous."""
     from unittest import mock
 
     from arrayloss import _arrow
@@ -139,7 +149,10 @@ def test_reads_cut_batches_anywhere(tmp_path_factory, rows, group, batch, reads,
     table = _table(z, y, names=["a", "b", "c"])
     path = d / ("t.parquet" if fmt == "parquet" else "t.arrow")
     _write(table, path, fmt, group)
-    with mock.patch.object(_arrow, "BATCH_ROWS", batch):
+    with (
+        mock.patch.object(_arrow, "BATCH_ROWS", batch),
+        mock.patch.dict(os.environ, {_arrow.PREFETCH_ENV: ahead}),
+    ):
         src, labels = open_arrow(
             str(path), "T", "scores", TableSpec(label_column="label"), with_labels=True
         )
@@ -171,13 +184,17 @@ def test_parquet_row_group_read_in_batches(tmp_path, data, monkeypatch):
     np.save(tmp_path / "y.npy", y)
     ref = _numbers(_json([str(tmp_path / "z.npy"), str(tmp_path / "y.npy")]))
     monkeypatch.setattr(_arrow, "BATCH_VALUES", 8 * (C + 1))  # 8 rows a batch
+    monkeypatch.delenv(_arrow.PREFETCH_ENV, raising=False)
     src, _ = _arrow.open_arrow(
         str(tmp_path / "g.parquet"), "T", "scores", TableSpec(label_column="label"),
         with_labels=True,
     )  # fmt: skip
     with src:
         assert src.read(3).shape == (3, C)
-        assert src._f._read_batches == 1  # 8 of the 50 rows decoded, not 50
+        # blocks of 6 rows (two reads of 3): the one read, PREFETCH waiting and
+        # the one being made; 8 rows a batch, not the 50 rows decoded at once
+        ahead = -(-(_arrow.PREFETCH + 2) * 6 // 8)
+        assert 1 <= src._f._read_batches <= ahead < -(-N // 8)
         src.read(N)
         assert src._f._read_batches == -(-N // 8)
     for k in (1, 7, N):
@@ -186,6 +203,137 @@ def test_parquet_row_group_read_in_batches(tmp_path, data, monkeypatch):
              "--chunk-size", str(k)]
         )  # fmt: skip
         assert _numbers(out) == ref
+
+
+def _reader_threads():
+    import threading
+
+    return [t for t in threading.enumerate() if t.name == "arrayloss-arrow-reader"]
+
+
+@pytest.mark.parametrize("ahead", ["0", "2"])
+@pytest.mark.parametrize("fmt", ["parquet", "feather"])
+def test_error_ahead_comes_after_the_rows_before_it(
+    tmp_path, data, fmt, ahead, monkeypatch
+):
+    """The rows are converted ahead in a thread: a missing value found there is
+    raised by the read that reaches its row, after every row before it (as when
+    each block is read on the calling thread, ``ahead`` 0)."""
+    from arrayloss import _arrow
+
+    monkeypatch.setenv(_arrow.PREFETCH_ENV, ahead)
+
+    z, y, _ = data
+    table = _table(z, y).set_column(2, "p2", pa.array([*z[:37, 2], None, *z[38:, 2]]))
+    path = tmp_path / f"t.{fmt}"
+    _write(table, path, fmt, 8)
+    monkeypatch.setattr(_arrow, "BATCH_VALUES", 8 * (C + 1))  # 8 rows a batch
+    src, labels = _arrow.open_arrow(
+        str(path), "T", "scores", label_column="label", with_labels=True
+    )
+    got = []
+    with src:
+        for _ in range(7):  # rows 0-34
+            got.append(src.read(5))
+            np.testing.assert_array_equal(labels.read(5), y[5 * len(got) - 5 :][:5])
+        with pytest.raises(DataError, match=r"T row 37, column 'p2': a missing value"):
+            src.read(5)
+    np.testing.assert_array_equal(np.concatenate(got), z[:35])
+    assert not _reader_threads()
+
+
+def test_closing_stops_the_reading_thread(tmp_path, data, monkeypatch):
+    """Closing a source half read ends its reading thread (blocked on blocks
+    not taken); a source dropped unclosed ends it too; the rows read before are
+    the file's."""
+    import gc
+    import time
+
+    from arrayloss import _arrow
+
+    z, y, _ = data
+    pq.write_table(_table(z, y), tmp_path / "t.parquet", row_group_size=N)
+    monkeypatch.setattr(_arrow, "BATCH_VALUES", 2 * (C + 1))  # 2 rows a batch
+    monkeypatch.delenv(_arrow.PREFETCH_ENV, raising=False)
+    for close in (True, False):
+        src, labels = _arrow.open_arrow(
+            str(tmp_path / "t.parquet"), "T", "scores", label_column="label",
+            with_labels=True,
+        )  # fmt: skip
+        np.testing.assert_array_equal(src.read(3), z[:3])
+        assert len(_reader_threads()) == 1
+        if close:
+            src.close()
+        else:
+            del src, labels
+            gc.collect()
+            deadline = time.monotonic() + 10
+            while _reader_threads() and time.monotonic() < deadline:
+                time.sleep(0.01)
+        assert not _reader_threads()
+        assert not _arrow._LIVE
+
+
+def test_exit_with_a_source_half_read(tmp_path, data):
+    """A program that ends with a source half read and never closed exits
+    cleanly: its reading thread is stopped before the interpreter ends."""
+    z, y, _ = data
+    pq.write_table(_table(z, y), tmp_path / "t.parquet", row_group_size=N)
+    code = (
+        "import sys; from arrayloss import _arrow; _arrow.BATCH_VALUES = 2 * 5; "
+        f"src, _ = _arrow.open_arrow({str(tmp_path / 't.parquet')!r}, 'T', 'scores', "
+        "label_column='label', with_labels=True); print(src.read(3).shape); "
+        "print(len(_arrow._LIVE))"
+    )
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    environ.pop("ARRAYLOSS_ARROW_PREFETCH", None)
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environ,
+        check=False, timeout=60,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split() == ["(3,", f"{C})", "1"]
+    assert run.stderr == ""
+
+
+@pytest.mark.parametrize("value", ["x", "-1", "1.5"])
+def test_bad_prefetch_variable_is_usage_error(tmp_path, data, value):
+    from arrayloss._arrow import PREFETCH_ENV
+
+    z, y, _ = data
+    pq.write_table(_table(z, y), tmp_path / "t.parquet")
+    line = _fails(
+        [str(tmp_path / "t.parquet"), "--label-column", "label"], 2,
+        env={PREFETCH_ENV: value},
+    )  # fmt: skip
+    assert f"{PREFETCH_ENV} must be a non-negative integer (got {value!r})" in line
+
+
+@pytest.mark.parametrize("env", ["", "jemalloc", "mimalloc"])
+def test_arrow_default_pool_chosen_before_import(env):
+    """The command line's process imports pyarrow with the system allocator as
+    Arrow's own default pool (the one the Parquet and IPC readers' page buffers
+    come from, which `pyarrow.set_memory_pool` does not change), unless
+    ``ARROW_DEFAULT_MEMORY_POOL`` names one; the environment is left as it was."""
+    code = (
+        "import os, sys; from arrayloss._arrow import own_memory_pool, _pyarrow; "
+        "own_memory_pool(); assert 'pyarrow' not in sys.modules; pa = _pyarrow('T'); "
+        "print(pa.default_memory_pool().backend_name, "
+        "os.environ.get('ARROW_DEFAULT_MEMORY_POOL', '-'))"
+    )
+    environ = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    environ.pop("ARROW_DEFAULT_MEMORY_POOL", None)
+    if env:
+        environ["ARROW_DEFAULT_MEMORY_POOL"] = env
+    run = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environ,
+        check=False,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    backend, left = run.stdout.split()
+    if env and env not in run.stdout and "Unsupported backend" in run.stderr:
+        pytest.skip(f"this pyarrow has no {env} pool")
+    assert (backend, left) == ((env, env) if env else ("system", "-"))
 
 
 @pytest.mark.parametrize(
