@@ -229,7 +229,7 @@ def test_error_ahead_comes_after_the_rows_before_it(
     _write(table, path, fmt, 8)
     monkeypatch.setattr(_arrow, "BATCH_VALUES", 8 * (C + 1))  # 8 rows a batch
     src, labels = _arrow.open_arrow(
-        str(path), "T", "scores", label_column="label", with_labels=True
+        str(path), "T", "scores", TableSpec(label_column="label"), with_labels=True
     )
     got = []
     with src:
@@ -257,7 +257,7 @@ def test_closing_stops_the_reading_thread(tmp_path, data, monkeypatch):
     monkeypatch.delenv(_arrow.PREFETCH_ENV, raising=False)
     for close in (True, False):
         src, labels = _arrow.open_arrow(
-            str(tmp_path / "t.parquet"), "T", "scores", label_column="label",
+            str(tmp_path / "t.parquet"), "T", "scores", TableSpec(label_column="label"),
             with_labels=True,
         )  # fmt: skip
         np.testing.assert_array_equal(src.read(3), z[:3])
@@ -280,9 +280,10 @@ def test_exit_with_a_source_half_read(tmp_path, data):
     z, y, _ = data
     pq.write_table(_table(z, y), tmp_path / "t.parquet", row_group_size=N)
     code = (
-        "import sys; from arrayloss import _arrow; _arrow.BATCH_VALUES = 2 * 5; "
+        "import sys; from arrayloss import _arrow; from arrayloss.io import TableSpec; "
+        "_arrow.BATCH_VALUES = 2 * 5; "
         f"src, _ = _arrow.open_arrow({str(tmp_path / 't.parquet')!r}, 'T', 'scores', "
-        "label_column='label', with_labels=True); print(src.read(3).shape); "
+        "TableSpec(label_column='label'), with_labels=True); print(src.read(3).shape); "
         "print(len(_arrow._LIVE))"
     )
     environ = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
