@@ -389,24 +389,31 @@ replicate and digit column."""
 
 def _layout(c: _Contribution, n: int) -> tuple[int, np.ndarray, np.ndarray] | None:
     """``(low, digits, nonzero)`` of one contribution: ``digits[i, s]`` (float64,
-    ``(n, span)``) is sample ``i``'s digit worth ``2**(26 (low + s))``."""
-    nonzero = np.zeros(n, dtype=bool)
-    for _, _, nz in c.parts:
-        nonzero |= nz
-    ks = [k[nz] for k, _, nz in c.parts if nz.any()]
-    if not ks:
+    ``(n, span)``) is sample ``i``'s digit worth ``2**(26 (low + s))``, the span
+    trimmed to the columns that are not all zero at either end (an indicator is
+    one column).  The parts' digits are added by one `numpy.bincount` (exact: a
+    few integers below ``2**27`` a cell)."""
+    nonzero = c.parts[0][2]
+    for _, _, nz in c.parts[1:]:
+        nonzero = nonzero | nz
+    if not nonzero.any():
         return None
-    low = min(int(k.min()) for k in ks)
-    span = max(int(k.max()) for k in ks) - low + 3
-    dig = np.zeros((n, span), dtype=np.float64)
-    index = np.arange(n)
-    for k, d, nz in c.parts:
-        if not nz.any():
-            continue
-        at = k[nz] - low
-        for j in range(3):
-            dig[index[nz], at + j] += d[nz, j]
-    return low, dig, nonzero
+    low = min(int(k[nz].min()) for k, _, nz in c.parts if nz.any())
+    high = max(int(k[nz].max()) for k, _, nz in c.parts if nz.any())
+    span = high - low + 3
+    index = np.arange(n, dtype=np.int64) * span
+    flat = [(index + np.where(nz, k - low, 0))[:, None] + np.arange(3) for k, _, nz in c.parts]
+    digits = [np.where(nz[:, None], d, 0) for _, d, nz in c.parts]
+    dig = np.bincount(
+        np.concatenate(flat).reshape(-1),
+        weights=np.concatenate(digits).reshape(-1),
+        minlength=n * span,
+    ).reshape(n, span)
+    used = np.flatnonzero(dig.any(axis=0))
+    first, last = int(used[0]), int(used[-1]) + 1
+    if first or last < span:
+        dig = dig[:, first:last]
+    return low + first, dig, nonzero
 
 
 def _block_sums(
@@ -417,16 +424,23 @@ def _block_sums(
 
     The contributions of one accumulator row each go through one float64 matrix
     product (the draws by all their digit columns); those spread over several
-    rows (ECE bins) are summed row by row (`_grouped_sums`).  Every product is
-    exact: the digits of a sample in one column add to less than ``2**29``, the
-    draws are below 2**5 and a block has at most `BLOCK_ROWS` (2**12) rows, so
-    every partial sum is an integer below ``2**53``, in any order.
+    rows (ECE bins) are summed row by row (`_grouped_sums`), the block's rows
+    being sorted by the first such contribution's rows (the same sums in any
+    order).  Every product is exact: the digits of a sample in one column add to
+    less than ``2**31``, the draws are below 2**5 and a block has at most
+    `BLOCK_ROWS` (2**12) rows, so every partial sum is an integer below
+    ``2**53``, in any order.
     """
     n = draws.shape[0]
+    order = None
+    for c in contributions:
+        if c.row is None:
+            order = np.argsort(c.target, kind="stable")
+            break
+    kw = (draws if order is None else draws[order]).T.astype(np.float64)
     dense: list[tuple[int, int, int, int]] = []  # (index, low, span, offset)
     columns: list[np.ndarray] = []
     out: list[tuple[int, np.ndarray, np.ndarray] | None] = [None] * len(contributions)
-    kw = draws.T.astype(np.float64)  # (replicates, n)
     n_cols = 0
     for i, c in enumerate(contributions):
         layout = _layout(c, n)
@@ -438,10 +452,12 @@ def _block_sums(
             columns.append(dig)
             n_cols += dig.shape[1]
             continue
-        rows, sums = _grouped_sums(kw, dig, c.target, nonzero)
+        assert order is not None
+        rows, sums = _grouped_sums(kw, dig[order], c.target[order], nonzero[order])
         out[i] = (low, sums, rows)
     if dense:
-        sums = kw @ np.concatenate(columns, axis=1)  # exact integers
+        x = np.concatenate(columns, axis=1)
+        sums = kw @ (x if order is None else x[order])  # exact integers
         for i, low, span, offset in dense:
             row = contributions[i].row
             assert row is not None
@@ -455,7 +471,24 @@ def _grouped_sums(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(rows, sums[s, b, g])``: per accumulator row ``rows[g]`` (ascending), the
     exact ``sum_{i: target_i = rows[g]} kw[b, i] * dig[i, s]`` over the samples
-    kept (float64 products of integers below ``2**53``: exact in any order)."""
+    kept (float64 products of integers below ``2**53``: exact in any order).
+
+    Sorted targets (the rows the block was sorted by) make each group a slice;
+    else the kept samples are gathered group by group, or, beyond
+    `_LOOPED_GROUPS` groups, summed by one `numpy.bincount` per replicate and
+    digit column."""
+    if target.shape[0] and bool(np.all(target[1:] >= target[:-1])):
+        starts = np.flatnonzero(np.r_[True, target[1:] != target[:-1]])
+        if starts.shape[0] <= _LOOPED_GROUPS:
+            ends = np.r_[starts[1:], target.shape[0]]
+            sums = np.stack(
+                [
+                    kw[:, a:b] @ dig[a:b]
+                    for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+                ]
+            )  # (groups, replicates, span)
+            rows = target[starts]
+            return rows.astype(np.int64), sums.transpose(2, 1, 0).astype(np.int64)
     at = np.flatnonzero(keep)
     order = at[np.argsort(target[at], kind="stable")]
     keys = target[order]
@@ -568,6 +601,25 @@ class _Pending:
             cat([p.rows for p in parts]), cat([p.w for p in parts]),
             cat([p.e for p in parts]), terms, classes,
         )  # fmt: skip
+
+    def split(self, at: int) -> tuple[_Pending, _Pending]:
+        """Rows ``:at`` and ``at:``."""
+
+        def cut(x: Any) -> tuple[Any, Any]:
+            return (None, None) if x is None else (x[:at], x[at:])
+
+        head: list[tuple[int | np.ndarray, np.ndarray]] = []
+        tail: list[tuple[int | np.ndarray, np.ndarray]] = []
+        for target, values in self.terms:
+            t0, t1 = cut(target) if isinstance(target, np.ndarray) else (target,) * 2
+            head.append((t0, values[:at]))
+            tail.append((t1, values[at:]))
+        c0 = c1 = None
+        if self.classes is not None:
+            (y0, y1), (p0, p1) = (cut(x) for x in self.classes)
+            c0, c1 = (y0, p0), (y1, p1)
+        (r0, r1), (w0, w1), (e0, e1) = cut(self.rows), cut(self.w), cut(self.e)
+        return _Pending(r0, w0, e0, head, c0), _Pending(r1, w1, e1, tail, c1)
 
 
 class BootstrapTally:
@@ -719,15 +771,20 @@ class BootstrapTally:
                 ready.append(self._take())
             self.pending.append(part)
             self.n_pending += n
-            if self.n_pending >= block_rows(self.spec.replicates):
-                ready.append(self._take())
+            step = block_rows(self.spec.replicates)
+            if self.n_pending >= step:  # whole blocks; the rest waits
+                ready.append(self._take(self.n_pending - self.n_pending % step))
         for chunk in ready:
             self._add_pending(chunk)
 
-    def _take(self) -> _Pending:
-        """The pending chunks as one, removed (under the lock)."""
+    def _take(self, rows: int | None = None) -> _Pending:
+        """The first ``rows`` pending rows (default all) as one chunk, removed
+        (under the lock)."""
         out = _Pending.join(self.pending)
         self.pending, self.n_pending = [], 0
+        if rows is not None and rows < out.rows.shape[0]:
+            out, rest = out.split(rows)
+            self.pending, self.n_pending = [rest], rest.rows.shape[0]
         return out
 
     def flush(self) -> None:
@@ -779,13 +836,10 @@ class BootstrapTally:
         keys = np.concatenate([y[miss], c + pred[miss], 2 * c + y[hit]])
         if src.size == 0:
             return
-        if unit:  # counts: one bincount per replicate (exact below 2**53)
-            size, picked = 3 * c, draws.T[:, src]
-            counts = np.empty((draws.shape[1], size), dtype=np.int64)
-            for r in range(draws.shape[1]):
-                counts[r] = np.bincount(keys, weights=picked[r], minlength=size)
+        if unit:  # counts: the draws' rows summed by key
+            ids, counts = _keyed_row_sums(draws, src, keys)
             with self._lock:
-                self.class_counts += counts.T
+                self.class_counts[ids] += counts
             return
         assert part.w is not None
         assert part.e is not None
@@ -959,6 +1013,32 @@ class BootstrapTally:
             lo, hi = np.quantile(ok, self._levels(), axis=0)
             out[name] = [(float(a), float(b)) for a, b in zip(lo, hi, strict=True)]
         return out
+
+
+def _keyed_row_sums(
+    draws: np.ndarray, src: np.ndarray, keys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, sums)``: ``sums[g] = sum_{j: keys[j] = ids[g]} draws[src[j]]``,
+    int64 ``(groups, replicates)``, ``ids`` ascending.
+
+    The terms of one key are numbered ``0, 1, ...`` (their rank, after a stable
+    sort by key); the terms of one rank have distinct keys, so each rank is one
+    vector addition of whole rows of draws (as many as the most terms of a key:
+    a few when the keys are many).  Exact integer sums, in any grouping.
+    """
+    order = np.argsort(keys, kind="stable")
+    k, rows = keys[order], src[order]
+    first = np.empty(k.shape[0], dtype=bool)
+    first[:1] = True
+    np.not_equal(k[1:], k[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    group = np.cumsum(first) - 1
+    rank = np.arange(k.shape[0]) - starts[group]
+    sums = draws[rows[starts]].astype(np.int64)
+    for r in range(1, int(rank.max(initial=0)) + 1):
+        at = np.flatnonzero(rank == r)
+        sums[group[at]] += draws[rows[at]]
+    return k[starts], sums
 
 
 def _float_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
