@@ -105,7 +105,7 @@ _DIGIT = 26  # bits per digit of the exact replicate sums
 _DIGIT_MASK = (1 << _DIGIT) - 1
 _CARRIED = 1 << 41  # |digit| after a carry: below 2**26, the top one below 2**41
 _CARRY_AT = 1 << 61  # carry before any digit can reach 2**62
-_HASH_ROWS = 512  # rows hashed at a time (the uint64 temporaries stay in cache)
+_HASH_ROWS = 256  # rows hashed at a time (the uint64 temporaries stay in cache)
 
 
 # --------------------------------------------------------------------------- #
@@ -171,9 +171,10 @@ def _poisson_from_uniform(u: np.ndarray) -> np.ndarray:
     draws beyond them."""
     thresholds = _cdf_thresholds()
     k: np.ndarray = np.greater_equal(u, thresholds[0]).view(np.uint8)
-    for t in thresholds[1:_COMPARED]:
+    for t in thresholds[1 : _COMPARED - 1]:
         k += u >= t
     far = u >= thresholds[_COMPARED - 1]
+    k += far
     if far.any():
         k[far] = np.searchsorted(thresholds, u[far], side="right")
     return k
@@ -798,6 +799,7 @@ class BootstrapTally:
         """Add buffered chunks, block by block of draws."""
         n = part.rows.shape[0]
         step = block_rows(self.spec.replicates)
+        terms, copies = _distinct_terms(part.terms)
         for a in range(0, n, step):
             b = min(n, a + step)
             draws = poisson_weights(
@@ -805,7 +807,7 @@ class BootstrapTally:
             )
             e = 0 if part.e is None else part.e[a:b]
             contributions = [
-                _contribution(target, t, part.w, e, a, b) for target, t in part.terms
+                _contribution(target, t, part.w, e, a, b) for target, t in terms
             ]
             with _one_blas_thread():
                 sums = _block_sums(draws, contributions)
@@ -814,6 +816,9 @@ class BootstrapTally:
             with self._lock:
                 for low, block, targets in sums:
                     self.sums.add(low, block, targets)
+                    if targets.shape[0] == 1:  # the same sums for equal terms
+                        for row in copies.get(int(targets[0]), ()):
+                            self.sums.add(low, block, np.array([row]))
 
     def _add_classes(self, draws: np.ndarray, part: _Pending, a: int, b: int) -> None:
         """Add the per-class sums of rows ``a:b`` (their ``draws``)."""
@@ -1015,11 +1020,37 @@ class BootstrapTally:
         return out
 
 
+def _distinct_terms(
+    terms: list[tuple[int | np.ndarray, np.ndarray]],
+) -> tuple[list[tuple[int | np.ndarray, np.ndarray]], dict[int, list[int]]]:
+    """The terms of one accumulator row each without repeats (``nll`` is the
+    cross-entropy of logits, ``top_1_accuracy`` the accuracy), and per row kept
+    the rows whose terms are equal to its own (their sums are the same)."""
+    out: list[tuple[int | np.ndarray, np.ndarray]] = []
+    copies: dict[int, list[int]] = {}
+    for target, values in terms:
+        if not isinstance(target, np.ndarray):
+            for row, kept in out:
+                if (
+                    not isinstance(row, np.ndarray)
+                    and kept.dtype == values.dtype
+                    and np.array_equal(kept, values)
+                ):
+                    copies.setdefault(row, []).append(target)
+                    break
+            else:
+                out.append((target, values))
+            continue
+        out.append((target, values))
+    return out, copies
+
+
 def _keyed_row_sums(
     draws: np.ndarray, src: np.ndarray, keys: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(ids, sums)``: ``sums[g] = sum_{j: keys[j] = ids[g]} draws[src[j]]``,
-    int64 ``(groups, replicates)``, ``ids`` ascending.
+    int32 ``(groups, replicates)`` (a block's sums are below ``2**31``), ``ids``
+    ascending.
 
     The terms of one key are numbered ``0, 1, ...`` (their rank, after a stable
     sort by key); the terms of one rank have distinct keys, so each rank is one
@@ -1034,7 +1065,7 @@ def _keyed_row_sums(
     starts = np.flatnonzero(first)
     group = np.cumsum(first) - 1
     rank = np.arange(k.shape[0]) - starts[group]
-    sums = draws[rows[starts]].astype(np.int64)
+    sums = draws[rows[starts]].astype(np.int32)
     for r in range(1, int(rank.max(initial=0)) + 1):
         at = np.flatnonzero(rank == r)
         sums[group[at]] += draws[rows[at]]
