@@ -97,6 +97,8 @@ class _State:
         self.pending_rows = 0
         self.cells: list[tuple[np.ndarray, np.ndarray]] = []  # sparse counts
         self.n_cells = 0
+        self.nll_terms: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+        self.n_nll_terms = 0
 
     def counter(self, name: str, size: int) -> np.ndarray:
         """The int64 counter ``name`` (created at zero)."""
@@ -114,6 +116,29 @@ class _State:
         if self.n_cells > _SPARSE_CELLS or self.n_cells > size // 4:
             self._fold_cells(size)
 
+    def add_nll(self, y: np.ndarray, nll: np.ndarray, w: np.ndarray | None) -> None:
+        """Add per-class NLL terms: kept (never changed) until `_NLL_TERMS` of
+        them wait, then summed exactly at once (one `group_sums` of many rows
+        costs less than one a batch)."""
+        self.nll_terms.append((y.copy(), nll.copy(), None if w is None else w.copy()))
+        self.n_nll_terms += y.size
+        if self.n_nll_terms >= _NLL_TERMS:
+            self._fold_nll()
+
+    def _fold_nll(self) -> None:
+        if not self.nll_terms or self.nll is None:
+            self.nll_terms, self.n_nll_terms = [], 0
+            return
+        terms, self.nll_terms, self.n_nll_terms = self.nll_terms, [], 0
+        y = np.concatenate([t[0] for t in terms])
+        values = np.concatenate([t[1] for t in terms])
+        w = None
+        if any(t[2] is not None for t in terms):  # a weight of 1: the same sums
+            w = np.concatenate(
+                [np.ones(t[0].size) if t[2] is None else t[2] for t in terms]
+            )
+        self.nll.add(y, values, w)
+
     def _fold_cells(self, size: int) -> None:
         if self.cells:
             dense = self.counter("confusion", size)
@@ -124,6 +149,7 @@ class _State:
     def settle(self) -> None:
         """Move the int64 counters into the exact sums (the value is unchanged)."""
         self._fold_cells(self.confusion.n)
+        self._fold_nll()
         if not self.pending:
             return
         pending, self.pending, self.pending_rows = self.pending, {}, 0
@@ -146,6 +172,8 @@ class _State:
             self.counter(name, counts.size)[:] += counts
         for ids, cells in list(other.cells):  # a snapshot: other may be self
             self.add_cells(ids, cells, self.confusion.n)
+        for y, nll, w in list(other.nll_terms):
+            self.add_nll(y, nll, w)
         self.pending_rows += other.pending_rows
         self.confusion.add_vector(other.confusion)
         for name in ("nll", "hits", "psum"):
@@ -168,11 +196,15 @@ class _State:
         out.pending = {name: counts.copy() for name, counts in self.pending.items()}
         out.pending_rows = self.pending_rows
         out.cells, out.n_cells = list(self.cells), self.n_cells  # never changed
+        out.nll_terms, out.n_nll_terms = list(self.nll_terms), self.n_nll_terms
         return out
 
 
 _SPARSE_CELLS = 1 << 16
 """Confusion counts a `_State` keeps sparse before adding them to its counter."""
+
+_NLL_TERMS = 1 << 16
+"""Per-class NLL terms a `_State` keeps before summing them."""
 
 _SETTLE_ROWS = 1 << 30
 """Unweighted rows the int64 counters of a `_State` take before `_State.settle`
@@ -419,7 +451,7 @@ def _add_batch(state: _State, rows: Any, c: int, n_bins: int) -> None:
         hit = infinite if w64 is None else infinite & (w64 > 0)
         state.nll_inf[y[hit]] = True
         nll = np.where(infinite, 0.0, nll)
-    state.nll.add(y, nll, w64)
+    state.add_nll(y, nll, w64)
     if rows.input != "logits":
         s_y = np.asarray(to_numpy(rows._label_score[:, 0]), dtype=np.float64)
         zero = s_y <= 0 if rows.input == "probs" else s_y == -math.inf

@@ -278,6 +278,7 @@ class _Contribution:
     target: np.ndarray  # (n,) accumulator row of each sample
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (k, d, nonzero)
     row: int | None = None  # the accumulator row of every sample, if one
+    layout: tuple[int, np.ndarray, np.ndarray] | None = None  # `_layout`, if known
 
 
 class _Digits:
@@ -394,6 +395,8 @@ def _layout(c: _Contribution, n: int) -> tuple[int, np.ndarray, np.ndarray] | No
     trimmed to the columns that are not all zero at either end (an indicator is
     one column).  The parts' digits are added by one `numpy.bincount` (exact: a
     few integers below ``2**27`` a cell)."""
+    if c.layout is not None:
+        return c.layout if c.layout[2].any() else None
     nonzero = c.parts[0][2]
     for _, _, nz in c.parts[1:]:
         nonzero = nonzero | nz
@@ -403,7 +406,10 @@ def _layout(c: _Contribution, n: int) -> tuple[int, np.ndarray, np.ndarray] | No
     high = max(int(k[nz].max()) for k, _, nz in c.parts if nz.any())
     span = high - low + 3
     index = np.arange(n, dtype=np.int64) * span
-    flat = [(index + np.where(nz, k - low, 0))[:, None] + np.arange(3) for k, _, nz in c.parts]
+    flat = [
+        (index + np.where(nz, k - low, 0))[:, None] + np.arange(3)
+        for k, _, nz in c.parts
+    ]
     digits = [np.where(nz[:, None], d, 0) for _, d, nz in c.parts]
     dig = np.bincount(
         np.concatenate(flat).reshape(-1),
@@ -1125,6 +1131,9 @@ def _contribution(
     else:
         rows, row = np.full(t.shape, target, dtype=np.int64), int(target)
     if w is None:
+        nonzero = t != 0
+        if np.array_equal(t[nonzero], np.ones(int(nonzero.sum()))):  # indicator
+            return _Contribution(rows, [], row, (0, t[:, None], nonzero))
         return _Contribution(rows, [_digits(t, 0)], row)
     mw, ew = np.frexp(w[a:b])
     mt, et = np.frexp(t)
