@@ -153,6 +153,9 @@ class _State:
         if not self.pending:
             return
         pending, self.pending, self.pending_rows = self.pending, {}, 0
+        if self.counts_only() and "confusion" in pending:
+            # unweighted counts stay int64 (a cell counts fewer than 2**63 rows)
+            self.pending["confusion"] = pending.pop("confusion")
         for name, target in (("confusion", self.confusion), ("hits", self.hits)):
             counts = pending.get(name)
             if counts is not None and target is not None:
@@ -163,6 +166,19 @@ class _State:
             ids = np.flatnonzero((hi != 0) | (lo != 0))
             ints = (hi[ids].astype(object) << 30) + lo[ids].astype(object)
             self.psum.add_ints(ids, ints, -_QUANTUM)
+
+    def counts_only(self) -> bool:
+        """Whether the confusion matrix is the int64 counter alone (no weights,
+        nothing in its exact sums)."""
+        return not self.weighted and self.confusion._ints is None
+
+    def confusion_counts(self) -> np.ndarray | None:
+        """The confusion counts, int64 of shape ``(C * C,)``, while
+        `counts_only` (else ``None``: the exact sums hold them)."""
+        self._fold_cells(self.confusion.n)
+        if not self.counts_only():
+            return None
+        return self.counter("confusion", self.confusion.n)
 
     def merge_into(self, other: _State) -> None:
         """Add ``other``'s sums to these, in place (``other`` is left as it was)."""
@@ -301,6 +317,9 @@ class ClassReport(_Batches):
         state = self._state
         if state is None:
             return np.zeros((c, c), dtype=np.int64)
+        counts = state.confusion_counts()
+        if counts is not None:
+            return counts.reshape(c, c).copy()
         state.settle()
         if state.weighted:
             return state.confusion.floats().reshape(c, c)
@@ -329,8 +348,12 @@ class ClassReport(_Batches):
         state.settle()
         # the confusion sums are integers times 2**base: every ratio of two of
         # them is a ratio of integers, correctly rounded by Python's int division
-        cells = state.confusion.ints.reshape(c, c)
-        base = state.confusion.base
+        counts = state.confusion_counts()
+        if counts is not None:  # int64 counts
+            cells, base = counts.reshape(c, c), 0
+        else:
+            cells = state.confusion.ints.reshape(c, c)
+            base = state.confusion.base
         sup = [int(v) for v in cells.sum(axis=1).tolist()]
         pred = [int(v) for v in cells.sum(axis=0).tolist()]
         tp = [int(cells[i, i]) for i in range(c)]
