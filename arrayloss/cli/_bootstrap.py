@@ -1037,11 +1037,8 @@ def _distinct_terms(
     for target, values in terms:
         if not isinstance(target, np.ndarray):
             for row, kept in out:
-                if (
-                    not isinstance(row, np.ndarray)
-                    and kept.dtype == values.dtype
-                    and np.array_equal(kept, values)
-                ):
+                # float32 or float64: both are summed as float64, exactly
+                if not isinstance(row, np.ndarray) and np.array_equal(kept, values):
                     copies.setdefault(row, []).append(target)
                     break
             else:
