@@ -401,7 +401,8 @@ def test_per_class_and_calibration_intervals_identical_at_every_chunk_size(
         assert table == tables[0]
     first = outs[0]
     per = first["intervals"]["per_class"]
-    assert list(per) == [str(c) for c in range(C)]
+    assert list(per) == [*(str(c) for c in range(C)), "macro avg", "weighted avg"]
+    assert list(per) == list(first["per_class"])  # every row of the report
     for name, spans in per.items():
         assert set(spans) == set(B.CLASS_METRICS)
         for metric, (lo, hi) in spans.items():
@@ -415,7 +416,11 @@ def test_per_class_and_calibration_intervals_identical_at_every_chunk_size(
     cells = row.split(",")
     assert float(cells[7]) == per["0"]["precision"][0]
     assert float(cells[12]) == per["0"]["f1-score"][1]
-    assert tables[0].splitlines()[-1].endswith(",,,,,,,,")  # weighted avg: none
+    last = tables[0].splitlines()[-1].split(",")  # weighted avg: its intervals
+    assert last[0] == "weighted avg"
+    assert [float(x) for x in last[7:]] == [
+        x for m in B.CLASS_METRICS for x in per["weighted avg"][m]
+    ]
 
 
 def test_per_class_and_calibration_replicates_equal_a_direct_computation(data):
@@ -450,6 +455,20 @@ def test_per_class_and_calibration_replicates_equal_a_direct_computation(data):
         }
         for metric, values in want.items():
             np.testing.assert_allclose(got[metric][:, c], values, rtol=1e-12)
+    # the macro and weighted averages of each replicate
+    averages = boot.average_replicates()
+    assert averages is not None
+    sup = np.stack([(y == c) @ kw for c in range(C)], axis=1)  # (reps, C)
+    for metric in B.CLASS_METRICS:
+        values = got[metric]
+        np.testing.assert_allclose(
+            averages[metric][:, 0], values.mean(axis=1), rtol=1e-12
+        )
+        np.testing.assert_allclose(
+            averages[metric][:, 1],
+            (values * sup).sum(axis=1) / sup.sum(axis=1),
+            rtol=1e-12,
+        )
     p = np.exp(z - z.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
     conf, hit = p.max(axis=1), (pred == y).astype(float)

@@ -563,7 +563,7 @@ def _per_class_report(metric_tallies: dict[str, Any]) -> int | None:
 
 
 CLASS_METRICS = ("precision", "recall", "f1-score")
-"""The per-class metrics that get intervals (``--per-class``)."""
+"""The per-class metrics that get intervals (``--per-class``), with their averages."""
 
 MAX_CLASS_SUMS = 3_000_000
 """The most replicate sums of the per-class report (replicates x 3 x classes):
@@ -932,12 +932,10 @@ class BootstrapTally:
             out[b] = float(value)
         return out
 
-    def class_replicates(self) -> dict[str, np.ndarray] | None:
-        """Each replicate's precision, recall and F1 of every class, ``(replicates,
-        classes)`` float64 arrays, as `arrayloss.metrics.ClassReport.result`
-        computes them (correctly rounded ratios, 0 for a zero denominator); NaN
-        rows for replicates without weight.  ``None`` without the per-class
-        report."""
+    def _class_sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any] | None:
+        """Per replicate and class, the true positives, the support and the
+        predictions (float64 counts, or exact integers on one grid when weighted),
+        and the ratio that divides them; ``None`` without the per-class report."""
         self.flush()
         c = self.n_classes
         if c is None:
@@ -953,7 +951,18 @@ class BootstrapTally:
             sums = [exact[:, j * c : (j + 1) * c] for j in range(3)]
             ratio = _int_ratio
         missed, wrong, tp = sums  # the support and predictions less the hits
-        sup, prd = missed + tp, wrong + tp
+        return tp, missed + tp, wrong + tp, ratio
+
+    def class_replicates(self) -> dict[str, np.ndarray] | None:
+        """Each replicate's precision, recall and F1 of every class, ``(replicates,
+        classes)`` float64 arrays, as `arrayloss.metrics.ClassReport.result`
+        computes them (correctly rounded ratios, 0 for a zero denominator); NaN
+        rows for replicates without weight.  ``None`` without the per-class
+        report."""
+        sums = self._class_sums()
+        if sums is None:
+            return None
+        tp, sup, prd, ratio = sums
         out = {
             "precision": ratio(tp, prd),
             "recall": ratio(tp, sup),
@@ -962,6 +971,29 @@ class BootstrapTally:
         empty = np.asarray((sup != 0).sum(axis=1) == 0)
         for values in out.values():
             values[empty] = math.nan
+        return out
+
+    def average_replicates(self) -> dict[str, np.ndarray] | None:
+        """Each replicate's macro and weighted averages of the per-class
+        precision, recall and F1: per metric a ``(replicates, 2)`` float64 array,
+        column 0 the macro average ``sum_c v_c / C`` over all ``C`` classes (as
+        ``classification_report(labels=range(C))``), column 1 the average
+        weighted by the replicate's support, ``sum_c v_c s_c / sum_c s_c`` (each
+        share ``s_c / sum s`` a correctly rounded ratio, the products summed in
+        float64); NaN rows for replicates without weight.  ``None`` without the
+        per-class report."""
+        sums = self._class_sums()
+        per = self.class_replicates()
+        if sums is None or per is None:
+            return None
+        _, sup, _, ratio = sums
+        share = ratio(sup, sup.sum(axis=1, keepdims=True))
+        out = {}
+        for name, values in per.items():
+            both = np.empty((values.shape[0], 2))
+            both[:, 0] = values.sum(axis=1) / values.shape[1]
+            both[:, 1] = (values * share).sum(axis=1)
+            out[name] = both
         return out
 
     def replicates(self, reduction: str) -> dict[str, dict[str, np.ndarray]]:
@@ -1010,13 +1042,17 @@ class BootstrapTally:
         }
 
     def class_intervals(self) -> dict[str, list[tuple[float, float] | None]] | None:
-        """Per class metric (`CLASS_METRICS`), each class's percentile interval
-        (``None`` without the per-class report)."""
+        """Per class metric (`CLASS_METRICS`), the percentile interval of each
+        class, then of the macro and of the weighted average
+        (`arrayloss.cli._report.AVERAGES`): ``C +
+        2`` entries (``None`` without the per-class report)."""
         per = self.class_replicates()
-        if per is None:
+        averages = self.average_replicates()
+        if per is None or averages is None:
             return None
         out: dict[str, list[tuple[float, float] | None]] = {}
         for name, values in per.items():
+            values = np.concatenate([values, averages[name]], axis=1)
             ok = values[np.isfinite(values[:, 0])] if values.shape[1] else values
             if ok.shape[0] == 0:
                 out[name] = [None] * values.shape[1]
