@@ -565,6 +565,10 @@ def _per_class_report(metric_tallies: dict[str, Any]) -> int | None:
 CLASS_METRICS = ("precision", "recall", "f1-score")
 """The per-class metrics that get intervals (``--per-class``), with their averages."""
 
+_INT32_BLOCKS = 1 << 12
+"""Blocks whose per-class counts an int32 holds: a block adds below ``2**16``
+to each (4096 rows, draws below 16)."""
+
 MAX_CLASS_SUMS = 3_000_000
 """The most replicate sums of the per-class report (replicates x 3 x classes):
 24 MB of int64 counts."""
@@ -697,6 +701,10 @@ class BootstrapTally:
         }  # fmt: skip
         width = 3 * (self.n_classes or 0)
         self.class_counts = np.zeros((width, replicates), dtype=np.int64)
+        # the latest blocks' counts: int32 (half the memory traffic), at most
+        # `_INT32_BLOCKS` blocks before they are added to ``class_counts``
+        self.recent_counts = np.zeros((width, replicates), dtype=np.int32)
+        self.n_recent = 0
         self.class_sums = _Digits(replicates, width)
         self.pending: list[_Pending] = []
         self.n_pending = 0
@@ -800,6 +808,8 @@ class BootstrapTally:
             chunk = self._take() if self.pending else None
         if chunk is not None:
             self._add_pending(chunk)
+        with self._lock:
+            self._fold_counts()
 
     def _add_pending(self, part: _Pending) -> None:
         """Add buffered chunks, block by block of draws."""
@@ -850,7 +860,10 @@ class BootstrapTally:
         if unit:  # counts: the draws' rows summed by key
             ids, counts = _keyed_row_sums(draws, src, keys)
             with self._lock:
-                self.class_counts[ids] += counts
+                self.recent_counts[ids] += counts
+                self.n_recent += 1
+                if self.n_recent >= _INT32_BLOCKS:
+                    self._fold_counts()
             return
         assert part.w is not None
         assert part.e is not None
@@ -862,11 +875,21 @@ class BootstrapTally:
             for low, block, targets in c_sums:
                 self.class_sums.add(low, block, targets)
 
+    def _fold_counts(self) -> None:
+        """Add the int32 counts of the latest blocks to ``class_counts`` (under
+        the lock)."""
+        if self.n_recent:
+            self.class_counts += self.recent_counts
+            self.recent_counts[:] = 0
+            self.n_recent = 0
+
     def merge(self, other: BootstrapTally) -> BootstrapTally:
         """Add ``other`` (same layout) into this tally; returns ``self``."""
         other.flush()
         self.flush()
         with self._lock:
+            other._fold_counts()
+            self._fold_counts()
             self.sums.merge(other.sums)
             for key, parts in other.samples.items():
                 self.samples[key].extend(parts)
