@@ -42,11 +42,13 @@ whose mean over the classes is the classwise ECE.
 
 Without weights a batch adds to int64 counters (`_State.pending`), in place when
 the caller hands over its tally (``_add(rows, owned=True)``, as the eval engine
-does chunk after chunk): the confusion counts, the hits per class and bin, and
-the sums of ``q(p)`` as the column sums of their 30-bit halves, with only the
+does chunk after chunk): the confusion counts (which stay int64 until a weighted
+batch comes: no ``C**2`` Python integers), the hits per class and bin, and the
+sums of ``q(p)`` as the column sums of their 30-bit halves, with only the
 probabilities above the first bin edge (fewer than ``n_bins`` a row) binned one
 by one; bin 0 of each class gets the rest.  The sums are the same as binning
-every probability, at the cost of a few vector passes over the batch.
+every probability, at the cost of a few vector passes over the batch.  The
+per-class NLL terms wait until `_NLL_TERMS` of them can be summed exactly at once.
 
 Reference: M. Kull, M. Perello-Nieto, M. Kängsepp, T. Silva Filho, H. Song and
 P. Flach, "Beyond temperature scaling: Obtaining well-calibrated multiclass

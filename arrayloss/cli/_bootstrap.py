@@ -45,10 +45,20 @@ number, confidence, hit and weight (as its point estimate does) and recomputes
 the edges for each replicate at the end.
 
 **Per-class intervals** (``--per-class``): per class ``c`` the replicate sums of
-``K w [y = c]``, ``K w [pred = c]`` and ``K w [y = pred = c]`` (int64 counts
-while the weights are 0 or 1: one `numpy.bincount` per replicate), from
-which each replicate's precision, recall and F1 are the correctly rounded ratios
-that `arrayloss.metrics.ClassReport` reports.
+``K w [y = c != pred]``, ``K w [pred = c != y]`` and ``K w [y = pred = c]``
+(int64 counts while the weights are 0 or 1: the rows of draws summed by key, one
+vector addition per rank of a key's terms, `_keyed_row_sums`), from which each
+replicate's precision, recall and F1 are the correctly rounded ratios that
+`arrayloss.metrics.ClassReport` reports, and their macro average (over all
+classes) and support-weighted average.  Per-class NLL and ECE-by-class have no
+interval: the first needs one more product per row and replicate (about a tenth
+of a plain eval at ``C = 1000``), the second every probability of every row in
+every replicate (``n C N`` products).
+
+**Cost.**  Chunks are buffered into whole blocks (the rest waits for the next
+chunk); terms of equal value (``nll`` and the cross-entropy of logits,
+``accuracy`` and ``top_1_accuracy``) are summed once; a 0/1 term is one column
+of the product, without digits.
 
 References: N. C. Oza and S. Russell, "Online bagging and boosting", AISTATS 2001;
 J. A. Hanley and B. MacGibbon, "Creating non-parametric bootstrap samples using
@@ -571,7 +581,7 @@ to each (4096 rows, draws below 16)."""
 
 MAX_CLASS_SUMS = 3_000_000
 """The most replicate sums of the per-class report (replicates x 3 x classes):
-24 MB of int64 counts."""
+24 MB of int64 counts and 12 MB of int32 ones (the latest blocks')."""
 
 
 @dataclass
