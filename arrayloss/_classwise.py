@@ -101,6 +101,7 @@ class _State:
         self.n_cells = 0
         self.nll_terms: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
         self.n_nll_terms = 0
+        self.dense_skip = 0  # see `_DENSE_SKIP`
 
     def counter(self, name: str, size: int) -> np.ndarray:
         """The int64 counter ``name`` (created at zero)."""
@@ -215,6 +216,7 @@ class _State:
         out.pending_rows = self.pending_rows
         out.cells, out.n_cells = list(self.cells), self.n_cells  # never changed
         out.nll_terms, out.n_nll_terms = list(self.nll_terms), self.n_nll_terms
+        out.dense_skip = self.dense_skip
         return out
 
 
@@ -566,39 +568,97 @@ def _add_quantized_sums(
     state: _State, q: np.ndarray, edges: np.ndarray, c: int, n_bins: int
 ) -> None:
     """`_add_unweighted_bins`' sums of ``q(p)`` for at most `_DENSE_ROWS` rows of
-    scaled probabilities ``q`` (overwritten)."""
+    scaled probabilities ``q`` (overwritten): the probabilities above the first
+    edge one by one, the rest (bin 0) by column sums, `_sparse_column_sums` or
+    their 30-bit halves."""
     hi_acc = state.counter("psum_hi", c * n_bins)
     lo_acc = state.counter("psum_lo", c * n_bins)
-    # the probabilities above the first edge, before ``q`` is rounded
-    at = None
-    if edges.size:
-        flat = q.reshape(-1)
+    first = np.arange(c, dtype=np.int64) * n_bins  # bin 0 of each class
+    flat = q.reshape(-1)
+    at = values = None
+    if edges.size:  # the probabilities above the first edge (then 0 in ``q``)
         at = np.flatnonzero(flat > edges[0])
         values = flat[at]
-    half = q.dtype.type(2.0**-30)
-    np.rint(q, out=q)
-    hi = q * half
-    np.floor(hi, out=hi)
-    first = np.arange(c, dtype=np.int64) * n_bins  # bin 0 of each class
-    hi_acc[first] += np.sum(hi, axis=0, dtype=np.float64).astype(np.int64)
-    hi *= q.dtype.type(2.0**30)  # exact
-    q -= hi  # the low half, exact
-    lo_acc[first] += np.sum(q, axis=0, dtype=np.float64).astype(np.int64)
-    if at is None or at.size == 0:
+    top = float(edges[0]) if edges.size else 2.0**_QUANTUM  # bin 0's largest
+    if not _sparse_column_sums(state, q, top, at, first, hi_acc, lo_acc):
+        if at is not None:
+            flat[at] = 0
+        half = q.dtype.type(2.0**-30)
+        np.rint(q, out=q)
+        hi = q * half
+        np.floor(hi, out=hi)
+        hi_acc[first] += np.sum(hi, axis=0, dtype=np.float64).astype(np.int64)
+        hi *= q.dtype.type(2.0**30)  # exact
+        q -= hi  # the low half, exact
+        lo_acc[first] += np.sum(q, axis=0, dtype=np.float64).astype(np.int64)
+    if at is None or values is None or at.size == 0:
         return
-    cls = at % c
-    keys = cls * n_bins + np.searchsorted(edges, values, side="left")
+    keys = (at % c) * n_bins + np.searchsorted(edges, values, side="left")
     q64 = np.rint(values.astype(np.float64))
     hi64 = np.floor(q64 * 2.0**-30)
     lo64 = q64 - hi64 * 2.0**30
     size = c * n_bins
-    his = np.bincount(keys, weights=hi64, minlength=size).astype(np.int64)
-    los = np.bincount(keys, weights=lo64, minlength=size).astype(np.int64)
-    hi_acc += his
-    lo_acc += los
-    # the sums above the first edge are no longer bin 0's
-    hi_acc[first] -= np.bincount(cls, weights=hi64, minlength=c).astype(np.int64)
-    lo_acc[first] -= np.bincount(cls, weights=lo64, minlength=c).astype(np.int64)
+    hi_acc += np.bincount(keys, weights=hi64, minlength=size).astype(np.int64)
+    lo_acc += np.bincount(keys, weights=lo64, minlength=size).astype(np.int64)
+
+
+_TINY = 2.0**36
+"""Scaled float32 probabilities from this one up are integers (their unit in the
+last place is at least ``2**13``): `_sparse_column_sums` sums them in float64."""
+
+_DENSE_SKIP = 16
+"""Batches that go straight to the 30-bit halves after one with too many
+probabilities below `_TINY` (the result is the same either way)."""
+
+
+def _sparse_column_sums(
+    state: _State,
+    q: np.ndarray,
+    top: float,
+    above: np.ndarray | None,
+    first: np.ndarray,
+    hi_acc: np.ndarray,
+    lo_acc: np.ndarray,
+) -> bool:
+    """The column sums of ``rint(q)`` (float32) into bin 0's counters, the
+    entries ``above`` the first edge (flat indices) left out (set to 0), the rest
+    being at most ``top``, when few entries are below `_TINY`; ``False`` (nothing
+    added, ``q`` unchanged) otherwise.
+
+    The entries below `_TINY` are rounded and summed one by one (and set to 0 in
+    ``q``); the others are integers, multiples of ``2**13``, so the float64 sum of
+    ``2**66 / top`` rows of them never exceeds ``2**53`` units of ``2**13``: one
+    exact float64 column sum of the whole batch (two passes fewer than the
+    halves, and no rounding pass)."""
+    if q.dtype != np.float32:
+        return False
+    if state.dense_skip:
+        state.dense_skip -= 1
+        return False
+    flat = q.reshape(-1)
+    tiny = np.flatnonzero(flat < np.float32(_TINY))
+    if tiny.size > min(flat.size // 32, 1 << 22):  # bincount sums below 2**52
+        state.dense_skip = _DENSE_SKIP
+        return False
+    values = flat[tiny]
+    flat[tiny] = 0
+    if above is not None:
+        flat[above] = 0
+    step = max(1, int(2.0**66 // top))
+    for a in range(0, q.shape[0], step):
+        sums = np.sum(q[a : a + step], axis=0, dtype=np.float64)  # exact
+        hi = np.floor(sums * 2.0**-30)
+        hi_acc[first] += hi.astype(np.int64)
+        lo_acc[first] += (sums - hi * 2.0**30).astype(np.int64)
+    if tiny.size:
+        c = first.size
+        q64 = np.rint(values.astype(np.float64))  # below 2**36
+        hi64 = np.floor(q64 * 2.0**-30)
+        lo64 = q64 - hi64 * 2.0**30
+        cls = tiny % c
+        hi_acc[first] += np.bincount(cls, weights=hi64, minlength=c).astype(np.int64)
+        lo_acc[first] += np.bincount(cls, weights=lo64, minlength=c).astype(np.int64)
+    return True
 
 
 @dataclass(frozen=True, eq=False)
