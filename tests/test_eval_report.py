@@ -548,7 +548,9 @@ def test_calibration_sums_by_either_path_are_exact(seed, rows, n_bins, spread):
     z = rng.normal(0.0, spread, (rows, c)).astype(np.float32)
     e = np.exp(z - z.max(axis=1, keepdims=True))
     p = e / e.sum(axis=1)[:, None]
-    p[rng.random(p.shape) < 0.01] = 0.0  # zeros count among the tiny ones
+    tiny = rng.random(p.shape) < 0.02  # below 2**-24: rounded one by one
+    p[tiny] = (10.0 ** rng.uniform(-44, -8, tiny.sum())).astype(np.float32)
+    p[rng.random(p.shape) < 0.005] = 0.0  # zeros count among the tiny ones
     q = p * np.float32(2.0**60)
     edges = np.asarray([b / n_bins for b in range(1, n_bins)], np.float32)
     scaled = edges * np.float32(2.0**60)
