@@ -427,6 +427,8 @@ def _layout(c: _Contribution, n: int) -> tuple[int, np.ndarray, np.ndarray] | No
         minlength=n * span,
     ).reshape(n, span)
     used = np.flatnonzero(dig.any(axis=0))
+    if used.size == 0:
+        return None
     first, last = int(used[0]), int(used[-1]) + 1
     if first or last < span:
         dig = dig[:, first:last]
