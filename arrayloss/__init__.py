@@ -9,8 +9,8 @@ Every loss is a pair of functions, ``name(logits, labels, /, **options)`` and
 
 from . import esp, keras, losses, metrics
 from ._gradcheck import GradcheckResult, gradcheck
-from ._registry import LOSSES, LossInfo, value_and_grad
-from ._user import USER_LOSSES, register_loss, unregister_loss
+from ._registry import LOSSES, USER_LOSSES, LossInfo, value_and_grad
+from ._user import register_loss, unregister_loss
 from .losses import *  # noqa: F403
 
 __version__ = "0.1.0"

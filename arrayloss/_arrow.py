@@ -37,7 +37,9 @@ import numpy as np
 
 from ._errors import DataError, UsageError
 from ._errors import one_line as _one_line
-from .io import Source, _LabelColumn, select_columns
+from .io._columns import select_columns
+from .io._source import Source, _LabelColumn
+from .io._spec import TableSpec
 
 __all__ = ["BATCH_ROWS", "IO_HINT", "open_arrow", "own_memory_pool"]
 
@@ -542,13 +544,9 @@ def open_arrow(
     path: str,
     label: str,
     kind: str,
+    table: TableSpec,
     *,
-    label_column: str | None = None,
-    score_columns: str | None = None,
-    drop_columns: Sequence[str] = (),
-    soft: bool = False,
     with_labels: bool = False,
-    **ignored: Any,
 ) -> Any:
     """The `Source` of the ``kind`` (``"scores"``, ``"soft"``, ``"labels"``,
     ``"weights"``) in a Parquet or Feather file.
@@ -559,8 +557,11 @@ def open_arrow(
     one.  ``score_columns`` (a column spec, `arrayloss.io.select_columns`) picks
     the score columns, ``drop_columns`` leaves columns out; the index columns
     pandas stored are left out by default.  For a 1-D ``kind``, the only column
-    other than the index, or ``label_column``.
+    other than the index, or ``label_column``.  ``table`` is a
+    `arrayloss.io.TableSpec` (its text-only fields are not used).
     """
+    label_column, score_columns = table.label_column, table.score_columns
+    drop_columns, soft = table.drop_columns, table.soft
     f = _ArrowFile(path, label)
     try:
         width = len(f.names)

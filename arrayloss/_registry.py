@@ -17,6 +17,7 @@ from ._typing import Array
 __all__ = [
     "CONVENTIONS",
     "LOSSES",
+    "USER_LOSSES",
     "LossInfo",
     "get_loss",
     "value_and_grad",
@@ -252,11 +253,14 @@ LOSSES: Mapping[str, LossInfo] = MappingProxyType(
 )  # fmt: skip
 
 
+_USER: dict[str, LossInfo] = {}
+USER_LOSSES: Mapping[str, LossInfo] = MappingProxyType(_USER)
+"""The losses added with `arrayloss.register_loss` (which fills ``_USER``), by name."""
+
+
 def get_loss(name: str) -> LossInfo:
     """The registry entry for ``name`` (built in, or added with
     `arrayloss.register_loss`), or a `ValueError` suggesting close names."""
-    from ._user import USER_LOSSES
-
     try:
         return LOSSES[name]
     except (KeyError, TypeError):

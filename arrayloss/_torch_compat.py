@@ -41,7 +41,7 @@ from array_api_compat import is_torch_array
 
 from ._typing import Array
 
-__all__ = ["apply", "plain", "tracks_grad"]
+__all__ = ["apply", "plain", "tracks_grad", "weights_need_grad"]
 
 
 def tracks_grad(logits: Array, weights: Array | None) -> bool:
@@ -56,6 +56,13 @@ def tracks_grad(logits: Array, weights: Array | None) -> bool:
     return bool(logits.requires_grad) or (
         weights is not None and is_torch_array(weights) and bool(weights.requires_grad)
     )
+
+
+def weights_need_grad(weights: Array | None) -> bool:
+    """True if ``weights`` is a torch tensor that requires grad (with grad mode on
+    where `tracks_grad` is asked first): its gradient needs the conventions'
+    per-sample factors."""
+    return is_torch_array(weights) and bool(weights.requires_grad)
 
 
 def plain(
@@ -84,12 +91,16 @@ def apply(
     axis: int,
     reduction: str,
     params: Mapping[str, Any],
+    factors: Array | None,
 ) -> tuple[Array, Array]:
     """``(value, grad)`` of ``loss`` with ``value`` differentiable by autograd.
 
     ``loss`` is a `Kernel` or a `LossInfo`: anything with ``value`` and
     ``value_and_grad`` methods taking ``(logits, labels, *, axis, reduction,
-    weights, **params)``.
+    weights, **params)``.  ``factors`` is what the conventions multiply each
+    sample's weight by (``arrayloss._api.sample_factors``, a tensor of the batch
+    shape, or ``None``), which the weights' gradient needs: the caller, which
+    owns the front end, computes it when `weights_need_grad`.
 
     ``grad`` (the analytic gradient with respect to ``logits``) is returned
     detached.  Soft labels that require grad are refused: no gradient with
@@ -102,7 +113,7 @@ def apply(
         )
         raise ValueError(msg)
     value, grad = _function().apply(
-        logits, labels, weights, loss, axis, reduction, dict(params)
+        logits, labels, weights, loss, axis, reduction, dict(params), factors
     )
     return value, grad
 
@@ -162,28 +173,24 @@ def _function() -> Any:
             axis: int,
             reduction: str,
             params: dict[str, Any],
+            factors: Any,
         ) -> tuple[Any, Any]:
             z, t, w, on_numpy = _as_numpy(*plain(logits, labels, weights))
             params = {k: _like(v, on_numpy) for k, v in params.items()}
             value, grad = loss.value_and_grad(
                 z, t, axis=axis, reduction=reduction, weights=w, **params
             )
-            rows = factors = None
+            rows = None
             if w is not None and ctx.needs_input_grad[2]:
                 rows = loss.value(
                     z, t, axis=axis, reduction="none", weights=None, **params
                 )
-                from ._api import sample_factors  # _api imports this module
-
-                factors = sample_factors(
-                    z, t, axis=axis, ignore_index=params.get("ignore_index"),
-                    class_weights=params.get("class_weights"),
-                )  # fmt: skip
+            else:
+                factors = None
             if on_numpy:
                 value, grad = _from_numpy(value), _from_numpy(grad)
                 w = None if w is None else weights.detach()
                 rows = None if rows is None else _from_numpy(rows)
-                factors = None if factors is None else _from_numpy(factors)
             ctx.mark_non_differentiable(grad)
             ctx.save_for_backward(grad, w, rows, value, factors)
             ctx.axis = axis % z.ndim
@@ -193,7 +200,7 @@ def _function() -> Any:
         @staticmethod
         def backward(
             ctx: Any, g_value: Any, g_grad: Any
-        ) -> tuple[Any, None, Any, None, None, None, None]:
+        ) -> tuple[Any, None, Any, None, None, None, None, None]:
             if torch.is_grad_enabled():  # create_graph=True: a silent zero Hessian
                 msg = (
                     "arrayloss losses give first derivatives only: "
@@ -212,6 +219,6 @@ def _function() -> Any:
                     dw = (rows - f * value) / (w * f).sum() * g_value
                 else:
                     dw = rows * g_value
-            return dz, None, dw, None, None, None, None
+            return dz, None, dw, None, None, None, None, None
 
     return _AnalyticLoss

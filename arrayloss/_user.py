@@ -4,7 +4,8 @@
 so the shared wrapper (axis, reduction, weights, validation, every backend),
 `value_and_grad`, `gradcheck` and the command line's ``--loss`` work on it
 unchanged.  ``arrayloss.LOSSES`` stays the built-in table; the user's entries are
-in `USER_LOSSES` (a read-only view) and `get_loss` looks in both.
+in ``arrayloss.USER_LOSSES`` (a read-only view, beside ``LOSSES`` in
+`arrayloss._registry`, which this module fills) and `get_loss` looks in both.
 """
 
 from __future__ import annotations
@@ -13,19 +14,16 @@ import importlib
 import inspect
 import keyword
 from collections.abc import Callable, Mapping
-from types import MappingProxyType
 from typing import Any
 
 from ._api import CONVENTIONS, Kernel, Targets, unknown_parameter
-from ._registry import LOSSES, LossInfo
+from ._registry import _USER, LOSSES, LossInfo
 from ._typing import Array, Namespace
 from .losses._public import grad_twin
 
-__all__ = ["USER_LOSSES", "import_spec", "register_loss", "unregister_loss"]
+__all__ = ["import_spec", "register_loss", "unregister_loss"]
 
-_USER: dict[str, LossInfo] = {}
 _RAW: dict[str, Callable[..., Any]] = {}
-USER_LOSSES: Mapping[str, LossInfo] = MappingProxyType(_USER)
 _TARGETS = ("index", "soft", "both")
 _COMMON = ("axis", "reduction", "weights")
 
@@ -216,7 +214,7 @@ def register_loss(
     value, grad = _public(name, kernel, defaults, inspect.getdoc(value_and_grad))
     kind = "index" if targets == "index" else "index|soft"
     info = LossInfo(name, value, grad, kind, summary or f"user loss {name}")
-    from ._kinks import KINKS
+    from ._kinks import KINKS  # NumPy oracles, with SciPy: not at `import arrayloss`
 
     KINKS.pop(name, None)
     if kinks is not None:

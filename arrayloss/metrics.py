@@ -137,6 +137,8 @@ Examples
 --------
 >>> import numpy as np
 >>> from arrayloss import metrics""",
+        "metric_closing": "%(metric_returns)s\n\n%(metric_examples)s",
+        "metric_sections": "Parameters\n----------\n%(metric_arrays)s\n\n%(metric_closing)s",
         "calibration_parameters": """\
 Parameters
 ----------
@@ -155,8 +157,10 @@ strategy : {"uniform", "quantile"}
 )
 """Fill a metric's docstring from `arrayloss._doc.DOCS` and the metrics' blocks:
 ``metric_arrays`` (``scores`` to ``input``), ``metric_returns``,
-``metric_examples``, and the calibration errors' ``calibration_parameters`` (both
-sections) and ``calibration_examples``."""
+``metric_examples``, ``metric_closing`` (those two), ``metric_sections`` (the
+``Parameters`` header to the examples, for a metric without options of its own),
+and the calibration errors' ``calibration_parameters`` (both sections) and
+``calibration_examples``."""
 
 
 @_fill_doc
@@ -174,13 +178,7 @@ def accuracy(
     On ties the first (lowest) index is the prediction, as ``numpy.argmax``; the
     result equals ``sklearn.metrics.accuracy_score(labels, scores.argmax(axis))``.
 
-    Parameters
-    ----------
-    %(metric_arrays)s
-
-    %(metric_returns)s
-
-    %(metric_examples)s
+    %(metric_sections)s
     >>> s = np.array([[2.0, 1.0, 0.1], [0.3, 0.2, 3.0], [1.0, 1.0, 0.0]])
     >>> float(metrics.accuracy(s, np.array([0, 1, 1])))
     0.3333333333333333
@@ -215,9 +213,7 @@ def top_k_accuracy(
         How many top classes count as a hit.
     %(metric_arrays)s
 
-    %(metric_returns)s
-
-    %(metric_examples)s
+    %(metric_closing)s
     >>> s = np.array([[2.0, 1.0, 0.1], [0.3, 0.2, 3.0], [1.0, 1.0, 0.0]])
     >>> float(metrics.top_k_accuracy(s, np.array([0, 1, 0]), k=2))
     0.6666666666666666
@@ -257,9 +253,7 @@ def nll(
         epsilon of the scores' dtype, ``finfo(dtype).eps``, as scikit-learn's
         ``log_loss`` uses; ``0`` clips nothing, so a zero ``p_y`` gives ``inf``.
 
-    %(metric_returns)s
-
-    %(metric_examples)s
+    %(metric_closing)s
     >>> s = np.array([[1.0, 2.5, -0.3, 0.7, 3.1]])
     >>> print(f"{float(metrics.nll(s, np.array([2]))):.6f}")
     3.985205
@@ -313,13 +307,7 @@ def brier(
     ``sklearn.metrics.brier_score_loss(labels, p, labels=range(C),
     scale_by_half=False)``.
 
-    Parameters
-    ----------
-    %(metric_arrays)s
-
-    %(metric_returns)s
-
-    %(metric_examples)s
+    %(metric_sections)s
     >>> p = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.2, 0.2, 0.6]])
     >>> print(f"{float(metrics.brier(p, np.array([0, 1, 2]), input='probs')):.4f}")
     0.1467

@@ -30,6 +30,7 @@ import torch
 
 from . import _torch_compat
 from ._adapter import check_options, export, present
+from ._api import autograd_factors
 from ._registry import LOSSES, LossInfo
 
 __all__ = ["Loss", "keras", "loss", *(n for n in LOSSES if "." not in n)]
@@ -57,6 +58,7 @@ def _function(info: LossInfo) -> Callable[..., torch.Tensor]:
         value, _ = _torch_compat.apply(
             info, logits, labels, weights,
             axis=axis, reduction=reduction, params=params,
+            factors=autograd_factors(logits, labels, weights, axis=axis, params=params),
         )  # fmt: skip
         return value  # type: ignore[no-any-return]
 

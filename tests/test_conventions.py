@@ -61,6 +61,36 @@ def test_cross_entropy_matches_torch(reduction: str, with_weight: bool) -> None:
     assert np.all(grad[y == IGNORE] == 0)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_core_loss_on_tensors_gives_the_weights_gradient_with_conventions(
+    reduction: str,
+) -> None:
+    """`arrayloss.cross_entropy` itself on tensors (the shared wrapper's autograd
+    hook, which hands the node the conventions' per-sample factors): the weights'
+    gradient with ``ignore_index`` and ``class_weights`` is PyTorch's."""
+    torch = pytest.importorskip("torch")
+
+    z, y, cw = _batch()
+    zt = torch.tensor(z, requires_grad=True)
+    wt = torch.tensor(np.linspace(0.5, 2, z.shape[0]), requires_grad=True)
+    yt, cwt = torch.tensor(y), torch.tensor(cw)
+    value = al.cross_entropy(
+        zt, yt, weights=wt, ignore_index=IGNORE, class_weights=cwt,
+        reduction=reduction,
+    )  # fmt: skip
+    gz, gw = torch.autograd.grad(value, (zt, wt))
+    rows = torch.nn.functional.cross_entropy(
+        zt, yt, weight=cwt, ignore_index=IGNORE, reduction="none"
+    )
+    ref = (wt * rows).sum()
+    if reduction == "mean":
+        ref = ref / (wt * torch.where(yt == IGNORE, 0.0, cwt[yt.clamp(min=0)])).sum()
+    rz, rw = torch.autograd.grad(ref, (zt, wt))
+    torch.testing.assert_close(value, ref, rtol=1e-13, atol=1e-15)
+    torch.testing.assert_close(gz, rz, rtol=1e-12, atol=1e-15)
+    torch.testing.assert_close(gw, rw, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("name", ["cross_entropy", "keras.categorical_crossentropy"])
 def test_torch_adapter_matches_autograd_of_f_cross_entropy(name: str) -> None:
     torch = pytest.importorskip("torch")

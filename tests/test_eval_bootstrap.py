@@ -218,7 +218,12 @@ def report_run(z, y, w, pieces, seed):
     (nll and cross-entropy, accuracy and top-1 accuracy) of ``pieces`` (row
     ranges) fed to the chunk engine, each its own chunk."""
     from arrayloss import metrics as M
-    from arrayloss.cli._engine import LossTally, backend_converter, evaluate_chunk
+    from arrayloss.cli._engine import (
+        LossTally,
+        Tallies,
+        backend_converter,
+        evaluate_chunk,
+    )
     from arrayloss.io import Chunk
 
     c = z.shape[1]
@@ -231,7 +236,7 @@ def report_run(z, y, w, pieces, seed):
         chunk = Chunk(a, z[a:b], y[a:b], None if w is None else w[a:b])
         evaluate_chunk(
             chunk, "logits", c, None, "S", "L", "W", backend_converter("numpy"),
-            tallies, losses, want_rows=False, boot=boot, first_row=a,
+            Tallies(tallies, losses, boot=boot), want_rows=False, first_row=a,
         )  # fmt: skip
     return boot
 
@@ -295,7 +300,12 @@ def tally_run(z, y, w, pieces, seed):
     """The bootstrap tally of ``pieces`` (row ranges, in the order given) fed to
     the chunk engine, each its own chunk."""
     from arrayloss import metrics as M
-    from arrayloss.cli._engine import LossTally, backend_converter, evaluate_chunk
+    from arrayloss.cli._engine import (
+        LossTally,
+        Tallies,
+        backend_converter,
+        evaluate_chunk,
+    )
     from arrayloss.io import Chunk
 
     tallies = {"accuracy": M.Accuracy(), "nll": M.NLL(), "ece": M.ECE(n_bins=4)}
@@ -306,8 +316,8 @@ def tally_run(z, y, w, pieces, seed):
         chunk = Chunk(a, z[a:b], y[a:b], w[a:b])
         evaluate_chunk(
             chunk, "logits", z.shape[1], None, "S", "L", "W",
-            backend_converter("numpy"), tallies, losses, want_rows=False,
-            boot=boot, first_row=a,
+            backend_converter("numpy"), Tallies(tallies, losses, boot=boot),
+            want_rows=False, first_row=a,
         )  # fmt: skip
     return boot
 
@@ -395,7 +405,12 @@ def test_replicates_equal_a_direct_computation(data):
     """Each replicate of each scalar, from the chunk engine and from the command,
     as NumPy computes it from the same draws."""
     from arrayloss import metrics as M
-    from arrayloss.cli._engine import LossTally, backend_converter, evaluate_chunk
+    from arrayloss.cli._engine import (
+        LossTally,
+        Tallies,
+        backend_converter,
+        evaluate_chunk,
+    )
     from arrayloss.io import Chunk
 
     z, y, w = (np.load(data / f"{k}.npy") for k in "zyw")
@@ -406,8 +421,8 @@ def test_replicates_equal_a_direct_computation(data):
     for a in range(0, N, 7):
         evaluate_chunk(
             Chunk(a, z[a : a + 7], y[a : a + 7], w[a : a + 7]), "logits", C, None,
-            "S", "L", "W", backend_converter("numpy"), tallies, losses,
-            want_rows=False, boot=boot,
+            "S", "L", "W", backend_converter("numpy"),
+            Tallies(tallies, losses, boot=boot), want_rows=False,
         )  # fmt: skip
     got = boot.replicates("mean")
     got = {**got["losses"], **got["metrics"]}
@@ -527,7 +542,7 @@ def test_per_class_and_calibration_replicates_equal_a_direct_computation(data):
     """Per replicate: each class's precision, recall and F1, and MCE and RMSCE,
     from the chunk engine and as NumPy computes them from the same draws."""
     from arrayloss import metrics as M
-    from arrayloss.cli._engine import backend_converter, evaluate_chunk
+    from arrayloss.cli._engine import Tallies, backend_converter, evaluate_chunk
     from arrayloss.io import Chunk
 
     z, y, w = (np.load(data / f"{k}.npy") for k in "zyw")
@@ -538,8 +553,8 @@ def test_per_class_and_calibration_replicates_equal_a_direct_computation(data):
     for a in range(0, N, 7):
         evaluate_chunk(
             Chunk(a, z[a : a + 7], y[a : a + 7], w[a : a + 7]), "logits", C, None,
-            "S", "L", "W", backend_converter("numpy"), tallies, {},
-            want_rows=False, boot=boot,
+            "S", "L", "W", backend_converter("numpy"),
+            Tallies(tallies, {}, boot=boot), want_rows=False,
         )  # fmt: skip
     kw = B.poisson_weights(7, reps, np.arange(N)).astype(float) * w[:, None]
     pred = z.argmax(axis=1)
@@ -591,7 +606,7 @@ def test_coverage_of_a_known_recall():
     (0.021) of 120 runs, so a correct tally fails with probability ~1e-3 while
     one whose intervals were a third too narrow (coverage ~0.82) does not pass."""
     from arrayloss import metrics as M
-    from arrayloss.cli._engine import backend_converter, evaluate_chunk
+    from arrayloss.cli._engine import Tallies, backend_converter, evaluate_chunk
     from arrayloss.io import Chunk
 
     truth, n, runs = 0.8, 240, 120
@@ -607,7 +622,8 @@ def test_coverage_of_a_known_recall():
         boot = B.BootstrapTally(B.BootstrapSpec(100, r), tallies, [])
         evaluate_chunk(
             Chunk(0, z, y, None), "logits", 3, None, "S", "L", "W",
-            backend_converter("numpy"), tallies, {}, want_rows=False, boot=boot,
+            backend_converter("numpy"), Tallies(tallies, {}, boot=boot),
+            want_rows=False,
         )  # fmt: skip
         spans = boot.class_intervals()
         assert spans is not None

@@ -685,7 +685,7 @@ def test_internal_errors_are_one_line(monkeypatch, files):
     def boom(*_args, **_kwargs):
         raise RuntimeError("boom\nsecond line")
 
-    monkeypatch.setattr(_eval, "_render", boom)
+    monkeypatch.setattr(_eval, "render", boom)
     result = invoke([files["z.npy"], files["y.npy"]], exit_code=1)
     assert (
         result.stderr

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 import arrayloss as al
 from arrayloss import io as alio
-from arrayloss.io import DataError
+from arrayloss.io import DataError, TableSpec
 
 N, C = 50, 4
 pa = pytest.importorskip("pyarrow", reason="pyarrow (the io extra) is not installed")
@@ -141,7 +141,7 @@ def test_reads_cut_batches_anywhere(tmp_path_factory, rows, group, batch, reads,
     _write(table, path, fmt, group)
     with mock.patch.object(_arrow, "BATCH_ROWS", batch):
         src, labels = open_arrow(
-            str(path), "T", "scores", label_column="label", with_labels=True
+            str(path), "T", "scores", TableSpec(label_column="label"), with_labels=True
         )
         got, got_y = [], []
         with src:
@@ -172,7 +172,7 @@ def test_parquet_row_group_read_in_batches(tmp_path, data, monkeypatch):
     ref = _numbers(_json([str(tmp_path / "z.npy"), str(tmp_path / "y.npy")]))
     monkeypatch.setattr(_arrow, "BATCH_VALUES", 8 * (C + 1))  # 8 rows a batch
     src, _ = _arrow.open_arrow(
-        str(tmp_path / "g.parquet"), "T", "scores", label_column="label",
+        str(tmp_path / "g.parquet"), "T", "scores", TableSpec(label_column="label"),
         with_labels=True,
     )  # fmt: skip
     with src:

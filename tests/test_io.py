@@ -134,10 +134,12 @@ def test_truncated_zip_member_detected_while_reading(tmp_path, arr):
     """A stream whose size is not known ahead still fails cleanly at the end."""
     import io
 
+    from arrayloss.io._npy import _NpyStream
+
     buf = io.BytesIO()
     np.save(buf, arr)
     raw = io.BytesIO(buf.getvalue()[:-100])
-    src = alio._NpyStream(raw, "SCORES 'x'", "scores", available=None)
+    src = _NpyStream(raw, "SCORES 'x'", "scores", available=None)
     with pytest.raises(
         alio.DataError, match=r"SCORES 'x' is truncated: it ends in row 50 of 53"
     ):
@@ -180,7 +182,7 @@ def test_text_label_column(tmp_path, arr, column):
     names = np.array(["cat", "dog", "emu"])[np.arange(53) % 3]
     path = tmp_path / "s.csv"
     _write_csv(path, arr, labels=names, header=column == "label")
-    scores, labels = alio.open_table(str(path), label_column=column)
+    scores, labels = alio.open_table(str(path), alio.TableSpec(label_column=column))
     got_s, got_l = [], []
     with scores:
         while True:
@@ -198,7 +200,7 @@ def test_text_label_column(tmp_path, arr, column):
 def test_text_blank_lines_bom_and_spaces(tmp_path):
     path = tmp_path / "s.csv"
     path.write_bytes("\ufeffa,b,label\n\n1.5, 2,cat\n\n3,4, dog\n\n".encode())
-    scores, labels = alio.open_table(str(path), label_column="label")
+    scores, labels = alio.open_table(str(path), alio.TableSpec(label_column="label"))
     with scores:
         np.testing.assert_array_equal(scores.read(10), [[1.5, 2], [3, 4]])
         assert labels.read(10).tolist() == ["cat", "dog"]
@@ -228,7 +230,7 @@ def test_text_errors(tmp_path, text, kwargs, message):
 
 
 def _open_and_read(path, **kwargs):
-    scores, _ = alio.open_table(path, **kwargs)
+    scores, _ = alio.open_table(path, alio.TableSpec(**kwargs))
     with scores:
         return _read_all(scores, 10)
 
@@ -238,7 +240,9 @@ def test_text_vectors(tmp_path):
     src = alio.open_array(str(tmp_path / "y.txt"), "labels")
     assert _read_all(src, 2).tolist() == ["1", "2", "0"]
     (tmp_path / "y.csv").write_text("cat\ndog\n")  # a class name is data, not a header
-    src = alio.open_array(str(tmp_path / "y.csv"), "labels", classes=("cat", "dog"))
+    src = alio.open_array(
+        str(tmp_path / "y.csv"), "labels", spec=alio.TableSpec(classes=("cat", "dog"))
+    )
     assert _read_all(src, 2).tolist() == ["cat", "dog"]
     (tmp_path / "w.csv").write_text("weight\n0.5\n2\n")
     src = alio.open_array(str(tmp_path / "w.csv"), "weights")
@@ -249,7 +253,9 @@ def test_text_vectors(tmp_path):
         match=r"has 2 columns; one column of labels is needed \(say which with --label-column\)",
     ):
         alio.open_array(str(tmp_path / "two.csv"), "labels")
-    src = alio.open_array(str(tmp_path / "two.csv"), "labels", label_column="label")
+    src = alio.open_array(
+        str(tmp_path / "two.csv"), "labels", spec=alio.TableSpec(label_column="label")
+    )
     assert _read_all(src, 5).tolist() == ["1", "0"]
 
 
@@ -445,3 +451,17 @@ def test_out_of_range_float_labels_are_reported_as_themselves(value):
         alio.DataError, match=re.escape(f"label {shown} is out of range")
     ):
         alio.label_indices(raw, n_classes=3, classes=None, start=0, label="LABELS")
+
+
+def test_table_spec_of_a_labels_file_keeps_what_applies_to_it():
+    """A separate LABELS file shares the label column, delimiter and class names
+    with SCORES; the header, score and dropped columns and soft flag are SCORES'."""
+    spec = alio.TableSpec(
+        label_column="y", score_columns="p*", drop_columns=("id",), soft=True,
+        header=True, delimiter=";", classes=("a", "b"),
+    )  # fmt: skip
+    assert spec.of_labels_file() == alio.TableSpec(
+        label_column="y", delimiter=";", classes=("a", "b")
+    )
+    assert spec.replace(label_column=None).label_column is None
+    assert spec.label_column == "y"  # frozen: replace makes a copy

@@ -3,8 +3,6 @@ backend, the streaming tallies against the in-memory functions, and validation."
 
 from __future__ import annotations
 
-from types import ModuleType
-
 import numpy as np
 import pytest
 from conftest import assert_allclose, to_numpy
@@ -454,31 +452,12 @@ def test_metric_docstrings_are_filled(name):
         assert "\n    n_bins : int >= 1\n" in doc
 
 
-def _imported_modules(module: ModuleType) -> set[str]:
-    """Every module ``module``'s source imports, at any depth of its code."""
-    import ast
-    import inspect
-
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(inspect.getsource(module))):
-        if isinstance(node, ast.ImportFrom):
-            base = "." * node.level + (node.module or "")
-            names.add(base)
-            names.update(f"{base}.{a.name}".replace("..", ".") for a in node.names)
-        elif isinstance(node, ast.Import):
-            names.update(a.name for a in node.names)
-    return names
-
-
-def test_tallies_share_one_update_and_no_import_cycle():
-    """The report tallies and the metrics' tallies take ``update`` from one home,
-    which (like `_classwise`) does not import `arrayloss.metrics` back."""
-    from arrayloss import _classwise, _metric_rows
+def test_tallies_share_one_update():
+    """The report tallies and the metrics' tallies take ``update`` from one home
+    (which does not import `arrayloss.metrics` back: tests/test_imports.py)."""
+    from arrayloss import _metric_rows
 
     for cls in (M.Accuracy, M.TopKAccuracy, M.NLL, M.Brier, M.ECE, M.MCE, M.RMSCE):
         assert cls.update is _metric_rows._Batches.update, cls
     for cls in (M.ClassReport, M.Reliability):
         assert cls.update is _metric_rows._Batches.update, cls
-    for module in (_classwise, _metric_rows):
-        imported = _imported_modules(module)
-        assert not {n for n in imported if n.endswith("metrics")}, module.__name__

@@ -11,6 +11,8 @@ import functools
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from .._registry import LOSSES
+
 __all__ = ["KinkFn", "kink_table"]
 
 KinkFn = Callable[[Any, Any, dict[str, Any]], Any]
@@ -19,8 +21,6 @@ KinkFn = Callable[[Any, Any, dict[str, Any]], Any]
 def _filled(name: str, fn: KinkFn) -> KinkFn:
     @functools.wraps(fn)
     def distance(logits: Any, labels: Any, params: dict[str, Any]) -> Any:
-        from .._registry import LOSSES
-
         return fn(logits, labels, {**LOSSES[name].params, **params})
 
     return distance

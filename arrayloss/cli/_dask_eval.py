@@ -67,6 +67,7 @@ from ._engine import (
     IgnoreTally,
     LossTally,
     ProbInput,
+    Tallies,
     backend_converter,
     chunk_rows,
     evaluate_chunk,
@@ -208,31 +209,27 @@ def evaluate_on_cluster(
     input_kind: str,
     n_classes: int,
     class_names: Sequence[str] | None,
-    tallies: dict[str, Any],
-    loss_tallies: dict[str, LossTally],
+    tallies: Tallies,
     block_rows: int | None,
     prob: ProbInput | None = None,
-    clips: ClipTally | None = None,
-    ignored: IgnoreTally | None = None,
-    boot: Any = None,
 ) -> int:
-    """Add every shard to ``tallies`` and ``loss_tallies``; return the row count.
+    """Add every shard to ``tallies``; return the row count.
 
-    ``ignored`` (``--ignore-label``) and ``boot`` (``--bootstrap``, an empty
-    `arrayloss.cli._bootstrap.BootstrapTally`) get the totals too; rows are
-    numbered across the shards in order, as the streaming path numbers them.
-
-    ``tallies`` must be empty metric tallies; they are replaced by the totals, and
-    the loss tallies' exact sums are added to, as the streaming path does chunk by
-    chunk.
+    Rows are numbered across the shards in order, as the streaming path numbers
+    them (for ``tallies.boot``'s draws).  ``tallies.metrics`` must be empty metric
+    tallies; they are replaced by the totals, and the loss tallies' exact sums,
+    ``clips``, ``ignored`` and ``boot`` are added to, as the streaming path does
+    chunk by chunk.
     """
+    loss_tallies, clips = tallies.losses, tallies.clips
+    ignored, boot = tallies.ignored, tallies.boot
     delayed = _module("dask").delayed
     rows = block_rows or max(1, BLOCK_ELEMENTS // n_classes)
     setup = _Setup(
         input_kind=input_kind,
         n_classes=n_classes,
         class_names=None if class_names is None else tuple(class_names),
-        tallies=dict(tallies),
+        tallies=dict(tallies.metrics),
         losses=tuple((t.spec, t.name, t.params) for t in loss_tallies.values()),
         sharded=len(infos) > 1,
         prob=prob or ProbInput(),
@@ -253,7 +250,7 @@ def evaluate_on_cluster(
         if len(bundles) == 1:
             break
     n, metric_totals, loss_totals, clip_totals, extras = _gather(client, bundles[0])
-    tallies.update(metric_totals)
+    tallies.metrics.update(metric_totals)
     if ignored is not None:
         ignored.count += extras["ignored"].count
     if boot is not None:
@@ -436,14 +433,14 @@ def _block_tallies(
     """The exact tallies of one block, ``(rows, metric tallies, loss sums)``, in a
     ``(1, 1)`` object array (a block of the tallies' Dask array)."""
     info, start, _ = blocks.spans[block_id[0]]
-    tallies = dict(setup.tallies)
-    losses = {
-        spec: LossTally(spec, name, params) for spec, name, params in setup.losses
-    }
+    into = Tallies(
+        dict(setup.tallies),
+        {spec: LossTally(spec, name, params) for spec, name, params in setup.losses},
+        ClipTally(),
+        None if setup.ignore_label is None else IgnoreTally(setup.ignore_label),
+        None if setup.boot is None else setup.boot.empty(),
+    )
     to_numpy = backend_converter("numpy")
-    clips = ClipTally()
-    ignored = None if setup.ignore_label is None else IgnoreTally(setup.ignore_label)
-    boot = None if setup.boot is None else setup.boot.empty()
     offset = setup.offsets.get(info.shard.scores, 0)
     n = int(scores.shape[0])
     step = chunk_rows(setup.n_classes)
@@ -463,23 +460,19 @@ def _block_tallies(
             info.labels_label,
             info.weights_label or "",
             to_numpy,
-            tallies,
-            losses,
+            into,
             want_rows=False,
             prob=setup.prob,
-            clips=clips,
-            ignored=ignored,
-            boot=boot,
             first_row=offset + start + a,
         )
-    sums = {spec: (t.total, t.weight) for spec, t in losses.items()}
+    sums = {spec: (t.total, t.weight) for spec, t in into.losses.items()}
     extras: dict[str, Any] = {}
-    if ignored is not None:
-        extras["ignored"] = ignored
-    if boot is not None:
-        extras["boot"] = boot
+    if into.ignored is not None:
+        extras["ignored"] = into.ignored
+    if into.boot is not None:
+        extras["boot"] = into.boot
     out = np.empty((1, 1), dtype=object)
-    out[0, 0] = (n, tallies, sums, clips, extras)
+    out[0, 0] = (n, into.metrics, sums, into.clips, extras)
     return out
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "LossTally",
     "PerSampleWriter",
     "ProbInput",
+    "Tallies",
     "backend_converter",
     "chunk_rows",
     "default_threads",
@@ -175,6 +176,56 @@ class IgnoreTally:
     def merge(self, other: IgnoreTally) -> IgnoreTally:
         """Both tallies together."""
         return IgnoreTally(self.label, self.count + other.count)
+
+
+@dataclass
+class Tallies:
+    """Everything a run adds its chunks to, passed as one.
+
+    ``metrics``: the metric (and report) tallies by key, each replaced by a new
+    one as chunks are added; ``losses``: the `LossTally` of each ``--loss`` by
+    spec; ``clips`` (``--input probs``/``logprobs``), ``ignored``
+    (``--ignore-label``) and ``boot`` (``--bootstrap``, a
+    `arrayloss.cli._bootstrap.BootstrapTally`), each ``None`` when not asked for.
+    """
+
+    metrics: dict[str, Any]
+    losses: dict[str, LossTally]
+    clips: ClipTally | None = None
+    ignored: IgnoreTally | None = None
+    boot: Any = None
+
+    def empty(self, *, own_boot: bool) -> Tallies:
+        """Empty tallies of the same kinds, for a part of the rows to be merged
+        back with `add`.  ``metrics`` must still be the empty ones (a tally is
+        a value, so they are shared); ``own_boot``: a bootstrap tally of its own
+        (else the same one, whose ``add`` is thread-safe)."""
+        boot = self.boot
+        if own_boot and boot is not None:
+            boot = boot.empty()
+        return Tallies(
+            dict(self.metrics),
+            {k: LossTally(t.spec, t.name, t.params) for k, t in self.losses.items()},
+            None if self.clips is None else ClipTally(),
+            None if self.ignored is None else IgnoreTally(self.ignored.label),
+            boot,
+        )
+
+    def add(self, part: Tallies) -> None:
+        """Merge ``part`` (from `empty`) into these tallies, exactly."""
+        for key, tally in part.metrics.items():
+            self.metrics[key] = _merged(self.metrics[key], tally)
+        for key, t in part.losses.items():
+            self.losses[key].total += t.total
+            self.losses[key].weight += t.weight
+        if self.clips is not None and part.clips is not None:
+            merged = self.clips.merge(part.clips)
+            self.clips.count, self.clips.moved = merged.count, merged.moved
+            self.clips.infinite, self.clips.eps = merged.infinite, merged.eps
+        if self.ignored is not None and part.ignored is not None:
+            self.ignored.count += part.ignored.count
+        if self.boot is not None and part.boot is not self.boot:
+            self.boot.merge(part.boot)
 
 
 def _ignored_mask(raw: np.ndarray, label: int) -> np.ndarray | None:
@@ -438,24 +489,19 @@ def evaluate_chunk(
     labels_label: str,
     weights_label: str,
     to_backend: Callable[[Any], Any],
-    tallies: dict[str, Any],
-    loss_tallies: dict[str, LossTally],
+    into: Tallies,
     *,
     want_rows: bool,
     prob: ProbInput | None = None,
-    clips: ClipTally | None = None,
-    ignored: IgnoreTally | None = None,
-    boot: Any = None,
     first_row: int | None = None,
 ) -> Any:
-    """Add one `arrayloss.io.Chunk` to ``tallies`` and ``loss_tallies``.
+    """Add one `arrayloss.io.Chunk` to the tallies ``into``.
 
     Probabilities are read as ``prob`` says (default `ProbInput()`), and the
-    samples whose true-class probability is clipped are added to ``clips``.
-    Samples whose label is ``ignored.label`` get weight 0 (and are counted there);
-    ``boot`` (a `arrayloss.cli._bootstrap.BootstrapTally`) gets the chunk's
-    per-sample terms, its rows numbered from ``first_row`` (default
-    ``chunk.start``) in the whole input.
+    samples whose true-class probability is clipped are added to ``into.clips``.
+    Samples whose label is ``into.ignored.label`` get weight 0 (and are counted
+    there); ``into.boot`` gets the chunk's per-sample terms, its rows numbered
+    from ``first_row`` (default ``chunk.start``) in the whole input.
     Returns, when ``want_rows``, the float64 ``(rows, 3 + losses)`` per-sample
     block: predicted class, confidence, true-class probability (`sample_columns`)
     and the losses.
@@ -467,6 +513,8 @@ def evaluate_chunk(
     from arrayloss.io import label_indices, soft_label_rows
 
     prob = ProbInput() if prob is None else prob
+    tallies, loss_tallies = into.metrics, into.losses
+    clips, ignored, boot = into.clips, into.ignored, into.boot
     s = _checked_scores(
         chunk.scores, input_kind, start=chunk.start, label=scores_label,
         renormalize=prob.renormalize,
@@ -737,10 +785,7 @@ class _Part:
     """One chunk's tallies, computed from empty ones on a worker thread."""
 
     rows: int
-    tallies: dict[str, Any]
-    losses: dict[str, LossTally]
-    clips: ClipTally | None
-    ignored: IgnoreTally | None
+    tallies: Tallies
     block: Any
 
 
@@ -754,19 +799,15 @@ def stream(
     class_names: Sequence[str] | None,
     chunk_rows: int,
     to_backend: Callable[[Any], Any],
-    tallies: dict[str, Any],
-    loss_tallies: dict[str, LossTally],
+    tallies: Tallies,
     writer: PerSampleWriter | None,
     quiet: bool,
     prob: ProbInput | None = None,
-    clips: ClipTally | None = None,
-    ignored: IgnoreTally | None = None,
-    boot: Any = None,
     threads: int | None = None,
 ) -> int:
     """Stream each shard's sources chunk by chunk into the tallies; the row count.
 
-    Rows are numbered across shards (for ``boot``'s draws; ``boot.add`` is
+    Rows are numbered across shards (for ``tallies.boot``'s draws; its ``add`` is
     thread-safe and its sums do not depend on the order of chunks).
 
     With ``threads > 1`` (default `eval_threads`; NumPy backend only), chunks are
@@ -775,9 +816,9 @@ def stream(
     bounded by a few chunks.  Each worker evaluates its chunk into empty tallies
     and this thread merges them in file order (``merge``: exact), so the results,
     the ``--per-sample`` rows and the error reported (the first bad row in file
-    order) are those of the one-thread path, bit for bit.  ``tallies`` must then be
-    empty tallies, as for ``--dask``; the loss tallies, ``clips`` and ``ignored``
-    are added to.
+    order) are those of the one-thread path, bit for bit.  ``tallies.metrics`` must
+    then be empty tallies, as for ``--dask``; the loss tallies, ``clips`` and
+    ``ignored`` are added to.
     """
     from arrayloss import io as alio
 
@@ -798,19 +839,12 @@ def stream(
                 rows = chunk.start + int(chunk.scores.shape[0])
             shard_start += rows
 
-    def evaluate(
-        item: tuple[str, str, str, Any, int],
-        tallies: dict[str, Any],
-        losses: dict[str, LossTally],
-        clips: ClipTally | None,
-        ignored: IgnoreTally | None,
-    ) -> Any:
+    def evaluate(item: tuple[str, str, str, Any, int], into: Tallies) -> Any:
         scores_label, labels_label, weights_label, chunk, shard_start = item
         return evaluate_chunk(
             chunk, input_kind, n_classes, class_names, scores_label, labels_label,
-            weights_label, to_backend, tallies, losses, want_rows=writer is not None,
-            prob=prob, clips=clips, ignored=ignored, boot=boot,
-            first_row=shard_start + chunk.start,
+            weights_label, to_backend, into, want_rows=writer is not None,
+            prob=prob, first_row=shard_start + chunk.start,
         )  # fmt: skip
 
     if threads is None:
@@ -819,38 +853,22 @@ def stream(
     n_samples = 0
     if threads <= 1 or to_backend is not _NUMPY_CONVERTER:
         for item in chunks():
-            block = evaluate(item, tallies, loss_tallies, clips, ignored)
+            block = evaluate(item, tallies)
             if writer is not None:
                 writer.write(block)
             n_samples += int(item[3].scores.shape[0])
         return n_samples
 
-    empty = dict(tallies)
+    blank = tallies.empty(own_boot=False)  # before any chunk is added
 
     def work(item: tuple[str, str, str, Any, int]) -> _Part:
-        part = dict(empty)
-        losses = {
-            k: LossTally(t.spec, t.name, t.params) for k, t in loss_tallies.items()
-        }
-        part_clips = None if clips is None else ClipTally()
-        part_ignored = None if ignored is None else IgnoreTally(ignored.label)
-        block = evaluate(item, part, losses, part_clips, part_ignored)
-        rows = int(item[3].scores.shape[0])
-        return _Part(rows, part, losses, part_clips, part_ignored, block)
+        part = blank.empty(own_boot=False)
+        block = evaluate(item, part)
+        return _Part(int(item[3].scores.shape[0]), part, block)
 
     def add(part: _Part) -> None:
         nonlocal n_samples
-        for key, tally in part.tallies.items():
-            tallies[key] = _merged(tallies[key], tally)
-        for key, t in part.losses.items():
-            loss_tallies[key].total += t.total
-            loss_tallies[key].weight += t.weight
-        if clips is not None and part.clips is not None:
-            merged = clips.merge(part.clips)
-            clips.count, clips.moved = merged.count, merged.moved
-            clips.infinite, clips.eps = merged.infinite, merged.eps
-        if ignored is not None and part.ignored is not None:
-            ignored.count += part.ignored.count
+        tallies.add(part.tallies)
         if writer is not None:
             writer.write(part.block)
         n_samples += part.rows

@@ -1,7 +1,10 @@
 """``arrayloss eval``: losses and metrics of a prediction file in one streaming pass.
 
-This module is the command: its options, the usage checks, the outputs and the
-rendering of the results.  The work is done by `arrayloss.cli._engine` (a chunk of
+This module is the command and its driver: its options, the usage checks, the
+outputs, and the run (`_evaluate`: the files' tallies, then the results, which
+`arrayloss.cli._render` lays out as a table, CSV or JSON).  The options that take
+more than a plain value are parsed by the types of `arrayloss.cli._options`.  The
+work is done by `arrayloss.cli._engine` (a chunk of
 rows to exact tallies: the result equals the in-memory one at any chunk size, in
 memory bounded by the chunk, except for ``ece:strategy=quantile``, which keeps
 each sample's confidence, hit and weight, about 10 to 18 bytes a sample) and
@@ -18,14 +21,12 @@ bad usage (exit 2) before anything is read.
 
 from __future__ import annotations
 
-import csv
-import io
 import itertools
-import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -40,12 +41,16 @@ from ._engine import (
     LossTally,
     PerSampleWriter,
     ProbInput,
+    Tallies,
     backend_converter,
     chunk_rows,
     loss_value,
     stream,
 )
 from ._options import (
+    ColumnSpec,
+    Delimiter,
+    Eps,
     Real,
     backend_option,
     check_loss_params,
@@ -57,9 +62,10 @@ from ._options import (
     top_k_option,
 )
 from ._output import STDOUT, Outputs
+from ._render import render
 from ._report import AVERAGES, MAX_TABLE_CLASSES, REPORT_TALLIES, Report
 from ._report import report_usage as _report_usage
-from ._shards import ShardOpener, check_shards, pair_shards, shard_paths
+from ._shards import Shard, ShardOpener, check_shards, pair_shards, shard_paths
 
 __all__ = ["eval_command"]
 
@@ -157,7 +163,7 @@ class _EvalCommand(click.Command):
     default="auto",
     show_default=True,
     metavar="EPS|auto",
-    callback=lambda ctx, param, value: _parse_eps(value),
+    type=Eps(),
     help="With --input probs or logprobs: probabilities are clipped to [EPS, 1] "
     "before the log, 0 <= EPS < 0.5. auto is the machine epsilon of the scores' "
     "dtype (2.2e-16 for float64, 1.2e-7 for float32), as sklearn.metrics.log_loss "
@@ -222,7 +228,7 @@ class _EvalCommand(click.Command):
 @click.option(
     "--delimiter",
     metavar="CHAR",
-    callback=lambda ctx, param, value: _parse_delimiter(value),
+    type=Delimiter(),
     help="The field delimiter of CSV/TSV inputs: one character, or tab. [default: "
     "sniffed from the first rows among , tab ; |]",
 )
@@ -238,7 +244,7 @@ class _EvalCommand(click.Command):
 @click.option(
     "--score-columns",
     metavar="SPEC",
-    callback=lambda ctx, param, value: _parse_columns(value),
+    type=ColumnSpec(),
     help="The score columns of a CSV/TSV, Parquet or Feather SCORES, in this order: "
     "a comma list of names or 0-based numbers, name ranges FIRST:LAST (both "
     "included, as pandas' .loc), number ranges I:J (J excluded, as .iloc) and glob "
@@ -514,7 +520,14 @@ def _run(
     if soft_labels:
         _check_soft_losses(loss_list)
     to_backend = backend_converter(backend)
+    from arrayloss.io import TableSpec
+
     class_names = _parse_classes(classes) if classes is not None else None
+    table = TableSpec(
+        label_column=label_column, score_columns=score_columns,
+        drop_columns=drop_columns, soft=soft_labels, header=header,
+        delimiter=delimiter, classes=class_names or (),
+    )  # fmt: skip
     shards = pair_shards(scores, labels, weights_path)
     inputs = shard_paths(shards)
     if classes is not None and os.path.isfile(classes):
@@ -524,25 +537,29 @@ def _run(
         # Both outputs are claimed before anything is read: an output that is an
         # input, or two that name one file, are usage errors (exit 2).
         write_output = outputs.add(output, "--output")
-        write_rows = None
+        rows_to = None  # --per-sample: its name and the path to write it to
         if per_sample is not None:
-            write_rows = outputs.add(per_sample, "--per-sample")
+            rows_to = (per_sample, outputs.add(per_sample, "--per-sample"))
         report.claim(outputs)
         text = _evaluate(
-            scores, labels, shards, use_dask=use_dask, input_kind=input_kind,
-            prob=ProbInput(eps=eps, renormalize=renormalize), loss_list=loss_list, metric_list=metric_list, ks=top_k,
-            ks_explicit=ks_explicit, reduction=reduction, weights_path=weights_path,
-            opener=ShardOpener(
-                scores_key=scores_key, labels_key=labels_key,
-                label_column=label_column, header=header, classes=class_names or (),
-                delimiter=delimiter, drop_columns=drop_columns,
-                score_columns=score_columns, soft_labels=soft_labels,
+            _Inputs(scores, labels, weights_path, shards,
+                    ShardOpener(scores_key, labels_key, table)),
+            _Computation(
+                input_kind=input_kind,
+                prob=ProbInput(eps=eps, renormalize=renormalize),
+                losses=loss_list, metrics=metric_list, ks=top_k,
+                ks_explicit=ks_explicit, reduction=reduction,
+                class_names=class_names, ignore_label=ignore_label,
+                boot_spec=boot_spec, report=report,
             ),
-            class_names=class_names, fmt=fmt, per_sample=per_sample,
-            write_rows=write_rows, report=report, chunk_size=chunk_size, backend=backend,
-            to_backend=to_backend, dask_address=dask_address,
-            dask_workers=dask_workers, dask_timeout=dask_timeout, quiet=quiet,
-            ignore_label=ignore_label, boot_spec=boot_spec,
+            _Runner(
+                backend=backend, to_backend=to_backend, chunk_size=chunk_size,
+                quiet=quiet,
+                dask=None if dask_address is None else
+                _DaskCluster(dask_address, dask_workers, dask_timeout),
+            ),
+            fmt=fmt,
+            per_sample=rows_to,
         )  # fmt: skip
         if output != STDOUT:
             _write_text(write_output, output, text)
@@ -560,37 +577,101 @@ def _write_text(path: str, label: str, text: str) -> None:
         raise DataError(msg) from None
 
 
+@dataclass(frozen=True)
+class _Inputs:
+    """The files of a run: as given, and paired shard by shard with their reader."""
+
+    scores: str
+    labels: str | None
+    weights: str | None
+    shards: Sequence[Shard]
+    opener: ShardOpener
+
+
+@dataclass(frozen=True)
+class _Computation:
+    """What a run computes: the scores' kind and how probabilities are read, the
+    losses and metrics (and report) and their reduction, the class names, the
+    ignored label and the bootstrap."""
+
+    input_kind: str
+    prob: ProbInput
+    losses: Sequence[tuple[str, dict[str, Any]]]
+    metrics: Sequence[tuple[str, dict[str, Any], bool]]
+    ks: Sequence[int]
+    ks_explicit: bool
+    reduction: str
+    class_names: tuple[str, ...] | None
+    ignore_label: int | None
+    boot_spec: BootstrapSpec | None
+    report: Report
+
+    def tallies(self, n_classes: int) -> Tallies:
+        """Empty tallies of every loss, metric and extra, for ``n_classes``."""
+        for name, params in self.losses:
+            check_loss_params(name, params, n_classes)
+        metrics = _metric_tallies(self.metrics, self.ks, self.ks_explicit, n_classes)
+        metrics.update(self.report.tallies(n_classes, self.metrics))
+        losses: dict[str, LossTally] = {}
+        for name, params in self.losses:
+            spec = format_spec(name, params)
+            losses.setdefault(spec, LossTally(spec, name, params))
+        boot = None
+        if self.boot_spec is not None:
+            boot = BootstrapTally(self.boot_spec, metrics, list(losses))
+        ignored = None if self.ignore_label is None else IgnoreTally(self.ignore_label)
+        return Tallies(metrics, losses, ClipTally(), ignored, boot)
+
+
+@dataclass(frozen=True)
+class _DaskCluster:
+    """``--dask``: the scheduler's address (``""``: a local cluster of ``workers``)."""
+
+    address: str
+    workers: int
+    timeout: float
+
+
+@dataclass(frozen=True)
+class _Runner:
+    """Where and how a run computes: the backend, the chunk size, the progress
+    bar, or a Dask cluster."""
+
+    backend: str
+    to_backend: Callable[[Any], Any]
+    chunk_size: int | None
+    quiet: bool
+    dask: _DaskCluster | None
+
+
 def _evaluate(
-    scores: str,
-    labels: str | None,
-    shards: Sequence[Any],
+    inputs: _Inputs,
+    what: _Computation,
+    runner: _Runner,
     *,
-    use_dask: bool,
-    input_kind: str,
-    prob: ProbInput,
-    loss_list: Sequence[tuple[str, dict[str, Any]]],
-    metric_list: Sequence[tuple[str, dict[str, Any], bool]],
-    ks: Sequence[int],
-    ks_explicit: bool,
-    reduction: str,
-    weights_path: str | None,
-    opener: ShardOpener,
-    class_names: tuple[str, ...] | None,
     fmt: str,
-    per_sample: str | None,
-    write_rows: str | None,
-    report: Report,
-    chunk_size: int | None,
-    backend: str,
-    to_backend: Any,
-    dask_address: str | None,
-    dask_workers: int,
-    dask_timeout: float,
-    quiet: bool,
-    ignore_label: int | None = None,
-    boot_spec: BootstrapSpec | None = None,
+    per_sample: tuple[str, str] | None,
 ) -> str:
-    """Read, check and reduce every shard; the rendered results."""
+    """Read, check and reduce every shard; the rendered results.
+
+    ``per_sample`` is the ``--per-sample`` name and the path to write it to."""
+    tallies, n_samples, n_classes = _tally(inputs, what, runner, per_sample)
+    ignored = tallies.ignored
+    if ignored is not None and n_samples and ignored.count == n_samples:
+        msg = f"all {n_samples} samples have the ignored label {ignored.label} (--ignore-label)"
+        raise DataError(msg)
+    return _results(inputs, what, runner, tallies, n_samples, n_classes, fmt)
+
+
+def _tally(
+    inputs: _Inputs,
+    what: _Computation,
+    runner: _Runner,
+    per_sample: tuple[str, str] | None,
+) -> tuple[Tallies, int, int]:
+    """Every shard reduced to tallies: the tallies, the sample and class counts."""
+    shards, opener, class_names = inputs.shards, inputs.opener, what.class_names
+    use_dask = runner.dask is not None
     infos = None
     if use_dask or len(shards) > 1:  # headers only: every mismatch before any work
         infos = [opener.inspect(shard, dask=use_dask) for shard in shards]
@@ -608,82 +689,80 @@ def _evaluate(
         if class_names is not None and len(class_names) != n_classes:
             msg = f"--classes lists {len(class_names)} names but {first_label} has {n_classes} columns"
             raise DataError(msg)
-        for name, params in loss_list:
-            check_loss_params(name, params, n_classes)
-        tallies = _metric_tallies(metric_list, ks, ks_explicit, n_classes)
-        tallies.update(report.tallies(n_classes, metric_list))
-        loss_tallies: dict[str, LossTally] = {}
-        for name, params in loss_list:
-            spec = format_spec(name, params)
-            loss_tallies.setdefault(spec, LossTally(spec, name, params))
-        clips = ClipTally()
-        ignored = None if ignore_label is None else IgnoreTally(ignore_label)
-        boot = None
-        if boot_spec is not None:
-            boot = BootstrapTally(boot_spec, tallies, list(loss_tallies))
-
-        if use_dask:
+        tallies = what.tallies(n_classes)
+        if runner.dask is not None:
             from ._dask_eval import cluster_client, evaluate_on_cluster
 
             assert infos is not None
             with cluster_client(
-                dask_address or None, n_workers=dask_workers, timeout=dask_timeout
+                runner.dask.address or None,
+                n_workers=runner.dask.workers,
+                timeout=runner.dask.timeout,
             ) as client:
                 n_samples = evaluate_on_cluster(
-                    client, infos, input_kind=input_kind, n_classes=n_classes,
+                    client, infos, input_kind=what.input_kind, n_classes=n_classes,
                     class_names=class_names, tallies=tallies,
-                    loss_tallies=loss_tallies, block_rows=chunk_size, prob=prob,
-                    clips=clips, ignored=ignored, boot=boot,
+                    block_rows=runner.chunk_size, prob=what.prob,
                 )  # fmt: skip
         else:
             assert first is not None
             writer = None
-            if write_rows is not None:
-                assert per_sample is not None
-                writer = PerSampleWriter(per_sample, write_rows, list(loss_tallies))
+            if per_sample is not None:
+                writer = PerSampleWriter(*per_sample, list(tallies.losses))
             try:
                 n_samples = stream(
                     itertools.chain([first], opened), len(shards),
-                    input_kind=input_kind, n_classes=n_classes,
+                    input_kind=what.input_kind, n_classes=n_classes,
                     first_label=first_label, class_names=class_names,
-                    chunk_rows=chunk_size or chunk_rows(n_classes),
-                    to_backend=to_backend, tallies=tallies,
-                    loss_tallies=loss_tallies, writer=writer, quiet=quiet,
-                    prob=prob, clips=clips, ignored=ignored, boot=boot,
+                    chunk_rows=runner.chunk_size or chunk_rows(n_classes),
+                    to_backend=runner.to_backend, tallies=tallies, writer=writer,
+                    quiet=runner.quiet, prob=what.prob,
                 )  # fmt: skip
             finally:
                 if writer is not None:
                     writer.close()
     finally:
         opened.close()
+    return tallies, n_samples, n_classes
 
-    if ignored is not None and n_samples and ignored.count == n_samples:
-        msg = f"all {n_samples} samples have the ignored label {ignored.label} (--ignore-label)"
-        raise DataError(msg)
+
+def _results(
+    inputs: _Inputs,
+    what: _Computation,
+    runner: _Runner,
+    tallies: Tallies,
+    n_samples: int,
+    n_classes: int,
+    fmt: str,
+) -> str:
+    """The losses, metrics, report and intervals of the tallies, rendered."""
+    prob, reduction, report = what.prob, what.reduction, what.report
+    clips, ignored, boot = tallies.clips, tallies.ignored, tallies.boot
+    assert clips is not None
     results = {
         "losses": {
             spec: loss_value(t, reduction, n_samples)
-            for spec, t in loss_tallies.items()
+            for spec, t in tallies.losses.items()
         },
         "metrics": {
             key: _metric_value(key, t)
-            for key, t in tallies.items()
+            for key, t in tallies.metrics.items()
             if key not in REPORT_TALLIES
         },
     }
-    if input_kind != "logits":
-        _report_clipping(clips, prob, tallies, results["metrics"])
+    if what.input_kind != "logits":
+        _report_clipping(clips, prob, tallies.metrics, results["metrics"])
     meta: dict[str, Any] = {
-        "scores": scores,
-        "labels": labels,
-        "weights": weights_path,
-        "input": input_kind,
+        "scores": inputs.scores,
+        "labels": inputs.labels,
+        "weights": inputs.weights,
+        "input": what.input_kind,
         "reduction": reduction,
-        "backend": backend,
+        "backend": runner.backend,
         "n_samples": n_samples,
         "n_classes": n_classes,
     }
-    if input_kind != "logits":
+    if what.input_kind != "logits":
         meta["eps"] = clips.eps
         meta["n_clipped"] = clips.count
         meta["renormalize"] = prob.renormalize
@@ -704,14 +783,17 @@ def _evaluate(
             "seed": boot.spec.seed,
             "confidence": boot.spec.confidence,
         }
-    if len(shards) > 1:
-        meta["n_files"] = len(shards)
-    if use_dask:
-        workers = f"{dask_workers} worker{'s' * (dask_workers != 1)}"
-        meta["dask"] = dask_address or f"local cluster ({workers})"
+    if len(inputs.shards) > 1:
+        meta["n_files"] = len(inputs.shards)
+    if runner.dask is not None:
+        n = runner.dask.workers
+        meta["dask"] = (
+            runner.dask.address or f"local cluster ({n} worker{'s' * (n != 1)})"
+        )
+    class_names = what.class_names
     names = list(class_names) if class_names else [str(i) for i in range(n_classes)]
     extra = report.results(
-        tallies, names, results["metrics"], zero_is_inf=prob.eps == 0,
+        tallies.metrics, names, results["metrics"], zero_is_inf=prob.eps == 0,
         class_intervals=class_intervals,
     )  # fmt: skip
     if intervals is not None and class_intervals is not None:
@@ -719,7 +801,7 @@ def _evaluate(
             name: {m: spans[i] for m, spans in class_intervals.items()}
             for i, name in enumerate([*names, *AVERAGES])
         }
-    return _render(fmt, meta, results, extra, intervals) + report.render(fmt, extra)
+    return render(fmt, meta, results, extra, intervals) + report.render(fmt, extra)
 
 
 def _bootstrap_spec(
@@ -791,30 +873,6 @@ def _report_clipping(
         )
 
 
-def _parse_delimiter(value: str | None) -> str | None:
-    """``--delimiter``: one character (``tab`` or ``\\t`` for a tab); else bad usage."""
-    if value is None:
-        return None
-    if value.lower() in ("tab", "\\t"):
-        return "\t"
-    if len(value) != 1 or value in '\r\n"' or value.isalnum() or value in ".+-":
-        msg = f"{value!r} is not a delimiter (one character such as , ; | or tab)"
-        raise click.BadParameter(msg, param_hint=["--delimiter"])
-    return value
-
-
-def _parse_columns(value: str | None) -> str | None:
-    """``--score-columns``: a column spec (`arrayloss.io.select_columns`)."""
-    from arrayloss.io import check_column_spec
-
-    if value is None:
-        return None
-    why = check_column_spec(value)
-    if why is not None:
-        raise click.BadParameter(why, param_hint=["--score-columns"])
-    return value
-
-
 def _batch_wide_soft() -> set[str]:
     """The losses whose soft-label conversion looks at the whole batch
     (``Kernel.batch_wide_soft``): streamed, their value would depend on the chunk."""
@@ -850,20 +908,6 @@ def _check_soft_losses(loss_list: Sequence[tuple[str, dict[str, Any]]]) -> None:
                 "(`arrayloss list` shows each loss's targets)"
             )
             raise click.BadParameter(msg, param_hint=["--soft-labels"])
-
-
-def _parse_eps(value: str | float | None) -> float | None:
-    """``--eps``: ``auto`` (None) or a number in [0, 0.5); else bad usage."""
-    if value is None or (isinstance(value, str) and value.strip().lower() == "auto"):
-        return None
-    try:
-        eps = float(value)
-    except ValueError:
-        eps = math.nan
-    if not 0 <= eps < 0.5:
-        msg = f"{value!r} is not 'auto' or a number with 0 <= EPS < 0.5"
-        raise click.BadParameter(msg, param_hint=["--eps"])
-    return eps
 
 
 def _metric_value(key: str, tally: Any) -> float:
@@ -985,143 +1029,3 @@ def _make_tally(catalogue: Any, name: str, params: dict[str, Any]) -> Any:
     except (TypeError, ValueError) as exc:
         msg = f"{format_spec(name, params)!r}: {exc}"
         raise click.BadParameter(msg, param_hint=["--metric"]) from None
-
-
-# --------------------------------------------------------------------------- #
-# Output
-# --------------------------------------------------------------------------- #
-
-
-def _render(
-    fmt: str,
-    meta: dict[str, Any],
-    results: dict[str, dict[str, float]],
-    extra: dict[str, Any] | None = None,
-    intervals: dict[str, Any] | None = None,
-) -> str:
-    rows: list[tuple[str, str, Any]] = [
-        ("data", "n_samples", meta["n_samples"]),
-        ("data", "n_classes", meta["n_classes"]),
-    ]
-    if "n_clipped" in meta:
-        rows.append(("data", "n_clipped", meta["n_clipped"]))
-    if "n_ignored" in meta:
-        rows.append(("data", "n_ignored", meta["n_ignored"]))
-    rows += [("loss", k, v) for k, v in results["losses"].items()]
-    rows += [("metric", k, v) for k, v in results["metrics"].items()]
-    if fmt == "json":  # strict JSON: an infinite nll (--eps 0) is the string "inf"
-        doc = {**meta, **results, **(extra or {})}
-        for group in ("losses", "metrics"):
-            doc[group] = {
-                k: v if math.isfinite(v) else repr(v) for k, v in doc[group].items()
-            }
-        if intervals is not None:
-            doc["intervals"] = _json_intervals(intervals)
-        return _json_text(doc) + "\n"
-    if intervals is not None:
-        return _render_with_intervals(fmt, rows, intervals, meta)
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(("kind", "name", "value"))
-        writer.writerows((kind, name, repr(value)) for kind, name, value in rows)
-        return buf.getvalue()
-    cells = [(kind, name, _short(value)) for kind, name, value in rows]
-    widths = [
-        max(len(c[i]) for c in [("kind", "name", "value"), *cells]) for i in range(3)
-    ]
-    out = []
-    for kind, name, value in [("kind", "name", "value"), *cells]:
-        out.append(
-            f"{kind:<{widths[0]}}  {name:<{widths[1]}}  {value:>{widths[2]}}".rstrip()
-        )
-    return "\n".join(out) + "\n"
-
-
-def _json_intervals(intervals: dict[str, Any]) -> dict[str, Any]:
-    """The intervals as JSON: ``[low, high]`` or ``null``, per loss and metric,
-    and per class and per-class metric under ``per_class``."""
-
-    def span(v: Any) -> list[float] | None:
-        return None if v is None else [float(v[0]), float(v[1])]
-
-    out: dict[str, Any] = {}
-    for group, ivs in intervals.items():
-        if group == "per_class":
-            out[group] = {
-                name: {m: span(v) for m, v in per.items()} for name, per in ivs.items()
-            }
-        else:
-            out[group] = {k: span(v) for k, v in ivs.items()}
-    return out
-
-
-def _json_text(doc: dict[str, Any]) -> str:
-    """``doc`` as indented JSON, each row of the confusion matrix on one line.
-
-    json's indented encoder is pure Python, ~1 s for the million cells at
-    ``C = 1000``, and puts each cell on a line of its own; the rows are encoded
-    apart, compact (its C encoder), and put in place of a placeholder string.
-    """
-    confusion = doc.get("confusion")
-    if not isinstance(confusion, dict) or not confusion.get("matrix"):
-        return json.dumps(doc, indent=2, allow_nan=False)
-    rows = confusion["matrix"]
-    rest = {**doc, "confusion": {**confusion, "matrix": []}}
-    token = "@row-"
-    while token in json.dumps(rest, allow_nan=False):
-        token += "@"
-    rest["confusion"]["matrix"] = [f"{token}{i}" for i in range(len(rows))]
-    text = json.dumps(rest, indent=2, allow_nan=False)
-    lines = [json.dumps(row, allow_nan=False) for row in rows]
-    return re.sub(f'"{re.escape(token)}(\\d+)"', lambda m: lines[int(m[1])], text)
-
-
-def _render_with_intervals(
-    fmt: str,
-    rows: Sequence[tuple[str, str, Any]],
-    intervals: dict[str, dict[str, tuple[float, float] | None]],
-    meta: dict[str, Any],
-) -> str:
-    """The table or CSV of ``--bootstrap``: each value with its interval (CSV
-    columns ``low`` and ``high``; the table's fourth column)."""
-    spans = _interval_cells(rows, intervals)
-    if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf, lineterminator="\n")
-        writer.writerow(("kind", "name", "value", "low", "high"))
-        for (kind, name, value), span in zip(rows, spans, strict=True):
-            extra = ("", "") if span is None else (repr(span[0]), repr(span[1]))
-            writer.writerow((kind, name, repr(value), *extra))
-        return buf.getvalue()
-    level = f"{100 * meta['bootstrap']['confidence']:g}% interval"
-    head = ("kind", "name", "value", level)
-    cells = [
-        (kind, name, _short(value), "" if span is None else
-         f"[{_short(span[0])}, {_short(span[1])}]")
-        for (kind, name, value), span in zip(rows, spans, strict=True)
-    ]  # fmt: skip
-    widths = [max(len(c[i]) for c in [head, *cells]) for i in range(4)]
-    out = []
-    for a, b, c, d in [head, *cells]:
-        line = f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:>{widths[2]}}  {d}"
-        out.append(line.rstrip())
-    return "\n".join(out) + "\n"
-
-
-def _interval_cells(
-    rows: Sequence[tuple[str, str, Any]],
-    intervals: dict[str, dict[str, tuple[float, float] | None]],
-) -> list[tuple[float, float] | None]:
-    """Each row's bootstrap interval (``None`` for counts and values without
-    one)."""
-    groups = {"loss": intervals["losses"], "metric": intervals["metrics"]}
-    return [
-        groups[kind].get(name) if kind in groups else None for kind, name, _ in rows
-    ]
-
-
-def _short(value: Any) -> str:
-    if isinstance(value, int):
-        return str(value)
-    return f"{value:.8g}" if abs(value) >= 1e-4 or value == 0 else f"{value:.6e}"

@@ -4,9 +4,11 @@ Each shared option is a decorator factory here (`loss_option`, `backend_option`,
 `top_k_option`, and the training options of ``train`` and ``study``:
 `data_option`, `hidden_option`, `epochs_option`, `batch_size_option`,
 `optimizer_option`, `lr_option`, `weight_decay_option`, `noise_kind_option`), so a
-flag has one spelling, one type and one help text in every command.  `Real` is the
-one type for real-valued options: finite, in range, checked by click before any
-work (exit 2).
+flag has one spelling, one type and one help text in every command.  Each option
+that takes more than a plain value has a `click.ParamType` here, so click checks
+it before any work (exit 2): `Real` for every real-valued option (finite, in
+range), `IntList`, `HiddenWidths`, and ``eval``'s `Eps`, `Delimiter` and
+`ColumnSpec`.
 
 ``NAME[:key=value,...]`` specs name a loss (or a metric) and its parameters; each
 value is cast to the type of that parameter's default, so ``k=5`` is an int where
@@ -25,6 +27,9 @@ import click
 __all__ = [
     "LOSS",
     "LOSS_HELP",
+    "ColumnSpec",
+    "Delimiter",
+    "Eps",
     "HiddenWidths",
     "IntList",
     "LossSpec",
@@ -140,8 +145,8 @@ def parse_loss_spec(spec: str) -> tuple[str, dict[str, Any]]:
     default for that parameter (``LOSSES[name].params``).  Values are not range
     checked here: `check_loss_params` does that once the number of classes is known.
     """
-    from arrayloss._registry import LOSSES
-    from arrayloss._user import USER_LOSSES, import_spec
+    from arrayloss._registry import LOSSES, USER_LOSSES
+    from arrayloss._user import import_spec
 
     try:
         spec = import_spec(spec)  # package.module:function[:k=v,...]
@@ -297,6 +302,64 @@ class HiddenWidths(click.ParamType):  # type: ignore[type-arg]
                 )
             widths.append(w)
         return tuple(widths)
+
+
+class Delimiter(click.ParamType):  # type: ignore[type-arg]
+    """``--delimiter``: one character; ``tab`` (or ``\\t``) for a tab."""
+
+    name = "delimiter"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        text = str(value)
+        if text.lower() in ("tab", "\\t"):
+            return "\t"
+        if len(text) != 1 or text in '\r\n"' or text.isalnum() or text in ".+-":
+            msg = f"{text!r} is not a delimiter (one character such as , ; | or tab)"
+            self.fail(msg, param, ctx)
+        return text
+
+
+class ColumnSpec(click.ParamType):  # type: ignore[type-arg]
+    """A column spec of a table (`arrayloss.io.select_columns`), checked for its
+    form (the columns themselves are checked against the file)."""
+
+    name = "columns"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> str:
+        from arrayloss.io import check_column_spec  # not at --help
+
+        why = check_column_spec(str(value))
+        if why is not None:
+            self.fail(why, param, ctx)
+        return str(value)
+
+
+class Eps(click.ParamType):  # type: ignore[type-arg]
+    """``--eps``: ``auto`` (``None``: the scores' machine epsilon) or a number in
+    ``[0, 0.5)``."""
+
+    name = "eps"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float | None:
+        if value is None or (
+            isinstance(value, str) and value.strip().lower() == "auto"
+        ):
+            return None
+        try:
+            eps = float(value)
+        except ValueError:
+            eps = math.nan
+        if not 0 <= eps < 0.5:
+            self.fail(
+                f"{value!r} is not 'auto' or a number with 0 <= EPS < 0.5", param, ctx
+            )
+        return eps
 
 
 LOSS_HELP = (

@@ -15,11 +15,14 @@ from __future__ import annotations
 import os
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from .._errors import DataError, UsageError
+
+if TYPE_CHECKING:  # arrayloss.io is imported when a file is opened, not at --help
+    from ..io import TableSpec
 
 __all__ = [
     "Shard",
@@ -96,36 +99,34 @@ def open_inputs(
     *,
     scores_key: str | None,
     labels_key: str | None,
-    label_column: str | None,
-    header: bool | None,
-    classes: Sequence[str],
-    delimiter: str | None = None,
-    drop_columns: Sequence[str] = (),
-    score_columns: str | None = None,
-    soft_labels: bool = False,
+    table: TableSpec,
 ) -> tuple[Any, Any]:
     """The scores and labels `Source` of one shard (both closed on an error).
 
-    With ``soft_labels`` the labels are rows of class probabilities: a 2-D
-    array, or the columns ``label_column`` selects (a column spec) of a table.
+    ``table`` says how to read a table SCORES (and, for what applies to it, a
+    table LABELS: `TableSpec.of_labels_file`); its ``label_column`` is a column
+    of SCORES when there is no LABELS file, else of LABELS.  With ``table.soft``
+    the labels are rows of class probabilities: a 2-D array, or the columns
+    ``label_column`` selects (a column spec) of a table.
     """
     from arrayloss import io as alio
     from arrayloss._arrow import own_memory_pool
+    from arrayloss.io._source import _describe
 
     own_memory_pool()  # the command line's process: it may set pyarrow's pool
-    suffix = alio.check_suffix(scores, alio._describe("SCORES", scores))
+    suffix = alio.check_suffix(scores, _describe("SCORES", scores))
     is_npy = suffix in (".npy", ".npz")
     is_arrow = suffix in alio.ARROW_SUFFIXES
-    if score_columns is not None and is_npy:
+    if table.score_columns is not None and is_npy:
         msg = "--score-columns picks columns of a table (CSV, Parquet, Feather), not of an .npy/.npz SCORES"
         raise UsageError(msg)
-    if labels is None and not (suffix == ".npz" or (not is_npy and label_column)):
+    if labels is None and not (suffix == ".npz" or (not is_npy and table.label_column)):
         msg = (
             "no labels: give a LABELS file, --label-column for a CSV SCORES, "
             "or an .npz SCORES holding a labels array"
         )
         raise UsageError(msg)
-    own_column = label_column if labels is None else None
+    own = table.replace(label_column=table.label_column if labels is None else None)
     if is_npy:
         scores_src = alio.open_array(scores, "scores", key=scores_key)
         column = None
@@ -133,26 +134,15 @@ def open_inputs(
         from arrayloss._arrow import open_arrow
 
         scores_src, column = open_arrow(
-            scores, alio._describe("SCORES", scores), "scores",
-            label_column=own_column, score_columns=score_columns,
-            drop_columns=drop_columns, soft=soft_labels, with_labels=True,
-        )  # fmt: skip
+            scores, _describe("SCORES", scores), "scores", own, with_labels=True
+        )
     else:
-        scores_src, column = alio.open_table(
-            scores, label_column=own_column, header=header, delimiter=delimiter,
-            drop_columns=drop_columns, score_columns=score_columns,
-            soft=soft_labels,
-        )  # fmt: skip
-    kind = "soft" if soft_labels else "labels"
+        scores_src, column = alio.open_table(scores, own)
+    kind = "soft" if table.soft else "labels"
     try:
         if labels is not None:
             label_src = alio.open_array(
-                labels,
-                kind,
-                key=labels_key,
-                label_column=label_column,
-                classes=classes,
-                delimiter=delimiter,
+                labels, kind, key=labels_key, spec=table.of_labels_file()
             )
         elif column is not None:
             label_src = column
@@ -171,13 +161,7 @@ class ShardOpener:
 
     scores_key: str | None
     labels_key: str | None
-    label_column: str | None
-    header: bool | None
-    classes: Sequence[str]
-    delimiter: str | None = None
-    drop_columns: Sequence[str] = ()
-    score_columns: str | None = None
-    soft_labels: bool = False
+    table: TableSpec
 
     def open(self, shard: Shard) -> tuple[Any, Any, Any]:
         """The (scores, labels, weights or None) sources of ``shard``."""
@@ -185,10 +169,7 @@ class ShardOpener:
 
         scores_src, label_src = open_inputs(
             shard.scores, shard.labels, scores_key=self.scores_key,
-            labels_key=self.labels_key, label_column=self.label_column,
-            header=self.header, classes=self.classes, delimiter=self.delimiter,
-            drop_columns=self.drop_columns, score_columns=self.score_columns,
-            soft_labels=self.soft_labels,
+            labels_key=self.labels_key, table=self.table,
         )  # fmt: skip
         weights_src = None
         if shard.weights is not None:

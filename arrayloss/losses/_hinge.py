@@ -120,10 +120,11 @@ ValueError
     If ``margin`` is negative.
 
 %(references_janocha)s""",
+        "margin_delta": "margin : float >= 0\n    The margin :math:`\\Delta`.",
     }
 )
 """`arrayloss._doc.fill_doc` with the sections the three one-vs-all hinges share
-(parameters to references)."""
+(parameters to references) and the ``margin`` of the two multiclass hinges."""
 
 
 @_fill
@@ -281,8 +282,7 @@ def multiclass_hinge(
     At a kink the subgradient is 0 (``1[0 > 0] = 0``).
 
     %(parameters_index)s
-    margin : float >= 0
-        The margin :math:`\Delta`.
+    %(margin_delta)s
     %(common_returns)s
 
     Raises
@@ -341,12 +341,8 @@ def crammer_singer(
     at the hinge kink the subgradient is 0 (``1[0 > 0] = 0``).  Integer labels
     only; needs at least 2 classes.
 
-    Parameters
-    ----------
-    %(logits_c2)s
-    %(labels_index)s
-    margin : float >= 0
-        The margin :math:`\Delta`.
+    %(parameters_c2_index)s
+    %(margin_delta)s
     %(common_returns)s
 
     Raises

@@ -1,0 +1,63 @@
+"""Reading the scores, labels and weights in step (`iter_aligned`), a `Chunk` at a
+time, with their row counts checked."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import numpy as np
+
+from .._errors import DataError
+from ._source import Source
+
+__all__ = ["Chunk", "iter_aligned"]
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """Rows ``start`` to ``start + len(scores)`` of every input."""
+
+    start: int
+    scores: np.ndarray
+    labels: np.ndarray
+    weights: np.ndarray | None
+
+
+def iter_aligned(
+    scores: Source, labels: Source, weights: Source | None, chunk_rows: int
+) -> Iterator[Chunk]:
+    """Read the sources in step, checking that they have the same number of rows."""
+    others = [s for s in (labels, weights) if s is not None]
+    for other in others:
+        known = scores.n_rows is not None and other.n_rows is not None
+        if known and scores.n_rows != other.n_rows:
+            msg = f"{scores.label} has {scores.n_rows} rows but {other.label} has {other.n_rows}"
+            raise DataError(msg)
+    start = 0
+    while True:
+        s = scores.read(chunk_rows)
+        m = int(s.shape[0])
+        if m == 0 and start == 0:
+            msg = f"{scores.label} has no rows"
+            raise DataError(msg)
+        parts = []
+        for other in others:
+            part = other.read(chunk_rows if m else 1)
+            if part.shape[0] != m:
+                if part.shape[0] < m:
+                    have, more = f"{start + part.shape[0]} rows", scores.label
+                    msg = f"{other.label} has {have} but {more} has more"
+                else:
+                    msg = (
+                        f"{other.label} has more rows than {scores.label} ({start + m})"
+                    )
+                raise DataError(msg)
+            parts.append(part)
+        if m == 0:
+            if start == 0:
+                msg = f"{scores.label} has no rows"
+                raise DataError(msg)
+            return
+        yield Chunk(start, s, parts[0], parts[1] if len(parts) > 1 else None)
+        start += m

@@ -1,0 +1,156 @@
+"""Labels: class names, integer class indices checked against the class count,
+and soft labels checked to be distributions."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .._errors import DataError
+
+__all__ = ["classes_from", "label_indices", "soft_label_rows"]
+
+
+def classes_from(value: str) -> tuple[str, ...]:
+    """Class names from ``a,b,c`` or from a file with one name a line."""
+    if os.path.isfile(value):
+        with open(value, encoding="utf-8-sig") as f:
+            names = [line.strip() for line in f]
+        return tuple(n for n in names if n)
+    return tuple(n.strip() for n in value.split(","))
+
+
+def label_indices(
+    raw: np.ndarray,
+    *,
+    n_classes: int,
+    classes: Sequence[str] | None,
+    start: int,
+    label: str,
+) -> np.ndarray:
+    """Integer class indices (int64) from integer, integral-float or name labels.
+
+    ``start`` is the row number of ``raw[0]`` in the file, for messages.
+    """
+    kind = raw.dtype.kind
+    if kind in "US":
+        values = raw.astype(str) if kind == "S" else raw
+        checked = _names_to_indices(values, classes, start, label, n_classes)
+    elif kind in "iuf":
+        checked = raw
+        if kind == "f":
+            bad = ~np.isfinite(raw) | (raw != np.round(raw))
+            if bad.any():
+                i = int(np.argmax(bad))
+                msg = f"{label} row {start + i}: {raw[i].item()!r} is not an integer class index"
+                raise DataError(msg)
+    else:
+        msg = f"{label} has dtype {raw.dtype}, which cannot hold class indices"
+        raise DataError(msg)
+    # Compared in the labels' own dtype, before any cast: 2**64 - 1 stays itself
+    # and 1e300 is not wrapped into int64.
+    outside = (checked < 0) | (checked >= n_classes)
+    if outside.any():
+        i = int(np.argmax(outside))
+        value = checked[i].item()
+        if isinstance(value, float) and value.is_integer() and abs(value) < 2**64:
+            value = int(value)
+        msg = (
+            f"{label} row {start + i}: label {value} is out of range for "
+            f"{n_classes} classes (0 to {n_classes - 1})"
+        )
+        raise DataError(msg)
+    return checked.astype(np.int64)
+
+
+def soft_label_rows(
+    raw: np.ndarray, *, n_classes: int, dtype: Any, start: int, label: str
+) -> tuple[np.ndarray, np.ndarray]:
+    """Soft labels (rows of class probabilities) in ``dtype``, and the arg-max
+    class of each row (int64; the first on ties), or a `DataError` naming the row.
+
+    A row must be finite, non-negative and sum to 1 within ``sqrt(eps)`` of the
+    coarser of its dtype and ``dtype`` (the tolerance the losses apply).
+    ``start`` is the row number of ``raw[0]`` in the file, for messages.
+    """
+    if raw.ndim != 2 or raw.shape[1] != n_classes:
+        width = raw.shape[1] if raw.ndim == 2 else 1
+        msg = f"{label} has {width} soft-label columns but the scores have {n_classes} classes"
+        raise DataError(msg)
+    if raw.dtype.kind not in "biuf":
+        msg = f"{label} has dtype {raw.dtype}, which cannot hold soft labels"
+        raise DataError(msg)
+    soft = raw.astype(dtype)
+    if not soft.shape[0]:
+        return soft, np.empty(0, dtype=np.int64)
+    eps = max(
+        float(np.finfo(dtype).eps),
+        float(np.finfo(np.result_type(raw.dtype, np.float16)).eps),
+    )
+    tol = math.sqrt(eps)
+    with np.errstate(all="ignore"):
+        bad_value = ~np.isfinite(soft).all(axis=1) | (soft < 0).any(axis=1)
+        total = np.asarray(np.sum(soft, axis=1, dtype=np.float64))
+    if bad_value.any():
+        i = int(np.argmax(bad_value))
+        msg = f"{label} row {start + i}: soft labels must be finite and non-negative (found {soft[i].min().item()!r})"
+        raise DataError(msg)
+    off = np.abs(total - 1) > tol
+    if off.any():
+        i = int(np.argmax(off))
+        msg = f"{label} row {start + i}: soft labels sum to {total[i]:.6g}, not 1 (tolerance {tol:.1g})"
+        raise DataError(msg)
+    return soft, np.argmax(soft, axis=1).astype(np.int64)
+
+
+def _names_to_indices(
+    values: np.ndarray,
+    classes: Sequence[str] | None,
+    start: int,
+    label: str,
+    n_classes: int,
+) -> np.ndarray:
+    uniq, inverse = np.unique(values, return_inverse=True)
+    lookup = {name: i for i, name in enumerate(classes or ())}
+    mapped = np.empty(len(uniq), dtype=np.int64)
+    unknown: list[str] = []
+    big: list[str] = []
+    for j, name in enumerate(uniq.tolist()):
+        if name in lookup:
+            mapped[j] = lookup[name]
+            continue
+        try:
+            value = float(name)
+            if not value.is_integer():
+                raise ValueError
+            index = int(value)
+        except (ValueError, OverflowError):
+            unknown.append(name)
+            continue
+        if not -(2**63) <= index < 2**63:  # out of range, reported below as itself
+            big.append(name)
+            continue
+        mapped[j] = index
+    if unknown:
+        i = int(np.argmax(np.isin(values, unknown)))  # the first such row
+        name = str(values[i])
+        if classes:
+            msg = f"{label} row {start + i}: {name!r} is not one of the --classes"
+        else:
+            msg = (
+                f"{label} row {start + i}: {name!r} is not a class index; "
+                "for class names, give --classes"
+            )
+        raise DataError(msg)
+    if big:
+        i = int(np.argmax(np.isin(values, big)))
+        msg = (
+            f"{label} row {start + i}: label {values[i]} is out of range for "
+            f"{n_classes} classes (0 to {n_classes - 1})"
+        )
+        raise DataError(msg)
+    return mapped[inverse.reshape(-1)]

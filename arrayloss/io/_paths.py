@@ -1,0 +1,59 @@
+"""Shards: the files a directory or a glob pattern names, in natural order."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from typing import Any
+
+from .._errors import DataError
+from ._formats import SHARD_SUFFIXES, _suffix
+
+__all__ = ["expand_paths"]
+
+
+def _natural_key(path: str) -> tuple[Any, ...]:
+    """Sort key comparing runs of digits as numbers: part-2 before part-10."""
+    parts = re.split(r"(\d+)", path)
+    return (*(int(p) if i % 2 else p for i, p in enumerate(parts)), path)
+
+
+def expand_paths(spec: str, kind: str) -> list[str]:
+    """The files ``spec`` names, in natural order (``part-2`` before ``part-10``).
+
+    ``spec`` is one file (or ``-``), a directory (its files with a suffix in
+    `SHARD_SUFFIXES`, hidden files left out) or a glob pattern (``*``, ``?``,
+    ``[...]``; ``**`` crosses directories).  A path that exists is taken as it is,
+    even with glob characters in its name; one that does not exist and has none is
+    returned unchanged, for the reader to report.  Raises `DataError` when a
+    directory or pattern names no files.
+    """
+    label = kind.upper() if kind != "weights" else "--weights"
+    if spec == "-" or os.path.isfile(spec):
+        return [spec]
+    if os.path.isdir(spec):
+        try:
+            names = os.listdir(spec)
+        except OSError as exc:
+            msg = f"cannot list {label} directory '{spec}': {exc.strerror or exc}"
+            raise DataError(msg) from None
+        found = [
+            os.path.join(spec, n)
+            for n in names
+            if not n.startswith(".")
+            and _suffix(n) in SHARD_SUFFIXES
+            and os.path.isfile(os.path.join(spec, n))
+        ]
+        if not found:
+            kinds = ", ".join(SHARD_SUFFIXES)
+            msg = f"{label} directory '{spec}' holds no data files ({kinds})"
+            raise DataError(msg)
+        return sorted(found, key=_natural_key)
+    if not any(c in spec for c in "*?["):
+        return [spec]
+    found = [p for p in glob.glob(spec, recursive=True) if os.path.isfile(p)]
+    if not found:
+        msg = f"no files match the {label} pattern '{spec}'"
+        raise DataError(msg)
+    return sorted(found, key=_natural_key)

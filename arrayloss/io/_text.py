@@ -1,0 +1,456 @@
+"""Delimited text (CSV, TSV, ...): the delimiter sniffed, the header row guessed,
+a chunk of rows at a time parsed with the `csv` module."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import itertools
+import os
+import re
+import sys
+from collections.abc import Sequence
+from typing import IO, Any
+
+import numpy as np
+
+from .._errors import DataError
+from .._errors import one_line as _one_line
+from ._columns import _column_index, _is_int, column_spec_needs_names, select_columns
+from ._formats import _suffix
+from ._source import Source, _describe, _LabelColumn, _open_binary
+from ._spec import TableSpec
+
+__all__ = ["DELIMITERS", "open_table", "sniff_delimiter"]
+
+_NO_SPEC = TableSpec()
+
+
+def _is_number(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+DELIMITERS = (",", "\t", ";", "|")
+"""The field delimiters a text file is sniffed for."""
+
+_SNIFF_CHARS = 1 << 16
+_SNIFF_ROWS = 50
+
+
+def sniff_delimiter(sample: str, default: str) -> str:
+    """The delimiter of the text ``sample`` (the start of a file), one of
+    `DELIMITERS`, or ``default`` when no candidate splits the first row.
+
+    Each candidate parses the first `_SNIFF_ROWS` non-blank rows (quotes
+    respected); the one whose rows all have the first row's width, and then the
+    one with the most fields, wins; ``default`` first on ties.
+    """
+    best: tuple[bool, int] = (False, 1)
+    chosen = default
+    for d in (default, *(c for c in DELIMITERS if c != default)):
+        try:
+            reader = csv.reader(io.StringIO(sample, newline=""), delimiter=d)
+            rows = [r for r in itertools.islice(reader, 2 * _SNIFF_ROWS) if r]
+        except csv.Error:
+            continue
+        rows = [r for r in rows if any(f.strip() for f in r)][:_SNIFF_ROWS]
+        if not rows or len(rows[0]) < 2:
+            continue
+        score = (all(len(r) == len(rows[0]) for r in rows), len(rows[0]))
+        if score > best:
+            best, chosen = score, d
+    return chosen
+
+
+def _is_index(first: Sequence[str], second: Sequence[str] | None) -> bool:
+    """Whether ``first`` is the header of a file with a leading index column, as
+    pandas' ``DataFrame.to_csv()`` writes it: an empty first field, every other
+    field named, and (when there is one) an integer first field in the next row."""
+    if len(first) < 2 or first[0].strip() or not all(f.strip() for f in first[1:]):
+        return False
+    return second is None or bool(re.fullmatch(r"\s*[+-]?\d+\s*", second[0]))
+
+
+class _TextRows:
+    """Rows of a delimited text file, checked to have one width.
+
+    ``delimiter=None`` sniffs it (`sniff_delimiter`) from the first 64 KB, with
+    the suffix's (tab for ``.tsv``/``.tab``, else comma) as the fallback.  A
+    byte-order mark, CRLF line ends and quoted fields are read as `csv` does.
+    """
+
+    def __init__(self, path: str, label: str, delimiter: str | None = None) -> None:
+        self.label = label
+        self.path = path
+        default = "\t" if _suffix(path) in (".tsv", ".tab") else ","
+        if path == "-":
+            # sys.stdin at call time, so click.testing's replacement is seen.
+            raw: IO[bytes] = sys.stdin.buffer
+            self._size = None
+        else:
+            raw = _open_binary(path, label)
+            self._size = os.fstat(raw.fileno()).st_size
+        self._raw = raw
+        self._text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
+        lines: Any = self._text
+        if delimiter is None:
+            head: list[str] = []
+            size = 0
+            try:
+                while len(head) < 2 * _SNIFF_ROWS and size < _SNIFF_CHARS:
+                    line = self._text.readline()
+                    if not line:
+                        break
+                    head.append(line)
+                    size += len(line)
+            except (UnicodeDecodeError, OSError) as exc:
+                self.close()
+                msg = f"{label} line {len(head) + 1}: {_one_line(exc)}"
+                raise DataError(msg) from None
+            sample = "".join(head)
+            delimiter = sniff_delimiter(sample, default)
+            lines = itertools.chain(head, self._text)
+        self.delimiter = delimiter
+        self._reader = csv.reader(lines, delimiter=delimiter)
+        self.width: int | None = None
+        self._pending: list[tuple[list[str], int]] = []  # peeked rows and lines
+        self.lines: list[int] = []  # file line of each row of the last take()
+
+    def _next(self) -> list[str] | None:
+        try:
+            for row in self._reader:
+                if row and any(field.strip() for field in row):
+                    return row
+        except (csv.Error, UnicodeDecodeError) as exc:
+            msg = f"{self.label} line {self._reader.line_num}: {_one_line(exc)}"
+            raise DataError(msg) from None
+        return None
+
+    def peek(self, n: int) -> list[list[str]]:
+        """The first ``n`` non-blank rows (fewer at the end), which stay to be read."""
+        while len(self._pending) < n:
+            row = self._next()
+            if row is None:
+                break
+            self._pending.append((row, self.line()))
+            if self.width is None:
+                self.width = len(row)
+        return [row for row, _ in self._pending[:n]]
+
+    def first(self) -> list[str] | None:
+        """The first non-blank row, which stays to be read again."""
+        rows = self.peek(1)
+        return rows[0] if rows else None
+
+    def take(self, n: int) -> list[list[str]]:
+        rows: list[list[str]] = []
+        self.lines = []
+        while len(rows) < n:
+            if self._pending:
+                row, line = self._pending.pop(0)
+            else:
+                got = self._next()
+                if got is None:
+                    break
+                row, line = got, self.line()
+            if len(row) != self.width:
+                msg = (
+                    f"{self.label} line {line}: expected {self.width} "
+                    f"fields, found {len(row)} (ragged rows)"
+                )
+                raise DataError(msg)
+            self.lines.append(line)
+            rows.append(row)
+        return rows
+
+    def line(self) -> int:
+        return int(self._reader.line_num)
+
+    def progress(self) -> tuple[int, int] | None:
+        if self._size is None:
+            return None
+        with contextlib.suppress(OSError, ValueError):
+            return (self._raw.tell(), self._size)
+        return None
+
+    def close(self) -> None:
+        if self.path != "-":
+            with contextlib.suppress(Exception):
+                self._text.close()
+        else:
+            with contextlib.suppress(Exception):
+                self._text.detach()
+
+
+def _parse_floats(
+    cells: np.ndarray, label: str, lines: Sequence[int], names: Sequence[str] | None
+) -> np.ndarray:
+    try:
+        return cells.astype(np.float64)
+    except ValueError:
+        for r, row in enumerate(cells):
+            for c, cell in enumerate(row if row.ndim else [row]):
+                if not _is_number(str(cell)):
+                    col = f", column {names[c]!r}" if names else f", column {c}"
+                    where = col if cells.ndim == 2 else ""
+                    msg = (
+                        f"{label} line {lines[r]}{where}: {str(cell)!r} is not a number"
+                    )
+                    raise DataError(msg) from None
+        raise  # pragma: no cover
+
+
+class _TextScores(Source):
+    """The score columns ``keep`` of a text table, in that order, and its label
+    columns ``label_cols``: one column of labels kept as text, or with ``soft``
+    the columns of soft labels, parsed as numbers (each `read` leaves them in
+    ``labels`` for `_LabelColumn`)."""
+
+    def __init__(
+        self,
+        rows: _TextRows,
+        header: list[str] | None,
+        keep: list[int],
+        label_cols: list[int] | None = None,
+        *,
+        soft: bool = False,
+    ) -> None:
+        self.label = rows.label
+        self._rows = rows
+        self.n_rows = None
+        self._keep = keep
+        self._label_cols = label_cols
+        self._soft = soft
+        self.n_cols = len(keep)
+        self._names = None if header is None else [header[c] for c in keep]
+        self._label_names = (
+            None
+            if header is None or label_cols is None
+            else [header[c] for c in label_cols]
+        )
+        self.labels: np.ndarray | None = None
+        if self.n_cols == 0:
+            msg = f"{self.label} has no score columns"
+            raise DataError(msg)
+
+    def read(self, n: int) -> np.ndarray:
+        rows = self._rows.take(n)
+        if not rows:
+            self.labels = (
+                np.empty((0, len(self._label_cols or ())))
+                if self._soft
+                else np.empty(0, dtype=str)
+            )
+            return np.empty((0, len(self._keep)))
+        cells = np.array(rows, dtype=str)
+        if self._label_cols is not None:
+            if self._soft:
+                self.labels = _parse_floats(
+                    cells[:, self._label_cols],
+                    self.label,
+                    self._rows.lines,
+                    self._label_names,
+                )
+            else:
+                self.labels = np.char.strip(cells[:, self._label_cols[0]])
+        if self._keep != list(range(cells.shape[1])):
+            cells = cells[:, self._keep]
+        return _parse_floats(cells, self.label, self._rows.lines, self._names)
+
+    def progress(self) -> tuple[int, int] | None:
+        return self._rows.progress()
+
+    def close(self) -> None:
+        self._rows.close()
+
+
+def _header_flag(
+    rows: Sequence[list[str]],
+    header: bool | None,
+    skip: int | None,
+    names: Sequence[str] = (),
+) -> bool:
+    """Whether the first of ``rows`` (the first two of the file) is a header row.
+
+    A header is a row of names: every field (other than column ``skip``) is text,
+    neither a number, nor one of the class ``names``, nor empty, and the row after
+    it is not such a row too (two rows of text are data: class names without
+    ``--classes``).  A first row with some numbers and some text or empty fields
+    is data with a malformed cell, which the reader then reports by line and
+    column, rather than a header that silently drops a row.
+    """
+    if header is not None:
+        return header
+
+    def texts(row: list[str]) -> bool:
+        cells = [v.strip() for c, v in enumerate(row) if c != skip]
+        return bool(cells) and all(
+            v and not _is_number(v) and v not in names for v in cells
+        )
+
+    if not rows or not texts(rows[0]):
+        return False
+    return len(rows) < 2 or not texts(rows[1])
+
+
+def open_table(path: str, spec: TableSpec = _NO_SPEC) -> tuple[Source, Source | None]:
+    """The scores of a delimited text file, and its label column if ``spec`` names
+    one (a `TableSpec`; its ``classes`` are not used here).
+
+    ``delimiter=None`` sniffs the delimiter (`sniff_delimiter`).  With
+    ``header=None`` the first row is a header when it is a row of names
+    (`_header_flag`): each of its fields (other than the label column, given as
+    a 0-based number) is text that is not a number, and the next row is not text
+    throughout too.  A first row with an empty first field and every other field
+    named, above a row starting with an integer, is the header of a leading index
+    column (pandas' ``df.to_csv()``): that column is dropped.  ``drop_columns``
+    (header names or 0-based numbers) drops columns explicitly, and turns the
+    detection off.  ``label_column`` is a header name or a 0-based column
+    number (with ``soft``, a column spec of `select_columns` for the soft-label
+    columns); ``score_columns``, a column spec, picks the score columns (by
+    default every other column).  A spec that names columns implies a header row.
+    """
+    label_column, score_columns = spec.label_column, spec.score_columns
+    header, delimiter = spec.header, spec.delimiter
+    drop_columns, soft = spec.drop_columns, spec.soft
+    label = _describe("SCORES", path)
+    rows = _TextRows(path, label, delimiter)
+    try:
+        first = rows.first()
+        if first is None:
+            msg = f"{label} is empty"
+            raise DataError(msg)
+        width = len(first)
+        skip = None
+        if label_column is not None and not soft and _is_int(label_column):
+            skip = (
+                int(label_column) % width
+                if -width <= int(label_column) < width
+                else None
+            )
+        elif (
+            label_column is not None
+            and header is None
+            and (not soft or column_spec_needs_names(label_column))
+        ):
+            header = True  # a column name needs a header row
+        if (
+            score_columns is not None
+            and header is None
+            and column_spec_needs_names(score_columns)
+        ):
+            header = True
+        peeked = rows.peek(2)
+        indexed = header is not False and _is_index(
+            first, peeked[1] if len(peeked) > 1 else None
+        )
+        index = indexed and not drop_columns and score_columns is None
+        has_header = indexed or _header_flag(peeked, header, skip)
+        head = None
+        if has_header:
+            head = [h.strip() for h in first]
+            rows.take(1)
+        label_cols = None
+        if label_column is not None:
+            if soft:
+                label_cols = select_columns(
+                    label_column, head, width, label, option="--label-column"
+                )
+            else:
+                label_cols = [_column_index(label_column, head, width, label)]
+        drop = {0} if index else set()
+        for name in drop_columns:
+            drop.add(_column_index(name, head, width, label))
+        if label_cols is not None and drop.intersection(label_cols):
+            msg = f"{label}: the label column {label_column!r} is also dropped"
+            raise DataError(msg)
+        if score_columns is not None:
+            keep = select_columns(score_columns, head, width, label)
+            clash = set(keep).intersection(label_cols or ())
+            if clash:
+                c = min(clash)
+                name = head[c] if head is not None else str(c)
+                msg = f"{label}: column {name!r} is both a score and a label column"
+                raise DataError(msg)
+        else:
+            keep = [
+                c for c in range(width) if c not in drop and c not in (label_cols or ())
+            ]
+        scores = _TextScores(rows, head, keep, label_cols, soft=soft)
+    except BaseException:
+        rows.close()
+        raise
+    if label_cols is None:
+        return scores, None
+    return scores, _LabelColumn(scores, len(label_cols) if soft else None)
+
+
+class _TextVector(Source):
+    """One column of a text file: labels (kept as text) or weights (numbers)."""
+
+    def __init__(
+        self,
+        path: str,
+        label: str,
+        kind: str,
+        spec: TableSpec,
+    ) -> None:
+        label_column, header = spec.label_column, spec.header
+        classes, delimiter = spec.classes, spec.delimiter
+        self.label = label
+        self.kind = kind
+        self.n_rows = None
+        self.n_cols = None
+        self._rows = _TextRows(path, label, delimiter)
+        try:
+            first = self._rows.first()
+            if first is None:
+                msg = f"{label} is empty"
+                raise DataError(msg)
+            width = len(first)
+            column = label_column if kind == "labels" else None
+            if column is not None and column in first and header is None:
+                header = True
+            peeked = self._rows.peek(2)
+            index = (
+                header is not False
+                and width == 2
+                and _is_index(first, peeked[1] if len(peeked) > 1 else None)
+            )
+            has_header = index or _header_flag(peeked, header, None, classes)
+            head = [h.strip() for h in first] if has_header else None
+            if has_header:
+                self._rows.take(1)
+            if column is not None and width > 1:
+                self._col = _column_index(column, head, width, label)
+            elif index:  # pandas' Series.to_csv(): the index, then the values
+                self._col = 1
+            elif width == 1:
+                self._col = 0
+            else:
+                hint = " (say which with --label-column)" if kind == "labels" else ""
+                msg = (
+                    f"{label} has {width} columns; one column of {kind} is needed{hint}"
+                )
+                raise DataError(msg)
+        except BaseException:
+            self._rows.close()
+            raise
+
+    def read(self, n: int) -> np.ndarray:
+        rows = self._rows.take(n)
+        cells = np.array([r[self._col].strip() for r in rows], dtype=str)
+        if self.kind == "labels":
+            return cells
+        return _parse_floats(cells, self.label, self._rows.lines, None)
+
+    def progress(self) -> tuple[int, int] | None:
+        return self._rows.progress()
+
+    def close(self) -> None:
+        self._rows.close()
