@@ -42,11 +42,13 @@ whose mean over the classes is the classwise ECE.
 
 Without weights a batch adds to int64 counters (`_State.pending`), in place when
 the caller hands over its tally (``_add(rows, owned=True)``, as the eval engine
-does chunk after chunk): the confusion counts, the hits per class and bin, and
-the sums of ``q(p)`` as the column sums of their 30-bit halves, with only the
+does chunk after chunk): the confusion counts (which stay int64 until a weighted
+batch comes: no ``C**2`` Python integers), the hits per class and bin, and the
+sums of ``q(p)`` as the column sums of their 30-bit halves, with only the
 probabilities above the first bin edge (fewer than ``n_bins`` a row) binned one
 by one; bin 0 of each class gets the rest.  The sums are the same as binning
-every probability, at the cost of a few vector passes over the batch.
+every probability, at the cost of a few vector passes over the batch.  The
+per-class NLL terms wait until `_NLL_TERMS` of them can be summed exactly at once.
 
 Reference: M. Kull, M. Perello-Nieto, M. Kängsepp, T. Silva Filho, H. Song and
 P. Flach, "Beyond temperature scaling: Obtaining well-calibrated multiclass
@@ -97,6 +99,9 @@ class _State:
         self.pending_rows = 0
         self.cells: list[tuple[np.ndarray, np.ndarray]] = []  # sparse counts
         self.n_cells = 0
+        self.nll_terms: list[tuple[np.ndarray, np.ndarray, np.ndarray | None]] = []
+        self.n_nll_terms = 0
+        self.dense_skip = 0  # see `_DENSE_SKIP`
 
     def counter(self, name: str, size: int) -> np.ndarray:
         """The int64 counter ``name`` (created at zero)."""
@@ -114,6 +119,29 @@ class _State:
         if self.n_cells > _SPARSE_CELLS or self.n_cells > size // 4:
             self._fold_cells(size)
 
+    def add_nll(self, y: np.ndarray, nll: np.ndarray, w: np.ndarray | None) -> None:
+        """Add per-class NLL terms: kept (never changed) until `_NLL_TERMS` of
+        them wait, then summed exactly at once (one `group_sums` of many rows
+        costs less than one a batch)."""
+        self.nll_terms.append((y.copy(), nll.copy(), None if w is None else w.copy()))
+        self.n_nll_terms += y.size
+        if self.n_nll_terms >= _NLL_TERMS:
+            self._fold_nll()
+
+    def _fold_nll(self) -> None:
+        if not self.nll_terms or self.nll is None:
+            self.nll_terms, self.n_nll_terms = [], 0
+            return
+        terms, self.nll_terms, self.n_nll_terms = self.nll_terms, [], 0
+        y = np.concatenate([t[0] for t in terms])
+        values = np.concatenate([t[1] for t in terms])
+        w = None
+        if any(t[2] is not None for t in terms):  # a weight of 1: the same sums
+            w = np.concatenate(
+                [np.ones(t[0].size) if t[2] is None else t[2] for t in terms]
+            )
+        self.nll.add(y, values, w)
+
     def _fold_cells(self, size: int) -> None:
         if self.cells:
             dense = self.counter("confusion", size)
@@ -124,9 +152,13 @@ class _State:
     def settle(self) -> None:
         """Move the int64 counters into the exact sums (the value is unchanged)."""
         self._fold_cells(self.confusion.n)
+        self._fold_nll()
         if not self.pending:
             return
         pending, self.pending, self.pending_rows = self.pending, {}, 0
+        if self.counts_only() and "confusion" in pending:
+            # unweighted counts stay int64 (a cell counts fewer than 2**63 rows)
+            self.pending["confusion"] = pending.pop("confusion")
         for name, target in (("confusion", self.confusion), ("hits", self.hits)):
             counts = pending.get(name)
             if counts is not None and target is not None:
@@ -138,6 +170,19 @@ class _State:
             ints = (hi[ids].astype(object) << 30) + lo[ids].astype(object)
             self.psum.add_ints(ids, ints, -_QUANTUM)
 
+    def counts_only(self) -> bool:
+        """Whether the confusion matrix is the int64 counter alone (no weights,
+        nothing in its exact sums)."""
+        return not self.weighted and self.confusion._ints is None
+
+    def confusion_counts(self) -> np.ndarray | None:
+        """The confusion counts, int64 of shape ``(C * C,)``, while
+        `counts_only` (else ``None``: the exact sums hold them)."""
+        self._fold_cells(self.confusion.n)
+        if not self.counts_only():
+            return None
+        return self.counter("confusion", self.confusion.n)
+
     def merge_into(self, other: _State) -> None:
         """Add ``other``'s sums to these, in place (``other`` is left as it was)."""
         if self.pending_rows + other.pending_rows > _SETTLE_ROWS:
@@ -146,6 +191,8 @@ class _State:
             self.counter(name, counts.size)[:] += counts
         for ids, cells in list(other.cells):  # a snapshot: other may be self
             self.add_cells(ids, cells, self.confusion.n)
+        for y, nll, w in list(other.nll_terms):
+            self.add_nll(y, nll, w)
         self.pending_rows += other.pending_rows
         self.confusion.add_vector(other.confusion)
         for name in ("nll", "hits", "psum"):
@@ -168,11 +215,16 @@ class _State:
         out.pending = {name: counts.copy() for name, counts in self.pending.items()}
         out.pending_rows = self.pending_rows
         out.cells, out.n_cells = list(self.cells), self.n_cells  # never changed
+        out.nll_terms, out.n_nll_terms = list(self.nll_terms), self.n_nll_terms
+        out.dense_skip = self.dense_skip
         return out
 
 
 _SPARSE_CELLS = 1 << 16
 """Confusion counts a `_State` keeps sparse before adding them to its counter."""
+
+_NLL_TERMS = 1 << 16
+"""Per-class NLL terms a `_State` keeps before summing them."""
 
 _SETTLE_ROWS = 1 << 30
 """Unweighted rows the int64 counters of a `_State` take before `_State.settle`
@@ -269,6 +321,9 @@ class ClassReport(_Batches):
         state = self._state
         if state is None:
             return np.zeros((c, c), dtype=np.int64)
+        counts = state.confusion_counts()
+        if counts is not None:
+            return counts.reshape(c, c).copy()
         state.settle()
         if state.weighted:
             return state.confusion.floats().reshape(c, c)
@@ -297,8 +352,12 @@ class ClassReport(_Batches):
         state.settle()
         # the confusion sums are integers times 2**base: every ratio of two of
         # them is a ratio of integers, correctly rounded by Python's int division
-        cells = state.confusion.ints.reshape(c, c)
-        base = state.confusion.base
+        counts = state.confusion_counts()
+        if counts is not None:  # int64 counts
+            cells, base = counts.reshape(c, c), 0
+        else:
+            cells = state.confusion.ints.reshape(c, c)
+            base = state.confusion.base
         sup = [int(v) for v in cells.sum(axis=1).tolist()]
         pred = [int(v) for v in cells.sum(axis=0).tolist()]
         tp = [int(cells[i, i]) for i in range(c)]
@@ -419,7 +478,7 @@ def _add_batch(state: _State, rows: Any, c: int, n_bins: int) -> None:
         hit = infinite if w64 is None else infinite & (w64 > 0)
         state.nll_inf[y[hit]] = True
         nll = np.where(infinite, 0.0, nll)
-    state.nll.add(y, nll, w64)
+    state.add_nll(y, nll, w64)
     if rows.input != "logits":
         s_y = np.asarray(to_numpy(rows._label_score[:, 0]), dtype=np.float64)
         zero = s_y <= 0 if rows.input == "probs" else s_y == -math.inf
@@ -509,39 +568,97 @@ def _add_quantized_sums(
     state: _State, q: np.ndarray, edges: np.ndarray, c: int, n_bins: int
 ) -> None:
     """`_add_unweighted_bins`' sums of ``q(p)`` for at most `_DENSE_ROWS` rows of
-    scaled probabilities ``q`` (overwritten)."""
+    scaled probabilities ``q`` (overwritten): the probabilities above the first
+    edge one by one, the rest (bin 0) by column sums, `_sparse_column_sums` or
+    their 30-bit halves."""
     hi_acc = state.counter("psum_hi", c * n_bins)
     lo_acc = state.counter("psum_lo", c * n_bins)
-    # the probabilities above the first edge, before ``q`` is rounded
-    at = None
-    if edges.size:
-        flat = q.reshape(-1)
+    first = np.arange(c, dtype=np.int64) * n_bins  # bin 0 of each class
+    flat = q.reshape(-1)
+    at = values = None
+    if edges.size:  # the probabilities above the first edge (then 0 in ``q``)
         at = np.flatnonzero(flat > edges[0])
         values = flat[at]
-    half = q.dtype.type(2.0**-30)
-    np.rint(q, out=q)
-    hi = q * half
-    np.floor(hi, out=hi)
-    first = np.arange(c, dtype=np.int64) * n_bins  # bin 0 of each class
-    hi_acc[first] += np.sum(hi, axis=0, dtype=np.float64).astype(np.int64)
-    hi *= q.dtype.type(2.0**30)  # exact
-    q -= hi  # the low half, exact
-    lo_acc[first] += np.sum(q, axis=0, dtype=np.float64).astype(np.int64)
-    if at is None or at.size == 0:
+    top = float(edges[0]) if edges.size else 2.0**_QUANTUM  # bin 0's largest
+    if not _sparse_column_sums(state, q, top, at, first, hi_acc, lo_acc):
+        if at is not None:
+            flat[at] = 0
+        half = q.dtype.type(2.0**-30)
+        np.rint(q, out=q)
+        hi = q * half
+        np.floor(hi, out=hi)
+        hi_acc[first] += np.sum(hi, axis=0, dtype=np.float64).astype(np.int64)
+        hi *= q.dtype.type(2.0**30)  # exact
+        q -= hi  # the low half, exact
+        lo_acc[first] += np.sum(q, axis=0, dtype=np.float64).astype(np.int64)
+    if at is None or values is None or at.size == 0:
         return
-    cls = at % c
-    keys = cls * n_bins + np.searchsorted(edges, values, side="left")
+    keys = (at % c) * n_bins + np.searchsorted(edges, values, side="left")
     q64 = np.rint(values.astype(np.float64))
     hi64 = np.floor(q64 * 2.0**-30)
     lo64 = q64 - hi64 * 2.0**30
     size = c * n_bins
-    his = np.bincount(keys, weights=hi64, minlength=size).astype(np.int64)
-    los = np.bincount(keys, weights=lo64, minlength=size).astype(np.int64)
-    hi_acc += his
-    lo_acc += los
-    # the sums above the first edge are no longer bin 0's
-    hi_acc[first] -= np.bincount(cls, weights=hi64, minlength=c).astype(np.int64)
-    lo_acc[first] -= np.bincount(cls, weights=lo64, minlength=c).astype(np.int64)
+    hi_acc += np.bincount(keys, weights=hi64, minlength=size).astype(np.int64)
+    lo_acc += np.bincount(keys, weights=lo64, minlength=size).astype(np.int64)
+
+
+_TINY = 2.0**36
+"""Scaled float32 probabilities from this one up are integers (their unit in the
+last place is at least ``2**13``): `_sparse_column_sums` sums them in float64."""
+
+_DENSE_SKIP = 16
+"""Batches that go straight to the 30-bit halves after one with too many
+probabilities below `_TINY` (the result is the same either way)."""
+
+
+def _sparse_column_sums(
+    state: _State,
+    q: np.ndarray,
+    top: float,
+    above: np.ndarray | None,
+    first: np.ndarray,
+    hi_acc: np.ndarray,
+    lo_acc: np.ndarray,
+) -> bool:
+    """The column sums of ``rint(q)`` (float32) into bin 0's counters, the
+    entries ``above`` the first edge (flat indices) left out (set to 0), the rest
+    being at most ``top``, when few entries are below `_TINY`; ``False`` (nothing
+    added, ``q`` unchanged) otherwise.
+
+    The entries below `_TINY` are rounded and summed one by one (and set to 0 in
+    ``q``); the others are integers, multiples of ``2**13``, so the float64 sum of
+    ``2**66 / top`` rows of them never exceeds ``2**53`` units of ``2**13``: one
+    exact float64 column sum of the whole batch (two passes fewer than the
+    halves, and no rounding pass)."""
+    if q.dtype != np.float32:
+        return False
+    if state.dense_skip:
+        state.dense_skip -= 1
+        return False
+    flat = q.reshape(-1)
+    tiny = np.flatnonzero(flat < np.float32(_TINY))
+    if tiny.size > min(flat.size // 32, 1 << 22):  # bincount sums below 2**52
+        state.dense_skip = _DENSE_SKIP
+        return False
+    values = flat[tiny]
+    flat[tiny] = 0
+    if above is not None:
+        flat[above] = 0
+    step = max(1, int(2.0**66 // top))
+    for a in range(0, q.shape[0], step):
+        sums = np.sum(q[a : a + step], axis=0, dtype=np.float64)  # exact
+        hi = np.floor(sums * 2.0**-30)
+        hi_acc[first] += hi.astype(np.int64)
+        lo_acc[first] += (sums - hi * 2.0**30).astype(np.int64)
+    if tiny.size:
+        c = first.size
+        q64 = np.rint(values.astype(np.float64))  # below 2**36
+        hi64 = np.floor(q64 * 2.0**-30)
+        lo64 = q64 - hi64 * 2.0**30
+        cls = tiny % c
+        hi_acc[first] += np.bincount(cls, weights=hi64, minlength=c).astype(np.int64)
+        lo_acc[first] += np.bincount(cls, weights=lo64, minlength=c).astype(np.int64)
+    return True
 
 
 @dataclass(frozen=True, eq=False)

@@ -191,6 +191,111 @@ def test_accumulator_merge_is_exact():
     assert got == exact_replicate_sums(draws, t, np.ones(500))
 
 
+@settings(max_examples=25, deadline=None)
+@given(
+    keys=st.lists(st.integers(0, 9), min_size=0, max_size=60),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_keyed_row_sums_equal_a_scatter_add(keys, seed):
+    """The rank-wise row sums of the per-class counts: every key's draws summed
+    (np.add.at), whatever the repeats."""
+    rng = np.random.default_rng(seed)
+    draws = B.poisson_weights(seed, 5, np.arange(30))
+    keys = np.array(keys, dtype=np.int64)
+    src = rng.integers(0, 30, size=keys.size)
+    expected = np.zeros((10, 5), dtype=np.int64)
+    np.add.at(expected, keys, draws[src].astype(np.int64))
+    if keys.size == 0:
+        return
+    ids, sums = B._keyed_row_sums(draws, src, keys)
+    np.testing.assert_array_equal(ids, np.unique(keys))
+    np.testing.assert_array_equal(sums, expected[ids])
+    assert sums.dtype == np.int32
+
+
+def report_run(z, y, w, pieces, seed):
+    """The bootstrap tally with the per-class report and terms of equal value
+    (nll and cross-entropy, accuracy and top-1 accuracy) of ``pieces`` (row
+    ranges) fed to the chunk engine, each its own chunk."""
+    from arrayloss import metrics as M
+    from arrayloss.cli._engine import (
+        LossTally,
+        Tallies,
+        backend_converter,
+        evaluate_chunk,
+    )
+    from arrayloss.io import Chunk
+
+    c = z.shape[1]
+    tallies = {"accuracy": M.Accuracy(), "top_1": M.TopKAccuracy(k=1)}
+    tallies |= {"nll": M.NLL(), "ece": M.ECE(n_bins=4), "mce": M.MCE(n_bins=3)}
+    tallies["per-class report"] = M.ClassReport(c, 4)
+    losses = {"cross_entropy": LossTally("cross_entropy", "cross_entropy", {})}
+    boot = B.BootstrapTally(B.BootstrapSpec(12, seed), tallies, list(losses))
+    for a, b in pieces:
+        chunk = Chunk(a, z[a:b], y[a:b], None if w is None else w[a:b])
+        evaluate_chunk(
+            chunk, "logits", c, None, "S", "L", "W", backend_converter("numpy"),
+            Tallies(tallies, losses, boot=boot), want_rows=False, first_row=a,
+        )  # fmt: skip
+    return boot
+
+
+@pytest.mark.parametrize("weights", ["none", "unit", "real"])
+def test_whole_blocks_and_the_rest_give_the_same_sums(monkeypatch, weights):
+    """Blocks of 16 rows from chunks of 7 (a block's rest waits for the next
+    chunk) and one block of every row: the same exact sums, per-class counts,
+    averages and intervals; terms of equal value (float32 or float64) share
+    their sums."""
+    rng = np.random.default_rng(11)
+    n, c = 100, 5
+    z = rng.normal(0, 2, size=(n, c)).astype(np.float32)
+    y = rng.integers(0, c, size=n)
+    w = {
+        "none": None,
+        "unit": (rng.random(n) < 0.8).astype(np.float64),
+        "real": rng.random(n) * 3,
+    }[weights]
+    whole = report_run(z, y, w, [(0, n)], 3)
+    whole.flush()  # one block of every row
+    monkeypatch.setattr(B, "BLOCK_ROWS", 16)
+    assert B.block_rows(12) == 16
+    cut = report_run(z, y, w, [(a, min(n, a + 7)) for a in range(0, n, 7)], 3)
+    assert cut.n_pending == n % 16  # whole blocks only, the rest waits
+    cut.flush()
+    assert not cut.pending
+    np.testing.assert_array_equal(cut.sums.integers()[0], whole.sums.integers()[0])
+    assert cut.sums.integers()[1] == whole.sums.integers()[1]
+    for got, want in (
+        (cut.class_replicates(), whole.class_replicates()),
+        (cut.average_replicates(), whole.average_replicates()),
+    ):
+        assert got is not None
+        assert want is not None
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
+    assert cut.intervals("mean") == whole.intervals("mean")
+    assert cut.class_intervals() == whole.class_intervals()
+    reps = whole.replicates("mean")
+    np.testing.assert_array_equal(
+        reps["losses"]["cross_entropy"], reps["metrics"]["nll"]
+    )
+    np.testing.assert_array_equal(reps["metrics"]["accuracy"], reps["metrics"]["top_1"])
+    # the block sums against NumPy: accuracy and the per-class support
+    kw = B.poisson_weights(3, 12, np.arange(n)).astype(float)
+    if w is not None:  # weights in the scores' dtype, as the engine reads them
+        kw *= w.astype(z.dtype)[:, None]
+    hit = (z.argmax(axis=1) == y).astype(float)
+    np.testing.assert_allclose(
+        reps["metrics"]["accuracy"], hit @ kw / kw.sum(0), rtol=1e-12
+    )
+    averages = cut.average_replicates()
+    assert averages is not None
+    np.testing.assert_allclose(
+        averages["recall"][:, 1], hit @ kw / kw.sum(0), rtol=1e-12
+    )  # the weighted average recall is the accuracy
+
+
 def tally_run(z, y, w, pieces, seed):
     """The bootstrap tally of ``pieces`` (row ranges, in the order given) fed to
     the chunk engine, each its own chunk."""
@@ -411,7 +516,8 @@ def test_per_class_and_calibration_intervals_identical_at_every_chunk_size(
         assert table == tables[0]
     first = outs[0]
     per = first["intervals"]["per_class"]
-    assert list(per) == [str(c) for c in range(C)]
+    assert list(per) == [*(str(c) for c in range(C)), "macro avg", "weighted avg"]
+    assert list(per) == list(first["per_class"])  # every row of the report
     for name, spans in per.items():
         assert set(spans) == set(B.CLASS_METRICS)
         for metric, (lo, hi) in spans.items():
@@ -425,7 +531,11 @@ def test_per_class_and_calibration_intervals_identical_at_every_chunk_size(
     cells = row.split(",")
     assert float(cells[7]) == per["0"]["precision"][0]
     assert float(cells[12]) == per["0"]["f1-score"][1]
-    assert tables[0].splitlines()[-1].endswith(",,,,,,,,")  # weighted avg: none
+    last = tables[0].splitlines()[-1].split(",")  # weighted avg: its intervals
+    assert last[0] == "weighted avg"
+    assert [float(x) for x in last[7:]] == [
+        x for m in B.CLASS_METRICS for x in per["weighted avg"][m]
+    ]
 
 
 def test_per_class_and_calibration_replicates_equal_a_direct_computation(data):
@@ -460,6 +570,20 @@ def test_per_class_and_calibration_replicates_equal_a_direct_computation(data):
         }
         for metric, values in want.items():
             np.testing.assert_allclose(got[metric][:, c], values, rtol=1e-12)
+    # the macro and weighted averages of each replicate
+    averages = boot.average_replicates()
+    assert averages is not None
+    sup = np.stack([(y == c) @ kw for c in range(C)], axis=1)  # (reps, C)
+    for metric in B.CLASS_METRICS:
+        values = got[metric]
+        np.testing.assert_allclose(
+            averages[metric][:, 0], values.mean(axis=1), rtol=1e-12
+        )
+        np.testing.assert_allclose(
+            averages[metric][:, 1],
+            (values * sup).sum(axis=1) / sup.sum(axis=1),
+            rtol=1e-12,
+        )
     p = np.exp(z - z.max(axis=1, keepdims=True))
     p /= p.sum(axis=1, keepdims=True)
     conf, hit = p.max(axis=1), (pred == y).astype(float)

@@ -527,3 +527,45 @@ def test_scaled_softmax_matches_probabilities(dtype: type, spread: float) -> Non
         for name in map(str, range(11)):
             assert got[name]["ece"] == want[name]["ece"], (n_bins, name)
         assert got["classwise_ece"] == want["classwise_ece"]
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    rows=st.integers(1, 700),
+    n_bins=st.sampled_from([1, 3, 15]),
+    spread=st.sampled_from([0.5, 3.0, 40.0]),
+)
+def test_calibration_sums_by_either_path_are_exact(seed, rows, n_bins, spread):
+    """The bin sums of ``q(p) = rint(p 2**60)`` of float32 probabilities, by the
+    float64 column sums of the entries above ``2**36`` (the others one by one) or
+    by the 30-bit halves of every entry: both the exact integer sums, computed
+    here in Python integers (tiny, zero and above-edge probabilities included)."""
+    from arrayloss import _classwise as CW
+
+    c = 5
+    rng = np.random.default_rng(seed)
+    z = rng.normal(0.0, spread, (rows, c)).astype(np.float32)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    p = e / e.sum(axis=1)[:, None]
+    tiny = rng.random(p.shape) < 0.02  # below 2**-24: rounded one by one
+    p[tiny] = (10.0 ** rng.uniform(-44, -8, tiny.sum())).astype(np.float32)
+    p[rng.random(p.shape) < 0.005] = 0.0  # zeros count among the tiny ones
+    q = p * np.float32(2.0**60)
+    edges = np.asarray([b / n_bins for b in range(1, n_bins)], np.float32)
+    scaled = edges * np.float32(2.0**60)
+    want = [0] * (c * n_bins)
+    for i in range(rows):
+        for j in range(c):
+            b = int(np.searchsorted(edges, p[i, j], side="left"))
+            want[j * n_bins + b] += int(np.rint(np.float64(q[i, j])))
+    for skip in (0, 1):  # the column sums when they may, then the halves
+        state = CW._State(c, n_bins, True)
+        state.dense_skip = skip
+        CW._add_quantized_sums(state, q.copy(), scaled, c, n_bins)
+        tiny = np.count_nonzero(q < 2.0**36)
+        sparse = skip == 0 and tiny <= q.size // 32  # else the halves
+        assert state.dense_skip == (0 if sparse or skip else CW._DENSE_SKIP)
+        hi = state.pending["psum_hi"].tolist()
+        lo = state.pending["psum_lo"].tolist()
+        assert [(h << 30) + v for h, v in zip(hi, lo, strict=True)] == want

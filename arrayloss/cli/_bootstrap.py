@@ -45,10 +45,20 @@ number, confidence, hit and weight (as its point estimate does) and recomputes
 the edges for each replicate at the end.
 
 **Per-class intervals** (``--per-class``): per class ``c`` the replicate sums of
-``K w [y = c]``, ``K w [pred = c]`` and ``K w [y = pred = c]`` (int64 counts
-while the weights are 0 or 1: one `numpy.bincount` per replicate), from
-which each replicate's precision, recall and F1 are the correctly rounded ratios
-that `arrayloss.metrics.ClassReport` reports.
+``K w [y = c != pred]``, ``K w [pred = c != y]`` and ``K w [y = pred = c]``
+(int64 counts while the weights are 0 or 1: the rows of draws summed by key, one
+vector addition per rank of a key's terms, `_keyed_row_sums`), from which each
+replicate's precision, recall and F1 are the correctly rounded ratios that
+`arrayloss.metrics.ClassReport` reports, and their macro average (over all
+classes) and support-weighted average.  Per-class NLL and ECE-by-class have no
+interval: the first needs one more product per row and replicate (about a tenth
+of a plain eval at ``C = 1000``), the second every probability of every row in
+every replicate (``n C N`` products).
+
+**Cost.**  Chunks are buffered into whole blocks (the rest waits for the next
+chunk); terms of equal value (``nll`` and the cross-entropy of logits,
+``accuracy`` and ``top_1_accuracy``) are summed once; a 0/1 term is one column
+of the product, without digits.
 
 References: N. C. Oza and S. Russell, "Online bagging and boosting", AISTATS 2001;
 J. A. Hanley and B. MacGibbon, "Creating non-parametric bootstrap samples using
@@ -105,7 +115,7 @@ _DIGIT = 26  # bits per digit of the exact replicate sums
 _DIGIT_MASK = (1 << _DIGIT) - 1
 _CARRIED = 1 << 41  # |digit| after a carry: below 2**26, the top one below 2**41
 _CARRY_AT = 1 << 61  # carry before any digit can reach 2**62
-_HASH_ROWS = 512  # rows hashed at a time (the uint64 temporaries stay in cache)
+_HASH_ROWS = 256  # rows hashed at a time (the uint64 temporaries stay in cache)
 
 
 # --------------------------------------------------------------------------- #
@@ -171,9 +181,10 @@ def _poisson_from_uniform(u: np.ndarray) -> np.ndarray:
     draws beyond them."""
     thresholds = _cdf_thresholds()
     k: np.ndarray = np.greater_equal(u, thresholds[0]).view(np.uint8)
-    for t in thresholds[1:_COMPARED]:
+    for t in thresholds[1 : _COMPARED - 1]:
         k += u >= t
     far = u >= thresholds[_COMPARED - 1]
+    k += far
     if far.any():
         k[far] = np.searchsorted(thresholds, u[far], side="right")
     return k
@@ -277,6 +288,7 @@ class _Contribution:
     target: np.ndarray  # (n,) accumulator row of each sample
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]]  # (k, d, nonzero)
     row: int | None = None  # the accumulator row of every sample, if one
+    layout: tuple[int, np.ndarray, np.ndarray] | None = None  # `_layout`, if known
 
 
 class _Digits:
@@ -389,24 +401,38 @@ replicate and digit column."""
 
 def _layout(c: _Contribution, n: int) -> tuple[int, np.ndarray, np.ndarray] | None:
     """``(low, digits, nonzero)`` of one contribution: ``digits[i, s]`` (float64,
-    ``(n, span)``) is sample ``i``'s digit worth ``2**(26 (low + s))``."""
-    nonzero = np.zeros(n, dtype=bool)
-    for _, _, nz in c.parts:
-        nonzero |= nz
-    ks = [k[nz] for k, _, nz in c.parts if nz.any()]
-    if not ks:
+    ``(n, span)``) is sample ``i``'s digit worth ``2**(26 (low + s))``, the span
+    trimmed to the columns that are not all zero at either end (an indicator is
+    one column).  The parts' digits are added by one `numpy.bincount` (exact: a
+    few integers below ``2**27`` a cell)."""
+    if c.layout is not None:
+        return c.layout if c.layout[2].any() else None
+    nonzero = c.parts[0][2]
+    for _, _, nz in c.parts[1:]:
+        nonzero = nonzero | nz
+    if not nonzero.any():
         return None
-    low = min(int(k.min()) for k in ks)
-    span = max(int(k.max()) for k in ks) - low + 3
-    dig = np.zeros((n, span), dtype=np.float64)
-    index = np.arange(n)
-    for k, d, nz in c.parts:
-        if not nz.any():
-            continue
-        at = k[nz] - low
-        for j in range(3):
-            dig[index[nz], at + j] += d[nz, j]
-    return low, dig, nonzero
+    low = min(int(k[nz].min()) for k, _, nz in c.parts if nz.any())
+    high = max(int(k[nz].max()) for k, _, nz in c.parts if nz.any())
+    span = high - low + 3
+    index = np.arange(n, dtype=np.int64) * span
+    flat = [
+        (index + np.where(nz, k - low, 0))[:, None] + np.arange(3)
+        for k, _, nz in c.parts
+    ]
+    digits = [np.where(nz[:, None], d, 0) for _, d, nz in c.parts]
+    dig = np.bincount(
+        np.concatenate(flat).reshape(-1),
+        weights=np.concatenate(digits).reshape(-1),
+        minlength=n * span,
+    ).reshape(n, span)
+    used = np.flatnonzero(dig.any(axis=0))
+    if used.size == 0:
+        return None
+    first, last = int(used[0]), int(used[-1]) + 1
+    if first or last < span:
+        dig = dig[:, first:last]
+    return low + first, dig, nonzero
 
 
 def _block_sums(
@@ -417,16 +443,23 @@ def _block_sums(
 
     The contributions of one accumulator row each go through one float64 matrix
     product (the draws by all their digit columns); those spread over several
-    rows (ECE bins) are summed row by row (`_grouped_sums`).  Every product is
-    exact: the digits of a sample in one column add to less than ``2**29``, the
-    draws are below 2**5 and a block has at most `BLOCK_ROWS` (2**12) rows, so
-    every partial sum is an integer below ``2**53``, in any order.
+    rows (ECE bins) are summed row by row (`_grouped_sums`), the block's rows
+    being sorted by the first such contribution's rows (the same sums in any
+    order).  Every product is exact: the digits of a sample in one column add to
+    less than ``2**31``, the draws are below 2**5 and a block has at most
+    `BLOCK_ROWS` (2**12) rows, so every partial sum is an integer below
+    ``2**53``, in any order.
     """
     n = draws.shape[0]
+    order = None
+    for c in contributions:
+        if c.row is None:
+            order = np.argsort(c.target, kind="stable")
+            break
+    kw = (draws if order is None else draws[order]).T.astype(np.float64)
     dense: list[tuple[int, int, int, int]] = []  # (index, low, span, offset)
     columns: list[np.ndarray] = []
     out: list[tuple[int, np.ndarray, np.ndarray] | None] = [None] * len(contributions)
-    kw = draws.T.astype(np.float64)  # (replicates, n)
     n_cols = 0
     for i, c in enumerate(contributions):
         layout = _layout(c, n)
@@ -438,10 +471,12 @@ def _block_sums(
             columns.append(dig)
             n_cols += dig.shape[1]
             continue
-        rows, sums = _grouped_sums(kw, dig, c.target, nonzero)
+        assert order is not None
+        rows, sums = _grouped_sums(kw, dig[order], c.target[order], nonzero[order])
         out[i] = (low, sums, rows)
     if dense:
-        sums = kw @ np.concatenate(columns, axis=1)  # exact integers
+        x = np.concatenate(columns, axis=1)
+        sums = kw @ (x if order is None else x[order])  # exact integers
         for i, low, span, offset in dense:
             row = contributions[i].row
             assert row is not None
@@ -455,7 +490,24 @@ def _grouped_sums(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(rows, sums[s, b, g])``: per accumulator row ``rows[g]`` (ascending), the
     exact ``sum_{i: target_i = rows[g]} kw[b, i] * dig[i, s]`` over the samples
-    kept (float64 products of integers below ``2**53``: exact in any order)."""
+    kept (float64 products of integers below ``2**53``: exact in any order).
+
+    Sorted targets (the rows the block was sorted by) make each group a slice;
+    else the kept samples are gathered group by group, or, beyond
+    `_LOOPED_GROUPS` groups, summed by one `numpy.bincount` per replicate and
+    digit column."""
+    if target.shape[0] and bool(np.all(target[1:] >= target[:-1])):
+        starts = np.flatnonzero(np.r_[True, target[1:] != target[:-1]])
+        if starts.shape[0] <= _LOOPED_GROUPS:
+            ends = np.r_[starts[1:], target.shape[0]]
+            sums = np.stack(
+                [
+                    kw[:, a:b] @ dig[a:b]
+                    for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+                ]
+            )  # (groups, replicates, span)
+            rows = target[starts]
+            return rows.astype(np.int64), sums.transpose(2, 1, 0).astype(np.int64)
     at = np.flatnonzero(keep)
     order = at[np.argsort(target[at], kind="stable")]
     keys = target[order]
@@ -523,11 +575,15 @@ def _per_class_report(metric_tallies: dict[str, Any]) -> int | None:
 
 
 CLASS_METRICS = ("precision", "recall", "f1-score")
-"""The per-class metrics that get intervals (``--per-class``)."""
+"""The per-class metrics that get intervals (``--per-class``), with their averages."""
+
+_INT32_BLOCKS = 1 << 12
+"""Blocks whose per-class counts an int32 holds: a block adds below ``2**16``
+to each (4096 rows, draws below 16)."""
 
 MAX_CLASS_SUMS = 3_000_000
 """The most replicate sums of the per-class report (replicates x 3 x classes):
-24 MB of int64 counts."""
+24 MB of int64 counts and 12 MB of int32 ones (the latest blocks')."""
 
 
 @dataclass
@@ -568,6 +624,25 @@ class _Pending:
             cat([p.rows for p in parts]), cat([p.w for p in parts]),
             cat([p.e for p in parts]), terms, classes,
         )  # fmt: skip
+
+    def split(self, at: int) -> tuple[_Pending, _Pending]:
+        """Rows ``:at`` and ``at:``."""
+
+        def cut(x: Any) -> tuple[Any, Any]:
+            return (None, None) if x is None else (x[:at], x[at:])
+
+        head: list[tuple[int | np.ndarray, np.ndarray]] = []
+        tail: list[tuple[int | np.ndarray, np.ndarray]] = []
+        for target, values in self.terms:
+            t0, t1 = cut(target) if isinstance(target, np.ndarray) else (target,) * 2
+            head.append((t0, values[:at]))
+            tail.append((t1, values[at:]))
+        c0 = c1 = None
+        if self.classes is not None:
+            (y0, y1), (p0, p1) = (cut(x) for x in self.classes)
+            c0, c1 = (y0, p0), (y1, p1)
+        (r0, r1), (w0, w1), (e0, e1) = cut(self.rows), cut(self.w), cut(self.e)
+        return _Pending(r0, w0, e0, head, c0), _Pending(r1, w1, e1, tail, c1)
 
 
 class BootstrapTally:
@@ -638,6 +713,10 @@ class BootstrapTally:
         }  # fmt: skip
         width = 3 * (self.n_classes or 0)
         self.class_counts = np.zeros((width, replicates), dtype=np.int64)
+        # the latest blocks' counts: int32 (half the memory traffic), at most
+        # `_INT32_BLOCKS` blocks before they are added to ``class_counts``
+        self.recent_counts = np.zeros((width, replicates), dtype=np.int32)
+        self.n_recent = 0
         self.class_sums = _Digits(replicates, width)
         self.pending: list[_Pending] = []
         self.n_pending = 0
@@ -719,15 +798,20 @@ class BootstrapTally:
                 ready.append(self._take())
             self.pending.append(part)
             self.n_pending += n
-            if self.n_pending >= block_rows(self.spec.replicates):
-                ready.append(self._take())
+            step = block_rows(self.spec.replicates)
+            if self.n_pending >= step:  # whole blocks; the rest waits
+                ready.append(self._take(self.n_pending - self.n_pending % step))
         for chunk in ready:
             self._add_pending(chunk)
 
-    def _take(self) -> _Pending:
-        """The pending chunks as one, removed (under the lock)."""
+    def _take(self, rows: int | None = None) -> _Pending:
+        """The first ``rows`` pending rows (default all) as one chunk, removed
+        (under the lock)."""
         out = _Pending.join(self.pending)
         self.pending, self.n_pending = [], 0
+        if rows is not None and rows < out.rows.shape[0]:
+            out, rest = out.split(rows)
+            self.pending, self.n_pending = [rest], rest.rows.shape[0]
         return out
 
     def flush(self) -> None:
@@ -736,11 +820,14 @@ class BootstrapTally:
             chunk = self._take() if self.pending else None
         if chunk is not None:
             self._add_pending(chunk)
+        with self._lock:
+            self._fold_counts()
 
     def _add_pending(self, part: _Pending) -> None:
         """Add buffered chunks, block by block of draws."""
         n = part.rows.shape[0]
         step = block_rows(self.spec.replicates)
+        terms, copies = _distinct_terms(part.terms)
         for a in range(0, n, step):
             b = min(n, a + step)
             draws = poisson_weights(
@@ -748,7 +835,7 @@ class BootstrapTally:
             )
             e = 0 if part.e is None else part.e[a:b]
             contributions = [
-                _contribution(target, t, part.w, e, a, b) for target, t in part.terms
+                _contribution(target, t, part.w, e, a, b) for target, t in terms
             ]
             with _one_blas_thread():
                 sums = _block_sums(draws, contributions)
@@ -757,6 +844,9 @@ class BootstrapTally:
             with self._lock:
                 for low, block, targets in sums:
                     self.sums.add(low, block, targets)
+                    if targets.shape[0] == 1:  # the same sums for equal terms
+                        for row in copies.get(int(targets[0]), ()):
+                            self.sums.add(low, block, np.array([row]))
 
     def _add_classes(self, draws: np.ndarray, part: _Pending, a: int, b: int) -> None:
         """Add the per-class sums of rows ``a:b`` (their ``draws``)."""
@@ -779,13 +869,13 @@ class BootstrapTally:
         keys = np.concatenate([y[miss], c + pred[miss], 2 * c + y[hit]])
         if src.size == 0:
             return
-        if unit:  # counts: one bincount per replicate (exact below 2**53)
-            size, picked = 3 * c, draws.T[:, src]
-            counts = np.empty((draws.shape[1], size), dtype=np.int64)
-            for r in range(draws.shape[1]):
-                counts[r] = np.bincount(keys, weights=picked[r], minlength=size)
+        if unit:  # counts: the draws' rows summed by key
+            ids, counts = _keyed_row_sums(draws, src, keys)
             with self._lock:
-                self.class_counts += counts.T
+                self.recent_counts[ids] += counts
+                self.n_recent += 1
+                if self.n_recent >= _INT32_BLOCKS:
+                    self._fold_counts()
             return
         assert part.w is not None
         assert part.e is not None
@@ -797,11 +887,21 @@ class BootstrapTally:
             for low, block, targets in c_sums:
                 self.class_sums.add(low, block, targets)
 
+    def _fold_counts(self) -> None:
+        """Add the int32 counts of the latest blocks to ``class_counts`` (under
+        the lock)."""
+        if self.n_recent:
+            self.class_counts += self.recent_counts
+            self.recent_counts[:] = 0
+            self.n_recent = 0
+
     def merge(self, other: BootstrapTally) -> BootstrapTally:
         """Add ``other`` (same layout) into this tally; returns ``self``."""
         other.flush()
         self.flush()
         with self._lock:
+            other._fold_counts()
+            self._fold_counts()
             self.sums.merge(other.sums)
             for key, parts in other.samples.items():
                 self.samples[key].extend(parts)
@@ -867,12 +967,10 @@ class BootstrapTally:
             out[b] = float(value)
         return out
 
-    def class_replicates(self) -> dict[str, np.ndarray] | None:
-        """Each replicate's precision, recall and F1 of every class, ``(replicates,
-        classes)`` float64 arrays, as `arrayloss.metrics.ClassReport.result`
-        computes them (correctly rounded ratios, 0 for a zero denominator); NaN
-        rows for replicates without weight.  ``None`` without the per-class
-        report."""
+    def _class_sums(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, Any] | None:
+        """Per replicate and class, the true positives, the support and the
+        predictions (float64 counts, or exact integers on one grid when weighted),
+        and the ratio that divides them; ``None`` without the per-class report."""
         self.flush()
         c = self.n_classes
         if c is None:
@@ -888,7 +986,18 @@ class BootstrapTally:
             sums = [exact[:, j * c : (j + 1) * c] for j in range(3)]
             ratio = _int_ratio
         missed, wrong, tp = sums  # the support and predictions less the hits
-        sup, prd = missed + tp, wrong + tp
+        return tp, missed + tp, wrong + tp, ratio
+
+    def class_replicates(self) -> dict[str, np.ndarray] | None:
+        """Each replicate's precision, recall and F1 of every class, ``(replicates,
+        classes)`` float64 arrays, as `arrayloss.metrics.ClassReport.result`
+        computes them (correctly rounded ratios, 0 for a zero denominator); NaN
+        rows for replicates without weight.  ``None`` without the per-class
+        report."""
+        sums = self._class_sums()
+        if sums is None:
+            return None
+        tp, sup, prd, ratio = sums
         out = {
             "precision": ratio(tp, prd),
             "recall": ratio(tp, sup),
@@ -897,6 +1006,29 @@ class BootstrapTally:
         empty = np.asarray((sup != 0).sum(axis=1) == 0)
         for values in out.values():
             values[empty] = math.nan
+        return out
+
+    def average_replicates(self) -> dict[str, np.ndarray] | None:
+        """Each replicate's macro and weighted averages of the per-class
+        precision, recall and F1: per metric a ``(replicates, 2)`` float64 array,
+        column 0 the macro average ``sum_c v_c / C`` over all ``C`` classes (as
+        ``classification_report(labels=range(C))``), column 1 the average
+        weighted by the replicate's support, ``sum_c v_c s_c / sum_c s_c`` (each
+        share ``s_c / sum s`` a correctly rounded ratio, the products summed in
+        float64); NaN rows for replicates without weight.  ``None`` without the
+        per-class report."""
+        sums = self._class_sums()
+        per = self.class_replicates()
+        if sums is None or per is None:
+            return None
+        _, sup, _, ratio = sums
+        share = ratio(sup, sup.sum(axis=1, keepdims=True))
+        out = {}
+        for name, values in per.items():
+            both = np.empty((values.shape[0], 2))
+            both[:, 0] = values.sum(axis=1) / values.shape[1]
+            both[:, 1] = (values * share).sum(axis=1)
+            out[name] = both
         return out
 
     def replicates(self, reduction: str) -> dict[str, dict[str, np.ndarray]]:
@@ -945,13 +1077,17 @@ class BootstrapTally:
         }
 
     def class_intervals(self) -> dict[str, list[tuple[float, float] | None]] | None:
-        """Per class metric (`CLASS_METRICS`), each class's percentile interval
-        (``None`` without the per-class report)."""
+        """Per class metric (`CLASS_METRICS`), the percentile interval of each
+        class, then of the macro and of the weighted average
+        (`arrayloss.cli._report.AVERAGES`): ``C +
+        2`` entries (``None`` without the per-class report)."""
         per = self.class_replicates()
-        if per is None:
+        averages = self.average_replicates()
+        if per is None or averages is None:
             return None
         out: dict[str, list[tuple[float, float] | None]] = {}
         for name, values in per.items():
+            values = np.concatenate([values, averages[name]], axis=1)
             ok = values[np.isfinite(values[:, 0])] if values.shape[1] else values
             if ok.shape[0] == 0:
                 out[name] = [None] * values.shape[1]
@@ -959,6 +1095,55 @@ class BootstrapTally:
             lo, hi = np.quantile(ok, self._levels(), axis=0)
             out[name] = [(float(a), float(b)) for a, b in zip(lo, hi, strict=True)]
         return out
+
+
+def _distinct_terms(
+    terms: list[tuple[int | np.ndarray, np.ndarray]],
+) -> tuple[list[tuple[int | np.ndarray, np.ndarray]], dict[int, list[int]]]:
+    """The terms of one accumulator row each without repeats (``nll`` is the
+    cross-entropy of logits, ``top_1_accuracy`` the accuracy), and per row kept
+    the rows whose terms are equal to its own (their sums are the same)."""
+    out: list[tuple[int | np.ndarray, np.ndarray]] = []
+    copies: dict[int, list[int]] = {}
+    for target, values in terms:
+        if not isinstance(target, np.ndarray):
+            for row, kept in out:
+                # float32 or float64: both are summed as float64, exactly
+                if not isinstance(row, np.ndarray) and np.array_equal(kept, values):
+                    copies.setdefault(row, []).append(target)
+                    break
+            else:
+                out.append((target, values))
+            continue
+        out.append((target, values))
+    return out, copies
+
+
+def _keyed_row_sums(
+    draws: np.ndarray, src: np.ndarray, keys: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(ids, sums)``: ``sums[g] = sum_{j: keys[j] = ids[g]} draws[src[j]]``,
+    int32 ``(groups, replicates)`` (a block's sums are below ``2**31``), ``ids``
+    ascending.
+
+    The terms of one key are numbered ``0, 1, ...`` (their rank, after a stable
+    sort by key); the terms of one rank have distinct keys, so each rank is one
+    vector addition of whole rows of draws (as many as the most terms of a key:
+    a few when the keys are many).  Exact integer sums, in any grouping.
+    """
+    order = np.argsort(keys, kind="stable")
+    k, rows = keys[order], src[order]
+    first = np.empty(k.shape[0], dtype=bool)
+    first[:1] = True
+    np.not_equal(k[1:], k[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    group = np.cumsum(first) - 1
+    rank = np.arange(k.shape[0]) - starts[group]
+    sums = draws[rows[starts]].astype(np.int32)
+    for r in range(1, int(rank.max(initial=0)) + 1):
+        at = np.flatnonzero(rank == r)
+        sums[group[at]] += draws[rows[at]]
+    return k[starts], sums
 
 
 def _float_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -1014,6 +1199,9 @@ def _contribution(
     else:
         rows, row = np.full(t.shape, target, dtype=np.int64), int(target)
     if w is None:
+        nonzero = t != 0
+        if np.array_equal(t[nonzero], np.ones(int(nonzero.sum()))):  # indicator
+            return _Contribution(rows, [], row, (0, t[:, None], nonzero))
         return _Contribution(rows, [_digits(t, 0)], row)
     mw, ew = np.frexp(w[a:b])
     mt, et = np.frexp(t)

@@ -63,7 +63,7 @@ from ._options import (
 )
 from ._output import STDOUT, Outputs
 from ._render import render
-from ._report import MAX_TABLE_CLASSES, REPORT_TALLIES, Report
+from ._report import AVERAGES, MAX_TABLE_CLASSES, REPORT_TALLIES, Report
 from ._report import report_usage as _report_usage
 from ._shards import Shard, ShardOpener, check_shards, pair_shards, shard_paths
 
@@ -799,7 +799,7 @@ def _results(
     if intervals is not None and class_intervals is not None:
         intervals["per_class"] = {
             name: {m: spans[i] for m, spans in class_intervals.items()}
-            for i, name in enumerate(names)
+            for i, name in enumerate([*names, *AVERAGES])
         }
     return render(fmt, meta, results, extra, intervals) + report.render(fmt, extra)
 
