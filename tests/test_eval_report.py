@@ -320,6 +320,26 @@ def test_report_is_identical_at_every_chunk_size(files, data, weighted):
     )
 
 
+def test_json_puts_each_row_entry_and_interval_on_one_line(files):
+    """JSON at C = 1000 stays readable: each confusion row, per-class entry and
+    interval is one compact line of the indented document (which parses to the
+    same values as json's own indented text)."""
+    args = [str(files / "z.npy"), str(files / "y.npy"), "--per-class", "--confusion"]
+    text = invoke([*args, "--bootstrap", "20", "--format", "json"]).stdout
+    doc = json.loads(text)
+    lines = text.splitlines()
+    for row in doc["confusion"]["matrix"]:
+        assert sum(ln.strip().rstrip(",") == json.dumps(row) for ln in lines) >= 1
+    for name, entry in doc["per_class"].items():
+        assert f"{json.dumps(name)}: {json.dumps(entry)}" in text
+    for name, entry in doc["intervals"]["per_class"].items():
+        assert f"{json.dumps(name)}: {json.dumps(entry)}" in text
+    for name, span in doc["intervals"]["metrics"].items():
+        assert f"{json.dumps(name)}: {json.dumps(span)}" in text
+    n_items = C + len(doc["per_class"]) + len(doc["intervals"]["per_class"])
+    assert len(lines) < n_items + 60
+
+
 def test_tables_and_csv_output(files, tmp_path):
     base = [str(files / "z.npy"), str(files / "y.npy")]
     table = invoke([*base, "--per-class", "--confusion", "--classes", "a,b,c,d,e"])

@@ -3,7 +3,8 @@
 `render` lays out the data counts, losses and metrics (with ``--bootstrap``, each
 with its interval: the table's fourth column, CSV columns ``low`` and ``high``,
 JSON ``intervals``).  JSON is strict: an infinite value (``--eps 0``) is the string
-``"inf"``, and each row of a confusion matrix is one line.
+``"inf"``, and each row of a confusion matrix, each per-class entry and each interval is
+one line.
 """
 
 from __future__ import annotations
@@ -86,24 +87,52 @@ def _json_intervals(intervals: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _json_text(doc: dict[str, Any]) -> str:
-    """``doc`` as indented JSON, each row of the confusion matrix on one line.
+# The containers whose every item is written compact, on one line: at C = 1000
+# they hold a million confusion cells and thousands of per-class entries, which
+# json's indented encoder (pure Python) would put one number a line, slowly.
+_ONE_LINE_ITEMS = (
+    ("confusion", "matrix"),
+    ("per_class",),
+    ("intervals", "losses"),
+    ("intervals", "metrics"),
+    ("intervals", "per_class"),
+)
 
-    json's indented encoder is pure Python, ~1 s for the million cells at
-    ``C = 1000``, and puts each cell on a line of its own; the rows are encoded
-    apart, compact (its C encoder), and put in place of a placeholder string.
+
+def _json_text(doc: dict[str, Any]) -> str:
+    """``doc`` as indented JSON, each confusion row, per-class entry and interval
+    on one line.
+
+    The items of the `_ONE_LINE_ITEMS` containers are encoded apart, compact (the
+    C encoder), and put in place of placeholder strings in the indented rest.
     """
-    confusion = doc.get("confusion")
-    if not isinstance(confusion, dict) or not confusion.get("matrix"):
-        return json.dumps(doc, indent=2, allow_nan=False)
-    rows = confusion["matrix"]
-    rest = {**doc, "confusion": {**confusion, "matrix": []}}
-    token = "@row-"
-    while token in json.dumps(rest, allow_nan=False):
+    items: list[Any] = []
+
+    def placeholders(node: Any, path: tuple[str, ...], token: str) -> Any:
+        def mark(item: Any) -> str:
+            items.append(item)
+            return f"{token}{len(items) - 1}"
+
+        if not isinstance(node, dict):
+            return node
+        out = {}
+        for key, value in node.items():
+            here = (*path, key)
+            if here in _ONE_LINE_ITEMS and isinstance(value, list):
+                value = [mark(v) for v in value]
+            elif here in _ONE_LINE_ITEMS and isinstance(value, dict):
+                value = {k: mark(v) for k, v in value.items()}
+            out[key] = placeholders(value, here, token)
+        return out
+
+    token = "@item-"
+    while token in json.dumps(placeholders(doc, (), ""), allow_nan=False):
         token += "@"
-    rest["confusion"]["matrix"] = [f"{token}{i}" for i in range(len(rows))]
-    text = json.dumps(rest, indent=2, allow_nan=False)
-    lines = [json.dumps(row, allow_nan=False) for row in rows]
+    items.clear()
+    text = json.dumps(placeholders(doc, (), token), indent=2, allow_nan=False)
+    if not items:
+        return text
+    lines = [json.dumps(item, allow_nan=False) for item in items]
     return re.sub(f'"{re.escape(token)}(\\d+)"', lambda m: lines[int(m[1])], text)
 
 
