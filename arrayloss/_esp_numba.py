@@ -321,7 +321,7 @@ vec = _VecType()
 @register_model(_VecType)
 class _VecModel(models.PrimitiveModel):
     def __init__(self, dmm: Any, fe_type: Any) -> None:
-        super().__init__(dmm, fe_type, _VT)  # type: ignore[no-untyped-call]
+        super().__init__(dmm, fe_type, _VT)  # type: ignore[no-untyped-call, unused-ignore]
 
 
 def _intrinsic(fn: Any) -> Any:
