@@ -155,7 +155,7 @@ def test_eval_library_value_errors_are_bad_data(monkeypatch, tmp_path):
 def test_ctrl_c_in_a_subprocess(tmp_path):
     """SIGINT during a long eval: exit 130, one line, no temporary file left."""
     rng = np.random.default_rng(0)
-    n = 200_000
+    n = 2_000_000  # chunks of 50 rows: seconds of work, however fast eval gets
     np.save(tmp_path / "z.npy", rng.normal(size=(n, 4)))
     np.save(tmp_path / "y.npy", rng.integers(0, 4, size=n))
     cmd = [
@@ -173,7 +173,7 @@ def test_ctrl_c_in_a_subprocess(tmp_path):
                 break
             time.sleep(0.02)
         assert proc.poll() is None, "finished before it could be interrupted"
-        time.sleep(0.3)
+        time.sleep(0.1)
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
