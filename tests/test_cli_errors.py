@@ -152,6 +152,11 @@ def test_eval_library_value_errors_are_bad_data(monkeypatch, tmp_path):
     assert (result.exit_code, result.stderr) == (1, "Error: `weights` sum to zero\n")
 
 
+def _default_sigint() -> None:
+    """In the child before exec: SIGINT back to its default disposition."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def test_ctrl_c_in_a_subprocess(tmp_path):
     """SIGINT during a long eval: exit 130, one line, no temporary file left."""
     rng = np.random.default_rng(0)
@@ -163,9 +168,13 @@ def test_ctrl_c_in_a_subprocess(tmp_path):
         str(tmp_path / "y.npy"), "--chunk-size", "50", "-q",
         "--per-sample", str(tmp_path / "rows.npy"),
     ]  # fmt: skip
+    # A terminal's foreground job gets SIGINT with the default disposition; a job
+    # started with `&` from a non-interactive shell (as CI may be) inherits it
+    # ignored, and then Python, rightly, never raises KeyboardInterrupt.
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=_default_sigint,
+    )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
