@@ -65,3 +65,22 @@ def _creation_calls_without_device(path: pathlib.Path) -> list[str]:
 )
 def test_array_creation_names_a_device(path):
     assert _creation_calls_without_device(path) == []
+
+
+@pytest.mark.parametrize("name", ["datasets", "io", "mlp"])
+def test_heavier_submodules_load_on_first_use(name):
+    """``arrayloss.<name>`` after a plain ``import arrayloss``, in a fresh process."""
+    code = (
+        "import sys, arrayloss; "
+        f"assert 'arrayloss.{name}' not in sys.modules; "
+        f"print(arrayloss.{name}.__name__, '{name}' in dir(arrayloss))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == [f"arrayloss.{name}", "True"]
+
+
+def test_unknown_attribute_is_an_attribute_error():
+    with pytest.raises(AttributeError, match="no attribute 'nope'"):
+        al.nope  # noqa: B018
