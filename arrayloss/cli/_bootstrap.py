@@ -72,8 +72,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import os
+import queue
 import threading
-from collections.abc import Sequence
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
@@ -645,6 +648,72 @@ class _Pending:
         return _Pending(r0, w0, e0, head, c0), _Pending(r1, w1, e1, tail, c1)
 
 
+_AHEAD = 2
+"""Blocks of rows that wait for the background thread at most (`_Background`):
+more block the thread that adds them, so memory stays bounded."""
+
+
+def _background_wanted() -> bool:
+    """Whether blocks go to a background thread: when this process may run on
+    more than one CPU."""
+    try:
+        return len(os.sched_getaffinity(0)) > 1
+    except (AttributeError, OSError):  # not on Linux
+        return (os.cpu_count() or 1) > 1
+
+
+class _Background:
+    """One thread that adds the blocks of rows handed to it (``run(block)``), at
+    most `_AHEAD` of them waiting: the draws and products of one block overlap
+    with the reading and computing of the next chunks (NumPy and BLAS let go of
+    the GIL).  The sums are exact integers, so the order in which blocks are
+    added changes nothing.  An error in ``run`` is kept and raised by the next
+    `submit` or by `close` (the blocks after it are dropped).
+
+    The thread holds ``owner`` (whose method ``run`` is) weakly: when the owner
+    is collected unflushed (a run that stopped at an error), the thread ends.
+    """
+
+    def __init__(self, owner: object, run: Callable[[_Pending], None]) -> None:
+        self._queue: queue.Queue[_Pending | None] = queue.Queue(_AHEAD)
+        self._error: BaseException | None = None
+        method = weakref.WeakMethod(run)
+        self._thread = threading.Thread(
+            target=self._loop, args=(method,), name="arrayloss-bootstrap", daemon=True
+        )
+        self._thread.start()
+        self._stop = weakref.finalize(owner, self._queue.put, None)
+
+    def _loop(self, method: weakref.WeakMethod[Any]) -> None:
+        while True:
+            block = self._queue.get()
+            if block is None:
+                return
+            run = method()  # None once the owner is gone: the blocks are dropped
+            if run is not None and self._error is None:
+                try:
+                    run(block)
+                except BaseException as exc:  # raised on the caller's thread
+                    self._error = exc
+            del run, block
+
+    def _raise(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def submit(self, block: _Pending) -> None:
+        """Hand ``block`` over (waits while `_AHEAD` blocks wait)."""
+        self._raise()
+        self._queue.put(block)
+
+    def close(self) -> None:
+        """Wait for every block handed over, then stop the thread."""
+        self._stop()  # hands over the None that ends the thread
+        self._thread.join()
+        self._raise()
+
+
 class BootstrapTally:
     """The exact replicate sums of every scalar of an ``eval`` report.
 
@@ -701,6 +770,7 @@ class BootstrapTally:
                 raise UsageError(msg)
         self._reset()
         self._lock = threading.Lock()
+        self._background: _Background | None = None
 
     def _reset(self) -> None:
         """Nothing added yet."""
@@ -724,12 +794,13 @@ class BootstrapTally:
     def __getstate__(self) -> dict[str, Any]:
         self.flush()
         state = dict(self.__dict__)
-        del state["_lock"]
+        del state["_lock"], state["_background"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        self._background = None
 
     def empty(self) -> BootstrapTally:
         """A tally of the same layout with nothing added."""
@@ -737,6 +808,7 @@ class BootstrapTally:
         out.__dict__.update(self.__dict__)
         out._reset()
         out._lock = threading.Lock()
+        out._background = None
         return out
 
     def add(
@@ -801,8 +873,14 @@ class BootstrapTally:
             step = block_rows(self.spec.replicates)
             if self.n_pending >= step:  # whole blocks; the rest waits
                 ready.append(self._take(self.n_pending - self.n_pending % step))
+            if ready and self._background is None and _background_wanted():
+                self._background = _Background(self, self._add_pending)
+            background = self._background
         for chunk in ready:
-            self._add_pending(chunk)
+            if background is None:
+                self._add_pending(chunk)
+            else:
+                background.submit(chunk)
 
     def _take(self, rows: int | None = None) -> _Pending:
         """The first ``rows`` pending rows (default all) as one chunk, removed
@@ -815,9 +893,19 @@ class BootstrapTally:
         return out
 
     def flush(self) -> None:
-        """Add the chunks still waiting for a full block."""
+        """Add the chunks still waiting for a full block (and wait for the blocks
+        on the background thread, which is then stopped; an error there is
+        raised here)."""
         with self._lock:
             chunk = self._take() if self.pending else None
+            background, self._background = self._background, None
+        if background is not None:
+            try:  # the last rows too: their temporaries are the thread's
+                if chunk is not None:
+                    background.submit(chunk)
+                    chunk = None
+            finally:
+                background.close()
         if chunk is not None:
             self._add_pending(chunk)
         with self._lock:
@@ -995,18 +1083,7 @@ class BootstrapTally:
         rows for replicates without weight.  ``None`` without the per-class
         report."""
         sums = self._class_sums()
-        if sums is None:
-            return None
-        tp, sup, prd, ratio = sums
-        out = {
-            "precision": ratio(tp, prd),
-            "recall": ratio(tp, sup),
-            "f1-score": ratio(2 * tp, sup + prd),
-        }
-        empty = np.asarray((sup != 0).sum(axis=1) == 0)
-        for values in out.values():
-            values[empty] = math.nan
-        return out
+        return None if sums is None else _class_ratios(sums)
 
     def average_replicates(self) -> dict[str, np.ndarray] | None:
         """Each replicate's macro and weighted averages of the per-class
@@ -1018,18 +1095,7 @@ class BootstrapTally:
         float64); NaN rows for replicates without weight.  ``None`` without the
         per-class report."""
         sums = self._class_sums()
-        per = self.class_replicates()
-        if sums is None or per is None:
-            return None
-        _, sup, _, ratio = sums
-        share = ratio(sup, sup.sum(axis=1, keepdims=True))
-        out = {}
-        for name, values in per.items():
-            both = np.empty((values.shape[0], 2))
-            both[:, 0] = values.sum(axis=1) / values.shape[1]
-            both[:, 1] = (values * share).sum(axis=1)
-            out[name] = both
-        return out
+        return None if sums is None else _class_averages(sums, _class_ratios(sums))
 
     def replicates(self, reduction: str) -> dict[str, dict[str, np.ndarray]]:
         """Each replicate's value of every loss and metric (float64 arrays of
@@ -1080,21 +1146,61 @@ class BootstrapTally:
         """Per class metric (`CLASS_METRICS`), the percentile interval of each
         class, then of the macro and of the weighted average
         (`arrayloss.cli._report.AVERAGES`): ``C +
-        2`` entries (``None`` without the per-class report)."""
-        per = self.class_replicates()
-        averages = self.average_replicates()
-        if per is None or averages is None:
+        2`` entries (``None`` without the per-class report).
+
+        The replicate sums, ratios and averages are computed once, and each
+        metric's replicates are let go once its quantiles are taken (a few
+        ``(replicates, classes)`` arrays at a time)."""
+        sums = self._class_sums()
+        if sums is None:
             return None
+        per = _class_ratios(sums)
+        averages = _class_averages(sums, per)
+        del sums
         out: dict[str, list[tuple[float, float] | None]] = {}
-        for name, values in per.items():
-            values = np.concatenate([values, averages[name]], axis=1)
+        for name in CLASS_METRICS:
+            values = np.concatenate([per.pop(name), averages.pop(name)], axis=1)
             ok = values[np.isfinite(values[:, 0])] if values.shape[1] else values
+            del values
             if ok.shape[0] == 0:
-                out[name] = [None] * values.shape[1]
+                out[name] = [None] * ok.shape[1]
                 continue
             lo, hi = np.quantile(ok, self._levels(), axis=0)
             out[name] = [(float(a), float(b)) for a, b in zip(lo, hi, strict=True)]
         return out
+
+
+def _class_ratios(
+    sums: tuple[np.ndarray, np.ndarray, np.ndarray, Any],
+) -> dict[str, np.ndarray]:
+    """`BootstrapTally.class_replicates` from `BootstrapTally._class_sums`."""
+    tp, sup, prd, ratio = sums
+    out = {
+        "precision": ratio(tp, prd),
+        "recall": ratio(tp, sup),
+        "f1-score": ratio(2 * tp, sup + prd),
+    }
+    empty = np.asarray((sup != 0).sum(axis=1) == 0)
+    for values in out.values():
+        values[empty] = math.nan
+    return out
+
+
+def _class_averages(
+    sums: tuple[np.ndarray, np.ndarray, np.ndarray, Any],
+    per: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """`BootstrapTally.average_replicates` from `BootstrapTally._class_sums` and
+    `_class_ratios`."""
+    _, sup, _, ratio = sums
+    share = ratio(sup, sup.sum(axis=1, keepdims=True))
+    out = {}
+    for name, values in per.items():
+        both = np.empty((values.shape[0], 2))
+        both[:, 0] = values.sum(axis=1) / values.shape[1]
+        both[:, 1] = (values * share).sum(axis=1)
+        out[name] = both
+    return out
 
 
 def _distinct_terms(
