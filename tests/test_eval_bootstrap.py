@@ -296,53 +296,6 @@ def test_whole_blocks_and_the_rest_give_the_same_sums(monkeypatch, weights):
     )  # the weighted average recall is the accuracy
 
 
-@pytest.mark.parametrize("weights", ["none", "real"])
-def test_background_thread_gives_the_same_sums(monkeypatch, weights):
-    """Blocks added on the background thread (`B._Background`) or on the caller's
-    thread: the same exact sums, per-class counts and intervals; the thread is
-    stopped by `flush`."""
-    rng = np.random.default_rng(12)
-    n, c = 100, 5
-    z = rng.normal(0, 2, size=(n, c))
-    y = rng.integers(0, c, size=n)
-    w = None if weights == "none" else rng.random(n) * 3
-    monkeypatch.setattr(B, "BLOCK_ROWS", 16)
-    pieces = [(a, min(n, a + 7)) for a in range(0, n, 7)]
-    tallies = {}
-    for wanted in (False, True):
-        monkeypatch.setattr(B, "_background_wanted", lambda wanted=wanted: wanted)
-        boot = report_run(z, y, w, pieces, 5)
-        assert (boot._background is not None) == wanted
-        boot.flush()
-        assert boot._background is None
-        tallies[wanted] = boot
-    here, there = tallies[False], tallies[True]
-    np.testing.assert_array_equal(here.sums.integers()[0], there.sums.integers()[0])
-    np.testing.assert_array_equal(here.class_counts, there.class_counts)
-    assert here.intervals("mean") == there.intervals("mean")
-    assert here.class_intervals() == there.class_intervals()
-
-
-def test_background_error_is_raised_by_flush(monkeypatch):
-    """An error while a block is added on the background thread is raised on
-    the caller's thread, by the next `flush`."""
-    rng = np.random.default_rng(13)
-    z = rng.normal(0, 2, size=(40, 3))
-    y = rng.integers(0, 3, size=40)
-    monkeypatch.setattr(B, "BLOCK_ROWS", 16)
-    monkeypatch.setattr(B, "_background_wanted", lambda: True)
-
-    def broken(draws, contributions):
-        raise MemoryError("no room for a block")
-
-    monkeypatch.setattr(B, "_block_sums", broken)
-    boot = report_run(z, y, None, [(0, 20)], 5)  # one block handed over
-    assert boot._background is not None
-    with pytest.raises(MemoryError, match="no room"):
-        boot.flush()
-    assert boot._background is None
-
-
 def tally_run(z, y, w, pieces, seed):
     """The bootstrap tally of ``pieces`` (row ranges, in the order given) fed to
     the chunk engine, each its own chunk."""

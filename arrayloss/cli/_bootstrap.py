@@ -72,11 +72,8 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
-import queue
 import threading
-import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
@@ -457,7 +454,7 @@ def _block_sums(
     order = None
     for c in contributions:
         if c.row is None:
-            order = np.argsort(c.target, kind="stable")
+            order = np.argsort(c.target)  # any order of equal rows: exact sums
             break
     kw = (draws if order is None else draws[order]).T.astype(np.float64)
     dense: list[tuple[int, int, int, int]] = []  # (index, low, span, offset)
@@ -512,7 +509,7 @@ def _grouped_sums(
             rows = target[starts]
             return rows.astype(np.int64), sums.transpose(2, 1, 0).astype(np.int64)
     at = np.flatnonzero(keep)
-    order = at[np.argsort(target[at], kind="stable")]
+    order = at[np.argsort(target[at])]  # any order of equal targets: exact sums
     keys = target[order]
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     rows = keys[starts]
@@ -648,72 +645,6 @@ class _Pending:
         return _Pending(r0, w0, e0, head, c0), _Pending(r1, w1, e1, tail, c1)
 
 
-_AHEAD = 2
-"""Blocks of rows that wait for the background thread at most (`_Background`):
-more block the thread that adds them, so memory stays bounded."""
-
-
-def _background_wanted() -> bool:
-    """Whether blocks go to a background thread: when this process may run on
-    more than one CPU."""
-    try:
-        return len(os.sched_getaffinity(0)) > 1
-    except (AttributeError, OSError):  # not on Linux
-        return (os.cpu_count() or 1) > 1
-
-
-class _Background:
-    """One thread that adds the blocks of rows handed to it (``run(block)``), at
-    most `_AHEAD` of them waiting: the draws and products of one block overlap
-    with the reading and computing of the next chunks (NumPy and BLAS let go of
-    the GIL).  The sums are exact integers, so the order in which blocks are
-    added changes nothing.  An error in ``run`` is kept and raised by the next
-    `submit` or by `close` (the blocks after it are dropped).
-
-    The thread holds ``owner`` (whose method ``run`` is) weakly: when the owner
-    is collected unflushed (a run that stopped at an error), the thread ends.
-    """
-
-    def __init__(self, owner: object, run: Callable[[_Pending], None]) -> None:
-        self._queue: queue.Queue[_Pending | None] = queue.Queue(_AHEAD)
-        self._error: BaseException | None = None
-        method = weakref.WeakMethod(run)
-        self._thread = threading.Thread(
-            target=self._loop, args=(method,), name="arrayloss-bootstrap", daemon=True
-        )
-        self._thread.start()
-        self._stop = weakref.finalize(owner, self._queue.put, None)
-
-    def _loop(self, method: weakref.WeakMethod[Any]) -> None:
-        while True:
-            block = self._queue.get()
-            if block is None:
-                return
-            run = method()  # None once the owner is gone: the blocks are dropped
-            if run is not None and self._error is None:
-                try:
-                    run(block)
-                except BaseException as exc:  # raised on the caller's thread
-                    self._error = exc
-            del run, block
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
-
-    def submit(self, block: _Pending) -> None:
-        """Hand ``block`` over (waits while `_AHEAD` blocks wait)."""
-        self._raise()
-        self._queue.put(block)
-
-    def close(self) -> None:
-        """Wait for every block handed over, then stop the thread."""
-        self._stop()  # hands over the None that ends the thread
-        self._thread.join()
-        self._raise()
-
-
 class BootstrapTally:
     """The exact replicate sums of every scalar of an ``eval`` report.
 
@@ -770,7 +701,6 @@ class BootstrapTally:
                 raise UsageError(msg)
         self._reset()
         self._lock = threading.Lock()
-        self._background: _Background | None = None
 
     def _reset(self) -> None:
         """Nothing added yet."""
@@ -794,13 +724,12 @@ class BootstrapTally:
     def __getstate__(self) -> dict[str, Any]:
         self.flush()
         state = dict(self.__dict__)
-        del state["_lock"], state["_background"]
+        del state["_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
-        self._background = None
 
     def empty(self) -> BootstrapTally:
         """A tally of the same layout with nothing added."""
@@ -808,7 +737,6 @@ class BootstrapTally:
         out.__dict__.update(self.__dict__)
         out._reset()
         out._lock = threading.Lock()
-        out._background = None
         return out
 
     def add(
@@ -873,14 +801,8 @@ class BootstrapTally:
             step = block_rows(self.spec.replicates)
             if self.n_pending >= step:  # whole blocks; the rest waits
                 ready.append(self._take(self.n_pending - self.n_pending % step))
-            if ready and self._background is None and _background_wanted():
-                self._background = _Background(self, self._add_pending)
-            background = self._background
         for chunk in ready:
-            if background is None:
-                self._add_pending(chunk)
-            else:
-                background.submit(chunk)
+            self._add_pending(chunk)
 
     def _take(self, rows: int | None = None) -> _Pending:
         """The first ``rows`` pending rows (default all) as one chunk, removed
@@ -893,19 +815,9 @@ class BootstrapTally:
         return out
 
     def flush(self) -> None:
-        """Add the chunks still waiting for a full block (and wait for the blocks
-        on the background thread, which is then stopped; an error there is
-        raised here)."""
+        """Add the chunks still waiting for a full block."""
         with self._lock:
             chunk = self._take() if self.pending else None
-            background, self._background = self._background, None
-        if background is not None:
-            try:  # the last rows too: their temporaries are the thread's
-                if chunk is not None:
-                    background.submit(chunk)
-                    chunk = None
-            finally:
-                background.close()
         if chunk is not None:
             self._add_pending(chunk)
         with self._lock:
@@ -1232,12 +1144,12 @@ def _keyed_row_sums(
     int32 ``(groups, replicates)`` (a block's sums are below ``2**31``), ``ids``
     ascending.
 
-    The terms of one key are numbered ``0, 1, ...`` (their rank, after a stable
-    sort by key); the terms of one rank have distinct keys, so each rank is one
+    The terms of one key are numbered ``0, 1, ...`` (their rank, after a sort by
+    key, in any order among equal keys); the terms of one rank have distinct keys, so each rank is one
     vector addition of whole rows of draws (as many as the most terms of a key:
     a few when the keys are many).  Exact integer sums, in any grouping.
     """
-    order = np.argsort(keys, kind="stable")
+    order = np.argsort(keys)  # the order of a key's terms changes no sum
     k, rows = keys[order], src[order]
     first = np.empty(k.shape[0], dtype=bool)
     first[:1] = True
