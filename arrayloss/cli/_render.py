@@ -180,11 +180,29 @@ def _json_text(doc: dict[str, Any]) -> str:
     )
 
 
+_ENCODER = json.JSONEncoder(allow_nan=False)
+"""``json.dumps(item, allow_nan=False)``'s encoder, made once (``dumps`` makes
+one a call when an option is given)."""
+
+_SMALL = tuple(str(i) for i in range(1 << 10))
+"""The JSON text of the integers below 1024, the most common counts."""
+
+
 def _compact(item: Any) -> str:
-    """One item as compact JSON (a row of a `CountRows` as its list)."""
+    """One item as compact JSON, as ``json.dumps(item, allow_nan=False)`` writes
+    it; a row of a `CountRows` as its list (a row of small counts from a table of
+    their texts)."""
     if isinstance(item, np.ndarray):
+        if (
+            item.dtype.kind in "iu"
+            and item.size
+            and int(item.min()) >= 0
+            and int(item.max()) < len(_SMALL)
+        ):
+            small = _SMALL
+            return "[" + ", ".join([small[v] for v in item.tolist()]) + "]"
         item = item.tolist()
-    return json.dumps(item, allow_nan=False)
+    return _ENCODER.encode(item)
 
 
 def _render_with_intervals(
