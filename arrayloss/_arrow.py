@@ -47,6 +47,7 @@ import numpy as np
 
 from ._errors import DataError, UsageError
 from ._errors import one_line as _one_line
+from ._validation import env_count
 from .io._columns import select_columns
 from .io._source import Source, _LabelColumn
 from .io._spec import TableSpec
@@ -524,18 +525,9 @@ class _Blocks:
 
 
 def _prefetch_depth() -> int:
-    """`PREFETCH`, or the number `PREFETCH_ENV` gives."""
-    raw = os.environ.get(PREFETCH_ENV, "").strip()
-    if not raw:
-        return PREFETCH
-    try:
-        depth = int(raw)
-    except ValueError:
-        depth = -1
-    if depth < 0:
-        msg = f"{PREFETCH_ENV} must be a non-negative integer (got {raw!r})"
-        raise UsageError(msg)
-    return depth
+    """`PREFETCH`, or the number `PREFETCH_ENV` gives (`UsageError` for a value
+    that is not a non-negative integer)."""
+    return env_count(PREFETCH_ENV, PREFETCH)
 
 
 class _Inline:

@@ -575,12 +575,22 @@ def _add_quantized_sums(
     lo_acc = state.counter("psum_lo", c * n_bins)
     first = np.arange(c, dtype=np.int64) * n_bins  # bin 0 of each class
     flat = q.reshape(-1)
-    at = values = None
+    at = values = tiny = None
     if edges.size:  # the probabilities above the first edge (then 0 in ``q``)
-        at = np.flatnonzero(flat > edges[0])
-        values = flat[at]
+        edge = edges[0]
+        if q.dtype == np.float32 and not state.dense_skip and edge > _TINY:
+            # one scan finds them and those `_sparse_column_sums` sums one by one
+            odd = np.flatnonzero((flat < np.float32(_TINY)) | (flat > edge))
+            picked = flat[odd]
+            above = picked > edge
+            at, values = odd[above], picked[above]
+            below = ~above
+            tiny = odd[below], picked[below]
+        else:
+            at = np.flatnonzero(flat > edge)
+            values = flat[at]
     top = float(edges[0]) if edges.size else 2.0**_QUANTUM  # bin 0's largest
-    if not _sparse_column_sums(state, q, top, at, first, hi_acc, lo_acc):
+    if not _sparse_column_sums(state, q, top, at, first, hi_acc, lo_acc, tiny):
         if at is not None:
             flat[at] = 0
         half = q.dtype.type(2.0**-30)
@@ -619,6 +629,7 @@ def _sparse_column_sums(
     first: np.ndarray,
     hi_acc: np.ndarray,
     lo_acc: np.ndarray,
+    below: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> bool:
     """The column sums of ``rint(q)`` (float32) into bin 0's counters, the
     entries ``above`` the first edge (flat indices) left out (set to 0), the rest
@@ -629,18 +640,24 @@ def _sparse_column_sums(
     ``q``); the others are integers, multiples of ``2**13``, so the float64 sum of
     ``2**66 / top`` rows of them never exceeds ``2**53`` units of ``2**13``: one
     exact float64 column sum of the whole batch (two passes fewer than the
-    halves, and no rounding pass)."""
+    halves, and no rounding pass).  ``below``: the entries below `_TINY` (flat
+    indices, ascending, and their values) when the caller found them (with
+    ``above``, in one scan)."""
     if q.dtype != np.float32:
         return False
     if state.dense_skip:
         state.dense_skip -= 1
         return False
     flat = q.reshape(-1)
-    tiny = np.flatnonzero(flat < np.float32(_TINY))
+    if below is None:
+        tiny = np.flatnonzero(flat < np.float32(_TINY))
+    else:
+        tiny, values = below
     if tiny.size > min(flat.size // 32, 1 << 22):  # bincount sums below 2**52
         state.dense_skip = _DENSE_SKIP
         return False
-    values = flat[tiny]
+    if below is None:
+        values = flat[tiny]
     flat[tiny] = 0
     if above is not None:
         flat[above] = 0

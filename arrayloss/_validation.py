@@ -2,15 +2,19 @@
 
 Each function returns the validated value (converted to a Python number) or raises
 `TypeError` (wrong kind of value) or `ValueError` (right kind, wrong value), naming
-the parameter and the value it got.
+the parameter and the value it got; `env_count` reads an environment variable and
+raises `arrayloss._errors.UsageError` (a `ValueError`) for a bad value.
 """
 
 from __future__ import annotations
 
 import math
 import numbers
+import os
 
-__all__ = ["check_choice", "check_int", "check_real"]
+from ._errors import UsageError
+
+__all__ = ["check_choice", "check_int", "check_real", "env_count"]
 
 
 def check_real(
@@ -59,6 +63,41 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
         msg = f"`{name}` must be one of {options} (got {name}={value!r})"
         raise ValueError(msg)
     return str(value)
+
+
+def env_count(name: str, default: int) -> int:
+    """The non-negative integer in the environment variable ``name`` (white space
+    around it ignored), or ``default`` when it is unset or blank.
+
+    Parameters
+    ----------
+    name : str
+        The environment variable.
+    default : int
+        The value when ``name`` is unset or blank.
+
+    Returns
+    -------
+    int
+        The count, ``>= 0`` (or ``default``).
+
+    Raises
+    ------
+    arrayloss._errors.UsageError
+        The value is not a non-negative integer; the message names the variable
+        and the value (``NAME must be a non-negative integer (got '...')``).
+    """
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        n = int(raw)
+    except ValueError:
+        n = -1
+    if n < 0:
+        msg = f"{name} must be a non-negative integer (got {raw!r})"
+        raise UsageError(msg)
+    return n
 
 
 def _interval(

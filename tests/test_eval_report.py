@@ -320,6 +320,29 @@ def test_report_is_identical_at_every_chunk_size(files, data, weighted):
     )
 
 
+@pytest.mark.parametrize(
+    "matrix",
+    [
+        np.array([[0, 3, 1023], [1024, 2**40, 7]], dtype=np.int64),  # small and not
+        np.array([[0.0, 2.5], [1e300, 0.1]]),  # weighted: float64 sums
+        np.zeros((0, 0), dtype=np.int64),
+    ],
+    ids=["counts", "weights", "empty"],
+)
+def test_count_rows_give_the_text_of_the_nested_lists(matrix):
+    """The confusion matrix as `CountRows` (encoded row by row from its array)
+    gives the same JSON text as the nested lists it stands for."""
+    from arrayloss.cli._render import CountRows, _json_text
+
+    def doc(rows):
+        return {"n": 2, "confusion": {"classes": ["a", "b"], "matrix": rows}}
+
+    rows = CountRows(matrix)
+    assert rows == matrix.tolist()
+    assert len(rows) == matrix.shape[0]
+    assert _json_text(doc(rows)) == _json_text(doc(matrix.tolist()))
+
+
 def test_json_puts_each_row_entry_and_interval_on_one_line(files):
     """JSON at C = 1000 stays readable: each confusion row, per-class entry and
     interval is one compact line of the indented document (which parses to the

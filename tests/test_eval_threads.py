@@ -167,6 +167,30 @@ def test_eval_threads_default_and_zero(monkeypatch):
     assert _engine.eval_threads() == 5
 
 
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [(None, 7), ("", 7), ("  ", 7), ("0", 0), (" 5 ", 5), ("-1", None), ("1.5", None)],
+)
+def test_env_count(monkeypatch, raw, expected):
+    """`env_count`, the reader of `THREADS_ENV` and of the Arrow prefetch depth:
+    the default when unset or blank, else a non-negative integer, else a
+    `UsageError` naming the variable and the value."""
+    from arrayloss._errors import UsageError
+    from arrayloss._validation import env_count
+
+    name = "ARRAYLOSS_TEST_COUNT"
+    if raw is None:
+        monkeypatch.delenv(name, raising=False)
+    else:
+        monkeypatch.setenv(name, raw)
+    if expected is not None:
+        assert env_count(name, 7) == expected
+        return
+    with pytest.raises(UsageError) as info:
+        env_count(name, 7)
+    assert str(info.value) == f"{name} must be a non-negative integer (got {raw!r})"
+
+
 # --------------------------------------------------------------------------- #
 # The pipeline
 # --------------------------------------------------------------------------- #

@@ -454,7 +454,7 @@ def _block_sums(
     order = None
     for c in contributions:
         if c.row is None:
-            order = np.argsort(c.target, kind="stable")
+            order = np.argsort(c.target)  # any order of equal rows: exact sums
             break
     kw = (draws if order is None else draws[order]).T.astype(np.float64)
     dense: list[tuple[int, int, int, int]] = []  # (index, low, span, offset)
@@ -509,7 +509,7 @@ def _grouped_sums(
             rows = target[starts]
             return rows.astype(np.int64), sums.transpose(2, 1, 0).astype(np.int64)
     at = np.flatnonzero(keep)
-    order = at[np.argsort(target[at], kind="stable")]
+    order = at[np.argsort(target[at])]  # any order of equal targets: exact sums
     keys = target[order]
     starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
     rows = keys[starts]
@@ -995,18 +995,7 @@ class BootstrapTally:
         rows for replicates without weight.  ``None`` without the per-class
         report."""
         sums = self._class_sums()
-        if sums is None:
-            return None
-        tp, sup, prd, ratio = sums
-        out = {
-            "precision": ratio(tp, prd),
-            "recall": ratio(tp, sup),
-            "f1-score": ratio(2 * tp, sup + prd),
-        }
-        empty = np.asarray((sup != 0).sum(axis=1) == 0)
-        for values in out.values():
-            values[empty] = math.nan
-        return out
+        return None if sums is None else _class_ratios(sums)
 
     def average_replicates(self) -> dict[str, np.ndarray] | None:
         """Each replicate's macro and weighted averages of the per-class
@@ -1018,18 +1007,7 @@ class BootstrapTally:
         float64); NaN rows for replicates without weight.  ``None`` without the
         per-class report."""
         sums = self._class_sums()
-        per = self.class_replicates()
-        if sums is None or per is None:
-            return None
-        _, sup, _, ratio = sums
-        share = ratio(sup, sup.sum(axis=1, keepdims=True))
-        out = {}
-        for name, values in per.items():
-            both = np.empty((values.shape[0], 2))
-            both[:, 0] = values.sum(axis=1) / values.shape[1]
-            both[:, 1] = (values * share).sum(axis=1)
-            out[name] = both
-        return out
+        return None if sums is None else _class_averages(sums, _class_ratios(sums))
 
     def replicates(self, reduction: str) -> dict[str, dict[str, np.ndarray]]:
         """Each replicate's value of every loss and metric (float64 arrays of
@@ -1080,21 +1058,61 @@ class BootstrapTally:
         """Per class metric (`CLASS_METRICS`), the percentile interval of each
         class, then of the macro and of the weighted average
         (`arrayloss.cli._report.AVERAGES`): ``C +
-        2`` entries (``None`` without the per-class report)."""
-        per = self.class_replicates()
-        averages = self.average_replicates()
-        if per is None or averages is None:
+        2`` entries (``None`` without the per-class report).
+
+        The replicate sums, ratios and averages are computed once, and each
+        metric's replicates are let go once its quantiles are taken (a few
+        ``(replicates, classes)`` arrays at a time)."""
+        sums = self._class_sums()
+        if sums is None:
             return None
+        per = _class_ratios(sums)
+        averages = _class_averages(sums, per)
+        del sums
         out: dict[str, list[tuple[float, float] | None]] = {}
-        for name, values in per.items():
-            values = np.concatenate([values, averages[name]], axis=1)
+        for name in CLASS_METRICS:
+            values = np.concatenate([per.pop(name), averages.pop(name)], axis=1)
             ok = values[np.isfinite(values[:, 0])] if values.shape[1] else values
+            del values
             if ok.shape[0] == 0:
-                out[name] = [None] * values.shape[1]
+                out[name] = [None] * ok.shape[1]
                 continue
             lo, hi = np.quantile(ok, self._levels(), axis=0)
             out[name] = [(float(a), float(b)) for a, b in zip(lo, hi, strict=True)]
         return out
+
+
+def _class_ratios(
+    sums: tuple[np.ndarray, np.ndarray, np.ndarray, Any],
+) -> dict[str, np.ndarray]:
+    """`BootstrapTally.class_replicates` from `BootstrapTally._class_sums`."""
+    tp, sup, prd, ratio = sums
+    out = {
+        "precision": ratio(tp, prd),
+        "recall": ratio(tp, sup),
+        "f1-score": ratio(2 * tp, sup + prd),
+    }
+    empty = np.asarray((sup != 0).sum(axis=1) == 0)
+    for values in out.values():
+        values[empty] = math.nan
+    return out
+
+
+def _class_averages(
+    sums: tuple[np.ndarray, np.ndarray, np.ndarray, Any],
+    per: dict[str, np.ndarray],
+) -> dict[str, np.ndarray]:
+    """`BootstrapTally.average_replicates` from `BootstrapTally._class_sums` and
+    `_class_ratios`."""
+    _, sup, _, ratio = sums
+    share = ratio(sup, sup.sum(axis=1, keepdims=True))
+    out = {}
+    for name, values in per.items():
+        both = np.empty((values.shape[0], 2))
+        both[:, 0] = values.sum(axis=1) / values.shape[1]
+        both[:, 1] = (values * share).sum(axis=1)
+        out[name] = both
+    return out
 
 
 def _distinct_terms(
@@ -1126,12 +1144,12 @@ def _keyed_row_sums(
     int32 ``(groups, replicates)`` (a block's sums are below ``2**31``), ``ids``
     ascending.
 
-    The terms of one key are numbered ``0, 1, ...`` (their rank, after a stable
-    sort by key); the terms of one rank have distinct keys, so each rank is one
+    The terms of one key are numbered ``0, 1, ...`` (their rank, after a sort by
+    key, in any order among equal keys); the terms of one rank have distinct keys, so each rank is one
     vector addition of whole rows of draws (as many as the most terms of a key:
     a few when the keys are many).  Exact integer sums, in any grouping.
     """
-    order = np.argsort(keys, kind="stable")
+    order = np.argsort(keys)  # the order of a key's terms changes no sum
     k, rows = keys[order], src[order]
     first = np.empty(k.shape[0], dtype=bool)
     first[:1] = True

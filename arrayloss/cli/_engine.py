@@ -31,9 +31,10 @@ from typing import Any
 import click
 import numpy as np
 
-from .._errors import DataError
+from .._errors import DataError, UsageError
 from .._errors import one_line as _one_line
 from .._exact import exact_dot
+from .._validation import env_count
 
 __all__ = [
     "CHUNK_ELEMENTS",
@@ -735,16 +736,10 @@ def eval_threads() -> int:
     it pays, and gives the same bytes.  A value that is not a non-negative
     integer is bad usage (`click.UsageError`).
     """
-    raw = os.environ.get(THREADS_ENV, "").strip()
-    if not raw:
-        return 1
     try:
-        n = int(raw)
-    except ValueError:
-        n = -1
-    if n < 0:
-        msg = f"{THREADS_ENV} must be a non-negative integer (got {raw!r})"
-        raise click.UsageError(msg)
+        n = env_count(THREADS_ENV, 1)
+    except UsageError as exc:  # the CLI's usage error: exit 2
+        raise click.UsageError(str(exc)) from None
     return n or default_threads()
 
 

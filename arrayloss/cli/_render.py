@@ -4,7 +4,8 @@
 with its interval: the table's fourth column, CSV columns ``low`` and ``high``,
 JSON ``intervals``).  JSON is strict: an infinite value (``--eps 0``) is the string
 ``"inf"``, and each row of a confusion matrix, each per-class entry and each interval is
-one line.
+one line.  A confusion matrix travels as `CountRows` (its array), encoded a row at a
+time: no list of ``C**2`` Python numbers.
 """
 
 from __future__ import annotations
@@ -14,10 +15,49 @@ import io
 import json
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-__all__ = ["render"]
+import numpy as np
+
+__all__ = ["CountRows", "render"]
+
+
+class CountRows:
+    """The rows of a matrix of counts (or weight sums), kept as its array.
+
+    Iterating gives each row as a list of Python numbers (``int`` for an integer
+    array, ``float`` otherwise), one row at a time; the JSON text encodes each
+    row as ``json.dumps`` encodes that list, so the document is the same as with
+    the nested lists, without holding ``C**2`` Python numbers at once.
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray of shape (rows, columns)
+        The counts (int64) or weight sums (float64, finite).
+    """
+
+    def __init__(self, matrix: np.ndarray) -> None:
+        self.matrix = matrix
+
+    def __len__(self) -> int:
+        return int(self.matrix.shape[0])
+
+    def __iter__(self) -> Iterator[list[Any]]:
+        for row in self.matrix:
+            yield row.tolist()
+
+    def __eq__(self, other: object) -> bool:
+        """Equal to the nested lists of the same numbers (or another `CountRows`)."""
+        if isinstance(other, CountRows):
+            other = other.tolist()
+        return self.tolist() == other
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def tolist(self) -> list[list[Any]]:
+        """The rows as nested lists."""
+        return list(self)
 
 
 def render(
@@ -104,7 +144,8 @@ def _json_text(doc: dict[str, Any]) -> str:
     on one line.
 
     The items of the `_ONE_LINE_ITEMS` containers are encoded apart, compact (the
-    C encoder), and put in place of placeholder strings in the indented rest.
+    C encoder; a `CountRows` one row of its array at a time, as the text is put
+    together), and put in place of placeholder strings in the indented rest.
     """
     items: list[Any] = []
 
@@ -118,7 +159,9 @@ def _json_text(doc: dict[str, Any]) -> str:
         out = {}
         for key, value in node.items():
             here = (*path, key)
-            if here in _ONE_LINE_ITEMS and isinstance(value, list):
+            if here in _ONE_LINE_ITEMS and isinstance(value, CountRows):
+                value = [mark(row) for row in value.matrix]  # views of the rows
+            elif here in _ONE_LINE_ITEMS and isinstance(value, list):
                 value = [mark(v) for v in value]
             elif here in _ONE_LINE_ITEMS and isinstance(value, dict):
                 value = {k: mark(v) for k, v in value.items()}
@@ -132,8 +175,34 @@ def _json_text(doc: dict[str, Any]) -> str:
     text = json.dumps(placeholders(doc, (), token), indent=2, allow_nan=False)
     if not items:
         return text
-    lines = [json.dumps(item, allow_nan=False) for item in items]
-    return re.sub(f'"{re.escape(token)}(\\d+)"', lambda m: lines[int(m[1])], text)
+    return re.sub(
+        f'"{re.escape(token)}(\\d+)"', lambda m: _compact(items[int(m[1])]), text
+    )
+
+
+_ENCODER = json.JSONEncoder(allow_nan=False)
+"""``json.dumps(item, allow_nan=False)``'s encoder, made once (``dumps`` makes
+one a call when an option is given)."""
+
+_SMALL = tuple(str(i) for i in range(1 << 10))
+"""The JSON text of the integers below 1024, the most common counts."""
+
+
+def _compact(item: Any) -> str:
+    """One item as compact JSON, as ``json.dumps(item, allow_nan=False)`` writes
+    it; a row of a `CountRows` as its list (a row of small counts from a table of
+    their texts)."""
+    if isinstance(item, np.ndarray):
+        if (
+            item.dtype.kind in "iu"
+            and item.size
+            and int(item.min()) >= 0
+            and int(item.max()) < len(_SMALL)
+        ):
+            small = _SMALL
+            return "[" + ", ".join([small[v] for v in item.tolist()]) + "]"
+        item = item.tolist()
+    return _ENCODER.encode(item)
 
 
 def _render_with_intervals(

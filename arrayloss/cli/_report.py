@@ -24,6 +24,7 @@ import numpy as np
 
 from .._errors import DataError
 from ._output import STDOUT, Outputs
+from ._render import CountRows
 
 __all__ = ["MAX_TABLE_CLASSES", "REPORT_TALLIES", "Report", "report_usage"]
 
@@ -124,7 +125,7 @@ class Report:
                         row["nll"] = "inf"
                 extra["per_class"] = per_class
             if self.confusion:
-                extra["confusion"] = {"classes": names, "matrix": matrix.tolist()}
+                extra["confusion"] = {"classes": names, "matrix": CountRows(matrix)}
         if self.plot is not None:
             diagram = tallies[REPORT_TALLIES[1]].result()
             extra["reliability"] = diagram
