@@ -152,9 +152,13 @@ def test_eval_library_value_errors_are_bad_data(monkeypatch, tmp_path):
     assert (result.exit_code, result.stderr) == (1, "Error: `weights` sum to zero\n")
 
 
-def _default_sigint() -> None:
-    """In the child before exec: SIGINT back to its default disposition."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+# Runs argv[1:] with SIGINT at its default disposition: exec keeps SIG_DFL, and the
+# new Python then installs its KeyboardInterrupt handler.  (Not `preexec_fn`: a fork
+# hook, JAX's when another test imported it, would run in the child.)
+_WITH_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
 
 
 def test_ctrl_c_in_a_subprocess(tmp_path):
@@ -172,8 +176,8 @@ def test_ctrl_c_in_a_subprocess(tmp_path):
     # started with `&` from a non-interactive shell (as CI may be) inherits it
     # ignored, and then Python, rightly, never raises KeyboardInterrupt.
     proc = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        preexec_fn=_default_sigint,
+        [sys.executable, "-c", _WITH_DEFAULT_SIGINT, *cmd],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 60
