@@ -28,7 +28,8 @@ out" by division or subtraction from the full product, which is unstable), so ea
 is accurate to ``O(C k u)`` relative; the only subtraction is the final
 :math:`\pi^{(k)}_j - \pi^{(k-1)}_j \ge 0`, whose relative gap is at least ``1/k``
 (Newton's inequalities).  ``O(C k)`` work per row: ``k`` multiply-adds per entry
-forward, ``4k`` backward (``k`` of them rebuilding the prefixes).
+forward, ``4k`` backward (``k`` of them rebuilding the prefixes; ``3.25 k`` for
+``k > 8``, where the classes go backward in blocks of four).
 
 Tilts (as in `arrayloss.esp`): the default is the lse tilt with monic factors
 ``1 + y_j X``, ``y_j = k exp(x_j) / sum exp(x)`` (so ``sum y = k`` and every
@@ -59,10 +60,15 @@ overlap checks and prologue for 16-64 elements.  Per block (`smooth_topk_rows`):
   (the same operations, hence the same bits) and walks the segment down with the
   suffix.  For ``k <= R = 8`` the coefficients live in registers (`_forward_reg`,
   `_backward_reg`; the degrees 5-7 skipped for ``k <= 5``); above, in small arrays,
-  several classes per pass over the degrees (four forward, `_forward_mem`,
-  `_four_factors`; two in the rebuild and the walk down, `_two_factors`,
-  `_backward_mem`), one load and store per degree and pass, with the operations
-  of one class at a time;
+  four classes per pass over the degrees, one load and store per degree and
+  pass: forward (`_forward_mem`, `_four_factors`, remainders by `_two_factors`)
+  and in the rebuild (`_four_into`, the same operations) with the operations of
+  one class at a time; in the walk down (`_backward_mem`) a block of four classes
+  shares one pass, which forms the five sums ``M_e = sum_d P_d s_{d-e}`` of the
+  prefix before the block and the suffix past it and moves the suffix past the
+  block by the block's elementary symmetric polynomials; each class's ``A, B``
+  are then ``M`` weighted by those of the block's other three ``y`` (still sums
+  of non-negative products, about a third less work than class by class);
 - the gradient rows go back by the same tiles.
 
 The mean-tilt rows go alone, in scalar code (`_row_mean_tilt`, `_forward`,

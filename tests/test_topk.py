@@ -803,8 +803,8 @@ def test_compiled_finite_for_extreme_scores(data, dtype, n):
 def test_compiled_rows_alone_across_blocks(rng, dtype, k, n):
     """Rows in every lane of the kernel's vectors (16 rows), a partial last block,
     the W x W transposes and a partial tile of classes, segments of odd length (k
-    <= 8: 16 classes; k > 8: 64, four classes per forward pass and two per
-    backward pass, with the remainders of one, two and three), the three forms of
+    <= 8: 16 classes; k > 8: 64, four classes per forward and backward pass,
+    with the remainders of one, two and three), the three forms of
     the kernel (k <= 5, k <= 8, k > 8), and fallback rows: each bit-identical to
     the row alone."""
     B = 70
