@@ -60,15 +60,15 @@ overlap checks and prologue for 16-64 elements.  Per block (`smooth_topk_rows`):
   (the same operations, hence the same bits) and walks the segment down with the
   suffix.  For ``k <= R = 8`` the coefficients live in registers (`_forward_reg`,
   `_backward_reg`; the degrees 5-7 skipped for ``k <= 5``); above, in small arrays,
-  four classes per pass over the degrees, one load and store per degree and
-  pass: forward (`_forward_mem`, `_four_factors`, remainders by `_two_factors`)
-  and in the rebuild (`_four_into`, the same operations) with the operations of
-  one class at a time; in the walk down (`_backward_mem`) a block of four classes
-  shares one pass, which forms the five sums ``M_e = sum_d P_d s_{d-e}`` of the
-  prefix before the block and the suffix past it and moves the suffix past the
-  block by the block's elementary symmetric polynomials; each class's ``A, B``
-  are then ``M`` weighted by those of the block's other three ``y`` (still sums
-  of non-negative products, about a third less work than class by class);
+  four classes per pass over the degrees, one load and store per degree and pass:
+  forward (`_forward_mem`, `_four_factors`, remainders by `_two_factors`) and in the
+  rebuild (`_four_factors` again, so the same bits) with the operations of one class at
+  a time; in the walk down (`_backward_mem`) a block of four classes shares one pass,
+  which forms the five sums ``M_e = sum_d P_d s_{d-e}`` of the prefix before the block
+  and the suffix past it and moves the suffix past the block by the block's elementary
+  symmetric polynomials; each class's ``A, B`` are then ``M`` weighted by those of the
+  block's other three ``y`` (still sums of non-negative products, about a third less
+  work than class by class);
 - the gradient rows go back by the same tiles.
 
 The mean-tilt rows go alone, in scalar code (`_row_mean_tilt`, `_forward`,
@@ -606,6 +606,32 @@ def _leaves(
 
 
 @_jit
+def _reg_factor(
+    y: Any,
+    g0: Any,
+    g1: Any,
+    g2: Any,
+    g3: Any,
+    g4: Any,
+    g5: Any,
+    g6: Any,
+    g7: Any,
+    big: bool,
+) -> Any:
+    """The factor ``1 + y X`` on the register state: ``g_d += y g_{d+1}`` (``g_7``
+    stays; with ``big`` false, ``g_4..g_6`` too, the degrees 5-7 being ``0``)."""
+    g0 = vfma(y, g1, g0)
+    g1 = vfma(y, g2, g1)
+    g2 = vfma(y, g3, g2)
+    g3 = vfma(y, g4, g3)
+    if big:
+        g4 = vfma(y, g5, g4)
+        g5 = vfma(y, g6, g5)
+        g6 = vfma(y, g7, g6)
+    return g0, g1, g2, g3, g4, g5, g6
+
+
+@_jit
 def _forward_reg(Y: np.ndarray, c: Any, k: int, S: int, CK: np.ndarray) -> Any:
     """Scale the leaves, ``Y[j] *= c``, and multiply the factors ``1 + Y[j] X``.
 
@@ -640,14 +666,9 @@ def _forward_reg(Y: np.ndarray, c: Any, k: int, S: int, CK: np.ndarray) -> Any:
             y = vmul(vload(Y, j * W), c)
             vstore(Y, j * W, y)
             q = vfma(y, g0, q)
-            g0 = vfma(y, g1, g0)
-            g1 = vfma(y, g2, g1)
-            g2 = vfma(y, g3, g2)
-            g3 = vfma(y, g4, g3)
-            if big:
-                g4 = vfma(y, g5, g4)
-                g5 = vfma(y, g6, g5)
-                g6 = vfma(y, g7, g6)
+            g0, g1, g2, g3, g4, g5, g6 = _reg_factor(
+                y, g0, g1, g2, g3, g4, g5, g6, g7, big
+            )
     return q, g0
 
 
@@ -693,14 +714,9 @@ def _backward_reg(
                 vstore(TB, t + 6 * W, g6)
                 vstore(TB, t + 7 * W, g7)
             y = vload(Y, j * W)
-            g0 = vfma(y, g1, g0)
-            g1 = vfma(y, g2, g1)
-            g2 = vfma(y, g3, g2)
-            g3 = vfma(y, g4, g3)
-            if big:
-                g4 = vfma(y, g5, g4)
-                g5 = vfma(y, g6, g5)
-                g6 = vfma(y, g7, g6)
+            g0, g1, g2, g3, g4, g5, g6 = _reg_factor(
+                y, g0, g1, g2, g3, g4, g5, g6, g7, big
+            )
         for j in range(j1 - 1, j0 - 1, -1):
             t = (j - j0) * R * W
             h0 = vload(TB, t)
@@ -766,7 +782,7 @@ def _forward_mem(
                 vstore(Y, (j + 2) * W, yc)
                 yd = vmul(vload(Y, (j + 3) * W), c)
                 vstore(Y, (j + 3) * W, yd)
-                q = _four_factors(G, k, ya, yb, yc, yd, q)
+                q = _four_factors(G, 0, 0, k, ya, yb, yc, yd, q)
                 j += 4
             elif j + 1 < j1:
                 yb = vmul(vload(Y, (j + 1) * W), c)
@@ -788,17 +804,26 @@ def _forward_mem(
 
 @_jit
 def _four_factors(
-    G: np.ndarray, k: int, y0: Any, y1: Any, y2: Any, y3: Any, q: Any
+    T: np.ndarray,
+    so: int,
+    do: int,
+    k: int,
+    y0: Any,
+    y1: Any,
+    y2: Any,
+    y3: Any,
+    q: Any,
 ) -> Any:
-    """The factors ``1 + y_t X``, ``t = 0..3``, on ``g`` in place in one pass up the
+    """The factors ``1 + y_t X``, ``t = 0..3``, on ``g`` from ``T[so:]`` into
+    ``T[do:]`` (degrees ``d < k``; ``do = so``: in place) in one pass up the
     degrees, each stage one factor behind the previous by one degree (``g^t`` the
     state after ``t`` factors, ``g^t_d = g^{t-1}_d + y_{t-1} g^{t-1}_{d+1}``; the
-    four slots past ``k - 1`` read as ``0``, so that ``g_{k-1}`` stays, exactly);
-    returns ``q`` moved past the four factors."""
-    a0 = vload(G, 0)
-    a1 = vload(G, W)
-    a2 = vload(G, 2 * W)
-    a3 = vload(G, 3 * W)
+    four slots of the source past ``k - 1`` read as ``0``, so that ``g_{k-1}``
+    stays, exactly); returns ``q`` moved past the four factors."""
+    a0 = vload(T, so)
+    a1 = vload(T, so + W)
+    a2 = vload(T, so + 2 * W)
+    a3 = vload(T, so + 3 * W)
     b0 = vfma(y0, a1, a0)
     b1 = vfma(y0, a2, a1)
     b2 = vfma(y0, a3, a2)
@@ -811,11 +836,11 @@ def _four_factors(
     q = vfma(y3, e0, q)
     g0, g1, g2, g3 = a3, b2, c1, e0  # g^0_{d+3}, g^1_{d+2}, g^2_{d+1}, g^3_d
     for d in range(k):
-        n0 = vload(G, (d + 4) * W)
+        n0 = vload(T, so + (d + 4) * W)
         n1 = vfma(y0, n0, g0)
         n2 = vfma(y1, n1, g1)
         n3 = vfma(y2, n2, g2)
-        vstore(G, d * W, vfma(y3, n3, g3))
+        vstore(T, do + d * W, vfma(y3, n3, g3))
         g0, g1, g2, g3 = n0, n1, n2, n3
     return q
 
@@ -859,33 +884,6 @@ def _two_factors(
 
 
 @_jit
-def _four_into(
-    T: np.ndarray, so: int, do: int, k: int, y0: Any, y1: Any, y2: Any, y3: Any
-) -> None:
-    """`_four_factors` from ``T[so:]`` into ``T[do:]`` (degrees ``d < k``; the four
-    slots of the source past ``k - 1`` read as ``0``), without ``q``: the same
-    operations, so the same bits as the forward pass."""
-    a0 = vload(T, so)
-    a1 = vload(T, so + W)
-    a2 = vload(T, so + 2 * W)
-    a3 = vload(T, so + 3 * W)
-    b0 = vfma(y0, a1, a0)
-    b1 = vfma(y0, a2, a1)
-    b2 = vfma(y0, a3, a2)
-    c0 = vfma(y1, b1, b0)
-    c1 = vfma(y1, b2, b1)
-    e0 = vfma(y2, c1, c0)
-    g0, g1, g2, g3 = a3, b2, c1, e0
-    for d in range(k):
-        n0 = vload(T, so + (d + 4) * W)
-        n1 = vfma(y0, n0, g0)
-        n2 = vfma(y1, n1, g1)
-        n3 = vfma(y2, n2, g2)
-        vstore(T, do + d * W, vfma(y3, n3, g3))
-        g0, g1, g2, g3 = n0, n1, n2, n3
-
-
-@_jit
 def _backward_mem(
     Y: np.ndarray,
     k: int,
@@ -898,18 +896,18 @@ def _backward_mem(
 ) -> None:
     """`_backward_reg` for any ``k > 8``, four classes per pass over the degrees.
 
-    A segment's classes go in blocks of four from its first (the last block
-    padded with factors ``y = 0``, which are exactly ``1``).  The table holds the
-    prefix before each block, ``TB[b (k + 4) W + d W] = g_d`` before class ``j0 +
-    4 b`` (`_four_into` from the checkpoint; four zero slots past each row's
-    degree ``k - 1``).  The walk down takes a block at a time: with ``P`` the
-    prefix before it and ``s`` the suffix past it (``SS[d W:(d + 1) W] = s_d``,
-    ``s_0 = 1``), one pass up the degrees forms the five sums ``M_e = sum_d P_d
-    s_{d-e}`` (``e = 0..4``) and moves ``s`` past the block, ``s_d += E_1 s_{d-1}
-    + ... + E_4 s_{d-4}`` (``E``: the elementary symmetric polynomials of the
-    block's four ``y``).  Class ``i`` of the block has the prefix ``P prod_{l <
-    i}`` and the suffix ``s prod_{l > i}`` of the block's factors, so that with
-    ``L_{i,e}`` the elementary symmetric polynomials of the other three ``y``
+    A segment's classes go in blocks of four from its first (the last block padded with
+    factors ``y = 0``, which are exactly ``1``). The table holds the prefix before each
+    block, ``TB[b (k + 4) W + d W] = g_d`` before class ``j0 + 4 b`` (`_four_factors`
+    from the checkpoint, ``q`` unused; four zero slots past each row's degree ``k -
+    1``). The walk down takes a block at a time: with ``P`` the prefix before it and
+    ``s`` the suffix past it (``SS[d W:(d + 1) W] = s_d``, ``s_0 = 1``), one pass up the
+    degrees forms the five sums ``M_e = sum_d P_d s_{d-e}`` (``e = 0..4``) and moves
+    ``s`` past the block, ``s_d += E_1 s_{d-1} + ... + E_4 s_{d-4}`` (``E``: the
+    elementary symmetric polynomials of the block's four ``y``). Class ``i`` of the
+    block has the prefix ``P prod_{l < i}`` and the suffix ``s prod_{l > i}`` of the
+    block's factors, so that with ``L_{i,e}`` the elementary symmetric polynomials of
+    the other three ``y``
 
     ``A_i = M_0 + L_{i,1} M_1 + L_{i,2} M_2 + L_{i,3} M_3`` and
     ``B_i = M_1 + L_{i,1} M_2 + L_{i,2} M_3 + L_{i,3} M_4``:
@@ -934,7 +932,7 @@ def _backward_mem(
             vstore(TB, i, vload(CK, seg * kw + i))
         for b in range(1, nb):
             j = j0 + 4 * (b - 1)
-            _four_into(
+            _four_factors(
                 TB,
                 (b - 1) * kp,
                 b * kp,
@@ -943,6 +941,7 @@ def _backward_mem(
                 vload(Y, (j + 1) * W),
                 vload(Y, (j + 2) * W),
                 vload(Y, (j + 3) * W),
+                zero,
             )
         for b in range(nb - 1, -1, -1):
             j = j0 + 4 * b
