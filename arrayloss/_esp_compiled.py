@@ -54,12 +54,12 @@ def applies(xp: Namespace, z: Array, method: str) -> bool:
 
 
 def _segment(k: int) -> int:
-    """Classes per backward segment of the compiled kernel (even).
+    """Classes per backward segment of the compiled kernel (a multiple of four).
 
     Its checkpoints hold ``(C / S) d W`` float64 and its segment table ``S d W``
-    (``d = 8`` degrees for ``k <= 8``, in registers otherwise) or ``S k W / 2``
+    (``d = 8`` degrees for ``k <= 8``, in registers otherwise) or ``S (k + 4) W / 4``
     (``k > 8``), ``W = 16`` rows: few checkpoints, a table of at most 256 kB."""
-    return 16 if k <= 8 else max(4, min(64, 4096 // k)) // 2 * 2
+    return 16 if k <= 8 else max(4, min(64, 4096 // k)) // 4 * 4
 
 
 def smooth_topk_rows(

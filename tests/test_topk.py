@@ -803,8 +803,8 @@ def test_compiled_finite_for_extreme_scores(data, dtype, n):
 def test_compiled_rows_alone_across_blocks(rng, dtype, k, n):
     """Rows in every lane of the kernel's vectors (16 rows), a partial last block,
     the W x W transposes and a partial tile of classes, segments of odd length (k
-    <= 8: 16 classes; k > 8: 64, four classes per forward pass and two per
-    backward pass, with the remainders of one, two and three), the three forms of
+    <= 8: 16 classes; k > 8: 64, four classes per forward and backward pass,
+    with the remainders of one, two and three), the three forms of
     the kernel (k <= 5, k <= 8, k > 8), and fallback rows: each bit-identical to
     the row alone."""
     B = 70
@@ -828,6 +828,37 @@ def test_compiled_forms_match_array_path(rng, dtype, k):
     z[3, (y[3] + 2) % 141] = 1e4
     z[36, (y[36] + 2) % 141] = -1e4
     _assert_paths_agree(z, y, k, 1.0, alpha=1.0)
+
+
+# (C, k): the k > 8 backward takes the classes of each segment (64 for these k) in
+# blocks of four from the segment's first; C = 13, 10 and 50, 15, 1003 leave a last
+# block of one, two and three classes, 1000 none.
+ENTRYWISE_CASES = [(10, 9), (13, 9), (15, 12), (50, 16), (50, 40), (1000, 40),
+                   (1003, 16)]  # fmt: skip
+
+
+@needs_numba
+@pytest.mark.parametrize(("n", "k"), ENTRYWISE_CASES)
+def test_compiled_gradient_entrywise_against_mpmath(n, k):
+    """Every gradient entry of the compiled kernel (the k > 8 form, blocks of four
+    classes backward) within the accuracy target relative to itself, against the
+    50-digit sequential reference, in float64 and float32 (the scores are float32
+    numbers, so one reference serves both)."""
+    rng = np.random.default_rng([n, k, 19])
+    s = (3 * rng.standard_normal(n)).astype(np.float32)
+    g = int(rng.integers(n))
+    ref_v, ref_g = reference_sequential(s.astype(np.float64), g, k, 1.0, 1.0)
+    assert np.all(ref_g != 0)
+    for dtype in (np.float64, np.float32):
+        tol = 1e-13 if dtype == np.float64 else 5e-6
+        with numpy_path("numba"):
+            v, gr = smooth_topk_svm_and_grad(
+                s.astype(dtype)[None, :], np.array([g]), k=k, tau=1.0,
+                alpha=1.0, reduction="none",
+            )  # fmt: skip
+        err = np.abs(gr[0].astype(np.float64) - ref_g) / np.abs(ref_g)
+        assert float(np.max(err)) <= tol, (n, k, dtype, int(np.argmax(err)))
+        assert abs(float(v[0]) - ref_v) <= tol * abs(ref_v)
 
 
 @needs_numba
