@@ -789,7 +789,7 @@ def _forward_mem(
                 vstore(Y, (j + 1) * W, yb)
                 q = vfma(ya, vload(G, 0), q)
                 q = vfma(yb, vfma(ya, vload(G, W), vload(G, 0)), q)
-                _two_factors(G, 0, G, 0, G, 0, k, ya, yb, False)
+                _two_factors(G, k, ya, yb)
                 j += 2
             else:
                 cur = vload(G, 0)
@@ -846,41 +846,23 @@ def _four_factors(
 
 
 @_jit
-def _two_factors(
-    src: np.ndarray,
-    so: int,
-    mid: np.ndarray,
-    mo: int,
-    dst: np.ndarray,
-    do: int,
-    k: int,
-    ya: Any,
-    yb: Any,
-    keep_mid: bool,
-) -> None:
-    """``g'_d = g_d + y_a g_{d+1}``, ``g''_d = g'_d + y_b g'_{d+1}`` (``g_k = 0``) in
-    one pass up the degrees: ``g`` from ``src[so:]``, ``g''`` into ``dst[do:]``
-    (which may be ``src``: ``g_d`` is not read after ``g''_d`` is written) and, with
-    ``keep_mid``, ``g'`` into ``mid[mo:]``."""
-    g0c = vload(src, so)
-    g0n = vload(src, so + W)
+def _two_factors(G: np.ndarray, k: int, ya: Any, yb: Any) -> None:
+    """``g'_d = g_d + y_a g_{d+1}``, ``g''_d = g'_d + y_b g'_{d+1}`` (``g_k = 0``) on
+    ``G[d W:(d + 1) W] = g_d`` in place, in one pass up the degrees (``g_d`` is not
+    read after ``g''_d`` is written)."""
+    g0c = vload(G, 0)
+    g0n = vload(G, W)
     g1c = vfma(ya, g0n, g0c)
-    if keep_mid:
-        vstore(mid, mo, g1c)
     g0c = g0n
     for d in range(k - 2):
-        g0n = vload(src, so + (d + 2) * W)
+        g0n = vload(G, (d + 2) * W)
         g1n = vfma(ya, g0n, g0c)
-        if keep_mid:
-            vstore(mid, mo + (d + 1) * W, g1n)
-        vstore(dst, do + d * W, vfma(yb, g1n, g1c))
+        vstore(G, d * W, vfma(yb, g1n, g1c))
         g0c = g0n
         g1c = g1n
     # g'_{k-1} = g_{k-1} (times y_a g_k = 0, exactly)
-    if keep_mid:
-        vstore(mid, mo + (k - 1) * W, g0c)
-    vstore(dst, do + (k - 2) * W, vfma(yb, g0c, g1c))
-    vstore(dst, do + (k - 1) * W, g0c)
+    vstore(G, (k - 2) * W, vfma(yb, g0c, g1c))
+    vstore(G, (k - 1) * W, g0c)
 
 
 @_jit

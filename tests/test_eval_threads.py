@@ -155,6 +155,9 @@ def test_bad_thread_count_is_usage_error(files, value):
     )
     assert _engine.THREADS_ENV in result.stderr
     assert "Traceback" not in result.stderr
+    assert result.stderr == (
+        f"Error: {_engine.THREADS_ENV} must be a non-negative integer (got {value!r})\n"
+    )
 
 
 def test_eval_threads_default_and_zero(monkeypatch):

@@ -1145,9 +1145,10 @@ def _keyed_row_sums(
     ascending.
 
     The terms of one key are numbered ``0, 1, ...`` (their rank, after a sort by
-    key, in any order among equal keys); the terms of one rank have distinct keys, so each rank is one
-    vector addition of whole rows of draws (as many as the most terms of a key:
-    a few when the keys are many).  Exact integer sums, in any grouping.
+    key, in any order among equal keys); the terms of one rank have distinct keys,
+    so each rank is one vector addition of whole rows of draws (as many as the
+    most terms of a key: a few when the keys are many).  Exact integer sums, in
+    any grouping.
     """
     order = np.argsort(keys)  # the order of a key's terms changes no sum
     k, rows = keys[order], src[order]

@@ -31,7 +31,7 @@ from typing import Any
 import click
 import numpy as np
 
-from .._errors import DataError, UsageError
+from .._errors import DataError
 from .._errors import one_line as _one_line
 from .._exact import exact_dot
 from .._validation import env_count
@@ -734,13 +734,9 @@ def eval_threads() -> int:
     One thread is the default because it was the faster on a 2-core machine, idle
     or busy (``python bench/bench_eval.py``); the pool is there for machines where
     it pays, and gives the same bytes.  A value that is not a non-negative
-    integer is bad usage (`click.UsageError`).
+    integer is bad usage (`arrayloss._errors.UsageError`: one line, exit 2).
     """
-    try:
-        n = env_count(THREADS_ENV, 1)
-    except UsageError as exc:  # the CLI's usage error: exit 2
-        raise click.UsageError(str(exc)) from None
-    return n or default_threads()
+    return env_count(THREADS_ENV, 1) or default_threads()
 
 
 _KEEP_BELOW = 32 << 20
