@@ -44,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 
-from _common import prediction_files, run_child_usage
+from _common import compile_bytecode, prediction_files, run_child_usage
 
 PLAIN = os.path.join(os.path.dirname(os.path.abspath(__file__)), "stream_ce_numpy.py")
 THREAD_VARS = (
@@ -114,6 +114,7 @@ def main() -> None:
     try:
         zpath, ypath, line = prediction_files(folder, args.rows, args.classes)
         print(f"{line}, {rows} rows a chunk")
+        print(f"  {compile_bytecode()}")
         for key, value in environment().items():
             print(f"  {key}: {value}")
         print(f"  load average at start: {load()}")

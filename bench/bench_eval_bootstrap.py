@@ -26,7 +26,7 @@ import shutil
 import sys
 import tempfile
 
-from _common import prediction_files, run_child
+from _common import compile_bytecode, prediction_files, run_child
 
 
 def main() -> None:
@@ -45,6 +45,7 @@ def main() -> None:
     try:
         zpath, ypath, line = prediction_files(folder, args.rows, args.classes)
         print(f"{line} in {folder}")
+        print(compile_bytecode())
         plain = [
             sys.executable, "-m", "arrayloss", "eval", zpath, ypath, "--quiet",
             "--format", "json",

@@ -29,7 +29,7 @@ import sys
 import tempfile
 import time
 
-from _common import run_child, write_predictions
+from _common import compile_bytecode, run_child, write_predictions
 
 
 def write_shard(folder: str, name: str, seed: int, rows: int, classes: int) -> None:
@@ -65,6 +65,7 @@ def main() -> None:
             f"data: {args.shards} shards x {args.rows} x {args.classes} float32 = "
             f"{gb:.2f} GB (written in {time.perf_counter() - t0:.1f} s) in {folder}"
         )
+        print(compile_bytecode())
 
         def eval_cmd(logits: str, labels: str, *extra: str) -> list[str]:
             cmd = [

@@ -12,7 +12,11 @@ pieces of 65 536 rows (``pq-64k``: one row group each, snappy and dictionary, an
 each, as whole child processes (start-up included), ``--repeat`` times in turn;
 the pandas-written Parquet file also without reading ahead in a thread
 (``pq-sync``: ``ARRAYLOSS_ARROW_PREFETCH=0``) and with pyarrow's own memory pools
-(``pq-mimal``: ``ARROW_DEFAULT_MEMORY_POOL=mimalloc``, as the wheels have it).
+(``pq-mimal``: ``ARROW_DEFAULT_MEMORY_POOL=mimalloc``, as the wheels have it),
+and, as a floor, pyarrow reading that file alone as eval reads it (``pq-read``:
+its record batches, threads and memory pools, imports included, but no
+conversion into rows and no evaluation).  arrayloss's modules are compiled to
+bytecode first, as an installed package has them.
 The best wall time, the best CPU time (user + system of the child: the steadier
 figure on a loaded machine; pyarrow's reader threads count) and the peak RSS of
 each child (``wait4``) are printed, with the times as multiples of the ``.npy``
@@ -36,7 +40,7 @@ import sys
 import tempfile
 import time
 
-from _common import run_child, run_child_usage, write_predictions
+from _common import compile_bytecode, run_child, run_child_usage, write_predictions
 
 CONVERT = """
 import sys, numpy as np, pandas as pd, pyarrow as pa, pyarrow.ipc, pyarrow.parquet as pq
@@ -59,6 +63,20 @@ with pq.ParquetWriter(gpath, schema) as gw, \\
         gw.write_table(table)
         uw.write_table(table)
 """
+
+READ_ONLY = """
+import sys
+from arrayloss import _arrow
+_arrow.own_memory_pool()  # as the command line does
+f = _arrow._ArrowFile(sys.argv[1], "the file")
+f.start([c for c in range(len(f.names)) if c not in f.index_columns()])
+rows = 0
+while (batch := f._next()) is not None:
+    rows += batch.num_rows
+print(rows)
+"""
+# the pandas-written file read as eval reads it (its batches, threads and memory
+# pools, imports included), without the conversion into rows or the evaluation
 
 ENV_KNOBS = ("ARRAYLOSS_ARROW_PREFETCH", "ARROW_DEFAULT_MEMORY_POOL")
 """Variables the runs set themselves (``pq-sync``, ``pq-mimal``), unset for the
@@ -90,6 +108,7 @@ def main() -> None:
         f"{m} {importlib.metadata.version(m)}" for m in ("pyarrow", "pandas")
     )
     print(versions)
+    print(compile_bytecode())
 
     folder = tempfile.mkdtemp(prefix="bench_eval_formats_", dir=args.dir)
     try:
@@ -133,6 +152,7 @@ def main() -> None:
             "feather": [*base, paths["feather"], "--label-column", "label", *common],
             "pq-64k": [*base, paths["pq-64k"], "--label-column", "label", *common],
             "plain": [*base, paths["plain"], "--label-column", "label", *common],
+            "pq-read": [sys.executable, "-c", READ_ONLY, paths["parquet"]],
         }
         env = {k: v for k, v in os.environ.items() if k not in ENV_KNOBS}
         envs = {
@@ -151,7 +171,11 @@ def main() -> None:
                         max(rss, old[2]),
                     )
                 best[name] = (wall, cpu, rss, out)
-        results = {name: json.loads(out) for name, (*_, out) in best.items()}
+        results = {
+            name: json.loads(out)
+            for name, (*_, out) in best.items()
+            if name != "pq-read"
+        }
         ref = results[".npy"]
         same = all(
             r["losses"] == ref["losses"] and r["metrics"] == ref["metrics"]
@@ -172,6 +196,10 @@ def main() -> None:
             f"parquet / .npy = {best['parquet'][0] / t_npy:.2f}x wall, "
             f"{best['parquet'][1] / c_npy:.2f}x CPU  (pandas' to_parquet; target "
             f"<= 1.5x; {best['pq-sync'][0] / t_npy:.2f}x wall without reading ahead)"
+        )
+        print(
+            f"pyarrow reading the file alone (pq-read) = {best['pq-read'][0] / t_npy:.2f}x "
+            f"wall, {best['pq-read'][1] / c_npy:.2f}x CPU of the whole .npy eval"
         )
         if not same:
             raise SystemExit("the formats gave different results")
