@@ -128,3 +128,21 @@ def test_install_signal_handlers_turns_sigterm_into_system_exit():
         assert info.value.code == 128 + signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="no /dev/fd here")
+def test_descriptor_of_a_pipe_written_directly(tmp_path):
+    """``/dev/stdout`` piped on, or ``>(cmd)``: ``/dev/fd/N`` links to a pipe
+    with no path of its own (``pipe:[...]``), written through its link."""
+    r, w = os.pipe()
+    try:
+        link = f"/dev/fd/{w}"
+        with Outputs() as out:
+            path = out.add(link, "output file")
+            with open(path, "w") as f:
+                f.write("rows\n")
+        assert os.read(r, 100) == b"rows\n"
+    finally:
+        os.close(r)
+        os.close(w)
+    assert _leftovers(tmp_path) == []
