@@ -366,6 +366,33 @@ def test_per_sample_to_standard_output_is_refused(d):
     )
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+def test_results_to_a_full_standard_output(d):
+    """``eval ... > /dev/full``: the error names standard output, exit 1."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "arrayloss", "eval", p(d, "z.npy"), p(d, "y.npy")],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == (
+        "Error: cannot write the results to standard output: No space left on device\n"
+    )
+
+
+def test_results_to_a_closed_standard_output(d):
+    """``eval ... >&-``: the results are not silently lost with exit 0."""
+    proc = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "arrayloss",
+         "eval", p(d, "z.npy"), p(d, "y.npy")],
+        stderr=subprocess.PIPE, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == (
+        "Error: standard output is closed: give -o FILE for the results\n"
+    )
+
+
 @pytest.mark.parametrize("dest", ["folder", "missing/x.json", "readonly/x.json"])
 def test_unwritable_output(d, dest):
     (d / "folder").mkdir()
@@ -954,6 +981,8 @@ CLASSES = {
         "test_csv_header_still_recognised", "test_single_numeric_row_is_data",
         "test_sigterm_during_a_long_per_sample_write_leaves_nothing",
         "test_per_sample_to_standard_output_is_refused", "test_unwritable_output",
+        "test_results_to_a_full_standard_output",
+        "test_results_to_a_closed_standard_output",
     ],
     "wrong numbers": [
         "test_weighted_loss_is_scale_invariant",

@@ -21,10 +21,12 @@ bad usage (exit 2) before anything is read.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -492,6 +494,9 @@ def _run(
     if scores == "-" and labels == "-":
         msg = "only one of SCORES and LABELS can be standard input"
         raise click.UsageError(msg)
+    if output == STDOUT and sys.stdout is None:  # run with >&-: click writes nothing
+        msg = "standard output is closed: give -o FILE for the results"
+        raise DataError(msg)
     if per_sample == STDOUT:
         msg = (
             "--per-sample needs a file name (a pipe or /dev/stdout is written directly)"
@@ -564,7 +569,20 @@ def _run(
         if output != STDOUT:
             _write_text(write_output, output, text)
     if output == STDOUT:
+        _echo_results(text)
+
+
+def _echo_results(text: str) -> None:
+    """Print the results; a full disk or a closed descriptor behind standard output
+    is a `DataError` naming it (a reader that went away stays quiet, as click has
+    it)."""
+    try:
         click.echo(text, nl=False)
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            raise
+        msg = f"cannot write the results to standard output: {exc.strerror or exc}"
+        raise DataError(msg) from None
 
 
 def _write_text(path: str, label: str, text: str) -> None:
