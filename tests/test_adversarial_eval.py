@@ -948,6 +948,25 @@ def test_stdin_twice_and_example_with_files(d):
     old_outputs_intact(d)
 
 
+def test_scores_without_classes_are_bad_data(d):
+    """A (rows, 0) array, or a list column of empty lists, is bad data (it was bad
+    usage of --loss, with the usage banner)."""
+    np.save(d / "z0.npy", np.zeros((N, 0)))
+    fails(
+        [p(d, "z0.npy"), p(d, "y.npy")],
+        1,
+        r"SCORES '.*z0.npy' has no classes \(0 score columns\)",
+    )
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    lists = pa.array([[] for _ in range(N)], pa.list_(pa.float64()))
+    pq.write_table(pa.table({"s": lists, "y": np.load(d / "y.npy")}), d / "t.parquet")
+    fails(
+        [p(d, "t.parquet"), "--label-column", "y"], 1, r"'.*t.parquet' has no classes"
+    )
+
+
 def test_zero_total_weight_is_bad_data(d):
     np.save(d / "w0.npy", np.zeros(N))
     fails(
@@ -1012,6 +1031,7 @@ CLASSES = {
         "test_dask_timeout_must_be_a_finite_positive_number",
         "test_bad_options_are_usage_errors", "test_table_messages",
         "test_stdin_twice_and_example_with_files", "test_zero_total_weight_is_bad_data",
+        "test_scores_without_classes_are_bad_data",
     ],
 }  # fmt: skip
 

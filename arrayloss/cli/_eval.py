@@ -704,6 +704,9 @@ def _tally(
             first = next(opened)
             n_classes, first_label = first[0].n_cols, first[0].label
         assert n_classes is not None
+        if n_classes == 0:
+            msg = f"{first_label} has no classes (0 score columns)"
+            raise DataError(msg)
         if class_names is not None and len(class_names) != n_classes:
             msg = f"--classes lists {len(class_names)} names but {first_label} has {n_classes} columns"
             raise DataError(msg)
