@@ -212,6 +212,15 @@ def test_text_blank_lines_bom_and_spaces(tmp_path):
         ("a,b\n1,2\n3\n", {}, r"line 3: expected 2 fields, found 1 \(ragged rows\)"),
         ("a,b\n1,2\n3,x\n", {}, r"line 3, column 'b': 'x' is not a number"),
         ("1,2\n3,\n", {"header": False}, r"line 2, column 1: '' is not a number"),
+        # the file's column numbers, not those among the score columns
+        ("0,1,2\n1,3,x\n", {"label_column": "0"}, r"line 2, column 2: 'x' is not"),
+        ("1,2,3\n4,5,x\n", {"drop_columns": ("1",)}, r"line 2, column 2: 'x' is not"),
+        ("1,2,3\n4,5,x\n", {"score_columns": "2,0"}, r"line 2, column 2: 'x' is not"),
+        (
+            "1,0.5,0.5\n2,1,x\n",
+            {"label_column": "1:", "soft": True, "score_columns": "0"},
+            r"line 2, column 2: 'x' is not",
+        ),
         ("", {}, r"SCORES '.*s.csv' is empty"),
         (
             "a,b\n1,2\n",

@@ -188,15 +188,23 @@ class _TextRows:
 
 
 def _parse_floats(
-    cells: np.ndarray, label: str, lines: Sequence[int], names: Sequence[str] | None
+    cells: np.ndarray,
+    label: str,
+    lines: Sequence[int],
+    names: Sequence[str] | None,
+    columns: Sequence[int] = (),
 ) -> np.ndarray:
+    """``cells`` (text) as float64, or a `DataError` naming the line and column
+    (its header name in ``names``, else its number in the file, ``columns``) of
+    the first cell that is not a number."""
     try:
         return cells.astype(np.float64)
     except ValueError:
         for r, row in enumerate(cells):
             for c, cell in enumerate(row if row.ndim else [row]):
                 if not _is_number(str(cell)):
-                    col = f", column {names[c]!r}" if names else f", column {c}"
+                    number = columns[c] if columns else c
+                    col = f", column {names[c]!r}" if names else f", column {number}"
                     where = col if cells.ndim == 2 else ""
                     msg = (
                         f"{label} line {lines[r]}{where}: {str(cell)!r} is not a number"
@@ -255,12 +263,15 @@ class _TextScores(Source):
                     self.label,
                     self._rows.lines,
                     self._label_names,
+                    self._label_cols,
                 )
             else:
                 self.labels = np.char.strip(cells[:, self._label_cols[0]])
         if self._keep != list(range(cells.shape[1])):
             cells = cells[:, self._keep]
-        return _parse_floats(cells, self.label, self._rows.lines, self._names)
+        return _parse_floats(
+            cells, self.label, self._rows.lines, self._names, self._keep
+        )
 
     def progress(self) -> tuple[int, int] | None:
         return self._rows.progress()
