@@ -525,6 +525,9 @@ def test_select_columns(spec, want):
         ("a", None, r"no column named 'a' \(it has no header row\)"),
         ("p*", None, r"needs a header row"),
         ("7", ["a", "b"], r"column 7 is out of range"),
+        # a name two columns have: not silently the first
+        ("a", ["a", "a"], r"has 2 columns named 'a' \(columns 0, 1\); give the one"),
+        ("a:b", ["a", "b", "a"], r"has 2 columns named 'a' \(columns 0, 2\)"),
     ],
 )
 def test_select_columns_errors(spec, header, pattern):

@@ -229,6 +229,12 @@ def test_text_blank_lines_bom_and_spaces(tmp_path):
         ),
         ("1,2\n", {"label_column": "5"}, r"has 2 columns; column 5 is out of range"),
         ("label\ncat\n", {"label_column": "label"}, r"has no score columns"),
+        (
+            "a,y,y\n1,0,1\n",
+            {"label_column": "y"},
+            r"2 columns named 'y' \(columns 1, 2\)",
+        ),
+        ("a,a,y\n1,0,1\n", {"drop_columns": ("a",)}, r"2 columns named 'a'"),
     ],
 )
 def test_text_errors(tmp_path, text, kwargs, message):
