@@ -3,6 +3,7 @@ malformed file is a DataError naming it, and the writers round-trip (the outputs
 
 from __future__ import annotations
 
+import gzip
 import re
 
 import numpy as np
@@ -242,6 +243,42 @@ def test_text_errors(tmp_path, text, kwargs, message):
     path.write_text(text)
     with pytest.raises(alio.DataError, match=message):
         _open_and_read(str(path), **kwargs)
+
+
+@pytest.mark.parametrize("delimiter", [None, ","])
+@pytest.mark.parametrize("bad_line", [2, 31, 4000])
+def test_text_that_is_not_utf8_names_its_line(tmp_path, bad_line, delimiter):
+    """The line of the first byte that is not UTF-8, not that of the block of
+    text being decoded (line 1 for a bad byte in the first 8 KB)."""
+    lines = [b"0.25,0.5,0.25"] * 5000
+    lines[bad_line - 1] = b"0.25,0.5,\xe9"
+    path = tmp_path / "s.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    pattern = rf"SCORES '.*s.csv' line {bad_line}: byte 0xe9 is not UTF-8 text"
+    with pytest.raises(alio.DataError, match=pattern):
+        _open_and_read(str(path), delimiter=delimiter)
+    labels = tmp_path / "y.txt"
+    labels.write_bytes(b"\n".join([b"0"] * (bad_line - 1) + [b"\xff"] + [b"1"] * 9))
+    pattern = rf"LABELS '.*y.txt' line {bad_line}: byte 0xff is not UTF-8 text"
+    with pytest.raises(alio.DataError, match=pattern):
+        _read_all(alio.open_array(str(labels), "labels"), 7)
+
+
+@pytest.mark.parametrize(
+    ("head", "what"),
+    [
+        (gzip.compress(b"1,2\n3,4\n"), "gzip-compressed"),
+        (b"PAR1\x15\x04\x15\x80", "a Parquet file"),
+        (b"\x93NUMPY\x01\x00v\x00{", "a NumPy .npy file"),
+        ("a,b\n1,2\n".encode("utf-16"), "UTF-16 text"),
+    ],
+    ids=["gzip", "parquet", "npy", "utf-16"],
+)
+def test_binary_file_named_as_text_says_what_it_is(tmp_path, head, what):
+    path = tmp_path / "s.csv"
+    path.write_bytes(head + bytes(range(128, 256)))
+    with pytest.raises(alio.DataError, match=rf"SCORES '.*s.csv' is {what}"):
+        _open_and_read(str(path))
 
 
 def _open_and_read(path, **kwargs):

@@ -76,6 +76,49 @@ def _is_index(first: Sequence[str], second: Sequence[str] | None) -> bool:
     return second is None or bool(re.fullmatch(r"\s*[+-]?\d+\s*", second[0]))
 
 
+_NOT_TEXT = (
+    (b"\x1f\x8b", "gzip-compressed (decompress it first)"),
+    (b"BZh", "bzip2-compressed (decompress it first)"),
+    (b"\xfd7zXZ\x00", "xz-compressed (decompress it first)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed (decompress it first)"),
+    (b"PK\x03\x04", "a zip archive (an .npz needs that suffix)"),
+    (b"PAR1", "a Parquet file (it needs the suffix .parquet)"),
+    (b"ARROW1", "a Feather / Arrow IPC file (it needs the suffix .feather)"),
+    (b"\x93NUMPY", "a NumPy .npy file (it needs the suffix .npy)"),
+    (b"\xff\xfe", "UTF-16 text (save it as UTF-8)"),
+    (b"\xfe\xff", "UTF-16 text (save it as UTF-8)"),
+)
+"""The first bytes of files that are not text, and what they are."""
+
+
+def _not_utf8(path: str, label: str, exc: UnicodeDecodeError) -> DataError:
+    """The error for a text file that is not UTF-8: what the file is, when its
+    first bytes say so, else the line of its first byte that is not UTF-8 (found
+    by reading the file again: the decoder's message gives the place in a block of
+    text, not the line); for standard input, the decoder's message."""
+    if path == "-":
+        return DataError(f"{label} is not UTF-8 text ({_one_line(exc)})")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        for magic, what in _NOT_TEXT:
+            if head.startswith(magic):
+                return DataError(f"{label} is {what}")
+        with open(
+            path, encoding="utf-8-sig", errors="surrogateescape", newline=""
+        ) as text:
+            for number, line in enumerate(text, 1):
+                bad = re.search("[\udc80-\udcff]", line)
+                if bad:
+                    byte = ord(bad.group()) - 0xDC00
+                    return DataError(
+                        f"{label} line {number}: byte 0x{byte:02x} is not UTF-8 text"
+                    )
+    except OSError:
+        pass
+    return DataError(f"{label} is not UTF-8 text ({_one_line(exc)})")
+
+
 class _TextRows:
     """Rows of a delimited text file, checked to have one width.
 
@@ -108,7 +151,10 @@ class _TextRows:
                         break
                     head.append(line)
                     size += len(line)
-            except (UnicodeDecodeError, OSError) as exc:
+            except UnicodeDecodeError as exc:
+                self.close()
+                raise _not_utf8(path, label, exc) from None
+            except OSError as exc:
                 self.close()
                 msg = f"{label} line {len(head) + 1}: {_one_line(exc)}"
                 raise DataError(msg) from None
@@ -126,7 +172,9 @@ class _TextRows:
             for row in self._reader:
                 if row and any(field.strip() for field in row):
                     return row
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(self.path, self.label, exc) from None
+        except csv.Error as exc:
             msg = f"{self.label} line {self._reader.line_num}: {_one_line(exc)}"
             raise DataError(msg) from None
         return None
