@@ -151,12 +151,12 @@ def test_per_sample_to_a_fifo(d, suffix):
     ["same", "dot", "symlink", "hardlink"],
 )
 def test_two_outputs_naming_one_file(d, second):
-    target = d / "old.json"
+    target = d / "old.npy"
     other = {
         "same": str(target),
-        "dot": str(d / "." / "old.json"),
-        "symlink": str(d / "alias.json"),
-        "hardlink": str(d / "hard.json"),
+        "dot": str(d / "." / "old.npy"),
+        "symlink": str(d / "alias.npy"),
+        "hardlink": str(d / "hard.npy"),
     }[second]
     if second == "symlink":
         os.symlink(target, other)
@@ -967,6 +967,27 @@ def test_scores_without_classes_are_bad_data(d):
     )
 
 
+@pytest.mark.parametrize(
+    ("option", "name", "pattern"),
+    [
+        (
+            "--plot",
+            "fig.pdf",
+            r"--plot writes a PNG file; '.*fig.pdf' has the suffix '.pdf'",
+        ),
+        ("--plot", "fig.jpg", r"name it \.png"),
+        ("--per-sample", "rows.parquet", r"--per-sample writes \.npy or CSV/TSV"),
+        ("--per-sample", "rows.json", r"rows.json' has the suffix '.json'"),
+    ],
+)
+def test_output_suffix_of_another_format_is_refused(d, option, name, pattern):
+    """A PNG written under a .pdf name, or CSV under .parquet, was a file that its
+    suffix's readers cannot open: bad usage, before anything is read."""
+    fails([p(d, "z.npy"), p(d, "y.npy"), option, p(d, name)], 2, pattern)
+    assert not (d / name).exists()
+    old_outputs_intact(d)
+
+
 def test_zero_total_weight_is_bad_data(d):
     np.save(d / "w0.npy", np.zeros(N))
     fails(
@@ -1032,6 +1053,7 @@ CLASSES = {
         "test_bad_options_are_usage_errors", "test_table_messages",
         "test_stdin_twice_and_example_with_files", "test_zero_total_weight_is_bad_data",
         "test_scores_without_classes_are_bad_data",
+        "test_output_suffix_of_another_format_is_refused",
     ],
 }  # fmt: skip
 

@@ -502,6 +502,8 @@ def _run(
             "--per-sample needs a file name (a pipe or /dev/stdout is written directly)"
         )
         raise click.BadParameter(msg, param_hint=["--per-sample"])
+    if per_sample is not None:
+        _check_per_sample_suffix(per_sample)
     if input_kind == "logits":
         for name, given in (("--eps", "eps"), ("--renormalize", "renormalize")):
             if (
@@ -583,6 +585,21 @@ def _echo_results(text: str) -> None:
             raise
         msg = f"cannot write the results to standard output: {exc.strerror or exc}"
         raise DataError(msg) from None
+
+
+def _check_per_sample_suffix(path: str) -> None:
+    """Bad usage for a ``--per-sample`` name whose suffix is another format's
+    (``rows.parquet`` would hold CSV): `PerSampleWriter` writes ``.npy``, TSV
+    (``.tsv``, ``.tab``) and CSV (any other text suffix, or none: ``/dev/fd/3``)."""
+    from arrayloss.io import TEXT_SUFFIXES
+
+    suffix = os.path.splitext(path)[1]
+    if suffix and suffix.lower() not in (".npy", *TEXT_SUFFIXES):
+        msg = (
+            f"--per-sample writes .npy or CSV/TSV ({', '.join(TEXT_SUFFIXES)}); "
+            f"{path!r} has the suffix {suffix!r}"
+        )
+        raise UsageError(msg)
 
 
 def _write_text(path: str, label: str, text: str) -> None:
