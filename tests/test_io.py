@@ -107,6 +107,18 @@ def test_npz_keys(tmp_path, arr):
         ("3d", r"must be a 2-D array \(rows, classes\); its shape is \(2, 3, 4\)"),
         ("complex", r"has dtype complex128, which cannot hold scores"),
         ("npz-garbage", r"is not a valid .npz file"),
+        (
+            "negative-rows",
+            r"not a valid .npy file \(negative dimension in shape \(-1, 6\)",
+        ),
+        (
+            "negative-cols",
+            r"not a valid .npy file \(negative dimension in shape \(53, -6\)",
+        ),
+        (
+            "version-9",
+            r"not a valid .npy file \(format version 9.0, which NumPy does not",
+        ),
     ],
 )
 def test_npy_errors(tmp_path, arr, make, message):
@@ -127,8 +139,26 @@ def test_npy_errors(tmp_path, arr, make, message):
         np.save(path, np.zeros((2, 3, 4)))
     elif make == "complex":
         np.save(path, arr.astype(complex))
+    elif make.startswith("negative"):
+        np.save(path, arr)
+        data = path.read_bytes()
+        bad = b"(-1, 6), }" if make == "negative-rows" else b"(53, -6)} "
+        path.write_bytes(data.replace(b"(53, 6), }", bad, 1))
+    elif make == "version-9":
+        np.save(path, arr)
+        path.write_bytes(path.read_bytes().replace(b"NUMPY\x01", b"NUMPY\x09", 1))
     with pytest.raises(alio.DataError, match=message):
         alio.open_array(str(path), "scores")
+
+
+def test_npy_format_version_3_is_read(tmp_path, arr):
+    """Version 3.0 (a UTF-8 header) is a valid .npy file, read like the others."""
+    path = tmp_path / "a.npy"
+    with open(path, "wb") as f:
+        np.lib.format.write_array(f, arr, version=(3, 0))
+    np.testing.assert_array_equal(
+        _read_all(alio.open_array(str(path), "scores"), 7), arr
+    )
 
 
 def test_truncated_zip_member_detected_while_reading(tmp_path, arr):

@@ -151,13 +151,30 @@ class _NpyStream(Source):
 
 
 def _read_npy_header(f: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """(shape, Fortran order, dtype) of an ``.npy`` header, or an exception
+    saying what is wrong with it (a version NumPy does not write, a negative
+    dimension)."""
     fmt = np.lib.format
     version = fmt.read_magic(f)
     if version == (1, 0):
-        return fmt.read_array_header_1_0(f)
-    if version == (2, 0):
-        return fmt.read_array_header_2_0(f)
-    return fmt._read_array_header(f, version)  # type: ignore[attr-defined,no-any-return]
+        header = fmt.read_array_header_1_0(f)
+    elif version == (2, 0):
+        header = fmt.read_array_header_2_0(f)
+    elif version == (3, 0):  # a UTF-8 header; its reader is private in NumPy 2
+        impl = getattr(fmt, "_read_array_header", None)
+        if impl is None:
+            from numpy.lib import _format_impl
+
+            impl = _format_impl._read_array_header  # type: ignore[attr-defined]
+        header = impl(f, version)
+    else:
+        msg = f"format version {version[0]}.{version[1]}, which NumPy does not write"
+        raise ValueError(msg)
+    shape = header[0]
+    if any(d < 0 for d in shape):
+        msg = f"negative dimension in shape {shape}"
+        raise ValueError(msg)
+    return header
 
 
 class _ArraySource(Source):
