@@ -604,6 +604,22 @@ def test_score_columns_usage(tmp_path, data):
     assert "column 'label' is both a score and a label column" in line
 
 
+def test_label_column_of_an_npy_labels_file_is_usage(tmp_path, data):
+    """``t.parquet y.npy --label-column label``: the option names a column of
+    LABELS, which an .npy has none of; it was ignored, and the label column of
+    SCORES silently read as one more class."""
+    z, y, _ = data
+    np.save(tmp_path / "y.npy", y)
+    np.savez(tmp_path / "y.npz", labels=y)
+    pq.write_table(_table(z, y), tmp_path / "t.parquet")
+    for labels in ("y.npy", "y.npz"):
+        line = _fails(
+            [str(tmp_path / "t.parquet"), str(tmp_path / labels),
+             "--label-column", "label"], 2,
+        )  # fmt: skip
+        assert "--label-column picks a column of a table LABELS" in line
+
+
 # --------------------------------------------------------------------------- #
 # Soft labels
 # --------------------------------------------------------------------------- #

@@ -120,6 +120,16 @@ def open_inputs(
     if table.score_columns is not None and is_npy:
         msg = "--score-columns picks columns of a table (CSV, Parquet, Feather), not of an .npy/.npz SCORES"
         raise UsageError(msg)
+    if (
+        labels is not None
+        and table.label_column is not None
+        and os.path.splitext(labels)[1].lower() in (".npy", ".npz")
+    ):
+        msg = (
+            "--label-column picks a column of a table LABELS (CSV, Parquet, Feather), "
+            "not of an .npy/.npz LABELS (an .npz array: --labels-key)"
+        )
+        raise UsageError(msg)
     if labels is None and not (suffix == ".npz" or (not is_npy and table.label_column)):
         msg = (
             "no labels: give a LABELS file, --label-column for a CSV SCORES, "
