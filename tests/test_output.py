@@ -146,3 +146,13 @@ def test_descriptor_of_a_pipe_written_directly(tmp_path):
         os.close(r)
         os.close(w)
     assert _leftovers(tmp_path) == []
+
+
+def test_empty_name_is_bad_usage(tmp_path, monkeypatch):
+    """``-o ''`` named the working folder: a temporary file was made beside it
+    and the run failed only at the end, 'cannot write ... Is a directory'."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match="output file needs a file name"):
+        Outputs().add("", "output file")
+    assert os.listdir(tmp_path) == []
+    assert _leftovers(tmp_path.parent) == []

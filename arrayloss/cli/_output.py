@@ -84,6 +84,9 @@ class Outputs:
         """
         if path == STDOUT:
             return path
+        if not path:  # else the working folder, found out only at the rename
+            msg = f"{label} needs a file name (got '')"
+            raise UsageError(msg)
         ident = _identity(path)
         if ident in self._inputs:
             msg = f"{label} '{path}' is also an input ({self._inputs[ident]}); choose another file"
