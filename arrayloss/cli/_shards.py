@@ -79,6 +79,13 @@ def pair_shards(scores: str, labels: str | None, weights: str | None) -> list[Sh
         files = expand_paths(spec, kind)
         if len(files) != n:
             name = kind.upper() if kind != "weights" else "--weights"
+            for path, found, what in (
+                (scores, score_files, "SCORES"),
+                (spec, files, name),
+            ):  # a path that is not there (not a pattern): not a file count
+                if found == [path] and path != "-" and not os.path.exists(path):
+                    msg = f"cannot read {what} '{path}': No such file or directory"
+                    raise DataError(msg)
             msg = (
                 f"SCORES '{scores}' names {n} file{'s' * (n != 1)} but {name} "
                 f"'{spec}' names {len(files)}; each shard needs its own {kind} file"
