@@ -238,6 +238,21 @@ def test_text_blank_lines_bom_and_spaces(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("drop", "kept"),
+    [(("junk*",), [[1, 2], [5, 6]]), (("junk1:junk2",), [[1, 2], [5, 6]]),
+     (("2:4",), [[1, 2], [5, 6]]), (("junk2", "junk1"), [[1, 2], [5, 6]]),
+     (("a,junk2",), [[2, 3], [6, 7]])],
+)  # fmt: skip
+def test_text_drop_columns_take_a_column_spec(tmp_path, drop, kept):
+    """--drop-column takes the specs of --score-columns in text as it does in
+    Parquet and Feather (a pattern or a range was 'no column named')."""
+    path = tmp_path / "s.csv"
+    path.write_text("a,b,junk1,junk2\n1,2,3,4\n5,6,7,8\n")
+    got = _open_and_read(str(path), drop_columns=drop)
+    np.testing.assert_array_equal(got, kept)
+
+
+@pytest.mark.parametrize(
     ("text", "kwargs", "message"),
     [
         ("a,b\n1,2\n3\n", {}, r"line 3: expected 2 fields, found 1 \(ragged rows\)"),

@@ -238,10 +238,12 @@ class _EvalCommand(click.Command):
     "--drop-column",
     "drop_columns",
     multiple=True,
-    metavar="NAME|N",
-    help="A column of a CSV SCORES that holds no scores (header name or 0-based "
-    "number); repeat for several. [default: a leading index column, as pandas' "
-    "df.to_csv() writes it (an unnamed first header field), is dropped]",
+    metavar="SPEC",
+    type=ColumnSpec(),
+    help="Columns of a table SCORES that hold no scores, as --score-columns picks "
+    "them (header names, 0-based numbers, ranges, patterns); repeat for several. "
+    "[default: a leading index column, as pandas' df.to_csv() writes it (an "
+    "unnamed first header field), is dropped]",
 )
 @click.option(
     "--score-columns",

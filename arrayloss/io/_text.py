@@ -398,10 +398,9 @@ def open_table(path: str, spec: TableSpec = _NO_SPEC) -> tuple[Source, Source | 
             and (not soft or column_spec_needs_names(label_column))
         ):
             header = True  # a column name needs a header row
-        if (
-            score_columns is not None
-            and header is None
-            and column_spec_needs_names(score_columns)
+        if header is None and any(
+            column_spec_needs_names(columns)
+            for columns in (*drop_columns, *([score_columns] if score_columns else []))
         ):
             header = True
         peeked = rows.peek(2)
@@ -423,8 +422,10 @@ def open_table(path: str, spec: TableSpec = _NO_SPEC) -> tuple[Source, Source | 
             else:
                 label_cols = [_column_index(label_column, head, width, label)]
         drop = {0} if index else set()
-        for name in drop_columns:
-            drop.add(_column_index(name, head, width, label))
+        for item in drop_columns:  # column specs, as in Parquet and Feather
+            drop.update(
+                select_columns(item, head, width, label, option="--drop-column")
+            )
         if label_cols is not None and drop.intersection(label_cols):
             msg = f"{label}: the label column {label_column!r} is also dropped"
             raise DataError(msg)
