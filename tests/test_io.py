@@ -403,6 +403,11 @@ def test_classes_from(tmp_path):
     assert alio.classes_from("a, b,c") == ("a", "b", "c")
     (tmp_path / "names.txt").write_text("cat\ndog\n\n")
     assert alio.classes_from(str(tmp_path / "names.txt")) == ("cat", "dog")
+    (tmp_path / "latin.txt").write_bytes(b"ant\nb\xe9e\ncat\n")
+    with pytest.raises(
+        alio.DataError, match=r"--classes '.*latin.txt' line 2: byte 0xe9 is not UTF-8"
+    ):
+        alio.classes_from(str(tmp_path / "latin.txt"))
 
 
 # --------------------------------------------------------------------------- #

@@ -19,7 +19,12 @@ def classes_from(value: str) -> tuple[str, ...]:
     """Class names from ``a,b,c`` or from a file with one name a line."""
     if os.path.isfile(value):
         with open(value, encoding="utf-8-sig") as f:
-            names = [line.strip() for line in f]
+            try:
+                names = [line.strip() for line in f]
+            except UnicodeDecodeError as exc:
+                from ._text import _not_utf8
+
+                raise _not_utf8(value, f"--classes '{value}'", exc) from None
         return tuple(n for n in names if n)
     return tuple(n.strip() for n in value.split(","))
 
