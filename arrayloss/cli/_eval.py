@@ -78,8 +78,9 @@ EXIT_CODES = (
     "or infinite scores, rows that are not probabilities, a loss that overflows, an "
     "unwritable output or a full disk, a pattern that matches no file, an unreachable "
     "Dask scheduler); 2 bad usage (an unknown option, loss, metric or parameter, a "
-    "parameter out of range, an output that is an input or another output, a "
-    "backend, Dask or pyarrow that is not installed)."
+    "parameter out of range, an output that is an input or another output, an "
+    "output name with another format's suffix, a backend, Dask or pyarrow that is "
+    "not installed)."
 )
 
 METRIC_PARAMS: dict[str, dict[str, Any]] = {
