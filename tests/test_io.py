@@ -4,6 +4,7 @@ malformed file is a DataError naming it, and the writers round-trip (the outputs
 from __future__ import annotations
 
 import gzip
+import os
 import re
 
 import numpy as np
@@ -159,6 +160,38 @@ def test_npy_format_version_3_is_read(tmp_path, arr):
     np.testing.assert_array_equal(
         _read_all(alio.open_array(str(path), "scores"), 7), arr
     )
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+@pytest.mark.parametrize("cut", [0, 100])
+def test_npy_from_a_pipe_is_streamed(tmp_path, arr, cut):
+    """A named pipe of .npy bytes is read as a stream (no size, no seek): it was
+    'cannot use: Illegal seek', naming no file; a short one is truncated."""
+    import threading
+
+    path = tmp_path / "s.npy"
+    os.mkfifo(path)
+    np.save(tmp_path / "a.npy", arr)
+    data = (tmp_path / "a.npy").read_bytes()
+    data = data[: len(data) - cut]
+
+    def feed():
+        with open(path, "wb") as f:
+            f.write(data)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        with alio.open_array(str(path), "scores") as src:
+            if cut:
+                with pytest.raises(
+                    alio.DataError, match=r"s.npy' is truncated: it ends"
+                ):
+                    _read_all(src, 7)
+            else:
+                np.testing.assert_array_equal(_read_all(src, 7), arr)
+    finally:
+        writer.join(30)
 
 
 def test_truncated_zip_member_detected_while_reading(tmp_path, arr):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import stat
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -203,8 +204,13 @@ class _ArraySource(Source):
 
 def _open_npy(path: str, label: str, kind: str) -> Source:
     f = _open_binary(path, label)
-    size = os.fstat(f.fileno()).st_size
-    src = _NpyStream(f, label, kind, available=size)
+    st = os.fstat(f.fileno())
+    regular = stat.S_ISREG(st.st_mode)  # else a pipe: a stream, its end unknown
+    src = _NpyStream(f, label, kind, available=st.st_size if regular else None)
+    if src.fortran and not regular:
+        src.close()
+        msg = f"{label} is Fortran-ordered, which is read from a file, not a pipe"
+        raise DataError(msg)
     if src.fortran:
         src.close()
         mm = np.load(path, mmap_mode="r", allow_pickle=False)
