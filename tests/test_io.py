@@ -342,6 +342,26 @@ def test_text_that_is_not_utf8_names_its_line(tmp_path, bad_line, delimiter):
         _read_all(alio.open_array(str(labels), "labels"), 7)
 
 
+@pytest.mark.parametrize("long_line", [1, 300])
+def test_line_without_an_end_is_an_error_not_unbounded_memory(
+    tmp_path, monkeypatch, long_line
+):
+    """/dev/zero, or gigabytes of NULs named .csv: no line end ever comes, and
+    the reader held it all (killed for memory); a line longer than the limit is
+    an error naming it."""
+    from arrayloss.io import _text
+
+    monkeypatch.setattr(_text, "MAX_LINE", 1000)
+    lines = ["0.25,0.75"] * 400
+    lines[long_line - 1] = "\0" * 5000
+    path = tmp_path / "s.csv"
+    path.write_text("\n".join(lines) + "\n")
+    pattern = rf"SCORES '.*s.csv' line {long_line}: longer than 1000 characters"
+    for delimiter in (None, ","):
+        with pytest.raises(alio.DataError, match=pattern):
+            _open_and_read(str(path), delimiter=delimiter, header=False)
+
+
 @pytest.mark.parametrize(
     ("head", "what"),
     [
