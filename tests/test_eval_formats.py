@@ -726,6 +726,19 @@ def test_soft_labels_refuse_index_losses(tmp_path, soft, loss, pattern):
     assert "--soft-labels" in line
 
 
+def test_soft_labels_refuse_ignore_label(tmp_path, soft):
+    """Soft labels have no class index to ignore: --ignore-label was silently
+    without effect (n_ignored 0)."""
+    z, t = soft
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "t.npy", t)
+    line = _fails(
+        [str(tmp_path / "z.npy"), str(tmp_path / "t.npy"), "--soft-labels",
+         "--ignore-label", "-100"], 2,
+    )  # fmt: skip
+    assert "--ignore-label applies to class indices, not --soft-labels" in line
+
+
 # --------------------------------------------------------------------------- #
 # Bad inputs: one line, exit 1 or 2, no output file
 # --------------------------------------------------------------------------- #

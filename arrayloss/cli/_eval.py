@@ -529,6 +529,9 @@ def _run(
     loss_list = list(losses) or [("cross_entropy", {})]
     if soft_labels:
         _check_soft_losses(loss_list)
+        if ignore_label is not None:
+            msg = "--ignore-label applies to class indices, not --soft-labels"
+            raise UsageError(msg)
     to_backend = backend_converter(backend)
     from arrayloss.io import TableSpec
 
