@@ -618,6 +618,10 @@ def test_label_column_of_an_npy_labels_file_is_usage(tmp_path, data):
              "--label-column", "label"], 2,
         )  # fmt: skip
         assert "--label-column picks a column of a table LABELS" in line
+    # an .npz SCORES without LABELS: its labels array was read instead, silently
+    np.savez(tmp_path / "zy.npz", scores=z, labels=y)
+    line = _fails([str(tmp_path / "zy.npz"), "--label-column", "label"], 2)
+    assert "--label-column picks a column of a table SCORES" in line
 
 
 # --------------------------------------------------------------------------- #

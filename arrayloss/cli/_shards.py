@@ -127,14 +127,15 @@ def open_inputs(
     if table.score_columns is not None and is_npy:
         msg = "--score-columns picks columns of a table (CSV, Parquet, Feather), not of an .npy/.npz SCORES"
         raise UsageError(msg)
-    if (
-        labels is not None
-        and table.label_column is not None
-        and os.path.splitext(labels)[1].lower() in (".npy", ".npz")
+    source = scores if labels is None else labels  # where --label-column looks
+    if table.label_column is not None and os.path.splitext(source)[1].lower() in (
+        ".npy",
+        ".npz",
     ):
+        what = "SCORES" if labels is None else "LABELS"
         msg = (
-            "--label-column picks a column of a table LABELS (CSV, Parquet, Feather), "
-            "not of an .npy/.npz LABELS (an .npz array: --labels-key)"
+            f"--label-column picks a column of a table {what} (CSV, Parquet, "
+            f"Feather), not of an .npy/.npz {what} (an .npz array: --labels-key)"
         )
         raise UsageError(msg)
     if labels is None and not (suffix == ".npz" or (not is_npy and table.label_column)):
