@@ -12,6 +12,8 @@ command line prints.
 
 from __future__ import annotations
 
+import re
+
 __all__ = ["DataError", "UsageError", "one_line"]
 
 
@@ -23,6 +25,14 @@ class UsageError(ValueError):
     """Options that cannot be carried out together; the message names them."""
 
 
+# Control characters (a terminal's escape sequences) and the bidirectional
+# overrides that reorder what a terminal shows: escaped, as repr() writes them.
+_UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
 def one_line(exc: BaseException) -> str:
-    """The exception's message with its white space folded onto one line."""
-    return " ".join((str(exc) or type(exc).__name__).split())
+    """The exception's message with its white space folded onto one line, and
+    the control characters it may carry from a file's name or header escaped
+    (``\\x1b``), so that printed it cannot drive the terminal."""
+    text = " ".join((str(exc) or type(exc).__name__).split())
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)

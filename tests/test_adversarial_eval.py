@@ -151,12 +151,12 @@ def test_per_sample_to_a_fifo(d, suffix):
     ["same", "dot", "symlink", "hardlink"],
 )
 def test_two_outputs_naming_one_file(d, second):
-    target = d / "old.json"
+    target = d / "old.npy"
     other = {
         "same": str(target),
-        "dot": str(d / "." / "old.json"),
-        "symlink": str(d / "alias.json"),
-        "hardlink": str(d / "hard.json"),
+        "dot": str(d / "." / "old.npy"),
+        "symlink": str(d / "alias.npy"),
+        "hardlink": str(d / "hard.npy"),
     }[second]
     if second == "symlink":
         os.symlink(target, other)
@@ -363,6 +363,33 @@ def test_per_sample_to_standard_output_is_refused(d):
         [p(d, "z.npy"), p(d, "y.npy"), "--per-sample", "-"],
         2,
         r"--per-sample needs a file",
+    )
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full here")
+def test_results_to_a_full_standard_output(d):
+    """``eval ... > /dev/full``: the error names standard output, exit 1."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "arrayloss", "eval", p(d, "z.npy"), p(d, "y.npy")],
+            stdout=full, stderr=subprocess.PIPE, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == (
+        "Error: cannot write the results to standard output: No space left on device\n"
+    )
+
+
+def test_results_to_a_closed_standard_output(d):
+    """``eval ... >&-``: the results are not silently lost with exit 0."""
+    proc = subprocess.run(
+        ["sh", "-c", 'exec "$@" >&-', "sh", sys.executable, "-m", "arrayloss",
+         "eval", p(d, "z.npy"), p(d, "y.npy")],
+        stderr=subprocess.PIPE, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr == (
+        "Error: standard output is closed: give -o FILE for the results\n"
     )
 
 
@@ -628,7 +655,7 @@ def test_label_values_reported_as_themselves(d, labels, pattern):
         ),
         ("0\n1\n1e999\n0\n", r"row 2: '1e999' is not a class index"),
         ("0\n1\n-1\n0\n", r"row 2: label -1 is out of range"),
-        ("0\n1\n\xff\xfe\n0\n", r"line \d+: .*codec can't decode"),
+        ("0\n1\n\xff\xfe\n0\n", r"line 3: byte 0xff is not UTF-8 text"),
     ],
 )
 def test_text_label_values(d, text, pattern):
@@ -921,6 +948,46 @@ def test_stdin_twice_and_example_with_files(d):
     old_outputs_intact(d)
 
 
+def test_scores_without_classes_are_bad_data(d):
+    """A (rows, 0) array, or a list column of empty lists, is bad data (it was bad
+    usage of --loss, with the usage banner)."""
+    np.save(d / "z0.npy", np.zeros((N, 0)))
+    fails(
+        [p(d, "z0.npy"), p(d, "y.npy")],
+        1,
+        r"SCORES '.*z0.npy' has no classes \(0 score columns\)",
+    )
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    lists = pa.array([[] for _ in range(N)], pa.list_(pa.float64()))
+    pq.write_table(pa.table({"s": lists, "y": np.load(d / "y.npy")}), d / "t.parquet")
+    fails(
+        [p(d, "t.parquet"), "--label-column", "y"], 1, r"'.*t.parquet' has no classes"
+    )
+
+
+@pytest.mark.parametrize(
+    ("option", "name", "pattern"),
+    [
+        (
+            "--plot",
+            "fig.pdf",
+            r"--plot writes a PNG file; '.*fig.pdf' has the suffix '.pdf'",
+        ),
+        ("--plot", "fig.jpg", r"name it \.png"),
+        ("--per-sample", "rows.parquet", r"--per-sample writes \.npy or CSV/TSV"),
+        ("--per-sample", "rows.json", r"rows.json' has the suffix '.json'"),
+    ],
+)
+def test_output_suffix_of_another_format_is_refused(d, option, name, pattern):
+    """A PNG written under a .pdf name, or CSV under .parquet, was a file that its
+    suffix's readers cannot open: bad usage, before anything is read."""
+    fails([p(d, "z.npy"), p(d, "y.npy"), option, p(d, name)], 2, pattern)
+    assert not (d / name).exists()
+    old_outputs_intact(d)
+
+
 def test_zero_total_weight_is_bad_data(d):
     np.save(d / "w0.npy", np.zeros(N))
     fails(
@@ -954,6 +1021,8 @@ CLASSES = {
         "test_csv_header_still_recognised", "test_single_numeric_row_is_data",
         "test_sigterm_during_a_long_per_sample_write_leaves_nothing",
         "test_per_sample_to_standard_output_is_refused", "test_unwritable_output",
+        "test_results_to_a_full_standard_output",
+        "test_results_to_a_closed_standard_output",
     ],
     "wrong numbers": [
         "test_weighted_loss_is_scale_invariant",
@@ -983,6 +1052,8 @@ CLASSES = {
         "test_dask_timeout_must_be_a_finite_positive_number",
         "test_bad_options_are_usage_errors", "test_table_messages",
         "test_stdin_twice_and_example_with_files", "test_zero_total_weight_is_bad_data",
+        "test_scores_without_classes_are_bad_data",
+        "test_output_suffix_of_another_format_is_refused",
     ],
 }  # fmt: skip
 

@@ -91,6 +91,17 @@ def run_boom(monkeypatch):
             "Error: out of memory (cannot allocate); try a smaller model or data set",
         ),
         (KeyboardInterrupt(), 130, "Error: interrupted"),
+        # a file's name or header cannot drive the terminal
+        (
+            DataError("cannot read SCORES 'a\x1b[2J\u202eb.npy'"),
+            1,
+            "Error: cannot read SCORES 'a\\x1b[2J\\u202eb.npy'",
+        ),
+        (
+            OSError(errno.ENOSPC, "No space left on device", "x\x07.json"),
+            1,
+            "Error: cannot use 'x\\x07.json': No space left on device",
+        ),
     ],
 )
 def test_each_error_class_is_one_line(run_boom, monkeypatch, exc, code, line):

@@ -29,6 +29,7 @@ from conftest import invoke_eval as invoke
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import arrayloss as al
 from arrayloss.cli import _bootstrap as B
 
 C = 6
@@ -754,6 +755,28 @@ def test_ignore_label_in_a_csv_and_with_probabilities(tmp_path):
     keep = y != -1
     nll = -np.log(p[keep][np.arange(keep.sum()), y[keep]]).mean()
     assert out["metrics"]["nll"] == pytest.approx(nll, rel=1e-12)
+
+
+@pytest.mark.parametrize("text", ["-100.0", " -100 ", "-1e2", "-100"])
+def test_ignored_text_label_is_matched_as_the_labels_are_read(tmp_path, text):
+    """A text label is the class index its number gives ('2.0' is class 2: a
+    float column as pandas writes it), so '-100.0' is the ignored label -100 too
+    (it was range-checked: 'label -100 is out of range' beside --ignore-label
+    -100)."""
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(10, 3))
+    y = rng.integers(0, 3, size=10)
+    np.save(tmp_path / "z.npy", z)
+    cells = [f"{v}.0" for v in y]
+    cells[3] = cells[7] = text
+    (tmp_path / "y.txt").write_text("\n".join(cells) + "\n")
+    out = run_json([str(tmp_path / "z.npy"), str(tmp_path / "y.txt"),
+                    "--ignore-label", "-100"])  # fmt: skip
+    assert out["n_ignored"] == 2
+    keep = np.ones(10, bool)
+    keep[[3, 7]] = False
+    want = float(al.cross_entropy(z[keep], y[keep]))
+    assert out["losses"]["cross_entropy"] == pytest.approx(want, rel=1e-14)
 
 
 def test_ignore_label_with_bootstrap_is_chunk_invariant(data, ignored):

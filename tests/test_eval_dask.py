@@ -224,6 +224,22 @@ def test_file_counts_differ(data):
     assert "names 3; each shard needs its own labels file" in result.stderr
 
 
+def test_missing_file_beside_shards_is_named_missing(data):
+    """A SCORES, LABELS or --weights path that does not exist, beside a directory
+    of shards, is reported as missing, not as a file count ('names 1 file but
+    ... names 5')."""
+    nope = str(data / "nope.npy")
+    for args, which in (
+        ([nope, str(data / "y")], "SCORES"),
+        ([str(data / "z"), nope], "LABELS"),
+        ([str(data / "z"), str(data / "y"), "--weights", nope], "--weights"),
+    ):
+        line = one_error_line(invoke(args, exit_code=1))
+        assert (
+            line == f"Error: cannot read {which} '{nope}': No such file or directory\n"
+        )
+
+
 @pytest.mark.parametrize("dask", [False, True])
 def test_shard_row_counts_are_checked_before_any_work(data, tmp_path, dask):
     (tmp_path / "y").mkdir()

@@ -525,6 +525,9 @@ def test_select_columns(spec, want):
         ("a", None, r"no column named 'a' \(it has no header row\)"),
         ("p*", None, r"needs a header row"),
         ("7", ["a", "b"], r"column 7 is out of range"),
+        # a name two columns have: not silently the first
+        ("a", ["a", "a"], r"has 2 columns named 'a' \(columns 0, 1\); give the one"),
+        ("a:b", ["a", "b", "a"], r"has 2 columns named 'a' \(columns 0, 2\)"),
     ],
 )
 def test_select_columns_errors(spec, header, pattern):
@@ -599,6 +602,26 @@ def test_score_columns_usage(tmp_path, data):
          "p*,label"], 1,
     )  # fmt: skip
     assert "column 'label' is both a score and a label column" in line
+
+
+def test_label_column_of_an_npy_labels_file_is_usage(tmp_path, data):
+    """``t.parquet y.npy --label-column label``: the option names a column of
+    LABELS, which an .npy has none of; it was ignored, and the label column of
+    SCORES silently read as one more class."""
+    z, y, _ = data
+    np.save(tmp_path / "y.npy", y)
+    np.savez(tmp_path / "y.npz", labels=y)
+    pq.write_table(_table(z, y), tmp_path / "t.parquet")
+    for labels in ("y.npy", "y.npz"):
+        line = _fails(
+            [str(tmp_path / "t.parquet"), str(tmp_path / labels),
+             "--label-column", "label"], 2,
+        )  # fmt: skip
+        assert "--label-column picks a column of a table LABELS" in line
+    # an .npz SCORES without LABELS: its labels array was read instead, silently
+    np.savez(tmp_path / "zy.npz", scores=z, labels=y)
+    line = _fails([str(tmp_path / "zy.npz"), "--label-column", "label"], 2)
+    assert "--label-column picks a column of a table SCORES" in line
 
 
 # --------------------------------------------------------------------------- #
@@ -705,6 +728,19 @@ def test_soft_labels_refuse_index_losses(tmp_path, soft, loss, pattern):
     )
     assert re.search(pattern, line), line
     assert "--soft-labels" in line
+
+
+def test_soft_labels_refuse_ignore_label(tmp_path, soft):
+    """Soft labels have no class index to ignore: --ignore-label was silently
+    without effect (n_ignored 0)."""
+    z, t = soft
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "t.npy", t)
+    line = _fails(
+        [str(tmp_path / "z.npy"), str(tmp_path / "t.npy"), "--soft-labels",
+         "--ignore-label", "-100"], 2,
+    )  # fmt: skip
+    assert "--ignore-label applies to class indices, not --soft-labels" in line
 
 
 # --------------------------------------------------------------------------- #

@@ -3,6 +3,8 @@ malformed file is a DataError naming it, and the writers round-trip (the outputs
 
 from __future__ import annotations
 
+import gzip
+import os
 import re
 
 import numpy as np
@@ -106,6 +108,18 @@ def test_npz_keys(tmp_path, arr):
         ("3d", r"must be a 2-D array \(rows, classes\); its shape is \(2, 3, 4\)"),
         ("complex", r"has dtype complex128, which cannot hold scores"),
         ("npz-garbage", r"is not a valid .npz file"),
+        (
+            "negative-rows",
+            r"not a valid .npy file \(negative dimension in shape \(-1, 6\)",
+        ),
+        (
+            "negative-cols",
+            r"not a valid .npy file \(negative dimension in shape \(53, -6\)",
+        ),
+        (
+            "version-9",
+            r"not a valid .npy file \(format version 9.0, which NumPy does not",
+        ),
     ],
 )
 def test_npy_errors(tmp_path, arr, make, message):
@@ -126,8 +140,58 @@ def test_npy_errors(tmp_path, arr, make, message):
         np.save(path, np.zeros((2, 3, 4)))
     elif make == "complex":
         np.save(path, arr.astype(complex))
+    elif make.startswith("negative"):
+        np.save(path, arr)
+        data = path.read_bytes()
+        bad = b"(-1, 6), }" if make == "negative-rows" else b"(53, -6)} "
+        path.write_bytes(data.replace(b"(53, 6), }", bad, 1))
+    elif make == "version-9":
+        np.save(path, arr)
+        path.write_bytes(path.read_bytes().replace(b"NUMPY\x01", b"NUMPY\x09", 1))
     with pytest.raises(alio.DataError, match=message):
         alio.open_array(str(path), "scores")
+
+
+def test_npy_format_version_3_is_read(tmp_path, arr):
+    """Version 3.0 (a UTF-8 header) is a valid .npy file, read like the others."""
+    path = tmp_path / "a.npy"
+    with open(path, "wb") as f:
+        np.lib.format.write_array(f, arr, version=(3, 0))
+    np.testing.assert_array_equal(
+        _read_all(alio.open_array(str(path), "scores"), 7), arr
+    )
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="no named pipes here")
+@pytest.mark.parametrize("cut", [0, 100])
+def test_npy_from_a_pipe_is_streamed(tmp_path, arr, cut):
+    """A named pipe of .npy bytes is read as a stream (no size, no seek): it was
+    'cannot use: Illegal seek', naming no file; a short one is truncated."""
+    import threading
+
+    path = tmp_path / "s.npy"
+    os.mkfifo(path)
+    np.save(tmp_path / "a.npy", arr)
+    data = (tmp_path / "a.npy").read_bytes()
+    data = data[: len(data) - cut]
+
+    def feed():
+        with open(path, "wb") as f:
+            f.write(data)
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    try:
+        with alio.open_array(str(path), "scores") as src:
+            if cut:
+                with pytest.raises(
+                    alio.DataError, match=r"s.npy' is truncated: it ends"
+                ):
+                    _read_all(src, 7)
+            else:
+                np.testing.assert_array_equal(_read_all(src, 7), arr)
+    finally:
+        writer.join(30)
 
 
 def test_truncated_zip_member_detected_while_reading(tmp_path, arr):
@@ -207,11 +271,35 @@ def test_text_blank_lines_bom_and_spaces(tmp_path):
 
 
 @pytest.mark.parametrize(
+    ("drop", "kept"),
+    [(("junk*",), [[1, 2], [5, 6]]), (("junk1:junk2",), [[1, 2], [5, 6]]),
+     (("2:4",), [[1, 2], [5, 6]]), (("junk2", "junk1"), [[1, 2], [5, 6]]),
+     (("a,junk2",), [[2, 3], [6, 7]])],
+)  # fmt: skip
+def test_text_drop_columns_take_a_column_spec(tmp_path, drop, kept):
+    """--drop-column takes the specs of --score-columns in text as it does in
+    Parquet and Feather (a pattern or a range was 'no column named')."""
+    path = tmp_path / "s.csv"
+    path.write_text("a,b,junk1,junk2\n1,2,3,4\n5,6,7,8\n")
+    got = _open_and_read(str(path), drop_columns=drop)
+    np.testing.assert_array_equal(got, kept)
+
+
+@pytest.mark.parametrize(
     ("text", "kwargs", "message"),
     [
         ("a,b\n1,2\n3\n", {}, r"line 3: expected 2 fields, found 1 \(ragged rows\)"),
         ("a,b\n1,2\n3,x\n", {}, r"line 3, column 'b': 'x' is not a number"),
         ("1,2\n3,\n", {"header": False}, r"line 2, column 1: '' is not a number"),
+        # the file's column numbers, not those among the score columns
+        ("0,1,2\n1,3,x\n", {"label_column": "0"}, r"line 2, column 2: 'x' is not"),
+        ("1,2,3\n4,5,x\n", {"drop_columns": ("1",)}, r"line 2, column 2: 'x' is not"),
+        ("1,2,3\n4,5,x\n", {"score_columns": "2,0"}, r"line 2, column 2: 'x' is not"),
+        (
+            "1,0.5,0.5\n2,1,x\n",
+            {"label_column": "1:", "soft": True, "score_columns": "0"},
+            r"line 2, column 2: 'x' is not",
+        ),
         ("", {}, r"SCORES '.*s.csv' is empty"),
         (
             "a,b\n1,2\n",
@@ -220,6 +308,12 @@ def test_text_blank_lines_bom_and_spaces(tmp_path):
         ),
         ("1,2\n", {"label_column": "5"}, r"has 2 columns; column 5 is out of range"),
         ("label\ncat\n", {"label_column": "label"}, r"has no score columns"),
+        (
+            "a,y,y\n1,0,1\n",
+            {"label_column": "y"},
+            r"2 columns named 'y' \(columns 1, 2\)",
+        ),
+        ("a,a,y\n1,0,1\n", {"drop_columns": ("a",)}, r"2 columns named 'a'"),
     ],
 )
 def test_text_errors(tmp_path, text, kwargs, message):
@@ -227,6 +321,62 @@ def test_text_errors(tmp_path, text, kwargs, message):
     path.write_text(text)
     with pytest.raises(alio.DataError, match=message):
         _open_and_read(str(path), **kwargs)
+
+
+@pytest.mark.parametrize("delimiter", [None, ","])
+@pytest.mark.parametrize("bad_line", [2, 31, 4000])
+def test_text_that_is_not_utf8_names_its_line(tmp_path, bad_line, delimiter):
+    """The line of the first byte that is not UTF-8, not that of the block of
+    text being decoded (line 1 for a bad byte in the first 8 KB)."""
+    lines = [b"0.25,0.5,0.25"] * 5000
+    lines[bad_line - 1] = b"0.25,0.5,\xe9"
+    path = tmp_path / "s.csv"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    pattern = rf"SCORES '.*s.csv' line {bad_line}: byte 0xe9 is not UTF-8 text"
+    with pytest.raises(alio.DataError, match=pattern):
+        _open_and_read(str(path), delimiter=delimiter)
+    labels = tmp_path / "y.txt"
+    labels.write_bytes(b"\n".join([b"0"] * (bad_line - 1) + [b"\xff"] + [b"1"] * 9))
+    pattern = rf"LABELS '.*y.txt' line {bad_line}: byte 0xff is not UTF-8 text"
+    with pytest.raises(alio.DataError, match=pattern):
+        _read_all(alio.open_array(str(labels), "labels"), 7)
+
+
+@pytest.mark.parametrize("long_line", [1, 300])
+def test_line_without_an_end_is_an_error_not_unbounded_memory(
+    tmp_path, monkeypatch, long_line
+):
+    """/dev/zero, or gigabytes of NULs named .csv: no line end ever comes, and
+    the reader held it all (killed for memory); a line longer than the limit is
+    an error naming it."""
+    from arrayloss.io import _text
+
+    monkeypatch.setattr(_text, "MAX_LINE", 1000)
+    lines = ["0.25,0.75"] * 400
+    lines[long_line - 1] = "\0" * 5000
+    path = tmp_path / "s.csv"
+    path.write_text("\n".join(lines) + "\n")
+    pattern = rf"SCORES '.*s.csv' line {long_line}: longer than 1000 characters"
+    for delimiter in (None, ","):
+        with pytest.raises(alio.DataError, match=pattern):
+            _open_and_read(str(path), delimiter=delimiter, header=False)
+
+
+@pytest.mark.parametrize(
+    ("head", "what"),
+    [
+        (gzip.compress(b"1,2\n3,4\n"), "gzip-compressed"),
+        (b"PAR1\x15\x04\x15\x80", "a Parquet file"),
+        (b"\x93NUMPY\x01\x00v\x00{", "a NumPy .npy file"),
+        ("a,b\n1,2\n".encode("utf-16"), "UTF-16 text"),
+    ],
+    ids=["gzip", "parquet", "npy", "utf-16"],
+)
+def test_binary_file_named_as_text_says_what_it_is(tmp_path, head, what):
+    path = tmp_path / "s.csv"
+    path.write_bytes(head + bytes(range(128, 256)))
+    with pytest.raises(alio.DataError, match=rf"SCORES '.*s.csv' is {what}"):
+        _open_and_read(str(path))
 
 
 def _open_and_read(path, **kwargs):
@@ -306,6 +456,11 @@ def test_classes_from(tmp_path):
     assert alio.classes_from("a, b,c") == ("a", "b", "c")
     (tmp_path / "names.txt").write_text("cat\ndog\n\n")
     assert alio.classes_from(str(tmp_path / "names.txt")) == ("cat", "dog")
+    (tmp_path / "latin.txt").write_bytes(b"ant\nb\xe9e\ncat\n")
+    with pytest.raises(
+        alio.DataError, match=r"--classes '.*latin.txt' line 2: byte 0xe9 is not UTF-8"
+    ):
+        alio.classes_from(str(tmp_path / "latin.txt"))
 
 
 # --------------------------------------------------------------------------- #

@@ -128,3 +128,31 @@ def test_install_signal_handlers_turns_sigterm_into_system_exit():
         assert info.value.code == 128 + signal.SIGTERM
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="no /dev/fd here")
+def test_descriptor_of_a_pipe_written_directly(tmp_path):
+    """``/dev/stdout`` piped on, or ``>(cmd)``: ``/dev/fd/N`` links to a pipe
+    with no path of its own (``pipe:[...]``), written through its link."""
+    r, w = os.pipe()
+    try:
+        link = f"/dev/fd/{w}"
+        with Outputs() as out:
+            path = out.add(link, "output file")
+            with open(path, "w") as f:
+                f.write("rows\n")
+        assert os.read(r, 100) == b"rows\n"
+    finally:
+        os.close(r)
+        os.close(w)
+    assert _leftovers(tmp_path) == []
+
+
+def test_empty_name_is_bad_usage(tmp_path, monkeypatch):
+    """``-o ''`` named the working folder: a temporary file was made beside it
+    and the run failed only at the end, 'cannot write ... Is a directory'."""
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UsageError, match="output file needs a file name"):
+        Outputs().add("", "output file")
+    assert os.listdir(tmp_path) == []
+    assert _leftovers(tmp_path.parent) == []

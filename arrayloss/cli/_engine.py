@@ -229,9 +229,12 @@ class Tallies:
             self.boot.merge(part.boot)
 
 
-def _ignored_mask(raw: np.ndarray, label: int) -> np.ndarray | None:
+def _ignored_mask(
+    raw: np.ndarray, label: int, class_names: Sequence[str] | None
+) -> np.ndarray | None:
     """Which raw labels equal ``label`` (``None`` when none can): integers are
-    compared in their own dtype, names as the decimal text of ``label``."""
+    compared in their own dtype, text as `arrayloss.io.label_indices` reads it
+    (the text of ``label``, or another number than a class name equal to it)."""
     if raw.ndim != 1:  # not class indices (soft labels): nothing to ignore
         return None
     kind = raw.dtype.kind
@@ -243,8 +246,10 @@ def _ignored_mask(raw: np.ndarray, label: int) -> np.ndarray | None:
     if kind == "f":
         return np.asarray(raw == label)
     if kind in "US":
+        from arrayloss.io._labels import text_labels_equal
+
         values = raw.astype(str) if kind == "S" else raw
-        return np.asarray(np.char.strip(values) == str(label))
+        return text_labels_equal(values, label, class_names)
     return None
 
 
@@ -253,7 +258,7 @@ def _drop_ignored(
 ) -> tuple[np.ndarray, np.ndarray | None]:
     """The labels with each ignored one replaced by a valid stand-in (so it is not
     range-checked), and the mask of the ignored samples (``None``: none)."""
-    mask = _ignored_mask(raw, ignored.label)
+    mask = _ignored_mask(raw, ignored.label, class_names)
     if mask is None or not mask.any():
         return raw, None
     ignored.count += int(np.count_nonzero(mask))

@@ -21,10 +21,12 @@ bad usage (exit 2) before anything is read.
 
 from __future__ import annotations
 
+import errno
 import itertools
 import math
 import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -76,8 +78,9 @@ EXIT_CODES = (
     "or infinite scores, rows that are not probabilities, a loss that overflows, an "
     "unwritable output or a full disk, a pattern that matches no file, an unreachable "
     "Dask scheduler); 2 bad usage (an unknown option, loss, metric or parameter, a "
-    "parameter out of range, an output that is an input or another output, a "
-    "backend, Dask or pyarrow that is not installed)."
+    "parameter out of range, an output that is an input or another output, an "
+    "output name with another format's suffix, a backend, Dask or pyarrow that is "
+    "not installed)."
 )
 
 METRIC_PARAMS: dict[str, dict[str, Any]] = {
@@ -236,10 +239,12 @@ class _EvalCommand(click.Command):
     "--drop-column",
     "drop_columns",
     multiple=True,
-    metavar="NAME|N",
-    help="A column of a CSV SCORES that holds no scores (header name or 0-based "
-    "number); repeat for several. [default: a leading index column, as pandas' "
-    "df.to_csv() writes it (an unnamed first header field), is dropped]",
+    metavar="SPEC",
+    type=ColumnSpec(),
+    help="Columns of a table SCORES that hold no scores, as --score-columns picks "
+    "them (header names, 0-based numbers, ranges, patterns); repeat for several. "
+    "[default: a leading index column, as pandas' df.to_csv() writes it (an "
+    "unnamed first header field), is dropped]",
 )
 @click.option(
     "--score-columns",
@@ -492,11 +497,16 @@ def _run(
     if scores == "-" and labels == "-":
         msg = "only one of SCORES and LABELS can be standard input"
         raise click.UsageError(msg)
+    if output == STDOUT and sys.stdout is None:  # run with >&-: click writes nothing
+        msg = "standard output is closed: give -o FILE for the results"
+        raise DataError(msg)
     if per_sample == STDOUT:
         msg = (
             "--per-sample needs a file name (a pipe or /dev/stdout is written directly)"
         )
         raise click.BadParameter(msg, param_hint=["--per-sample"])
+    if per_sample is not None:
+        _check_per_sample_suffix(per_sample)
     if input_kind == "logits":
         for name, given in (("--eps", "eps"), ("--renormalize", "renormalize")):
             if (
@@ -519,6 +529,9 @@ def _run(
     loss_list = list(losses) or [("cross_entropy", {})]
     if soft_labels:
         _check_soft_losses(loss_list)
+        if ignore_label is not None:
+            msg = "--ignore-label applies to class indices, not --soft-labels"
+            raise UsageError(msg)
     to_backend = backend_converter(backend)
     from arrayloss.io import TableSpec
 
@@ -564,7 +577,35 @@ def _run(
         if output != STDOUT:
             _write_text(write_output, output, text)
     if output == STDOUT:
+        _echo_results(text)
+
+
+def _echo_results(text: str) -> None:
+    """Print the results; a full disk or a closed descriptor behind standard output
+    is a `DataError` naming it (a reader that went away stays quiet, as click has
+    it)."""
+    try:
         click.echo(text, nl=False)
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            raise
+        msg = f"cannot write the results to standard output: {exc.strerror or exc}"
+        raise DataError(msg) from None
+
+
+def _check_per_sample_suffix(path: str) -> None:
+    """Bad usage for a ``--per-sample`` name whose suffix is another format's
+    (``rows.parquet`` would hold CSV): `PerSampleWriter` writes ``.npy``, TSV
+    (``.tsv``, ``.tab``) and CSV (any other text suffix, or none: ``/dev/fd/3``)."""
+    from arrayloss.io import TEXT_SUFFIXES
+
+    suffix = os.path.splitext(path)[1]
+    if suffix and suffix.lower() not in (".npy", *TEXT_SUFFIXES):
+        msg = (
+            f"--per-sample writes .npy or CSV/TSV ({', '.join(TEXT_SUFFIXES)}); "
+            f"{path!r} has the suffix {suffix!r}"
+        )
+        raise UsageError(msg)
 
 
 def _write_text(path: str, label: str, text: str) -> None:
@@ -686,6 +727,9 @@ def _tally(
             first = next(opened)
             n_classes, first_label = first[0].n_cols, first[0].label
         assert n_classes is not None
+        if n_classes == 0:
+            msg = f"{first_label} has no classes (0 score columns)"
+            raise DataError(msg)
         if class_names is not None and len(class_names) != n_classes:
             msg = f"--classes lists {len(class_names)} names but {first_label} has {n_classes} columns"
             raise DataError(msg)

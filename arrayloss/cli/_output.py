@@ -84,6 +84,9 @@ class Outputs:
         """
         if path == STDOUT:
             return path
+        if not path:  # else the working folder, found out only at the rename
+            msg = f"{label} needs a file name (got '')"
+            raise UsageError(msg)
         ident = _identity(path)
         if ident in self._inputs:
             msg = f"{label} '{path}' is also an input ({self._inputs[ident]}); choose another file"
@@ -92,9 +95,8 @@ class Outputs:
             msg = f"{label} '{path}' and {self._seen[ident]} name the same file"
             raise UsageError(msg)
         self._seen[ident] = f"{label} '{path}'"
-        final = os.path.realpath(path)  # write through links
         try:
-            mode = os.stat(final).st_mode
+            mode = os.stat(path).st_mode  # through links
         except FileNotFoundError:
             mode = None
         except OSError as exc:
@@ -104,9 +106,12 @@ class Outputs:
             msg = f"cannot write {label} '{path}': it is a directory"
             raise DataError(msg)
         if mode is not None and not stat.S_ISREG(mode):
-            # A device, FIFO or socket: write to it directly, never rename over it.
-            self._targets.append(_Target(label, final, final, temporary=False))
-            return final
+            # A device, FIFO or socket: write to it directly, never rename over it,
+            # by the name given (/dev/stdout on a pipe resolves to "pipe:[N]",
+            # which is no path).
+            self._targets.append(_Target(label, path, path, temporary=False))
+            return path
+        final = os.path.realpath(path)  # write through links
         directory = os.path.dirname(final)
         try:
             fd, tmp = tempfile.mkstemp(

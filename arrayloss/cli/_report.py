@@ -16,13 +16,14 @@ from __future__ import annotations
 import csv
 import io
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
 import click
 import numpy as np
 
-from .._errors import DataError
+from .._errors import DataError, UsageError
 from ._output import STDOUT, Outputs
 from ._render import CountRows
 
@@ -50,6 +51,10 @@ def report_usage(per_class: str | None, confusion: bool, plot: str | None) -> Re
         if plot == STDOUT:
             msg = "--plot needs a file name"
             raise click.BadParameter(msg, param_hint=["--plot"])
+        suffix = os.path.splitext(plot)[1]
+        if suffix and suffix.lower() != ".png":  # none: /dev/fd/3, a pipe
+            msg = f"--plot writes a PNG file; {plot!r} has the suffix {suffix!r} (name it .png)"
+            raise UsageError(msg)
         from ._plot import require_matplotlib
 
         require_matplotlib()

@@ -79,6 +79,13 @@ def pair_shards(scores: str, labels: str | None, weights: str | None) -> list[Sh
         files = expand_paths(spec, kind)
         if len(files) != n:
             name = kind.upper() if kind != "weights" else "--weights"
+            for path, found, what in (
+                (scores, score_files, "SCORES"),
+                (spec, files, name),
+            ):  # a path that is not there (not a pattern): not a file count
+                if found == [path] and path != "-" and not os.path.exists(path):
+                    msg = f"cannot read {what} '{path}': No such file or directory"
+                    raise DataError(msg)
             msg = (
                 f"SCORES '{scores}' names {n} file{'s' * (n != 1)} but {name} "
                 f"'{spec}' names {len(files)}; each shard needs its own {kind} file"
@@ -119,6 +126,17 @@ def open_inputs(
     is_arrow = suffix in alio.ARROW_SUFFIXES
     if table.score_columns is not None and is_npy:
         msg = "--score-columns picks columns of a table (CSV, Parquet, Feather), not of an .npy/.npz SCORES"
+        raise UsageError(msg)
+    source = scores if labels is None else labels  # where --label-column looks
+    if table.label_column is not None and os.path.splitext(source)[1].lower() in (
+        ".npy",
+        ".npz",
+    ):
+        what = "SCORES" if labels is None else "LABELS"
+        msg = (
+            f"--label-column picks a column of a table {what} (CSV, Parquet, "
+            f"Feather), not of an .npy/.npz {what} (an .npz array: --labels-key)"
+        )
         raise UsageError(msg)
     if labels is None and not (suffix == ".npz" or (not is_npy and table.label_column)):
         msg = (

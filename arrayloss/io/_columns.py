@@ -12,9 +12,23 @@ from .._errors import DataError
 __all__ = ["check_column_spec", "column_spec_needs_names", "select_columns"]
 
 
+def _unique_index(name: str, header: Sequence[str], label: str) -> int:
+    """The column of ``header`` named ``name`` (there is one), or a `DataError`
+    when several are: which one is meant is not known."""
+    found = [i for i, n in enumerate(header) if n == name]
+    if len(found) > 1:
+        numbers = ", ".join(map(str, found))
+        msg = (
+            f"{label} has {len(found)} columns named {name!r} (columns {numbers}); "
+            "give the one meant by its 0-based number"
+        )
+        raise DataError(msg)
+    return found[0]
+
+
 def _column_index(name: str, header: list[str] | None, width: int, label: str) -> int:
     if header is not None and name in header:
-        return header.index(name)
+        return _unique_index(name, header, label)
     try:
         i = int(name)
     except ValueError:
@@ -106,7 +120,7 @@ def select_columns(
         elif ":" in item:
             lo, hi = (p.strip() for p in item.split(":"))
             if names is not None and lo in names and hi in names:
-                a, b = names.index(lo), names.index(hi)
+                a, b = _unique_index(lo, names, label), _unique_index(hi, names, label)
                 if a > b:
                     msg = f"{label}: the {option} range {item!r} runs backwards ({lo!r} comes after {hi!r})"
                     raise DataError(msg)

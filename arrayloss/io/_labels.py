@@ -19,7 +19,12 @@ def classes_from(value: str) -> tuple[str, ...]:
     """Class names from ``a,b,c`` or from a file with one name a line."""
     if os.path.isfile(value):
         with open(value, encoding="utf-8-sig") as f:
-            names = [line.strip() for line in f]
+            try:
+                names = [line.strip() for line in f]
+            except UnicodeDecodeError as exc:
+                from ._text import _not_utf8
+
+                raise _not_utf8(value, f"--classes '{value}'", exc) from None
         return tuple(n for n in names if n)
     return tuple(n.strip() for n in value.split(","))
 
@@ -107,6 +112,36 @@ def soft_label_rows(
     return soft, np.argmax(soft, axis=1).astype(np.int64)
 
 
+def _text_index(name: str) -> int | None:
+    """The class index a label's text gives, as `label_indices` reads it: an
+    integral number (``2``, ``2.0``, ``2e0``), else ``None``."""
+    try:
+        value = float(name)
+    except ValueError:
+        return None
+    return int(value) if value.is_integer() else None
+
+
+def text_labels_equal(
+    values: np.ndarray, label: int, classes: Sequence[str] | None
+) -> np.ndarray:
+    """Which text labels are the class index ``label`` (``--ignore-label``): the
+    text of ``label`` itself, or a label other than a class name whose number is
+    ``label``, as `label_indices` reads it (``-100.0``, as pandas writes a float
+    column)."""
+    stripped = np.char.strip(values)
+    uniq, inverse = np.unique(stripped, return_inverse=True)
+    names = set(classes or ())
+    hit = np.array(
+        [
+            name == str(label) or (name not in names and _text_index(name) == label)
+            for name in uniq.tolist()
+        ],
+        dtype=bool,
+    )
+    return np.asarray(hit[inverse.reshape(-1)]) if len(uniq) else hit
+
+
 def _names_to_indices(
     values: np.ndarray,
     classes: Sequence[str] | None,
@@ -123,12 +158,8 @@ def _names_to_indices(
         if name in lookup:
             mapped[j] = lookup[name]
             continue
-        try:
-            value = float(name)
-            if not value.is_integer():
-                raise ValueError
-            index = int(value)
-        except (ValueError, OverflowError):
+        index = _text_index(name)
+        if index is None:
             unknown.append(name)
             continue
         if not -(2**63) <= index < 2**63:  # out of range, reported below as itself

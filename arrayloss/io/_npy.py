@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import stat
 import zipfile
 import zlib
 from collections.abc import Sequence
@@ -151,13 +152,30 @@ class _NpyStream(Source):
 
 
 def _read_npy_header(f: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype[Any]]:
+    """(shape, Fortran order, dtype) of an ``.npy`` header, or an exception
+    saying what is wrong with it (a version NumPy does not write, a negative
+    dimension)."""
     fmt = np.lib.format
     version = fmt.read_magic(f)
     if version == (1, 0):
-        return fmt.read_array_header_1_0(f)
-    if version == (2, 0):
-        return fmt.read_array_header_2_0(f)
-    return fmt._read_array_header(f, version)  # type: ignore[attr-defined,no-any-return]
+        header = fmt.read_array_header_1_0(f)
+    elif version == (2, 0):
+        header = fmt.read_array_header_2_0(f)
+    elif version == (3, 0):  # a UTF-8 header; its reader is private in NumPy 2
+        impl = getattr(fmt, "_read_array_header", None)
+        if impl is None:
+            from numpy.lib import _format_impl
+
+            impl = _format_impl._read_array_header  # type: ignore[attr-defined]
+        header = impl(f, version)
+    else:
+        msg = f"format version {version[0]}.{version[1]}, which NumPy does not write"
+        raise ValueError(msg)
+    shape = header[0]
+    if any(d < 0 for d in shape):
+        msg = f"negative dimension in shape {shape}"
+        raise ValueError(msg)
+    return header
 
 
 class _ArraySource(Source):
@@ -186,8 +204,13 @@ class _ArraySource(Source):
 
 def _open_npy(path: str, label: str, kind: str) -> Source:
     f = _open_binary(path, label)
-    size = os.fstat(f.fileno()).st_size
-    src = _NpyStream(f, label, kind, available=size)
+    st = os.fstat(f.fileno())
+    regular = stat.S_ISREG(st.st_mode)  # else a pipe: a stream, its end unknown
+    src = _NpyStream(f, label, kind, available=st.st_size if regular else None)
+    if src.fortran and not regular:
+        src.close()
+        msg = f"{label} is Fortran-ordered, which is read from a file, not a pipe"
+        raise DataError(msg)
     if src.fortran:
         src.close()
         mm = np.load(path, mmap_mode="r", allow_pickle=False)

@@ -10,8 +10,8 @@ import itertools
 import os
 import re
 import sys
-from collections.abc import Sequence
-from typing import IO, Any
+from collections.abc import Iterator, Sequence
+from typing import IO
 
 import numpy as np
 
@@ -40,6 +40,33 @@ DELIMITERS = (",", "\t", ";", "|")
 
 _SNIFF_CHARS = 1 << 16
 _SNIFF_ROWS = 50
+
+MAX_LINE = 1 << 26
+"""The most characters a line of a text file may hold (64 Mi: three million
+scores of 20 digits): a file with no line end (``/dev/zero``, a binary file of
+NULs) is an error here, not a line read until memory runs out."""
+
+
+def _long_line(label: str, number: int) -> DataError:
+    return DataError(
+        f"{label} line {number}: longer than {MAX_LINE} characters without a line "
+        "end (is it a text table?)"
+    )
+
+
+def _bounded_lines(text: IO[str], label: str, first: int) -> Iterator[str]:
+    """The lines of ``text`` (numbered from ``first``), each read with at most
+    `MAX_LINE` characters: a longer one is a `DataError`."""
+    readline, limit, number = text.readline, MAX_LINE, first
+    while True:  # a loop of its own: ~1 % of the time csv takes to parse the lines
+        line = readline(limit)
+        if len(line) < limit:
+            if not line:
+                return
+        elif line[-1] not in "\r\n":
+            raise _long_line(label, number)
+        number += 1
+        yield line
 
 
 def sniff_delimiter(sample: str, default: str) -> str:
@@ -76,6 +103,49 @@ def _is_index(first: Sequence[str], second: Sequence[str] | None) -> bool:
     return second is None or bool(re.fullmatch(r"\s*[+-]?\d+\s*", second[0]))
 
 
+_NOT_TEXT = (
+    (b"\x1f\x8b", "gzip-compressed (decompress it first)"),
+    (b"BZh", "bzip2-compressed (decompress it first)"),
+    (b"\xfd7zXZ\x00", "xz-compressed (decompress it first)"),
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed (decompress it first)"),
+    (b"PK\x03\x04", "a zip archive (an .npz needs that suffix)"),
+    (b"PAR1", "a Parquet file (it needs the suffix .parquet)"),
+    (b"ARROW1", "a Feather / Arrow IPC file (it needs the suffix .feather)"),
+    (b"\x93NUMPY", "a NumPy .npy file (it needs the suffix .npy)"),
+    (b"\xff\xfe", "UTF-16 text (save it as UTF-8)"),
+    (b"\xfe\xff", "UTF-16 text (save it as UTF-8)"),
+)
+"""The first bytes of files that are not text, and what they are."""
+
+
+def _not_utf8(path: str, label: str, exc: UnicodeDecodeError) -> DataError:
+    """The error for a text file that is not UTF-8: what the file is, when its
+    first bytes say so, else the line of its first byte that is not UTF-8 (found
+    by reading the file again: the decoder's message gives the place in a block of
+    text, not the line); for standard input, the decoder's message."""
+    if path == "-":
+        return DataError(f"{label} is not UTF-8 text ({_one_line(exc)})")
+    try:
+        with open(path, "rb") as f:
+            head = f.read(8)
+        for magic, what in _NOT_TEXT:
+            if head.startswith(magic):
+                return DataError(f"{label} is {what}")
+        with open(
+            path, encoding="utf-8-sig", errors="surrogateescape", newline=""
+        ) as text:
+            for number, line in enumerate(text, 1):
+                bad = re.search("[\udc80-\udcff]", line)
+                if bad:
+                    byte = ord(bad.group()) - 0xDC00
+                    return DataError(
+                        f"{label} line {number}: byte 0x{byte:02x} is not UTF-8 text"
+                    )
+    except OSError:
+        pass
+    return DataError(f"{label} is not UTF-8 text ({_one_line(exc)})")
+
+
 class _TextRows:
     """Rows of a delimited text file, checked to have one width.
 
@@ -97,24 +167,34 @@ class _TextRows:
             self._size = os.fstat(raw.fileno()).st_size
         self._raw = raw
         self._text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
-        lines: Any = self._text
+        lines: Iterator[str]
         if delimiter is None:
             head: list[str] = []
             size = 0
             try:
                 while len(head) < 2 * _SNIFF_ROWS and size < _SNIFF_CHARS:
-                    line = self._text.readline()
+                    line = self._text.readline(MAX_LINE)
                     if not line:
                         break
+                    if len(line) == MAX_LINE and line[-1] not in "\r\n":
+                        self.close()
+                        raise _long_line(label, len(head) + 1)
                     head.append(line)
                     size += len(line)
-            except (UnicodeDecodeError, OSError) as exc:
+            except UnicodeDecodeError as exc:
+                self.close()
+                raise _not_utf8(path, label, exc) from None
+            except OSError as exc:
                 self.close()
                 msg = f"{label} line {len(head) + 1}: {_one_line(exc)}"
                 raise DataError(msg) from None
             sample = "".join(head)
             delimiter = sniff_delimiter(sample, default)
-            lines = itertools.chain(head, self._text)
+            lines = itertools.chain(
+                head, _bounded_lines(self._text, label, len(head) + 1)
+            )
+        else:
+            lines = _bounded_lines(self._text, label, 1)
         self.delimiter = delimiter
         self._reader = csv.reader(lines, delimiter=delimiter)
         self.width: int | None = None
@@ -126,7 +206,9 @@ class _TextRows:
             for row in self._reader:
                 if row and any(field.strip() for field in row):
                     return row
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except UnicodeDecodeError as exc:
+            raise _not_utf8(self.path, self.label, exc) from None
+        except csv.Error as exc:
             msg = f"{self.label} line {self._reader.line_num}: {_one_line(exc)}"
             raise DataError(msg) from None
         return None
@@ -188,15 +270,23 @@ class _TextRows:
 
 
 def _parse_floats(
-    cells: np.ndarray, label: str, lines: Sequence[int], names: Sequence[str] | None
+    cells: np.ndarray,
+    label: str,
+    lines: Sequence[int],
+    names: Sequence[str] | None,
+    columns: Sequence[int] = (),
 ) -> np.ndarray:
+    """``cells`` (text) as float64, or a `DataError` naming the line and column
+    (its header name in ``names``, else its number in the file, ``columns``) of
+    the first cell that is not a number."""
     try:
         return cells.astype(np.float64)
     except ValueError:
         for r, row in enumerate(cells):
             for c, cell in enumerate(row if row.ndim else [row]):
                 if not _is_number(str(cell)):
-                    col = f", column {names[c]!r}" if names else f", column {c}"
+                    number = columns[c] if columns else c
+                    col = f", column {names[c]!r}" if names else f", column {number}"
                     where = col if cells.ndim == 2 else ""
                     msg = (
                         f"{label} line {lines[r]}{where}: {str(cell)!r} is not a number"
@@ -255,12 +345,15 @@ class _TextScores(Source):
                     self.label,
                     self._rows.lines,
                     self._label_names,
+                    self._label_cols,
                 )
             else:
                 self.labels = np.char.strip(cells[:, self._label_cols[0]])
         if self._keep != list(range(cells.shape[1])):
             cells = cells[:, self._keep]
-        return _parse_floats(cells, self.label, self._rows.lines, self._names)
+        return _parse_floats(
+            cells, self.label, self._rows.lines, self._names, self._keep
+        )
 
     def progress(self) -> tuple[int, int] | None:
         return self._rows.progress()
@@ -339,10 +432,9 @@ def open_table(path: str, spec: TableSpec = _NO_SPEC) -> tuple[Source, Source | 
             and (not soft or column_spec_needs_names(label_column))
         ):
             header = True  # a column name needs a header row
-        if (
-            score_columns is not None
-            and header is None
-            and column_spec_needs_names(score_columns)
+        if header is None and any(
+            column_spec_needs_names(columns)
+            for columns in (*drop_columns, *([score_columns] if score_columns else []))
         ):
             header = True
         peeked = rows.peek(2)
@@ -364,8 +456,10 @@ def open_table(path: str, spec: TableSpec = _NO_SPEC) -> tuple[Source, Source | 
             else:
                 label_cols = [_column_index(label_column, head, width, label)]
         drop = {0} if index else set()
-        for name in drop_columns:
-            drop.add(_column_index(name, head, width, label))
+        for item in drop_columns:  # column specs, as in Parquet and Feather
+            drop.update(
+                select_columns(item, head, width, label, option="--drop-column")
+            )
         if label_cols is not None and drop.intersection(label_cols):
             msg = f"{label}: the label column {label_column!r} is also dropped"
             raise DataError(msg)
