@@ -59,10 +59,39 @@ def _rows(p, y=None, sep=","):
         ("1\n2\n3\n", "\t", "\t"),  # one column: the suffix's default
         ("0.1;0.9\n0.5;0.5\n", "\t", ";"),
         ("", ",", ","),
+        ("1.0e-01 9.0e-01\n5.0e-01 5.0e-01\n", ",", " "),  # numpy.savetxt
+        ("  0.100   0.900\n  0.500  0.500\n", ",", " "),  # aligned columns
+        ("p0 p1\n0.1 0.9\n", ",", " "),  # a header of names, then numbers
+        ("0.1, 0.9\n0.5, 0.5\n", ",", ","),  # a space after the comma
+        ("cat dog\nbig bird\n", ",", ","),  # names with a space: one column
     ],
 )
 def test_sniff_delimiter(sample, default, want):
     assert alio.sniff_delimiter(sample, default) == want
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {},
+        {"fmt": "%12.9f"},
+        {"fmt": "%.17g", "delimiter": "\t"},
+        {"header": "a b c", "comments": ""},
+    ],
+)
+@pytest.mark.parametrize("delimiter", [None, " "])
+def test_numpy_savetxt_files(tmp_path, data, kwargs, delimiter):
+    """Text as `numpy.savetxt` writes it (space-separated by default, or padded
+    to a width) is read as `numpy.loadtxt` reads it: sniffed, or ``--delimiter
+    ' '``, a run of white space (tabs too) being one delimiter."""
+    p, y = data
+    np.savetxt(tmp_path / "p.txt", p, **kwargs)
+    np.savetxt(tmp_path / "y.txt", y, fmt="%d")
+    loaded = np.loadtxt(tmp_path / "p.txt", skiprows=1 if "header" in kwargs else 0)
+    want = float(M.nll(loaded, y, input="probs"))
+    extra = [] if delimiter is None else ["--delimiter", delimiter]
+    args = [str(tmp_path / "p.txt"), str(tmp_path / "y.txt"), *extra]
+    assert _nll(args) == pytest.approx(want, rel=1e-15)
 
 
 # --------------------------------------------------------------------------- #

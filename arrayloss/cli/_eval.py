@@ -232,8 +232,9 @@ class _EvalCommand(click.Command):
     "--delimiter",
     metavar="CHAR",
     type=Delimiter(),
-    help="The field delimiter of CSV/TSV inputs: one character, or tab. [default: "
-    "sniffed from the first rows among , tab ; |]",
+    help="The field delimiter of CSV/TSV inputs: one character, or tab; ' ' for "
+    "white-space-separated numbers (numpy.savetxt), a run of spaces being one. "
+    "[default: sniffed from the first rows among , tab ; | and space]",
 )
 @click.option(
     "--drop-column",
@@ -390,8 +391,9 @@ class _EvalCommand(click.Command):
 def eval_command(ctx: click.Context, /, **opts: Any) -> None:
     """Losses and metrics of predicted SCORES against true LABELS.
 
-    SCORES is an .npy, .npz (--scores-key), .csv/.tsv file (delimiter sniffed:
-    , tab ; or |; a leading pandas index column dropped), a .parquet or
+    SCORES is an .npy, .npz (--scores-key), .csv/.tsv/.txt file (delimiter sniffed:
+    , tab ; | or spaces as numpy.savetxt writes them; a leading pandas index
+    column dropped), a .parquet or
     .feather/.arrow file (needs pip install "arrayloss[io]"), or - for CSV on
     standard input; it holds one row of class scores per sample (in a table, the
     columns --score-columns picks).  LABELS holds the true classes, as integers or

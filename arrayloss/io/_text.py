@@ -10,7 +10,7 @@ import itertools
 import os
 import re
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import IO
 
 import numpy as np
@@ -36,6 +36,22 @@ def _is_number(s: str) -> bool:
 
 
 DELIMITERS = (",", "\t", ";", "|")
+
+SPACE = " "
+"""The delimiter of white-space-separated numbers, as `numpy.savetxt` writes them
+by default: a run of white space is one delimiter and white space at either end
+of a line is none (as `numpy.loadtxt` reads it; no quotes).  Sniffed last, and
+only when the rows after the first are all numbers, so a column of names with
+spaces stays one column."""
+
+
+def _squeezed(lines: Iterable[str]) -> Iterator[str]:
+    """``lines`` with their runs of white space made one space and their ends
+    stripped (the line end too: `csv` reads each string as one line)."""
+    for line in lines:
+        yield " ".join(line.split())
+
+
 """The field delimiters a text file is sniffed for."""
 
 _SNIFF_CHARS = 1 << 16
@@ -71,22 +87,27 @@ def _bounded_lines(text: IO[str], label: str, first: int) -> Iterator[str]:
 
 def sniff_delimiter(sample: str, default: str) -> str:
     """The delimiter of the text ``sample`` (the start of a file), one of
-    `DELIMITERS`, or ``default`` when no candidate splits the first row.
+    `DELIMITERS` or `SPACE`, or ``default`` when no candidate splits the first
+    row.
 
     Each candidate parses the first `_SNIFF_ROWS` non-blank rows (quotes
     respected); the one whose rows all have the first row's width, and then the
-    one with the most fields, wins; ``default`` first on ties.
+    one with the most fields, wins; ``default`` first on ties, `SPACE` last and
+    only where the rows after the first hold numbers alone.
     """
     best: tuple[bool, int] = (False, 1)
     chosen = default
-    for d in (default, *(c for c in DELIMITERS if c != default)):
+    for d in (default, *(c for c in DELIMITERS if c != default), SPACE):
+        lines = io.StringIO(sample, newline="")
         try:
-            reader = csv.reader(io.StringIO(sample, newline=""), delimiter=d)
+            reader = csv.reader(_squeezed(lines) if d == SPACE else lines, delimiter=d)
             rows = [r for r in itertools.islice(reader, 2 * _SNIFF_ROWS) if r]
         except csv.Error:
             continue
         rows = [r for r in rows if any(f.strip() for f in r)][:_SNIFF_ROWS]
         if not rows or len(rows[0]) < 2:
+            continue
+        if d == SPACE and not all(_is_number(f) for r in rows[1:] for f in r):
             continue
         score = (all(len(r) == len(rows[0]) for r in rows), len(rows[0]))
         if score > best:
@@ -196,6 +217,8 @@ class _TextRows:
         else:
             lines = _bounded_lines(self._text, label, 1)
         self.delimiter = delimiter
+        if delimiter == SPACE:
+            lines = _squeezed(lines)
         self._reader = csv.reader(lines, delimiter=delimiter)
         self.width: int | None = None
         self._pending: list[tuple[list[str], int]] = []  # peeked rows and lines
