@@ -223,6 +223,26 @@ def test_broken_pipe_is_quiet(tmp_path):
     assert proc.stdout.startswith("name")
 
 
+def test_per_sample_to_a_pipe_whose_reader_went_away_is_quiet(tmp_path):
+    """``eval ... --per-sample /dev/stdout | head -1``: the per-sample rows end
+    as the results on standard output do when the reader goes away (click's
+    quiet exit), not with 'cannot write --per-sample ...: Broken pipe'."""
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "z.npy", rng.normal(size=(200_000, 4)).astype(np.float32))
+    np.save(tmp_path / "y.npy", rng.integers(0, 4, 200_000))
+    cmd = (
+        f"{sys.executable} -m arrayloss eval {tmp_path / 'z.npy'} "
+        f"{tmp_path / 'y.npy'} --quiet --per-sample /dev/stdout"
+    )
+    proc = subprocess.run(
+        f"set -o pipefail; {cmd} | head -1", shell=True, executable="/bin/bash",
+        capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert proc.stdout.startswith("id,predicted")
+    assert proc.stderr == ""
+    assert proc.returncode == 1  # click's exit status for a reader that went away
+
+
 # --------------------------------------------------------------------------- #
 # Module structure
 # --------------------------------------------------------------------------- #

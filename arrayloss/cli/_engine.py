@@ -19,6 +19,7 @@ order, so its results are those of one thread, bit for bit.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 import sys
@@ -689,7 +690,12 @@ class PerSampleWriter:
             raise self._error(exc) from None
         self._closed = False
 
-    def _error(self, exc: OSError) -> DataError:
+    def _error(self, exc: OSError) -> OSError | DataError:
+        """The error to raise for ``exc``: a `DataError` naming the file, or
+        ``exc`` itself when the reader of a pipe went away (``EPIPE``: click
+        exits quietly, as for the results on standard output)."""
+        if exc.errno == errno.EPIPE:
+            return exc
         return DataError(
             f"cannot write --per-sample '{self.path}': {exc.strerror or exc}"
         )
