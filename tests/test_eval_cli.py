@@ -260,6 +260,39 @@ def test_probability_inputs(files, kind):
             assert _rel(out[group][key], value) < 1e-12, key
 
 
+@pytest.mark.parametrize(
+    ("name", "fmt", "starts"),
+    [
+        ("eval.json", None, "{"),
+        ("eval.JSON", None, "{"),
+        ("eval.csv", None, "kind,name,value"),
+        ("eval.txt", None, "kind "),
+        ("eval", None, "kind "),
+        ("eval.json", "json", "{"),
+        ("eval.txt", "json", "{"),
+    ],
+)
+def test_output_format_from_its_suffix(files, name, fmt, starts):
+    """``-o eval.json`` is JSON when ``--format`` is not given (it wrote the
+    default table under that name)."""
+    dest = files["dir"] / name
+    extra = [] if fmt is None else ["--format", fmt]
+    invoke([files["z.npy"], files["y.npy"], "-o", str(dest), *extra])
+    assert dest.read_text().startswith(starts)
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"), [("eval.json", "table"), ("eval.csv", "json")]
+)
+def test_output_format_contradicting_its_suffix_is_usage(files, name, fmt):
+    dest = files["dir"] / name
+    result = invoke(
+        [files["z.npy"], files["y.npy"], "-o", str(dest), "--format", fmt], exit_code=2
+    )
+    assert f"is {name.split('.')[1]} by its suffix, not {fmt}" in result.stderr
+    assert not dest.exists()
+
+
 @pytest.mark.parametrize("suffix", [".npy", ".csv"])
 def test_per_sample_and_output_file(files, suffix):
     z, y = files["z"], files["y"]

@@ -273,7 +273,8 @@ class _EvalCommand(click.Command):
     show_default=True,
     metavar="FILE",
     help="Write the results here instead of standard output (a regular file is "
-    "replaced only when the run succeeds; a link is written through).",
+    "replaced only when the run succeeds; a link is written through). A name "
+    "ending in .json or .csv is written in that format when --format is not given.",
 )
 @click.option(
     "--per-sample",
@@ -509,6 +510,7 @@ def _run(
         raise click.BadParameter(msg, param_hint=["--per-sample"])
     if per_sample is not None:
         _check_per_sample_suffix(per_sample)
+    fmt = _output_format(ctx, fmt, output)
     if input_kind == "logits":
         for name, given in (("--eps", "eps"), ("--renormalize", "renormalize")):
             if (
@@ -593,6 +595,27 @@ def _echo_results(text: str) -> None:
             raise
         msg = f"cannot write the results to standard output: {exc.strerror or exc}"
         raise DataError(msg) from None
+
+
+_SUFFIX_FORMATS = {".json": "json", ".csv": "csv"}
+"""The ``--format`` that an ``-o`` name's suffix says (as pandoc takes the output
+format from the file's extension)."""
+
+
+def _output_format(ctx: click.Context, fmt: str, output: str) -> str:
+    """The format of the results: ``--format``, or when it is not given the one
+    the suffix of ``-o`` says (`_SUFFIX_FORMATS`: ``eval.json`` is JSON), else the
+    table; a ``--format`` that the suffix contradicts is bad usage (a table
+    under ``eval.json`` would be a surprise to whatever reads it)."""
+    said = _SUFFIX_FORMATS.get(os.path.splitext(output)[1].lower())
+    if output == STDOUT or said is None:
+        return fmt
+    if ctx.get_parameter_source("fmt") is click.core.ParameterSource.DEFAULT:
+        return said
+    if fmt != said:
+        msg = f"-o {output!r} is {said} by its suffix, not {fmt}"
+        raise click.BadParameter(msg, param_hint=["--format"])
+    return fmt
 
 
 def _check_per_sample_suffix(path: str) -> None:
