@@ -290,7 +290,7 @@ def test_text_drop_columns_take_a_column_spec(tmp_path, drop, kept):
     [
         ("a,b\n1,2\n3\n", {}, r"line 3: expected 2 fields, found 1 \(ragged rows\)"),
         ("a,b\n1,2\n3,x\n", {}, r"line 3, column 'b': 'x' is not a number"),
-        ("1,2\n3,\n", {"header": False}, r"line 2, column 1: '' is not a number"),
+        ("1,2\n3,\n", {"header": False}, r"line 2, column 1: an empty cell$"),
         # the file's column numbers, not those among the score columns
         ("0,1,2\n1,3,x\n", {"label_column": "0"}, r"line 2, column 2: 'x' is not"),
         ("1,2,3\n4,5,x\n", {"drop_columns": ("1",)}, r"line 2, column 2: 'x' is not"),
@@ -314,6 +314,12 @@ def test_text_drop_columns_take_a_column_spec(tmp_path, drop, kept):
             r"2 columns named 'y' \(columns 1, 2\)",
         ),
         ("a,a,y\n1,0,1\n", {"drop_columns": ("a",)}, r"2 columns named 'a'"),
+        (  # a delimiter at the end of every line: the hint names the column
+            "0.1,0.9,\n0.5,0.5,\n",
+            {"header": False},
+            r"line 1, column 2: an empty cell \(a delimiter at the end of each line "
+            r"makes an empty last column: --drop-column 2 leaves it out\)$",
+        ),
     ],
 )
 def test_text_errors(tmp_path, text, kwargs, message):

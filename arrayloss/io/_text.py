@@ -311,9 +311,17 @@ def _parse_floats(
                     number = columns[c] if columns else c
                     col = f", column {names[c]!r}" if names else f", column {number}"
                     where = col if cells.ndim == 2 else ""
-                    msg = (
-                        f"{label} line {lines[r]}{where}: {str(cell)!r} is not a number"
-                    )
+                    what = f"{str(cell)!r} is not a number"
+                    if not str(cell).strip():
+                        what = "an empty cell"
+                        last = cells.ndim == 2 and c == cells.shape[1] - 1
+                        if last and not np.char.strip(cells[:, c]).any():
+                            what += (
+                                " (a delimiter at the end of each line makes an "
+                                f"empty last column: --drop-column {number} leaves "
+                                "it out)"
+                            )
+                    msg = f"{label} line {lines[r]}{where}: {what}"
                     raise DataError(msg) from None
         raise  # pragma: no cover
 
