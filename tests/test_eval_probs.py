@@ -161,6 +161,8 @@ def test_eval_eps_zero_shows_inf(zeros):
     assert nll_row
     assert nll_row[0].split()[-1] == "inf"
     assert "is inf" in result.stderr
+    # the losses stay finite, and the warning says why they differ from nll
+    assert "read each zero as the dtype's smallest normal number" in result.stderr
     out, _ = _run(
         [str(d / "p.npy"), str(d / "y.npy"), "--input", "probs", "--eps", "0"]
     )

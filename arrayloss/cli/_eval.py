@@ -170,7 +170,8 @@ class _EvalCommand(click.Command):
     help="With --input probs or logprobs: probabilities are clipped to [EPS, 1] "
     "before the log, 0 <= EPS < 0.5. auto is the machine epsilon of the scores' "
     "dtype (2.2e-16 for float64, 1.2e-7 for float32), as sklearn.metrics.log_loss "
-    "uses; 0 clips nothing, so a zero true-class probability makes nll inf. The "
+    "uses; 0 clips nothing, so a zero true-class probability makes nll inf (the "
+    "losses read a zero as the dtype's smallest normal number). The "
     "samples clipped are counted (n_clipped), with a warning when they move nll by "
     "more than 1%.",
 )
@@ -923,7 +924,9 @@ def _report_clipping(
                 values[key] = math.inf
                 click.echo(
                     f"warning: {clips.count} sample(s) have a true-class probability "
-                    f"of 0, so {key} is inf (--eps clips them)",
+                    f"of 0, so {key} is inf (--eps clips them); the losses, which need "
+                    "finite logarithms, read each zero as the dtype's smallest normal "
+                    "number",
                     err=True,
                 )
             continue
