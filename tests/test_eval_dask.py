@@ -240,6 +240,36 @@ def test_missing_file_beside_shards_is_named_missing(data):
         )
 
 
+@pytest.mark.parametrize(
+    ("scores", "output", "refused"),
+    [
+        ("z", "z/rows.csv", True),  # a directory lists every shard suffix
+        ("z", "z/rows.npy", True),
+        ("z", "z/eval.json", False),  # not a suffix a directory lists
+        ("z", "z/.rows.csv", False),  # hidden names are left out
+        ("z/part-*.npy", "z/part-9.npy", True),
+        ("z/part-*.npy", "z/rows.csv", False),  # the pattern does not match it
+        ("z/*.npy", "z/sub/rows.npy", False),  # * stays within its directory
+        ("z/**/*.npy", "z/sub/rows.npy", True),
+    ],
+)
+def test_output_that_the_shards_would_read(data, tmp_path, scores, output, refused):
+    """An output among the shards would be one more shard of the next run (its row
+    count then differs from the labels'): bad usage, nothing written."""
+    from arrayloss.io._paths import would_list
+
+    assert would_list(str(data / scores), str(data / output)) is refused
+    assert not would_list(str(data / scores), str(tmp_path / "rows.npy"))
+    if not refused:
+        return
+    (data / "z" / "sub").mkdir(exist_ok=True)
+    target = data / output
+    args = [str(data / scores), str(data / "y"), "--per-sample", str(target)]
+    line = one_error_line(invoke(args, exit_code=2))
+    assert f"would be read as one more shard of SCORES '{data / scores}'" in line
+    assert not target.exists()
+
+
 @pytest.mark.parametrize("dask", [False, True])
 def test_shard_row_counts_are_checked_before_any_work(data, tmp_path, dask):
     (tmp_path / "y").mkdir()

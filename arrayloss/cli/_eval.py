@@ -551,7 +551,9 @@ def _run(
     if classes is not None and os.path.isfile(classes):
         inputs.append(classes)
 
-    with Outputs(inputs=inputs) as outputs:
+    with Outputs(
+        inputs=inputs, reads=_shard_reader(scores, labels, weights_path)
+    ) as outputs:
         # Both outputs are claimed before anything is read: an output that is an
         # input, or two that name one file, are usage errors (exit 2).
         write_output = outputs.add(output, "--output")
@@ -596,6 +598,30 @@ def _echo_results(text: str) -> None:
             raise
         msg = f"cannot write the results to standard output: {exc.strerror or exc}"
         raise DataError(msg) from None
+
+
+def _shard_reader(
+    scores: str, labels: str | None, weights: str | None
+) -> Callable[[str], str | None]:
+    """For `Outputs`: which of SCORES, LABELS and --weights, given as a directory
+    or a glob pattern, would read a file written at a path (an output among the
+    shards would be one more shard, with its row count, the next time)."""
+    from arrayloss.io._paths import would_list
+
+    specs = [
+        (f"{name} '{spec}'", spec)
+        for name, spec in (
+            ("SCORES", scores),
+            ("LABELS", labels),
+            ("--weights", weights),
+        )
+        if spec is not None
+    ]
+
+    def reads(path: str) -> str | None:
+        return next((name for name, spec in specs if would_list(spec, path)), None)
+
+    return reads
 
 
 _SUFFIX_FORMATS = {".json": "json", ".csv": "csv"}

@@ -31,7 +31,7 @@ import os
 import signal
 import stat
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import FrameType, TracebackType
 
@@ -68,17 +68,24 @@ def _identity(path: str) -> tuple[int, int] | str:
 class Outputs:
     """The output files of one command, committed together; see the module doc."""
 
-    def __init__(self, *, inputs: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        *,
+        inputs: Iterable[str] = (),
+        reads: Callable[[str], str | None] | None = None,
+    ) -> None:
         self._inputs = {
             _identity(p): p for p in inputs if p != STDOUT and os.path.exists(p)
         }
+        self._reads = reads  # the input that would read a file at a path, if any
         self._targets: list[_Target] = []
         self._seen: dict[tuple[int, int] | str, str] = {}
 
     def add(self, path: str, label: str) -> str:
         """Register ``path`` as an output; return the path to write to now.
 
-        Raises `UsageError` if ``path`` names an input or another output, and
+        Raises `UsageError` if ``path`` names an input or another output, or a
+        file that an input directory or pattern would read (``reads``), and
         `DataError` if it cannot be written (a directory, a missing folder, no
         permission).
         """
@@ -93,6 +100,13 @@ class Outputs:
             raise UsageError(msg)
         if ident in self._seen:
             msg = f"{label} '{path}' and {self._seen[ident]} name the same file"
+            raise UsageError(msg)
+        reader = self._reads(path) if self._reads is not None else None
+        if reader is not None:
+            msg = (
+                f"{label} '{path}' would be read as one more shard of {reader} by "
+                "the next run; write it elsewhere"
+            )
             raise UsageError(msg)
         self._seen[ident] = f"{label} '{path}'"
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
 import re
@@ -10,7 +11,7 @@ from typing import Any
 from .._errors import DataError
 from ._formats import SHARD_SUFFIXES, _suffix
 
-__all__ = ["expand_paths"]
+__all__ = ["expand_paths", "would_list"]
 
 
 def _natural_key(path: str) -> tuple[Any, ...]:
@@ -57,3 +58,32 @@ def expand_paths(spec: str, kind: str) -> list[str]:
         msg = f"no files match the {label} pattern '{spec}'"
         raise DataError(msg)
     return sorted(found, key=_natural_key)
+
+
+def would_list(spec: str, path: str) -> bool:
+    """Whether `expand_paths` would list a file written at ``path`` among the
+    files of the directory or glob pattern ``spec`` (``False`` for one file:
+    naming the same file is another check), so that an output written there
+    becomes one more shard of the next run.  Patterns match as `glob.glob` does
+    (``*`` stays within a directory and skips hidden names unless ``**``)."""
+    if spec == "-" or path == "-":
+        return False
+    name = os.path.basename(path)
+    if os.path.isdir(spec):
+        here = os.path.realpath(os.path.dirname(path) or ".")
+        return (
+            here == os.path.realpath(spec)
+            and not name.startswith(".")
+            and _suffix(name) in SHARD_SUFFIXES
+        )
+    if os.path.isfile(spec) or not any(c in spec for c in "*?["):
+        return False
+    pattern, target = os.path.abspath(spec), os.path.abspath(path)
+    if "**" in pattern:
+        return fnmatch.fnmatchcase(target, pattern)
+    folder, base = os.path.split(pattern)
+    if name.startswith(".") and not base.startswith("."):
+        return False
+    return fnmatch.fnmatchcase(os.path.dirname(target), folder) and fnmatch.fnmatchcase(
+        name, base
+    )
