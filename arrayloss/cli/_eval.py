@@ -511,6 +511,9 @@ def _run(
         raise click.BadParameter(msg, param_hint=["--per-sample"])
     if per_sample is not None:
         _check_per_sample_suffix(per_sample)
+    if label_column is not None and not label_column.strip():
+        msg = "needs a column name or number (got an empty one)"
+        raise click.BadParameter(msg, param_hint=["--label-column"])
     fmt = _output_format(ctx, fmt, output)
     if input_kind == "logits":
         for name, given in (("--eps", "eps"), ("--renormalize", "renormalize")):
