@@ -281,6 +281,15 @@ def test_output_format_from_its_suffix(files, name, fmt, starts):
     assert dest.read_text().startswith(starts)
 
 
+@pytest.mark.parametrize("spec", ["", " "])
+def test_empty_label_column_is_usage(files, spec):
+    """``--label-column ''`` was read as no label column: 'no labels: give a
+    LABELS file, ...'."""
+    result = invoke([files["z.npy"], "--label-column", spec], exit_code=2)
+    assert "--label-column" in result.stderr
+    assert "needs a column name or number" in result.stderr
+
+
 @pytest.mark.parametrize(
     ("name", "fmt"), [("eval.json", "table"), ("eval.csv", "json")]
 )
