@@ -8,6 +8,7 @@ are skipped when ``distributed`` is not installed; the others run everywhere.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -268,6 +269,43 @@ def test_output_that_the_shards_would_read(data, tmp_path, scores, output, refus
     line = one_error_line(invoke(args, exit_code=2))
     assert f"would be read as one more shard of SCORES '{data / scores}'" in line
     assert not target.exists()
+
+
+def _empty_shard(folder, name):
+    np.save(folder / "z" / name, np.zeros((0, C)))
+    np.save(folder / "y" / name, np.zeros(0, dtype=np.int64))
+
+
+@pytest.mark.parametrize("empty", ["a.npy", "part-5.npy", "part-99.npy"])
+def test_shards_without_rows_add_nothing(data, base, tmp_path, empty, request):
+    """A shard without rows (a Dask or Spark job's empty partition), first, in the
+    middle or last, adds nothing, streamed or on a cluster (it was "has no rows",
+    exit 1)."""
+    for sub in ("z", "y"):
+        (tmp_path / sub).mkdir()
+        for n in NUMBERS:
+            (tmp_path / sub / f"part-{n}.npy").symlink_to(data / sub / f"part-{n}.npy")
+    _empty_shard(tmp_path, empty)
+    args = [str(tmp_path / "z"), str(tmp_path / "y"), *common_args()]
+    assert_same_numbers(run_json(args), base)
+    if importlib.util.find_spec("distributed") is not None:
+        cluster = request.getfixturevalue("cluster")
+        assert_same_numbers(run_json([*args, "--dask", cluster]), base)
+
+
+@pytest.mark.parametrize("dask", [False, True])
+def test_shards_all_without_rows_are_an_error(tmp_path, dask, request):
+    for sub in ("z", "y"):
+        (tmp_path / sub).mkdir()
+    for name in ("part-0.npy", "part-1.npy"):
+        _empty_shard(tmp_path, name)
+    extra = []
+    if dask:
+        pytest.importorskip("distributed")
+        extra = ["--dask", request.getfixturevalue("cluster")]
+    args = [str(tmp_path / "z"), str(tmp_path / "y"), *extra]
+    line = one_error_line(invoke(args, exit_code=1))
+    assert line == "Error: SCORES: none of its 2 files has rows\n"
 
 
 @pytest.mark.parametrize("dask", [False, True])

@@ -238,7 +238,15 @@ def evaluate_on_cluster(
         offsets=_offsets(infos),
     )
     bundles = []
-    for run in _runs(infos):
+    with_rows = [info for info in infos if info.n_rows != 0]  # empty shards: none
+    if not with_rows:
+        msg = (
+            f"{infos[0].scores_label} has no rows"
+            if len(infos) == 1
+            else f"SCORES: none of its {len(infos)} files has rows"
+        )
+        raise DataError(msg)
+    for run in _runs(with_rows):
         blocks = _Blocks([(info, a, b) for info in run for a, b in _spans(info, rows)])
         per_block = _block_tallies_array(blocks, setup)
         bundles += list(per_block.to_delayed(optimize_graph=True).ravel())
@@ -366,10 +374,7 @@ def _offsets(infos: Sequence[ShardInfo]) -> dict[str, int]:
 def _spans(info: ShardInfo, rows: int) -> list[tuple[int, int]]:
     """The (start, stop) rows of each block of a shard."""
     n = info.n_rows
-    assert n is not None
-    if n == 0:
-        msg = f"{info.scores_label} has no rows"
-        raise DataError(msg)
+    assert n is not None  # and n > 0: shards without rows have no blocks
     step = n if info.shard.scores.lower().endswith(".npz") else rows
     return [(a, min(n, a + step)) for a in range(0, n, step)]
 

@@ -834,12 +834,17 @@ def stream(
             labels_label = label_src.label
             weights_label = weights_src.label if weights_src else ""
             bar = "eval" if n_shards == 1 else f"eval {i + 1}/{n_shards}"
-            aligned = alio.iter_aligned(scores_src, label_src, weights_src, chunk_rows)
+            aligned = alio.iter_aligned(
+                scores_src, label_src, weights_src, chunk_rows, allow_empty=n_shards > 1
+            )
             rows = 0
             for chunk in with_progress(aligned, scores_src, quiet, label=bar):
                 yield scores_label, labels_label, weights_label, chunk, shard_start
                 rows = chunk.start + int(chunk.scores.shape[0])
             shard_start += rows
+        if shard_start == 0 and n_shards > 1:  # an empty shard among others is none
+            msg = f"SCORES: none of its {n_shards} files has rows"
+            raise DataError(msg)
 
     def evaluate(item: tuple[str, str, str, Any, int], into: Tallies) -> Any:
         scores_label, labels_label, weights_label, chunk, shard_start = item

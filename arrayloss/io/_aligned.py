@@ -25,9 +25,18 @@ class Chunk:
 
 
 def iter_aligned(
-    scores: Source, labels: Source, weights: Source | None, chunk_rows: int
+    scores: Source,
+    labels: Source,
+    weights: Source | None,
+    chunk_rows: int,
+    *,
+    allow_empty: bool = False,
 ) -> Iterator[Chunk]:
-    """Read the sources in step, checking that they have the same number of rows."""
+    """Read the sources in step, checking that they have the same number of rows.
+
+    Sources without rows are a `DataError` ("has no rows") unless
+    ``allow_empty`` (a shard among others: then no chunk, once the others are
+    checked to have no rows either)."""
     others = [s for s in (labels, weights) if s is not None]
     for other in others:
         known = scores.n_rows is not None and other.n_rows is not None
@@ -38,7 +47,7 @@ def iter_aligned(
     while True:
         s = scores.read(chunk_rows)
         m = int(s.shape[0])
-        if m == 0 and start == 0:
+        if m == 0 and start == 0 and not allow_empty:
             msg = f"{scores.label} has no rows"
             raise DataError(msg)
         parts = []
@@ -55,9 +64,6 @@ def iter_aligned(
                 raise DataError(msg)
             parts.append(part)
         if m == 0:
-            if start == 0:
-                msg = f"{scores.label} has no rows"
-                raise DataError(msg)
             return
         yield Chunk(start, s, parts[0], parts[1] if len(parts) > 1 else None)
         start += m
