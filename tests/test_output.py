@@ -156,3 +156,56 @@ def test_empty_name_is_bad_usage(tmp_path, monkeypatch):
         Outputs().add("", "output file")
     assert os.listdir(tmp_path) == []
     assert _leftovers(tmp_path.parent) == []
+
+
+@pytest.mark.parametrize("links", [True, False])
+def test_a_failing_rename_puts_back_the_files_replaced_before_it(
+    tmp_path, monkeypatch, links
+):
+    """Three outputs; the third rename fails: the first two destinations get their
+    old contents back (the one that did not exist is removed), nothing hidden is
+    left behind.  Without hard links (``links=False``) an old file cannot be kept:
+    it stays replaced (the new destination is still removed)."""
+    old = tmp_path / "old.txt"
+    old.write_text("old")
+    old.chmod(0o640)
+    new = tmp_path / "new.txt"
+    third = tmp_path / "third.txt"
+    third.write_text("third")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst) == str(third):
+            raise OSError(28, "No space left on device")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    if not links:
+
+        def no_link(src, dst):
+            raise OSError(1, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", no_link)
+    out = Outputs()
+    for path in (old, new, third):
+        with open(out.add(str(path), "output file"), "w") as f:
+            f.write("written")
+    with pytest.raises(DataError, match=r"third\.txt': No space left on device"):
+        out.commit()
+    assert third.read_text() == "third"
+    assert not new.exists()
+    if links:
+        assert old.read_text() == "old"
+        assert stat.S_IMODE(os.stat(old).st_mode) == 0o640
+    else:
+        assert old.read_text() == "written"
+    assert sorted(os.listdir(tmp_path)) == ["old.txt", "third.txt"]
+
+
+def test_commit_leaves_no_kept_copy(tmp_path):
+    target = tmp_path / "out.txt"
+    target.write_text("old")
+    with Outputs() as out, open(out.add(str(target), "output file"), "w") as f:
+        f.write("new")
+    assert target.read_text() == "new"
+    assert os.listdir(tmp_path) == ["out.txt"]

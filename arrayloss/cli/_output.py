@@ -4,7 +4,9 @@
 
 - a regular file (or a new path) is written to a hidden temporary file beside it and
   renamed onto it only when the whole command succeeds, so an error, a full disk or
-  a signal leaves the old file as it was and no temporary file behind;
+  a signal leaves the old file as it was and no temporary file behind; the renames
+  are all or none (a rename that fails puts back the files the earlier ones
+  replaced, kept under hard links until the last succeeds);
 - a symbolic link is written *through*: the file it points to is replaced, the link
   stays;
 - a character device, FIFO or socket (``/dev/null``, a named pipe) is opened and
@@ -28,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import signal
 import stat
 import tempfile
@@ -139,22 +142,39 @@ class Outputs:
         return tmp
 
     def commit(self) -> None:
-        """Rename every temporary file onto its destination."""
-        for target in self._targets:
-            if not target.temporary:
-                continue
-            try:
-                mode = os.stat(target.final).st_mode & 0o7777
-            except OSError:
-                mode = 0o666 & ~_umask()
-            try:
+        """Rename every temporary file onto its destination, all or none.
+
+        Each destination that exists is first kept under a hard link of its own
+        (`_keep`), so that a rename failing after others have succeeded puts those
+        destinations back as they were; where the file system makes no hard link,
+        a destination replaced before the failure stays replaced.
+        """
+        done: list[tuple[_Target, str | None, bool]] = []  # renamed, old file, existed
+        backup: str | None = None
+        try:
+            for target in self._targets:
+                if not target.temporary:
+                    continue
+                try:
+                    mode = os.stat(target.final).st_mode & 0o7777
+                except OSError:
+                    mode = 0o666 & ~_umask()
+                existed = os.path.lexists(target.final)
+                backup = _keep(target.final)
                 os.chmod(target.write_to, mode)
                 os.replace(target.write_to, target.final)
-            except OSError as exc:
-                self.discard()
-                msg = f"cannot write {target.label} '{target.final}': {exc.strerror or exc}"
-                raise DataError(msg) from None
-            target.temporary = False
+                target.temporary = False
+                done.append((target, backup, existed))
+                backup = None
+        except OSError as exc:
+            _put_back(done, backup)
+            self.discard()
+            msg = f"cannot write {target.label} '{target.final}': {exc.strerror or exc}"
+            raise DataError(msg) from None
+        for _, kept, _ in done:
+            if kept is not None:
+                with contextlib.suppress(OSError):
+                    os.unlink(kept)
         self._targets.clear()
 
     def discard(self) -> None:
@@ -178,6 +198,44 @@ class Outputs:
             self.commit()
         else:
             self.discard()
+
+
+def _keep(path: str) -> str | None:
+    """A hard link to the regular file ``path`` under a new hidden name beside it
+    (the old file, should a later output fail), or ``None`` when there is no such
+    file or no link can be made."""
+    try:
+        if not stat.S_ISREG(os.lstat(path).st_mode):
+            return None
+    except OSError:
+        return None
+    folder, name = os.path.split(path)
+    for _ in range(100):
+        kept = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.old")
+        try:
+            os.link(path, kept)
+        except FileExistsError:
+            continue
+        except OSError:
+            return None
+        return kept
+    return None
+
+
+def _put_back(done: list[tuple[_Target, str | None, bool]], failed: str | None) -> None:
+    """Undo the renames of `Outputs.commit` (latest first): each destination gets
+    its old file back (``kept``), or is removed where it had none (not
+    ``existed``); ``failed``: the old file kept for the rename that failed,
+    removed."""
+    for target, kept, existed in reversed(done):
+        with contextlib.suppress(OSError):
+            if kept is not None:
+                os.replace(kept, target.final)
+            elif not existed:
+                os.unlink(target.final)
+    if failed is not None:
+        with contextlib.suppress(OSError):
+            os.unlink(failed)
 
 
 def _raise_exit(signum: int, frame: FrameType | None) -> None:
