@@ -310,7 +310,9 @@ def namespace(*named: tuple[str, Array | None]) -> Namespace:
     ``None`` is allowed only for the last (optional) one; Python scalars and
     sequences are a `TypeError` naming the argument.
     """
-    for name, arr in named[:2]:
+    for i, (name, arr) in enumerate(named):
+        if arr is None and i >= 2:
+            continue
         if arr is None or isinstance(arr, (int, float, complex, bool, list, tuple)):
             msg = f"`{name}` must be an array (got {type(arr).__name__})"
             raise TypeError(msg)
@@ -497,9 +499,14 @@ def _with_class_weights(
         )
         raise ValueError(msg)
     try:
+        if isinstance(class_weights, (int, float, complex, bool)):
+            raise TypeError  # array_namespace passes Python scalars over
         _xp.array_namespace(targets.index, class_weights)
     except TypeError:
-        msg = "`class_weights` must be an array of the scores' array library"
+        msg = (
+            "`class_weights` must be an array of the scores' array library (got "
+            f"{type(class_weights).__name__})"
+        )
         raise TypeError(msg) from None
     if tuple(class_weights.shape) != (targets.n_classes,):
         msg = (
