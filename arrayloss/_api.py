@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -708,11 +709,13 @@ def _targets(
             "`labels` must be integer class indices or floating soft labels (got bool)"
         )
         raise TypeError(msg)
-    if ignore_index is not None and (
-        isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
-    ):
-        msg = f"`ignore_index` must be an integer or None (got {ignore_index!r})"
-        raise TypeError(msg)
+    if ignore_index is not None:
+        if isinstance(ignore_index, bool) or not isinstance(
+            ignore_index, numbers.Integral
+        ):
+            msg = f"`ignore_index` must be an integer or None (got {ignore_index!r})"
+            raise TypeError(msg)
+        ignore_index = int(ignore_index)  # NumPy integers too
     if xp.isdtype(labels.dtype, "integral"):
         if len(logits_shape) == 2 and axis == 1 and shape == (*batch_shape, 1):
             shape = batch_shape  # (n, 1) labels, as a column
@@ -732,8 +735,12 @@ def _targets(
         index = xp.reshape(labels, (n,))
         kept = None
         if ignore_index is not None:
-            kept = index != ignore_index
-            index = xp.where(kept, index, xp.zeros_like(index))
+            info = xp.iinfo(index.dtype)
+            if info.min <= ignore_index <= info.max:
+                kept = index != ignore_index
+                index = xp.where(kept, index, xp.zeros_like(index))
+            else:  # no label can be it (and comparing would overflow or wrap)
+                kept = xp.ones(index.shape, dtype=xp.bool, device=_xp.xp_device(index))
         if eager:
             _check_index(index, n_classes, xp=xp, ignore_index=ignore_index)
         targets = Targets(

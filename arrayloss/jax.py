@@ -276,10 +276,9 @@ def _differentiable(
         rows = factors = None
         if weights is not None:  # for the weights' cotangent (dead code if unused)
             rows = loss.value(logits, labels, axis=axis, reduction="none", **opts)
-            ignore = opts.get("ignore_index")
+            ignore: Any = opts.get("ignore_index")  # checked by `loss.value` above
             factors = sample_factors(
-                logits, labels, axis=axis,
-                ignore_index=ignore if isinstance(ignore, int) else None,
+                logits, labels, axis=axis, ignore_index=ignore,
                 class_weights=opts.get("class_weights"),
             )  # fmt: skip
         return value, (grad, weights, rows, value, factors)

@@ -265,6 +265,66 @@ def test_convention_errors() -> None:
         value_and_grad("cross_entropy", z, soft, class_weights=cw)
 
 
+def test_ignore_index_outside_the_label_dtype_matches_no_label(backend) -> None:
+    """``ignore_index=-100`` with uint8 labels was an OverflowError on
+    array_api_strict; ``255`` with int8 labels was wrapped to -1 by JAX, which then
+    silently ignored a label -1 instead of refusing it."""
+    z, y, _ = _batch()
+    y = np.abs(y) % 5
+    ref = al.cross_entropy(z, y, reduction="none")
+    for dtype, ignore in ((np.uint8, -100), (np.int8, 255), (np.int64, 2**70),
+                          (np.int64, -(2**70)), (np.int32, 2**40)):  # fmt: skip
+        got = al.cross_entropy(
+            backend.asarray(z), backend.asarray(y, dtype), ignore_index=ignore,
+            reduction="none",
+        )  # fmt: skip
+        np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-6)
+    bad = y.astype(np.int8)
+    bad[2] = -1
+    with pytest.raises(ValueError, match=r"\[0, 4\].*found -1"):
+        np.asarray(  # Dask: checked when computed
+            al.cross_entropy(backend.asarray(z), backend.asarray(bad), ignore_index=255)
+        )
+
+
+def test_numpy_integer_ignore_index_is_an_integer() -> None:
+    """``ignore_index=np.int64(-100)`` was a TypeError saying it must be an integer."""
+    z, y, cw = _batch()
+    ref = value_and_grad("cross_entropy", z, y, ignore_index=IGNORE, class_weights=cw)
+    for ignore in (np.int64(IGNORE), np.int16(IGNORE)):
+        got = value_and_grad(
+            "cross_entropy", z, y, ignore_index=ignore, class_weights=cw
+        )
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_array_equal(got[1], ref[1])
+    with pytest.raises(TypeError, match="`ignore_index` must be an integer"):
+        value_and_grad("cross_entropy", z, y, ignore_index=np.float64(IGNORE))
+    with pytest.raises(TypeError, match="`ignore_index` must be an integer"):
+        value_and_grad("cross_entropy", z, y, ignore_index=np.bool_(True))
+
+
+def test_numpy_integer_ignore_index_in_the_jax_weights_cotangent() -> None:
+    """The JAX adapter dropped a non-``int`` ignore_index from the factors of the
+    weights' gradient (harmless only while such an index was refused)."""
+    jax = pytest.importorskip("jax")
+    import arrayloss.jax as alj
+
+    z, y, _ = _batch()
+    w = np.linspace(0.5, 2.0, len(y), dtype=np.float32)
+    z = z.astype(np.float32)
+    keep = y != IGNORE
+    zj, yj, wj = (jax.numpy.asarray(a) for a in (z, y, w))
+    got = jax.grad(
+        lambda w_: alj.cross_entropy(zj, yj, weights=w_, ignore_index=np.int64(IGNORE))
+    )(wj)
+    kept = jax.grad(lambda w_: alj.cross_entropy(zj[keep], yj[keep], weights=w_))(
+        wj[keep]
+    )  # dropping the ignored rows
+    ref = np.zeros_like(w)
+    ref[keep] = np.asarray(kept)
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-5, atol=1e-7)
+
+
 def test_column_labels_and_integer_one_hot() -> None:
     z, y, _ = _batch()
     y = np.abs(y) % 5
