@@ -549,7 +549,8 @@ def evaluate(
     `ValueError` (PyTorch returns NaN); ``"sum"`` gives 0 and ``"none"`` zeros.
     """
     labels = _like_scores(logits, labels)
-    logits, labels, weights = _torch_compat.plain(logits, labels, weights)  # torch hook
+    _torch_compat.refuse_grad(labels, class_weights)  # torch hook
+    logits, labels, weights = _torch_compat.plain(logits, labels, weights)
     if reduction not in REDUCTIONS:
         msg = (
             f"`reduction` must be 'mean', 'sum' or 'none' (got reduction={reduction!r})"
