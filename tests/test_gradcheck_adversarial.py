@@ -328,6 +328,19 @@ def test_unknown_name_and_unknown_parameter():
         al.gradcheck("cross_entropy", Z, Y, bogus=1)
 
 
+@pytest.mark.parametrize("loss", ["cross_entropy", al.cross_entropy])
+@pytest.mark.parametrize(
+    "option",
+    [{"reduction": "sum"}, {"reduction": "none"}, {"weights": np.ones(len(Y))}],
+)
+def test_reduction_and_weights_are_a_clear_type_error(loss, option):
+    """``reduction`` was "got multiple values for keyword argument"; ``weights`` of
+    the batch shape a ValueError about a batch shape of 2 (the oracle's sub-batch)."""
+    key = next(iter(option))
+    with pytest.raises(TypeError, match=f"`gradcheck` takes no `{key}`"):
+        al.gradcheck(loss, Z, Y, **option)
+
+
 @pytest.mark.parametrize(
     ("name", "params"),
     [
