@@ -728,7 +728,7 @@ def study(
     names = TABLE_FILES + (() if no_plot else PLOT_FILES)
     files = [(out / f, f"--out file {f}") for f in names]
     inputs = [p for spec in datasets for p in data_inputs(spec)]
-    check_outputs(files, inputs=inputs)
+    check_outputs(files, inputs=inputs, directory=out)
     # After the usage checks (exit 2), before any run: a missing plotting library
     # must not cost the whole study.
     if not no_plot and importlib.util.find_spec("matplotlib") is None:
