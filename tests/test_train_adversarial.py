@@ -529,6 +529,18 @@ def test_study_marks_diverged_runs_instead_of_averaging_them(tmp_path, data):
     assert "training diverged in epoch" in rows[1]
 
 
+def test_study_with_a_loss_that_diverges_at_once_marks_its_runs(tmp_path, data):
+    """A loss that is infinite from the first step made the CPU-time estimate's probe
+    raise: 'internal error (TrainingDiverged ...); please report it', exit 1, before
+    any run."""
+    out = tmp_path / "s"
+    r = invoke([*STUDY, "--data", data, "--out", out, "--loss", "hinge:margin=1e300"],
+               exit_code=0)  # fmt: skip
+    assert "estimated" in r.stderr
+    assert "| hinge:margin=1e+300 | diverged |" in (out / "summary.md").read_text()
+    assert "1 run(s) diverged" in r.stderr
+
+
 def test_convergent_aggressive_training_is_not_flagged(data):
     invoke(["train", "--data", data, *TINY, "--optimizer", "adam", "--lr", "0.5"], 0)
     invoke(["train", "--data", data, *TINY, "--lr", "1", "--momentum", "0.9"], 0)
