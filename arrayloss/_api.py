@@ -904,7 +904,7 @@ def weighted_mean(terms: Array, b: Batch, *, subject: str = "a metric") -> Array
     terms = xp.astype(terms, b.z.dtype)
     w, count = _mean_count(b, subject)
     total = xp.sum(terms if w is None else _weighted(terms, w, xp=xp))
-    return xp.asarray(total / count)
+    return _xp.as_0d(total / count, xp=xp)
 
 
 def _reduce(
@@ -925,13 +925,13 @@ def _reduce(
                 grad = _weighted(grad, w, xp=xp)
         if reduction == "none":
             return xp.reshape(loss, b.batch_shape), grad
-        return xp.asarray(xp.sum(loss)), grad  # a 0-d array, never a NumPy scalar
+        return _xp.as_0d(xp.sum(loss), xp=xp), grad  # never a NumPy scalar
     w, count = _mean_count(b, "`reduction='mean'`")
     if w is not None:
         loss = _weighted(loss, w, xp=xp)
         if grad is not None:
             grad = _weighted(grad, w, xp=xp)
-    value = xp.asarray(xp.sum(loss) / count)
+    value = _xp.as_0d(xp.sum(loss) / count, xp=xp)
     if grad is not None and not scaled:
         if w is None and _xp.owns_writable_buffer(grad, xp=xp):
             grad *= 1 / count  # the kernel's own fresh array: no new temporary

@@ -30,6 +30,7 @@ from ._typing import Array, Namespace
 
 __all__ = [
     "array_namespace",
+    "as_0d",
     "as_floating",
     "default_float",
     "default_int",
@@ -51,6 +52,14 @@ __all__ = [
     "to_numpy",
     "xp_device",
 ]
+
+
+def as_0d(x: Array, *, xp: Namespace) -> Array:
+    """A reduction's result as a 0-d array, never a NumPy scalar; a torch tensor
+    as it is (torch 2.13 warns on ``asarray`` of one that requires grad)."""
+    if is_torch_array(x):
+        return x
+    return xp.asarray(x)
 
 
 def is_jax_tracer(x: Array) -> bool:
