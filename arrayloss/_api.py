@@ -741,7 +741,7 @@ def _targets(
                 kept = index != ignore_index
                 index = xp.where(kept, index, xp.zeros_like(index))
             else:  # no label can be it (and comparing would overflow or wrap)
-                kept = xp.ones(index.shape, dtype=xp.bool, device=_xp.xp_device(index))
+                kept = xp.ones_like(index, dtype=xp.bool)
         if eager:
             _check_index(index, n_classes, xp=xp, ignore_index=ignore_index)
         targets = Targets(
