@@ -891,10 +891,11 @@ def _mean_count(b: Batch, subject: str) -> tuple[Array | None, Array | int]:
 
 
 def _weighted(x: Array, w: Array, *, xp: Namespace) -> Array:
-    """``w * x`` along rows, exactly zero where the weight is (even if ``x`` is inf)."""
+    """``w * x`` along rows, exactly zero where the weight is (even if ``x`` is inf:
+    zeroed before the product, which NumPy would warn about)."""
     if x.ndim == 2:
         w = w[:, None]
-    return xp.where(w == 0, xp.zeros_like(x), w * x)
+    return w * xp.where(w == 0, xp.zeros_like(x), x)
 
 
 def weighted_mean(terms: Array, b: Batch, *, subject: str = "a metric") -> Array:

@@ -412,6 +412,33 @@ def test_masked_cross_entropy_matches_torch(reduction: str) -> None:
     assert np.all(np.isfinite(value))
 
 
+@pytest.mark.parametrize("name", MASKABLE)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_ignored_or_zero_weight_rows_on_a_masked_class_do_not_warn(
+    name: str, reduction: str
+) -> None:
+    """Padding with label -100 next to a masked class 0, or a zero weight on a
+    sample whose true class is masked: right values, but NumPy warned 'invalid
+    value encountered in multiply' (0 * inf, then discarded); an error under
+    ``-W error``, as in this suite."""
+    z = np.array([[-np.inf, 1.0, 2.0], [0.5, -np.inf, 1.0], [1.0, 2.0, 3.0]])
+    keep = np.array([False, True, True])  # row 0: class 0 masked, the sample out
+    for kw, y in (
+        ({"ignore_index": IGNORE}, np.array([IGNORE, 0, 2])),
+        ({"weights": keep.astype(float)}, np.array([0, 0, 2])),
+        ({"class_weights": np.array([0.0, 1.0, 1.0])}, np.array([0, 2, 2])),
+    ):
+        ref = value_and_grad(name, z[keep], y[keep], reduction=reduction)
+        value, grad = value_and_grad(name, z, y, reduction=reduction, **kw)
+        assert np.all(grad[~keep] == 0)
+        if reduction == "none":
+            np.testing.assert_array_equal(value[~keep], 0)
+            np.testing.assert_allclose(value[keep], ref[0], rtol=1e-15)
+        else:
+            np.testing.assert_allclose(value, ref[0], rtol=1e-15)
+        np.testing.assert_allclose(grad[keep], ref[1], rtol=1e-15)
+
+
 def test_masked_kl_divergence_matches_torch() -> None:
     torch = pytest.importorskip("torch")
     z, _ = _masked_batch()
