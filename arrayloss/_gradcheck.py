@@ -538,6 +538,8 @@ def _resolve(
                 "of the per-sample losses (reduction='none', unweighted)"
             )
             raise TypeError(msg)
+    if params.get("class_weights") is not None:  # to NumPy, as the logits
+        params = {**params, "class_weights": to_numpy(params["class_weights"])}
     return (
         lambda z, y: info.value(z, y, reduction="none", **params),
         lambda z, y: info.value_and_grad(z, y, reduction="none", **params)[1],

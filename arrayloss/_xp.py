@@ -297,7 +297,12 @@ def to_numpy(x: Any) -> Any:
     if is_cupy_array(x):
         return np.asarray(x.get())
     if is_torch_array(x):
-        return np.asarray(x.detach().cpu().numpy())
+        import torch
+
+        x = x.detach().cpu()
+        if x.dtype == torch.bfloat16:  # NumPy has none; float32 holds it exactly
+            x = x.float()
+        return np.asarray(x.numpy())
     if is_dask_array(x):
         return np.asarray(_compute(x))
     if hasattr(x, "__dlpack__"):
