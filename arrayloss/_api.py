@@ -516,8 +516,8 @@ def _with_class_weights(
         )
         raise ValueError(msg)
     cw = _xp.as_floating(class_weights, "class_weights", xp=xp)
-    if eager:
-        _check_nonnegative(cw, "`class_weights`", xp=xp)
+    if eager or is_dask_namespace(xp):  # C values: on Dask too, or a block's check
+        _check_nonnegative(cw, "`class_weights`", xp=xp)  # would blame `weights`
     per_sample = xp.take(cw, targets.index, axis=0)
     if w is None:
         return per_sample

@@ -527,6 +527,23 @@ def test_dask_batch_takes_the_conventions() -> None:
         np.testing.assert_allclose(lazy_grad.compute(), grad, rtol=1e-14, atol=0)
 
 
+def test_dask_bad_class_weights_are_named() -> None:
+    """Negative class weights on a Dask batch raised "`weights` must be
+    non-negative" from compute(): the block check saw only the product."""
+    da = pytest.importorskip("dask.array")
+    z, y, cw = _batch(8, 5)
+    lazy_z = da.from_array(z, chunks=(3, 5))
+    for bad, match in ((-cw, "`class_weights` must be non-negative"),
+                       (cw * np.nan, "`class_weights` contain NaN")):  # fmt: skip
+        for weights in (bad, da.from_array(bad)):
+            with pytest.raises(ValueError, match=match):
+                np.asarray(
+                    al.cross_entropy(
+                        lazy_z, y, ignore_index=IGNORE, class_weights=weights
+                    )
+                )
+
+
 def test_torch_adapter_masked_and_ignored() -> None:
     torch = pytest.importorskip("torch")
     import arrayloss.torch as alt
