@@ -34,6 +34,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+import numbers
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -310,7 +311,9 @@ def namespace(*named: tuple[str, Array | None]) -> Namespace:
     ``None`` is allowed only for the last (optional) one; Python scalars and
     sequences are a `TypeError` naming the argument.
     """
-    for name, arr in named[:2]:
+    for i, (name, arr) in enumerate(named):
+        if arr is None and i >= 2:
+            continue
         if arr is None or isinstance(arr, (int, float, complex, bool, list, tuple)):
             msg = f"`{name}` must be an array (got {type(arr).__name__})"
             raise TypeError(msg)
@@ -497,9 +500,14 @@ def _with_class_weights(
         )
         raise ValueError(msg)
     try:
+        if isinstance(class_weights, (int, float, complex, bool)):
+            raise TypeError  # array_namespace passes Python scalars over
         _xp.array_namespace(targets.index, class_weights)
     except TypeError:
-        msg = "`class_weights` must be an array of the scores' array library"
+        msg = (
+            "`class_weights` must be an array of the scores' array library (got "
+            f"{type(class_weights).__name__})"
+        )
         raise TypeError(msg) from None
     if tuple(class_weights.shape) != (targets.n_classes,):
         msg = (
@@ -508,8 +516,8 @@ def _with_class_weights(
         )
         raise ValueError(msg)
     cw = _xp.as_floating(class_weights, "class_weights", xp=xp)
-    if eager:
-        _check_nonnegative(cw, "`class_weights`", xp=xp)
+    if eager or is_dask_namespace(xp):  # C values: on Dask too, or a block's check
+        _check_nonnegative(cw, "`class_weights`", xp=xp)  # would blame `weights`
     per_sample = xp.take(cw, targets.index, axis=0)
     if w is None:
         return per_sample
@@ -541,7 +549,8 @@ def evaluate(
     `ValueError` (PyTorch returns NaN); ``"sum"`` gives 0 and ``"none"`` zeros.
     """
     labels = _like_scores(logits, labels)
-    logits, labels, weights = _torch_compat.plain(logits, labels, weights)  # torch hook
+    _torch_compat.refuse_grad(labels, class_weights)  # torch hook
+    logits, labels, weights = _torch_compat.plain(logits, labels, weights)
     if reduction not in REDUCTIONS:
         msg = (
             f"`reduction` must be 'mean', 'sum' or 'none' (got reduction={reduction!r})"
@@ -701,11 +710,13 @@ def _targets(
             "`labels` must be integer class indices or floating soft labels (got bool)"
         )
         raise TypeError(msg)
-    if ignore_index is not None and (
-        isinstance(ignore_index, bool) or not isinstance(ignore_index, int)
-    ):
-        msg = f"`ignore_index` must be an integer or None (got {ignore_index!r})"
-        raise TypeError(msg)
+    if ignore_index is not None:
+        if isinstance(ignore_index, bool) or not isinstance(
+            ignore_index, numbers.Integral
+        ):
+            msg = f"`ignore_index` must be an integer or None (got {ignore_index!r})"
+            raise TypeError(msg)
+        ignore_index = int(ignore_index)  # NumPy integers too
     if xp.isdtype(labels.dtype, "integral"):
         if len(logits_shape) == 2 and axis == 1 and shape == (*batch_shape, 1):
             shape = batch_shape  # (n, 1) labels, as a column
@@ -725,8 +736,12 @@ def _targets(
         index = xp.reshape(labels, (n,))
         kept = None
         if ignore_index is not None:
-            kept = index != ignore_index
-            index = xp.where(kept, index, xp.zeros_like(index))
+            info = xp.iinfo(index.dtype)
+            if info.min <= ignore_index <= info.max:
+                kept = index != ignore_index
+                index = xp.where(kept, index, xp.zeros_like(index))
+            else:  # no label can be it (and comparing would overflow or wrap)
+                kept = xp.ones_like(index, dtype=xp.bool)
         if eager:
             _check_index(index, n_classes, xp=xp, ignore_index=ignore_index)
         targets = Targets(
@@ -876,10 +891,11 @@ def _mean_count(b: Batch, subject: str) -> tuple[Array | None, Array | int]:
 
 
 def _weighted(x: Array, w: Array, *, xp: Namespace) -> Array:
-    """``w * x`` along rows, exactly zero where the weight is (even if ``x`` is inf)."""
+    """``w * x`` along rows, exactly zero where the weight is (even if ``x`` is inf:
+    zeroed before the product, which NumPy would warn about)."""
     if x.ndim == 2:
         w = w[:, None]
-    return xp.where(w == 0, xp.zeros_like(x), w * x)
+    return w * xp.where(w == 0, xp.zeros_like(x), x)
 
 
 def weighted_mean(terms: Array, b: Batch, *, subject: str = "a metric") -> Array:
@@ -889,7 +905,7 @@ def weighted_mean(terms: Array, b: Batch, *, subject: str = "a metric") -> Array
     terms = xp.astype(terms, b.z.dtype)
     w, count = _mean_count(b, subject)
     total = xp.sum(terms if w is None else _weighted(terms, w, xp=xp))
-    return xp.asarray(total / count)
+    return _xp.as_0d(total / count, xp=xp)
 
 
 def _reduce(
@@ -910,13 +926,13 @@ def _reduce(
                 grad = _weighted(grad, w, xp=xp)
         if reduction == "none":
             return xp.reshape(loss, b.batch_shape), grad
-        return xp.asarray(xp.sum(loss)), grad  # a 0-d array, never a NumPy scalar
+        return _xp.as_0d(xp.sum(loss), xp=xp), grad  # never a NumPy scalar
     w, count = _mean_count(b, "`reduction='mean'`")
     if w is not None:
         loss = _weighted(loss, w, xp=xp)
         if grad is not None:
             grad = _weighted(grad, w, xp=xp)
-    value = xp.asarray(xp.sum(loss) / count)
+    value = _xp.as_0d(xp.sum(loss) / count, xp=xp)
     if grad is not None and not scaled:
         if w is None and _xp.owns_writable_buffer(grad, xp=xp):
             grad *= 1 / count  # the kernel's own fresh array: no new temporary

@@ -217,8 +217,9 @@ def gradcheck(
         (or whose row ``i`` depends on other rows), a gradient of the wrong
         shape, or the loss's own parameter errors.
     TypeError
-        A callable that is not an arrayloss loss, a malformed pair, or a
-        tolerance that is not a real number.
+        A callable that is not an arrayloss loss, a malformed pair, a
+        tolerance that is not a real number, or ``reduction`` or ``weights``
+        given for a registry loss (the check is of per-sample gradients).
 
     Notes
     -----
@@ -530,6 +531,15 @@ def _resolve(
             f"(value_fn, grad_fn) pair (got {type(loss).__name__})"
         )
         raise TypeError(msg)
+    for key in ("reduction", "weights"):
+        if key in params:
+            msg = (
+                f"`gradcheck` takes no `{key}`: it checks each sample's gradient "
+                "of the per-sample losses (reduction='none', unweighted)"
+            )
+            raise TypeError(msg)
+    if params.get("class_weights") is not None:  # to NumPy, as the logits
+        params = {**params, "class_weights": to_numpy(params["class_weights"])}
     return (
         lambda z, y: info.value(z, y, reduction="none", **params),
         lambda z, y: info.value_and_grad(z, y, reduction="none", **params)[1],

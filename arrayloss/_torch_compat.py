@@ -41,7 +41,7 @@ from array_api_compat import is_torch_array
 
 from ._typing import Array
 
-__all__ = ["apply", "plain", "tracks_grad", "weights_need_grad"]
+__all__ = ["apply", "plain", "refuse_grad", "tracks_grad", "weights_need_grad"]
 
 
 def tracks_grad(logits: Array, weights: Array | None) -> bool:
@@ -63,6 +63,30 @@ def weights_need_grad(weights: Array | None) -> bool:
     where `tracks_grad` is asked first): its gradient needs the conventions'
     per-sample factors."""
     return is_torch_array(weights) and bool(weights.requires_grad)
+
+
+def refuse_grad(labels: Array, class_weights: Any) -> None:
+    """`ValueError` for soft ``labels`` or ``class_weights`` that require grad
+    (with grad mode on): no gradient with respect to them is provided, and a
+    silent zero (or one autograd takes through the front end's operations) would
+    be wrong."""
+    if not (is_torch_array(labels) or is_torch_array(class_weights)):
+        return
+    import torch
+
+    if not torch.is_grad_enabled():
+        return
+    for name, x, hint in (
+        ("soft `labels`", labels, "teacher probabilities are constants"),
+        ("`class_weights`", class_weights, "PyTorch's `weight=` takes none either"),
+    ):
+        if is_torch_array(x) and x.requires_grad:
+            arg = name.split("`")[1]
+            msg = (
+                f"no gradient with respect to {name} is provided: pass "
+                f"`{arg}.detach()` ({hint})"
+            )
+            raise ValueError(msg)
 
 
 def plain(
@@ -103,15 +127,10 @@ def apply(
     owns the front end, computes it when `weights_need_grad`.
 
     ``grad`` (the analytic gradient with respect to ``logits``) is returned
-    detached.  Soft labels that require grad are refused: no gradient with
-    respect to the labels is provided, and a silent zero would be wrong.
+    detached.  Soft labels and class weights that require grad are refused
+    (`refuse_grad`).
     """
-    if is_torch_array(labels) and labels.requires_grad:
-        msg = (
-            "no gradient with respect to soft `labels` is provided: pass "
-            "`labels.detach()` (teacher probabilities are constants)"
-        )
-        raise ValueError(msg)
+    refuse_grad(labels, params.get("class_weights"))
     value, grad = _function().apply(
         logits, labels, weights, loss, axis, reduction, dict(params), factors
     )

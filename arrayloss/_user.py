@@ -44,6 +44,13 @@ def _rows(
             raise TypeError(msg)
         loss, grad = out
         n, c = z.shape
+        for what, x, shape in (("values", loss, (n,)), ("gradients", grad, (n, c))):
+            if not hasattr(x, "shape") or not hasattr(x, "dtype"):
+                msg = (
+                    f"user loss {name!r} returned {what} of type {type(x).__name__}; "
+                    f"expected an array of shape {shape}"
+                )
+                raise TypeError(msg)
         if tuple(loss.shape) != (n,):
             msg = (
                 f"user loss {name!r} returned values of shape {tuple(loss.shape)}; "

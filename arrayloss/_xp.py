@@ -30,6 +30,7 @@ from ._typing import Array, Namespace
 
 __all__ = [
     "array_namespace",
+    "as_0d",
     "as_floating",
     "default_float",
     "default_int",
@@ -51,6 +52,14 @@ __all__ = [
     "to_numpy",
     "xp_device",
 ]
+
+
+def as_0d(x: Array, *, xp: Namespace) -> Array:
+    """A reduction's result as a 0-d array, never a NumPy scalar; a torch tensor
+    as it is (torch 2.13 warns on ``asarray`` of one that requires grad)."""
+    if is_torch_array(x):
+        return x
+    return xp.asarray(x)
 
 
 def is_jax_tracer(x: Array) -> bool:
@@ -288,7 +297,12 @@ def to_numpy(x: Any) -> Any:
     if is_cupy_array(x):
         return np.asarray(x.get())
     if is_torch_array(x):
-        return np.asarray(x.detach().cpu().numpy())
+        import torch
+
+        x = x.detach().cpu()
+        if x.dtype == torch.bfloat16:  # NumPy has none; float32 holds it exactly
+            x = x.float()
+        return np.asarray(x.numpy())
     if is_dask_array(x):
         return np.asarray(_compute(x))
     if hasattr(x, "__dlpack__"):

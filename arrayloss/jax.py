@@ -259,8 +259,8 @@ def _differentiable(
     info = get_loss(name)
     loss = info
     opts = dict(params)
-    if opts.get("class_weights") is not None:  # hashed as a tuple of floats
-        opts["class_weights"] = jnp.asarray(opts["class_weights"])
+    if opts.get("class_weights") is not None:  # hashed as a `_Constant`
+        opts["class_weights"] = jnp.asarray(np.asarray(opts["class_weights"]))
 
     def call(logits: Array, labels: Array, weights: Array | None) -> _Call:
         return _Call(info, logits, labels, weights, axis, reduction, opts)
@@ -276,10 +276,9 @@ def _differentiable(
         rows = factors = None
         if weights is not None:  # for the weights' cotangent (dead code if unused)
             rows = loss.value(logits, labels, axis=axis, reduction="none", **opts)
-            ignore = opts.get("ignore_index")
+            ignore: Any = opts.get("ignore_index")  # checked by `loss.value` above
             factors = sample_factors(
-                logits, labels, axis=axis,
-                ignore_index=ignore if isinstance(ignore, int) else None,
+                logits, labels, axis=axis, ignore_index=ignore,
                 class_weights=opts.get("class_weights"),
             )  # fmt: skip
         return value, (grad, weights, rows, value, factors)
@@ -305,12 +304,36 @@ def _differentiable(
 
 def _hashable(conv: Mapping[str, Any]) -> dict[str, Any]:
     """The `CONVENTIONS` keywords as options `_differentiable` can cache on:
-    concrete ``class_weights`` as a tuple of floats (they are constants)."""
+    concrete ``class_weights`` as nested tuples of Python numbers (they are
+    constants), their shape and kind of number kept for the core's checks."""
     out = {k: v for k, v in conv.items() if v is not None}
     cw = out.get("class_weights")
-    if cw is not None and not _traced(cw):
-        out["class_weights"] = tuple(float(x) for x in np.asarray(cw).reshape(-1))
+    if cw is not None and not _traced(cw) and not isinstance(cw, _Constant):
+        out["class_weights"] = _Constant.of(cw)
     return out
+
+
+@dataclass(frozen=True)
+class _Constant:
+    """A concrete array as a hashable option: its values, shape and dtype, so the
+    core checks what the caller gave and bool weights never share a cache entry
+    with float ones (``True == 1.0``)."""
+
+    values: tuple[Any, ...]
+    shape: tuple[int, ...]
+    dtype: str
+
+    @classmethod
+    def of(cls, a: Any) -> _Constant:
+        x = np.asarray(a)
+        return cls(tuple(x.reshape(-1).tolist()), tuple(x.shape), x.dtype.str)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        x = np.asarray(self.values, dtype=self.dtype).reshape(self.shape)
+        return x if dtype is None else x.astype(dtype)
+
+    def __repr__(self) -> str:
+        return repr(np.asarray(self).tolist())
 
 
 def _function(info: LossInfo) -> Callable[..., Array]:
@@ -330,6 +353,8 @@ def _function(info: LossInfo) -> Callable[..., Array]:
         try:
             f = _differentiable(info.name, axis, reduction, tuple(sorted(opts.items())))
         except TypeError:  # an unhashable option: let the core name it
+            conv = {k: np.asarray(v) if isinstance(v, _Constant) else v
+                    for k, v in conv.items()}  # fmt: skip
             return info.value(logits, labels, **options, **conv)
         return f(logits, labels, weights)
 
@@ -378,7 +403,10 @@ def loss(name: str, **params: Any) -> Loss:
     (2.58892, True)
     """
     check_options(name, params, "at the call, not to `loss`")
-    return Loss(name, tuple(params.items()))
+    opts = dict(params)
+    if opts.get("class_weights") is not None:  # hashable, as a jit static argument
+        opts.update(_hashable({"class_weights": opts["class_weights"]}))
+    return Loss(name, tuple(opts.items()))
 
 
 def check_inputs(

@@ -510,8 +510,8 @@ def _ece(
         msg = f"`{kind}` needs at least one sample with non-zero weight (got {conf.shape[0]})"
         raise ValueError(msg)
     if kind == "ece":
-        return xp.asarray(xp.sum(xp.abs(gaps)) / total)
-    return xp.asarray(_reduce_bins(gaps, weight, total, kind, xp=xp))
+        return _xp.as_0d(xp.sum(xp.abs(gaps)) / total, xp=xp)
+    return _xp.as_0d(_reduce_bins(gaps, weight, total, kind, xp=xp), xp=xp)
 
 
 def _uniform_edges(n_bins: int) -> list[float]:

@@ -252,6 +252,35 @@ def test_loss_objects():
         alj.loss("cross_entropy", weights=w)
 
 
+def test_class_weights_are_checked_as_the_core_checks_them():
+    """They were flattened to a tuple of floats: shape (1, C) or (C/2, 2) and bool
+    class weights, which the core refuses, passed; and `alj.loss(...,
+    class_weights=array)` was not hashable, so not a `jit` static argument."""
+    z, y, _ = _inputs(seed=9)
+    good = np.linspace(0.5, 2.0, C)
+    for bad, err, match in (
+        (good[None, :], ValueError, r"must have shape \(7,\)"),
+        (np.ones(C, dtype=bool), TypeError, "real floating or integer dtype"),
+    ):
+        with pytest.raises(err, match=match):
+            al.cross_entropy(z, y, class_weights=bad)  # the core
+        with pytest.raises(err, match=match):
+            alj.cross_entropy(z, y, class_weights=bad)
+        with pytest.raises(err, match=match):
+            alj.loss("cross_entropy", class_weights=bad)(z, y)
+    # Equal values of another kind are another cache entry, not the bool one.
+    with pytest.raises(TypeError):
+        alj.cross_entropy(z, y, class_weights=np.ones(C, dtype=bool))
+    ref = al.cross_entropy(*_np(z, y), class_weights=np.ones(C))
+    _close(alj.cross_entropy(z, y, class_weights=np.ones(C)), ref)
+    crit = alj.loss("cross_entropy", class_weights=good)
+    assert hash(crit) == hash(alj.loss("cross_entropy", class_weights=good.copy()))
+    step = jax.jit(lambda s, t, f: jax.grad(f)(s, t), static_argnums=2)
+    _close(
+        step(z, y, crit), al.cross_entropy_and_grad(*_np(z, y), class_weights=good)[1]
+    )
+
+
 def test_check_inputs():
     z, y, soft = _inputs(seed=8)
     alj.check_inputs("smooth_topk_svm", z, y, k=2)

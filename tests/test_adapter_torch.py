@@ -265,6 +265,25 @@ def test_module_and_function_errors():
         alt.kl_divergence(z, soft.requires_grad_(True))
 
 
+@pytest.mark.parametrize("logits_grad", [True, False])
+@pytest.mark.parametrize("core", [True, False])
+def test_class_weights_that_require_grad_are_refused(core, logits_grad):
+    """They got no gradient (``cw.grad`` stayed None), or with logits that do not
+    require grad one autograd took through the front end: refused as soft labels
+    are, and as PyTorch refuses a ``weight=`` that requires grad."""
+    z, y, _ = _inputs()
+    z.requires_grad_(logits_grad)
+    cw = torch.linspace(0.5, 2.0, C, dtype=torch.float64, requires_grad=True)
+    f = al.cross_entropy if core else alt.cross_entropy
+    with pytest.raises(ValueError, match=r"`class_weights` is provided.*detach\(\)"):
+        f(z, y, class_weights=cw)
+    value = f(z, y, class_weights=cw.detach())  # the advice works
+    ref = torch.nn.functional.cross_entropy(z, y, weight=cw.detach())
+    torch.testing.assert_close(value, ref)
+    with torch.no_grad():  # nothing to differentiate: no error
+        torch.testing.assert_close(f(z, y, class_weights=cw), ref.detach())
+
+
 def test_double_backward_is_refused():
     z, y, _ = _inputs()
     z.requires_grad_(True)

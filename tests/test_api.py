@@ -292,6 +292,22 @@ def test_non_arrays_and_mixed_namespaces():
     assert float(al.cross_entropy(torch.zeros((1, 2)), np.array([0]))) > 0
 
 
+@pytest.mark.parametrize("metric", [False, True])
+@pytest.mark.parametrize("scalar", [2.0, 2, True])
+def test_scalar_weights_are_a_type_error_not_an_attribute_error(metric, scalar):
+    """``weights=2.0`` (or ``class_weights=2.0``) named the argument nowhere: an
+    AttributeError from inside the front end."""
+    z, y = np.zeros((2, 3)), np.array([0, 1])
+    f = al.metrics.nll if metric else al.cross_entropy
+    with pytest.raises(TypeError, match=r"`weights` must be an array \(got"):
+        f(z, y, weights=scalar)
+    if not metric:
+        with pytest.raises(TypeError, match=r"`class_weights` must be an array"):
+            al.cross_entropy(z, y, class_weights=scalar)
+    with pytest.raises(TypeError, match=r"`weights` must be an array \(got list\)"):
+        f(z, y, weights=[1.0, 1.0])
+
+
 def test_empty_batch_sum_is_zero():
     v, g = al.cross_entropy_and_grad(
         np.zeros((0, 3)), np.zeros(0, dtype=int), reduction="sum"

@@ -265,6 +265,66 @@ def test_convention_errors() -> None:
         value_and_grad("cross_entropy", z, soft, class_weights=cw)
 
 
+def test_ignore_index_outside_the_label_dtype_matches_no_label(backend) -> None:
+    """``ignore_index=-100`` with uint8 labels was an OverflowError on
+    array_api_strict; ``255`` with int8 labels was wrapped to -1 by JAX, which then
+    silently ignored a label -1 instead of refusing it."""
+    z, y, _ = _batch()
+    y = np.abs(y) % 5
+    ref = al.cross_entropy(z, y, reduction="none")
+    for dtype, ignore in ((np.uint8, -100), (np.int8, 255), (np.int64, 2**70),
+                          (np.int64, -(2**70)), (np.int32, 2**40)):  # fmt: skip
+        got = al.cross_entropy(
+            backend.asarray(z), backend.asarray(y, dtype), ignore_index=ignore,
+            reduction="none",
+        )  # fmt: skip
+        np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-6)
+    bad = y.astype(np.int8)
+    bad[2] = -1
+    with pytest.raises(ValueError, match=r"\[0, 4\].*found -1"):
+        np.asarray(  # Dask: checked when computed
+            al.cross_entropy(backend.asarray(z), backend.asarray(bad), ignore_index=255)
+        )
+
+
+def test_numpy_integer_ignore_index_is_an_integer() -> None:
+    """``ignore_index=np.int64(-100)`` was a TypeError saying it must be an integer."""
+    z, y, cw = _batch()
+    ref = value_and_grad("cross_entropy", z, y, ignore_index=IGNORE, class_weights=cw)
+    for ignore in (np.int64(IGNORE), np.int16(IGNORE)):
+        got = value_and_grad(
+            "cross_entropy", z, y, ignore_index=ignore, class_weights=cw
+        )
+        np.testing.assert_array_equal(got[0], ref[0])
+        np.testing.assert_array_equal(got[1], ref[1])
+    with pytest.raises(TypeError, match="`ignore_index` must be an integer"):
+        value_and_grad("cross_entropy", z, y, ignore_index=np.float64(IGNORE))
+    with pytest.raises(TypeError, match="`ignore_index` must be an integer"):
+        value_and_grad("cross_entropy", z, y, ignore_index=np.bool_(True))
+
+
+def test_numpy_integer_ignore_index_in_the_jax_weights_cotangent() -> None:
+    """The JAX adapter dropped a non-``int`` ignore_index from the factors of the
+    weights' gradient (harmless only while such an index was refused)."""
+    jax = pytest.importorskip("jax")
+    import arrayloss.jax as alj
+
+    z, y, _ = _batch()
+    w = np.linspace(0.5, 2.0, len(y), dtype=np.float32)
+    z = z.astype(np.float32)
+    keep = y != IGNORE
+    zj, yj, wj = (jax.numpy.asarray(a) for a in (z, y, w))
+    got = jax.grad(
+        lambda w_: alj.cross_entropy(zj, yj, weights=w_, ignore_index=np.int64(IGNORE))
+    )(wj)
+    kept = jax.grad(lambda w_: alj.cross_entropy(zj[keep], yj[keep], weights=w_))(
+        wj[keep]
+    )  # dropping the ignored rows
+    ref = np.zeros_like(w)
+    ref[keep] = np.asarray(kept)
+    np.testing.assert_allclose(np.asarray(got), ref, rtol=1e-5, atol=1e-7)
+
+
 def test_column_labels_and_integer_one_hot() -> None:
     z, y, _ = _batch()
     y = np.abs(y) % 5
@@ -350,6 +410,33 @@ def test_masked_cross_entropy_matches_torch(reduction: str) -> None:
     np.testing.assert_allclose(grad, zt.grad.numpy(), rtol=1e-12, atol=1e-16)
     assert np.all(grad[np.isinf(z)] == 0)
     assert np.all(np.isfinite(value))
+
+
+@pytest.mark.parametrize("name", MASKABLE)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_ignored_or_zero_weight_rows_on_a_masked_class_do_not_warn(
+    name: str, reduction: str
+) -> None:
+    """Padding with label -100 next to a masked class 0, or a zero weight on a
+    sample whose true class is masked: right values, but NumPy warned 'invalid
+    value encountered in multiply' (0 * inf, then discarded); an error under
+    ``-W error``, as in this suite."""
+    z = np.array([[-np.inf, 1.0, 2.0], [0.5, -np.inf, 1.0], [1.0, 2.0, 3.0]])
+    keep = np.array([False, True, True])  # row 0: class 0 masked, the sample out
+    for kw, y in (
+        ({"ignore_index": IGNORE}, np.array([IGNORE, 0, 2])),
+        ({"weights": keep.astype(float)}, np.array([0, 0, 2])),
+        ({"class_weights": np.array([0.0, 1.0, 1.0])}, np.array([0, 2, 2])),
+    ):
+        ref = value_and_grad(name, z[keep], y[keep], reduction=reduction)
+        value, grad = value_and_grad(name, z, y, reduction=reduction, **kw)
+        assert np.all(grad[~keep] == 0)
+        if reduction == "none":
+            np.testing.assert_array_equal(value[~keep], 0)
+            np.testing.assert_allclose(value[keep], ref[0], rtol=1e-15)
+        else:
+            np.testing.assert_allclose(value, ref[0], rtol=1e-15)
+        np.testing.assert_allclose(grad[keep], ref[1], rtol=1e-15)
 
 
 def test_masked_kl_divergence_matches_torch() -> None:
@@ -438,6 +525,23 @@ def test_dask_batch_takes_the_conventions() -> None:
         )  # fmt: skip
         np.testing.assert_allclose(float(lazy), float(value), rtol=1e-14)
         np.testing.assert_allclose(lazy_grad.compute(), grad, rtol=1e-14, atol=0)
+
+
+def test_dask_bad_class_weights_are_named() -> None:
+    """Negative class weights on a Dask batch raised "`weights` must be
+    non-negative" from compute(): the block check saw only the product."""
+    da = pytest.importorskip("dask.array")
+    z, y, cw = _batch(8, 5)
+    lazy_z = da.from_array(z, chunks=(3, 5))
+    for bad, match in ((-cw, "`class_weights` must be non-negative"),
+                       (cw * np.nan, "`class_weights` contain NaN")):  # fmt: skip
+        for weights in (bad, da.from_array(bad)):
+            with pytest.raises(ValueError, match=match):
+                np.asarray(
+                    al.cross_entropy(
+                        lazy_z, y, ignore_index=IGNORE, class_weights=weights
+                    )
+                )
 
 
 def test_torch_adapter_masked_and_ignored() -> None:

@@ -169,6 +169,24 @@ def test_nested_lists_and_float32_inputs_are_checked_in_float64():
     assert res.analytic.dtype == np.float64
 
 
+def test_torch_inputs_with_torch_class_weights_and_bfloat16_logits():
+    """The logits were copied to NumPy but torch ``class_weights`` were not: "must
+    be an array of the scores' array library (got Tensor)" for one library; and
+    bfloat16 logits raised torch's "unsupported ScalarType BFloat16"."""
+    torch = pytest.importorskip("torch")
+    cw = np.array([1.0, 2.0, 0.5, 3.0])
+    want = al.gradcheck("cross_entropy", Z, Y, class_weights=cw)
+    for weights in (torch.tensor(cw), torch.tensor(cw, requires_grad=True)):
+        got = al.gradcheck(
+            "cross_entropy", torch.tensor(Z), torch.tensor(Y), class_weights=weights
+        )
+        assert got.ok
+        np.testing.assert_array_equal(got.analytic, want.analytic)
+    with pytest.raises(ValueError, match=r"`class_weights` must have shape \(4,\)"):
+        al.gradcheck("cross_entropy", torch.tensor(Z), Y, class_weights=torch.ones(2))
+    assert al.gradcheck("cross_entropy", torch.tensor(Z).bfloat16(), Y).ok
+
+
 def test_one_row_one_class():
     res = al.gradcheck("l2", np.array([[0.3]]), np.array([0]))
     assert res.ok
@@ -326,6 +344,19 @@ def test_unknown_name_and_unknown_parameter():
         al.gradcheck("cross_entropyy", Z, Y)
     with pytest.raises(TypeError, match="bogus"):
         al.gradcheck("cross_entropy", Z, Y, bogus=1)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", al.cross_entropy])
+@pytest.mark.parametrize(
+    "option",
+    [{"reduction": "sum"}, {"reduction": "none"}, {"weights": np.ones(len(Y))}],
+)
+def test_reduction_and_weights_are_a_clear_type_error(loss, option):
+    """``reduction`` was "got multiple values for keyword argument"; ``weights`` of
+    the batch shape a ValueError about a batch shape of 2 (the oracle's sub-batch)."""
+    key = next(iter(option))
+    with pytest.raises(TypeError, match=f"`gradcheck` takes no `{key}`"):
+        al.gradcheck(loss, Z, Y, **option)
 
 
 @pytest.mark.parametrize(

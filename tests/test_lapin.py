@@ -306,6 +306,23 @@ def test_backends_match_numpy(backend, rng, name):
     assert zt.shape == tuple(g0.shape)
 
 
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("reduction", ["sum", "none"])
+def test_empty_batch_on_every_backend(backend, name, reduction):
+    """No rows: on torch, `topk_hinge_alpha` and `topk_entropy` raised torch's
+    RuntimeError (``Tensor.size`` is a method, so the empty guard never fired)."""
+    value_and_grad = PAIRS[name][1]
+    v, g = value_and_grad(
+        backend.asarray(np.zeros((0, 5))), backend.asarray(np.zeros(0, dtype=np.int64)),
+        k=2, reduction=reduction,
+    )  # fmt: skip
+    assert tuple(g.shape) == (0, 5)
+    if reduction == "sum":
+        assert float(to_numpy(v)) == 0.0
+    else:
+        assert tuple(v.shape) == (0,)
+
+
 # ------------------------------------------------------ ties and extreme scores
 
 

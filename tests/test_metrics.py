@@ -307,6 +307,28 @@ def test_tally_on_torch(data):
     assert _rel(t.result(), float(M.ece(z, y, weights=w))) < 1e-12
 
 
+@pytest.mark.parametrize("name", sorted(M.METRICS))
+@pytest.mark.parametrize("weighted", [False, True])
+def test_scores_that_require_grad_do_not_warn(data, name, weighted):
+    """Monitoring a metric on a model's outputs raised torch's UserWarning
+    "torch.asarray: unspecified requires_grad ..." (an error under
+    ``-W error``, as in this suite)."""
+    torch = pytest.importorskip("torch")
+    z, y, w = data
+    zt = torch.tensor(z, requires_grad=True)
+    kw = {"weights": torch.tensor(w)} if weighted else {}
+    always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)  # torch warns once per process otherwise
+    try:
+        got = getattr(M, name)(zt, torch.tensor(y), **kw)
+    finally:
+        torch.set_warn_always(always)
+    assert isinstance(got, torch.Tensor)
+    assert got.shape == ()
+    want = getattr(M, name)(z, y, **({"weights": w} if weighted else {}))
+    assert _rel(float(got.detach()), float(want)) < 1e-12
+
+
 # --------------------------------------------------------------------------- #
 # Validation
 # --------------------------------------------------------------------------- #

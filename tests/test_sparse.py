@@ -79,6 +79,25 @@ def test_dominant_score_gives_one_hot_and_zero_loss():
     np.testing.assert_array_equal(al.entmax15_loss(z2, y, reduction="none"), 0.0)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", sorted(MAPS))
+def test_dominant_large_score_gives_one_hot(backend, name, dtype):
+    """Scores past 2**54 (float64) or 2**25 (float32) gave the uniform mapping, a
+    loss of 1/3 and a gradient pointing away from the winner: the clip at
+    ``max - 2`` rounded to ``max`` and flattened the row."""
+    big = float(np.finfo(dtype).max)
+    rows = [[1e8, 0.0, 0.0], [2.0**60 if dtype == np.float64 else 1e30, 0.0, -5.0],
+            [big, -big, 0.0], [3e7, -3e7, 1.0]]  # fmt: skip
+    z = np.array(rows, dtype=dtype)
+    y = np.zeros(len(rows), dtype=np.int64)
+    mapping, _ = MAPS[name]
+    s, t = backend.asarray(z), backend.asarray(y)
+    np.testing.assert_array_equal(to_numpy(mapping(s)), np.eye(3, dtype=dtype)[y])
+    v, g = al.LOSSES[name + "_loss"].value_and_grad(s, t, reduction="none")
+    np.testing.assert_array_equal(to_numpy(v), 0.0)
+    np.testing.assert_array_equal(to_numpy(g), 0.0)
+
+
 @pytest.mark.parametrize("name", sorted(MAPS))
 def test_fenchel_young_loss_is_zero_at_its_own_mapping(rng, name):
     z = rng.normal(size=(20, 7))

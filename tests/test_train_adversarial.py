@@ -387,6 +387,26 @@ def test_sigterm_during_training_leaves_nothing(tmp_path, data):
     assert os.listdir(tmp_path) == ["data.npz"]
 
 
+def test_plot_in_a_missing_folder_fails_first(tmp_path, data, no_training):
+    """The check passed (the nearest existing folder was writable) and the run
+    failed only after training, at the write: 'No such file or directory'."""
+    pytest.importorskip("matplotlib")  # the --plot check needs it first
+    png = tmp_path / "nowhere" / "c.png"
+    r = invoke(["train", "--data", data, *TINY, "--plot", png], exit_code=1)
+    assert f"the folder {str(png.parent)!r} does not exist" in error_line(r)
+    # The --save folder is created, so a plot in it (not below it) is fine.
+    r = CliRunner().invoke(
+        main, ["train", "--data", str(data), *TINY, "--save", str(png.parent),
+               "--plot", str(png)],
+    )  # fmt: skip
+    assert "training started before the options were checked" in r.stderr
+    deeper = png.parent / "sub" / "c.png"
+    r = invoke(["train", "--data", data, *TINY, "--save", png.parent, "--plot", deeper],
+               exit_code=1)  # fmt: skip
+    assert "does not exist" in error_line(r)
+    assert sorted(os.listdir(tmp_path)) == ["data.npz"]
+
+
 def test_overlong_output_names_fail_first(tmp_path, data, no_training):
     pytest.importorskip("matplotlib")  # the --plot check needs it first
     long = "n" * 300
@@ -507,6 +527,18 @@ def test_study_marks_diverged_runs_instead_of_averaging_them(tmp_path, data):
     assert "1 run(s) diverged" in r.stderr
     rows = (out / "runs.csv").read_text().splitlines()
     assert "training diverged in epoch" in rows[1]
+
+
+def test_study_with_a_loss_that_diverges_at_once_marks_its_runs(tmp_path, data):
+    """A loss that is infinite from the first step made the CPU-time estimate's probe
+    raise: 'internal error (TrainingDiverged ...); please report it', exit 1, before
+    any run."""
+    out = tmp_path / "s"
+    r = invoke([*STUDY, "--data", data, "--out", out, "--loss", "hinge:margin=1e300"],
+               exit_code=0)  # fmt: skip
+    assert "estimated" in r.stderr
+    assert "| hinge:margin=1e+300 | diverged |" in (out / "summary.md").read_text()
+    assert "1 run(s) diverged" in r.stderr
 
 
 def test_convergent_aggressive_training_is_not_flagged(data):

@@ -151,6 +151,14 @@ def test_bad_user_functions_get_clear_errors(clean, rng):
     al.register_loss("no_pair", lambda z, y: z[:, 0], targets="index")
     with pytest.raises(TypeError, match="must return a pair"):
         al.value_and_grad("no_pair", z, y)
+    # Python numbers: an AttributeError ('float' object has no attribute 'shape')
+    al.register_loss("scalars", lambda z, y: (1.0, 2.0), targets="index")
+    with pytest.raises(TypeError, match=r"values of type float; expected an array"):
+        al.value_and_grad("scalars", z, y)
+    al.register_loss("list_grad", lambda z, y: (z[:, 0], [[0.0] * 4] * 3),
+                     targets="index")  # fmt: skip
+    with pytest.raises(TypeError, match=r"gradients of type list; expected an array"):
+        al.value_and_grad("list_grad", z, y)
 
 
 def test_registration_errors(brier, user_module):
@@ -233,4 +241,39 @@ def test_cli_check_on_a_user_loss(user_module, clean):
 def test_cli_bad_module_specs_are_usage_errors(user_module, clean, spec, match):
     result = _eval(["--loss", spec], exit_code=2)
     assert match in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+BROKEN = """
+def raises(logits, labels):
+    raise KeyError("inside my loss")
+
+
+def scalars(logits, labels):
+    return 1.0, 2.0
+"""
+
+
+@pytest.mark.parametrize(
+    ("function", "match"),
+    [
+        ("raises", "raised KeyError: 'inside my loss'"),
+        ("scalars", "returned values of type float"),
+    ],
+)
+@pytest.mark.parametrize("command", ["eval", "check", "train"])
+def test_cli_broken_user_loss_is_a_usage_error_not_an_internal_one(
+    tmp_path, monkeypatch, clean, command, function, match
+):
+    """Both were 'internal error (...); please report it', exit 1: the user's
+    code, not arrayloss, failed."""
+    (tmp_path / "broken_losses.py").write_text(BROKEN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "broken_losses", raising=False)
+    args = {"eval": ["eval", "--example"], "check": ["check", "--samples", "2"],
+            "train": ["train", "--epochs", "1", "-q"]}[command]  # fmt: skip
+    result = CliRunner().invoke(main, [*args, "--loss", f"broken_losses:{function}"])
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert match in result.stderr
+    assert "internal error" not in result.stderr
     assert "Traceback" not in result.stderr

@@ -28,6 +28,18 @@ def test_to_numpy_numbers_and_lists():
     assert _xp.to_numpy(a) is a  # NumPy arrays are not copied
 
 
+def test_to_numpy_bfloat16_tensor():
+    """NumPy has no bfloat16: ``.numpy()`` raised torch's "Got unsupported
+    ScalarType BFloat16" (so did `arrayloss.gradcheck` on such logits)."""
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(
+        [[1.5, -2.0], [0.25, 3.0]], dtype=torch.bfloat16, requires_grad=True
+    )
+    got = _xp.to_numpy(t)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, [[1.5, -2.0], [0.25, 3.0]])
+
+
 def test_copies_are_gone():
     """The four copies of `to_numpy` (metrics, mlp, _gradcheck, the tests) are
     imports of the one in `_xp` now."""

@@ -174,11 +174,11 @@ def check_loss_params(
 
     A parameter out of range (``k >= n_classes`` for top-k, a negative margin) or
     too few classes for the loss raises `click.BadParameter` with the loss's own
-    message.
+    message; so does any exception from a user's loss (their code, not ours).
     """
     import numpy as np
 
-    from arrayloss._registry import LOSSES, get_loss
+    from arrayloss._registry import _USER, LOSSES, get_loss
 
     info = get_loss(name)
     if not params and info is LOSSES.get("cross_entropy") and n_classes >= 1:
@@ -192,6 +192,12 @@ def check_loss_params(
     except (ValueError, TypeError) as exc:
         spec = format_spec(name, params)
         msg = f"{spec!r} with {n_classes} classes: {exc}"
+        raise click.BadParameter(msg, param_hint=param_hint) from None
+    except Exception as exc:
+        if name not in _USER:
+            raise  # a built-in loss failing is an internal error
+        spec = format_spec(name, params)
+        msg = f"{spec!r} with {n_classes} classes raised {type(exc).__name__}: {exc}"
         raise click.BadParameter(msg, param_hint=param_hint) from None
 
 

@@ -372,10 +372,19 @@ def _estimate(
         n = min(s.y_train.size, 10 * batch_size)
         net = mlp.init([s.x_train.shape[1], *hidden, datasets[spec].n_classes])
         x, y = s.x_train[:n], np.asarray(s.y_train[:n])
+        steps = [0]
+
+        def count(epoch: int, step: int, value: Any) -> None:
+            steps[0] += 1
+
         start = time.process_time()
-        mlp.fit(net, x, y, loss=loss, loss_params=params, optimizer=mlp.Adam(),
-                epochs=1, batch_size=batch_size)  # fmt: skip
-        return (time.process_time() - start) / n
+        try:
+            mlp.fit(net, x, y, loss=loss, loss_params=params, optimizer=mlp.Adam(),
+                    epochs=1, batch_size=batch_size, on_batch=count)  # fmt: skip
+            done = n
+        except mlp.TrainingDiverged:  # a probe only: the runs will be marked diverged
+            done = min(n, (steps[0] + 1) * batch_size)  # the batch that diverged too
+        return (time.process_time() - start) / done
 
     specs = list(dict.fromkeys(c["data"] for c in plan.cells))
     losses = {c["label"]: (c["loss"], c["loss_params"]) for c in plan.cells}
@@ -728,7 +737,7 @@ def study(
     names = TABLE_FILES + (() if no_plot else PLOT_FILES)
     files = [(out / f, f"--out file {f}") for f in names]
     inputs = [p for spec in datasets for p in data_inputs(spec)]
-    check_outputs(files, inputs=inputs)
+    check_outputs(files, inputs=inputs, directory=out)
     # After the usage checks (exit 2), before any run: a missing plotting library
     # must not cost the whole study.
     if not no_plot and importlib.util.find_spec("matplotlib") is None:

@@ -191,15 +191,26 @@ def _nearest_existing(path: Path) -> Path:
 
 
 def check_outputs(
-    files: Sequence[tuple[Path, str]], *, inputs: Iterable[str] = ()
+    files: Sequence[tuple[Path, str]],
+    *,
+    inputs: Iterable[str] = (),
+    directory: Path | None = None,
 ) -> None:
     """Refuse outputs that cannot be written, before any work is done.
 
     ``files`` are ``(path, label)`` pairs. Two outputs naming one file, or an
     output that is an input, are a `UsageError`; an output that is a directory, or
-    whose folder is not a folder or cannot be written, is a `DataError`. Writing
-    itself goes through `write_outputs`.
+    whose folder is not a folder, cannot be written or does not exist, is a
+    `DataError`. ``directory`` is the folder `write_outputs` creates (and its
+    missing parents): a file in it need not have its folder yet. Writing itself
+    goes through `write_outputs`.
     """
+    created: set[Path] = set()
+    if directory is not None:
+        p = Path(os.path.realpath(directory))
+        while not os.path.lexists(p) and p != p.parent:
+            created.add(p)
+            p = p.parent
     seen: dict[str, str] = {}
     for spec in inputs:
         seen[os.path.realpath(spec)] = f"the input {spec!r}"
@@ -237,6 +248,10 @@ def check_outputs(
             raise DataError(msg)
         if not os.access(folder, os.W_OK | os.X_OK):
             msg = f"cannot write {label} {str(path)!r}: no permission to write in {str(folder)!r}"
+            raise DataError(msg)
+        parent = Path(real).parent
+        if not os.path.lexists(parent) and parent not in created:
+            msg = f"cannot write {label} {str(path)!r}: the folder {str(parent)!r} does not exist"
             raise DataError(msg)
 
 
@@ -589,7 +604,7 @@ def train(
     outputs = _save_files(save_dir) + (
         [] if plot_path is None else [(plot_path, "--plot image")]
     )
-    check_outputs(outputs, inputs=data_inputs(data))
+    check_outputs(outputs, inputs=data_inputs(data), directory=save_dir)
     lr_used = lr if lr is not None else (0.1 if optimizer == "sgd" else 1e-3)
 
     show = not quiet and sys.stderr.isatty()

@@ -43,7 +43,7 @@ def _halved(a: Array, k: int, *, xp: Namespace) -> bool:
     """Whether sums of ``k`` entries of ``a`` are taken on halves: only where a plain
     sum could overflow (a sum of halves, doubled, is the same bits for normal
     numbers: scaling by 2 commutes with rounding)."""
-    if _xp.is_lazy(a) or a.size == 0:
+    if _xp.is_lazy(a) or math.prod(a.shape) == 0:  # torch: `size` is a method
         return True
     big = max(abs(float(xp.max(a))), abs(float(xp.min(a))))
     return k * big > float(xp.finfo(a.dtype).max)

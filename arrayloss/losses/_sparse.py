@@ -187,10 +187,12 @@ def _shifted(z: Array, scale: float, *, xp: Namespace) -> tuple[Array, Array]:
     """``scale (z - max z)`` clipped at -2 along the last axis (one fresh array),
     and ``max z``."""
     m = xp.max(z, axis=-1, keepdims=True)
-    x = xp.clip(z, min=m - 2 / scale)
-    x -= m  # our own array (JAX and Dask rebind)
+    # Clipped after the shift: ``m - 2 / scale`` rounds to ``m`` once the ulp of
+    # ``m`` exceeds 2 (``|m| > 2**54`` in float64, ``2**25`` in float32), which
+    # clipped every score to the maximum (a uniform mapping).
+    x = xp.clip(_xp.sub(z, m, xp=xp, below=True), min=-2 / scale)
     if scale != 1:
-        x *= scale
+        x *= scale  # our own array (JAX and Dask rebind)
     return x, m
 
 
