@@ -844,6 +844,8 @@ BAD_STUDY_OPTIONS = [
     (["--seeds", "0"], "--seeds"),
     (["--jobs", "-1"], "--jobs"),
     (["--loss", "cross_entropy"], "given twice"),  # STUDY already names it
+    # a default given explicitly is the same loss (it ran twice, as two losses)
+    (["--loss", "cross_entropy:label_smoothing=0"], "is 'cross_entropy' again"),
     (["--loss", "nope"], "nope"),
     (["--data", "mnist"], "is not 'digits'"),
     (["--out", ""], "an empty path"),

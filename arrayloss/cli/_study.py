@@ -504,13 +504,24 @@ def _losses(
                 f"note: not registered, left out: {', '.join(missing)}", err=True
             )
         losses = [(n, {}) for n in DEFAULT_LOSSES if n in LOSSES]
-    seen: set[str] = set()
+    from .._registry import USER_LOSSES
+
+    seen: dict[tuple[str, tuple[tuple[str, Any], ...]], str] = {}
     for name, params in losses:
         label = _label(name, params)
-        if label in seen:
-            msg = f"{label!r} is given twice"
+        # the parameters in effect: a default given explicitly is the same loss
+        info = LOSSES.get(name) or USER_LOSSES.get(name)
+        effective = {**(dict(info.params) if info is not None else {}), **params}
+        key = (name, tuple(sorted(effective.items())))
+        if key in seen:
+            first = seen[key]
+            msg = (
+                f"{label!r} is given twice"
+                if first == label
+                else f"{label!r} is {first!r} again (the same parameters in effect)"
+            )
             raise click.BadParameter(msg, ctx, param)
-        seen.add(label)
+        seen[key] = label
     return losses
 
 
