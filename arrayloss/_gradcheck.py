@@ -217,7 +217,8 @@ def gradcheck(
         (or whose row ``i`` depends on other rows), a gradient of the wrong
         shape, or the loss's own parameter errors.
     TypeError
-        A callable that is not an arrayloss loss, a malformed pair, a
+        Logits of a dtype the losses refuse (bool, complex, object), a
+        callable that is not an arrayloss loss, a malformed pair, a
         tolerance that is not a real number, or ``reduction`` or ``weights``
         given for a registry loss (the check is of per-sample gradients).
 
@@ -268,7 +269,13 @@ def gradcheck(
     initial_step = _tolerance("initial_step", initial_step, positive=True)
     min_kink_distance = _tolerance("min_kink_distance", min_kink_distance)
 
-    z = np.array(to_numpy(logits), dtype=np.float64)
+    z_host = np.asarray(to_numpy(logits))
+    if z_host.dtype.kind not in "iuf":  # as every loss refuses it
+        msg = (
+            f"`logits` must have a real floating or integer dtype (got {z_host.dtype})"
+        )
+        raise TypeError(msg)
+    z = np.array(z_host, dtype=np.float64)
     y = to_numpy(labels)
     if z.ndim != 2 or 0 in z.shape:
         msg = (

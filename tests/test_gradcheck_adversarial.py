@@ -359,6 +359,14 @@ def test_reduction_and_weights_are_a_clear_type_error(loss, option):
         al.gradcheck(loss, Z, Y, **option)
 
 
+@pytest.mark.parametrize("dtype", [bool, complex, object])
+def test_logits_of_a_dtype_the_losses_refuse_are_refused(dtype):
+    """Bool logits were checked as 0.0/1.0, though every loss refuses them."""
+    z = np.zeros((2, 3), dtype=dtype)
+    with pytest.raises(TypeError, match="real floating or integer dtype"):
+        al.gradcheck("cross_entropy", z, np.array([0, 1]))
+
+
 @pytest.mark.parametrize(
     ("name", "params"),
     [
