@@ -1,0 +1,106 @@
+"""Confident samples: tiny losses and gradients keep their relative accuracy.
+
+A sample whose label holds nearly all the probability has a loss of about
+``rest = sum_{j != y} exp(s_j - s_y)``, far below the float's epsilon.  Written as
+``log(sum exp(s - max))`` it rounds ``1 + rest`` first and returns ``0`` (or keeps a
+digit or two), and the label's gradient ``p_y - 1`` cancels the same way; the
+references are 50-digit mpmath values of the exact inputs.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from arrayloss._registry import LOSSES
+
+mp = pytest.importorskip("mpmath")
+mp.mp.dps = 50
+
+# (scores, label): 1 + rest rounds to 1 (rest 8.5e-18), keeps one digit (1.16e-15),
+# a label tied with another class, and a confident sample among ordinary ones.
+ROWS = [
+    ([40.0, 0.0, 0.0], 0),
+    ([37.5, -2.0, 3.1], 0),
+    ([0.0, 50.0, 12.0, -3.0], 1),
+    ([5.0, 5.0, -30.0], 1),
+    ([1.0, 2.0, 0.5], 2),
+]
+
+
+def _reference(row: list[float], label: int, smoothing: float = 0.0):
+    z = [mp.mpf(v) for v in row]
+    m = max(z)
+    e = [mp.exp(v - m) for v in z]
+    s = mp.fsum(e)
+    c = len(z)
+    q = [
+        (1 - mp.mpf(smoothing)) * (j == label) + mp.mpf(smoothing) / c for j in range(c)
+    ]
+    lse = m + mp.log(s)
+    loss = mp.fsum(qj * (lse - zj) for qj, zj in zip(q, z, strict=True))
+    # p_y - 1 = -(sum of the other e) / s: no cancellation in the reference.
+    others = mp.fsum(e[:label] + e[label + 1 :])
+    grad = [e[j] / s - q[j] if j != label else -others / s for j in range(c)]
+    return loss, grad
+
+
+def _rel(got, want):
+    return float(abs(mp.mpf(float(got)) - want) / abs(want))
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "keras.categorical_crossentropy"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("row", "label"), ROWS)
+def test_cross_entropy_of_a_confident_sample(name, dtype, row, label):
+    """The loss and every gradient entry to a few ulp times the conditioning of the
+    shifted scores ``s - max s`` (was a loss of 0 and a label gradient of 0 for
+    [40, 0, 0], and 4% off for [37.5, -2, 3.1])."""
+    z = np.array([row], dtype=dtype)
+    rounded = [float(v) for v in z[0]]
+    loss, grad = _reference(rounded, label)
+    v, g = LOSSES[name].value_and_grad(z, np.array([label]), reduction="none")
+    assert v.dtype == dtype
+    assert g.dtype == dtype
+    u = float(np.finfo(dtype).eps) * max(1.0, max(rounded) - min(rounded))
+    assert _rel(v[0], loss) <= 8 * u, (float(v[0]), loss)
+    for j, want in enumerate(grad):
+        assert _rel(g[0, j], want) <= 8 * u, (j, float(g[0, j]), want)
+
+
+@pytest.mark.parametrize(("row", "label"), ROWS)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_confident_rows_in_a_batch(row, label, reduction):
+    """The fused mean scale and the batch path give the same accuracy."""
+    z = np.array([row, [0.1, -0.2] + [0.3] * (len(row) - 2)])
+    y = np.array([label, 0])
+    _, g = LOSSES["cross_entropy"].value_and_grad(z, y, reduction=reduction)
+    _, grad = _reference([float(v) for v in z[0]], label)
+    scale = 0.5 if reduction == "mean" else 1.0
+    for j, want in enumerate(grad):
+        assert _rel(g[0, j], scale * want) <= 8 * np.finfo(np.float64).eps
+
+
+@pytest.mark.parametrize(("row", "label"), ROWS)
+def test_label_smoothing_loss_of_a_confident_sample(row, label):
+    """With smoothing the loss is O(1), but its log-sum-exp is the same one."""
+    z = np.array([row])
+    loss, _ = _reference(row, label, smoothing=0.1)
+    v = LOSSES["cross_entropy"].value(
+        z, np.array([label]), reduction="none", label_smoothing=0.1
+    )
+    assert _rel(v[0], loss) <= 8 * np.finfo(np.float64).eps
+
+
+def test_cross_entropy_confident_on_other_backends(backend):
+    """The array-API path (no in-place scatter) gives the same digits."""
+    from conftest import to_numpy
+
+    z = backend.asarray(np.array([[40.0, 0.0, 0.0], [37.5, -2.0, 3.1]]), np.float64)
+    y = backend.asarray(np.array([0, 0]))
+    v, g = LOSSES["cross_entropy"].value_and_grad(z, y, reduction="none")
+    v, g = to_numpy(v), to_numpy(g)
+    for i, row in enumerate([[40.0, 0.0, 0.0], [37.5, -2.0, 3.1]]):
+        loss, grad = _reference(row, 0)
+        assert _rel(v[i], loss) <= 8 * np.finfo(np.float64).eps
+        assert _rel(g[i, 0], grad[0]) <= 8 * np.finfo(np.float64).eps
