@@ -80,6 +80,26 @@ def test_no_overflow_warning_when_the_result_is_finite(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [1, C - 1])
+@pytest.mark.parametrize("name", sorted(n for n in LOSSES if "k" in LOSSES[n].params))
+def test_no_overflow_warning_at_the_extreme_k(name, k, dtype):
+    """k = 1 and k = C - 1 take their own paths (smooth_topk_svm's k = 1 form,
+    topk_entropy's prefix sums of k competitors): just as quiet (they warned
+    'overflow encountered in subtract' / 'in accumulate' with a finite result)."""
+    info = LOSSES[name]
+    for pattern in _patterns(dtype):
+        z = np.array([pattern], dtype=dtype)
+        for label in range(C):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                v, g = info.value_and_grad(z, np.array([label]), reduction="none", k=k)
+            if not (np.all(np.isfinite(v)) and np.all(np.isfinite(g))):
+                continue
+            messages = [str(w.message) for w in caught]
+            assert not messages, (name, k, pattern, label, messages)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_mean_reduction_is_quiet_too(name, dtype):
     """The wrapper's checks (finiteness, weights) do not overflow on such scores."""
