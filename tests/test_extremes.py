@@ -99,6 +99,63 @@ def test_no_overflow_warning_at_the_extreme_k(name, k, dtype):
             assert not messages, (name, k, pattern, label, messages)
 
 
+# (scores as multiples of the largest float, label, NCE = CE / sum_j CE_j): CE and
+# the sum are both beyond the largest float, their ratio is not.
+NCE_AT_MAX = [
+    ([1.0, -1.0, 0.0, 0.0], 1, 2 / 4),  # CE_1 = 2M; U = 0 + 2M + M + M
+    ([-1.0, 1.0, 1.0, 0.0], 0, 2 / 3),  # CE_0 = 2M; U = 2M + 0 + 0 + M
+    ([1.0, -1.0, -1.0, -1.0], 2, 2 / 6),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("case", NCE_AT_MAX)
+@pytest.mark.parametrize("name", ["normalized_cross_entropy", "nce_rce", "nce_mae"])
+def test_normalized_cross_entropy_is_finite_at_the_largest_float(
+    name, case, soft, dtype
+):
+    """NCE is in [0, 1] for any finite scores: it was inf / inf = nan (with an
+    'invalid value' warning) where z - max z overflowed."""
+    scale, label, nce = case
+    z = np.array([scale], dtype=dtype) * np.finfo(dtype).max
+    y: np.ndarray = np.array([label])
+    want = nce
+    if soft:  # 0.7 on the label, 0.1 elsewhere: CE = 0.7 CE_y + 0.1 sum_{j != y} CE_j
+        y = np.full((1, C), 0.1, dtype=dtype)
+        y[0, label] = 0.7
+        ce = np.array([0.0 if s_j == max(scale) else max(scale) - s_j for s_j in scale])
+        want = float(y[0] @ ce) / float(ce.sum())
+    info = LOSSES[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, g = info.value_and_grad(z, y, reduction="none")
+        nce_only = {} if name == "normalized_cross_entropy" else {"beta": 0.0}
+        loss = info.value(z, y, reduction="none", **nce_only)
+    assert np.all(np.isfinite(v))
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(float(loss[0]), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_symmetric_cross_entropy_without_its_ce_term(soft):
+    """alpha = 0 leaves beta RCE, finite, where CE overflows (was 0 * inf = nan)."""
+    m = np.finfo(np.float64).max
+    z = np.array([[m, -m, 0.0, 1.0]])
+    y: np.ndarray = np.array([1])
+    want = 4.0  # -A (1 - p_y), p_y = 0
+    if soft:
+        y = np.array([[0.1, 0.7, 0.1, 0.1]])
+        want = -np.log(0.1)  # -sum_k p_k log t_k, p = e_0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, g = LOSSES["symmetric_cross_entropy"].value_and_grad(
+            z, y, reduction="none", alpha=0.0
+        )
+    np.testing.assert_allclose(v, [want], rtol=1e-12)
+    assert np.all(np.isfinite(g))
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_mean_reduction_is_quiet_too(name, dtype):
