@@ -157,6 +157,24 @@ def test_symmetric_cross_entropy_without_its_ce_term(soft):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+@pytest.mark.parametrize("soft", [False, True])
+def test_focal_gradient_is_finite_where_its_loss_overflows(gamma, soft, dtype):
+    """At p_y = 0 (log p_y below -max) the focal gradient is the cross-entropy's,
+    p - t (p log p -> 0); it was nan from 0 * -inf, with a warning."""
+    m = np.finfo(dtype).max
+    z = np.array([[m, -m, 0.0, 1.0]], dtype=dtype)
+    y: np.ndarray = np.array([1])
+    if soft:
+        y = np.array([[0.0, 1.0, 0.0, 0.0]], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, g = LOSSES["focal"].value_and_grad(z, y, reduction="none", gamma=gamma)
+    assert v[0] == np.inf  # CE = 2 max
+    np.testing.assert_array_equal(g, [[1.0, -1.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_mean_reduction_is_quiet_too(name, dtype):
     """The wrapper's checks (finiteness, weights) do not overflow on such scores."""
