@@ -879,7 +879,7 @@ def _weighted(x: Array, w: Array, *, xp: Namespace) -> Array:
     """``w * x`` along rows, exactly zero where the weight is (even if ``x`` is inf)."""
     if x.ndim == 2:
         w = w[:, None]
-    return xp.where(w == 0, xp.zeros_like(x), w * x)
+    return w * xp.where(w == 0, xp.zeros_like(x), x)  # never 0 * inf (a warning)
 
 
 def weighted_mean(terms: Array, b: Batch, *, subject: str = "a metric") -> Array:

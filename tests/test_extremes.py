@@ -315,3 +315,29 @@ def test_smooth_topk_at_1e30_against_mpmath(backend, case, dtype):
         assert abs(float(v) - ref_v) <= tol * abs(ref_v), (path, float(v), ref_v)
         err = np.max(np.abs(gr.astype(np.float64) - ref_g))
         assert err <= tol * np.max(np.abs(ref_g)), (path, gr, ref_g)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    "convention",
+    [
+        {"weights": np.array([0.0, 1.0])},
+        {"class_weights": np.array([0.0, 1.0, 1.0])},
+        {"ignore_index": 0},
+    ],
+    ids=["weights", "class_weights", "ignore_index"],
+)
+def test_a_left_out_sample_with_an_infinite_loss_is_quiet(convention, reduction):
+    """A sample whose label is a masked class (-inf, loss +inf) with weight 0, or
+    ignored, adds exactly 0 without a warning (0 * inf warned 'invalid value')."""
+    z = np.array([[-np.inf, 0.0, 1.0], [0.1, 0.2, 0.3]])
+    y = np.array([0, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, g = LOSSES["cross_entropy"].value_and_grad(
+            z, y, reduction=reduction, **convention
+        )
+    want, want_g = LOSSES["cross_entropy"].value_and_grad(z[1:], y[1:], reduction="sum")
+    np.testing.assert_allclose(np.asarray(v).reshape(-1)[-1], want, rtol=1e-15)
+    np.testing.assert_array_equal(g[0], 0.0)
+    np.testing.assert_allclose(g[1], want_g[0], rtol=1e-15)
