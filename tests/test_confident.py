@@ -141,3 +141,38 @@ def test_regularised_expectation_gradient_of_a_confident_sample(dtype, row, labe
         mp.fsum((mp.mpf(float(a)) - b) ** 2 for a, b in zip(g[0], grad, strict=True))
     )
     assert float(err / norm) <= 16 * u
+
+
+@pytest.mark.parametrize(("row", "label"), ROWS)
+def test_metrics_nll_and_brier_of_a_confident_sample(row, label):
+    """From logits, `metrics.nll` is the cross-entropy (it was 0 for [40, 0, 0])
+    and `metrics.brier` forms ``p_y - 1`` without cancellation (it was a third of
+    the exact 1.08e-34 there)."""
+    from arrayloss import metrics
+
+    z = np.array([row])
+    y = np.array([label])
+    loss, _ = _reference(row, label)
+    zz = [mp.mpf(v) for v in row]
+    e = [mp.exp(v - max(zz)) for v in zz]
+    s = mp.fsum(e)
+    others = mp.fsum(e[:label] + e[label + 1 :]) / s
+    brier = others**2 + mp.fsum((e[j] / s) ** 2 for j in range(len(e)) if j != label)
+    u = float(np.finfo(np.float64).eps)
+    assert _rel(metrics.nll(z, y), loss) <= 8 * u
+    assert _rel(metrics.brier(z, y), brier) <= 16 * u
+
+
+def test_metrics_nll_confident_on_other_backends(backend):
+    """The path without in-place writes (and lazy arrays) gives the same digits."""
+    from conftest import to_numpy
+
+    from arrayloss import metrics
+
+    z = backend.asarray(np.array([[40.0, 0.0, 0.0]]), np.float64)
+    y = backend.asarray(np.array([0]))
+    loss, _ = _reference([40.0, 0.0, 0.0], 0)
+    got = float(to_numpy(metrics.nll(z, y)))
+    assert _rel(got, loss) <= 8 * np.finfo(np.float64).eps
+    got = float(to_numpy(metrics.brier(z, y)))
+    assert _rel(got, mp.mpf("1.0829108327072491e-34")) <= 1e-15
