@@ -152,10 +152,7 @@ def _squared_log_rows(
 def _tanimoto_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool
 ) -> tuple[Array, Array | None]:
-    if t.index is not None:
-        p, c, _, _ = _softmax_parts(z, xp=xp)
-    else:
-        p = _xp.softmax(z, xp=xp, axis=1)
+    p = _xp.softmax(z, xp=xp, axis=1)
     q = t.probs
     num = xp.sum(p * q, axis=1, keepdims=True)
     den = xp.sum(p * p, axis=1, keepdims=True) + xp.sum(q * q, axis=1, keepdims=True)
@@ -167,9 +164,9 @@ def _tanimoto_rows(
     if t.index is not None:
         # At the label 2 N p_y - (D + N) = -(c_y (1 + p_y) + sum_{j != y} p_j^2):
         # no cancellation where p_y is near 1 (the gradient is then about c_y^2).
-        zero = xp.zeros_like(p)
-        others = xp.sum(xp.where(t.mask, zero, p * p), axis=1)
-        p_y, c_y = t.pick(p), t.pick(c)
+        off = xp.where(t.mask, xp.zeros_like(p), p)
+        others = xp.sum(off * off, axis=1)
+        p_y, c_y = t.pick(p), xp.sum(off, axis=1)  # c_y = 1 - p_y, summed
         g = t.set_label(g, -(c_y * (1 + p_y) + others) / (den * den)[:, 0])
     return loss, _xp.through_softmax(p, p * g, xp=xp)
 
