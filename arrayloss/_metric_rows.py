@@ -186,6 +186,29 @@ class _Rows:
         return m, e, xp.sum(e, axis=1)
 
     @cached_property
+    def _rest(self) -> Array:
+        """For logits: ``sum(e)`` without the first maximum's ``exp(0) = 1``, shape
+        ``(n,)``: ``s - 1`` with all its digits where ``s`` rounds to 1."""
+        xp = self.xp
+        _, e, _ = self._softmax_parts
+        top = xp.argmax(self.z, axis=1)
+        if _in_place(xp) and self.eager:
+            rows = xp.arange(self.n, device=_xp.xp_device(e))
+            e[rows, top] = 0  # our own array: sum the others, then put it back
+            rest = xp.sum(e, axis=1)
+            e[rows, top] = 1
+            return rest
+        first = self._cols == xp.astype(top, self.index.dtype)[:, None]
+        return xp.sum(xp.where(first, xp.zeros_like(e), e), axis=1)
+
+    def _label_minus_one(self) -> Array:
+        """For logits: ``p_y - 1 = ((e_y - 1) - rest) / s`` without cancellation
+        where ``p_y`` is near 1, shape ``(n,)``."""
+        _, e, s = self._softmax_parts
+        e_y = _xp.take_along_axis(e, self.index[:, None], xp=self.xp, axis=1)[:, 0]
+        return ((e_y - 1) - self._rest) / s
+
+    @cached_property
     def _tiny(self) -> float:
         return float(self.xp.finfo(self.z.dtype).smallest_normal)
 
@@ -195,9 +218,10 @@ class _Rows:
         xp = self.xp
         s_y = self._label_score[:, 0]
         if self.input == "logits":
-            m, _, s = self._softmax_parts
-            # the same operations as the cross-entropy kernel: log s - (s_y - m)
-            return xp.log(s) - (s_y - m[:, 0])
+            m, _, _ = self._softmax_parts
+            # as the cross-entropy kernel: log s = log1p(rest), so that a confident
+            # sample's nll (about rest << eps) keeps its digits
+            return xp.log1p(self._rest) - (s_y - m[:, 0])
         if self.input == "probs":
             return -xp.log(xp.clip(s_y, min=self._tiny))
         return -xp.clip(s_y, min=math.log(self._tiny))
@@ -228,11 +252,19 @@ class _Rows:
             # the same values as below, in one fresh array: `where` and its (n, C)
             # mask and temporaries cost ten times the division
             d = self._fresh_probs()
-            d[xp.arange(self.n, device=_xp.xp_device(d)), self.index] -= 1
+            rows = xp.arange(self.n, device=_xp.xp_device(d))
+            if self.input == "logits":
+                d[rows, self.index] = self._label_minus_one()
+            else:
+                d[rows, self.index] -= 1
             d *= d
             return xp.sum(d, axis=1)
         p = self.probs
-        d = xp.where(self._cols == self.index[:, None], p - 1, p)
+        at_label = self._cols == self.index[:, None]
+        if self.input == "logits":
+            d = xp.where(at_label, self._label_minus_one()[:, None], p)
+        else:
+            d = xp.where(at_label, p - 1, p)
         return xp.sum(d * d, axis=1)
 
     def _fresh_probs(self) -> Array:

@@ -80,6 +80,101 @@ def test_no_overflow_warning_when_the_result_is_finite(name, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("k", [1, C - 1])
+@pytest.mark.parametrize("name", sorted(n for n in LOSSES if "k" in LOSSES[n].params))
+def test_no_overflow_warning_at_the_extreme_k(name, k, dtype):
+    """k = 1 and k = C - 1 take their own paths (smooth_topk_svm's k = 1 form,
+    topk_entropy's prefix sums of k competitors): just as quiet (they warned
+    'overflow encountered in subtract' / 'in accumulate' with a finite result)."""
+    info = LOSSES[name]
+    for pattern in _patterns(dtype):
+        z = np.array([pattern], dtype=dtype)
+        for label in range(C):
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                v, g = info.value_and_grad(z, np.array([label]), reduction="none", k=k)
+            if not (np.all(np.isfinite(v)) and np.all(np.isfinite(g))):
+                continue
+            messages = [str(w.message) for w in caught]
+            assert not messages, (name, k, pattern, label, messages)
+
+
+# (scores as multiples of the largest float, label, NCE = CE / sum_j CE_j): CE and
+# the sum are both beyond the largest float, their ratio is not.
+NCE_AT_MAX = [
+    ([1.0, -1.0, 0.0, 0.0], 1, 2 / 4),  # CE_1 = 2M; U = 0 + 2M + M + M
+    ([-1.0, 1.0, 1.0, 0.0], 0, 2 / 3),  # CE_0 = 2M; U = 2M + 0 + 0 + M
+    ([1.0, -1.0, -1.0, -1.0], 2, 2 / 6),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("soft", [False, True])
+@pytest.mark.parametrize("case", NCE_AT_MAX)
+@pytest.mark.parametrize("name", ["normalized_cross_entropy", "nce_rce", "nce_mae"])
+def test_normalized_cross_entropy_is_finite_at_the_largest_float(
+    name, case, soft, dtype
+):
+    """NCE is in [0, 1] for any finite scores: it was inf / inf = nan (with an
+    'invalid value' warning) where z - max z overflowed."""
+    scale, label, nce = case
+    z = np.array([scale], dtype=dtype) * np.finfo(dtype).max
+    y: np.ndarray = np.array([label])
+    want = nce
+    if soft:  # 0.7 on the label, 0.1 elsewhere: CE = 0.7 CE_y + 0.1 sum_{j != y} CE_j
+        y = np.full((1, C), 0.1, dtype=dtype)
+        y[0, label] = 0.7
+        ce = np.array([0.0 if s_j == max(scale) else max(scale) - s_j for s_j in scale])
+        want = float(y[0] @ ce) / float(ce.sum())
+    info = LOSSES[name]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, g = info.value_and_grad(z, y, reduction="none")
+        nce_only = {} if name == "normalized_cross_entropy" else {"beta": 0.0}
+        loss = info.value(z, y, reduction="none", **nce_only)
+    assert np.all(np.isfinite(v))
+    assert np.all(np.isfinite(g))
+    np.testing.assert_allclose(float(loss[0]), want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("soft", [False, True])
+def test_symmetric_cross_entropy_without_its_ce_term(soft):
+    """alpha = 0 leaves beta RCE, finite, where CE overflows (was 0 * inf = nan)."""
+    m = np.finfo(np.float64).max
+    z = np.array([[m, -m, 0.0, 1.0]])
+    y: np.ndarray = np.array([1])
+    want = 4.0  # -A (1 - p_y), p_y = 0
+    if soft:
+        y = np.array([[0.1, 0.7, 0.1, 0.1]])
+        want = -np.log(0.1)  # -sum_k p_k log t_k, p = e_0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, g = LOSSES["symmetric_cross_entropy"].value_and_grad(
+            z, y, reduction="none", alpha=0.0
+        )
+    np.testing.assert_allclose(v, [want], rtol=1e-12)
+    assert np.all(np.isfinite(g))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("gamma", [0.5, 2.0])
+@pytest.mark.parametrize("soft", [False, True])
+def test_focal_gradient_is_finite_where_its_loss_overflows(gamma, soft, dtype):
+    """At p_y = 0 (log p_y below -max) the focal gradient is the cross-entropy's,
+    p - t (p log p -> 0); it was nan from 0 * -inf, with a warning."""
+    m = np.finfo(dtype).max
+    z = np.array([[m, -m, 0.0, 1.0]], dtype=dtype)
+    y: np.ndarray = np.array([1])
+    if soft:
+        y = np.array([[0.0, 1.0, 0.0, 0.0]], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, g = LOSSES["focal"].value_and_grad(z, y, reduction="none", gamma=gamma)
+    assert v[0] == np.inf  # CE = 2 max
+    np.testing.assert_array_equal(g, [[1.0, -1.0, 0.0, 0.0]])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("name", sorted(LOSSES))
 def test_mean_reduction_is_quiet_too(name, dtype):
     """The wrapper's checks (finiteness, weights) do not overflow on such scores."""
@@ -220,3 +315,29 @@ def test_smooth_topk_at_1e30_against_mpmath(backend, case, dtype):
         assert abs(float(v) - ref_v) <= tol * abs(ref_v), (path, float(v), ref_v)
         err = np.max(np.abs(gr.astype(np.float64) - ref_g))
         assert err <= tol * np.max(np.abs(ref_g)), (path, gr, ref_g)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    "convention",
+    [
+        {"weights": np.array([0.0, 1.0])},
+        {"class_weights": np.array([0.0, 1.0, 1.0])},
+        {"ignore_index": 0},
+    ],
+    ids=["weights", "class_weights", "ignore_index"],
+)
+def test_a_left_out_sample_with_an_infinite_loss_is_quiet(convention, reduction):
+    """A sample whose label is a masked class (-inf, loss +inf) with weight 0, or
+    ignored, adds exactly 0 without a warning (0 * inf warned 'invalid value')."""
+    z = np.array([[-np.inf, 0.0, 1.0], [0.1, 0.2, 0.3]])
+    y = np.array([0, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, g = LOSSES["cross_entropy"].value_and_grad(
+            z, y, reduction=reduction, **convention
+        )
+    want, want_g = LOSSES["cross_entropy"].value_and_grad(z[1:], y[1:], reduction="sum")
+    np.testing.assert_allclose(np.asarray(v).reshape(-1)[-1], want, rtol=1e-15)
+    np.testing.assert_array_equal(g[0], 0.0)
+    np.testing.assert_allclose(g[1], want_g[0], rtol=1e-15)

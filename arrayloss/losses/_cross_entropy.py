@@ -31,7 +31,12 @@ def _rows(
 ) -> tuple[Array, Array | None]:
     # One fresh (n, C) temporary: shifted scores, then exp, then softmax - target,
     # all in place where the namespace allows (see _xp.exp_).
-    work = _xp.sub(z, xp.max(z, axis=1, keepdims=True), xp=xp, below=True)  # quiet -inf
+    # The first maximum of each row: its exp(0) = 1 is left out of ``rest`` below.
+    top = xp.argmax(z, axis=1)
+    rows = xp.arange(z.shape[0], device=_xp.xp_device(z))
+    scatter = _xp.scatter_supported(xp)
+    m = z[rows, top][:, None] if scatter else xp.max(z, axis=1, keepdims=True)
+    work = _xp.sub(z, m, xp=xp, below=True)  # quiet -inf
     if t.index is not None and label_smoothing == 0:
         q = None
         target_score = t.pick(work)
@@ -41,18 +46,29 @@ def _rows(
             q = (1 - label_smoothing) * q + label_smoothing / t.n_classes
         target_score = xp.sum(q * work, axis=1)  # <q, shifted> with sum(q) = 1
     work = _xp.exp_(work, xp=xp)
-    s = xp.sum(work, axis=1, keepdims=True)
-    loss = xp.log(s[:, 0]) - target_score
+    # ``rest`` sums exp over all but the first maximum (whose exp(0) is 1), so that
+    # log s = log1p(rest) keeps the digits of a confident sample's loss, about
+    # rest << eps, that log(1 + rest) rounds away.  In place (O(n)) where the
+    # namespace allows, restored for the gradient.
+    if scatter:
+        work[rows, top] = 0
+        rest = xp.sum(work, axis=1)
+        work[rows, top] = 1
+    else:
+        classes = xp.arange(z.shape[1], device=_xp.xp_device(z))
+        first = classes == top[:, None]
+        rest = xp.sum(xp.where(first, xp.zeros_like(work), work), axis=1)
+    s = (1 + rest)[:, None]
+    loss = xp.log1p(rest) - target_score
     if not want_grad:
         return loss, None
     c = 1.0 if grad_scale is None else grad_scale  # the mean's 1/n, fused in
-    work *= c / s
     if q is None:
-        if _xp.scatter_supported(xp):
-            rows = xp.arange(work.shape[0], device=_xp.xp_device(work))
-            work[rows, t.index] -= c  # O(n), on our own array
-            return loss, work
-        q = t.probs
+        # p_y - 1 = ((e_y - 1) - rest) / s: no cancellation where p_y is near 1.
+        e_y = t.pick(work)
+        work *= c / s
+        return loss, t.set_label(work, c * ((e_y - 1) - rest) / s[:, 0])
+    work *= c / s
     work -= q if c == 1.0 else c * q
     return loss, work
 

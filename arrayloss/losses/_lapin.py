@@ -39,27 +39,32 @@ __all__ = [
 # --------------------------------------------------------------------------- helpers
 
 
-def _halved(a: Array, k: int, *, xp: Namespace) -> bool:
-    """Whether sums of ``k`` entries of ``a`` are taken on halves: only where a plain
-    sum could overflow (a sum of halves, doubled, is the same bits for normal
-    numbers: scaling by 2 commutes with rounding)."""
+def _sum_scale(a: Array, k: int, *, xp: Namespace) -> float:
+    """The power of two ``2^j >= k`` by which sums of ``k`` entries of ``a`` are
+    scaled down, or 1: only where a plain sum could overflow (a sum of the scaled
+    entries, scaled back, is the same bits for normal numbers: scaling by a power
+    of two commutes with rounding; a sum of ``k`` entries each at most
+    ``max / 2^j`` cannot overflow, halves could from ``k = 3``)."""
+    scale = float(2 ** math.ceil(math.log2(k))) if k > 1 else 2.0
     if _xp.is_lazy(a) or math.prod(a.shape) == 0:  # torch: `size` is a method
-        return True
+        return scale
     big = max(abs(float(xp.max(a))), abs(float(xp.min(a))))
-    return k * big > float(xp.finfo(a.dtype).max)
+    return scale if k * big > float(xp.finfo(a.dtype).max) else 1.0
 
 
 def _sum_over_k(a: Array, k: int, *, xp: Namespace) -> Array:
     """``sum(a, axis=1) / k`` without an overflowing intermediate sum."""
-    if _halved(a, k, xp=xp):
-        return xp.sum(a * 0.5, axis=1) / k * 2
+    scale = _sum_scale(a, k, xp=xp)
+    if scale != 1:
+        return xp.sum(a * (1 / scale), axis=1) / k * scale
     return xp.sum(a, axis=1) / k
 
 
 def _prefix_over_k(a: Array, k: int, *, xp: Namespace) -> Array:
     """``cumulative_sum(a, axis=1) / k`` without an overflowing intermediate sum."""
-    if _halved(a, k, xp=xp):
-        return xp.cumulative_sum(a * 0.5, axis=1) / k * 2
+    scale = _sum_scale(a, k, xp=xp)
+    if scale != 1:
+        return xp.cumulative_sum(a * (1 / scale), axis=1) / k * scale
     return xp.cumulative_sum(a, axis=1) / k
 
 
@@ -315,7 +320,8 @@ def _entropy_rows(
     def candidate(m: int, suffix: Array) -> tuple[Array, Array]:
         nu_m = suffix - math.log1p(-m / k)
         c_m = (m / k) * math.log(k) + (1 - m / k) * nu_m
-        return (c_m + prefix[:, m - 1] if m else c_m), nu_m
+        # c_m + B_m / k, quiet where it is below -max (softplus gives 0 there)
+        return (_xp.sub(c_m, -prefix[:, m - 1], xp=xp) if m else c_m), nu_m
 
     # lse_{i>m} b_[i] for m = k-1, k-2, ..., 0, tail first (one pass, no overflow)
     suffix = b[:, k - 1]

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from .. import _xp
 from .._api import Kernel, Targets
 from .._doc import filler
 from .._typing import Array, Namespace
@@ -48,7 +49,28 @@ def _rce(
     return -mean[:, 0], -p * (log_q - mean)
 
 
+def _nce_ratio(
+    ce: Array, u_c: Array, z: Array, t: Targets, log_s: Array, *, xp: Namespace
+) -> Array:
+    """``NCE = ce / C / u_c`` (``u_c = U / C``, each ``(n,)``), and from the halves
+    ``z/2 - max z/2`` (which cannot overflow) in the rows where ``z - max z`` did:
+    a spread beyond the largest float makes ``CE`` and ``U`` both infinite, their
+    ratio (in ``[0, 1]``) not.  ``log_s`` is the log of the shifted sum."""
+    ok = xp.isfinite(ce) & xp.isfinite(u_c)
+    n_classes = z.shape[1]
+    if not _xp.is_lazy(z) and bool(xp.all(ok)):
+        return ce / n_classes / u_c
+    half = 0.5 * z - 0.5 * xp.max(z, axis=1, keepdims=True)
+    nl = 0.5 * log_s[:, None] - half  # -log(p) / 2
+    u_half = xp.sum(nl / n_classes, axis=1)
+    ce_half = t.pick(nl) if t.index is not None else xp.sum(t.probs * nl, axis=1)
+    one = xp.ones_like(u_c)
+    plain = xp.where(ok, ce, xp.zeros_like(ce)) / n_classes / xp.where(ok, u_c, one)
+    return xp.where(ok, plain, ce_half / n_classes / u_half)
+
+
 def _nce(
+    z: Array,
     p: Array,
     c: Array,
     w: Array,
@@ -67,7 +89,7 @@ def _nce(
     n_classes = p.shape[1]
     u_c = xp.sum(nl / n_classes, axis=1, keepdims=True)  # U / C
     ce = t.pick(nl) if t.index is not None else xp.sum(t.probs * nl, axis=1)
-    nce = ce / n_classes / u_c[:, 0]
+    nce = _nce_ratio(ce, u_c[:, 0], z, t, log_s[:, 0], xp=xp)
     return nce, (resid - nce[:, None] * (n_classes * p - 1)) / n_classes / u_c
 
 
@@ -93,7 +115,7 @@ def _nce_index(
     )
     n_classes = z.shape[1]
     u_c = xp.log(s) - w_mean  # U / C: cannot overflow where U would
-    nce = -log_p / n_classes / u_c
+    nce = _nce_ratio(-log_p, u_c, z, t, xp.log(s), xp=xp)
     loss = alpha * nce + (beta * kappa) * c_y
     if p is None:
         return loss, None
@@ -105,6 +127,12 @@ def _nce_index(
         - (beta * kappa) * p_y * c_y
     )
     return loss, t.set_label(p, g_y)
+
+
+def _times(weight: float, term: Array, *, xp: Namespace) -> Array:
+    """``weight * term``, and ``0`` for a zero weight even where ``term`` overflowed
+    (``alpha = 0`` leaves the loss ``beta RCE``, not ``0 * inf = nan``)."""
+    return weight * term if weight else xp.zeros_like(term)
 
 
 def _check_ab(alpha: float, beta: float) -> dict[str, float]:
@@ -134,7 +162,7 @@ def _rows(active: str, passive: str | None) -> Callable[..., Rows]:
     ) -> Rows:
         if t.index is not None and active == "ce":
             p, p_y, c_y, log_p, _, _ = label_parts(z, t, xp=xp, want_p=want_grad)
-            loss = -alpha * log_p - beta * A * c_y
+            loss = _times(-alpha, log_p, xp=xp) - beta * A * c_y
             if p is None:
                 return loss, None
             return loss, through_label(p, beta * A * p_y - alpha, c_y, t, xp=xp)
@@ -148,14 +176,14 @@ def _rows(active: str, passive: str | None) -> Callable[..., Rows]:
         if active == "ce":
             first: tuple[Array, Array] = (_log_loss(w, log_s, t, xp=xp), resid)
         else:
-            first = _nce(p, c, w, log_s, resid, t, xp=xp)
+            first = _nce(z, p, c, w, log_s, resid, t, xp=xp)
         if passive is None:
             return first[0], (first[1] if want_grad else None)
         if passive == "rce":
             second: Rows = _rce(p, c, resid, t, A, xp=xp)
         else:
             second = _expectation_rows(z, t, xp=xp, want_grad=want_grad)
-        loss = alpha * first[0] + beta * second[0]
+        loss = _times(alpha, first[0], xp=xp) + _times(beta, second[0], xp=xp)
         if not want_grad or second[1] is None:
             return loss, None
         return loss, alpha * first[1] + beta * second[1]

@@ -132,7 +132,10 @@ def _focal_g(p: Array, c: Array, log_p: Array, *, xp: Namespace, gamma: float) -
     # p f'(p) = c^gamma (gamma p log(p)/c - 1); log(p)/c -> -1 as c -> 0.
     has = c > 0
     ratio = xp.where(has, log_p / xp.where(has, c, xp.ones_like(c)), -xp.ones_like(c))
-    return c**gamma * (gamma * p * ratio - 1)
+    # p log(p) -> 0 as p -> 0: not 0 * -inf where log p overflowed (spreads near
+    # the largest float)
+    p_ratio = p * xp.where(p > 0, ratio, xp.zeros_like(p))
+    return c**gamma * (gamma * p_ratio - 1)
 
 
 def _focal_check(*, n_classes: int, gamma: float = 2.0) -> dict[str, Any]:

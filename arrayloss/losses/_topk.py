@@ -113,7 +113,7 @@ def _smooth_k1(
     wg = t.pick(zs)
     w = t.without_label(zs, overwrite=True)  # others only
     m = xp.max(w, axis=1, keepdims=True)
-    e = _xp.exp_(w - m, xp=xp)  # 0 at the label
+    e = _xp.exp_(_xp.sub(w, m, xp=xp, below=True), xp=xp)  # 0 at the label
     s = xp.sum(e, axis=1)
     r = (alpha * inv + xp.log(s)) + _xp.sub(m[:, 0], wg, xp=xp)
     loss = tau * _xp.softplus(r, xp=xp)
