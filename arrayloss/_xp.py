@@ -223,20 +223,8 @@ def softmax(x: Array, *, xp: Namespace, axis: int = -1) -> Array:
 
 def through_softmax(p: Array, pg: Array, *, xp: Namespace) -> Array:
     """The chain rule through ``p = softmax(s)`` along rows: ``p ⊙ (g − ⟨g, p⟩)``,
-    from ``p`` and ``pg = p ⊙ g`` (``g = dL/dp``): ``dL/ds = pg − p Σ pg``.
-
-    At each row's largest probability (the first, at ties) ``pg − p Σ pg`` cancels
-    when that probability is near 1, so there it is ``pg (1 − p) − p Σ' pg`` with
-    ``1 − p`` and ``Σ'`` the sums over the other classes: all digits of a confident
-    row's tiny gradient.  Elsewhere ``p <= 1/2`` and the plain form is accurate.
-    """
-    out = pg - p * xp.sum(pg, axis=1, keepdims=True)
-    classes = xp.arange(p.shape[1], device=xp_device(p))
-    top = classes == xp.argmax(p, axis=1)[:, None]
-    zero = xp.zeros_like(p)
-    c_top = xp.sum(xp.where(top, zero, p), axis=1, keepdims=True)
-    pg_others = xp.sum(xp.where(top, zero, pg), axis=1, keepdims=True)
-    return xp.where(top, pg * c_top - p * pg_others, out)
+    from ``p`` and ``pg = p ⊙ g`` (``g = dL/dp``): ``dL/ds = pg − p Σ pg``."""
+    return pg - p * xp.sum(pg, axis=1, keepdims=True)
 
 
 def sigmoid(x: Array, *, xp: Namespace) -> Array:
