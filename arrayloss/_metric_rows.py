@@ -192,14 +192,7 @@ class _Rows:
         xp = self.xp
         _, e, _ = self._softmax_parts
         top = self.predicted  # the first maximum (one arg-max pass for both)
-        if _in_place(xp) and self.eager:
-            rows = xp.arange(self.n, device=_xp.xp_device(e))
-            e[rows, top] = 0  # our own array: sum the others, then put it back
-            rest = xp.sum(e, axis=1)
-            e[rows, top] = 1
-            return rest
-        first = self._cols == xp.astype(top, self.index.dtype)[:, None]
-        return xp.sum(xp.where(first, xp.zeros_like(e), e), axis=1)
+        return _xp.sum_leaving_out(e, top, xp=xp, in_place=_in_place(xp) and self.eager)
 
     def _label_minus_one(self) -> Array:
         """For logits: ``p_y - 1 = ((e_y - 1) - rest) / s`` without cancellation

@@ -47,6 +47,7 @@ __all__ = [
     "softmax",
     "softplus",
     "sub",
+    "sum_leaving_out",
     "take_along_axis",
     "through_softmax",
     "to_numpy",
@@ -225,6 +226,24 @@ def through_softmax(p: Array, pg: Array, *, xp: Namespace) -> Array:
     """The chain rule through ``p = softmax(s)`` along rows: ``p ⊙ (g − ⟨g, p⟩)``,
     from ``p`` and ``pg = p ⊙ g`` (``g = dL/dp``): ``dL/ds = pg − p Σ pg``."""
     return pg - p * xp.sum(pg, axis=1, keepdims=True)
+
+
+def sum_leaving_out(e: Array, top: Array, *, xp: Namespace, in_place: bool) -> Array:
+    """``sum(e, axis=1)`` without each row's entry ``top[i]``, shape ``(n,)`` (the
+    softmax's sum less the first maximum's ``exp(0) = 1``, with all its digits
+    where the whole sum rounds to 1).  ``in_place``: ``e`` is the caller's own
+    array on a namespace that writes into arrays, whose entries are set to 0 for
+    the sum and put back (O(n) more work); else a masked copy."""
+    if in_place:
+        rows = xp.arange(e.shape[0], device=xp_device(e))
+        kept = e[rows, top]
+        e[rows, top] = 0
+        out = xp.sum(e, axis=1)
+        e[rows, top] = kept
+        return out
+    classes = xp.arange(e.shape[1], device=xp_device(e))
+    first = classes == xp.astype(top, classes.dtype)[:, None]
+    return xp.sum(xp.where(first, xp.zeros_like(e), e), axis=1)
 
 
 def sigmoid(x: Array, *, xp: Namespace) -> Array:

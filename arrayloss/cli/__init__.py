@@ -93,7 +93,7 @@ class _LazyGroup(click.Group):
                 raise  # click's own handling: the reader went away, exit quietly
             where = f" '{exc.filename}'" if exc.filename else ""
             msg = f"cannot use{where}: {exc.strerror or one_line(exc)}"
-            raise _DataFailure(one_line(OSError(msg))) from None
+            raise _DataFailure(one_line(msg)) from None
         except MemoryError as exc:
             msg = f"out of memory ({one_line(exc)}); try a smaller model or data set"
             raise _DataFailure(msg) from None

@@ -50,14 +50,7 @@ def _rows(
     # log s = log1p(rest) keeps the digits of a confident sample's loss, about
     # rest << eps, that log(1 + rest) rounds away.  In place (O(n)) where the
     # namespace allows, restored for the gradient.
-    if scatter:
-        work[rows, top] = 0
-        rest = xp.sum(work, axis=1)
-        work[rows, top] = 1
-    else:
-        classes = xp.arange(z.shape[1], device=_xp.xp_device(z))
-        first = classes == top[:, None]
-        rest = xp.sum(xp.where(first, xp.zeros_like(work), work), axis=1)
+    rest = _xp.sum_leaving_out(work, top, xp=xp, in_place=scatter)
     s = (1 + rest)[:, None]
     loss = xp.log1p(rest) - target_score
     if not want_grad:
