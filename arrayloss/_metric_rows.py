@@ -178,9 +178,10 @@ class _Rows:
 
     @cached_property
     def _softmax_parts(self) -> tuple[Array, Array, Array]:
-        """For logits: the row max ``m``, ``e = exp(z - m)`` and ``s = sum(e)``."""
+        """For logits: the row max ``m`` (at `predicted`, which `_rest` needs too),
+        ``e = exp(z - m)`` and ``s = sum(e)``."""
         xp = self.xp
-        m = xp.max(self.z, axis=1, keepdims=True)
+        m = _xp.row_max_at(self.z, self.predicted, xp=xp)
         e = self.z - m  # a fresh array of our own: exp may overwrite it
         e = xp.exp(e, out=e) if _in_place(xp) else xp.exp(e)
         return m, e, xp.sum(e, axis=1)

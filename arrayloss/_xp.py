@@ -42,6 +42,7 @@ __all__ = [
     "logaddexp",
     "logsumexp",
     "owns_writable_buffer",
+    "row_max_at",
     "scatter_supported",
     "sigmoid",
     "softmax",
@@ -226,6 +227,15 @@ def through_softmax(p: Array, pg: Array, *, xp: Namespace) -> Array:
     """The chain rule through ``p = softmax(s)`` along rows: ``p ⊙ (g − ⟨g, p⟩)``,
     from ``p`` and ``pg = p ⊙ g`` (``g = dL/dp``): ``dL/ds = pg − p Σ pg``."""
     return pg - p * xp.sum(pg, axis=1, keepdims=True)
+
+
+def row_max_at(z: Array, top: Array, *, xp: Namespace) -> Array:
+    """The row maxima ``z[i, top[i]]`` of ``(n, C)`` scores, ``top`` their arg-max,
+    shape ``(n, 1)``: a gather where the namespace has ``take_along_axis`` (not a
+    second pass over the rows after the arg-max), else ``max``."""
+    if hasattr(xp, "take_along_axis"):
+        return xp.take_along_axis(z, top[:, None], axis=1)
+    return xp.max(z, axis=1, keepdims=True)
 
 
 def sum_leaving_out(e: Array, top: Array, *, xp: Namespace, in_place: bool) -> Array:

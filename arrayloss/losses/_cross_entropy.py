@@ -33,9 +33,8 @@ def _rows(
     # all in place where the namespace allows (see _xp.exp_).
     # The first maximum of each row: its exp(0) = 1 is left out of ``rest`` below.
     top = xp.argmax(z, axis=1)
-    rows = xp.arange(z.shape[0], device=_xp.xp_device(z))
     scatter = _xp.scatter_supported(xp)
-    m = z[rows, top][:, None] if scatter else xp.max(z, axis=1, keepdims=True)
+    m = _xp.row_max_at(z, top, xp=xp)
     work = _xp.sub(z, m, xp=xp, below=True)  # quiet -inf
     if t.index is not None and label_smoothing == 0:
         q = None
