@@ -161,6 +161,13 @@ def _tanimoto_rows(
     if not want_grad:
         return loss, None
     g = (2 * num * p - (den + num) * q) / (den * den)
+    if t.index is not None:
+        # At the label 2 N p_y - (D + N) = -(c_y (1 + p_y) + sum_{j != y} p_j^2):
+        # no cancellation where p_y is near 1 (the gradient is then about c_y^2).
+        off = xp.where(t.mask, xp.zeros_like(p), p)
+        others = xp.sum(off * off, axis=1)
+        p_y, c_y = t.pick(p), xp.sum(off, axis=1)  # c_y = 1 - p_y, summed
+        g = t.set_label(g, -(c_y * (1 + p_y) + others) / (den * den)[:, 0])
     return loss, _xp.through_softmax(p, p * g, xp=xp)
 
 
