@@ -209,3 +209,54 @@ def test_tanimoto_gradient_of_a_confident_sample(dtype, row, label):
         mp.fsum((mp.mpf(float(a)) - b) ** 2 for a, b in zip(got[0], grad, strict=True))
     )
     assert float(err / norm) <= 32 * u, (got[0].tolist(), grad)
+
+
+# Rows whose gradient is tiny in every entry although no probability is near 1:
+# the label is far below two tied classes, or below one class with a tied runner-up.
+SATURATED = [
+    ([-40.0, 0.0, 0.0], 0),
+    ([3.0, 3.0, -50.0], 2),
+    ([-40.0, -40.0, 0.0], 0),
+    ([20.0, 20.0, -20.0, 5.0], 2),
+    ([20.0, 20.0, -20.0, 5.0], 3),
+]
+
+
+def _through_softmax_reference(p, g):
+    """``p_j sum_k p_k (g_j - g_k)``: the chain rule without cancellation."""
+    return [pj * mp.fsum(pk * (gj - gk) for pk, gk in zip(p, g, strict=True))
+            for pj, gj in zip(p, g, strict=True)]  # fmt: skip
+
+
+def _normwise(got, ref) -> float:
+    norm = mp.sqrt(mp.fsum(x * x for x in ref))
+    err = mp.sqrt(
+        mp.fsum((mp.mpf(float(a)) - b) ** 2 for a, b in zip(got, ref, strict=True))
+    )
+    return float(err / norm)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(("row", "label"), SATURATED + CONFIDENT)
+@pytest.mark.parametrize("name", ["regularised_expectation", "tanimoto"])
+def test_chain_rule_keeps_every_entry_of_a_tiny_gradient(name, dtype, row, label):
+    """The refined chain rule (`_xp.through_softmax_from_g`): for [-40, 0, 0] with
+    label 0 the two tied classes' entries were 0 (reference 6.4e-18 each, a 50%
+    normwise error), and so were the tied classes' of [3, 3, -50] with label 2."""
+    z = np.array([row], dtype=dtype)
+    rounded = [float(v) for v in z[0]]
+    zz = [mp.mpf(v) for v in rounded]
+    e = [mp.exp(v - max(zz)) for v in zz]
+    p = [v / mp.fsum(e) for v in e]
+    q = [mp.mpf(j == label) for j in range(len(p))]
+    if name == "regularised_expectation":
+        g = [2 * (pj - qj) for pj, qj in zip(p, q, strict=True)]
+    else:
+        n = p[label]
+        d = mp.fsum(v * v for v in p) + 1 - n
+        g = [(2 * n * pj - (d + n) * qj) / d**2 for pj, qj in zip(p, q, strict=True)]
+    ref = _through_softmax_reference(p, g)
+    _, got = LOSSES[name].value_and_grad(z, np.array([label]), reduction="none")
+    assert got.dtype == dtype
+    u = float(np.finfo(dtype).eps) * max(1.0, max(rounded) - min(rounded))
+    assert _normwise(got[0], ref) <= 32 * u, (got[0].tolist(), ref)

@@ -115,7 +115,7 @@ def _regularised_expectation_rows(
     p, c, _, _ = _softmax_parts(z, xp=xp)
     d = _residual(p, c, t.probs)
     loss = xp.sum(d * d, axis=1)
-    return loss, (_xp.through_softmax(p, p * (2 * d), xp=xp) if want_grad else None)
+    return loss, (_xp.through_softmax_from_g(p, 2 * d, xp=xp) if want_grad else None)
 
 
 def _chebyshev_rows(
@@ -168,7 +168,7 @@ def _tanimoto_rows(
         others = xp.sum(off * off, axis=1)
         p_y, c_y = t.pick(p), xp.sum(off, axis=1)  # c_y = 1 - p_y, summed
         g = t.set_label(g, -(c_y * (1 + p_y) + others) / (den * den)[:, 0])
-    return loss, _xp.through_softmax(p, p * g, xp=xp)
+    return loss, _xp.through_softmax_from_g(p, g, xp=xp)
 
 
 def _twice(w: Array, *, xp: Namespace) -> Array:
