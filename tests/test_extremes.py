@@ -422,3 +422,69 @@ def test_smooth_topk_wide_rows_among_ordinary_ones():
         for i in (0, 2):
             assert abs(float(v[i]) - ref_v) <= tol * ref_v
             assert np.max(np.abs(g[i] - ref_g)) <= tol
+
+
+# --------------------------------------------------------------------------------------
+# Weights near the largest float: the weighted mean does not depend on their scale.
+# --------------------------------------------------------------------------------------
+
+# (scores' dtype, weights' dtype, a weight near the largest float of the latter)
+HUGE_WEIGHTS = [
+    (np.float64, np.float64, 1e308),
+    (np.float32, np.float32, 3e38),
+    (np.float32, np.float64, 1e308),
+]
+
+
+@pytest.mark.parametrize(("zdt", "wdt", "big"), HUGE_WEIGHTS)
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_weighted_mean_with_huge_weights(name, zdt, wdt, big):
+    """``weights`` and ``class_weights`` near the largest float, alone and together:
+    the mean is the one of the same weights scaled down, without a warning.  Both
+    together gave NaN ('overflow encountered in multiply' in their product, then
+    inf / inf), and float64 weights next to float32 scores warned 'overflow
+    encountered in cast' (keras.categorical_crossentropy's fused-scale check)."""
+    info = LOSSES[name]
+    opts = _options(info)
+    z = np.random.default_rng(5).standard_normal((3, C)).astype(zdt)
+    y = np.array([0, 2, 1])
+    w = np.array([1.0, 1.0, 0.5], dtype=wdt)
+    cw = np.array([1.0, 0.25, 1.0, 1.0], dtype=wdt)
+    for kw in (
+        {"weights": w},
+        {"class_weights": cw},
+        {"weights": w, "class_weights": cw},
+    ):
+        huge = {key: big * value for key, value in kw.items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            v, g = info.value_and_grad(z, y, **huge, **opts)
+            v_only = info.value(z, y, **huge, **opts)
+        want, want_g = info.value_and_grad(z, y, **kw, **opts)
+        rtol = 1e-12 if zdt == np.float64 else 1e-5
+        np.testing.assert_allclose(v, want, rtol=rtol)
+        np.testing.assert_allclose(v_only, want, rtol=rtol)
+        np.testing.assert_allclose(g, want_g, rtol=rtol, atol=1e-30)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum"])
+def test_weights_beyond_the_range_times_a_zero_loss(reduction):
+    """A weight beyond the range of the scores' dtype (float64 weights of 1e308 next
+    to float32 scores, or a product of weight and class weight past 1.8e308) is
+    inf there; a sample whose loss is 0 adds exactly 0 (was NaN from inf * 0, with
+    'invalid value' warnings)."""
+    z = np.array([[5.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # topk_svm k=1: losses 0 and 2
+    y = np.array([0, 1])
+    cases = [
+        (z.astype(np.float32), {"weights": np.array([1e308, 1.0])}),
+        (z, {"weights": np.array([1e308, 1.0]), "class_weights": np.array([1e308, 1.0, 1.0])}),
+    ]  # fmt: skip
+    for zz, kw in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            v, g = LOSSES["topk_svm"].value_and_grad(
+                zz, y, reduction=reduction, k=1, **kw
+            )
+        np.testing.assert_array_equal(g[0], 0.0)
+        np.testing.assert_array_equal(g[1], [0.0, -1.0, 1.0])
+        np.testing.assert_array_equal(v, [0.0, 2.0] if reduction == "none" else 2.0)

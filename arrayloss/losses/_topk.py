@@ -191,6 +191,17 @@ def _at_most(v: Any, xp: Namespace, dtype: Any) -> Any:
     return min(v, float(xp.finfo(dtype).max)) if isinstance(v, float) else v
 
 
+def _any_wide(
+    z: Array, *, k: int, tau: Any, xp: Namespace | None = None, **_: Any
+) -> bool:
+    """Whether a score of the eager ``z`` is beyond `_wide_limit` (two reductions)."""
+    xp = _xp.array_namespace(z) if xp is None else xp
+    lim = _wide_limit(xp, z.dtype, k, tau)
+    if z.shape[0] == 0:
+        return False
+    return not (float(xp.max(z)) <= lim and float(xp.min(z)) >= -lim)
+
+
 def _split_wide(
     z: Array,
     t: Targets,
@@ -204,31 +215,13 @@ def _split_wide(
 ) -> tuple[Array, Array | None]:
     """The regular path on ordinary rows, `_smooth_wide` on the rows whose scores
     exceed `_wide_limit` (two reductions decide that no row does, the usual case;
-    on JAX's traced programs a ``lax.cond``)."""
+    in a traced JAX program the regular path on every row)."""
     opts: dict[str, Any] = {"want_grad": want_grad, "k": k, "tau": tau, "alpha": alpha}
     lim = _wide_limit(xp, z.dtype, k, tau)
-    if _xp.is_jax_tracer(z):
-        import jax
-
-        wide = xp.max(xp.abs(z), axis=1) > lim
-
-        def fresh(index: Array) -> Targets:  # its cached mask must not leave a branch
-            return Targets(index, None, t.n_classes, t.dtype, xp)
-
-        def regular(z: Array, index: Array) -> tuple[Array, Array | None]:
-            return _smooth_regular(z, fresh(index), xp=xp, method=method, **opts)
-
-        def both(z: Array, index: Array) -> tuple[Array, Array | None]:
-            ordinary = xp.where(wide[:, None], xp.zeros_like(z), z)
-            loss, grad = regular(ordinary, index)
-            w_loss, w_grad = _smooth_wide(z, fresh(index), xp=xp, method=method, **opts)
-            loss = xp.where(wide, w_loss, loss)
-            if grad is not None and w_grad is not None:
-                grad = xp.where(wide[:, None], w_grad, grad)
-            return loss, grad
-
-        return jax.lax.cond(xp.any(wide), both, regular, z, t.index)  # type: ignore[no-any-return]
-    if float(xp.max(z)) <= lim and float(xp.min(z)) >= -lim:
+    if _xp.is_jax_tracer(z) or not _any_wide(z, xp=xp, k=k, tau=tau):
+        # In a traced JAX program the regular path only: two branches would trace
+        # (and compile) the tree twice; concrete JAX scores with wide rows run
+        # eagerly instead of compiled (`_SMOOTH.jax_eager`).
         return _smooth_regular(z, t, xp=xp, method=method, **opts)
     wide = xp.max(xp.abs(z), axis=1) > lim
     if bool(xp.all(wide)):
@@ -378,6 +371,7 @@ _SMOOTH = Kernel(
     min_classes=2,
     check_params=_check_smooth,
     jax_compile=("tau", "alpha"),
+    jax_eager=_any_wide,
 )
 _HARD = Kernel(
     "topk_svm",
@@ -459,6 +453,8 @@ def smooth_topk_svm(
     ``alpha + tau log(e_k/e_{k-1}) + (c - s_y)/k`` (the hard loss's linear branch
     plus the smoothing term).  Value and gradient are then finite wherever the loss
     is below ``max``, and silent; other rows take the regular path unchanged.
+    (Not inside a traced JAX program, ``jax.jit`` of this function or
+    `arrayloss.jax` without host kernels: there such rows stay NaN.)
 
     Identities: ``k=1`` is :math:`\tau \operatorname{lse}((s + \alpha[j \ne y] -
     s_y)/\tau)` (the code's smooth top-1 SVM); ``k=1, tau=1, alpha=0`` is
