@@ -190,6 +190,9 @@ class Kernel:
     # parameters passed as traced arrays; the others are compile-time constants.
     # ``None``: JAX runs ``rows`` as it is.
     jax_compile: tuple[str, ...] | None = None
+    # Concrete JAX arrays: ``jax_eager(z, **params)`` true runs ``rows`` as it is
+    # instead of the compiled program (rows that only the eager code handles).
+    jax_eager: Callable[..., bool] | None = None
 
     def value(self, logits: Array, labels: Array, **options: Any) -> Array:
         """The reduced (or per-sample) loss.
@@ -262,6 +265,9 @@ class Batch:
     # Boolean ``(n,)``: false where the label is ``ignore_index`` (``None`` if not
     # given).  The weights are already zero there.
     kept: Array | None = None
+    # The scale-free mean weights, where sample weights times class weights
+    # overflowed to inf (`_with_class_weights`); ``None`` otherwise.
+    w_mean_given: Array | None = None
 
     @property
     def n(self) -> int:
@@ -278,7 +284,12 @@ class Batch:
         """The weights in the scores' dtype, or ``None``."""
         if self.weights is None:
             return None
-        return self.xp.astype(self.weights, self.z.dtype)
+        xp, w = self.xp, self.weights
+        if self.eager and w.dtype != self.z.dtype and w.shape[0] > 0:
+            fmax = xp.finfo(self.z.dtype).max
+            if float(self.w_top) > float(fmax):  # beyond the scores' dtype: inf,
+                w = xp.where(w > fmax, xp.full_like(w, xp.inf), w)  # without a warning
+        return xp.astype(w, self.z.dtype)
 
     @cached_property
     def w_top(self) -> Array:
@@ -292,6 +303,8 @@ class Batch:
         so this is where it is made safe."""
         if self.weights is None:
             return None
+        if self.w_mean_given is not None:
+            return self.w_mean_given
         xp, top = self.xp, self.w_top
         scaled = self.weights / xp.where(top > 0, top, xp.ones_like(top))
         return xp.astype(scaled, self.z.dtype)
@@ -416,14 +429,22 @@ def prepare(
         xp=xp, ignore_index=ignore_index,
     )  # fmt: skip
     w = _weights(weights, batch_shape, eager, xp=xp)
+    w_mean = None
     if class_weights is not None:
-        w = _with_class_weights(w, targets, _like_scores(scores, class_weights), eager)
+        cw = _like_scores(scores, class_weights)
+        w, w_mean = _with_class_weights(w, targets, cw, eager)
     if kept is not None:
         k = xp.astype(kept, z.dtype if w is None else w.dtype)
         w = k if w is None else _weighted(w, k, xp=xp)
+        if w_mean is not None:
+            w_mean = _weighted(w_mean, xp.astype(kept, w_mean.dtype), xp=xp)
+    if w_mean is not None:  # the scale-free weights, as `Batch.w_mean` makes them
+        top = xp.max(w_mean)
+        w_mean = xp.astype(w_mean / xp.where(top > 0, top, xp.ones_like(top)), z.dtype)
     return Batch(
         xp=xp, z=z, targets=targets, weights=w, batch_shape=batch_shape, axis=ax,
         ndim=len(scores.shape), eager=eager, params=checked, kept=kept,
+        w_mean_given=w_mean,
     )  # fmt: skip
 
 
@@ -490,8 +511,12 @@ def _like_scores(scores: Array, x: Any) -> Any:
 
 def _with_class_weights(
     w: Array | None, targets: Targets, class_weights: Array, eager: bool
-) -> Array:
-    """The sample weights times ``class_weights[labels]`` (PyTorch's ``weight=``)."""
+) -> tuple[Array, Array | None]:
+    """The sample weights times ``class_weights[labels]`` (PyTorch's ``weight=``),
+    and ``None``; or, where a product is beyond the float range (eager batches),
+    the products with ``inf`` there, found without a warning, and the products of
+    the weights each divided by its largest one, for the mean (which does not
+    depend on their scale)."""
     xp = targets.xp
     if targets.index is None:
         msg = (
@@ -520,9 +545,25 @@ def _with_class_weights(
         _check_nonnegative(cw, "`class_weights`", xp=xp)  # would blame `weights`
     per_sample = xp.take(cw, targets.index, axis=0)
     if w is None:
-        return per_sample
+        return per_sample, None
     dtype = xp.result_type(w.dtype, per_sample.dtype)
-    return xp.astype(w, dtype) * xp.astype(per_sample, dtype)
+    w, per_sample = xp.astype(w, dtype), xp.astype(per_sample, dtype)
+    if not eager or w.shape[0] == 0:
+        return w * per_sample, None
+    fmax = float(xp.finfo(dtype).max)
+    top_w, top_c = float(xp.max(w)), float(xp.max(per_sample))
+    if top_w * top_c <= fmax:  # Python floats: the usual case, nothing overflows
+        return w * per_sample, None
+    # fl(w c) overflows exactly when fl((w 2^-i)(c 2^-j)) >= 2^(emax - i - j): a
+    # power of two commutes with rounding, and with 2^i, 2^j at the largest w and c
+    # the scaled product is at most 1 and the threshold a normal float.
+    _, i = math.frexp(top_w)
+    _, j = math.frexp(top_c)
+    _, emax = math.frexp(fmax)
+    over = (w * 2.0**-i) * (per_sample * 2.0**-j) >= 2.0 ** (emax - i - j)
+    product = xp.where(over, xp.zeros_like(w), w) * per_sample
+    product = xp.where(over, xp.full_like(product, xp.inf), product)
+    return product, (w / top_w) * (per_sample / top_c)
 
 
 def _check_finite_scores(z: Array, xp: Namespace) -> None:
@@ -579,7 +620,9 @@ def evaluate(
         raise ValueError(msg)
 
     extra: dict[str, Any] = {}
-    fuse = kernel.fused_scale and want_grad and reduction == "mean" and b.w is None
+    fuse = (
+        kernel.fused_scale and want_grad and reduction == "mean" and b.weights is None
+    )
     if kernel.fused_scale:
         extra["grad_scale"] = 1.0 / b.n if fuse else None
     run_params = {**b.params, **extra}
@@ -589,7 +632,12 @@ def evaluate(
         loss_rows, grad_rows = _dask_rows(
             kernel, b.z, targets, b.weights, want_grad, run_params
         )
-    elif kernel.jax_compile is not None and b.eager and is_jax_namespace(xp):
+    elif (
+        kernel.jax_compile is not None
+        and b.eager
+        and is_jax_namespace(xp)
+        and not (kernel.jax_eager is not None and kernel.jax_eager(b.z, **b.params))
+    ):
         loss_rows, grad_rows = _jax_rows(kernel, b.z, targets, want_grad, run_params)
     else:
         loss_rows, grad_rows = kernel.rows(
@@ -892,10 +940,14 @@ def _mean_count(b: Batch, subject: str) -> tuple[Array | None, Array | int]:
 
 def _weighted(x: Array, w: Array, *, xp: Namespace) -> Array:
     """``w * x`` along rows, exactly zero where the weight is (even if ``x`` is inf:
-    zeroed before the product, which NumPy would warn about)."""
+    zeroed before the product, which NumPy would warn about), and ``x`` itself
+    where it is zero (a weight beyond the float range, ``inf``, times 0)."""
     if x.ndim == 2:
         w = w[:, None]
-    return w * xp.where(w == 0, xp.zeros_like(x), x)
+    x = xp.where(w == 0, xp.zeros_like(x), x)
+    if not _xp.is_lazy(w) and not bool(xp.all(xp.isfinite(w))):
+        w = xp.where(x == 0, xp.ones_like(x), w)
+    return w * x
 
 
 def weighted_mean(terms: Array, b: Batch, *, subject: str = "a metric") -> Array:

@@ -1076,6 +1076,15 @@ def log_elementary_symmetric(
     its condition number (``u * sum_j |x_j| pi_j``), however wide the range of the
     ``e_m``.  See the module docstring for the algorithm.
 
+    **Entries near the float range.**  A row with an entry beyond ``max / (4 n)``
+    in magnitude is computed degree by degree in its own units, around its
+    ``m``-th largest entry: every degree whose value is within the float range is
+    finite and accurate (``[max, -max, 0]`` gives ``0, max, max, 0``; it gave NaN
+    for the last two), and one beyond it is ``+inf`` or ``-inf`` **without a
+    warning**, since only the result overflows.  Other rows are computed as
+    always.  (Inside a traced JAX program such rows are not detected; concrete
+    JAX arrays with them run eagerly instead of compiled.)
+
     Parameters
     ----------
     x : array of shape (..., n)
@@ -1131,7 +1140,7 @@ def log_elementary_symmetric(
             _log_esp_block, k, method, dtype=x2.dtype, chunks=(x2.chunks[0], (k + 1,)),
             meta=x2._meta,
         )  # fmt: skip
-    elif is_jax_namespace(xp) and not _xp.is_jax_tracer(x2):
+    elif is_jax_namespace(xp) and not _xp.is_jax_tracer(x2) and not _any_wide(x2):
         out = _jax_log_esp(k, method)(x2)  # one compiled program
     else:
         out = _log_esp_rows(x2, k, method, xp=xp)
@@ -1164,10 +1173,23 @@ def _log_esp_rows(x: Array, k: int, method: str, *, xp: Namespace) -> Array:
     )  # non-zero weights
     lazy = _xp.is_lazy(x)
     fft_from = _fft_from(method, kk)
+    wide = None if lazy else _wide_rows(eng, x)
     if lazy:
         res = _log_esp_lazy(eng, x, kk, count, fft_from)
-    else:
+    elif wide is None:
         res = _log_esp_eager(eng, x, kk, count, fft_from)
+    else:  # the ordinary rows as always, the wide ones in score units
+        res = xp.full((nb, kk + 1), -xp.inf, dtype=eng.dtype, device=eng.device)
+        for sel in (~wide, wide):
+            (idx,) = xp.nonzero(sel)
+            if idx.shape[0] == 0:
+                continue
+            xs = xp.take(x, idx, axis=0)
+            if sel is wide:
+                part = _log_esp_wide(eng, xs, kk)
+            else:
+                part = _log_esp_eager(eng, xs, kk, xp.take(count, idx), fft_from)
+            res = _merge_rows(eng, res, part, sel, idx)
     if kk < k:
         res = xp.concat(
             [res, xp.full((nb, k - kk), -xp.inf, dtype=eng.dtype, device=eng.device)],
@@ -1176,6 +1198,85 @@ def _log_esp_rows(x: Array, k: int, method: str, *, xp: Namespace) -> Array:
     res = xp.where(degrees[None, :] <= count[:, None], res, -xp.inf)
     res = xp.where(degrees[None, :] == 0, xp.zeros_like(res), res)
     return xp.where(bad[:, None], xp.nan, res)
+
+
+def _wide_bound(eng: _Engine, n: int) -> float:
+    """Entries beyond ``max / (4 n)`` in magnitude may overflow the tilted pass
+    (``x + t``, ``m t``, the sum of ``n`` softplus terms)."""
+    return float(eng.xp.finfo(eng.dtype).max) / (4 * max(n, 1))
+
+
+def _any_wide(x: Array) -> bool:
+    """Whether an eager ``(..., n)`` array has a finite entry past `_wide_bound`."""
+    xp = _xp.array_namespace(x)
+    if x.size == 0 or not xp.isdtype(x.dtype, "real floating"):
+        return False
+    eng = _Engine(xp, x.dtype, _xp.xp_device(x))
+    bound = _wide_bound(eng, int(x.shape[-1]))
+    hi, lo = float(xp.max(x)), float(xp.min(x))  # NaN compares false: wide
+    if hi <= bound and lo >= -bound:
+        return False
+    finite = xp.isfinite(x)
+    return bool(
+        xp.any(finite & (xp.abs(xp.where(finite, x, xp.zeros_like(x))) > bound))
+    )
+
+
+def _wide_rows(eng: _Engine, x: Array) -> Array | None:
+    """The rows with a finite entry past `_wide_bound` (two reductions say that
+    none has, the usual case: ``None``)."""
+    xp = eng.xp
+    if x.shape[0] == 0:
+        return None
+    bound = _wide_bound(eng, x.shape[1])
+    if float(xp.max(x)) <= bound and float(xp.min(x)) >= -bound:
+        return None
+    finite = xp.isfinite(x)
+    mag = xp.abs(xp.where(finite, x, xp.zeros_like(x)))
+    wide = xp.max(mag, axis=1) > bound
+    return wide if bool(xp.any(wide)) else None
+
+
+def _log_esp_wide(eng: _Engine, x: Array, kk: int) -> Array:
+    """``log e_0 .. log e_kk`` of rows with entries near the float range.
+
+    Degree ``m`` is computed in score units around the row's ``m``-th largest
+    entry ``c``: with ``d = x - c`` and ``G = 2 log(1/eps) + log(n kk)``, the
+    entries with ``d > G`` (the set ``D``, at most ``m - 1`` of them) are in every
+    ``m``-subset that counts and those with ``d < -G`` in none (what they change
+    weighs ``exp(-G)`` against the ``m``-th largest: no digit), so
+    ``log e_m = sum_D x_j + (m - |D|) c + log e_{m-|D|}(d')`` with ``d'`` the
+    other entries of ``d``.  The sum is formed scaled by ``2^-p <= 1/(n + 1)``, so
+    that only a result beyond the range overflows, to ``+-inf`` without a warning.
+    Degrees above the number of finite entries are left to the caller.
+    """
+    xp = eng.xp
+    nw, n = x.shape
+    fmax = float(xp.finfo(eng.dtype).max)
+    width = 2 * math.log(1 / float(xp.finfo(eng.dtype).eps)) + math.log(n * kk)
+    scale = 2.0 ** -math.ceil(math.log2(n + 1))
+    srt = xp.sort(x, axis=1, descending=True)
+    zero = xp.zeros_like(x)
+    absent = xp.full_like(x, -xp.inf)
+    int_dtype = _xp.default_int(xp, eng.device)
+    cols = [xp.zeros((nw,), dtype=eng.dtype, device=eng.device)]
+    for m in range(1, kk + 1):
+        c = srt[:, m - 1]
+        c = xp.where(xp.isfinite(c), c, xp.zeros_like(c))  # fewer than m: masked later
+        d = _xp.sub(x, c[:, None], xp=xp)  # -inf stays -inf; +-inf past the range
+        dom = d > width
+        rest = xp.where(dom | (d < -width), absent, d)
+        nd = xp.sum(xp.astype(dom, int_dtype), axis=1)
+        logs = _log_esp_rows(rest, m, "direct", xp=xp)  # degrees 0..m
+        lm = _xp.take_along_axis(logs, (m - nd)[:, None], xp=xp, axis=1)[:, 0]
+        free = xp.astype(m - nd, eng.dtype)
+        a_s = xp.sum(xp.where(dom, x * scale, zero), axis=1) + free * (c * scale)
+        r_s = a_s + lm * scale
+        fits = xp.abs(r_s) <= fmax * scale
+        r = xp.where(fits, r_s, xp.zeros_like(r_s)) / scale
+        inf = xp.full_like(r, xp.inf)
+        cols.append(xp.where(fits, r, xp.where(r_s > 0, inf, -inf)))
+    return xp.stack(cols, axis=1)
 
 
 def _log_esp_pass(

@@ -255,9 +255,12 @@ def _softplus(r):
     return r + mp.log1p(mp.exp(-r)) if r > 0 else mp.log1p(mp.exp(r))
 
 
-def reference_sequential(s, g: int, k: int, tau: float, alpha: float):
-    """Loss and gradient, 50 digits: sequential ESP recursion (prefix/suffix)."""
-    with mp.workdps(50):
+def reference_sequential(s, g: int, k: int, tau: float, alpha: float, *, dps: int = 50):
+    """Loss and gradient, ``dps`` digits: sequential ESP recursion (prefix/suffix).
+
+    Scores whose ``s / (k tau)`` reach ``1e310`` need ``dps`` beyond 310 + 50:
+    ``log e_k - log e_{k-1}`` cancels the integer digits."""
+    with mp.workdps(dps):
         n = len(s)
         kt = mp.mpf(k) * mp.mpf(tau)
         x = [mp.mpf(float(v)) / kt for v in s]

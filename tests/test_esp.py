@@ -302,3 +302,60 @@ def test_plan_check_can_fail():
     for bad in (wrong_root, odd_level, no_halving, missing):
         with pytest.raises(AssertionError):
             _check_plan(bad, esp._n_leaves(100), 5)
+
+
+# Rows with entries near the largest float: (multiples of max, k).  Degrees whose
+# exact value is within range (m + (-m) + 0 = 0, log 2 from a tie at -max) were
+# NaN or -inf; those beyond it were inf with a handful of overflow warnings.
+WIDE_ROWS = [
+    [1.0, -1.0, 0.0],
+    [-1.0, -1.0, 0.0],
+    [1.0, -1.0, -1.0],
+    [1.0, 1.0, 0.0],
+    [1.0, 0.9, 1e-300],
+    [-1.0, -1.0, -1.0],
+    [1.0, -np.inf, 0.5, -0.5, 0.0],
+    [0.5, 0.5, -0.25, 0.0],
+]
+
+
+def _log_esp_mp(row: list[float], k: int) -> list[float]:
+    """log e_0..log e_k by subset enumeration at 400 digits (the integer parts of
+    1e308 cancel), rounded to float (inf past the range)."""
+    mp = pytest.importorskip("mpmath")
+    with mp.workdps(400):
+        x = [mp.mpf(v) for v in row if v != -np.inf]
+        out = []
+        for m in range(k + 1):
+            terms = [mp.exp(mp.fsum(s)) for s in itertools.combinations(x, m)]
+            out.append(float(mp.log(mp.fsum(terms))) if terms else -math.inf)
+        return out
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("row", WIDE_ROWS, ids=[str(i) for i in range(len(WIDE_ROWS))])
+def test_entries_near_the_float_range(backend, row, dtype):
+    """Every degree is the exact value rounded (to a few ulps of ``log(n)``
+    absolute, or of itself), ``+-inf`` exactly where that is beyond the range, and
+    nothing warns; ordinary rows in the same batch keep their bits."""
+    import warnings
+
+    top = float(np.finfo(dtype).max)
+    x = np.array([[v * top for v in row], [0.3, -1.2, 2.0] + [0.1] * (len(row) - 3)])
+    x = x.astype(dtype)
+    k = len(row)
+    want = _log_esp_mp([float(v) for v in x[0]], k)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = to_numpy(log_elementary_symmetric(backend.asarray(x), k))
+        alone = to_numpy(log_elementary_symmetric(backend.asarray(x[1:]), k))
+    if backend.name == "jax":  # compiled alone, eager next to a wide row
+        np.testing.assert_allclose(got[1], alone[0], rtol=64 * np.finfo(dtype).eps)
+    else:
+        np.testing.assert_array_equal(got[1], alone[0])
+    eps = float(np.finfo(dtype).eps)
+    for m, (g, w) in enumerate(zip(got[0], want, strict=True)):
+        if math.isinf(w) or abs(w) > top:
+            assert g == (math.inf if w > 0 else -math.inf), (m, g, w)
+        else:
+            assert abs(float(g) - w) <= 64 * eps * (1 + abs(w)), (m, g, w)

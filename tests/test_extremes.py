@@ -341,3 +341,150 @@ def test_a_left_out_sample_with_an_infinite_loss_is_quiet(convention, reduction)
     np.testing.assert_allclose(np.asarray(v).reshape(-1)[-1], want, rtol=1e-15)
     np.testing.assert_array_equal(g[0], 0.0)
     np.testing.assert_allclose(g[1], want_g[0], rtol=1e-15)
+
+
+# --------------------------------------------------------------------------------------
+# Smooth top-k where s / (k tau) overflows: the value and gradient of the exact inputs.
+# --------------------------------------------------------------------------------------
+
+# (scores, label, k, tau): losses of 1e307 (k = 1, 2, 3), losses near 1 beside
+# scores of +-1e307 (ties and near-ties at the k-th place, two dominant classes),
+# c - s_y beyond the largest float with k tau < 1, a label far above the rest (loss
+# 0) and a label tied with a dominant class.  All were NaN or inf.
+TOPK_WIDE = [
+    ([1e307, -1e307, 5e306, 0.0, 2e306], 1, 1, 1e-3),
+    ([1e307, -1e307, 5e306, 0.0, 2e306], 1, 2, 1e-3),
+    ([1e307, -1e307, 5e306, 0.0, 2e306], 1, 3, 1e-3),
+    ([1e307, 0.5, 0.5, -1e307, 0.5], 4, 2, 1e-3),
+    ([1e307, 0.5, 0.501, -1e307, 0.4995], 4, 2, 1e-3),
+    ([1e307, 2e306, 0.5, 0.501, 0.499, -1e307], 4, 3, 1e-3),
+    ([1.7e308, -1.7e308, 0.0, 1.0], 1, 2, 0.4),
+    ([1e307, -1e307, 0.0, 1.0], 1, 1, 0.1),
+    ([1e307, 0.5, 0.25, -1e307], 0, 2, 1e-3),
+    ([1e307, 1e307, -1e307, 0.0], 0, 1, 1e-3),
+    ([1e307, 1e307, -1e307, 0.0], 0, 2, 1e-3),
+]
+
+
+@pytest.mark.parametrize("case", TOPK_WIDE, ids=[str(i) for i in range(len(TOPK_WIDE))])
+def test_smooth_topk_where_scores_over_k_tau_overflow(backend, case):
+    """Every backend (and NumPy's compiled kernel): the loss and gradient where
+    ``s / (k tau)`` is beyond the largest float agree with the 800-digit recursion,
+    without a warning (they were NaN, or inf where the loss is 8.5e307)."""
+    from conftest import numpy_path
+    from mpref import reference_sequential
+
+    from arrayloss import _esp_compiled
+    from arrayloss.losses._topk import smooth_topk_svm_and_grad
+
+    if backend.name == "jax" and case is not TOPK_WIDE[4]:
+        pytest.skip("each shape compiles on JAX: one row")
+    paths = ["array"]
+    if backend.name == "numpy" and _esp_compiled.available():
+        paths.append("numba")
+    s, g, k, tau = case
+    ref_v, ref_g = reference_sequential(s, g, k, tau, 1.0, dps=800)
+    for path in paths:
+        with numpy_path(path), warnings.catch_warnings():
+            warnings.simplefilter("error")
+            v, gr = smooth_topk_svm_and_grad(
+                backend.asarray(np.array([s])), backend.asarray(np.array([g])),
+                k=k, tau=tau, reduction="none",
+            )  # fmt: skip
+        v, gr = to_numpy(v)[0], to_numpy(gr)[0]
+        assert abs(float(v) - ref_v) <= 1e-14 * abs(ref_v), (path, float(v), ref_v)
+        assert np.max(np.abs(gr - ref_g)) <= 1e-14, (path, gr, ref_g)
+
+
+def test_smooth_topk_wide_rows_among_ordinary_ones():
+    """A batch mixing both: the ordinary rows keep their values bit for bit (the
+    wide rows are split off), the wide ones get theirs, in float32 too."""
+    from mpref import reference_sequential
+
+    from arrayloss.losses._topk import smooth_topk_svm_and_grad
+
+    rng = np.random.default_rng(3)
+    for dtype, big in ((np.float64, 1e307), (np.float32, 3e38)):
+        z = rng.standard_normal((5, 5)).astype(dtype)
+        y = np.array([4, 0, 4, 1, 2])
+        z[[0, 2]] = np.array([big, 0.5, 0.501, -big, 0.4995], dtype=dtype)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            v, g = smooth_topk_svm_and_grad(z, y, k=2, tau=1e-3, reduction="none")
+        v_ord, g_ord = smooth_topk_svm_and_grad(
+            z[[1, 3, 4]], y[[1, 3, 4]], k=2, tau=1e-3, reduction="none"
+        )
+        np.testing.assert_array_equal(v[[1, 3, 4]], v_ord)
+        np.testing.assert_array_equal(g[[1, 3, 4]], g_ord)
+        row = [float(u) for u in z[0]]
+        ref_v, ref_g = reference_sequential(row, 4, 2, 1e-3, 1.0, dps=800)
+        tol = 1e-14 if dtype == np.float64 else 1e-6
+        for i in (0, 2):
+            assert abs(float(v[i]) - ref_v) <= tol * ref_v
+            assert np.max(np.abs(g[i] - ref_g)) <= tol
+
+
+# --------------------------------------------------------------------------------------
+# Weights near the largest float: the weighted mean does not depend on their scale.
+# --------------------------------------------------------------------------------------
+
+# (scores' dtype, weights' dtype, a weight near the largest float of the latter)
+HUGE_WEIGHTS = [
+    (np.float64, np.float64, 1e308),
+    (np.float32, np.float32, 3e38),
+    (np.float32, np.float64, 1e308),
+]
+
+
+@pytest.mark.parametrize(("zdt", "wdt", "big"), HUGE_WEIGHTS)
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_weighted_mean_with_huge_weights(name, zdt, wdt, big):
+    """``weights`` and ``class_weights`` near the largest float, alone and together:
+    the mean is the one of the same weights scaled down, without a warning.  Both
+    together gave NaN ('overflow encountered in multiply' in their product, then
+    inf / inf), and float64 weights next to float32 scores warned 'overflow
+    encountered in cast' (keras.categorical_crossentropy's fused-scale check)."""
+    info = LOSSES[name]
+    opts = _options(info)
+    z = np.random.default_rng(5).standard_normal((3, C)).astype(zdt)
+    y = np.array([0, 2, 1])
+    w = np.array([1.0, 1.0, 0.5], dtype=wdt)
+    cw = np.array([1.0, 0.25, 1.0, 1.0], dtype=wdt)
+    for kw in (
+        {"weights": w},
+        {"class_weights": cw},
+        {"weights": w, "class_weights": cw},
+    ):
+        huge = {key: big * value for key, value in kw.items()}
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            v, g = info.value_and_grad(z, y, **huge, **opts)
+            v_only = info.value(z, y, **huge, **opts)
+        want, want_g = info.value_and_grad(z, y, **kw, **opts)
+        rtol = 1e-12 if zdt == np.float64 else 1e-5
+        np.testing.assert_allclose(v, want, rtol=rtol)
+        np.testing.assert_allclose(v_only, want, rtol=rtol)
+        np.testing.assert_allclose(g, want_g, rtol=rtol, atol=1e-30)
+
+
+@pytest.mark.parametrize("reduction", ["none", "sum"])
+def test_weights_beyond_the_range_times_a_zero_loss(reduction):
+    """A weight beyond the range of the scores' dtype (float64 weights of 1e308 next
+    to float32 scores, or a product of weight and class weight past 1.8e308) is
+    inf there; a sample whose loss is 0 adds exactly 0 (was NaN from inf * 0, with
+    'invalid value' warnings)."""
+    z = np.array([[5.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # topk_svm k=1: losses 0 and 2
+    y = np.array([0, 1])
+    cases = [
+        (z.astype(np.float32), {"weights": np.array([1e308, 1.0])}),
+        (z, {"weights": np.array([1e308, 1.0]), "class_weights": np.array([1e308, 1.0, 1.0])}),
+    ]  # fmt: skip
+    for zz, kw in cases:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            v, g = LOSSES["topk_svm"].value_and_grad(
+                zz, y, reduction=reduction, k=1, **kw
+            )
+        np.testing.assert_array_equal(g[0], 0.0)
+        np.testing.assert_array_equal(g[1], [0.0, -1.0, 1.0])
+        np.testing.assert_array_equal(v, [0.0, 2.0] if reduction == "none" else 2.0)

@@ -560,3 +560,74 @@ def test_kinks_table() -> None:
     assert np.all(KINKS["keras.mean_absolute_error"](z, labels, {}) == np.inf)
     assert np.all(KINKS["keras.huber"](z, labels, {}) == np.inf)
     assert np.all(np.isfinite(KINKS["keras.huber"](z, labels, {"delta": 0.3})))
+
+
+# --------------------------------------------------------------------------------
+# MAPE's 1e9-sized gradient terms, in float16, float32 and float64
+# --------------------------------------------------------------------------------
+
+# (scores, target): a confident mistake (p of the predicted class near 1, where
+# the chain rule cancels two terms of 1e9/C), one whose loss fits float16, one
+# whose p_j underflows float16, and soft targets.
+MAPE_ROWS = [
+    ([20.0, 0.0, 0.0], [0.0, 1.0, 0.0]),
+    ([12.0, 0.0, 0.0], [0.0, 1.0, 0.0]),
+    ([10.0, 0.0, 0.0], [1.0, 0.0, 0.0]),
+    ([20.0, 0.0, 0.0], [1.0, 0.0, 0.0]),
+    ([20.0, 0.0, 0.0], [0.5, 0.5, 0.0]),
+    ([0.0, 1.0, 2.0], [0.25, 0.25, 0.5]),
+    ([-3.0, 0.0, 0.0], [0.25, 0.25, 0.5]),
+]
+
+
+def _mape_mp(z: list[float], t: list[float]) -> tuple[Any, list[Any]]:
+    """50-digit MAPE and its logit gradient ``p_j (g_j - <g, p>)``, ``ε = 1e-7``
+    as Keras' float (its float64 value)."""
+    import mpmath as mp
+
+    with mp.workdps(50):
+        zz = [mp.mpf(v) for v in z]
+        e = [mp.exp(v - max(zz)) for v in zz]
+        p = [v / mp.fsum(e) for v in e]
+        c = len(z)
+        scale = [max(abs(mp.mpf(tj)), mp.mpf(EPS)) for tj in t]
+        loss = (
+            100
+            * mp.fsum(abs(pj - tj) / s for pj, tj, s in zip(p, t, scale, strict=True))
+            / c
+        )
+        g = [
+            100 * mp.sign(pj - tj) / (c * s)
+            for pj, tj, s in zip(p, t, scale, strict=True)
+        ]
+        gp = mp.fsum(gj * pj for gj, pj in zip(g, p, strict=True))
+        return loss, [pj * (gj - gp) for pj, gj in zip(p, g, strict=True)]
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64])
+@pytest.mark.parametrize(("row", "target"), MAPE_ROWS)
+def test_mape_against_mpmath(row: list[float], target: list[float], dtype: Any):
+    """Value and gradient are the exact ones rounded to the dtype (inf only where
+    that is beyond its range).  float16 overflowed to inf for a loss of 3e4, gave
+    0 for 1.37 and NaN gradients (it ran in float16, with ε a subnormal); float32
+    gave a gradient of 0 for 0.687 (the chain rule cancelled 1e9 against 1e9)."""
+    import warnings
+
+    loss, grad = _mape_mp(row, target)
+    z = np.array([row], dtype=dtype)
+    t = np.array([target], dtype=dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # float16: an overflowing cast warns
+        v, g = K.mean_absolute_percentage_error_and_grad(z, t, reduction="none")
+    assert v.dtype == dtype
+    assert g.dtype == dtype
+    rtol = {np.float16: 2e-3, np.float32: 1e-5, np.float64: 1e-12}[dtype]
+    with np.errstate(over="ignore"):  # beyond float16: inf
+        want = np.array([float(loss)]).astype(dtype)
+        want_g = np.array([[float(x) for x in grad]]).astype(dtype)
+    if np.isinf(want[0]):
+        assert v[0] == np.inf
+    else:
+        np.testing.assert_allclose(v, want, rtol=rtol)
+    tiny = float(np.finfo(dtype).smallest_subnormal)
+    np.testing.assert_allclose(g, want_g, rtol=rtol, atol=2 * tiny)

@@ -144,23 +144,185 @@ def _smooth_rows(
             if want_grad
             else None
         )
-    if k == 1:
-        loss, grad = _smooth_k1(z, t, xp=xp, want_grad=want_grad, tau=tau, alpha=alpha)
-    else:
-        loss, grad = _smooth_k(
-            z, t, xp=xp, want_grad=want_grad, k=k, tau=tau, alpha=alpha, method=method
-        )
+    opts: dict[str, Any] = {"want_grad": want_grad, "k": k, "tau": tau, "alpha": alpha}
+    loss, grad = _split_wide(z, t, xp=xp, method=method, **opts)
     if hard_threshold is None:
         return loss, grad
     # Opt-in parity with the reference code: rows whose k-th and (k+1)-th largest
     # scores (label included) differ by >= k tau log(threshold) take the hard loss.
     top = xp.sort(z, axis=1, descending=True)
-    hard = (top[:, k - 1] - top[:, k]) >= k * tau * math.log(hard_threshold)
+    gap = _xp.sub(top[:, k - 1], top[:, k], xp=xp)
+    hard = gap >= k * tau * math.log(hard_threshold)
     h_loss, h_grad = _hard_rows(z, t, xp=xp, want_grad=want_grad, k=k, alpha=alpha)
     loss = xp.where(hard, h_loss, loss)
     if grad is not None:
         grad = xp.where(hard[:, None], h_grad, grad)
     return loss, grad
+
+
+def _smooth_regular(
+    z: Array,
+    t: Targets,
+    *,
+    xp: Namespace,
+    want_grad: bool,
+    k: int,
+    tau: Any,
+    alpha: Any,
+    method: str,
+) -> tuple[Array, Array | None]:
+    """The smooth loss on rows whose ``s / (k tau)`` stays below ``max / 4``."""
+    if k == 1:
+        return _smooth_k1(z, t, xp=xp, want_grad=want_grad, tau=tau, alpha=alpha)
+    return _smooth_k(
+        z, t, xp=xp, want_grad=want_grad, k=k, tau=tau, alpha=alpha, method=method
+    )
+
+
+def _wide_limit(xp: Namespace, dtype: Any, k: int, tau: Any) -> Any:
+    """Scores beyond ``max k tau / 4`` in magnitude may overflow ``s / (k tau)`` or
+    the differences the regular path forms from it (``inf`` when ``k tau >= 4``)."""
+    return _at_most(float(xp.finfo(dtype).max) * (k * tau / 4), xp, dtype)
+
+
+def _at_most(v: Any, xp: Namespace, dtype: Any) -> Any:
+    """A Python float threshold capped at the dtype's maximum (NumPy warns when
+    it casts a larger one to float32); traced values as they are."""
+    return min(v, float(xp.finfo(dtype).max)) if isinstance(v, float) else v
+
+
+def _any_wide(
+    z: Array, *, k: int, tau: Any, xp: Namespace | None = None, **_: Any
+) -> bool:
+    """Whether a score of the eager ``z`` is beyond `_wide_limit` (two reductions)."""
+    xp = _xp.array_namespace(z) if xp is None else xp
+    lim = _wide_limit(xp, z.dtype, k, tau)
+    if z.shape[0] == 0:
+        return False
+    return not (float(xp.max(z)) <= lim and float(xp.min(z)) >= -lim)
+
+
+def _split_wide(
+    z: Array,
+    t: Targets,
+    *,
+    xp: Namespace,
+    want_grad: bool,
+    k: int,
+    tau: Any,
+    alpha: Any,
+    method: str,
+) -> tuple[Array, Array | None]:
+    """The regular path on ordinary rows, `_smooth_wide` on the rows whose scores
+    exceed `_wide_limit` (two reductions decide that no row does, the usual case;
+    in a traced JAX program the regular path on every row)."""
+    opts: dict[str, Any] = {"want_grad": want_grad, "k": k, "tau": tau, "alpha": alpha}
+    lim = _wide_limit(xp, z.dtype, k, tau)
+    if _xp.is_jax_tracer(z) or not _any_wide(z, xp=xp, k=k, tau=tau):
+        # In a traced JAX program the regular path only: two branches would trace
+        # (and compile) the tree twice; concrete JAX scores with wide rows run
+        # eagerly instead of compiled (`_SMOOTH.jax_eager`).
+        return _smooth_regular(z, t, xp=xp, method=method, **opts)
+    wide = xp.max(xp.abs(z), axis=1) > lim
+    if bool(xp.all(wide)):
+        return _smooth_wide(z, t, xp=xp, method=method, **opts)
+    parts = []
+    for sel in (~wide, wide):
+        (idx,) = xp.nonzero(sel)
+        zi = xp.take(z, idx, axis=0)
+        ti = Targets(
+            index=xp.take(t.index, idx, axis=0), soft=None, n_classes=t.n_classes,
+            dtype=t.dtype, xp=xp,
+        )  # fmt: skip
+        run = _smooth_wide if sel is wide else _smooth_regular
+        parts.append((idx, *run(zi, ti, xp=xp, method=method, **opts)))
+    # Back in the caller's row order: row i of the stacked parts is row order[i].
+    where = xp.argsort(xp.concat([parts[0][0], parts[1][0]]))
+    loss = xp.take(xp.concat([parts[0][1], parts[1][1]]), where, axis=0)
+    if not want_grad:
+        return loss, None
+    grad = xp.take(xp.concat([parts[0][2], parts[1][2]], axis=0), where, axis=0)
+    return loss, grad
+
+
+def _wide_width(xp: Namespace, dtype: Any, n: int, k: int) -> float:
+    """``G = 2 log(1/eps) + log(n k)``: an entry of ``(s - c) / (k tau)`` beyond
+    ``+-G`` weighs ``exp(-G) < eps^2 / (n k)`` against the k-th largest, so clipping
+    it there (above) or dropping it (below) changes no digit of the result."""
+    eps = float(xp.finfo(dtype).eps)
+    return 2 * math.log(1 / eps) + math.log(n * k)
+
+
+def _smooth_wide(
+    z: Array,
+    t: Targets,
+    *,
+    xp: Namespace,
+    want_grad: bool,
+    k: int,
+    tau: Any,
+    alpha: Any,
+    method: str,
+) -> tuple[Array, Array | None]:
+    """The smooth loss where ``s / (k tau)`` (or a difference of it) overflows.
+
+    Every row is shifted in score units by ``c``, its k-th largest other score,
+    before the division: ``x' = (s - c) / (k tau)``, with the entries beyond
+    ``+-G`` (`_wide_width`) clipped to ``G`` or dropped (exact in floating point:
+    such an entry is in every k-subset that counts, or in none).  Then
+    ``r = alpha / tau + log(e_k(x') / e_{k-1}(x')) + (c - s_y) / (k tau)``, the
+    last term saturated to ``+-inf`` past ``max / 2`` (where ``sigmoid(r)`` is 0 or
+    1 and ``exp(-|r|)`` is 0), and where ``r`` is ``+inf`` the loss is formed in
+    score units, ``alpha + tau log(e_k(x') / e_{k-1}(x')) + (c - s_y) / k``: the
+    hard top-k SVM's linear branch plus the smoothing term.
+    """
+    nc = z.shape[1]
+    fmax = float(xp.finfo(z.dtype).max)
+    kt = k * tau
+    width = _wide_width(xp, z.dtype, nc, k)
+    others = t.without_label(z)  # -inf at the label
+    sy = t.pick(z)
+    if k == 1:
+        c = xp.max(others, axis=1)
+    else:
+        c = xp.sort(others, axis=1, descending=True)[:, k - 1]
+    d = _xp.sub(others, c[:, None], xp=xp)  # -inf at the label, +-inf past the range
+    lim = _at_most(width * kt, xp, z.dtype)
+    inside = xp.abs(d) <= lim
+    x = xp.where(inside, d, xp.zeros_like(d)) / kt
+    clipped = xp.where(d > 0, xp.full_like(d, width), xp.full_like(d, -xp.inf))
+    x = xp.where(inside, x, clipped)
+    dy = _xp.sub(c, sy, xp=xp)
+    fits = xp.abs(dy) <= _at_most(0.5 * fmax * kt, xp, z.dtype)
+    off = xp.where(fits, dy, xp.zeros_like(dy)) / kt
+    inf = xp.full_like(dy, xp.inf)
+    off = xp.where(fits, off, xp.where(dy > 0, inf, -inf))
+    a = alpha / tau
+    if k == 1:
+        e = xp.exp(x)  # x <= 0, 1 at the maximum
+        s = xp.sum(e, axis=1)
+        rho = xp.log(s)
+        g = None
+        if want_grad:
+            g = e / s[:, None]
+    else:
+
+        def coef(rho: Array, off: Array) -> tuple[Array, Array]:
+            c1 = _xp.sigmoid((a + rho) + off, xp=xp) / k
+            return c1, c1
+
+        rho, g = _log_ratio_and_grad(
+            x, k, xp=xp, method=method, coef=coef if want_grad else None, aux=off
+        )
+    r = (a + rho) + off
+    linear = (alpha + tau * rho) + _xp.sub(c / k, sy / k, xp=xp)  # inf past max
+    loss = xp.where(r == xp.inf, linear, tau * _xp.softplus(r, xp=xp))
+    if g is None:
+        return loss, None
+    sig = _xp.sigmoid(r, xp=xp)
+    if k == 1:
+        g = g * sig[:, None]
+    return loss, t.set_label(g, -sig / k)
 
 
 def _smooth_k(
@@ -209,6 +371,7 @@ _SMOOTH = Kernel(
     min_classes=2,
     check_params=_check_smooth,
     jax_compile=("tau", "alpha"),
+    jax_eager=_any_wide,
 )
 _HARD = Kernel(
     "topk_svm",
@@ -276,8 +439,22 @@ def smooth_topk_svm(
 
     The polynomials are computed in a tilted linear space by a divide-and-conquer
     product with a reverse sweep for the gradient (:mod:`arrayloss.esp`): ``O(C k)``
-    work, float32 stays float32, no overflow for any finite scores, and relative
-    errors of a few ulps times ``max|s|/(k tau)``.
+    work, float32 stays float32, and relative errors of a few ulps times
+    ``max|s|/(k tau)``.
+
+    **Scores near the float range.**  A row with a score beyond ``max k tau / 4``
+    in magnitude (``max`` the dtype's largest float: only with a small ``tau`` or
+    scores near ``max``), where ``s / (k tau)`` or differences of it would
+    overflow, is computed in score units instead: shifted by its k-th largest
+    other score ``c`` before the division, the entries of ``(s - c)/(k tau)``
+    beyond ``+-G`` (``G = 2 log(1/eps) + log(C k)``) clipped to ``G`` or dropped,
+    which is exact in floating point (such a class is in every k-subset that
+    counts, or in none), and where ``r`` overflows the loss is
+    ``alpha + tau log(e_k/e_{k-1}) + (c - s_y)/k`` (the hard loss's linear branch
+    plus the smoothing term).  Value and gradient are then finite wherever the loss
+    is below ``max``, and silent; other rows take the regular path unchanged.
+    (Not inside a traced JAX program, ``jax.jit`` of this function or
+    `arrayloss.jax` without host kernels: there such rows stay NaN.)
 
     Identities: ``k=1`` is :math:`\tau \operatorname{lse}((s + \alpha[j \ne y] -
     s_y)/\tau)` (the code's smooth top-1 SVM); ``k=1, tau=1, alpha=0`` is
