@@ -31,7 +31,7 @@ import torch
 from . import _torch_compat
 from ._adapter import check_options, export, present
 from ._api import autograd_factors
-from ._registry import LOSSES, LossInfo
+from ._registry import LOSSES, LossInfo, get_loss
 
 __all__ = ["Loss", "keras", "loss", *(n for n in LOSSES if "." not in n)]
 
@@ -99,6 +99,17 @@ class Loss(torch.nn.Module):
         self.name = name
         self.params = dict(params)
         self._fn = _function(info)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state without the loss function (a closure, which pickle cannot
+        take): `torch.save` of a model holding the loss, `copy.deepcopy`."""
+        state = self.__dict__.copy()
+        state.pop("_fn", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)  # type: ignore[no-untyped-call]
+        self._fn = _function(get_loss(self.name))
 
     def forward(
         self,

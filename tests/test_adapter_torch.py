@@ -247,6 +247,31 @@ def test_module():
     assert alt.loss("keras.huber", delta=0.5)(z, y).grad_fn is not None
 
 
+def test_module_pickles_as_part_of_a_model():
+    """`torch.save(model)` (pickle) of a model holding the loss module, and a
+    deep copy: the loss comes back computing the same value and gradient."""
+    import copy
+    import io
+    import pickle
+
+    crit = alt.loss("cross_entropy", label_smoothing=0.1, ignore_index=2)
+    model = torch.nn.Sequential(torch.nn.Linear(C, C, dtype=torch.float64))
+    model.crit = crit
+    buf = io.BytesIO()
+    torch.save(model, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    for other in (loaded.crit, pickle.loads(pickle.dumps(crit)), copy.deepcopy(crit)):
+        assert repr(other) == repr(crit)
+        z, y, _ = _inputs(seed=3)
+        a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+        va, vb = crit(a, y), other(b, y)
+        va.backward()
+        vb.backward()
+        torch.testing.assert_close(vb, va)
+        torch.testing.assert_close(b.grad, a.grad)
+
+
 def test_module_and_function_errors():
     with pytest.raises(ValueError, match="unknown loss 'smooth_topk'"):
         alt.loss("smooth_topk")
