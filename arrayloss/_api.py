@@ -309,7 +309,8 @@ def namespace(*named: tuple[str, Array | None]) -> Namespace:
     """The one array namespace of the given ``(name, array)`` pairs.
 
     ``None`` is allowed only for the last (optional) one; Python scalars and
-    sequences are a `TypeError` naming the argument.
+    sequences, and torch tensors on the ``meta`` device, are a `TypeError`
+    naming the argument.
     """
     for i, (name, arr) in enumerate(named):
         if arr is None and i >= 2:
@@ -317,6 +318,7 @@ def namespace(*named: tuple[str, Array | None]) -> Namespace:
         if arr is None or isinstance(arr, (int, float, complex, bool, list, tuple)):
             msg = f"`{name}` must be an array (got {type(arr).__name__})"
             raise TypeError(msg)
+    _torch_compat.refuse_meta(named)
     try:
         return _xp.array_namespace(*(arr for _, arr in named))
     except TypeError as exc:

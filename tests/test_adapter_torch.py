@@ -272,6 +272,20 @@ def test_module_pickles_as_part_of_a_model():
         torch.testing.assert_close(b.grad, a.grad)
 
 
+@pytest.mark.parametrize("which", ["logits", "labels", "weights"])
+@pytest.mark.parametrize("core", [True, False])
+def test_meta_tensors_are_a_clear_error(core, which):
+    """A 'meta' tensor holds no values: a `TypeError` naming it, not torch's
+    "Tensor.item() cannot be called on meta tensors" from a value check."""
+    z, y, _ = _inputs()
+    w = torch.ones(N, dtype=torch.float64)
+    arrays = {"logits": z.requires_grad_(True), "labels": y, "weights": w}
+    arrays[which] = arrays[which].detach().to("meta")
+    f = al.cross_entropy if core else alt.cross_entropy
+    with pytest.raises(TypeError, match=rf"`{which}` is a tensor on the 'meta'"):
+        f(arrays["logits"], arrays["labels"], weights=arrays["weights"])
+
+
 def test_module_and_function_errors():
     with pytest.raises(ValueError, match="unknown loss 'smooth_topk'"):
         alt.loss("smooth_topk")
