@@ -541,6 +541,18 @@ def test_study_with_a_loss_that_diverges_at_once_marks_its_runs(tmp_path, data):
     assert "1 run(s) diverged" in r.stderr
 
 
+def test_loss_whose_probe_overflows_gives_one_line(tmp_path, data):
+    """The parameter probe (two zero rows) of ``hinge:margin=1e308`` overflowed:
+    NumPy's "overflow encountered in reduce" warning on stderr before the error
+    (an internal error where warnings are errors)."""
+    r = invoke(["train", "--data", data, *TINY, "--loss", "hinge:margin=1e308"], 1)
+    assert r.stderr.splitlines() == [error_line(r)]
+    assert "diverged" in error_line(r)
+    r = invoke([*STUDY, "--data", data, "--out", tmp_path / "s",
+                "--loss", "hinge:margin=1e308"], exit_code=0)  # fmt: skip
+    assert "Warning" not in r.stderr
+
+
 def test_convergent_aggressive_training_is_not_flagged(data):
     invoke(["train", "--data", data, *TINY, "--optimizer", "adam", "--lr", "0.5"], 0)
     invoke(["train", "--data", data, *TINY, "--lr", "1", "--momentum", "0.9"], 0)
