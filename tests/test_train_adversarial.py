@@ -244,6 +244,20 @@ def test_save_writes_through_a_symlink(tmp_path, data):
     assert np.load(real).shape == (6, 3)
 
 
+def test_save_folder_that_is_a_dangling_link_is_made_through_it(tmp_path, data):
+    """The check looked through the link (its target, to be created) but the
+    writing did not: the run trained to the end, then failed with "No such file
+    or directory" (train and study alike)."""
+    for command, option in (("train", "--save"), ("study", "--out")):
+        link, target = tmp_path / f"{command}-link", tmp_path / f"{command}-new"
+        link.symlink_to(target)
+        args = [command, *TINY] if command == "train" else STUDY
+        invoke([*args, "--data", data, option, link], exit_code=0)
+        assert link.is_symlink()
+        wanted = SAVED if command == "train" else ("runs.csv", "summary.md")
+        assert all((target / name).is_file() for name in wanted)
+
+
 def test_plot_writes_through_a_symlink(tmp_path, data):
     pytest.importorskip("matplotlib")
     real = tmp_path / "real.png"
