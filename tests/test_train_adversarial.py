@@ -749,6 +749,18 @@ def test_out_of_memory_is_one_line(data):
     assert "out of memory" in error_line(r)
 
 
+@pytest.mark.parametrize("width", [2**62, 10**23])
+def test_model_too_large_for_an_array_is_bad_data(tmp_path, data, width):
+    """NumPy's ValueError for a layer no array can hold ("array is too big",
+    "Maximum allowed dimension exceeded") was an internal error of study's
+    CPU-time probe; train said it as bad data already."""
+    r = invoke(["train", "--data", data, *TINY, "--hidden", width], exit_code=1)
+    line = error_line(r)
+    r = invoke([*STUDY, "--data", data, "--out", tmp_path / "s", "--hidden", width], 1)
+    assert error_line(r) == line
+    assert not (tmp_path / "s").exists()
+
+
 def test_failed_study_run_is_one_line(tmp_path, data, monkeypatch):
     """A run that fails for a reason other than divergence ends the study cleanly."""
     from arrayloss.cli import _study
