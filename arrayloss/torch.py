@@ -88,7 +88,9 @@ class Loss(torch.nn.Module):
     **params
         The loss's options (``k``, ``tau``, ``reduction``, ``axis``, ...,
         ``ignore_index``, ``class_weights``); checked against its signature here,
-        their values at the first call.
+        their values at the first call.  Tensor ``class_weights`` are a buffer (as
+        `torch.nn.CrossEntropyLoss`'s ``weight``): `.to` moves them with the
+        module and `state_dict` holds them.
     """
 
     def __init__(self, name: str, **params: Any) -> None:
@@ -98,6 +100,10 @@ class Loss(torch.nn.Module):
         )
         self.name = name
         self.params = dict(params)
+        if isinstance(self.params.get("class_weights"), torch.Tensor):
+            # A buffer, as `torch.nn.CrossEntropyLoss`'s ``weight``: `.to(device)`
+            # moves it along with the model, `state_dict` holds it.
+            self.register_buffer("class_weights", self.params.pop("class_weights"))
         self._fn = _function(info)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -118,10 +124,16 @@ class Loss(torch.nn.Module):
         weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The loss of ``logits`` against ``labels`` (optional per-sample weights)."""
-        return self._fn(logits, labels, weights=weights, **self.params)
+        return self._fn(logits, labels, weights=weights, **self._options())
+
+    def _options(self) -> dict[str, Any]:
+        """The options of the call: ``params`` and the ``class_weights`` buffer."""
+        if "class_weights" not in self._buffers:
+            return self.params
+        return {**self.params, "class_weights": self._buffers["class_weights"]}
 
     def extra_repr(self) -> str:
-        opts = "".join(f", {k}={v!r}" for k, v in self.params.items())
+        opts = "".join(f", {k}={v!r}" for k, v in self._options().items())
         return f"{self.name!r}{opts}"
 
 

@@ -286,6 +286,27 @@ def test_meta_tensors_are_a_clear_error(core, which):
         f(arrays["logits"], arrays["labels"], weights=arrays["weights"])
 
 
+@pytest.mark.parametrize("device", DEVICES)
+def test_module_class_weights_move_with_the_module(device):
+    """Tensor class weights are a buffer, as `torch.nn.CrossEntropyLoss`'s
+    ``weight``: `.to(device)` moved the model but left them behind (a device
+    mismatch on CUDA), and `state_dict` had no entry for them."""
+    cw = torch.linspace(0.5, 2.0, C, dtype=torch.float64)
+    crit = alt.loss("cross_entropy", class_weights=cw, label_smoothing=0.1)
+    assert list(crit.state_dict()) == ["class_weights"]
+    crit = crit.to(device)
+    assert crit.class_weights.device.type == device
+    assert "class_weights=tensor(" in repr(crit)
+    z, y, _ = _inputs(device=device)
+    z.requires_grad_(True)
+    value = crit(z, y)
+    want = al.cross_entropy(z.detach(), y, class_weights=cw.to(device),
+                            label_smoothing=0.1)  # fmt: skip
+    torch.testing.assert_close(value.detach(), want)
+    half = alt.loss("cross_entropy", class_weights=cw).to(torch.float32)
+    assert half.class_weights.dtype == torch.float32  # as a buffer converts
+
+
 def test_module_and_function_errors():
     with pytest.raises(ValueError, match="unknown loss 'smooth_topk'"):
         alt.loss("smooth_topk")
