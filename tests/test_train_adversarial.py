@@ -849,6 +849,7 @@ BAD_TRAIN_OPTIONS = [
     (["--loss", "cross_entropy:label_smoothing=nan"], "label_smoothing"),
     (["--loss", "smooth_topk_svm:k=3"], "'smooth_topk_svm:k=3' with 3 classes"),
     (["--loss", "cross_entropy:"], "nothing after ':'"),
+    (["--loss", "taylor_cross_entropy:t=10001"], "1 <= t <= 10000"),
     (["--dtype", "float16"], "--dtype"),
     (["--noise-kind", "random"], "--noise-kind"),
 ]
