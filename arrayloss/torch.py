@@ -114,7 +114,7 @@ class Loss(torch.nn.Module):
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        super().__setstate__(state)  # type: ignore[no-untyped-call]
+        super().__setstate__(state)  # type: ignore[no-untyped-call,unused-ignore]
         self._fn = _function(get_loss(self.name))
 
     def forward(
