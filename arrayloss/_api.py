@@ -332,11 +332,12 @@ def normalize_axis(axis: object, ndim: int, *, name: str = "logits") -> int:
     """``axis`` as an index in ``[0, ndim)``.
 
     A non-integer is a `TypeError`, an integer out of range a `ValueError`, for
-    every function that takes an axis.
+    every function that takes an axis; NumPy integers are integers.
     """
-    if isinstance(axis, bool) or not isinstance(axis, int):
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
         msg = f"`axis` must be an integer (got axis={axis!r})"
         raise TypeError(msg)
+    axis = int(axis)
     if not -ndim <= axis < ndim:
         msg = f"`axis` {axis} is out of range for `{name}` with {ndim} dimensions"
         raise ValueError(msg)
