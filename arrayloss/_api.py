@@ -322,7 +322,8 @@ def namespace(*named: tuple[str, Array | None]) -> Namespace:
     """The one array namespace of the given ``(name, array)`` pairs.
 
     ``None`` is allowed only for the last (optional) one; Python scalars and
-    sequences are a `TypeError` naming the argument.
+    sequences, and torch tensors on the ``meta`` device, are a `TypeError`
+    naming the argument.
     """
     for i, (name, arr) in enumerate(named):
         if arr is None and i >= 2:
@@ -330,6 +331,7 @@ def namespace(*named: tuple[str, Array | None]) -> Namespace:
         if arr is None or isinstance(arr, (int, float, complex, bool, list, tuple)):
             msg = f"`{name}` must be an array (got {type(arr).__name__})"
             raise TypeError(msg)
+    _torch_compat.refuse_meta(named)
     try:
         return _xp.array_namespace(*(arr for _, arr in named))
     except TypeError as exc:
@@ -343,11 +345,12 @@ def normalize_axis(axis: object, ndim: int, *, name: str = "logits") -> int:
     """``axis`` as an index in ``[0, ndim)``.
 
     A non-integer is a `TypeError`, an integer out of range a `ValueError`, for
-    every function that takes an axis.
+    every function that takes an axis; NumPy integers are integers.
     """
-    if isinstance(axis, bool) or not isinstance(axis, int):
+    if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
         msg = f"`axis` must be an integer (got axis={axis!r})"
         raise TypeError(msg)
+    axis = int(axis)
     if not -ndim <= axis < ndim:
         msg = f"`axis` {axis} is out of range for `{name}` with {ndim} dimensions"
         raise ValueError(msg)

@@ -33,7 +33,7 @@ Nothing here imports torch unless a torch tensor is passed.
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -41,7 +41,14 @@ from array_api_compat import is_torch_array
 
 from ._typing import Array
 
-__all__ = ["apply", "plain", "refuse_grad", "tracks_grad", "weights_need_grad"]
+__all__ = [
+    "apply",
+    "plain",
+    "refuse_grad",
+    "refuse_meta",
+    "tracks_grad",
+    "weights_need_grad",
+]
 
 
 def tracks_grad(logits: Array, weights: Array | None) -> bool:
@@ -87,6 +94,20 @@ def refuse_grad(labels: Array, class_weights: Any) -> None:
                 f"`{arg}.detach()` ({hint})"
             )
             raise ValueError(msg)
+
+
+def refuse_meta(named: Iterable[tuple[str, Any]]) -> None:
+    """`TypeError` for a tensor on the ``meta`` device among the ``(name, array)``
+    pairs: it holds no values, and the losses read values (the label range, the
+    finiteness checks) before any result is made."""
+    for name, x in named:
+        if is_torch_array(x) and x.device.type == "meta":
+            msg = (
+                f"`{name}` is a tensor on the 'meta' device, which holds no values; "
+                "arrayloss reads the values (label range, finiteness): pass tensors "
+                "on a real device"
+            )
+            raise TypeError(msg)
 
 
 def plain(

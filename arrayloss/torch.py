@@ -31,7 +31,7 @@ import torch
 from . import _torch_compat
 from ._adapter import check_options, export, present
 from ._api import autograd_factors
-from ._registry import LOSSES, LossInfo
+from ._registry import LOSSES, LossInfo, get_loss
 
 __all__ = ["Loss", "keras", "loss", *(n for n in LOSSES if "." not in n)]
 
@@ -88,7 +88,9 @@ class Loss(torch.nn.Module):
     **params
         The loss's options (``k``, ``tau``, ``reduction``, ``axis``, ...,
         ``ignore_index``, ``class_weights``); checked against its signature here,
-        their values at the first call.
+        their values at the first call.  Tensor ``class_weights`` are a buffer (as
+        `torch.nn.CrossEntropyLoss`'s ``weight``): `.to` moves them with the
+        module and `state_dict` holds them.
     """
 
     def __init__(self, name: str, **params: Any) -> None:
@@ -98,7 +100,22 @@ class Loss(torch.nn.Module):
         )
         self.name = name
         self.params = dict(params)
+        if isinstance(self.params.get("class_weights"), torch.Tensor):
+            # A buffer, as `torch.nn.CrossEntropyLoss`'s ``weight``: `.to(device)`
+            # moves it along with the model, `state_dict` holds it.
+            self.register_buffer("class_weights", self.params.pop("class_weights"))
         self._fn = _function(info)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The state without the loss function (a closure, which pickle cannot
+        take): `torch.save` of a model holding the loss, `copy.deepcopy`."""
+        state = self.__dict__.copy()
+        state.pop("_fn", None)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)  # type: ignore[no-untyped-call,unused-ignore]
+        self._fn = _function(get_loss(self.name))
 
     def forward(
         self,
@@ -107,10 +124,16 @@ class Loss(torch.nn.Module):
         weights: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """The loss of ``logits`` against ``labels`` (optional per-sample weights)."""
-        return self._fn(logits, labels, weights=weights, **self.params)
+        return self._fn(logits, labels, weights=weights, **self._options())
+
+    def _options(self) -> dict[str, Any]:
+        """The options of the call: ``params`` and the ``class_weights`` buffer."""
+        if "class_weights" not in self._buffers:
+            return self.params
+        return {**self.params, "class_weights": self._buffers["class_weights"]}
 
     def extra_repr(self) -> str:
-        opts = "".join(f", {k}={v!r}" for k, v in self.params.items())
+        opts = "".join(f", {k}={v!r}" for k, v in self._options().items())
         return f"{self.name!r}{opts}"
 
 

@@ -247,6 +247,66 @@ def test_module():
     assert alt.loss("keras.huber", delta=0.5)(z, y).grad_fn is not None
 
 
+def test_module_pickles_as_part_of_a_model():
+    """`torch.save(model)` (pickle) of a model holding the loss module, and a
+    deep copy: the loss comes back computing the same value and gradient."""
+    import copy
+    import io
+    import pickle
+
+    crit = alt.loss("cross_entropy", label_smoothing=0.1, ignore_index=2)
+    model = torch.nn.Sequential(torch.nn.Linear(C, C, dtype=torch.float64))
+    model.crit = crit
+    buf = io.BytesIO()
+    torch.save(model, buf)
+    buf.seek(0)
+    loaded = torch.load(buf, weights_only=False)
+    for other in (loaded.crit, pickle.loads(pickle.dumps(crit)), copy.deepcopy(crit)):
+        assert repr(other) == repr(crit)
+        z, y, _ = _inputs(seed=3)
+        a, b = z.clone().requires_grad_(True), z.clone().requires_grad_(True)
+        va, vb = crit(a, y), other(b, y)
+        va.backward()
+        vb.backward()
+        torch.testing.assert_close(vb, va)
+        torch.testing.assert_close(b.grad, a.grad)
+
+
+@pytest.mark.parametrize("which", ["logits", "labels", "weights"])
+@pytest.mark.parametrize("core", [True, False])
+def test_meta_tensors_are_a_clear_error(core, which):
+    """A 'meta' tensor holds no values: a `TypeError` naming it, not torch's
+    "Tensor.item() cannot be called on meta tensors" from a value check."""
+    z, y, _ = _inputs()
+    w = torch.ones(N, dtype=torch.float64)
+    arrays = {"logits": z.requires_grad_(True), "labels": y, "weights": w}
+    arrays[which] = arrays[which].detach().to("meta")
+    f = al.cross_entropy if core else alt.cross_entropy
+    with pytest.raises(TypeError, match=rf"`{which}` is a tensor on the 'meta'"):
+        f(arrays["logits"], arrays["labels"], weights=arrays["weights"])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_module_class_weights_move_with_the_module(device):
+    """Tensor class weights are a buffer, as `torch.nn.CrossEntropyLoss`'s
+    ``weight``: `.to(device)` moved the model but left them behind (a device
+    mismatch on CUDA), and `state_dict` had no entry for them."""
+    cw = torch.linspace(0.5, 2.0, C, dtype=torch.float64)
+    crit = alt.loss("cross_entropy", class_weights=cw, label_smoothing=0.1)
+    assert list(crit.state_dict()) == ["class_weights"]
+    crit = crit.to(device)
+    assert crit.class_weights.device.type == device
+    assert "class_weights=tensor(" in repr(crit)
+    z, y, _ = _inputs(device=device)
+    z.requires_grad_(True)
+    value = crit(z, y)
+    want = al.cross_entropy(z.detach(), y, class_weights=cw.to(device),
+                            label_smoothing=0.1)  # fmt: skip
+    torch.testing.assert_close(value.detach(), want)
+    half = alt.loss("cross_entropy", class_weights=cw).to(torch.float32)
+    assert half.class_weights.dtype == torch.float32  # as a buffer converts
+
+
 def test_module_and_function_errors():
     with pytest.raises(ValueError, match="unknown loss 'smooth_topk'"):
         alt.loss("smooth_topk")

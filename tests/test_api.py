@@ -430,6 +430,22 @@ def test_non_integer_axis_is_a_type_error_everywhere(name, axis):
         al.esp.log_elementary_symmetric(z, 2, axis=axis)
 
 
+@pytest.mark.parametrize("axis", [np.int64(0), np.int32(-2), np.uint8(0)])
+def test_numpy_integer_axis_is_an_integer(axis):
+    """``axis=np.int64(0)`` was "`axis` must be an integer" (as `ignore_index`,
+    NumPy integers are integers), in losses, metrics and esp alike."""
+    z, y = np.random.default_rng(0).normal(size=(6, 2)), np.array([0, 1])
+    v, g = al.cross_entropy_and_grad(z, y, axis=axis)
+    want_v, want_g = al.cross_entropy_and_grad(z, y, axis=int(axis))
+    assert v == want_v
+    np.testing.assert_array_equal(g, want_g)
+    assert al.metrics.accuracy(z, y, axis=axis) == al.metrics.accuracy(z, y, axis=0)
+    np.testing.assert_array_equal(
+        al.esp.log_elementary_symmetric(z, 2, axis=axis),
+        al.esp.log_elementary_symmetric(z, 2, axis=0),
+    )
+
+
 def test_integer_axis_out_of_range_stays_a_value_error():
     """Defect 5: the other kind of mistake keeps its own type everywhere."""
     z, y = np.zeros((2, 6)), np.array([0, 1])

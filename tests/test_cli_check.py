@@ -377,6 +377,17 @@ def test_check_adversarial_usage_exit_2_one_line(runner, args):
     assert len(errors) == 1
 
 
+def test_check_of_a_loss_that_overflows_is_one_line(runner):
+    """``hinge:margin=1e308`` is infinite: its families fail, with no NumPy
+    overflow warnings on stderr (an internal error where warnings are errors)."""
+    args = ["check", "--loss", "hinge:margin=1e308", "--samples", "2"]
+    result = invoke(runner, args, exit_code=1)
+    assert result.stderr.splitlines() == [
+        "Error: analytic gradients disagree with finite differences: "
+        "hinge:margin=1e+308"
+    ]
+
+
 def test_check_one_sample_every_loss(runner):
     doc = json.loads(
         invoke(runner, ["check", "--samples", "1", "--format", "json"]).stdout

@@ -244,6 +244,20 @@ def test_save_writes_through_a_symlink(tmp_path, data):
     assert np.load(real).shape == (6, 3)
 
 
+def test_save_folder_that_is_a_dangling_link_is_made_through_it(tmp_path, data):
+    """The check looked through the link (its target, to be created) but the
+    writing did not: the run trained to the end, then failed with "No such file
+    or directory" (train and study alike)."""
+    for command, option in (("train", "--save"), ("study", "--out")):
+        link, target = tmp_path / f"{command}-link", tmp_path / f"{command}-new"
+        link.symlink_to(target)
+        args = [command, *TINY] if command == "train" else STUDY
+        invoke([*args, "--data", data, option, link], exit_code=0)
+        assert link.is_symlink()
+        wanted = SAVED if command == "train" else ("runs.csv", "summary.md")
+        assert all((target / name).is_file() for name in wanted)
+
+
 def test_plot_writes_through_a_symlink(tmp_path, data):
     pytest.importorskip("matplotlib")
     real = tmp_path / "real.png"
@@ -541,6 +555,18 @@ def test_study_with_a_loss_that_diverges_at_once_marks_its_runs(tmp_path, data):
     assert "1 run(s) diverged" in r.stderr
 
 
+def test_loss_whose_probe_overflows_gives_one_line(tmp_path, data):
+    """The parameter probe (two zero rows) of ``hinge:margin=1e308`` overflowed:
+    NumPy's "overflow encountered in reduce" warning on stderr before the error
+    (an internal error where warnings are errors)."""
+    r = invoke(["train", "--data", data, *TINY, "--loss", "hinge:margin=1e308"], 1)
+    assert r.stderr.splitlines() == [error_line(r)]
+    assert "diverged" in error_line(r)
+    r = invoke([*STUDY, "--data", data, "--out", tmp_path / "s",
+                "--loss", "hinge:margin=1e308"], exit_code=0)  # fmt: skip
+    assert "Warning" not in r.stderr
+
+
 def test_convergent_aggressive_training_is_not_flagged(data):
     invoke(["train", "--data", data, *TINY, "--optimizer", "adam", "--lr", "0.5"], 0)
     invoke(["train", "--data", data, *TINY, "--lr", "1", "--momentum", "0.9"], 0)
@@ -723,6 +749,18 @@ def test_out_of_memory_is_one_line(data):
     assert "out of memory" in error_line(r)
 
 
+@pytest.mark.parametrize("width", [2**62, 10**23])
+def test_model_too_large_for_an_array_is_bad_data(tmp_path, data, width):
+    """NumPy's ValueError for a layer no array can hold ("array is too big",
+    "Maximum allowed dimension exceeded") was an internal error of study's
+    CPU-time probe; train said it as bad data already."""
+    r = invoke(["train", "--data", data, *TINY, "--hidden", width], exit_code=1)
+    line = error_line(r)
+    r = invoke([*STUDY, "--data", data, "--out", tmp_path / "s", "--hidden", width], 1)
+    assert error_line(r) == line
+    assert not (tmp_path / "s").exists()
+
+
 def test_failed_study_run_is_one_line(tmp_path, data, monkeypatch):
     """A run that fails for a reason other than divergence ends the study cleanly."""
     from arrayloss.cli import _study
@@ -811,6 +849,7 @@ BAD_TRAIN_OPTIONS = [
     (["--loss", "cross_entropy:label_smoothing=nan"], "label_smoothing"),
     (["--loss", "smooth_topk_svm:k=3"], "'smooth_topk_svm:k=3' with 3 classes"),
     (["--loss", "cross_entropy:"], "nothing after ':'"),
+    (["--loss", "taylor_cross_entropy:t=10001"], "1 <= t <= 10000"),
     (["--dtype", "float16"], "--dtype"),
     (["--noise-kind", "random"], "--noise-kind"),
 ]

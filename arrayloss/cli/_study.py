@@ -780,7 +780,8 @@ def study(
     jobs = min(jobs, plan.total, os.cpu_count() or 1)
     commit = _git_commit()  # now: the code the runs use, whatever changes later
     cpu0, start = _cpu_seconds(), time.perf_counter()
-    estimate = _estimate(datasets, plan, hidden, batch_size, jobs)
+    with data_errors():  # the probe trains too: a model too large for an array
+        estimate = _estimate(datasets, plan, hidden, batch_size, jobs)
     click.echo(
         f"{plan.total} runs ({plan.total - len(cells) * seeds} tuning, "
         f"{len(cells) * seeds} reported); estimated {estimate / 60:.1f} CPU "

@@ -261,9 +261,12 @@ def _open_output(path: str) -> BinaryIO:
 
 
 def _make_dirs(directory: Path) -> list[Path]:
-    """Create ``directory`` and its missing parents; return those created, outermost first."""
+    """Create ``directory`` and its missing parents; return those created, outermost first.
+
+    Through links, as `check_outputs` looks: a dangling link's target is created.
+    """
     missing: list[Path] = []
-    p = Path(os.path.abspath(directory))
+    p = Path(os.path.realpath(directory))
     while not os.path.lexists(p) and p != p.parent:
         missing.append(p)
         p = p.parent

@@ -193,8 +193,14 @@ def _taylor_g(p: Array, c: Array, log_p: Array, *, xp: Namespace, order: int) ->
     return -p * acc
 
 
+TAYLOR_MAX_ORDER = 10_000
+"""The largest order `taylor_cross_entropy` takes: the series is summed term by
+term, two passes over the batch a term (``t=10**9`` ran for hours a call)."""
+
+
 def _taylor_check(*, n_classes: int, t: int = 2) -> dict[str, Any]:
-    return {"order": check_int("t", t, low=1)}  # the kernel's name for the order
+    order = check_int("t", t, low=1, high=TAYLOR_MAX_ORDER)
+    return {"order": order}  # the kernel's name for the order
 
 
 _FOCAL = Kernel(
@@ -386,8 +392,9 @@ def taylor_cross_entropy(
     :func:`cross_entropy`.  Horner's scheme on the exact complement ``1 - p_y``.
 
     %(parameters)s
-    t : int >= 1
-        The order of the series.
+    t : int in [1, 10000]
+        The order of the series, summed term by term (two passes over the batch
+        a term); :func:`cross_entropy` is its limit.
     %(common_returns)s
 
     References
