@@ -378,6 +378,29 @@ def _check_same(a: object, b: object) -> None:
         raise TypeError(msg)
 
 
+def _check_classes(tally: object, known: int | None, got: int) -> int:
+    """``got``, the class count of a batch for ``tally``, whose batches so far had
+    ``known`` classes (``None``: none yet); another count is a `ValueError` (a
+    mean over the rows of two problems is no metric of either)."""
+    if known is not None and got != known:
+        msg = f"a batch of {got} classes in a {type(tally).__name__} of {known} classes"
+        raise ValueError(msg)
+    return got
+
+
+def _merged_classes(a: Any, b: Any) -> int | None:
+    """The class count of the merge of tallies ``a`` and ``b`` (of one type),
+    either's when the other has none yet, else a `ValueError` when they differ."""
+    mine: int | None = a.n_classes
+    theirs: int | None = b.n_classes
+    if mine is not None and theirs is not None and mine != theirs:
+        msg = (
+            f"cannot merge a {type(a).__name__} of {mine} classes with one of {theirs}"
+        )
+        raise ValueError(msg)
+    return mine if theirs is None else theirs
+
+
 class _Batches:
     """``update``: a batch from any array library, validated as the metrics do."""
 
