@@ -252,3 +252,32 @@ def test_index_with_no_header_flag_is_data(tmp_path, data):
     f = _write(tmp_path / "i.csv", head + "\n" + index + "\n")
     result = invoke([f, "--label-column", str(C + 1), "--no-header"], exit_code=1)
     assert "line 1" in result.stderr
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t"])
+def test_header_with_a_trailing_delimiter(tmp_path, data, sep):
+    """A header ``a,b,c,`` above rows ``1,2,3,`` (a delimiter at the end of every
+    line, header included) was read as data ("'a' is not a number", and with
+    ``--drop-column 3`` too); it is a header now, so the empty last column gets
+    the hint of the trailing delimiter, by number, and ``--drop-column`` reads
+    the file."""
+    p, y = data
+    want = float(M.nll(p, y, input="probs"))
+    head = sep.join(f"p{j}" for j in range(C)) + sep
+    body = "".join(line + sep + "\n" for line in _rows(p, sep=sep))
+    f = _write(tmp_path / "t.csv", head + "\n" + body)
+    np.save(tmp_path / "y.npy", y)
+    args = [f, str(tmp_path / "y.npy")]
+    result = invoke([*args, "--input", "probs"], exit_code=1)
+    assert result.stderr == (
+        f"Error: SCORES '{f}' line 2, column {C}: an empty cell (a delimiter at the "
+        f"end of each line makes an empty last column: --drop-column {C} leaves it "
+        "out)\n"
+    )
+    assert _nll([*args, "--drop-column", str(C)]) == pytest.approx(want, rel=1e-15)
+    # the labels as the last named column, before the trailing delimiter
+    head = sep.join([*(f"p{j}" for j in range(C)), "label"]) + sep
+    body = "".join(line + sep + "\n" for line in _rows(p, y, sep))
+    f = _write(tmp_path / "l.csv", head + "\n" + body)
+    got = _nll([f, "--label-column", "label", "--drop-column", str(C + 1)])
+    assert got == pytest.approx(want, rel=1e-15)

@@ -309,7 +309,8 @@ def _parse_floats(
             for c, cell in enumerate(row if row.ndim else [row]):
                 if not _is_number(str(cell)):
                     number = columns[c] if columns else c
-                    col = f", column {names[c]!r}" if names else f", column {number}"
+                    name = names[c] if names else ""  # '' for a,b,c, too: a number
+                    col = f", column {name!r}" if name else f", column {number}"
                     where = col if cells.ndim == 2 else ""
                     what = f"{str(cell)!r} is not a number"
                     if not str(cell).strip():
@@ -404,15 +405,22 @@ def _header_flag(
     A header is a row of names: every field (other than column ``skip``) is text,
     neither a number, nor one of the class ``names``, nor empty, and the row after
     it is not such a row too (two rows of text are data: class names without
-    ``--classes``).  A first row with some numbers and some text or empty fields
-    is data with a malformed cell, which the reader then reports by line and
-    column, rather than a header that silently drops a row.
+    ``--classes``).  The last field alone may be empty (a delimiter at the end of
+    the line, ``a,b,c,``: the empty column it makes is then reported with its
+    ``--drop-column`` hint).  A first row with some numbers and some text or empty
+    fields is data with a malformed cell, which the reader then reports by line
+    and column, rather than a header that silently drops a row.
     """
     if header is not None:
         return header
 
     def texts(row: list[str]) -> bool:
-        cells = [v.strip() for c, v in enumerate(row) if c != skip]
+        last = len(row) - 1
+        cells = [
+            v.strip()
+            for c, v in enumerate(row)
+            if c != skip and not (c == last > 0 and not v.strip())
+        ]
         return bool(cells) and all(
             v and not _is_number(v) and v not in names for v in cells
         )
