@@ -281,3 +281,79 @@ def test_header_with_a_trailing_delimiter(tmp_path, data, sep):
     f = _write(tmp_path / "l.csv", head + "\n" + body)
     got = _nll([f, "--label-column", "label", "--drop-column", str(C + 1)])
     assert got == pytest.approx(want, rel=1e-15)
+
+
+def _csv_shards(folder, p, y, *, header):
+    """``p``, ``y`` as three CSV shards (``part-0`` to ``part-2``) of ``folder``,
+    the labels a column ``label`` of each; the folder."""
+    folder.mkdir()
+    head = ",".join([*(f"p{j}" for j in range(C)), "label"]) + "\n"
+    for i, part in enumerate(np.array_split(np.arange(N), 3)):
+        body = "".join(line + "\n" for line in _rows(p[part], y[part]))
+        (folder / f"part-{i}.csv").write_text((head if header else "") + body)
+    return folder
+
+
+@pytest.mark.parametrize("where", ["part-00.csv", "part-1b.csv", "part-9.csv"])
+@pytest.mark.parametrize("blank", ["", "\n\r\n  \n"])
+@pytest.mark.parametrize("header", [True, False])
+def test_zero_byte_csv_shard_adds_nothing(tmp_path, data, where, blank, header):
+    """A zero-byte (or blank) CSV shard among others, first, in the middle or
+    last, was "is empty", exit 1, where a shard without rows adds nothing: it has
+    no header and no rows, so it adds nothing too, also when the others' headers
+    name the label column (--label-column label: nothing to look it up in)."""
+    p, y = data
+    want = float(M.nll(p, y, input="probs"))
+    folder = _csv_shards(tmp_path / "s", p, y, header=header)
+    (folder / where).write_text(blank)
+    label = "label" if header else str(C)
+    assert _nll([str(folder), "--label-column", label]) == pytest.approx(
+        want, rel=1e-15
+    )
+    # separate labels files: a zero-byte one beside the zero-byte scores
+    (tmp_path / "y").mkdir()
+    for i, part in enumerate(np.array_split(np.arange(N), 3)):
+        text = "".join(f"{v}\n" for v in y[part])
+        (tmp_path / "y" / f"part-{i}.csv").write_text(
+            ("label\n" if header else "") + text
+        )
+        lines = (folder / f"part-{i}.csv").read_text().splitlines(keepends=True)
+        cut = [",".join(ln.split(",")[:C]) + "\n" for ln in lines]
+        (folder / f"part-{i}.csv").write_text("".join(cut))
+    (tmp_path / "y" / where).write_text(blank)
+    got = _nll([str(folder), str(tmp_path / "y")])
+    assert got == pytest.approx(want, rel=1e-15)
+
+
+def test_zero_byte_csv_shards_errors(tmp_path, data):
+    """Every shard zero-byte: none has rows (exit 1); one file alone: "is empty";
+    a zero-byte labels shard beside scores with rows: the row counts differ."""
+    p, y = data
+    (tmp_path / "e").mkdir()
+    for name in ("a.csv", "b.csv"):
+        (tmp_path / "e" / name).write_text("")
+    np.save(tmp_path / "y.npy", y)
+    args = [str(tmp_path / "e"), "--label-column", "label"]
+    result = invoke(args, exit_code=1)
+    assert result.stderr == "Error: SCORES: none of its 2 files has rows\n"
+    result = invoke(
+        [str(tmp_path / "e" / "a.csv"), str(tmp_path / "y.npy")], exit_code=1
+    )
+    assert result.stderr == f"Error: SCORES '{tmp_path / 'e' / 'a.csv'}' is empty\n"
+    folder = _csv_shards(tmp_path / "s", p, y, header=False)
+    (tmp_path / "y").mkdir()
+    for i, part in enumerate(np.array_split(np.arange(N), 3)):
+        (tmp_path / "y" / f"part-{i}.csv").write_text(
+            "" if i == 1 else "".join(f"{v}\n" for v in y[part])
+        )
+    out = tmp_path / "out.json"
+    out.write_text("old")
+    result = invoke(
+        [str(folder), str(tmp_path / "y"), "--score-columns", f"0:{C}", "-o", str(out)],
+        exit_code=1,
+    )
+    assert result.stderr == (
+        f"Error: LABELS '{tmp_path / 'y' / 'part-1.csv'}' has 0 rows but "
+        f"SCORES '{folder / 'part-1.csv'}' has more\n"
+    )
+    assert out.read_text() == "old"

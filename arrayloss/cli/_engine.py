@@ -827,7 +827,8 @@ def stream(
     def chunks() -> Iterator[tuple[str, str, str, Any, int]]:
         shard_start = 0
         for i, (scores_src, label_src, weights_src) in enumerate(opened):
-            if scores_src.n_cols != n_classes:
+            width = scores_src.n_cols  # None: a text shard without a row
+            if width is not None and width != n_classes:
                 msg = f"{scores_src.label} has {scores_src.n_cols} columns but {first_label} has {n_classes}"
                 raise DataError(msg)
             scores_label = "SCORES" if n_shards == 1 else scores_src.label

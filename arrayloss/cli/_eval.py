@@ -566,7 +566,8 @@ def _run(
         report.claim(outputs)
         text = _evaluate(
             _Inputs(scores, labels, weights_path, shards,
-                    ShardOpener(scores_key, labels_key, table)),
+                    ShardOpener(scores_key, labels_key, table,
+                                allow_empty=len(shards) > 1)),
             _Computation(
                 input_kind=input_kind,
                 prob=ProbInput(eps=eps, renormalize=renormalize),
@@ -768,18 +769,20 @@ def _tally(
     """Every shard reduced to tallies: the tallies, the sample and class counts."""
     shards, opener, class_names = inputs.shards, inputs.opener, what.class_names
     use_dask = runner.dask is not None
-    infos = None
+    infos = widest = None
     if use_dask or len(shards) > 1:  # headers only: every mismatch before any work
         infos = [opener.inspect(shard, dask=use_dask) for shard in shards]
-        check_shards(infos)
+        widest = check_shards(infos)
 
     opened = opener.each(shards)
     try:
         first = None
-        if infos is not None and use_dask:
-            n_classes, first_label = infos[0].n_cols, infos[0].scores_label
-        else:
+        if not use_dask:
             first = next(opened)
+        if widest is not None:  # the first shard of a known width
+            n_classes, first_label = widest.n_cols, widest.scores_label
+        else:
+            assert first is not None
             n_classes, first_label = first[0].n_cols, first[0].label
         assert n_classes is not None
         if n_classes == 0:

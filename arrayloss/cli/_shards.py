@@ -56,7 +56,7 @@ class ShardInfo:
     labels_label: str
     weights_label: str | None
     n_rows: int | None
-    n_cols: int
+    n_cols: int | None  # None: a text file without a row (no header either)
     dtype: Any
     labels_dtype: Any
     weights_dtype: Any
@@ -107,8 +107,13 @@ def open_inputs(
     scores_key: str | None,
     labels_key: str | None,
     table: TableSpec,
+    allow_empty: bool = False,
 ) -> tuple[Any, Any]:
     """The scores and labels `Source` of one shard (both closed on an error).
+
+    ``allow_empty``: a text file without a row (zero bytes, or blank lines) is a
+    source without rows and of no known width (a shard among others), not an
+    error.
 
     ``table`` says how to read a table SCORES (and, for what applies to it, a
     table LABELS: `TableSpec.of_labels_file`); its ``label_column`` is a column
@@ -155,13 +160,14 @@ def open_inputs(
             scores, _describe("SCORES", scores), "scores", own, with_labels=True
         )
     else:
-        scores_src, column = alio.open_table(scores, own)
+        scores_src, column = alio.open_table(scores, own, allow_empty=allow_empty)
     kind = "soft" if table.soft else "labels"
     try:
         if labels is not None:
             label_src = alio.open_array(
-                labels, kind, key=labels_key, spec=table.of_labels_file()
-            )
+                labels, kind, key=labels_key, spec=table.of_labels_file(),
+                allow_empty=allow_empty,
+            )  # fmt: skip
         elif column is not None:
             label_src = column
         else:
@@ -175,11 +181,16 @@ def open_inputs(
 
 @dataclass
 class ShardOpener:
-    """Opens the sources of a shard with the command's reading options."""
+    """Opens the sources of a shard with the command's reading options.
+
+    ``allow_empty`` (a shard among others): a text file without a row is a shard
+    without rows, which adds nothing (`open_inputs`), as a header-only one.
+    """
 
     scores_key: str | None
     labels_key: str | None
     table: TableSpec
+    allow_empty: bool = False
 
     def open(self, shard: Shard) -> tuple[Any, Any, Any]:
         """The (scores, labels, weights or None) sources of ``shard``."""
@@ -188,11 +199,14 @@ class ShardOpener:
         scores_src, label_src = open_inputs(
             shard.scores, shard.labels, scores_key=self.scores_key,
             labels_key=self.labels_key, table=self.table,
+            allow_empty=self.allow_empty,
         )  # fmt: skip
         weights_src = None
         if shard.weights is not None:
             try:
-                weights_src = alio.open_array(shard.weights, "weights")
+                weights_src = alio.open_array(
+                    shard.weights, "weights", allow_empty=self.allow_empty
+                )
             except BaseException:
                 scores_src.close()
                 label_src.close()
@@ -245,7 +259,7 @@ class ShardOpener:
                 labels_label=label_src.label,
                 weights_label=None if weights_src is None else weights_src.label,
                 n_rows=n_rows,
-                n_cols=int(scores_src.n_cols),
+                n_cols=scores_src.n_cols,
                 dtype=getattr(scores_src, "dtype", None),
                 labels_dtype=getattr(label_src, "dtype", None),
                 weights_dtype=getattr(weights_src, "dtype", None),
@@ -256,10 +270,17 @@ class ShardOpener:
                     src.close()
 
 
-def check_shards(infos: Sequence[ShardInfo]) -> None:
-    """Every shard has the class count of the first (`DataError` otherwise)."""
-    first = infos[0]
-    for info in infos[1:]:
+def check_shards(infos: Sequence[ShardInfo]) -> ShardInfo:
+    """The first shard of a known width (`DataError` when none has rows), after
+    checking that every other shard of a known width has its class count (a text
+    shard without a row has none to check)."""
+    known = [info for info in infos if info.n_cols is not None]
+    if not known:
+        msg = f"SCORES: none of its {len(infos)} files has rows"
+        raise DataError(msg)
+    first = known[0]
+    for info in known[1:]:
         if info.n_cols != first.n_cols:
             msg = f"{info.scores_label} has {info.n_cols} columns but {first.scores_label} has {first.n_cols}"
             raise DataError(msg)
+    return first

@@ -62,6 +62,20 @@ def _open_binary(path: str, label: str) -> IO[bytes]:
         raise DataError(msg) from None
 
 
+class _NoRows(Source):
+    """A text file without a row (zero bytes, or blank lines only) read as a shard
+    among others: no rows, and no header, so no known width (``n_cols`` is
+    ``None``)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.n_rows = 0
+        self.n_cols = None
+
+    def read(self, n: int) -> np.ndarray:
+        return np.empty((0, 0))
+
+
 class _LabelColumn(Source):
     """The label column (or soft-label columns) of a table whose other columns are
     the scores: ``table`` is the scores' `Source`, whose `read` sets its

@@ -19,7 +19,7 @@ from .._errors import DataError
 from .._errors import one_line as _one_line
 from ._columns import _column_index, _is_int, column_spec_needs_names, select_columns
 from ._formats import _suffix
-from ._source import Source, _describe, _LabelColumn, _open_binary
+from ._source import Source, _describe, _LabelColumn, _NoRows, _open_binary
 from ._spec import TableSpec
 
 __all__ = ["DELIMITERS", "open_table", "sniff_delimiter"]
@@ -430,9 +430,16 @@ def _header_flag(
     return len(rows) < 2 or not texts(rows[1])
 
 
-def open_table(path: str, spec: TableSpec = _NO_SPEC) -> tuple[Source, Source | None]:
+def open_table(
+    path: str, spec: TableSpec = _NO_SPEC, *, allow_empty: bool = False
+) -> tuple[Source, Source | None]:
     """The scores of a delimited text file, and its label column if ``spec`` names
     one (a `TableSpec`; its ``classes`` are not used here).
+
+    A file without a row (zero bytes, or blank lines) is a `DataError` ("is
+    empty"), unless ``allow_empty`` (a shard among others): then sources without
+    rows and of no known width, whatever ``spec`` names (there is no header to
+    look a name up in).
 
     ``delimiter=None`` sniffs the delimiter (`sniff_delimiter`).  With
     ``header=None`` the first row is a header when it is a row of names
@@ -455,6 +462,9 @@ def open_table(path: str, spec: TableSpec = _NO_SPEC) -> tuple[Source, Source | 
     try:
         first = rows.first()
         if first is None:
+            if allow_empty:
+                rows.close()
+                return _NoRows(label), None if label_column is None else _NoRows(label)
             msg = f"{label} is empty"
             raise DataError(msg)
         width = len(first)
@@ -532,7 +542,10 @@ class _TextVector(Source):
         label: str,
         kind: str,
         spec: TableSpec,
+        *,
+        allow_empty: bool = False,
     ) -> None:
+        """``allow_empty``: a file without a row is one (else "is empty")."""
         label_column, header = spec.label_column, spec.header
         classes, delimiter = spec.classes, spec.delimiter
         self.label = label
@@ -543,6 +556,9 @@ class _TextVector(Source):
         try:
             first = self._rows.first()
             if first is None:
+                if allow_empty:
+                    self.n_rows, self._col = 0, 0  # no row to take a column of
+                    return
                 msg = f"{label} is empty"
                 raise DataError(msg)
             width = len(first)
