@@ -357,3 +357,65 @@ def test_zero_byte_csv_shards_errors(tmp_path, data):
         f"SCORES '{folder / 'part-1.csv'}' has more\n"
     )
     assert out.read_text() == "old"
+
+
+def test_pandas_default_column_names_without_index(tmp_path, data, rng):
+    """``pd.DataFrame(proba).to_csv(index=False)`` writes the header ``0,1,2`` (the
+    default column names), and ``pd.Series(y).to_csv(index=False)`` the header
+    ``0``: the first was read as a row of data, so with the second (read as a
+    label 0) eval counted one sample more and gave a wrong loss, without a word.
+    A first row ``0,1,...`` above a row with a number that is no integer is now
+    the header; a labels file of integers starting with ``0`` stays data, and
+    the extra row it makes is an error naming that header."""
+    pd = pytest.importorskip("pandas")
+    p, y = data
+    want = float(M.nll(p, y, input="probs"))
+    pd.DataFrame(p).to_csv(tmp_path / "p.csv", index=False)
+    np.save(tmp_path / "y.npy", y)
+    assert _nll([str(tmp_path / "p.csv"), str(tmp_path / "y.npy")]) == pytest.approx(
+        want, rel=1e-15
+    )
+    # weights and class names as a Series saved without its index: header "0"
+    w = rng.random(N)
+    pd.Series(w).to_csv(tmp_path / "w.csv", index=False)
+    names = np.array(["cat", "dog", "eel"])
+    pd.Series(names[y]).to_csv(tmp_path / "names.csv", index=False)
+    args = [
+        str(tmp_path / "p.csv"),
+        str(tmp_path / "names.csv"),
+        "--classes",
+        "cat,dog,eel",
+    ]
+    got = _nll([*args, "--weights", str(tmp_path / "w.csv")])
+    assert got == pytest.approx(float(M.nll(p, y, weights=w, input="probs")), rel=1e-14)
+    # integer labels below the header "0": data, so one row too many
+    pd.Series(y).to_csv(tmp_path / "y.csv", index=False)
+    out = tmp_path / "out.json"
+    out.write_text("old")
+    result = invoke(
+        [
+            str(tmp_path / "p.csv"),
+            str(tmp_path / "y.csv"),
+            "--input",
+            "probs",
+            "-o",
+            str(out),
+        ],
+        exit_code=1,
+    )
+    assert result.stderr == (
+        f"Error: LABELS '{tmp_path / 'y.csv'}' has more rows than SCORES "
+        f"'{tmp_path / 'p.csv'}' ({N}); its first line, '0', may be the header "
+        "pandas writes for an unnamed Series (to_csv(index=False)): save the "
+        "labels with header=False\n"
+    )
+    assert out.read_text() == "old"
+    # a first row 0,1,2 above integer rows stays data (integer scores)
+    ints = rng.integers(-3, 4, size=(N, C))
+    text = "0,1,2\n" + "".join(",".join(map(str, r)) + "\n" for r in ints)
+    (tmp_path / "i.csv").write_text(text)
+    np.save(tmp_path / "y1.npy", np.concatenate([[0], y]))
+    result = invoke(
+        [str(tmp_path / "i.csv"), str(tmp_path / "y1.npy"), "--format", "json"]
+    )
+    assert json.loads(result.stdout)["n_samples"] == N + 1

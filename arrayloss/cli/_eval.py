@@ -226,8 +226,9 @@ class _EvalCommand(click.Command):
     default=None,
     help="Whether a CSV SCORES file starts with a header row. [default: guessed: "
     "a header if every field but a numbered label column is a name (no number, "
-    "none empty) and the next row is not; a first row with one bad cell is data, "
-    "reported by line and column]",
+    "none empty but the last) and the next row is not, or if it is 0,1,2,... "
+    "(pandas' numbered columns) above a row of fractions; a first row with one "
+    "bad cell is data, reported by line and column]",
 )
 @click.option(
     "--delimiter",

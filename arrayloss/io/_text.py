@@ -115,13 +115,35 @@ def sniff_delimiter(sample: str, default: str) -> str:
     return chosen
 
 
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+
+
+def _default_names(
+    first: Sequence[str], second: Sequence[str] | None, names: Sequence[str] = ()
+) -> bool:
+    """Whether ``first`` is the header pandas writes for columns it numbered
+    itself (``pd.DataFrame(array).to_csv(index=False)``: ``0,1,...``; a Series:
+    ``0``): its fields are ``0`` to ``len(first) - 1`` in order, none of them one
+    of the class ``names``, and the next row has a number that is no integer (or,
+    in a file of one column, a name), so the first row cannot be a row of the same
+    data.  (Below it, a row with a cell that is no number is a malformed row.)"""
+    fields = [f.strip() for f in first]
+    if second is None or fields != [str(i) for i in range(len(first))]:
+        return False
+    if set(fields).intersection(names):
+        return False
+    if len(first) == 1 and second[0].strip() and not _is_number(second[0]):
+        return True  # a Series of class names
+    return any(_is_number(f) and not _INTEGER.fullmatch(f) for f in second)
+
+
 def _is_index(first: Sequence[str], second: Sequence[str] | None) -> bool:
     """Whether ``first`` is the header of a file with a leading index column, as
     pandas' ``DataFrame.to_csv()`` writes it: an empty first field, every other
     field named, and (when there is one) an integer first field in the next row."""
     if len(first) < 2 or first[0].strip() or not all(f.strip() for f in first[1:]):
         return False
-    return second is None or bool(re.fullmatch(r"\s*[+-]?\d+\s*", second[0]))
+    return second is None or bool(_INTEGER.fullmatch(second[0]))
 
 
 _NOT_TEXT = (
@@ -409,10 +431,14 @@ def _header_flag(
     the line, ``a,b,c,``: the empty column it makes is then reported with its
     ``--drop-column`` hint).  A first row with some numbers and some text or empty
     fields is data with a malformed cell, which the reader then reports by line
-    and column, rather than a header that silently drops a row.
+    and column, rather than a header that silently drops a row.  The column
+    numbers pandas writes as the header of unnamed columns (`_default_names`)
+    are a header too.
     """
     if header is not None:
         return header
+    if len(rows) > 1 and _default_names(rows[0], rows[1], names):
+        return True
 
     def texts(row: list[str]) -> bool:
         last = len(row) - 1
@@ -552,6 +578,7 @@ class _TextVector(Source):
         self.kind = kind
         self.n_rows = None
         self.n_cols = None
+        self.extra_row_hint = ""  # why the file may have one row too many
         self._rows = _TextRows(path, label, delimiter)
         try:
             first = self._rows.first()
@@ -572,6 +599,12 @@ class _TextVector(Source):
                 and _is_index(first, peeked[1] if len(peeked) > 1 else None)
             )
             has_header = index or _header_flag(peeked, header, None, classes)
+            if not has_header and width == 1 and first[0].strip() == "0":
+                self.extra_row_hint = (
+                    "its first line, '0', may be the header pandas writes for an "
+                    "unnamed Series (to_csv(index=False)): save the "
+                    f"{'labels' if kind == 'labels' else kind} with header=False"
+                )
             head = [h.strip() for h in first] if has_header else None
             if has_header:
                 self._rows.take(1)
