@@ -951,3 +951,43 @@ def test_readme_sklearn_example(tmp_path, monkeypatch):
         ).stdout
     )  # fmt: skip
     assert _numbers(same) == _numbers(out)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "feather"])
+def test_same_table_as_scores_and_labels(tmp_path, data, fmt):
+    """The same table given as SCORES and LABELS (``eval t.csv t.csv
+    --label-column label``): --label-column picked the labels of LABELS, and
+    every column of SCORES, the label column too, was read as a class score (4
+    classes of 3, a wrong loss, exit 0).  It is bad usage now (exit 2, nothing
+    written), unless --score-columns says which columns are scores."""
+    z, y, _ = data
+    path = tmp_path / f"t.{fmt}"
+    if fmt == "csv":
+        text = ",".join([*NAMES, "label"]) + "\n"
+        text += "".join(
+            ",".join([*(repr(float(v)) for v in row), str(c)]) + "\n"
+            for row, c in zip(z, y, strict=True)
+        )
+        path.write_text(text)
+    else:
+        _write(_table(z, y), path, fmt)
+    out = tmp_path / "out.json"
+    out.write_text("old")
+    for extra in (["--label-column", "label"], []):
+        result = invoke([str(path), str(path), *extra, "-o", str(out)], exit_code=2)
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1] == (
+            f"Error: LABELS '{path}' is the SCORES file itself, whose label column "
+            "would be read as a class score too: give --label-column without "
+            "LABELS (or --score-columns)"
+        ), result.stderr
+        assert out.read_text() == "old"
+    ref = _json([str(path), "--label-column", "label"])
+    assert ref["n_classes"] == C
+    assert ref["losses"]["cross_entropy"] == pytest.approx(
+        float(al.cross_entropy(z, y)), rel=1e-14
+    )
+    got = _json(
+        [str(path), str(path), "--label-column", "label", "--score-columns", "p0:p3"]
+    )
+    assert _numbers(got) == _numbers(ref)

@@ -149,6 +149,14 @@ def open_inputs(
             "or an .npz SCORES holding a labels array"
         )
         raise UsageError(msg)
+    one_table = labels is not None and not is_npy and table.score_columns is None
+    if one_table and labels is not None and _same_file(scores, labels):
+        msg = (
+            f"LABELS '{labels}' is the SCORES file itself, whose label column "
+            "would be read as a class score too: give --label-column without "
+            "LABELS (or --score-columns)"
+        )
+        raise UsageError(msg)
     own = table.replace(label_column=table.label_column if labels is None else None)
     if is_npy:
         scores_src = alio.open_array(scores, "scores", key=scores_key)
@@ -177,6 +185,17 @@ def open_inputs(
         scores_src.close()
         raise
     return scores_src, label_src
+
+
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (``False`` for standard input
+    or a path that cannot be looked at: reading it reports that)."""
+    if "-" in (a, b):
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 @dataclass
