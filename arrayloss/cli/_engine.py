@@ -423,15 +423,28 @@ def _checked_scores(
         s = _renormalized(s, input_kind)
     bad = first_bad_row(s, input_kind, xp=_namespace(s))
     if bad is not None:
-        hint = ""
-        if "sum to" in bad[1] and not renormalize:
+        hint, why, flags = "", bad[1], f"--input {input_kind}"
+        if "sum to" in why and not renormalize:
             hint = (
                 f"; for rows that sum to 1 only up to rounding (within "
                 f"{RENORMALIZE_TOLERANCE:g}), add --renormalize"
             )
-        msg = f"{label} row {start + bad[0]} {bad[1]} (--input {input_kind}){hint}"
+        elif "sum to" in why:  # beyond --renormalize's tolerance, not the check's
+            why, flags = _far_from_one(s[bad[0]], input_kind), f"{flags} --renormalize"
+        msg = f"{label} row {start + bad[0]} {why} ({flags}){hint}"
         raise DataError(msg)
     return s
+
+
+def _far_from_one(row: np.ndarray, input_kind: str) -> str:
+    """Why a row of probabilities (or log-probabilities) that `_renormalized`
+    left alone is refused: its sum, to enough digits to be seen beyond
+    `RENORMALIZE_TOLERANCE`."""
+    with np.errstate(all="ignore"):
+        p = row if input_kind == "probs" else np.exp(row)
+        total = float(np.sum(p, dtype=np.float64))
+    what = "probabilities" if input_kind == "probs" else "exp(log-probabilities)"
+    return f"{what} sum to {total:.10g}, more than {RENORMALIZE_TOLERANCE:g} from 1"
 
 
 def _renormalized(s: np.ndarray, input_kind: str) -> np.ndarray:
