@@ -419,3 +419,21 @@ def test_pandas_default_column_names_without_index(tmp_path, data, rng):
         [str(tmp_path / "i.csv"), str(tmp_path / "y1.npy"), "--format", "json"]
     )
     assert json.loads(result.stdout)["n_samples"] == N + 1
+
+
+def test_decimal_comma_is_named(tmp_path, data):
+    """``to_csv(sep=';', decimal=',')`` (a European spreadsheet's CSV) was "'0,25'
+    is not a number", which does not say why; the message now names the decimal
+    comma (no guess at what it means: a comma may also group thousands)."""
+    pd = pytest.importorskip("pandas")
+    p, y = data
+    df = pd.DataFrame(p, columns=["a", "b", "c"])
+    df["label"] = y
+    df.to_csv(tmp_path / "eu.csv", index=False, sep=";", decimal=",")
+    cell = repr(float(p[0, 0])).replace(".", ",")
+    result = invoke([str(tmp_path / "eu.csv"), "--label-column", "label"], exit_code=1)
+    assert result.stderr == (
+        f"Error: SCORES '{tmp_path / 'eu.csv'}' line 2, column 'a': '{cell}' is not "
+        "a number (a decimal comma: write the file with a decimal point, "
+        "to_csv(decimal='.'))\n"
+    )

@@ -335,6 +335,11 @@ def _parse_floats(
                     col = f", column {name!r}" if name else f", column {number}"
                     where = col if cells.ndim == 2 else ""
                     what = f"{str(cell)!r} is not a number"
+                    if "," in str(cell) and _is_number(str(cell).replace(",", ".", 1)):
+                        what += (
+                            " (a decimal comma: write the file with a decimal "
+                            "point, to_csv(decimal='.'))"
+                        )
                     if not str(cell).strip():
                         what = "an empty cell"
                         last = cells.ndim == 2 and c == cells.shape[1] - 1
