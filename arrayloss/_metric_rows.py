@@ -39,10 +39,14 @@ def prob_tolerance(n_classes: int, dtype: Any, *, xp: Namespace) -> float:
     return max(1e-4, 4 * n_classes * _xp.finfo_eps(dtype, xp=xp))
 
 
-def first_bad_row(z: Array, input: str, *, xp: Namespace) -> tuple[int, str] | None:
+def first_bad_row(
+    z: Array, input: str, *, xp: Namespace, stored: Any = None
+) -> tuple[int, str] | None:
     """The first row of ``(n, C)`` scores that ``input`` does not allow, and why.
 
     Returns ``None`` when every row is valid.  Eager arrays only (it reads values).
+    ``stored``: the dtype the scores were rounded to before ``z`` (float16 computed
+    in float64), whose `prob_tolerance` applies; default ``z.dtype``.
     """
     if z.shape[0] == 0:
         return None
@@ -65,7 +69,7 @@ def first_bad_row(z: Array, input: str, *, xp: Namespace) -> tuple[int, str] | N
             i = _first_true(negative, xp=xp)
             return i, f"has a negative probability ({float(xp.min(z[i, :])):.6g})"
     p = z if input == "probs" else xp.exp(z)
-    tol = prob_tolerance(int(z.shape[1]), z.dtype, xp=xp)
+    tol = prob_tolerance(int(z.shape[1]), z.dtype if stored is None else stored, xp=xp)
     total = xp.sum(p, axis=1)
     off = xp.abs(total - 1) > tol
     if bool(xp.any(off)):

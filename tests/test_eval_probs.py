@@ -356,3 +356,35 @@ def test_renormalize_error_states_its_own_tolerance(tmp_path, kind):
         f"Error: SCORES row 1 {what} sum to 0.998999999, more than 0.001 from 1 "
         f"(--input {kind} --renormalize)\n"
     )
+
+
+def test_float16_probabilities_get_the_float16_tolerance(tmp_path, rng):
+    """float16 probabilities (a mixed-precision model's ``predict_proba``) are
+    computed in float64, and were checked with float64's tolerance (1e-4), so
+    rows that float16 rounding put 5e-4 from 1 were refused, where
+    `arrayloss.metrics` takes them (``4·C·eps`` of float16); the sum check now
+    uses the tolerance of the stored dtype."""
+    p = rng.dirichlet(np.ones(3), size=400).astype(np.float16)
+    off = np.abs(p.astype(np.float64).sum(axis=1) - 1)
+    assert off.max() > 1e-4  # refused before
+    assert off.max() < 4 * 3 * float(np.finfo(np.float16).eps)
+    y = rng.integers(0, 3, size=400)
+    M.nll(p, y, input="probs")  # the library takes them
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "y.npy", y)
+    out, _ = _run(
+        [str(tmp_path / "p.npy"), str(tmp_path / "y.npy"), "--input", "probs"]
+    )
+    p_y = p.astype(np.float64)[np.arange(400), y]
+    assert out["metrics"]["nll"] == pytest.approx(
+        float(np.mean(-np.log(p_y))), rel=1e-12
+    )
+    far = p.copy()
+    far[7] = np.array([0.5, 0.4, 0.05], dtype=np.float16)  # 0.05 from 1: refused
+    np.save(tmp_path / "far.npy", far)
+    result = invoke(
+        [str(tmp_path / "far.npy"), str(tmp_path / "y.npy"), "--input", "probs"],
+        exit_code=1,
+    )
+    assert "row 7 probabilities sum to 0.94989, not 1" in result.stderr
+    assert "(tolerance 0.01)" in result.stderr

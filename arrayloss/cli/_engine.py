@@ -418,10 +418,12 @@ def _checked_scores(
     # C order: a row's reductions then sum in one order whatever the reader gave
     # (a strided view of a CSV's columns or an Arrow batch), so each format gives
     # the same bits
+    stored = np.dtype(s.dtype)  # float16 rows sum to 1 within float16's rounding
     s = np.ascontiguousarray(s, dtype=_compute_dtype(s.dtype))
     if renormalize and input_kind != "logits" and s.shape[0]:
         s = _renormalized(s, input_kind)
-    bad = first_bad_row(s, input_kind, xp=_namespace(s))
+    rounded = stored if stored.kind == "f" and stored.itemsize < 4 else None
+    bad = first_bad_row(s, input_kind, xp=_namespace(s), stored=rounded)
     if bad is not None:
         hint, why, flags = "", bad[1], f"--input {input_kind}"
         if "sum to" in why and not renormalize:
