@@ -388,3 +388,16 @@ def test_float16_probabilities_get_the_float16_tolerance(tmp_path, rng):
     )
     assert "row 7 probabilities sum to 0.94989, not 1" in result.stderr
     assert "(tolerance 0.01)" in result.stderr
+
+
+def test_renormalize_is_suggested_only_where_it_helps(tmp_path):
+    """A row summing to 1.1 was told "for rows that sum to 1 only up to rounding
+    (within 0.001), add --renormalize", which refuses it as well; the hint now
+    comes only for a row within --renormalize's tolerance."""
+    np.save(tmp_path / "y.npy", np.array([0, 1]))
+    for row, hinted in (([0.6, 0.5], False), ([0.5, 0.5005], True)):
+        np.save(tmp_path / "p.npy", np.array([[0.5, 0.5], row]))
+        args = [str(tmp_path / "p.npy"), str(tmp_path / "y.npy"), "--input", "probs"]
+        result = invoke(args, exit_code=1)
+        assert result.stderr.startswith("Error: SCORES row 1 probabilities sum to")
+        assert ("add --renormalize" in result.stderr) is hinted, result.stderr

@@ -426,25 +426,39 @@ def _checked_scores(
     bad = first_bad_row(s, input_kind, xp=_namespace(s), stored=rounded)
     if bad is not None:
         hint, why, flags = "", bad[1], f"--input {input_kind}"
-        if "sum to" in why and not renormalize:
-            hint = (
-                f"; for rows that sum to 1 only up to rounding (within "
-                f"{RENORMALIZE_TOLERANCE:g}), add --renormalize"
-            )
-        elif "sum to" in why:  # beyond --renormalize's tolerance, not the check's
+        if "sum to" not in why:
+            pass
+        elif not renormalize:
+            if _near_one(s[bad[0]], input_kind):  # where --renormalize would help
+                hint = (
+                    f"; for rows that sum to 1 only up to rounding (within "
+                    f"{RENORMALIZE_TOLERANCE:g}), add --renormalize"
+                )
+        else:  # beyond --renormalize's tolerance, not the check's
             why, flags = _far_from_one(s[bad[0]], input_kind), f"{flags} --renormalize"
         msg = f"{label} row {start + bad[0]} {why} ({flags}){hint}"
         raise DataError(msg)
     return s
 
 
+def _row_sum(row: np.ndarray, input_kind: str) -> float:
+    """The float64 sum of a row's probabilities (``exp`` of log-probabilities)."""
+    with np.errstate(all="ignore"):
+        p = row if input_kind == "probs" else np.exp(row)
+        return float(np.sum(p, dtype=np.float64))
+
+
+def _near_one(row: np.ndarray, input_kind: str) -> bool:
+    """Whether ``--renormalize`` would take the row (its sum within
+    `RENORMALIZE_TOLERANCE` of 1)."""
+    return abs(_row_sum(row, input_kind) - 1) <= RENORMALIZE_TOLERANCE
+
+
 def _far_from_one(row: np.ndarray, input_kind: str) -> str:
     """Why a row of probabilities (or log-probabilities) that `_renormalized`
     left alone is refused: its sum, to enough digits to be seen beyond
     `RENORMALIZE_TOLERANCE`."""
-    with np.errstate(all="ignore"):
-        p = row if input_kind == "probs" else np.exp(row)
-        total = float(np.sum(p, dtype=np.float64))
+    total = _row_sum(row, input_kind)
     what = "probabilities" if input_kind == "probs" else "exp(log-probabilities)"
     return f"{what} sum to {total:.10g}, more than {RENORMALIZE_TOLERANCE:g} from 1"
 
