@@ -626,3 +626,27 @@ def test_table_spec_of_a_labels_file_keeps_what_applies_to_it():
     )
     assert spec.replace(label_column=None).label_column is None
     assert spec.label_column == "y"  # frozen: replace makes a copy
+
+
+def test_text_labels_with_numeric_class_names_are_names_only():
+    """With ``--classes 1,2,3`` a text label ``1`` is the name of class 0, but a
+    label ``0``, no name, was read as class index 0: labels ``0,1,2`` mapped to
+    classes 0, 0, 1 without a word.  Where the class names are numbers, every
+    text label is now read as a name (an unknown one is an error), so no label
+    can mean either."""
+    kw = {"n_classes": 3, "start": 0, "label": "LABELS 'y'"}
+    np.testing.assert_array_equal(
+        alio.label_indices(np.array(["1", "3", "2"]), classes=("1", "2", "3"), **kw),
+        [0, 2, 1],
+    )
+    with pytest.raises(
+        alio.DataError,
+        match=r"^LABELS 'y' row 0: '0' is not one of the --classes \(they are "
+        r"numbers, so a number label is a class name, not a class index\)$",
+    ):
+        alio.label_indices(np.array(["0", "1", "2"]), classes=("1", "2", "3"), **kw)
+    # names that are no numbers: a number is a class index, as without --classes
+    np.testing.assert_array_equal(
+        alio.label_indices(np.array(["2", "0", "b"]), classes=("a", "b", "c"), **kw),
+        [2, 0, 1],
+    )
