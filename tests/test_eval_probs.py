@@ -401,3 +401,27 @@ def test_renormalize_is_suggested_only_where_it_helps(tmp_path):
         result = invoke(args, exit_code=1)
         assert result.stderr.startswith("Error: SCORES row 1 probabilities sum to")
         assert ("add --renormalize" in result.stderr) is hinted, result.stderr
+
+
+def test_probabilities_read_as_logits_are_warned_about(tmp_path, rng):
+    """``predict_proba`` output evaluated without ``--input probs`` is read as
+    logits (the default): the loss of ``softmax(p)``, a wrong number without a
+    word.  Where the first chunk's rows all look like probabilities (none
+    negative, each summing to 1, not all 0 or 1) a warning now says so; the
+    numbers stay those of logits, as asked."""
+    p = rng.dirichlet(np.ones(C), size=N).astype(np.float32)
+    y = rng.integers(0, C, size=N)
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "y.npy", y)
+    args = [str(tmp_path / "p.npy"), str(tmp_path / "y.npy"), "--chunk-size", "7"]
+    out, err = _run(args)
+    assert err == (
+        f"warning: SCORES '{tmp_path / 'p.npy'}' looks like probabilities (no "
+        "negative score, each row summing to 1), read as logits (the default "
+        "--input); for probabilities give --input probs\n"
+    )
+    assert out["metrics"]["nll"] == pytest.approx(float(M.nll(p, y)), rel=1e-6)
+    assert _run([*args, "--input", "probs"])[1] == ""
+    for z in (np.log(p), np.eye(C)[y]):  # logits, and one-hot scores: no warning
+        np.save(tmp_path / "z.npy", z)
+        assert _run([str(tmp_path / "z.npy"), str(tmp_path / "y.npy")])[1] == ""

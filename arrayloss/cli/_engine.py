@@ -196,6 +196,7 @@ class Tallies:
     clips: ClipTally | None = None
     ignored: IgnoreTally | None = None
     boot: Any = None
+    probs_like: str = ""  # the warning of logits that look like probabilities
 
     def empty(self, *, own_boot: bool) -> Tallies:
         """Empty tallies of the same kinds, for a part of the rows to be merged
@@ -820,6 +821,27 @@ class _Part:
     block: Any
 
 
+def looks_like_probs(scores: np.ndarray) -> bool:
+    """Whether ``(n, C)`` scores read as logits look like probabilities: two rows
+    or more (one is too little to tell), finite, none negative, each row summing
+    to 1 (`arrayloss._metric_rows.prob_tolerance` of their dtype), and not all 0
+    or 1 (one-hot scores are logits too)."""
+    from arrayloss._metric_rows import prob_tolerance
+
+    if scores.ndim != 2 or scores.shape[0] < 2 or scores.shape[1] < 2:
+        return False
+    if scores.dtype.kind not in "f":
+        return False
+    with np.errstate(all="ignore"):
+        if not (np.isfinite(scores).all() and (scores >= 0).all()):
+            return False
+        if not ((scores > 0) & (scores < 1)).any():
+            return False
+        total = np.sum(scores, axis=1, dtype=np.float64)
+    tol = prob_tolerance(int(scores.shape[1]), scores.dtype, xp=np)
+    return bool((np.abs(total - 1) <= tol).all())
+
+
 def stream(
     opened: Iterator[tuple[Any, Any, Any]],
     n_shards: int,
@@ -850,11 +872,15 @@ def stream(
     order) are those of the one-thread path, bit for bit.  ``tallies.metrics`` must
     then be empty tallies, as for ``--dask``; the loss tallies, ``clips`` and
     ``ignored`` are added to.
+
+    With ``input_kind="logits"``, ``tallies.probs_like`` is set to a warning when
+    the first chunk's rows look like probabilities (`looks_like_probs`).
     """
     from arrayloss import io as alio
 
     def chunks() -> Iterator[tuple[str, str, str, Any, int]]:
         shard_start = 0
+        first = input_kind == "logits"  # the first chunk is yet to be looked at
         for i, (scores_src, label_src, weights_src) in enumerate(opened):
             width = scores_src.n_cols  # None: a text shard without a row
             if width is not None and width != n_classes:
@@ -869,6 +895,15 @@ def stream(
             )
             rows = 0
             for chunk in with_progress(aligned, scores_src, quiet, label=bar):
+                if first:
+                    first = False
+                    if looks_like_probs(chunk.scores):
+                        tallies.probs_like = (
+                            f"warning: {scores_src.label} looks like probabilities "
+                            "(no negative score, each row summing to 1), read as "
+                            "logits (the default --input); for probabilities give "
+                            "--input probs"
+                        )
                 yield scores_label, labels_label, weights_label, chunk, shard_start
                 rows = chunk.start + int(chunk.scores.shape[0])
             shard_start += rows

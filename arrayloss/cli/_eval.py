@@ -855,6 +855,8 @@ def _results(
     }
     if what.input_kind != "logits":
         _report_clipping(clips, prob, tallies.metrics, results["metrics"])
+    elif tallies.probs_like:
+        click.echo(tallies.probs_like, err=True)
     meta: dict[str, Any] = {
         "scores": inputs.scores,
         "labels": inputs.labels,
