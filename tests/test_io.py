@@ -650,3 +650,15 @@ def test_text_labels_with_numeric_class_names_are_names_only():
         alio.label_indices(np.array(["2", "0", "b"]), classes=("a", "b", "c"), **kw),
         [2, 0, 1],
     )
+
+
+@pytest.mark.parametrize("classes", [None, ("a", "b", "c")])
+def test_empty_text_label_is_named_missing(classes):
+    """A missing label in a CSV (pandas writes NaN as an empty cell) was "'' is
+    not a class index; for class names, give --classes", a hint that does not
+    apply; it is now named a missing label."""
+    kw = {"n_classes": 3, "start": 0, "label": "LABELS 'y'", "classes": classes}
+    with pytest.raises(
+        alio.DataError, match=r"^LABELS 'y' row 1: a missing label \(an empty cell\)$"
+    ):
+        alio.label_indices(np.array(["1" if classes is None else "b", " "]), **kw)

@@ -172,7 +172,9 @@ def _names_to_indices(
     if unknown:
         i = int(np.argmax(np.isin(values, unknown)))  # the first such row
         name = str(values[i])
-        if classes:
+        if not name.strip():
+            msg = f"{label} row {start + i}: a missing label (an empty cell)"
+        elif classes:
             msg = f"{label} row {start + i}: {name!r} is not one of the --classes"
             if numeric and _text_index(name) is not None:
                 msg += (
