@@ -676,6 +676,7 @@ class _ArrowSource(Source):
             reader.convert([first.slice(0, 1)], 0)
         self.n_cols = reader.n_cols
         self.dtype = reader.dtype
+        self.column_names = None if reader.is_list else list(reader.names)
 
     def _fill(self, n: int) -> None:
         """Take converted rows until ``n`` wait, or none are left.  They are

@@ -991,3 +991,63 @@ def test_same_table_as_scores_and_labels(tmp_path, data, fmt):
         [str(path), str(path), "--label-column", "label", "--score-columns", "p0:p3"]
     )
     assert _numbers(got) == _numbers(ref)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "feather"])
+def test_classes_in_another_order_than_the_named_columns(tmp_path, data, fmt):
+    """Score columns named ``p1,p0,p2,p3`` with ``--classes p0,p1,p2,p3`` (the
+    classes listed alphabetically, not in column order) named column 0 ``p0``:
+    every label given as a name was scored against another class's column, a
+    wrong loss without a word.  The same names in another order are bad data
+    now, naming the first column that differs; in column order they are fine."""
+    z, y, _ = data
+    order = ["p1", "p0", "p2", "p3"]
+    path = tmp_path / f"t.{fmt}"
+    cols = {n: z[:, NAMES.index(n)] for n in order}
+    cols["label"] = np.array(NAMES)[y]
+    if fmt == "csv":
+        import pandas as pd
+
+        pd.DataFrame(cols).to_csv(path, index=False)
+    else:
+        _write(pa.table(cols), path, fmt)
+    args = [str(path), "--label-column", "label"]
+    result = invoke([*args, "--classes", ",".join(NAMES)], exit_code=1)
+    assert result.stderr == (
+        f"Error: SCORES '{path}' names its score column 0 'p1' but --classes "
+        "names it 'p0': the same names in another order (--classes lists the "
+        "classes in column order: reorder it, or pick the columns in its order "
+        "with --score-columns)\n"
+    )
+    want = float(al.cross_entropy(z, y))
+    got = _json([*args, "--classes", ",".join(order)])
+    assert got["losses"]["cross_entropy"] == pytest.approx(
+        float(
+            al.cross_entropy(
+                z[:, [1, 0, 2, 3]],
+                np.array([order.index(n) for n in np.array(NAMES)[y]]),
+            )
+        ),
+        rel=1e-14,
+    )
+    got = _json(
+        [*args, "--classes", ",".join(NAMES), "--score-columns", ",".join(NAMES)]
+    )
+    assert got["losses"]["cross_entropy"] == pytest.approx(want, rel=1e-14)
+
+
+def test_shards_with_their_columns_in_another_order(tmp_path, data):
+    """Parquet shards whose score columns come in another order (two writers)
+    were read by position, so one shard's classes were swapped; such a shard is
+    bad data now."""
+    z, y, _ = data
+    (tmp_path / "s").mkdir()
+    _write(_table(z[:20], y[:20]), tmp_path / "s" / "part-0.parquet", "parquet")
+    swapped = _table(z[20:], y[20:]).select(["p1", "p0", "p2", "p3", "label"])
+    _write(swapped, tmp_path / "s" / "part-1.parquet", "parquet")
+    result = invoke([str(tmp_path / "s"), "--label-column", "label"], exit_code=1)
+    assert result.stderr == (
+        f"Error: SCORES '{tmp_path / 's' / 'part-1.parquet'}' names its score "
+        f"column 0 'p1' but SCORES '{tmp_path / 's' / 'part-0.parquet'}' names it "
+        "'p0': the same names in another order\n"
+    )

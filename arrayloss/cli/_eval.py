@@ -67,7 +67,14 @@ from ._output import STDOUT, Outputs
 from ._render import render
 from ._report import AVERAGES, MAX_TABLE_CLASSES, REPORT_TALLIES, Report
 from ._report import report_usage as _report_usage
-from ._shards import Shard, ShardOpener, check_shards, pair_shards, shard_paths
+from ._shards import (
+    Shard,
+    ShardOpener,
+    check_shards,
+    pair_shards,
+    reordered,
+    shard_paths,
+)
 
 __all__ = ["eval_command"]
 
@@ -782,15 +789,27 @@ def _tally(
             first = next(opened)
         if widest is not None:  # the first shard of a known width
             n_classes, first_label = widest.n_cols, widest.scores_label
+            column_names = widest.column_names
         else:
             assert first is not None
             n_classes, first_label = first[0].n_cols, first[0].label
+            column_names = first[0].column_names
         assert n_classes is not None
         if n_classes == 0:
             msg = f"{first_label} has no classes (0 score columns)"
             raise DataError(msg)
         if class_names is not None and len(class_names) != n_classes:
             msg = f"--classes lists {len(class_names)} names but {first_label} has {n_classes} columns"
+            raise DataError(msg)
+        swapped = reordered(column_names, class_names)
+        if swapped is not None:  # classes listed in another order than the columns
+            i, name, theirs = swapped
+            msg = (
+                f"{first_label} names its score column {i} {name!r} but --classes "
+                f"names it {theirs!r}: the same names in another order "
+                "(--classes lists the classes in column order: reorder it, or pick "
+                "the columns in its order with --score-columns)"
+            )
             raise DataError(msg)
         tallies = what.tallies(n_classes)
         if runner.dask is not None:

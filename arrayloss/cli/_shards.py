@@ -31,6 +31,7 @@ __all__ = [
     "check_shards",
     "open_inputs",
     "pair_shards",
+    "reordered",
     "shard_paths",
 ]
 
@@ -57,6 +58,7 @@ class ShardInfo:
     weights_label: str | None
     n_rows: int | None
     n_cols: int | None  # None: a text file without a row (no header either)
+    column_names: list[str] | None  # of the score columns, where a table names them
     dtype: Any
     labels_dtype: Any
     weights_dtype: Any
@@ -279,6 +281,7 @@ class ShardOpener:
                 weights_label=None if weights_src is None else weights_src.label,
                 n_rows=n_rows,
                 n_cols=scores_src.n_cols,
+                column_names=scores_src.column_names,
                 dtype=getattr(scores_src, "dtype", None),
                 labels_dtype=getattr(label_src, "dtype", None),
                 weights_dtype=getattr(weights_src, "dtype", None),
@@ -302,4 +305,29 @@ def check_shards(infos: Sequence[ShardInfo]) -> ShardInfo:
         if info.n_cols != first.n_cols:
             msg = f"{info.scores_label} has {info.n_cols} columns but {first.scores_label} has {first.n_cols}"
             raise DataError(msg)
+        swapped = reordered(info.column_names, first.column_names)
+        if swapped is not None:
+            i, name, theirs = swapped
+            msg = (
+                f"{info.scores_label} names its score column {i} {name!r} but "
+                f"{first.scores_label} names it {theirs!r}: the same names in "
+                "another order"
+            )
+            raise DataError(msg)
     return first
+
+
+def reordered(
+    names: Sequence[str] | None, other: Sequence[str] | None
+) -> tuple[int, str, str] | None:
+    """Where ``names`` and ``other`` hold the same names in another order (the
+    same columns, or classes, read by position as others): the first position
+    that differs and the name of each there; else ``None`` (also when either is
+    unknown)."""
+    if names is None or other is None or list(names) == list(other):
+        return None
+    if sorted(names) != sorted(other):
+        return None
+    return next(
+        (i, a, b) for i, (a, b) in enumerate(zip(names, other, strict=True)) if a != b
+    )

@@ -17,13 +17,15 @@ class Source:
     """Rows of one array, read in order.
 
     ``n_rows`` is known in advance for ``.npy``/``.npz`` and ``None`` for text;
-    ``n_cols`` is the row width of a 2-D source, ``None`` for a 1-D one.
+    ``n_cols`` is the row width of a 2-D source, ``None`` for a 1-D one;
+    ``column_names`` the names of its columns where a table names them.
     ``read(n)`` returns the next ``min(n, rows left)`` rows; an empty array at the end.
     """
 
     label: str
     n_rows: int | None
     n_cols: int | None
+    column_names: list[str] | None = None
 
     def read(self, n: int) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError

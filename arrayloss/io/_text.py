@@ -377,6 +377,7 @@ class _TextScores(Source):
         self._soft = soft
         self.n_cols = len(keep)
         self._names = None if header is None else [header[c] for c in keep]
+        self.column_names = self._names
         self._label_names = (
             None
             if header is None or label_cols is None
