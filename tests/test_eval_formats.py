@@ -1051,3 +1051,31 @@ def test_shards_with_their_columns_in_another_order(tmp_path, data):
         f"column 0 'p1' but SCORES '{tmp_path / 's' / 'part-0.parquet'}' names it "
         "'p0': the same names in another order\n"
     )
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "feather"])
+def test_string_view_labels(tmp_path, data, fmt):
+    """polars writes text as Arrow's ``string_view`` (Utf8View) in Feather/IPC
+    files: a label column of that type was "has type string_view, which cannot
+    hold class labels"; it is read as the text it holds, as ``string``."""
+    if not hasattr(pa, "string_view"):
+        pytest.skip("pyarrow without string_view")
+    z, y, _ = data
+    labels = pa.array(np.array(NAMES)[y]).cast(pa.string_view())
+    table = _table(z).append_column("label", labels)
+    path = tmp_path / f"t.{fmt}"
+    try:
+        _write(table, path, fmt)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        pytest.skip(f"this pyarrow cannot write string_view to {fmt}")
+    args = ["--label-column", "label", "--classes", ",".join(NAMES)]
+    out = _json([str(path), *args])
+    assert out["losses"]["cross_entropy"] == pytest.approx(
+        float(al.cross_entropy(z, y)), rel=1e-14
+    )
+    dictionary = pa.DictionaryArray.from_arrays(
+        pa.array(y.astype(np.int32)), pa.array(NAMES).cast(pa.string_view())
+    )
+    other = tmp_path / "d.feather"
+    _write(_table(z).append_column("label", dictionary), other, "feather")
+    assert _numbers(_json([str(other), *args])) == _numbers(out)
