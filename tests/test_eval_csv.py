@@ -437,3 +437,52 @@ def test_decimal_comma_is_named(tmp_path, data):
         "a number (a decimal comma: write the file with a decimal point, "
         "to_csv(decimal='.'))\n"
     )
+
+
+@pytest.mark.parametrize("kind", ["labels", "weights"])
+def test_trailing_delimiter_in_a_one_column_file_is_named(tmp_path, data, kind):
+    """A labels or weights file with a delimiter at the end of each line (``2,``)
+    was "has 2 columns; one column of labels is needed", which does not say where
+    the second column comes from; the message now names the trailing delimiter,
+    as for the scores."""
+    p, y = data
+    np.savetxt(tmp_path / "p.csv", p, delimiter=",")
+    if kind == "labels":
+        (tmp_path / "y.csv").write_text("".join(f"{v},\n" for v in y))
+        args = [str(tmp_path / "p.csv"), str(tmp_path / "y.csv")]
+        hint = "--label-column 0 picks the labels"
+    else:
+        np.save(tmp_path / "y.npy", y)
+        (tmp_path / "w.csv").write_text("1.5,\n" * N)
+        args = [str(tmp_path / "p.csv"), str(tmp_path / "y.npy")]
+        args += ["--weights", str(tmp_path / "w.csv")]
+        hint = "write it without"
+    result = invoke([*args, "--input", "probs"], exit_code=1)
+    name = "LABELS 'y.csv'" if kind == "labels" else "--weights 'w.csv'"
+    name = name.replace("'y.csv'", f"'{tmp_path / 'y.csv'}'").replace(
+        "'w.csv'", f"'{tmp_path / 'w.csv'}'"
+    )
+    assert result.stderr == (
+        f"Error: {name} has 2 columns; one column of {kind} is needed (a "
+        f"delimiter at the end of each line makes an empty last column: {hint})\n"
+    )
+    if kind == "labels":
+        assert _nll([*args, "--label-column", "0"]) == pytest.approx(
+            float(M.nll(p, y, input="probs")), rel=1e-15
+        )
+
+
+def test_numbered_label_column_does_not_make_a_header(tmp_path, data):
+    """``--label-column 0`` for a labels file ``0,7`` / ``2,7`` / ... (no header)
+    read its first row as a header whenever that row held a ``0`` (the column
+    number taken for a name), dropping a label: "has 59 rows but SCORES has
+    more".  A number picks the column by position and makes no header."""
+    p, y = data
+    y = y.copy()
+    y[0] = 0
+    np.savetxt(tmp_path / "p.csv", p, delimiter=",")
+    (tmp_path / "y.csv").write_text("".join(f"{v},7\n" for v in y))
+    got = _nll(
+        [str(tmp_path / "p.csv"), str(tmp_path / "y.csv"), "--label-column", "0"]
+    )
+    assert got == pytest.approx(float(M.nll(p, y, input="probs")), rel=1e-15)

@@ -596,7 +596,8 @@ class _TextVector(Source):
                 raise DataError(msg)
             width = len(first)
             column = label_column if kind == "labels" else None
-            if column is not None and column in first and header is None:
+            named = column is not None and not _is_int(column)  # a number: a position
+            if named and column in first and header is None:
                 header = True
             peeked = self._rows.peek(2)
             index = (
@@ -622,6 +623,16 @@ class _TextVector(Source):
                 self._col = 0
             else:
                 hint = " (say which with --label-column)" if kind == "labels" else ""
+                if width == 2 and all(not r[-1].strip() for r in peeked):
+                    fix = (
+                        "--label-column 0 picks the labels"
+                        if kind == "labels"
+                        else "write it without"
+                    )
+                    hint = (
+                        " (a delimiter at the end of each line makes an empty last "
+                        f"column: {fix})"
+                    )
                 msg = (
                     f"{label} has {width} columns; one column of {kind} is needed{hint}"
                 )
