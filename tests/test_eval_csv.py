@@ -486,3 +486,21 @@ def test_numbered_label_column_does_not_make_a_header(tmp_path, data):
         [str(tmp_path / "p.csv"), str(tmp_path / "y.csv"), "--label-column", "0"]
     )
     assert got == pytest.approx(float(M.nll(p, y, input="probs")), rel=1e-15)
+
+
+@pytest.mark.parametrize("kind", ["logits", "probs"])
+def test_one_score_column_is_named(tmp_path, data, kind):
+    """A binary classifier's ``predict_proba(X)[:, 1]`` saved alone is one score
+    column: read as one class, it was "label 1 is out of range for 1 classes"
+    (logits) or "probabilities sum to 0.40, not 1" (probs), neither saying what
+    is wrong.  One score column is bad data now, with what to save instead."""
+    p, y = data
+    (tmp_path / "p1.csv").write_text("".join(f"{v!r}\n" for v in p[:, 1].tolist()))
+    np.save(tmp_path / "y.npy", y)
+    args = [str(tmp_path / "p1.csv"), str(tmp_path / "y.npy"), "--input", kind]
+    result = invoke(args, exit_code=1)
+    assert result.stderr == (
+        f"Error: SCORES '{tmp_path / 'p1.csv'}' has 1 score column; scores need one "
+        "column per class, two or more (a binary classifier's probability of "
+        "class 1 alone: save both columns, predict_proba(X))\n"
+    )

@@ -798,6 +798,13 @@ def _tally(
         if n_classes == 0:
             msg = f"{first_label} has no classes (0 score columns)"
             raise DataError(msg)
+        if n_classes == 1:  # one class: nothing to tell apart
+            msg = (
+                f"{first_label} has 1 score column; scores need one column per "
+                "class, two or more (a binary classifier's probability of class 1 "
+                "alone: save both columns, predict_proba(X))"
+            )
+            raise DataError(msg)
         if class_names is not None and len(class_names) != n_classes:
             msg = f"--classes lists {len(class_names)} names but {first_label} has {n_classes} columns"
             raise DataError(msg)
