@@ -1079,3 +1079,37 @@ def test_string_view_labels(tmp_path, data, fmt):
     other = tmp_path / "d.feather"
     _write(_table(z).append_column("label", dictionary), other, "feather")
     assert _numbers(_json([str(other), *args])) == _numbers(out)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_label_column_named_among_the_scores_of_another_file(tmp_path, data, fmt):
+    """``eval preds.csv labels.csv --label-column label`` where preds.csv holds a
+    ``label`` column too: --label-column picks the column of LABELS, and the
+    one of SCORES was read as one more class score (5 classes of 4, a wrong
+    loss, exit 0).  It is bad data now, unless --drop-column or
+    --score-columns leaves it out."""
+    z, y, _ = data
+    scores = tmp_path / f"preds.{fmt}"
+    if fmt == "csv":
+        import pandas as pd
+
+        frame = pd.DataFrame(dict(zip(NAMES, z.T, strict=True)))
+        frame["label"] = y
+        frame.to_csv(scores, index=False)
+    else:
+        _write(_table(z, y), scores, fmt)
+    (tmp_path / "labels.csv").write_text(
+        "id,label\n" + "".join(f"{i},{v}\n" for i, v in enumerate(y))
+    )
+    args = [str(scores), str(tmp_path / "labels.csv"), "--label-column", "label"]
+    result = invoke(args, exit_code=1)
+    assert result.stderr == (
+        f"Error: SCORES '{scores}' has a score column 'label', the name "
+        "--label-column gives the labels of LABELS by: leave it out of the scores "
+        "with --drop-column label, or pick them with --score-columns\n"
+    )
+    out = _json([*args, "--drop-column", "label"])
+    assert out["n_classes"] == C
+    assert out["losses"]["cross_entropy"] == pytest.approx(
+        float(al.cross_entropy(z, y)), rel=1e-14
+    )

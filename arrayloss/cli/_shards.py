@@ -125,6 +125,7 @@ def open_inputs(
     """
     from arrayloss import io as alio
     from arrayloss._arrow import own_memory_pool
+    from arrayloss.io._columns import _is_int
     from arrayloss.io._source import _describe
 
     own_memory_pool()  # the command line's process: it may set pyarrow's pool
@@ -173,6 +174,16 @@ def open_inputs(
         scores_src, column = alio.open_table(scores, own, allow_empty=allow_empty)
     kind = "soft" if table.soft else "labels"
     try:
+        named = table.label_column if labels is not None and not table.soft else None
+        if named is not None and _is_int(named):  # a number: a position in LABELS
+            named = None
+        if named is not None and named in (scores_src.column_names or ()):
+            msg = (
+                f"{scores_src.label} has a score column {named!r}, the name "
+                "--label-column gives the labels of LABELS by: leave it out of the "
+                f"scores with --drop-column {named}, or pick them with --score-columns"
+            )
+            raise DataError(msg)
         if labels is not None:
             label_src = alio.open_array(
                 labels, kind, key=labels_key, spec=table.of_labels_file(),
