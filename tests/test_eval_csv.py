@@ -504,3 +504,29 @@ def test_one_score_column_is_named(tmp_path, data, kind):
         "column per class, two or more (a binary classifier's probability of "
         "class 1 alone: save both columns, predict_proba(X))\n"
     )
+
+
+def test_drop_column_keeps_dropping_the_pandas_index(tmp_path, data):
+    """A pandas CSV with its index (header ``,a,b,c,junk,label``) and
+    ``--drop-column junk``: --drop-column turned the index detection off, so the
+    index 0, 1, 2, ... was read as one more class's scores (4 classes of 3, a
+    wrong loss, exit 0).  The index is dropped with --drop-column too (and the
+    trailing-delimiter hint's --drop-column, applied, reads such a file)."""
+    pd = pytest.importorskip("pandas")
+    p, y = data
+    want = float(M.nll(p, y, input="probs"))
+    df = pd.DataFrame(p, columns=["a", "b", "c"])
+    df["junk"] = 7.0
+    df["label"] = y
+    df.to_csv(tmp_path / "i.csv")
+    args = [str(tmp_path / "i.csv"), "--label-column", "label"]
+    assert _nll([*args, "--drop-column", "junk"]) == pytest.approx(want, rel=1e-15)
+    assert _nll([*args, "--drop-column", "0,junk"]) == pytest.approx(want, rel=1e-15)
+    text = (tmp_path / "i.csv").read_text().replace("\n", ",\n")  # a,b,...,label,
+    (tmp_path / "t.csv").write_text(text)
+    result = invoke([str(tmp_path / "t.csv"), "--label-column", "label"], exit_code=1)
+    assert "--drop-column 6 leaves it out" in result.stderr
+    got = _nll(
+        [str(tmp_path / "t.csv"), "--label-column", "label", "--drop-column", "junk,6"]
+    )
+    assert got == pytest.approx(want, rel=1e-15)

@@ -254,7 +254,7 @@ class _EvalCommand(click.Command):
     help="Columns of a table SCORES that hold no scores, as --score-columns picks "
     "them (header names, 0-based numbers, ranges, patterns); repeat for several. "
     "[default: a leading index column, as pandas' df.to_csv() writes it (an "
-    "unnamed first header field), is dropped]",
+    "unnamed first header field), is dropped, with --drop-column too]",
 )
 @click.option(
     "--score-columns",

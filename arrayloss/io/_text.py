@@ -140,8 +140,13 @@ def _default_names(
 def _is_index(first: Sequence[str], second: Sequence[str] | None) -> bool:
     """Whether ``first`` is the header of a file with a leading index column, as
     pandas' ``DataFrame.to_csv()`` writes it: an empty first field, every other
-    field named, and (when there is one) an integer first field in the next row."""
-    if len(first) < 2 or first[0].strip() or not all(f.strip() for f in first[1:]):
+    field named (the last may be empty: a delimiter at the end of the line, as in
+    `_header_flag`), and (when there is one) an integer first field in the next
+    row."""
+    named = list(first[1:])
+    if len(named) > 1 and not named[-1].strip():
+        named.pop()
+    if len(first) < 2 or first[0].strip() or not all(f.strip() for f in named):
         return False
     return second is None or bool(_INTEGER.fullmatch(second[0]))
 
@@ -479,9 +484,9 @@ def open_table(
     a 0-based number) is text that is not a number, and the next row is not text
     throughout too.  A first row with an empty first field and every other field
     named, above a row starting with an integer, is the header of a leading index
-    column (pandas' ``df.to_csv()``): that column is dropped.  ``drop_columns``
-    (header names or 0-based numbers) drops columns explicitly, and turns the
-    detection off.  ``label_column`` is a header name or a 0-based column
+    column (pandas' ``df.to_csv()``): that column is dropped, with
+    ``drop_columns`` too (header names or 0-based numbers, dropped as well), not
+    with ``score_columns`` (which picks the columns itself).  ``label_column`` is a header name or a 0-based column
     number (with ``soft``, a column spec of `select_columns` for the soft-label
     columns); ``score_columns``, a column spec, picks the score columns (by
     default every other column).  A spec that names columns implies a header row.
@@ -522,7 +527,7 @@ def open_table(
         indexed = header is not False and _is_index(
             first, peeked[1] if len(peeked) > 1 else None
         )
-        index = indexed and not drop_columns and score_columns is None
+        index = indexed and score_columns is None  # with --drop-column too
         has_header = indexed or _header_flag(peeked, header, skip)
         head = None
         if has_header:
