@@ -151,9 +151,10 @@ def _names_to_indices(
 ) -> np.ndarray:
     uniq, inverse = np.unique(values, return_inverse=True)
     lookup = {name: i for i, name in enumerate(classes or ())}
-    # class names that are numbers: a number label is a name, never an index
-    # (``1`` names class 0 of --classes 1,2,3; a ``0`` beside it is no class)
-    numeric = any(_text_index(c) is not None for c in lookup)
+    # class names that are numbers other than their own index: a number label is
+    # a name, never an index (``1`` names class 0 of --classes 1,2,3; a ``0``
+    # beside it is no class); names 0,1,2 in order read either way alike
+    numeric = any(_text_index(c) not in (None, i) for c, i in lookup.items())
     mapped = np.empty(len(uniq), dtype=np.int64)
     unknown: list[str] = []
     big: list[str] = []
