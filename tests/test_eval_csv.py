@@ -530,3 +530,21 @@ def test_drop_column_keeps_dropping_the_pandas_index(tmp_path, data):
         [str(tmp_path / "t.csv"), "--label-column", "label", "--drop-column", "junk,6"]
     )
     assert got == pytest.approx(want, rel=1e-15)
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t"])
+def test_excel_sep_line(tmp_path, data, sep):
+    """Excel's first line ``sep=;`` (the delimiter, for Excel to open the file)
+    was read as the header ("has no column named 'label' (columns: sep=, )"); it
+    now gives the delimiter and is no row, and lines keep their numbers."""
+    p, y = data
+    want = float(M.nll(p, y, input="probs"))
+    head = sep.join(["a", "b", "c", "label"])
+    body = "".join(line + "\n" for line in _rows(p, y, sep))
+    f = _write(tmp_path / "x.csv", f"sep={sep}\n{head}\n{body}", bom=True, crlf=True)
+    assert _nll([f, "--label-column", "label"]) == pytest.approx(want, rel=1e-15)
+    lines = body.splitlines()
+    lines[2] = lines[2].replace(lines[2].split(sep)[1], "x", 1)  # file line 5
+    _write(tmp_path / "bad.csv", f"sep={sep}\n{head}\n" + "\n".join(lines) + "\n")
+    result = invoke([str(tmp_path / "bad.csv"), "--label-column", "label"], exit_code=1)
+    assert "line 5, column 'b': 'x' is not a number" in result.stderr

@@ -198,7 +198,8 @@ class _TextRows:
     """Rows of a delimited text file, checked to have one width.
 
     ``delimiter=None`` sniffs it (`sniff_delimiter`) from the first 64 KB, with
-    the suffix's (tab for ``.tsv``/``.tab``, else comma) as the fallback.  A
+    the suffix's (tab for ``.tsv``/``.tab``, else comma) as the fallback, or takes
+    it from Excel's first line ``sep=;`` (which is then no row).  A
     byte-order mark, CRLF line ends and quoted fields are read as `csv` does.
     """
 
@@ -236,8 +237,12 @@ class _TextRows:
                 self.close()
                 msg = f"{label} line {len(head) + 1}: {_one_line(exc)}"
                 raise DataError(msg) from None
+            excel = re.fullmatch(r"sep=(.)", head[0].rstrip("\r\n")) if head else None
+            if excel is not None:  # Excel's delimiter line: no row (a blank line
+                # in its place keeps the line numbers)
+                head[0] = "\n"
             sample = "".join(head)
-            delimiter = sniff_delimiter(sample, default)
+            delimiter = excel.group(1) if excel else sniff_delimiter(sample, default)
             lines = itertools.chain(
                 head, _bounded_lines(self._text, label, len(head) + 1)
             )
