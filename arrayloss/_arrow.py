@@ -365,13 +365,7 @@ class _Reader:
                     )
                     msg = f"{f.label}{what and ' '}{what} column {name!r} has type {t}, not numbers{hint}"
                     raise DataError(msg)
-            elif not (
-                pa.types.is_integer(t)
-                or pa.types.is_floating(t)
-                or pa.types.is_string(t)
-                or pa.types.is_large_string(t)
-                or pa.types.is_dictionary(t)
-            ):
+            elif not (_numeric(pa, t) or _text(pa, t) or pa.types.is_dictionary(t)):
                 msg = f"{f.label} column {name!r} has type {t}, which cannot hold class labels"
                 raise DataError(msg)
         if self.is_list:
@@ -485,13 +479,34 @@ def _numeric(pa: Any, t: Any) -> bool:
     return bool(pa.types.is_integer(t) or pa.types.is_floating(t))
 
 
+def _text(pa: Any, t: Any) -> bool:
+    """Whether ``t`` is a text type: ``string``, ``large_string`` or (pyarrow 16
+    and later) ``string_view``, as polars writes text to Feather/IPC."""
+    view = getattr(pa.types, "is_string_view", None)
+    return bool(
+        pa.types.is_string(t)
+        or pa.types.is_large_string(t)
+        or (view is not None and view(t))
+    )
+
+
 def _labels(pa: Any, col: Any) -> np.ndarray:
     """Class labels of a column: numbers as they are, text as ``str``."""
     t = col.type
-    if pa.types.is_dictionary(t):
-        col = col.cast(t.value_type)
-        t = t.value_type
-    if pa.types.is_string(t) or pa.types.is_large_string(t):
+    if pa.types.is_dictionary(t):  # decoded in NumPy, chunk by chunk (each has its
+        # own values; pyarrow neither casts nor takes a dictionary of string_view)
+        parts = [
+            np.asarray(c.dictionary.to_numpy(zero_copy_only=False))[
+                np.asarray(c.indices.to_numpy(zero_copy_only=False), dtype=np.intp)
+            ]
+            for c in col.chunks
+        ]
+        text = _text(pa, t.value_type)
+        if not parts:
+            return np.empty(0, dtype=str if text else np.int64)
+        out = np.concatenate(parts)
+        return out.astype(str) if text else out
+    if _text(pa, t):
         return np.asarray(col.to_numpy(zero_copy_only=False), dtype=str)
     return np.asarray(col.to_numpy())
 
@@ -676,6 +691,7 @@ class _ArrowSource(Source):
             reader.convert([first.slice(0, 1)], 0)
         self.n_cols = reader.n_cols
         self.dtype = reader.dtype
+        self.column_names = None if reader.is_list else list(reader.names)
 
     def _fill(self, n: int) -> None:
         """Take converted rows until ``n`` wait, or none are left.  They are

@@ -65,7 +65,7 @@ from typing import Any
 import numpy as np
 
 from ._exact_groups import ExactVector, group_sums
-from ._metric_rows import _Batches
+from ._metric_rows import _Batches, _check_classes, _merged_classes
 from ._validation import check_int
 from ._xp import to_numpy
 
@@ -270,9 +270,7 @@ class ClassReport(_Batches):
         caller that drops this tally for the one returned (the eval engine,
         chunk after chunk); both then share the sums.
         """
-        if rows.n_classes != self.n_classes:
-            msg = f"a batch of {rows.n_classes} classes in a ClassReport of {self.n_classes}"
-            raise ValueError(msg)
+        _check_classes(self, self.n_classes, rows.n_classes)
         if not rows.n:
             return self
         if self._state is None:
@@ -690,6 +688,7 @@ class Reliability(_Batches):
 
     n_bins: int = 15
     count: int = field(default=0, kw_only=True)
+    n_classes: int | None = field(default=None, kw_only=True)
     _sums: tuple[ExactVector, ExactVector, ExactVector] | None = field(
         default=None, kw_only=True, repr=False
     )
@@ -700,6 +699,7 @@ class Reliability(_Batches):
     _name = "reliability diagram"
 
     def _add(self, rows: Any) -> Reliability:
+        n_classes = _check_classes(self, self.n_classes, rows.n_classes)
         conf = to_numpy(rows.confidence)
         hit = np.asarray(to_numpy(rows.hit), dtype=np.float64)
         w = rows.batch.weights
@@ -717,20 +717,23 @@ class Reliability(_Batches):
         hits.add(bins, hit, w64)
         confs.add(bins, np.asarray(conf, dtype=np.float64), w64)
         return Reliability(
-            self.n_bins, count=self.count + rows.n, _sums=(weight, hits, confs)
-        )
+            self.n_bins, count=self.count + rows.n, n_classes=n_classes,
+            _sums=(weight, hits, confs),
+        )  # fmt: skip
 
     def merge(self, other: Reliability) -> Reliability:
         """Both tallies together (exact; order does not matter)."""
         if type(other) is not type(self) or other.n_bins != self.n_bins:
             msg = f"cannot merge {self!r} with {other!r}"
             raise ValueError(msg)
+        n_classes = _merged_classes(self, other)
         if self._sums is None or other._sums is None:
             return self if other._sums is None else other
         sums = tuple(a.merged(b) for a, b in zip(self._sums, other._sums, strict=True))
         return Reliability(
             self.n_bins,
             count=self.count + other.count,
+            n_classes=n_classes,
             _sums=(sums[0], sums[1], sums[2]),
         )
 

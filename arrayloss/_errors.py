@@ -30,10 +30,17 @@ class UsageError(ValueError):
 _UNPRINTABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
 
 
+def printable(text: str) -> str:
+    """``text`` with its control characters and bidirectional overrides escaped
+    as `repr` writes them (``\\x1b``), so that printed it cannot drive the
+    terminal."""
+    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
+
+
 def one_line(exc: BaseException | str) -> str:
     """The exception's message (or a message) with its white space folded onto one
     line, and the control characters it may carry from a file's name or header
-    escaped (``\\x1b``), so that printed it cannot drive the terminal."""
+    escaped (``\\x1b``, `printable`), so that printed it cannot drive the
+    terminal."""
     message = exc if isinstance(exc, str) else str(exc) or type(exc).__name__
-    text = " ".join(message.split())
-    return _UNPRINTABLE.sub(lambda m: repr(m.group())[1:-1], text)
+    return printable(" ".join(message.split()))

@@ -39,10 +39,14 @@ def prob_tolerance(n_classes: int, dtype: Any, *, xp: Namespace) -> float:
     return max(1e-4, 4 * n_classes * _xp.finfo_eps(dtype, xp=xp))
 
 
-def first_bad_row(z: Array, input: str, *, xp: Namespace) -> tuple[int, str] | None:
+def first_bad_row(
+    z: Array, input: str, *, xp: Namespace, stored: Any = None
+) -> tuple[int, str] | None:
     """The first row of ``(n, C)`` scores that ``input`` does not allow, and why.
 
     Returns ``None`` when every row is valid.  Eager arrays only (it reads values).
+    ``stored``: the dtype the scores were rounded to before ``z`` (float16 computed
+    in float64), whose `prob_tolerance` applies; default ``z.dtype``.
     """
     if z.shape[0] == 0:
         return None
@@ -65,7 +69,7 @@ def first_bad_row(z: Array, input: str, *, xp: Namespace) -> tuple[int, str] | N
             i = _first_true(negative, xp=xp)
             return i, f"has a negative probability ({float(xp.min(z[i, :])):.6g})"
     p = z if input == "probs" else xp.exp(z)
-    tol = prob_tolerance(int(z.shape[1]), z.dtype, xp=xp)
+    tol = prob_tolerance(int(z.shape[1]), z.dtype if stored is None else stored, xp=xp)
     total = xp.sum(p, axis=1)
     off = xp.abs(total - 1) > tol
     if bool(xp.any(off)):
@@ -376,6 +380,29 @@ def _check_same(a: object, b: object) -> None:
     if type(a) is not type(b):
         msg = f"cannot merge a {type(a).__name__} with a {type(b).__name__}"
         raise TypeError(msg)
+
+
+def _check_classes(tally: object, known: int | None, got: int) -> int:
+    """``got``, the class count of a batch for ``tally``, whose batches so far had
+    ``known`` classes (``None``: none yet); another count is a `ValueError` (a
+    mean over the rows of two problems is no metric of either)."""
+    if known is not None and got != known:
+        msg = f"a batch of {got} classes in a {type(tally).__name__} of {known} classes"
+        raise ValueError(msg)
+    return got
+
+
+def _merged_classes(a: Any, b: Any) -> int | None:
+    """The class count of the merge of tallies ``a`` and ``b`` (of one type),
+    either's when the other has none yet, else a `ValueError` when they differ."""
+    mine: int | None = a.n_classes
+    theirs: int | None = b.n_classes
+    if mine is not None and theirs is not None and mine != theirs:
+        msg = (
+            f"cannot merge a {type(a).__name__} of {mine} classes with one of {theirs}"
+        )
+        raise ValueError(msg)
+    return mine if theirs is None else theirs
 
 
 class _Batches:

@@ -66,7 +66,9 @@ from ._exact import exact_dots_by_group, exact_sums_by_group
 from ._metric_rows import (
     INPUTS,
     _Batches,
+    _check_classes,
     _check_same,
+    _merged_classes,
     _prepare,
     _Rows,
 )
@@ -589,11 +591,14 @@ def _bin_sums(
 
 @dataclass(frozen=True)
 class _MeanTally(_Batches):
-    """Exact ``sum(w * m)``, ``sum(w)`` and sample count of a per-sample metric."""
+    """Exact ``sum(w * m)``, ``sum(w)`` and sample count of a per-sample metric,
+    and the class count of its batches (``None`` before the first: every batch
+    needs the same)."""
 
     total: Fraction = field(default=Fraction(0), kw_only=True)
     weight: Fraction = field(default=Fraction(0), kw_only=True)
     count: int = field(default=0, kw_only=True)
+    n_classes: int | None = field(default=None, kw_only=True)
 
     _name = "metric"
 
@@ -604,12 +609,14 @@ class _MeanTally(_Batches):
         return ()
 
     def _add(self: _M, rows: _Rows) -> _M:
+        n_classes = _check_classes(self, self.n_classes, rows.n_classes)
         total, weight = rows.exact_sums(self._terms(rows))
         return replace(
             self,
             total=self.total + total,
             weight=self.weight + weight,
             count=self.count + rows.n,
+            n_classes=n_classes,
         )
 
     def merge(self: _M, other: _M) -> _M:
@@ -623,6 +630,7 @@ class _MeanTally(_Batches):
             total=self.total + other.total,
             weight=self.weight + other.weight,
             count=self.count + other.count,
+            n_classes=_merged_classes(self, other),
         )
 
     def result(self) -> float:
@@ -699,6 +707,7 @@ class ECE(_Batches):
     gaps: tuple[Fraction, ...] = field(default=(), kw_only=True)
     weights: tuple[Fraction, ...] = field(default=(), kw_only=True)
     count: int = field(default=0, kw_only=True)
+    n_classes: int | None = field(default=None, kw_only=True)
     samples: tuple[tuple[np.ndarray, np.ndarray, np.ndarray | None], ...] = field(
         default=(), kw_only=True, compare=False, repr=False
     )
@@ -713,6 +722,7 @@ class ECE(_Batches):
             object.__setattr__(self, "weights", zero)
 
     def _add(self, rows: _Rows) -> ECE:
+        n_classes = _check_classes(self, self.n_classes, rows.n_classes)
         conf = to_numpy(rows.confidence)
         hit = to_numpy(rows.hit)
         w, e = rows.host_weights
@@ -722,6 +732,7 @@ class ECE(_Batches):
                 self,
                 samples=(*self.samples, (conf, hit, raw)),
                 count=self.count + rows.n,
+                n_classes=n_classes,
             )
         host = rows.xp if rows.xp is np else _xp.array_namespace(conf)
         edges = _edges(conf, None, self.n_bins, "uniform", xp=host)
@@ -732,6 +743,7 @@ class ECE(_Batches):
             gaps=_add_scaled(self.gaps, gaps, scale),
             weights=_add_scaled(self.weights, weight, scale),
             count=self.count + rows.n,
+            n_classes=n_classes,
         )
 
     def merge(self, other: ECE) -> ECE:
@@ -747,6 +759,7 @@ class ECE(_Batches):
                 a + b for a, b in zip(self.weights, other.weights, strict=True)
             ),
             count=self.count + other.count,
+            n_classes=_merged_classes(self, other),
             samples=self.samples + other.samples,
         )
 

@@ -13,6 +13,7 @@ import errno
 import json
 import os
 import re
+import signal
 import socket
 import stat
 import subprocess
@@ -325,8 +326,10 @@ def test_single_numeric_row_is_data(d):
     assert run_json([p(d, "one.csv"), p(d, "one.txt")])["n_samples"] == 1
 
 
-def test_sigterm_during_a_long_per_sample_write_leaves_nothing(tmp_path, rng):
-    """A killed run (SIGTERM) removes its temporary files; old files stay."""
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_sigterm_during_a_long_per_sample_write_leaves_nothing(tmp_path, rng, sig):
+    """A killed run (SIGTERM, or Ctrl-C's SIGINT) removes its temporary files;
+    old files stay."""
     n = 200_000
     np.save(tmp_path / "z.npy", rng.normal(size=(n, 4)))
     np.save(tmp_path / "y.npy", rng.integers(0, 4, size=n))
@@ -346,13 +349,13 @@ def test_sigterm_during_a_long_per_sample_write_leaves_nothing(tmp_path, rng):
         assert proc.poll() is None, "finished before it could be signalled"
         assert leftovers(tmp_path), "no temporary file seen"
         time.sleep(0.3)  # well into the streaming
-        proc.terminate()
+        proc.send_signal(getattr(signal, sig))
         _, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    assert proc.returncode == 128 + 15
+    assert proc.returncode == 128 + getattr(signal, sig)
     assert b"Traceback" not in err
     assert leftovers(tmp_path) == []
     assert (tmp_path / "rows.csv").read_text() == "old rows"

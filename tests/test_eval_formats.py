@@ -951,3 +951,165 @@ def test_readme_sklearn_example(tmp_path, monkeypatch):
         ).stdout
     )  # fmt: skip
     assert _numbers(same) == _numbers(out)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "feather"])
+def test_same_table_as_scores_and_labels(tmp_path, data, fmt):
+    """The same table given as SCORES and LABELS (``eval t.csv t.csv
+    --label-column label``): --label-column picked the labels of LABELS, and
+    every column of SCORES, the label column too, was read as a class score (4
+    classes of 3, a wrong loss, exit 0).  It is bad usage now (exit 2, nothing
+    written), unless --score-columns says which columns are scores."""
+    z, y, _ = data
+    path = tmp_path / f"t.{fmt}"
+    if fmt == "csv":
+        text = ",".join([*NAMES, "label"]) + "\n"
+        text += "".join(
+            ",".join([*(repr(float(v)) for v in row), str(c)]) + "\n"
+            for row, c in zip(z, y, strict=True)
+        )
+        path.write_text(text)
+    else:
+        _write(_table(z, y), path, fmt)
+    out = tmp_path / "out.json"
+    out.write_text("old")
+    for extra in (["--label-column", "label"], []):
+        result = invoke([str(path), str(path), *extra, "-o", str(out)], exit_code=2)
+        lines = result.stderr.strip().splitlines()
+        assert lines[-1] == (
+            f"Error: LABELS '{path}' is the SCORES file itself, whose label column "
+            "would be read as a class score too: give --label-column without "
+            "LABELS (or --score-columns)"
+        ), result.stderr
+        assert out.read_text() == "old"
+    ref = _json([str(path), "--label-column", "label"])
+    assert ref["n_classes"] == C
+    assert ref["losses"]["cross_entropy"] == pytest.approx(
+        float(al.cross_entropy(z, y)), rel=1e-14
+    )
+    got = _json(
+        [str(path), str(path), "--label-column", "label", "--score-columns", "p0:p3"]
+    )
+    assert _numbers(got) == _numbers(ref)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet", "feather"])
+def test_classes_in_another_order_than_the_named_columns(tmp_path, data, fmt):
+    """Score columns named ``p1,p0,p2,p3`` with ``--classes p0,p1,p2,p3`` (the
+    classes listed alphabetically, not in column order) named column 0 ``p0``:
+    every label given as a name was scored against another class's column, a
+    wrong loss without a word.  The same names in another order are bad data
+    now, naming the first column that differs; in column order they are fine."""
+    z, y, _ = data
+    order = ["p1", "p0", "p2", "p3"]
+    path = tmp_path / f"t.{fmt}"
+    cols = {n: z[:, NAMES.index(n)] for n in order}
+    cols["label"] = np.array(NAMES)[y]
+    if fmt == "csv":
+        import pandas as pd
+
+        pd.DataFrame(cols).to_csv(path, index=False)
+    else:
+        _write(pa.table(cols), path, fmt)
+    args = [str(path), "--label-column", "label"]
+    result = invoke([*args, "--classes", ",".join(NAMES)], exit_code=1)
+    assert result.stderr == (
+        f"Error: SCORES '{path}' names its score column 0 'p1' but --classes "
+        "names it 'p0': the same names in another order (--classes lists the "
+        "classes in column order: reorder it, or pick the columns in its order "
+        "with --score-columns)\n"
+    )
+    want = float(al.cross_entropy(z, y))
+    got = _json([*args, "--classes", ",".join(order)])
+    assert got["losses"]["cross_entropy"] == pytest.approx(
+        float(
+            al.cross_entropy(
+                z[:, [1, 0, 2, 3]],
+                np.array([order.index(n) for n in np.array(NAMES)[y]]),
+            )
+        ),
+        rel=1e-14,
+    )
+    got = _json(
+        [*args, "--classes", ",".join(NAMES), "--score-columns", ",".join(NAMES)]
+    )
+    assert got["losses"]["cross_entropy"] == pytest.approx(want, rel=1e-14)
+
+
+def test_shards_with_their_columns_in_another_order(tmp_path, data):
+    """Parquet shards whose score columns come in another order (two writers)
+    were read by position, so one shard's classes were swapped; such a shard is
+    bad data now."""
+    z, y, _ = data
+    (tmp_path / "s").mkdir()
+    _write(_table(z[:20], y[:20]), tmp_path / "s" / "part-0.parquet", "parquet")
+    swapped = _table(z[20:], y[20:]).select(["p1", "p0", "p2", "p3", "label"])
+    _write(swapped, tmp_path / "s" / "part-1.parquet", "parquet")
+    result = invoke([str(tmp_path / "s"), "--label-column", "label"], exit_code=1)
+    assert result.stderr == (
+        f"Error: SCORES '{tmp_path / 's' / 'part-1.parquet'}' names its score "
+        f"column 0 'p1' but SCORES '{tmp_path / 's' / 'part-0.parquet'}' names it "
+        "'p0': the same names in another order\n"
+    )
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "feather"])
+def test_string_view_labels(tmp_path, data, fmt):
+    """polars writes text as Arrow's ``string_view`` (Utf8View) in Feather/IPC
+    files: a label column of that type was "has type string_view, which cannot
+    hold class labels"; it is read as the text it holds, as ``string``."""
+    if not hasattr(pa, "string_view"):
+        pytest.skip("pyarrow without string_view")
+    z, y, _ = data
+    labels = pa.array(np.array(NAMES)[y]).cast(pa.string_view())
+    table = _table(z).append_column("label", labels)
+    path = tmp_path / f"t.{fmt}"
+    try:
+        _write(table, path, fmt)
+    except (pa.ArrowNotImplementedError, pa.ArrowInvalid):
+        pytest.skip(f"this pyarrow cannot write string_view to {fmt}")
+    args = ["--label-column", "label", "--classes", ",".join(NAMES)]
+    out = _json([str(path), *args])
+    assert out["losses"]["cross_entropy"] == pytest.approx(
+        float(al.cross_entropy(z, y)), rel=1e-14
+    )
+    dictionary = pa.DictionaryArray.from_arrays(
+        pa.array(y.astype(np.int32)), pa.array(NAMES).cast(pa.string_view())
+    )
+    other = tmp_path / "d.feather"
+    _write(_table(z).append_column("label", dictionary), other, "feather")
+    assert _numbers(_json([str(other), *args])) == _numbers(out)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_label_column_named_among_the_scores_of_another_file(tmp_path, data, fmt):
+    """``eval preds.csv labels.csv --label-column label`` where preds.csv holds a
+    ``label`` column too: --label-column picks the column of LABELS, and the
+    one of SCORES was read as one more class score (5 classes of 4, a wrong
+    loss, exit 0).  It is bad data now, unless --drop-column or
+    --score-columns leaves it out."""
+    z, y, _ = data
+    scores = tmp_path / f"preds.{fmt}"
+    if fmt == "csv":
+        import pandas as pd
+
+        frame = pd.DataFrame(dict(zip(NAMES, z.T, strict=True)))
+        frame["label"] = y
+        frame.to_csv(scores, index=False)
+    else:
+        _write(_table(z, y), scores, fmt)
+    (tmp_path / "labels.csv").write_text(
+        "id,label\n" + "".join(f"{i},{v}\n" for i, v in enumerate(y))
+    )
+    args = [str(scores), str(tmp_path / "labels.csv"), "--label-column", "label"]
+    result = invoke(args, exit_code=1)
+    assert result.stderr == (
+        f"Error: SCORES '{scores}' has a score column 'label', the name "
+        "--label-column gives the labels of LABELS by: leave it out of the scores "
+        "with --drop-column label, or pick them with --score-columns\n"
+    )
+    out = _json([*args, "--drop-column", "label"])
+    assert out["n_classes"] == C
+    assert out["losses"]["cross_entropy"] == pytest.approx(
+        float(al.cross_entropy(z, y)), rel=1e-14
+    )

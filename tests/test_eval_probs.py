@@ -338,3 +338,90 @@ def test_eval_torch_backend_clips_the_same(zeros):
     for group in ("losses", "metrics"):
         for key, value in base[group].items():
             assert out[group][key] == pytest.approx(value, rel=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["probs", "logprobs"])
+def test_renormalize_error_states_its_own_tolerance(tmp_path, kind):
+    """A row just beyond --renormalize's 0.001 was reported as summing to 0.999
+    "(tolerance 0.0001)": the check's tolerance, not the one the user asked for,
+    and a sum rounded into the range that would have been accepted.  The message
+    now gives the sum to 10 digits and the --renormalize tolerance."""
+    p = np.array([[0.5, 0.5], [0.4995, 0.4995 - 1e-9]])
+    np.save(tmp_path / "p.npy", p if kind == "probs" else np.log(p))
+    np.save(tmp_path / "y.npy", np.array([0, 1]))
+    args = [str(tmp_path / "p.npy"), str(tmp_path / "y.npy"), "--input", kind]
+    result = invoke([*args, "--renormalize"], exit_code=1)
+    what = "probabilities" if kind == "probs" else "exp(log-probabilities)"
+    assert result.stderr == (
+        f"Error: SCORES row 1 {what} sum to 0.998999999, more than 0.001 from 1 "
+        f"(--input {kind} --renormalize)\n"
+    )
+
+
+def test_float16_probabilities_get_the_float16_tolerance(tmp_path, rng):
+    """float16 probabilities (a mixed-precision model's ``predict_proba``) are
+    computed in float64, and were checked with float64's tolerance (1e-4), so
+    rows that float16 rounding put 5e-4 from 1 were refused, where
+    `arrayloss.metrics` takes them (``4·C·eps`` of float16); the sum check now
+    uses the tolerance of the stored dtype."""
+    p = rng.dirichlet(np.ones(3), size=400).astype(np.float16)
+    off = np.abs(p.astype(np.float64).sum(axis=1) - 1)
+    assert off.max() > 1e-4  # refused before
+    assert off.max() < 4 * 3 * float(np.finfo(np.float16).eps)
+    y = rng.integers(0, 3, size=400)
+    M.nll(p, y, input="probs")  # the library takes them
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "y.npy", y)
+    out, _ = _run(
+        [str(tmp_path / "p.npy"), str(tmp_path / "y.npy"), "--input", "probs"]
+    )
+    p_y = p.astype(np.float64)[np.arange(400), y]
+    assert out["metrics"]["nll"] == pytest.approx(
+        float(np.mean(-np.log(p_y))), rel=1e-12
+    )
+    far = p.copy()
+    far[7] = np.array([0.5, 0.4, 0.05], dtype=np.float16)  # 0.05 from 1: refused
+    np.save(tmp_path / "far.npy", far)
+    result = invoke(
+        [str(tmp_path / "far.npy"), str(tmp_path / "y.npy"), "--input", "probs"],
+        exit_code=1,
+    )
+    assert "row 7 probabilities sum to 0.94989, not 1" in result.stderr
+    assert "(tolerance 0.01)" in result.stderr
+
+
+def test_renormalize_is_suggested_only_where_it_helps(tmp_path):
+    """A row summing to 1.1 was told "for rows that sum to 1 only up to rounding
+    (within 0.001), add --renormalize", which refuses it as well; the hint now
+    comes only for a row within --renormalize's tolerance."""
+    np.save(tmp_path / "y.npy", np.array([0, 1]))
+    for row, hinted in (([0.6, 0.5], False), ([0.5, 0.5005], True)):
+        np.save(tmp_path / "p.npy", np.array([[0.5, 0.5], row]))
+        args = [str(tmp_path / "p.npy"), str(tmp_path / "y.npy"), "--input", "probs"]
+        result = invoke(args, exit_code=1)
+        assert result.stderr.startswith("Error: SCORES row 1 probabilities sum to")
+        assert ("add --renormalize" in result.stderr) is hinted, result.stderr
+
+
+def test_probabilities_read_as_logits_are_warned_about(tmp_path, rng):
+    """``predict_proba`` output evaluated without ``--input probs`` is read as
+    logits (the default): the loss of ``softmax(p)``, a wrong number without a
+    word.  Where the first chunk's rows all look like probabilities (none
+    negative, each summing to 1, not all 0 or 1) a warning now says so; the
+    numbers stay those of logits, as asked."""
+    p = rng.dirichlet(np.ones(C), size=N).astype(np.float32)
+    y = rng.integers(0, C, size=N)
+    np.save(tmp_path / "p.npy", p)
+    np.save(tmp_path / "y.npy", y)
+    args = [str(tmp_path / "p.npy"), str(tmp_path / "y.npy"), "--chunk-size", "7"]
+    out, err = _run(args)
+    assert err == (
+        f"warning: SCORES '{tmp_path / 'p.npy'}' looks like probabilities (no "
+        "negative score, each row summing to 1), read as logits (the default "
+        "--input); for probabilities give --input probs\n"
+    )
+    assert out["metrics"]["nll"] == pytest.approx(float(M.nll(p, y)), rel=1e-6)
+    assert _run([*args, "--input", "probs"])[1] == ""
+    for z in (np.log(p), np.eye(C)[y]):  # logits, and one-hot scores: no warning
+        np.save(tmp_path / "z.npy", z)
+        assert _run([str(tmp_path / "z.npy"), str(tmp_path / "y.npy")])[1] == ""

@@ -612,3 +612,30 @@ def test_calibration_sums_by_either_path_are_exact(seed, rows, n_bins, spread):
         hi = state.pending["psum_hi"].tolist()
         lo = state.pending["psum_lo"].tolist()
         assert [(h << 30) + v for h, v in zip(hi, lo, strict=True)] == want
+
+
+def test_class_names_cannot_drive_the_terminal(files, tmp_path):
+    """Class names from a --classes file went into the per-class and confusion
+    tables as they were: an escape sequence (``\\x1b[2J`` clears the screen)
+    reached the terminal and the columns lost their alignment.  The tables now
+    escape control characters, as the error messages do; the CSV and JSON keep
+    the names as given."""
+    z, y = str(files / "z.npy"), str(files / "y.npy")
+    (tmp_path / "names.txt").write_text(
+        "cat\n\x1b[2Jdog\nemu\u202e\n" + "".join(f"c{i}\n" for i in range(3, C))
+    )
+    args = [
+        z,
+        y,
+        "--classes",
+        str(tmp_path / "names.txt"),
+        "--per-class",
+        "--confusion",
+    ]
+    table = invoke(args).stdout
+    assert "\x1b" not in table
+    assert "\u202e" not in table
+    assert "\\x1b[2Jdog" in table
+    assert "emu\\u202e" in table
+    out = json.loads(invoke([*args, "--format", "json"]).stdout)
+    assert out["confusion"]["classes"][1] == "\x1b[2Jdog"

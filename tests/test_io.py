@@ -626,3 +626,44 @@ def test_table_spec_of_a_labels_file_keeps_what_applies_to_it():
     )
     assert spec.replace(label_column=None).label_column is None
     assert spec.label_column == "y"  # frozen: replace makes a copy
+
+
+def test_text_labels_with_numeric_class_names_are_names_only():
+    """With ``--classes 1,2,3`` a text label ``1`` is the name of class 0, but a
+    label ``0``, no name, was read as class index 0: labels ``0,1,2`` mapped to
+    classes 0, 0, 1 without a word.  Where some class names are numbers other
+    than their own index, every text label is now read as a name (an unknown one
+    is an error), so no label can mean either."""
+    kw = {"n_classes": 3, "start": 0, "label": "LABELS 'y'"}
+    np.testing.assert_array_equal(
+        alio.label_indices(np.array(["1", "3", "2"]), classes=("1", "2", "3"), **kw),
+        [0, 2, 1],
+    )
+    with pytest.raises(
+        alio.DataError,
+        match=r"^LABELS 'y' row 0: '0' is not one of the --classes \(they are "
+        r"numbers, so a number label is a class name, not a class index\)$",
+    ):
+        alio.label_indices(np.array(["0", "1", "2"]), classes=("1", "2", "3"), **kw)
+    # numbers naming their own index: either reading gives the same class
+    np.testing.assert_array_equal(
+        alio.label_indices(np.array(["2.0", "0", "1"]), classes=("0", "1", "2"), **kw),
+        [2, 0, 1],
+    )
+    # names that are no numbers: a number is a class index, as without --classes
+    np.testing.assert_array_equal(
+        alio.label_indices(np.array(["2", "0", "b"]), classes=("a", "b", "c"), **kw),
+        [2, 0, 1],
+    )
+
+
+@pytest.mark.parametrize("classes", [None, ("a", "b", "c")])
+def test_empty_text_label_is_named_missing(classes):
+    """A missing label in a CSV (pandas writes NaN as an empty cell) was "'' is
+    not a class index; for class names, give --classes", a hint that does not
+    apply; it is now named a missing label."""
+    kw = {"n_classes": 3, "start": 0, "label": "LABELS 'y'", "classes": classes}
+    with pytest.raises(
+        alio.DataError, match=r"^LABELS 'y' row 1: a missing label \(an empty cell\)$"
+    ):
+        alio.label_indices(np.array(["1" if classes is None else "b", " "]), **kw)

@@ -483,3 +483,42 @@ def test_tallies_share_one_update():
         assert cls.update is _metric_rows._Batches.update, cls
     for cls in (M.ClassReport, M.Reliability):
         assert cls.update is _metric_rows._Batches.update, cls
+
+
+_EVERY_TALLY = [
+    M.Accuracy(),
+    M.TopKAccuracy(2),
+    M.NLL(),
+    M.Brier(),
+    M.ECE(),
+    M.ECE(strategy="quantile"),
+    M.MCE(),
+    M.RMSCE(),
+    M.Reliability(),
+    M.ClassReport(3),
+]
+
+
+@pytest.mark.parametrize("empty", _EVERY_TALLY, ids=lambda t: type(t).__name__)
+def test_tallies_refuse_a_batch_of_another_class_count(rng, empty):
+    """A batch of 4 classes after batches of 3 was added to every tally but
+    ClassReport (a mean over rows of different problems); every tally now refuses
+    it, as ClassReport does, in ``update`` and in ``merge``."""
+    z3, z4 = rng.normal(size=(6, 3)), rng.normal(size=(6, 4))
+    y = np.array([0, 1, 2, 0, 1, 2])
+    three = empty.update(z3, y)
+    name = type(empty).__name__
+    want = f"a batch of 4 classes in a {name} of 3 classes"
+    with pytest.raises(ValueError, match=f"^{want}$"):
+        three.update(z4, y)
+    with pytest.raises(ValueError, match=r"^a batch of 4 classes"):
+        three.update(z4[:0], y[:0])  # an empty batch too: its width is wrong
+    if isinstance(empty, M.ClassReport):
+        return
+    four = empty.update(z4, y)
+    with pytest.raises(
+        ValueError, match=f"^cannot merge a {name} of 3 classes with one of 4$"
+    ):
+        three.merge(four)
+    assert three.merge(empty).result() == three.result()  # a fresh tally: any count
+    assert empty.merge(three).update(z3, y).count == 12

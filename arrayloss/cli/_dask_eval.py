@@ -397,6 +397,7 @@ def _block_tallies_array(blocks: _Blocks, setup: _Setup) -> Any:
             meta=np.empty((0, width), dtype=dtype),
         )  # fmt: skip
 
+    assert first.n_cols is not None  # .npy/.npz shards: always a known width
     scores = read("scores", first.n_cols, first.dtype)
     labels = read("labels", 1, first.labels_dtype)
     weights = None

@@ -196,6 +196,7 @@ class Tallies:
     clips: ClipTally | None = None
     ignored: IgnoreTally | None = None
     boot: Any = None
+    probs_like: str = ""  # the warning of logits that look like probabilities
 
     def empty(self, *, own_boot: bool) -> Tallies:
         """Empty tallies of the same kinds, for a part of the rows to be merged
@@ -418,20 +419,49 @@ def _checked_scores(
     # C order: a row's reductions then sum in one order whatever the reader gave
     # (a strided view of a CSV's columns or an Arrow batch), so each format gives
     # the same bits
+    stored = np.dtype(s.dtype)  # float16 rows sum to 1 within float16's rounding
     s = np.ascontiguousarray(s, dtype=_compute_dtype(s.dtype))
     if renormalize and input_kind != "logits" and s.shape[0]:
         s = _renormalized(s, input_kind)
-    bad = first_bad_row(s, input_kind, xp=_namespace(s))
+    rounded = stored if stored.kind == "f" and stored.itemsize < 4 else None
+    bad = first_bad_row(s, input_kind, xp=_namespace(s), stored=rounded)
     if bad is not None:
-        hint = ""
-        if "sum to" in bad[1] and not renormalize:
-            hint = (
-                f"; for rows that sum to 1 only up to rounding (within "
-                f"{RENORMALIZE_TOLERANCE:g}), add --renormalize"
-            )
-        msg = f"{label} row {start + bad[0]} {bad[1]} (--input {input_kind}){hint}"
+        hint, why, flags = "", bad[1], f"--input {input_kind}"
+        if "sum to" not in why:
+            pass
+        elif not renormalize:
+            if _near_one(s[bad[0]], input_kind):  # where --renormalize would help
+                hint = (
+                    f"; for rows that sum to 1 only up to rounding (within "
+                    f"{RENORMALIZE_TOLERANCE:g}), add --renormalize"
+                )
+        else:  # beyond --renormalize's tolerance, not the check's
+            why, flags = _far_from_one(s[bad[0]], input_kind), f"{flags} --renormalize"
+        msg = f"{label} row {start + bad[0]} {why} ({flags}){hint}"
         raise DataError(msg)
     return s
+
+
+def _row_sum(row: np.ndarray, input_kind: str) -> float:
+    """The float64 sum of a row's probabilities (``exp`` of log-probabilities)."""
+    with np.errstate(all="ignore"):
+        p = row if input_kind == "probs" else np.exp(row)
+        return float(np.sum(p, dtype=np.float64))
+
+
+def _near_one(row: np.ndarray, input_kind: str) -> bool:
+    """Whether ``--renormalize`` would take the row (its sum within
+    `RENORMALIZE_TOLERANCE` of 1)."""
+    return abs(_row_sum(row, input_kind) - 1) <= RENORMALIZE_TOLERANCE
+
+
+def _far_from_one(row: np.ndarray, input_kind: str) -> str:
+    """Why a row of probabilities (or log-probabilities) that `_renormalized`
+    left alone is refused: its sum, to enough digits to be seen beyond
+    `RENORMALIZE_TOLERANCE`."""
+    total = _row_sum(row, input_kind)
+    what = "probabilities" if input_kind == "probs" else "exp(log-probabilities)"
+    return f"{what} sum to {total:.10g}, more than {RENORMALIZE_TOLERANCE:g} from 1"
 
 
 def _renormalized(s: np.ndarray, input_kind: str) -> np.ndarray:
@@ -791,6 +821,27 @@ class _Part:
     block: Any
 
 
+def looks_like_probs(scores: np.ndarray) -> bool:
+    """Whether ``(n, C)`` scores read as logits look like probabilities: two rows
+    or more (one is too little to tell), finite, none negative, each row summing
+    to 1 (`arrayloss._metric_rows.prob_tolerance` of their dtype), and not all 0
+    or 1 (one-hot scores are logits too)."""
+    from arrayloss._metric_rows import prob_tolerance
+
+    if scores.ndim != 2 or scores.shape[0] < 2 or scores.shape[1] < 2:
+        return False
+    if scores.dtype.kind not in "f":
+        return False
+    with np.errstate(all="ignore"):
+        if not (np.isfinite(scores).all() and (scores >= 0).all()):
+            return False
+        if not ((scores > 0) & (scores < 1)).any():
+            return False
+        total = np.sum(scores, axis=1, dtype=np.float64)
+    tol = prob_tolerance(int(scores.shape[1]), scores.dtype, xp=np)
+    return bool((np.abs(total - 1) <= tol).all())
+
+
 def stream(
     opened: Iterator[tuple[Any, Any, Any]],
     n_shards: int,
@@ -821,13 +872,18 @@ def stream(
     order) are those of the one-thread path, bit for bit.  ``tallies.metrics`` must
     then be empty tallies, as for ``--dask``; the loss tallies, ``clips`` and
     ``ignored`` are added to.
+
+    With ``input_kind="logits"``, ``tallies.probs_like`` is set to a warning when
+    the first chunk's rows look like probabilities (`looks_like_probs`).
     """
     from arrayloss import io as alio
 
     def chunks() -> Iterator[tuple[str, str, str, Any, int]]:
         shard_start = 0
+        first = input_kind == "logits"  # the first chunk is yet to be looked at
         for i, (scores_src, label_src, weights_src) in enumerate(opened):
-            if scores_src.n_cols != n_classes:
+            width = scores_src.n_cols  # None: a text shard without a row
+            if width is not None and width != n_classes:
                 msg = f"{scores_src.label} has {scores_src.n_cols} columns but {first_label} has {n_classes}"
                 raise DataError(msg)
             scores_label = "SCORES" if n_shards == 1 else scores_src.label
@@ -839,6 +895,15 @@ def stream(
             )
             rows = 0
             for chunk in with_progress(aligned, scores_src, quiet, label=bar):
+                if first:
+                    first = False
+                    if looks_like_probs(chunk.scores):
+                        tallies.probs_like = (
+                            f"warning: {scores_src.label} looks like probabilities "
+                            "(no negative score, each row summing to 1), read as "
+                            "logits (the default --input); for probabilities give "
+                            "--input probs"
+                        )
                 yield scores_label, labels_label, weights_label, chunk, shard_start
                 rows = chunk.start + int(chunk.scores.shape[0])
             shard_start += rows

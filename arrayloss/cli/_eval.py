@@ -67,7 +67,14 @@ from ._output import STDOUT, Outputs
 from ._render import render
 from ._report import AVERAGES, MAX_TABLE_CLASSES, REPORT_TALLIES, Report
 from ._report import report_usage as _report_usage
-from ._shards import Shard, ShardOpener, check_shards, pair_shards, shard_paths
+from ._shards import (
+    Shard,
+    ShardOpener,
+    check_shards,
+    pair_shards,
+    reordered,
+    shard_paths,
+)
 
 __all__ = ["eval_command"]
 
@@ -226,8 +233,9 @@ class _EvalCommand(click.Command):
     default=None,
     help="Whether a CSV SCORES file starts with a header row. [default: guessed: "
     "a header if every field but a numbered label column is a name (no number, "
-    "none empty) and the next row is not; a first row with one bad cell is data, "
-    "reported by line and column]",
+    "none empty but the last) and the next row is not, or if it is 0,1,2,... "
+    "(pandas' numbered columns) above a row of fractions; a first row with one "
+    "bad cell is data, reported by line and column]",
 )
 @click.option(
     "--delimiter",
@@ -246,7 +254,7 @@ class _EvalCommand(click.Command):
     help="Columns of a table SCORES that hold no scores, as --score-columns picks "
     "them (header names, 0-based numbers, ranges, patterns); repeat for several. "
     "[default: a leading index column, as pandas' df.to_csv() writes it (an "
-    "unnamed first header field), is dropped]",
+    "unnamed first header field), is dropped, with --drop-column too]",
 )
 @click.option(
     "--score-columns",
@@ -566,7 +574,8 @@ def _run(
         report.claim(outputs)
         text = _evaluate(
             _Inputs(scores, labels, weights_path, shards,
-                    ShardOpener(scores_key, labels_key, table)),
+                    ShardOpener(scores_key, labels_key, table,
+                                allow_empty=len(shards) > 1)),
             _Computation(
                 input_kind=input_kind,
                 prob=ProbInput(eps=eps, renormalize=renormalize),
@@ -768,25 +777,46 @@ def _tally(
     """Every shard reduced to tallies: the tallies, the sample and class counts."""
     shards, opener, class_names = inputs.shards, inputs.opener, what.class_names
     use_dask = runner.dask is not None
-    infos = None
+    infos = widest = None
     if use_dask or len(shards) > 1:  # headers only: every mismatch before any work
         infos = [opener.inspect(shard, dask=use_dask) for shard in shards]
-        check_shards(infos)
+        widest = check_shards(infos)
 
     opened = opener.each(shards)
     try:
         first = None
-        if infos is not None and use_dask:
-            n_classes, first_label = infos[0].n_cols, infos[0].scores_label
-        else:
+        if not use_dask:
             first = next(opened)
+        if widest is not None:  # the first shard of a known width
+            n_classes, first_label = widest.n_cols, widest.scores_label
+            column_names = widest.column_names
+        else:
+            assert first is not None
             n_classes, first_label = first[0].n_cols, first[0].label
+            column_names = first[0].column_names
         assert n_classes is not None
         if n_classes == 0:
             msg = f"{first_label} has no classes (0 score columns)"
             raise DataError(msg)
+        if n_classes == 1:  # one class: nothing to tell apart
+            msg = (
+                f"{first_label} has 1 score column; scores need one column per "
+                "class, two or more (a binary classifier's probability of class 1 "
+                "alone: save both columns, predict_proba(X))"
+            )
+            raise DataError(msg)
         if class_names is not None and len(class_names) != n_classes:
             msg = f"--classes lists {len(class_names)} names but {first_label} has {n_classes} columns"
+            raise DataError(msg)
+        swapped = reordered(column_names, class_names)
+        if swapped is not None:  # classes listed in another order than the columns
+            i, name, theirs = swapped
+            msg = (
+                f"{first_label} names its score column {i} {name!r} but --classes "
+                f"names it {theirs!r}: the same names in another order "
+                "(--classes lists the classes in column order: reorder it, or pick "
+                "the columns in its order with --score-columns)"
+            )
             raise DataError(msg)
         tallies = what.tallies(n_classes)
         if runner.dask is not None:
@@ -851,6 +881,8 @@ def _results(
     }
     if what.input_kind != "logits":
         _report_clipping(clips, prob, tallies.metrics, results["metrics"])
+    elif tallies.probs_like:
+        click.echo(tallies.probs_like, err=True)
     meta: dict[str, Any] = {
         "scores": inputs.scores,
         "labels": inputs.labels,

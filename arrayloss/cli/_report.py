@@ -23,7 +23,7 @@ from typing import Any
 import click
 import numpy as np
 
-from .._errors import DataError, UsageError
+from .._errors import DataError, UsageError, printable
 from ._output import STDOUT, Outputs
 from ._render import CountRows
 
@@ -270,15 +270,15 @@ def _aligned(rows: list[list[str]], right_from: int = 1) -> str:
 
 def _per_class_table(per_class: dict[str, dict[str, Any]]) -> str:
     rows = [["class", *PER_CLASS_COLUMNS]]
-    for name, row in per_class.items():
-        rows.append(
-            [name, *(_cell(row.get(k), digits=False) or "-" for k in PER_CLASS_COLUMNS)]
-        )
+    for name, row in per_class.items():  # a --classes name, escaped for the terminal
+        cells = (_cell(row.get(k), digits=False) or "-" for k in PER_CLASS_COLUMNS)
+        rows.append([printable(name), *cells])
     return _aligned(rows)
 
 
 def _confusion_table(names: list[str], matrix: list[list[Any]]) -> str:
-    rows = [["true \\ predicted", *names]]
-    for name, cells in zip(names, matrix, strict=True):
+    shown = [printable(name) for name in names]  # --classes names, for the terminal
+    rows = [["true \\ predicted", *shown]]
+    for name, cells in zip(shown, matrix, strict=True):
         rows.append([name, *(_cell(v, digits=False) for v in cells)])
     return _aligned(rows)

@@ -31,6 +31,7 @@ __all__ = [
     "check_shards",
     "open_inputs",
     "pair_shards",
+    "reordered",
     "shard_paths",
 ]
 
@@ -56,7 +57,8 @@ class ShardInfo:
     labels_label: str
     weights_label: str | None
     n_rows: int | None
-    n_cols: int
+    n_cols: int | None  # None: a text file without a row (no header either)
+    column_names: list[str] | None  # of the score columns, where a table names them
     dtype: Any
     labels_dtype: Any
     weights_dtype: Any
@@ -107,8 +109,13 @@ def open_inputs(
     scores_key: str | None,
     labels_key: str | None,
     table: TableSpec,
+    allow_empty: bool = False,
 ) -> tuple[Any, Any]:
     """The scores and labels `Source` of one shard (both closed on an error).
+
+    ``allow_empty``: a text file without a row (zero bytes, or blank lines) is a
+    source without rows and of no known width (a shard among others), not an
+    error.
 
     ``table`` says how to read a table SCORES (and, for what applies to it, a
     table LABELS: `TableSpec.of_labels_file`); its ``label_column`` is a column
@@ -118,6 +125,7 @@ def open_inputs(
     """
     from arrayloss import io as alio
     from arrayloss._arrow import own_memory_pool
+    from arrayloss.io._columns import _is_int
     from arrayloss.io._source import _describe
 
     own_memory_pool()  # the command line's process: it may set pyarrow's pool
@@ -144,6 +152,14 @@ def open_inputs(
             "or an .npz SCORES holding a labels array"
         )
         raise UsageError(msg)
+    one_table = labels is not None and not is_npy and table.score_columns is None
+    if one_table and labels is not None and _same_file(scores, labels):
+        msg = (
+            f"LABELS '{labels}' is the SCORES file itself, whose label column "
+            "would be read as a class score too: give --label-column without "
+            "LABELS (or --score-columns)"
+        )
+        raise UsageError(msg)
     own = table.replace(label_column=table.label_column if labels is None else None)
     if is_npy:
         scores_src = alio.open_array(scores, "scores", key=scores_key)
@@ -155,13 +171,24 @@ def open_inputs(
             scores, _describe("SCORES", scores), "scores", own, with_labels=True
         )
     else:
-        scores_src, column = alio.open_table(scores, own)
+        scores_src, column = alio.open_table(scores, own, allow_empty=allow_empty)
     kind = "soft" if table.soft else "labels"
     try:
+        named = table.label_column if labels is not None and not table.soft else None
+        if named is not None and _is_int(named):  # a number: a position in LABELS
+            named = None
+        if named is not None and named in (scores_src.column_names or ()):
+            msg = (
+                f"{scores_src.label} has a score column {named!r}, the name "
+                "--label-column gives the labels of LABELS by: leave it out of the "
+                f"scores with --drop-column {named}, or pick them with --score-columns"
+            )
+            raise DataError(msg)
         if labels is not None:
             label_src = alio.open_array(
-                labels, kind, key=labels_key, spec=table.of_labels_file()
-            )
+                labels, kind, key=labels_key, spec=table.of_labels_file(),
+                allow_empty=allow_empty,
+            )  # fmt: skip
         elif column is not None:
             label_src = column
         else:
@@ -173,13 +200,29 @@ def open_inputs(
     return scores_src, label_src
 
 
+def _same_file(a: str, b: str) -> bool:
+    """Whether paths ``a`` and ``b`` name one file (``False`` for standard input
+    or a path that cannot be looked at: reading it reports that)."""
+    if "-" in (a, b):
+        return False
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 @dataclass
 class ShardOpener:
-    """Opens the sources of a shard with the command's reading options."""
+    """Opens the sources of a shard with the command's reading options.
+
+    ``allow_empty`` (a shard among others): a text file without a row is a shard
+    without rows, which adds nothing (`open_inputs`), as a header-only one.
+    """
 
     scores_key: str | None
     labels_key: str | None
     table: TableSpec
+    allow_empty: bool = False
 
     def open(self, shard: Shard) -> tuple[Any, Any, Any]:
         """The (scores, labels, weights or None) sources of ``shard``."""
@@ -188,11 +231,14 @@ class ShardOpener:
         scores_src, label_src = open_inputs(
             shard.scores, shard.labels, scores_key=self.scores_key,
             labels_key=self.labels_key, table=self.table,
+            allow_empty=self.allow_empty,
         )  # fmt: skip
         weights_src = None
         if shard.weights is not None:
             try:
-                weights_src = alio.open_array(shard.weights, "weights")
+                weights_src = alio.open_array(
+                    shard.weights, "weights", allow_empty=self.allow_empty
+                )
             except BaseException:
                 scores_src.close()
                 label_src.close()
@@ -245,7 +291,8 @@ class ShardOpener:
                 labels_label=label_src.label,
                 weights_label=None if weights_src is None else weights_src.label,
                 n_rows=n_rows,
-                n_cols=int(scores_src.n_cols),
+                n_cols=scores_src.n_cols,
+                column_names=scores_src.column_names,
                 dtype=getattr(scores_src, "dtype", None),
                 labels_dtype=getattr(label_src, "dtype", None),
                 weights_dtype=getattr(weights_src, "dtype", None),
@@ -256,10 +303,42 @@ class ShardOpener:
                     src.close()
 
 
-def check_shards(infos: Sequence[ShardInfo]) -> None:
-    """Every shard has the class count of the first (`DataError` otherwise)."""
-    first = infos[0]
-    for info in infos[1:]:
+def check_shards(infos: Sequence[ShardInfo]) -> ShardInfo:
+    """The first shard of a known width (`DataError` when none has rows), after
+    checking that every other shard of a known width has its class count (a text
+    shard without a row has none to check)."""
+    known = [info for info in infos if info.n_cols is not None]
+    if not known:
+        msg = f"SCORES: none of its {len(infos)} files has rows"
+        raise DataError(msg)
+    first = known[0]
+    for info in known[1:]:
         if info.n_cols != first.n_cols:
             msg = f"{info.scores_label} has {info.n_cols} columns but {first.scores_label} has {first.n_cols}"
             raise DataError(msg)
+        swapped = reordered(info.column_names, first.column_names)
+        if swapped is not None:
+            i, name, theirs = swapped
+            msg = (
+                f"{info.scores_label} names its score column {i} {name!r} but "
+                f"{first.scores_label} names it {theirs!r}: the same names in "
+                "another order"
+            )
+            raise DataError(msg)
+    return first
+
+
+def reordered(
+    names: Sequence[str] | None, other: Sequence[str] | None
+) -> tuple[int, str, str] | None:
+    """Where ``names`` and ``other`` hold the same names in another order (the
+    same columns, or classes, read by position as others): the first position
+    that differs and the name of each there; else ``None`` (also when either is
+    unknown)."""
+    if names is None or other is None or list(names) == list(other):
+        return None
+    if sorted(names) != sorted(other):
+        return None
+    return next(
+        (i, a, b) for i, (a, b) in enumerate(zip(names, other, strict=True)) if a != b
+    )

@@ -61,6 +61,9 @@ def iter_aligned(
                     msg = (
                         f"{other.label} has more rows than {scores.label} ({start + m})"
                     )
+                    hint = getattr(other, "extra_row_hint", "")
+                    if hint:  # a header read as a row of data?
+                        msg += f"; {hint}"
                 raise DataError(msg)
             parts.append(part)
         if m == 0:

@@ -151,6 +151,10 @@ def _names_to_indices(
 ) -> np.ndarray:
     uniq, inverse = np.unique(values, return_inverse=True)
     lookup = {name: i for i, name in enumerate(classes or ())}
+    # class names that are numbers other than their own index: a number label is
+    # a name, never an index (``1`` names class 0 of --classes 1,2,3; a ``0``
+    # beside it is no class); names 0,1,2 in order read either way alike
+    numeric = any(_text_index(c) not in (None, i) for c, i in lookup.items())
     mapped = np.empty(len(uniq), dtype=np.int64)
     unknown: list[str] = []
     big: list[str] = []
@@ -158,7 +162,7 @@ def _names_to_indices(
         if name in lookup:
             mapped[j] = lookup[name]
             continue
-        index = _text_index(name)
+        index = None if numeric else _text_index(name)
         if index is None:
             unknown.append(name)
             continue
@@ -169,8 +173,15 @@ def _names_to_indices(
     if unknown:
         i = int(np.argmax(np.isin(values, unknown)))  # the first such row
         name = str(values[i])
-        if classes:
+        if not name.strip():
+            msg = f"{label} row {start + i}: a missing label (an empty cell)"
+        elif classes:
             msg = f"{label} row {start + i}: {name!r} is not one of the --classes"
+            if numeric and _text_index(name) is not None:
+                msg += (
+                    " (they are numbers, so a number label is a class name, "
+                    "not a class index)"
+                )
         else:
             msg = (
                 f"{label} row {start + i}: {name!r} is not a class index; "

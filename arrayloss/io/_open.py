@@ -18,7 +18,12 @@ _NO_SPEC = TableSpec()
 
 
 def open_array(
-    path: str, kind: str, *, key: str | None = None, spec: TableSpec = _NO_SPEC
+    path: str,
+    kind: str,
+    *,
+    key: str | None = None,
+    spec: TableSpec = _NO_SPEC,
+    allow_empty: bool = False,
 ) -> Source:
     """A `Source` for the ``kind`` in ``path``: ``"scores"``, ``"labels"`` (class
     indices or names), ``"soft"`` (soft labels: rows of class probabilities) or
@@ -28,7 +33,8 @@ def open_array(
     read a text, Parquet or Feather file (a 1-D ``kind`` takes one column: the
     only one, or ``label_column``; soft labels take every column, or those
     ``label_column`` selects).  A suffix that is none of `INPUT_SUFFIXES` is a
-    `DataError` (a file without a suffix is read as CSV).
+    `DataError` (a file without a suffix is read as CSV).  ``allow_empty``: a
+    text file without a row is a source without rows (`open_table`), not an error.
     """
     what = {"weights": "--weights", "soft": "LABELS"}.get(kind, kind.upper())
     label = _describe(what, path)
@@ -45,10 +51,10 @@ def open_array(
     if kind == "soft":  # the soft-label columns are read as a table's scores
         spec = spec.replace(score_columns=spec.label_column, label_column=None)
     if kind in ("scores", "soft"):
-        scores, _ = open_table(path, spec)
+        scores, _ = open_table(path, spec, allow_empty=allow_empty)
         scores.label = label
         return scores
-    return _TextVector(path, label, kind, spec)
+    return _TextVector(path, label, kind, spec, allow_empty=allow_empty)
 
 
 def read_rows(

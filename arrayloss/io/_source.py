@@ -17,13 +17,15 @@ class Source:
     """Rows of one array, read in order.
 
     ``n_rows`` is known in advance for ``.npy``/``.npz`` and ``None`` for text;
-    ``n_cols`` is the row width of a 2-D source, ``None`` for a 1-D one.
+    ``n_cols`` is the row width of a 2-D source, ``None`` for a 1-D one;
+    ``column_names`` the names of its columns where a table names them.
     ``read(n)`` returns the next ``min(n, rows left)`` rows; an empty array at the end.
     """
 
     label: str
     n_rows: int | None
     n_cols: int | None
+    column_names: list[str] | None = None
 
     def read(self, n: int) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
@@ -60,6 +62,20 @@ def _open_binary(path: str, label: str) -> IO[bytes]:
     except OSError as exc:
         msg = f"cannot read {label}: {exc.strerror or exc}"
         raise DataError(msg) from None
+
+
+class _NoRows(Source):
+    """A text file without a row (zero bytes, or blank lines only) read as a shard
+    among others: no rows, and no header, so no known width (``n_cols`` is
+    ``None``)."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.n_rows = 0
+        self.n_cols = None
+
+    def read(self, n: int) -> np.ndarray:
+        return np.empty((0, 0))
 
 
 class _LabelColumn(Source):

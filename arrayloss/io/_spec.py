@@ -29,8 +29,8 @@ class TableSpec:
         A column spec of the score columns, in that order. ``None``: every column
         but the label, dropped and index columns.
     drop_columns : tuple of str
-        Columns (header names or 0-based numbers) that hold no scores.  Given,
-        they replace the detection of a leading pandas index column in text.
+        Columns (header names or 0-based numbers) that hold no scores; a leading
+        pandas index column of text is dropped as well.
     soft : bool
         The label columns hold soft labels (rows of class probabilities).
     header : bool or None

@@ -19,7 +19,7 @@ from .._errors import DataError
 from .._errors import one_line as _one_line
 from ._columns import _column_index, _is_int, column_spec_needs_names, select_columns
 from ._formats import _suffix
-from ._source import Source, _describe, _LabelColumn, _open_binary
+from ._source import Source, _describe, _LabelColumn, _NoRows, _open_binary
 from ._spec import TableSpec
 
 __all__ = ["DELIMITERS", "open_table", "sniff_delimiter"]
@@ -115,13 +115,40 @@ def sniff_delimiter(sample: str, default: str) -> str:
     return chosen
 
 
+_INTEGER = re.compile(r"\s*[+-]?\d+\s*")
+
+
+def _default_names(
+    first: Sequence[str], second: Sequence[str] | None, names: Sequence[str] = ()
+) -> bool:
+    """Whether ``first`` is the header pandas writes for columns it numbered
+    itself (``pd.DataFrame(array).to_csv(index=False)``: ``0,1,...``; a Series:
+    ``0``): its fields are ``0`` to ``len(first) - 1`` in order, none of them one
+    of the class ``names``, and the next row has a number that is no integer (or,
+    in a file of one column, a name), so the first row cannot be a row of the same
+    data.  (Below it, a row with a cell that is no number is a malformed row.)"""
+    fields = [f.strip() for f in first]
+    if second is None or fields != [str(i) for i in range(len(first))]:
+        return False
+    if set(fields).intersection(names):
+        return False
+    if len(first) == 1 and second[0].strip() and not _is_number(second[0]):
+        return True  # a Series of class names
+    return any(_is_number(f) and not _INTEGER.fullmatch(f) for f in second)
+
+
 def _is_index(first: Sequence[str], second: Sequence[str] | None) -> bool:
     """Whether ``first`` is the header of a file with a leading index column, as
     pandas' ``DataFrame.to_csv()`` writes it: an empty first field, every other
-    field named, and (when there is one) an integer first field in the next row."""
-    if len(first) < 2 or first[0].strip() or not all(f.strip() for f in first[1:]):
+    field named (the last may be empty: a delimiter at the end of the line, as in
+    `_header_flag`), and (when there is one) an integer first field in the next
+    row."""
+    named = list(first[1:])
+    if len(named) > 1 and not named[-1].strip():
+        named.pop()
+    if len(first) < 2 or first[0].strip() or not all(f.strip() for f in named):
         return False
-    return second is None or bool(re.fullmatch(r"\s*[+-]?\d+\s*", second[0]))
+    return second is None or bool(_INTEGER.fullmatch(second[0]))
 
 
 _NOT_TEXT = (
@@ -171,7 +198,8 @@ class _TextRows:
     """Rows of a delimited text file, checked to have one width.
 
     ``delimiter=None`` sniffs it (`sniff_delimiter`) from the first 64 KB, with
-    the suffix's (tab for ``.tsv``/``.tab``, else comma) as the fallback.  A
+    the suffix's (tab for ``.tsv``/``.tab``, else comma) as the fallback, or takes
+    it from Excel's first line ``sep=;`` (which is then no row).  A
     byte-order mark, CRLF line ends and quoted fields are read as `csv` does.
     """
 
@@ -209,8 +237,12 @@ class _TextRows:
                 self.close()
                 msg = f"{label} line {len(head) + 1}: {_one_line(exc)}"
                 raise DataError(msg) from None
+            excel = re.fullmatch(r"sep=(.)", head[0].rstrip("\r\n")) if head else None
+            if excel is not None:  # Excel's delimiter line: no row (a blank line
+                # in its place keeps the line numbers)
+                head[0] = "\n"
             sample = "".join(head)
-            delimiter = sniff_delimiter(sample, default)
+            delimiter = excel.group(1) if excel else sniff_delimiter(sample, default)
             lines = itertools.chain(
                 head, _bounded_lines(self._text, label, len(head) + 1)
             )
@@ -309,9 +341,15 @@ def _parse_floats(
             for c, cell in enumerate(row if row.ndim else [row]):
                 if not _is_number(str(cell)):
                     number = columns[c] if columns else c
-                    col = f", column {names[c]!r}" if names else f", column {number}"
+                    name = names[c] if names else ""  # '' for a,b,c, too: a number
+                    col = f", column {name!r}" if name else f", column {number}"
                     where = col if cells.ndim == 2 else ""
                     what = f"{str(cell)!r} is not a number"
+                    if "," in str(cell) and _is_number(str(cell).replace(",", ".", 1)):
+                        what += (
+                            " (a decimal comma: write the file with a decimal "
+                            "point, to_csv(decimal='.'))"
+                        )
                     if not str(cell).strip():
                         what = "an empty cell"
                         last = cells.ndim == 2 and c == cells.shape[1] - 1
@@ -349,6 +387,7 @@ class _TextScores(Source):
         self._soft = soft
         self.n_cols = len(keep)
         self._names = None if header is None else [header[c] for c in keep]
+        self.column_names = self._names
         self._label_names = (
             None
             if header is None or label_cols is None
@@ -404,15 +443,26 @@ def _header_flag(
     A header is a row of names: every field (other than column ``skip``) is text,
     neither a number, nor one of the class ``names``, nor empty, and the row after
     it is not such a row too (two rows of text are data: class names without
-    ``--classes``).  A first row with some numbers and some text or empty fields
-    is data with a malformed cell, which the reader then reports by line and
-    column, rather than a header that silently drops a row.
+    ``--classes``).  The last field alone may be empty (a delimiter at the end of
+    the line, ``a,b,c,``: the empty column it makes is then reported with its
+    ``--drop-column`` hint).  A first row with some numbers and some text or empty
+    fields is data with a malformed cell, which the reader then reports by line
+    and column, rather than a header that silently drops a row.  The column
+    numbers pandas writes as the header of unnamed columns (`_default_names`)
+    are a header too.
     """
     if header is not None:
         return header
+    if len(rows) > 1 and _default_names(rows[0], rows[1], names):
+        return True
 
     def texts(row: list[str]) -> bool:
-        cells = [v.strip() for c, v in enumerate(row) if c != skip]
+        last = len(row) - 1
+        cells = [
+            v.strip()
+            for c, v in enumerate(row)
+            if c != skip and not (c == last > 0 and not v.strip())
+        ]
         return bool(cells) and all(
             v and not _is_number(v) and v not in names for v in cells
         )
@@ -422,9 +472,16 @@ def _header_flag(
     return len(rows) < 2 or not texts(rows[1])
 
 
-def open_table(path: str, spec: TableSpec = _NO_SPEC) -> tuple[Source, Source | None]:
+def open_table(
+    path: str, spec: TableSpec = _NO_SPEC, *, allow_empty: bool = False
+) -> tuple[Source, Source | None]:
     """The scores of a delimited text file, and its label column if ``spec`` names
     one (a `TableSpec`; its ``classes`` are not used here).
+
+    A file without a row (zero bytes, or blank lines) is a `DataError` ("is
+    empty"), unless ``allow_empty`` (a shard among others): then sources without
+    rows and of no known width, whatever ``spec`` names (there is no header to
+    look a name up in).
 
     ``delimiter=None`` sniffs the delimiter (`sniff_delimiter`).  With
     ``header=None`` the first row is a header when it is a row of names
@@ -432,9 +489,9 @@ def open_table(path: str, spec: TableSpec = _NO_SPEC) -> tuple[Source, Source | 
     a 0-based number) is text that is not a number, and the next row is not text
     throughout too.  A first row with an empty first field and every other field
     named, above a row starting with an integer, is the header of a leading index
-    column (pandas' ``df.to_csv()``): that column is dropped.  ``drop_columns``
-    (header names or 0-based numbers) drops columns explicitly, and turns the
-    detection off.  ``label_column`` is a header name or a 0-based column
+    column (pandas' ``df.to_csv()``): that column is dropped, with
+    ``drop_columns`` too (header names or 0-based numbers, dropped as well), not
+    with ``score_columns`` (which picks the columns itself).  ``label_column`` is a header name or a 0-based column
     number (with ``soft``, a column spec of `select_columns` for the soft-label
     columns); ``score_columns``, a column spec, picks the score columns (by
     default every other column).  A spec that names columns implies a header row.
@@ -447,6 +504,9 @@ def open_table(path: str, spec: TableSpec = _NO_SPEC) -> tuple[Source, Source | 
     try:
         first = rows.first()
         if first is None:
+            if allow_empty:
+                rows.close()
+                return _NoRows(label), None if label_column is None else _NoRows(label)
             msg = f"{label} is empty"
             raise DataError(msg)
         width = len(first)
@@ -472,7 +532,7 @@ def open_table(path: str, spec: TableSpec = _NO_SPEC) -> tuple[Source, Source | 
         indexed = header is not False and _is_index(
             first, peeked[1] if len(peeked) > 1 else None
         )
-        index = indexed and not drop_columns and score_columns is None
+        index = indexed and score_columns is None  # with --drop-column too
         has_header = indexed or _header_flag(peeked, header, skip)
         head = None
         if has_header:
@@ -524,22 +584,30 @@ class _TextVector(Source):
         label: str,
         kind: str,
         spec: TableSpec,
+        *,
+        allow_empty: bool = False,
     ) -> None:
+        """``allow_empty``: a file without a row is one (else "is empty")."""
         label_column, header = spec.label_column, spec.header
         classes, delimiter = spec.classes, spec.delimiter
         self.label = label
         self.kind = kind
         self.n_rows = None
         self.n_cols = None
+        self.extra_row_hint = ""  # why the file may have one row too many
         self._rows = _TextRows(path, label, delimiter)
         try:
             first = self._rows.first()
             if first is None:
+                if allow_empty:
+                    self.n_rows, self._col = 0, 0  # no row to take a column of
+                    return
                 msg = f"{label} is empty"
                 raise DataError(msg)
             width = len(first)
             column = label_column if kind == "labels" else None
-            if column is not None and column in first and header is None:
+            named = column is not None and not _is_int(column)  # a number: a position
+            if named and column in first and header is None:
                 header = True
             peeked = self._rows.peek(2)
             index = (
@@ -548,6 +616,12 @@ class _TextVector(Source):
                 and _is_index(first, peeked[1] if len(peeked) > 1 else None)
             )
             has_header = index or _header_flag(peeked, header, None, classes)
+            if not has_header and width == 1 and first[0].strip() == "0":
+                self.extra_row_hint = (
+                    "its first line, '0', may be the header pandas writes for an "
+                    "unnamed Series (to_csv(index=False)): save the "
+                    f"{'labels' if kind == 'labels' else kind} with header=False"
+                )
             head = [h.strip() for h in first] if has_header else None
             if has_header:
                 self._rows.take(1)
@@ -559,6 +633,16 @@ class _TextVector(Source):
                 self._col = 0
             else:
                 hint = " (say which with --label-column)" if kind == "labels" else ""
+                if width == 2 and all(not r[-1].strip() for r in peeked):
+                    fix = (
+                        "--label-column 0 picks the labels"
+                        if kind == "labels"
+                        else "write it without"
+                    )
+                    hint = (
+                        " (a delimiter at the end of each line makes an empty last "
+                        f"column: {fix})"
+                    )
                 msg = (
                     f"{label} has {width} columns; one column of {kind} is needed{hint}"
                 )
