@@ -339,7 +339,14 @@ def test_sigterm_during_a_long_per_sample_write_leaves_nothing(tmp_path, rng, si
         str(tmp_path / "y.npy"), "--per-sample", str(tmp_path / "rows.csv"),
         "--chunk-size", "50", "--loss", "cross_entropy", "--loss", "l1", "-q",
     ]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    # A child inherits an ignored SIGINT (a CI job run in the background has one):
+    # the run then rightly goes on, so the child starts with the default action.
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     try:
         deadline = time.monotonic() + 60
         while not leftovers(tmp_path) and time.monotonic() < deadline:
