@@ -199,3 +199,15 @@ def numpy_path(path: str):
             del os.environ[_esp_compiled.ENV_VAR]
         else:
             os.environ[_esp_compiled.ENV_VAR] = saved
+
+
+WITH_DEFAULT_SIGINT = (
+    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
+    "os.execv(sys.argv[1], sys.argv[1:])"
+)
+"""``[sys.executable, "-c", WITH_DEFAULT_SIGINT, *cmd]`` runs ``cmd`` with SIGINT at
+its default disposition: exec keeps SIG_DFL, and the new Python then installs its
+KeyboardInterrupt handler.  A terminal's foreground job gets SIGINT so; a job
+started with ``&`` from a non-interactive shell (as CI may be) inherits it ignored,
+and then Python, rightly, never raises KeyboardInterrupt.  (Not ``preexec_fn``: a
+fork hook, JAX's when another test imported it, would run in the child and warn.)"""

@@ -24,7 +24,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import eval_json
+from conftest import WITH_DEFAULT_SIGINT, eval_json
 from conftest import invoke_eval as invoke
 
 import arrayloss as al
@@ -339,13 +339,10 @@ def test_sigterm_during_a_long_per_sample_write_leaves_nothing(tmp_path, rng, si
         str(tmp_path / "y.npy"), "--per-sample", str(tmp_path / "rows.csv"),
         "--chunk-size", "50", "--loss", "cross_entropy", "--loss", "l1", "-q",
     ]  # fmt: skip
-    # A child inherits an ignored SIGINT (a CI job run in the background has one):
-    # the run then rightly goes on, so the child starts with the default action.
-    proc = subprocess.Popen(
-        cmd,
+    proc = subprocess.Popen(  # SIGINT not ignored, even in a background CI job
+        [sys.executable, "-c", WITH_DEFAULT_SIGINT, *cmd],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         deadline = time.monotonic() + 60

@@ -24,6 +24,7 @@ import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import WITH_DEFAULT_SIGINT
 
 import arrayloss.cli as cli
 from arrayloss._errors import DataError, UsageError
@@ -163,15 +164,6 @@ def test_eval_library_value_errors_are_bad_data(monkeypatch, tmp_path):
     assert (result.exit_code, result.stderr) == (1, "Error: `weights` sum to zero\n")
 
 
-# Runs argv[1:] with SIGINT at its default disposition: exec keeps SIG_DFL, and the
-# new Python then installs its KeyboardInterrupt handler.  (Not `preexec_fn`: a fork
-# hook, JAX's when another test imported it, would run in the child.)
-_WITH_DEFAULT_SIGINT = (
-    "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); "
-    "os.execv(sys.argv[1], sys.argv[1:])"
-)
-
-
 def test_ctrl_c_in_a_subprocess(tmp_path):
     """SIGINT during a long eval: exit 130, one line, no temporary file left."""
     rng = np.random.default_rng(0)
@@ -183,11 +175,8 @@ def test_ctrl_c_in_a_subprocess(tmp_path):
         str(tmp_path / "y.npy"), "--chunk-size", "50", "-q",
         "--per-sample", str(tmp_path / "rows.npy"),
     ]  # fmt: skip
-    # A terminal's foreground job gets SIGINT with the default disposition; a job
-    # started with `&` from a non-interactive shell (as CI may be) inherits it
-    # ignored, and then Python, rightly, never raises KeyboardInterrupt.
     proc = subprocess.Popen(
-        [sys.executable, "-c", _WITH_DEFAULT_SIGINT, *cmd],
+        [sys.executable, "-c", WITH_DEFAULT_SIGINT, *cmd],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
