@@ -266,8 +266,8 @@ def through_softmax_from_g(p: Array, g: Array, *, xp: Namespace) -> Array:
     cancels wherever ``g_j`` is near the mean (two tied top classes, a confident
     row), is ``(g_j − h) − r`` with ``g_j − h`` exact there (Sterbenz) and ``r``
     the small remainder, itself a sum of small terms.  It is the pairwise form
-    ``p_j Σ_k p_k (g_j − g_k) / Σ p`` to working precision, at five passes over
-    the rows more than the plain form.
+    ``p_j Σ_k p_k (g_j − g_k) / Σ p`` to working precision, at four passes over
+    the rows more than the plain form (``p ⊙ g``, its sum, ``pg − p Σ pg``).
     """
     h = xp.sum(p * g, axis=1, keepdims=True)
     dev = g - h
