@@ -145,7 +145,7 @@ def _smooth_rows(
             else None
         )
     opts: dict[str, Any] = {"want_grad": want_grad, "k": k, "tau": tau, "alpha": alpha}
-    loss, grad = _split_wide(z, t, xp=xp, method=method, **opts)
+    loss, grad = _split_wide(z, t, opts, xp=xp, method=method)
     if hard_threshold is None:
         return loss, grad
     # Opt-in parity with the reference code: rows whose k-th and (k+1)-th largest
@@ -203,27 +203,19 @@ def _any_wide(
 
 
 def _split_wide(
-    z: Array,
-    t: Targets,
-    *,
-    xp: Namespace,
-    want_grad: bool,
-    k: int,
-    tau: Any,
-    alpha: Any,
-    method: str,
+    z: Array, t: Targets, opts: dict[str, Any], *, xp: Namespace, method: str
 ) -> tuple[Array, Array | None]:
     """The regular path on ordinary rows, `_smooth_wide` on the rows whose scores
     exceed `_wide_limit` (two reductions decide that no row does, the usual case;
-    in a traced JAX program the regular path on every row)."""
-    opts: dict[str, Any] = {"want_grad": want_grad, "k": k, "tau": tau, "alpha": alpha}
-    lim = _wide_limit(xp, z.dtype, k, tau)
+    in a traced JAX program the regular path on every row).  ``opts``: the
+    keywords ``want_grad``, ``k``, ``tau`` and ``alpha`` of both paths."""
+    k, tau, want_grad = opts["k"], opts["tau"], opts["want_grad"]
     if _xp.is_jax_tracer(z) or not _any_wide(z, xp=xp, k=k, tau=tau):
         # In a traced JAX program the regular path only: two branches would trace
         # (and compile) the tree twice; concrete JAX scores with wide rows run
         # eagerly instead of compiled (`_SMOOTH.jax_eager`).
         return _smooth_regular(z, t, xp=xp, method=method, **opts)
-    wide = xp.max(xp.abs(z), axis=1) > lim
+    wide = xp.max(xp.abs(z), axis=1) > _wide_limit(xp, z.dtype, k, tau)
     if bool(xp.all(wide)):
         return _smooth_wide(z, t, xp=xp, method=method, **opts)
     parts = []
