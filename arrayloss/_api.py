@@ -41,7 +41,7 @@ from functools import cached_property
 from typing import Any
 
 import numpy as np
-from array_api_compat import is_dask_namespace, is_jax_namespace, is_torch_array
+from array_api_compat import is_dask_namespace, is_jax_namespace
 
 from . import _torch_compat, _xp
 from ._typing import Array, Namespace
@@ -53,7 +53,6 @@ __all__ = [
     "Kernel",
     "Targets",
     "as_rows",
-    "autograd_factors",
     "evaluate",
     "normalize_axis",
     "prepare",
@@ -224,12 +223,11 @@ class Kernel:
         class_weights: Array | None = None,
         **params: Any,
     ) -> tuple[Array, Array | None]:
-        if _torch_compat.tracks_grad(logits, weights):  # torch autograd hook
+        if _torch_compat.tracks_grad(logits, labels, weights):  # torch autograd hook
             conv = {"ignore_index": ignore_index, "class_weights": class_weights}
             return _torch_compat.apply(
                 self, logits, labels, weights,
                 axis=axis, reduction=reduction, params={**params, **conv},
-                factors=autograd_factors(logits, labels, weights, axis=axis, params=conv),
             )  # fmt: skip
         return evaluate(
             self, logits, labels, weights, axis=axis, reduction=reduction,
@@ -471,29 +469,6 @@ def sample_factors(
     )  # fmt: skip
     w: Array = b.weights
     return b.xp.reshape(w, b.batch_shape)
-
-
-def autograd_factors(
-    logits: Array,
-    labels: Array,
-    weights: Array | None,
-    *,
-    axis: int,
-    params: Mapping[str, Any],
-) -> Array | None:
-    """`sample_factors` for `arrayloss._torch_compat.apply`, on detached tensors,
-    when the weights' gradient needs them (``weights`` require grad); else
-    ``None``.  ``params`` may hold ``ignore_index`` and ``class_weights``."""
-    if not _torch_compat.weights_need_grad(weights):
-        return None
-    z, t, _ = _torch_compat.plain(logits, labels, None)
-    class_weights = params.get("class_weights")
-    if is_torch_array(class_weights):
-        class_weights = class_weights.detach()
-    return sample_factors(
-        z, t, axis=axis, ignore_index=params.get("ignore_index"),
-        class_weights=class_weights,
-    )  # fmt: skip
 
 
 def _like_scores(scores: Array, x: Any) -> Any:

@@ -17,6 +17,16 @@ that require grad get their exact gradient too: ``l_i`` for ``"sum"`` and
 ``"none"``, ``(l_i - L) / sum(w)`` for the weighted mean ``L = sum(w l) / sum(w)``
 (``l_i`` the unweighted per-sample loss, computed only when asked for).
 
+The node has the `torch.func` form (``forward`` without ``ctx``, ``setup_context``
+and a ``vmap`` rule), so `torch.func.grad`, `vjp`, `jacrev` and `vmap` compose with
+it.  The ``vmap`` rule runs the node on each slice and stacks the results: the
+front end's value checks read values (data-dependent control flow that a batched
+tensor cannot take), so each slice is an eager call with the eager errors.
+`torch.func` always builds the graph of a backward; there the gradients leave the
+backward through `_FirstOrderOnly`, whose own backward raises, so a second
+derivative (``grad(grad(f))``, ``jacrev(grad(f))``) is refused as eagerly rather
+than a silent zero.
+
 `plain` is the other half of the hook in ``arrayloss/_api.py``: it detaches the
 tensors the kernels see and gives integer labels torch's index dtype (``int64``),
 which ``take_along_dim`` and advanced indexing require.
@@ -51,13 +61,16 @@ __all__ = [
 ]
 
 
-def tracks_grad(logits: Array, weights: Array | None) -> bool:
+def tracks_grad(logits: Array, labels: Array, weights: Array | None) -> bool:
     """True if autograd must see this call: a torch tensor that requires grad,
-    with grad mode on."""
+    with grad mode on, or one a `torch.func` transform wraps (`vmap` batches it:
+    the autograd node's `vmap` rule runs the loss on each slice)."""
     if not is_torch_array(logits):
         return False
     import torch
 
+    if any(_wrapped(x) for x in (logits, labels, weights)):
+        return True
     if not torch.is_grad_enabled():
         return False
     return bool(logits.requires_grad) or (
@@ -136,24 +149,23 @@ def apply(
     axis: int,
     reduction: str,
     params: Mapping[str, Any],
-    factors: Array | None,
 ) -> tuple[Array, Array]:
     """``(value, grad)`` of ``loss`` with ``value`` differentiable by autograd.
 
     ``loss`` is a `Kernel` or a `LossInfo`: anything with ``value`` and
     ``value_and_grad`` methods taking ``(logits, labels, *, axis, reduction,
-    weights, **params)``.  ``factors`` is what the conventions multiply each
-    sample's weight by (``arrayloss._api.sample_factors``, a tensor of the batch
-    shape, or ``None``), which the weights' gradient needs: the caller, which
-    owns the front end, computes it when `weights_need_grad`.
+    weights, **params)``.  When the weights require grad (`weights_need_grad`)
+    the node also computes the per-sample losses and the conventions' factors
+    their gradient needs.
 
     ``grad`` (the analytic gradient with respect to ``logits``) is returned
     detached.  Soft labels and class weights that require grad are refused
     (`refuse_grad`).
     """
     refuse_grad(labels, params.get("class_weights"))
-    value, grad = _function().apply(
-        logits, labels, weights, loss, axis, reduction, dict(params), factors
+    want_rows = weights_need_grad(weights)
+    value, grad, _, _ = _function().apply(
+        logits, labels, weights, loss, axis, reduction, dict(params), want_rows
     )
     return value, grad
 
@@ -195,17 +207,83 @@ def _from_numpy(a: Array) -> Any:
     return torch.from_numpy(a if a.flags.writeable else a.copy())
 
 
+_SECOND_ORDER = (
+    "arrayloss losses give first derivatives only: "
+    "backward with create_graph=True is not supported"
+)
+
+
+def _transformed() -> bool:
+    """True inside a `torch.func` transform (`grad`, `vmap`, `jacrev`, ...)."""
+    import torch
+
+    return bool(torch._C._are_functorch_transforms_active())
+
+
+def _wrapped(x: Any) -> bool:
+    """True for a tensor a `torch.func` transform wraps (batched by `vmap`, tracked
+    by `grad`)."""
+    import torch
+
+    return is_torch_array(x) and bool(
+        torch._C._functorch.is_functorch_wrapped_tensor(x)
+    )
+
+
+def _rows_and_factors(
+    loss: Any, z: Array, t: Array, axis: int, params: dict[str, Any]
+) -> tuple[Array, Array | None]:
+    """The unweighted per-sample losses (``c_i l_i`` under the conventions) and the
+    conventions' factors ``c_i`` (``None`` without them): the weights' gradient."""
+    from ._api import sample_factors
+
+    rows = loss.value(z, t, axis=axis, reduction="none", weights=None, **params)
+    factors = sample_factors(
+        z, t, axis=axis, ignore_index=params.get("ignore_index"),
+        class_weights=params.get("class_weights"),
+    )  # fmt: skip
+    return rows, factors
+
+
 @functools.cache
 def _function() -> Any:
     """The `torch.autograd.Function`, defined on first use (torch imported then)."""
     import torch
 
+    class _FirstOrderOnly(torch.autograd.Function):
+        """``out`` unchanged, with a backward that refuses to differentiate it with
+        respect to ``deps``: inside `torch.func` (which always builds the graph of
+        a backward) a second derivative through the loss raises instead of being
+        a silent zero."""
+
+        generate_vmap_rule = True
+
+        @staticmethod
+        def forward(out: Any, *deps: Any) -> Any:
+            return out.clone()
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+            pass
+
+        @staticmethod
+        def backward(ctx: Any, g: Any) -> tuple[Any, ...]:
+            if any(ctx.needs_input_grad[1:]):
+                raise RuntimeError(_SECOND_ORDER)
+            return (g, *(None for _ in ctx.needs_input_grad[1:]))
+
     class _AnalyticLoss(torch.autograd.Function):
-        """One autograd node: the core's analytic gradient times ``grad_output``."""
+        """One autograd node: the core's analytic gradient times ``grad_output``.
+
+        The `torch.func` form (``forward`` without ``ctx``, `setup_context`, a
+        `vmap` rule), so `torch.func.grad`, `vmap`, `jacrev` and `vjp` work.
+        Outputs: the value, its gradient with respect to the logits and, when
+        ``want_rows`` (the weights require grad), the per-sample losses and the
+        conventions' factors the weights' gradient needs (else empty tensors).
+        """
 
         @staticmethod
         def forward(
-            ctx: Any,
             logits: Any,
             labels: Any,
             weights: Any,
@@ -213,52 +291,107 @@ def _function() -> Any:
             axis: int,
             reduction: str,
             params: dict[str, Any],
-            factors: Any,
-        ) -> tuple[Any, Any]:
+            want_rows: bool,
+        ) -> tuple[Any, Any, Any, Any]:
             z, t, w, on_numpy = _as_numpy(*plain(logits, labels, weights))
             params = {k: _like(v, on_numpy) for k, v in params.items()}
             value, grad = loss.value_and_grad(
                 z, t, axis=axis, reduction=reduction, weights=w, **params
             )
-            rows = None
-            if w is not None and ctx.needs_input_grad[2]:
-                rows = loss.value(
-                    z, t, axis=axis, reduction="none", weights=None, **params
-                )
-            else:
-                factors = None
+            rows = factors = None
+            if want_rows and w is not None:
+                rows, factors = _rows_and_factors(loss, z, t, axis, params)
             if on_numpy:
                 value, grad = _from_numpy(value), _from_numpy(grad)
-                w = None if w is None else weights.detach()
                 rows = None if rows is None else _from_numpy(rows)
-            ctx.mark_non_differentiable(grad)
-            ctx.save_for_backward(grad, w, rows, value, factors)
-            ctx.axis = axis % z.ndim
+                factors = None if factors is None else _from_numpy(factors)
+            empty = grad.new_empty(0)
+            rows = empty if rows is None else rows
+            factors = empty if factors is None else factors
+            return value, grad, rows, factors
+
+        @staticmethod
+        def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
+            logits, _, weights, _, axis, reduction, params, want_rows = inputs
+            value, grad, rows, factors = output
+            ctx.mark_non_differentiable(grad, rows, factors)
+            # The logits only inside `torch.func` (the second-order guard): eagerly
+            # an in-place change of them after the call stays allowed.
+            z = logits if _transformed() else None
+            ctx.save_for_backward(z, grad, weights, rows, value, factors)
+            ctx.axis = axis % logits.ndim
             ctx.reduction = reduction
-            return value, grad
+            ctx.rows = bool(want_rows) and weights is not None
+            conv = ("ignore_index", "class_weights")
+            ctx.factors = any(params.get(k) is not None for k in conv)
 
         @staticmethod
         def backward(
-            ctx: Any, g_value: Any, g_grad: Any
+            ctx: Any, g_value: Any, *_: Any
         ) -> tuple[Any, None, Any, None, None, None, None, None]:
-            if torch.is_grad_enabled():  # create_graph=True: a silent zero Hessian
-                msg = (
-                    "arrayloss losses give first derivatives only: "
-                    "backward with create_graph=True is not supported"
-                )
-                raise RuntimeError(msg)
-            grad, w, rows, value, factors = ctx.saved_tensors
+            guard = torch.is_grad_enabled()  # create_graph=True
+            if guard and not _transformed():  # eagerly: refused at once
+                raise RuntimeError(_SECOND_ORDER)
+            z, grad, w, rows, value, factors = ctx.saved_tensors
             g = g_value.unsqueeze(ctx.axis) if ctx.reduction == "none" else g_value
             dz = grad * g if ctx.needs_input_grad[0] else None
             dw = None
-            if rows is not None:
-                if ctx.reduction == "mean" and factors is None:
+            if ctx.rows and ctx.needs_input_grad[2]:
+                if ctx.reduction == "mean" and not ctx.factors:
                     dw = (rows - value) / w.sum() * g_value
                 elif ctx.reduction == "mean":
                     f = factors.to(rows.dtype)  # rows: c_i l_i; the mean's weights w c
                     dw = (rows - f * value) / (w * f).sum() * g_value
                 else:
                     dw = rows * g_value
+            if guard:  # `torch.func` builds this graph: no silent zero Hessian
+                deps = [x for x in (z, w) if x is not None]
+                dz = None if dz is None else first_order(dz, *deps)
+                dw = None if dw is None else first_order(dw, *deps)
             return dz, None, dw, None, None, None, None, None
 
+        @staticmethod
+        def vmap(
+            info: Any,
+            in_dims: Any,
+            logits: Any,
+            labels: Any,
+            weights: Any,
+            loss: Any,
+            axis: int,
+            reduction: str,
+            params: dict[str, Any],
+            want_rows: bool,
+        ) -> tuple[tuple[Any, ...], tuple[int, ...]]:
+            """`torch.func.vmap`: the loss of each slice, stacked (the front end's
+            value checks read values, so each slice is one eager call: the
+            errors and messages are those of the eager call)."""
+            if any(d is not None for d in torch.utils._pytree.tree_leaves(in_dims[6])):
+                msg = (
+                    "`torch.func.vmap` over `class_weights` is not supported: "
+                    "vmap over the logits, labels or weights"
+                )
+                raise NotImplementedError(msg)
+            if info.batch_size == 0:
+                msg = (
+                    "`torch.func.vmap` over a dimension of size 0: arrayloss runs the "
+                    "loss on each slice and there is none"
+                )
+                raise ValueError(msg)
+
+            def part(x: Any, dim: int | None, i: int) -> Any:
+                return x if dim is None else x.select(dim, i)
+
+            outs = [
+                node(
+                    part(logits, in_dims[0], i), part(labels, in_dims[1], i),
+                    part(weights, in_dims[2], i), loss, axis, reduction, params,
+                    want_rows,
+                )
+                for i in range(info.batch_size)
+            ]  # fmt: skip
+            return tuple(torch.stack(o) for o in zip(*outs, strict=True)), (0, 0, 0, 0)
+
+    first_order: Any = _FirstOrderOnly.apply
+    node: Any = _AnalyticLoss.apply
     return _AnalyticLoss

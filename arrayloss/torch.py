@@ -10,6 +10,13 @@ whose result autograd differentiates with the loss's exact analytic gradient:
 - the backward returns the saved gradient times ``grad_output`` (per sample for
   ``reduction="none"``); weights that require grad get theirs too.  Double
   backward (``create_graph=True``) raises: second derivatives are not provided.
+- `torch.func` transforms work: `torch.func.grad`, `torch.func.vjp`,
+  `torch.func.jacrev` and `torch.func.vmap` (``vmap(grad(f))`` gives per-sample
+  gradients).  Under `vmap` the loss runs once per slice, eagerly, so its value
+  checks and their errors are those of an eager call; a second derivative
+  (``grad(grad(f))``, a Hessian) raises, and forward mode (`torch.func.jvp`,
+  `torch.func.jacfwd`) is not provided.  Batching `class_weights` under `vmap`
+  is a `NotImplementedError`.
 
 `loss` wraps one as a `torch.nn.Module`.  Results keep the logits' dtype and
 device; on CPU the forward runs the NumPy kernels on zero-copy views of the tensors
@@ -30,7 +37,6 @@ import torch
 
 from . import _torch_compat
 from ._adapter import check_options, export, present
-from ._api import autograd_factors
 from ._registry import LOSSES, LossInfo, get_loss
 
 __all__ = ["Loss", "keras", "loss", *(n for n in LOSSES if "." not in n)]
@@ -58,7 +64,6 @@ def _function(info: LossInfo) -> Callable[..., torch.Tensor]:
         value, _ = _torch_compat.apply(
             info, logits, labels, weights,
             axis=axis, reduction=reduction, params=params,
-            factors=autograd_factors(logits, labels, weights, axis=axis, params=params),
         )  # fmt: skip
         return value  # type: ignore[no-any-return]
 

@@ -427,3 +427,116 @@ def test_readme_training_loop_runs():
     exec(compile(code, "README.md", "exec"), namespace)
     losses = np.asarray(namespace["history"])
     assert losses[-1] < losses[0]
+
+
+# --------------------------------------------------------------------------- #
+# torch.func: grad, vmap, jacrev (the autograd node's setup_context and vmap rule)
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("core", [False, True])
+@pytest.mark.parametrize("name", ["cross_entropy", "smooth_topk_svm", "kl_divergence"])
+def test_torch_func_grad_equals_autograd(name, core):
+    z0, y, soft = _inputs(seed=21)
+    labels = soft if name == "kl_divergence" else y
+    fn = al.LOSSES[name].value if core else _fn(name)
+    got = torch.func.grad(lambda s: fn(s, labels))(z0)
+    z = z0.clone().requires_grad_(True)
+    fn(z, labels).backward()
+    torch.testing.assert_close(got, z.grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_torch_func_grad_of_the_weights_equals_autograd(reduction):
+    z, y, _ = _inputs(seed=22)
+    w0 = torch.linspace(0.1, 2.0, N, dtype=torch.float64)
+    cw = torch.linspace(0.5, 2.0, C, dtype=torch.float64)
+
+    def f(w):
+        v = alt.cross_entropy(z, y, weights=w, reduction=reduction,
+                              ignore_index=int(y[0]), class_weights=cw)  # fmt: skip
+        return v.sum()
+
+    got = torch.func.grad(f)(w0)
+    w = w0.clone().requires_grad_(True)
+    f(w).backward()
+    torch.testing.assert_close(got, w.grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("core", [False, True])
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+def test_torch_func_vmap_equals_a_loop(reduction, core):
+    g = torch.Generator().manual_seed(23)
+    zs = torch.randn(3, N, C, generator=g, dtype=torch.float64)
+    ys = torch.randint(0, C, (3, N), generator=g)
+    ws = torch.rand(3, N, generator=g, dtype=torch.float64)
+    fn = al.smooth_topk_svm if core else alt.smooth_topk_svm
+    # The core on CPU tensors that need no grad runs the torch kernels, the
+    # autograd node (which vmap goes through) the NumPy ones: equal to rounding.
+    tol = {"rtol": 1e-13, "atol": 1e-15} if core else {"rtol": 0, "atol": 0}
+
+    def f(z, y, w):
+        return fn(z, y, weights=w, k=2, reduction=reduction)
+
+    got = torch.func.vmap(f)(zs, ys, ws)
+    want = torch.stack([f(zs[i], ys[i], ws[i]) for i in range(3)])
+    torch.testing.assert_close(got, want, **tol)
+    # Shared labels (in_dims None), the batch on another dimension.
+    got = torch.func.vmap(lambda z: fn(z, ys[0], k=2), in_dims=1)(zs.movedim(0, 1))
+    want = torch.stack([fn(zs[i], ys[0], k=2) for i in range(3)])
+    torch.testing.assert_close(got, want, **tol)
+
+
+def test_torch_func_per_sample_gradients_equal_a_loop():
+    """``vmap(grad(f))``: the per-sample gradients of the logits and weights."""
+    g = torch.Generator().manual_seed(24)
+    zs = torch.randn(4, N, C, generator=g, dtype=torch.float64)
+    ys = torch.randint(0, C, (4, N), generator=g)
+    ws = torch.rand(4, N, generator=g, dtype=torch.float64)
+
+    def f(z, w, y):
+        return alt.cross_entropy(z, y, weights=w, label_smoothing=0.1)
+
+    gz, gw = torch.func.vmap(torch.func.grad(f, argnums=(0, 1)))(zs, ws, ys)
+    for i in range(4):
+        z, w = zs[i].clone().requires_grad_(True), ws[i].clone().requires_grad_(True)
+        f(z, w, ys[i]).backward()
+        torch.testing.assert_close(gz[i], z.grad, rtol=0, atol=0)
+        torch.testing.assert_close(gw[i], w.grad, rtol=0, atol=0)
+
+
+def test_torch_func_jacrev_of_reduction_none_is_the_stacked_gradients():
+    z, y, _ = _inputs(seed=25)
+    jac = torch.func.jacrev(lambda s: alt.smooth_topk_svm(s, y, k=3, reduction="none"))(
+        z
+    )
+    assert jac.shape == (N, N, C)
+    _, rows = _core("smooth_topk_svm", z, y, k=3, reduction="none")
+    want = torch.zeros(N, N, C, dtype=z.dtype)
+    want[torch.arange(N), torch.arange(N)] = rows  # loss i depends on row i only
+    torch.testing.assert_close(jac, want, rtol=0, atol=0)
+
+
+def test_torch_func_keeps_the_eager_errors_and_refuses_second_derivatives():
+    g = torch.Generator().manual_seed(26)
+    zs = torch.randn(3, N, C, generator=g, dtype=torch.float64)
+    ys = torch.randint(0, C, (3, N), generator=g)
+    ys[1, 2] = C
+    with pytest.raises(ValueError, match="class indices in") as eager:
+        alt.cross_entropy(zs[1], ys[1])
+    with pytest.raises(ValueError, match="class indices in") as vmapped:
+        torch.func.vmap(alt.cross_entropy)(zs, ys)
+    assert str(vmapped.value) == str(eager.value)
+    with pytest.raises(ValueError, match="no gradient with respect to soft `labels`"):
+        torch.func.grad(lambda t: alt.kl_divergence(zs[0], t))(torch.softmax(zs[0], 1))
+    y = ys[0]
+    with pytest.raises(RuntimeError, match="first derivatives only"):
+        torch.func.grad(
+            lambda z: torch.func.grad(lambda s: alt.cross_entropy(s, y))(z).sum()
+        )(zs[0])
+    with pytest.raises(RuntimeError, match="first derivatives only"):
+        torch.func.jacrev(torch.func.grad(lambda s: alt.cross_entropy(s, y)))(zs[0])
+    with pytest.raises(NotImplementedError, match="over `class_weights`"):
+        torch.func.vmap(lambda cw: alt.cross_entropy(zs[0], y, class_weights=cw))(
+            torch.rand(3, C, dtype=torch.float64)
+        )
