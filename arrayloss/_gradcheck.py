@@ -8,10 +8,12 @@ Because a per-sample loss depends only on its own row, perturbing logit ``(i, j)
 changes only ``loss_i``: all ``n*C`` partials are evaluated as one vectorised batch
 of perturbed rows, so any row-wise loss function can be checked.
 
-Each row gets one of three verdicts: *checked* and agreeing, *checked* and failing
-(after refinement, see `gradcheck`), or *at a kink* (not compared).  A check that
-compared no row is neither a pass nor a failure: its `GradcheckResult.status` is
-``"skipped"`` and ``ok`` is ``False``.
+Each row gets one of four verdicts: *checked* and agreeing, *checked* and failing
+(after refinement, see `gradcheck`), *at a kink* (not compared), or *infinite*: the
+loss's value at the row is infinite, where finite differences measure nothing (not
+compared).  A check that compared no row is neither a pass nor a failure: its
+`GradcheckResult.status` is ``"skipped"`` and ``ok`` is ``False``; one with a row of
+infinite value (and none failed) is ``"infinite"``, not ``ok`` either.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ _REFINEMENTS = (8.0**-1, 8.0**-2, 8.0**-3, 8.0**-4, 8.0**-5)
 # changes are not row-wise.
 _ROWWISE_RTOL = 1e-12
 
-Status = Literal["passed", "failed", "skipped"]
+Status = Literal["passed", "failed", "skipped", "infinite"]
 
 
 @dataclass(frozen=True)
@@ -62,7 +64,7 @@ class GradcheckResult:
         of the loss (where the analytic gradient is one subgradient among many).
     n_failed : int
         Checked rows that disagree at every finite-difference step tried, plus
-        rows (checked or not) whose analytic gradient is not finite.
+        rows (checked or at a kink) whose analytic gradient is not finite.
     checked : numpy.ndarray
         Boolean ``(n,)``: rows compared.  The numeric entries of the other rows
         are NaN.
@@ -79,12 +81,22 @@ class GradcheckResult:
         Where ``atol > rtol * max |numeric|`` the gradient is below the
         finite-difference noise floor and only absolute agreement was checked
         (``max_rel_error`` may then exceed ``rtol`` in a pass).
+    n_infinite : int
+        Rows not compared because the loss's value there is infinite (``+-inf``):
+        finite differences of an infinite value measure nothing, so neither a
+        pass nor a failure can be told there (their analytic gradient is not
+        examined either).
+    infinite : numpy.ndarray
+        Boolean ``(n,)``: the rows counted in ``n_infinite``.
 
     Notes
     -----
     ``status`` is ``"passed"`` (``ok``) when at least one row was compared and
-    none failed, ``"failed"`` when a row failed, and ``"skipped"`` when no row
-    was compared: a check that compared nothing never passes.
+    none failed or was infinite, ``"failed"`` when a row failed, ``"infinite"``
+    when none failed but the value is infinite at a row, and ``"skipped"`` when
+    no row was compared for another reason (kinks): a check that compared
+    nothing, or left a point unchecked because the value is infinite there,
+    never passes.
     """
 
     max_abs_error: float
@@ -99,6 +111,8 @@ class GradcheckResult:
     fd_error: Any = field(repr=False)
     tolerance: float = field(default=math.nan, repr=False)
     atol: float = field(default=math.nan, repr=False)
+    n_infinite: int = 0
+    infinite: Any = field(default=None, repr=False)
 
     @property
     def below_noise_floor(self) -> bool:
@@ -107,9 +121,12 @@ class GradcheckResult:
 
     @property
     def status(self) -> Status:
-        """``"passed"``, ``"failed"`` or ``"skipped"`` (no row compared)."""
+        """``"passed"``, ``"failed"``, ``"infinite"`` (the value is infinite at a
+        row) or ``"skipped"`` (no row compared)."""
         if self.n_failed:
             return "failed"
+        if self.n_infinite:
+            return "infinite"
         return "passed" if self.n_checked else "skipped"
 
     @property
@@ -120,13 +137,25 @@ class GradcheckResult:
     @property
     def reason(self) -> str:
         """One line saying why the status is what it is."""
+        import numpy as np
+
         n = len(self.checked)
+        kink = f", {self.n_at_kink} at a kink" if self.n_at_kink else ""
+        if self.status == "infinite":
+            rows = np.flatnonzero(self.infinite)
+            shown = ", ".join(str(i) for i in rows[:5]) + (
+                ", ..." if rows.size > 5 else ""
+            )
+            agree = f"; {self.n_checked} of {n} rows agree" if self.n_checked else ""
+            return (
+                f"the loss is infinite at {self.n_infinite} of {n} rows (row {shown}): "
+                f"finite differences cannot check a gradient there{agree}{kink}"
+            )
         if self.status == "skipped":
             return (
                 f"nothing compared: all {n} rows lie within min_kink_distance of a "
                 "kink of the loss"
             )
-        kink = f", {self.n_at_kink} at a kink" if self.n_at_kink else ""
         if self.status == "failed":
             return (
                 f"{self.n_failed} of {n} rows disagree (max relative error "
@@ -206,7 +235,10 @@ def gradcheck(
     -------
     GradcheckResult
         ``ok`` only if at least one row was compared and all compared rows
-        agree; ``status`` is ``"skipped"`` when no row was compared.
+        agree; ``status`` is ``"skipped"`` when no row was compared, and
+        ``"infinite"`` when the loss's value is infinite at a row (and no row
+        failed): finite differences cannot check a gradient there, so such a
+        point is neither passed nor failed.
 
     Raises
     ------
@@ -252,6 +284,10 @@ def gradcheck(
     >>> res = al.gradcheck("l1", np.zeros((2, 3)), np.array([0, 1]))
     >>> res.status, res.ok
     ('skipped', False)
+    >>> z = np.array([[0.0, -1e308, 1e308]])  # its loss for class 1 is 2e308: inf
+    >>> res = al.gradcheck("cross_entropy", z, np.array([1]))
+    >>> res.status, res.ok, res.n_infinite
+    ('infinite', False, 1)
     """
     import numpy as np
 
@@ -310,12 +346,15 @@ def gradcheck(
         atol = 1e-10 * max(1.0, float(np.max(np.abs(finite), initial=0.0)))
 
     step = np.full(n, initial_step)
-    checked = np.ones(n, dtype=bool)
+    smooth = np.ones(n, dtype=bool)
     if kinks is not None:
         distance = _kink_distance(kinks, z, y, params)
         step = np.minimum(step, distance / 2)
         # A row on a kink (distance 0) is never compared, whatever the option.
-        checked = (distance >= min_kink_distance) & (distance > 0)
+        smooth = (distance >= min_kink_distance) & (distance > 0)
+    # Finite differences of an infinite value measure nothing: not compared.
+    infinite = np.isinf(values)
+    checked = smooth & ~infinite
     active = np.flatnonzero(checked)
     numeric = np.full((n, c), np.nan)
     fd_error = np.full((n, c), np.nan)
@@ -352,7 +391,7 @@ def gradcheck(
     tolerance = atol + rtol * scale
     errors = np.full(n, np.nan)
     errors[active] = row_error(active, numeric[active])
-    failed = (checked & ~(errors <= tolerance)) | ~good_analytic
+    failed = (checked & ~(errors <= tolerance)) | (~good_analytic & ~infinite)
     if active.size:
         max_abs = float(np.max(errors[active]))
         rel = max_abs / max(scale, np.finfo(np.float64).tiny)
@@ -362,7 +401,7 @@ def gradcheck(
         max_abs_error=max_abs,
         max_rel_error=rel,
         n_checked=int(active.size),
-        n_at_kink=int(n - active.size),
+        n_at_kink=int(np.sum(~smooth & ~infinite)),
         n_failed=int(np.sum(failed)),
         checked=checked,
         failed=failed,
@@ -371,6 +410,8 @@ def gradcheck(
         fd_error=fd_error,
         tolerance=tolerance,
         atol=atol,
+        n_infinite=int(np.sum(infinite)),
+        infinite=infinite,
     )
 
 
@@ -449,7 +490,8 @@ def _require_rowwise(
         ]
     )
     both = np.isfinite(values) & np.isfinite(parts)
-    same = np.abs(parts - values) <= _ROWWISE_RTOL * np.maximum(1.0, np.abs(values))
+    with np.errstate(invalid="ignore"):  # inf - inf at rows of infinite value
+        same = np.abs(parts - values) <= _ROWWISE_RTOL * np.maximum(1.0, np.abs(values))
     if not np.all(np.where(both, same, np.isnan(values) == np.isnan(parts))):
         i = int(np.argmin(np.where(both, same, True)))
         where = "in half of it" if y.ndim == 1 else "in a larger batch"

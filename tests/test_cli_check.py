@@ -248,9 +248,10 @@ CHECK_KEYS = {
     "losses",
 }
 LOSS_KEYS = {"loss", "name", "params", "status", "note", "rows", "checked", "at_kink",
-             "failed", "families"}  # fmt: skip
-FAMILY_KEYS = {"status", "rows", "checked", "at_kink", "failed", "max_abs_error",
-               "max_rel_error", "below_noise_floor", "message"}  # fmt: skip
+             "failed", "infinite", "families"}  # fmt: skip
+FAMILY_KEYS = {"status", "rows", "checked", "at_kink", "failed", "infinite",
+               "max_abs_error", "max_rel_error", "below_noise_floor",
+               "message"}  # fmt: skip
 
 
 def test_check_json_has_the_documented_keys(runner):
@@ -378,14 +379,23 @@ def test_check_adversarial_usage_exit_2_one_line(runner, args):
 
 
 def test_check_of_a_loss_that_overflows_is_one_line(runner):
-    """``hinge:margin=1e308`` is infinite: its families fail, with no NumPy
-    overflow warnings on stderr (an internal error where warnings are errors)."""
+    """``hinge:margin=1e308`` is infinite: its families say so (not that the
+    gradients disagree), exit 1, with no NumPy overflow warnings on stderr (an
+    internal error where warnings are errors)."""
     args = ["check", "--loss", "hinge:margin=1e308", "--samples", "2"]
     result = invoke(runner, args, exit_code=1)
     assert result.stderr.splitlines() == [
-        "Error: analytic gradients disagree with finite differences: "
-        "hinge:margin=1e+308"
+        "Error: the loss is infinite at some rows: hinge:margin=1e+308 (finite "
+        "differences cannot check a gradient there)"
     ]
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("hinge")]
+    assert row.split()[-1] == "infinite"
+    assert "FAIL" not in result.stdout
+    doc = json.loads(invoke(runner, [*args, "--format", "json"], exit_code=1).stdout)
+    assert doc["status"] == "infinite"
+    (loss,) = doc["losses"]
+    assert (loss["status"], loss["infinite"], loss["failed"]) == ("infinite", 8, 0)
+    assert {f["status"] for f in loss["families"].values()} == {"infinite"}
 
 
 def test_check_one_sample_every_loss(runner):

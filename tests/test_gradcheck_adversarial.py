@@ -307,6 +307,42 @@ def test_nan_values_everywhere_fail():
     assert res.n_failed == len(Y)
 
 
+def test_infinite_value_is_its_own_outcome_not_a_failure_nor_a_pass():
+    """Where the loss is infinite finite differences measure nothing: such rows
+    are "infinite" (not compared, not failed), and the check does not pass."""
+    z = np.array([[0.0, -1e308, 1e308], [0.3, -0.2, 1.1]])  # row 0's loss: 2e308
+    res = al.gradcheck("cross_entropy", z, np.array([1, 2]))
+    assert res.status == "infinite"
+    assert not res.ok
+    assert (res.n_infinite, res.n_checked, res.n_at_kink, res.n_failed) == (1, 1, 0, 0)
+    assert res.infinite.tolist() == [True, False]
+    assert res.checked.tolist() == [False, True]
+    assert np.isnan(res.numeric[0]).all()
+    assert res.reason.startswith("the loss is infinite at 1 of 2 rows (row 0): ")
+    assert "finite differences cannot check" in res.reason
+    assert "disagree" not in res.reason
+    # Every row infinite, with a non-finite analytic gradient there: still the
+    # same outcome, nothing compared.
+    inf_rows = (
+        lambda z, y: np.full(len(z), np.inf),
+        lambda z, y: np.full_like(z, np.inf),
+    )
+    res = al.gradcheck(inf_rows, Z, Y)
+    assert (res.status, res.n_infinite, res.n_checked, res.n_failed) == (
+        "infinite", len(Y), 0, 0,
+    )  # fmt: skip
+
+    # A wrong gradient on a finite row is still a failure.
+    def value(z, y):
+        v = ce_value(z, y)
+        return np.where(np.arange(len(z)) == 0, -np.inf, v)
+
+    res = al.gradcheck((value, lambda z, y: 2 * ce_grad(z, y)), Z, Y)
+    assert res.status == "failed"
+    assert res.failed.tolist() == [False, True, True, True, True, True]
+    assert res.n_infinite == 1
+
+
 def test_constant_loss_with_zero_gradient_passes():
     res = al.gradcheck(
         (lambda z, y: np.ones(len(z)), lambda z, y: np.zeros_like(z)), Z, Y

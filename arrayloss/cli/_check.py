@@ -57,11 +57,12 @@ def input_families(n: int, c: int, seed: int) -> dict[str, tuple[Any, Any]]:
 
 @dataclass
 class _Family:
-    status: str  # passed | failed | skipped | error
+    status: str  # passed | failed | infinite | skipped | error
     rows: int
     checked: int = 0
     at_kink: int = 0
     failed: int = 0
+    infinite: int = 0
     max_abs_error: float = math.nan
     max_rel_error: float = math.nan
     below_noise_floor: bool = False
@@ -74,6 +75,7 @@ class _Family:
             "checked": self.checked,
             "at_kink": self.at_kink,
             "failed": self.failed,
+            "infinite": self.infinite,
             "max_abs_error": _finite_or_none(self.max_abs_error),
             "max_rel_error": _finite_or_none(self.max_rel_error),
             "below_noise_floor": self.below_noise_floor,
@@ -99,6 +101,8 @@ class _Loss:
         states = {f.status for f in self.families.values()}
         if states & {"failed", "error"}:
             return "failed"
+        if "infinite" in states:
+            return "infinite"
         return "passed" if "passed" in states else "skipped"
 
     def total(self, key: str) -> int:
@@ -115,6 +119,7 @@ class _Loss:
             "checked": self.total("checked"),
             "at_kink": self.total("at_kink"),
             "failed": self.total("failed"),
+            "infinite": self.total("infinite"),
             "families": {k: f.as_json() for k, f in self.families.items()},
         }
 
@@ -137,7 +142,9 @@ adversarial inputs (huge scores, ties, near one-hot) and prints, per loss and
 input family, the largest relative error.  Rows that sit on a kink of a
 non-smooth loss are not compared and are counted as "at kink"; a family whose
 rows all sit on kinks shows "at kink" instead of an error, and is neither a
-pass nor a failure.
+pass nor a failure.  Rows where the loss's value is infinite (an overflowing
+loss) are not compared either: finite differences cannot check a gradient
+there; such a family shows "infinite", and is not a pass.
 
 Without --loss every loss of the registry is checked.  A top-k loss whose
 default k does not fit --classes is checked with k = classes - 1 and a note
@@ -147,19 +154,21 @@ reason.  A loss named with --loss is checked as given (bad parameters: exit 2).
 \b
 --format json prints one object with the keys
   command ("check"), classes, samples, seed, rtol, atol (null: the default
-  noise floor), status ("passed", "failed" or "skipped"), and losses: a list
-  of objects with loss (the spec, NAME[:k=v,...]), name, params, status
-  ("passed", "failed", "skipped"), note (why parameters were adapted or the
-  loss skipped, else null), rows, checked, at_kink, failed, and families: an
-  object keyed by random, large, ties, near_one_hot, each with status
-  ("passed", "failed", "skipped", "error"), rows, checked, at_kink, failed,
-  max_abs_error, max_rel_error (null when nothing was compared),
+  noise floor), status ("passed", "failed", "infinite" or "skipped"), and
+  losses: a list of objects with loss (the spec, NAME[:k=v,...]), name,
+  params, status ("passed", "failed", "infinite", "skipped"), note (why
+  parameters were adapted or the loss skipped, else null), rows, checked,
+  at_kink, failed, infinite (rows whose loss value is infinite), and
+  families: an object keyed by random, large, ties, near_one_hot, each with
+  status ("passed", "failed", "infinite", "skipped", "error"), rows, checked,
+  at_kink, failed, infinite, max_abs_error, max_rel_error (null when nothing was compared),
   below_noise_floor (true when the gradient is below the absolute tolerance,
   so only absolute agreement was checked) and message (the error's text for
   status "error", else null).
 
 Exit codes: 0 every checked gradient agrees; 1 a gradient disagrees, a loss
-raised an error, or a loss named with --loss had no row compared; 2 bad usage.
+raised an error, a loss's value is infinite at checked rows, or a loss named
+with --loss had no row compared; 2 bad usage.
 """
 
 
@@ -212,12 +221,12 @@ def check(
         if loss.skip_reason is None:
             _run(loss, batches, rtol, atol)
     failed = [x.spec for x in losses if x.status == "failed"]
+    infinite = [x.spec for x in losses if x.status == "infinite"]
     empty = [x.spec for x in losses if x.explicit and x.status == "skipped"]
-    overall = (
-        "failed"
-        if failed
-        else ("passed" if any(x.status == "passed" for x in losses) else "skipped")
-    )
+    if failed or infinite:
+        overall = "failed" if failed else "infinite"
+    else:
+        overall = "passed" if any(x.status == "passed" for x in losses) else "skipped"
     if fmt == "json":
         doc = {
             "command": "check",
@@ -235,6 +244,12 @@ def check(
     if failed:
         msg = (
             f"analytic gradients disagree with finite differences: {', '.join(failed)}"
+        )
+        raise click.ClickException(msg)
+    if infinite:
+        msg = (
+            f"the loss is infinite at some rows: {', '.join(infinite)} (finite "
+            "differences cannot check a gradient there)"
         )
         raise click.ClickException(msg)
     if empty or overall == "skipped":
@@ -284,8 +299,8 @@ def _run(
     for family, (logits, labels) in batches.items():
         n = len(labels)
         try:
-            # A loss that overflows (hinge:margin=1e308) shows as a failed family,
-            # not as NumPy's warnings on stderr.
+            # A loss that overflows (hinge:margin=1e308) shows as an "infinite"
+            # family, not as NumPy's warnings on stderr.
             with np.errstate(all="ignore"):
                 res = gradcheck(
                     loss.name, logits, labels, rtol=rtol, atol=atol, **loss.params
@@ -299,6 +314,7 @@ def _run(
             checked=res.n_checked,
             at_kink=res.n_at_kink,
             failed=res.n_failed,
+            infinite=res.n_infinite,
             max_abs_error=res.max_abs_error,
             max_rel_error=res.max_rel_error,
             below_noise_floor=res.n_checked > 0 and res.below_noise_floor,
@@ -312,7 +328,11 @@ def _cell(f: _Family | None) -> str:
         return "error"
     if f.status == "skipped":
         return "at kink"
+    if f.status == "infinite" and not f.checked:
+        return "infinite"
     text = f"{f.max_rel_error:.1e}" + ("*" if f.below_noise_floor else "")
+    if f.status == "infinite":
+        return f"{text} infinite"
     return f"{text} FAIL" if f.status == "failed" else text
 
 
@@ -348,7 +368,7 @@ def _print_report(losses: Sequence[_Loss], rtol: float, atol: float | None) -> N
         "tiny, e.g. saturated softmax rows). *: every gradient entry of the family "
         "is below that floor, so only absolute agreement was checked and the "
         "relative error says nothing. Rows within 1e-3 of a kink are not compared "
-        "('at kink')."
+        "('at kink'), nor rows where the loss is infinite ('infinite')."
     )
     for note in notes:
         click.echo(f"note: {note}")
