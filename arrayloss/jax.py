@@ -6,8 +6,12 @@
 with `jax.custom_vjp`: `jax.grad`, `jax.value_and_grad`, `jax.vjp` and `jax.jit`
 use the loss's exact gradient (one ``value_and_grad`` of the core in the forward
 pass, ``grad * cotangent`` in the backward pass) instead of differentiating the
-forward code.  Labels get no gradient (a zero cotangent); weights get theirs,
-``l_i`` for ``"sum"``/``"none"`` and ``(l_i - L) / sum(w)`` for the weighted mean.
+forward code.  Weights get their gradient, ``l_i`` for ``"sum"``/``"none"`` and
+``(l_i - L) / sum(w)`` for the weighted mean.  No gradient with respect to soft
+labels is provided: differentiating with respect to them (`jax.grad` with their
+``argnums``, `jax.vjp` over them, teacher probabilities computed from the logits
+without `jax.lax.stop_gradient`) is a `ValueError` when JAX differentiates, as
+`arrayloss.torch` refuses labels that require grad, instead of a silent zero.
 Forward-mode derivatives (`jax.jvp`, `jax.jacfwd`) are not defined for
 `jax.custom_vjp` functions.
 
@@ -53,6 +57,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
 
 from . import _xp
 from ._adapter import check_options, export, present
@@ -270,36 +275,56 @@ def _differentiable(
         return _core(call(logits, labels, weights), False)[0]
 
     def fwd(
-        logits: Array, labels: Array, weights: Array | None
+        logits: CustomVJPPrimal, labels: CustomVJPPrimal, weights: Any
     ) -> tuple[Array, tuple[Array, Array | None, Array | None, Array, Array | None]]:
-        value, grad = _core(call(logits, labels, weights))
+        # ``perturbed``: JAX differentiates with respect to that input.
+        _refuse_label_grad(labels)
+        z, y = logits.value, labels.value
+        w = None if weights is None else weights.value
+        value, grad = _core(call(z, y, w))
         rows = factors = None
-        if weights is not None:  # for the weights' cotangent (dead code if unused)
-            rows = loss.value(logits, labels, axis=axis, reduction="none", **opts)
+        if w is not None and weights.perturbed:  # for the weights' cotangent
+            rows = loss.value(z, y, axis=axis, reduction="none", **opts)
             ignore: Any = opts.get("ignore_index")  # checked by `loss.value` above
             factors = sample_factors(
-                logits, labels, axis=axis, ignore_index=ignore,
+                z, y, axis=axis, ignore_index=ignore,
                 class_weights=opts.get("class_weights"),
             )  # fmt: skip
-        return value, (grad, weights, rows, value, factors)
+        return value, (grad, w, rows, value, factors)
 
     def bwd(
-        res: tuple[Array, Array | None, Array | None, Array, Array | None], g: Array
-    ) -> tuple[Array, None, Array | None]:
+        res: tuple[Array, Array | None, Array | None, Array, Array | None], g: Any
+    ) -> tuple[Array | None, None, Array | None]:
         grad, w, rows, value, factors = res
+        if isinstance(g, SymbolicZero):  # the value's cotangent is zero
+            return None, None, None
         gz = grad * (jnp.expand_dims(g, axis % grad.ndim) if reduction == "none" else g)
         gw = None
-        if w is not None and reduction == "mean" and factors is not None:
-            assert rows is not None  # computed with the weights
+        if rows is not None and reduction == "mean" and factors is not None:
+            assert w is not None  # rows are computed for the weights
             f = factors.astype(rows.dtype)  # rows are c_i l_i; the mean's weights w c
             gw = ((rows - f * value) / jnp.sum(w * f) * g).astype(w.dtype)
-        elif w is not None:
+        elif rows is not None:
+            assert w is not None
             gw = (rows - value) / jnp.sum(w) * g if reduction == "mean" else rows * g
             gw = gw.astype(w.dtype)
         return gz, None, gw
 
-    f.defvjp(fwd, bwd)
+    f.defvjp(fwd, bwd, symbolic_zeros=True)
     return f
+
+
+def _refuse_label_grad(labels: CustomVJPPrimal) -> None:
+    """`ValueError` when JAX differentiates with respect to soft ``labels``: no
+    gradient with respect to them is provided, and a zero cotangent would be a
+    silent wrong number (as `arrayloss.torch` refuses labels that require grad)."""
+    if labels.perturbed and jnp.issubdtype(jnp.result_type(labels.value), jnp.inexact):
+        msg = (
+            "no gradient with respect to soft `labels` is provided: pass "
+            "`jax.lax.stop_gradient(labels)` (teacher probabilities are constants), "
+            "or leave them out of the arguments `jax.grad`/`jax.vjp` differentiate"
+        )
+        raise ValueError(msg)
 
 
 def _hashable(conv: Mapping[str, Any]) -> dict[str, Any]:

@@ -125,6 +125,61 @@ def test_weights_get_their_gradient(reduction):
     _close(gz, ref_g)
 
 
+@pytest.mark.parametrize("jit", [False, True])
+def test_weights_with_conventions_get_their_gradient(jit):
+    z, y, _ = _inputs(seed=3)
+    w = jnp.linspace(0.1, 2.0, N)
+    cw = [0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5]
+    ignore = int(y[0])
+
+    def total(v, s):
+        return alj.cross_entropy(s, y, weights=v, ignore_index=ignore, class_weights=cw)
+
+    grad = jax.grad(total)
+    gw = (jax.jit(grad) if jit else grad)(w, z)
+    c = np.asarray(cw)[np.asarray(y)] * (np.asarray(y) != ignore)
+    rows = np.asarray(al.cross_entropy(z, y, reduction="none")) * c
+    wc = np.asarray(w) * c
+    mean = np.sum(np.asarray(w) * rows) / np.sum(wc)
+    _close(gw, (rows - c * mean) / np.sum(wc), rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_differentiating_with_respect_to_soft_labels_is_refused(jit):
+    """No gradient with respect to soft labels is provided: asking JAX for one
+    raises (as `arrayloss.torch` refuses labels that require grad) instead of a
+    silent zero; the logits' gradient with constant labels is unchanged."""
+    z, _, soft = _inputs(seed=12)
+    msg = r"no gradient with respect to soft `labels`.*jax\.lax\.stop_gradient"
+
+    def wrap(f):
+        return jax.jit(f) if jit else f
+
+    for name in ("kl_divergence", "cross_entropy", "keras.kl_divergence"):
+        fn = _fn(name)
+        with pytest.raises(ValueError, match=msg):
+            wrap(jax.grad(fn, argnums=1))(z, soft)
+        with pytest.raises(ValueError, match=msg):
+            wrap(jax.grad(fn, argnums=(0, 1)))(z, soft)
+        with pytest.raises(ValueError, match=msg):
+            jax.vjp(wrap(fn), z, soft)
+        # Distillation without stop_gradient: the teacher depends on the logits.
+        with pytest.raises(ValueError, match=msg):
+            wrap(jax.grad(lambda s, f=fn: f(s, jax.nn.softmax(2 * s))))(z)
+
+        # The advice works: the logits' gradient is the core's.
+        def held(s, t, f=fn):
+            return f(s, jax.lax.stop_gradient(t))
+
+        gz, gt = wrap(jax.grad(held, argnums=(0, 1)))(z, soft)
+        _close(gz, al.LOSSES[name].value_and_grad(*_np(z, soft))[1])
+        assert not np.any(np.asarray(gt))  # stop_gradient's own zero, asked for
+    # Integer labels are not differentiable: nothing to refuse.
+    _, y, _ = _inputs(seed=12)
+    _, pull = jax.vjp(alj.cross_entropy, z, y)
+    assert pull(jnp.ones(()))[1].dtype == jax.dtypes.float0
+
+
 def test_cross_entropy_through_a_linear_layer_equals_autodiff_of_the_maths():
     rng = np.random.default_rng(4)
     x = jnp.asarray(rng.standard_normal((32, 5)))
