@@ -333,10 +333,57 @@ def namespace(*named: tuple[str, Array | None]) -> Namespace:
     try:
         return _xp.array_namespace(*(arr for _, arr in named))
     except TypeError as exc:
+        raise _mixed_libraries(named, exc) from None
+
+
+# How to bring an array into the first argument's library, by library.
+_CONVERT = {
+    "torch": "torch.as_tensor({x}, device={ref}.device)",
+    "JAX": "jnp.asarray({x})",
+    "NumPy": "np.asarray({x})",
+    "CuPy": "cupy.asarray({x})",
+    "Dask": "dask.array.from_array({x})",
+}
+
+
+def _library(arr: Array) -> str | None:
+    """The array library of ``arr`` ("torch", "NumPy", ...), ``None`` if unknown."""
+    try:
+        xp = _xp.array_namespace(arr)
+    except TypeError:
+        return None
+    mod = xp.__name__.removeprefix("array_api_compat.").split(".")[0]
+    return {"numpy": "NumPy", "jax": "JAX", "cupy": "CuPy", "dask": "Dask"}.get(
+        mod, mod
+    )
+
+
+def _mixed_libraries(
+    named: tuple[tuple[str, Array | None], ...], exc: Exception
+) -> TypeError:
+    """The `TypeError` for arrays of several libraries: it names each argument
+    that is not in the first one's library and how to convert it (PyTorch's own
+    losses refuse a NumPy ``weight=`` as well; arrayloss moves only the labels
+    and ``class_weights`` between libraries)."""
+    (ref, first), *rest = named
+    lib = _library(first)
+    odd = [(n, _library(a)) for n, a in rest if a is not None and _library(a) != lib]
+    if lib is None or not odd or any(other is None for _, other in odd):
         names = [f"`{n}`" for n, _ in named]
         listed = ", ".join(names[:-1]) + f" and {names[-1]}"
-        msg = f"{listed} must be arrays of one array library ({exc})"
-        raise TypeError(msg) from None
+        return TypeError(f"{listed} must be arrays of one array library ({exc})")
+
+    def kind(library: str | None) -> str:
+        return "a torch tensor" if library == "torch" else f"a {library} array"
+
+    parts = [f"`{n}` is {kind(other)}" for n, other in odd]
+    fix = _CONVERT.get(lib, f"{lib}'s asarray({{x}})")
+    fixes = " and ".join(f"`{fix.format(x=n, ref=ref)}`" for n, _ in odd)
+    msg = (
+        f"{' and '.join(parts)} but `{ref}` is {kind(lib)}: the arrays must be of "
+        f"one array library; pass {fixes}"
+    )
+    return TypeError(msg)
 
 
 def normalize_axis(axis: object, ndim: int, *, name: str = "logits") -> int:

@@ -540,3 +540,30 @@ def test_torch_func_keeps_the_eager_errors_and_refuses_second_derivatives():
         torch.func.vmap(lambda cw: alt.cross_entropy(zs[0], y, class_weights=cw))(
             torch.rand(3, C, dtype=torch.float64)
         )
+
+
+@pytest.mark.parametrize("how", ["function", "module", "core", "grad"])
+def test_numpy_weights_are_refused_naming_the_argument_and_the_fix(how):
+    """As `torch.nn.functional.cross_entropy` refuses a NumPy ``weight=``, with a
+    message that names `weights` and how to convert them (not a list of
+    array_api_compat modules)."""
+    z, y, _ = _inputs()
+    w = np.linspace(0.5, 2.0, N)
+    msg = (
+        "`weights` is a NumPy array but `logits` is a torch tensor: the arrays must "
+        "be of one array library; pass `torch.as_tensor(weights, device=logits.device)`"
+    )
+    call = {
+        "function": lambda: alt.cross_entropy(z, y, weights=w),
+        "module": lambda: alt.loss("cross_entropy")(z, y, w),
+        "core": lambda: al.cross_entropy(z, y, weights=w),
+        "grad": lambda: alt.cross_entropy(z.requires_grad_(True), y, weights=w),
+    }[how]
+    with pytest.raises(TypeError) as err:
+        call()
+    assert str(err.value) == msg
+    # The advice works.
+    value = alt.cross_entropy(z, y, weights=torch.as_tensor(w, device=z.device))
+    torch.testing.assert_close(
+        value.detach(), al.cross_entropy(z.detach(), y, weights=torch.as_tensor(w))
+    )
