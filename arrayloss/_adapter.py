@@ -13,6 +13,7 @@ import types
 from collections.abc import Callable, Mapping, MutableMapping
 from typing import Any
 
+from ._api import unknown_parameter
 from ._registry import CONVENTIONS, LOSSES, LossInfo, get_loss
 
 __all__ = ["check_options", "export", "present"]
@@ -64,5 +65,9 @@ def check_options(name: str, params: Mapping[str, Any], where: str) -> LossInfo:
         msg = f"pass `weights` {where}"
         raise TypeError(msg)
     own = {k: v for k, v in params.items() if k not in CONVENTIONS}
-    inspect.signature(info.value).bind_partial(None, None, **own)
+    sig = inspect.signature(info.value)
+    unknown = sorted(k for k in own if k not in sig.parameters)
+    if unknown:
+        raise unknown_parameter(name, unknown[0], info.params)
+    sig.bind_partial(None, None, **own)
     return info

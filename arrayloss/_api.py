@@ -93,7 +93,20 @@ def unknown_parameter(loss: str, key: str, known: Iterable[str]) -> TypeError:
     """The error for a keyword ``key`` that loss ``loss`` (with its own parameters
     ``known``) does not take: one message for built-in and user losses."""
     have = ", ".join(known) or "none"
-    return TypeError(f"`{loss}` has no parameter {key!r} (parameters: {have})")
+    ported = _PYTORCH_NAMES.get(key)
+    hint = f"; PyTorch's `{key}=` is `{ported}=` here" if ported else ""
+    return TypeError(f"`{loss}` has no parameter {key!r} (parameters: {have}){hint}")
+
+
+# PyTorch loss arguments ported under another name.
+_PYTORCH_NAMES = {
+    "weight": "class_weights",
+    "dim": "axis",
+    "target": "labels",
+    "input": "logits",
+    "size_average": "reduction",
+    "reduce": "reduction",
+}
 
 
 KernelRows = Callable[..., tuple[Array, "Array | None"]]
@@ -801,9 +814,17 @@ def _targets(
             )
             raise ValueError(msg)
         if shape != batch_shape:
+            torch_layout = (logits_shape[0], *logits_shape[2:])
+            hint = (
+                "; PyTorch's layout (N, C, d1, ...) has the classes on axis 1: pass "
+                "axis=1"
+                if len(logits_shape) > 2 and axis != 1 and shape == torch_layout
+                else ""
+            )
             msg = (
                 f"integer `labels` must have the batch shape {batch_shape} of `logits` "
                 f"{tuple(logits_shape)} without its class axis {axis} (got {shape})"
+                f"{hint}"
             )
             raise ValueError(msg)
         index = xp.reshape(labels, (n,))
@@ -862,9 +883,14 @@ def _check_index(
     if lo < 0 or hi >= n_classes:
         bad = lo if lo < 0 else hi
         also = "" if ignore_index is None else f" or ignore_index={ignore_index}"
+        hint = (
+            "; PyTorch ignores -100 by default, arrayloss only with ignore_index=-100"
+            if bad == -100 and ignore_index is None
+            else ""
+        )
         msg = (
             f"`labels` must be class indices in [0, {n_classes - 1}]{also} "
-            f"for {n_classes} classes (found {bad})"
+            f"for {n_classes} classes (found {bad}){hint}"
         )
         raise ValueError(msg)
 

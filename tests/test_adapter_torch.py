@@ -567,3 +567,42 @@ def test_numpy_weights_are_refused_naming_the_argument_and_the_fix(how):
     torch.testing.assert_close(
         value.detach(), al.cross_entropy(z.detach(), y, weights=torch.as_tensor(w))
     )
+
+
+def test_code_ported_from_torch_nn_cross_entropy_gets_the_arrayloss_spelling():
+    """PyTorch's ``weight=``, its default ``ignore_index=-100`` and its
+    (N, C, d1, ...) layout: the errors say what arrayloss calls them."""
+    z, y, _ = _inputs()
+    cw = torch.linspace(0.5, 2.0, C, dtype=torch.float64)
+    hint = r"PyTorch's `weight=` is `class_weights=` here"
+    with pytest.raises(
+        TypeError, match=r"`cross_entropy` has no parameter 'weight'.*" + hint
+    ):
+        alt.loss("cross_entropy", weight=cw)
+    with pytest.raises(
+        TypeError, match=r"`cross_entropy` has no parameter 'weight'.*" + hint
+    ):
+        alt.cross_entropy(z, y, weight=cw)
+    with pytest.raises(TypeError, match=r"PyTorch's `size_average=` is `reduction=`"):
+        alt.loss("cross_entropy", size_average=False)
+    torch.testing.assert_close(
+        alt.loss("cross_entropy", class_weights=cw)(z, y),
+        F.cross_entropy(z, y, weight=cw),
+    )
+    y100 = y.clone()
+    y100[0] = -100
+    with pytest.raises(
+        ValueError, match=r"\(found -100\); PyTorch ignores -100 by default"
+    ):
+        alt.cross_entropy(z, y100)
+    torch.testing.assert_close(
+        alt.cross_entropy(z, y100, ignore_index=-100), F.cross_entropy(z, y100)
+    )
+    g = torch.Generator().manual_seed(27)
+    z4 = torch.randn(2, C, 3, 4, generator=g, dtype=torch.float64)
+    y4 = torch.randint(0, C, (2, 3, 4), generator=g)
+    with pytest.raises(ValueError, match=r"classes on axis 1: pass axis=1"):
+        alt.cross_entropy(z4, y4, reduction="none")
+    got = alt.cross_entropy(z4, y4, axis=1, reduction="none")
+    assert got.shape == (2, 3, 4)
+    torch.testing.assert_close(got, F.cross_entropy(z4, y4, reduction="none"))
