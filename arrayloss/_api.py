@@ -482,7 +482,9 @@ def prepare(
     checked: Mapping[str, Any] = dict(params or {})
     if check_params is not None:
         checked = check_params(n_classes=n_classes, **checked)
-    eager = not _xp.is_lazy(z)
+    # Any input without values (a Dask array, a JAX tracer: weights traced under
+    # `jax.vmap` beside concrete logits) skips the value checks.
+    eager = not any(_xp.is_lazy(a) for a in (z, labels, weights) if a is not None)
     if eager:
         (check_scores or _check_finite_scores)(z, xp)
     targets, kept = _targets(

@@ -38,6 +38,7 @@ __all__ = [
     "finfo_eps",
     "is_jax_tracer",
     "is_lazy",
+    "jax_staging",
     "log_softmax",
     "logaddexp",
     "logsumexp",
@@ -79,8 +80,27 @@ def is_lazy(x: Array) -> bool:
     it) or a JAX tracer.  Concrete JAX arrays are eager (``array_api_compat``'s
     ``is_lazy_array`` counts every JAX array as lazy)."""
     if is_jax_array(x):
-        return is_jax_tracer(x)
+        return is_jax_tracer(x) or jax_staging()
     return bool(is_lazy_array(x))
+
+
+def jax_staging() -> bool:
+    """True while JAX stages operations into a program (inside `jax.jit`, and
+    under a transform within it): then even a concrete array's operations give
+    tracers, so no value can be read (a ``jit`` over weights or labels with
+    logits closed over).  JAX has no public test for it: this reads its trace
+    context, and says ``False`` (tracer arguments only) where that is not there."""
+    try:
+        from jax._src.core import trace_ctx
+        from jax._src.interpreters.partial_eval import DynamicJaxprTrace
+    except ImportError:  # pragma: no cover - another JAX layout
+        return False
+    trace = trace_ctx.trace
+    while trace is not None:
+        if isinstance(trace, DynamicJaxprTrace):
+            return True
+        trace = getattr(trace, "parent_trace", None)
+    return False
 
 
 def default_float(xp: Namespace, device: object = None) -> object:

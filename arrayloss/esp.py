@@ -1140,7 +1140,7 @@ def log_elementary_symmetric(
             _log_esp_block, k, method, dtype=x2.dtype, chunks=(x2.chunks[0], (k + 1,)),
             meta=x2._meta,
         )  # fmt: skip
-    elif is_jax_namespace(xp) and not _xp.is_jax_tracer(x2) and not _any_wide(x2):
+    elif is_jax_namespace(xp) and not _xp.is_lazy(x2) and not _any_wide(x2):
         out = _jax_log_esp(k, method)(x2)  # one compiled program
     else:
         out = _log_esp_rows(x2, k, method, xp=xp)

@@ -180,6 +180,30 @@ def test_differentiating_with_respect_to_soft_labels_is_refused(jit):
     assert pull(jnp.ones(()))[1].dtype == jax.dtypes.float0
 
 
+@pytest.mark.parametrize("name", ["cross_entropy", "smooth_topk_svm"])
+def test_jit_and_vmap_with_the_logits_closed_over(name):
+    """Inside `jax.jit` even a concrete array's operations are traced: logits
+    closed over (a jit over the weights or the labels only) skip the value
+    checks as traced logits do, instead of failing with
+    TracerBoolConversionError; so do weights batched by `jax.vmap` beside
+    concrete logits."""
+    z, y, _ = _inputs(seed=13)
+    w = jnp.linspace(0.5, 2.0, N)
+    opts = {"k": 2} if "topk" in name else {}
+    core, fn = al.LOSSES[name].value, _fn(name)
+    want = core(*_np(z, y), weights=np.asarray(w), **opts)
+    _close(jax.jit(lambda v: core(z, y, weights=v, **opts))(w), want, rtol=1e-12)
+    _close(jax.jit(lambda t: core(z, t, weights=w, **opts))(y), want, rtol=1e-12)
+    _close(jax.jit(lambda: core(z, y, weights=w, **opts))(), want, rtol=1e-12)
+    _close(jax.vmap(lambda v: core(z, y, weights=v, **opts))(jnp.stack([w, w]))[1], want,
+           rtol=1e-12)  # fmt: skip
+    gw = jax.jit(jax.grad(lambda v: fn(z, y, weights=v, **opts)))(w)
+    _close(gw, jax.grad(lambda v: fn(z, y, weights=v, **opts))(w), rtol=1e-12)
+    # Eagerly the values are still checked.
+    with pytest.raises(ValueError, match="class indices in"):
+        core(z, y.at[0].set(C), **opts)
+
+
 def test_cross_entropy_through_a_linear_layer_equals_autodiff_of_the_maths():
     rng = np.random.default_rng(4)
     x = jnp.asarray(rng.standard_normal((32, 5)))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from array_api_compat import is_jax_array
+
 from .. import _esp_compiled, _xp
 from .._api import Kernel, Targets
 from .._doc import filler
@@ -210,7 +212,8 @@ def _split_wide(
     in a traced JAX program the regular path on every row).  ``opts``: the
     keywords ``want_grad``, ``k``, ``tau`` and ``alpha`` of both paths."""
     k, tau, want_grad = opts["k"], opts["tau"], opts["want_grad"]
-    if _xp.is_jax_tracer(z) or not _any_wide(z, xp=xp, k=k, tau=tau):
+    traced = is_jax_array(z) and _xp.is_lazy(z)  # a tracer, or inside `jax.jit`
+    if traced or not _any_wide(z, xp=xp, k=k, tau=tau):
         # In a traced JAX program the regular path only: two branches would trace
         # (and compile) the tree twice; concrete JAX scores with wide rows run
         # eagerly instead of compiled (`_SMOOTH.jax_eager`).
