@@ -315,9 +315,12 @@ def _function() -> Any:
             logits, _, weights, _, axis, reduction, params, want_rows = inputs
             value, grad, rows, factors = output
             ctx.mark_non_differentiable(grad, rows, factors)
-            # The logits only inside `torch.func` (the second-order guard): eagerly
-            # an in-place change of them after the call stays allowed.
-            z = logits if _transformed() else None
+            # Made inside `torch.func` (`grad`, `vjp`, ...), whose backward (also a
+            # `torch.func.vjp` pullback called later) always builds a graph: the
+            # second-order guard, which needs the logits.  Eagerly they are not
+            # saved, so an in-place change of them after the call stays allowed.
+            ctx.func = _transformed()
+            z = logits if ctx.func else None
             ctx.save_for_backward(z, grad, weights, rows, value, factors)
             ctx.axis = axis % logits.ndim
             ctx.reduction = reduction
@@ -330,7 +333,7 @@ def _function() -> Any:
             ctx: Any, g_value: Any, *_: Any
         ) -> tuple[Any, None, Any, None, None, None, None, None]:
             guard = torch.is_grad_enabled()  # create_graph=True
-            if guard and not _transformed():  # eagerly: refused at once
+            if guard and not ctx.func:  # eagerly: refused at once
                 raise RuntimeError(_SECOND_ORDER)
             z, grad, w, rows, value, factors = ctx.saved_tensors
             g = g_value.unsqueeze(ctx.axis) if ctx.reduction == "none" else g_value

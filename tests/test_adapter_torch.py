@@ -505,6 +505,25 @@ def test_torch_func_per_sample_gradients_equal_a_loop():
         torch.testing.assert_close(gw[i], w.grad, rtol=0, atol=0)
 
 
+def test_torch_func_vjp_pullback_called_after_the_transform():
+    """`torch.func.vjp`'s pullback runs outside the transform, with the graph
+    built (``create_graph`` defaults to grad mode): it is the autograd gradient,
+    not the eager refusal of ``create_graph=True``."""
+    z, y, _ = _inputs(seed=28)
+    w = torch.linspace(0.1, 2.0, N, dtype=torch.float64)
+
+    def f(s, v):
+        return alt.smooth_topk_svm(s, y, weights=v, k=2, reduction="none")
+
+    _, pull = torch.func.vjp(f, z, w)
+    ct = torch.linspace(0.5, 2.0, N, dtype=torch.float64)
+    gz, gw = pull(ct)
+    z1, w1 = z.clone().requires_grad_(True), w.clone().requires_grad_(True)
+    (f(z1, w1) * ct).sum().backward()
+    torch.testing.assert_close(gz, z1.grad, rtol=0, atol=0)
+    torch.testing.assert_close(gw, w1.grad, rtol=0, atol=0)
+
+
 def test_torch_func_jacrev_of_reduction_none_is_the_stacked_gradients():
     z, y, _ = _inputs(seed=25)
     jac = torch.func.jacrev(lambda s: alt.smooth_topk_svm(s, y, k=3, reduction="none"))(
