@@ -31,9 +31,10 @@ compiles once per input shape.
 **Value checks.**  Eagerly the core checks values at the call: label range,
 NaN/infinite logits, soft labels non-negative and summing to one, weights finite
 and non-negative, a non-zero total weight for ``"mean"``.  Under tracing values are
-unknown and none of these run (inside `jax.jit` also for arrays closed over, whose
-operations are traced too, and beside arguments `jax.vmap` batches) (shape, dtype and option checks still do, at trace
-time): an out-of-range label gives a wrong number, not an error.  The exception is
+unknown and none of these run (shape, dtype and option checks still do, at trace
+time): an out-of-range label gives a wrong number, not an error.  That includes
+arrays closed over inside `jax.jit` (their operations are traced too) and
+concrete logits beside weights or labels that `jax.vmap` batches.  The exception is
 the host path above, whose kernel sees the values: under `jax.jit` its check fails
 the call with JAX's wrapping of the error (a `ValueError` or
 `jax.errors.JaxRuntimeError`) carrying the core's message.
