@@ -505,6 +505,25 @@ def test_torch_func_per_sample_gradients_equal_a_loop():
         torch.testing.assert_close(gw[i], w.grad, rtol=0, atol=0)
 
 
+def test_autograd_and_torch_func_grad_through_vmap():
+    """``grad(vmap(f))`` and a backward through a vmapped loss: each slice's node
+    is on the graph."""
+    g = torch.Generator().manual_seed(29)
+    zs = torch.randn(3, N, C, generator=g, dtype=torch.float64)
+    ys = torch.randint(0, C, (3, N), generator=g)
+
+    def batched(z):
+        return torch.func.vmap(lambda s, t: alt.smooth_topk_svm(s, t, k=2))(z, ys)
+
+    z1 = zs.clone().requires_grad_(True)
+    sum(alt.smooth_topk_svm(z1[i], ys[i], k=2) for i in range(3)).backward()
+    got = torch.func.grad(lambda z: batched(z).sum())(zs)
+    torch.testing.assert_close(got, z1.grad, rtol=0, atol=1e-15)
+    z2 = zs.clone().requires_grad_(True)
+    batched(z2).sum().backward()
+    torch.testing.assert_close(z2.grad, z1.grad, rtol=0, atol=1e-15)
+
+
 def test_torch_func_vjp_pullback_called_after_the_transform():
     """`torch.func.vjp`'s pullback runs outside the transform, with the graph
     built (``create_graph`` defaults to grad mode): it is the autograd gradient,
