@@ -8,12 +8,15 @@ Because a per-sample loss depends only on its own row, perturbing logit ``(i, j)
 changes only ``loss_i``: all ``n*C`` partials are evaluated as one vectorised batch
 of perturbed rows, so any row-wise loss function can be checked.
 
-Each row gets one of four verdicts: *checked* and agreeing, *checked* and failing
-(after refinement, see `gradcheck`), *at a kink* (not compared), or *infinite*: the
+Each row gets one of five verdicts: *checked* and agreeing, *checked* and failing
+(after refinement, see `gradcheck`), *at a kink* (not compared), *infinite*: the
 loss's value at the row is infinite, where finite differences measure nothing (not
-compared).  A check that compared no row is neither a pass nor a failure: its
-`GradcheckResult.status` is ``"skipped"`` and ``ok`` is ``False``; one with a row of
-infinite value (and none failed) is ``"infinite"``, not ``ok`` either.
+compared), or *unresolved*: the value is finite but so large that its rounding,
+the row's finite-difference noise floor, exceeds 1 and the row's largest gradient
+entry (not compared: no error of either size would show).  A check that compared no row is neither
+a pass nor a failure: its `GradcheckResult.status` is ``"skipped"`` and ``ok`` is
+``False``; one with a row of infinite value (and none failed) is ``"infinite"``,
+one with an unresolved row ``"unresolved"``, neither ``ok``.
 """
 
 from __future__ import annotations
@@ -41,8 +44,11 @@ _REFINEMENTS = (8.0**-1, 8.0**-2, 8.0**-3, 8.0**-4, 8.0**-5)
 # Rows whose value changes by more than this (relative) when the rest of the batch
 # changes are not row-wise.
 _ROWWISE_RTOL = 1e-12
+# The default absolute tolerance per unit of |loss|: the rounding noise of float64
+# finite differences of a value of that size.
+_NOISE_FLOOR = 1e-10
 
-Status = Literal["passed", "failed", "skipped", "infinite"]
+Status = Literal["passed", "failed", "skipped", "infinite", "unresolved"]
 
 
 @dataclass(frozen=True)
@@ -88,15 +94,24 @@ class GradcheckResult:
         examined either).
     infinite : numpy.ndarray
         Boolean ``(n,)``: the rows counted in ``n_infinite``.
+    n_unresolved : int
+        Rows not compared because, with the default ``atol``, their own noise
+        floor ``1e-10 * |loss_i|`` exceeds 1 and their largest analytic gradient
+        entry (a loss of ``1e200`` whose gradient is of order 1): finite
+        differences cannot resolve the gradient there, and any estimate would
+        agree.
+    unresolved : numpy.ndarray
+        Boolean ``(n,)``: the rows counted in ``n_unresolved``.
 
     Notes
     -----
     ``status`` is ``"passed"`` (``ok``) when at least one row was compared and
-    none failed or was infinite, ``"failed"`` when a row failed, ``"infinite"``
-    when none failed but the value is infinite at a row, and ``"skipped"`` when
-    no row was compared for another reason (kinks): a check that compared
-    nothing, or left a point unchecked because the value is infinite there,
-    never passes.
+    none failed, was infinite or unresolved, ``"failed"`` when a row failed,
+    ``"infinite"`` when none failed but the value is infinite at a row,
+    ``"unresolved"`` when none failed or was infinite but a row was unresolved,
+    and ``"skipped"`` when no row was compared for another reason (kinks): a
+    check that compared nothing, or left a point unchecked because finite
+    differences cannot check it, never passes.
     """
 
     max_abs_error: float
@@ -113,6 +128,9 @@ class GradcheckResult:
     atol: float = field(default=math.nan, repr=False)
     n_infinite: int = 0
     infinite: Any = field(default=None, repr=False)
+    n_unresolved: int = 0
+    unresolved: Any = field(default=None, repr=False)
+    largest_unresolved_loss: float = field(default=math.nan, repr=False)
 
     @property
     def below_noise_floor(self) -> bool:
@@ -122,11 +140,14 @@ class GradcheckResult:
     @property
     def status(self) -> Status:
         """``"passed"``, ``"failed"``, ``"infinite"`` (the value is infinite at a
-        row) or ``"skipped"`` (no row compared)."""
+        row), ``"unresolved"`` (a row's noise floor exceeds 1 and its gradient) or
+        ``"skipped"`` (no row compared)."""
         if self.n_failed:
             return "failed"
         if self.n_infinite:
             return "infinite"
+        if self.n_unresolved:
+            return "unresolved"
         return "passed" if self.n_checked else "skipped"
 
     @property
@@ -137,19 +158,22 @@ class GradcheckResult:
     @property
     def reason(self) -> str:
         """One line saying why the status is what it is."""
-        import numpy as np
 
         n = len(self.checked)
         kink = f", {self.n_at_kink} at a kink" if self.n_at_kink else ""
+        agree = f"; {self.n_checked} of {n} rows agree" if self.n_checked else ""
         if self.status == "infinite":
-            rows = np.flatnonzero(self.infinite)
-            shown = ", ".join(str(i) for i in rows[:5]) + (
-                ", ..." if rows.size > 5 else ""
-            )
-            agree = f"; {self.n_checked} of {n} rows agree" if self.n_checked else ""
             return (
-                f"the loss is infinite at {self.n_infinite} of {n} rows (row {shown}): "
-                f"finite differences cannot check a gradient there{agree}{kink}"
+                f"the loss is infinite at {self.n_infinite} of {n} rows "
+                f"(row {_rows_shown(self.infinite)}): finite differences cannot "
+                f"check a gradient there{agree}{kink}"
+            )
+        if self.status == "unresolved":
+            return (
+                f"finite differences cannot resolve the gradient at "
+                f"{self.n_unresolved} of {n} rows (row {_rows_shown(self.unresolved)}): "
+                f"the loss there (up to {self.largest_unresolved_loss:.3g}) rounds "
+                f"by more than 1 and than its largest gradient entry{agree}{kink}"
             )
         if self.status == "skipped":
             return (
@@ -162,6 +186,14 @@ class GradcheckResult:
                 f"{self.max_rel_error:.2e}){kink}"
             )
         return f"{self.n_checked} of {n} rows agree{kink}"
+
+
+def _rows_shown(mask: Any) -> str:
+    """The first few rows of a boolean ``(n,)`` mask, for a message."""
+    import numpy as np
+
+    rows = np.flatnonzero(mask)
+    return ", ".join(str(i) for i in rows[:5]) + (", ..." if rows.size > 5 else "")
 
 
 def _tolerance(name: str, value: Any, *, positive: bool = False) -> float:
@@ -214,10 +246,14 @@ def gradcheck(
         Pass when every checked row has ``max |analytic - numeric| <= atol +
         rtol * max |numeric|`` (the maximum of ``|numeric|`` over all checked
         rows).  ``0 <= rtol < 1``.  The default ``atol`` is ``1e-10 * max(1, max
-        |loss|)``, the noise floor of float64 finite differences: where the
-        gradient itself is smaller than that (saturated softmax outputs, clipped
-        regions), only absolute agreement can be checked.  ``atol >= 0``; ``rtol``
-        and ``atol`` may not both be 0.
+        |loss|)`` over the compared rows, the noise floor of float64 finite
+        differences: where the gradient itself is smaller than that (saturated
+        softmax outputs, clipped regions), only absolute agreement can be
+        checked.  A row whose own floor ``1e-10 * |loss_i|`` exceeds 1 and its
+        largest analytic gradient entry is not compared (*unresolved*: no error
+        of order one or of the gradient's size would show), so that one huge
+        loss neither passes unchecked nor loosens the check of the other rows.  ``atol >= 0``; ``rtol`` and
+        ``atol`` may not both be 0.
     initial_step : float
         First (largest) finite-difference step, ``> 0``.  For the non-smooth
         losses of the registry it is reduced per row to half the distance to the
@@ -235,10 +271,11 @@ def gradcheck(
     -------
     GradcheckResult
         ``ok`` only if at least one row was compared and all compared rows
-        agree; ``status`` is ``"skipped"`` when no row was compared, and
+        agree; ``status`` is ``"skipped"`` when no row was compared,
         ``"infinite"`` when the loss's value is infinite at a row (and no row
-        failed): finite differences cannot check a gradient there, so such a
-        point is neither passed nor failed.
+        failed), and ``"unresolved"`` when it is finite but too large at a row
+        for its gradient to be resolved (see ``atol``): finite differences cannot
+        check a gradient there, so such a point is neither passed nor failed.
 
     Raises
     ------
@@ -288,6 +325,10 @@ def gradcheck(
     >>> res = al.gradcheck("cross_entropy", z, np.array([1]))
     >>> res.status, res.ok, res.n_infinite
     ('infinite', False, 1)
+    >>> z = np.array([[0.0, -1e300, 1.0], [0.0, 1.0, 2.0]])  # loss 1e300, gradient ~1
+    >>> res = al.gradcheck("cross_entropy", z, np.array([1, 0]))
+    >>> res.status, res.n_unresolved, res.n_checked
+    ('unresolved', 1, 1)
     """
     import numpy as np
 
@@ -341,10 +382,6 @@ def gradcheck(
             f"{z.shape} (row i = d loss_i / d logits_i)"
         )
         raise ValueError(msg)
-    if atol is None:
-        finite = values[np.isfinite(values)]
-        atol = 1e-10 * max(1.0, float(np.max(np.abs(finite), initial=0.0)))
-
     step = np.full(n, initial_step)
     smooth = np.ones(n, dtype=bool)
     if kinks is not None:
@@ -354,7 +391,21 @@ def gradcheck(
         smooth = (distance >= min_kink_distance) & (distance > 0)
     # Finite differences of an infinite value measure nothing: not compared.
     infinite = np.isinf(values)
-    checked = smooth & ~infinite
+    good_analytic = np.all(np.isfinite(analytic), axis=1)
+    unresolved = np.zeros(n, dtype=bool)
+    if atol is None:
+        # Each row's own noise floor; a row whose floor exceeds 1 and its own
+        # gradient cannot be resolved (no error of either size would show): not
+        # compared, and not let loosen the other rows' tolerance.
+        with np.errstate(invalid="ignore"):
+            floor = _NOISE_FLOOR * np.maximum(1.0, np.abs(values))
+            largest = np.max(np.abs(analytic), axis=1, initial=0.0)
+            unresolved = (
+                smooth & ~infinite & good_analytic & (floor > np.maximum(largest, 1.0))
+            )
+        compared = smooth & ~infinite & ~unresolved
+        atol = float(np.max(floor[compared], initial=_NOISE_FLOOR))
+    checked = smooth & ~infinite & ~unresolved
     active = np.flatnonzero(checked)
     numeric = np.full((n, c), np.nan)
     fd_error = np.full((n, c), np.nan)
@@ -362,7 +413,6 @@ def gradcheck(
         numeric[active], fd_error[active] = _estimate(
             value_fn, z, y, active, step[active]
         )
-    good_analytic = np.all(np.isfinite(analytic), axis=1)
 
     def scale_of(num: Any) -> float:
         vals = np.abs(num[checked])
@@ -412,6 +462,11 @@ def gradcheck(
         atol=atol,
         n_infinite=int(np.sum(infinite)),
         infinite=infinite,
+        n_unresolved=int(np.sum(unresolved)),
+        unresolved=unresolved,
+        largest_unresolved_loss=(
+            float(np.max(np.abs(values[unresolved]))) if unresolved.any() else math.nan
+        ),
     )
 
 

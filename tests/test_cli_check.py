@@ -248,8 +248,9 @@ CHECK_KEYS = {
     "losses",
 }
 LOSS_KEYS = {"loss", "name", "params", "status", "note", "rows", "checked", "at_kink",
-             "failed", "infinite", "families"}  # fmt: skip
+             "failed", "infinite", "unresolved", "families"}  # fmt: skip
 FAMILY_KEYS = {"status", "rows", "checked", "at_kink", "failed", "infinite",
+               "unresolved",
                "max_abs_error", "max_rel_error", "below_noise_floor",
                "message"}  # fmt: skip
 
@@ -396,6 +397,25 @@ def test_check_of_a_loss_that_overflows_is_one_line(runner):
     (loss,) = doc["losses"]
     assert (loss["status"], loss["infinite"], loss["failed"]) == ("infinite", 8, 0)
     assert {f["status"] for f in loss["families"].values()} == {"infinite"}
+
+
+def test_check_of_a_loss_too_large_to_resolve_is_not_a_pass(runner):
+    """``hinge:margin=1e200`` is finite (~1e200) with a gradient of order 1: the
+    default noise floor, 1e190, let any estimate agree, and the check printed
+    "ok" with exit 0.  Its families are "unresolved", exit 1, one line."""
+    args = ["check", "--loss", "hinge:margin=1e200", "--samples", "2"]
+    result = invoke(runner, args, exit_code=1)
+    assert result.stderr.splitlines() == [
+        "Error: the loss is too large to resolve its gradient at some rows: "
+        "hinge:margin=1e+200 (its rounding exceeds the gradient)"
+    ]
+    (row,) = [line for line in result.stdout.splitlines() if line.startswith("hinge")]
+    assert row.split()[-1] == "unresolved"
+    doc = json.loads(invoke(runner, [*args, "--format", "json"], exit_code=1).stdout)
+    assert doc["status"] == "unresolved"
+    (loss,) = doc["losses"]
+    assert (loss["status"], loss["unresolved"], loss["checked"]) == ("unresolved", 8, 0)
+    assert {f["status"] for f in loss["families"].values()} == {"unresolved"}
 
 
 def test_check_one_sample_every_loss(runner):

@@ -343,6 +343,47 @@ def test_infinite_value_is_its_own_outcome_not_a_failure_nor_a_pass():
     assert res.n_infinite == 1
 
 
+def test_a_loss_too_large_to_resolve_is_unresolved_and_blinds_no_other_row():
+    """A finite loss so large that its rounding exceeds its gradient (1e300, a
+    gradient of order 1): the default noise floor of that row, 1e290, would let
+    any estimate agree, and as the batch's tolerance it let every other row pass
+    too (finite differences of -4e285 'agreed' with -1).  Such a row is
+    "unresolved" (not compared), and the others keep their own floor."""
+    z = np.array([[0.0, -1e300, 1.0], [0.3, -0.2, 1.1]])
+    res = al.gradcheck("cross_entropy", z, np.array([1, 2]))
+    assert res.status == "unresolved"
+    assert not res.ok
+    counts = (res.n_unresolved, res.n_checked, res.n_infinite, res.n_failed)
+    assert counts == (1, 1, 0, 0)
+    assert res.unresolved.tolist() == [True, False]
+    assert np.isnan(res.numeric[0]).all()
+    assert res.atol < 1e-9  # the finite row's own floor, not 1e290
+    assert res.reason.startswith(
+        "finite differences cannot resolve the gradient at 1 of 2 rows (row 0)"
+    )
+    assert "1e+300" in res.reason
+
+    # The wrong gradient of the ordinary row is caught beside the huge one.
+    def wrong(z, y):
+        g = ce_grad(z, y)
+        g[1] *= 1.5
+        return g
+
+    res = al.gradcheck((ce_value, wrong), z, np.array([1, 2]))
+    assert res.status == "failed"
+    assert res.failed.tolist() == [False, True]
+    # A hinge whose margin is 1e200: every row unresolved, not a vacuous pass.
+    res = al.gradcheck("hinge", Z, Y, margin=1e200)
+    assert (res.status, res.n_unresolved, res.n_checked) == ("unresolved", len(Y), 0)
+    # A saturated softmax (gradient below the floor, loss of order 1) is still
+    # compared: only absolute agreement, as documented.
+    res = al.gradcheck("cross_entropy", np.array([[0.0, 40.0]]), np.array([1]))
+    assert (res.status, res.n_checked) == ("passed", 1)
+    # An explicit atol is the caller's: nothing is unresolved.
+    res = al.gradcheck("cross_entropy", z, np.array([1, 2]), atol=1e-8)
+    assert res.n_unresolved == 0
+
+
 def test_constant_loss_with_zero_gradient_passes():
     res = al.gradcheck(
         (lambda z, y: np.ones(len(z)), lambda z, y: np.zeros_like(z)), Z, Y
@@ -681,7 +722,7 @@ def test_verdicts_are_consistent_and_never_cry_wolf(data, name, n, c, soft):
     else:
         y = np.array(data.draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
     res = al.gradcheck(name, z, y, **params)
-    assert res.n_checked + res.n_at_kink == n
+    assert res.n_checked + res.n_at_kink + res.n_infinite + res.n_unresolved == n
     assert res.n_checked == int(res.checked.sum())
     assert res.status != "failed", res.reason
     assert res.ok == (res.n_checked > 0)

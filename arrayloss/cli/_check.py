@@ -57,12 +57,13 @@ def input_families(n: int, c: int, seed: int) -> dict[str, tuple[Any, Any]]:
 
 @dataclass
 class _Family:
-    status: str  # passed | failed | infinite | skipped | error
+    status: str  # passed | failed | infinite | unresolved | skipped | error
     rows: int
     checked: int = 0
     at_kink: int = 0
     failed: int = 0
     infinite: int = 0
+    unresolved: int = 0
     max_abs_error: float = math.nan
     max_rel_error: float = math.nan
     below_noise_floor: bool = False
@@ -76,6 +77,7 @@ class _Family:
             "at_kink": self.at_kink,
             "failed": self.failed,
             "infinite": self.infinite,
+            "unresolved": self.unresolved,
             "max_abs_error": _finite_or_none(self.max_abs_error),
             "max_rel_error": _finite_or_none(self.max_rel_error),
             "below_noise_floor": self.below_noise_floor,
@@ -103,6 +105,8 @@ class _Loss:
             return "failed"
         if "infinite" in states:
             return "infinite"
+        if "unresolved" in states:
+            return "unresolved"
         return "passed" if "passed" in states else "skipped"
 
     def total(self, key: str) -> int:
@@ -120,6 +124,7 @@ class _Loss:
             "at_kink": self.total("at_kink"),
             "failed": self.total("failed"),
             "infinite": self.total("infinite"),
+            "unresolved": self.total("unresolved"),
             "families": {k: f.as_json() for k, f in self.families.items()},
         }
 
@@ -144,7 +149,10 @@ non-smooth loss are not compared and are counted as "at kink"; a family whose
 rows all sit on kinks shows "at kink" instead of an error, and is neither a
 pass nor a failure.  Rows where the loss's value is infinite (an overflowing
 loss) are not compared either: finite differences cannot check a gradient
-there; such a family shows "infinite", and is not a pass.
+there; such a family shows "infinite", and is not a pass.  Nor are rows whose
+loss is finite but so large that its rounding exceeds 1 and the row's gradient
+(hinge:margin=1e200): finite differences cannot resolve a gradient there, and
+such a family shows "unresolved", not a pass.
 
 Without --loss every loss of the registry is checked.  A top-k loss whose
 default k does not fit --classes is checked with k = classes - 1 and a note
@@ -154,21 +162,23 @@ reason.  A loss named with --loss is checked as given (bad parameters: exit 2).
 \b
 --format json prints one object with the keys
   command ("check"), classes, samples, seed, rtol, atol (null: the default
-  noise floor), status ("passed", "failed", "infinite" or "skipped"), and
-  losses: a list of objects with loss (the spec, NAME[:k=v,...]), name,
-  params, status ("passed", "failed", "infinite", "skipped"), note (why
-  parameters were adapted or the loss skipped, else null), rows, checked,
-  at_kink, failed, infinite (rows whose loss value is infinite), and
-  families: an object keyed by random, large, ties, near_one_hot, each with
-  status ("passed", "failed", "infinite", "skipped", "error"), rows, checked,
-  at_kink, failed, infinite, max_abs_error, max_rel_error (null when nothing was compared),
+  noise floor), status ("passed", "failed", "infinite", "unresolved" or
+  "skipped"), and losses: a list of objects with loss (the spec,
+  NAME[:k=v,...]), name, params, status ("passed", "failed", "infinite",
+  "unresolved", "skipped"), note (why parameters were adapted or the loss
+  skipped, else null), rows, checked, at_kink, failed, infinite (rows whose
+  loss value is infinite), unresolved (rows whose loss is too large for finite
+  differences), and families: an object keyed by random, large, ties,
+  near_one_hot, each with status ("passed", "failed", "infinite",
+  "unresolved", "skipped", "error"), rows, checked, at_kink, failed, infinite,
+  unresolved, max_abs_error, max_rel_error (null when nothing was compared),
   below_noise_floor (true when the gradient is below the absolute tolerance,
   so only absolute agreement was checked) and message (the error's text for
   status "error", else null).
 
 Exit codes: 0 every checked gradient agrees; 1 a gradient disagrees, a loss
-raised an error, a loss's value is infinite at checked rows, or a loss named
-with --loss had no row compared; 2 bad usage.
+raised an error, a loss's value is infinite or too large to resolve at some
+rows, or a loss named with --loss had no row compared; 2 bad usage.
 """
 
 
@@ -222,9 +232,10 @@ def check(
             _run(loss, batches, rtol, atol)
     failed = [x.spec for x in losses if x.status == "failed"]
     infinite = [x.spec for x in losses if x.status == "infinite"]
+    unresolved = [x.spec for x in losses if x.status == "unresolved"]
     empty = [x.spec for x in losses if x.explicit and x.status == "skipped"]
-    if failed or infinite:
-        overall = "failed" if failed else "infinite"
+    if failed or infinite or unresolved:
+        overall = "failed" if failed else "infinite" if infinite else "unresolved"
     else:
         overall = "passed" if any(x.status == "passed" for x in losses) else "skipped"
     if fmt == "json":
@@ -250,6 +261,12 @@ def check(
         msg = (
             f"the loss is infinite at some rows: {', '.join(infinite)} (finite "
             "differences cannot check a gradient there)"
+        )
+        raise click.ClickException(msg)
+    if unresolved:
+        msg = (
+            f"the loss is too large to resolve its gradient at some rows: "
+            f"{', '.join(unresolved)} (its rounding exceeds the gradient)"
         )
         raise click.ClickException(msg)
     if empty or overall == "skipped":
@@ -315,6 +332,7 @@ def _run(
             at_kink=res.n_at_kink,
             failed=res.n_failed,
             infinite=res.n_infinite,
+            unresolved=res.n_unresolved,
             max_abs_error=res.max_abs_error,
             max_rel_error=res.max_rel_error,
             below_noise_floor=res.n_checked > 0 and res.below_noise_floor,
@@ -328,11 +346,11 @@ def _cell(f: _Family | None) -> str:
         return "error"
     if f.status == "skipped":
         return "at kink"
-    if f.status == "infinite" and not f.checked:
-        return "infinite"
+    if f.status in ("infinite", "unresolved") and not f.checked:
+        return f.status
     text = f"{f.max_rel_error:.1e}" + ("*" if f.below_noise_floor else "")
-    if f.status == "infinite":
-        return f"{text} infinite"
+    if f.status in ("infinite", "unresolved"):
+        return f"{text} {f.status}"
     return f"{text} FAIL" if f.status == "failed" else text
 
 
@@ -368,7 +386,8 @@ def _print_report(losses: Sequence[_Loss], rtol: float, atol: float | None) -> N
         "tiny, e.g. saturated softmax rows). *: every gradient entry of the family "
         "is below that floor, so only absolute agreement was checked and the "
         "relative error says nothing. Rows within 1e-3 of a kink are not compared "
-        "('at kink'), nor rows where the loss is infinite ('infinite')."
+        "('at kink'), nor rows where the loss is infinite ('infinite') or so large "
+        "that its rounding exceeds 1 and the row's gradient ('unresolved')."
     )
     for note in notes:
         click.echo(f"note: {note}")
