@@ -13,7 +13,9 @@ Each row gets one of five verdicts: *checked* and agreeing, *checked* and failin
 loss's value at the row is infinite, where finite differences measure nothing (not
 compared), or *unresolved*: the value is finite but so large that its rounding,
 the row's finite-difference noise floor, exceeds 1 and the row's largest gradient
-entry (not compared: no error of either size would show).  A check that compared no row is neither
+entry (no error of either size would show), or the row disagrees while its scores
+are too coarse for the steps (``fl(s + h) - s != h``: an error the rounded
+perturbations alone may cause); not compared.  A check that compared no row is neither
 a pass nor a failure: its `GradcheckResult.status` is ``"skipped"`` and ``ok`` is
 ``False``; one with a row of infinite value (and none failed) is ``"infinite"``,
 one with an unresolved row ``"unresolved"``, neither ``ok``.
@@ -47,6 +49,10 @@ _ROWWISE_RTOL = 1e-12
 # The default absolute tolerance per unit of |loss|: the rounding noise of float64
 # finite differences of a value of that size.
 _NOISE_FLOOR = 1e-10
+# A bound on the finite-difference error per unit of ``spacing(z) / step *
+# |gradient|`` from perturbed scores rounded to the float grid (the stencil's
+# weights and Richardson extrapolation amplify each point's rounding).
+_PERTURBATION_GAIN = 10.0
 
 Status = Literal["passed", "failed", "skipped", "infinite", "unresolved"]
 
@@ -97,11 +103,15 @@ class GradcheckResult:
     n_unresolved : int
         Rows not compared because, with the default ``atol``, their own noise
         floor ``1e-10 * |loss_i|`` exceeds 1 and their largest analytic gradient
-        entry (a loss of ``1e200`` whose gradient is of order 1): finite
-        differences cannot resolve the gradient there, and any estimate would
-        agree.
+        entry (a loss of ``1e200`` whose gradient is of order 1), or that
+        disagree while their scores are too coarse for the steps (``|s| ~
+        1e15``, where ``fl(s + h) - s != h``): finite differences cannot
+        resolve the gradient there.
     unresolved : numpy.ndarray
         Boolean ``(n,)``: the rows counted in ``n_unresolved``.
+    unresolved_reason : str
+        Why those rows are unresolved (the loss too large, the scores too
+        coarse, or both, with the largest such value); ``""`` when none is.
 
     Notes
     -----
@@ -130,7 +140,7 @@ class GradcheckResult:
     infinite: Any = field(default=None, repr=False)
     n_unresolved: int = 0
     unresolved: Any = field(default=None, repr=False)
-    largest_unresolved_loss: float = field(default=math.nan, repr=False)
+    unresolved_reason: str = field(default="", repr=False)
 
     @property
     def below_noise_floor(self) -> bool:
@@ -172,8 +182,7 @@ class GradcheckResult:
             return (
                 f"finite differences cannot resolve the gradient at "
                 f"{self.n_unresolved} of {n} rows (row {_rows_shown(self.unresolved)}): "
-                f"the loss there (up to {self.largest_unresolved_loss:.3g}) rounds "
-                f"by more than 1 and than its largest gradient entry{agree}{kink}"
+                f"{self.unresolved_reason}{agree}{kink}"
             )
         if self.status == "skipped":
             return (
@@ -442,6 +451,24 @@ def gradcheck(
     errors = np.full(n, np.nan)
     errors[active] = row_error(active, numeric[active])
     failed = (checked & ~(errors <= tolerance)) | (~good_analytic & ~infinite)
+    # A disagreeing row whose scores are too coarse for the steps is not resolved
+    # either: the perturbed scores are not the stencil's (fl(z + h) - z != h), an
+    # error that may exceed the tolerance.  Not a failure, not compared.
+    with np.errstate(all="ignore"):
+        coarse_error = (
+            _PERTURBATION_GAIN
+            * np.max(np.spacing(np.abs(z)), axis=1)
+            / (step / 8)
+            * np.max(np.abs(analytic), axis=1, initial=0.0)
+        )
+    coarse = failed & checked & good_analytic & (coarse_error > tolerance)
+    floor_unresolved = unresolved
+    if coarse.any():
+        failed, checked = failed & ~coarse, checked & ~coarse
+        unresolved = unresolved | coarse
+        numeric[coarse] = fd_error[coarse] = np.nan
+        errors[coarse] = np.nan
+        active = np.flatnonzero(checked)
     if active.size:
         max_abs = float(np.max(errors[active]))
         rel = max_abs / max(scale, np.finfo(np.float64).tiny)
@@ -464,10 +491,29 @@ def gradcheck(
         infinite=infinite,
         n_unresolved=int(np.sum(unresolved)),
         unresolved=unresolved,
-        largest_unresolved_loss=(
-            float(np.max(np.abs(values[unresolved]))) if unresolved.any() else math.nan
-        ),
+        unresolved_reason=_unresolved_reason(values, z, floor_unresolved, coarse),
     )
+
+
+def _unresolved_reason(values: Any, z: Any, floor: Any, coarse: Any) -> str:
+    """Why the unresolved rows are so: a loss too large for its gradient
+    (``floor``), scores too coarse for the steps (``coarse``); ``""`` if none."""
+    import numpy as np
+
+    why = []
+    if floor.any():
+        largest = float(np.max(np.abs(values[floor])))
+        why.append(
+            f"the loss there (up to {largest:.3g}) rounds by more than 1 and than "
+            "its largest gradient entry"
+        )
+    if coarse.any():
+        largest = float(np.max(np.abs(z[coarse])))
+        why.append(
+            f"the scores there (up to {largest:.3g}) are too coarse for the "
+            "finite-difference steps"
+        )
+    return "; ".join(why)
 
 
 def _kink_distance(kinks: KinkDistance, z: Any, y: Any, params: dict[str, Any]) -> Any:

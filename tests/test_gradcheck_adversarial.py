@@ -379,9 +379,63 @@ def test_a_loss_too_large_to_resolve_is_unresolved_and_blinds_no_other_row():
     # compared: only absolute agreement, as documented.
     res = al.gradcheck("cross_entropy", np.array([[0.0, 40.0]]), np.array([1]))
     assert (res.status, res.n_checked) == ("passed", 1)
-    # An explicit atol is the caller's: nothing is unresolved.
+    # An explicit atol is the caller's (no floor rule), but a score of -1e300 is
+    # too coarse for the steps: row 0 is unresolved for that reason instead.
     res = al.gradcheck("cross_entropy", z, np.array([1, 2]), atol=1e-8)
-    assert res.n_unresolved == 0
+    assert (res.status, res.n_unresolved, res.n_failed) == ("unresolved", 1, 0)
+    assert "the loss there" not in res.reason
+    assert "too coarse for the finite-difference steps" in res.reason
+
+
+@pytest.mark.parametrize(
+    "name", ["cross_entropy", "tanimoto", "focal", "sparsemax_loss"]
+)
+@pytest.mark.parametrize("scale", [1e15, 1e16, 1e20, 1e100])
+def test_scores_too_coarse_for_the_steps_are_unresolved_not_failed(name, scale):
+    """At scores of 1e15 the float grid (spacing 0.125) is coarser than the
+    finite-difference steps: the perturbed scores are not the stencil's, and a
+    correct gradient "disagreed" (relative error 3e14).  Such rows are
+    unresolved, not failed; the ordinary row beside them is still compared."""
+    z = np.array([[scale, scale, 0.0], [0.2, 0.1, 0.0]])  # row 0: a tie, loss ~1
+    res = al.gradcheck(name, z, np.array([0, 1]))
+    assert res.status == "unresolved", res.reason
+    assert (res.n_failed, res.n_checked, res.unresolved.tolist()) == (
+        0,
+        1,
+        [True, False],
+    )
+    assert "too coarse for the finite-difference steps" in res.reason
+
+
+def test_a_wrong_gradient_at_scores_the_steps_resolve_still_fails():
+    """Scores of 1e4 (the check's "large" family): a wrong gradient fails."""
+    z = 1e4 * np.array([[1.0, 1.0 + 1e-4, 0.0]])
+
+    def wrong(z, y):
+        return 1.01 * ce_grad(z, y)
+
+    res = al.gradcheck((ce_value, wrong), z, np.array([0]))
+    assert res.status == "failed"
+
+
+@given(
+    data=st.data(),
+    name=st.sampled_from(["cross_entropy", "tanimoto", "focal", "squared_hinge", "l2"]),
+    c=st.integers(2, 4),
+)
+@settings(max_examples=60, deadline=None)
+def test_a_correct_gradient_never_fails_at_any_magnitude(data, name, c):
+    """Scores from 1e-300 to 1e300 in size: a correct gradient is compared and
+    agrees, or is unresolved (loss too large, scores too coarse), never failed."""
+    values = st.floats(-1e300, 1e300, allow_nan=False, allow_infinity=False)
+    z = np.array(data.draw(st.lists(values, min_size=2 * c, max_size=2 * c))).reshape(
+        2, c
+    )
+    y = np.array(data.draw(st.lists(st.integers(0, c - 1), min_size=2, max_size=2)))
+    with np.errstate(all="ignore"):
+        res = al.gradcheck(name, z, y)
+    assert res.status != "failed", res.reason
+    assert res.n_checked + res.n_at_kink + res.n_infinite + res.n_unresolved == 2
 
 
 def test_constant_loss_with_zero_gradient_passes():
