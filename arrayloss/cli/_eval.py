@@ -65,7 +65,13 @@ from ._options import (
 )
 from ._output import STDOUT, Outputs
 from ._render import render
-from ._report import AVERAGES, MAX_TABLE_CLASSES, REPORT_TALLIES, Report
+from ._report import (
+    AVERAGES,
+    MAX_REPORT_CLASSES,
+    MAX_TABLE_CLASSES,
+    REPORT_TALLIES,
+    Report,
+)
 from ._report import report_usage as _report_usage
 from ._shards import (
     Shard,
@@ -311,7 +317,8 @@ class _EvalCommand(click.Command):
     is_flag=True,
     help="Add the confusion matrix (rows: true class, columns: predicted; weight "
     "sums with --weights; names from --classes): in JSON output, as a table up to "
-    f"{MAX_TABLE_CLASSES} classes.",
+    f"{MAX_TABLE_CLASSES} classes. --per-class and --confusion take at most "
+    f"{MAX_REPORT_CLASSES} classes (the C x C matrix: ~3 GB at the limit).",
 )
 @click.option(
     "--plot",
