@@ -26,7 +26,8 @@ dtype is kept, so float32 stays float32), or a single fixed-size-list (or list)
 column of the class scores.  The columns of a table are, by default, every column
 except the label column and the index columns pandas stored (``df.to_parquet()``);
 `arrayloss.io.select_columns` picks them by name, range or pattern.  Labels are an
-integer, integral float, string or dictionary (pandas categorical) column; soft
+integer, integral float, boolean (the classes 0 and 1), string or dictionary
+(pandas categorical) column; soft
 labels are numeric columns like the scores.  A missing value (null) is a
 `DataError` naming the row and column.
 """
@@ -365,7 +366,12 @@ class _Reader:
                     )
                     msg = f"{f.label}{what and ' '}{what} column {name!r} has type {t}, not numbers{hint}"
                     raise DataError(msg)
-            elif not (_numeric(pa, t) or _text(pa, t) or pa.types.is_dictionary(t)):
+            elif not (
+                _numeric(pa, t)
+                or _text(pa, t)
+                or pa.types.is_dictionary(t)
+                or pa.types.is_boolean(t)
+            ):
                 msg = f"{f.label} column {name!r} has type {t}, which cannot hold class labels"
                 raise DataError(msg)
         if self.is_list:
@@ -508,6 +514,8 @@ def _labels(pa: Any, col: Any) -> np.ndarray:
         return out.astype(str) if text else out
     if _text(pa, t):
         return np.asarray(col.to_numpy(zero_copy_only=False), dtype=str)
+    if pa.types.is_boolean(t):  # bit-packed: unpacked to NumPy bool (classes 0, 1)
+        return np.asarray(col.to_numpy(zero_copy_only=False), dtype=bool)
     return np.asarray(col.to_numpy())
 
 

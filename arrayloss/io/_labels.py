@@ -37,11 +37,18 @@ def label_indices(
     start: int,
     label: str,
 ) -> np.ndarray:
-    """Integer class indices (int64) from integer, integral-float or name labels.
+    """Integer class indices (int64) from integer, integral-float, boolean or
+    name labels.
 
-    ``start`` is the row number of ``raw[0]`` in the file, for messages.
+    Booleans are the classes 0 (``False``) and 1 (``True``), the order of
+    scikit-learn's ``classes_`` (so ``predict_proba``'s columns); without
+    ``classes``, so are the texts ``True`` and ``False`` (any case), as pandas
+    writes a boolean column.  ``start`` is the row number of ``raw[0]`` in the
+    file, for messages.
     """
     kind = raw.dtype.kind
+    if kind == "b":
+        return raw.astype(np.int64)
     if kind in "US":
         values = raw.astype(str) if kind == "S" else raw
         checked = _names_to_indices(values, classes, start, label, n_classes)
@@ -112,6 +119,10 @@ def soft_label_rows(
     return soft, np.argmax(soft, axis=1).astype(np.int64)
 
 
+BOOL_TEXT = {"false": 0, "true": 1}
+"""The class indices of boolean labels written as text (without --classes)."""
+
+
 def _text_index(name: str) -> int | None:
     """The class index a label's text gives, as `label_indices` reads it: an
     integral number (``2``, ``2.0``, ``2e0``), else ``None``."""
@@ -163,6 +174,8 @@ def _names_to_indices(
             mapped[j] = lookup[name]
             continue
         index = None if numeric else _text_index(name)
+        if index is None and not lookup:
+            index = BOOL_TEXT.get(name.strip().lower())
         if index is None:
             unknown.append(name)
             continue

@@ -19,6 +19,7 @@ from .._errors import DataError
 from .._errors import one_line as _one_line
 from ._columns import _column_index, _is_int, column_spec_needs_names, select_columns
 from ._formats import _suffix
+from ._labels import BOOL_TEXT
 from ._source import Source, _describe, _LabelColumn, _NoRows, _open_binary
 from ._spec import TableSpec
 
@@ -449,27 +450,45 @@ def _header_flag(
     fields is data with a malformed cell, which the reader then reports by line
     and column, rather than a header that silently drops a row.  The column
     numbers pandas writes as the header of unnamed columns (`_default_names`)
-    are a header too.
+    are a header too.  Booleans as pandas writes them (``True``, ``False``) are
+    labels: a row after the first that holds them is data, and so is a first row
+    of booleans only above a row with booleans (a file of boolean labels).
     """
     if header is not None:
         return header
     if len(rows) > 1 and _default_names(rows[0], rows[1], names):
         return True
 
-    def texts(row: list[str]) -> bool:
+    def cells(row: list[str]) -> list[str]:
         last = len(row) - 1
-        cells = [
+        return [
             v.strip()
             for c, v in enumerate(row)
             if c != skip and not (c == last > 0 and not v.strip())
         ]
-        return bool(cells) and all(
-            v and not _is_number(v) and v not in names for v in cells
+
+    def texts(row: list[str], *, booleans: bool = True) -> bool:
+        """Whether every cell is a name (with ``booleans``, True and False too)."""
+        got = cells(row)
+        return bool(got) and all(
+            v
+            and not _is_number(v)
+            and v not in names
+            and (booleans or v.lower() not in BOOL_TEXT)
+            for v in got
         )
+
+    def has_boolean(row: list[str]) -> bool:
+        return any(v.lower() in BOOL_TEXT for v in cells(row))
 
     if not rows or not texts(rows[0]):
         return False
-    return len(rows) < 2 or not texts(rows[1])
+    first = cells(rows[0])
+    if all(v.lower() in BOOL_TEXT for v in first) and (
+        len(rows) < 2 or has_boolean(rows[1])
+    ):  # boolean labels (pandas writes True, False), not a header of them
+        return False
+    return len(rows) < 2 or not texts(rows[1], booleans=False)
 
 
 def open_table(
