@@ -15,7 +15,8 @@ import importlib as _importlib
 import types as _types
 from typing import TYPE_CHECKING
 
-from . import esp, keras, losses, metrics
+# _startup first (it guards the command's Ctrl-C until its handler takes over)
+from . import _startup, esp, keras, losses, metrics  # noqa: F401
 from ._gradcheck import GradcheckResult, gradcheck
 from ._registry import LOSSES, USER_LOSSES, LossInfo, value_and_grad
 from ._user import register_loss, unregister_loss

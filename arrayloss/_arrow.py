@@ -27,7 +27,9 @@ column of the class scores.  The columns of a table are, by default, every colum
 except the label column and the index columns pandas stored (``df.to_parquet()``);
 `arrayloss.io.select_columns` picks them by name, range or pattern.  Labels are an
 integer, integral float, boolean (the classes 0 and 1), string or dictionary
-(pandas categorical) column; soft
+(pandas categorical) column, whose categories, when they are text, are the class
+names in column order (`Source.categories`; each batch must hold the same unless
+--classes names the classes); soft
 labels are numeric columns like the scores.  A missing value (null) is a
 `DataError` naming the row and column.
 """
@@ -326,10 +328,17 @@ class _Reader:
     """How one role (scores, soft labels, labels, weights) turns table columns
     into a NumPy array."""
 
-    def __init__(self, f: _ArrowFile, columns: list[int], kind: str) -> None:
+    def __init__(
+        self, f: _ArrowFile, columns: list[int], kind: str, *, named: bool = False
+    ) -> None:
         self.f = f
         self.columns = columns
         self.kind = kind
+        # a dictionary (categorical) label column of text: its first batch's
+        # categories, the class names in order; each batch must hold the same,
+        # unless ``named`` (--classes given: labels are matched by name)
+        self.categories: tuple[str, ...] | None = None
+        self.named = named
         self.names = [f.names[c] for c in columns]
         pa = f.pa
         types = [f.schema.field(c).type for c in columns]
@@ -386,6 +395,33 @@ class _Reader:
             else None
         )
 
+    def read_categories(self) -> None:
+        """Set `categories` from the first batch of a dictionary label column of
+        text (the file started: `_ArrowFile.start`)."""
+        pa = self.f.pa
+        if self.kind != "labels" or len(self.columns) != 1:
+            return
+        t = self.f.schema.field(self.columns[0]).type
+        if not (pa.types.is_dictionary(t) and _text(pa, t.value_type)):
+            return
+        batch = self.f.peek()
+        if batch is not None:
+            self.categories = _categories(batch.column(self.names[0]))
+
+    def _check_categories(self, chunk: Any, start: int) -> None:
+        """A `DataError` when a batch's categories are not the first batch's."""
+        if self.named or self.categories is None:
+            return
+        got = _categories(chunk)
+        if got != self.categories:
+            msg = (
+                f"{self.f.label} row {start}: column {self.names[0]!r} has the "
+                f"categories {list(got)} where its first rows have "
+                f"{list(self.categories)}: the categories are the class names in "
+                "column order, so they must not change (or give --classes)"
+            )
+            raise DataError(msg)
+
     def empty(self) -> np.ndarray:
         """No rows, in this role's shape."""
         if self.kind in ("scores", "soft"):
@@ -405,6 +441,8 @@ class _Reader:
         row = start
         for chunk in chunks:
             self._no_nulls(chunk, name, row)
+            if self.categories is not None:
+                self._check_categories(chunk, row)
             row += len(chunk)
         pa = self.f.pa
         if self.is_list:
@@ -479,6 +517,11 @@ def _numpy(col: Any) -> np.ndarray:
         count=len(col),
         offset=col.offset * dtype.itemsize,
     )
+
+
+def _categories(col: Any) -> tuple[str, ...]:
+    """The categories (dictionary values, as text) of a dictionary array."""
+    return tuple(str(v) for v in col.dictionary.to_pylist())
 
 
 def _numeric(pa: Any, t: Any) -> bool:
@@ -691,6 +734,10 @@ class _ArrowSource(Source):
             order += labels_reader.columns
         self._depth = _prefetch_depth()
         f.start(order)
+        for role in (reader, labels_reader):
+            if role is not None:
+                role.read_categories()
+        self.categories = reader.categories
         if reader.is_list and reader.n_cols is None:
             first = f.peek()
             if first is None:
@@ -796,6 +843,7 @@ def open_arrow(
     """
     label_column, score_columns = table.label_column, table.score_columns
     drop_columns, soft = table.drop_columns, table.soft
+    named = bool(table.classes)
     f = _ArrowFile(path, label)
     try:
         width = len(f.names)
@@ -816,7 +864,7 @@ def open_arrow(
                     )
                     msg = f"{label} has {len(cols)} columns; one column of {kind} is needed{hint}"
                     raise DataError(msg)
-            src: Any = _ArrowSource(f, _Reader(f, cols, kind))
+            src: Any = _ArrowSource(f, _Reader(f, cols, kind, named=named))
             return src
         label_cols = None
         if with_labels and label_column is not None:
@@ -843,7 +891,9 @@ def open_arrow(
             raise DataError(msg)
         labels_reader = None
         if label_cols is not None:
-            labels_reader = _Reader(f, label_cols, "soft" if soft else "labels")
+            labels_reader = _Reader(
+                f, label_cols, "soft" if soft else "labels", named=named
+            )
         src = _ArrowSource(f, _Reader(f, keep, kind), labels_reader)
     except BaseException:
         f.close()
@@ -852,4 +902,6 @@ def open_arrow(
         return src
     if labels_reader is None:
         return src, None
-    return src, _LabelColumn(src, labels_reader.n_cols)
+    column = _LabelColumn(src, labels_reader.n_cols)
+    column.categories = labels_reader.categories
+    return src, column

@@ -5,9 +5,12 @@ a spreadsheet would run as formulas."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
-from conftest import eval_json, one_error_line
+from conftest import WITH_DEFAULT_SIGINT, eval_json, one_error_line
 from conftest import invoke_eval as invoke
 
 import arrayloss.cli._report as report_module
@@ -141,3 +144,176 @@ def test_boolean_text_with_classes_is_a_name(binary):
     args = _bool_inputs(folder, probs, y, "csv")
     result = invoke([*args, "--input", "probs", "--classes", "a,b", "-q"], 1)
     assert "is not one of the --classes" in one_error_line(result)
+
+
+# --------------------------------------------------------------------------- #
+# Categorical (dictionary) label columns name the classes
+# --------------------------------------------------------------------------- #
+
+CATS = ["cat", "dog", "eel"]
+
+
+@pytest.fixture
+def categorical(tmp_path):
+    pd = pytest.importorskip("pandas")
+    pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(5)
+    probs = rng.dirichlet(np.ones(3), 60)
+    y = rng.choice(CATS, 60)
+
+    def frame(columns=CATS, categories=CATS, rows=slice(None)):
+        df = pd.DataFrame(probs[rows], columns=columns)
+        df["y"] = pd.Categorical(y[rows], categories=categories)
+        return df
+
+    return tmp_path, frame
+
+
+def _per_class(args):
+    return eval_json([*args, "--input", "probs", "--per-class", "--confusion", "-q"])
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "feather"])
+def test_categorical_label_column_names_the_classes(categorical, suffix):
+    folder, frame = categorical
+    path = folder / f"t.{suffix}"
+    getattr(frame(), f"to_{suffix}")(path)
+    got = _per_class([str(path), "--label-column", "y"])
+    want = _per_class([str(path), "--label-column", "y", "--classes", ",".join(CATS)])
+    assert got["confusion"]["classes"] == CATS
+    assert list(got["per_class"])[:3] == CATS
+    assert got["metrics"] == want["metrics"]
+    assert got["per_class"] == want["per_class"]
+
+
+def test_categorical_labels_file_names_the_classes(categorical):
+    folder, frame = categorical
+    df = frame(columns=["p0", "p1", "p2"])  # score columns named otherwise: fine
+    df[["p0", "p1", "p2"]].to_parquet(folder / "s.parquet")
+    df[["y"]].to_parquet(folder / "y.parquet")
+    got = _per_class([p(folder, "s.parquet"), p(folder, "y.parquet")])
+    assert got["confusion"]["classes"] == CATS
+
+
+def test_categories_in_another_order_than_the_score_columns_fail(categorical):
+    folder, frame = categorical
+    frame(columns=["dog", "cat", "eel"]).to_parquet(folder / "t.parquet")
+    result = invoke(
+        [p(folder, "t.parquet"), "--label-column", "y", "--input", "probs"], 1
+    )
+    line = one_error_line(result)
+    assert "another order" in line
+    assert "'dog'" in line
+    assert "'cat'" in line
+
+
+def test_categories_not_one_a_score_column_fail(categorical):
+    folder, frame = categorical
+    frame(categories=[*CATS, "fox"]).to_parquet(folder / "t.parquet")
+    line = one_error_line(
+        invoke([p(folder, "t.parquet"), "--label-column", "y", "--input", "probs"], 1)
+    )
+    assert "4 categories" in line
+    assert "--classes" in line
+
+
+def test_categories_that_differ_between_shards_fail(categorical):
+    folder, frame = categorical
+    (folder / "s").mkdir()
+    frame(rows=slice(0, 30)).to_parquet(folder / "s" / "a.parquet")
+    frame(categories=["dog", "cat", "eel"], rows=slice(30, 60)).to_parquet(
+        folder / "s" / "b.parquet"
+    )
+    args = [p(folder, "s"), "--label-column", "y", "--input", "probs"]
+    line = one_error_line(invoke(args, 1))
+    assert "b.parquet" in line
+    assert "['dog', 'cat', 'eel']" in line
+    # with --classes the labels are matched by name, whatever each file's order
+    doc = eval_json([*args, "--classes", ",".join(CATS), "-q"])
+    assert doc["n_samples"] == 60
+
+
+def test_categories_replaced_within_an_ipc_stream_fail(tmp_path):
+    pa = pytest.importorskip("pyarrow")
+    rng = np.random.default_rng(2)
+    probs = rng.dirichlet(np.ones(2), 8)
+
+    def batch(rows, names):
+        y = pa.DictionaryArray.from_arrays(pa.array([0] * 4, pa.int32()), names)
+        return pa.table({"a": probs[rows, 0], "b": probs[rows, 1], "y": y})
+
+    first, second = batch(slice(0, 4), ["a", "b"]), batch(slice(4, 8), ["b", "a"])
+    with pa.ipc.new_stream(str(tmp_path / "t.arrow"), first.schema) as w:
+        w.write_table(first)
+        w.write_table(second)
+    args = [p(tmp_path, "t.arrow"), "--label-column", "y", "--input", "probs"]
+    line = one_error_line(invoke([*args, "-q"], 1))
+    assert "row 4" in line
+    assert "['b', 'a']" in line
+    assert eval_json([*args, "--classes", "a,b", "-q"])["n_samples"] == 8
+
+
+# --------------------------------------------------------------------------- #
+# Ctrl-C while `import arrayloss` runs (the command's start-up)
+# --------------------------------------------------------------------------- #
+
+# The console script pip writes (argv[0] its path), with SIGINT sent to itself
+# while `import arrayloss` imports its metrics: deterministic, no timing.
+INTERRUPTED_START = """
+import os, signal, sys
+class Interrupt:
+    def find_spec(self, name, path=None, target=None):
+        if name == "arrayloss.metrics":
+            os.kill(os.getpid(), signal.SIGINT)
+        return None
+sys.meta_path.insert(0, Interrupt())
+sys.argv = [os.path.join(os.path.dirname(sys.executable), "arrayloss"),
+            "eval", "--example", "-q"]
+from arrayloss.cli import main
+sys.exit(main())
+"""
+
+
+def test_ctrl_c_during_import_arrayloss_is_one_line_and_130():
+    cmd = [sys.executable, "-c", INTERRUPTED_START]
+    proc = subprocess.run(
+        [sys.executable, "-c", WITH_DEFAULT_SIGINT, *cmd],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert (proc.returncode, proc.stderr, proc.stdout) == (
+        130,
+        "Error: interrupted\n",
+        "",
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv0", "orig", "expected"),
+    [
+        ("/venv/bin/arrayloss", ["python", "/venv/bin/arrayloss"], True),
+        ("C:/venv/Scripts/arrayloss.exe", ["arrayloss.exe"], True),
+        ("-m", ["python", "-m", "arrayloss", "eval"], True),
+        ("-m", ["python", "-X", "dev", "-marrayloss"], True),
+        ("-m", ["python", "-m", "arrayloss.cli"], False),
+        ("train.py", ["python", "train.py"], False),
+        ("-c", ["python", "-c", "import arrayloss"], False),
+    ],
+)
+def test_only_the_command_guards_its_start_up(monkeypatch, argv0, orig, expected):
+    from arrayloss import _startup
+
+    monkeypatch.setattr(sys, "argv", [argv0])
+    monkeypatch.setattr(sys, "orig_argv", orig, raising=False)
+    assert _startup._is_command() is expected
+
+
+def test_a_library_import_leaves_sigint_alone():
+    code = (
+        "import signal, arrayloss; "
+        "print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", WITH_DEFAULT_SIGINT, sys.executable, "-c", code],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert proc.stdout == "True\n", proc.stderr

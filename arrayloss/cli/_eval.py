@@ -767,12 +767,16 @@ def _evaluate(
     """Read, check and reduce every shard; the rendered results.
 
     ``per_sample`` is the ``--per-sample`` name and the path to write it to."""
-    tallies, n_samples, n_classes = _tally(inputs, what, runner, per_sample)
+    tallies, n_samples, n_classes, class_names = _tally(
+        inputs, what, runner, per_sample
+    )
     ignored = tallies.ignored
     if ignored is not None and n_samples and ignored.count == n_samples:
         msg = f"all {n_samples} samples have the ignored label {ignored.label} (--ignore-label)"
         raise DataError(msg)
-    return _results(inputs, what, runner, tallies, n_samples, n_classes, fmt)
+    return _results(
+        inputs, what, runner, tallies, n_samples, n_classes, fmt, class_names
+    )
 
 
 def _tally(
@@ -780,8 +784,9 @@ def _tally(
     what: _Computation,
     runner: _Runner,
     per_sample: tuple[str, str] | None,
-) -> tuple[Tallies, int, int]:
-    """Every shard reduced to tallies: the tallies, the sample and class counts."""
+) -> tuple[Tallies, int, int, tuple[str, ...] | None]:
+    """Every shard reduced to tallies: the tallies, the sample and class counts,
+    and the class names (--classes, or a categorical label column's)."""
     shards, opener, class_names = inputs.shards, inputs.opener, what.class_names
     use_dask = runner.dask is not None
     infos = widest = None
@@ -815,6 +820,8 @@ def _tally(
         if class_names is not None and len(class_names) != n_classes:
             msg = f"--classes lists {len(class_names)} names but {first_label} has {n_classes} columns"
             raise DataError(msg)
+        if class_names is None:  # a categorical label column names the classes
+            class_names = _category_names(infos, first, n_classes, column_names)
         swapped = reordered(column_names, class_names)
         if swapped is not None:  # classes listed in another order than the columns
             i, name, theirs = swapped
@@ -859,7 +866,59 @@ def _tally(
                     writer.close()
     finally:
         opened.close()
-    return tallies, n_samples, n_classes
+    return tallies, n_samples, n_classes, class_names
+
+
+def _category_names(
+    infos: Sequence[Any] | None,
+    first: tuple[Any, Any, Any] | None,
+    n_classes: int,
+    column_names: Sequence[str] | None,
+) -> tuple[str, ...] | None:
+    """The class names a categorical (dictionary) label column gives, the same in
+    every shard (`DataError` when they differ, are not one a score column, or are
+    the score columns' names in another order); ``None`` without one."""
+    found: list[tuple[str, tuple[str, ...]]]
+    if infos is not None:
+        found = [
+            (info.labels_label, info.label_categories)
+            for info in infos
+            if info.label_categories is not None
+        ]
+    else:
+        assert first is not None
+        found = []
+        cats: tuple[str, ...] | None = first[1].categories
+        if cats is not None:
+            found = [(str(first[1].label), cats)]
+    if not found:
+        return None
+    label, names = found[0]
+    for other_label, other in found[1:]:
+        if other != names:
+            msg = (
+                f"{other_label} has the label categories {list(other)} but {label} "
+                f"has {list(names)}: they are the class names in column order, so "
+                "every file needs the same (or give --classes)"
+            )
+            raise DataError(msg)
+    if len(set(names)) != len(names) or len(names) != n_classes:
+        msg = (
+            f"{label} is a categorical column of {len(names)} categories "
+            f"{list(names)[:8]}{'...' if len(names) > 8 else ''}, but there are "
+            f"{n_classes} score columns: name the classes with --classes"
+        )
+        raise DataError(msg)
+    swapped = reordered(column_names, names)
+    if swapped is not None:
+        i, name, theirs = swapped
+        msg = (
+            f"score column {i} is named {name!r} but the categories of {label} "
+            f"name class {i} {theirs!r}: the same names in another order (reorder "
+            "the columns with --score-columns, or give --classes)"
+        )
+        raise DataError(msg)
+    return names
 
 
 def _results(
@@ -870,6 +929,7 @@ def _results(
     n_samples: int,
     n_classes: int,
     fmt: str,
+    class_names: Sequence[str] | None,
 ) -> str:
     """The losses, metrics, report and intervals of the tallies, rendered."""
     prob, reduction, report = what.prob, what.reduction, what.report
@@ -928,7 +988,6 @@ def _results(
         meta["dask"] = (
             runner.dask.address or f"local cluster ({n} worker{'s' * (n != 1)})"
         )
-    class_names = what.class_names
     names = list(class_names) if class_names else [str(i) for i in range(n_classes)]
     extra = report.results(
         tallies.metrics, names, results["metrics"], zero_is_inf=prob.eps == 0,

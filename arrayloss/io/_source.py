@@ -18,7 +18,9 @@ class Source:
 
     ``n_rows`` is known in advance for ``.npy``/``.npz`` and ``None`` for text;
     ``n_cols`` is the row width of a 2-D source, ``None`` for a 1-D one;
-    ``column_names`` the names of its columns where a table names them.
+    ``column_names`` the names of its columns where a table names them;
+    ``categories`` the class names in order where labels are a categorical
+    (dictionary) column of text in Parquet or Feather.
     ``read(n)`` returns the next ``min(n, rows left)`` rows; an empty array at the end.
     """
 
@@ -26,6 +28,7 @@ class Source:
     n_rows: int | None
     n_cols: int | None
     column_names: list[str] | None = None
+    categories: tuple[str, ...] | None = None
 
     def read(self, n: int) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError

@@ -1,0 +1,95 @@
+"""Ctrl-C while the ``arrayloss`` command is still starting up.
+
+The command's own handler (`arrayloss.cli._LazyGroup.invoke`) turns Ctrl-C into
+one line and exit 130, but ``import arrayloss`` (NumPy, SciPy, the losses) runs
+before it, and an interrupt there printed a traceback.  `guard`, the first thing
+``import arrayloss`` does (on importing this module), installs a SIGINT handler that prints the same line
+and exits 130, only when this process is the command (the ``arrayloss`` script,
+or ``python -m arrayloss``) and SIGINT is at Python's default (a Ctrl-C that is
+ignored, or handled by someone else, is left so); `release`, called where the
+command's handler takes over, puts Python's ``KeyboardInterrupt`` back.  A
+program that imports arrayloss is never touched.  Standard library only: this
+runs before anything else is imported.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+
+__all__ = ["guard", "release"]
+
+MESSAGE = "Error: interrupted\n"
+"""What an interrupt prints, as the command's handler does later on."""
+
+EXIT_CODE = 130
+"""The exit status of an interrupted command (128 + SIGINT)."""
+
+_SCRIPT_SUFFIXES = ("-script.pyw", "-script.py", ".exe")
+_OPTIONS_WITH_VALUE = ("-X", "-W", "-Q")
+
+
+def _is_command() -> bool:
+    """Whether this process is the ``arrayloss`` command starting: its script
+    (``argv[0]`` named ``arrayloss``, as pip's wrapper runs it) or
+    ``python -m arrayloss``."""
+    argv = getattr(sys, "argv", None) or [""]
+    name = os.path.basename(str(argv[0]))
+    for suffix in _SCRIPT_SUFFIXES:
+        name = name.removesuffix(suffix)
+    if name == "arrayloss":
+        return True
+    orig = list(getattr(sys, "orig_argv", ()))[1:]  # -m: argv[0] is '-m' for now
+    skip = False
+    for i, arg in enumerate(orig):
+        if skip:
+            skip = False
+            continue
+        if arg == "-m":
+            return orig[i + 1 : i + 2] == ["arrayloss"]
+        if arg.startswith("-m"):
+            return bool(arg[2:] == "arrayloss")
+        if arg in _OPTIONS_WITH_VALUE:
+            skip = True
+            continue
+        if arg == "-c" or not arg.startswith("-"):
+            return False
+    return False
+
+
+def _interrupted(signum: int, frame: FrameType | None) -> None:
+    """SIGINT during start-up: one line on standard error, exit 130."""
+    err = sys.stderr
+    if err is not None:
+        try:
+            err.write(MESSAGE)
+            err.flush()
+        except (OSError, ValueError):
+            pass
+    raise SystemExit(EXIT_CODE)
+
+
+def guard() -> None:
+    """Install the start-up SIGINT handler when this process is the command."""
+    if not _is_command() or threading.current_thread() is not threading.main_thread():
+        return
+    try:
+        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+            signal.signal(signal.SIGINT, _interrupted)
+    except (ValueError, OSError):  # no signals here (an embedded interpreter)
+        pass
+
+
+def release() -> None:
+    """Give SIGINT back to ``KeyboardInterrupt`` (a no-op unless `guard` took it)."""
+    try:
+        if signal.getsignal(signal.SIGINT) is _interrupted:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+    except (ValueError, OSError):
+        pass
+
+
+guard()
