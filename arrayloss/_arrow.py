@@ -52,7 +52,7 @@ from ._errors import DataError, UsageError
 from ._errors import one_line as _one_line
 from ._validation import env_count
 from .io._columns import select_columns
-from .io._source import Source, _LabelColumn
+from .io._source import Source, _LabelColumn, empty_file
 from .io._spec import TableSpec
 
 __all__ = ["BATCH_ROWS", "IO_HINT", "open_arrow", "own_memory_pool"]
@@ -189,6 +189,10 @@ class _ArrowFile:
         self._ipc: Any = None
         self.parquet = parquet
         errors = (pa.ArrowException, OSError, ValueError)
+        kind = "Parquet" if parquet else "Feather (v2) / Arrow IPC"
+        empty = empty_file(label, path, f"a {kind}")
+        if empty is not None:
+            raise empty
         try:
             if self.parquet:
                 self._pf = pa.parquet.ParquetFile(
@@ -213,7 +217,6 @@ class _ArrowFile:
             raise DataError(msg) from None
         except errors as exc:
             self.close()
-            kind = "Parquet" if self.parquet else "Feather (v2) / Arrow IPC"
             msg = f"{label} is not a valid {kind} file ({_one_line(exc)})"
             raise DataError(msg) from None
         self.names: list[str] = list(self.schema.names)

@@ -317,3 +317,47 @@ def test_a_library_import_leaves_sigint_alone():
         capture_output=True, text=True, timeout=120,
     )  # fmt: skip
     assert proc.stdout == "True\n", proc.stderr
+
+
+# --------------------------------------------------------------------------- #
+# Zero-byte binary shards among others
+# --------------------------------------------------------------------------- #
+
+
+def _shards(folder, fmt):
+    import pandas as pd
+
+    rng = np.random.default_rng(4)
+    for sub in ("z", "y", "w"):
+        (folder / sub).mkdir()
+    for i in range(2):
+        z, y, w = rng.normal(size=(10, 3)), rng.integers(0, 3, 10), rng.random(10)
+        if fmt == "npy":
+            np.save(folder / "z" / f"part-{i}.npy", z)
+            np.save(folder / "y" / f"part-{i}.npy", y)
+            np.save(folder / "w" / f"part-{i}.npy", w)
+            continue
+        for sub, frame in (
+            ("z", pd.DataFrame(z, columns=list("abc"))),
+            ("y", pd.DataFrame({"y": y})),
+            ("w", pd.DataFrame({"w": w})),
+        ):
+            getattr(frame, f"to_{fmt}")(folder / sub / f"part-{i}.{fmt}")
+
+
+@pytest.mark.parametrize("fmt", ["npy", "parquet", "feather"])
+@pytest.mark.parametrize("role", ["z", "y", "w"])
+def test_zero_byte_binary_shard_is_one_line_naming_it(tmp_path, fmt, role):
+    if fmt != "npy":
+        pytest.importorskip("pyarrow")
+    _shards(tmp_path, fmt)
+    for sub in ("z", "y", "w"):  # a third shard; the one of `role` has no bytes
+        src = tmp_path / sub / f"part-0.{fmt}"
+        dst = tmp_path / sub / f"part-2.{fmt}"
+        dst.write_bytes(b"" if sub == role else src.read_bytes())
+    (tmp_path / "out.json").write_text("old")
+    args = [p(tmp_path, "z"), p(tmp_path, "y"), "--weights", p(tmp_path, "w")]
+    result = invoke([*args, "-o", p(tmp_path, "out.json"), "-q"], 1)
+    line = one_error_line(result)
+    assert f"part-2.{fmt}' is empty (0 bytes)" in line
+    assert (tmp_path / "out.json").read_text() == "old"

@@ -4,6 +4,8 @@ named in messages and opened."""
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import IO, Any
 
 import numpy as np
@@ -57,6 +59,18 @@ class Source:
 
 def _describe(kind: str, path: str) -> str:
     return f"{kind} '{path}'" if path != "-" else f"{kind} (standard input)"
+
+
+def empty_file(label: str, path: str, what: str) -> DataError | None:
+    """The error for a regular file of zero bytes read as a ``what`` file (a
+    shard whose write never happened or was cut short), else ``None``."""
+    try:
+        st = os.stat(path)
+    except OSError:  # the reader reports it
+        return None
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        return DataError(f"{label} is empty (0 bytes), not {what} file")
+    return None
 
 
 def _open_binary(path: str, label: str) -> IO[bytes]:
