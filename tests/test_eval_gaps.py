@@ -361,3 +361,45 @@ def test_zero_byte_binary_shard_is_one_line_naming_it(tmp_path, fmt, role):
     line = one_error_line(result)
     assert f"part-2.{fmt}' is empty (0 bytes)" in line
     assert (tmp_path / "out.json").read_text() == "old"
+
+
+# --------------------------------------------------------------------------- #
+# CSV reports: class names a spreadsheet would run as formulas
+# --------------------------------------------------------------------------- #
+
+RISKY = ["=1+2", "+x", "-y", "@z", "-1", "plain"]
+
+
+@pytest.fixture
+def risky(tmp_path):
+    rng = np.random.default_rng(6)
+    c = len(RISKY)
+    np.save(tmp_path / "z.npy", rng.normal(size=(60, c)))
+    np.save(tmp_path / "y.npy", np.arange(60) % c)
+    return [p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "--classes", ",".join(RISKY)]
+
+
+SAFE = ["'=1+2", "'+x", "'-y", "'@z", "-1", "plain"]
+
+
+def test_per_class_csv_escapes_formula_names(tmp_path, risky):
+    import csv
+
+    invoke([*risky, "--per-class", p(tmp_path, "r.csv"), "-q"])
+    with open(tmp_path / "r.csv", newline="") as f:
+        rows = list(csv.reader(f))
+    assert [r[0] for r in rows[1 : 1 + len(RISKY)]] == SAFE
+
+
+def test_csv_output_escapes_formula_names_json_keeps_them(risky):
+    import csv
+    import io
+
+    out = invoke([*risky, "--per-class", "--confusion", "--format", "csv", "-q"])
+    rows = list(csv.reader(io.StringIO(out.stdout)))
+    named = {r[1] for r in rows if r[0].startswith(("per_class:", "confusion:"))}
+    assert named >= set(SAFE)
+    assert not named & {"=1+2", "+x", "-y", "@z"}
+    doc = eval_json([*risky, "--per-class", "--confusion", "-q"])
+    assert doc["confusion"]["classes"] == RISKY
+    assert list(doc["per_class"])[: len(RISKY)] == RISKY

@@ -25,7 +25,7 @@ import numpy as np
 
 from .._errors import DataError, UsageError, printable
 from ._output import STDOUT, Outputs
-from ._render import CountRows
+from ._render import CountRows, spreadsheet_safe
 
 __all__ = [
     "MAX_REPORT_CLASSES",
@@ -265,26 +265,35 @@ def _per_class_csv(
             at = intervals[m]
             span = at[i] if i < len(at) else None  # the averages have none
             cells += ["", ""] if span is None else [repr(span[0]), repr(span[1])]
-        writer.writerow((name, *cells))
+        writer.writerow((spreadsheet_safe(name), *cells))
     return buf.getvalue()
 
 
 def _csv_rows(extra: dict[str, Any]) -> str:
     """``kind,name,value`` rows: ``per_class:FIELD,CLASS,value`` and the non-zero
-    cells of the confusion matrix as ``confusion:TRUE,PREDICTED,value``."""
+    cells of the confusion matrix as ``confusion:TRUE,PREDICTED,value`` (a class
+    name a spreadsheet would run as a formula behind an apostrophe:
+    `spreadsheet_safe`; the ``kind`` cell starts with its word, so stays safe)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     for name, row in extra.get("per_class", {}).items():
         for k in PER_CLASS_COLUMNS:
             if row.get(k) is not None:
-                writer.writerow((f"per_class:{k}", name, _cell(row[k], digits=True)))
+                writer.writerow(
+                    (
+                        f"per_class:{k}",
+                        spreadsheet_safe(name),
+                        _cell(row[k], digits=True),
+                    )
+                )
     confusion = extra.get("confusion")
     if confusion is not None:
         names = confusion["classes"]
         for t, cells in zip(names, confusion["matrix"], strict=True):
             for p, value in zip(names, cells, strict=True):
                 if value:
-                    writer.writerow((f"confusion:{t}", p, _cell(value, digits=True)))
+                    cell = _cell(value, digits=True)
+                    writer.writerow((f"confusion:{t}", spreadsheet_safe(p), cell))
     return buf.getvalue()
 
 
