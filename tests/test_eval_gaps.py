@@ -403,3 +403,101 @@ def test_csv_output_escapes_formula_names_json_keeps_them(risky):
     doc = eval_json([*risky, "--per-class", "--confusion", "-q"])
     assert doc["confusion"]["classes"] == RISKY
     assert list(doc["per_class"])[: len(RISKY)] == RISKY
+
+
+# --------------------------------------------------------------------------- #
+# --renormalize: rows rounded to the digits they are written with
+# --------------------------------------------------------------------------- #
+
+
+def _softmax_rows(n, c, seed=0):
+    rng = np.random.default_rng(seed)
+    z = rng.normal(scale=3.0, size=(n, c))
+    p = np.exp(z - z.max(axis=1, keepdims=True))
+    return p / p.sum(axis=1, keepdims=True), rng.integers(0, c, n)
+
+
+def _same_as_divided(folder, args, written, kind="probs"):
+    """``eval ARGS`` gives the metrics of the rows ``written`` divided by their
+    sums, saved at full precision (no --renormalize needed)."""
+    import json
+
+    probs = written if kind == "probs" else np.exp(written)
+    np.save(folder / "q.npy", probs / probs.sum(axis=1, keepdims=True))
+    got = json.loads(invoke([*args, "--format", "json", "-q"]).stdout)
+    plain = [str(folder / "q.npy"), str(folder / "y.npy"), "--input", "probs"]
+    want = json.loads(invoke([*plain, "--format", "json", "-q"]).stdout)
+    assert got["n_samples"] == want["n_samples"]
+    for key, value in want["metrics"].items():
+        assert got["metrics"][key] == pytest.approx(value, rel=1e-9, abs=1e-12), key
+
+
+@pytest.mark.parametrize(
+    ("c", "how"),
+    [
+        (10, "savetxt %.3g"),
+        (100, "savetxt %.3g"),
+        (3, "pandas %.3g"),
+        (10, "pandas %.3f"),
+        (2, "savetxt %.2g"),
+    ],
+)
+def test_renormalize_takes_rows_rounded_as_written(tmp_path, c, how):
+    """%.3g rows are up to 0.005 off (0.5 * 10**(1 - 3), whatever C), 1-3 % of
+    a softmax's rows beyond the old fixed 0.001; %.3f rows up to C * 0.0005."""
+    pd = pytest.importorskip("pandas")
+    probs, y = _softmax_rows(2000, c)
+    path = tmp_path / "p.csv"
+    tool, fmt = how.split()
+    if tool == "savetxt":
+        np.savetxt(path, probs, fmt=fmt, delimiter=",")
+    else:
+        pd.DataFrame(probs).to_csv(path, index=False, float_format=fmt)
+    written = np.loadtxt(path, delimiter=",", skiprows=int(tool == "pandas"))
+    off = np.abs(written.sum(axis=1) - 1)
+    assert off.max() > 1e-3  # refused by the fixed 0.001 before
+    np.save(tmp_path / "y.npy", y)
+    args = [str(path), p(tmp_path, "y.npy"), "--input", "probs", "--renormalize"]
+    _same_as_divided(tmp_path, args, written)
+
+
+def test_renormalize_takes_rounded_logprobs(tmp_path):
+    probs, y = _softmax_rows(2000, 10, seed=1)
+    np.savetxt(tmp_path / "lp.csv", np.log(probs), fmt="%.3g", delimiter=",")
+    written = np.loadtxt(tmp_path / "lp.csv", delimiter=",")
+    assert np.abs(np.exp(written).sum(axis=1) - 1).max() > 1e-3
+    np.save(tmp_path / "y.npy", y)
+    args = [str(tmp_path / "lp.csv"), str(tmp_path / "y.npy")]
+    args += ["--input", "logprobs", "--renormalize"]
+    _same_as_divided(tmp_path, args, written, kind="logprobs")
+
+
+@pytest.mark.parametrize(
+    ("row", "why"),
+    [
+        ([0.6, 0.5], "1 digit: 0.1 off, more than the 5 % that any rounding gets"),
+        ([1.0, 1.0, 0.0], "one-hot twice"),
+        ([0.502, 0.4955], "4 digits: 0.0025 off, more than the 0.001"),
+        ([0.5, 0.4979999999999], "full precision: only the 0.001"),
+        ([0.731, 0.881, 0.269], "sigmoid outputs, %.3g"),
+    ],
+)
+def test_renormalize_still_refuses_rows_rounding_cannot_explain(tmp_path, row, why):
+    np.save(tmp_path / "p.npy", np.array([[0.5, 0.5, 0.0][: len(row)], row]))
+    np.save(tmp_path / "y.npy", np.array([0, 1]))
+    args = [p(tmp_path, "p.npy"), p(tmp_path, "y.npy"), "--input", "probs"]
+    line = one_error_line(invoke([*args, "--renormalize"], 1))
+    assert "row 1" in line, why
+    assert "further from 1 than rounding explains" in line, why
+
+
+def test_the_hint_names_what_the_rows_digits_allow(tmp_path):
+    """Without --renormalize, a %.3g row 0.0036 off is told to add it."""
+    row = [0.1] * 9 + [0.0964]  # 0.1004 x 9 + 0.0964 = 1, written with 3 digits
+    np.save(tmp_path / "p.npy", np.array([row]))
+    np.save(tmp_path / "y.npy", np.array([0]))
+    args = [p(tmp_path, "p.npy"), p(tmp_path, "y.npy"), "--input", "probs"]
+    line = one_error_line(invoke(args, 1))
+    assert "digits explain 0.00455" in line
+    assert "add --renormalize" in line
+    assert eval_json([*args, "--renormalize", "-q"])["n_samples"] == 1

@@ -36,10 +36,12 @@ from .._errors import DataError
 from .._errors import one_line as _one_line
 from .._exact import exact_dot
 from .._validation import env_count
+from ._rounding import MAX_ROUNDING, RENORMALIZE_TOLERANCE, rounding_tolerance
 
 __all__ = [
     "CHUNK_ELEMENTS",
     "MAX_CHUNK_ROWS",
+    "MAX_ROUNDING",
     "MAX_THREADS",
     "RENORMALIZE_TOLERANCE",
     "SAMPLE_COLUMNS",
@@ -84,10 +86,6 @@ class LossTally:
     weight: Fraction = field(default_factory=Fraction)
 
 
-RENORMALIZE_TOLERANCE = 1e-3
-"""How far from 1 a row of probabilities may sum under ``--renormalize``."""
-
-
 @dataclass(frozen=True)
 class ProbInput:
     """How probabilities (``--input probs`` or ``logprobs``) are read.
@@ -97,8 +95,10 @@ class ProbInput:
     scores' dtype, ``numpy.finfo(dtype).eps``, as ``sklearn.metrics.log_loss``
     uses.  ``eps=0`` clips nothing: a zero true-class probability makes ``nll``
     ``inf`` (the losses, which need finite logits, then read a zero as the dtype's
-    smallest normal number).  ``renormalize``: rows that sum to 1 within
-    `RENORMALIZE_TOLERANCE` are divided by their sum.
+    smallest normal number).  ``renormalize``: rows that sum to 1 up to the
+    rounding of their digits (`arrayloss.cli._rounding.rounding_tolerance`: at
+    least `RENORMALIZE_TOLERANCE`, at most `MAX_ROUNDING`) are divided by their
+    sum.
     """
 
     eps: float | None = None
@@ -412,7 +412,8 @@ def _checked_scores(
 
     ``start`` is the row number of ``s[0]`` in its file; ``label`` names the file.
     With ``renormalize``, rows of probabilities (or log-probabilities) that sum to
-    1 within `RENORMALIZE_TOLERANCE` are rescaled to sum to 1 first.
+    1 up to the rounding of their digits (`rounding_tolerance`) are rescaled to
+    sum to 1 first.
     """
     from arrayloss._metric_rows import first_bad_row
 
@@ -430,10 +431,11 @@ def _checked_scores(
         if "sum to" not in why:
             pass
         elif not renormalize:
+            tol = _row_tolerance(s[bad[0]], input_kind)
             if _near_one(s[bad[0]], input_kind):  # where --renormalize would help
                 hint = (
-                    f"; for rows that sum to 1 only up to rounding (within "
-                    f"{RENORMALIZE_TOLERANCE:g}), add --renormalize"
+                    "; for rows that sum to 1 only up to rounding (this one's "
+                    f"digits explain {tol:.3g}), add --renormalize"
                 )
         else:  # beyond --renormalize's tolerance, not the check's
             why, flags = _far_from_one(s[bad[0]], input_kind), f"{flags} --renormalize"
@@ -449,28 +451,42 @@ def _row_sum(row: np.ndarray, input_kind: str) -> float:
         return float(np.sum(p, dtype=np.float64))
 
 
+def _row_tolerance(row: np.ndarray, input_kind: str) -> float:
+    """How far from 1 ``--renormalize`` lets the row sum (`rounding_tolerance`)."""
+    return float(rounding_tolerance(row[None, :], input_kind)[0])
+
+
 def _near_one(row: np.ndarray, input_kind: str) -> bool:
-    """Whether ``--renormalize`` would take the row (its sum within
-    `RENORMALIZE_TOLERANCE` of 1)."""
-    return abs(_row_sum(row, input_kind) - 1) <= RENORMALIZE_TOLERANCE
+    """Whether ``--renormalize`` would take the row (its sum within the rounding
+    of its digits of 1: `rounding_tolerance`)."""
+    return abs(_row_sum(row, input_kind) - 1) <= _row_tolerance(row, input_kind)
 
 
 def _far_from_one(row: np.ndarray, input_kind: str) -> str:
     """Why a row of probabilities (or log-probabilities) that `_renormalized`
-    left alone is refused: its sum, to enough digits to be seen beyond
-    `RENORMALIZE_TOLERANCE`."""
+    left alone is refused: its sum, to enough digits to be seen beyond its
+    tolerance, and that tolerance."""
     total = _row_sum(row, input_kind)
+    tol = _row_tolerance(row, input_kind)
     what = "probabilities" if input_kind == "probs" else "exp(log-probabilities)"
-    return f"{what} sum to {total:.10g}, more than {RENORMALIZE_TOLERANCE:g} from 1"
+    return (
+        f"{what} sum to {total:.10g}, further from 1 than rounding explains "
+        f"(the row's digits allow {tol:.3g}; --renormalize allows at least "
+        f"{RENORMALIZE_TOLERANCE:g}, at most {MAX_ROUNDING:g})"
+    )
 
 
 def _renormalized(s: np.ndarray, input_kind: str) -> np.ndarray:
-    """``s`` with each row that sums to 1 within the tolerance rescaled (a new
-    array; rows further off are left for the check to report)."""
+    """``s`` with each row that sums to 1 up to the rounding of its digits
+    rescaled (a new array; rows further off are left for the check to report)."""
     with np.errstate(all="ignore"):
         p = s if input_kind == "probs" else np.exp(s)
         total = np.sum(p, axis=1, dtype=np.float64)
-        near = np.abs(total - 1) <= RENORMALIZE_TOLERANCE
+        off = np.abs(total - 1)
+        near = off <= RENORMALIZE_TOLERANCE
+        far = ~near & (off <= MAX_ROUNDING)  # rounding may explain them: look
+        if far.any():
+            near[far] = off[far] <= rounding_tolerance(s[far], input_kind)
         if not near.any():
             return s
         scale = np.where(near, total, 1.0).astype(s.dtype)[:, None]

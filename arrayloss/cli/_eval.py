@@ -37,6 +37,7 @@ from .._errors import DataError, UsageError
 from .._errors import one_line as _one_line
 from ._bootstrap import MAX_SEED, BootstrapSpec, BootstrapTally
 from ._engine import (
+    MAX_ROUNDING,
     RENORMALIZE_TOLERANCE,
     ClipTally,
     IgnoreTally,
@@ -192,7 +193,10 @@ class _EvalCommand(click.Command):
     "--renormalize",
     is_flag=True,
     help="With --input probs or logprobs: accept rows that sum to 1 only up to "
-    f"rounding (within {RENORMALIZE_TOLERANCE:g}) and divide them by their sum.",
+    "rounding and divide them by their sum: within "
+    f"{RENORMALIZE_TOLERANCE:g}, or as far as rounding to the digits the row is "
+    "written with can take it (%.3g: 0.005; %.3f: 0.0005 a class), at most "
+    f"{MAX_ROUNDING:g}.",
 )
 @loss_option("losses", help="[default: cross_entropy]")
 @click.option(
