@@ -501,3 +501,31 @@ def test_the_hint_names_what_the_rows_digits_allow(tmp_path):
     assert "digits explain 0.00455" in line
     assert "add --renormalize" in line
     assert eval_json([*args, "--renormalize", "-q"])["n_samples"] == 1
+
+
+# --------------------------------------------------------------------------- #
+# A named index column read as scores (a wrong number, silently, before)
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("how", ["rename_axis", "reset_index"])
+def test_a_named_index_column_read_as_scores_is_warned_about(tmp_path, how):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(8)
+    df = pd.DataFrame(rng.normal(size=(40, 3)), columns=list("abc"))
+    df["y"] = rng.integers(0, 3, 40)
+    if how == "rename_axis":
+        df.rename_axis("id").to_csv(tmp_path / "t.csv")
+        name = "id"
+    else:
+        df.reset_index().to_csv(tmp_path / "t.csv", index=False)
+        name = "index"
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "-q"]
+    result = invoke(args)
+    assert result.stderr.count("\n") == 1
+    assert f"first score column of SCORES '{tmp_path / 't.csv'}', '{name}'" in (
+        result.stderr
+    )
+    assert f"--drop-column {name}" in result.stderr
+    doc = eval_json([*args, "--drop-column", name])  # no warning then
+    assert doc["n_classes"] == 3

@@ -36,7 +36,7 @@ from .._errors import DataError
 from .._errors import one_line as _one_line
 from .._exact import exact_dot
 from .._validation import env_count
-from ._rounding import MAX_ROUNDING, RENORMALIZE_TOLERANCE, rounding_tolerance
+from .._rounding import MAX_ROUNDING, RENORMALIZE_TOLERANCE, rounding_tolerance
 
 __all__ = [
     "CHUNK_ELEMENTS",
@@ -96,7 +96,7 @@ class ProbInput:
     uses.  ``eps=0`` clips nothing: a zero true-class probability makes ``nll``
     ``inf`` (the losses, which need finite logits, then read a zero as the dtype's
     smallest normal number).  ``renormalize``: rows that sum to 1 up to the
-    rounding of their digits (`arrayloss.cli._rounding.rounding_tolerance`: at
+    rounding of their digits (`arrayloss._rounding.rounding_tolerance`: at
     least `RENORMALIZE_TOLERANCE`, at most `MAX_ROUNDING`) are divided by their
     sum.
     """
@@ -197,6 +197,7 @@ class Tallies:
     ignored: IgnoreTally | None = None
     boot: Any = None
     probs_like: str = ""  # the warning of logits that look like probabilities
+    index_like: str = ""  # the warning of a first score column of row numbers
 
     def empty(self, *, own_boot: bool) -> Tallies:
         """Empty tallies of the same kinds, for a part of the rows to be merged
@@ -858,6 +859,18 @@ def looks_like_probs(scores: np.ndarray) -> bool:
     return bool((np.abs(total - 1) <= tol).all())
 
 
+def looks_like_row_numbers(scores: np.ndarray, names: Sequence[str] | None) -> bool:
+    """Whether the first score column of a table with a header holds the row
+    numbers (0, 1, 2, ... or 1, 2, 3, ..., three rows or more): a named index
+    column (``df.rename_axis("id").to_csv()``, ``df.reset_index()``) read as the
+    scores of a class."""
+    if names is None or scores.ndim != 2 or scores.shape[0] < 3:
+        return False
+    first = np.asarray(scores[:, 0], dtype=np.float64)
+    steps = np.arange(first.shape[0], dtype=np.float64)
+    return bool(first[0] in (0.0, 1.0) and np.array_equal(first - first[0], steps))
+
+
 def stream(
     opened: Iterator[tuple[Any, Any, Any]],
     n_shards: int,
@@ -890,7 +903,9 @@ def stream(
     ``ignored`` are added to.
 
     With ``input_kind="logits"``, ``tallies.probs_like`` is set to a warning when
-    the first chunk's rows look like probabilities (`looks_like_probs`).
+    the first chunk's rows look like probabilities (`looks_like_probs`), and
+    ``tallies.index_like`` when its first score column holds the row numbers
+    (`looks_like_row_numbers`).
     """
     from arrayloss import io as alio
 
@@ -919,6 +934,15 @@ def stream(
                             "(no negative score, each row summing to 1), read as "
                             "logits (the default --input); for probabilities give "
                             "--input probs"
+                        )
+                    names = scores_src.column_names
+                    if looks_like_row_numbers(chunk.scores, names):
+                        assert names is not None
+                        tallies.index_like = (
+                            f"warning: the first score column of {scores_src.label}, "
+                            f"{names[0]!r}, holds the row numbers (0, 1, 2, ...), "
+                            "read as the scores of class 0: an index column? "
+                            f"leave it out with --drop-column {names[0]}"
                         )
                 yield scores_label, labels_label, weights_label, chunk, shard_start
                 rows = chunk.start + int(chunk.scores.shape[0])
