@@ -35,8 +35,8 @@ import numpy as np
 from .._errors import DataError
 from .._errors import one_line as _one_line
 from .._exact import exact_dot
-from .._validation import env_count
 from .._rounding import MAX_ROUNDING, RENORMALIZE_TOLERANCE, rounding_tolerance
+from .._validation import env_count
 
 __all__ = [
     "CHUNK_ELEMENTS",

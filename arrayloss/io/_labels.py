@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import DataError
+from ._text import BOOL_TEXT
 
 __all__ = ["classes_from", "label_indices", "soft_label_rows"]
 
@@ -117,10 +118,6 @@ def soft_label_rows(
         msg = f"{label} row {start + i}: soft labels sum to {total[i]:.6g}, not 1 (tolerance {tol:.1g})"
         raise DataError(msg)
     return soft, np.argmax(soft, axis=1).astype(np.int64)
-
-
-BOOL_TEXT = {"false": 0, "true": 1}
-"""The class indices of boolean labels written as text (without --classes)."""
 
 
 def _text_index(name: str) -> int | None:

@@ -19,13 +19,17 @@ from .._errors import DataError
 from .._errors import one_line as _one_line
 from ._columns import _column_index, _is_int, column_spec_needs_names, select_columns
 from ._formats import _suffix
-from ._labels import BOOL_TEXT
 from ._source import Source, _describe, _LabelColumn, _NoRows, _open_binary
 from ._spec import TableSpec
 
 __all__ = ["DELIMITERS", "open_table", "sniff_delimiter"]
 
 _NO_SPEC = TableSpec()
+
+
+BOOL_TEXT = {"false": 0, "true": 1}
+"""The class indices of boolean labels written as text, in lower case (pandas
+writes ``True`` and ``False``): read so without --classes."""
 
 
 def _is_number(s: str) -> bool:
