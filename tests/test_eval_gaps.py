@@ -529,3 +529,15 @@ def test_a_named_index_column_read_as_scores_is_warned_about(tmp_path, how):
     assert f"--drop-column {name}" in result.stderr
     doc = eval_json([*args, "--drop-column", name])  # no warning then
     assert doc["n_classes"] == 3
+
+
+def test_a_blank_line_among_one_column_labels_is_a_missing_value(tmp_path):
+    """pandas writes NaN in a one-column CSV as an empty line, which was skipped:
+    the labels then had a row too few, reported as a row count mismatch."""
+    pd = pytest.importorskip("pandas")
+    np.save(tmp_path / "z.npy", np.zeros((4, 3)))
+    pd.Series([0, 1, np.nan, 2], name="y").to_csv(tmp_path / "y.csv", index=False)
+    line = one_error_line(invoke([p(tmp_path, "z.npy"), p(tmp_path, "y.csv")], 1))
+    assert "y.csv' line 4: an empty line between values, a missing value" in line
+    (tmp_path / "y.txt").write_text("\n0\n1\n2\n0\n\n\n")  # around them: fine
+    assert eval_json([p(tmp_path, "z.npy"), p(tmp_path, "y.txt")])["n_samples"] == 4

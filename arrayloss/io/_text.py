@@ -262,10 +262,20 @@ class _TextRows:
         self.lines: list[int] = []  # file line of each row of the last take()
 
     def _next(self) -> list[str] | None:
+        blank = None  # the line of a blank line skipped before the next row
         try:
             for row in self._reader:
                 if row and any(field.strip() for field in row):
+                    if blank is not None and self.width == 1:
+                        msg = (
+                            f"{self.label} line {blank}: an empty line between "
+                            "values, a missing value (pandas writes NaN so in a "
+                            "one-column file)"
+                        )
+                        raise DataError(msg)
                     return row
+                if blank is None:
+                    blank = self._reader.line_num
         except UnicodeDecodeError as exc:
             raise _not_utf8(self.path, self.label, exc) from None
         except csv.Error as exc:
