@@ -375,8 +375,9 @@ def risky(tmp_path):
     rng = np.random.default_rng(6)
     c = len(RISKY)
     np.save(tmp_path / "z.npy", rng.normal(size=(60, c)))
-    np.save(tmp_path / "y.npy", np.arange(60) % c)
-    return [p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "--classes", ",".join(RISKY)]
+    # as names: with a numeric class name (-1), a number label is a name too
+    (tmp_path / "y.txt").write_text("".join(f"{RISKY[i % c]}\n" for i in range(60)))
+    return [p(tmp_path, "z.npy"), p(tmp_path, "y.txt"), "--classes", ",".join(RISKY)]
 
 
 SAFE = ["'=1+2", "'+x", "'-y", "'@z", "-1", "plain"]
@@ -541,3 +542,50 @@ def test_a_blank_line_among_one_column_labels_is_a_missing_value(tmp_path):
     assert "y.csv' line 4: an empty line between values, a missing value" in line
     (tmp_path / "y.txt").write_text("\n0\n1\n2\n0\n\n\n")  # around them: fine
     assert eval_json([p(tmp_path, "z.npy"), p(tmp_path, "y.txt")])["n_samples"] == 4
+
+
+# --------------------------------------------------------------------------- #
+# Numeric --classes and integer-typed labels (sklearn's classes_ = [1, 2, 3])
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture
+def one_based(tmp_path):
+    rng = np.random.default_rng(9)
+    probs = rng.dirichlet(np.ones(3), 30)
+    y = rng.integers(1, 3, 30)  # classes 1, 2 (and 3) of classes_ = [1, 2, 3]
+    np.save(tmp_path / "p.npy", probs)
+    np.save(tmp_path / "y.npy", y)
+    (tmp_path / "y.txt").write_text("".join(f"{v}\n" for v in y))
+    return tmp_path, y
+
+
+def test_integer_labels_are_numeric_class_names_as_text_ones_are(one_based):
+    """Labels 1, 2 with --classes 1,2,3 were names when read as text but class
+    indices when an int .npy or Parquet column: columns 1 and 2 instead of 0
+    and 1, a wrong number without a word when no label 3 came."""
+    folder, y = one_based
+    base = [p(folder, "p.npy"), "--input", "probs", "--classes", "1,2,3", "-q"]
+    text = eval_json([base[0], p(folder, "y.txt"), *base[1:]])
+    ints = eval_json([base[0], p(folder, "y.npy"), *base[1:]])
+    assert ints["metrics"] == text["metrics"]
+    np.save(folder / "y0.npy", y - 1)  # the same classes as indices
+    plain = eval_json([base[0], p(folder, "y0.npy"), "--input", "probs", "-q"])
+    assert ints["metrics"] == plain["metrics"]
+
+
+def test_integer_labels_under_numeric_classes_keep_ignore_label(one_based):
+    folder, y = one_based
+    marked = y.copy()
+    marked[:4] = -100
+    np.save(folder / "ym.npy", marked)
+    args = [p(folder, "p.npy"), p(folder, "ym.npy"), "--input", "probs"]
+    doc = eval_json([*args, "--classes", "1,2,3", "--ignore-label", "-100", "-q"])
+    assert doc["n_ignored"] == 4
+
+
+def test_integer_label_not_among_numeric_classes_fails(one_based):
+    folder, _ = one_based
+    args = [p(folder, "p.npy"), p(folder, "y.npy"), "--input", "probs"]
+    line = one_error_line(invoke([*args, "--classes", "2,3,4"], 1))
+    assert "1 is not one of the --classes" in line

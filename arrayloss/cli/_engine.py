@@ -266,9 +266,13 @@ def _drop_ignored(
         return raw, None
     ignored.count += int(np.count_nonzero(mask))
     raw = raw.copy()
-    raw[mask] = (
-        (class_names[0] if class_names else "0") if raw.dtype.kind in "US" else 0
-    )
+    if raw.dtype.kind in "US":
+        raw[mask] = class_names[0] if class_names else "0"
+    else:  # a number that is a class, as an index or as a numeric class name
+        from arrayloss.io._labels import _text_index
+
+        numbers = (_text_index(name) for name in class_names or ())
+        raw[mask] = next((n for n in numbers if n is not None and abs(n) < 2**31), 0)
     return raw, mask
 
 
