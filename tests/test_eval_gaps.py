@@ -589,3 +589,21 @@ def test_integer_label_not_among_numeric_classes_fails(one_based):
     args = [p(folder, "p.npy"), p(folder, "y.npy"), "--input", "probs"]
     line = one_error_line(invoke([*args, "--classes", "2,3,4"], 1))
     assert "1 is not one of the --classes" in line
+
+
+def test_a_header_of_numbered_classes_read_as_data_is_explained(tmp_path):
+    """pd.DataFrame(proba, columns=clf.classes_) for classes 1, 2, 3 writes the
+    header 1,2,3, a row of numbers read as data: the error said only that the
+    files' row counts differ."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(10)
+    probs = rng.dirichlet(np.ones(3), 20)
+    y = rng.integers(1, 4, 20)
+    pd.DataFrame(probs, columns=[1, 2, 3]).to_csv(tmp_path / "p.csv", index=False)
+    (tmp_path / "y.txt").write_text("".join(f"{v}\n" for v in y))
+    args = [p(tmp_path, "p.csv"), p(tmp_path, "y.txt"), "--input", "probs"]
+    line = one_error_line(invoke(args, 1))
+    assert "its first line, '1,2,3', may be a header of class names" in line
+    assert "--header and --classes 1,2,3" in line
+    doc = eval_json([*args, "--header", "--classes", "1,2,3", "-q"])
+    assert doc["n_samples"] == 20

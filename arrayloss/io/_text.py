@@ -142,6 +142,27 @@ def _default_names(
     return any(_is_number(f) and not _INTEGER.fullmatch(f) for f in second)
 
 
+def _class_header_hint(first: Sequence[str], second: Sequence[str]) -> str:
+    """Why a scores file read without a header may have one row too many: its
+    first row is integers in increasing order above a row of fractions, as the
+    header ``pd.DataFrame(proba, columns=clf.classes_).to_csv(index=False)``
+    writes for classes numbered 1, 2, 3 (a header of 0, 1, 2, ... is found by
+    `_default_names`); else ``""``."""
+    fields = [f.strip() for f in first]
+    if not all(_INTEGER.fullmatch(f) for f in fields):
+        return ""
+    numbers = [int(f) for f in fields]
+    if any(b <= a for a, b in itertools.pairwise(numbers)):
+        return ""
+    if not any(_is_number(f) and not _INTEGER.fullmatch(f.strip()) for f in second):
+        return ""
+    names = ",".join(fields)
+    return (
+        f"its first line, '{names}', may be a header of class names (as "
+        f"columns=clf.classes_ writes it): give --header and --classes {names}"
+    )
+
+
 def _is_index(first: Sequence[str], second: Sequence[str] | None) -> bool:
     """Whether ``first`` is the header of a file with a leading index column, as
     pandas' ``DataFrame.to_csv()`` writes it: an empty first field, every other
@@ -409,6 +430,7 @@ class _TextScores(Source):
             else [header[c] for c in label_cols]
         )
         self.labels: np.ndarray | None = None
+        self.extra_row_hint = ""  # why the file may have one row too many
         if self.n_cols == 0:
             msg = f"{self.label} has no score columns"
             raise DataError(msg)
@@ -600,6 +622,8 @@ def open_table(
                 c for c in range(width) if c not in drop and c not in (label_cols or ())
             ]
         scores = _TextScores(rows, head, keep, label_cols, soft=soft)
+        if not has_header and header is None and len(peeked) > 1:
+            scores.extra_row_hint = _class_header_hint(peeked[0], peeked[1])
     except BaseException:
         rows.close()
         raise
