@@ -36,13 +36,15 @@ def _is_command() -> bool:
     """Whether this process is the ``arrayloss`` command starting: its script
     (``argv[0]`` named ``arrayloss``, as pip's wrapper runs it) or
     ``python -m arrayloss``."""
+    orig = list(getattr(sys, "orig_argv", ()))[1:]  # -m: argv[0] is '-m' for now
+    if "--multiprocessing-fork" in orig:  # a worker process it spawned: its
+        return False  # sys.argv is the command's, its SIGINT its own business
     argv = getattr(sys, "argv", None) or [""]
     name = os.path.basename(str(argv[0]))
     for suffix in _SCRIPT_SUFFIXES:
         name = name.removesuffix(suffix)
     if name == "arrayloss":
         return True
-    orig = list(getattr(sys, "orig_argv", ()))[1:]  # -m: argv[0] is '-m' for now
     skip = False
     for i, arg in enumerate(orig):
         if skip:

@@ -297,6 +297,11 @@ def test_ctrl_c_during_import_arrayloss_is_one_line_and_130():
         ("-m", ["python", "-m", "arrayloss.cli"], False),
         ("train.py", ["python", "train.py"], False),
         ("-c", ["python", "-c", "import arrayloss"], False),
+        (  # a Dask worker the command spawned: multiprocessing sets its argv
+            "/venv/bin/arrayloss",
+            ["python", "-c", "spawn_main()", "--multiprocessing-fork"],
+            False,
+        ),
     ],
 )
 def test_only_the_command_guards_its_start_up(monkeypatch, argv0, orig, expected):
