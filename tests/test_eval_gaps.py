@@ -612,3 +612,23 @@ def test_a_header_of_numbered_classes_read_as_data_is_explained(tmp_path):
     assert "--header and --classes 1,2,3" in line
     doc = eval_json([*args, "--header", "--classes", "1,2,3", "-q"])
     assert doc["n_samples"] == 20
+
+
+def test_name_labels_without_classes_are_told_the_score_columns_names(tmp_path):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(11)
+    names = ["setosa", "versicolor", "virginica"]
+    df = pd.DataFrame(rng.dirichlet(np.ones(3), 10), columns=names)
+    df["y"] = rng.choice(names, 10)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
+    line = one_error_line(invoke(args, 1))
+    assert line.endswith(
+        "give --classes (the score columns are named setosa,versicolor,virginica: "
+        "--classes setosa,versicolor,virginica)\n"
+    )
+    pd.DataFrame(df[names].to_numpy()).assign(y=df["y"]).to_csv(
+        tmp_path / "n.csv", index=False
+    )  # numbered columns (0, 1, 2) name no classes: no hint
+    args[0] = p(tmp_path, "n.csv")
+    assert one_error_line(invoke(args, 1)).endswith("give --classes\n")

@@ -865,12 +865,40 @@ def _tally(
                     to_backend=runner.to_backend, tallies=tallies, writer=writer,
                     quiet=runner.quiet, prob=what.prob,
                 )  # fmt: skip
+            except DataError as exc:
+                hint = _names_hint(str(exc), class_names, column_names)
+                if hint:
+                    msg = f"{exc}{hint}"
+                    raise DataError(msg) from None
+                raise
             finally:
                 if writer is not None:
                     writer.close()
     finally:
         opened.close()
     return tallies, n_samples, n_classes, class_names
+
+
+NEEDS_CLASSES = "for class names, give --classes"
+"""How `arrayloss.io.label_indices` ends the error of a name label without
+--classes."""
+
+
+def _names_hint(
+    msg: str, class_names: Sequence[str] | None, column_names: Sequence[str] | None
+) -> str:
+    """For a name label without --classes, in a table whose score columns are
+    named by words (``columns=clf.classes_``): that --classes takes those names."""
+    if class_names is not None or not column_names or not msg.endswith(NEEDS_CLASSES):
+        return ""
+    from arrayloss.io._labels import _text_index
+
+    if any(_text_index(name) is not None for name in column_names):
+        return ""  # numbered columns name no classes
+    if len(column_names) > 20:
+        return " (the score columns' names, in order, if they are the classes)"
+    names = ",".join(column_names)
+    return f" (the score columns are named {names}: --classes {names})"
 
 
 def _category_names(
