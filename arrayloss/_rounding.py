@@ -55,10 +55,18 @@ def _digits(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         e += wide >= 10.0 ** (e + 1)  # log10 of a power of ten may miss by one
         e -= wide < 10.0**e
         digits = np.full(values.shape, _FULL, dtype=np.int64)
-        for d in range(_MAX_DIGITS, 0, -1):
-            scale = 10.0 ** (d - 1 - e)
-            back = (np.round(wide * scale) / scale).astype(values.dtype)
-            digits[back == values] = d
+        flat_digits = digits.reshape(-1)
+        flat_e, flat_wide = e.reshape(-1), wide.reshape(-1)
+        flat_values = values.reshape(-1)
+        todo = np.arange(flat_values.size)  # the values whose digits are not found
+        for d in range(1, _MAX_DIGITS + 1):
+            if not todo.size:
+                break
+            scale = 10.0 ** (d - 1 - flat_e[todo])
+            back = (np.round(flat_wide[todo] * scale) / scale).astype(values.dtype)
+            hit = back == flat_values[todo]
+            flat_digits[todo[hit]] = d
+            todo = todo[~hit]
     return e, digits
 
 
