@@ -632,3 +632,29 @@ def test_name_labels_without_classes_are_told_the_score_columns_names(tmp_path):
     )  # numbered columns (0, 1, 2) name no classes: no hint
     args[0] = p(tmp_path, "n.csv")
     assert one_error_line(invoke(args, 1)).endswith("give --classes\n")
+
+
+@pytest.mark.parametrize("c", [2, 3, 7, 10, 50])
+@pytest.mark.parametrize("fmt", ["%.2g", "%.3g", "%.4g", "%.6g", "%.2f", "%.3f"])
+@pytest.mark.parametrize("kind", ["probs", "logprobs"])
+def test_rounding_tolerance_bounds_what_rounding_does(c, fmt, kind):
+    """Property: rows of probabilities (Dirichlet, peaked and flat) written with
+    ``fmt`` sum within `rounding_tolerance` of 1 wherever that bound is below
+    the 0.05 cap; rows at full precision get 0.001 (a row of 1.0 and values
+    below 1e-12 reads as written with one digit, and sums to 1 anyway)."""
+    from arrayloss._rounding import MAX_ROUNDING, rounding_tolerance
+
+    rng = np.random.default_rng(c)
+    rows = np.concatenate(
+        [rng.dirichlet(np.full(c, a), 300) for a in (0.05, 0.3, 1.0, 10.0)]
+    )
+    rows = rows[(rows > 1e-300).all(axis=1)]
+    values = rows if kind == "probs" else np.log(rows)
+    written = np.array([[float(fmt % v) for v in r] for r in values])
+    probs = written if kind == "probs" else np.exp(written)
+    off = np.abs(probs.sum(axis=1) - 1)
+    tol = rounding_tolerance(written, kind)
+    capped = tol >= MAX_ROUNDING
+    assert (off[~capped] <= tol[~capped] * (1 + 1e-9) + 1e-15).all()
+    exact = ((rows > 1e-12) & (rows < 1)).all(axis=1)  # not 1.0 and a zero
+    assert (rounding_tolerance(values[exact], kind) == 1e-3).all()
