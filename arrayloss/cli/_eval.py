@@ -236,7 +236,8 @@ class _EvalCommand(click.Command):
     "--classes",
     metavar="A,B,...|FILE",
     help="Class names in column order (a comma list or a file, one a line), for "
-    "labels given as names.",
+    "labels given as names (a Parquet/Feather categorical label column names them "
+    "by its categories). Boolean labels are the classes 0 (False) and 1 (True).",
 )
 @click.option(
     "--header/--no-header",
