@@ -658,3 +658,22 @@ def test_rounding_tolerance_bounds_what_rounding_does(c, fmt, kind):
     assert (off[~capped] <= tol[~capped] * (1 + 1e-9) + 1e-15).all()
     exact = ((rows > 1e-12) & (rows < 1)).all(axis=1)  # not 1.0 and a zero
     assert (rounding_tolerance(values[exact], kind) == 1e-3).all()
+
+
+def test_a_label_column_read_as_scores_is_warned_about(tmp_path):
+    """A CSV of logits with its labels last, no header, against a LABELS file:
+    the label column was the logits of a 4th class, without a word."""
+    rng = np.random.default_rng(12)
+    probs = rng.normal(size=(30, 3))  # logits
+    y = rng.integers(0, 3, 30)
+    np.savetxt(tmp_path / "t.csv", np.column_stack([probs, y]), delimiter=",")
+    np.save(tmp_path / "y.npy", y)
+    args = [p(tmp_path, "t.csv"), p(tmp_path, "y.npy"), "-q"]
+    result = invoke(args)
+    assert result.stderr.startswith("warning: score column 3 of SCORES")
+    assert "--drop-column 3" in result.stderr
+    assert eval_json([*args, "--drop-column", "3"])["n_classes"] == 3
+    onehot = np.column_stack([1 - y % 2, y % 2]).astype(float)  # scores [1-y, y]
+    np.save(tmp_path / "o.npy", onehot)
+    np.save(tmp_path / "b.npy", y % 2)
+    eval_json([p(tmp_path, "o.npy"), p(tmp_path, "b.npy"), "-q"])  # no warning

@@ -198,6 +198,7 @@ class Tallies:
     boot: Any = None
     probs_like: str = ""  # the warning of logits that look like probabilities
     index_like: str = ""  # the warning of a first score column of row numbers
+    label_like: str = ""  # the warning of a score column that holds the labels
 
     def empty(self, *, own_boot: bool) -> Tallies:
         """Empty tallies of the same kinds, for a part of the rows to be merged
@@ -875,6 +876,27 @@ def looks_like_row_numbers(scores: np.ndarray, names: Sequence[str] | None) -> b
     return bool(first[0] in (0.0, 1.0) and np.array_equal(first - first[0], steps))
 
 
+def score_column_of_labels(scores: np.ndarray, labels: np.ndarray) -> int | None:
+    """The first score column that holds the labels themselves (class indices,
+    three rows or more, not all one class), beyond every class the labels name,
+    else ``None``: a label column read as the scores of a class (a CSV without a
+    header, its labels last, evaluated against a LABELS file).  (A one-hot
+    column of a class the labels name, ``[1 - y, y]``, is scores.)"""
+    if scores.ndim != 2 or labels.ndim != 1 or scores.shape[0] < 3:
+        return None
+    try:
+        y = np.asarray(labels, dtype=np.float64)
+    except (TypeError, ValueError):  # names: no score column holds them
+        return None
+    if not np.isfinite(y).all() or (y == y[0]).all():
+        return None
+    with np.errstate(invalid="ignore"):
+        same = (np.asarray(scores, dtype=np.float64) == y[:, None]).all(axis=0)
+    hits = np.flatnonzero(same[: scores.shape[1]])
+    hits = hits[hits > y.max()]
+    return int(hits[0]) if hits.size else None
+
+
 def stream(
     opened: Iterator[tuple[Any, Any, Any]],
     n_shards: int,
@@ -940,6 +962,15 @@ def stream(
                             "--input probs"
                         )
                     names = scores_src.column_names
+                    column = score_column_of_labels(chunk.scores, chunk.labels)
+                    if column is not None:
+                        shown = repr(names[column]) if names else str(column)
+                        tallies.label_like = (
+                            f"warning: score column {shown} of {scores_src.label} "
+                            f"holds the labels of {label_src.label}, read as the "
+                            f"scores of class {column}: a label column? leave it "
+                            f"out with --drop-column {names[column] if names else column}"
+                        )
                     if looks_like_row_numbers(chunk.scores, names):
                         assert names is not None
                         tallies.index_like = (

@@ -983,8 +983,10 @@ def _results(
         _report_clipping(clips, prob, tallies.metrics, results["metrics"])
     elif tallies.probs_like:
         click.echo(tallies.probs_like, err=True)
-    if what.input_kind == "logits" and tallies.index_like:
-        click.echo(tallies.index_like, err=True)
+    if what.input_kind == "logits":
+        for warning in (tallies.index_like, tallies.label_like):
+            if warning:
+                click.echo(warning, err=True)
     meta: dict[str, Any] = {
         "scores": inputs.scores,
         "labels": inputs.labels,
