@@ -532,7 +532,7 @@ def test_a_named_index_column_read_as_scores_is_warned_about(tmp_path, how):
     assert f"first score column of SCORES '{tmp_path / 't.csv'}', '{name}'" in (
         result.stderr
     )
-    assert f"--drop-column {name}" in result.stderr
+    assert f"(--drop-column {name})" in result.stderr
     doc = eval_json([*args, "--drop-column", name])  # no warning then
     assert doc["n_classes"] == 3
 
@@ -677,3 +677,19 @@ def test_a_label_column_read_as_scores_is_warned_about(tmp_path):
     np.save(tmp_path / "o.npy", onehot)
     np.save(tmp_path / "b.npy", y % 2)
     eval_json([p(tmp_path, "o.npy"), p(tmp_path, "b.npy"), "-q"])  # no warning
+
+
+def test_an_index_column_of_a_headerless_csv_is_warned_about(tmp_path):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(13)
+    df = pd.DataFrame(rng.normal(size=(40, 3)))
+    df.to_csv(tmp_path / "t.csv", header=False)  # the index, no header
+    np.save(tmp_path / "y.npy", rng.integers(0, 3, 40))
+    args = [p(tmp_path, "t.csv"), p(tmp_path, "y.npy"), "-q"]
+    result = invoke(args)
+    assert "first score column of SCORES" in result.stderr
+    assert "(column 0) holds the row numbers" in result.stderr
+    assert "(--drop-column 0)" in result.stderr
+    assert eval_json([*args, "--drop-column", "0"])["n_classes"] == 3
+    np.save(tmp_path / "z.npy", np.arange(40.0)[:, None] * [1, 2, 3])  # integers
+    eval_json([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "-q"])  # no warning

@@ -865,15 +865,41 @@ def looks_like_probs(scores: np.ndarray) -> bool:
 
 
 def looks_like_row_numbers(scores: np.ndarray, names: Sequence[str] | None) -> bool:
-    """Whether the first score column of a table with a header holds the row
-    numbers (0, 1, 2, ... or 1, 2, 3, ..., three rows or more): a named index
-    column (``df.rename_axis("id").to_csv()``, ``df.reset_index()``) read as the
-    scores of a class."""
-    if names is None or scores.ndim != 2 or scores.shape[0] < 3:
+    """Whether the first score column holds the row numbers (0, 1, 2, ... or 1,
+    2, 3, ..., three rows or more; without column ``names``, five rows or more
+    and a fraction among the other columns): an index column read as the scores
+    of a class (a named index, ``df.rename_axis("id").to_csv()`` or
+    ``df.reset_index()``; any index with ``to_csv(header=False)``)."""
+    least = 3 if names is not None else 5
+    if scores.ndim != 2 or scores.shape[0] < least or scores.shape[1] < 2:
         return False
     first = np.asarray(scores[:, 0], dtype=np.float64)
     steps = np.arange(first.shape[0], dtype=np.float64)
-    return bool(first[0] in (0.0, 1.0) and np.array_equal(first - first[0], steps))
+    if not (first[0] in (0.0, 1.0) and np.array_equal(first - first[0], steps)):
+        return False
+    if names is not None:
+        return True
+    with np.errstate(all="ignore"):
+        rest = np.asarray(scores[:, 1:], dtype=np.float64)
+        return bool((rest != np.round(rest)).any())  # not integer scores alike
+
+
+def _index_warning(scores_src: Any, names: Sequence[str] | None) -> str:
+    """The warning of a first score column of row numbers (`looks_like_row_numbers`)."""
+    from arrayloss.io._text import _TextScores
+
+    label = scores_src.label
+    if names is not None:
+        what, fix = f"{label}, {names[0]!r},", f"--drop-column {names[0]}"
+    elif isinstance(scores_src, _TextScores):
+        what, fix = f"{label} (column 0)", "--drop-column 0"
+    else:
+        what, fix = label, "save the scores without it"
+    return (
+        f"warning: the first score column of {what} holds the row numbers (0, 1, "
+        f"2, ...), read as the scores of class 0: an index column? leave it out "
+        f"({fix})"
+    )
 
 
 def score_column_of_labels(scores: np.ndarray, labels: np.ndarray) -> int | None:
@@ -972,13 +998,7 @@ def stream(
                             f"out with --drop-column {names[column] if names else column}"
                         )
                     if looks_like_row_numbers(chunk.scores, names):
-                        assert names is not None
-                        tallies.index_like = (
-                            f"warning: the first score column of {scores_src.label}, "
-                            f"{names[0]!r}, holds the row numbers (0, 1, 2, ...), "
-                            "read as the scores of class 0: an index column? "
-                            f"leave it out with --drop-column {names[0]}"
-                        )
+                        tallies.index_like = _index_warning(scores_src, names)
                 yield scores_label, labels_label, weights_label, chunk, shard_start
                 rows = chunk.start + int(chunk.scores.shape[0])
             shard_start += rows
