@@ -673,6 +673,9 @@ def test_a_label_column_read_as_scores_is_warned_about(tmp_path):
     assert result.stderr.startswith("warning: score column 3 of SCORES")
     assert "--drop-column 3" in result.stderr
     assert eval_json([*args, "--drop-column", "3"])["n_classes"] == 3
+    np.savetxt(tmp_path / "f.csv", np.column_stack([y, probs]), delimiter=",")
+    first = invoke([p(tmp_path, "f.csv"), p(tmp_path, "y.npy"), "-q"])
+    assert first.stderr.startswith("warning: score column 0 of SCORES")
     onehot = np.column_stack([1 - y % 2, y % 2]).astype(float)  # scores [1-y, y]
     np.save(tmp_path / "o.npy", onehot)
     np.save(tmp_path / "b.npy", y % 2)

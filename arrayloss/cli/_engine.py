@@ -904,10 +904,10 @@ def _index_warning(scores_src: Any, names: Sequence[str] | None) -> str:
 
 def score_column_of_labels(scores: np.ndarray, labels: np.ndarray) -> int | None:
     """The first score column that holds the labels themselves (class indices,
-    three rows or more, not all one class), beyond every class the labels name,
-    else ``None``: a label column read as the scores of a class (a CSV without a
-    header, its labels last, evaluated against a LABELS file).  (A one-hot
-    column of a class the labels name, ``[1 - y, y]``, is scores.)"""
+    three rows or more, not all one class), else ``None``: a label column read
+    as the scores of a class (a CSV without a header, its labels first or last,
+    evaluated against a LABELS file).  With labels 0 and 1 only, a column of a
+    class they name is not counted: ``[1 - y, y]`` are one-hot scores."""
     if scores.ndim != 2 or labels.ndim != 1 or scores.shape[0] < 3:
         return None
     try:
@@ -918,8 +918,9 @@ def score_column_of_labels(scores: np.ndarray, labels: np.ndarray) -> int | None
         return None
     with np.errstate(invalid="ignore"):
         same = (np.asarray(scores, dtype=np.float64) == y[:, None]).all(axis=0)
-    hits = np.flatnonzero(same[: scores.shape[1]])
-    hits = hits[hits > y.max()]
+    hits = np.flatnonzero(same)
+    if y.max() < 2:  # 0/1 labels: a one-hot column of class 1 holds them too
+        hits = hits[hits > y.max()]
     return int(hits[0]) if hits.size else None
 
 
