@@ -696,3 +696,27 @@ def test_an_index_column_of_a_headerless_csv_is_warned_about(tmp_path):
     assert eval_json([*args, "--drop-column", "0"])["n_classes"] == 3
     np.save(tmp_path / "z.npy", np.arange(40.0)[:, None] * [1, 2, 3])  # integers
     eval_json([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "-q"])  # no warning
+
+
+@pytest.mark.parametrize(
+    ("make", "said"),
+    [
+        ("npy", "is a NumPy .npy file, not CSV (standard input is read as CSV"),
+        ("gzip", "is gzip-compressed, not CSV (decompress it first)"),
+    ],
+)
+def test_a_binary_file_on_standard_input_is_named(tmp_path, make, said):
+    """`cat scores.npy | arrayloss eval - ...` said only that byte 0x93 at
+    position 0 was not UTF-8 (a file path's first bytes were already looked at)."""
+    import gzip
+
+    np.save(tmp_path / "y.npy", np.array([0, 1]))
+    np.save(tmp_path / "z.npy", np.zeros((2, 3)))
+    data = (tmp_path / "z.npy").read_bytes()
+    if make == "gzip":
+        data = gzip.compress(b"0.1,0.9\n0.5,0.5\n")
+    cmd = [sys.executable, "-m", "arrayloss", "eval", "-", p(tmp_path, "y.npy")]
+    proc = subprocess.run(cmd, input=data, capture_output=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert said in proc.stderr.decode()
+    assert proc.stderr.decode().count("\n") == 1

@@ -192,12 +192,23 @@ _NOT_TEXT = (
 """The first bytes of files that are not text, and what they are."""
 
 
-def _not_utf8(path: str, label: str, exc: UnicodeDecodeError) -> DataError:
+def _not_utf8(
+    path: str, label: str, exc: UnicodeDecodeError, head: bytes = b""
+) -> DataError:
     """The error for a text file that is not UTF-8: what the file is, when its
     first bytes say so, else the line of its first byte that is not UTF-8 (found
     by reading the file again: the decoder's message gives the place in a block of
     text, not the line); for standard input, the decoder's message."""
-    if path == "-":
+    if path == "-":  # ``head``: its first bytes, peeked before they were read
+        for magic, what in _NOT_TEXT:
+            if head.startswith(magic):
+                kind = what.split(" (")[0]
+                fix = (
+                    "decompress it first"
+                    if kind.endswith("compressed")
+                    else "standard input is read as CSV: give the file's path"
+                )
+                return DataError(f"{label} is {kind}, not CSV ({fix})")
         return DataError(f"{label} is not UTF-8 text ({_one_line(exc)})")
     try:
         with open(path, "rb") as f:
@@ -237,9 +248,12 @@ class _TextRows:
             # sys.stdin at call time, so click.testing's replacement is seen.
             raw: IO[bytes] = sys.stdin.buffer
             self._size = None
+            peek = getattr(raw, "peek", None)  # what it is, should it not be text
+            self._head = bytes(peek(8)[:8]) if peek is not None else b""
         else:
             raw = _open_binary(path, label)
             self._size = os.fstat(raw.fileno()).st_size
+            self._head = b""
         self._raw = raw
         self._text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         lines: Iterator[str]
@@ -258,7 +272,7 @@ class _TextRows:
                     size += len(line)
             except UnicodeDecodeError as exc:
                 self.close()
-                raise _not_utf8(path, label, exc) from None
+                raise _not_utf8(path, label, exc, self._head) from None
             except OSError as exc:
                 self.close()
                 msg = f"{label} line {len(head) + 1}: {_one_line(exc)}"
@@ -298,7 +312,7 @@ class _TextRows:
                 if blank is None:
                     blank = self._reader.line_num
         except UnicodeDecodeError as exc:
-            raise _not_utf8(self.path, self.label, exc) from None
+            raise _not_utf8(self.path, self.label, exc, self._head) from None
         except csv.Error as exc:
             msg = f"{self.label} line {self._reader.line_num}: {_one_line(exc)}"
             raise DataError(msg) from None
