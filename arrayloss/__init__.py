@@ -11,12 +11,14 @@ The heavier submodules (``datasets``, ``io``, ``mlp`` and the adapters ``torch``
 ``import arrayloss`` without making that import slower.
 """
 
+# first of all (it guards the command's Ctrl-C until its handler takes over)
+from . import _startup  # noqa: F401  # isort: skip
+
 import importlib as _importlib
 import types as _types
 from typing import TYPE_CHECKING
 
-# _startup first (it guards the command's Ctrl-C until its handler takes over)
-from . import _startup, esp, keras, losses, metrics  # noqa: F401
+from . import esp, keras, losses, metrics
 from ._gradcheck import GradcheckResult, gradcheck
 from ._registry import LOSSES, USER_LOSSES, LossInfo, value_and_grad
 from ._user import register_loss, unregister_loss

@@ -8,17 +8,17 @@ and exits 130, only when this process is the command (the ``arrayloss`` script,
 or ``python -m arrayloss``) and SIGINT is at Python's default (a Ctrl-C that is
 ignored, or handled by someone else, is left so); `release`, called where the
 command's handler takes over, puts Python's ``KeyboardInterrupt`` back.  A
-program that imports arrayloss is never touched.  Standard library only: this
-runs before anything else is imported.
+program that imports arrayloss is never touched.  It imports only what the
+interpreter has loaded at start (``os``, ``sys``, ``_signal``), so the window
+before it is as short as can be: Python's own start-up, and the ``import re``
+of pip's script, stay before it.
 """
 
 from __future__ import annotations
 
+import _signal  # type: ignore[import-not-found]  # signal's C half (`signal`: ~4 ms)
 import os
-import signal
 import sys
-import threading
-from types import FrameType
 
 __all__ = ["guard", "release"]
 
@@ -62,7 +62,7 @@ def _is_command() -> bool:
     return False
 
 
-def _interrupted(signum: int, frame: FrameType | None) -> None:
+def _interrupted(signum: int, frame: object) -> None:
     """SIGINT during start-up: one line on standard error, exit 130."""
     err = sys.stderr
     if err is not None:
@@ -76,20 +76,20 @@ def _interrupted(signum: int, frame: FrameType | None) -> None:
 
 def guard() -> None:
     """Install the start-up SIGINT handler when this process is the command."""
-    if not _is_command() or threading.current_thread() is not threading.main_thread():
+    if not _is_command():
         return
     try:
-        if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
-            signal.signal(signal.SIGINT, _interrupted)
-    except (ValueError, OSError):  # no signals here (an embedded interpreter)
+        if _signal.getsignal(_signal.SIGINT) is _signal.default_int_handler:
+            _signal.signal(_signal.SIGINT, _interrupted)
+    except (ValueError, OSError):  # not the main thread, or no signals here
         pass
 
 
 def release() -> None:
     """Give SIGINT back to ``KeyboardInterrupt`` (a no-op unless `guard` took it)."""
     try:
-        if signal.getsignal(signal.SIGINT) is _interrupted:
-            signal.signal(signal.SIGINT, signal.default_int_handler)
+        if _signal.getsignal(_signal.SIGINT) is _interrupted:
+            _signal.signal(_signal.SIGINT, _signal.default_int_handler)
     except (ValueError, OSError):
         pass
 
