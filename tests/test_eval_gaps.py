@@ -671,7 +671,7 @@ def test_a_label_column_read_as_scores_is_warned_about(tmp_path):
     args = [p(tmp_path, "t.csv"), p(tmp_path, "y.npy"), "-q"]
     result = invoke(args)
     assert result.stderr.startswith("warning: score column 3 of SCORES")
-    assert "--drop-column 3" in result.stderr
+    assert "(--drop-column 3)" in result.stderr
     assert eval_json([*args, "--drop-column", "3"])["n_classes"] == 3
     np.savetxt(tmp_path / "f.csv", np.column_stack([y, probs]), delimiter=",")
     first = invoke([p(tmp_path, "f.csv"), p(tmp_path, "y.npy"), "-q"])
@@ -680,6 +680,10 @@ def test_a_label_column_read_as_scores_is_warned_about(tmp_path):
     np.save(tmp_path / "o.npy", onehot)
     np.save(tmp_path / "b.npy", y % 2)
     eval_json([p(tmp_path, "o.npy"), p(tmp_path, "b.npy"), "-q"])  # no warning
+    np.save(tmp_path / "zy.npy", np.column_stack([probs, y]))  # an .npy: no option
+    npy = invoke([p(tmp_path, "zy.npy"), p(tmp_path, "y.npy"), "-q"])
+    assert "score column 3 of SCORES" in npy.stderr
+    assert "(save the scores without it)" in npy.stderr
 
 
 def test_an_index_column_of_a_headerless_csv_is_warned_about(tmp_path):

@@ -884,21 +884,37 @@ def looks_like_row_numbers(scores: np.ndarray, names: Sequence[str] | None) -> b
         return bool((rest != np.round(rest)).any())  # not integer scores alike
 
 
-def _index_warning(scores_src: Any, names: Sequence[str] | None) -> str:
-    """The warning of a first score column of row numbers (`looks_like_row_numbers`)."""
+def _drop_hint(scores_src: Any, names: Sequence[str] | None, column: int) -> str:
+    """How to leave score column ``column`` out: ``--drop-column`` for a table."""
     from arrayloss.io._text import _TextScores
 
-    label = scores_src.label
     if names is not None:
-        what, fix = f"{label}, {names[0]!r},", f"--drop-column {names[0]}"
-    elif isinstance(scores_src, _TextScores):
-        what, fix = f"{label} (column 0)", "--drop-column 0"
-    else:
-        what, fix = label, "save the scores without it"
+        return f"--drop-column {names[column]}"
+    if isinstance(scores_src, _TextScores):
+        return f"--drop-column {column}"
+    return "save the scores without it"
+
+
+def _index_warning(scores_src: Any, names: Sequence[str] | None) -> str:
+    """The warning of a first score column of row numbers (`looks_like_row_numbers`)."""
+    label = scores_src.label
+    what = f"{label}, {names[0]!r}," if names is not None else f"{label} (column 0)"
     return (
         f"warning: the first score column of {what} holds the row numbers (0, 1, "
         f"2, ...), read as the scores of class 0: an index column? leave it out "
-        f"({fix})"
+        f"({_drop_hint(scores_src, names, 0)})"
+    )
+
+
+def _labels_warning(
+    scores_src: Any, label_src: Any, names: Sequence[str] | None, column: int
+) -> str:
+    """The warning of a score column that holds the labels (`score_column_of_labels`)."""
+    shown = repr(names[column]) if names else str(column)
+    return (
+        f"warning: score column {shown} of {scores_src.label} holds the labels of "
+        f"{label_src.label}, read as the scores of class {column}: a label column? "
+        f"leave it out ({_drop_hint(scores_src, names, column)})"
     )
 
 
@@ -956,9 +972,10 @@ def stream(
     ``ignored`` are added to.
 
     With ``input_kind="logits"``, ``tallies.probs_like`` is set to a warning when
-    the first chunk's rows look like probabilities (`looks_like_probs`), and
+    the first chunk's rows look like probabilities (`looks_like_probs`),
     ``tallies.index_like`` when its first score column holds the row numbers
-    (`looks_like_row_numbers`).
+    (`looks_like_row_numbers`) and ``tallies.label_like`` when a score column
+    holds the labels (`score_column_of_labels`).
     """
     from arrayloss import io as alio
 
@@ -991,12 +1008,8 @@ def stream(
                     names = scores_src.column_names
                     column = score_column_of_labels(chunk.scores, chunk.labels)
                     if column is not None:
-                        shown = repr(names[column]) if names else str(column)
-                        tallies.label_like = (
-                            f"warning: score column {shown} of {scores_src.label} "
-                            f"holds the labels of {label_src.label}, read as the "
-                            f"scores of class {column}: a label column? leave it "
-                            f"out with --drop-column {names[column] if names else column}"
+                        tallies.label_like = _labels_warning(
+                            scores_src, label_src, names, column
                         )
                     if looks_like_row_numbers(chunk.scores, names):
                         tallies.index_like = _index_warning(scores_src, names)
