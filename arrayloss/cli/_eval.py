@@ -921,7 +921,7 @@ def _category_names(
     else:
         assert first is not None
         found = []
-        cats: tuple[str, ...] | None = first[1].categories
+        cats: tuple[str, ...] | None = getattr(first[1], "categories", None)
         if cats is not None:
             found = [(str(first[1].label), cats)]
     if not found:
