@@ -724,3 +724,72 @@ def test_a_binary_file_on_standard_input_is_named(tmp_path, make, said):
     assert proc.returncode == 1, proc.stderr
     assert said in proc.stderr.decode()
     assert proc.stderr.decode().count("\n") == 1
+
+
+# --------------------------------------------------------------------------- #
+# Compressed text: df.to_csv("preds.csv.gz")
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture
+def table(tmp_path):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(14)
+    df = pd.DataFrame(rng.dirichlet(np.ones(3), 50), columns=list("abc"))
+    df["y"] = rng.integers(0, 3, 50)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    return tmp_path, df
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".tsv.bz2", ".csv.xz"])
+def test_compressed_text_is_read_as_its_text(table, suffix):
+    folder, df = table
+    df.to_csv(folder / f"t{suffix}", index=False, sep="\t" if "tsv" in suffix else ",")
+    args = ["--label-column", "y", "--input", "probs", "-q"]
+    plain = eval_json([p(folder, "t.csv"), *args])
+    packed = eval_json([p(folder, f"t{suffix}"), *args])
+    assert packed["metrics"] == plain["metrics"]
+    df[["y"]].to_csv(folder / "y.csv.gz", index=False)  # labels too, and shards
+    (folder / "s").mkdir()
+    df.iloc[:20].to_csv(folder / "s" / "part-0.csv.gz", index=False)
+    df.iloc[20:].to_csv(folder / "s" / "part-1.csv.gz", index=False)
+    sharded = eval_json([p(folder, "s"), *args])
+    assert sharded["metrics"] == pytest.approx(plain["metrics"], rel=1e-12)
+    two = [p(folder, "t.csv"), p(folder, "y.csv.gz"), "--score-columns", "a:c"]
+    labels = eval_json([*two, *args[2:]])
+    assert labels["metrics"] == plain["metrics"]
+
+
+@pytest.mark.parametrize(
+    ("damage", "said"),
+    [("cut", "the compressed file is cut short"), ("npy", "a compressed .npy file")],
+)
+def test_a_broken_or_binary_compressed_file_is_one_line(table, damage, said):
+    import gzip
+
+    folder, df = table
+    df.to_csv(folder / "t.csv.gz", index=False)
+    data = (folder / "t.csv.gz").read_bytes()
+    path = folder / "t.csv.gz"
+    if damage == "cut":
+        path.write_bytes(data[: len(data) // 2])
+        args = [str(path), "--label-column", "y", "--input", "probs"]
+    else:
+        np.save(folder / "z.npy", np.zeros((3, 3)))
+        path = folder / "z.npy.gz"
+        path.write_bytes(gzip.compress((folder / "z.npy").read_bytes()))
+        np.save(folder / "y.npy", np.zeros(3, dtype=int))
+        args = [str(path), p(folder, "y.npy")]
+    assert said in one_error_line(invoke(args, 1))
+
+
+def test_a_numbered_header_with_a_named_label_column_is_a_header(table):
+    """pd.DataFrame(proba).assign(y=y).to_csv(index=False) writes 0,1,2,y: it was
+    read as a row of data when the labels came from another file."""
+    folder, df = table
+    numbered = df.rename(columns={"a": 0, "b": 1, "c": 2})
+    numbered.to_csv(folder / "n.csv", index=False)
+    np.save(folder / "y.npy", df["y"].to_numpy())
+    args = [p(folder, "n.csv"), p(folder, "y.npy"), "--input", "probs", "-q"]
+    doc = eval_json([*args, "--drop-column", "y"])
+    assert doc["n_samples"] == 50

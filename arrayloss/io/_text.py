@@ -3,22 +3,26 @@ a chunk of rows at a time parsed with the `csv` module."""
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import csv
+import gzip
 import io
 import itertools
+import lzma
 import os
 import re
 import sys
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO
+from typing import IO, Any, cast
 
 import numpy as np
 
 from .._errors import DataError
 from .._errors import one_line as _one_line
 from ._columns import _column_index, _is_int, column_spec_needs_names, select_columns
-from ._formats import _suffix
+from ._formats import _suffix, compression
 from ._source import Source, _describe, _LabelColumn, _NoRows, _open_binary
 from ._spec import TableSpec
 
@@ -128,12 +132,20 @@ def _default_names(
 ) -> bool:
     """Whether ``first`` is the header pandas writes for columns it numbered
     itself (``pd.DataFrame(array).to_csv(index=False)``: ``0,1,...``; a Series:
-    ``0``): its fields are ``0`` to ``len(first) - 1`` in order, none of them one
-    of the class ``names``, and the next row has a number that is no integer (or,
-    in a file of one column, a name), so the first row cannot be a row of the same
-    data.  (Below it, a row with a cell that is no number is a malformed row.)"""
+    ``0``; with a named column added, ``0,1,2,y``): its fields are ``0`` to
+    ``k - 1`` in order (two or more, or the one of a Series), then names only,
+    none of them one of the class ``names``, and the next row has a number that
+    is no integer (or, in a file of one column, a name), so the first row cannot
+    be a row of the same data.  (Below it, a row with a cell that is no number is
+    a malformed row.)"""
     fields = [f.strip() for f in first]
-    if second is None or fields != [str(i) for i in range(len(first))]:
+    numbered = 0  # the leading fields 0, 1, 2, ...; names may follow (a label column)
+    while numbered < len(fields) and fields[numbered] == str(numbered):
+        numbered += 1
+    named = fields[numbered:]
+    if second is None or numbered < min(2, len(fields)):
+        return False
+    if not all(f and not _is_number(f) for f in named):
         return False
     if set(fields).intersection(names):
         return False
@@ -178,9 +190,9 @@ def _is_index(first: Sequence[str], second: Sequence[str] | None) -> bool:
 
 
 _NOT_TEXT = (
-    (b"\x1f\x8b", "gzip-compressed (decompress it first)"),
-    (b"BZh", "bzip2-compressed (decompress it first)"),
-    (b"\xfd7zXZ\x00", "xz-compressed (decompress it first)"),
+    (b"\x1f\x8b", "gzip-compressed (name it .csv.gz, or decompress it first)"),
+    (b"BZh", "bzip2-compressed (name it .csv.bz2, or decompress it first)"),
+    (b"\xfd7zXZ\x00", "xz-compressed (name it .csv.xz, or decompress it first)"),
     (b"\x28\xb5\x2f\xfd", "zstd-compressed (decompress it first)"),
     (b"PK\x03\x04", "a zip archive (an .npz needs that suffix)"),
     (b"PAR1", "a Parquet file (it needs the suffix .parquet)"),
@@ -190,6 +202,32 @@ _NOT_TEXT = (
     (b"\xfe\xff", "UTF-16 text (save it as UTF-8)"),
 )
 """The first bytes of files that are not text, and what they are."""
+
+
+_UNPACK_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
+"""What reading a file raises: OSError, and a corrupt or cut compressed file's."""
+
+
+def _unpack_error(exc: BaseException) -> str:
+    """The message of a read that failed (`_UNPACK_ERRORS`)."""
+    if isinstance(exc, EOFError):
+        return f"the compressed file is cut short ({_one_line(exc)})"
+    if isinstance(exc, (zlib.error, lzma.LZMAError, gzip.BadGzipFile)):
+        return f"the compressed file is corrupt ({_one_line(exc)})"
+    return _one_line(exc)
+
+
+def _decompressed(raw: IO[bytes], path: str) -> IO[bytes]:
+    """``raw``, a file ending in a `COMPRESSION_SUFFIXES`, read decompressed."""
+    packed = compression(path)
+    out: Any
+    if packed == ".gz":
+        out = gzip.GzipFile(fileobj=raw, mode="rb")
+    elif packed == ".bz2":
+        out = bz2.BZ2File(raw)
+    else:
+        out = lzma.LZMAFile(raw)  # noqa: SIM115 - closed by its owner
+    return cast("IO[bytes]", out)
 
 
 def _not_utf8(
@@ -213,12 +251,19 @@ def _not_utf8(
     try:
         with open(path, "rb") as f:
             head = f.read(8)
-        for magic, what in _NOT_TEXT:
+        packed = compression(path)
+        for magic, what in _NOT_TEXT if packed is None else ():
             if head.startswith(magic):
                 return DataError(f"{label} is {what}")
-        with open(
-            path, encoding="utf-8-sig", errors="surrogateescape", newline=""
-        ) as text:
+        with (
+            open(path, "rb") as raw,
+            io.TextIOWrapper(
+                _decompressed(raw, path) if packed else raw,
+                encoding="utf-8-sig",
+                errors="surrogateescape",
+                newline="",
+            ) as text,
+        ):
             for number, line in enumerate(text, 1):
                 bad = re.search("[\udc80-\udcff]", line)
                 if bad:
@@ -254,7 +299,9 @@ class _TextRows:
             raw = _open_binary(path, label)
             self._size = os.fstat(raw.fileno()).st_size
             self._head = b""
-        self._raw = raw
+        self._raw = raw  # the file itself (its position is the progress)
+        if path != "-" and compression(path) is not None:
+            raw = _decompressed(raw, path)
         self._text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         lines: Iterator[str]
         if delimiter is None:
@@ -273,9 +320,9 @@ class _TextRows:
             except UnicodeDecodeError as exc:
                 self.close()
                 raise _not_utf8(path, label, exc, self._head) from None
-            except OSError as exc:
+            except _UNPACK_ERRORS as exc:
                 self.close()
-                msg = f"{label} line {len(head) + 1}: {_one_line(exc)}"
+                msg = f"{label} line {len(head) + 1}: {_unpack_error(exc)}"
                 raise DataError(msg) from None
             excel = re.fullmatch(r"sep=(.)", head[0].rstrip("\r\n")) if head else None
             if excel is not None:  # Excel's delimiter line: no row (a blank line
@@ -315,6 +362,9 @@ class _TextRows:
             raise _not_utf8(self.path, self.label, exc, self._head) from None
         except csv.Error as exc:
             msg = f"{self.label} line {self._reader.line_num}: {_one_line(exc)}"
+            raise DataError(msg) from None
+        except _UNPACK_ERRORS as exc:  # a corrupt or cut compressed file
+            msg = f"{self.label} line {self._reader.line_num + 1}: {_unpack_error(exc)}"
             raise DataError(msg) from None
         return None
 
@@ -369,6 +419,8 @@ class _TextRows:
         if self.path != "-":
             with contextlib.suppress(Exception):
                 self._text.close()
+            with contextlib.suppress(Exception):
+                self._raw.close()  # under a decompressing reader, not closed by it
         else:
             with contextlib.suppress(Exception):
                 self._text.detach()
