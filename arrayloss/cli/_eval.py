@@ -413,7 +413,8 @@ class _EvalCommand(click.Command):
 def eval_command(ctx: click.Context, /, **opts: Any) -> None:
     """Losses and metrics of predicted SCORES against true LABELS.
 
-    SCORES is an .npy, .npz (--scores-key), .csv/.tsv/.txt file (delimiter sniffed:
+    SCORES is an .npy, .npz (--scores-key), .csv/.tsv/.txt file (or .csv.gz, .bz2,
+    .xz; delimiter sniffed:
     , tab ; | or spaces as numpy.savetxt writes them; a leading pandas index
     column dropped), a .parquet or
     .feather/.arrow file (needs pip install "arrayloss[io]"), or - for CSV on
