@@ -706,21 +706,32 @@ def test_an_index_column_of_a_headerless_csv_is_warned_about(tmp_path):
     ("make", "said"),
     [
         ("npy", "is a NumPy .npy file, not CSV (standard input is read as CSV"),
-        ("gzip", "is gzip-compressed, not CSV (decompress it first)"),
+        ("gzip-npy", "is gzip-compressed data, not CSV (its content is not CSV"),
+        ("gzip-csv", None),  # decompressed and read
     ],
 )
 def test_a_binary_file_on_standard_input_is_named(tmp_path, make, said):
     """`cat scores.npy | arrayloss eval - ...` said only that byte 0x93 at
-    position 0 was not UTF-8 (a file path's first bytes were already looked at)."""
+    position 0 was not UTF-8 (a file path's first bytes were already looked at);
+    compressed CSV on standard input is read decompressed."""
     import gzip
 
     np.save(tmp_path / "y.npy", np.array([0, 1]))
     np.save(tmp_path / "z.npy", np.zeros((2, 3)))
     data = (tmp_path / "z.npy").read_bytes()
-    if make == "gzip":
+    if make == "gzip-npy":
+        data = gzip.compress(data)
+    elif make == "gzip-csv":
         data = gzip.compress(b"0.1,0.9\n0.5,0.5\n")
     cmd = [sys.executable, "-m", "arrayloss", "eval", "-", p(tmp_path, "y.npy")]
-    proc = subprocess.run(cmd, input=data, capture_output=True, timeout=120)
+    proc = subprocess.run(
+        [*cmd, "--input", "probs", "--format", "json", "-q"],
+        input=data, capture_output=True, timeout=120,
+    )  # fmt: skip
+    if said is None:
+        assert proc.returncode == 0, proc.stderr
+        assert '"n_samples": 2' in proc.stdout.decode()
+        return
     assert proc.returncode == 1, proc.stderr
     assert said in proc.stderr.decode()
     assert proc.stderr.decode().count("\n") == 1

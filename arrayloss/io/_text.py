@@ -217,9 +217,17 @@ def _unpack_error(exc: BaseException) -> str:
     return _one_line(exc)
 
 
-def _decompressed(raw: IO[bytes], path: str) -> IO[bytes]:
-    """``raw``, a file ending in a `COMPRESSION_SUFFIXES`, read decompressed."""
-    packed = compression(path)
+_MAGIC = ((b"\x1f\x8b", ".gz"), (b"BZh", ".bz2"), (b"\xfd7zXZ\x00", ".xz"))
+"""The first bytes of the compressed text read (standard input has no suffix)."""
+
+
+def _packed_by_magic(head: bytes) -> str | None:
+    """The compression suffix (`COMPRESSION_SUFFIXES`) ``head`` starts with."""
+    return next((suffix for magic, suffix in _MAGIC if head.startswith(magic)), None)
+
+
+def _decompressed(raw: IO[bytes], packed: str) -> IO[bytes]:
+    """``raw`` read decompressed (``packed``: one of `COMPRESSION_SUFFIXES`)."""
     out: Any
     if packed == ".gz":
         out = gzip.GzipFile(fileobj=raw, mode="rb")
@@ -246,6 +254,8 @@ def _not_utf8(
                     if kind.endswith("compressed")
                     else "standard input is read as CSV: give the file's path"
                 )
+                if _packed_by_magic(head) is not None:  # decompressed: not text
+                    kind, fix = f"{kind} data", "its content is not CSV text"
                 return DataError(f"{label} is {kind}, not CSV ({fix})")
         return DataError(f"{label} is not UTF-8 text ({_one_line(exc)})")
     try:
@@ -258,7 +268,7 @@ def _not_utf8(
         with (
             open(path, "rb") as raw,
             io.TextIOWrapper(
-                _decompressed(raw, path) if packed else raw,
+                _decompressed(raw, packed) if packed else raw,
                 encoding="utf-8-sig",
                 errors="surrogateescape",
                 newline="",
@@ -300,8 +310,9 @@ class _TextRows:
             self._size = os.fstat(raw.fileno()).st_size
             self._head = b""
         self._raw = raw  # the file itself (its position is the progress)
-        if path != "-" and compression(path) is not None:
-            raw = _decompressed(raw, path)
+        packed = _packed_by_magic(self._head) if path == "-" else compression(path)
+        if packed is not None:
+            raw = _decompressed(raw, packed)
         self._text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         lines: Iterator[str]
         if delimiter is None:
