@@ -11,6 +11,9 @@ The heavier submodules (``datasets``, ``io``, ``mlp`` and the adapters ``torch``
 ``import arrayloss`` without making that import slower.
 """
 
+# first of all (it guards the command's Ctrl-C until its handler takes over)
+from . import _startup  # noqa: F401  # isort: skip
+
 import importlib as _importlib
 import types as _types
 from typing import TYPE_CHECKING

@@ -26,7 +26,10 @@ dtype is kept, so float32 stays float32), or a single fixed-size-list (or list)
 column of the class scores.  The columns of a table are, by default, every column
 except the label column and the index columns pandas stored (``df.to_parquet()``);
 `arrayloss.io.select_columns` picks them by name, range or pattern.  Labels are an
-integer, integral float, string or dictionary (pandas categorical) column; soft
+integer, integral float, boolean (the classes 0 and 1), string or dictionary
+(pandas categorical) column, whose categories, when they are text, are the class
+names in column order (`Source.categories`; each batch must hold the same unless
+--classes names the classes); soft
 labels are numeric columns like the scores.  A missing value (null) is a
 `DataError` naming the row and column.
 """
@@ -49,7 +52,7 @@ from ._errors import DataError, UsageError
 from ._errors import one_line as _one_line
 from ._validation import env_count
 from .io._columns import select_columns
-from .io._source import Source, _LabelColumn
+from .io._source import Source, _LabelColumn, empty_file
 from .io._spec import TableSpec
 
 __all__ = ["BATCH_ROWS", "IO_HINT", "open_arrow", "own_memory_pool"]
@@ -186,6 +189,10 @@ class _ArrowFile:
         self._ipc: Any = None
         self.parquet = parquet
         errors = (pa.ArrowException, OSError, ValueError)
+        kind = "Parquet" if parquet else "Feather (v2) / Arrow IPC"
+        empty = empty_file(label, path, f"a {kind}")
+        if empty is not None:
+            raise empty
         try:
             if self.parquet:
                 self._pf = pa.parquet.ParquetFile(
@@ -210,7 +217,6 @@ class _ArrowFile:
             raise DataError(msg) from None
         except errors as exc:
             self.close()
-            kind = "Parquet" if self.parquet else "Feather (v2) / Arrow IPC"
             msg = f"{label} is not a valid {kind} file ({_one_line(exc)})"
             raise DataError(msg) from None
         self.names: list[str] = list(self.schema.names)
@@ -325,10 +331,17 @@ class _Reader:
     """How one role (scores, soft labels, labels, weights) turns table columns
     into a NumPy array."""
 
-    def __init__(self, f: _ArrowFile, columns: list[int], kind: str) -> None:
+    def __init__(
+        self, f: _ArrowFile, columns: list[int], kind: str, *, named: bool = False
+    ) -> None:
         self.f = f
         self.columns = columns
         self.kind = kind
+        # a dictionary (categorical) label column of text: its first batch's
+        # categories, the class names in order; each batch must hold the same,
+        # unless ``named`` (--classes given: labels are matched by name)
+        self.categories: tuple[str, ...] | None = None
+        self.named = named
         self.names = [f.names[c] for c in columns]
         pa = f.pa
         types = [f.schema.field(c).type for c in columns]
@@ -365,7 +378,12 @@ class _Reader:
                     )
                     msg = f"{f.label}{what and ' '}{what} column {name!r} has type {t}, not numbers{hint}"
                     raise DataError(msg)
-            elif not (_numeric(pa, t) or _text(pa, t) or pa.types.is_dictionary(t)):
+            elif not (
+                _numeric(pa, t)
+                or _text(pa, t)
+                or pa.types.is_dictionary(t)
+                or pa.types.is_boolean(t)
+            ):
                 msg = f"{f.label} column {name!r} has type {t}, which cannot hold class labels"
                 raise DataError(msg)
         if self.is_list:
@@ -379,6 +397,33 @@ class _Reader:
             if kind in ("scores", "soft", "weights") and not self.is_list
             else None
         )
+
+    def read_categories(self) -> None:
+        """Set `categories` from the first batch of a dictionary label column of
+        text (the file started: `_ArrowFile.start`)."""
+        pa = self.f.pa
+        if self.kind != "labels" or len(self.columns) != 1:
+            return
+        t = self.f.schema.field(self.columns[0]).type
+        if not (pa.types.is_dictionary(t) and _text(pa, t.value_type)):
+            return
+        batch = self.f.peek()
+        if batch is not None:
+            self.categories = _categories(batch.column(self.names[0]))
+
+    def _check_categories(self, chunk: Any, start: int) -> None:
+        """A `DataError` when a batch's categories are not the first batch's."""
+        if self.named or self.categories is None:
+            return
+        got = _categories(chunk)
+        if got != self.categories:
+            msg = (
+                f"{self.f.label} row {start}: column {self.names[0]!r} has the "
+                f"categories {list(got)} where its first rows have "
+                f"{list(self.categories)}: the categories are the class names in "
+                "column order, so they must not change (or give --classes)"
+            )
+            raise DataError(msg)
 
     def empty(self) -> np.ndarray:
         """No rows, in this role's shape."""
@@ -399,6 +444,8 @@ class _Reader:
         row = start
         for chunk in chunks:
             self._no_nulls(chunk, name, row)
+            if self.categories is not None:
+                self._check_categories(chunk, row)
             row += len(chunk)
         pa = self.f.pa
         if self.is_list:
@@ -475,6 +522,11 @@ def _numpy(col: Any) -> np.ndarray:
     )
 
 
+def _categories(col: Any) -> tuple[str, ...]:
+    """The categories (dictionary values, as text) of a dictionary array."""
+    return tuple(str(v) for v in col.dictionary.to_pylist())
+
+
 def _numeric(pa: Any, t: Any) -> bool:
     return bool(pa.types.is_integer(t) or pa.types.is_floating(t))
 
@@ -508,6 +560,8 @@ def _labels(pa: Any, col: Any) -> np.ndarray:
         return out.astype(str) if text else out
     if _text(pa, t):
         return np.asarray(col.to_numpy(zero_copy_only=False), dtype=str)
+    if pa.types.is_boolean(t):  # bit-packed: unpacked to NumPy bool (classes 0, 1)
+        return np.asarray(col.to_numpy(zero_copy_only=False), dtype=bool)
     return np.asarray(col.to_numpy())
 
 
@@ -683,6 +737,10 @@ class _ArrowSource(Source):
             order += labels_reader.columns
         self._depth = _prefetch_depth()
         f.start(order)
+        for role in (reader, labels_reader):
+            if role is not None:
+                role.read_categories()
+        self.categories = reader.categories
         if reader.is_list and reader.n_cols is None:
             first = f.peek()
             if first is None:
@@ -788,6 +846,7 @@ def open_arrow(
     """
     label_column, score_columns = table.label_column, table.score_columns
     drop_columns, soft = table.drop_columns, table.soft
+    named = bool(table.classes)
     f = _ArrowFile(path, label)
     try:
         width = len(f.names)
@@ -808,7 +867,7 @@ def open_arrow(
                     )
                     msg = f"{label} has {len(cols)} columns; one column of {kind} is needed{hint}"
                     raise DataError(msg)
-            src: Any = _ArrowSource(f, _Reader(f, cols, kind))
+            src: Any = _ArrowSource(f, _Reader(f, cols, kind, named=named))
             return src
         label_cols = None
         if with_labels and label_column is not None:
@@ -835,7 +894,9 @@ def open_arrow(
             raise DataError(msg)
         labels_reader = None
         if label_cols is not None:
-            labels_reader = _Reader(f, label_cols, "soft" if soft else "labels")
+            labels_reader = _Reader(
+                f, label_cols, "soft" if soft else "labels", named=named
+            )
         src = _ArrowSource(f, _Reader(f, keep, kind), labels_reader)
     except BaseException:
         f.close()
@@ -844,4 +905,6 @@ def open_arrow(
         return src
     if labels_reader is None:
         return src, None
-    return src, _LabelColumn(src, labels_reader.n_cols)
+    column = _LabelColumn(src, labels_reader.n_cols)
+    column.categories = labels_reader.categories
+    return src, column

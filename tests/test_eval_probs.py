@@ -345,7 +345,8 @@ def test_renormalize_error_states_its_own_tolerance(tmp_path, kind):
     """A row just beyond --renormalize's 0.001 was reported as summing to 0.999
     "(tolerance 0.0001)": the check's tolerance, not the one the user asked for,
     and a sum rounded into the range that would have been accepted.  The message
-    now gives the sum to 10 digits and the --renormalize tolerance."""
+    now gives the sum to 10 digits and the --renormalize tolerance (the second
+    value, at full precision, leaves the row no rounding allowance beyond it)."""
     p = np.array([[0.5, 0.5], [0.4995, 0.4995 - 1e-9]])
     np.save(tmp_path / "p.npy", p if kind == "probs" else np.log(p))
     np.save(tmp_path / "y.npy", np.array([0, 1]))
@@ -353,8 +354,9 @@ def test_renormalize_error_states_its_own_tolerance(tmp_path, kind):
     result = invoke([*args, "--renormalize"], exit_code=1)
     what = "probabilities" if kind == "probs" else "exp(log-probabilities)"
     assert result.stderr == (
-        f"Error: SCORES row 1 {what} sum to 0.998999999, more than 0.001 from 1 "
-        f"(--input {kind} --renormalize)\n"
+        f"Error: SCORES row 1 {what} sum to 0.998999999, further from 1 than "
+        "rounding explains (the row's digits allow 0.001; --renormalize allows at "
+        f"least 0.001, at most 0.05) (--input {kind} --renormalize)\n"
     )
 
 

@@ -103,7 +103,7 @@ def test_npz_keys(tmp_path, arr):
             r"is truncated: its header says shape \(53, 6\) \(2544 bytes of data\) but only 1000",
         ),
         ("garbage", r"is not a valid .npy file"),
-        ("empty", r"is not a valid .npy file"),
+        ("empty", r"is empty \(0 bytes\), not an .npy file"),
         ("object", r"holds Python objects"),
         ("3d", r"must be a 2-D array \(rows, classes\); its shape is \(2, 3, 4\)"),
         ("complex", r"has dtype complex128, which cannot hold scores"),

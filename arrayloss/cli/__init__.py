@@ -13,7 +13,8 @@ prints a traceback for an expected error:
 - ``MemoryError``: one line suggesting a smaller model or data set, exit 1;
 - `arrayloss._errors.UsageError` (options that cannot be carried out together):
   one line, exit 2;
-- ``KeyboardInterrupt`` (Ctrl-C): one line, exit 130; SIGTERM and SIGHUP become
+- ``KeyboardInterrupt`` (Ctrl-C): one line, exit 130 (and so while ``import
+  arrayloss`` is still running: `arrayloss._startup`); SIGTERM and SIGHUP become
   `SystemExit` (`arrayloss.cli._output.install_signal_handlers`), so the output
   files' clean-up runs and nothing half-written is left behind;
 - anything else is a bug: one line ``internal error (...); please report it``,
@@ -79,8 +80,10 @@ class _LazyGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         from .._errors import DataError, UsageError, one_line
+        from .._startup import release
 
         try:
+            release()  # Ctrl-C from here on: KeyboardInterrupt, handled below
             return super().invoke(ctx)
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise

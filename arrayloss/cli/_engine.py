@@ -35,11 +35,13 @@ import numpy as np
 from .._errors import DataError
 from .._errors import one_line as _one_line
 from .._exact import exact_dot
+from .._rounding import MAX_ROUNDING, RENORMALIZE_TOLERANCE, rounding_tolerance
 from .._validation import env_count
 
 __all__ = [
     "CHUNK_ELEMENTS",
     "MAX_CHUNK_ROWS",
+    "MAX_ROUNDING",
     "MAX_THREADS",
     "RENORMALIZE_TOLERANCE",
     "SAMPLE_COLUMNS",
@@ -84,10 +86,6 @@ class LossTally:
     weight: Fraction = field(default_factory=Fraction)
 
 
-RENORMALIZE_TOLERANCE = 1e-3
-"""How far from 1 a row of probabilities may sum under ``--renormalize``."""
-
-
 @dataclass(frozen=True)
 class ProbInput:
     """How probabilities (``--input probs`` or ``logprobs``) are read.
@@ -97,8 +95,10 @@ class ProbInput:
     scores' dtype, ``numpy.finfo(dtype).eps``, as ``sklearn.metrics.log_loss``
     uses.  ``eps=0`` clips nothing: a zero true-class probability makes ``nll``
     ``inf`` (the losses, which need finite logits, then read a zero as the dtype's
-    smallest normal number).  ``renormalize``: rows that sum to 1 within
-    `RENORMALIZE_TOLERANCE` are divided by their sum.
+    smallest normal number).  ``renormalize``: rows that sum to 1 up to the
+    rounding of their digits (`arrayloss._rounding.rounding_tolerance`: at
+    least `RENORMALIZE_TOLERANCE`, at most `MAX_ROUNDING`) are divided by their
+    sum.
     """
 
     eps: float | None = None
@@ -197,6 +197,8 @@ class Tallies:
     ignored: IgnoreTally | None = None
     boot: Any = None
     probs_like: str = ""  # the warning of logits that look like probabilities
+    index_like: str = ""  # the warning of a first score column of row numbers
+    label_like: str = ""  # the warning of a score column that holds the labels
 
     def empty(self, *, own_boot: bool) -> Tallies:
         """Empty tallies of the same kinds, for a part of the rows to be merged
@@ -265,9 +267,13 @@ def _drop_ignored(
         return raw, None
     ignored.count += int(np.count_nonzero(mask))
     raw = raw.copy()
-    raw[mask] = (
-        (class_names[0] if class_names else "0") if raw.dtype.kind in "US" else 0
-    )
+    if raw.dtype.kind in "US":
+        raw[mask] = class_names[0] if class_names else "0"
+    else:  # a number that is a class, as an index or as a numeric class name
+        from arrayloss.io._labels import _text_index
+
+        numbers = (_text_index(name) for name in class_names or ())
+        raw[mask] = next((n for n in numbers if n is not None and abs(n) < 2**31), 0)
     return raw, mask
 
 
@@ -412,7 +418,8 @@ def _checked_scores(
 
     ``start`` is the row number of ``s[0]`` in its file; ``label`` names the file.
     With ``renormalize``, rows of probabilities (or log-probabilities) that sum to
-    1 within `RENORMALIZE_TOLERANCE` are rescaled to sum to 1 first.
+    1 up to the rounding of their digits (`rounding_tolerance`) are rescaled to
+    sum to 1 first.
     """
     from arrayloss._metric_rows import first_bad_row
 
@@ -430,10 +437,11 @@ def _checked_scores(
         if "sum to" not in why:
             pass
         elif not renormalize:
+            tol = _row_tolerance(s[bad[0]], input_kind)
             if _near_one(s[bad[0]], input_kind):  # where --renormalize would help
                 hint = (
-                    f"; for rows that sum to 1 only up to rounding (within "
-                    f"{RENORMALIZE_TOLERANCE:g}), add --renormalize"
+                    "; for rows that sum to 1 only up to rounding (this one's "
+                    f"digits explain {tol:.3g}), add --renormalize"
                 )
         else:  # beyond --renormalize's tolerance, not the check's
             why, flags = _far_from_one(s[bad[0]], input_kind), f"{flags} --renormalize"
@@ -449,28 +457,42 @@ def _row_sum(row: np.ndarray, input_kind: str) -> float:
         return float(np.sum(p, dtype=np.float64))
 
 
+def _row_tolerance(row: np.ndarray, input_kind: str) -> float:
+    """How far from 1 ``--renormalize`` lets the row sum (`rounding_tolerance`)."""
+    return float(rounding_tolerance(row[None, :], input_kind)[0])
+
+
 def _near_one(row: np.ndarray, input_kind: str) -> bool:
-    """Whether ``--renormalize`` would take the row (its sum within
-    `RENORMALIZE_TOLERANCE` of 1)."""
-    return abs(_row_sum(row, input_kind) - 1) <= RENORMALIZE_TOLERANCE
+    """Whether ``--renormalize`` would take the row (its sum within the rounding
+    of its digits of 1: `rounding_tolerance`)."""
+    return abs(_row_sum(row, input_kind) - 1) <= _row_tolerance(row, input_kind)
 
 
 def _far_from_one(row: np.ndarray, input_kind: str) -> str:
     """Why a row of probabilities (or log-probabilities) that `_renormalized`
-    left alone is refused: its sum, to enough digits to be seen beyond
-    `RENORMALIZE_TOLERANCE`."""
+    left alone is refused: its sum, to enough digits to be seen beyond its
+    tolerance, and that tolerance."""
     total = _row_sum(row, input_kind)
+    tol = _row_tolerance(row, input_kind)
     what = "probabilities" if input_kind == "probs" else "exp(log-probabilities)"
-    return f"{what} sum to {total:.10g}, more than {RENORMALIZE_TOLERANCE:g} from 1"
+    return (
+        f"{what} sum to {total:.10g}, further from 1 than rounding explains "
+        f"(the row's digits allow {tol:.3g}; --renormalize allows at least "
+        f"{RENORMALIZE_TOLERANCE:g}, at most {MAX_ROUNDING:g})"
+    )
 
 
 def _renormalized(s: np.ndarray, input_kind: str) -> np.ndarray:
-    """``s`` with each row that sums to 1 within the tolerance rescaled (a new
-    array; rows further off are left for the check to report)."""
+    """``s`` with each row that sums to 1 up to the rounding of its digits
+    rescaled (a new array; rows further off are left for the check to report)."""
     with np.errstate(all="ignore"):
         p = s if input_kind == "probs" else np.exp(s)
         total = np.sum(p, axis=1, dtype=np.float64)
-        near = np.abs(total - 1) <= RENORMALIZE_TOLERANCE
+        off = np.abs(total - 1)
+        near = off <= RENORMALIZE_TOLERANCE
+        far = ~near & (off <= MAX_ROUNDING)  # rounding may explain them: look
+        if far.any():
+            near[far] = off[far] <= rounding_tolerance(s[far], input_kind)
         if not near.any():
             return s
         scale = np.where(near, total, 1.0).astype(s.dtype)[:, None]
@@ -842,6 +864,82 @@ def looks_like_probs(scores: np.ndarray) -> bool:
     return bool((np.abs(total - 1) <= tol).all())
 
 
+def looks_like_row_numbers(scores: np.ndarray, names: Sequence[str] | None) -> bool:
+    """Whether the first score column holds the row numbers (0, 1, 2, ... or 1,
+    2, 3, ..., three rows or more; without column ``names``, five rows or more
+    and a fraction among the other columns): an index column read as the scores
+    of a class (a named index, ``df.rename_axis("id").to_csv()`` or
+    ``df.reset_index()``; any index with ``to_csv(header=False)``)."""
+    least = 3 if names is not None else 5
+    if scores.ndim != 2 or scores.shape[0] < least or scores.shape[1] < 2:
+        return False
+    first = np.asarray(scores[:, 0], dtype=np.float64)
+    steps = np.arange(first.shape[0], dtype=np.float64)
+    if not (first[0] in (0.0, 1.0) and np.array_equal(first - first[0], steps)):
+        return False
+    if names is not None:
+        return True
+    with np.errstate(all="ignore"):
+        rest = np.asarray(scores[:, 1:], dtype=np.float64)
+        return bool((rest != np.round(rest)).any())  # not integer scores alike
+
+
+def _drop_hint(scores_src: Any, names: Sequence[str] | None, column: int) -> str:
+    """How to leave score column ``column`` out: ``--drop-column`` for a table."""
+    from arrayloss.io._text import _TextScores
+
+    if names is not None:
+        return f"--drop-column {names[column]}"
+    if isinstance(scores_src, _TextScores):
+        return f"--drop-column {column}"
+    return "save the scores without it"
+
+
+def _index_warning(scores_src: Any, names: Sequence[str] | None) -> str:
+    """The warning of a first score column of row numbers (`looks_like_row_numbers`)."""
+    label = scores_src.label
+    what = f"{label}, {names[0]!r}," if names is not None else f"{label} (column 0)"
+    return (
+        f"warning: the first score column of {what} holds the row numbers (0, 1, "
+        f"2, ...), read as the scores of class 0: an index column? leave it out "
+        f"({_drop_hint(scores_src, names, 0)})"
+    )
+
+
+def _labels_warning(
+    scores_src: Any, label_src: Any, names: Sequence[str] | None, column: int
+) -> str:
+    """The warning of a score column that holds the labels (`score_column_of_labels`)."""
+    shown = repr(names[column]) if names else str(column)
+    return (
+        f"warning: score column {shown} of {scores_src.label} holds the labels of "
+        f"{label_src.label}, read as the scores of class {column}: a label column? "
+        f"leave it out ({_drop_hint(scores_src, names, column)})"
+    )
+
+
+def score_column_of_labels(scores: np.ndarray, labels: np.ndarray) -> int | None:
+    """The first score column that holds the labels themselves (class indices,
+    three rows or more, not all one class), else ``None``: a label column read
+    as the scores of a class (a CSV without a header, its labels first or last,
+    evaluated against a LABELS file).  With labels 0 and 1 only, a column of a
+    class they name is not counted: ``[1 - y, y]`` are one-hot scores."""
+    if scores.ndim != 2 or labels.ndim != 1 or scores.shape[0] < 3:
+        return None
+    try:
+        y = np.asarray(labels, dtype=np.float64)
+    except (TypeError, ValueError):  # names: no score column holds them
+        return None
+    if not np.isfinite(y).all() or (y == y[0]).all():
+        return None
+    with np.errstate(invalid="ignore"):
+        same = (np.asarray(scores, dtype=np.float64) == y[:, None]).all(axis=0)
+    hits = np.flatnonzero(same)
+    if y.max() < 2:  # 0/1 labels: a one-hot column of class 1 holds them too
+        hits = hits[hits > y.max()]
+    return int(hits[0]) if hits.size else None
+
+
 def stream(
     opened: Iterator[tuple[Any, Any, Any]],
     n_shards: int,
@@ -874,7 +972,10 @@ def stream(
     ``ignored`` are added to.
 
     With ``input_kind="logits"``, ``tallies.probs_like`` is set to a warning when
-    the first chunk's rows look like probabilities (`looks_like_probs`).
+    the first chunk's rows look like probabilities (`looks_like_probs`),
+    ``tallies.index_like`` when its first score column holds the row numbers
+    (`looks_like_row_numbers`) and ``tallies.label_like`` when a score column
+    holds the labels (`score_column_of_labels`).
     """
     from arrayloss import io as alio
 
@@ -904,6 +1005,14 @@ def stream(
                             "logits (the default --input); for probabilities give "
                             "--input probs"
                         )
+                    names = scores_src.column_names
+                    column = score_column_of_labels(chunk.scores, chunk.labels)
+                    if column is not None:
+                        tallies.label_like = _labels_warning(
+                            scores_src, label_src, names, column
+                        )
+                    if looks_like_row_numbers(chunk.scores, names):
+                        tallies.index_like = _index_warning(scores_src, names)
                 yield scores_label, labels_label, weights_label, chunk, shard_start
                 rows = chunk.start + int(chunk.scores.shape[0])
             shard_start += rows

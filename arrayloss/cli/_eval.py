@@ -37,6 +37,7 @@ from .._errors import DataError, UsageError
 from .._errors import one_line as _one_line
 from ._bootstrap import MAX_SEED, BootstrapSpec, BootstrapTally
 from ._engine import (
+    MAX_ROUNDING,
     RENORMALIZE_TOLERANCE,
     ClipTally,
     IgnoreTally,
@@ -65,7 +66,13 @@ from ._options import (
 )
 from ._output import STDOUT, Outputs
 from ._render import render
-from ._report import AVERAGES, MAX_TABLE_CLASSES, REPORT_TALLIES, Report
+from ._report import (
+    AVERAGES,
+    MAX_REPORT_CLASSES,
+    MAX_TABLE_CLASSES,
+    REPORT_TALLIES,
+    Report,
+)
 from ._report import report_usage as _report_usage
 from ._shards import (
     Shard,
@@ -186,7 +193,10 @@ class _EvalCommand(click.Command):
     "--renormalize",
     is_flag=True,
     help="With --input probs or logprobs: accept rows that sum to 1 only up to "
-    f"rounding (within {RENORMALIZE_TOLERANCE:g}) and divide them by their sum.",
+    "rounding and divide them by their sum: within "
+    f"{RENORMALIZE_TOLERANCE:g}, or as far as rounding to the digits the row is "
+    "written with can take it (%.3g: 0.005; %.3f: 0.0005 a class), at most "
+    f"{MAX_ROUNDING:g}.",
 )
 @loss_option("losses", help="[default: cross_entropy]")
 @click.option(
@@ -226,7 +236,8 @@ class _EvalCommand(click.Command):
     "--classes",
     metavar="A,B,...|FILE",
     help="Class names in column order (a comma list or a file, one a line), for "
-    "labels given as names.",
+    "labels given as names (a Parquet/Feather categorical label column names them "
+    "by its categories). Boolean labels are the classes 0 (False) and 1 (True).",
 )
 @click.option(
     "--header/--no-header",
@@ -311,7 +322,8 @@ class _EvalCommand(click.Command):
     is_flag=True,
     help="Add the confusion matrix (rows: true class, columns: predicted; weight "
     "sums with --weights; names from --classes): in JSON output, as a table up to "
-    f"{MAX_TABLE_CLASSES} classes.",
+    f"{MAX_TABLE_CLASSES} classes. --per-class and --confusion take at most "
+    f"{MAX_REPORT_CLASSES} classes (the C x C matrix: ~3 GB at the limit).",
 )
 @click.option(
     "--plot",
@@ -401,7 +413,8 @@ class _EvalCommand(click.Command):
 def eval_command(ctx: click.Context, /, **opts: Any) -> None:
     """Losses and metrics of predicted SCORES against true LABELS.
 
-    SCORES is an .npy, .npz (--scores-key), .csv/.tsv/.txt file (delimiter sniffed:
+    SCORES is an .npy, .npz (--scores-key), .csv/.tsv/.txt file (or .csv.gz, .bz2,
+    .xz; delimiter sniffed:
     , tab ; | or spaces as numpy.savetxt writes them; a leading pandas index
     column dropped), a .parquet or
     .feather/.arrow file (needs pip install "arrayloss[io]"), or - for CSV on
@@ -760,12 +773,16 @@ def _evaluate(
     """Read, check and reduce every shard; the rendered results.
 
     ``per_sample`` is the ``--per-sample`` name and the path to write it to."""
-    tallies, n_samples, n_classes = _tally(inputs, what, runner, per_sample)
+    tallies, n_samples, n_classes, class_names = _tally(
+        inputs, what, runner, per_sample
+    )
     ignored = tallies.ignored
     if ignored is not None and n_samples and ignored.count == n_samples:
         msg = f"all {n_samples} samples have the ignored label {ignored.label} (--ignore-label)"
         raise DataError(msg)
-    return _results(inputs, what, runner, tallies, n_samples, n_classes, fmt)
+    return _results(
+        inputs, what, runner, tallies, n_samples, n_classes, fmt, class_names
+    )
 
 
 def _tally(
@@ -773,8 +790,9 @@ def _tally(
     what: _Computation,
     runner: _Runner,
     per_sample: tuple[str, str] | None,
-) -> tuple[Tallies, int, int]:
-    """Every shard reduced to tallies: the tallies, the sample and class counts."""
+) -> tuple[Tallies, int, int, tuple[str, ...] | None]:
+    """Every shard reduced to tallies: the tallies, the sample and class counts,
+    and the class names (--classes, or a categorical label column's)."""
     shards, opener, class_names = inputs.shards, inputs.opener, what.class_names
     use_dask = runner.dask is not None
     infos = widest = None
@@ -808,6 +826,8 @@ def _tally(
         if class_names is not None and len(class_names) != n_classes:
             msg = f"--classes lists {len(class_names)} names but {first_label} has {n_classes} columns"
             raise DataError(msg)
+        if class_names is None:  # a categorical label column names the classes
+            class_names = _category_names(infos, first, n_classes, column_names)
         swapped = reordered(column_names, class_names)
         if swapped is not None:  # classes listed in another order than the columns
             i, name, theirs = swapped
@@ -847,12 +867,92 @@ def _tally(
                     to_backend=runner.to_backend, tallies=tallies, writer=writer,
                     quiet=runner.quiet, prob=what.prob,
                 )  # fmt: skip
+            except DataError as exc:
+                hint = _names_hint(str(exc), class_names, column_names)
+                if hint:
+                    msg = f"{exc}{hint}"
+                    raise DataError(msg) from None
+                raise
             finally:
                 if writer is not None:
                     writer.close()
     finally:
         opened.close()
-    return tallies, n_samples, n_classes
+    return tallies, n_samples, n_classes, class_names
+
+
+NEEDS_CLASSES = "for class names, give --classes"
+"""How `arrayloss.io.label_indices` ends the error of a name label without
+--classes."""
+
+
+def _names_hint(
+    msg: str, class_names: Sequence[str] | None, column_names: Sequence[str] | None
+) -> str:
+    """For a name label without --classes, in a table whose score columns are
+    named by words (``columns=clf.classes_``): that --classes takes those names."""
+    if class_names is not None or not column_names or not msg.endswith(NEEDS_CLASSES):
+        return ""
+    from arrayloss.io._labels import _text_index
+
+    if any(_text_index(name) is not None for name in column_names):
+        return ""  # numbered columns name no classes
+    if len(column_names) > 20:
+        return " (the score columns' names, in order, if they are the classes)"
+    names = ",".join(column_names)
+    return f" (the score columns are named {names}: --classes {names})"
+
+
+def _category_names(
+    infos: Sequence[Any] | None,
+    first: tuple[Any, Any, Any] | None,
+    n_classes: int,
+    column_names: Sequence[str] | None,
+) -> tuple[str, ...] | None:
+    """The class names a categorical (dictionary) label column gives, the same in
+    every shard (`DataError` when they differ, are not one a score column, or are
+    the score columns' names in another order); ``None`` without one."""
+    found: list[tuple[str, tuple[str, ...]]]
+    if infos is not None:
+        found = [
+            (info.labels_label, info.label_categories)
+            for info in infos
+            if info.label_categories is not None
+        ]
+    else:
+        assert first is not None
+        found = []
+        cats: tuple[str, ...] | None = getattr(first[1], "categories", None)
+        if cats is not None:
+            found = [(str(first[1].label), cats)]
+    if not found:
+        return None
+    label, names = found[0]
+    for other_label, other in found[1:]:
+        if other != names:
+            msg = (
+                f"{other_label} has the label categories {list(other)} but {label} "
+                f"has {list(names)}: they are the class names in column order, so "
+                "every file needs the same (or give --classes)"
+            )
+            raise DataError(msg)
+    if len(set(names)) != len(names) or len(names) != n_classes:
+        msg = (
+            f"{label} is a categorical column of {len(names)} categories "
+            f"{list(names)[:8]}{'...' if len(names) > 8 else ''}, but there are "
+            f"{n_classes} score columns: name the classes with --classes"
+        )
+        raise DataError(msg)
+    swapped = reordered(column_names, names)
+    if swapped is not None:
+        i, name, theirs = swapped
+        msg = (
+            f"score column {i} is named {name!r} but the categories of {label} "
+            f"name class {i} {theirs!r}: the same names in another order (reorder "
+            "the columns with --score-columns, or give --classes)"
+        )
+        raise DataError(msg)
+    return names
 
 
 def _results(
@@ -863,6 +963,7 @@ def _results(
     n_samples: int,
     n_classes: int,
     fmt: str,
+    class_names: Sequence[str] | None,
 ) -> str:
     """The losses, metrics, report and intervals of the tallies, rendered."""
     prob, reduction, report = what.prob, what.reduction, what.report
@@ -883,6 +984,10 @@ def _results(
         _report_clipping(clips, prob, tallies.metrics, results["metrics"])
     elif tallies.probs_like:
         click.echo(tallies.probs_like, err=True)
+    if what.input_kind == "logits":
+        for warning in (tallies.index_like, tallies.label_like):
+            if warning:
+                click.echo(warning, err=True)
     meta: dict[str, Any] = {
         "scores": inputs.scores,
         "labels": inputs.labels,
@@ -921,7 +1026,6 @@ def _results(
         meta["dask"] = (
             runner.dask.address or f"local cluster ({n} worker{'s' * (n != 1)})"
         )
-    class_names = what.class_names
     names = list(class_names) if class_names else [str(i) for i in range(n_classes)]
     extra = report.results(
         tallies.metrics, names, results["metrics"], zero_is_inf=prob.eps == 0,

@@ -20,7 +20,25 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["CountRows", "render"]
+__all__ = ["CountRows", "render", "spreadsheet_safe"]
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+"""The first characters that make a spreadsheet read a CSV cell as a formula
+(OWASP's list for CSV injection)."""
+
+
+def spreadsheet_safe(text: str) -> str:
+    """A name for a CSV report cell: with a leading apostrophe when a spreadsheet
+    would run it as a formula (it starts with one of `FORMULA_STARTS` and is not
+    a number such as ``-1``), as OWASP advises; else as it is.  Excel and
+    LibreOffice show such a cell as the text after the apostrophe."""
+    if not text.startswith(FORMULA_STARTS):
+        return text
+    try:
+        float(text)
+    except ValueError:
+        return "'" + text
+    return text  # -1, +0.5: a number, which no spreadsheet runs
 
 
 class CountRows:

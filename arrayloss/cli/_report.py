@@ -25,12 +25,26 @@ import numpy as np
 
 from .._errors import DataError, UsageError, printable
 from ._output import STDOUT, Outputs
-from ._render import CountRows
+from ._render import CountRows, spreadsheet_safe
 
-__all__ = ["MAX_TABLE_CLASSES", "REPORT_TALLIES", "Report", "report_usage"]
+__all__ = [
+    "MAX_REPORT_CLASSES",
+    "MAX_TABLE_CLASSES",
+    "REPORT_TALLIES",
+    "Report",
+    "report_usage",
+]
 
 MAX_TABLE_CLASSES = 20
 """The most classes whose per-class report and confusion matrix the table shows."""
+
+MAX_REPORT_CLASSES = 10_000
+"""The most classes ``--per-class`` and ``--confusion`` take: both keep the exact
+``C x C`` confusion matrix (the per-class precision and recall are its sums), about
+25 bytes a cell (30 with ``--weights``) while the run lasts, so 10,000 classes
+need about 3 GB; more is a `UsageError` (exit 2) before anything is allocated."""
+
+_BYTES_PER_CELL = 25
 
 REPORT_TALLIES = ("per-class report", "reliability diagram")
 """The keys of the report's tallies among the metric tallies (not scalars)."""
@@ -93,12 +107,30 @@ class Report:
         n_bins = _bins(metric_list)
         out: dict[str, Any] = {}
         if self.classes:
+            self._check_size(n_classes)
             out[REPORT_TALLIES[0]] = ClassReport(
                 n_classes, n_bins, calibration=self.per_class is not None
             )
         if self.plot is not None:
             out[REPORT_TALLIES[1]] = Reliability(n_bins)
         return out
+
+    def _check_size(self, n_classes: int) -> None:
+        """A `UsageError` when the ``C x C`` confusion matrix of ``n_classes``
+        classes is beyond `MAX_REPORT_CLASSES` (before it is allocated)."""
+        if n_classes <= MAX_REPORT_CLASSES:
+            return
+        option = "--per-class" if self.per_class is not None else "--confusion"
+        if self.per_class is not None and self.confusion:
+            option = "--per-class and --confusion"
+        need = max(1.0, _BYTES_PER_CELL * n_classes * n_classes / 1e9)
+        msg = (
+            f"{option} with {n_classes} classes would keep a {n_classes} x "
+            f"{n_classes} confusion matrix (about {need:,.0f} GB); the per-class "
+            f"report and the confusion matrix take at most {MAX_REPORT_CLASSES} "
+            "classes"
+        )
+        raise UsageError(msg)
 
     def results(
         self,
@@ -233,26 +265,35 @@ def _per_class_csv(
             at = intervals[m]
             span = at[i] if i < len(at) else None  # the averages have none
             cells += ["", ""] if span is None else [repr(span[0]), repr(span[1])]
-        writer.writerow((name, *cells))
+        writer.writerow((spreadsheet_safe(name), *cells))
     return buf.getvalue()
 
 
 def _csv_rows(extra: dict[str, Any]) -> str:
     """``kind,name,value`` rows: ``per_class:FIELD,CLASS,value`` and the non-zero
-    cells of the confusion matrix as ``confusion:TRUE,PREDICTED,value``."""
+    cells of the confusion matrix as ``confusion:TRUE,PREDICTED,value`` (a class
+    name a spreadsheet would run as a formula behind an apostrophe:
+    `spreadsheet_safe`; the ``kind`` cell starts with its word, so stays safe)."""
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     for name, row in extra.get("per_class", {}).items():
         for k in PER_CLASS_COLUMNS:
             if row.get(k) is not None:
-                writer.writerow((f"per_class:{k}", name, _cell(row[k], digits=True)))
+                writer.writerow(
+                    (
+                        f"per_class:{k}",
+                        spreadsheet_safe(name),
+                        _cell(row[k], digits=True),
+                    )
+                )
     confusion = extra.get("confusion")
     if confusion is not None:
         names = confusion["classes"]
         for t, cells in zip(names, confusion["matrix"], strict=True):
             for p, value in zip(names, cells, strict=True):
                 if value:
-                    writer.writerow((f"confusion:{t}", p, _cell(value, digits=True)))
+                    cell = _cell(value, digits=True)
+                    writer.writerow((f"confusion:{t}", spreadsheet_safe(p), cell))
     return buf.getvalue()
 
 

@@ -62,6 +62,7 @@ class ShardInfo:
     dtype: Any
     labels_dtype: Any
     weights_dtype: Any
+    label_categories: tuple[str, ...] | None = None  # a categorical label column's
 
 
 def pair_shards(scores: str, labels: str | None, weights: str | None) -> list[Shard]:
@@ -296,6 +297,7 @@ class ShardOpener:
                 dtype=getattr(scores_src, "dtype", None),
                 labels_dtype=getattr(label_src, "dtype", None),
                 weights_dtype=getattr(weights_src, "dtype", None),
+                label_categories=getattr(label_src, "categories", None),
             )
         finally:
             for src in (scores_src, label_src, weights_src):

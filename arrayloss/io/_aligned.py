@@ -57,6 +57,9 @@ def iter_aligned(
                 if part.shape[0] < m:
                     have, more = f"{start + part.shape[0]} rows", scores.label
                     msg = f"{other.label} has {have} but {more} has more"
+                    hint = getattr(scores, "extra_row_hint", "")
+                    if hint:  # a header read as a row of data?
+                        msg += f"; {hint}"
                 else:
                     msg = (
                         f"{other.label} has more rows than {scores.label} ({start + m})"

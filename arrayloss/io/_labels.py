@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import DataError
+from ._text import BOOL_TEXT
 
 __all__ = ["classes_from", "label_indices", "soft_label_rows"]
 
@@ -37,11 +38,18 @@ def label_indices(
     start: int,
     label: str,
 ) -> np.ndarray:
-    """Integer class indices (int64) from integer, integral-float or name labels.
+    """Integer class indices (int64) from integer, integral-float, boolean or
+    name labels.
 
-    ``start`` is the row number of ``raw[0]`` in the file, for messages.
+    Booleans are the classes 0 (``False``) and 1 (``True``), the order of
+    scikit-learn's ``classes_`` (so ``predict_proba``'s columns); without
+    ``classes``, so are the texts ``True`` and ``False`` (any case), as pandas
+    writes a boolean column.  ``start`` is the row number of ``raw[0]`` in the
+    file, for messages.
     """
     kind = raw.dtype.kind
+    if kind == "b":
+        return raw.astype(np.int64)
     if kind in "US":
         values = raw.astype(str) if kind == "S" else raw
         checked = _names_to_indices(values, classes, start, label, n_classes)
@@ -53,6 +61,8 @@ def label_indices(
                 i = int(np.argmax(bad))
                 msg = f"{label} row {start + i}: {raw[i].item()!r} is not an integer class index"
                 raise DataError(msg)
+        if classes and _numeric_names(classes):  # numbers name the classes
+            return _numbers_to_indices(raw, classes, start, label)
     else:
         msg = f"{label} has dtype {raw.dtype}, which cannot hold class indices"
         raise DataError(msg)
@@ -142,6 +152,39 @@ def text_labels_equal(
     return np.asarray(hit[inverse.reshape(-1)]) if len(uniq) else hit
 
 
+def _numeric_names(classes: Sequence[str]) -> bool:
+    """Whether the class names are numbers other than their own index (``1,2,3``;
+    ``-1,1``): a number label is then a class name, never an index."""
+    return any(_text_index(c) not in (None, i) for i, c in enumerate(classes))
+
+
+def _numbers_to_indices(
+    raw: np.ndarray, classes: Sequence[str], start: int, label: str
+) -> np.ndarray:
+    """Integer(-valued) labels read as the numeric class names they equal (as
+    the same labels written as text are read)."""
+    lookup: dict[int, int] = {}
+    for i, name in enumerate(classes):
+        number = _text_index(name)
+        if number is not None:
+            lookup.setdefault(number, i)
+    uniq, inverse = np.unique(raw, return_inverse=True)
+    mapped = np.empty(len(uniq), dtype=np.int64)
+    for j, value in enumerate(uniq.tolist()):
+        index = lookup.get(int(value))
+        if index is None:
+            i = int(np.argmax(raw == value))
+            shown = int(value)
+            msg = (
+                f"{label} row {start + i}: {shown} is not one of the --classes (they "
+                "are numbers, so a number label is a class name, not a class index)"
+            )
+            raise DataError(msg)
+        mapped[j] = index
+    out: np.ndarray = mapped[inverse.reshape(-1)]
+    return out
+
+
 def _names_to_indices(
     values: np.ndarray,
     classes: Sequence[str] | None,
@@ -154,7 +197,7 @@ def _names_to_indices(
     # class names that are numbers other than their own index: a number label is
     # a name, never an index (``1`` names class 0 of --classes 1,2,3; a ``0``
     # beside it is no class); names 0,1,2 in order read either way alike
-    numeric = any(_text_index(c) not in (None, i) for c, i in lookup.items())
+    numeric = _numeric_names(list(lookup))
     mapped = np.empty(len(uniq), dtype=np.int64)
     unknown: list[str] = []
     big: list[str] = []
@@ -163,6 +206,8 @@ def _names_to_indices(
             mapped[j] = lookup[name]
             continue
         index = None if numeric else _text_index(name)
+        if index is None and not lookup:
+            index = BOOL_TEXT.get(name.strip().lower())
         if index is None:
             unknown.append(name)
             continue

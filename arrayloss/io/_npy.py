@@ -16,7 +16,7 @@ import numpy as np
 
 from .._errors import DataError
 from .._errors import one_line as _one_line
-from ._source import Source, _open_binary
+from ._source import Source, _open_binary, empty_file
 
 _SCORE_KEYS = ("scores", "logits", "probs", "logprobs")
 _LABEL_KEYS = ("labels", "y", "targets")
@@ -203,6 +203,9 @@ class _ArraySource(Source):
 
 
 def _open_npy(path: str, label: str, kind: str) -> Source:
+    empty = empty_file(label, path, "an .npy")
+    if empty is not None:
+        raise empty
     f = _open_binary(path, label)
     st = os.fstat(f.fileno())
     regular = stat.S_ISREG(st.st_mode)  # else a pipe: a stream, its end unknown
@@ -219,6 +222,9 @@ def _open_npy(path: str, label: str, kind: str) -> Source:
 
 
 def _open_npz(path: str, key: str | None, label: str, kind: str) -> Source:
+    empty = empty_file(label, path, "an .npz")
+    if empty is not None:
+        raise empty
     f = _open_binary(path, label)
     try:
         zf = zipfile.ZipFile(f)

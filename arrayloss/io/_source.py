@@ -4,6 +4,8 @@ named in messages and opened."""
 
 from __future__ import annotations
 
+import os
+import stat
 from typing import IO, Any
 
 import numpy as np
@@ -18,7 +20,9 @@ class Source:
 
     ``n_rows`` is known in advance for ``.npy``/``.npz`` and ``None`` for text;
     ``n_cols`` is the row width of a 2-D source, ``None`` for a 1-D one;
-    ``column_names`` the names of its columns where a table names them.
+    ``column_names`` the names of its columns where a table names them;
+    ``categories`` the class names in order where labels are a categorical
+    (dictionary) column of text in Parquet or Feather.
     ``read(n)`` returns the next ``min(n, rows left)`` rows; an empty array at the end.
     """
 
@@ -26,6 +30,7 @@ class Source:
     n_rows: int | None
     n_cols: int | None
     column_names: list[str] | None = None
+    categories: tuple[str, ...] | None = None
 
     def read(self, n: int) -> np.ndarray:  # pragma: no cover - interface
         raise NotImplementedError
@@ -54,6 +59,18 @@ class Source:
 
 def _describe(kind: str, path: str) -> str:
     return f"{kind} '{path}'" if path != "-" else f"{kind} (standard input)"
+
+
+def empty_file(label: str, path: str, what: str) -> DataError | None:
+    """The error for a regular file of zero bytes read as a ``what`` file (a
+    shard whose write never happened or was cut short), else ``None``."""
+    try:
+        st = os.stat(path)
+    except OSError:  # the reader reports it
+        return None
+    if stat.S_ISREG(st.st_mode) and st.st_size == 0:
+        return DataError(f"{label} is empty (0 bytes), not {what} file")
+    return None
 
 
 def _open_binary(path: str, label: str) -> IO[bytes]:

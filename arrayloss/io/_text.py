@@ -3,28 +3,37 @@ a chunk of rows at a time parsed with the `csv` module."""
 
 from __future__ import annotations
 
+import bz2
 import contextlib
 import csv
+import gzip
 import io
 import itertools
+import lzma
 import os
 import re
 import sys
+import zlib
 from collections.abc import Iterable, Iterator, Sequence
-from typing import IO
+from typing import IO, Any, cast
 
 import numpy as np
 
 from .._errors import DataError
 from .._errors import one_line as _one_line
 from ._columns import _column_index, _is_int, column_spec_needs_names, select_columns
-from ._formats import _suffix
+from ._formats import _suffix, compression
 from ._source import Source, _describe, _LabelColumn, _NoRows, _open_binary
 from ._spec import TableSpec
 
 __all__ = ["DELIMITERS", "open_table", "sniff_delimiter"]
 
 _NO_SPEC = TableSpec()
+
+
+BOOL_TEXT = {"false": 0, "true": 1}
+"""The class indices of boolean labels written as text, in lower case (pandas
+writes ``True`` and ``False``): read so without --classes."""
 
 
 def _is_number(s: str) -> bool:
@@ -123,18 +132,47 @@ def _default_names(
 ) -> bool:
     """Whether ``first`` is the header pandas writes for columns it numbered
     itself (``pd.DataFrame(array).to_csv(index=False)``: ``0,1,...``; a Series:
-    ``0``): its fields are ``0`` to ``len(first) - 1`` in order, none of them one
-    of the class ``names``, and the next row has a number that is no integer (or,
-    in a file of one column, a name), so the first row cannot be a row of the same
-    data.  (Below it, a row with a cell that is no number is a malformed row.)"""
+    ``0``; with a named column added, ``0,1,2,y``): its fields are ``0`` to
+    ``k - 1`` in order (two or more, or the one of a Series), then names only,
+    none of them one of the class ``names``, and the next row has a number that
+    is no integer (or, in a file of one column, a name), so the first row cannot
+    be a row of the same data.  (Below it, a row with a cell that is no number is
+    a malformed row.)"""
     fields = [f.strip() for f in first]
-    if second is None or fields != [str(i) for i in range(len(first))]:
+    numbered = 0  # the leading fields 0, 1, 2, ...; names may follow (a label column)
+    while numbered < len(fields) and fields[numbered] == str(numbered):
+        numbered += 1
+    named = fields[numbered:]
+    if second is None or numbered < min(2, len(fields)):
+        return False
+    if not all(f and not _is_number(f) for f in named):
         return False
     if set(fields).intersection(names):
         return False
     if len(first) == 1 and second[0].strip() and not _is_number(second[0]):
         return True  # a Series of class names
     return any(_is_number(f) and not _INTEGER.fullmatch(f) for f in second)
+
+
+def _class_header_hint(first: Sequence[str], second: Sequence[str]) -> str:
+    """Why a scores file read without a header may have one row too many: its
+    first row is integers in increasing order above a row of fractions, as the
+    header ``pd.DataFrame(proba, columns=clf.classes_).to_csv(index=False)``
+    writes for classes numbered 1, 2, 3 (a header of 0, 1, 2, ... is found by
+    `_default_names`); else ``""``."""
+    fields = [f.strip() for f in first]
+    if not all(_INTEGER.fullmatch(f) for f in fields):
+        return ""
+    numbers = [int(f) for f in fields]
+    if any(b <= a for a, b in itertools.pairwise(numbers)):
+        return ""
+    if not any(_is_number(f) and not _INTEGER.fullmatch(f.strip()) for f in second):
+        return ""
+    names = ",".join(fields)
+    return (
+        f"its first line, '{names}', may be a header of class names (as "
+        f"columns=clf.classes_ writes it): give --header and --classes {names}"
+    )
 
 
 def _is_index(first: Sequence[str], second: Sequence[str] | None) -> bool:
@@ -152,9 +190,9 @@ def _is_index(first: Sequence[str], second: Sequence[str] | None) -> bool:
 
 
 _NOT_TEXT = (
-    (b"\x1f\x8b", "gzip-compressed (decompress it first)"),
-    (b"BZh", "bzip2-compressed (decompress it first)"),
-    (b"\xfd7zXZ\x00", "xz-compressed (decompress it first)"),
+    (b"\x1f\x8b", "gzip-compressed (name it .csv.gz, or decompress it first)"),
+    (b"BZh", "bzip2-compressed (name it .csv.bz2, or decompress it first)"),
+    (b"\xfd7zXZ\x00", "xz-compressed (name it .csv.xz, or decompress it first)"),
     (b"\x28\xb5\x2f\xfd", "zstd-compressed (decompress it first)"),
     (b"PK\x03\x04", "a zip archive (an .npz needs that suffix)"),
     (b"PAR1", "a Parquet file (it needs the suffix .parquet)"),
@@ -166,22 +204,76 @@ _NOT_TEXT = (
 """The first bytes of files that are not text, and what they are."""
 
 
-def _not_utf8(path: str, label: str, exc: UnicodeDecodeError) -> DataError:
+_UNPACK_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
+"""What reading a file raises: OSError, and a corrupt or cut compressed file's."""
+
+
+def _unpack_error(exc: BaseException) -> str:
+    """The message of a read that failed (`_UNPACK_ERRORS`)."""
+    if isinstance(exc, EOFError):
+        return f"the compressed file is cut short ({_one_line(exc)})"
+    if isinstance(exc, (zlib.error, lzma.LZMAError, gzip.BadGzipFile)):
+        return f"the compressed file is corrupt ({_one_line(exc)})"
+    return _one_line(exc)
+
+
+_MAGIC = ((b"\x1f\x8b", ".gz"), (b"BZh", ".bz2"), (b"\xfd7zXZ\x00", ".xz"))
+"""The first bytes of the compressed text read (standard input has no suffix)."""
+
+
+def _packed_by_magic(head: bytes) -> str | None:
+    """The compression suffix (`COMPRESSION_SUFFIXES`) ``head`` starts with."""
+    return next((suffix for magic, suffix in _MAGIC if head.startswith(magic)), None)
+
+
+def _decompressed(raw: IO[bytes], packed: str) -> IO[bytes]:
+    """``raw`` read decompressed (``packed``: one of `COMPRESSION_SUFFIXES`)."""
+    out: Any
+    if packed == ".gz":
+        out = gzip.GzipFile(fileobj=raw, mode="rb")
+    elif packed == ".bz2":
+        out = bz2.BZ2File(raw)
+    else:
+        out = lzma.LZMAFile(raw)  # noqa: SIM115 - closed by its owner
+    return cast("IO[bytes]", out)
+
+
+def _not_utf8(
+    path: str, label: str, exc: UnicodeDecodeError, head: bytes = b""
+) -> DataError:
     """The error for a text file that is not UTF-8: what the file is, when its
     first bytes say so, else the line of its first byte that is not UTF-8 (found
     by reading the file again: the decoder's message gives the place in a block of
     text, not the line); for standard input, the decoder's message."""
-    if path == "-":
+    if path == "-":  # ``head``: its first bytes, peeked before they were read
+        for magic, what in _NOT_TEXT:
+            if head.startswith(magic):
+                kind = what.split(" (")[0]
+                fix = (
+                    "decompress it first"
+                    if kind.endswith("compressed")
+                    else "standard input is read as CSV: give the file's path"
+                )
+                if _packed_by_magic(head) is not None:  # decompressed: not text
+                    kind, fix = f"{kind} data", "its content is not CSV text"
+                return DataError(f"{label} is {kind}, not CSV ({fix})")
         return DataError(f"{label} is not UTF-8 text ({_one_line(exc)})")
     try:
         with open(path, "rb") as f:
             head = f.read(8)
-        for magic, what in _NOT_TEXT:
+        packed = compression(path)
+        for magic, what in _NOT_TEXT if packed is None else ():
             if head.startswith(magic):
                 return DataError(f"{label} is {what}")
-        with open(
-            path, encoding="utf-8-sig", errors="surrogateescape", newline=""
-        ) as text:
+        with (
+            open(path, "rb") as raw,
+            io.TextIOWrapper(
+                _decompressed(raw, packed) if packed else raw,
+                encoding="utf-8-sig",
+                errors="surrogateescape",
+                newline="",
+            ) as text,
+        ):
             for number, line in enumerate(text, 1):
                 bad = re.search("[\udc80-\udcff]", line)
                 if bad:
@@ -211,10 +303,16 @@ class _TextRows:
             # sys.stdin at call time, so click.testing's replacement is seen.
             raw: IO[bytes] = sys.stdin.buffer
             self._size = None
+            peek = getattr(raw, "peek", None)  # what it is, should it not be text
+            self._head = bytes(peek(8)[:8]) if peek is not None else b""
         else:
             raw = _open_binary(path, label)
             self._size = os.fstat(raw.fileno()).st_size
-        self._raw = raw
+            self._head = b""
+        self._raw = raw  # the file itself (its position is the progress)
+        packed = _packed_by_magic(self._head) if path == "-" else compression(path)
+        if packed is not None:
+            raw = _decompressed(raw, packed)
         self._text = io.TextIOWrapper(raw, encoding="utf-8-sig", newline="")
         lines: Iterator[str]
         if delimiter is None:
@@ -232,10 +330,10 @@ class _TextRows:
                     size += len(line)
             except UnicodeDecodeError as exc:
                 self.close()
-                raise _not_utf8(path, label, exc) from None
-            except OSError as exc:
+                raise _not_utf8(path, label, exc, self._head) from None
+            except _UNPACK_ERRORS as exc:
                 self.close()
-                msg = f"{label} line {len(head) + 1}: {_one_line(exc)}"
+                msg = f"{label} line {len(head) + 1}: {_unpack_error(exc)}"
                 raise DataError(msg) from None
             excel = re.fullmatch(r"sep=(.)", head[0].rstrip("\r\n")) if head else None
             if excel is not None:  # Excel's delimiter line: no row (a blank line
@@ -257,14 +355,27 @@ class _TextRows:
         self.lines: list[int] = []  # file line of each row of the last take()
 
     def _next(self) -> list[str] | None:
+        blank = None  # the line of a blank line skipped before the next row
         try:
             for row in self._reader:
                 if row and any(field.strip() for field in row):
+                    if blank is not None and self.width == 1:
+                        msg = (
+                            f"{self.label} line {blank}: an empty line between "
+                            "values, a missing value (pandas writes NaN so in a "
+                            "one-column file)"
+                        )
+                        raise DataError(msg)
                     return row
+                if blank is None:
+                    blank = self._reader.line_num
         except UnicodeDecodeError as exc:
-            raise _not_utf8(self.path, self.label, exc) from None
+            raise _not_utf8(self.path, self.label, exc, self._head) from None
         except csv.Error as exc:
             msg = f"{self.label} line {self._reader.line_num}: {_one_line(exc)}"
+            raise DataError(msg) from None
+        except _UNPACK_ERRORS as exc:  # a corrupt or cut compressed file
+            msg = f"{self.label} line {self._reader.line_num + 1}: {_unpack_error(exc)}"
             raise DataError(msg) from None
         return None
 
@@ -319,6 +430,8 @@ class _TextRows:
         if self.path != "-":
             with contextlib.suppress(Exception):
                 self._text.close()
+            with contextlib.suppress(Exception):
+                self._raw.close()  # under a decompressing reader, not closed by it
         else:
             with contextlib.suppress(Exception):
                 self._text.detach()
@@ -394,6 +507,7 @@ class _TextScores(Source):
             else [header[c] for c in label_cols]
         )
         self.labels: np.ndarray | None = None
+        self.extra_row_hint = ""  # why the file may have one row too many
         if self.n_cols == 0:
             msg = f"{self.label} has no score columns"
             raise DataError(msg)
@@ -449,27 +563,45 @@ def _header_flag(
     fields is data with a malformed cell, which the reader then reports by line
     and column, rather than a header that silently drops a row.  The column
     numbers pandas writes as the header of unnamed columns (`_default_names`)
-    are a header too.
+    are a header too.  Booleans as pandas writes them (``True``, ``False``) are
+    labels: a row after the first that holds them is data, and so is a first row
+    of booleans only above a row with booleans (a file of boolean labels).
     """
     if header is not None:
         return header
     if len(rows) > 1 and _default_names(rows[0], rows[1], names):
         return True
 
-    def texts(row: list[str]) -> bool:
+    def cells(row: list[str]) -> list[str]:
         last = len(row) - 1
-        cells = [
+        return [
             v.strip()
             for c, v in enumerate(row)
             if c != skip and not (c == last > 0 and not v.strip())
         ]
-        return bool(cells) and all(
-            v and not _is_number(v) and v not in names for v in cells
+
+    def texts(row: list[str], *, booleans: bool = True) -> bool:
+        """Whether every cell is a name (with ``booleans``, True and False too)."""
+        got = cells(row)
+        return bool(got) and all(
+            v
+            and not _is_number(v)
+            and v not in names
+            and (booleans or v.lower() not in BOOL_TEXT)
+            for v in got
         )
+
+    def has_boolean(row: list[str]) -> bool:
+        return any(v.lower() in BOOL_TEXT for v in cells(row))
 
     if not rows or not texts(rows[0]):
         return False
-    return len(rows) < 2 or not texts(rows[1])
+    first = cells(rows[0])
+    if all(v.lower() in BOOL_TEXT for v in first) and (
+        len(rows) < 2 or has_boolean(rows[1])
+    ):  # boolean labels (pandas writes True, False), not a header of them
+        return False
+    return len(rows) < 2 or not texts(rows[1], booleans=False)
 
 
 def open_table(
@@ -567,6 +699,8 @@ def open_table(
                 c for c in range(width) if c not in drop and c not in (label_cols or ())
             ]
         scores = _TextScores(rows, head, keep, label_cols, soft=soft)
+        if not has_header and header is None and len(peeked) > 1:
+            scores.extra_row_hint = _class_header_hint(peeked[0], peeked[1])
     except BaseException:
         rows.close()
         raise
