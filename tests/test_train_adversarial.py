@@ -13,8 +13,11 @@ import gzip
 import json
 import os
 import pickle
+import signal
 import stat
 import struct
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -791,6 +794,43 @@ def test_dead_study_worker_is_one_line(tmp_path, data, monkeypatch):
     args = [*STUDY, "--seeds", "2", "--data", data, "-j", "2", "--out", tmp_path / "s"]
     r = invoke(args, exit_code=1)
     assert "worker process died" in error_line(r)
+    assert not (tmp_path / "s").exists()
+
+
+def _slow(task: dict[str, Any]) -> dict[str, Any]:
+    """A run that marks its start and, after a long while, its end."""
+    folder = Path(task["data"]).parent
+    (folder / f"started.{os.getpid()}").touch()
+    time.sleep(15)
+    (folder / f"finished.{os.getpid()}").touch()
+    raise AssertionError("a run of an interrupted study went on to its end")
+
+
+def test_interrupted_study_ends_its_runs_in_flight(tmp_path, data, monkeypatch):
+    """Ctrl-C (or SIGTERM) during a study with workers: cancelling the futures
+    could not reach the runs in flight nor those already queued for a worker, so
+    the study waited for them to train to the end before it exited."""
+    from arrayloss.cli import _study
+
+    monkeypatch.setattr(_study, "run_one", _slow)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    main_thread = threading.main_thread().ident
+    assert main_thread is not None
+
+    def interrupt() -> None:
+        for _ in range(6000):
+            if any(p.name.startswith("started.") for p in tmp_path.iterdir()):
+                signal.pthread_kill(main_thread, signal.SIGINT)
+                return
+            time.sleep(0.01)
+
+    helper = threading.Thread(target=interrupt, daemon=True)
+    helper.start()
+    args = [*STUDY, "--seeds", "4", "--data", data, "-j", "2", "--out", tmp_path / "s"]
+    r = invoke(args, exit_code=130)
+    helper.join()
+    assert "Error: interrupted" in r.stderr
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("finished.")]
     assert not (tmp_path / "s").exists()
 
 

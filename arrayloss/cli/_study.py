@@ -339,6 +339,7 @@ def _execute(
         except BaseException as exc:  # a failed run ends the study: cancel the rest
             for fut in running:
                 fut.cancel()
+            _stop_workers(pool)
             if isinstance(exc, BrokenProcessPool):
                 msg = (
                     "a study worker process died (out of memory or killed?); "
@@ -347,6 +348,18 @@ def _execute(
                 raise click.ClickException(msg) from None
             raise
     return rows
+
+
+def _stop_workers(pool: Any) -> None:
+    """End the pool's worker processes now, so that a study that is interrupted
+    (Ctrl-C, SIGTERM) or has failed exits at once: `Future.cancel` cannot reach
+    the runs in flight nor those already handed to a worker's queue, and leaving
+    the pool would wait for all of them to train to the end."""
+    processes = getattr(pool, "_processes", None) or {}  # pid -> Process
+    for process in list(processes.values()):
+        with contextlib.suppress(Exception):
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 # CPU seconds a worker process takes to start (Python, NumPy, arrayloss, the data).
