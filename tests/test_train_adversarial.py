@@ -500,6 +500,27 @@ def test_features_overflowing_float32_are_an_error_not_inf(tmp_path, no_training
     invoke([*STUDY, "--data", p, "--out", tmp_path / "s"], exit_code=1)
 
 
+@pytest.mark.parametrize(("dtype", "big"), [("float32", 3e38), ("float64", 1.7e308)])
+def test_test_features_that_overflow_the_model_are_an_error(tmp_path, dtype, big):
+    """Training features of a normal size, test features near the largest float:
+    the test scores (or the sum of their NLL) overflowed, and train printed an NLL
+    of inf or nan, with NumPy's warning, and saved it as ``Infinity`` or ``NaN``
+    in metrics.json, which is no JSON."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 4))
+    x_test = x.copy()
+    x_test[:, 0] = big
+    p = _npz(
+        tmp_path, x=x, y=np.arange(30) % 3, x_test=x_test, y_test=np.arange(30) % 3
+    )
+    out = tmp_path / "run"
+    args = ["train", "--data", p, *TINY, "--dtype", dtype, "--save", out]
+    r = invoke(args, exit_code=1)
+    assert "test metrics are not finite" in error_line(r)
+    assert "Warning" not in r.stderr
+    assert not out.exists()
+
+
 def test_huge_features_in_float64_diverge_with_a_hint(tmp_path):
     x = np.random.default_rng(0).normal(size=(30, 2)) * 1e200
     p = _npz(tmp_path, x=x, y=np.arange(30) % 2)

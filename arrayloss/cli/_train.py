@@ -52,6 +52,7 @@ __all__ = [
     "OutputPath",
     "RunResult",
     "check_features",
+    "check_metrics",
     "check_outputs",
     "data_errors",
     "plot_format",
@@ -139,6 +140,27 @@ def check_features(dataset: Any, dtype: str) -> float:
         )
         raise DataError(msg)
     return top
+
+
+def check_metrics(
+    metrics: Mapping[str, Mapping[str, float]], name: str, dtype: str, scale: float
+) -> None:
+    """`DataError` when a metric of the trained model is not finite.
+
+    Every metric of finite scores is finite; one that is not means the scores
+    (or their sum over the samples) overflowed ``dtype``, as features far larger
+    on one part than on another make them, and the number would be wrong.
+    """
+    for part, values in metrics.items():
+        bad = [f"{k} {v:g}" for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            msg = (
+                f"{name}: the trained model's {part} metrics are not finite "
+                f"({', '.join(bad)}): its scores overflow {dtype} (features up to "
+                f"{scale:.3g}); rescale the features"
+                + (" or pass --dtype float64" if dtype != "float64" else "")
+            )
+            raise DataError(msg)
 
 
 def data_inputs(spec: str) -> list[str]:
@@ -446,11 +468,14 @@ def run(
         on_epoch=on_epoch,
     )
     seconds = time.perf_counter() - start
-    test_scores = mlp.to_numpy(mlp.predict(net, s.x_test))
-    metrics = {
-        "train": mlp.evaluate(net, s.x_train, y_train, k=top_k),
-        "test": mlp.score_metrics(test_scores, s.y_test, k=top_k),
-    }
+    # Scores that overflow make metrics that are not finite (`check_metrics` says
+    # so), not NumPy's warnings on stderr.
+    with np.errstate(over="ignore", invalid="ignore"):
+        test_scores = mlp.to_numpy(mlp.predict(net, s.x_test))
+        metrics = {
+            "train": mlp.evaluate(net, s.x_train, y_train, k=top_k),
+            "test": mlp.score_metrics(test_scores, s.y_test, k=top_k),
+        }
     return RunResult(
         net,
         metrics,
@@ -651,6 +676,7 @@ def train(
             msg += f", or rescale the features (|x| up to {feature_scale:.3g})"
         raise click.ClickException(msg) from None
 
+    check_metrics(result.metrics, dataset.name, dtype, feature_scale)
     sizes = "-".join(str(s) for s in result.params.sizes)
     k = int(result.metrics["test"]["k"])
     spec = format_spec(name, params)
@@ -729,7 +755,7 @@ def _save_contents(
     from .. import mlp
 
     summary = {"config": config, "metrics": result.metrics, "history": result.history}
-    text = (json.dumps(summary, indent=2) + "\n").encode()
+    text = (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode()
     fills: dict[str, Callable[[BinaryIO], Any]] = {
         "model.npz": lambda f: mlp.save(result.params, f, **config),
         "test_logits.npy": lambda f: np.save(f, result.test_scores),
