@@ -209,3 +209,35 @@ def test_commit_leaves_no_kept_copy(tmp_path):
         f.write("new")
     assert target.read_text() == "new"
     assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_commit_locks_the_folder_so_two_runs_never_mix(tmp_path, monkeypatch):
+    """Two runs saving one set to one folder at once renamed their files in
+    turn, leaving, say, one run's model beside the other's metrics. Each commit
+    now holds an exclusive lock on the folder through its renames (the other
+    waits), so the set is all one run's."""
+    fcntl = pytest.importorskip("fcntl")
+    real_replace = os.replace
+    renamed = []
+
+    def replace(src, dst):
+        fd = os.open(tmp_path, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):  # another run would wait here
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        renamed.append(os.path.basename(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with Outputs() as out:
+        for name in ("model.npz", "metrics.json"):
+            with open(out.add(str(tmp_path / name), "output file"), "w") as f:
+                f.write(name)
+    assert renamed == ["model.npz", "metrics.json"]
+    fd = os.open(tmp_path, os.O_RDONLY)  # and released after
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)

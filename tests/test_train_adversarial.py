@@ -170,6 +170,22 @@ def test_full_disk_new_save_folder_is_removed(tmp_path, data, monkeypatch):
     assert leftovers(tmp_path) == []
 
 
+def test_save_folder_made_meanwhile_by_another_run_is_used(tmp_path, data, monkeypatch):
+    """Two runs saving to one new folder: the one that came second to create it
+    failed with 'cannot create directory ...: File exists' and lost its results.
+    Now it writes into the folder (the other run's: an error would not remove it)."""
+    out = tmp_path / "shared" / "run"
+    real_mkdir = Path.mkdir
+
+    def raced(self: Path, *args: Any, **kwargs: Any) -> None:
+        real_mkdir(self, *args, **kwargs)  # the other run, a moment earlier
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", raced)
+    invoke(["train", "--data", data, *TINY, "--save", out], exit_code=0)
+    assert sorted(os.listdir(out)) == sorted(SAVED)
+
+
 @pytest.mark.parametrize("budget", [0, 1000])
 def test_full_disk_writing_the_plot_leaves_no_png(tmp_path, data, monkeypatch, budget):
     pytest.importorskip("matplotlib")

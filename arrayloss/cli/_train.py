@@ -296,6 +296,12 @@ def _make_dirs(directory: Path) -> list[Path]:
     for d in reversed(missing):
         try:
             d.mkdir()
+        except FileExistsError:
+            if d.is_dir():  # made meanwhile by another run: theirs, not removed
+                continue
+            _remove_dirs(created)
+            msg = f"cannot create directory {str(directory)!r}: {str(d)!r} exists"
+            raise DataError(msg) from None
         except OSError as exc:
             _remove_dirs(created)
             msg = f"cannot create directory {str(directory)!r}: {exc.strerror or exc}"
