@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import DataError
+from ._errors import DataError, utf8_text
 
 __all__ = [
     "DataError",
@@ -587,7 +587,7 @@ def load_npz(path: os.PathLike[str] | str) -> Dataset:
         if part is not None and part.max() >= n_classes:
             msg = f"{path}: label {part.max()} out of range for n_classes={n_classes}"
             raise DataError(msg)
-    return Dataset(x, y, n_classes, Path(path).name, x_test, y_test)
+    return Dataset(x, y, n_classes, utf8_text(Path(path).name), x_test, y_test)
 
 
 def load_idx(path: os.PathLike[str] | str) -> np.ndarray:
@@ -684,7 +684,7 @@ def load_mnist(path: os.PathLike[str] | str) -> Dataset:
     x, y = parts["train"]
     x_test, y_test = parts.get("test", (None, None))
     n_classes = _n_classes(y, *(() if y_test is None else (y_test,)))
-    return Dataset(x, y, n_classes, p.name, x_test, y_test)
+    return Dataset(x, y, n_classes, utf8_text(p.name), x_test, y_test)
 
 
 def _idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -537,6 +537,28 @@ def test_test_features_that_overflow_the_model_are_an_error(tmp_path, dtype, big
     assert not out.exists()
 
 
+def test_data_file_whose_name_is_no_utf8(tmp_path, data):
+    """A file named with bytes that are no UTF-8 (``\\xff.npz``): train's --plot and
+    every study ended in an internal error after the training, on the name's
+    surrogate escape ('surrogates not allowed', matplotlib's TypeError). The name
+    is now shown with U+FFFD in every output."""
+    pytest.importorskip("matplotlib")
+    p = Path(os.fsdecode(os.fsencode(tmp_path) + b"/\xff.npz"))
+    try:
+        p.write_bytes(data.read_bytes())
+    except OSError:  # pragma: no cover - a file system of UTF-8 names only
+        pytest.skip("this file system takes no such name")
+    out, image = tmp_path / "run", tmp_path / "curves.svg"
+    invoke(["train", "--data", p, *TINY, "--save", out, "--plot", image], exit_code=0)
+    assert json.loads((out / "metrics.json").read_text())["config"]["data"] == str(
+        p
+    ).replace("\udcff", "\ufffd")
+    assert "\ufffd.npz" in image.read_text(encoding="utf-8")
+    study = [a for a in STUDY if a != "--no-plot"]
+    invoke([*study, "--data", p, "--out", tmp_path / "s"], exit_code=0)
+    assert "Data: \ufffd.npz (" in (tmp_path / "s" / "summary.md").read_text()
+
+
 def test_huge_features_in_float64_diverge_with_a_hint(tmp_path):
     x = np.random.default_rng(0).normal(size=(30, 2)) * 1e200
     p = _npz(tmp_path, x=x, y=np.arange(30) % 2)

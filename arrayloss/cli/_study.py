@@ -38,6 +38,7 @@ from typing import Any, BinaryIO
 
 import click
 
+from .._errors import utf8_text
 from . import _options as opt
 from . import _study_report as report
 from ._train import (
@@ -825,7 +826,7 @@ def study(
     meta: dict[str, Any] = {
         "arrayloss": __version__,
         "commit": commit,
-        "command": command.strip(),
+        "command": utf8_text(command.strip()),
         "grid": grid,
         "data_sets": {d.name: _about(d) for d in datasets.values()},
         "losses": [_label(n, p) for n, p in losses],

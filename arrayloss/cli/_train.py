@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from .._errors import DataError, UsageError, one_line
+from .._errors import DataError, UsageError, one_line, utf8_text
 from ._options import (
     backend_option,
     batch_size_option,
@@ -713,7 +713,7 @@ def train(
         click.echo(f"{label:<12}{tr:>8.4f}{te:>8.4f}")
 
     config = {
-        "data": data,
+        "data": utf8_text(data),
         "loss": name,
         "loss_params": params,
         "hidden": list(hidden),
