@@ -277,6 +277,23 @@ def test_study_progress_estimate_and_curves(tmp_path):
     assert "2 cut**" in summary
 
 
+def test_study_labels_say_what_was_measured(tmp_path):
+    """``--noise -0`` was reported as noise -0 in runs.csv and every table, and
+    ``--top-k 100`` on 10 classes titled tables "top-100 accuracy" over the
+    numbers of the top-10 accuracy (top_k_accuracy takes at most the classes)."""
+    out = tmp_path / "s"
+    invoke(["study", "--data", "digits", "--loss", "cross_entropy", "--noise", "-0",
+            "--seeds", "1", "--epochs", "1", "--max-epochs", "1", "--hidden", "4",
+            "--lr-grid", "0.01", "--top-k", "100", "--jobs", "1", "-q", "--no-plot",
+            "--out", out])  # fmt: skip
+    with open(out / "runs.csv", newline="") as f:
+        assert [r["noise"] for r in csv.DictReader(f)] == ["0"]
+    summary = (out / "summary.md").read_text()
+    assert "-0" not in summary
+    assert "top-100" not in summary
+    assert "**Test top-10 accuracy at the final epoch**" in summary
+
+
 def test_max_epochs_below_epochs_is_usage(tmp_path):
     r = invoke(["study", "--data", "digits", "--epochs", "5", "--max-epochs", "4",
                 "--out", tmp_path / "s"], exit_code=2)  # fmt: skip

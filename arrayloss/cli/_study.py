@@ -487,7 +487,7 @@ def _floats(
     if value is None:
         return None
     try:
-        values = [float(v) for v in value.split(",") if v.strip()]
+        values = [float(v) + 0.0 for v in value.split(",") if v.strip()]  # -0: 0
     except ValueError:
         msg = f"expected comma-separated numbers (got {value!r})"
         raise click.BadParameter(msg, ctx, param) from None

@@ -485,11 +485,14 @@ def _lr_table(runs: Runs, data: str, meta: Mapping[str, Any]) -> list[str]:
 def summary(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
     """The tables of ``summary.md`` (without its heading)."""
     runs = Runs(rows)
-    k = meta.get("top_k", 5)
+    top_k = meta.get("top_k", 5)
     out: list[str] = []
     for data in runs.data:
         info = meta.get("data_sets", {}).get(data, {})
         about = info.get("about", "")
+        classes = info.get("classes")
+        # the k measured: top_k_accuracy takes at most the class count
+        k = min(top_k, classes) if isinstance(classes, int) else top_k
         out += [f"## {data}", ""]
         if about:
             out += [about, ""]
