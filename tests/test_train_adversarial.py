@@ -320,6 +320,28 @@ def test_study_out_over_the_input_data_is_refused_first(tmp_path, no_training):
     assert real.read_bytes() == before
 
 
+@pytest.mark.parametrize("command", ["train", "study"])
+def test_output_hard_linked_to_the_input_is_refused_first(
+    tmp_path, data, no_training, command
+):
+    """An output that is a hard link to the input data (or to another output)
+    was found only when the files were written, after all the training."""
+    out = tmp_path / "out"
+    out.mkdir()
+    name = "model.npz" if command == "train" else "summary.md"
+    os.link(data, out / name)
+    args = ["train", "--data", data, *TINY, "--save", out] if command == "train" else [
+        *STUDY, "--data", data, "--out", out]  # fmt: skip
+    r = invoke(args, exit_code=2)
+    assert f"{name}' is the input" in error_line(r)
+    if command == "train":
+        (out / name).unlink()
+        (out / "test_logits.npy").write_bytes(b"old")
+        os.link(out / "test_logits.npy", out / "test_labels.npy")
+        r = invoke(args, exit_code=2)
+        assert "and --save file test_logits.npy" in error_line(r)
+
+
 @pytest.mark.parametrize("fail_at_file", [0, 3, 6])
 def test_study_full_disk_keeps_the_old_set(tmp_path, data, monkeypatch, fail_at_file):
     pytest.importorskip("matplotlib")

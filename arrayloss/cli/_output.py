@@ -42,7 +42,7 @@ from types import FrameType, TracebackType
 
 from .._errors import DataError, UsageError
 
-__all__ = ["Outputs", "install_signal_handlers"]
+__all__ = ["Outputs", "file_identity", "install_signal_handlers"]
 
 STDOUT = "-"
 
@@ -61,8 +61,9 @@ def _umask() -> int:
     return mask
 
 
-def _identity(path: str) -> tuple[int, int] | str:
-    """``(device, inode)`` of an existing file, else its absolute real path."""
+def file_identity(path: str) -> tuple[int, int] | str:
+    """``(device, inode)`` of an existing file, else its absolute real path: what
+    two names of one file share, through links, hard links included."""
     try:
         st = os.stat(path)
     except OSError:
@@ -80,7 +81,7 @@ class Outputs:
         reads: Callable[[str], str | None] | None = None,
     ) -> None:
         self._inputs = {
-            _identity(p): p for p in inputs if p != STDOUT and os.path.exists(p)
+            file_identity(p): p for p in inputs if p != STDOUT and os.path.exists(p)
         }
         self._reads = reads  # the input that would read a file at a path, if any
         self._targets: list[_Target] = []
@@ -99,7 +100,7 @@ class Outputs:
         if not path:  # else the working folder, found out only at the rename
             msg = f"{label} needs a file name (got '')"
             raise UsageError(msg)
-        ident = _identity(path)
+        ident = file_identity(path)
         if ident in self._inputs:
             msg = f"{label} '{path}' is also an input ({self._inputs[ident]}); choose another file"
             raise UsageError(msg)

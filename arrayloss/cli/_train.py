@@ -233,19 +233,23 @@ def check_outputs(
         while not os.path.lexists(p) and p != p.parent:
             created.add(p)
             p = p.parent
-    seen: dict[str, str] = {}
+    from ._output import file_identity
+
+    # by (device, inode): a hard link to the input is the input
+    seen: dict[tuple[int, int] | str, str] = {}
     for spec in inputs:
-        seen[os.path.realpath(spec)] = f"the input {spec!r}"
+        seen[file_identity(spec)] = f"the input {spec!r}"
     for path, label in files:
         real = os.path.realpath(path)
-        if real in seen:
-            what = seen[real]
+        ident = file_identity(str(path))
+        if ident in seen:
+            what = seen[ident]
             if what.startswith("the input"):
                 msg = f"{label} {str(path)!r} is {what}; choose another file"
             else:
                 msg = f"{label} {str(path)!r} and {what} name the same file"
             raise UsageError(msg)
-        seen[real] = f"{label} {str(path)!r}"
+        seen[ident] = f"{label} {str(path)!r}"
         if os.path.isdir(real):
             msg = f"cannot write {label} {str(path)!r}: it is a directory"
             raise DataError(msg)
