@@ -16,6 +16,8 @@ import pickle
 import signal
 import stat
 import struct
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -826,6 +828,26 @@ def test_unreadable_data(tmp_path, no_training, command, kind):
         *STUDY, "--data", p, "--out", tmp_path / "s"]  # fmt: skip
     r = invoke(args, exit_code=1)
     assert UNREADABLE[kind] in error_line(r)
+
+
+@pytest.mark.parametrize("command", ["train", "study"])
+def test_broken_matplotlib_setting_is_found_before_training(tmp_path, data, command):
+    """``MPLBACKEND=nonsense``: matplotlib refuses to import, which ended the
+    command in an internal error when the plot was drawn, after all the training."""
+    pytest.importorskip("matplotlib")
+    args = ["train", "--data", data, *TINY, "--plot", tmp_path / "c.png"] if (
+        command == "train") else [*[a for a in STUDY if a != "--no-plot"],
+                                  "--data", data, "--out", tmp_path / "s"]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "arrayloss", *map(str, args)], capture_output=True,
+        text=True, timeout=300, check=False, env={**os.environ, "MPLBACKEND": "nonsense"},
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout == ""  # nothing trained
+    (line,) = proc.stderr.splitlines()
+    assert "matplotlib cannot start" in line
+    assert "MPLBACKEND is 'nonsense'" in line
+    assert sorted(os.listdir(tmp_path)) == ["data.npz"]
 
 
 def test_out_of_memory_is_one_line(data):

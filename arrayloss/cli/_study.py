@@ -768,6 +768,13 @@ def study(
     if not no_plot and importlib.util.find_spec("matplotlib") is None:
         msg = "the plot needs matplotlib: pip install 'arrayloss[plot]' (or pass --no-plot)"
         raise click.ClickException(msg)
+    if not no_plot:
+        from ._plot import matplotlib_problem
+
+        problem = matplotlib_problem()
+        if problem is not None:
+            msg = f"the plot: {problem} (or pass --no-plot)"
+            raise click.ClickException(msg)
     curve_noise = min(noises, key=lambda n: (abs(n - 0.4), n))  # the curves' rate
     cells: list[dict[str, Any]] = [
         {

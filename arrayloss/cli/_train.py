@@ -511,9 +511,15 @@ def _namespace(backend: str) -> Any:
 def _check_matplotlib() -> None:
     import importlib.util
 
+    from ._plot import matplotlib_problem
+
     if importlib.util.find_spec("matplotlib") is None:
         msg = "--plot needs matplotlib: pip install 'arrayloss[plot]'"
         raise click.ClickException(msg) from None
+    problem = matplotlib_problem()
+    if problem is not None:
+        msg = f"--plot: {problem}"
+        raise click.ClickException(msg)
 
 
 def _plot_curves(
