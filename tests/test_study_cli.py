@@ -294,6 +294,18 @@ def test_study_labels_say_what_was_measured(tmp_path):
     assert "**Test top-10 accuracy at the final epoch**" in summary
 
 
+def test_estimate_on_a_coarse_cpu_clock(tmp_path, monkeypatch):
+    """A CPU clock that reads the same before and after the estimate's probe (a
+    16 ms tick, as on Windows, and a small data set) ended the study in an
+    internal error: division by zero."""
+    monkeypatch.setattr(_study.time, "process_time", lambda: 1.0)
+    r = invoke(["study", "--data", "digits", "--loss", "cross_entropy", "--loss",
+                "focal", "--noise", "0", "--seeds", "1", "--epochs", "1",
+                "--max-epochs", "1", "--hidden", "4", "--lr-grid", "0.01", "--jobs",
+                "1", "-q", "--no-plot", "--out", tmp_path / "s"])  # fmt: skip
+    assert "estimated 0.0 CPU minutes" in r.stderr
+
+
 def test_max_epochs_below_epochs_is_usage(tmp_path):
     r = invoke(["study", "--data", "digits", "--epochs", "5", "--max-epochs", "4",
                 "--out", tmp_path / "s"], exit_code=2)  # fmt: skip

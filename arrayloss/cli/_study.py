@@ -363,6 +363,9 @@ def _stop_workers(pool: Any) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
 
 
+# The resolution of the CPU clock the estimate reads.
+_CPU_TICK = max(time.get_clock_info("process_time").resolution, 1e-9)
+
 # CPU seconds a worker process takes to start (Python, NumPy, arrayloss, the data).
 WORKER_START_SECONDS = 1.5
 
@@ -398,7 +401,9 @@ def _estimate(
             done = n
         except mlp.TrainingDiverged:  # a probe only: the runs will be marked diverged
             done = min(n, (steps[0] + 1) * batch_size)  # the batch that diverged too
-        return (time.process_time() - start) / done
+        # at least the clock's tick: a coarse CPU clock (Windows: 16 ms) reads 0
+        # for a small probe, and the ratios below divide by it
+        return max(time.process_time() - start, _CPU_TICK) / done
 
     specs = list(dict.fromkeys(c["data"] for c in plan.cells))
     losses = {c["label"]: (c["loss"], c["loss_params"]) for c in plan.cells}
