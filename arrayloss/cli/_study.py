@@ -626,7 +626,8 @@ def _about(dataset: Any) -> dict[str, Any]:
     default=None,
     callback=_floats,
     metavar="R1,R2,...",
-    help="Label-noise rates of the training and validation labels, each in [0, 1).",
+    help="Label-noise rates of the training and validation labels, each in [0, 1).  "
+    "[default: the --grid preset]",
 )
 @opt.noise_kind_option()
 @opt.count_option(
