@@ -653,6 +653,27 @@ def test_loss_whose_probe_overflows_gives_one_line(tmp_path, data):
     assert "Warning" not in r.stderr
 
 
+def test_loss_infinite_before_any_step_blames_the_loss_not_the_lr(tmp_path, data):
+    """A loss that is inf or NaN on the first batch, at the initial parameters,
+    said 'try a smaller --lr than 0.1', which cannot help: no step was taken."""
+    for spec, shown in (
+        ("hinge:margin=1e308", "hinge:margin=1e+308"),
+        ("smooth_topk_svm:k=2,tau=1e-300", "smooth_topk_svm:k=2,tau=1e-300"),
+    ):
+        r = invoke(["train", "--data", data, *TINY, "--loss", spec], exit_code=1)
+        line = error_line(r)
+        assert "on the first batch, before any step, so no smaller --lr helps" in line
+        assert f"check the parameters of --loss {shown!r}" in line
+        assert "try a smaller" not in line
+    r = invoke(["train", "--data", data, *TINY, "--lr", "1e308"], exit_code=1)
+    assert "try a smaller --lr than 1e+308" in error_line(r)
+    out = tmp_path / "s"
+    invoke([*STUDY, "--data", data, "--out", out, "--loss", "hinge:margin=1e300"], 0)
+    text = (out / "runs.csv").read_text()
+    assert "no smaller learning rate helps" in text
+    assert "try a smaller" not in text
+
+
 def test_convergent_aggressive_training_is_not_flagged(data):
     invoke(["train", "--data", data, *TINY, "--optimizer", "adam", "--lr", "0.5"], 0)
     invoke(["train", "--data", data, *TINY, "--lr", "1", "--momentum", "0.9"], 0)

@@ -685,7 +685,11 @@ def train(
             )
     except mlp.TrainingDiverged as exc:
         msg = (
-            f"training diverged in epoch {exc.epoch} ({exc.reason}); "
+            f"training diverged in epoch {exc.epoch} ({exc.reason} on the first "
+            "batch, before any step, so no smaller --lr helps); check the "
+            f"parameters of --loss {format_spec(name, params)!r}"
+            if exc.at_start
+            else f"training diverged in epoch {exc.epoch} ({exc.reason}); "
             f"try a smaller --lr than {lr_used:g}"
         )
         if feature_scale > 1e3:
