@@ -444,6 +444,21 @@ def test_sigterm_during_training_leaves_nothing(tmp_path, data):
     assert os.listdir(tmp_path) == ["data.npz"]
 
 
+@pytest.mark.parametrize("which", ["--plot", "--save"])
+def test_output_that_is_a_loop_of_links_fails_first(tmp_path, data, no_training, which):
+    """An output named by a loop of symbolic links was found only when written,
+    after the training ('Too many levels of symbolic links')."""
+    out = tmp_path / "out"
+    out.mkdir()
+    a = out / ("curves.png" if which == "--plot" else "model.npz")
+    a.symlink_to(out / "b")
+    (out / "b").symlink_to(a)
+    r = invoke(
+        ["train", "--data", data, *TINY, which, a if which == "--plot" else out], 1
+    )
+    assert "Too many levels of symbolic links" in error_line(r)
+
+
 def test_plot_in_a_missing_folder_fails_first(tmp_path, data, no_training):
     """The check passed (the nearest existing folder was writable) and the run
     failed only after training, at the write: 'No such file or directory'."""

@@ -279,6 +279,13 @@ def check_outputs(
         if not os.path.lexists(parent) and parent not in created:
             msg = f"cannot write {label} {str(path)!r}: the folder {str(parent)!r} does not exist"
             raise DataError(msg)
+        try:
+            os.stat(path)  # what else writing would meet: a loop of links
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            msg = f"cannot write {label} {str(path)!r}: {exc.strerror or exc}"
+            raise DataError(msg) from None
 
 
 def _open_output(path: str) -> BinaryIO:
