@@ -157,27 +157,33 @@ class Outputs:
         # Another command committing to the same folder (two runs saving to one
         # place) waits, so a set is never half one run's and half the other's.
         folders = [os.path.dirname(t.final) for t in self._targets if t.temporary]
-        with _locked(folders):
-            try:
-                for target in self._targets:
-                    if not target.temporary:
-                        continue
-                    try:
-                        mode = os.stat(target.final).st_mode & 0o7777
-                    except OSError:
-                        mode = 0o666 & ~_umask()
-                    existed = os.path.lexists(target.final)
-                    backup = _keep(target.final)
-                    os.chmod(target.write_to, mode)
-                    os.replace(target.write_to, target.final)
-                    target.temporary = False
-                    done.append((target, backup, existed))
-                    backup = None
-            except OSError as exc:
-                _put_back(done, backup)
-                self.discard()
-                msg = f"cannot write {target.label} '{target.final}': {exc.strerror or exc}"
-                raise DataError(msg) from None
+        target: _Target | None = None
+        try:
+            with _locked(folders):
+                try:
+                    for target in self._targets:
+                        if not target.temporary:
+                            continue
+                        try:
+                            mode = os.stat(target.final).st_mode & 0o7777
+                        except OSError:
+                            mode = 0o666 & ~_umask()
+                        existed = os.path.lexists(target.final)
+                        backup = _keep(target.final)
+                        os.chmod(target.write_to, mode)
+                        os.replace(target.write_to, target.final)
+                        target.temporary = False
+                        done.append((target, backup, existed))
+                        backup = None
+                except BaseException:
+                    _put_back(done, backup)
+                    raise
+        except BaseException as exc:  # a signal too (even while waiting): all or none
+            self.discard()
+            if not isinstance(exc, OSError) or target is None:
+                raise
+            msg = f"cannot write {target.label} '{target.final}': {exc.strerror or exc}"
+            raise DataError(msg) from None
         for _, kept, _ in done:
             if kept is not None:
                 with contextlib.suppress(OSError):
