@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import keyword
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._api import CONVENTIONS, Kernel, Targets, unknown_parameter
@@ -21,7 +21,13 @@ from ._registry import _USER, LOSSES, LossInfo
 from ._typing import Array, Namespace
 from .losses._public import grad_twin
 
-__all__ = ["import_spec", "register_loss", "unregister_loss"]
+__all__ = [
+    "import_spec",
+    "register_again",
+    "register_loss",
+    "unregister_loss",
+    "user_functions",
+]
 
 _RAW: dict[str, Callable[..., Any]] = {}
 _TARGETS = ("index", "soft", "both")
@@ -275,3 +281,18 @@ def import_spec(spec: str) -> str:
         name = f"{module}.{func}"
         register_loss(name, obj, replace=True)
     return name + (":" + params if sep2 else "")
+
+
+def user_functions(names: Iterable[str]) -> dict[str, Callable[..., Any]]:
+    """The functions of the user losses among ``names``, by name: what another
+    process (a study's worker) needs to know them too (`register_again`)."""
+    return {n: _RAW[n] for n in names if n in _RAW}
+
+
+def register_again(functions: Mapping[str, Callable[..., Any]]) -> None:
+    """Register in this process the user losses of `user_functions` that importing
+    their modules (unpickling the functions does) has not registered, as
+    `import_spec` registered them in the process that gave them."""
+    for name, fn in functions.items():
+        if name not in _USER:
+            register_loss(name, fn, replace=True)

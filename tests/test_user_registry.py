@@ -230,6 +230,26 @@ def test_cli_check_on_a_user_loss(user_module, clean):
     assert "my_losses.brier" in result.stdout
 
 
+def test_cli_study_with_workers_on_a_user_loss(
+    user_module, clean, tmp_path, monkeypatch
+):
+    """``study --loss module:function -j 2``: the loss was registered in the
+    parent only, so every worker's run failed with "unknown loss
+    'my_losses.brier'" once the options were accepted and the estimate made."""
+    import os
+
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    out = tmp_path / "s"
+    result = CliRunner().invoke(main, [
+        "study", "--data", "digits", "--loss", "cross_entropy", "--loss",
+        "my_losses:brier:scale=2.0", "--noise", "0", "--seeds", "2", "--epochs", "1",
+        "--max-epochs", "1", "--hidden", "4", "--lr-grid", "0.01", "-j", "2", "-q",
+        "--no-plot", "--out", str(out)])  # fmt: skip
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert "with 2 jobs" in result.stderr
+    assert "| my_losses.brier:scale=2.0 |" in (out / "summary.md").read_text()
+
+
 @pytest.mark.parametrize(
     ("spec", "match"),
     [

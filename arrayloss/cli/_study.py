@@ -106,13 +106,19 @@ def _one_blas_thread() -> Any:
     return tpc.threadpool_limits(1)
 
 
-def _init_worker(datasets: dict[str, Any]) -> None:
-    """One BLAS thread per worker process (the parallelism is across runs), and the
-    data sets the parent checked, so that no worker loads them again."""
+def _init_worker(
+    datasets: dict[str, Any], user_losses: dict[str, Any] | None = None
+) -> None:
+    """One BLAS thread per worker process (the parallelism is across runs), the
+    data sets the parent checked, so that no worker loads them again, and the
+    user losses (``--loss module:function``) the parent registered."""
+    from .._user import register_again
+
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # takes effect if NumPy is not loaded yet
     _one_blas_thread()
     _DATA_CACHE.update(datasets)
+    register_again(user_losses or {})
 
 
 def _label(name: str, params: dict[str, Any]) -> str:
@@ -317,10 +323,14 @@ def _execute(
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
+    from .._user import user_functions
+
+    user_losses = user_functions(c["loss"] for c in plan.cells)
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        jobs, mp_context=ctx, initializer=_init_worker, initargs=(datasets,)
-    ) as pool:
+        jobs, mp_context=ctx, initializer=_init_worker,
+        initargs=(datasets, user_losses),
+    ) as pool:  # fmt: skip
         running: dict[Future[dict[str, Any]], dict[str, Any]] = {}
 
         def submit(tasks: Iterable[dict[str, Any]]) -> None:
