@@ -10,6 +10,7 @@ import importlib.util
 import json
 import math
 import random
+import shlex
 import socket
 import sys
 
@@ -304,6 +305,22 @@ def test_estimate_on_a_coarse_cpu_clock(tmp_path, monkeypatch):
                 "--max-epochs", "1", "--hidden", "4", "--lr-grid", "0.01", "--jobs",
                 "1", "-q", "--no-plot", "--out", tmp_path / "s"])  # fmt: skip
     assert "estimated 0.0 CPU minutes" in r.stderr
+
+
+def test_recorded_command_runs_again_as_written(tmp_path, monkeypatch):
+    """study.json's and summary.md's command joined the arguments with spaces: a
+    data file named 'my data.npz' came back as two arguments."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "my data.npz"
+    np.savez(data, x=rng.normal(size=(30, 4)), y=np.arange(30) % 3)
+    args = ["study", "--data", str(data), "--loss", "cross_entropy", "--noise", "0",
+            "--seeds", "1", "--epochs", "1", "--max-epochs", "1", "--hidden", "4",
+            "--lr-grid", "0.01", "--jobs", "1", "-q", "--no-plot", "--out",
+            str(tmp_path / "s")]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["arrayloss", *args])
+    invoke(args)
+    command = json.loads((tmp_path / "s" / "study.json").read_text())["command"]
+    assert shlex.split(command) == ["arrayloss", *args]
 
 
 def test_max_epochs_below_epochs_is_usage(tmp_path):

@@ -28,6 +28,7 @@ import json
 import math
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -841,8 +842,8 @@ def study(
             r["lr"],
         )
     )
-    command = (
-        "arrayloss study " + " ".join(sys.argv[2:])
+    command = (  # quoted as a shell reads it: the command runs again as written
+        "arrayloss study " + shlex.join(sys.argv[2:])
         if sys.argv[1:2] == ["study"]
         else ""
     )
