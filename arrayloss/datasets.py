@@ -766,7 +766,7 @@ def load(spec: str, *, seed: int = 0) -> Dataset:
         raise DataError(msg)
     if p.is_dir():
         return load_mnist(p)
-    if p.suffix == ".npz":
+    if p.suffix.lower() == ".npz":  # FOO.NPZ too
         return load_npz(p)
     if "idx" in p.name:
         return load_mnist(p)

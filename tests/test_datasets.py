@@ -281,6 +281,14 @@ def test_load_by_name_and_unknown(tmp_path):
         ds.load(str(p))
 
 
+def test_npz_suffix_in_capitals(tmp_path):
+    """``DATA.NPZ`` (a name from Windows) was 'unknown file type (expected .npz, ...)'."""
+    p = tmp_path / "DATA.NPZ"
+    with open(p, "wb") as f:
+        np.savez(f, x=np.eye(6), y=np.arange(6) % 2)
+    assert ds.load(str(p)).name == "DATA.NPZ"
+
+
 # -- adversarial files: every problem is a DataError naming the file -----------------
 
 
