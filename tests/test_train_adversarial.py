@@ -459,6 +459,21 @@ def test_output_that_is_a_loop_of_links_fails_first(tmp_path, data, no_training,
     assert "Too many levels of symbolic links" in error_line(r)
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc")
+@pytest.mark.parametrize("command", ["train", "study"])
+def test_folder_where_no_file_can_be_made_fails_first(
+    tmp_path, data, no_training, command
+):
+    """A folder that os.access calls writable but where no file can be created
+    (/proc for root; a root-squashed NFS share) was found only when the outputs
+    were written, after the training."""
+    args = ["train", "--data", data, *TINY, "--plot", "/proc/curves.png"] if (
+        command == "train") else [*STUDY, "--data", data, "--out", "/proc/study"]  # fmt: skip
+    r = invoke(args, exit_code=1)
+    assert "cannot write" in error_line(r)
+    assert "'/proc'" in error_line(r)
+
+
 def test_plot_in_a_missing_folder_fails_first(tmp_path, data, no_training):
     """The check passed (the nearest existing folder was writable) and the run
     failed only after training, at the write: 'No such file or directory'."""

@@ -237,6 +237,7 @@ def check_outputs(
 
     # by (device, inode): a hard link to the input is the input
     seen: dict[tuple[int, int] | str, str] = {}
+    probed: set[Path] = set()
     for spec in inputs:
         seen[file_identity(spec)] = f"the input {spec!r}"
     for path, label in files:
@@ -275,6 +276,12 @@ def check_outputs(
         if not os.access(folder, os.W_OK | os.X_OK):
             msg = f"cannot write {label} {str(path)!r}: no permission to write in {str(folder)!r}"
             raise DataError(msg)
+        if folder not in probed:  # what os.access cannot tell (/proc, NFS, root)
+            probed.add(folder)
+            why = _cannot_create_in(folder)
+            if why is not None:
+                msg = f"cannot write {label} {str(path)!r}: no file can be made in {str(folder)!r} ({why})"
+                raise DataError(msg)
         parent = Path(real).parent
         if not os.path.lexists(parent) and parent not in created:
             msg = f"cannot write {label} {str(path)!r}: the folder {str(parent)!r} does not exist"
@@ -286,6 +293,21 @@ def check_outputs(
         except OSError as exc:
             msg = f"cannot write {label} {str(path)!r}: {exc.strerror or exc}"
             raise DataError(msg) from None
+
+
+def _cannot_create_in(folder: Path) -> str | None:
+    """Why no file can be created in ``folder`` (a hidden one is made and removed
+    again to find out), or ``None``."""
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".arrayloss-", suffix=".part")
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return None
 
 
 def _open_output(path: str) -> BinaryIO:
