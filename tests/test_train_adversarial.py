@@ -978,11 +978,17 @@ def test_interrupted_study_ends_its_runs_in_flight(tmp_path, data, monkeypatch):
                 return
             time.sleep(0.01)
 
+    # Ctrl-C's KeyboardInterrupt even where this process inherited SIGINT ignored
+    # (a background CI job, see conftest.WITH_DEFAULT_SIGINT)
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
     helper = threading.Thread(target=interrupt, daemon=True)
     helper.start()
     args = [*STUDY, "--seeds", "4", "--data", data, "-j", "2", "--out", tmp_path / "s"]
-    r = invoke(args, exit_code=130)
-    helper.join()
+    try:
+        r = invoke(args, exit_code=130)
+    finally:
+        helper.join()
+        signal.signal(signal.SIGINT, before)
     assert "Error: interrupted" in r.stderr
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("finished.")]
     assert not (tmp_path / "s").exists()
