@@ -11,7 +11,9 @@ import json
 import math
 import random
 import shlex
+import shutil
 import socket
+import subprocess
 import sys
 
 import numpy as np
@@ -321,6 +323,18 @@ def test_recorded_command_runs_again_as_written(tmp_path, monkeypatch):
     invoke(args)
     command = json.loads((tmp_path / "s" / "study.json").read_text())["command"]
     assert shlex.split(command) == ["arrayloss", *args]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="no git")
+def test_recorded_commit_is_the_checkouts_whatever_git_dir_says(tmp_path, monkeypatch):
+    """With GIT_DIR (or GIT_WORK_TREE) in the environment, as in a git hook, the
+    study recorded the commit of that other repository, or 'unknown'."""
+    own = _study._git_commit()
+    other = tmp_path / "other"
+    subprocess.run(["git", "init", "-q", str(other)], check=True)
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(other))
+    assert _study._git_commit() == own
 
 
 def test_max_epochs_below_epochs_is_usage(tmp_path):

@@ -455,10 +455,14 @@ def _git_commit() -> str:
     if not (root / ".git").exists():
         return "unknown"
 
+    # the checkout's own repository: not one a GIT_DIR or GIT_WORK_TREE of the
+    # caller's environment (a git hook, a script) names
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+
     def git(*args: str) -> str:
         done = subprocess.run(
             ["git", "-C", str(root), *args], capture_output=True, text=True,
-            timeout=30, check=False,
+            timeout=30, check=False, env=env,
         )  # fmt: skip
         return done.stdout.strip() if done.returncode == 0 else ""
 
