@@ -372,8 +372,9 @@ def test_choice_options_default_to_their_first_choice_and_refuse_others():
 
 def test_help_says_what_each_option_takes_by_default():
     """train's --help named digits, synthetic and a path but not mnist1d, which
-    --data takes; study's --noise was the one value option of study whose help
-    gave no default (the --grid preset's)."""
+    --data takes, and --top-k did not say it is clipped to the classes; study's
+    --noise was the one value option of study whose help gave no default (the
+    --grid preset's)."""
     from arrayloss.cli._study import study
     from arrayloss.cli._train import DATA_NAMES
 
@@ -382,6 +383,8 @@ def test_help_says_what_each_option_takes_by_default():
         assert all(
             name in text.split("--data ", 1)[1].split()[0] for name in DATA_NAMES
         )
+        # top_k_accuracy takes at most the classes, as the reports say
+        assert "top-k accuracy (at most the number of classes)" in text
     ctx = click.Context(study)
     for param in study.params:
         if isinstance(param, click.Option) and not param.is_flag:

@@ -455,7 +455,7 @@ def top_k_option(
         type=click.IntRange(min=1),
         default=default,
         show_default=True,
-        help=help or "k of the top-k accuracy.",
+        help=help or "k of the top-k accuracy (at most the number of classes).",
     )
 
 
