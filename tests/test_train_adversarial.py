@@ -994,6 +994,23 @@ def test_interrupted_study_ends_its_runs_in_flight(tmp_path, data, monkeypatch):
     assert not (tmp_path / "s").exists()
 
 
+def test_study_workers_leave_ctrl_c_to_the_parent(monkeypatch):
+    """Ctrl-C reaches every process of the terminal's job: a worker idle at that
+    moment printed 'Process SpawnProcess-2:' and its traceback on stderr beside
+    the parent's one line. Workers now ignore SIGINT; the parent stops them."""
+    from arrayloss.cli import _study
+
+    monkeypatch.setattr(_study, "_one_blas_thread", lambda: None)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(var, os.environ.get(var, "1"))  # restored afterwards
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        _study._init_worker({}, {})
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 # == Hangs ===========================================================================
 
 

@@ -111,10 +111,16 @@ def _init_worker(
     datasets: dict[str, Any], user_losses: dict[str, Any] | None = None
 ) -> None:
     """One BLAS thread per worker process (the parallelism is across runs), the
-    data sets the parent checked, so that no worker loads them again, and the
-    user losses (``--loss module:function``) the parent registered."""
+    data sets the parent checked, so that no worker loads them again, the user
+    losses (``--loss module:function``) the parent registered, and SIGINT
+    ignored (the parent ends the workers on Ctrl-C)."""
+    import signal
+
     from .._user import register_again
 
+    # Ctrl-C reaches the whole process group: the parent stops the workers
+    # (`_stop_workers`); one idle here would print its own traceback first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # takes effect if NumPy is not loaded yet
     _one_blas_thread()
