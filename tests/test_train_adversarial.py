@@ -18,7 +18,6 @@ import stat
 import struct
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import WITH_DEFAULT_SIGINT
 
 from arrayloss import mlp
 from arrayloss.cli import main
@@ -960,36 +960,37 @@ def _slow(task: dict[str, Any]) -> dict[str, Any]:
     raise AssertionError("a run of an interrupted study went on to its end")
 
 
-def test_interrupted_study_ends_its_runs_in_flight(tmp_path, data, monkeypatch):
+def test_interrupted_study_ends_its_runs_in_flight(tmp_path, data):
     """Ctrl-C (or SIGTERM) during a study with workers: cancelling the futures
     could not reach the runs in flight nor those already queued for a worker, so
     the study waited for them to train to the end before it exited."""
-    from arrayloss.cli import _study
-
-    monkeypatch.setattr(_study, "run_one", _slow)
-    monkeypatch.setattr(os, "cpu_count", lambda: 2)
-    main_thread = threading.main_thread().ident
-    assert main_thread is not None
-
-    def interrupt() -> None:
-        for _ in range(6000):
-            if any(p.name.startswith("started.") for p in tmp_path.iterdir()):
-                signal.pthread_kill(main_thread, signal.SIGINT)
-                return
-            time.sleep(0.01)
-
-    # Ctrl-C's KeyboardInterrupt even where this process inherited SIGINT ignored
-    # (a background CI job, see conftest.WITH_DEFAULT_SIGINT)
-    before = signal.signal(signal.SIGINT, signal.default_int_handler)
-    helper = threading.Thread(target=interrupt, daemon=True)
-    helper.start()
+    script = (
+        "import os, sys; sys.path.insert(0, sys.argv[1]); "
+        "import test_train_adversarial as t; from arrayloss.cli import _study, main; "
+        "_study.run_one = t._slow; os.cpu_count = lambda: 2; main(sys.argv[2:])"
+    )
     args = [*STUDY, "--seeds", "4", "--data", data, "-j", "2", "--out", tmp_path / "s"]
+    cmd = [sys.executable, "-c", script, str(Path(__file__).parent), *map(str, args)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WITH_DEFAULT_SIGINT, *cmd],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
     try:
-        r = invoke(args, exit_code=130)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(p.name.startswith("started.") for p in tmp_path.iterdir()):
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "finished before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
     finally:
-        helper.join()
-        signal.signal(signal.SIGINT, before)
-    assert "Error: interrupted" in r.stderr
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    # 130, or SIGINT itself (see tests/test_cli_errors.py's Ctrl-C test)
+    assert proc.returncode in (130, -signal.SIGINT), err
+    assert err.splitlines()[1:] == ["Error: interrupted"], err  # after the estimate
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("finished.")]
     assert not (tmp_path / "s").exists()
 
