@@ -108,7 +108,8 @@ def _one_blas_thread() -> Any:
 
 
 def _init_worker(
-    datasets: dict[str, Any], user_losses: dict[str, Any] | None = None
+    datasets: dict[str, Any],
+    user_losses: dict[str, tuple[str, str | None]] | None = None,
 ) -> None:
     """One BLAS thread per worker process (the parallelism is across runs), the
     data sets the parent checked, so that no worker loads them again, the user
@@ -310,7 +311,11 @@ class _Progress:
 
 
 def _execute(
-    plan: _Plan, jobs: int, datasets: dict[str, Any], progress: _Progress
+    plan: _Plan,
+    jobs: int,
+    datasets: dict[str, Any],
+    progress: _Progress,
+    user_losses: dict[str, tuple[str, str | None]] | None = None,
 ) -> list[dict[str, Any]]:
     """Every run of ``plan``, in this process (``jobs == 1``) or in a pool."""
     rows: list[dict[str, Any]] = []
@@ -330,9 +335,6 @@ def _execute(
     from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
-    from .._user import user_functions
-
-    user_losses = user_functions(c["loss"] for c in plan.cells)
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
         jobs, mp_context=ctx, initializer=_init_worker,
@@ -563,6 +565,20 @@ def _losses(
             raise click.BadParameter(msg, ctx, param)
         seen[key] = label
     return losses
+
+
+def _user_losses(
+    losses: Iterable[tuple[str, dict[str, Any]]],
+) -> dict[str, tuple[str, str | None]]:
+    """Where the worker processes find the user losses (``--loss
+    module:function``) the study runs; a usage error for one they cannot."""
+    from .._user import user_references
+
+    try:
+        return user_references(name for name, _ in losses)
+    except ValueError as exc:
+        msg = f"{exc}; pass -j 1 to run it in this process"
+        raise click.UsageError(msg) from None
 
 
 def _data_sets(specs: Sequence[str]) -> dict[str, Any]:
@@ -826,6 +842,7 @@ def study(
     ]
     plan = _Plan(cells, lr_grid, seeds, tune_seed)
     jobs = min(jobs, plan.total, os.cpu_count() or 1)
+    user_losses = _user_losses(losses) if jobs > 1 else {}
     commit = _git_commit()  # now: the code the runs use, whatever changes later
     cpu0, start = _cpu_seconds(), time.perf_counter()
     with data_errors():  # the probe trains too: a model too large for an array
@@ -838,7 +855,7 @@ def study(
         err=True,
     )
     with data_errors(), _Progress(plan.total, quiet) as progress:
-        rows = _execute(plan, jobs, datasets, progress)
+        rows = _execute(plan, jobs, datasets, progress, user_losses)
     elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu0
     by_name = {spec: d.name for spec, d in datasets.items()}
     rank = {
