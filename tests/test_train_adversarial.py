@@ -613,6 +613,21 @@ def test_data_file_whose_name_is_no_utf8(tmp_path, data):
     assert "Data: \ufffd.npz (" in (tmp_path / "s" / "summary.md").read_text()
 
 
+def test_data_named_in_a_script_the_font_lacks(tmp_path, data):
+    """A data set named 日本.npz: every plot printed matplotlib's "Glyph ...
+    missing from font" warning per character, which is an internal error where
+    warnings are errors (PYTHONWARNINGS=error, and this test suite)."""
+    pytest.importorskip("matplotlib")
+    p = tmp_path / "日本.npz"
+    p.write_bytes(data.read_bytes())
+    r = invoke(["train", "--data", p, *TINY, "--plot", tmp_path / "c.png"], 0)
+    assert "Warning" not in r.stderr
+    study = [a for a in STUDY if a != "--no-plot"]
+    r = invoke([*study, "--data", p, "--out", tmp_path / "s"], exit_code=0)
+    assert "Warning" not in r.stderr
+    assert (tmp_path / "s" / "curves.png").exists()
+
+
 def test_huge_features_in_float64_diverge_with_a_hint(tmp_path):
     x = np.random.default_rng(0).normal(size=(30, 2)) * 1e200
     p = _npz(tmp_path, x=x, y=np.arange(30) % 2)

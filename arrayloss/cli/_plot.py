@@ -18,14 +18,22 @@ and drawn without pyplot (an Agg canvas of its own: no global state, no display)
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
 from .._errors import DataError, UsageError, one_line
 
-__all__ = ["matplotlib_problem", "require_matplotlib", "write_plot"]
+__all__ = [
+    "matplotlib_problem",
+    "missing_glyphs_quiet",
+    "require_matplotlib",
+    "write_plot",
+]
 
 PLOT_HINT = "pip install 'arrayloss[plot]'"
 MAX_TICK_CLASSES = 30
@@ -45,6 +53,18 @@ def matplotlib_problem() -> str | None:
         hint = f"; MPLBACKEND is {backend!r}" if backend else ""
         return f"matplotlib cannot start ({one_line(exc)}{hint})"
     return None
+
+
+@contextlib.contextmanager
+def missing_glyphs_quiet() -> Iterator[None]:
+    """Draw text whose characters the font lacks (a data set named 日本.npz) as
+    boxes without matplotlib's "Glyph ... missing from font" warning: a line on
+    stderr per character, and an error where warnings are errors."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"Glyph \d+ .*missing from font", category=UserWarning
+        )
+        yield
 
 
 def require_matplotlib() -> None:

@@ -882,17 +882,20 @@ def figures(
     meta: Mapping[str, Any],
 ) -> list[tuple[str, bytes]]:
     """The three figures of a study as ``(file name, PNG)``."""
+    from ._plot import missing_glyphs_quiet
+
     title = f"{meta['noise_kind']} label noise"
-    return [
-        ("accuracy_vs_noise.png", plot_accuracy(rows, title)),
-        ("paired_differences.png", plot_differences(rows, title)),
-        (
-            "curves.png",
-            plot_curves(
-                curves,
-                meta["losses"],
-                f"test accuracy by epoch at {title} {meta['curve_noise']:g} (a run "
-                "that has stopped counts with the model it ended with)",
+    with missing_glyphs_quiet():  # data sets named in any script
+        return [
+            ("accuracy_vs_noise.png", plot_accuracy(rows, title)),
+            ("paired_differences.png", plot_differences(rows, title)),
+            (
+                "curves.png",
+                plot_curves(
+                    curves,
+                    meta["losses"],
+                    f"test accuracy by epoch at {title} {meta['curve_noise']:g} "
+                    "(a run that has stopped counts with the model it ended with)",
+                ),
             ),
-        ),
-    ]
+        ]

@@ -569,7 +569,10 @@ def _plot_curves(
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     buf = io.BytesIO()
-    fig.savefig(buf, format=image_format, dpi=120)
+    from ._plot import missing_glyphs_quiet
+
+    with missing_glyphs_quiet():  # a data set named in any script
+        fig.savefig(buf, format=image_format, dpi=120)
     return buf.getvalue()
 
 
