@@ -7,14 +7,15 @@
   command line maps it to exit status 2.
 
 `one_line` is the single place that turns an exception into the one line the
-command line prints.
+command line prints; `utf8_text` the one that makes a file's name text that every
+output can hold.
 """
 
 from __future__ import annotations
 
 import re
 
-__all__ = ["DataError", "UsageError", "one_line"]
+__all__ = ["DataError", "UsageError", "one_line", "utf8_text"]
 
 
 class DataError(ValueError):
@@ -44,3 +45,14 @@ def one_line(exc: BaseException | str) -> str:
     terminal."""
     message = exc if isinstance(exc, str) else str(exc) or type(exc).__name__
     return printable(" ".join(message.split()))
+
+
+def utf8_text(text: str) -> str:
+    """``text`` with the bytes of a file name that are no UTF-8 (Python's surrogate
+    escapes, ``"\\udcff"`` for the byte 0xFF) shown as U+FFFD, so that it encodes
+    as UTF-8 in every output: a CSV or JSON file, a plot's title."""
+    try:
+        raw = text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no file name decodes to
+        raw = text.encode("utf-8", "surrogatepass")
+    return raw.decode("utf-8", "replace")

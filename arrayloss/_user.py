@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import keyword
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._api import CONVENTIONS, Kernel, Targets, unknown_parameter
@@ -21,9 +21,18 @@ from ._registry import _USER, LOSSES, LossInfo
 from ._typing import Array, Namespace
 from .losses._public import grad_twin
 
-__all__ = ["import_spec", "register_loss", "unregister_loss"]
+__all__ = [
+    "import_spec",
+    "register_again",
+    "register_loss",
+    "unregister_loss",
+    "user_references",
+]
 
 _RAW: dict[str, Callable[..., Any]] = {}
+# name -> (module, function) `import_spec` resolved it from (function None: the
+# module's import registered it), for other processes (`user_references`)
+_SOURCES: dict[str, tuple[str, str | None]] = {}
 _TARGETS = ("index", "soft", "both")
 _COMMON = ("axis", "reduction", "weights")
 
@@ -240,6 +249,7 @@ def unregister_loss(name: str) -> None:
 
     del _USER[name]
     del _RAW[name]
+    _SOURCES.pop(name, None)
     KINKS.pop(name, None)
 
 
@@ -274,4 +284,51 @@ def import_spec(spec: str) -> str:
     if name is None:
         name = f"{module}.{func}"
         register_loss(name, obj, replace=True)
+        _SOURCES[name] = (module, func)
+    else:  # importing the module registered it (or it was registered before)
+        _SOURCES.setdefault(name, (module, None))
     return name + (":" + params if sep2 else "")
+
+
+def user_references(names: Iterable[str]) -> dict[str, tuple[str, str | None]]:
+    """How another process (a study's worker) finds each user loss among
+    ``names``: ``(module, attribute)`` of its function, as `import_spec`
+    registered it, or ``(module, None)`` where importing its module registers it.
+
+    Raises `ValueError` for a loss that no import finds (registered by code at
+    run time, not by a module).
+    """
+    out: dict[str, tuple[str, str | None]] = {}
+    for name in names:
+        fn = _RAW.get(name)
+        if fn is None:
+            continue
+        if name in _SOURCES:
+            out[name] = _SOURCES[name]
+            continue
+        module, _, attr = name.rpartition(".")
+        try:
+            found = (
+                getattr(importlib.import_module(module), attr, None) if module else None
+            )
+        except Exception:  # not a module: the name is the user's own
+            found = None
+        if found is fn:
+            out[name] = (module, attr)
+            continue
+        home = getattr(fn, "__module__", None)
+        if not home or home == "__main__":
+            msg = f"user loss {name!r} is registered by code, not by a module that another process can import"
+            raise ValueError(msg)
+        out[name] = (home, None)
+    return out
+
+
+def register_again(references: Mapping[str, tuple[str, str | None]]) -> None:
+    """Register in this process the user losses of `user_references` (importing
+    their modules, which may register them itself), as `import_spec` registered
+    them in the process that gave them."""
+    for name, (module, attr) in references.items():
+        mod = importlib.import_module(module)
+        if name not in _USER and attr is not None:
+            register_loss(name, getattr(mod, attr), replace=True)

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import DataError
+from ._errors import DataError, utf8_text
 
 __all__ = [
     "DataError",
@@ -441,9 +441,33 @@ def split(
 # -- user files --------------------------------------------------------------------
 
 
-def _features(x: np.ndarray, path: os.PathLike[str] | str) -> np.ndarray:
-    """(n, ...) numbers as float64 (n, d): booleans as 0/1, integers divided by their
-    largest value."""
+def _integer_scale(
+    parts: dict[str, np.ndarray], path: os.PathLike[str] | str
+) -> float | None:
+    """The one divisor of integer features for every part of a data set (``x`` and
+    ``x_test``): their largest value, so that a test part is scaled as the
+    training part is (``None`` when they hold no integers). `DataError` when one
+    part holds integers and another floats, which no one divisor puts on one
+    scale."""
+    ints = {k: v for k, v in parts.items() if np.issubdtype(v.dtype, np.integer)}
+    floats = [k for k, v in parts.items() if np.issubdtype(v.dtype, np.floating)]
+    if ints and floats:
+        msg = (
+            f"{path}: {next(iter(ints))} holds integers and {floats[0]} floats; "
+            "give both parts the same kind of numbers"
+        )
+        raise DataError(msg)
+    tops = [float(v.max()) for v in ints.values() if v.size]
+    if not tops:
+        return None
+    return max(tops) if max(tops) > 0 else 1.0
+
+
+def _features(
+    x: np.ndarray, path: os.PathLike[str] | str, scale: float | None = None
+) -> np.ndarray:
+    """(n, ...) numbers as float64 (n, d): booleans as 0/1, integers divided by
+    ``scale`` (default their largest value; `_integer_scale` of all the parts)."""
     if x.ndim < 2 or x.shape[0] == 0 or math.prod(x.shape[1:]) == 0:
         msg = (
             f"{path}: features must have shape (n, d, ...) with n >= 1 and d >= 1 "
@@ -453,7 +477,7 @@ def _features(x: np.ndarray, path: os.PathLike[str] | str) -> np.ndarray:
     if x.dtype == np.bool_:
         out = x.astype(np.float64)
     elif np.issubdtype(x.dtype, np.integer):
-        top = float(x.max())
+        top = float(x.max()) if scale is None else scale
         out = x.astype(np.float64) / (top if top > 0 else 1.0)
     elif np.issubdtype(x.dtype, np.floating):
         out = x.astype(np.float64)
@@ -564,7 +588,9 @@ def load_npz(path: os.PathLike[str] | str) -> Dataset:
     if xkey is None or ykey is None:
         msg = f"{path}: needs arrays 'x' and 'y' (found {', '.join(sorted(arrays)) or 'none'})"
         raise DataError(msg)
-    x = _features(arrays[xkey], path)
+    has_test = {"x_test": arrays["x_test"]} if "x_test" in arrays else {}
+    scale = _integer_scale({xkey: arrays[xkey], **has_test}, path)
+    x = _features(arrays[xkey], path, scale)
     y = _labels(arrays[ykey], x.shape[0], path)
     x_test = y_test = None
     if ("x_test" in arrays) != ("y_test" in arrays):
@@ -574,7 +600,7 @@ def load_npz(path: os.PathLike[str] | str) -> Dataset:
         msg = f"{path}: has {have} but no {lack} (a test part needs both)"
         raise DataError(msg)
     if "x_test" in arrays:
-        x_test = _features(arrays["x_test"], path)
+        x_test = _features(arrays["x_test"], path, scale)
         y_test = _labels(arrays["y_test"], x_test.shape[0], path)
         if x_test.shape[1] != x.shape[1]:
             msg = f"{path}: x_test has {x_test.shape[1]} features, x has {x.shape[1]}"
@@ -587,7 +613,7 @@ def load_npz(path: os.PathLike[str] | str) -> Dataset:
         if part is not None and part.max() >= n_classes:
             msg = f"{path}: label {part.max()} out of range for n_classes={n_classes}"
             raise DataError(msg)
-    return Dataset(x, y, n_classes, Path(path).name, x_test, y_test)
+    return Dataset(x, y, n_classes, utf8_text(Path(path).name), x_test, y_test)
 
 
 def load_idx(path: os.PathLike[str] | str) -> np.ndarray:
@@ -663,6 +689,7 @@ def load_mnist(path: os.PathLike[str] | str) -> Dataset:
     """
     p = Path(path)
     parts: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    sources: dict[str, Path] = {"train": p}  # the images file of each part
     if p.is_dir():
         for part, (images, labels) in _MNIST.items():
             img, lab = _find(p, images), _find(p, labels)
@@ -671,7 +698,7 @@ def load_mnist(path: os.PathLike[str] | str) -> Dataset:
                     msg = f"{p}: no {images}[.gz] and {labels}[.gz] in this directory"
                     raise DataError(msg)
                 continue
-            parts[part] = _idx_pair(img, lab)
+            parts[part], sources[part] = _idx_pair(img, lab), img
     else:
         if "images-idx3" not in p.name:
             msg = (
@@ -681,17 +708,29 @@ def load_mnist(path: os.PathLike[str] | str) -> Dataset:
         parts["train"] = _idx_pair(
             p, p.with_name(p.name.replace("images-idx3", "labels-idx1"))
         )
-    x, y = parts["train"]
-    x_test, y_test = parts.get("test", (None, None))
+    # One scale for both parts (IDX files of integers wider than a byte).
+    scale = _integer_scale({k: v[0] for k, v in parts.items()}, p)
+    x = _features(parts["train"][0], sources["train"], scale)
+    y = parts["train"][1]
+    x_test = y_test = None
+    if "test" in parts:
+        x_test = _features(parts["test"][0], sources["test"], scale)
+        y_test = parts["test"][1]
+        if x_test.shape[1] != x.shape[1]:
+            msg = (
+                f"{p}: the t10k images have {x_test.shape[1]} pixels, the train "
+                f"images {x.shape[1]}"
+            )
+            raise DataError(msg)
     n_classes = _n_classes(y, *(() if y_test is None else (y_test,)))
-    return Dataset(x, y, n_classes, p.name, x_test, y_test)
+    return Dataset(x, y, n_classes, utf8_text(p.name), x_test, y_test)
 
 
 def _idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
     x = load_idx(images)
     # Pixels are scaled by the format's range, not the data's.
     x = x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x
-    x = _features(x, images)
+    _features(x[:1], images)  # the shape and numbers, before the labels
     return x, _labels(load_idx(labels), x.shape[0], labels)
 
 
@@ -727,7 +766,7 @@ def load(spec: str, *, seed: int = 0) -> Dataset:
         raise DataError(msg)
     if p.is_dir():
         return load_mnist(p)
-    if p.suffix == ".npz":
+    if p.suffix.lower() == ".npz":  # FOO.NPZ too
         return load_npz(p)
     if "idx" in p.name:
         return load_mnist(p)

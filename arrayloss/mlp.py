@@ -357,16 +357,23 @@ Optimizer = SGD | Adam
 class TrainingDiverged(FloatingPointError):
     """Training stopped because it diverged; ``epoch`` and ``reason`` say where and why.
 
-    A `FloatingPointError`, so ``except FloatingPointError`` catches it.
+    ``at_start``: the loss of the first batch, at the initial parameters, is not
+    finite, before any step (the loss's parameters or the features, not the
+    learning rate). A `FloatingPointError`, so ``except FloatingPointError``
+    catches it.
     """
 
-    def __init__(self, epoch: int, reason: str) -> None:
+    def __init__(self, epoch: int, reason: str, *, at_start: bool = False) -> None:
         self.epoch = epoch
         self.reason = reason
-        super().__init__(
-            f"training diverged in epoch {epoch} ({reason}); "
-            "try a smaller learning rate"
+        self.at_start = at_start
+        hint = (
+            "at the initial parameters, before any step: no smaller learning rate "
+            "helps; check the loss's parameters and the features"
+            if at_start
+            else "try a smaller learning rate"
         )
+        super().__init__(f"training diverged in epoch {epoch} ({reason}); {hint}")
 
 
 DIVERGENCE_FACTOR = 1e4
@@ -523,7 +530,9 @@ class _Watch:
         if math.isnan(self.loss0):  # the first batch, at the initial parameters
             self.loss0, self.score0 = float(loss), float(size)
             if not math.isfinite(self.loss0):
-                raise TrainingDiverged(epoch, f"the loss is {self.loss0}")
+                raise TrainingDiverged(
+                    epoch, f"the loss is {self.loss0}", at_start=True
+                )
         if self.worst_loss is None:
             self.worst_loss, self.worst_score = loss, size
         else:

@@ -212,6 +212,23 @@ def test_broken_pipe_is_quiet(tmp_path):
     assert proc.stdout.startswith("name")
 
 
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["list", "--help"]])
+def test_help_and_version_on_a_full_disk_are_one_line(args):
+    """``arrayloss --help > /dev/full``: the group's --help and --version print
+    while its options are parsed, before the one handler ran; they ended in a
+    traceback."""
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "arrayloss", *args], stdout=full,
+            stderr=subprocess.PIPE, text=True, timeout=120, check=False,
+        )  # fmt: skip
+    assert (proc.returncode, proc.stderr) == (
+        1,
+        "Error: cannot use: No space left on device\n",
+    )
+
+
 def test_per_sample_to_a_pipe_whose_reader_went_away_is_quiet(tmp_path):
     """``eval ... --per-sample /dev/stdout | head -1``: the per-sample rows end
     as the results on standard output do when the reader goes away (click's

@@ -281,6 +281,14 @@ def test_load_by_name_and_unknown(tmp_path):
         ds.load(str(p))
 
 
+def test_npz_suffix_in_capitals(tmp_path):
+    """``DATA.NPZ`` (a name from Windows) was 'unknown file type (expected .npz, ...)'."""
+    p = tmp_path / "DATA.NPZ"
+    with open(p, "wb") as f:
+        np.savez(f, x=np.eye(6), y=np.arange(6) % 2)
+    assert ds.load(str(p)).name == "DATA.NPZ"
+
+
 # -- adversarial files: every problem is a DataError naming the file -----------------
 
 
@@ -290,6 +298,46 @@ def test_bool_features_are_zero_one(tmp_path):
     d = ds.load_npz(p)
     assert d.x.dtype == np.float64
     np.testing.assert_array_equal(d.x, np.eye(4))
+
+
+def test_integer_features_of_both_parts_share_one_scale(tmp_path):
+    """Integer features were divided by their largest value part by part: an
+    x_test of counts up to 50 beside an x up to 100 came out twice the scale
+    the model was trained on (and so did the t10k IDX files of MNIST)."""
+    x = np.arange(40).reshape(20, 2) * 100 // 39
+    x_test = np.arange(20).reshape(10, 2) * 50 // 19
+    p = tmp_path / "ints.npz"
+    np.savez(p, x=x, y=np.arange(20) % 2, x_test=x_test, y_test=np.arange(10) % 2)
+    d = ds.load_npz(p)
+    np.testing.assert_array_equal(d.x, x / 100)
+    np.testing.assert_array_equal(d.x_test, x_test / 100)
+    np.savez(
+        p, x=x, y=np.arange(20) % 2, x_test=x_test / 50.0, y_test=np.arange(10) % 2
+    )
+    with pytest.raises(DataError, match="x holds integers and x_test floats"):
+        ds.load_npz(p)
+    for prefix, images in (("train", x), ("t10k", x_test)):
+        (tmp_path / f"{prefix}-images-idx3-ubyte").write_bytes(
+            _idx_bytes(images.astype(np.int32)[:, :, None])
+        )
+        labels = (np.arange(len(images)) % 2).astype(np.uint8)
+        (tmp_path / f"{prefix}-labels-idx1-ubyte").write_bytes(_idx_bytes(labels))
+    m = ds.load_mnist(tmp_path)
+    np.testing.assert_array_equal(m.x, x / 100)
+    np.testing.assert_array_equal(m.x_test, x_test / 100)
+
+
+def test_mnist_test_images_of_another_size_are_refused(mnist_dir):
+    """t10k images of another size than the train images were loaded, and
+    training failed at the first test prediction on NumPy's shape mismatch."""
+    images = np.zeros((10, 5, 5), dtype=np.uint8)
+    (mnist_dir / "t10k-images-idx3-ubyte.gz").write_bytes(
+        gzip.compress(_idx_bytes(images))
+    )
+    with pytest.raises(
+        DataError, match="t10k images have 25 pixels, the train images 16"
+    ):
+        ds.load_mnist(mnist_dir)
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@ to FIFOs, one destination per file, nothing left behind on an error."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 
@@ -209,3 +210,71 @@ def test_commit_leaves_no_kept_copy(tmp_path):
         f.write("new")
     assert target.read_text() == "new"
     assert os.listdir(tmp_path) == ["out.txt"]
+
+
+def test_commit_locks_the_folder_so_two_runs_never_mix(tmp_path, monkeypatch):
+    """Two runs saving one set to one folder at once renamed their files in
+    turn, leaving, say, one run's model beside the other's metrics. Each commit
+    now holds an exclusive lock on the folder through its renames (the other
+    waits), so the set is all one run's."""
+    fcntl = pytest.importorskip("fcntl")
+    real_replace = os.replace
+    renamed = []
+
+    def replace(src, dst):
+        fd = os.open(tmp_path, os.O_RDONLY)
+        try:
+            with pytest.raises(BlockingIOError):  # another run would wait here
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+        renamed.append(os.path.basename(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with Outputs() as out:
+        for name in ("model.npz", "metrics.json"):
+            with open(out.add(str(tmp_path / name), "output file"), "w") as f:
+                f.write(name)
+    assert renamed == ["model.npz", "metrics.json"]
+    fd = os.open(tmp_path, os.O_RDONLY)  # and released after
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("when", ["waiting", "renaming"])
+def test_interrupt_during_commit_is_all_or_none(tmp_path, monkeypatch, when):
+    """Ctrl-C (or SIGTERM's SystemExit) between two renames of a commit left the
+    first file replaced and the second's temporary file behind; now the first is
+    put back and no temporary file stays, as for an error."""
+    from arrayloss.cli import _output
+
+    first, second = tmp_path / "a.txt", tmp_path / "b.txt"
+    first.write_text("old a")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst) == str(second):
+            raise KeyboardInterrupt
+        real_replace(src, dst)
+
+    if when == "renaming":
+        monkeypatch.setattr(os, "replace", replace)
+    else:
+
+        @contextlib.contextmanager
+        def interrupted(folders):
+            raise KeyboardInterrupt
+            yield
+
+        monkeypatch.setattr(_output, "_locked", interrupted)
+    out = Outputs()
+    for path in (first, second):
+        with open(out.add(str(path), "output file"), "w") as f:
+            f.write("new")
+    with pytest.raises(KeyboardInterrupt):
+        out.commit()
+    assert first.read_text() == "old a"
+    assert sorted(os.listdir(tmp_path)) == ["a.txt"]

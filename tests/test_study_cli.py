@@ -10,7 +10,10 @@ import importlib.util
 import json
 import math
 import random
+import shlex
+import shutil
 import socket
+import subprocess
 import sys
 
 import numpy as np
@@ -275,6 +278,63 @@ def test_study_progress_estimate_and_curves(tmp_path):
     assert "**8 of 8 finished runs were cut at 2 epochs before the plateau" in summary
     assert "0.01; " in summary
     assert "2 cut**" in summary
+
+
+def test_study_labels_say_what_was_measured(tmp_path):
+    """``--noise -0`` was reported as noise -0 in runs.csv and every table, and
+    ``--top-k 100`` on 10 classes titled tables "top-100 accuracy" over the
+    numbers of the top-10 accuracy (top_k_accuracy takes at most the classes)."""
+    out = tmp_path / "s"
+    invoke(["study", "--data", "digits", "--loss", "cross_entropy", "--noise", "-0",
+            "--seeds", "1", "--epochs", "1", "--max-epochs", "1", "--hidden", "4",
+            "--lr-grid", "0.01", "--top-k", "100", "--jobs", "1", "-q", "--no-plot",
+            "--out", out])  # fmt: skip
+    with open(out / "runs.csv", newline="") as f:
+        assert [r["noise"] for r in csv.DictReader(f)] == ["0"]
+    summary = (out / "summary.md").read_text()
+    assert "-0" not in summary
+    assert "top-100" not in summary
+    assert "**Test top-10 accuracy at the final epoch**" in summary
+
+
+def test_estimate_on_a_coarse_cpu_clock(tmp_path, monkeypatch):
+    """A CPU clock that reads the same before and after the estimate's probe (a
+    16 ms tick, as on Windows, and a small data set) ended the study in an
+    internal error: division by zero."""
+    monkeypatch.setattr(_study.time, "process_time", lambda: 1.0)
+    r = invoke(["study", "--data", "digits", "--loss", "cross_entropy", "--loss",
+                "focal", "--noise", "0", "--seeds", "1", "--epochs", "1",
+                "--max-epochs", "1", "--hidden", "4", "--lr-grid", "0.01", "--jobs",
+                "1", "-q", "--no-plot", "--out", tmp_path / "s"])  # fmt: skip
+    assert "estimated 0.0 CPU minutes" in r.stderr
+
+
+def test_recorded_command_runs_again_as_written(tmp_path, monkeypatch):
+    """study.json's and summary.md's command joined the arguments with spaces: a
+    data file named 'my data.npz' came back as two arguments."""
+    rng = np.random.default_rng(0)
+    data = tmp_path / "my data.npz"
+    np.savez(data, x=rng.normal(size=(30, 4)), y=np.arange(30) % 3)
+    args = ["study", "--data", str(data), "--loss", "cross_entropy", "--noise", "0",
+            "--seeds", "1", "--epochs", "1", "--max-epochs", "1", "--hidden", "4",
+            "--lr-grid", "0.01", "--jobs", "1", "-q", "--no-plot", "--out",
+            str(tmp_path / "s")]  # fmt: skip
+    monkeypatch.setattr(sys, "argv", ["arrayloss", *args])
+    invoke(args)
+    command = json.loads((tmp_path / "s" / "study.json").read_text())["command"]
+    assert shlex.split(command) == ["arrayloss", *args]
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="no git")
+def test_recorded_commit_is_the_checkouts_whatever_git_dir_says(tmp_path, monkeypatch):
+    """With GIT_DIR (or GIT_WORK_TREE) in the environment, as in a git hook, the
+    study recorded the commit of that other repository, or 'unknown'."""
+    own = _study._git_commit()
+    other = tmp_path / "other"
+    subprocess.run(["git", "init", "-q", str(other)], check=True)
+    monkeypatch.setenv("GIT_DIR", str(other / ".git"))
+    monkeypatch.setenv("GIT_WORK_TREE", str(other))
+    assert _study._git_commit() == own
 
 
 def test_max_epochs_below_epochs_is_usage(tmp_path):

@@ -13,14 +13,19 @@ import gzip
 import json
 import os
 import pickle
+import signal
 import stat
 import struct
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import WITH_DEFAULT_SIGINT
 
 from arrayloss import mlp
 from arrayloss.cli import main
@@ -167,6 +172,22 @@ def test_full_disk_new_save_folder_is_removed(tmp_path, data, monkeypatch):
     assert leftovers(tmp_path) == []
 
 
+def test_save_folder_made_meanwhile_by_another_run_is_used(tmp_path, data, monkeypatch):
+    """Two runs saving to one new folder: the one that came second to create it
+    failed with 'cannot create directory ...: File exists' and lost its results.
+    Now it writes into the folder (the other run's: an error would not remove it)."""
+    out = tmp_path / "shared" / "run"
+    real_mkdir = Path.mkdir
+
+    def raced(self: Path, *args: Any, **kwargs: Any) -> None:
+        real_mkdir(self, *args, **kwargs)  # the other run, a moment earlier
+        raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(self))
+
+    monkeypatch.setattr(Path, "mkdir", raced)
+    invoke(["train", "--data", data, *TINY, "--save", out], exit_code=0)
+    assert sorted(os.listdir(out)) == sorted(SAVED)
+
+
 @pytest.mark.parametrize("budget", [0, 1000])
 def test_full_disk_writing_the_plot_leaves_no_png(tmp_path, data, monkeypatch, budget):
     pytest.importorskip("matplotlib")
@@ -301,6 +322,28 @@ def test_study_out_over_the_input_data_is_refused_first(tmp_path, no_training):
     assert real.read_bytes() == before
 
 
+@pytest.mark.parametrize("command", ["train", "study"])
+def test_output_hard_linked_to_the_input_is_refused_first(
+    tmp_path, data, no_training, command
+):
+    """An output that is a hard link to the input data (or to another output)
+    was found only when the files were written, after all the training."""
+    out = tmp_path / "out"
+    out.mkdir()
+    name = "model.npz" if command == "train" else "summary.md"
+    os.link(data, out / name)
+    args = ["train", "--data", data, *TINY, "--save", out] if command == "train" else [
+        *STUDY, "--data", data, "--out", out]  # fmt: skip
+    r = invoke(args, exit_code=2)
+    assert f"{name}' is the input" in error_line(r)
+    if command == "train":
+        (out / name).unlink()
+        (out / "test_logits.npy").write_bytes(b"old")
+        os.link(out / "test_logits.npy", out / "test_labels.npy")
+        r = invoke(args, exit_code=2)
+        assert "and --save file test_logits.npy" in error_line(r)
+
+
 @pytest.mark.parametrize("fail_at_file", [0, 3, 6])
 def test_study_full_disk_keeps_the_old_set(tmp_path, data, monkeypatch, fail_at_file):
     pytest.importorskip("matplotlib")
@@ -401,6 +444,36 @@ def test_sigterm_during_training_leaves_nothing(tmp_path, data):
     assert os.listdir(tmp_path) == ["data.npz"]
 
 
+@pytest.mark.parametrize("which", ["--plot", "--save"])
+def test_output_that_is_a_loop_of_links_fails_first(tmp_path, data, no_training, which):
+    """An output named by a loop of symbolic links was found only when written,
+    after the training ('Too many levels of symbolic links')."""
+    out = tmp_path / "out"
+    out.mkdir()
+    a = out / ("curves.png" if which == "--plot" else "model.npz")
+    a.symlink_to(out / "b")
+    (out / "b").symlink_to(a)
+    r = invoke(
+        ["train", "--data", data, *TINY, which, a if which == "--plot" else out], 1
+    )
+    assert "Too many levels of symbolic links" in error_line(r)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="no /proc")
+@pytest.mark.parametrize("command", ["train", "study"])
+def test_folder_where_no_file_can_be_made_fails_first(
+    tmp_path, data, no_training, command
+):
+    """A folder that os.access calls writable but where no file can be created
+    (/proc for root; a root-squashed NFS share) was found only when the outputs
+    were written, after the training."""
+    args = ["train", "--data", data, *TINY, "--plot", "/proc/curves.png"] if (
+        command == "train") else [*STUDY, "--data", data, "--out", "/proc/study"]  # fmt: skip
+    r = invoke(args, exit_code=1)
+    assert "cannot write" in error_line(r)
+    assert "'/proc'" in error_line(r)
+
+
 def test_plot_in_a_missing_folder_fails_first(tmp_path, data, no_training):
     """The check passed (the nearest existing folder was writable) and the run
     failed only after training, at the write: 'No such file or directory'."""
@@ -497,6 +570,64 @@ def test_features_overflowing_float32_are_an_error_not_inf(tmp_path, no_training
     invoke([*STUDY, "--data", p, "--out", tmp_path / "s"], exit_code=1)
 
 
+@pytest.mark.parametrize(("dtype", "big"), [("float32", 3e38), ("float64", 1.7e308)])
+def test_test_features_that_overflow_the_model_are_an_error(tmp_path, dtype, big):
+    """Training features of a normal size, test features near the largest float:
+    the test scores (or the sum of their NLL) overflowed, and train printed an NLL
+    of inf or nan, with NumPy's warning, and saved it as ``Infinity`` or ``NaN``
+    in metrics.json, which is no JSON."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(30, 4))
+    x_test = x.copy()
+    x_test[:, 0] = big
+    p = _npz(
+        tmp_path, x=x, y=np.arange(30) % 3, x_test=x_test, y_test=np.arange(30) % 3
+    )
+    out = tmp_path / "run"
+    args = ["train", "--data", p, *TINY, "--dtype", dtype, "--save", out]
+    r = invoke(args, exit_code=1)
+    assert "test metrics are not finite" in error_line(r)
+    assert "Warning" not in r.stderr
+    assert not out.exists()
+
+
+def test_data_file_whose_name_is_no_utf8(tmp_path, data):
+    """A file named with bytes that are no UTF-8 (``\\xff.npz``): train's --plot and
+    every study ended in an internal error after the training, on the name's
+    surrogate escape ('surrogates not allowed', matplotlib's TypeError). The name
+    is now shown with U+FFFD in every output."""
+    pytest.importorskip("matplotlib")
+    p = Path(os.fsdecode(os.fsencode(tmp_path) + b"/\xff.npz"))
+    try:
+        p.write_bytes(data.read_bytes())
+    except OSError:  # pragma: no cover - a file system of UTF-8 names only
+        pytest.skip("this file system takes no such name")
+    out, image = tmp_path / "run", tmp_path / "curves.svg"
+    invoke(["train", "--data", p, *TINY, "--save", out, "--plot", image], exit_code=0)
+    assert json.loads((out / "metrics.json").read_text())["config"]["data"] == str(
+        p
+    ).replace("\udcff", "\ufffd")
+    assert "\ufffd.npz" in image.read_text(encoding="utf-8")
+    study = [a for a in STUDY if a != "--no-plot"]
+    invoke([*study, "--data", p, "--out", tmp_path / "s"], exit_code=0)
+    assert "Data: \ufffd.npz (" in (tmp_path / "s" / "summary.md").read_text()
+
+
+def test_data_named_in_a_script_the_font_lacks(tmp_path, data):
+    """A data set named 日本.npz: every plot printed matplotlib's "Glyph ...
+    missing from font" warning per character, which is an internal error where
+    warnings are errors (PYTHONWARNINGS=error, and this test suite)."""
+    pytest.importorskip("matplotlib")
+    p = tmp_path / "日本.npz"
+    p.write_bytes(data.read_bytes())
+    r = invoke(["train", "--data", p, *TINY, "--plot", tmp_path / "c.png"], 0)
+    assert "Warning" not in r.stderr
+    study = [a for a in STUDY if a != "--no-plot"]
+    r = invoke([*study, "--data", p, "--out", tmp_path / "s"], exit_code=0)
+    assert "Warning" not in r.stderr
+    assert (tmp_path / "s" / "curves.png").exists()
+
+
 def test_huge_features_in_float64_diverge_with_a_hint(tmp_path):
     x = np.random.default_rng(0).normal(size=(30, 2)) * 1e200
     p = _npz(tmp_path, x=x, y=np.arange(30) % 2)
@@ -565,6 +696,27 @@ def test_loss_whose_probe_overflows_gives_one_line(tmp_path, data):
     r = invoke([*STUDY, "--data", data, "--out", tmp_path / "s",
                 "--loss", "hinge:margin=1e308"], exit_code=0)  # fmt: skip
     assert "Warning" not in r.stderr
+
+
+def test_loss_infinite_before_any_step_blames_the_loss_not_the_lr(tmp_path, data):
+    """A loss that is inf or NaN on the first batch, at the initial parameters,
+    said 'try a smaller --lr than 0.1', which cannot help: no step was taken."""
+    for spec, shown in (
+        ("hinge:margin=1e308", "hinge:margin=1e+308"),
+        ("smooth_topk_svm:k=2,tau=1e-300", "smooth_topk_svm:k=2,tau=1e-300"),
+    ):
+        r = invoke(["train", "--data", data, *TINY, "--loss", spec], exit_code=1)
+        line = error_line(r)
+        assert "on the first batch, before any step, so no smaller --lr helps" in line
+        assert f"check the parameters of --loss {shown!r}" in line
+        assert "try a smaller" not in line
+    r = invoke(["train", "--data", data, *TINY, "--lr", "1e308"], exit_code=1)
+    assert "try a smaller --lr than 1e+308" in error_line(r)
+    out = tmp_path / "s"
+    invoke([*STUDY, "--data", data, "--out", out, "--loss", "hinge:margin=1e300"], 0)
+    text = (out / "runs.csv").read_text()
+    assert "no smaller learning rate helps" in text
+    assert "try a smaller" not in text
 
 
 def test_convergent_aggressive_training_is_not_flagged(data):
@@ -744,6 +896,26 @@ def test_unreadable_data(tmp_path, no_training, command, kind):
     assert UNREADABLE[kind] in error_line(r)
 
 
+@pytest.mark.parametrize("command", ["train", "study"])
+def test_broken_matplotlib_setting_is_found_before_training(tmp_path, data, command):
+    """``MPLBACKEND=nonsense``: matplotlib refuses to import, which ended the
+    command in an internal error when the plot was drawn, after all the training."""
+    pytest.importorskip("matplotlib")
+    args = ["train", "--data", data, *TINY, "--plot", tmp_path / "c.png"] if (
+        command == "train") else [*[a for a in STUDY if a != "--no-plot"],
+                                  "--data", data, "--out", tmp_path / "s"]  # fmt: skip
+    proc = subprocess.run(
+        [sys.executable, "-m", "arrayloss", *map(str, args)], capture_output=True,
+        text=True, timeout=300, check=False, env={**os.environ, "MPLBACKEND": "nonsense"},
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout == ""  # nothing trained
+    (line,) = proc.stderr.splitlines()
+    assert "matplotlib cannot start" in line
+    assert "MPLBACKEND is 'nonsense'" in line
+    assert sorted(os.listdir(tmp_path)) == ["data.npz"]
+
+
 def test_out_of_memory_is_one_line(data):
     r = invoke(["train", "--data", data, *TINY, "--hidden", "100000000000"], 1)
     assert "out of memory" in error_line(r)
@@ -792,6 +964,67 @@ def test_dead_study_worker_is_one_line(tmp_path, data, monkeypatch):
     r = invoke(args, exit_code=1)
     assert "worker process died" in error_line(r)
     assert not (tmp_path / "s").exists()
+
+
+def _slow(task: dict[str, Any]) -> dict[str, Any]:
+    """A run that marks its start and, after a long while, its end."""
+    folder = Path(task["data"]).parent
+    (folder / f"started.{os.getpid()}").touch()
+    time.sleep(15)
+    (folder / f"finished.{os.getpid()}").touch()
+    raise AssertionError("a run of an interrupted study went on to its end")
+
+
+def test_interrupted_study_ends_its_runs_in_flight(tmp_path, data):
+    """Ctrl-C (or SIGTERM) during a study with workers: cancelling the futures
+    could not reach the runs in flight nor those already queued for a worker, so
+    the study waited for them to train to the end before it exited."""
+    script = (
+        "import os, sys; sys.path.insert(0, sys.argv[1]); "
+        "import test_train_adversarial as t; from arrayloss.cli import _study, main; "
+        "_study.run_one = t._slow; os.cpu_count = lambda: 2; main(sys.argv[2:])"
+    )
+    args = [*STUDY, "--seeds", "4", "--data", data, "-j", "2", "--out", tmp_path / "s"]
+    cmd = [sys.executable, "-c", script, str(Path(__file__).parent), *map(str, args)]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WITH_DEFAULT_SIGINT, *cmd],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if any(p.name.startswith("started.") for p in tmp_path.iterdir()):
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "finished before it could be interrupted"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    # 130, or SIGINT itself (see tests/test_cli_errors.py's Ctrl-C test)
+    assert proc.returncode in (130, -signal.SIGINT), err
+    assert err.splitlines()[1:] == ["Error: interrupted"], err  # after the estimate
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("finished.")]
+    assert not (tmp_path / "s").exists()
+
+
+def test_study_workers_leave_ctrl_c_to_the_parent(monkeypatch):
+    """Ctrl-C reaches every process of the terminal's job: a worker idle at that
+    moment printed 'Process SpawnProcess-2:' and its traceback on stderr beside
+    the parent's one line. Workers now ignore SIGINT; the parent stops them."""
+    from arrayloss.cli import _study
+
+    monkeypatch.setattr(_study, "_one_blas_thread", lambda: None)
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(var, os.environ.get(var, "1"))  # restored afterwards
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        _study._init_worker({}, {})
+        assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 # == Hangs ===========================================================================

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import re
 
+import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -367,3 +368,26 @@ def test_choice_options_default_to_their_first_choice_and_refuse_others():
     assert "[default: float32]" in shown
     assert "A mode." in shown
     assert "[default: b]" in shown
+
+
+def test_help_says_what_each_option_takes_by_default():
+    """train's --help named digits, synthetic and a path but not mnist1d, which
+    --data takes, and --top-k did not say it is clipped to the classes; study's
+    --noise was the one value option of study whose help gave no default (the
+    --grid preset's)."""
+    from arrayloss.cli._study import study
+    from arrayloss.cli._train import DATA_NAMES
+
+    for command in ("train", "study"):
+        text = " ".join(invoke([command, "--help"]).stdout.split())
+        assert all(
+            name in text.split("--data ", 1)[1].split()[0] for name in DATA_NAMES
+        )
+        # top_k_accuracy takes at most the classes, as the reports say
+        assert "top-k accuracy (at most the number of classes)" in text
+    ctx = click.Context(study)
+    for param in study.params:
+        if isinstance(param, click.Option) and not param.is_flag:
+            record = param.get_help_record(ctx)
+            assert record is not None
+            assert "default:" in record[1], param.name

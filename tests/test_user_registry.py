@@ -231,6 +231,61 @@ def test_cli_check_on_a_user_loss(user_module, clean):
 
 
 @pytest.mark.parametrize(
+    ("spec", "label"),
+    [
+        ("my_losses:brier:scale=2.0", "my_losses.brier:scale=2.0"),
+        ("lambda_losses:brier", "lambda_losses.brier"),  # no pickle by reference
+        ("self_registering:brier", "brier_of_its_own"),  # its import registers it
+    ],
+)
+def test_cli_study_with_workers_on_a_user_loss(
+    user_module, clean, tmp_path, monkeypatch, spec, label
+):
+    """``study --loss module:function -j 2``: the loss was registered in the
+    parent only, so every worker's run failed with "unknown loss
+    'my_losses.brier'" once the options were accepted and the estimate made (and
+    a function defined by a lambda was an internal PicklingError)."""
+    import os
+    import sys
+
+    (tmp_path / "lambda_losses.py").write_text(
+        "import my_losses\nbrier = lambda logits, labels: my_losses.brier(logits, labels)\n"
+    )
+    (tmp_path / "self_registering.py").write_text(
+        "import arrayloss, my_losses\nbrier = my_losses.brier\n"
+        "arrayloss.register_loss('brier_of_its_own', brier, replace=True)\n"
+    )
+    for module in ("lambda_losses", "self_registering"):
+        monkeypatch.delitem(sys.modules, module, raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    out = tmp_path / "s"
+    result = CliRunner().invoke(main, [
+        "study", "--data", "digits", "--loss", "cross_entropy", "--loss", spec,
+        "--noise", "0", "--seeds", "2", "--epochs", "1", "--max-epochs", "1",
+        "--hidden", "4", "--lr-grid", "0.01", "-j", "2", "-q", "--no-plot", "--out",
+        str(out)])  # fmt: skip
+    assert result.exit_code == 0, (result.stdout, result.stderr)
+    assert "with 2 jobs" in result.stderr
+    assert f"| {label} |" in (out / "summary.md").read_text()
+
+
+def test_cli_study_user_loss_no_worker_can_import_is_usage(user_module, clean):
+    """A loss registered by code (a function of ``__main__``) cannot reach a
+    worker process: one line before any run, saying to pass -j 1."""
+    import click
+
+    from arrayloss.cli import _study
+
+    def by_code(logits, labels):
+        return user_module.brier(logits, labels)
+
+    by_code.__module__ = "__main__"
+    al.register_loss("by_code", by_code)
+    with pytest.raises(click.UsageError, match="pass -j 1"):
+        _study._user_losses([("by_code", {})])
+
+
+@pytest.mark.parametrize(
     ("spec", "match"),
     [
         ("no_such_module_xyz:f", "cannot import 'no_such_module_xyz'"),

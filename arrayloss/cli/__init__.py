@@ -5,8 +5,9 @@ Subcommands live in their own modules and are imported only when used, so
 
 Exit codes: 0 success; 1 bad data or a failed check; 2 bad usage; 130 interrupted.
 
-Every command runs under one handler (`_LazyGroup.invoke`), so that no command
-prints a traceback for an expected error:
+Every command runs under one handler (`_failure`, applied by `_LazyGroup.invoke`,
+and by `_LazyGroup.make_context` to the group's own ``--help`` and ``--version``),
+so that no command prints a traceback for an expected error:
 
 - `arrayloss._errors.DataError` and `OSError` (a file that cannot be read or
   written, a full disk): one line on standard error, exit 1;
@@ -78,36 +79,57 @@ class _LazyGroup(click.Group):
         install_signal_handlers()
         return super().main(*args, **kwargs)
 
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        # The group's own --help and --version print while its options are parsed,
+        # before `invoke`: a full disk there is one line too, not a traceback.
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except OSError as exc:
+            raise _failure(exc) from None
+
     def invoke(self, ctx: click.Context) -> Any:
-        from .._errors import DataError, UsageError, one_line
         from .._startup import release
 
         try:
             release()  # Ctrl-C from here on: KeyboardInterrupt, handled below
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort):
-            raise
-        except UsageError as exc:
-            raise _UsageFailure(one_line(exc)) from None
-        except DataError as exc:
-            raise _DataFailure(one_line(exc)) from None
-        except OSError as exc:
-            if exc.errno == errno.EPIPE:
-                raise  # click's own handling: the reader went away, exit quietly
-            where = f" '{exc.filename}'" if exc.filename else ""
-            msg = f"cannot use{where}: {exc.strerror or one_line(exc)}"
-            raise _DataFailure(one_line(msg)) from None
-        except MemoryError as exc:
-            msg = f"out of memory ({one_line(exc)}); try a smaller model or data set"
-            raise _DataFailure(msg) from None
+        except Exception as exc:
+            raise _failure(exc) from None
         except KeyboardInterrupt:
             click.echo("Error: interrupted", err=True)
             raise click.exceptions.Exit(130) from None
-        except Exception as exc:
-            if _debug():
-                raise
-            msg = f"internal error ({type(exc).__name__}: {one_line(exc)}); please report it"
-            raise _DataFailure(msg) from None
+
+
+def _failure(exc: Exception) -> Exception:
+    """The exception the command line raises for ``exc``: click's own unchanged, an
+    expected error as one line and its exit status (see the module doc)."""
+    from .._errors import DataError, UsageError, one_line
+
+    if isinstance(exc, (click.ClickException, click.exceptions.Exit, click.Abort)):
+        return exc
+    if isinstance(exc, UsageError):
+        return _UsageFailure(one_line(exc))
+    if isinstance(exc, DataError):
+        return _DataFailure(one_line(exc))
+    if isinstance(exc, OSError):
+        if exc.errno == errno.EPIPE:
+            return exc  # click's own handling: the reader went away, exit quietly
+        where = f" '{exc.filename}'" if exc.filename else ""
+        msg = f"cannot use{where}: {exc.strerror or one_line(exc)}"
+        return _DataFailure(one_line(msg))
+    if isinstance(exc, MemoryError):
+        msg = f"out of memory ({one_line(exc)}); try a smaller model or data set"
+        return _DataFailure(msg)
+    if _debug():
+        return exc
+    msg = f"internal error ({type(exc).__name__}: {one_line(exc)}); please report it"
+    return _DataFailure(msg)
 
 
 @click.group(

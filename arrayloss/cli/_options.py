@@ -455,20 +455,21 @@ def top_k_option(
         type=click.IntRange(min=1),
         default=default,
         show_default=True,
-        help=help or "k of the top-k accuracy.",
+        help=help or "k of the top-k accuracy (at most the number of classes).",
     )
 
 
 def data_option(default: str = "digits", *, help: str | None = None) -> Decorator[Any]:
-    """``--data digits|synthetic|PATH``: the data set to train on."""
+    """``--data digits|synthetic|mnist1d|PATH``: the data set to train on."""
     return click.option(
         "--data",
         default=default,
         show_default=True,
-        metavar="digits|synthetic|PATH",
+        metavar="digits|synthetic|mnist1d|PATH",
         help=help
-        or "Bundled digits, the synthetic 100-class set, or a file: .npz with x "
-        "and y, or MNIST IDX files (a directory or an images file).",
+        or "Bundled digits, the synthetic 100-class set, MNIST-1D (with the 'data' "
+        "extra), or a file: .npz with x and y, or MNIST IDX files (a directory or "
+        "an images file).",
     )
 
 

@@ -6,7 +6,9 @@
   renamed onto it only when the whole command succeeds, so an error, a full disk or
   a signal leaves the old file as it was and no temporary file behind; the renames
   are all or none (a rename that fails puts back the files the earlier ones
-  replaced, kept under hard links until the last succeeds);
+  replaced, kept under hard links until the last succeeds), and two commands
+  committing to one folder at once take turns (a lock on the folder), so a set of
+  files is never half one run's and half another's;
 - a symbolic link is written *through*: the file it points to is replaced, the link
   stays;
 - a character device, FIFO or socket (``/dev/null``, a named pipe) is opened and
@@ -34,13 +36,13 @@ import secrets
 import signal
 import stat
 import tempfile
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from types import FrameType, TracebackType
 
 from .._errors import DataError, UsageError
 
-__all__ = ["Outputs", "install_signal_handlers"]
+__all__ = ["Outputs", "file_identity", "install_signal_handlers"]
 
 STDOUT = "-"
 
@@ -59,8 +61,9 @@ def _umask() -> int:
     return mask
 
 
-def _identity(path: str) -> tuple[int, int] | str:
-    """``(device, inode)`` of an existing file, else its absolute real path."""
+def file_identity(path: str) -> tuple[int, int] | str:
+    """``(device, inode)`` of an existing file, else its absolute real path: what
+    two names of one file share, through links, hard links included."""
     try:
         st = os.stat(path)
     except OSError:
@@ -78,7 +81,7 @@ class Outputs:
         reads: Callable[[str], str | None] | None = None,
     ) -> None:
         self._inputs = {
-            _identity(p): p for p in inputs if p != STDOUT and os.path.exists(p)
+            file_identity(p): p for p in inputs if p != STDOUT and os.path.exists(p)
         }
         self._reads = reads  # the input that would read a file at a path, if any
         self._targets: list[_Target] = []
@@ -97,7 +100,7 @@ class Outputs:
         if not path:  # else the working folder, found out only at the rename
             msg = f"{label} needs a file name (got '')"
             raise UsageError(msg)
-        ident = _identity(path)
+        ident = file_identity(path)
         if ident in self._inputs:
             msg = f"{label} '{path}' is also an input ({self._inputs[ident]}); choose another file"
             raise UsageError(msg)
@@ -151,24 +154,34 @@ class Outputs:
         """
         done: list[tuple[_Target, str | None, bool]] = []  # renamed, old file, existed
         backup: str | None = None
+        # Another command committing to the same folder (two runs saving to one
+        # place) waits, so a set is never half one run's and half the other's.
+        folders = [os.path.dirname(t.final) for t in self._targets if t.temporary]
+        target: _Target | None = None
         try:
-            for target in self._targets:
-                if not target.temporary:
-                    continue
+            with _locked(folders):
                 try:
-                    mode = os.stat(target.final).st_mode & 0o7777
-                except OSError:
-                    mode = 0o666 & ~_umask()
-                existed = os.path.lexists(target.final)
-                backup = _keep(target.final)
-                os.chmod(target.write_to, mode)
-                os.replace(target.write_to, target.final)
-                target.temporary = False
-                done.append((target, backup, existed))
-                backup = None
-        except OSError as exc:
-            _put_back(done, backup)
+                    for target in self._targets:
+                        if not target.temporary:
+                            continue
+                        try:
+                            mode = os.stat(target.final).st_mode & 0o7777
+                        except OSError:
+                            mode = 0o666 & ~_umask()
+                        existed = os.path.lexists(target.final)
+                        backup = _keep(target.final)
+                        os.chmod(target.write_to, mode)
+                        os.replace(target.write_to, target.final)
+                        target.temporary = False
+                        done.append((target, backup, existed))
+                        backup = None
+                except BaseException:
+                    _put_back(done, backup)
+                    raise
+        except BaseException as exc:  # a signal too (even while waiting): all or none
             self.discard()
+            if not isinstance(exc, OSError) or target is None:
+                raise
             msg = f"cannot write {target.label} '{target.final}': {exc.strerror or exc}"
             raise DataError(msg) from None
         for _, kept, _ in done:
@@ -198,6 +211,32 @@ class Outputs:
             self.commit()
         else:
             self.discard()
+
+
+@contextlib.contextmanager
+def _locked(folders: Iterable[str]) -> Iterator[None]:
+    """An exclusive `fcntl.flock` on each folder while the block runs (in sorted
+    order, so two commits cannot deadlock), where the system has it; a folder that
+    cannot be opened or locked is not locked."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX
+        yield
+        return
+    fds: list[int] = []
+    try:
+        for folder in sorted(set(folders)):
+            try:
+                fd = os.open(folder, os.O_RDONLY)
+            except OSError:
+                continue
+            fds.append(fd)
+            with contextlib.suppress(OSError):
+                fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        for fd in fds:
+            os.close(fd)  # and with it the lock
 
 
 def _keep(path: str) -> str | None:

@@ -18,25 +18,66 @@ and drawn without pyplot (an Agg canvas of its own: no global state, no display)
 
 from __future__ import annotations
 
+import contextlib
+import os
+import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 
-from .._errors import DataError, UsageError
+from .._errors import DataError, UsageError, one_line
 
-__all__ = ["require_matplotlib", "write_plot"]
+__all__ = [
+    "matplotlib_problem",
+    "missing_glyphs_quiet",
+    "require_matplotlib",
+    "write_plot",
+]
 
 PLOT_HINT = "pip install 'arrayloss[plot]'"
 MAX_TICK_CLASSES = 30
 
 
-def require_matplotlib() -> None:
-    """A `UsageError` (exit 2, one line naming the extra) when matplotlib is absent."""
+def matplotlib_problem() -> str | None:
+    """Import matplotlib's figures now: ``None`` when they can draw, else why not:
+    matplotlib refuses to start on a bad ``MPLBACKEND`` or ``matplotlibrc``, which
+    found only when a plot is drawn would lose the work done before it. (An
+    `ImportError`, matplotlib not installed, is raised.)"""
     try:
-        import matplotlib as mpl  # noqa: F401
+        import matplotlib.figure  # noqa: F401
+    except ImportError:
+        raise
+    except Exception as exc:
+        backend = os.environ.get("MPLBACKEND")
+        hint = f"; MPLBACKEND is {backend!r}" if backend else ""
+        return f"matplotlib cannot start ({one_line(exc)}{hint})"
+    return None
+
+
+@contextlib.contextmanager
+def missing_glyphs_quiet() -> Iterator[None]:
+    """Draw text whose characters the font lacks (a data set named 日本.npz) as
+    boxes without matplotlib's "Glyph ... missing from font" warning: a line on
+    stderr per character, and an error where warnings are errors."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"Glyph \d+ .*missing from font", category=UserWarning
+        )
+        yield
+
+
+def require_matplotlib() -> None:
+    """A `UsageError` (exit 2, one line naming the extra) when matplotlib is absent
+    or cannot start (`matplotlib_problem`)."""
+    try:
+        problem = matplotlib_problem()
     except ImportError:
         msg = f"--plot needs matplotlib, which is not installed ({PLOT_HINT})"
         raise UsageError(msg) from None
+    if problem is not None:
+        msg = f"--plot: {problem}"
+        raise UsageError(msg)
 
 
 def write_plot(

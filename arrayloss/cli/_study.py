@@ -28,6 +28,7 @@ import json
 import math
 import os
 import resource
+import shlex
 import subprocess
 import sys
 import time
@@ -38,6 +39,7 @@ from typing import Any, BinaryIO
 
 import click
 
+from .._errors import utf8_text
 from . import _options as opt
 from . import _study_report as report
 from ._train import (
@@ -105,13 +107,26 @@ def _one_blas_thread() -> Any:
     return tpc.threadpool_limits(1)
 
 
-def _init_worker(datasets: dict[str, Any]) -> None:
-    """One BLAS thread per worker process (the parallelism is across runs), and the
-    data sets the parent checked, so that no worker loads them again."""
+def _init_worker(
+    datasets: dict[str, Any],
+    user_losses: dict[str, tuple[str, str | None]] | None = None,
+) -> None:
+    """One BLAS thread per worker process (the parallelism is across runs), the
+    data sets the parent checked, so that no worker loads them again, the user
+    losses (``--loss module:function``) the parent registered, and SIGINT
+    ignored (the parent ends the workers on Ctrl-C)."""
+    import signal
+
+    from .._user import register_again
+
+    # Ctrl-C reaches the whole process group: the parent stops the workers
+    # (`_stop_workers`); one idle here would print its own traceback first.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = "1"  # takes effect if NumPy is not loaded yet
     _one_blas_thread()
     _DATA_CACHE.update(datasets)
+    register_again(user_losses or {})
 
 
 def _label(name: str, params: dict[str, Any]) -> str:
@@ -296,7 +311,11 @@ class _Progress:
 
 
 def _execute(
-    plan: _Plan, jobs: int, datasets: dict[str, Any], progress: _Progress
+    plan: _Plan,
+    jobs: int,
+    datasets: dict[str, Any],
+    progress: _Progress,
+    user_losses: dict[str, tuple[str, str | None]] | None = None,
 ) -> list[dict[str, Any]]:
     """Every run of ``plan``, in this process (``jobs == 1``) or in a pool."""
     rows: list[dict[str, Any]] = []
@@ -318,8 +337,9 @@ def _execute(
 
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(
-        jobs, mp_context=ctx, initializer=_init_worker, initargs=(datasets,)
-    ) as pool:
+        jobs, mp_context=ctx, initializer=_init_worker,
+        initargs=(datasets, user_losses),
+    ) as pool:  # fmt: skip
         running: dict[Future[dict[str, Any]], dict[str, Any]] = {}
 
         def submit(tasks: Iterable[dict[str, Any]]) -> None:
@@ -339,6 +359,7 @@ def _execute(
         except BaseException as exc:  # a failed run ends the study: cancel the rest
             for fut in running:
                 fut.cancel()
+            _stop_workers(pool)
             if isinstance(exc, BrokenProcessPool):
                 msg = (
                     "a study worker process died (out of memory or killed?); "
@@ -348,6 +369,21 @@ def _execute(
             raise
     return rows
 
+
+def _stop_workers(pool: Any) -> None:
+    """End the pool's worker processes now, so that a study that is interrupted
+    (Ctrl-C, SIGTERM) or has failed exits at once: `Future.cancel` cannot reach
+    the runs in flight nor those already handed to a worker's queue, and leaving
+    the pool would wait for all of them to train to the end."""
+    processes = getattr(pool, "_processes", None) or {}  # pid -> Process
+    for process in list(processes.values()):
+        with contextlib.suppress(Exception):
+            process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+# The resolution of the CPU clock the estimate reads.
+_CPU_TICK = max(time.get_clock_info("process_time").resolution, 1e-9)
 
 # CPU seconds a worker process takes to start (Python, NumPy, arrayloss, the data).
 WORKER_START_SECONDS = 1.5
@@ -384,7 +420,9 @@ def _estimate(
             done = n
         except mlp.TrainingDiverged:  # a probe only: the runs will be marked diverged
             done = min(n, (steps[0] + 1) * batch_size)  # the batch that diverged too
-        return (time.process_time() - start) / done
+        # at least the clock's tick: a coarse CPU clock (Windows: 16 ms) reads 0
+        # for a small probe, and the ratios below divide by it
+        return max(time.process_time() - start, _CPU_TICK) / done
 
     specs = list(dict.fromkeys(c["data"] for c in plan.cells))
     losses = {c["label"]: (c["loss"], c["loss_params"]) for c in plan.cells}
@@ -425,10 +463,14 @@ def _git_commit() -> str:
     if not (root / ".git").exists():
         return "unknown"
 
+    # the checkout's own repository: not one a GIT_DIR or GIT_WORK_TREE of the
+    # caller's environment (a git hook, a script) names
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+
     def git(*args: str) -> str:
         done = subprocess.run(
             ["git", "-C", str(root), *args], capture_output=True, text=True,
-            timeout=30, check=False,
+            timeout=30, check=False, env=env,
         )  # fmt: skip
         return done.stdout.strip() if done.returncode == 0 else ""
 
@@ -473,7 +515,7 @@ def _floats(
     if value is None:
         return None
     try:
-        values = [float(v) for v in value.split(",") if v.strip()]
+        values = [float(v) + 0.0 for v in value.split(",") if v.strip()]  # -0: 0
     except ValueError:
         msg = f"expected comma-separated numbers (got {value!r})"
         raise click.BadParameter(msg, ctx, param) from None
@@ -523,6 +565,20 @@ def _losses(
             raise click.BadParameter(msg, ctx, param)
         seen[key] = label
     return losses
+
+
+def _user_losses(
+    losses: Iterable[tuple[str, dict[str, Any]]],
+) -> dict[str, tuple[str, str | None]]:
+    """Where the worker processes find the user losses (``--loss
+    module:function``) the study runs; a usage error for one they cannot."""
+    from .._user import user_references
+
+    try:
+        return user_references(name for name, _ in losses)
+    except ValueError as exc:
+        msg = f"{exc}; pass -j 1 to run it in this process"
+        raise click.UsageError(msg) from None
 
 
 def _data_sets(specs: Sequence[str]) -> dict[str, Any]:
@@ -607,7 +663,8 @@ def _about(dataset: Any) -> dict[str, Any]:
     default=None,
     callback=_floats,
     metavar="R1,R2,...",
-    help="Label-noise rates of the training and validation labels, each in [0, 1).",
+    help="Label-noise rates of the training and validation labels, each in [0, 1).  "
+    "[default: the --grid preset]",
 )
 @opt.noise_kind_option()
 @opt.count_option(
@@ -754,6 +811,13 @@ def study(
     if not no_plot and importlib.util.find_spec("matplotlib") is None:
         msg = "the plot needs matplotlib: pip install 'arrayloss[plot]' (or pass --no-plot)"
         raise click.ClickException(msg)
+    if not no_plot:
+        from ._plot import matplotlib_problem
+
+        problem = matplotlib_problem()
+        if problem is not None:
+            msg = f"the plot: {problem} (or pass --no-plot)"
+            raise click.ClickException(msg)
     curve_noise = min(noises, key=lambda n: (abs(n - 0.4), n))  # the curves' rate
     cells: list[dict[str, Any]] = [
         {
@@ -778,6 +842,7 @@ def study(
     ]
     plan = _Plan(cells, lr_grid, seeds, tune_seed)
     jobs = min(jobs, plan.total, os.cpu_count() or 1)
+    user_losses = _user_losses(losses) if jobs > 1 else {}
     commit = _git_commit()  # now: the code the runs use, whatever changes later
     cpu0, start = _cpu_seconds(), time.perf_counter()
     with data_errors():  # the probe trains too: a model too large for an array
@@ -790,7 +855,7 @@ def study(
         err=True,
     )
     with data_errors(), _Progress(plan.total, quiet) as progress:
-        rows = _execute(plan, jobs, datasets, progress)
+        rows = _execute(plan, jobs, datasets, progress, user_losses)
     elapsed, cpu = time.perf_counter() - start, _cpu_seconds() - cpu0
     by_name = {spec: d.name for spec, d in datasets.items()}
     rank = {
@@ -804,15 +869,15 @@ def study(
             r["lr"],
         )
     )
-    command = (
-        "arrayloss study " + " ".join(sys.argv[2:])
+    command = (  # quoted as a shell reads it: the command runs again as written
+        "arrayloss study " + shlex.join(sys.argv[2:])
         if sys.argv[1:2] == ["study"]
         else ""
     )
     meta: dict[str, Any] = {
         "arrayloss": __version__,
         "commit": commit,
-        "command": command.strip(),
+        "command": utf8_text(command.strip()),
         "grid": grid,
         "data_sets": {d.name: _about(d) for d in datasets.values()},
         "losses": [_label(n, p) for n, p in losses],

@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from .._errors import DataError, UsageError, one_line
+from .._errors import DataError, UsageError, one_line, utf8_text
 from ._options import (
     backend_option,
     batch_size_option,
@@ -52,6 +52,7 @@ __all__ = [
     "OutputPath",
     "RunResult",
     "check_features",
+    "check_metrics",
     "check_outputs",
     "data_errors",
     "plot_format",
@@ -141,6 +142,27 @@ def check_features(dataset: Any, dtype: str) -> float:
     return top
 
 
+def check_metrics(
+    metrics: Mapping[str, Mapping[str, float]], name: str, dtype: str, scale: float
+) -> None:
+    """`DataError` when a metric of the trained model is not finite.
+
+    Every metric of finite scores is finite; one that is not means the scores
+    (or their sum over the samples) overflowed ``dtype``, as features far larger
+    on one part than on another make them, and the number would be wrong.
+    """
+    for part, values in metrics.items():
+        bad = [f"{k} {v:g}" for k, v in values.items() if not math.isfinite(v)]
+        if bad:
+            msg = (
+                f"{name}: the trained model's {part} metrics are not finite "
+                f"({', '.join(bad)}): its scores overflow {dtype} (features up to "
+                f"{scale:.3g}); rescale the features"
+                + (" or pass --dtype float64" if dtype != "float64" else "")
+            )
+            raise DataError(msg)
+
+
 def data_inputs(spec: str) -> list[str]:
     """The files behind ``--data``, which no output may replace."""
     return [] if spec in DATA_NAMES else [spec]
@@ -211,19 +233,24 @@ def check_outputs(
         while not os.path.lexists(p) and p != p.parent:
             created.add(p)
             p = p.parent
-    seen: dict[str, str] = {}
+    from ._output import file_identity
+
+    # by (device, inode): a hard link to the input is the input
+    seen: dict[tuple[int, int] | str, str] = {}
+    probed: set[Path] = set()
     for spec in inputs:
-        seen[os.path.realpath(spec)] = f"the input {spec!r}"
+        seen[file_identity(spec)] = f"the input {spec!r}"
     for path, label in files:
         real = os.path.realpath(path)
-        if real in seen:
-            what = seen[real]
+        ident = file_identity(str(path))
+        if ident in seen:
+            what = seen[ident]
             if what.startswith("the input"):
                 msg = f"{label} {str(path)!r} is {what}; choose another file"
             else:
                 msg = f"{label} {str(path)!r} and {what} name the same file"
             raise UsageError(msg)
-        seen[real] = f"{label} {str(path)!r}"
+        seen[ident] = f"{label} {str(path)!r}"
         if os.path.isdir(real):
             msg = f"cannot write {label} {str(path)!r}: it is a directory"
             raise DataError(msg)
@@ -249,10 +276,38 @@ def check_outputs(
         if not os.access(folder, os.W_OK | os.X_OK):
             msg = f"cannot write {label} {str(path)!r}: no permission to write in {str(folder)!r}"
             raise DataError(msg)
+        if folder not in probed:  # what os.access cannot tell (/proc, NFS, root)
+            probed.add(folder)
+            why = _cannot_create_in(folder)
+            if why is not None:
+                msg = f"cannot write {label} {str(path)!r}: no file can be made in {str(folder)!r} ({why})"
+                raise DataError(msg)
         parent = Path(real).parent
         if not os.path.lexists(parent) and parent not in created:
             msg = f"cannot write {label} {str(path)!r}: the folder {str(parent)!r} does not exist"
             raise DataError(msg)
+        try:
+            os.stat(path)  # what else writing would meet: a loop of links
+        except FileNotFoundError:
+            pass
+        except OSError as exc:
+            msg = f"cannot write {label} {str(path)!r}: {exc.strerror or exc}"
+            raise DataError(msg) from None
+
+
+def _cannot_create_in(folder: Path) -> str | None:
+    """Why no file can be created in ``folder`` (a hidden one is made and removed
+    again to find out), or ``None``."""
+    import tempfile
+
+    try:
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".arrayloss-", suffix=".part")
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(probe)
+    return None
 
 
 def _open_output(path: str) -> BinaryIO:
@@ -274,6 +329,12 @@ def _make_dirs(directory: Path) -> list[Path]:
     for d in reversed(missing):
         try:
             d.mkdir()
+        except FileExistsError:
+            if d.is_dir():  # made meanwhile by another run: theirs, not removed
+                continue
+            _remove_dirs(created)
+            msg = f"cannot create directory {str(directory)!r}: {str(d)!r} exists"
+            raise DataError(msg) from None
         except OSError as exc:
             _remove_dirs(created)
             msg = f"cannot create directory {str(directory)!r}: {exc.strerror or exc}"
@@ -446,11 +507,14 @@ def run(
         on_epoch=on_epoch,
     )
     seconds = time.perf_counter() - start
-    test_scores = mlp.to_numpy(mlp.predict(net, s.x_test))
-    metrics = {
-        "train": mlp.evaluate(net, s.x_train, y_train, k=top_k),
-        "test": mlp.score_metrics(test_scores, s.y_test, k=top_k),
-    }
+    # Scores that overflow make metrics that are not finite (`check_metrics` says
+    # so), not NumPy's warnings on stderr.
+    with np.errstate(over="ignore", invalid="ignore"):
+        test_scores = mlp.to_numpy(mlp.predict(net, s.x_test))
+        metrics = {
+            "train": mlp.evaluate(net, s.x_train, y_train, k=top_k),
+            "test": mlp.score_metrics(test_scores, s.y_test, k=top_k),
+        }
     return RunResult(
         net,
         metrics,
@@ -476,9 +540,15 @@ def _namespace(backend: str) -> Any:
 def _check_matplotlib() -> None:
     import importlib.util
 
+    from ._plot import matplotlib_problem
+
     if importlib.util.find_spec("matplotlib") is None:
         msg = "--plot needs matplotlib: pip install 'arrayloss[plot]'"
         raise click.ClickException(msg) from None
+    problem = matplotlib_problem()
+    if problem is not None:
+        msg = f"--plot: {problem}"
+        raise click.ClickException(msg)
 
 
 def _plot_curves(
@@ -499,7 +569,10 @@ def _plot_curves(
         ax.grid(alpha=0.3)
     fig.suptitle(title)
     buf = io.BytesIO()
-    fig.savefig(buf, format=image_format, dpi=120)
+    from ._plot import missing_glyphs_quiet
+
+    with missing_glyphs_quiet():  # a data set named in any script
+        fig.savefig(buf, format=image_format, dpi=120)
     return buf.getvalue()
 
 
@@ -644,13 +717,18 @@ def train(
             )
     except mlp.TrainingDiverged as exc:
         msg = (
-            f"training diverged in epoch {exc.epoch} ({exc.reason}); "
+            f"training diverged in epoch {exc.epoch} ({exc.reason} on the first "
+            "batch, before any step, so no smaller --lr helps); check the "
+            f"parameters of --loss {format_spec(name, params)!r}"
+            if exc.at_start
+            else f"training diverged in epoch {exc.epoch} ({exc.reason}); "
             f"try a smaller --lr than {lr_used:g}"
         )
         if feature_scale > 1e3:
             msg += f", or rescale the features (|x| up to {feature_scale:.3g})"
         raise click.ClickException(msg) from None
 
+    check_metrics(result.metrics, dataset.name, dtype, feature_scale)
     sizes = "-".join(str(s) for s in result.params.sizes)
     k = int(result.metrics["test"]["k"])
     spec = format_spec(name, params)
@@ -681,7 +759,7 @@ def train(
         click.echo(f"{label:<12}{tr:>8.4f}{te:>8.4f}")
 
     config = {
-        "data": data,
+        "data": utf8_text(data),
         "loss": name,
         "loss_params": params,
         "hidden": list(hidden),
@@ -729,7 +807,7 @@ def _save_contents(
     from .. import mlp
 
     summary = {"config": config, "metrics": result.metrics, "history": result.history}
-    text = (json.dumps(summary, indent=2) + "\n").encode()
+    text = (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode()
     fills: dict[str, Callable[[BinaryIO], Any]] = {
         "model.npz": lambda f: mlp.save(result.params, f, **config),
         "test_logits.npy": lambda f: np.save(f, result.test_scores),
