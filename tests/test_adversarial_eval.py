@@ -359,8 +359,8 @@ def test_sigterm_during_a_long_per_sample_write_leaves_nothing(tmp_path, rng, si
         if proc.poll() is None:
             proc.kill()
             proc.communicate()
-    # SIGINT: 130, or killed by SIGINT itself, as in test_cli_errors'
-    # test_sigint_during_eval_is_one_line (CPython re-raises it at exit when it
+    # SIGINT: 130, or killed by SIGINT itself, as test_cli_errors'
+    # test_ctrl_c_in_a_subprocess allows (CPython re-raises it at exit when it
     # landed in code run by PyRun_*)
     allowed = {128 + getattr(signal, sig)} | (
         {-signal.SIGINT} if sig == "SIGINT" else set()
