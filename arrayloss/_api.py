@@ -241,6 +241,7 @@ class Kernel:
             return _torch_compat.apply(
                 self, logits, labels, weights,
                 axis=axis, reduction=reduction, params={**params, **conv},
+                factors_of=sample_factors,
             )  # fmt: skip
         return evaluate(
             self, logits, labels, weights, axis=axis, reduction=reduction,

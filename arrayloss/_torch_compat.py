@@ -43,7 +43,7 @@ Nothing here imports torch unless a torch tensor is passed.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -149,6 +149,7 @@ def apply(
     axis: int,
     reduction: str,
     params: Mapping[str, Any],
+    factors_of: Callable[..., Array | None],
 ) -> tuple[Array, Array]:
     """``(value, grad)`` of ``loss`` with ``value`` differentiable by autograd.
 
@@ -156,7 +157,8 @@ def apply(
     ``value_and_grad`` methods taking ``(logits, labels, *, axis, reduction,
     weights, **params)``.  When the weights require grad (`weights_need_grad`)
     the node also computes the per-sample losses and the conventions' factors
-    their gradient needs.
+    their gradient needs, the latter by ``factors_of`` (`arrayloss._api.sample_factors`,
+    passed in by the front end, which imports this module).
 
     ``grad`` (the analytic gradient with respect to ``logits``) is returned
     detached.  Soft labels and class weights that require grad are refused
@@ -165,7 +167,15 @@ def apply(
     refuse_grad(labels, params.get("class_weights"))
     want_rows = weights_need_grad(weights)
     value, grad, _, _ = _function().apply(
-        logits, labels, weights, loss, axis, reduction, dict(params), want_rows
+        logits,
+        labels,
+        weights,
+        loss,
+        axis,
+        reduction,
+        dict(params),
+        want_rows,
+        factors_of,
     )
     return value, grad
 
@@ -231,14 +241,18 @@ def _wrapped(x: Any) -> bool:
 
 
 def _rows_and_factors(
-    loss: Any, z: Array, t: Array, axis: int, params: dict[str, Any]
+    loss: Any,
+    z: Array,
+    t: Array,
+    axis: int,
+    params: dict[str, Any],
+    factors_of: Callable[..., Array | None],
 ) -> tuple[Array, Array | None]:
     """The unweighted per-sample losses (``c_i l_i`` under the conventions) and the
-    conventions' factors ``c_i`` (``None`` without them): the weights' gradient."""
-    from ._api import sample_factors
-
+    conventions' factors ``c_i`` (``None`` without them, `apply`'s ``factors_of``):
+    the weights' gradient."""
     rows = loss.value(z, t, axis=axis, reduction="none", weights=None, **params)
-    factors = sample_factors(
+    factors = factors_of(
         z, t, axis=axis, ignore_index=params.get("ignore_index"),
         class_weights=params.get("class_weights"),
     )  # fmt: skip
@@ -292,6 +306,7 @@ def _function() -> Any:
             reduction: str,
             params: dict[str, Any],
             want_rows: bool,
+            factors_of: Callable[..., Array | None],
         ) -> tuple[Any, Any, Any, Any]:
             z, t, w, on_numpy = _as_numpy(*plain(logits, labels, weights))
             params = {k: _like(v, on_numpy) for k, v in params.items()}
@@ -300,7 +315,7 @@ def _function() -> Any:
             )
             rows = factors = None
             if want_rows and w is not None:
-                rows, factors = _rows_and_factors(loss, z, t, axis, params)
+                rows, factors = _rows_and_factors(loss, z, t, axis, params, factors_of)
             if on_numpy:
                 value, grad = _from_numpy(value), _from_numpy(grad)
                 rows = None if rows is None else _from_numpy(rows)
@@ -312,7 +327,7 @@ def _function() -> Any:
 
         @staticmethod
         def setup_context(ctx: Any, inputs: Any, output: Any) -> None:
-            logits, _, weights, _, axis, reduction, params, want_rows = inputs
+            logits, _, weights, _, axis, reduction, params, want_rows, _ = inputs
             value, grad, rows, factors = output
             ctx.mark_non_differentiable(grad, rows, factors)
             # Made inside `torch.func` (`grad`, `vjp`, ...), whose backward (also a
@@ -331,7 +346,7 @@ def _function() -> Any:
         @staticmethod
         def backward(
             ctx: Any, g_value: Any, *_: Any
-        ) -> tuple[Any, None, Any, None, None, None, None, None]:
+        ) -> tuple[Any, None, Any, None, None, None, None, None, None]:
             guard = torch.is_grad_enabled()  # create_graph=True
             if guard and not ctx.func:  # eagerly: refused at once
                 raise RuntimeError(_SECOND_ORDER)
@@ -351,7 +366,7 @@ def _function() -> Any:
                 deps = [x for x in (z, w) if x is not None]
                 dz = None if dz is None else first_order(dz, *deps)
                 dw = None if dw is None else first_order(dw, *deps)
-            return dz, None, dw, None, None, None, None, None
+            return dz, None, dw, None, None, None, None, None, None
 
         @staticmethod
         def vmap(
@@ -365,6 +380,7 @@ def _function() -> Any:
             reduction: str,
             params: dict[str, Any],
             want_rows: bool,
+            factors_of: Callable[..., Array | None],
         ) -> tuple[tuple[Any, ...], tuple[int, ...]]:
             """`torch.func.vmap`: the loss of each slice, stacked (the front end's
             value checks read values, so each slice is one eager call: the
@@ -389,7 +405,7 @@ def _function() -> Any:
                 node(
                     part(logits, in_dims[0], i), part(labels, in_dims[1], i),
                     part(weights, in_dims[2], i), loss, axis, reduction, params,
-                    want_rows,
+                    want_rows, factors_of,
                 )
                 for i in range(info.batch_size)
             ]  # fmt: skip

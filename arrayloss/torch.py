@@ -37,6 +37,7 @@ import torch
 
 from . import _torch_compat
 from ._adapter import check_options, export, present
+from ._api import sample_factors
 from ._registry import LOSSES, LossInfo, get_loss
 
 __all__ = ["Loss", "keras", "loss", *(n for n in LOSSES if "." not in n)]
@@ -63,7 +64,7 @@ def _function(info: LossInfo) -> Callable[..., torch.Tensor]:
             raise TypeError(msg)
         value, _ = _torch_compat.apply(
             info, logits, labels, weights,
-            axis=axis, reduction=reduction, params=params,
+            axis=axis, reduction=reduction, params=params, factors_of=sample_factors,
         )  # fmt: skip
         return value  # type: ignore[no-any-return]
 
