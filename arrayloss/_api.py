@@ -54,6 +54,7 @@ __all__ = [
     "Targets",
     "as_rows",
     "evaluate",
+    "mean_of",
     "normalize_axis",
     "prepare",
     "sample_factors",
@@ -1010,8 +1011,37 @@ def weighted_mean(terms: Array, b: Batch, *, subject: str = "a metric") -> Array
     xp = b.xp
     terms = xp.astype(terms, b.z.dtype)
     w, count = _mean_count(b, subject)
-    total = xp.sum(terms if w is None else _weighted(terms, w, xp=xp))
-    return _xp.as_0d(total / count, xp=xp)
+    return mean_of(terms if w is None else _weighted(terms, w, xp=xp), count, xp=xp)
+
+
+def mean_of(terms: Array, count: Array | int, *, xp: Namespace) -> Array:
+    """``sum(terms) / count``, a 0-d array of ``terms``' floating dtype, finite
+    wherever that mean is: float16 and bfloat16 terms are summed in float32 (as
+    `numpy.mean` does; 1000 losses of 70 summed to inf in float16), and terms
+    whose sum could overflow their dtype (``n * max |t|`` beyond its largest
+    number: 100 float32 losses of ``1e37``) are summed divided by a power of two
+    ``>= n``, the mean scaled back.  Otherwise exactly ``xp.sum(terms) / count``:
+    the scale is 1, and dividing and multiplying by 1 are exact."""
+    dtype = terms.dtype
+    if xp.finfo(dtype).bits < 32:
+        mean = mean_of(xp.astype(terms, xp.float32), count, xp=xp)
+        return _xp.as_0d(xp.astype(mean, dtype), xp=xp)
+    n = math.prod(terms.shape)
+    if n < 2:  # one term (or none) is its own sum
+        return _xp.as_0d(xp.sum(terms) / count, xp=xp)
+    top = xp.max(xp.abs(terms))
+    limit = float(xp.finfo(dtype).max) / n
+    big = (top > limit) & (top < math.inf)  # inf or NaN terms: the plain sum
+    if not _xp.is_lazy(terms) and not bool(big):
+        return _xp.as_0d(xp.sum(terms) / count, xp=xp)
+    # a power of two >= n: the scaled sum cannot overflow, the scaling is exact,
+    # and 1 / scale stays a normal number (XLA flushes subnormals: a scale of
+    # max |t| ~ 1e308 turned every term into 0)
+    power = xp.asarray(
+        2.0 ** math.ceil(math.log2(n)), dtype=dtype, device=_xp.xp_device(top)
+    )
+    scale = xp.where(big, power, xp.ones_like(top))
+    return _xp.as_0d(xp.sum(terms / scale) / count * scale, xp=xp)
 
 
 def _reduce(
@@ -1038,7 +1068,7 @@ def _reduce(
         loss = _weighted(loss, w, xp=xp)
         if grad is not None:
             grad = _weighted(grad, w, xp=xp)
-    value = _xp.as_0d(xp.sum(loss) / count, xp=xp)
+    value = mean_of(loss, count, xp=xp)
     if grad is not None and not scaled:
         if w is None and _xp.owns_writable_buffer(grad, xp=xp):
             grad *= 1 / count  # the kernel's own fresh array: no new temporary

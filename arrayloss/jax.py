@@ -63,7 +63,7 @@ from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
 
 from . import _xp
 from ._adapter import check_options, export, present
-from ._api import Kernel, sample_factors
+from ._api import Kernel, mean_of, sample_factors
 from ._registry import CONVENTIONS, LOSSES, LossInfo, get_loss
 from ._typing import Array
 from .losses import l2 as _l2
@@ -250,7 +250,7 @@ def _blocked(call: _Call, want_grad: bool) -> tuple[Array, Array | None]:
                     f"weight (got {n} samples)"
                 )
                 raise ValueError(msg)
-            value = value / count
+            value = mean_of(rows, count, xp=jnp)
             grad = None if grad is None else grad / count
     if grad is not None:
         grad = jnp.moveaxis(jnp.reshape(grad, (*batch, c)), -1, axis)
