@@ -488,3 +488,61 @@ def test_weights_beyond_the_range_times_a_zero_loss(reduction):
         np.testing.assert_array_equal(g[0], 0.0)
         np.testing.assert_array_equal(g[1], [0.0, -1.0, 1.0])
         np.testing.assert_array_equal(v, [0.0, 2.0] if reduction == "none" else 2.0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_dask_huge_weights_agree_with_numpy(name, reduction):
+    """On Dask, ``weights`` times ``class_weights`` past the float range (and
+    float64 weights beyond float32 scores) give NumPy's values exactly, silently:
+    the product overflowed with a warning in a block and the check of the
+    weights' blocks then said "`weights` contain NaN or infinite values"."""
+    da = pytest.importorskip("dask.array")
+    info = LOSSES[name]
+    opts = _options(info)
+    rng = np.random.default_rng(7)
+    z = rng.standard_normal((6, C))
+    y = np.array([0, 2, 1, 3, 0, 2])
+    w = np.array([1e300, 1.0, 2.0, 1e200, 0.0, 1e-300])
+    cw = np.array([1e10, 2.0, 1e290, 0.5])  # w cw: inf, 1e290, 4, 5e199, 0, 1e-10
+    z32 = z.astype(np.float32)
+    for zz, kw in (
+        (z, {"weights": w, "class_weights": cw}),
+        (z, {"weights": w, "class_weights": cw, "ignore_index": 1}),
+        (z32, {"weights": w * 1e8}),
+        (z32, {"weights": w * 1e8, "class_weights": cw}),
+    ):
+        want, want_g = info.value_and_grad(zz, y, reduction=reduction, **kw, **opts)
+        lazy = {k: da.from_array(v, chunks=4) if k != "ignore_index" else v
+                for k, v in kw.items()}  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            v, g = info.value_and_grad(
+                da.from_array(zz, chunks=(4, C)), da.from_array(y, chunks=4),
+                reduction=reduction, **lazy, **opts,
+            )  # fmt: skip
+            v, g = np.asarray(v), np.asarray(g)
+        np.testing.assert_array_equal(v, want)
+        np.testing.assert_array_equal(g, want_g)
+
+
+def test_dask_bad_weights_with_class_weights_are_named():
+    """Bad ``weights`` next to ``class_weights`` on Dask are named as NumPy names
+    them (the check saw their product with the class weights)."""
+    da = pytest.importorskip("dask.array")
+    z = da.from_array(np.zeros((4, 3)), chunks=(2, 3))
+    y = da.from_array(np.array([0, 1, 2, 0]), chunks=2)
+    cw = np.array([1.0, 1e300, 2.0])
+    for bad, match in (
+        ([1.0, np.nan, 1.0, 1.0], "`weights` contain NaN or infinite"),
+        ([1.0, 1.0, np.inf, 1.0], "`weights` contain NaN or infinite"),
+        ([1.0, 1.0, 1.0, -1.0], "`weights` must be non-negative"),
+    ):
+        weights = da.from_array(np.array(bad), chunks=2)
+        for ii in (None, 1):
+            with pytest.raises(ValueError, match=match):
+                np.asarray(
+                    LOSSES["cross_entropy"].value(
+                        z, y, weights=weights, class_weights=cw, ignore_index=ii
+                    )
+                )
