@@ -55,6 +55,7 @@ __all__ = [
     "as_rows",
     "autograd_factors",
     "evaluate",
+    "in_work_dtype",
     "normalize_axis",
     "prepare",
     "sample_factors",
@@ -166,6 +167,28 @@ class Targets:
             x[rows, self.index] = -xp.inf
             return x
         return xp.where(self.mask, xp.full_like(z, -xp.inf), z)
+
+
+def in_work_dtype(rows: KernelRows) -> KernelRows:
+    """``rows`` computed in `arrayloss._xp.work_dtype` (float32 for float16 and
+    bfloat16 scores) and its results rounded to the scores' dtype once; for the
+    other dtypes ``rows`` itself, untouched."""
+
+    @functools.wraps(rows)
+    def run(
+        z: Array, t: Targets, *, xp: Namespace, want_grad: bool, **params: Any
+    ) -> tuple[Array, Array | None]:
+        dtype = z.dtype
+        work = _xp.work_dtype(dtype, xp=xp)
+        if work == dtype:
+            return rows(z, t, xp=xp, want_grad=want_grad, **params)
+        soft = None if t.soft is None else xp.astype(t.soft, work)
+        tw = Targets(index=t.index, soft=soft, n_classes=t.n_classes, dtype=work, xp=xp)
+        loss, grad = rows(xp.astype(z, work), tw, xp=xp, want_grad=want_grad, **params)
+        loss = _xp.round_to(loss, dtype, xp=xp)
+        return loss, None if grad is None else _xp.round_to(grad, dtype, xp=xp)
+
+    return run
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ exists to do so (for arrays the caller created itself).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from array_api_compat import (
@@ -42,6 +43,7 @@ __all__ = [
     "logaddexp",
     "logsumexp",
     "owns_writable_buffer",
+    "round_to",
     "row_max_at",
     "scatter_supported",
     "sigmoid",
@@ -53,6 +55,7 @@ __all__ = [
     "through_softmax",
     "through_softmax_from_g",
     "to_numpy",
+    "work_dtype",
     "xp_device",
 ]
 
@@ -110,6 +113,30 @@ def as_floating(x: Array, name: str, *, xp: Namespace) -> Array:
         return xp.astype(x, default_float(xp, xp_device(x)))
     msg = f"`{name}` must have a real floating or integer dtype (got {x.dtype})"
     raise TypeError(msg)
+
+
+def work_dtype(dtype: object, *, xp: Namespace) -> object:
+    """The dtype to compute in for results of ``dtype``: float32 for the 16-bit
+    floats (float16, bfloat16), whose range and precision the intermediate steps
+    exceed; ``dtype`` itself otherwise.  Results are rounded to ``dtype`` once."""
+    return xp.float32 if xp.finfo(dtype).bits < 32 else dtype
+
+
+def round_to(x: Array, dtype: object, *, xp: Namespace) -> Array:
+    """``x`` rounded to the narrower floating ``dtype`` (`work_dtype`'s results):
+    what a cast gives, ``+-inf`` where it is beyond the range, without NumPy's
+    'overflow encountered in cast' warning."""
+    if x.dtype == dtype:
+        return x
+    info = xp.finfo(dtype)
+    big = float(info.max)
+    if float(xp.finfo(x.dtype).max) > big:
+        # From fmax + half its spacing on, round to nearest (even) gives inf.
+        edge = big + float(info.eps) * 2.0 ** (math.frexp(big)[1] - 2)
+        inf = xp.full_like(x, xp.inf)
+        near = xp.clip(x, min=-big, max=big)  # below the edge: rounds to +-fmax
+        x = xp.where(x >= edge, inf, xp.where(x <= -edge, -inf, near))
+    return xp.astype(x, dtype)
 
 
 def finfo_eps(dtype: object, *, xp: Namespace) -> float:
