@@ -213,9 +213,6 @@ class Kernel:
     # parameters passed as traced arrays; the others are compile-time constants.
     # ``None``: JAX runs ``rows`` as it is.
     jax_compile: tuple[str, ...] | None = None
-    # Concrete JAX arrays: ``jax_eager(z, **params)`` true runs ``rows`` as it is
-    # instead of the compiled program (rows that only the eager code handles).
-    jax_eager: Callable[..., bool] | None = None
 
     def value(self, logits: Array, labels: Array, **options: Any) -> Array:
         """The reduced (or per-sample) loss.
@@ -700,12 +697,7 @@ def evaluate(
         loss_rows, grad_rows = _dask_rows(
             kernel, b.z, targets, given, want_grad, run_params
         )
-    elif (
-        kernel.jax_compile is not None
-        and b.eager
-        and is_jax_namespace(xp)
-        and not (kernel.jax_eager is not None and kernel.jax_eager(b.z, **b.params))
-    ):
+    elif kernel.jax_compile is not None and b.eager and is_jax_namespace(xp):
         loss_rows, grad_rows = _jax_rows(kernel, b.z, targets, want_grad, run_params)
     else:
         loss_rows, grad_rows = kernel.rows(

@@ -424,6 +424,61 @@ def test_smooth_topk_wide_rows_among_ordinary_ones():
             assert np.max(np.abs(g[i] - ref_g)) <= tol
 
 
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_smooth_topk_wide_rows_inside_jax_jit(k):
+    """Inside ``jax.jit`` (and `arrayloss.jax` without host kernels, under
+    ``jax.grad``) the wide rows get the 800-digit values too, as eagerly; they were
+    NaN there (the traced program took the regular path on every row).  The
+    ordinary rows of the batch equal those of a batch of that shape without wide
+    rows."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+    from mpref import reference_sequential
+
+    import arrayloss.jax as alj
+    from arrayloss.losses._topk import smooth_topk_svm_and_grad
+
+    jax.config.update("jax_enable_x64", True)  # as the suite's JAX backend does
+    rows = [row for row in TOPK_WIDE if row[2] == k]
+    zw = [row[0] + [0.0] * (6 - len(row[0])) for row in rows]  # padded: -> 6 classes
+    rng = np.random.default_rng(2)
+    z_ord = rng.standard_normal((3, 6))
+    y_ord = np.array([0, 3, 5])
+    z = np.concatenate([np.array(zw), z_ord])
+    y = np.concatenate([[row[1] for row in rows], y_ord])
+    tau = np.array([row[3] for row in rows])
+    for tau_i in np.unique(tau):
+        sel = np.concatenate([tau == tau_i, np.ones(3, bool)])
+        zz, yy = jnp.asarray(z[sel]), jnp.asarray(y[sel])
+
+        def f(a, b, tau_i=float(tau_i)):
+            return smooth_topk_svm_and_grad(a, b, k=k, tau=tau_i, reduction="none")
+
+        v, g = (np.asarray(x) for x in jax.jit(f)(zz, yy))
+        old = alj.HOST_KERNELS
+        alj.HOST_KERNELS = False
+        try:
+            total = jax.jit(jax.grad(
+                lambda a, b, tau_i=float(tau_i): alj.smooth_topk_svm(
+                    a, b, k=k, tau=tau_i, reduction="sum")))  # fmt: skip
+            g_ad = np.asarray(total(zz, yy))
+        finally:
+            alj.HOST_KERNELS = old
+        # Against the same shape (XLA's results may depend on the batch size).
+        plain = np.concatenate([np.repeat(z_ord[:1], int(sel.sum()) - 3, 0), z_ord])
+        v_o, g_o = (np.asarray(x)[-3:] for x in jax.jit(f)(jnp.asarray(plain), yy))
+        np.testing.assert_array_equal(v[-3:], v_o)
+        np.testing.assert_array_equal(g[-3:], g_o)
+        np.testing.assert_array_equal(g_ad, g)
+        for i in range(int(sel.sum()) - 3):
+            ref_v, ref_g = reference_sequential(
+                [float(u) for u in z[sel][i]], int(y[sel][i]), k, float(tau_i), 1.0,
+                dps=800,
+            )  # fmt: skip
+            assert abs(float(v[i]) - ref_v) <= 1e-14 * abs(ref_v), (i, v[i], ref_v)
+            assert np.max(np.abs(g[i] - ref_g)) <= 1e-14, (i, g[i], ref_g)
+
+
 # --------------------------------------------------------------------------------------
 # Weights near the largest float: the weighted mean does not depend on their scale.
 # --------------------------------------------------------------------------------------
