@@ -54,6 +54,7 @@ __all__ = [
     "take_along_axis",
     "through_softmax",
     "through_softmax_from_g",
+    "times_mass",
     "to_numpy",
     "work_dtype",
     "xp_device",
@@ -282,6 +283,15 @@ def through_softmax(p: Array, pg: Array, *, xp: Namespace) -> Array:
     pg_top = xp.sum(xp.where(first, pg, zero), axis=1, keepdims=True)
     out = pg - p * (pg_others + pg_top)
     return xp.where(first, pg_top * c_top - p_top * pg_others, out)
+
+
+def times_mass(q: Array, x: Array, *, xp: Namespace) -> Array:
+    """``q * x`` for target masses ``q``, with ``0`` where a class without mass
+    (``q == 0``) has an infinite ``x`` (``log p`` overflowed at scores spread to
+    the float range): NaN and an 'invalid value' warning otherwise.  Every other
+    entry is the plain product, bit for bit."""
+    void = (q == 0) & xp.isinf(x)
+    return q * xp.where(void, xp.zeros_like(x), x)
 
 
 def through_softmax_from_g(p: Array, g: Array, *, xp: Namespace) -> Array:

@@ -66,7 +66,7 @@ def _log_loss(w: Array, log_s: Array, t: Targets, *, xp: Namespace) -> Array:
     ``log_s`` (``lse(w) - w_y`` for class indices)."""
     if t.index is not None:
         return log_s[:, 0] - t.pick(w)
-    return log_s[:, 0] - xp.sum(t.probs * w, axis=1)
+    return log_s[:, 0] - xp.sum(_xp.times_mass(t.probs, w, xp=xp), axis=1)
 
 
 def _residual(p: Array, c: Array, q: Array) -> Array:
