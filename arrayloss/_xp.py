@@ -42,6 +42,7 @@ __all__ = [
     "log_softmax",
     "logaddexp",
     "logsumexp",
+    "massless_zeroed",
     "owns_writable_buffer",
     "round_to",
     "row_max_at",
@@ -290,8 +291,14 @@ def times_mass(q: Array, x: Array, *, xp: Namespace) -> Array:
     (``q == 0``) has an infinite ``x`` (``log p`` overflowed at scores spread to
     the float range): NaN and an 'invalid value' warning otherwise.  Every other
     entry is the plain product, bit for bit."""
+    return q * massless_zeroed(q, x, xp=xp)
+
+
+def massless_zeroed(q: Array, x: Array, *, xp: Namespace) -> Array:
+    """``x`` with ``0`` where ``q == 0`` and ``x`` is infinite (`times_mass`'s
+    factor, for products formed otherwise: ``vecdot``, ``2 * q * x``)."""
     void = (q == 0) & xp.isinf(x)
-    return q * xp.where(void, xp.zeros_like(x), x)
+    return xp.where(void, xp.zeros_like(x), x)
 
 
 def through_softmax_from_g(p: Array, g: Array, *, xp: Namespace) -> Array:
