@@ -309,11 +309,12 @@ class Batch:
         if self.weights is None:
             return None
         xp, w = self.xp, self.weights
-        if w.dtype != self.z.dtype and (not self.eager or w.shape[0] > 0):
+        dask = is_dask_namespace(xp)
+        if w.dtype != self.z.dtype and (dask or (self.eager and w.shape[0] > 0)):
             fmax = xp.finfo(self.z.dtype).max
-            # Beyond the scores' dtype: inf, without a warning (lazy arrays always
-            # take the `where`, which leaves the other weights as they are).
-            if not self.eager or float(self.w_top) > float(fmax):
+            # Beyond the scores' dtype: inf, without a warning (Dask always takes
+            # the `where`, which leaves the other weights as they are).
+            if dask or float(self.w_top) > float(fmax):
                 w = xp.where(w > fmax, xp.full_like(w, xp.inf), w)
         return xp.astype(w, self.z.dtype)
 
@@ -1005,7 +1006,10 @@ def _weighted(x: Array, w: Array, *, xp: Namespace) -> Array:
     if x.ndim == 2:
         w = w[:, None]
     x = xp.where(w == 0, xp.zeros_like(x), x)
-    if _xp.is_lazy(w) or not bool(xp.all(xp.isfinite(w))):
+    if _xp.is_lazy(w):  # Dask always (cheap); a JAX tracer as it is
+        if is_dask_namespace(xp):
+            w = xp.where(x == 0, xp.ones_like(x), w)
+    elif not bool(xp.all(xp.isfinite(w))):
         w = xp.where(x == 0, xp.ones_like(x), w)
     return w * x
 
