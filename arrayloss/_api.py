@@ -54,6 +54,7 @@ __all__ = [
     "Targets",
     "as_rows",
     "evaluate",
+    "in_work_dtype",
     "mean_of",
     "normalize_axis",
     "prepare",
@@ -181,6 +182,28 @@ class Targets:
         return xp.where(self.mask, xp.full_like(z, -xp.inf), z)
 
 
+def in_work_dtype(rows: KernelRows) -> KernelRows:
+    """``rows`` computed in `arrayloss._xp.work_dtype` (float32 for float16 and
+    bfloat16 scores) and its results rounded to the scores' dtype once; for the
+    other dtypes ``rows`` itself, untouched."""
+
+    @functools.wraps(rows)
+    def run(
+        z: Array, t: Targets, *, xp: Namespace, want_grad: bool, **params: Any
+    ) -> tuple[Array, Array | None]:
+        dtype = z.dtype
+        work = _xp.work_dtype(dtype, xp=xp)
+        if work == dtype:
+            return rows(z, t, xp=xp, want_grad=want_grad, **params)
+        soft = None if t.soft is None else xp.astype(t.soft, work)
+        tw = Targets(index=t.index, soft=soft, n_classes=t.n_classes, dtype=work, xp=xp)
+        loss, grad = rows(xp.astype(z, work), tw, xp=xp, want_grad=want_grad, **params)
+        loss = _xp.round_to(loss, dtype, xp=xp)
+        return loss, None if grad is None else _xp.round_to(grad, dtype, xp=xp)
+
+    return run
+
+
 @dataclass(frozen=True)
 class Kernel:
     """A loss written for ``(n, C)`` scores, plus what labels it accepts."""
@@ -203,9 +226,6 @@ class Kernel:
     # parameters passed as traced arrays; the others are compile-time constants.
     # ``None``: JAX runs ``rows`` as it is.
     jax_compile: tuple[str, ...] | None = None
-    # Concrete JAX arrays: ``jax_eager(z, **params)`` true runs ``rows`` as it is
-    # instead of the compiled program (rows that only the eager code handles).
-    jax_eager: Callable[..., bool] | None = None
 
     def value(self, logits: Array, labels: Array, **options: Any) -> Array:
         """The reduced (or per-sample) loss.
@@ -279,8 +299,12 @@ class Batch:
     # given).  The weights are already zero there.
     kept: Array | None = None
     # The scale-free mean weights, where sample weights times class weights
-    # overflowed to inf (`_with_class_weights`); ``None`` otherwise.
+    # overflowed to inf (`_with_class_weights`; on Dask always with class
+    # weights); ``None`` otherwise.
     w_mean_given: Array | None = None
+    # The caller's ``(n,)`` weights before the conventions multiplied them, which
+    # a Dask batch checks block by block (``None``: the same as ``weights``).
+    given_weights: Array | None = None
 
     @property
     def n(self) -> int:
@@ -298,10 +322,13 @@ class Batch:
         if self.weights is None:
             return None
         xp, w = self.xp, self.weights
-        if self.eager and w.dtype != self.z.dtype and w.shape[0] > 0:
+        dask = is_dask_namespace(xp)
+        if w.dtype != self.z.dtype and (dask or (self.eager and w.shape[0] > 0)):
             fmax = xp.finfo(self.z.dtype).max
-            if float(self.w_top) > float(fmax):  # beyond the scores' dtype: inf,
-                w = xp.where(w > fmax, xp.full_like(w, xp.inf), w)  # without a warning
+            # Beyond the scores' dtype: inf, without a warning (Dask always takes
+            # the `where`, which leaves the other weights as they are).
+            if dask or float(self.w_top) > float(fmax):
+                w = xp.where(w > fmax, xp.full_like(w, xp.inf), w)
         return xp.astype(w, self.z.dtype)
 
     @cached_property
@@ -493,7 +520,7 @@ def prepare(
         name, soft_labels, labels, tuple(scores.shape), ax, batch_shape, z, eager,
         xp=xp, ignore_index=ignore_index,
     )  # fmt: skip
-    w = _weights(weights, batch_shape, eager, xp=xp)
+    w = given = _weights(weights, batch_shape, eager, xp=xp)
     w_mean = None
     if class_weights is not None:
         cw = _like_scores(scores, class_weights)
@@ -509,7 +536,7 @@ def prepare(
     return Batch(
         xp=xp, z=z, targets=targets, weights=w, batch_shape=batch_shape, axis=ax,
         ndim=len(scores.shape), eager=eager, params=checked, kept=kept,
-        w_mean_given=w_mean,
+        w_mean_given=w_mean, given_weights=given,
     )  # fmt: skip
 
 
@@ -590,10 +617,19 @@ def _with_class_weights(
         return per_sample, None
     dtype = xp.result_type(w.dtype, per_sample.dtype)
     w, per_sample = xp.astype(w, dtype), xp.astype(per_sample, dtype)
+    if is_dask_namespace(xp):
+        return _dask_products(w, per_sample)
     if not eager or w.shape[0] == 0:
         return w * per_sample, None
-    fmax = float(xp.finfo(dtype).max)
-    top_w, top_c = float(xp.max(w)), float(xp.max(per_sample))
+    return _products(w, per_sample, float(xp.max(w)), float(xp.max(per_sample)))
+
+
+def _products(
+    w: Array, per_sample: Array, top_w: float, top_c: float
+) -> tuple[Array, Array | None]:
+    """`_with_class_weights` of eager arrays, given the largest weight of each."""
+    xp = _xp.array_namespace(w)
+    fmax = float(xp.finfo(w.dtype).max)
     if top_w * top_c <= fmax:  # Python floats: the usual case, nothing overflows
         return w * per_sample, None
     # fl(w c) overflows exactly when fl((w 2^-i)(c 2^-j)) >= 2^(emax - i - j): a
@@ -606,6 +642,32 @@ def _with_class_weights(
     product = xp.where(over, xp.zeros_like(w), w) * per_sample
     product = xp.where(over, xp.full_like(product, xp.inf), product)
     return product, (w / top_w) * (per_sample / top_c)
+
+
+def _dask_products(w: Array, per_sample: Array) -> tuple[Array, Array]:
+    """`_products` block by block, with the largest weights of the whole batch:
+    the products and the mean's weights (the products themselves where none
+    overflows), lazily, each value as the eager arrays give it."""
+    import dask.array as da
+
+    if w.shape[0] == 0:
+        return w * per_sample, w * per_sample
+    per_sample = per_sample.rechunk(w.chunks)
+    tops = [da.max(x)[None, None] for x in (w, per_sample)]  # type: ignore[no-untyped-call, unused-ignore]
+
+    def block(wb: Array, cb: Array, tw: Array, tc: Array) -> Array:
+        bxp = _xp.array_namespace(wb)
+        top_w, top_c = float(tw[0, 0]), float(tc[0, 0])
+        if not (math.isfinite(top_w) and math.isfinite(top_c)):
+            return bxp.stack([wb, wb], axis=1)  # bad weights: the checks raise
+        product, scaled = _products(wb[:, 0], cb[:, 0], top_w, top_c)
+        return bxp.stack([product, product if scaled is None else scaled], axis=1)
+
+    out = da.map_blocks(  # type: ignore[no-untyped-call, unused-ignore]
+        block, w[:, None], per_sample[:, None], *tops, dtype=w.dtype,
+        chunks=(w.chunks[0], (2,)), meta=w._meta,
+    )  # fmt: skip
+    return out[:, 0], out[:, 1]
 
 
 def _check_finite_scores(z: Array, xp: Namespace) -> None:
@@ -671,15 +733,11 @@ def evaluate(
     if is_dask_namespace(xp) and not (
         kernel.batch_wide_soft and targets.soft is not None
     ):
+        given = b.weights if b.given_weights is None else b.given_weights
         loss_rows, grad_rows = _dask_rows(
-            kernel, b.z, targets, b.weights, want_grad, run_params
+            kernel, b.z, targets, given, want_grad, run_params
         )
-    elif (
-        kernel.jax_compile is not None
-        and b.eager
-        and is_jax_namespace(xp)
-        and not (kernel.jax_eager is not None and kernel.jax_eager(b.z, **b.params))
-    ):
+    elif kernel.jax_compile is not None and b.eager and is_jax_namespace(xp):
         loss_rows, grad_rows = _jax_rows(kernel, b.z, targets, want_grad, run_params)
     else:
         loss_rows, grad_rows = kernel.rows(
@@ -1000,7 +1058,10 @@ def _weighted(x: Array, w: Array, *, xp: Namespace) -> Array:
     if x.ndim == 2:
         w = w[:, None]
     x = xp.where(w == 0, xp.zeros_like(x), x)
-    if not _xp.is_lazy(w) and not bool(xp.all(xp.isfinite(w))):
+    if _xp.is_lazy(w):  # Dask always (cheap); a JAX tracer as it is
+        if is_dask_namespace(xp):
+            w = xp.where(x == 0, xp.ones_like(x), w)
+    elif not bool(xp.all(xp.isfinite(w))):
         w = xp.where(x == 0, xp.ones_like(x), w)
     return w * x
 

@@ -8,6 +8,7 @@ exists to do so (for arrays the caller created itself).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from array_api_compat import (
@@ -42,7 +43,9 @@ __all__ = [
     "log_softmax",
     "logaddexp",
     "logsumexp",
+    "massless_zeroed",
     "owns_writable_buffer",
+    "round_to",
     "row_max_at",
     "scatter_supported",
     "sigmoid",
@@ -53,7 +56,9 @@ __all__ = [
     "take_along_axis",
     "through_softmax",
     "through_softmax_from_g",
+    "times_mass",
     "to_numpy",
+    "work_dtype",
     "xp_device",
 ]
 
@@ -130,6 +135,30 @@ def as_floating(x: Array, name: str, *, xp: Namespace) -> Array:
         return xp.astype(x, default_float(xp, xp_device(x)))
     msg = f"`{name}` must have a real floating or integer dtype (got {x.dtype})"
     raise TypeError(msg)
+
+
+def work_dtype(dtype: object, *, xp: Namespace) -> object:
+    """The dtype to compute in for results of ``dtype``: float32 for the 16-bit
+    floats (float16, bfloat16), whose range and precision the intermediate steps
+    exceed; ``dtype`` itself otherwise.  Results are rounded to ``dtype`` once."""
+    return xp.float32 if xp.finfo(dtype).bits < 32 else dtype
+
+
+def round_to(x: Array, dtype: object, *, xp: Namespace) -> Array:
+    """``x`` rounded to the narrower floating ``dtype`` (`work_dtype`'s results):
+    what a cast gives, ``+-inf`` where it is beyond the range, without NumPy's
+    'overflow encountered in cast' warning."""
+    if x.dtype == dtype:
+        return x
+    info = xp.finfo(dtype)
+    big = float(info.max)
+    if float(xp.finfo(x.dtype).max) > big:
+        # From fmax + half its spacing on, round to nearest (even) gives inf.
+        edge = big + float(info.eps) * 2.0 ** (math.frexp(big)[1] - 2)
+        inf = xp.full_like(x, xp.inf)
+        near = xp.clip(x, min=-big, max=big)  # below the edge: rounds to +-fmax
+        x = xp.where(x >= edge, inf, xp.where(x <= -edge, -inf, near))
+    return xp.astype(x, dtype)
 
 
 def finfo_eps(dtype: object, *, xp: Namespace) -> float:
@@ -275,6 +304,21 @@ def through_softmax(p: Array, pg: Array, *, xp: Namespace) -> Array:
     pg_top = xp.sum(xp.where(first, pg, zero), axis=1, keepdims=True)
     out = pg - p * (pg_others + pg_top)
     return xp.where(first, pg_top * c_top - p_top * pg_others, out)
+
+
+def times_mass(q: Array, x: Array, *, xp: Namespace) -> Array:
+    """``q * x`` for target masses ``q``, with ``0`` where a class without mass
+    (``q == 0``) has an infinite ``x`` (``log p`` overflowed at scores spread to
+    the float range): NaN and an 'invalid value' warning otherwise.  Every other
+    entry is the plain product, bit for bit."""
+    return q * massless_zeroed(q, x, xp=xp)
+
+
+def massless_zeroed(q: Array, x: Array, *, xp: Namespace) -> Array:
+    """``x`` with ``0`` where ``q == 0`` and ``x`` is infinite (`times_mass`'s
+    factor, for products formed otherwise: ``vecdot``, ``2 * q * x``)."""
+    void = (q == 0) & xp.isinf(x)
+    return xp.where(void, xp.zeros_like(x), x)
 
 
 def through_softmax_from_g(p: Array, g: Array, *, xp: Namespace) -> Array:

@@ -1130,10 +1130,7 @@ def log_elementary_symmetric(
     # the losses' front end: float promotion, axis (TypeError if not an integer)
     rows, batch, _ = as_rows(x, name="x", axis=axis, xp=xp, what="the variables' axis")
     dtype = rows.dtype
-    work = dtype
-    if xp.finfo(dtype).bits < 32:
-        work = xp.float32
-    x2 = xp.astype(rows, work, copy=False)
+    x2 = xp.astype(rows, _xp.work_dtype(dtype, xp=xp), copy=False)
     if is_dask_namespace(xp):  # rows are independent: run eagerly on each chunk
         x2 = x2.rechunk({1: -1})
         out = x2.map_blocks(
@@ -1144,7 +1141,7 @@ def log_elementary_symmetric(
         out = _jax_log_esp(k, method)(x2)  # one compiled program
     else:
         out = _log_esp_rows(x2, k, method, xp=xp)
-    return xp.astype(xp.reshape(out, (*batch, k + 1)), dtype, copy=False)
+    return _xp.round_to(xp.reshape(out, (*batch, k + 1)), dtype, xp=xp)
 
 
 def _log_esp_block(x: Array, k: int, method: str) -> Array:

@@ -284,3 +284,74 @@ def reference_sequential(s, g: int, k: int, tau: float, alpha: float, *, dps: in
             grad[j] = sig / k * ys[p] * (c1 / e[k] - c2 / e[k - 1])
         grad[g] = -sig / k
         return float(loss), np.array([float(v) for v in grad])
+
+
+# The Keras 2.10 catalogue (`arrayloss.keras`; used by test_keras.py): each loss's
+# formula on q = softmax(z), with Keras' clipping and ε = 1e-7 (its float64 value).
+
+KERAS_EPS = 1e-7
+
+
+def keras(name: str, z: Row, t: Row) -> Any:
+    """The loss ``keras.<name>`` of one row (default parameters); ``t`` binary
+    rows are Keras' hinge labels ``2t - 1``."""
+    c = len(z)
+    p, lp, _ = softmax(z)
+    eps = mp.mpf(KERAS_EPS)
+    d = [pj - tj for pj, tj in zip(p, t, strict=True)]
+    pt = list(zip(p, t, strict=True))
+    if name == "categorical_crossentropy":
+        return -mp.fsum(tj * lj for tj, lj in zip(t, lp, strict=True))
+    if name == "kl_divergence":
+        tc = [min(max(tj, eps), 1) for tj in t]
+        return mp.fsum(
+            a * (mp.log(a) - mp.log(max(pj, eps)))
+            for (pj, _), a in zip(pt, tc, strict=True)
+        )
+    if name == "poisson":
+        return mp.fsum(pj - tj * mp.log(pj + eps) for pj, tj in pt) / c
+    if name == "categorical_hinge":
+        pos = mp.fsum(tj * pj for pj, tj in pt)
+        return max(max((1 - tj) * pj for pj, tj in pt) - pos + 1, 0)
+    if name in ("hinge", "squared_hinge"):
+        ts = [2 * tj - 1 for tj in t] if all(tj in (0, 1) for tj in t) else t
+        m = [max(1 - a * pj, 0) for a, pj in zip(ts, p, strict=True)]
+        return mp.fsum(m if name == "hinge" else [x * x for x in m]) / c
+    if name == "mean_squared_error":
+        return mp.fsum(x * x for x in d) / c
+    if name == "mean_absolute_error":
+        return mp.fsum(abs(x) for x in d) / c
+    if name == "mean_absolute_percentage_error":
+        return (
+            100
+            * mp.fsum(abs(x) / max(abs(tj), eps) for x, tj in zip(d, t, strict=True))
+            / c
+        )
+    if name == "mean_squared_logarithmic_error":
+        a = [mp.log1p(max(pj, eps)) - mp.log1p(max(tj, eps)) for pj, tj in pt]
+        return mp.fsum(x * x for x in a) / c
+    if name == "log_cosh":
+        return mp.fsum(mp.log(mp.cosh(x)) for x in d) / c
+    if name == "huber":  # delta = 1
+        return (
+            mp.fsum(x * x / 2 if abs(x) <= 1 else abs(x) - mp.mpf(1) / 2 for x in d) / c
+        )
+    if name == "cosine_similarity":  # tf.math.l2_normalize: floor 1e-12 on |x|^2
+        floor = mp.mpf(1e-12)
+        nq = mp.sqrt(max(mp.fsum(x * x for x in p), floor))
+        nt = mp.sqrt(max(mp.fsum(x * x for x in t), floor))
+        return -mp.fsum(pj * tj for pj, tj in pt) / (nq * nt)
+    raise KeyError(name)
+
+
+def keras_and_grad(name: str, z: Any, t: Any) -> tuple[Any, list[Any]]:
+    """`keras` of one row and its gradient in the scores (mpmath's
+    high-precision differentiation), from float rows."""
+    zi, ti = _mp(z), _mp(t)
+
+    def along(x: Any, j: int) -> Any:
+        return keras(name, [x if k == j else v for k, v in enumerate(zi)], ti)
+
+    return keras(name, zi, ti), [
+        mp.diff(lambda x, j=j: along(x, j), zi[j]) for j in range(len(zi))
+    ]

@@ -424,6 +424,61 @@ def test_smooth_topk_wide_rows_among_ordinary_ones():
             assert np.max(np.abs(g[i] - ref_g)) <= tol
 
 
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_smooth_topk_wide_rows_inside_jax_jit(k):
+    """Inside ``jax.jit`` (and `arrayloss.jax` without host kernels, under
+    ``jax.grad``) the wide rows get the 800-digit values too, as eagerly; they were
+    NaN there (the traced program took the regular path on every row).  The
+    ordinary rows of the batch equal those of a batch of that shape without wide
+    rows."""
+    jax = pytest.importorskip("jax")
+    import jax.numpy as jnp
+    from mpref import reference_sequential
+
+    import arrayloss.jax as alj
+    from arrayloss.losses._topk import smooth_topk_svm_and_grad
+
+    jax.config.update("jax_enable_x64", True)  # as the suite's JAX backend does
+    rows = [row for row in TOPK_WIDE if row[2] == k]
+    zw = [row[0] + [0.0] * (6 - len(row[0])) for row in rows]  # padded: -> 6 classes
+    rng = np.random.default_rng(2)
+    z_ord = rng.standard_normal((3, 6))
+    y_ord = np.array([0, 3, 5])
+    z = np.concatenate([np.array(zw), z_ord])
+    y = np.concatenate([[row[1] for row in rows], y_ord])
+    tau = np.array([row[3] for row in rows])
+    for tau_i in np.unique(tau):
+        sel = np.concatenate([tau == tau_i, np.ones(3, bool)])
+        zz, yy = jnp.asarray(z[sel]), jnp.asarray(y[sel])
+
+        def f(a, b, tau_i=float(tau_i)):
+            return smooth_topk_svm_and_grad(a, b, k=k, tau=tau_i, reduction="none")
+
+        v, g = (np.asarray(x) for x in jax.jit(f)(zz, yy))
+        old = alj.HOST_KERNELS
+        alj.HOST_KERNELS = False
+        try:
+            total = jax.jit(jax.grad(
+                lambda a, b, tau_i=float(tau_i): alj.smooth_topk_svm(
+                    a, b, k=k, tau=tau_i, reduction="sum")))  # fmt: skip
+            g_ad = np.asarray(total(zz, yy))
+        finally:
+            alj.HOST_KERNELS = old
+        # Against the same shape (XLA's results may depend on the batch size).
+        plain = np.concatenate([np.repeat(z_ord[:1], int(sel.sum()) - 3, 0), z_ord])
+        v_o, g_o = (np.asarray(x)[-3:] for x in jax.jit(f)(jnp.asarray(plain), yy))
+        np.testing.assert_array_equal(v[-3:], v_o)
+        np.testing.assert_array_equal(g[-3:], g_o)
+        np.testing.assert_array_equal(g_ad, g)
+        for i in range(int(sel.sum()) - 3):
+            ref_v, ref_g = reference_sequential(
+                [float(u) for u in z[sel][i]], int(y[sel][i]), k, float(tau_i), 1.0,
+                dps=800,
+            )  # fmt: skip
+            assert abs(float(v[i]) - ref_v) <= 1e-14 * abs(ref_v), (i, v[i], ref_v)
+            assert np.max(np.abs(g[i] - ref_g)) <= 1e-14, (i, g[i], ref_g)
+
+
 # --------------------------------------------------------------------------------------
 # Weights near the largest float: the weighted mean does not depend on their scale.
 # --------------------------------------------------------------------------------------
@@ -488,3 +543,107 @@ def test_weights_beyond_the_range_times_a_zero_loss(reduction):
         np.testing.assert_array_equal(g[0], 0.0)
         np.testing.assert_array_equal(g[1], [0.0, -1.0, 1.0])
         np.testing.assert_array_equal(v, [0.0, 2.0] if reduction == "none" else 2.0)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_dask_huge_weights_agree_with_numpy(name, reduction):
+    """On Dask, ``weights`` times ``class_weights`` past the float range (and
+    float64 weights beyond float32 scores) give NumPy's values exactly, silently:
+    the product overflowed with a warning in a block and the check of the
+    weights' blocks then said "`weights` contain NaN or infinite values"."""
+    da = pytest.importorskip("dask.array")
+    info = LOSSES[name]
+    opts = _options(info)
+    rng = np.random.default_rng(7)
+    z = rng.standard_normal((6, C))
+    y = np.array([0, 2, 1, 3, 0, 2])
+    w = np.array([1e300, 1.0, 2.0, 1e200, 0.0, 1e-300])
+    cw = np.array([1e10, 2.0, 1e290, 0.5])  # w cw: inf, 1e290, 4, 5e199, 0, 1e-10
+    z32 = z.astype(np.float32)
+    for zz, kw in (
+        (z, {"weights": w, "class_weights": cw}),
+        (z, {"weights": w, "class_weights": cw, "ignore_index": 1}),
+        (z32, {"weights": w * 1e8}),
+        (z32, {"weights": w * 1e8, "class_weights": cw}),
+    ):
+        want, want_g = info.value_and_grad(zz, y, reduction=reduction, **kw, **opts)
+        lazy = {k: da.from_array(v, chunks=4) if k != "ignore_index" else v
+                for k, v in kw.items()}  # fmt: skip
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            v, g = info.value_and_grad(
+                da.from_array(zz, chunks=(4, C)), da.from_array(y, chunks=4),
+                reduction=reduction, **lazy, **opts,
+            )  # fmt: skip
+            v, g = np.asarray(v), np.asarray(g)
+        np.testing.assert_array_equal(v, want)
+        np.testing.assert_array_equal(g, want_g)
+
+
+def test_dask_bad_weights_with_class_weights_are_named():
+    """Bad ``weights`` next to ``class_weights`` on Dask are named as NumPy names
+    them (the check saw their product with the class weights)."""
+    da = pytest.importorskip("dask.array")
+    z = da.from_array(np.zeros((4, 3)), chunks=(2, 3))
+    y = da.from_array(np.array([0, 1, 2, 0]), chunks=2)
+    cw = np.array([1.0, 1e300, 2.0])
+    for bad, match in (
+        ([1.0, np.nan, 1.0, 1.0], "`weights` contain NaN or infinite"),
+        ([1.0, 1.0, np.inf, 1.0], "`weights` contain NaN or infinite"),
+        ([1.0, 1.0, 1.0, -1.0], "`weights` must be non-negative"),
+    ):
+        weights = da.from_array(np.array(bad), chunks=2)
+        for ii in (None, 1):
+            with pytest.raises(ValueError, match=match):
+                np.asarray(
+                    LOSSES["cross_entropy"].value(
+                        z, y, weights=weights, class_weights=cw, ignore_index=ii
+                    )
+                )
+
+
+# Soft-label losses that are also silent where the value is finite on these rows
+# (the others warn about overflows inside their soft-label paths).
+ONE_HOT_SPREAD_QUIET = {
+    "cross_entropy", "focal", "poly1", "symmetric_cross_entropy",
+    "keras.categorical_crossentropy", "sparsemax_loss", "entmax15_loss",
+    "cauchy_schwarz", "kl_divergence",
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "name",
+    sorted(n for n, i in LOSSES.items() if "soft" in i.targets),
+)
+def test_one_hot_soft_labels_at_the_float_range(name, dtype):
+    """Soft one-hot labels on rows spread to ``+-max`` give the values of the class
+    index (finite or inf), some without a warning where finite: a class of no
+    mass whose ``log p`` overflowed to ``-inf`` made ``0 * -inf`` NaN (and 'invalid
+    value' warnings) in cross_entropy, focal, poly1, symmetric_cross_entropy,
+    squared_log and keras.categorical_crossentropy, and sparsemax_loss and
+    entmax15_loss were NaN with an 'overflow' warning from ``z - max z``;
+    cauchy_schwarz's gradient was NaN where the loss is inf; kl_divergence warned
+    'invalid value'."""
+    info = LOSSES[name]
+    opts = _options(info)
+    for pattern in _patterns(dtype):
+        z = np.array([pattern], dtype=dtype)
+        for label in range(C):
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # an overflowing loss may warn
+                want, want_g = info.value_and_grad(
+                    z, np.array([label]), reduction="none", **opts
+                )
+            soft = np.zeros((1, C), dtype=dtype)
+            soft[0, label] = 1.0
+            quiet = name in ONE_HOT_SPREAD_QUIET
+            with warnings.catch_warnings():
+                finite = np.all(np.isfinite(want)) and np.all(np.isfinite(want_g))
+                warnings.simplefilter("error" if quiet and finite else "ignore")
+                v, g = info.value_and_grad(z, soft, reduction="none", **opts)
+            assert not np.any(np.isnan(v)), (pattern, label, v)
+            assert not np.any(np.isnan(g)), (pattern, label, g)
+            np.testing.assert_allclose(v, want, rtol=1e-6)
+            np.testing.assert_allclose(g, want_g, rtol=1e-6, atol=1e-30)

@@ -66,7 +66,7 @@ def _log_loss(w: Array, log_s: Array, t: Targets, *, xp: Namespace) -> Array:
     ``log_s`` (``lse(w) - w_y`` for class indices)."""
     if t.index is not None:
         return log_s[:, 0] - t.pick(w)
-    return log_s[:, 0] - xp.sum(t.probs * w, axis=1)
+    return log_s[:, 0] - xp.sum(_xp.times_mass(t.probs, w, xp=xp), axis=1)
 
 
 def _residual(p: Array, c: Array, q: Array) -> Array:
@@ -185,7 +185,12 @@ def _cauchy_schwarz_rows(
         # doubling so that 2z cannot overflow.
         w = _xp.sub(z, xp.max(z, axis=1, keepdims=True), xp=xp, below=True)
         p2, c2, w2, log_s2 = _softmax_parts(_twice(w, xp=xp), xp=xp)
-        loss = 0.5 * (log_s2[:, 0] - t.pick(w2))
+        w2_y = t.pick(w2)
+        loss = 0.5 * (log_s2[:, 0] - w2_y)
+        # 2 w_y below the float range (the loss up to max, not inf): halved first.
+        w_y = t.pick(w)
+        over = (w2_y == -xp.inf) & (w_y > -xp.inf)
+        loss = xp.where(over, 0.5 * log_s2[:, 0] - w_y, loss)
         return loss, (_residual(p2, c2, t.probs) if want_grad else None)
     # -log<p,q> + 1/2 log|p|^2 + 1/2 log|q|^2 with <p,q> = exp(lse(w + log q) - lse(w))
     # and |p|^2 = exp(lse(2w) - 2 lse(w)); the lse(w) terms cancel.
@@ -202,7 +207,11 @@ def _cauchy_schwarz_rows(
     )
     if not want_grad:
         return loss, None
-    # d/dz: softmax(2w) - softmax(w + log q), two probability vectors.
+    # d/dz: softmax(2w) - softmax(w + log q), two probability vectors.  Where every
+    # class with mass is -inf in w (beyond the float range below the maximum; the
+    # loss is inf), the second one from z itself.
+    lost = xp.all(a == -xp.inf, axis=1, keepdims=True)
+    a = xp.where(lost, xp.where(has, z + log_q, xp.full_like(z, -xp.inf)), a)
     return loss, _xp.softmax(w2, xp=xp, axis=1) - _xp.softmax(a, xp=xp, axis=1)
 
 

@@ -17,6 +17,10 @@ that huge ``g`` (MAPE) or ``t/q`` with ``q`` underflowed (KL) stay finite.
 Keras averages over the class axis for the "regression" and hinge losses and sums
 for cross-entropy, KL and cosine similarity; the functions here do the same, and
 their docstrings say which.
+
+float16 and bfloat16 scores are computed in float32 and rounded once (``+-inf``
+only beyond the dtype's range): value and gradient are the exact ones rounded to
+the dtype, to an ulp.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ import math
 from typing import Any
 
 from .. import _xp
-from .._api import Kernel, Targets
+from .._api import Kernel, Targets, in_work_dtype
 from .._doc import filler
 from .._typing import Array, Namespace
 from .._validation import check_real
@@ -246,18 +250,12 @@ def _mape_rows(
 ) -> Rows:
     tt = t.probs
     c = t.n_classes
-    dtype = z.dtype
-    if xp.finfo(dtype).bits < 32:
-        # float16: ε = 1e-7 is a subnormal there (rounded to 1.19e-7), 1/ε and the
-        # 1e9-sized sums overflow, and p underflows below 6e-8; computed in float32
-        # and rounded once at the end.
-        z, tt = xp.astype(z, xp.float32), xp.astype(tt, xp.float32)
     p = _xp.softmax(z, xp=xp)
     scale = xp.clip(xp.abs(tt), min=epsilon)  # on the targets: no effect on ∂/∂q
     d = p - tt
     loss = 100 * xp.sum(xp.abs(d) / scale, axis=1) / c
     if not want_grad:
-        return xp.astype(loss, dtype, copy=False), None
+        return loss, None
     # The chain rule p (g - <g, p>) with g taken relative to its value at each
     # row's most probable class r: p_j (h_j - sum_i p_i h_i), h = g - g_r.  g is
     # up to 1e9/C (finite: |t| is floored at ε), and with p_r near 1 the plain
@@ -266,8 +264,7 @@ def _mape_rows(
     g = 100 * xp.sign(d) / (c * scale)
     top = xp.argmax(p, axis=1)
     h = g - _xp.take_along_axis(g, top[:, None], xp=xp, axis=1)
-    grad = _through_softmax(p, p * h, xp=xp)
-    return xp.astype(loss, dtype, copy=False), xp.astype(grad, dtype, copy=False)
+    return loss, _through_softmax(p, p * h, xp=xp)
 
 
 def _msle_rows(
@@ -337,31 +334,45 @@ def _cosine_rows(z: Array, t: Targets, *, xp: Namespace, want_grad: bool) -> Row
 # Public functions
 # --------------------------------------------------------------------------------
 
-# Keras' logits path is exactly softmax cross-entropy: share its kernel.
+# Every kernel runs in float32 for float16 and bfloat16 scores, rounded once
+# (`in_work_dtype`): there ε = 1e-7 is a subnormal or 0, 1/ε and MAPE's 1e9-sized
+# sums overflow, p underflows below 6e-8, and the chain rule's sums lose the
+# gradient's digits.  Keras' logits path is exactly softmax cross-entropy: share
+# its kernel.
 _CCE = Kernel(
     "keras.categorical_crossentropy",
-    _cross_entropy._rows,
+    in_work_dtype(_cross_entropy._rows),
     check_params=_cross_entropy._check,
     fused_scale=True,
 )
-_KL = Kernel("keras.kl_divergence", _kl_rows, check_params=_check_epsilon)
-_POISSON = Kernel("keras.poisson", _poisson_rows, check_params=_check_epsilon)
-_CATEGORICAL_HINGE = Kernel("keras.categorical_hinge", _categorical_hinge_rows)
-_HINGE = Kernel("keras.hinge", _hinge_rows, batch_wide_soft=True)
-_SQUARED_HINGE = Kernel(
-    "keras.squared_hinge", _squared_hinge_rows, batch_wide_soft=True
+_KL = Kernel(
+    "keras.kl_divergence", in_work_dtype(_kl_rows), check_params=_check_epsilon
 )
-_MSE = Kernel("keras.mean_squared_error", _mse_rows)
-_MAE = Kernel("keras.mean_absolute_error", _mae_rows)
+_POISSON = Kernel(
+    "keras.poisson", in_work_dtype(_poisson_rows), check_params=_check_epsilon
+)
+_CATEGORICAL_HINGE = Kernel(
+    "keras.categorical_hinge", in_work_dtype(_categorical_hinge_rows)
+)
+_HINGE = Kernel("keras.hinge", in_work_dtype(_hinge_rows), batch_wide_soft=True)
+_SQUARED_HINGE = Kernel(
+    "keras.squared_hinge", in_work_dtype(_squared_hinge_rows), batch_wide_soft=True
+)
+_MSE = Kernel("keras.mean_squared_error", in_work_dtype(_mse_rows))
+_MAE = Kernel("keras.mean_absolute_error", in_work_dtype(_mae_rows))
 _MAPE = Kernel(
-    "keras.mean_absolute_percentage_error", _mape_rows, check_params=_check_epsilon
+    "keras.mean_absolute_percentage_error",
+    in_work_dtype(_mape_rows),
+    check_params=_check_epsilon,
 )
 _MSLE = Kernel(
-    "keras.mean_squared_logarithmic_error", _msle_rows, check_params=_check_epsilon
+    "keras.mean_squared_logarithmic_error",
+    in_work_dtype(_msle_rows),
+    check_params=_check_epsilon,
 )
-_LOG_COSH = Kernel("keras.log_cosh", _log_cosh_rows)
-_HUBER = Kernel("keras.huber", _huber_rows, check_params=_check_delta)
-_COSINE = Kernel("keras.cosine_similarity", _cosine_rows)
+_LOG_COSH = Kernel("keras.log_cosh", in_work_dtype(_log_cosh_rows))
+_HUBER = Kernel("keras.huber", in_work_dtype(_huber_rows), check_params=_check_delta)
+_COSINE = Kernel("keras.cosine_similarity", in_work_dtype(_cosine_rows))
 
 
 @_fill

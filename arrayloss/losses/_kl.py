@@ -24,8 +24,10 @@ def _rows(
         log_q = xp.log(xp.where(has, q, xp.ones_like(q)))
         log_p = w - log_s
         # term by term, so that nearly equal q and p do not cancel in a large sum;
-        # 0 log 0 = 0 by the where().
-        loss = xp.sum(xp.where(has, q * (log_q - log_p), xp.zeros_like(q)), axis=1)
+        # 0 log 0 = 0 by the where(), before the product (log p is -inf where it
+        # overflowed: 0 * inf warned).
+        gap = xp.where(has, log_q - log_p, xp.zeros_like(q))
+        loss = xp.sum(xp.where(has, q * gap, xp.zeros_like(q)), axis=1)
     return loss, (_residual(p, c, t.probs) if want_grad else None)
 
 

@@ -63,7 +63,11 @@ def _nce_ratio(
     half = 0.5 * z - 0.5 * xp.max(z, axis=1, keepdims=True)
     nl = 0.5 * log_s[:, None] - half  # -log(p) / 2
     u_half = xp.sum(nl / n_classes, axis=1)
-    ce_half = t.pick(nl) if t.index is not None else xp.sum(t.probs * nl, axis=1)
+    ce_half = (
+        t.pick(nl)
+        if t.index is not None
+        else xp.sum(_xp.times_mass(t.probs, nl, xp=xp), axis=1)
+    )
     one = xp.ones_like(u_c)
     plain = xp.where(ok, ce, xp.zeros_like(ce)) / n_classes / xp.where(ok, u_c, one)
     return xp.where(ok, plain, ce_half / n_classes / u_half)
@@ -88,7 +92,11 @@ def _nce(
     nl = log_s - w  # -log p >= 0: the sum has no cancellation
     n_classes = p.shape[1]
     u_c = xp.sum(nl / n_classes, axis=1, keepdims=True)  # U / C
-    ce = t.pick(nl) if t.index is not None else xp.sum(t.probs * nl, axis=1)
+    ce = (
+        t.pick(nl)
+        if t.index is not None
+        else xp.sum(_xp.times_mass(t.probs, nl, xp=xp), axis=1)
+    )
     nce = _nce_ratio(ce, u_c[:, 0], z, t, log_s[:, 0], xp=xp)
     return nce, (resid - nce[:, None] * (n_classes * p - 1)) / n_classes / u_c
 

@@ -112,10 +112,10 @@ def _scalar_rows(f: Scalar, g: Scalar) -> Callable[..., tuple[Array, Array | Non
         p, c, w, log_s = _softmax_parts(z, xp=xp)
         log_p = w - log_s
         q = t.probs
-        loss = xp.sum(q * f(p, c, log_p, xp=xp, **params), axis=1)
+        loss = xp.sum(_xp.times_mass(q, f(p, c, log_p, xp=xp, **params), xp=xp), axis=1)
         if not want_grad:
             return loss, None
-        big_g = q * g(p, c, log_p, xp=xp, **params)
+        big_g = _xp.times_mass(q, g(p, c, log_p, xp=xp, **params), xp=xp)
         return loss, through_softmax(p, c, big_g, xp=xp)
 
     return rows

@@ -360,7 +360,9 @@ def _sparsemax_loss_rows(
         return loss, (g if want_grad else None)
     q = t.probs
     d = p - q
-    gap = xp.clip(tau - (z - m), min=0.0)
+    # z - m is -inf (quietly) past the float range; a class of no mass adds 0.
+    gap = xp.clip(tau - _xp.sub(z, m, xp=xp, below=True), min=0.0)
+    gap = _xp.massless_zeroed(q, gap, xp=xp)
     loss = 0.5 * xp.vecdot(d, d, axis=-1) + xp.vecdot(q, gap, axis=-1)
     return loss, (d if want_grad else None)
 
@@ -383,7 +385,10 @@ def _entmax15_loss_rows(
     q = t.probs
     s = xp.sqrt(q)
     d = s - v
-    gap = v - (0.5 * (z - m) - tau)
+    # z - m is -inf (quietly) past the float range: 0 there for a class of no
+    # mass, whose term is then 0 (not 0 * inf).
+    zm = _xp.massless_zeroed(q, _xp.sub(z, m, xp=xp, below=True), xp=xp)
+    gap = v - (0.5 * zm - tau)
     terms = (2 / 3) * d * d * (2 * s + v) + 2 * q * gap
     return xp.sum(terms, axis=1), (p - q if want_grad else None)
 

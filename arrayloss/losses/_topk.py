@@ -209,14 +209,12 @@ def _split_wide(
 ) -> tuple[Array, Array | None]:
     """The regular path on ordinary rows, `_smooth_wide` on the rows whose scores
     exceed `_wide_limit` (two reductions decide that no row does, the usual case;
-    in a traced JAX program the regular path on every row).  ``opts``: the
+    in a traced JAX program `_smooth_traced`, both in one).  ``opts``: the
     keywords ``want_grad``, ``k``, ``tau`` and ``alpha`` of both paths."""
     k, tau, want_grad = opts["k"], opts["tau"], opts["want_grad"]
-    traced = is_jax_array(z) and _xp.is_lazy(z)  # a tracer, or inside `jax.jit`
-    if traced or not _any_wide(z, xp=xp, k=k, tau=tau):
-        # In a traced JAX program the regular path only: two branches would trace
-        # (and compile) the tree twice; concrete JAX scores with wide rows run
-        # eagerly instead of compiled (`_SMOOTH.jax_eager`).
+    if is_jax_array(z) and _xp.is_lazy(z):  # a tracer, or inside `jax.jit`
+        return _smooth_traced(z, t, xp=xp, method=method, **opts)
+    if not _any_wide(z, xp=xp, k=k, tau=tau):
         return _smooth_regular(z, t, xp=xp, method=method, **opts)
     wide = xp.max(xp.abs(z), axis=1) > _wide_limit(xp, z.dtype, k, tau)
     if bool(xp.all(wide)):
@@ -271,27 +269,7 @@ def _smooth_wide(
     score units, ``alpha + tau log(e_k(x') / e_{k-1}(x')) + (c - s_y) / k``: the
     hard top-k SVM's linear branch plus the smoothing term.
     """
-    nc = z.shape[1]
-    fmax = float(xp.finfo(z.dtype).max)
-    kt = k * tau
-    width = _wide_width(xp, z.dtype, nc, k)
-    others = t.without_label(z)  # -inf at the label
-    sy = t.pick(z)
-    if k == 1:
-        c = xp.max(others, axis=1)
-    else:
-        c = xp.sort(others, axis=1, descending=True)[:, k - 1]
-    d = _xp.sub(others, c[:, None], xp=xp)  # -inf at the label, +-inf past the range
-    lim = _at_most(width * kt, xp, z.dtype)
-    inside = xp.abs(d) <= lim
-    x = xp.where(inside, d, xp.zeros_like(d)) / kt
-    clipped = xp.where(d > 0, xp.full_like(d, width), xp.full_like(d, -xp.inf))
-    x = xp.where(inside, x, clipped)
-    dy = _xp.sub(c, sy, xp=xp)
-    fits = xp.abs(dy) <= _at_most(0.5 * fmax * kt, xp, z.dtype)
-    off = xp.where(fits, dy, xp.zeros_like(dy)) / kt
-    inf = xp.full_like(dy, xp.inf)
-    off = xp.where(fits, off, xp.where(dy > 0, inf, -inf))
+    x, off, c, sy = _wide_inputs(z, t, xp=xp, k=k, tau=tau)
     a = alpha / tau
     if k == 1:
         e = xp.exp(x)  # x <= 0, 1 at the maximum
@@ -317,6 +295,95 @@ def _smooth_wide(
     sig = _xp.sigmoid(r, xp=xp)
     if k == 1:
         g = g * sig[:, None]
+    return loss, t.set_label(g, -sig / k)
+
+
+def _wide_inputs(
+    z: Array, t: Targets, *, xp: Namespace, k: int, tau: Any
+) -> tuple[Array, Array, Array, Array]:
+    """`_smooth_wide`'s rows in score units: ``x' = (s - c) / (k tau)`` clipped
+    (``-inf`` at the label), ``(c - s_y) / (k tau)`` saturated, ``c`` and
+    ``s_y``; finite (but for the saturation) for every finite ``z``."""
+    nc = z.shape[1]
+    fmax = float(xp.finfo(z.dtype).max)
+    kt = k * tau
+    width = _wide_width(xp, z.dtype, nc, k)
+    others = t.without_label(z)  # -inf at the label
+    sy = t.pick(z)
+    if k == 1:
+        c = xp.max(others, axis=1)
+    else:
+        c = xp.sort(others, axis=1, descending=True)[:, k - 1]
+    d = _xp.sub(others, c[:, None], xp=xp)  # -inf at the label, +-inf past the range
+    lim = _at_most(width * kt, xp, z.dtype)
+    inside = xp.abs(d) <= lim
+    x = xp.where(inside, d, xp.zeros_like(d)) / kt
+    clipped = xp.where(d > 0, xp.full_like(d, width), xp.full_like(d, -xp.inf))
+    x = xp.where(inside, x, clipped)
+    dy = _xp.sub(c, sy, xp=xp)
+    fits = xp.abs(dy) <= _at_most(0.5 * fmax * kt, xp, z.dtype)
+    off = xp.where(fits, dy, xp.zeros_like(dy)) / kt
+    inf = xp.full_like(dy, xp.inf)
+    off = xp.where(fits, off, xp.where(dy > 0, inf, -inf))
+    return x, off, c, sy
+
+
+def _smooth_traced(
+    z: Array,
+    t: Targets,
+    *,
+    xp: Namespace,
+    want_grad: bool,
+    k: int,
+    tau: Any,
+    alpha: Any,
+    method: str,
+) -> tuple[Array, Array | None]:
+    """`_split_wide` in a traced JAX program, without branching on values: one
+    pass of the regular path whose inputs are, on the rows past `_wide_limit`,
+    `_smooth_wide`'s (selected by ``where``; the tree is traced once).  Ordinary
+    rows see exactly the regular path's operations: their extra terms are
+    ``+ 0``."""
+    wide = xp.max(xp.abs(z), axis=1) > _wide_limit(xp, z.dtype, k, tau)
+    xw, off_w, c, sy = _wide_inputs(z, t, xp=xp, k=k, tau=tau)
+    zero = xp.zeros_like(off_w)
+    linear = _xp.sub(c / k, sy / k, xp=xp)  # the hard loss's branch, less alpha
+    if k == 1:
+        inv = 1 / tau
+        zs = z * inv
+        wg = t.pick(zs)
+        w = xp.where(wide[:, None], xw, t.without_label(zs))
+        m = xp.max(w, axis=1, keepdims=True)  # 0 on the wide rows
+        e = xp.exp(_xp.sub(w, m, xp=xp, below=True))
+        s = xp.sum(e, axis=1)
+        rho = xp.log(s)
+        off = xp.where(wide, off_w, _xp.sub(m[:, 0], wg, xp=xp))
+        r = (alpha * inv + rho) + off
+        g = e
+    else:
+        inv = 1 / (k * tau)
+        a = alpha / tau
+        zs = z * inv
+        x = xp.where(wide[:, None], xw, t.without_label(zs))
+        ref = xp.where(wide, zero, t.pick(zs))
+        aux = xp.where(wide, off_w, zero)
+
+        def coef(rho: Array, aux: Array) -> tuple[Array, Array]:
+            c1 = _xp.sigmoid((a + rho) + aux, xp=xp) / k
+            return c1, c1
+
+        rho, g = _log_ratio_and_grad(
+            x, k, xp=xp, method=method, coef=coef if want_grad else None,
+            aux=aux, ref=ref,
+        )  # fmt: skip
+        r = (a + rho) + aux
+    past = wide & (r == xp.inf)
+    loss = xp.where(past, (alpha + tau * rho) + linear, tau * _xp.softplus(r, xp=xp))
+    if not want_grad:
+        return loss, None
+    sig = _xp.sigmoid(r, xp=xp)
+    if k == 1:
+        g = e * (sig / s)[:, None]
     return loss, t.set_label(g, -sig / k)
 
 
@@ -366,7 +433,6 @@ _SMOOTH = Kernel(
     min_classes=2,
     check_params=_check_smooth,
     jax_compile=("tau", "alpha"),
-    jax_eager=_any_wide,
 )
 _HARD = Kernel(
     "topk_svm",
@@ -448,8 +514,9 @@ def smooth_topk_svm(
     ``alpha + tau log(e_k/e_{k-1}) + (c - s_y)/k`` (the hard loss's linear branch
     plus the smoothing term).  Value and gradient are then finite wherever the loss
     is below ``max``, and silent; other rows take the regular path unchanged.
-    (Not inside a traced JAX program, ``jax.jit`` of this function or
-    `arrayloss.jax` without host kernels: there such rows stay NaN.)
+    Inside a traced JAX program (``jax.jit`` of this function, `arrayloss.jax`
+    without host kernels) too: there every row's inputs are chosen by ``where``
+    and the regular path runs once on all of them.
 
     Identities: ``k=1`` is :math:`\tau \operatorname{lse}((s + \alpha[j \ne y] -
     s_y)/\tau)` (the code's smooth top-1 SVM); ``k=1, tau=1, alpha=0`` is
