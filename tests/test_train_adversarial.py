@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import gzip
 import json
+import math
 import os
 import pickle
 import signal
@@ -571,11 +572,12 @@ def test_features_overflowing_float32_are_an_error_not_inf(tmp_path, no_training
 
 
 @pytest.mark.parametrize(("dtype", "big"), [("float32", 3e38), ("float64", 1.7e308)])
-def test_test_features_that_overflow_the_model_are_an_error(tmp_path, dtype, big):
+def test_test_features_near_the_largest_float_give_a_finite_nll(tmp_path, dtype, big):
     """Training features of a normal size, test features near the largest float:
-    the test scores (or the sum of their NLL) overflowed, and train printed an NLL
-    of inf or nan, with NumPy's warning, and saved it as ``Infinity`` or ``NaN``
-    in metrics.json, which is no JSON."""
+    the sum of the test NLL overflowed, and train printed an NLL of inf or nan,
+    with NumPy's warning, and saved it as ``Infinity`` or ``NaN`` in
+    metrics.json, which is no JSON.  The mean is finite (`_api.mean_of`): it is
+    printed in three significant digits and saved as a number."""
     rng = np.random.default_rng(0)
     x = rng.normal(size=(30, 4))
     x_test = x.copy()
@@ -585,10 +587,36 @@ def test_test_features_that_overflow_the_model_are_an_error(tmp_path, dtype, big
     )
     out = tmp_path / "run"
     args = ["train", "--data", p, *TINY, "--dtype", dtype, "--save", out]
-    r = invoke(args, exit_code=1)
-    assert "test metrics are not finite" in error_line(r)
+    r = invoke(args, exit_code=0)
     assert "Warning" not in r.stderr
-    assert not out.exists()
+    (row,) = [line for line in r.stdout.splitlines() if line.startswith("nll")]
+    test_nll = row.split()[-1]
+    assert "e+" in test_nll, row
+    assert len(row.split()) == 3, row  # label, train, test: apart
+    doc = json.loads((out / "metrics.json").read_text(), parse_constant=_no_constant)
+    nll = doc["metrics"]["test"]["nll"]
+    assert math.isfinite(nll)
+    assert nll > 1e30
+    assert float(test_nll) == pytest.approx(nll, rel=1e-2)
+
+
+def _no_constant(name):
+    raise AssertionError(f"metrics.json holds {name}, which is no JSON")
+
+
+def test_metrics_that_are_not_finite_are_bad_data():
+    """The guard behind the saved metrics: a metric that is not finite (scores
+    that overflowed) is a `DataError` naming it, never a number written out."""
+    from arrayloss._errors import DataError
+    from arrayloss.cli._train import check_metrics
+
+    ok = {"train": {"nll": 1.0}, "test": {"nll": 1e300}}
+    check_metrics(ok, "d.npz", "float32", 1.0)
+    bad = {"train": {"nll": 1.0}, "test": {"nll": math.inf, "ece": math.nan}}
+    with pytest.raises(
+        DataError, match=r"test metrics are not finite \(nll inf, ece nan\)"
+    ):
+        check_metrics(bad, "d.npz", "float32", 3e38)
 
 
 def test_data_file_whose_name_is_no_utf8(tmp_path, data):

@@ -163,6 +163,12 @@ def check_metrics(
             raise DataError(msg)
 
 
+def _metric_cell(value: float) -> str:
+    """A metric of the table: four decimals, or three significant digits where
+    the number is large (an NLL of ``1.27e+42``, not 43 digits)."""
+    return f"{value:.4f}" if abs(value) < 1e3 else f"{value:.3g}"
+
+
 def data_inputs(spec: str) -> list[str]:
     """The files behind ``--data``, which no output may replace."""
     return [] if spec in DATA_NAMES else [spec]
@@ -747,16 +753,21 @@ def train(
         f"{epochs} epochs of batch {batch_size}, seed {seed} "
         f"({result.seconds:.1f} s)"
     )
-    click.echo(f"{'':<12}{'train':>8}{'test':>8}")
     rows = (
         ("accuracy", "accuracy"),
         (f"top-{k} acc", "top_k_accuracy"),
         ("nll", "nll"),
         ("ece", "ece"),
     )
-    for label, key in rows:
-        tr, te = result.metrics["train"][key], result.metrics["test"][key]
-        click.echo(f"{label:<12}{tr:>8.4f}{te:>8.4f}")
+    cells = [
+        (label, _metric_cell(result.metrics["train"][key]),
+         _metric_cell(result.metrics["test"][key]))
+        for label, key in rows
+    ]  # fmt: skip
+    width = max(8, *(1 + len(c) for _, tr, te in cells for c in (tr, te)))
+    click.echo(f"{'':<12}{'train':>{width}}{'test':>{width}}")
+    for label, tr, te in cells:
+        click.echo(f"{label:<12}{tr:>{width}}{te:>{width}}")
 
     config = {
         "data": utf8_text(data),
