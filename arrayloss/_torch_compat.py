@@ -370,21 +370,13 @@ def _function() -> Any:
 
         @staticmethod
         def vmap(
-            info: Any,
-            in_dims: Any,
-            logits: Any,
-            labels: Any,
-            weights: Any,
-            loss: Any,
-            axis: int,
-            reduction: str,
-            params: dict[str, Any],
-            want_rows: bool,
-            factors_of: Callable[..., Array | None],
+            info: Any, in_dims: Any, *inputs: Any
         ) -> tuple[tuple[Any, ...], tuple[int, ...]]:
             """`torch.func.vmap`: the loss of each slice, stacked (the front end's
             value checks read values, so each slice is one eager call: the
-            errors and messages are those of the eager call)."""
+            errors and messages are those of the eager call).  ``inputs`` are
+            `forward`'s: the logits, labels and weights are sliced, the rest
+            passed on."""
             if any(d is not None for d in torch.utils._pytree.tree_leaves(in_dims[6])):
                 msg = (
                     "`torch.func.vmap` over `class_weights` is not supported: "
@@ -401,14 +393,14 @@ def _function() -> Any:
             def part(x: Any, dim: int | None, i: int) -> Any:
                 return x if dim is None else x.select(dim, i)
 
+            tensors, rest = inputs[:3], inputs[3:]
             outs = [
                 node(
-                    part(logits, in_dims[0], i), part(labels, in_dims[1], i),
-                    part(weights, in_dims[2], i), loss, axis, reduction, params,
-                    want_rows, factors_of,
+                    *(part(x, d, i) for x, d in zip(tensors, in_dims, strict=False)),
+                    *rest,
                 )
                 for i in range(info.batch_size)
-            ]  # fmt: skip
+            ]
             return tuple(torch.stack(o) for o in zip(*outs, strict=True)), (0, 0, 0, 0)
 
     first_order: Any = _FirstOrderOnly.apply
