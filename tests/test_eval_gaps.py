@@ -86,13 +86,15 @@ def binary(tmp_path):
 
 
 def _bool_inputs(folder, probs, y, kind):
-    import pandas as pd
-
-    df = pd.DataFrame(probs, columns=["False", "True"])
-    df["y"] = y
     if kind == "npy":
         np.save(folder / "y.npy", y)
         return [p(folder, "p.npy"), p(folder, "y.npy")]
+    if kind == "lower-txt":
+        (folder / "y.txt").write_text("".join(f"{str(v).lower()}\n" for v in y))
+        return [p(folder, "p.npy"), p(folder, "y.txt")]
+    pd = pytest.importorskip("pandas")  # the tables below are written as pandas does
+    df = pd.DataFrame(probs, columns=["False", "True"])
+    df["y"] = y
     if kind == "csv":
         df.to_csv(folder / "t.csv", index=False)
         return [p(folder, "t.csv"), "--label-column", "y"]
@@ -103,9 +105,6 @@ def _bool_inputs(folder, probs, y, kind):
         df[["False", "True"]].to_csv(folder / "s.csv", index=False)
         (folder / "y.txt").write_text("".join(f"{v}\n" for v in y))
         return [p(folder, "s.csv"), p(folder, "y.txt")]
-    if kind == "lower-txt":
-        (folder / "y.txt").write_text("".join(f"{str(v).lower()}\n" for v in y))
-        return [p(folder, "p.npy"), p(folder, "y.txt")]
     pytest.importorskip("pyarrow")
     if kind == "parquet":
         df.to_parquet(folder / "t.parquet")
@@ -330,8 +329,6 @@ def test_a_library_import_leaves_sigint_alone():
 
 
 def _shards(folder, fmt):
-    import pandas as pd
-
     rng = np.random.default_rng(4)
     for sub in ("z", "y", "w"):
         (folder / sub).mkdir()
@@ -342,6 +339,7 @@ def _shards(folder, fmt):
             np.save(folder / "y" / f"part-{i}.npy", y)
             np.save(folder / "w" / f"part-{i}.npy", w)
             continue
+        pd = pytest.importorskip("pandas")
         for sub, frame in (
             ("z", pd.DataFrame(z, columns=list("abc"))),
             ("y", pd.DataFrame({"y": y})),
