@@ -17,6 +17,11 @@ import contextlib
 import importlib
 import json
 import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -211,3 +216,42 @@ KeyboardInterrupt handler.  A terminal's foreground job gets SIGINT so; a job
 started with ``&`` from a non-interactive shell (as CI may be) inherits it ignored,
 and then Python, rightly, never raises KeyboardInterrupt.  (Not ``preexec_fn``: a
 fork hook, JAX's when another test imported it, would run in the child and warn.)"""
+
+
+INTERRUPTED = (130, -signal.SIGINT)
+"""The exit statuses of a command that SIGINT interrupted: 130 from its handler,
+or killed by SIGINT itself (which a shell also reports as 130): CPython re-raises
+the signal at exit when the interrupt landed in code it ran with ``PyRun_*`` (a
+lazy import), even though the handler caught it."""
+
+
+def signal_when_ready(
+    cmd: Sequence[str],
+    ready: Callable[[], bool],
+    sig: int = signal.SIGINT,
+    *,
+    timeout: float = 60,
+    settle: float = 0.0,
+) -> tuple[int, str]:
+    """Run ``cmd`` with SIGINT at its default (`WITH_DEFAULT_SIGINT`), wait until
+    ``ready()`` (polled every 20 ms, for at most ``timeout`` seconds), ``settle``
+    seconds more, send it ``sig``; its ``(returncode, stderr)``.  Fails when the
+    command ended, or was never ready, before the signal; kills it if it hangs."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WITH_DEFAULT_SIGINT, *map(str, cmd)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.02)
+        assert proc.poll() is None, "finished before it could be signalled"
+        assert ready(), "never ready to be signalled"
+        time.sleep(settle)
+        proc.send_signal(sig)
+        _, err = proc.communicate(timeout=timeout)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    return proc.returncode, err

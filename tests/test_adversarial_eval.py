@@ -24,7 +24,7 @@ import zipfile
 
 import numpy as np
 import pytest
-from conftest import WITH_DEFAULT_SIGINT, eval_json
+from conftest import INTERRUPTED, eval_json, signal_when_ready
 from conftest import invoke_eval as invoke
 
 import arrayloss as al
@@ -339,34 +339,12 @@ def test_sigterm_during_a_long_per_sample_write_leaves_nothing(tmp_path, rng, si
         str(tmp_path / "y.npy"), "--per-sample", str(tmp_path / "rows.csv"),
         "--chunk-size", "50", "--loss", "cross_entropy", "--loss", "l1", "-q",
     ]  # fmt: skip
-    proc = subprocess.Popen(  # SIGINT not ignored, even in a background CI job
-        [sys.executable, "-c", WITH_DEFAULT_SIGINT, *cmd],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while not leftovers(tmp_path) and time.monotonic() < deadline:
-            if proc.poll() is not None:
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "finished before it could be signalled"
-        assert leftovers(tmp_path), "no temporary file seen"
-        time.sleep(0.3)  # well into the streaming
-        proc.send_signal(getattr(signal, sig))
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    # SIGINT: 130, or killed by SIGINT itself, as test_cli_errors'
-    # test_ctrl_c_in_a_subprocess allows (CPython re-raises it at exit when it
-    # landed in code run by PyRun_*)
-    allowed = {128 + getattr(signal, sig)} | (
-        {-signal.SIGINT} if sig == "SIGINT" else set()
-    )
-    assert proc.returncode in allowed, err
-    assert b"Traceback" not in err
+    code, err = signal_when_ready(
+        cmd, lambda: bool(leftovers(tmp_path)), getattr(signal, sig), settle=0.3
+    )  # settle: well into the streaming
+    allowed = INTERRUPTED if sig == "SIGINT" else (128 + signal.SIGTERM,)
+    assert code in allowed, err
+    assert "Traceback" not in err
     assert leftovers(tmp_path) == []
     assert (tmp_path / "rows.csv").read_text() == "old rows"
 

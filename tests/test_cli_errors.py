@@ -14,17 +14,15 @@ from __future__ import annotations
 import ast
 import errno
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import WITH_DEFAULT_SIGINT
+from conftest import INTERRUPTED, signal_when_ready
 
 import arrayloss.cli as cli
 from arrayloss._errors import DataError, UsageError
@@ -175,28 +173,11 @@ def test_ctrl_c_in_a_subprocess(tmp_path):
         str(tmp_path / "y.npy"), "--chunk-size", "50", "-q",
         "--per-sample", str(tmp_path / "rows.npy"),
     ]  # fmt: skip
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WITH_DEFAULT_SIGINT, *cmd],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    code, err = signal_when_ready(
+        cmd, lambda: any(p.endswith(".part") for p in os.listdir(tmp_path)),
+        settle=0.1,
     )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(p.endswith(".part") for p in os.listdir(tmp_path)):
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "finished before it could be interrupted"
-        time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    # 130, or killed by SIGINT itself (which a shell also reports as 130): CPython
-    # re-raises the signal at exit when the interrupt landed in code it ran with
-    # PyRun_* (a lazy import), even though the handler caught it
-    assert proc.returncode in (130, -signal.SIGINT), err
+    assert code in INTERRUPTED, err
     assert err == "Error: interrupted\n"
     assert sorted(os.listdir(tmp_path)) == ["y.npy", "z.npy"]
 

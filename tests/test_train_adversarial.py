@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import WITH_DEFAULT_SIGINT
+from conftest import INTERRUPTED, signal_when_ready
 
 from arrayloss import mlp
 from arrayloss.cli import main
@@ -1018,25 +1018,11 @@ def test_interrupted_study_ends_its_runs_in_flight(tmp_path, data):
     )
     args = [*STUDY, "--seeds", "4", "--data", data, "-j", "2", "--out", tmp_path / "s"]
     cmd = [sys.executable, "-c", script, str(Path(__file__).parent), *map(str, args)]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", WITH_DEFAULT_SIGINT, *cmd],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    code, err = signal_when_ready(
+        cmd, lambda: any(p.name.startswith("started.") for p in tmp_path.iterdir()),
+        timeout=120,
     )  # fmt: skip
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if any(p.name.startswith("started.") for p in tmp_path.iterdir()):
-                break
-            time.sleep(0.02)
-        assert proc.poll() is None, "finished before it could be interrupted"
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=120)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.communicate()
-    # 130, or SIGINT itself (see tests/test_cli_errors.py's Ctrl-C test)
-    assert proc.returncode in (130, -signal.SIGINT), err
+    assert code in INTERRUPTED, err
     assert err.splitlines()[1:] == ["Error: interrupted"], err  # after the estimate
     assert not [p.name for p in tmp_path.iterdir() if p.name.startswith("finished.")]
     assert not (tmp_path / "s").exists()
