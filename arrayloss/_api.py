@@ -1084,9 +1084,10 @@ def mean_of(terms: Array, count: Array | int, *, xp: Namespace) -> Array:
     ``>= n``, the mean scaled back.  Otherwise exactly ``xp.sum(terms) / count``:
     the scale is 1, and dividing and multiplying by 1 are exact."""
     dtype = terms.dtype
-    if xp.finfo(dtype).bits < 32:
-        mean = mean_of(xp.astype(terms, xp.float32), count, xp=xp)
-        return _xp.as_0d(xp.astype(mean, dtype), xp=xp)
+    work = _xp.work_dtype(dtype, xp=xp)
+    if work != dtype:
+        mean = mean_of(xp.astype(terms, work), count, xp=xp)
+        return _xp.as_0d(_xp.round_to(mean, dtype, xp=xp), xp=xp)
     n = math.prod(terms.shape)
     if n < 2:  # one term (or none) is its own sum
         return _xp.as_0d(xp.sum(terms) / count, xp=xp)
