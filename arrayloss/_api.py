@@ -372,10 +372,43 @@ def namespace(*named: tuple[str, Array | None]) -> Namespace:
             msg = f"`{name}` must be an array (got {type(arr).__name__})"
             raise TypeError(msg)
     _torch_compat.refuse_meta(named)
+    refuse_unreadable(named)
     try:
         return _xp.array_namespace(*(arr for _, arr in named))
     except TypeError as exc:
         raise _mixed_libraries(named, exc) from None
+
+
+def refuse_unreadable(named: Iterable[tuple[str, Array | None]]) -> None:
+    """Refuse what arrayloss would read wrongly among the ``(name, array)`` pairs.
+
+    A NumPy masked array with masked entries is a `TypeError`: the array API
+    has no masks, and NumPy's masked operations would mix masked and unmasked
+    entries into a wrong number.  An array of unknown dimensions (``None``, or
+    NaN as Dask has after boolean indexing) is a `ValueError`: the class count
+    and the batch size are read before anything is computed.
+    """
+    for name, arr in named:
+        if arr is None:
+            continue
+        if isinstance(arr, np.ma.MaskedArray):
+            masked = int(np.count_nonzero(np.ma.getmaskarray(arr)))
+            if masked:
+                msg = (
+                    f"`{name}` is a masked array with {masked} masked "
+                    f"entr{'y' if masked == 1 else 'ies'}, and arrayloss does not "
+                    f"read masks: pass `np.ma.filled({name}, value)` (for logits, "
+                    "-np.inf masks a class) and give masked samples zero `weights`"
+                )
+                raise TypeError(msg)
+        shape = getattr(arr, "shape", ())
+        if any(d is None or (isinstance(d, float) and math.isnan(d)) for d in shape):
+            msg = (
+                f"`{name}` has unknown dimensions (shape {tuple(shape)}): arrayloss "
+                "needs the class count and batch size first; on Dask call "
+                f"`{name}.compute_chunk_sizes()` (after boolean indexing)"
+            )
+            raise ValueError(msg)
 
 
 # How to bring an array into the first argument's library, by library.

@@ -68,7 +68,7 @@ from array_api_compat import (
 )
 
 from . import _xp
-from ._api import as_rows
+from ._api import as_rows, refuse_unreadable
 from ._typing import Array, Namespace
 from ._validation import check_choice, check_int
 
@@ -1124,6 +1124,7 @@ def log_elementary_symmetric(
     >>> np.exp(log_elementary_symmetric(x, 3)).round(10)  # 1, 1+2+3, 2+3+6, 6
     array([ 1.,  6., 11.,  6.])
     """
+    refuse_unreadable([("x", x)])
     xp = _xp.array_namespace(x)
     k = check_int("k", k, low=0)
     method = check_choice("method", method, _METHODS)
