@@ -1082,6 +1082,9 @@ BAD_TRAIN_OPTIONS = [
     (["--seed", "-1"], "--seed"),
     (["--seed", "1.5"], "--seed"),
     (["--epochs", "-3"], "--epochs"),
+    # a typing slip trained for ever without a word
+    (["--epochs", "1000000000000"], "not in the range 1<=x<=100000"),
+    (["--epochs", "100001"], "not in the range 1<=x<=100000"),
     (["--batch-size", "0"], "--batch-size"),
     (["--top-k", "0"], "--top-k"),
     (["--hidden", "4,,4"], "integers separated by commas"),
@@ -1132,6 +1135,9 @@ BAD_STUDY_OPTIONS = [
     (["--noise", ","], "noise rates must lie in [0, 1)"),
     (["--noise", "0;0.2"], "comma-separated numbers"),
     (["--seeds", "0"], "--seeds"),
+    (["--epochs", "1000000000000"], "'--epochs': 1000000000000 is not in the range"),
+    (["--max-epochs", "1000000000000"], "'--max-epochs': 1000000000000 is not in"),
+    (["--patience", "1000000000000"], "'--patience': 1000000000000 is not in"),
     (["--jobs", "-1"], "--jobs"),
     (["--loss", "cross_entropy"], "given twice"),  # STUDY already names it
     # a default given explicitly is the same loss (it ran twice, as two losses)

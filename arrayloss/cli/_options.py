@@ -27,6 +27,7 @@ import click
 __all__ = [
     "LOSS",
     "LOSS_HELP",
+    "MAX_EPOCHS",
     "ColumnSpec",
     "Delimiter",
     "Eps",
@@ -485,10 +486,19 @@ def hidden_option(default: str = "128") -> Decorator[Any]:
     )
 
 
+MAX_EPOCHS = 100_000
+"""The most epochs of a run (``--epochs``, and study's ``--max-epochs`` and
+``--patience``): more is a typing slip (``--epochs 1000000000000``), which would
+train for ever without a word, not a run; bad usage (exit 2) before any work."""
+
+
 def epochs_option(default: int) -> Decorator[Any]:
-    """``--epochs N``."""
-    return click.option(
-        "--epochs", type=click.IntRange(min=1), default=default, show_default=True
+    """``--epochs N``, ``1 <= N <=`` `MAX_EPOCHS`."""
+    return count_option(
+        "--epochs",
+        default=default,
+        high=MAX_EPOCHS,
+        help="Epochs of training.",
     )
 
 
@@ -547,13 +557,15 @@ def count_option(
     default: int | None,
     help: str,
     low: int = 1,
+    high: int | None = None,
     metavar: str | None = None,
 ) -> Decorator[Any]:
-    """An integer option ``>= low`` with its default shown (``--seeds``, ``--jobs``);
-    ``default=None``: the command fills it in (and says how in ``help``)."""
+    """An integer option in ``[low, high]`` (no upper bound: ``high=None``) with its
+    default shown (``--seeds``, ``--jobs``, ``--epochs``); ``default=None``: the
+    command fills it in (and says how in ``help``)."""
     return click.option(
         *decls,
-        type=click.IntRange(min=low),
+        type=click.IntRange(min=low, max=high),
         default=default,
         show_default=default is not None,
         metavar=metavar,

@@ -675,17 +675,20 @@ def _about(dataset: Any) -> dict[str, Any]:
 @opt.count_option(
     "--epochs",
     default=None,
+    high=opt.MAX_EPOCHS,
     help="Epochs every run trains at least.  [default: the --grid preset]",
 )
 @opt.count_option(
     "--patience",
     default=None,
+    high=opt.MAX_EPOCHS,
     help="After --epochs, train until the noisy-validation accuracy has not "
     "improved for this many epochs (a plateau).  [default: the --grid preset]",
 )
 @opt.count_option(
     "--max-epochs",
     default=None,
+    high=opt.MAX_EPOCHS,
     help="Cap of every run; a run cut here before its plateau is flagged in the "
     "tables.  [default: the --grid preset, at least --epochs]",
 )
