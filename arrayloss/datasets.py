@@ -24,9 +24,11 @@ cannot be read raises `DataError`, whose message names the file.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import stat
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -35,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import DataError, utf8_text
+from ._errors import DataError, one_line, utf8_text
 
 __all__ = [
     "DataError",
@@ -553,40 +555,120 @@ def _check_regular(path: os.PathLike[str] | str) -> None:
         raise DataError(msg)
 
 
+_X_KEYS = ("x", "X", "images")
+_Y_KEYS = ("y", "labels")
+_NPZ_KEYS = (*_X_KEYS, *_Y_KEYS, "x_test", "y_test", "n_classes")
+"""The members of an ``.npz`` data set that `load_npz` reads (no other)."""
+
+
+def _npz_keys(files: list[str]) -> list[str]:
+    return [k.removesuffix(".npy") for k in files]
+
+
+def _memory() -> int | None:
+    """This machine's physical memory in bytes (``None`` where unknown): no data
+    set claiming more as float64 features can be loaded, so none is read."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def _check_fits(path: os.PathLike[str] | str, what: str, n_values: int) -> None:
+    """`DataError` when ``n_values`` numbers, as float64, exceed `_memory`."""
+    memory = _memory()
+    need = n_values * 8
+    if memory is not None and need > memory:
+        msg = (
+            f"{path}: {what}: {n_values} values ({need / 2**30:.3g} GiB as float64 "
+            f"features), more than this machine's memory ({memory / 2**30:.3g} GiB)"
+        )
+        raise DataError(msg)
+
+
+def _check_npz_members(
+    zf: zipfile.ZipFile, keys: list[str], path: os.PathLike[str] | str
+) -> None:
+    """Each member ``keys`` of an ``.npz`` is an ``.npy`` array whose header's
+    shape its bytes hold, and all of them fit in memory as float64 (`_check_fits`):
+    NumPy allocates the shape a header claims before it reads a byte, and reads
+    what the archive says a member holds, however much that is."""
+    from .io._npy import _read_npy_header
+
+    names = set(zf.namelist())
+    total = 0
+    for key in keys:
+        info = zf.getinfo(key + ".npy" if key + ".npy" in names else key)
+        with zf.open(info) as member:
+            try:
+                shape, _, dtype = _read_npy_header(member)
+            except (ValueError, SyntaxError, EOFError) as exc:
+                msg = f"{path}: {key!r} is not an .npy array ({one_line(exc)})"
+                raise DataError(msg) from None
+            need = math.prod(shape) * dtype.itemsize
+            have = info.file_size - member.tell()
+        if need > have and not dtype.hasobject:  # (pickles: NumPy refuses them)
+            msg = (
+                f"{path}: the header of {key!r} says shape {shape} ({need} bytes) "
+                f"but the archive holds {have} bytes of it"
+            )
+            raise DataError(msg)
+        total += math.prod(shape)
+    _check_fits(path, "its arrays", total)
+
+
 def load_npz(path: os.PathLike[str] | str) -> Dataset:
     """Features and labels from a NumPy ``.npz`` file.
 
     The file holds ``x`` (or ``X`` or ``images``) of shape (n, ...) and ``y`` (or
     ``labels``) of shape (n,) with integer classes; optionally ``x_test`` and
-    ``y_test``, and ``n_classes`` (otherwise the largest label + 1).
+    ``y_test``, and ``n_classes`` (otherwise the largest label + 1).  No other
+    member is read.
 
     Raises
     ------
     DataError
-        When the file is missing, is not an ``.npz`` archive, or lacks the arrays.
+        When the file is missing, is not an ``.npz`` archive, or lacks the arrays;
+        when an array's header claims more bytes than the archive holds of it, or
+        the arrays more values than this machine's memory holds as float64 (both
+        found before the data are read).
     """
     _check_regular(path)
     try:
         # np.load leaks its own file handle on a bad archive: open it here.
         with open(path, "rb") as fh:
+            if fh.read(6) == np.lib.format.MAGIC_PREFIX:
+                msg = f"{path}: not an .npz archive (a single array?)"
+                raise DataError(msg)
+            fh.seek(0)
             loaded = np.load(fh, allow_pickle=False)
             if not isinstance(loaded, np.lib.npyio.NpzFile):
                 msg = f"{path}: not an .npz archive (a single array?)"
                 raise DataError(msg)
             with loaded as f:
-                arrays = {k: f[k] for k in f.files}
+                # only the arrays used, each checked before it is read: any other
+                # member, and the claims of a header, are never decompressed
+                wanted = [k for k in _NPZ_KEYS if k in f.files]
+                assert loaded.zip is not None  # open until the `with` ends
+                _check_npz_members(loaded.zip, wanted, path)
+                arrays = {k: f[k] for k in wanted}
     except DataError:
         raise
     except FileNotFoundError:
         msg = f"{path}: no such file"
         raise DataError(msg) from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
         msg = f"{path}: not a readable .npz file ({exc})"
         raise DataError(msg) from None
-    xkey = next((k for k in ("x", "X", "images") if k in arrays), None)
-    ykey = next((k for k in ("y", "labels") if k in arrays), None)
+    if not arrays:
+        have = ", ".join(sorted(_npz_keys(loaded.files))) or "none"
+        msg = f"{path}: needs arrays 'x' and 'y' (found {have})"
+        raise DataError(msg)
+    xkey = next((k for k in _X_KEYS if k in arrays), None)
+    ykey = next((k for k in _Y_KEYS if k in arrays), None)
     if xkey is None or ykey is None:
-        msg = f"{path}: needs arrays 'x' and 'y' (found {', '.join(sorted(arrays)) or 'none'})"
+        have = ", ".join(sorted(_npz_keys(loaded.files))) or "none"
+        msg = f"{path}: needs arrays 'x' and 'y' (found {have})"
         raise DataError(msg)
     has_test = {"x_test": arrays["x_test"]} if "x_test" in arrays else {}
     scale = _integer_scale({xkey: arrays[xkey], **has_test}, path)
@@ -622,38 +704,73 @@ def load_idx(path: os.PathLike[str] | str) -> np.ndarray:
     Raises
     ------
     DataError
-        When the file is missing, has a bad magic number, or is truncated.
+        When the file is missing, has a bad magic number, is truncated or holds
+        more than its header says, or its header claims more values than this
+        machine's memory holds as float64; each is found before the data
+        are read (a gzipped file is decompressed only up to the header's size).
     """
     _check_regular(path)
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+        with open(path, "rb") as raw:
+            packed = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            if not packed:
+                return _read_idx(raw, path, os.fstat(raw.fileno()).st_size)
+            with gzip.GzipFile(fileobj=raw, mode="rb") as f:
+                return _read_idx(f, path, None)
     except FileNotFoundError:
         msg = f"{path}: no such file"
         raise DataError(msg) from None
     except (OSError, EOFError, zlib.error) as exc:
         msg = f"{path}: cannot read IDX file ({exc})"
         raise DataError(msg) from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES or raw[3] == 0:
-        msg = f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})"
+
+
+_IDX_CHUNK = 1 << 20  # bytes decompressed at a time
+
+
+def _read_idx(
+    f: io.BufferedIOBase, path: os.PathLike[str] | str, file_size: int | None
+) -> np.ndarray:
+    """The array of the IDX stream ``f`` (``file_size``: its size, ``None`` for a
+    decompressed stream). Its header is checked before any data is read: against
+    the file's size, or this machine's memory (`_check_fits`); a stream is then
+    read in chunks up to the header's size and one byte more (a gzip bomb behind
+    a small header is never decompressed)."""
+    magic = f.read(4)
+    if (
+        len(magic) < 4
+        or magic[:2] != b"\0\0"
+        or magic[2] not in _IDX_DTYPES
+        or magic[3] == 0
+    ):
+        msg = f"{path}: not an IDX file (bad magic number {magic.hex() or 'empty'})"
         raise DataError(msg)
-    dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
+    dtype, ndim = np.dtype(_IDX_DTYPES[magic[2]]), magic[3]
+    dims = f.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         msg = f"{path}: truncated IDX header"
         raise DataError(msg)
-    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    shape = struct.unpack(f">{ndim}I", dims)
     size = math.prod(shape) * dtype.itemsize
-    if len(raw) - header != size:
-        msg = (
-            f"{path}: IDX header says shape {shape} ({size} bytes) "
-            f"but the file holds {len(raw) - header} bytes of data"
-        )
+    said = f"{path}: IDX header says shape {shape} ({size} bytes)"
+    if file_size is not None and file_size - 4 - 4 * ndim != size:
+        held = file_size - 4 - 4 * ndim
+        msg = f"{said} but the file holds {held} bytes of data"
         raise DataError(msg)
-    data = np.frombuffer(raw, dtype, offset=header).reshape(shape)
-    return data.astype(dtype.newbyteorder("="))
+    _check_fits(path, f"IDX header says shape {shape}", math.prod(shape))
+    out = np.empty(size, np.uint8)  # pages taken as the data arrive
+    view, got = out.data, 0
+    while got < size:
+        n = f.readinto(view[got : got + _IDX_CHUNK])
+        if not n:
+            msg = f"{said} but the file holds {got} bytes of data"
+            raise DataError(msg)
+        got += n
+    if f.read(1):  # and reads a gzip member to its end: its CRC is checked
+        msg = f"{said} but the file holds more than {size} bytes of data"
+        raise DataError(msg)
+    return out.view(dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
 
 
 _MNIST = {

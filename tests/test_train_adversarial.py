@@ -914,7 +914,7 @@ UNREADABLE = {
     "idx truncated": "bytes of data",
     "idx 1-d images": "shape (n, d, ...)",
     "idx labels 2-d": "1-d integer",
-    "gzip bomb-ish": "bytes of data",
+    "gzip bomb-ish": "more than this machine's memory",
 }
 
 
