@@ -1103,6 +1103,14 @@ BAD_TRAIN_OPTIONS = [
     (["--loss", "cross_entropy:label_smoothing=nan"], "label_smoothing"),
     (["--loss", "smooth_topk_svm:k=3"], "'smooth_topk_svm:k=3' with 3 classes"),
     (["--loss", "cross_entropy:"], "nothing after ':'"),
+    # an infinite value was passed on and refused as "must be non-negative (got
+    # gamma=inf)", naming a spec 'focal:gamma=inf' that was not the one typed
+    (
+        ["--loss", "focal:gamma=1e400"],
+        "'focal:gamma=1e400': `gamma` must be a finite number (got '1e400')",
+    ),
+    (["--loss", "focal:gamma=inf"], "`gamma` must be a finite number (got 'inf')"),
+    (["--loss", "poly1:epsilon=-inf"], "`epsilon` must be a finite number"),
     (["--loss", "taylor_cross_entropy:t=10001"], "1 <= t <= 10000"),
     (["--dtype", "float16"], "--dtype"),
     (["--noise-kind", "random"], "--noise-kind"),
@@ -1166,3 +1174,15 @@ def test_library_divergence_is_a_floating_point_error():
                 optimizer=mlp.Adam(lr=1e10), epochs=2)  # fmt: skip
     assert isinstance(info.value, mlp.TrainingDiverged)
     assert info.value.epoch == 1
+
+
+def test_user_loss_whose_default_is_infinite_takes_inf():
+    """Only a finite default makes an infinite value bad usage."""
+    import click
+
+    from arrayloss.cli._options import parse_spec
+
+    catalogue = {"mine": {"clip": math.inf, "scale": 1.0}}
+    assert parse_spec("mine:clip=inf", catalogue) == ("mine", {"clip": math.inf})
+    with pytest.raises(click.BadParameter, match="`scale` must be a finite number"):
+        parse_spec("mine:scale=1e999", catalogue)

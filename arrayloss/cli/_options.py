@@ -79,6 +79,11 @@ def _cast(key: str, text: str, default: Any, spec: str) -> Any:
             value = float(text)
             if math.isnan(value):
                 raise ValueError
+            # '1e400' too: no built-in loss takes an infinite value (a user's loss
+            # whose default is infinite may)
+            if math.isinf(value) and math.isfinite(default):
+                msg = f"{spec!r}: `{key}` must be a finite number (got {text!r})"
+                raise click.BadParameter(msg)
             return value
     except ValueError:
         names = {bool: "true or false", int: "an integer", float: "a number"}
