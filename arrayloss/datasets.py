@@ -402,7 +402,7 @@ def split(
     ------
     DataError
         When a part with a non-zero fraction would be empty, or no training
-        samples are left (too few samples to split).
+        samples are left (too few samples to split), or every label is one class.
 
     Examples
     --------
@@ -434,6 +434,13 @@ def split(
                 f"{part} part would be empty"
             )
             raise DataError(msg)
+    if int(data.y.min()) == int(data.y.max()):  # (a model of it predicts that
+        # class whatever the input: accuracy 1 "of 2 classes", saying nothing)
+        msg = (
+            f"{data.name}: every label is {int(data.y[0])}: one class only, nothing "
+            "for a classifier to learn (it needs samples of two classes or more)"
+        )
+        raise DataError(msg)
     return Splits(
         data.x[tr], data.y[tr], data.x[va], data.y[va], x_test, y_test,
         data.n_classes, data.name,

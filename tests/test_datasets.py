@@ -556,7 +556,16 @@ def test_too_few_samples_to_split(n):
     d = ds.Dataset(np.zeros((n, 2)), np.zeros(n, dtype=np.int64), 2, "tiny")
     with pytest.raises(DataError, match=r"tiny: too few samples to split"):
         ds.split(d)
-    assert ds.split(ds.Dataset(np.zeros((3, 2)), np.zeros(3, np.int64), 2, "ok"))
+    assert ds.split(ds.Dataset(np.zeros((3, 2)), np.arange(3) % 2, 2, "ok"))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_one_class_data_is_refused(n_classes):
+    """Labels of one class were trained on as a data set of 2 classes: top-2
+    accuracy 1.0, accuracy 1.0 by predicting that class whatever the input."""
+    d = ds.Dataset(np.zeros((30, 2)), np.full(30, 1), n_classes, "same")
+    with pytest.raises(DataError, match=r"same: every label is 1: one class only"):
+        ds.split(d)
 
 
 def test_no_training_samples_is_a_data_error():

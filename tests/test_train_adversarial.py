@@ -435,7 +435,7 @@ def test_sigterm_during_training_leaves_nothing(tmp_path, data):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     proc = subprocess.Popen(
         [sys.executable, "-m", "arrayloss", "train", "--data", str(data), "--epochs",
-         "10000000", "--hidden", "4", "-q", "--save", str(out)],
+         "100000", "--hidden", "4", "-q", "--save", str(out)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     time.sleep(2.0)
@@ -791,6 +791,11 @@ BAD_NPZ = {
     "n_classes too small": ({"x": X, "y": Y, "n_classes": 2}, "out of range"),
     "1 sample": ({"x": X[:1], "y": Y[:1]}, "too few samples to split"),
     "2 samples": ({"x": X[:2], "y": Y[:2]}, "too few samples to split"),
+    "one class": ({"x": X, "y": np.zeros(30, int)}, "every label is 0: one class"),
+    "one class of 3": (
+        {"x": X, "y": np.ones(30, int), "n_classes": 3},
+        "every label is 1: one class",
+    ),
     "0 samples": ({"x": X[:0], "y": Y[:0]}, "n >= 1"),
     "x 1-d": ({"x": X[:, 0], "y": Y}, "shape (n, d, ...)"),
     "x no features": ({"x": np.zeros((30, 0)), "y": Y}, "d >= 1"),
