@@ -953,21 +953,67 @@ def test_broken_matplotlib_setting_is_found_before_training(tmp_path, data, comm
     assert sorted(os.listdir(tmp_path)) == ["data.npz"]
 
 
-def test_out_of_memory_is_one_line(data):
+def test_out_of_memory_is_one_line(data, monkeypatch):
+    from arrayloss import datasets
+
+    monkeypatch.setattr(datasets, "_memory", lambda: None)  # no check beforehand
     r = invoke(["train", "--data", data, *TINY, "--hidden", "100000000000"], 1)
     assert "out of memory" in error_line(r)
 
 
 @pytest.mark.parametrize("width", [2**62, 10**23])
-def test_model_too_large_for_an_array_is_bad_data(tmp_path, data, width):
+@pytest.mark.parametrize("checked", [True, False])
+def test_model_too_large_for_an_array_is_bad_data(
+    tmp_path, data, width, checked, monkeypatch
+):
     """NumPy's ValueError for a layer no array can hold ("array is too big",
     "Maximum allowed dimension exceeded") was an internal error of study's
-    CPU-time probe; train said it as bad data already."""
+    CPU-time probe; train said it as bad data already.  (Now found before, by
+    the model's size; without that check, by NumPy.)"""
+    if not checked:
+        from arrayloss import datasets
+
+        monkeypatch.setattr(datasets, "_memory", lambda: None)
     r = invoke(["train", "--data", data, *TINY, "--hidden", width], exit_code=1)
     line = error_line(r)
     r = invoke([*STUDY, "--data", data, "--out", tmp_path / "s", "--hidden", width], 1)
-    assert error_line(r) == line
+    if checked:
+        assert "more than this machine's memory" in line
+        assert "more than this machine's memory" in error_line(r)
+    else:
+        assert error_line(r) == line
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "study"])
+def test_model_whose_layers_fit_one_by_one_but_not_together_is_refused_first(
+    tmp_path, data, no_training, monkeypatch, command
+):
+    """Layers that each fit in memory and together do not were allocated one
+    after another until the system killed the process: no message, exit 137
+    (``--hidden 30000,30000,30000`` on a machine of 24 GiB).  On a machine of
+    32 MiB, here, a model of 4e6 parameters is refused before any allocation."""
+    from arrayloss import datasets, mlp
+
+    monkeypatch.setattr(datasets, "_memory", lambda: 32 << 20)
+    monkeypatch.setattr(mlp, "init", no_training_init)
+    args = ["--hidden", "2000,2000"]
+    r = invoke(
+        ["train", "--data", data, *TINY, *args] if command == "train"
+        else [*STUDY, "--data", data, "--out", tmp_path / "s", *args],
+        exit_code=1,
+    )  # fmt: skip
+    line = error_line(r)
+    assert "the model 4-2000-2000-3 has 4.02e+06 parameters" in line
+    assert "more than this machine's memory (0.0312 GiB)" in line
+    assert not (tmp_path / "s").exists()
+    from arrayloss.cli._train import check_model_memory
+
+    check_model_memory([4, 200, 200, 3], rows=64, dtype="float64", optimizer="adam")
+
+
+def no_training_init(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("the model was allocated before its size was checked")
 
 
 def test_failed_study_run_is_one_line(tmp_path, data, monkeypatch):

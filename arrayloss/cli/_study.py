@@ -46,6 +46,7 @@ from ._train import (
     OutputPath,
     check_features,
     check_loss,
+    check_model_memory,
     check_outputs,
     data_errors,
     data_inputs,
@@ -845,6 +846,15 @@ def study(
     ]
     plan = _Plan(cells, lr_grid, seeds, tune_seed)
     jobs = min(jobs, plan.total, os.cpu_count() or 1)
+    for dataset in datasets.values():  # before the probe allocates any of it
+        s = split(dataset, seed=0)
+        check_model_memory(
+            [s.x_train.shape[1], *hidden, dataset.n_classes],
+            rows=min(batch_size, s.y_train.size),
+            dtype="float32",
+            optimizer=optimizer,
+            jobs=jobs,
+        )
     user_losses = _user_losses(losses) if jobs > 1 else {}
     commit = _git_commit()  # now: the code the runs use, whatever changes later
     cpu0, start = _cpu_seconds(), time.perf_counter()
