@@ -1237,3 +1237,31 @@ def test_user_loss_whose_default_is_infinite_takes_inf():
     assert parse_spec("mine:clip=inf", catalogue) == ("mine", {"clip": math.inf})
     with pytest.raises(click.BadParameter, match="`scale` must be a finite number"):
         parse_spec("mine:scale=1e999", catalogue)
+
+
+@pytest.mark.parametrize("error", ["RuntimeError", "ValueError"])
+@pytest.mark.parametrize("command", ["train", "check"])
+def test_user_loss_raising_a_message_of_several_lines_is_one_line(
+    tmp_path, data, monkeypatch, no_training, error, command
+):
+    """The probe of a user's loss printed the message of its exception as it
+    was: 'raised RuntimeError: boom' and 'second line' on a line of its own."""
+    module = f"multiline_{error.lower()}"
+    (tmp_path / f"{module}.py").write_text(
+        f"def bad(z, y):\n    raise {error}('boom\\nsecond line')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["--loss", f"{module}:bad"]
+    try:
+        r = invoke(
+            ["train", "--data", data, *TINY, *args] if command == "train"
+            else ["check", *args, "--classes", "3"],
+            exit_code=2,
+        )  # fmt: skip
+    finally:
+        import arrayloss
+
+        if f"{module}.bad" in arrayloss.USER_LOSSES:
+            arrayloss.unregister_loss(f"{module}.bad")
+    assert error_line(r).endswith(": boom second line")
+    assert r.stderr.splitlines()[-1] == error_line(r)

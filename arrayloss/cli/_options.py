@@ -184,6 +184,7 @@ def check_loss_params(
     """
     import numpy as np
 
+    from arrayloss._errors import one_line
     from arrayloss._registry import _USER, LOSSES, get_loss
 
     info = get_loss(name)
@@ -200,13 +201,13 @@ def check_loss_params(
             info.value(logits, labels, **params)
     except (ValueError, TypeError) as exc:
         spec = format_spec(name, params)
-        msg = f"{spec!r} with {n_classes} classes: {exc}"
+        msg = f"{spec!r} with {n_classes} classes: {one_line(exc)}"
         raise click.BadParameter(msg, param_hint=param_hint) from None
     except Exception as exc:
         if name not in _USER:
             raise  # a built-in loss failing is an internal error
         spec = format_spec(name, params)
-        msg = f"{spec!r} with {n_classes} classes raised {type(exc).__name__}: {exc}"
+        msg = f"{spec!r} with {n_classes} classes raised {type(exc).__name__}: {one_line(exc)}"
         raise click.BadParameter(msg, param_hint=param_hint) from None
 
 
