@@ -744,6 +744,11 @@ def test_loss_infinite_before_any_step_blames_the_loss_not_the_lr(tmp_path, data
         assert "try a smaller" not in line
     r = invoke(["train", "--data", data, *TINY, "--lr", "1e308"], exit_code=1)
     assert "try a smaller --lr than 1e+308" in error_line(r)
+    # the penalty of a weight decay of 1e308 overflows alone: it blamed the loss
+    r = invoke(["train", "--data", data, *TINY, "--weight-decay", "1e308"], 1)
+    assert error_line(r).endswith(
+        "check the parameters of --loss 'cross_entropy' and --weight-decay 1e+308"
+    )
     out = tmp_path / "s"
     invoke([*STUDY, "--data", data, "--out", out, "--loss", "hinge:margin=1e300"], 0)
     text = (out / "runs.csv").read_text()

@@ -775,6 +775,8 @@ def train(
             f"training diverged in epoch {exc.epoch} ({exc.reason} on the first "
             "batch, before any step, so no smaller --lr helps); check the "
             f"parameters of --loss {format_spec(name, params)!r}"
+            # the penalty is part of the loss: 1e308 x |W|^2 overflows alone
+            + (f" and --weight-decay {weight_decay:g}" if weight_decay else "")
             if exc.at_start
             else f"training diverged in epoch {exc.epoch} ({exc.reason}); "
             f"try a smaller --lr than {lr_used:g}"
