@@ -1270,3 +1270,24 @@ def test_user_loss_raising_a_message_of_several_lines_is_one_line(
             arrayloss.unregister_loss(f"{module}.bad")
     assert error_line(r).endswith(": boom second line")
     assert r.stderr.splitlines()[-1] == error_line(r)
+
+
+@pytest.mark.parametrize("command", ["train", "study"])
+def test_closed_standard_error_is_no_internal_error(tmp_path, data, command):
+    """``arrayloss train ... 2>&-``: with standard error closed, ``sys.stderr`` is
+    None, and asking it whether it is a terminal (for the progress bar) ended
+    the command in 'internal error (AttributeError ...)' (on standard output),
+    the study's files unwritten."""
+    out = tmp_path / "s"
+    args = ["train", "--data", data, *[a for a in TINY if a != "-q"], "--save", out]
+    if command == "study":
+        args = [*[a for a in STUDY if a != "-q"], "--data", data, "--out", out]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.run(
+        ["sh", "-c", 'exec "$@" 2>&-', "sh", sys.executable, "-m", "arrayloss",
+         *map(str, args)],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout
+    assert "internal error" not in proc.stdout
+    assert sorted(os.listdir(out))

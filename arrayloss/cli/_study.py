@@ -42,6 +42,7 @@ import click
 from .._errors import utf8_text
 from . import _options as opt
 from . import _study_report as report
+from ._output import stderr_is_a_terminal
 from ._train import (
     OutputPath,
     check_features,
@@ -277,7 +278,7 @@ class _Progress:
     def __init__(self, total: int, quiet: bool) -> None:
         self.total, self.quiet, self.count = total, quiet, 0
         self.bar: Any = None
-        if not quiet and sys.stderr.isatty():
+        if not quiet and stderr_is_a_terminal():
             self.bar = click.progressbar(
                 length=total, label="study", file=sys.stderr, show_eta=True,
                 item_show_func=lambda s: s, width=24,

@@ -738,7 +738,9 @@ def train(
         )
     lr_used = lr if lr is not None else (0.1 if optimizer == "sgd" else 1e-3)
 
-    show = not quiet and sys.stderr.isatty()
+    from ._output import stderr_is_a_terminal
+
+    show = not quiet and stderr_is_a_terminal()
     steps = epochs * math.ceil(splits.y_train.size / batch_size)
     bar: Any = _progress(steps) if show else contextlib.nullcontext()
     running: list[float] = []
