@@ -57,6 +57,10 @@ __all__ = [
 
 NOISE_KINDS = ("symmetric", "pairflip")
 
+# Integers are dtype kinds "i" and "u" ("iu" below), floats "f": not
+# np.issubdtype(..., np.integer), which holds for timedelta64 too (a feature or
+# label of them ended in "internal error (TypeError: float() argument ...)").
+
 # IDX type codes: https://yann.lecun.com/exdb/mnist/ (big-endian data).
 _IDX_DTYPES = {
     0x08: ">u1",
@@ -331,7 +335,7 @@ def add_label_noise(
         msg = f"noise `kind` must be 'symmetric' or 'pairflip' (got {kind!r})"
         raise ValueError(msg)
     y = np.asarray(labels)
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+    if y.ndim != 1 or y.dtype.kind not in "iu":
         msg = f"`labels` must be a 1-d integer array (got shape {y.shape}, {y.dtype})"
         raise ValueError(msg)
     y = y.astype(np.int64)  # a copy: the caller's labels stay as they were
@@ -458,8 +462,8 @@ def _integer_scale(
     training part is (``None`` when they hold no integers). `DataError` when one
     part holds integers and another floats, which no one divisor puts on one
     scale."""
-    ints = {k: v for k, v in parts.items() if np.issubdtype(v.dtype, np.integer)}
-    floats = [k for k, v in parts.items() if np.issubdtype(v.dtype, np.floating)]
+    ints = {k: v for k, v in parts.items() if v.dtype.kind in "iu"}
+    floats = [k for k, v in parts.items() if v.dtype.kind == "f"]
     if ints and floats:
         msg = (
             f"{path}: {next(iter(ints))} holds integers and {floats[0]} floats; "
@@ -485,10 +489,10 @@ def _features(
         raise DataError(msg)
     if x.dtype == np.bool_:
         out = x.astype(np.float64)
-    elif np.issubdtype(x.dtype, np.integer):
+    elif x.dtype.kind in "iu":
         top = float(x.max()) if scale is None else scale
         out = x.astype(np.float64) / (top if top > 0 else 1.0)
-    elif np.issubdtype(x.dtype, np.floating):
+    elif x.dtype.kind == "f":
         out = x.astype(np.float64)
     else:
         msg = f"{path}: features must be real numbers (got dtype {x.dtype})"
@@ -505,7 +509,7 @@ MAX_CLASSES = 1 << 24
 
 
 def _labels(y: np.ndarray, n: int, path: os.PathLike[str] | str) -> np.ndarray:
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+    if y.ndim != 1 or y.dtype.kind not in "iu":
         msg = f"{path}: labels must be a 1-d integer array (got shape {y.shape}, dtype {y.dtype})"
         raise DataError(msg)
     if y.size != n:
@@ -529,7 +533,7 @@ def _n_classes(*labels: np.ndarray) -> int:
 
 def _given_n_classes(value: np.ndarray, path: os.PathLike[str] | str) -> int:
     """The ``n_classes`` entry of an ``.npz`` file: one integer in [2, MAX_CLASSES]."""
-    if value.ndim != 0 or not np.issubdtype(value.dtype, np.integer):
+    if value.ndim != 0 or value.dtype.kind not in "iu":
         msg = (
             f"{path}: n_classes must be one integer (got shape {value.shape}, "
             f"dtype {value.dtype})"

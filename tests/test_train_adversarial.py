@@ -815,6 +815,14 @@ BAD_NPZ = {
     "x nan": ({"x": np.where(X == 0, np.nan, X), "y": Y}, "NaN"),
     "x inf": ({"x": np.full((30, 3), -np.inf), "y": Y}, "NaN or infinite"),
     "x complex": ({"x": X + 1j, "y": Y}, "real numbers"),
+    # timedelta64 is an np.integer to np.issubdtype: internal errors (TypeError)
+    "x timedelta": ({"x": X.astype("m8[s]"), "y": Y}, "real numbers"),
+    "x datetime": ({"x": X.astype("M8[s]"), "y": Y}, "real numbers"),
+    "y timedelta": ({"x": X, "y": Y.astype("m8[s]")}, "1-d integer"),
+    "n_classes timedelta": (
+        {"x": X, "y": Y, "n_classes": np.timedelta64(3, "s")},
+        "n_classes must be one integer",
+    ),
     "x text": ({"x": X.astype(str), "y": Y}, "real numbers"),
     "no y": ({"x": X}, "needs arrays 'x' and 'y'"),
     "nothing": ({}, "found none"),
