@@ -907,6 +907,11 @@ def _write(kind: str, tmp_path: Path) -> Path:
         p = tmp_path / "train-images-idx3-ubyte"
         p.write_bytes(_idx(np.zeros((5, 2, 2))))
         (tmp_path / "train-labels-idx1-ubyte").write_bytes(_idx(np.zeros((5, 1))))
+    elif kind in ("encrypted", "unknown method"):
+        from conftest import patched_npz
+
+        patch = {"flag": 1} if kind == "encrypted" else {"method": 98}
+        p = patched_npz(tmp_path / "z.npz", x=X, y=Y, **patch)
     elif kind == "gzip bomb-ish":
         p = tmp_path / "train-images-idx3-ubyte.gz"
         p.write_bytes(gzip.compress(b"\0\0\x08\x03" + b"\xff" * 12))  # 4 GB promised
@@ -933,6 +938,9 @@ UNREADABLE = {
     "idx 1-d images": "shape (n, d, ...)",
     "idx labels 2-d": "1-d integer",
     "gzip bomb-ish": "more than this machine's memory",
+    # a RuntimeError and a NotImplementedError of zipfile: internal errors
+    "encrypted": "is encrypted, password required",
+    "unknown method": "That compression method is not supported",
 }
 
 
