@@ -9,6 +9,7 @@ import csv
 import importlib.util
 import json
 import math
+import os
 import random
 import shlex
 import shutil
@@ -406,6 +407,24 @@ def test_study_data_given_twice_is_usage(tmp_path):
     r = invoke(["study", "--data", "digits", "--data", "digits", "--out", tmp_path / "s"],
                exit_code=2)  # fmt: skip
     assert "'digits' is given twice" in r.stderr
+
+
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_study_data_given_twice_under_two_names_is_usage(tmp_path, link):
+    """A link to a data set was a second data set: the same runs twice over, as
+    two columns of every table."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(30, 4)), y=np.arange(30) % 3)
+    other = tmp_path / "other.npz"
+    if link == "symbolic":
+        other.symlink_to(tmp_path / "d.npz")
+    else:
+        os.link(tmp_path / "d.npz", other)
+    args = ["study", "--data", tmp_path / "d.npz", "--data", other, "--out",
+            tmp_path / "s"]  # fmt: skip
+    r = invoke(args, exit_code=2)
+    assert f"'{other}' and '{tmp_path / 'd.npz'}' are one file" in r.stderr
+    assert not (tmp_path / "s").exists()
 
 
 def test_tuning_seed_must_be_separate(tmp_path):

@@ -44,6 +44,7 @@ from . import _options as opt
 from . import _study_report as report
 from ._output import stderr_is_a_terminal
 from ._train import (
+    DATA_NAMES,
     OutputPath,
     check_features,
     check_loss,
@@ -595,12 +596,20 @@ def _data_sets(specs: Sequence[str]) -> dict[str, Any]:
         if importlib.util.find_spec("mnist1d") is None:
             click.echo(f"note: mnist1d left out; it needs {MNIST1D_HINT}", err=True)
             specs.remove("mnist1d")
+    from ._output import file_identity
+
     out: dict[str, Any] = {}
     names: dict[str, str] = {}
+    files: dict[Any, str] = {}  # by (device, inode): a link to a file is the file
     for spec in specs:
         if spec in out:
             msg = f"{spec!r} is given twice"
             raise click.BadParameter(msg, param_hint="'--data'")
+        ident = spec if spec in DATA_NAMES else file_identity(spec)
+        if ident in files:
+            msg = f"{spec!r} and {files[ident]!r} are one file (studied twice)"
+            raise click.BadParameter(msg, param_hint="'--data'")
+        files[ident] = spec
         dataset = load_data(spec)
         if dataset.name in names:
             msg = (
