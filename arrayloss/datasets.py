@@ -24,9 +24,11 @@ cannot be read raises `DataError`, whose message names the file.
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import stat
+import struct
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -35,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import DataError, utf8_text
+from ._errors import DataError, one_line, utf8_text
 
 __all__ = [
     "DataError",
@@ -54,6 +56,10 @@ __all__ = [
 ]
 
 NOISE_KINDS = ("symmetric", "pairflip")
+
+# Integers are dtype kinds "i" and "u" ("iu" below), floats "f": not
+# np.issubdtype(..., np.integer), which holds for timedelta64 too (a feature or
+# label of them ended in "internal error (TypeError: float() argument ...)").
 
 # IDX type codes: https://yann.lecun.com/exdb/mnist/ (big-endian data).
 _IDX_DTYPES = {
@@ -329,7 +335,7 @@ def add_label_noise(
         msg = f"noise `kind` must be 'symmetric' or 'pairflip' (got {kind!r})"
         raise ValueError(msg)
     y = np.asarray(labels)
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+    if y.ndim != 1 or y.dtype.kind not in "iu":
         msg = f"`labels` must be a 1-d integer array (got shape {y.shape}, {y.dtype})"
         raise ValueError(msg)
     y = y.astype(np.int64)  # a copy: the caller's labels stay as they were
@@ -400,7 +406,7 @@ def split(
     ------
     DataError
         When a part with a non-zero fraction would be empty, or no training
-        samples are left (too few samples to split).
+        samples are left (too few samples to split), or every label is one class.
 
     Examples
     --------
@@ -432,6 +438,13 @@ def split(
                 f"{part} part would be empty"
             )
             raise DataError(msg)
+    if int(data.y.min()) == int(data.y.max()):  # (a model of it predicts that
+        # class whatever the input: accuracy 1 "of 2 classes", saying nothing)
+        msg = (
+            f"{data.name}: every label is {int(data.y[0])}: one class only, nothing "
+            "for a classifier to learn (it needs samples of two classes or more)"
+        )
+        raise DataError(msg)
     return Splits(
         data.x[tr], data.y[tr], data.x[va], data.y[va], x_test, y_test,
         data.n_classes, data.name,
@@ -449,8 +462,8 @@ def _integer_scale(
     training part is (``None`` when they hold no integers). `DataError` when one
     part holds integers and another floats, which no one divisor puts on one
     scale."""
-    ints = {k: v for k, v in parts.items() if np.issubdtype(v.dtype, np.integer)}
-    floats = [k for k, v in parts.items() if np.issubdtype(v.dtype, np.floating)]
+    ints = {k: v for k, v in parts.items() if v.dtype.kind in "iu"}
+    floats = [k for k, v in parts.items() if v.dtype.kind == "f"]
     if ints and floats:
         msg = (
             f"{path}: {next(iter(ints))} holds integers and {floats[0]} floats; "
@@ -476,10 +489,10 @@ def _features(
         raise DataError(msg)
     if x.dtype == np.bool_:
         out = x.astype(np.float64)
-    elif np.issubdtype(x.dtype, np.integer):
+    elif x.dtype.kind in "iu":
         top = float(x.max()) if scale is None else scale
         out = x.astype(np.float64) / (top if top > 0 else 1.0)
-    elif np.issubdtype(x.dtype, np.floating):
+    elif x.dtype.kind == "f":
         out = x.astype(np.float64)
     else:
         msg = f"{path}: features must be real numbers (got dtype {x.dtype})"
@@ -496,7 +509,7 @@ MAX_CLASSES = 1 << 24
 
 
 def _labels(y: np.ndarray, n: int, path: os.PathLike[str] | str) -> np.ndarray:
-    if y.ndim != 1 or not np.issubdtype(y.dtype, np.integer):
+    if y.ndim != 1 or y.dtype.kind not in "iu":
         msg = f"{path}: labels must be a 1-d integer array (got shape {y.shape}, dtype {y.dtype})"
         raise DataError(msg)
     if y.size != n:
@@ -520,7 +533,7 @@ def _n_classes(*labels: np.ndarray) -> int:
 
 def _given_n_classes(value: np.ndarray, path: os.PathLike[str] | str) -> int:
     """The ``n_classes`` entry of an ``.npz`` file: one integer in [2, MAX_CLASSES]."""
-    if value.ndim != 0 or not np.issubdtype(value.dtype, np.integer):
+    if value.ndim != 0 or value.dtype.kind not in "iu":
         msg = (
             f"{path}: n_classes must be one integer (got shape {value.shape}, "
             f"dtype {value.dtype})"
@@ -553,40 +566,122 @@ def _check_regular(path: os.PathLike[str] | str) -> None:
         raise DataError(msg)
 
 
+_X_KEYS = ("x", "X", "images")
+_Y_KEYS = ("y", "labels")
+_NPZ_KEYS = (*_X_KEYS, *_Y_KEYS, "x_test", "y_test", "n_classes")
+"""The members of an ``.npz`` data set that `load_npz` reads (no other)."""
+
+
+def _npz_keys(files: list[str]) -> list[str]:
+    return [k.removesuffix(".npy") for k in files]
+
+
+def _memory() -> int | None:
+    """This machine's physical memory in bytes (``None`` where unknown): no data
+    set claiming more as float64 features can be loaded, so none is read."""
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return None
+
+
+def _check_fits(path: os.PathLike[str] | str, what: str, n_values: int) -> None:
+    """`DataError` when ``n_values`` numbers, as float64, exceed `_memory`."""
+    memory = _memory()
+    need = n_values * 8
+    if memory is not None and need > memory:
+        msg = (
+            f"{path}: {what}: {n_values} values ({need / 2**30:.3g} GiB as float64 "
+            f"features), more than this machine's memory ({memory / 2**30:.3g} GiB)"
+        )
+        raise DataError(msg)
+
+
+def _check_npz_members(
+    zf: zipfile.ZipFile, keys: list[str], path: os.PathLike[str] | str
+) -> None:
+    """Each member ``keys`` of an ``.npz`` is an ``.npy`` array whose header's
+    shape its bytes hold, and all of them fit in memory as float64 (`_check_fits`):
+    NumPy allocates the shape a header claims before it reads a byte, and reads
+    what the archive says a member holds, however much that is."""
+    from .io._npy import _read_npy_header
+
+    names = set(zf.namelist())
+    total = 0
+    for key in keys:
+        info = zf.getinfo(key + ".npy" if key + ".npy" in names else key)
+        with zf.open(info) as member:
+            try:
+                shape, _, dtype = _read_npy_header(member)
+            except (ValueError, SyntaxError, EOFError) as exc:
+                msg = f"{path}: {key!r} is not an .npy array ({one_line(exc)})"
+                raise DataError(msg) from None
+            need = math.prod(shape) * dtype.itemsize
+            have = info.file_size - member.tell()
+        if need > have and not dtype.hasobject:  # (pickles: NumPy refuses them)
+            msg = (
+                f"{path}: the header of {key!r} says shape {shape} ({need} bytes) "
+                f"but the archive holds {have} bytes of it"
+            )
+            raise DataError(msg)
+        total += math.prod(shape)
+    _check_fits(path, "its arrays", total)
+
+
 def load_npz(path: os.PathLike[str] | str) -> Dataset:
     """Features and labels from a NumPy ``.npz`` file.
 
     The file holds ``x`` (or ``X`` or ``images``) of shape (n, ...) and ``y`` (or
     ``labels``) of shape (n,) with integer classes; optionally ``x_test`` and
-    ``y_test``, and ``n_classes`` (otherwise the largest label + 1).
+    ``y_test``, and ``n_classes`` (otherwise the largest label + 1).  No other
+    member is read.
 
     Raises
     ------
     DataError
-        When the file is missing, is not an ``.npz`` archive, or lacks the arrays.
+        When the file is missing, is not an ``.npz`` archive, or lacks the arrays;
+        when an array's header claims more bytes than the archive holds of it, or
+        the arrays more values than this machine's memory holds as float64 (both
+        found before the data are read).
     """
+    from .io._npy import ZIP_ERRORS  # (not at import: arrayloss.io takes 25 ms)
+
     _check_regular(path)
     try:
         # np.load leaks its own file handle on a bad archive: open it here.
         with open(path, "rb") as fh:
+            if fh.read(6) == np.lib.format.MAGIC_PREFIX:
+                msg = f"{path}: not an .npz archive (a single array?)"
+                raise DataError(msg)
+            fh.seek(0)
             loaded = np.load(fh, allow_pickle=False)
             if not isinstance(loaded, np.lib.npyio.NpzFile):
                 msg = f"{path}: not an .npz archive (a single array?)"
                 raise DataError(msg)
             with loaded as f:
-                arrays = {k: f[k] for k in f.files}
+                # only the arrays used, each checked before it is read: any other
+                # member, and the claims of a header, are never decompressed
+                wanted = [k for k in _NPZ_KEYS if k in f.files]
+                assert loaded.zip is not None  # open until the `with` ends
+                _check_npz_members(loaded.zip, wanted, path)
+                arrays = {k: f[k] for k in wanted}
     except DataError:
         raise
     except FileNotFoundError:
         msg = f"{path}: no such file"
         raise DataError(msg) from None
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+    except (ValueError, *ZIP_ERRORS) as exc:
         msg = f"{path}: not a readable .npz file ({exc})"
         raise DataError(msg) from None
-    xkey = next((k for k in ("x", "X", "images") if k in arrays), None)
-    ykey = next((k for k in ("y", "labels") if k in arrays), None)
+    if not arrays:
+        have = ", ".join(sorted(_npz_keys(loaded.files))) or "none"
+        msg = f"{path}: needs arrays 'x' and 'y' (found {have})"
+        raise DataError(msg)
+    xkey = next((k for k in _X_KEYS if k in arrays), None)
+    ykey = next((k for k in _Y_KEYS if k in arrays), None)
     if xkey is None or ykey is None:
-        msg = f"{path}: needs arrays 'x' and 'y' (found {', '.join(sorted(arrays)) or 'none'})"
+        have = ", ".join(sorted(_npz_keys(loaded.files))) or "none"
+        msg = f"{path}: needs arrays 'x' and 'y' (found {have})"
         raise DataError(msg)
     has_test = {"x_test": arrays["x_test"]} if "x_test" in arrays else {}
     scale = _integer_scale({xkey: arrays[xkey], **has_test}, path)
@@ -622,38 +717,73 @@ def load_idx(path: os.PathLike[str] | str) -> np.ndarray:
     Raises
     ------
     DataError
-        When the file is missing, has a bad magic number, or is truncated.
+        When the file is missing, has a bad magic number, is truncated or holds
+        more than its header says, or its header claims more values than this
+        machine's memory holds as float64; each is found before the data
+        are read (a gzipped file is decompressed only up to the header's size).
     """
     _check_regular(path)
     try:
-        with open(path, "rb") as f:
-            raw = f.read()
-        if raw[:2] == b"\x1f\x8b":
-            raw = gzip.decompress(raw)
+        with open(path, "rb") as raw:
+            packed = raw.read(2) == b"\x1f\x8b"
+            raw.seek(0)
+            if not packed:
+                return _read_idx(raw, path, os.fstat(raw.fileno()).st_size)
+            with gzip.GzipFile(fileobj=raw, mode="rb") as f:
+                return _read_idx(f, path, None)
     except FileNotFoundError:
         msg = f"{path}: no such file"
         raise DataError(msg) from None
     except (OSError, EOFError, zlib.error) as exc:
         msg = f"{path}: cannot read IDX file ({exc})"
         raise DataError(msg) from None
-    if len(raw) < 4 or raw[:2] != b"\0\0" or raw[2] not in _IDX_DTYPES or raw[3] == 0:
-        msg = f"{path}: not an IDX file (bad magic number {raw[:4].hex() or 'empty'})"
+
+
+_IDX_CHUNK = 1 << 20  # bytes decompressed at a time
+
+
+def _read_idx(
+    f: io.BufferedIOBase, path: os.PathLike[str] | str, file_size: int | None
+) -> np.ndarray:
+    """The array of the IDX stream ``f`` (``file_size``: its size, ``None`` for a
+    decompressed stream). Its header is checked before any data is read: against
+    the file's size, or this machine's memory (`_check_fits`); a stream is then
+    read in chunks up to the header's size and one byte more (a gzip bomb behind
+    a small header is never decompressed)."""
+    magic = f.read(4)
+    if (
+        len(magic) < 4
+        or magic[:2] != b"\0\0"
+        or magic[2] not in _IDX_DTYPES
+        or magic[3] == 0
+    ):
+        msg = f"{path}: not an IDX file (bad magic number {magic.hex() or 'empty'})"
         raise DataError(msg)
-    dtype, ndim = np.dtype(_IDX_DTYPES[raw[2]]), raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
+    dtype, ndim = np.dtype(_IDX_DTYPES[magic[2]]), magic[3]
+    dims = f.read(4 * ndim)
+    if len(dims) < 4 * ndim:
         msg = f"{path}: truncated IDX header"
         raise DataError(msg)
-    shape = tuple(int(d) for d in np.frombuffer(raw, ">u4", count=ndim, offset=4))
+    shape = struct.unpack(f">{ndim}I", dims)
     size = math.prod(shape) * dtype.itemsize
-    if len(raw) - header != size:
-        msg = (
-            f"{path}: IDX header says shape {shape} ({size} bytes) "
-            f"but the file holds {len(raw) - header} bytes of data"
-        )
+    said = f"{path}: IDX header says shape {shape} ({size} bytes)"
+    if file_size is not None and file_size - 4 - 4 * ndim != size:
+        held = file_size - 4 - 4 * ndim
+        msg = f"{said} but the file holds {held} bytes of data"
         raise DataError(msg)
-    data = np.frombuffer(raw, dtype, offset=header).reshape(shape)
-    return data.astype(dtype.newbyteorder("="))
+    _check_fits(path, f"IDX header says shape {shape}", math.prod(shape))
+    out = np.empty(size, np.uint8)  # pages taken as the data arrive
+    view, got = out.data, 0
+    while got < size:
+        n = f.readinto(view[got : got + _IDX_CHUNK])
+        if not n:
+            msg = f"{said} but the file holds {got} bytes of data"
+            raise DataError(msg)
+        got += n
+    if f.read(1):  # and reads a gzip member to its end: its CRC is checked
+        msg = f"{said} but the file holds more than {size} bytes of data"
+        raise DataError(msg)
+    return out.view(dtype).reshape(shape).astype(dtype.newbyteorder("="), copy=False)
 
 
 _MNIST = {

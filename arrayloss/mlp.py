@@ -36,7 +36,6 @@ import itertools
 import json
 import math
 import os
-import zipfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -658,6 +657,8 @@ def load(
     DataError
         (a `ValueError`) when the file is not a model written by `save`.
     """
+    from .io._npy import ZIP_ERRORS
+
     xp = np if xp is None else xp
     try:
         with open(path, "rb") as fh, np.load(fh, allow_pickle=False) as f:
@@ -666,9 +667,7 @@ def load(
             bs = [np.asarray(f[f"b{i}"]) for i in range(n)]
             activation = str(f["activation"])
             meta = json.loads(str(f["meta"]))
-    except (
-        OSError, EOFError, KeyError, ValueError, AttributeError, zipfile.BadZipFile,
-    ) as exc:  # fmt: skip
+    except (KeyError, ValueError, AttributeError, *ZIP_ERRORS) as exc:
         msg = f"{path}: not an arrayloss MLP file ({exc})"
         raise DataError(msg) from None
     problem = "no weights" if n == 0 else ""

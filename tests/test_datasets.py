@@ -399,12 +399,173 @@ def test_corrupt_gzip_idx(tmp_path):
         ds.load_idx(p)
 
 
+# -- bombs: files whose headers, or compressed streams, claim far more than they hold
+
+
+def _peak_bytes(call) -> int:
+    """The most memory Python and NumPy held at once while ``call()`` ran."""
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        call()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak
+
+
+def _refused(path, match):
+    def call():
+        with pytest.raises(DataError, match=match) as info:
+            ds.load(str(path))
+        assert "\n" not in str(info.value)
+
+    return call
+
+
+def test_gzip_bomb_behind_a_small_idx_header_is_not_decompressed(tmp_path):
+    """A 64 KiB .gz whose header promises 40 bytes and whose stream holds 64 MiB:
+    all of it was decompressed into memory before its size was compared."""
+    head = _idx_bytes(np.zeros((10, 2, 2), np.uint8))
+    p = tmp_path / "train-images-idx3-ubyte.gz"
+    p.write_bytes(gzip.compress(head + bytes(64 << 20), 9))
+    assert p.stat().st_size < 1 << 20
+    peak = _peak_bytes(_refused(p, "holds more than 40 bytes of data"))
+    assert peak < 8 << 20, peak
+
+
+@pytest.mark.parametrize("packed", [False, True])
+def test_idx_claiming_more_than_memory_is_refused_unread(tmp_path, monkeypatch, packed):
+    monkeypatch.setattr(ds, "_memory", lambda: 1 << 20)  # a machine of 1 MiB
+    data = _idx_bytes(np.zeros((1000, 28, 28), np.uint8))  # 6 MiB as float64
+    p = tmp_path / "x-images-idx3-ubyte"
+    p.write_bytes(gzip.compress(data) if packed else data)
+    match = r"shape \(1000, 28, 28\): 784000 values \(0.00584 GiB .* memory \(0.000977"
+    assert _peak_bytes(_refused(p, match)) < 1 << 20
+
+
+def test_idx_header_that_the_file_size_contradicts_reads_none_of_it(tmp_path):
+    """A (sparse) 64 MiB file whose header says 10 bytes: it was read whole."""
+    p = tmp_path / "x-images-idx3-ubyte"
+    p.write_bytes(_idx_bytes(np.zeros(10, np.uint8))[:8])
+    os.truncate(p, 64 << 20)
+    match = (
+        rf"says shape \(10,\) \(10 bytes\) but the file holds {(64 << 20) - 8} bytes"
+    )
+    assert _peak_bytes(_refused(p, match)) < 1 << 20
+
+
+@pytest.mark.parametrize(
+    ("dims", "match"),
+    [
+        ((2**32 - 1,) * 4, "more than this machine's memory"),  # 2**128: no overflow
+        ((0, 2**32 - 1), "n >= 1 and d >= 1"),  # no values: nothing to train on
+        ((2**31, 2), "more than this machine's memory"),
+    ],
+)
+def test_idx_headers_claiming_absurd_shapes(tmp_path, dims, match):
+    head = bytes([0, 0, 8, len(dims)]) + struct.pack(f">{len(dims)}I", *dims)
+    tail = bytes(100 if dims[0] else 0)  # what a small bomb's stream holds
+    for name, raw in (("a", head), ("b", gzip.compress(head + tail))):
+        p = tmp_path / f"{name}-images-idx3-ubyte"
+        p.write_bytes(raw)
+        (tmp_path / f"{name}-labels-idx1-ubyte").write_bytes(
+            _idx_bytes(np.zeros(0, np.uint8))
+        )
+        if name == "a" and dims[0]:  # a plain file: its size says it first
+            _refused(p, "bytes of data")()
+        else:
+            _refused(p, match)()
+
+
+@pytest.mark.parametrize("cut", ["stream", "trailer", "crc"])
+def test_damaged_gzip_idx_is_one_line(tmp_path, cut):
+    packed = bytearray(gzip.compress(_idx_bytes(np.arange(200, dtype=np.uint8))))
+    if cut == "stream":
+        packed = packed[: len(packed) // 2]
+    elif cut == "trailer":
+        packed = packed[:-3]
+    else:
+        packed[-6] ^= 0xFF  # the CRC of the data
+    p = tmp_path / "x-images-idx3-ubyte.gz"
+    p.write_bytes(bytes(packed))
+    _refused(p, "cannot read IDX file")()
+
+
+def _npz_members(path, members):
+    import io
+    import zipfile
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as z:
+        for name, value in members.items():
+            if isinstance(value, np.ndarray):
+                buf = io.BytesIO()
+                np.save(buf, value)
+                value = buf.getvalue()
+            z.writestr(name, value)
+    return path
+
+
+def test_npz_header_claiming_more_than_its_member_holds_allocates_nothing(tmp_path):
+    """NumPy allocated the shape an .npy header claims (8 GB here) before it
+    found the member holds 80 bytes."""
+    fake = np.lib.format
+    buf = __import__("io").BytesIO()
+    fake.write_array_header_1_0(
+        buf, {"descr": "<f8", "fortran_order": False, "shape": (10**9,)}
+    )
+    p = _npz_members(
+        tmp_path / "d.npz",
+        {"x.npy": buf.getvalue() + bytes(80), "y.npy": np.arange(30) % 3},
+    )
+    match = r"header of 'x' says shape \(1000000000,\) \(8000000000 bytes\) but the archive holds 80"
+    assert _peak_bytes(_refused(p, match)) < 1 << 20
+
+
+def test_npz_member_that_is_no_npy_array_is_bad_data(tmp_path):
+    """A member 'x' that is not an .npy array came back as bytes: AttributeError."""
+    p = _npz_members(tmp_path / "d.npz", {"x": b"hello", "y.npy": np.arange(3)})
+    _refused(p, "'x' is not an .npy array")()
+
+
+def test_npz_members_not_used_are_never_read(tmp_path):
+    """A 64 MiB member beside x and y (compressed to 64 KiB) was read whole."""
+    rng = np.random.default_rng(0)
+    p = tmp_path / "d.npz"
+    np.savez_compressed(
+        p, x=rng.normal(size=(30, 4)), y=np.arange(30) % 3,
+        junk=np.zeros(64 << 20, np.uint8),
+    )  # fmt: skip
+    assert p.stat().st_size < 1 << 20
+    data = []
+    peak = _peak_bytes(lambda: data.append(ds.load(str(p))))
+    assert data[0].x.shape == (30, 4)
+    assert peak < 8 << 20, peak
+
+
+def test_npz_larger_than_memory_is_refused_unread(tmp_path, monkeypatch):
+    monkeypatch.setattr(ds, "_memory", lambda: 1000)
+    p = tmp_path / "d.npz"
+    np.savez(p, x=np.zeros((30, 4)), y=np.arange(30) % 3)
+    _refused(p, r"its arrays: 150 values \(1.12e-06 GiB as float64")()
+
+
 @pytest.mark.parametrize("n", [1, 2])
 def test_too_few_samples_to_split(n):
     d = ds.Dataset(np.zeros((n, 2)), np.zeros(n, dtype=np.int64), 2, "tiny")
     with pytest.raises(DataError, match=r"tiny: too few samples to split"):
         ds.split(d)
-    assert ds.split(ds.Dataset(np.zeros((3, 2)), np.zeros(3, np.int64), 2, "ok"))
+    assert ds.split(ds.Dataset(np.zeros((3, 2)), np.arange(3) % 2, 2, "ok"))
+
+
+@pytest.mark.parametrize("n_classes", [2, 3])
+def test_one_class_data_is_refused(n_classes):
+    """Labels of one class were trained on as a data set of 2 classes: top-2
+    accuracy 1.0, accuracy 1.0 by predicting that class whatever the input."""
+    d = ds.Dataset(np.zeros((30, 2)), np.full(30, 1), n_classes, "same")
+    with pytest.raises(DataError, match=r"same: every label is 1: one class only"):
+        ds.split(d)
 
 
 def test_no_training_samples_is_a_data_error():

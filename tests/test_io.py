@@ -667,3 +667,20 @@ def test_empty_text_label_is_named_missing(classes):
         alio.DataError, match=r"^LABELS 'y' row 1: a missing label \(an empty cell\)$"
     ):
         alio.label_indices(np.array(["1" if classes is None else "b", " "]), **kw)
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"flag": 1}, "is encrypted, password required"),
+        ({"method": 98}, "That compression method is not supported"),
+    ],
+)
+def test_npz_member_zipfile_cannot_open_is_bad_data(tmp_path, patch, message):
+    """An encrypted member (RuntimeError) or one of a compression method zipfile
+    lacks (NotImplementedError) was an internal error of eval."""
+    from conftest import patched_npz
+
+    p = patched_npz(tmp_path / "s.npz", scores=np.zeros((3, 2)), **patch)
+    with pytest.raises(alio.DataError, match=message):
+        alio.open_array(str(p), "scores").read(3)

@@ -406,3 +406,17 @@ def test_load_rejects_inconsistent_models(tmp_path, arrays, problem):
     np.savez(path, **arrays)
     with pytest.raises(DataError, match=problem):
         mlp.load(path)
+
+
+@pytest.mark.parametrize("patch", [{"flag": 1}, {"method": 98}])
+def test_load_of_a_model_zipfile_cannot_open_is_data_error(tmp_path, patch):
+    """An encrypted member, or one of a compression method zipfile lacks: a
+    RuntimeError and a NotImplementedError, not the documented DataError."""
+    from conftest import patched_npz
+
+    net = mlp.init([3, 2], seed=0)
+    arrays = {"W0": net.weights[0], "b0": net.biases[0], "activation": "relu",
+              "meta": "{}"}  # fmt: skip
+    p = patched_npz(tmp_path / "m.npz", **arrays, **patch)
+    with pytest.raises(DataError, match="not an arrayloss MLP file"):
+        mlp.load(p)

@@ -9,6 +9,7 @@ import csv
 import importlib.util
 import json
 import math
+import os
 import random
 import shlex
 import shutil
@@ -250,6 +251,28 @@ def test_tables_come_from_the_csv_text():
     assert "| focal | + / + |" in table
 
 
+def test_cross_entropy_alone_says_there_is_nothing_to_compare():
+    """A study of cross_entropy alone printed the glance's header and no row,
+    and summary.md two paired-difference tables without a row."""
+    rows = [
+        {"data": "d", "loss": "cross_entropy", "loss_params": "{}", "noise": 0.2,
+         "noise_kind": "symmetric", "phase": "report", "seed": s, "lr": 1e-3,
+         "epochs": 3, "test_accuracy_final": 0.5, "test_accuracy_es": 0.5,
+         "top_k_accuracy_final": 1.0, "top_k_accuracy_es": 1.0, "test_nll_final": 1.0,
+         "test_ece_final": 0.1, "train_accuracy_final": 0.5, "val_accuracy_final": 0.4,
+         "val_accuracy_best": 0.45, "best_epoch": 2, "final_loss": 1.0,
+         "seconds": 0.1, "error": ""}
+        for s in range(2)
+    ]  # fmt: skip
+    nothing = "Only cross_entropy among the losses, nothing to compare it with"
+    assert report.glance(rows) == f"({nothing}: no paired comparison.)"
+    meta = {"top_k": 5, "epochs": 3, "patience": 1, "max_epochs": 3}
+    page = report.summary(rows, meta)
+    assert "Paired difference" not in page
+    assert f"({nothing}: no paired comparison.)" in page
+    assert report.claims(rows, []) == f"({nothing}: no claim can be checked.)"
+
+
 # -- the command --------------------------------------------------------------------------
 
 
@@ -384,6 +407,24 @@ def test_study_data_given_twice_is_usage(tmp_path):
     r = invoke(["study", "--data", "digits", "--data", "digits", "--out", tmp_path / "s"],
                exit_code=2)  # fmt: skip
     assert "'digits' is given twice" in r.stderr
+
+
+@pytest.mark.parametrize("link", ["symbolic", "hard"])
+def test_study_data_given_twice_under_two_names_is_usage(tmp_path, link):
+    """A link to a data set was a second data set: the same runs twice over, as
+    two columns of every table."""
+    rng = np.random.default_rng(0)
+    np.savez(tmp_path / "d.npz", x=rng.normal(size=(30, 4)), y=np.arange(30) % 3)
+    other = tmp_path / "other.npz"
+    if link == "symbolic":
+        other.symlink_to(tmp_path / "d.npz")
+    else:
+        os.link(tmp_path / "d.npz", other)
+    args = ["study", "--data", tmp_path / "d.npz", "--data", other, "--out",
+            tmp_path / "s"]  # fmt: skip
+    r = invoke(args, exit_code=2)
+    assert f"'{other}' and '{tmp_path / 'd.npz'}' are one file" in r.stderr
+    assert not (tmp_path / "s").exists()
 
 
 def test_tuning_seed_must_be_separate(tmp_path):

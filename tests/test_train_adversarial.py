@@ -435,7 +435,7 @@ def test_sigterm_during_training_leaves_nothing(tmp_path, data):
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     proc = subprocess.Popen(
         [sys.executable, "-m", "arrayloss", "train", "--data", str(data), "--epochs",
-         "10000000", "--hidden", "4", "-q", "--save", str(out)],
+         "100000", "--hidden", "4", "-q", "--save", str(out)],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     time.sleep(2.0)
@@ -744,6 +744,11 @@ def test_loss_infinite_before_any_step_blames_the_loss_not_the_lr(tmp_path, data
         assert "try a smaller" not in line
     r = invoke(["train", "--data", data, *TINY, "--lr", "1e308"], exit_code=1)
     assert "try a smaller --lr than 1e+308" in error_line(r)
+    # the penalty of a weight decay of 1e308 overflows alone: it blamed the loss
+    r = invoke(["train", "--data", data, *TINY, "--weight-decay", "1e308"], 1)
+    assert error_line(r).endswith(
+        "check the parameters of --loss 'cross_entropy' and --weight-decay 1e+308"
+    )
     out = tmp_path / "s"
     invoke([*STUDY, "--data", data, "--out", out, "--loss", "hinge:margin=1e300"], 0)
     text = (out / "runs.csv").read_text()
@@ -791,6 +796,11 @@ BAD_NPZ = {
     "n_classes too small": ({"x": X, "y": Y, "n_classes": 2}, "out of range"),
     "1 sample": ({"x": X[:1], "y": Y[:1]}, "too few samples to split"),
     "2 samples": ({"x": X[:2], "y": Y[:2]}, "too few samples to split"),
+    "one class": ({"x": X, "y": np.zeros(30, int)}, "every label is 0: one class"),
+    "one class of 3": (
+        {"x": X, "y": np.ones(30, int), "n_classes": 3},
+        "every label is 1: one class",
+    ),
     "0 samples": ({"x": X[:0], "y": Y[:0]}, "n >= 1"),
     "x 1-d": ({"x": X[:, 0], "y": Y}, "shape (n, d, ...)"),
     "x no features": ({"x": np.zeros((30, 0)), "y": Y}, "d >= 1"),
@@ -805,6 +815,14 @@ BAD_NPZ = {
     "x nan": ({"x": np.where(X == 0, np.nan, X), "y": Y}, "NaN"),
     "x inf": ({"x": np.full((30, 3), -np.inf), "y": Y}, "NaN or infinite"),
     "x complex": ({"x": X + 1j, "y": Y}, "real numbers"),
+    # timedelta64 is an np.integer to np.issubdtype: internal errors (TypeError)
+    "x timedelta": ({"x": X.astype("m8[s]"), "y": Y}, "real numbers"),
+    "x datetime": ({"x": X.astype("M8[s]"), "y": Y}, "real numbers"),
+    "y timedelta": ({"x": X, "y": Y.astype("m8[s]")}, "1-d integer"),
+    "n_classes timedelta": (
+        {"x": X, "y": Y, "n_classes": np.timedelta64(3, "s")},
+        "n_classes must be one integer",
+    ),
     "x text": ({"x": X.astype(str), "y": Y}, "real numbers"),
     "no y": ({"x": X}, "needs arrays 'x' and 'y'"),
     "nothing": ({}, "found none"),
@@ -889,6 +907,11 @@ def _write(kind: str, tmp_path: Path) -> Path:
         p = tmp_path / "train-images-idx3-ubyte"
         p.write_bytes(_idx(np.zeros((5, 2, 2))))
         (tmp_path / "train-labels-idx1-ubyte").write_bytes(_idx(np.zeros((5, 1))))
+    elif kind in ("encrypted", "unknown method"):
+        from conftest import patched_npz
+
+        patch = {"flag": 1} if kind == "encrypted" else {"method": 98}
+        p = patched_npz(tmp_path / "z.npz", x=X, y=Y, **patch)
     elif kind == "gzip bomb-ish":
         p = tmp_path / "train-images-idx3-ubyte.gz"
         p.write_bytes(gzip.compress(b"\0\0\x08\x03" + b"\xff" * 12))  # 4 GB promised
@@ -914,7 +937,10 @@ UNREADABLE = {
     "idx truncated": "bytes of data",
     "idx 1-d images": "shape (n, d, ...)",
     "idx labels 2-d": "1-d integer",
-    "gzip bomb-ish": "bytes of data",
+    "gzip bomb-ish": "more than this machine's memory",
+    # a RuntimeError and a NotImplementedError of zipfile: internal errors
+    "encrypted": "is encrypted, password required",
+    "unknown method": "That compression method is not supported",
 }
 
 
@@ -948,21 +974,67 @@ def test_broken_matplotlib_setting_is_found_before_training(tmp_path, data, comm
     assert sorted(os.listdir(tmp_path)) == ["data.npz"]
 
 
-def test_out_of_memory_is_one_line(data):
+def test_out_of_memory_is_one_line(data, monkeypatch):
+    from arrayloss import datasets
+
+    monkeypatch.setattr(datasets, "_memory", lambda: None)  # no check beforehand
     r = invoke(["train", "--data", data, *TINY, "--hidden", "100000000000"], 1)
     assert "out of memory" in error_line(r)
 
 
 @pytest.mark.parametrize("width", [2**62, 10**23])
-def test_model_too_large_for_an_array_is_bad_data(tmp_path, data, width):
+@pytest.mark.parametrize("checked", [True, False])
+def test_model_too_large_for_an_array_is_bad_data(
+    tmp_path, data, width, checked, monkeypatch
+):
     """NumPy's ValueError for a layer no array can hold ("array is too big",
     "Maximum allowed dimension exceeded") was an internal error of study's
-    CPU-time probe; train said it as bad data already."""
+    CPU-time probe; train said it as bad data already.  (Now found before, by
+    the model's size; without that check, by NumPy.)"""
+    if not checked:
+        from arrayloss import datasets
+
+        monkeypatch.setattr(datasets, "_memory", lambda: None)
     r = invoke(["train", "--data", data, *TINY, "--hidden", width], exit_code=1)
     line = error_line(r)
     r = invoke([*STUDY, "--data", data, "--out", tmp_path / "s", "--hidden", width], 1)
-    assert error_line(r) == line
+    if checked:
+        assert "more than this machine's memory" in line
+        assert "more than this machine's memory" in error_line(r)
+    else:
+        assert error_line(r) == line
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("command", ["train", "study"])
+def test_model_whose_layers_fit_one_by_one_but_not_together_is_refused_first(
+    tmp_path, data, no_training, monkeypatch, command
+):
+    """Layers that each fit in memory and together do not were allocated one
+    after another until the system killed the process: no message, exit 137
+    (``--hidden 30000,30000,30000`` on a machine of 24 GiB).  On a machine of
+    32 MiB, here, a model of 4e6 parameters is refused before any allocation."""
+    from arrayloss import datasets, mlp
+
+    monkeypatch.setattr(datasets, "_memory", lambda: 32 << 20)
+    monkeypatch.setattr(mlp, "init", no_training_init)
+    args = ["--hidden", "2000,2000"]
+    r = invoke(
+        ["train", "--data", data, *TINY, *args] if command == "train"
+        else [*STUDY, "--data", data, "--out", tmp_path / "s", *args],
+        exit_code=1,
+    )  # fmt: skip
+    line = error_line(r)
+    assert "the model 4-2000-2000-3 has 4.02e+06 parameters" in line
+    assert "more than this machine's memory (0.0312 GiB)" in line
+    assert not (tmp_path / "s").exists()
+    from arrayloss.cli._train import check_model_memory
+
+    check_model_memory([4, 200, 200, 3], rows=64, dtype="float64", optimizer="adam")
+
+
+def no_training_init(*args: Any, **kwargs: Any) -> Any:
+    raise AssertionError("the model was allocated before its size was checked")
 
 
 def test_failed_study_run_is_one_line(tmp_path, data, monkeypatch):
@@ -1082,6 +1154,9 @@ BAD_TRAIN_OPTIONS = [
     (["--seed", "-1"], "--seed"),
     (["--seed", "1.5"], "--seed"),
     (["--epochs", "-3"], "--epochs"),
+    # a typing slip trained for ever without a word
+    (["--epochs", "1000000000000"], "not in the range 1<=x<=100000"),
+    (["--epochs", "100001"], "not in the range 1<=x<=100000"),
     (["--batch-size", "0"], "--batch-size"),
     (["--top-k", "0"], "--top-k"),
     (["--hidden", "4,,4"], "integers separated by commas"),
@@ -1100,6 +1175,14 @@ BAD_TRAIN_OPTIONS = [
     (["--loss", "cross_entropy:label_smoothing=nan"], "label_smoothing"),
     (["--loss", "smooth_topk_svm:k=3"], "'smooth_topk_svm:k=3' with 3 classes"),
     (["--loss", "cross_entropy:"], "nothing after ':'"),
+    # an infinite value was passed on and refused as "must be non-negative (got
+    # gamma=inf)", naming a spec 'focal:gamma=inf' that was not the one typed
+    (
+        ["--loss", "focal:gamma=1e400"],
+        "'focal:gamma=1e400': `gamma` must be a finite number (got '1e400')",
+    ),
+    (["--loss", "focal:gamma=inf"], "`gamma` must be a finite number (got 'inf')"),
+    (["--loss", "poly1:epsilon=-inf"], "`epsilon` must be a finite number"),
     (["--loss", "taylor_cross_entropy:t=10001"], "1 <= t <= 10000"),
     (["--dtype", "float16"], "--dtype"),
     (["--noise-kind", "random"], "--noise-kind"),
@@ -1132,6 +1215,9 @@ BAD_STUDY_OPTIONS = [
     (["--noise", ","], "noise rates must lie in [0, 1)"),
     (["--noise", "0;0.2"], "comma-separated numbers"),
     (["--seeds", "0"], "--seeds"),
+    (["--epochs", "1000000000000"], "'--epochs': 1000000000000 is not in the range"),
+    (["--max-epochs", "1000000000000"], "'--max-epochs': 1000000000000 is not in"),
+    (["--patience", "1000000000000"], "'--patience': 1000000000000 is not in"),
     (["--jobs", "-1"], "--jobs"),
     (["--loss", "cross_entropy"], "given twice"),  # STUDY already names it
     # a default given explicitly is the same loss (it ran twice, as two losses)
@@ -1160,3 +1246,64 @@ def test_library_divergence_is_a_floating_point_error():
                 optimizer=mlp.Adam(lr=1e10), epochs=2)  # fmt: skip
     assert isinstance(info.value, mlp.TrainingDiverged)
     assert info.value.epoch == 1
+
+
+def test_user_loss_whose_default_is_infinite_takes_inf():
+    """Only a finite default makes an infinite value bad usage."""
+    import click
+
+    from arrayloss.cli._options import parse_spec
+
+    catalogue = {"mine": {"clip": math.inf, "scale": 1.0}}
+    assert parse_spec("mine:clip=inf", catalogue) == ("mine", {"clip": math.inf})
+    with pytest.raises(click.BadParameter, match="`scale` must be a finite number"):
+        parse_spec("mine:scale=1e999", catalogue)
+
+
+@pytest.mark.parametrize("error", ["RuntimeError", "ValueError"])
+@pytest.mark.parametrize("command", ["train", "check"])
+def test_user_loss_raising_a_message_of_several_lines_is_one_line(
+    tmp_path, data, monkeypatch, no_training, error, command
+):
+    """The probe of a user's loss printed the message of its exception as it
+    was: 'raised RuntimeError: boom' and 'second line' on a line of its own."""
+    module = f"multiline_{error.lower()}"
+    (tmp_path / f"{module}.py").write_text(
+        f"def bad(z, y):\n    raise {error}('boom\\nsecond line')\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["--loss", f"{module}:bad"]
+    try:
+        r = invoke(
+            ["train", "--data", data, *TINY, *args] if command == "train"
+            else ["check", *args, "--classes", "3"],
+            exit_code=2,
+        )  # fmt: skip
+    finally:
+        import arrayloss
+
+        if f"{module}.bad" in arrayloss.USER_LOSSES:
+            arrayloss.unregister_loss(f"{module}.bad")
+    assert error_line(r).endswith(": boom second line")
+    assert r.stderr.splitlines()[-1] == error_line(r)
+
+
+@pytest.mark.parametrize("command", ["train", "study"])
+def test_closed_standard_error_is_no_internal_error(tmp_path, data, command):
+    """``arrayloss train ... 2>&-``: with standard error closed, ``sys.stderr`` is
+    None, and asking it whether it is a terminal (for the progress bar) ended
+    the command in 'internal error (AttributeError ...)' (on standard output),
+    the study's files unwritten."""
+    out = tmp_path / "s"
+    args = ["train", "--data", data, *[a for a in TINY if a != "-q"], "--save", out]
+    if command == "study":
+        args = [*[a for a in STUDY if a != "-q"], "--data", data, "--out", out]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.run(
+        ["sh", "-c", 'exec "$@" 2>&-', "sh", sys.executable, "-m", "arrayloss",
+         *map(str, args)],
+        capture_output=True, text=True, timeout=300, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout
+    assert "internal error" not in proc.stdout
+    assert sorted(os.listdir(out))

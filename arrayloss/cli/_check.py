@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 
 from .._errors import one_line
-from ._options import Real, check_loss_params, format_option, format_spec, loss_option
+from ._options import (
+    Real,
+    check_loss_params,
+    count_option,
+    format_option,
+    format_spec,
+    loss_option,
+)
 
 __all__ = ["check", "input_families"]
 
-F = TypeVar("F", bound=Callable[..., Any])
 
 FAMILIES = ("random", "large", "ties", "near_one_hot")
 # Tie levels with pairwise gaps (1.58, 1.72, 3.30) that no default margin, alpha
@@ -182,25 +188,11 @@ rows, or a loss named with --loss had no row compared; 2 bad usage.
 """
 
 
-def _integer(
-    name: str, default: int, low: int, high: int | None, help: str
-) -> Callable[[F], F]:
-    """An integer option in ``[low, high]`` with its default shown."""
-    option: Callable[[F], F] = click.option(
-        name,
-        default=default,
-        show_default=True,
-        type=click.IntRange(low, high),
-        help=help,
-    )
-    return option
-
-
 @click.command("check", help=_HELP)
 @loss_option("loss_specs", help="Default: all.")
-@_integer("--classes", 10, 2, 1000, "Number of classes C.")
-@_integer("--samples", 50, 1, 10000, "Rows per input family.")
-@_integer("--seed", 0, 0, None, "Random seed.")
+@count_option("--classes", default=10, low=2, high=1000, help="Number of classes C.")
+@count_option("--samples", default=50, low=1, high=10000, help="Rows per input family.")
+@count_option("--seed", default=0, low=0, help="Random seed.")
 @click.option(
     "--rtol",
     default=1e-6,

@@ -27,6 +27,7 @@ import click
 __all__ = [
     "LOSS",
     "LOSS_HELP",
+    "MAX_EPOCHS",
     "ColumnSpec",
     "Delimiter",
     "Eps",
@@ -78,6 +79,11 @@ def _cast(key: str, text: str, default: Any, spec: str) -> Any:
             value = float(text)
             if math.isnan(value):
                 raise ValueError
+            # '1e400' too: no built-in loss takes an infinite value (a user's loss
+            # whose default is infinite may)
+            if math.isinf(value) and math.isfinite(default):
+                msg = f"{spec!r}: `{key}` must be a finite number (got {text!r})"
+                raise click.BadParameter(msg)
             return value
     except ValueError:
         names = {bool: "true or false", int: "an integer", float: "a number"}
@@ -178,6 +184,7 @@ def check_loss_params(
     """
     import numpy as np
 
+    from arrayloss._errors import one_line
     from arrayloss._registry import _USER, LOSSES, get_loss
 
     info = get_loss(name)
@@ -194,13 +201,13 @@ def check_loss_params(
             info.value(logits, labels, **params)
     except (ValueError, TypeError) as exc:
         spec = format_spec(name, params)
-        msg = f"{spec!r} with {n_classes} classes: {exc}"
+        msg = f"{spec!r} with {n_classes} classes: {one_line(exc)}"
         raise click.BadParameter(msg, param_hint=param_hint) from None
     except Exception as exc:
         if name not in _USER:
             raise  # a built-in loss failing is an internal error
         spec = format_spec(name, params)
-        msg = f"{spec!r} with {n_classes} classes raised {type(exc).__name__}: {exc}"
+        msg = f"{spec!r} with {n_classes} classes raised {type(exc).__name__}: {one_line(exc)}"
         raise click.BadParameter(msg, param_hint=param_hint) from None
 
 
@@ -485,10 +492,19 @@ def hidden_option(default: str = "128") -> Decorator[Any]:
     )
 
 
+MAX_EPOCHS = 100_000
+"""The most epochs of a run (``--epochs``, and study's ``--max-epochs`` and
+``--patience``): more is a typing slip (``--epochs 1000000000000``), which would
+train for ever without a word, not a run; bad usage (exit 2) before any work."""
+
+
 def epochs_option(default: int) -> Decorator[Any]:
-    """``--epochs N``."""
-    return click.option(
-        "--epochs", type=click.IntRange(min=1), default=default, show_default=True
+    """``--epochs N``, ``1 <= N <=`` `MAX_EPOCHS`."""
+    return count_option(
+        "--epochs",
+        default=default,
+        high=MAX_EPOCHS,
+        help="Epochs of training.",
     )
 
 
@@ -547,13 +563,15 @@ def count_option(
     default: int | None,
     help: str,
     low: int = 1,
+    high: int | None = None,
     metavar: str | None = None,
 ) -> Decorator[Any]:
-    """An integer option ``>= low`` with its default shown (``--seeds``, ``--jobs``);
-    ``default=None``: the command fills it in (and says how in ``help``)."""
+    """An integer option in ``[low, high]`` (no upper bound: ``high=None``) with its
+    default shown (``--seeds``, ``--jobs``, ``--epochs``); ``default=None``: the
+    command fills it in (and says how in ``help``)."""
     return click.option(
         *decls,
-        type=click.IntRange(min=low),
+        type=click.IntRange(min=low, max=high),
         default=default,
         show_default=default is not None,
         metavar=metavar,

@@ -42,10 +42,13 @@ import click
 from .._errors import utf8_text
 from . import _options as opt
 from . import _study_report as report
+from ._output import stderr_is_a_terminal
 from ._train import (
+    DATA_NAMES,
     OutputPath,
     check_features,
     check_loss,
+    check_model_memory,
     check_outputs,
     data_errors,
     data_inputs,
@@ -276,7 +279,7 @@ class _Progress:
     def __init__(self, total: int, quiet: bool) -> None:
         self.total, self.quiet, self.count = total, quiet, 0
         self.bar: Any = None
-        if not quiet and sys.stderr.isatty():
+        if not quiet and stderr_is_a_terminal():
             self.bar = click.progressbar(
                 length=total, label="study", file=sys.stderr, show_eta=True,
                 item_show_func=lambda s: s, width=24,
@@ -593,12 +596,20 @@ def _data_sets(specs: Sequence[str]) -> dict[str, Any]:
         if importlib.util.find_spec("mnist1d") is None:
             click.echo(f"note: mnist1d left out; it needs {MNIST1D_HINT}", err=True)
             specs.remove("mnist1d")
+    from ._output import file_identity
+
     out: dict[str, Any] = {}
     names: dict[str, str] = {}
+    files: dict[Any, str] = {}  # by (device, inode): a link to a file is the file
     for spec in specs:
         if spec in out:
             msg = f"{spec!r} is given twice"
             raise click.BadParameter(msg, param_hint="'--data'")
+        ident = spec if spec in DATA_NAMES else file_identity(spec)
+        if ident in files:
+            msg = f"{spec!r} and {files[ident]!r} are one file (studied twice)"
+            raise click.BadParameter(msg, param_hint="'--data'")
+        files[ident] = spec
         dataset = load_data(spec)
         if dataset.name in names:
             msg = (
@@ -675,17 +686,20 @@ def _about(dataset: Any) -> dict[str, Any]:
 @opt.count_option(
     "--epochs",
     default=None,
+    high=opt.MAX_EPOCHS,
     help="Epochs every run trains at least.  [default: the --grid preset]",
 )
 @opt.count_option(
     "--patience",
     default=None,
+    high=opt.MAX_EPOCHS,
     help="After --epochs, train until the noisy-validation accuracy has not "
     "improved for this many epochs (a plateau).  [default: the --grid preset]",
 )
 @opt.count_option(
     "--max-epochs",
     default=None,
+    high=opt.MAX_EPOCHS,
     help="Cap of every run; a run cut here before its plateau is flagged in the "
     "tables.  [default: the --grid preset, at least --epochs]",
 )
@@ -842,6 +856,15 @@ def study(
     ]
     plan = _Plan(cells, lr_grid, seeds, tune_seed)
     jobs = min(jobs, plan.total, os.cpu_count() or 1)
+    for dataset in datasets.values():  # before the probe allocates any of it
+        s = split(dataset, seed=0)
+        check_model_memory(
+            [s.x_train.shape[1], *hidden, dataset.n_classes],
+            rows=min(batch_size, s.y_train.size),
+            dtype="float32",
+            optimizer=optimizer,
+            jobs=jobs,
+        )
     user_losses = _user_losses(losses) if jobs > 1 else {}
     commit = _git_commit()  # now: the code the runs use, whatever changes later
     cpu0, start = _cpu_seconds(), time.perf_counter()

@@ -289,6 +289,15 @@ class Runs:
     def has_baseline(self) -> bool:
         return BASELINE in self.losses
 
+    @property
+    def no_comparison(self) -> str | None:
+        """Why no loss can be paired with cross-entropy (``None`` when one can)."""
+        if not self.has_baseline:
+            return "No cross_entropy among the losses"
+        if self.losses == [BASELINE]:  # its paired tables had a header and no row
+            return "Only cross_entropy among the losses, nothing to compare it with"
+        return None
+
 
 # -- the plateau rule -----------------------------------------------------------------
 
@@ -512,7 +521,7 @@ def summary(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
                 *_value_table(runs, data, key, runs.noises),
                 "",
             ]
-        if runs.has_baseline:
+        if runs.no_comparison is None:
             for metric, what in (
                 ("test_accuracy", "test accuracy"),
                 ("top_k_accuracy", f"test top-{k} accuracy"),
@@ -534,8 +543,8 @@ def summary(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
             *_lr_table(runs, data, meta),
             "",
         ]
-    if not runs.has_baseline:
-        out += ["(No cross_entropy among the losses: no paired comparison.)", ""]
+    if runs.no_comparison is not None:
+        out += [f"({runs.no_comparison}: no paired comparison.)", ""]
     return "\n".join(out)
 
 
@@ -563,8 +572,8 @@ def glance(rows: Sequence[Mapping[str, Any]], metric: str = "test_accuracy") -> 
     """Verdicts against cross-entropy for every data set and noise rate, as one
     table: ``final / early-stopped`` in symbols (`SYMBOL`)."""
     runs = Runs(rows)
-    if not runs.has_baseline:
-        return "(No cross_entropy among the losses: no paired comparison.)"
+    if runs.no_comparison is not None:
+        return f"({runs.no_comparison}: no paired comparison.)"
     cols = [(d, n) for d in runs.data for n in runs.noises]
     lines = [
         "| loss | " + " | ".join(f"{d} {n:g}" for d, n in cols) + " |",
@@ -659,8 +668,8 @@ def claims(
     """One paragraph per claim: its status per data set and selection, by rule, and
     the verdicts it rests on."""
     runs = Runs(rows)
-    if not runs.has_baseline:
-        return "(No cross_entropy among the losses: no claim can be checked.)"
+    if runs.no_comparison is not None:
+        return f"({runs.no_comparison}: no claim can be checked.)"
     out: list[str] = []
     for c in claim_list:
         losses = [loss for loss in c.losses if loss in runs.losses]

@@ -53,6 +53,7 @@ __all__ = [
     "RunResult",
     "check_features",
     "check_metrics",
+    "check_model_memory",
     "check_outputs",
     "data_errors",
     "plot_format",
@@ -140,6 +141,47 @@ def check_features(dataset: Any, dtype: str) -> float:
         )
         raise DataError(msg)
     return top
+
+
+def check_model_memory(
+    sizes: Sequence[int],
+    *,
+    rows: int,
+    dtype: str,
+    optimizer: str,
+    jobs: int = 1,
+) -> None:
+    """`DataError` when training an MLP of layer widths ``sizes`` on batches of
+    ``rows`` rows surely needs more than this machine's memory (``jobs`` runs at
+    once), before any of it is allocated.
+
+    A lower bound: the parameters, their gradients, the step's new parameters and
+    the optimizer's state (SGD's momentum, Adam's two moments), and two arrays
+    per layer of the batch.  One array larger than the memory is a
+    ``MemoryError`` at once, but layers that each fit and together do not were
+    allocated one after another until the system killed the process (no message,
+    exit 137).
+    """
+    import itertools
+
+    from ..datasets import _memory
+
+    memory = _memory()
+    if memory is None:  # pragma: no cover - not POSIX
+        return
+    itemsize = 8 if dtype == "float64" else 4
+    params = sum(a * b + b for a, b in itertools.pairwise(sizes))
+    copies = 3 + (1 if optimizer == "sgd" else 2)
+    need = jobs * itemsize * (copies * params + 2 * rows * sum(sizes))
+    if need > memory:
+        runs = f" ({jobs} runs at once)" if jobs > 1 else ""
+        msg = (
+            f"the model {'-'.join(map(str, sizes))} has {params:.3g} parameters: "
+            f"training it on batches of {rows} rows{runs} needs at least "
+            f"{need / 2**30:.3g} GiB, more than this machine's memory "
+            f"({memory / 2**30:.3g} GiB); use a smaller --hidden or --batch-size"
+        )
+        raise DataError(msg)
 
 
 def check_metrics(
@@ -687,9 +729,18 @@ def train(
         [] if plot_path is None else [(plot_path, "--plot image")]
     )
     check_outputs(outputs, inputs=data_inputs(data), directory=save_dir)
+    if xp is None:  # (a GPU's memory is its own)
+        check_model_memory(
+            [splits.x_train.shape[1], *hidden, dataset.n_classes],
+            rows=min(batch_size, splits.y_train.size),
+            dtype=dtype,
+            optimizer=optimizer,
+        )
     lr_used = lr if lr is not None else (0.1 if optimizer == "sgd" else 1e-3)
 
-    show = not quiet and sys.stderr.isatty()
+    from ._output import stderr_is_a_terminal
+
+    show = not quiet and stderr_is_a_terminal()
     steps = epochs * math.ceil(splits.y_train.size / batch_size)
     bar: Any = _progress(steps) if show else contextlib.nullcontext()
     running: list[float] = []
@@ -726,6 +777,8 @@ def train(
             f"training diverged in epoch {exc.epoch} ({exc.reason} on the first "
             "batch, before any step, so no smaller --lr helps); check the "
             f"parameters of --loss {format_spec(name, params)!r}"
+            # the penalty is part of the loss: 1e308 x |W|^2 overflows alone
+            + (f" and --weight-decay {weight_decay:g}" if weight_decay else "")
             if exc.at_start
             else f"training diverged in epoch {exc.epoch} ({exc.reason}); "
             f"try a smaller --lr than {lr_used:g}"

@@ -18,6 +18,17 @@ from .._errors import DataError
 from .._errors import one_line as _one_line
 from ._source import Source, _open_binary, empty_file
 
+ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    EOFError,
+    OSError,
+    NotImplementedError,  # a compression method zipfile lacks (PPMd, AES)
+    RuntimeError,  # an encrypted member ("password required for extraction")
+)
+"""What opening and reading an archive's member raises for a damaged or an
+unreadable archive: bad data, never an internal error."""
+
 _SCORE_KEYS = ("scores", "logits", "probs", "logprobs")
 _LABEL_KEYS = ("labels", "y", "targets")
 _WEIGHT_KEYS = ("weights", "sample_weight")
@@ -122,7 +133,7 @@ class _NpyStream(Source):
     def _readinto(self, buf: Any) -> int:
         try:
             return int(self._f.readinto(buf))  # type: ignore[attr-defined]
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+        except ZIP_ERRORS as exc:
             msg = f"{self.label} is corrupt or unreadable ({_one_line(exc)})"
             raise DataError(msg) from None
 
@@ -133,7 +144,7 @@ class _NpyStream(Source):
         if m and f.seekable():  # a plain file, or a zip member (read forward)
             try:
                 f.seek(m * self._row_bytes, os.SEEK_CUR)
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            except ZIP_ERRORS as exc:
                 msg = f"{self.label} is corrupt or unreadable ({_one_line(exc)})"
                 raise DataError(msg) from None
             self._pos += m
@@ -228,7 +239,7 @@ def _open_npz(path: str, key: str | None, label: str, kind: str) -> Source:
     f = _open_binary(path, label)
     try:
         zf = zipfile.ZipFile(f)
-    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+    except ZIP_ERRORS as exc:
         f.close()
         msg = f"{label} is not a valid .npz file ({_one_line(exc)})"
         raise DataError(msg) from None
@@ -244,7 +255,7 @@ def _open_npz(path: str, key: str | None, label: str, kind: str) -> Source:
     try:
         stream = zf.open(info)
         src = _NpyStream(stream, label, kind, available=info.file_size, owners=(zf, f))
-    except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+    except ZIP_ERRORS as exc:
         zf.close()
         f.close()
         msg = f"{label} cannot be read ({_one_line(exc)})"
