@@ -27,34 +27,49 @@ def p(folder, name):
 # --------------------------------------------------------------------------- #
 
 
-@pytest.mark.parametrize(
-    ("flags", "named"),
-    [
-        (["--confusion"], "--confusion"),
-        (["--per-class"], "--per-class"),
-        (["--per-class", "--confusion"], "--per-class and --confusion"),
-    ],
-)
-def test_report_beyond_its_class_limit_is_usage_before_allocating(
-    tmp_path, flags, named
-):
+@pytest.mark.parametrize("flags", [["--confusion"], ["--per-class", "--confusion"]])
+def test_report_beyond_its_class_limit_is_usage_before_allocating(tmp_path, flags):
     c = MAX_REPORT_CLASSES + 1
     np.save(tmp_path / "z.npy", np.zeros((2, c), dtype=np.float32))
     np.save(tmp_path / "y.npy", np.array([0, 1]))
     result = invoke([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), *flags], 2)
     line = one_error_line(result)
-    assert named in line
+    assert "--confusion with" in line
     assert f"{c} classes" in line
     assert f"at most {MAX_REPORT_CLASSES}" in line
+    assert ("--per-class alone has no limit" in line) == ("--per-class" in flags)
+
+
+def test_per_class_alone_has_no_class_limit(tmp_path):
+    """--per-class without --confusion keeps O(C) sums, not the C x C matrix:
+    past the --confusion limit it runs (it was refused at 10,001 classes)."""
+    c = MAX_REPORT_CLASSES + 1
+    z = np.zeros((3, c), dtype=np.float32)
+    z[0, 5], z[1, c - 1], z[2, 7] = 1.0, 1.0, 1.0
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", np.array([5, c - 1, 3]))
+    doc = eval_json([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "--per-class", "-q"])
+    per_class = doc["per_class"]
+    assert len(per_class) == c + 2  # the classes and the two averages
+    assert per_class["5"]["precision"] == per_class["5"]["recall"] == 1.0
+    assert per_class[str(c - 1)]["support"] == 1
+    assert per_class["3"]["recall"] == 0.0
+    assert per_class["7"]["precision"] == 0.0
+    assert per_class["macro avg"]["recall"] == 2 / c
 
 
 @pytest.mark.parametrize("flag", ["--confusion", "--per-class"])
 def test_report_limit_is_checked_on_the_class_count(tmp_path, monkeypatch, flag):
-    """A lowered limit shows the check without a large file."""
+    """A lowered limit shows the check without a large file; it holds for
+    --confusion only."""
     monkeypatch.setattr(report_module, "MAX_REPORT_CLASSES", 8, raising=False)
     np.save(tmp_path / "z.npy", np.zeros((3, 9)))
     np.save(tmp_path / "y.npy", np.array([0, 1, 8]))
-    line = one_error_line(invoke([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), flag], 2))
+    args = [p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), flag]
+    if flag == "--per-class":
+        assert len(eval_json([*args, "-q"])["per_class"]) == 9 + 2
+        return
+    line = one_error_line(invoke(args, 2))
     assert f"{flag} with 9 classes" in line
     assert "9 x 9" in line
 

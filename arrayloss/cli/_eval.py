@@ -322,8 +322,9 @@ class _EvalCommand(click.Command):
     is_flag=True,
     help="Add the confusion matrix (rows: true class, columns: predicted; weight "
     "sums with --weights; names from --classes): in JSON output, as a table up to "
-    f"{MAX_TABLE_CLASSES} classes. --per-class and --confusion take at most "
-    f"{MAX_REPORT_CLASSES} classes (the C x C matrix: ~3 GB at the limit).",
+    f"{MAX_TABLE_CLASSES} classes. --confusion takes at most "
+    f"{MAX_REPORT_CLASSES} classes (the C x C matrix: ~3 GB at the limit; "
+    "--per-class alone has no limit).",
 )
 @click.option(
     "--plot",
