@@ -5,6 +5,7 @@ a spreadsheet would run as formulas."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -627,7 +628,10 @@ def test_a_header_of_numbered_classes_read_as_data_is_explained(tmp_path):
     assert doc["n_samples"] == 20
 
 
-def test_name_labels_without_classes_are_told_the_score_columns_names(tmp_path):
+def test_name_labels_without_classes_are_the_score_columns_names(tmp_path):
+    """``pd.DataFrame(clf.predict_proba(X), columns=clf.classes_)`` beside the
+    name labels: the score columns' names are the classes, as --classes would
+    give them (it was an error asking for --classes)."""
     pd = pytest.importorskip("pandas")
     rng = np.random.default_rng(11)
     names = ["setosa", "versicolor", "virginica"]
@@ -635,16 +639,99 @@ def test_name_labels_without_classes_are_told_the_score_columns_names(tmp_path):
     df["y"] = rng.choice(names, 10)
     df.to_csv(tmp_path / "t.csv", index=False)
     args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
-    line = one_error_line(invoke(args, 1))
-    assert line.endswith(
-        "give --classes (the score columns are named setosa,versicolor,virginica: "
-        "--classes setosa,versicolor,virginica)\n"
-    )
+    report = ["--per-class", "--confusion", "-q"]
+    got = eval_json([*args, *report])
+    want = eval_json([*args, *report, "--classes", ",".join(names)])
+    for key in ("metrics", "per_class", "confusion"):
+        assert got[key] == want[key], key
+    assert list(got["per_class"])[:3] == names
+    assert got["confusion"]["classes"] == names
+    for size in ("1", "3"):
+        streamed = eval_json([*args, *report, "--chunk-size", size])
+        assert streamed["per_class"] == got["per_class"]
+    if importlib.util.find_spec("pyarrow") is not None:  # the same from Parquet
+        df.to_parquet(tmp_path / "t.parquet")
+        table = eval_json([p(tmp_path, "t.parquet"), *args[1:], *report])
+        assert table["per_class"] == got["per_class"]
     pd.DataFrame(df[names].to_numpy()).assign(y=df["y"]).to_csv(
         tmp_path / "n.csv", index=False
-    )  # numbered columns (0, 1, 2) name no classes: no hint
+    )  # numbered columns (0, 1, 2) name no classes: as before
     args[0] = p(tmp_path, "n.csv")
-    assert one_error_line(invoke(args, 1)).endswith("give --classes\n")
+    assert one_error_line(invoke(args, 1)).endswith(
+        "is not a class index; for class names, give --classes\n"
+    )
+
+
+def test_name_labels_matching_no_score_column_name_say_so(tmp_path):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(12)
+    df = pd.DataFrame(rng.dirichlet(np.ones(3), 10), columns=["a", "b", "c"])
+    df["y"] = rng.choice(["cat", "dog", "fish"], 10)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
+    line = one_error_line(invoke(args, 1))
+    assert "is not a class index, nor one of the score columns' " in line
+    assert "names (a,b,c)" in line
+    assert line.endswith("for other names, give --classes\n")
+
+
+def test_name_labels_are_all_score_column_names_or_an_error(tmp_path):
+    """Once the first labels are the score columns' names, every label must be
+    one: a number among them is no class index (no silent mix of the two)."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(13)
+    names = ["cat", "dog", "fish"]
+    df = pd.DataFrame(rng.dirichlet(np.ones(3), 30), columns=names)
+    df["y"] = rng.choice(names, 30)
+    df.loc[25, "y"] = "1"
+    df.to_csv(tmp_path / "t.csv", index=False)
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
+    for size in ("1", "7", "30"):
+        line = one_error_line(invoke([*args, "--chunk-size", size], 1))
+        assert "row 25: '1' is not one of the score columns' names" in line
+        assert "(cat,dog,fish; else give --classes)" in line
+
+
+def test_integer_labels_beside_named_score_columns_stay_indices(tmp_path):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(14)
+    df = pd.DataFrame(rng.dirichlet(np.ones(3), 12), columns=["p_a", "p_b", "p_c"])
+    df["y"] = rng.integers(0, 3, 12)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
+    got = eval_json([*args, "--per-class", "-q"])
+    assert list(got["per_class"])[:3] == ["0", "1", "2"]
+
+
+def test_a_labels_file_of_names_under_a_header_is_read(tmp_path):
+    """A separate labels CSV with a header line (``label``) above class names
+    that are the score columns' names: the header is found (it was read as a
+    label, "has more rows than SCORES")."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(15)
+    names = ["cat", "dog", "fish"]
+    pd.DataFrame(rng.dirichlet(np.ones(3), 10), columns=names).to_csv(
+        tmp_path / "s.csv"
+    )
+    y = rng.choice(names, 10)
+    pd.DataFrame({"label": y}).to_csv(tmp_path / "y.csv", index=False)
+    pd.Series(y).to_csv(tmp_path / "bare.csv", index=False, header=False)
+    args = ["--input", "probs", "--per-class", "-q"]
+    got = eval_json([p(tmp_path, "s.csv"), p(tmp_path, "y.csv"), *args])
+    bare = eval_json([p(tmp_path, "s.csv"), p(tmp_path, "bare.csv"), *args])
+    assert got["n_samples"] == bare["n_samples"] == 10
+    assert got["per_class"] == bare["per_class"]
+    assert list(got["per_class"])[:3] == names
+
+
+def test_header_classes_takes_words_only():
+    from arrayloss.io import header_classes
+
+    assert header_classes(["cat", "dog"], 2) == ("cat", "dog")
+    for names in (["0", "1"], ["1", "2"], ["a", "a"], ["a", ""], ["False", "True"]):
+        assert header_classes(names, 2) is None, names
+    assert header_classes(["a", "b"], 3) is None
+    assert header_classes(None, 2) is None
 
 
 @pytest.mark.parametrize("c", [2, 3, 7, 10, 50])

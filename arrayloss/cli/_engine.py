@@ -199,6 +199,8 @@ class Tallies:
     probs_like: str = ""  # the warning of logits that look like probabilities
     index_like: str = ""  # the warning of a first score column of row numbers
     label_like: str = ""  # the warning of a score column that holds the labels
+    # the score columns' names, when the labels are those names (no --classes)
+    header_classes: tuple[str, ...] | None = None
 
     def empty(self, *, own_boot: bool) -> Tallies:
         """Empty tallies of the same kinds, for a part of the rows to be merged
@@ -553,6 +555,7 @@ def evaluate_chunk(
     want_rows: bool,
     prob: ProbInput | None = None,
     first_row: int | None = None,
+    names_from: str = "--classes",
 ) -> Any:
     """Add one `arrayloss.io.Chunk` to the tallies ``into``.
 
@@ -591,7 +594,7 @@ def evaluate_chunk(
             raw_labels, ignore = _drop_ignored(raw_labels, ignored, class_names)
         y = label_indices(
             raw_labels, n_classes=n_classes, classes=class_names,
-            start=chunk.start, label=labels_label,
+            start=chunk.start, label=labels_label, names_from=names_from,
         )  # fmt: skip
     w = None
     if chunk.weights is not None:
@@ -955,8 +958,14 @@ def stream(
     quiet: bool,
     prob: ProbInput | None = None,
     threads: int | None = None,
+    header_names: Sequence[str] | None = None,
 ) -> int:
     """Stream each shard's sources chunk by chunk into the tallies; the row count.
+
+    ``header_names`` (`arrayloss.io.header_classes`, without ``class_names``):
+    when the first rows' labels are text, one of them among these names, they
+    are the class names of every label (``tallies.header_classes``), each label
+    having to be one of them; else the labels are read as without them.
 
     Rows are numbered across shards (for ``tallies.boot``'s draws; its ``add`` is
     thread-safe and its sums do not depend on the order of chunks).
@@ -978,8 +987,13 @@ def stream(
     holds the labels (`score_column_of_labels`).
     """
     from arrayloss import io as alio
+    from arrayloss.io._labels import header_names_apply
+
+    names_from = "--classes"
+    undecided = header_names is not None and class_names is None
 
     def chunks() -> Iterator[tuple[str, str, str, Any, int]]:
+        nonlocal class_names, names_from, undecided
         shard_start = 0
         first = input_kind == "logits"  # the first chunk is yet to be looked at
         for i, (scores_src, label_src, weights_src) in enumerate(opened):
@@ -996,6 +1010,16 @@ def stream(
             )
             rows = 0
             for chunk in with_progress(aligned, scores_src, quiet, label=bar):
+                if undecided and chunk.labels.shape[0]:  # before any is evaluated
+                    undecided = False
+                    assert header_names is not None
+                    if header_names_apply(chunk.labels, header_names):
+                        class_names = tallies.header_classes = tuple(header_names)
+                        names_from = (
+                            "the score columns' names, which the first labels "
+                            "are (" + _shortened(header_names) + "; else give "
+                            "--classes)"
+                        )
                 if first:
                     first = False
                     if looks_like_probs(chunk.scores):
@@ -1025,7 +1049,7 @@ def stream(
         return evaluate_chunk(
             chunk, input_kind, n_classes, class_names, scores_label, labels_label,
             weights_label, to_backend, into, want_rows=writer is not None,
-            prob=prob, first_row=shard_start + chunk.start,
+            prob=prob, first_row=shard_start + chunk.start, names_from=names_from,
         )  # fmt: skip
 
     if threads is None:
@@ -1056,6 +1080,12 @@ def stream(
 
     _pipeline(chunks(), work, add, threads)
     return n_samples
+
+
+def _shortened(names: Sequence[str], most: int = 8) -> str:
+    """Names joined by commas, the first ``most`` of them and a count of the rest."""
+    shown = ",".join(names[:most])
+    return shown if len(names) <= most else f"{shown},... ({len(names)} in all)"
 
 
 def _pipeline(
