@@ -904,3 +904,62 @@ def test_a_numbered_header_with_a_named_label_column_is_a_header(table):
     args = [p(folder, "n.csv"), p(folder, "y.npy"), "--input", "probs", "-q"]
     doc = eval_json([*args, "--drop-column", "y"])
     assert doc["n_samples"] == 50
+
+
+# --------------------------------------------------------------------------- #
+# 1-based labels (R, MATLAB): an error that says so, never a shift
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+@pytest.mark.parametrize("size", ["1", "2", "7", "40"])
+@pytest.mark.parametrize("fmt", ["npy", "float", "csv"])
+def test_one_based_labels_are_told_so(tmp_path, monkeypatch, threads, size, fmt):
+    """Labels 1..C for C score columns: the out-of-range error says they look
+    1-based and how to fix them, at every chunk size and thread count."""
+    monkeypatch.setenv("ARRAYLOSS_EVAL_THREADS", threads)
+    rng = np.random.default_rng(21)
+    np.save(tmp_path / "z.npy", rng.normal(size=(40, 4)))
+    y = np.arange(40) % 3 + 1
+    y[9] = 4
+    if fmt == "npy":
+        np.save(tmp_path / "y.npy", y)
+        labels = p(tmp_path, "y.npy")
+    elif fmt == "float":  # as pandas writes an int column with a NaN once
+        np.save(tmp_path / "y.npy", y.astype(np.float64))
+        labels = p(tmp_path, "y.npy")
+    else:
+        np.savetxt(tmp_path / "y.csv", y, fmt="%d")
+        labels = p(tmp_path, "y.csv")
+    args = [p(tmp_path, "z.npy"), labels, "--chunk-size", size]
+    line = one_error_line(invoke(args, 1))
+    assert "row 9: label 4 is out of range for 4 classes (0 to 3); " in line
+    assert "the labels look 1-based (up to this row they run from 1 to 4" in line
+    assert "subtracting 1 from each label" in line
+    y[4] = 0  # a 0 before it: not 1-based, a class too many
+    np.save(tmp_path / "y0.npy", y)
+    args[1] = p(tmp_path, "y0.npy")
+    line = one_error_line(invoke(args, 1))
+    assert line.endswith("label 4 is out of range for 4 classes (0 to 3)\n")
+
+
+def test_one_based_hint_skips_ignored_labels(tmp_path):
+    """A --ignore-label row (read as a stand-in class 0) is no label 0."""
+    np.save(tmp_path / "z.npy", np.zeros((6, 3)))
+    np.save(tmp_path / "y.npy", np.array([-100, 1, 2, 3, 1, 2]))
+    args = [p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "--ignore-label", "-100"]
+    for size in ("1", "6"):
+        line = one_error_line(invoke([*args, "--chunk-size", size], 1))
+        assert "row 3: label 3 is out of range" in line
+        assert "look 1-based" in line
+
+
+def test_labels_one_to_c_minus_one_read_as_indices(tmp_path):
+    """Labels 1..C-1 cannot be told from 0-based ones that never name class 0:
+    read as they are (class 0 has no support), never shifted."""
+    rng = np.random.default_rng(22)
+    np.save(tmp_path / "z.npy", rng.normal(size=(30, 4)))
+    np.save(tmp_path / "y.npy", np.arange(30) % 3 + 1)
+    doc = eval_json([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "--per-class", "-q"])
+    assert doc["per_class"]["0"]["support"] == 0
+    assert [doc["per_class"][c]["support"] for c in "123"] == [10, 10, 10]

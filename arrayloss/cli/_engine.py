@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from functools import cache, cached_property
+from functools import cache, cached_property, partial
 from typing import Any
 
 import click
@@ -201,6 +201,7 @@ class Tallies:
     label_like: str = ""  # the warning of a score column that holds the labels
     # the score columns' names, when the labels are those names (no --classes)
     header_classes: tuple[str, ...] | None = None
+    zero_label: bool = False  # a (kept) label of class 0 was read: not 1-based
 
     def empty(self, *, own_boot: bool) -> Tallies:
         """Empty tallies of the same kinds, for a part of the rows to be merged
@@ -231,6 +232,7 @@ class Tallies:
             self.clips.infinite, self.clips.eps = merged.infinite, merged.eps
         if self.ignored is not None and part.ignored is not None:
             self.ignored.count += part.ignored.count
+        self.zero_label = self.zero_label or part.zero_label
         if self.boot is not None and part.boot is not self.boot:
             self.boot.merge(part.boot)
 
@@ -573,6 +575,7 @@ def evaluate_chunk(
     from arrayloss._metric_rows import _exact_sums, _Rows
     from arrayloss._xp import to_numpy
     from arrayloss.io import label_indices, soft_label_rows
+    from arrayloss.io._labels import LabelRangeError
 
     prob = ProbInput() if prob is None else prob
     tallies, loss_tallies = into.metrics, into.losses
@@ -592,10 +595,19 @@ def evaluate_chunk(
         raw_labels = chunk.labels
         if ignored is not None:
             raw_labels, ignore = _drop_ignored(raw_labels, ignored, class_names)
-        y = label_indices(
-            raw_labels, n_classes=n_classes, classes=class_names,
+        read = partial(
+            label_indices, n_classes=n_classes, classes=class_names,
             start=chunk.start, label=labels_label, names_from=names_from,
         )  # fmt: skip
+        try:
+            y = read(raw_labels)
+        except LabelRangeError as exc:  # 1-based labels? a 0 before it says not
+            before = read(raw_labels[: exc.index]) == 0
+            if ignore is not None:
+                before &= ~ignore[: exc.index]
+            raise exc.one_based(into.zero_label or bool(before.any())) from None
+        zero = y == 0 if ignore is None else (y == 0) & ~ignore
+        into.zero_label = into.zero_label or bool(zero.any())
     w = None
     if chunk.weights is not None:
         w = _checked_weights(
@@ -987,7 +999,7 @@ def stream(
     holds the labels (`score_column_of_labels`).
     """
     from arrayloss import io as alio
-    from arrayloss.io._labels import header_names_apply
+    from arrayloss.io._labels import LabelRangeError, header_names_apply
 
     names_from = "--classes"
     undecided = header_names is not None and class_names is None
@@ -1054,10 +1066,26 @@ def stream(
 
     if threads is None:
         threads = eval_threads()
+    try:
+        return _stream_chunks(chunks(), evaluate, tallies, writer, threads, to_backend)
+    except LabelRangeError as exc:  # a label 0 in the chunks before says not 1-based
+        raise exc.one_based(exc.zero_before or tallies.zero_label) from None
+
+
+def _stream_chunks(
+    items: Iterator[tuple[str, str, str, Any, int]],
+    evaluate: Callable[[tuple[str, str, str, Any, int], Tallies], Any],
+    tallies: Tallies,
+    writer: PerSampleWriter | None,
+    threads: int,
+    to_backend: Callable[[Any], Any],
+) -> int:
+    """`stream`'s chunks ``items`` evaluated into ``tallies`` (on ``threads``
+    threads), in file order; the row count."""
     keep_freed_memory()
     n_samples = 0
     if threads <= 1 or to_backend is not _NUMPY_CONVERTER:
-        for item in chunks():
+        for item in items:
             block = evaluate(item, tallies)
             if writer is not None:
                 writer.write(block)
@@ -1078,7 +1106,7 @@ def stream(
             writer.write(part.block)
         n_samples += part.rows
 
-    _pipeline(chunks(), work, add, threads)
+    _pipeline(items, work, add, threads)
     return n_samples
 
 

@@ -63,6 +63,43 @@ def header_names_apply(raw: np.ndarray, names: Sequence[str]) -> bool:
     return bool(np.isin(np.unique(values), list(names)).any())
 
 
+class LabelRangeError(DataError):
+    """A class index out of range (`label_indices`): the first such ``value`` of
+    a batch, at ``index`` in it (``row`` in the file), for ``n_classes``.
+
+    `one_based` gives the message that says the labels look 1-based when the
+    value is ``n_classes`` and no label before it is 0."""
+
+    def __init__(
+        self, msg: str, *, value: Any, index: int, row: int, n_classes: int
+    ) -> None:
+        super().__init__(msg)
+        self.base = msg
+        self.value = value
+        self.index = index
+        self.row = row
+        self.n_classes = n_classes
+        self.zero_before = False
+
+    def one_based(self, zero_before: bool) -> LabelRangeError:
+        """This error, its message saying that the labels look 1-based unless a
+        label 0 came before its row (``zero_before``) or the value is not the
+        class count."""
+        c = self.n_classes
+        msg = self.base
+        if self.value == c and not zero_before:
+            msg += (
+                f"; the labels look 1-based (up to this row they run from 1 to {c}, "
+                "as R and MATLAB number classes): give 0-based class indices, "
+                "subtracting 1 from each label (eval never shifts them)"
+            )
+        out = LabelRangeError(
+            msg, value=self.value, index=self.index, row=self.row, n_classes=c
+        )
+        out.base, out.zero_before = self.base, zero_before
+        return out
+
+
 def label_indices(
     raw: np.ndarray,
     *,
@@ -116,7 +153,9 @@ def label_indices(
             f"{label} row {start + i}: label {value} is out of range for "
             f"{n_classes} classes (0 to {n_classes - 1})"
         )
-        raise DataError(msg)
+        raise LabelRangeError(
+            msg, value=value, index=i, row=start + i, n_classes=n_classes
+        ).one_based(zero_before=bool((checked[:i] == 0).any()))
     return checked.astype(np.int64)
 
 
