@@ -449,6 +449,10 @@ def _checked_scores(
                 )
         else:  # beyond --renormalize's tolerance, not the check's
             why, flags = _far_from_one(s[bad[0]], input_kind), f"{flags} --renormalize"
+        if "sum to" in why and input_kind == "probs":
+            total = _row_sum(s[bad[0]], input_kind)
+            if abs(total - 100) <= PERCENT_TOLERANCE:
+                hint = "; percentages? divide the scores by 100"
         msg = f"{label} row {start + bad[0]} {why} ({flags}){hint}"
         raise DataError(msg)
     return s
@@ -879,6 +883,28 @@ def looks_like_probs(scores: np.ndarray) -> bool:
     return bool((np.abs(total - 1) <= tol).all())
 
 
+PERCENT_TOLERANCE = 0.5
+"""How far from 100 rows of percentages may sum (two decimals of ten classes,
+each rounded, stay within 0.05; one decimal of ten within 0.5)."""
+
+
+def looks_like_percentages(scores: np.ndarray) -> bool:
+    """Whether ``(n, C)`` scores look like probabilities given as percentages:
+    two rows or more, finite, none negative, one strictly between 0 and 100 and
+    above 1, each row summing to 100 within `PERCENT_TOLERANCE`."""
+    if scores.ndim != 2 or scores.shape[0] < 2 or scores.shape[1] < 2:
+        return False
+    if scores.dtype.kind not in "f":
+        return False
+    with np.errstate(all="ignore"):
+        if not (np.isfinite(scores).all() and (scores >= 0).all()):
+            return False
+        if not ((scores > 1) & (scores < 100)).any():
+            return False
+        total = np.sum(scores, axis=1, dtype=np.float64)
+    return bool((np.abs(total - 100) <= PERCENT_TOLERANCE).all())
+
+
 def looks_like_row_numbers(scores: np.ndarray, names: Sequence[str] | None) -> bool:
     """Whether the first score column holds the row numbers (0, 1, 2, ... or 1,
     2, 3, ..., three rows or more; without column ``names``, five rows or more
@@ -1040,6 +1066,13 @@ def stream(
                             "(no negative score, each row summing to 1), read as "
                             "logits (the default --input); for probabilities give "
                             "--input probs"
+                        )
+                    elif looks_like_percentages(chunk.scores):
+                        tallies.probs_like = (
+                            f"warning: {scores_src.label} looks like percentages "
+                            "(no negative score, each row summing to 100), read as "
+                            "logits (the default --input); for probabilities "
+                            "divide them by 100 and give --input probs"
                         )
                     names = scores_src.column_names
                     column = score_column_of_labels(chunk.scores, chunk.labels)

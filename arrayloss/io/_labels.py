@@ -308,6 +308,10 @@ def _names_to_indices(
                     " (they are numbers, so a number label is a class name, "
                     "not a class index)"
                 )
+        elif _is_number(name) and math.isnan(float(name)):
+            msg = f"{label} row {start + i}: a missing label ({name.strip()!r})"
+        elif _is_number(name):  # 1.5: a number, never a name
+            msg = f"{label} row {start + i}: {name.strip()!r} is not an integer class index"
         else:
             msg = (
                 f"{label} row {start + i}: {name!r} is not a class index; "

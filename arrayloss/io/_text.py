@@ -356,9 +356,17 @@ class _TextRows:
 
     def _next(self) -> list[str] | None:
         blank = None  # the line of a blank line skipped before the next row
+        empty = None  # the line of a row of empty cells (``,,,``) skipped so
         try:
             for row in self._reader:
                 if row and any(field.strip() for field in row):
+                    if empty is not None:
+                        msg = (
+                            f"{self.label} line {empty}: a row of empty cells, "
+                            "missing values (pandas writes a row of NaN so): drop "
+                            "or fill it (df.dropna())"
+                        )
+                        raise DataError(msg)
                     if blank is not None and self.width == 1:
                         msg = (
                             f"{self.label} line {blank}: an empty line between "
@@ -369,6 +377,8 @@ class _TextRows:
                     return row
                 if blank is None:
                     blank = self._reader.line_num
+                if empty is None and len(row) > 1:  # at the end: Excel's empty rows
+                    empty = self._reader.line_num
         except UnicodeDecodeError as exc:
             raise _not_utf8(self.path, self.label, exc, self._head) from None
         except csv.Error as exc:
@@ -546,6 +556,16 @@ class _TextScores(Source):
         self._rows.close()
 
 
+def _data_row(row: Sequence[str]) -> bool:
+    """Whether a first row is data, never a header: numbers throughout, one of
+    them not an integer (a header of numbers, ``0,1,2`` as pandas names unnamed
+    columns, is integers)."""
+    fields = [f.strip() for f in row]
+    return all(_is_number(f) for f in fields) and not all(
+        _INTEGER.fullmatch(f) for f in fields
+    )
+
+
 def _header_flag(
     rows: Sequence[list[str]],
     header: bool | None,
@@ -643,6 +663,7 @@ def open_table(
             raise DataError(msg)
         width = len(first)
         skip = None
+        named_by = ""  # the option whose column names imply a header row
         if label_column is not None and not soft and _is_int(label_column):
             skip = (
                 int(label_column) % width
@@ -655,11 +676,22 @@ def open_table(
             and (not soft or column_spec_needs_names(label_column))
         ):
             header = True  # a column name needs a header row
-        if header is None and any(
-            column_spec_needs_names(columns)
-            for columns in (*drop_columns, *([score_columns] if score_columns else []))
-        ):
+            named_by = f"--label-column {label_column!r}"
+        specs = (
+            *(("--drop-column", c) for c in drop_columns),
+            *([("--score-columns", score_columns)] if score_columns else []),
+        )
+        needs = [f"{o} {c!r}" for o, c in specs if column_spec_needs_names(c)]
+        if header is None and needs:
             header = True
+            named_by = needs[0]
+        if header and spec.header is None and _data_row(first):
+            msg = (
+                f"{label} has no header row (its first line is numbers), but "
+                f"{named_by} names columns: give 0-based column numbers "
+                f"(0 to {width - 1}; a range such as 0:{width}), or add a header"
+            )
+            raise DataError(msg)
         peeked = rows.peek(2)
         indexed = header is not False and _is_index(
             first, peeked[1] if len(peeked) > 1 else None

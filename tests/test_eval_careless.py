@@ -1,0 +1,162 @@
+"""``arrayloss eval`` on files as a careless user has them: rows of missing
+values, percentages, a headerless file with column names asked for, float and
+NaN text labels.  Each case gave a wrong number, a silently dropped row or a
+misleading message before."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import eval_json, one_error_line
+from conftest import invoke_eval as invoke
+
+
+def p(folder, name):
+    return str(folder / name)
+
+
+def probs(n=10, c=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.dirichlet(np.ones(c), size=n), rng.integers(0, c, n)
+
+
+def write_csv(path, p_rows, labels, *, header="p0,p1,p2,y", fmt="{!r}"):
+    lines = [header] if header else []
+    for row, y in zip(p_rows, labels, strict=True):
+        lines.append(",".join([*(fmt.format(float(v)) for v in row), str(y)]))
+    path.write_text("\n".join(lines) + "\n")
+
+
+# --------------------------------------------------------------------------- #
+# A row of empty cells: pandas' row of NaN
+# --------------------------------------------------------------------------- #
+
+
+def test_a_row_of_empty_cells_is_a_missing_value_not_skipped(tmp_path):
+    """``,,,`` (``df.loc[5] = np.nan; df.to_csv()``) was skipped as a blank
+    line: 11 samples of 12, no word.  One empty cell was an error already."""
+    rows, y = probs(12)
+    write_csv(tmp_path / "t.csv", rows, y)
+    lines = (tmp_path / "t.csv").read_text().splitlines()
+    lines[6] = ",,,"
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
+    line = one_error_line(invoke(args, 1))
+    assert "t.csv' line 7: a row of empty cells, missing values" in line
+    # the scores alone, the labels in a file of their own: the same error, not
+    # "LABELS has more rows than SCORES"
+    lines = [",".join(x.split(",")[:3]) for x in lines]
+    (tmp_path / "s.csv").write_text("\n".join(lines) + "\n")
+    (tmp_path / "y.txt").write_text("\n".join(map(str, y)) + "\n")
+    line = one_error_line(invoke([p(tmp_path, "s.csv"), p(tmp_path, "y.txt")], 1))
+    assert "s.csv' line 7: a row of empty cells" in line
+
+
+def test_rows_of_empty_cells_at_the_end_are_no_rows(tmp_path):
+    """Excel's empty rows after the data (``,,,``) and a trailing empty line:
+    no rows, as before."""
+    rows, y = probs(5)
+    write_csv(tmp_path / "t.csv", rows, y)
+    with open(tmp_path / "t.csv", "a") as f:
+        f.write(",,,\n,,,\n\n")
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs", "-q"]
+    assert eval_json(args)["n_samples"] == 5
+
+
+# --------------------------------------------------------------------------- #
+# Percentages
+# --------------------------------------------------------------------------- #
+
+
+def test_percentages_read_as_logits_are_warned_of(tmp_path):
+    rows, y = probs(8)
+    write_csv(tmp_path / "t.csv", rows * 100, y)
+    result = invoke([p(tmp_path, "t.csv"), "--label-column", "y", "-q"])
+    assert "looks like percentages (no negative score, each row summing to 100)" in (
+        result.stderr
+    )
+    assert "divide them by 100 and give --input probs" in result.stderr
+    write_csv(tmp_path / "p.csv", rows, y)  # probabilities: the other warning
+    result = invoke([p(tmp_path, "p.csv"), "--label-column", "y", "-q"])
+    assert "looks like probabilities" in result.stderr
+    assert "looks like percentages" not in result.stderr
+
+
+@pytest.mark.parametrize("renormalize", [False, True])
+def test_percentages_as_probabilities_say_divide_by_100(tmp_path, renormalize):
+    rows, y = probs(8)
+    write_csv(tmp_path / "t.csv", rows * 100, y, fmt="{:.2f}")
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
+    line = one_error_line(invoke([*args, *(["--renormalize"] * renormalize)], 1))
+    assert "probabilities sum to 100" in line
+    assert line.endswith("; percentages? divide the scores by 100\n")
+    write_csv(tmp_path / "o.csv", rows * 3, y)  # sums of 3: no such hint
+    args[0] = p(tmp_path, "o.csv")
+    assert "divide the scores by 100" not in one_error_line(invoke(args, 1))
+
+
+# --------------------------------------------------------------------------- #
+# Column names asked of a file without a header
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(
+    ("flags", "named"),
+    [
+        (["--score-columns", "p*"], "--score-columns 'p*'"),
+        (["--label-column", "y"], "--label-column 'y'"),
+        (["--drop-column", "id"], "--drop-column 'id'"),
+    ],
+)
+def test_names_asked_of_a_headerless_file_say_it_has_no_header(tmp_path, flags, named):
+    """``np.savetxt`` writes no header: a column name asked of it took the
+    first row of numbers for the header ("no column matches 'p*' (columns:
+    1.588044816767998357e-01, ...)")."""
+    rows, y = probs(6)
+    np.savetxt(tmp_path / "s.csv", np.c_[rows, y], delimiter=",")
+    np.save(tmp_path / "y.npy", y)
+    args = [p(tmp_path, "s.csv"), *flags, "--input", "probs"]
+    if flags[0] != "--label-column":
+        args.insert(1, p(tmp_path, "y.npy"))
+    line = one_error_line(invoke(args, 1))
+    assert "s.csv' has no header row (its first line is numbers), but " in line
+    assert f"{named} names columns: give 0-based column numbers (0 to 3" in line
+
+
+def test_a_header_of_numbers_is_still_a_header(tmp_path):
+    """``pd.DataFrame(proba).to_csv(index=False)`` names its columns 0, 1, 2:
+    a pattern that matches none of them says so, with their names."""
+    rows, y = probs(4)
+    text = "0,1,2\n" + "\n".join(",".join(map(repr, r)) for r in rows) + "\n"
+    (tmp_path / "s.csv").write_text(text)
+    np.save(tmp_path / "y.npy", y)
+    args = [p(tmp_path, "s.csv"), p(tmp_path, "y.npy"), "--score-columns", "p*"]
+    line = one_error_line(invoke(args, 1))
+    assert "no column matches the --score-columns pattern 'p*' (columns: 0, 1, 2)" in (
+        line
+    )
+
+
+# --------------------------------------------------------------------------- #
+# Text labels that are numbers but no class index
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize(
+    ("label", "said"),
+    [
+        ("1.5", "'1.5' is not an integer class index"),
+        ("nan", "a missing label ('nan')"),
+        ("NaN", "a missing label ('NaN')"),
+    ],
+)
+def test_number_labels_that_are_no_index_say_so(tmp_path, label, said):
+    """A label ``1.5`` (or ``nan``) in a table with named score columns was
+    told to give --classes, as if it were a class name."""
+    rows, y = probs(5)
+    labels = [str(v) for v in y]
+    labels[3] = label
+    write_csv(tmp_path / "t.csv", rows, labels)
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
+    line = one_error_line(invoke(args, 1))
+    assert line.endswith(f"row 3: {said}\n")
