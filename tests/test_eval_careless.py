@@ -89,10 +89,32 @@ def test_percentages_as_probabilities_say_divide_by_100(tmp_path, renormalize):
     args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
     line = one_error_line(invoke([*args, *(["--renormalize"] * renormalize)], 1))
     assert "probabilities sum to 100" in line
-    assert line.endswith("; percentages? divide the scores by 100\n")
+    assert "; percentages? divide the scores by 100; " in line
     write_csv(tmp_path / "o.csv", rows * 3, y)  # sums of 3: no such hint
     args[0] = p(tmp_path, "o.csv")
     assert "divide the scores by 100" not in one_error_line(invoke(args, 1))
+
+
+def test_rows_not_summing_to_1_name_the_score_columns(tmp_path):
+    """A column that is no class score (``fold``) read as one: the error that
+    the rows sum to 2 names the score columns, so the stray one is seen."""
+    rows, y = probs(6)
+    text = "p0,p1,p2,fold,y\n" + "".join(
+        ",".join([*(repr(float(v)) for v in r), "1", str(c)]) + "\n"
+        for r, c in zip(rows, y, strict=True)
+    )
+    (tmp_path / "t.csv").write_text(text)
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
+    for size in ("1", "6"):
+        line = one_error_line(invoke([*args, "--chunk-size", size], 1))
+        assert "probabilities sum to 2" in line
+        assert "the 4 score columns are p0,p1,p2,fold (leave out any other" in line
+    np.save(tmp_path / "z.npy", rows * 2)  # no names to give: as before
+    np.save(tmp_path / "y.npy", y)
+    line = one_error_line(
+        invoke([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "--input", "probs"], 1)
+    )
+    assert line.endswith("(--input probs)\n")
 
 
 # --------------------------------------------------------------------------- #
@@ -127,7 +149,9 @@ def test_a_header_of_numbers_is_still_a_header(tmp_path):
     """``pd.DataFrame(proba).to_csv(index=False)`` names its columns 0, 1, 2:
     a pattern that matches none of them says so, with their names."""
     rows, y = probs(4)
-    text = "0,1,2\n" + "\n".join(",".join(map(repr, r)) for r in rows) + "\n"
+    text = (
+        "0,1,2\n" + "\n".join(",".join(repr(float(v)) for v in r) for r in rows) + "\n"
+    )
     (tmp_path / "s.csv").write_text(text)
     np.save(tmp_path / "y.npy", y)
     args = [p(tmp_path, "s.csv"), p(tmp_path, "y.npy"), "--score-columns", "p*"]

@@ -454,8 +454,14 @@ def _checked_scores(
             if abs(total - 100) <= PERCENT_TOLERANCE:
                 hint = "; percentages? divide the scores by 100"
         msg = f"{label} row {start + bad[0]} {why} ({flags}){hint}"
-        raise DataError(msg)
+        raise (RowSumError if "sum to" in why else DataError)(msg)
     return s
+
+
+class RowSumError(DataError):
+    """A row of probabilities (or log-probabilities) that does not sum to 1
+    (`_checked_scores`); `stream` adds the score columns' names where a table
+    names them (a column that is no class score is a common cause)."""
 
 
 def _row_sum(row: np.ndarray, input_kind: str) -> float:
@@ -1029,6 +1035,7 @@ def stream(
 
     names_from = "--classes"
     undecided = header_names is not None and class_names is None
+    columns_of: dict[str, list[str]] = {}  # the score columns' names, by label
 
     def chunks() -> Iterator[tuple[str, str, str, Any, int]]:
         nonlocal class_names, names_from, undecided
@@ -1040,6 +1047,8 @@ def stream(
                 msg = f"{scores_src.label} has {scores_src.n_cols} columns but {first_label} has {n_classes}"
                 raise DataError(msg)
             scores_label = "SCORES" if n_shards == 1 else scores_src.label
+            if scores_src.column_names:
+                columns_of[scores_label] = list(scores_src.column_names)
             labels_label = label_src.label
             weights_label = weights_src.label if weights_src else ""
             bar = "eval" if n_shards == 1 else f"eval {i + 1}/{n_shards}"
@@ -1091,11 +1100,23 @@ def stream(
 
     def evaluate(item: tuple[str, str, str, Any, int], into: Tallies) -> Any:
         scores_label, labels_label, weights_label, chunk, shard_start = item
-        return evaluate_chunk(
-            chunk, input_kind, n_classes, class_names, scores_label, labels_label,
-            weights_label, to_backend, into, want_rows=writer is not None,
-            prob=prob, first_row=shard_start + chunk.start, names_from=names_from,
-        )  # fmt: skip
+        try:
+            return evaluate_chunk(
+                chunk, input_kind, n_classes, class_names, scores_label,
+                labels_label, weights_label, to_backend, into,
+                want_rows=writer is not None, prob=prob,
+                first_row=shard_start + chunk.start, names_from=names_from,
+            )  # fmt: skip
+        except RowSumError as exc:
+            names = columns_of.get(scores_label)
+            if not names:
+                raise
+            msg = (
+                f"{exc}; the {len(names)} score columns are {_shortened(names)} "
+                "(leave out any other with --drop-column, or pick the scores "
+                "with --score-columns)"
+            )
+            raise DataError(msg) from None
 
     if threads is None:
         threads = eval_threads()
