@@ -184,3 +184,47 @@ def test_number_labels_that_are_no_index_say_so(tmp_path, label, said):
     args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
     line = one_error_line(invoke(args, 1))
     assert line.endswith(f"row 3: {said}\n")
+
+
+# --------------------------------------------------------------------------- #
+# pandas' index of sample ids (text)
+# --------------------------------------------------------------------------- #
+
+
+def test_an_index_of_sample_ids_is_the_index(tmp_path):
+    """``df.index = ids; df.to_csv()``: the unnamed first column of text is
+    pandas' index, as an integer one is (it was read as a score column: "'s0'
+    is not a number"); a labels Series with such an index too (it was "has 2
+    columns")."""
+    pd = pytest.importorskip("pandas")
+    rows, y = probs(8)
+    ids = [f"s{i}" for i in range(8)]
+    df = pd.DataFrame(rows, columns=["p0", "p1", "p2"], index=ids)
+    df.assign(y=y).to_csv(tmp_path / "t.csv")
+    want = eval_json(
+        [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs", "-q"]
+    )
+    df.to_csv(tmp_path / "s.csv", index=False)
+    pd.Series(y, index=ids, name="label").to_csv(tmp_path / "y.csv")
+    got = eval_json([p(tmp_path, "s.csv"), p(tmp_path, "y.csv"), "--input", "probs"])
+    np.save(tmp_path / "z.npy", rows)
+    np.save(tmp_path / "y.npy", y)
+    ref = eval_json([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "--input", "probs"])
+    assert want["n_classes"] == got["n_classes"] == 3
+    assert want["metrics"] == got["metrics"] == ref["metrics"]
+
+
+def test_an_unnamed_first_column_of_labels_stays_the_labels(tmp_path):
+    """``df.index = labels``: with --label-column 0 the text column is the
+    labels, not an index to drop."""
+    pd = pytest.importorskip("pandas")
+    rows, y = probs(8)
+    names = np.array(["a", "b", "c"])
+    df = pd.DataFrame(rows, columns=["a", "b", "c"], index=names[y])
+    df.to_csv(tmp_path / "t.csv")
+    args = [p(tmp_path, "t.csv"), "--label-column", "0", "--input", "probs", "-q"]
+    got = eval_json([*args, "--per-class"])
+    assert got["n_classes"] == 3
+    assert [got["per_class"][n]["support"] for n in names] == np.bincount(
+        y, minlength=3
+    ).tolist()

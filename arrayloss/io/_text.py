@@ -175,18 +175,25 @@ def _class_header_hint(first: Sequence[str], second: Sequence[str]) -> str:
     )
 
 
-def _is_index(first: Sequence[str], second: Sequence[str] | None) -> bool:
+def _is_index(
+    first: Sequence[str], second: Sequence[str] | None, *, text: bool = True
+) -> bool:
     """Whether ``first`` is the header of a file with a leading index column, as
     pandas' ``DataFrame.to_csv()`` writes it: an empty first field, every other
     field named (the last may be empty: a delimiter at the end of the line, as in
     `_header_flag`), and (when there is one) an integer first field in the next
-    row."""
+    row, or with ``text`` a text one that is no number (an index of sample ids,
+    ``df.index = ids``: no score)."""
     named = list(first[1:])
     if len(named) > 1 and not named[-1].strip():
         named.pop()
     if len(first) < 2 or first[0].strip() or not all(f.strip() for f in named):
         return False
-    return second is None or bool(_INTEGER.fullmatch(second[0]))
+    if second is None or _INTEGER.fullmatch(second[0]):
+        return True
+    if any(_is_number(f) and not _INTEGER.fullmatch(f) for f in named):
+        return False  # ",1.5,2.5": data whose first cell is empty, no header
+    return text and bool(second[0].strip()) and not _is_number(second[0])
 
 
 _NOT_TEXT = (
@@ -694,8 +701,8 @@ def open_table(
             raise DataError(msg)
         peeked = rows.peek(2)
         indexed = header is not False and _is_index(
-            first, peeked[1] if len(peeked) > 1 else None
-        )
+            first, peeked[1] if len(peeked) > 1 else None, text=skip != 0
+        )  # a text column 0 that --label-column 0 names is the labels
         index = indexed and score_columns is None  # with --drop-column too
         has_header = indexed or _header_flag(peeked, header, skip)
         head = None
