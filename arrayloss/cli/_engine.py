@@ -875,18 +875,10 @@ def looks_like_probs(scores: np.ndarray) -> bool:
     or 1 (one-hot scores are logits too)."""
     from arrayloss._metric_rows import prob_tolerance
 
-    if scores.ndim != 2 or scores.shape[0] < 2 or scores.shape[1] < 2:
+    if scores.ndim != 2 or scores.shape[1] < 2 or scores.dtype.kind != "f":
         return False
-    if scores.dtype.kind not in "f":
-        return False
-    with np.errstate(all="ignore"):
-        if not (np.isfinite(scores).all() and (scores >= 0).all()):
-            return False
-        if not ((scores > 0) & (scores < 1)).any():
-            return False
-        total = np.sum(scores, axis=1, dtype=np.float64)
     tol = prob_tolerance(int(scores.shape[1]), scores.dtype, xp=np)
-    return bool((np.abs(total - 1) <= tol).all())
+    return _rows_summing_to(scores, 1.0, tol, inside=(0.0, 1.0))
 
 
 PERCENT_TOLERANCE = 0.5
@@ -895,9 +887,18 @@ each rounded, stay within 0.05; one decimal of ten within 0.5)."""
 
 
 def looks_like_percentages(scores: np.ndarray) -> bool:
-    """Whether ``(n, C)`` scores look like probabilities given as percentages:
-    two rows or more, finite, none negative, one strictly between 0 and 100 and
-    above 1, each row summing to 100 within `PERCENT_TOLERANCE`."""
+    """Whether ``(n, C)`` scores read as logits look like probabilities given as
+    percentages: as `looks_like_probs`, each row summing to 100 (within
+    `PERCENT_TOLERANCE`), a score strictly between 1 and 100."""
+    return _rows_summing_to(scores, 100.0, PERCENT_TOLERANCE, inside=(1.0, 100.0))
+
+
+def _rows_summing_to(
+    scores: np.ndarray, total: float, tol: float, *, inside: tuple[float, float]
+) -> bool:
+    """Whether ``(n, C)`` float scores have two rows or more, all finite and
+    none negative, one strictly ``inside`` the bounds, each row summing to
+    ``total`` within ``tol``."""
     if scores.ndim != 2 or scores.shape[0] < 2 or scores.shape[1] < 2:
         return False
     if scores.dtype.kind not in "f":
@@ -905,10 +906,10 @@ def looks_like_percentages(scores: np.ndarray) -> bool:
     with np.errstate(all="ignore"):
         if not (np.isfinite(scores).all() and (scores >= 0).all()):
             return False
-        if not ((scores > 1) & (scores < 100)).any():
+        if not ((scores > inside[0]) & (scores < inside[1])).any():
             return False
-        total = np.sum(scores, axis=1, dtype=np.float64)
-    return bool((np.abs(total - 100) <= PERCENT_TOLERANCE).all())
+        sums = np.sum(scores, axis=1, dtype=np.float64)
+    return bool((np.abs(sums - total) <= tol).all())
 
 
 def looks_like_row_numbers(scores: np.ndarray, names: Sequence[str] | None) -> bool:
