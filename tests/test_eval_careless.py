@@ -228,3 +228,24 @@ def test_an_unnamed_first_column_of_labels_stays_the_labels(tmp_path):
     assert [got["per_class"][n]["support"] for n in names] == np.bincount(
         y, minlength=3
     ).tolist()
+
+
+def test_an_id_column_read_as_scores_is_warned_of(tmp_path):
+    """A first column ``id`` of 100, 101, ... read as the scores of class 0:
+    four classes of nonsense without a word (row numbers 0, 1, 2 were warned
+    of already)."""
+    rows, y = probs(8)
+    text = "id,p0,p1,p2,y\n" + "".join(
+        ",".join([str(100 + i), *(repr(float(v)) for v in r), str(c)]) + "\n"
+        for i, (r, c) in enumerate(zip(rows, y, strict=True))
+    )
+    (tmp_path / "t.csv").write_text(text)
+    result = invoke([p(tmp_path, "t.csv"), "--label-column", "y", "-q"])
+    assert "the first score column of SCORES '" in result.stderr
+    said = (
+        "'id', holds consecutive integers (100, 101, 102, ...), read as the "
+        "scores of class 0: an index column? leave it out (--drop-column id)"
+    )
+    assert said in result.stderr
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "--drop-column", "id"]
+    assert eval_json([*args, "--input", "probs", "-q"])["n_classes"] == 3

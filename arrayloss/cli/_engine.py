@@ -917,13 +917,18 @@ def looks_like_row_numbers(scores: np.ndarray, names: Sequence[str] | None) -> b
     2, 3, ..., three rows or more; without column ``names``, five rows or more
     and a fraction among the other columns): an index column read as the scores
     of a class (a named index, ``df.rename_axis("id").to_csv()`` or
-    ``df.reset_index()``; any index with ``to_csv(header=False)``)."""
+    ``df.reset_index()``; any index with ``to_csv(header=False)``).  In a table
+    with ``names``, consecutive integers from any start are (an id column,
+    ``100, 101, 102, ...``)."""
     least = 3 if names is not None else 5
     if scores.ndim != 2 or scores.shape[0] < least or scores.shape[1] < 2:
         return False
     first = np.asarray(scores[:, 0], dtype=np.float64)
     steps = np.arange(first.shape[0], dtype=np.float64)
-    if not (first[0] in (0.0, 1.0) and np.array_equal(first - first[0], steps)):
+    start = first[0] in (0.0, 1.0) or (
+        names is not None and bool(np.isfinite(first[0])) and first[0].is_integer()
+    )
+    if not (start and np.array_equal(first - first[0], steps)):
         return False
     if names is not None:
         return True
@@ -943,13 +948,20 @@ def _drop_hint(scores_src: Any, names: Sequence[str] | None, column: int) -> str
     return "save the scores without it"
 
 
-def _index_warning(scores_src: Any, names: Sequence[str] | None) -> str:
-    """The warning of a first score column of row numbers (`looks_like_row_numbers`)."""
+def _index_warning(
+    scores_src: Any, names: Sequence[str] | None, first: float = 0.0
+) -> str:
+    """The warning of a first score column of row numbers (`looks_like_row_numbers`),
+    the first of which is ``first``."""
     label = scores_src.label
     what = f"{label}, {names[0]!r}," if names is not None else f"{label} (column 0)"
+    held = "the row numbers (0, 1, 2, ...)"
+    if first not in (0.0, 1.0):
+        k = int(first)
+        held = f"consecutive integers ({k}, {k + 1}, {k + 2}, ...)"
     return (
-        f"warning: the first score column of {what} holds the row numbers (0, 1, "
-        f"2, ...), read as the scores of class 0: an index column? leave it out "
+        f"warning: the first score column of {what} holds {held}, read as the "
+        "scores of class 0: an index column? leave it out "
         f"({_drop_hint(scores_src, names, 0)})"
     )
 
@@ -1091,7 +1103,9 @@ def stream(
                             scores_src, label_src, names, column
                         )
                     if looks_like_row_numbers(chunk.scores, names):
-                        tallies.index_like = _index_warning(scores_src, names)
+                        tallies.index_like = _index_warning(
+                            scores_src, names, float(chunk.scores[0, 0])
+                        )
                 yield scores_label, labels_label, weights_label, chunk, shard_start
                 rows = chunk.start + int(chunk.scores.shape[0])
             shard_start += rows
