@@ -249,3 +249,34 @@ def test_an_id_column_read_as_scores_is_warned_of(tmp_path):
     assert said in result.stderr
     args = [p(tmp_path, "t.csv"), "--label-column", "y", "--drop-column", "id"]
     assert eval_json([*args, "--input", "probs", "-q"])["n_classes"] == 3
+
+
+@pytest.mark.parametrize(
+    ("cell", "hint"),
+    [
+        ("50%", "'50%' is not a number (a percentage: write the probabilities as "),
+        ("abc", "'abc' is not a number (a column of text: --drop-column p0 leaves"),
+    ],
+)
+def test_cells_that_are_no_number_say_what_they_look_like(tmp_path, cell, hint):
+    rows, y = probs(4)
+    text = "p0,p1,p2,y\n" + "".join(
+        ",".join([cell, *(repr(float(v)) for v in r[1:]), str(c)]) + "\n"
+        for r, c in zip(rows, y, strict=True)
+    )
+    (tmp_path / "t.csv").write_text(text)
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
+    assert hint in one_error_line(invoke(args, 1))
+
+
+def test_one_text_cell_among_numbers_is_not_a_text_column(tmp_path):
+    rows, y = probs(4)
+    lines = ["p0,p1,p2,y"]
+    for i, (r, c) in enumerate(zip(rows, y, strict=True)):
+        first = "abc" if i == 2 else repr(float(r[0]))
+        lines.append(",".join([first, *(repr(float(v)) for v in r[1:]), str(c)]))
+    (tmp_path / "t.csv").write_text("\n".join(lines) + "\n")
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
+    assert one_error_line(invoke(args, 1)).endswith(
+        "line 4, column 'p0': 'abc' is not a number\n"
+    )

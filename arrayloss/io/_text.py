@@ -475,10 +475,23 @@ def _parse_floats(
                     col = f", column {name!r}" if name else f", column {number}"
                     where = col if cells.ndim == 2 else ""
                     what = f"{str(cell)!r} is not a number"
+                    text = str(cell).strip()
                     if "," in str(cell) and _is_number(str(cell).replace(",", ".", 1)):
                         what += (
                             " (a decimal comma: write the file with a decimal "
                             "point, to_csv(decimal='.'))"
+                        )
+                    elif text.endswith("%") and _is_number(text[:-1]):
+                        what += (
+                            " (a percentage: write the probabilities as numbers, "
+                            "0.5 for 50%)"
+                        )
+                    elif cells.ndim == 2 and not any(
+                        _is_number(str(v)) or not str(v).strip() for v in cells[:, c]
+                    ):  # no number in the column: text, no scores
+                        what += (
+                            " (a column of text: --drop-column "
+                            f"{name or number} leaves it out)"
                         )
                     if not str(cell).strip():
                         what = "an empty cell"
