@@ -5,6 +5,8 @@ misleading message before."""
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from conftest import eval_json, one_error_line
@@ -280,3 +282,22 @@ def test_one_text_cell_among_numbers_is_not_a_text_column(tmp_path):
     assert one_error_line(invoke(args, 1)).endswith(
         "line 4, column 'p0': 'abc' is not a number\n"
     )
+
+
+def test_rounded_probabilities_read_as_logits_are_warned_of(tmp_path):
+    """``df.round(2).to_csv()``: rows summing to 0.99 or 1.01 read as logits
+    were taken without a word (only rows summing to 1 within 1e-4 warned)."""
+    rows, y = probs(40, seed=3)
+    write_csv(tmp_path / "t.csv", rows, y, fmt="{:.2f}")
+    sums = np.round(rows, 2).sum(axis=1)
+    assert np.abs(sums - 1).max() > 1e-3  # some rows off by the rounding
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "-q"]
+    err = invoke(args).stderr
+    assert "looks like probabilities (no negative score, each row summing to 1 " in err
+    assert "up to the rounding of its digits)" in err
+    assert err.rstrip().endswith("give --input probs --renormalize")
+    got = invoke([*args, "--input", "probs", "--renormalize", "--format", "json"])
+    assert json.loads(got.stdout)["n_samples"] == 40  # (a 0.00 is clipped: warned)
+    rng = np.random.default_rng(4)  # logits that are no probabilities: no warning
+    write_csv(tmp_path / "z.csv", rng.random((40, 3)), y, fmt="{:.2f}")
+    assert invoke([p(tmp_path, "z.csv"), "--label-column", "y", "-q"]).stderr == ""

@@ -868,17 +868,18 @@ class _Part:
     block: Any
 
 
-def looks_like_probs(scores: np.ndarray) -> bool:
+def looks_like_probs(scores: np.ndarray, *, rounded: bool = True) -> bool:
     """Whether ``(n, C)`` scores read as logits look like probabilities: two rows
     or more (one is too little to tell), finite, none negative, each row summing
-    to 1 (`arrayloss._metric_rows.prob_tolerance` of their dtype), and not all 0
-    or 1 (one-hot scores are logits too)."""
+    to 1 (`arrayloss._metric_rows.prob_tolerance` of their dtype, or the
+    rounding of its digits, `rounding_tolerance`: ``df.round(2)``, unless not
+    ``rounded``), and not all 0 or 1 (one-hot scores are logits too)."""
     from arrayloss._metric_rows import prob_tolerance
 
     if scores.ndim != 2 or scores.shape[1] < 2 or scores.dtype.kind != "f":
         return False
     tol = prob_tolerance(int(scores.shape[1]), scores.dtype, xp=np)
-    return _rows_summing_to(scores, 1.0, tol, inside=(0.0, 1.0))
+    return _rows_summing_to(scores, 1.0, tol, inside=(0.0, 1.0), rounded=rounded)
 
 
 PERCENT_TOLERANCE = 0.5
@@ -894,11 +895,17 @@ def looks_like_percentages(scores: np.ndarray) -> bool:
 
 
 def _rows_summing_to(
-    scores: np.ndarray, total: float, tol: float, *, inside: tuple[float, float]
+    scores: np.ndarray,
+    total: float,
+    tol: float,
+    *,
+    inside: tuple[float, float],
+    rounded: bool = False,
 ) -> bool:
     """Whether ``(n, C)`` float scores have two rows or more, all finite and
     none negative, one strictly ``inside`` the bounds, each row summing to
-    ``total`` within ``tol``."""
+    ``total`` within ``tol`` (with ``rounded``, or within the rounding of its
+    digits, `rounding_tolerance` of probabilities)."""
     if scores.ndim != 2 or scores.shape[0] < 2 or scores.shape[1] < 2:
         return False
     if scores.dtype.kind not in "f":
@@ -909,7 +916,10 @@ def _rows_summing_to(
         if not ((scores > inside[0]) & (scores < inside[1])).any():
             return False
         sums = np.sum(scores, axis=1, dtype=np.float64)
-    return bool((np.abs(sums - total) <= tol).all())
+    off = np.abs(sums - total)
+    if (off <= tol).all():
+        return True
+    return rounded and bool((off <= rounding_tolerance(scores, "probs")).all())
 
 
 def looks_like_row_numbers(scores: np.ndarray, names: Sequence[str] | None) -> bool:
@@ -1083,11 +1093,14 @@ def stream(
                 if first:
                     first = False
                     if looks_like_probs(chunk.scores):
+                        exact = looks_like_probs(chunk.scores, rounded=False)
                         tallies.probs_like = (
                             f"warning: {scores_src.label} looks like probabilities "
-                            "(no negative score, each row summing to 1), read as "
-                            "logits (the default --input); for probabilities give "
-                            "--input probs"
+                            "(no negative score, each row summing to 1"
+                            f"{'' if exact else ' up to the rounding of its digits'}"
+                            "), read as logits (the default --input); for "
+                            "probabilities give --input probs"
+                            f"{'' if exact else ' --renormalize'}"
                         )
                     elif looks_like_percentages(chunk.scores):
                         tallies.probs_like = (
