@@ -301,3 +301,21 @@ def test_rounded_probabilities_read_as_logits_are_warned_of(tmp_path):
     rng = np.random.default_rng(4)  # logits that are no probabilities: no warning
     write_csv(tmp_path / "z.csv", rng.random((40, 3)), y, fmt="{:.2f}")
     assert invoke([p(tmp_path, "z.csv"), "--label-column", "y", "-q"]).stderr == ""
+
+
+def test_a_table_of_one_hot_labels_is_told_of_soft_labels(tmp_path):
+    rng = np.random.default_rng(5)
+    y = rng.integers(0, 3, 8)
+    text = "a,b,c\n" + "".join(
+        ",".join(map(str, r)) + "\n" for r in np.eye(3, dtype=int)[y]
+    )
+    (tmp_path / "y.csv").write_text(text)
+    np.save(tmp_path / "z.npy", rng.normal(size=(8, 3)))
+    args = [p(tmp_path, "z.npy"), p(tmp_path, "y.csv")]
+    line = one_error_line(invoke(args, 1))
+    assert "has 3 columns; one column of labels is needed (say which with " in line
+    assert "for one-hot or soft labels, a column per class, add --soft-labels)" in line
+    got = eval_json([*args, "--soft-labels", "-q"])
+    np.save(tmp_path / "y.npy", y)
+    want = eval_json([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "-q"])
+    assert got["metrics"]["accuracy"] == want["metrics"]["accuracy"]

@@ -576,6 +576,13 @@ class _TextScores(Source):
         self._rows.close()
 
 
+LABEL_COLUMN_HINT = (
+    "say which with --label-column; for one-hot or soft labels, a column per "
+    "class, add --soft-labels"
+)
+"""What a table of labels with several columns is told."""
+
+
 def _data_row(row: Sequence[str]) -> bool:
     """Whether a first row is data, never a header: numbers throughout, one of
     them not an integer (a header of numbers, ``0,1,2`` as pandas names unnamed
@@ -818,7 +825,7 @@ class _TextVector(Source):
             elif width == 1:
                 self._col = 0
             else:
-                hint = " (say which with --label-column)" if kind == "labels" else ""
+                hint = f" ({LABEL_COLUMN_HINT})" if kind == "labels" else ""
                 if width == 2 and all(not r[-1].strip() for r in peeked):
                     fix = (
                         "--label-column 0 picks the labels"
