@@ -319,3 +319,33 @@ def test_a_table_of_one_hot_labels_is_told_of_soft_labels(tmp_path):
     np.save(tmp_path / "y.npy", y)
     want = eval_json([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "-q"])
     assert got["metrics"]["accuracy"] == want["metrics"]["accuracy"]
+
+
+def test_the_levels_of_an_unnamed_multiindex_are_the_index(tmp_path):
+    """``df.groupby(...)`` results keep a MultiIndex, whose unnamed levels
+    pandas writes as leading empty header fields (``,,p0,p1,p2,y``): they were
+    read as two score columns ("sum to 2")."""
+    pd = pytest.importorskip("pandas")
+    rows, y = probs(8)
+    df = pd.DataFrame(rows, columns=["p0", "p1", "p2"]).assign(y=y)
+    flat = eval_json(
+        [*_saved(tmp_path / "flat.csv", df), "--label-column", "y", "--input", "probs"]
+    )
+    df.index = pd.MultiIndex.from_arrays(
+        [np.arange(8) // 4, [f"s{i}" for i in range(8)]]
+    )
+    args = [
+        *_saved(tmp_path / "multi.csv", df),
+        "--label-column",
+        "y",
+        "--input",
+        "probs",
+    ]
+    got = eval_json(args)
+    assert got["n_classes"] == 3
+    assert got["metrics"] == flat["metrics"]
+
+
+def _saved(path, df):
+    df.to_csv(path)
+    return [str(path)]

@@ -1139,6 +1139,7 @@ def stream(
             names = columns_of.get(scores_label)
             if not names:
                 raise
+            names = [name if name.strip() else "(unnamed)" for name in names]
             msg = (
                 f"{exc}; the {len(names)} score columns are {_shortened(names)} "
                 "(leave out any other with --drop-column, or pick the scores "

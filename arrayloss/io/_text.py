@@ -184,16 +184,42 @@ def _is_index(
     `_header_flag`), and (when there is one) an integer first field in the next
     row, or with ``text`` a text one that is no number (an index of sample ids,
     ``df.index = ids``: no score)."""
-    named = list(first[1:])
+    return _index_columns(first, second, text=text) == 1
+
+
+def _index_columns(
+    first: Sequence[str], second: Sequence[str] | None, *, text: bool = True
+) -> int:
+    """How many leading index columns ``first``, a header row, has (0: none):
+    one as `_is_index` finds it, or the ``k >= 2`` empty leading fields pandas
+    writes for the levels of an unnamed MultiIndex (``df.groupby(...)``), above
+    ``k`` fields of the next row that are each an integer or (with ``text``)
+    text that is no number."""
+    k = 0
+    while k < len(first) and not first[k].strip():
+        k += 1
+    named = list(first[max(k, 1) :])
     if len(named) > 1 and not named[-1].strip():
         named.pop()
-    if len(first) < 2 or first[0].strip() or not all(f.strip() for f in named):
-        return False
-    if second is None or _INTEGER.fullmatch(second[0]):
-        return True
+    if not k or not named or not all(f.strip() for f in named):
+        return 0
     if any(_is_number(f) and not _INTEGER.fullmatch(f) for f in named):
-        return False  # ",1.5,2.5": data whose first cell is empty, no header
-    return text and bool(second[0].strip()) and not _is_number(second[0])
+        # ",1.5,2.5": data whose first cell is empty, no header (an integer
+        # first field below it was taken for an index before: kept so)
+        if k == 1 and (second is None or _INTEGER.fullmatch(second[0])):
+            return 1
+        return 0
+    if second is None:
+        return 1 if k == 1 else 0
+
+    def level(field: str) -> bool:
+        if _INTEGER.fullmatch(field):
+            return True
+        return text and bool(field.strip()) and not _is_number(field)
+
+    if len(second) < k or not all(level(f) for f in second[:k]):
+        return 0
+    return k
 
 
 _NOT_TEXT = (
@@ -720,9 +746,13 @@ def open_table(
             )
             raise DataError(msg)
         peeked = rows.peek(2)
-        indexed = header is not False and _is_index(
-            first, peeked[1] if len(peeked) > 1 else None, text=skip != 0
-        )  # a text column 0 that --label-column 0 names is the labels
+        n_index = 0
+        if header is not False:  # a text column --label-column names is the labels
+            second = peeked[1] if len(peeked) > 1 else None
+            n_index = _index_columns(first, second, text=skip != 0)
+            if skip is not None and 0 < skip < n_index:
+                n_index = skip
+        indexed = n_index > 0
         index = indexed and score_columns is None  # with --drop-column too
         has_header = indexed or _header_flag(peeked, header, skip)
         head = None
@@ -737,7 +767,7 @@ def open_table(
                 )
             else:
                 label_cols = [_column_index(label_column, head, width, label)]
-        drop = {0} if index else set()
+        drop = set(range(n_index)) if index else set()
         for item in drop_columns:  # column specs, as in Parquet and Feather
             drop.update(
                 select_columns(item, head, width, label, option="--drop-column")
