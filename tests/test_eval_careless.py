@@ -349,3 +349,23 @@ def test_the_levels_of_an_unnamed_multiindex_are_the_index(tmp_path):
 def _saved(path, df):
     df.to_csv(path)
     return [str(path)]
+
+
+@pytest.mark.parametrize("fmt", ["npy", "csv"])
+def test_transposed_scores_say_so(tmp_path, fmt):
+    """Scores saved as (classes, samples): the row-count error says the score
+    columns are as many as the labels' rows."""
+    rng = np.random.default_rng(8)
+    z = rng.normal(size=(50, 3))
+    np.save(tmp_path / "y.npy", rng.integers(0, 3, 50))
+    if fmt == "npy":
+        np.save(tmp_path / "z.npy", z.T.copy())
+    else:
+        np.savetxt(tmp_path / "z.npy", z.T, delimiter=",")
+        (tmp_path / "z.npy").rename(tmp_path / "z.csv")
+    scores = p(tmp_path, f"z.{fmt}")
+    line = one_error_line(invoke([scores, p(tmp_path, "y.npy")], 1))
+    assert f"z.{fmt}' has 50 columns, one a sample? (transposed: the scores " in line
+    np.save(tmp_path / "y3.npy", np.array([0, 1, 2, 1]))  # 4 labels, 3 rows
+    line = one_error_line(invoke([scores, p(tmp_path, "y3.npy")], 1))
+    assert "one a sample?" not in line

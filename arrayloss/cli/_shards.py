@@ -289,8 +289,10 @@ class ShardOpener:
             for other in (label_src, weights_src):
                 known = other is not None and None not in (n_rows, other.n_rows)
                 if known and n_rows != other.n_rows:
+                    from arrayloss.io._aligned import transposed_hint
+
                     msg = f"{scores_src.label} has {n_rows} rows but {other.label} has {other.n_rows}"
-                    raise DataError(msg)
+                    raise DataError(msg + transposed_hint(scores_src, other))
             return ShardInfo(
                 shard=shard,
                 scores_key=self.scores_key,
