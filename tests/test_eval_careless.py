@@ -369,3 +369,21 @@ def test_transposed_scores_say_so(tmp_path, fmt):
     np.save(tmp_path / "y3.npy", np.array([0, 1, 2, 1]))  # 4 labels, 3 rows
     line = one_error_line(invoke([scores, p(tmp_path, "y3.npy")], 1))
     assert "one a sample?" not in line
+
+
+def test_a_headerless_labels_series_with_its_index_is_told_which_column(tmp_path):
+    """``pd.Series(y).to_csv(header=False)`` writes ``0,2`` lines (index,
+    label): the two-column error says the first column is pandas' index and
+    that --label-column 1 picks the labels."""
+    rows, y = probs(5)
+    np.save(tmp_path / "z.npy", rows)
+    text = "".join(f"{i},{v}\n" for i, v in enumerate(y))
+    (tmp_path / "y.csv").write_text(text)
+    args = [p(tmp_path, "z.npy"), p(tmp_path, "y.csv"), "--input", "probs"]
+    line = one_error_line(invoke(args, 1))
+    assert "its first column holds the row numbers 0, 1, ..., pandas' index" in line
+    assert line.endswith("--label-column 1 picks the labels)\n")
+    got = eval_json([*args, "--label-column", "1", "-q"])
+    np.save(tmp_path / "y.npy", y)
+    ref = eval_json([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "--input", "probs"])
+    assert got["metrics"] == ref["metrics"]

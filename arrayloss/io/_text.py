@@ -866,6 +866,18 @@ class _TextVector(Source):
                         " (a delimiter at the end of each line makes an empty last "
                         f"column: {fix})"
                     )
+                elif width == 2 and [r[0].strip() for r in peeked] == [
+                    str(i) for i in range(len(peeked))
+                ]:  # pandas' Series.to_csv(header=False): the index, the values
+                    fix = (
+                        "--label-column 1 picks the labels"
+                        if kind == "labels"
+                        else "write it with index=False"
+                    )
+                    hint = (
+                        " (its first column holds the row numbers 0, 1, ..., "
+                        f"pandas' index as to_csv(header=False) writes it: {fix})"
+                    )
                 msg = (
                     f"{label} has {width} columns; one column of {kind} is needed{hint}"
                 )
