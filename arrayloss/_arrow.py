@@ -862,9 +862,9 @@ def open_arrow(
             else:
                 cols = [c for c in range(width) if c not in drop]
                 if len(cols) != 1:
-                    hint = (
-                        " (say which with --label-column)" if kind == "labels" else ""
-                    )
+                    from .io._text import LABEL_COLUMN_HINT
+
+                    hint = f" ({LABEL_COLUMN_HINT})" if kind == "labels" else ""
                     msg = f"{label} has {len(cols)} columns; one column of {kind} is needed{hint}"
                     raise DataError(msg)
             src: Any = _ArrowSource(f, _Reader(f, cols, kind, named=named))

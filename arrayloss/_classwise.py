@@ -6,7 +6,9 @@ samples are cut into batches (or Dask blocks):
 
 * the ``C x C`` confusion matrix ``M[t, p] = sum(w_i : y_i = t, pred_i = p)`` (a
   count per cell without weights), the prediction being the arg-max, first index
-  on ties, as `arrayloss.metrics.accuracy`;
+  on ties, as `arrayloss.metrics.accuracy`; or, with ``matrix=False``, only the
+  ``3 C`` sums the report needs of it, its diagonal and the off-diagonal row and
+  column sums (`_tally_keys`);
 * per class ``c``: the sum of ``w_i * (-log p_{i, y_i})`` over the samples of class
   ``c`` (the per-class NLL, with the `arrayloss.metrics.nll` of the batch: the
   ``eps`` clipping of ``arrayloss eval`` included);
@@ -87,8 +89,12 @@ class _State:
     the exact vectors (they cannot overflow before `_SETTLE_ROWS` rows).
     """
 
-    def __init__(self, n_classes: int, n_bins: int, calibration: bool) -> None:
-        self.confusion = ExactVector(n_classes * n_classes)
+    def __init__(
+        self, n_classes: int, n_bins: int, calibration: bool, matrix: bool = True
+    ) -> None:
+        # the C x C confusion matrix, or (``matrix=False``) the 3 C tallies of
+        # `_tally_keys`: true positives, misses by true and by predicted class
+        self.confusion = ExactVector(n_classes * (n_classes if matrix else 3))
         self.nll = ExactVector(n_classes) if calibration else None
         self.nll_inf = np.zeros(n_classes, dtype=bool)  # a weighted NLL term of inf
         self.zero_p = np.zeros(n_classes, dtype=bool)  # a weighted p_y of exactly 0
@@ -239,7 +245,11 @@ class ClassReport(_Batches):
     and ``a.merge(b)`` return a new tally and leave their inputs as they were
     (the sums are copied, then added to: a ``C x C`` object array of ``C**2``
     pointers, 8 MB at ``C = 1000``).  ``calibration=False`` keeps the confusion
-    matrix only (no per-class NLL or ECE).
+    matrix only (no per-class NLL or ECE); ``matrix=False`` keeps no confusion
+    matrix, only the ``3 C`` sums the precision, recall, F1 and support are made
+    of (per class: the true positives and the misses by true and by predicted
+    class; the same results, in ``O(C)`` memory instead of ``O(C**2)``, and no
+    `confusion`).
 
     Parameters
     ----------
@@ -249,11 +259,14 @@ class ClassReport(_Batches):
         Equal-width bins of the classwise ECE.
     calibration : bool
         Whether to keep the per-class NLL and classwise ECE sums.
+    matrix : bool
+        Whether to keep the ``C x C`` confusion matrix (`confusion`).
     """
 
     n_classes: int
     n_bins: int = 15
     calibration: bool = True
+    matrix: bool = True
     count: int = field(default=0, kw_only=True)
     _state: _State | None = field(default=None, kw_only=True, repr=False)
 
@@ -274,14 +287,14 @@ class ClassReport(_Batches):
         if not rows.n:
             return self
         if self._state is None:
-            state = _State(self.n_classes, self.n_bins, self.calibration)
+            state = _State(self.n_classes, self.n_bins, self.calibration, self.matrix)
         elif owned:
             state = self._state
         else:
             state = self._state.copy()
-        _add_batch(state, rows, self.n_classes, self.n_bins)
+        _add_batch(state, rows, self.n_classes, self.n_bins, self.matrix)
         return ClassReport(
-            self.n_classes, self.n_bins, self.calibration,
+            self.n_classes, self.n_bins, self.calibration, self.matrix,
             count=self.count + rows.n, _state=state,
         )  # fmt: skip
 
@@ -293,8 +306,8 @@ class ClassReport(_Batches):
         if type(other) is not type(self):
             msg = f"cannot merge a ClassReport with a {type(other).__name__}"
             raise TypeError(msg)
-        if (self.n_classes, self.n_bins, self.calibration) != (
-            other.n_classes, other.n_bins, other.calibration
+        if (self.n_classes, self.n_bins, self.calibration, self.matrix) != (
+            other.n_classes, other.n_bins, other.calibration, other.matrix
         ):  # fmt: skip
             msg = f"cannot merge {self!r} with {other!r}: different settings"
             raise ValueError(msg)
@@ -307,15 +320,19 @@ class ClassReport(_Batches):
             state = a if owned else a.copy()
             state.merge_into(b)
         return ClassReport(
-            self.n_classes, self.n_bins, self.calibration,
+            self.n_classes, self.n_bins, self.calibration, self.matrix,
             count=self.count + other.count, _state=state,
         )  # fmt: skip
 
     # -- results ------------------------------------------------------------
     def confusion(self) -> np.ndarray:
         """The ``C x C`` matrix (rows: true class, columns: predicted): int64
-        counts, or float64 weight sums when a batch had weights."""
+        counts, or float64 weight sums when a batch had weights.  A tally of
+        ``matrix=False`` has none: a `ValueError`."""
         c = self.n_classes
+        if not self.matrix:
+            msg = "this per-class report keeps no confusion matrix (matrix=False)"
+            raise ValueError(msg)
         state = self._state
         if state is None:
             return np.zeros((c, c), dtype=np.int64)
@@ -352,13 +369,20 @@ class ClassReport(_Batches):
         # them is a ratio of integers, correctly rounded by Python's int division
         counts = state.confusion_counts()
         if counts is not None:  # int64 counts
-            cells, base = counts.reshape(c, c), 0
+            sums, base = counts, 0
         else:
-            cells = state.confusion.ints.reshape(c, c)
-            base = state.confusion.base
-        sup = [int(v) for v in cells.sum(axis=1).tolist()]
-        pred = [int(v) for v in cells.sum(axis=0).tolist()]
-        tp = [int(cells[i, i]) for i in range(c)]
+            sums, base = state.confusion.ints, state.confusion.base
+        if self.matrix:
+            cells = sums.reshape(c, c)
+            sup = [int(v) for v in cells.sum(axis=1).tolist()]
+            pred = [int(v) for v in cells.sum(axis=0).tolist()]
+            tp = [int(cells[i, i]) for i in range(c)]
+        else:  # the `_tally_keys` sums
+            tp, by_true, by_pred = (
+                [int(v) for v in part] for part in sums.reshape(3, c)
+            )
+            sup = [t + m for t, m in zip(tp, by_true, strict=True)]
+            pred = [t + m for t, m in zip(tp, by_pred, strict=True)]
         total_int = sum(sup)
         if total_int == 0:
             msg = "the per-class report needs at least one sample with non-zero weight"
@@ -449,8 +473,22 @@ def _classwise_ece(
     return [int(g) / den for g in gaps.tolist()]
 
 
-def _add_batch(state: _State, rows: Any, c: int, n_bins: int) -> None:
-    """Add the rows of one validated batch (`arrayloss._metric_rows._Rows`) to ``state``."""
+def _tally_keys(
+    y: np.ndarray, pred: np.ndarray, c: int, w: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The keys (and weights) of a batch in the ``3 C`` sums of a
+    ``matrix=False`` report: a hit adds to ``tp[y]`` (key ``y``), a miss to
+    ``miss_true[y]`` (``C + y``) and ``miss_pred[pred]`` (``2 C + pred``); the
+    support of ``c`` is ``tp + miss_true``, its predictions ``tp + miss_pred``
+    (the row and column sums of the confusion matrix, exactly)."""
+    miss = y != pred
+    keys = np.concatenate((np.where(miss, y + c, y), pred[miss] + 2 * c))
+    return keys, None if w is None else np.concatenate((w, w[miss]))
+
+
+def _add_batch(state: _State, rows: Any, c: int, n_bins: int, matrix: bool) -> None:
+    """Add the rows of one validated batch (`arrayloss._metric_rows._Rows`) to
+    ``state`` (of a report with or without the confusion ``matrix``)."""
     y = np.asarray(to_numpy(rows.index), dtype=np.int64)
     pred = np.asarray(to_numpy(rows.predicted), dtype=np.int64)
     w = rows.batch.weights
@@ -459,13 +497,21 @@ def _add_batch(state: _State, rows: Any, c: int, n_bins: int) -> None:
         state.weighted = True
     elif state.pending_rows + y.size > _SETTLE_ROWS:
         state.settle()
-    cells = y * c + pred
-    if w64 is None:
+    if not matrix:
+        keys, key_w = _tally_keys(y, pred, c, w64)
+        if key_w is None:
+            state.pending_rows += y.size
+            counts = state.counter("confusion", 3 * c)
+            counts += np.bincount(keys, minlength=3 * c)
+        else:
+            state.confusion.add(keys, key_w)
+    elif w64 is None:
         state.pending_rows += y.size
+        cells = y * c + pred
         ids, counts = np.unique(cells, return_counts=True)
         state.add_cells(ids, counts, c * c)
     else:
-        state.confusion.add(cells, w64)
+        state.confusion.add(y * c + pred, w64)
     if state.nll is None:
         return
     assert state.hits is not None

@@ -637,7 +637,7 @@ def test_label_values_reported_as_themselves(d, labels, pattern):
             "0\n1\n18446744073709551615\n0\n",
             r"row 2: label 18446744073709551615 is out of range for 3",
         ),
-        ("0\n1\n1e999\n0\n", r"row 2: '1e999' is not a class index"),
+        ("0\n1\n1e999\n0\n", r"row 2: '1e999' is not an integer class index"),
         ("0\n1\n-1\n0\n", r"row 2: label -1 is out of range"),
         ("0\n1\n\xff\xfe\n0\n", r"line 3: byte 0xff is not UTF-8 text"),
     ],

@@ -396,3 +396,9 @@ def test_cluster_report_is_identical_to_single_process(data, cluster, tmp_path):
     for key in ("per_class", "confusion", "metrics"):
         assert out[key] == base[key], key
     assert sum(map(sum, out["confusion"]["matrix"])) > 0
+    # --per-class alone keeps no matrix, only its 3 C sums: the same report
+    alone = [*args[:2], "--per-class", "--metric", "mce", "--metric", "rmsce"]
+    alone = run_json([*alone, *weights, "--chunk-size", "700", "--dask", cluster])
+    assert "confusion" not in alone
+    for key in ("per_class", "metrics"):
+        assert alone[key] == base[key], key

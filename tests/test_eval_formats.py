@@ -801,7 +801,7 @@ def _bad_inputs(d, z, y):
         "unknown csv column": (
             [d / "ragged.csv", d / "y.npy", "--score-columns", "x"],
             1,
-            r"no column named 'x'",
+            r"has no header row \(its first line is numbers\), but --score-columns 'x'",
         ),
         "corrupt parquet": (
             [d / "broken.parquet", d / "y.npy"],

@@ -5,6 +5,7 @@ a spreadsheet would run as formulas."""
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 
@@ -27,34 +28,49 @@ def p(folder, name):
 # --------------------------------------------------------------------------- #
 
 
-@pytest.mark.parametrize(
-    ("flags", "named"),
-    [
-        (["--confusion"], "--confusion"),
-        (["--per-class"], "--per-class"),
-        (["--per-class", "--confusion"], "--per-class and --confusion"),
-    ],
-)
-def test_report_beyond_its_class_limit_is_usage_before_allocating(
-    tmp_path, flags, named
-):
+@pytest.mark.parametrize("flags", [["--confusion"], ["--per-class", "--confusion"]])
+def test_report_beyond_its_class_limit_is_usage_before_allocating(tmp_path, flags):
     c = MAX_REPORT_CLASSES + 1
     np.save(tmp_path / "z.npy", np.zeros((2, c), dtype=np.float32))
     np.save(tmp_path / "y.npy", np.array([0, 1]))
     result = invoke([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), *flags], 2)
     line = one_error_line(result)
-    assert named in line
+    assert "--confusion with" in line
     assert f"{c} classes" in line
     assert f"at most {MAX_REPORT_CLASSES}" in line
+    assert ("--per-class alone has no limit" in line) == ("--per-class" in flags)
+
+
+def test_per_class_alone_has_no_class_limit(tmp_path):
+    """--per-class without --confusion keeps O(C) sums, not the C x C matrix:
+    past the --confusion limit it runs (it was refused at 10,001 classes)."""
+    c = MAX_REPORT_CLASSES + 1
+    z = np.zeros((3, c), dtype=np.float32)
+    z[0, 5], z[1, c - 1], z[2, 7] = 1.0, 1.0, 1.0
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", np.array([5, c - 1, 3]))
+    doc = eval_json([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "--per-class", "-q"])
+    per_class = doc["per_class"]
+    assert len(per_class) == c + 2  # the classes and the two averages
+    assert per_class["5"]["precision"] == per_class["5"]["recall"] == 1.0
+    assert per_class[str(c - 1)]["support"] == 1
+    assert per_class["3"]["recall"] == 0.0
+    assert per_class["7"]["precision"] == 0.0
+    assert per_class["macro avg"]["recall"] == 2 / c
 
 
 @pytest.mark.parametrize("flag", ["--confusion", "--per-class"])
 def test_report_limit_is_checked_on_the_class_count(tmp_path, monkeypatch, flag):
-    """A lowered limit shows the check without a large file."""
+    """A lowered limit shows the check without a large file; it holds for
+    --confusion only."""
     monkeypatch.setattr(report_module, "MAX_REPORT_CLASSES", 8, raising=False)
     np.save(tmp_path / "z.npy", np.zeros((3, 9)))
     np.save(tmp_path / "y.npy", np.array([0, 1, 8]))
-    line = one_error_line(invoke([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), flag], 2))
+    args = [p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), flag]
+    if flag == "--per-class":
+        assert len(eval_json([*args, "-q"])["per_class"]) == 9 + 2
+        return
+    line = one_error_line(invoke(args, 2))
     assert f"{flag} with 9 classes" in line
     assert "9 x 9" in line
 
@@ -612,7 +628,10 @@ def test_a_header_of_numbered_classes_read_as_data_is_explained(tmp_path):
     assert doc["n_samples"] == 20
 
 
-def test_name_labels_without_classes_are_told_the_score_columns_names(tmp_path):
+def test_name_labels_without_classes_are_the_score_columns_names(tmp_path):
+    """``pd.DataFrame(clf.predict_proba(X), columns=clf.classes_)`` beside the
+    name labels: the score columns' names are the classes, as --classes would
+    give them (it was an error asking for --classes)."""
     pd = pytest.importorskip("pandas")
     rng = np.random.default_rng(11)
     names = ["setosa", "versicolor", "virginica"]
@@ -620,16 +639,99 @@ def test_name_labels_without_classes_are_told_the_score_columns_names(tmp_path):
     df["y"] = rng.choice(names, 10)
     df.to_csv(tmp_path / "t.csv", index=False)
     args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
-    line = one_error_line(invoke(args, 1))
-    assert line.endswith(
-        "give --classes (the score columns are named setosa,versicolor,virginica: "
-        "--classes setosa,versicolor,virginica)\n"
-    )
+    report = ["--per-class", "--confusion", "-q"]
+    got = eval_json([*args, *report])
+    want = eval_json([*args, *report, "--classes", ",".join(names)])
+    for key in ("metrics", "per_class", "confusion"):
+        assert got[key] == want[key], key
+    assert list(got["per_class"])[:3] == names
+    assert got["confusion"]["classes"] == names
+    for size in ("1", "3"):
+        streamed = eval_json([*args, *report, "--chunk-size", size])
+        assert streamed["per_class"] == got["per_class"]
+    if importlib.util.find_spec("pyarrow") is not None:  # the same from Parquet
+        df.to_parquet(tmp_path / "t.parquet")
+        table = eval_json([p(tmp_path, "t.parquet"), *args[1:], *report])
+        assert table["per_class"] == got["per_class"]
     pd.DataFrame(df[names].to_numpy()).assign(y=df["y"]).to_csv(
         tmp_path / "n.csv", index=False
-    )  # numbered columns (0, 1, 2) name no classes: no hint
+    )  # numbered columns (0, 1, 2) name no classes: as before
     args[0] = p(tmp_path, "n.csv")
-    assert one_error_line(invoke(args, 1)).endswith("give --classes\n")
+    assert one_error_line(invoke(args, 1)).endswith(
+        "is not a class index; for class names, give --classes\n"
+    )
+
+
+def test_name_labels_matching_no_score_column_name_say_so(tmp_path):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(12)
+    df = pd.DataFrame(rng.dirichlet(np.ones(3), 10), columns=["a", "b", "c"])
+    df["y"] = rng.choice(["cat", "dog", "fish"], 10)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
+    line = one_error_line(invoke(args, 1))
+    assert "is not a class index, nor one of the score columns' " in line
+    assert "names (a,b,c)" in line
+    assert line.endswith("for other names, give --classes\n")
+
+
+def test_name_labels_are_all_score_column_names_or_an_error(tmp_path):
+    """Once the first labels are the score columns' names, every label must be
+    one: a number among them is no class index (no silent mix of the two)."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(13)
+    names = ["cat", "dog", "fish"]
+    df = pd.DataFrame(rng.dirichlet(np.ones(3), 30), columns=names)
+    df["y"] = rng.choice(names, 30)
+    df.loc[25, "y"] = "1"
+    df.to_csv(tmp_path / "t.csv", index=False)
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
+    for size in ("1", "7", "30"):
+        line = one_error_line(invoke([*args, "--chunk-size", size], 1))
+        assert "row 25: '1' is not one of the score columns' names" in line
+        assert "(cat,dog,fish; else give --classes)" in line
+
+
+def test_integer_labels_beside_named_score_columns_stay_indices(tmp_path):
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(14)
+    df = pd.DataFrame(rng.dirichlet(np.ones(3), 12), columns=["p_a", "p_b", "p_c"])
+    df["y"] = rng.integers(0, 3, 12)
+    df.to_csv(tmp_path / "t.csv", index=False)
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
+    got = eval_json([*args, "--per-class", "-q"])
+    assert list(got["per_class"])[:3] == ["0", "1", "2"]
+
+
+def test_a_labels_file_of_names_under_a_header_is_read(tmp_path):
+    """A separate labels CSV with a header line (``label``) above class names
+    that are the score columns' names: the header is found (it was read as a
+    label, "has more rows than SCORES")."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(15)
+    names = ["cat", "dog", "fish"]
+    pd.DataFrame(rng.dirichlet(np.ones(3), 10), columns=names).to_csv(
+        tmp_path / "s.csv"
+    )
+    y = rng.choice(names, 10)
+    pd.DataFrame({"label": y}).to_csv(tmp_path / "y.csv", index=False)
+    pd.Series(y).to_csv(tmp_path / "bare.csv", index=False, header=False)
+    args = ["--input", "probs", "--per-class", "-q"]
+    got = eval_json([p(tmp_path, "s.csv"), p(tmp_path, "y.csv"), *args])
+    bare = eval_json([p(tmp_path, "s.csv"), p(tmp_path, "bare.csv"), *args])
+    assert got["n_samples"] == bare["n_samples"] == 10
+    assert got["per_class"] == bare["per_class"]
+    assert list(got["per_class"])[:3] == names
+
+
+def test_header_classes_takes_words_only():
+    from arrayloss.io import header_classes
+
+    assert header_classes(["cat", "dog"], 2) == ("cat", "dog")
+    for names in (["0", "1"], ["1", "2"], ["a", "a"], ["a", ""], ["False", "True"]):
+        assert header_classes(names, 2) is None, names
+    assert header_classes(["a", "b"], 3) is None
+    assert header_classes(None, 2) is None
 
 
 @pytest.mark.parametrize("c", [2, 3, 7, 10, 50])
@@ -802,3 +904,62 @@ def test_a_numbered_header_with_a_named_label_column_is_a_header(table):
     args = [p(folder, "n.csv"), p(folder, "y.npy"), "--input", "probs", "-q"]
     doc = eval_json([*args, "--drop-column", "y"])
     assert doc["n_samples"] == 50
+
+
+# --------------------------------------------------------------------------- #
+# 1-based labels (R, MATLAB): an error that says so, never a shift
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("threads", ["1", "3"])
+@pytest.mark.parametrize("size", ["1", "2", "7", "40"])
+@pytest.mark.parametrize("fmt", ["npy", "float", "csv"])
+def test_one_based_labels_are_told_so(tmp_path, monkeypatch, threads, size, fmt):
+    """Labels 1..C for C score columns: the out-of-range error says they look
+    1-based and how to fix them, at every chunk size and thread count."""
+    monkeypatch.setenv("ARRAYLOSS_EVAL_THREADS", threads)
+    rng = np.random.default_rng(21)
+    np.save(tmp_path / "z.npy", rng.normal(size=(40, 4)))
+    y = np.arange(40) % 3 + 1
+    y[9] = 4
+    if fmt == "npy":
+        np.save(tmp_path / "y.npy", y)
+        labels = p(tmp_path, "y.npy")
+    elif fmt == "float":  # as pandas writes an int column with a NaN once
+        np.save(tmp_path / "y.npy", y.astype(np.float64))
+        labels = p(tmp_path, "y.npy")
+    else:
+        np.savetxt(tmp_path / "y.csv", y, fmt="%d")
+        labels = p(tmp_path, "y.csv")
+    args = [p(tmp_path, "z.npy"), labels, "--chunk-size", size]
+    line = one_error_line(invoke(args, 1))
+    assert "row 9: label 4 is out of range for 4 classes (0 to 3); " in line
+    assert "the labels look 1-based (up to this row they run from 1 to 4" in line
+    assert "subtracting 1 from each label" in line
+    y[4] = 0  # a 0 before it: not 1-based, a class too many
+    np.save(tmp_path / "y0.npy", y)
+    args[1] = p(tmp_path, "y0.npy")
+    line = one_error_line(invoke(args, 1))
+    assert line.endswith("label 4 is out of range for 4 classes (0 to 3)\n")
+
+
+def test_one_based_hint_skips_ignored_labels(tmp_path):
+    """A --ignore-label row (read as a stand-in class 0) is no label 0."""
+    np.save(tmp_path / "z.npy", np.zeros((6, 3)))
+    np.save(tmp_path / "y.npy", np.array([-100, 1, 2, 3, 1, 2]))
+    args = [p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "--ignore-label", "-100"]
+    for size in ("1", "6"):
+        line = one_error_line(invoke([*args, "--chunk-size", size], 1))
+        assert "row 3: label 3 is out of range" in line
+        assert "look 1-based" in line
+
+
+def test_labels_one_to_c_minus_one_read_as_indices(tmp_path):
+    """Labels 1..C-1 cannot be told from 0-based ones that never name class 0:
+    read as they are (class 0 has no support), never shifted."""
+    rng = np.random.default_rng(22)
+    np.save(tmp_path / "z.npy", rng.normal(size=(30, 4)))
+    np.save(tmp_path / "y.npy", np.arange(30) % 3 + 1)
+    doc = eval_json([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "--per-class", "-q"])
+    assert doc["per_class"]["0"]["support"] == 0
+    assert [doc["per_class"][c]["support"] for c in "123"] == [10, 10, 10]

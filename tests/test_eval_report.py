@@ -9,6 +9,7 @@ run is in ``test_eval_dask.py``, which has the cluster).
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import sys
@@ -525,6 +526,92 @@ def test_class_report_does_not_depend_on_the_cut(seed, n, cut, weighted, input):
         )
     assert json.dumps(parts.result()) == json.dumps(whole.result())
     np.testing.assert_array_equal(parts.confusion(), whole.confusion())
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    seed=st.integers(0, 2**32 - 1),
+    n=st.integers(1, 120),
+    cuts=st.lists(st.integers(0, 120), max_size=4),
+    weighted=st.booleans(),
+    input=st.sampled_from(["logits", "probs"]),
+)
+def test_report_without_the_matrix_equals_the_one_with_it(
+    seed, n, cuts, weighted, input
+):
+    """``matrix=False`` (``--per-class`` alone: 3 C sums, no C x C matrix) gives
+    the report of the confusion matrix bit for bit, however the rows are cut and
+    merged, and has no `confusion`."""
+    rng = np.random.default_rng(seed)
+    c = 6
+    z = rng.normal(0.0, 2.0, size=(n, c))
+    if input == "probs":
+        z = softmax(z)
+    y = rng.integers(0, c, size=n)
+    w = None
+    if weighted:
+        w = rng.random(n) * 10.0 ** rng.integers(-8, 8, size=n)
+        w[::4] = 0.0
+    whole = M.ClassReport(c, 5).update(z, y, weights=w, input=input)
+    bounds = [0, *sorted(min(k, n) for k in cuts), n]
+    parts = []
+    for a, b in itertools.pairwise(bounds):
+        wa = None if w is None else w[a:b]
+        part = M.ClassReport(c, 5, matrix=False)
+        parts.append(part.update(z[a:b], y[a:b], weights=wa, input=input))
+    streamed = M.ClassReport(c, 5, matrix=False)
+    for a, b in itertools.pairwise(bounds):
+        wa = None if w is None else w[a:b]
+        streamed = streamed.update(z[a:b], y[a:b], weights=wa, input=input)
+    merged = parts[-1]
+    for part in reversed(parts[:-1]):
+        merged = merged.merge(part)
+    if weighted and not w.any():
+        return  # no weight: no report either way
+    want = json.dumps(whole.result())
+    assert json.dumps(streamed.result()) == want
+    assert json.dumps(merged.result()) == want
+    with pytest.raises(ValueError, match="no confusion matrix"):
+        streamed.confusion()
+    with pytest.raises(ValueError, match="different settings"):
+        whole.merge(streamed)
+
+
+def test_report_without_the_matrix_equals_sklearn_at_many_classes():
+    """1,500 classes, weighted: ``matrix=False`` against
+    ``classification_report`` (and never a C x C array)."""
+    from sklearn.metrics import classification_report
+
+    rng = np.random.default_rng(5)
+    c, n = 1500, 4000
+    y = rng.integers(0, c, size=n)
+    z = rng.normal(size=(n, c)).astype(np.float32)
+    z[np.arange(n), y] += 3.0
+    w = rng.random(n)
+    got = M.ClassReport(c, matrix=False).update(z, y, weights=w).result()
+    assert got == M.ClassReport(c).update(z, y, weights=w).result()
+    ref = classification_report(
+        y, z.argmax(axis=1), labels=range(c), output_dict=True, zero_division=0,
+        sample_weight=w,
+    )  # fmt: skip
+    for key in ("0", "1499", "macro avg", "weighted avg"):
+        for field in ("precision", "recall", "f1-score", "support"):
+            assert got[key][field] == pytest.approx(ref[key][field], rel=1e-12)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_per_class_alone_is_the_report_with_the_matrix(files, weighted):
+    """The command's --per-class alone (no matrix) and with --confusion: the same
+    per-class report and metrics at every chunk size, and its table too."""
+    args = [str(files / "z.npy"), str(files / "y.npy"), "--metric", "ece"]
+    if weighted:
+        args += ["--weights", str(files / "w.npy")]
+    want = run_json([*args, "--per-class", "--confusion"])
+    for k in (1, 7, N):
+        out = run_json([*args, "--per-class", "--chunk-size", str(k)])
+        assert "confusion" not in out
+        assert out["per_class"] == want["per_class"]
+        assert out["metrics"] == want["metrics"]
 
 
 @settings(max_examples=40, deadline=None)

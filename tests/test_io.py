@@ -406,7 +406,7 @@ def test_text_vectors(tmp_path):
     (tmp_path / "two.csv").write_text("id,label\n7,1\n8,0\n")
     with pytest.raises(
         alio.DataError,
-        match=r"has 2 columns; one column of labels is needed \(say which with --label-column\)",
+        match=r"has 2 columns; one column of labels is needed \(say which with --label-column; ",
     ):
         alio.open_array(str(tmp_path / "two.csv"), "labels")
     src = alio.open_array(

@@ -26,7 +26,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
-from functools import cache, cached_property
+from functools import cache, cached_property, partial
 from typing import Any
 
 import click
@@ -199,6 +199,9 @@ class Tallies:
     probs_like: str = ""  # the warning of logits that look like probabilities
     index_like: str = ""  # the warning of a first score column of row numbers
     label_like: str = ""  # the warning of a score column that holds the labels
+    # the score columns' names, when the labels are those names (no --classes)
+    header_classes: tuple[str, ...] | None = None
+    zero_label: bool = False  # a (kept) label of class 0 was read: not 1-based
 
     def empty(self, *, own_boot: bool) -> Tallies:
         """Empty tallies of the same kinds, for a part of the rows to be merged
@@ -229,6 +232,7 @@ class Tallies:
             self.clips.infinite, self.clips.eps = merged.infinite, merged.eps
         if self.ignored is not None and part.ignored is not None:
             self.ignored.count += part.ignored.count
+        self.zero_label = self.zero_label or part.zero_label
         if self.boot is not None and part.boot is not self.boot:
             self.boot.merge(part.boot)
 
@@ -445,9 +449,19 @@ def _checked_scores(
                 )
         else:  # beyond --renormalize's tolerance, not the check's
             why, flags = _far_from_one(s[bad[0]], input_kind), f"{flags} --renormalize"
+        if "sum to" in why and input_kind == "probs":
+            total = _row_sum(s[bad[0]], input_kind)
+            if abs(total - 100) <= PERCENT_TOLERANCE:
+                hint = "; percentages? divide the scores by 100"
         msg = f"{label} row {start + bad[0]} {why} ({flags}){hint}"
-        raise DataError(msg)
+        raise (RowSumError if "sum to" in why else DataError)(msg)
     return s
+
+
+class RowSumError(DataError):
+    """A row of probabilities (or log-probabilities) that does not sum to 1
+    (`_checked_scores`); `stream` adds the score columns' names where a table
+    names them (a column that is no class score is a common cause)."""
 
 
 def _row_sum(row: np.ndarray, input_kind: str) -> float:
@@ -553,6 +567,7 @@ def evaluate_chunk(
     want_rows: bool,
     prob: ProbInput | None = None,
     first_row: int | None = None,
+    names_from: str = "--classes",
 ) -> Any:
     """Add one `arrayloss.io.Chunk` to the tallies ``into``.
 
@@ -570,6 +585,7 @@ def evaluate_chunk(
     from arrayloss._metric_rows import _exact_sums, _Rows
     from arrayloss._xp import to_numpy
     from arrayloss.io import label_indices, soft_label_rows
+    from arrayloss.io._labels import LabelRangeError
 
     prob = ProbInput() if prob is None else prob
     tallies, loss_tallies = into.metrics, into.losses
@@ -589,10 +605,19 @@ def evaluate_chunk(
         raw_labels = chunk.labels
         if ignored is not None:
             raw_labels, ignore = _drop_ignored(raw_labels, ignored, class_names)
-        y = label_indices(
-            raw_labels, n_classes=n_classes, classes=class_names,
-            start=chunk.start, label=labels_label,
+        read = partial(
+            label_indices, n_classes=n_classes, classes=class_names,
+            start=chunk.start, label=labels_label, names_from=names_from,
         )  # fmt: skip
+        try:
+            y = read(raw_labels)
+        except LabelRangeError as exc:  # 1-based labels? a 0 before it says not
+            before = read(raw_labels[: exc.index]) == 0
+            if ignore is not None:
+                before &= ~ignore[: exc.index]
+            raise exc.one_based(into.zero_label or bool(before.any())) from None
+        zero = y == 0 if ignore is None else (y == 0) & ~ignore
+        into.zero_label = into.zero_label or bool(zero.any())
     w = None
     if chunk.weights is not None:
         w = _checked_weights(
@@ -843,13 +868,44 @@ class _Part:
     block: Any
 
 
-def looks_like_probs(scores: np.ndarray) -> bool:
+def looks_like_probs(scores: np.ndarray, *, rounded: bool = True) -> bool:
     """Whether ``(n, C)`` scores read as logits look like probabilities: two rows
     or more (one is too little to tell), finite, none negative, each row summing
-    to 1 (`arrayloss._metric_rows.prob_tolerance` of their dtype), and not all 0
-    or 1 (one-hot scores are logits too)."""
+    to 1 (`arrayloss._metric_rows.prob_tolerance` of their dtype, or the
+    rounding of its digits, `rounding_tolerance`: ``df.round(2)``, unless not
+    ``rounded``), and not all 0 or 1 (one-hot scores are logits too)."""
     from arrayloss._metric_rows import prob_tolerance
 
+    if scores.ndim != 2 or scores.shape[1] < 2 or scores.dtype.kind != "f":
+        return False
+    tol = prob_tolerance(int(scores.shape[1]), scores.dtype, xp=np)
+    return _rows_summing_to(scores, 1.0, tol, inside=(0.0, 1.0), rounded=rounded)
+
+
+PERCENT_TOLERANCE = 0.5
+"""How far from 100 rows of percentages may sum (two decimals of ten classes,
+each rounded, stay within 0.05; one decimal of ten within 0.5)."""
+
+
+def looks_like_percentages(scores: np.ndarray) -> bool:
+    """Whether ``(n, C)`` scores read as logits look like probabilities given as
+    percentages: as `looks_like_probs`, each row summing to 100 (within
+    `PERCENT_TOLERANCE`), a score strictly between 1 and 100."""
+    return _rows_summing_to(scores, 100.0, PERCENT_TOLERANCE, inside=(1.0, 100.0))
+
+
+def _rows_summing_to(
+    scores: np.ndarray,
+    total: float,
+    tol: float,
+    *,
+    inside: tuple[float, float],
+    rounded: bool = False,
+) -> bool:
+    """Whether ``(n, C)`` float scores have two rows or more, all finite and
+    none negative, one strictly ``inside`` the bounds, each row summing to
+    ``total`` within ``tol`` (with ``rounded``, or within the rounding of its
+    digits, `rounding_tolerance` of probabilities)."""
     if scores.ndim != 2 or scores.shape[0] < 2 or scores.shape[1] < 2:
         return False
     if scores.dtype.kind not in "f":
@@ -857,11 +913,13 @@ def looks_like_probs(scores: np.ndarray) -> bool:
     with np.errstate(all="ignore"):
         if not (np.isfinite(scores).all() and (scores >= 0).all()):
             return False
-        if not ((scores > 0) & (scores < 1)).any():
+        if not ((scores > inside[0]) & (scores < inside[1])).any():
             return False
-        total = np.sum(scores, axis=1, dtype=np.float64)
-    tol = prob_tolerance(int(scores.shape[1]), scores.dtype, xp=np)
-    return bool((np.abs(total - 1) <= tol).all())
+        sums = np.sum(scores, axis=1, dtype=np.float64)
+    off = np.abs(sums - total)
+    if (off <= tol).all():
+        return True
+    return rounded and bool((off <= rounding_tolerance(scores, "probs")).all())
 
 
 def looks_like_row_numbers(scores: np.ndarray, names: Sequence[str] | None) -> bool:
@@ -869,13 +927,18 @@ def looks_like_row_numbers(scores: np.ndarray, names: Sequence[str] | None) -> b
     2, 3, ..., three rows or more; without column ``names``, five rows or more
     and a fraction among the other columns): an index column read as the scores
     of a class (a named index, ``df.rename_axis("id").to_csv()`` or
-    ``df.reset_index()``; any index with ``to_csv(header=False)``)."""
+    ``df.reset_index()``; any index with ``to_csv(header=False)``).  In a table
+    with ``names``, consecutive integers from any start are (an id column,
+    ``100, 101, 102, ...``)."""
     least = 3 if names is not None else 5
     if scores.ndim != 2 or scores.shape[0] < least or scores.shape[1] < 2:
         return False
     first = np.asarray(scores[:, 0], dtype=np.float64)
     steps = np.arange(first.shape[0], dtype=np.float64)
-    if not (first[0] in (0.0, 1.0) and np.array_equal(first - first[0], steps)):
+    start = first[0] in (0.0, 1.0) or (
+        names is not None and bool(np.isfinite(first[0])) and first[0].is_integer()
+    )
+    if not (start and np.array_equal(first - first[0], steps)):
         return False
     if names is not None:
         return True
@@ -895,13 +958,20 @@ def _drop_hint(scores_src: Any, names: Sequence[str] | None, column: int) -> str
     return "save the scores without it"
 
 
-def _index_warning(scores_src: Any, names: Sequence[str] | None) -> str:
-    """The warning of a first score column of row numbers (`looks_like_row_numbers`)."""
+def _index_warning(
+    scores_src: Any, names: Sequence[str] | None, first: float = 0.0
+) -> str:
+    """The warning of a first score column of row numbers (`looks_like_row_numbers`),
+    the first of which is ``first``."""
     label = scores_src.label
     what = f"{label}, {names[0]!r}," if names is not None else f"{label} (column 0)"
+    held = "the row numbers (0, 1, 2, ...)"
+    if first not in (0.0, 1.0):
+        k = int(first)
+        held = f"consecutive integers ({k}, {k + 1}, {k + 2}, ...)"
     return (
-        f"warning: the first score column of {what} holds the row numbers (0, 1, "
-        f"2, ...), read as the scores of class 0: an index column? leave it out "
+        f"warning: the first score column of {what} holds {held}, read as the "
+        "scores of class 0: an index column? leave it out "
         f"({_drop_hint(scores_src, names, 0)})"
     )
 
@@ -955,8 +1025,14 @@ def stream(
     quiet: bool,
     prob: ProbInput | None = None,
     threads: int | None = None,
+    header_names: Sequence[str] | None = None,
 ) -> int:
     """Stream each shard's sources chunk by chunk into the tallies; the row count.
+
+    ``header_names`` (`arrayloss.io.header_classes`, without ``class_names``):
+    when the first rows' labels are text, one of them among these names, they
+    are the class names of every label (``tallies.header_classes``), each label
+    having to be one of them; else the labels are read as without them.
 
     Rows are numbered across shards (for ``tallies.boot``'s draws; its ``add`` is
     thread-safe and its sums do not depend on the order of chunks).
@@ -978,8 +1054,14 @@ def stream(
     holds the labels (`score_column_of_labels`).
     """
     from arrayloss import io as alio
+    from arrayloss.io._labels import LabelRangeError, header_names_apply
+
+    names_from = "--classes"
+    undecided = header_names is not None and class_names is None
+    columns_of: dict[str, list[str]] = {}  # the score columns' names, by label
 
     def chunks() -> Iterator[tuple[str, str, str, Any, int]]:
+        nonlocal class_names, names_from, undecided
         shard_start = 0
         first = input_kind == "logits"  # the first chunk is yet to be looked at
         for i, (scores_src, label_src, weights_src) in enumerate(opened):
@@ -988,6 +1070,8 @@ def stream(
                 msg = f"{scores_src.label} has {scores_src.n_cols} columns but {first_label} has {n_classes}"
                 raise DataError(msg)
             scores_label = "SCORES" if n_shards == 1 else scores_src.label
+            if scores_src.column_names:
+                columns_of[scores_label] = list(scores_src.column_names)
             labels_label = label_src.label
             weights_label = weights_src.label if weights_src else ""
             bar = "eval" if n_shards == 1 else f"eval {i + 1}/{n_shards}"
@@ -996,14 +1080,34 @@ def stream(
             )
             rows = 0
             for chunk in with_progress(aligned, scores_src, quiet, label=bar):
+                if undecided and chunk.labels.shape[0]:  # before any is evaluated
+                    undecided = False
+                    assert header_names is not None
+                    if header_names_apply(chunk.labels, header_names):
+                        class_names = tallies.header_classes = tuple(header_names)
+                        names_from = (
+                            "the score columns' names, which the first labels "
+                            "are (" + _shortened(header_names) + "; else give "
+                            "--classes)"
+                        )
                 if first:
                     first = False
                     if looks_like_probs(chunk.scores):
+                        exact = looks_like_probs(chunk.scores, rounded=False)
                         tallies.probs_like = (
                             f"warning: {scores_src.label} looks like probabilities "
-                            "(no negative score, each row summing to 1), read as "
-                            "logits (the default --input); for probabilities give "
-                            "--input probs"
+                            "(no negative score, each row summing to 1"
+                            f"{'' if exact else ' up to the rounding of its digits'}"
+                            "), read as logits (the default --input); for "
+                            "probabilities give --input probs"
+                            f"{'' if exact else ' --renormalize'}"
+                        )
+                    elif looks_like_percentages(chunk.scores):
+                        tallies.probs_like = (
+                            f"warning: {scores_src.label} looks like percentages "
+                            "(no negative score, each row summing to 100), read as "
+                            "logits (the default --input); for probabilities "
+                            "divide them by 100 and give --input probs"
                         )
                     names = scores_src.column_names
                     column = score_column_of_labels(chunk.scores, chunk.labels)
@@ -1012,7 +1116,9 @@ def stream(
                             scores_src, label_src, names, column
                         )
                     if looks_like_row_numbers(chunk.scores, names):
-                        tallies.index_like = _index_warning(scores_src, names)
+                        tallies.index_like = _index_warning(
+                            scores_src, names, float(chunk.scores[0, 0])
+                        )
                 yield scores_label, labels_label, weights_label, chunk, shard_start
                 rows = chunk.start + int(chunk.scores.shape[0])
             shard_start += rows
@@ -1022,18 +1128,47 @@ def stream(
 
     def evaluate(item: tuple[str, str, str, Any, int], into: Tallies) -> Any:
         scores_label, labels_label, weights_label, chunk, shard_start = item
-        return evaluate_chunk(
-            chunk, input_kind, n_classes, class_names, scores_label, labels_label,
-            weights_label, to_backend, into, want_rows=writer is not None,
-            prob=prob, first_row=shard_start + chunk.start,
-        )  # fmt: skip
+        try:
+            return evaluate_chunk(
+                chunk, input_kind, n_classes, class_names, scores_label,
+                labels_label, weights_label, to_backend, into,
+                want_rows=writer is not None, prob=prob,
+                first_row=shard_start + chunk.start, names_from=names_from,
+            )  # fmt: skip
+        except RowSumError as exc:
+            names = columns_of.get(scores_label)
+            if not names:
+                raise
+            names = [name if name.strip() else "(unnamed)" for name in names]
+            msg = (
+                f"{exc}; the {len(names)} score columns are {_shortened(names)} "
+                "(leave out any other with --drop-column, or pick the scores "
+                "with --score-columns)"
+            )
+            raise DataError(msg) from None
 
     if threads is None:
         threads = eval_threads()
+    try:
+        return _stream_chunks(chunks(), evaluate, tallies, writer, threads, to_backend)
+    except LabelRangeError as exc:  # a label 0 in the chunks before says not 1-based
+        raise exc.one_based(exc.zero_before or tallies.zero_label) from None
+
+
+def _stream_chunks(
+    items: Iterator[tuple[str, str, str, Any, int]],
+    evaluate: Callable[[tuple[str, str, str, Any, int], Tallies], Any],
+    tallies: Tallies,
+    writer: PerSampleWriter | None,
+    threads: int,
+    to_backend: Callable[[Any], Any],
+) -> int:
+    """`stream`'s chunks ``items`` evaluated into ``tallies`` (on ``threads``
+    threads), in file order; the row count."""
     keep_freed_memory()
     n_samples = 0
     if threads <= 1 or to_backend is not _NUMPY_CONVERTER:
-        for item in chunks():
+        for item in items:
             block = evaluate(item, tallies)
             if writer is not None:
                 writer.write(block)
@@ -1054,8 +1189,14 @@ def stream(
             writer.write(part.block)
         n_samples += part.rows
 
-    _pipeline(chunks(), work, add, threads)
+    _pipeline(items, work, add, threads)
     return n_samples
+
+
+def _shortened(names: Sequence[str], most: int = 8) -> str:
+    """Names joined by commas, the first ``most`` of them and a count of the rest."""
+    shown = ",".join(names[:most])
+    return shown if len(names) <= most else f"{shown},... ({len(names)} in all)"
 
 
 def _pipeline(

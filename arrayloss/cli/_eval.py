@@ -237,7 +237,9 @@ class _EvalCommand(click.Command):
     metavar="A,B,...|FILE",
     help="Class names in column order (a comma list or a file, one a line), for "
     "labels given as names (a Parquet/Feather categorical label column names them "
-    "by its categories). Boolean labels are the classes 0 (False) and 1 (True).",
+    "by its categories; without either, text labels that are the names of a "
+    "table's score columns, as columns=clf.classes_ writes them, name the classes "
+    "by those names). Boolean labels are the classes 0 (False) and 1 (True).",
 )
 @click.option(
     "--header/--no-header",
@@ -322,8 +324,9 @@ class _EvalCommand(click.Command):
     is_flag=True,
     help="Add the confusion matrix (rows: true class, columns: predicted; weight "
     "sums with --weights; names from --classes): in JSON output, as a table up to "
-    f"{MAX_TABLE_CLASSES} classes. --per-class and --confusion take at most "
-    f"{MAX_REPORT_CLASSES} classes (the C x C matrix: ~3 GB at the limit).",
+    f"{MAX_TABLE_CLASSES} classes. --confusion takes at most "
+    f"{MAX_REPORT_CLASSES} classes (the C x C matrix: ~3 GB at the limit; "
+    "--per-class alone has no limit).",
 )
 @click.option(
     "--plot",
@@ -858,6 +861,9 @@ def _tally(
             writer = None
             if per_sample is not None:
                 writer = PerSampleWriter(*per_sample, list(tallies.losses))
+            from arrayloss.io import header_classes
+
+            header = None if class_names else header_classes(column_names, n_classes)
             try:
                 n_samples = stream(
                     itertools.chain([first], opened), len(shards),
@@ -865,12 +871,12 @@ def _tally(
                     first_label=first_label, class_names=class_names,
                     chunk_rows=runner.chunk_size or chunk_rows(n_classes),
                     to_backend=runner.to_backend, tallies=tallies, writer=writer,
-                    quiet=runner.quiet, prob=what.prob,
+                    quiet=runner.quiet, prob=what.prob, header_names=header,
                 )  # fmt: skip
+                class_names = class_names or tallies.header_classes
             except DataError as exc:
-                hint = _names_hint(str(exc), class_names, column_names)
-                if hint:
-                    msg = f"{exc}{hint}"
+                msg = _names_hint(str(exc), class_names, column_names)
+                if msg:
                     raise DataError(msg) from None
                 raise
             finally:
@@ -889,18 +895,24 @@ NEEDS_CLASSES = "for class names, give --classes"
 def _names_hint(
     msg: str, class_names: Sequence[str] | None, column_names: Sequence[str] | None
 ) -> str:
-    """For a name label without --classes, in a table whose score columns are
-    named by words (``columns=clf.classes_``): that --classes takes those names."""
+    """The message of a name label without --classes, in a table whose score
+    columns are named by words (``columns=clf.classes_``): the label is not one
+    of those names either (which name the classes when the first labels are
+    among them); ``""`` for another message."""
     if class_names is not None or not column_names or not msg.endswith(NEEDS_CLASSES):
         return ""
-    from arrayloss.io._labels import _text_index
+    from arrayloss.io import header_classes
 
-    if any(_text_index(name) is not None for name in column_names):
+    if header_classes(column_names, len(column_names)) is None:
         return ""  # numbered columns name no classes
-    if len(column_names) > 20:
-        return " (the score columns' names, in order, if they are the classes)"
-    names = ",".join(column_names)
-    return f" (the score columns are named {names}: --classes {names})"
+    from ._engine import _shortened
+
+    head = msg[: -len(NEEDS_CLASSES)].rstrip("; ")
+    return (
+        f"{head}, nor one of the score columns' names ({_shortened(column_names)}), "
+        "the class names of text labels without --classes; for other names, give "
+        "--classes"
+    )
 
 
 def _category_names(

@@ -39,10 +39,12 @@ MAX_TABLE_CLASSES = 20
 """The most classes whose per-class report and confusion matrix the table shows."""
 
 MAX_REPORT_CLASSES = 10_000
-"""The most classes ``--per-class`` and ``--confusion`` take: both keep the exact
-``C x C`` confusion matrix (the per-class precision and recall are its sums), about
-25 bytes a cell (30 with ``--weights``) while the run lasts, so 10,000 classes
-need about 3 GB; more is a `UsageError` (exit 2) before anything is allocated."""
+"""The most classes ``--confusion`` takes: it keeps the exact ``C x C`` confusion
+matrix, about 25 bytes a cell (30 with ``--weights``) while the run lasts, so
+10,000 classes need about 3 GB; more is a `UsageError` (exit 2) before anything
+is allocated.  ``--per-class`` alone has no such limit: its precision, recall, F1
+and support come from ``3 C`` sums (``ClassReport(matrix=False)``), its NLL and
+classwise ECE from ``C`` and ``C x n_bins``."""
 
 _BYTES_PER_CELL = 25
 
@@ -107,9 +109,13 @@ class Report:
         n_bins = _bins(metric_list)
         out: dict[str, Any] = {}
         if self.classes:
-            self._check_size(n_classes)
+            if self.confusion:
+                self._check_size(n_classes)
             out[REPORT_TALLIES[0]] = ClassReport(
-                n_classes, n_bins, calibration=self.per_class is not None
+                n_classes,
+                n_bins,
+                calibration=self.per_class is not None,
+                matrix=self.confusion,
             )
         if self.plot is not None:
             out[REPORT_TALLIES[1]] = Reliability(n_bins)
@@ -117,18 +123,18 @@ class Report:
 
     def _check_size(self, n_classes: int) -> None:
         """A `UsageError` when the ``C x C`` confusion matrix of ``n_classes``
-        classes is beyond `MAX_REPORT_CLASSES` (before it is allocated)."""
+        classes (``--confusion``) is beyond `MAX_REPORT_CLASSES` (before it is
+        allocated)."""
         if n_classes <= MAX_REPORT_CLASSES:
             return
-        option = "--per-class" if self.per_class is not None else "--confusion"
-        if self.per_class is not None and self.confusion:
-            option = "--per-class and --confusion"
         need = max(1.0, _BYTES_PER_CELL * n_classes * n_classes / 1e9)
+        alone = (
+            " (--per-class alone has no limit)" if self.per_class is not None else ""
+        )
         msg = (
-            f"{option} with {n_classes} classes would keep a {n_classes} x "
-            f"{n_classes} confusion matrix (about {need:,.0f} GB); the per-class "
-            f"report and the confusion matrix take at most {MAX_REPORT_CLASSES} "
-            "classes"
+            f"--confusion with {n_classes} classes would keep a {n_classes} x "
+            f"{n_classes} confusion matrix (about {need:,.0f} GB); --confusion "
+            f"takes at most {MAX_REPORT_CLASSES} classes{alone}"
         )
         raise UsageError(msg)
 
@@ -152,7 +158,8 @@ class Report:
         matrix: np.ndarray | None = None
         if self.classes:
             tally = tallies[REPORT_TALLIES[0]]
-            matrix = tally.confusion()
+            if self.confusion:
+                matrix = tally.confusion()
             if self.per_class is not None:
                 per_class = tally.result(names, zero_is_inf=zero_is_inf)
                 metrics["classwise_ece"] = per_class.pop("classwise_ece")
@@ -161,7 +168,7 @@ class Report:
                     if row.get("nll") == math.inf:
                         row["nll"] = "inf"
                 extra["per_class"] = per_class
-            if self.confusion:
+            if matrix is not None:
                 extra["confusion"] = {"classes": names, "matrix": CountRows(matrix)}
         if self.plot is not None:
             diagram = tallies[REPORT_TALLIES[1]].result()

@@ -186,8 +186,16 @@ def open_inputs(
             )
             raise DataError(msg)
         if labels is not None:
+            label_spec = table.of_labels_file()
+            header = alio.header_classes(scores_src.column_names, scores_src.n_cols)
+            suffix = alio.check_suffix(labels, _describe("LABELS", labels))
+            binary = suffix in (*alio.ARROW_SUFFIXES, ".npy", ".npz")
+            if header is not None and not table.classes and not binary:
+                # the class names a text labels file may hold: a first line of
+                # another name above them is its header ("label")
+                label_spec = label_spec.replace(classes=header)
             label_src = alio.open_array(
-                labels, kind, key=labels_key, spec=table.of_labels_file(),
+                labels, kind, key=labels_key, spec=label_spec,
                 allow_empty=allow_empty,
             )  # fmt: skip
         elif column is not None:
@@ -281,8 +289,10 @@ class ShardOpener:
             for other in (label_src, weights_src):
                 known = other is not None and None not in (n_rows, other.n_rows)
                 if known and n_rows != other.n_rows:
+                    from arrayloss.io._aligned import transposed_hint
+
                     msg = f"{scores_src.label} has {n_rows} rows but {other.label} has {other.n_rows}"
-                    raise DataError(msg)
+                    raise DataError(msg + transposed_hint(scores_src, other))
             return ShardInfo(
                 shard=shard,
                 scores_key=self.scores_key,

@@ -37,7 +37,7 @@ from ._formats import INPUT_SUFFIXES as INPUT_SUFFIXES
 from ._formats import SHARD_SUFFIXES
 from ._formats import TEXT_SUFFIXES as TEXT_SUFFIXES
 from ._formats import check_suffix as check_suffix
-from ._labels import classes_from, label_indices, soft_label_rows
+from ._labels import classes_from, header_classes, label_indices, soft_label_rows
 from ._open import open_array, read_rows
 from ._paths import expand_paths
 from ._source import Source
@@ -57,6 +57,7 @@ __all__ = [
     "TextWriter",
     "classes_from",
     "expand_paths",
+    "header_classes",
     "iter_aligned",
     "label_indices",
     "open_array",

@@ -11,7 +11,7 @@ import numpy as np
 from .._errors import DataError
 from ._source import Source
 
-__all__ = ["Chunk", "iter_aligned"]
+__all__ = ["Chunk", "iter_aligned", "transposed_hint"]
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,18 @@ class Chunk:
     scores: np.ndarray
     labels: np.ndarray
     weights: np.ndarray | None
+
+
+def transposed_hint(scores: Source, other: Source) -> str:
+    """``"; ..."`` when the scores look transposed: as many score columns as
+    ``other`` (labels or weights, of a known row count) has rows; else ``""``."""
+    n_cols, n_rows = scores.n_cols, other.n_rows
+    if n_cols is None or n_rows is None or n_cols != n_rows or n_cols < 2:
+        return ""
+    return (
+        f"; {scores.label} has {n_cols} columns, one a sample? (transposed: the "
+        "scores need one row per sample, one column per class)"
+    )
 
 
 def iter_aligned(
@@ -42,7 +54,7 @@ def iter_aligned(
         known = scores.n_rows is not None and other.n_rows is not None
         if known and scores.n_rows != other.n_rows:
             msg = f"{scores.label} has {scores.n_rows} rows but {other.label} has {other.n_rows}"
-            raise DataError(msg)
+            raise DataError(msg + transposed_hint(scores, other))
     start = 0
     while True:
         s = scores.read(chunk_rows)
@@ -67,6 +79,8 @@ def iter_aligned(
                     hint = getattr(other, "extra_row_hint", "")
                     if hint:  # a header read as a row of data?
                         msg += f"; {hint}"
+                    elif not start:
+                        msg += transposed_hint(scores, other)
                 raise DataError(msg)
             parts.append(part)
         if m == 0:

@@ -11,9 +11,9 @@ from typing import Any
 import numpy as np
 
 from .._errors import DataError
-from ._text import BOOL_TEXT
+from ._text import BOOL_TEXT, _is_number
 
-__all__ = ["classes_from", "label_indices", "soft_label_rows"]
+__all__ = ["classes_from", "header_classes", "label_indices", "soft_label_rows"]
 
 
 def classes_from(value: str) -> tuple[str, ...]:
@@ -30,6 +30,76 @@ def classes_from(value: str) -> tuple[str, ...]:
     return tuple(n.strip() for n in value.split(","))
 
 
+def header_classes(
+    column_names: Sequence[str] | None, n_classes: int | None
+) -> tuple[str, ...] | None:
+    """The score columns' names when they can name the classes of name labels
+    without ``--classes`` (``pd.DataFrame(clf.predict_proba(X),
+    columns=clf.classes_)``): ``n_classes`` distinct names, none empty, none a
+    number (columns ``0``, ``1``, ... or ``1``, ``2``, ...: the labels stay class
+    indices) and none ``True``/``False`` (boolean labels stay the classes 0 and
+    1); else ``None``."""
+    if column_names is None or len(column_names) != n_classes:
+        return None
+    names = tuple(str(name) for name in column_names)
+    if len(set(names)) != len(names):
+        return None
+    for name in names:
+        text = name.strip()
+        if not text or _is_number(text):
+            return None
+        if text.lower() in BOOL_TEXT:
+            return None
+    return names
+
+
+def header_names_apply(raw: np.ndarray, names: Sequence[str]) -> bool:
+    """Whether the labels ``raw`` (the first rows read) are read as the score
+    columns' names `header_classes` gives: text labels, one of them among
+    ``names``."""
+    if raw.dtype.kind not in "US" or not raw.size:
+        return False
+    values = np.char.strip(raw.astype(str) if raw.dtype.kind == "S" else raw)
+    return bool(np.isin(np.unique(values), list(names)).any())
+
+
+class LabelRangeError(DataError):
+    """A class index out of range (`label_indices`): the first such ``value`` of
+    a batch, at ``index`` in it (``row`` in the file), for ``n_classes``.
+
+    `one_based` gives the message that says the labels look 1-based when the
+    value is ``n_classes`` and no label before it is 0."""
+
+    def __init__(
+        self, msg: str, *, value: Any, index: int, row: int, n_classes: int
+    ) -> None:
+        super().__init__(msg)
+        self.base = msg
+        self.value = value
+        self.index = index
+        self.row = row
+        self.n_classes = n_classes
+        self.zero_before = False
+
+    def one_based(self, zero_before: bool) -> LabelRangeError:
+        """This error, its message saying that the labels look 1-based unless a
+        label 0 came before its row (``zero_before``) or the value is not the
+        class count."""
+        c = self.n_classes
+        msg = self.base
+        if self.value == c and not zero_before:
+            msg += (
+                f"; the labels look 1-based (up to this row they run from 1 to {c}, "
+                "as R and MATLAB number classes): give 0-based class indices, "
+                "subtracting 1 from each label (eval never shifts them)"
+            )
+        out = LabelRangeError(
+            msg, value=self.value, index=self.index, row=self.row, n_classes=c
+        )
+        out.base, out.zero_before = self.base, zero_before
+        return out
+
+
 def label_indices(
     raw: np.ndarray,
     *,
@@ -37,6 +107,7 @@ def label_indices(
     classes: Sequence[str] | None,
     start: int,
     label: str,
+    names_from: str = "--classes",
 ) -> np.ndarray:
     """Integer class indices (int64) from integer, integral-float, boolean or
     name labels.
@@ -45,14 +116,18 @@ def label_indices(
     scikit-learn's ``classes_`` (so ``predict_proba``'s columns); without
     ``classes``, so are the texts ``True`` and ``False`` (any case), as pandas
     writes a boolean column.  ``start`` is the row number of ``raw[0]`` in the
-    file, for messages.
+    file, for messages.  ``names_from``: where ``classes`` come from, for
+    messages (``--classes``, or the score columns' names of `header_classes`,
+    which every text label must then be one of).
     """
     kind = raw.dtype.kind
     if kind == "b":
         return raw.astype(np.int64)
     if kind in "US":
         values = raw.astype(str) if kind == "S" else raw
-        checked = _names_to_indices(values, classes, start, label, n_classes)
+        checked = _names_to_indices(
+            values, classes, start, label, n_classes, names_from
+        )
     elif kind in "iuf":
         checked = raw
         if kind == "f":
@@ -78,7 +153,9 @@ def label_indices(
             f"{label} row {start + i}: label {value} is out of range for "
             f"{n_classes} classes (0 to {n_classes - 1})"
         )
-        raise DataError(msg)
+        raise LabelRangeError(
+            msg, value=value, index=i, row=start + i, n_classes=n_classes
+        ).one_based(zero_before=bool((checked[:i] == 0).any()))
     return checked.astype(np.int64)
 
 
@@ -191,9 +268,11 @@ def _names_to_indices(
     start: int,
     label: str,
     n_classes: int,
+    names_from: str = "--classes",
 ) -> np.ndarray:
     uniq, inverse = np.unique(values, return_inverse=True)
     lookup = {name: i for i, name in enumerate(classes or ())}
+    by_header = bool(lookup) and names_from != "--classes"
     # class names that are numbers other than their own index: a number label is
     # a name, never an index (``1`` names class 0 of --classes 1,2,3; a ``0``
     # beside it is no class); names 0,1,2 in order read either way alike
@@ -205,7 +284,7 @@ def _names_to_indices(
         if name in lookup:
             mapped[j] = lookup[name]
             continue
-        index = None if numeric else _text_index(name)
+        index = None if numeric or by_header else _text_index(name)
         if index is None and not lookup:
             index = BOOL_TEXT.get(name.strip().lower())
         if index is None:
@@ -220,6 +299,8 @@ def _names_to_indices(
         name = str(values[i])
         if not name.strip():
             msg = f"{label} row {start + i}: a missing label (an empty cell)"
+        elif by_header:
+            msg = f"{label} row {start + i}: {name!r} is not one of {names_from}"
         elif classes:
             msg = f"{label} row {start + i}: {name!r} is not one of the --classes"
             if numeric and _text_index(name) is not None:
@@ -227,6 +308,10 @@ def _names_to_indices(
                     " (they are numbers, so a number label is a class name, "
                     "not a class index)"
                 )
+        elif _is_number(name) and math.isnan(float(name)):
+            msg = f"{label} row {start + i}: a missing label ({name.strip()!r})"
+        elif _is_number(name):  # 1.5: a number, never a name
+            msg = f"{label} row {start + i}: {name.strip()!r} is not an integer class index"
         else:
             msg = (
                 f"{label} row {start + i}: {name!r} is not a class index; "

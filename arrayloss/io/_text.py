@@ -175,18 +175,51 @@ def _class_header_hint(first: Sequence[str], second: Sequence[str]) -> str:
     )
 
 
-def _is_index(first: Sequence[str], second: Sequence[str] | None) -> bool:
+def _is_index(
+    first: Sequence[str], second: Sequence[str] | None, *, text: bool = True
+) -> bool:
     """Whether ``first`` is the header of a file with a leading index column, as
     pandas' ``DataFrame.to_csv()`` writes it: an empty first field, every other
     field named (the last may be empty: a delimiter at the end of the line, as in
     `_header_flag`), and (when there is one) an integer first field in the next
-    row."""
-    named = list(first[1:])
+    row, or with ``text`` a text one that is no number (an index of sample ids,
+    ``df.index = ids``: no score)."""
+    return _index_columns(first, second, text=text) == 1
+
+
+def _index_columns(
+    first: Sequence[str], second: Sequence[str] | None, *, text: bool = True
+) -> int:
+    """How many leading index columns ``first``, a header row, has (0: none):
+    one as `_is_index` finds it, or the ``k >= 2`` empty leading fields pandas
+    writes for the levels of an unnamed MultiIndex (``df.groupby(...)``), above
+    ``k`` fields of the next row that are each an integer or (with ``text``)
+    text that is no number."""
+    k = 0
+    while k < len(first) and not first[k].strip():
+        k += 1
+    named = list(first[max(k, 1) :])
     if len(named) > 1 and not named[-1].strip():
         named.pop()
-    if len(first) < 2 or first[0].strip() or not all(f.strip() for f in named):
-        return False
-    return second is None or bool(_INTEGER.fullmatch(second[0]))
+    if not k or not named or not all(f.strip() for f in named):
+        return 0
+    if any(_is_number(f) and not _INTEGER.fullmatch(f) for f in named):
+        # ",1.5,2.5": data whose first cell is empty, no header (an integer
+        # first field below it was taken for an index before: kept so)
+        if k == 1 and (second is None or _INTEGER.fullmatch(second[0])):
+            return 1
+        return 0
+    if second is None:
+        return 1 if k == 1 else 0
+
+    def level(field: str) -> bool:
+        if _INTEGER.fullmatch(field):
+            return True
+        return text and bool(field.strip()) and not _is_number(field)
+
+    if len(second) < k or not all(level(f) for f in second[:k]):
+        return 0
+    return k
 
 
 _NOT_TEXT = (
@@ -356,9 +389,17 @@ class _TextRows:
 
     def _next(self) -> list[str] | None:
         blank = None  # the line of a blank line skipped before the next row
+        empty = None  # the line of a row of empty cells (``,,,``) skipped so
         try:
             for row in self._reader:
                 if row and any(field.strip() for field in row):
+                    if empty is not None:
+                        msg = (
+                            f"{self.label} line {empty}: a row of empty cells, "
+                            "missing values (pandas writes a row of NaN so): drop "
+                            "or fill it (df.dropna())"
+                        )
+                        raise DataError(msg)
                     if blank is not None and self.width == 1:
                         msg = (
                             f"{self.label} line {blank}: an empty line between "
@@ -369,6 +410,8 @@ class _TextRows:
                     return row
                 if blank is None:
                     blank = self._reader.line_num
+                if empty is None and len(row) > 1:  # at the end: Excel's empty rows
+                    empty = self._reader.line_num
         except UnicodeDecodeError as exc:
             raise _not_utf8(self.path, self.label, exc, self._head) from None
         except csv.Error as exc:
@@ -458,10 +501,23 @@ def _parse_floats(
                     col = f", column {name!r}" if name else f", column {number}"
                     where = col if cells.ndim == 2 else ""
                     what = f"{str(cell)!r} is not a number"
+                    text = str(cell).strip()
                     if "," in str(cell) and _is_number(str(cell).replace(",", ".", 1)):
                         what += (
                             " (a decimal comma: write the file with a decimal "
                             "point, to_csv(decimal='.'))"
+                        )
+                    elif text.endswith("%") and _is_number(text[:-1]):
+                        what += (
+                            " (a percentage: write the probabilities as numbers, "
+                            "0.5 for 50%)"
+                        )
+                    elif cells.ndim == 2 and not any(
+                        _is_number(str(v)) or not str(v).strip() for v in cells[:, c]
+                    ):  # no number in the column: text, no scores
+                        what += (
+                            " (a column of text: --drop-column "
+                            f"{name or number} leaves it out)"
                         )
                     if not str(cell).strip():
                         what = "an empty cell"
@@ -544,6 +600,23 @@ class _TextScores(Source):
 
     def close(self) -> None:
         self._rows.close()
+
+
+LABEL_COLUMN_HINT = (
+    "say which with --label-column; for one-hot or soft labels, a column per "
+    "class, add --soft-labels"
+)
+"""What a table of labels with several columns is told."""
+
+
+def _data_row(row: Sequence[str]) -> bool:
+    """Whether a first row is data, never a header: numbers throughout, one of
+    them not an integer (a header of numbers, ``0,1,2`` as pandas names unnamed
+    columns, is integers)."""
+    fields = [f.strip() for f in row]
+    return all(_is_number(f) for f in fields) and not all(
+        _INTEGER.fullmatch(f) for f in fields
+    )
 
 
 def _header_flag(
@@ -643,6 +716,7 @@ def open_table(
             raise DataError(msg)
         width = len(first)
         skip = None
+        named_by = ""  # the option whose column names imply a header row
         if label_column is not None and not soft and _is_int(label_column):
             skip = (
                 int(label_column) % width
@@ -655,15 +729,30 @@ def open_table(
             and (not soft or column_spec_needs_names(label_column))
         ):
             header = True  # a column name needs a header row
-        if header is None and any(
-            column_spec_needs_names(columns)
-            for columns in (*drop_columns, *([score_columns] if score_columns else []))
-        ):
-            header = True
-        peeked = rows.peek(2)
-        indexed = header is not False and _is_index(
-            first, peeked[1] if len(peeked) > 1 else None
+            named_by = f"--label-column {label_column!r}"
+        specs = (
+            *(("--drop-column", c) for c in drop_columns),
+            *([("--score-columns", score_columns)] if score_columns else []),
         )
+        needs = [f"{o} {c!r}" for o, c in specs if column_spec_needs_names(c)]
+        if header is None and needs:
+            header = True
+            named_by = needs[0]
+        if header and spec.header is None and _data_row(first):
+            msg = (
+                f"{label} has no header row (its first line is numbers), but "
+                f"{named_by} names columns: give 0-based column numbers "
+                f"(0 to {width - 1}; a range such as 0:{width}), or add a header"
+            )
+            raise DataError(msg)
+        peeked = rows.peek(2)
+        n_index = 0
+        if header is not False:  # a text column --label-column names is the labels
+            second = peeked[1] if len(peeked) > 1 else None
+            n_index = _index_columns(first, second, text=skip != 0)
+            if skip is not None and 0 < skip < n_index:
+                n_index = skip
+        indexed = n_index > 0
         index = indexed and score_columns is None  # with --drop-column too
         has_header = indexed or _header_flag(peeked, header, skip)
         head = None
@@ -678,7 +767,7 @@ def open_table(
                 )
             else:
                 label_cols = [_column_index(label_column, head, width, label)]
-        drop = {0} if index else set()
+        drop = set(range(n_index)) if index else set()
         for item in drop_columns:  # column specs, as in Parquet and Feather
             drop.update(
                 select_columns(item, head, width, label, option="--drop-column")
@@ -766,7 +855,7 @@ class _TextVector(Source):
             elif width == 1:
                 self._col = 0
             else:
-                hint = " (say which with --label-column)" if kind == "labels" else ""
+                hint = f" ({LABEL_COLUMN_HINT})" if kind == "labels" else ""
                 if width == 2 and all(not r[-1].strip() for r in peeked):
                     fix = (
                         "--label-column 0 picks the labels"
@@ -776,6 +865,18 @@ class _TextVector(Source):
                     hint = (
                         " (a delimiter at the end of each line makes an empty last "
                         f"column: {fix})"
+                    )
+                elif width == 2 and [r[0].strip() for r in peeked] == [
+                    str(i) for i in range(len(peeked))
+                ]:  # pandas' Series.to_csv(header=False): the index, the values
+                    fix = (
+                        "--label-column 1 picks the labels"
+                        if kind == "labels"
+                        else "write it with index=False"
+                    )
+                    hint = (
+                        " (its first column holds the row numbers 0, 1, ..., "
+                        f"pandas' index as to_csv(header=False) writes it: {fix})"
                     )
                 msg = (
                     f"{label} has {width} columns; one column of {kind} is needed{hint}"
