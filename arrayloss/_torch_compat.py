@@ -560,18 +560,8 @@ def _function() -> Any:
         groups; ``None`` where the slices' labels or weights are not tensors of
         the slice's batch shape, the axis is not valid, or the call raises (an
         eager check, or `Ungroupable`)."""
-        (
-            logits,
-            labels,
-            weights,
-            loss,
-            axis,
-            reduction,
-            params,
-            want_rows,
-            factors_of,
-            groups,
-        ) = inputs
+        logits, labels, weights, loss, axis, reduction = inputs[:6]
+        params, want_rows, factors_of, groups = inputs[6:]
 
         def front(x: Any, d: int | None) -> Any:
             return x.expand(size, *x.shape) if d is None else x.movedim(d, 0)
