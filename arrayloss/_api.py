@@ -692,6 +692,11 @@ def evaluate(
     ``ignore_index`` and ``class_weights`` are PyTorch's conventions (see `prepare`).
     With ``reduction="mean"`` a batch whose every label is ``ignore_index`` is a
     `ValueError` (PyTorch returns NaN); ``"sum"`` gives 0 and ``"none"`` zeros.
+
+    Inside the torch ``vmap`` rule (`arrayloss._torch_compat.take_groups` > 1) the
+    rows are that many equal batches end to end: the checks run on all of them,
+    the kernel once, and `_reduce` reduces each batch as its own call would
+    (``"mean"``/``"sum"`` give one value per batch).
     """
     labels = _like_scores(logits, labels)
     _torch_compat.refuse_grad(labels, class_weights)  # torch hook

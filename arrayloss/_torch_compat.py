@@ -608,6 +608,8 @@ def _function() -> Any:
         except Exception:  # each slice's own call raises its error
             return None
         one = batch if reduction == "none" else (() if groups == 1 else (groups,))
+        if value.numel() != size * math.prod(one):  # not reduced per slice
+            return None
         grad = grad.reshape(size, *batch, c).movedim(-1, 1 + ax)
 
         def per_slice(x: Any) -> Any:  # the per-sample outputs, or empty ones

@@ -740,6 +740,35 @@ def test_torch_func_vmap_is_one_call_equal_to_the_loop_bit_for_bit(name, monkeyp
                         assert torch.equal(grads[i], z.grad), (reduction, conv, dims)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    ("shape", "axis"), [((C,), -1), ((C, 5), 0), ((3, C, 4), 1)], ids=str
+)
+def test_vmap_one_call_with_the_class_axis_anywhere(
+    shape, axis, reduction, monkeypatch
+):
+    """Slices of one sample, classes first, classes in the middle of batch
+    dimensions: one call, each slice's value and gradient bit for bit."""
+    b = 4
+    g = torch.Generator().manual_seed(45)
+    zs = torch.randn(b, *shape, generator=g, dtype=torch.float64)
+    batch = tuple(d for i, d in enumerate(shape) if i != axis % len(shape))
+    ys = torch.randint(0, C, (b, *batch), generator=g)
+
+    def f(z, y):
+        return alt.smooth_topk_svm(z, y, k=2, axis=axis, reduction=reduction)
+
+    seen = _count_forwards(monkeypatch)
+    got = torch.func.vmap(f)(zs, ys)
+    assert len(seen) == 1
+    assert torch.equal(got, torch.stack([f(zs[i], ys[i]) for i in range(b)]))
+    grads = torch.func.vmap(torch.func.grad(lambda z, y: f(z, y).sum()))(zs, ys)
+    for i in range(b):
+        z = zs[i].clone().requires_grad_(True)
+        f(z, ys[i]).sum().backward()
+        assert torch.equal(grads[i], z.grad)
+
+
 @pytest.mark.parametrize("conv", [None, "ignore_index", "class_weights"])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("name", ["cross_entropy", "smooth_topk_svm", "keras.huber"])
