@@ -143,7 +143,7 @@ def _has_tangent(x: Any) -> bool:
     from torch.autograd import forward_ad
 
     try:
-        return forward_ad.unpack_dual(x).tangent is not None  # type: ignore[no-untyped-call]
+        return forward_ad.unpack_dual(x).tangent is not None  # type: ignore[no-untyped-call,unused-ignore]
     except RuntimeError:  # batched by `vmap`: the `vmap` rule asks again, unwrapped
         return False
 
