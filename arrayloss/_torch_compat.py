@@ -507,6 +507,8 @@ def _function() -> Any:
                     raise RuntimeError(msg)
                 coef = _weights_coef(ctx, rows, value, w, factors)
                 terms.append(_reduce_like(ctx, coef * dw, classes=False))
+            if not terms:
+                return torch.zeros_like(value), None, None, None
             out = terms[0] if len(terms) == 1 else terms[0] + terms[1]
             deps = [x for x in (z, w) if x is not None]
             return first_order(out, *deps), None, None, None
