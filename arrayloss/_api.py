@@ -725,10 +725,16 @@ def evaluate(
     ``ignore_index`` and ``class_weights`` are PyTorch's conventions (see `prepare`).
     With ``reduction="mean"`` a batch whose every label is ``ignore_index`` is a
     `ValueError` (PyTorch returns NaN); ``"sum"`` gives 0 and ``"none"`` zeros.
+
+    Inside the torch ``vmap`` rule (`arrayloss._torch_compat.take_groups` > 1) the
+    rows are that many equal batches end to end: the checks run on all of them,
+    the kernel once, and `_reduce` reduces each batch as its own call would
+    (``"mean"``/``"sum"`` give one value per batch).
     """
     labels = _like_scores(logits, labels)
     _torch_compat.refuse_grad(labels, class_weights)  # torch hook
     logits, labels, weights = _torch_compat.plain(logits, labels, weights)
+    groups = _torch_compat.take_groups()  # torch's vmap rule: slices end to end
     if reduction not in REDUCTIONS:
         msg = (
             f"`reduction` must be 'mean', 'sum' or 'none' (got reduction={reduction!r})"
@@ -748,7 +754,14 @@ def evaluate(
     xp, targets = b.xp, b.targets
     if reduction == "mean" and b.n == 0:
         raise ValueError(_no_weight_msg("`reduction='mean'`", 0))
-    all_ignored = b.kept is not None and b.eager and not bool(xp.any(b.kept))
+    if groups > 1 and kernel.batch_wide_soft and targets.soft is not None:
+        raise _torch_compat.Ungroupable(kernel.name)  # rows depend on the batch
+    kept = b.kept
+    if groups > 1 and kept is not None and reduction == "mean":
+        kept = xp.reshape(kept, (groups, -1))  # every slice must keep one
+    all_ignored = (
+        kept is not None and b.eager and not bool(xp.all(xp.any(kept, axis=-1)))
+    )
     if reduction == "mean" and all_ignored:
         msg = (
             f"every sample has the label ignore_index={ignore_index}: "
@@ -761,7 +774,7 @@ def evaluate(
         kernel.fused_scale and want_grad and reduction == "mean" and b.weights is None
     )
     if kernel.fused_scale:
-        extra["grad_scale"] = 1.0 / b.n if fuse else None
+        extra["grad_scale"] = 1.0 / (b.n // groups) if fuse else None
     run_params = {**b.params, **extra}
     if is_dask_namespace(xp) and not (
         kernel.batch_wide_soft and targets.soft is not None
@@ -778,7 +791,9 @@ def evaluate(
         )
     if masked is not None:
         loss_rows, grad_rows = _unmask(kernel, loss_rows, grad_rows, mask, hit, xp=xp)
-    value, grad = _reduce(loss_rows, grad_rows, b, reduction, scaled=fuse)
+    value, grad = _reduce(
+        loss_rows, grad_rows, b, reduction, scaled=fuse, groups=groups
+    )
     if grad is not None:
         grad = b.to_caller(grad)
     return value, grad
@@ -1146,7 +1161,12 @@ def _reduce(
     reduction: str,
     *,
     scaled: bool = False,
+    groups: int = 1,
 ) -> tuple[Array, Array | None]:
+    """The reduced loss and gradient rows.  ``groups > 1``: the rows are that many
+    equal batches end to end (`arrayloss.torch`'s ``vmap`` rule), each reduced on
+    its own exactly as a call of its own would be: the value has shape
+    ``(groups,)`` for ``"mean"`` and ``"sum"``."""
     xp = b.xp
     if reduction != "mean":
         w = b.w
@@ -1157,7 +1177,12 @@ def _reduce(
                 grad = _weighted(grad, w, xp=xp)
         if reduction == "none":
             return xp.reshape(loss, b.batch_shape), grad
+        if groups > 1:
+            sums = [_xp.as_0d(xp.sum(x), xp=xp) for x in _parts(loss, groups)]
+            return xp.stack(sums), grad
         return _xp.as_0d(xp.sum(loss), xp=xp), grad  # never a NumPy scalar
+    if groups > 1:
+        return _reduce_groups(loss, grad, b, groups, scaled=scaled)
     w, count = _mean_count(b, "`reduction='mean'`")
     if w is not None:
         loss = _weighted(loss, w, xp=xp)
@@ -1165,11 +1190,60 @@ def _reduce(
             grad = _weighted(grad, w, xp=xp)
     value = mean_of(loss, count, xp=xp)
     if grad is not None and not scaled:
-        if w is None and _xp.owns_writable_buffer(grad, xp=xp):
-            grad *= 1 / count  # the kernel's own fresh array: no new temporary
-        else:
-            grad = grad / count
+        grad = _scale_grad(grad, count, owned=w is None, xp=xp)
     return value, grad
+
+
+def _scale_grad(
+    grad: Array, count: Array | int, *, owned: bool, xp: Namespace
+) -> Array:
+    """``grad / count``: in place in the kernel's own fresh array (``owned``, an
+    unweighted mean), with no new temporary."""
+    if owned and _xp.owns_writable_buffer(grad, xp=xp):
+        grad *= 1 / count
+        return grad
+    return grad / count
+
+
+def _parts(x: Array, groups: int) -> list[Array]:
+    """``x``'s rows in ``groups`` equal consecutive parts."""
+    m = int(x.shape[0]) // groups
+    return [x[i * m : (i + 1) * m, ...] for i in range(groups)]
+
+
+def _reduce_groups(
+    loss: Array, grad: Array | None, b: Batch, groups: int, *, scaled: bool
+) -> tuple[Array, Array | None]:
+    """`_reduce`'s ``"mean"`` of each of ``groups`` equal parts of the rows: each
+    part's weights scaled by its own largest one and its own count, as the batch
+    of one call (`_mean_count` on the part), so the numbers are that call's."""
+    xp = b.xp
+    subject = "`reduction='mean'`"
+    if b.weights is None:
+        count = b.n // groups
+        values = [mean_of(x, count, xp=xp) for x in _parts(loss, groups)]
+        if grad is not None and not scaled:
+            grad = _scale_grad(grad, count, owned=True, xp=xp)
+        return xp.stack(values), grad
+    if b.w_mean_given is not None:  # scaled by the whole batch's largest weights
+        msg = "weights beyond the float range"
+        raise _torch_compat.Ungroupable(msg)
+    parts = [
+        _mean_count(dataclasses.replace(b, z=z, weights=w, kept=None), subject)
+        for z, w in zip(_parts(b.z, groups), _parts(b.weights, groups), strict=True)
+    ]
+    w = xp.concat([p[0] for p in parts])
+    counts = xp.stack([p[1] for p in parts])
+    loss = _weighted(loss, w, xp=xp)
+    values = [
+        mean_of(x, p[1], xp=xp)
+        for x, p in zip(_parts(loss, groups), parts, strict=True)
+    ]
+    if grad is not None:
+        grad = _weighted(grad, w, xp=xp)
+        by_part = xp.reshape(grad, (groups, -1, int(grad.shape[1])))
+        grad = xp.reshape(by_part / counts[:, None, None], grad.shape)
+    return xp.stack(values), grad
 
 
 # --------------------------------------------------------------------------- #

@@ -3,17 +3,25 @@
 ``import arrayloss.jax`` (the ``jax`` extra) gives, for each name in
 `arrayloss.LOSSES`, a function of the same name and signature as the core one
 (``arrayloss.jax.smooth_topk_svm``, ``arrayloss.jax.keras.kl_divergence``) defined
-with `jax.custom_vjp`: `jax.grad`, `jax.value_and_grad`, `jax.vjp` and `jax.jit`
-use the loss's exact gradient (one ``value_and_grad`` of the core in the forward
-pass, ``grad * cotangent`` in the backward pass) instead of differentiating the
-forward code.  Weights get their gradient, ``l_i`` for ``"sum"``/``"none"`` and
-``(l_i - L) / sum(w)`` for the weighted mean.  No gradient with respect to soft
-labels is provided: differentiating with respect to them (`jax.grad` with their
-``argnums``, `jax.vjp` over them, teacher probabilities computed from the logits
-without `jax.lax.stop_gradient`) is a `ValueError` when JAX differentiates, as
-`arrayloss.torch` refuses labels that require grad, instead of a silent zero.
-Forward-mode derivatives (`jax.jvp`, `jax.jacfwd`) are not defined for
-`jax.custom_vjp` functions.
+with `jax.custom_jvp`: its tangent is ``<grad, dz>`` (per sample for
+``reduction="none"``) with ``grad`` the loss's exact gradient (one
+``value_and_grad`` of the core), so `jax.jvp` and `jax.jacfwd` use it and
+`jax.grad`, `jax.value_and_grad`, `jax.vjp` and `jax.jacrev` transpose it to
+``grad * cotangent``, instead of differentiating the forward code; all of them
+under `jax.jit` and `jax.vmap` too.  Weights get their derivative, ``l_i`` for
+``"sum"``/``"none"`` and ``(l_i - L) / sum(w)`` for the weighted mean.  No
+derivative with respect to soft labels is provided: differentiating with respect
+to them (`jax.grad` with their ``argnums``, `jax.vjp` or `jax.jvp` over them,
+teacher probabilities computed from the logits without `jax.lax.stop_gradient`)
+is a `ValueError` when JAX differentiates, as `arrayloss.torch` refuses labels
+that require grad, instead of a silent zero.
+
+**Second derivatives.**  `jax.hessian` (and ``jax.jacfwd(jax.grad(f))``, a
+gradient of a gradient) are JAX's derivatives of the analytic gradient's code:
+the core computes it with JAX operations, so JAX differentiates those (not a
+hand-derived Hessian).  The host kernels below run NumPy, which JAX cannot
+differentiate: there a second derivative is a `ValueError` that says to set
+``HOST_KERNELS = False``.
 
 **Compilation.**  The losses whose core kernel is compiled on JAX (the top-k
 family: `smooth_topk_svm`, `topk_svm`) run, for CPU arrays, as the NumPy kernels on
@@ -49,6 +57,7 @@ taken on concrete arrays only: a traced batch does not look at values.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import sys
@@ -59,7 +68,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.custom_derivatives import CustomVJPPrimal, SymbolicZero
+from jax.custom_derivatives import SymbolicZero
 
 from . import _xp
 from ._adapter import check_options, export, present
@@ -181,10 +190,28 @@ def _host(call: _Call, want_grad: bool) -> tuple[Array, Array | None]:
         out = tuple(jnp.asarray(o) for o in on_numpy(logits, labels, weights))
     else:
         shapes = jax.eval_shape(core, logits, labels, weights)
-        out = jax.pure_callback(
-            on_numpy, shapes, logits, labels, weights, vmap_method="sequential"
-        )
+
+        @jax.custom_jvp
+        def callback(z: Array, y: Array, w: Array | None) -> Any:
+            return jax.pure_callback(
+                on_numpy, shapes, z, y, w, vmap_method="sequential"
+            )
+
+        def refuse(primals: Any, tangents: Any) -> Any:
+            raise ValueError(_HOST_SECOND_ORDER.format(name=loss.name))
+
+        callback.defjvp(refuse)
+        out = callback(logits, labels, weights)
     return out[0], (out[1] if want_grad else None)
+
+
+_HOST_SECOND_ORDER = (
+    "a second derivative of `{name}` (jax.hessian, jax.jacfwd or jax.grad of a "
+    "gradient) is not available on the host kernel: its analytic gradient runs as "
+    "the NumPy kernel (jax.pure_callback), which JAX cannot differentiate; set "
+    "`arrayloss.jax.HOST_KERNELS = False` to run its XLA kernel, whose code JAX "
+    "differentiates"
+)
 
 
 def _blockable(
@@ -261,10 +288,11 @@ def _blocked(call: _Call, want_grad: bool) -> tuple[Array, Array | None]:
 def _differentiable(
     name: str, axis: int, reduction: str, params: tuple[tuple[str, Hashable], ...]
 ) -> Callable[[Array, Array, Array | None], Array]:
-    """``LOSSES[name]`` at fixed options as a `jax.custom_vjp` function of
-    ``(logits, labels, weights)``."""
+    """``LOSSES[name]`` at fixed options as a `jax.custom_jvp` function of
+    ``(logits, labels, weights)``: its tangent is ``<grad, dz>`` (per sample for
+    ``"none"``) plus the weights' term, linear in the tangents, so JAX's reverse
+    mode transposes it to ``grad * cotangent``."""
     info = get_loss(name)
-    loss = info
     opts = dict(params)
     if opts.get("class_weights") is not None:  # hashed as a `_Constant`
         opts["class_weights"] = jnp.asarray(np.asarray(opts["class_weights"]))
@@ -272,59 +300,85 @@ def _differentiable(
     def call(logits: Array, labels: Array, weights: Array | None) -> _Call:
         return _Call(info, logits, labels, weights, axis, reduction, opts)
 
-    @jax.custom_vjp
+    @jax.custom_jvp
     def f(logits: Array, labels: Array, weights: Array | None) -> Array:
         return _core(call(logits, labels, weights), False)[0]
 
-    def fwd(
-        logits: CustomVJPPrimal, labels: CustomVJPPrimal, weights: Any
-    ) -> tuple[Array, tuple[Array, Array | None, Array | None, Array, Array | None]]:
-        # ``perturbed``: JAX differentiates with respect to that input.
-        _refuse_label_grad(labels)
-        z, y = logits.value, labels.value
-        w = None if weights is None else weights.value
-        value, grad = _core(call(z, y, w))
-        rows = factors = None
-        if w is not None and weights.perturbed:  # for the weights' cotangent
-            rows = loss.value(z, y, axis=axis, reduction="none", **opts)
-            ignore: Any = opts.get("ignore_index")  # checked by `loss.value` above
-            factors = sample_factors(
-                z, y, axis=axis, ignore_index=ignore,
-                class_weights=opts.get("class_weights"),
-            )  # fmt: skip
-        return value, (grad, w, rows, value, factors)
+    def jvp(primals: tuple[Any, ...], tangents: tuple[Any, ...]) -> tuple[Array, Array]:
+        logits, labels, weights = primals
+        dz, dt, dw = tangents
+        _refuse_label_tangent(labels, dt)
+        with_weights = weights is not None and not isinstance(dw, SymbolicZero)
+        with _evaluating(logits, labels, weights):  # the primals only
+            value, grad = _core(call(logits, labels, weights))
+            coef = (
+                _weights_coef(logits, labels, weights, value) if with_weights else None
+            )
+        assert grad is not None  # want_grad
+        terms = []
+        if not isinstance(dz, SymbolicZero):
+            prod = grad * dz
+            terms.append(
+                jnp.sum(prod, axis=axis % grad.ndim)
+                if reduction == "none"
+                else jnp.sum(prod)
+            )
+        if coef is not None:
+            term = coef * dw
+            terms.append(term if reduction == "none" else jnp.sum(term))
+        if not terms:
+            return value, jnp.zeros_like(value)
+        tangent = terms[0] if len(terms) == 1 else terms[0] + terms[1]
+        return value, tangent.astype(value.dtype)
 
-    def bwd(
-        res: tuple[Array, Array | None, Array | None, Array, Array | None], g: Any
-    ) -> tuple[Array | None, None, Array | None]:
-        grad, w, rows, value, factors = res
-        if isinstance(g, SymbolicZero):  # the value's cotangent is zero
-            return None, None, None
-        gz = grad * (jnp.expand_dims(g, axis % grad.ndim) if reduction == "none" else g)
-        gw = None
-        if rows is not None and reduction == "mean" and factors is not None:
-            assert w is not None  # rows are computed for the weights
-            f = factors.astype(rows.dtype)  # rows are c_i l_i; the mean's weights w c
-            gw = ((rows - f * value) / jnp.sum(w * f) * g).astype(w.dtype)
-        elif rows is not None:
-            assert w is not None
-            gw = (rows - value) / jnp.sum(w) * g if reduction == "mean" else rows * g
-            gw = gw.astype(w.dtype)
-        return gz, None, gw
+    def _weights_coef(z: Array, y: Array, w: Array, value: Array) -> Array:
+        """d value / d w_i: ``l_i`` (``c_i l_i`` under the conventions) for
+        ``"sum"``/``"none"``, ``(l_i - c_i L) / sum(w c)`` for the weighted mean."""
+        rows = info.value(z, y, axis=axis, reduction="none", **opts)
+        if reduction != "mean":
+            return rows
+        ignore: Any = opts.get("ignore_index")  # checked by `info.value` above
+        factors = sample_factors(
+            z, y, axis=axis, ignore_index=ignore,
+            class_weights=opts.get("class_weights"),
+        )  # fmt: skip
+        if factors is None:
+            return (rows - value) / jnp.sum(w)
+        c = factors.astype(rows.dtype)  # rows are c_i l_i; the mean's weights w c
+        return (rows - c * value) / jnp.sum(w * c)
 
-    f.defvjp(fwd, bwd, symbolic_zeros=True)
+    f.defjvp(jvp, symbolic_zeros=True)
     return f
 
 
-def _refuse_label_grad(labels: CustomVJPPrimal) -> None:
+def _evaluating(*arrays: Array | None) -> contextlib.AbstractContextManager[Any]:
+    """For concrete arrays outside `jax.jit`: JAX's evaluation context, where each
+    operation takes JAX's fast dispatch.  The custom rule of `jax.grad` runs under
+    its linearisation (a partial-evaluation trace) whose concrete operations take
+    the slow one: the eager core ran 2-3x slower there.  Anything else (tracers,
+    staging, another JAX layout): no change."""
+    if _traced(*arrays) or _xp.jax_staging():
+        return contextlib.nullcontext()
+    try:
+        from jax._src.core import eval_context
+    except ImportError:  # pragma: no cover - another JAX layout
+        return contextlib.nullcontext()
+    return eval_context()
+
+
+def _refuse_label_tangent(labels: Array, tangent: Any) -> None:
     """`ValueError` when JAX differentiates with respect to soft ``labels``: no
-    gradient with respect to them is provided, and a zero cotangent would be a
-    silent wrong number (as `arrayloss.torch` refuses labels that require grad)."""
-    if labels.perturbed and jnp.issubdtype(jnp.result_type(labels.value), jnp.inexact):
+    derivative with respect to them is provided, and a zero tangent or cotangent
+    would be a silent wrong number (as `arrayloss.torch` refuses labels that
+    require grad)."""
+    if isinstance(tangent, SymbolicZero):
+        return
+    if jnp.issubdtype(jnp.result_type(labels), jnp.inexact):
         msg = (
             "no gradient with respect to soft `labels` is provided: pass "
             "`jax.lax.stop_gradient(labels)` (teacher probabilities are constants), "
-            "or leave them out of the arguments `jax.grad`/`jax.vjp` differentiate"
+            "or leave them out of the arguments `jax.grad`/`jax.vjp`/`jax.jvp` "
+            "differentiate"
         )
         raise ValueError(msg)
 
@@ -364,7 +418,7 @@ class _Constant:
 
 
 def _function(info: LossInfo) -> Callable[..., Array]:
-    """The `jax.custom_vjp` version of ``info.value`` (same name and signature)."""
+    """The `jax.custom_jvp` version of ``info.value`` (same name and signature)."""
     sig = inspect.signature(info.value)
 
     def fn(logits: Array, labels: Array, /, **options: Any) -> Array:
@@ -386,7 +440,7 @@ def _function(info: LossInfo) -> Callable[..., Array]:
         return f(logits, labels, weights)
 
     present(fn, info, __name__, "with its analytic gradient as the JAX derivative "
-            "(`jax.custom_vjp`)")  # fmt: skip
+            "(`jax.custom_jvp`)")  # fmt: skip
     return fn
 
 

@@ -8,15 +8,18 @@ whose result autograd differentiates with the loss's exact analytic gradient:
 - the forward calls the core's ``value_and_grad`` once, on detached tensors, so no
   graph is built through its operations: the result's ``grad_fn`` is one node;
 - the backward returns the saved gradient times ``grad_output`` (per sample for
-  ``reduction="none"``); weights that require grad get theirs too.  Double
-  backward (``create_graph=True``) raises: second derivatives are not provided.
-- `torch.func` transforms work: `torch.func.grad`, `torch.func.vjp`,
-  `torch.func.jacrev` and `torch.func.vmap` (``vmap(grad(f))`` gives per-sample
-  gradients).  Under `vmap` the loss runs once per slice, eagerly, so its value
-  checks and their errors are those of an eager call; a second derivative
-  (``grad(grad(f))``, a Hessian) raises, and forward mode (`torch.func.jvp`,
-  `torch.func.jacfwd`) is not provided.  Batching `class_weights` under `vmap`
-  is a `NotImplementedError`.
+  ``reduction="none"``); weights that require grad get theirs too.  Forward mode
+  (`torch.autograd.forward_ad`, `torch.func.jvp`, `torch.func.jacfwd`) uses the
+  same gradient: the tangent of the value is ``<grad, dz>`` (per sample for
+  ``"none"``), plus the weights' term.  A second derivative (``create_graph=True``,
+  `torch.func.hessian`, ``grad(grad(f))``, ``jacfwd(jacrev(f))``) raises one
+  message: first derivatives only.
+- `torch.func` transforms work: `torch.func.grad`, `vjp`, `jacrev`, `jvp`,
+  `jacfwd` and `vmap` (``vmap(grad(f))`` gives per-sample gradients).  Under
+  `vmap` the slices run as one call on their rows end to end, each slice reduced
+  on its own: the numbers, and the errors, of a call per slice (where one call
+  cannot give them, each slice is its own call).  Batching `class_weights` under
+  `vmap` is a `NotImplementedError`.
 
 `loss` wraps one as a `torch.nn.Module`.  Results keep the logits' dtype and
 device; on CPU the forward runs the NumPy kernels on zero-copy views of the tensors

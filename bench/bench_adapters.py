@@ -16,7 +16,7 @@ Targets (issue 13): ours <= 2x the cross-entropy step on CPU, >= 10x faster than
 the log-space version.
 
 **JAX**: ``jax.jit(jax.value_and_grad(loss))`` on ``(256, 1000)`` float32 logits,
-k=5, with ``arrayloss.jax.smooth_topk_svm`` (custom_vjp: the analytic gradient; on
+k=5, with ``arrayloss.jax.smooth_topk_svm`` (custom_jvp: the analytic gradient; on
 CPU the NumPy kernel through ``jax.pure_callback``), the same with the XLA kernel
 (``HOST_KERNELS = False``: the path GPUs take), ``jax.grad`` of the core
 ``arrayloss.smooth_topk_svm`` (JAX differentiates the forward code), and the

@@ -1,4 +1,4 @@
-"""`arrayloss.jax`: every loss as a `jax.custom_vjp` function with the analytic
+"""`arrayloss.jax`: every loss as a `jax.custom_jvp` function with the analytic
 gradient; eager blocks for the compiled kernels; `check_inputs`.
 
 Compilations are slow, so the whole registry runs eagerly (the top-k kernels at one
@@ -86,9 +86,9 @@ def test_jit_grad_uses_the_analytic_gradient(name):
     ref_v, ref_g = al.LOSSES[name].value_and_grad(*_np(z, y), **opts)
     _close(value, ref_v, rtol=1e-12)
     _close(grad, ref_g, rtol=1e-10, atol=1e-15)
-    # The derivative is the custom rule: its jaxpr calls the custom_vjp primitive.
+    # The derivative is the custom rule: its jaxpr calls the custom_jvp primitive.
     jaxpr = str(jax.make_jaxpr(lambda s: fn(s, y, **opts))(z))
-    assert "custom_vjp_call" in jaxpr
+    assert "custom_jvp_call" in jaxpr
 
 
 def test_vmap_of_per_sample_losses_and_gradients():
@@ -409,3 +409,122 @@ def test_readme_training_loop_runs():
     exec(compile(textwrap.dedent(blocks[0]), "README.md", "exec"), namespace)
     history = np.asarray(namespace["history"])
     assert history[-1] < history[0]
+
+
+# --------------------------------------------------------------------------- #
+# Forward mode (jax.jvp, jax.jacfwd), vmap, second derivatives
+# --------------------------------------------------------------------------- #
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_mode_equals_reverse_mode(name, reduction):
+    """`jax.jvp` and `jax.jacfwd` (the `jax.custom_jvp` rule: ``<grad, dz>`` plus
+    the weights' term) give `jax.jacrev`'s numbers, for the logits and weights."""
+    z, y, _ = _inputs(seed=40)
+    w = jnp.linspace(0.1, 2.0, N)
+    rng = np.random.default_rng(41)
+    dz, dw = jnp.asarray(rng.standard_normal((N, C))), jnp.linspace(-1.0, 1.0, N)
+    fn = _fn(name)
+
+    def f(s, v):
+        return fn(s, y, weights=v, reduction=reduction)
+
+    jz, jw = jax.jacrev(f, argnums=(0, 1))(z, w)
+    value, tangent = jax.jvp(f, (z, w), (dz, dw))
+    _close(value, f(z, w), rtol=0)
+    want = np.sum(np.asarray(jz) * np.asarray(dz), axis=(-2, -1)) + np.sum(
+        np.asarray(jw) * np.asarray(dw), axis=-1
+    )
+    _close(tangent, want, rtol=1e-12, atol=1e-14)
+    fz, fw = jax.jacfwd(f, argnums=(0, 1))(z, w)
+    _close(fz, jz, rtol=1e-12, atol=1e-14)
+    _close(fw, jw, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy", "smooth_topk_svm", "keras.huber"])
+def test_forward_mode_under_jit_and_vmap(name):
+    """`jax.jvp` inside `jax.jit`, and `jax.vmap` over it with batched and shared
+    (``in_axes=None``) labels and weights, nested: each slice's own tangent."""
+    rng = np.random.default_rng(42)
+    zs = jnp.asarray(rng.standard_normal((2, 3, N, C)))
+    ys = jnp.asarray(rng.integers(0, C, (2, 3, N)))
+    ws = jnp.asarray(rng.random((2, 3, N)))
+    fn = _fn(name)
+
+    def tangent(s, t, v):
+        return jax.jvp(lambda a, b: fn(a, t, weights=b), (s, v), (s[::-1], v[::-1]))[1]
+
+    want = np.array(
+        [
+            [float(tangent(zs[i, j], ys[i, j], ws[i, j])) for j in range(3)]
+            for i in range(2)
+        ]
+    )
+    got = jax.jit(jax.vmap(jax.vmap(tangent)))(zs, ys, ws)
+    _close(got, want, rtol=1e-12, atol=1e-14)
+    shared = jax.vmap(tangent, in_axes=(0, None, None))(zs[0], ys[0, 0], ws[0, 0])
+    want = [float(tangent(zs[0, j], ys[0, 0], ws[0, 0])) for j in range(3)]
+    _close(shared, want, rtol=1e-12, atol=1e-14)
+    moved = jax.vmap(tangent, in_axes=(1, 0, None))(
+        jnp.moveaxis(zs[0], 0, 1), ys[0], ws[0, 0]
+    )
+    want = [float(tangent(zs[0, j], ys[0, j], ws[0, 0])) for j in range(3)]
+    _close(moved, want, rtol=1e-12, atol=1e-14)
+
+
+def test_forward_mode_with_respect_to_soft_labels_is_refused():
+    z, _, soft = _inputs(seed=43)
+    with pytest.raises(
+        ValueError, match=r"no gradient with respect to soft `labels`.*jax\.jvp"
+    ):
+        jax.jvp(lambda t: alj.kl_divergence(z, t), (soft,), (soft[::-1],))
+    with pytest.raises(ValueError, match="no gradient with respect to soft `labels`"):
+        jax.jacfwd(lambda t: alj.cross_entropy(z, t))(soft)
+    # The logits' tangent with constant soft labels is the core's gradient's.
+    _, t = jax.jvp(lambda s: alj.kl_divergence(s, soft), (z,), (z,))
+    _, g = al.LOSSES["kl_divergence"].value_and_grad(*_np(z, soft))
+    _close(t, np.sum(g * np.asarray(z)), rtol=1e-12)
+
+
+def _fd_hessian(grad, z):
+    """Central differences of the analytic gradient ``grad`` (NumPy)."""
+    z0 = np.asarray(z)
+    cols = []
+    for k in range(z0.size):
+        e = np.zeros(z0.size)
+        e[k] = 1e-6
+        e = e.reshape(z0.shape)
+        cols.append(((grad(z0 + e) - grad(z0 - e)) / 2e-6).reshape(-1))
+    return np.stack(cols, axis=1)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["cross_entropy", "keras.huber", "focal", "smooth_topk_svm", "sparsemax_loss"],
+)
+def test_hessian_is_the_derivative_of_the_analytic_gradient(name, monkeypatch):
+    """`jax.hessian` differentiates the analytic gradient's code (the core runs on
+    JAX arrays): central differences of that gradient.  The host kernels (CPU
+    top-k and sparse losses) run NumPy, which JAX cannot differentiate: one clear
+    error naming the way to their XLA kernel, not JAX's 'Pure callbacks do not
+    support JVP'."""
+    z, y, _ = _inputs(seed=44, n=3, c=5)
+    opts = {"k": 2} if name == "smooth_topk_svm" else {}
+
+    def f(s):
+        return _fn(name)(s, y, **opts)
+
+    if alj._compiled_kernel(name):
+        for second in (
+            jax.hessian,
+            lambda g: jax.jacrev(jax.jacrev(g)),
+            lambda g: jax.jit(jax.hessian(g)),
+        ):
+            with pytest.raises(ValueError, match=r"HOST_KERNELS = False") as err:
+                second(f)(z)
+            assert f"second derivative of `{name}`" in str(err.value)
+        monkeypatch.setattr(alj, "HOST_KERNELS", False)
+    hess = np.asarray(jax.hessian(f)(z)).reshape(z.size, z.size)
+    grad = lambda s: al.LOSSES[name].value_and_grad(s, np.asarray(y), **opts)[1]  # noqa: E731
+    _close(hess, _fd_hessian(grad, z), rtol=1e-5, atol=1e-7)

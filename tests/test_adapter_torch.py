@@ -344,14 +344,6 @@ def test_class_weights_that_require_grad_are_refused(core, logits_grad):
         torch.testing.assert_close(f(z, y, class_weights=cw), ref.detach())
 
 
-def test_double_backward_is_refused():
-    z, y, _ = _inputs()
-    z.requires_grad_(True)
-    layer = torch.nn.Linear(C, C, dtype=torch.float64)  # a path around the loss
-    with pytest.raises(RuntimeError, match="create_graph=True is not supported"):
-        torch.autograd.grad(alt.cross_entropy(layer(z), y), z, create_graph=True)
-
-
 def test_names_and_signatures_follow_the_registry():
     import inspect
 
@@ -644,3 +636,350 @@ def test_code_ported_from_torch_nn_cross_entropy_gets_the_arrayloss_spelling():
     got = alt.cross_entropy(z4, y4, axis=1, reduction="none")
     assert got.shape == (2, 3, 4)
     torch.testing.assert_close(got, F.cross_entropy(z4, y4, reduction="none"))
+
+
+# --------------------------------------------------------------------------- #
+# torch.func.vmap as one call; forward mode; second derivatives refused
+# --------------------------------------------------------------------------- #
+
+
+# PyTorch 2.13's forward mode loads its decompositions on first use through the
+# deprecated `torch.jit.script` (torch's own warning, once per process).
+_TORCH_FORWARD_AD_WARNS = pytest.mark.filterwarnings(
+    "ignore:`torch.jit.script` is deprecated:DeprecationWarning"
+)
+
+
+def _count_forwards(monkeypatch):
+    """The number of times the autograd node's forward runs the core."""
+    from arrayloss import _torch_compat
+
+    seen = []
+    real = _torch_compat._as_numpy
+
+    def counted(*args):
+        seen.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(_torch_compat, "_as_numpy", counted)
+    return seen
+
+
+def _batched_inputs(seed, *batch, c=C):
+    g = torch.Generator().manual_seed(seed)
+    z = 2 * torch.randn(*batch, c, generator=g, dtype=torch.float64)
+    y = torch.randint(0, c, batch, generator=g)
+    soft = torch.softmax(torch.randn(*batch, c, generator=g, dtype=torch.float64), -1)
+    w = torch.rand(*batch, generator=g, dtype=torch.float64)
+    return z, y, soft, w
+
+
+def _options(conv, y):
+    if conv == "ignore_index":
+        return {"ignore_index": int(y.reshape(-1)[0])}
+    if conv == "class_weights":
+        return {"class_weights": torch.linspace(0.2, 2.0, C, dtype=torch.float64)}
+    return {}
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_torch_func_vmap_is_one_call_equal_to_the_loop_bit_for_bit(name, monkeypatch):
+    """The vmapped slices run as one call on their rows end to end, each reduced
+    on its own: the value and the per-sample gradients (``vmap(grad(f))``) are
+    those of a call per slice, bit for bit, for every reduction, hard and soft
+    labels, weights and the conventions, and shared (unbatched) labels and
+    weights.  Keras' hinge losses with soft labels convert the labels batch-wide:
+    a call per slice."""
+    b = 3
+    zs, ys, soft, ws = _batched_inputs(31, b, N)
+    f = _fn(name)
+    labels = [ys] + (
+        [soft] if "soft" in al.LOSSES[name].targets else []
+    )  # fmt: skip
+    seen = _count_forwards(monkeypatch)
+    for lab in labels:
+        convs = (
+            [None]
+            if lab.dtype.is_floating_point
+            else [None, "ignore_index", "class_weights"]
+        )
+        per_slice = name in ("keras.hinge", "keras.squared_hinge") and lab is soft
+        for reduction in ("mean", "sum", "none"):
+            for conv in convs:
+                kw = {"reduction": reduction, **_options(conv, ys)}
+                for dims in ((0, 0, 0), (0, None, None), (1, 0, None)):
+                    z_in = zs.movedim(0, 1) if dims[0] == 1 else zs
+                    t_in = lab if dims[1] == 0 else lab[0]
+                    w_in = ws if dims[2] == 0 else ws[0]
+
+                    def h(z, t, w, kw=kw):
+                        return f(z, t, weights=w, **kw)
+
+                    def slice_of(i, dims=dims, t_in=t_in, w_in=w_in):
+                        t = t_in[i] if dims[1] == 0 else t_in
+                        w = w_in[i] if dims[2] == 0 else w_in
+                        return t, w
+
+                    seen.clear()
+                    got = torch.func.vmap(h, in_dims=dims)(z_in, t_in, w_in)
+                    # the tried call, then one per slice
+                    assert len(seen) == (1 + b if per_slice else 1), (
+                        reduction,
+                        conv,
+                        dims,
+                    )
+                    want = torch.stack([h(zs[i], *slice_of(i)) for i in range(b)])
+                    assert torch.equal(got, want), (reduction, conv, dims)
+                    grads = torch.func.vmap(
+                        torch.func.grad(lambda z, t, w, h=h: h(z, t, w).sum()),
+                        in_dims=dims,
+                    )(z_in, t_in, w_in)
+                    for i in range(b):
+                        z = zs[i].clone().requires_grad_(True)
+                        h(z, *slice_of(i)).sum().backward()
+                        assert torch.equal(grads[i], z.grad), (reduction, conv, dims)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    ("shape", "axis"), [((C,), -1), ((C, 5), 0), ((3, C, 4), 1)], ids=str
+)
+def test_vmap_one_call_with_the_class_axis_anywhere(
+    shape, axis, reduction, monkeypatch
+):
+    """Slices of one sample, classes first, classes in the middle of batch
+    dimensions: one call, each slice's value and gradient bit for bit."""
+    b = 4
+    g = torch.Generator().manual_seed(45)
+    zs = torch.randn(b, *shape, generator=g, dtype=torch.float64)
+    batch = tuple(d for i, d in enumerate(shape) if i != axis % len(shape))
+    ys = torch.randint(0, C, (b, *batch), generator=g)
+
+    def f(z, y):
+        return alt.smooth_topk_svm(z, y, k=2, axis=axis, reduction=reduction)
+
+    seen = _count_forwards(monkeypatch)
+    got = torch.func.vmap(f)(zs, ys)
+    assert len(seen) == 1
+    assert torch.equal(got, torch.stack([f(zs[i], ys[i]) for i in range(b)]))
+    grads = torch.func.vmap(torch.func.grad(lambda z, y: f(z, y).sum()))(zs, ys)
+    for i in range(b):
+        z = zs[i].clone().requires_grad_(True)
+        f(z, ys[i]).sum().backward()
+        assert torch.equal(grads[i], z.grad)
+
+
+@pytest.mark.parametrize("conv", [None, "ignore_index", "class_weights"])
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", ["cross_entropy", "smooth_topk_svm", "keras.huber"])
+def test_nested_vmap_with_autograd_through_it(name, reduction, conv, monkeypatch):
+    """``vmap(vmap(f))`` (one call for both levels) with weights and logits that
+    require grad: value and both gradients equal the double loop's, bit for bit.
+    The weights' gradient was lost under vmap (``w.grad`` None)."""
+    zs, ys, _, ws = _batched_inputs(32, 2, 3, N)
+    f = _fn(name)
+    kw = {"reduction": reduction, **_options(conv, ys)}
+
+    def h(z, t, w):
+        return f(z, t, weights=w, **kw)
+
+    seen = _count_forwards(monkeypatch)
+    z1, w1 = zs.clone().requires_grad_(True), ws.clone().requires_grad_(True)
+    got = torch.func.vmap(torch.func.vmap(h))(z1, ys, w1)
+    assert len(seen) == 1
+    got.sum().backward()
+    z2, w2 = zs.clone().requires_grad_(True), ws.clone().requires_grad_(True)
+    want = torch.stack(
+        [
+            torch.stack([h(z2[i, j], ys[i, j], w2[i, j]) for j in range(3)])
+            for i in range(2)
+        ]
+    )
+    want.sum().backward()
+    assert torch.equal(got, want)
+    assert torch.equal(z1.grad, z2.grad)
+    assert w1.grad is not None
+    assert torch.equal(w1.grad, w2.grad)
+    # torch.func.grad of the vmapped loss: the grouped node's backward.
+    gz, gw = torch.func.grad(
+        lambda z, w: torch.func.vmap(torch.func.vmap(h))(z, ys, w).sum(), argnums=(0, 1)
+    )(zs, ws)
+    assert torch.equal(gz, z2.grad)
+    assert torch.equal(gw, w2.grad)
+
+
+def test_vmap_falls_back_to_a_call_per_slice_where_one_call_cannot_be_exact(
+    monkeypatch,
+):
+    """Labels of another shape than the slice's batch ((n, 1) labels), and a
+    weighted mean whose weights times class weights overflow (the scale of the
+    mean is each slice's own largest product): a call per slice, as eagerly."""
+    zs, ys, _, ws = _batched_inputs(33, 3, N)
+    seen = _count_forwards(monkeypatch)
+    got = torch.func.vmap(alt.cross_entropy)(zs, ys[..., None])
+    assert len(seen) == 3
+    torch.testing.assert_close(
+        got, torch.func.vmap(alt.cross_entropy)(zs, ys), rtol=0, atol=0
+    )
+    big = ws * 1e308
+    cw = torch.full((C,), 10.0, dtype=torch.float64)
+    seen.clear()
+    got = torch.func.vmap(
+        lambda z, y, w: alt.cross_entropy(z, y, weights=w, class_weights=cw)
+    )(zs, ys, big)
+    assert len(seen) > 1
+    want = torch.stack(
+        [
+            alt.cross_entropy(zs[i], ys[i], weights=big[i], class_weights=cw)
+            for i in range(3)
+        ]
+    )
+    assert torch.equal(got, want)
+
+
+@_TORCH_FORWARD_AD_WARNS
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("name", NAMES)
+def test_forward_mode_equals_reverse_mode(name, reduction):
+    """`torch.func.jvp`, `torch.func.jacfwd` and `torch.autograd.forward_ad` (the
+    node's `jvp`: ``<grad, dz>`` per sample or reduced) give jacrev's numbers,
+    with respect to the logits and to the weights; also under `vmap` (one call)."""
+    from torch.autograd import forward_ad
+
+    z, y, _ = _inputs(seed=34)
+    w = torch.linspace(0.1, 2.0, N, dtype=torch.float64)
+    dz = torch.randn(
+        N, C, generator=torch.Generator().manual_seed(35), dtype=torch.float64
+    )
+    dw = torch.linspace(-1.0, 1.0, N, dtype=torch.float64)
+    fn = _fn(name)
+
+    def f(s, v):
+        return fn(s, y, weights=v, reduction=reduction)
+
+    jz, jw = torch.func.jacrev(f, argnums=(0, 1))(z, w)
+    want = (jz * dz).sum((-2, -1)) + (jw * dw).sum(-1)
+    value, tangent = torch.func.jvp(f, (z, w), (dz, dw))
+    torch.testing.assert_close(value, f(z, w), rtol=0, atol=0)
+    torch.testing.assert_close(tangent, want, rtol=1e-12, atol=1e-14)
+    fz, fw = torch.func.jacfwd(f, argnums=(0, 1))(z, w)
+    torch.testing.assert_close(fz, jz, rtol=1e-12, atol=1e-14)
+    torch.testing.assert_close(fw, jw, rtol=1e-12, atol=1e-14)
+    with forward_ad.dual_level():
+        out = f(forward_ad.make_dual(z, dz), forward_ad.make_dual(w, dw))
+        torch.testing.assert_close(
+            forward_ad.unpack_dual(out).tangent, want, rtol=1e-12, atol=1e-14
+        )
+    zs, ys, _, ws = _batched_inputs(36, 2, N)
+    _, tangents = torch.func.jvp(
+        lambda s, v: torch.func.vmap(
+            lambda a, b, c: fn(a, b, weights=c, reduction=reduction)
+        )(s, ys, v),
+        (zs, ws),
+        (zs.flip(-1), ws.flip(-1)),
+    )
+    for i in range(2):
+        _, t = torch.func.jvp(
+            lambda s, v, i=i: fn(s, ys[i], weights=v, reduction=reduction),
+            (zs[i], ws[i]),
+            (zs[i].flip(-1), ws[i].flip(-1)),
+        )
+        torch.testing.assert_close(tangents[i], t, rtol=1e-13, atol=1e-15)
+
+
+@_TORCH_FORWARD_AD_WARNS
+@pytest.mark.parametrize("name", NAMES)
+def test_gradcheck_forward_mode_and_batched_in_float64(name):
+    """First-order gradcheck of the logits and weights, with the forward-mode
+    and the batched (vmap) checks."""
+    z, y, _ = _inputs(seed=3)
+    w = torch.linspace(0.1, 2.0, N, dtype=torch.float64).requires_grad_(True)
+    z.requires_grad_(True)
+    fn = _fn(name)
+    for reduction in ("mean", "none"):
+        assert torch.autograd.gradcheck(
+            lambda s, v, r=reduction: fn(s, y, weights=v, reduction=r),
+            (z, w),
+            check_forward_ad=True,
+            check_batched_grad=True,
+            check_batched_forward_grad=True,
+        )
+
+
+@_TORCH_FORWARD_AD_WARNS
+def test_second_derivatives_are_refused_with_one_message():
+    """Every way to a second derivative raises the one message that names the
+    limit and the alternatives, instead of a silent zero or torch's own error."""
+    from arrayloss._torch_compat import _SECOND_ORDER
+
+    z, y, _ = _inputs(seed=37)
+
+    def f(s):
+        return alt.cross_entropy(s, y)
+
+    def create_graph():
+        s = z.clone().requires_grad_(True)
+        layer = torch.nn.Linear(C, C, dtype=torch.float64)  # a path around the loss
+        torch.autograd.grad(f(layer(s)), s, create_graph=True)
+
+    def forward_then_backward():
+        from torch.autograd import forward_ad
+
+        s = z.clone().requires_grad_(True)
+        with forward_ad.dual_level():
+            out = f(forward_ad.make_dual(s, torch.ones_like(s)))
+            forward_ad.unpack_dual(out).tangent.backward()
+
+    for second in (
+        create_graph,
+        forward_then_backward,
+        lambda: torch.func.hessian(f)(z),
+        lambda: torch.func.jacfwd(torch.func.jacrev(f))(z),
+        lambda: torch.func.jacrev(torch.func.jacfwd(f))(z),
+        lambda: torch.func.jacfwd(torch.func.jacfwd(f))(z),
+        lambda: torch.func.grad(lambda s: torch.func.grad(f)(s).sum())(z),
+        lambda: torch.autograd.gradgradcheck(f, (z.clone().requires_grad_(True),)),
+    ):
+        with pytest.raises(RuntimeError) as err:
+            second()
+        assert str(err.value) == _SECOND_ORDER
+    assert "analytic first derivatives only" in _SECOND_ORDER
+    assert "finite differences of the analytic gradient" in _SECOND_ORDER
+
+
+@_TORCH_FORWARD_AD_WARNS
+def test_forward_mode_tangents_of_soft_labels_or_class_weights_are_refused():
+    """A tangent of soft labels or class weights: the error backward gives, not a
+    silent zero (`forward_ad` dropped it) or torch's 'jvp not implemented'."""
+    from torch.autograd import forward_ad
+
+    z, y, soft = _inputs(seed=38)
+    cw = torch.linspace(0.5, 2.0, C, dtype=torch.float64)
+    with pytest.raises(ValueError, match="no gradient with respect to soft `labels`"):
+        torch.func.jvp(lambda t: alt.kl_divergence(z, t), (soft,), (soft.flip(1),))
+    soft_labels = "no gradient with respect to soft `labels`"
+    with pytest.raises(ValueError, match=soft_labels), forward_ad.dual_level():
+        alt.kl_divergence(z, forward_ad.make_dual(soft, soft.flip(1)))
+    with pytest.raises(ValueError, match="no gradient with respect to `class_weights`"):
+        torch.func.jvp(lambda c: alt.cross_entropy(z, y, class_weights=c), (cw,), (cw,))
+    with forward_ad.dual_level():  # the advice works
+        out = alt.kl_divergence(
+            forward_ad.make_dual(z, z), forward_ad.make_dual(soft, soft).detach()
+        )
+        assert forward_ad.unpack_dual(out).tangent is not None
+
+
+@_TORCH_FORWARD_AD_WARNS
+def test_the_core_on_a_dual_tensor_gives_its_tangent():
+    """`al.cross_entropy` on a `forward_ad` dual tensor (no requires_grad) went
+    round autograd: the tangent was dropped (None, a silent zero)."""
+    from torch.autograd import forward_ad
+
+    z, y, _ = _inputs(seed=39)
+    dz = torch.linspace(-1.0, 1.0, N * C, dtype=torch.float64).reshape(N, C)
+    _, grad = _core("smooth_topk_svm", z, y, k=2)
+    with torch.no_grad(), forward_ad.dual_level():  # forward mode needs no grad mode
+        out = al.smooth_topk_svm(forward_ad.make_dual(z, dz), y, k=2)
+        tangent = forward_ad.unpack_dual(out).tangent
+    assert tangent is not None
+    torch.testing.assert_close(tangent, (grad * dz).sum(), rtol=1e-13, atol=1e-15)
