@@ -1307,3 +1307,43 @@ def test_closed_standard_error_is_no_internal_error(tmp_path, data, command):
     assert proc.returncode == 0, proc.stdout
     assert "internal error" not in proc.stdout
     assert sorted(os.listdir(out))
+
+
+@pytest.mark.parametrize("stdout", ["closed pipe", "full disk"])
+@pytest.mark.parametrize("command", ["train", "study"])
+def test_results_that_cannot_be_printed_still_write_the_files(
+    tmp_path, data, command, stdout
+):
+    """``arrayloss study ... | head -3`` with ``head`` gone before the table is
+    printed: the table's broken pipe ended the command before its files were
+    written, the whole study lost.  Now the files are written, then the command
+    ends as the error of standard output says (click's quiet exit 1 for the
+    pipe; one line for the full disk)."""
+    if stdout == "full disk" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    out = tmp_path / "s"
+    args = ["train", "--data", data, *TINY, "--save", out] if command == "train" else [
+        *STUDY, "--data", data, "--out", out]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    if stdout == "closed pipe":
+        read, write = os.pipe()
+        os.close(read)  # the reader gone before anything is printed
+        sink: Any = write
+    else:
+        sink = open("/dev/full", "w")  # noqa: SIM115
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "arrayloss", *map(str, args)], stdout=sink,
+            stderr=subprocess.PIPE, text=True, timeout=300, env=env, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(sink) if isinstance(sink, int) else sink.close()
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    if stdout == "full disk":
+        assert proc.stderr.splitlines()[-1] == (
+            "Error: cannot use: No space left on device"
+        )
+    want = SAVED if command == "train" else ("curves.csv", "runs.csv", "study.json",
+                                              "summary.md")  # fmt: skip
+    assert sorted(os.listdir(out)) == sorted(want)

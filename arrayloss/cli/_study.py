@@ -52,6 +52,7 @@ from ._train import (
     check_outputs,
     data_errors,
     data_inputs,
+    echo_before_writing,
     load_data,
     write_outputs,
 )
@@ -928,8 +929,9 @@ def study(
     parsed = report.read_runs(csv_text)  # the tables come from the text written
     curves_text = report.write_curves(_curves(rows, curve_noise))
     page = report.summary_page(parsed, meta, plots=not no_plot)
-    click.echo(report.describe(meta) + "\n")
-    click.echo(report.glance(parsed))
+    failure = echo_before_writing(
+        report.describe(meta) + "\n\n" + report.glance(parsed)
+    )
     failed = [r for r in rows if r["error"]]
     if failed:
         click.echo(
@@ -952,6 +954,8 @@ def study(
         inputs=inputs,
         directory=out,
     )
+    if failure is not None:
+        raise failure
     click.echo(f"wrote {out}/" + ", ".join(names))
 
 

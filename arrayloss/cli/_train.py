@@ -56,6 +56,7 @@ __all__ = [
     "check_model_memory",
     "check_outputs",
     "data_errors",
+    "echo_before_writing",
     "plot_format",
     "run",
     "train",
@@ -430,6 +431,19 @@ def write_outputs(
         raise
 
 
+def echo_before_writing(text: str) -> OSError | None:
+    """Print a command's results on standard output, and return the error of
+    doing so (the reader of a pipe gone, a full disk) instead of raising it: the
+    command writes its files first and raises it after.  ``arrayloss study ...
+    | head -3`` lost the whole study's files when ``head`` had gone before the
+    table was printed."""
+    try:
+        click.echo(text)
+    except OSError as exc:
+        return exc
+    return None
+
+
 # Offset of the seed that flips validation labels in `run` (``noisy_validation``),
 # so that they are drawn independently of the training labels.
 VAL_NOISE_SEED = 1_000_003
@@ -791,17 +805,17 @@ def train(
     sizes = "-".join(str(s) for s in result.params.sizes)
     k = int(result.metrics["test"]["k"])
     spec = format_spec(name, params)
-    click.echo(
+    lines = [
         f"data       {dataset.name}: {dataset.n_classes} classes; "
         f"{splits.y_train.size} train, {splits.y_val.size} validation, "
         f"{splits.y_test.size} test samples"
-    )
+    ]
     if label_noise:
-        click.echo(
+        lines.append(
             f"noise      {noise_kind}, {result.n_flipped} training labels flipped "
             f"({label_noise:g}); train metrics use the noisy labels"
         )
-    click.echo(
+    lines.append(
         f"model      {sizes} {activation}, loss {spec}, {optimizer} lr={lr_used:g}, "
         f"{epochs} epochs of batch {batch_size}, seed {seed} "
         f"({result.seconds:.1f} s)"
@@ -818,9 +832,9 @@ def train(
         for label, key in rows
     ]  # fmt: skip
     width = max(8, *(1 + len(c) for _, tr, te in cells for c in (tr, te)))
-    click.echo(f"{'':<12}{'train':>{width}}{'test':>{width}}")
-    for label, tr, te in cells:
-        click.echo(f"{label:<12}{tr:>{width}}{te:>{width}}")
+    lines.append(f"{'':<12}{'train':>{width}}{'test':>{width}}")
+    lines += [f"{label:<12}{tr:>{width}}{te:>{width}}" for label, tr, te in cells]
+    failure = echo_before_writing("\n".join(lines))
 
     config = {
         "data": utf8_text(data),
@@ -845,6 +859,8 @@ def train(
         image = _plot_curves(result.history, image_format, f"{dataset.name}, {spec}")
         files.append((plot_path, "--plot image", lambda f: f.write(image)))
     write_outputs(files, inputs=data_inputs(data), directory=save_dir)
+    if failure is not None:
+        raise failure
     if save_dir is not None:
         click.echo(
             f"saved      {save_dir}/model.npz, test_logits.npy, test_labels.npy, metrics.json"
