@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import DataError, one_line, utf8_text
+from ._errors import DataError, one_line, printable, utf8_text
 
 __all__ = [
     "DataError",
@@ -546,6 +546,14 @@ def _given_n_classes(value: np.ndarray, path: os.PathLike[str] | str) -> int:
     return n
 
 
+def _name(path: os.PathLike[str] | str) -> str:
+    """The name of a data file in reports: its base name, as UTF-8 text with its
+    control characters escaped (`printable`): a file named with a newline split
+    the study's tables, one with ``ESC [31m`` drove the terminal that printed
+    ``train``'s results."""
+    return printable(utf8_text(Path(path).name))
+
+
 def _check_regular(path: os.PathLike[str] | str) -> None:
     """`DataError` unless ``path`` is a regular file (or a link to one).
 
@@ -708,7 +716,7 @@ def load_npz(path: os.PathLike[str] | str) -> Dataset:
         if part is not None and part.max() >= n_classes:
             msg = f"{path}: label {part.max()} out of range for n_classes={n_classes}"
             raise DataError(msg)
-    return Dataset(x, y, n_classes, utf8_text(Path(path).name), x_test, y_test)
+    return Dataset(x, y, n_classes, _name(path), x_test, y_test)
 
 
 def load_idx(path: os.PathLike[str] | str) -> np.ndarray:
@@ -853,7 +861,7 @@ def load_mnist(path: os.PathLike[str] | str) -> Dataset:
             )
             raise DataError(msg)
     n_classes = _n_classes(y, *(() if y_test is None else (y_test,)))
-    return Dataset(x, y, n_classes, utf8_text(p.name), x_test, y_test)
+    return Dataset(x, y, n_classes, _name(p), x_test, y_test)
 
 
 def _idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:

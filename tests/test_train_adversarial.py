@@ -645,6 +645,29 @@ def test_data_file_whose_name_is_no_utf8(tmp_path, data):
     assert "Data: \ufffd.npz (" in (tmp_path / "s" / "summary.md").read_text()
 
 
+def test_data_file_named_with_control_characters_or_a_pipe(tmp_path, data):
+    """A data file named ``e<ESC>[31m.npz`` drove the terminal that printed
+    train's results; one named with a newline split study's tables over two
+    lines, and ``a|b.npz`` split each Markdown row into one cell more."""
+    for name in ("e\x1b[31mred.npz", "n\nl.npz", "a|b.npz"):
+        (tmp_path / name).write_bytes(data.read_bytes())
+    r = invoke(["train", "--data", tmp_path / "e\x1b[31mred.npz", *TINY], 0)
+    assert r.stdout.startswith("data       e\\x1b[31mred.npz: 3 classes")
+    assert "\x1b" not in r.stdout
+    out = tmp_path / "s"
+    args = [*STUDY, "--loss", "focal", "--seeds", "2", "--out", out]
+    r = invoke(
+        [*args, "--data", tmp_path / "n\nl.npz", "--data", tmp_path / "a|b.npz"], 0
+    )
+    assert "| loss | n\\nl.npz 0 | a\\|b.npz 0 |" in r.stdout
+    page = (out / "summary.md").read_text()
+    for line in page.splitlines():
+        if line.startswith("| "):  # every row has the cells of its header
+            assert line.replace("\\|", "").count("|") in (3, 4, 9), line
+    assert "## a\\|b.npz" not in page  # a heading needs no escape
+    assert "## n\\nl.npz" in page
+
+
 def test_data_named_in_a_script_the_font_lacks(tmp_path, data):
     """A data set named 日本.npz: every plot printed matplotlib's "Glyph ...
     missing from font" warning per character, which is an internal error where

@@ -39,7 +39,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from .._errors import utf8_text
+from .._errors import printable, utf8_text
 from . import _options as opt
 from . import _study_report as report
 from ._output import stderr_is_a_terminal
@@ -956,7 +956,7 @@ def study(
     )
     if failure is not None:
         raise failure
-    click.echo(f"wrote {out}/" + ", ".join(names))
+    click.echo(f"wrote {printable(str(out))}/" + ", ".join(names))
 
 
 def _write_blob(blob: bytes, f: BinaryIO) -> None:

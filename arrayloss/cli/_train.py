@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from .._errors import DataError, UsageError, one_line, utf8_text
+from .._errors import DataError, UsageError, one_line, printable, utf8_text
 from ._options import (
     backend_option,
     batch_size_option,
@@ -863,10 +863,11 @@ def train(
         raise failure
     if save_dir is not None:
         click.echo(
-            f"saved      {save_dir}/model.npz, test_logits.npy, test_labels.npy, metrics.json"
+            f"saved      {printable(str(save_dir))}/model.npz, test_logits.npy, "
+            "test_labels.npy, metrics.json"
         )
     if plot_path is not None:
-        click.echo(f"plot       {plot_path}")
+        click.echo(f"plot       {printable(str(plot_path))}")
 
 
 SAVE_FILES = ("model.npz", "test_logits.npy", "test_labels.npy", "metrics.json")
