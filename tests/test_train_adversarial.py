@@ -668,6 +668,22 @@ def test_data_file_named_with_control_characters_or_a_pipe(tmp_path, data):
     assert "## n\\nl.npz" in page
 
 
+@pytest.mark.parametrize("name", ["$\\bad{$.npz", "a$x^$.npz"])
+def test_data_named_with_dollars_is_drawn_as_given(tmp_path, data, name):
+    """matplotlib parsed a name between two ``$`` as TeX: a ValueError of mathtext
+    when the figure was saved, an internal error after all the training (and
+    after a whole study)."""
+    pytest.importorskip("matplotlib")
+    p = tmp_path / name
+    p.write_bytes(data.read_bytes())
+    image = tmp_path / "curves.svg"
+    invoke(["train", "--data", p, *TINY, "--plot", image], exit_code=0)
+    assert f"{name}, cross_entropy" in image.read_text()  # drawn as given
+    study = [a for a in STUDY if a != "--no-plot"]
+    invoke([*study, "--data", p, "--out", tmp_path / "s"], exit_code=0)
+    assert (tmp_path / "s" / "curves.png").stat().st_size
+
+
 def test_data_named_in_a_script_the_font_lacks(tmp_path, data):
     """A data set named 日本.npz: every plot printed matplotlib's "Glyph ...
     missing from font" warning per character, which is an internal error where

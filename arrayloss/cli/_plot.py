@@ -30,8 +30,8 @@ from .._errors import DataError, UsageError, one_line
 
 __all__ = [
     "matplotlib_problem",
-    "missing_glyphs_quiet",
     "require_matplotlib",
+    "text_as_given",
     "write_plot",
 ]
 
@@ -56,11 +56,19 @@ def matplotlib_problem() -> str | None:
 
 
 @contextlib.contextmanager
-def missing_glyphs_quiet() -> Iterator[None]:
-    """Draw text whose characters the font lacks (a data set named 日本.npz) as
-    boxes without matplotlib's "Glyph ... missing from font" warning: a line on
-    stderr per character, and an error where warnings are errors."""
-    with warnings.catch_warnings():
+def text_as_given() -> Iterator[None]:
+    """Draw the figures built inside with every text as it is given (the names of
+    data files, classes, losses): no mathtext, which parsed a name with ``$`` as
+    TeX (``a$x^$.npz``: a ValueError when the figure was saved, after all the
+    training), and characters the font lacks (a data set named 日本.npz) as boxes
+    without matplotlib's "Glyph ... missing from font" warning, a line on stderr
+    per character and an error where warnings are errors."""
+    import matplotlib as mpl
+
+    with (
+        warnings.catch_warnings(),
+        mpl.rc_context({"text.parse_math": False}),
+    ):
         warnings.filterwarnings(
             "ignore", message=r"Glyph \d+ .*missing from font", category=UserWarning
         )

@@ -619,21 +619,21 @@ def _plot_curves(
     """The training curves as an image in memory (written with the other outputs)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 3.2), layout="constrained")
-    ax1, ax2 = fig.subplots(1, 2)
-    epochs = [h["epoch"] for h in history]
-    ax1.plot(epochs, [h["loss"] for h in history], marker=".")
-    ax1.set(xlabel="epoch", ylabel="training loss", title="mean training loss")
-    ax2.plot(epochs, [h["val_accuracy"] for h in history], marker=".", color="C1")
-    ax2.set(xlabel="epoch", ylabel="accuracy", title="validation accuracy")
-    for ax in (ax1, ax2):
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    buf = io.BytesIO()
-    from ._plot import missing_glyphs_quiet
+    from ._plot import text_as_given
 
-    with missing_glyphs_quiet():  # a data set named in any script
+    with text_as_given():  # a data set named in any script, with any characters
+        fig = Figure(figsize=(8, 3.2), layout="constrained")
+        ax1, ax2 = fig.subplots(1, 2)
+        epochs = [h["epoch"] for h in history]
+        ax1.plot(epochs, [h["loss"] for h in history], marker=".")
+        ax1.set(xlabel="epoch", ylabel="training loss", title="mean training loss")
+        ax2.plot(epochs, [h["val_accuracy"] for h in history], marker=".", color="C1")
+        ax2.set(xlabel="epoch", ylabel="accuracy", title="validation accuracy")
+        for ax in (ax1, ax2):
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.grid(alpha=0.3)
+        fig.suptitle(title)
+        buf = io.BytesIO()
         fig.savefig(buf, format=image_format, dpi=120)
     return buf.getvalue()
 
