@@ -684,6 +684,19 @@ def test_data_named_with_dollars_is_drawn_as_given(tmp_path, data, name):
     assert (tmp_path / "s" / "curves.png").stat().st_size
 
 
+def test_eval_plot_of_classes_named_with_dollars(tmp_path):
+    """eval's reliability diagram and confusion matrix (the same drawing helper)
+    said 'Error: x^ ^ ParseSyntaxException: Expected {phantom | llap ...' for a
+    class named '$x^$'."""
+    pytest.importorskip("matplotlib")
+    (tmp_path / "p.csv").write_text("a,b,label\n0.1,0.9,$x^$\n0.8,0.2,ok\n")
+    image = tmp_path / "e.png"
+    args = ["eval", tmp_path / "p.csv", "--label-column", "label", "--input", "probs",
+            "--classes", "$x^$,ok", "--plot", image, "--confusion", "-q"]  # fmt: skip
+    invoke(args, exit_code=0)
+    assert image.read_bytes().startswith(b"\x89PNG")
+
+
 def test_data_named_in_a_script_the_font_lacks(tmp_path, data):
     """A data set named 日本.npz: every plot printed matplotlib's "Glyph ...
     missing from font" warning per character, which is an internal error where

@@ -100,22 +100,23 @@ def write_plot(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11.0, 6.0) if heat else (6.0, 6.0), layout="constrained")
-    FigureCanvasAgg(fig)
-    if heat is None:
-        grid = fig.add_gridspec(2, 1, height_ratios=(3, 1))
-    else:
-        grid = fig.add_gridspec(2, 2, height_ratios=(3, 1), width_ratios=(1, 1.1))
-    ax = fig.add_subplot(grid[0, 0])
-    hist = fig.add_subplot(grid[1, 0], sharex=ax)
-    _reliability(ax, hist, diagram)
-    if heat is not None:
-        _confusion(fig, fig.add_subplot(grid[:, 1]), *heat)
-    try:
-        fig.savefig(path, format="png", dpi=100)
-    except OSError as exc:
-        msg = f"cannot write --plot '{label}': {exc.strerror or exc}"
-        raise DataError(msg) from None
+    with text_as_given():  # class names such as '$x^$' (not TeX)
+        fig = Figure(figsize=(11.0, 6.0) if heat else (6.0, 6.0), layout="constrained")
+        FigureCanvasAgg(fig)
+        if heat is None:
+            grid = fig.add_gridspec(2, 1, height_ratios=(3, 1))
+        else:
+            grid = fig.add_gridspec(2, 2, height_ratios=(3, 1), width_ratios=(1, 1.1))
+        ax = fig.add_subplot(grid[0, 0])
+        hist = fig.add_subplot(grid[1, 0], sharex=ax)
+        _reliability(ax, hist, diagram)
+        if heat is not None:
+            _confusion(fig, fig.add_subplot(grid[:, 1]), *heat)
+        try:
+            fig.savefig(path, format="png", dpi=100)
+        except OSError as exc:
+            msg = f"cannot write --plot '{label}': {exc.strerror or exc}"
+            raise DataError(msg) from None
 
 
 def _reliability(ax: Any, hist: Any, diagram: dict[str, Any]) -> None:
