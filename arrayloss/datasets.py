@@ -584,13 +584,27 @@ def _npz_keys(files: list[str]) -> list[str]:
     return [k.removesuffix(".npy") for k in files]
 
 
+_CGROUP_LIMITS = (
+    "/sys/fs/cgroup/memory.max",  # cgroup v2 ("max": no limit)
+    "/sys/fs/cgroup/memory/memory.limit_in_bytes",  # cgroup v1
+)
+
+
 def _memory() -> int | None:
-    """This machine's physical memory in bytes (``None`` where unknown): no data
-    set claiming more as float64 features can be loaded, so none is read."""
+    """The memory this process may use, in bytes (``None`` where unknown): the
+    machine's physical memory, or a container's (cgroup) limit where lower.  No
+    data set claiming more as float64 features can be loaded, so none is read."""
     try:
-        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+        total = int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
         return None
+    for limit in _CGROUP_LIMITS:
+        try:
+            with open(limit) as f:
+                total = min(total, int(f.read().strip()))
+        except (OSError, ValueError):  # none there, or "max"
+            continue
+    return total
 
 
 def _check_fits(path: os.PathLike[str] | str, what: str, n_values: int) -> None:

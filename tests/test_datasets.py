@@ -544,6 +544,20 @@ def test_npz_members_not_used_are_never_read(tmp_path):
     assert peak < 8 << 20, peak
 
 
+def test_memory_is_a_containers_limit_where_lower(tmp_path, monkeypatch):
+    """In a container of 1 MiB on a machine of many GiB, data (and a model, in
+    train and study) were held against the machine's memory: killed, not told."""
+    physical = ds._memory()
+    assert physical is not None and physical > 1 << 20
+    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
+    v2.write_text("max\n")  # no limit in v2's words
+    v1.write_text(f"{1 << 20}\n")
+    monkeypatch.setattr(ds, "_CGROUP_LIMITS", (str(v2), str(v1), str(tmp_path / "x")))
+    assert ds._memory() == 1 << 20
+    v1.write_text(f"{2**63 - 4096}\n")  # v1's "unlimited"
+    assert ds._memory() == physical
+
+
 def test_npz_larger_than_memory_is_refused_unread(tmp_path, monkeypatch):
     monkeypatch.setattr(ds, "_memory", lambda: 1000)
     p = tmp_path / "d.npz"
