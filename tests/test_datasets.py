@@ -548,7 +548,8 @@ def test_memory_is_a_containers_limit_where_lower(tmp_path, monkeypatch):
     """In a container of 1 MiB on a machine of many GiB, data (and a model, in
     train and study) were held against the machine's memory: killed, not told."""
     physical = ds._memory()
-    assert physical is not None and physical > 1 << 20
+    assert physical is not None
+    assert physical > 1 << 20
     v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
     v2.write_text("max\n")  # no limit in v2's words
     v1.write_text(f"{1 << 20}\n")
