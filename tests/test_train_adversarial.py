@@ -1399,3 +1399,26 @@ def test_results_that_cannot_be_printed_still_write_the_files(
     want = SAVED if command == "train" else ("curves.csv", "runs.csv", "study.json",
                                               "summary.md")  # fmt: skip
     assert sorted(os.listdir(out)) == sorted(want)
+
+
+def test_study_whose_progress_cannot_be_written_still_writes_its_files(tmp_path, data):
+    """``arrayloss study 2>&1 | head -2``: the progress line after ``head`` had
+    gone ended the study in a broken pipe, every run lost and no file written.
+    Its estimate, progress and notes on standard error are now lost alone."""
+    out = tmp_path / "s"
+    args = [*[a for a in STUDY if a != "-q"], "--seeds", "3", "--data", data,
+            "--out", out]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    read, write = os.pipe()
+    os.close(read)  # the reader of standard error gone
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-m", "arrayloss", *map(str, args)], stderr=write,
+            stdout=subprocess.PIPE, text=True, timeout=300, env=env, check=False,
+        )  # fmt: skip
+    finally:
+        os.close(write)
+    assert proc.returncode == 0, proc.stdout
+    assert proc.stdout.splitlines()[-1].startswith(f"wrote {out}/runs.csv")
+    assert sorted(os.listdir(out)) == ["curves.csv", "runs.csv", "study.json",
+                                       "summary.md"]  # fmt: skip

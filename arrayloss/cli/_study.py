@@ -54,6 +54,7 @@ from ._train import (
     data_inputs,
     echo_before_writing,
     load_data,
+    note_on_stderr,
     write_outputs,
 )
 
@@ -308,9 +309,8 @@ class _Progress:
         if self.bar is not None:
             self.bar.update(1, text)
         elif not self.quiet:
-            click.echo(
-                f"[{self.count}/{self.total}] {text}: {what} ({row['seconds']:.1f} s)",
-                err=True,
+            note_on_stderr(
+                f"[{self.count}/{self.total}] {text}: {what} ({row['seconds']:.1f} s)"
             )
 
 
@@ -546,9 +546,7 @@ def _losses(
     if not losses:  # the defaults that are registered
         missing = [n for n in DEFAULT_LOSSES if n not in LOSSES]
         if missing:
-            click.echo(
-                f"note: not registered, left out: {', '.join(missing)}", err=True
-            )
+            note_on_stderr(f"note: not registered, left out: {', '.join(missing)}")
         losses = [(n, {}) for n in DEFAULT_LOSSES if n in LOSSES]
     from .._registry import USER_LOSSES
 
@@ -595,7 +593,7 @@ def _data_sets(specs: Sequence[str]) -> dict[str, Any]:
     if not specs:
         specs = list(DEFAULT_DATA)
         if importlib.util.find_spec("mnist1d") is None:
-            click.echo(f"note: mnist1d left out; it needs {MNIST1D_HINT}", err=True)
+            note_on_stderr(f"note: mnist1d left out; it needs {MNIST1D_HINT}")
             specs.remove("mnist1d")
     from ._output import file_identity
 
@@ -871,12 +869,11 @@ def study(
     cpu0, start = _cpu_seconds(), time.perf_counter()
     with data_errors():  # the probe trains too: a model too large for an array
         estimate = _estimate(datasets, plan, hidden, batch_size, jobs)
-    click.echo(
+    note_on_stderr(
         f"{plan.total} runs ({plan.total - len(cells) * seeds} tuning, "
         f"{len(cells) * seeds} reported); estimated {estimate / 60:.1f} CPU "
         f"minutes, about {estimate / 60 / jobs:.1f} minutes with {jobs} "
-        f"job{'s' * (jobs > 1)} on idle cores",
-        err=True,
+        f"job{'s' * (jobs > 1)} on idle cores"
     )
     with data_errors(), _Progress(plan.total, quiet) as progress:
         rows = _execute(plan, jobs, datasets, progress, user_losses)
@@ -934,8 +931,8 @@ def study(
     )
     failed = [r for r in rows if r["error"]]
     if failed:
-        click.echo(
-            f"{len(failed)} run(s) diverged; see the error column of runs.csv", err=True
+        note_on_stderr(
+            f"{len(failed)} run(s) diverged; see the error column of runs.csv"
         )
     contents: list[bytes] = [
         csv_text.encode(),

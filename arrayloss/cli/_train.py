@@ -57,6 +57,7 @@ __all__ = [
     "check_outputs",
     "data_errors",
     "echo_before_writing",
+    "note_on_stderr",
     "plot_format",
     "run",
     "train",
@@ -442,6 +443,14 @@ def echo_before_writing(text: str) -> OSError | None:
     except OSError as exc:
         return exc
     return None
+
+
+def note_on_stderr(text: str) -> None:
+    """A line of progress or a note on standard error, lost without a word when
+    it cannot be written (its reader gone: ``arrayloss study 2>&1 | head -2``
+    ended the study at its next progress line, all its runs lost)."""
+    with contextlib.suppress(OSError):
+        click.echo(text, err=True)
 
 
 # Offset of the seed that flips validation labels in `run` (``noisy_validation``),
