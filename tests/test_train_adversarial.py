@@ -8,6 +8,7 @@ The classes of issue 11 head each section. Tiny data and one epoch keep it fast.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
 import json
@@ -1361,6 +1362,28 @@ def test_closed_standard_error_is_no_internal_error(tmp_path, data, command):
     assert sorted(os.listdir(out))
 
 
+def run_cli(args: list[Any], **streams: Any) -> subprocess.CompletedProcess[str]:
+    """``python -m arrayloss ARGS`` of this checkout in a subprocess; ``streams``
+    its ``stdout`` and ``stderr`` (captured unless given)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **streams}
+    return subprocess.run(
+        [sys.executable, "-m", "arrayloss", *map(str, args)], text=True,
+        timeout=300, env=env, check=False, **streams,
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def reader_gone() -> Any:
+    """The writing end of a pipe whose reader has gone (a broken pipe)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        yield write
+    finally:
+        os.close(write)
+
+
 @pytest.mark.parametrize("stdout", ["closed pipe", "full disk"])
 @pytest.mark.parametrize("command", ["train", "study"])
 def test_results_that_cannot_be_printed_still_write_the_files(
@@ -1376,20 +1399,8 @@ def test_results_that_cannot_be_printed_still_write_the_files(
     out = tmp_path / "s"
     args = ["train", "--data", data, *TINY, "--save", out] if command == "train" else [
         *STUDY, "--data", data, "--out", out]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    if stdout == "closed pipe":
-        read, write = os.pipe()
-        os.close(read)  # the reader gone before anything is printed
-        sink: Any = write
-    else:
-        sink = open("/dev/full", "w")  # noqa: SIM115
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "arrayloss", *map(str, args)], stdout=sink,
-            stderr=subprocess.PIPE, text=True, timeout=300, env=env, check=False,
-        )  # fmt: skip
-    finally:
-        os.close(sink) if isinstance(sink, int) else sink.close()
+    with reader_gone() if stdout == "closed pipe" else open("/dev/full", "w") as sink:
+        proc = run_cli(args, stdout=sink)
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     if stdout == "full disk":
@@ -1408,16 +1419,8 @@ def test_study_whose_progress_cannot_be_written_still_writes_its_files(tmp_path,
     out = tmp_path / "s"
     args = [*[a for a in STUDY if a != "-q"], "--seeds", "3", "--data", data,
             "--out", out]  # fmt: skip
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
-    read, write = os.pipe()
-    os.close(read)  # the reader of standard error gone
-    try:
-        proc = subprocess.run(
-            [sys.executable, "-m", "arrayloss", *map(str, args)], stderr=write,
-            stdout=subprocess.PIPE, text=True, timeout=300, env=env, check=False,
-        )  # fmt: skip
-    finally:
-        os.close(write)
+    with reader_gone() as sink:
+        proc = run_cli(args, stderr=sink)
     assert proc.returncode == 0, proc.stdout
     assert proc.stdout.splitlines()[-1].startswith(f"wrote {out}/runs.csv")
     assert sorted(os.listdir(out)) == ["curves.csv", "runs.csv", "study.json",
