@@ -830,8 +830,9 @@ def load_mnist(path: os.PathLike[str] | str) -> Dataset:
     """MNIST-style IDX files: a directory, or an images file and its labels file.
 
     A directory must hold ``train-images-idx3-ubyte`` and
-    ``train-labels-idx1-ubyte`` (``.gz`` allowed) and may hold the ``t10k-`` pair,
-    which becomes the predefined test part. For a single images file, the labels
+    ``train-labels-idx1-ubyte`` (``.gz`` allowed) and may hold the ``t10k-`` pair
+    (both files, or neither), which becomes the predefined test part. For a
+    single images file, the labels
     file is found by replacing ``images-idx3`` with ``labels-idx1`` in its name.
 
     Raises
@@ -848,6 +849,16 @@ def load_mnist(path: os.PathLike[str] | str) -> Dataset:
             if img is None or lab is None:
                 if part == "train":
                     msg = f"{p}: no {images}[.gz] and {labels}[.gz] in this directory"
+                    raise DataError(msg)
+                if img is not None or lab is not None:  # half a test part: it
+                    # was left out without a word, the test part drawn from train
+                    have, lack = (
+                        (images, labels) if img is not None else (labels, images)
+                    )
+                    msg = (
+                        f"{p}: {have}[.gz] without {lack}[.gz]; give both (the "
+                        "test part) or neither"
+                    )
                     raise DataError(msg)
                 continue
             parts[part], sources[part] = _idx_pair(img, lab), img

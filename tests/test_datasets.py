@@ -327,6 +327,18 @@ def test_integer_features_of_both_parts_share_one_scale(tmp_path):
     np.testing.assert_array_equal(m.x_test, x_test / 100)
 
 
+@pytest.mark.parametrize(
+    "gone", ["t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"]
+)
+def test_half_a_mnist_test_part_is_refused(mnist_dir, gone):
+    """t10k images without their labels (or labels without images) were left
+    out without a word: the test part was drawn from the training images."""
+    (mnist_dir / gone).unlink()
+    kept = "t10k-images-idx3-ubyte" if "labels" in gone else "t10k-labels-idx1-ubyte"
+    with pytest.raises(DataError, match=rf"{kept}\[.gz\] without t10k-"):
+        ds.load_mnist(mnist_dir)
+
+
 def test_mnist_test_images_of_another_size_are_refused(mnist_dir):
     """t10k images of another size than the train images were loaded, and
     training failed at the first test prediction on NumPy's shape mismatch."""
