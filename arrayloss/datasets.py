@@ -832,8 +832,8 @@ def load_mnist(path: os.PathLike[str] | str) -> Dataset:
     A directory must hold ``train-images-idx3-ubyte`` and
     ``train-labels-idx1-ubyte`` (``.gz`` allowed) and may hold the ``t10k-`` pair
     (both files, or neither), which becomes the predefined test part. For a
-    single images file, the labels
-    file is found by replacing ``images-idx3`` with ``labels-idx1`` in its name.
+    single images file, the labels file is found by replacing ``images-idx3``
+    with ``labels-idx1`` in its name.
 
     Raises
     ------
