@@ -1221,6 +1221,7 @@ BAD_TRAIN_OPTIONS = [
     (["--plot", "curves.npz"], "'.npz'"),
     (["--data", ""], "is not 'digits'"),
     (["--save", ""], "an empty path"),
+    (["--save", "-"], "'-' (standard output) cannot take these files"),  # a folder '-'
     (["--save", "  "], "an empty path"),
     (["--plot", ""], "an empty path"),
     (["--data", "   "], "is not 'digits'"),
@@ -1278,6 +1279,7 @@ BAD_STUDY_OPTIONS = [
     (["--loss", "nope"], "nope"),
     (["--data", "mnist"], "is not 'digits'"),
     (["--out", ""], "an empty path"),
+    (["--out", "-"], "'-' (standard output) cannot take these files"),
 ]
 
 

@@ -83,9 +83,10 @@ PLOT_FORMATS = (
 
 
 class OutputPath(click.Path):
-    """`click.Path` for an output that refuses an empty name.
+    """`click.Path` for an output that refuses an empty name, and ``-``.
 
-    An empty ``--save "$DIR"`` would otherwise mean the current directory.
+    An empty ``--save "$DIR"`` would otherwise mean the current directory, and
+    ``--save -`` a folder named ``-``.
     (Local to train and study for now; it belongs with the shared options.)
     """
 
@@ -95,6 +96,13 @@ class OutputPath(click.Path):
         if isinstance(value, str) and not value.strip():
             self.fail(
                 "an empty path is not an output (use '.' for this directory)",
+                param,
+                ctx,
+            )
+        if value == "-":  # made a folder named '-' where standard output was meant
+            self.fail(
+                "'-' (standard output) cannot take these files; name a path "
+                "('./-' for a file or folder named so)",
                 param,
                 ctx,
             )
