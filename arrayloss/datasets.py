@@ -487,13 +487,16 @@ def _features(
             f"(got {x.shape})"
         )
         raise DataError(msg)
+    # One float64 array at most beside ``x`` (which is the loader's own: a float64
+    # ``x`` is used as it is); the scaling divides in place.
     if x.dtype == np.bool_:
         out = x.astype(np.float64)
     elif x.dtype.kind in "iu":
         top = float(x.max()) if scale is None else scale
-        out = x.astype(np.float64) / (top if top > 0 else 1.0)
-    elif x.dtype.kind == "f":
         out = x.astype(np.float64)
+        out /= top if top > 0 else 1.0
+    elif x.dtype.kind == "f":
+        out = x.astype(np.float64, copy=False)
     else:
         msg = f"{path}: features must be real numbers (got dtype {x.dtype})"
         raise DataError(msg)
@@ -891,8 +894,11 @@ def load_mnist(path: os.PathLike[str] | str) -> Dataset:
 
 def _idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
     x = load_idx(images)
-    # Pixels are scaled by the format's range, not the data's.
-    x = x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x
+    # Pixels are scaled by the format's range, not the data's (in place: one
+    # float64 array, where two were held at once).
+    if x.dtype == np.uint8:
+        x = x.astype(np.float64)
+        x /= 255.0
     _features(x[:1], images)  # the shape and numbers, before the labels
     return x, _labels(load_idx(labels), x.shape[0], labels)
 

@@ -556,6 +556,30 @@ def test_npz_members_not_used_are_never_read(tmp_path):
     assert peak < 8 << 20, peak
 
 
+@pytest.mark.parametrize("form", ["idx", "npz"])
+def test_loading_holds_one_float64_copy_of_the_features(tmp_path, form):
+    """Loading held two or three float64 copies of the features at once (17 to
+    18 bytes a value: ``astype(float64) / 255`` and a second ``astype``), a
+    data set of half the memory out of reach.  Now one (and its source)."""
+    n = 100_000
+    rng = np.random.default_rng(0)
+    if form == "idx":
+        pixels = rng.integers(0, 256, (n, 10), dtype=np.uint8)
+        (tmp_path / "train-images-idx3-ubyte").write_bytes(_idx_bytes(pixels))
+        (tmp_path / "train-labels-idx1-ubyte").write_bytes(
+            _idx_bytes((np.arange(n) % 3).astype(np.uint8))
+        )
+        path, want = tmp_path, pixels / 255.0
+    else:
+        want = rng.normal(size=(n, 10))
+        path = tmp_path / "d.npz"
+        np.savez(path, x=want, y=np.arange(n) % 3)
+    out = []
+    peak = _peak_bytes(lambda: out.append(ds.load(str(path))))
+    np.testing.assert_array_equal(out[0].x, want)  # the same numbers
+    assert peak < 12 * want.size, peak / want.size
+
+
 def test_memory_is_a_containers_limit_where_lower(tmp_path, monkeypatch):
     """In a container of 1 MiB on a machine of many GiB, data (and a model, in
     train and study) were held against the machine's memory: killed, not told."""
