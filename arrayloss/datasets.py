@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._errors import DataError, one_line, utf8_text
+from ._errors import DataError, one_line, printable, utf8_text
 
 __all__ = [
     "DataError",
@@ -487,13 +487,16 @@ def _features(
             f"(got {x.shape})"
         )
         raise DataError(msg)
+    # One float64 array at most beside ``x`` (which is the loader's own: a float64
+    # ``x`` is used as it is); the scaling divides in place.
     if x.dtype == np.bool_:
         out = x.astype(np.float64)
     elif x.dtype.kind in "iu":
         top = float(x.max()) if scale is None else scale
-        out = x.astype(np.float64) / (top if top > 0 else 1.0)
-    elif x.dtype.kind == "f":
         out = x.astype(np.float64)
+        out /= top if top > 0 else 1.0
+    elif x.dtype.kind == "f":
+        out = x.astype(np.float64, copy=False)
     else:
         msg = f"{path}: features must be real numbers (got dtype {x.dtype})"
         raise DataError(msg)
@@ -546,6 +549,14 @@ def _given_n_classes(value: np.ndarray, path: os.PathLike[str] | str) -> int:
     return n
 
 
+def _name(path: os.PathLike[str] | str) -> str:
+    """The name of a data file in reports: its base name, as UTF-8 text with its
+    control characters escaped (`printable`): a file named with a newline split
+    the study's tables, one with ``ESC [31m`` drove the terminal that printed
+    ``train``'s results."""
+    return printable(utf8_text(Path(path).name))
+
+
 def _check_regular(path: os.PathLike[str] | str) -> None:
     """`DataError` unless ``path`` is a regular file (or a link to one).
 
@@ -576,13 +587,27 @@ def _npz_keys(files: list[str]) -> list[str]:
     return [k.removesuffix(".npy") for k in files]
 
 
+_CGROUP_LIMITS = (
+    "/sys/fs/cgroup/memory.max",  # cgroup v2 ("max": no limit)
+    "/sys/fs/cgroup/memory/memory.limit_in_bytes",  # cgroup v1
+)
+
+
 def _memory() -> int | None:
-    """This machine's physical memory in bytes (``None`` where unknown): no data
-    set claiming more as float64 features can be loaded, so none is read."""
+    """The memory this process may use, in bytes (``None`` where unknown): the
+    machine's physical memory, or a container's (cgroup) limit where lower.  No
+    data set claiming more as float64 features can be loaded, so none is read."""
     try:
-        return int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
+        total = int(os.sysconf("SC_PHYS_PAGES")) * int(os.sysconf("SC_PAGE_SIZE"))
     except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
         return None
+    for limit in _CGROUP_LIMITS:
+        try:
+            with open(limit) as f:
+                total = min(total, int(f.read().strip()))
+        except (OSError, ValueError):  # none there, or "max"
+            continue
+    return total
 
 
 def _check_fits(path: os.PathLike[str] | str, what: str, n_values: int) -> None:
@@ -708,7 +733,7 @@ def load_npz(path: os.PathLike[str] | str) -> Dataset:
         if part is not None and part.max() >= n_classes:
             msg = f"{path}: label {part.max()} out of range for n_classes={n_classes}"
             raise DataError(msg)
-    return Dataset(x, y, n_classes, utf8_text(Path(path).name), x_test, y_test)
+    return Dataset(x, y, n_classes, _name(path), x_test, y_test)
 
 
 def load_idx(path: os.PathLike[str] | str) -> np.ndarray:
@@ -808,9 +833,10 @@ def load_mnist(path: os.PathLike[str] | str) -> Dataset:
     """MNIST-style IDX files: a directory, or an images file and its labels file.
 
     A directory must hold ``train-images-idx3-ubyte`` and
-    ``train-labels-idx1-ubyte`` (``.gz`` allowed) and may hold the ``t10k-`` pair,
-    which becomes the predefined test part. For a single images file, the labels
-    file is found by replacing ``images-idx3`` with ``labels-idx1`` in its name.
+    ``train-labels-idx1-ubyte`` (``.gz`` allowed) and may hold the ``t10k-`` pair
+    (both files, or neither), which becomes the predefined test part. For a
+    single images file, the labels file is found by replacing ``images-idx3``
+    with ``labels-idx1`` in its name.
 
     Raises
     ------
@@ -826,6 +852,16 @@ def load_mnist(path: os.PathLike[str] | str) -> Dataset:
             if img is None or lab is None:
                 if part == "train":
                     msg = f"{p}: no {images}[.gz] and {labels}[.gz] in this directory"
+                    raise DataError(msg)
+                if img is not None or lab is not None:  # half a test part: it
+                    # was left out without a word, the test part drawn from train
+                    have, lack = (
+                        (images, labels) if img is not None else (labels, images)
+                    )
+                    msg = (
+                        f"{p}: {have}[.gz] without {lack}[.gz]; give both (the "
+                        "test part) or neither"
+                    )
                     raise DataError(msg)
                 continue
             parts[part], sources[part] = _idx_pair(img, lab), img
@@ -853,13 +889,16 @@ def load_mnist(path: os.PathLike[str] | str) -> Dataset:
             )
             raise DataError(msg)
     n_classes = _n_classes(y, *(() if y_test is None else (y_test,)))
-    return Dataset(x, y, n_classes, utf8_text(p.name), x_test, y_test)
+    return Dataset(x, y, n_classes, _name(p), x_test, y_test)
 
 
 def _idx_pair(images: Path, labels: Path) -> tuple[np.ndarray, np.ndarray]:
     x = load_idx(images)
-    # Pixels are scaled by the format's range, not the data's.
-    x = x.astype(np.float64) / 255.0 if x.dtype == np.uint8 else x
+    # Pixels are scaled by the format's range, not the data's (in place: one
+    # float64 array, where two were held at once).
+    if x.dtype == np.uint8:
+        x = x.astype(np.float64)
+        x /= 255.0
     _features(x[:1], images)  # the shape and numbers, before the labels
     return x, _labels(load_idx(labels), x.shape[0], labels)
 

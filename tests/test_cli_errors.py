@@ -22,7 +22,7 @@ import click
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import INTERRUPTED, signal_when_ready
+from conftest import INTERRUPTED, WITH_DEFAULT_SIGINT, signal_when_ready
 
 import arrayloss.cli as cli
 from arrayloss._errors import DataError, UsageError
@@ -211,8 +211,6 @@ def test_start_up_imports_nothing_before_its_ctrl_c_guard(at):
     """Before the guard, ``_startup`` imported ``__future__`` (its ``from
     __future__ import annotations``): Ctrl-C there, a quarter of the ~0.7 ms of
     the window that is arrayloss's own, ended in a KeyboardInterrupt traceback."""
-    from conftest import WITH_DEFAULT_SIGINT
-
     cmd = [sys.executable, "-c", UNGUARDED_IMPORTS, at]
     proc = subprocess.run(
         [sys.executable, "-c", WITH_DEFAULT_SIGINT, *cmd],

@@ -327,6 +327,18 @@ def test_integer_features_of_both_parts_share_one_scale(tmp_path):
     np.testing.assert_array_equal(m.x_test, x_test / 100)
 
 
+@pytest.mark.parametrize(
+    "gone", ["t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz"]
+)
+def test_half_a_mnist_test_part_is_refused(mnist_dir, gone):
+    """t10k images without their labels (or labels without images) were left
+    out without a word: the test part was drawn from the training images."""
+    (mnist_dir / gone).unlink()
+    kept = "t10k-images-idx3-ubyte" if "labels" in gone else "t10k-labels-idx1-ubyte"
+    with pytest.raises(DataError, match=rf"{kept}\[.gz\] without t10k-"):
+        ds.load_mnist(mnist_dir)
+
+
 def test_mnist_test_images_of_another_size_are_refused(mnist_dir):
     """t10k images of another size than the train images were loaded, and
     training failed at the first test prediction on NumPy's shape mismatch."""
@@ -542,6 +554,45 @@ def test_npz_members_not_used_are_never_read(tmp_path):
     peak = _peak_bytes(lambda: data.append(ds.load(str(p))))
     assert data[0].x.shape == (30, 4)
     assert peak < 8 << 20, peak
+
+
+@pytest.mark.parametrize("form", ["idx", "npz"])
+def test_loading_holds_one_float64_copy_of_the_features(tmp_path, form):
+    """Loading held two or three float64 copies of the features at once (17 to
+    18 bytes a value: ``astype(float64) / 255`` and a second ``astype``), a
+    data set of half the memory out of reach.  Now one (and its source)."""
+    n = 100_000
+    rng = np.random.default_rng(0)
+    if form == "idx":
+        pixels = rng.integers(0, 256, (n, 10), dtype=np.uint8)
+        (tmp_path / "train-images-idx3-ubyte").write_bytes(_idx_bytes(pixels))
+        (tmp_path / "train-labels-idx1-ubyte").write_bytes(
+            _idx_bytes((np.arange(n) % 3).astype(np.uint8))
+        )
+        path, want = tmp_path, pixels / 255.0
+    else:
+        want = rng.normal(size=(n, 10))
+        path = tmp_path / "d.npz"
+        np.savez(path, x=want, y=np.arange(n) % 3)
+    out = []
+    peak = _peak_bytes(lambda: out.append(ds.load(str(path))))
+    np.testing.assert_array_equal(out[0].x, want)  # the same numbers
+    assert peak < 12 * want.size, peak / want.size
+
+
+def test_memory_is_a_containers_limit_where_lower(tmp_path, monkeypatch):
+    """In a container of 1 MiB on a machine of many GiB, data (and a model, in
+    train and study) were held against the machine's memory: killed, not told."""
+    physical = ds._memory()
+    assert physical is not None
+    assert physical > 1 << 20
+    v2, v1 = tmp_path / "memory.max", tmp_path / "memory.limit_in_bytes"
+    v2.write_text("max\n")  # no limit in v2's words
+    v1.write_text(f"{1 << 20}\n")
+    monkeypatch.setattr(ds, "_CGROUP_LIMITS", (str(v2), str(v1), str(tmp_path / "x")))
+    assert ds._memory() == 1 << 20
+    v1.write_text(f"{2**63 - 4096}\n")  # v1's "unlimited"
+    assert ds._memory() == physical
 
 
 def test_npz_larger_than_memory_is_refused_unread(tmp_path, monkeypatch):

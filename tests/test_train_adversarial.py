@@ -8,6 +8,7 @@ The classes of issue 11 head each section. Tiny data and one epoch keep it fast.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gzip
 import json
@@ -645,6 +646,58 @@ def test_data_file_whose_name_is_no_utf8(tmp_path, data):
     assert "Data: \ufffd.npz (" in (tmp_path / "s" / "summary.md").read_text()
 
 
+def test_data_file_named_with_control_characters_or_a_pipe(tmp_path, data):
+    """A data file named ``e<ESC>[31m.npz`` drove the terminal that printed
+    train's results; one named with a newline split study's tables over two
+    lines, and ``a|b.npz`` split each Markdown row into one cell more."""
+    for name in ("e\x1b[31mred.npz", "n\nl.npz", "a|b.npz"):
+        (tmp_path / name).write_bytes(data.read_bytes())
+    r = invoke(["train", "--data", tmp_path / "e\x1b[31mred.npz", *TINY], 0)
+    assert r.stdout.startswith("data       e\\x1b[31mred.npz: 3 classes")
+    assert "\x1b" not in r.stdout
+    out = tmp_path / "s"
+    args = [*STUDY, "--loss", "focal", "--seeds", "2", "--out", out]
+    r = invoke(
+        [*args, "--data", tmp_path / "n\nl.npz", "--data", tmp_path / "a|b.npz"], 0
+    )
+    assert "| loss | n\\nl.npz 0 | a\\|b.npz 0 |" in r.stdout
+    page = (out / "summary.md").read_text()
+    for line in page.splitlines():
+        if line.startswith("| "):  # every row has the cells of its header
+            assert line.replace("\\|", "").count("|") in (3, 4, 9), line
+    assert "## a\\|b.npz" not in page  # a heading needs no escape
+    assert "## n\\nl.npz" in page
+
+
+@pytest.mark.parametrize("name", ["$\\bad{$.npz", "a$x^$.npz"])
+def test_data_named_with_dollars_is_drawn_as_given(tmp_path, data, name):
+    """matplotlib parsed a name between two ``$`` as TeX: a ValueError of mathtext
+    when the figure was saved, an internal error after all the training (and
+    after a whole study)."""
+    pytest.importorskip("matplotlib")
+    p = tmp_path / name
+    p.write_bytes(data.read_bytes())
+    image = tmp_path / "curves.svg"
+    invoke(["train", "--data", p, *TINY, "--plot", image], exit_code=0)
+    assert f"{name}, cross_entropy" in image.read_text()  # drawn as given
+    study = [a for a in STUDY if a != "--no-plot"]
+    invoke([*study, "--data", p, "--out", tmp_path / "s"], exit_code=0)
+    assert (tmp_path / "s" / "curves.png").stat().st_size
+
+
+def test_eval_plot_of_classes_named_with_dollars(tmp_path):
+    """eval's reliability diagram and confusion matrix (the same drawing helper)
+    said 'Error: x^ ^ ParseSyntaxException: Expected {phantom | llap ...' for a
+    class named '$x^$'."""
+    pytest.importorskip("matplotlib")
+    (tmp_path / "p.csv").write_text("a,b,label\n0.1,0.9,$x^$\n0.8,0.2,ok\n")
+    image = tmp_path / "e.png"
+    args = ["eval", tmp_path / "p.csv", "--label-column", "label", "--input", "probs",
+            "--classes", "$x^$,ok", "--plot", image, "--confusion", "-q"]  # fmt: skip
+    invoke(args, exit_code=0)
+    assert image.read_bytes().startswith(b"\x89PNG")
+
+
 def test_data_named_in_a_script_the_font_lacks(tmp_path, data):
     """A data set named 日本.npz: every plot printed matplotlib's "Glyph ...
     missing from font" warning per character, which is an internal error where
@@ -1168,6 +1221,7 @@ BAD_TRAIN_OPTIONS = [
     (["--plot", "curves.npz"], "'.npz'"),
     (["--data", ""], "is not 'digits'"),
     (["--save", ""], "an empty path"),
+    (["--save", "-"], "'-' (standard output) cannot take these files"),  # a folder '-'
     (["--save", "  "], "an empty path"),
     (["--plot", ""], "an empty path"),
     (["--data", "   "], "is not 'digits'"),
@@ -1225,6 +1279,7 @@ BAD_STUDY_OPTIONS = [
     (["--loss", "nope"], "nope"),
     (["--data", "mnist"], "is not 'digits'"),
     (["--out", ""], "an empty path"),
+    (["--out", "-"], "'-' (standard output) cannot take these files"),
 ]
 
 
@@ -1307,3 +1362,68 @@ def test_closed_standard_error_is_no_internal_error(tmp_path, data, command):
     assert proc.returncode == 0, proc.stdout
     assert "internal error" not in proc.stdout
     assert sorted(os.listdir(out))
+
+
+def run_cli(args: list[Any], **streams: Any) -> subprocess.CompletedProcess[str]:
+    """``python -m arrayloss ARGS`` of this checkout in a subprocess; ``streams``
+    its ``stdout`` and ``stderr`` (captured unless given)."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **streams}
+    return subprocess.run(
+        [sys.executable, "-m", "arrayloss", *map(str, args)], text=True,
+        timeout=300, env=env, check=False, **streams,
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def reader_gone() -> Any:
+    """The writing end of a pipe whose reader has gone (a broken pipe)."""
+    read, write = os.pipe()
+    os.close(read)
+    try:
+        yield write
+    finally:
+        os.close(write)
+
+
+@pytest.mark.parametrize("stdout", ["closed pipe", "full disk"])
+@pytest.mark.parametrize("command", ["train", "study"])
+def test_results_that_cannot_be_printed_still_write_the_files(
+    tmp_path, data, command, stdout
+):
+    """``arrayloss study ... | head -3`` with ``head`` gone before the table is
+    printed: the table's broken pipe ended the command before its files were
+    written, the whole study lost.  Now the files are written, then the command
+    ends as the error of standard output says (click's quiet exit 1 for the
+    pipe; one line for the full disk)."""
+    if stdout == "full disk" and not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full")
+    out = tmp_path / "s"
+    args = ["train", "--data", data, *TINY, "--save", out] if command == "train" else [
+        *STUDY, "--data", data, "--out", out]  # fmt: skip
+    with reader_gone() if stdout == "closed pipe" else open("/dev/full", "w") as sink:
+        proc = run_cli(args, stdout=sink)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    if stdout == "full disk":
+        assert proc.stderr.splitlines()[-1] == (
+            "Error: cannot use: No space left on device"
+        )
+    want = SAVED if command == "train" else ("curves.csv", "runs.csv", "study.json",
+                                              "summary.md")  # fmt: skip
+    assert sorted(os.listdir(out)) == sorted(want)
+
+
+def test_study_whose_progress_cannot_be_written_still_writes_its_files(tmp_path, data):
+    """``arrayloss study 2>&1 | head -2``: the progress line after ``head`` had
+    gone ended the study in a broken pipe, every run lost and no file written.
+    Its estimate, progress and notes on standard error are now lost alone."""
+    out = tmp_path / "s"
+    args = [*[a for a in STUDY if a != "-q"], "--seeds", "3", "--data", data,
+            "--out", out]  # fmt: skip
+    with reader_gone() as sink:
+        proc = run_cli(args, stderr=sink)
+    assert proc.returncode == 0, proc.stdout
+    assert proc.stdout.splitlines()[-1].startswith(f"wrote {out}/runs.csv")
+    assert sorted(os.listdir(out)) == ["curves.csv", "runs.csv", "study.json",
+                                       "summary.md"]  # fmt: skip

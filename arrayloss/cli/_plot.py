@@ -30,8 +30,8 @@ from .._errors import DataError, UsageError, one_line
 
 __all__ = [
     "matplotlib_problem",
-    "missing_glyphs_quiet",
     "require_matplotlib",
+    "text_as_given",
     "write_plot",
 ]
 
@@ -56,11 +56,19 @@ def matplotlib_problem() -> str | None:
 
 
 @contextlib.contextmanager
-def missing_glyphs_quiet() -> Iterator[None]:
-    """Draw text whose characters the font lacks (a data set named 日本.npz) as
-    boxes without matplotlib's "Glyph ... missing from font" warning: a line on
-    stderr per character, and an error where warnings are errors."""
-    with warnings.catch_warnings():
+def text_as_given() -> Iterator[None]:
+    """Draw the figures built inside with every text as it is given (the names of
+    data files, classes, losses): no mathtext, which parsed a name with ``$`` as
+    TeX (``a$x^$.npz``: a ValueError when the figure was saved, after all the
+    training), and characters the font lacks (a data set named 日本.npz) as boxes
+    without matplotlib's "Glyph ... missing from font" warning, a line on stderr
+    per character and an error where warnings are errors."""
+    import matplotlib as mpl
+
+    with (
+        warnings.catch_warnings(),
+        mpl.rc_context({"text.parse_math": False}),
+    ):
         warnings.filterwarnings(
             "ignore", message=r"Glyph \d+ .*missing from font", category=UserWarning
         )
@@ -92,22 +100,23 @@ def write_plot(
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11.0, 6.0) if heat else (6.0, 6.0), layout="constrained")
-    FigureCanvasAgg(fig)
-    if heat is None:
-        grid = fig.add_gridspec(2, 1, height_ratios=(3, 1))
-    else:
-        grid = fig.add_gridspec(2, 2, height_ratios=(3, 1), width_ratios=(1, 1.1))
-    ax = fig.add_subplot(grid[0, 0])
-    hist = fig.add_subplot(grid[1, 0], sharex=ax)
-    _reliability(ax, hist, diagram)
-    if heat is not None:
-        _confusion(fig, fig.add_subplot(grid[:, 1]), *heat)
-    try:
-        fig.savefig(path, format="png", dpi=100)
-    except OSError as exc:
-        msg = f"cannot write --plot '{label}': {exc.strerror or exc}"
-        raise DataError(msg) from None
+    with text_as_given():  # class names such as '$x^$' (not TeX)
+        fig = Figure(figsize=(11.0, 6.0) if heat else (6.0, 6.0), layout="constrained")
+        FigureCanvasAgg(fig)
+        if heat is None:
+            grid = fig.add_gridspec(2, 1, height_ratios=(3, 1))
+        else:
+            grid = fig.add_gridspec(2, 2, height_ratios=(3, 1), width_ratios=(1, 1.1))
+        ax = fig.add_subplot(grid[0, 0])
+        hist = fig.add_subplot(grid[1, 0], sharex=ax)
+        _reliability(ax, hist, diagram)
+        if heat is not None:
+            _confusion(fig, fig.add_subplot(grid[:, 1]), *heat)
+        try:
+            fig.savefig(path, format="png", dpi=100)
+        except OSError as exc:
+            msg = f"cannot write --plot '{label}': {exc.strerror or exc}"
+            raise DataError(msg) from None
 
 
 def _reliability(ax: Any, hist: Any, diagram: dict[str, Any]) -> None:

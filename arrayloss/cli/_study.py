@@ -39,7 +39,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from .._errors import utf8_text
+from .._errors import printable, utf8_text
 from . import _options as opt
 from . import _study_report as report
 from ._output import stderr_is_a_terminal
@@ -52,7 +52,9 @@ from ._train import (
     check_outputs,
     data_errors,
     data_inputs,
+    echo_before_writing,
     load_data,
+    note_on_stderr,
     write_outputs,
 )
 
@@ -307,9 +309,8 @@ class _Progress:
         if self.bar is not None:
             self.bar.update(1, text)
         elif not self.quiet:
-            click.echo(
-                f"[{self.count}/{self.total}] {text}: {what} ({row['seconds']:.1f} s)",
-                err=True,
+            note_on_stderr(
+                f"[{self.count}/{self.total}] {text}: {what} ({row['seconds']:.1f} s)"
             )
 
 
@@ -545,9 +546,7 @@ def _losses(
     if not losses:  # the defaults that are registered
         missing = [n for n in DEFAULT_LOSSES if n not in LOSSES]
         if missing:
-            click.echo(
-                f"note: not registered, left out: {', '.join(missing)}", err=True
-            )
+            note_on_stderr(f"note: not registered, left out: {', '.join(missing)}")
         losses = [(n, {}) for n in DEFAULT_LOSSES if n in LOSSES]
     from .._registry import USER_LOSSES
 
@@ -594,7 +593,7 @@ def _data_sets(specs: Sequence[str]) -> dict[str, Any]:
     if not specs:
         specs = list(DEFAULT_DATA)
         if importlib.util.find_spec("mnist1d") is None:
-            click.echo(f"note: mnist1d left out; it needs {MNIST1D_HINT}", err=True)
+            note_on_stderr(f"note: mnist1d left out; it needs {MNIST1D_HINT}")
             specs.remove("mnist1d")
     from ._output import file_identity
 
@@ -870,12 +869,11 @@ def study(
     cpu0, start = _cpu_seconds(), time.perf_counter()
     with data_errors():  # the probe trains too: a model too large for an array
         estimate = _estimate(datasets, plan, hidden, batch_size, jobs)
-    click.echo(
+    note_on_stderr(
         f"{plan.total} runs ({plan.total - len(cells) * seeds} tuning, "
         f"{len(cells) * seeds} reported); estimated {estimate / 60:.1f} CPU "
         f"minutes, about {estimate / 60 / jobs:.1f} minutes with {jobs} "
-        f"job{'s' * (jobs > 1)} on idle cores",
-        err=True,
+        f"job{'s' * (jobs > 1)} on idle cores"
     )
     with data_errors(), _Progress(plan.total, quiet) as progress:
         rows = _execute(plan, jobs, datasets, progress, user_losses)
@@ -928,12 +926,13 @@ def study(
     parsed = report.read_runs(csv_text)  # the tables come from the text written
     curves_text = report.write_curves(_curves(rows, curve_noise))
     page = report.summary_page(parsed, meta, plots=not no_plot)
-    click.echo(report.describe(meta) + "\n")
-    click.echo(report.glance(parsed))
+    failure = echo_before_writing(
+        report.describe(meta) + "\n\n" + report.glance(parsed)
+    )
     failed = [r for r in rows if r["error"]]
     if failed:
-        click.echo(
-            f"{len(failed)} run(s) diverged; see the error column of runs.csv", err=True
+        note_on_stderr(
+            f"{len(failed)} run(s) diverged; see the error column of runs.csv"
         )
     contents: list[bytes] = [
         csv_text.encode(),
@@ -952,7 +951,9 @@ def study(
         inputs=inputs,
         directory=out,
     )
-    click.echo(f"wrote {out}/" + ", ".join(names))
+    if failure is not None:
+        raise failure
+    click.echo(f"wrote {printable(str(out))}/" + ", ".join(names))
 
 
 def _write_blob(blob: bytes, f: BinaryIO) -> None:

@@ -106,6 +106,12 @@ BETTER, WORSE, UNCLEAR, SAME, FEW = (
 SYMBOL = {BETTER: "+", WORSE: "−", UNCLEAR: "·", SAME: "=", FEW: "?"}
 
 
+def _row(cells: Iterable[str]) -> str:
+    """One row of a Markdown table; a ``|`` in a cell (a data file named
+    ``a|b.npz``, a loss's string parameter) escaped, which split the row."""
+    return "| " + " | ".join(str(c).replace("|", "\\|") for c in cells) + " |"
+
+
 def _fmt(v: Any) -> Any:
     return f"{v:.6g}" if isinstance(v, float) else v
 
@@ -425,7 +431,7 @@ def _pair_cell(p: Paired) -> str:
 
 def _value_table(runs: Runs, data: str, key: str, noises: Sequence[float]) -> list[str]:
     lines = [
-        "| loss | " + " | ".join(f"noise {n:g}" for n in noises) + " |",
+        _row(["loss", *(f"noise {n:g}" for n in noises)]),
         "|---|" + "---|" * len(noises),
     ]
     for loss in runs.losses:
@@ -437,7 +443,7 @@ def _value_table(runs: Runs, data: str, key: str, noises: Sequence[float]) -> li
             if ok and len(ok) < len(sel):
                 text += f" ({len(ok)}/{len(sel)})"
             cells.append(text)
-        lines.append(f"| {loss} | " + " | ".join(cells) + " |")
+        lines.append(_row([loss, *cells]))
     return lines
 
 
@@ -445,7 +451,7 @@ def _paired_table(runs: Runs, data: str, metric: str) -> list[str]:
     head = ["loss", "noise"]
     for sel in SELECTIONS.values():
         head += [f"{sel}: difference [95 % CI]", "wins/ties/losses", "verdict"]
-    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    lines = [_row(head), "|---" * len(head) + "|"]
     for loss in runs.losses:
         if loss == BASELINE:
             continue
@@ -458,7 +464,7 @@ def _paired_table(runs: Runs, data: str, metric: str) -> list[str]:
                     f"{p.wins}/{p.ties}/{p.losses}",
                     f"**{p.verdict}**" if p.verdict in (BETTER, WORSE) else p.verdict,
                 ]
-            lines.append("| " + " | ".join(cells) + " |")
+            lines.append(_row(cells))
     return lines
 
 
@@ -469,7 +475,7 @@ def _span(values: Sequence[int]) -> str:
 
 def _lr_table(runs: Runs, data: str, meta: Mapping[str, Any]) -> list[str]:
     lines = [
-        "| loss | " + " | ".join(f"noise {n:g}" for n in runs.noises) + " |",
+        _row(["loss", *(f"noise {n:g}" for n in runs.noises)]),
         "|---|" + "---|" * len(runs.noises),
     ]
     for loss in runs.losses:
@@ -487,7 +493,7 @@ def _lr_table(runs: Runs, data: str, meta: Mapping[str, Any]) -> list[str]:
                 f"{float(sel[0]['lr']):g}; {statistics.median(best):g} "
                 f"({_span(best)}); {_span(ran)}{mark}"
             )
-        lines.append(f"| {loss} | " + " | ".join(cells) + " |")
+        lines.append(_row([loss, *cells]))
     return lines
 
 
@@ -576,7 +582,7 @@ def glance(rows: Sequence[Mapping[str, Any]], metric: str = "test_accuracy") -> 
         return f"({runs.no_comparison}: no paired comparison.)"
     cols = [(d, n) for d in runs.data for n in runs.noises]
     lines = [
-        "| loss | " + " | ".join(f"{d} {n:g}" for d, n in cols) + " |",
+        _row(["loss", *(f"{d} {n:g}" for d, n in cols)]),
         "|---" * (len(cols) + 1) + "|",
     ]
     for loss in runs.losses:
@@ -589,7 +595,7 @@ def glance(rows: Sequence[Mapping[str, Any]], metric: str = "test_accuracy") -> 
                 for sel in SELECTIONS
             ]
             cells.append(" / ".join(marks))
-        lines.append(f"| {loss} | " + " | ".join(cells) + " |")
+        lines.append(_row([loss, *cells]))
     return "\n".join(lines)
 
 
@@ -613,7 +619,7 @@ def accuracy_table(rows: Sequence[Mapping[str, Any]], sel: str = "es") -> str:
         for c in cols
     }  # fmt: skip
     lines = [
-        "| loss | " + " | ".join(f"{d} {n:g}" for d, n in cols) + " |",
+        _row(["loss", *(f"{d} {n:g}" for d, n in cols)]),
         "|---" * (len(cols) + 1) + "|",
     ]
     for loss in runs.losses:
@@ -622,7 +628,7 @@ def accuracy_table(rows: Sequence[Mapping[str, Any]], sel: str = "es") -> str:
             m = means[(loss, *c)]
             text = "diverged" if math.isnan(m) else f"{m:.3f}"
             cells.append(f"**{text}**" if f"{m:.3f}" == f"{best[c]:.3f}" else text)
-        lines.append(f"| {loss} | " + " | ".join(cells) + " |")
+        lines.append(_row([loss, *cells]))
     return "\n".join(lines)
 
 
@@ -891,10 +897,10 @@ def figures(
     meta: Mapping[str, Any],
 ) -> list[tuple[str, bytes]]:
     """The three figures of a study as ``(file name, PNG)``."""
-    from ._plot import missing_glyphs_quiet
+    from ._plot import text_as_given
 
     title = f"{meta['noise_kind']} label noise"
-    with missing_glyphs_quiet():  # data sets named in any script
+    with text_as_given():  # data sets named in any script, with any characters
         return [
             ("accuracy_vs_noise.png", plot_accuracy(rows, title)),
             ("paired_differences.png", plot_differences(rows, title)),

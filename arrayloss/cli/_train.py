@@ -29,7 +29,7 @@ from typing import Any, BinaryIO
 
 import click
 
-from .._errors import DataError, UsageError, one_line, utf8_text
+from .._errors import DataError, UsageError, one_line, printable, utf8_text
 from ._options import (
     backend_option,
     batch_size_option,
@@ -56,6 +56,8 @@ __all__ = [
     "check_model_memory",
     "check_outputs",
     "data_errors",
+    "echo_before_writing",
+    "note_on_stderr",
     "plot_format",
     "run",
     "train",
@@ -81,9 +83,10 @@ PLOT_FORMATS = (
 
 
 class OutputPath(click.Path):
-    """`click.Path` for an output that refuses an empty name.
+    """`click.Path` for an output that refuses an empty name, and ``-``.
 
-    An empty ``--save "$DIR"`` would otherwise mean the current directory.
+    An empty ``--save "$DIR"`` would otherwise mean the current directory, and
+    ``--save -`` a folder named ``-``.
     (Local to train and study for now; it belongs with the shared options.)
     """
 
@@ -93,6 +96,13 @@ class OutputPath(click.Path):
         if isinstance(value, str) and not value.strip():
             self.fail(
                 "an empty path is not an output (use '.' for this directory)",
+                param,
+                ctx,
+            )
+        if value == "-":  # made a folder named '-' where standard output was meant
+            self.fail(
+                "'-' (standard output) cannot take these files; name a path "
+                "('./-' for a file or folder named so)",
                 param,
                 ctx,
             )
@@ -430,6 +440,27 @@ def write_outputs(
         raise
 
 
+def echo_before_writing(text: str) -> OSError | None:
+    """Print a command's results on standard output, and return the error of
+    doing so (the reader of a pipe gone, a full disk) instead of raising it: the
+    command writes its files first and raises it after.  ``arrayloss study ...
+    | head -3`` lost the whole study's files when ``head`` had gone before the
+    table was printed."""
+    try:
+        click.echo(text)
+    except OSError as exc:
+        return exc
+    return None
+
+
+def note_on_stderr(text: str) -> None:
+    """A line of progress or a note on standard error, lost without a word when
+    it cannot be written (its reader gone: ``arrayloss study 2>&1 | head -2``
+    ended the study at its next progress line, all its runs lost)."""
+    with contextlib.suppress(OSError):
+        click.echo(text, err=True)
+
+
 # Offset of the seed that flips validation labels in `run` (``noisy_validation``),
 # so that they are drawn independently of the training labels.
 VAL_NOISE_SEED = 1_000_003
@@ -605,21 +636,21 @@ def _plot_curves(
     """The training curves as an image in memory (written with the other outputs)."""
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(8, 3.2), layout="constrained")
-    ax1, ax2 = fig.subplots(1, 2)
-    epochs = [h["epoch"] for h in history]
-    ax1.plot(epochs, [h["loss"] for h in history], marker=".")
-    ax1.set(xlabel="epoch", ylabel="training loss", title="mean training loss")
-    ax2.plot(epochs, [h["val_accuracy"] for h in history], marker=".", color="C1")
-    ax2.set(xlabel="epoch", ylabel="accuracy", title="validation accuracy")
-    for ax in (ax1, ax2):
-        ax.xaxis.get_major_locator().set_params(integer=True)
-        ax.grid(alpha=0.3)
-    fig.suptitle(title)
-    buf = io.BytesIO()
-    from ._plot import missing_glyphs_quiet
+    from ._plot import text_as_given
 
-    with missing_glyphs_quiet():  # a data set named in any script
+    with text_as_given():  # a data set named in any script, with any characters
+        fig = Figure(figsize=(8, 3.2), layout="constrained")
+        ax1, ax2 = fig.subplots(1, 2)
+        epochs = [h["epoch"] for h in history]
+        ax1.plot(epochs, [h["loss"] for h in history], marker=".")
+        ax1.set(xlabel="epoch", ylabel="training loss", title="mean training loss")
+        ax2.plot(epochs, [h["val_accuracy"] for h in history], marker=".", color="C1")
+        ax2.set(xlabel="epoch", ylabel="accuracy", title="validation accuracy")
+        for ax in (ax1, ax2):
+            ax.xaxis.get_major_locator().set_params(integer=True)
+            ax.grid(alpha=0.3)
+        fig.suptitle(title)
+        buf = io.BytesIO()
         fig.savefig(buf, format=image_format, dpi=120)
     return buf.getvalue()
 
@@ -791,17 +822,17 @@ def train(
     sizes = "-".join(str(s) for s in result.params.sizes)
     k = int(result.metrics["test"]["k"])
     spec = format_spec(name, params)
-    click.echo(
+    lines = [
         f"data       {dataset.name}: {dataset.n_classes} classes; "
         f"{splits.y_train.size} train, {splits.y_val.size} validation, "
         f"{splits.y_test.size} test samples"
-    )
+    ]
     if label_noise:
-        click.echo(
+        lines.append(
             f"noise      {noise_kind}, {result.n_flipped} training labels flipped "
             f"({label_noise:g}); train metrics use the noisy labels"
         )
-    click.echo(
+    lines.append(
         f"model      {sizes} {activation}, loss {spec}, {optimizer} lr={lr_used:g}, "
         f"{epochs} epochs of batch {batch_size}, seed {seed} "
         f"({result.seconds:.1f} s)"
@@ -818,9 +849,9 @@ def train(
         for label, key in rows
     ]  # fmt: skip
     width = max(8, *(1 + len(c) for _, tr, te in cells for c in (tr, te)))
-    click.echo(f"{'':<12}{'train':>{width}}{'test':>{width}}")
-    for label, tr, te in cells:
-        click.echo(f"{label:<12}{tr:>{width}}{te:>{width}}")
+    lines.append(f"{'':<12}{'train':>{width}}{'test':>{width}}")
+    lines += [f"{label:<12}{tr:>{width}}{te:>{width}}" for label, tr, te in cells]
+    failure = echo_before_writing("\n".join(lines))
 
     config = {
         "data": utf8_text(data),
@@ -845,12 +876,15 @@ def train(
         image = _plot_curves(result.history, image_format, f"{dataset.name}, {spec}")
         files.append((plot_path, "--plot image", lambda f: f.write(image)))
     write_outputs(files, inputs=data_inputs(data), directory=save_dir)
+    if failure is not None:
+        raise failure
     if save_dir is not None:
         click.echo(
-            f"saved      {save_dir}/model.npz, test_logits.npy, test_labels.npy, metrics.json"
+            f"saved      {printable(str(save_dir))}/model.npz, test_logits.npy, "
+            "test_labels.npy, metrics.json"
         )
     if plot_path is not None:
-        click.echo(f"plot       {plot_path}")
+        click.echo(f"plot       {printable(str(plot_path))}")
 
 
 SAVE_FILES = ("model.npz", "test_logits.npy", "test_labels.npy", "metrics.json")
