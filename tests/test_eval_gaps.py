@@ -963,3 +963,23 @@ def test_labels_one_to_c_minus_one_read_as_indices(tmp_path):
     doc = eval_json([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "--per-class", "-q"])
     assert doc["per_class"]["0"]["support"] == 0
     assert [doc["per_class"][c]["support"] for c in "123"] == [10, 10, 10]
+
+
+def test_label_range_error_survives_pickling():
+    """A Dask worker's error is pickled back to the client: the 1-based
+    labels' error keeps its message and what `one_based` needs."""
+    import pickle
+
+    from arrayloss.io import label_indices
+    from arrayloss.io._labels import LabelRangeError
+
+    with pytest.raises(LabelRangeError) as info:
+        label_indices(
+            np.array([1, 2, 3]), n_classes=3, classes=None, start=5, label="L"
+        )
+    back = pickle.loads(pickle.dumps(info.value))
+    assert str(back) == str(info.value)
+    assert "row 7: label 3 is out of range" in str(back)
+    assert "look 1-based" in str(back)
+    assert (back.value, back.index, back.row, back.n_classes) == (3, 2, 7, 3)
+    assert "look 1-based" not in str(back.one_based(zero_before=True))

@@ -81,6 +81,14 @@ class LabelRangeError(DataError):
         self.n_classes = n_classes
         self.zero_before = False
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled whole (a Dask worker's error comes back to the client)."""
+        kw = {"value": self.value, "index": self.index, "row": self.row}
+        return (
+            _range_error,
+            (str(self), kw, self.n_classes, self.base, self.zero_before),
+        )
+
     def one_based(self, zero_before: bool) -> LabelRangeError:
         """This error, its message saying that the labels look 1-based unless a
         label 0 came before its row (``zero_before``) or the value is not the
@@ -98,6 +106,15 @@ class LabelRangeError(DataError):
         )
         out.base, out.zero_before = self.base, zero_before
         return out
+
+
+def _range_error(
+    msg: str, kw: dict[str, Any], n_classes: int, base: str, zero_before: bool
+) -> LabelRangeError:
+    """A `LabelRangeError` unpickled (`LabelRangeError.__reduce__`)."""
+    out = LabelRangeError(msg, n_classes=n_classes, **kw)
+    out.base, out.zero_before = base, zero_before
+    return out
 
 
 def label_indices(
