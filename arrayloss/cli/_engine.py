@@ -730,7 +730,10 @@ def sample_columns(rows: Any) -> list[np.ndarray]:
 def loss_value(t: LossTally, reduction: str, n_samples: int) -> float:
     """The reduced loss; `DataError` without weight, or beyond the float64 range."""
     if reduction != "sum" and t.weight == 0:
-        msg = f"`reduction='mean'` needs at least one sample with non-zero weight (got {n_samples})"
+        msg = (
+            f"every one of the {n_samples} samples has weight 0 (its --weights, or "
+            "--ignore-label): the mean loss needs a sample with non-zero weight"
+        )
         raise DataError(msg)
     value = t.total if reduction == "sum" else t.total / t.weight
     try:
