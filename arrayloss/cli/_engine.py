@@ -261,6 +261,15 @@ def _ignored_mask(
     return None
 
 
+def _kept_labels(raw: np.ndarray, ignored: IgnoreTally | None) -> np.ndarray:
+    """The labels ``raw`` without those of the ``--ignore-label`` (all of them
+    without one, or for soft labels)."""
+    if ignored is None:
+        return raw
+    mask = _ignored_mask(raw, ignored.label, None)
+    return raw if mask is None else raw[~mask]
+
+
 def _drop_ignored(
     raw: np.ndarray, ignored: IgnoreTally, class_names: Sequence[str] | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -568,6 +577,7 @@ def evaluate_chunk(
     prob: ProbInput | None = None,
     first_row: int | None = None,
     names_from: str = "--classes",
+    header_names: Sequence[str] | None = None,
 ) -> Any:
     """Add one `arrayloss.io.Chunk` to the tallies ``into``.
 
@@ -608,6 +618,7 @@ def evaluate_chunk(
         read = partial(
             label_indices, n_classes=n_classes, classes=class_names,
             start=chunk.start, label=labels_label, names_from=names_from,
+            header=header_names,
         )  # fmt: skip
         try:
             y = read(raw_labels)
@@ -1033,9 +1044,10 @@ def stream(
     """Stream each shard's sources chunk by chunk into the tallies; the row count.
 
     ``header_names`` (`arrayloss.io.header_classes`, without ``class_names``):
-    when the first rows' labels are text, one of them among these names, they
-    are the class names of every label (``tallies.header_classes``), each label
-    having to be one of them; else the labels are read as without them.
+    when the first label (not the ``--ignore-label``) is text, one of these
+    names, they are the class names of every label (``tallies.header_classes``),
+    each label having to be one of them; else the labels are read as without
+    them.
 
     Rows are numbered across shards (for ``tallies.boot``'s draws; its ``add`` is
     thread-safe and its sums do not depend on the order of chunks).
@@ -1083,15 +1095,18 @@ def stream(
             )
             rows = 0
             for chunk in with_progress(aligned, scores_src, quiet, label=bar):
-                if undecided and chunk.labels.shape[0]:  # before any is evaluated
+                kept = (
+                    _kept_labels(chunk.labels, tallies.ignored) if undecided else None
+                )
+                if kept is not None and kept.shape[0]:  # before any is evaluated
                     undecided = False
                     assert header_names is not None
-                    if header_names_apply(chunk.labels, header_names):
+                    if header_names_apply(kept, header_names):
                         class_names = tallies.header_classes = tuple(header_names)
                         names_from = (
-                            "the score columns' names, which the first labels "
-                            "are (" + _shortened(header_names) + "; else give "
-                            "--classes)"
+                            "the score columns' names, as the first label is ("
+                            + _shortened(header_names)
+                            + "; else give --classes)"
                         )
                 if first:
                     first = False
@@ -1137,6 +1152,7 @@ def stream(
                 labels_label, weights_label, to_backend, into,
                 want_rows=writer is not None, prob=prob,
                 first_row=shard_start + chunk.start, names_from=names_from,
+                header_names=None if class_names else header_names,
             )  # fmt: skip
         except RowSumError as exc:
             names = columns_of.get(scores_label)

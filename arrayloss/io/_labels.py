@@ -55,12 +55,13 @@ def header_classes(
 
 def header_names_apply(raw: np.ndarray, names: Sequence[str]) -> bool:
     """Whether the labels ``raw`` (the first rows read) are read as the score
-    columns' names `header_classes` gives: text labels, one of them among
-    ``names``."""
+    columns' names `header_classes` gives: text labels, the first of them one
+    of ``names`` (the first label decides, whatever the chunk size)."""
     if raw.dtype.kind not in "US" or not raw.size:
         return False
-    values = np.char.strip(raw.astype(str) if raw.dtype.kind == "S" else raw)
-    return bool(np.isin(np.unique(values), list(names)).any())
+    first = raw.reshape(-1)[0]
+    text = first.decode() if isinstance(first, bytes) else str(first)
+    return text.strip() in names
 
 
 class LabelRangeError(DataError):
@@ -125,6 +126,7 @@ def label_indices(
     start: int,
     label: str,
     names_from: str = "--classes",
+    header: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Integer class indices (int64) from integer, integral-float, boolean or
     name labels.
@@ -135,7 +137,9 @@ def label_indices(
     writes a boolean column.  ``start`` is the row number of ``raw[0]`` in the
     file, for messages.  ``names_from``: where ``classes`` come from, for
     messages (``--classes``, or the score columns' names of `header_classes`,
-    which every text label must then be one of).
+    which every text label must then be one of).  ``header``: the score
+    columns' names that were not taken as the classes (the first label was a
+    class index), for the message of a label that is one of them.
     """
     kind = raw.dtype.kind
     if kind == "b":
@@ -143,7 +147,7 @@ def label_indices(
     if kind in "US":
         values = raw.astype(str) if kind == "S" else raw
         checked = _names_to_indices(
-            values, classes, start, label, n_classes, names_from
+            values, classes, start, label, n_classes, names_from, header
         )
     elif kind in "iuf":
         checked = raw
@@ -286,6 +290,7 @@ def _names_to_indices(
     label: str,
     n_classes: int,
     names_from: str = "--classes",
+    header: Sequence[str] | None = None,
 ) -> np.ndarray:
     uniq, inverse = np.unique(values, return_inverse=True)
     lookup = {name: i for i, name in enumerate(classes or ())}
@@ -325,6 +330,12 @@ def _names_to_indices(
                     " (they are numbers, so a number label is a class name, "
                     "not a class index)"
                 )
+        elif header and name.strip() in header:
+            msg = (
+                f"{label} row {start + i}: {name!r} is a score column's name, but "
+                "the first label is a class index, not a name: give every label "
+                "as a name or every one as an index"
+            )
         elif _is_number(name) and math.isnan(float(name)):
             msg = f"{label} row {start + i}: a missing label ({name.strip()!r})"
         elif _is_number(name):  # 1.5: a number, never a name
