@@ -458,6 +458,13 @@ def _checked_scores(
                 )
         else:  # beyond --renormalize's tolerance, not the check's
             why, flags = _far_from_one(s[bad[0]], input_kind), f"{flags} --renormalize"
+        if why.startswith("has a negative probability"):
+            low = float(np.min(s[bad[0]]))
+            if low >= -NEGATIVE_ROUNDING:  # 1 - sum(others) rounded below 0
+                hint = (
+                    "; a rounding error below 0 (as 1 - sum of the others gives)? "
+                    "clip the probabilities to [0, 1] first"
+                )
         if "sum to" in why and input_kind == "probs":
             total = _row_sum(s[bad[0]], input_kind)
             if abs(total - 100) <= PERCENT_TOLERANCE:
@@ -465,6 +472,10 @@ def _checked_scores(
         msg = f"{label} row {start + bad[0]} {why} ({flags}){hint}"
         raise (RowSumError if "sum to" in why else DataError)(msg)
     return s
+
+
+NEGATIVE_ROUNDING = 1e-9
+"""Negative probabilities down to this are told they look like rounding errors."""
 
 
 class RowSumError(DataError):
