@@ -387,3 +387,34 @@ def test_a_headerless_labels_series_with_its_index_is_told_which_column(tmp_path
     np.save(tmp_path / "y.npy", y)
     ref = eval_json([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "--input", "probs"])
     assert got["metrics"] == ref["metrics"]
+
+
+def test_all_weights_zero_says_so(tmp_path):
+    """Weights of -0.0 leave no weight: the error said "`reduction='mean'`
+    needs at least one sample with non-zero weight (got 8)", the 8 reading as
+    a count of such samples."""
+    rows, y = probs(8)
+    np.save(tmp_path / "z.npy", rows)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "w.npy", np.full(8, -0.0))
+    args = [p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "--input", "probs"]
+    args += ["--weights", p(tmp_path, "w.npy"), "--metric", "accuracy"]
+    line = one_error_line(invoke(args, 1))
+    assert "every one of the 8 samples has weight 0 (its --weights" in line
+    assert line.endswith("the mean loss needs a sample with non-zero weight\n")
+
+
+def test_a_probability_rounded_below_0_is_told_to_clip(tmp_path):
+    """``1 - p.sum()`` for the last class can give ``-1e-17``: the error (kept:
+    no probability is negative) says it looks like rounding; ``-0.2`` does not."""
+    rows, y = probs(4)
+    rows[1, 0] = -1e-17
+    np.save(tmp_path / "z.npy", rows)
+    np.save(tmp_path / "y.npy", y)
+    args = [p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "--input", "probs"]
+    line = one_error_line(invoke(args, 1))
+    assert "row 1 has a negative probability (-1e-17)" in line
+    assert line.endswith("clip the probabilities to [0, 1] first\n")
+    rows[1, 0] = -0.2
+    np.save(tmp_path / "z.npy", rows)
+    assert "clip" not in one_error_line(invoke(args, 1))

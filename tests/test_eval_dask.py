@@ -205,6 +205,22 @@ def test_bad_row_in_a_shard_is_reported_from_the_worker(data, tmp_path, cluster)
     assert (bad.returncode, bad.stdout, bad.stderr) == (1, "", want)
 
 
+def test_one_based_labels_on_the_cluster_say_so_only_when_seen(tmp_path, cluster):
+    """1-based labels on the cluster: the hint where the block starts the file
+    (every row before the bad one seen), none in a later block, whose rows
+    before are another worker's."""
+    rng = np.random.default_rng(31)
+    np.save(tmp_path / "z.npy", rng.normal(size=(40, 4)))
+    for at, hinted in ((3, True), (30, False)):
+        y = np.arange(40) % 3 + 1
+        y[at] = 4
+        np.save(tmp_path / "y.npy", y)
+        args = [str(tmp_path / "z.npy"), str(tmp_path / "y.npy"), "--dask", cluster]
+        line = one_error_line(invoke([*args, "--chunk-size", "10"], exit_code=1))
+        assert f"row {at}: label 4 is out of range for 4 classes" in line
+        assert ("look 1-based" in line) == hinted
+
+
 # --------------------------------------------------------------------------- #
 # Errors
 # --------------------------------------------------------------------------- #

@@ -676,8 +676,9 @@ def test_name_labels_matching_no_score_column_name_say_so(tmp_path):
 
 
 def test_name_labels_are_all_score_column_names_or_an_error(tmp_path):
-    """Once the first labels are the score columns' names, every label must be
-    one: a number among them is no class index (no silent mix of the two)."""
+    """Once the first label is one of the score columns' names, every label
+    must be one: a number among them is no class index (no silent mix of the
+    two), and the other way round, at every chunk size."""
     pd = pytest.importorskip("pandas")
     rng = np.random.default_rng(13)
     names = ["cat", "dog", "fish"]
@@ -690,6 +691,33 @@ def test_name_labels_are_all_score_column_names_or_an_error(tmp_path):
         line = one_error_line(invoke([*args, "--chunk-size", size], 1))
         assert "row 25: '1' is not one of the score columns' names" in line
         assert "(cat,dog,fish; else give --classes)" in line
+    df["y"] = rng.integers(0, 3, 30).astype(str)  # indices, then a name
+    df.loc[4, "y"] = "dog"
+    df.to_csv(tmp_path / "t.csv", index=False)
+    for size in ("1", "3", "30"):
+        line = one_error_line(invoke([*args, "--chunk-size", size], 1))
+        assert "row 4: 'dog' is a score column's name, but the first label is a " in (
+            line
+        )
+
+
+@pytest.mark.parametrize("size", ["1", "2", "6"])
+def test_ignored_first_labels_do_not_decide_the_names(tmp_path, size):
+    """The --ignore-label rows before the first name label leave the score
+    columns' names the classes (a chunk of ignored labels alone decided
+    against them: "'cat' is not a class index, nor one of ... (cat,dog,fish)")."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(16)
+    names = ["cat", "dog", "fish"]
+    df = pd.DataFrame(rng.dirichlet(np.ones(3), 6), columns=names)
+    df["y"] = ["-100", "-100", "cat", "fish", "dog", "-100"]
+    df.to_csv(tmp_path / "t.csv", index=False)
+    args = [p(tmp_path, "t.csv"), "--label-column", "y", "--input", "probs"]
+    got = eval_json(
+        [*args, "--ignore-label", "-100", "--per-class", "-q", "--chunk-size", size]
+    )
+    assert list(got["per_class"])[:3] == names
+    assert [got["per_class"][n]["support"] for n in names] == [1, 1, 1]
 
 
 def test_integer_labels_beside_named_score_columns_stay_indices(tmp_path):
@@ -963,3 +991,23 @@ def test_labels_one_to_c_minus_one_read_as_indices(tmp_path):
     doc = eval_json([p(tmp_path, "z.npy"), p(tmp_path, "y.npy"), "--per-class", "-q"])
     assert doc["per_class"]["0"]["support"] == 0
     assert [doc["per_class"][c]["support"] for c in "123"] == [10, 10, 10]
+
+
+def test_label_range_error_survives_pickling():
+    """A Dask worker's error is pickled back to the client: the 1-based
+    labels' error keeps its message and what `one_based` needs."""
+    import pickle
+
+    from arrayloss.io import label_indices
+    from arrayloss.io._labels import LabelRangeError
+
+    with pytest.raises(LabelRangeError) as info:
+        label_indices(
+            np.array([1, 2, 3]), n_classes=3, classes=None, start=5, label="L"
+        )
+    back = pickle.loads(pickle.dumps(info.value))
+    assert str(back) == str(info.value)
+    assert "row 7: label 3 is out of range" in str(back)
+    assert "look 1-based" in str(back)
+    assert (back.value, back.index, back.row, back.n_classes) == (3, 2, 7, 3)
+    assert "look 1-based" not in str(back.one_based(zero_before=True))

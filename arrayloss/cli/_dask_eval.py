@@ -61,6 +61,7 @@ import numpy as np
 from arrayloss._errors import UsageError
 from arrayloss._errors import one_line as _one_line
 from arrayloss.io import Chunk, DataError, read_rows
+from arrayloss.io._labels import LabelRangeError
 
 from ._engine import (
     ClipTally,
@@ -452,25 +453,28 @@ def _block_tallies(
     step = chunk_rows(setup.n_classes)
     for a in range(0, n, step):  # cache-sized chunks, as the streaming path reads
         b = min(n, a + step)
-        evaluate_chunk(
-            Chunk(
-                start + a,
-                scores[a:b],
-                labels[a:b, 0],
-                None if weights is None else weights[a:b, 0],
-            ),
-            setup.input_kind,
-            setup.n_classes,
-            setup.class_names,
-            info.scores_label if setup.sharded else "SCORES",
-            info.labels_label,
-            info.weights_label or "",
-            to_numpy,
-            into,
-            want_rows=False,
-            prob=setup.prob,
-            first_row=offset + start + a,
-        )
+        try:
+            evaluate_chunk(
+                Chunk(
+                    start + a,
+                    scores[a:b],
+                    labels[a:b, 0],
+                    None if weights is None else weights[a:b, 0],
+                ),
+                setup.input_kind,
+                setup.n_classes,
+                setup.class_names,
+                info.scores_label if setup.sharded else "SCORES",
+                info.labels_label,
+                info.weights_label or "",
+                to_numpy,
+                into,
+                want_rows=False,
+                prob=setup.prob,
+                first_row=offset + start + a,
+            )
+        except LabelRangeError as exc:  # the rows before this block are not seen
+            raise exc.one_based(exc.zero_before or offset + start > 0) from None
     sums = {spec: (t.total, t.weight) for spec, t in into.losses.items()}
     extras: dict[str, Any] = {}
     if into.ignored is not None:

@@ -261,6 +261,15 @@ def _ignored_mask(
     return None
 
 
+def _kept_labels(raw: np.ndarray, ignored: IgnoreTally | None) -> np.ndarray:
+    """The labels ``raw`` without those of the ``--ignore-label`` (all of them
+    without one, or for soft labels)."""
+    if ignored is None:
+        return raw
+    mask = _ignored_mask(raw, ignored.label, None)
+    return raw if mask is None else raw[~mask]
+
+
 def _drop_ignored(
     raw: np.ndarray, ignored: IgnoreTally, class_names: Sequence[str] | None
 ) -> tuple[np.ndarray, np.ndarray | None]:
@@ -449,6 +458,13 @@ def _checked_scores(
                 )
         else:  # beyond --renormalize's tolerance, not the check's
             why, flags = _far_from_one(s[bad[0]], input_kind), f"{flags} --renormalize"
+        if why.startswith("has a negative probability"):
+            low = float(np.min(s[bad[0]]))
+            if low >= -NEGATIVE_ROUNDING:  # 1 - sum(others) rounded below 0
+                hint = (
+                    "; a rounding error below 0 (as 1 - sum of the others gives)? "
+                    "clip the probabilities to [0, 1] first"
+                )
         if "sum to" in why and input_kind == "probs":
             total = _row_sum(s[bad[0]], input_kind)
             if abs(total - 100) <= PERCENT_TOLERANCE:
@@ -456,6 +472,10 @@ def _checked_scores(
         msg = f"{label} row {start + bad[0]} {why} ({flags}){hint}"
         raise (RowSumError if "sum to" in why else DataError)(msg)
     return s
+
+
+NEGATIVE_ROUNDING = 1e-9
+"""Negative probabilities down to this are told they look like rounding errors."""
 
 
 class RowSumError(DataError):
@@ -568,6 +588,7 @@ def evaluate_chunk(
     prob: ProbInput | None = None,
     first_row: int | None = None,
     names_from: str = "--classes",
+    header_names: Sequence[str] | None = None,
 ) -> Any:
     """Add one `arrayloss.io.Chunk` to the tallies ``into``.
 
@@ -608,6 +629,7 @@ def evaluate_chunk(
         read = partial(
             label_indices, n_classes=n_classes, classes=class_names,
             start=chunk.start, label=labels_label, names_from=names_from,
+            header=header_names,
         )  # fmt: skip
         try:
             y = read(raw_labels)
@@ -730,7 +752,10 @@ def sample_columns(rows: Any) -> list[np.ndarray]:
 def loss_value(t: LossTally, reduction: str, n_samples: int) -> float:
     """The reduced loss; `DataError` without weight, or beyond the float64 range."""
     if reduction != "sum" and t.weight == 0:
-        msg = f"`reduction='mean'` needs at least one sample with non-zero weight (got {n_samples})"
+        msg = (
+            f"every one of the {n_samples} samples has weight 0 (its --weights, or "
+            "--ignore-label): the mean loss needs a sample with non-zero weight"
+        )
         raise DataError(msg)
     value = t.total if reduction == "sum" else t.total / t.weight
     try:
@@ -1030,9 +1055,10 @@ def stream(
     """Stream each shard's sources chunk by chunk into the tallies; the row count.
 
     ``header_names`` (`arrayloss.io.header_classes`, without ``class_names``):
-    when the first rows' labels are text, one of them among these names, they
-    are the class names of every label (``tallies.header_classes``), each label
-    having to be one of them; else the labels are read as without them.
+    when the first label (not the ``--ignore-label``) is text, one of these
+    names, they are the class names of every label (``tallies.header_classes``),
+    each label having to be one of them; else the labels are read as without
+    them.
 
     Rows are numbered across shards (for ``tallies.boot``'s draws; its ``add`` is
     thread-safe and its sums do not depend on the order of chunks).
@@ -1080,15 +1106,18 @@ def stream(
             )
             rows = 0
             for chunk in with_progress(aligned, scores_src, quiet, label=bar):
-                if undecided and chunk.labels.shape[0]:  # before any is evaluated
+                kept = (
+                    _kept_labels(chunk.labels, tallies.ignored) if undecided else None
+                )
+                if kept is not None and kept.shape[0]:  # before any is evaluated
                     undecided = False
                     assert header_names is not None
-                    if header_names_apply(chunk.labels, header_names):
+                    if header_names_apply(kept, header_names):
                         class_names = tallies.header_classes = tuple(header_names)
                         names_from = (
-                            "the score columns' names, which the first labels "
-                            "are (" + _shortened(header_names) + "; else give "
-                            "--classes)"
+                            "the score columns' names, as the first label is ("
+                            + _shortened(header_names)
+                            + "; else give --classes)"
                         )
                 if first:
                     first = False
@@ -1134,6 +1163,7 @@ def stream(
                 labels_label, weights_label, to_backend, into,
                 want_rows=writer is not None, prob=prob,
                 first_row=shard_start + chunk.start, names_from=names_from,
+                header_names=None if class_names else header_names,
             )  # fmt: skip
         except RowSumError as exc:
             names = columns_of.get(scores_label)

@@ -897,8 +897,8 @@ def _names_hint(
 ) -> str:
     """The message of a name label without --classes, in a table whose score
     columns are named by words (``columns=clf.classes_``): the label is not one
-    of those names either (which name the classes when the first labels are
-    among them); ``""`` for another message."""
+    of those names either (which name the classes when the first label is one
+    of them); ``""`` for another message."""
     if class_names is not None or not column_names or not msg.endswith(NEEDS_CLASSES):
         return ""
     from arrayloss.io import header_classes

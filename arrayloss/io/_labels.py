@@ -55,12 +55,13 @@ def header_classes(
 
 def header_names_apply(raw: np.ndarray, names: Sequence[str]) -> bool:
     """Whether the labels ``raw`` (the first rows read) are read as the score
-    columns' names `header_classes` gives: text labels, one of them among
-    ``names``."""
+    columns' names `header_classes` gives: text labels, the first of them one
+    of ``names`` (the first label decides, whatever the chunk size)."""
     if raw.dtype.kind not in "US" or not raw.size:
         return False
-    values = np.char.strip(raw.astype(str) if raw.dtype.kind == "S" else raw)
-    return bool(np.isin(np.unique(values), list(names)).any())
+    first = raw.reshape(-1)[0]
+    text = first.decode() if isinstance(first, bytes) else str(first)
+    return text.strip() in names
 
 
 class LabelRangeError(DataError):
@@ -81,6 +82,14 @@ class LabelRangeError(DataError):
         self.n_classes = n_classes
         self.zero_before = False
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        """Pickled whole (a Dask worker's error comes back to the client)."""
+        kw = {"value": self.value, "index": self.index, "row": self.row}
+        return (
+            _range_error,
+            (str(self), kw, self.n_classes, self.base, self.zero_before),
+        )
+
     def one_based(self, zero_before: bool) -> LabelRangeError:
         """This error, its message saying that the labels look 1-based unless a
         label 0 came before its row (``zero_before``) or the value is not the
@@ -100,6 +109,15 @@ class LabelRangeError(DataError):
         return out
 
 
+def _range_error(
+    msg: str, kw: dict[str, Any], n_classes: int, base: str, zero_before: bool
+) -> LabelRangeError:
+    """A `LabelRangeError` unpickled (`LabelRangeError.__reduce__`)."""
+    out = LabelRangeError(msg, n_classes=n_classes, **kw)
+    out.base, out.zero_before = base, zero_before
+    return out
+
+
 def label_indices(
     raw: np.ndarray,
     *,
@@ -108,6 +126,7 @@ def label_indices(
     start: int,
     label: str,
     names_from: str = "--classes",
+    header: Sequence[str] | None = None,
 ) -> np.ndarray:
     """Integer class indices (int64) from integer, integral-float, boolean or
     name labels.
@@ -118,7 +137,9 @@ def label_indices(
     writes a boolean column.  ``start`` is the row number of ``raw[0]`` in the
     file, for messages.  ``names_from``: where ``classes`` come from, for
     messages (``--classes``, or the score columns' names of `header_classes`,
-    which every text label must then be one of).
+    which every text label must then be one of).  ``header``: the score
+    columns' names that were not taken as the classes (the first label was a
+    class index), for the message of a label that is one of them.
     """
     kind = raw.dtype.kind
     if kind == "b":
@@ -126,7 +147,7 @@ def label_indices(
     if kind in "US":
         values = raw.astype(str) if kind == "S" else raw
         checked = _names_to_indices(
-            values, classes, start, label, n_classes, names_from
+            values, classes, start, label, n_classes, names_from, header
         )
     elif kind in "iuf":
         checked = raw
@@ -269,6 +290,7 @@ def _names_to_indices(
     label: str,
     n_classes: int,
     names_from: str = "--classes",
+    header: Sequence[str] | None = None,
 ) -> np.ndarray:
     uniq, inverse = np.unique(values, return_inverse=True)
     lookup = {name: i for i, name in enumerate(classes or ())}
@@ -308,6 +330,12 @@ def _names_to_indices(
                     " (they are numbers, so a number label is a class name, "
                     "not a class index)"
                 )
+        elif header and name.strip() in header:
+            msg = (
+                f"{label} row {start + i}: {name!r} is a score column's name, but "
+                "the first label is a class index, not a name: give every label "
+                "as a name or every one as an index"
+            )
         elif _is_number(name) and math.isnan(float(name)):
             msg = f"{label} row {start + i}: a missing label ({name.strip()!r})"
         elif _is_number(name):  # 1.5: a number, never a name
