@@ -306,12 +306,33 @@ def through_softmax(p: Array, pg: Array, *, xp: Namespace) -> Array:
     return xp.where(first, pg_top * c_top - p_top * pg_others, out)
 
 
-def times_mass(q: Array, x: Array, *, xp: Namespace) -> Array:
+def times_mass(
+    q: Array, x: Array, *, xp: Namespace, scores: Array | None = None
+) -> Array:
     """``q * x`` for target masses ``q``, with ``0`` where a class without mass
     (``q == 0``) has an infinite ``x`` (``log p`` overflowed at scores spread to
     the float range): NaN and an 'invalid value' warning otherwise.  Every other
-    entry is the plain product, bit for bit."""
-    return q * massless_zeroed(q, x, xp=xp)
+    entry is the plain product, bit for bit.
+
+    ``scores``: the ``(n, C)`` scores ``z`` whose shift ``z - max z`` (along rows)
+    ``x`` is, up to its sign and terms of ``log C`` size (``w``, ``log p``, ``-log
+    p``, ``log q - log p``).  Where that shift overflowed (``x`` infinite, ``z``
+    finite) but a class has mass, the product is formed from the halves, ``2 q |z/2
+    - max z/2|`` with the sign of ``x``: finite wherever the product is (a mass of
+    ``1e-300`` on a class ``2 max`` below the others adds ``3.6e8``, not ``inf``),
+    ``+-inf`` beyond the range, without a warning."""
+    out = q * massless_zeroed(q, x, xp=xp)
+    if scores is None:
+        return out
+    m = xp.max(scores, axis=1, keepdims=True)
+    over = xp.isinf(x) & (q != 0) & xp.isfinite(scores) & xp.isfinite(m)
+    if not is_lazy(over) and not bool(xp.any(over)):
+        return out
+    mag = q * (m * 0.5 - scores * 0.5)  # >= 0, finite: |halves| <= max
+    beyond = mag > 0.5 * float(xp.finfo(mag.dtype).max)
+    zero = xp.zeros_like(mag)
+    val = xp.where(beyond, xp.full_like(mag, xp.inf), 2 * xp.where(beyond, zero, mag))
+    return xp.where(over, xp.where(x < 0, -val, val), out)
 
 
 def massless_zeroed(q: Array, x: Array, *, xp: Namespace) -> Array:

@@ -647,3 +647,88 @@ def test_one_hot_soft_labels_at_the_float_range(name, dtype):
             assert not np.any(np.isnan(g)), (pattern, label, g)
             np.testing.assert_allclose(v, want, rtol=1e-6)
             np.testing.assert_allclose(g, want_g, rtol=1e-6, atol=1e-30)
+
+
+# --------------------------------------------------------------------------------------
+# A tiny target mass on a class about 2 max below the others: a finite loss term.
+# --------------------------------------------------------------------------------------
+
+
+def _soft_refs() -> dict[str, Any]:
+    import mpmath as mp
+    import mpref
+
+    def kl(z: Any, t: Any) -> Any:
+        entropy = mp.fsum(tj * mp.log(tj) for tj in t if tj > 0)
+        return mpref.cross_entropy(z, t) + entropy
+
+    return {
+        "cross_entropy": mpref.cross_entropy,
+        "keras.categorical_crossentropy": mpref.cross_entropy,
+        "focal": mpref.focal,
+        "poly1": mpref.poly1,
+        "symmetric_cross_entropy": mpref.symmetric_cross_entropy,
+        "kl_divergence": kl,
+        "squared_log": lambda z, t: mpref.cross_entropy(z, t) ** 2,
+    }
+
+
+# (scores as multiples of the largest float, soft label): the mass ``tiny`` sits on
+# a class 2 max below the maximum, so ``z_j - max z`` overflows to -inf, but its
+# term of the loss, ``tiny * 2 max``, is finite.
+TINY_MASS = [
+    ([1.0, -1.0, 0.0, 0.0], [None, "tiny", 0.0, 0.0]),
+    ([1.0, -1.0, -1.0, 0.5], [0.5, "tiny", 0.25, None]),
+    ([-1.0, 1.0, 1.0, 1.0], ["tiny", 0.3, 0.3, None]),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("case", TINY_MASS, ids=[str(i) for i in range(len(TINY_MASS))])
+@pytest.mark.parametrize("name", sorted(_soft_refs()))
+def test_a_tiny_mass_far_below_the_others_against_mpmath(name, case, dtype):
+    """A soft label of 1e-300 (float32: 1e-37) on a class whose score is 2 max below
+    the others adds ``1e-300 * 3.6e308 = 3.6e8`` to the cross-entropy: the loss
+    was inf (``t_j * (z_j - max z)`` with the difference overflowed to -inf) in
+    every loss that shares the soft-label term, now the 50-digit value, quietly."""
+    import mpref
+
+    scale, labels = case
+    m = float(np.finfo(dtype).max)
+    tiny = 1e-300 if dtype == np.float64 else 1e-37
+    t = [tiny if v == "tiny" else v for v in labels]
+    rest = 1.0 - sum(v for v in t if v is not None)
+    t = np.array([[rest if v is None else v for v in t]], dtype=dtype)
+    z = np.array([scale], dtype=dtype) * dtype(m)
+    want = _soft_refs()[name](mpref._mp(z[0]), mpref._mp(t[0]))
+    finite = abs(want) <= m  # squared_log: the square of 0.6 max is not
+    with warnings.catch_warnings():
+        warnings.simplefilter("error" if finite else "ignore")
+        v, g = LOSSES[name].value_and_grad(z, t, reduction="none")
+        v_only = LOSSES[name].value(z, t, reduction="none")
+    if not finite:
+        assert v[0] == np.inf
+        return
+    err = mpref.rel_errors(v, [want])[0]
+    assert err <= (1e-13 if dtype == np.float64 else 1e-6), (v, want)
+    np.testing.assert_array_equal(v_only, v)
+    assert np.all(np.isfinite(g)), g
+
+
+def test_label_smoothing_at_the_float_range():
+    """Label smoothing puts mass on every class: ``eps / C`` on a class 2 max below
+    the maximum is a finite ``0.1 max`` in all, was inf."""
+    import mpref
+
+    m = float(np.finfo(np.float64).max)
+    z = np.array([[m, -m, 0.0, 0.0]])
+    t = [0.925, 0.025, 0.025, 0.025]  # (1 - 0.1) e_0 + 0.1 / 4
+    want = mpref.cross_entropy(mpref._mp(z[0]), mpref._mp(t))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        for name in ("cross_entropy", "keras.categorical_crossentropy"):
+            v, g = LOSSES[name].value_and_grad(
+                z, np.array([0]), reduction="none", label_smoothing=0.1
+            )
+            assert mpref.rel_errors(v, [want])[0] <= 1e-13, (name, v, want)
+            np.testing.assert_allclose(g, [[0.075, -0.025, -0.025, -0.025]], rtol=1e-14)

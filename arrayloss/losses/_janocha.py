@@ -61,12 +61,12 @@ def _softmax_parts(z: Array, *, xp: Namespace) -> tuple[Array, Array, Array, Arr
     return p, c, w, xp.log1p(rest)
 
 
-def _log_loss(w: Array, log_s: Array, t: Targets, *, xp: Namespace) -> Array:
-    """The cross-entropy ``lse(w) - <t, w>`` from `_softmax_parts`' ``w`` and
-    ``log_s`` (``lse(w) - w_y`` for class indices)."""
+def _log_loss(z: Array, w: Array, log_s: Array, t: Targets, *, xp: Namespace) -> Array:
+    """The cross-entropy ``lse(w) - <t, w>`` of scores ``z`` from `_softmax_parts`'
+    ``w`` and ``log_s`` (``lse(w) - w_y`` for class indices)."""
     if t.index is not None:
         return log_s[:, 0] - t.pick(w)
-    return log_s[:, 0] - xp.sum(_xp.times_mass(t.probs, w, xp=xp), axis=1)
+    return log_s[:, 0] - xp.sum(_xp.times_mass(t.probs, w, xp=xp, scores=z), axis=1)
 
 
 def _residual(p: Array, c: Array, q: Array) -> Array:
@@ -140,7 +140,7 @@ def _squared_log_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool
 ) -> tuple[Array, Array | None]:
     p, c, w, log_s = _softmax_parts(z, xp=xp)
-    ce = _log_loss(w, log_s, t, xp=xp)
+    ce = _log_loss(z, w, log_s, t, xp=xp)
     loss = ce * ce
     if not want_grad:
         return loss, None

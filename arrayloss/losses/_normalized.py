@@ -182,7 +182,7 @@ def _rows(active: str, passive: str | None) -> Callable[..., Rows]:
         p, c, w, log_s = _softmax_parts(z, xp=xp)
         resid = _residual(p, c, t.probs)
         if active == "ce":
-            first: tuple[Array, Array] = (_log_loss(w, log_s, t, xp=xp), resid)
+            first: tuple[Array, Array] = (_log_loss(z, w, log_s, t, xp=xp), resid)
         else:
             first = _nce(z, p, c, w, log_s, resid, t, xp=xp)
         if passive is None:
