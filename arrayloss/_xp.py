@@ -58,6 +58,7 @@ __all__ = [
     "through_softmax_from_g",
     "times_mass",
     "to_numpy",
+    "warns",
     "work_dtype",
     "xp_device",
 ]
@@ -166,6 +167,17 @@ def finfo_eps(dtype: object, *, xp: Namespace) -> float:
     return float(xp.finfo(dtype).eps)
 
 
+def warns(xp: Namespace) -> bool:
+    """Whether the namespace warns about floating-point overflow and invalid
+    operations (NumPy's errstate): NumPy, array_api_strict and Dask (NumPy in its
+    blocks).  The others give the IEEE results silently."""
+    return bool(
+        is_numpy_namespace(xp)
+        or is_array_api_strict_namespace(xp)
+        or is_dask_namespace(xp)
+    )
+
+
 def sub(a: Array, b: Array, *, xp: Namespace, below: bool = False) -> Array:
     """``a - b``, bit for bit, without NumPy's overflow warning.
 
@@ -181,11 +193,7 @@ def sub(a: Array, b: Array, *, xp: Namespace, below: bool = False) -> Array:
     with the difference defined.  ``below=True`` promises ``a <= b`` (``b`` a
     maximum of ``a``, the usual shift): only the negative overflow is looked for.
     """
-    if not (
-        is_numpy_namespace(xp)
-        or is_array_api_strict_namespace(xp)
-        or is_dask_namespace(xp)
-    ):
+    if not warns(xp):
         return a - b
     dtype = xp.result_type(a, b)
     fmax = float(xp.finfo(dtype).max)
@@ -213,11 +221,7 @@ def logaddexp(a: Array, b: Array, *, xp: Namespace) -> Array:
     1e308)``) although the result, ``max(a, b)``, is exact; those entries are taken
     as ``max(a, b)`` and the others from ``xp.logaddexp``, as in `sub`.
     """
-    if not (
-        is_numpy_namespace(xp)
-        or is_array_api_strict_namespace(xp)
-        or is_dask_namespace(xp)
-    ):
+    if not warns(xp):
         return xp.logaddexp(a, b)
     dtype = xp.result_type(a, b)
     fmax = float(xp.finfo(dtype).max)

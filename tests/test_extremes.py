@@ -756,3 +756,43 @@ def test_cauchy_schwarz_with_subnormal_masses_is_quiet(dtype):
     assert np.all(np.isfinite(g))
     assert np.array_equal(_bits(v), _bits(want))
     assert np.array_equal(_bits(g), _bits(want_g))
+
+
+# --------------------------------------------------------------------------------------
+# Rows that add nothing (weight 0) do not warn, whatever their scores.
+# --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize(
+    "backend", ["numpy", "array_api_strict", "dask"], indirect=True
+)
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_a_row_of_weight_zero_at_the_float_range_is_quiet(backend, name, reduction):
+    """A row of ``+-max`` scores with weight 0 adds exactly nothing, silently:
+    l1, l2, the hinges, squared_log, sparsemax_loss and entmax15_loss warned
+    'overflow' (``z^2``, ``sum |z|``, ``z - max z`` inside the kernel) for a row
+    whose contribution is zeroed anyway.  The values are those of the other rows
+    alone."""
+    info = LOSSES[name]
+    opts = _options(info)
+    m = float(np.finfo(np.float64).max)
+    z = np.array([[m, -m, m, -m], [0.1, 0.2, -0.3, 0.4], [-m, m, -m, m]])
+    y = np.array([1, 2, 0])
+    w = np.array([0.0, 2.0, 0.0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, g = info.value_and_grad(
+            backend.asarray(z), backend.asarray(y), weights=backend.asarray(w),
+            reduction=reduction, **opts,
+        )  # fmt: skip
+        v, g = to_numpy(v), to_numpy(g)
+    want, want_g = info.value_and_grad(
+        z[1:2], y[1:2], weights=w[1:2], reduction=reduction, **opts
+    )
+    np.testing.assert_array_equal(g[[0, 2]], 0.0)
+    np.testing.assert_allclose(g[1:2], want_g, rtol=1e-14)
+    if reduction == "none":
+        np.testing.assert_array_equal(v[[0, 2]], 0.0)
+        v = v[1:2]
+    np.testing.assert_allclose(v, want, rtol=1e-14)
