@@ -272,13 +272,18 @@ def test_sub_on_other_namespaces(backend):
 # --------------------------------------------------------------------------------------
 
 # (scores, label, k, tau): ties at -1e30 that hold the k-th place, a label tied
-# with the best other class (k = 1 kept alpha/tau only with alpha taken apart).
+# with the best other class (k = 1 kept alpha/tau only with alpha taken apart),
+# rows of equal scores (the compiled kernel lost alpha/tau and the log ratio
+# beside the tilt of -1e30 / (k tau): loss tau log 2).
 TOPK_HUGE = [
     ([-1e30] * 7 + [1e30], 0, 2, 0.1),
     ([-1e30] * 7 + [1e30], 3, 3, 0.5),
     ([1e30, -1e30, -1e30, 1e30, -1e30, -1e30], 1, 2, 1.0),
     ([1e30, 1e30] + [-1e30] * 6, 0, 1, 0.1),
     ([1e30, 1e30] + [-1e30] * 6, 0, 2, 0.1),
+    ([1e30] * 8, 0, 2, 0.1),
+    ([-1e30] * 6, 3, 3, 1.0),
+    ([1e30] * 12, 5, 9, 0.5),
 ]
 
 
