@@ -311,7 +311,12 @@ def through_softmax(p: Array, pg: Array, *, xp: Namespace) -> Array:
 
 
 def times_mass(
-    q: Array, x: Array, *, xp: Namespace, scores: Array | None = None
+    q: Array,
+    x: Array,
+    *,
+    xp: Namespace,
+    scores: Array | None = None,
+    top: Array | None = None,
 ) -> Array:
     """``q * x`` for target masses ``q``, with ``0`` where a class without mass
     (``q == 0``) has an infinite ``x`` (``log p`` overflowed at scores spread to
@@ -324,11 +329,13 @@ def times_mass(
     finite) but a class has mass, the product is formed from the halves, ``2 q |z/2
     - max z/2|`` with the sign of ``x``: finite wherever the product is (a mass of
     ``1e-300`` on a class ``2 max`` below the others adds ``3.6e8``, not ``inf``),
-    ``+-inf`` beyond the range, without a warning."""
+    ``+-inf`` beyond the range, without a warning.  ``top``: the maxima ``max z``
+    (``scores`` then of ``x``'s shape, the entries of ``z`` that ``x`` shifts, as
+    ``z_y`` beside ``log p_y``); by default ``max(scores, axis=1)``."""
     out = q * massless_zeroed(q, x, xp=xp)
     if scores is None:
         return out
-    m = xp.max(scores, axis=1, keepdims=True)
+    m = xp.max(scores, axis=1, keepdims=True) if top is None else top
     over = xp.isinf(x) & (q != 0) & xp.isfinite(scores) & xp.isfinite(m)
     if not is_lazy(over) and not bool(xp.any(over)):
         return out

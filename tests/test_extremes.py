@@ -10,6 +10,7 @@ are checked bit for bit against the plain NumPy operations.
 
 from __future__ import annotations
 
+import os
 import warnings
 from typing import Any
 
@@ -24,6 +25,7 @@ from arrayloss import _xp
 from arrayloss._registry import LOSSES
 
 C = 4
+_M64 = float(np.finfo(np.float64).max)
 
 
 def _patterns(dtype: Any) -> list[list[float]]:
@@ -801,3 +803,165 @@ def test_a_row_of_weight_zero_at_the_float_range_is_quiet(backend, name, reducti
         np.testing.assert_array_equal(v[[0, 2]], 0.0)
         v = v[1:2]
     np.testing.assert_allclose(v, want, rtol=1e-14)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [[0], [[1.0, 0.0, 0.0]], [[0.5, 0.5, 0.0]]],
+    ids=["index", "one-hot", "soft"],
+)
+def test_symmetric_cross_entropy_where_only_ce_overflows(labels):
+    """alpha CE with a CE just past the largest float (``z_y - max z`` below
+    ``-max``) is finite for alpha = 0.1: it was inf (``-log p_y`` overflowed
+    before the product); now the 50-digit value, quietly."""
+    import mpref
+
+    m = float(np.finfo(np.float64).max)
+    z = np.array([[-m, 1e292, 1e292]])
+    y = np.array(labels)
+    t = np.eye(3)[y] if y.ndim == 1 else y
+    want = mpref.symmetric_cross_entropy(mpref._mp(z[0]), mpref._mp(t[0]))
+    assert abs(want) < m
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, g = LOSSES["symmetric_cross_entropy"].value_and_grad(z, y, reduction="none")
+    assert mpref.rel_errors(v, [want])[0] <= 1e-14, (v, want)
+    assert np.all(np.isfinite(g))
+
+
+# (loss, scores, labels): rows spread to the float range where the loss and its
+# gradient are finite; gradcheck's kink oracles warned 'overflow' there.
+GRADCHECK_AT_RANGE = [
+    ("chebyshev", [[-1e292, _M64, _M64]], [[1.0, 0.0, 0.0]]),
+    ("nce_mae", [[_M64, -1e292, -1e292]], [[1.0, 0.0, 0.0]]),
+    ("keras.hinge", [[0.0, 0.0, 0.0]], [[1.0, 0.0, 5e-324]]),
+    ("keras.huber", [[_M64, -1e292, -1e292]], [0]),
+    ("multiclass_hinge", [[_M64, -1e292, -1e292]], [0]),
+    ("sparsemax_loss", [[1e292, -_M64, 1e292]], [0]),
+    ("entmax15_loss", [[1e292, -_M64, 1e292]], [0]),
+    ("topk_entropy", [[_M64, -1e292, -1e292]], [0]),
+    ("truncated_topk_entropy", [[_M64, -1e292, -1e292]], [0]),
+    ("topk_hinge_beta", [[1e292, -_M64, -_M64]], [0]),
+    ("topk_svm", [[_M64, -1e292, -1e292]], [0]),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "z", "y"), GRADCHECK_AT_RANGE, ids=[c[0] for c in GRADCHECK_AT_RANGE]
+)
+def test_gradcheck_is_quiet_at_the_float_range(name, z, y):
+    """`arrayloss.gradcheck` on such rows checks or leaves them out without a
+    warning (where warnings are errors it raised 'overflow encountered in
+    subtract' from the kink oracles: ``z - max z``, ``z - z_y``, ``1 / t``)."""
+    from arrayloss import gradcheck
+
+    z, y = np.array(z), np.array(y)
+    opts = _range_options(name, z.shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, g = LOSSES[name].value_and_grad(z, y, reduction="none", **opts)
+        res = gradcheck(name, z, y, **opts)
+    assert np.all(np.isfinite(v))
+    assert np.all(np.isfinite(g))
+    assert res.n_failed == 0, res
+
+
+# --------------------------------------------------------------------------------------
+# Every loss on scores from the whole float range: finite where the loss is, quiet,
+# and the gradient of the finite differences where they resolve it.
+# --------------------------------------------------------------------------------------
+
+# The oracle of "finite": the loss in 80-bit long double (x86: exponents to 1e4932),
+# where no intermediate of a float64 or float32 input can overflow.
+WIDE = np.finfo(np.longdouble).maxexp > 4096
+RANGE_EXAMPLES = int(os.environ.get("ARRAYLOSS_RANGE_EXAMPLES", "30"))
+
+
+def _range_floats(dtype: Any) -> st.SearchStrategy[float]:
+    info = np.finfo(dtype)
+    m, tiny, sub = float(info.max), float(info.tiny), float(info.smallest_subnormal)
+    width = info.bits
+    return st.one_of(
+        st.floats(width=width, allow_nan=False, allow_infinity=False),
+        st.sampled_from([m, -m, 0.5 * m, -0.5 * m, tiny, -tiny, sub, -sub, 0.0, 1.0]),
+        st.floats(-10, 10, width=width),
+    )
+
+
+@st.composite
+def _range_case(draw: Any, name: str) -> tuple[Any, np.ndarray, np.ndarray]:
+    dtype = draw(st.sampled_from([np.float64, np.float32]))
+    c = draw(st.integers(3, 5))
+    n = draw(st.integers(1, 3))
+    z = draw(hnp.arrays(dtype, (n, c), elements=_range_floats(dtype)))
+    if "soft" in LOSSES[name].targets and draw(st.booleans()):
+        sub = float(np.finfo(dtype).smallest_subnormal)
+        mass = st.sampled_from([0.0, 0.0, 1.0, 1e-300, 1e-37, sub, 0.3, 0.7])
+        raw = np.array(draw(st.lists(mass, min_size=n * c, max_size=n * c)))
+        raw = raw.reshape(n, c)
+        raw[:, draw(st.integers(0, c - 1))] += 1.0  # every row has mass
+        y = (raw / raw.sum(axis=1, keepdims=True)).astype(dtype)
+    else:
+        y = np.array(draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
+    return dtype, z, y
+
+
+def _range_options(name: str, c: int) -> dict[str, Any]:
+    return {"k": min(2, c - 1)} if "k" in LOSSES[name].params else {}
+
+
+# (loss, why): where a finite loss still comes out inf or NaN, or warns; each case
+# runs as a strict xfail (docs/guide/numerics.md, "Scores at the float range").
+RANGE_LIMITS: dict[str, str] = {}
+
+
+def _range_check(name: str, dtype: Any, z: np.ndarray, y: np.ndarray) -> None:
+    info = LOSSES[name]
+    opts = _range_options(name, z.shape[1])
+    fmax = float(np.finfo(dtype).max)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        v, g = info.value_and_grad(z, y, reduction="none", **opts)
+    yl = y
+    if y.dtype.kind == "f":  # to the sum of one of long double (the labels' check)
+        yl = y.astype(np.longdouble)
+        yl = yl / yl.sum(axis=1, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref_v, ref_g = info.value_and_grad(
+            z.astype(np.longdouble), yl, reduction="none", **opts
+        )
+    if np.any(np.isnan(ref_v)) or np.any(np.isnan(ref_g)):
+        return  # no oracle (a NaN of long double itself is caught elsewhere)
+    # well inside the dtype's range: rounding to the dtype cannot overflow
+    finite = (np.abs(ref_v) < 0.5 * fmax) & np.all(np.abs(ref_g) < 0.5 * fmax, axis=1)
+    assert not np.any(np.isnan(v)), (z, y, v)
+    assert not np.any(np.isnan(g)), (z, y, g)
+    if not np.any(finite):
+        return
+    assert np.all(np.isfinite(v[finite])), (z, y, v, ref_v)
+    assert np.all(np.isfinite(g[finite])), (z, y, g, ref_g)
+    if np.all(finite):
+        assert not [str(w.message) for w in caught], (z, y)
+    if dtype == np.float64:
+        from arrayloss import gradcheck
+
+        rows = np.flatnonzero(finite)
+        res = gradcheck(name, z[rows], y[rows], **opts)
+        assert res.n_failed == 0, (z[rows], y[rows], res)
+
+
+@pytest.mark.skipif(not WIDE, reason="long double is float64 here: no range oracle")
+@pytest.mark.parametrize("name", sorted(LOSSES))
+@settings(max_examples=RANGE_EXAMPLES, deadline=None)
+@given(data=st.data())
+def test_every_loss_on_scores_from_the_whole_float_range(name, data):
+    """Scores from the whole float range (``+-max``, subnormals, huge beside tiny),
+    index and soft labels (masses of 1e-300 and subnormals among them): a loss
+    whose value and gradient are finite (in long double, well inside the dtype's
+    range) is finite here too, without a warning, and its float64 gradient agrees
+    with finite differences wherever they resolve it."""
+    if name in RANGE_LIMITS:
+        pytest.xfail(RANGE_LIMITS[name])
+    dtype, z, y = data.draw(_range_case(name))
+    _range_check(name, dtype, z, y)

@@ -143,6 +143,46 @@ def _times(weight: float, term: Array, *, xp: Namespace) -> Array:
     return weight * term if weight else xp.zeros_like(term)
 
 
+def _times_ce(
+    alpha: float, log_p: Array, z: Array, t: Targets, *, xp: Namespace
+) -> Array:
+    """``alpha CE = -alpha log p_y`` of index labels, finite wherever it is: where
+    ``log p_y`` overflowed (``z_y - max z`` below ``-max``) from the halves of the
+    shift (`_xp.times_mass`), so that ``alpha = 0.1`` at a CE of ``1.8e308`` gives
+    ``1.8e307``, not ``inf``; ``0`` for ``alpha = 0`` (`_times`)."""
+    if not alpha:
+        return _times(alpha, log_p, xp=xp)
+    top = xp.max(z, axis=1)
+    return _xp.times_mass(
+        xp.full_like(log_p, alpha), -log_p, xp=xp, scores=t.pick(z), top=top
+    )
+
+
+def _past_the_range(
+    term: Array,
+    ce: Array,
+    alpha: float,
+    z: Array,
+    w: Array,
+    log_s: Array,
+    t: Targets,
+    *,
+    xp: Namespace,
+) -> Array:
+    """``term = alpha CE`` of soft labels, and where ``CE`` itself is beyond the
+    float range (``inf``) but ``alpha CE`` need not be (``alpha < 1``), ``alpha
+    lse(w) - <alpha q, w>`` with the masses scaled first (`_xp.times_mass`): the
+    soft-label twin of `_times_ce`."""
+    if not 0 < alpha < 1:
+        return term
+    over = xp.isinf(ce)
+    if not _xp.is_lazy(over) and not bool(xp.any(over)):
+        return term
+    q = alpha * t.probs
+    scaled = alpha * log_s[:, 0] - xp.sum(_xp.times_mass(q, w, xp=xp, scores=z), axis=1)
+    return xp.where(over, scaled, term)
+
+
 def _check_ab(alpha: float, beta: float) -> dict[str, float]:
     return {
         "alpha": check_real("alpha", alpha, low=0),
@@ -170,7 +210,7 @@ def _rows(active: str, passive: str | None) -> Callable[..., Rows]:
     ) -> Rows:
         if t.index is not None and active == "ce":
             p, p_y, c_y, log_p, _, _ = label_parts(z, t, xp=xp, want_p=want_grad)
-            loss = _times(-alpha, log_p, xp=xp) - beta * A * c_y
+            loss = _times_ce(alpha, log_p, z, t, xp=xp) - beta * A * c_y
             if p is None:
                 return loss, None
             return loss, through_label(p, beta * A * p_y - alpha, c_y, t, xp=xp)
@@ -191,7 +231,12 @@ def _rows(active: str, passive: str | None) -> Callable[..., Rows]:
             second: Rows = _rce(p, c, resid, t, A, xp=xp)
         else:
             second = _expectation_rows(z, t, xp=xp, want_grad=want_grad)
-        loss = _times(alpha, first[0], xp=xp) + _times(beta, second[0], xp=xp)
+        active_term = _times(alpha, first[0], xp=xp)
+        if active == "ce":
+            active_term = _past_the_range(
+                active_term, first[0], alpha, z, w, log_s, t, xp=xp
+            )
+        loss = active_term + _times(beta, second[0], xp=xp)
         if not want_grad or second[1] is None:
             return loss, None
         return loss, alpha * first[1] + beta * second[1]
