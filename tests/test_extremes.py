@@ -722,6 +722,27 @@ def test_a_tiny_mass_far_below_the_others_against_mpmath(name, case, dtype):
     assert np.all(np.isfinite(g)), g
 
 
+@pytest.mark.parametrize("name", ["sparsemax_loss", "entmax15_loss"])
+def test_fenchel_young_tiny_mass_far_below(name):
+    """sparsemax_loss and entmax15_loss: the mass ``t_1 = 1e-300`` on a class
+    ``2 max`` below the label's adds ``t_1 (tau - z_1) = 1e-300 * 3.6e308`` to the
+    loss of the one-hot label, 0 (the loss as defined, ``1/2 |p - t|^2 + sum_j t_j
+    (tau - z_j)_+`` for sparsemax, whose labels need not sum to 1 exactly): it was
+    inf (``t_j * inf`` from the overflowed ``z_j - max z``)."""
+    import mpmath as mp
+
+    m = float(np.finfo(np.float64).max)
+    z = np.array([[m, -m, 0.0, 1.0], [-m, m, 1.0, -m]])
+    t = np.array([[1.0, 1e-300, 0.0, 0.0], [1e-300, 1.0, 0.0, 1e-300]])
+    want = [mp.mpf(1e-300) * 2 * mp.mpf(m), mp.mpf(2e-300) * 2 * mp.mpf(m)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, g = LOSSES[name].value_and_grad(z, t, reduction="none")
+    for got, ref in zip(v, want, strict=True):
+        assert abs(mp.mpf(float(got)) - ref) <= 1e-15 * ref, (got, ref)
+    assert np.all(np.isfinite(g))
+
+
 def test_label_smoothing_at_the_float_range():
     """Label smoothing puts mass on every class: ``eps / C`` on a class 2 max below
     the maximum is a finite ``0.1 max`` in all, was inf."""
