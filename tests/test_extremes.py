@@ -827,18 +827,25 @@ def test_a_row_of_weight_zero_at_the_float_range_is_quiet(backend, name, reducti
 
 
 @pytest.mark.parametrize(
-    "labels",
-    [[0], [[1.0, 0.0, 0.0]], [[0.5, 0.5, 0.0]]],
-    ids=["index", "one-hot", "soft"],
+    ("scores", "labels"),
+    [
+        ([-1.0, 1e292, 1e292], [0]),
+        ([-1.0, 1e292, 1e292], [[1.0, 0.0, 0.0]]),
+        ([-1.0, 1e292, 1e292], [[0.5, 0.5, 0.0]]),
+        ([-1e292, 1.0, -1e292], [[0.5, 0.0, 0.5]]),
+    ],
+    ids=["index", "one-hot", "soft", "soft-sum"],
 )
-def test_symmetric_cross_entropy_where_only_ce_overflows(labels):
+def test_symmetric_cross_entropy_where_only_ce_overflows(scores, labels):
     """alpha CE with a CE just past the largest float (``z_y - max z`` below
-    ``-max``) is finite for alpha = 0.1: it was inf (``-log p_y`` overflowed
-    before the product); now the 50-digit value, quietly."""
+    ``-max``, or the sum ``<q, z - max z>`` below it) is finite for alpha = 0.1:
+    it was inf (``-log p_y`` or the sum overflowed before the product, the sum
+    with a warning); now the 50-digit value, quietly.  (Scores of magnitude 1 are
+    multiples of the largest float.)"""
     import mpref
 
     m = float(np.finfo(np.float64).max)
-    z = np.array([[-m, 1e292, 1e292]])
+    z = np.array([[m * v if abs(v) == 1 else v for v in scores]])
     y = np.array(labels)
     t = np.eye(3)[y] if y.ndim == 1 else y
     want = mpref.symmetric_cross_entropy(mpref._mp(z[0]), mpref._mp(t[0]))
@@ -896,6 +903,7 @@ def test_gradcheck_is_quiet_at_the_float_range(name, z, y):
 # where no intermediate of a float64 or float32 input can overflow.
 WIDE = np.finfo(np.longdouble).maxexp > 4096
 RANGE_EXAMPLES = int(os.environ.get("ARRAYLOSS_RANGE_EXAMPLES", "30"))
+RANGE_DTYPES = [np.float64, np.float32, np.float16]
 
 
 def _range_floats(dtype: Any) -> st.SearchStrategy[float]:
@@ -910,8 +918,8 @@ def _range_floats(dtype: Any) -> st.SearchStrategy[float]:
 
 
 @st.composite
-def _range_case(draw: Any, name: str) -> tuple[Any, np.ndarray, np.ndarray]:
-    dtype = draw(st.sampled_from([np.float64, np.float32]))
+def _range_case(draw: Any, name: str) -> tuple[Any, np.ndarray, np.ndarray, np.ndarray]:
+    dtype = draw(st.sampled_from(RANGE_DTYPES))
     c = draw(st.integers(3, 5))
     n = draw(st.integers(1, 3))
     z = draw(hnp.arrays(dtype, (n, c), elements=_range_floats(dtype)))
@@ -924,7 +932,9 @@ def _range_case(draw: Any, name: str) -> tuple[Any, np.ndarray, np.ndarray]:
         y = (raw / raw.sum(axis=1, keepdims=True)).astype(dtype)
     else:
         y = np.array(draw(st.lists(st.integers(0, c - 1), min_size=n, max_size=n)))
-    return dtype, z, y
+    weight = st.sampled_from([1.0, 0.5, 1e-300, 1e300, float(np.finfo(dtype).max)])
+    w = np.array(draw(st.lists(weight, min_size=n, max_size=n)))
+    return dtype, z, y, w
 
 
 def _range_options(name: str, c: int) -> dict[str, Any]:
@@ -936,7 +946,11 @@ def _range_options(name: str, c: int) -> dict[str, Any]:
 RANGE_LIMITS: dict[str, str] = {}
 
 
-def _range_check(name: str, dtype: Any, z: np.ndarray, y: np.ndarray) -> None:
+def _range_check(
+    name: str, dtype: Any, z: np.ndarray, y: np.ndarray, w: np.ndarray
+) -> None:
+    """The checks of `test_every_loss_on_scores_from_the_whole_float_range`; ``w``
+    weighs the finite rows in a weighted mean (the others get weight 0)."""
     info = LOSSES[name]
     opts = _range_options(name, z.shape[1])
     fmax = float(np.finfo(dtype).max)
@@ -963,11 +977,27 @@ def _range_check(name: str, dtype: Any, z: np.ndarray, y: np.ndarray) -> None:
     assert np.all(np.isfinite(v[finite])), (z, y, v, ref_v)
     assert np.all(np.isfinite(g[finite])), (z, y, g, ref_g)
     if np.all(finite):
-        assert not [str(w.message) for w in caught], (z, y)
+        assert not [str(m.message) for m in caught], (z, y)
+    rows = np.flatnonzero(finite)
+    namespaces = [np]
+    if dtype != np.float16:  # array_api_strict has no float16
+        namespaces.append(pytest.importorskip("array_api_strict"))
+    for xp in namespaces:
+        zz, yy = xp.asarray(z), xp.asarray(y)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            # the finite rows alone, and in the batch with weight 0 on the others
+            part = info.value_and_grad(
+                xp.asarray(z[rows]), xp.asarray(y[rows]), reduction="none", **opts
+            )
+            mean = info.value_and_grad(
+                zz, yy, weights=xp.asarray(np.where(finite, w, 0.0)), **opts
+            )
+        for a in (*part, *mean):
+            assert np.all(np.isfinite(np.asarray(a))), (xp.__name__, z, y, w, a)
     if dtype == np.float64:
         from arrayloss import gradcheck
 
-        rows = np.flatnonzero(finite)
         res = gradcheck(name, z[rows], y[rows], **opts)
         assert res.n_failed == 0, (z[rows], y[rows], res)
 
@@ -978,11 +1008,12 @@ def _range_check(name: str, dtype: Any, z: np.ndarray, y: np.ndarray) -> None:
 @given(data=st.data())
 def test_every_loss_on_scores_from_the_whole_float_range(name, data):
     """Scores from the whole float range (``+-max``, subnormals, huge beside tiny),
-    index and soft labels (masses of 1e-300 and subnormals among them): a loss
-    whose value and gradient are finite (in long double, well inside the dtype's
-    range) is finite here too, without a warning, and its float64 gradient agrees
-    with finite differences wherever they resolve it."""
+    index and soft labels (masses of 1e-300 and subnormals among them), float64,
+    float32 and float16: a loss whose value and gradient are finite (in long
+    double, well inside the dtype's range) is finite here too, without a warning
+    (NumPy and array_api_strict; alone, and in a weighted mean beside rows of
+    weight 0 that overflow), and its float64 gradient agrees with finite
+    differences wherever they resolve it."""
     if name in RANGE_LIMITS:
         pytest.xfail(RANGE_LIMITS[name])
-    dtype, z, y = data.draw(_range_case(name))
-    _range_check(name, dtype, z, y)
+    _range_check(name, *data.draw(_range_case(name)))
