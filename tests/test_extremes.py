@@ -806,24 +806,29 @@ def test_a_row_of_weight_zero_at_the_float_range_is_quiet(backend, name, reducti
     opts = _options(info)
     m = float(np.finfo(np.float64).max)
     z = np.array([[m, -m, m, -m], [0.1, 0.2, -0.3, 0.4], [-m, m, -m, m]])
-    y = np.array([1, 2, 0])
     w = np.array([0.0, 2.0, 0.0])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        v, g = info.value_and_grad(
-            backend.asarray(z), backend.asarray(y), weights=backend.asarray(w),
-            reduction=reduction, **opts,
-        )  # fmt: skip
-        v, g = to_numpy(v), to_numpy(g)
-    want, want_g = info.value_and_grad(
-        z[1:2], y[1:2], weights=w[1:2], reduction=reduction, **opts
-    )
-    np.testing.assert_array_equal(g[[0, 2]], 0.0)
-    np.testing.assert_allclose(g[1:2], want_g, rtol=1e-14)
-    if reduction == "none":
-        np.testing.assert_array_equal(v[[0, 2]], 0.0)
-        v = v[1:2]
-    np.testing.assert_allclose(v, want, rtol=1e-14)
+    labels = [np.array([1, 2, 0])]
+    if "soft" in info.targets:  # soft labels too (l1, l2, the hinges warned so)
+        labels.append(
+            np.array([[0.7, 0.1, 0.1, 0.1], [0.25] * 4, [0.0, 0.5, 0.5, 0.0]])
+        )
+    for y in labels:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            v, g = info.value_and_grad(
+                backend.asarray(z), backend.asarray(y), weights=backend.asarray(w),
+                reduction=reduction, **opts,
+            )  # fmt: skip
+            v, g = to_numpy(v), to_numpy(g)
+        want, want_g = info.value_and_grad(
+            z[1:2], y[1:2], weights=w[1:2], reduction=reduction, **opts
+        )
+        np.testing.assert_array_equal(g[[0, 2]], 0.0)
+        np.testing.assert_allclose(g[1:2], want_g, rtol=1e-14)
+        if reduction == "none":
+            np.testing.assert_array_equal(v[[0, 2]], 0.0)
+            v = v[1:2]
+        np.testing.assert_allclose(v, want, rtol=1e-14)
 
 
 @pytest.mark.parametrize(
@@ -941,11 +946,6 @@ def _range_options(name: str, c: int) -> dict[str, Any]:
     return {"k": min(2, c - 1)} if "k" in LOSSES[name].params else {}
 
 
-# (loss, why): where a finite loss still comes out inf or NaN, or warns; each case
-# runs as a strict xfail (docs/guide/numerics.md, "Scores at the float range").
-RANGE_LIMITS: dict[str, str] = {}
-
-
 def _range_check(
     name: str, dtype: Any, z: np.ndarray, y: np.ndarray, w: np.ndarray
 ) -> None:
@@ -1014,6 +1014,4 @@ def test_every_loss_on_scores_from_the_whole_float_range(name, data):
     (NumPy and array_api_strict; alone, and in a weighted mean beside rows of
     weight 0 that overflow), and its float64 gradient agrees with finite
     differences wherever they resolve it."""
-    if name in RANGE_LIMITS:
-        pytest.xfail(RANGE_LIMITS[name])
     _range_check(name, *data.draw(_range_case(name)))
