@@ -44,6 +44,7 @@ __all__ = [
     "logaddexp",
     "logsumexp",
     "massless_zeroed",
+    "near_range_rows",
     "owns_writable_buffer",
     "round_to",
     "row_max_at",
@@ -344,6 +345,21 @@ def times_mass(
     zero = xp.zeros_like(mag)
     val = xp.where(beyond, xp.full_like(mag, xp.inf), 2 * xp.where(beyond, zero, mag))
     return xp.where(over, xp.where(x < 0, -val, val), out)
+
+
+def near_range_rows(x: Array, *, xp: Namespace) -> Array | None:
+    """The boolean ``(n,)`` rows of ``(n, C)`` terms of one sign whose sum along the
+    rows is near or past the float range (``|sum| > max / 2``, from the mean, which
+    cannot overflow), or ``None`` where no row's sum can overflow (eager arrays with
+    every ``|x| <= max / C``, the usual case: one reduction).  For sums that must
+    not warn: those rows are formed otherwise."""
+    n = x.shape[1]
+    fmax = float(xp.finfo(x.dtype).max)
+    if n == 0 or x.shape[0] == 0:
+        return None
+    if not is_lazy(x) and float(xp.max(xp.abs(x))) <= fmax / n:
+        return None
+    return xp.abs(xp.sum(x / n, axis=1)) > 0.5 * fmax / n
 
 
 def massless_zeroed(q: Array, x: Array, *, xp: Namespace) -> Array:

@@ -1015,3 +1015,43 @@ def test_every_loss_on_scores_from_the_whole_float_range(name, data):
     weight 0 that overflow), and its float64 gradient agrees with finite
     differences wherever they resolve it."""
     _range_check(name, *data.draw(_range_case(name)))
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_topk_hinge_beta_mean_of_terms_past_the_range(k):
+    """topk_hinge_beta is the mean of k hinged margins: finite where their sum
+    (or a margin itself) is past the largest float but the mean is not; it was
+    inf, with 'overflow encountered in reduce'.  Against the exact rational."""
+    from fractions import Fraction
+
+    m = float(np.finfo(np.float64).max)
+    z = np.array([[m, 1e292, 0.0, 0.0], [m, -m, -m / 2, 0.0], [1.0, 2.0, 3.0, 4.0]])
+    y = np.array([2, 2, 1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, g = LOSSES["topk_hinge_beta"].value_and_grad(z, y, reduction="none", k=k)
+        plain = LOSSES["topk_hinge_beta"].value(z[2:], y[2:], reduction="none", k=k)
+    for i in range(2):
+        zi = [Fraction(s) for s in z[i]]
+        a = sorted((1 + zi[j] - zi[y[i]] for j in range(4) if j != y[i]), reverse=True)
+        want = sum(max(x, Fraction(0)) for x in a[:k]) / k
+        assert abs(Fraction(float(v[i])) - want) <= Fraction(1e-15) * want, (i, v[i])
+    np.testing.assert_array_equal(v[2], plain[0])  # an ordinary row, bit for bit
+    assert np.all(np.isfinite(g))
+
+
+def test_nce_with_a_soft_ce_at_the_largest_float_is_quiet():
+    """normalized_cross_entropy and nce_mae with soft labels where ``<t, -log p>``
+    rounds past the largest float (scores ``[0, 0, 0, 0, max]``): the ratio was
+    right (from the halves) but the sum warned 'overflow encountered in reduce'."""
+    m = float(np.finfo(np.float64).max)
+    z = np.zeros((2, 5))
+    z[1, 4] = m
+    raw = np.array([[1.0, 0, 1, 0.3, 0], [1.0, 0, 1, 0.3, 0]])
+    t = raw / raw.sum(axis=1, keepdims=True)
+    for name, want in (("normalized_cross_entropy", 0.25), ("nce_mae", 2.25)):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            v, g = LOSSES[name].value_and_grad(z, t, reduction="none")
+        np.testing.assert_allclose(v[1], want, rtol=1e-15)
+        assert np.all(np.isfinite(g))

@@ -92,11 +92,16 @@ def _nce(
     nl = log_s - w  # -log p >= 0: the sum has no cancellation
     n_classes = p.shape[1]
     u_c = xp.sum(nl / n_classes, axis=1, keepdims=True)  # U / C
-    ce = (
-        t.pick(nl)
-        if t.index is not None
-        else xp.sum(_xp.times_mass(t.probs, nl, xp=xp), axis=1)
-    )
+    if t.index is not None:
+        ce = t.pick(nl)
+    else:
+        terms = _xp.times_mass(t.probs, nl, xp=xp)
+        near = _xp.near_range_rows(terms, xp=xp)
+        if near is None:
+            ce = xp.sum(terms, axis=1)
+        else:  # inf, quietly, where the sum may overflow: the ratio from halves
+            kept = xp.sum(xp.where(near[:, None], xp.zeros_like(terms), terms), axis=1)
+            ce = xp.where(near, xp.full_like(kept, xp.inf), kept)
     nce = _nce_ratio(ce, u_c[:, 0], z, t, log_s[:, 0], xp=xp)
     return nce, (resid - nce[:, None] * (n_classes * p - 1)) / n_classes / u_c
 
@@ -170,12 +175,10 @@ def _alpha_ce(
     if not 0 < alpha < 1:
         return _times(alpha, _log_loss(z, w, log_s, t, xp=xp), xp=xp)
     terms = _xp.times_mass(t.probs, w, xp=xp, scores=z)  # each <= 0
-    n_classes = w.shape[1]
-    fmax = float(xp.finfo(w.dtype).max)
-    if not _xp.is_lazy(terms) and float(xp.min(terms)) >= -fmax / n_classes:
+    near = _xp.near_range_rows(terms, xp=xp)
+    if near is None:
         return alpha * (log_s[:, 0] - xp.sum(terms, axis=1))  # cannot overflow
-    # rows whose sum is near or past the range (a mean of the terms cannot overflow)
-    over = (xp.sum(terms / n_classes, axis=1) < -0.5 * fmax / n_classes)[:, None]
+    over = near[:, None]
     zero = xp.zeros_like(terms)
     plain = log_s[:, 0] - xp.sum(xp.where(over, zero, terms), axis=1)
     q = xp.where(over, alpha * t.probs, zero)
