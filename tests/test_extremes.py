@@ -946,13 +946,38 @@ def _range_options(name: str, c: int) -> dict[str, Any]:
     return {"k": min(2, c - 1)} if "k" in LOSSES[name].params else {}
 
 
+# Values of the losses' own parameters for the range test of the parametrised ones.
+RANGE_PARAMS: dict[str, list[Any]] = {
+    "label_smoothing": [0.0, 0.1, 1.0],
+    "tau": [1e-3, 0.1, 1.0, 100.0],
+    "alpha": [0.0, 0.3, 1.0],
+    "beta": [0.0, 0.5, 1.0],
+    "gamma": [0.0, 0.5, 2.0, 5.0],
+    "margin": [0.0, 0.5, 1.0, 10.0],
+    "q": [1e-3, 0.7, 1.0],
+    "epsilon": [1e-30, 1e-7, 0.5],
+    "A": [-1e3, -4.0, 0.0],
+    "t": [1, 2, 5],
+    "delta": [1e-3, 1.0, 10.0],
+}
+PARAMETRISED = sorted(
+    n for n, i in LOSSES.items() if "k" in i.params or set(i.params) & set(RANGE_PARAMS)
+)
+
+
 def _range_check(
-    name: str, dtype: Any, z: np.ndarray, y: np.ndarray, w: np.ndarray
+    name: str,
+    dtype: Any,
+    z: np.ndarray,
+    y: np.ndarray,
+    w: np.ndarray,
+    opts: dict[str, Any] | None = None,
 ) -> None:
     """The checks of `test_every_loss_on_scores_from_the_whole_float_range`; ``w``
     weighs the finite rows in a weighted mean (the others get weight 0)."""
     info = LOSSES[name]
-    opts = _range_options(name, z.shape[1])
+    if opts is None:
+        opts = _range_options(name, z.shape[1])
     fmax = float(np.finfo(dtype).max)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -1055,3 +1080,20 @@ def test_nce_with_a_soft_ce_at_the_largest_float_is_quiet():
             v, g = LOSSES[name].value_and_grad(z, t, reduction="none")
         np.testing.assert_allclose(v[1], want, rtol=1e-15)
         assert np.all(np.isfinite(g))
+
+
+@pytest.mark.skipif(not WIDE, reason="long double is float64 here: no range oracle")
+@pytest.mark.parametrize("name", PARAMETRISED)
+@settings(max_examples=RANGE_EXAMPLES, deadline=None)
+@given(data=st.data())
+def test_parametrised_losses_on_scores_from_the_whole_float_range(name, data):
+    """`test_every_loss_on_scores_from_the_whole_float_range` with the losses' own
+    parameters drawn too (``k`` from 1 to C - 1, small and large ``tau``,
+    ``margin``, ``gamma``, ``alpha = 0`` ...)."""
+    info = LOSSES[name]
+    dtype, z, y, w = data.draw(_range_case(name))
+    keys = sorted(set(info.params) & set(RANGE_PARAMS))
+    opts = {key: data.draw(st.sampled_from(RANGE_PARAMS[key])) for key in keys}
+    if "k" in info.params:
+        opts["k"] = data.draw(st.integers(1, z.shape[1] - 1))
+    _range_check(name, dtype, z, y, w, opts)
