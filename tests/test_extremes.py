@@ -858,8 +858,14 @@ def test_symmetric_cross_entropy_where_only_ce_overflows(scores, labels):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         v, g = LOSSES["symmetric_cross_entropy"].value_and_grad(z, y, reduction="none")
+        # alpha = 0: the CE term is not formed at all (its sum warned)
+        rce = LOSSES["symmetric_cross_entropy"].value(z, y, reduction="none", alpha=0.0)
     assert mpref.rel_errors(v, [want])[0] <= 1e-14, (v, want)
     assert np.all(np.isfinite(g))
+    want_rce = mpref.symmetric_cross_entropy(
+        mpref._mp(z[0]), mpref._mp(t[0]), alpha=0.0
+    )
+    assert mpref.rel_errors(rce, [want_rce])[0] <= 1e-14, (rce, want_rce)
 
 
 # (loss, scores, labels): rows spread to the float range where the loss and its

@@ -172,8 +172,10 @@ def _alpha_ce(
     q, w>``, the masses scaled first (``0.1`` times a CE of ``1.8e308`` is
     ``1.8e307``, not inf), without the sum's 'overflow' warning.  The soft-label
     twin of `_times_ce`."""
-    if not 0 < alpha < 1:
-        return _times(alpha, _log_loss(z, w, log_s, t, xp=xp), xp=xp)
+    if not alpha:  # not even formed (its sum may overflow, with a warning)
+        return xp.zeros_like(log_s[:, 0])
+    if alpha >= 1:
+        return alpha * _log_loss(z, w, log_s, t, xp=xp)
     terms = _xp.times_mass(t.probs, w, xp=xp, scores=z)  # each <= 0
     near = _xp.near_range_rows(terms, xp=xp)
     if near is None:
