@@ -249,6 +249,40 @@ def test_logaddexp_is_bitwise_numpy_without_warnings(data, dtype):
     assert np.array_equal(_bits(got), _bits(want))
 
 
+@settings(max_examples=200, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from([np.float32, np.float64]))
+def test_times_mass_with_scores_is_the_product_where_the_shift_is_finite(data, dtype):
+    """`_xp.times_mass` with ``scores``: the plain product (bit for bit) wherever
+    ``z - max z`` did not overflow; where it did, ``q (z - max z)`` of the exact
+    difference rounded, and never a warning."""
+    from fractions import Fraction
+
+    z = data.draw(hnp.arrays(dtype, (3, 4), elements=_extreme_floats(dtype)))
+    mass = st.sampled_from([0.0, 1.0, 0.5, 1e-30, 1e-300, 0.3])
+    q = data.draw(hnp.arrays(dtype, (3, 4), elements=mass))
+    top = np.max(z, axis=1, keepdims=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w = _xp.sub(z, top, xp=np, below=True)
+        got = _xp.times_mass(q, w, xp=np, scores=z)
+    fmax = float(np.finfo(dtype).max)
+    for (i, j), x in np.ndenumerate(w):
+        if np.isfinite(x) or q[i, j] == 0:
+            with np.errstate(all="ignore"):
+                plain = q[i, j] * (0.0 if np.isinf(x) else x)
+            assert _bits(np.array([got[i, j]])) == _bits(np.array([plain], dtype))
+            continue
+        exact = Fraction(float(q[i, j])) * (
+            Fraction(float(z[i, j])) - Fraction(float(top[i, 0]))
+        )
+        if abs(exact) > fmax:
+            assert got[i, j] == -np.inf
+        else:
+            assert abs(Fraction(float(got[i, j])) - exact) <= abs(exact) * Fraction(
+                2.0**-20 if dtype == np.float32 else 2.0**-50
+            ) + Fraction(float(np.finfo(dtype).smallest_subnormal))
+
+
 def test_sub_overflow_cases_are_signed_infinities():
     m = np.finfo(np.float64).max
     a = np.array([-m, m, m, -m, 1.0])
