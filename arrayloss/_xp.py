@@ -333,13 +333,14 @@ def times_mass(
     ``+-inf`` beyond the range, without a warning.  ``top``: the maxima ``max z``
     (``scores`` then of ``x``'s shape, the entries of ``z`` that ``x`` shifts, as
     ``z_y`` beside ``log p_y``); by default ``max(scores, axis=1)``."""
-    out = q * massless_zeroed(q, x, xp=xp)
     if scores is None:
-        return out
+        return q * massless_zeroed(q, x, xp=xp)
+    inf = xp.isinf(x)
+    out = q * xp.where((q == 0) & inf, xp.zeros_like(x), x)  # massless_zeroed's
+    if not is_lazy(inf) and not bool(xp.any(inf)):
+        return out  # nothing overflowed (the usual case): two passes more
     m = xp.max(scores, axis=1, keepdims=True) if top is None else top
-    over = xp.isinf(x) & (q != 0) & xp.isfinite(scores) & xp.isfinite(m)
-    if not is_lazy(over) and not bool(xp.any(over)):
-        return out
+    over = inf & (q != 0) & xp.isfinite(scores) & xp.isfinite(m)
     mag = q * (m * 0.5 - scores * 0.5)  # >= 0, finite: |halves| <= max
     beyond = mag > 0.5 * float(xp.finfo(mag.dtype).max)
     zero = xp.zeros_like(mag)
