@@ -1137,3 +1137,26 @@ def test_parametrised_losses_on_scores_from_the_whole_float_range(name, data):
     if "k" in info.params:
         opts["k"] = data.draw(st.integers(1, z.shape[1] - 1))
     _range_check(name, dtype, z, y, w, opts)
+
+
+@pytest.mark.parametrize(
+    "convention",
+    [{"ignore_index": 3}, {"class_weights": np.array([1.0, 1.0, 1.0, 0.0])}],
+    ids=["ignore_index", "class_weights"],
+)
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_a_left_out_row_at_the_float_range_is_quiet(name, convention):
+    """An ignored label, or a class weight of zero, leaves a row of ``+-max``
+    scores out as quietly as a zero weight (l2's ``z^2`` warned 'overflow')."""
+    info = LOSSES[name]
+    opts = _options(info)
+    m = float(np.finfo(np.float64).max)
+    z = np.array([[m, -m, m, -m], [0.1, 0.2, -0.3, 0.4]])
+    y = np.array([3, 2])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        v, g = info.value_and_grad(z, y, reduction="sum", **convention, **opts)
+    want, want_g = info.value_and_grad(z[1:], y[1:], reduction="sum", **opts)
+    np.testing.assert_array_equal(g[0], 0.0)
+    np.testing.assert_allclose(g[1:], want_g, rtol=1e-14)
+    np.testing.assert_allclose(v, want, rtol=1e-14)
