@@ -751,6 +751,7 @@ def evaluate(
     masked = _masked(b) if maskable and b.eager else None
     if masked is not None:
         b, mask, hit = masked
+    b = _left_out_zeroed(b)
     xp, targets = b.xp, b.targets
     if reduction == "mean" and b.n == 0:
         raise ValueError(_no_weight_msg("`reduction='mean'`", 0))
@@ -841,6 +842,23 @@ def _masked(b: Batch) -> tuple[Batch, Array, Array] | None:
     else:
         hit = xp.any(mask & (t.probs > 0), axis=1)
     return dataclasses.replace(b, z=z), mask, hit
+
+
+def _left_out_zeroed(b: Batch) -> Batch:
+    """The batch with zeros for the scores of its rows of weight zero (a zero
+    weight, an ignored label, a class weight of zero), on the namespaces that warn.
+
+    Their loss and gradient are exactly zero whatever the kernel computes for them
+    (`_weighted` zeroes them before the product), so this changes no value; it keeps
+    scores that overflow inside a kernel (rows of ``+-1e308``: ``z^2``, a sum of
+    ``|z|``) from warning for a row that adds nothing.  Eager batches only."""
+    xp, w = b.xp, b.weights
+    if w is None or not b.eager or not _xp.warns(xp) or b.n == 0:
+        return b
+    out = w == 0
+    if not bool(xp.any(out)):
+        return b
+    return dataclasses.replace(b, z=xp.where(out[:, None], xp.zeros_like(b.z), b.z))
 
 
 def _unmask(
@@ -1283,6 +1301,8 @@ def _dask_rows(
             _check_index(lb[:, 0], n_classes, xp=bxp)
         for x in wb:
             _check_weights(x[:, 0], xp=bxp)
+            # rows of weight zero add nothing: zeros for their scores (quiet)
+            zb = bxp.where(x == 0, bxp.zeros_like(zb), zb)
         tb = Targets(
             index=None if soft else lb[:, 0],
             soft=lb if soft else None,

@@ -979,6 +979,28 @@ def _backward_mem(
                 vstore(Y, (j + i) * W, vmul(y, vpos(vsub(vmul(w1, a), vmul(w2, bb)))))
 
 
+_PLAIN_MAX = 64.0
+"""Largest ``|max x|`` at which `_ratio_minus_label` forms ``r`` through the tilt
+``t = log c - max x`` (absolute error ``u |max x|``, at most ``64 u``)."""
+
+
+@_jit
+def _ratio_minus_label(
+    shift: float, q1: float, q0: float, c: float, mx: float, xg: float
+) -> float:
+    """``r = alpha/tau + log(q_k/q_{k-1}) - t - x_y`` of a monic row with the lse
+    tilt ``t = log c - max x``.
+
+    As ``(log(q_k/q_{k-1}) - log c) + (max x - x_y)`` where ``|max x|`` exceeds
+    `_PLAIN_MAX`: through ``t`` itself, ``log(q_k/q_{k-1}) - t`` is about ``max x``
+    and the sum loses ``alpha/tau`` and the log ratio next to it (a row of equal
+    scores of 1e30 gave ``r = 0``, the loss ``tau log 2``).  Below, the form through
+    ``t`` (every ordinary row's bits as before)."""
+    if abs(mx) > _PLAIN_MAX:
+        return shift + ((math.log(q1 / q0) - math.log(c)) + (mx - xg))
+    return shift + (math.log(q1 / q0) - (math.log(c) - mx)) - xg
+
+
 @_jit
 def _x_row(Z: np.ndarray, i: int, g: int, inv: float, x: np.ndarray) -> float:
     """``x = Z[i] inv`` in float64 with ``-inf`` at the label ``g``; returns
@@ -1043,14 +1065,13 @@ def _rows(
             i = i0 + p
             g = labels[i]
             q1, q0 = vlane(q1v, p), vlane(q0v, p)
-            t = math.log(vlane(c, p)) - lane[2 * W + p]
             xg = Z[i, g] * inv
             alone[p] = not (min(q1, q0) >= _FLOOR)
             if alone[p]:  # underflow: this row alone, tilted (its gradient below)
                 _x_row(Z, i, g, inv, xr)
                 loss[i] = _row_mean_tilt(xr, xg, g, k, tau, alpha, empty)
                 continue
-            rr = shift + (math.log(q1 / q0) - t) - xg
+            rr = _ratio_minus_label(shift, q1, q0, vlane(c, p), lane[2 * W + p], xg)
             loss[i] = tau * _softplus(rr)
             cp = gscale * (_sigmoid(rr) / k)
             lane[p] = cp / q1

@@ -532,7 +532,12 @@ def _kink_distance(kinks: KinkDistance, z: Any, y: Any, params: dict[str, Any]) 
     if ignore is not None and y.ndim == 1:
         ignored = y == ignore
         y = np.where(ignored, 0, y)
-    distance = np.asarray(kinks(z, y, own), dtype=np.float64)
+    # The oracles are plain float64 NumPy: at scores spread to the float range
+    # their differences overflow to +-inf (a distance beyond any step, or NaN, read
+    # as on a kink) with NumPy's warnings, which are the oracles' own, not the
+    # caller's problem (they were errors where warnings are).
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        distance = np.asarray(kinks(z, y, own), dtype=np.float64)
     distance = np.where(np.isnan(distance), 0.0, distance)
     return np.where(ignored, np.inf, distance)
 

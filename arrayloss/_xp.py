@@ -44,6 +44,7 @@ __all__ = [
     "logaddexp",
     "logsumexp",
     "massless_zeroed",
+    "near_range_rows",
     "owns_writable_buffer",
     "round_to",
     "row_max_at",
@@ -58,6 +59,7 @@ __all__ = [
     "through_softmax_from_g",
     "times_mass",
     "to_numpy",
+    "warns",
     "work_dtype",
     "xp_device",
 ]
@@ -166,6 +168,17 @@ def finfo_eps(dtype: object, *, xp: Namespace) -> float:
     return float(xp.finfo(dtype).eps)
 
 
+def warns(xp: Namespace) -> bool:
+    """Whether the namespace warns about floating-point overflow and invalid
+    operations (NumPy's errstate): NumPy, array_api_strict and Dask (NumPy in its
+    blocks).  The others give the IEEE results silently."""
+    return bool(
+        is_numpy_namespace(xp)
+        or is_array_api_strict_namespace(xp)
+        or is_dask_namespace(xp)
+    )
+
+
 def sub(a: Array, b: Array, *, xp: Namespace, below: bool = False) -> Array:
     """``a - b``, bit for bit, without NumPy's overflow warning.
 
@@ -181,11 +194,7 @@ def sub(a: Array, b: Array, *, xp: Namespace, below: bool = False) -> Array:
     with the difference defined.  ``below=True`` promises ``a <= b`` (``b`` a
     maximum of ``a``, the usual shift): only the negative overflow is looked for.
     """
-    if not (
-        is_numpy_namespace(xp)
-        or is_array_api_strict_namespace(xp)
-        or is_dask_namespace(xp)
-    ):
+    if not warns(xp):
         return a - b
     dtype = xp.result_type(a, b)
     fmax = float(xp.finfo(dtype).max)
@@ -213,11 +222,7 @@ def logaddexp(a: Array, b: Array, *, xp: Namespace) -> Array:
     1e308)``) although the result, ``max(a, b)``, is exact; those entries are taken
     as ``max(a, b)`` and the others from ``xp.logaddexp``, as in `sub`.
     """
-    if not (
-        is_numpy_namespace(xp)
-        or is_array_api_strict_namespace(xp)
-        or is_dask_namespace(xp)
-    ):
+    if not warns(xp):
         return xp.logaddexp(a, b)
     dtype = xp.result_type(a, b)
     fmax = float(xp.finfo(dtype).max)
@@ -306,12 +311,56 @@ def through_softmax(p: Array, pg: Array, *, xp: Namespace) -> Array:
     return xp.where(first, pg_top * c_top - p_top * pg_others, out)
 
 
-def times_mass(q: Array, x: Array, *, xp: Namespace) -> Array:
+def times_mass(
+    q: Array,
+    x: Array,
+    *,
+    xp: Namespace,
+    scores: Array | None = None,
+    top: Array | None = None,
+) -> Array:
     """``q * x`` for target masses ``q``, with ``0`` where a class without mass
     (``q == 0``) has an infinite ``x`` (``log p`` overflowed at scores spread to
     the float range): NaN and an 'invalid value' warning otherwise.  Every other
-    entry is the plain product, bit for bit."""
-    return q * massless_zeroed(q, x, xp=xp)
+    entry is the plain product, bit for bit.
+
+    ``scores``: the ``(n, C)`` scores ``z`` whose shift ``z - max z`` (along rows)
+    ``x`` is, up to its sign and terms of ``log C`` size (``w``, ``log p``, ``-log
+    p``, ``log q - log p``).  Where that shift overflowed (``x`` infinite, ``z``
+    finite) but a class has mass, the product is formed from the halves, ``2 q |z/2
+    - max z/2|`` with the sign of ``x``: finite wherever the product is (a mass of
+    ``1e-300`` on a class ``2 max`` below the others adds ``3.6e8``, not ``inf``),
+    ``+-inf`` beyond the range, without a warning.  ``top``: the maxima ``max z``
+    (``scores`` then of ``x``'s shape, the entries of ``z`` that ``x`` shifts, as
+    ``z_y`` beside ``log p_y``); by default ``max(scores, axis=1)``."""
+    if scores is None:
+        return q * massless_zeroed(q, x, xp=xp)
+    inf = xp.isinf(x)
+    out = q * xp.where((q == 0) & inf, xp.zeros_like(x), x)  # massless_zeroed's
+    if not is_lazy(inf) and not bool(xp.any(inf)):
+        return out  # nothing overflowed (the usual case): two passes more
+    m = xp.max(scores, axis=1, keepdims=True) if top is None else top
+    over = inf & (q != 0) & xp.isfinite(scores) & xp.isfinite(m)
+    mag = q * (m * 0.5 - scores * 0.5)  # >= 0, finite: |halves| <= max
+    beyond = mag > 0.5 * float(xp.finfo(mag.dtype).max)
+    zero = xp.zeros_like(mag)
+    val = xp.where(beyond, xp.full_like(mag, xp.inf), 2 * xp.where(beyond, zero, mag))
+    return xp.where(over, xp.where(x < 0, -val, val), out)
+
+
+def near_range_rows(x: Array, *, xp: Namespace) -> Array | None:
+    """The boolean ``(n,)`` rows of ``(n, C)`` terms of one sign whose sum along the
+    rows is near or past the float range (``|sum| > max / 2``, from the mean, which
+    cannot overflow), or ``None`` where no row's sum can overflow (eager arrays with
+    every ``|x| <= max / C``, the usual case: one reduction).  For sums that must
+    not warn: those rows are formed otherwise."""
+    n = x.shape[1]
+    fmax = float(xp.finfo(x.dtype).max)
+    if n == 0 or x.shape[0] == 0:
+        return None
+    if not is_lazy(x) and float(xp.max(xp.abs(x))) <= fmax / n:
+        return None
+    return xp.abs(xp.sum(x / n, axis=1)) > 0.5 * fmax / n
 
 
 def massless_zeroed(q: Array, x: Array, *, xp: Namespace) -> Array:

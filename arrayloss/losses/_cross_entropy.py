@@ -43,9 +43,9 @@ def _rows(
         q = t.probs
         if label_smoothing:
             q = (1 - label_smoothing) * q + label_smoothing / t.n_classes
-        target_score = xp.sum(
-            _xp.times_mass(q, work, xp=xp), axis=1
-        )  # <q, shifted> with sum(q) = 1
+        # <q, shifted> with sum(q) = 1; a class of mass whose shift overflowed
+        # from the halves (finite wherever its term is)
+        target_score = xp.sum(_xp.times_mass(q, work, xp=xp, scores=z), axis=1)
     work = _xp.exp_(work, xp=xp)
     # ``rest`` sums exp over all but the first maximum (whose exp(0) is 1), so that
     # log s = log1p(rest) keeps the digits of a confident sample's loss, about

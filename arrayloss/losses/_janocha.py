@@ -61,12 +61,12 @@ def _softmax_parts(z: Array, *, xp: Namespace) -> tuple[Array, Array, Array, Arr
     return p, c, w, xp.log1p(rest)
 
 
-def _log_loss(w: Array, log_s: Array, t: Targets, *, xp: Namespace) -> Array:
-    """The cross-entropy ``lse(w) - <t, w>`` from `_softmax_parts`' ``w`` and
-    ``log_s`` (``lse(w) - w_y`` for class indices)."""
+def _log_loss(z: Array, w: Array, log_s: Array, t: Targets, *, xp: Namespace) -> Array:
+    """The cross-entropy ``lse(w) - <t, w>`` of scores ``z`` from `_softmax_parts`'
+    ``w`` and ``log_s`` (``lse(w) - w_y`` for class indices)."""
     if t.index is not None:
         return log_s[:, 0] - t.pick(w)
-    return log_s[:, 0] - xp.sum(_xp.times_mass(t.probs, w, xp=xp), axis=1)
+    return log_s[:, 0] - xp.sum(_xp.times_mass(t.probs, w, xp=xp, scores=z), axis=1)
 
 
 def _residual(p: Array, c: Array, q: Array) -> Array:
@@ -140,7 +140,7 @@ def _squared_log_rows(
     z: Array, t: Targets, *, xp: Namespace, want_grad: bool
 ) -> tuple[Array, Array | None]:
     p, c, w, log_s = _softmax_parts(z, xp=xp)
-    ce = _log_loss(w, log_s, t, xp=xp)
+    ce = _log_loss(z, w, log_s, t, xp=xp)
     loss = ce * ce
     if not want_grad:
         return loss, None
@@ -198,7 +198,9 @@ def _cauchy_schwarz_rows(
     w = _xp.sub(z, xp.max(z, axis=1, keepdims=True), xp=xp, below=True)
     has = q > 0
     log_q = xp.log(xp.where(has, q, xp.ones_like(q)))
-    a = xp.where(has, w + log_q, xp.full_like(w, -xp.inf))
+    # w + log q as w - (-log q) (the same bits): quiet where it is below the
+    # float range (float16 scores near -max and a subnormal mass, log q = -17)
+    a = xp.where(has, _xp.sub(w, -log_q, xp=xp), xp.full_like(w, -xp.inf))
     w2 = _twice(w, xp=xp)
     loss = (
         0.5 * _xp.logsumexp(w2, xp=xp, axis=1)
@@ -211,7 +213,8 @@ def _cauchy_schwarz_rows(
     # class with mass is -inf in w (beyond the float range below the maximum; the
     # loss is inf), the second one from z itself.
     lost = xp.all(a == -xp.inf, axis=1, keepdims=True)
-    a = xp.where(lost, xp.where(has, z + log_q, xp.full_like(z, -xp.inf)), a)
+    at_z = _xp.sub(z, -log_q, xp=xp)  # z + log q, quiet as above
+    a = xp.where(lost, xp.where(has, at_z, xp.full_like(z, -xp.inf)), a)
     return loss, _xp.softmax(w2, xp=xp, axis=1) - _xp.softmax(a, xp=xp, axis=1)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .. import _xp
 from .._api import Kernel, Targets
 from .._doc import fill_doc
 from .._typing import Array, Namespace
@@ -17,7 +18,7 @@ def _rows(
     p, c, w, log_s = _softmax_parts(z, xp=xp)
     if t.index is not None:
         # sum t log t = 0 for one-hot t: exactly the cross-entropy lse(z) - z_y.
-        loss = _log_loss(w, log_s, t, xp=xp)
+        loss = _log_loss(z, w, log_s, t, xp=xp)
     else:
         q = t.probs
         has = q > 0
@@ -25,9 +26,10 @@ def _rows(
         log_p = w - log_s
         # term by term, so that nearly equal q and p do not cancel in a large sum;
         # 0 log 0 = 0 by the where(), before the product (log p is -inf where it
-        # overflowed: 0 * inf warned).
+        # overflowed: 0 * inf warned), and a class of mass whose log p overflowed
+        # from the halves of its shift (finite wherever its term is).
         gap = xp.where(has, log_q - log_p, xp.zeros_like(q))
-        loss = xp.sum(xp.where(has, q * gap, xp.zeros_like(q)), axis=1)
+        loss = xp.sum(_xp.times_mass(q, gap, xp=xp, scores=z), axis=1)
     return loss, (_residual(p, c, t.probs) if want_grad else None)
 
 

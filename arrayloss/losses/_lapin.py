@@ -239,7 +239,19 @@ def _hinge_beta_rows(
     top = _top(z, t, k, xp=xp)
     a = _xp.sub(margin + z, sy[:, None], xp=xp)
     on = top & (a > 0)
-    loss = xp.sum(xp.where(on, a, xp.zeros_like(a)), axis=1) / k
+    zero = xp.zeros_like(a)
+    terms = xp.where(on, a, zero)
+    near = _xp.near_range_rows(terms, xp=xp)
+    if near is None:
+        loss = xp.sum(terms, axis=1) / k
+    else:
+        # the sum (or a term) past the range, the mean over k not: from the halves
+        half = xp.where(on, (margin * 0.5 + z * 0.5) - sy[:, None] * 0.5, zero)
+        mean = xp.sum(half / k, axis=1)
+        past = mean > 0.5 * float(xp.finfo(z.dtype).max)  # inf, quietly
+        wide = xp.where(past, xp.full_like(mean, xp.inf), 2 * xp.where(past, 0, mean))
+        kept = xp.sum(xp.where(near[:, None], zero, terms), axis=1) / k
+        loss = xp.where(near, wide, kept)
     if not want_grad:
         return loss, None
     return loss, _with_target(xp.astype(on, z.dtype) / k, t, xp=xp)

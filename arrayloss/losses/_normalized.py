@@ -92,11 +92,16 @@ def _nce(
     nl = log_s - w  # -log p >= 0: the sum has no cancellation
     n_classes = p.shape[1]
     u_c = xp.sum(nl / n_classes, axis=1, keepdims=True)  # U / C
-    ce = (
-        t.pick(nl)
-        if t.index is not None
-        else xp.sum(_xp.times_mass(t.probs, nl, xp=xp), axis=1)
-    )
+    if t.index is not None:
+        ce = t.pick(nl)
+    else:
+        terms = _xp.times_mass(t.probs, nl, xp=xp)
+        near = _xp.near_range_rows(terms, xp=xp)
+        if near is None:
+            ce = xp.sum(terms, axis=1)
+        else:  # inf, quietly, where the sum may overflow: the ratio from halves
+            kept = xp.sum(xp.where(near[:, None], xp.zeros_like(terms), terms), axis=1)
+            ce = xp.where(near, xp.full_like(kept, xp.inf), kept)
     nce = _nce_ratio(ce, u_c[:, 0], z, t, log_s[:, 0], xp=xp)
     return nce, (resid - nce[:, None] * (n_classes * p - 1)) / n_classes / u_c
 
@@ -143,6 +148,46 @@ def _times(weight: float, term: Array, *, xp: Namespace) -> Array:
     return weight * term if weight else xp.zeros_like(term)
 
 
+def _times_ce(
+    alpha: float, log_p: Array, z: Array, t: Targets, *, xp: Namespace
+) -> Array:
+    """``alpha CE = -alpha log p_y`` of index labels, finite wherever it is: where
+    ``log p_y`` overflowed (``z_y - max z`` below ``-max``) from the halves of the
+    shift (`_xp.times_mass`), so that ``alpha = 0.1`` at a CE of ``1.8e308`` gives
+    ``1.8e307``, not ``inf``; ``0`` for ``alpha = 0`` (`_times`)."""
+    if not alpha:
+        return _times(alpha, log_p, xp=xp)
+    top = xp.max(z, axis=1)
+    return _xp.times_mass(
+        xp.full_like(log_p, alpha), -log_p, xp=xp, scores=t.pick(z), top=top
+    )
+
+
+def _alpha_ce(
+    alpha: float, z: Array, w: Array, log_s: Array, t: Targets, *, xp: Namespace
+) -> Array:
+    """``alpha CE`` of soft labels: ``alpha (lse(w) - <q, w>)`` from `_log_loss`'s
+    terms, bit for bit, except in rows whose ``<q, w>`` is beyond the float range
+    while ``alpha CE`` need not be (``alpha < 1``): there ``alpha lse(w) - <alpha
+    q, w>``, the masses scaled first (``0.1`` times a CE of ``1.8e308`` is
+    ``1.8e307``, not inf), without the sum's 'overflow' warning.  The soft-label
+    twin of `_times_ce`."""
+    if not alpha:  # not even formed (its sum may overflow, with a warning)
+        return xp.zeros_like(log_s[:, 0])
+    if alpha >= 1:
+        return alpha * _log_loss(z, w, log_s, t, xp=xp)
+    terms = _xp.times_mass(t.probs, w, xp=xp, scores=z)  # each <= 0
+    near = _xp.near_range_rows(terms, xp=xp)
+    if near is None:
+        return alpha * (log_s[:, 0] - xp.sum(terms, axis=1))  # cannot overflow
+    over = near[:, None]
+    zero = xp.zeros_like(terms)
+    plain = log_s[:, 0] - xp.sum(xp.where(over, zero, terms), axis=1)
+    q = xp.where(over, alpha * t.probs, zero)
+    scaled = alpha * log_s[:, 0] - xp.sum(_xp.times_mass(q, w, xp=xp, scores=z), axis=1)
+    return xp.where(over[:, 0], scaled, alpha * plain)
+
+
 def _check_ab(alpha: float, beta: float) -> dict[str, float]:
     return {
         "alpha": check_real("alpha", alpha, low=0),
@@ -170,7 +215,7 @@ def _rows(active: str, passive: str | None) -> Callable[..., Rows]:
     ) -> Rows:
         if t.index is not None and active == "ce":
             p, p_y, c_y, log_p, _, _ = label_parts(z, t, xp=xp, want_p=want_grad)
-            loss = _times(-alpha, log_p, xp=xp) - beta * A * c_y
+            loss = _times_ce(alpha, log_p, z, t, xp=xp) - beta * A * c_y
             if p is None:
                 return loss, None
             return loss, through_label(p, beta * A * p_y - alpha, c_y, t, xp=xp)
@@ -181,8 +226,11 @@ def _rows(active: str, passive: str | None) -> Callable[..., Rows]:
             )
         p, c, w, log_s = _softmax_parts(z, xp=xp)
         resid = _residual(p, c, t.probs)
-        if active == "ce":
-            first: tuple[Array, Array] = (_log_loss(w, log_s, t, xp=xp), resid)
+        if active == "ce":  # alpha CE itself (finite wherever it is)
+            first: tuple[Array, Array] = (
+                _alpha_ce(alpha, z, w, log_s, t, xp=xp),
+                resid,
+            )
         else:
             first = _nce(z, p, c, w, log_s, resid, t, xp=xp)
         if passive is None:
@@ -191,7 +239,8 @@ def _rows(active: str, passive: str | None) -> Callable[..., Rows]:
             second: Rows = _rce(p, c, resid, t, A, xp=xp)
         else:
             second = _expectation_rows(z, t, xp=xp, want_grad=want_grad)
-        loss = _times(alpha, first[0], xp=xp) + _times(beta, second[0], xp=xp)
+        active_term = first[0] if active == "ce" else _times(alpha, first[0], xp=xp)
+        loss = active_term + _times(beta, second[0], xp=xp)
         if not want_grad or second[1] is None:
             return loss, None
         return loss, alpha * first[1] + beta * second[1]

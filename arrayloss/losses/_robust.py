@@ -112,7 +112,10 @@ def _scalar_rows(f: Scalar, g: Scalar) -> Callable[..., tuple[Array, Array | Non
         p, c, w, log_s = _softmax_parts(z, xp=xp)
         log_p = w - log_s
         q = t.probs
-        loss = xp.sum(_xp.times_mass(q, f(p, c, log_p, xp=xp, **params), xp=xp), axis=1)
+        # f(p) = -log p + O(1) as p -> 0 (focal, poly-1; the others are bounded):
+        # where log p overflowed, q f from the halves of the shift
+        terms = _xp.times_mass(q, f(p, c, log_p, xp=xp, **params), xp=xp, scores=z)
+        loss = xp.sum(terms, axis=1)
         if not want_grad:
             return loss, None
         big_g = _xp.times_mass(q, g(p, c, log_p, xp=xp, **params), xp=xp)

@@ -363,7 +363,14 @@ def _sparsemax_loss_rows(
     # z - m is -inf (quietly) past the float range; a class of no mass adds 0.
     gap = xp.clip(tau - _xp.sub(z, m, xp=xp, below=True), min=0.0)
     gap = _xp.massless_zeroed(q, gap, xp=xp)
-    loss = 0.5 * xp.vecdot(d, d, axis=-1) + xp.vecdot(q, gap, axis=-1)
+    mass = xp.vecdot(q, gap, axis=-1)
+    over = xp.isinf(mass)
+    if _xp.is_lazy(over) or bool(xp.any(over)):
+        # a class of mass whose gap ~ max z - z_j overflowed: q_j gap_j from the
+        # halves (finite wherever it is: 1e-300 * 3.6e308)
+        terms = _xp.times_mass(q, gap, xp=xp, scores=z, top=m)
+        mass = xp.where(over, xp.sum(terms, axis=1), mass)
+    loss = 0.5 * xp.vecdot(d, d, axis=-1) + mass
     return loss, (d if want_grad else None)
 
 
@@ -389,7 +396,10 @@ def _entmax15_loss_rows(
     # mass, whose term is then 0 (not 0 * inf).
     zm = _xp.massless_zeroed(q, _xp.sub(z, m, xp=xp, below=True), xp=xp)
     gap = v - (0.5 * zm - tau)
-    terms = (2 / 3) * d * d * (2 * s + v) + 2 * q * gap
+    # 2 q gap, with gap ~ (max z - z_j) / 2 from the halves where that overflowed
+    # (a class of mass 1e-300 two max below the others adds 3.6e8, not inf)
+    mass = _xp.times_mass(2 * q, gap, xp=xp, scores=0.5 * z, top=0.5 * m)
+    terms = (2 / 3) * d * d * (2 * s + v) + mass
     return xp.sum(terms, axis=1), (p - q if want_grad else None)
 
 
