@@ -1048,3 +1048,20 @@ def test_every_test_here_has_a_class():
         "test_every_test_here_has_a_class"
     }
     assert named == defined
+
+
+def test_eval_with_standard_error_closed_is_no_internal_error():
+    """``arrayloss eval --example 2>&-``: ``sys.stderr`` is None, and asking it
+    whether it is a terminal (for the progress bar) printed 'internal error
+    (AttributeError ...)' on standard output, exit 1, instead of the report."""
+    from pathlib import Path
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.run(
+        ["sh", "-c", 'exec "$@" 2>&-', "sh", sys.executable, "-m", "arrayloss",
+         "eval", "--example", "--format", "json"],
+        capture_output=True, text=True, timeout=120, env=env, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout
+    assert "internal error" not in proc.stdout
+    assert json.loads(proc.stdout)["metrics"]["accuracy"] > 0

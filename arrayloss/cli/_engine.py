@@ -37,6 +37,7 @@ from .._errors import one_line as _one_line
 from .._exact import exact_dot
 from .._rounding import MAX_ROUNDING, RENORMALIZE_TOLERANCE, rounding_tolerance
 from .._validation import env_count
+from ._output import stderr_is_a_terminal
 
 __all__ = [
     "CHUNK_ELEMENTS",
@@ -377,7 +378,7 @@ def with_progress(
     chunks: Iterator[Any], source: Any, quiet: bool, *, label: str = "eval"
 ) -> Iterator[Any]:
     """``chunks``, with a progress bar on standard error when it is a terminal."""
-    if quiet or not sys.stderr.isatty() or source.progress() is None:
+    if quiet or not stderr_is_a_terminal() or source.progress() is None:
         yield from chunks
         return
     total = source.progress()[1]
