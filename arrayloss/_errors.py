@@ -8,14 +8,16 @@
 
 `one_line` is the single place that turns an exception into the one line the
 command line prints; `utf8_text` the one that makes a file's name text that every
-output can hold.
+output can hold; `stderr_is_a_terminal` whether the stream they go to is a
+terminal (for progress bars).
 """
 
 from __future__ import annotations
 
 import re
+import sys
 
-__all__ = ["DataError", "UsageError", "one_line", "utf8_text"]
+__all__ = ["DataError", "UsageError", "one_line", "stderr_is_a_terminal", "utf8_text"]
 
 
 class DataError(ValueError):
@@ -56,3 +58,13 @@ def utf8_text(text: str) -> str:
     except UnicodeEncodeError:  # a surrogate no file name decodes to
         raw = text.encode("utf-8", "surrogatepass")
     return raw.decode("utf-8", "replace")
+
+
+def stderr_is_a_terminal() -> bool:
+    """Whether standard error is a terminal (where a progress bar goes); false
+    when it is closed (``2>&-``: ``sys.stderr`` is ``None``)."""
+    err = sys.stderr
+    try:
+        return err is not None and err.isatty()
+    except (OSError, ValueError):  # a stream closed meanwhile
+        return False

@@ -32,12 +32,11 @@ from typing import Any
 import click
 import numpy as np
 
-from .._errors import DataError
+from .._errors import DataError, stderr_is_a_terminal
 from .._errors import one_line as _one_line
 from .._exact import exact_dot
 from .._rounding import MAX_ROUNDING, RENORMALIZE_TOLERANCE, rounding_tolerance
 from .._validation import env_count
-from ._output import stderr_is_a_terminal
 
 __all__ = [
     "CHUNK_ELEMENTS",

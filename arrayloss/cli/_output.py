@@ -35,7 +35,6 @@ import os
 import secrets
 import signal
 import stat
-import sys
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -47,7 +46,6 @@ __all__ = [
     "Outputs",
     "file_identity",
     "install_signal_handlers",
-    "stderr_is_a_terminal",
 ]
 
 STDOUT = "-"
@@ -281,16 +279,6 @@ def _put_back(done: list[tuple[_Target, str | None, bool]], failed: str | None) 
     if failed is not None:
         with contextlib.suppress(OSError):
             os.unlink(failed)
-
-
-def stderr_is_a_terminal() -> bool:
-    """Whether standard error is a terminal (where a progress bar goes); false
-    when it is closed (``2>&-``: ``sys.stderr`` is ``None``)."""
-    err = sys.stderr
-    try:
-        return err is not None and err.isatty()
-    except (OSError, ValueError):  # a stream closed meanwhile
-        return False
 
 
 def _raise_exit(signum: int, frame: FrameType | None) -> None:

@@ -39,10 +39,9 @@ from typing import Any, BinaryIO
 
 import click
 
-from .._errors import printable, utf8_text
+from .._errors import printable, stderr_is_a_terminal, utf8_text
 from . import _options as opt
 from . import _study_report as report
-from ._output import stderr_is_a_terminal
 from ._train import (
     DATA_NAMES,
     OutputPath,

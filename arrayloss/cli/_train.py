@@ -769,7 +769,7 @@ def train(
         )
     lr_used = lr if lr is not None else (0.1 if optimizer == "sgd" else 1e-3)
 
-    from ._output import stderr_is_a_terminal
+    from .._errors import stderr_is_a_terminal
 
     show = not quiet and stderr_is_a_terminal()
     steps = epochs * math.ceil(splits.y_train.size / batch_size)
