@@ -210,16 +210,30 @@ def test_categorical_labels_file_names_the_classes(categorical):
     assert got["confusion"]["classes"] == CATS
 
 
-def test_categories_in_another_order_than_the_score_columns_fail(categorical):
+@pytest.mark.parametrize("suffix", ["parquet", "feather"])
+def test_categories_in_another_order_than_the_score_columns_match_by_name(
+    categorical, suffix
+):
+    """``pd.Categorical(y)`` sorts its categories; score columns named by the
+    classes in another order name the classes, and the labels are matched to them
+    by name, as text labels are (this was an error)."""
     folder, frame = categorical
-    frame(columns=["dog", "cat", "eel"]).to_parquet(folder / "t.parquet")
-    result = invoke(
-        [p(folder, "t.parquet"), "--label-column", "y", "--input", "probs"], 1
-    )
-    line = one_error_line(result)
-    assert "another order" in line
-    assert "'dog'" in line
-    assert "'cat'" in line
+    order = ["dog", "cat", "eel"]
+    df = frame(columns=order)
+    getattr(df, f"to_{suffix}")(folder / f"t.{suffix}")
+    text = df.assign(y=df["y"].astype(str))
+    text.to_csv(folder / "t.csv", index=False)
+    got = _per_class([p(folder, f"t.{suffix}"), "--label-column", "y"])
+    want = _per_class([p(folder, "t.csv"), "--label-column", "y"])
+    assert got["confusion"]["classes"] == order
+    for key in ("losses", "metrics", "per_class", "confusion"):
+        assert got[key] == want[key], key
+    (folder / "shards").mkdir()  # and in shards, each a categorical column
+    frame(columns=order, rows=slice(0, 25)).to_parquet(folder / "shards/a.parquet")
+    frame(columns=order, rows=slice(25, None)).to_parquet(folder / "shards/b.parquet")
+    sharded = _per_class([p(folder, "shards"), "--label-column", "y"])
+    for key in ("losses", "metrics", "per_class", "confusion"):
+        assert sharded[key] == want[key], key
 
 
 def test_categories_not_one_a_score_column_fail(categorical):

@@ -922,8 +922,10 @@ def _category_names(
     column_names: Sequence[str] | None,
 ) -> tuple[str, ...] | None:
     """The class names a categorical (dictionary) label column gives, the same in
-    every shard (`DataError` when they differ, are not one a score column, or are
-    the score columns' names in another order); ``None`` without one."""
+    every shard (`DataError` when they differ or are not one a score column);
+    ``None`` without one.  Categories that are the score columns' own names in
+    another order (``pd.Categorical(y)`` sorts them) give the columns' names: the
+    labels are then matched to the columns by name."""
     found: list[tuple[str, tuple[str, ...]]]
     if infos is not None:
         found = [
@@ -955,15 +957,9 @@ def _category_names(
             f"{n_classes} score columns: name the classes with --classes"
         )
         raise DataError(msg)
-    swapped = reordered(column_names, names)
-    if swapped is not None:
-        i, name, theirs = swapped
-        msg = (
-            f"score column {i} is named {name!r} but the categories of {label} "
-            f"name class {i} {theirs!r}: the same names in another order (reorder "
-            "the columns with --score-columns, or give --classes)"
-        )
-        raise DataError(msg)
+    if reordered(column_names, names) is not None:
+        assert column_names is not None
+        return tuple(column_names)  # pandas sorts categories: matched by name
     return names
 
 
