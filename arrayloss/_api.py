@@ -574,17 +574,14 @@ def prepare(
 
 
 def sample_factors(
-    scores: Array,
-    labels: Array,
-    *,
-    axis: int,
-    ignore_index: int | None = None,
-    class_weights: Array | None = None,
+    scores: Array, labels: Array, options: Mapping[str, Any], *, axis: int
 ) -> Array | None:
-    """The factor the conventions multiply each sample's weight by, in the batch
-    shape: ``class_weights[labels]``, zero where the label is ``ignore_index``
-    (``None`` when neither is given).  The adapters use it for the weights'
-    gradient."""
+    """The factor the conventions among a loss's ``options`` multiply each sample's
+    weight by, in the batch shape: ``class_weights[labels]``, zero where the label
+    is ``ignore_index`` (``None`` when neither is given; the other options do not
+    count).  The adapters use it for the weights' gradient."""
+    ignore_index = options.get("ignore_index")
+    class_weights = options.get("class_weights")
     if ignore_index is None and class_weights is None:
         return None
     b = prepare(
