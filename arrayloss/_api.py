@@ -56,6 +56,7 @@ __all__ = [
     "evaluate",
     "in_work_dtype",
     "mean_of",
+    "no_weight_message",
     "normalize_axis",
     "prepare",
     "sample_factors",
@@ -574,17 +575,14 @@ def prepare(
 
 
 def sample_factors(
-    scores: Array,
-    labels: Array,
-    *,
-    axis: int,
-    ignore_index: int | None = None,
-    class_weights: Array | None = None,
+    scores: Array, labels: Array, options: Mapping[str, Any], *, axis: int
 ) -> Array | None:
-    """The factor the conventions multiply each sample's weight by, in the batch
-    shape: ``class_weights[labels]``, zero where the label is ``ignore_index``
-    (``None`` when neither is given).  The adapters use it for the weights'
-    gradient."""
+    """The factor the conventions among a loss's ``options`` multiply each sample's
+    weight by, in the batch shape: ``class_weights[labels]``, zero where the label
+    is ``ignore_index`` (``None`` when neither is given; the other options do not
+    count).  The adapters use it for the weights' gradient."""
+    ignore_index = options.get("ignore_index")
+    class_weights = options.get("class_weights")
     if ignore_index is None and class_weights is None:
         return None
     b = prepare(
@@ -754,7 +752,7 @@ def evaluate(
     b = _left_out_zeroed(b)
     xp, targets = b.xp, b.targets
     if reduction == "mean" and b.n == 0:
-        raise ValueError(_no_weight_msg("`reduction='mean'`", 0))
+        raise ValueError(no_weight_message("`reduction='mean'`", 0))
     if groups > 1 and kernel.batch_wide_soft and targets.soft is not None:
         raise _torch_compat.Ungroupable(kernel.name)  # rows depend on the batch
     kept = b.kept
@@ -1082,7 +1080,8 @@ def _check_nonnegative(x: Array, what: str, *, xp: Namespace) -> None:
 # --------------------------------------------------------------------------- #
 
 
-def _no_weight_msg(subject: str, n: int) -> str:
+def no_weight_message(subject: str, n: int) -> str:
+    """The error of a mean over ``n`` samples whose weights are all zero."""
     return f"{subject} needs at least one sample with non-zero weight (got {n} samples)"
 
 
@@ -1105,15 +1104,15 @@ def _nonzero_count(count: Array, message: str, *, xp: Namespace) -> Array:
 def _mean_count(b: Batch, subject: str) -> tuple[Array | None, Array | int]:
     """The mean's weights (`Batch.w_mean`) and their sum, checked to be non-zero."""
     if b.n == 0:
-        raise ValueError(_no_weight_msg(subject, 0))
+        raise ValueError(no_weight_message(subject, 0))
     if b.weights is None:
         return None, b.n
     if b.eager and float(b.w_top) == 0:
-        raise ValueError(_no_weight_msg(subject, b.n))
+        raise ValueError(no_weight_message(subject, b.n))
     w = b.w_mean
     count = b.xp.sum(w)
     if not b.eager:
-        count = _nonzero_count(count, _no_weight_msg(subject, b.n), xp=b.xp)
+        count = _nonzero_count(count, no_weight_message(subject, b.n), xp=b.xp)
     return w, count
 
 

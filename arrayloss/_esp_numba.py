@@ -419,6 +419,13 @@ vmul = _intrinsic(_binary("fmul"))
 vdiv = _intrinsic(_binary("fdiv"))
 
 
+@njit(inline="always")
+def vfma3(c: Any, a1: Any, b1: Any, a2: Any, b2: Any, a3: Any, b3: Any) -> Any:
+    """``c + a1 b1 + a2 b2 + a3 b3``: three `vfma` from the left, inlined in numba's
+    IR (so the operations and bits of the three calls)."""
+    return vfma(a3, b3, vfma(a2, b2, vfma(a1, b1, c)))
+
+
 @_intrinsic
 def vpos(typingctx: Any, a: Any) -> Any:
     """``max(a, 0)`` lane by lane (``0`` where ``a`` is NaN)."""
@@ -725,23 +732,14 @@ def _backward_reg(
             h3 = vload(TB, t + 3 * W)
             h4 = vload(TB, t + 4 * W)
             y = vload(Y, j * W)
-            a = vfma(h1, s1, h0)
-            a = vfma(h2, s2, a)
-            a = vfma(h3, s3, a)
-            a = vfma(h4, s4, a)
-            b = vfma(h2, s1, h1)
-            b = vfma(h3, s2, b)
-            b = vfma(h4, s3, b)
+            a = vfma3(vfma(h1, s1, h0), h2, s2, h3, s3, h4, s4)
+            b = vfma3(h1, h2, s1, h3, s2, h4, s3)
             if big:
                 h5 = vload(TB, t + 5 * W)
                 h6 = vload(TB, t + 6 * W)
                 h7 = vload(TB, t + 7 * W)
-                a = vfma(h5, s5, a)
-                a = vfma(h6, s6, a)
-                a = vfma(h7, s7, a)
-                b = vfma(h5, s4, b)
-                b = vfma(h6, s5, b)
-                b = vfma(h7, s6, b)
+                a = vfma3(a, h5, s5, h6, s6, h7, s7)
+                b = vfma3(b, h5, s4, h6, s5, h7, s6)
                 s7 = vfma(y, s6, s7)
                 s6 = vfma(y, s5, s6)
                 s5 = vfma(y, s4, s5)
@@ -958,7 +956,7 @@ def _backward_mem(
                 m2 = vfma(p, s2, m2)
                 m3 = vfma(p, s3, m3)
                 m4 = vfma(p, s4, m4)
-                v = vfma(e4, s4, vfma(e3, s3, vfma(e2, s2, vfma(e1, s1, sd))))
+                v = vfma3(vfma(e1, s1, sd), e2, s2, e3, s3, e4, s4)
                 vstore(SS, d * W, v)
                 s4, s3, s2, s1 = s3, s2, s1, sd
             for i in range(m):
@@ -974,8 +972,8 @@ def _backward_mem(
                 else:
                     l1, l2, l3 = vadd(p01, c2), vfma(p01, c2, u01), vmul(u01, c2)
                     y = c3
-                a = vfma(l3, m3, vfma(l2, m2, vfma(l1, m1, m0)))
-                bb = vfma(l3, m4, vfma(l2, m3, vfma(l1, m2, m1)))
+                a = vfma3(m0, l1, m1, l2, m2, l3, m3)
+                bb = vfma3(m1, l1, m2, l2, m3, l3, m4)
                 vstore(Y, (j + i) * W, vmul(y, vpos(vsub(vmul(w1, a), vmul(w2, bb)))))
 
 

@@ -22,7 +22,13 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["exact_dot", "exact_dots_by_group", "exact_sum", "exact_sums_by_group"]
+__all__ = [
+    "exact_dot",
+    "exact_dots_by_group",
+    "exact_products",
+    "exact_sum",
+    "exact_sums_by_group",
+]
 
 _BLOCK = 1 << 22  # values per bincount: 2**22 * 2**27 < 2**53, exact in float64
 _SPLIT = float(2**27 + 1)
@@ -97,13 +103,26 @@ def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return hi, a - hi
 
 
-def exact_dot(w: np.ndarray, t: np.ndarray) -> Fraction:
-    """``sum(w * t)`` of finite float64 vectors, exactly.
+def exact_products(
+    w: np.ndarray, t: np.ndarray
+) -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """``w * t`` (finite float64 arrays of one shape) as four arrays of exact
+    float64 products and their powers of two: ``w * t = (p_0 + p_1 + p_2 + p_3) *
+    2**power`` exactly.
 
-    Each factor is written ``m * 2**e`` with ``0.5 <= |m| < 1``; the mantissas'
-    products are made exact by splitting (no overflow or underflow can occur in
-    ``[0.25, 1)``) and summed with their powers of two ``2**(e_w + e_t)``.
-    """
+    Each factor is written ``m * 2**e`` with ``0.5 <= |m| < 1`` and the mantissas
+    split into 26-bit halves (Veltkamp, Dekker 1971), whose four products are exact
+    (no overflow or underflow can occur in ``[0.25, 1)``)."""
+    mw, ew = np.frexp(w)
+    mt, et = np.frexp(t)
+    wh, wl = _split(mw)
+    th, tl = _split(mt)
+    return (wh * th, wh * tl, wl * th, wl * tl), ew.astype(np.int64) + et
+
+
+def exact_dot(w: np.ndarray, t: np.ndarray) -> Fraction:
+    """``sum(w * t)`` of finite float64 vectors, exactly: the sum of the
+    `exact_products` with their powers of two."""
     return exact_dots_by_group(w, t, None, 1)[0]
 
 
@@ -121,11 +140,9 @@ def exact_dots_by_group(
 ) -> list[Fraction]:
     """`exact_dot` of ``w[groups == g]`` and ``t[groups == g]`` for each ``g`` in
     ``range(n_groups)``, in one pass (``groups=None``: one group of everything)."""
-    mw, ew = np.frexp(np.asarray(w, dtype=np.float64).reshape(-1))
-    mt, et = np.frexp(np.asarray(t, dtype=np.float64).reshape(-1))
-    wh, wl = _split(mw)
-    th, tl = _split(mt)
-    products = np.concatenate([wh * th, wh * tl, wl * th, wl * tl])
-    powers = np.tile(ew.astype(np.int64) + et, 4)
+    products, power = exact_products(
+        np.asarray(w, dtype=np.float64).reshape(-1),
+        np.asarray(t, dtype=np.float64).reshape(-1),
+    )
     g = None if groups is None else np.tile(np.asarray(groups).reshape(-1), 4)
-    return _grouped_sums(products, powers, g, n_groups)
+    return _grouped_sums(np.concatenate(products), np.tile(power, 4), g, n_groups)

@@ -9,7 +9,7 @@ group in a few NumPy passes: each value is ``m * 2**e`` with an integer mantissa
 e)`` with one `numpy.bincount` (exact: fewer than ``2**22`` values a call keep the
 partial sums below ``2**53``), and only the non-zero ``(group, e)`` sums become
 Python integers.  Products ``w * t`` are made exact first by Veltkamp splitting of
-both mantissas (Dekker 1971), as in `arrayloss._exact.exact_dot`.
+both mantissas (Dekker 1971, `arrayloss._exact.exact_products`).
 
 `ExactVector` keeps the running sums: one Python integer per group at a common
 power of two, so adding a batch touches only the groups the batch has, and
@@ -25,17 +25,11 @@ from fractions import Fraction
 
 import numpy as np
 
+from ._exact import exact_products
+
 __all__ = ["ExactVector", "group_sums"]
 
 _BLOCK = 1 << 22  # values per bincount: 2**22 * 2**27 < 2**53, exact in float64
-_SPLIT = float(2**27 + 1)
-
-
-def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``a = hi + lo`` with at most 26 significant bits in each (|a| < 2**996)."""
-    c = a * _SPLIT
-    hi = c - (c - a)
-    return hi, a - hi
 
 
 def group_sums(
@@ -63,13 +57,10 @@ def group_sums(
     v = np.asarray(values, dtype=np.float64).reshape(-1)
     extra = None
     if weights is not None:
-        mw, ew = np.frexp(np.asarray(weights, dtype=np.float64).reshape(-1))
-        mt, et = np.frexp(v)
-        wh, wl = _split(mw)
-        th, tl = _split(mt)
-        v = np.concatenate([wh * th, wh * tl, wl * th, wl * tl])
-        extra = np.tile(ew.astype(np.int64) + et, 4)
-        g = np.tile(g, 4)
+        products, power = exact_products(
+            np.asarray(weights, dtype=np.float64).reshape(-1), v
+        )
+        v, extra, g = np.concatenate(products), np.tile(power, 4), np.tile(g, 4)
     mant, exp = np.frexp(v)
     exp = exp.astype(np.int64)
     if extra is not None:

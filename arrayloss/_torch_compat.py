@@ -324,11 +324,7 @@ def _rows_and_factors(
     conventions' factors ``c_i`` (``None`` without them, `apply`'s ``factors_of``):
     the weights' gradient."""
     rows = loss.value(z, t, axis=axis, reduction="none", weights=None, **params)
-    factors = factors_of(
-        z, t, axis=axis, ignore_index=params.get("ignore_index"),
-        class_weights=params.get("class_weights"),
-    )  # fmt: skip
-    return rows, factors
+    return rows, factors_of(z, t, params, axis=axis)
 
 
 def _per_row(x: Any, groups: int, n: int) -> Any:

@@ -179,6 +179,21 @@ def warns(xp: Namespace) -> bool:
     )
 
 
+def _fits(
+    a: Array, b: Array, fmax: float, *, xp: Namespace, below: bool = False
+) -> bool:
+    """Whether eager ``a`` and ``b`` are empty or their ranges keep every ``a - b``
+    within ``+-fmax`` (two max/min reductions; ``below``: `sub`'s promise ``a <=
+    b``, only the negative side); ``False`` for lazy arrays, inf and NaN."""
+    if is_lazy(a) or is_lazy(b):
+        return False
+    if a.size == 0 or b.size == 0:
+        return True
+    hi = 0.0 if below else float(xp.max(a)) - float(xp.min(b))  # Python floats
+    lo = float(xp.min(a)) - float(xp.max(b))
+    return hi <= fmax and lo >= -fmax
+
+
 def sub(a: Array, b: Array, *, xp: Namespace, below: bool = False) -> Array:
     """``a - b``, bit for bit, without NumPy's overflow warning.
 
@@ -196,15 +211,9 @@ def sub(a: Array, b: Array, *, xp: Namespace, below: bool = False) -> Array:
     """
     if not warns(xp):
         return a - b
-    dtype = xp.result_type(a, b)
-    fmax = float(xp.finfo(dtype).max)
-    if not (is_lazy(a) or is_lazy(b)):
-        if a.size == 0 or b.size == 0:
-            return a - b
-        hi = 0.0 if below else float(xp.max(a)) - float(xp.min(b))  # Python floats
-        lo = float(xp.min(a)) - float(xp.max(b))
-        if hi <= fmax and lo >= -fmax:  # False for inf and NaN: the careful path
-            return a - b
+    fmax = float(xp.finfo(xp.result_type(a, b)).max)
+    if _fits(a, b, fmax, xp=xp, below=below):
+        return a - b
     half = a * 0.5 - b * 0.5
     over = half > 0.5 * fmax
     under = half < -0.5 * fmax
@@ -224,15 +233,9 @@ def logaddexp(a: Array, b: Array, *, xp: Namespace) -> Array:
     """
     if not warns(xp):
         return xp.logaddexp(a, b)
-    dtype = xp.result_type(a, b)
-    fmax = float(xp.finfo(dtype).max)
-    if not (is_lazy(a) or is_lazy(b)):
-        if a.size == 0 or b.size == 0:
-            return xp.logaddexp(a, b)
-        hi = float(xp.max(a)) - float(xp.min(b))
-        lo = float(xp.min(a)) - float(xp.max(b))
-        if hi <= fmax and lo >= -fmax:
-            return xp.logaddexp(a, b)
+    fmax = float(xp.finfo(xp.result_type(a, b)).max)
+    if _fits(a, b, fmax, xp=xp):
+        return xp.logaddexp(a, b)
     a, b = xp.broadcast_arrays(a, b)
     zero = xp.zeros_like(a)
     same = a == b  # equal infinities: no inf - inf below

@@ -337,11 +337,7 @@ def _differentiable(
         rows = info.value(z, y, axis=axis, reduction="none", **opts)
         if reduction != "mean":
             return rows
-        ignore: Any = opts.get("ignore_index")  # checked by `info.value` above
-        factors = sample_factors(
-            z, y, axis=axis, ignore_index=ignore,
-            class_weights=opts.get("class_weights"),
-        )  # fmt: skip
+        factors = sample_factors(z, y, opts, axis=axis)  # opts checked by info.value
         if factors is None:
             return (rows - value) / jnp.sum(w)
         c = factors.astype(rows.dtype)  # rows are c_i l_i; the mean's weights w c

@@ -60,7 +60,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from . import _xp
-from ._api import weighted_mean
+from ._api import no_weight_message, weighted_mean
 from ._doc import filler
 from ._exact import exact_dots_by_group, exact_sums_by_group
 from ._metric_rows import (
@@ -636,11 +636,7 @@ class _MeanTally(_Batches):
     def result(self) -> float:
         """The weighted mean, correctly rounded from the exact sums."""
         if self.count == 0 or self.weight == 0:
-            msg = (
-                f"`{self._name}` needs at least one sample with non-zero weight "
-                f"(got {self.count} samples)"
-            )
-            raise ValueError(msg)
+            raise ValueError(no_weight_message(f"`{self._name}`", self.count))
         return float(self.total / self.weight)
 
 
@@ -780,11 +776,7 @@ class ECE(_Batches):
             return float(value)
         total = sum(self.weights, Fraction(0))
         if self.count == 0 or total == 0:
-            msg = (
-                f"`{self._name}` needs at least one sample with non-zero weight "
-                f"(got {self.count} samples)"
-            )
-            raise ValueError(msg)
+            raise ValueError(no_weight_message(f"`{self._name}`", self.count))
         if self._name != "ece":
             return _reduce_fraction_bins(self.gaps, self.weights, total, self._name)
         return float(sum((abs(g) for g in self.gaps), Fraction(0)) / total)

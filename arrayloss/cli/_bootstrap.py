@@ -1245,9 +1245,9 @@ def _contribution(
     b: int,
 ) -> _Contribution:
     """The digits of rows ``a:b`` of ``w * t * 2**e`` for accumulator rows
-    ``target``; weighted products are split into four exact ones (Dekker).
+    ``target``; weighted products are split into four exact ones (`exact_products`).
     ``e`` is one power for all rows, or one per row of ``a:b``."""
-    from arrayloss._exact import _split
+    from arrayloss._exact import exact_products
 
     t = np.asarray(t[a:b], dtype=np.float64)
     row = None
@@ -1260,11 +1260,6 @@ def _contribution(
         if np.array_equal(t[nonzero], np.ones(int(nonzero.sum()))):  # indicator
             return _Contribution(rows, [], row, (0, t[:, None], nonzero))
         return _Contribution(rows, [_digits(t, 0)], row)
-    mw, ew = np.frexp(w[a:b])
-    mt, et = np.frexp(t)
-    power = ew.astype(np.int64) + et + e
-    wh, wl = _split(mw)
-    th, tl = _split(mt)
-    return _Contribution(
-        rows, [_digits(p, power) for p in (wh * th, wh * tl, wl * th, wl * tl)], row
-    )
+    products, power = exact_products(w[a:b], t)
+    power = power + e
+    return _Contribution(rows, [_digits(p, power) for p in products], row)

@@ -17,6 +17,7 @@ from ._options import (
     count_option,
     format_option,
     format_spec,
+    json_params,
     loss_option,
 )
 
@@ -122,7 +123,7 @@ class _Loss:
         return {
             "loss": self.spec,
             "name": self.name,
-            "params": {k: _jsonable(v) for k, v in self.params.items()},
+            "params": json_params(self.params),
             "status": self.status,
             "note": self.note or self.skip_reason,
             "rows": self.total("rows"),
@@ -137,13 +138,6 @@ class _Loss:
 
 def _finite_or_none(x: float) -> float | None:
     return x if math.isfinite(x) else None
-
-
-def _jsonable(value: Any) -> Any:
-    """A parameter value as strict JSON: a non-finite float becomes its text."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
 
 
 _HELP = """Check every loss's analytic gradient against SciPy finite differences.

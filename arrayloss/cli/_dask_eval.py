@@ -52,6 +52,7 @@ import contextlib
 import importlib
 import logging
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import reduce
 from typing import Any
@@ -301,33 +302,20 @@ def _gather(client: Any, root: Any) -> _Bundle:
 # --------------------------------------------------------------------------- #
 
 
+@dataclass(frozen=True, kw_only=True, eq=False)
 class _Setup:
-    """What every block task needs besides its data."""
+    """What every block task needs besides its data (``offsets``: `_offsets`)."""
 
-    def __init__(
-        self,
-        *,
-        input_kind: str,
-        n_classes: int,
-        class_names: tuple[str, ...] | None,
-        tallies: dict[str, Any],
-        losses: tuple[tuple[str, str, dict[str, Any]], ...],
-        sharded: bool,
-        prob: ProbInput,
-        ignore_label: int | None = None,
-        boot: Any = None,
-        offsets: dict[str, int] | None = None,
-    ) -> None:
-        self.input_kind = input_kind
-        self.n_classes = n_classes
-        self.class_names = class_names
-        self.tallies = tallies
-        self.losses = losses
-        self.sharded = sharded
-        self.prob = prob
-        self.ignore_label = ignore_label
-        self.boot = boot
-        self.offsets = offsets or {}
+    input_kind: str
+    n_classes: int
+    class_names: tuple[str, ...] | None
+    tallies: dict[str, Any]
+    losses: tuple[tuple[str, str, dict[str, Any]], ...]
+    sharded: bool
+    prob: ProbInput
+    ignore_label: int | None
+    boot: Any
+    offsets: dict[str, int]
 
     def __dask_tokenize__(self) -> Any:
         boot = None if self.boot is None else repr(self.boot.spec)
@@ -338,11 +326,11 @@ class _Setup:
         )  # fmt: skip
 
 
+@dataclass(frozen=True, eq=False)
 class _Blocks:
     """The blocks of a run of shards: block ``i`` is rows ``start:stop`` of a shard."""
 
-    def __init__(self, spans: list[tuple[ShardInfo, int, int]]) -> None:
-        self.spans = spans
+    spans: list[tuple[ShardInfo, int, int]]
 
     def __dask_tokenize__(self) -> Any:
         return ("arrayloss-blocks", *((repr(i), a, b) for i, a, b in self.spans))

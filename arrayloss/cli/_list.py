@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 import click
 
-from ._options import format_option
+from ._options import format_option, json_params
 
 __all__ = ["list_command"]
 
@@ -28,12 +27,6 @@ With --names-only, --format json prints the list of names.
 """
 
 
-def _default(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    return value
-
-
 @click.command("list", help=_HELP)
 @click.option("--names-only", is_flag=True, help="Print only the names, one per line.")
 @format_option()
@@ -49,7 +42,7 @@ def list_command(names_only: bool, fmt: str) -> None:
                 "losses": [
                     {
                         "name": name,
-                        "params": {k: _default(v) for k, v in info.params.items()},
+                        "params": json_params(info.params),
                         "targets": info.targets.split("|"),
                         "summary": info.summary,
                     }

@@ -46,6 +46,7 @@ __all__ = [
     "format_spec",
     "fraction_option",
     "hidden_option",
+    "json_params",
     "loss_option",
     "lr_option",
     "noise_kind_option",
@@ -167,6 +168,15 @@ def format_spec(name: str, params: Mapping[str, Any]) -> str:
     if not params:
         return name
     return name + ":" + ",".join(f"{k}={v}" for k, v in params.items())
+
+
+def json_params(params: Mapping[str, Any]) -> dict[str, Any]:
+    """A loss's parameters as strict JSON values: a non-finite float becomes its
+    text (``"inf"``, as in a spec)."""
+    return {
+        k: str(v) if isinstance(v, float) and not math.isfinite(v) else v
+        for k, v in params.items()
+    }
 
 
 def check_loss_params(
