@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import threading
 from fractions import Fraction
 from functools import partial
 
@@ -215,30 +214,25 @@ def test_keyed_row_sums_equal_a_scatter_add(keys, seed):
     assert sums.dtype == np.int32
 
 
-def _report_tallies(c):
-    """The metric and loss tallies of `report_run`: the per-class report and
-    terms of equal value (nll and cross-entropy, accuracy and top-1 accuracy)."""
+def report_run(z, y, w, pieces, seed):
+    """The bootstrap tally with the per-class report and terms of equal value
+    (nll and cross-entropy, accuracy and top-1 accuracy) of ``pieces`` (row
+    ranges) fed to the chunk engine, each its own chunk."""
     from arrayloss import metrics as M
-    from arrayloss.cli._engine import LossTally
+    from arrayloss.cli._engine import (
+        LossTally,
+        Tallies,
+        backend_converter,
+        evaluate_chunk,
+    )
+    from arrayloss.io import Chunk
 
+    c = z.shape[1]
     tallies = {"accuracy": M.Accuracy(), "top_1": M.TopKAccuracy(k=1)}
     tallies |= {"nll": M.NLL(), "ece": M.ECE(n_bins=4), "mce": M.MCE(n_bins=3)}
     tallies["per-class report"] = M.ClassReport(c, 4)
     losses = {"cross_entropy": LossTally("cross_entropy", "cross_entropy", {})}
-    return tallies, losses
-
-
-def report_run(z, y, w, pieces, seed, boot=None):
-    """The bootstrap tally (``boot``, else a new one of 12 replicates and
-    ``seed``) of `_report_tallies` with ``pieces`` (row ranges) fed to the chunk
-    engine, each its own chunk."""
-    from arrayloss.cli._engine import Tallies, backend_converter, evaluate_chunk
-    from arrayloss.io import Chunk
-
-    c = z.shape[1]
-    tallies, losses = _report_tallies(c)
-    if boot is None:
-        boot = B.BootstrapTally(B.BootstrapSpec(12, seed), tallies, list(losses))
+    boot = B.BootstrapTally(B.BootstrapSpec(12, seed), tallies, list(losses))
     for a, b in pieces:
         chunk = Chunk(a, z[a:b], y[a:b], None if w is None else w[a:b])
         evaluate_chunk(
@@ -301,66 +295,6 @@ def test_whole_blocks_and_the_rest_give_the_same_sums(monkeypatch, weights):
     np.testing.assert_allclose(
         averages["recall"][:, 1], hit @ kw / kw.sum(0), rtol=1e-12
     )  # the weighted average recall is the accuracy
-
-
-@pytest.mark.parametrize("weights", ["none", "real"])
-def test_blocks_added_in_background_give_the_same_sums(monkeypatch, weights):
-    """`BootstrapTally.in_background` adds each full block on a thread of its
-    own (blocks of 16 rows from chunks of 7): the same sums and intervals as
-    adding them on the caller's thread, and the thread is gone afterwards."""
-    rng = np.random.default_rng(12)
-    n, c = 100, 5
-    z = rng.normal(0, 2, size=(n, c)).astype(np.float32)
-    y = rng.integers(0, c, size=n)
-    w = None if weights == "none" else rng.random(n) * 3
-    monkeypatch.setattr(B, "BLOCK_ROWS", 16)
-    pieces = [(a, min(n, a + 7)) for a in range(0, n, 7)]
-    here = report_run(z, y, w, pieces, 5)
-    submitted = []
-    add = B.BootstrapTally._add_pending
-
-    def on_thread(self, part):
-        submitted.append(threading.current_thread().name)
-        add(self, part)
-
-    monkeypatch.setattr(B.BootstrapTally, "_add_pending", on_thread)
-    blank = report_run(z, y, w, [], 5)
-    with blank.in_background():
-        assert blank._adder is not None
-        boot = report_run(z, y, w, pieces, 5, boot=blank)
-    assert submitted
-    assert all(t.startswith("arrayloss-bootstrap") for t in submitted)
-    assert len(submitted) == n // 16  # every whole block, none of the rest
-    assert not any(
-        t.name.startswith("arrayloss-bootstrap") for t in threading.enumerate()
-    )
-    for tally in (here, boot):
-        tally.flush()
-    np.testing.assert_array_equal(boot.sums.integers()[0], here.sums.integers()[0])
-    assert boot.intervals("mean") == here.intervals("mean")
-    assert boot.class_intervals() == here.class_intervals()
-
-
-def test_an_error_adding_a_block_in_background_is_raised(monkeypatch):
-    """An error on the bootstrap's thread is raised where the caller waits for
-    the block (the next block, or the end of `in_background`), and the thread
-    is shut down."""
-    rng = np.random.default_rng(13)
-    z = rng.normal(size=(40, 3)).astype(np.float32)
-    y = rng.integers(0, 3, size=40)
-    monkeypatch.setattr(B, "BLOCK_ROWS", 16)
-
-    def fails(self, part):
-        raise MemoryError("no room for the draws")
-
-    monkeypatch.setattr(B.BootstrapTally, "_add_pending", fails)
-    blank = report_run(z, y, None, [], 5)
-    with pytest.raises(MemoryError, match="no room"), blank.in_background():
-        report_run(z, y, None, [(0, 20), (20, 40)], 5, boot=blank)
-    assert blank._adder is None
-    assert not any(
-        t.name.startswith("arrayloss-bootstrap") for t in threading.enumerate()
-    )
 
 
 def tally_run(z, y, w, pieces, seed):

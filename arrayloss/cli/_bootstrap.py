@@ -73,8 +73,7 @@ from __future__ import annotations
 import contextlib
 import math
 import threading
-from collections.abc import Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal, localcontext
 from fractions import Fraction
@@ -721,52 +720,16 @@ class BootstrapTally:
         self.class_sums = _Digits(replicates, width)
         self.pending: list[_Pending] = []
         self.n_pending = 0
-        self._adder: ThreadPoolExecutor | None = None  # `in_background`
-        self._adding: Future[None] | None = None  # the block it is adding
 
     def __getstate__(self) -> dict[str, Any]:
         self.flush()
         state = dict(self.__dict__)
-        for key in ("_lock", "_adder", "_adding"):
-            del state[key]
+        del state["_lock"]
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
-        self._adder, self._adding = None, None
-
-    @contextlib.contextmanager
-    def in_background(self) -> Iterator[None]:
-        """Within it, `add` hands each full block of rows to a thread of its own
-        (`_add_block`): the block's draws and products (NumPy and BLAS let go of
-        the GIL) overlap with the evaluation of the next chunks on the caller's
-        thread.  One block at a time, so memory grows by one block only; the
-        sums are exact, so the results are those of `add` on one thread, bit for
-        bit.  For one caller: `add` is then not to be called from several
-        threads at once."""
-        self._adder = ThreadPoolExecutor(1, thread_name_prefix="arrayloss-bootstrap")
-        try:
-            yield
-            self._wait()
-        finally:
-            adder, self._adder, self._adding = self._adder, None, None
-            adder.shutdown(wait=True, cancel_futures=True)
-
-    def _add_block(self, part: _Pending) -> None:
-        """`_add_pending` of ``part`` now, or `in_background` on its thread once
-        the block before it is added."""
-        if self._adder is None:
-            self._add_pending(part)
-            return
-        self._wait()
-        self._adding = self._adder.submit(self._add_pending, part)
-
-    def _wait(self) -> None:
-        """Wait for the block `in_background` is adding; its error is raised here."""
-        adding, self._adding = self._adding, None
-        if adding is not None:
-            adding.result()
 
     def empty(self) -> BootstrapTally:
         """A tally of the same layout with nothing added."""
@@ -839,7 +802,7 @@ class BootstrapTally:
             if self.n_pending >= step:  # whole blocks; the rest waits
                 ready.append(self._take(self.n_pending - self.n_pending % step))
         for chunk in ready:
-            self._add_block(chunk)
+            self._add_pending(chunk)
 
     def _take(self, rows: int | None = None) -> _Pending:
         """The first ``rows`` pending rows (default all) as one chunk, removed
@@ -853,7 +816,6 @@ class BootstrapTally:
 
     def flush(self) -> None:
         """Add the chunks still waiting for a full block."""
-        self._wait()
         with self._lock:
             chunk = self._take() if self.pending else None
         if chunk is not None:

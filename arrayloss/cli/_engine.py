@@ -19,7 +19,6 @@ order, so its results are those of one thread, bit for bit.
 
 from __future__ import annotations
 
-import contextlib
 import errno
 import math
 import os
@@ -1195,18 +1194,15 @@ def _stream_chunks(
     to_backend: Callable[[Any], Any],
 ) -> int:
     """`stream`'s chunks ``items`` evaluated into ``tallies`` (on ``threads``
-    threads), in file order; the row count.  On one thread, the bootstrap adds
-    its blocks on a thread of its own (`BootstrapTally.in_background`)."""
+    threads), in file order; the row count."""
     keep_freed_memory()
     n_samples = 0
     if threads <= 1 or to_backend is not _NUMPY_CONVERTER:
-        boot = tallies.boot
-        with contextlib.nullcontext() if boot is None else boot.in_background():
-            for item in items:
-                block = evaluate(item, tallies)
-                if writer is not None:
-                    writer.write(block)
-                n_samples += int(item[3].scores.shape[0])
+        for item in items:
+            block = evaluate(item, tallies)
+            if writer is not None:
+                writer.write(block)
+            n_samples += int(item[3].scores.shape[0])
         return n_samples
 
     blank = tallies.empty(own_boot=False)  # before any chunk is added
