@@ -23,6 +23,7 @@ from fractions import Fraction
 import numpy as np
 
 __all__ = [
+    "BLOCK_VALUES",
     "exact_dot",
     "exact_dots_by_group",
     "exact_products",
@@ -30,7 +31,8 @@ __all__ = [
     "exact_sums_by_group",
 ]
 
-_BLOCK = 1 << 22  # values per bincount: 2**22 * 2**27 < 2**53, exact in float64
+BLOCK_VALUES = 1 << 22
+"""Values per ``bincount`` of exact sums: ``2**22 * 2**27 < 2**53``, exact in float64."""
 _SPLIT = float(2**27 + 1)
 
 
@@ -54,11 +56,11 @@ def _grouped_sums(
     by a single `numpy.bincount`.
     """
     parts: list[list[tuple[int, int]]] = [[] for _ in range(n)]
-    for a in range(0, values.shape[0], _BLOCK):
-        mant, exp = np.frexp(values[a : a + _BLOCK])
+    for a in range(0, values.shape[0], BLOCK_VALUES):
+        mant, exp = np.frexp(values[a : a + BLOCK_VALUES])
         exp = exp.astype(np.int64)
         if extra is not None:
-            exp += extra[a : a + _BLOCK]
+            exp += extra[a : a + BLOCK_VALUES]
         # value = m * 2**(exp - 53) with m = mant * 2**53 an integer, |m| < 2**53,
         # and m = hi * 2**26 + lo with integers hi and 0 <= lo < 2**26 (all exact)
         hi = np.floor(mant * 2.0**27)
@@ -67,7 +69,7 @@ def _grouped_sums(
         idx = exp - low
         width = int(idx.max()) + 1 if idx.size else 0
         if groups is not None:
-            idx += groups[a : a + _BLOCK].astype(np.int64) * width
+            idx += groups[a : a + BLOCK_VALUES].astype(np.int64) * width
         hs = np.bincount(idx, weights=hi, minlength=width * n)
         ls = np.bincount(idx, weights=lo, minlength=width * n)
         nz = np.flatnonzero((hs != 0) | (ls != 0))

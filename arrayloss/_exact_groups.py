@@ -25,11 +25,9 @@ from fractions import Fraction
 
 import numpy as np
 
-from ._exact import exact_products
+from ._exact import BLOCK_VALUES, exact_products
 
 __all__ = ["ExactVector", "group_sums"]
-
-_BLOCK = 1 << 22  # values per bincount: 2**22 * 2**27 < 2**53, exact in float64
 
 
 def group_sums(
@@ -86,8 +84,8 @@ def group_sums(
         size = int(present.size)
     hs = np.zeros(size, dtype=np.int64)
     ls = np.zeros(size, dtype=np.int64)
-    for a in range(0, key.size, _BLOCK):
-        part = slice(a, a + _BLOCK)
+    for a in range(0, key.size, BLOCK_VALUES):
+        part = slice(a, a + BLOCK_VALUES)
         hs += np.bincount(inverse[part], weights=hi[part], minlength=size).astype(
             np.int64
         )

@@ -983,7 +983,7 @@ def _tilted_kth(
     xs = _xp.sub(x, c[:, None], xp=xp)
     rest = _xp.sub(rest, c[:, None], xp=xp)
     tgt = xp.full((nb,), k - 0.5, dtype=eng.dtype, device=eng.device)
-    t = _mean_tilt(eng, xs, tgt, lazy, m_max=k, rest=rest)
+    t = _mean_tilt(eng, xs, tgt, lazy, rest=rest)
     off = c if ref is None else _xp.sub(c, ref, xp=xp)
     return xs, t, off
 
