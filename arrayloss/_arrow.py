@@ -399,13 +399,6 @@ class _Reader:
             if kind in ("scores", "soft", "weights") and not self.is_list
             else None
         )
-        # columns of one type: pyarrow writes a batch's rows itself (`_tensor_rows`)
-        self.one_type = (
-            kind in ("scores", "soft")
-            and not self.is_list
-            and all(t == types[0] for t in types)
-            and _has_row_major_tensors(pa)
-        )
 
     def read_categories(self) -> None:
         """Set `categories` from the first batch of a dictionary label column of
@@ -476,13 +469,8 @@ class _Reader:
     def _columns(self, batches: list[Any], start: int) -> np.ndarray:
         """The ``(m, C)`` rows of one numeric column per class, in C order: each
         column's values (a view of the batch's buffer) are written straight
-        into its column of the rows, one copy in all (by pyarrow, for one batch
-        of columns of one type: `_tensor_rows`)."""
+        into its column of the rows, one copy in all."""
         assert self.dtype is not None
-        if self.one_type and len(batches) == 1:
-            rows = _tensor_rows(self.f.pa, batches[0].select(self.names))
-            if rows is not None:
-                return rows
         m = sum(b.num_rows for b in batches)
         out = np.empty((m, len(self.names)), dtype=self.dtype)
         row = 0
@@ -519,24 +507,6 @@ class _Reader:
         values = _numpy(flat)
         self.dtype = values.dtype
         return values.reshape(m, self.n_cols or 0)
-
-
-def _has_row_major_tensors(pa: Any) -> bool:
-    """Whether pyarrow converts a record batch into a row-major tensor
-    (`pyarrow.RecordBatch.to_tensor` with ``row_major``: pyarrow 16 and later)."""
-    return int(pa.__version__.split(".")[0]) >= 16
-
-
-def _tensor_rows(pa: Any, batch: Any) -> np.ndarray | None:
-    """The C-order rows of ``batch``, numeric columns of one type, written by
-    pyarrow (`pyarrow.RecordBatch.to_tensor`: one pass in C++ without the GIL, a
-    third faster than a NumPy copy per column for 100 float32 columns), or
-    ``None`` when it cannot (a null: the caller's copy names its row)."""
-    try:
-        tensor = batch.to_tensor(null_to_nan=False, row_major=True)
-    except (pa.ArrowException, TypeError, ValueError):
-        return None
-    return np.asarray(tensor)
 
 
 def _numpy(col: Any) -> np.ndarray:
