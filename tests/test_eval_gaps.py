@@ -237,12 +237,45 @@ def test_categories_in_another_order_than_the_score_columns_match_by_name(
 
 
 def test_categories_not_one_a_score_column_fail(categorical):
+    """Four categories beside three score columns named otherwise: which column
+    is which class is unknown, an error naming the fix."""
     folder, frame = categorical
-    frame(categories=[*CATS, "fox"]).to_parquet(folder / "t.parquet")
+    frame(columns=["p0", "p1", "p2"], categories=[*CATS, "fox"]).to_parquet(
+        folder / "t.parquet"
+    )
     line = one_error_line(
         invoke([p(folder, "t.parquet"), "--label-column", "y", "--input", "probs"], 1)
     )
     assert "4 categories" in line
+    assert "--classes" in line
+
+
+def test_unused_categories_beside_columns_named_by_classes_match_by_name(
+    categorical,
+):
+    """A filtered pandas frame keeps every category: score columns named by
+    classes among them name the classes (in any order), the labels matched by
+    name, as text labels are; a label that is a category but no score column is
+    an error naming its row and the columns (this was "4 categories ... but
+    there are 3 score columns")."""
+    pd = pytest.importorskip("pandas")
+    folder, frame = categorical
+    df = frame(columns=["eel", "cat", "dog"], categories=["fox", *CATS])
+    df.to_parquet(folder / "t.parquet")
+    df.assign(y=df["y"].astype(str)).to_csv(folder / "t.csv", index=False)
+    got = _per_class([p(folder, "t.parquet"), "--label-column", "y"])
+    want = _per_class([p(folder, "t.csv"), "--label-column", "y"])
+    assert got["confusion"]["classes"] == ["eel", "cat", "dog"]
+    for key in ("losses", "metrics", "per_class", "confusion"):
+        assert got[key] == want[key], key
+    labels = df["y"].astype(str).tolist()
+    labels[4] = "fox"
+    df["y"] = pd.Categorical(labels, categories=["fox", *CATS])
+    df.to_parquet(folder / "fox.parquet")
+    line = one_error_line(
+        invoke([p(folder, "fox.parquet"), "--label-column", "y", "--input", "probs"], 1)
+    )
+    assert "row 4: 'fox' is not one of the score columns' names" in line
     assert "--classes" in line
 
 

@@ -1051,8 +1051,13 @@ def stream(
     prob: ProbInput | None = None,
     threads: int | None = None,
     header_names: Sequence[str] | None = None,
+    names_from: str = "--classes",
 ) -> int:
     """Stream each shard's sources chunk by chunk into the tallies; the row count.
+
+    ``names_from`` says where ``class_names`` come from, for the error of a
+    label that is none of them (another text than ``"--classes"``: the labels
+    are names, never class numbers).
 
     ``header_names`` (`arrayloss.io.header_classes`, without ``class_names``):
     when the first label (not the ``--ignore-label``) is text, one of these
@@ -1082,7 +1087,6 @@ def stream(
     from arrayloss import io as alio
     from arrayloss.io._labels import LabelRangeError, header_names_apply
 
-    names_from = "--classes"
     undecided = header_names is not None and class_names is None
     columns_of: dict[str, list[str]] = {}  # the score columns' names, by label
 

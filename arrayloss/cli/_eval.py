@@ -45,6 +45,7 @@ from ._engine import (
     PerSampleWriter,
     ProbInput,
     Tallies,
+    _shortened,
     backend_converter,
     chunk_rows,
     loss_value,
@@ -829,8 +830,14 @@ def _tally(
         if class_names is not None and len(class_names) != n_classes:
             msg = f"--classes lists {len(class_names)} names but {first_label} has {n_classes} columns"
             raise DataError(msg)
+        names_from = "--classes"
         if class_names is None:  # a categorical label column names the classes
             class_names = _category_names(infos, first, n_classes, column_names)
+            if class_names is not None and class_names == tuple(column_names or ()):
+                names_from = (
+                    f"the score columns' names ({_shortened(class_names)}), which "
+                    "name the classes of the categorical labels (else give --classes)"
+                )
         swapped = reordered(column_names, class_names)
         if swapped is not None:  # classes listed in another order than the columns
             i, name, theirs = swapped
@@ -872,6 +879,7 @@ def _tally(
                     chunk_rows=runner.chunk_size or chunk_rows(n_classes),
                     to_backend=runner.to_backend, tallies=tallies, writer=writer,
                     quiet=runner.quiet, prob=what.prob, header_names=header,
+                    names_from=names_from,
                 )  # fmt: skip
                 class_names = class_names or tallies.header_classes
             except DataError as exc:
@@ -905,8 +913,6 @@ def _names_hint(
 
     if header_classes(column_names, len(column_names)) is None:
         return ""  # numbered columns name no classes
-    from ._engine import _shortened
-
     head = msg[: -len(NEEDS_CLASSES)].rstrip("; ")
     return (
         f"{head}, nor one of the score columns' names ({_shortened(column_names)}), "
@@ -923,8 +929,9 @@ def _category_names(
 ) -> tuple[str, ...] | None:
     """The class names a categorical (dictionary) label column gives, the same in
     every shard (`DataError` when they differ or are not one a score column);
-    ``None`` without one.  Categories that are the score columns' own names in
-    another order (``pd.Categorical(y)`` sorts them) give the columns' names: the
+    ``None`` without one.  Categories among which are the score columns' own
+    names, in any order and with others unused (``pd.Categorical(y)`` sorts
+    them, and a filtered frame keeps them all), give the columns' names: the
     labels are then matched to the columns by name."""
     found: list[tuple[str, tuple[str, ...]]]
     if infos is not None:
@@ -950,6 +957,12 @@ def _category_names(
                 "every file needs the same (or give --classes)"
             )
             raise DataError(msg)
+    if (
+        column_names is not None
+        and len(set(column_names)) == n_classes
+        and set(column_names) <= set(names)
+    ):  # pandas sorts categories, and keeps unused ones in a filtered frame
+        return tuple(column_names)  # the labels are matched to them by name
     if len(set(names)) != len(names) or len(names) != n_classes:
         msg = (
             f"{label} is a categorical column of {len(names)} categories "
@@ -957,9 +970,6 @@ def _category_names(
             f"{n_classes} score columns: name the classes with --classes"
         )
         raise DataError(msg)
-    if reordered(column_names, names) is not None:
-        assert column_names is not None
-        return tuple(column_names)  # pandas sorts categories: matched by name
     return names
 
 
