@@ -509,8 +509,7 @@ def _ece(
     gaps, weight = _bin_sums(conf, hit, w, edges, n_bins, xp=xp, dtype=dtype)
     total = xp.sum(weight)
     if float(total) == 0:
-        msg = f"`{kind}` needs at least one sample with non-zero weight (got {conf.shape[0]})"
-        raise ValueError(msg)
+        raise ValueError(no_weight_message(f"`{kind}`", int(conf.shape[0])))
     if kind == "ece":
         return _xp.as_0d(xp.sum(xp.abs(gaps)) / total, xp=xp)
     return _xp.as_0d(_reduce_bins(gaps, weight, total, kind, xp=xp), xp=xp)
@@ -763,8 +762,7 @@ class ECE(_Batches):
         """The ECE over every sample added."""
         if self.strategy == "quantile":
             if self.count == 0:
-                msg = f"`{self._name}` needs at least one sample with non-zero weight (got 0)"
-                raise ValueError(msg)
+                raise ValueError(no_weight_message(f"`{self._name}`", 0))
             conf = np.concatenate([s[0] for s in self.samples])
             hit = np.concatenate([s[1] for s in self.samples])
             w = _quantile_weights(self.samples)

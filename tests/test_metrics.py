@@ -368,6 +368,12 @@ def test_validation_messages(data):
         M.nll(z, y, weights=np.zeros(N))
     with pytest.raises(ValueError, match="at least one sample"):
         M.ece(z[:0], y[:0])
+    # the calibration errors and the quantile ECE tally say it as the others do
+    for metric in (M.ece, M.mce, M.rmsce):
+        with pytest.raises(ValueError, match=rf"non-zero weight \(got {N} samples\)"):
+            metric(z, y, weights=np.zeros(N))
+    with pytest.raises(ValueError, match=r"non-zero weight \(got 0 samples\)"):
+        M.ECE(strategy="quantile").result()
     with pytest.raises(TypeError, match="`scores` must be an array"):
         M.nll([[1.0, 2.0]], y)
     # -inf is a valid log-probability (p = 0), +inf is not
