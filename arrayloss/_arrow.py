@@ -65,9 +65,9 @@ BATCH_ROWS = 65536
 
 BATCH_VALUES = 1 << 22
 """The most values per record batch read from a Parquet file (``BATCH_ROWS``
-rows of up to 64 columns; fewer rows of more).  Half as many made pyarrow
-decode each column in twice as many tasks on its threads, the Parquet eval of
-``python bench/bench_eval_formats.py`` about a tenth slower."""
+rows of up to 64 columns; fewer rows of more).  Smaller batches have pyarrow
+decode each column in more, smaller tasks on its threads: slower in
+``python bench/bench_eval_formats.py`` (figures in docs/guide/formats.md)."""
 
 PARQUET_BUFFER = 1 << 16
 """Bytes of a column read at a time: a Parquet file is read page by page, not a
