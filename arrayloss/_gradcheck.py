@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from ._api import CONVENTIONS
 from ._registry import get_loss
 from ._typing import Array
+from ._validation import check_real
 from ._xp import to_numpy
 
 if TYPE_CHECKING:
@@ -205,21 +206,6 @@ def _rows_shown(mask: Any) -> str:
     return ", ".join(str(i) for i in rows[:5]) + (", ..." if rows.size > 5 else "")
 
 
-def _tolerance(name: str, value: Any, *, positive: bool = False) -> float:
-    """A finite real number ``>= 0`` (``> 0`` when ``positive``); ValueError if not."""
-    import numbers
-
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        msg = f"`{name}` must be a real number (got {name}={value!r})"
-        raise TypeError(msg)
-    v = float(value)
-    if not math.isfinite(v) or v < 0 or (positive and v == 0):
-        bound = "> 0" if positive else ">= 0"
-        msg = f"`{name}` must be a finite number {bound} (got {name}={value!r})"
-        raise ValueError(msg)
-    return v
-
-
 def gradcheck(
     loss: str | Callable[..., Any] | tuple[Callable[..., Any], Callable[..., Any]],
     logits: Array,
@@ -341,19 +327,19 @@ def gradcheck(
     """
     import numpy as np
 
-    rtol = _tolerance("rtol", rtol)
+    rtol = check_real("rtol", rtol, low=0)
     if rtol >= 1:
         msg = (
             f"`rtol` must be < 1: a larger one passes any gradient (got rtol={rtol!r})"
         )
         raise ValueError(msg)
     if atol is not None:
-        atol = _tolerance("atol", atol)
+        atol = check_real("atol", atol, low=0)
         if atol == 0 and rtol == 0:
             msg = "`rtol` and `atol` are both 0: no finite-difference estimate can pass"
             raise ValueError(msg)
-    initial_step = _tolerance("initial_step", initial_step, positive=True)
-    min_kink_distance = _tolerance("min_kink_distance", min_kink_distance)
+    initial_step = check_real("initial_step", initial_step, low=0, low_open=True)
+    min_kink_distance = check_real("min_kink_distance", min_kink_distance, low=0)
 
     z_host = np.asarray(to_numpy(logits))
     if z_host.dtype.kind not in "iuf":  # as every loss refuses it

@@ -80,6 +80,23 @@ def test_tolerance_of_the_wrong_kind_is_a_type_error(value):
         al.gradcheck("cross_entropy", Z, Y, rtol=value)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "error", "message"),
+    [
+        ("rtol", "1e-6", TypeError, "`rtol` must be a real number (got rtol='1e-6')"),
+        ("atol", -1.0, ValueError, "`atol` must be non-negative (got atol=-1.0)"),
+        ("initial_step", 0.0, ValueError, "`initial_step` must be positive (got initial_step=0.0)"),
+        ("min_kink_distance", math.nan, ValueError, "`min_kink_distance` must be non-negative (got min_kink_distance=nan)"),
+    ],
+)  # fmt: skip
+def test_tolerance_messages_are_the_parameter_checks_own(option, value, error, message):
+    # one check of a real hyperparameter (_validation.check_real), one message,
+    # the losses' and gradcheck's alike
+    with pytest.raises(error) as info:
+        al.gradcheck("cross_entropy", Z, Y, **{option: value})
+    assert str(info.value) == message
+
+
 def test_zero_rtol_and_atol_is_refused():
     with pytest.raises(ValueError, match="both 0"):
         al.gradcheck("cross_entropy", Z, Y, rtol=0.0, atol=0.0)
