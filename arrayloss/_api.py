@@ -240,7 +240,11 @@ class Kernel:
     def value_and_grad(
         self, logits: Array, labels: Array, **options: Any
     ) -> tuple[Array, Array]:
-        """The loss and its gradient with respect to ``logits`` (see `value`)."""
+        """The loss and its gradient with respect to ``logits`` (see `value`).
+
+        ``options`` may hold the private ``_groups``, given by
+        `arrayloss._torch_compat`'s ``vmap`` rule only: see `evaluate`'s ``groups``.
+        """
         value, grad = self._run(logits, labels, want_grad=True, **options)
         assert grad is not None  # want_grad
         return value, grad
@@ -256,6 +260,7 @@ class Kernel:
         weights: Array | None,
         ignore_index: int | None = None,
         class_weights: Array | None = None,
+        _groups: int = 1,
         **params: Any,
     ) -> tuple[Array, Array | None]:
         if _torch_compat.tracks_grad(logits, labels, weights):  # torch autograd hook
@@ -268,7 +273,7 @@ class Kernel:
         return evaluate(
             self, logits, labels, weights, axis=axis, reduction=reduction,
             want_grad=want_grad, params=params,
-            ignore_index=ignore_index, class_weights=class_weights,
+            ignore_index=ignore_index, class_weights=class_weights, groups=_groups,
         )  # fmt: skip
 
 
@@ -717,6 +722,7 @@ def evaluate(
     params: Mapping[str, Any],
     ignore_index: int | None = None,
     class_weights: Array | None = None,
+    groups: int = 1,
 ) -> tuple[Array, Array | None]:
     """Validate, reshape, run ``kernel`` and reduce.  See the module docstring.
 
@@ -724,15 +730,14 @@ def evaluate(
     With ``reduction="mean"`` a batch whose every label is ``ignore_index`` is a
     `ValueError` (PyTorch returns NaN); ``"sum"`` gives 0 and ``"none"`` zeros.
 
-    Inside the torch ``vmap`` rule (`arrayloss._torch_compat.take_groups` > 1) the
-    rows are that many equal batches end to end: the checks run on all of them,
+    ``groups > 1`` (only from the torch ``vmap`` rule, `arrayloss._torch_compat`):
+    the rows are that many equal batches end to end: the checks run on all of them,
     the kernel once, and `_reduce` reduces each batch as its own call would
     (``"mean"``/``"sum"`` give one value per batch).
     """
     labels = _like_scores(logits, labels)
     _torch_compat.refuse_grad(labels, class_weights)  # torch hook
     logits, labels, weights = _torch_compat.plain(logits, labels, weights)
-    groups = _torch_compat.take_groups()  # torch's vmap rule: slices end to end
     if reduction not in REDUCTIONS:
         msg = (
             f"`reduction` must be 'mean', 'sum' or 'none' (got reduction={reduction!r})"

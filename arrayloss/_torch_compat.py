@@ -27,7 +27,9 @@ The node has the `torch.func` form (``forward`` without ``ctx``, ``setup_context
 ``jvp`` and a ``vmap`` rule), so `torch.func.grad`, `vjp`, `jacrev`, `jvp`,
 `jacfwd` and `vmap` compose with it.  The ``vmap`` rule puts the ``B`` slices'
 rows end to end, ``(B * n, C)``, and runs the node once with ``groups = B``: the
-front end reads that (`take_groups`) and reduces each slice's rows on its own
+node passes that to the loss (the private keyword ``_groups`` of
+`arrayloss._api.Kernel.value_and_grad` and of the public ``_and_grad`` twins), and
+the front end reduces each slice's rows on its own
 (its own weights' scale and count, its own ``1 / n``), so the numbers are a call
 per slice's, bit for bit; its value checks run on all the rows.  Where one call
 cannot give them (labels or weights not of the slice's batch shape, Keras'
@@ -55,11 +57,9 @@ Nothing here imports torch unless a torch tensor is passed.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import functools
 import math
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import numpy as np
@@ -73,40 +73,14 @@ __all__ = [
     "plain",
     "refuse_grad",
     "refuse_meta",
-    "take_groups",
     "tracks_grad",
     "weights_need_grad",
 ]
-
-# How many vmapped slices the `vmap` rule's call puts end to end (1 elsewhere):
-# set around that one call, read (and reset) by the front end's `evaluate`.
-_GROUPS: contextvars.ContextVar[int] = contextvars.ContextVar(
-    "arrayloss_vmap_groups", default=1
-)
 
 
 class Ungroupable(Exception):
     """Raised by the front end where slices put end to end would not give each
     slice the numbers of its own call: the `vmap` rule then runs each slice."""
-
-
-def take_groups() -> int:
-    """The number of equal batches the current call's rows are, end to end (the
-    `vmap` rule's; 1 for any other call): the front end reduces each on its own.
-    Taken once: an evaluation inside that one sees 1."""
-    groups = _GROUPS.get()
-    if groups != 1:
-        _GROUPS.set(1)
-    return groups
-
-
-@contextlib.contextmanager
-def _grouped(groups: int) -> Iterator[None]:
-    token = _GROUPS.set(groups)
-    try:
-        yield
-    finally:
-        _GROUPS.reset(token)
 
 
 def tracks_grad(logits: Array, labels: Array, weights: Array | None) -> bool:
@@ -423,10 +397,10 @@ def _function() -> Any:
         ) -> tuple[Any, Any, Any, Any]:
             z, t, w, on_numpy = _as_numpy(*plain(logits, labels, weights))
             params = {k: _like(v, on_numpy) for k, v in params.items()}
-            with _grouped(groups):
-                value, grad = loss.value_and_grad(
-                    z, t, axis=axis, reduction=reduction, weights=w, **params
-                )
+            value, grad = loss.value_and_grad(
+                z, t, axis=axis, reduction=reduction, weights=w, **params,
+                _groups=groups,
+            )  # fmt: skip
             rows = factors = None
             if want_rows and w is not None:
                 rows, factors = _rows_and_factors(loss, z, t, axis, params, factors_of)

@@ -769,6 +769,32 @@ def test_vmap_one_call_with_the_class_axis_anywhere(
         assert torch.equal(grads[i], z.grad)
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_vmap_of_a_core_function_is_one_call_too(reduction, monkeypatch):
+    """The core function on tensors (whose node is given the kernel, not the
+    registry's function): one call for the slices, each slice's value and
+    gradient those of `arrayloss.torch`'s call per slice, bit for bit."""
+    zs, ys, _, ws = _batched_inputs(46, 3, N)
+
+    def f(fn, z, y, w):
+        return fn(z, y, weights=w, label_smoothing=0.1, reduction=reduction)
+
+    seen = _count_forwards(monkeypatch)
+    got = torch.func.vmap(lambda z, y, w: f(al.cross_entropy, z, y, w))(zs, ys, ws)
+    assert len(seen) == 1
+    want = torch.stack([f(alt.cross_entropy, zs[i], ys[i], ws[i]) for i in range(3)])
+    assert torch.equal(got, want)
+    seen.clear()
+    grads = torch.func.vmap(
+        torch.func.grad(lambda z, y, w: f(al.cross_entropy, z, y, w))
+    )(zs, ys, ws)
+    assert len(seen) == 1
+    for i in range(3):
+        z = zs[i].clone().requires_grad_(True)
+        f(alt.cross_entropy, z, ys[i], ws[i]).backward()
+        assert torch.equal(grads[i], z.grad)
+
+
 @pytest.mark.parametrize("conv", [None, "ignore_index", "class_weights"])
 @pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
 @pytest.mark.parametrize("name", ["cross_entropy", "smooth_topk_svm", "keras.huber"])

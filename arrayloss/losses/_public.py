@@ -9,7 +9,9 @@ companion from it::
 
 The twin has the value function's signature (return type ``tuple[Array, Array]``),
 the one ``_and_grad`` docstring, its name and module, and calls
-`arrayloss._api.Kernel.value_and_grad` with the same defaults.
+`arrayloss._api.Kernel.value_and_grad` with the same defaults (and the private
+``_groups`` of the torch ``vmap`` rule, `arrayloss._torch_compat`, not in the
+signature).
 """
 
 from __future__ import annotations
@@ -67,11 +69,15 @@ def grad_twin(kernel: Kernel, value: Callable[..., Array]) -> GradFunction:
     name = value.__name__ + "_and_grad"
     own = [k for k in defaults if k not in _COMMON]
 
-    def twin(logits: Array, labels: Array, /, **params: Any) -> tuple[Array, Array]:
+    def twin(
+        logits: Array, labels: Array, /, *, _groups: int = 1, **params: Any
+    ) -> tuple[Array, Array]:
         unknown = params.keys() - defaults.keys()
         if unknown:
             raise unknown_parameter(kernel.name, min(unknown), own)
-        return kernel.value_and_grad(logits, labels, **{**defaults, **params})
+        return kernel.value_and_grad(
+            logits, labels, **{**defaults, **params}, _groups=_groups
+        )
 
     annotations = dict(getattr(value, "__annotations__", {}))
     annotations["return"] = "tuple[Array, Array]"
