@@ -426,11 +426,7 @@ def test_weighted_loss_is_scale_invariant(d, scale):
     from arrayloss.cli import main
 
     result = CliRunner().invoke(main, ["eval", *args])
-    if result.exit_code == 1:  # the metrics' own sums may refuse: clearly, by name
-        assert re.fullmatch(
-            r"Error: metric 'accuracy' overflows float64 .*\n", result.stderr
-        )
-        return
+    # the metrics' sums are exact: no scale of the weights makes them overflow
     assert result.exit_code == 0, result.stderr
     out = json.loads(result.stdout)["losses"]
     want_ce = float(al.cross_entropy(z, y, label_smoothing=0.1))
