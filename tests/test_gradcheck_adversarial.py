@@ -723,25 +723,12 @@ def _extreme_cases():
                 yield pytest.param(name, params, id=f"{name}-{params}")
 
 
-def _probe(name, params):
-    try:
-        al.LOSSES[name].value(np.zeros((1, C)), np.array([0]), **params)
-    except ValueError as exc:
-        return exc
-    return None
-
-
 @pytest.mark.parametrize(("name", "params"), list(_extreme_cases()))
 def test_extreme_parameters(name, params):
-    """A pass with rows compared, or the loss's own clean ValueError."""
+    """Every extreme value is a valid parameter: a pass with rows compared."""
     rng = np.random.default_rng(5)
     z = 3.0 * rng.normal(size=(30, C))
     y = rng.integers(0, C, size=30)
-    error = _probe(name, params)
-    if error is not None:
-        with pytest.raises(ValueError, match=re.escape(str(error))):
-            al.gradcheck(name, z, y, **params)
-        return
     res = al.gradcheck(name, z, y, rtol=1e-7, **params)
     assert res.n_checked >= 10, res.reason
     assert res.ok, res.reason
