@@ -477,13 +477,27 @@ def test_user_params_reach_both_functions():
     assert set(seen) == {3.0}
 
 
+_NOT_A_PAIR = (
+    r"`loss` given as a tuple must be a pair \(value_fn, grad_fn\) of callables"
+)
+_NOT_A_LOSS = r"`loss` must be a registry name, an arrayloss loss function or a"
+
+
 @pytest.mark.parametrize(
-    "loss",
-    [(ce_value,), (ce_value, ce_grad, ce_grad), (ce_value, "grad"), 3, None, np.sum],
+    ("loss", "message"),
+    [
+        ((ce_value,), _NOT_A_PAIR),
+        ((ce_value, ce_grad, ce_grad), _NOT_A_PAIR),
+        ((ce_value, "grad"), _NOT_A_PAIR),
+        (3, _NOT_A_LOSS + r".* \(got int\)"),
+        (None, _NOT_A_LOSS + r".* \(got NoneType\)"),
+        (np.sum, "'sum' is not an arrayloss loss"),
+    ],
     ids=["one", "three", "not-callable", "int", "none", "foreign"],
 )
-def test_malformed_loss_argument_is_a_type_error(loss):
-    with pytest.raises(TypeError):
+def test_malformed_loss_argument_is_a_type_error(loss, message):
+    # the check's own message: not a TypeError from calling what is no function
+    with pytest.raises(TypeError, match=message):
         al.gradcheck(loss, Z, Y)
 
 
