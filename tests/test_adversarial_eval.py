@@ -458,11 +458,13 @@ def test_every_loss_is_exactly_chunk_invariant(d, dtype, weighted):
     names = [
         n for n in al.LOSSES if not (n == "smooth_topk_svm" and dtype == "float32")
     ]
-    for name in names:
-        args += ["--loss", name + (":k=2" if "topk" in name else "")]
+    specs = [name + (":k=2" if "topk" in name else "") for name in names]
+    for spec in specs:
+        args += ["--loss", spec]
     outs = [
         run_json([*args, "--chunk-size", c])["losses"] for c in ("1", "7", "64", str(N))
     ]
+    assert sorted(outs[0]) == sorted(specs)  # every loss reported: a loop over them
     for key in outs[0]:
         assert len({o[key] for o in outs}) == 1, (key, [o[key] for o in outs])
 
