@@ -208,6 +208,7 @@ def test_check_ties_family_compares_rows_of_every_loss(runner):
     doc = json.loads(
         invoke(runner, ["check", "--samples", "20", "--format", "json"]).stdout
     )
+    assert [x["name"] for x in doc["losses"]] == list(al.LOSSES)
     for loss in doc["losses"]:
         ties = loss["families"]["ties"]
         assert ties["checked"] > 0, loss["loss"]
@@ -423,6 +424,7 @@ def test_check_one_sample_every_loss(runner):
         invoke(runner, ["check", "--samples", "1", "--format", "json"]).stdout
     )
     assert doc["status"] == "passed"
+    assert [x["name"] for x in doc["losses"]] == list(al.LOSSES)
     for loss in doc["losses"]:
         assert loss["rows"] == 4
         assert loss["status"] in {"passed", "skipped"}
