@@ -371,6 +371,7 @@ def test_intervals_are_identical_at_every_chunk_size(data, weighted):
     first = outs[0]
     assert first["bootstrap"] == {"replicates": 40, "seed": 7, "confidence": 0.95}
     assert set(first["intervals"]["metrics"]) == set(first["metrics"])
+    assert set(first["intervals"]["losses"]) == set(first["losses"]) != set()
     for group in ("losses", "metrics"):
         for key, (lo, hi) in first["intervals"][group].items():
             assert lo <= hi
@@ -434,6 +435,8 @@ def test_replicates_equal_a_direct_computation(data):
     args = [*paths(data), *BOOT, "--weights", str(data / "w.npy")]
     args += ["--metric", "accuracy", "--metric", "nll", "--metric", "ece:n_bins=5"]
     out = run_json([*args, "--chunk-size", "7"])
+    shown = {**out["intervals"]["losses"], **out["intervals"]["metrics"]}
+    assert shown.keys() == expected.keys()  # an interval of each, compared below
     for group in ("losses", "metrics"):
         for key, (lo, hi) in out["intervals"][group].items():
             want = np.quantile(expected[key], [0.025, 0.975])
