@@ -60,8 +60,9 @@ def _options(info: Any) -> dict[str, Any]:
     return {"k": 2} if "k" in info.params else {}
 
 
-# The squared-score losses overflow on these rows (``(max)**2``): nothing finite
-# to compare there.  Any other loss must have finite cases, and these none.
+# The losses of the scores' own size overflow there: l2's squares (``max**2``) on
+# every row, l1's sums of ``|s_j - t_j|`` (``2 max``) on the mean's rows.  Nothing
+# finite to compare for them; any other loss must have finite results.
 EVERY_CASE_OVERFLOWS = {"l2"}
 MEAN_OVERFLOWS = {"l1", "l2"}
 
