@@ -553,6 +553,38 @@ def test_ece_with_many_bins_is_right(d):
     )
 
 
+@pytest.mark.parametrize("cell", ["1_0", "\u0661"])  # 1_0, Arabic-Indic one
+@pytest.mark.parametrize("where", ["score", "label", "weight"])
+def test_numbers_only_python_reads_are_not_numbers(d, cell, where):
+    """``float("1_0")`` is 10.0 and ``float("\u0661")`` is 1.0, and NumPy's cast
+    reads them alike: a score, label or weight cell ``1_0`` was read as 10 where
+    ``numpy.loadtxt`` and pandas read text.  It is a cell that is no number now;
+    white space beyond ASCII around a number is still read, as loadtxt reads it."""
+    z, y, w = np.load(d / "z.npy"), np.load(d / "y.npy"), np.load(d / "w.npy")
+    lines = {
+        "score": [",".join(repr(float(v)) for v in r) for r in z],
+        "label": [str(int(v)) for v in y],
+        "weight": [repr(float(v)) for v in w],
+    }[where]
+    lines[3] = f"{cell},1,1,1,1" if where == "score" else cell
+    (d / "bad.csv").write_text("\n".join(lines) + "\n")
+    bad, zs, ys = p(d, "bad.csv"), p(d, "z.npy"), p(d, "y.npy")
+    argv = {
+        "score": [bad, ys],
+        "label": [zs, bad],
+        "weight": [zs, ys, "--weights", bad],
+    }[where]
+    said = rf"'.*bad.csv' (line 4|row 3).*'{cell}' is not a (number|class index)"
+    fails([*argv, "-o", p(d, "old.json")], 1, said)
+    old_outputs_intact(d)
+    spaced = "\n".join(f"\u2007{v!r}\u3000" for v in w.tolist())
+    (d / "spaced.csv").write_text(spaced + "\n")
+    out = run_json([zs, ys, "--weights", p(d, "spaced.csv")])
+    assert out["losses"]["cross_entropy"] == pytest.approx(
+        float(al.cross_entropy(z, y, weights=w)), rel=1e-14
+    )
+
+
 # =========================================================================== #
 # Crashes and tracebacks
 # =========================================================================== #
@@ -1017,6 +1049,7 @@ CLASSES = {
         "test_losses_near_the_float64_limit",
         "test_corrupt_member_data_is_not_read_as_numbers",
         "test_ece_with_many_bins_is_right",
+        "test_numbers_only_python_reads_are_not_numbers",
     ],
     "crashes and tracebacks": [
         "test_loss_that_overflows_is_a_clear_error", "test_corrupt_npz",

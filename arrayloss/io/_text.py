@@ -37,11 +37,27 @@ writes ``True`` and ``False``): read so without --classes."""
 
 
 def _is_number(s: str) -> bool:
+    """Whether ``s`` is a number as `numpy.loadtxt` and pandas read one: what
+    `float` takes (white space around it too), less the forms only Python reads
+    as numbers, which they read as text: ``1_000`` and digits of other scripts
+    (``١``, Arabic-Indic one)."""
+    text = s.strip()
+    if "_" in text or not text.isascii():
+        return False
     try:
-        float(s)
+        float(text)
     except ValueError:
         return False
     return True
+
+
+def _python_only_numbers(cells: np.ndarray) -> bool:
+    """Whether some text cell may be a number only to Python (`_is_number`): it
+    holds an underscore or a character beyond ASCII.  One pass over the code
+    points of ``cells`` (a NumPy text array), so only such a chunk is looked at
+    cell by cell."""
+    codes = np.ascontiguousarray(cells).view(np.uint32)
+    return bool((codes == ord("_")).any() or (codes > 127).any())
 
 
 DELIMITERS = (",", "\t", ";", "|")
@@ -489,48 +505,55 @@ def _parse_floats(
 ) -> np.ndarray:
     """``cells`` (text) as float64, or a `DataError` naming the line and column
     (its header name in ``names``, else its number in the file, ``columns``) of
-    the first cell that is not a number."""
+    the first cell that is not a number (`_is_number`: ``1_000`` is none,
+    though NumPy's cast reads it)."""
     try:
-        return cells.astype(np.float64)
+        values: np.ndarray | None = cells.astype(np.float64)
     except ValueError:
-        for r, row in enumerate(cells):
-            for c, cell in enumerate(row if row.ndim else [row]):
-                if not _is_number(str(cell)):
-                    number = columns[c] if columns else c
-                    name = names[c] if names else ""  # '' for a,b,c, too: a number
-                    col = f", column {name!r}" if name else f", column {number}"
-                    where = col if cells.ndim == 2 else ""
-                    what = f"{str(cell)!r} is not a number"
-                    text = str(cell).strip()
-                    if "," in str(cell) and _is_number(str(cell).replace(",", ".", 1)):
+        values = None
+    if values is not None and not _python_only_numbers(cells):
+        return values
+    for r, row in enumerate(cells):
+        for c, cell in enumerate(row if row.ndim else [row]):
+            if not _is_number(str(cell)):
+                number = columns[c] if columns else c
+                name = names[c] if names else ""  # '' for a,b,c, too: a number
+                col = f", column {name!r}" if name else f", column {number}"
+                where = col if cells.ndim == 2 else ""
+                what = f"{str(cell)!r} is not a number"
+                text = str(cell).strip()
+                if "," in str(cell) and _is_number(str(cell).replace(",", ".", 1)):
+                    what += (
+                        " (a decimal comma: write the file with a decimal "
+                        "point, to_csv(decimal='.'))"
+                    )
+                elif text.endswith("%") and _is_number(text[:-1]):
+                    what += (
+                        " (a percentage: write the probabilities as numbers, "
+                        "0.5 for 50%)"
+                    )
+                elif cells.ndim == 2 and not any(
+                    _is_number(str(v)) or not str(v).strip() for v in cells[:, c]
+                ):  # no number in the column: text, no scores
+                    what += (
+                        " (a column of text: --drop-column "
+                        f"{name or number} leaves it out)"
+                    )
+                if not str(cell).strip():
+                    what = "an empty cell"
+                    last = cells.ndim == 2 and c == cells.shape[1] - 1
+                    if last and not np.char.strip(cells[:, c]).any():
                         what += (
-                            " (a decimal comma: write the file with a decimal "
-                            "point, to_csv(decimal='.'))"
+                            " (a delimiter at the end of each line makes an "
+                            f"empty last column: --drop-column {number} leaves "
+                            "it out)"
                         )
-                    elif text.endswith("%") and _is_number(text[:-1]):
-                        what += (
-                            " (a percentage: write the probabilities as numbers, "
-                            "0.5 for 50%)"
-                        )
-                    elif cells.ndim == 2 and not any(
-                        _is_number(str(v)) or not str(v).strip() for v in cells[:, c]
-                    ):  # no number in the column: text, no scores
-                        what += (
-                            " (a column of text: --drop-column "
-                            f"{name or number} leaves it out)"
-                        )
-                    if not str(cell).strip():
-                        what = "an empty cell"
-                        last = cells.ndim == 2 and c == cells.shape[1] - 1
-                        if last and not np.char.strip(cells[:, c]).any():
-                            what += (
-                                " (a delimiter at the end of each line makes an "
-                                f"empty last column: --drop-column {number} leaves "
-                                "it out)"
-                            )
-                    msg = f"{label} line {lines[r]}{where}: {what}"
-                    raise DataError(msg) from None
-        raise  # pragma: no cover
+                msg = f"{label} line {lines[r]}{where}: {what}"
+                raise DataError(msg) from None
+    if values is None:  # pragma: no cover - astype failed on a cell that is a number
+        msg = f"{label}: a cell is not a number"
+        raise DataError(msg)
+    return values  # only white space beyond ASCII around numbers (as loadtxt reads)
 
 
 class _TextScores(Source):
