@@ -318,7 +318,8 @@ class _EvalCommand(click.Command):
     "sklearn.metrics.classification_report), per-class NLL and classwise ECE, with "
     "macro and weighted averages and classwise_ece (their mean) among the metrics. "
     f"Shown as a table up to {MAX_TABLE_CLASSES} classes; with FILE (.csv or .tsv; "
-    "--per-class=FILE for another name) written there as a table.",
+    "--per-class=FILE for .tab, .txt, .dat or no suffix) written there as a table "
+    "(TSV for .tsv and .tab).",
 )
 @click.option(
     "--confusion",
