@@ -147,6 +147,29 @@ def test_per_sample_to_a_fifo(d, suffix):
     assert got[0] == (d / f"file{suffix}").read_bytes()
 
 
+@needs_fifo
+@pytest.mark.parametrize("option", ["--plot", "--per-class"])
+def test_report_to_a_fifo(d, option):
+    """``--plot`` to a pipe (``--plot >(viewer)``, a FIFO) was "cannot write
+    --plot: File or stream is not seekable", exit 1: PIL seeks in the file it
+    writes.  The PNG is drawn in memory and then sent, as to a file."""
+    if option == "--plot":
+        pytest.importorskip("matplotlib")
+    name = "fig.png" if option == "--plot" else "report.csv"
+    fifo = d / f"pipe-{name}"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=_read_fifo, args=(fifo, got), daemon=True)
+    reader.start()
+    invoke([p(d, "z.npy"), p(d, "y.npy"), f"{option}={fifo}", "--quiet"])
+    reader.join(30)
+    assert not reader.is_alive()
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    invoke([p(d, "z.npy"), p(d, "y.npy"), f"{option}={d / name}", "--quiet"])
+    assert got[0] == (d / name).read_bytes()
+    assert got[0].startswith(b"\x89PNG" if option == "--plot" else b"class,")
+
+
 @pytest.mark.parametrize(
     "second",
     ["same", "dot", "symlink", "hardlink"],
@@ -1027,6 +1050,7 @@ CLASSES = {
         "test_output_through_a_symlink", "test_per_sample_through_a_symlink_chain",
         "test_output_through_a_dangling_symlink",
         "test_output_to_a_fifo_is_written_directly", "test_per_sample_to_a_fifo",
+        "test_report_to_a_fifo",
         "test_two_outputs_naming_one_file", "test_an_input_is_never_an_output",
         "test_full_disk_while_writing_per_sample",
         "test_full_disk_while_writing_the_results",
