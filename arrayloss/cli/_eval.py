@@ -1229,6 +1229,13 @@ def _parse_classes(value: str) -> tuple[str, ...]:
     if not names or any(not n for n in names):
         msg = f"empty class name in {value!r}"
         raise click.BadParameter(msg, param_hint=["--classes"])
+    if len(names) == 1 and not os.path.isfile(value):  # a file name mistyped
+        what = "is a directory" if os.path.isdir(value) else "is no file"
+        msg = (
+            f"{value!r} {what}, and one class name cannot name two or more score "
+            "columns: give the names as A,B,... or a file of one name a line"
+        )
+        raise click.BadParameter(msg, param_hint=["--classes"])
     seen = set()
     for n in names:
         if n in seen:
