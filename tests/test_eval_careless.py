@@ -418,3 +418,28 @@ def test_a_probability_rounded_below_0_is_told_to_clip(tmp_path):
     rows[1, 0] = -0.2
     np.save(tmp_path / "z.npy", rows)
     assert "clip" not in one_error_line(invoke(args, 1))
+
+
+def test_space_separated_text_labels_are_told_of_the_delimiter(tmp_path):
+    """``df.to_csv(sep=" ")`` with class names: white space is sniffed only
+    above rows of numbers (names may hold spaces), so the file was one column
+    and the error said only "no column named 'y' (columns: p0 p1 p2 y)".  It
+    now names ``--delimiter ' '``, which reads the file."""
+    rows, y = probs(6)
+    names = np.array(["cat", "dog", "eel"])
+    lines = ["p0 p1 p2 y"]
+    for row, c in zip(rows, y, strict=True):
+        lines.append(" ".join([*map(repr, row.tolist()), names[c]]))
+    (tmp_path / "s.txt").write_text("\n".join(lines) + "\n")
+    args = [p(tmp_path, "s.txt"), "--label-column", "y", "--input", "probs"]
+    args += ["--classes", "cat,dog,eel"]
+    line = one_error_line(invoke(args, 1))
+    assert line.endswith(
+        "has no column named 'y' (columns: p0 p1 p2 y); for columns separated by "
+        "white space, give --delimiter ' '\n"
+    )
+    out = eval_json([*args, "--delimiter", " "])
+    assert out["n_samples"] == 6
+    assert out["metrics"]["nll"] == pytest.approx(
+        float(-np.log(rows[np.arange(6), y]).mean()), rel=1e-14
+    )

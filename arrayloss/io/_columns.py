@@ -33,6 +33,10 @@ def _column_index(name: str, header: list[str] | None, width: int, label: str) -
         i = int(name)
     except ValueError:
         msg = f"{label} has no column named {name!r} {_where(header)}"
+        if header is not None and len(header) == 1 and name in header[0].split():
+            msg += (  # a header of names between spaces: delimited text not sniffed
+                "; for columns separated by white space, give --delimiter ' '"
+            )
         raise DataError(msg) from None
     if not -width <= i < width:
         msg = f"{label} has {width} columns; column {i} is out of range"
