@@ -510,6 +510,39 @@ def test_select_columns(spec, want):
 
 
 @pytest.mark.parametrize(
+    ("spec", "want"),
+    [
+        ("p[1]", [1]),  # the pattern p[1] matches p1 (column 2)
+        ("p[0],p[1]", [0, 1]),  # the pattern p[0] matched nothing: an error
+        ("t:0", [3]),  # a range from t to 0 was an error
+        ("p[1]*", [2]),  # not a name: a pattern still
+        ("p?", [2]),
+    ],
+)
+def test_a_column_named_like_a_pattern_or_range_is_that_column(spec, want):
+    """pandas names columns ``p[1]`` (``df.add_prefix``, a MultiIndex flattened)
+    or ``t:0``: such a whole name was read as a glob pattern or a range, so
+    ``--drop-column 'p[1]'`` dropped the column ``p1``, a score column, and left
+    ``p[1]`` among the scores."""
+    header = ["p[0]", "p[1]", "p1", "t:0"]
+    assert alio.select_columns(spec, header, 4, "T") == want
+
+
+def test_drop_column_named_like_a_pattern_drops_that_column(tmp_path):
+    z = np.array([[1.0, 2.0, 9.0], [1.0, 2.0, -9.0], [3.0, 0.5, 0.0]])
+    y = [0, 1, 1]
+    rows = "".join(
+        f"{a!r},{b!r},{c!r},{t}\n" for (a, b, c), t in zip(z.tolist(), y, strict=True)
+    )
+    (tmp_path / "t.csv").write_text("p0,p1,p[1],y\n" + rows)
+    args = [str(tmp_path / "t.csv"), "--label-column", "y", "--drop-column", "p[1]"]
+    out = _json(args)
+    assert out["losses"]["cross_entropy"] == pytest.approx(
+        float(al.cross_entropy(z[:, :2], np.array(y))), rel=1e-14
+    )
+
+
+@pytest.mark.parametrize(
     ("spec", "header", "pattern"),
     [
         (
