@@ -110,6 +110,26 @@ def _bounded_lines(text: IO[str], label: str, first: int) -> Iterator[str]:
         yield line
 
 
+def _without_excel_line(
+    lines: Iterator[str], delimiter: str, label: str
+) -> Iterator[str]:
+    """``lines``, read with ``--delimiter``, with Excel's first line ``sep=;`` made
+    blank (no row; the line numbers stay); a ``sep=`` line that names another
+    delimiter is a `DataError`.  Lazy, so a read error is the reader's."""
+    first = next(lines, None)
+    if first is None:
+        return
+    excel = re.fullmatch(r"sep=(.)", first.rstrip("\r\n"))
+    if excel is not None and excel.group(1) != delimiter:
+        msg = (
+            f"{label} line 1 is Excel's {excel.group(0)!r}, but --delimiter is "
+            f"{delimiter!r}: give --delimiter {excel.group(1)!r}, or none"
+        )
+        raise DataError(msg)
+    yield "\n" if excel is not None else first
+    yield from lines
+
+
 def sniff_delimiter(sample: str, default: str) -> str:
     """The delimiter of the text ``sample`` (the start of a file), one of
     `DELIMITERS` or `SPACE`, or ``default`` when no candidate splits the first
@@ -393,8 +413,10 @@ class _TextRows:
             lines = itertools.chain(
                 head, _bounded_lines(self._text, label, len(head) + 1)
             )
-        else:
-            lines = _bounded_lines(self._text, label, 1)
+        else:  # Excel's delimiter line is no row with --delimiter too
+            lines = _without_excel_line(
+                _bounded_lines(self._text, label, 1), delimiter, label
+            )
         self.delimiter = delimiter
         if delimiter == SPACE:
             lines = _squeezed(lines)
