@@ -13,6 +13,7 @@ import sys
 import numpy as np
 import pytest
 from conftest import invoke_eval as invoke
+from conftest import one_error_line
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -1146,3 +1147,38 @@ def test_label_column_named_among_the_scores_of_another_file(tmp_path, data, fmt
     assert out["losses"]["cross_entropy"] == pytest.approx(
         float(al.cross_entropy(z, y)), rel=1e-14
     )
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "feather"])
+def test_a_column_named_as_another_is_never_read_in_its_place(tmp_path, fmt):
+    """pyarrow writes columns of one name (pandas refuses to): with ``a, b, c, y``
+    and a second ``a`` of ones left out (``--drop-column 4``), Parquet, which
+    reads its columns by name, read the wrong ``a`` and gave another
+    cross-entropy, exit 0.  It is an error naming both columns; Feather, whose
+    columns are selected by number, reads the file."""
+    pa = pytest.importorskip("pyarrow")
+    z = np.random.default_rng(0).normal(size=(6, 3))
+    y = np.array([0, 1, 2, 0, 1, 2])
+    cols = [pa.array(z[:, 0]), pa.array(z[:, 1]), pa.array(z[:, 2]), pa.array(y)]
+    table = pa.Table.from_arrays(
+        [*cols, pa.array(np.ones(6))], names=["a", "b", "c", "y", "a"]
+    )
+    path = tmp_path / f"t.{fmt}"
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path)
+    else:
+        import pyarrow.feather as pf
+
+        pf.write_feather(table, path)
+    args = [str(path), "--label-column", "y", "--drop-column", "4"]
+    if fmt == "parquet":
+        line = one_error_line(invoke(args, exit_code=1))
+        assert line == (
+            f"Error: SCORES '{path}' has 2 columns named 'a' (columns 0, 4), read by "
+            "name even when given by number: give each column a name of its own\n"
+        )
+    else:
+        want = float(al.cross_entropy(z, y))
+        assert _json(args)["losses"]["cross_entropy"] == pytest.approx(want, rel=1e-14)
