@@ -934,6 +934,8 @@ def test_dask_timeout_must_be_a_finite_positive_number(d, value):
         (["--backend", "tensorflow"], r"'--backend'"),
         (["--format", "xml"], r"'--format'"),
         (["--reduction", "none"], r"'--reduction'"),
+        # ignored, so the column meant to be left out was a class score
+        (["--drop-column", "0"], r"--drop-column leaves out columns of a table"),
     ],
 )
 def test_bad_options_are_usage_errors(d, extra, pattern):

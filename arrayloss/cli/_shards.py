@@ -136,6 +136,9 @@ def open_inputs(
     if table.score_columns is not None and is_npy:
         msg = "--score-columns picks columns of a table (CSV, Parquet, Feather), not of an .npy/.npz SCORES"
         raise UsageError(msg)
+    if table.drop_columns and is_npy:  # it was ignored: every column was scores
+        msg = "--drop-column leaves out columns of a table (CSV, Parquet, Feather), not of an .npy/.npz SCORES"
+        raise UsageError(msg)
     source = scores if labels is None else labels  # where --label-column looks
     if table.label_column is not None and os.path.splitext(source)[1].lower() in (
         ".npy",
