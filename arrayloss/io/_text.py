@@ -609,6 +609,7 @@ class _TextScores(Source):
         )
         self.labels: np.ndarray | None = None
         self.extra_row_hint = ""  # why the file may have one row too many
+        self.missing_row_hint = ""  # why it may have one too few
         if self.n_cols == 0:
             msg = f"{self.label} has no score columns"
             raise DataError(msg)
@@ -835,6 +836,13 @@ def open_table(
         scores = _TextScores(rows, head, keep, label_cols, soft=soft)
         if not has_header and header is None and len(peeked) > 1:
             scores.extra_row_hint = _class_header_hint(peeked[0], peeked[1])
+        numbered = has_header and header is None and not indexed and len(peeked) > 1
+        if numbered and _default_names(peeked[0], peeked[1]):
+            scores.missing_row_hint = (
+                f"its first line, '{','.join(f.strip() for f in first)}', was read "
+                "as the header pandas writes for numbered columns "
+                "(to_csv(index=False)): if it is a row of scores, give --no-header"
+            )
     except BaseException:
         rows.close()
         raise
