@@ -1019,11 +1019,16 @@ def test_scores_without_classes_are_bad_data(d):
         ("--plot", "fig.jpg", r"name it \.png"),
         ("--per-sample", "rows.parquet", r"--per-sample writes \.npy or CSV/TSV"),
         ("--per-sample", "rows.json", r"rows.json' has the suffix '.json'"),
+        # the results as a text table under a binary format's name
+        ("-o", "eval.npy", r"-o writes the results as text .*eval.npy' has the"),
+        ("-o", "eval.parquet", r"'.*eval.parquet' has the suffix '.parquet'"),
+        ("-o", "eval.json.gz", r"'.*eval.json.gz' has the suffix '.gz'"),
     ],
 )
 def test_output_suffix_of_another_format_is_refused(d, option, name, pattern):
-    """A PNG written under a .pdf name, or CSV under .parquet, was a file that its
-    suffix's readers cannot open: bad usage, before anything is read."""
+    """A PNG written under a .pdf name, or CSV under .parquet (and the results'
+    text under .npy or .gz), was a file that its suffix's readers cannot open:
+    bad usage, before anything is read."""
     fails([p(d, "z.npy"), p(d, "y.npy"), option, p(d, name)], 2, pattern)
     assert not (d / name).exists()
     old_outputs_intact(d)

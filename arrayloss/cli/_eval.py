@@ -297,7 +297,8 @@ class _EvalCommand(click.Command):
     metavar="FILE",
     help="Write the results here instead of standard output (a regular file is "
     "replaced only when the run succeeds; a link is written through). A name "
-    "ending in .json or .csv is written in that format when --format is not given.",
+    "ending in .json or .csv is written in that format when --format is not given; "
+    "one ending in .npy, .parquet, .png or .gz is refused.",
 )
 @click.option(
     "--per-sample",
@@ -590,6 +591,8 @@ def _run(
         if per_sample is not None:
             rows_to = (per_sample, outputs.add(per_sample, "--per-sample"))
         report.claim(outputs)
+        if output != STDOUT:  # after the checks that an output is no input
+            _check_output_suffix(output)
         text = _evaluate(
             _Inputs(scores, labels, weights_path, shards,
                     ShardOpener(scores_key, labels_key, table,
@@ -673,6 +676,23 @@ def _output_format(ctx: click.Context, fmt: str, output: str) -> str:
         msg = f"-o {output!r} is {said} by its suffix, not {fmt}"
         raise click.BadParameter(msg, param_hint=["--format"])
     return fmt
+
+
+def _check_output_suffix(path: str) -> None:
+    """Bad usage for an ``-o`` name whose suffix is a binary format's
+    (``eval.npy``, ``eval.parquet``, ``eval.json.gz``, ``eval.png``): the results
+    are text, which its readers cannot open.  Any other name is written as it is
+    (``eval.txt``, ``eval.log``, ``/dev/fd/3``)."""
+    from arrayloss.io import ARROW_SUFFIXES
+    from arrayloss.io._formats import COMPRESSION_SUFFIXES
+
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in (".npy", ".npz", ".png", *ARROW_SUFFIXES, *COMPRESSION_SUFFIXES):
+        msg = (
+            f"-o writes the results as text (--format table, json or csv); "
+            f"{path!r} has the suffix {suffix!r}"
+        )
+        raise UsageError(msg)
 
 
 def _check_per_sample_suffix(path: str) -> None:
