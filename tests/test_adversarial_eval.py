@@ -608,6 +608,29 @@ def test_numbers_only_python_reads_are_not_numbers(d, cell, where):
     )
 
 
+@pytest.mark.parametrize("soft", [True, False])
+def test_an_npz_of_one_array_is_not_its_own_labels(d, soft):
+    """``np.savez(path, proba)`` holds one array, ``arr_0``: without LABELS it was
+    picked as the labels too, so ``--soft-labels`` gave the cross-entropy of the
+    probabilities against themselves (their entropy), exit 0; without, the error
+    named a LABELS the user never gave.  Both are one error naming the array."""
+    z = np.load(d / "z.npy")
+    proba = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    np.savez(d / "one.npz", proba)
+    args = [p(d, "one.npz"), "--input", "probs", *(["--soft-labels"] if soft else [])]
+    fails(
+        [*args, "-o", p(d, "old.json")],
+        1,
+        r"^Error: SCORES '.*one.npz'\['arr_0'\] would be both the scores and the "
+        r"labels: give a LABELS file",
+    )
+    old_outputs_intact(d)
+    np.savez(d / "two.npz", scores=proba, labels=proba)  # named: read as asked
+    if soft:
+        out = run_json([p(d, "two.npz"), "--input", "probs", "--soft-labels"])
+        assert out["n_samples"] == N
+
+
 # =========================================================================== #
 # Crashes and tracebacks
 # =========================================================================== #
@@ -1081,6 +1104,7 @@ CLASSES = {
         "test_corrupt_member_data_is_not_read_as_numbers",
         "test_ece_with_many_bins_is_right",
         "test_numbers_only_python_reads_are_not_numbers",
+        "test_an_npz_of_one_array_is_not_its_own_labels",
     ],
     "crashes and tracebacks": [
         "test_loss_that_overflows_is_a_clear_error", "test_corrupt_npz",

@@ -204,7 +204,24 @@ def open_inputs(
         elif column is not None:
             label_src = column
         else:
-            label_src = alio.open_array(scores, kind, key=labels_key)
+            # an .npz of one array: its member would be the labels too (as soft
+            # labels, the scores' own probabilities), or fail as labels
+            same = scores_src.label.replace("SCORES", "LABELS", 1)
+            try:
+                label_src = alio.open_array(scores, kind, key=labels_key)
+            except DataError as exc:  # named as the file it is: SCORES
+                if not str(exc).startswith(f"{same} "):
+                    raise DataError(str(exc).replace("LABELS", "SCORES", 1)) from None
+                label_src = None
+            if label_src is None or label_src.label == same:
+                if label_src is not None:
+                    label_src.close()
+                msg = (
+                    f"{scores_src.label} would be both the scores and the labels: "
+                    "give a LABELS file, or save the labels beside the scores "
+                    "(np.savez(path, scores=..., labels=...))"
+                )
+                raise DataError(msg) from None
             label_src.label = label_src.label.replace("LABELS", "SCORES", 1)
     except BaseException:
         scores_src.close()
