@@ -631,6 +631,24 @@ def test_an_npz_of_one_array_is_not_its_own_labels(d, soft):
         assert out["n_samples"] == N
 
 
+def test_an_npy_given_as_its_own_labels_is_refused(d):
+    """``eval student.npy student.npy --soft-labels`` (a typo for teacher.npy):
+    the soft labels were the scores' own probabilities, their entropy came out
+    as the cross-entropy, exit 0.  The same file (by any path) as LABELS is bad
+    usage, as a table SCORES named as LABELS is."""
+    z = np.load(d / "z.npy")
+    np.save(d / "p.npy", np.exp(z) / np.exp(z).sum(axis=1, keepdims=True))
+    (d / "same.npy").symlink_to(d / "p.npy")
+    for other in ("p.npy", "same.npy"):
+        fails(
+            [p(d, "p.npy"), p(d, other), "--input", "probs", "--soft-labels",
+             "-o", p(d, "old.json")],
+            2,
+            rf"LABELS '.*{other}' is the SCORES file itself: give the file of the true",
+        )  # fmt: skip
+    old_outputs_intact(d)
+
+
 # =========================================================================== #
 # Crashes and tracebacks
 # =========================================================================== #
@@ -1105,6 +1123,7 @@ CLASSES = {
         "test_ece_with_many_bins_is_right",
         "test_numbers_only_python_reads_are_not_numbers",
         "test_an_npz_of_one_array_is_not_its_own_labels",
+        "test_an_npy_given_as_its_own_labels_is_refused",
     ],
     "crashes and tracebacks": [
         "test_loss_that_overflows_is_a_clear_error", "test_corrupt_npz",

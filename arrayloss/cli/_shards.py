@@ -164,6 +164,12 @@ def open_inputs(
             "LABELS (or --score-columns)"
         )
         raise UsageError(msg)
+    if labels is not None and suffix == ".npy" and _same_file(scores, labels):
+        msg = (  # soft labels read so were the scores' own (their entropy), exit 0
+            f"LABELS '{labels}' is the SCORES file itself: give the file of the "
+            "true labels"
+        )
+        raise UsageError(msg)
     own = table.replace(label_column=table.label_column if labels is None else None)
     if is_npy:
         scores_src = alio.open_array(scores, "scores", key=scores_key)
