@@ -221,6 +221,9 @@ class _ArrowFile:
         except errors as exc:
             self.close()
             msg = f"{label} is not a valid {kind} file ({_one_line(exc)})"
+            what = _misnamed(path, b"PAR1" if parquet else b"ARROW1")
+            if what is not None:  # another format under this suffix
+                msg = f"{label} is {what}"
             raise DataError(msg) from None
         self.names: list[str] = list(self.schema.names)
 
@@ -332,6 +335,17 @@ class _ArrowFile:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _misnamed(path: str, own: bytes) -> str | None:
+    """`arrayloss.io._text.misnamed` of the first bytes of the file ``path``."""
+    from .io._text import misnamed
+
+    try:
+        with open(path, "rb") as f:
+            return misnamed(f.read(8), own)
+    except OSError:
+        return None
 
 
 def _first_null(col: Any) -> int:

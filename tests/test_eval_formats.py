@@ -9,6 +9,7 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -1182,3 +1183,53 @@ def test_a_column_named_as_another_is_never_read_in_its_place(tmp_path, fmt):
     else:
         want = float(al.cross_entropy(z, y))
         assert _json(args)["losses"]["cross_entropy"] == pytest.approx(want, rel=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("made", "named", "said"),
+    [
+        ("parquet", "npy", r"is a Parquet file \(it needs the suffix .parquet\)"),
+        ("parquet", "feather", r"is a Parquet file"),
+        ("feather", "parquet", r"is a Feather / Arrow IPC file \(it needs the suff"),
+        ("feather", "npz", r"is a Feather / Arrow IPC file"),
+        ("npy", "parquet", r"is a NumPy .npy file \(it needs the suffix .npy\)"),
+        ("npy", "npz", r"is a NumPy .npy file"),
+        ("npy.gz", "npy", r"is gzip-compressed \(decompress it first\)$"),
+        ("feather1", "feather", r"is a Feather v1 file \(save it again with pandas"),
+    ],
+)
+def test_a_file_under_another_formats_suffix_says_what_it_is(
+    tmp_path, made, named, said
+):
+    """A Parquet file renamed .npy was "not a valid .npy file (the magic string
+    is not correct; expected b'\\x93NUMPY', got b'PAR1...')", a Feather file
+    renamed .parquet "Parquet magic bytes not found in footer", a Feather v1 file
+    "Expected to read 826361158 metadata bytes": the error now says what the file
+    is, from its first bytes, as it does for a binary file named .csv."""
+    pa = pytest.importorskip("pyarrow")
+    import gzip
+
+    import pyarrow.feather as pf
+    import pyarrow.parquet as pq
+
+    z = np.random.default_rng(0).normal(size=(6, 3))
+    table = pa.table({"a": z[:, 0], "b": z[:, 1], "c": z[:, 2], "y": [0, 1, 2] * 2})
+    path = tmp_path / f"t.{named}"
+    if made == "parquet":
+        pq.write_table(table, path)
+    elif made == "feather":
+        pf.write_feather(table, path)
+    elif made == "feather1":
+        with warnings.catch_warnings():  # v1 is deprecated: files of it remain
+            warnings.simplefilter("ignore")
+            pf.write_feather(table, path, version=1)
+    else:
+        np.save(tmp_path / "z.npy", z)
+        data = (tmp_path / "z.npy").read_bytes()
+        path.write_bytes(gzip.compress(data) if made == "npy.gz" else data)
+    np.save(tmp_path / "y.npy", np.array([0, 1, 2] * 2))
+    args = [str(path), str(tmp_path / "y.npy")]
+    if named in ("parquet", "feather"):
+        args = [str(path), "--label-column", "y"]
+    line = one_error_line(invoke(args, exit_code=1))
+    assert re.search(rf"^Error: SCORES '.*t\.{named}' {said}", line), line

@@ -266,11 +266,27 @@ _NOT_TEXT = (
     (b"PK\x03\x04", "a zip archive (an .npz needs that suffix)"),
     (b"PAR1", "a Parquet file (it needs the suffix .parquet)"),
     (b"ARROW1", "a Feather / Arrow IPC file (it needs the suffix .feather)"),
+    (b"FEA1", "a Feather v1 file (save it again with pandas' to_feather: v2)"),
     (b"\x93NUMPY", "a NumPy .npy file (it needs the suffix .npy)"),
     (b"\xff\xfe", "UTF-16 text (save it as UTF-8)"),
     (b"\xfe\xff", "UTF-16 text (save it as UTF-8)"),
 )
 """The first bytes of files that are not text, and what they are."""
+
+
+def misnamed(head: bytes, own: bytes) -> str | None:
+    """What a binary file is whose first bytes ``head`` are another format's
+    magic (an entry of `_NOT_TEXT`) rather than its own format's ``own``: a file
+    renamed to the wrong suffix.  ``None`` otherwise (a damaged file of its own
+    format, text, or no telling)."""
+    if head.startswith(own):
+        return None
+    for magic, what in _NOT_TEXT:
+        if head.startswith(magic):
+            if "compressed" in what:  # the table's hint is for text
+                return f"{what.split(' (')[0]} (decompress it first)"
+            return what
+    return None
 
 
 _UNPACK_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
