@@ -1024,6 +1024,18 @@ def test_table_messages(d, setup, args, pattern):
 
 def test_stdin_twice_and_example_with_files(d):
     fails(["-", "-"], 2, r"only one of SCORES and LABELS can be standard input")
+    # the weights read what SCORES left of standard input: "(standard input) is
+    # empty", exit 1, or with LABELS too, rows of labels as weights
+    for args, which in (
+        (["-", p(d, "y.npy")], "SCORES"),
+        ([p(d, "z.npy"), "-"], "LABELS"),
+    ):
+        fails(
+            [*args, "--weights", "-"],
+            2,
+            rf"only one of {which} and --weights can be standard input",
+            input="1\n" * N,
+        )
     fails(
         ["--example", "-o", p(d, "old.json"), p(d, "z.npy")], 2, r"--example takes no"
     )

@@ -528,6 +528,10 @@ def _run(
     if scores == "-" and labels == "-":
         msg = "only one of SCORES and LABELS can be standard input"
         raise click.UsageError(msg)
+    if weights_path == "-" and "-" in (scores, labels):  # it read what was left
+        which = "SCORES" if scores == "-" else "LABELS"
+        msg = f"only one of {which} and --weights can be standard input"
+        raise click.UsageError(msg)
     if output == STDOUT and sys.stdout is None:  # run with >&-: click writes nothing
         msg = "standard output is closed: give -o FILE for the results"
         raise DataError(msg)
