@@ -221,11 +221,13 @@ def _open_npy(path: str, label: str, kind: str) -> Source:
     f = _open_binary(path, label)
     st = os.fstat(f.fileno())
     regular = stat.S_ISREG(st.st_mode)  # else a pipe: a stream, its end unknown
-    what = misnamed(os.pread(f.fileno(), 8, 0), b"\x93NUMPY") if regular else None
-    if what is not None:  # another format under the suffix .npy
-        f.close()
-        msg = f"{label} is {what}"
-        raise DataError(msg)
+    if regular:  # another format under the suffix .npy?
+        what = misnamed(f.read(8), b"\x93NUMPY")
+        f.seek(0)
+        if what is not None:
+            f.close()
+            msg = f"{label} is {what}"
+            raise DataError(msg)
     src = _NpyStream(f, label, kind, available=st.st_size if regular else None)
     if src.fortran and not regular:
         src.close()
@@ -248,7 +250,8 @@ def _open_npz(path: str, key: str | None, label: str, kind: str) -> Source:
     except ZIP_ERRORS as exc:
         what = None
         with contextlib.suppress(OSError, ValueError):
-            what = misnamed(os.pread(f.fileno(), 8, 0), b"PK\x03\x04")
+            f.seek(0)
+            what = misnamed(f.read(8), b"PK\x03\x04")
         f.close()
         msg = f"{label} is not a valid .npz file ({_one_line(exc)})"
         if what is not None:  # another format under the suffix .npz
