@@ -43,6 +43,7 @@ import os
 import queue
 import sys
 import threading
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -220,6 +221,9 @@ class _ArrowFile:
         except errors as exc:
             self.close()
             msg = f"{label} is not a valid {kind} file ({_one_line(exc)})"
+            what = _misnamed(path, b"PAR1" if parquet else b"ARROW1")
+            if what is not None:  # another format under this suffix
+                msg = f"{label} is {what}"
             raise DataError(msg) from None
         self.names: list[str] = list(self.schema.names)
 
@@ -238,8 +242,18 @@ class _ArrowFile:
         longer chain, and they share its work with the cores the evaluation
         leaves)."""
         names = [self.names[c] for c in columns]
-        if len(set(names)) != len(names):
-            msg = f"{self.label} has two columns named alike among {names}"
+        # Parquet reads its columns by name, in the whole file: another column of
+        # the name of one read (even one left out) could be read in its place;
+        # Feather's are selected by number, but then looked up by name
+        counts = Counter(self.names if self.parquet else names)
+        twice = [n for n in names if counts[n] > 1]
+        if twice:
+            numbers = [str(i) for i, n in enumerate(self.names) if n == twice[0]]
+            msg = (
+                f"{self.label} has {len(numbers)} columns named {twice[0]!r} "
+                f"(columns {', '.join(numbers)}), read by name even when given by "
+                "number: give each column a name of its own"
+            )
             raise DataError(msg)
         self.batch_rows = max(1, min(BATCH_ROWS, BATCH_VALUES // max(1, len(names))))
         if self.parquet:
@@ -321,6 +335,17 @@ class _ArrowFile:
         if self._file is not None:
             self._file.close()
             self._file = None
+
+
+def _misnamed(path: str, own: bytes) -> str | None:
+    """`arrayloss.io._text.misnamed` of the first bytes of the file ``path``."""
+    from .io._text import misnamed
+
+    try:
+        with open(path, "rb") as f:
+            return misnamed(f.read(8), own)
+    except OSError:
+        return None
 
 
 def _first_null(col: Any) -> int:

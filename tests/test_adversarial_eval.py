@@ -147,6 +147,29 @@ def test_per_sample_to_a_fifo(d, suffix):
     assert got[0] == (d / f"file{suffix}").read_bytes()
 
 
+@needs_fifo
+@pytest.mark.parametrize("option", ["--plot", "--per-class"])
+def test_report_to_a_fifo(d, option):
+    """``--plot`` to a pipe (``--plot >(viewer)``, a FIFO) was "cannot write
+    --plot: File or stream is not seekable", exit 1: PIL seeks in the file it
+    writes.  The PNG is drawn in memory and then sent, as to a file."""
+    if option == "--plot":
+        pytest.importorskip("matplotlib")
+    name = "fig.png" if option == "--plot" else "report.csv"
+    fifo = d / f"pipe-{name}"
+    os.mkfifo(fifo)
+    got: list[bytes] = []
+    reader = threading.Thread(target=_read_fifo, args=(fifo, got), daemon=True)
+    reader.start()
+    invoke([p(d, "z.npy"), p(d, "y.npy"), f"{option}={fifo}", "--quiet"])
+    reader.join(30)
+    assert not reader.is_alive()
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    invoke([p(d, "z.npy"), p(d, "y.npy"), f"{option}={d / name}", "--quiet"])
+    assert got[0] == (d / name).read_bytes()
+    assert got[0].startswith(b"\x89PNG" if option == "--plot" else b"class,")
+
+
 @pytest.mark.parametrize(
     "second",
     ["same", "dot", "symlink", "hardlink"],
@@ -551,6 +574,79 @@ def test_ece_with_many_bins_is_right(d):
     )
 
 
+@pytest.mark.parametrize("cell", ["1_0", "\u0661"])  # 1_0, Arabic-Indic one
+@pytest.mark.parametrize("where", ["score", "label", "weight"])
+def test_numbers_only_python_reads_are_not_numbers(d, cell, where):
+    """``float("1_0")`` is 10.0 and ``float("\u0661")`` is 1.0, and NumPy's cast
+    reads them alike: a score, label or weight cell ``1_0`` was read as 10 where
+    ``numpy.loadtxt`` and pandas read text.  It is a cell that is no number now;
+    white space beyond ASCII around a number is still read, as loadtxt reads it."""
+    z, y, w = np.load(d / "z.npy"), np.load(d / "y.npy"), np.load(d / "w.npy")
+    lines = {
+        "score": [",".join(repr(float(v)) for v in r) for r in z],
+        "label": [str(int(v)) for v in y],
+        "weight": [repr(float(v)) for v in w],
+    }[where]
+    lines[3] = f"{cell},1,1,1,1" if where == "score" else cell
+    (d / "bad.csv").write_text("\n".join(lines) + "\n")
+    bad, zs, ys = p(d, "bad.csv"), p(d, "z.npy"), p(d, "y.npy")
+    argv = {
+        "score": [bad, ys],
+        "label": [zs, bad],
+        "weight": [zs, ys, "--weights", bad],
+    }[where]
+    said = rf"'.*bad.csv' (line 4|row 3).*'{cell}' is not a (number|class index)"
+    fails([*argv, "-o", p(d, "old.json")], 1, said)
+    old_outputs_intact(d)
+    spaced = "\n".join(f"\u2007{v!r}\u3000" for v in w.tolist())
+    (d / "spaced.csv").write_text(spaced + "\n")
+    out = run_json([zs, ys, "--weights", p(d, "spaced.csv")])
+    assert out["losses"]["cross_entropy"] == pytest.approx(
+        float(al.cross_entropy(z, y, weights=w)), rel=1e-14
+    )
+
+
+@pytest.mark.parametrize("soft", [True, False])
+def test_an_npz_of_one_array_is_not_its_own_labels(d, soft):
+    """``np.savez(path, proba)`` holds one array, ``arr_0``: without LABELS it was
+    picked as the labels too, so ``--soft-labels`` gave the cross-entropy of the
+    probabilities against themselves (their entropy), exit 0; without, the error
+    named a LABELS the user never gave.  Both are one error naming the array."""
+    z = np.load(d / "z.npy")
+    proba = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    np.savez(d / "one.npz", proba)
+    args = [p(d, "one.npz"), "--input", "probs", *(["--soft-labels"] if soft else [])]
+    fails(
+        [*args, "-o", p(d, "old.json")],
+        1,
+        r"^Error: SCORES '.*one.npz'\['arr_0'\] would be both the scores and the "
+        r"labels: give a LABELS file",
+    )
+    old_outputs_intact(d)
+    np.savez(d / "two.npz", scores=proba, labels=proba)  # named: read as asked
+    if soft:
+        out = run_json([p(d, "two.npz"), "--input", "probs", "--soft-labels"])
+        assert out["n_samples"] == N
+
+
+def test_an_npy_given_as_its_own_labels_is_refused(d):
+    """``eval student.npy student.npy --soft-labels`` (a typo for teacher.npy):
+    the soft labels were the scores' own probabilities, their entropy came out
+    as the cross-entropy, exit 0.  The same file (by any path) as LABELS is bad
+    usage, as a table SCORES named as LABELS is."""
+    z = np.load(d / "z.npy")
+    np.save(d / "p.npy", np.exp(z) / np.exp(z).sum(axis=1, keepdims=True))
+    (d / "same.npy").symlink_to(d / "p.npy")
+    for other in ("p.npy", "same.npy"):
+        fails(
+            [p(d, "p.npy"), p(d, other), "--input", "probs", "--soft-labels",
+             "-o", p(d, "old.json")],
+            2,
+            rf"LABELS '.*{other}' is the SCORES file itself: give the file of the true",
+        )  # fmt: skip
+    old_outputs_intact(d)
+
+
 # =========================================================================== #
 # Crashes and tracebacks
 # =========================================================================== #
@@ -877,6 +973,8 @@ def test_dask_timeout_must_be_a_finite_positive_number(d, value):
         (["--backend", "tensorflow"], r"'--backend'"),
         (["--format", "xml"], r"'--format'"),
         (["--reduction", "none"], r"'--reduction'"),
+        # ignored, so the column meant to be left out was a class score
+        (["--drop-column", "0"], r"--drop-column leaves out columns of a table"),
     ],
 )
 def test_bad_options_are_usage_errors(d, extra, pattern):
@@ -924,6 +1022,18 @@ def test_table_messages(d, setup, args, pattern):
 
 def test_stdin_twice_and_example_with_files(d):
     fails(["-", "-"], 2, r"only one of SCORES and LABELS can be standard input")
+    # the weights read what SCORES left of standard input: "(standard input) is
+    # empty", exit 1, or with LABELS too, rows of labels as weights
+    for args, which in (
+        (["-", p(d, "y.npy")], "SCORES"),
+        ([p(d, "z.npy"), "-"], "LABELS"),
+    ):
+        fails(
+            [*args, "--weights", "-"],
+            2,
+            rf"only one of {which} and --weights can be standard input",
+            input="1\n" * N,
+        )
     fails(
         ["--example", "-o", p(d, "old.json"), p(d, "z.npy")], 2, r"--example takes no"
     )
@@ -960,11 +1070,16 @@ def test_scores_without_classes_are_bad_data(d):
         ("--plot", "fig.jpg", r"name it \.png"),
         ("--per-sample", "rows.parquet", r"--per-sample writes \.npy or CSV/TSV"),
         ("--per-sample", "rows.json", r"rows.json' has the suffix '.json'"),
+        # the results as a text table under a binary format's name
+        ("-o", "eval.npy", r"-o writes the results as text .*eval.npy' has the"),
+        ("-o", "eval.parquet", r"'.*eval.parquet' has the suffix '.parquet'"),
+        ("-o", "eval.json.gz", r"'.*eval.json.gz' has the suffix '.gz'"),
     ],
 )
 def test_output_suffix_of_another_format_is_refused(d, option, name, pattern):
-    """A PNG written under a .pdf name, or CSV under .parquet, was a file that its
-    suffix's readers cannot open: bad usage, before anything is read."""
+    """A PNG written under a .pdf name, or CSV under .parquet (and the results'
+    text under .npy or .gz), was a file that its suffix's readers cannot open:
+    bad usage, before anything is read."""
     fails([p(d, "z.npy"), p(d, "y.npy"), option, p(d, name)], 2, pattern)
     assert not (d / name).exists()
     old_outputs_intact(d)
@@ -993,6 +1108,7 @@ CLASSES = {
         "test_output_through_a_symlink", "test_per_sample_through_a_symlink_chain",
         "test_output_through_a_dangling_symlink",
         "test_output_to_a_fifo_is_written_directly", "test_per_sample_to_a_fifo",
+        "test_report_to_a_fifo",
         "test_two_outputs_naming_one_file", "test_an_input_is_never_an_output",
         "test_full_disk_while_writing_per_sample",
         "test_full_disk_while_writing_the_results",
@@ -1015,6 +1131,9 @@ CLASSES = {
         "test_losses_near_the_float64_limit",
         "test_corrupt_member_data_is_not_read_as_numbers",
         "test_ece_with_many_bins_is_right",
+        "test_numbers_only_python_reads_are_not_numbers",
+        "test_an_npz_of_one_array_is_not_its_own_labels",
+        "test_an_npy_given_as_its_own_labels_is_refused",
     ],
     "crashes and tracebacks": [
         "test_loss_that_overflows_is_a_clear_error", "test_corrupt_npz",

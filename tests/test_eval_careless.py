@@ -418,3 +418,50 @@ def test_a_probability_rounded_below_0_is_told_to_clip(tmp_path):
     rows[1, 0] = -0.2
     np.save(tmp_path / "z.npy", rows)
     assert "clip" not in one_error_line(invoke(args, 1))
+
+
+def test_space_separated_text_labels_are_told_of_the_delimiter(tmp_path):
+    """``df.to_csv(sep=" ")`` with class names: white space is sniffed only
+    above rows of numbers (names may hold spaces), so the file was one column
+    and the error said only "no column named 'y' (columns: p0 p1 p2 y)".  It
+    now names ``--delimiter ' '``, which reads the file."""
+    rows, y = probs(6)
+    names = np.array(["cat", "dog", "eel"])
+    lines = ["p0 p1 p2 y"]
+    for row, c in zip(rows, y, strict=True):
+        lines.append(" ".join([*map(repr, row.tolist()), names[c]]))
+    (tmp_path / "s.txt").write_text("\n".join(lines) + "\n")
+    args = [p(tmp_path, "s.txt"), "--label-column", "y", "--input", "probs"]
+    args += ["--classes", "cat,dog,eel"]
+    line = one_error_line(invoke(args, 1))
+    assert line.endswith(
+        "has no column named 'y' (columns: p0 p1 p2 y); for columns separated by "
+        "white space, give --delimiter ' '\n"
+    )
+    out = eval_json([*args, "--delimiter", " "])
+    assert out["n_samples"] == 6
+    assert out["metrics"]["nll"] == pytest.approx(
+        float(-np.log(rows[np.arange(6), y]).mean()), rel=1e-14
+    )
+
+
+def test_a_first_row_read_as_the_numbered_header_is_told_of(tmp_path):
+    """``np.savetxt(proba, fmt="%g")`` of a binary classifier writes a certain
+    sample as ``0,1``: the header pandas writes for numbered columns, above a
+    row of fractions.  The row was dropped as that header and the error said
+    only "LABELS ... has more rows than SCORES ... (2)"; it now names the line
+    and --no-header, which reads it as a row."""
+    rows = np.array([[0.0, 1.0], [0.3, 0.7], [0.6, 0.4]])
+    np.savetxt(tmp_path / "p.csv", rows, delimiter=",", fmt="%g")
+    np.save(tmp_path / "y.npy", np.array([1, 0, 0]))
+    args = [p(tmp_path, "p.csv"), p(tmp_path, "y.npy"), "--input", "probs"]
+    line = one_error_line(invoke(args, 1))
+    assert line.endswith(
+        "has more rows than SCORES "
+        f"'{tmp_path / 'p.csv'}' (2); its first line, '0,1', was read as the "
+        "header pandas writes for numbered columns (to_csv(index=False)): if it "
+        "is a row of scores, give --no-header\n"
+    )
+    out = eval_json([*args, "--no-header"])
+    assert out["n_samples"] == 3
+    assert out["metrics"]["accuracy"] == pytest.approx(2 / 3, rel=1e-15)

@@ -570,6 +570,9 @@ def _setup(case, f):
         "unknown option": [f["z.npy"], f["y.npy"], "--colour"],
         "bad input kind": [f["z.npy"], f["y.npy"], "--input", "odds"],
         "duplicate classes": [f["z.npy"], f["y.npy"], "--classes", "a,a,b,c,d,e"],
+        # a mistyped file name was one class name: "--classes lists 1 names"
+        "classes file missing": [f["z.npy"], f["y.npy"], "--classes", "classes.txt"],
+        "classes directory": [f["z.npy"], f["y.npy"], "--classes", str(f["dir"])],
     }[case]
 
 
@@ -680,6 +683,18 @@ ERRORS = [
         "duplicate classes",
         2,
         r"Invalid value for '--classes': class 'a' is listed twice",
+    ),
+    (
+        "classes file missing",
+        2,
+        r"Invalid value for '--classes': 'classes.txt' is no file, and one class "
+        r"name cannot name two or more score columns: give the names as A,B,\.\.\. "
+        r"or a file of one name a line$",
+    ),
+    (
+        "classes directory",
+        2,
+        r"Invalid value for '--classes': '.*' is a directory, and one class name",
     ),
 ]
 

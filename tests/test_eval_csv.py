@@ -11,6 +11,7 @@ import os
 import numpy as np
 import pytest
 from conftest import invoke_eval as invoke
+from conftest import one_error_line
 
 from arrayloss import io as alio
 from arrayloss import metrics as M
@@ -548,3 +549,23 @@ def test_excel_sep_line(tmp_path, data, sep):
     _write(tmp_path / "bad.csv", f"sep={sep}\n{head}\n" + "\n".join(lines) + "\n")
     result = invoke([str(tmp_path / "bad.csv"), "--label-column", "label"], exit_code=1)
     assert "line 5, column 'b': 'x' is not a number" in result.stderr
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t"])
+def test_excel_sep_line_with_delimiter(tmp_path, data, sep):
+    """With --delimiter, the ``sep=`` line was read as the header (the file
+    could not be read: "has no column named 'label' (columns: sep=, )"); it is
+    no row with the delimiter it names, and an error naming both with another."""
+    p, y = data
+    want = float(M.nll(p, y, input="probs"))
+    head = sep.join(["a", "b", "c", "label"])
+    body = "".join(line + "\n" for line in _rows(p, y, sep))
+    f = _write(tmp_path / "x.csv", f"sep={sep}\n{head}\n{body}", bom=True, crlf=True)
+    args = [f, "--label-column", "label"]
+    assert _nll([*args, "--delimiter", sep]) == pytest.approx(want, rel=1e-15)
+    other = "|"
+    line = one_error_line(invoke([*args, "--delimiter", other], exit_code=1))
+    assert line == (
+        f"Error: SCORES '{f}' line 1 is Excel's {'sep=' + sep!r}, but --delimiter "
+        f"is {other!r}: give --delimiter {sep!r}, or none\n"
+    )

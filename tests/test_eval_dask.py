@@ -257,6 +257,33 @@ def test_missing_file_beside_shards_is_named_missing(data):
         )
 
 
+@pytest.mark.parametrize("form", ["directory", "glob"])
+@pytest.mark.parametrize("broken", ["zyw", "y", "w"])
+def test_a_broken_symlink_among_shards_is_named_not_skipped(
+    data, tmp_path, form, broken
+):
+    """A git-annex or DVC checkout whose data was never fetched holds symbolic
+    links to missing files: such a shard was left out of the directory or
+    pattern, so with one in each of SCORES, LABELS and --weights the numbers
+    were those of the other shards, exit 0.  It is an error naming it."""
+    folders = {}
+    for name in "zyw":
+        folder = tmp_path / name
+        folder.mkdir()
+        for shard in (data / name).glob("part-*.npy"):
+            (folder / shard.name).symlink_to(shard)
+        if name in broken:
+            (folder / "part-99.npy").symlink_to(tmp_path / "annex" / name)
+        folders[name] = str(folder if form == "directory" else folder / "part-*.npy")
+    args = [folders["z"], folders["y"], "--weights", folders["w"]]
+    role = {"z": "SCORES", "y": "LABELS", "w": "--weights"}[broken[0]]
+    link = tmp_path / broken[0] / "part-99.npy"
+    assert one_error_line(invoke(args, exit_code=1)) == (
+        f"Error: {role} shard '{link}' is a symbolic link to a missing file "
+        f"('{tmp_path / 'annex' / broken[0]}'): fetch its data or remove the link\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("scores", "output", "refused"),
     [

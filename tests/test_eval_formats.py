@@ -9,10 +9,12 @@ import os
 import re
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
 from conftest import invoke_eval as invoke
+from conftest import one_error_line
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -507,6 +509,39 @@ def test_directory_of_parquet_shards(tmp_path, data):
 def test_select_columns(spec, want):
     header = ["a", "b", "c", "p_1", "p_2"]
     assert alio.select_columns(spec, header, 5, "T") == want
+
+
+@pytest.mark.parametrize(
+    ("spec", "want"),
+    [
+        ("p[1]", [1]),  # the pattern p[1] matches p1 (column 2)
+        ("p[0],p[1]", [0, 1]),  # the pattern p[0] matched nothing: an error
+        ("t:0", [3]),  # a range from t to 0 was an error
+        ("p[1]*", [2]),  # not a name: a pattern still
+        ("p?", [2]),
+    ],
+)
+def test_a_column_named_like_a_pattern_or_range_is_that_column(spec, want):
+    """pandas names columns ``p[1]`` (``df.add_prefix``, a MultiIndex flattened)
+    or ``t:0``: such a whole name was read as a glob pattern or a range, so
+    ``--drop-column 'p[1]'`` dropped the column ``p1``, a score column, and left
+    ``p[1]`` among the scores."""
+    header = ["p[0]", "p[1]", "p1", "t:0"]
+    assert alio.select_columns(spec, header, 4, "T") == want
+
+
+def test_drop_column_named_like_a_pattern_drops_that_column(tmp_path):
+    z = np.array([[1.0, 2.0, 9.0], [1.0, 2.0, -9.0], [3.0, 0.5, 0.0]])
+    y = [0, 1, 1]
+    rows = "".join(
+        f"{a!r},{b!r},{c!r},{t}\n" for (a, b, c), t in zip(z.tolist(), y, strict=True)
+    )
+    (tmp_path / "t.csv").write_text("p0,p1,p[1],y\n" + rows)
+    args = [str(tmp_path / "t.csv"), "--label-column", "y", "--drop-column", "p[1]"]
+    out = _json(args)
+    assert out["losses"]["cross_entropy"] == pytest.approx(
+        float(al.cross_entropy(z[:, :2], np.array(y))), rel=1e-14
+    )
 
 
 @pytest.mark.parametrize(
@@ -1113,3 +1148,88 @@ def test_label_column_named_among_the_scores_of_another_file(tmp_path, data, fmt
     assert out["losses"]["cross_entropy"] == pytest.approx(
         float(al.cross_entropy(z, y)), rel=1e-14
     )
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "feather"])
+def test_a_column_named_as_another_is_never_read_in_its_place(tmp_path, fmt):
+    """pyarrow writes columns of one name (pandas refuses to): with ``a, b, c, y``
+    and a second ``a`` of ones left out (``--drop-column 4``), Parquet, which
+    reads its columns by name, read the wrong ``a`` and gave another
+    cross-entropy, exit 0.  It is an error naming both columns; Feather, whose
+    columns are selected by number, reads the file."""
+    pa = pytest.importorskip("pyarrow")
+    z = np.random.default_rng(0).normal(size=(6, 3))
+    y = np.array([0, 1, 2, 0, 1, 2])
+    cols = [pa.array(z[:, 0]), pa.array(z[:, 1]), pa.array(z[:, 2]), pa.array(y)]
+    table = pa.Table.from_arrays(
+        [*cols, pa.array(np.ones(6))], names=["a", "b", "c", "y", "a"]
+    )
+    path = tmp_path / f"t.{fmt}"
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        pq.write_table(table, path)
+    else:
+        import pyarrow.feather as pf
+
+        pf.write_feather(table, path)
+    args = [str(path), "--label-column", "y", "--drop-column", "4"]
+    if fmt == "parquet":
+        line = one_error_line(invoke(args, exit_code=1))
+        assert line == (
+            f"Error: SCORES '{path}' has 2 columns named 'a' (columns 0, 4), read by "
+            "name even when given by number: give each column a name of its own\n"
+        )
+    else:
+        want = float(al.cross_entropy(z, y))
+        assert _json(args)["losses"]["cross_entropy"] == pytest.approx(want, rel=1e-14)
+
+
+@pytest.mark.parametrize(
+    ("made", "named", "said"),
+    [
+        ("parquet", "npy", r"is a Parquet file \(it needs the suffix .parquet\)"),
+        ("parquet", "feather", r"is a Parquet file"),
+        ("feather", "parquet", r"is a Feather / Arrow IPC file \(it needs the suff"),
+        ("feather", "npz", r"is a Feather / Arrow IPC file"),
+        ("npy", "parquet", r"is a NumPy .npy file \(it needs the suffix .npy\)"),
+        ("npy", "npz", r"is a NumPy .npy file"),
+        ("npy.gz", "npy", r"is gzip-compressed \(decompress it first\)$"),
+        ("feather1", "feather", r"is a Feather v1 file \(save it again with pandas"),
+    ],
+)
+def test_a_file_under_another_formats_suffix_says_what_it_is(
+    tmp_path, made, named, said
+):
+    """A Parquet file renamed .npy was "not a valid .npy file (the magic string
+    is not correct; expected b'\\x93NUMPY', got b'PAR1...')", a Feather file
+    renamed .parquet "Parquet magic bytes not found in footer", a Feather v1 file
+    "Expected to read 826361158 metadata bytes": the error now says what the file
+    is, from its first bytes, as it does for a binary file named .csv."""
+    pa = pytest.importorskip("pyarrow")
+    import gzip
+
+    import pyarrow.feather as pf
+    import pyarrow.parquet as pq
+
+    z = np.random.default_rng(0).normal(size=(6, 3))
+    table = pa.table({"a": z[:, 0], "b": z[:, 1], "c": z[:, 2], "y": [0, 1, 2] * 2})
+    path = tmp_path / f"t.{named}"
+    if made == "parquet":
+        pq.write_table(table, path)
+    elif made == "feather":
+        pf.write_feather(table, path)
+    elif made == "feather1":
+        with warnings.catch_warnings():  # v1 is deprecated: files of it remain
+            warnings.simplefilter("ignore")
+            pf.write_feather(table, path, version=1)
+    else:
+        np.save(tmp_path / "z.npy", z)
+        data = (tmp_path / "z.npy").read_bytes()
+        path.write_bytes(gzip.compress(data) if made == "npy.gz" else data)
+    np.save(tmp_path / "y.npy", np.array([0, 1, 2] * 2))
+    args = [str(path), str(tmp_path / "y.npy")]
+    if named in ("parquet", "feather"):
+        args = [str(path), "--label-column", "y"]
+    line = one_error_line(invoke(args, exit_code=1))
+    assert re.search(rf"^Error: SCORES '.*t\.{named}' {said}", line), line

@@ -12,6 +12,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import sys
 from fractions import Fraction
 from functools import partial
@@ -469,12 +470,49 @@ def _has_matplotlib():
     return True
 
 
-def test_report_file_that_is_an_input_is_bad_usage(files):
+def test_report_file_that_is_an_input_is_bad_usage(files, tmp_path):
+    labels = tmp_path / "y.csv"
+    labels.write_text("".join(f"{v}\n" for v in np.load(files / "y.npy")))
+    before = labels.read_bytes()
     result = invoke(
-        [str(files / "z.npy"), str(files / "y.npy"), f"--per-class={files / 'y.npy'}"],
-        exit_code=2,
+        [str(files / "z.npy"), str(labels), f"--per-class={labels}"], exit_code=2
     )
     assert "also an input" in one_error_line(result)
+    assert labels.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["report.json", "report.parquet", "report.npy"])
+def test_per_class_file_of_another_format_is_bad_usage(files, tmp_path, name):
+    """``--per-class=report.json`` wrote a CSV table under a JSON name (and
+    ``.parquet``, ``.npy`` alike), which its suffix's readers cannot open: bad
+    usage before anything is read, as ``--per-sample`` and ``--plot`` are."""
+    result = invoke(
+        [str(files / "z.npy"), str(files / "y.npy"), f"--per-class={tmp_path / name}"],
+        exit_code=2,
+    )
+    line = one_error_line(result)
+    assert re.search(
+        rf"--per-class writes a CSV/TSV table .*{name}' has the suffix", line
+    )
+    assert not (tmp_path / name).exists()
+
+
+def test_per_class_tab_file_is_tsv_as_per_sample_writes_it(files, tmp_path):
+    """``.tab`` is TSV to the readers and to ``--per-sample``; the per-class table
+    was written with commas under it."""
+    args = [str(files / "z.npy"), str(files / "y.npy"), "--quiet"]
+    invoke(
+        [
+            *args,
+            f"--per-class={tmp_path / 'r.tab'}",
+            f"--per-sample={tmp_path / 's.tab'}",
+        ]
+    )
+    invoke([*args, f"--per-class={tmp_path / 'r.tsv'}"])
+    table = (tmp_path / "r.tab").read_text()
+    assert table == (tmp_path / "r.tsv").read_text()
+    assert table.startswith("class\tprecision\trecall\t")
+    assert (tmp_path / "s.tab").read_text().split("\n", 1)[0].count("\t") >= 4
 
 
 def test_per_class_nll_of_probabilities_follows_eps(tmp_path):

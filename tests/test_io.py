@@ -542,6 +542,11 @@ def test_writers_round_trip(tmp_path, rng, suffix):
         got = np.load(path)
     else:
         got = np.loadtxt(path, delimiter="\t" if suffix == ".tsv" else ",", skiprows=1)
+        # one line end throughout: the header ended in "\r\n" (csv's default),
+        # the rows in "\n", so `cut -f2` of the header gave "b\r"
+        text = (tmp_path / f"p{suffix}").read_bytes()
+        assert b"\r" not in text
+        assert text.count(b"\n") == 26
     np.testing.assert_array_equal(got, block)  # %.17g round-trips float64 exactly
 
 

@@ -297,7 +297,8 @@ class _EvalCommand(click.Command):
     metavar="FILE",
     help="Write the results here instead of standard output (a regular file is "
     "replaced only when the run succeeds; a link is written through). A name "
-    "ending in .json or .csv is written in that format when --format is not given.",
+    "ending in .json or .csv is written in that format when --format is not given; "
+    "one ending in .npy, .parquet, .png or .gz is refused.",
 )
 @click.option(
     "--per-sample",
@@ -318,7 +319,8 @@ class _EvalCommand(click.Command):
     "sklearn.metrics.classification_report), per-class NLL and classwise ECE, with "
     "macro and weighted averages and classwise_ece (their mean) among the metrics. "
     f"Shown as a table up to {MAX_TABLE_CLASSES} classes; with FILE (.csv or .tsv; "
-    "--per-class=FILE for another name) written there as a table.",
+    "--per-class=FILE for .tab, .txt, .dat or no suffix) written there as a table "
+    "(TSV for .tsv and .tab).",
 )
 @click.option(
     "--confusion",
@@ -526,6 +528,10 @@ def _run(
     if scores == "-" and labels == "-":
         msg = "only one of SCORES and LABELS can be standard input"
         raise click.UsageError(msg)
+    if weights_path == "-" and "-" in (scores, labels):  # it read what was left
+        which = "SCORES" if scores == "-" else "LABELS"
+        msg = f"only one of {which} and --weights can be standard input"
+        raise click.UsageError(msg)
     if output == STDOUT and sys.stdout is None:  # run with >&-: click writes nothing
         msg = "standard output is closed: give -o FILE for the results"
         raise DataError(msg)
@@ -589,6 +595,8 @@ def _run(
         if per_sample is not None:
             rows_to = (per_sample, outputs.add(per_sample, "--per-sample"))
         report.claim(outputs)
+        if output != STDOUT:  # after the checks that an output is no input
+            _check_output_suffix(output)
         text = _evaluate(
             _Inputs(scores, labels, weights_path, shards,
                     ShardOpener(scores_key, labels_key, table,
@@ -672,6 +680,23 @@ def _output_format(ctx: click.Context, fmt: str, output: str) -> str:
         msg = f"-o {output!r} is {said} by its suffix, not {fmt}"
         raise click.BadParameter(msg, param_hint=["--format"])
     return fmt
+
+
+def _check_output_suffix(path: str) -> None:
+    """Bad usage for an ``-o`` name whose suffix is a binary format's
+    (``eval.npy``, ``eval.parquet``, ``eval.json.gz``, ``eval.png``): the results
+    are text, which its readers cannot open.  Any other name is written as it is
+    (``eval.txt``, ``eval.log``, ``/dev/fd/3``)."""
+    from arrayloss.io import ARROW_SUFFIXES
+    from arrayloss.io._formats import COMPRESSION_SUFFIXES
+
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in (".npy", ".npz", ".png", *ARROW_SUFFIXES, *COMPRESSION_SUFFIXES):
+        msg = (
+            f"-o writes the results as text (--format table, json or csv); "
+            f"{path!r} has the suffix {suffix!r}"
+        )
+        raise UsageError(msg)
 
 
 def _check_per_sample_suffix(path: str) -> None:
@@ -1227,6 +1252,13 @@ def _parse_classes(value: str) -> tuple[str, ...]:
         raise click.BadParameter(msg, param_hint=["--classes"]) from None
     if not names or any(not n for n in names):
         msg = f"empty class name in {value!r}"
+        raise click.BadParameter(msg, param_hint=["--classes"])
+    if len(names) == 1 and not os.path.isfile(value):  # a file name mistyped
+        what = "is a directory" if os.path.isdir(value) else "is no file"
+        msg = (
+            f"{value!r} {what}, and one class name cannot name two or more score "
+            "columns: give the names as A,B,... or a file of one name a line"
+        )
         raise click.BadParameter(msg, param_hint=["--classes"])
     seen = set()
     for n in names:

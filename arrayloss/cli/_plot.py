@@ -19,6 +19,7 @@ and drawn without pyplot (an Agg canvas of its own: no global state, no display)
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import warnings
 from collections.abc import Iterator
@@ -112,8 +113,11 @@ def write_plot(
         _reliability(ax, hist, diagram)
         if heat is not None:
             _confusion(fig, fig.add_subplot(grid[:, 1]), *heat)
+        png = io.BytesIO()  # PIL seeks in the file it writes: a pipe has no seek
+        fig.savefig(png, format="png", dpi=100)
         try:
-            fig.savefig(path, format="png", dpi=100)
+            with open(path, "wb") as f:
+                f.write(png.getbuffer())
         except OSError as exc:
             msg = f"cannot write --plot '{label}': {exc.strerror or exc}"
             raise DataError(msg) from None

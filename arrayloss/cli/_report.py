@@ -63,6 +63,8 @@ def report_usage(per_class: str | None, confusion: bool, plot: str | None) -> Re
             "--per-class needs a file name (a pipe or /dev/stdout is written directly)"
         )
         raise click.BadParameter(msg, param_hint=["--per-class"])
+    if per_class:
+        _check_table_suffix(per_class)
     if plot is not None:
         if plot == STDOUT:
             msg = "--plot needs a file name"
@@ -75,6 +77,29 @@ def report_usage(per_class: str | None, confusion: bool, plot: str | None) -> Re
 
         require_matplotlib()
     return Report(per_class=per_class, confusion=confusion, plot=plot)
+
+
+def _check_table_suffix(path: str) -> None:
+    """Bad usage for a ``--per-class FILE`` whose suffix is another format's
+    (``report.json`` or ``report.parquet`` would hold CSV): the table is TSV
+    under ``.tsv`` and ``.tab``, else CSV (a text suffix, or none: a pipe)."""
+    from arrayloss.io import TEXT_SUFFIXES
+
+    suffix = os.path.splitext(path)[1]
+    if suffix and suffix.lower() not in TEXT_SUFFIXES:
+        msg = (
+            f"--per-class writes a CSV/TSV table ({', '.join(TEXT_SUFFIXES)}); "
+            f"{path!r} has the suffix {suffix!r}"
+        )
+        if suffix.lower() == ".json":
+            msg += " (--format json holds the per-class report, as per_class)"
+        raise UsageError(msg)
+
+
+def _table_delimiter(path: str) -> str:
+    """The ``--per-class FILE`` delimiter: tab for ``.tsv`` and ``.tab`` (as
+    ``--per-sample`` writes them and the readers read them), else comma."""
+    return "\t" if os.path.splitext(path)[1].lower() in (".tsv", ".tab") else ","
 
 
 class Report:
@@ -182,9 +207,10 @@ class Report:
             write_plot(self._write_plot, self.plot, diagram, heat)
         if self._write_table is not None:
             assert self.per_class
-            delimiter = "\t" if self.per_class.lower().endswith(".tsv") else ","
             text = _per_class_csv(
-                extra["per_class"], delimiter=delimiter, intervals=class_intervals
+                extra["per_class"],
+                delimiter=_table_delimiter(self.per_class),
+                intervals=class_intervals,
             )
             _write(self._write_table, self.per_class, text)
         return extra

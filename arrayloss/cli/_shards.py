@@ -136,6 +136,9 @@ def open_inputs(
     if table.score_columns is not None and is_npy:
         msg = "--score-columns picks columns of a table (CSV, Parquet, Feather), not of an .npy/.npz SCORES"
         raise UsageError(msg)
+    if table.drop_columns and is_npy:  # it was ignored: every column was scores
+        msg = "--drop-column leaves out columns of a table (CSV, Parquet, Feather), not of an .npy/.npz SCORES"
+        raise UsageError(msg)
     source = scores if labels is None else labels  # where --label-column looks
     if table.label_column is not None and os.path.splitext(source)[1].lower() in (
         ".npy",
@@ -159,6 +162,12 @@ def open_inputs(
             f"LABELS '{labels}' is the SCORES file itself, whose label column "
             "would be read as a class score too: give --label-column without "
             "LABELS (or --score-columns)"
+        )
+        raise UsageError(msg)
+    if labels is not None and suffix == ".npy" and _same_file(scores, labels):
+        msg = (  # soft labels read so were the scores' own (their entropy), exit 0
+            f"LABELS '{labels}' is the SCORES file itself: give the file of the "
+            "true labels"
         )
         raise UsageError(msg)
     own = table.replace(label_column=table.label_column if labels is None else None)
@@ -201,7 +210,24 @@ def open_inputs(
         elif column is not None:
             label_src = column
         else:
-            label_src = alio.open_array(scores, kind, key=labels_key)
+            # an .npz of one array: its member would be the labels too (as soft
+            # labels, the scores' own probabilities), or fail as labels
+            same = scores_src.label.replace("SCORES", "LABELS", 1)
+            try:
+                label_src = alio.open_array(scores, kind, key=labels_key)
+            except DataError as exc:  # named as the file it is: SCORES
+                if not str(exc).startswith(f"{same} "):
+                    raise DataError(str(exc).replace("LABELS", "SCORES", 1)) from None
+                label_src = None
+            if label_src is None or label_src.label == same:
+                if label_src is not None:
+                    label_src.close()
+                msg = (
+                    f"{scores_src.label} would be both the scores and the labels: "
+                    "give a LABELS file, or save the labels beside the scores "
+                    "(np.savez(path, scores=..., labels=...))"
+                )
+                raise DataError(msg) from None
             label_src.label = label_src.label.replace("LABELS", "SCORES", 1)
     except BaseException:
         scores_src.close()

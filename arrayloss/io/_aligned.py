@@ -76,8 +76,10 @@ def iter_aligned(
                     msg = (
                         f"{other.label} has more rows than {scores.label} ({start + m})"
                     )
-                    hint = getattr(other, "extra_row_hint", "")
-                    if hint:  # a header read as a row of data?
+                    hint = getattr(other, "extra_row_hint", "") or getattr(
+                        scores, "missing_row_hint", ""
+                    )
+                    if hint:  # a header read as a row of data, or a row as one?
                         msg += f"; {hint}"
                     elif not start:
                         msg += transposed_hint(scores, other)

@@ -33,6 +33,10 @@ def _column_index(name: str, header: list[str] | None, width: int, label: str) -
         i = int(name)
     except ValueError:
         msg = f"{label} has no column named {name!r} {_where(header)}"
+        if header is not None and len(header) == 1 and name in header[0].split():
+            msg += (  # a header of names between spaces: delimited text not sniffed
+                "; for columns separated by white space, give --delimiter ' '"
+            )
         raise DataError(msg) from None
     if not -width <= i < width:
         msg = f"{label} has {width} columns; column {i} is out of range"
@@ -99,6 +103,9 @@ def select_columns(
     * a glob pattern (``prob_*``, ``p?``, ``[ab]*``): the named columns it
       matches, in the file's order.
 
+    An item that is a column's whole name is that column, whatever it holds
+    (``p[1]`` is the column ``p[1]``, not the pattern that matches ``p1``).
+
     A column that is not there, a range whose ends are the wrong way round, a
     pattern that matches nothing or a column selected twice is a `DataError`
     naming it and ``option``.
@@ -109,7 +116,9 @@ def select_columns(
     out: list[int] = []
     for raw in spec.split(","):
         item = raw.strip()
-        if _is_glob(item):
+        if names is not None and item in names:  # a name, not a pattern or range
+            got = [_unique_index(item, names, label)]
+        elif _is_glob(item):
             if names is None:
                 msg = f"{label}: {option} pattern {item!r} needs a header row"
                 raise DataError(msg)

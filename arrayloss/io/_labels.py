@@ -222,11 +222,11 @@ def soft_label_rows(
 
 def _text_index(name: str) -> int | None:
     """The class index a label's text gives, as `label_indices` reads it: an
-    integral number (``2``, ``2.0``, ``2e0``), else ``None``."""
-    try:
-        value = float(name)
-    except ValueError:
+    integral number (``2``, ``2.0``, ``2e0``), else ``None`` (for ``1_0`` and
+    ``١`` too: `_is_number`)."""
+    if not _is_number(name):
         return None
+    value = float(name)
     return int(value) if value.is_integer() else None
 
 

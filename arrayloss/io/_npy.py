@@ -17,6 +17,7 @@ import numpy as np
 from .._errors import DataError
 from .._errors import one_line as _one_line
 from ._source import Source, _open_binary, empty_file
+from ._text import misnamed
 
 ZIP_ERRORS = (
     zipfile.BadZipFile,
@@ -220,6 +221,13 @@ def _open_npy(path: str, label: str, kind: str) -> Source:
     f = _open_binary(path, label)
     st = os.fstat(f.fileno())
     regular = stat.S_ISREG(st.st_mode)  # else a pipe: a stream, its end unknown
+    if regular:  # another format under the suffix .npy?
+        what = misnamed(f.read(8), b"\x93NUMPY")
+        f.seek(0)
+        if what is not None:
+            f.close()
+            msg = f"{label} is {what}"
+            raise DataError(msg)
     src = _NpyStream(f, label, kind, available=st.st_size if regular else None)
     if src.fortran and not regular:
         src.close()
@@ -240,8 +248,14 @@ def _open_npz(path: str, key: str | None, label: str, kind: str) -> Source:
     try:
         zf = zipfile.ZipFile(f)
     except ZIP_ERRORS as exc:
+        what = None
+        with contextlib.suppress(OSError, ValueError):
+            f.seek(0)
+            what = misnamed(f.read(8), b"PK\x03\x04")
         f.close()
         msg = f"{label} is not a valid .npz file ({_one_line(exc)})"
+        if what is not None:  # another format under the suffix .npz
+            msg = f"{label} is {what}"
         raise DataError(msg) from None
     names = [n[:-4] for n in zf.namelist() if n.endswith(".npy")]
     try:

@@ -20,6 +20,21 @@ def _natural_key(path: str) -> tuple[Any, ...]:
     return (*(int(p) if i % 2 else p for i, p in enumerate(parts)), path)
 
 
+def _data_files(paths: list[str], label: str) -> list[str]:
+    """The regular files among ``paths`` (a directory's entries or a pattern's
+    matches), in natural order; a symbolic link to no file among them (a
+    git-annex or DVC file whose data was never fetched) is a `DataError` naming
+    it, not a shard left out: its rows would be missing from the numbers."""
+    for path in paths:
+        if os.path.islink(path) and not os.path.exists(path):
+            msg = (
+                f"{label} shard '{path}' is a symbolic link to a missing file "
+                f"('{os.readlink(path)}'): fetch its data or remove the link"
+            )
+            raise DataError(msg)
+    return sorted((p for p in paths if os.path.isfile(p)), key=_natural_key)
+
+
 def expand_paths(spec: str, kind: str) -> list[str]:
     """The files ``spec`` names, in natural order (``part-2`` before ``part-10``).
 
@@ -39,25 +54,26 @@ def expand_paths(spec: str, kind: str) -> list[str]:
         except OSError as exc:
             msg = f"cannot list {label} directory '{spec}': {exc.strerror or exc}"
             raise DataError(msg) from None
-        found = [
-            os.path.join(spec, n)
-            for n in names
-            if not n.startswith(".")
-            and _suffix(n) in SHARD_SUFFIXES
-            and os.path.isfile(os.path.join(spec, n))
-        ]
+        found = _data_files(
+            [
+                os.path.join(spec, n)
+                for n in names
+                if not n.startswith(".") and _suffix(n) in SHARD_SUFFIXES
+            ],
+            label,
+        )
         if not found:
             kinds = ", ".join(SHARD_SUFFIXES)
             msg = f"{label} directory '{spec}' holds no data files ({kinds})"
             raise DataError(msg)
-        return sorted(found, key=_natural_key)
+        return found
     if not any(c in spec for c in "*?["):
         return [spec]
-    found = [p for p in glob.glob(spec, recursive=True) if os.path.isfile(p)]
+    found = _data_files(glob.glob(spec, recursive=True), label)
     if not found:
         msg = f"no files match the {label} pattern '{spec}'"
         raise DataError(msg)
-    return sorted(found, key=_natural_key)
+    return found
 
 
 def would_list(spec: str, path: str) -> bool:

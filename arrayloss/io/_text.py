@@ -37,11 +37,27 @@ writes ``True`` and ``False``): read so without --classes."""
 
 
 def _is_number(s: str) -> bool:
+    """Whether ``s`` is a number as `numpy.loadtxt` and pandas read one: what
+    `float` takes (white space around it too), less the forms only Python reads
+    as numbers, which they read as text: ``1_000`` and digits of other scripts
+    (``١``, Arabic-Indic one)."""
+    text = s.strip()
+    if "_" in text or not text.isascii():
+        return False
     try:
-        float(s)
+        float(text)
     except ValueError:
         return False
     return True
+
+
+def _python_only_numbers(cells: np.ndarray) -> bool:
+    """Whether some text cell may be a number only to Python (`_is_number`): it
+    holds an underscore or a character beyond ASCII.  One pass over the code
+    points of ``cells`` (a NumPy text array), so only such a chunk is looked at
+    cell by cell."""
+    codes = np.ascontiguousarray(cells).view(np.uint32)
+    return bool((codes == ord("_")).any() or (codes > 127).any())
 
 
 DELIMITERS = (",", "\t", ";", "|")
@@ -92,6 +108,26 @@ def _bounded_lines(text: IO[str], label: str, first: int) -> Iterator[str]:
             raise _long_line(label, number)
         number += 1
         yield line
+
+
+def _without_excel_line(
+    lines: Iterator[str], delimiter: str, label: str
+) -> Iterator[str]:
+    """``lines``, read with ``--delimiter``, with Excel's first line ``sep=;`` made
+    blank (no row; the line numbers stay); a ``sep=`` line that names another
+    delimiter is a `DataError`.  Lazy, so a read error is the reader's."""
+    first = next(lines, None)
+    if first is None:
+        return
+    excel = re.fullmatch(r"sep=(.)", first.rstrip("\r\n"))
+    if excel is not None and excel.group(1) != delimiter:
+        msg = (
+            f"{label} line 1 is Excel's {excel.group(0)!r}, but --delimiter is "
+            f"{delimiter!r}: give --delimiter {excel.group(1)!r}, or none"
+        )
+        raise DataError(msg)
+    yield "\n" if excel is not None else first
+    yield from lines
 
 
 def sniff_delimiter(sample: str, default: str) -> str:
@@ -230,11 +266,27 @@ _NOT_TEXT = (
     (b"PK\x03\x04", "a zip archive (an .npz needs that suffix)"),
     (b"PAR1", "a Parquet file (it needs the suffix .parquet)"),
     (b"ARROW1", "a Feather / Arrow IPC file (it needs the suffix .feather)"),
+    (b"FEA1", "a Feather v1 file (save it again with pandas' to_feather: v2)"),
     (b"\x93NUMPY", "a NumPy .npy file (it needs the suffix .npy)"),
     (b"\xff\xfe", "UTF-16 text (save it as UTF-8)"),
     (b"\xfe\xff", "UTF-16 text (save it as UTF-8)"),
 )
 """The first bytes of files that are not text, and what they are."""
+
+
+def misnamed(head: bytes, own: bytes) -> str | None:
+    """What a binary file is whose first bytes ``head`` are another format's
+    magic (an entry of `_NOT_TEXT`) rather than its own format's ``own``: a file
+    renamed to the wrong suffix.  ``None`` otherwise (a damaged file of its own
+    format, text, or no telling)."""
+    if head.startswith(own):
+        return None
+    for magic, what in _NOT_TEXT:
+        if head.startswith(magic):
+            if "compressed" in what:  # the table's hint is for text
+                return f"{what.split(' (')[0]} (decompress it first)"
+            return what
+    return None
 
 
 _UNPACK_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
@@ -377,8 +429,10 @@ class _TextRows:
             lines = itertools.chain(
                 head, _bounded_lines(self._text, label, len(head) + 1)
             )
-        else:
-            lines = _bounded_lines(self._text, label, 1)
+        else:  # Excel's delimiter line is no row with --delimiter too
+            lines = _without_excel_line(
+                _bounded_lines(self._text, label, 1), delimiter, label
+            )
         self.delimiter = delimiter
         if delimiter == SPACE:
             lines = _squeezed(lines)
@@ -489,48 +543,55 @@ def _parse_floats(
 ) -> np.ndarray:
     """``cells`` (text) as float64, or a `DataError` naming the line and column
     (its header name in ``names``, else its number in the file, ``columns``) of
-    the first cell that is not a number."""
+    the first cell that is not a number (`_is_number`: ``1_000`` is none,
+    though NumPy's cast reads it)."""
     try:
-        return cells.astype(np.float64)
+        values: np.ndarray | None = cells.astype(np.float64)
     except ValueError:
-        for r, row in enumerate(cells):
-            for c, cell in enumerate(row if row.ndim else [row]):
-                if not _is_number(str(cell)):
-                    number = columns[c] if columns else c
-                    name = names[c] if names else ""  # '' for a,b,c, too: a number
-                    col = f", column {name!r}" if name else f", column {number}"
-                    where = col if cells.ndim == 2 else ""
-                    what = f"{str(cell)!r} is not a number"
-                    text = str(cell).strip()
-                    if "," in str(cell) and _is_number(str(cell).replace(",", ".", 1)):
+        values = None
+    if values is not None and not _python_only_numbers(cells):
+        return values
+    for r, row in enumerate(cells):
+        for c, cell in enumerate(row if row.ndim else [row]):
+            if not _is_number(str(cell)):
+                number = columns[c] if columns else c
+                name = names[c] if names else ""  # '' for a,b,c, too: a number
+                col = f", column {name!r}" if name else f", column {number}"
+                where = col if cells.ndim == 2 else ""
+                what = f"{str(cell)!r} is not a number"
+                text = str(cell).strip()
+                if "," in str(cell) and _is_number(str(cell).replace(",", ".", 1)):
+                    what += (
+                        " (a decimal comma: write the file with a decimal "
+                        "point, to_csv(decimal='.'))"
+                    )
+                elif text.endswith("%") and _is_number(text[:-1]):
+                    what += (
+                        " (a percentage: write the probabilities as numbers, "
+                        "0.5 for 50%)"
+                    )
+                elif cells.ndim == 2 and not any(
+                    _is_number(str(v)) or not str(v).strip() for v in cells[:, c]
+                ):  # no number in the column: text, no scores
+                    what += (
+                        " (a column of text: --drop-column "
+                        f"{name or number} leaves it out)"
+                    )
+                if not str(cell).strip():
+                    what = "an empty cell"
+                    last = cells.ndim == 2 and c == cells.shape[1] - 1
+                    if last and not np.char.strip(cells[:, c]).any():
                         what += (
-                            " (a decimal comma: write the file with a decimal "
-                            "point, to_csv(decimal='.'))"
+                            " (a delimiter at the end of each line makes an "
+                            f"empty last column: --drop-column {number} leaves "
+                            "it out)"
                         )
-                    elif text.endswith("%") and _is_number(text[:-1]):
-                        what += (
-                            " (a percentage: write the probabilities as numbers, "
-                            "0.5 for 50%)"
-                        )
-                    elif cells.ndim == 2 and not any(
-                        _is_number(str(v)) or not str(v).strip() for v in cells[:, c]
-                    ):  # no number in the column: text, no scores
-                        what += (
-                            " (a column of text: --drop-column "
-                            f"{name or number} leaves it out)"
-                        )
-                    if not str(cell).strip():
-                        what = "an empty cell"
-                        last = cells.ndim == 2 and c == cells.shape[1] - 1
-                        if last and not np.char.strip(cells[:, c]).any():
-                            what += (
-                                " (a delimiter at the end of each line makes an "
-                                f"empty last column: --drop-column {number} leaves "
-                                "it out)"
-                            )
-                    msg = f"{label} line {lines[r]}{where}: {what}"
-                    raise DataError(msg) from None
-        raise  # pragma: no cover
+                msg = f"{label} line {lines[r]}{where}: {what}"
+                raise DataError(msg) from None
+    if values is None:  # pragma: no cover - astype failed on a cell that is a number
+        msg = f"{label}: a cell is not a number"
+        raise DataError(msg)
+    return values  # only white space beyond ASCII around numbers (as loadtxt reads)
 
 
 class _TextScores(Source):
@@ -564,6 +625,7 @@ class _TextScores(Source):
         )
         self.labels: np.ndarray | None = None
         self.extra_row_hint = ""  # why the file may have one row too many
+        self.missing_row_hint = ""  # why it may have one too few
         if self.n_cols == 0:
             msg = f"{self.label} has no score columns"
             raise DataError(msg)
@@ -790,6 +852,13 @@ def open_table(
         scores = _TextScores(rows, head, keep, label_cols, soft=soft)
         if not has_header and header is None and len(peeked) > 1:
             scores.extra_row_hint = _class_header_hint(peeked[0], peeked[1])
+        numbered = has_header and header is None and not indexed and len(peeked) > 1
+        if numbered and _default_names(peeked[0], peeked[1]):
+            scores.missing_row_hint = (
+                f"its first line, '{','.join(f.strip() for f in first)}', was read "
+                "as the header pandas writes for numbered columns "
+                "(to_csv(index=False)): if it is a row of scores, give --no-header"
+            )
     except BaseException:
         rows.close()
         raise

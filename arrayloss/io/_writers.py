@@ -76,7 +76,8 @@ class TextWriter:
     ) -> None:
         self._f = open(path, "w", newline="", encoding="utf-8")  # noqa: SIM115
         self._delimiter = delimiter
-        csv.writer(self._f, delimiter=delimiter).writerow(columns)
+        # "\n" as savetxt ends the rows (csv's default is "\r\n")
+        csv.writer(self._f, delimiter=delimiter, lineterminator="\n").writerow(columns)
 
     def write(self, block: np.ndarray) -> None:
         np.savetxt(
