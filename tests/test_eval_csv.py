@@ -569,3 +569,31 @@ def test_excel_sep_line_with_delimiter(tmp_path, data, sep):
         f"Error: SCORES '{f}' line 1 is Excel's {'sep=' + sep!r}, but --delimiter "
         f"is {other!r}: give --delimiter {sep!r}, or none\n"
     )
+
+
+@pytest.mark.parametrize("sep", [",", ";", "\t", " "])
+@pytest.mark.parametrize("newline", ["", "\n"])
+def test_a_quote_left_open_at_the_end_is_a_cut_file(tmp_path, data, sep, newline):
+    """A file that ends inside a quoted field (cut short in a quoted cell) is an
+    error naming the line the row starts on; `csv` alone reads it as if the
+    quote were closed, so the row's last value would count.  A quoted field that
+    is closed, even across lines, is read."""
+    p, y = data
+    lines = _rows(p, y, sep)
+    good = [*lines[:-1], sep.join([*lines[-1].split(sep)[:-1], f'"{y[-1]}"'])]
+    fine = _write(tmp_path / "q.csv", "\n".join(good) + "\n")
+    args = ["--label-column", str(C), "--format", "json"]
+    if sep == " ":
+        args += ["--delimiter", " "]
+    plain = _write(tmp_path / "p.csv", "\n".join(lines) + "\n")
+    got, want = (json.loads(invoke([f, *args]).stdout) for f in (fine, plain))
+    assert (got["losses"], got["metrics"]) == (want["losses"], want["metrics"])
+    cut = [*lines[:-1], sep.join([*lines[-1].split(sep)[:-1], f'"{y[-1]}'])]
+    for extra in ([], [sep.join(["0.5"] * (C + 1))]):  # the quote takes the rest
+        f = _write(tmp_path / "c.csv", "\n".join(cut + extra) + newline)
+        old = tmp_path / "out.json"
+        old.write_text("old")
+        result = invoke([f, *args, "-o", str(old)], exit_code=1)
+        line = one_error_line(result)
+        assert f"line {len(lines)}: a quote opened in this row is not closed" in line
+        assert old.read_text() == "old"

@@ -80,6 +80,31 @@ def test_unwritable_destinations(tmp_path):
         Outputs().add(str(tmp_path / "missing" / "x.csv"), "output file")
 
 
+def test_read_only_file_is_not_replaced(tmp_path, monkeypatch):
+    """A file made read-only is refused as the shell's ``>`` refuses it (renaming
+    over it needs only the folder's permission); through a link too.  As root,
+    who may write any file, a user's view of the permissions is simulated."""
+    old = tmp_path / "kept.json"
+    old.write_text("old")
+    os.chmod(old, 0o444)
+    link = tmp_path / "link.json"
+    link.symlink_to(old)
+    if os.access(old, os.W_OK):  # root
+        real = os.access
+
+        def user_access(path, mode, **kwargs):
+            if mode & os.W_OK and not os.stat(path).st_mode & stat.S_IWUSR:
+                return False
+            return real(path, mode, **kwargs)
+
+        monkeypatch.setattr(os, "access", user_access)
+    for path in (old, link):
+        with pytest.raises(DataError, match="the file is read-only"):
+            Outputs().add(str(path), "output file")
+    assert old.read_text() == "old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.json", "link.json"]
+
+
 def test_new_file_mode_follows_umask_and_existing_mode_is_kept(tmp_path):
     mask = os.umask(0o022)
     try:

@@ -13,6 +13,8 @@
   stays;
 - a character device, FIFO or socket (``/dev/null``, a named pipe) is opened and
   written directly, never renamed over;
+- a file its permissions make read-only for the user is not replaced (a
+  `DataError`), as the shell's ``>`` would not write it;
 - ``-`` is standard output;
 - two outputs that name one file, or an output that is one of the command's
   inputs, are a `UsageError` before anything is written.
@@ -136,6 +138,11 @@ class Outputs:
             self._targets.append(_Target(label, path, path, temporary=False))
             return path
         final = os.path.realpath(path)  # write through links
+        if mode is not None and not os.access(final, os.W_OK):
+            # renaming over it needs only the folder's permission: refused as
+            # the shell's > refuses it (for root, who may write it, it is written)
+            msg = f"cannot write {label} '{path}': the file is read-only"
+            raise DataError(msg)
         directory = os.path.dirname(final)
         try:
             fd, tmp = tempfile.mkstemp(

@@ -70,6 +70,23 @@ only when the rows after the first are all numbers, so a column of names with
 spaces stays one column."""
 
 
+_END = "\ue000\uf8ff\ue000"
+_END_LINE = _END + "\n"
+"""A line put after the file's last line (private-use characters only: no
+delimiter, quote or space): read as its own row when the file ends outside
+quotes, and into the quoted field left open where it ends inside one (`csv`
+reads such a file as if the quote were closed)."""
+
+
+def _unclosed_quote(label: str, line: int) -> DataError:
+    """A file that ends inside the quoted field of the row starting on ``line``."""
+    msg = (
+        f"{label} line {line}: a quote opened in this row is not closed by the "
+        "end of the file (a file cut short?)"
+    )
+    return DataError(msg)
+
+
 def _squeezed(lines: Iterable[str]) -> Iterator[str]:
     """``lines`` with their runs of white space made one space and their ends
     stripped (the line end too: `csv` reads each string as one line)."""
@@ -436,7 +453,9 @@ class _TextRows:
         self.delimiter = delimiter
         if delimiter == SPACE:
             lines = _squeezed(lines)
-        self._reader = csv.reader(lines, delimiter=delimiter)
+        self._reader = csv.reader(
+            itertools.chain(lines, (_END_LINE,)), delimiter=delimiter
+        )
         self.width: int | None = None
         self._pending: list[tuple[list[str], int]] = []  # peeked rows and lines
         self.lines: list[int] = []  # file line of each row of the last take()
@@ -444,8 +463,13 @@ class _TextRows:
     def _next(self) -> list[str] | None:
         blank = None  # the line of a blank line skipped before the next row
         empty = None  # the line of a row of empty cells (``,,,``) skipped so
+        start = self._reader.line_num + 1  # the line the next row starts on
         try:
             for row in self._reader:
+                if row == [_END]:
+                    break
+                if any(_END in field for field in row):
+                    raise _unclosed_quote(self.label, start)
                 if row and any(field.strip() for field in row):
                     if empty is not None:
                         msg = (
@@ -466,6 +490,7 @@ class _TextRows:
                     blank = self._reader.line_num
                 if empty is None and len(row) > 1:  # at the end: Excel's empty rows
                     empty = self._reader.line_num
+                start = self._reader.line_num + 1
         except UnicodeDecodeError as exc:
             raise _not_utf8(self.path, self.label, exc, self._head) from None
         except csv.Error as exc:
