@@ -393,6 +393,29 @@ def test_save_file_that_is_a_directory_fails_first(tmp_path, data, no_training, 
     assert os.listdir(out) == [name]
 
 
+@pytest.mark.parametrize("name", SAVED)
+def test_save_over_a_read_only_file_fails_first(
+    tmp_path, data, no_training, monkeypatch, name
+):
+    """A saved file made read-only is not renamed over, before any training (as
+    root, who may write it, a user's view of the permissions is faked)."""
+    out = tmp_path / "run"
+    out.mkdir()
+    kept = out / name
+    kept.write_text("old")
+    kept.chmod(stat.S_IRUSR)
+    real = os.access
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda path, mode: False if os.path.samefile(path, kept) else real(path, mode),
+    )
+    r = invoke(["train", "--data", data, *TINY, "--save", out], exit_code=1)
+    assert f"{name}': the file is read-only" in error_line(r)
+    assert kept.read_text() == "old"
+    assert os.listdir(out) == [name]
+
+
 def test_save_under_a_file_fails_first(tmp_path, data, no_training):
     r = invoke(["train", "--data", data, *TINY, "--save", data / "sub"], exit_code=1)
     assert "is not a directory" in error_line(r)

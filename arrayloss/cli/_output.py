@@ -67,6 +67,17 @@ def _umask() -> int:
     return mask
 
 
+def read_only_error(path: str, label: str) -> DataError | None:
+    """The error for an existing regular file (through links) that its
+    permissions make read-only for this user, else None.  Renaming over it needs
+    only the folder's permission: it is refused as the shell's ``>`` refuses it
+    (root, who may write any file, writes it)."""
+    real = os.path.realpath(path)
+    if os.path.isfile(real) and not os.access(real, os.W_OK):
+        return DataError(f"cannot write {label} '{path}': the file is read-only")
+    return None
+
+
 def file_identity(path: str) -> tuple[int, int] | str:
     """``(device, inode)`` of an existing file, else its absolute real path: what
     two names of one file share, through links, hard links included."""
@@ -138,11 +149,9 @@ class Outputs:
             self._targets.append(_Target(label, path, path, temporary=False))
             return path
         final = os.path.realpath(path)  # write through links
-        if mode is not None and not os.access(final, os.W_OK):
-            # renaming over it needs only the folder's permission: refused as
-            # the shell's > refuses it (for root, who may write it, it is written)
-            msg = f"cannot write {label} '{path}': the file is read-only"
-            raise DataError(msg)
+        read_only = read_only_error(path, label)
+        if read_only is not None:
+            raise read_only
         directory = os.path.dirname(final)
         try:
             fd, tmp = tempfile.mkstemp(

@@ -291,7 +291,7 @@ def check_outputs(
         while not os.path.lexists(p) and p != p.parent:
             created.add(p)
             p = p.parent
-    from ._output import file_identity
+    from ._output import file_identity, read_only_error
 
     # by (device, inode): a hard link to the input is the input
     seen: dict[tuple[int, int] | str, str] = {}
@@ -312,6 +312,9 @@ def check_outputs(
         if os.path.isdir(real):
             msg = f"cannot write {label} {str(path)!r}: it is a directory"
             raise DataError(msg)
+        read_only = read_only_error(str(path), label)
+        if read_only is not None:
+            raise read_only
         folder = _nearest_existing(Path(real).parent)
         try:
             name_max = os.pathconf(folder, "PC_NAME_MAX") if folder.is_dir() else 255
