@@ -964,6 +964,7 @@ def _targets(
                 kept = xp.ones_like(index, dtype=xp.bool)
         if eager:
             _check_index(index, n_classes, xp=xp, ignore_index=ignore_index)
+        index = _as_index(index, xp=xp)
         targets = Targets(
             index=index, soft=None, n_classes=n_classes, dtype=dtype, xp=xp
         )
@@ -998,6 +999,15 @@ def _targets(
         _check_distribution(soft, labels.dtype, xp=xp)
     targets = Targets(index=None, soft=soft, n_classes=n_classes, dtype=dtype, xp=xp)
     return targets, None
+
+
+def _as_index(index: Array, *, xp: Namespace) -> Array:
+    """Class indices in the namespace's default integer dtype, which every kernel
+    can gather with (torch's gathers take ``int64`` only) and compare with the
+    class numbers ``arange(C)`` (``uint64`` does not promote with a signed dtype
+    in the standard; ``uint8`` class numbers wrap past 255)."""
+    dtype = _xp.default_int(xp, _xp.xp_device(index))
+    return index if index.dtype == dtype else xp.astype(index, dtype)
 
 
 def _check_index(

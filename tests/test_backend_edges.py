@@ -1,0 +1,60 @@
+"""The public API on each backend at its edges: label dtypes, narrow weights,
+tensors that require grad, calibration errors under ``jax.jit`` and on Dask.
+Each result is compared with NumPy's for the same call."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import assert_allclose
+
+import arrayloss as al
+from arrayloss import metrics as M
+
+METRICS = {
+    "accuracy": M.accuracy,
+    "top_k_accuracy": lambda z, y, **kw: M.top_k_accuracy(z, y, k=2, **kw),
+    "nll": M.nll,
+    "brier": M.brier,
+    "ece": M.ece,
+    "mce": M.mce,
+    "rmsce": lambda z, y, **kw: M.rmsce(z, y, strategy="quantile", **kw),
+}
+
+
+def _data(n: int = 9, c: int = 4) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(20261207)
+    return rng.normal(size=(n, c)), rng.integers(0, c, size=n)
+
+
+@pytest.mark.parametrize("label_dtype", ["int8", "uint8", "int16", "int32", "uint64"])
+def test_any_integer_label_dtype(backend, label_dtype):
+    """Torch's gathers take int64 indices only: every metric raised torch's
+    RuntimeError ("take_along_dim(): dtype of indices should be Long") on int8 to
+    int32 labels (the losses cast them, the metrics did not); array_api_strict
+    raised "int64 and uint64 cannot be type promoted together" from every loss.
+    Labels are now the default integer dtype wherever a kernel sees them."""
+    if backend.name == "torch" and label_dtype == "uint64":
+        pytest.skip("torch: uint64 tensors lack the basic operations")
+    z, y = _data()
+    zb, yb = backend.asarray(z), backend.asarray(y, label_dtype)
+    for name, f in METRICS.items():
+        assert_allclose(f(zb, yb), float(f(z, y)), rtol=1e-12, atol=1e-15), name
+    for name in ("cross_entropy", "multiclass_hinge"):
+        want_v, want_g = al.LOSSES[name].value_and_grad(z, y)
+        v, g = al.LOSSES[name].value_and_grad(zb, yb)
+        assert_allclose(v, want_v, rtol=1e-12)
+        assert_allclose(g, want_g, rtol=1e-12, atol=1e-15)
+
+
+def test_uint8_labels_beside_more_than_256_classes(backend):
+    """The metrics' class numbers were cast to the labels' dtype: past 255 they
+    wrapped (class 256 read as class 0), and `brier` on array_api_strict, JAX and
+    Dask counted column 256 as the label of every sample of class 0."""
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(4, 300))
+    y = np.array([0, 5, 255, 3])
+    z[:, 256] = z.max() + 1  # class 256 on top of every row
+    zb, yb = backend.asarray(z), backend.asarray(y, "uint8")
+    for name, f in METRICS.items():
+        assert_allclose(f(zb, yb), float(f(z, y)), rtol=1e-12), name
