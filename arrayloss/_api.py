@@ -339,15 +339,22 @@ class Batch:
 
     @cached_property
     def w_mean(self) -> Array | None:
-        """The weights divided by the largest one (in their own dtype), in the
-        scores' dtype: the mean ``sum(w l) / sum(w)`` does not depend on the scale,
-        so this is where it is made safe."""
+        """The weights divided by the largest one, in the scores' dtype: the mean
+        ``sum(w l) / sum(w)`` does not depend on the scale, so this is where it is
+        made safe.  The division is in the wider of the two dtypes: the weights'
+        own where the scores' range could not hold them (float64 weights of 1e300
+        beside float32 scores), the scores' where the weights are narrower (the
+        quotients of float16 weights rounded to float16 moved a float64 mean by
+        1e-4, and by a different amount on JAX)."""
         if self.weights is None:
             return None
         if self.w_mean_given is not None:
             return self.w_mean_given
-        xp, top = self.xp, self.w_top
-        scaled = self.weights / xp.where(top > 0, top, xp.ones_like(top))
+        xp, w, top = self.xp, self.weights, self.w_top
+        wide = xp.result_type(w.dtype, self.z.dtype)
+        if wide != w.dtype:
+            w, top = xp.astype(w, wide), xp.astype(top, wide)
+        scaled = w / xp.where(top > 0, top, xp.ones_like(top))
         return xp.astype(scaled, self.z.dtype)
 
     def to_caller(self, g: Array) -> Array:
