@@ -328,7 +328,7 @@ class Batch:
             fmax = xp.finfo(self.z.dtype).max
             # Beyond the scores' dtype: inf, without a warning (Dask always takes
             # the `where`, which leaves the other weights as they are).
-            if dask or float(self.w_top) > float(fmax):
+            if dask or _xp.read_float(self.w_top) > float(fmax):
                 w = xp.where(w > fmax, xp.full_like(w, xp.inf), w)
         return xp.astype(w, self.z.dtype)
 
@@ -1088,7 +1088,7 @@ def _check_nonnegative(x: Array, what: str, *, xp: Namespace) -> None:
         msg = f"{what} contain NaN or infinite values"
         raise ValueError(msg)
     if bool(xp.any(x < 0)):
-        msg = f"{what} must be non-negative (found {float(xp.min(x)):g})"
+        msg = f"{what} must be non-negative (found {_xp.read_float(xp.min(x)):g})"
         raise ValueError(msg)
 
 
@@ -1124,7 +1124,7 @@ def _mean_count(b: Batch, subject: str) -> tuple[Array | None, Array | int]:
         raise ValueError(no_weight_message(subject, 0))
     if b.weights is None:
         return None, b.n
-    if b.eager and float(b.w_top) == 0:
+    if b.eager and _xp.read_float(b.w_top) == 0:
         raise ValueError(no_weight_message(subject, b.n))
     w = b.w_mean
     count = b.xp.sum(w)

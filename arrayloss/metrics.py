@@ -508,7 +508,7 @@ def _ece(
     edges = _edges(conf, w, n_bins, strategy, xp=xp)
     gaps, weight = _bin_sums(conf, hit, w, edges, n_bins, xp=xp, dtype=dtype)
     total = xp.sum(weight)
-    if float(total) == 0:
+    if _xp.read_float(total) == 0:
         raise ValueError(no_weight_message(f"`{kind}`", int(conf.shape[0])))
     if kind == "ece":
         return _xp.as_0d(xp.sum(xp.abs(gaps)) / total, xp=xp)

@@ -79,3 +79,28 @@ def test_narrower_weights_are_divided_in_the_scores_dtype(backend, weight_dtype)
     for name, f in METRICS.items():
         assert_allclose(f(zb, yb, weights=wb), float(f(z, y, weights=exact)),
                         rtol=1e-13), name  # fmt: skip
+
+
+def test_metrics_of_tensors_that_require_grad_are_quiet():
+    """Reading the largest weight (and a probability row's sum for a message) as
+    a Python float warned "Converting a tensor with requires_grad=True to a
+    scalar" for weights that require grad; the metric stays differentiable."""
+    torch = pytest.importorskip("torch")
+    z, y = _data()
+    always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)  # else torch warns once per process
+    try:
+        zt = torch.asarray(z, requires_grad=True)
+        wt = torch.asarray(np.linspace(0.5, 1.0, 9), requires_grad=True)
+        for name, f in METRICS.items():
+            got = f(zt, torch.asarray(y), weights=wt)
+            assert got.requires_grad, name
+            want = float(f(z, y, weights=np.linspace(0.5, 1.0, 9)))
+            assert float(got.detach()) == pytest.approx(want, rel=1e-12), name
+        p = torch.softmax(zt, dim=0)  # rows that do not sum to 1
+        with pytest.raises(ValueError, match=r"row 0 probabilities sum to"):
+            M.nll(p, torch.asarray(y), input="probs")
+        with pytest.raises(ValueError, match=r"must be non-negative \(found -1"):
+            M.nll(zt, torch.asarray(y), weights=wt - 1.5)
+    finally:
+        torch.set_warn_always(always)
