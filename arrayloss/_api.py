@@ -1102,7 +1102,7 @@ def no_weight_message(subject: str, n: int) -> str:
     return f"{subject} needs at least one sample with non-zero weight (got {n} samples)"
 
 
-def _nonzero_count(count: Array, message: str, *, xp: Namespace) -> Array:
+def nonzero_count(count: Array, message: str, *, xp: Namespace) -> Array:
     """``count`` (a lazy 0-d Dask array) that raises ``ValueError(message)`` when
     computed as zero, instead of letting a mean become NaN."""
     if not is_dask_namespace(xp):
@@ -1129,7 +1129,7 @@ def _mean_count(b: Batch, subject: str) -> tuple[Array | None, Array | int]:
     w = b.w_mean
     count = b.xp.sum(w)
     if not b.eager:
-        count = _nonzero_count(count, no_weight_message(subject, b.n), xp=b.xp)
+        count = nonzero_count(count, no_weight_message(subject, b.n), xp=b.xp)
     return w, count
 
 

@@ -104,3 +104,36 @@ def test_metrics_of_tensors_that_require_grad_are_quiet():
             M.nll(zt, torch.asarray(y), weights=wt - 1.5)
     finally:
         torch.set_warn_always(always)
+
+
+@pytest.mark.parametrize("strategy", ["uniform", "quantile"])
+@pytest.mark.parametrize("name", ["ece", "mce", "rmsce"])
+def test_calibration_errors_under_jax_jit(name, strategy):
+    """They read their total weight as a Python float: under `jax.jit`,
+    JAX's ConcretizationTypeError.  Traced, the check is left out, as the other
+    metrics' and the losses' value checks are."""
+    jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    jnp = jax.numpy
+    z, y = _data()
+    w = np.linspace(0.0, 1.0, 9)
+    f = getattr(M, name)
+    run = jax.jit(lambda z, y, w: f(z, y, weights=w, strategy=strategy))
+    got = run(jnp.asarray(z), jnp.asarray(y), jnp.asarray(w))
+    assert float(got) == pytest.approx(float(f(z, y, weights=w, strategy=strategy)),
+                                       rel=1e-12)  # fmt: skip
+
+
+@pytest.mark.parametrize("name", ["ece", "mce", "rmsce"])
+def test_dask_calibration_errors_stay_lazy(name):
+    """On Dask they computed the total weight at the call (raising there on all
+    zero weights); now nothing is computed until asked, and the all-zero error
+    is raised by ``compute()``, as for the other metrics."""
+    da = pytest.importorskip("dask.array")
+    z, y = _data()
+    zd, yd = da.from_array(z, chunks=3), da.from_array(y, chunks=3)
+    out = getattr(M, name)(zd, yd, weights=da.zeros(9, chunks=3))
+    with pytest.raises(ValueError, match="non-zero weight"):
+        out.compute()
+    got = getattr(M, name)(zd, yd).compute()
+    assert float(got) == pytest.approx(float(getattr(M, name)(z, y)), rel=1e-12)
