@@ -1338,6 +1338,44 @@ def _dask_rows(
     return out[:, -1], (out[:, :-1] if want_grad else None)
 
 
+def dask_checked(
+    z: Array,
+    targets: Targets,
+    weights: Array | None,
+    check_scores: Callable[[Array, Namespace, int], None],
+) -> Array:
+    """The ``(n, C)`` rows ``z`` of a Dask batch of class indices, whose blocks run
+    an eager call's value checks when computed: ``check_scores(block, xp, row)``
+    (``row``: the block's first row in the batch), labels in range, weights finite
+    and non-negative; for what computes from ``z`` without `_dask_rows` (the
+    metrics), so that bad values raise from ``compute()`` instead of giving NaN."""
+    import dask.array as da
+
+    if targets.index is None:  # pragma: no cover - the metrics take indices only
+        msg = "dask_checked takes class indices"
+        raise TypeError(msg)
+    n_classes = targets.n_classes
+    z = z.rechunk({1: -1})
+    rows = z.chunks[0]
+    lab = targets.index[:, None].rechunk((rows, 1))
+    checks = [] if weights is None else [weights[:, None].rechunk((rows, 1))]
+
+    def block(
+        zb: Array, lb: Array, *wb: Array, block_info: dict[Any, Any] | None = None
+    ) -> Array:
+        bxp = _xp.array_namespace(zb)
+        start = int(block_info[0]["array-location"][0][0]) if block_info else 0
+        check_scores(zb, bxp, start)
+        _check_index(lb[:, 0], n_classes, xp=bxp)
+        for x in wb:
+            _check_weights(x[:, 0], xp=bxp)
+        return zb
+
+    return da.map_blocks(  # type: ignore[no-any-return, no-untyped-call, unused-ignore]
+        block, z, lab, *checks, dtype=z.dtype, meta=z._meta
+    )
+
+
 def _jax_rows(
     kernel: Kernel,
     z: Array,

@@ -137,3 +137,37 @@ def test_dask_calibration_errors_stay_lazy(name):
         out.compute()
     got = getattr(M, name)(zd, yd).compute()
     assert float(got) == pytest.approx(float(getattr(M, name)(z, y)), rel=1e-12)
+
+
+def _bad_batches() -> dict[str, tuple[np.ndarray, np.ndarray, dict[str, object], str]]:
+    z, y = _data()
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    nan = z.copy()
+    nan[7, 1] = np.nan
+    off = p.copy()
+    off[4] *= 1.5
+    return {
+        "nan": (nan, y, {}, "row 7 contains NaN"),
+        "label": (z, np.where(np.arange(9) == 5, 4, y), {}, r"found 4\)"),
+        "probs": (off, y, {"input": "probs"}, "row 4 probabilities sum to"),
+        "weights": (z, y, {"weights": np.linspace(-0.5, 1.0, 9)}, "non-negative"),
+    }
+
+
+@pytest.mark.parametrize("case", ["nan", "label", "probs", "weights"])
+def test_dask_metrics_check_values_when_computed(case):
+    """The metrics ran no value check on Dask: NaN scores, an out-of-range label
+    or negative weights gave NaN and probabilities that do not sum to 1 a number,
+    where NumPy raises.  The blocks check now, when computed (`_api.dask_checked`),
+    with NumPy's message (the row counted in the whole batch)."""
+    da = pytest.importorskip("dask.array")
+    z, y, kw, match = _bad_batches()[case]
+    for name, f in METRICS.items():
+        with pytest.raises(ValueError, match=match) as want:
+            f(z, y, **kw)
+        lazy = {k: da.from_array(v, chunks=3) if isinstance(v, np.ndarray) else v
+                for k, v in kw.items()}  # fmt: skip
+        out = f(da.from_array(z, chunks=3), da.from_array(y, chunks=3), **lazy)
+        with pytest.raises(ValueError, match=match) as got:
+            out.compute()
+        assert str(got.value) == str(want.value), name
