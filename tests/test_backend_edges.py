@@ -171,3 +171,25 @@ def test_dask_metrics_check_values_when_computed(case):
         with pytest.raises(ValueError, match=match) as got:
             out.compute()
         assert str(got.value) == str(want.value), name
+
+
+def test_esp_of_a_tensor_that_requires_grad_is_quiet():
+    """`log_elementary_symmetric` read its input's largest and smallest entries
+    as Python floats: "Converting a tensor with requires_grad=True to a scalar"
+    for a tensor that requires grad.  Autograd's gradient is still the exact one."""
+    torch = pytest.importorskip("torch")
+    from arrayloss.esp import log_elementary_symmetric
+
+    always = torch.is_warn_always_enabled()
+    torch.set_warn_always(True)  # else torch warns once per process
+    try:
+        x = np.random.default_rng(4).normal(size=(3, 5))
+        for k in (1, 3):
+            xt = torch.asarray(x, requires_grad=True)
+            out = log_elementary_symmetric(xt, k)
+            assert_allclose(out, log_elementary_symmetric(x, k), rtol=1e-13)
+            assert torch.autograd.gradcheck(
+                lambda a, k=k: log_elementary_symmetric(a, k), (xt,)
+            )
+    finally:
+        torch.set_warn_always(always)
