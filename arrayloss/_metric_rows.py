@@ -67,10 +67,8 @@ def first_bad_row(
         negative = xp.any(z < 0, axis=1)
         if bool(xp.any(negative)):
             i = _first_true(negative, xp=xp)
-            return (
-                i,
-                f"has a negative probability ({_xp.read_float(xp.min(z[i, :])):.6g})",
-            )
+            low = _xp.read_float(xp.min(z[i, :]))
+            return i, f"has a negative probability ({low:.6g})"
     p = z if input == "probs" else xp.exp(z)
     tol = prob_tolerance(int(z.shape[1]), z.dtype if stored is None else stored, xp=xp)
     total = xp.sum(p, axis=1)
@@ -78,10 +76,8 @@ def first_bad_row(
     if bool(xp.any(off)):
         i = _first_true(off, xp=xp)
         what = "probabilities" if input == "probs" else "exp(log-probabilities)"
-        return (
-            i,
-            f"{what} sum to {_xp.read_float(total[i]):.6g}, not 1 (tolerance {tol:.1g})",
-        )
+        got = _xp.read_float(total[i])
+        return i, f"{what} sum to {got:.6g}, not 1 (tolerance {tol:.1g})"
     return None
 
 
