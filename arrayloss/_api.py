@@ -333,7 +333,7 @@ class Batch:
             fmax = xp.finfo(self.z.dtype).max
             # Beyond the scores' dtype: inf, without a warning (Dask always takes
             # the `where`, which leaves the other weights as they are).
-            if dask or float(self.w_top) > float(fmax):
+            if dask or _xp.read_float(self.w_top) > float(fmax):
                 w = xp.where(w > fmax, xp.full_like(w, xp.inf), w)
         return xp.astype(w, self.z.dtype)
 
@@ -344,15 +344,22 @@ class Batch:
 
     @cached_property
     def w_mean(self) -> Array | None:
-        """The weights divided by the largest one (in their own dtype), in the
-        scores' dtype: the mean ``sum(w l) / sum(w)`` does not depend on the scale,
-        so this is where it is made safe."""
+        """The weights divided by the largest one, in the scores' dtype: the mean
+        ``sum(w l) / sum(w)`` does not depend on the scale, so this is where it is
+        made safe.  The division is in the wider of the two dtypes: the weights'
+        own where the scores' range could not hold them (float64 weights of 1e300
+        beside float32 scores), the scores' where the weights are narrower (the
+        quotients of float16 weights rounded to float16 moved a float64 mean by
+        1e-4, and by a different amount on JAX)."""
         if self.weights is None:
             return None
         if self.w_mean_given is not None:
             return self.w_mean_given
-        xp, top = self.xp, self.w_top
-        scaled = self.weights / xp.where(top > 0, top, xp.ones_like(top))
+        xp, w, top = self.xp, self.weights, self.w_top
+        wide = xp.result_type(w.dtype, self.z.dtype)
+        if wide != w.dtype:
+            w, top = xp.astype(w, wide), xp.astype(top, wide)
+        scaled = w / xp.where(top > 0, top, xp.ones_like(top))
         return xp.astype(scaled, self.z.dtype)
 
     def to_caller(self, g: Array) -> Array:
@@ -969,6 +976,7 @@ def _targets(
                 kept = xp.ones_like(index, dtype=xp.bool)
         if eager:
             _check_index(index, n_classes, xp=xp, ignore_index=ignore_index)
+        index = _as_index(index, xp=xp)
         targets = Targets(
             index=index, soft=None, n_classes=n_classes, dtype=dtype, xp=xp
         )
@@ -1003,6 +1011,15 @@ def _targets(
         _check_distribution(soft, labels.dtype, xp=xp)
     targets = Targets(index=None, soft=soft, n_classes=n_classes, dtype=dtype, xp=xp)
     return targets, None
+
+
+def _as_index(index: Array, *, xp: Namespace) -> Array:
+    """Class indices in the namespace's default integer dtype, which every kernel
+    can gather with (torch's gathers take ``int64`` only) and compare with the
+    class numbers ``arange(C)`` (``uint64`` does not promote with a signed dtype
+    in the standard; ``uint8`` class numbers wrap past 255)."""
+    dtype = _xp.default_int(xp, _xp.xp_device(index))
+    return index if index.dtype == dtype else xp.astype(index, dtype)
 
 
 def _check_index(
@@ -1076,7 +1093,7 @@ def _check_nonnegative(x: Array, what: str, *, xp: Namespace) -> None:
         msg = f"{what} contain NaN or infinite values"
         raise ValueError(msg)
     if bool(xp.any(x < 0)):
-        msg = f"{what} must be non-negative (found {float(xp.min(x)):g})"
+        msg = f"{what} must be non-negative (found {_xp.read_float(xp.min(x)):g})"
         raise ValueError(msg)
 
 
@@ -1090,7 +1107,7 @@ def no_weight_message(subject: str, n: int) -> str:
     return f"{subject} needs at least one sample with non-zero weight (got {n} samples)"
 
 
-def _nonzero_count(count: Array, message: str, *, xp: Namespace) -> Array:
+def nonzero_count(count: Array, message: str, *, xp: Namespace) -> Array:
     """``count`` (a lazy 0-d Dask array) that raises ``ValueError(message)`` when
     computed as zero, instead of letting a mean become NaN."""
     if not is_dask_namespace(xp):
@@ -1112,12 +1129,12 @@ def _mean_count(b: Batch, subject: str) -> tuple[Array | None, Array | int]:
         raise ValueError(no_weight_message(subject, 0))
     if b.weights is None:
         return None, b.n
-    if b.eager and float(b.w_top) == 0:
+    if b.eager and _xp.read_float(b.w_top) == 0:
         raise ValueError(no_weight_message(subject, b.n))
     w = b.w_mean
     count = b.xp.sum(w)
     if not b.eager:
-        count = _nonzero_count(count, no_weight_message(subject, b.n), xp=b.xp)
+        count = nonzero_count(count, no_weight_message(subject, b.n), xp=b.xp)
     return w, count
 
 
@@ -1324,6 +1341,44 @@ def _dask_rows(
         block, z, lab, *checks, dtype=z.dtype, chunks=(rows, (width,)), meta=z._meta
     )
     return out[:, -1], (out[:, :-1] if want_grad else None)
+
+
+def dask_checked(
+    z: Array,
+    targets: Targets,
+    weights: Array | None,
+    check_scores: Callable[[Array, Namespace, int], None],
+) -> Array:
+    """The ``(n, C)`` rows ``z`` of a Dask batch of class indices, whose blocks run
+    an eager call's value checks when computed: ``check_scores(block, xp, row)``
+    (``row``: the block's first row in the batch), labels in range, weights finite
+    and non-negative; for what computes from ``z`` without `_dask_rows` (the
+    metrics), so that bad values raise from ``compute()`` instead of giving NaN."""
+    import dask.array as da
+
+    if targets.index is None:  # pragma: no cover - the metrics take indices only
+        msg = "dask_checked takes class indices"
+        raise TypeError(msg)
+    n_classes = targets.n_classes
+    z = z.rechunk({1: -1})
+    rows = z.chunks[0]
+    lab = targets.index[:, None].rechunk((rows, 1))
+    checks = [] if weights is None else [weights[:, None].rechunk((rows, 1))]
+
+    def block(
+        zb: Array, lb: Array, *wb: Array, block_info: dict[Any, Any] | None = None
+    ) -> Array:
+        bxp = _xp.array_namespace(zb)
+        start = int(block_info[0]["array-location"][0][0]) if block_info else 0
+        check_scores(zb, bxp, start)
+        _check_index(lb[:, 0], n_classes, xp=bxp)
+        for x in wb:
+            _check_weights(x[:, 0], xp=bxp)
+        return zb
+
+    return da.map_blocks(  # type: ignore[no-any-return, no-untyped-call, unused-ignore]
+        block, z, lab, *checks, dtype=z.dtype, meta=z._meta
+    )
 
 
 def _jax_rows(

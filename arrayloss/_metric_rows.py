@@ -17,10 +17,10 @@ from functools import cached_property
 from typing import Any, TypeVar
 
 import numpy as np
-from array_api_compat import is_cupy_namespace, is_numpy_namespace
+from array_api_compat import is_cupy_namespace, is_dask_namespace, is_numpy_namespace
 
 from . import _xp
-from ._api import Batch, Targets, prepare
+from ._api import Batch, Targets, dask_checked, prepare
 from ._exact import exact_dot, exact_sum
 from ._typing import Array, Namespace
 from ._validation import check_choice
@@ -67,7 +67,8 @@ def first_bad_row(
         negative = xp.any(z < 0, axis=1)
         if bool(xp.any(negative)):
             i = _first_true(negative, xp=xp)
-            return i, f"has a negative probability ({float(xp.min(z[i, :])):.6g})"
+            low = _xp.read_float(xp.min(z[i, :]))
+            return i, f"has a negative probability ({low:.6g})"
     p = z if input == "probs" else xp.exp(z)
     tol = prob_tolerance(int(z.shape[1]), z.dtype if stored is None else stored, xp=xp)
     total = xp.sum(p, axis=1)
@@ -75,7 +76,8 @@ def first_bad_row(
     if bool(xp.any(off)):
         i = _first_true(off, xp=xp)
         what = "probabilities" if input == "probs" else "exp(log-probabilities)"
-        return i, f"{what} sum to {float(total[i]):.6g}, not 1 (tolerance {tol:.1g})"
+        got = _xp.read_float(total[i])
+        return i, f"{what} sum to {got:.6g}, not 1 (tolerance {tol:.1g})"
     return None
 
 
@@ -327,18 +329,21 @@ def _prepare(
     the scores as ``input`` requires."""
     check_choice("input", input, INPUTS)
 
-    def check_scores(z: Array, xp: Namespace) -> None:
+    def check_scores(z: Array, xp: Namespace, start: int = 0) -> None:
         bad = first_bad_row(z, input, xp=xp)
         if bad is not None:
-            msg = f"`scores` row {bad[0]} {bad[1]} (input={input!r})"
+            msg = f"`scores` row {start + bad[0]} {bad[1]} (input={input!r})"
             raise ValueError(msg)
 
     batch = prepare(
         scores, labels, weights, axis=axis, name=name, arg="scores",
         soft_labels=False, check_scores=check_scores,
     )  # fmt: skip
+    z = batch.z
+    if is_dask_namespace(batch.xp):  # the checks run in the blocks, when computed
+        z = dask_checked(z, batch.targets, batch.weights, check_scores)
     return _Rows(
-        batch.z, batch.targets.index, batch.weights,
+        z, batch.targets.index, batch.weights,
         input=input, xp=batch.xp, eager=batch.eager,
     )  # fmt: skip
 

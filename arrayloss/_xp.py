@@ -46,6 +46,7 @@ __all__ = [
     "massless_zeroed",
     "near_range_rows",
     "owns_writable_buffer",
+    "read_float",
     "round_to",
     "row_max_at",
     "scatter_supported",
@@ -71,6 +72,15 @@ def as_0d(x: Array, *, xp: Namespace) -> Array:
     if is_torch_array(x):
         return x
     return xp.asarray(x)
+
+
+def read_float(x: Array) -> float:
+    """The value of a 0-d array as a Python float; a torch tensor detached first
+    (reading one that requires grad warns "Converting a tensor with
+    requires_grad=True to a scalar")."""
+    if is_torch_array(x):
+        x = x.detach()
+    return float(x)
 
 
 def is_jax_tracer(x: Array) -> bool:

@@ -509,7 +509,7 @@ def _mean_tilt(
         rest = _without_largest(eng, x, m - 1, max(0, (m_max or n) - 1))
         start = xp.log(m) - _xp.logsumexp(rest, xp=xp, axis=1)
     else:  # one partition at the largest m (a start only: Newton does the rest)
-        drop = int(float(xp.max(m))) - 1
+        drop = int(_xp.read_float(xp.max(m))) - 1
         if 0 < drop < n:
             rest = xpx.partition(x, n - drop, axis=1, xp=xp)[:, : n - drop]
             start = xp.log(m) - _xp.logsumexp(rest, xp=xp, axis=1)
@@ -1211,7 +1211,7 @@ def _any_wide(x: Array) -> bool:
         return False
     eng = _Engine(xp, x.dtype, _xp.xp_device(x))
     bound = _wide_bound(eng, int(x.shape[-1]))
-    hi, lo = float(xp.max(x)), float(xp.min(x))  # NaN compares false: wide
+    hi, lo = _xp.read_float(xp.max(x)), _xp.read_float(xp.min(x))  # NaN: wide
     if hi <= bound and lo >= -bound:
         return False
     finite = xp.isfinite(x)
@@ -1227,7 +1227,7 @@ def _wide_rows(eng: _Engine, x: Array) -> Array | None:
     if x.shape[0] == 0:
         return None
     bound = _wide_bound(eng, x.shape[1])
-    if float(xp.max(x)) <= bound and float(xp.min(x)) >= -bound:
+    if _xp.read_float(xp.max(x)) <= bound and _xp.read_float(xp.min(x)) >= -bound:
         return None
     finite = xp.isfinite(x)
     mag = xp.abs(xp.where(finite, x, xp.zeros_like(x)))

@@ -60,7 +60,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from . import _xp
-from ._api import no_weight_message, weighted_mean
+from ._api import no_weight_message, nonzero_count, weighted_mean
 from ._doc import filler
 from ._exact import exact_dots_by_group, exact_sums_by_group
 from ._metric_rows import (
@@ -508,11 +508,19 @@ def _ece(
     edges = _edges(conf, w, n_bins, strategy, xp=xp)
     gaps, weight = _bin_sums(conf, hit, w, edges, n_bins, xp=xp, dtype=dtype)
     total = xp.sum(weight)
-    if float(total) == 0:
-        raise ValueError(no_weight_message(f"`{kind}`", int(conf.shape[0])))
+    message = no_weight_message(f"`{kind}`", int(conf.shape[0]))
+    lazy = _xp.is_lazy(total)
+    if lazy:  # Dask: raises when computed; under `jax.jit`: unchecked
+        total = nonzero_count(total, message, xp=xp)
+    elif _xp.read_float(total) == 0:
+        raise ValueError(message)
     if kind == "ece":
-        return _xp.as_0d(xp.sum(xp.abs(gaps)) / total, xp=xp)
-    return _xp.as_0d(_reduce_bins(gaps, weight, total, kind, xp=xp), xp=xp)
+        out = xp.sum(xp.abs(gaps)) / total
+    else:
+        out = _reduce_bins(gaps, weight, total, kind, xp=xp)
+    if lazy:  # every result reads the checked total (MCE's would not): NaN at 0
+        out = xp.where(total > 0, out, xp.full_like(out, xp.nan))
+    return _xp.as_0d(out, xp=xp)
 
 
 def _uniform_edges(n_bins: int) -> list[float]:
