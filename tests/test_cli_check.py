@@ -510,3 +510,29 @@ def test_check_marks_families_below_the_noise_floor(runner):
     out = invoke(runner, args).stdout
     assert "*" in out.splitlines()[2]
     assert "only absolute agreement" in out
+
+
+def test_check_caps_classes_times_samples(runner, monkeypatch):
+    """``--classes 1000 --samples 10000`` (each within its own range) asked the
+    finite differences for about 7.5 GB and hours per loss, without a word.  More
+    than `MAX_SCORES` scores per input family is bad usage before any work."""
+    import arrayloss.cli._check as chk
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr(chk, "input_families", no_work)
+    result = invoke(runner, ["check", "--classes", "1000", "--samples", "1001"], 2)
+    assert result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert errors == [
+        "Error: --classes 1000 x --samples 1001 = 1,001,000 scores per input "
+        "family, more than 1,000,000 (the finite differences hold about 0.75 KB "
+        "a score); lower --samples or --classes"
+    ]
+    assert "Traceback" not in result.stderr
+    monkeypatch.undo()
+    monkeypatch.setattr(chk, "MAX_SCORES", 6)  # the limit itself is allowed
+    args = ["check", "--loss", "cross_entropy", "--classes", "3"]
+    assert "ok" in invoke(runner, [*args, "--samples", "2"]).stdout
+    invoke(runner, [*args, "--samples", "3"], exit_code=2)
