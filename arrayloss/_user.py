@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._api import CONVENTIONS, Kernel, Targets, unknown_parameter
+from ._errors import blame_user_loss
 from ._registry import _USER, LOSSES, LossInfo
 from ._typing import Array, Namespace
 from .losses._public import grad_twin
@@ -47,7 +48,11 @@ def _rows(
             labels = t.probs
         else:
             labels = t.index
-        out = fn(z, labels, **params)
+        try:
+            out = fn(z, labels, **params)
+        except Exception as exc:  # their code, not arrayloss: the CLI says so
+            blame_user_loss(exc, name)
+            raise
         if not (isinstance(out, tuple) and len(out) == 2):
             msg = f"user loss {name!r} must return a pair (values, gradients), got {type(out).__name__}"
             raise TypeError(msg)

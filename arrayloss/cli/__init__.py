@@ -18,6 +18,8 @@ so that no command prints a traceback for an expected error:
   arrayloss`` is still running: `arrayloss._startup`); SIGTERM and SIGHUP become
   `SystemExit` (`arrayloss.cli._output.install_signal_handlers`), so the output
   files' clean-up runs and nothing half-written is left behind;
+- an exception from the code of a user's loss (``--loss module:function``,
+  `arrayloss._errors.user_loss_of`): one line naming that loss, exit 1;
 - anything else is a bug: one line ``internal error (...); please report it``,
   exit 1, and the traceback only with ``ARRAYLOSS_DEBUG=1`` in the environment.
 """
@@ -109,7 +111,7 @@ class _LazyGroup(click.Group):
 def _failure(exc: Exception) -> Exception:
     """The exception the command line raises for ``exc``: click's own unchanged, an
     expected error as one line and its exit status (see the module doc)."""
-    from .._errors import DataError, UsageError, one_line
+    from .._errors import DataError, UsageError, one_line, user_loss_of
 
     if isinstance(exc, (click.ClickException, click.exceptions.Exit, click.Abort)):
         return exc
@@ -128,6 +130,13 @@ def _failure(exc: Exception) -> Exception:
         return _DataFailure(msg)
     if _debug():
         return exc
+    culprit = user_loss_of(exc)
+    if culprit is not None:  # the user's code, not arrayloss: no "please report it"
+        msg = (
+            f"the loss {culprit!r} raised {type(exc).__name__}: {one_line(exc)} "
+            f"({DEBUG_ENV}=1 shows the traceback)"
+        )
+        return _DataFailure(one_line(msg))
     msg = f"internal error ({type(exc).__name__}: {one_line(exc)}); please report it"
     return _DataFailure(msg)
 

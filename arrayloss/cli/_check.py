@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from .._errors import one_line
+from .._errors import one_line, user_loss_of
 from ._options import (
     Real,
     check_loss_params,
@@ -339,6 +339,13 @@ def _run(
                 )
         except (ValueError, TypeError, ArithmeticError) as exc:
             loss.families[family] = _Family("error", n, message=one_line(exc))
+            continue
+        except Exception as exc:
+            if user_loss_of(exc) is None:
+                raise  # arrayloss's own: an internal error
+            # a user's loss failing on these scores: that family's result
+            message = one_line(f"{type(exc).__name__}: {one_line(exc)}")
+            loss.families[family] = _Family("error", n, message=message)
             continue
         loss.families[family] = _Family(
             res.status,
