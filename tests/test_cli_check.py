@@ -234,6 +234,38 @@ def test_check_error_inside_a_loss_is_a_failure_not_a_traceback(runner, monkeypa
     assert fam["message"] == "boom on two lines"
 
 
+def test_check_of_a_loss_that_raised_does_not_say_it_disagrees(runner, monkeypatch):
+    """A loss whose check raised an error ended in "analytic gradients disagree
+    with finite differences", which nothing had compared; the line now tells an
+    error from a disagreement, and names both kinds."""
+    import arrayloss._gradcheck as gc
+
+    real = gc.gradcheck
+
+    def by_loss(name, *args, **kwargs):
+        if name == "l2":
+            raise ValueError("boom")
+        res = real(name, *args, **kwargs)
+        if name == "l1":  # a disagreement
+            return gc.GradcheckResult(
+                1.0, 1.0, res.n_checked, res.n_at_kink, 1, res.checked, res.checked,
+                res.analytic, res.numeric, res.fd_error,
+            )  # fmt: skip
+        return res
+
+    monkeypatch.setattr(al, "gradcheck", by_loss)
+    result = invoke(runner, ["check", "--loss", "l2", "--samples", "2"], exit_code=1)
+    assert result.stderr.splitlines() == [
+        "Error: an error was raised on some inputs (see the notes): l2"
+    ]
+    args = ["check", "--loss", "l1", "--loss", "l2", "--loss", "tanimoto"]
+    result = invoke(runner, [*args, "--samples", "2"], exit_code=1)
+    assert result.stderr.splitlines() == [
+        "Error: analytic gradients disagree with finite differences: l1; an error "
+        "was raised on some inputs (see the notes): l2"
+    ]
+
+
 # ----------------------------------------------------------------- --format json
 
 

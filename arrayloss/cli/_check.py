@@ -123,6 +123,10 @@ class _Loss:
             return "unresolved"
         return "passed" if "passed" in states else "skipped"
 
+    def any_family(self, status: str) -> bool:
+        """Whether an input family of this loss has ``status``."""
+        return any(f.status == status for f in self.families.values())
+
     def total(self, key: str) -> int:
         return sum(int(getattr(f, key)) for f in self.families.values())
 
@@ -268,10 +272,15 @@ def check(
     else:
         _print_report(losses, rtol, atol)
     if failed:
-        msg = (
-            f"analytic gradients disagree with finite differences: {', '.join(failed)}"
-        )
-        raise click.ClickException(msg)
+        parts = []
+        for status, what in (
+            ("failed", "analytic gradients disagree with finite differences"),
+            ("error", "an error was raised on some inputs (see the notes)"),
+        ):
+            specs = [x.spec for x in losses if x.any_family(status)]
+            if specs:
+                parts.append(f"{what}: {', '.join(specs)}")
+        raise click.ClickException("; ".join(parts))
     if infinite:
         msg = (
             f"the loss is infinite at some rows: {', '.join(infinite)} (finite "
