@@ -1427,3 +1427,39 @@ def test_study_whose_progress_cannot_be_written_still_writes_its_files(tmp_path,
     assert proc.stdout.splitlines()[-1].startswith(f"wrote {out}/runs.csv")
     assert sorted(os.listdir(out)) == ["curves.csv", "runs.csv", "study.json",
                                        "summary.md"]  # fmt: skip
+
+
+def test_infinite_user_loss_parameter_is_strict_json_in_the_outputs(
+    tmp_path, data, monkeypatch
+):
+    """``--loss mod:fn:clip=inf`` (a user loss whose default is infinite) ended
+    ``train --save`` after the training in "internal error (ValueError: Out of
+    range float values are not JSON compliant: inf)", and wrote ``{"clip":
+    Infinity}`` (no JSON) into study's runs.csv.  Both write ``"inf"``, as
+    ``check --format json`` does."""
+    import arrayloss
+
+    (tmp_path / "clipping.py").write_text(
+        "import math\n\n"
+        "def ce(z, t, clip=math.inf):\n"
+        "    import numpy as np\n"
+        "    p = np.exp(z - z.max(1, keepdims=True))\n"
+        "    p /= p.sum(1, keepdims=True)\n"
+        "    return np.minimum(-(t * np.log(p)).sum(1), clip), p - t\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["--loss", "clipping:ce:clip=inf"]
+    try:
+        invoke(["train", "--data", data, *TINY, *args, "--save", tmp_path / "m"], 0)
+        invoke([*STUDY, "--data", data, *args, "--out", tmp_path / "s"], 0)
+    finally:
+        if "clipping.ce" in arrayloss.USER_LOSSES:
+            arrayloss.unregister_loss("clipping.ce")
+    strict = {"parse_constant": lambda c: pytest.fail(f"not JSON: {c}")}
+    config = json.loads((tmp_path / "m" / "metrics.json").read_text(), **strict)
+    assert config["config"]["loss_params"] == {"clip": "inf"}
+    import csv
+
+    with open(tmp_path / "s" / "runs.csv", newline="") as f:
+        cells = [row["loss_params"] for row in csv.DictReader(f)]
+    assert [json.loads(c, **strict) for c in cells] == [{}, {"clip": "inf"}]

@@ -169,7 +169,8 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {
         "data": data.name,
         "loss": task["label"],
-        "loss_params": json.dumps(task["loss_params"], sort_keys=True),
+        # strict JSON: a user loss's infinite parameter (clip=inf) as its text
+        "loss_params": json.dumps(opt.json_params(task["loss_params"]), sort_keys=True),
         "noise": task["noise"],
         "noise_kind": task["noise_kind"],
         "phase": task["phase"],

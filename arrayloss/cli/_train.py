@@ -39,6 +39,7 @@ from ._options import (
     epochs_option,
     fraction_option,
     hidden_option,
+    json_params,
     loss_option,
     lr_option,
     noise_kind_option,
@@ -904,7 +905,9 @@ def _save_contents(
 
     from .. import mlp
 
-    summary = {"config": config, "metrics": result.metrics, "history": result.history}
+    # strict JSON: a user loss's infinite parameter (clip=inf) as its text
+    strict = {**config, "loss_params": json_params(config["loss_params"])}
+    summary = {"config": strict, "metrics": result.metrics, "history": result.history}
     text = (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode()
     fills: dict[str, Callable[[BinaryIO], Any]] = {
         "model.npz": lambda f: mlp.save(result.params, f, **config),
