@@ -424,6 +424,33 @@ def test_save_where_writing_is_not_permitted_fails_first(
     assert sorted(os.listdir(tmp_path)) == ["data.npz"]
 
 
+def test_save_on_a_read_only_file_system_says_so(
+    tmp_path, data, no_training, monkeypatch
+):
+    """A folder on a file system mounted read-only was "no permission to write
+    in" it, which misled root; the line now names the read-only file system (a
+    real mount needs root: faked, as `os.access` is above)."""
+    import types
+
+    real = os.statvfs
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    monkeypatch.setattr(
+        os, "statvfs", lambda p: types.SimpleNamespace(f_flag=os.ST_RDONLY)
+    )
+    for args in (
+        ["train", "--data", data, *TINY, "--save", tmp_path / "run"],
+        [*STUDY, "--data", data, "--out", tmp_path / "s"],
+    ):
+        line = error_line(invoke(args, 1))
+        assert line.endswith(f"{str(tmp_path)!r} is on a read-only file system")
+    monkeypatch.setattr(os, "statvfs", real)
+    args = ["train", "--data", data, *TINY, "--save", tmp_path / "run"]
+    assert error_line(invoke(args, 1)).endswith(
+        f"no permission to write in {str(tmp_path)!r}"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["data.npz"]
+
+
 def test_sigterm_during_training_leaves_nothing(tmp_path, data):
     """A real SIGTERM while training: no folder, no hidden file (no files exist yet;
     the writing phase's clean-up on SIGTERM is `test_signal_while_writing_cleans_up`)."""

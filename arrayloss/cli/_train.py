@@ -333,7 +333,12 @@ def check_outputs(
             msg = f"cannot write {label} {str(path)!r}: {str(folder)!r} is not a directory"
             raise DataError(msg)
         if not os.access(folder, os.W_OK | os.X_OK):
-            msg = f"cannot write {label} {str(path)!r}: no permission to write in {str(folder)!r}"
+            where = (
+                f"{str(folder)!r} is on a read-only file system"
+                if _read_only(folder)
+                else f"no permission to write in {str(folder)!r}"
+            )
+            msg = f"cannot write {label} {str(path)!r}: {where}"
             raise DataError(msg)
         if folder not in probed:  # what os.access cannot tell (/proc, NFS, root)
             probed.add(folder)
@@ -352,6 +357,15 @@ def check_outputs(
         except OSError as exc:
             msg = f"cannot write {label} {str(path)!r}: {exc.strerror or exc}"
             raise DataError(msg) from None
+
+
+def _read_only(folder: Path) -> bool:
+    """Whether ``folder`` is on a file system mounted read-only (where root, too,
+    is refused: "no permission" misled)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # pragma: no cover - not POSIX
+        return False
 
 
 def _cannot_create_in(folder: Path) -> str | None:
