@@ -26,9 +26,11 @@ so that no command prints a traceback for an expected error:
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import os
+import sys
 from typing import Any
 
 import click
@@ -79,6 +81,7 @@ class _LazyGroup(click.Group):
         from ._output import install_signal_handlers
 
         install_signal_handlers()
+        _stderr_when_closed()
         return super().main(*args, **kwargs)
 
     def make_context(
@@ -106,6 +109,16 @@ class _LazyGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Error: interrupted", err=True)
             raise click.exceptions.Exit(130) from None
+
+
+def _stderr_when_closed() -> None:
+    """With standard error closed (``2>&-``: ``sys.stderr`` is ``None``) click
+    printed its errors on standard output, into the JSON or table a script reads
+    there; they go to ``os.devnull`` instead, which also takes descriptor 2, so
+    that no file opened later gets it (a child process writes its errors there)."""
+    if sys.stderr is None:
+        with contextlib.suppress(OSError):  # no descriptor left: as it was
+            sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process
 
 
 def _failure(exc: Exception) -> Exception:
