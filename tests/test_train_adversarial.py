@@ -836,6 +836,26 @@ def test_loss_infinite_before_any_step_blames_the_loss_not_the_lr(tmp_path, data
     assert "try a smaller" not in text
 
 
+def test_gradient_not_finite_before_any_step_blames_the_loss_not_the_lr(tmp_path, data):
+    """``focal:gamma=1e39`` in float32: the first batch's loss is finite (0) but
+    its gradient NaN (gamma overflows float32), so the first step made every
+    parameter NaN and the line said 'try a smaller --lr than 0.1', which cannot
+    help.  It names the gradient and the loss's parameters, as for a loss that is
+    not finite; float64 trains."""
+    args = ["train", "--data", data, *TINY, "--loss", "focal:gamma=1e39"]
+    assert error_line(invoke(args, exit_code=1)) == (
+        "Error: training diverged in epoch 1 (the gradient is not finite on the "
+        "first batch, before any step, so no smaller --lr helps); check the "
+        "parameters of --loss 'focal:gamma=1e+39'"
+    )
+    invoke([*args, "--dtype", "float64"], exit_code=0)
+    out = tmp_path / "s"
+    invoke([*STUDY, "--data", data, "--out", out, "--loss", "focal:gamma=1e39"], 0)
+    text = (out / "runs.csv").read_text()
+    assert "(the gradient is not finite); at the initial parameters" in text
+    assert "try a smaller" not in text
+
+
 def test_convergent_aggressive_training_is_not_flagged(data):
     invoke(["train", "--data", data, *TINY, "--optimizer", "adam", "--lr", "0.5"], 0)
     invoke(["train", "--data", data, *TINY, "--lr", "1", "--momentum", "0.9"], 0)
