@@ -284,6 +284,26 @@ def test_help_and_version_on_a_full_disk_are_one_line(args):
     )
 
 
+def test_version_without_an_installed_distribution(monkeypatch):
+    """``arrayloss --version`` asked the installed distribution's metadata: run
+    from a checkout that is not installed, click raised "RuntimeError: 'arrayloss'
+    is not installed" (a traceback), and with another version installed it
+    printed that one.  It prints the version of the code that runs."""
+    import importlib.metadata
+
+    import arrayloss
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    result = CliRunner().invoke(cli.main, ["--version"])
+    assert (result.exit_code, result.stdout) == (
+        0,
+        f"arrayloss, version {arrayloss.__version__}\n",
+    )
+
+
 def test_per_sample_to_a_pipe_whose_reader_went_away_is_quiet(tmp_path):
     """``eval ... --per-sample /dev/stdout | head -1``: the per-sample rows end
     as the results on standard output do when the reader goes away (click's

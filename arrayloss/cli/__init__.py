@@ -35,6 +35,8 @@ from typing import Any
 
 import click
 
+from .. import __version__
+
 __all__ = ["main"]
 
 DEBUG_ENV = "ARRAYLOSS_DEBUG"
@@ -161,6 +163,8 @@ def _failure(exc: Exception) -> Exception:
     "130 interrupted. Errors are one line on standard error (set "
     f"{DEBUG_ENV}=1 for a traceback of an internal error).",
 )
-@click.version_option(package_name="arrayloss")
+# The version of the code that runs (a checkout on PYTHONPATH, or no installed
+# distribution at all: click's lookup of the metadata raised RuntimeError there)
+@click.version_option(__version__, prog_name="arrayloss")
 def main(**_: Any) -> None:
     """Classification losses with exact gradients, without a deep-learning framework."""
