@@ -357,9 +357,9 @@ class TrainingDiverged(FloatingPointError):
     """Training stopped because it diverged; ``epoch`` and ``reason`` say where and why.
 
     ``at_start``: the loss of the first batch, at the initial parameters, or its
-    gradient is not finite, before any step (the loss's parameters or the features, not the
-    learning rate). A `FloatingPointError`, so ``except FloatingPointError``
-    catches it.
+    gradient is not finite, before any step (the loss's parameters or the
+    features, not the learning rate). A `FloatingPointError`, so ``except
+    FloatingPointError`` catches it.
     """
 
     def __init__(self, epoch: int, reason: str, *, at_start: bool = False) -> None:
