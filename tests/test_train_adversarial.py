@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import INTERRUPTED, signal_when_ready
+from conftest import INTERRUPTED, WITH_DEFAULT_SIGINT, signal_when_ready
 
 from arrayloss import mlp
 from arrayloss.cli import main
@@ -1215,6 +1215,58 @@ def test_study_workers_leave_ctrl_c_to_the_parent(monkeypatch):
         assert signal.getsignal(signal.SIGINT) == signal.SIG_IGN
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+SLOW_WORKER_START = """
+import os, signal, sys, time
+if "--multiprocessing-fork" in getattr(sys, "orig_argv", ()):  # a study's worker
+    held = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    ready = os.path.join(os.environ["READY_DIR"], f"starting.{os.getpid()}")
+    with open(ready + ".part", "w") as f:
+        f.write("held" if held else "open")
+    os.replace(ready + ".part", ready)  # whole when seen
+    time.sleep(3)  # starting up (importing NumPy), slowed down
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX")
+def test_ctrl_c_while_study_workers_start_is_one_line(tmp_path, data):
+    """Ctrl-C reaches every process of the terminal's job: a worker still starting
+    up (before `_init_worker` ignores SIGINT) printed its KeyboardInterrupt
+    traceback beside the parent's line, in nearly every Ctrl-C of the first half
+    second of a study with workers.  They start with SIGINT blocked; the parent
+    acts on it once they are started."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_WORKER_START)
+    path = os.pathsep.join([str(site), str(Path(__file__).parents[1])])
+    env = {**os.environ, "READY_DIR": str(tmp_path), "PYTHONPATH": path}
+    script = "import os, sys; from arrayloss.cli import main; "
+    script += "os.cpu_count = lambda: 2; main(sys.argv[1:])"
+    args = [*STUDY, "--seeds", "2", "--data", data, "-j", "2", "--out", tmp_path / "s"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WITH_DEFAULT_SIGINT, sys.executable, "-c", script,
+         *map(str, args)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group, as a terminal's job
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and not list(tmp_path.glob("starting.*[0-9]")):
+            assert time.monotonic() < deadline, "no worker started"
+            time.sleep(0.02)
+        assert proc.poll() is None, "finished before it could be signalled"
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: to every process of the job
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode in INTERRUPTED, err
+    assert err.splitlines()[1:] == ["Error: interrupted"], err  # after the estimate
+    assert not (tmp_path / "s").exists()
+    # not only when the parent stopped it first: it could not take the signal
+    assert {p.read_text() for p in tmp_path.glob("starting.*[0-9]")} == {"held"}
 
 
 # == Hangs ===========================================================================
