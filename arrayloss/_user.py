@@ -86,6 +86,22 @@ def _rows(
     return rows
 
 
+def _blamed(
+    name: str, kinks: Callable[[Any, Any, dict[str, Any]], Any]
+) -> Callable[[Any, Any, dict[str, Any]], Any]:
+    """The user's ``kinks`` of loss ``name``, its exceptions marked as theirs
+    (`blame_user_loss`), as those of the loss itself are in `_rows`."""
+
+    def distances(z: Any, y: Any, params: dict[str, Any]) -> Any:
+        try:
+            return kinks(z, y, params)
+        except Exception as exc:
+            blame_user_loss(exc, name)
+            raise
+
+    return distances
+
+
 def _checker(name: str, defaults: Mapping[str, Any]) -> Callable[..., dict[str, Any]]:
     def check(*, n_classes: int, **params: Any) -> dict[str, Any]:
         unknown = sorted(set(params) - set(defaults))
@@ -239,7 +255,7 @@ def register_loss(
 
     KINKS.pop(name, None)
     if kinks is not None:
-        KINKS[name] = kinks
+        KINKS[name] = _blamed(name, kinks)
     _USER[name] = info
     _RAW[name] = value_and_grad
     return info

@@ -416,3 +416,25 @@ def test_library_keeps_the_user_loss_exception(clean, rng):
         al.value_and_grad("bad_one", rng.normal(size=(3, 4)), np.array([0, 1, 2]))
     assert user_loss_of(info.value) == "bad_one"
     assert user_loss_of(KeyError("other")) is None
+
+
+def test_cli_check_of_a_user_loss_whose_kinks_raise(brier, user_module, clean, rng):
+    """The user's ``kinks`` function is their code too: its exception ended
+    ``check`` in 'internal error (RuntimeError: ...); please report it'."""
+    from arrayloss._errors import user_loss_of
+
+    def kinks(z, y, params):
+        raise RuntimeError("kink bug")
+
+    al.register_loss("kinky", user_module.brier, kinks=kinks)
+    with pytest.raises(RuntimeError, match="kink bug") as info:
+        al.gradcheck("kinky", rng.normal(size=(2, 3)), np.array([0, 1]))
+    assert user_loss_of(info.value) == "kinky"
+    result = CliRunner().invoke(
+        main, ["check", "--loss", "kinky", "--samples", "2", "--format", "json"]
+    )
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    (loss,) = json.loads(result.stdout)["losses"]
+    assert {f["message"] for f in loss["families"].values()} == {
+        "RuntimeError: kink bug"
+    }
