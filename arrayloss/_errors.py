@@ -7,8 +7,9 @@
   command line maps it to exit status 2.
 
 `blame_user_loss` marks an exception raised by the code of a user's loss
-(`arrayloss.register_loss`) and `user_loss_of` reads the mark, so that the
-command line names that loss instead of calling it an internal error of its own.
+(`arrayloss.register_loss`), `user_loss_of` reads the mark and `blamed_line`
+words it, so that the command line names that loss instead of calling it an
+internal error of its own.
 `one_line` is the single place that turns an exception into the one line the
 command line prints; `utf8_text` the one that makes a file's name text that every
 output can hold; `stderr_is_a_terminal` whether the stream they go to is a
@@ -25,6 +26,7 @@ __all__ = [
     "DataError",
     "UsageError",
     "blame_user_loss",
+    "blamed_line",
     "one_line",
     "stderr_is_a_terminal",
     "user_loss_of",
@@ -57,6 +59,15 @@ def user_loss_of(exc: BaseException) -> str | None:
     """The user loss whose code raised ``exc`` (`blame_user_loss`), or ``None``."""
     name = getattr(exc, _USER_LOSS, None)
     return name if isinstance(name, str) else None
+
+
+def blamed_line(exc: BaseException) -> str:
+    """`one_line` of ``exc``, naming the user loss whose code raised it, if one
+    did: ``"the loss 'mod.fn' raised ValueError: ..."``."""
+    name = user_loss_of(exc)
+    if name is None:
+        return one_line(exc)
+    return one_line(f"the loss {name!r} raised {type(exc).__name__}: {one_line(exc)}")
 
 
 # Control characters (a terminal's escape sequences) and the bidirectional

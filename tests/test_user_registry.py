@@ -344,6 +344,12 @@ def late(logits, labels):
     return logits[:, 0] * 0, logits * 0
 
 
+def late_value(logits, labels):
+    if float(abs(logits).max()) > 0:
+        raise ValueError("not on real scores")
+    return logits[:, 0] * 0, logits * 0
+
+
 def in_worker(logits, labels):
     if multiprocessing.parent_process() is not None:  # a study's worker
         raise RuntimeError("not on real scores")
@@ -384,6 +390,30 @@ def test_cli_user_loss_failing_after_the_probe_names_it(
         "scores (ARRAYLOSS_DEBUG=1 shows the traceback)"
     )
     assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["train", "study"])
+def test_cli_user_loss_value_error_after_the_probe_names_it(
+    tmp_path, monkeypatch, clean, command
+):
+    """A ValueError of the user's loss was bad data as the library's own are,
+    its bare message ("Error: not on real scores") naming no loss."""
+    (tmp_path / "late_losses.py").write_text(LATE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "late_losses", raising=False)
+    tiny = ["--epochs", "1", "--hidden", "4", "-q"]
+    args = (
+        ["train", *tiny]
+        if command == "train"
+        else ["study", "--data", "digits", "--loss", "cross_entropy", "--noise", "0",
+              "--seeds", "1", "--max-epochs", "1", "--lr-grid", "0.01", "--no-plot",
+              "-j", "1", "--out", str(tmp_path / "out"), *tiny]
+    )  # fmt: skip
+    result = CliRunner().invoke(main, [*args, "--loss", "late_losses:late_value"])
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr.splitlines()[-1] == (
+        "Error: the loss 'late_losses.late_value' raised ValueError: not on real scores"
+    )
 
 
 def test_cli_check_of_a_user_loss_failing_on_some_scores(tmp_path, monkeypatch, clean):

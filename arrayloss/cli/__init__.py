@@ -126,7 +126,7 @@ def _stderr_when_closed() -> None:
 def _failure(exc: Exception) -> Exception:
     """The exception the command line raises for ``exc``: click's own unchanged, an
     expected error as one line and its exit status (see the module doc)."""
-    from .._errors import DataError, UsageError, one_line, user_loss_of
+    from .._errors import DataError, UsageError, blamed_line, one_line, user_loss_of
 
     if isinstance(exc, (click.ClickException, click.exceptions.Exit, click.Abort)):
         return exc
@@ -145,13 +145,9 @@ def _failure(exc: Exception) -> Exception:
         return _DataFailure(msg)
     if _debug():
         return exc
-    culprit = user_loss_of(exc)
-    if culprit is not None:  # the user's code, not arrayloss: no "please report it"
-        msg = (
-            f"the loss {culprit!r} raised {type(exc).__name__}: {one_line(exc)} "
-            f"({DEBUG_ENV}=1 shows the traceback)"
-        )
-        return _DataFailure(one_line(msg))
+    if user_loss_of(exc) is not None:  # the user's code: no "please report it"
+        msg = f"{blamed_line(exc)} ({DEBUG_ENV}=1 shows the traceback)"
+        return _DataFailure(msg)
     msg = f"internal error ({type(exc).__name__}: {one_line(exc)}); please report it"
     return _DataFailure(msg)
 

@@ -29,7 +29,14 @@ from typing import Any, BinaryIO
 
 import click
 
-from .._errors import DataError, UsageError, one_line, printable, utf8_text
+from .._errors import (
+    DataError,
+    UsageError,
+    blamed_line,
+    one_line,
+    printable,
+    utf8_text,
+)
 from ._options import (
     backend_option,
     batch_size_option,
@@ -245,7 +252,7 @@ def data_errors() -> Iterator[None]:
     except UsageError:
         raise
     except ValueError as exc:
-        raise DataError(one_line(exc)) from None
+        raise DataError(blamed_line(exc)) from None  # naming a user's loss
 
 
 def plot_format(path: Path | None, param_hint: str = "'--plot'") -> str:
