@@ -424,6 +424,7 @@ def test_save_where_writing_is_not_permitted_fails_first(
     assert sorted(os.listdir(tmp_path)) == ["data.npz"]
 
 
+@pytest.mark.skipif(not hasattr(os, "statvfs"), reason="POSIX")
 def test_save_on_a_read_only_file_system_says_so(
     tmp_path, data, no_training, monkeypatch
 ):
