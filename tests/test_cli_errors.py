@@ -261,7 +261,7 @@ def test_errors_with_standard_error_closed_stay_off_standard_output(
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
     proc = subprocess.run(
         f"{shlex.quote(sys.executable)} -m arrayloss {shlex.join(argv)} 2>&-",
-        shell=True, executable="/bin/bash", stdout=subprocess.PIPE, text=True,
+        shell=True, stdout=subprocess.PIPE, text=True,
         timeout=120, check=False, env=env,
     )  # fmt: skip
     assert (proc.returncode, proc.stdout) == (code, "")
