@@ -6,6 +6,10 @@
   carried out (two outputs naming one file, an output that is an input). The
   command line maps it to exit status 2.
 
+`blame_user_loss` marks an exception raised by the code of a user's loss
+(`arrayloss.register_loss`), `user_loss_of` reads the mark and `blamed_line`
+words it, so that the command line names that loss instead of calling it an
+internal error of its own.
 `one_line` is the single place that turns an exception into the one line the
 command line prints; `utf8_text` the one that makes a file's name text that every
 output can hold; `stderr_is_a_terminal` whether the stream they go to is a
@@ -14,10 +18,20 @@ terminal (for progress bars).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import sys
 
-__all__ = ["DataError", "UsageError", "one_line", "stderr_is_a_terminal", "utf8_text"]
+__all__ = [
+    "DataError",
+    "UsageError",
+    "blame_user_loss",
+    "blamed_line",
+    "one_line",
+    "stderr_is_a_terminal",
+    "user_loss_of",
+    "utf8_text",
+]
 
 
 class DataError(ValueError):
@@ -26,6 +40,34 @@ class DataError(ValueError):
 
 class UsageError(ValueError):
     """Options that cannot be carried out together; the message names them."""
+
+
+# The attribute `blame_user_loss` sets: kept when the exception is pickled (a
+# study's worker process), as every attribute of an exception is.
+_USER_LOSS = "arrayloss_user_loss"
+
+
+def blame_user_loss(exc: BaseException, name: str) -> None:
+    """Mark ``exc`` as raised by the code of the user loss ``name`` (the first
+    mark stays: a user loss that calls another names the innermost)."""
+    if getattr(exc, _USER_LOSS, None) is None:
+        with contextlib.suppress(AttributeError, TypeError):  # no attributes
+            setattr(exc, _USER_LOSS, name)
+
+
+def user_loss_of(exc: BaseException) -> str | None:
+    """The user loss whose code raised ``exc`` (`blame_user_loss`), or ``None``."""
+    name = getattr(exc, _USER_LOSS, None)
+    return name if isinstance(name, str) else None
+
+
+def blamed_line(exc: BaseException) -> str:
+    """`one_line` of ``exc``, naming the user loss whose code raised it, if one
+    did: ``"the loss 'mod.fn' raised ValueError: ..."``."""
+    name = user_loss_of(exc)
+    if name is None:
+        return one_line(exc)
+    return one_line(f"the loss {name!r} raised {type(exc).__name__}: {one_line(exc)}")
 
 
 # Control characters (a terminal's escape sequences) and the bidirectional

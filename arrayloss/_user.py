@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ._api import CONVENTIONS, Kernel, Targets, unknown_parameter
+from ._errors import blame_user_loss
 from ._registry import _USER, LOSSES, LossInfo
 from ._typing import Array, Namespace
 from .losses._public import grad_twin
@@ -47,7 +48,11 @@ def _rows(
             labels = t.probs
         else:
             labels = t.index
-        out = fn(z, labels, **params)
+        try:
+            out = fn(z, labels, **params)
+        except Exception as exc:  # their code, not arrayloss: the CLI says so
+            blame_user_loss(exc, name)
+            raise
         if not (isinstance(out, tuple) and len(out) == 2):
             msg = f"user loss {name!r} must return a pair (values, gradients), got {type(out).__name__}"
             raise TypeError(msg)
@@ -79,6 +84,22 @@ def _rows(
         return loss, (grad if grad.dtype == z.dtype else xp.astype(grad, z.dtype))
 
     return rows
+
+
+def _blamed(
+    name: str, kinks: Callable[[Any, Any, dict[str, Any]], Any]
+) -> Callable[[Any, Any, dict[str, Any]], Any]:
+    """The user's ``kinks`` of loss ``name``, its exceptions marked as theirs
+    (`blame_user_loss`), as those of the loss itself are in `_rows`."""
+
+    def distances(z: Any, y: Any, params: dict[str, Any]) -> Any:
+        try:
+            return kinks(z, y, params)
+        except Exception as exc:
+            blame_user_loss(exc, name)
+            raise
+
+    return distances
 
 
 def _checker(name: str, defaults: Mapping[str, Any]) -> Callable[..., dict[str, Any]]:
@@ -234,7 +255,7 @@ def register_loss(
 
     KINKS.pop(name, None)
     if kinks is not None:
-        KINKS[name] = kinks
+        KINKS[name] = _blamed(name, kinks)
     _USER[name] = info
     _RAW[name] = value_and_grad
     return info

@@ -356,10 +356,10 @@ Optimizer = SGD | Adam
 class TrainingDiverged(FloatingPointError):
     """Training stopped because it diverged; ``epoch`` and ``reason`` say where and why.
 
-    ``at_start``: the loss of the first batch, at the initial parameters, is not
-    finite, before any step (the loss's parameters or the features, not the
-    learning rate). A `FloatingPointError`, so ``except FloatingPointError``
-    catches it.
+    ``at_start``: the loss of the first batch, at the initial parameters, or its
+    gradient is not finite, before any step (the loss's parameters or the
+    features, not the learning rate). A `FloatingPointError`, so ``except
+    FloatingPointError`` catches it.
     """
 
     def __init__(self, epoch: int, reason: str, *, at_start: bool = False) -> None:
@@ -494,7 +494,7 @@ def fit(
                     raise TrainingDiverged(
                         epoch, "the scores are no longer finite"
                     ) from None
-                watch.batch(epoch, value, scores)
+                watch.batch(epoch, value, scores, grads)
                 params, state = optimizer.step(params, grads, state)
                 total = total + value * int(idx.shape[0])
                 if on_batch is not None:
@@ -523,7 +523,9 @@ class _Watch:
         self.worst_loss: Any = None
         self.worst_score: Any = None
 
-    def batch(self, epoch: int, value: Array, scores: Array) -> None:
+    def batch(
+        self, epoch: int, value: Array, scores: Array, grads: MLP | None = None
+    ) -> None:
         xp = self.xp
         loss, size = xp.abs(value), xp.max(xp.abs(scores))
         if math.isnan(self.loss0):  # the first batch, at the initial parameters
@@ -531,6 +533,13 @@ class _Watch:
             if not math.isfinite(self.loss0):
                 raise TrainingDiverged(
                     epoch, f"the loss is {self.loss0}", at_start=True
+                )
+            # a finite loss of a gradient that is not (focal:gamma=1e39 in
+            # float32): the first step makes every parameter NaN, whatever the rate
+            leaves = () if grads is None else (*grads.weights, *grads.biases)
+            if not all(bool(xp.all(xp.isfinite(g))) for g in leaves):
+                raise TrainingDiverged(
+                    epoch, "the gradient is not finite", at_start=True
                 )
         if self.worst_loss is None:
             self.worst_loss, self.worst_score = loss, size

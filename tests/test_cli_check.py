@@ -235,6 +235,38 @@ def test_check_error_inside_a_loss_is_a_failure_not_a_traceback(runner, monkeypa
     assert fam["message"] == "boom on two lines"
 
 
+def test_check_of_a_loss_that_raised_does_not_say_it_disagrees(runner, monkeypatch):
+    """A loss whose check raised an error ended in "analytic gradients disagree
+    with finite differences", which nothing had compared; the line now tells an
+    error from a disagreement, and names both kinds."""
+    import arrayloss._gradcheck as gc
+
+    real = gc.gradcheck
+
+    def by_loss(name, *args, **kwargs):
+        if name == "l2":
+            raise ValueError("boom")
+        res = real(name, *args, **kwargs)
+        if name == "l1":  # a disagreement
+            return gc.GradcheckResult(
+                1.0, 1.0, res.n_checked, res.n_at_kink, 1, res.checked, res.checked,
+                res.analytic, res.numeric, res.fd_error,
+            )  # fmt: skip
+        return res
+
+    monkeypatch.setattr(al, "gradcheck", by_loss)
+    result = invoke(runner, ["check", "--loss", "l2", "--samples", "2"], exit_code=1)
+    assert result.stderr.splitlines() == [
+        "Error: an error was raised on some inputs (see the notes): l2"
+    ]
+    args = ["check", "--loss", "l1", "--loss", "l2", "--loss", "tanimoto"]
+    result = invoke(runner, [*args, "--samples", "2"], exit_code=1)
+    assert result.stderr.splitlines() == [
+        "Error: analytic gradients disagree with finite differences: l1; an error "
+        "was raised on some inputs (see the notes): l2"
+    ]
+
+
 # ----------------------------------------------------------------- --format json
 
 
@@ -512,3 +544,29 @@ def test_check_marks_families_below_the_noise_floor(runner):
     out = invoke(runner, args).stdout
     assert "*" in out.splitlines()[2]
     assert "only absolute agreement" in out
+
+
+def test_check_caps_classes_times_samples(runner, monkeypatch):
+    """``--classes 1000 --samples 10000`` (each within its own range) asked the
+    finite differences for about 7.5 GB and hours per loss, without a word.  More
+    than `MAX_SCORES` scores per input family is bad usage before any work."""
+    import arrayloss.cli._check as chk
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started")
+
+    monkeypatch.setattr(chk, "input_families", no_work)
+    result = invoke(runner, ["check", "--classes", "1000", "--samples", "1001"], 2)
+    assert result.stdout == ""
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error")]
+    assert errors == [
+        "Error: --classes 1000 x --samples 1001 = 1,001,000 scores per input "
+        "family, more than 1,000,000 (the finite differences hold about 0.75 KB "
+        "a score); lower --samples or --classes"
+    ]
+    assert "Traceback" not in result.stderr
+    monkeypatch.undo()
+    monkeypatch.setattr(chk, "MAX_SCORES", 6)  # the limit itself is allowed
+    args = ["check", "--loss", "cross_entropy", "--classes", "3"]
+    assert "ok" in invoke(runner, [*args, "--samples", "2"]).stdout
+    invoke(runner, [*args, "--samples", "3"], exit_code=2)

@@ -238,6 +238,35 @@ def test_broken_pipe_is_quiet(tmp_path):
     assert proc.stdout.startswith("name")
 
 
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["check", "--classes", "1", "--format", "json"], 2),  # click's own
+        (["check", "--classes", "1000", "--samples", "1001", "--format", "json"], 2),
+        (["train", "--data", "NPZ", "--epochs", "1"], 1),  # one class: bad data
+    ],
+)
+def test_errors_with_standard_error_closed_stay_off_standard_output(
+    tmp_path, args, code
+):
+    """``arrayloss check --format json 2>&- > out.json``: with standard error
+    closed click printed "Usage: ..." and "Error: ..." on standard output, after
+    or instead of the JSON a script reads there.  Now they are lost, as closing
+    standard error asks, and standard output holds nothing but the results."""
+    import shlex
+
+    data = tmp_path / "one_class.npz"
+    np.savez(data, x=np.zeros((10, 2)), y=np.zeros(10, dtype=np.int64))
+    argv = [str(data) if a == "NPZ" else a for a in args]
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[1])}
+    proc = subprocess.run(
+        f"{shlex.quote(sys.executable)} -m arrayloss {shlex.join(argv)} 2>&-",
+        shell=True, stdout=subprocess.PIPE, text=True,
+        timeout=120, check=False, env=env,
+    )  # fmt: skip
+    assert (proc.returncode, proc.stdout) == (code, "")
+
+
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="no /dev/full")
 @pytest.mark.parametrize("args", [["--help"], ["--version"], ["list", "--help"]])
 def test_help_and_version_on_a_full_disk_are_one_line(args):
@@ -252,6 +281,26 @@ def test_help_and_version_on_a_full_disk_are_one_line(args):
     assert (proc.returncode, proc.stderr) == (
         1,
         "Error: cannot use: No space left on device\n",
+    )
+
+
+def test_version_without_an_installed_distribution(monkeypatch):
+    """``arrayloss --version`` asked the installed distribution's metadata: run
+    from a checkout that is not installed, click raised "RuntimeError: 'arrayloss'
+    is not installed" (a traceback), and with another version installed it
+    printed that one.  It prints the version of the code that runs."""
+    import importlib.metadata
+
+    import arrayloss
+
+    def not_installed(name):
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    result = CliRunner().invoke(cli.main, ["--version"])
+    assert (result.exit_code, result.stdout) == (
+        0,
+        f"arrayloss, version {arrayloss.__version__}\n",
     )
 
 

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import INTERRUPTED, signal_when_ready
+from conftest import INTERRUPTED, WITH_DEFAULT_SIGINT, signal_when_ready
 
 from arrayloss import mlp
 from arrayloss.cli import main
@@ -447,6 +447,34 @@ def test_save_where_writing_is_not_permitted_fails_first(
     assert sorted(os.listdir(tmp_path)) == ["data.npz"]
 
 
+@pytest.mark.skipif(not hasattr(os, "statvfs"), reason="POSIX")
+def test_save_on_a_read_only_file_system_says_so(
+    tmp_path, data, no_training, monkeypatch
+):
+    """A folder on a file system mounted read-only was "no permission to write
+    in" it, which misled root; the line now names the read-only file system (a
+    real mount needs root: faked, as `os.access` is above)."""
+    import types
+
+    real = os.statvfs
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
+    monkeypatch.setattr(
+        os, "statvfs", lambda p: types.SimpleNamespace(f_flag=os.ST_RDONLY)
+    )
+    for args in (
+        ["train", "--data", data, *TINY, "--save", tmp_path / "run"],
+        [*STUDY, "--data", data, "--out", tmp_path / "s"],
+    ):
+        line = error_line(invoke(args, 1))
+        assert line.endswith(f"{str(tmp_path)!r} is on a read-only file system")
+    monkeypatch.setattr(os, "statvfs", real)
+    args = ["train", "--data", data, *TINY, "--save", tmp_path / "run"]
+    assert error_line(invoke(args, 1)).endswith(
+        f"no permission to write in {str(tmp_path)!r}"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["data.npz"]
+
+
 def test_sigterm_during_training_leaves_nothing(tmp_path, data):
     """A real SIGTERM while training: no folder, no hidden file (no files exist yet;
     the writing phase's clean-up on SIGTERM is `test_signal_while_writing_cleans_up`)."""
@@ -832,6 +860,26 @@ def test_loss_infinite_before_any_step_blames_the_loss_not_the_lr(tmp_path, data
     assert "try a smaller" not in text
 
 
+def test_gradient_not_finite_before_any_step_blames_the_loss_not_the_lr(tmp_path, data):
+    """``focal:gamma=1e39`` in float32: the first batch's loss is finite (0) but
+    its gradient NaN (gamma overflows float32), so the first step made every
+    parameter NaN and the line said 'try a smaller --lr than 0.1', which cannot
+    help.  It names the gradient and the loss's parameters, as for a loss that is
+    not finite; float64 trains."""
+    args = ["train", "--data", data, *TINY, "--loss", "focal:gamma=1e39"]
+    assert error_line(invoke(args, exit_code=1)) == (
+        "Error: training diverged in epoch 1 (the gradient is not finite on the "
+        "first batch, before any step, so no smaller --lr helps); check the "
+        "parameters of --loss 'focal:gamma=1e+39'"
+    )
+    invoke([*args, "--dtype", "float64"], exit_code=0)
+    out = tmp_path / "s"
+    invoke([*STUDY, "--data", data, "--out", out, "--loss", "focal:gamma=1e39"], 0)
+    text = (out / "runs.csv").read_text()
+    assert "(the gradient is not finite); at the initial parameters" in text
+    assert "try a smaller" not in text
+
+
 def test_convergent_aggressive_training_is_not_flagged(data):
     invoke(["train", "--data", data, *TINY, "--optimizer", "adam", "--lr", "0.5"], 0)
     invoke(["train", "--data", data, *TINY, "--lr", "1", "--momentum", "0.9"], 0)
@@ -1193,6 +1241,58 @@ def test_study_workers_leave_ctrl_c_to_the_parent(monkeypatch):
         signal.signal(signal.SIGINT, before)
 
 
+SLOW_WORKER_START = """
+import os, signal, sys, time
+if "--multiprocessing-fork" in getattr(sys, "orig_argv", ()):  # a study's worker
+    held = signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])
+    ready = os.path.join(os.environ["READY_DIR"], f"starting.{os.getpid()}")
+    with open(ready + ".part", "w") as f:
+        f.write("held" if held else "open")
+    os.replace(ready + ".part", ready)  # whole when seen
+    time.sleep(3)  # starting up (importing NumPy), slowed down
+"""
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_sigmask"), reason="POSIX")
+def test_ctrl_c_while_study_workers_start_is_one_line(tmp_path, data):
+    """Ctrl-C reaches every process of the terminal's job: a worker still starting
+    up (before `_init_worker` ignores SIGINT) printed its KeyboardInterrupt
+    traceback beside the parent's line, in nearly every Ctrl-C of the first half
+    second of a study with workers.  They start with SIGINT blocked; the parent
+    acts on it once they are started."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(SLOW_WORKER_START)
+    path = os.pathsep.join([str(site), str(Path(__file__).parents[1])])
+    env = {**os.environ, "READY_DIR": str(tmp_path), "PYTHONPATH": path}
+    script = "import os, sys; from arrayloss.cli import main; "
+    script += "os.cpu_count = lambda: 2; main(sys.argv[1:])"
+    args = [*STUDY, "--seeds", "2", "--data", data, "-j", "2", "--out", tmp_path / "s"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", WITH_DEFAULT_SIGINT, sys.executable, "-c", script,
+         *map(str, args)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group, as a terminal's job
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while proc.poll() is None and not list(tmp_path.glob("starting.*[0-9]")):
+            assert time.monotonic() < deadline, "no worker started"
+            time.sleep(0.02)
+        assert proc.poll() is None, "finished before it could be signalled"
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: to every process of the job
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.communicate()
+    assert proc.returncode in INTERRUPTED, err
+    assert err.splitlines()[1:] == ["Error: interrupted"], err  # after the estimate
+    assert not (tmp_path / "s").exists()
+    # not only when the parent stopped it first: it could not take the signal
+    assert {p.read_text() for p in tmp_path.glob("starting.*[0-9]")} == {"held"}
+
+
 # == Hangs ===========================================================================
 
 
@@ -1450,3 +1550,39 @@ def test_study_whose_progress_cannot_be_written_still_writes_its_files(tmp_path,
     assert proc.stdout.splitlines()[-1].startswith(f"wrote {out}/runs.csv")
     assert sorted(os.listdir(out)) == ["curves.csv", "runs.csv", "study.json",
                                        "summary.md"]  # fmt: skip
+
+
+def test_infinite_user_loss_parameter_is_strict_json_in_the_outputs(
+    tmp_path, data, monkeypatch
+):
+    """``--loss mod:fn:clip=inf`` (a user loss whose default is infinite) ended
+    ``train --save`` after the training in "internal error (ValueError: Out of
+    range float values are not JSON compliant: inf)", and wrote ``{"clip":
+    Infinity}`` (no JSON) into study's runs.csv.  Both write ``"inf"``, as
+    ``check --format json`` does."""
+    import arrayloss
+
+    (tmp_path / "clipping.py").write_text(
+        "import math\n\n"
+        "def ce(z, t, clip=math.inf):\n"
+        "    import numpy as np\n"
+        "    p = np.exp(z - z.max(1, keepdims=True))\n"
+        "    p /= p.sum(1, keepdims=True)\n"
+        "    return np.minimum(-(t * np.log(p)).sum(1), clip), p - t\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    args = ["--loss", "clipping:ce:clip=inf"]
+    try:
+        invoke(["train", "--data", data, *TINY, *args, "--save", tmp_path / "m"], 0)
+        invoke([*STUDY, "--data", data, *args, "--out", tmp_path / "s"], 0)
+    finally:
+        if "clipping.ce" in arrayloss.USER_LOSSES:
+            arrayloss.unregister_loss("clipping.ce")
+    strict = {"parse_constant": lambda c: pytest.fail(f"not JSON: {c}")}
+    config = json.loads((tmp_path / "m" / "metrics.json").read_text(), **strict)
+    assert config["config"]["loss_params"] == {"clip": "inf"}
+    import csv
+
+    with open(tmp_path / "s" / "runs.csv", newline="") as f:
+        cells = [row["loss_params"] for row in csv.DictReader(f)]
+    assert [json.loads(c, **strict) for c in cells] == [{}, {"clip": "inf"}]

@@ -332,3 +332,139 @@ def test_cli_broken_user_loss_is_a_usage_error_not_an_internal_one(
     assert match in result.stderr
     assert "internal error" not in result.stderr
     assert "Traceback" not in result.stderr
+
+
+LATE = """
+import multiprocessing
+
+
+def late(logits, labels):
+    if float(abs(logits).max()) > 0:  # the probe's scores are zeros: it passes
+        raise RuntimeError("not on real scores")
+    return logits[:, 0] * 0, logits * 0
+
+
+def late_value(logits, labels):
+    if float(abs(logits).max()) > 0:
+        raise ValueError("not on real scores")
+    return logits[:, 0] * 0, logits * 0
+
+
+def in_worker(logits, labels):
+    if multiprocessing.parent_process() is not None:  # a study's worker
+        raise RuntimeError("not on real scores")
+    return logits[:, 0] * 0, logits * 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("command", "function"),
+    [("train", "late"), ("study", "late"), ("study -j 2", "in_worker")],
+)
+def test_cli_user_loss_failing_after_the_probe_names_it(
+    tmp_path, monkeypatch, clean, command, function
+):
+    """A user loss that passed the probe and raised on the training's scores (or
+    in a study's worker process) was 'internal error (RuntimeError: ...); please
+    report it': the user's code, not arrayloss, failed.  One line naming the
+    loss, exit 1, no file written."""
+    import os
+
+    (tmp_path / "late_losses.py").write_text(LATE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "late_losses", raising=False)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    out = tmp_path / "out"
+    tiny = ["--epochs", "1", "--hidden", "4", "-q"]
+    args = (
+        ["train", *tiny, "--save", str(out)]
+        if command == "train"
+        else ["study", "--data", "digits", "--loss", "cross_entropy", "--noise", "0",
+              "--seeds", "1", "--max-epochs", "1", "--lr-grid", "0.01", "--no-plot",
+              "-j", "2" if "-j 2" in command else "1", "--out", str(out), *tiny]
+    )  # fmt: skip
+    result = CliRunner().invoke(main, [*args, "--loss", f"late_losses:{function}"])
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr.splitlines()[-1] == (
+        f"Error: the loss 'late_losses.{function}' raised RuntimeError: not on real "
+        "scores (ARRAYLOSS_DEBUG=1 shows the traceback)"
+    )
+    assert not out.exists()
+
+
+@pytest.mark.parametrize("command", ["train", "study"])
+def test_cli_user_loss_value_error_after_the_probe_names_it(
+    tmp_path, monkeypatch, clean, command
+):
+    """A ValueError of the user's loss was bad data as the library's own are,
+    its bare message ("Error: not on real scores") naming no loss."""
+    (tmp_path / "late_losses.py").write_text(LATE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "late_losses", raising=False)
+    tiny = ["--epochs", "1", "--hidden", "4", "-q"]
+    args = (
+        ["train", *tiny]
+        if command == "train"
+        else ["study", "--data", "digits", "--loss", "cross_entropy", "--noise", "0",
+              "--seeds", "1", "--max-epochs", "1", "--lr-grid", "0.01", "--no-plot",
+              "-j", "1", "--out", str(tmp_path / "out"), *tiny]
+    )  # fmt: skip
+    result = CliRunner().invoke(main, [*args, "--loss", "late_losses:late_value"])
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.stderr.splitlines()[-1] == (
+        "Error: the loss 'late_losses.late_value' raised ValueError: not on real scores"
+    )
+
+
+def test_cli_check_of_a_user_loss_failing_on_some_scores(tmp_path, monkeypatch, clean):
+    """``check`` of such a loss ended in an internal error, no report; now each
+    family it raised on is an "error" family with the exception, exit 1."""
+    (tmp_path / "late_losses.py").write_text(LATE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(__import__("sys").modules, "late_losses", raising=False)
+    args = ["check", "--loss", "late_losses:late", "--samples", "2"]
+    result = CliRunner().invoke(main, [*args, "--format", "json"])
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert "internal error" not in result.stderr
+    (loss,) = json.loads(result.stdout)["losses"]
+    assert {f["status"] for f in loss["families"].values()} == {"error"}
+    assert {f["message"] for f in loss["families"].values()} == {
+        "RuntimeError: not on real scores"
+    }
+
+
+def test_library_keeps_the_user_loss_exception(clean, rng):
+    """The library raises the user's own exception, unchanged but for the mark
+    the command line reads."""
+    from arrayloss._errors import user_loss_of
+
+    def bad(z, t):
+        raise KeyError("mine")
+
+    al.register_loss("bad_one", bad)
+    with pytest.raises(KeyError, match="mine") as info:
+        al.value_and_grad("bad_one", rng.normal(size=(3, 4)), np.array([0, 1, 2]))
+    assert user_loss_of(info.value) == "bad_one"
+    assert user_loss_of(KeyError("other")) is None
+
+
+def test_cli_check_of_a_user_loss_whose_kinks_raise(brier, user_module, clean, rng):
+    """The user's ``kinks`` function is their code too: its exception ended
+    ``check`` in 'internal error (RuntimeError: ...); please report it'."""
+    from arrayloss._errors import user_loss_of
+
+    def kinks(z, y, params):
+        raise RuntimeError("kink bug")
+
+    al.register_loss("kinky", user_module.brier, kinks=kinks)
+    with pytest.raises(RuntimeError, match="kink bug") as info:
+        al.gradcheck("kinky", rng.normal(size=(2, 3)), np.array([0, 1]))
+    assert user_loss_of(info.value) == "kinky"
+    result = CliRunner().invoke(
+        main, ["check", "--loss", "kinky", "--samples", "2", "--format", "json"]
+    )
+    assert result.exit_code == 1, (result.stdout, result.stderr)
+    (loss,) = json.loads(result.stdout)["losses"]
+    assert {f["message"] for f in loss["families"].values()} == {
+        "RuntimeError: kink bug"
+    }

@@ -18,18 +18,24 @@ so that no command prints a traceback for an expected error:
   arrayloss`` is still running: `arrayloss._startup`); SIGTERM and SIGHUP become
   `SystemExit` (`arrayloss.cli._output.install_signal_handlers`), so the output
   files' clean-up runs and nothing half-written is left behind;
+- an exception from the code of a user's loss (``--loss module:function``,
+  `arrayloss._errors.user_loss_of`): one line naming that loss, exit 1;
 - anything else is a bug: one line ``internal error (...); please report it``,
   exit 1, and the traceback only with ``ARRAYLOSS_DEBUG=1`` in the environment.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import importlib
 import os
+import sys
 from typing import Any
 
 import click
+
+from .. import __version__
 
 __all__ = ["main"]
 
@@ -77,6 +83,7 @@ class _LazyGroup(click.Group):
         from ._output import install_signal_handlers
 
         install_signal_handlers()
+        _stderr_when_closed()
         return super().main(*args, **kwargs)
 
     def make_context(
@@ -106,10 +113,20 @@ class _LazyGroup(click.Group):
             raise click.exceptions.Exit(130) from None
 
 
+def _stderr_when_closed() -> None:
+    """With standard error closed (``2>&-``: ``sys.stderr`` is ``None``) click
+    printed its errors on standard output, into the JSON or table a script reads
+    there; they go to ``os.devnull`` instead, which also takes descriptor 2, so
+    that no file opened later gets it (a child process writes its errors there)."""
+    if sys.stderr is None:
+        with contextlib.suppress(OSError):  # no descriptor left: as it was
+            sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process
+
+
 def _failure(exc: Exception) -> Exception:
     """The exception the command line raises for ``exc``: click's own unchanged, an
     expected error as one line and its exit status (see the module doc)."""
-    from .._errors import DataError, UsageError, one_line
+    from .._errors import DataError, UsageError, blamed_line, one_line, user_loss_of
 
     if isinstance(exc, (click.ClickException, click.exceptions.Exit, click.Abort)):
         return exc
@@ -128,6 +145,9 @@ def _failure(exc: Exception) -> Exception:
         return _DataFailure(msg)
     if _debug():
         return exc
+    if user_loss_of(exc) is not None:  # the user's code: no "please report it"
+        msg = f"{blamed_line(exc)} ({DEBUG_ENV}=1 shows the traceback)"
+        return _DataFailure(msg)
     msg = f"internal error ({type(exc).__name__}: {one_line(exc)}); please report it"
     return _DataFailure(msg)
 
@@ -139,6 +159,8 @@ def _failure(exc: Exception) -> Exception:
     "130 interrupted. Errors are one line on standard error (set "
     f"{DEBUG_ENV}=1 for a traceback of an internal error).",
 )
-@click.version_option(package_name="arrayloss")
+# The version of the code that runs (a checkout on PYTHONPATH, or no installed
+# distribution at all: click's lookup of the metadata raised RuntimeError there)
+@click.version_option(__version__, prog_name="arrayloss")
 def main(**_: Any) -> None:
     """Classification losses with exact gradients, without a deep-learning framework."""

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from .._errors import one_line
+from .._errors import one_line, user_loss_of
 from ._options import (
     Real,
     check_loss_params,
@@ -21,13 +21,20 @@ from ._options import (
     loss_option,
 )
 
-__all__ = ["check", "input_families"]
+__all__ = ["MAX_SCORES", "check", "input_families"]
 
 
 FAMILIES = ("random", "large", "ties", "near_one_hot")
 # Tie levels with pairwise gaps (1.58, 1.72, 3.30) that no default margin, alpha
 # or threshold of the registry matches, so tied rows sit on the ties' kinks only.
 _TIE_LEVELS = (-1.37, 0.21, 1.93)
+
+MAX_SCORES = 1_000_000
+"""The most scores of one input family, ``--classes`` x ``--samples``: the finite
+differences hold about 0.75 KB a score (750 MB at this limit, 7.5 GB at the
+options' own limits, 1000 x 10000) and take time growing as samples x classes^2
+(a minute for cross-entropy at 100 x 10000), per loss; more is bad usage before
+any work, not a run killed for its memory without a word."""
 
 
 def input_families(n: int, c: int, seed: int) -> dict[str, tuple[Any, Any]]:
@@ -116,6 +123,10 @@ class _Loss:
             return "unresolved"
         return "passed" if "passed" in states else "skipped"
 
+    def any_family(self, status: str) -> bool:
+        """Whether an input family of this loss has ``status``."""
+        return any(f.status == status for f in self.families.values())
+
     def total(self, key: str) -> int:
         return sum(int(getattr(f, key)) for f in self.families.values())
 
@@ -158,6 +169,9 @@ Without --loss every loss of the registry is checked.  A top-k loss whose
 default k does not fit --classes is checked with k = classes - 1 and a note
 says so; a loss that cannot run on --classes classes at all is skipped with its
 reason.  A loss named with --loss is checked as given (bad parameters: exit 2).
+Each input family holds --classes x --samples scores, at most 1,000,000: the
+finite differences take about 0.75 KB a score and, per loss, time growing as
+samples x classes^2 (more: exit 2, before any work).
 
 \b
 --format json prints one object with the keys
@@ -184,8 +198,20 @@ rows, or a loss named with --loss had no row compared; 2 bad usage.
 
 @click.command("check", help=_HELP)
 @loss_option("loss_specs", help="Default: all.")
-@count_option("--classes", default=10, low=2, high=1000, help="Number of classes C.")
-@count_option("--samples", default=50, low=1, high=10000, help="Rows per input family.")
+@count_option(
+    "--classes",
+    default=10,
+    low=2,
+    high=1000,
+    help=f"Number of classes C (C x samples at most {MAX_SCORES:,}).",
+)
+@count_option(
+    "--samples",
+    default=50,
+    low=1,
+    high=10000,
+    help=f"Rows per input family (classes x samples at most {MAX_SCORES:,}).",
+)
 @count_option("--seed", default=0, low=0, help="Random seed.")
 @click.option(
     "--rtol",
@@ -211,6 +237,13 @@ def check(
     atol: float | None,
     fmt: str,
 ) -> None:
+    if classes * samples > MAX_SCORES:
+        msg = (
+            f"--classes {classes} x --samples {samples} = {classes * samples:,} "
+            f"scores per input family, more than {MAX_SCORES:,} (the finite "
+            "differences hold about 0.75 KB a score); lower --samples or --classes"
+        )
+        raise click.UsageError(msg)
     losses = _plan(loss_specs, classes)
     batches = input_families(samples, classes, seed)
     for loss in losses:
@@ -239,10 +272,15 @@ def check(
     else:
         _print_report(losses, rtol, atol)
     if failed:
-        msg = (
-            f"analytic gradients disagree with finite differences: {', '.join(failed)}"
-        )
-        raise click.ClickException(msg)
+        parts = []
+        for status, what in (
+            ("failed", "analytic gradients disagree with finite differences"),
+            ("error", "an error was raised on some inputs (see the notes)"),
+        ):
+            specs = [x.spec for x in losses if x.any_family(status)]
+            if specs:
+                parts.append(f"{what}: {', '.join(specs)}")
+        raise click.ClickException("; ".join(parts))
     if infinite:
         msg = (
             f"the loss is infinite at some rows: {', '.join(infinite)} (finite "
@@ -310,6 +348,13 @@ def _run(
                 )
         except (ValueError, TypeError, ArithmeticError) as exc:
             loss.families[family] = _Family("error", n, message=one_line(exc))
+            continue
+        except Exception as exc:
+            if user_loss_of(exc) is None:
+                raise  # arrayloss's own: an internal error
+            # a user's loss failing on these scores: that family's result
+            message = one_line(f"{type(exc).__name__}: {one_line(exc)}")
+            loss.families[family] = _Family("error", n, message=message)
             continue
         loss.families[family] = _Family(
             res.status,

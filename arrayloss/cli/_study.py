@@ -33,7 +33,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -169,7 +169,8 @@ def run_one(task: dict[str, Any]) -> dict[str, Any]:
     row: dict[str, Any] = {
         "data": data.name,
         "loss": task["label"],
-        "loss_params": json.dumps(task["loss_params"], sort_keys=True),
+        # strict JSON: a user loss's infinite parameter (clip=inf) as its text
+        "loss_params": json.dumps(opt.json_params(task["loss_params"]), sort_keys=True),
         "noise": task["noise"],
         "noise_kind": task["noise_kind"],
         "phase": task["phase"],
@@ -346,8 +347,9 @@ def _execute(
         running: dict[Future[dict[str, Any]], dict[str, Any]] = {}
 
         def submit(tasks: Iterable[dict[str, Any]]) -> None:
-            for t in tasks:
-                running[pool.submit(run_one, t)] = t
+            with _sigint_held():  # where the pool starts its worker processes
+                for t in tasks:
+                    running[pool.submit(run_one, t)] = t
 
         try:
             submit(plan.start())
@@ -371,6 +373,36 @@ def _execute(
                 raise click.ClickException(msg) from None
             raise
     return rows
+
+
+@contextlib.contextmanager
+def _sigint_held() -> Iterator[None]:
+    """Ctrl-C held back while this process may start worker processes, and
+    acted on after: a terminal sends it to the whole process group, and a worker
+    still starting up (importing NumPy, before `_init_worker` ignores SIGINT)
+    printed its KeyboardInterrupt traceback; a KeyboardInterrupt here, between a
+    worker's start and the pool's record of it, would leave that worker running.
+    The workers start with SIGINT blocked (POSIX: they inherit this thread's
+    mask); this process notes it meanwhile (any of its threads may take it) and
+    raises it after."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield  # pragma: no cover - signal handlers belong to the main thread
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    mask = getattr(signal, "pthread_sigmask", None)
+    old = None if mask is None else mask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        if mask is not None and old is not None:
+            mask(signal.SIG_SETMASK, old)
+        signal.signal(signal.SIGINT, previous)
+    if held and callable(previous):
+        previous(signal.SIGINT, None)  # Python's: KeyboardInterrupt
 
 
 def _stop_workers(pool: Any) -> None:

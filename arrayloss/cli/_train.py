@@ -29,7 +29,14 @@ from typing import Any, BinaryIO
 
 import click
 
-from .._errors import DataError, UsageError, one_line, printable, utf8_text
+from .._errors import (
+    DataError,
+    UsageError,
+    blamed_line,
+    one_line,
+    printable,
+    utf8_text,
+)
 from ._options import (
     backend_option,
     batch_size_option,
@@ -39,6 +46,7 @@ from ._options import (
     epochs_option,
     fraction_option,
     hidden_option,
+    json_params,
     loss_option,
     lr_option,
     noise_kind_option,
@@ -244,7 +252,7 @@ def data_errors() -> Iterator[None]:
     except UsageError:
         raise
     except ValueError as exc:
-        raise DataError(one_line(exc)) from None
+        raise DataError(blamed_line(exc)) from None  # naming a user's loss
 
 
 def plot_format(path: Path | None, param_hint: str = "'--plot'") -> str:
@@ -335,7 +343,12 @@ def check_outputs(
             msg = f"cannot write {label} {str(path)!r}: {str(folder)!r} is not a directory"
             raise DataError(msg)
         if not os.access(folder, os.W_OK | os.X_OK):
-            msg = f"cannot write {label} {str(path)!r}: no permission to write in {str(folder)!r}"
+            where = (
+                f"{str(folder)!r} is on a read-only file system"
+                if _read_only(folder)
+                else f"no permission to write in {str(folder)!r}"
+            )
+            msg = f"cannot write {label} {str(path)!r}: {where}"
             raise DataError(msg)
         if folder not in probed:  # what os.access cannot tell (/proc, NFS, root)
             probed.add(folder)
@@ -354,6 +367,15 @@ def check_outputs(
         except OSError as exc:
             msg = f"cannot write {label} {str(path)!r}: {exc.strerror or exc}"
             raise DataError(msg) from None
+
+
+def _read_only(folder: Path) -> bool:
+    """Whether ``folder`` is on a file system mounted read-only (where root, too,
+    is refused: "no permission" misled)."""
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except (OSError, AttributeError):  # pragma: no cover - not POSIX
+        return False
 
 
 def _cannot_create_in(folder: Path) -> str | None:
@@ -907,7 +929,9 @@ def _save_contents(
 
     from .. import mlp
 
-    summary = {"config": config, "metrics": result.metrics, "history": result.history}
+    # strict JSON: a user loss's infinite parameter (clip=inf) as its text
+    strict = {**config, "loss_params": json_params(config["loss_params"])}
+    summary = {"config": strict, "metrics": result.metrics, "history": result.history}
     text = (json.dumps(summary, indent=2, allow_nan=False) + "\n").encode()
     fills: dict[str, Callable[[BinaryIO], Any]] = {
         "model.npz": lambda f: mlp.save(result.params, f, **config),
