@@ -392,7 +392,7 @@ def test_cli_user_loss_failing_after_the_probe_names_it(
     assert not out.exists()
 
 
-@pytest.mark.parametrize("command", ["train", "study"])
+@pytest.mark.parametrize("command", ["train", "study", "eval"])
 def test_cli_user_loss_value_error_after_the_probe_names_it(
     tmp_path, monkeypatch, clean, command
 ):
@@ -402,13 +402,13 @@ def test_cli_user_loss_value_error_after_the_probe_names_it(
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.delitem(__import__("sys").modules, "late_losses", raising=False)
     tiny = ["--epochs", "1", "--hidden", "4", "-q"]
-    args = (
-        ["train", *tiny]
-        if command == "train"
-        else ["study", "--data", "digits", "--loss", "cross_entropy", "--noise", "0",
-              "--seeds", "1", "--max-epochs", "1", "--lr-grid", "0.01", "--no-plot",
-              "-j", "1", "--out", str(tmp_path / "out"), *tiny]
-    )  # fmt: skip
+    args = {
+        "train": ["train", *tiny],
+        "study": ["study", "--data", "digits", "--loss", "cross_entropy", "--noise",
+                  "0", "--seeds", "1", "--max-epochs", "1", "--lr-grid", "0.01",
+                  "--no-plot", "-j", "1", "--out", str(tmp_path / "out"), *tiny],
+        "eval": ["eval", "--example"],
+    }[command]  # fmt: skip
     result = CliRunner().invoke(main, [*args, "--loss", "late_losses:late_value"])
     assert result.exit_code == 1, (result.stdout, result.stderr)
     assert result.stderr.splitlines()[-1] == (

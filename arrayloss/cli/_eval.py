@@ -33,7 +33,7 @@ from typing import Any
 
 import click
 
-from .._errors import DataError, UsageError
+from .._errors import DataError, UsageError, blamed_line
 from .._errors import one_line as _one_line
 from ._bootstrap import MAX_SEED, BootstrapSpec, BootstrapTally
 from ._engine import (
@@ -463,8 +463,8 @@ def eval_command(ctx: click.Context, /, **opts: Any) -> None:
         _run(ctx, **opts)
     except (click.ClickException, DataError, UsageError):
         raise
-    except ValueError as exc:  # the library's checks on the data
-        raise DataError(_one_line(exc)) from None
+    except ValueError as exc:  # the library's checks on the data, or a user's loss
+        raise DataError(blamed_line(exc)) from None
     except MemoryError:
         msg = "out of memory (try a smaller --chunk-size)"
         raise DataError(msg) from None
