@@ -825,8 +825,8 @@ class PerSampleWriter:
 
 
 THREADS_ENV = "ARRAYLOSS_EVAL_THREADS"
-"""The environment variable that sets the worker threads of `stream` (``1``: the
-one-core path; unset or ``0``: `default_threads`)."""
+"""The environment variable that sets the worker threads of `stream` (unset or
+``1``: the one-core path; ``0``: `default_threads`)."""
 
 MAX_THREADS = 4
 
