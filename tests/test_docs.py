@@ -170,3 +170,52 @@ def test_built_site_lists_every_name():
         name for kind, objs in data.items() if kind.startswith("py:") for name in objs
     }
     assert docs.missing_from_inventory(documented) == []
+
+
+GUIDE = ROOT / "docs" / "guide"
+
+
+def _options() -> dict[str, set[str]]:
+    """Each command's long options (``--help`` aside), from the click commands."""
+    import click
+
+    from arrayloss.cli import main
+
+    ctx = click.Context(main)
+    found = {}
+    for name in main.list_commands(ctx):
+        command = main.get_command(ctx, name)
+        assert command is not None
+        found[name] = {
+            opt
+            for param in command.params
+            for opt in (*param.opts, *param.secondary_opts)
+            if opt.startswith("--") and opt != "--help"
+        }
+    return found
+
+
+def _mentioned(text: str) -> set[str]:
+    return set(re.findall(r"(?<![\w-])--[a-z][a-z0-9-]*", text))
+
+
+def test_every_cli_option_is_described_in_the_hand_written_guide():
+    # The generated CLI page lists every option anyway; the guide pages must say
+    # what each does, so an option added later without a word there fails here.
+    guide = "\n".join(p.read_text(encoding="utf-8") for p in GUIDE.glob("*.md"))
+    options = _options()
+    assert set(options) == {"eval", "train", "study", "check", "list"}
+    missing = {
+        command: sorted(opts - _mentioned(guide))
+        for command, opts in options.items()
+        if opts - _mentioned(guide)
+    }
+    assert missing == {}
+
+
+def test_every_option_the_guide_names_exists():
+    known = set().union(*_options().values()) | {"--help"}
+    bench = {"--extra-args", "--gb", "--repeat"}  # bench/bench_eval*.py's options
+    for page in GUIDE.glob("*.md"):
+        unknown = _mentioned(page.read_text(encoding="utf-8")) - known - bench
+        assert unknown == set(), page.name
