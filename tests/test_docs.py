@@ -219,3 +219,40 @@ def test_every_option_the_guide_names_exists():
     for page in GUIDE.glob("*.md"):
         unknown = _mentioned(page.read_text(encoding="utf-8")) - known - bench
         assert unknown == set(), page.name
+
+
+def test_the_gradcheck_page_examples_run():
+    import doctest
+
+    page = GUIDE / "gradcheck.md"
+    result = doctest.testfile(
+        str(page),
+        module_relative=False,
+        optionflags=doctest.NORMALIZE_WHITESPACE,
+        verbose=False,
+    )
+    assert result.attempted >= 9
+    assert result.failed == 0
+
+
+def test_the_gradcheck_page_check_table_is_what_check_prints():
+    # The error columns depend on the machine's last digits; the rows counted, the
+    # kinks and the verdicts do not.
+    from click.testing import CliRunner
+
+    from arrayloss.cli import main
+
+    text = (GUIDE / "gradcheck.md").read_text(encoding="utf-8")
+    block = re.search(r"```text\n\$ arrayloss (check [^\n]*)\n(.*?)```", text, re.S)
+    assert block is not None
+    result = CliRunner().invoke(main, block.group(1).split())
+    assert result.exit_code == 0, result.output
+
+    def columns(table: str) -> list[list[str]]:
+        rows = [line.split() for line in table.strip().splitlines()[2:]]
+        return [[r[0], r[1], r[2], r[-1]] for r in rows if r]
+
+    shown = columns(block.group(2))
+    assert len(shown) == 2
+    printed = result.output.strip().split("\n\n")[0]
+    assert columns(printed) == shown
