@@ -256,3 +256,43 @@ def test_the_gradcheck_page_check_table_is_what_check_prints():
     assert len(shown) == 2
     printed = result.output.strip().split("\n\n")[0]
     assert columns(printed) == shown
+
+
+def _python_blocks(path: Path) -> list[str]:
+    text = path.read_text(encoding="utf-8")
+    return re.findall(r"```python\n(.*?)```", text, re.S)
+
+
+def test_the_readme_use_examples_print_what_they_say():
+    import numpy as np
+
+    blocks = _python_blocks(ROOT / "README.md")
+    use = next(b for b in blocks if "al.cross_entropy(logits, labels)" in b)
+    ignore = next(b for b in blocks if "ignore_index=-100" in b)
+    namespace: dict[str, object] = {}
+    results = []
+    for statement in use.strip().split("\n"):
+        code, _, comment = statement.partition("#")
+        if not code.strip():
+            continue
+        if code.startswith(("import", "logits", "labels", "value,")):
+            exec(code, namespace)
+        else:
+            results.append((eval(code, namespace), comment.strip()))
+    (ce, ce_comment), (pair, _), (ok, _) = results
+    assert ce_comment.endswith("...")
+    assert f"{float(ce):.7f}".startswith(ce_comment.rstrip("."))
+    assert isinstance(pair, tuple)
+    assert len(pair) == 2
+    assert ok is True
+    value, grad = eval(ignore.split("#")[0].strip(), namespace)
+    assert "(0.0, zeros)" in ignore
+    assert float(value) == 0.0
+    assert not np.any(grad)
+
+
+def test_the_index_page_example_runs():
+    (block,) = _python_blocks(ROOT / "docs" / "index.md")
+    namespace: dict[str, object] = {}
+    exec(block, namespace)
+    assert float(namespace["value"]) > 0  # type: ignore[arg-type]
