@@ -386,7 +386,8 @@ def cli_page() -> str:
         ".. _cli:\n",
         _title("Command line"),
         "Every command's ``--help``, generated from the installed commands. Errors",
-        "are one line on standard error, never a traceback; exit codes are 0",
+        "are one line on standard error (below click's usage lines for a bad option",
+        "or value), never a traceback; exit codes are 0",
         "success, 1 bad data or a failed check, 2 bad usage.\n",
     ]
     root = click.Context(main, info_name="arrayloss", **main.context_settings)
