@@ -296,3 +296,30 @@ def test_the_index_page_example_runs():
     namespace: dict[str, object] = {}
     exec(block, namespace)
     assert float(namespace["value"]) > 0  # type: ignore[arg-type]
+
+
+def test_the_training_page_quotes_the_commands_defaults():
+    import click
+
+    from arrayloss.cli import main
+
+    text = (GUIDE / "training.md").read_text(encoding="utf-8")
+    sections = re.split(r"^## `arrayloss (\w+)`$", text, flags=re.M)[1:]
+    ctx = click.Context(main)
+    compared = 0
+    for name, body in zip(sections[::2], sections[1::2], strict=True):
+        command = main.get_command(ctx, name)
+        assert command is not None
+        params = {o: p for p in command.params for o in p.opts}
+        rows = re.findall(r"^\| [^|]*?`(--[\w-]+)`[^|]*\| ([^|]*) \|", body, re.M)
+        for option, default in rows:
+            value = params[option].default
+            cell = default.strip().strip("`")
+            if not re.fullmatch(r"[\w.,-]+", cell) or value is None:
+                continue  # a phrase ("the preset"), or a default computed at run time
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                assert float(cell) == value, (name, option)
+            else:
+                assert cell == str(value), (name, option)
+            compared += 1
+    assert compared >= 20
