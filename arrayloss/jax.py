@@ -24,7 +24,8 @@ differentiate: there a second derivative is a `ValueError` that says to set
 ``HOST_KERNELS = False``.
 
 **Compilation.**  The losses whose core kernel is compiled on JAX (the top-k
-family: `smooth_topk_svm`, `topk_svm`) run, for CPU arrays, as the NumPy kernels on
+family, `smooth_topk_svm` and `topk_svm`, and the sparse `sparsemax_loss` and
+`entmax15_loss`) run, for CPU arrays, as the NumPy kernels on
 the host (`HOST_KERNELS`; under tracing through `jax.pure_callback`): XLA has
 nothing of the kernel to compile and the step is faster.  On other devices they
 are XLA programs, kept small to compile: the tree's levels of degree ``k``, the

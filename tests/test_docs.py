@@ -323,3 +323,12 @@ def test_the_training_page_quotes_the_commands_defaults():
                 assert cell == str(value), (name, option)
             compared += 1
     assert compared >= 20
+
+
+def test_readme_names_every_jax_host_kernel():
+    alj = pytest.importorskip("arrayloss.jax")
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    found = re.search(r"On CPU the top-k and sparse kernels \(([^)]*)\)", text)
+    assert found is not None
+    named = set(re.findall(r"`([\w.]+)`", found.group(1)))
+    assert named == {n for n in al.LOSSES if alj._compiled_kernel(n)}
