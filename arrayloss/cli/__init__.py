@@ -156,8 +156,9 @@ def _failure(exc: Exception) -> Exception:
     cls=_LazyGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="Exit codes: 0 success; 1 bad data or a failed check; 2 bad usage; "
-    "130 interrupted. Errors are one line on standard error (set "
-    f"{DEBUG_ENV}=1 for a traceback of an internal error).",
+    "130 interrupted. An error is one line on standard error (below the usage "
+    f"lines for a bad option or value; set {DEBUG_ENV}=1 for a traceback of an "
+    "internal error).",
 )
 # The version of the code that runs (a checkout on PYTHONPATH, or no installed
 # distribution at all: click's lookup of the metadata raised RuntimeError there)
