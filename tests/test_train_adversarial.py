@@ -1586,3 +1586,19 @@ def test_infinite_user_loss_parameter_is_strict_json_in_the_outputs(
     with open(tmp_path / "s" / "runs.csv", newline="") as f:
         cells = [row["loss_params"] for row in csv.DictReader(f)]
     assert [json.loads(c, **strict) for c in cells] == [{}, {"clip": "inf"}]
+
+
+def test_no_plot_study_removes_an_earlier_studys_figures(tmp_path, data, monkeypatch):
+    """``study --no-plot --out DIR`` into the folder of an earlier study with
+    figures left those PNGs beside the new report: one folder, two runs.  They
+    are removed with the commit (all or none); files of other names stay."""
+    out = tmp_path / "s"
+    old = old_outputs(out, ("curves.png", "paired_differences.png", "notes.png"))
+    fill_disk(monkeypatch, budget=100)  # a failed study removes nothing
+    invoke([*STUDY, "--data", data, "--out", out], 1)
+    assert {n: (out / n).read_bytes() for n in old} == old
+    monkeypatch.undo()
+    invoke([*STUDY, "--data", data, "--out", out], 0)
+    assert sorted(os.listdir(out)) == [
+        "curves.csv", "notes.png", "runs.csv", "study.json", "summary.md"
+    ]  # fmt: skip

@@ -16,6 +16,9 @@
 - a file its permissions make read-only for the user is not replaced (a
   `DataError`), as the shell's ``>`` would not write it;
 - ``-`` is standard output;
+- a file registered with `Outputs.remove` (an earlier run's output that this run
+  does not write) is removed in the same commit, all or none with the renames
+  (moved aside under a hidden name first, put back should a later step fail);
 - two outputs that name one file, or an output that is one of the command's
   inputs, are a `UsageError` before anything is written.
 
@@ -59,6 +62,7 @@ class _Target:
     final: str  # the path the data end up at (links resolved)
     write_to: str  # where the command writes now
     temporary: bool  # write_to is a temporary file renamed onto final at commit
+    remove: bool = False  # final is removed at commit (write_to unused)
 
 
 def _umask() -> int:
@@ -164,6 +168,31 @@ class Outputs:
         self._targets.append(_Target(label, final, tmp, temporary=True))
         return tmp
 
+    def remove(self, path: str, label: str) -> None:
+        """Register the regular file ``path`` (not a link) to be removed at commit,
+        with the renames: an earlier run's output that this run does not write.
+        Gone by then: nothing to do.  `UsageError` if it is an input or an output."""
+        try:
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                return  # a link, a folder: not this command's to remove
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            msg = f"cannot remove {label} '{path}': {exc.strerror or exc}"
+            raise DataError(msg) from None
+        ident = file_identity(path)
+        if ident in self._inputs:
+            msg = f"{label} '{path}' is also an input ({self._inputs[ident]}); choose another folder"
+            raise UsageError(msg)
+        if ident in self._seen:
+            msg = f"{label} '{path}' and {self._seen[ident]} name the same file"
+            raise UsageError(msg)
+        read_only = read_only_error(path, label)
+        if read_only is not None:  # as `rm` asks first: not removed unasked
+            raise read_only
+        self._seen[ident] = f"{label} '{path}'"
+        self._targets.append(_Target(label, path, path, temporary=True, remove=True))
+
     def commit(self) -> None:
         """Rename every temporary file onto its destination, all or none.
 
@@ -183,6 +212,9 @@ class Outputs:
                 try:
                     for target in self._targets:
                         if not target.temporary:
+                            continue
+                        if target.remove:
+                            _remove_into(target, done)
                             continue
                         try:
                             mode = os.stat(target.final).st_mode & 0o7777
@@ -213,7 +245,7 @@ class Outputs:
     def discard(self) -> None:
         """Remove every temporary file not yet committed."""
         for target in self._targets:
-            if target.temporary:
+            if target.temporary and not target.remove:
                 with contextlib.suppress(OSError):
                     os.unlink(target.write_to)
         self._targets.clear()
@@ -257,6 +289,24 @@ def _locked(folders: Iterable[str]) -> Iterator[None]:
     finally:
         for fd in fds:
             os.close(fd)  # and with it the lock
+
+
+def _remove_into(target: _Target, done: list[tuple[_Target, str | None, bool]]) -> None:
+    """Move the regular file ``target.final`` aside under a hidden name (removed
+    with the other kept files once the commit succeeds, put back by `_put_back`
+    should it fail); a path that is gone, or not a regular file, stays as it is."""
+    try:
+        if not stat.S_ISREG(os.lstat(target.final).st_mode):
+            return
+    except FileNotFoundError:
+        return
+    folder, name = os.path.split(target.final)
+    kept = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.old")
+    while os.path.lexists(kept):  # pragma: no cover - 2**32 names
+        kept = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.old")
+    os.replace(target.final, kept)
+    target.temporary = False
+    done.append((target, kept, True))
 
 
 def _keep(path: str) -> str | None:

@@ -437,11 +437,14 @@ def write_outputs(
     *,
     inputs: Iterable[str] = (),
     directory: Path | None = None,
+    remove: Sequence[tuple[Path, str]] = (),
 ) -> None:
     """Write every file through one `Outputs`, committed together at the end.
 
     ``files`` are ``(path, label, fill)``; ``fill(f)`` writes the content to the
-    binary file ``f``. ``directory`` (created when missing) holds some of them. On
+    binary file ``f``. ``remove`` are ``(path, label)`` of an earlier run's
+    outputs that this one does not write, removed in the same commit (those that
+    exist as regular files). ``directory`` (created when missing) holds some of them. On
     any error (a full disk included) no destination is replaced, no temporary file
     stays, and the folders created here are removed again; the error is a
     `DataError` naming the file.
@@ -460,6 +463,8 @@ def write_outputs(
                 except OSError as exc:
                     msg = f"cannot write {label} {str(path)!r}: {exc.strerror or exc}"
                     raise DataError(msg) from None
+            for path, label in remove:
+                out.remove(str(path), label)
     except BaseException:
         _remove_dirs(created)
         raise
