@@ -15,6 +15,7 @@ import json
 import math
 import os
 import pickle
+import shlex
 import signal
 import stat
 import struct
@@ -1602,3 +1603,32 @@ def test_no_plot_study_removes_an_earlier_studys_figures(tmp_path, data, monkeyp
     assert sorted(os.listdir(out)) == [
         "curves.csv", "notes.png", "runs.csv", "study.json", "summary.md"
     ]  # fmt: skip
+
+
+def test_summary_shows_user_text_as_written(tmp_path, data, monkeypatch):
+    """summary.md escaped only ``|``: a data file named with ``*``, ``_``,
+    backticks, brackets or ``$`` was set in italics, code, a link or math, and a
+    backtick in the recorded command closed its code span early."""
+    markdown_it = pytest.importorskip("markdown_it")
+    name = "a*b*_c_ `d` [e](f) $g$ <h>.npz"
+    (tmp_path / name).write_bytes(data.read_bytes())
+    out = tmp_path / "s"
+    args = [*STUDY, "--data", str(tmp_path / name), "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["arrayloss", *args])
+    invoke(args, 0)
+    page = (out / "summary.md").read_text()
+    tokens = markdown_it.MarkdownIt("commonmark").enable("table").parse(page)
+    inline = [t for t in tokens if t.type == "inline"]
+    heading = next(
+        tokens[i - 1]
+        for i, t in enumerate(tokens)
+        if t.type == "heading_close" and t.tag == "h2"
+    )
+    assert [c.content for c in heading.children] == [name]  # text alone
+    spans = [c.content for t in inline for c in t.children if c.type == "code_inline"]
+    assert len(spans) == 2  # the commit and the command, whole
+    assert shlex.split(spans[1]) == ["arrayloss", *args]
+    kinds = {c.type for t in inline for c in t.children}
+    assert not kinds & {"em_open", "link_open", "html_inline"}, kinds
+    about = next(t for t in inline if t.content.startswith("Data: "))
+    assert "".join(c.content for c in about.children).startswith(f"Data: {name} (")
