@@ -1632,3 +1632,33 @@ def test_summary_shows_user_text_as_written(tmp_path, data, monkeypatch):
     assert not kinds & {"em_open", "link_open", "html_inline"}, kinds
     about = next(t for t in inline if t.content.startswith("Data: "))
     assert "".join(c.content for c in about.children).startswith(f"Data: {name} (")
+
+
+def test_top_k_above_the_classes_is_refused(tmp_path, data):
+    """``train --top-k 4`` on 3 classes was measured as the top-3 accuracy
+    (shown as 'top-3 acc', a perfect 1 that measures nothing) and ``eval --top-k
+    4`` as 'top_4_accuracy' 1: a k given above the class count is now bad usage
+    in all three commands, naming k and the classes; the default k is still
+    lowered to the class count (train, study) or left out (eval)."""
+    want = "k=4 is more than the 3 classes of data.npz"
+    r = invoke(["train", "--data", data, *TINY, "--top-k", "4"], 2)
+    assert want in r.stderr
+    r = invoke([*STUDY, "--data", data, "--top-k", "4", "--out", tmp_path / "s"], 2)
+    assert want in r.stderr
+    assert not (tmp_path / "s").exists()
+    assert "top-3 acc " in invoke(["train", "--data", data, *TINY], 0).stdout
+    invoke(["train", "--data", data, *TINY, "--top-k", "3"], 0)
+    invoke([*STUDY, "--data", data, "--out", tmp_path / "s"], 0)
+    assert (
+        "**Test top-3 accuracy at the final epoch**"
+        in (tmp_path / "s" / "summary.md").read_text()
+    )
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "z.npy", rng.normal(size=(6, 3)))
+    np.save(tmp_path / "y.npy", np.arange(6) % 3)
+    scores = [tmp_path / "z.npy", tmp_path / "y.npy"]
+    for extra in (["--top-k", "1,4"], ["--metric", "top_k_accuracy:k=4"]):
+        r = invoke(["eval", *scores, *extra], 2)
+        assert "k=4 is more than the 3 classes of the scores" in r.stderr
+    assert "top_3_accuracy" in invoke(["eval", *scores, "--top-k", "3"], 0).stdout
+    assert "top_" not in invoke(["eval", *scores], 0).stdout  # default 5: left out

@@ -849,6 +849,8 @@ def study(
     for dataset in datasets.values():
         for name, params in losses:
             check_loss(name, params, dataset.n_classes)
+        if opt.top_k_given(click.get_current_context(silent=True)):
+            opt.check_top_k(top_k, dataset.n_classes, dataset.name)
         split(dataset, seed=0)  # too few samples: the part sizes do not depend on it
         check_features(dataset, "float32")  # the dtype of every run
     names = TABLE_FILES + (() if no_plot else PLOT_FILES)

@@ -40,6 +40,7 @@ from .._errors import (
 from ._options import (
     backend_option,
     batch_size_option,
+    check_top_k,
     choice_option,
     count_option,
     data_option,
@@ -51,6 +52,7 @@ from ._options import (
     lr_option,
     noise_kind_option,
     optimizer_option,
+    top_k_given,
     top_k_option,
     weight_decay_option,
 )
@@ -784,6 +786,8 @@ def train(
     dataset = load_data(data)
     name, params = loss_spec
     check_loss(name, params, dataset.n_classes)
+    if top_k_given(click.get_current_context(silent=True)):
+        check_top_k(top_k, dataset.n_classes, dataset.name)
     splits = split(dataset, seed=seed)
     feature_scale = check_features(dataset, dtype)
     outputs = _save_files(save_dir) + (
