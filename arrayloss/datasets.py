@@ -838,22 +838,32 @@ _MNIST = {
 
 
 def _find(directory: Path, stem: str) -> Path | None:
-    for name in (
-        stem,
-        stem + ".gz",
-        stem.replace("-idx", ".idx"),
-        stem.replace("-idx", ".idx") + ".gz",
-    ):
-        if (directory / name).is_file():
-            return directory / name
-    return None
+    """The one file of ``directory`` named ``stem`` (``-idx`` or ``.idx``,
+    ``.gz`` or not); `DataError` for two of them (``train-images-idx3-ubyte``
+    beside its ``.gz``: which one is meant cannot be told, one was taken)."""
+    found = [
+        directory / name
+        for name in (
+            stem,
+            stem + ".gz",
+            stem.replace("-idx", ".idx"),
+            stem.replace("-idx", ".idx") + ".gz",
+        )
+        if (directory / name).is_file()
+    ]
+    if len(found) > 1:
+        names = " and ".join(p.name for p in found)
+        msg = f"{directory}: both {names}; keep one of them"
+        raise DataError(msg)
+    return found[0] if found else None
 
 
 def load_mnist(path: os.PathLike[str] | str) -> Dataset:
     """MNIST-style IDX files: a directory, or an images file and its labels file.
 
     A directory must hold ``train-images-idx3-ubyte`` and
-    ``train-labels-idx1-ubyte`` (``.gz`` allowed) and may hold the ``t10k-`` pair
+    ``train-labels-idx1-ubyte`` (``.gz`` allowed; both forms of one file are an
+    error) and may hold the ``t10k-`` pair
     (both files, or neither), which becomes the predefined test part (its labels
     among those of the training part: a class only the test part has is an
     error). For a

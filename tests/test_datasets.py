@@ -716,3 +716,15 @@ def test_test_labels_outside_the_training_classes_are_refused(tmp_path, mnist_di
     )
     with pytest.raises(DataError, match=rf"test label {train.max() + 1} is not"):
         ds.load_mnist(mnist_dir)
+
+
+def test_mnist_file_both_gzipped_and_plain_is_refused(mnist_dir):
+    """A folder holding train-images-idx3-ubyte and its .gz used the plain one
+    without a word, whichever the user had meant (a newer download, say)."""
+    plain = mnist_dir / "t10k-labels-idx1-ubyte"
+    plain.write_bytes(gzip.decompress((mnist_dir / f"{plain.name}.gz").read_bytes()))
+    with pytest.raises(
+        DataError,
+        match=r": both t10k-labels-idx1-ubyte and t10k-labels-idx1-ubyte\.gz; keep one",
+    ):
+        ds.load_mnist(mnist_dir)
