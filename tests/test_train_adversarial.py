@@ -1662,3 +1662,20 @@ def test_top_k_above_the_classes_is_refused(tmp_path, data):
         assert "k=4 is more than the 3 classes of the scores" in r.stderr
     assert "top_3_accuracy" in invoke(["eval", *scores, "--top-k", "3"], 0).stdout
     assert "top_" not in invoke(["eval", *scores], 0).stdout  # default 5: left out
+
+
+@pytest.mark.parametrize("end", ["/", "/.", "/.."])
+def test_file_output_ending_in_a_slash_is_refused(tmp_path, data, end):
+    """``--plot o/x.png/`` (a name for a folder) wrote the file ``o/x.png``;
+    so did eval's ``-o`` and ``--plot``.  It is bad usage, nothing written."""
+    image = f"{tmp_path / 'x.png'}{end}"
+    r = invoke(["train", "--data", data, *TINY, "--plot", image], 2)
+    tail = end.lstrip("/") or "/"
+    assert f"'{image}' names a folder (it ends in '{tail}')" in r.stderr
+    np.save(tmp_path / "z.npy", np.zeros((4, 3)))
+    np.save(tmp_path / "y.npy", np.arange(4) % 3)
+    scores = [tmp_path / "z.npy", tmp_path / "y.npy"]
+    for option in ("-o", "--plot"):
+        r = invoke(["eval", *scores, option, f"{tmp_path / 'e.json'}{end}"], 2)
+        assert "names a folder" in r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["data.npz", "y.npy", "z.npy"]

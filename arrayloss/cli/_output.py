@@ -16,6 +16,8 @@
 - a file its permissions make read-only for the user is not replaced (a
   `DataError`), as the shell's ``>`` would not write it;
 - ``-`` is standard output;
+- a path ending in a slash (``o/x.png/``) names a folder: a `UsageError`, where
+  the file ``o/x.png`` was written;
 - a file registered with `Outputs.remove` (an earlier run's output that this run
   does not write) is removed in the same commit, all or none with the renames
   (moved aside under a hidden name first, put back should a later step fail);
@@ -50,6 +52,7 @@ from .._errors import DataError, UsageError
 __all__ = [
     "Outputs",
     "file_identity",
+    "folder_name_error",
     "install_signal_handlers",
 ]
 
@@ -79,6 +82,16 @@ def read_only_error(path: str, label: str) -> DataError | None:
     real = os.path.realpath(path)
     if os.path.isfile(real) and not os.access(real, os.W_OK):
         return DataError(f"cannot write {label} '{path}': the file is read-only")
+    return None
+
+
+def folder_name_error(path: str) -> str | None:
+    """Why the file output ``path`` names a folder (it ends in a slash, or in
+    ``.`` or ``..``), else None: ``o/x.png/`` wrote the file ``o/x.png``."""
+    seps = tuple(s for s in (os.sep, os.altsep) if s)
+    tail = path[-1:] if path.endswith(seps) else os.path.basename(path)
+    if tail in (*seps, ".", ".."):
+        return f"'{path}' names a folder (it ends in {tail!r}); give a file name"
     return None
 
 
@@ -120,6 +133,10 @@ class Outputs:
             return path
         if not path:  # else the working folder, found out only at the rename
             msg = f"{label} needs a file name (got '')"
+            raise UsageError(msg)
+        folder = folder_name_error(path)
+        if folder is not None:
+            msg = f"{label} {folder}"
             raise UsageError(msg)
         ident = file_identity(path)
         if ident in self._inputs:

@@ -96,7 +96,8 @@ class OutputPath(click.Path):
     """`click.Path` for an output that refuses an empty name, and ``-``.
 
     An empty ``--save "$DIR"`` would otherwise mean the current directory, and
-    ``--save -`` a folder named ``-``.
+    ``--save -`` a folder named ``-``; a file output (``dir_okay=False``) ending
+    in a slash names a folder (``--plot o/x.png/`` wrote ``o/x.png``).
     (Local to train and study for now; it belongs with the shared options.)
     """
 
@@ -109,6 +110,12 @@ class OutputPath(click.Path):
                 param,
                 ctx,
             )
+        if isinstance(value, str) and not self.dir_okay:  # before Path drops a "/"
+            from ._output import folder_name_error
+
+            problem = folder_name_error(value)
+            if problem is not None:
+                self.fail(problem, param, ctx)
         if value == "-":  # made a folder named '-' where standard output was meant
             self.fail(
                 "'-' (standard output) cannot take these files; name a path "
