@@ -1531,7 +1531,7 @@ def test_results_that_cannot_be_printed_still_write_the_files(
     assert "Traceback" not in proc.stderr
     if stdout == "full disk":
         assert proc.stderr.splitlines()[-1] == (
-            "Error: cannot use: No space left on device"
+            "Error: cannot write to standard output: No space left on device"
         )
     want = SAVED if command == "train" else ("curves.csv", "runs.csv", "study.json",
                                               "summary.md")  # fmt: skip
