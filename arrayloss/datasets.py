@@ -852,8 +852,13 @@ def _find(directory: Path, stem: str) -> Path | None:
         if (directory / name).is_file()
     ]
     if len(found) > 1:
-        names = " and ".join(p.name for p in found)
-        msg = f"{directory}: both {names}; keep one of them"
+        names = [p.name for p in found]
+        both = (
+            f"both {names[0]} and {names[1]}"
+            if len(names) == 2
+            else (", ".join(names[:-1]) + f" and {names[-1]}")
+        )
+        msg = f"{directory}: {both}, one file in several forms; keep one of them"
         raise DataError(msg)
     return found[0] if found else None
 
@@ -862,13 +867,12 @@ def load_mnist(path: os.PathLike[str] | str) -> Dataset:
     """MNIST-style IDX files: a directory, or an images file and its labels file.
 
     A directory must hold ``train-images-idx3-ubyte`` and
-    ``train-labels-idx1-ubyte`` (``.gz`` allowed; both forms of one file are an
-    error) and may hold the ``t10k-`` pair
-    (both files, or neither), which becomes the predefined test part (its labels
-    among those of the training part: a class only the test part has is an
-    error). For a
-    single images file, the labels file is found by replacing ``images-idx3``
-    with ``labels-idx1`` in its name.
+    ``train-labels-idx1-ubyte`` (``.gz`` allowed; one file both plain and
+    gzipped is an error) and may hold the ``t10k-`` pair (both files, or
+    neither), which becomes the predefined test part; its labels must be among
+    those of the training part (a class only the test part has is an error).
+    For a single images file, the labels file is found by replacing
+    ``images-idx3`` with ``labels-idx1`` in its name.
 
     Raises
     ------

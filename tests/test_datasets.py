@@ -725,6 +725,6 @@ def test_mnist_file_both_gzipped_and_plain_is_refused(mnist_dir):
     plain.write_bytes(gzip.decompress((mnist_dir / f"{plain.name}.gz").read_bytes()))
     with pytest.raises(
         DataError,
-        match=r": both t10k-labels-idx1-ubyte and t10k-labels-idx1-ubyte\.gz; keep one",
+        match=r": both t10k-labels-idx1-ubyte and t10k-labels-idx1-ubyte\.gz, one file",
     ):
         ds.load_mnist(mnist_dir)
