@@ -534,6 +534,23 @@ def _n_classes(*labels: np.ndarray) -> int:
     return max(top + 1, 2)
 
 
+def _test_classes(
+    y: np.ndarray, y_test: np.ndarray | None, path: os.PathLike[str] | str, hint: str
+) -> None:
+    """`DataError` for a test label above every training label: without a
+    declared class count it enlarged the class count, a class no run can learn,
+    without a word."""
+    if y_test is None or not y_test.size or not y.size:
+        return
+    top, test_top = int(y.max()), int(y_test.max())
+    if test_top > top:
+        msg = (
+            f"{path}: test label {test_top} is not among the classes 0..{top} of "
+            f"the training labels{hint}"
+        )
+        raise DataError(msg)
+
+
 def _given_n_classes(value: np.ndarray, path: os.PathLike[str] | str) -> int:
     """The ``n_classes`` entry of an ``.npz`` file: one integer in [2, MAX_CLASSES]."""
     if value.ndim != 0 or value.dtype.kind not in "iu":
@@ -658,8 +675,9 @@ def load_npz(path: os.PathLike[str] | str) -> Dataset:
 
     The file holds ``x`` (or ``X`` or ``images``) of shape (n, ...) and ``y`` (or
     ``labels``) of shape (n,) with integer classes; optionally ``x_test`` and
-    ``y_test``, and ``n_classes`` (otherwise the largest label + 1).  No other
-    member is read.
+    ``y_test``, and ``n_classes`` (otherwise the largest training label + 1; a
+    test label above it is then an error, not a class no training label has).
+    No other member is read.
 
     Raises
     ------
@@ -725,6 +743,8 @@ def load_npz(path: os.PathLike[str] | str) -> Dataset:
         if x_test.shape[1] != x.shape[1]:
             msg = f"{path}: x_test has {x_test.shape[1]} features, x has {x.shape[1]}"
             raise DataError(msg)
+    if "n_classes" not in arrays:
+        _test_classes(y, y_test, path, "; declare n_classes in the file if it has more")
     n_classes = (
         _given_n_classes(arrays["n_classes"], path) if "n_classes" in arrays
         else _n_classes(y, *(() if y_test is None else (y_test,)))
@@ -818,25 +838,41 @@ _MNIST = {
 
 
 def _find(directory: Path, stem: str) -> Path | None:
-    for name in (
-        stem,
-        stem + ".gz",
-        stem.replace("-idx", ".idx"),
-        stem.replace("-idx", ".idx") + ".gz",
-    ):
-        if (directory / name).is_file():
-            return directory / name
-    return None
+    """The one file of ``directory`` named ``stem`` (``-idx`` or ``.idx``,
+    ``.gz`` or not); `DataError` for two of them (``train-images-idx3-ubyte``
+    beside its ``.gz``: which one is meant cannot be told, one was taken)."""
+    found = [
+        directory / name
+        for name in (
+            stem,
+            stem + ".gz",
+            stem.replace("-idx", ".idx"),
+            stem.replace("-idx", ".idx") + ".gz",
+        )
+        if (directory / name).is_file()
+    ]
+    if len(found) > 1:
+        names = [p.name for p in found]
+        both = (
+            f"both {names[0]} and {names[1]}"
+            if len(names) == 2
+            else (", ".join(names[:-1]) + f" and {names[-1]}")
+        )
+        msg = f"{directory}: {both}, one file in several forms; keep one of them"
+        raise DataError(msg)
+    return found[0] if found else None
 
 
 def load_mnist(path: os.PathLike[str] | str) -> Dataset:
     """MNIST-style IDX files: a directory, or an images file and its labels file.
 
     A directory must hold ``train-images-idx3-ubyte`` and
-    ``train-labels-idx1-ubyte`` (``.gz`` allowed) and may hold the ``t10k-`` pair
-    (both files, or neither), which becomes the predefined test part. For a
-    single images file, the labels file is found by replacing ``images-idx3``
-    with ``labels-idx1`` in its name.
+    ``train-labels-idx1-ubyte`` (``.gz`` allowed; one file both plain and
+    gzipped is an error) and may hold the ``t10k-`` pair (both files, or
+    neither), which becomes the predefined test part; its labels must be among
+    those of the training part (a class only the test part has is an error).
+    For a single images file, the labels file is found by replacing
+    ``images-idx3`` with ``labels-idx1`` in its name.
 
     Raises
     ------
@@ -888,6 +924,7 @@ def load_mnist(path: os.PathLike[str] | str) -> Dataset:
                 f"images {x.shape[1]}"
             )
             raise DataError(msg)
+    _test_classes(y, y_test, p, "")
     n_classes = _n_classes(y, *(() if y_test is None else (y_test,)))
     return Dataset(x, y, n_classes, _name(p), x_test, y_test)
 

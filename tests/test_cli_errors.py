@@ -280,7 +280,7 @@ def test_help_and_version_on_a_full_disk_are_one_line(args):
         )  # fmt: skip
     assert (proc.returncode, proc.stderr) == (
         1,
-        "Error: cannot use: No space left on device\n",
+        "Error: cannot write to standard output: No space left on device\n",
     )
 
 

@@ -221,9 +221,9 @@ def test_load_npz(tmp_path):
     assert d.x.max() == 1.0
     assert d.n_classes == 4
     np.savez(p, X=rng.normal(size=(6, 3)), labels=np.arange(6) % 3,
-             x_test=rng.normal(size=(2, 3)), y_test=np.array([0, 5]))  # fmt: skip
+             x_test=rng.normal(size=(2, 3)), y_test=np.array([0, 2]))  # fmt: skip
     d = ds.load(str(p))
-    assert d.n_classes == 6
+    assert d.n_classes == 3  # a larger test label: see test_test_labels_outside_...
     assert d.x_test.shape == (2, 3)
 
 
@@ -690,3 +690,41 @@ def test_any_npz_loads_validly_or_raises_data_error(tmp_path_factory, arrays):
         assert y.min() >= 0
         assert y.max() < d.n_classes
     assert 2 <= d.n_classes <= ds.MAX_CLASSES
+
+
+def test_test_labels_outside_the_training_classes_are_refused(tmp_path, mnist_dir):
+    """A test label above every training label (no ``n_classes`` declared)
+    enlarged the class count without a word: one more output the training
+    never saw a label of.  It is an error naming the label and the classes;
+    a declared ``n_classes`` still takes it."""
+    rng = np.random.default_rng(0)
+    arrays = {"x": rng.normal(size=(30, 4)), "y": np.arange(30) % 3,
+              "x_test": rng.normal(size=(6, 4)), "y_test": np.arange(6) % 5}  # fmt: skip
+    p = tmp_path / "d.npz"
+    np.savez(p, **arrays)
+    with pytest.raises(
+        DataError, match=r"test label 4 is not among the classes 0\.\.2 of the "
+        r"training labels; declare n_classes"
+    ):  # fmt: skip
+        ds.load(str(p))
+    np.savez(p, **arrays, n_classes=5)
+    assert ds.load(str(p)).n_classes == 5
+    train = ds.load_mnist(mnist_dir).y
+    labels = np.full(10, train.max() + 1, dtype=np.uint8)
+    (mnist_dir / "t10k-labels-idx1-ubyte.gz").write_bytes(
+        gzip.compress(_idx_bytes(labels))
+    )
+    with pytest.raises(DataError, match=rf"test label {train.max() + 1} is not"):
+        ds.load_mnist(mnist_dir)
+
+
+def test_mnist_file_both_gzipped_and_plain_is_refused(mnist_dir):
+    """A folder holding train-images-idx3-ubyte and its .gz used the plain one
+    without a word, whichever the user had meant (a newer download, say)."""
+    plain = mnist_dir / "t10k-labels-idx1-ubyte"
+    plain.write_bytes(gzip.decompress((mnist_dir / f"{plain.name}.gz").read_bytes()))
+    with pytest.raises(
+        DataError,
+        match=r": both t10k-labels-idx1-ubyte and t10k-labels-idx1-ubyte\.gz, one file",
+    ):
+        ds.load_mnist(mnist_dir)

@@ -303,3 +303,42 @@ def test_interrupt_during_commit_is_all_or_none(tmp_path, monkeypatch, when):
         out.commit()
     assert first.read_text() == "old a"
     assert sorted(os.listdir(tmp_path)) == ["a.txt"]
+
+
+def test_removed_files_go_with_the_commit_all_or_none(tmp_path, monkeypatch):
+    """`Outputs.remove`: an earlier run's file that this run does not write is
+    removed in the commit; a commit that fails later puts it back, as it does the
+    files it replaced."""
+    new, gone, link = tmp_path / "a.txt", tmp_path / "b.png", tmp_path / "c.png"
+    new.write_text("old a")
+    gone.write_text("old b")
+    link.symlink_to(new)
+    with Outputs() as out:
+        with open(out.add(str(new), "output file"), "w") as f:
+            f.write("new a")
+        out.remove(str(gone), "old figure")
+        out.remove(str(link), "old link")  # not a regular file: it stays
+        out.remove(str(tmp_path / "missing.png"), "old figure")  # gone: nothing
+    assert sorted(os.listdir(tmp_path)) == ["a.txt", "c.png"]
+    assert new.read_text() == "new a"
+
+    gone.write_text("old b")
+    later = tmp_path / "z.png"
+    later.write_text("old z")
+    real = os.replace
+
+    def replace(src, dst):
+        if str(src) == str(later):
+            raise OSError(5, "Input/output error")
+        return real(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    out = Outputs()
+    with open(out.add(str(new), "output file"), "w") as f:
+        f.write("newer a")
+    out.remove(str(gone), "old figure")
+    out.remove(str(later), "old figure")
+    with pytest.raises(DataError, match="old figure"):
+        out.commit()
+    assert sorted(os.listdir(tmp_path)) == ["a.txt", "b.png", "c.png", "z.png"]
+    assert (new.read_text(), gone.read_text()) == ("new a", "old b")

@@ -304,20 +304,19 @@ def test_study_progress_estimate_and_curves(tmp_path):
 
 
 def test_study_labels_say_what_was_measured(tmp_path):
-    """``--noise -0`` was reported as noise -0 in runs.csv and every table, and
-    ``--top-k 100`` on 10 classes titled tables "top-100 accuracy" over the
-    numbers of the top-10 accuracy (top_k_accuracy takes at most the classes)."""
+    """``--noise -0`` was reported as noise -0 in runs.csv and every table (a
+    ``--top-k`` above the classes, once titled by the k asked, is now an error:
+    test_top_k_above_the_classes_is_refused)."""
     out = tmp_path / "s"
     invoke(["study", "--data", "digits", "--loss", "cross_entropy", "--noise", "-0",
             "--seeds", "1", "--epochs", "1", "--max-epochs", "1", "--hidden", "4",
-            "--lr-grid", "0.01", "--top-k", "100", "--jobs", "1", "-q", "--no-plot",
+            "--lr-grid", "0.01", "--jobs", "1", "-q", "--no-plot",
             "--out", out])  # fmt: skip
     with open(out / "runs.csv", newline="") as f:
         assert [r["noise"] for r in csv.DictReader(f)] == ["0"]
     summary = (out / "summary.md").read_text()
     assert "-0" not in summary
-    assert "top-100" not in summary
-    assert "**Test top-10 accuracy at the final epoch**" in summary
+    assert "**Test top-5 accuracy at the final epoch**" in summary
 
 
 def test_estimate_on_a_coarse_cpu_clock(tmp_path, monkeypatch):

@@ -15,6 +15,7 @@ import json
 import math
 import os
 import pickle
+import shlex
 import signal
 import stat
 import struct
@@ -1530,7 +1531,7 @@ def test_results_that_cannot_be_printed_still_write_the_files(
     assert "Traceback" not in proc.stderr
     if stdout == "full disk":
         assert proc.stderr.splitlines()[-1] == (
-            "Error: cannot use: No space left on device"
+            "Error: cannot write to standard output: No space left on device"
         )
     want = SAVED if command == "train" else ("curves.csv", "runs.csv", "study.json",
                                               "summary.md")  # fmt: skip
@@ -1586,3 +1587,95 @@ def test_infinite_user_loss_parameter_is_strict_json_in_the_outputs(
     with open(tmp_path / "s" / "runs.csv", newline="") as f:
         cells = [row["loss_params"] for row in csv.DictReader(f)]
     assert [json.loads(c, **strict) for c in cells] == [{}, {"clip": "inf"}]
+
+
+def test_no_plot_study_removes_an_earlier_studys_figures(tmp_path, data, monkeypatch):
+    """``study --no-plot --out DIR`` into the folder of an earlier study with
+    figures left those PNGs beside the new report: one folder, two runs.  They
+    are removed with the commit (all or none); files of other names stay."""
+    out = tmp_path / "s"
+    old = old_outputs(out, ("curves.png", "paired_differences.png", "notes.png"))
+    fill_disk(monkeypatch, budget=100)  # a failed study removes nothing
+    invoke([*STUDY, "--data", data, "--out", out], 1)
+    assert {n: (out / n).read_bytes() for n in old} == old
+    monkeypatch.undo()
+    invoke([*STUDY, "--data", data, "--out", out], 0)
+    assert sorted(os.listdir(out)) == [
+        "curves.csv", "notes.png", "runs.csv", "study.json", "summary.md"
+    ]  # fmt: skip
+
+
+def test_summary_shows_user_text_as_written(tmp_path, data, monkeypatch):
+    """summary.md escaped only ``|``: a data file named with ``*``, ``_``,
+    backticks, brackets or ``$`` was set in italics, code, a link or math, and a
+    backtick in the recorded command closed its code span early."""
+    markdown_it = pytest.importorskip("markdown_it")
+    name = "a*b*_c_ `d` [e](f) $g$ <h>.npz"
+    (tmp_path / name).write_bytes(data.read_bytes())
+    out = tmp_path / "s"
+    args = [*STUDY, "--data", str(tmp_path / name), "--out", str(out)]
+    monkeypatch.setattr(sys, "argv", ["arrayloss", *args])
+    invoke(args, 0)
+    page = (out / "summary.md").read_text()
+    tokens = markdown_it.MarkdownIt("commonmark").enable("table").parse(page)
+    inline = [t for t in tokens if t.type == "inline"]
+    heading = next(
+        tokens[i - 1]
+        for i, t in enumerate(tokens)
+        if t.type == "heading_close" and t.tag == "h2"
+    )
+    assert [c.content for c in heading.children] == [name]  # text alone
+    spans = [c.content for t in inline for c in t.children if c.type == "code_inline"]
+    assert len(spans) == 2  # the commit and the command, whole
+    assert shlex.split(spans[1]) == ["arrayloss", *args]
+    kinds = {c.type for t in inline for c in t.children}
+    assert not kinds & {"em_open", "link_open", "html_inline"}, kinds
+    about = next(t for t in inline if t.content.startswith("Data: "))
+    assert "".join(c.content for c in about.children).startswith(f"Data: {name} (")
+
+
+def test_top_k_above_the_classes_is_refused(tmp_path, data):
+    """``train --top-k 4`` on 3 classes was measured as the top-3 accuracy
+    (shown as 'top-3 acc', a perfect 1 that measures nothing) and ``eval --top-k
+    4`` as 'top_4_accuracy' 1: a k given above the class count is now bad usage
+    in all three commands, naming k and the classes; the default k is still
+    lowered to the class count (train, study) or left out (eval)."""
+    want = "k=4 is more than the 3 classes of data.npz"
+    r = invoke(["train", "--data", data, *TINY, "--top-k", "4"], 2)
+    assert want in r.stderr
+    r = invoke([*STUDY, "--data", data, "--top-k", "4", "--out", tmp_path / "s"], 2)
+    assert want in r.stderr
+    assert not (tmp_path / "s").exists()
+    assert "top-3 acc " in invoke(["train", "--data", data, *TINY], 0).stdout
+    invoke(["train", "--data", data, *TINY, "--top-k", "3"], 0)
+    invoke([*STUDY, "--data", data, "--out", tmp_path / "s"], 0)
+    assert (
+        "**Test top-3 accuracy at the final epoch**"
+        in (tmp_path / "s" / "summary.md").read_text()
+    )
+    rng = np.random.default_rng(0)
+    np.save(tmp_path / "z.npy", rng.normal(size=(6, 3)))
+    np.save(tmp_path / "y.npy", np.arange(6) % 3)
+    scores = [tmp_path / "z.npy", tmp_path / "y.npy"]
+    for extra in (["--top-k", "1,4"], ["--metric", "top_k_accuracy:k=4"]):
+        r = invoke(["eval", *scores, *extra], 2)
+        assert "k=4 is more than the 3 classes of the scores" in r.stderr
+    assert "top_3_accuracy" in invoke(["eval", *scores, "--top-k", "3"], 0).stdout
+    assert "top_" not in invoke(["eval", *scores], 0).stdout  # default 5: left out
+
+
+@pytest.mark.parametrize("end", ["/", "/.", "/.."])
+def test_file_output_ending_in_a_slash_is_refused(tmp_path, data, end):
+    """``--plot o/x.png/`` (a name for a folder) wrote the file ``o/x.png``;
+    so did eval's ``-o`` and ``--plot``.  It is bad usage, nothing written."""
+    image = f"{tmp_path / 'x.png'}{end}"
+    r = invoke(["train", "--data", data, *TINY, "--plot", image], 2)
+    tail = end.lstrip("/") or "/"
+    assert f"'{image}' names a folder (it ends in '{tail}')" in r.stderr
+    np.save(tmp_path / "z.npy", np.zeros((4, 3)))
+    np.save(tmp_path / "y.npy", np.arange(4) % 3)
+    scores = [tmp_path / "z.npy", tmp_path / "y.npy"]
+    for option in ("-o", "--plot"):
+        r = invoke(["eval", *scores, option, f"{tmp_path / 'e.json'}{end}"], 2)
+        assert "names a folder" in r.stderr
+    assert sorted(os.listdir(tmp_path)) == ["data.npz", "y.npy", "z.npy"]

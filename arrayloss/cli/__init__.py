@@ -10,7 +10,8 @@ and by `_LazyGroup.make_context` to the group's own ``--help`` and ``--version``
 so that no command prints a traceback for an expected error:
 
 - `arrayloss._errors.DataError` and `OSError` (a file that cannot be read or
-  written, a full disk): one line on standard error, exit 1;
+  written, a full disk): one line on standard error, exit 1, naming the file,
+  or standard output where printing to it failed;
 - ``MemoryError``: one line suggesting a smaller model or data set, exit 1;
 - `arrayloss._errors.UsageError` (options that cannot be carried out together):
   one line, exit 2;
@@ -123,6 +124,25 @@ def _stderr_when_closed() -> None:
             sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process
 
 
+def _standard_stream(exc: OSError) -> str | None:
+    """``"standard output"`` (or error) when ``exc`` was raised inside
+    `click.echo` writing to descriptor 1 (or 2), else None: the results, a
+    --help or --version on a full disk said only "cannot use: No space left on
+    device"."""
+    tb = exc.__traceback__
+    stream: str | None = None
+    while tb is not None:
+        if tb.tb_frame.f_code is click.utils.echo.__code__:
+            file = tb.tb_frame.f_locals.get("file")
+            try:
+                fd = file.fileno() if file is not None else None
+            except (OSError, ValueError, AttributeError):
+                fd = None
+            stream = {1: "standard output", 2: "standard error"}.get(fd or -1)
+        tb = tb.tb_next
+    return stream
+
+
 def _failure(exc: Exception) -> Exception:
     """The exception the command line raises for ``exc``: click's own unchanged, an
     expected error as one line and its exit status (see the module doc)."""
@@ -137,6 +157,10 @@ def _failure(exc: Exception) -> Exception:
     if isinstance(exc, OSError):
         if exc.errno == errno.EPIPE:
             return exc  # click's own handling: the reader went away, exit quietly
+        stream = _standard_stream(exc)
+        if stream is not None:  # `click.echo` to a full disk: name the stream
+            msg = f"cannot write to {stream}: {exc.strerror or one_line(exc)}"
+            return _DataFailure(one_line(msg))
         where = f" '{exc.filename}'" if exc.filename else ""
         msg = f"cannot use{where}: {exc.strerror or one_line(exc)}"
         return _DataFailure(one_line(msg))

@@ -58,6 +58,7 @@ from ._options import (
     Real,
     backend_option,
     check_loss_params,
+    check_top_k,
     choice_option,
     format_option,
     format_spec,
@@ -212,7 +213,8 @@ class _EvalCommand(click.Command):
 )
 @top_k_option(
     many=True,
-    help="The k of top_k_accuracy, e.g. 1,5 (default k >= the class count is skipped).",
+    help="The k of top_k_accuracy, e.g. 1,5 (a default k >= the class count is "
+    "skipped; a k given above it is an error).",
 )
 @choice_option(
     "--reduction",
@@ -1300,6 +1302,12 @@ def _metric_tallies(
             chosen = [params["k"]] if has_k else list(ks)
             if not has_k and not ks_explicit:
                 chosen = [k for k in chosen if k < n_classes]
+            else:  # asked for: a k above the classes is refused
+                for k in chosen:
+                    check_top_k(
+                        k, n_classes, "the scores",
+                        param_hint="'--metric'" if has_k else "'--top-k'",
+                    )  # fmt: skip
             for k in chosen:
                 tallies.setdefault(
                     f"top_{k}_accuracy", _make_tally(METRICS, name, {"k": k})

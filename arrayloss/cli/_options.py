@@ -38,6 +38,7 @@ __all__ = [
     "backend_option",
     "batch_size_option",
     "check_loss_params",
+    "check_top_k",
     "choice_option",
     "count_option",
     "data_option",
@@ -54,6 +55,7 @@ __all__ = [
     "parse_int_list",
     "parse_loss_spec",
     "parse_spec",
+    "top_k_given",
     "top_k_option",
     "weight_decay_option",
 ]
@@ -219,6 +221,29 @@ def check_loss_params(
         spec = format_spec(name, params)
         msg = f"{spec!r} with {n_classes} classes raised {type(exc).__name__}: {one_line(exc)}"
         raise click.BadParameter(msg, param_hint=param_hint) from None
+
+
+def top_k_given(ctx: click.Context | None) -> bool:
+    """Whether ``--top-k`` was given (not its default) in ``ctx``."""
+    return ctx is not None and (
+        ctx.get_parameter_source("top_k") is not click.core.ParameterSource.DEFAULT
+    )
+
+
+def check_top_k(
+    k: int, n_classes: int, where: str, *, param_hint: str = "'--top-k'"
+) -> None:
+    """`click.BadParameter` (exit 2) for a top-k accuracy asked with ``k`` above
+    the ``n_classes`` classes of ``where``: every sample's class is among the top
+    ``k`` there, a perfect score that measures nothing (a typing slip, or data of
+    fewer classes than meant).  The default ``k`` is never refused: train and
+    study measure it at most the class count, eval leaves it out."""
+    if k > n_classes:
+        msg = (
+            f"k={k} is more than the {n_classes} classes of {where} (a top-{k} "
+            f"accuracy of 1 always); give at most {n_classes}"
+        )
+        raise click.BadParameter(msg, param_hint=param_hint)
 
 
 class LossSpec(click.ParamType):  # type: ignore[type-arg]
@@ -472,7 +497,9 @@ def top_k_option(
         type=click.IntRange(min=1),
         default=default,
         show_default=True,
-        help=help or "k of the top-k accuracy (at most the number of classes).",
+        help=help
+        or "k of the top-k accuracy, at most the number of classes (a larger k is "
+        "an error; the default is lowered to the class count).",
     )
 
 

@@ -16,6 +16,11 @@
 - a file its permissions make read-only for the user is not replaced (a
   `DataError`), as the shell's ``>`` would not write it;
 - ``-`` is standard output;
+- a path ending in a slash (``o/x.png/``) names a folder: a `UsageError`, where
+  the file ``o/x.png`` was written;
+- a file registered with `Outputs.remove` (an earlier run's output that this run
+  does not write) is removed in the same commit, all or none with the renames
+  (moved aside under a hidden name first, put back should a later step fail);
 - two outputs that name one file, or an output that is one of the command's
   inputs, are a `UsageError` before anything is written.
 
@@ -47,6 +52,7 @@ from .._errors import DataError, UsageError
 __all__ = [
     "Outputs",
     "file_identity",
+    "folder_name_error",
     "install_signal_handlers",
 ]
 
@@ -59,6 +65,7 @@ class _Target:
     final: str  # the path the data end up at (links resolved)
     write_to: str  # where the command writes now
     temporary: bool  # write_to is a temporary file renamed onto final at commit
+    remove: bool = False  # final is removed at commit (write_to unused)
 
 
 def _umask() -> int:
@@ -75,6 +82,16 @@ def read_only_error(path: str, label: str) -> DataError | None:
     real = os.path.realpath(path)
     if os.path.isfile(real) and not os.access(real, os.W_OK):
         return DataError(f"cannot write {label} '{path}': the file is read-only")
+    return None
+
+
+def folder_name_error(path: str) -> str | None:
+    """Why the file output ``path`` names a folder (it ends in a slash, or in
+    ``.`` or ``..``), else None: ``o/x.png/`` wrote the file ``o/x.png``."""
+    seps = tuple(s for s in (os.sep, os.altsep) if s)
+    tail = path[-1:] if path.endswith(seps) else os.path.basename(path)
+    if tail in (*seps, ".", ".."):
+        return f"'{path}' names a folder (it ends in {tail!r}); give a file name"
     return None
 
 
@@ -116,6 +133,10 @@ class Outputs:
             return path
         if not path:  # else the working folder, found out only at the rename
             msg = f"{label} needs a file name (got '')"
+            raise UsageError(msg)
+        folder = folder_name_error(path)
+        if folder is not None:
+            msg = f"{label} {folder}"
             raise UsageError(msg)
         ident = file_identity(path)
         if ident in self._inputs:
@@ -164,6 +185,31 @@ class Outputs:
         self._targets.append(_Target(label, final, tmp, temporary=True))
         return tmp
 
+    def remove(self, path: str, label: str) -> None:
+        """Register the regular file ``path`` (not a link) to be removed at commit,
+        with the renames: an earlier run's output that this run does not write.
+        Gone by then: nothing to do.  `UsageError` if it is an input or an output."""
+        try:
+            if not stat.S_ISREG(os.lstat(path).st_mode):
+                return  # a link, a folder: not this command's to remove
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            msg = f"cannot remove {label} '{path}': {exc.strerror or exc}"
+            raise DataError(msg) from None
+        ident = file_identity(path)
+        if ident in self._inputs:
+            msg = f"{label} '{path}' is also an input ({self._inputs[ident]}); choose another folder"
+            raise UsageError(msg)
+        if ident in self._seen:
+            msg = f"{label} '{path}' and {self._seen[ident]} name the same file"
+            raise UsageError(msg)
+        read_only = read_only_error(path, label)
+        if read_only is not None:  # as `rm` asks first: not removed unasked
+            raise read_only
+        self._seen[ident] = f"{label} '{path}'"
+        self._targets.append(_Target(label, path, path, temporary=True, remove=True))
+
     def commit(self) -> None:
         """Rename every temporary file onto its destination, all or none.
 
@@ -183,6 +229,9 @@ class Outputs:
                 try:
                     for target in self._targets:
                         if not target.temporary:
+                            continue
+                        if target.remove:
+                            _remove_into(target, done)
                             continue
                         try:
                             mode = os.stat(target.final).st_mode & 0o7777
@@ -213,7 +262,7 @@ class Outputs:
     def discard(self) -> None:
         """Remove every temporary file not yet committed."""
         for target in self._targets:
-            if target.temporary:
+            if target.temporary and not target.remove:
                 with contextlib.suppress(OSError):
                     os.unlink(target.write_to)
         self._targets.clear()
@@ -257,6 +306,24 @@ def _locked(folders: Iterable[str]) -> Iterator[None]:
     finally:
         for fd in fds:
             os.close(fd)  # and with it the lock
+
+
+def _remove_into(target: _Target, done: list[tuple[_Target, str | None, bool]]) -> None:
+    """Move the regular file ``target.final`` aside under a hidden name (removed
+    with the other kept files once the commit succeeds, put back by `_put_back`
+    should it fail); a path that is gone, or not a regular file, stays as it is."""
+    try:
+        if not stat.S_ISREG(os.lstat(target.final).st_mode):
+            return
+    except FileNotFoundError:
+        return
+    folder, name = os.path.split(target.final)
+    kept = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.old")
+    while os.path.lexists(kept):  # pragma: no cover - 2**32 names
+        kept = os.path.join(folder, f".{name}.{secrets.token_hex(4)}.old")
+    os.replace(target.final, kept)
+    target.temporary = False
+    done.append((target, kept, True))
 
 
 def _keep(path: str) -> str | None:

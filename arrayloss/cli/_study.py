@@ -767,7 +767,12 @@ def _about(dataset: Any) -> dict[str, Any]:
     help="Directory for " + ", ".join(TABLE_FILES + PLOT_FILES) + " (created if "
     "missing; written together when the study ends).",
 )
-@click.option("--no-plot", is_flag=True, help="Skip the PNGs (no matplotlib needed).")
+@click.option(
+    "--no-plot",
+    is_flag=True,
+    help="Skip the PNGs (no matplotlib needed); those of an earlier study in --out "
+    "are removed with the commit, so that the folder holds this study alone.",
+)
 @click.option("-q", "--quiet", is_flag=True, help="No progress on stderr.")
 def study(
     data_specs: tuple[str, ...],
@@ -844,12 +849,16 @@ def study(
     for dataset in datasets.values():
         for name, params in losses:
             check_loss(name, params, dataset.n_classes)
+        if opt.top_k_given(click.get_current_context(silent=True)):
+            opt.check_top_k(top_k, dataset.n_classes, dataset.name)
         split(dataset, seed=0)  # too few samples: the part sizes do not depend on it
         check_features(dataset, "float32")  # the dtype of every run
     names = TABLE_FILES + (() if no_plot else PLOT_FILES)
     files = [(out / f, f"--out file {f}") for f in names]
     inputs = [p for spec in datasets for p in data_inputs(spec)]
     check_outputs(files, inputs=inputs, directory=out)
+    stale = [(out / f, f"--out file {f}") for f in PLOT_FILES if no_plot]
+    _check_stale(stale, inputs)
     # After the usage checks (exit 2), before any run: a missing plotting library
     # must not cost the whole study.
     if not no_plot and importlib.util.find_spec("matplotlib") is None:
@@ -981,10 +990,29 @@ def study(
         ],
         inputs=inputs,
         directory=out,
+        # --no-plot: an earlier study's figures would stay beside this report
+        remove=stale,
     )
     if failure is not None:
         raise failure
     click.echo(f"wrote {printable(str(out))}/" + ", ".join(names))
+
+
+def _check_stale(stale: Sequence[tuple[Path, str]], inputs: Sequence[str]) -> None:
+    """Before any run: the earlier study's files that this one removes (its
+    figures, under --no-plot) may be removed: none is an input or read-only."""
+    from ._output import file_identity, read_only_error
+
+    given = {file_identity(p): p for p in inputs}
+    for path, label in stale:
+        if not path.is_file():
+            continue
+        if file_identity(str(path)) in given:
+            msg = f"{label} {str(path)!r} is the input {given[file_identity(str(path))]!r}; choose another --out"
+            raise click.UsageError(msg)
+        read_only = read_only_error(str(path), label)
+        if read_only is not None:
+            raise read_only
 
 
 def _write_blob(blob: bytes, f: BinaryIO) -> None:

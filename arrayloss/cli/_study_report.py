@@ -7,7 +7,9 @@
 - `plateau_rule`, `cut_runs`, `plateau_check`: the rule that ends a run, the
   runs cut at the epoch cap before it held, and the sentence that says so;
 - `summary`: the Markdown tables of ``summary.md``; `glance` and `claims`: the
-  generated parts of ``docs/study/README.md`` (``scripts/study_glance.py``);
+  generated parts of ``docs/study/README.md`` (``scripts/study_glance.py``); in
+  all of them user text (data set and loss names) is escaped by `md` and the
+  command set by `code`, so that Markdown shows it as written;
 - `plot_accuracy`, `plot_differences`, `plot_curves`: the three figures.
 
 The study itself renders its tables from the CSV text it writes, so a committed
@@ -20,6 +22,7 @@ import csv
 import functools
 import io
 import math
+import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -104,6 +107,31 @@ BETTER, WORSE, UNCLEAR, SAME, FEW = (
     "too few seeds",
 )
 SYMBOL = {BETTER: "+", WORSE: "−", UNCLEAR: "·", SAME: "=", FEW: "?"}
+
+
+# What Markdown (and MyST's dollar math) would read as markup in user text: a
+# backslash before punctuation, code, emphasis, links, HTML, entities,
+# strikethrough, math, an underscore not inside a word, and a line's first
+# character that starts a list or a heading.
+_MARKUP = re.compile(
+    r"\\(?=[!-/:-@\[-`{-~])|[`*\[\]<>&~$]|(?<![A-Za-z0-9])_|_(?![A-Za-z0-9])|^[-+#]"
+)
+
+
+def md(text: object) -> str:
+    """User text (a data set's or a loss's name) as Markdown that shows it as
+    written: a file named ``a*b*.npz`` was set in italics, a backtick opened
+    code.  A ``|`` is left to `_row`, in a table cell alone it splits."""
+    return _MARKUP.sub(lambda m: "\\" + m.group(0), str(text))
+
+
+def code(text: str) -> str:
+    """``text`` as a Markdown code span: a fence of one backtick more than its
+    longest run of them (a command with a backtick closed a one-backtick span)."""
+    runs = [len(r) for r in re.findall("`+", text)]
+    fence = "`" * (max(runs, default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def _row(cells: Iterable[str]) -> str:
@@ -357,7 +385,7 @@ def plateau_check(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) ->
             f"rule: {spread}."
         )
     where = "; ".join(
-        f"{r['data']} {r['loss']} noise {float(r['noise']):g} {r['phase']} seed "
+        f"{md(r['data'])} {md(r['loss'])} noise {float(r['noise']):g} {r['phase']} seed "
         f"{r['seed']} lr {float(r['lr']):g} (best epoch {r['best_epoch']} of "
         f"{r['epochs']})"
         for r in cut[:10]
@@ -380,7 +408,7 @@ def _rates(values: Iterable[float]) -> str:
 def describe(meta: Mapping[str, Any]) -> str:
     """The setup of a study in one paragraph, from its ``study.json``."""
     sets = "; ".join(
-        f"{name} ({d['samples']} samples, {d['classes']} classes, {d['features']} "
+        f"{md(name)} ({d['samples']} samples, {d['classes']} classes, {d['features']} "
         f"features; {d['train']}/{d['val']}/{d['test']} train/validation/test)"
         for name, d in meta["data_sets"].items()
     )
@@ -443,7 +471,7 @@ def _value_table(runs: Runs, data: str, key: str, noises: Sequence[float]) -> li
             if ok and len(ok) < len(sel):
                 text += f" ({len(ok)}/{len(sel)})"
             cells.append(text)
-        lines.append(_row([loss, *cells]))
+        lines.append(_row([md(loss), *cells]))
     return lines
 
 
@@ -456,7 +484,7 @@ def _paired_table(runs: Runs, data: str, metric: str) -> list[str]:
         if loss == BASELINE:
             continue
         for n in runs.noises:
-            cells = [loss, f"{n:g}"]
+            cells = [md(loss), f"{n:g}"]
             for sel in SELECTIONS:
                 p = runs.paired(data, loss, n, f"{metric}_{sel}")
                 cells += [
@@ -493,7 +521,7 @@ def _lr_table(runs: Runs, data: str, meta: Mapping[str, Any]) -> list[str]:
                 f"{float(sel[0]['lr']):g}; {statistics.median(best):g} "
                 f"({_span(best)}); {_span(ran)}{mark}"
             )
-        lines.append(_row([loss, *cells]))
+        lines.append(_row([md(loss), *cells]))
     return lines
 
 
@@ -508,7 +536,7 @@ def summary(rows: Sequence[Mapping[str, Any]], meta: Mapping[str, Any]) -> str:
         classes = info.get("classes")
         # the k measured: top_k_accuracy takes at most the class count
         k = min(top_k, classes) if isinstance(classes, int) else top_k
-        out += [f"## {data}", ""]
+        out += [f"## {md(data)}", ""]
         if about:
             out += [about, ""]
         for key, title in (
@@ -561,7 +589,7 @@ def summary_page(
     lines = ["# Loss study", "", describe(meta), "", plateau_check(rows, meta), "",
              stamp(meta), ""]  # fmt: skip
     if meta.get("command"):
-        lines += [f"Command: `{meta['command']}`", ""]
+        lines += [f"Command: {code(meta['command'])}", ""]
     if plots:
         lines += [
             "![Test accuracy against label noise](accuracy_vs_noise.png)",
@@ -582,7 +610,7 @@ def glance(rows: Sequence[Mapping[str, Any]], metric: str = "test_accuracy") -> 
         return f"({runs.no_comparison}: no paired comparison.)"
     cols = [(d, n) for d in runs.data for n in runs.noises]
     lines = [
-        _row(["loss", *(f"{d} {n:g}" for d, n in cols)]),
+        _row(["loss", *(f"{md(d)} {n:g}" for d, n in cols)]),
         "|---" * (len(cols) + 1) + "|",
     ]
     for loss in runs.losses:
@@ -595,7 +623,7 @@ def glance(rows: Sequence[Mapping[str, Any]], metric: str = "test_accuracy") -> 
                 for sel in SELECTIONS
             ]
             cells.append(" / ".join(marks))
-        lines.append(_row([loss, *cells]))
+        lines.append(_row([md(loss), *cells]))
     return "\n".join(lines)
 
 
@@ -619,7 +647,7 @@ def accuracy_table(rows: Sequence[Mapping[str, Any]], sel: str = "es") -> str:
         for c in cols
     }  # fmt: skip
     lines = [
-        _row(["loss", *(f"{d} {n:g}" for d, n in cols)]),
+        _row(["loss", *(f"{md(d)} {n:g}" for d, n in cols)]),
         "|---" * (len(cols) + 1) + "|",
     ]
     for loss in runs.losses:
@@ -628,7 +656,7 @@ def accuracy_table(rows: Sequence[Mapping[str, Any]], sel: str = "es") -> str:
             m = means[(loss, *c)]
             text = "diverged" if math.isnan(m) else f"{m:.3f}"
             cells.append(f"**{text}**" if f"{m:.3f}" == f"{best[c]:.3f}" else text)
-        lines.append(_row([loss, *cells]))
+        lines.append(_row([md(loss), *cells]))
     return "\n".join(lines)
 
 
@@ -703,13 +731,13 @@ def claims(
                     for n in noises:
                         p = runs.paired(data, loss, n, f"{c.metric}_{sel}")
                         verdicts.append(p.verdict)
-                        detail.append(f"{loss} {n:g}: {_pair_cell(p)}, {p.verdict}")
+                        detail.append(f"{md(loss)} {n:g}: {_pair_cell(p)}, {p.verdict}")
                 parts.append(
                     f"{sel_name} **{_status(verdicts, c.want)}** ("
                     + "; ".join(detail)
                     + ")"
                 )
-            out.append(f"- {data}: " + "; ".join(parts) + ".")
+            out.append(f"- {md(data)}: " + "; ".join(parts) + ".")
         out.append("")
     return "\n".join(out).rstrip("\n")
 

@@ -40,6 +40,7 @@ from .._errors import (
 from ._options import (
     backend_option,
     batch_size_option,
+    check_top_k,
     choice_option,
     count_option,
     data_option,
@@ -51,6 +52,7 @@ from ._options import (
     lr_option,
     noise_kind_option,
     optimizer_option,
+    top_k_given,
     top_k_option,
     weight_decay_option,
 )
@@ -94,7 +96,8 @@ class OutputPath(click.Path):
     """`click.Path` for an output that refuses an empty name, and ``-``.
 
     An empty ``--save "$DIR"`` would otherwise mean the current directory, and
-    ``--save -`` a folder named ``-``.
+    ``--save -`` a folder named ``-``; a file output (``dir_okay=False``) ending
+    in a slash names a folder (``--plot o/x.png/`` wrote ``o/x.png``).
     (Local to train and study for now; it belongs with the shared options.)
     """
 
@@ -107,6 +110,12 @@ class OutputPath(click.Path):
                 param,
                 ctx,
             )
+        if isinstance(value, str) and not self.dir_okay:  # before Path drops a "/"
+            from ._output import folder_name_error
+
+            problem = folder_name_error(value)
+            if problem is not None:
+                self.fail(problem, param, ctx)
         if value == "-":  # made a folder named '-' where standard output was meant
             self.fail(
                 "'-' (standard output) cannot take these files; name a path "
@@ -437,11 +446,14 @@ def write_outputs(
     *,
     inputs: Iterable[str] = (),
     directory: Path | None = None,
+    remove: Sequence[tuple[Path, str]] = (),
 ) -> None:
     """Write every file through one `Outputs`, committed together at the end.
 
     ``files`` are ``(path, label, fill)``; ``fill(f)`` writes the content to the
-    binary file ``f``. ``directory`` (created when missing) holds some of them. On
+    binary file ``f``. ``remove`` are ``(path, label)`` of an earlier run's
+    outputs that this one does not write, removed in the same commit (those that
+    exist as regular files). ``directory`` (created when missing) holds some of them. On
     any error (a full disk included) no destination is replaced, no temporary file
     stays, and the folders created here are removed again; the error is a
     `DataError` naming the file.
@@ -460,6 +472,8 @@ def write_outputs(
                 except OSError as exc:
                     msg = f"cannot write {label} {str(path)!r}: {exc.strerror or exc}"
                     raise DataError(msg) from None
+            for path, label in remove:
+                out.remove(str(path), label)
     except BaseException:
         _remove_dirs(created)
         raise
@@ -779,6 +793,8 @@ def train(
     dataset = load_data(data)
     name, params = loss_spec
     check_loss(name, params, dataset.n_classes)
+    if top_k_given(click.get_current_context(silent=True)):
+        check_top_k(top_k, dataset.n_classes, dataset.name)
     splits = split(dataset, seed=seed)
     feature_scale = check_features(dataset, dtype)
     outputs = _save_files(save_dir) + (
