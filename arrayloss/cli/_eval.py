@@ -225,8 +225,17 @@ class _EvalCommand(click.Command):
     metavar="FILE",
     help="Per-sample weights (.npy, .npz, or one column of text), same row count.",
 )
-@click.option("--scores-key", metavar="KEY", help="The scores array in an .npz.")
-@click.option("--labels-key", metavar="KEY", help="The labels array in an .npz.")
+@click.option(
+    "--scores-key",
+    metavar="KEY",
+    help="The scores array of an .npz SCORES (bad usage for another format).",
+)
+@click.option(
+    "--labels-key",
+    metavar="KEY",
+    help="The labels array of an .npz LABELS, or of an .npz SCORES without LABELS "
+    "(bad usage for another format). [default: labels]",
+)
 @click.option(
     "--label-column",
     metavar="NAME|N",
@@ -249,14 +258,16 @@ class _EvalCommand(click.Command):
     "a header if every field but a numbered label column is a name (no number, "
     "none empty but the last) and the next row is not, or if it is 0,1,2,... "
     "(pandas' numbered columns) above a row of fractions; a first row with one "
-    "bad cell is data, reported by line and column]",
+    "bad cell is data, reported by line and column]. Bad usage for another "
+    "SCORES format.",
 )
 @click.option(
     "--delimiter",
     metavar="CHAR",
     type=Delimiter(),
     help="The field delimiter of CSV/TSV inputs: one character, or tab; ' ' for "
-    "white-space-separated numbers (numpy.savetxt), a run of spaces being one. "
+    "white-space-separated numbers (numpy.savetxt), a run of spaces being one; "
+    "bad usage when neither SCORES nor LABELS is text. "
     "[default: sniffed from the first rows among , tab ; | and space]",
 )
 @click.option(

@@ -1,0 +1,95 @@
+"""``arrayloss eval`` on the gaps of the option audit: reading options given for
+a format they do not apply to."""
+
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+from conftest import eval_json, one_error_line
+from conftest import invoke_eval as invoke
+
+HAS_PYARROW = importlib.util.find_spec("pyarrow") is not None
+HAS_DASK = importlib.util.find_spec("distributed") is not None
+
+
+def p(folder, name):
+    return str(folder / name)
+
+
+# --------------------------------------------------------------------------- #
+# Reading options for a format they do not apply to
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture
+def files(tmp_path):
+    """The same 12 x 3 logits and labels as .npy, .npz, CSV and (with pyarrow)
+    Parquet."""
+    rng = np.random.default_rng(0)
+    z, y = rng.normal(size=(12, 3)), rng.integers(0, 3, 12)
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    np.savez(tmp_path / "zy.npz", scores=z, labels=y)
+    rows = [
+        ",".join(repr(float(v)) for v in r) + f",{k}" for r, k in zip(z, y, strict=True)
+    ]
+    (tmp_path / "t.csv").write_text("a,b,c,y\n" + "\n".join(rows) + "\n")
+    (tmp_path / "y.csv").write_text("\n".join(str(k) for k in y) + "\n")
+    if HAS_PYARROW:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        table = pa.table({"a": z[:, 0], "b": z[:, 1], "c": z[:, 2], "y": y})
+        pq.write_table(table, tmp_path / "t.parquet")
+    return tmp_path
+
+
+_PARQUET = pytest.mark.skipif(not HAS_PYARROW, reason="needs pyarrow")
+
+
+@pytest.mark.parametrize(
+    ("inputs", "extra", "expected"),
+    [
+        (["z.npy", "y.npy"], ["--delimiter", ";"], "--delimiter applies to CSV/TSV inputs, not to an .npy SCORES and an .npy LABELS"),
+        (["zy.npz"], ["--delimiter", "tab"], "--delimiter applies to CSV/TSV inputs, not to an .npz SCORES"),
+        (["z.npy", "y.npy"], ["--header"], "--header applies to a CSV/TSV SCORES, not to an .npy SCORES"),
+        (["z.npy", "y.csv"], ["--no-header"], "--no-header applies to a CSV/TSV SCORES, not to an .npy SCORES"),
+        (["z.npy", "y.npy"], ["--scores-key", "scores"], "--scores-key picks an array of an .npz SCORES, not of an .npy SCORES"),
+        (["t.csv"], ["--label-column", "y", "--scores-key", "x"], "--scores-key picks an array of an .npz SCORES, not of a CSV/TSV SCORES"),
+        (["t.csv"], ["--label-column", "y", "--labels-key", "x"], "--labels-key picks an array of an .npz SCORES, not of a CSV/TSV SCORES (the labels of a table: --label-column)"),
+        (["zy.npz", "y.npy"], ["--labels-key", "labels"], "--labels-key picks an array of an .npz LABELS, not of an .npy LABELS"),
+        pytest.param(["t.parquet"], ["--label-column", "y", "--delimiter", ","], "--delimiter applies to CSV/TSV inputs, not to a Parquet SCORES", marks=_PARQUET),
+        pytest.param(["t.parquet"], ["--label-column", "y", "--no-header"], "--no-header applies to a CSV/TSV SCORES, not to a Parquet SCORES", marks=_PARQUET),
+        pytest.param(["t.parquet"], ["--label-column", "y", "--labels-key", "y"], "--labels-key picks an array of an .npz SCORES, not of a Parquet SCORES", marks=_PARQUET),
+        pytest.param(["z.npy", "t.parquet"], ["--label-column", "y", "--delimiter", ","], "--delimiter applies to CSV/TSV inputs, not to an .npy SCORES and a Parquet LABELS", marks=_PARQUET),
+    ],
+)  # fmt: skip
+def test_an_option_of_another_format_is_bad_usage(files, inputs, extra, expected):
+    """They were ignored, exit 0: a --delimiter or --scores-key meant for another
+    file changed nothing, and nothing said so."""
+    result = invoke([*(p(files, name) for name in inputs), *extra, "-q"], 2)
+    assert expected in one_error_line(result)
+
+
+@pytest.mark.skipif(not HAS_DASK, reason="needs dask[distributed]")
+def test_an_option_of_another_format_is_bad_usage_with_dask(files):
+    """--dask checks every shard's headers before it starts a cluster."""
+    args = [p(files, "z.npy"), p(files, "y.npy"), "--dask", "--delimiter", ";", "-q"]
+    line = one_error_line(invoke(args, 2))
+    assert "--delimiter applies to CSV/TSV inputs, not to an .npy SCORES" in line
+
+
+@pytest.mark.parametrize(
+    ("inputs", "extra"),
+    [
+        (["z.npy", "y.csv"], ["--delimiter", ","]),  # the text LABELS file's
+        (["t.csv"], ["--label-column", "y", "--delimiter", ",", "--header"]),
+        (["zy.npz"], ["--scores-key", "scores", "--labels-key", "labels"]),
+        (["z.npy", "zy.npz"], ["--labels-key", "labels"]),
+    ],
+)
+def test_an_option_of_the_inputs_format_still_applies(files, inputs, extra):
+    doc = eval_json([*(p(files, name) for name in inputs), *extra], quiet=True)
+    assert doc["n_samples"] == 12
