@@ -93,3 +93,75 @@ def test_an_option_of_another_format_is_bad_usage_with_dask(files):
 def test_an_option_of_the_inputs_format_still_applies(files, inputs, extra):
     doc = eval_json([*(p(files, name) for name in inputs), *extra], quiet=True)
     assert doc["n_samples"] == 12
+
+
+# --------------------------------------------------------------------------- #
+# --renormalize and soft labels written rounded
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture
+def rounded_soft(tmp_path):
+    """Logits and soft labels written with 2 decimals (rows off by up to 0.015),
+    one row 0.33,0.33,0.33."""
+    rng = np.random.default_rng(3)
+    np.save(tmp_path / "s.npy", rng.normal(size=(40, 3)))
+    t = np.exp(rng.normal(size=(40, 3)))
+    t /= t.sum(axis=1, keepdims=True)
+    t = np.round(t, 2)
+    t[7] = 0.33
+    assert (np.abs(t.sum(axis=1) - 1) > 1e-8).any()
+    np.savetxt(tmp_path / "soft.csv", t, fmt="%.2f", delimiter=",")
+    return tmp_path, t
+
+
+def test_renormalize_takes_rounded_soft_labels(rounded_soft):
+    """--renormalize was bad usage with logits and did not apply to LABELS: the
+    rows had to be fixed by hand."""
+    folder, t = rounded_soft
+    np.save(folder / "q.npy", t / t.sum(axis=1, keepdims=True))
+    base = [p(folder, "s.npy"), "--soft-labels", "--loss", "kl_divergence"]
+    got = eval_json(
+        [*base[:1], p(folder, "soft.csv"), *base[1:], "--renormalize"], quiet=True
+    )
+    want = eval_json([*base[:1], p(folder, "q.npy"), *base[1:]], quiet=True)
+    assert got["n_samples"] == want["n_samples"] == 40
+    for key, value in want["losses"].items():
+        assert got["losses"][key] == pytest.approx(value, rel=1e-12), key
+    for key, value in want["metrics"].items():
+        assert got["metrics"][key] == pytest.approx(value, rel=1e-12), key
+
+
+def test_rounded_soft_labels_without_renormalize_name_it(rounded_soft):
+    folder, _ = rounded_soft
+    args = [p(folder, "s.npy"), p(folder, "soft.csv"), "--soft-labels", "-q"]
+    line = one_error_line(invoke([*args, "--loss", "kl_divergence"], 1))
+    assert "soft labels sum to" in line
+    assert "add --renormalize" in line
+
+
+def test_renormalize_still_refuses_soft_labels_rounding_cannot_explain(tmp_path):
+    np.save(tmp_path / "s.npy", np.zeros((4, 3)))
+    np.savetxt(
+        tmp_path / "soft.csv",
+        np.tile([0.6, 0.5, 0.0], (4, 1)),
+        fmt="%.1f",
+        delimiter=",",
+    )
+    args = [
+        p(tmp_path, "s.npy"),
+        p(tmp_path, "soft.csv"),
+        "--soft-labels",
+        "--renormalize",
+        "-q",
+    ]
+    line = one_error_line(invoke([*args, "--loss", "kl_divergence"], 1))
+    assert (
+        "row 0: soft labels sum to 1.1, further from 1 than rounding explains" in line
+    )
+    assert "--renormalize" in line
+
+
+def test_renormalize_with_logits_is_still_bad_usage_without_soft_labels(files):
+    result = invoke([p(files, "z.npy"), p(files, "y.npy"), "--renormalize", "-q"], 2)
+    assert "applies to --input probs or logprobs or --soft-labels" in result.stderr

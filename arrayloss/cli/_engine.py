@@ -35,7 +35,13 @@ import numpy as np
 from .._errors import DataError, stderr_is_a_terminal
 from .._errors import one_line as _one_line
 from .._exact import exact_dot
-from .._rounding import MAX_ROUNDING, RENORMALIZE_TOLERANCE, rounding_tolerance
+from .._rounding import (
+    MAX_ROUNDING,
+    RENORMALIZE_TOLERANCE,
+    beyond_rounding,
+    renormalized,
+    rounding_tolerance,
+)
 from .._validation import env_count
 
 __all__ = [
@@ -442,7 +448,7 @@ def _checked_scores(
     stored = np.dtype(s.dtype)  # float16 rows sum to 1 within float16's rounding
     s = np.ascontiguousarray(s, dtype=_compute_dtype(s.dtype))
     if renormalize and input_kind != "logits" and s.shape[0]:
-        s = _renormalized(s, input_kind)
+        s = renormalized(s, input_kind)
     rounded = stored if stored.kind == "f" and stored.itemsize < 4 else None
     bad = first_bad_row(s, input_kind, xp=_namespace(s), stored=rounded)
     if bad is not None:
@@ -503,35 +509,13 @@ def _near_one(row: np.ndarray, input_kind: str) -> bool:
 
 
 def _far_from_one(row: np.ndarray, input_kind: str) -> str:
-    """Why a row of probabilities (or log-probabilities) that `_renormalized`
+    """Why a row of probabilities (or log-probabilities) that `renormalized`
     left alone is refused: its sum, to enough digits to be seen beyond its
     tolerance, and that tolerance."""
     total = _row_sum(row, input_kind)
     tol = _row_tolerance(row, input_kind)
     what = "probabilities" if input_kind == "probs" else "exp(log-probabilities)"
-    return (
-        f"{what} sum to {total:.10g}, further from 1 than rounding explains "
-        f"(the row's digits allow {tol:.3g}; --renormalize allows at least "
-        f"{RENORMALIZE_TOLERANCE:g}, at most {MAX_ROUNDING:g})"
-    )
-
-
-def _renormalized(s: np.ndarray, input_kind: str) -> np.ndarray:
-    """``s`` with each row that sums to 1 up to the rounding of its digits
-    rescaled (a new array; rows further off are left for the check to report)."""
-    with np.errstate(all="ignore"):
-        p = s if input_kind == "probs" else np.exp(s)
-        total = np.sum(p, axis=1, dtype=np.float64)
-        off = np.abs(total - 1)
-        near = off <= RENORMALIZE_TOLERANCE
-        far = ~near & (off <= MAX_ROUNDING)  # rounding may explain them: look
-        if far.any():
-            near[far] = off[far] <= rounding_tolerance(s[far], input_kind)
-        if not near.any():
-            return s
-        scale = np.where(near, total, 1.0).astype(s.dtype)[:, None]
-        out: np.ndarray = s / scale if input_kind == "probs" else s - np.log(scale)
-    return out
+    return f"{what} sum to {total:.10g}, {beyond_rounding(tol)}"
 
 
 def _checked_weights(w: Any, target: Any, *, start: int, label: str) -> Any:
@@ -619,7 +603,7 @@ def evaluate_chunk(
     if chunk.labels.ndim == 2:  # soft labels: the metrics see their arg-max class
         soft, y = soft_label_rows(
             chunk.labels, n_classes=n_classes, dtype=s.dtype, start=chunk.start,
-            label=labels_label,
+            label=labels_label, renormalize=prob.renormalize,
         )  # fmt: skip
         soft = to_backend(soft)
     else:

@@ -193,7 +193,8 @@ class _EvalCommand(click.Command):
 @click.option(
     "--renormalize",
     is_flag=True,
-    help="With --input probs or logprobs: accept rows that sum to 1 only up to "
+    help="With --input probs or logprobs (of SCORES) or --soft-labels (of "
+    "LABELS): accept rows that sum to 1 only up to "
     "rounding and divide them by their sum: within "
     f"{RENORMALIZE_TOLERANCE:g}, or as far as rounding to the digits the row is "
     "written with can take it (%.3g: 0.005; %.3f: 0.0005 a class), at most "
@@ -562,8 +563,9 @@ def _run(
             if (
                 ctx.get_parameter_source(given)
                 is not click.core.ParameterSource.DEFAULT
-            ):
-                msg = f"{name} applies to --input probs or logprobs, not logits"
+            ) and not (given == "renormalize" and soft_labels):
+                also = " or --soft-labels" if given == "renormalize" else ""
+                msg = f"{name} applies to --input probs or logprobs{also}, not logits"
                 raise click.BadParameter(msg, param_hint=[name])
     report = _report_usage(per_class, confusion, plot)
     use_dask = dask_address is not None
