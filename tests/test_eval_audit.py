@@ -4,6 +4,7 @@ a format they do not apply to."""
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -165,3 +166,73 @@ def test_renormalize_still_refuses_soft_labels_rounding_cannot_explain(tmp_path)
 def test_renormalize_with_logits_is_still_bad_usage_without_soft_labels(files):
     result = invoke([p(files, "z.npy"), p(files, "y.npy"), "--renormalize", "-q"], 2)
     assert "applies to --input probs or logprobs or --soft-labels" in result.stderr
+
+
+# --------------------------------------------------------------------------- #
+# --eps below the smallest normal number
+# --------------------------------------------------------------------------- #
+
+
+@pytest.fixture
+def zero_probs(tmp_path):
+    p_ = np.array([[1.0, 0.0], [0.3, 0.7], [0.9, 0.1]])
+    np.save(tmp_path / "p.npy", p_)
+    np.save(tmp_path / "p32.npy", p_.astype(np.float32))
+    np.save(tmp_path / "y.npy", np.array([1, 1, 1]))
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("scores", "eps", "tiny"),
+    [
+        ("p.npy", "1e-320", "2.2250738585072014e-308"),
+        ("p32.npy", "1e-39", "1.1754943508222875e-38"),
+    ],
+)
+def test_eps_below_the_smallest_normal_is_bad_usage(zero_probs, scores, eps, tiny):
+    """It was raised to the smallest normal number while the report said the eps
+    asked for: nll 472.38 for --eps 1e-320, where clipping at 1e-320 gives 491.3."""
+    args = [
+        p(zero_probs, scores),
+        p(zero_probs, "y.npy"),
+        "--input",
+        "probs",
+        "--eps",
+        eps,
+        "-q",
+    ]
+    line = one_error_line(invoke(args, 2))
+    assert f"--eps {eps} is below the smallest normal number" in line
+    assert f"give --eps {tiny} or more, or 0" in line
+
+
+@pytest.mark.skipif(not HAS_DASK, reason="needs dask[distributed]")
+def test_eps_below_the_smallest_normal_is_bad_usage_with_dask(zero_probs):
+    args = [
+        p(zero_probs, "p.npy"),
+        p(zero_probs, "y.npy"),
+        "--input",
+        "probs",
+        "--eps",
+        "1e-310",
+        "--dask",
+        "-q",
+    ]
+    assert "--eps 1e-310 is below" in one_error_line(invoke(args, 2))
+
+
+@pytest.mark.parametrize("eps", ["1e-300", "2.2250738585072014e-308"])
+def test_eps_at_or_above_the_smallest_normal_is_the_floor_reported(zero_probs, eps):
+    args = [
+        p(zero_probs, "p.npy"),
+        p(zero_probs, "y.npy"),
+        "--input",
+        "probs",
+        "--eps",
+        eps,
+    ]
+    result = invoke([*args, "--format", "json", "-q"])
+    doc = json.loads(result.stdout)
+    assert doc["eps"] == float(eps)
+    want = np.mean(-np.log(np.clip([0.0, 0.7, 0.1], float(eps), 1.0)))
+    assert doc["metrics"]["nll"] == pytest.approx(want, rel=1e-14)

@@ -32,7 +32,7 @@ from typing import Any
 import click
 import numpy as np
 
-from .._errors import DataError, stderr_is_a_terminal
+from .._errors import DataError, UsageError, stderr_is_a_terminal
 from .._errors import one_line as _one_line
 from .._exact import exact_dot
 from .._rounding import (
@@ -110,9 +110,29 @@ class ProbInput:
     eps: float | None = None
     renormalize: bool = False
 
+    def check_eps(self, stored: Any) -> None:
+        """`UsageError` for an ``eps`` between 0 and the smallest normal number of
+        the computation dtype of scores stored as ``stored``: the floor cannot be
+        below it (every logarithm must be finite), so such an eps would be raised
+        to it while the report showed the eps asked for, and ``nll`` would differ
+        from ``sklearn.metrics.log_loss`` clipped at that eps."""
+        if not self.eps:  # auto or 0
+            return
+        dtype = _compute_dtype(stored)
+        tiny = float(np.finfo(dtype).smallest_normal)
+        if self.eps < tiny:
+            msg = (
+                f"--eps {self.eps!r} is below the smallest normal number of "
+                f"{dtype.name} scores, {tiny!r}, the least floor eval clips to: "
+                f"give --eps {tiny!r} or more, or 0 to clip nothing"
+            )
+            raise UsageError(msg)
+
     def floor(self, dtype: Any) -> float:
         """The clipping floor for scores computed in ``dtype`` (never below the
-        smallest normal number, so every logarithm is finite)."""
+        smallest normal number, so every logarithm is finite; a positive ``eps``
+        below it is a `UsageError`: `check_eps`)."""
+        self.check_eps(dtype)
         info = np.finfo(dtype)
         eps = float(info.eps) if self.eps is None else self.eps
         return max(eps, float(info.smallest_normal))

@@ -186,9 +186,11 @@ class _EvalCommand(click.Command):
     "before the log, 0 <= EPS < 0.5. auto is the machine epsilon of the scores' "
     "dtype (2.2e-16 for float64, 1.2e-7 for float32), as sklearn.metrics.log_loss "
     "uses; 0 clips nothing, so a zero true-class probability makes nll inf (the "
-    "losses read a zero as the dtype's smallest normal number). The "
-    "samples clipped are counted (n_clipped), with a warning when they move nll by "
-    "more than 1%.",
+    "losses read a zero as the dtype's smallest normal number). An EPS between 0 "
+    "and that number (2.2e-308 for float64, 1.2e-38 for float32) is bad usage: "
+    "it could not be the floor, and nll would not be sklearn's log_loss clipped "
+    "at it. The samples clipped are counted (n_clipped), with a warning when they "
+    "move nll by more than 1%.",
 )
 @click.option(
     "--renormalize",
@@ -886,6 +888,11 @@ def _tally(
                 "the columns in its order with --score-columns)"
             )
             raise DataError(msg)
+        if what.input_kind != "logits":  # every shard's dtype, before any work
+            sources = infos if infos is not None else [first[0]] if first else []
+            for src in sources:
+                if getattr(src, "dtype", None) is not None:
+                    what.prob.check_eps(src.dtype)
         tallies = what.tallies(n_classes)
         if runner.dask is not None:
             from ._dask_eval import cluster_client, evaluate_on_cluster
