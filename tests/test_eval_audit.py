@@ -236,3 +236,49 @@ def test_eps_at_or_above_the_smallest_normal_is_the_floor_reported(zero_probs, e
     assert doc["eps"] == float(eps)
     want = np.mean(-np.log(np.clip([0.0, 0.7, 0.1], float(eps), 1.0)))
     assert doc["metrics"]["nll"] == pytest.approx(want, rel=1e-14)
+
+
+# --------------------------------------------------------------------------- #
+# --per-class: classes x ECE bins
+# --------------------------------------------------------------------------- #
+
+
+def test_per_class_beyond_its_classes_x_bins_limit_is_usage_before_allocating(tmp_path):
+    """5000 classes at 10,000 bins took 2.5 GB; now refused at once, naming both."""
+    import arrayloss.cli._report as report_module
+
+    limit = report_module.MAX_CLASSWISE_CELLS
+    c = limit // 10_000 + 1
+    np.save(tmp_path / "z.npy", np.zeros((2, c), dtype=np.float32))
+    np.save(tmp_path / "y.npy", np.array([0, 1]))
+    args = [
+        p(tmp_path, "z.npy"),
+        p(tmp_path, "y.npy"),
+        "--per-class",
+        "--metric",
+        "ece:n_bins=10000",
+        "-q",
+    ]
+    line = one_error_line(invoke(args, 2))
+    assert f"--per-class with {c} classes and 10000 ECE bins" in line
+    assert f"at most {limit:,} classes x bins" in line
+
+
+def test_per_class_limit_is_on_classes_times_bins(tmp_path, monkeypatch):
+    """A lowered limit shows the check without a large file: 3 classes at 40 bins
+    are beyond 100, at 30 within; --confusion alone keeps no bins."""
+    import arrayloss.cli._report as report_module
+
+    monkeypatch.setattr(report_module, "MAX_CLASSWISE_CELLS", 100, raising=False)
+    np.save(tmp_path / "z.npy", np.eye(3)[[0, 1, 2, 0]])
+    np.save(tmp_path / "y.npy", np.array([0, 1, 2, 1]))
+    args = [p(tmp_path, "z.npy"), p(tmp_path, "y.npy")]
+    line = one_error_line(
+        invoke([*args, "--per-class", "--metric", "ece:n_bins=40", "-q"], 2)
+    )
+    assert "3 x 40 classwise calibration sums" in line
+    assert "at most 100 classes x bins" in line
+    doc = eval_json([*args, "--per-class", "--metric", "ece:n_bins=30"], quiet=True)
+    assert doc["per_class"]["1"]["support"] == 2
+    doc = eval_json([*args, "--confusion", "--metric", "ece:n_bins=40"], quiet=True)
+    assert doc["confusion"]["matrix"][1] == [1, 1, 0]

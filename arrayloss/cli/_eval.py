@@ -69,6 +69,7 @@ from ._output import STDOUT, Outputs
 from ._render import render
 from ._report import (
     AVERAGES,
+    MAX_CLASSWISE_CELLS,
     MAX_REPORT_CLASSES,
     MAX_TABLE_CLASSES,
     REPORT_TALLIES,
@@ -334,7 +335,9 @@ class _EvalCommand(click.Command):
     "macro and weighted averages and classwise_ece (their mean) among the metrics. "
     f"Shown as a table up to {MAX_TABLE_CLASSES} classes; with FILE (.csv or .tsv; "
     "--per-class=FILE for .tab, .txt, .dat or no suffix) written there as a table "
-    "(TSV for .tsv and .tab).",
+    "(TSV for .tsv and .tab). Any class count, but at most "
+    f"{MAX_CLASSWISE_CELLS:,} classes x ECE bins (the classwise ECE's sums: "
+    "~1 GB at the limit).",
 )
 @click.option(
     "--confusion",
@@ -343,7 +346,7 @@ class _EvalCommand(click.Command):
     "sums with --weights; names from --classes): in JSON output, as a table up to "
     f"{MAX_TABLE_CLASSES} classes. --confusion takes at most "
     f"{MAX_REPORT_CLASSES} classes (the C x C matrix: ~3 GB at the limit; "
-    "--per-class alone has no limit).",
+    "--per-class alone has no class limit).",
 )
 @click.option(
     "--plot",
