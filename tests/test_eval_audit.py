@@ -1,5 +1,7 @@
 """``arrayloss eval`` on the gaps of the option audit: reading options given for
-a format they do not apply to."""
+a format they do not apply to, --renormalize of rounded soft labels, an --eps
+below the smallest normal number, the classes x bins of --per-class and the
+bound of ARRAYLOSS_EVAL_THREADS."""
 
 from __future__ import annotations
 
@@ -282,3 +284,22 @@ def test_per_class_limit_is_on_classes_times_bins(tmp_path, monkeypatch):
     assert doc["per_class"]["1"]["support"] == 2
     doc = eval_json([*args, "--confusion", "--metric", "ece:n_bins=40"], quiet=True)
     assert doc["confusion"]["matrix"][1] == [1, 1, 0]
+
+
+# --------------------------------------------------------------------------- #
+# ARRAYLOSS_EVAL_THREADS: a bound
+# --------------------------------------------------------------------------- #
+
+
+def test_eval_threads_beyond_the_bound_is_bad_usage(files):
+    """10,000 threads were started, each with a chunk in flight."""
+    from arrayloss.cli import _engine
+
+    high = getattr(_engine, "MAX_EVAL_THREADS", 64)
+    args = [p(files, "z.npy"), p(files, "y.npy"), "-q"]
+    result = invoke(args, 2, env={_engine.THREADS_ENV: str(high + 1)})
+    assert one_error_line(result) == (
+        f"Error: ARRAYLOSS_EVAL_THREADS must be at most {high} (got '{high + 1}')\n"
+    )
+    doc = eval_json(args, env={_engine.THREADS_ENV: str(high)})
+    assert doc["n_samples"] == 12

@@ -47,6 +47,7 @@ from .._validation import env_count
 __all__ = [
     "CHUNK_ELEMENTS",
     "MAX_CHUNK_ROWS",
+    "MAX_EVAL_THREADS",
     "MAX_ROUNDING",
     "MAX_THREADS",
     "RENORMALIZE_TOLERANCE",
@@ -829,10 +830,16 @@ class PerSampleWriter:
 
 
 THREADS_ENV = "ARRAYLOSS_EVAL_THREADS"
-"""The environment variable that sets the worker threads of `stream` (``1``: the
-one-core path; unset or ``0``: `default_threads`)."""
+"""The environment variable that sets the worker threads of `stream` (unset or
+``1``: the one-core path; ``0``: `default_threads`; at most `MAX_EVAL_THREADS`)."""
 
 MAX_THREADS = 4
+"""The most threads ``0`` (`default_threads`) gives."""
+
+MAX_EVAL_THREADS = 64
+"""The most worker threads `THREADS_ENV` takes: each holds a chunk in flight (a
+few MB by default; as many more as the threads), so more is bad usage (a
+`UsageError`, exit 2), not thousands of chunks' memory."""
 
 
 def default_threads() -> int:
@@ -851,9 +858,10 @@ def eval_threads() -> int:
     One thread is the default because it was the faster on a 2-core machine, idle
     or busy (``python bench/bench_eval.py``); the pool is there for machines where
     it pays, and gives the same bytes.  A value that is not a non-negative
-    integer is bad usage (`arrayloss._errors.UsageError`: one line, exit 2).
+    integer, or is above `MAX_EVAL_THREADS`, is bad usage
+    (`arrayloss._errors.UsageError`: one line, exit 2).
     """
-    return env_count(THREADS_ENV, 1) or default_threads()
+    return env_count(THREADS_ENV, 1, high=MAX_EVAL_THREADS) or default_threads()
 
 
 _KEEP_BELOW = 32 << 20
