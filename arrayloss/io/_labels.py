@@ -224,7 +224,8 @@ def soft_label_rows(
         raise DataError(msg)
     if renormalize:
         soft = renormalized(soft, "probs")
-    total = np.asarray(np.sum(soft, axis=1, dtype=np.float64))
+    with np.errstate(all="ignore"):  # a sum beyond float64 is inf: refused
+        total = np.asarray(np.sum(soft, axis=1, dtype=np.float64))
     off = np.abs(total - 1) > tol
     if off.any():
         i = int(np.argmax(off))
