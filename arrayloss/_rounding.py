@@ -25,7 +25,13 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["MAX_ROUNDING", "RENORMALIZE_TOLERANCE", "rounding_tolerance"]
+__all__ = [
+    "MAX_ROUNDING",
+    "RENORMALIZE_TOLERANCE",
+    "beyond_rounding",
+    "renormalized",
+    "rounding_tolerance",
+]
 
 RENORMALIZE_TOLERANCE = 1e-3
 """How far from 1 a row of probabilities may sum under ``--renormalize``, at
@@ -103,3 +109,31 @@ def rounding_tolerance(rows: np.ndarray, input_kind: str) -> np.ndarray:
     bound = np.minimum(np.maximum(sig, dec), MAX_ROUNDING)
     tolerance: np.ndarray = np.maximum(out, bound)
     return tolerance
+
+
+def renormalized(s: np.ndarray, input_kind: str) -> np.ndarray:
+    """``s`` with each row that sums to 1 up to the rounding of its digits
+    rescaled (a new array; rows further off are left for the check to report)."""
+    with np.errstate(all="ignore"):
+        p = s if input_kind == "probs" else np.exp(s)
+        total = np.sum(p, axis=1, dtype=np.float64)
+        off = np.abs(total - 1)
+        near = off <= RENORMALIZE_TOLERANCE
+        far = ~near & (off <= MAX_ROUNDING)  # rounding may explain them: look
+        if far.any():
+            near[far] = off[far] <= rounding_tolerance(s[far], input_kind)
+        if not near.any():
+            return s
+        scale = np.where(near, total, 1.0).astype(s.dtype)[:, None]
+        out: np.ndarray = s / scale if input_kind == "probs" else s - np.log(scale)
+    return out
+
+
+def beyond_rounding(tolerance: float) -> str:
+    """The words for a row sum that `renormalized` left alone, its row's
+    `rounding_tolerance` being ``tolerance``."""
+    return (
+        f"further from 1 than rounding explains (the row's digits allow "
+        f"{tolerance:.3g}; --renormalize allows at least "
+        f"{RENORMALIZE_TOLERANCE:g}, at most {MAX_ROUNDING:g})"
+    )

@@ -65,9 +65,10 @@ def check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
     return str(value)
 
 
-def env_count(name: str, default: int) -> int:
+def env_count(name: str, default: int, *, high: int | None = None) -> int:
     """The non-negative integer in the environment variable ``name`` (white space
-    around it ignored), or ``default`` when it is unset or blank.
+    around it ignored), at most ``high`` when given, or ``default`` when it is
+    unset or blank.
 
     Parameters
     ----------
@@ -75,6 +76,8 @@ def env_count(name: str, default: int) -> int:
         The environment variable.
     default : int
         The value when ``name`` is unset or blank.
+    high : int, optional
+        The largest value taken.
 
     Returns
     -------
@@ -84,8 +87,9 @@ def env_count(name: str, default: int) -> int:
     Raises
     ------
     arrayloss._errors.UsageError
-        The value is not a non-negative integer; the message names the variable
-        and the value (``NAME must be a non-negative integer (got '...')``).
+        The value is not a non-negative integer, or is above ``high``; the
+        message names the variable and the value (``NAME must be a non-negative
+        integer (got '...')``, ``NAME must be at most HIGH (got '...')``).
     """
     raw = os.environ.get(name, "").strip()
     if not raw:
@@ -96,6 +100,9 @@ def env_count(name: str, default: int) -> int:
         n = -1
     if n < 0:
         msg = f"{name} must be a non-negative integer (got {raw!r})"
+        raise UsageError(msg)
+    if high is not None and n > high:
+        msg = f"{name} must be at most {high} (got {raw!r})"
         raise UsageError(msg)
     return n
 

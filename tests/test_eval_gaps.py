@@ -38,7 +38,7 @@ def test_report_beyond_its_class_limit_is_usage_before_allocating(tmp_path, flag
     assert "--confusion with" in line
     assert f"{c} classes" in line
     assert f"at most {MAX_REPORT_CLASSES}" in line
-    assert ("--per-class alone has no limit" in line) == ("--per-class" in flags)
+    assert ("--per-class alone has no class limit" in line) == ("--per-class" in flags)
 
 
 def test_per_class_alone_has_no_class_limit(tmp_path):

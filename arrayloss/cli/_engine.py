@@ -32,15 +32,22 @@ from typing import Any
 import click
 import numpy as np
 
-from .._errors import DataError, stderr_is_a_terminal
+from .._errors import DataError, UsageError, stderr_is_a_terminal
 from .._errors import one_line as _one_line
 from .._exact import exact_dot
-from .._rounding import MAX_ROUNDING, RENORMALIZE_TOLERANCE, rounding_tolerance
+from .._rounding import (
+    MAX_ROUNDING,
+    RENORMALIZE_TOLERANCE,
+    beyond_rounding,
+    renormalized,
+    rounding_tolerance,
+)
 from .._validation import env_count
 
 __all__ = [
     "CHUNK_ELEMENTS",
     "MAX_CHUNK_ROWS",
+    "MAX_EVAL_THREADS",
     "MAX_ROUNDING",
     "MAX_THREADS",
     "RENORMALIZE_TOLERANCE",
@@ -104,9 +111,29 @@ class ProbInput:
     eps: float | None = None
     renormalize: bool = False
 
+    def check_eps(self, stored: Any) -> None:
+        """`UsageError` for an ``eps`` between 0 and the smallest normal number of
+        the computation dtype of scores stored as ``stored``: the floor cannot be
+        below it (every logarithm must be finite), so such an eps would be raised
+        to it while the report showed the eps asked for, and ``nll`` would differ
+        from ``sklearn.metrics.log_loss`` clipped at that eps."""
+        if not self.eps:  # auto or 0
+            return
+        dtype = _compute_dtype(stored)
+        tiny = float(np.finfo(dtype).smallest_normal)
+        if self.eps < tiny:
+            msg = (
+                f"--eps {self.eps!r} is below the smallest normal number of "
+                f"{dtype.name} scores, {tiny!r}, the least floor eval clips to: "
+                f"give --eps {tiny!r} or more, or 0 to clip nothing"
+            )
+            raise UsageError(msg)
+
     def floor(self, dtype: Any) -> float:
         """The clipping floor for scores computed in ``dtype`` (never below the
-        smallest normal number, so every logarithm is finite)."""
+        smallest normal number, so every logarithm is finite; a positive ``eps``
+        below it is a `UsageError`: `check_eps`)."""
+        self.check_eps(dtype)
         info = np.finfo(dtype)
         eps = float(info.eps) if self.eps is None else self.eps
         return max(eps, float(info.smallest_normal))
@@ -442,7 +469,7 @@ def _checked_scores(
     stored = np.dtype(s.dtype)  # float16 rows sum to 1 within float16's rounding
     s = np.ascontiguousarray(s, dtype=_compute_dtype(s.dtype))
     if renormalize and input_kind != "logits" and s.shape[0]:
-        s = _renormalized(s, input_kind)
+        s = renormalized(s, input_kind)
     rounded = stored if stored.kind == "f" and stored.itemsize < 4 else None
     bad = first_bad_row(s, input_kind, xp=_namespace(s), stored=rounded)
     if bad is not None:
@@ -503,35 +530,13 @@ def _near_one(row: np.ndarray, input_kind: str) -> bool:
 
 
 def _far_from_one(row: np.ndarray, input_kind: str) -> str:
-    """Why a row of probabilities (or log-probabilities) that `_renormalized`
+    """Why a row of probabilities (or log-probabilities) that `renormalized`
     left alone is refused: its sum, to enough digits to be seen beyond its
     tolerance, and that tolerance."""
     total = _row_sum(row, input_kind)
     tol = _row_tolerance(row, input_kind)
     what = "probabilities" if input_kind == "probs" else "exp(log-probabilities)"
-    return (
-        f"{what} sum to {total:.10g}, further from 1 than rounding explains "
-        f"(the row's digits allow {tol:.3g}; --renormalize allows at least "
-        f"{RENORMALIZE_TOLERANCE:g}, at most {MAX_ROUNDING:g})"
-    )
-
-
-def _renormalized(s: np.ndarray, input_kind: str) -> np.ndarray:
-    """``s`` with each row that sums to 1 up to the rounding of its digits
-    rescaled (a new array; rows further off are left for the check to report)."""
-    with np.errstate(all="ignore"):
-        p = s if input_kind == "probs" else np.exp(s)
-        total = np.sum(p, axis=1, dtype=np.float64)
-        off = np.abs(total - 1)
-        near = off <= RENORMALIZE_TOLERANCE
-        far = ~near & (off <= MAX_ROUNDING)  # rounding may explain them: look
-        if far.any():
-            near[far] = off[far] <= rounding_tolerance(s[far], input_kind)
-        if not near.any():
-            return s
-        scale = np.where(near, total, 1.0).astype(s.dtype)[:, None]
-        out: np.ndarray = s / scale if input_kind == "probs" else s - np.log(scale)
-    return out
+    return f"{what} sum to {total:.10g}, {beyond_rounding(tol)}"
 
 
 def _checked_weights(w: Any, target: Any, *, start: int, label: str) -> Any:
@@ -619,7 +624,7 @@ def evaluate_chunk(
     if chunk.labels.ndim == 2:  # soft labels: the metrics see their arg-max class
         soft, y = soft_label_rows(
             chunk.labels, n_classes=n_classes, dtype=s.dtype, start=chunk.start,
-            label=labels_label,
+            label=labels_label, renormalize=prob.renormalize,
         )  # fmt: skip
         soft = to_backend(soft)
     else:
@@ -826,9 +831,15 @@ class PerSampleWriter:
 
 THREADS_ENV = "ARRAYLOSS_EVAL_THREADS"
 """The environment variable that sets the worker threads of `stream` (unset or
-``1``: the one-core path; ``0``: `default_threads`)."""
+``1``: the one-core path; ``0``: `default_threads`; at most `MAX_EVAL_THREADS`)."""
 
 MAX_THREADS = 4
+"""The most threads ``0`` (`default_threads`) gives."""
+
+MAX_EVAL_THREADS = 64
+"""The most worker threads `THREADS_ENV` takes: each holds a chunk in flight (a
+few MB by default; as many more as the threads), so more is bad usage (a
+`UsageError`, exit 2), not thousands of chunks' memory."""
 
 
 def default_threads() -> int:
@@ -847,9 +858,10 @@ def eval_threads() -> int:
     One thread is the default because it was the faster on a 2-core machine, idle
     or busy (``python bench/bench_eval.py``); the pool is there for machines where
     it pays, and gives the same bytes.  A value that is not a non-negative
-    integer is bad usage (`arrayloss._errors.UsageError`: one line, exit 2).
+    integer, or is above `MAX_EVAL_THREADS`, is bad usage
+    (`arrayloss._errors.UsageError`: one line, exit 2).
     """
-    return env_count(THREADS_ENV, 1) or default_threads()
+    return env_count(THREADS_ENV, 1, high=MAX_EVAL_THREADS) or default_threads()
 
 
 _KEEP_BELOW = 32 << 20

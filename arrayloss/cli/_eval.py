@@ -70,6 +70,7 @@ from ._output import STDOUT, Outputs
 from ._render import render
 from ._report import (
     AVERAGES,
+    MAX_CLASSWISE_CELLS,
     MAX_REPORT_CLASSES,
     MAX_TABLE_CLASSES,
     REPORT_TALLIES,
@@ -187,14 +188,17 @@ class _EvalCommand(click.Command):
     "before the log, 0 <= EPS < 0.5. auto is the machine epsilon of the scores' "
     "dtype (2.2e-16 for float64, 1.2e-7 for float32), as sklearn.metrics.log_loss "
     "uses; 0 clips nothing, so a zero true-class probability makes nll inf (the "
-    "losses read a zero as the dtype's smallest normal number). The "
-    "samples clipped are counted (n_clipped), with a warning when they move nll by "
-    "more than 1%.",
+    "losses read a zero as the dtype's smallest normal number). An EPS between 0 "
+    "and that number (2.2e-308 for float64, 1.2e-38 for float32) is bad usage: "
+    "it could not be the floor, and nll would not be sklearn's log_loss clipped "
+    "at it. The samples clipped are counted (n_clipped), with a warning when they "
+    "move nll by more than 1%.",
 )
 @click.option(
     "--renormalize",
     is_flag=True,
-    help="With --input probs or logprobs: accept rows that sum to 1 only up to "
+    help="With --input probs or logprobs (of SCORES) or --soft-labels (of "
+    "LABELS): accept rows that sum to 1 only up to "
     "rounding and divide them by their sum: within "
     f"{RENORMALIZE_TOLERANCE:g}, or as far as rounding to the digits the row is "
     "written with can take it (%.3g: 0.005; %.3f: 0.0005 a class), at most "
@@ -227,8 +231,17 @@ class _EvalCommand(click.Command):
     metavar="FILE",
     help="Per-sample weights (.npy, .npz, or one column of text), same row count.",
 )
-@click.option("--scores-key", metavar="KEY", help="The scores array in an .npz.")
-@click.option("--labels-key", metavar="KEY", help="The labels array in an .npz.")
+@click.option(
+    "--scores-key",
+    metavar="KEY",
+    help="The scores array of an .npz SCORES (bad usage for another format).",
+)
+@click.option(
+    "--labels-key",
+    metavar="KEY",
+    help="The labels array of an .npz LABELS, or of an .npz SCORES without LABELS "
+    "(bad usage for another format). [default: labels]",
+)
 @click.option(
     "--label-column",
     metavar="NAME|N",
@@ -251,14 +264,16 @@ class _EvalCommand(click.Command):
     "a header if every field but a numbered label column is a name (no number, "
     "none empty but the last) and the next row is not, or if it is 0,1,2,... "
     "(pandas' numbered columns) above a row of fractions; a first row with one "
-    "bad cell is data, reported by line and column]",
+    "bad cell is data, reported by line and column]. Bad usage for another "
+    "SCORES format.",
 )
 @click.option(
     "--delimiter",
     metavar="CHAR",
     type=Delimiter(),
     help="The field delimiter of CSV/TSV inputs: one character, or tab; ' ' for "
-    "white-space-separated numbers (numpy.savetxt), a run of spaces being one. "
+    "white-space-separated numbers (numpy.savetxt), a run of spaces being one; "
+    "bad usage when neither SCORES nor LABELS is text. "
     "[default: sniffed from the first rows among , tab ; | and space]",
 )
 @click.option(
@@ -322,7 +337,9 @@ class _EvalCommand(click.Command):
     "macro and weighted averages and classwise_ece (their mean) among the metrics. "
     f"Shown as a table up to {MAX_TABLE_CLASSES} classes; with FILE (.csv or .tsv; "
     "--per-class=FILE for .tab, .txt, .dat or no suffix) written there as a table "
-    "(TSV for .tsv and .tab).",
+    "(TSV for .tsv and .tab). Any class count, but at most "
+    f"{MAX_CLASSWISE_CELLS:,} classes x ECE bins (the classwise ECE's sums: "
+    "~1 GB at the limit).",
 )
 @click.option(
     "--confusion",
@@ -331,7 +348,7 @@ class _EvalCommand(click.Command):
     "sums with --weights; names from --classes): in JSON output, as a table up to "
     f"{MAX_TABLE_CLASSES} classes. --confusion takes at most "
     f"{MAX_REPORT_CLASSES} classes (the C x C matrix: ~3 GB at the limit; "
-    "--per-class alone has no limit).",
+    "--per-class alone has no class limit).",
 )
 @click.option(
     "--plot",
@@ -553,8 +570,9 @@ def _run(
             if (
                 ctx.get_parameter_source(given)
                 is not click.core.ParameterSource.DEFAULT
-            ):
-                msg = f"{name} applies to --input probs or logprobs, not logits"
+            ) and not (given == "renormalize" and soft_labels):
+                also = " or --soft-labels" if given == "renormalize" else ""
+                msg = f"{name} applies to --input probs or logprobs{also}, not logits"
                 raise click.BadParameter(msg, param_hint=[name])
     report = _report_usage(per_class, confusion, plot)
     use_dask = dask_address is not None
@@ -875,6 +893,11 @@ def _tally(
                 "the columns in its order with --score-columns)"
             )
             raise DataError(msg)
+        if what.input_kind != "logits":  # every shard's dtype, before any work
+            sources = infos if infos is not None else [first[0]] if first else []
+            for src in sources:
+                if getattr(src, "dtype", None) is not None:
+                    what.prob.check_eps(src.dtype)
         tallies = what.tallies(n_classes)
         if runner.dask is not None:
             from ._dask_eval import cluster_client, evaluate_on_cluster

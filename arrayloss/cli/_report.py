@@ -28,6 +28,7 @@ from ._output import STDOUT, Outputs
 from ._render import CountRows, spreadsheet_safe
 
 __all__ = [
+    "MAX_CLASSWISE_CELLS",
     "MAX_REPORT_CLASSES",
     "MAX_TABLE_CLASSES",
     "REPORT_TALLIES",
@@ -42,11 +43,20 @@ MAX_REPORT_CLASSES = 10_000
 """The most classes ``--confusion`` takes: it keeps the exact ``C x C`` confusion
 matrix, about 25 bytes a cell (30 with ``--weights``) while the run lasts, so
 10,000 classes need about 3 GB; more is a `UsageError` (exit 2) before anything
-is allocated.  ``--per-class`` alone has no such limit: its precision, recall, F1
+is allocated.  ``--per-class`` alone has no class limit: its precision, recall, F1
 and support come from ``3 C`` sums (``ClassReport(matrix=False)``), its NLL and
-classwise ECE from ``C`` and ``C x n_bins``."""
+classwise ECE from ``C`` and ``C x n_bins`` (at most `MAX_CLASSWISE_CELLS`)."""
 
 _BYTES_PER_CELL = 25
+
+MAX_CLASSWISE_CELLS = 20_000_000
+"""The most classes x bins ``--per-class`` takes: its classwise ECE keeps exact
+sums for each class and bin of the first equal-width ``ece`` (15 by default),
+about 52 bytes a pair while the run lasts, so the limit is about 1 GB (1,000,000
+classes at 15 bins; 5,000 classes at 10,000 bins, 2.6 GB, are refused); more is
+a `UsageError` (exit 2) before anything is allocated."""
+
+_BYTES_PER_CLASSWISE_CELL = 52
 
 REPORT_TALLIES = ("per-class report", "reliability diagram")
 """The keys of the report's tallies among the metric tallies (not scalars)."""
@@ -136,6 +146,8 @@ class Report:
         if self.classes:
             if self.confusion:
                 self._check_size(n_classes)
+            if self.per_class is not None:
+                _check_classwise_size(n_classes, n_bins)
             out[REPORT_TALLIES[0]] = ClassReport(
                 n_classes,
                 n_bins,
@@ -154,7 +166,9 @@ class Report:
             return
         need = max(1.0, _BYTES_PER_CELL * n_classes * n_classes / 1e9)
         alone = (
-            " (--per-class alone has no limit)" if self.per_class is not None else ""
+            " (--per-class alone has no class limit)"
+            if self.per_class is not None
+            else ""
         )
         msg = (
             f"--confusion with {n_classes} classes would keep a {n_classes} x "
@@ -247,6 +261,22 @@ class Report:
         if self.plot is not None:
             out.append(f"reliability diagram: {self.plot}")
         return "".join("\n" + block.rstrip("\n") + "\n" for block in out)
+
+
+def _check_classwise_size(n_classes: int, n_bins: int) -> None:
+    """A `UsageError` when the classwise ECE sums of ``--per-class``, ``n_classes``
+    x ``n_bins``, are beyond `MAX_CLASSWISE_CELLS` (before they are allocated)."""
+    cells = n_classes * n_bins
+    if cells <= MAX_CLASSWISE_CELLS:
+        return
+    need = _BYTES_PER_CLASSWISE_CELL * cells / 1e9
+    msg = (
+        f"--per-class with {n_classes} classes and {n_bins} ECE bins would keep "
+        f"{n_classes} x {n_bins} classwise calibration sums (about {need:,.1f} GB); "
+        f"--per-class takes at most {MAX_CLASSWISE_CELLS:,} classes x bins: give "
+        "fewer bins (--metric ece:n_bins=N)"
+    )
+    raise UsageError(msg)
 
 
 def _bins(metric_list: Sequence[tuple[str, dict[str, Any], bool]]) -> int:

@@ -139,6 +139,9 @@ def open_inputs(
     if table.drop_columns and is_npy:  # it was ignored: every column was scores
         msg = "--drop-column leaves out columns of a table (CSV, Parquet, Feather), not of an .npy/.npz SCORES"
         raise UsageError(msg)
+    _check_format_options(
+        suffix, labels, scores_key=scores_key, labels_key=labels_key, table=table
+    )
     source = scores if labels is None else labels  # where --label-column looks
     if table.label_column is not None and os.path.splitext(source)[1].lower() in (
         ".npy",
@@ -233,6 +236,70 @@ def open_inputs(
         scores_src.close()
         raise
     return scores_src, label_src
+
+
+def _format_name(suffix: str) -> str:
+    """The format of a file by its suffix, with its article: ``"an .npz"``."""
+    from arrayloss import io as alio
+
+    if suffix in (".npy", ".npz"):
+        return f"an {suffix}"
+    if suffix in alio.ARROW_SUFFIXES:
+        return "a Parquet" if suffix in (".parquet", ".pq") else "a Feather/Arrow"
+    return "a CSV/TSV"
+
+
+def _check_format_options(
+    suffix: str,
+    labels: str | None,
+    *,
+    scores_key: str | None,
+    labels_key: str | None,
+    table: TableSpec,
+) -> None:
+    """`UsageError` for a reading option given for inputs of a format it does not
+    apply to (it would be ignored): ``--delimiter`` without a text SCORES or
+    LABELS, ``--header``/``--no-header`` without a text SCORES, ``--scores-key``
+    without an .npz SCORES, ``--labels-key`` without an .npz that holds the
+    labels (LABELS, or SCORES when there is no LABELS file)."""
+    from arrayloss import io as alio
+    from arrayloss.io._source import _describe
+
+    binary = (".npy", ".npz", *alio.ARROW_SUFFIXES)
+    labels_suffix: str | None = suffix
+    if labels is not None:
+        try:
+            labels_suffix = alio.check_suffix(labels, _describe("LABELS", labels))
+        except DataError:  # reported when LABELS is opened, after SCORES
+            labels_suffix = None
+    if table.delimiter is not None and suffix in binary:
+        formats = f"{_format_name(suffix)} SCORES"
+        if labels_suffix in binary and labels is not None:
+            formats += f" and {_format_name(labels_suffix)} LABELS"
+        if labels is None or labels_suffix in binary:
+            msg = f"--delimiter applies to CSV/TSV inputs, not to {formats}"
+            raise UsageError(msg)
+    if table.header is not None and suffix in binary:
+        name = "--header" if table.header else "--no-header"
+        msg = (
+            f"{name} applies to a CSV/TSV SCORES, not to {_format_name(suffix)} SCORES"
+        )
+        raise UsageError(msg)
+    if scores_key is not None and suffix != ".npz":
+        msg = (
+            "--scores-key picks an array of an .npz SCORES, not of "
+            f"{_format_name(suffix)} SCORES"
+        )
+        raise UsageError(msg)
+    if labels_key is not None and labels_suffix not in (".npz", None):
+        which = "SCORES" if labels is None else "LABELS"
+        msg = (
+            f"--labels-key picks an array of an .npz {which}, not of "
+            f"{_format_name(labels_suffix)} {which}"
+        )
+        if labels_suffix != ".npy":
+            msg += " (the labels of a table: --label-column)"
+        raise UsageError(msg)
 
 
 def _same_file(a: str, b: str) -> bool:

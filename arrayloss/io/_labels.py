@@ -181,15 +181,26 @@ def label_indices(
 
 
 def soft_label_rows(
-    raw: np.ndarray, *, n_classes: int, dtype: Any, start: int, label: str
+    raw: np.ndarray,
+    *,
+    n_classes: int,
+    dtype: Any,
+    start: int,
+    label: str,
+    renormalize: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Soft labels (rows of class probabilities) in ``dtype``, and the arg-max
     class of each row (int64; the first on ties), or a `DataError` naming the row.
 
     A row must be finite, non-negative and sum to 1 within ``sqrt(eps)`` of the
-    coarser of its dtype and ``dtype`` (the tolerance the losses apply).
-    ``start`` is the row number of ``raw[0]`` in the file, for messages.
+    coarser of its dtype and ``dtype`` (the tolerance the losses apply).  With
+    ``renormalize``, rows that sum to 1 up to the rounding of their digits
+    (``0.33,0.33,0.33``: `arrayloss._rounding.renormalized`, the rule of
+    ``--renormalize`` for scores) are divided by their sum first.  ``start`` is
+    the row number of ``raw[0]`` in the file, for messages.
     """
+    from .._rounding import beyond_rounding, renormalized, rounding_tolerance
+
     if raw.ndim != 2 or raw.shape[1] != n_classes:
         width = raw.shape[1] if raw.ndim == 2 else 1
         msg = f"{label} has {width} soft-label columns but the scores have {n_classes} classes"
@@ -207,15 +218,28 @@ def soft_label_rows(
     tol = math.sqrt(eps)
     with np.errstate(all="ignore"):
         bad_value = ~np.isfinite(soft).all(axis=1) | (soft < 0).any(axis=1)
-        total = np.asarray(np.sum(soft, axis=1, dtype=np.float64))
     if bad_value.any():
         i = int(np.argmax(bad_value))
         msg = f"{label} row {start + i}: soft labels must be finite and non-negative (found {soft[i].min().item()!r})"
         raise DataError(msg)
+    if renormalize:
+        soft = renormalized(soft, "probs")
+    with np.errstate(all="ignore"):  # a sum beyond float64 is inf: refused
+        total = np.asarray(np.sum(soft, axis=1, dtype=np.float64))
     off = np.abs(total - 1) > tol
     if off.any():
         i = int(np.argmax(off))
-        msg = f"{label} row {start + i}: soft labels sum to {total[i]:.6g}, not 1 (tolerance {tol:.1g})"
+        digits = float(rounding_tolerance(soft[i : i + 1], "probs")[0])
+        if renormalize:
+            why = f"{beyond_rounding(digits)} (--renormalize)"
+        else:
+            why = f"not 1 (tolerance {tol:.1g})"
+            if abs(total[i] - 1) <= digits:  # where --renormalize would help
+                why += (
+                    "; for rows that sum to 1 only up to rounding (this one's "
+                    f"digits explain {digits:.3g}), add --renormalize"
+                )
+        msg = f"{label} row {start + i}: soft labels sum to {total[i]:.10g}, {why}"
         raise DataError(msg)
     return soft, np.argmax(soft, axis=1).astype(np.int64)
 
