@@ -81,7 +81,12 @@ and converted ahead, in a thread, of those asked for; `PREFETCH_ENV` sets it."""
 
 PREFETCH_ENV = "ARRAYLOSS_ARROW_PREFETCH"
 """The environment variable that sets `PREFETCH` (``0``: no thread, each block
-read on the thread that asks for it)."""
+read on the thread that asks for it; at most `MAX_PREFETCH`)."""
+
+MAX_PREFETCH = 16
+"""The most blocks `PREFETCH_ENV` reads ahead: each is held in memory (about
+`BATCH_VALUES` values, 16 MB of float32), so more is bad usage (a `UsageError`,
+exit 2), not gigabytes of blocks read ahead."""
 
 _PARQUET = (".parquet", ".pq")
 
@@ -622,8 +627,8 @@ class _Blocks:
 
 def _prefetch_depth() -> int:
     """`PREFETCH`, or the number `PREFETCH_ENV` gives (`UsageError` for a value
-    that is not a non-negative integer)."""
-    return env_count(PREFETCH_ENV, PREFETCH)
+    that is not a non-negative integer, or is above `MAX_PREFETCH`)."""
+    return env_count(PREFETCH_ENV, PREFETCH, high=MAX_PREFETCH)
 
 
 class _Inline:

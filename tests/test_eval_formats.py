@@ -312,6 +312,21 @@ def test_bad_prefetch_variable_is_usage_error(tmp_path, data, value):
     assert f"{PREFETCH_ENV} must be a non-negative integer (got {value!r})" in line
 
 
+def test_prefetch_variable_beyond_the_bound_is_usage_error(tmp_path, data):
+    """Each block read ahead is held in memory: more than `MAX_PREFETCH` is bad
+    usage before any reading; the bound itself is taken."""
+    from arrayloss._arrow import MAX_PREFETCH, PREFETCH_ENV
+
+    z, y, _ = data
+    pq.write_table(_table(z, y), tmp_path / "t.parquet")
+    args = [str(tmp_path / "t.parquet"), "--label-column", "label"]
+    line = _fails(args, 2, env={PREFETCH_ENV: str(MAX_PREFETCH + 1)})
+    want = f"{PREFETCH_ENV} must be at most {MAX_PREFETCH} (got '{MAX_PREFETCH + 1}')"
+    assert want in line
+    result = invoke([*args, "--format", "json"], env={PREFETCH_ENV: str(MAX_PREFETCH)})
+    assert json.loads(result.stdout)["n_samples"] == z.shape[0]
+
+
 @pytest.mark.parametrize("env", ["", "jemalloc", "mimalloc"])
 def test_arrow_default_pool_chosen_before_import(env):
     """The command line's process imports pyarrow with the system allocator as
