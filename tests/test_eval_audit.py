@@ -240,6 +240,32 @@ def test_eps_at_or_above_the_smallest_normal_is_the_floor_reported(zero_probs, e
     assert doc["metrics"]["nll"] == pytest.approx(want, rel=1e-14)
 
 
+@pytest.mark.parametrize("kind", ["probs", "logprobs"])
+def test_eps_0_keeps_a_subnormal_probability_exact(tmp_path, kind):
+    """--eps 0 clips nothing: a subnormal true-class probability (1e-310) has the
+    NLL of its own logarithm, not the smallest normal number's (nll was 354.54
+    for 357.25, one sample counted as a clipped zero); a zero, and only it, is
+    counted and makes nll inf."""
+    probs = np.array([[1e-310, 1.0 - 1e-310], [0.5, 0.5], [0.0, 1.0]])
+    with np.errstate(divide="ignore"):
+        scores = probs if kind == "probs" else np.log(probs)
+    np.save(tmp_path / "p.npy", scores[:2])
+    np.save(tmp_path / "all.npy", scores)
+    np.save(tmp_path / "y.npy", np.array([0, 0]))
+    np.save(tmp_path / "y3.npy", np.array([0, 0, 0]))
+    common = ["--input", kind, "--eps", "0", "--metric", "nll", "--format", "json"]
+    doc = json.loads(
+        invoke([p(tmp_path, "p.npy"), p(tmp_path, "y.npy"), *common]).stdout
+    )
+    want = (-np.log(1e-310) - np.log(0.5)) / 2
+    assert doc["metrics"]["nll"] == pytest.approx(want, rel=1e-14)
+    assert doc["n_clipped"] == 0
+    three = [p(tmp_path, "all.npy"), p(tmp_path, "y3.npy"), *common]
+    doc = json.loads(invoke(three).stdout)
+    assert doc["metrics"]["nll"] == "inf"
+    assert doc["n_clipped"] == 1
+
+
 # --------------------------------------------------------------------------- #
 # --per-class: classes x ECE bins
 # --------------------------------------------------------------------------- #

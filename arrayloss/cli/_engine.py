@@ -101,8 +101,9 @@ class ProbInput:
     taken (by ``nll`` and by the losses); ``None`` is the machine epsilon of the
     scores' dtype, ``numpy.finfo(dtype).eps``, as ``sklearn.metrics.log_loss``
     uses.  ``eps=0`` clips nothing: a zero true-class probability makes ``nll``
-    ``inf`` (the losses, which need finite logits, then read a zero as the dtype's
-    smallest normal number).  ``renormalize``: rows that sum to 1 up to the
+    ``inf``, a subnormal one keeps its finite logarithm (`nll_floor`; the losses,
+    which need finite logits, read probabilities below the dtype's smallest
+    normal number as that number).  ``renormalize``: rows that sum to 1 up to the
     rounding of their digits (`arrayloss._rounding.rounding_tolerance`: at
     least `RENORMALIZE_TOLERANCE`, at most `MAX_ROUNDING`) are divided by their
     sum.
@@ -138,6 +139,12 @@ class ProbInput:
         eps = float(info.eps) if self.eps is None else self.eps
         return max(eps, float(info.smallest_normal))
 
+    def nll_floor(self, dtype: Any) -> float:
+        """The floor ``nll`` clips true-class probabilities to: `floor`, or ``0``
+        for ``eps=0`` (nothing clipped: a subnormal probability keeps its finite
+        logarithm, a zero gives ``inf``; only the losses' logits are floored)."""
+        return 0.0 if self.eps == 0 else self.floor(dtype)
+
     def eps_for(self, dtype: Any) -> float:
         """The ``eps`` in effect for ``dtype`` (as reported)."""
         return float(np.finfo(dtype).eps) if self.eps is None else self.eps
@@ -171,9 +178,13 @@ class ClipTally:
         self, p_y: np.ndarray, w: np.ndarray | None, *, log: bool, floor: float
     ) -> None:
         """Add one chunk's true-class probabilities (``log``: log-probabilities)
-        clipped at ``floor``."""
+        clipped at ``floor`` (``0``, for --eps 0: nothing is clipped, the zeros,
+        whose NLL is ``inf``, are counted)."""
         p_y = np.asarray(p_y, dtype=np.float64)
-        clipped = p_y < (math.log(floor) if log else floor)
+        if floor > 0:
+            clipped = p_y < (math.log(floor) if log else floor)
+        else:
+            clipped = p_y == (-math.inf if log else 0.0)
         if not clipped.any():
             return
         self.count += int(np.count_nonzero(clipped))
@@ -185,8 +196,9 @@ class ClipTally:
         if zero.any():
             self.infinite = True
         keep = (lp != -math.inf) & (wc > 0)
-        d = math.log(floor) - lp[keep]
-        self.moved += exact_dot(wc[keep], np.maximum(d, 0.0))
+        if floor > 0 and keep.any():
+            d = math.log(floor) - lp[keep]
+            self.moved += exact_dot(wc[keep], np.maximum(d, 0.0))
 
 
 @dataclass
@@ -327,18 +339,29 @@ def _zero_ignored(w: np.ndarray | None, mask: np.ndarray, dtype: Any) -> np.ndar
 @cache
 def _clipped_rows(rows_cls: Any) -> Any:
     """A subclass of ``rows_cls`` (`arrayloss._metric_rows._Rows`) that clips
-    probabilities to ``[self.floor, 1]`` before taking their logarithm."""
+    probabilities to ``[self.floor, 1]`` before taking their logarithm (those of
+    ``nll`` to ``[self.nll_floor, 1]``; with ``nll_floor`` 0, a zero is read as
+    ``floor``, its ``inf`` set by the report: the tallies take finite values)."""
 
     class ClippedRows(rows_cls):  # type: ignore[misc]
         floor: float
+
+        nll_floor: float  # `ProbInput.nll_floor`: 0 for --eps 0
 
         @cached_property
         def nll(self) -> Any:
             xp = self.xp
             s_y = self._label_score[:, 0]
             if self.input == "probs":
-                return -xp.log(xp.clip(s_y, min=self.floor, max=1.0))
-            return -xp.clip(s_y, min=math.log(self.floor), max=0.0)
+                if self.nll_floor == 0:  # a zero as `floor` (inf in the report)
+                    zero = s_y <= 0
+                    s_y = xp.where(zero, xp.full_like(s_y, self.floor), s_y)
+                return -xp.log(xp.clip(s_y, min=self.nll_floor, max=1.0))
+            if self.nll_floor == 0:
+                zero = s_y == -math.inf
+                low = math.log(self.floor)
+                return -xp.clip(xp.where(zero, xp.full_like(s_y, low), s_y), max=0.0)
+            return -xp.clip(s_y, min=math.log(self.nll_floor), max=0.0)
 
         @cached_property
         def loss_logits(self) -> Any:
@@ -665,8 +688,8 @@ def evaluate_chunk(
             input=input_kind, xp=xp, eager=True,
         )  # fmt: skip
         if input_kind != "logits":
-            floor = prob.floor(s.dtype)
-            rows.floor = floor
+            rows.floor = prob.floor(s.dtype)
+            rows.nll_floor = floor = prob.nll_floor(s.dtype)
             if clips is not None:
                 if clips.eps is None:
                     clips.eps = prob.eps_for(s.dtype)
