@@ -1074,6 +1074,8 @@ def test_scores_without_classes_are_bad_data(d):
         ("-o", "eval.npy", r"-o writes the results as text .*eval.npy' has the"),
         ("-o", "eval.parquet", r"'.*eval.parquet' has the suffix '.parquet'"),
         ("-o", "eval.json.gz", r"'.*eval.json.gz' has the suffix '.gz'"),
+        ("-o", "eval.pdf", r"'.*eval.pdf' has the suffix '.pdf'"),
+        ("-o", "eval.xlsx", r"'.*eval.xlsx' has the suffix '.xlsx'"),
     ],
 )
 def test_output_suffix_of_another_format_is_refused(d, option, name, pattern):

@@ -702,16 +702,22 @@ def _output_format(ctx: click.Context, fmt: str, output: str) -> str:
     return fmt
 
 
+_NOT_TEXT = (".npy", ".npz", ".png", ".jpg", ".jpeg", ".pdf", ".svg", ".xlsx", ".xls")
+"""Suffixes of files that are no text table (NumPy, images, documents,
+spreadsheets): ``-o`` under them is bad usage (`_check_output_suffix`)."""
+
+
 def _check_output_suffix(path: str) -> None:
     """Bad usage for an ``-o`` name whose suffix is a binary format's
-    (``eval.npy``, ``eval.parquet``, ``eval.json.gz``, ``eval.png``): the results
+    (``eval.npy``, ``eval.parquet``, ``eval.json.gz``, ``eval.png``, ``eval.pdf``,
+    ``eval.xlsx``: `_NOT_TEXT`): the results
     are text, which its readers cannot open.  Any other name is written as it is
     (``eval.txt``, ``eval.log``, ``/dev/fd/3``)."""
     from arrayloss.io import ARROW_SUFFIXES
     from arrayloss.io._formats import COMPRESSION_SUFFIXES
 
     suffix = os.path.splitext(path)[1].lower()
-    if suffix in (".npy", ".npz", ".png", *ARROW_SUFFIXES, *COMPRESSION_SUFFIXES):
+    if suffix in (*_NOT_TEXT, *ARROW_SUFFIXES, *COMPRESSION_SUFFIXES):
         msg = (
             f"-o writes the results as text (--format table, json or csv); "
             f"{path!r} has the suffix {suffix!r}"
