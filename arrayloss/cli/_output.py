@@ -138,13 +138,7 @@ class Outputs:
         if folder is not None:
             msg = f"{label} {folder}"
             raise UsageError(msg)
-        ident = file_identity(path)
-        if ident in self._inputs:
-            msg = f"{label} '{path}' is also an input ({self._inputs[ident]}); choose another file"
-            raise UsageError(msg)
-        if ident in self._seen:
-            msg = f"{label} '{path}' and {self._seen[ident]} name the same file"
-            raise UsageError(msg)
+        ident = self._unclaimed(path, label, "file")
         reader = self._reads(path) if self._reads is not None else None
         if reader is not None:
             msg = (
@@ -185,6 +179,18 @@ class Outputs:
         self._targets.append(_Target(label, final, tmp, temporary=True))
         return tmp
 
+    def _unclaimed(self, path: str, label: str, other: str) -> tuple[int, int] | str:
+        """The `file_identity` of ``path``, or a `UsageError` if it is an input
+        (``choose another`` ``other``) or already an output of this command."""
+        ident = file_identity(path)
+        if ident in self._inputs:
+            msg = f"{label} '{path}' is also an input ({self._inputs[ident]}); choose another {other}"
+            raise UsageError(msg)
+        if ident in self._seen:
+            msg = f"{label} '{path}' and {self._seen[ident]} name the same file"
+            raise UsageError(msg)
+        return ident
+
     def remove(self, path: str, label: str) -> None:
         """Register the regular file ``path`` (not a link) to be removed at commit,
         with the renames: an earlier run's output that this run does not write.
@@ -197,13 +203,7 @@ class Outputs:
         except OSError as exc:
             msg = f"cannot remove {label} '{path}': {exc.strerror or exc}"
             raise DataError(msg) from None
-        ident = file_identity(path)
-        if ident in self._inputs:
-            msg = f"{label} '{path}' is also an input ({self._inputs[ident]}); choose another folder"
-            raise UsageError(msg)
-        if ident in self._seen:
-            msg = f"{label} '{path}' and {self._seen[ident]} name the same file"
-            raise UsageError(msg)
+        ident = self._unclaimed(path, label, "folder")
         read_only = read_only_error(path, label)
         if read_only is not None:  # as `rm` asks first: not removed unasked
             raise read_only
