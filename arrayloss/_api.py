@@ -1306,12 +1306,10 @@ def _dask_rows(
     import dask.array as da
 
     n_classes = targets.n_classes
-    z = z.rechunk({1: -1})
-    rows = z.chunks[0]
     soft = targets.index is None
     lab: Array = targets.soft if targets.index is None else targets.index[:, None]
-    lab = lab.rechunk((rows, -1))
-    checks = [] if w is None else [w[:, None].rechunk((rows, 1))]
+    z, lab, checks = _row_blocks(z, lab, w)
+    rows = z.chunks[0]
 
     def block(zb: Array, lb: Array, *wb: Array) -> Array:
         bxp = _xp.array_namespace(zb)
@@ -1343,6 +1341,18 @@ def _dask_rows(
     return out[:, -1], (out[:, :-1] if want_grad else None)
 
 
+def _row_blocks(
+    z: Array, labels: Array, weights: Array | None
+) -> tuple[Array, Array, list[Array]]:
+    """The Dask scores ``z`` with their classes in one chunk, and the 2-D
+    ``labels`` and the weights (as a column, in a list: none without weights)
+    chunked as ``z``'s rows, for `dask.array.map_blocks` over the row blocks."""
+    z = z.rechunk({1: -1})
+    rows = z.chunks[0]
+    checks = [] if weights is None else [weights[:, None].rechunk((rows, 1))]
+    return z, labels.rechunk((rows, -1)), checks
+
+
 def dask_checked(
     z: Array,
     targets: Targets,
@@ -1360,10 +1370,7 @@ def dask_checked(
         msg = "dask_checked takes class indices"
         raise TypeError(msg)
     n_classes = targets.n_classes
-    z = z.rechunk({1: -1})
-    rows = z.chunks[0]
-    lab = targets.index[:, None].rechunk((rows, 1))
-    checks = [] if weights is None else [weights[:, None].rechunk((rows, 1))]
+    z, lab, checks = _row_blocks(z, targets.index[:, None], weights)
 
     def block(
         zb: Array, lb: Array, *wb: Array, block_info: dict[Any, Any] | None = None
