@@ -184,6 +184,12 @@ def zero_probs(tmp_path):
     return tmp_path
 
 
+def _eps_args(folder, eps, scores="p.npy"):
+    """eval of ``zero_probs``' SCORES as probabilities at ``--eps eps``, quiet."""
+    labels = p(folder, "y.npy")
+    return [p(folder, scores), labels, "--input", "probs", "--eps", eps, "-q"]
+
+
 @pytest.mark.parametrize(
     ("scores", "eps", "tiny"),
     [
@@ -194,46 +200,20 @@ def zero_probs(tmp_path):
 def test_eps_below_the_smallest_normal_is_bad_usage(zero_probs, scores, eps, tiny):
     """It was raised to the smallest normal number while the report said the eps
     asked for: nll 472.38 for --eps 1e-320, where clipping at 1e-320 gives 491.3."""
-    args = [
-        p(zero_probs, scores),
-        p(zero_probs, "y.npy"),
-        "--input",
-        "probs",
-        "--eps",
-        eps,
-        "-q",
-    ]
-    line = one_error_line(invoke(args, 2))
+    line = one_error_line(invoke(_eps_args(zero_probs, eps, scores), 2))
     assert f"--eps {eps} is below the smallest normal number" in line
     assert f"give --eps {tiny} or more, or 0" in line
 
 
 @pytest.mark.skipif(not HAS_DASK, reason="needs dask[distributed]")
 def test_eps_below_the_smallest_normal_is_bad_usage_with_dask(zero_probs):
-    args = [
-        p(zero_probs, "p.npy"),
-        p(zero_probs, "y.npy"),
-        "--input",
-        "probs",
-        "--eps",
-        "1e-310",
-        "--dask",
-        "-q",
-    ]
+    args = [*_eps_args(zero_probs, "1e-310"), "--dask"]
     assert "--eps 1e-310 is below" in one_error_line(invoke(args, 2))
 
 
 @pytest.mark.parametrize("eps", ["1e-300", "2.2250738585072014e-308"])
 def test_eps_at_or_above_the_smallest_normal_is_the_floor_reported(zero_probs, eps):
-    args = [
-        p(zero_probs, "p.npy"),
-        p(zero_probs, "y.npy"),
-        "--input",
-        "probs",
-        "--eps",
-        eps,
-    ]
-    result = invoke([*args, "--format", "json", "-q"])
+    result = invoke([*_eps_args(zero_probs, eps), "--format", "json"])
     doc = json.loads(result.stdout)
     assert doc["eps"] == float(eps)
     want = np.mean(-np.log(np.clip([0.0, 0.7, 0.1], float(eps), 1.0)))
